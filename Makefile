@@ -1,0 +1,46 @@
+# Two entry points (see README): `make demo` and `make test`. Each builds .venv when missing.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export OMP_NUM_THREADS ?= 1
+export PYTHONDONTWRITEBYTECODE :=
+
+.PHONY: venv demo demo-slurm test test-fast slurm-up slurm-down bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	# torch first, from the CPU build on disk: anything else would pull a CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	echo "torch==2.13.0" > $(VENV)/constraints.txt
+	$(BIN)/pip install -q -c $(VENV)/constraints.txt -e '.[test,dft]'
+	$(BIN)/python -m compileall -q $(VENV)/lib > /dev/null || true
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/dm-hpc run campaigns/hea-demo.yaml
+
+demo-slurm: $(STAMP) slurm-up
+	$(BIN)/dm-hpc run campaigns/hea-demo-slurm.yaml
+
+slurm-up:
+	bash slurm/start-local.sh
+
+slurm-down:
+	bash slurm/stop-local.sh
+
+test: $(STAMP) slurm-up
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slurm and not dft and not slow"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/store_bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

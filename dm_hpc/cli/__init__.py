@@ -1,0 +1,41 @@
+"""The `dm-hpc` command line.
+
+Each concern registers its own sub-command module here; heavy libraries (torch, botorch,
+atomate2) are imported inside the commands, never at start-up, so `dm-hpc --help` stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="dm-hpc",
+    help="HPC-native computation and active-learning engine for materials development.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# module -> attribute holding a typer.Typer (added as a group) or a callable register(app).
+_COMMAND_MODULES = (
+    "dm_hpc.cli.store",
+    "dm_hpc.cli.calc",
+    "dm_hpc.cli.bench",
+    "dm_hpc.cli.design",
+    "dm_hpc.cli.campaign",
+)
+
+for _name in _COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(_name)
+    except ModuleNotFoundError as exc:  # a concern not built yet
+        if exc.name != _name:
+            raise
+        continue
+    _module.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,29 @@
+"""Element symbols and masses: the one list every part of dm-hpc validates against.
+
+Taken from ASE's tables (``ase.data``), which are light to import, so the data layer needs
+neither pymatgen nor a calculator to check a composition.
+"""
+from __future__ import annotations
+
+from ase.data import atomic_masses, atomic_numbers, chemical_symbols
+
+#: Real element symbols H..Og (ASE's index 0 is the placeholder "X").
+ELEMENTS: tuple[str, ...] = tuple(chemical_symbols[1:119])
+_ELEMENT_SET = frozenset(ELEMENTS)
+
+
+def is_element(symbol: str) -> bool:
+    """True when ``symbol`` is a chemical element symbol (case-sensitive, e.g. "Fe")."""
+    return symbol in _ELEMENT_SET
+
+
+def atomic_number(symbol: str) -> int:
+    """Atomic number Z of ``symbol`` (raises KeyError for an unknown symbol)."""
+    if symbol not in _ELEMENT_SET:
+        raise KeyError(f"unknown element {symbol!r}")
+    return int(atomic_numbers[symbol])
+
+
+def atomic_mass(symbol: str) -> float:
+    """Standard atomic mass of ``symbol`` in g/mol."""
+    return float(atomic_masses[atomic_number(symbol)])

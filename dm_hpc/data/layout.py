@@ -1,0 +1,80 @@
+"""On-disk layout of a dm-hpc store (format ``dm-hpc-store/1``), readable without dm-hpc.
+
+A store is a folder::
+
+    STORE/
+      manifest.json         the commit point: committed shards, their record counts, generation
+      shards/s000001.h5     immutable batches, each written whole (and fsynced) before the
+                            manifest names it
+      store.h5              one logical table over all shards (HDF5 virtual datasets), for
+                            h5py / h5dump users; rebuilt when the writer closes or compacts
+      LOCK                  held (flock) by the one writer; says who holds it
+
+A batch is acknowledged once ``manifest.json`` naming its shard has been renamed into place
+(write temp, fsync, rename, fsync folder). A crash before that leaves an orphan shard that the
+next writer deletes; a crash after it loses nothing. Shards are merged (size-tiered, 8 of a
+size into one) so a campaign that ingests one record at a time does not leave thousands.
+
+``store.h5``::
+
+    /records/<column>       virtual datasets concatenating the shards' columns (one table)
+    /records/composition/<El>, /records/properties/<name>, /records/uncertainty/<name>,
+    /records/process/<step>:<parameter>   virtual, filled with 0 / NaN where a shard has none
+    /shards/<name>          external links to each shard's root
+
+Each shard ``/records`` group holds, per record (row):
+
+    record_id  S23   content hash (``dm-`` + 20 hex)
+    source     enum  computed=0 | experimental=1
+    method     S40   calculation method or lab
+    campaign   S64   campaign name ('' if none)
+    task_id    S64   campaign task id ('' if none)
+    sample_id  S64   lab sample / suggestion id ('' if none)
+    time       f8    record timestamp, seconds since the Unix epoch (UTC)
+    element_mask u8[2]  bit Z-1 set when element Z is present (fast "contains" queries)
+    composition  f8[n,k]  atomic fractions; attribute ``columns`` names the k elements
+    properties   f8[n,k]  values in the vocabulary's canonical units (attributes ``columns``,
+                          ``units``), NaN where a record has no such property
+    uncertainty  f8[n,k]  standard uncertainties in the same units, NaN if none
+    process      f8[n,k]  process parameters ``<step>:<parameter>`` in canonical units, NaN if absent
+    json_bytes u1[]  the records' JSON, UTF-8, concatenated (the authority; columns derive from it):
+    json_offsets i8[n+1]  record i is json_bytes[offsets[i]:offsets[i+1]], as
+                     {"content": <what the id hashes>, "circumstances": <provenance details>}
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FORMAT = "dm-hpc-store/1"
+MANIFEST = "manifest.json"
+VIEW = "store.h5"
+SHARD_DIR = "shards"
+LOCK = "LOCK"
+
+ID_DTYPE = np.dtype("S23")
+METHOD_DTYPE = np.dtype("S40")
+LABEL_DTYPE = np.dtype("S64")
+SOURCE_CODES = {"computed": 0, "experimental": 1}
+
+#: Fixed per-record columns: name -> numpy dtype (source is an HDF5 enum over uint8).
+FIXED_COLUMNS: dict[str, np.dtype] = {
+    "record_id": ID_DTYPE,
+    "source": np.dtype("u1"),
+    "method": METHOD_DTYPE,
+    "campaign": LABEL_DTYPE,
+    "task_id": LABEL_DTYPE,
+    "sample_id": LABEL_DTYPE,
+    "time": np.dtype("f8"),
+}
+#: Sparse column groups and the fill value used where a shard has no such column.
+SPARSE_GROUPS: dict[str, float] = {
+    "composition": 0.0,
+    "properties": float("nan"),
+    "uncertainty": float("nan"),
+    "process": float("nan"),
+}
+
+
+def shard_name(number: int) -> str:
+    """File name of shard ``number`` (``s000001.h5``)."""
+    return f"s{number:06d}.h5"

@@ -1,0 +1,281 @@
+"""The data standard: typed records along raw material -> composition -> process -> property.
+
+Every value carries its unit: properties and process parameters are converted to the canonical
+unit of the vocabulary (``properties.yaml``) when a record is built, so a stored number never
+needs its unit looked up elsewhere. Every record carries provenance, and its ``source`` says
+whether it is ``computed`` or ``experimental``: the two are never mixed silently.
+
+The record id is a content hash of the record's scientific content (composition, process,
+properties, source, method, input hash, sample id) -- the plan's M-DOI-like identifier. Where
+or when a record was made (host, job, time, contributor) is provenance, not content: the same
+calculation ingested twice is one record.
+"""
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import math
+import re
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dm_hpc.data.composition import Composition
+from dm_hpc.data.vocabulary import canonical_unit, to_canonical
+
+RECORD_ID_PREFIX = "dm-"
+RECORD_ID_LENGTH = len(RECORD_ID_PREFIX) + 20
+_SIG_DIGITS = 12
+_NAME = re.compile(r"^[A-Za-z0-9_.+ -]{1,64}$")
+#: Field length limits follow the fixed-width columns of the HDF5 store.
+MAX_METHOD = 40
+MAX_LABEL = 64
+
+
+class Source(str, enum.Enum):
+    """Where a value comes from. Computed and experimental data are never mixed silently."""
+
+    computed = "computed"
+    experimental = "experimental"
+
+
+class MaterialClass(str, enum.Enum):
+    """The plan's four material families (plus polymer and other)."""
+
+    metal = "metal"
+    chemical = "chemical"
+    ceramic = "ceramic"
+    fibre = "fibre"
+    polymer = "polymer"
+    other = "other"
+
+
+def _round(value: float) -> float:
+    """Round to 12 significant digits so unit conversions do not change a hash."""
+    return float(f"{value:.{_SIG_DIGITS}g}")
+
+
+def _finite(name: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return _round(value)
+
+
+class Quantity(BaseModel):
+    """A number with a unit (free unit: used where no vocabulary term applies)."""
+
+    model_config = ConfigDict(frozen=True)
+    value: float
+    unit: str = "dimensionless"
+
+
+class RawMaterial(BaseModel):
+    """A raw material used to make the sample (the plan's first stage)."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    material_class: str | None = None
+    manufacturer: str | None = None
+    formula: str | None = None
+    purity: float | None = None
+    amount: Quantity | None = None
+    purchase_date: str | None = None
+
+
+class ProcessStep(BaseModel):
+    """One step of the process route; parameters are vocabulary terms in canonical units.
+
+    ``parameters`` accepts ``{"annealing_temperature": 1273}`` (canonical unit) or
+    ``{"annealing_temperature": {"value": 1000, "unit": "degC"}}`` (converted).
+    """
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    order: int = 0
+    equipment: str | None = None
+    parameters: dict[str, float] = Field(default_factory=dict)
+    settings: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"process step name {v!r}: use letters, digits, space, _ . + - (max 64)")
+        return v
+
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _parameters(cls, v: Any) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for key, val in dict(v or {}).items():
+            if isinstance(val, dict):
+                number = to_canonical(key, float(val["value"]), val.get("unit"), kind="process_parameter")
+            else:
+                canonical_unit(key, kind="process_parameter")  # unknown names are rejected
+                number = float(val)
+            out[key] = _finite(f"process parameter {key}", number)
+        return dict(sorted(out.items()))
+
+    @field_validator("settings")
+    @classmethod
+    def _settings(cls, v: dict[str, str]) -> dict[str, str]:
+        return dict(sorted(v.items()))
+
+
+class PropertyValue(BaseModel):
+    """A measured or computed property, stored in the vocabulary's canonical unit.
+
+    Give ``unit`` to have ``value`` and ``uncertainty`` converted; ``unit`` is then replaced
+    by the canonical unit. ``conditions`` hold measurement or calculation conditions.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    value: float
+    unit: str | None = None
+    uncertainty: float | None = None
+    conditions: dict[str, float | str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _convert(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "name" not in data or "value" not in data:
+            return data
+        data = dict(data)
+        name, unit = data["name"], data.get("unit")
+        target = canonical_unit(name)
+        if unit is not None and unit != target:
+            value = float(data["value"])
+            data["value"] = to_canonical(name, value, unit)
+            if data.get("uncertainty") is not None:
+                # an uncertainty converts like a difference: scale only, no offset
+                scale = to_canonical(name, value + float(data["uncertainty"]), unit) - data["value"]
+                data["uncertainty"] = abs(scale)
+        data["unit"] = target
+        return data
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, v: float) -> float:
+        return _finite("property value", v)
+
+    @field_validator("uncertainty")
+    @classmethod
+    def _uncertainty(cls, v: float | None) -> float | None:
+        if v is None:
+            return None
+        if v < 0:
+            raise ValueError(f"uncertainty must be >= 0, got {v}")
+        return _finite("uncertainty", v)
+
+    @field_validator("conditions")
+    @classmethod
+    def _conditions(cls, v: dict[str, float | str]) -> dict[str, float | str]:
+        return dict(sorted(v.items()))
+
+
+#: Provenance fields that say where and when, not what: they do not enter the record id.
+_CIRCUMSTANCES = {"code", "code_version", "job_id", "task_id", "host", "campaign", "contributor",
+                  "institution", "timestamp", "extra"}
+
+
+class Provenance(BaseModel):
+    """Where a record comes from. Only ``source``, ``method`` and ``input_hash`` enter the id."""
+
+    model_config = ConfigDict(frozen=True)
+    source: Source
+    method: str = Field(max_length=MAX_METHOD)
+    code: str | None = None
+    code_version: str | None = None
+    input_hash: str | None = None
+    job_id: str | None = None
+    task_id: str | None = Field(default=None, max_length=MAX_LABEL)
+    host: str | None = None
+    campaign: str | None = Field(default=None, max_length=MAX_LABEL)
+    contributor: str | None = None
+    institution: str | None = None
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("method must not be empty")
+        return v
+
+
+class MaterialRecord(BaseModel):
+    """One sample (measured) or one calculation (computed) in the standard form."""
+
+    model_config = ConfigDict(frozen=True)
+    material_class: MaterialClass = MaterialClass.metal
+    composition: Composition
+    raw_materials: list[RawMaterial] = Field(default_factory=list)
+    process: list[ProcessStep] = Field(default_factory=list)
+    properties: list[PropertyValue] = Field(min_length=1)
+    sample_id: str | None = Field(default=None, max_length=MAX_LABEL)
+    structure: dict[str, Any] | None = None
+    provenance: Provenance
+
+    @field_validator("properties")
+    @classmethod
+    def _unique_properties(cls, v: list[PropertyValue]) -> list[PropertyValue]:
+        names = [p.name for p in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"property given twice: {', '.join(dupes)}")
+        return sorted(v, key=lambda p: p.name)
+
+    @field_validator("process")
+    @classmethod
+    def _ordered_process(cls, v: list[ProcessStep]) -> list[ProcessStep]:
+        return sorted(v, key=lambda s: s.order)
+
+    @property
+    def source(self) -> Source:
+        return self.provenance.source
+
+    def get_property(self, name: str) -> PropertyValue | None:
+        """The property called ``name``, or None."""
+        return next((p for p in self.properties if p.name == name), None)
+
+    @cached_property
+    def content_json(self) -> str:
+        """Canonical JSON of the scientific content (what the record id hashes)."""
+        return self.model_dump_json(
+            exclude={"structure": True, "provenance": _CIRCUMSTANCES},
+            exclude_none=True,
+            exclude_defaults=True,
+        )
+
+    def to_json(self) -> str:
+        """The whole record as ``{"content": ..., "circumstances": ...}`` JSON (the store's form:
+        the content part is exactly what the id hashes, so a check needs no re-serialising)."""
+        circumstances = self.model_dump_json(
+            include={"structure": True, "provenance": _CIRCUMSTANCES}, exclude_none=True
+        )
+        return f'{{"content":{self.content_json},"circumstances":{circumstances}}}'
+
+    @classmethod
+    def from_json(cls, text: str) -> MaterialRecord:
+        """Inverse of ``to_json``."""
+        data = json.loads(text)
+        content, extra = data["content"], data["circumstances"]
+        content["provenance"].update(extra.get("provenance", {}))
+        if "structure" in extra:
+            content["structure"] = extra["structure"]
+        return cls.model_validate(content)
+
+    @cached_property
+    def record_id(self) -> str:
+        """Stable content hash, e.g. ``dm-3f2a...`` (23 characters)."""
+        return record_id_of(self.content_json)
+
+
+def record_id_of(content_json: str) -> str:
+    """Record id from canonical content JSON."""
+    return RECORD_ID_PREFIX + hashlib.sha256(content_json.encode()).hexdigest()[:20]

@@ -1,0 +1,31 @@
+"""The pint unit registry shared by the whole engine."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pint
+
+
+@lru_cache(maxsize=1)
+def registry() -> pint.UnitRegistry:
+    """The one registry (pint quantities from different registries do not mix)."""
+    ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    # "per atom" quantities are written eV/atom in the field; a counting dimension keeps
+    # eV/atom from silently converting to eV.
+    ureg.define("atom = [atom_count] = atoms")
+    ureg.define("USD = [currency] = usd = dollar")
+    ureg.define("wt_percent = percent = wt%")
+    ureg.define("at_percent = percent = at%")
+    return ureg
+
+
+def parse_unit(text: str) -> pint.Unit:
+    """Parse a unit string such as ``"g/cm^3"``, ``"MPa"``, ``"%"``; raises ValueError."""
+    cleaned = text.strip().replace("^", "**").replace("°C", "degC").replace("%", "percent")
+    if cleaned in ("", "-", "1"):
+        cleaned = "dimensionless"
+    try:
+        return registry().Unit(cleaned)
+    except (pint.UndefinedUnitError, pint.DefinitionSyntaxError, AttributeError,
+            TypeError, ValueError, AssertionError) as exc:
+        raise ValueError(f"unknown unit {text!r}") from exc

@@ -1,0 +1,94 @@
+"""Property names and process parameters with their canonical units (``properties.yaml``)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import pint
+import yaml
+
+from dm_hpc.data.units import parse_unit, registry
+
+
+class UnitError(ValueError):
+    """A value's unit is unknown or not convertible to the canonical unit."""
+
+
+class UnknownPropertyError(KeyError):
+    """A property or process-parameter name that is not in the vocabulary."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; say it plainly
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Term:
+    """One vocabulary entry: a name, its canonical unit and a description."""
+
+    name: str
+    unit: str
+    description: str = ""
+
+
+@lru_cache(maxsize=1)
+def _vocabulary() -> tuple[dict[str, Term], dict[str, Term]]:
+    text = resources.files("dm_hpc.data").joinpath("properties.yaml").read_text()
+    raw = yaml.safe_load(text)
+    props = {k: Term(k, v["unit"], v.get("description", "")) for k, v in raw["properties"].items()}
+    params = {k: Term(k, v["unit"], v.get("description", "")) for k, v in raw["process_parameters"].items()}
+    return props, params
+
+
+def property_names() -> list[str]:
+    """All known property names, in vocabulary order."""
+    return list(_vocabulary()[0])
+
+
+def process_parameter_names() -> list[str]:
+    """All known process-parameter names."""
+    return list(_vocabulary()[1])
+
+
+def _term(name: str, kind: str) -> Term:
+    table = _vocabulary()[0] if kind == "property" else _vocabulary()[1]
+    try:
+        return table[name]
+    except KeyError:
+        known = ", ".join(sorted(table))
+        raise UnknownPropertyError(f"unknown {kind} {name!r}; known: {known}") from None
+
+
+def canonical_unit(name: str, kind: str = "property") -> str:
+    """Canonical unit string of a property (``kind="property"``) or a process parameter."""
+    return _term(name, kind).unit
+
+
+def to_canonical(name: str, value: float, unit: str | None, kind: str = "property") -> float:
+    """Convert ``value`` given in ``unit`` to the canonical unit of ``name``.
+
+    ``unit=None`` means the value is already canonical. Raises UnknownPropertyError for an
+    unknown name and UnitError for an unknown or incompatible unit, naming both.
+    """
+    term = _term(name, kind)
+    if unit is None or unit == term.unit:
+        return float(value)
+    try:
+        source = parse_unit(unit)
+    except ValueError as exc:
+        raise UnitError(f"{kind} {name!r}: {exc}") from None
+    try:
+        target = parse_unit(term.unit)
+        return float(registry().Quantity(float(value), source).to(target).magnitude)
+    except pint.DimensionalityError:
+        raise UnitError(
+            f"{kind} {name!r}: unit {unit!r} cannot be converted to {term.unit!r}"
+        ) from None
+
+
+def check_finite(name: str, value: float) -> float:
+    """Reject NaN and infinities, naming the field."""
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: value must be a finite number, got {value!r}")
+    return value
