@@ -1,6 +1,7 @@
 """The pint unit registry shared by the whole engine."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import pint
@@ -14,18 +15,22 @@ def registry() -> pint.UnitRegistry:
     # eV/atom from silently converting to eV.
     ureg.define("atom = [atom_count] = atoms")
     ureg.define("USD = [currency] = usd = dollar")
-    ureg.define("wt_percent = percent = wt%")
-    ureg.define("at_percent = percent = at%")
     return ureg
 
 
 def parse_unit(text: str) -> pint.Unit:
     """Parse a unit string such as ``"g/cm^3"``, ``"MPa"``, ``"%"``; raises ValueError."""
-    cleaned = text.strip().replace("^", "**").replace("°C", "degC").replace("%", "percent")
+    cleaned = re.sub(r"\b(wt|at)\s*%", "%", text.strip()).replace("^", "**").replace("°C", "degC").replace("%", "percent")
     if cleaned in ("", "-", "1"):
         cleaned = "dimensionless"
+    errors = (pint.UndefinedUnitError, pint.DefinitionSyntaxError, AttributeError, TypeError,
+              ValueError, AssertionError)
     try:
         return registry().Unit(cleaned)
-    except (pint.UndefinedUnitError, pint.DefinitionSyntaxError, AttributeError,
-            TypeError, ValueError, AssertionError) as exc:
+    except errors:
+        pass
+    # "g/cm3", "mg/cm2": exponents written without ** as on lab sheets
+    try:
+        return registry().Unit(re.sub(r"(?<=[A-Za-z])(\d+)\b", r"**\1", cleaned))
+    except errors as exc:
         raise ValueError(f"unknown unit {text!r}") from exc

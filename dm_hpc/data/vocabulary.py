@@ -16,7 +16,7 @@ class UnitError(ValueError):
     """A value's unit is unknown or not convertible to the canonical unit."""
 
 
-class UnknownPropertyError(KeyError):
+class UnknownPropertyError(KeyError, ValueError):
     """A property or process-parameter name that is not in the vocabulary."""
 
     def __str__(self) -> str:  # KeyError quotes its message; say it plainly

@@ -1,0 +1,93 @@
+"""From the store to training tensors: which records a campaign learns from, and as which fidelity.
+
+A computed record counts as the fidelity whose calculation method made it; an experimental
+record as the lab fidelity. Records of other methods, of elements outside the design space,
+or lacking a needed property are left out (and counted, so a report can say so).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from dm_hpc.campaign.spec import Campaign, FidelityKind
+
+
+@dataclass
+class TrainingSet:
+    """Rows the surrogate learns from.
+
+    Attributes:
+        compositions: one ``{element: atomic fraction}`` per row.
+        process: ``n x P`` process parameters (canonical units; calculations get the midpoint).
+        Y: ``n x m`` values of ``campaign.properties`` in canonical units.
+        fidelity: ``n`` fidelity indices into ``campaign.fidelities``.
+        record_ids: ``n`` record ids (provenance of every training row).
+        skipped: reason -> number of records left out.
+    """
+
+    compositions: list[dict[str, float]]
+    process: np.ndarray
+    Y: np.ndarray
+    fidelity: np.ndarray
+    record_ids: list[str]
+    sources: list[str]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.record_ids)
+
+
+def fidelity_of(campaign: Campaign, source: str, method: str) -> int | None:
+    """Index of the fidelity a record belongs to (None: not this campaign's)."""
+    for i, fid in enumerate(campaign.fidelities):
+        if source == "computed" and fid.kind == FidelityKind.calculation and fid.method == method:
+            return i
+        if source == "experimental" and fid.kind == FidelityKind.experiment:
+            return i
+    return None
+
+
+def training_set(campaign: Campaign, df: pd.DataFrame) -> TrainingSet:
+    """Select and shape the store's records (``Store.to_dataframe()``) for ``campaign``."""
+    props = campaign.properties
+    elements = list(campaign.space.elements)
+    pnames = list(campaign.space.process)
+    skipped: dict[str, int] = {}
+    if df.empty:
+        return TrainingSet([], np.zeros((0, len(pnames))), np.zeros((0, len(props))), np.zeros(0, int), [], [], {})
+
+    fid = np.array([fidelity_of(campaign, s, m) if fidelity_of(campaign, s, m) is not None else -1
+                    for s, m in zip(df["source"], df["method"])])
+    keep = fid >= 0
+    skipped["other method or source"] = int((~keep).sum())
+
+    x_cols = [c for c in df.columns if c.startswith("x_")]
+    outside = [c for c in x_cols if c[2:] not in elements]
+    if outside and elements:
+        inside = (df[outside].fillna(0).to_numpy() <= 1e-9).all(axis=1)
+        skipped["elements outside the design space"] = int((keep & ~inside).sum())
+        keep &= inside
+    for p in props:
+        has = df[p].notna().to_numpy() if p in df.columns else np.zeros(len(df), bool)
+        skipped[f"no {p}"] = int((keep & ~has).sum())
+        keep &= has
+    sub = df[keep]
+    comps = [{c[2:]: float(v) for c, v in zip(x_cols, row) if v > 0} for row in sub[x_cols].to_numpy()]
+    proc = np.zeros((len(sub), len(pnames)))
+    for j, name in enumerate(pnames):
+        bound = campaign.space.process[name]
+        cols = [c for c in sub.columns if c.startswith("process.") and c.endswith(f":{name}")]
+        values = sub[cols].bfill(axis=1).iloc[:, 0].to_numpy(dtype=float) if cols else np.full(len(sub), np.nan)
+        # calculations do not model the process route: they stand at the middle of the box
+        proc[:, j] = np.where(np.isnan(values), 0.5 * (bound.low + bound.high), values)
+    return TrainingSet(
+        compositions=comps,
+        process=proc,
+        Y=sub[props].to_numpy(dtype=float) if len(sub) else np.zeros((0, len(props))),
+        fidelity=fid[keep],
+        record_ids=list(sub["record_id"]),
+        sources=list(sub["source"]),
+        skipped={k: v for k, v in skipped.items() if v},
+    )

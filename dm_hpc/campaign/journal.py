@@ -1,0 +1,155 @@
+"""The campaign journal: every transition, appended durably, replayed on resume.
+
+One JSON object per line in ``RUN_DIR/journal.jsonl``, written and fsynced before the step it
+records is acted on (write-ahead). A ``kill -9`` can tear only the last line, which replay
+ignores. Replay rebuilds the campaign state, so a restarted manager knows which tasks were
+planned, submitted, finished, ingested, and which experiments the lab was sent.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Task states as the journal knows them (runner job states live in dm_hpc.runners.states).
+PLANNED, SUBMITTED, FINISHED, INGESTED, FAILED = "planned", "submitted", "finished", "ingested", "failed"
+
+
+@dataclass
+class TaskEntry:
+    """What the journal knows of one calculation task."""
+
+    task_id: str
+    fidelity: str
+    composition: dict[str, float]
+    process: dict[str, float]
+    status: str = PLANNED
+    submissions: int = 0
+    predicted: dict[str, Any] = field(default_factory=dict)
+    record_id: str | None = None
+    error: str | None = None
+    core_hours: float = 0.0
+    planned_at: float = 0.0
+    ended_at: float | None = None
+
+
+@dataclass
+class LabEntry:
+    """One suggested experiment (its id is the lab sheet's sample_id)."""
+
+    sample_id: str
+    composition: dict[str, float]
+    process: dict[str, float]
+    predicted: dict[str, Any] = field(default_factory=dict)
+    batch: int = 0
+    record_id: str | None = None
+
+
+@dataclass
+class State:
+    """The campaign as replayed from its journal."""
+
+    tasks: dict[str, TaskEntry] = field(default_factory=dict)
+    lab: dict[str, LabEntry] = field(default_factory=dict)
+    lab_batches: int = 0
+    refits: int = 0
+    started_at: float | None = None
+    elapsed_before: float = 0.0
+    stopped: str | None = None
+    best: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def in_flight(self) -> list[TaskEntry]:
+        return [t for t in self.tasks.values() if t.status in (PLANNED, SUBMITTED)]
+
+    @property
+    def finished(self) -> list[TaskEntry]:
+        return [t for t in self.tasks.values() if t.status in (INGESTED, FAILED)]
+
+    @property
+    def core_hours(self) -> float:
+        return sum(t.core_hours for t in self.tasks.values())
+
+
+class Journal:
+    """Append-only, fsynced JSONL log of campaign events."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def write(self, event: str, **data: Any) -> None:
+        """Append one event and make it durable before returning."""
+        line = json.dumps({"t": time.time(), "event": event, **data}, separators=(",", ":"))
+        self._fh.write(line + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+    @staticmethod
+    def events(path: Path) -> Iterator[dict[str, Any]]:
+        """Events in order; a torn last line (a crash mid-write) is skipped."""
+        if not Path(path).exists():
+            return
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.endswith("\n"):
+                    return  # torn by a crash: never acknowledged
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    return
+
+
+def replay(path: Path) -> State:
+    """Rebuild the campaign state from its journal."""
+    state = State()
+    for ev in Journal.events(path):
+        kind = ev["event"]
+        if kind == "start":
+            state.started_at = ev["t"]
+            state.stopped = None
+        elif kind == "pause":
+            state.elapsed_before = ev.get("elapsed", state.elapsed_before)
+        elif kind == "planned":
+            state.tasks[ev["task_id"]] = TaskEntry(
+                task_id=ev["task_id"], fidelity=ev["fidelity"], composition=ev["composition"],
+                process=ev.get("process", {}), predicted=ev.get("predicted", {}), planned_at=ev["t"],
+            )
+        elif kind == "submitted":
+            task = state.tasks[ev["task_id"]]
+            task.status = SUBMITTED
+            task.submissions += 1
+        elif kind == "ingested":
+            task = state.tasks[ev["task_id"]]
+            task.status, task.record_id = INGESTED, ev.get("record_id")
+            task.core_hours, task.ended_at = ev.get("core_hours", 0.0), ev["t"]
+        elif kind == "failed":
+            task = state.tasks[ev["task_id"]]
+            task.status, task.error = FAILED, ev.get("error")
+            task.core_hours, task.ended_at = ev.get("core_hours", 0.0), ev["t"]
+        elif kind == "lab_suggested":
+            state.lab_batches = max(state.lab_batches, ev["batch"])
+            for s in ev["samples"]:
+                state.lab[s["sample_id"]] = LabEntry(
+                    sample_id=s["sample_id"], composition=s["composition"], process=s.get("process", {}),
+                    predicted=s.get("predicted", {}), batch=ev["batch"],
+                )
+        elif kind == "lab_ingested":
+            for sid, rid in ev["records"].items():
+                if sid in state.lab:
+                    state.lab[sid].record_id = rid
+        elif kind == "refit":
+            state.refits += 1
+            if "best" in ev:
+                state.best.append({"n": ev.get("n"), **ev["best"]})
+        elif kind == "stop":
+            state.stopped = ev.get("reason")
+    return state

@@ -1,0 +1,348 @@
+"""The campaign file: one YAML that says what to optimise, where, with what, and for how long.
+
+Validated once, here, at the boundary (BayBE's habit); everything inside trusts the typed
+``Campaign``. ``load_campaign`` turns every problem into a ``CampaignError`` that names the
+file, the field and what was expected -- never a traceback.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dm_hpc.data import canonical_unit, is_element, to_canonical
+from dm_hpc.data.vocabulary import UnitError, UnknownPropertyError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
+_TARGET = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*(.*?)\s*$")
+
+
+class CampaignError(ValueError):
+    """A campaign file that cannot be used; the message names file and field."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_duration(value: str | float | int) -> float:
+    """``"90s"``, ``"5 min"``, ``"2h"``, ``"3d"`` or a number of seconds -> seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("a duration must be >= 0")
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 5m, 2h, 3d)")
+    factor = {"s": 1, None: 1, "m": 60, "min": 60, "h": 3600, "d": 86400}[m.group(2)]
+    return float(m.group(1)) * factor
+
+
+class Bound(Strict):
+    """A process parameter's range, in the given unit (converted to canonical)."""
+
+    low: float
+    high: float
+    unit: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bound:
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} > high {self.high}")
+        return self
+
+
+class Space(Strict):
+    """The design space: element bounds (atomic fractions) and process boxes, or a pool."""
+
+    elements: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    max_elements: int | None = Field(default=None, ge=1)
+    min_elements: int = Field(default=1, ge=1)
+    excluded: list[str] = Field(default_factory=list)
+    process: dict[str, Bound] = Field(default_factory=dict)
+    pool: Path | None = None
+    pool_map: Path | None = None
+
+    @field_validator("elements")
+    @classmethod
+    def _elements(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for el, (lo, hi) in v.items():
+            if not is_element(el):
+                raise ValueError(f"unknown element {el!r}")
+            if not 0 <= lo <= hi <= 1:
+                raise ValueError(f"{el}: bounds must satisfy 0 <= low <= high <= 1, got [{lo}, {hi}]")
+        return v
+
+    @field_validator("process")
+    @classmethod
+    def _process(cls, v: dict[str, Bound]) -> dict[str, Bound]:
+        out = {}
+        for name, b in v.items():
+            unit = canonical_unit(name, kind="process_parameter")
+            lo = to_canonical(name, b.low, b.unit, kind="process_parameter")
+            hi = to_canonical(name, b.high, b.unit, kind="process_parameter")
+            out[name] = Bound(low=lo, high=hi, unit=unit)
+        return out
+
+    @model_validator(mode="after")
+    def _something(self) -> Space:
+        if not self.elements and self.pool is None:
+            raise ValueError("give elements with bounds, or a candidate pool file")
+        if self.elements:
+            lo = sum(b[0] for b in self.elements.values())
+            if lo > 1 + 1e-9:
+                raise ValueError(f"element lower bounds sum to {lo:.3f} > 1")
+            k = self.max_elements or len(self.elements)
+            if sum(sorted((b[1] for b in self.elements.values()), reverse=True)[:k]) < 1 - 1e-9:
+                raise ValueError("upper bounds cannot reach a sum of one with max_elements elements")
+            if self.min_elements > k:
+                raise ValueError(f"min_elements {self.min_elements} > max_elements {k}")
+        return self
+
+
+class Goal(str, enum.Enum):
+    min = "min"
+    max = "max"
+
+
+class Objective(Strict):
+    """A property to minimise or maximise (values in ``unit`` or the canonical unit)."""
+
+    property: str
+    goal: Goal
+    unit: str | None = None
+    target: float | None = None  # stop when the best value reaches it (in ``unit``)
+
+    @model_validator(mode="after")
+    def _known(self) -> Objective:
+        canonical_unit(self.property)
+        if self.unit is not None and self.target is not None:
+            to_canonical(self.property, self.target, self.unit)
+        elif self.unit is not None:
+            to_canonical(self.property, 1.0, self.unit)
+        return self
+
+    @property
+    def canonical_target(self) -> float | None:
+        return None if self.target is None else to_canonical(self.property, self.target, self.unit)
+
+
+class Constraint(Strict):
+    """An outcome constraint such as ``density <= 7 g/cm3`` (value converted to canonical)."""
+
+    property: str
+    op: Literal["<=", ">="]
+    value: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            m = _TARGET.match(data)
+            if not m:
+                raise ValueError(f"constraint {data!r}: expected '<property> <=|>= <number> [unit]'")
+            name, op, number, unit = m.groups()
+            op = {"<": "<=", ">": ">="}.get(op, op)
+            return {"property": name, "op": op,
+                    "value": to_canonical(name, float(number), unit or None)}
+        return data
+
+
+class FidelityKind(str, enum.Enum):
+    calculation = "calculation"
+    experiment = "experiment"
+
+
+class Fidelity(Strict):
+    """A way to obtain the objectives: a calculation method or the lab.
+
+    Cost is in core-hours for calculations (``auto``: the method's own estimate) and in
+    lab-days for experiments; ``budget.core_hours_per_lab_day`` puts them on one scale.
+    """
+
+    name: str
+    kind: FidelityKind
+    method: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    cost: float | Literal["auto"] = "auto"
+    runner: str = "default"
+    cores: int = Field(default=1, ge=1)
+    walltime: float = 600.0
+    batch_size: int = Field(default=8, ge=1)
+    turnaround: float = 14 * 86400.0
+    target: bool = False
+
+    @field_validator("walltime", "turnaround", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    @model_validator(mode="after")
+    def _method(self) -> Fidelity:
+        if self.kind == FidelityKind.calculation and not self.method:
+            raise ValueError(f"calculation fidelity {self.name!r} needs a method (e.g. emt, gpaw, qe)")
+        if self.kind == FidelityKind.experiment and self.cost == "auto":
+            raise ValueError(f"experiment fidelity {self.name!r} needs a cost in lab-days")
+        return self
+
+
+class Budget(Strict):
+    """Limits; the campaign stops at the first one reached."""
+
+    core_hours: float | None = Field(default=None, gt=0)
+    calculations: int | None = Field(default=None, ge=1)
+    lab_experiments: int | None = Field(default=None, ge=0)
+    wall_time: float | None = None
+    core_hours_per_lab_day: float = Field(default=1000.0, gt=0)
+
+    @field_validator("wall_time", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float | None:
+        return None if v is None else parse_duration(v)
+
+
+class Stopping(Strict):
+    """Stopping rules besides the budget."""
+
+    no_improvement_rounds: int | None = Field(default=None, ge=1)
+    targets_met: bool = True
+
+
+class RunnerKind(str, enum.Enum):
+    local = "local"
+    slurm = "slurm"
+    dask = "dask"
+    mpi = "mpi"
+
+
+class Runner(Strict):
+    """Where calculations run."""
+
+    kind: RunnerKind = RunnerKind.local
+    cores: int = Field(default=2, ge=1)
+    max_in_flight: int = Field(default=4, ge=1)
+    site: Path | None = None
+    retries: int = Field(default=1, ge=0)
+
+
+class Learning(Strict):
+    """Surrogate and acquisition settings (defaults are what the benchmarks support)."""
+
+    surrogate: Literal["auto", "gp", "multitask", "ensemble"] = "auto"
+    initial_points: int = Field(default=6, ge=1)
+    refit_every: int = Field(default=4, ge=1)
+    batch_size: int = Field(default=4, ge=1)
+
+
+class Campaign(Strict):
+    """A whole campaign (see ``campaigns/*.yaml`` and ``campaigns/schema.json``)."""
+
+    name: str
+    description: str = ""
+    material_class: Literal["metal", "chemical", "ceramic", "fibre", "polymer", "other"] = "metal"
+    store: Path
+    workdir: Path | None = None
+    seed: int = 0
+    space: Space
+    objectives: Annotated[list[Objective], Field(min_length=1)]
+    constraints: list[Constraint] = Field(default_factory=list)
+    fidelities: Annotated[list[Fidelity], Field(min_length=1)]
+    budget: Budget
+    stopping: Stopping = Field(default_factory=Stopping)
+    runner: Runner = Field(default_factory=Runner)
+    learning: Learning = Field(default_factory=Learning)
+    mode: Literal["optimise", "gaps"] = "optimise"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("use 1-48 letters, digits, '_', '.', '-' (it names Slurm jobs and folders)")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Campaign:
+        names = [f.name for f in self.fidelities]
+        if len(set(names)) != len(names):
+            raise ValueError(f"fidelity names must be unique: {names}")
+        if not any(f.kind == FidelityKind.calculation for f in self.fidelities):
+            raise ValueError("at least one calculation fidelity is needed")
+        props = [o.property for o in self.objectives]
+        if len(set(props)) != len(props):
+            raise ValueError(f"objective given twice: {props}")
+        if sum(f.target for f in self.fidelities) > 1:
+            raise ValueError("at most one fidelity can be the target")
+        if self.budget.core_hours is None and self.budget.calculations is None and self.budget.wall_time is None:
+            raise ValueError("budget needs core_hours, calculations or wall_time (a campaign must end)")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        """Where run folders, the journal, sheets and the report go."""
+        return self.workdir or Path("runs") / self.name
+
+    @property
+    def calculations(self) -> list[Fidelity]:
+        return [f for f in self.fidelities if f.kind == FidelityKind.calculation]
+
+    @property
+    def lab(self) -> Fidelity | None:
+        return next((f for f in self.fidelities if f.kind == FidelityKind.experiment), None)
+
+    @property
+    def properties(self) -> list[str]:
+        """Every property the campaign needs (objectives, then constraints)."""
+        out = [o.property for o in self.objectives]
+        return out + [c.property for c in self.constraints if c.property not in out]
+
+
+def _format_errors(path: str, exc: ValidationError) -> str:
+    lines = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "missing":
+            msg = "required field is missing"
+        elif e["type"] == "extra_forbidden":
+            msg = "unknown field (check its spelling)"
+        lines.append(f"  {loc}: {msg}")
+    return f"{path}: invalid campaign:\n" + "\n".join(lines)
+
+
+def parse_campaign(data: Any, origin: str = "<campaign>") -> Campaign:
+    """Validate already-loaded campaign data; raises ``CampaignError``."""
+    if not isinstance(data, dict):
+        raise CampaignError(f"{origin}: a campaign is a mapping of fields, got {type(data).__name__}")
+    try:
+        return Campaign.model_validate(data)
+    except ValidationError as exc:
+        raise CampaignError(_format_errors(origin, exc)) from None
+    except (UnitError, UnknownPropertyError, ValueError, TypeError, KeyError) as exc:
+        raise CampaignError(f"{origin}: {exc}") from None
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Read and validate a campaign YAML file; raises ``CampaignError`` naming file and field."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CampaignError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        raise CampaignError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    return parse_campaign(data, str(path))
+
+
+def json_schema() -> str:
+    """The campaign file's JSON Schema (written to ``campaigns/schema.json``)."""
+    return json.dumps(Campaign.model_json_schema(), indent=2)

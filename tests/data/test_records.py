@@ -1,0 +1,105 @@
+"""The data standard: compositions, units, record ids."""
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from dm_hpc.data import (
+    Composition,
+    CompositionError,
+    MaterialRecord,
+    UnitError,
+    UnknownPropertyError,
+    canonical_unit,
+    to_canonical,
+)
+
+
+def record(**overrides):
+    data = {
+        "composition": "Al0.25Cu0.75",
+        "properties": [{"name": "density", "value": 7800, "unit": "kg/m^3", "uncertainty": 10}],
+        "provenance": {"source": "experimental", "method": "lab-a"},
+    }
+    data.update(overrides)
+    return MaterialRecord.model_validate(data)
+
+
+def test_formula_dict_and_weight_percent_agree():
+    by_formula = Composition("Fe0.5Ni0.5")
+    by_dict = Composition({"Ni": 2, "Fe": 2})
+    assert by_formula == by_dict
+    assert by_formula.elements == ["Fe", "Ni"]
+    wt = by_formula.amounts("weight_percent")
+    back = Composition.from_amounts(wt, "weight_percent")
+    assert back.fractions == pytest.approx(by_formula.fractions, abs=1e-12)
+    assert sum(wt.values()) == pytest.approx(100)
+    assert wt["Ni"] > wt["Fe"]  # nickel is heavier
+
+
+def test_balance_element_as_metallurgists_write_it():
+    steel = Composition.from_amounts({"Fe": "bal", "C": 0.2, "Mn": 1.5}, "weight_percent")
+    wt = steel.amounts("weight_percent")
+    assert wt["Fe"] == pytest.approx(98.3)
+    assert steel.fractions["C"] > 0.2 / 100  # carbon is light: more atoms than its weight share
+
+
+@pytest.mark.parametrize(
+    "amounts, message",
+    [({"Xx": 0.5, "Fe": 0.5}, "unknown element"), ({"Fe": -0.1, "Ni": 1.1}, "negative"),
+     ({"Fe": 0.0}, "empty"), ({"Fe": "bal", "Ni": 120}, "balance")],
+)
+def test_bad_compositions_are_named(amounts, message):
+    basis = "weight_percent" if "bal" in amounts.values() else "atomic_fraction"
+    with pytest.raises(CompositionError, match=message):
+        Composition.from_amounts(amounts, basis)
+
+
+def test_units_convert_to_canonical_and_bad_units_are_rejected():
+    assert canonical_unit("density") == "g/cm**3"
+    assert to_canonical("density", 7800, "kg/m^3") == pytest.approx(7.8)
+    assert to_canonical("mixing_energy", -50, "meV/atom") == pytest.approx(-0.05)
+    assert to_canonical("temperature", 900, "degC", kind="process_parameter") == pytest.approx(1173.15)
+    with pytest.raises(UnitError, match="density.*MPa"):
+        to_canonical("density", 1.0, "MPa")
+    with pytest.raises(UnitError, match="unknown unit"):
+        to_canonical("density", 1.0, "furlongs-ish")
+    with pytest.raises(UnknownPropertyError, match="unknown property 'strenght'"):
+        to_canonical("strenght", 1.0, "MPa")
+
+
+def test_record_converts_units_and_uncertainty():
+    rec = record()
+    density = rec.get_property("density")
+    assert density.unit == "g/cm**3"
+    assert density.value == pytest.approx(7.8)
+    assert density.uncertainty == pytest.approx(0.01)
+
+
+def test_record_id_is_content_hash_independent_of_circumstances():
+    a = record()
+    b = record(provenance={"source": "experimental", "method": "lab-a", "host": "elsewhere",
+                           "job_id": "42", "contributor": "someone"})
+    c = record(provenance={"source": "computed", "method": "lab-a"})
+    same_in_other_units = record(properties=[{"name": "density", "value": 7.8, "unit": "g/cm^3",
+                                              "uncertainty": 0.01}])
+    assert a.record_id == b.record_id == same_in_other_units.record_id
+    assert a.record_id != c.record_id  # computed and experimental are never the same record
+    assert a.record_id.startswith("dm-") and len(a.record_id) == 23
+
+
+def test_record_json_round_trip_keeps_id():
+    rec = record(process=[{"name": "anneal", "parameters": {"annealing_temperature": {"value": 900, "unit": "degC"}}}])
+    back = MaterialRecord.from_json(rec.to_json())
+    assert back == rec and back.record_id == rec.record_id
+
+
+def test_record_rejects_nan_unknown_property_and_duplicates():
+    with pytest.raises(ValidationError, match="finite"):
+        record(properties=[{"name": "density", "value": float("nan")}])
+    with pytest.raises(ValidationError, match="unknown property"):
+        record(properties=[{"name": "densty", "value": 1.0}])
+    with pytest.raises(ValidationError, match="given twice"):
+        record(properties=[{"name": "density", "value": 1.0}, {"name": "density", "value": 2.0}])
+    with pytest.raises(ValidationError, match="source"):
+        record(provenance={"source": "guessed", "method": "x"})
