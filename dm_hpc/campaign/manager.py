@@ -411,6 +411,11 @@ class CampaignManager:
         pending += [(s.composition, s.process) for s in list(self.queue) + self.lab_pending]
         pending += [(e.composition, e.process) for e in state.lab.values() if e.record_id is None]
         allowed = self._allowed_fidelities(state) if multi else [first_calc]
+        if self.c.mode == "gaps":
+            from dm_hpc.campaign.gaps import gap_suggestions
+
+            self.queue.extend(gap_suggestions(self.c, model, space, q, pending, seed=int(self.rng.integers(2**31))))
+            return
         suggestions = model_suggestions(self.c, model, space, multi, q, pending, allowed,
                                         seed=int(self.rng.integers(2**31)))
         lab = self.c.lab

@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "dm_hpc.cli.bench",
     "dm_hpc.cli.design",
     "dm_hpc.cli.campaign",
+    "dm_hpc.cli.runners",
 )
 
 for _name in _COMMAND_MODULES:

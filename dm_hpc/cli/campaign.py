@@ -1,0 +1,207 @@
+"""Campaign commands: init, validate, run, status, suggest, ingest, report, stop, gaps."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dm_hpc.cli.store import fail
+
+console = Console()
+CampaignFile = Annotated[Path, typer.Argument(help="Campaign YAML file (see campaigns/).")]
+TEMPLATES = {"demo": "hea-demo.yaml", "turbine": "hea-turbine.yaml", "pool": "oer-pool.yaml"}
+
+
+def register(app: typer.Typer) -> None:
+    for fn in (init, validate, run, status, suggest, ingest, report, stop, gaps):
+        app.command(fn.__name__)(fn)
+
+
+def _load(path: Path):
+    from dm_hpc.campaign import CampaignError, load_campaign
+
+    try:
+        return load_campaign(path)
+    except CampaignError as exc:
+        fail(str(exc))
+
+
+def init(
+    name: Annotated[str, typer.Argument(help="Campaign name (letters, digits, _ . -).")],
+    template: Annotated[str, typer.Option(help=f"One of {', '.join(TEMPLATES)}.")] = "demo",
+    out: Annotated[Optional[Path], typer.Option(help="Where to write (default campaigns/NAME.yaml).")] = None,
+) -> None:
+    """Scaffold a campaign file from a template."""
+    import yaml
+
+    from dm_hpc.campaign import CampaignError, parse_campaign
+
+    if template not in TEMPLATES:
+        fail(f"--template must be one of {', '.join(TEMPLATES)}")
+    source = Path(__file__).resolve().parents[2] / "campaigns" / TEMPLATES[template]
+    data = yaml.safe_load(source.read_text())
+    data.update(name=name, store=f"runs/{name}/store", workdir=f"runs/{name}")
+    try:
+        parse_campaign(data, name)
+    except CampaignError as exc:
+        fail(str(exc))
+    out = out or Path("campaigns") / f"{name}.yaml"
+    if out.exists():
+        fail(f"{out} exists; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# Scaffolded from {source.name}; edit the space, objectives and budget.\n"
+                   + yaml.safe_dump(data, sort_keys=False))
+    console.print(f"wrote {out}; check it with `dm-hpc validate {out}`")
+
+
+def validate(campaign: CampaignFile) -> None:
+    """Check a campaign file; errors name the field and what was expected."""
+    c = _load(campaign)
+    console.print(f"ok: {c.name}: {len(c.space.elements)} elements, {len(c.objectives)} objective(s), "
+                  f"fidelities {', '.join(f.name for f in c.fidelities)}, runner {c.runner.kind.value}")
+
+
+def run(
+    campaign: CampaignFile,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
+    max_seconds: Annotated[Optional[float], typer.Option(help="Pause after this many seconds (resume later).")] = None,
+) -> None:
+    """Run a campaign, or resume an interrupted one; ends with a report and the lab sheet."""
+    from dm_hpc.campaign.lab import write_suggestions
+    from dm_hpc.campaign.manager import CampaignBusyError, CampaignManager
+    from dm_hpc.campaign.report import write_report
+
+    c = _load(campaign)
+    try:
+        summary = CampaignManager(c, console=console, quiet=quiet).run(max_seconds=max_seconds)
+    except CampaignBusyError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        console.print(f"\ninterrupted; every step so far is journalled: `dm-hpc run {campaign}` resumes")
+        raise typer.Exit(130)
+    report_path = write_report(c)
+    sheet = c.run_dir / "lab-suggestions.xlsx"
+    n_lab = write_suggestions(c, sheet) if c.lab is not None else 0
+    console.print(f"[bold]{c.name}[/]: {summary.reason}")
+    console.print(f"  calculations: {summary.ingested} ingested, {summary.failed} failed, "
+                  f"{summary.submitted} submissions; {summary.core_hours:.3f} core-hours")
+    if summary.utilisation is not None:
+        console.print(f"  worker utilisation: {summary.utilisation:.0%}")
+    for prop, value in summary.best.items():
+        console.print(f"  best {prop}: {value:.6g}")
+    console.print(f"  HDF5 store:  {c.store}")
+    console.print(f"  report:      {report_path} (plots beside it)")
+    if c.lab is not None:
+        console.print(f"  lab sheet:   {sheet} ({n_lab} suggested experiments)")
+
+
+def status(campaign: CampaignFile) -> None:
+    """Tasks, lab batches and budget of a campaign, from its journal."""
+    from dm_hpc.campaign import journal as jn
+
+    c = _load(campaign)
+    state = jn.replay(c.run_dir / "journal.jsonl")
+    if state.started_at is None:
+        console.print(f"{c.name}: not started")
+        return
+    counts: dict[str, int] = {}
+    for t in state.tasks.values():
+        counts[t.status] = counts.get(t.status, 0) + 1
+    table = Table(title=f"{c.name}: {state.stopped or 'running or interrupted'}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for key in (jn.PLANNED, jn.SUBMITTED, jn.INGESTED, jn.FAILED):
+        table.add_row(f"tasks {key}", str(counts.get(key, 0)))
+    table.add_row("lab experiments suggested", str(len(state.lab)))
+    table.add_row("lab experiments measured", str(sum(e.record_id is not None for e in state.lab.values())))
+    table.add_row("surrogate refits", str(state.refits))
+    table.add_row("core-hours used", f"{state.core_hours:.3f}")
+    console.print(table)
+    for t in state.tasks.values():
+        if t.status == jn.FAILED:
+            console.print(f"  failed {t.task_id}: {t.error}", highlight=False)
+
+
+def suggest(
+    campaign: CampaignFile,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Sheet to write (.xlsx or .csv).")],
+) -> None:
+    """Write the pending suggested experiments as a lab sheet in the standard template."""
+    from dm_hpc.campaign.lab import write_suggestions
+
+    c = _load(campaign)
+    if c.lab is None:
+        fail(f"campaign {c.name!r} has no experiment fidelity, so nothing is suggested to a lab")
+    try:
+        n = write_suggestions(c, out)
+    except ValueError as exc:
+        fail(str(exc))
+    console.print(f"wrote {n} suggested experiments to {out}")
+
+
+def ingest(
+    campaign: CampaignFile,
+    sheet: Annotated[Path, typer.Argument(help="The filled lab sheet (.xlsx or .csv).")],
+) -> None:
+    """Take a filled lab sheet back as experimental records, by sample id (all or nothing)."""
+    from dm_hpc.campaign.lab import ingest_lab_sheet
+    from dm_hpc.data.sheets import SheetError
+
+    c = _load(campaign)
+    if not sheet.exists():
+        fail(f"{sheet}: no such file")
+    try:
+        n, new, queued = ingest_lab_sheet(c, sheet)
+    except SheetError as exc:
+        fail(str(exc))
+    if queued:
+        console.print(f"validated {n} records; the running campaign ingests them within a second")
+    else:
+        console.print(f"ingested {n} records ({new} new)")
+
+
+def report(campaign: CampaignFile) -> None:
+    """Write the summary (markdown) and plots (PNG) of a campaign."""
+    from dm_hpc.campaign.report import write_report
+
+    path = write_report(_load(campaign))
+    console.print(f"wrote {path}")
+
+
+def stop(campaign: CampaignFile) -> None:
+    """Ask a running campaign to stop submitting; it finishes what is in flight."""
+    from dm_hpc.campaign.manager import STOP_FILE
+
+    c = _load(campaign)
+    c.run_dir.mkdir(parents=True, exist_ok=True)
+    (c.run_dir / STOP_FILE).write_text("stop requested\n")
+    console.print(f"stop requested for {c.name}; in-flight calculations finish and are ingested")
+
+
+def gaps(
+    store: Annotated[Path, typer.Argument(help="The store holding existing (e.g. experimental) data.")],
+    space: Annotated[Path, typer.Option("--space", help="Campaign file giving the space, properties and fidelities.")],
+    n: Annotated[int, typer.Option("-n", help="Calculations to propose.")] = 8,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the coverage map (default: the campaign's run folder).")] = None,
+) -> None:
+    """Propose calculations where the data is thinnest; draws a coverage map before/after."""
+    from dm_hpc.campaign.gaps import gaps_command
+
+    c = _load(space)
+    try:
+        proposals, png = gaps_command(store, space, n, out or c.run_dir)
+    except (ValueError, RuntimeError) as exc:
+        fail(str(exc))
+    table = Table(title=f"{len(proposals)} calculations where the data is thinnest")
+    table.add_column("fidelity")
+    table.add_column("composition")
+    table.add_column("predicted std")
+    for p in proposals:
+        comp = " ".join(f"{el}{x:.3f}" for el, x in p.composition.items())
+        std = ", ".join(f"{k}={v:.3g}" for k, v in p.predicted.get("std", {}).items())
+        table.add_row(p.fidelity, comp, std)
+    console.print(table)
+    console.print(f"coverage map: {png}")

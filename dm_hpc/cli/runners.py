@@ -1,0 +1,45 @@
+"""`dm-hpc runners ...`: look at site profiles and a campaign's jobs in the Slurm queue."""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``runners`` sub-group to the dm-hpc command line."""
+    group = typer.Typer(help="Runners: site profiles and a campaign's jobs in the queue.",
+                        no_args_is_help=True)
+
+    @group.command("site")
+    def site(name: str = typer.Argument("local", help="profile name in configs/sites, or a YAML path")) -> None:
+        """Show a site profile as the runners read it."""
+        from pydantic import ValidationError
+
+        from dm_hpc.runners import SiteProfile
+
+        try:
+            profile = SiteProfile.load(name)
+        except (OSError, ValidationError) as exc:
+            print(f"error: site profile {name!r}: {str(exc).splitlines()[0]}", file=sys.stderr)
+            raise typer.Exit(2)
+        for key, value in profile.model_dump().items():
+            typer.echo(f"{key}: {value}")
+
+    @group.command("jobs")
+    def jobs(campaign: str = typer.Argument(..., help="campaign name")) -> None:
+        """List the campaign's jobs that Slurm still holds (found by their comment)."""
+        from dm_hpc.runners import slurmcli
+        from dm_hpc.runners.sbatch import comment_prefix
+
+        try:
+            held = slurmcli.squeue_all()
+        except (OSError, slurmcli.SlurmError) as exc:
+            print(f"error: cannot ask Slurm: {exc}", file=sys.stderr)
+            raise typer.Exit(2)
+        prefix = comment_prefix(campaign)
+        for job, (state, rc, text) in sorted(held.items()):
+            if text.startswith(prefix):
+                typer.echo(f"{job}\t{state.value}\t{'' if rc is None else rc}\t{text.removeprefix(prefix)}")
+
+    app.add_typer(group, name="runners")

@@ -1,0 +1,185 @@
+"""The shared machinery of every runner: backlog, throttle, retry policy, outcomes.
+
+A backend only says how to launch a batch of tasks, how to check which have ended, and how
+to kill them (the dask-jobqueue pattern: the core carries the weight, backends stay thin).
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from dm_hpc.runners.spec import NO_RETRY, Outcome, RetryPolicy, TaskRecord, TaskSpec, Throttle
+from dm_hpc.runners.states import JobState
+
+Finish = tuple[JobState, int | None]  # (state, exit code) reported by a backend
+
+
+class Runner:
+    """Runner protocol (Ax-style) with the shared machinery; subclass and fill the hooks.
+
+    ``submit`` queues tasks and returns their handles (the task ids, stable across retries);
+    ``poll`` returns the outcomes that became final since the last poll, after the retry
+    policy had its say; ``cancel`` stops tasks (never retried); ``in_flight`` counts tasks
+    not yet reported; ``reattach`` follows a campaign's jobs after a manager restart.
+    """
+
+    def __init__(self, retry: RetryPolicy | None = None, throttle: Throttle | None = None) -> None:
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.throttle = throttle or Throttle()
+        self._backlog: deque[TaskRecord] = deque()
+        self._active: dict[str, TaskRecord] = {}
+        self._ready: list[Outcome] = []
+        self._last_launch = 0.0
+
+    # -- protocol --------------------------------------------------------------------------
+    def submit(self, tasks: Sequence[TaskSpec]) -> list[str]:
+        """Queue tasks (submitted as the throttle allows); returns their handles (task ids)."""
+        known = {r.spec.task_id for r in self._backlog} | set(self._active)
+        for spec in tasks:
+            if spec.task_id in known:
+                raise ValueError(f"task {spec.task_id!r} is already in flight")
+            known.add(spec.task_id)
+            spec.workdir.mkdir(parents=True, exist_ok=True)
+            self._backlog.append(TaskRecord(spec))
+        self._fill()
+        return [t.task_id for t in tasks]
+
+    def poll(self) -> list[Outcome]:
+        """Outcomes that became final since the last call (retries are handled inside)."""
+        if self._active:
+            for task_id, (state, rc) in self._check(list(self._active.values())).items():
+                rec = self._active.get(task_id)
+                if rec is None:
+                    continue
+                if not state.is_final:
+                    rec.state = state
+                    continue
+                del self._active[task_id]
+                policy = NO_RETRY if rec.cancel_requested else self.retry
+                again = policy.next_spec(rec.spec, state, rec.retried)
+                if again is None:
+                    self._deliver(Outcome.collect(rec.spec, state, rc, rec.job_id, rec.attempts), rec.spec)
+                else:
+                    rec.retried[state] = rec.retried.get(state, 0) + 1
+                    rec.spec, rec.state = again, JobState.PENDING
+                    self._backlog.appendleft(rec)
+        self._fill()
+        out, self._ready = self._ready, []
+        return out
+
+    def states(self) -> dict[str, JobState]:
+        """Current state of every task not yet reported."""
+        got = {r.spec.task_id: JobState.PENDING for r in self._backlog}
+        got.update({t: r.state for t, r in self._active.items()})
+        return got
+
+    def job_ids(self) -> dict[str, str | None]:
+        """Current backend job id of every task not yet reported."""
+        return {t: r.job_id for t, r in self._active.items()}
+
+    def cancel(self, task_ids: Sequence[str]) -> None:
+        """Stop tasks; their outcome is CANCELLED and they are never retried."""
+        wanted = set(task_ids)
+        for rec in [r for r in self._backlog if r.spec.task_id in wanted]:
+            self._backlog.remove(rec)
+            self._deliver(Outcome.collect(rec.spec, JobState.CANCELLED, None, rec.job_id, rec.attempts),
+                          rec.spec)
+        victims = [r for t, r in self._active.items() if t in wanted]
+        for rec in victims:
+            rec.cancel_requested = True
+        if victims:
+            self._kill(victims)
+
+    def reattach(self, campaign: str) -> list[str]:
+        """Follow a campaign's jobs that are still known to the backend; returns their task ids."""
+        return []
+
+    def in_flight(self) -> int:
+        """Tasks submitted and not yet reported by ``poll``."""
+        return len(self._backlog) + len(self._active)
+
+    def close(self) -> None:
+        """Release backend resources (running tasks are left alone unless the backend owns them)."""
+
+    def run(self, tasks: Sequence[TaskSpec], poll_s: float = 0.5, timeout_s: float | None = None,
+            progress: bool = True, label: str = "tasks") -> list[Outcome]:
+        """Submit ``tasks`` and poll until all are final (convenience for scripts and tests)."""
+        from dm_hpc.runners.progress import track_outcomes
+
+        self.submit(tasks)
+        return track_outcomes(self, len(tasks), poll_s, timeout_s, progress, label)
+
+    def __enter__(self) -> "Runner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- shared machinery ------------------------------------------------------------------
+    def _deliver(self, outcome: Outcome, spec: TaskSpec) -> None:
+        self._ready.append(outcome)
+        self._delivered(outcome, spec)
+
+    def _fill(self) -> None:
+        """Launch backlog batches while the throttle allows (cap per campaign, rate, size)."""
+        skipped: list[TaskRecord] = []
+        while self._backlog:
+            if self.throttle.submit_rate > 0:
+                wait = self._last_launch + 1.0 / self.throttle.submit_rate - time.monotonic()
+                if wait > 0:
+                    if wait > 0.2:  # leave the rest for the next poll rather than block
+                        break
+                    time.sleep(wait)
+            head = self._backlog.popleft()
+            if not self._fits(head, []):
+                skipped.append(head)
+                continue
+            batch, key = [head], self._batch_key(head.spec)
+            while (self._backlog and len(batch) < self._batch_limit()
+                   and self._batch_key(self._backlog[0].spec) == key
+                   and self._fits(self._backlog[0], batch)):
+                batch.append(self._backlog.popleft())
+            for rec in batch:
+                rec.attempts += 1
+                rec.state = JobState.PENDING
+                self._active[rec.spec.task_id] = rec
+            self._last_launch = time.monotonic()
+            try:
+                self._launch(batch)
+            except Exception:
+                for rec in batch:
+                    del self._active[rec.spec.task_id]
+                    rec.attempts -= 1
+                self._backlog.extendleft(reversed(batch))
+                self._backlog.extendleft(reversed(skipped))
+                raise
+        self._backlog.extendleft(reversed(skipped))
+
+    def _fits(self, rec: TaskRecord, batch: list[TaskRecord]) -> bool:
+        """Per-campaign cap on tasks submitted and not finished (plus those in ``batch``)."""
+        campaign = rec.spec.campaign
+        queued = sum(1 for r in self._active.values() if r.spec.campaign == campaign)
+        return queued + len(batch) < self.throttle.max_in_queue
+
+    def _batch_limit(self) -> int:
+        return self.throttle.max_batch
+
+    def _batch_key(self, spec: TaskSpec) -> tuple:
+        """Tasks batched into one submission must agree on this (resources, campaign)."""
+        return (spec.campaign, spec.cores, spec.memory_mb, spec.walltime_s, spec.gpus)
+
+    # -- backend hooks ---------------------------------------------------------------------
+    def _launch(self, batch: list[TaskRecord]) -> None:
+        """Start the batch; set each record's ``job_id`` (and ``handle``)."""
+        raise NotImplementedError
+
+    def _check(self, active: list[TaskRecord]) -> dict[str, tuple[JobState, int | None]]:
+        """Current (state, exit code) by task id for the tasks whose state is known."""
+        raise NotImplementedError
+
+    def _kill(self, records: list[TaskRecord]) -> None:
+        raise NotImplementedError
+
+    def _delivered(self, outcome: Outcome, spec: TaskSpec) -> None:
+        """Hook: an outcome left the runner (backends may journal it)."""

@@ -1,0 +1,169 @@
+"""Talking to Slurm through its commands (sbatch, squeue, sacct, scontrol, scancel): argv lists,
+never a shell. Final states come from ``squeue -t all`` (finished jobs stay for MinJobAge), then
+from ``sacct`` where accounting is on, else from the job-completion log."""
+from __future__ import annotations
+
+import functools
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from dm_hpc.runners.states import JobState, from_slurm
+
+_TRANSIENT = ("Socket timed out", "temporarily unavailable", "Resource temporarily",
+              "try again", "Unable to contact")
+
+
+class SlurmError(RuntimeError):
+    """A Slurm command failed (not a transient hiccup)."""
+
+
+def call(argv: list[str], timeout_s: float = 60, tries: int = 4) -> str:
+    """Run a Slurm command; retries transient controller errors with a growing pause."""
+    for attempt in range(tries):
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+        if proc.returncode == 0:
+            return proc.stdout
+        if attempt + 1 < tries and any(t.lower() in proc.stderr.lower() for t in _TRANSIENT):
+            time.sleep(0.5 * 2**attempt)
+            continue
+        raise SlurmError(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.strip()}")
+    raise AssertionError("unreachable")
+
+
+def sbatch(script: Path, options: list[str]) -> str:
+    """Submit ``script``; returns the job id (the array's id for an array)."""
+    out = call(["sbatch", "--parsable", *options, str(script)])
+    return out.strip().split(";")[0]
+
+
+def cancel(job_ids: Iterable[str]) -> None:
+    ids = sorted(set(job_ids))
+    if ids:
+        call(["scancel", *ids])
+
+
+def wait_status_to_exit(status: int) -> int:
+    """Slurm's raw wait status (squeue exit_code) -> shell exit code (128 + signal if killed)."""
+    return 128 + (status & 0x7F) if status & 0x7F else (status >> 8) & 0xFF
+
+
+def pair_to_exit(text: str) -> int | None:
+    """``EXIT:SIGNAL`` (scontrol, sacct, jobcomp) -> shell exit code."""
+    try:
+        code, sig = (int(x) for x in text.split(":"))
+    except ValueError:
+        return None
+    return 128 + sig if sig else code
+
+
+def _bases(job_ids: Iterable[str]) -> list[str]:
+    return sorted({j.split("_")[0] for j in job_ids})
+
+
+def squeue(job_ids: Iterable[str]) -> dict[str, tuple[JobState, int | None, str]]:
+    """(state, exit code, comment) of jobs and array elements (``123`` or ``123_4``) that
+    slurmctld still holds; array ids expand to all their elements."""
+    bases = _bases(job_ids)
+    got: dict[str, tuple[JobState, int | None, str]] = {}
+    for i in range(0, len(bases), 500):
+        try:
+            out = call(["squeue", "-h", "-t", "all", "-r", "-j", ",".join(bases[i:i + 500]),
+                        "-O", "JobArrayID:|,State:|,exit_code:|,Comment:"])
+        except SlurmError as exc:
+            if "Invalid job id" in str(exc):  # all of them purged already
+                continue
+            raise
+        got.update(_parse_squeue(out))
+    return got
+
+
+def squeue_all() -> dict[str, tuple[JobState, int | None, str]]:
+    """Every job slurmctld holds (finished ones for MinJobAge), with comments."""
+    return _parse_squeue(call(["squeue", "-h", "-t", "all", "-r",
+                               "-O", "JobArrayID:|,State:|,exit_code:|,Comment:"]))
+
+
+def _parse_squeue(out: str) -> dict[str, tuple[JobState, int | None, str]]:
+    got = {}
+    for line in out.splitlines():
+        parts = line.split("|", 3)
+        if len(parts) < 3:
+            continue
+        job, state, status = parts[0].strip(), parts[1].strip(), parts[2].strip()
+        state_ = from_slurm(state)
+        rc = wait_status_to_exit(int(status)) if status.isdigit() and state_.is_final else None
+        got[job] = (state_, rc, parts[3].strip() if len(parts) > 3 else "")
+    return got
+
+
+@functools.lru_cache(maxsize=1)
+def config() -> dict[str, str]:
+    """``scontrol show config`` as a dict (cached: it does not change while we run)."""
+    pairs = {}
+    for line in call(["scontrol", "show", "config"]).splitlines():
+        if " = " in line:
+            key, value = line.split(" = ", 1)
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def accounting_enabled() -> bool:
+    return config().get("AccountingStorageType", "accounting_storage/none") != "accounting_storage/none"
+
+
+def sacct(job_ids: Iterable[str]) -> dict[str, tuple[JobState, int | None]]:
+    ids = sorted(set(job_ids))
+    if not ids:
+        return {}
+    out = call(["sacct", "-X", "-n", "-P", "-j", ",".join(_bases(ids)), "-o", "JobID,State,ExitCode"])
+    got = {}
+    for line in out.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3:
+            got[parts[0]] = (from_slurm(parts[1]), pair_to_exit(parts[2]))
+    return got
+
+
+def jobcomp(job_ids: Iterable[str]) -> dict[str, tuple[JobState, int | None]]:
+    """Final states from the job-completion log (``JobCompType=jobcomp/filetxt``)."""
+    wanted = set(job_ids)
+    cfg = config()
+    if not wanted or cfg.get("JobCompType") != "jobcomp/filetxt":
+        return {}
+    got = {}
+    try:
+        lines = Path(cfg.get("JobCompLoc", "")).read_text(errors="replace").splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        fields = dict(w.split("=", 1) for w in line.split() if "=" in w)
+        job = fields.get("JobId", "")
+        if fields.get("ArrayJobId") and fields.get("ArrayTaskId"):
+            job = f"{fields['ArrayJobId']}_{fields['ArrayTaskId']}"
+        if job in wanted:
+            got[job] = (from_slurm(fields.get("JobState", "")), pair_to_exit(fields.get("ExitCode", "")))
+    return got
+
+
+def states(job_ids: Iterable[str]) -> dict[str, tuple[JobState, int | None]]:
+    """State and exit code for each job id; jobs no source knows come back as LOST."""
+    ids = set(job_ids)
+    got = {j: (s, rc) for j, (s, rc, _) in squeue(ids).items() if j in ids}
+    missing = ids - got.keys()
+    if missing:
+        got.update(sacct(missing) if accounting_enabled() else jobcomp(missing))
+    for job in ids - got.keys():
+        got[job] = (JobState.LOST, None)
+    return got
+
+
+def set_node_state(node: str, state: str, reason: str = "") -> None:
+    """``scontrol update nodename=NODE state=STATE [reason=...]`` (tests inject failures so)."""
+    argv = ["scontrol", "update", f"nodename={node}", f"state={state}"]
+    try:
+        call(argv + ([f"reason={reason}"] if reason else []))
+    except SlurmError as exc:  # resuming a node that is already up is not an error
+        if not (state.lower() == "resume" and "Invalid node state" in str(exc)):
+            raise

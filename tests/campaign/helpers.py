@@ -1,0 +1,36 @@
+"""Small campaigns for the end-to-end tests (real EMT calculations, real store, real BoTorch)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import REPO
+
+
+def write_campaign(tmp: Path, name: str = "t", calculations: int = 8, lab: bool = True, **overrides) -> Path:
+    data = {
+        "name": name,
+        "store": str(tmp / "store"),
+        "workdir": str(tmp / "run"),
+        "seed": 3,
+        "space": {"elements": {"Cu": [0, 1], "Ni": [0, 1], "Pd": [0, 0.5]}, "max_elements": 3},
+        "objectives": [{"property": "mixing_energy", "goal": "min"}],
+        "fidelities": [{"name": "emt", "kind": "calculation", "method": "emt", "walltime": "5m"}],
+        "budget": {"calculations": calculations, "lab_experiments": 4, "core_hours_per_lab_day": 0.5},
+        "runner": {"kind": "local", "cores": 2, "max_in_flight": 2},
+        "learning": {"initial_points": 4, "refit_every": 2, "batch_size": 2},
+    }
+    if lab:
+        data["fidelities"].append({"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2})
+    data.update(overrides)
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def dm(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dm_hpc", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=timeout)

@@ -1,0 +1,131 @@
+"""The campaign loop end to end on the local runner: real EMT, real store, real BoTorch."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from dm_hpc.campaign import journal as jn
+from dm_hpc.campaign import load_campaign
+from dm_hpc.campaign.lab import ingest_lab_sheet, write_suggestions
+from dm_hpc.campaign.manager import CampaignManager
+from dm_hpc.data import Store
+from dm_hpc.data.sheets import SheetError
+from tests.conftest import REPO
+
+from .helpers import dm, write_campaign
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One small campaign run to its budget (shared by the tests of this module)."""
+    tmp = tmp_path_factory.mktemp("camp")
+    path = write_campaign(tmp, calculations=8)
+    campaign = load_campaign(path)
+    summary = CampaignManager(campaign, quiet=True).run()
+    return campaign, summary
+
+
+def test_campaign_runs_to_budget_and_stores_computed_records(finished):
+    campaign, summary = finished
+    assert summary.reason.startswith("calculation budget reached")
+    assert summary.ingested + summary.failed == 8 and summary.ingested >= 7
+    df = Store.open(campaign.store).to_dataframe(campaign=campaign.name)
+    assert len(df) == summary.ingested
+    assert set(df["source"]) == {"computed"} and set(df["method"]) == {"emt"}
+    assert df["mixing_energy"].notna().all()
+    state = jn.replay(campaign.run_dir / "journal.jsonl")
+    assert state.refits >= 1  # the surrogate was fitted and used after the random start
+    assert sorted(df["task_id"]) == sorted(t.task_id for t in state.tasks.values() if t.status == jn.INGESTED)
+
+
+def test_lab_round_trip_by_id_and_bad_sheets_store_nothing(finished, tmp_path):
+    campaign, summary = finished
+    assert summary.lab_suggested >= 2  # the lab got a first batch
+    sheet = tmp_path / "sheet.csv"
+    assert write_suggestions(campaign, sheet) == summary.lab_suggested
+    table = pd.read_csv(sheet)
+    prop = "property:mixing_energy [eV/atom]"
+    assert prop in table.columns and table[prop].isna().all()
+    assert any(c.startswith("predicted:mixing_energy") for c in table.columns)
+    store_len = len(Store.open(campaign.store))
+
+    bad = table.copy()
+    bad[prop] = "-0.05"
+    bad.loc[0, "sample_id"] = "not-a-suggestion"
+    bad.loc[1, prop] = "n/a"
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(SheetError) as info:
+        ingest_lab_sheet(campaign, tmp_path / "bad.csv")
+    assert "unknown sample_id 'not-a-suggestion'" in str(info.value) and "line 3" in str(info.value)
+    assert len(Store.open(campaign.store)) == store_len  # nothing stored
+
+    good = table.copy()
+    good[prop] = -0.05
+    cols = [c for c in good.columns if c.startswith("composition:")]
+    good.loc[0, cols[0]] = good.loc[0, cols[0]] + 0.01  # the lab made something slightly different
+    good.to_csv(tmp_path / "good.csv", index=False)
+    n, new, queued = ingest_lab_sheet(campaign, tmp_path / "good.csv")
+    assert (n, new, queued) == (len(good), len(good), False)
+    exp = Store.open(campaign.store).to_dataframe(source="experimental", campaign=campaign.name)
+    assert sorted(exp["sample_id"]) == sorted(good["sample_id"])
+    assert set(exp["method"]) == {"lab"}
+    state = jn.replay(campaign.run_dir / "journal.jsonl")
+    assert all(state.lab[s].record_id for s in good["sample_id"])
+
+
+def test_cli_run_status_report_and_errors(tmp_path):
+    path = write_campaign(tmp_path, name="cli", calculations=4, lab=False)
+    res = dm("validate", str(path))
+    assert res.returncode == 0 and "ok: cli" in res.stdout
+    res = dm("run", str(path), "--quiet")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "HDF5 store" in res.stdout and "report" in res.stdout
+    res = dm("status", str(path))
+    assert res.returncode == 0 and "tasks ingested" in res.stdout
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(path.read_text().replace("goal: min", "goal: smallest"))
+    res = dm("validate", str(broken))
+    assert res.returncode == 2 and "broken.yaml" in res.stderr and "objectives.0.goal" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def _ingested(journal_path) -> int:
+    return sum(ev["event"] == "ingested" for ev in jn.Journal.events(journal_path))
+
+
+def test_sigkill_at_several_points_resumes_without_loss_or_duplicates(tmp_path):
+    budget = 10
+    path = write_campaign(tmp_path, name="crash", calculations=budget, lab=False)
+    campaign = load_campaign(path)
+    journal_path = campaign.run_dir / "journal.jsonl"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for kill_after in (1, 4, 7):
+        proc = subprocess.Popen([sys.executable, "-m", "dm_hpc", "run", str(path), "--quiet"],
+                                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 240
+        while _ingested(journal_path) < kill_after and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    res = dm("run", str(path), "--quiet")
+    assert res.returncode == 0, res.stderr[-2000:]
+
+    events = list(jn.Journal.events(journal_path))
+    planned = Counter(ev["task_id"] for ev in events if ev["event"] == "planned")
+    submitted = Counter(ev["task_id"] for ev in events if ev["event"] == "submitted")
+    ingested = Counter(ev["task_id"] for ev in events if ev["event"] == "ingested")
+    assert len(planned) == budget and all(n == 1 for n in planned.values())
+    assert sum(submitted.values()) == len(submitted) == budget  # no task submitted twice
+    assert all(n == 1 for n in ingested.values())
+    df = Store.open(campaign.store).to_dataframe(campaign=campaign.name)
+    assert sorted(df["task_id"]) == sorted(ingested)  # every result stored, once
+    assert len(ingested) >= budget - 1
+    assert Store.open(campaign.store).check().ok
