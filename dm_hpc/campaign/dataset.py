@@ -52,7 +52,7 @@ def fidelity_of(campaign: Campaign, source: str, method: str) -> int | None:
 def training_set(campaign: Campaign, df: pd.DataFrame) -> TrainingSet:
     """Select and shape the store's records (``Store.to_dataframe()``) for ``campaign``."""
     props = campaign.properties
-    elements = list(campaign.space.elements)
+    elements = list(campaign.space.elements)  # empty for a pool campaign: no element filter
     pnames = list(campaign.space.process)
     skipped: dict[str, int] = {}
     if df.empty:

@@ -385,9 +385,12 @@ class CampaignManager:
 
     def _next_suggestion(self, state: jn.State, store: Store, journal: jn.Journal) -> Suggestion | None:
         """The next calculation to run (lab suggestions are set aside into the lab batch)."""
+        done = {_key(t.composition, t.process) for t in state.tasks.values()}
         for _ in range(4):
             if self.queue:
                 sugg = self.queue.popleft()
+                if _key(sugg.composition, sugg.process) in done:
+                    continue  # an identical calculation was run: it would give the same record
                 if self.c.lab is not None and sugg.fidelity == self.c.lab.name:
                     if self.c.lab.name in self._allowed_fidelities(state):
                         self.lab_pending.append(sugg)
@@ -403,6 +406,9 @@ class CampaignManager:
         q = max(1, self.c.learning.batch_size)
         if self.model is None and n_have >= self.c.learning.initial_points:
             self._refit(store, self.journal)
+        # seeded by the campaign seed and the number of tasks so far, so a resumed campaign
+        # draws new points instead of repeating the ones its first life drew
+        self.rng = np.random.default_rng([self.c.seed, n_have, len(self.queue) + len(self.lab_pending)])
         if self.model is None:
             self.queue.extend(random_suggestions(self.c, q, self.rng, first_calc))
             return
@@ -458,6 +464,12 @@ class CampaignManager:
         for path in sorted(inbox.glob("*.json")):
             ingest_sheet_records(path, store, journal)
             path.unlink()
+
+
+def _key(composition: dict[str, float], process: dict[str, float]) -> tuple:
+    """Identity of a point up to 1e-6 (what makes two calculations the same calculation)."""
+    return (tuple(sorted((el, round(x, 6)) for el, x in composition.items() if round(x, 6) > 0)),
+            tuple(sorted((k, round(v, 6)) for k, v in process.items())))
 
 
 def fidelity_kinds(campaign: Campaign) -> dict[str, FidelityKind]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,11 +31,30 @@ class Suggestion:
     predicted: dict[str, Any]
 
 
+@lru_cache(maxsize=4)
+def _pool(path: Path, column_map: Path | None) -> tuple[tuple[tuple[tuple[str, float], ...], ...], tuple[str, ...]]:
+    from dm_hpc.data.sheets import read_sheet
+
+    records = read_sheet(path, column_map=column_map)
+    comps = list(dict.fromkeys(tuple(r.composition.fractions.items()) for r in records))  # unique, in order
+    elements = tuple(sorted({el for c in comps for el, _ in c}))
+    return tuple(comps), elements
+
+
+def pool_compositions(campaign: Campaign) -> list[dict[str, float]]:
+    """The unique candidate compositions of a pool campaign (replicates collapse to one)."""
+    comps, _ = _pool(campaign.space.pool, campaign.space.pool_map)
+    return [dict(c) for c in comps]
+
+
 def design_space(campaign: Campaign):
-    """The acquisition's ``DesignSpace`` for a campaign."""
+    """The acquisition's ``DesignSpace`` for a campaign (continuous, or a candidate pool)."""
     from dm_hpc.acquire import DesignSpace
 
     sp = campaign.space
+    if sp.pool is not None:
+        comps, elements = _pool(sp.pool, sp.pool_map)
+        return DesignSpace.from_pool([dict(c) for c in comps], elements=list(elements))
     return DesignSpace(
         elements={el: tuple(b) for el, b in sp.elements.items()},
         max_elements=sp.max_elements,
@@ -70,6 +91,10 @@ def target_index(campaign: Campaign) -> int:
 
 def random_suggestions(campaign: Campaign, n: int, rng: np.random.Generator, fidelity: str) -> list[Suggestion]:
     """``n`` random feasible points (the campaign's start, before a model is worth fitting)."""
+    if campaign.space.pool is not None:
+        comps = pool_compositions(campaign)
+        picks = rng.choice(len(comps), size=min(n, len(comps)), replace=False)
+        return [Suggestion(fidelity, comps[i], {}, {}) for i in picks]
     space = design_space(campaign)
     frac, proc = space.sample(n, rng)
     return [Suggestion(fidelity, comp, pr, {}) for comp, pr in space.to_dicts(frac, proc)]

@@ -72,7 +72,6 @@ def run(
     """Run a campaign, or resume an interrupted one; ends with a report and the lab sheet."""
     from dm_hpc.campaign.lab import write_suggestions
     from dm_hpc.campaign.manager import CampaignBusyError, CampaignManager
-    from dm_hpc.campaign.report import write_report
 
     c = _load(campaign)
     try:
@@ -82,6 +81,8 @@ def run(
     except KeyboardInterrupt:
         console.print(f"\ninterrupted; every step so far is journalled: `dm-hpc run {campaign}` resumes")
         raise typer.Exit(130)
+    from dm_hpc.campaign.report import write_report
+
     report_path = write_report(c)
     sheet = c.run_dir / "lab-suggestions.xlsx"
     n_lab = write_suggestions(c, sheet) if c.lab is not None else 0

@@ -1,0 +1,357 @@
+"""The campaign report: ``RUN_DIR/report/summary.md`` and PNG plots.
+
+Read-only: the journal (tasks, failures, lab batches, stop reason) and the store (records) are
+read, never written, so a report can be drawn while the campaign runs. Plots:
+
+- ``best_vs_evaluations.png``: best value so far against the number of evaluations, one panel
+  per objective, one line per fidelity (each fidelity's records in the order they arrived);
+- ``parity.png``: k-fold cross-validated surrogate predictions (with their 1-sigma error bars)
+  against the observed values, one panel per objective, on the campaign's training set;
+- ``pareto.png`` (two or more objectives): every pair of objectives, all records, the
+  non-dominated ones (over all objectives, respecting min/max) highlighted.
+"""
+from __future__ import annotations
+
+import re
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dm_hpc.campaign import journal as jn
+from dm_hpc.campaign.dataset import TrainingSet, fidelity_of, training_set
+from dm_hpc.campaign.spec import Campaign, Goal
+from dm_hpc.data import Store, StoreError, canonical_unit
+
+#: Cross-validation folds of the parity plot (fewer points: leave-one-out).
+CV_FOLDS = 5
+#: At most this many records enter the cross-validation (random subset beyond; keeps it < ~15 s).
+CV_MAX_POINTS = 300
+
+
+def _store_frame(campaign: Campaign) -> tuple[pd.DataFrame, str | None]:
+    """All records of the store (empty frame and a note when there is no store yet)."""
+    try:
+        store = Store.open(campaign.store, "r")
+    except (StoreError, OSError) as exc:
+        return pd.DataFrame(), f"store not readable: {exc}"
+    try:
+        return store.to_dataframe(), None
+    finally:
+        store.close()
+
+
+def failure_type(error: str | None) -> str:
+    """The type of a journalled failure: its leading word (``TIMEOUT``, ``OUT_OF_MEMORY``,
+    ``scf_not_converged``, ...), which the manager writes as ``TYPE: detail`` or ``TYPE (exit n)``."""
+    if not error:
+        return "unknown"
+    m = re.match(r"\s*([A-Za-z_][A-Za-z0-9_.-]*)", error)
+    return m.group(1) if m else "unknown"
+
+
+def non_dominated(values: np.ndarray, maximise: list[bool]) -> np.ndarray:
+    """Boolean mask of the Pareto-optimal rows of ``n x k`` ``values`` (NaN rows: never optimal)."""
+    v = np.where(np.array(maximise)[None, :], -values, values)  # everything minimised
+    ok = ~np.isnan(v).any(1)
+    mask = np.zeros(len(v), bool)
+    for i in np.flatnonzero(ok):
+        others = v[ok]
+        dominated = ((others <= v[i]).all(1) & (others < v[i]).any(1)).any()
+        mask[i] = not dominated
+    return mask
+
+
+def _fidelity_names(campaign: Campaign, df: pd.DataFrame) -> list[str | None]:
+    out = []
+    for s, m in zip(df["source"], df["method"]):
+        i = fidelity_of(campaign, s, m)
+        out.append(campaign.fidelities[i].name if i is not None else None)
+    return out
+
+
+# ------------------------------------------------------------------------------------- plots
+def plot_best(campaign: Campaign, df: pd.DataFrame, out: Path) -> Path | None:
+    """Best-so-far per objective vs evaluations, a line per fidelity (None: nothing to plot)."""
+    import matplotlib.pyplot as plt
+
+    if df.empty:
+        return None
+    df = df.assign(_fid=_fidelity_names(campaign, df)).sort_values("time")
+    objs = [o for o in campaign.objectives if o.property in df.columns and df[o.property].notna().any()]
+    if not objs:
+        return None
+    fig, axes = plt.subplots(1, len(objs), figsize=(5 * len(objs), 4), squeeze=False, constrained_layout=True)
+    for ax, o in zip(axes[0], objs):
+        for fid in campaign.fidelities:
+            y = df.loc[df["_fid"] == fid.name, o.property].dropna().to_numpy(float)
+            if not len(y):
+                continue
+            best = np.maximum.accumulate(y) if o.goal == Goal.max else np.minimum.accumulate(y)
+            ax.step(np.arange(1, len(y) + 1), best, where="post", label=f"{fid.name} ({len(y)})")
+            ax.plot(np.arange(1, len(y) + 1), y, ".", alpha=0.3, color=ax.lines[-1].get_color())
+        ax.set_xlabel("evaluations (of that fidelity)")
+        ax.set_ylabel(f"{o.property} [{canonical_unit(o.property)}]")
+        ax.set_title(f"best {o.property} ({o.goal.value})")
+        ax.legend(fontsize=8)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def cross_validate(campaign: Campaign, data: TrainingSet, folds: int = CV_FOLDS, seed: int = 0):
+    """k-fold cross-validated predictions on the training set.
+
+    Fidelity enters as an extra input column (index scaled to [0, 1]), so one exact GP covers a
+    multi-fidelity set. Hyper-parameters are fitted once on all rows and warm-start each fold
+    (a few iterations), which keeps 100 rows under a few seconds on two cores.
+
+    Returns:
+        ``(rows, mean, std)``: indices into ``data`` (``n``), predictions ``n x m`` (canonical units).
+    """
+    import torch
+
+    from dm_hpc.campaign.strategy import design_space
+    from dm_hpc.learn import fit_gp, predict
+    from dm_hpc.learn.features import composition_matrix
+
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(data))
+    if len(rows) > CV_MAX_POINTS:
+        rows = np.sort(rng.choice(rows, CV_MAX_POINTS, replace=False))
+    space = design_space(campaign)
+    X = space.featurize(composition_matrix([data.compositions[i] for i in rows], space.element_names),
+                        data.process[rows])
+    nf = len(campaign.fidelities)
+    if len(np.unique(data.fidelity[rows])) > 1:
+        fcol = torch.as_tensor(data.fidelity[rows] / max(1, nf - 1), dtype=torch.double).reshape(-1, 1)
+        X = torch.cat([X, fcol], dim=-1)
+    Y = torch.as_tensor(data.Y[rows], dtype=torch.double)
+    lo, hi = X.min(0).values, X.max(0).values
+    bounds = torch.stack([lo, torch.where(hi > lo, hi, lo + 1.0)])
+    k = min(folds, len(rows))
+    order = rng.permutation(len(rows))
+    mean = np.full(Y.shape, np.nan)
+    std = np.full(Y.shape, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = fit_gp(X, Y, bounds=bounds, maxiter=100)
+        for f in range(k):
+            test = order[f::k]
+            train = np.setdiff1d(order, test)
+            model = fit_gp(X[train], Y[train], bounds=bounds, warm_start=full, warm_maxiter=15)
+            mu, sd = predict(model, X[test])
+            mean[test], std[test] = mu.numpy(), sd.numpy()
+    return rows, mean, std
+
+
+def plot_parity(campaign: Campaign, data: TrainingSet, out: Path) -> tuple[Path | None, dict[str, float]]:
+    """Cross-validated parity plot per objective; returns the path and R^2 per objective."""
+    import matplotlib.pyplot as plt
+
+    if len(data) < 3:
+        return None, {}
+    rows, mean, std = cross_validate(campaign, data, seed=campaign.seed)
+    props = campaign.properties
+    objs = campaign.objectives
+    fids = data.fidelity[rows]
+    scores: dict[str, float] = {}
+    fig, axes = plt.subplots(1, len(objs), figsize=(4.8 * len(objs), 4.4), squeeze=False, constrained_layout=True)
+    for ax, o in zip(axes[0], objs):
+        j = props.index(o.property)
+        y, mu, sd = data.Y[rows, j], mean[:, j], std[:, j]
+        for fi in np.unique(fids):
+            sel = fids == fi
+            ax.errorbar(y[sel], mu[sel], yerr=sd[sel], fmt="o", ms=4, capsize=2, alpha=0.8,
+                        label=campaign.fidelities[int(fi)].name)
+        lo, hi = float(np.nanmin([y.min(), mu.min()])), float(np.nanmax([y.max(), mu.max()]))
+        pad = 0.05 * (hi - lo or 1.0)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=1)
+        ss = float(((y - y.mean()) ** 2).sum())
+        r2 = 1 - float(((y - mu) ** 2).sum()) / ss if ss > 0 else float("nan")
+        scores[o.property] = r2
+        unit = canonical_unit(o.property)
+        ax.set_xlabel(f"observed {o.property} [{unit}]")
+        ax.set_ylabel(f"predicted (CV) [{unit}]")
+        ax.set_title(f"{o.property}: R² = {r2:.2f}, n = {len(y)}")
+        ax.legend(fontsize=8)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out, scores
+
+
+def plot_pareto(campaign: Campaign, df: pd.DataFrame, out: Path) -> tuple[Path | None, np.ndarray | None]:
+    """Pairwise objective scatter with the Pareto front highlighted (multi-objective only)."""
+    import matplotlib.pyplot as plt
+
+    objs = campaign.objectives
+    if len(objs) < 2 or df.empty or any(o.property not in df.columns for o in objs):
+        return None, None
+    sub = df.dropna(subset=[o.property for o in objs])
+    if sub.empty:
+        return None, None
+    values = sub[[o.property for o in objs]].to_numpy(float)
+    front = non_dominated(values, [o.goal == Goal.max for o in objs])
+    pairs = [(a, b) for a in range(len(objs)) for b in range(a + 1, len(objs))][:3]
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 4.4), squeeze=False, constrained_layout=True)
+    for ax, (a, b) in zip(axes[0], pairs):
+        ax.scatter(values[~front, a], values[~front, b], s=14, c="0.6", label="all records")
+        f = values[front][np.argsort(values[front, a])]
+        ax.plot(f[:, a], f[:, b], "o-" if len(objs) == 2 else "o", color="C3", ms=6, label=f"non-dominated ({int(front.sum())})")
+        for ax_set, o in ((ax.set_xlabel, objs[a]), (ax.set_ylabel, objs[b])):
+            ax_set(f"{o.property} [{canonical_unit(o.property)}] ({o.goal.value})")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{campaign.name}: Pareto front")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out, front
+
+
+# ------------------------------------------------------------------------------------ summary
+def _composition_text(row: pd.Series) -> str:
+    parts = [(c[2:], float(row[c])) for c in row.index if c.startswith("x_") and float(row[c] or 0) > 0]
+    return " ".join(f"{el}{x:.3f}" for el, x in sorted(parts, key=lambda p: -p[1]))
+
+
+def _best_rows(campaign: Campaign, df: pd.DataFrame) -> list[str]:
+    lines = []
+    fids = _fidelity_names(campaign, df) if not df.empty else []
+    df = df.assign(_fid=fids) if not df.empty else df
+    for o in campaign.objectives:
+        if df.empty or o.property not in df.columns or not df[o.property].notna().any():
+            lines.append(f"| {o.property} ({o.goal.value}) | - | - | no value yet | - |")
+            continue
+        unit = canonical_unit(o.property)
+        for fid, group in df.dropna(subset=[o.property]).groupby("_fid", dropna=False, sort=False):
+            i = group[o.property].idxmax() if o.goal == Goal.max else group[o.property].idxmin()
+            row = df.loc[i]
+            std = row.get(f"{o.property}_std")
+            value = f"{row[o.property]:.6g}" + (f" ± {std:.3g}" if std is not None and pd.notna(std) else "")
+            lines.append(f"| {o.property} ({o.goal.value}) | {fid or row['method']} | `{row['record_id']}` | "
+                         f"{_composition_text(row)} | {value} {unit} |")
+    return lines
+
+
+def write_report(campaign: Campaign) -> Path:
+    """Write ``<run_dir>/report/summary.md`` and its PNG plots; returns the summary's path.
+
+    Works on an empty or tiny campaign (it says what is missing instead of plotting it).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    t0 = time.perf_counter()
+    out_dir = campaign.run_dir / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = jn.replay(campaign.run_dir / "journal.jsonl")
+    df_all, store_note = _store_frame(campaign)
+    df = df_all[df_all["campaign"] == campaign.name] if not df_all.empty else df_all
+    data = training_set(campaign, df_all)
+
+    plots: list[tuple[str, Path]] = []
+    notes: list[str] = [store_note] if store_note else []
+    best_png = plot_best(campaign, df, out_dir / "best_vs_evaluations.png")
+    if best_png:
+        plots.append(("best value vs evaluations, per fidelity", best_png))
+    else:
+        notes.append("no objective values recorded yet: no best-value plot")
+    r2: dict[str, float] = {}
+    try:
+        parity_png, r2 = plot_parity(campaign, data, out_dir / "parity.png")
+    except Exception as exc:  # a failed fit must not cost the rest of the report
+        parity_png = None
+        notes.append(f"surrogate cross-validation failed: {type(exc).__name__}: {exc}")
+    if parity_png:
+        plots.append(("surrogate parity (5-fold cross-validated, 1σ error bars)", parity_png))
+    elif len(data) < 3:
+        notes.append(f"no surrogate model yet ({len(data)} usable record(s); the parity plot needs 3)")
+    pareto_png, front = plot_pareto(campaign, df, out_dir / "pareto.png")
+    if pareto_png:
+        plots.append(("Pareto front (non-dominated records highlighted)", pareto_png))
+    elif len(campaign.objectives) > 1:
+        notes.append("no records with all objectives yet: no Pareto plot")
+
+    tasks = list(state.tasks.values())
+    status = Counter(t.status for t in tasks)
+    failures = Counter(failure_type(t.error) for t in tasks if t.status == jn.FAILED)
+    examples = {}
+    for t in tasks:
+        if t.status == jn.FAILED:
+            examples.setdefault(failure_type(t.error), (t.task_id, (t.error or "").splitlines()[0][:160]))
+    measured = sum(e.record_id is not None for e in state.lab.values())
+
+    md = [f"# Campaign report: {campaign.name}", ""]
+    if campaign.description:
+        md += [campaign.description.strip(), ""]
+    md += [
+        f"- written: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
+        f"- mode: {campaign.mode}; objectives: " + ", ".join(
+            f"{o.goal.value} {o.property} [{canonical_unit(o.property)}]" for o in campaign.objectives),
+        f"- stop reason: {state.stopped or ('not started' if state.started_at is None else 'running or interrupted')}",
+        "",
+        "## Calculations",
+        "",
+        "| tasks | count |",
+        "|---|---:|",
+        f"| submitted (distinct tasks) | {sum(t.submissions > 0 for t in tasks)} |",
+        f"| submissions (with resubmissions) | {sum(t.submissions for t in tasks)} |",
+        f"| ingested | {status.get(jn.INGESTED, 0)} |",
+        f"| failed | {status.get(jn.FAILED, 0)} |",
+        f"| in flight or planned | {status.get(jn.SUBMITTED, 0) + status.get(jn.PLANNED, 0)} |",
+        "",
+        f"Core-hours used: {state.core_hours:.4f}"
+        + (f" of {campaign.budget.core_hours:g}" if campaign.budget.core_hours else "")
+        + f"; surrogate refits: {state.refits}.",
+        "",
+    ]
+    if failures:
+        md += ["Failures by type:", "", "| type | count | example |", "|---|---:|---|"]
+        for kind, count in failures.most_common():
+            tid, text = examples[kind]
+            md.append(f"| {kind} | {count} | {tid}: {text.replace('|', '/')} |")
+        md.append("")
+    md += [
+        "## Lab",
+        "",
+        f"- experiments suggested: {len(state.lab)} in {state.lab_batches} batch(es)"
+        + (f" (budget {campaign.budget.lab_experiments})" if campaign.budget.lab_experiments is not None else ""),
+        f"- experiments measured: {measured}",
+        "",
+        "## Best records",
+        "",
+        "| objective | fidelity | record id | composition (atomic fractions) | value |",
+        "|---|---|---|---|---|",
+        *_best_rows(campaign, df),
+        "",
+    ]
+    if front is not None:
+        md.append(f"Pareto-optimal records: {int(front.sum())} of {len(front)} with all objectives.")
+        md.append("")
+    if r2:
+        md += ["Surrogate cross-validated R²: " + ", ".join(f"{k} {v:.2f}" for k, v in r2.items()), ""]
+    sheets = sorted(p for p in campaign.run_dir.glob("*") if p.suffix in (".csv", ".xlsx"))
+    md += [
+        "## Where things are",
+        "",
+        f"- HDF5 store: `{campaign.store}` ({len(df)} records of this campaign, {len(df_all)} in all; "
+        f"{len(data)} used for learning)",
+        f"- journal: `{campaign.run_dir / 'journal.jsonl'}`",
+        "- lab sheets: " + (", ".join(f"`{p}`" for p in sheets) if sheets else
+                            f"none yet (`dm-hpc suggest` writes `{campaign.run_dir / 'lab-suggestions.xlsx'}`)"),
+        "",
+        "## Plots",
+        "",
+    ]
+    md += [f"- {title}: `{p.name}`" for title, p in plots] or ["- none yet"]
+    md += [""]
+    if data.skipped:
+        md += ["Records not used for learning: " + ", ".join(f"{k}: {v}" for k, v in data.skipped.items()), ""]
+    if notes:
+        md += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    md.append(f"_Report drawn in {time.perf_counter() - t0:.1f} s._")
+    path = out_dir / "summary.md"
+    path.write_text("\n".join(md) + "\n")
+    return path

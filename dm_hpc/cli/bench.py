@@ -1,0 +1,79 @@
+"""`dm-hpc bench ...`: offline benchmarks of the active-learning loop (pool-based, Liang et al.)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+bench_app = typer.Typer(help="Offline (pool-based) benchmarks of acquisition strategies.", no_args_is_help=True)
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(2)
+
+
+def _split(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+@bench_app.command("pool")
+def pool(
+    data: Path = typer.Option(..., "--data", help="CSV file: one row per measurement"),
+    inputs: str = typer.Option(..., "--inputs", help="comma-separated input columns"),
+    objective: str = typer.Option(..., "--objective", help="objective column (several, comma-separated, for --mode multiobjective)"),
+    goal: str = typer.Option("max", "--goal", help="max or min (comma-separated per objective in multiobjective mode)"),
+    budget: int = typer.Option(100, "--budget", min=3, help="evaluations per campaign, including the 2 initial ones"),
+    seeds: int = typer.Option(10, "--seeds", min=1, help="campaigns with different random initial points"),
+    strategy: str = typer.Option("default", "--strategy", help="random, gp-ei, gp-lcb, ensemble, default"),
+    out: Path = typer.Option(..., "--out", help="output folder for summary.json and the plot"),
+    mode: str = typer.Option("single", "--mode", help="single, multiobjective or multifidelity"),
+    fidelity_column: str = typer.Option("", "--fidelity-column", help="multifidelity: column that is 1 on target (experimental) rows"),
+    cost_ratio: float = typer.Option(10.0, "--cost-ratio", help="multifidelity: cost of a target evaluation / cost of a cheap one"),
+    composition_column: str = typer.Option("", "--composition-column", help="featurise this formula column instead of --inputs"),
+) -> None:
+    """Run the pool-based benchmark and write OUT/summary.json plus a PNG."""
+    from dm_hpc.bench import STRATEGIES
+
+    if not data.is_file():
+        _fail(f"data file {data} not found")
+    if mode not in ("single", "multiobjective", "multifidelity"):
+        _fail(f"--mode must be single, multiobjective or multifidelity, got {mode!r}")
+    if mode == "single" and strategy not in STRATEGIES:
+        _fail(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+    goals = _split(goal)
+    if any(g not in ("max", "min") for g in goals):
+        _fail(f"--goal must be max or min, got {goal!r}")
+    from rich.progress import Progress
+
+    from dm_hpc.bench import bench_pool
+
+    try:
+        with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+            task = bar.add_task(f"{strategy} on {data.name}", total=None)
+            step = lambda: bar.advance(task)  # noqa: E731
+            if mode == "single":
+                summary = bench_pool(data, _split(inputs), objective, goals[0], budget, seeds, strategy, out, progress=step)
+            elif mode == "multiobjective":
+                from dm_hpc.bench.modes import bench_pool_multiobjective
+
+                summary = bench_pool_multiobjective(data, _split(inputs), _split(objective), goals, budget, seeds, strategy, out, progress=step)
+            else:
+                from dm_hpc.bench.modes import bench_pool_multifidelity
+
+                if not fidelity_column:
+                    _fail("--mode multifidelity needs --fidelity-column")
+                summary = bench_pool_multifidelity(
+                    data, _split(inputs), objective, goals[0], fidelity_column, budget, seeds, out,
+                    cost_ratio=cost_ratio, composition_column=composition_column or None, progress=step,
+                )
+    except ValueError as exc:
+        _fail(str(exc))
+    keys = [k for k in ("n_pool", "n_top", "af", "ef_peak", "seconds_per_step", "hv_fraction_final", "expt_evals_to") if k in summary]
+    typer.echo(json.dumps({k: summary[k] for k in keys}))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench_app, name="bench")
