@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -82,16 +83,21 @@ class Journal:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "a", encoding="utf-8")
+        self._lock = threading.Lock()
 
-    def write(self, event: str, **data: Any) -> None:
-        """Append one event and make it durable before returning."""
-        line = json.dumps({"t": time.time(), "event": event, **data}, separators=(",", ":"))
-        self._fh.write(line + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+    def write(self, event: str, **data: Any) -> dict[str, Any]:
+        """Append one event and make it durable before returning it (thread-safe)."""
+        ev = {"t": time.time(), "event": event, **data}
+        line = json.dumps(ev, separators=(",", ":"))
+        with self._lock:
+            self._fh.write(line + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        return ev
 
     def close(self) -> None:
-        self._fh.close()
+        with self._lock:
+            self._fh.close()
 
     @staticmethod
     def events(path: Path) -> Iterator[dict[str, Any]]:
@@ -108,48 +114,51 @@ class Journal:
                     return
 
 
+def apply(state: State, ev: dict[str, Any]) -> None:
+    """Apply one journal event to ``state`` (replay, and the live manager, both use this)."""
+    kind = ev["event"]
+    if kind == "start":
+        state.started_at = ev["t"]
+        state.stopped = None
+    elif kind == "planned":
+        state.tasks[ev["task_id"]] = TaskEntry(
+            task_id=ev["task_id"], fidelity=ev["fidelity"], composition=ev["composition"],
+            process=ev.get("process", {}), predicted=ev.get("predicted", {}), planned_at=ev["t"],
+        )
+    elif kind == "submitted":
+        task = state.tasks[ev["task_id"]]
+        task.status = SUBMITTED
+        task.submissions += 1
+    elif kind == "ingested":
+        task = state.tasks[ev["task_id"]]
+        task.status, task.record_id = INGESTED, ev.get("record_id")
+        task.core_hours, task.ended_at = ev.get("core_hours", 0.0), ev["t"]
+    elif kind == "failed":
+        task = state.tasks[ev["task_id"]]
+        task.status, task.error = FAILED, ev.get("error")
+        task.core_hours, task.ended_at = ev.get("core_hours", 0.0), ev["t"]
+    elif kind == "lab_suggested":
+        state.lab_batches = max(state.lab_batches, ev["batch"])
+        for s in ev["samples"]:
+            state.lab[s["sample_id"]] = LabEntry(
+                sample_id=s["sample_id"], composition=s["composition"], process=s.get("process", {}),
+                predicted=s.get("predicted", {}), batch=ev["batch"],
+            )
+    elif kind == "lab_ingested":
+        for sid, rid in ev["records"].items():
+            if sid in state.lab:
+                state.lab[sid].record_id = rid
+    elif kind == "refit":
+        state.refits += 1
+        if "best" in ev:
+            state.best.append({"n": ev.get("n"), **ev["best"]})
+    elif kind == "stop":
+        state.stopped = ev.get("reason")
+
+
 def replay(path: Path) -> State:
     """Rebuild the campaign state from its journal."""
     state = State()
     for ev in Journal.events(path):
-        kind = ev["event"]
-        if kind == "start":
-            state.started_at = ev["t"]
-            state.stopped = None
-        elif kind == "pause":
-            state.elapsed_before = ev.get("elapsed", state.elapsed_before)
-        elif kind == "planned":
-            state.tasks[ev["task_id"]] = TaskEntry(
-                task_id=ev["task_id"], fidelity=ev["fidelity"], composition=ev["composition"],
-                process=ev.get("process", {}), predicted=ev.get("predicted", {}), planned_at=ev["t"],
-            )
-        elif kind == "submitted":
-            task = state.tasks[ev["task_id"]]
-            task.status = SUBMITTED
-            task.submissions += 1
-        elif kind == "ingested":
-            task = state.tasks[ev["task_id"]]
-            task.status, task.record_id = INGESTED, ev.get("record_id")
-            task.core_hours, task.ended_at = ev.get("core_hours", 0.0), ev["t"]
-        elif kind == "failed":
-            task = state.tasks[ev["task_id"]]
-            task.status, task.error = FAILED, ev.get("error")
-            task.core_hours, task.ended_at = ev.get("core_hours", 0.0), ev["t"]
-        elif kind == "lab_suggested":
-            state.lab_batches = max(state.lab_batches, ev["batch"])
-            for s in ev["samples"]:
-                state.lab[s["sample_id"]] = LabEntry(
-                    sample_id=s["sample_id"], composition=s["composition"], process=s.get("process", {}),
-                    predicted=s.get("predicted", {}), batch=ev["batch"],
-                )
-        elif kind == "lab_ingested":
-            for sid, rid in ev["records"].items():
-                if sid in state.lab:
-                    state.lab[sid].record_id = rid
-        elif kind == "refit":
-            state.refits += 1
-            if "best" in ev:
-                state.best.append({"n": ev.get("n"), **ev["best"]})
-        elif kind == "stop":
-            state.stopped = ev.get("reason")
+        apply(state, ev)
     return state

@@ -74,13 +74,13 @@ def read_lab_sheet(campaign: Campaign, path: Path) -> list[MaterialRecord]:
     return records
 
 
-def ingest_sheet_records(path: Path, store: Store, journal: jn.Journal) -> int:
-    """Ingest records a validated sheet left in the inbox (called by the manager)."""
+def ingest_sheet_records(path: Path, store: Store, journal: jn.Journal) -> dict:
+    """Ingest records a validated sheet left in the inbox (called by the manager); returns
+    the journal event."""
     records = [MaterialRecord.from_json(text) for text in json.loads(Path(path).read_text())]
     result = store.ingest(records)
-    journal.write("lab_ingested", records={r.sample_id: rid for r, rid in zip(records, result.ids)},
-                  new=result.new, sheet=str(path))
-    return result.new
+    return journal.write("lab_ingested", records={r.sample_id: rid for r, rid in zip(records, result.ids)},
+                         new=result.new, sheet=str(path))
 
 
 def ingest_lab_sheet(campaign: Campaign, path: Path) -> tuple[int, int, bool]:

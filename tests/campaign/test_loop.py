@@ -130,3 +130,33 @@ def test_sigkill_at_several_points_resumes_without_loss_or_duplicates(tmp_path):
     assert set(records) <= stored and len(set(records)) == len(records)  # every result stored, once
     assert len(ingested) >= budget - 1
     assert Store.open(campaign.store).check().ok
+
+
+@pytest.mark.slurm
+def test_campaign_on_real_slurm_resumes_by_reattaching(tmp_path):
+    """The same loop through sbatch on the local Slurm; a SIGKILLed manager re-attaches."""
+    path = write_campaign(tmp_path, name=f"slurm{os.getpid()}", calculations=6, lab=False,
+                          runner={"kind": "slurm", "site": str(REPO / "configs/sites/local.yaml"),
+                                  "max_in_flight": 3})
+    campaign = load_campaign(path)
+    journal_path = campaign.run_dir / "journal.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "dm_hpc", "run", str(path), "--quiet"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while not any(ev["event"] == "submitted" for ev in jn.Journal.events(journal_path)) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    res = dm("run", str(path), "--quiet")
+    assert res.returncode == 0, res.stderr[-2000:]
+    events = list(jn.Journal.events(journal_path))
+    submitted = Counter(ev["task_id"] for ev in events if ev["event"] == "submitted")
+    ingested = [ev for ev in events if ev["event"] == "ingested"]
+    assert len(submitted) == 6 and all(n == 1 for n in submitted.values())
+    assert len(ingested) >= 5
+    df = Store.open(campaign.store).to_dataframe(campaign=campaign.name)
+    assert {ev["record_id"] for ev in ingested} <= set(df["record_id"])
+    # the jobs were real Slurm jobs, named for the campaign
+    out = subprocess.run(["squeue", "-t", "all", "-h", "-o", "%j %k"], capture_output=True, text=True).stdout
+    assert campaign.name in out
