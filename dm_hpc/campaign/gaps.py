@@ -15,7 +15,8 @@ neighbours' covariance with the rest collapses, so the next pick lands in anothe
 and an isolated corner point, which would teach nothing about its surroundings, is not favoured
 merely for being far away. Pending points (calculations in flight) are conditioned on first. A
 max-min distance floor (``MIN_SEPARATION``) guards against near-duplicates when a fitted length
-scale is so long that the covariance barely separates neighbours. Without a model (no data yet)
+scale is so long that the covariance barely separates neighbours, or where the descriptor
+features are steep (next to the pure elements). Without a model (no data yet)
 the prior is uninformative and the selection falls back to farthest-point sampling.
 """
 from __future__ import annotations
@@ -33,8 +34,10 @@ from dm_hpc.campaign.strategy import Suggestion, fidelity_costs
 #: Random feasible candidates scored per call (an N x N covariance per output: 1024 keeps it < 1 s).
 N_CANDIDATES = 1024
 #: Minimum Euclidean distance, in atomic-fraction (and [0, 1]-scaled process) space, between two
-#: proposals or a proposal and a pending point.
-MIN_SEPARATION = 0.05
+#: proposals or a proposal and a pending point. Needed beyond the covariance because the model's
+#: features include descriptors (mixing entropy, spreads) that are steep near the pure elements:
+#: Pd and Pd0.94Cu0.06 are far apart for the GP but next to each other for a chemist.
+MIN_SEPARATION = 0.1
 #: Relative nugget added to every observation variance (numerical safety of the rank-1 updates).
 JITTER = 1e-6
 
@@ -127,6 +130,15 @@ def _condition(C: np.ndarray, noise: np.ndarray, j: int) -> np.ndarray:
     return C - col[:, :, None] * col[:, None, :] / (C[:, j, j] + noise)[:, None, None]
 
 
+def _candidates(space, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random feasible points, or (a random subset of at most ``n`` of) the pool."""
+    frac, proc = space.candidates(n, rng)
+    if len(frac) > n:  # a large pool: the covariance is N x N, so score a random subset
+        keep = np.sort(rng.choice(len(frac), n, replace=False))
+        frac, proc = frac[keep], proc[keep]
+    return frac, proc
+
+
 def _farthest_points(coords: np.ndarray, taken: np.ndarray, q: int, rng: np.random.Generator) -> list[int]:
     """Greedy max-min distance selection (the no-model fallback)."""
     chosen: list[int] = []
@@ -174,10 +186,18 @@ def gap_suggestions(
     costs = fidelity_costs(campaign)
     fid = min(campaign.calculations, key=lambda f: costs[f.name])  # a single-task model cannot tell
     cost = max(costs[fid.name], 1e-12)                                 # fidelities apart: cheapest wins
-    frac, proc = space.candidates(n_candidates, rng)
+    frac, proc = _candidates(space, n_candidates, rng)
     pend_frac, pend_proc = _points(space, list(pending or []))
     coords = _coords(space, frac, proc)
     taken = _coords(space, pend_frac, pend_proc)
+    separation = MIN_SEPARATION
+    if space.pool is not None:
+        # a pool's neighbours may sit closer than the floor: keep it below their typical spacing
+        # (pending pool points themselves are still excluded: they are at distance ~0)
+        d = np.linalg.norm(coords[:, None, :] - coords[None, :, :], axis=-1)
+        np.fill_diagonal(d, np.inf)
+        separation = min(MIN_SEPARATION, 0.5 * float(np.median(d.min(1)))) if len(coords) > 1 else 0.0
+        separation = max(separation, 1e-6)
     q = min(q, len(frac))
 
     if model is None:
@@ -198,7 +218,7 @@ def gap_suggestions(
     for _ in range(q):
         diag = np.diagonal(C, axis1=1, axis2=2)  # m x N
         reduction = ((C ** 2).sum(1) / (diag + noise[:, None])).sum(0)  # N
-        allowed = dmin >= MIN_SEPARATION
+        allowed = dmin >= separation
         if not allowed.any():  # space exhausted at this separation: fall back to the best left
             allowed = np.ones(len(coords), bool)
             allowed[chosen] = False
@@ -291,7 +311,7 @@ def coverage_map(
 
     space = design_space(campaign)
     rng = np.random.default_rng(seed)
-    frac, proc = space.candidates(1500, rng)
+    frac, proc = _candidates(space, 1500, rng)
     coords = _coords(space, frac, proc)
     centre, axes = _pca(coords)
     X_grid = space.featurize(frac, proc if proc.size else None)

@@ -325,6 +325,9 @@ def parse_campaign(data: Any, origin: str = "<campaign>") -> Campaign:
         raise CampaignError(_format_errors(origin, exc)) from None
     except (UnitError, UnknownPropertyError, ValueError, TypeError, KeyError) as exc:
         raise CampaignError(f"{origin}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 -- a library below choked on user text (pint's
+        # tokenizer raises TokenError / ZeroDivisionError on units like "]" or "?/0"): still bad input
+        raise CampaignError(f"{origin}: invalid campaign: {type(exc).__name__}: {exc}") from None
 
 
 def load_campaign(path: str | Path) -> Campaign:
@@ -334,12 +337,16 @@ def load_campaign(path: str | Path) -> Campaign:
         text = path.read_text()
     except OSError as exc:
         raise CampaignError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise CampaignError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
         raise CampaignError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    except (ValueError, TypeError, RecursionError) as exc:  # "!!float abc", "2001-02-30", deep nesting
+        raise CampaignError(f"{path}: not valid YAML: {exc}") from None
     return parse_campaign(data, str(path))
 
 

@@ -23,8 +23,9 @@ def parse_unit(text: str) -> pint.Unit:
     cleaned = re.sub(r"\b(wt|at)\s*%", "%", text.strip()).replace("^", "**").replace("°C", "degC").replace("%", "percent")
     if cleaned in ("", "-", "1"):
         cleaned = "dimensionless"
-    errors = (pint.UndefinedUnitError, pint.DefinitionSyntaxError, AttributeError, TypeError,
-              ValueError, AssertionError)
+    # pint's parser raises many kinds of error on garbage (TokenError, ZeroDivisionError, ...):
+    # all of them mean "not a unit"
+    errors = (Exception,)
     try:
         return registry().Unit(cleaned)
     except errors:

@@ -77,7 +77,9 @@ def test_proposals_fill_the_uncovered_half_and_spread(lab_store):
     assert np.allclose(x.sum(1), 1.0)
     assert (x[:, 2] > x[:, 1]).all(), x  # every proposal in the Pd > Ni half, where no data is
     d = np.linalg.norm(x[:, None] - x[None], axis=-1)[np.triu_indices(len(x), 1)]
-    assert d.min() > 0.15, d.min()  # spread over the empty half, not clustered
+    assert d.min() >= MIN_SEPARATION, d.min()  # spread over the empty half, not clustered
+    nearest = np.sort(np.linalg.norm(x[:, None] - x[None], axis=-1), axis=1)[:, 1]
+    assert nearest.mean() > 0.18, nearest  # well beyond the floor: the covariance spreads them
     for s in props:
         assert set(s.predicted["std"]) == {"mixing_energy", "density"}
         assert s.predicted["variance_reduction"] > 0 and s.predicted["gain_per_cost"]["emt"] > 0

@@ -60,7 +60,7 @@ def test_report_on_real_campaign(tiny_run):
     # best records: ids, compositions, values with units
     for prop, best in summary.best.items():
         line = next(ln for ln in text.splitlines() if ln.startswith(f"| {prop} (min) | emt |"))
-        assert "`dm-" in line and "eV/atom" in line or "USD/kg" in line
+        assert "`dm-" in line and ("eV/atom" in line or "USD/kg" in line)
         assert f"{best:.6g}" in line
     assert str(campaign.store) in text
     for png in ("best_vs_evaluations.png", "parity.png", "pareto.png"):
