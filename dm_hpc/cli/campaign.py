@@ -83,9 +83,9 @@ def run(
         raise typer.Exit(130)
     from dm_hpc.campaign.report import write_report
 
-    report_path = write_report(c)
     sheet = c.run_dir / "lab-suggestions.xlsx"
     n_lab = write_suggestions(c, sheet) if c.lab is not None else 0
+    report_path = write_report(c)
     console.print(f"[bold]{c.name}[/]: {summary.reason}")
     console.print(f"  calculations: {summary.ingested} ingested, {summary.failed} failed, "
                   f"{summary.submitted} submissions; {summary.core_hours:.3f} core-hours")

@@ -88,7 +88,6 @@ def rows_from_records(records: Sequence[MaterialRecord], ids: Sequence[str], jso
         "sample_id": _fixed_text([r.sample_id or "" for r in records], layout.LABEL_DTYPE, "sample_id"),
         "time": np.array([p.timestamp.timestamp() for p in provs], dtype="f8"),
     }
-    mask = np.array([element_mask(r.composition.fractions) for r in records], dtype=np.uint64).reshape(n, 2)
     builders = {g: _SparseBuilder() for g in layout.SPARSE_GROUPS}
     comp, props, unc, proc = (builders[g] for g in ("composition", "properties", "uncertainty", "process"))
     for i, rec in enumerate(records):
@@ -98,7 +97,16 @@ def rows_from_records(records: Sequence[MaterialRecord], ids: Sequence[str], jso
         for step in rec.process:
             proc.add(i, {f"{step.name}:{key}": val for key, val in step.parameters.items()})
     sparse = {g: b.build(n, layout.SPARSE_GROUPS[g]) for g, b in builders.items()}
-    return Rows(fixed, mask, sparse, list(jsons))
+    return Rows(fixed, mask_from_fractions(*sparse["composition"]), sparse, list(jsons))
+
+
+def mask_from_fractions(elements: Sequence[str], fractions: np.ndarray) -> np.ndarray:
+    """``n x 2`` uint64 element masks from an ``n x k`` fraction matrix (vectorised)."""
+    mask = np.zeros((fractions.shape[0], 2), dtype=np.uint64)
+    for j, el in enumerate(elements):
+        z = atomic_number(el) - 1
+        mask[:, z // 64] |= (fractions[:, j] > 0).astype(np.uint64) << np.uint64(z % 64)
+    return mask
 
 
 def concat_rows(parts: Sequence[Rows]) -> Rows:
