@@ -159,6 +159,9 @@ class CampaignManager:
             return f"core-hour budget reached ({state.core_hours:.3f})"
         if b.wall_time is not None and state.started_at is not None and time.time() - state.started_at >= b.wall_time:
             return f"wall-time budget reached ({time.time() - state.started_at:.0f} s)"
+        if not self.c.calculations and b.lab_experiments is not None and (
+                len(self.state.lab) + len(self.lab_pending) >= b.lab_experiments):
+            return f"lab budget reached ({len(self.state.lab)} experiments)"
         if (self.run_dir / STOP_FILE).exists():
             return "stopped by request (dm-hpc stop)"
         return None
@@ -237,6 +240,8 @@ class CampaignManager:
                     if sugg is None:
                         break
                     self._submit(f"{self.c.name}-c{len(self.state.tasks) + 1:05d}", sugg)
+                if reason is None and not self.c.calculations:
+                    self._next_suggestion()  # a lab-only campaign: suggestions go to lab batches
                 # 2. collect what finished
                 finished = 0
                 for outcome in self.runner.poll():
@@ -433,7 +438,7 @@ class CampaignManager:
         # new points instead of repeating the ones its first life drew
         rng = np.random.default_rng([self.c.seed, snap.n_tasks])
         q = self.c.learning.batch_size
-        first_calc = self.c.calculations[0].name
+        first_calc = (self.c.calculations or [self.c.lab])[0].name
         if self.model is None:
             return random_suggestions(self.c, q, rng, first_calc), refitted
         model, space, multi = self.model
@@ -471,6 +476,40 @@ class CampaignManager:
         samples = [{"sample_id": f"{self.c.name}-L{batch:03d}-{k + 1:02d}", "composition": s.composition,
                     "process": s.process, "predicted": s.predicted} for k, s in enumerate(new)]
         self._log("lab_suggested", batch=batch, samples=samples)
+        if lab.emulate_from is not None:
+            self._emulate_lab(samples)
+
+    def _emulate_lab(self, samples: list[dict[str, Any]]) -> None:
+        """Answer a lab batch from the emulation table, as a lab would (offline benchmarks)."""
+        from dm_hpc.data import MaterialRecord
+        from dm_hpc.data.sheets import read_sheet
+
+        lab = self.c.lab
+        if not hasattr(self, "_emulation"):
+            self._emulation: dict[tuple, list] = {}
+            for rec in read_sheet(lab.emulate_from, column_map=lab.emulate_map):
+                self._emulation.setdefault(_key(rec.composition.fractions, {}), []).append(rec)
+        records = []
+        for sample in samples:
+            hits = self._emulation.get(_key(sample["composition"], {}), [])
+            if not hits:
+                continue  # the table never measured it: the lab "could not make" this sample
+            props: dict[str, list[float]] = {}
+            for rec in hits:  # replicates are averaged, as the benchmark protocol does
+                for p in rec.properties:
+                    props.setdefault(p.name, []).append(p.value)
+            records.append(MaterialRecord.model_validate({
+                "composition": sample["composition"], "sample_id": sample["sample_id"],
+                "properties": [{"name": k, "value": float(np.mean(v))} for k, v in props.items()],
+                "provenance": {"source": "experimental", "method": lab.name, "campaign": self.c.name,
+                               "extra": {"emulated_from": str(lab.emulate_from)}},
+            }))
+        if records:
+            result = self.store.ingest(records)
+            self._log("lab_ingested", records={r.sample_id: rid for r, rid in zip(records, result.ids)},
+                      new=result.new, sheet=f"emulated from {lab.emulate_from}")
+            self._refit_due = True
+            self._best_cache = self._best(self.store.to_dataframe(campaign=self.c.name))
 
     def _ingest_inbox(self) -> int:
         """Lab sheets that `dm-hpc ingest` validated while this manager held the store."""

@@ -177,6 +177,10 @@ class Fidelity(Strict):
     batch_size: int = Field(default=8, ge=1)
     turnaround: float = 14 * 86400.0
     target: bool = False
+    #: Offline benchmarking: answer the lab's sheets from this table of measurements (with
+    #: ``emulate_map``, a column map), as a lab would, instead of waiting for a real lab.
+    emulate_from: Path | None = None
+    emulate_map: Path | None = None
 
     @field_validator("walltime", "turnaround", mode="before")
     @classmethod
@@ -271,14 +275,19 @@ class Campaign(Strict):
         names = [f.name for f in self.fidelities]
         if len(set(names)) != len(names):
             raise ValueError(f"fidelity names must be unique: {names}")
-        if not any(f.kind == FidelityKind.calculation for f in self.fidelities):
-            raise ValueError("at least one calculation fidelity is needed")
+        lab = self.lab
+        if not self.calculations and (lab is None or lab.emulate_from is None):
+            raise ValueError("at least one calculation fidelity is needed (or an emulated lab)")
+        if sum(f.kind == FidelityKind.experiment for f in self.fidelities) > 1:
+            raise ValueError("at most one experiment fidelity (the lab)")
         props = [o.property for o in self.objectives]
         if len(set(props)) != len(props):
             raise ValueError(f"objective given twice: {props}")
         if sum(f.target for f in self.fidelities) > 1:
             raise ValueError("at most one fidelity can be the target")
-        if self.budget.core_hours is None and self.budget.calculations is None and self.budget.wall_time is None:
+        b = self.budget
+        if b.core_hours is None and b.calculations is None and b.wall_time is None and not (
+                not self.calculations and b.lab_experiments):
             raise ValueError("budget needs core_hours, calculations or wall_time (a campaign must end)")
         return self
 

@@ -1,0 +1,202 @@
+"""Inverse design: compositions / process settings ranked by the probability of meeting targets.
+
+Targets are strings such as ``"bulk_modulus>=150 GPa"`` or ``"density<=7 g/cm3"``; values are
+converted to the property's canonical unit (``dm_hpc.data.vocabulary``), in which the models
+predict. The probability of meeting all targets treats the property predictions at a point as
+independent Gaussians (separate models per property): ``P = prod_i Phi(+-(mu_i - v_i) / sigma_i)``.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dm_hpc.acquire.space import DesignSpace
+
+_TARGET = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
+
+
+class TargetError(ValueError):
+    """A target string that cannot be parsed or converted."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """``property op value`` with ``value`` in the property's canonical ``unit``."""
+
+    property: str
+    op: str
+    value: float
+    unit: str
+
+    def __str__(self) -> str:
+        return f"{self.property}{self.op}{self.value:g} {self.unit}".strip()
+
+    def probability(self, mean: Tensor, std: Tensor) -> Tensor:
+        """Probability that a Gaussian prediction meets the target (elementwise)."""
+        z = (mean - self.value) / std.clamp_min(1e-12)
+        if self.op in ("<=", "<"):
+            z = -z
+        return 0.5 * torch.erfc(-z / math.sqrt(2.0))
+
+    def met(self, value: float) -> bool:
+        return value >= self.value if self.op in (">=", ">") else value <= self.value
+
+
+def parse_target(text: str) -> Target:
+    """Parse ``"name>=value [unit]"`` (ops <=, >=, <, >); convert to the canonical unit.
+
+    Raises TargetError with a one-line message for bad syntax, unknown properties or units.
+    """
+    from dm_hpc.data.vocabulary import canonical_unit, to_canonical
+
+    m = _TARGET.match(text)
+    if not m:
+        raise TargetError(f"cannot parse target {text!r}; expected e.g. 'bulk_modulus>=150 GPa'")
+    name, op, value, unit = m.group(1), m.group(2), float(m.group(3)), m.group(4) or None
+    try:
+        try:
+            canonical = to_canonical(name, value, unit)
+        except ValueError:
+            if unit is None:
+                raise
+            # "g/cm3" as written on lab sheets: read a digit after a unit symbol as a power
+            canonical = to_canonical(name, value, re.sub(r"(?<=[A-Za-z])(\d+)", r"**\1", unit))
+        cu = canonical_unit(name)
+    except (KeyError, ValueError) as exc:
+        raise TargetError(str(exc)) from None
+    return Target(name, op, canonical, cu)
+
+
+@dataclass
+class Candidate:
+    """A proposed composition/process with its predicted properties.
+
+    Attributes:
+        probability: probability of meeting all targets.
+        mean, std: predicted value and standard deviation per property, canonical units.
+    """
+
+    composition: dict[str, float]
+    process: dict[str, float]
+    probability: float
+    mean: dict[str, float]
+    std: dict[str, float]
+    pool_index: int | None = None
+
+
+def _predict_all(models: Mapping[str, object], X: Tensor) -> tuple[Tensor, Tensor]:
+    from dm_hpc.learn.surrogates import predict
+
+    means, stds = [], []
+    for name, model in models.items():
+        mu, sd = predict(model, X)
+        means.append(mu[:, 0])
+        stds.append(sd[:, 0])
+    return torch.stack(means, -1), torch.stack(stds, -1)
+
+
+def inverse_design(
+    model,
+    space: DesignSpace,
+    targets: Sequence[Target | str],
+    n: int = 20,
+    outputs: Sequence[str] | None = None,
+    n_candidates: int = 20000,
+    refine_rounds: int = 2,
+    seed: int = 0,
+) -> list[Candidate]:
+    """The ``n`` candidates most likely to meet every target.
+
+    Args:
+        model: ``{property: Model}`` (one single-output model per property), or one multi-output
+            Model whose outputs are named by ``outputs``.
+        space: the design space (continuous or a pool).
+        targets: ``Target`` objects or strings (``parse_target``).
+        n_candidates: random feasible candidates drawn; the best are refined locally
+            ``refine_rounds`` times.
+
+    Returns:
+        up to ``n`` distinct candidates, most probable first, with predicted means and stds of all
+        modelled properties.
+    """
+    tg = [parse_target(t) if isinstance(t, str) else t for t in targets]
+    if isinstance(model, Mapping):
+        models = dict(model)
+    else:
+        names = list(outputs) if outputs is not None else [f"y{i}" for i in range(model.num_outputs)]
+        from botorch.models.model import Model
+
+        class _Out:  # one output of a multi-output model, as a single-output view for _predict_all
+            def __init__(self, i):
+                self.i = i
+
+            def posterior(self, X):
+                post = model.posterior(X)
+                return _Slice(post.mean[..., self.i : self.i + 1], post.variance[..., self.i : self.i + 1])
+
+        models = {nm: _Out(i) for i, nm in enumerate(names)}
+        _ = Model  # models from BoTorch; typing aid only
+    missing = [t.property for t in tg if t.property not in models]
+    if missing:
+        raise TargetError(f"no model for target properties {missing}; modelled: {list(models)}")
+    names = list(models)
+    rng = np.random.default_rng(seed)
+    frac, proc = space.candidates(n_candidates, rng)
+
+    def score(f, p):
+        X = space.featurize(f, p)
+        mu, sd = _predict_all(models, X)
+        prob = torch.ones(len(X), dtype=torch.double)
+        margin = torch.zeros(len(X), dtype=torch.double)
+        for t in tg:
+            i = names.index(t.property)
+            prob = prob * t.probability(mu[:, i], sd[:, i])
+            z = (mu[:, i] - t.value) / sd[:, i].clamp_min(1e-12) * (1 if t.op in (">=", ">") else -1)
+            margin = margin + z.clamp(max=6.0)
+        return prob, margin, mu, sd
+
+    prob, margin, mu, sd = score(frac, proc)
+    if space.pool is None:
+        for _ in range(refine_rounds):
+            top = torch.topk(prob + 1e-6 * torch.sigmoid(margin), min(64, len(prob))).indices.numpy()
+            f2, p2 = space.neighbours(frac[top], proc[top], 16, rng)
+            pr2, mg2, mu2, sd2 = score(f2, p2)
+            frac, proc = np.concatenate([frac, f2]), np.concatenate([proc, p2])
+            prob, margin = torch.cat([prob, pr2]), torch.cat([margin, mg2])
+            mu, sd = torch.cat([mu, mu2]), torch.cat([sd, sd2])
+    # rank by probability; among near-certain candidates prefer the larger margin
+    order = torch.argsort(prob.clamp(max=1 - 1e-9) + 1e-10 * torch.sigmoid(margin), descending=True).numpy()
+    out: list[Candidate] = []
+    seen: set[tuple] = set()
+    dicts_cache: dict[int, tuple] = {}
+    for i in order:
+        key = tuple(np.round(np.concatenate([frac[i], proc[i]]), 3))
+        if key in seen:
+            continue
+        seen.add(key)
+        comp, pr = space.to_dicts(frac[i : i + 1], proc[i : i + 1])[0]
+        dicts_cache[i] = (comp, pr)
+        out.append(
+            Candidate(
+                composition=comp,
+                process=pr,
+                probability=float(prob[i]),
+                mean={nm: float(mu[i, j]) for j, nm in enumerate(names)},
+                std={nm: float(sd[i, j]) for j, nm in enumerate(names)},
+                pool_index=int(i) if space.pool is not None else None,
+            )
+        )
+        if len(out) >= n:
+            break
+    return out
+
+
+class _Slice:
+    def __init__(self, mean: Tensor, variance: Tensor):
+        self.mean, self.variance = mean, variance

@@ -1,0 +1,169 @@
+"""``propose``: the next batch of compositions / process settings (and fidelities) to evaluate."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dm_hpc.acquire.acquisition import Objective, OutcomeConstraint, build_acquisition, greedy_select
+from dm_hpc.acquire.fidelity import Fidelity, choose_fidelity
+from dm_hpc.acquire.space import DesignSpace
+
+
+@dataclass
+class Proposal:
+    """One suggested evaluation.
+
+    Attributes:
+        composition: ``{element: atomic fraction}`` (non-zero fractions only, sum 1).
+        process: ``{parameter: value}`` in canonical units.
+        fidelity: calculation method name or "lab" (None when the model has no fidelities).
+        mean, std: predicted value and standard deviation per output name (of the target fidelity).
+        acquisition_value: log-acquisition value when chosen (higher is better).
+        gain_per_cost: information gain per unit cost per fidelity name (multi-fidelity only).
+        pool_index: index into the design space's pool, when it has one.
+    """
+
+    composition: dict[str, float]
+    process: dict[str, float]
+    fidelity: str | None
+    mean: dict[str, float]
+    std: dict[str, float]
+    acquisition_value: float
+    gain_per_cost: dict[str, float] = field(default_factory=dict)
+    pool_index: int | None = None
+
+
+def training_inputs(model) -> Tensor:
+    """The ``n x d`` inputs a model was trained on (task column removed for multi-task GPs)."""
+    from botorch.models import MultiTaskGP
+
+    X = getattr(model, "_original_train_inputs", None)
+    if X is None:
+        X = model.train_inputs[0]
+    if X.dim() > 2:  # batched multi-output GP: identical inputs per output
+        X = X[0]
+    if isinstance(model, MultiTaskGP):
+        keep = [i for i in range(X.shape[-1]) if i != model._task_feature]
+        X = torch.unique(X[..., keep], dim=0)
+    return X
+
+
+def _pending_features(space: DesignSpace, pending) -> Tensor | None:
+    if pending is None:
+        return None
+    if isinstance(pending, Tensor):
+        return pending.to(torch.double) if pending.numel() else None
+    items = list(pending)
+    if not items:
+        return None
+    comps, procs = [], []
+    for p in items:
+        if isinstance(p, Proposal):
+            comps.append(p.composition)
+            procs.append(p.process)
+        else:
+            comp, proc = (p if isinstance(p, tuple) else (p, {}))
+            comps.append(comp)
+            procs.append(proc)
+    from dm_hpc.learn.features import composition_matrix
+
+    frac = composition_matrix(comps, space.element_names)
+    proc = np.array([[float(pr[k]) for k in space.process] for pr in procs]) if space.process else np.zeros((len(items), 0))
+    return space.featurize(frac, proc)
+
+
+def propose(
+    model,
+    space: DesignSpace,
+    objectives: Sequence[Objective] = (Objective(0, True),),
+    constraints: Sequence[OutcomeConstraint] = (),
+    q: int = 1,
+    pending: Sequence[Proposal | Mapping | tuple] | Tensor | None = None,
+    fidelities: Sequence[Fidelity] | None = None,
+    outputs: Sequence[str] | None = None,
+    X_baseline: Tensor | None = None,
+    n_candidates: int = 2048,
+    refine: bool = True,
+    exclude_pool: Sequence[int] = (),
+    seed: int = 0,
+    kind: str | None = None,
+) -> list[Proposal]:
+    """Propose a batch of ``q`` evaluations.
+
+    Args:
+        model: a BoTorch model on ``space.featurize`` features (``fit_surrogate``); for
+            multi-fidelity a multi-task GP whose default output is the target fidelity.
+        space: where proposals may lie (continuous compositions/process, or a pool).
+        objectives: outputs to maximise/minimise (one: qUCB, or qLogNEI with constraints or
+            ``kind='nei'``; several: qLogNEHVI).
+        constraints: outcome constraints, e.g. ``OutcomeConstraint(1, "<=", 7.0)`` (density).
+        q: batch size (sequential greedy: each choice becomes pending for the next).
+        pending: points running now (Proposals, ``(composition, process)`` tuples, composition
+            dicts, or a ``p x d`` feature tensor); they are not proposed again.
+        fidelities: the fidelities and their costs; each proposal then names one, chosen by
+            information gain about the target per unit cost (``dm_hpc.acquire.fidelity``).
+        outputs: names of the model outputs (for ``Proposal.mean``/``std``); default "y0", "y1", ...
+        X_baseline: observed ``n x d`` inputs (default: the model's training inputs).
+        n_candidates: random feasible candidates drawn (continuous spaces), then refined around
+            the best ones; ignored for a pool.
+        exclude_pool: pool indices never to propose (already measured).
+
+    Returns:
+        ``q`` proposals in the order chosen.
+    """
+    rng = np.random.default_rng(seed)
+    frac, proc = space.candidates(n_candidates, rng)
+    X_cand = space.featurize(frac, proc)
+    X_pend = _pending_features(space, pending)
+    X_base = training_inputs(model) if X_baseline is None else X_baseline
+    acq = build_acquisition(model, X_base, objectives, constraints, X_pending=X_pend, kind=kind)
+
+    exclude = None
+    if space.pool is not None:
+        exclude = torch.zeros(X_cand.shape[0], dtype=torch.bool)
+        exclude[list(exclude_pool)] = True
+        if X_pend is not None:  # a pool point that is pending is excluded outright
+            exclude |= (torch.cdist(X_cand, X_pend) < 1e-5).any(-1)  # round-off of re-featurised dicts
+
+    state = {"frac": frac, "proc": proc}
+
+    def refine_fn(vals: Tensor, Xc: Tensor) -> Tensor | None:
+        top = torch.topk(vals, min(32, len(vals))).indices.numpy()
+        f2, p2 = space.neighbours(state["frac"][top], state["proc"][top], 8, rng)
+        state["frac"] = np.concatenate([state["frac"], f2])
+        state["proc"] = np.concatenate([state["proc"], p2])
+        return space.featurize(f2, p2)
+
+    use_refine = refine and space.pool is None and len(space.elements) + len(space.process) > 0
+    idx, values, X_all = greedy_select(acq, X_cand, q, X_pending=X_pend, exclude=exclude, refine=refine_fn if use_refine else None)
+    frac_all, proc_all = state["frac"], state["proc"]
+
+    X_sel = X_all[idx]
+    names = list(outputs) if outputs is not None else [f"y{i}" for i in range(model.num_outputs)]
+    with torch.no_grad():
+        post = model.posterior(X_sel)
+        mean, std = post.mean, post.variance.clamp_min(0).sqrt()
+    chosen_fid: list[Fidelity | None] = [None] * len(idx)
+    scores = None
+    if fidelities:
+        chosen_fid, scores = choose_fidelity(model, X_sel, fidelities)
+    dicts = space.to_dicts(frac_all[idx], proc_all[idx])
+    out = []
+    for k, (comp, pr) in enumerate(dicts):
+        out.append(
+            Proposal(
+                composition=comp,
+                process=pr,
+                fidelity=chosen_fid[k].name if chosen_fid[k] is not None else None,
+                mean={n: float(mean[k, i]) for i, n in enumerate(names)},
+                std={n: float(std[k, i]) for i, n in enumerate(names)},
+                acquisition_value=values[k],
+                gain_per_cost={f.name: float(scores[k, j]) for j, f in enumerate(fidelities)} if scores is not None else {},
+                pool_index=int(idx[k]) if space.pool is not None else None,
+            )
+        )
+    return out

@@ -1,0 +1,214 @@
+"""Design spaces: compositions on the simplex, process boxes, discrete candidate pools.
+
+Candidates are drawn at random (uniform on the bounded simplex of a random subset of at most
+``max_elements`` elements) and refined locally; a full Cartesian grid is never built.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class DesignSpaceError(ValueError):
+    """The bounds admit no composition (e.g. lower bounds sum above one)."""
+
+
+@dataclass
+class DesignSpace:
+    """Where proposals may lie.
+
+    Attributes:
+        elements: ``{element: (low, high)}`` atomic-fraction bounds; fractions sum to one.
+        max_elements: at most this many elements with a non-zero fraction (None: no limit).
+        excluded: elements that must not appear (removed from ``elements``).
+        process: ``{name: (low, high)}`` process-parameter box in canonical units.
+        pool: optional discrete candidates ``(n x E fractions, n x P process)``; when set, proposals
+            come only from it.
+        descriptors: whether features include the physical descriptors (must match the model).
+    """
+
+    elements: dict[str, tuple[float, float]] = field(default_factory=dict)
+    max_elements: int | None = None
+    excluded: frozenset[str] = frozenset()
+    process: dict[str, tuple[float, float]] = field(default_factory=dict)
+    pool: tuple[np.ndarray, np.ndarray] | None = None
+    descriptors: bool = True
+
+    def __post_init__(self) -> None:
+        self.excluded = frozenset(self.excluded)
+        self.elements = {e: (float(lo), float(hi)) for e, (lo, hi) in self.elements.items() if e not in self.excluded}
+        self.process = {k: (float(lo), float(hi)) for k, (lo, hi) in self.process.items()}
+        lo, hi = self.lower, self.upper
+        if self.elements:
+            if np.any(lo < 0) or np.any(hi > 1) or np.any(lo > hi):
+                raise DesignSpaceError("element bounds must satisfy 0 <= low <= high <= 1")
+            if lo.sum() > 1 + 1e-12:
+                raise DesignSpaceError(f"element lower bounds sum to {lo.sum():.3f} > 1")
+            k = self.max_elements or len(lo)
+            if int((lo > 0).sum()) > k:
+                raise DesignSpaceError(f"{int((lo > 0).sum())} elements have a lower bound > 0 but max_elements = {k}")
+            if np.sort(hi)[::-1][:k].sum() < 1 - 1e-12:
+                raise DesignSpaceError("upper bounds of the allowed elements cannot reach a sum of one")
+        for name, (a, b) in self.process.items():
+            if a > b:
+                raise DesignSpaceError(f"process parameter {name!r}: low {a} > high {b}")
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_pool(
+        cls,
+        compositions: Sequence[Mapping[str, float]],
+        process: Sequence[Mapping[str, float]] | None = None,
+        elements: Sequence[str] | None = None,
+        process_bounds: Mapping[str, tuple[float, float]] | None = None,
+        descriptors: bool = True,
+    ) -> DesignSpace:
+        """A discrete space of the given candidates (bounds default to the candidates' range)."""
+        from dm_hpc.learn.features import composition_matrix
+
+        els = list(elements) if elements is not None else sorted({e for c in compositions for e in c})
+        frac = composition_matrix(compositions, els)
+        if process:
+            names = list(process_bounds) if process_bounds else list(process[0])
+            proc = np.array([[float(p[nm]) for nm in names] for p in process])
+            pb = dict(process_bounds) if process_bounds else {nm: (float(proc[:, i].min()), float(proc[:, i].max())) for i, nm in enumerate(names)}
+        else:
+            proc, pb = np.zeros((len(frac), 0)), {}
+        bounds = {e: (0.0, 1.0) for e in els}
+        return cls(elements=bounds, process=pb, pool=(frac, proc), descriptors=descriptors)
+
+    # -- basic facts ----------------------------------------------------------------------------
+    @property
+    def element_names(self) -> list[str]:
+        return list(self.elements)
+
+    @property
+    def lower(self) -> np.ndarray:
+        return np.array([b[0] for b in self.elements.values()], dtype=float)
+
+    @property
+    def upper(self) -> np.ndarray:
+        return np.array([b[1] for b in self.elements.values()], dtype=float)
+
+    def featurize(self, fractions: np.ndarray, process: np.ndarray | None = None) -> Tensor:
+        """``n x E`` fractions (+ ``n x P`` process, canonical units) -> ``n x d`` model features."""
+        from dm_hpc.learn.features import featurize
+
+        proc = process if self.process and process is not None and process.size else None
+        return featurize(fractions, self.element_names, proc, self.process or None, descriptors=self.descriptors)
+
+    def to_dicts(self, fractions: np.ndarray, process: np.ndarray) -> list[tuple[dict[str, float], dict[str, float]]]:
+        """Rows -> ``({element: fraction} without zeros, {parameter: value})``."""
+        names = self.element_names
+        pnames = list(self.process)
+        return [
+            ({e: float(f) for e, f in zip(names, fr) if f > 0}, {p: float(v) for p, v in zip(pnames, pr)})
+            for fr, pr in zip(fractions, process if process.size else np.zeros((len(fractions), 0)))
+        ]
+
+    def violations(self, fractions: np.ndarray, process: np.ndarray | None = None, tol: float = 1e-6) -> list[str]:
+        """Human-readable list of broken constraints of the rows (empty when all hold)."""
+        bad = []
+        f = np.atleast_2d(fractions)
+        if f.size:
+            if np.any(np.abs(f.sum(1) - 1) > tol):
+                bad.append("fractions do not sum to one")
+            if np.any(f < self.lower - tol) or np.any(f > self.upper + tol):
+                bad.append("element bounds violated")
+            if self.max_elements is not None and np.any((f > tol).sum(1) > self.max_elements):
+                bad.append(f"more than {self.max_elements} elements")
+        if process is not None and process.size and self.process:
+            lo = np.array([b[0] for b in self.process.values()])
+            hi = np.array([b[1] for b in self.process.values()])
+            if np.any(process < lo - tol) or np.any(process > hi + tol):
+                bad.append("process bounds violated")
+        return bad
+
+    # -- sampling -------------------------------------------------------------------------------
+    def sample(self, n: int, rng: np.random.Generator, active: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` random feasible points: (``n x E`` fractions, ``n x P`` process).
+
+        Compositions: a random subset of at most ``max_elements`` elements (always containing the
+        elements with a lower bound > 0), a uniform Dirichlet draw above the lower bounds, then the
+        excess over upper bounds moved to elements with room, in proportion to their room (one pass
+        keeps every bound because the room covers the excess). ``active`` (``n x E`` bool) fixes
+        the element subsets instead.
+        """
+        E = len(self.elements)
+        frac = np.zeros((n, E))
+        if E:
+            lo, hi = self.lower, self.upper
+            if active is None:
+                active = self._random_subsets(n, rng)
+            w = rng.gamma(1.0, size=(n, E)) * active
+            w /= w.sum(1, keepdims=True)
+            lo_a = lo * active
+            x = lo_a + (1.0 - lo_a.sum(1, keepdims=True)) * w
+            hi_a = np.where(active, hi, 0.0)
+            for _ in range(3):  # one pass suffices in exact arithmetic; repeat against round-off
+                excess = np.clip(x - hi_a, 0, None).sum(1, keepdims=True)
+                x = np.minimum(x, hi_a)
+                room = np.clip(hi_a - x, 0, None)
+                x = x + excess * room / np.where(room.sum(1, keepdims=True) > 0, room.sum(1, keepdims=True), 1.0)
+            frac = x / x.sum(1, keepdims=True)
+        P = len(self.process)
+        proc = np.zeros((n, P))
+        if P:
+            plo = np.array([b[0] for b in self.process.values()])
+            phi = np.array([b[1] for b in self.process.values()])
+            proc = plo + (phi - plo) * rng.random((n, P))
+        return frac, proc
+
+    def _random_subsets(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        lo, hi = self.lower, self.upper
+        E = len(lo)
+        kmax = min(self.max_elements or E, E)
+        required = lo > 0
+        active = np.zeros((n, E), dtype=bool)
+        todo = np.arange(n)
+        for _ in range(50):  # redraw subsets whose upper bounds cannot reach one
+            m = len(todo)
+            kmin = max(int(required.sum()), 1)
+            k = rng.integers(kmin, kmax + 1, size=m)
+            keys = rng.random((m, E))
+            keys[:, required] = -1.0
+            ranks = np.argsort(np.argsort(keys, axis=1), axis=1)
+            act = ranks < k[:, None]
+            ok = (hi * act).sum(1) >= 1 - 1e-12
+            active[todo[ok]] = act[ok]
+            todo = todo[~ok]
+            if not len(todo):
+                break
+        if len(todo):  # fall back to the elements with the largest upper bounds
+            order = np.argsort(-(hi + 2 * required))[:kmax]
+            active[np.ix_(todo, order)] = True
+        return active
+
+    def neighbours(
+        self, fractions: np.ndarray, process: np.ndarray, per_point: int, rng: np.random.Generator, steps=(0.03, 0.1, 0.3)
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Feasible points near the given rows: convex mixtures with random points on the same
+        element subset (so bounds, sum and element count stay valid); process jittered in the box."""
+        if self.pool is not None:
+            raise ValueError("a discrete pool has no neighbours")
+        reps = np.repeat(np.arange(len(fractions)), per_point)
+        f0 = fractions[reps]
+        active = f0 > 0
+        rnd, prnd = self.sample(len(reps), rng, active=active if len(self.elements) else None)
+        a = rng.choice(np.asarray(steps), size=(len(reps), 1))
+        f = (1 - a) * f0 + a * rnd
+        f = f / np.where(f.sum(1, keepdims=True) > 0, f.sum(1, keepdims=True), 1.0) if f.size else f
+        p = process[reps]
+        if self.process:
+            p = (1 - a) * p + a * prnd
+        return f, p
+
+    def candidates(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The pool, or ``n`` random feasible points."""
+        if self.pool is not None:
+            return self.pool
+        return self.sample(n, rng)

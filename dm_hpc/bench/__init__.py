@@ -1,0 +1,16 @@
+"""Offline benchmarks of the active-learning loop.
+
+Public interface:
+
+- ``bench_pool(data, inputs, objective, goal, budget, seeds, strategy, out) -> dict``: the
+  Liang et al. pool protocol; writes ``out/summary.json`` (keys ``n_pool``, ``n_top``,
+  ``top_pct``, ``ef``, ``af`` {"0.5","0.8","0.9"}, ``seconds_per_step``, plus ``ef_peak`` and the
+  run settings) and ``out/top_pct.png``.
+- ``bench_pool_multiobjective(...)``: hypervolume vs evaluations.
+- ``bench_pool_multifidelity(...)``: experimental evaluations needed, multi-fidelity vs single.
+- ``STRATEGIES``: names and descriptions (random, gp-ei, gp-lcb, ensemble, default).
+"""
+from dm_hpc.bench.pool import bench_pool, load_pool, metrics, run_pool, top_set
+from dm_hpc.bench.strategies import STRATEGIES
+
+__all__ = ["STRATEGIES", "bench_pool", "load_pool", "metrics", "run_pool", "top_set"]

@@ -1,0 +1,184 @@
+"""The calculator registry: methods (emt, gpaw, qe, chgnet) read from ``configs/calculators.yaml``.
+
+A :class:`Method` says its fidelity label, the elements it can describe, its default settings
+and a cost estimate in core-seconds as a function of the atom count. The code behind a method
+is a backend (see ``backends.py``) looked up by the method's ``code``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dm_hpc.data import ELEMENTS, Composition
+from dm_hpc.data.elements import atomic_number
+
+_REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def config_dir() -> Path:
+    """Folder holding ``calculators.yaml`` and ``pseudopotentials.yaml`` (``DM_HPC_CONFIG_DIR``
+    overrides the repository's ``configs/``)."""
+    return Path(os.environ.get("DM_HPC_CONFIG_DIR", _REPO_CONFIGS))
+
+
+@cache
+def _load_yaml(path: str) -> dict[str, Any]:
+    with open(path) as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def calculators_config() -> dict[str, Any]:
+    """The parsed calculators file (``DM_HPC_CALCULATORS`` overrides its path)."""
+    return _load_yaml(os.environ.get("DM_HPC_CALCULATORS", str(config_dir() / "calculators.yaml")))
+
+
+def pseudopotentials_config() -> dict[str, Any]:
+    """The parsed QE pseudopotential map (``DM_HPC_PSEUDOPOTENTIALS`` overrides its path)."""
+    return _load_yaml(os.environ.get("DM_HPC_PSEUDOPOTENTIALS", str(config_dir() / "pseudopotentials.yaml")))
+
+
+class UnknownMethodError(KeyError):
+    """A method name that is not in the registry."""
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Core-seconds of one calculation on ``n`` atoms: ``c0 + c1 * n ** power``."""
+
+    c0: float = 1.0
+    c1: float = 1.0
+    power: float = 1.0
+
+    def __call__(self, n_atoms: int) -> float:
+        return self.c0 + self.c1 * float(n_atoms) ** self.power
+
+
+@dataclass(frozen=True)
+class Method:
+    """One calculation method of the registry.
+
+    ``settings`` are the method's defaults (common settings merged in); a task may override
+    any of them. ``fidelity`` is the label the acquisition groups methods by.
+    """
+
+    name: str
+    code: str
+    fidelity: str
+    description: str
+    element_rule: Any
+    cost: CostModel
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def elements(self) -> frozenset[str]:
+        """Elements this method can describe (with its default settings)."""
+        return self.elements_for(self.settings)
+
+    def elements_for(self, settings: Mapping[str, Any]) -> frozenset[str]:
+        """Elements this method can describe with ``settings`` (QE: depends on the functional)."""
+        rule = self.element_rule
+        if isinstance(rule, list):
+            return frozenset(rule)
+        if rule == "all":
+            max_z = int(self.options.get("max_z", len(ELEMENTS)))
+            return frozenset(e for e in ELEMENTS if atomic_number(e) <= max_z)
+        if rule == "setups":
+            return _gpaw_setup_elements(str(settings.get("xc", "PBE")))
+        if rule == "pseudopotentials":
+            sets = pseudopotentials_config().get("sets", {})
+            return frozenset(sets.get(str(settings.get("xc", "pbe")).lower(), {}))
+        raise ValueError(f"method {self.name}: unknown elements rule {rule!r}")
+
+    def unsupported(self, composition: Composition | Iterable[str],
+                    settings: Mapping[str, Any] | None = None) -> list[str]:
+        """Elements of ``composition`` this method cannot describe (sorted)."""
+        els = composition.elements if isinstance(composition, Composition) else list(composition)
+        known = self.elements_for(self.merged_settings(settings))
+        return sorted(e for e in els if e not in known)
+
+    def supports(self, composition: Composition | Iterable[str]) -> bool:
+        """True when every element of ``composition`` is supported (default settings)."""
+        return not self.unsupported(composition)
+
+    def cost_core_seconds(self, n_atoms: int) -> float:
+        """Estimated core-seconds of a full calculation (relax + static) on ``n_atoms`` atoms."""
+        return self.cost(n_atoms)
+
+    def merged_settings(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Default settings with ``overrides`` applied (unknown keys are rejected)."""
+        out = dict(self.settings)
+        for key, value in dict(overrides or {}).items():
+            if key not in out:
+                raise ValueError(f"method {self.name} has no setting {key!r} "
+                                 f"(known: {', '.join(sorted(out))})")
+            out[key] = value
+        return out
+
+    def available(self) -> str | None:
+        """None when the code can run here, else why not."""
+        from dm_hpc.compute.backends import backend_for
+
+        return backend_for(self).unavailable_reason()
+
+
+def _gpaw_setup_elements(xc: str) -> frozenset[str]:
+    try:
+        import gpaw_data  # the wheel that ships GPAW's PAW setups
+    except ImportError:
+        return frozenset()
+    folder = Path(gpaw_data.__file__).parent / "setups"
+    found = {p.name.split(".")[0] for p in folder.glob(f"*.{xc}.gz")}
+    return frozenset(e for e in found if e in ELEMENTS)
+
+
+@cache
+def _registry() -> dict[str, Method]:
+    config = calculators_config()
+    common = dict(config.get("common", {}))
+    out = {}
+    for name, spec in config.get("methods", {}).items():
+        options = {k: v for k, v in spec.items() if k not in
+                   ("code", "fidelity", "description", "elements", "cost", "settings")}
+        out[name] = Method(
+            name=name, code=spec["code"], fidelity=spec["fidelity"],
+            description=spec.get("description", ""), element_rule=spec.get("elements", []),
+            cost=CostModel(**spec.get("cost", {})),
+            settings={**common, **dict(spec.get("settings") or {})}, options=options,
+        )
+    return out
+
+
+def method_names() -> list[str]:
+    """Names of all registered methods (installed or not)."""
+    return list(_registry())
+
+
+def get_method(name: str) -> Method:
+    """The registered method called ``name`` (raises :class:`UnknownMethodError`)."""
+    try:
+        return _registry()[name]
+    except KeyError:
+        raise UnknownMethodError(f"unknown method {name!r} (known: {', '.join(method_names())})") from None
+
+
+def settings_hash(payload: Mapping[str, Any]) -> str:
+    """Short sha256 of canonical JSON (floats written by ``repr``: equal settings, equal hash)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def round_sig(value: float, digits: int = 8) -> float:
+    """``value`` rounded to ``digits`` significant digits (keeps float noise out of record ids)."""
+    if value == 0 or not math.isfinite(value):
+        return float(value)
+    return float(f"{value:.{digits}g}")

@@ -1,0 +1,149 @@
+"""Composition -> crystal structure: an fcc or bcc supercell with a seeded random occupation.
+
+The lattice parameter is guessed from the elements' ground-state volumes (Vegard's law on the
+volume per atom, from ASE's reference states); the relaxation then finds the real one.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.build import bulk
+from ase.data import atomic_numbers, covalent_radii, reference_states
+
+from dm_hpc.data import Composition
+
+#: Cell sizes (atoms) per lattice: primitive cell, conventional cube, then n x n x n cubes.
+CELL_SIZES = {"fcc": (1, 4, 32, 108, 256), "bcc": (1, 2, 16, 54, 128)}
+_ATOMS_PER_CUBE = {"fcc": 4, "bcc": 2}
+
+
+class StructureError(ValueError):
+    """A composition that cannot be placed on the requested cell."""
+
+
+def reference_volume(element: str) -> float:
+    """Ground-state volume per atom of ``element`` in angstrom**3 (ASE's reference states)."""
+    ref = reference_states[atomic_numbers[element]] or {}
+    sym, a = ref.get("symmetry"), ref.get("a")
+    if sym == "fcc":
+        return a**3 / 4
+    if sym == "bcc":
+        return a**3 / 2
+    if sym == "hcp":
+        return math.sqrt(3) / 4 * a**2 * a * ref.get("c/a", math.sqrt(8 / 3))
+    if sym == "diamond":
+        return a**3 / 8
+    # anything else: a close-packed sphere of the covalent radius (packing fraction 0.74)
+    r = covalent_radii[atomic_numbers[element]]
+    return 4 / 3 * math.pi * r**3 / 0.74
+
+
+def ground_state_lattice(element: str) -> str:
+    """'fcc' or 'bcc' for ``element``: bcc where ASE's reference state is bcc, else fcc."""
+    ref = reference_states[atomic_numbers[element]] or {}
+    return "bcc" if ref.get("symmetry") == "bcc" else "fcc"
+
+
+def choose_lattice(composition: Composition) -> str:
+    """The lattice most of the composition (by atomic fraction) prefers; fcc on a tie."""
+    bcc = sum(x for el, x in composition.fractions.items() if ground_state_lattice(el) == "bcc")
+    return "bcc" if bcc > 0.5 else "fcc"
+
+
+def lattice_guess(composition: Composition, lattice: str) -> float:
+    """Cubic lattice parameter in angstrom from the mean volume per atom (Vegard's law)."""
+    volume = sum(x * reference_volume(el) for el, x in composition.fractions.items())
+    return float((_ATOMS_PER_CUBE[lattice] * volume) ** (1 / 3))
+
+
+def atom_counts(fractions: Mapping[str, float], n_atoms: int) -> dict[str, int]:
+    """Integer atom counts for ``n_atoms`` sites (largest remainder; ties broken by name)."""
+    raw = {el: x * n_atoms for el, x in fractions.items()}
+    counts = {el: int(math.floor(v)) for el, v in raw.items()}
+    left = n_atoms - sum(counts.values())
+    for el in sorted(raw, key=lambda e: (-(raw[e] - counts[e]), e))[:left]:
+        counts[el] += 1
+    return counts
+
+
+def _fits(fractions: Mapping[str, float], counts: Mapping[str, int], n: int, tol: float) -> bool:
+    return all(counts[el] >= 1 and abs(counts[el] / n - x) <= tol for el, x in fractions.items())
+
+
+def choose_n_atoms(composition: Composition, lattice: str, tolerance: float) -> int:
+    """Smallest cell of ``lattice`` whose atom counts match the composition within ``tolerance``
+    (largest cell when none does)."""
+    sizes = CELL_SIZES[lattice]
+    for n in sizes:
+        if _fits(composition.fractions, atom_counts(composition.fractions, n), n, tolerance):
+            return n
+    return sizes[-1]
+
+
+@dataclass(frozen=True)
+class StructurePlan:
+    """What ``build_structure`` made: lattice, cell size and the cell's own composition."""
+
+    lattice: str
+    n_atoms: int
+    a_guess: float
+    counts: dict[str, int]
+
+    @property
+    def cell_composition(self) -> Composition:
+        return Composition(dict(self.counts))
+
+
+def plan_structure(composition: Composition, settings: Mapping[str, Any]) -> StructurePlan:
+    """Resolve ``lattice: auto`` and ``n_atoms: auto`` to concrete values for ``composition``."""
+    lattice = str(settings.get("lattice", "auto"))
+    if lattice == "auto":
+        lattice = choose_lattice(composition)
+    if lattice not in CELL_SIZES:
+        raise StructureError(f"lattice must be fcc, bcc or auto, not {lattice!r}")
+    n = settings.get("n_atoms", "auto")
+    if n == "auto":
+        n = choose_n_atoms(composition, lattice, float(settings.get("composition_tolerance", 0.02)))
+    n = int(n)
+    if n not in CELL_SIZES[lattice]:
+        raise StructureError(f"n_atoms for {lattice} must be one of {CELL_SIZES[lattice]}, not {n}")
+    counts = atom_counts(composition.fractions, n)
+    missing = [el for el, c in counts.items() if c == 0]
+    if missing:
+        raise StructureError(f"a {n}-atom cell has no site for {', '.join(missing)}; use a larger n_atoms")
+    return StructurePlan(lattice, n, lattice_guess(composition, lattice), {k: v for k, v in counts.items() if v})
+
+
+def build_structure(composition: Composition, settings: Mapping[str, Any], seed: int = 0) -> tuple[Atoms, StructurePlan]:
+    """An fcc/bcc supercell holding ``composition``, sites occupied by a seeded random permutation.
+
+    Same composition, settings and seed -> the same structure, atom for atom.
+    """
+    plan = plan_structure(composition, settings)
+    if plan.n_atoms == 1:
+        atoms = bulk("X", plan.lattice, a=plan.a_guess)
+    else:
+        cube = bulk("X", plan.lattice, a=plan.a_guess, cubic=True)
+        reps = round((plan.n_atoms / _ATOMS_PER_CUBE[plan.lattice]) ** (1 / 3))
+        atoms = cube.repeat((reps, reps, reps))
+    symbols = [el for el, c in sorted(plan.counts.items()) for _ in range(c)]
+    order = np.random.default_rng(seed).permutation(len(symbols))
+    atoms.set_chemical_symbols([symbols[i] for i in order])
+    return atoms, plan
+
+
+def element_structure(element: str, settings: Mapping[str, Any]) -> Atoms:
+    """The one-atom primitive cell of ``element`` in its preferred lattice (mixing-energy reference)."""
+    lattice = ground_state_lattice(element)
+    comp = Composition({element: 1.0})
+    return bulk(element, lattice, a=lattice_guess(comp, lattice))
+
+
+def cubic_lattice_parameter(volume_per_atom: float, lattice: str) -> float:
+    """Volume-equivalent cubic lattice parameter in angstrom (a sheared cell keeps its volume)."""
+    return (_ATOMS_PER_CUBE[lattice] * volume_per_atom) ** (1 / 3)

@@ -1,0 +1,80 @@
+"""Worker entry point: ``python -m dm_hpc.compute.worker TASK.json [--workdir DIR]``.
+
+Runs the one calculation described by the task file in its run folder (the task file's folder
+unless ``--workdir`` is given) and writes ``result.json`` there -- a result or a typed failure.
+Exit status: 0 whenever ``result.json`` was written -- a typed failure is an outcome, read from
+the file, and a runner must not resubmit a deterministic failure (an unsupported element fails
+again). Non-zero only when no result could be written (the worker itself crashed or was killed),
+which is exactly when a retry may help. ``--exit-codes`` makes a typed failure exit with its
+kind's code instead (``FailureKind.exit_code``: 10 unsupported element, 20 SCF, ...), for sites
+that read outcomes from ``sacct``.
+
+For ``cores > 1`` pw.x is started under MPI by the QE backend; GPAW runs MPI in-process, so a
+GPAW task with several cores is run as ``mpiexec -n N gpaw python -m dm_hpc.compute.worker ...``
+(the worker re-launches itself that way when it is not already under MPI).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from dm_hpc.compute.failures import CalcFailure, FailureKind
+
+
+def _mpi_rank_size() -> tuple[int, int]:
+    for rank, size in (("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"), ("PMI_RANK", "PMI_SIZE"),
+                       ("SLURM_PROCID", "SLURM_NTASKS")):
+        if size in os.environ:
+            return int(os.environ.get(rank, 0)), int(os.environ[size])
+    return 0, 1
+
+
+def _relaunch_gpaw_under_mpi(task_path: Path, workdir: Path, cores: int, exit_codes: bool) -> int:
+    """Run this worker again as ``mpiexec -n cores gpaw python -m ...`` and return its status."""
+    import shutil
+    import subprocess
+
+    from dm_hpc.compute.backends import mpi_command
+
+    gpaw = shutil.which("gpaw") or str(Path(sys.executable).with_name("gpaw"))
+    argv = mpi_command(["mpiexec", "-n", "{cores}"], cores) + [
+        gpaw, "python", "-m", "dm_hpc.compute.worker", str(task_path), "--workdir", str(workdir)]
+    argv += ["--exit-codes"] if exit_codes else []
+    return subprocess.call(argv, cwd=workdir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dm_hpc.compute.worker", description=__doc__.split("\n")[0])
+    parser.add_argument("task", type=Path, help="task.json written by dm_hpc.compute.write_task")
+    parser.add_argument("--workdir", type=Path, default=None, help="run folder (default: the task file's folder)")
+    parser.add_argument("--exit-codes", action="store_true", help="exit with the failure kind's code on a typed failure")
+    args = parser.parse_args(argv)
+    workdir = (args.workdir or args.task.resolve().parent).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    from dm_hpc.compute.calculation import calculate
+    from dm_hpc.compute.results import read_task, write_result
+
+    rank, size = _mpi_rank_size()
+    try:
+        task = read_task(args.task)
+    except Exception as exc:  # unreadable task: still a typed result for the campaign
+        outcome = CalcFailure(kind=FailureKind.invalid_task, reason=f"cannot read task {args.task}: {exc}")
+        if rank == 0:
+            write_result(workdir, outcome)
+        return outcome.exit_code if args.exit_codes else 0
+    if task.method == "gpaw" and task.cores > 1 and size == 1:
+        return _relaunch_gpaw_under_mpi(args.task.resolve(), workdir, task.cores, args.exit_codes)
+    outcome = calculate(task.composition, task.method, task.settings, task.properties, seed=task.seed,
+                        workdir=workdir / "calc", cores=task.cores if task.method != "gpaw" else size,
+                        task_id=task.task_id, campaign=task.campaign)
+    if rank == 0:  # under MPI every rank computes; one writes
+        write_result(workdir, outcome)
+        print(f"{'ok' if outcome.ok else 'failed: ' + outcome.kind.value}: {workdir / 'result.json'}")
+    return outcome.exit_code if (args.exit_codes and not outcome.ok) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Features and surrogate models (stage 1 of the plan: properties from composition and process).
+
+Public interface (stable; other concerns call these):
+
+- ``featurize(compositions, elements, process=None, process_bounds=None, descriptors=True) -> Tensor``
+  ``n x (E + 8 + P)``: element fractions, eight physical descriptors (``DESCRIPTOR_NAMES``), process
+  parameters scaled to [0, 1] by their bounds. ``feature_names(...)`` gives the column names.
+- ``fit_surrogate(X, Y, kind="auto"|"gp"|"multitask"|"ensemble", task_index=None, target_task=None,
+  bounds=None, warm_start=None, **kw) -> botorch Model``; ``X`` is ``n x d``, ``Y`` is ``n x m``.
+  ``auto``: multi-task GP when ``task_index`` holds several fidelities, exact GP up to
+  ``GP_MAX_POINTS`` records, deep ensemble beyond.
+- ``predict(model, X) -> (mean, std)``, each ``n x m``.
+- ``fit_gp``, ``fit_multitask``, ``fit_ensemble`` for direct use.
+
+Depends only on ``dm_hpc.data`` (and torch/BoTorch/pymatgen, imported lazily where heavy).
+"""
+from dm_hpc.learn.features import DESCRIPTOR_NAMES, feature_names, featurize
+from dm_hpc.learn.surrogates import (
+    GP_MAX_POINTS,
+    fit_ensemble,
+    fit_gp,
+    fit_multitask,
+    fit_surrogate,
+    predict,
+    surrogate_kind,
+)
+
+__all__ = [
+    "DESCRIPTOR_NAMES",
+    "GP_MAX_POINTS",
+    "feature_names",
+    "featurize",
+    "fit_ensemble",
+    "fit_gp",
+    "fit_multitask",
+    "fit_surrogate",
+    "predict",
+    "surrogate_kind",
+]

@@ -1,0 +1,407 @@
+"""Surrogate models, all behind BoTorch's ``Model`` interface.
+
+- ``fit_gp``: exact GP, ARD Matern-5/2 kernel, inputs normalised to the unit cube, outcomes
+  standardised. Fast paths: hyper-parameters warm-started from a previous model (few L-BFGS
+  iterations), and above ``max_fit_points`` the hyper-parameters are fitted on a random subset
+  while the posterior conditions on all points.
+- ``fit_multitask``: multi-task GP over discrete fidelities (each calculation method and the
+  lab is a task); cheap data informs the expensive target through the learned task covariance.
+- ``DeepEnsemble`` / ``fit_ensemble``: S torch MLPs trained together with ``torch.func.vmap``;
+  the posterior is BoTorch's ``EnsemblePosterior`` (mean and variance across members).
+- ``fit_surrogate``: picks one of the above by data size (overridable).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+#: Above this many training points ``kind="auto"`` uses the deep ensemble (exact GP cost grows as N^3).
+GP_MAX_POINTS = 2000
+#: Hyper-parameters of an exact GP are fitted on at most this many points (random subset).
+GP_MAX_FIT_POINTS = 250
+
+
+def _matern_ard(d: int, batch_shape: torch.Size = torch.Size()):
+    """ARD Matern-5/2 with the dimension-scaled log-normal length-scale prior (Hvarfner et al. 2024),
+    which keeps the prior sensible whatever the number of inputs."""
+    from gpytorch.kernels import MaternKernel, ScaleKernel
+    from gpytorch.priors import GammaPrior, LogNormalPrior
+
+    base = MaternKernel(
+        nu=2.5,
+        ard_num_dims=d,
+        batch_shape=batch_shape,
+        lengthscale_prior=LogNormalPrior(math.sqrt(2.0) + 0.5 * math.log(d), math.sqrt(3.0)),
+    )
+    return ScaleKernel(base, batch_shape=batch_shape, outputscale_prior=GammaPrior(2.0, 0.15))
+
+
+def _hyper_state(model) -> dict[str, Tensor]:
+    """Hyper-parameters of a GP (everything but training data and transform buffers)."""
+    return {
+        k: v.detach().clone()
+        for k, v in model.state_dict().items()
+        if "raw_" in k or k.endswith("mean_module.constant") or k.endswith("mean_module.raw_constant")
+    }
+
+
+def _load_hypers(model, state: dict[str, Tensor]) -> bool:
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        return False
+    model.load_state_dict(usable, strict=False)
+    return True
+
+
+def _fit_mll(model, maxiter: int) -> None:
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.optim.fit import fit_gpytorch_mll_scipy
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            # The iteration cap is deliberate (speed): accept a capped optimum instead of letting
+            # BoTorch treat "iteration limit reached" as a failure and restart from random priors.
+            fit_gpytorch_mll(
+                mll,
+                optimizer=fit_gpytorch_mll_scipy,
+                optimizer_kwargs={"options": {"maxiter": maxiter}},
+                warning_handler=lambda w: True,
+                max_attempts=2,
+            )
+        except Exception:  # a failed fit keeps the prior-mode hyper-parameters; still a valid model
+            pass
+    model.eval()
+
+
+def fit_gp(
+    X: Tensor,
+    Y: Tensor,
+    Yvar: Tensor | None = None,
+    bounds: Tensor | None = None,
+    warm_start=None,
+    max_fit_points: int = GP_MAX_FIT_POINTS,
+    maxiter: int = 60,
+    warm_maxiter: int = 30,
+    seed: int = 0,
+):
+    """Exact GP (ARD Matern-5/2) fitted by maximum a posteriori.
+
+    Args:
+        X: ``n x d`` inputs. Y: ``n x m`` outcomes (m independent outputs). Yvar: optional
+            ``n x m`` known noise variances.
+        bounds: ``2 x d`` input bounds for normalisation (default: the data's range).
+        warm_start: a previous model from ``fit_gp`` on the same inputs; its hyper-parameters
+            start the optimiser, which then runs at most ``warm_maxiter`` iterations.
+        max_fit_points: above this, hyper-parameters come from a random subset of this size.
+        maxiter: L-BFGS iteration cap for a cold fit.
+
+    Returns:
+        a fitted ``botorch.models.SingleTaskGP`` in eval mode.
+    """
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms import Normalize, Standardize
+
+    X = torch.as_tensor(X, dtype=torch.double)
+    Y = torch.as_tensor(Y, dtype=torch.double)
+    if Y.dim() == 1:
+        Y = Y.unsqueeze(-1)
+    n, d = X.shape
+    m = Y.shape[-1]
+    if bounds is None:
+        lo, hi = X.min(0).values, X.max(0).values
+        hi = torch.where(hi > lo, hi, lo + 1.0)
+        bounds = torch.stack([lo, hi])
+
+    def build(Xs, Ys, Yv):
+        batch = torch.Size([m]) if m > 1 else torch.Size()
+        return SingleTaskGP(
+            Xs,
+            Ys,
+            train_Yvar=Yv,
+            covar_module=_matern_ard(d, batch),
+            input_transform=Normalize(d, bounds=bounds.to(X)),
+            outcome_transform=Standardize(m),
+        )
+
+    if n > max_fit_points:
+        idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_fit_points]
+        sub = build(X[idx], Y[idx], None if Yvar is None else Yvar[idx])
+        warm = warm_start is not None and _load_hypers(sub, _hyper_state(warm_start))
+        _fit_mll(sub, warm_maxiter if warm else maxiter)
+        model = build(X, Y, Yvar)
+        _load_hypers(model, _hyper_state(sub))
+        model.eval()
+        return model
+    model = build(X, Y, Yvar)
+    warm = warm_start is not None and _load_hypers(model, _hyper_state(warm_start))
+    _fit_mll(model, warm_maxiter if warm else maxiter)
+    return model
+
+
+def fit_multitask(
+    X: Tensor,
+    Y: Tensor,
+    task_index: Tensor,
+    target_task: int | None = None,
+    bounds: Tensor | None = None,
+    warm_start=None,
+    maxiter: int = 200,
+    warm_maxiter: int = 30,
+    all_tasks: Sequence[int] | None = None,
+):
+    """Multi-task GP over discrete fidelities.
+
+    Args:
+        X: ``n x d`` inputs (without the task column). Y: ``n x 1`` outcomes.
+        task_index: ``n`` integer task ids (e.g. 0 = cheap calculator, 1 = DFT, 2 = lab).
+        target_task: the task that ``posterior(X)`` predicts when X has no task column (default:
+            the highest id, by convention the experimental target).
+        all_tasks: every task id the model should know, observed or not yet (default: observed
+            ids plus ``target_task``).
+
+    Returns:
+        a fitted ``botorch.models.MultiTaskGP``; inputs with ``d + 1`` columns (last = task id)
+        give per-task predictions, ``d`` columns give the target task.
+    """
+    from botorch.models import MultiTaskGP
+    from botorch.models.transforms import Normalize, Standardize
+
+    X = torch.as_tensor(X, dtype=torch.double)
+    Y = torch.as_tensor(Y, dtype=torch.double).reshape(-1, 1)
+    tasks = torch.as_tensor(task_index, dtype=torch.double).reshape(-1, 1)
+    n, d = X.shape
+    if bounds is None:
+        lo, hi = X.min(0).values, X.max(0).values
+        hi = torch.where(hi > lo, hi, lo + 1.0)
+        bounds = torch.stack([lo, hi])
+    known = {int(t) for t in tasks.flatten().tolist()} | ({target_task} if target_task is not None else set())
+    all_tasks = sorted(known | set(all_tasks or ()))
+    target = max(all_tasks) if target_task is None else int(target_task)
+    full_bounds = torch.cat([bounds.to(X), torch.tensor([[0.0], [1.0]], dtype=X.dtype)], dim=-1)
+    model = MultiTaskGP(
+        torch.cat([X, tasks], dim=-1),
+        Y,
+        task_feature=-1,
+        covar_module=_matern_ard(d),
+        output_tasks=[target],
+        all_tasks=all_tasks,
+        input_transform=Normalize(d + 1, bounds=full_bounds, indices=list(range(d))),
+        outcome_transform=Standardize(1),
+    )
+    warm = warm_start is not None and _load_hypers(model, _hyper_state(warm_start))
+    _fit_mll(model, warm_maxiter if warm else maxiter)
+    return model
+
+
+class DeepEnsemble(nn.Module):
+    """S independent MLPs ``d -> width -> width -> m`` evaluated together with ``torch.func.vmap``.
+
+    Wrapped by ``EnsembleSurrogate`` for BoTorch; kept as a plain module so that training is
+    ordinary torch code.
+    """
+
+    def __init__(self, d: int, m: int, members: int = 5, width: int = 64, seed: int = 0):
+        super().__init__()
+        from torch.func import stack_module_state
+
+        torch.manual_seed(seed)
+        nets = [
+            nn.Sequential(nn.Linear(d, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, m))
+            for _ in range(members)
+        ]
+        params, buffers = stack_module_state(nets)
+        self.params = nn.ParameterDict({k.replace(".", "_"): nn.Parameter(v) for k, v in params.items()})
+        self._names = {k.replace(".", "_"): k for k in params}
+        self._buffers_stacked = buffers
+        self._template = [nets[0]]  # a list so that it is not registered as a sub-module
+        self.members = members
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``... x n x d`` (float) -> ``S x ... x n x m``."""
+        from torch.func import functional_call, vmap
+
+        params = {self._names[k]: v for k, v in self.params.items()}
+        template = self._template[0]
+
+        def one(p, b, xx):
+            return functional_call(template, (p, b), (xx,))
+
+        return vmap(one, in_dims=(0, 0, None))(params, self._buffers_stacked, x)
+
+
+def _ensemble_model_class():
+    from botorch.models.ensemble import EnsembleModel
+
+    class EnsembleSurrogate(EnsembleModel):
+        """A trained ``DeepEnsemble`` as a BoTorch model: ``forward`` gives
+        ``batch_shape x S x n x m`` member predictions in the original outcome units, so every
+        MC acquisition (qLogNEI, qLogNEHVI) works with it through ``EnsemblePosterior``."""
+
+        def __init__(self, net: DeepEnsemble, x_mean: Tensor, x_std: Tensor, y_mean: Tensor, y_std: Tensor, train_inputs: Tensor):
+            super().__init__()
+            self.net = net
+            self.register_buffer("x_mean", x_mean)
+            self.register_buffer("x_std", x_std)
+            self.register_buffer("y_mean", y_mean)
+            self.register_buffer("y_std", y_std)
+            self._num_outputs = int(y_mean.numel())
+            self.train_inputs = (train_inputs,)
+
+        def forward(self, X: Tensor) -> Tensor:
+            z = ((X - self.x_mean) / self.x_std).float()
+            with torch.set_grad_enabled(X.requires_grad):
+                out = self.net(z).to(X.dtype)  # S x batch x n x m
+            out = out * self.y_std + self.y_mean
+            return out.movedim(0, -3)  # batch x S x n x m
+
+    return EnsembleSurrogate
+
+
+def fit_ensemble(
+    X: Tensor,
+    Y: Tensor,
+    members: int = 5,
+    width: int = 64,
+    steps: int | None = None,
+    batch_size: int = 512,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+):
+    """Train a deep ensemble and return it as a BoTorch ``EnsembleModel``.
+
+    Args:
+        X: ``n x d`` inputs; Y: ``n x m`` outcomes (standardised internally).
+        members: ensemble size S; width: hidden units; steps: optimiser steps (default grows
+            slowly with n: 600 at small n, ~2,000 at 100k points).
+        batch_size: minibatch size; each member sees its own random minibatches, the
+            source of diversity together with its own initialisation.
+
+    Returns:
+        model whose ``posterior(X)`` has mean and variance across members (``batch x q x m``).
+    """
+    X = torch.as_tensor(X, dtype=torch.double)
+    Y = torch.as_tensor(Y, dtype=torch.double)
+    if Y.dim() == 1:
+        Y = Y.unsqueeze(-1)
+    n, d = X.shape
+    m = Y.shape[-1]
+    x_mean, x_std = X.mean(0), X.std(0).clamp_min(1e-8) if n > 1 else torch.ones(d, dtype=X.dtype)
+    y_mean, y_std = Y.mean(0), (Y.std(0).clamp_min(1e-8) if n > 1 else torch.ones(m, dtype=Y.dtype))
+    xs = ((X - x_mean) / x_std).float()
+    ys = ((Y - y_mean) / y_std).float()
+    net = DeepEnsemble(d, m, members=members, width=width, seed=seed)
+    if steps is None:
+        steps = int(600 + 300 * max(0.0, math.log10(max(n, 1) / 1000.0)) * 2)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    gen = torch.Generator().manual_seed(seed)
+    bs = min(batch_size, n)
+    for _ in range(steps):
+        if bs < n:
+            idx = torch.randint(0, n, (members, bs), generator=gen)
+        else:
+            idx = torch.arange(n).expand(members, n)
+        xb, yb = xs[idx], ys[idx]  # S x bs x d
+        from torch.func import functional_call, vmap
+
+        params = {net._names[k]: v for k, v in net.params.items()}
+        pred = vmap(lambda p, b, xx: functional_call(net._template[0], (p, b), (xx,)))(params, net._buffers_stacked, xb)
+        loss = ((pred - yb) ** 2).mean() * members
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    cls = _ensemble_model_class()
+    return cls(net, x_mean, x_std, y_mean, y_std, X)
+
+
+def fit_surrogate(
+    X: Tensor,
+    Y: Tensor,
+    kind: str = "auto",
+    task_index: Tensor | None = None,
+    target_task: int | None = None,
+    bounds: Tensor | None = None,
+    warm_start=None,
+    **kwargs,
+):
+    """Fit the surrogate that suits the data.
+
+    Args:
+        X: ``n x d`` features (``featurize``). Y: ``n x m`` outcomes in canonical units.
+        kind: ``"auto"`` (multi-task when ``task_index`` holds several tasks; exact GP up to
+            ``GP_MAX_POINTS`` points; deep ensemble beyond), ``"gp"``, ``"multitask"``, ``"ensemble"``.
+        task_index: ``n`` integer fidelity ids for the multi-task GP.
+        warm_start: previous model of the same kind, to warm-start hyper-parameters.
+        kwargs: passed to ``fit_gp`` / ``fit_multitask`` / ``fit_ensemble``.
+
+    Returns:
+        a BoTorch ``Model``.
+    """
+    X = torch.as_tensor(X, dtype=torch.double)
+    Y = torch.as_tensor(Y, dtype=torch.double)
+    if Y.dim() == 1:
+        Y = Y.unsqueeze(-1)
+    if kind == "auto":
+        if task_index is not None and len(torch.unique(torch.as_tensor(task_index))) > 1:
+            kind = "multitask"
+        elif X.shape[0] <= GP_MAX_POINTS:
+            kind = "gp"
+        else:
+            kind = "ensemble"
+    if kind == "gp":
+        return fit_gp(X, Y, bounds=bounds, warm_start=warm_start, **kwargs)
+    if kind == "multitask":
+        if task_index is None:
+            raise ValueError("kind='multitask' needs task_index")
+        return fit_multitask(X, Y, task_index, target_task=target_task, bounds=bounds, warm_start=warm_start, **kwargs)
+    if kind == "ensemble":
+        return fit_ensemble(X, Y, **kwargs)
+    raise ValueError(f"unknown surrogate kind {kind!r}; use auto, gp, multitask or ensemble")
+
+
+def surrogate_kind(model) -> str:
+    """'gp', 'multitask' or 'ensemble' for a model made here."""
+    from botorch.models import MultiTaskGP
+    from botorch.models.ensemble import EnsembleModel
+
+    if isinstance(model, MultiTaskGP):
+        return "multitask"
+    if isinstance(model, EnsembleModel):
+        return "ensemble"
+    return "gp"
+
+
+def predict(model, X: Tensor) -> tuple[Tensor, Tensor]:
+    """Posterior mean and standard deviation (``n x m`` each) of ``model`` at ``n x d`` X, in chunks."""
+    means, stds = [], []
+    with torch.no_grad():
+        for chunk in torch.split(torch.as_tensor(X, dtype=torch.double), 4096):
+            post = model.posterior(chunk)
+            means.append(post.mean)
+            stds.append(post.variance.clamp_min(0).sqrt())
+    return torch.cat(means), torch.cat(stds)
+
+
+__all__: Sequence[str] = (
+    "GP_MAX_POINTS",
+    "DeepEnsemble",
+    "fit_ensemble",
+    "fit_gp",
+    "fit_multitask",
+    "fit_surrogate",
+    "predict",
+    "surrogate_kind",
+)

@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+import torch
+
+from dm_hpc.acquire import (
+    DesignSpace,
+    Fidelity,
+    Objective,
+    OutcomeConstraint,
+    choose_fidelity,
+    inverse_design,
+    parse_target,
+    propose,
+)
+from dm_hpc.learn import fit_gp, fit_multitask
+
+ELS = ["Fe", "Ni", "Co", "Cr", "Al"]
+
+
+def _truth(space, f, p):
+    """Synthetic alloy: 'strength' peaks at a Cr/Al-rich mixture, 'density' falls with Al."""
+    strength = 100 + 300 * f[:, 3] + 400 * f[:, 4] - 500 * (f[:, 4] - 0.25) ** 2 + 50 * p[:, 0]
+    density = 8.5 - 6.0 * f[:, 4] - 1.0 * f[:, 3]
+    return np.column_stack([strength, density])
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    space = DesignSpace(
+        elements={"Fe": (0.05, 0.6), "Ni": (0.0, 0.5), "Co": (0.0, 0.5), "Cr": (0.0, 0.4), "Al": (0.0, 0.3)},
+        max_elements=4,
+        process={"temperature": (0.0, 1.0)},
+    )
+    rng = np.random.default_rng(0)
+    f, p = space.sample(60, rng)
+    X = space.featurize(f, p)
+    Y = torch.tensor(_truth(space, f, p))
+    model = fit_gp(X, Y)
+    return space, model, X
+
+
+def test_batch_respects_design_space_and_constraints(fitted):
+    space, model, X = fitted
+    props = propose(
+        model, space, [Objective(0, True)], [OutcomeConstraint(1, "<=", 7.5)], q=4, n_candidates=512,
+        outputs=["strength", "density"],
+    )
+    assert len(props) == 4
+    for pr in props:
+        f = np.array([[pr.composition.get(e, 0.0) for e in space.element_names]])
+        assert abs(f.sum() - 1) < 1e-6
+        assert space.violations(f, np.array([[pr.process["temperature"]]])) == []
+        assert len(pr.composition) <= 4
+        assert set(pr.mean) == {"strength", "density"}
+
+
+def test_pending_points_not_reproposed(fitted):
+    space, model, X = fitted
+    rng = np.random.default_rng(3)
+    f, p = space.sample(40, rng)
+    pool_space = DesignSpace(elements=space.elements, max_elements=4, process=space.process, pool=(f, p))
+    first = propose(model, pool_space, [Objective(0, True)], q=3)
+    second = propose(model, pool_space, [Objective(0, True)], q=3, pending=first)
+    a = {x.pool_index for x in first}
+    b = {x.pool_index for x in second}
+    assert len(a) == 3 and len(b) == 3 and not (a & b)
+    # continuous space: a batch with pending points moves away from them
+    cont = propose(model, space, [Objective(0, True)], q=2, n_candidates=256)
+    again = propose(model, space, [Objective(0, True)], q=2, n_candidates=256, pending=cont)
+    for x in again:
+        for y in cont:
+            assert any(abs(x.composition.get(e, 0) - y.composition.get(e, 0)) > 1e-6 for e in ELS) or x.process != y.process
+
+
+def test_multiobjective_batch(fitted):
+    space, model, X = fitted
+    props = propose(model, space, [Objective(0, True), Objective(1, False)], q=2, n_candidates=256, refine=False)
+    assert len(props) == 2
+
+
+def test_inverse_design_meets_targets(fitted):
+    space, model, X = fitted
+    targets = [parse_target("yield_strength>=200 MPa"), parse_target("density<=7.5 g/cm3")]
+    cands = inverse_design(model, space, targets, n=10,
+                           outputs=["yield_strength", "density"], n_candidates=4000)
+    assert len(cands) == 10
+    probs = [c.probability for c in cands]
+    assert all(a >= b - 1e-6 for a, b in zip(probs, probs[1:]))
+    for c in cands:
+        assert c.mean["yield_strength"] >= 200 and c.mean["density"] <= 7.5
+        assert c.probability > 0.5
+
+
+def test_parse_target_converts_units():
+    t = parse_target("density<=7000 kg/m3")
+    assert t.property == "density" and t.op == "<=" and t.value == pytest.approx(7.0)
+    with pytest.raises(ValueError):
+        parse_target("density ~ 7")
+
+
+def test_fidelity_choice_not_degenerate():
+    """Cheap where the cheap method has not looked yet, lab where it already has."""
+    g = torch.Generator().manual_seed(0)
+
+    def hi(X):
+        return torch.sin(6 * X[:, :1]) + 0.5 * X[:, 1:2]
+
+    X_lo = torch.rand(30, 2, generator=g, dtype=torch.double) * torch.tensor([0.5, 1.0], dtype=torch.double)
+    X_hi = torch.rand(8, 2, generator=g, dtype=torch.double)
+    Xa = torch.cat([X_lo, X_hi])
+    Ya = torch.cat([0.9 * hi(X_lo) + 0.1 * X_lo[:, :1], hi(X_hi)])
+    bounds = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.double)
+    model = fit_multitask(Xa, Ya, torch.tensor([0] * 30 + [1] * 8), target_task=1, bounds=bounds)
+    fids = [Fidelity("emt", 0, 1.0), Fidelity("lab", 1, 10.0, target=True)]
+    covered = X_lo[:5]  # the cheap method has been run exactly here
+    fresh = torch.tensor([[0.8, 0.2], [0.9, 0.7], [0.75, 0.5]], dtype=torch.double)
+    chosen_cov, _ = choose_fidelity(model, covered, fids)
+    chosen_new, _ = choose_fidelity(model, fresh, fids)
+    assert all(f.name == "lab" for f in chosen_cov)
+    assert all(f.name == "emt" for f in chosen_new)

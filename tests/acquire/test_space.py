@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dm_hpc.acquire import DesignSpace, DesignSpaceError
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n_el=st.integers(2, 8),
+    max_el=st.integers(1, 8),
+    seed=st.integers(0, 10_000),
+    cap=st.floats(0.3, 1.0),
+)
+def test_samples_respect_simplex_bounds_and_max_elements(n_el, max_el, seed, cap):
+    els = ["Fe", "Ni", "Co", "Cr", "Mn", "Al", "Ti", "Cu"][:n_el]
+    max_el = min(max_el, n_el)
+    if cap * max_el < 1.0:  # infeasible: the space must say so
+        with pytest.raises(DesignSpaceError):
+            DesignSpace(elements={e: (0.0, cap) for e in els}, max_elements=max_el)
+        return
+    bounds = {e: (0.0, cap) for e in els}
+    bounds[els[0]] = (0.05, cap)  # one required element
+    if max_el < 1:
+        return
+    space = DesignSpace(elements=bounds, max_elements=max_el, process={"temperature": (900.0, 1400.0)})
+    rng = np.random.default_rng(seed)
+    f, p = space.sample(500, rng)
+    assert np.allclose(f.sum(1), 1.0, atol=1e-6)
+    assert (f >= space.lower - 1e-9).all() and (f <= space.upper + 1e-9).all()
+    assert ((f > 0).sum(1) <= max_el).all()
+    assert (p >= 900).all() and (p <= 1400).all()
+    f2, p2 = space.neighbours(f[:10], p[:10], 5, rng)
+    assert space.violations(f2, p2) == []
+
+
+def test_excluded_elements_never_appear():
+    space = DesignSpace(elements={e: (0.0, 1.0) for e in ["Fe", "Ni", "Co"]}, excluded={"Co"})
+    assert space.element_names == ["Fe", "Ni"]
+
+
+def test_infeasible_bounds_rejected():
+    with pytest.raises(DesignSpaceError):
+        DesignSpace(elements={"Fe": (0.6, 1.0), "Ni": (0.6, 1.0)})

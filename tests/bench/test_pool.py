@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dm_hpc.bench import bench_pool, load_pool, metrics, top_set
+
+
+def test_metrics_definitions():
+    # pool of 40, top set = 2 (ceil 0.05*40); one seed finds both at evaluations 2 and 4
+    top = np.array([0, 1])
+    orders = np.array([[5, 0, 7, 1, 9]])
+    m = metrics(orders, top, 40)
+    assert m["top_pct"] == [0.0, 0.0, 0.5, 0.5, 1.0, 1.0]
+    assert m["ef"][0] is None
+    assert m["ef"][2] == pytest.approx(0.5 / (2 / 40))
+    assert m["af"]["0.5"] == pytest.approx(0.5 * 40 / 2)
+    assert m["af"]["0.9"] == pytest.approx(0.9 * 40 / 4)
+
+
+def test_pool_averages_replicates(tmp_path):
+    df = pd.DataFrame({"a": [0, 0, 1], "b": [1, 1, 2], "y": [1.0, 3.0, 5.0]})
+    p = tmp_path / "d.csv"
+    df.to_csv(p, index=False)
+    pool = load_pool(p, ["a", "b"], ["y"])
+    assert len(pool) == 2 and sorted(pool["y"]) == [2.0, 5.0]
+    assert list(top_set(np.array([1.0, 9.0, 3.0]))) == [1]
+
+
+@pytest.fixture()
+def synthetic_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.random((120, 3))
+    y = -((X - 0.7) ** 2).sum(1)
+    p = tmp_path / "syn.csv"
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "y": y}).to_csv(p, index=False)
+    return p
+
+
+def test_default_strategy_beats_random(synthetic_csv, tmp_path):
+    r = bench_pool(synthetic_csv, ["a", "b", "c"], "y", "max", 25, 2, "random", tmp_path / "r")
+    d = bench_pool(synthetic_csv, ["a", "b", "c"], "y", "max", 25, 2, "default", tmp_path / "d")
+    assert d["top_pct"][-1] > r["top_pct"][-1]
+    assert d["n_pool"] == 120 and d["n_top"] == 6
+
+
+def test_cli_writes_summary_and_png(synthetic_csv, tmp_path):
+    from dm_hpc.cli import app
+
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["bench", "pool", "--data", str(synthetic_csv), "--inputs", "a,b,c", "--objective", "y",
+                                   "--goal", "min", "--budget", "8", "--seeds", "2", "--strategy", "gp-ei", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    s = json.loads((out / "summary.json").read_text())
+    for key in ("n_pool", "n_top", "top_pct", "ef", "af", "seconds_per_step"):
+        assert key in s
+    assert set(s["af"]) == {"0.5", "0.8", "0.9"} and len(s["top_pct"]) == 9
+    assert (out / "top_pct.png").stat().st_size > 0
+
+
+def test_cli_bad_input_is_one_line_error(synthetic_csv, tmp_path):
+    from dm_hpc.cli import app
+
+    res = CliRunner().invoke(app, ["bench", "pool", "--data", str(synthetic_csv), "--inputs", "a,zz", "--objective", "y",
+                                   "--budget", "5", "--seeds", "1", "--strategy", "random", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "error:" in res.output and "Traceback" not in res.output

@@ -1,0 +1,65 @@
+import torch
+
+from dm_hpc.learn import fit_ensemble, fit_gp, fit_multitask, fit_surrogate, predict, surrogate_kind
+
+
+def _f(X):
+    return torch.sin(3 * X[:, :1]) + X[:, 1:2] ** 2
+
+
+def test_gp_fits_and_warm_start():
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(40, 3, generator=g, dtype=torch.double)
+    m = fit_gp(X, _f(X))
+    Xt = torch.rand(200, 3, generator=g, dtype=torch.double)
+    mu, sd = predict(m, Xt)
+    assert mu.shape == (200, 1) and sd.shape == (200, 1)
+    assert ((mu - _f(Xt)) ** 2).mean().sqrt() < 0.1
+    m2 = fit_gp(torch.cat([X, Xt[:5]]), _f(torch.cat([X, Xt[:5]])), warm_start=m)
+    assert surrogate_kind(m2) == "gp"
+
+
+def test_gp_subset_fit_conditions_on_all_points():
+    X = torch.rand(300, 2, dtype=torch.double)
+    m = fit_gp(X, _f(X), max_fit_points=100)
+    assert m.train_inputs[0].shape[-2] == 300
+
+
+def test_ensemble_posterior_shapes():
+    X = torch.rand(200, 4, dtype=torch.double)
+    m = fit_ensemble(X, _f(X), steps=200)
+    post = m.posterior(torch.rand(7, 3, 4, dtype=torch.double))
+    assert post.mean.shape == (7, 3, 1)
+    assert (post.variance > 0).all()
+    assert surrogate_kind(m) == "ensemble"
+
+
+def test_auto_choice_by_size_and_tasks():
+    X = torch.rand(30, 2, dtype=torch.double)
+    assert surrogate_kind(fit_surrogate(X, _f(X))) == "gp"
+    t = torch.tensor([0, 1] * 15)
+    assert surrogate_kind(fit_surrogate(X, _f(X), task_index=t)) == "multitask"
+
+
+def test_multitask_uses_cheap_data():
+    """The expensive task is predicted better with many cheap points than from its own few."""
+    g = torch.Generator().manual_seed(1)
+
+    def hi(X):
+        return torch.sin(6 * X[:, :1]) + 0.5 * X[:, 1:2]
+
+    def lo(X):
+        return 0.8 * hi(X) + 0.2 * X[:, :1] - 0.1
+
+    X_lo = torch.rand(80, 2, generator=g, dtype=torch.double)
+    X_hi = torch.rand(6, 2, generator=g, dtype=torch.double)
+    Xt = torch.rand(300, 2, generator=g, dtype=torch.double)
+    bounds = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.double)
+    single = fit_gp(X_hi, hi(X_hi), bounds=bounds)
+    multi = fit_multitask(
+        torch.cat([X_lo, X_hi]), torch.cat([lo(X_lo), hi(X_hi)]), torch.tensor([0] * 80 + [1] * 6),
+        target_task=1, bounds=bounds,
+    )
+    rmse_single = ((predict(single, Xt)[0] - hi(Xt)) ** 2).mean().sqrt()
+    rmse_multi = ((predict(multi, Xt)[0] - hi(Xt)) ** 2).mean().sqrt()
+    assert rmse_multi < 0.5 * rmse_single

@@ -1,0 +1,146 @@
+"""Makers for an alloy composition: build a cell, relax it, run a static, derive properties.
+
+Structures travel between jobs as pymatgen ``Structure`` objects (MSONable); energies in eV.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobflow import Flow, Maker, Response, job
+
+from dm_hpc.compute.backends import Relaxed, backend_for
+from dm_hpc.compute.calculation import DEFAULT_PROPERTIES, derive_properties
+from dm_hpc.compute.failures import CalcError
+from dm_hpc.compute.methods import get_method, round_sig
+from dm_hpc.compute.structures import StructurePlan, build_structure
+from dm_hpc.data import Composition
+
+
+def _to_atoms(structure):
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    return AseAtomsAdaptor.get_atoms(structure)
+
+
+def _to_structure(atoms):
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    return AseAtomsAdaptor.get_structure(atoms)
+
+
+def _workdir(workdir: str | None) -> Path:
+    return Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="dm-flow-"))
+
+
+def _settings(method: str, settings: dict[str, Any]) -> dict[str, Any]:
+    return get_method(method).merged_settings(settings)
+
+
+@dataclass
+class AlloyStructureMaker(Maker):
+    """fcc/bcc supercell with a seeded random occupation (``dm_hpc.compute.build_structure``)."""
+
+    name: str = "alloy structure"
+    method: str = "emt"
+    settings: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    @job
+    def make(self, composition: dict[str, float]) -> dict[str, Any]:
+        atoms, plan = build_structure(Composition(composition), _settings(self.method, self.settings), self.seed)
+        return {"structure": _to_structure(atoms), "lattice": plan.lattice, "n_atoms": plan.n_atoms,
+                "a_guess": plan.a_guess, "counts": plan.counts}
+
+
+@dataclass
+class RelaxMaker(Maker):
+    """Relax positions and cell with ``method`` (settings override configs/calculators.yaml)."""
+
+    name: str = "relax"
+    method: str = "emt"
+    settings: dict[str, Any] = field(default_factory=dict)
+    workdir: str | None = None
+    cores: int = 1
+
+    @job
+    def make(self, structure) -> dict[str, Any]:
+        m = get_method(self.method)
+        try:
+            relaxed = backend_for(m).relax(_to_atoms(structure), _settings(self.method, self.settings),
+                                           _workdir(self.workdir) / "relax", self.cores)
+        except CalcError as exc:  # a failed job that says why (jobflow records the message)
+            raise RuntimeError(f"{exc.kind.value}: {exc.reason}\n{exc.output_tail}") from None
+        return {"structure": _to_structure(relaxed.atoms), "energy": relaxed.energy, "steps": relaxed.steps}
+
+
+@dataclass
+class StaticMaker(Maker):
+    """Total energy (eV) of a structure with ``method``: a fresh basis at the final cell."""
+
+    name: str = "static"
+    method: str = "emt"
+    settings: dict[str, Any] = field(default_factory=dict)
+    workdir: str | None = None
+    cores: int = 1
+
+    @job
+    def make(self, structure) -> dict[str, Any]:
+        m = get_method(self.method)
+        try:
+            energy = backend_for(m).static(_to_atoms(structure), _settings(self.method, self.settings),
+                                           _workdir(self.workdir) / "static", self.cores)
+        except CalcError as exc:
+            raise RuntimeError(f"{exc.kind.value}: {exc.reason}\n{exc.output_tail}") from None
+        return {"structure": structure, "energy": energy}
+
+
+@dataclass
+class PropertiesMaker(Maker):
+    """Energy per atom, mixing energy (references with the same method and settings, cached),
+    lattice parameter, volume, density, optional bulk modulus, and the analytic descriptors."""
+
+    name: str = "properties"
+    method: str = "emt"
+    settings: dict[str, Any] = field(default_factory=dict)
+    properties: tuple[str, ...] = DEFAULT_PROPERTIES
+    workdir: str | None = None
+    cores: int = 1
+
+    @job
+    def make(self, cell: dict[str, Any], static: dict[str, Any], steps: int = 0) -> dict[str, Any]:
+        m = get_method(self.method)
+        settings = {**_settings(self.method, self.settings), "lattice": cell["lattice"], "n_atoms": cell["n_atoms"]}
+        plan = StructurePlan(cell["lattice"], cell["n_atoms"], cell["a_guess"], dict(cell["counts"]))
+        relaxed = Relaxed(_to_atoms(static["structure"]), static["energy"], steps)
+        values, refs = derive_properties(m, relaxed, plan, settings, list(self.properties),
+                                         _workdir(self.workdir), self.cores)
+        digits = int(settings.get("round_digits", 8))
+        return {"properties": {k: round_sig(v, digits) for k, v in values.items()},
+                "references_ev_per_atom": refs, "method": m.name, "fidelity": m.fidelity}
+
+
+@dataclass
+class AlloyPropertiesMaker(Maker):
+    """The whole recipe as a Flow: structure -> relax -> static -> properties."""
+
+    name: str = "alloy properties"
+    method: str = "emt"
+    settings: dict[str, Any] = field(default_factory=dict)
+    properties: tuple[str, ...] = DEFAULT_PROPERTIES
+    seed: int = 0
+    workdir: str | None = None
+    cores: int = 1
+
+    def make(self, composition: dict[str, float] | str) -> Flow:
+        fractions = Composition(composition).fractions
+        common = {"method": self.method, "settings": dict(self.settings)}
+        run = {"workdir": self.workdir, "cores": self.cores}
+        cell = AlloyStructureMaker(seed=self.seed, **common).make(fractions)
+        relax = RelaxMaker(**common, **run).make(cell.output["structure"])
+        static = StaticMaker(**common, **run).make(relax.output["structure"])
+        props = PropertiesMaker(properties=tuple(self.properties), **common, **run).make(
+            cell.output, static.output, relax.output["steps"])
+        return Flow([cell, relax, static, props], output=props.output, name=self.name)
