@@ -49,6 +49,10 @@ def information_gain(model, X: Tensor, fidelities: Sequence[Fidelity]) -> Tensor
     """Information (nats) about the target task at each of ``n x d`` points ``X`` from one
     evaluation at each fidelity: returns ``n x F``. ``model`` is a multi-task GP whose inputs
     are ``d`` features plus a trailing task column."""
+    from botorch.models import ModelListGP
+
+    if isinstance(model, ModelListGP):  # independent properties: their information adds up
+        return sum(information_gain(m, X, fidelities) for m in model.models)
     tgt = target_fidelity(fidelities)
     n = X.shape[0]
     out = torch.zeros(n, len(fidelities), dtype=torch.double)

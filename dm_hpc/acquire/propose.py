@@ -39,8 +39,10 @@ class Proposal:
 
 def training_inputs(model) -> Tensor:
     """The ``n x d`` inputs a model was trained on (task column removed for multi-task GPs)."""
-    from botorch.models import MultiTaskGP
+    from botorch.models import ModelListGP, MultiTaskGP
 
+    if isinstance(model, ModelListGP):
+        return training_inputs(model.models[0])
     X = getattr(model, "_original_train_inputs", None)
     if X is None:
         X = model.train_inputs[0]

@@ -404,7 +404,7 @@ class CampaignManager:
             self.queue.extend(suggestions)
         if len(self.queue) >= self.c.runner.max_in_flight:
             return
-        n_tasks = len(self.state.tasks)
+        n_tasks = len(self.state.tasks) + len(self.state.lab)  # evaluations asked for so far
         refit = self._refit_due and n_tasks >= self.c.learning.initial_points
         pending = [(t.composition, t.process) for t in self.state.in_flight]
         pending += [(s.composition, s.process) for s in list(self.queue) + self.lab_pending]
@@ -412,7 +412,7 @@ class CampaignManager:
         lab = self.c.lab
         snapshot = _Snapshot(
             data=self.store.to_dataframe() if refit else None,
-            n_tasks=n_tasks + len(self.queue),
+            n_tasks=n_tasks + len(self.queue) + len(self.lab_pending),
             pending=pending,
             allowed=self._allowed_fidelities(),
             seed_lab=(lab is not None and lab.name in self._allowed_fidelities() and not self.lab_pending

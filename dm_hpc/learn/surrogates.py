@@ -366,6 +366,15 @@ def fit_surrogate(
     if kind == "multitask":
         if task_index is None:
             raise ValueError("kind='multitask' needs task_index")
+        if Y.shape[-1] > 1:
+            # one multi-task GP per property (a MultiTaskGP models one outcome over tasks),
+            # held together as a model list: posteriors are n x m like any other surrogate
+            from botorch.models import ModelListGP
+
+            return ModelListGP(*[
+                fit_multitask(X, Y[:, i:i + 1], task_index, target_task=target_task, bounds=bounds, **kwargs)
+                for i in range(Y.shape[-1])
+            ])
         return fit_multitask(X, Y, task_index, target_task=target_task, bounds=bounds, warm_start=warm_start, **kwargs)
     if kind == "ensemble":
         return fit_ensemble(X, Y, **kwargs)
