@@ -12,7 +12,7 @@ A store is a folder::
 
 A batch is acknowledged once ``manifest.json`` naming its shard has been renamed into place
 (write temp, fsync, rename, fsync folder). A crash before that leaves an orphan shard that the
-next writer deletes; a crash after it loses nothing. Shards are merged (size-tiered, 8 of a
+next writer deletes; a crash after it loses nothing. Shards are merged (size-tiered, 16 of a
 size into one) so a campaign that ingests one record at a time does not leave thousands.
 
 ``store.h5``::

@@ -221,6 +221,11 @@ class MaterialRecord(BaseModel):
     structure: dict[str, Any] | None = None
     provenance: Provenance
 
+    def model_post_init(self, __context: Any) -> None:
+        # The id is part of what a valid record is: computed once, here, so every later use
+        # (ingest, sheets, the campaign journal) reads it instead of re-serialising the record.
+        _ = self.record_id
+
     @field_validator("properties")
     @classmethod
     def _unique_properties(cls, v: list[PropertyValue]) -> list[PropertyValue]:

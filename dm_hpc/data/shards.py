@@ -8,6 +8,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 
 from dm_hpc.data import layout
 from dm_hpc.data.elements import atomic_number
@@ -27,7 +28,7 @@ class Rows:
     fixed: dict[str, np.ndarray]
     element_mask: np.ndarray  # n x 2 uint64
     sparse: dict[str, tuple[list[str], np.ndarray]]
-    json: list[str]
+    json: list[bytes]  # UTF-8 record JSON, kept as bytes so merges copy without decoding
 
     @property
     def n(self) -> int:
@@ -43,36 +44,25 @@ def element_mask(elements: Iterable[str]) -> tuple[int, int]:
 
 
 def _fixed_text(values: list[str], dtype: np.dtype, column: str) -> np.ndarray:
-    encoded = np.char.encode(np.array(values, dtype=str), "utf-8")
-    if encoded.dtype.itemsize > dtype.itemsize:
-        raise ValueError(f"{column} longer than {dtype.itemsize} bytes (UTF-8)")
+    """Fixed-width UTF-8 column; a value that does not fit is an error, never truncated."""
+    width = dtype.itemsize
+    try:  # ASCII (the usual case) converts in C
+        encoded = np.array(values, dtype=f"S{width + 1}")
+    except UnicodeEncodeError:
+        encoded = np.array([v.encode() for v in values], dtype=f"S{width + 1}")
+    if len(values) and encoded.view(np.uint8).reshape(len(values), width + 1)[:, width].any():
+        raise ValueError(f"{column} longer than {width} bytes (UTF-8)")
     return encoded.astype(dtype)
 
 
-class _SparseBuilder:
-    """Collects (row, column name, value) triples and turns them into a named matrix."""
-
-    def __init__(self) -> None:
-        self.rows: list[int] = []
-        self.names: list[str] = []
-        self.values: list[float] = []
-
-    def add(self, row: int, items: dict[str, float]) -> None:
-        self.rows.extend([row] * len(items))
-        self.names.extend(items)
-        self.values.extend(items.values())
-
-    def build(self, n: int, fill: float) -> tuple[list[str], np.ndarray]:
-        if not self.values:
-            return [], np.full((n, 0), fill)
-        index: dict[str, int] = {}
-        cols = np.array([index.setdefault(name, len(index)) for name in self.names])
-        names = sorted(index)
-        rank = np.empty(len(names), dtype=int)
-        rank[[index[name] for name in names]] = np.arange(len(names))
-        mat = np.full((n, len(names)), fill)
-        mat[np.array(self.rows), rank[cols]] = self.values
-        return names, mat
+def _sparse(n: int, rows: list[int], names: list[str], values: list[float], fill: float) -> tuple[list[str], np.ndarray]:
+    """``(sorted column names, n x k matrix)`` from (row, name, value) triples."""
+    if not values:
+        return [], np.full((n, 0), fill)
+    codes, uniques = pd.factorize(np.array(names, dtype=object), sort=True)
+    mat = np.full((n, len(uniques)), fill)
+    mat[np.array(rows), codes] = values
+    return [str(u) for u in uniques], mat
 
 
 def rows_from_records(records: Sequence[MaterialRecord], ids: Sequence[str], jsons: Sequence[str]) -> Rows:
@@ -88,16 +78,20 @@ def rows_from_records(records: Sequence[MaterialRecord], ids: Sequence[str], jso
         "sample_id": _fixed_text([r.sample_id or "" for r in records], layout.LABEL_DTYPE, "sample_id"),
         "time": np.array([p.timestamp.timestamp() for p in provs], dtype="f8"),
     }
-    builders = {g: _SparseBuilder() for g in layout.SPARSE_GROUPS}
-    comp, props, unc, proc = (builders[g] for g in ("composition", "properties", "uncertainty", "process"))
-    for i, rec in enumerate(records):
-        comp.add(i, rec.composition.fractions)
-        props.add(i, {p.name: p.value for p in rec.properties})
-        unc.add(i, {p.name: p.uncertainty for p in rec.properties if p.uncertainty is not None})
-        for step in rec.process:
-            proc.add(i, {f"{step.name}:{key}": val for key, val in step.parameters.items()})
-    sparse = {g: b.build(n, layout.SPARSE_GROUPS[g]) for g, b in builders.items()}
-    return Rows(fixed, mask_from_fractions(*sparse["composition"]), sparse, list(jsons))
+    # (row, column, value) triples, gathered in comprehensions (the hot loop of an ingest)
+    fracs = [r.composition.fractions for r in records]
+    comp_rows = [i for i, f in enumerate(fracs) for _ in f]
+    comp = (comp_rows, [el for f in fracs for el in f], [x for f in fracs for x in f.values()])
+    props = [r.properties for r in records]
+    prop_rows = [i for i, ps in enumerate(props) for _ in ps]
+    prop = (prop_rows, [p.name for ps in props for p in ps], [p.value for ps in props for p in ps])
+    unc_items = [(i, p.name, p.uncertainty) for i, ps in enumerate(props) for p in ps if p.uncertainty is not None]
+    proc_items = [(i, f"{st.name}:{k}", v) for i, r in enumerate(records) for st in r.process for k, v in st.parameters.items()]
+    unc = tuple(map(list, zip(*unc_items))) if unc_items else ([], [], [])
+    proc = tuple(map(list, zip(*proc_items))) if proc_items else ([], [], [])
+    triples = {"composition": comp, "properties": prop, "uncertainty": unc, "process": proc}
+    sparse = {g: _sparse(n, *triples[g], layout.SPARSE_GROUPS[g]) for g in layout.SPARSE_GROUPS}
+    return Rows(fixed, mask_from_fractions(*sparse["composition"]), sparse, [j.encode() for j in jsons])
 
 
 def mask_from_fractions(elements: Sequence[str], fractions: np.ndarray) -> np.ndarray:
@@ -144,7 +138,7 @@ def write_shard(path: Path, rows: Rows) -> None:
             if group in ("properties", "uncertainty"):
                 ds.attrs["units"] = [canonical_unit(name) for name in names]
         # JSON as one UTF-8 byte blob plus offsets: merging and reading are then plain copies
-        blobs = [text.encode() for text in rows.json]
+        blobs = rows.json
         g.create_dataset("json_offsets", data=np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype("i8"))
         g.create_dataset("json_bytes", data=np.frombuffer(b"".join(blobs), dtype=np.uint8))
     fd = os.open(tmp, os.O_RDONLY)
@@ -193,17 +187,21 @@ class Shard:
             return mat[:, names.index(name)]
         return np.full(self.n, layout.SPARSE_GROUPS[group])
 
+    def _blob(self) -> tuple[bytes, np.ndarray]:
+        g = self._file["records"]
+        return g["json_bytes"][()].tobytes(), g["json_offsets"][()]
+
     def json(self, index: np.ndarray | None = None) -> list[str]:
         """Record JSON texts (all, or of the rows in ``index``)."""
-        g = self._file["records"]
-        offsets = g["json_offsets"][()]
-        blob = g["json_bytes"][()].tobytes()
+        blob, offsets = self._blob()
         rows = range(self.n) if index is None else np.sort(index)
         return [blob[offsets[i]:offsets[i + 1]].decode() for i in rows]
 
     def rows(self) -> Rows:
         sparse = {g: self.matrix(g) for g in layout.SPARSE_GROUPS}
-        return Rows(dict(self.fixed), self.element_mask, sparse, self.json())
+        blob, offsets = self._blob()
+        return Rows(dict(self.fixed), self.element_mask, sparse,
+                    [blob[offsets[i]:offsets[i + 1]] for i in range(self.n)])
 
     def close(self) -> None:
         self._file.close()

@@ -30,7 +30,7 @@ from dm_hpc.data.records import MaterialRecord, Source, record_id_of
 from dm_hpc.data.shards import Rows, Shard, concat_rows, element_mask, rows_from_records, write_shard
 
 #: Shards of one size tier merged into one once this many exist (size-tiered compaction).
-MERGE_FANOUT = 8
+MERGE_FANOUT = 16
 
 
 class StoreError(RuntimeError):
