@@ -143,10 +143,15 @@ def write_shard(path: Path, rows: Rows) -> None:
         g.create_dataset("json_bytes", data=np.frombuffer(b"".join(blobs), dtype=np.uint8))
     fd = os.open(tmp, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        os.fdatasync(fd)  # the data, before the name that publishes it
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)  # the new name itself survives a power cut
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 @dataclass

@@ -182,7 +182,7 @@ class Store:
         with open(tmp, "w") as fh:
             json.dump(self._manifest, fh, indent=1)
             fh.flush()
-            os.fsync(fh.fileno())
+            os.fdatasync(fh.fileno())
         os.replace(tmp, path)
         _fsync_dir(self.root)
 
