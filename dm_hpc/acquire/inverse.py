@@ -110,6 +110,7 @@ def inverse_design(
     n_candidates: int = 20000,
     refine_rounds: int = 2,
     seed: int = 0,
+    min_distance: float = 0.05,
 ) -> list[Candidate]:
     """The ``n`` candidates most likely to meet every target.
 
@@ -120,6 +121,8 @@ def inverse_design(
         targets: ``Target`` objects or strings (``parse_target``).
         n_candidates: random feasible candidates drawn; the best are refined locally
             ``refine_rounds`` times.
+        min_distance: candidates closer than this (Euclidean distance of atomic-fraction
+            vectors) to a better-ranked one are skipped, so the list spans distinct alloys.
 
     Returns:
         up to ``n`` distinct candidates, most probable first, with predicted means and stds of all
@@ -173,15 +176,16 @@ def inverse_design(
     # rank by probability; among near-certain candidates prefer the larger margin
     order = torch.argsort(prob.clamp(max=1 - 1e-9) + 1e-10 * torch.sigmoid(margin), descending=True).numpy()
     out: list[Candidate] = []
-    seen: set[tuple] = set()
-    dicts_cache: dict[int, tuple] = {}
+    chosen: list[np.ndarray] = []
     for i in order:
-        key = tuple(np.round(np.concatenate([frac[i], proc[i]]), 3))
-        if key in seen:
+        # a list of near-copies of one alloy helps no one: keep candidates at least
+        # ``min_distance`` apart in composition (Euclidean on atomic fractions)
+        if any(np.linalg.norm(frac[i] - c) < min_distance for c in chosen) and space.pool is None:
             continue
-        seen.add(key)
+        if any(np.array_equal(frac[i], c) for c in chosen):
+            continue
+        chosen.append(frac[i])
         comp, pr = space.to_dicts(frac[i : i + 1], proc[i : i + 1])[0]
-        dicts_cache[i] = (comp, pr)
         out.append(
             Candidate(
                 composition=comp,
