@@ -31,6 +31,9 @@ from dm_hpc.data.shards import Rows, Shard, concat_rows, element_mask, rows_from
 
 #: Shards of one size tier merged into one once this many exist (size-tiered compaction).
 MERGE_FANOUT = 16
+#: The writer keeps the rows of shards smaller than this in memory until they are merged, so a
+#: merge does not read back what it just wrote (at most ~MERGE_FANOUT x this many rows).
+CACHE_ROWS_BELOW = 10_000
 
 
 class StoreError(RuntimeError):
@@ -117,6 +120,7 @@ class Store:
         self._shards: dict[str, Shard] = {}
         self._manifest: dict[str, Any] = {}
         self._ids: set[bytes] | None = None
+        self._rows_cache: dict[str, Rows] = {}
         if mode == "a":
             self.root.mkdir(parents=True, exist_ok=True)
             (self.root / layout.SHARD_DIR).mkdir(exist_ok=True)
@@ -261,6 +265,8 @@ class Store:
     def _commit(self, rows: Rows) -> None:
         name = layout.shard_name(self._manifest["next_shard"])
         write_shard(self.root / layout.SHARD_DIR / name, rows)
+        if rows.n < CACHE_ROWS_BELOW:  # small shards are merged soon: keep their rows at hand
+            self._rows_cache[name] = rows
         self._manifest["next_shard"] += 1
         self._manifest["shards"].append({"name": name, "count": rows.n})
         self._manifest["generation"] += 1
@@ -280,9 +286,11 @@ class Store:
 
     def _merge(self, entries: Sequence[dict[str, Any]]) -> None:
         names = [e["name"] for e in entries]
-        rows = concat_rows([self._shard(n).rows() for n in names])
+        rows = concat_rows([self._rows_cache.pop(n, None) or self._shard(n).rows() for n in names])
         merged = layout.shard_name(self._manifest["next_shard"])
         write_shard(self.root / layout.SHARD_DIR / merged, rows)
+        if rows.n < CACHE_ROWS_BELOW:
+            self._rows_cache[merged] = rows
         kept = [e for e in self._manifest["shards"] if e["name"] not in names]
         # the merged shard takes the place of the first one it replaces, keeping row order
         first = self._manifest["shards"].index(entries[0])
@@ -293,7 +301,9 @@ class Store:
         self._manifest["generation"] += 1
         self._write_manifest()
         for n in names:  # only after the manifest no longer names them
-            self._shards.pop(n).close()
+            shard = self._shards.pop(n, None)
+            if shard is not None:
+                shard.close()
             (self.root / layout.SHARD_DIR / n).unlink()
 
     def compact(self) -> None:
