@@ -132,6 +132,8 @@ class CampaignManager:
         self._plan: Future | None = None
         self._refit_due = True
         self._best_cache: dict[str, float] = {}
+        self._data_version = 0  # results ingested so far in this run
+        self._plan_version = 0  # ... when the plan in progress was snapshotted
 
     # ------------------------------------------------------------------ bookkeeping
     def task_dir(self, task_id: str) -> Path:
@@ -333,6 +335,7 @@ class CampaignManager:
             record = result_to_record(result, campaign=self.c.name, task_id=task.task_id,
                                       job_id=getattr(outcome, "job_id", None))
             self.store.ingest([record])  # idempotent: a re-collected result is stored once
+            self._data_version += 1
             self._log("ingested", task_id=task.task_id, record_id=record.record_id, core_hours=core_hours)
             return
         if outcome is not None and state_name != "COMPLETED":
@@ -398,10 +401,16 @@ class CampaignManager:
             if not self._plan.done():
                 return
             suggestions, refitted = self._plan.result()  # a planner error surfaces here
+            stale = self._plan_version < self._data_version
             self._plan = None
             if refitted:
                 self.queue.clear()  # suggestions of the older model
-            self.queue.extend(suggestions)
+            if stale and not self.c.calculations:
+                # nothing idles while a lab-only campaign waits for the model, so a plan made
+                # before the latest measurements is dropped rather than sent to the lab
+                self._refit_due = True
+            else:
+                self.queue.extend(suggestions)
         if len(self.queue) >= self.c.runner.max_in_flight:
             return
         n_tasks = len(self.state.tasks) + len(self.state.lab)  # evaluations asked for so far
@@ -420,6 +429,7 @@ class CampaignManager:
         )
         if refit:
             self._refit_due = False
+        self._plan_version = self._data_version
         self._plan = self._planner.submit(self._make_plan, snapshot)
 
     def _make_plan(self, snap: _Snapshot) -> tuple[list[Suggestion], bool]:
@@ -450,7 +460,7 @@ class CampaignManager:
         allowed = snap.allowed if multi else [first_calc]
         suggestions = model_suggestions(self.c, model, space, multi, q, snap.pending, allowed, seed=seed)
         lab = self.c.lab
-        if not multi and snap.seed_lab and lab is not None:
+        if not multi and snap.seed_lab and lab is not None and self.c.calculations:
             # no measurement yet, so no multi-fidelity model can weigh the lab: send the lab a
             # first batch of the best-predicted candidates; its answers seed the multi-task model
             pending = snap.pending + [(s.composition, s.process) for s in suggestions]
@@ -509,6 +519,7 @@ class CampaignManager:
             self._log("lab_ingested", records={r.sample_id: rid for r, rid in zip(records, result.ids)},
                       new=result.new, sheet=f"emulated from {lab.emulate_from}")
             self._refit_due = True
+            self._data_version += 1
             self._best_cache = self._best(self.store.to_dataframe(campaign=self.c.name))
 
     def _ingest_inbox(self) -> int:
