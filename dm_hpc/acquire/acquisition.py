@@ -142,7 +142,9 @@ def build_acquisition(
     if len(objectives) == 1 and kind == "ucb" and not constraints:
         from botorch.acquisition.monte_carlo import qUpperConfidenceBound
 
-        return qUpperConfidenceBound(model=model, beta=UCB_BETA, objective=obj, X_pending=X_pending)
+        acq = qUpperConfidenceBound(model=model, beta=UCB_BETA, objective=obj, X_pending=X_pending)
+        acq.dm_exact_output = (objectives[0].output, objectives[0].sign)  # see exact_ucb
+        return acq
     if len(objectives) == 1:
         return qLogNoisyExpectedImprovement(
             model=model, X_baseline=X_baseline, objective=obj, constraints=cons, X_pending=X_pending,
@@ -156,6 +158,24 @@ def build_acquisition(
         model=model, ref_point=list(ref_point), X_baseline=X_baseline, objective=obj, constraints=cons,
         X_pending=X_pending, prune_baseline=True, cache_root=cache_root,
     )
+
+
+def exact_ucb(acq, X_cand: Tensor, chunk: int = 1024) -> Tensor | None:
+    """The closed form of a q = 1 qUCB without pending points: ``s * mean + sqrt(beta) * std``
+    of the objective output (``n``); None for any other acquisition. The Monte Carlo estimate
+    is only needed for joint batches; for a single pick it adds noise that can reorder
+    near-ties."""
+    spec = getattr(acq, "dm_exact_output", None)
+    if spec is None or getattr(acq, "X_pending", None) is not None:
+        return None
+    i, sign = spec
+    out = []
+    with torch.no_grad():
+        for c in torch.split(X_cand, chunk):
+            post = acq.model.posterior(c)
+            mean, var = post.mean[..., i], post.variance[..., i].clamp_min(0)
+            out.append(sign * mean + UCB_BETA ** 0.5 * var.sqrt())
+    return torch.cat(out)
 
 
 def evaluate(acq, X_cand: Tensor, chunk: int = 1024) -> Tensor:
@@ -198,12 +218,14 @@ def greedy_select(
     pending0 = X_pending if X_pending is not None and X_pending.numel() else None
     mask = torch.zeros(X_cand.shape[0], dtype=torch.bool) if exclude is None else exclude.clone()
     short: Tensor | None = None
+    exact: Tensor | None = None
     for k in range(q):
         sel = X_cand[chosen] if chosen else None
         parts = [p for p in (pending0, sel) if p is not None]
         acq.set_X_pending(torch.cat(parts) if parts else None)
         if short is None:
-            vals = evaluate(acq, X_cand)
+            exact = exact_ucb(acq, X_cand) if not parts else None
+            vals = exact if exact is not None else evaluate(acq, X_cand)
         else:
             vals = torch.full((X_cand.shape[0],), float("-inf"), dtype=X_cand.dtype)
             vals[short] = evaluate(acq, X_cand[short])
@@ -212,7 +234,8 @@ def greedy_select(
             if extra is not None and extra.numel():
                 X_cand = torch.cat([X_cand, extra.to(X_cand)])
                 mask = torch.cat([mask, torch.zeros(extra.shape[0], dtype=torch.bool)])
-                vals = torch.cat([vals, evaluate(acq, extra.to(X_cand))])
+                extra_vals = exact_ucb(acq, extra.to(X_cand)) if exact is not None else None
+                vals = torch.cat([vals, extra_vals if extra_vals is not None else evaluate(acq, extra.to(X_cand))])
         vals = vals.masked_fill(mask, float("-inf"))
         if short is None and q > 1:
             size = min(X_cand.shape[0], shortlist or max(32, 2 * q))
