@@ -172,8 +172,8 @@ def exact_ucb(acq, X_cand: Tensor, chunk: int = 1024) -> Tensor | None:
     out = []
     with torch.no_grad():
         for c in torch.split(X_cand, chunk):
-            post = acq.model.posterior(c)
-            mean, var = post.mean[..., i], post.variance[..., i].clamp_min(0)
+            post = acq.model.posterior(c.unsqueeze(-2))  # each point on its own (n x 1 x d)
+            mean, var = post.mean[..., 0, i], post.variance[..., 0, i].clamp_min(0)
             out.append(sign * mean + UCB_BETA ** 0.5 * var.sqrt())
     return torch.cat(out)
 
