@@ -18,12 +18,27 @@ def start_process(spec: TaskSpec) -> subprocess.Popen:
     write_started(workdir)
     with open(workdir / STDOUT_FILE, "wb") as out, open(workdir / STDERR_FILE, "wb") as err:
         try:
-            return subprocess.Popen(spec.argv, cwd=workdir, env={**os.environ, **spec.env},
+            return subprocess.Popen(spec.argv, cwd=workdir, env={**task_environment(), **spec.env},
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                     start_new_session=True)  # own group: a timeout kills it all
         except OSError as exc:  # command not found, not executable: a FAILED task, not a crash
             err.write(f"cannot start {spec.argv[0]!r}: {exc}\n".encode())
             raise
+
+
+#: Variables that make a process believe it is a rank of the launcher's MPI job.
+_KEEP_OMPI = {"OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"}
+
+
+def task_environment() -> dict[str, str]:
+    """This process's environment without the MPI launch variables of a farm rank.
+
+    A task started by an MPI farm rank must not inherit ``OMPI_COMM_WORLD_RANK`` and friends:
+    codes such as ASE would then think they are rank N of a parallel run and leave writing
+    their output to "rank 0". A task that wants MPI starts its own ``mpirun``/``srun``.
+    """
+    return {k: v for k, v in os.environ.items()
+            if not (k.startswith(("PMIX_", "PMI_")) or (k.startswith("OMPI_") and k not in _KEEP_OMPI))}
 
 
 def kill_group(proc: subprocess.Popen) -> None:

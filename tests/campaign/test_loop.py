@@ -203,3 +203,15 @@ def _dump(tmp_path, data):
     path = tmp_path / "campaign.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("kind", ["dask", "mpi"])
+def test_campaign_on_pilot_runners(tmp_path, kind):
+    """The same loop through a dask-jobqueue pilot and through the mpi4py farm on the local Slurm."""
+    path = write_campaign(tmp_path, name=f"{kind}{os.getpid()}", calculations=4, lab=False,
+                          runner={"kind": kind, "site": str(REPO / "configs/sites/local.yaml"), "max_in_flight": 2})
+    campaign = load_campaign(path)
+    summary = CampaignManager(campaign, quiet=True).run()
+    assert (summary.ingested, summary.failed) == (4, 0)
+    assert len(Store.open(campaign.store).to_dataframe(campaign=campaign.name)) == 4

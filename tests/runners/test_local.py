@@ -68,3 +68,16 @@ def test_name_and_argv_stay_literal(make_task, tmp_path: Path):
     out = LocalRunner(cores=1).run([task], poll_s=0.05, progress=False)[0]
     assert out.stdout_tail == f"{evil}\n{evil}\n"
     assert not Path("/tmp/pwned-local").exists()
+
+
+def test_tasks_do_not_inherit_a_farm_rank_identity(monkeypatch):
+    """A task started from an MPI rank must not look like a rank itself (ASE would then leave
+    writing to rank 0), but keeps the site's permission to run mpirun as root."""
+    from dm_hpc.runners.taskexec import task_environment
+
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "3")
+    monkeypatch.setenv("PMIX_RANK", "3")
+    monkeypatch.setenv("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    env = task_environment()
+    assert "OMPI_COMM_WORLD_RANK" not in env and "PMIX_RANK" not in env
+    assert env["OMPI_ALLOW_RUN_AS_ROOT"] == "1"
