@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobflow import Flow, Maker, Response, job
+from jobflow import Flow, Maker, job
 
 from dm_hpc.compute.backends import Relaxed, backend_for
 from dm_hpc.compute.calculation import DEFAULT_PROPERTIES, derive_properties

@@ -1,7 +1,6 @@
 """The campaign loop end to end on the local runner: real EMT, real store, real BoTorch."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
