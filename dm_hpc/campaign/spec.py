@@ -197,7 +197,8 @@ class Fidelity(Strict):
 
 
 class Budget(Strict):
-    """Limits; the campaign stops at the first one reached."""
+    """Limits; the campaign stops at the first one reached. ``wall_time`` counts from the
+    campaign's first start (time spent interrupted counts too, like a Slurm time limit)."""
 
     core_hours: float | None = Field(default=None, gt=0)
     calculations: int | None = Field(default=None, ge=1)
