@@ -64,6 +64,9 @@ def training_set(campaign: Campaign, df: pd.DataFrame) -> TrainingSet:
     skipped["other method or source"] = int((~keep).sum())
 
     x_cols = [c for c in df.columns if c.startswith("x_")]
+    has_comp = (df[x_cols].fillna(0).to_numpy() > 0).any(axis=1) if x_cols else np.zeros(len(df), bool)
+    skipped["no elemental composition"] = int((keep & ~has_comp).sum())
+    keep &= has_comp
     outside = [c for c in x_cols if c[2:] not in elements]
     if outside and elements:
         inside = (df[outside].fillna(0).to_numpy() <= 1e-9).all(axis=1)

@@ -498,6 +498,8 @@ class CampaignManager:
         if not hasattr(self, "_emulation"):
             self._emulation: dict[tuple, list] = {}
             for rec in read_sheet(lab.emulate_from, column_map=lab.emulate_map):
+                if rec.composition is None:
+                    continue
                 self._emulation.setdefault(_key(rec.composition.fractions, {}), []).append(rec)
         records = []
         for sample in samples:

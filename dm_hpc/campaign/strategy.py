@@ -36,7 +36,8 @@ def _pool(path: Path, column_map: Path | None) -> tuple[tuple[tuple[tuple[str, f
     from dm_hpc.data.sheets import read_sheet
 
     records = read_sheet(path, column_map=column_map)
-    comps = list(dict.fromkeys(tuple(r.composition.fractions.items()) for r in records))  # unique, in order
+    comps = list(dict.fromkeys(tuple(r.composition.fractions.items()) for r in records
+                               if r.composition is not None))  # unique, in order
     elements = tuple(sorted({el for c in comps for el, _ in c}))
     return tuple(comps), elements
 

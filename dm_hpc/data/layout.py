@@ -19,7 +19,8 @@ size into one) so a campaign that ingests one record at a time does not leave th
 
     /records/<column>       virtual datasets concatenating the shards' columns (one table)
     /records/composition/<El>, /records/properties/<name>, /records/uncertainty/<name>,
-    /records/process/<step>:<parameter>   virtual, filled with 0 / NaN where a shard has none
+    /records/process/<step>:<parameter>, /records/raw_materials/<name> [<unit>]
+                            virtual, filled with 0 / NaN where a shard has none
     /shards/<name>          external links to each shard's root
 
 Each shard ``/records`` group holds, per record (row):
@@ -37,6 +38,7 @@ Each shard ``/records`` group holds, per record (row):
                           ``units``), NaN where a record has no such property
     uncertainty  f8[n,k]  standard uncertainties in the same units, NaN if none
     process      f8[n,k]  process parameters ``<step>:<parameter>`` in canonical units, NaN if absent
+    raw_materials f8[n,k] raw-material amounts, columns ``<name> [<unit>]``, NaN if not used
     json_bytes u1[]  the records' JSON, UTF-8, concatenated (the authority; columns derive from it):
     json_offsets i8[n+1]  record i is json_bytes[offsets[i]:offsets[i+1]], as
                      {"content": <what the id hashes>, "circumstances": <provenance details>}
@@ -72,6 +74,7 @@ SPARSE_GROUPS: dict[str, float] = {
     "properties": float("nan"),
     "uncertainty": float("nan"),
     "process": float("nan"),
+    "raw_materials": float("nan"),
 }
 
 

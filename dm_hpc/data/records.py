@@ -209,17 +209,27 @@ class Provenance(BaseModel):
 
 
 class MaterialRecord(BaseModel):
-    """One sample (measured) or one calculation (computed) in the standard form."""
+    """One sample (measured) or one calculation (computed) in the standard form.
+
+    What it is made of: an elemental ``composition``, or raw materials with amounts (a polymer
+    blend, a dye recipe), or both.
+    """
 
     model_config = ConfigDict(frozen=True)
     material_class: MaterialClass = MaterialClass.metal
-    composition: Composition
+    composition: Composition | None = None
     raw_materials: list[RawMaterial] = Field(default_factory=list)
     process: list[ProcessStep] = Field(default_factory=list)
     properties: list[PropertyValue] = Field(min_length=1)
     sample_id: str | None = Field(default=None, max_length=MAX_LABEL)
     structure: dict[str, Any] | None = None
     provenance: Provenance
+
+    @model_validator(mode="after")
+    def _made_of_something(self) -> MaterialRecord:
+        if self.composition is None and not any(rm.amount is not None for rm in self.raw_materials):
+            raise ValueError("a record needs a composition (elements) or raw materials with amounts")
+        return self
 
     def model_post_init(self, __context: Any) -> None:
         # The id is part of what a valid record is: computed once, here, so every later use
@@ -234,6 +244,11 @@ class MaterialRecord(BaseModel):
         if dupes:
             raise ValueError(f"property given twice: {', '.join(dupes)}")
         return sorted(v, key=lambda p: p.name)
+
+    @field_validator("raw_materials")
+    @classmethod
+    def _ordered_raw_materials(cls, v: list[RawMaterial]) -> list[RawMaterial]:
+        return sorted(v, key=lambda rm: rm.name)  # canonical: the order of sheet columns is no content
 
     @field_validator("process")
     @classmethod

@@ -79,7 +79,7 @@ def rows_from_records(records: Sequence[MaterialRecord], ids: Sequence[str], jso
         "time": np.array([p.timestamp.timestamp() for p in provs], dtype="f8"),
     }
     # (row, column, value) triples, gathered in comprehensions (the hot loop of an ingest)
-    fracs = [r.composition.fractions for r in records]
+    fracs = [r.composition.fractions if r.composition is not None else {} for r in records]
     comp_rows = [i for i, f in enumerate(fracs) for _ in f]
     comp = (comp_rows, [el for f in fracs for el in f], [x for f in fracs for x in f.values()])
     props = [r.properties for r in records]
@@ -87,9 +87,12 @@ def rows_from_records(records: Sequence[MaterialRecord], ids: Sequence[str], jso
     prop = (prop_rows, [p.name for ps in props for p in ps], [p.value for ps in props for p in ps])
     unc_items = [(i, p.name, p.uncertainty) for i, ps in enumerate(props) for p in ps if p.uncertainty is not None]
     proc_items = [(i, f"{st.name}:{k}", v) for i, r in enumerate(records) for st in r.process for k, v in st.parameters.items()]
-    unc = tuple(map(list, zip(*unc_items))) if unc_items else ([], [], [])
-    proc = tuple(map(list, zip(*proc_items))) if proc_items else ([], [], [])
-    triples = {"composition": comp, "properties": prop, "uncertainty": unc, "process": proc}
+    raw_items = [(i, f"{rm.name} [{rm.amount.unit}]", rm.amount.value)
+                 for i, r in enumerate(records) for rm in r.raw_materials if rm.amount is not None]
+    unc, proc, raw = (tuple(map(list, zip(*items))) if items else ([], [], [])
+                      for items in (unc_items, proc_items, raw_items))
+    triples = {"composition": comp, "properties": prop, "uncertainty": unc, "process": proc,
+               "raw_materials": raw}
     sparse = {g: _sparse(n, *triples[g], layout.SPARSE_GROUPS[g]) for g in layout.SPARSE_GROUPS}
     return Rows(fixed, mask_from_fractions(*sparse["composition"]), sparse, [j.encode() for j in jsons])
 
@@ -179,6 +182,8 @@ class Shard:
     def matrix(self, group: str) -> tuple[list[str], np.ndarray]:
         """``(names, n x k matrix)`` of a sparse group, cached (shards are immutable)."""
         hit = self._cache.get(group)
+        if hit is None and group not in self._file["records"]:  # a group newer than this shard
+            hit = self._cache[group] = ([], np.full((self.n, 0), layout.SPARSE_GROUPS[group]))
         if hit is None:
             ds = self._file["records"][group]
             names = [str(x) for x in ds.attrs["columns"]]

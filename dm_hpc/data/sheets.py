@@ -4,6 +4,7 @@ Header grammar (one column each; units in square brackets)::
 
     sample_id                                   the specimen or suggestion id
     composition:<El> [at_frac|at%|wt_frac|wt%]  amount of an element; "bal" for the balance element
+    raw:<name> [unit]                           amount of a raw material (e.g. a polymer, a dopant)
     process:<step>:<parameter> [unit]           a process parameter (vocabulary term)
     property:<name> [unit]                      a measured or computed value (vocabulary term)
     uncertainty:<name> [unit]                   its standard uncertainty
@@ -78,6 +79,8 @@ def parse_header(header: str) -> Column:
         return Column(header, "meta", key)
     if parts[0] == "composition" and len(parts) == 2:
         return Column(header, "composition", parts[1], unit or "")
+    if parts[0] == "raw" and len(parts) == 2 and parts[1].strip():
+        return Column(header, "raw", parts[1].strip(), unit or "dimensionless")
     if parts[0] == "process" and len(parts) == 3:
         canonical_unit(parts[2], kind="process_parameter")
         return Column(header, "process", parts[2], unit, step=parts[1])
@@ -191,8 +194,8 @@ def records_from_table(
         problems.append((1, f"composition unit of {bad} must be one of {sorted(k for k in _BASIS_UNITS if k)}"))
     elif len(bases) > 1:
         problems.append((1, "composition columns mix bases; use one of at_frac, at%, wt_frac, wt% for all"))
-    if not any(c.kind == "composition" for c in columns) and not any(c.name == "formula" for c in columns):
-        problems.append((1, "no composition:<El> columns and no formula column"))
+    if not any(c.kind in ("composition", "raw") for c in columns) and not any(c.name == "formula" for c in columns):
+        problems.append((1, "no composition:<El> columns, no raw:<name> columns and no formula column"))
     if not any(c.kind == "property" for c in columns):
         problems.append((1, "no property:<name> [unit] column"))
     if problems:
@@ -253,10 +256,24 @@ def _row_to_record(row: pd.Series, columns: list[Column], basis: Basis, defaults
                 amounts[c.name] = _number(raw)
             except ValueError:
                 raise ValueError(f"{c.header}: not a number: {raw!r}") from None
+    raw_materials = []
+    for c in columns:
+        if c.kind == "raw" and not _blank(values[c.header]):
+            try:
+                amount = _number(values[c.header])
+            except ValueError:
+                raise ValueError(f"{c.header}: not a number: {values[c.header]!r}") from None
+            if amount < 0:
+                raise ValueError(f"{c.header}: negative amount {amount:g}")
+            if amount == 0:
+                continue  # not used in this sample
+            raw_materials.append({"name": c.name, "amount": {"value": amount, "unit": c.unit}})
     if amounts:
         composition = Composition.from_amounts(amounts, basis)
     elif "formula" in meta:
         composition = Composition(meta["formula"])
+    elif raw_materials:
+        composition = None  # made of raw materials (a blend, a recipe): no elemental composition
     else:
         raise ValueError("no composition given (all composition cells empty)")
 
@@ -298,6 +315,7 @@ def _row_to_record(row: pd.Series, columns: list[Column], basis: Basis, defaults
     return MaterialRecord.model_validate({
         "material_class": meta.get("material_class", "metal"),
         "composition": composition,
+        "raw_materials": raw_materials,
         "process": [{"name": step, "order": i, "parameters": params} for i, (step, params) in enumerate(steps.items())],
         "properties": properties,
         "sample_id": meta.get("sample_id"),
@@ -320,8 +338,12 @@ def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Bas
             row["contributor"] = rec.provenance.contributor
         if rec.provenance.institution:
             row["institution"] = rec.provenance.institution
-        for el, amount in rec.composition.amounts(basis).items():
-            row[f"composition:{el} [{_BASIS_LABEL[basis]}]"] = amount
+        if rec.composition is not None:
+            for el, amount in rec.composition.amounts(basis).items():
+                row[f"composition:{el} [{_BASIS_LABEL[basis]}]"] = amount
+        for rm in rec.raw_materials:
+            if rm.amount is not None:
+                row[f"raw:{rm.name} [{rm.amount.unit}]"] = rm.amount.value
         for step in rec.process:
             for key, val in step.parameters.items():
                 row[f"process:{step.name}:{key} [{canonical_unit(key, kind='process_parameter')}]"] = val
@@ -331,7 +353,7 @@ def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Bas
                 row[f"uncertainty:{p.name} [{p.unit}]"] = p.uncertainty
         rows.append(row)
     table = pd.DataFrame(rows)
-    comp = sorted(c for c in table.columns if c.startswith("composition:"))
+    comp = sorted(c for c in table.columns if c.startswith(("composition:", "raw:")))
     rest = [c for c in table.columns if c not in comp and c not in META]
     meta = [c for c in META if c in table.columns]
     return table[meta + comp + rest]

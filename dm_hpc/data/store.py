@@ -376,13 +376,14 @@ class Store:
     def to_dataframe(self, **filters: Any) -> pd.DataFrame:
         """One row per matching record, columns: ``record_id, source, method, campaign, task_id,
         sample_id, time`` (UTC), ``x_<El>`` (atomic fraction), ``<property>`` (canonical unit),
-        ``<property>_std`` (uncertainty) and ``process.<step>:<parameter>``.
+        ``<property>_std`` (uncertainty), ``process.<step>:<parameter>`` and ``raw.<name> [<unit>]``.
 
         Filters: ``source``, ``method``, ``campaign``, ``elements`` (all present),
         ``property`` (present), ``since``/``until`` (datetime or epoch s), ``sample_id``.
         """
         frames = []
-        prefix = {"composition": "x_", "properties": "", "uncertainty": "", "process": "process."}
+        prefix = {"composition": "x_", "properties": "", "uncertainty": "", "process": "process.",
+                  "raw_materials": "raw."}
         suffix = {"uncertainty": "_std"}
         for shard in list(self._iter_shards()):
             keep = self._select(shard, **_filters(filters))

@@ -69,7 +69,8 @@ def test_export_import_round_trip_is_unchanged(tmp_path, suffix):
     assert [r.record_id for r in back] == [r.record_id for r in recs]
 
 
-@pytest.mark.parametrize("name, n", [("steel_strength", 312), ("oer_plate_3496", 2121), ("bandgap_dft_vs_expt", 300)])
+@pytest.mark.parametrize("name, n", [("steel_strength", 312), ("oer_plate_3496", 2121), ("bandgap_dft_vs_expt", 300),
+                                     ("p3ht_conductivity", 233)])
 def test_shared_datasets_import_and_come_back_unchanged(tmp_path, datasets, name, n):
     from tests.conftest import REPO
 
@@ -82,3 +83,19 @@ def test_shared_datasets_import_and_come_back_unchanged(tmp_path, datasets, name
     if name == "bandgap_dft_vs_expt":  # computed and experimental rows are kept apart
         assert {r.source.value for r in recs} == {"computed", "experimental"}
         assert len(Store.open(tmp_path / "s").to_dataframe(source="computed")) == 150
+
+
+def test_raw_material_records_need_no_elemental_composition(tmp_path):
+    """A blend by raw material (the plan's raw material -> composition stage), P3HT-like."""
+    path = tmp_path / "blend.csv"
+    path.write_text("sample_id,raw:P3HT [%],raw:D2 [%],property:conductivity [S/cm]\nB1,45,55,12.77\nB2,-1,101,3\n")
+    with pytest.raises(SheetError, match="line 3: raw:P3HT .*negative"):
+        read_sheet(path)
+    path.write_text("sample_id,raw:P3HT [%],raw:D2 [%],property:conductivity [S/cm]\nB1,45,55,12.77\n")
+    (rec,) = read_sheet(path)
+    assert rec.composition is None and [rm.name for rm in rec.raw_materials] == ["D2", "P3HT"]
+    with Store.open(tmp_path / "s", "a") as store:
+        store.ingest([rec])
+    df = Store.open(tmp_path / "s").to_dataframe()
+    assert df.loc[0, "raw.P3HT [%]"] == 45 and df.loc[0, "conductivity"] == pytest.approx(12.77)
+    assert len(Store.open(tmp_path / "s").to_dataframe(elements=["C"])) == 0
