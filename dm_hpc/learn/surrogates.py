@@ -25,6 +25,13 @@ GP_MAX_POINTS = 2000
 GP_MAX_FIT_POINTS = 250
 
 
+def _as_xy(X, Y) -> tuple[Tensor, Tensor]:
+    """Inputs ``n x d`` and outcomes ``n x m`` as double tensors (a 1-D ``Y`` becomes ``n x 1``)."""
+    X = torch.as_tensor(X, dtype=torch.double)
+    Y = torch.as_tensor(Y, dtype=torch.double)
+    return X, (Y.unsqueeze(-1) if Y.dim() == 1 else Y)
+
+
 def _matern_ard(d: int, batch_shape: torch.Size = torch.Size()):
     """ARD Matern-5/2 with the dimension-scaled log-normal length-scale prior (Hvarfner et al. 2024),
     which keeps the prior sensible whatever the number of inputs."""
@@ -109,10 +116,7 @@ def fit_gp(
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
 
-    X = torch.as_tensor(X, dtype=torch.double)
-    Y = torch.as_tensor(Y, dtype=torch.double)
-    if Y.dim() == 1:
-        Y = Y.unsqueeze(-1)
+    X, Y = _as_xy(X, Y)
     n, d = X.shape
     m = Y.shape[-1]
     if bounds is None:
@@ -288,10 +292,7 @@ def fit_ensemble(
     Returns:
         model whose ``posterior(X)`` has mean and variance across members (``batch x q x m``).
     """
-    X = torch.as_tensor(X, dtype=torch.double)
-    Y = torch.as_tensor(Y, dtype=torch.double)
-    if Y.dim() == 1:
-        Y = Y.unsqueeze(-1)
+    X, Y = _as_xy(X, Y)
     n, d = X.shape
     m = Y.shape[-1]
     x_mean, x_std = X.mean(0), X.std(0).clamp_min(1e-8) if n > 1 else torch.ones(d, dtype=X.dtype)
@@ -350,10 +351,7 @@ def fit_surrogate(
     Returns:
         a BoTorch ``Model``.
     """
-    X = torch.as_tensor(X, dtype=torch.double)
-    Y = torch.as_tensor(Y, dtype=torch.double)
-    if Y.dim() == 1:
-        Y = Y.unsqueeze(-1)
+    X, Y = _as_xy(X, Y)
     if kind == "auto":
         if task_index is not None and len(torch.unique(torch.as_tensor(task_index))) > 1:
             kind = "multitask"
