@@ -55,6 +55,16 @@ class AlloyStructureMaker(Maker):
                 "a_guess": plan.a_guess, "counts": plan.counts}
 
 
+def _step(kind: str, method: str, settings: dict[str, Any], structure, workdir: str | None, cores: int):
+    """Run the backend's ``relax`` or ``static`` on ``structure`` in ``workdir/kind``."""
+    backend = backend_for(get_method(method))
+    try:
+        return getattr(backend, kind)(_to_atoms(structure), _settings(method, settings),
+                                      _workdir(workdir) / kind, cores)
+    except CalcError as exc:  # a failed job that says why (jobflow records the message)
+        raise RuntimeError(f"{exc.kind.value}: {exc.reason}\n{exc.output_tail}") from None
+
+
 @dataclass
 class RelaxMaker(Maker):
     """Relax positions and cell with ``method`` (settings override configs/calculators.yaml)."""
@@ -67,12 +77,7 @@ class RelaxMaker(Maker):
 
     @job
     def make(self, structure) -> dict[str, Any]:
-        m = get_method(self.method)
-        try:
-            relaxed = backend_for(m).relax(_to_atoms(structure), _settings(self.method, self.settings),
-                                           _workdir(self.workdir) / "relax", self.cores)
-        except CalcError as exc:  # a failed job that says why (jobflow records the message)
-            raise RuntimeError(f"{exc.kind.value}: {exc.reason}\n{exc.output_tail}") from None
+        relaxed = _step("relax", self.method, self.settings, structure, self.workdir, self.cores)
         return {"structure": _to_structure(relaxed.atoms), "energy": relaxed.energy, "steps": relaxed.steps}
 
 
@@ -88,12 +93,7 @@ class StaticMaker(Maker):
 
     @job
     def make(self, structure) -> dict[str, Any]:
-        m = get_method(self.method)
-        try:
-            energy = backend_for(m).static(_to_atoms(structure), _settings(self.method, self.settings),
-                                           _workdir(self.workdir) / "static", self.cores)
-        except CalcError as exc:
-            raise RuntimeError(f"{exc.kind.value}: {exc.reason}\n{exc.output_tail}") from None
+        energy = _step("static", self.method, self.settings, structure, self.workdir, self.cores)
         return {"structure": structure, "energy": energy}
 
 

@@ -74,13 +74,18 @@ def read_lab_sheet(campaign: Campaign, path: Path) -> list[MaterialRecord]:
     return records
 
 
+def store_lab_results(records: list[MaterialRecord], store: Store, journal: jn.Journal, sheet: str) -> dict:
+    """Ingest measured records and journal which suggestion each answers; returns the event."""
+    result = store.ingest(records)
+    return journal.write("lab_ingested", records={r.sample_id: rid for r, rid in zip(records, result.ids)},
+                         new=result.new, sheet=sheet)
+
+
 def ingest_sheet_records(path: Path, store: Store, journal: jn.Journal) -> dict:
     """Ingest records a validated sheet left in the inbox (called by the manager); returns
     the journal event."""
     records = [MaterialRecord.from_json(text) for text in json.loads(Path(path).read_text())]
-    result = store.ingest(records)
-    return journal.write("lab_ingested", records={r.sample_id: rid for r, rid in zip(records, result.ids)},
-                         new=result.new, sheet=str(path))
+    return store_lab_results(records, store, journal, str(path))
 
 
 def ingest_lab_sheet(campaign: Campaign, path: Path) -> tuple[int, int, bool]:
@@ -104,13 +109,11 @@ def ingest_lab_sheet(campaign: Campaign, path: Path) -> tuple[int, int, bool]:
             return len(records), 0, _queue(run_dir, records)
         journal = jn.Journal(run_dir / "journal.jsonl")
         try:
-            result = store.ingest(records)
-            journal.write("lab_ingested", records={r.sample_id: rid for r, rid in zip(records, result.ids)},
-                          new=result.new, sheet=str(path))
+            event = store_lab_results(records, store, journal, str(path))
         finally:
             journal.close()
             store.close()
-        return len(records), result.new, False
+        return len(records), event["new"], False
     finally:
         os.close(fd)
 

@@ -517,9 +517,10 @@ class CampaignManager:
                                "extra": {"emulated_from": str(lab.emulate_from)}},
             }))
         if records:
-            result = self.store.ingest(records)
-            self._log("lab_ingested", records={r.sample_id: rid for r, rid in zip(records, result.ids)},
-                      new=result.new, sheet=f"emulated from {lab.emulate_from}")
+            from dm_hpc.campaign.lab import store_lab_results
+
+            jn.apply(self.state, store_lab_results(records, self.store, self.journal,
+                                                   f"emulated from {lab.emulate_from}"))
             self._refit_due = True
             self._data_version += 1
             self._best_cache = self._best(self.store.to_dataframe(campaign=self.c.name))
