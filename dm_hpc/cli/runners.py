@@ -30,16 +30,16 @@ def register(app: typer.Typer) -> None:
     def jobs(campaign: str = typer.Argument(..., help="campaign name")) -> None:
         """List the campaign's jobs that Slurm still holds (found by their comment)."""
         from dm_hpc.runners import slurmcli
-        from dm_hpc.runners.sbatch import comment_prefix
+        from dm_hpc.runners.sbatch import batch_of
 
         try:
             held = slurmcli.squeue_all()
         except (OSError, slurmcli.SlurmError) as exc:
             print(f"error: cannot ask Slurm: {exc}", file=sys.stderr)
             raise typer.Exit(2)
-        prefix = comment_prefix(campaign)
         for job, (state, rc, text) in sorted(held.items()):
-            if text.startswith(prefix):
-                typer.echo(f"{job}\t{state.value}\t{'' if rc is None else rc}\t{text.removeprefix(prefix)}")
+            batch = batch_of(campaign, text)
+            if batch is not None:
+                typer.echo(f"{job}\t{state.value}\t{'' if rc is None else rc}\t{batch}")
 
     app.add_typer(group, name="runners")

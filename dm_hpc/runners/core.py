@@ -131,6 +131,8 @@ class Runner:
                     if wait > 0.2:  # leave the rest for the next poll rather than block
                         break
                     time.sleep(wait)
+            if self._gathering(self._backlog[0]):
+                break
             head = self._backlog.popleft()
             if not self._fits(head, []):
                 skipped.append(head)
@@ -164,6 +166,10 @@ class Runner:
 
     def _batch_limit(self) -> int:
         return self.throttle.max_batch
+
+    def _gathering(self, head: TaskRecord) -> bool:
+        """Hold ``head`` back for now (packing: waiting for batch-mates)? Default: never."""
+        return False
 
     def _batch_key(self, spec: TaskSpec) -> tuple:
         """Tasks batched into one submission must agree on this (resources, campaign)."""

@@ -30,13 +30,15 @@ class DaskPilotRunner(Runner):
         super().__init__(retry, Throttle(max_in_queue=100_000, submit_rate=0, max_batch=100_000))
         log_dir = Path(state_dir).absolute() / "dask"
         log_dir.mkdir(parents=True, exist_ok=True)
-        extra = [f"--comment={sbatch.comment(campaign, 'dask-pilot')}", "--no-requeue"]
+        extra = [f"--comment={sbatch.comment(campaign, 'dask-pilot', site.site_comment())}",
+                 "--no-requeue"]
         extra += [f"--qos={site.qos}"] if site.qos else []
         self.cluster = SLURMCluster(
             cores=workers_per_job, processes=workers_per_job, memory=memory,
             queue=site.partition or None, account=site.account or None,
             walltime=sbatch.slurm_time(walltime_s), interface=site.dask_interface,
-            job_name=f"dm-{campaign}-pilot", job_extra_directives=extra + site.extra_sbatch,
+            job_name=f"dm-{campaign}-pilot", job_extra_directives=extra + [x for x in site.extra_sbatch
+                                                              if not x.startswith("--comment=")],
             job_script_prologue=sbatch.site_setup(site).splitlines(),
             log_directory=str(log_dir), python=site.python)
         self.cluster.scale(jobs=jobs)

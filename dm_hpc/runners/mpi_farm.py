@@ -53,7 +53,7 @@ class MpiFarmRunner(Runner):
         script = folder / "job.sbatch"
         script.write_text(sbatch.render_farm(
             self.site, spec, ranks=ranks, walltime_s=min(walltime, self.site.max_walltime_s),
-            job_name=f"dm-{spec.campaign}-farm", job_comment=sbatch.comment(spec.campaign, farm_id),
+            job_name=f"dm-{spec.campaign}-farm", job_comment=sbatch.comment(spec.campaign, farm_id, self.site.site_comment()),
             manifest=str(tasks), results=str(folder / "results.jsonl")))
         job = slurmcli.sbatch(script, [f"--output={folder / 'slurm-%j.out'}", f"--chdir={folder}"])
         for rec in batch:

@@ -1,28 +1,56 @@
-"""Render sbatch scripts from the templates in ``slurm/templates`` (readable by an admin).
+"""Render sbatch scripts from the Jinja2 templates in ``slurm/templates`` (readable by an admin).
 
-Everything that comes from a user is either reduced to ``[A-Za-z0-9._-]`` (job name, comment)
-or single-quoted with ``shlex.quote`` (argv, run folders, environment). Task names appear only
-in ``manifest.json``, as data.
+Why Jinja2 and not string replacement: a template is filled in one pass, so a value that
+happens to contain ``{{TASKS}}`` (or any template syntax) stays literal text; filling
+placeholders one after the other let one value's text become the next placeholder.
+Every value that can come from a user (argv, run folders, environment, modules, images) goes
+through the ``q`` filter (``shlex.quote``); ``#SBATCH`` options are built here from validated
+parts and checked again by the ``sbatch_option`` filter (one option, no blank, no shell text).
+Task names appear only in ``manifest.json``, as data.
+
+Per-method resources (``SiteProfile.methods``) are resolved into a :class:`JobShape`: what the
+job asks Slurm for and what it sets up; tasks batched into one job array share one shape.
 """
 from __future__ import annotations
 
+import functools
+import json
 import math
+import re
 import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
-from dm_hpc.runners.site import SiteProfile
+import jinja2
+
+from dm_hpc.runners.site import Container, MethodResources, SiteProfile
 from dm_hpc.runners.spec import TaskSpec, safe_text
 
 COMMENT_PREFIX = "dm-hpc"
+_OPTION = re.compile(r"^--[a-z][a-z-]*(=[A-Za-z0-9_.:,;@/+=%-]+)?$")
+#: the run folder's calculation file (dm_hpc.compute writes it); read only for its "method".
+TASK_FILE = "task.json"
 
 
-def comment_prefix(campaign: str) -> str:
+def comment_marker(campaign: str) -> str:
     return f"{COMMENT_PREFIX}:campaign={safe_text(campaign, 80)}:batch="
 
 
-def comment(campaign: str, batch_id: str) -> str:
-    """The job comment re-attach looks for: ``dm-hpc:campaign=<c>:batch=<b>``."""
-    return comment_prefix(campaign) + safe_text(batch_id, 80)
+def comment(campaign: str, batch_id: str, site_comment: str = "") -> str:
+    """The job comment: ``[<site comment>;]dm-hpc:campaign=<c>:batch=<b>`` (a site's own
+    accounting comment is kept in front; re-attach looks for the dm-hpc part anywhere)."""
+    ours = comment_marker(campaign) + safe_text(batch_id, 80)
+    return f"{site_comment};{ours}" if site_comment else ours
+
+
+def batch_of(campaign: str, job_comment: str) -> str | None:
+    """The batch id in a job comment made by :func:`comment` (None: not this campaign's)."""
+    marker = comment_marker(campaign)
+    for part in job_comment.split(";"):
+        if part.startswith(marker):
+            return part.removeprefix(marker)
+    return None
 
 
 def slurm_time(seconds: int) -> str:
@@ -33,58 +61,131 @@ def slurm_time(seconds: int) -> str:
     return f"{days}-{text}" if days else text
 
 
-def header(site: SiteProfile, spec: TaskSpec, *, job_name: str, job_comment: str,
-           ntasks: int = 1, walltime_s: int | None = None, array: str | None = None) -> str:
-    """The ``#SBATCH`` lines for a job shaped like ``spec`` (resources of one task)."""
+@dataclass(frozen=True)
+class JobShape:
+    """What one job asks for and sets up. Memory in MB per task, walltime in s."""
+
+    cores: int
+    memory_mb: int | None
+    walltime_s: int
+    gpus: int
+    gpu_type: str
+    modules: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]  # job-level: site's, then the method's
+    container: Container | None
+
+
+def method_of(spec: TaskSpec) -> str:
+    """The task's calculation method: ``spec.method``, else the run folder's task file's."""
+    if spec.method:
+        return spec.method
+    try:
+        method = json.loads((spec.workdir / TASK_FILE).read_text()).get("method", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return method if isinstance(method, str) and re.match(r"^[A-Za-z0-9_.-]+$", method) else ""
+
+
+def resolve(site: SiteProfile, spec: TaskSpec) -> JobShape:
+    """The site's resources for ``spec``: the method's entry gives minimums, the task may ask
+    for more; walltime is capped at ``site.max_walltime_s``."""
+    m = site.methods.get(method_of(spec)) or MethodResources()
+    memories = [x for x in (spec.memory_mb, m.memory_mb) if x]
+    cores = max(spec.cores, m.cores or 1)
+    env = {**site.env, **m.env}
+    if "OMP_NUM_THREADS" not in m.env:  # threads follow --cpus-per-task
+        env["OMP_NUM_THREADS"] = str(cores)
+    return JobShape(
+        cores=cores, memory_mb=max(memories) if memories else site.default_memory_mb,
+        walltime_s=min(site.max_walltime_s, max(spec.walltime_s, m.walltime_s or 0)),
+        gpus=max(spec.gpus, m.gpus.count if m.gpus else 0), gpu_type=m.gpus.type if m.gpus else "",
+        modules=tuple(site.modules + [x for x in m.modules if x not in site.modules]),
+        env=tuple(env.items()), container=m.container or site.container)
+
+
+def sbatch_options(site: SiteProfile, shape: JobShape, *, job_name: str, job_comment: str,
+                   ntasks: int = 1, walltime_s: int | None = None, array: str | None = None) -> list[str]:
+    """The ``#SBATCH`` options of a job of ``ntasks`` tasks shaped like ``shape``."""
     opts = [f"--job-name={safe_text(job_name)}", f"--comment={job_comment}"]
     opts += [f"--{k}={v}" for k, v in (("partition", site.partition), ("account", site.account),
                                        ("qos", site.qos)) if v]
-    opts.append(f"--time={slurm_time(walltime_s or spec.walltime_s)}")
+    opts.append(f"--time={slurm_time(walltime_s or shape.walltime_s)}")
     opts.append(f"--ntasks={ntasks}")
-    opts.append(f"--cpus-per-task={spec.cores}")
-    memory = spec.memory_mb or site.default_memory_mb
-    if memory:
-        opts.append(f"--mem={memory * ntasks}M" if ntasks > 1 else f"--mem={memory}M")
-    if spec.gpus:
-        opts.append(f"--gres=gpu:{spec.gpus}")
+    opts.append(f"--cpus-per-task={shape.cores}")
+    if shape.memory_mb:
+        opts.append(f"--mem={shape.memory_mb * ntasks}M")
+    if shape.gpus:
+        kind = f"{shape.gpu_type}:{shape.gpus}" if shape.gpu_type else str(shape.gpus)
+        opts.append(f"--gpus={kind}" if site.gpu_option == "gpus" else f"--gres=gpu:{kind}")
     if array:
         opts.append(f"--array={array}")
     # Node failures and preemption are retried by the runner's policy, which counts them.
     opts.append("--no-requeue")
-    opts += site.extra_sbatch
-    return "\n".join(f"#SBATCH {o}" for o in opts)
+    opts += [x for x in site.extra_sbatch if not x.startswith("--comment=")]  # merged above
+    return opts
 
 
-def site_setup(site: SiteProfile) -> str:
-    lines = [f"module load {shlex.quote(m)}" for m in site.modules]
-    lines += [f"export {shlex.quote(f'{k}={v}')}" for k, v in site.env.items()]
-    return "\n".join(lines) or "# (none)"
+def command(site: SiteProfile, shape: JobShape, spec: TaskSpec) -> list[str]:
+    """The task's argv, inside the shape's container when there is one (the host's Python
+    interpreter is replaced by the image's)."""
+    box = shape.container
+    if box is None:
+        return list(spec.argv)
+    argv = list(spec.argv)
+    if argv[0] == site.python or Path(argv[0]).name.startswith("python"):
+        argv[0] = box.python
+    workdir = str(spec.workdir)
+    if box.runtime == "pyxis":
+        mounts = ",".join([workdir, *box.binds])
+        return ["srun", "--ntasks=1", f"--container-image={box.image}",
+                f"--container-mounts={mounts}", f"--container-workdir={workdir}", *argv]
+    binds = [w for b in [workdir, *box.binds] for w in ("--bind", b)]
+    return ["apptainer", "exec", *(["--nv"] if shape.gpus else []), *binds, box.image, *argv]
 
 
-def task_line(index: int, spec: TaskSpec) -> str:
-    """One ``case`` branch: export the task's environment, then run its argv in its folder."""
-    words = [f"export {shlex.quote(f'{k}={v}')};" for k, v in spec.env.items()]
-    words += ["dm_run", shlex.quote(str(spec.workdir))] + [shlex.quote(a) for a in spec.argv]
-    return f"  {index}) {' '.join(words)} ;;"
+def _sbatch_option(option: str) -> str:
+    if not _OPTION.match(option):
+        raise ValueError(f"refusing to write #SBATCH {option!r}: not a single --option=value")
+    return option
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(templates_dir: Path) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)),
+                             undefined=jinja2.StrictUndefined, autoescape=False,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["q"] = lambda value: shlex.quote(str(value))
+    env.filters["sbatch_option"] = _sbatch_option
+    return env
+
+
+def _render(site: SiteProfile, template: str, **values: object) -> str:
+    return _environment(Path(site.templates_dir)).get_template(template).render(**values)
+
+
+def site_setup(site: SiteProfile, shape: JobShape | None = None) -> str:
+    """``module load`` and ``export`` lines (pilot job prologues)."""
+    return _render(site, "setup.sh.j2", shape=shape or resolve(site, _NO_TASK))
+
+
+_NO_TASK = TaskSpec(task_id="none", argv=["true"], workdir=Path("/"), walltime_s=60)
 
 
 def render_tasks(site: SiteProfile, specs: Sequence[TaskSpec], *, job_name: str,
                  job_comment: str, array: str | None) -> str:
-    """A job (array) script running ``specs[i]`` as element ``i``."""
-    text = (site.templates_dir / "tasks.sbatch").read_text()
-    return (text.replace("{{SBATCH}}", header(site, specs[0], job_name=job_name,
-                                              job_comment=job_comment, array=array))
-                .replace("{{SITE_SETUP}}", site_setup(site))
-                .replace("{{TASKS}}", "\n".join(task_line(i, s) for i, s in enumerate(specs))))
+    """A job (array) script running ``specs[i]`` as element ``i`` (all of one shape)."""
+    shape = resolve(site, specs[0])
+    tasks = [{"env": [(k, v) for k, v in s.env.items() if k != "OMP_NUM_THREADS"],
+              "workdir": str(s.workdir), "argv": command(site, shape, s)} for s in specs]
+    return _render(site, "tasks.sbatch", shape=shape, tasks=tasks, sbatch=sbatch_options(
+        site, shape, job_name=job_name, job_comment=job_comment, array=array))
 
 
 def render_farm(site: SiteProfile, spec: TaskSpec, *, ranks: int, walltime_s: int, job_name: str,
                 job_comment: str, manifest: str, results: str) -> str:
     """An MPI farm script: ``ranks`` MPI ranks (1 master + workers) shaped like ``spec``."""
-    text = (site.templates_dir / "mpi_farm.sbatch").read_text()
-    return (text.replace("{{SBATCH}}", header(site, spec, job_name=job_name, job_comment=job_comment,
-                                              ntasks=ranks, walltime_s=walltime_s))
-                .replace("{{SITE_SETUP}}", site_setup(site))
-                .replace("{{PYTHON}}", shlex.quote(site.python))
-                .replace("{{MANIFEST}}", shlex.quote(manifest))
-                .replace("{{RESULTS}}", shlex.quote(results)))
+    shape = resolve(site, spec)
+    return _render(site, "mpi_farm.sbatch", shape=shape, python=site.python, manifest=manifest,
+                   results=results, sbatch=sbatch_options(site, shape, job_name=job_name,
+                                                          job_comment=job_comment, ntasks=ranks,
+                                                          walltime_s=walltime_s))

@@ -1,61 +1,166 @@
-"""Site profiles (``configs/sites/*.yaml``): where and how jobs go on a cluster."""
+"""Site profiles (``configs/sites/*.yaml``): where and how jobs go on a cluster.
+
+Everything here can reach a job script, so every field is validated at load time: plain words
+for partition/account/qos/modules, identifiers for environment names, a whitelist of
+``--option=value`` forms for ``extra_sbatch`` (no newline, no shell text). Values that are
+free text (environment values, container images) are shell-quoted when rendered.
+"""
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from dm_hpc.runners.spec import Throttle
+from dm_hpc.runners.spec import ENV_KEY, Throttle
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SITES_DIR = REPO_ROOT / "configs" / "sites"
 TEMPLATES_DIR = REPO_ROOT / "slurm" / "templates"
 
 _WORD = r"^[A-Za-z0-9_.,+-]*$"  # partition, account, qos: plain words, never shell text
+_MODULE = re.compile(r"^[A-Za-z0-9_./+-]+$")
+_VALUE = re.compile(r"^[A-Za-z0-9_.:,@/+=%-]+$")  # an sbatch option value: no space, no shell text
+
+#: sbatch options a site may add (``--name=value`` or a bare flag). Options that change where
+#: output goes, who runs the job, what it runs or its environment are not on the list: the
+#: runner owns those (``--output``, ``--chdir``, ``--wrap``, ``--uid``, ``--export``...).
+EXTRA_SBATCH_VALUES = frozenset({
+    "mail-type", "mail-user", "constraint", "comment", "reservation", "gres-flags", "hint",
+    "licenses", "nice", "exclude", "nodelist", "switches", "time-min", "cpu-freq", "distribution",
+    "signal", "tmp", "mem-bind", "wckey", "cluster-constraint", "network", "core-spec",
+    "thread-spec", "begin", "deadline", "priority", "profile", "acctg-freq", "mcs-label"})
+EXTRA_SBATCH_FLAGS = frozenset({"exclusive", "contiguous", "overcommit", "spread-job", "oversubscribe"})
 
 
-class SiteProfile(BaseModel):
-    """A cluster's settings. Memory in MB, walltime in s, submit rate in sbatch calls per s."""
+def check_sbatch_option(option: str) -> str:
+    """``option`` if it is an allowed ``--name=value`` / ``--flag``; ValueError naming it otherwise."""
+    name, eq, value = option.removeprefix("--").partition("=")
+    allowed = (option.startswith("--") and (
+        (eq and name in EXTRA_SBATCH_VALUES and _VALUE.match(value))
+        or (not eq and name in EXTRA_SBATCH_FLAGS)))
+    if not allowed:
+        raise ValueError(
+            f"extra_sbatch entry {option!r} is not allowed: use --NAME=VALUE (no spaces or shell "
+            f"characters) with NAME one of {sorted(EXTRA_SBATCH_VALUES)}, or a flag among "
+            f"{sorted(EXTRA_SBATCH_FLAGS)}")
+    return option
+
+
+def _check_modules(mods: list[str]) -> list[str]:
+    bad = [m for m in mods if not _MODULE.match(m)]
+    if bad:
+        raise ValueError(f"module names must be plain words: {bad}")
+    return mods
+
+
+def _check_env(env: dict[str, str]) -> dict[str, str]:
+    bad = [k for k in env if not ENV_KEY.match(k)]
+    if bad:
+        raise ValueError(f"environment variable names must be identifiers: {bad}")
+    return env
+
+
+class GpuRequest(BaseModel):
+    """GPUs per task: ``{count: 1, type: a100}`` -> ``--gres=gpu:a100:1`` (or ``--gpus=a100:1``)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(default=1, ge=0)
+    type: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
+
+
+class Container(BaseModel):
+    """An image the task runs in. ``apptainer``: ``apptainer exec [--nv] IMAGE python -m ...``;
+    ``pyxis``: ``srun --container-image=IMAGE python -m ...`` (NVIDIA enroot/pyxis sites).
+    ``python`` is the interpreter inside the image (replaces the host's interpreter in argv)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(min_length=1)
+    runtime: Literal["apptainer", "pyxis"] = "apptainer"
+    python: str = "python3"
+    binds: list[str] = Field(default_factory=list)  # extra host paths (the run folder is bound)
+
+
+class JobSetup(BaseModel):
+    """What a job script sets up before it runs a task: ``module load`` lines, environment,
+    container image (shared by the whole site and by each method)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    modules: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    container: Container | None = None
+
+    @field_validator("modules")
+    @classmethod
+    def _modules(cls, mods: list[str]) -> list[str]:
+        return _check_modules(mods)
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, env: dict[str, str]) -> dict[str, str]:
+        return _check_env(env)
+
+
+class MethodResources(JobSetup):
+    """What one calculation method needs on this site (minimums: a task asking for more keeps
+    its own). Memory in MB, walltime in s."""
+
+    cores: int | None = Field(default=None, ge=1)
+    memory_mb: int | None = Field(default=None, ge=1)
+    gpus: GpuRequest | None = None
+    walltime_s: int | None = Field(default=None, ge=60)
+
+
+
+class SiteProfile(JobSetup):
+    """A cluster's settings. Memory in MB, walltime and intervals in s, submit rate in sbatch
+    calls per s. ``modules``/``env``/``container`` apply to every job; ``methods`` adds per-method
+    resources, modules, environment and container (EMT jobs need no compiler modules)."""
 
     name: str = "local"
     partition: str = Field(default="", pattern=_WORD)
     account: str = Field(default="", pattern=_WORD)
     qos: str = Field(default="", pattern=_WORD)
-    modules: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
+    methods: dict[str, MethodResources] = Field(default_factory=dict)
+    gpu_option: Literal["gres", "gpus"] = "gres"  # --gres=gpu:TYPE:N or --gpus=TYPE:N
     default_walltime_s: int = Field(default=3600, ge=60)
     max_walltime_s: int = Field(default=48 * 3600, ge=60)
     default_memory_mb: int | None = Field(default=None, ge=1)
+    max_memory_mb: int | None = Field(default=None, ge=1)  # OUT_OF_MEMORY retries stop here
     max_jobs_in_queue: int = Field(default=500, ge=1)
     submit_rate_per_s: float = Field(default=5.0, ge=0)
     array_max_size: int = Field(default=1000, ge=1)
     array_throttle: int = Field(default=50, ge=1)  # the %N of --array: elements running at once
+    # Scheduler etiquette: one squeue per interval for all of a campaign's jobs; the interval
+    # grows by poll_backoff (up to poll_max_interval_s) while nothing changes.
+    poll_interval_s: float = Field(default=30.0, ge=0.1)
+    poll_backoff: float = Field(default=1.5, ge=1.0)
+    poll_max_interval_s: float = Field(default=300.0, ge=0.1)
+    # Packing: tasks expected to run shorter than pack_below_s wait up to pack_window_s for
+    # batch-mates and go as one job array (throttled by array_throttle). packing: none forbids.
+    packing: Literal["array", "none"] = "array"
+    pack_below_s: float = Field(default=600.0, ge=0)
+    pack_window_s: float = Field(default=10.0, ge=0)
     extra_sbatch: list[str] = Field(default_factory=list)
     python: str = Field(default_factory=lambda: sys.executable)
     dask_interface: str | None = None
     templates_dir: Path = TEMPLATES_DIR
 
-    @field_validator("modules")
-    @classmethod
-    def _modules(cls, mods: list[str]) -> list[str]:
-        import re
-
-        bad = [m for m in mods if not re.match(r"^[A-Za-z0-9_./+-]+$", m)]
-        if bad:
-            raise ValueError(f"module names must be plain words: {bad}")
-        return mods
 
     @field_validator("extra_sbatch")
     @classmethod
     def _extra(cls, lines: list[str]) -> list[str]:
-        bad = [x for x in lines if not x.startswith("--") or "\n" in x]
-        if bad:
-            raise ValueError(f"extra_sbatch entries must be single --options: {bad}")
-        return lines
+        return [check_sbatch_option(x) for x in lines]
+
+    def site_comment(self) -> str:
+        """The site's own ``--comment`` (accounting), merged into dm-hpc's job comment."""
+        return ",".join(x.partition("=")[2] for x in self.extra_sbatch if x.startswith("--comment="))
 
     def throttle(self) -> Throttle:
         return Throttle(max_in_queue=self.max_jobs_in_queue, submit_rate=self.submit_rate_per_s,

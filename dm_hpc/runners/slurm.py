@@ -2,12 +2,21 @@
 
 Every batch gets a folder ``<state_dir>/<campaign>/batches/<batch id>/`` holding the rendered
 ``job.sbatch``, ``manifest.json`` (array index -> task spec, written before sbatch) and Slurm's
-own output. Jobs carry the comment ``dm-hpc:campaign=<c>:batch=<b>``; a restarted manager finds
-them with ``squeue`` and re-reads the manifests (``reattach``). Outcomes already handed out are
-journalled in ``<state_dir>/<campaign>/delivered.txt`` so a restart does not report them twice.
+own output. The job ids ``sbatch --parsable`` returns are appended (fsynced) to
+``<state_dir>/<campaign>/submissions.jsonl``; a restarted manager re-attaches from that file and
+uses the job comment ``[<site comment>;]dm-hpc:campaign=<c>:batch=<b>`` only for a batch whose
+line is missing. Outcomes already handed out are journalled in ``delivered.txt`` so a restart
+does not report them twice.
+
+Scheduler etiquette: one ``squeue`` per poll interval for all of the runner's jobs (``sacct`` or
+the job-completion log only for jobs that left the queue), the interval backing off while
+nothing changes; between queries ``poll()`` answers from the states it has. Tasks expected to
+run shorter than ``site.pack_below_s`` (the method's cost model) wait up to
+``site.pack_window_s`` for batch-mates and go as one job array throttled by ``%N``.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -16,11 +25,32 @@ from pathlib import Path
 
 from dm_hpc.runners import sbatch, slurmcli
 from dm_hpc.runners.core import Runner
+from dm_hpc.runners.polling import PollClock
 from dm_hpc.runners.site import SiteProfile
 from dm_hpc.runners.spec import Outcome, RetryPolicy, TaskRecord, TaskSpec, Throttle, safe_text
 from dm_hpc.runners.states import JobState
+from dm_hpc.runners.submissions import Submission, SubmissionLog, append_line
 
 _counter = itertools.count()
+#: atoms in the cell the cost model is evaluated at when a task does not give its expected
+#: duration (the acquisition's cost uses the same size: dm_hpc.campaign.strategy.TYPICAL_ATOMS).
+TYPICAL_ATOMS = 16
+
+
+def expected_seconds(spec: TaskSpec) -> float | None:
+    """Expected run time in s: the task's own estimate, else its method's cost model
+    (core-seconds at TYPICAL_ATOMS over its cores); None when unknown."""
+    if spec.expected_s is not None:
+        return spec.expected_s
+    method = sbatch.method_of(spec)
+    if not method:
+        return None
+    from dm_hpc.compute.methods import UnknownMethodError, get_method
+
+    try:
+        return get_method(method).cost_core_seconds(TYPICAL_ATOMS) / spec.cores
+    except UnknownMethodError:
+        return None
 
 
 class SlurmRunner(Runner):
@@ -28,17 +58,46 @@ class SlurmRunner(Runner):
 
     def __init__(self, site: SiteProfile, state_dir: Path, *, use_arrays: bool = True,
                  retry: RetryPolicy | None = None, throttle: Throttle | None = None) -> None:
-        super().__init__(retry or RetryPolicy(max_walltime_s=site.max_walltime_s),
-                         throttle or site.throttle())
+        retry = retry or RetryPolicy(max_walltime_s=site.max_walltime_s)
+        if retry.max_memory_mb is None and site.max_memory_mb:  # OOM retries up to the site cap
+            retry = dataclasses.replace(retry, max_memory_mb=site.max_memory_mb)
+        super().__init__(retry, throttle or site.throttle())
         self.site = site
         self.state_dir = Path(state_dir).absolute()
         self.use_arrays = use_arrays
+        self.clock = PollClock(site.poll_interval_s, site.poll_backoff, site.poll_max_interval_s)
+        self._keys: dict[tuple, tuple] = {}
 
     # -- backend hooks ---------------------------------------------------------------------
     def _batch_limit(self) -> int:
         return self.throttle.max_batch if self.use_arrays else 1
 
+    def _batch_key(self, spec: TaskSpec) -> tuple:
+        """Tasks of one job array share campaign and job shape (resources, modules, image)."""
+        memo = (spec.task_id, spec.cores, spec.memory_mb, spec.walltime_s, spec.gpus)
+        if memo not in self._keys:
+            self._keys[memo] = (spec.campaign, repr(sbatch.resolve(self.site, spec)))
+        return self._keys[memo]
+
+    def packs(self, spec: TaskSpec) -> bool:
+        """Is ``spec`` short enough to wait for batch-mates and go in a job array?"""
+        if not self.use_arrays or self.site.packing == "none":
+            return False
+        expected = expected_seconds(spec)
+        return expected is not None and expected < self.site.pack_below_s
+
+    def _gathering(self, head: TaskRecord) -> bool:
+        if not self.packs(head.spec) or time.monotonic() - head.queued_at >= self.site.pack_window_s:
+            return False
+        key = self._batch_key(head.spec)
+        mates = sum(1 for r in self._backlog if self._batch_key(r.spec) == key)
+        return mates < self._batch_limit()
+
     def _launch(self, batch: list[TaskRecord]) -> None:
+        shape = sbatch.resolve(self.site, batch[0].spec)
+        for rec in batch:  # the memory asked for is the base of an OUT_OF_MEMORY retry
+            if rec.spec.memory_mb is None and shape.memory_mb:
+                rec.spec = rec.spec.model_copy(update={"memory_mb": shape.memory_mb})
         specs = [r.spec for r in batch]
         campaign = specs[0].campaign
         batch_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{next(_counter)}"
@@ -52,54 +111,75 @@ class SlurmRunner(Runner):
             array = f"0-{len(batch) - 1}%{min(self.site.array_throttle, len(batch))}"
         name = f"dm-{campaign}-" + ("array" if array else specs[0].name or specs[0].task_id)
         script = folder / "job.sbatch"
-        script.write_text(sbatch.render_tasks(self.site, specs, job_name=name, array=array,
-                                              job_comment=sbatch.comment(campaign, batch_id)))
+        script.write_text(sbatch.render_tasks(
+            self.site, specs, job_name=name, array=array,
+            job_comment=sbatch.comment(campaign, batch_id, self.site.site_comment())))
         out = folder / ("slurm-%A_%a.out" if array else "slurm-%j.out")
         job = slurmcli.sbatch(script, [f"--output={out}", f"--chdir={folder}"])
+        self._log(campaign).append(Submission(job, batch_id, array is not None, tuple(
+            (i, r.spec.task_id, r.attempts) for i, r in enumerate(batch))))
         for i, rec in enumerate(batch):
             rec.job_id = f"{job}_{i}" if array else job
 
     def _check(self, active: list[TaskRecord]) -> dict[str, tuple[JobState, int | None]]:
-        by_job = {r.job_id: r.spec.task_id for r in active if r.job_id}
-        return {by_job[j]: st for j, st in slurmcli.states(by_job).items() if j in by_job}
+        """States from one squeue call per poll interval; {} (nothing new) in between."""
+        if not self.clock.due():
+            return {}
+        by_job = {r.job_id: r for r in active if r.job_id}
+        found = {j: st for j, st in slurmcli.states(by_job).items() if j in by_job}
+        self.clock.queried(any(by_job[j].state != state for j, (state, _) in found.items()))
+        return {by_job[j].spec.task_id: st for j, st in found.items()}
 
     def _kill(self, records: list[TaskRecord]) -> None:
         slurmcli.cancel(r.job_id for r in records if r.job_id)
 
     def _delivered(self, outcome: Outcome, spec: TaskSpec) -> None:
         if outcome.job_id:
-            with open(self._campaign_dir(spec.campaign) / "delivered.txt", "a") as fh:
-                fh.write(f"{outcome.job_id} {outcome.task_id}\n")
+            append_line(self._campaign_dir(spec.campaign) / "delivered.txt",
+                        f"{outcome.job_id} {outcome.task_id}")
 
     # -- re-attach -------------------------------------------------------------------------
     def reattach(self, campaign: str) -> list[str]:
-        """Follow this campaign's jobs found in the queue by their comment (still pending,
-        running, or finished while the manager was away); returns their task ids."""
-        prefix = sbatch.comment_prefix(campaign)
+        """Follow this campaign's jobs that some source still knows (pending, running, or
+        finished while the manager was away); returns their task ids. Job ids come from the
+        submissions journal; comments only for batches missing from it."""
+        latest: dict[str, tuple[int, str, str]] = {}  # task id -> (attempt, job id, batch id)
+
+        def consider(task_id: str, attempt: int, job: str, batch_id: str) -> None:
+            if task_id not in latest or latest[task_id][0] < attempt:
+                latest[task_id] = (attempt, job, batch_id)
+
+        subs = self._log(campaign).read()
+        for sub in subs:
+            for job, (task_id, attempt) in sub.job_ids().items():
+                consider(task_id, attempt, job, sub.batch)
+        manifests = {p.parent.name: p for p in
+                     (self._campaign_dir(campaign) / "batches").glob("*/manifest.json")}
+        unjournalled = set(manifests) - {s.batch for s in subs}
+        if unjournalled:  # fallback: the manager died between sbatch and the journal line
+            for job, (_state, _rc, text) in slurmcli.squeue_all().items():
+                batch_id = sbatch.batch_of(campaign, text)
+                if batch_id in unjournalled:
+                    index = int(job.split("_")[1]) if "_" in job else 0
+                    entries = json.loads(manifests[batch_id].read_text())
+                    if index < len(entries):
+                        consider(entries[index]["spec"]["task_id"], entries[index]["attempt"], job,
+                                 batch_id)
         done = self._delivered_jobs(campaign)
-        latest: dict[str, tuple[int, str, dict]] = {}  # task id -> (attempt, job id, entry)
-        manifests: dict[str, list[dict]] = {}
-        for job, (_state, _rc, text) in slurmcli.squeue_all().items():
-            if not text.startswith(prefix):
-                continue
-            batch_id = text.removeprefix(prefix)
-            if batch_id not in manifests:
-                path = self._campaign_dir(campaign) / "batches" / batch_id / "manifest.json"
-                manifests[batch_id] = json.loads(path.read_text()) if path.exists() else []
-            entries = manifests[batch_id]
-            index = int(job.split("_")[1]) if "_" in job else 0
-            if index < len(entries):
-                entry = entries[index]
-                task_id = entry["spec"]["task_id"]
-                if task_id not in latest or latest[task_id][0] < entry["attempt"]:
-                    latest[task_id] = (entry["attempt"], job, entry)
+        queued = {r.spec.task_id for r in self._backlog} | set(self._active)
+        wanted = {t: v for t, v in latest.items() if v[1] not in done and t not in queued}
+        known = slurmcli.states(v[1] for v in wanted.values()) if wanted else {}
         followed = []
-        for task_id, (attempt, job, entry) in sorted(latest.items()):
-            if job in done or task_id in self._active or any(
-                    r.spec.task_id == task_id for r in self._backlog):
+        for task_id, (attempt, job, batch_id) in sorted(wanted.items()):
+            state, _ = known.get(job, (JobState.LOST, None))
+            if state is JobState.LOST:
+                continue  # no source knows it: the manager decides (result file or resubmit)
+            entries = json.loads(manifests[batch_id].read_text()) if batch_id in manifests else []
+            entry = next((e for e in entries if e["spec"]["task_id"] == task_id), None)
+            if entry is None:
                 continue
-            rec = TaskRecord(TaskSpec.model_validate(entry["spec"]), attempts=attempt, job_id=job)
-            self._active[task_id] = rec
+            self._active[task_id] = TaskRecord(TaskSpec.model_validate(entry["spec"]),
+                                               attempts=attempt, job_id=job, state=state)
             followed.append(task_id)
         return followed
 
@@ -108,6 +188,9 @@ class SlurmRunner(Runner):
         path = self.state_dir / safe_text(campaign, 80)
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def _log(self, campaign: str) -> SubmissionLog:
+        return SubmissionLog(self._campaign_dir(campaign) / "submissions.jsonl")
 
     def _delivered_jobs(self, campaign: str) -> set[str]:
         path = self._campaign_dir(campaign) / "delivered.txt"

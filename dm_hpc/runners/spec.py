@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dm_hpc.runners.states import JobState
 
-_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 # Files a task's wrapper writes in its run folder (same names for every backend).
@@ -44,11 +44,16 @@ class TaskSpec(BaseModel):
     gpus: int = Field(default=0, ge=0)
     env: dict[str, str] = Field(default_factory=dict)
     campaign: str = Field(default="default", min_length=1)
+    #: calculation method (``emt``, ``gpaw``...): picks the site's per-method resources,
+    #: modules and container. Empty: read from the run folder's ``task.json`` if there is one.
+    method: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
+    #: expected run time in s (the method's cost model); short tasks are packed into arrays.
+    expected_s: float | None = Field(default=None, ge=0)
 
     @field_validator("env")
     @classmethod
     def _env_keys(cls, env: dict[str, str]) -> dict[str, str]:
-        bad = [k for k in env if not _ENV_KEY.match(k)]
+        bad = [k for k in env if not ENV_KEY.match(k)]
         if bad:
             raise ValueError(f"environment variable names must be identifiers: {bad}")
         return env
@@ -130,7 +135,9 @@ class RetryPolicy:
     """What to do with a final state: FAILED is resubmitted up to ``max_failed`` times; TIMEOUT
     with the walltime times ``timeout_factor`` while below ``max_walltime_s``, up to
     ``max_timeout`` times; states in ``requeue`` (node failure, preemption) up to
-    ``max_requeue`` times; CANCELLED never."""
+    ``max_requeue`` times; OUT_OF_MEMORY with the memory times ``memory_factor`` while below
+    ``max_memory_mb`` (a site cap; no cap, no OOM retry), up to ``max_oom`` times; CANCELLED
+    never. Memory in MB, walltime in s."""
 
     max_failed: int = 1
     max_timeout: int = 2
@@ -138,6 +145,9 @@ class RetryPolicy:
     max_walltime_s: int = 48 * 3600
     requeue: frozenset[JobState] = frozenset({JobState.NODE_FAIL, JobState.PREEMPTED})
     max_requeue: int = 5
+    max_oom: int = 2
+    memory_factor: float = 2.0
+    max_memory_mb: int | None = None
 
     def next_spec(self, spec: TaskSpec, state: JobState, counts: dict[JobState, int]) -> TaskSpec | None:
         """The spec to resubmit after ``state`` (None: report the outcome). ``counts`` holds
@@ -150,10 +160,14 @@ class RetryPolicy:
             return spec.model_copy(update={"walltime_s": longer})
         if state in self.requeue and done < self.max_requeue:
             return spec
+        if (state is JobState.OUT_OF_MEMORY and done < self.max_oom and spec.memory_mb
+                and self.max_memory_mb and spec.memory_mb < self.max_memory_mb):
+            more = min(self.max_memory_mb, int(spec.memory_mb * self.memory_factor + 0.999))
+            return spec.model_copy(update={"memory_mb": more})
         return None
 
 
-NO_RETRY = RetryPolicy(max_failed=0, max_timeout=0, max_requeue=0)
+NO_RETRY = RetryPolicy(max_failed=0, max_timeout=0, max_requeue=0, max_oom=0)
 
 
 @dataclass(frozen=True)
@@ -178,3 +192,4 @@ class TaskRecord:
     retried: dict[JobState, int] = field(default_factory=dict)
     cancel_requested: bool = False
     handle: object = None  # backend-private (a Popen, a future, a farm id)
+    queued_at: float = field(default_factory=time.monotonic)  # entered the backlog (packing)

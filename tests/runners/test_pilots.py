@@ -9,7 +9,7 @@ from dm_hpc.runners import JobState, RetryPolicy
 from dm_hpc.runners import slurmcli
 from dm_hpc.runners.dask_pilot import DaskPilotRunner
 from dm_hpc.runners.mpi_farm import MpiFarmRunner
-from dm_hpc.runners.sbatch import comment_prefix
+from dm_hpc.runners.sbatch import batch_of
 
 pytestmark = pytest.mark.slurm
 
@@ -52,6 +52,6 @@ def test_dask_pilot_runs_100_tasks_in_two_jobs(slurm_site, make_task, tmp_path):
                          jobs=2, workers_per_job=2) as runner:
         outs = runner.run(tasks, poll_s=0.2, timeout_s=180, progress=False)
         pilots = [j for j, (s, _, c) in slurmcli.squeue_all().items()
-                  if c.startswith(comment_prefix(tasks[0].campaign))]
+                  if batch_of(tasks[0].campaign, c)]
     check_100(tasks, outs)
     assert len(pilots) == 2  # the queue saw two pilot jobs, not 100

@@ -20,7 +20,7 @@ def test_cluster_profile_renders_an_admin_readable_header(tmp_path: Path):
     for line in ["#SBATCH --partition=compute", "#SBATCH --account=matsci-dm", "#SBATCH --qos=normal",
                  "#SBATCH --time=01:30:00", "#SBATCH --cpus-per-task=4", "#SBATCH --mem=8000M",
                  "#SBATCH --gres=gpu:1", "#SBATCH --comment=dm-hpc:campaign=hea:batch=b",
-                 "module load gcc/12.2.0", "export OMP_NUM_THREADS=1", "#SBATCH --mail-type=FAIL"]:
+                 "module load gcc/12.2.0", "export OMP_NUM_THREADS=4", "#SBATCH --mail-type=FAIL"]:
         assert line in text
     subprocess.run(["bash", "-n"], input=text, text=True, check=True)  # valid bash
     farm = render_farm(site, spec, ranks=8, walltime_s=100_000, job_name="f", job_comment="c",

@@ -16,7 +16,7 @@ import pytest
 
 from dm_hpc.runners import NO_RETRY, JobState, RetryPolicy, TaskSpec, Throttle
 from dm_hpc.runners import slurmcli
-from dm_hpc.runners.sbatch import comment_prefix
+from dm_hpc.runners.sbatch import batch_of
 from dm_hpc.runners.slurm import SlurmRunner
 
 pytestmark = pytest.mark.slurm
@@ -30,8 +30,7 @@ def wait_for(predicate, timeout_s: float = 60, step_s: float = 0.2) -> None:
 
 
 def campaign_jobs(campaign: str) -> dict[str, JobState]:
-    prefix = comment_prefix(campaign)
-    return {j: s for j, (s, _, c) in slurmcli.squeue_all().items() if c.startswith(prefix)}
+    return {j: s for j, (s, _, c) in slurmcli.squeue_all().items() if batch_of(campaign, c)}
 
 
 def test_single_job_and_array_complete(slurm_site, make_task, tmp_path):

@@ -1,0 +1,36 @@
+"""Scheduler etiquette: how often a runner may ask Slurm about its jobs.
+
+Slurm's documentation warns against calling ``squeue`` in loops; sites ask tools for one call
+every 3-120 s. A :class:`PollClock` says when the next query is due: every ``interval_s``
+while job states change, growing by ``backoff`` (up to ``max_interval_s``) while they do not.
+Between queries the runner answers from the states it already has, so a caller may poll it
+as often as it likes (the campaign manager loops every 0.1 s).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class PollClock:
+    """When the next scheduler query is due. Intervals in s."""
+
+    def __init__(self, interval_s: float, backoff: float = 1.5, max_interval_s: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.base = interval_s
+        self.backoff = backoff
+        self.max_interval_s = max(max_interval_s, interval_s)
+        self.clock = clock
+        self.interval_s = interval_s
+        self._next = clock()  # the first query is due at once
+
+    def due(self) -> bool:
+        return self.clock() >= self._next
+
+    def queried(self, changed: bool) -> None:
+        """A query was made; ``changed``: some job's state differed from the last answer."""
+        if changed:
+            self.interval_s = self.base
+        else:
+            self.interval_s = min(self.max_interval_s, self.interval_s * self.backoff)
+        self._next = self.clock() + self.interval_s
