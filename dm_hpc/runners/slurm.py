@@ -27,8 +27,9 @@ from dm_hpc.runners import sbatch, slurmcli
 from dm_hpc.runners.core import Runner
 from dm_hpc.runners.polling import PollClock
 from dm_hpc.runners.site import SiteProfile
-from dm_hpc.runners.spec import Outcome, RetryPolicy, TaskRecord, TaskSpec, Throttle, safe_text
-from dm_hpc.runners.states import JobState
+from dm_hpc.runners.spec import (Outcome, RetryPolicy, TaskRecord, TaskSpec, Throttle, safe_text,
+                                 tail)
+from dm_hpc.runners.states import JobState, refine_oom
 from dm_hpc.runners.submissions import Submission, SubmissionLog, append_line
 
 _counter = itertools.count()
@@ -119,7 +120,7 @@ class SlurmRunner(Runner):
         self._log(campaign).append(Submission(job, batch_id, array is not None, tuple(
             (i, r.spec.task_id, r.attempts) for i, r in enumerate(batch))))
         for i, rec in enumerate(batch):
-            rec.job_id = f"{job}_{i}" if array else job
+            rec.job_id, rec.handle = (f"{job}_{i}" if array else job), folder
 
     def _check(self, active: list[TaskRecord]) -> dict[str, tuple[JobState, int | None]]:
         """States from one squeue call per poll interval; {} (nothing new) in between."""
@@ -128,7 +129,14 @@ class SlurmRunner(Runner):
         by_job = {r.job_id: r for r in active if r.job_id}
         found = {j: st for j, st in slurmcli.states(by_job).items() if j in by_job}
         self.clock.queried(any(by_job[j].state != state for j, (state, _) in found.items()))
-        return {by_job[j].spec.task_id: st for j, st in found.items()}
+        return {by_job[j].spec.task_id: (refine_oom(state, self._slurm_output(by_job[j])), rc)
+                if state.is_final else (state, rc) for j, (state, rc) in found.items()}
+
+    @staticmethod
+    def _slurm_output(rec: TaskRecord) -> str:
+        """The tail of Slurm's own output file of the task's job (slurmstepd's messages)."""
+        folder = rec.handle if isinstance(rec.handle, Path) else None
+        return tail(folder / f"slurm-{rec.job_id}.out") if folder and rec.job_id else ""
 
     def _kill(self, records: list[TaskRecord]) -> None:
         slurmcli.cancel(r.job_id for r in records if r.job_id)
@@ -178,8 +186,8 @@ class SlurmRunner(Runner):
             entry = next((e for e in entries if e["spec"]["task_id"] == task_id), None)
             if entry is None:
                 continue
-            self._active[task_id] = TaskRecord(TaskSpec.model_validate(entry["spec"]),
-                                               attempts=attempt, job_id=job, state=state)
+            self._active[task_id] = TaskRecord(TaskSpec.model_validate(entry["spec"]), attempts=attempt,
+                                               job_id=job, state=state, handle=manifests[batch_id].parent)
             followed.append(task_id)
         return followed
 

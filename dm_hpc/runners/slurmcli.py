@@ -75,17 +75,17 @@ def squeue(job_ids: Iterable[str]) -> dict[str, tuple[JobState, int | None, str]
             if "Invalid job id" in str(exc):  # all of them purged already
                 continue
             raise
-        got.update(_parse_squeue(out))
+        got.update(parse_squeue(out))
     return got
 
 
 def squeue_all() -> dict[str, tuple[JobState, int | None, str]]:
     """Every job slurmctld holds (finished ones for MinJobAge), with comments."""
-    return _parse_squeue(call(["squeue", "-h", "-t", "all", "-r",
+    return parse_squeue(call(["squeue", "-h", "-t", "all", "-r",
                                "-O", "JobArrayID:|,State:|,exit_code:|,Comment:"]))
 
 
-def _parse_squeue(out: str) -> dict[str, tuple[JobState, int | None, str]]:
+def parse_squeue(out: str) -> dict[str, tuple[JobState, int | None, str]]:
     got = {}
     for line in out.splitlines():
         parts = line.split("|", 3)
@@ -117,7 +117,12 @@ def sacct(job_ids: Iterable[str]) -> dict[str, tuple[JobState, int | None]]:
     ids = sorted(set(job_ids))
     if not ids:
         return {}
-    out = call(["sacct", "-X", "-n", "-P", "-j", ",".join(_bases(ids)), "-o", "JobID,State,ExitCode"])
+    return parse_sacct(call(["sacct", "-X", "-n", "-P", "-j", ",".join(_bases(ids)),
+                             "-o", "JobID,State,ExitCode"]))
+
+
+def parse_sacct(out: str) -> dict[str, tuple[JobState, int | None]]:
+    """``sacct -X -n -P -o JobID,State,ExitCode`` output -> (state, exit code) by job id."""
     got = {}
     for line in out.splitlines():
         parts = line.split("|")
@@ -132,11 +137,16 @@ def jobcomp(job_ids: Iterable[str]) -> dict[str, tuple[JobState, int | None]]:
     cfg = config()
     if not wanted or cfg.get("JobCompType") != "jobcomp/filetxt":
         return {}
-    got = {}
     try:
         lines = Path(cfg.get("JobCompLoc", "")).read_text(errors="replace").splitlines()
     except OSError:
         return {}
+    return parse_jobcomp(lines, wanted)
+
+
+def parse_jobcomp(lines: Iterable[str], wanted: set[str]) -> dict[str, tuple[JobState, int | None]]:
+    """Lines of a ``jobcomp/filetxt`` log -> (state, exit code) of the ``wanted`` job ids."""
+    got = {}
     for line in lines:
         fields = dict(w.split("=", 1) for w in line.split() if "=" in w)
         job = fields.get("JobId", "")

@@ -63,3 +63,16 @@ def from_slurm(text: str) -> JobState:
         if name.startswith(word) and word:
             return state
     return JobState.LOST
+
+
+#: What slurmstepd writes to a job's output when it kills a step for its memory (cgroup OOM
+#: killer, or jobacct_gather's OverMemoryKill): some sites report such jobs FAILED/CANCELLED.
+OOM_MARKERS = ("Exceeded job memory limit", "Exceeded step memory limit", "oom-kill event",
+               "oom_kill event", "out-of-memory handler")
+
+
+def refine_oom(state: JobState, slurm_output: str) -> JobState:
+    """OUT_OF_MEMORY for a FAILED/CANCELLED job whose Slurm output shows a memory kill."""
+    if state in (JobState.FAILED, JobState.CANCELLED) and any(m in slurm_output for m in OOM_MARKERS):
+        return JobState.OUT_OF_MEMORY
+    return state
