@@ -124,6 +124,7 @@ class Runner:
     def _fill(self) -> None:
         """Launch backlog batches while the throttle allows (cap per campaign, rate, size)."""
         skipped: list[TaskRecord] = []
+        held = self._gathering()
         while self._backlog:
             if self.throttle.submit_rate > 0:
                 wait = self._last_launch + 1.0 / self.throttle.submit_rate - time.monotonic()
@@ -131,17 +132,17 @@ class Runner:
                     if wait > 0.2:  # leave the rest for the next poll rather than block
                         break
                     time.sleep(wait)
-            if self._gathering(self._backlog[0]):
-                break
             head = self._backlog.popleft()
-            if not self._fits(head, []):
+            if held and self._batch_key(head.spec) in held or not self._fits(head, []):
                 skipped.append(head)
                 continue
             batch, key = [head], self._batch_key(head.spec)
-            while (self._backlog and len(batch) < self._batch_limit()
-                   and self._batch_key(self._backlog[0].spec) == key
-                   and self._fits(self._backlog[0], batch)):
-                batch.append(self._backlog.popleft())
+            for rec in list(self._backlog):  # batch-mates anywhere in the backlog, in order
+                if len(batch) >= self._batch_limit():
+                    break
+                if self._batch_key(rec.spec) == key and self._fits(rec, batch):
+                    self._backlog.remove(rec)
+                    batch.append(rec)
             for rec in batch:
                 rec.attempts += 1
                 rec.state = JobState.PENDING
@@ -167,9 +168,9 @@ class Runner:
     def _batch_limit(self) -> int:
         return self.throttle.max_batch
 
-    def _gathering(self, head: TaskRecord) -> bool:
-        """Hold ``head`` back for now (packing: waiting for batch-mates)? Default: never."""
-        return False
+    def _gathering(self) -> set[tuple]:
+        """Batch keys whose tasks wait for batch-mates (packing) for now. Default: none."""
+        return set()
 
     def _batch_key(self, spec: TaskSpec) -> tuple:
         """Tasks batched into one submission must agree on this (resources, campaign)."""

@@ -87,12 +87,16 @@ class SlurmRunner(Runner):
         expected = expected_seconds(spec)
         return expected is not None and expected < self.site.pack_below_s
 
-    def _gathering(self, head: TaskRecord) -> bool:
-        if not self.packs(head.spec) or time.monotonic() - head.queued_at >= self.site.pack_window_s:
-            return False
-        key = self._batch_key(head.spec)
-        mates = sum(1 for r in self._backlog if self._batch_key(r.spec) == key)
-        return mates < self._batch_limit()
+    def _gathering(self) -> set[tuple]:
+        """Keys of packable tasks still waiting: fewer than a full array, and the oldest has
+        waited less than the site's pack window."""
+        groups: dict[tuple, list[TaskRecord]] = {}
+        for rec in self._backlog:
+            if self.packs(rec.spec):
+                groups.setdefault(self._batch_key(rec.spec), []).append(rec)
+        now = time.monotonic()
+        return {key for key, recs in groups.items() if len(recs) < self._batch_limit()
+                and now - min(r.queued_at for r in recs) < self.site.pack_window_s}
 
     def _launch(self, batch: list[TaskRecord]) -> None:
         shape = sbatch.resolve(self.site, batch[0].spec)
