@@ -203,8 +203,15 @@ class ChgnetBackend(AseBackend):
         from chgnet.model.dynamics import CHGNetCalculator
 
         if _CHGNET_MODEL is None:
-            _CHGNET_MODEL = CHGNetCalculator(use_device="cpu")
+            _CHGNET_MODEL = CHGNetCalculator(use_device=mlip_device())
         return _CHGNET_MODEL
+
+
+def mlip_device() -> str:
+    """``cuda`` when the job was given a GPU (Slurm sets CUDA_VISIBLE_DEVICES to it), else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # --------------------------------------------------------------------------- Quantum ESPRESSO
