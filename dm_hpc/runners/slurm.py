@@ -111,20 +111,36 @@ class SlurmRunner(Runner):
         manifest = [{"index": i, "attempt": r.attempts, "spec": r.spec.model_dump(mode="json")}
                     for i, r in enumerate(batch)]
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        array = None
-        if self.use_arrays and len(batch) > 1:
-            array = f"0-{len(batch) - 1}%{min(self.site.array_throttle, len(batch))}"
-        name = f"dm-{campaign}-" + ("array" if array else specs[0].name or specs[0].task_id)
+        text, array = self.script(specs, batch_id)
         script = folder / "job.sbatch"
-        script.write_text(sbatch.render_tasks(
-            self.site, specs, job_name=name, array=array,
-            job_comment=sbatch.comment(campaign, batch_id, self.site.site_comment())))
+        script.write_text(text)
         out = folder / ("slurm-%A_%a.out" if array else "slurm-%j.out")
         job = slurmcli.sbatch(script, [f"--output={out}", f"--chdir={folder}"])
         self._log(campaign).append(Submission(job, batch_id, array is not None, tuple(
             (i, r.spec.task_id, r.attempts) for i, r in enumerate(batch))))
         for i, rec in enumerate(batch):
             rec.job_id, rec.handle = (f"{job}_{i}" if array else job), folder
+
+    def script(self, specs: list[TaskSpec], batch_id: str) -> tuple[str, str | None]:
+        """The job script for one batch (an array when it holds several tasks) and its
+        ``--array`` value (None for a single job)."""
+        array = None
+        if self.use_arrays and len(specs) > 1:
+            array = f"0-{len(specs) - 1}%{min(self.site.array_throttle, len(specs))}"
+        campaign = specs[0].campaign
+        name = f"dm-{campaign}-" + ("array" if array else specs[0].name or specs[0].task_id)
+        return sbatch.render_tasks(self.site, specs, job_name=name, array=array, job_comment=sbatch.comment(
+            campaign, batch_id, self.site.site_comment())), array
+
+    def preview(self, specs: list[TaskSpec]) -> list[str]:
+        """The job scripts ``specs`` would be submitted as, all at once (dry run: nothing is
+        written or submitted): grouped by job shape, in arrays of at most the batch limit."""
+        groups: dict[tuple, list[TaskSpec]] = {}
+        for spec in specs:
+            groups.setdefault(self._batch_key(spec), []).append(spec)
+        limit = self._batch_limit()
+        return [self.script(group[i:i + limit], f"dry-run-{n}-{i // limit}")[0]
+                for n, group in enumerate(groups.values()) for i in range(0, len(group), limit)]
 
     def _check(self, active: list[TaskRecord]) -> dict[str, tuple[JobState, int | None]]:
         """States from one squeue call per poll interval; {} (nothing new) in between."""

@@ -4,6 +4,7 @@ from ``sacct`` where accounting is on, else from the job-completion log."""
 from __future__ import annotations
 
 import functools
+import re
 import subprocess
 import time
 from collections.abc import Iterable
@@ -177,3 +178,23 @@ def set_node_state(node: str, state: str, reason: str = "") -> None:
     except SlurmError as exc:  # resuming a node that is already up is not an error
         if not (state.lower() == "resume" and "Invalid node state" in str(exc)):
             raise
+
+
+def remaining_core_hours(account: str) -> tuple[float | None, str]:
+    """The account's remaining CPU allocation in core-hours, from ``sacctmgr`` (the
+    association's ``GrpTRESMins`` cpu limit) minus ``sshare`` (its raw usage in cpu-seconds).
+    Returns (core-hours or None, how it was found or why it is unknown)."""
+    if not account:
+        return None, "unknown (no account in the site profile)"
+    try:
+        limits = call(["sacctmgr", "-n", "-P", "show", "assoc", f"account={account}",
+                       "format=GrpTRESMins"], timeout_s=20, tries=1)
+        usage = call(["sshare", "-n", "-P", "-A", account, "-o", "RawUsage"], timeout_s=20, tries=1)
+    except (OSError, SlurmError, subprocess.TimeoutExpired):
+        return None, "unknown (sshare unavailable)"
+    minutes = [int(m.group(1)) for m in re.finditer(r"cpu=(\d+)", limits)]
+    used = [float(x) for x in usage.split() if x.replace(".", "", 1).isdigit()]
+    if not minutes:
+        return None, f"no cpu limit on account {account} (sacctmgr GrpTRESMins)"
+    left = min(minutes) / 60 - (max(used) if used else 0.0) / 3600
+    return left, f"{left:,.0f} core-h left on {account} (sacctmgr limit - sshare usage)"

@@ -1,0 +1,122 @@
+"""`dm-hpc plan CAMPAIGN --dry-run`: what the next steps would submit, and what it would cost.
+
+For each calculation fidelity, the next wave of tasks (``runner.max_in_flight``, or ``--tasks``)
+is rendered into the job scripts the Slurm runner would submit (same packing, arrays and
+per-method resources), with the estimated core-hours and GPU-hours from the method's cost model
+against the campaign's budget and, where ``sacctmgr``/``sshare`` answer, the account's remaining
+allocation. Nothing is written and nothing is submitted.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dm_hpc.cli.store import fail
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan)
+
+
+def plan(
+    campaign: Annotated[Path, typer.Argument(help="Campaign YAML file (see campaigns/).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run/--no-dry-run",
+                                          help="Only render and estimate (the only mode).")] = True,
+    site: Annotated[Optional[Path], typer.Option(help="Site profile (default: the campaign's).")] = None,
+    tasks: Annotated[Optional[int], typer.Option(min=1, help="Tasks per fidelity in the next wave "
+                                                 "(default: runner.max_in_flight).")] = None,
+    scripts: Annotated[bool, typer.Option("--scripts/--no-scripts", help="Print the job scripts.")] = True,
+) -> None:
+    """Render the job scripts the next steps would submit, with estimated core-/GPU-hours."""
+    from pydantic import ValidationError
+
+    from dm_hpc.campaign import CampaignError, load_campaign
+    from dm_hpc.campaign import journal as jn
+    from dm_hpc.runners import SiteProfile, slurmcli
+    from dm_hpc.runners.slurm import SlurmRunner
+
+    if not dry_run:
+        fail("plan only renders and estimates; `dm-hpc run CAMPAIGN` submits")
+    try:
+        c = load_campaign(campaign)
+    except CampaignError as exc:
+        fail(str(exc))
+    site_path = site or c.runner.site or Path("local")
+    try:
+        profile = SiteProfile.load(site_path)
+    except (OSError, ValidationError, ValueError) as exc:
+        fail(f"site profile {site_path}: {str(exc).splitlines()[0]}")
+    state = jn.replay(c.run_dir / "journal.jsonl") if (c.run_dir / "journal.jsonl").exists() else jn.State()
+    wave = tasks or c.runner.max_in_flight
+    runner = SlurmRunner(profile, c.run_dir / "slurm")
+    rows, rendered, first = [], [], len(state.tasks) + 1
+    for fid in c.calculations:
+        specs = [_spec(c, fid, f"{c.name}-c{first + i:05d}") for i in range(wave)]
+        cost = _cost(profile, fid, specs[0])
+        rows.append((fid.name, fid.method, cost, wave))
+        rendered += [(fid.name, text) for text in runner.preview(specs)]
+    _summary(c, profile, site_path, state, rows, slurmcli.remaining_core_hours(profile.account)[1],
+             sum(1 for _ in rendered))
+    if scripts:
+        for name, text in rendered:
+            typer.echo(f"\n# ---- job script: fidelity {name} " + "-" * 40)
+            typer.echo(text.rstrip("\n"))
+
+
+def _spec(c, fid, task_id: str):
+    """The task the campaign manager would make (its run folder, not created)."""
+    from dm_hpc.compute import worker_argv
+    from dm_hpc.runners import TaskSpec
+
+    workdir = (c.run_dir / "tasks" / task_id).absolute()
+    return TaskSpec(task_id=task_id, name=f"{c.name} {fid.name} {task_id}", method=fid.method,
+                    argv=worker_argv(workdir / "task.json"), workdir=workdir, cores=fid.cores,
+                    walltime_s=int(fid.walltime), campaign=c.name)
+
+
+def _cost(profile, fid, spec) -> tuple[float, float, float, int, int]:
+    """(run time s, core-h, GPU-h) per task, and the cores and GPUs the job asks for. The cost
+    model gives core-seconds of work; a job is charged its allocated cores (and GPUs) for the
+    time that work takes on them."""
+    from dm_hpc.runners.sbatch import resolve
+    from dm_hpc.runners.slurm import expected_seconds
+
+    shape = resolve(profile, spec)
+    if fid.cost != "auto":  # the campaign states core-hours per calculation
+        seconds = float(fid.cost) * 3600 / shape.cores
+    else:
+        seconds = (expected_seconds(spec.model_copy(update={"cores": shape.cores})) or spec.walltime_s)
+    return seconds, seconds * shape.cores / 3600, seconds * shape.gpus / 3600, shape.cores, shape.gpus
+
+
+def _summary(c, profile, site_path, state, rows, allocation: str, n_scripts: int) -> None:
+    out = typer.echo
+    out(f"plan (dry run) for campaign {c.name} on site {profile.name} ({site_path}); nothing submitted")
+    budget = c.budget.core_hours
+    left = None if budget is None else budget - state.core_hours
+    out(f"budget: {'no core-hour limit' if budget is None else f'{budget:,.0f} core-h'}"
+        f"{'' if left is None else f', used {state.core_hours:,.1f}, left {left:,.1f}'}"
+        f"; calculations so far {len(state.tasks)}")
+    out(f"account {profile.account or '-'}: {allocation}")
+    out(f"scheduler: squeue every {profile.poll_interval_s:g} s (backing off to "
+        f"{profile.poll_max_interval_s:g} s); tasks shorter than {profile.pack_below_s:g} s "
+        f"packed into arrays (%{profile.array_throttle}): {profile.packing}")
+    header = (f"{'fidelity':<10} {'method':<8} {'cores':>5} {'gpus':>4} {'run/task':>9} "
+              f"{'core-h/task':>11} {'GPU-h/task':>10} {'next wave':>9} {'wave core-h':>11} "
+              f"{'wave GPU-h':>10} {'budget allows':>13}")
+    out(header)
+    for name, method, (seconds, core_h, gpu_h, cores, gpus), wave in rows:
+        allows = "-" if left is None or core_h <= 0 else f"{int(left // core_h):,} tasks"
+        out(f"{name:<10} {method:<8} {cores:>5} {gpus:>4} {_duration(seconds):>9} {core_h:>11.3g} "
+            f"{gpu_h:>10.3g} {wave:>9} {core_h * wave:>11.3g} {gpu_h * wave:>10.3g} {allows:>13}")
+    out(f"{n_scripts} job script(s) for the next wave of each fidelity")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

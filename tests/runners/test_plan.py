@@ -1,0 +1,41 @@
+"""`dm-hpc plan CAMPAIGN --dry-run`: the job scripts of the next wave and their cost, with
+nothing written or submitted."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from dm_hpc.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_plan_renders_the_next_wave_with_costs_and_writes_nothing(tmp_path: Path):
+    data = yaml.safe_load((REPO / "campaigns" / "hea-turbine.yaml").read_text())
+    data.update(workdir=str(tmp_path / "run"), store=str(tmp_path / "run" / "store"),
+                runner={**data["runner"], "site": str(REPO / "configs" / "sites" / "cluster.yaml")})
+    campaign = tmp_path / "hea-turbine.yaml"
+    campaign.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["plan", str(campaign), "--dry-run", "--tasks", "2"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "account matsci-dm: unknown (sshare unavailable)" in out
+    assert "budget: 20,000 core-h, used 0.0, left 20,000.0" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.startswith(("chgnet ", "dft "))}
+    assert rows["chgnet"][1:4] == ["chgnet", "4", "1"] and rows["dft"][1:4] == ["gpaw", "32", "0"]
+    scripts = out.split("# ---- job script: fidelity ")[1:]
+    assert [s.split()[0] for s in scripts] == ["chgnet", "dft"]
+    chgnet, dft = scripts
+    assert "#SBATCH --gres=gpu:a100:1" in chgnet and "apptainer exec --nv" in chgnet
+    assert "module load" not in chgnet and "module load libxc/6.2.2" in dft
+    assert "#SBATCH --array=0-1%2" in dft and "hea-turbine-c00002" in dft
+    assert not (tmp_path / "run").exists()  # a dry run writes nothing
+
+
+def test_plan_refuses_to_submit(tmp_path: Path):
+    result = CliRunner().invoke(app, ["plan", str(REPO / "campaigns" / "hea-turbine.yaml"),
+                                      "--no-dry-run"])
+    assert result.exit_code == 2 and "dm-hpc run" in result.output
