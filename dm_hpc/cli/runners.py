@@ -42,4 +42,28 @@ def register(app: typer.Typer) -> None:
             if batch is not None:
                 typer.echo(f"{job}\t{state.value}\t{'' if rc is None else rc}\t{batch}")
 
+    @group.command("cancel")
+    def cancel(campaign: str = typer.Argument(..., help="campaign name"),
+               yes: bool = typer.Option(False, "--yes", help="cancel without listing first")) -> None:
+        """Cancel every pending or running job of the campaign (found by their comment).
+        Stop the manager first (`dm-hpc stop CAMPAIGN.yaml`), or it resubmits what it follows."""
+        from dm_hpc.runners import slurmcli
+        from dm_hpc.runners.sbatch import batch_of
+
+        try:
+            held = slurmcli.squeue_all()
+        except (OSError, slurmcli.SlurmError) as exc:
+            print(f"error: cannot ask Slurm: {exc}", file=sys.stderr)
+            raise typer.Exit(2)
+        live = sorted({job.split("_")[0] for job, (state, _, text) in held.items()
+                       if not state.is_final and batch_of(campaign, text) is not None})
+        if not live:
+            typer.echo(f"no pending or running job of campaign {campaign}")
+            return
+        if not yes:
+            typer.echo(f"would cancel {len(live)} job(s) of {campaign}: {' '.join(live)} (add --yes)")
+            return
+        slurmcli.cancel(live)
+        typer.echo(f"cancelled {len(live)} job(s) of {campaign}: {' '.join(live)}")
+
     app.add_typer(group, name="runners")

@@ -2,12 +2,16 @@
 nothing written or submitted."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from dm_hpc.cli import app
+from dm_hpc.runners import JobState, slurmcli
+from dm_hpc.runners.slurm import SlurmRunner
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,3 +43,22 @@ def test_plan_refuses_to_submit(tmp_path: Path):
     result = CliRunner().invoke(app, ["plan", str(REPO / "campaigns" / "hea-turbine.yaml"),
                                       "--no-dry-run"])
     assert result.exit_code == 2 and "dm-hpc run" in result.output
+
+
+
+@pytest.mark.slurm
+def test_runners_cancel_stops_every_job_of_a_campaign(slurm_site, make_task, tmp_path: Path):
+    runner = SlurmRunner(slurm_site, tmp_path / "state", use_arrays=False)
+    tasks = [make_task(i, ["sleep", "300"]) for i in range(3)]
+    runner.submit(tasks)
+    campaign = tasks[0].campaign
+    listed = CliRunner().invoke(app, ["runners", "cancel", campaign])
+    assert "would cancel 3 job(s)" in listed.output
+    assert all(not s.is_final for s, _ in slurmcli.states(runner.job_ids().values()).values())
+    done = CliRunner().invoke(app, ["runners", "cancel", campaign, "--yes"])
+    assert done.exit_code == 0 and "cancelled 3 job(s)" in done.output
+    deadline = time.monotonic() + 30
+    while (states := {s for s, _ in slurmcli.states(runner.job_ids().values()).values()}) != {
+            JobState.CANCELLED} and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert states == {JobState.CANCELLED}
