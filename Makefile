@@ -1,4 +1,6 @@
-# Two entry points (see README): `make demo` and `make test`. Each builds .venv when missing.
+# Two entry points (see README): `make demo` and `make test`. Each first checks the Debian
+# packages it needs (.ci/debian-packages.txt: installed when run as root, else the exact
+# apt-get line is printed and make stops), then builds .venv when missing.
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
@@ -8,10 +10,16 @@ STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 1
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: venv demo demo-slurm test test-fast slurm-up slurm-down bench clean
+.PHONY: venv demo demo-slurm test test-fast slurm-up slurm-down bench clean deps-demo deps-test
+
+deps-demo:
+	bash .ci/debian-deps.sh demo
+
+deps-test:
+	bash .ci/debian-deps.sh test
 
 # The engine (enough for the demo: EMT needs no compiled code).
-$(BASE): pyproject.toml
+$(BASE): pyproject.toml | deps-demo
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	# torch first, from the CPU build on disk: anything else would pull a CUDA build.
@@ -22,8 +30,8 @@ $(BASE): pyproject.toml
 	touch $(BASE)
 
 # Plus the test tools and GPAW, which compiles against Debian's libxc, OpenBLAS and Open MPI
-# (installed by .ci/run).
-$(STAMP): $(BASE)
+# (deps-test installs them).
+$(STAMP): $(BASE) | deps-test
 	$(BIN)/pip install -q -c $(VENV)/constraints.txt -e '.[test,dft]'
 	$(BIN)/python -m compileall -q $(VENV)/lib > /dev/null || true
 	touch $(STAMP)
@@ -42,10 +50,10 @@ slurm-up:
 slurm-down:
 	bash slurm/stop-local.sh
 
-test: $(STAMP) slurm-up
+test: deps-test $(STAMP) slurm-up
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: deps-test $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slurm and not dft and not slow"
 
 bench: $(BASE)
