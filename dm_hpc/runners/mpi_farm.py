@@ -20,6 +20,7 @@ from pathlib import Path
 
 from dm_hpc.runners import sbatch, slurmcli
 from dm_hpc.runners.core import Runner
+from dm_hpc.runners.polling import PollClock
 from dm_hpc.runners.site import SiteProfile
 from dm_hpc.runners.spec import RetryPolicy, TaskRecord, Throttle, safe_text
 from dm_hpc.runners.states import JobState
@@ -39,6 +40,8 @@ class MpiFarmRunner(Runner):
         self.site, self.ranks = site, max(2, ranks)
         self.state_dir = Path(state_dir).absolute()
         self._offsets: dict[Path, int] = {}
+        self.clock = PollClock(site.poll_interval_s, site.poll_backoff, site.poll_max_interval_s)
+        self._jobs: dict[str, tuple[JobState, int | None]] = {}
         self._results: dict[Path, dict[str, dict]] = {}
 
     def _launch(self, batch: list[TaskRecord]) -> None:
@@ -60,7 +63,12 @@ class MpiFarmRunner(Runner):
             rec.job_id, rec.handle = job, folder
 
     def _check(self, active: list[TaskRecord]) -> dict[str, tuple[JobState, int | None]]:
-        jobs = slurmcli.states({r.job_id for r in active if r.job_id})  # before reading results
+        ids = {r.job_id for r in active if r.job_id}
+        if self.clock.due() or not ids <= self._jobs.keys():  # one squeue per poll interval
+            jobs = slurmcli.states(ids)  # before reading results: a state never postdates them
+            self.clock.queried(any(self._jobs.get(j, (None,))[0] != s for j, (s, _) in jobs.items()))
+            self._jobs = jobs
+        jobs = self._jobs
         got: dict[str, tuple[JobState, int | None]] = {}
         for rec in active:
             folder: Path = rec.handle  # type: ignore[assignment]

@@ -5,8 +5,9 @@ Every batch gets a folder ``<state_dir>/<campaign>/batches/<batch id>/`` holding
 own output. The job ids ``sbatch --parsable`` returns are appended (fsynced) to
 ``<state_dir>/<campaign>/submissions.jsonl``; a restarted manager re-attaches from that file and
 uses the job comment ``[<site comment>;]dm-hpc:campaign=<c>:batch=<b>`` only for a batch whose
-line is missing. Outcomes already handed out are journalled in ``delivered.txt`` so a restart
-does not report them twice.
+line is missing. Tasks are journalled in ``accepted.jsonl`` when submitted to the runner (they
+may wait for batch-mates before sbatch); outcomes already handed out in ``delivered.txt``, so a
+restart neither loses a waiting task nor reports an outcome twice.
 
 Scheduler etiquette: one ``squeue`` per poll interval for all of the runner's jobs (``sacct`` or
 the job-completion log only for jobs that left the queue), the interval backing off while
@@ -161,10 +162,17 @@ class SlurmRunner(Runner):
     def _kill(self, records: list[TaskRecord]) -> None:
         slurmcli.cancel(r.job_id for r in records if r.job_id)
 
+    def submit(self, tasks) -> list[str]:
+        """Queue tasks; each is journalled (``accepted.jsonl``) before it may wait in the
+        backlog (packing, throttle), so a restarted runner still knows it accepted it."""
+        for spec in tasks:
+            append_line(self._campaign_dir(spec.campaign) / "accepted.jsonl",
+                        spec.model_dump_json())
+        return super().submit(tasks)
+
     def _delivered(self, outcome: Outcome, spec: TaskSpec) -> None:
-        if outcome.job_id:
-            append_line(self._campaign_dir(spec.campaign) / "delivered.txt",
-                        f"{outcome.job_id} {outcome.task_id}")
+        append_line(self._campaign_dir(spec.campaign) / "delivered.txt",
+                    f"{outcome.job_id or '-'} {outcome.task_id}")  # '-': never reached sbatch
 
     # -- re-attach -------------------------------------------------------------------------
     def reattach(self, campaign: str) -> list[str]:
@@ -174,7 +182,7 @@ class SlurmRunner(Runner):
         latest: dict[str, tuple[int, str, str]] = {}  # task id -> (attempt, job id, batch id)
 
         def consider(task_id: str, attempt: int, job: str, batch_id: str) -> None:
-            if task_id not in latest or latest[task_id][0] < attempt:
+            if task_id not in latest or latest[task_id][0] <= attempt:  # later lines win ties
                 latest[task_id] = (attempt, job, batch_id)
 
         subs = self._log(campaign).read()
@@ -197,7 +205,7 @@ class SlurmRunner(Runner):
         queued = {r.spec.task_id for r in self._backlog} | set(self._active)
         wanted = {t: v for t, v in latest.items() if v[1] not in done and t not in queued}
         known = slurmcli.states(v[1] for v in wanted.values()) if wanted else {}
-        followed = []
+        followed = self._requeue_accepted(campaign, set(latest) | queued)
         for task_id, (attempt, job, batch_id) in sorted(wanted.items()):
             state, _ = known.get(job, (JobState.LOST, None))
             if state is JobState.LOST:
@@ -211,6 +219,22 @@ class SlurmRunner(Runner):
             followed.append(task_id)
         return followed
 
+    def _requeue_accepted(self, campaign: str, known: set[str]) -> list[str]:
+        """Tasks accepted by an earlier runner that never reached sbatch (they waited in its
+        backlog when it died) go back into the backlog; returns their ids."""
+        path = self._campaign_dir(campaign) / "accepted.jsonl"
+        delivered = self._delivered_tasks(campaign)
+        again: dict[str, TaskSpec] = {}
+        for line in path.read_text().splitlines() if path.exists() else []:
+            try:
+                spec = TaskSpec.model_validate_json(line)
+            except ValueError:  # a torn last line
+                continue
+            if spec.task_id not in known and spec.task_id not in delivered:
+                again[spec.task_id] = spec
+        self._backlog.extend(TaskRecord(spec) for spec in again.values())
+        return sorted(again)
+
     # -- helpers ---------------------------------------------------------------------------
     def _campaign_dir(self, campaign: str) -> Path:
         path = self.state_dir / safe_text(campaign, 80)
@@ -220,8 +244,14 @@ class SlurmRunner(Runner):
     def _log(self, campaign: str) -> SubmissionLog:
         return SubmissionLog(self._campaign_dir(campaign) / "submissions.jsonl")
 
-    def _delivered_jobs(self, campaign: str) -> set[str]:
+    def _delivered_pairs(self, campaign: str) -> list[tuple[str, str]]:
+        """(job id or '-', task id) of every outcome handed on."""
         path = self._campaign_dir(campaign) / "delivered.txt"
-        if not path.exists():
-            return set()
-        return {line.split()[0] for line in path.read_text().splitlines() if line.strip()}
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [(p[0], p[1]) for p in (line.split() for line in lines) if len(p) == 2]
+
+    def _delivered_jobs(self, campaign: str) -> set[str]:
+        return {job for job, _ in self._delivered_pairs(campaign) if job != "-"}
+
+    def _delivered_tasks(self, campaign: str) -> set[str]:
+        return {task for _, task in self._delivered_pairs(campaign)}

