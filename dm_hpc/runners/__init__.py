@@ -7,7 +7,8 @@ Stable interface, used by the campaign manager and the calculation recipes:
   ``state.is_final``.
 - :class:`TaskSpec`: ``task_id`` (stable, unique in a campaign), ``name`` (free text, only
   ever used as literal data), ``argv`` (no shell), ``workdir``, ``cores``, ``memory_mb``,
-  ``walltime_s``, ``gpus``, ``env``, ``campaign``. The task writes its results in ``workdir``;
+  ``walltime_s``, ``gpus``, ``env``, ``campaign``, ``method`` (the site's per-method resources),
+  ``expected_s`` (expected run time: short tasks are packed). The task writes its results in ``workdir``;
   runners add ``dm-task.out``, ``dm-task.err`` and ``dm-task.times`` there.
 - :class:`Outcome`: ``task_id``, ``state``, ``exit_code``, ``job_id``, ``attempts``,
   ``stdout_tail``/``stderr_tail`` (last 4 KB), ``started``/``ended`` (epoch s), ``workdir``.
@@ -16,12 +17,14 @@ Stable interface, used by the campaign manager and the calculation recipes:
   ``states()``, ``cancel(task_ids)``, ``reattach(campaign) -> list[task_id]``, ``in_flight()``,
   ``close()``, and ``run(tasks)`` (submit + poll to the end, with a progress bar).
 - :class:`RetryPolicy`: FAILED resubmitted up to N times; TIMEOUT with the walltime raised by
-  a factor up to a cap; NODE_FAIL/PREEMPTED requeued; CANCELLED never.
+  a factor up to a cap; OUT_OF_MEMORY with the memory raised up to the site's cap;
+  NODE_FAIL/PREEMPTED requeued; CANCELLED never.
   :class:`Throttle`: per-campaign cap on tasks in the queue, submissions per second, batch size.
 
 Backends (thin; the shared machinery is in ``core.py``):
-:class:`LocalRunner` (subprocesses sized to given cores), :class:`SlurmRunner` (sbatch, arrays
-with ``%N``, squeue/sacct/job-completion log, re-attach by job comment),
+:class:`LocalRunner` (subprocesses sized to given cores), :class:`SlurmRunner` (sbatch; short
+tasks packed into arrays with ``%N``; one squeue per poll interval, sacct/job-completion log for
+jobs that left the queue; re-attach from its own journal of job ids, comments as fallback),
 :class:`DaskPilotRunner` (dask-jobqueue ``SLURMCluster``), :class:`MpiFarmRunner` (one
 allocation running an mpi4py master/worker farm), :class:`PyslurmRunner` (optional; only where
 pyslurm imports and matches the site's Slurm). Site settings: :class:`SiteProfile`
