@@ -30,11 +30,10 @@ def plan(
     scripts: Annotated[bool, typer.Option("--scripts/--no-scripts", help="Print the job scripts.")] = True,
 ) -> None:
     """Render the job scripts the next steps would submit, with estimated core-/GPU-hours."""
-    from pydantic import ValidationError
-
     from dm_hpc.campaign import CampaignError, load_campaign
     from dm_hpc.campaign import journal as jn
     from dm_hpc.runners import SiteProfile, slurmcli
+    from dm_hpc.runners.site import SiteProfileError
     from dm_hpc.runners.slurm import SlurmRunner
 
     if not dry_run:
@@ -46,8 +45,8 @@ def plan(
     site_path = site or c.runner.site or Path("local")
     try:
         profile = SiteProfile.load(site_path)
-    except (OSError, ValidationError, ValueError) as exc:
-        fail(f"site profile {site_path}: {str(exc).splitlines()[0]}")
+    except SiteProfileError as exc:
+        fail(str(exc))
     state = jn.replay(c.run_dir / "journal.jsonl") if (c.run_dir / "journal.jsonl").exists() else jn.State()
     wave = tasks or c.runner.max_in_flight
     runner = SlurmRunner(profile, c.run_dir / "slurm")

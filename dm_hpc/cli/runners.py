@@ -14,14 +14,13 @@ def register(app: typer.Typer) -> None:
     @group.command("site")
     def site(name: str = typer.Argument("local", help="profile name in configs/sites, or a YAML path")) -> None:
         """Show a site profile as the runners read it."""
-        from pydantic import ValidationError
-
         from dm_hpc.runners import SiteProfile
+        from dm_hpc.runners.site import SiteProfileError
 
         try:
             profile = SiteProfile.load(name)
-        except (OSError, ValidationError) as exc:
-            print(f"error: site profile {name!r}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        except SiteProfileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(2)
         for key, value in profile.model_dump().items():
             typer.echo(f"{key}: {value}")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dm_hpc.runners.spec import ENV_KEY, Throttle
 
@@ -168,9 +168,24 @@ class SiteProfile(JobSetup):
 
     @classmethod
     def load(cls, name_or_path: str | Path = "local") -> "SiteProfile":
-        """Load ``configs/sites/<name>.yaml`` or a YAML file path."""
+        """Load ``configs/sites/<name>.yaml`` or a YAML file path; SiteProfileError names the
+        file and every bad field."""
         path = Path(name_or_path)
         if not path.suffix:
             path = SITES_DIR / f"{name_or_path}.yaml"
-        data = yaml.safe_load(path.read_text()) or {}
-        return cls.model_validate(data)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SiteProfileError(f"site profile {path}: cannot read: {exc}") from None
+        if not isinstance(data, dict):
+            raise SiteProfileError(f"site profile {path}: expected a mapping of settings")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}"
+                                 for e in exc.errors())
+            raise SiteProfileError(f"site profile {path}: {problems}") from None
+
+
+class SiteProfileError(ValueError):
+    """A site profile that cannot be read or has bad values (the message names them)."""

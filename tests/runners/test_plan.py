@@ -62,3 +62,18 @@ def test_runners_cancel_stops_every_job_of_a_campaign(slurm_site, make_task, tmp
             JobState.CANCELLED} and time.monotonic() < deadline:
         time.sleep(0.5)
     assert states == {JobState.CANCELLED}
+
+
+def test_a_bad_site_profile_is_a_clear_error_naming_each_field(tmp_path: Path):
+    bad = tmp_path / "site.yaml"
+    bad.write_text('partition: "a; b"\nextra_sbatch: ["--output=/etc/x"]\n'
+                   'methods: {qe: {gpus: {count: -1}}}\n')
+    for argv in (["runners", "site", str(bad)],
+                 ["plan", str(REPO / "campaigns" / "hea-turbine.yaml"), "--site", str(bad)]):
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 2, result.output
+        text = " ".join(result.output.split())
+        assert "Traceback" not in text
+        for field in ("partition", "extra_sbatch", "'--output=/etc/x' is not allowed",
+                      "methods.qe.gpus.count"):
+            assert field in text, (field, text)
