@@ -59,6 +59,11 @@ def pair_to_exit(text: str) -> int | None:
     return 128 + sig if sig else code
 
 
+#: squeue: no header, every state (finished jobs stay for MinJobAge), array elements one per line.
+SQUEUE_ARGS = ("-h", "-t", "all", "-r", "-O", "JobArrayID:|,State:|,exit_code:|,Comment:")
+MAX_JOB_LIST = 500  # longer --jobs lists: one --me query filtered here instead
+
+
 def _bases(job_ids: Iterable[str]) -> list[str]:
     return sorted({j.split("_")[0] for j in job_ids})
 
@@ -67,23 +72,21 @@ def squeue(job_ids: Iterable[str]) -> dict[str, tuple[JobState, int | None, str]
     """(state, exit code, comment) of jobs and array elements (``123`` or ``123_4``) that
     slurmctld still holds; array ids expand to all their elements."""
     bases = _bases(job_ids)
-    got: dict[str, tuple[JobState, int | None, str]] = {}
-    for i in range(0, len(bases), 500):
-        try:
-            out = call(["squeue", "-h", "-t", "all", "-r", "-j", ",".join(bases[i:i + 500]),
-                        "-O", "JobArrayID:|,State:|,exit_code:|,Comment:"])
-        except SlurmError as exc:
-            if "Invalid job id" in str(exc):  # all of them purged already
-                continue
-            raise
-        got.update(parse_squeue(out))
-    return got
+    if len(bases) > MAX_JOB_LIST:  # one call for all of this user's jobs beats many long lists
+        wanted = set(bases)
+        return {j: v for j, v in parse_squeue(call(["squeue", "--me", *SQUEUE_ARGS])).items()
+                if j.split("_")[0] in wanted}
+    try:
+        return parse_squeue(call(["squeue", "-j", ",".join(bases), *SQUEUE_ARGS])) if bases else {}
+    except SlurmError as exc:
+        if "Invalid job id" in str(exc):  # all of them purged already
+            return {}
+        raise
 
 
 def squeue_all() -> dict[str, tuple[JobState, int | None, str]]:
     """Every job slurmctld holds (finished ones for MinJobAge), with comments."""
-    return parse_squeue(call(["squeue", "-h", "-t", "all", "-r",
-                               "-O", "JobArrayID:|,State:|,exit_code:|,Comment:"]))
+    return parse_squeue(call(["squeue", *SQUEUE_ARGS]))
 
 
 def parse_squeue(out: str) -> dict[str, tuple[JobState, int | None, str]]:

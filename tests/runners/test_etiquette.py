@@ -97,3 +97,19 @@ def test_short_tasks_are_packed_into_one_array(slurm_site, tmp_path, monkeypatch
     assert len(sbatches) == (2 if packing == "array" else 6)
     arrays = {o.job_id.split("_")[0] for o in outs if o.task_id.startswith("s")}
     assert len(arrays) == (1 if packing == "array" else 5)
+
+
+@pytest.mark.slurm
+def test_a_long_job_list_is_one_squeue_for_the_user(slurm_site, make_task, tmp_path, monkeypatch):
+    from dm_hpc.runners import slurmcli
+
+    runner = SlurmRunner(slurm_site, tmp_path / "state", use_arrays=False)
+    runner.submit([make_task(i, ["true"]) for i in range(3)])
+    jobs = list(runner.job_ids().values())
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("PATH", wrap_slurm_commands(tmp_path / "bin", log))
+    monkeypatch.setattr(slurmcli, "MAX_JOB_LIST", 2)
+    held = slurmcli.squeue(jobs)
+    assert sorted(held) == sorted(jobs)
+    calls = log.read_text().splitlines()
+    assert len(calls) == 1 and " squeue --me " in calls[0]
