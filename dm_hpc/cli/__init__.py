@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "dm_hpc.cli.design",
     "dm_hpc.cli.campaign",
     "dm_hpc.cli.runners",
+    "dm_hpc.cli.serve",
 )
 
 for _name in _COMMAND_MODULES:
