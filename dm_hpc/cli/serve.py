@@ -107,12 +107,18 @@ def audit(
     state_dir: StateDir,
     limit: Annotated[int, typer.Option(help="Newest entries to show.")] = 50,
     action: Annotated[Optional[str], typer.Option(help="Only this action (export, upload, lab_sheet, ...).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line, all details.")] = False,
 ) -> None:
     """Who read or exported what, and when (newest first)."""
+    entries = _state(state_dir).audit_log(limit=limit, action=action)
+    if as_json:
+        for e in entries:
+            print(json.dumps(e, ensure_ascii=False))
+        return
     table = Table(title="audit log")
     for col in ("time (UTC)", "user", "action", "campaign", "detail"):
         table.add_column(col)
-    for e in _state(state_dir).audit_log(limit=limit, action=action):
+    for e in entries:
         detail = dict(e["detail"])
         if "record_ids" in detail:
             ids = detail.pop("record_ids")
