@@ -54,12 +54,10 @@ def status(name: Name, user: User = Depends(api_user), svc: Service = Depends(se
 
 
 @router.get("/campaigns/{name}/report", response_model=s.Report, responses={409: _ERR})
-def report(name: Name, refresh: bool = False, user: User = Depends(api_user), svc: Service = Depends(service)):
-    """The campaign report (markdown) and the names of its plots; ``refresh`` redraws it."""
+def report(name: Name, user: User = Depends(api_user), svc: Service = Depends(service)):
+    """The campaign report (markdown) and the names of its plots, redrawn when the data changed."""
     check_campaign(user, svc, name, SCIENCE)
-    folder = svc.desk.get(name).run_dir / "report"
-    if refresh or not (folder / "summary.md").exists():
-        folder = svc.desk.report(name)
+    folder = svc.desk.report(name)
     svc.state.audit(user.name, "report", name)
     return s.Report(summary_markdown=(folder / "summary.md").read_text(),
                     plots=sorted(p.name for p in folder.glob("*.png")))

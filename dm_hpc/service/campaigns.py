@@ -65,6 +65,7 @@ class _Slot:
 
     ingest: threading.Lock = field(default_factory=threading.Lock)
     fit: threading.Lock = field(default_factory=threading.Lock)
+    report: threading.Lock = field(default_factory=threading.Lock)
     fitted: _Fitted | None = None
 
 
@@ -182,11 +183,19 @@ class CampaignDesk:
     def access(self, name: str) -> AccessMap:
         return AccessMap(self.get(name).store)
 
-    def report(self, name: str) -> Path:
-        """Draw the report (summary.md and PNG plots); returns its folder."""
+    def report(self, name: str, force: bool = False) -> Path:
+        """The report's folder (summary.md and PNG plots), redrawn when the journal or the store
+        changed since it was drawn (or when ``force``)."""
         from dm_hpc.campaign.report import write_report
 
-        return write_report(self.get(name)).parent
+        c = self.get(name)
+        summary = c.run_dir / "report" / "summary.md"
+        sources = [c.run_dir / "journal.jsonl", Path(c.store) / "manifest.json"]
+        newest = max((p.stat().st_mtime for p in sources if p.exists()), default=0.0)
+        with self._slots[name].report:
+            if force or not summary.exists() or summary.stat().st_mtime < newest:
+                write_report(c)
+        return summary.parent
 
     def used_record_ids(self, name: str) -> list[str]:
         """Records the campaign learns from (its training set): the 'data mileage' of a record."""

@@ -76,9 +76,7 @@ def campaign_page(request: Request, name: str, user: User | None = Depends(page_
                   svc: Service = Depends(service)):
     if (denied := _guard(request, user, svc, name, SCIENCE)) is not None:
         return denied
-    folder = svc.desk.get(name).run_dir / "report"
-    if not (folder / "summary.md").exists():
-        folder = svc.desk.report(name)
+    folder = svc.desk.report(name)
     svc.state.audit(user.name, "status", name)
     return _page(request, "campaign.html", user=user, s=svc.desk.status(name),
                  plots=sorted(p.name for p in folder.glob("*.png")))
@@ -88,7 +86,7 @@ def campaign_page(request: Request, name: str, user: User | None = Depends(page_
 def redraw(request: Request, name: str, user: User | None = Depends(page_user), svc: Service = Depends(service)):
     if (denied := _guard(request, user, svc, name, SCIENCE)) is not None:
         return denied
-    svc.desk.report(name)
+    svc.desk.report(name, force=True)
     return RedirectResponse(f"/campaigns/{name}", status_code=303)
 
 
