@@ -20,6 +20,7 @@ StateDir = Annotated[Path, typer.Option("--state-dir", help="The portal's state 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("audit")(audit)
+    app.command("contributors")(contributors)
     app.add_typer(users_app, name="users")
 
 
@@ -125,4 +126,22 @@ def audit(
             detail["records"] = f"{len(ids)}: " + ", ".join(ids[:3]) + (" ..." if len(ids) > 3 else "")
         table.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["time"])), e["user"], e["action"],
                       e["campaign"] or "", json.dumps(detail, ensure_ascii=False))
+    console.print(table)
+
+
+def contributors(
+    campaigns: Annotated[Path, typer.Option("--campaigns", help="Folder of campaign files (*.yaml).")],
+    state_dir: StateDir,
+) -> None:
+    """Credit: records per contributor, times campaigns learned from them, times they were exported."""
+    from dm_hpc.service import CampaignDesk
+    from dm_hpc.service.records import contributor_report
+
+    if not campaigns.is_dir():
+        fail(f"--campaigns {campaigns}: not a folder")
+    table = Table(title="contributors (data mileage)")
+    for col in ("contributor", "records", "campaign uses", "exports"):
+        table.add_column(col, justify="left" if col == "contributor" else "right")
+    for row in contributor_report(CampaignDesk(campaigns), _state(state_dir)):
+        table.add_row(row["contributor"], str(row["records"]), str(row["campaign_uses"]), str(row["exports"]))
     console.print(table)

@@ -116,7 +116,7 @@ def receive_sheet(svc: Service, user: User, name: str, filename: str, content: b
                                 problems=[s.RowProblem(line=None, message="file too large")])
     try:
         rule = AccessRule(level, until)
-        done = svc.desk.ingest(name, shown, content, rule)
+        done = svc.desk.ingest(name, shown, content, rule, contributor=user.name)
     except AccessError as exc:
         return s.UploadRejected(detail=str(exc), problems=[s.RowProblem(line=None, message=str(exc))])
     except SheetError as exc:

@@ -92,6 +92,24 @@ def _check_xlsx(filename: str, content: bytes) -> None:
         raise SheetError(filename, [(0, "workbook contains macros; save it as a plain .xlsx")])
 
 
+def _credit(path: Path, contributor: str) -> Path:
+    """The sheet with its blank ``contributor`` cells set (a copy as CSV). Who contributed is a
+    circumstance, not content, so record ids do not change. A table that does not load is
+    returned untouched for the validator to explain."""
+    from dm_hpc.data.sheets import load_table, write_table
+
+    try:
+        table = load_table(path)
+    except Exception:  # noqa: BLE001 -- any parse failure: read_lab_sheet reports it row by row
+        return path
+    if "contributor" not in table.columns:
+        table["contributor"] = contributor
+    else:
+        blank = table["contributor"].isna() | (table["contributor"].astype(str).str.strip() == "")
+        table.loc[blank, "contributor"] = contributor
+    return write_table(table, path.with_name("credited.csv"))
+
+
 class CampaignDesk:
     """The campaigns of one folder (``*.yaml``), as the service sees them."""
 
@@ -206,9 +224,11 @@ class CampaignDesk:
         return list(training_set(c, df).record_ids) if not df.empty else []
 
     # ------------------------------------------------------------------ writing
-    def ingest(self, name: str, filename: str, content: bytes, rule: AccessRule) -> Upload:
+    def ingest(self, name: str, filename: str, content: bytes, rule: AccessRule,
+               contributor: str | None = None) -> Upload:
         """Validate and store a filled lab sheet, all or nothing; raises ``SheetError`` with every
-        bad row. A sample already measured may be sent again only unchanged (same record id)."""
+        bad row. A sample already measured may be sent again only unchanged (same record id).
+        Rows that name no contributor are credited to ``contributor`` (the uploading user)."""
         from dm_hpc.campaign.lab import ingest_lab_sheet, read_lab_sheet
 
         c = self.get(name)
@@ -220,6 +240,8 @@ class CampaignDesk:
         with self._slots[name].ingest, tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"upload{suffix}"
             path.write_bytes(content)
+            if contributor:
+                path = _credit(path, contributor)
             try:
                 records = read_lab_sheet(c, path)
                 state = jn.replay(c.run_dir / "journal.jsonl")
@@ -236,12 +258,28 @@ class CampaignDesk:
             return Upload(n, new, queued, ids)
 
     # ------------------------------------------------------------------ models
+    def _generation(self, c: Campaign) -> int:
+        try:
+            with Store.open(c.store, "r") as store:
+                return store.info()["generation"]
+        except (StoreError, OSError):
+            return -1
+
     def _fitted(self, name: str) -> _Fitted:
+        """The surrogate for the store's current generation. While one thread refits after new
+        data, the others answer with the previous fit instead of queueing behind it."""
         from dm_hpc.campaign.dataset import training_set
         from dm_hpc.campaign.strategy import fit_model
 
         c, slot = self.get(name), self._slots[name]
-        with slot.fit:
+        previous = slot.fitted
+        if previous is not None and previous.generation == self._generation(c):
+            return previous
+        if previous is not None and not slot.fit.acquire(blocking=False):
+            return previous
+        if previous is None:
+            slot.fit.acquire()
+        try:
             df, generation = self._frame(c)
             if slot.fitted is not None and slot.fitted.generation == generation:
                 return slot.fitted
@@ -252,6 +290,8 @@ class CampaignDesk:
             model, space, _ = fit_model(c, data)
             slot.fitted = _Fitted(generation, model, space)
             return slot.fitted
+        finally:
+            slot.fit.release()
 
     def predict(self, name: str, compositions: list[dict[str, float]],
                 process: list[dict[str, float]] | None = None) -> list[dict[str, Any]]:

@@ -160,3 +160,24 @@ def test_cli_users_audit_and_store_export_by_access_level(client, portal, tmp_pa
     assert dm("store", "export", str(full), "--store", str(store), "--access-level", "embargoed").returncode == 0
     assert len(pd.read_csv(full)) > len(exported)
     assert dm("store", "export", str(full), "--store", str(store), "--access-level", "secret").returncode == 2
+
+
+def test_contributor_report_credits_uploaders_with_data_mileage(built_campaign, tmp_path):
+    from .conftest import make_portal
+
+    portal = make_portal(built_campaign, tmp_path)
+    with TestClient(portal.app()) as c:
+        table = filled_sheet(_sheet(c, portal))
+        assert _upload(c, portal, "good.csv", table.to_csv(index=False).encode()).status_code == 200
+        admin = _auth(portal, "admin")
+        c.get(f"/api/v1/campaigns/{CAMPAIGN}/records", headers=admin)
+        rows = {r["contributor"]: r for r in c.get("/api/v1/contributors", headers=admin).json()}
+        assert c.get("/api/v1/contributors", headers=_auth(portal, "scientist")).status_code == 403
+    n_computed = len(Store.open(portal.campaigns.parent / "store").to_dataframe(source="computed"))
+    # uploads are credited to the uploading user; computed records to their method
+    assert rows["lab"]["records"] == len(table) and rows["emt"]["records"] == n_computed
+    # the campaign learns from every record of both (its training set), and one export carried them
+    assert rows["lab"]["campaign_uses"] == len(table) and rows["emt"]["campaign_uses"] == n_computed
+    assert rows["lab"]["exports"] == len(table) and rows["emt"]["exports"] == n_computed
+    out = dm("contributors", "--campaigns", str(portal.campaigns), "--state-dir", str(portal.state_dir))
+    assert out.returncode == 0 and "lab" in out.stdout and "emt" in out.stdout
