@@ -66,6 +66,7 @@ class _Slot:
     ingest: threading.Lock = field(default_factory=threading.Lock)
     fit: threading.Lock = field(default_factory=threading.Lock)
     report: threading.Lock = field(default_factory=threading.Lock)
+    status: tuple[tuple, dict[str, Any]] | None = None  # (journal and store version, status)
     fitted: _Fitted | None = None
 
 
@@ -144,8 +145,19 @@ class CampaignDesk:
             return pd.DataFrame(), -1
 
     def status(self, name: str) -> dict[str, Any]:
-        """Tasks, lab experiments, budget use and best-so-far per objective."""
-        c = self.get(name)
+        """Tasks, lab experiments, budget use and best-so-far per objective (recomputed only
+        when the journal or the store changed)."""
+        c, slot = self.get(name), self._slots[name]
+        journal = c.run_dir / "journal.jsonl"
+        stat = journal.stat() if journal.exists() else None
+        key = (stat and (stat.st_mtime_ns, stat.st_size), self._generation(c))
+        cached = slot.status
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        slot.status = (key, self._status(c))
+        return slot.status[1]
+
+    def _status(self, c: Campaign) -> dict[str, Any]:
         state = jn.replay(c.run_dir / "journal.jsonl")
         counts = {k: 0 for k in (jn.PLANNED, jn.SUBMITTED, jn.INGESTED, jn.FAILED)}
         for t in state.tasks.values():
@@ -229,7 +241,7 @@ class CampaignDesk:
         """Validate and store a filled lab sheet, all or nothing; raises ``SheetError`` with every
         bad row. A sample already measured may be sent again only unchanged (same record id).
         Rows that name no contributor are credited to ``contributor`` (the uploading user)."""
-        from dm_hpc.campaign.lab import ingest_lab_sheet, read_lab_sheet
+        from dm_hpc.campaign.lab import read_lab_sheet
 
         c = self.get(name)
         suffix = Path(filename).suffix.lower()
@@ -237,25 +249,39 @@ class CampaignDesk:
             raise SheetError(filename, [(0, f"unsupported sheet type {suffix or '(none)'!r}; send .csv or .xlsx")])
         if suffix == ".xlsx":
             _check_xlsx(filename, content)
-        with self._slots[name].ingest, tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"upload{suffix}"
             path.write_bytes(content)
             if contributor:
                 path = _credit(path, contributor)
             try:
-                records = read_lab_sheet(c, path)
-                state = jn.replay(c.run_dir / "journal.jsonl")
-                changed = [(0, f"sample {r.sample_id!r} is already measured (record "
-                               f"{state.lab[r.sample_id].record_id}); a different value needs a new suggestion")
-                           for r in records if state.lab[r.sample_id].record_id not in (None, r.record_id)]
-                if changed:
-                    raise SheetError(filename, changed)
-                n, new, queued = ingest_lab_sheet(c, path)
+                records = read_lab_sheet(c, path)  # parse and validate: no lock needed
+                with self._slots[name].ingest:
+                    return self._store_measurements(c, path, records, rule)
             except SheetError as exc:
                 raise SheetError(filename, exc.problems) from None
-            ids = [r.record_id for r in records]
-            self.access(name).set(ids, rule)
-            return Upload(n, new, queued, ids)
+
+    def _store_measurements(self, c: Campaign, path: Path, records: list[MaterialRecord], rule: AccessRule) -> Upload:
+        """Under the campaign's ingest lock: refuse changed re-measurements, skip a sheet that
+        only repeats what is stored, else ingest; new records get ``rule`` (an existing record
+        keeps its level: after ingest only an admin changes it)."""
+        from dm_hpc.campaign.lab import ingest_lab_sheet
+
+        state = jn.replay(c.run_dir / "journal.jsonl")
+        before = {r.sample_id: state.lab[r.sample_id].record_id for r in records}
+        changed = [(0, f"sample {r.sample_id!r} is already measured (record {before[r.sample_id]}); "
+                       "a different value needs a new suggestion")
+                   for r in records if before[r.sample_id] not in (None, r.record_id)]
+        if changed:
+            raise SheetError(str(path), changed)
+        ids = [r.record_id for r in records]
+        fresh = [r.record_id for r in records if before[r.sample_id] is None]
+        if not fresh:
+            return Upload(len(records), 0, False, ids)
+        # labelled before they are stored: no reader ever sees them at the default level
+        self.access(c.name).set(fresh, rule)
+        n, new, queued = ingest_lab_sheet(c, path)
+        return Upload(n, new, queued, ids)
 
     # ------------------------------------------------------------------ models
     def _generation(self, c: Campaign) -> int:
