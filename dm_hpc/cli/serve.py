@@ -14,6 +14,8 @@ from dm_hpc.cli.store import fail
 
 console = Console()
 users_app = typer.Typer(help="Users of the portal: add (prints a token once), list, revoke.", no_args_is_help=True)
+access_app = typer.Typer(help="Access levels of records (public, consortium, restricted, embargoed).",
+                         no_args_is_help=True)
 StateDir = Annotated[Path, typer.Option("--state-dir", help="The portal's state folder (users, grants, audit log).")]
 
 
@@ -22,6 +24,7 @@ def register(app: typer.Typer) -> None:
     app.command("audit")(audit)
     app.command("contributors")(contributors)
     app.add_typer(users_app, name="users")
+    app.add_typer(access_app, name="access")
 
 
 def serve(
@@ -145,3 +148,34 @@ def contributors(
     for row in contributor_report(CampaignDesk(campaigns), _state(state_dir)):
         table.add_row(row["contributor"], str(row["records"]), str(row["campaign_uses"]), str(row["exports"]))
     console.print(table)
+
+
+@access_app.command("set")
+def access_set(
+    store: Annotated[Path, typer.Option("--store", "-s", help="Store folder.")],
+    level: Annotated[str, typer.Option(help="public | consortium | restricted | embargoed")],
+    record_id: Annotated[Optional[list[str]], typer.Argument(help="Record ids (default: every record matching --campaign).")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Last day of an embargo, YYYY-MM-DD (only with embargoed).")] = None,
+    campaign: Annotated[Optional[str], typer.Option(help="All records of this campaign.")] = None,
+) -> None:
+    """Set the access level of records (by id, or all of a campaign)."""
+    from dm_hpc.data import Store, StoreError
+    from dm_hpc.data.access import AccessError, AccessMap, parse_rule
+
+    try:
+        rule = parse_rule(level, until)
+    except AccessError as exc:
+        fail(str(exc))
+    if not record_id and not campaign:
+        fail("name record ids or --campaign")
+    try:
+        with Store.open(store, "r") as s:
+            known = {r.record_id for r in s.records(**({"campaign": campaign} if campaign else {}))}
+    except StoreError as exc:
+        fail(str(exc))
+    ids = list(record_id or sorted(known))
+    missing = [i for i in ids if i not in known]
+    if missing:
+        fail(f"not in {store}" + (f" (campaign {campaign})" if campaign else "") + f": {', '.join(missing[:5])}")
+    AccessMap(store).set(ids, rule)
+    console.print(f"{len(ids)} record(s) now {rule.level.value}" + (f" until {rule.until}" if rule.until else ""))

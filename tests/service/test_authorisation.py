@@ -146,3 +146,35 @@ def test_exports_follow_access_levels_and_are_audited(client, portal):
     assert bad.status_code == 400 and "end date" in bad.json()["detail"]
     ok = client.put(f"/api/v1/campaigns/{CAMPAIGN}/records/{ids[2]}/access", headers=admin, json={"level": "public"})
     assert ok.status_code == 200 and access.rule(ids[2]).level is AccessLevel.public
+
+
+PAGES = [
+    ("GET", "/campaigns", "any"),
+    ("GET", f"/campaigns/{CAMPAIGN}", "science"),
+    ("GET", f"/campaigns/{CAMPAIGN}/plots/parity.png", "science"),
+    ("POST", f"/campaigns/{CAMPAIGN}/report", "science"),
+    ("GET", f"/campaigns/{CAMPAIGN}/lab", "lab"),
+    ("GET", f"/campaigns/{CAMPAIGN}/lab/sheet.csv", "lab"),
+    ("GET", f"/campaigns/{CAMPAIGN}/lab/sheet.xlsx", "lab"),
+    ("POST", f"/campaigns/{CAMPAIGN}/lab", "lab"),
+]
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_page_matrix(portal, filled, caller):
+    """Pages: no or bad cookie -> back to sign-in (303); outside grants -> 403 page; else 200."""
+    from dm_hpc.service.auth import COOKIE
+
+    token = {"anonymous": None, "bad_token": "not-a-token"}.get(caller, portal.tokens.get(caller))
+    with TestClient(portal.app(), cookies={COOKIE: token} if token else {}, follow_redirects=False) as c:
+        for method, path, kind in PAGES:
+            if method == "POST" and path.endswith("/lab"):
+                r = c.post(path, files={"file": ("filled.csv", filled, "text/csv")})
+            else:
+                r = c.request(method, path)
+            if caller in ("anonymous", "bad_token"):
+                assert r.status_code == 303 and r.headers["location"] == "/", path
+            elif caller in ALLOWED[kind]:
+                assert r.status_code in (200, 303), (path, r.status_code)  # the report redraw redirects
+            else:
+                assert r.status_code == 403 and "may not" in r.text, path

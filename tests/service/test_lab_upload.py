@@ -181,3 +181,19 @@ def test_contributor_report_credits_uploaders_with_data_mileage(built_campaign, 
     assert rows["lab"]["exports"] == len(table) and rows["emt"]["exports"] == n_computed
     out = dm("contributors", "--campaigns", str(portal.campaigns), "--state-dir", str(portal.state_dir))
     assert out.returncode == 0 and "lab" in out.stdout and "emt" in out.stdout
+
+
+def test_cli_access_set_labels_records_and_refuses_bad_input(portal):
+    store = portal.campaigns.parent / "store"
+    ids = sorted(r.record_id for r in Store.open(store).records())
+    ok = dm("access", "set", "--store", str(store), "--level", "embargoed", "--until", "2999-01-01", ids[0])
+    assert ok.returncode == 0, ok.stderr
+    rule = AccessMap(store).rule(ids[0])
+    assert rule.level is AccessLevel.embargoed and str(rule.until) == "2999-01-01"
+    for args, words in ((["--level", "embargoed", ids[0]], "end date"), (["--level", "secret", ids[0]], "secret"),
+                        (["--level", "public", "dm-nope"], "dm-nope"), (["--level", "public", "--until", "soon", ids[0]], "soon")):
+        bad = dm("access", "set", "--store", str(store), *args)
+        assert bad.returncode == 2 and words in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    assert AccessMap(store).rule(ids[0]).level is AccessLevel.embargoed  # refused changes changed nothing
+    every = dm("access", "set", "--store", str(store), "--level", "public", "--campaign", CAMPAIGN)
+    assert every.returncode == 0 and all(r.level is AccessLevel.public for r in AccessMap(store).rules().values())
