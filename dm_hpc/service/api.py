@@ -77,6 +77,7 @@ def plot(name: Name, plot: str, user: User = Depends(api_user), svc: Service = D
 def pending(name: Name, user: User = Depends(api_user), svc: Service = Depends(service)):
     """Suggested experiments not yet measured."""
     check_campaign(user, svc, name, LAB)
+    svc.state.audit(user.name, "lab_pending", name)
     return svc.desk.pending(name)
 
 

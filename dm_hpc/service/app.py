@@ -14,13 +14,10 @@ from dm_hpc.service.state import ServiceState
 MAX_BODY_BYTES = 5 * 2**20
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """Answer 413 to a body over ``limit`` bytes, by its Content-Length or while it streams in,
-    before any handler parses it."""
+    before any handler parses it. A streamed body that crosses the limit is answered at once and
+    the handler sees a disconnected client (whatever it answers then is dropped)."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app, self.limit = app, limit
@@ -31,27 +28,30 @@ class BodyLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             return await self._reject(send)
-        seen = 0
-        started = False
+        seen, started, rejected = 0, False, False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, started, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise BodyTooLarge
+                rejected = True
+                if not started:
+                    started = True
+                    await self._reject(send)
+                return {"type": "http.disconnect"}
             return message
 
         async def watched(message: Message) -> None:
             nonlocal started
+            if rejected:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, counted, watched)
-        except BodyTooLarge:
-            if not started:
-                await self._reject(send)
+        await self.app(scope, counted, watched)
 
     async def _reject(self, send: Send) -> None:
         body = b'{"detail":"request body too large (limit %d bytes)"}' % self.limit

@@ -100,6 +100,11 @@ def test_xlsx_round_trip_and_hostile_files(client, portal):
     r = client.post(f"/api/v1/campaigns/{CAMPAIGN}/lab/results", headers=_auth(portal),
                     files={"file": ("big.csv", b"x" * (6 * 2**20))})
     assert r.status_code == 413
+    # a body streamed without Content-Length is cut off at the same limit
+    chunks = (b"x" * 2**20 for _ in range(8))
+    r = client.post(f"/api/v1/campaigns/{CAMPAIGN}/predict", headers={**_auth(portal, "scientist"),
+                    "Content-Type": "application/json"}, content=chunks)
+    assert r.status_code == 413
 
 
 def test_embargo_needs_a_date(client, portal):
