@@ -4,7 +4,14 @@ Every campaign operation the service offers (status, lab sheet out, measurements
 inverse design, records, report) goes through ``CampaignDesk``; the routes never import
 ``dm_hpc.campaign``. Today it calls the engine's functions (``campaign.lab``, ``campaign.report``,
 ``campaign.strategy.fit_model``, ``acquire.design``); when the Python API ``dm_hpc.Campaign``
-(suggest / add_measurements / records / run) lands, only this module changes.
+(suggest / add_measurements / records / run) lands, only this module changes:
+
+- ``pending`` / ``lab_sheet``  <- ``journal.replay`` + ``lab.write_suggestions``  (then ``Campaign.suggest``)
+- ``ingest``                   <- ``lab.read_lab_sheet`` + ``lab.ingest_lab_sheet`` (then ``Campaign.add_measurements``)
+- ``records``                  <- ``Store.records``                              (then ``Campaign.records``)
+- ``predict``                  <- ``strategy.fit_model`` + ``learn.predict``
+- ``design``                   <- ``acquire.design.design_from_dataframe``
+- ``status`` / ``report``      <- ``journal.replay`` / ``report.write_report``
 
 Concurrency: uvicorn serves requests from several threads. Uploads to one campaign are
 serialised by a per-campaign lock (the engine's own manager lock is a ``flock`` that two threads
