@@ -66,7 +66,7 @@ def design_from_dataframe(
         src = rows["source"].astype(str).to_numpy() if "source" in rows else np.array(["experimental"] * len(rows))
         if len(set(src)) > 1 and "experimental" in set(src):
             task = torch.tensor((src == "experimental").astype(int))
-            models[t.property] = fit_surrogate(X, Y, kind="multitask", task_index=task, target_task=1, seed=seed)
+            models[t.property] = fit_surrogate(X, Y, kind="multitask", task_index=task, target_task=1)
         else:
             models[t.property] = fit_surrogate(X, Y, kind="auto", seed=seed)
     return inverse_design(models, space, tg, n=n, n_candidates=n_candidates, seed=seed), space

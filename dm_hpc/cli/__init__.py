@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "dm_hpc.cli.campaign",
     "dm_hpc.cli.runners",
     "dm_hpc.cli.plan",
+    "dm_hpc.cli.serve",
 )
 
 for _name in _COMMAND_MODULES:

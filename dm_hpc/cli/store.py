@@ -94,20 +94,30 @@ def export(
     source: Source_ = None, method: Method_ = None, campaign: Campaign_ = None,
     elements: Elements_ = None, prop: Property_ = None,
     basis: Annotated[str, typer.Option(help="Composition basis: atomic_fraction, atomic_percent, weight_fraction, weight_percent.")] = "atomic_fraction",
+    access_level: Annotated[str, typer.Option(help="Your clearance: public, consortium, restricted, or embargoed (all); records above it are left out.")] = "restricted",
 ) -> None:
     """Export matching records to a template sheet (re-importable unchanged)."""
+    from dm_hpc.data.access import AccessError, AccessMap, AccessLevel
     from dm_hpc.data.sheets import write_sheet
 
+    try:
+        clearance = AccessLevel(access_level)
+    except ValueError:
+        fail(f"--access-level must be one of {', '.join(a.value for a in AccessLevel)}, not {access_level!r}")
     with _open(store) as s:
         try:
             records = list(s.records(**_filters(source, method, campaign, elements, prop)))
-        except ValueError as exc:
+            readable = AccessMap(store).readable([r.record_id for r in records], clearance)
+        except (ValueError, AccessError) as exc:
             fail(str(exc))
+    withheld = readable.count(False)
+    records = [r for r, ok in zip(records, readable) if ok]
     try:
         write_sheet(records, out, basis)
     except ValueError as exc:
         fail(str(exc))
-    console.print(f"exported {len(records)} records to {out}")
+    console.print(f"exported {len(records)} records to {out}"
+                  + (f" ({withheld} above access level {clearance.value} withheld)" if withheld else ""))
 
 
 @store_app.command("query")

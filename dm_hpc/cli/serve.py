@@ -1,0 +1,181 @@
+"""`dm-hpc serve`, `dm-hpc users add|list|revoke`, `dm-hpc audit`: the portal and its users."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dm_hpc.cli.store import fail
+
+console = Console()
+users_app = typer.Typer(help="Users of the portal: add (prints a token once), list, revoke.", no_args_is_help=True)
+access_app = typer.Typer(help="Access levels of records (public, consortium, restricted, embargoed).",
+                         no_args_is_help=True)
+StateDir = Annotated[Path, typer.Option("--state-dir", help="The portal's state folder (users, grants, audit log).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("audit")(audit)
+    app.command("contributors")(contributors)
+    app.add_typer(users_app, name="users")
+    app.add_typer(access_app, name="access")
+
+
+def serve(
+    campaigns: Annotated[Path, typer.Option("--campaigns", help="Folder of campaign files (*.yaml) to serve.")],
+    state_dir: StateDir,
+    host: Annotated[str, typer.Option(help="Address to bind; the default serves this machine only.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the portal: JSON API under /api/v1 (OpenAPI at /openapi.json) and pages at /."""
+    import uvicorn
+
+    from dm_hpc.service import create_app
+
+    if not campaigns.is_dir():
+        fail(f"--campaigns {campaigns}: not a folder")
+    app = create_app(campaigns, state_dir)
+    desk = app.state.service.desk
+    for file, problem in desk.problems.items():
+        console.print(f"[yellow]skipped {file}[/]: {problem}", highlight=False)
+    console.print(f"serving {len(desk.campaigns)} campaign(s) at http://{host}:{port}/ (users: {state_dir})")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _state(state_dir: Path):
+    from dm_hpc.service import ServiceState
+
+    return ServiceState(state_dir)
+
+
+@users_app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="User name (letters, digits, - _ .).")],
+    role: Annotated[str, typer.Option(help="admin | scientist | lab")],
+    state_dir: StateDir,
+    campaign: Annotated[Optional[list[str]], typer.Option("--campaign", help="Campaign granted (repeatable).")] = None,
+    clearance: Annotated[Optional[str], typer.Option(help="Access level the user may export up to "
+                                                          "(public, consortium, restricted, embargoed); default by role.")] = None,
+) -> None:
+    """Add a user and print its bearer token (shown once; only its hash is kept)."""
+    from dm_hpc.data.access import AccessLevel
+    from dm_hpc.service import Role, UserError
+
+    try:
+        r = Role(role)
+    except ValueError:
+        fail(f"--role must be admin, scientist or lab, not {role!r}")
+    try:
+        level = AccessLevel(clearance) if clearance else None
+    except ValueError:
+        fail(f"--clearance must be one of {', '.join(a.value for a in AccessLevel)}, not {clearance!r}")
+    try:
+        token = _state(state_dir).add_user(name, r, campaign or [], level)
+    except UserError as exc:
+        fail(str(exc))
+    console.print(f"added {name} ({r.value}); token (shown once, keep it secret):", highlight=False)
+    print(token)
+
+
+@users_app.command("list")
+def list_(state_dir: StateDir) -> None:
+    """Users, roles, clearances and granted campaigns."""
+    table = Table(title="portal users")
+    for col in ("name", "role", "clearance", "campaigns", "state"):
+        table.add_column(col)
+    for u in _state(state_dir).users():
+        table.add_row(u.name, u.role.value, u.clearance.value, ", ".join(sorted(u.campaigns)) or
+                      ("(all)" if u.role.value == "admin" else "-"), "revoked" if u.revoked else "active")
+    console.print(table)
+
+
+@users_app.command("revoke")
+def revoke(name: Annotated[str, typer.Argument()], state_dir: StateDir) -> None:
+    """Revoke a user's token at once."""
+    from dm_hpc.service import UserError
+
+    try:
+        _state(state_dir).revoke(name)
+    except UserError as exc:
+        fail(str(exc))
+    console.print(f"revoked {name}")
+
+
+def audit(
+    state_dir: StateDir,
+    limit: Annotated[int, typer.Option(help="Newest entries to show.")] = 50,
+    action: Annotated[Optional[str], typer.Option(help="Only this action (export, upload, lab_sheet, ...).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line, all details.")] = False,
+) -> None:
+    """Who read or exported what, and when (newest first)."""
+    entries = _state(state_dir).audit_log(limit=limit, action=action)
+    if as_json:
+        for e in entries:
+            print(json.dumps(e, ensure_ascii=False))
+        return
+    table = Table(title="audit log")
+    for col in ("time (UTC)", "user", "action", "campaign", "detail"):
+        table.add_column(col)
+    for e in entries:
+        detail = dict(e["detail"])
+        if "record_ids" in detail:
+            ids = detail.pop("record_ids")
+            detail["records"] = f"{len(ids)}: " + ", ".join(ids[:3]) + (" ..." if len(ids) > 3 else "")
+        table.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["time"])), e["user"], e["action"],
+                      e["campaign"] or "", json.dumps(detail, ensure_ascii=False))
+    console.print(table)
+
+
+def contributors(
+    campaigns: Annotated[Path, typer.Option("--campaigns", help="Folder of campaign files (*.yaml).")],
+    state_dir: StateDir,
+) -> None:
+    """Credit: records per contributor, times campaigns learned from them, times they were exported."""
+    from dm_hpc.service import CampaignDesk
+    from dm_hpc.service.records import contributor_report
+
+    if not campaigns.is_dir():
+        fail(f"--campaigns {campaigns}: not a folder")
+    table = Table(title="contributors (data mileage)")
+    for col in ("contributor", "records", "campaign uses", "exports"):
+        table.add_column(col, justify="left" if col == "contributor" else "right")
+    for row in contributor_report(CampaignDesk(campaigns), _state(state_dir)):
+        table.add_row(row["contributor"], str(row["records"]), str(row["campaign_uses"]), str(row["exports"]))
+    console.print(table)
+
+
+@access_app.command("set")
+def access_set(
+    store: Annotated[Path, typer.Option("--store", "-s", help="Store folder.")],
+    level: Annotated[str, typer.Option(help="public | consortium | restricted | embargoed")],
+    record_id: Annotated[Optional[list[str]], typer.Argument(help="Record ids (default: every record matching --campaign).")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Last day of an embargo, YYYY-MM-DD (only with embargoed).")] = None,
+    campaign: Annotated[Optional[str], typer.Option(help="All records of this campaign.")] = None,
+) -> None:
+    """Set the access level of records (by id, or all of a campaign)."""
+    from dm_hpc.data import Store, StoreError
+    from dm_hpc.data.access import AccessError, AccessMap, parse_rule
+
+    try:
+        rule = parse_rule(level, until)
+    except AccessError as exc:
+        fail(str(exc))
+    if not record_id and not campaign:
+        fail("name record ids or --campaign")
+    try:
+        with Store.open(store, "r") as s:
+            known = {r.record_id for r in s.records(**({"campaign": campaign} if campaign else {}))}
+    except StoreError as exc:
+        fail(str(exc))
+    ids = list(record_id or sorted(known))
+    missing = [i for i in ids if i not in known]
+    if missing:
+        fail(f"not in {store}" + (f" (campaign {campaign})" if campaign else "") + f": {', '.join(missing[:5])}")
+    AccessMap(store).set(ids, rule)
+    console.print(f"{len(ids)} record(s) now {rule.level.value}" + (f" until {rule.until}" if rule.until else ""))

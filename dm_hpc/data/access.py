@@ -1,0 +1,134 @@
+"""Access levels per record: who may export or read a record, kept beside the store.
+
+The plan opens data in stages (public institutions first, then firms) and protects core data
+against unauthorised export. Each record has one level:
+
+- ``public``: anyone;
+- ``consortium``: members of the consortium (scientists by default);
+- ``restricted``: only callers cleared for restricted data (admins, or as granted);
+- ``embargoed``: as ``restricted`` until its ``until`` date (UTC, inclusive), then public.
+
+A caller's *clearance* is a level too; a record is readable when its effective level ranks at or
+below the clearance. Clearance ``embargoed`` reads everything, embargoes included.
+
+Why a sidecar and not a column of the HDF5 shards: shards are immutable and hashed, while a
+level changes (an embargo ends, an admin opens a record), and access is policy about a record,
+not its content. The sidecar is ``<store>/access.json`` (``{record_id: {"level": ..,
+"until": ..}}``), replaced atomically under a file lock so concurrent writers lose nothing.
+Records missing from it have ``DEFAULT_LEVEL``.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from filelock import FileLock
+
+SIDECAR = "access.json"
+
+
+class AccessLevel(str, enum.Enum):
+    """A record's level, or a caller's clearance (ordered from most to least open)."""
+
+    public = "public"
+    consortium = "consortium"
+    restricted = "restricted"
+    embargoed = "embargoed"
+
+    @property
+    def rank(self) -> int:
+        return list(AccessLevel).index(self)
+
+
+#: The level of a record nobody has labelled: shared within the consortium, never public by accident.
+DEFAULT_LEVEL = AccessLevel.consortium
+
+
+class AccessError(ValueError):
+    """An access rule that makes no sense (an embargo without its end date, an unknown level)."""
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    """One record's level; ``until`` is the last day of an embargo (UTC)."""
+
+    level: AccessLevel = DEFAULT_LEVEL
+    until: date | None = None
+
+    def __post_init__(self) -> None:
+        if (self.level is AccessLevel.embargoed) != (self.until is not None):
+            raise AccessError("an embargo needs its end date (until), and only an embargo has one")
+
+    def effective(self, today: date | None = None) -> AccessLevel:
+        """The level that applies on ``today`` (an ended embargo is public)."""
+        today = today or datetime.now(UTC).date()
+        if self.level is AccessLevel.embargoed and self.until is not None and today > self.until:
+            return AccessLevel.public
+        return self.level
+
+    def readable_by(self, clearance: AccessLevel, today: date | None = None) -> bool:
+        return self.effective(today).rank <= clearance.rank
+
+    def to_json(self) -> dict[str, str]:
+        return {"level": self.level.value, **({"until": self.until.isoformat()} if self.until else {})}
+
+
+def parse_rule(level: str, until: str | date | None = None) -> AccessRule:
+    """An ``AccessRule`` from user input; raises ``AccessError`` naming the bad value."""
+    try:
+        lvl = AccessLevel(level)
+    except ValueError:
+        raise AccessError(f"access level {level!r}: expected one of {', '.join(a.value for a in AccessLevel)}") from None
+    if isinstance(until, str):
+        try:
+            until = date.fromisoformat(until.strip()) if until.strip() else None
+        except ValueError:
+            raise AccessError(f"embargo end {until!r}: expected a date YYYY-MM-DD") from None
+    return AccessRule(lvl, until)
+
+
+class AccessMap:
+    """The sidecar of one store: ``rule(record_id)``, ``set(ids, rule)``, ``filter(...)``."""
+
+    def __init__(self, store_root: str | os.PathLike[str]) -> None:
+        self.path = Path(store_root) / SIDECAR
+        self._lock = FileLock(str(self.path) + ".lock")
+
+    def _read(self) -> dict[str, dict[str, str]]:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def rules(self) -> dict[str, AccessRule]:
+        """Every labelled record's rule."""
+        return {rid: parse_rule(r["level"], r.get("until")) for rid, r in self._read().items()}
+
+    def rule(self, record_id: str) -> AccessRule:
+        return self.rules().get(record_id, AccessRule())
+
+    def set(self, record_ids: Iterable[str], rule: AccessRule) -> int:
+        """Label records (atomic replace under a lock); returns how many were set."""
+        ids = list(record_ids)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            data = self._read()
+            data.update({rid: rule.to_json() for rid in ids})
+            tmp = self.path.with_name(f".{SIDECAR}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, indent=0, sort_keys=True))
+            with open(tmp) as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        return len(ids)
+
+    def readable(self, record_ids: Iterable[str], clearance: AccessLevel,
+                 today: date | None = None) -> list[bool]:
+        """For each id, whether a caller with ``clearance`` may read it."""
+        rules: Mapping[str, AccessRule] = self.rules()
+        default = AccessRule()
+        return [rules.get(rid, default).readable_by(clearance, today) for rid in record_ids]

@@ -1,0 +1,208 @@
+"""The JSON API under ``/api/v1`` (its OpenAPI is served at ``/openapi.json``).
+
+Handlers are plain ``def``: FastAPI runs them in its thread pool, so a model fit or a store read
+never blocks the event loop. Every read of records, sheet, prediction or design is audited.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+
+from dm_hpc.data.access import AccessError, AccessLevel, AccessRule
+from dm_hpc.data.sheets import SheetError
+from dm_hpc.service import schemas as s
+from dm_hpc.service.auth import LAB, SCIENCE, Service, api_user, check_campaign, require_admin, service
+from dm_hpc.service.campaigns import NotReady
+from dm_hpc.service.records import contributor_report, export_rows, readable_records
+from dm_hpc.service.state import User
+
+_ERR = {"model": dict[str, str]}
+COMMON = {401: _ERR, 403: _ERR, 404: _ERR}
+router = APIRouter(prefix="/api/v1", responses=COMMON)
+Name = str
+SHEET_TYPES = {"csv": "text/csv",
+               "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+PLOT_NAME = re.compile(r"^[A-Za-z0-9_]+\.png$")
+#: Largest sheet accepted (bytes); the app's body limit is a little above it.
+MAX_SHEET_BYTES = 4 * 2**20
+
+
+@router.get("/me", response_model=s.Me)
+def me(user: User = Depends(api_user)):
+    return s.Me(name=user.name, role=user.role.value, clearance=user.clearance, campaigns=sorted(user.campaigns))
+
+
+@router.get("/campaigns", response_model=list[s.CampaignSummary])
+def campaigns(user: User = Depends(api_user), svc: Service = Depends(service)):
+    """The campaigns the caller may see."""
+    return [s.CampaignSummary(name=n, description=(svc.desk.get(n).description or "").strip())
+            for n in svc.desk.names() if user.may_see(n)]
+
+
+@router.get("/campaigns/{name}", response_model=s.Status)
+def status(name: Name, user: User = Depends(api_user), svc: Service = Depends(service)):
+    """Tasks, lab experiments, budget use and best-so-far of a campaign."""
+    check_campaign(user, svc, name, SCIENCE)
+    svc.state.audit(user.name, "status", name)
+    return svc.desk.status(name)
+
+
+@router.get("/campaigns/{name}/report", response_model=s.Report, responses={409: _ERR})
+def report(name: Name, user: User = Depends(api_user), svc: Service = Depends(service)):
+    """The campaign report (markdown) and the names of its plots, redrawn when the data changed."""
+    check_campaign(user, svc, name, SCIENCE)
+    folder = svc.desk.report(name)
+    svc.state.audit(user.name, "report", name)
+    return s.Report(summary_markdown=(folder / "summary.md").read_text(),
+                    plots=sorted(p.name for p in folder.glob("*.png")))
+
+
+@router.get("/campaigns/{name}/report/{plot}", response_class=FileResponse,
+            responses={200: {"content": {"image/png": {}}}})
+def plot(name: Name, plot: str, user: User = Depends(api_user), svc: Service = Depends(service)):
+    check_campaign(user, svc, name, SCIENCE)
+    path = svc.desk.get(name).run_dir / "report" / plot
+    if not PLOT_NAME.match(plot) or not path.is_file():
+        raise HTTPException(404, f"no plot {plot!r}")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get("/campaigns/{name}/lab/pending", response_model=list[s.PendingExperiment])
+def pending(name: Name, user: User = Depends(api_user), svc: Service = Depends(service)):
+    """Suggested experiments not yet measured."""
+    check_campaign(user, svc, name, LAB)
+    svc.state.audit(user.name, "lab_pending", name)
+    return svc.desk.pending(name)
+
+
+@router.get("/campaigns/{name}/lab/sheet", response_class=Response,
+            responses={200: {"content": {t: {} for t in SHEET_TYPES.values()}}})
+def sheet(name: Name, format: Literal["xlsx", "csv"] = "xlsx", user: User = Depends(api_user),
+          svc: Service = Depends(service)):
+    """The pending experiments as a sheet in the standard template, to fill in and upload."""
+    check_campaign(user, svc, name, LAB)
+    content = svc.desk.lab_sheet(name, format)
+    svc.state.audit(user.name, "lab_sheet", name, format=format)
+    return Response(content, media_type=SHEET_TYPES[format],
+                    headers={"Content-Disposition": f'attachment; filename="{name}-lab.{format}"'})
+
+
+@router.post("/campaigns/{name}/lab/results", response_model=s.UploadResult,
+             responses={400: {"model": s.UploadRejected}, 413: _ERR})
+def upload(name: Name, file: UploadFile = File(description="The filled sheet (.csv or .xlsx)."),
+           access_level: AccessLevel = Form(AccessLevel.consortium),
+           embargo_until: date | None = Form(None),
+           user: User = Depends(api_user), svc: Service = Depends(service)):
+    """Measured results back, validated as `dm-hpc ingest` does: all rows or none."""
+    check_campaign(user, svc, name, LAB)
+    result = receive_sheet(svc, user, name, file.filename or "", file.file.read(MAX_SHEET_BYTES + 1),
+                           access_level, embargo_until)
+    if isinstance(result, s.UploadRejected):
+        return JSONResponse(result.model_dump(), status_code=400)
+    return result
+
+
+def receive_sheet(svc: Service, user: User, name: str, filename: str, content: bytes,
+                  level: AccessLevel, until: date | None) -> s.UploadResult | s.UploadRejected:
+    """Shared by the API and the lab page: validate, store, label, audit."""
+    shown = Path(filename).name or "upload"
+    if len(content) > MAX_SHEET_BYTES:
+        return s.UploadRejected(detail=f"{shown}: larger than {MAX_SHEET_BYTES} bytes",
+                                problems=[s.RowProblem(line=None, message="file too large")])
+    try:
+        rule = AccessRule(level, until)
+        done = svc.desk.ingest(name, shown, content, rule, contributor=user.name)
+    except AccessError as exc:
+        return s.UploadRejected(detail=str(exc), problems=[s.RowProblem(line=None, message=str(exc))])
+    except SheetError as exc:
+        svc.state.audit(user.name, "upload_rejected", name, file=shown, problems=len(exc.problems))
+        return s.UploadRejected(detail=f"{shown}: {len(exc.problems)} problem(s), nothing stored",
+                                problems=[s.RowProblem(line=line or None, message=msg) for line, msg in exc.problems])
+    svc.state.audit(user.name, "upload", name, file=shown, record_ids=done.record_ids, new=done.new,
+                    access_level=level.value)
+    return s.UploadResult(records=done.records, new=done.new, queued=done.queued,
+                          record_ids=done.record_ids, access_level=level)
+
+
+@router.post("/campaigns/{name}/predict", response_model=list[s.Prediction], responses={409: _ERR})
+def predict(name: Name, body: s.PredictRequest, user: User = Depends(api_user), svc: Service = Depends(service)):
+    """Predicted properties with one-sigma uncertainty at posted compositions."""
+    check_campaign(user, svc, name, SCIENCE)
+    try:
+        out = svc.desk.predict(name, body.compositions, body.process)
+    except NotReady as exc:
+        raise HTTPException(409, str(exc)) from None
+    svc.state.audit(user.name, "predict", name, compositions=len(body.compositions))
+    return out
+
+
+@router.post("/campaigns/{name}/design", response_model=list[s.DesignCandidate], responses={400: _ERR, 409: _ERR})
+def design(name: Name, body: s.DesignRequest, user: User = Depends(api_user), svc: Service = Depends(service)):
+    """Inverse design: compositions most likely to meet every posted target."""
+    from dm_hpc.acquire.inverse import TargetError
+
+    check_campaign(user, svc, name, SCIENCE)
+    try:
+        out = svc.desk.design(name, body.targets, body.n)
+    except NotReady as exc:
+        raise HTTPException(409, str(exc)) from None
+    except (TargetError, ValueError) as exc:
+        raise HTTPException(400, str(exc)) from None
+    svc.state.audit(user.name, "design", name, targets=body.targets)
+    return out
+
+
+@router.get("/campaigns/{name}/records", response_model=s.Export,
+            responses={200: {"content": {"text/csv": {}}}})
+def export(name: Name, format: Literal["json", "csv"] = "json", user: User = Depends(api_user),
+           svc: Service = Depends(service)):
+    """The campaign store's records the caller's clearance allows (others are counted as withheld)."""
+    from dm_hpc.data.sheets import write_sheet
+
+    check_campaign(user, svc, name, SCIENCE)
+    pairs, withheld = readable_records(svc.desk, name, user.clearance)
+    svc.state.audit(user.name, "export", name, format=format, withheld=withheld,
+                    record_ids=[r.record_id for r, _ in pairs])
+    if format == "csv":
+        with tempfile.TemporaryDirectory() as tmp:
+            out = write_sheet([r for r, _ in pairs], Path(tmp) / "records.csv")
+            return Response(out.read_bytes(), media_type="text/csv",
+                            headers={"Content-Disposition": f'attachment; filename="{name}-records.csv"'})
+    return s.Export(records=export_rows(pairs), withheld=withheld)
+
+
+@router.put("/campaigns/{name}/records/{record_id}/access", response_model=s.AccessChange, responses={400: _ERR})
+def set_access(name: Name, record_id: str, body: s.AccessChange, user: User = Depends(api_user),
+               svc: Service = Depends(service)):
+    """Admins: set one record's access level (and an embargo's end)."""
+    require_admin(user)
+    check_campaign(user, svc, name, SCIENCE)
+    if record_id not in {r.record_id for r in svc.desk.records(name)}:
+        raise HTTPException(404, f"no record {record_id!r} in campaign {name!r}")
+    try:
+        rule = AccessRule(body.level, body.until)
+    except AccessError as exc:
+        raise HTTPException(400, str(exc)) from None
+    svc.desk.access(name).set([record_id], rule)
+    svc.state.audit(user.name, "set_access", name, record_ids=[record_id], **rule.to_json())
+    return body
+
+
+@router.get("/contributors", response_model=list[s.Contributor])
+def contributors(user: User = Depends(api_user), svc: Service = Depends(service)):
+    """Admins: records per contributor and how often campaigns used and exports carried them."""
+    require_admin(user)
+    return contributor_report(svc.desk, svc.state)
+
+
+@router.get("/audit", response_model=list[s.AuditEntry])
+def audit(limit: int = 200, user: User = Depends(api_user), svc: Service = Depends(service)):
+    """Admins: the newest audit entries."""
+    require_admin(user)
+    return svc.state.audit_log(limit=max(1, min(limit, 10_000)))

@@ -1,0 +1,371 @@
+"""The one place where the web service calls the campaign engine.
+
+Every campaign operation the service offers (status, lab sheet out, measurements in, predictions,
+inverse design, records, report) goes through ``CampaignDesk``; the routes never import
+``dm_hpc.campaign``. Today it calls the engine's functions (``campaign.lab``, ``campaign.report``,
+``campaign.strategy.fit_model``, ``acquire.design``); when the Python API ``dm_hpc.Campaign``
+(suggest / add_measurements / records / run) lands, only this module changes:
+
+- ``pending`` / ``lab_sheet``  <- ``journal.replay`` + ``lab.write_suggestions``  (then ``Campaign.suggest``)
+- ``ingest``                   <- ``lab.read_lab_sheet`` + ``lab.ingest_lab_sheet`` (then ``Campaign.add_measurements``)
+- ``records``                  <- ``Store.records``                              (then ``Campaign.records``)
+- ``predict``                  <- ``strategy.fit_model`` + ``learn.predict``
+- ``design``                   <- ``acquire.design.design_from_dataframe``
+- ``status`` / ``report``      <- ``journal.replay`` / ``report.write_report``
+
+Concurrency: uvicorn serves requests from several threads. Uploads to one campaign are
+serialised by a per-campaign lock (the engine's own manager lock is a ``flock`` that two threads
+of one process would both fail to take, and the sheet would wait in the inbox instead of being
+stored). Fitted surrogates are cached per campaign and store generation, fitted once under the
+same kind of lock, so fifty clients asking for predictions cause one fit.
+"""
+from __future__ import annotations
+
+import io
+import math
+import tempfile
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dm_hpc.campaign import CampaignError, load_campaign
+from dm_hpc.campaign import journal as jn
+from dm_hpc.campaign.spec import Campaign, Goal
+from dm_hpc.data import MaterialRecord, Store, StoreError
+from dm_hpc.data.access import AccessMap, AccessRule
+from dm_hpc.data.sheets import SheetError
+
+
+class UnknownCampaign(KeyError):
+    """No campaign of that name in the service's campaigns folder."""
+
+
+class NotReady(ValueError):
+    """The campaign cannot answer yet (no store, too few records to fit a model); says why."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What a lab upload did: ``records`` validated, ``new`` stored (0 when only queued)."""
+
+    records: int
+    new: int
+    queued: bool
+    record_ids: list[str]
+
+
+@dataclass
+class _Fitted:
+    generation: int
+    model: Any
+    space: Any
+
+
+@dataclass
+class _Slot:
+    """Per-campaign locks and the cached surrogate."""
+
+    ingest: threading.Lock = field(default_factory=threading.Lock)
+    fit: threading.Lock = field(default_factory=threading.Lock)
+    report: threading.Lock = field(default_factory=threading.Lock)
+    status: tuple[tuple, dict[str, Any]] | None = None  # (journal and store version, status)
+    fitted: _Fitted | None = None
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+#: An XLSX is a zip; more than this unpacked is a zip bomb, not a lab sheet (bytes).
+MAX_XLSX_UNPACKED = 64 * 2**20
+
+
+def _check_xlsx(filename: str, content: bytes) -> None:
+    """Refuse what is not a plain workbook before openpyxl opens it. openpyxl reads cell values
+    (cached results of formulas, never evaluated) and ignores macros; this guards the unzip."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as zf:
+            unpacked = sum(i.file_size for i in zf.infolist())
+            names = set(zf.namelist())
+    except zipfile.BadZipFile:
+        raise SheetError(filename, [(0, "not an .xlsx workbook (not a zip archive)")]) from None
+    if unpacked > MAX_XLSX_UNPACKED:
+        raise SheetError(filename, [(0, f"workbook unpacks to {unpacked} bytes (limit {MAX_XLSX_UNPACKED})")])
+    if "xl/vbaProject.bin" in names:
+        raise SheetError(filename, [(0, "workbook contains macros; save it as a plain .xlsx")])
+
+
+def _credit(path: Path, contributor: str) -> Path:
+    """The sheet with its blank ``contributor`` cells set (a copy as CSV). Who contributed is a
+    circumstance, not content, so record ids do not change. A table that does not load is
+    returned untouched for the validator to explain."""
+    from dm_hpc.data.sheets import load_table, write_table
+
+    try:
+        table = load_table(path)
+    except Exception:  # noqa: BLE001 -- any parse failure: read_lab_sheet reports it row by row
+        return path
+    if "contributor" not in table.columns:
+        table["contributor"] = contributor
+    else:
+        blank = table["contributor"].isna() | (table["contributor"].astype(str).str.strip() == "")
+        table.loc[blank, "contributor"] = contributor
+    return write_table(table, path.with_name("credited.csv"))
+
+
+class CampaignDesk:
+    """The campaigns of one folder (``*.yaml``), as the service sees them."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.campaigns: dict[str, Campaign] = {}
+        self.problems: dict[str, str] = {}  # file -> why it was skipped
+        for path in sorted(self.folder.glob("*.y*ml")):
+            try:
+                c = load_campaign(path)
+            except CampaignError as exc:
+                self.problems[path.name] = str(exc)
+                continue
+            self.campaigns.setdefault(c.name, c)
+        self._slots = {name: _Slot() for name in self.campaigns}
+
+    def names(self) -> list[str]:
+        return sorted(self.campaigns)
+
+    def get(self, name: str) -> Campaign:
+        try:
+            return self.campaigns[name]
+        except KeyError:
+            raise UnknownCampaign(name) from None
+
+    # ------------------------------------------------------------------ reading
+    def _frame(self, c: Campaign) -> tuple[pd.DataFrame, int]:
+        try:
+            with Store.open(c.store, "r") as store:
+                return store.to_dataframe(), store.info()["generation"]
+        except (StoreError, OSError):
+            return pd.DataFrame(), -1
+
+    def status(self, name: str) -> dict[str, Any]:
+        """Tasks, lab experiments, budget use and best-so-far per objective (recomputed only
+        when the journal or the store changed)."""
+        c, slot = self.get(name), self._slots[name]
+        journal = c.run_dir / "journal.jsonl"
+        stat = journal.stat() if journal.exists() else None
+        key = (stat and (stat.st_mtime_ns, stat.st_size), self._generation(c))
+        cached = slot.status
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        slot.status = (key, self._status(c))
+        return slot.status[1]
+
+    def _status(self, c: Campaign) -> dict[str, Any]:
+        state = jn.replay(c.run_dir / "journal.jsonl")
+        counts = {k: 0 for k in (jn.PLANNED, jn.SUBMITTED, jn.INGESTED, jn.FAILED)}
+        for t in state.tasks.values():
+            counts[t.status] = counts.get(t.status, 0) + 1
+        df, _ = self._frame(c)
+        mine = df[df["campaign"] == c.name] if not df.empty else df
+        best = []
+        for o in c.objectives:
+            if mine.empty or o.property not in mine or mine[o.property].notna().sum() == 0:
+                continue
+            col = mine[o.property]
+            row = mine.loc[col.idxmax() if o.goal == Goal.max else col.idxmin()]
+            comp = {k[2:]: float(v) for k, v in row.items() if k.startswith("x_") and v > 0}
+            best.append({"property": o.property, "goal": o.goal.value, "value": float(row[o.property]),
+                         "record_id": row["record_id"], "source": row["source"], "composition": comp})
+        return {
+            "name": c.name, "description": (c.description or "").strip(),
+            "state": state.stopped or ("not started" if state.started_at is None else "running or interrupted"),
+            "tasks": counts, "refits": state.refits, "core_hours": round(state.core_hours, 6),
+            "lab_suggested": len(state.lab),
+            "lab_measured": sum(e.record_id is not None for e in state.lab.values()),
+            "records": len(mine), "best": best,
+        }
+
+    def pending(self, name: str) -> list[dict[str, Any]]:
+        """Suggested experiments not yet measured: sample id, composition, process, prediction."""
+        c = self.get(name)
+        state = jn.replay(c.run_dir / "journal.jsonl")
+        return [{"sample_id": e.sample_id, "composition": e.composition, "process": e.process,
+                 "predicted": e.predicted.get("mean", {}), "predicted_std": e.predicted.get("std", {})}
+                for e in state.lab.values() if e.record_id is None]
+
+    def lab_sheet(self, name: str, fmt: str) -> bytes:
+        """The pending experiments as a sheet in the standard template (``fmt``: csv | xlsx)."""
+        from dm_hpc.campaign.lab import write_suggestions
+
+        c = self.get(name)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / f"sheet.{fmt}"
+            write_suggestions(c, out)
+            return out.read_bytes()
+
+    def records(self, name: str) -> list[MaterialRecord]:
+        """Every record of the campaign's store (what the campaign learns from: its own results and
+        any data imported into its store)."""
+        c = self.get(name)
+        try:
+            with Store.open(c.store, "r") as store:
+                return list(store.records())
+        except (StoreError, OSError):
+            return []
+
+    def access(self, name: str) -> AccessMap:
+        return AccessMap(self.get(name).store)
+
+    def report(self, name: str, force: bool = False) -> Path:
+        """The report's folder (summary.md and PNG plots), redrawn when the journal or the store
+        changed since it was drawn (or when ``force``)."""
+        from dm_hpc.campaign.report import write_report
+
+        c = self.get(name)
+        summary = c.run_dir / "report" / "summary.md"
+        sources = [c.run_dir / "journal.jsonl", Path(c.store) / "manifest.json"]
+        newest = max((p.stat().st_mtime for p in sources if p.exists()), default=0.0)
+        with self._slots[name].report:
+            if force or not summary.exists() or summary.stat().st_mtime < newest:
+                write_report(c)
+        return summary.parent
+
+    def used_record_ids(self, name: str) -> list[str]:
+        """Records the campaign learns from (its training set): the 'data mileage' of a record."""
+        from dm_hpc.campaign.dataset import training_set
+
+        c = self.get(name)
+        df, _ = self._frame(c)
+        return list(training_set(c, df).record_ids) if not df.empty else []
+
+    # ------------------------------------------------------------------ writing
+    def ingest(self, name: str, filename: str, content: bytes, rule: AccessRule,
+               contributor: str | None = None) -> Upload:
+        """Validate and store a filled lab sheet, all or nothing; raises ``SheetError`` with every
+        bad row. A sample already measured may be sent again only unchanged (same record id).
+        Rows that name no contributor are credited to ``contributor`` (the uploading user)."""
+        from dm_hpc.campaign.lab import read_lab_sheet
+
+        c = self.get(name)
+        suffix = Path(filename).suffix.lower()
+        if suffix not in (".csv", ".xlsx"):
+            raise SheetError(filename, [(0, f"unsupported sheet type {suffix or '(none)'!r}; send .csv or .xlsx")])
+        if suffix == ".xlsx":
+            _check_xlsx(filename, content)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"upload{suffix}"
+            path.write_bytes(content)
+            if contributor:
+                path = _credit(path, contributor)
+            try:
+                records = read_lab_sheet(c, path)  # parse and validate: no lock needed
+                with self._slots[name].ingest:
+                    return self._store_measurements(c, path, records, rule)
+            except SheetError as exc:
+                raise SheetError(filename, exc.problems) from None
+
+    def _store_measurements(self, c: Campaign, path: Path, records: list[MaterialRecord], rule: AccessRule) -> Upload:
+        """Under the campaign's ingest lock: refuse changed re-measurements, skip a sheet that
+        only repeats what is stored, else ingest; new records get ``rule`` (an existing record
+        keeps its level: after ingest only an admin changes it)."""
+        from dm_hpc.campaign.lab import ingest_lab_sheet
+
+        state = jn.replay(c.run_dir / "journal.jsonl")
+        before = {r.sample_id: state.lab[r.sample_id].record_id for r in records}
+        changed = [(0, f"sample {r.sample_id!r} is already measured (record {before[r.sample_id]}); "
+                       "a different value needs a new suggestion")
+                   for r in records if before[r.sample_id] not in (None, r.record_id)]
+        if changed:
+            raise SheetError(str(path), changed)
+        ids = [r.record_id for r in records]
+        fresh = [r.record_id for r in records if before[r.sample_id] is None]
+        if not fresh:
+            return Upload(len(records), 0, False, ids)
+        # labelled before they are stored: no reader ever sees them at the default level
+        self.access(c.name).set(fresh, rule)
+        n, new, queued = ingest_lab_sheet(c, path)
+        return Upload(n, new, queued, ids)
+
+    # ------------------------------------------------------------------ models
+    def _generation(self, c: Campaign) -> int:
+        try:
+            with Store.open(c.store, "r") as store:
+                return store.info()["generation"]
+        except (StoreError, OSError):
+            return -1
+
+    def _fitted(self, name: str) -> _Fitted:
+        """The surrogate for the store's current generation. While one thread refits after new
+        data, the others answer with the previous fit instead of queueing behind it."""
+        from dm_hpc.campaign.dataset import training_set
+        from dm_hpc.campaign.strategy import fit_model
+
+        c, slot = self.get(name), self._slots[name]
+        previous = slot.fitted
+        if previous is not None and previous.generation == self._generation(c):
+            return previous
+        if previous is not None and not slot.fit.acquire(blocking=False):
+            return previous
+        if previous is None:
+            slot.fit.acquire()
+        try:
+            df, generation = self._frame(c)
+            if slot.fitted is not None and slot.fitted.generation == generation:
+                return slot.fitted
+            data = training_set(c, df) if not df.empty else None
+            if data is None or len(data) < 3:
+                raise NotReady(f"campaign {name!r} has {0 if data is None else len(data)} usable records; "
+                               "a model needs at least 3")
+            model, space, _ = fit_model(c, data)
+            slot.fitted = _Fitted(generation, model, space)
+            return slot.fitted
+        finally:
+            slot.fit.release()
+
+    def predict(self, name: str, compositions: list[dict[str, float]],
+                process: list[dict[str, float]] | None = None) -> list[dict[str, Any]]:
+        """Predicted mean and standard deviation (canonical units) of the campaign's properties
+        at each composition (atomic fractions, normalised here); ``process`` defaults to the
+        middle of the campaign's process box."""
+        from dm_hpc.learn import predict
+        from dm_hpc.learn.features import composition_matrix
+
+        c = self.get(name)
+        fitted = self._fitted(name)
+        space = fitted.space
+        unknown = sorted({el for comp in compositions for el in comp} - set(space.element_names))
+        if unknown:
+            raise NotReady(f"elements {', '.join(unknown)} are outside campaign {name!r}'s design space "
+                           f"({', '.join(space.element_names)})")
+        comps = []
+        for i, comp in enumerate(compositions):
+            total = sum(comp.values())
+            if total <= 0 or any(v < 0 for v in comp.values()):
+                raise NotReady(f"composition {i}: fractions must be >= 0 with a positive sum")
+            comps.append({el: v / total for el, v in comp.items()})
+        pnames = list(c.space.process)
+        mid = {k: 0.5 * (b.low + b.high) for k, b in c.space.process.items()}
+        proc = np.array([[{**mid, **(process[i] if process and i < len(process) else {})}[p] for p in pnames]
+                         for i in range(len(comps))], dtype=float).reshape(len(comps), len(pnames))
+        X = space.featurize(composition_matrix(comps, space.element_names), proc if pnames else None)
+        mean, std = predict(fitted.model, X)
+        props = c.properties
+        return [{"composition": comp,
+                 "mean": {p: _finite(mean[i, j]) for j, p in enumerate(props)},
+                 "std": {p: _finite(std[i, j]) for j, p in enumerate(props)}} for i, comp in enumerate(comps)]
+
+    def design(self, name: str, targets: list[str], n: int) -> list[dict[str, Any]]:
+        """Compositions most likely to meet every target (``acquire.design``), on this campaign's store."""
+        from dm_hpc.acquire.design import design_from_dataframe
+
+        df, _ = self._frame(self.get(name))
+        if df.empty:
+            raise NotReady(f"campaign {name!r} has no records yet")
+        cands, _ = design_from_dataframe(df, targets, n=n, n_candidates=2000)
+        return [{"composition": cd.composition, "process": cd.process, "probability": _finite(cd.probability),
+                 "mean": {k: _finite(v) for k, v in cd.mean.items()},
+                 "std": {k: _finite(v) for k, v in cd.std.items()}} for cd in cands]

@@ -1,0 +1,180 @@
+"""Every API endpoint x every role x granted or not -> the expected status; exports by access level."""
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from dm_hpc.data import Store
+from dm_hpc.data.access import AccessLevel, AccessMap, AccessRule
+from dm_hpc.service import Role, ServiceState
+
+from .conftest import CAMPAIGN, filled_sheet
+
+# endpoint -> who may call it: "any" signed-in user, "science" (admin + granted scientist),
+# "lab" (admin + granted scientist or lab user), "admin" only.
+ENDPOINTS = [
+    ("GET", "/api/v1/me", "any"),
+    ("GET", "/api/v1/campaigns", "any"),
+    ("GET", f"/api/v1/campaigns/{CAMPAIGN}", "science"),
+    ("GET", f"/api/v1/campaigns/{CAMPAIGN}/report", "science"),
+    ("GET", f"/api/v1/campaigns/{CAMPAIGN}/report/best_vs_evaluations.png", "science"),
+    ("GET", f"/api/v1/campaigns/{CAMPAIGN}/lab/pending", "lab"),
+    ("GET", f"/api/v1/campaigns/{CAMPAIGN}/lab/sheet?format=csv", "lab"),
+    ("GET", f"/api/v1/campaigns/{CAMPAIGN}/lab/sheet?format=xlsx", "lab"),
+    ("POST", f"/api/v1/campaigns/{CAMPAIGN}/lab/results", "lab"),
+    ("POST", f"/api/v1/campaigns/{CAMPAIGN}/predict", "science"),
+    ("POST", f"/api/v1/campaigns/{CAMPAIGN}/design", "science"),
+    ("GET", f"/api/v1/campaigns/{CAMPAIGN}/records", "science"),
+    ("GET", f"/api/v1/campaigns/{CAMPAIGN}/records?format=csv", "science"),
+    ("PUT", f"/api/v1/campaigns/{CAMPAIGN}/records/RECORD/access", "admin"),
+    ("GET", "/api/v1/contributors", "admin"),
+    ("GET", "/api/v1/audit", "admin"),
+]
+ALLOWED = {
+    "any": {"admin", "scientist", "scientist_other", "lab", "lab_other"},
+    "science": {"admin", "scientist"},
+    "lab": {"admin", "scientist", "lab"},
+    "admin": {"admin"},
+}
+CALLERS = ["anonymous", "bad_token", "admin", "scientist", "scientist_other", "lab", "lab_other"]
+
+
+@pytest.fixture(scope="module")
+def client(portal):
+    with TestClient(portal.app()) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def filled(client, portal) -> bytes:
+    sheet = client.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/sheet?format=csv",
+                       headers={"Authorization": f"Bearer {portal.tokens['admin']}"})
+    return filled_sheet(sheet.content).to_csv(index=False).encode()
+
+
+def call(client, method, path, token, filled: bytes, record_id: str):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    path = path.replace("RECORD", record_id)
+    if path.endswith("/lab/results"):
+        return client.post(path, headers=headers, files={"file": ("filled.csv", filled, "text/csv")})
+    if path.endswith("/predict"):
+        return client.post(path, headers=headers, json={"compositions": [{"Cu": 0.5, "Ni": 0.5}]})
+    if path.endswith("/design"):
+        return client.post(path, headers=headers, json={"targets": ["mixing_energy<=0 eV/atom"], "n": 2})
+    if method == "PUT":
+        return client.put(path, headers=headers, json={"level": "consortium"})
+    return client.request(method, path, headers=headers)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize(("method", "path", "kind"), ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
+def test_matrix(client, portal, filled, caller, method, path, kind):
+    token = {"anonymous": None, "bad_token": "not-a-token"}.get(caller, portal.tokens.get(caller))
+    record_id = next(iter(Store.open(portal.campaigns.parent / "store").records())).record_id
+    response = call(client, method, path, token, filled, record_id)
+    if caller in ("anonymous", "bad_token"):
+        expected = 401
+    else:
+        expected = 200 if caller in ALLOWED[kind] else 403
+    assert response.status_code == expected, response.text[:300]
+
+
+def test_unknown_campaign_is_404_for_admins_and_403_for_others(client, portal):
+    for caller, expected in (("admin", 404), ("scientist", 403), ("lab", 403)):
+        r = client.get("/api/v1/campaigns/nope/lab/pending", headers={"Authorization": f"Bearer {portal.tokens[caller]}"})
+        assert r.status_code == expected
+
+
+def test_tokens_are_stored_only_as_hashes_and_revocation_is_immediate(client, portal):
+    raw = (portal.state_dir / "service.sqlite").read_bytes()
+    assert all(token.encode() not in raw for token in portal.tokens.values())
+    state = ServiceState(portal.state_dir)
+    token = state.add_user("temp", Role.scientist, [CAMPAIGN])
+    h = {"Authorization": f"Bearer {token}"}
+    assert client.get(f"/api/v1/campaigns/{CAMPAIGN}", headers=h).status_code == 200
+    state.revoke("temp")
+    assert client.get(f"/api/v1/campaigns/{CAMPAIGN}", headers=h).status_code == 401
+    with sqlite3.connect(portal.state_dir / "service.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM users WHERE name = 'temp' AND revoked IS NOT NULL").fetchone() == (1,)
+
+
+def test_exports_follow_access_levels_and_are_audited(client, portal):
+    store = portal.campaigns.parent / "store"
+    ids = sorted(r.record_id for r in Store.open(store).records())
+    assert len(ids) >= 5
+    today = datetime.now(UTC).date()
+    levels = {
+        ids[0]: AccessRule(AccessLevel.public),
+        ids[1]: AccessRule(AccessLevel.consortium),
+        ids[2]: AccessRule(AccessLevel.restricted),
+        ids[3]: AccessRule(AccessLevel.embargoed, today + timedelta(days=30)),
+        ids[4]: AccessRule(AccessLevel.embargoed, today - timedelta(days=1)),  # ended: public now
+    }
+    access = AccessMap(store)
+    for rid, rule in levels.items():
+        access.set([rid], rule)
+    state = ServiceState(portal.state_dir)
+    tokens = {lvl: state.add_user(f"sci_{lvl.value}", Role.scientist,
+                                  [CAMPAIGN], lvl) for lvl in AccessLevel}
+    seen = {}
+    for lvl, token in tokens.items():
+        r = client.get(f"/api/v1/campaigns/{CAMPAIGN}/records", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200
+        body = r.json()
+        got = {rec["record_id"] for rec in body["records"]}
+        seen[lvl] = got
+        assert body["withheld"] == len(ids) - len(got)
+    assert ids[0] in seen[AccessLevel.public] and ids[4] in seen[AccessLevel.public]
+    assert ids[1] not in seen[AccessLevel.public] and ids[1] in seen[AccessLevel.consortium]
+    assert ids[2] not in seen[AccessLevel.consortium] and ids[2] in seen[AccessLevel.restricted]
+    assert ids[3] not in seen[AccessLevel.restricted] and ids[3] in seen[AccessLevel.embargoed]
+    assert seen[AccessLevel.embargoed] == set(ids)
+    # the CSV export applies the same filter
+    csv = client.get(f"/api/v1/campaigns/{CAMPAIGN}/records?format=csv",
+                     headers={"Authorization": f"Bearer {tokens[AccessLevel.public]}"}).text
+    assert ids[2] not in csv and ids[3] not in csv
+    # every export is in the audit log with the ids that left
+    log = state.audit_log(action="export")
+    mine = [e for e in log if e["user"] == "sci_public"]
+    assert mine and set(mine[0]["detail"]["record_ids"]) == seen[AccessLevel.public]
+    # an admin can open a restricted record; an embargo without an end date is refused
+    admin = {"Authorization": f"Bearer {portal.tokens['admin']}"}
+    bad = client.put(f"/api/v1/campaigns/{CAMPAIGN}/records/{ids[2]}/access", headers=admin, json={"level": "embargoed"})
+    assert bad.status_code == 400 and "end date" in bad.json()["detail"]
+    ok = client.put(f"/api/v1/campaigns/{CAMPAIGN}/records/{ids[2]}/access", headers=admin, json={"level": "public"})
+    assert ok.status_code == 200 and access.rule(ids[2]).level is AccessLevel.public
+
+
+PAGES = [
+    ("GET", "/campaigns", "any"),
+    ("GET", f"/campaigns/{CAMPAIGN}", "science"),
+    ("GET", f"/campaigns/{CAMPAIGN}/plots/parity.png", "science"),
+    ("POST", f"/campaigns/{CAMPAIGN}/report", "science"),
+    ("GET", f"/campaigns/{CAMPAIGN}/lab", "lab"),
+    ("GET", f"/campaigns/{CAMPAIGN}/lab/sheet.csv", "lab"),
+    ("GET", f"/campaigns/{CAMPAIGN}/lab/sheet.xlsx", "lab"),
+    ("POST", f"/campaigns/{CAMPAIGN}/lab", "lab"),
+]
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_page_matrix(portal, filled, caller):
+    """Pages: no or bad cookie -> back to sign-in (303); outside grants -> 403 page; else 200."""
+    from dm_hpc.service.auth import COOKIE
+
+    token = {"anonymous": None, "bad_token": "not-a-token"}.get(caller, portal.tokens.get(caller))
+    with TestClient(portal.app(), cookies={COOKIE: token} if token else {}, follow_redirects=False) as c:
+        for method, path, kind in PAGES:
+            if method == "POST" and path.endswith("/lab"):
+                r = c.post(path, files={"file": ("filled.csv", filled, "text/csv")})
+            else:
+                r = c.request(method, path)
+            if caller in ("anonymous", "bad_token"):
+                assert r.status_code == 303 and r.headers["location"] == "/", path
+            elif caller in ALLOWED[kind]:
+                assert r.status_code in (200, 303), (path, r.status_code)  # the report redraw redirects
+            else:
+                assert r.status_code == 403 and "may not" in r.text, path
