@@ -155,3 +155,39 @@ def test_cli_trains_the_ensemble_on_two_local_ranks(tmp_path):
     model, space, _ = registry.load(campaign)
     with torch.no_grad():
         assert model.posterior(space.featurize(np.array([[0.3, 0.3, 0.4]]))).mean.shape == (1, 1)
+
+
+@pytest.mark.slurm
+def test_retraining_through_slurm_runs_two_ranks_with_srun(tmp_path):
+    """`sbatch slurm/retrain.sbatch` on the real local Slurm: srun starts two ranks of `dm-hpc train`."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    from .helpers import dm
+
+    up = subprocess.run(["bash", str(REPO / "slurm" / "start-local.sh")], capture_output=True, text=True, timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    path = write_campaign(tmp_path, lab=False)
+    campaign = load_campaign(path)
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(60, 4))
+    log = tmp_path / "retrain.out"
+    env = {**os.environ, "DM_HPC_PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
+    job = subprocess.run(["sbatch", "--wait", "--ntasks=2", "--time=00:10:00", f"--output={log}",
+                          f"--chdir={REPO}", str(REPO / "slurm" / "retrain.sbatch"), str(path), "--epochs", "2"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert job.returncode == 0, job.stdout + job.stderr + (log.read_text() if log.exists() else "")
+    text = log.read_text()
+    assert "2 rank(s) on cpu" in text and "90 %-interval coverage" in text
+    meta = json.loads(dm("models", str(path), "--json").stdout)
+    assert [(m["version"], m["world_size"], m["surrogate"]) for m in meta] == [("v0001", 2, "ensemble")]
+    # the nightly line: nothing new, nothing trained
+    again = subprocess.run(["sbatch", "--wait", "--ntasks=2", "--time=00:10:00", f"--output={log}",
+                            f"--chdir={REPO}", str(REPO / "slurm" / "retrain.sbatch"), str(path), "--if-new-data"],
+                           capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0 and "nothing trained" in log.read_text()
+    assert len(registry.versions(campaign)) == 1
