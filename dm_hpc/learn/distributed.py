@@ -199,7 +199,7 @@ def train_ensemble(
         moments_sum = torch.cat([data.X.sum(0), (data.X**2).sum(0), data.Y.sum(0), (data.Y**2).sum(0)]).double()
         moments_sum = _all_sum(moments_sum.to(dev), world).cpu()
         std = Standardiser.from_moments(data.n_total, *moments_sum.split([d, d, m, m]))
-        xs = ((data.X - std.x_mean) / std.x_std).float().to(dev)
+        xs = std.inputs(data.X).float().to(dev)
         ys = ((data.Y - std.y_mean) / std.y_std).float().to(dev)
         net = GaussianMembers(d, m, config.members, config.width, config.seed).to(dev)
         tag = fingerprint(config, data_id, data.n_total)

@@ -12,7 +12,8 @@ and the noise of the measurements was not modelled at all. This one fixes the th
    minibatches with replacement (an online bootstrap), so their means disagree where the data
    does not pin them down (epistemic).
 3. **Recalibration.** A held-out calibration split (``calibration_fraction`` of the data, at most
-   ``CALIBRATION_MAX`` points) gives the standardised residuals ``|y - mu| / sigma``; one scale
+   ``CALIBRATION_MAX`` points; out-of-fold residuals on small data) gives the standardised
+   residuals ``|y - mu| / sigma``; one scale
    factor per output, ``s = q90(|z|) / 1.645``, makes the 90 % intervals cover 90 % there
    (Kuleshov et al. 2018 reduced to a variance scale, which keeps the posterior Gaussian).
 
@@ -40,6 +41,12 @@ from torch import Tensor, nn
 Z90 = 1.6448536269514722
 #: Calibration split: at most this many points (the 0.9-quantile is already precise to ~1 %).
 CALIBRATION_MAX = 5000
+#: Standardised inputs are clipped here: an MLP extrapolates linearly without bound, so a point far
+#: outside the training data (a rare element in one column) would otherwise get any prediction.
+Z_MAX = 8.0
+#: Below this many points the calibration scale comes from out-of-fold residuals (cross-calibration).
+CROSS_CALIBRATION_BELOW = 1000
+CALIBRATION_FOLDS = 4
 #: Lower bound on optimiser steps, so that small data sets are still trained to convergence.
 MIN_STEPS = 500
 
@@ -197,9 +204,16 @@ class Standardiser:
 
         def std(s, ss):
             var = (ss - s * s / n) / max(n - 1, 1)
-            return var.clamp_min(1e-16).sqrt().clamp_min(1e-8)
+            sd = var.clamp_min(0).sqrt()
+            # a column that (almost) never varies in training is left unscaled: dividing by its
+            # tiny spread would send the first point that differs to hundreds of std away
+            return torch.where(sd > 1e-6, sd, torch.ones_like(sd))
 
         return cls(sx / n, std(sx, sxx), sy / n, std(sy, syy))
+
+    def inputs(self, X: Tensor) -> Tensor:
+        """Standardised inputs, clipped to ``+-Z_MAX`` (same map in training and prediction)."""
+        return ((X - self.x_mean.to(X)) / self.x_std.to(X)).clamp(-Z_MAX, Z_MAX)
 
     @classmethod
     def fit(cls, X: Tensor, Y: Tensor) -> Standardiser:
@@ -209,7 +223,7 @@ class Standardiser:
 def moments(net: GaussianMembers, std: Standardiser, X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Mixture mean, epistemic and aleatoric variance (``n x m`` each, outcome units) at ``n x d`` X."""
     dev = next(net.parameters()).device
-    z = ((X - std.x_mean.to(X)) / std.x_std.to(X)).to(device=dev, dtype=torch.float32)
+    z = std.inputs(X).to(device=dev, dtype=torch.float32)
     mean, var = net(z)  # S x n x m
     mean, var = mean.to(X), var.to(X)
     ys = std.y_std.to(X)
@@ -320,16 +334,28 @@ def calibrated_ensemble_class():
 _CLASS = None
 
 
-def split_calibration(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
-    """Random ``(train, calibration)`` row indices; calibration is ``fraction`` of n, at most
-    ``CALIBRATION_MAX``, and empty below 20 points (too few to estimate a quantile)."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919))
-    k = min(CALIBRATION_MAX, int(round(fraction * n))) if n >= 20 else 0
-    return perm[k:], perm[:k]
+def _train(X: Tensor, Y: Tensor, config: EnsembleConfig) -> tuple[GaussianMembers, Standardiser]:
+    std = Standardiser.fit(X, Y)
+    net = GaussianMembers(X.shape[1], Y.shape[1], config.members, config.width, config.seed)
+    train_members(net, std.inputs(X).float(), ((Y - std.y_mean) / std.y_std).float(), config)
+    return net.eval().requires_grad_(False), std
+
+
+def _residuals(net: GaussianMembers, std: Standardiser, X: Tensor, Y: Tensor) -> Tensor:
+    """``n x 3m``: outcomes, predicted means and predictive variances (for ``calibration_scale``)."""
+    with torch.no_grad():
+        mu, epi, ale = moments(net, std, X)
+    return torch.cat([Y, mu, epi + ale], dim=-1)
 
 
 def fit_calibrated_ensemble(X: Tensor, Y: Tensor, config: EnsembleConfig | None = None, **overrides):
-    """Train a Gaussian deep ensemble in this process and recalibrate it on a held-out split.
+    """Train a Gaussian deep ensemble in this process and recalibrate its intervals.
+
+    With ``n >= CROSS_CALIBRATION_BELOW`` points a random ``calibration_fraction`` (at most
+    ``CALIBRATION_MAX``) is held out and the model keeps the rest. Below, a held-out split would
+    be a few dozen points (a noisy quantile) and costly to lose, so the scale comes from
+    ``CALIBRATION_FOLDS``-fold out-of-fold residuals and the model is trained on all points
+    (``folds + 1`` trainings, each cheap at that size).
 
     Args:
         X: ``n x d`` inputs; Y: ``n x m`` outcomes. config: settings (``overrides`` replace
@@ -344,16 +370,23 @@ def fit_calibrated_ensemble(X: Tensor, Y: Tensor, config: EnsembleConfig | None 
     X = torch.as_tensor(X, dtype=torch.double)
     Y = torch.as_tensor(Y, dtype=torch.double)
     Y = Y.unsqueeze(-1) if Y.dim() == 1 else Y
-    train, cal = split_calibration(len(X), config.calibration_fraction, config.seed)
-    std = Standardiser.fit(X[train], Y[train])
-    xs = ((X[train] - std.x_mean) / std.x_std).float()
-    ys = ((Y[train] - std.y_mean) / std.y_std).float()
-    net = GaussianMembers(X.shape[1], Y.shape[1], config.members, config.width, config.seed)
-    train_members(net, xs, ys, config)
-    net.eval().requires_grad_(False)
-    with torch.no_grad():
-        mu, epi, ale = moments(net, std, X[cal])
-    scale = calibration_scale(Y[cal], mu, epi + ale)
+    n, m = Y.shape
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed + 7919))
+    if n >= CROSS_CALIBRATION_BELOW:
+        k = min(CALIBRATION_MAX, int(round(config.calibration_fraction * n)))
+        cal, train = perm[:k], perm[k:]
+        net, std = _train(X[train], Y[train], config)
+        res = _residuals(net, std, X[cal], Y[cal])
+    else:
+        folds = [perm[i::CALIBRATION_FOLDS] for i in range(CALIBRATION_FOLDS)] if n >= 2 * CALIBRATION_FOLDS else []
+        parts = []
+        for i, held in enumerate(folds):
+            rest = torch.cat([f for j, f in enumerate(folds) if j != i])
+            fold_net, fold_std = _train(X[rest], Y[rest], replace(config, seed=config.seed + 101 * (i + 1)))
+            parts.append(_residuals(fold_net, fold_std, X[held], Y[held]))
+        net, std = _train(X, Y, config)
+        res = torch.cat(parts) if parts else torch.zeros(0, 3 * m, dtype=torch.double)
+    scale = calibration_scale(*res.split([m, m, m], dim=-1))
     return calibrated_ensemble_class()(net, std, scale, X, config)
 
 
