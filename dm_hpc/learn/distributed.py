@@ -27,6 +27,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -64,6 +65,11 @@ class World:
         if torch.cuda.is_available():
             return torch.device("cuda", self.local_rank % torch.cuda.device_count())
         return torch.device("cpu")
+
+    @property
+    def grouped(self) -> bool:
+        """Whether this process joins a process group (any launched rank, even a world of one)."""
+        return self.size > 1 or self.launcher != "single"
 
     @property
     def backend(self) -> str:
@@ -129,6 +135,8 @@ class TrainResult:
     world_size: int
     device: str
     test: dict[str, Any]
+    train_seconds: float = 0.0
+    samples: int = 0
 
 
 def _all_sum(t: Tensor, world: World) -> Tensor:
@@ -189,7 +197,7 @@ def train_ensemble(
 
     world = world or World()
     dev = world.device
-    if world.size > 1:
+    if world.grouped:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group(world.backend, init_method=f"tcp://{world.master_addr}:{world.master_port}",
@@ -210,7 +218,7 @@ def train_ensemble(
                 net.load_state_dict(saved["net"])
                 start, opt_state = int(saved["step"]), {k: saved[k] for k in ("optimizer", "scheduler")}
         wrapped = net
-        if world.size > 1:
+        if world.grouped:
             wrapped = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
 
         def save(step: int, _net, opt, sched) -> None:
@@ -218,8 +226,14 @@ def train_ensemble(
                 _save_atomic({"fingerprint": tag, "step": step, "net": net.state_dict(),
                               "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, checkpoint)
 
+        if world.grouped:
+            dist.barrier()  # the clock starts together on every rank
+        t0 = time.perf_counter()
         train_members(wrapped, xs, ys, config, n_total=data.n_total, offset=data.offset, world=world.size,
                       start_step=start, optimizer_state=opt_state, on_step=save)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        train_s = time.perf_counter() - t0
         net.eval().requires_grad_(False)
         cpu_net = net.cpu()
         with torch.no_grad():
@@ -240,13 +254,14 @@ def train_ensemble(
             metrics["rmse"] = [round(v, 6) for v in ((mu_t - y) ** 2).mean(0).sqrt().tolist()]
             metrics["coverage90"] = round(((y - mu_t).abs() <= Z90 * var_t.sqrt()).double().mean().item(), 4)
         steps = config.steps(data.n_total)
-        if world.size > 1:
+        if world.grouped:
             dist.barrier()
         if checkpoint is not None and world.rank == 0:
             checkpoint.unlink(missing_ok=True)
-        return TrainResult(model, steps, start, world.size, str(dev), metrics)
+        samples = (steps - start) * config.members * config.batch(data.n_total)  # global rows seen
+        return TrainResult(model, steps, start, world.size, str(dev), metrics, train_s, samples)
     finally:
-        if world.size > 1 and dist.is_initialized():
+        if world.grouped and dist.is_initialized():
             dist.destroy_process_group()
 
 
