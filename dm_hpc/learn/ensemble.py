@@ -268,6 +268,11 @@ def _model_class():
         def num_outputs(self) -> int:
             return self._num_outputs
 
+        @property
+        def y_std(self) -> Tensor:
+            """``m`` training standard deviations of the outcomes (their natural scale)."""
+            return self.std.y_std
+
         def _full(self, X: Tensor) -> Tensor:
             k = self.fixed_columns.numel()
             if k and X.shape[-1] == self.std.x_mean.numel() - k:
