@@ -304,12 +304,19 @@ def _register(campaign: Campaign, state: dict, meta: dict) -> ModelVersion:
 
     root = registry_dir(campaign)
     root.mkdir(parents=True, exist_ok=True)
-    number = 1 + max((int(p.name[1:]) for p in root.glob("v[0-9]*") if p.name[1:].isdigit()), default=0)
-    version = f"v{number:04d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=".new-version.", dir=root))
     save_surrogate(state, tmp / "model.pt")
-    (tmp / "meta.json").write_text(json.dumps({"version": version, **meta}, indent=1))
-    os.replace(tmp, root / version)
+    number = 1 + max((int(p.name[1:]) for p in root.glob("v[0-9]*") if p.name[1:].isdigit()), default=0)
+    while True:  # renaming onto an existing version fails: a concurrent training took the number
+        version = f"v{number:04d}"
+        (tmp / "meta.json").write_text(json.dumps({"version": version, **meta}, indent=1))
+        try:
+            os.rename(tmp, root / version)
+            break
+        except OSError:
+            number += 1
+    for stale in root.glob(".checkpoint-*.pt"):  # checkpoints of earlier snapshots are of no use now
+        stale.unlink(missing_ok=True)
     _atomic_write(root / "CURRENT", version + "\n")
     return ModelVersion(version, root / version, {"version": version, **meta})
 
