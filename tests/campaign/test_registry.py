@@ -135,6 +135,9 @@ def test_cli_train_models_json_promote_and_if_new_data(tmp_path):
     assert bad.returncode != 0 and "no model version 'v0009'" in bad.stderr + bad.stdout
     assert "Traceback" not in bad.stderr
     assert registry.current(campaign) == "v0001"  # a refused switch changes nothing
+    wrong = dm("train", str(path), "--surrogate", "nosuch")
+    assert wrong.returncode != 0 and "--surrogate must be one of" in wrong.stderr + wrong.stdout
+    assert "Traceback" not in wrong.stderr and len(registry.versions(campaign)) == 2
 
 
 def test_cli_trains_the_ensemble_on_two_local_ranks(tmp_path):
