@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import subprocess
 import tempfile
 import time
@@ -390,4 +391,10 @@ def load(campaign: Campaign, version: str | None = None):
     if not (path / "model.pt").exists():
         raise RegistryError(f"{campaign.name}: no model version {version!r}")
     meta = json.loads((path / "meta.json").read_text())
-    return load_surrogate(path / "model.pt"), design_space(campaign), bool(meta.get("multi_fidelity"))
+    try:
+        model = load_surrogate(path / "model.pt")
+    except (pickle.UnpicklingError, KeyError, ValueError) as exc:
+        raise RegistryError(f"{campaign.name}: model version {version} cannot be rebuilt ({type(exc).__name__}); "
+                            "versions saved before the tensor-only format hold pickled models: retrain "
+                            "with `dm-hpc train`") from exc
+    return model, design_space(campaign), bool(meta.get("multi_fidelity"))

@@ -53,6 +53,10 @@ def test_train_registers_versions_with_snapshot_and_rollback(tmp_path):
         assert model.posterior(model.train_inputs[0][:2]).mean.shape == (2, 1)
     with pytest.raises(registry.RegistryError, match="no model version 'v0007'"):
         registry.rollback(campaign, "v0007")
+    # a version written by the old registry (a pickled BoTorch model) is refused with a reason
+    torch.save(model, v2.path / "model.pt")
+    with pytest.raises(registry.RegistryError, match="pickled models"):
+        registry.load(campaign, "v0002")
 
 
 def _lab_records(n: int, seed: int) -> list[MaterialRecord]:
