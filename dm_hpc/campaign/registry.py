@@ -1,29 +1,53 @@
 """Model registry: the periodic retraining job's output.
 
-``train`` fits a campaign's surrogate on the whole store (read-only: a retraining job never
-writes the store, so it can run beside a campaign) and registers it as a new version under
-``RUN_DIR/models/vNNNN/``: the pickled model (``model.pt``), and ``meta.json`` with the data
-snapshot it saw (store generation, record count, a hash of the record ids), cross-validated R²
-per property, and the time. ``models/CURRENT`` names the version in use; ``rollback`` points
-it back at an earlier one. Versions are never overwritten.
+``train`` fits a campaign's surrogate on the store (read-only: a retraining job never writes
+the store, so it runs beside a campaign) and registers it as a new version under
+``RUN_DIR/models/vNNNN/``:
+
+- ``model.pt``: the surrogate as tensors and plain values (``dm_hpc.learn.persist``: kind,
+  training data, ``state_dict``) — never a pickled BoTorch object, so it reloads in a fresh
+  process and under a later library version;
+- ``meta.json``: the data snapshot (store generation, record count, sha256 of the sorted record
+  ids), the held-out metrics (RMSE per property and 90 %-interval coverage on the records whose
+  id hash falls in the lowest ``TEST_PERCENT`` buckets — a split that stays stable as data
+  arrives), world size, device, code version, surrogate kind, fit time.
+
+The held-out records are not trained on, so the metrics describe the registered model itself.
+``models/CURRENT`` names the version in use (a new version becomes current; ``promote`` and
+``rollback`` move it). Versions are never overwritten.
+
+The large-data surrogate trains data-parallel (``dm_hpc.learn.distributed``): every rank calls
+``train`` with its ``World``, reads the store, featurises only its slice of the training rows,
+and rank 0 registers. The only thing taken from the campaign's own model fitting is
+``design_space`` (features) and ``target_index`` (which fidelity a multi-fidelity model predicts).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import pickle
+import subprocess
+import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dm_hpc.campaign.dataset import training_set
+from dm_hpc.campaign.dataset import TrainingSet, training_set
 from dm_hpc.campaign.spec import Campaign
-from dm_hpc.campaign.strategy import fit_model
+from dm_hpc.campaign.strategy import design_space, target_index
 from dm_hpc.data import Store
+
+#: Records whose id hash (0-99) is below this are held out to measure every registered model.
+TEST_PERCENT = 20
+#: The next buckets calibrate the ensemble's intervals (``dm_hpc.learn.ensemble``).
+CALIBRATION_PERCENT = 10
+#: Below this many usable records nothing is held out (metrics would be noise); n/a is recorded.
+MIN_RECORDS_FOR_TEST = 10
 
 
 class RegistryError(RuntimeError):
@@ -39,6 +63,39 @@ class ModelVersion:
     meta: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """Settings of one retraining.
+
+    Attributes:
+        kind: surrogate kind ("auto", "gp", "multitask", "ensemble"); default: the campaign's
+            ``learning.surrogate``, and always the large-data ensemble when trained on several ranks.
+        checkpoint_every: optimiser steps between checkpoints of an ensemble training.
+        register: register a new version (else only report).
+        if_new_data: do nothing when the records are those of the latest version.
+        epochs: passes over the data of an ensemble training (default: ``EnsembleConfig``'s).
+    """
+
+    kind: str | None = None
+    checkpoint_every: int = 200
+    register: bool = True
+    if_new_data: bool = False
+    epochs: int | None = None
+
+
+@dataclass
+class Snapshot:
+    """The records a training sees, and how they split (row indices into ``data``, sorted by id)."""
+
+    data: TrainingSet
+    generation: int
+    sha256: str
+    train: np.ndarray
+    calibration: np.ndarray
+    test: np.ndarray
+    fidelities: list[int] = field(default_factory=list)
+
+
 def registry_dir(campaign: Campaign) -> Path:
     return campaign.run_dir / "models"
 
@@ -51,55 +108,249 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def train(campaign: Campaign, register: bool = True) -> ModelVersion | dict[str, Any]:
-    """Fit the campaign's surrogate on every usable record; register it as a new version."""
-    import torch
+def _bucket(record_id: str) -> int:
+    return int(hashlib.sha256(record_id.encode()).hexdigest()[:8], 16) % 100
 
-    from dm_hpc.campaign.report import cross_validate
 
-    store = Store.open(campaign.store, "r")
-    df = store.to_dataframe()
+def snapshot(campaign: Campaign) -> Snapshot:
+    """Read the store and split its usable records into train / calibration / test rows."""
+    with Store.open(campaign.store, "r") as store:
+        df = store.to_dataframe()
+        generation = store.info()["generation"]
     data = training_set(campaign, df)
     if len(data) < 3:
         raise RegistryError(f"{campaign.name}: only {len(data)} usable records in {campaign.store}; need 3")
-    t0 = time.perf_counter()
+    order = np.argsort(np.asarray(data.record_ids))
+    buckets = np.array([_bucket(data.record_ids[i]) for i in order])
+    held = len(data) >= MIN_RECORDS_FOR_TEST
+    test = order[buckets < TEST_PERCENT] if held else order[:0]
+    cal = order[(buckets >= TEST_PERCENT) & (buckets < TEST_PERCENT + CALIBRATION_PERCENT)]
+    train = np.setdiff1d(order, test, assume_unique=True)
+    train = train[np.argsort(np.asarray(data.record_ids)[train])]  # by id: the same slices on every rank
+    sha = hashlib.sha256("\n".join(sorted(data.record_ids)).encode()).hexdigest()
+    return Snapshot(data, generation, sha, train, cal, test, sorted(int(f) for f in np.unique(data.fidelity)))
+
+
+def _features(campaign: Campaign, snap: Snapshot, rows: np.ndarray, fidelity_column: bool):
+    """``len(rows) x d`` features (plus the fidelity scaled to [0, 1] as a last column when asked)."""
+    import torch
+
+    from dm_hpc.learn.features import composition_matrix
+
+    space = design_space(campaign)
+    data = snap.data
+    X = space.featurize(composition_matrix([data.compositions[i] for i in rows], space.element_names),
+                        data.process[rows])
+    if fidelity_column:
+        nf = max(1, len(campaign.fidelities) - 1)
+        X = torch.cat([X, torch.as_tensor(data.fidelity[rows] / nf, dtype=torch.double).reshape(-1, 1)], dim=-1)
+    return X
+
+
+def _targets(snap: Snapshot, rows: np.ndarray):
+    import torch
+
+    return torch.as_tensor(snap.data.Y[rows], dtype=torch.double).reshape(len(rows), -1)
+
+
+def _code_version() -> str:
+    import dm_hpc
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(dm_hpc.__file__).parent, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{dm_hpc.__version__}+{commit}" if commit else dm_hpc.__version__
+
+
+def _resolve_kind(campaign: Campaign, snap: Snapshot, options: TrainOptions, world_size: int) -> str:
+    from dm_hpc.learn.surrogates import GP_MAX_POINTS
+
+    if world_size > 1:
+        return "ensemble"  # the data-parallel model; an exact GP does not split across ranks
+    kind = options.kind or campaign.learning.surrogate
+    if kind == "auto":
+        if len(snap.fidelities) > 1:
+            return "multitask"
+        return "gp" if len(snap.train) <= GP_MAX_POINTS else "ensemble"
+    if kind == "multitask" and len(snap.fidelities) < 2:
+        return "gp"
+    return kind
+
+
+def _train_gp(campaign: Campaign, snap: Snapshot, kind: str) -> tuple[Any, dict, dict]:
+    """Exact or multi-task GP on the training rows; ``(model, saved state, held-out metrics)``."""
+    import torch
+
+    from dm_hpc.learn import fit_surrogate
+    from dm_hpc.learn.persist import surrogate_state
+    from dm_hpc.learn.quality import held_out_quality
+
+    X, Y = _features(campaign, snap, snap.train, False), _targets(snap, snap.train)
+    task, target = None, None
+    if kind == "multitask":
+        task = torch.as_tensor(snap.data.fidelity[snap.train])
+        tgt = target_index(campaign)
+        target = tgt if tgt in snap.fidelities else max(snap.fidelities)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = fit_model(campaign, data)
-    fit_s = time.perf_counter() - t0
-    rows, mean, _ = cross_validate(campaign, data, seed=campaign.seed)
-    r2 = {}
-    for j, prop in enumerate(campaign.properties):
-        y, m = data.Y[rows, j], mean[:, j]
-        ss = float(np.sum((y - y.mean()) ** 2))
-        r2[prop] = round(1.0 - float(np.sum((y - m) ** 2)) / ss, 4) if ss > 0 else None
+        model = fit_surrogate(X, Y, kind=kind, task_index=task, target_task=target)
+    test_rows = snap.test
+    if kind == "multitask":  # measured on the fidelity the model predicts
+        test_rows = test_rows[snap.data.fidelity[test_rows] == target]
+    quality = held_out_quality(model, _features(campaign, snap, test_rows, False), _targets(snap, test_rows))
+    return model, surrogate_state(model, kind, X, Y, task, target), quality.as_dict()
+
+
+def _rank_data(campaign: Campaign, snap: Snapshot, world, fidelity_column: bool):
+    from dm_hpc.learn.distributed import RankData, row_slice
+
+    def share(rows):
+        lo, hi = row_slice(len(rows), world)
+        part = rows[lo:hi]
+        return _features(campaign, snap, part, fidelity_column), _targets(snap, part), lo
+
+    train = np.setdiff1d(snap.train, snap.calibration)
+    train = train[np.argsort(np.asarray(snap.data.record_ids)[train])]
+    X, Y, offset = share(train)
+    Xc, Yc, _ = share(snap.calibration)
+    Xt, Yt, _ = share(snap.test)
+    return RankData(X, Y, offset, len(train), Xc, Yc, Xt, Yt)
+
+
+def _train_ensemble(campaign: Campaign, snap: Snapshot, options: TrainOptions, world):
+    import torch
+
+    from dm_hpc.learn.distributed import train_ensemble
+    from dm_hpc.learn.ensemble import EnsembleConfig
+    from dm_hpc.learn.persist import surrogate_state
+
+    multi = len(snap.fidelities) > 1
+    fixed = None
+    if multi:
+        tgt = target_index(campaign)
+        fixed = torch.tensor([tgt / max(1, len(campaign.fidelities) - 1)], dtype=torch.double)
+    config = EnsembleConfig(seed=campaign.seed, **({"epochs": options.epochs} if options.epochs else {}))
+    root = registry_dir(campaign)
+    root.mkdir(parents=True, exist_ok=True)
+    result = train_ensemble(_rank_data(campaign, snap, world, multi), config, world,
+                            checkpoint=root / f".checkpoint-{snap.sha256[:16]}.pt",
+                            checkpoint_every=options.checkpoint_every, data_id=snap.sha256, fixed_columns=fixed)
+    return result, surrogate_state(result.model, "ensemble", None, None)
+
+
+def latest(campaign: Campaign) -> ModelVersion | None:
+    found = versions(campaign)
+    return found[-1] if found else None
+
+
+def train(campaign: Campaign, options: TrainOptions | None = None, world=None) -> ModelVersion | dict[str, Any] | None:
+    """Fit the campaign's surrogate on the store and register it (rank 0 of ``world``).
+
+    Returns:
+        the new ``ModelVersion``; its meta dict when ``register`` is off; None on ranks other
+        than 0 and when ``if_new_data`` finds the records of the latest version unchanged.
+    """
+    from dm_hpc.learn.distributed import World
+
+    options = options or TrainOptions()
+    world = world or World()
+    snap = snapshot(campaign)
+    last = latest(campaign)
+    if options.if_new_data and last is not None and last.meta.get("records_sha256") == snap.sha256:
+        return None
+    kind = _resolve_kind(campaign, snap, options, world.size)
+    t0 = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if kind == "ensemble":
+        result, state = _train_ensemble(campaign, snap, options, world)
+        held, device = result.test, result.device
+        extra = {"steps": result.steps, "resumed_from_step": result.resumed_from}
+    else:
+        _, state, held = _train_gp(campaign, snap, kind)
+        device = "cpu"
+    if world.rank != 0:
+        return None
+    props = campaign.properties
+    rmse = held.get("rmse")
     meta = {
         "campaign": campaign.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "records": len(data),
+        "records": len(snap.data),
+        "trained_on": int(len(snap.data) - len(snap.test)),
         "store": str(campaign.store),
-        "store_generation": store.info()["generation"],
-        "records_sha256": hashlib.sha256("\n".join(sorted(data.record_ids)).encode()).hexdigest(),
-        "by_fidelity": {campaign.fidelities[int(i)].name: int(n) for i, n in zip(*np.unique(data.fidelity, return_counts=True))},
-        "properties": campaign.properties,
-        "cv_r2": r2,
-        "fit_seconds": round(fit_s, 3),
-        "surrogate": type(model[0]).__name__,
-        "multi_fidelity": bool(model[2]),
+        "store_generation": snap.generation,
+        "records_sha256": snap.sha256,
+        "by_fidelity": {campaign.fidelities[int(i)].name: int(n)
+                        for i, n in zip(*np.unique(snap.data.fidelity, return_counts=True))},
+        "properties": props,
+        "held_out": {"n": held["n"], "rmse": dict(zip(props, rmse)) if rmse else None,
+                     "coverage90": held.get("coverage90")},
+        "surrogate": kind,
+        "multi_fidelity": len(snap.fidelities) > 1,
+        "world_size": world.size,
+        "device": device,
+        "code_version": _code_version(),
+        "fit_seconds": round(time.perf_counter() - t0, 3),
+        **extra,
     }
-    if not register:
+    if not options.register:
         return meta
+    return _register(campaign, state, meta)
+
+
+def _register(campaign: Campaign, state: dict, meta: dict) -> ModelVersion:
+    from dm_hpc.learn.persist import save_surrogate
+
     root = registry_dir(campaign)
     root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".new-version.", dir=root))
+    save_surrogate(state, tmp / "model.pt")
     number = 1 + max((int(p.name[1:]) for p in root.glob("v[0-9]*") if p.name[1:].isdigit()), default=0)
-    version = f"v{number:04d}"
-    tmp = root / f".{version}.tmp"
-    tmp.mkdir()
-    torch.save(model, tmp / "model.pt")
-    (tmp / "meta.json").write_text(json.dumps({"version": version, **meta}, indent=1))
-    os.replace(tmp, root / version)
+    while True:  # renaming onto an existing version fails: a concurrent training took the number
+        version = f"v{number:04d}"
+        (tmp / "meta.json").write_text(json.dumps({"version": version, **meta}, indent=1))
+        try:
+            os.rename(tmp, root / version)
+            break
+        except OSError:
+            number += 1
+    for stale in root.glob(".checkpoint-*.pt"):  # checkpoints of earlier snapshots are of no use now
+        stale.unlink(missing_ok=True)
     _atomic_write(root / "CURRENT", version + "\n")
     return ModelVersion(version, root / version, {"version": version, **meta})
+
+
+def _spawned_rank(world, campaign: Campaign, options: TrainOptions, out: str) -> None:
+    result = train(campaign, options, world)
+    if world.rank == 0:
+        payload = None
+        if isinstance(result, ModelVersion):
+            payload = {"version": result.version, "path": str(result.path), "meta": result.meta}
+        elif result is not None:
+            payload = {"meta": result}
+        Path(out).write_text(json.dumps(payload))
+
+
+def train_local_ranks(campaign: Campaign, ranks: int, options: TrainOptions | None = None):
+    """``train`` on ``ranks`` local processes (gloo, or NCCL with GPUs); same return as ``train``."""
+    from dm_hpc.learn.distributed import spawn_local
+
+    options = options or TrainOptions()
+    snap = snapshot(campaign)  # fail early, in this process, on a store with too little data
+    last = latest(campaign)
+    if options.if_new_data and last is not None and last.meta.get("records_sha256") == snap.sha256:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        spawn_local(_spawned_rank, ranks, campaign, options, str(out))
+        payload = json.loads(out.read_text())
+    if payload is None:
+        return None
+    if "version" in payload:
+        return ModelVersion(payload["version"], Path(payload["path"]), payload["meta"])
+    return payload["meta"]
 
 
 def versions(campaign: Campaign) -> list[ModelVersion]:
@@ -116,19 +367,34 @@ def current(campaign: Campaign) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
-def rollback(campaign: Campaign, version: str) -> None:
-    """Point ``CURRENT`` at an earlier version (the later ones stay registered)."""
+def promote(campaign: Campaign, version: str) -> None:
+    """Make ``version`` the one in use (any registered version; the others stay registered)."""
     if not (registry_dir(campaign) / version / "model.pt").exists():
         known = ", ".join(v.version for v in versions(campaign)) or "none"
         raise RegistryError(f"{campaign.name}: no model version {version!r} (registered: {known})")
     _atomic_write(registry_dir(campaign) / "CURRENT", version + "\n")
 
 
+def rollback(campaign: Campaign, version: str) -> None:
+    """Point ``CURRENT`` back at an earlier version (the later ones stay registered)."""
+    promote(campaign, version)
+
+
 def load(campaign: Campaign, version: str | None = None):
     """The registered ``(model, space, multi_fidelity)`` of ``version`` (default: current)."""
-    import torch
+    from dm_hpc.learn.persist import load_surrogate
 
     version = version or current(campaign)
     if version is None:
         raise RegistryError(f"{campaign.name}: no model registered yet (run `dm-hpc train`)")
-    return torch.load(registry_dir(campaign) / version / "model.pt", weights_only=False)
+    path = registry_dir(campaign) / version
+    if not (path / "model.pt").exists():
+        raise RegistryError(f"{campaign.name}: no model version {version!r}")
+    meta = json.loads((path / "meta.json").read_text())
+    try:
+        model = load_surrogate(path / "model.pt")
+    except (pickle.UnpicklingError, KeyError, ValueError) as exc:
+        raise RegistryError(f"{campaign.name}: model version {version} cannot be rebuilt ({type(exc).__name__}); "
+                            "versions saved before the tensor-only format hold pickled models: retrain "
+                            "with `dm-hpc train`") from exc
+    return model, design_space(campaign), bool(meta.get("multi_fidelity"))

@@ -16,7 +16,7 @@ TEMPLATES = {"demo": "hea-demo.yaml", "turbine": "hea-turbine.yaml", "pool": "oe
 
 
 def register(app: typer.Typer) -> None:
-    for fn in (init, validate, run, status, suggest, ingest, report, stop, gaps, train, models):
+    for fn in (init, validate, run, status, suggest, ingest, report, stop, gaps):
         app.command(fn.__name__)(fn)
 
 
@@ -206,48 +206,3 @@ def gaps(
         table.add_row(p.fidelity, comp, std)
     console.print(table)
     console.print(f"coverage map: {png}")
-
-
-def train(
-    campaign: CampaignFile,
-    register: Annotated[bool, typer.Option("--register/--no-register", help="Register a new model version.")] = True,
-) -> None:
-    """Retrain the campaign's surrogate on the whole store (the periodic retraining job)."""
-    from dm_hpc.campaign.registry import RegistryError
-    from dm_hpc.campaign.registry import train as train_model
-    from dm_hpc.data import StoreError
-
-    c = _load(campaign)
-    try:
-        result = train_model(c, register=register)
-    except (RegistryError, StoreError) as exc:
-        fail(str(exc))
-    meta = result.meta if hasattr(result, "meta") else result
-    r2 = ", ".join(f"{k} {v}" for k, v in meta["cv_r2"].items())
-    where = f"registered {result.version} at {result.path}" if hasattr(result, "version") else "not registered"
-    console.print(f"trained on {meta['records']} records ({meta['surrogate']}, fit {meta['fit_seconds']} s); "
-                  f"cross-validated R²: {r2}; {where}")
-
-
-def models(
-    campaign: CampaignFile,
-    rollback: Annotated[Optional[str], typer.Option(help="Make this earlier version current, e.g. v0002.")] = None,
-) -> None:
-    """List registered model versions (current marked); --rollback switches back."""
-    from dm_hpc.campaign import registry
-
-    c = _load(campaign)
-    if rollback:
-        try:
-            registry.rollback(c, rollback)
-        except registry.RegistryError as exc:
-            fail(str(exc))
-    cur = registry.current(c)
-    table = Table(title=f"{c.name}: model versions")
-    for col in ("version", "created", "records", "store generation", "cross-validated R²", ""):
-        table.add_column(col)
-    for v in registry.versions(c):
-        m = v.meta
-        table.add_row(v.version, m["created"], str(m["records"]), str(m["store_generation"]),
-                      ", ".join(f"{k} {x}" for k, x in m["cv_r2"].items()), "current" if v.version == cur else "")
-    console.print(table)

@@ -8,7 +8,9 @@ Public interface (stable; other concerns call these):
 - ``fit_surrogate(X, Y, kind="auto"|"gp"|"multitask"|"ensemble", task_index=None, target_task=None,
   bounds=None, warm_start=None, **kw) -> botorch Model``; ``X`` is ``n x d``, ``Y`` is ``n x m``.
   ``auto``: multi-task GP when ``task_index`` holds several fidelities, exact GP up to
-  ``GP_MAX_POINTS`` records, deep ensemble beyond.
+  ``GP_MAX_POINTS`` records, the calibrated Gaussian ensemble beyond (``dm_hpc.learn.ensemble``;
+  data-parallel training in ``dm_hpc.learn.distributed``; saving without pickles in ``persist``).
+- ``quality.held_out_quality(model, X, Y)``: RMSE and 90 %-interval coverage on held-out points.
 - ``predict(model, X) -> (mean, std)``, each ``n x m``.
 - ``fit_gp``, ``fit_multitask``, ``fit_ensemble`` for direct use.
 

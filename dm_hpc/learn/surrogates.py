@@ -343,10 +343,10 @@ def fit_surrogate(
     Args:
         X: ``n x d`` features (``featurize``). Y: ``n x m`` outcomes in canonical units.
         kind: ``"auto"`` (multi-task when ``task_index`` holds several tasks; exact GP up to
-            ``GP_MAX_POINTS`` points; deep ensemble beyond), ``"gp"``, ``"multitask"``, ``"ensemble"``.
+            ``GP_MAX_POINTS`` points; calibrated Gaussian ensemble beyond), ``"gp"``, ``"multitask"``, ``"ensemble"``.
         task_index: ``n`` integer fidelity ids for the multi-task GP.
         warm_start: previous model of the same kind, to warm-start hyper-parameters.
-        kwargs: passed to ``fit_gp`` / ``fit_multitask`` / ``fit_ensemble``.
+        kwargs: passed to ``fit_gp`` / ``fit_multitask`` / ``ensemble.fit_calibrated_ensemble``.
 
     Returns:
         a BoTorch ``Model``.
@@ -374,18 +374,24 @@ def fit_surrogate(
                 for i in range(Y.shape[-1])
             ])
         return fit_multitask(X, Y, task_index, target_task=target_task, bounds=bounds, warm_start=warm_start, **kwargs)
-    if kind == "ensemble":
-        return fit_ensemble(X, Y, **kwargs)
+    if kind == "ensemble":  # the large-data model: calibrated Gaussian ensemble (dm_hpc.learn.ensemble)
+        from dm_hpc.learn.ensemble import fit_calibrated_ensemble
+
+        return fit_calibrated_ensemble(X, Y, **kwargs)
     raise ValueError(f"unknown surrogate kind {kind!r}; use auto, gp, multitask or ensemble")
 
 
 def surrogate_kind(model) -> str:
-    """'gp', 'multitask' or 'ensemble' for a model made here."""
+    """'gp', 'multitask', 'ensemble' (member values) or 'calibrated-ensemble' for a model made here."""
     from botorch.models import MultiTaskGP
     from botorch.models.ensemble import EnsembleModel
 
+    from dm_hpc.learn.ensemble import calibrated_ensemble_class
+
     if isinstance(model, MultiTaskGP):
         return "multitask"
+    if isinstance(model, calibrated_ensemble_class()):
+        return "calibrated-ensemble"
     if isinstance(model, EnsembleModel):
         return "ensemble"
     return "gp"

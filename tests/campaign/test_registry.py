@@ -38,13 +38,163 @@ def test_train_registers_versions_with_snapshot_and_rollback(tmp_path):
     assert (v1.version, v2.version) == ("v0001", "v0002")
     assert (v1.meta["records"], v2.meta["records"]) == (20, 35)
     assert v1.meta["records_sha256"] != v2.meta["records_sha256"]
-    assert v2.meta["cv_r2"]["mixing_energy"] > 0.5  # a smooth surface is learned
+    held = v2.meta["held_out"]
+    assert held["n"] >= 3 and held["n"] + v2.meta["trained_on"] == 35
+    assert held["rmse"]["mixing_energy"] < 0.02  # a smooth surface (range ~0.03) is learned
+    assert 0.0 <= held["coverage90"] <= 1.0
+    assert (v2.meta["world_size"], v2.meta["device"], v2.meta["surrogate"]) == (1, "cpu", "gp")
+    assert v2.meta["code_version"].startswith("0.")
     assert registry.current(campaign) == "v0002"
     registry.rollback(campaign, "v0001")
     assert registry.current(campaign) == "v0001"
     model, space, _ = registry.load(campaign)
-    assert model.train_inputs[0].shape[0] == 20  # the rolled-back model saw the first snapshot
+    assert model.train_inputs[0].shape[0] == v1.meta["trained_on"]  # the rolled-back model saw the first snapshot
     with torch.no_grad():
         assert model.posterior(model.train_inputs[0][:2]).mean.shape == (2, 1)
     with pytest.raises(registry.RegistryError, match="no model version 'v0007'"):
         registry.rollback(campaign, "v0007")
+    # a version written by the old registry (a pickled BoTorch model) is refused with a reason
+    torch.save(model, v2.path / "model.pt")
+    with pytest.raises(registry.RegistryError, match="pickled models"):
+        registry.load(campaign, "v0002")
+
+
+def _lab_records(n: int, seed: int) -> list[MaterialRecord]:
+    out = []
+    for r in _records(n, seed):
+        d = r.model_dump(mode="json")
+        d["provenance"] = {"source": "experimental", "method": "lab-sheet"}
+        d["properties"][0]["value"] += 0.01  # the lab differs from EMT by an offset
+        out.append(MaterialRecord.model_validate(d))
+    return out
+
+
+def test_train_with_lab_data_registers_and_reloads(tmp_path):
+    """Issue 9: `dm-hpc train` crashed once lab data was in (pickling a multi-task GP)."""
+    campaign = load_campaign(write_campaign(tmp_path, lab=True))
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(20, 0) + _lab_records(8, 5))
+    version = registry.train(campaign)
+    assert version.meta["multi_fidelity"] is True
+    model, space, multi = registry.load(campaign)
+    assert multi is True
+    with torch.no_grad():
+        assert model.posterior(model.train_inputs[0][:2, :-1]).mean.shape[-2:] == (2, 1)
+
+
+def _posterior_mean_in_fresh_process(campaign_file, X) -> list[float]:
+    """Load the current version in a new interpreter (nothing cached) and predict at X."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys, torch\n"
+            "from dm_hpc.campaign import load_campaign, registry\n"
+            "model, _, _ = registry.load(load_campaign(sys.argv[1]))\n"
+            "X = torch.tensor(json.loads(sys.argv[2]), dtype=torch.double)\n"
+            "with torch.no_grad(): print(json.dumps(model.posterior(X).mean.reshape(-1).tolist()))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(campaign_file), json.dumps(X.tolist())],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_multi_fidelity_model_reloads_in_a_fresh_process(tmp_path):
+    path = write_campaign(tmp_path, lab=True)
+    campaign = load_campaign(path)
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(20, 0) + _lab_records(8, 5))
+    registry.train(campaign)
+    model, space, _ = registry.load(campaign)
+    X = space.featurize(np.array([[0.5, 0.3, 0.2], [0.2, 0.7, 0.1]]))
+    with torch.no_grad():
+        here = model.posterior(X).mean.reshape(-1).tolist()
+    assert np.allclose(_posterior_mean_in_fresh_process(path, X), here, atol=1e-9)
+
+
+def test_cli_train_models_json_promote_and_if_new_data(tmp_path):
+    import json
+
+    from .helpers import dm
+
+    path = write_campaign(tmp_path, lab=False)
+    campaign = load_campaign(path)
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(20, 0))
+    first = dm("train", str(path))
+    assert first.returncode == 0, first.stderr
+    assert "90 %-interval coverage" in first.stdout and "registered v0001" in first.stdout
+    same = dm("train", str(path), "--if-new-data")
+    assert same.returncode == 0 and "nothing trained" in same.stdout
+    assert [v.version for v in registry.versions(campaign)] == ["v0001"]
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(6, 9))
+    assert "registered v0002" in dm("train", str(path), "--if-new-data").stdout
+    listed = json.loads(dm("models", str(path), "--json").stdout)
+    assert [(v["version"], v["current"], v["world_size"]) for v in listed] == [("v0001", False, 1), ("v0002", True, 1)]
+    assert {"records_sha256", "held_out", "device", "code_version"} <= set(listed[0])
+    assert dm("models", str(path), "--promote", "v0001").returncode == 0
+    assert registry.current(campaign) == "v0001"
+    bad = dm("models", str(path), "--rollback", "v0009")
+    assert bad.returncode != 0 and "no model version 'v0009'" in bad.stderr + bad.stdout
+    assert "Traceback" not in bad.stderr
+    assert registry.current(campaign) == "v0001"  # a refused switch changes nothing
+    wrong = dm("train", str(path), "--surrogate", "nosuch")
+    assert wrong.returncode != 0 and "--surrogate must be one of" in wrong.stderr + wrong.stdout
+    assert "Traceback" not in wrong.stderr and len(registry.versions(campaign)) == 2
+
+
+def test_cli_trains_the_ensemble_on_two_local_ranks(tmp_path):
+    import json
+
+    from .helpers import dm
+
+    path = write_campaign(tmp_path, lab=False)
+    campaign = load_campaign(path)
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(60, 2))
+    out = dm("train", str(path), "--ranks", "2", "--epochs", "2")
+    assert out.returncode == 0, out.stderr
+    assert "2 rank(s) on cpu" in out.stdout
+    meta = json.loads(dm("models", str(path), "--json").stdout)[-1]
+    assert (meta["world_size"], meta["surrogate"], meta["device"]) == (2, "ensemble", "cpu")
+    assert meta["held_out"]["n"] > 0 and 0.0 <= meta["held_out"]["coverage90"] <= 1.0
+    model, space, _ = registry.load(campaign)
+    with torch.no_grad():
+        assert model.posterior(space.featurize(np.array([[0.3, 0.3, 0.4]]))).mean.shape == (1, 1)
+
+
+@pytest.mark.slurm
+def test_retraining_through_slurm_runs_two_ranks_with_srun(tmp_path):
+    """`sbatch slurm/retrain.sbatch` on the real local Slurm: srun starts two ranks of `dm-hpc train`."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    from .helpers import dm
+
+    up = subprocess.run(["bash", str(REPO / "slurm" / "start-local.sh")], capture_output=True, text=True, timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    path = write_campaign(tmp_path, lab=False)
+    campaign = load_campaign(path)
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(60, 4))
+    log = tmp_path / "retrain.out"
+    env = {**os.environ, "DM_HPC_PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
+    job = subprocess.run(["sbatch", "--wait", "--ntasks=2", "--time=00:10:00", f"--output={log}",
+                          f"--chdir={REPO}", str(REPO / "slurm" / "retrain.sbatch"), str(path), "--epochs", "2"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert job.returncode == 0, job.stdout + job.stderr + (log.read_text() if log.exists() else "")
+    text = log.read_text()
+    assert "2 rank(s) on cpu" in text and "90 %-interval coverage" in text
+    meta = json.loads(dm("models", str(path), "--json").stdout)
+    assert [(m["version"], m["world_size"], m["surrogate"]) for m in meta] == [("v0001", 2, "ensemble")]
+    # the nightly line: nothing new, nothing trained
+    again = subprocess.run(["sbatch", "--wait", "--ntasks=2", "--time=00:10:00", f"--output={log}",
+                            f"--chdir={REPO}", str(REPO / "slurm" / "retrain.sbatch"), str(path), "--if-new-data"],
+                           capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0 and "nothing trained" in log.read_text()
+    assert len(registry.versions(campaign)) == 1

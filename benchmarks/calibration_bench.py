@@ -1,0 +1,181 @@
+"""Calibration table: coverage of 90 % predictive intervals and RMSE on held-out points.
+
+Usage: OMP_NUM_THREADS=1 python benchmarks/calibration_bench.py [--splits 5] [--large 10000,100000]
+
+For every shared dataset (``../shared/datasets``, single-objective variants) and 80/20 random
+splits (seeds 0..splits-1), every surrogate kind is fitted on the 80 % and judged on the 20 %:
+
+- ``gp``: the engine's exact GP (``fit_surrogate(kind="gp")``);
+- ``stock``: BoTorch's own ``SingleTaskGP`` + ``fit_gpytorch_mll`` with defaults (the yardstick);
+- ``multitask``: the engine's multi-task GP, where the set has two fidelities (band gaps: the
+  DFT values of the training formulas as the cheap task, the measured values as the target);
+- ``ensemble``: the large-data model (calibrated Gaussian ensemble), forced on the small sets too.
+
+Coverage = share of held-out outcomes inside mean +- 1.645 std of the posterior with observation
+noise (``dm_hpc.learn.quality``); target 85-95 %. ``--large`` adds synthetic sets of that many
+records (8-element compositions, 2,000 fresh test points) for the large-data model, beside an
+exact GP on a 2,000-point subset as the reference (``large_data_quality`` is importable).
+
+Sets: p3ht_conductivity (5 formulation % -> conductivity, replicates averaged), oer_plate_3496
+(6 loadings -> overpotential), steel_strength (13 alloying wt% -> tensile strength),
+bandgap_dft_vs_expt (composition features -> measured band gap; DFT band gap as second fidelity).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import pandas as pd
+import torch
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def load_sets(root: Path) -> dict[str, dict]:
+    """name -> {"X", "Y"} (and "X_cheap"/"Y_cheap" for the second fidelity), double tensors."""
+    from pymatgen.core import Composition
+
+    from dm_hpc.learn import featurize
+
+    def t(a):
+        return torch.as_tensor(np.asarray(a, dtype=float), dtype=torch.double)
+
+    sets = {}
+    p3 = pd.read_csv(root / "p3ht_conductivity.csv")
+    cols = [c for c in p3.columns if c.endswith("content (%)")]
+    p3 = p3.groupby(cols, as_index=False).mean()  # replicates: one point, averaged
+    sets["p3ht_conductivity"] = {"X": t(p3[cols]), "Y": t(p3[["Conductivity (measured) (S/cm)"]])}
+    oer = pd.read_csv(root / "oer_plate_3496.csv")
+    cols = [c for c in oer.columns if c.endswith("_load")]
+    sets["oer_plate_3496"] = {"X": t(oer[cols]), "Y": t(oer[["overpotential"]])}
+    st = pd.read_csv(root / "steel_strength.csv")
+    cols = ["c", "mn", "si", "cr", "ni", "mo", "v", "n", "nb", "co", "w", "al", "ti"]
+    sets["steel_strength (tensile)"] = {"X": t(st[cols]), "Y": t(st[["tensile strength"]])}
+    bg = pd.read_csv(root / "bandgap_dft_vs_expt.csv")
+    comps = [dict(Composition(f).fractional_composition.get_el_amt_dict()) for f in bg["reduced_formula"]]
+    elements = sorted({e for c in comps for e in c})
+    F = featurize(comps, elements)
+    F = F[:, F.std(0) > 0]
+    expt, dft = bg["expt_data"].to_numpy() == 1, bg["theory_data"].to_numpy() == 1
+    key = bg["reduced_formula"].to_numpy()
+    order_e, order_d = np.argsort(key[expt]), np.argsort(key[dft])  # pair the two rows of a formula
+    assert (key[expt][order_e] == key[dft][order_d]).all()
+    sets["bandgap_dft_vs_expt (measured)"] = {
+        "X": F[expt][order_e], "Y": t(bg["bandgap"].to_numpy()[expt][order_e]).reshape(-1, 1),
+        "Y_cheap": t(bg["bandgap"].to_numpy()[dft][order_d]).reshape(-1, 1),
+    }
+    return sets
+
+
+def fit(kind: str, X, Y, Y_cheap=None, seed: int = 0):
+    from dm_hpc.learn import fit_surrogate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "stock":
+            from botorch.fit import fit_gpytorch_mll
+            from botorch.models import SingleTaskGP
+            from botorch.models.transforms import Normalize, Standardize
+            from gpytorch.mlls import ExactMarginalLogLikelihood
+
+            model = SingleTaskGP(X, Y, input_transform=Normalize(X.shape[-1]), outcome_transform=Standardize(1))
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+            return model.eval()
+        if kind == "multitask":  # cheap task 0 at the same inputs, measured task 1 the target
+            Xa = torch.cat([X, X])
+            task = torch.cat([torch.zeros(len(X)), torch.ones(len(X))]).long()
+            return fit_surrogate(Xa, torch.cat([Y_cheap, Y]), kind="multitask", task_index=task, target_task=1)
+        if kind == "ensemble":
+            return fit_surrogate(X, Y, kind="ensemble", seed=seed)
+        return fit_surrogate(X, Y, kind=kind, seed=seed)
+
+
+def evaluate(name: str, data: dict, kinds: list[str], splits: int) -> list[dict]:
+    from dm_hpc.learn.quality import held_out_quality
+
+    X, Y = data["X"], data["Y"]
+    rows = []
+    for kind in kinds:
+        if kind == "multitask" and "Y_cheap" not in data:
+            continue
+        cov, rmse, secs = [], [], []
+        for seed in range(splits):
+            perm = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))
+            k = int(0.8 * len(X))
+            tr, te = perm[:k], perm[k:]
+            t0 = time.perf_counter()
+            model = fit(kind, X[tr], Y[tr], data["Y_cheap"][tr] if "Y_cheap" in data else None, seed)
+            secs.append(time.perf_counter() - t0)
+            q = held_out_quality(model, X[te], Y[te])
+            cov.append(q.coverage90)
+            rmse.append(q.rmse[0])
+        rows.append({"set": name, "n": len(X), "kind": kind, "coverage": np.mean(cov), "cov_min": np.min(cov),
+                     "cov_max": np.max(cov), "rmse": np.mean(rmse), "fit_s": np.mean(secs)})
+        print_row(rows[-1])
+    return rows
+
+
+def synthetic(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """8-element compositions on the simplex; a smooth property with composition-dependent noise."""
+    rng = np.random.default_rng(seed)
+    f = rng.dirichlet(np.full(8, 0.7), size=n)
+    y = np.cos(4 * f[:, 0] - 2 * f[:, 3]) + 3 * f[:, 1] * f[:, 2] - 2 * (f[:, 5] - 0.15) ** 2
+    y = y + (0.03 + 0.1 * f[:, 4]) * rng.standard_normal(n)
+    return torch.as_tensor(f), torch.as_tensor(y).reshape(-1, 1)
+
+
+def large_data_quality(n: int, seed: int = 0, n_test: int = 2000, kind: str = "ensemble") -> dict:
+    """Fit time, RMSE and 90 %-interval coverage at ``n`` synthetic records on ``n_test`` fresh
+    points: ``kind="ensemble"`` (the large-data model) or ``"gp-2000"`` (exact GP on a random
+    2,000-point subset, the reference)."""
+    from dm_hpc.learn import fit_surrogate
+    from dm_hpc.learn.quality import held_out_quality
+
+    X, Y = synthetic(n + n_test, seed)
+    Xf, Yf = X[:n], Y[:n]
+    if kind == "gp-2000":
+        sub = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:2000]
+        Xf, Yf = Xf[sub], Yf[sub]
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = fit_surrogate(Xf, Yf, kind="gp" if kind == "gp-2000" else kind, seed=seed)
+    fit_s = time.perf_counter() - t0
+    q = held_out_quality(model, X[n:], Y[n:])
+    return {"set": f"synthetic {n:,}", "n": n, "kind": kind, "coverage": q.coverage90, "cov_min": q.coverage90,
+            "cov_max": q.coverage90, "rmse": q.rmse[0], "fit_s": fit_s}
+
+
+def print_row(r: dict) -> None:
+    flag = "" if 0.85 <= r["coverage"] <= 0.95 else " (outside 85-95 %)"
+    print(f"| {r['set']} | {r['n']:,} | {r['kind']} | {r['coverage']:.1%}{flag} | {r['cov_min']:.1%}-{r['cov_max']:.1%} "
+          f"| {r['rmse']:.4g} | {r['fit_s']:.2f} |", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--splits", type=int, default=5)
+    ap.add_argument("--kinds", default="gp,stock,multitask,ensemble")
+    ap.add_argument("--sets", default="", help="comma-separated substrings of set names (default: all)")
+    ap.add_argument("--large", default="", help="synthetic sizes for the large-data model, e.g. 10000,100000")
+    a = ap.parse_args()
+    print("| set | records | surrogate | coverage of 90 % intervals (mean) | per split | RMSE | fit (s) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, data in load_sets(DATASETS).items():
+        if a.sets and not any(s in name for s in a.sets.split(",")):
+            continue
+        evaluate(name, data, a.kinds.split(","), a.splits)
+    for n in [int(s) for s in a.large.split(",") if s]:
+        for kind in ("ensemble", "gp-2000"):
+            print_row(large_data_quality(n, kind=kind))
+
+
+if __name__ == "__main__":
+    main()

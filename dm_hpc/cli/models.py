@@ -1,0 +1,115 @@
+"""Model commands: train (the periodic, possibly distributed, retraining) and models (the registry)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dm_hpc.cli.store import fail
+
+console = Console()
+CampaignFile = Annotated[Path, typer.Argument(help="Campaign YAML file (see campaigns/).")]
+SURROGATES = ("auto", "gp", "multitask", "ensemble")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("models")(models)
+
+
+def _campaign(path: Path):
+    from dm_hpc.campaign import CampaignError, load_campaign
+
+    try:
+        return load_campaign(path)
+    except CampaignError as exc:
+        fail(str(exc))
+
+
+def _held_out(meta: dict) -> str:
+    held = meta.get("held_out") or {}
+    if not held.get("n"):
+        return "no held-out records (too few to split)"
+    rmse = ", ".join(f"{k} {v:.4g}" for k, v in (held.get("rmse") or {}).items())
+    return f"held-out {held['n']} records: RMSE {rmse}; 90 %-interval coverage {held['coverage90']:.0%}"
+
+
+def train(
+    campaign: CampaignFile,
+    ranks: Annotated[int, typer.Option(min=1, help="Data-parallel ranks spawned here (under srun or torchrun the launcher sets them).")] = 1,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Optimiser steps between checkpoints (ensemble).")] = 200,
+    if_new_data: Annotated[bool, typer.Option("--if-new-data", help="Do nothing when the records are those of the latest version.")] = False,
+    surrogate: Annotated[Optional[str], typer.Option(help=f"One of {', '.join(SURROGATES)} (default: the campaign's).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Passes over the data (ensemble; default 20).")] = None,
+    register: Annotated[bool, typer.Option("--register/--no-register", help="Register a new model version.")] = True,
+) -> None:
+    """Retrain the campaign's surrogate on the store (the periodic retraining job), optionally on N ranks."""
+    from dm_hpc.campaign import registry
+    from dm_hpc.data import StoreError
+    from dm_hpc.learn.distributed import world_from_env
+
+    if surrogate is not None and surrogate not in SURROGATES:
+        fail(f"--surrogate must be one of {', '.join(SURROGATES)}, not {surrogate!r}")
+    c = _campaign(campaign)
+    options = registry.TrainOptions(kind=surrogate, checkpoint_every=checkpoint_every, register=register,
+                                    if_new_data=if_new_data, epochs=epochs)
+    world = world_from_env()
+    try:
+        if world is None and ranks > 1:
+            result = registry.train_local_ranks(c, ranks, options)
+        else:
+            result = registry.train(c, options, world)
+    except (registry.RegistryError, StoreError) as exc:
+        fail(str(exc))
+    if world is not None and world.rank != 0:
+        return  # rank 0 reports for the job
+    if result is None:
+        last = registry.latest(c)
+        console.print(f"{c.name}: no new records since {last.version if last else 'the last version'}; nothing trained")
+        return
+    meta = result.meta if isinstance(result, registry.ModelVersion) else result
+    where = f"registered {result.version} at {result.path}" if isinstance(result, registry.ModelVersion) else "not registered"
+    resumed = f", resumed at step {meta['resumed_from_step']}" if meta.get("resumed_from_step") else ""
+    console.print(f"trained on {meta['trained_on']} of {meta['records']} records ({meta['surrogate']}, "
+                  f"{meta['world_size']} rank(s) on {meta['device']}, {meta['fit_seconds']} s{resumed})")
+    console.print(_held_out(meta))
+    console.print(where)
+
+
+def models(
+    campaign: CampaignFile,
+    promote: Annotated[Optional[str], typer.Option(help="Make this version current, e.g. v0004.")] = None,
+    rollback: Annotated[Optional[str], typer.Option(help="Make this earlier version current, e.g. v0002.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the versions as JSON.")] = False,
+) -> None:
+    """List registered model versions (current marked); --promote / --rollback switch."""
+    from dm_hpc.campaign import registry
+
+    c = _campaign(campaign)
+    for version, move in ((promote, registry.promote), (rollback, registry.rollback)):
+        if version:
+            try:
+                move(c, version)
+            except registry.RegistryError as exc:
+                fail(str(exc))
+    cur = registry.current(c)
+    found = registry.versions(c)
+    if as_json:
+        print(json.dumps([{**v.meta, "version": v.version, "current": v.version == cur} for v in found], indent=1))
+        return
+    table = Table(title=f"{c.name}: model versions")
+    for col in ("version", "created", "records", "surrogate", "ranks", "device", "held-out RMSE", "coverage 90 %", ""):
+        table.add_column(col)
+    for v in found:
+        m = v.meta
+        held = m.get("held_out") or {}
+        rmse = ", ".join(f"{k} {x:.4g}" for k, x in (held.get("rmse") or {}).items()) or "-"
+        cov = f"{held['coverage90']:.0%}" if held.get("coverage90") is not None else "-"
+        table.add_row(v.version, m["created"], str(m["records"]), str(m.get("surrogate", "-")),
+                      str(m.get("world_size", 1)), str(m.get("device", "cpu")), rmse, cov,
+                      "current" if v.version == cur else "")
+    console.print(table)

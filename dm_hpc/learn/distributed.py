@@ -1,0 +1,282 @@
+"""Data-parallel training of the large-data surrogate on ``torch.distributed``.
+
+Each rank holds one contiguous slice of the global training set (it reads and featurises only
+that slice), and ``DistributedDataParallel`` averages the gradients (gloo on CPU, NCCL on
+CUDA). The global minibatch of a step is a pure function of ``(seed, step)``
+(``ensemble.global_batch``): every rank trains on the rows of it that it holds, with the loss
+scaled so that the averaged gradient equals the gradient of the whole global batch. So N ranks
+take the same optimiser steps as one process on the same data, up to float rounding.
+
+Ranks come from the launcher:
+
+- ``srun`` inside a Slurm allocation: ``SLURM_PROCID``/``SLURM_NTASKS``/``SLURM_LOCALID``;
+  the rendezvous host is the first of ``scontrol show hostnames $SLURM_NODELIST``, the port
+  ``MASTER_PORT`` or one derived from the job id (so concurrent jobs do not collide);
+- ``torchrun``: ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/``MASTER_PORT``;
+- a local spawn (``spawn_local``) for ``dm-hpc train --ranks N`` outside Slurm.
+
+Checkpoints (rank 0, every ``checkpoint_every`` steps, written to a temporary file and renamed:
+a kill never leaves half a checkpoint) hold the weights, the optimiser and the scheduler; a
+training started again with the same data and settings resumes from the last one and ends with
+the same weights as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from dm_hpc.learn.ensemble import (
+    EnsembleConfig,
+    GaussianMembers,
+    Standardiser,
+    calibrated_ensemble_class,
+    calibration_scale,
+    moments,
+    train_members,
+)
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place in a data-parallel job."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int = 29500
+    launcher: str = "single"
+
+    @property
+    def device(self) -> torch.device:
+        """CUDA (one GPU per local rank) when present, else the CPU."""
+        if torch.cuda.is_available():
+            return torch.device("cuda", self.local_rank % torch.cuda.device_count())
+        return torch.device("cpu")
+
+    @property
+    def grouped(self) -> bool:
+        """Whether this process joins a process group (any launched rank, even a world of one)."""
+        return self.size > 1 or self.launcher != "single"
+
+    @property
+    def backend(self) -> str:
+        return "nccl" if self.device.type == "cuda" else "gloo"
+
+
+def first_slurm_host(nodelist: str) -> str:
+    """The first host of a Slurm node list (``node[01-04]`` -> ``node01``), via ``scontrol``."""
+    out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
+                         check=True, timeout=30).stdout.split()
+    if not out:
+        raise RuntimeError(f"scontrol show hostnames {nodelist!r} printed no host")
+    return out[0]
+
+
+def world_from_env(env: Mapping[str, str] | None = None) -> World | None:
+    """The world of a process started by ``srun`` or ``torchrun`` (None: not started by one)."""
+    env = os.environ if env is None else env
+    if "RANK" in env and "WORLD_SIZE" in env:  # torchrun (also any launcher using its variables)
+        return World(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)),
+                     env.get("MASTER_ADDR", "127.0.0.1"), int(env.get("MASTER_PORT", 29500)), "torchrun")
+    if "SLURM_PROCID" in env and "SLURM_STEP_ID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
+        nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or env["SLURM_NODELIST"]
+        port = int(env.get("MASTER_PORT", 0)) or 20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000
+        return World(int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0)),
+                     env.get("MASTER_ADDR") or first_slurm_host(nodelist), port, "srun")
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def row_slice(n: int, world: World) -> tuple[int, int]:
+    """Contiguous ``[lo, hi)`` share of ``n`` rows for ``world.rank`` (sizes differ by at most one)."""
+    return n * world.rank // world.size, n * (world.rank + 1) // world.size
+
+
+@dataclass
+class RankData:
+    """What one rank holds: its slice of the training rows (``offset`` into ``n_total``), and its
+    share of the calibration and test rows. Shapes ``k x d`` (inputs) and ``k x m`` (outcomes)."""
+
+    X: Tensor
+    Y: Tensor
+    offset: int
+    n_total: int
+    X_cal: Tensor
+    Y_cal: Tensor
+    X_test: Tensor
+    Y_test: Tensor
+
+
+@dataclass
+class TrainResult:
+    """A trained ensemble (a BoTorch ``Model``) and how its training went."""
+
+    model: Any
+    steps: int
+    resumed_from: int
+    world_size: int
+    device: str
+    test: dict[str, Any]
+    train_seconds: float = 0.0
+    samples: int = 0
+
+
+def _all_sum(t: Tensor, world: World) -> Tensor:
+    if world.size > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(t)
+    return t
+
+
+def _all_cat(t: Tensor, world: World) -> Tensor:
+    """Rows of ``t`` from every rank, in rank order (any row count per rank)."""
+    if world.size == 1:
+        return t
+    import torch.distributed as dist
+
+    parts: list = [None] * world.size
+    dist.all_gather_object(parts, t.cpu())
+    return torch.cat(parts)
+
+
+def fingerprint(config: EnsembleConfig, data_id: str, n_total: int) -> str:
+    """Identity of a training run: a checkpoint resumes only the same data and settings."""
+    text = json.dumps({"config": asdict(config), "data": data_id, "n": n_total}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def train_ensemble(
+    data: RankData,
+    config: EnsembleConfig,
+    world: World | None = None,
+    checkpoint: Path | None = None,
+    checkpoint_every: int = 200,
+    data_id: str = "",
+    fixed_columns: Tensor | None = None,
+) -> TrainResult:
+    """Train, calibrate and test the ensemble with this process as one rank of ``world``.
+
+    Every rank calls this with its own ``data``; all return the same model. The process group
+    is created here and destroyed before returning (the caller's ranks may then exit).
+
+    Args:
+        checkpoint: file for checkpoints (rank 0 writes; every rank resumes from it when its
+            fingerprint, ``config`` + ``data_id`` + ``n_total``, matches); removed on success.
+        data_id: identity of the data (e.g. the hash of the record ids).
+    """
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    world = world or World()
+    dev = world.device
+    if world.grouped:
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        dist.init_process_group(world.backend, init_method=f"tcp://{world.master_addr}:{world.master_port}",
+                                rank=world.rank, world_size=world.size, timeout=timedelta(minutes=10))
+    try:
+        d, m = data.X.shape[-1], data.Y.shape[-1]
+        moments_sum = torch.cat([data.X.sum(0), (data.X**2).sum(0), data.Y.sum(0), (data.Y**2).sum(0)]).double()
+        moments_sum = _all_sum(moments_sum.to(dev), world).cpu()
+        std = Standardiser.from_moments(data.n_total, *moments_sum.split([d, d, m, m]))
+        xs = std.inputs(data.X).float().to(dev)
+        ys = ((data.Y - std.y_mean) / std.y_std).float().to(dev)
+        net = GaussianMembers(d, m, config.members, config.width, config.seed).to(dev)
+        tag = fingerprint(config, data_id, data.n_total)
+        start, opt_state = 0, None
+        if checkpoint is not None and checkpoint.exists():
+            saved = torch.load(checkpoint, map_location=dev, weights_only=True)
+            if saved.get("fingerprint") == tag:
+                net.load_state_dict(saved["net"])
+                start, opt_state = int(saved["step"]), {k: saved[k] for k in ("optimizer", "scheduler")}
+        wrapped = net
+        if world.grouped:
+            wrapped = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+        def save(step: int, _net, opt, sched) -> None:
+            if checkpoint is not None and world.rank == 0 and (step % checkpoint_every == 0):
+                _save_atomic({"fingerprint": tag, "step": step, "net": net.state_dict(),
+                              "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, checkpoint)
+
+        if world.grouped:
+            dist.barrier()  # the clock starts together on every rank
+        t0 = time.perf_counter()
+        train_members(wrapped, xs, ys, config, n_total=data.n_total, offset=data.offset, world=world.size,
+                      start_step=start, optimizer_state=opt_state, on_step=save)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        train_s = time.perf_counter() - t0
+        net.eval().requires_grad_(False)
+        cpu_net = net.cpu()
+        with torch.no_grad():
+            mu, epi, ale = moments(cpu_net, std, data.X_cal.double())
+        cal = _all_cat(torch.cat([data.Y_cal.double(), mu, epi + ale], dim=-1), world)
+        scale = calibration_scale(*cal.split([m, m, m], dim=-1))
+        cls = calibrated_ensemble_class()
+        train_inputs = data.X.double()  # this rank's slice: used only as a baseline by acquisitions
+        model = cls(cpu_net, std, scale, train_inputs, config, fixed_columns)
+        from dm_hpc.learn.quality import Z90
+
+        with torch.no_grad():
+            mu_t, _, var_t = model.variances(data.X_test.double())
+        test = _all_cat(torch.cat([data.Y_test.double(), mu_t, var_t], dim=-1), world)
+        y, mu_t, var_t = test.split([m, m, m], dim=-1)
+        metrics = {"n": len(y)}
+        if len(y):
+            metrics["rmse"] = [round(v, 6) for v in ((mu_t - y) ** 2).mean(0).sqrt().tolist()]
+            metrics["coverage90"] = round(((y - mu_t).abs() <= Z90 * var_t.sqrt()).double().mean().item(), 4)
+        steps = config.steps(data.n_total)
+        if world.grouped:
+            dist.barrier()
+        if checkpoint is not None and world.rank == 0:
+            checkpoint.unlink(missing_ok=True)
+        samples = (steps - start) * config.members * config.batch(data.n_total)  # global rows seen
+        return TrainResult(model, steps, start, world.size, str(dev), metrics, train_s, samples)
+    finally:
+        if world.grouped and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def spawn_local(fn: Callable[..., Any], ranks: int, *args: Any) -> None:
+    """Run ``fn(world, *args)`` in ``ranks`` fresh local processes (gloo or NCCL) and wait.
+
+    ``fn`` must be importable by name (a module-level function): the children are spawned, not
+    forked, so that no torch thread pool is copied mid-use.
+    """
+    import torch.multiprocessing as mp
+
+    port = free_port()
+    mp.start_processes(_spawned, args=(fn, ranks, port, args), nprocs=ranks, start_method="spawn", join=True)
+
+
+def _spawned(rank: int, fn, ranks: int, port: int, args: tuple) -> None:
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    fn(World(rank, ranks, rank, "127.0.0.1", port, "spawn"), *args)

@@ -1,0 +1,70 @@
+"""Saving and rebuilding surrogates without pickling BoTorch objects.
+
+A pickled BoTorch model breaks on the first kernel holding a lambda (``MultiTaskGP``'s
+``PositiveIndexKernel``: "Can't pickle local object") and ties a file to one library version's
+class layout. So a saved surrogate is a plain dict of tensors and values — its kind, the
+training data it was built from, and its ``state_dict`` — and ``rebuild_surrogate`` constructs
+the same model with the same ``fit_*`` function (optimiser switched off: zero iterations) and
+loads the saved parameters over it. ``torch.load(..., weights_only=True)`` reads it back.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+FORMAT = 1
+
+
+def surrogate_state(
+    model,
+    kind: str,
+    X: Tensor,
+    Y: Tensor,
+    task_index: Tensor | None = None,
+    target_task: int | None = None,
+) -> dict[str, Any]:
+    """What ``rebuild_surrogate`` needs: ``kind`` ("gp", "multitask", "ensemble"), the ``n x d``
+    inputs and ``n x m`` outcomes the model was fitted on, the fidelity ids of a multi-task model."""
+    if kind == "ensemble":
+        return {"format": FORMAT, "kind": kind, "ensemble": model.to_state()}
+    return {
+        "format": FORMAT,
+        "kind": kind,
+        "X": torch.as_tensor(X, dtype=torch.double).cpu(),
+        "Y": torch.as_tensor(Y, dtype=torch.double).cpu(),
+        "task_index": None if task_index is None else torch.as_tensor(task_index).cpu(),
+        "target_task": target_task,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+def rebuild_surrogate(state: dict[str, Any]):
+    """The BoTorch ``Model`` saved by ``surrogate_state``, in eval mode."""
+    import warnings
+
+    from dm_hpc.learn.ensemble import calibrated_ensemble_class
+    from dm_hpc.learn.surrogates import fit_surrogate
+
+    if state.get("format") != FORMAT:
+        raise ValueError(f"saved surrogate has format {state.get('format')!r}; this dm-hpc reads {FORMAT}")
+    if state["kind"] == "ensemble":
+        return calibrated_ensemble_class().from_state(state["ensemble"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = fit_surrogate(state["X"], state["Y"], kind=state["kind"], task_index=state["task_index"],
+                              target_task=state["target_task"], maxiter=0, warm_maxiter=0)
+    model.train()
+    model.load_state_dict(state["state_dict"], strict=True)
+    return model.eval()
+
+
+def save_surrogate(state: dict[str, Any], path: Path) -> None:
+    torch.save(state, path)
+
+
+def load_surrogate(path: Path):
+    """Rebuild the surrogate saved at ``path`` (tensors only: ``weights_only=True``)."""
+    return rebuild_surrogate(torch.load(path, weights_only=True, map_location="cpu"))
