@@ -154,6 +154,9 @@ def recover(root: str | os.PathLike[str]) -> RecoverReport:
     if not (root / layout.SHARD_DIR).is_dir():
         raise StoreError(f"{root} has no shards/ folder: nothing to recover from")
     marker = read_marker(root)
+    if marker is None and not any(layout.shard_number(p.name) for p in (root / layout.SHARD_DIR).iterdir()):
+        raise StoreError(f"{root} is not a dm-hpc store (no {layout.MARKER}, no shard files in shards/); "
+                         "nothing was written")
     try:
         lock = _WriterLock(root)
     except OSError as exc:
