@@ -209,7 +209,7 @@ def _store_id_of(path: Path) -> str:
 
         with h5py.File(path, "r") as f:
             return str(f.attrs.get("store_id", ""))
-    except (OSError, ValueError, TypeError, UnicodeDecodeError):
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
         return ""
 
 

@@ -203,7 +203,8 @@ def write_shard(path: Path, rows: Rows, meta: ShardMeta) -> str:
     return digest
 
 
-_READ_ERRORS = (OSError, KeyError, ValueError, TypeError, IndexError, UnicodeDecodeError, RuntimeError)
+_READ_ERRORS = (OSError, KeyError, ValueError, TypeError, IndexError, UnicodeDecodeError, RuntimeError,
+                AttributeError)  # h5py gives None for an object whose header is unreadable
 
 
 @dataclass

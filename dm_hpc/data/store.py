@@ -275,7 +275,7 @@ class Store:
         try:
             with h5py.File(path, "r") as f:
                 return str(f.attrs.get("store_id", "")) == self._store_id
-        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
             return False
 
     def _remove_orphans(self) -> None:
@@ -301,21 +301,24 @@ class Store:
 
     def _open_snapshot(self) -> None:
         """Reader: read the manifest and open every shard it names, keeping the handles."""
+        vanished_at = None  # generation at which a shard was found missing
         for _ in range(SNAPSHOT_TRIES):
             if not (self.root / layout.MANIFEST).exists() and read_marker(self.root) is None:
                 raise StoreError(f"no store at {self.root} (missing {layout.MANIFEST})")
             self._load_manifest(create=False)
-            vanished = False
+            generation, vanished = self._manifest["generation"], False
             for entry in self._manifest["shards"]:
                 path = self.root / layout.SHARD_DIR / entry["name"]
                 try:
                     self._shards[entry["name"]] = Shard.open(path)
                 except (FileNotFoundError, StoreCorruptError) as exc:
-                    if not path.exists():  # merged away by a writer since we read the manifest
-                        vanished = True
+                    # merged away by a writer since we read the manifest: retry on the newer one;
+                    # missing although the manifest has not moved on: the file is lost
+                    if not path.exists() and generation != vanished_at:
+                        vanished, vanished_at = True, generation
                         break
                     self._damaged[entry["name"]] = exc if isinstance(exc, StoreCorruptError) else \
-                        damaged(self.root, f"shard file {path}", str(exc))
+                        damaged(self.root, f"shard file {path}", "the file is missing")
             if not vanished:
                 return
             for shard in self._shards.values():
