@@ -15,10 +15,16 @@
 from __future__ import annotations
 
 import errno
+import gc
 import hashlib
+import io
 import json
 import os
+import re
+import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -63,6 +69,33 @@ def os_failure(root: Path, doing: str, exc: OSError) -> StoreError:
     }.get(exc.errno or 0, exc.strerror or str(exc))
     return StoreError(f"store {root}: could not {doing}: {reason}. Nothing half-written was left behind; "
                       "what was stored before is intact.")
+
+
+@contextmanager
+def h5_write_failures_raised_once() -> Iterator[None]:
+    """When the disk fills, h5py raises the failed write and then prints it again as a traceback
+    from each object it frees ("Can't decrement id ref count"), as noise on stderr after the
+    clear error. Inside this block stderr is captured; that echo is dropped, anything else is
+    passed on. HDF5's ``RuntimeError`` for a failed write becomes the ``OSError`` it stands for."""
+    real, captured = sys.stderr, io.StringIO()
+    sys.stderr = captured
+    try:
+        yield
+    except RuntimeError as exc:  # HDF5 reports some failed writes (a flush on close) this way
+        found = re.search(r"errno = (\d+)", str(exc))
+        code = int(found.group(1)) if found else errno.EIO
+        exc.__traceback__ = None  # its frames hold the failed file's objects: free them here
+        gc.collect()
+        raise OSError(code, os.strerror(code)) from None
+    except BaseException as exc:
+        exc.__traceback__ = None
+        gc.collect()
+        raise
+    finally:
+        sys.stderr = real
+        text = captured.getvalue()
+        if text and "decrement id ref count" not in text:
+            real.write(text)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:

@@ -14,7 +14,15 @@ import pandas as pd
 
 from dm_hpc.data import layout
 from dm_hpc.data.elements import atomic_number
-from dm_hpc.data.integrity import StoreCorruptError, damaged, layout_digest, publish, sha256_bytes, sha256_file
+from dm_hpc.data.integrity import (
+    StoreCorruptError,
+    damaged,
+    layout_digest,
+    publish,
+    h5_write_failures_raised_once,
+    sha256_bytes,
+    sha256_file,
+)
 from dm_hpc.data.records import MaterialRecord
 from dm_hpc.data.vocabulary import canonical_unit
 
@@ -163,33 +171,8 @@ def write_shard(path: Path, rows: Rows, meta: ShardMeta) -> str:
     """
     tmp = path.with_name(f".{path.name}.{meta.store_id}.tmp")
     try:
-        with h5py.File(tmp, "w", libver="latest") as f:
-            f.attrs["format"] = layout.FORMAT
-            for key in ("store_id", "number", "first", "generation"):
-                f.attrs[key] = getattr(meta, key)
-            f.attrs["replaces"] = np.array(meta.replaces, dtype="i8")
-            g = f.create_group("records")
-            g.attrs["n"] = rows.n
-
-            def put(name: str, values: np.ndarray, dtype=None) -> h5py.Dataset:
-                values = np.ascontiguousarray(values)
-                ds = g.create_dataset(name, data=values, dtype=dtype or values.dtype, fletcher32=True)
-                ds.attrs["sha256"] = sha256_bytes(values.data)
-                return ds
-
-            for name, values in rows.fixed.items():
-                put(name, values, SOURCE_ENUM if name == "source" else None)
-            put("element_mask", rows.element_mask)
-            for group, (names, mat) in rows.sparse.items():
-                ds = put(group, mat)
-                ds.attrs["columns"] = names
-                if group in ("properties", "uncertainty"):
-                    ds.attrs["units"] = [canonical_unit(name) for name in names]
-            # JSON as one UTF-8 byte blob plus offsets: merging and reading are then plain copies
-            blobs = rows.json
-            put("json_offsets", np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype("i8"))
-            put("json_bytes", np.frombuffer(b"".join(blobs), dtype=np.uint8))
-            f.attrs["layout_sha256"] = layout_digest(_describe(f))
+        with h5_write_failures_raised_once():
+            _write_file(tmp, rows, meta)
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fdatasync(fd)  # the data, before the name that publishes it
@@ -201,6 +184,36 @@ def write_shard(path: Path, rows: Rows, meta: ShardMeta) -> str:
         tmp.unlink(missing_ok=True)  # ours: its name carries the store's id
         raise
     return digest
+
+
+def _write_file(tmp: Path, rows: Rows, meta: ShardMeta) -> None:
+    with h5py.File(tmp, "w", libver="latest") as f:
+        f.attrs["format"] = layout.FORMAT
+        for key in ("store_id", "number", "first", "generation"):
+            f.attrs[key] = getattr(meta, key)
+        f.attrs["replaces"] = np.array(meta.replaces, dtype="i8")
+        g = f.create_group("records")
+        g.attrs["n"] = rows.n
+
+        def put(name: str, values: np.ndarray, dtype=None) -> h5py.Dataset:
+            values = np.ascontiguousarray(values)
+            ds = g.create_dataset(name, data=values, dtype=dtype or values.dtype, fletcher32=True)
+            ds.attrs["sha256"] = sha256_bytes(values.data)
+            return ds
+
+        for name, values in rows.fixed.items():
+            put(name, values, SOURCE_ENUM if name == "source" else None)
+        put("element_mask", rows.element_mask)
+        for group, (names, mat) in rows.sparse.items():
+            ds = put(group, mat)
+            ds.attrs["columns"] = names
+            if group in ("properties", "uncertainty"):
+                ds.attrs["units"] = [canonical_unit(name) for name in names]
+        # JSON as one UTF-8 byte blob plus offsets: merging and reading are then plain copies
+        blobs = rows.json
+        put("json_offsets", np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype("i8"))
+        put("json_bytes", np.frombuffer(b"".join(blobs), dtype=np.uint8))
+        f.attrs["layout_sha256"] = layout_digest(_describe(f))
 
 
 _READ_ERRORS = (OSError, KeyError, ValueError, TypeError, IndexError, UnicodeDecodeError, RuntimeError,

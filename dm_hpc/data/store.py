@@ -163,8 +163,14 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # the error already in flight says what went wrong; a second one would hide it
+            self.close()
+        except StoreError:
+            pass
 
     def close(self) -> None:
         """Close shard files; a writer also refreshes the ``store.h5`` view, deletes the shards

@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 from dm_hpc.data import layout
+from dm_hpc.data.integrity import h5_write_failures_raised_once
 from dm_hpc.data.shards import SOURCE_ENUM, Shard
 from dm_hpc.data.vocabulary import canonical_unit
 
@@ -23,7 +24,8 @@ def write_view(root: Path, manifest: dict[str, Any], shards: Sequence[Shard], ta
     in the temp file's name, so a later writer knows the temp file is its own)."""
     tmp = root / f".{layout.VIEW}.{tag}.tmp"
     try:
-        _write(tmp, manifest, shards)
+        with h5_write_failures_raised_once():
+            _write(tmp, manifest, shards)
         os.replace(tmp, root / layout.VIEW)
     except BaseException:
         tmp.unlink(missing_ok=True)
