@@ -187,33 +187,40 @@ def write_shard(path: Path, rows: Rows, meta: ShardMeta) -> str:
 
 
 def _write_file(tmp: Path, rows: Rows, meta: ShardMeta) -> None:
+    # the metadata description is built as the file is written (what ``_describe`` reads back
+    # on every open; reading it back here would double the cost of a write)
+    root = {"format": layout.FORMAT, "store_id": meta.store_id, "number": meta.number, "first": meta.first,
+            "generation": meta.generation}
+    datasets: dict[str, dict] = {}
     with h5py.File(tmp, "w", libver="latest") as f:
-        f.attrs["format"] = layout.FORMAT
-        for key in ("store_id", "number", "first", "generation"):
-            f.attrs[key] = getattr(meta, key)
+        for key, value in root.items():
+            f.attrs[key] = value
         f.attrs["replaces"] = np.array(meta.replaces, dtype="i8")
         g = f.create_group("records")
         g.attrs["n"] = rows.n
 
-        def put(name: str, values: np.ndarray, dtype=None) -> h5py.Dataset:
+        def put(name: str, values: np.ndarray, dtype=None, **attrs: list[str]) -> None:
             values = np.ascontiguousarray(values)
             ds = g.create_dataset(name, data=values, dtype=dtype or values.dtype, fletcher32=True)
-            ds.attrs["sha256"] = sha256_bytes(values.data)
-            return ds
+            digest = sha256_bytes(values.data)
+            ds.attrs["sha256"] = digest
+            for key, names in attrs.items():
+                ds.attrs[key] = names
+            datasets[name] = {"dtype": values.dtype.str, "shape": list(values.shape), "fletcher32": True,
+                              "sha256": digest, **attrs}
 
         for name, values in rows.fixed.items():
             put(name, values, SOURCE_ENUM if name == "source" else None)
         put("element_mask", rows.element_mask)
         for group, (names, mat) in rows.sparse.items():
-            ds = put(group, mat)
-            ds.attrs["columns"] = names
-            if group in ("properties", "uncertainty"):
-                ds.attrs["units"] = [canonical_unit(name) for name in names]
+            units = {"units": [canonical_unit(name) for name in names]} if group in ("properties", "uncertainty") else {}
+            put(group, mat, columns=list(names), **units)
         # JSON as one UTF-8 byte blob plus offsets: merging and reading are then plain copies
         blobs = rows.json
         put("json_offsets", np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype("i8"))
         put("json_bytes", np.frombuffer(b"".join(blobs), dtype=np.uint8))
-        f.attrs["layout_sha256"] = layout_digest(_describe(f))
+        root["replaces"] = list(meta.replaces)
+        f.attrs["layout_sha256"] = layout_digest({"root": root, "n": rows.n, "datasets": datasets})
 
 
 _READ_ERRORS = (OSError, KeyError, ValueError, TypeError, IndexError, UnicodeDecodeError, RuntimeError,
