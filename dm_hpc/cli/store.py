@@ -180,12 +180,15 @@ def check(store: StorePath) -> None:
     with store_errors(), _open(store) as s:
         report = s.check()
     for note in report.notes:
-        err.print(Text(f"note: {note}"), highlight=False)
+        err.print(Text(f"note: {note}"), highlight=False, soft_wrap=True)
     if report.ok:
-        say(f"ok: {report.records} records in {report.shards} shards; every file, column and record checksum verified")
+        bare = sum("without checksums" in note for note in report.notes)
+        what = (f"every record hash verified; {bare} shard(s) have no file and column checksums yet" if bare
+                else "every file, column and record checksum verified")
+        say(f"ok: {report.records} records in {report.shards} shards; {what}")
         return
     for problem in report.problems:
-        err.print(Text(problem), highlight=False)
+        err.print(Text(problem), highlight=False, soft_wrap=True)
     err.print(Text(f"{len(report.problems)} problem(s) in {store}. Restore the damaged shards from a backup, or run "
                    f"`dm-hpc store recover --store {store}` to rebuild the manifest from the intact ones."),
               highlight=False)
@@ -211,7 +214,7 @@ def recover(store: StorePath) -> None:
     if report.merged_away:
         say(f"merged away (their records are in other shards): {', '.join(report.merged_away)}")
     for line in report.left_out:
-        err.print(Text(f"left out: {line}"), highlight=False)
+        err.print(Text(f"left out: {line}"), highlight=False, soft_wrap=True)
     if report.old_manifest:
         say(f"the previous manifest is kept as {report.old_manifest}")
 
