@@ -397,7 +397,6 @@ class Store:
             fresh_json.append(rec.to_json())
         if fresh:
             self._commit(rows_from_records(fresh, fresh_ids, fresh_json))
-            known.update(seen)
         return IngestResult(n=len(batch), new=len(fresh), ids=ids)
 
     def _publish(self, rows: Rows, replaces: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
@@ -439,6 +438,8 @@ class Store:
             self._commit_manifest({"shards": [*self._manifest["shards"], entry]}, entry["name"])
         except OSError as exc:
             raise os_failure(self.root, f"store a batch of {rows.n} records", exc) from None
+        if self._ids is not None:  # durable now, whatever the merge below does
+            self._ids.update(rows.fixed["record_id"].tolist())
         if rows.n < CACHE_ROWS_BELOW:  # small shards are merged soon: keep their rows at hand
             self._rows_cache[entry["name"]] = rows
         try:

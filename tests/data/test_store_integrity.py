@@ -241,3 +241,28 @@ def test_missing_manifest_names_recover_for_readers_and_writers(tmp_path):
             Store.open(path, mode)
     report = recover(path)
     assert report.records == 2 and report.old_manifest and (path / report.old_manifest).exists()
+
+
+def test_disk_full_during_a_merge_keeps_the_batch_and_its_ids(tmp_path, monkeypatch):
+    """Fault injection: ENOSPC while writing the merged shard, after the batch was committed."""
+    from dm_hpc.data import store as store_module
+
+    path = tmp_path / "s"
+    store = Store.open(path, "a")
+    for i in range(MERGE_FANOUT - 1):
+        store.ingest([make(i)])
+    real = store_module.write_shard
+
+    def failing_merge(target, rows, meta):
+        if meta.replaces:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(target, rows, meta)
+
+    monkeypatch.setattr(store_module, "write_shard", failing_merge)
+    with pytest.raises(StoreError, match="the batch itself was stored"):
+        store.ingest([make(100)])
+    monkeypatch.undo()
+    assert store.ingest([make(100)]).new == 0  # known: stored once, not twice
+    store.close()
+    reader = Store.open(path)
+    assert len(reader) == MERGE_FANOUT and reader.check().ok
