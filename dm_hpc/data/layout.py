@@ -5,9 +5,9 @@ A store is a folder::
     STORE/
       dm-hpc-store.json     the store's identity (format, a random ``store_id``), written once
                             at creation; a folder without it is never written into unless empty
-      manifest.json         the commit point: committed shards (name, record count, SHA-256 of
-                            the file), ``retired`` shards (merged away, deleted once no reader
-                            can still need them), generation, next shard number
+      manifest.json         the commit point: committed shards (name, record count, ``first``,
+                            SHA-256 of the file), ``retired`` shards (merged away, deleted once
+                            no reader can still need them), generation, next shard number
       shards/s000001.h5     immutable batches, each written whole (and fsynced) before the
                             manifest names it
       store.h5              one logical table over all shards (HDF5 virtual datasets), for
