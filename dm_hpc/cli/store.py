@@ -1,14 +1,21 @@
-"""`dm-hpc store info|import|export|query|check|compact`."""
+"""`dm-hpc store info|import|export|query|check|compact|recover`, and the CLI's error printer.
+
+Every message that can hold user or file text is printed with rich markup off: a unit such as
+``[eV/atom]`` in an error is text, not a style tag to be swallowed.
+"""
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 store_app = typer.Typer(help="Inspect, import into and export from an HDF5 record store.", no_args_is_help=True)
 StorePath = Annotated[Path, typer.Option("--store", "-s", help="Store folder (created on import).")]
@@ -21,24 +28,39 @@ def register(app: typer.Typer) -> None:
 
 
 def fail(message: str, code: int = 2) -> None:
-    """Print a one-line (or listed) error and exit without a traceback."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    """Print a one-line (or listed) error and exit without a traceback; ``message`` is plain
+    text (never parsed as markup)."""
+    err.print(Text.assemble(("error: ", "bold red"), str(message)), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
-def _open(path: Path, mode: str = "r"):
-    from dm_hpc.data import Store, StoreError
+def say(message: str) -> None:
+    """Print a plain-text line to stdout (no markup, no highlighting)."""
+    console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn a store error (damage, full disk, lock, read-only) into ``fail``'s one paragraph."""
+    from dm_hpc.data import StoreError
 
     try:
-        return Store.open(path, mode)  # type: ignore[arg-type]
+        yield
     except StoreError as exc:
         fail(str(exc))
+
+
+def _open(path: Path, mode: str = "r"):
+    from dm_hpc.data import Store
+
+    with store_errors():
+        return Store.open(path, mode)  # type: ignore[arg-type]
 
 
 @store_app.command("info")
 def info(store: StorePath) -> None:
     """Counts by source and method, shards, generation."""
-    with _open(store) as s:
+    with store_errors(), _open(store) as s:
         console.print_json(json.dumps(s.info()))
 
 
@@ -68,9 +90,12 @@ def import_(
         fail(str(exc))
     except (OSError, ValueError) as exc:
         fail(f"{column_map or sheet}: {exc}")
-    with _open(store, "a") as s:
-        result = s.ingest(records)
-    console.print(f"ingested {result.n} records ({result.new} new)")
+    with store_errors(), _open(store, "a") as s:
+        try:
+            result = s.ingest(records)
+        except ValueError as exc:
+            fail(str(exc))
+    say(f"ingested {result.n} records ({result.new} new)")
 
 
 def _filters(source, method, campaign, elements, prop) -> dict:
@@ -104,7 +129,7 @@ def export(
         clearance = AccessLevel(access_level)
     except ValueError:
         fail(f"--access-level must be one of {', '.join(a.value for a in AccessLevel)}, not {access_level!r}")
-    with _open(store) as s:
+    with store_errors(), _open(store) as s:
         try:
             records = list(s.records(**_filters(source, method, campaign, elements, prop)))
             readable = AccessMap(store).readable([r.record_id for r in records], clearance)
@@ -116,8 +141,10 @@ def export(
         write_sheet(records, out, basis)
     except ValueError as exc:
         fail(str(exc))
-    console.print(f"exported {len(records)} records to {out}"
-                  + (f" ({withheld} above access level {clearance.value} withheld)" if withheld else ""))
+    except OSError as exc:
+        fail(f"{out}: cannot write: {exc.strerror}")
+    say(f"exported {len(records)} records to {out}"
+        + (f" ({withheld} above access level {clearance.value} withheld)" if withheld else ""))
 
 
 @store_app.command("query")
@@ -129,14 +156,17 @@ def query(
     out: Annotated[Optional[Path], typer.Option(help="Write all matching rows as CSV.")] = None,
 ) -> None:
     """Filter records (columns: ids, provenance, x_<El>, properties in canonical units)."""
-    with _open(store) as s:
+    with store_errors(), _open(store) as s:
         try:
             df = s.to_dataframe(**_filters(source, method, campaign, elements, prop))
         except (ValueError, KeyError) as exc:
             fail(str(exc))
     if out is not None:
-        df.to_csv(out, index=False)
-        console.print(f"wrote {len(df)} rows to {out}")
+        try:
+            df.to_csv(out, index=False)
+        except OSError as exc:
+            fail(f"{out}: cannot write: {exc.strerror}")
+        say(f"wrote {len(df)} rows to {out}")
         return
     table = Table(title=f"{len(df)} records (first {min(limit, len(df))}; canonical units)")
     head = df.head(limit)
@@ -146,33 +176,57 @@ def query(
              and not c.startswith("process.") and not head[c].isna().all()]
     table.add_column("composition (at. frac.)")
     for col in shown:
-        table.add_column(col)
+        table.add_column(Text(col))  # Text: column names and values are data, not markup
     for _, row in head.iterrows():
         formula = " ".join(f"{c[2:]}{row[c]:.3g}" for c in x_cols if row[c] > 0)
-        table.add_row(formula, *[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row[shown]])
+        table.add_row(Text(formula), *[Text(f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row[shown]])
     console.print(table)
 
 
 @store_app.command("check")
 def check(store: StorePath) -> None:
-    """Verify every record's hash, counts and uniqueness; exit 1 on any problem."""
-    with _open(store) as s:
+    """Verify every shard file's and column's checksums, every record's hash, counts and
+    uniqueness; exit 1 on any problem."""
+    with store_errors(), _open(store) as s:
         report = s.check()
+    for note in report.notes:
+        err.print(Text(f"note: {note}"), highlight=False, soft_wrap=True)
     if report.ok:
-        console.print(f"ok: {report.records} records in {report.shards} shards, every hash verified")
+        bare = sum("without checksums" in note for note in report.notes)
+        what = (f"every record hash verified; {bare} shard(s) have no file and column checksums yet" if bare
+                else "every file, column and record checksum verified")
+        say(f"ok: {report.records} records in {report.shards} shards; {what}")
         return
     for problem in report.problems:
-        err.print(problem, highlight=False)
-    err.print(f"{len(report.problems)} problem(s) in {store}")
+        err.print(Text(problem), highlight=False, soft_wrap=True)
+    err.print(Text(f"{len(report.problems)} problem(s) in {store}. Restore the damaged shards from a backup, or run "
+                   f"`dm-hpc store recover --store {store}` to rebuild the manifest from the intact ones."),
+              highlight=False)
     raise typer.Exit(1)
 
 
 @store_app.command("compact")
 def compact(store: StorePath) -> None:
     """Merge all shards into one and rebuild the store.h5 table view."""
-    with _open(store, "a") as s:
+    with store_errors(), _open(store, "a") as s:
         s.compact()
-    console.print(f"compacted {store}")
+    say(f"compacted {store}")
+
+
+@store_app.command("recover")
+def recover(store: StorePath) -> None:
+    """Rebuild a lost or damaged manifest.json from the shards' own metadata (deletes nothing)."""
+    from dm_hpc.data.recovery import recover as rebuild
+
+    with store_errors():
+        report = rebuild(store)
+    say(f"recovered {store}: {report.records} records in {len(report.shards)} shards")
+    if report.merged_away:
+        say(f"merged away (their records are in other shards): {', '.join(report.merged_away)}")
+    for line in report.left_out:
+        err.print(Text(f"left out: {line}"), highlight=False, soft_wrap=True)
+    if report.old_manifest:
+        say(f"the previous manifest is kept as {report.old_manifest}")
 
 
 if __name__ == "__main__":  # pragma: no cover

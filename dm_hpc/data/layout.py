@@ -1,9 +1,13 @@
-"""On-disk layout of a dm-hpc store (format ``dm-hpc-store/1``), readable without dm-hpc.
+"""On-disk layout of a dm-hpc store (format ``dm-hpc-store/2``), readable without dm-hpc.
 
 A store is a folder::
 
     STORE/
-      manifest.json         the commit point: committed shards, their record counts, generation
+      dm-hpc-store.json     the store's identity (format, a random ``store_id``), written once
+                            at creation; a folder without it is never written into unless empty
+      manifest.json         the commit point: committed shards (name, record count, ``first``,
+                            SHA-256 of the file), ``retired`` shards (merged away, deleted once
+                            no reader can still need them), generation, next shard number
       shards/s000001.h5     immutable batches, each written whole (and fsynced) before the
                             manifest names it
       store.h5              one logical table over all shards (HDF5 virtual datasets), for
@@ -11,8 +15,9 @@ A store is a folder::
       LOCK                  held (flock) by the one writer; says who holds it
 
 A batch is acknowledged once ``manifest.json`` naming its shard has been renamed into place
-(write temp, fsync, rename, fsync folder). A crash before that leaves an orphan shard that the
-next writer deletes; a crash after it loses nothing. Shards are merged (size-tiered, 16 of a
+(write temp, fsync, rename, fsync folder). A crash before that leaves an orphan shard (carrying
+this store's id, numbered at or after the manifest's next number) that the next writer deletes;
+a crash after it loses nothing. Shards are merged (size-tiered, 16 of a
 size into one) so a campaign that ingests one record at a time does not leave thousands.
 
 ``store.h5``::
@@ -22,6 +27,13 @@ size into one) so a campaign that ingests one record at a time does not leave th
     /records/process/<step>:<parameter>, /records/raw_materials/<name> [<unit>]
                             virtual, filled with 0 / NaN where a shard has none
     /shards/<name>          external links to each shard's root
+
+Each shard's root attributes: ``format``, ``store_id`` (the marker's), ``number`` (of its
+name), ``first`` (the lowest shard number whose rows it holds: the manifest's order),
+``replaces`` (numbers of the shards a merge made it from), ``generation`` (manifest generation
+that committed it), ``layout_sha256`` (digest of every dataset's name, shape, dtype, attributes
+and data digest; checked on every open). Every dataset is chunked with HDF5's Fletcher32 filter
+(a damaged chunk fails to read) and has a ``sha256`` attribute over its data bytes.
 
 Each shard ``/records`` group holds, per record (row):
 
@@ -45,9 +57,14 @@ Each shard ``/records`` group holds, per record (row):
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-FORMAT = "dm-hpc-store/1"
+FORMAT = "dm-hpc-store/2"
+#: Formats this code reads (``/1``: shards without checksums, stores without a marker).
+READABLE_FORMATS = ("dm-hpc-store/1", FORMAT)
+MARKER = "dm-hpc-store.json"
 MANIFEST = "manifest.json"
 VIEW = "store.h5"
 SHARD_DIR = "shards"
@@ -81,3 +98,12 @@ SPARSE_GROUPS: dict[str, float] = {
 def shard_name(number: int) -> str:
     """File name of shard ``number`` (``s000001.h5``)."""
     return f"s{number:06d}.h5"
+
+
+def shard_number(name: str) -> int | None:
+    """Inverse of ``shard_name``; None for any other file name."""
+    match = SHARD_NAME.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+SHARD_NAME = re.compile(r"s(\d{6,})\.h5")

@@ -1,6 +1,8 @@
-"""Reading and writing one immutable shard file (see ``layout`` for the format)."""
+"""Reading and writing one immutable shard file (see ``layout`` for the format, ``integrity``
+for the checksums and why a shard is never replaced)."""
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +14,15 @@ import pandas as pd
 
 from dm_hpc.data import layout
 from dm_hpc.data.elements import atomic_number
+from dm_hpc.data.integrity import (
+    StoreCorruptError,
+    damaged,
+    layout_digest,
+    publish,
+    h5_write_failures_raised_once,
+    sha256_bytes,
+    sha256_file,
+)
 from dm_hpc.data.records import MaterialRecord
 from dm_hpc.data.vocabulary import canonical_unit
 
@@ -125,55 +136,137 @@ def concat_rows(parts: Sequence[Rows]) -> Rows:
     return Rows(fixed, mask, sparse, [j for p in parts for j in p.json])
 
 
-def write_shard(path: Path, rows: Rows) -> None:
-    """Write ``rows`` to ``path`` atomically: a temp file, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
+@dataclass(frozen=True)
+class ShardMeta:
+    """Root attributes that tie a shard to its store (see ``layout``)."""
+
+    store_id: str
+    number: int
+    first: int
+    replaces: tuple[int, ...] = ()
+    generation: int = 0
+    legacy: bool = False  # format /1: no store id, no checksums
+
+
+def _describe(f: h5py.File) -> dict:
+    """Everything about a shard except its data bytes (those are covered by each ``sha256``)."""
+    g = f["records"]
+    datasets = {}
+    for name, ds in g.items():
+        datasets[name] = {
+            "dtype": ds.dtype.str, "shape": list(ds.shape), "fletcher32": bool(ds.fletcher32),
+            "sha256": str(ds.attrs["sha256"]),
+            **{key: [str(x) for x in ds.attrs[key]] for key in ("columns", "units") if key in ds.attrs},
+        }
+    root = {key: f.attrs[key] for key in ("format", "store_id", "number", "first", "generation")}
+    root = {key: value if isinstance(value, str) else int(value) for key, value in root.items()}
+    root["replaces"] = [int(x) for x in f.attrs["replaces"]]
+    return {"root": root, "n": int(g.attrs["n"]), "datasets": datasets}
+
+
+def write_shard(path: Path, rows: Rows, meta: ShardMeta) -> str:
+    """Write ``rows`` to the new file ``path`` (never replacing one); returns the file's SHA-256.
+
+    A temp file named with the store's id, fsync, then ``integrity.publish``.
+    """
+    tmp = path.with_name(f".{path.name}.{meta.store_id}.tmp")
+    try:
+        with h5_write_failures_raised_once():
+            _write_file(tmp, rows, meta)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)  # the data, before the name that publishes it
+        finally:
+            os.close(fd)
+        digest = sha256_file(tmp)
+        publish(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # ours: its name carries the store's id
+        raise
+    return digest
+
+
+def _write_file(tmp: Path, rows: Rows, meta: ShardMeta) -> None:
+    # the metadata description is built as the file is written (what ``_describe`` reads back
+    # on every open; reading it back here would double the cost of a write)
+    root = {"format": layout.FORMAT, "store_id": meta.store_id, "number": meta.number, "first": meta.first,
+            "generation": meta.generation}
+    datasets: dict[str, dict] = {}
     with h5py.File(tmp, "w", libver="latest") as f:
-        f.attrs["format"] = layout.FORMAT
+        for key, value in root.items():
+            f.attrs[key] = value
+        f.attrs["replaces"] = np.array(meta.replaces, dtype="i8")
         g = f.create_group("records")
         g.attrs["n"] = rows.n
+
+        def put(name: str, values: np.ndarray, dtype=None, **attrs: list[str]) -> None:
+            values = np.ascontiguousarray(values)
+            ds = g.create_dataset(name, data=values, dtype=dtype or values.dtype, fletcher32=True)
+            digest = sha256_bytes(values.data)
+            ds.attrs["sha256"] = digest
+            for key, names in attrs.items():
+                ds.attrs[key] = names
+            datasets[name] = {"dtype": values.dtype.str, "shape": list(values.shape), "fletcher32": True,
+                              "sha256": digest, **attrs}
+
         for name, values in rows.fixed.items():
-            g.create_dataset(name, data=values, dtype=SOURCE_ENUM if name == "source" else values.dtype)
-        g.create_dataset("element_mask", data=rows.element_mask)
+            put(name, values, SOURCE_ENUM if name == "source" else None)
+        put("element_mask", rows.element_mask)
         for group, (names, mat) in rows.sparse.items():
-            ds = g.create_dataset(group, data=mat)
-            ds.attrs["columns"] = names
-            if group in ("properties", "uncertainty"):
-                ds.attrs["units"] = [canonical_unit(name) for name in names]
+            units = {"units": [canonical_unit(name) for name in names]} if group in ("properties", "uncertainty") else {}
+            put(group, mat, columns=list(names), **units)
         # JSON as one UTF-8 byte blob plus offsets: merging and reading are then plain copies
         blobs = rows.json
-        g.create_dataset("json_offsets", data=np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype("i8"))
-        g.create_dataset("json_bytes", data=np.frombuffer(b"".join(blobs), dtype=np.uint8))
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fdatasync(fd)  # the data, before the name that publishes it
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)  # the new name itself survives a power cut
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+        put("json_offsets", np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype("i8"))
+        put("json_bytes", np.frombuffer(b"".join(blobs), dtype=np.uint8))
+        root["replaces"] = list(meta.replaces)
+        f.attrs["layout_sha256"] = layout_digest({"root": root, "n": rows.n, "datasets": datasets})
+
+
+_READ_ERRORS = (OSError, KeyError, ValueError, TypeError, IndexError, UnicodeDecodeError, RuntimeError,
+                AttributeError)  # h5py gives None for an object whose header is unreadable
 
 
 @dataclass
 class Shard:
-    """An open, immutable shard: fixed columns loaded eagerly, the rest on demand."""
+    """An open, immutable shard: fixed columns loaded eagerly, the rest on demand.
+
+    Every read that finds damage (a Fletcher32 mismatch, a metadata digest that does not
+    match, a missing dataset) raises ``StoreCorruptError`` naming the file.
+    """
 
     path: Path
     n: int
     fixed: dict[str, np.ndarray]
     element_mask: np.ndarray
+    meta: ShardMeta
     _file: h5py.File = field(repr=False)
     _cache: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, path: Path) -> Shard:
-        f = h5py.File(path, "r")
-        g = f["records"]
-        fixed = {name: g[name][()] for name in layout.FIXED_COLUMNS}
-        return cls(path, int(g.attrs["n"]), fixed, g["element_mask"][()], f)
+        """Open and verify the metadata digest; ``FileNotFoundError`` if the file is gone."""
+        if not path.exists():
+            raise FileNotFoundError(errno.ENOENT, "no such shard", str(path))
+        f = None
+        try:
+            f = h5py.File(path, "r")
+            meta = _verified_meta(f)
+            g = f["records"]
+            fixed = {name: g[name][()] for name in layout.FIXED_COLUMNS}
+            n = int(g.attrs["n"])
+            mask = g["element_mask"][()]
+            if any(len(v) != n for v in fixed.values()) or mask.shape != (n, 2):
+                raise ValueError(f"columns disagree with the record count {n}")
+            return cls(path, n, fixed, mask, meta, f)
+        except FileNotFoundError:
+            if f is not None:
+                f.close()
+            raise
+        except _READ_ERRORS as exc:
+            if f is not None:
+                f.close()
+            raise _damaged(path, exc) from None
 
     def columns(self, group: str) -> list[str]:
         """Names of the columns of a sparse group (``composition``, ``properties``, ...)."""
@@ -182,12 +275,18 @@ class Shard:
     def matrix(self, group: str) -> tuple[list[str], np.ndarray]:
         """``(names, n x k matrix)`` of a sparse group, cached (shards are immutable)."""
         hit = self._cache.get(group)
-        if hit is None and group not in self._file["records"]:  # a group newer than this shard
-            hit = self._cache[group] = ([], np.full((self.n, 0), layout.SPARSE_GROUPS[group]))
-        if hit is None:
-            ds = self._file["records"][group]
-            names = [str(x) for x in ds.attrs["columns"]]
-            hit = self._cache[group] = (names, ds[()].reshape(self.n, len(names)))
+        if hit is not None:
+            return hit
+        try:
+            if group not in self._file["records"]:  # a group newer than this shard
+                hit = ([], np.full((self.n, 0), layout.SPARSE_GROUPS[group]))
+            else:
+                ds = self._file["records"][group]
+                names = [str(x) for x in ds.attrs["columns"]]
+                hit = (names, ds[()].reshape(self.n, len(names)))
+        except _READ_ERRORS as exc:
+            raise _damaged(self.path, exc) from None
+        self._cache[group] = hit
         return hit
 
     def column(self, group: str, name: str) -> np.ndarray:
@@ -198,14 +297,23 @@ class Shard:
         return np.full(self.n, layout.SPARSE_GROUPS[group])
 
     def _blob(self) -> tuple[bytes, np.ndarray]:
-        g = self._file["records"]
-        return g["json_bytes"][()].tobytes(), g["json_offsets"][()]
+        try:
+            g = self._file["records"]
+            blob, offsets = g["json_bytes"][()].tobytes(), g["json_offsets"][()]
+        except _READ_ERRORS as exc:
+            raise _damaged(self.path, exc) from None
+        if len(offsets) != self.n + 1 or offsets[0] != 0 or offsets[-1] != len(blob) or (np.diff(offsets) < 0).any():
+            raise _damaged(self.path, "record JSON offsets are inconsistent")
+        return blob, offsets
 
     def json(self, index: np.ndarray | None = None) -> list[str]:
         """Record JSON texts (all, or of the rows in ``index``)."""
         blob, offsets = self._blob()
         rows = range(self.n) if index is None else np.sort(index)
-        return [blob[offsets[i]:offsets[i + 1]].decode() for i in rows]
+        try:
+            return [blob[offsets[i]:offsets[i + 1]].decode() for i in rows]
+        except UnicodeDecodeError as exc:
+            raise _damaged(self.path, exc) from None
 
     def rows(self) -> Rows:
         sparse = {g: self.matrix(g) for g in layout.SPARSE_GROUPS}
@@ -213,5 +321,46 @@ class Shard:
         return Rows(dict(self.fixed), self.element_mask, sparse,
                     [blob[offsets[i]:offsets[i + 1]] for i in range(self.n)])
 
+    def verify(self) -> list[str]:
+        """Read every dataset whole and compare it with its ``sha256``; returns the problems."""
+        if self.meta.legacy:
+            return []
+        problems = []
+        for name in self._file["records"]:
+            try:
+                ds = self._file["records"][name]
+                data = np.ascontiguousarray(ds[()])
+                ok = sha256_bytes(data.data) == str(ds.attrs["sha256"])
+            except _READ_ERRORS as exc:
+                problems.append(f"column {name}: unreadable ({_reason(exc)})")
+                continue
+            if not ok:
+                problems.append(f"column {name}: data does not match its SHA-256")
+        return problems
+
     def close(self) -> None:
         self._file.close()
+
+
+def _verified_meta(f: h5py.File) -> ShardMeta:
+    fmt = f.attrs["format"]
+    if fmt == "dm-hpc-store/1":
+        return ShardMeta(store_id="", number=0, first=0, legacy=True)
+    if fmt != layout.FORMAT:
+        raise ValueError(f"unknown shard format {fmt!r}")
+    description = _describe(f)
+    if layout_digest(description) != str(f.attrs["layout_sha256"]):
+        raise ValueError("metadata does not match its SHA-256 (layout_sha256)")
+    if any(not ds["fletcher32"] for ds in description["datasets"].values()):
+        raise ValueError("a dataset lost its Fletcher32 checksum filter")
+    root = description["root"]
+    return ShardMeta(root["store_id"], root["number"], root["first"], tuple(root["replaces"]), root["generation"])
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+def _damaged(path: Path, exc: BaseException | str) -> StoreCorruptError:
+    return damaged(path.parent.parent, f"shard file {path}", exc if isinstance(exc, str) else _reason(exc))

@@ -5,6 +5,29 @@ file: HDF5 itself is not crash-safe (a ``kill -9`` while its metadata cache is d
 the whole file unreadable, SWMR included until ``h5clear``), whereas a rename is atomic on
 POSIX file systems. A batch is therefore either wholly visible or not at all, and data that
 was acknowledged is never rewritten in place. See ``layout`` for the files and columns.
+
+Why a store proves ownership before it deletes (``integrity``): a lost ``manifest.json`` or a
+``store:`` pointed at someone else's folder used to make the writer treat every file in
+``shards/`` as debris. Now the folder's marker gives the store an id; a writer only writes into
+a folder that has the marker (or is empty, or is a store from before markers, recognised by a
+readable manifest); it deletes only temp files carrying its id in their name, uncommitted shards
+carrying its id in their attributes, and shards its own manifest retired; a new shard is
+published with ``link``, which never replaces a file. A missing or unreadable manifest stops
+every writer with an error that says to run ``dm-hpc store recover``, which rebuilds it from
+the shards' own attributes (store id, number, the shards a merge replaced).
+
+Why checksums on the columns and not only on the JSON: queries and training read the columns,
+so a flipped bit there changed numbers while the JSON still hashed to the record id. Every
+dataset carries Fletcher32 (HDF5 verifies it on each read, so a damaged chunk raises instead of
+returning wrong numbers) and a SHA-256; a shard's metadata carries a digest checked on every
+open; the manifest holds each shard file's SHA-256, which ``check`` recomputes.
+
+Why readers do not fail while a writer merges: a merge retires the shards it replaced instead
+of deleting them; they are deleted only after ``RETIRE_GRACE_S`` seconds (or when the writer
+closes), after the ``store.h5`` view stops naming them. A reader opens every shard of its
+manifest generation at once and keeps the handles (on POSIX an open file stays readable after
+it is unlinked), so it reads one consistent snapshot; if a shard vanished between reading the
+manifest and opening it, the reader takes the newer generation and tries again.
 """
 from __future__ import annotations
 
@@ -26,26 +49,31 @@ import pandas as pd
 from pydantic import ValidationError
 
 from dm_hpc.data import layout
-from dm_hpc.data.records import MaterialRecord, Source, record_id_of
-from dm_hpc.data.shards import Rows, Shard, concat_rows, element_mask, rows_from_records, write_shard
+from dm_hpc.data.integrity import (
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    create_marker,
+    damaged,
+    fsync_dir,
+    os_failure,
+    read_marker,
+)
+from dm_hpc.data.records import MaterialRecord, Source
+from dm_hpc.data.shards import Rows, Shard, ShardMeta, concat_rows, element_mask, rows_from_records, write_shard
+
+__all__ = ["CheckReport", "IngestResult", "Store", "StoreCorruptError", "StoreError", "StoreLockedError",
+           "open_store", "read_view"]
 
 #: Shards of one size tier merged into one once this many exist (size-tiered compaction).
 MERGE_FANOUT = 16
 #: The writer keeps the rows of shards smaller than this in memory until they are merged, so a
 #: merge does not read back what it just wrote (at most ~MERGE_FANOUT x this many rows).
 CACHE_ROWS_BELOW = 10_000
-
-
-class StoreError(RuntimeError):
-    """Base class of store errors; the message names the store and the problem."""
-
-
-class StoreLockedError(StoreError):
-    """A second writer tried to open a store that is being written."""
-
-
-class StoreCorruptError(StoreError):
-    """A store file cannot be read or fails its integrity check."""
+#: Seconds a merged-away shard stays on disk for readers that read the manifest just before.
+RETIRE_GRACE_S = 30.0
+#: How often a reader retries when the shards of its manifest vanished while it opened them.
+SNAPSHOT_TRIES = 50
 
 
 @dataclass(frozen=True)
@@ -59,23 +87,16 @@ class IngestResult:
 
 @dataclass
 class CheckReport:
-    """Outcome of ``Store.check``: counts and every problem found."""
+    """Outcome of ``Store.check``: counts, every problem found, and notes that are not damage."""
 
     records: int = 0
     shards: int = 0
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _tier(count: int) -> int:
@@ -101,7 +122,10 @@ class _WriterLock:
         os.write(self._fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}".encode())
 
     def release(self) -> None:
-        os.ftruncate(self._fd, 0)
+        try:
+            os.ftruncate(self._fd, 0)
+        except OSError:  # a full or read-only disk must not keep the lock
+            pass
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
 
@@ -110,7 +134,8 @@ class Store:
     """A folder of HDF5 shards holding ``MaterialRecord`` s.
 
     Open with ``Store.open(path, mode="r")`` to read (any number of readers, also while a writer
-    appends) or ``mode="a"`` to write (one writer; creates the store when missing).
+    appends; each reads the snapshot it opened) or ``mode="a"`` to write (one writer; creates
+    the store when the folder is missing or empty).
     """
 
     def __init__(self, root: Path, mode: Literal["r", "a"]) -> None:
@@ -118,23 +143,15 @@ class Store:
         self.mode = mode
         self._lock: _WriterLock | None = None
         self._shards: dict[str, Shard] = {}
+        self._damaged: dict[str, StoreCorruptError] = {}  # reader: shards found damaged at open
         self._manifest: dict[str, Any] = {}
+        self._store_id = ""
         self._ids: set[bytes] | None = None
         self._rows_cache: dict[str, Rows] = {}
         if mode == "a":
-            self.root.mkdir(parents=True, exist_ok=True)
-            (self.root / layout.SHARD_DIR).mkdir(exist_ok=True)
-            self._lock = _WriterLock(self.root)
-            try:
-                self._load_manifest(create=True)
-                self._remove_orphans()
-            except BaseException:
-                self._lock.release()
-                raise
+            self._open_writer()
         elif mode == "r":
-            if not (self.root / layout.MANIFEST).exists():
-                raise StoreError(f"no store at {self.root} (missing {layout.MANIFEST})")
-            self._load_manifest(create=False)
+            self._open_snapshot()
         else:
             raise ValueError(f"mode must be 'r' or 'a', not {mode!r}")
 
@@ -146,67 +163,188 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # the error already in flight says what went wrong; a second one would hide it
+            self.close()
+        except StoreError:
+            pass
 
     def close(self) -> None:
-        """Close shard files; a writer also refreshes the ``store.h5`` table view and unlocks."""
-        if self._lock is not None:
-            try:
+        """Close shard files; a writer also refreshes the ``store.h5`` view, deletes the shards
+        it retired and unlocks."""
+        try:
+            if self._lock is not None:
                 self.refresh_view()
-            finally:
-                for shard in self._shards.values():
-                    shard.close()
-                self._shards.clear()
-                self._lock.release()
-                self._lock = None
-        else:
+                self._drop_retired(older_than=None)
+        finally:
             for shard in self._shards.values():
                 shard.close()
             self._shards.clear()
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def _open_writer(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            marker = self._claim()
+            self._lock = _WriterLock(self.root)
+        except OSError as exc:
+            raise os_failure(self.root, "open it for writing", exc) from None
+        try:
+            self._store_id = marker["store_id"]
+            (self.root / layout.SHARD_DIR).mkdir(exist_ok=True)
+            self._load_manifest(create=True)
+            self._remove_orphans()
+        except OSError as exc:
+            self._lock.release()
+            raise os_failure(self.root, "open it for writing", exc) from None
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _claim(self) -> dict[str, Any]:
+        """The store's marker; written when the folder is empty. Any other folder is refused."""
+        marker = read_marker(self.root)
+        if marker is not None:
+            return marker
+        entries = sorted(p.name for p in self.root.iterdir())
+        if not entries:
+            return create_marker(self.root)
+        if layout.MANIFEST in entries:  # a store from before markers (format /1): adopt it
+            self._load_manifest(create=False)
+            if all((self.root / layout.SHARD_DIR / s["name"]).is_file() for s in self._manifest["shards"]):
+                return create_marker(self.root)
+        raise StoreError(
+            f"{self.root} is not a dm-hpc store (it has no {layout.MARKER}) and is not empty "
+            f"({len(entries)} entries: {', '.join(entries[:4])}{', ...' if len(entries) > 4 else ''}). "
+            "Nothing was written. A new store needs a new or empty folder, so that nothing already "
+            "there is overwritten or deleted; if this is a store whose identity file was lost, "
+            f"run `dm-hpc store recover --store {self.root}`."
+        )
+
+    def _shard_files(self) -> list[Path]:
+        folder = self.root / layout.SHARD_DIR
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if layout.shard_number(p.name) is not None and p.is_file())
 
     def _load_manifest(self, create: bool) -> None:
         path = self.root / layout.MANIFEST
-        if not path.exists() and create:
-            self._manifest = {"format": layout.FORMAT, "generation": 0, "next_shard": 1, "shards": []}
-            self._write_manifest()
-            return
+        recover = f"Run `dm-hpc store recover --store {self.root}` to rebuild it from the shards' own metadata."
+        if not path.exists():
+            found = self._shard_files()
+            if create and not found:
+                self._manifest = {"format": layout.FORMAT, "generation": 0, "next_shard": 1,
+                                  "shards": [], "retired": []}
+                self._write_manifest()
+                return
+            raise StoreCorruptError(
+                f"store {self.root}: {layout.MANIFEST} is missing but shards/ holds {len(found)} shard "
+                f"file(s); writing now could overwrite or hide them, so nothing was written or read. {recover}"
+            )
         try:
             manifest = json.loads(path.read_text())
-            assert manifest["format"] == layout.FORMAT
-            assert all({"name", "count"} <= set(s) for s in manifest["shards"])
-        except (OSError, ValueError, KeyError, TypeError, AssertionError) as exc:
-            raise StoreCorruptError(f"store {self.root}: cannot read {path.name}: {exc!r}") from None
+            if manifest["format"] not in layout.READABLE_FORMATS:
+                raise ValueError(f"unknown format {manifest['format']!r}")
+            for entry in manifest["shards"]:
+                if layout.shard_number(entry["name"]) is None or not isinstance(entry["count"], int):
+                    raise ValueError(f"bad shard entry {entry!r}")
+            int(manifest["generation"]), int(manifest["next_shard"])
+            manifest.setdefault("retired", [])
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise StoreCorruptError(f"store {self.root}: cannot read {layout.MANIFEST} ({exc}); "
+                                    f"nothing was written. {recover}") from None
         self._manifest = manifest
 
     def _write_manifest(self) -> None:
         """Commit point: temp file, fsync, atomic rename, fsync of the folder."""
         path = self.root / layout.MANIFEST
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w") as fh:
-            json.dump(self._manifest, fh, indent=1)
-            fh.flush()
-            os.fdatasync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(self.root)
+        tmp = path.with_name(f".{path.name}.{self._store_id}.tmp")
+        self._manifest["format"] = layout.FORMAT
+        try:
+            with open(tmp, "w") as fh:
+                json.dump(self._manifest, fh, indent=1)
+                fh.flush()
+                os.fdatasync(fh.fileno())
+            os.replace(tmp, path)  # the manifest is always ours: the marker says so
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        fsync_dir(self.root)
+
+    def _owns(self, path: Path) -> bool:
+        """True only for a shard file whose attributes carry this store's id."""
+        try:
+            with h5py.File(path, "r") as f:
+                return str(f.attrs.get("store_id", "")) == self._store_id
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
+            return False
 
     def _remove_orphans(self) -> None:
-        """Delete shard files a crashed writer left that the manifest never named."""
-        named = {s["name"] for s in self._manifest["shards"]}
-        for path in (self.root / layout.SHARD_DIR).iterdir():
-            if path.name not in named:
+        """Delete what a crashed writer of this store left: its temp files and uncommitted shards.
+
+        Anything else (files of another store, shards without this id, unreadable files) stays.
+        """
+        tmp_suffix = f".{self._store_id}.tmp"
+        for folder in (self.root, self.root / layout.SHARD_DIR):
+            for path in folder.iterdir():
+                if path.name.startswith(".") and path.name.endswith(tmp_suffix) and path.is_file():
+                    path.unlink()
+        named = {s["name"] for s in self._manifest["shards"]} | {r["name"] for r in self._manifest["retired"]}
+        numbers = [0]
+        for path in self._shard_files():
+            number = layout.shard_number(path.name)
+            if path.name not in named and number >= self._manifest["next_shard"] and self._owns(path):
                 path.unlink()
+            else:
+                numbers.append(number)
+        # never reuse a number a file already has: publishing would refuse to replace it
+        self._manifest["next_shard"] = max(self._manifest["next_shard"], max(numbers) + 1)
+
+    def _open_snapshot(self) -> None:
+        """Reader: read the manifest and open every shard it names, keeping the handles."""
+        vanished_at = None  # generation at which a shard was found missing
+        for _ in range(SNAPSHOT_TRIES):
+            if not (self.root / layout.MANIFEST).exists() and read_marker(self.root) is None:
+                raise StoreError(f"no store at {self.root} (missing {layout.MANIFEST})")
+            self._load_manifest(create=False)
+            generation, vanished = self._manifest["generation"], False
+            for entry in self._manifest["shards"]:
+                path = self.root / layout.SHARD_DIR / entry["name"]
+                try:
+                    self._shards[entry["name"]] = Shard.open(path)
+                except (FileNotFoundError, StoreCorruptError) as exc:
+                    # merged away by a writer since we read the manifest: retry on the newer one;
+                    # missing although the manifest has not moved on: the file is lost
+                    if not path.exists() and generation != vanished_at:
+                        vanished, vanished_at = True, generation
+                        break
+                    self._damaged[entry["name"]] = exc if isinstance(exc, StoreCorruptError) else \
+                        damaged(self.root, f"shard file {path}", "the file is missing")
+            if not vanished:
+                return
+            for shard in self._shards.values():
+                shard.close()
+            self._shards.clear()
+            self._damaged.clear()
+            time.sleep(0.01)
+        raise StoreError(f"store {self.root}: shards kept vanishing while opening ({SNAPSHOT_TRIES} tries); "
+                         "is a writer deleting files by hand?")
 
     def _shard(self, name: str) -> Shard:
+        if name in self._damaged:
+            raise self._damaged[name]
         shard = self._shards.get(name)
         if shard is None:
             path = self.root / layout.SHARD_DIR / name
             try:
                 shard = Shard.open(path)
             except FileNotFoundError:
-                raise StoreError(f"store {self.root}: shard {name} was merged away; reopen the store") from None
-            except (OSError, KeyError) as exc:
-                raise StoreCorruptError(f"store {self.root}: cannot read shard {name}: {exc}") from None
+                raise damaged(self.root, f"shard file {path}", "the file is missing") from None
             self._shards[name] = shard
         return shard
 
@@ -259,19 +397,56 @@ class Store:
             fresh_json.append(rec.to_json())
         if fresh:
             self._commit(rows_from_records(fresh, fresh_ids, fresh_json))
-            known.update(seen)
         return IngestResult(n=len(batch), new=len(fresh), ids=ids)
 
-    def _commit(self, rows: Rows) -> None:
-        name = layout.shard_name(self._manifest["next_shard"])
-        write_shard(self.root / layout.SHARD_DIR / name, rows)
-        if rows.n < CACHE_ROWS_BELOW:  # small shards are merged soon: keep their rows at hand
-            self._rows_cache[name] = rows
+    def _publish(self, rows: Rows, replaces: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+        """Write ``rows`` as the next shard; returns its manifest entry (not yet committed)."""
+        number = self._manifest["next_shard"]
+        name = layout.shard_name(number)
+        parts = [layout.shard_number(e["name"]) or 0 for e in replaces]
+        firsts = [e.get("first", layout.shard_number(e["name"])) or 0 for e in replaces]
+        meta = ShardMeta(self._store_id, number, first=min(firsts, default=number), replaces=tuple(parts),
+                         generation=self._manifest["generation"] + 1)
+        digest = write_shard(self.root / layout.SHARD_DIR / name, rows, meta)
+        return {"name": name, "count": rows.n, "sha256": digest, "first": meta.first}
+
+    def _commit_manifest(self, change: dict[str, Any], new_shard: str) -> None:
+        """Apply ``change`` to the manifest and commit it; on failure undo it and delete the new
+        shard (this writer made it a moment ago, and no manifest ever named it)."""
+        before = json.loads(json.dumps(self._manifest))
+        self._manifest.update(change)
         self._manifest["next_shard"] += 1
-        self._manifest["shards"].append({"name": name, "count": rows.n})
         self._manifest["generation"] += 1
-        self._write_manifest()
-        self._maybe_merge()
+        try:
+            self._write_manifest()
+        except BaseException:
+            if not self._on_disk_names(new_shard):  # the rename did not happen: undo
+                self._manifest = before
+                (self.root / layout.SHARD_DIR / new_shard).unlink(missing_ok=True)
+            raise
+
+    def _on_disk_names(self, name: str) -> bool:
+        try:
+            committed = json.loads((self.root / layout.MANIFEST).read_text())
+            return any(e["name"] == name for e in committed["shards"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+
+    def _commit(self, rows: Rows) -> None:
+        try:
+            entry = self._publish(rows)
+            self._commit_manifest({"shards": [*self._manifest["shards"], entry]}, entry["name"])
+        except OSError as exc:
+            raise os_failure(self.root, f"store a batch of {rows.n} records", exc) from None
+        if self._ids is not None:  # durable now, whatever the merge below does
+            self._ids.update(rows.fixed["record_id"].tolist())
+        if rows.n < CACHE_ROWS_BELOW:  # small shards are merged soon: keep their rows at hand
+            self._rows_cache[entry["name"]] = rows
+        try:
+            self._maybe_merge()
+            self._drop_retired(older_than=RETIRE_GRACE_S)
+        except OSError as exc:
+            raise os_failure(self.root, "merge shards (the batch itself was stored)", exc) from None
 
     def _maybe_merge(self) -> None:
         """Size-tiered compaction: MERGE_FANOUT shards of one tier become one shard."""
@@ -285,33 +460,53 @@ class Store:
             self._merge(full[0])
 
     def _merge(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Replace ``entries`` by one shard; they are retired (kept for readers), not deleted."""
         names = [e["name"] for e in entries]
-        rows = concat_rows([self._rows_cache.pop(n, None) or self._shard(n).rows() for n in names])
-        merged = layout.shard_name(self._manifest["next_shard"])
-        write_shard(self.root / layout.SHARD_DIR / merged, rows)
-        if rows.n < CACHE_ROWS_BELOW:
-            self._rows_cache[merged] = rows
+        rows = concat_rows([self._rows_cache.get(n) or self._shard(n).rows() for n in names])
+        merged = self._publish(rows, entries)
         kept = [e for e in self._manifest["shards"] if e["name"] not in names]
         # the merged shard takes the place of the first one it replaces, keeping row order
         first = self._manifest["shards"].index(entries[0])
         position = sum(1 for e in self._manifest["shards"][:first] if e["name"] not in names)
-        kept.insert(position, {"name": merged, "count": rows.n})
-        self._manifest["shards"] = kept
-        self._manifest["next_shard"] += 1
-        self._manifest["generation"] += 1
-        self._write_manifest()
-        for n in names:  # only after the manifest no longer names them
+        kept.insert(position, merged)
+        now = time.time()
+        retired = [*self._manifest["retired"], *({"name": n, "since": now} for n in names)]
+        self._commit_manifest({"shards": kept, "retired": retired}, merged["name"])
+        for n in names:
+            self._rows_cache.pop(n, None)
             shard = self._shards.pop(n, None)
             if shard is not None:
                 shard.close()
-            (self.root / layout.SHARD_DIR / n).unlink()
+        if rows.n < CACHE_ROWS_BELOW:
+            self._rows_cache[merged["name"]] = rows
+
+    def _drop_retired(self, older_than: float | None) -> None:
+        """Delete retired shards (all, or those retired more than ``older_than`` s ago), after
+        the ``store.h5`` view stops naming them; then drop them from the manifest."""
+        now = time.time()
+        due = [r for r in self._manifest["retired"] if older_than is None or now - r["since"] > older_than]
+        if not due:
+            return
+        if older_than is not None:
+            self.refresh_view()
+        for r in due:  # files first: a crash in between leaves names whose files are gone, harmless
+            (self.root / layout.SHARD_DIR / r["name"]).unlink(missing_ok=True)
+        gone = {r["name"] for r in due}
+        self._manifest["retired"] = [r for r in self._manifest["retired"] if r["name"] not in gone]
+        self._write_manifest()
 
     def compact(self) -> None:
-        """Merge every shard into one (e.g. before archiving a store)."""
+        """Merge every shard into one (e.g. before archiving a store, or to give shards
+        written by an older dm-hpc their checksums)."""
         if self._lock is None:
             raise StoreError(f"store {self.root} is open read-only")
-        if len(self._manifest["shards"]) > 1:
-            self._merge(list(self._manifest["shards"]))
+        shards = self._manifest["shards"]
+        legacy = any("sha256" not in e for e in shards)
+        if len(shards) > 1 or (shards and legacy):
+            try:
+                self._merge(list(shards))
+            except OSError as exc:
+                raise os_failure(self.root, "compact it", exc) from None
 
     def refresh_view(self) -> None:
         """Rebuild ``store.h5``: one logical table of virtual datasets over the shards."""
@@ -319,7 +514,11 @@ class Store:
             raise StoreError(f"store {self.root} is open read-only")
         from dm_hpc.data.view import write_view
 
-        write_view(self.root, self._manifest, [self._shard(s["name"]) for s in self._manifest["shards"]])
+        shards = [self._shard(s["name"]) for s in self._manifest["shards"]]
+        try:
+            write_view(self.root, self._manifest, shards, tag=self._store_id)
+        except OSError as exc:
+            raise os_failure(self.root, f"rebuild {layout.VIEW} (the records are stored)", exc) from None
 
     # ------------------------------------------------------------------ reading
     def _select(
@@ -428,49 +627,11 @@ class Store:
         }
 
     def check(self) -> CheckReport:
-        """Verify every shard opens, counts match the manifest, every record's JSON hashes to
-        its id, the columns agree with the JSON, and no id appears twice."""
-        report = CheckReport()
-        seen: set[bytes] = set()
-        for entry in self._manifest["shards"]:
-            report.shards += 1
-            try:
-                shard = self._shard(entry["name"])
-                texts = shard.json()
-            except (StoreError, OSError, KeyError) as exc:
-                report.problems.append(f"shard {entry['name']}: unreadable ({exc})")
-                continue
-            if shard.n != entry["count"] or len(texts) != shard.n:
-                report.problems.append(f"shard {entry['name']}: {shard.n} rows, manifest says {entry['count']}")
-            for i, text in enumerate(texts):
-                rid = shard.fixed["record_id"][i]
-                report.records += 1
-                try:
-                    content = _content_text(text)
-                    rec = MaterialRecord.from_json(text)
-                except (ValueError, KeyError, TypeError) as exc:
-                    report.problems.append(f"record {rid.decode()}: unreadable record JSON ({exc})")
-                    continue
-                # the stored content must hash to the id, and must be what the record is
-                if record_id_of(content).encode() != rid or rec.record_id.encode() != rid:
-                    report.problems.append(f"record {rid.decode()}: content does not hash to its id")
-                if layout.SOURCE_CODES[rec.source.value] != shard.fixed["source"][i]:
-                    report.problems.append(f"record {rid.decode()}: source column disagrees with the record")
-                if rid in seen:
-                    report.problems.append(f"record {rid.decode()}: stored twice")
-                seen.add(rid)
-        return report
+        """Verify every shard file's SHA-256, every column's checksums, that counts match the
+        manifest, that every record's JSON hashes to its id and no id appears twice."""
+        from dm_hpc.data.recovery import check_store
 
-
-_CONTENT_START = '{"content":'
-
-
-def _content_text(text: str) -> str:
-    """The exact content JSON inside a stored record text (what the id was computed from)."""
-    if not text.startswith(_CONTENT_START):
-        raise ValueError("record JSON does not start with its content")
-    _, end = json.JSONDecoder().raw_decode(text, len(_CONTENT_START))
-    return text[len(_CONTENT_START):end]
+        return check_store(self)
 
 
 def _filters(filters: dict[str, Any]) -> dict[str, Any]:

@@ -14,16 +14,28 @@ import h5py
 import numpy as np
 
 from dm_hpc.data import layout
+from dm_hpc.data.integrity import h5_write_failures_raised_once
 from dm_hpc.data.shards import SOURCE_ENUM, Shard
 from dm_hpc.data.vocabulary import canonical_unit
 
 
-def write_view(root: Path, manifest: dict[str, Any], shards: Sequence[Shard]) -> None:
-    """Write ``root/store.h5`` mapping every shard column into one table."""
+def write_view(root: Path, manifest: dict[str, Any], shards: Sequence[Shard], tag: str) -> None:
+    """Write ``root/store.h5`` mapping every shard column into one table (``tag``: the store id,
+    in the temp file's name, so a later writer knows the temp file is its own)."""
+    tmp = root / f".{layout.VIEW}.{tag}.tmp"
+    try:
+        with h5_write_failures_raised_once():
+            _write(tmp, manifest, shards)
+        os.replace(tmp, root / layout.VIEW)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write(tmp: Path, manifest: dict[str, Any], shards: Sequence[Shard]) -> None:
     total = sum(s.n for s in shards)
     offsets = np.concatenate([[0], np.cumsum([s.n for s in shards])]).astype(int)
     rel = [f"{layout.SHARD_DIR}/{s.path.name}" for s in shards]
-    tmp = root / f".{layout.VIEW}.tmp"
     with h5py.File(tmp, "w") as f:
         f.attrs["format"] = layout.FORMAT
         f.attrs["generation"] = manifest["generation"]
@@ -60,4 +72,3 @@ def write_view(root: Path, manifest: dict[str, Any], shards: Sequence[Shard]) ->
         links = f.create_group("shards")
         for path, shard in zip(rel, shards):
             links[shard.path.stem] = h5py.ExternalLink(path, "/")
-    os.replace(tmp, root / layout.VIEW)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dm_hpc.data import MaterialRecord, Store, StoreCorruptError, StoreLockedError
+from dm_hpc.data.shards import Shard, write_shard
 from dm_hpc.data.store import MERGE_FANOUT
 
 
@@ -103,16 +104,36 @@ def test_store_h5_is_one_table_for_plain_h5py(tmp_path):
 def test_check_finds_tampering_and_corrupt_manifest_is_named(tmp_path):
     with Store.open(tmp_path / "s", "a") as store:
         store.ingest([make(i) for i in range(4)])
-    shard = next((tmp_path / "s" / "shards").glob("*.h5"))
-    with h5py.File(shard, "r+") as f:  # change one stored value behind the store's back
+    shard_path = next((tmp_path / "s" / "shards").glob("*.h5"))
+    with h5py.File(shard_path, "r+") as f:  # change one stored value behind the store's back
         blob = f["records/json_bytes"][()].tobytes().replace(b'"value":-0.001', b'"value":-0.002', 1)
         del f["records/json_bytes"]
         f["records/json_bytes"] = np.frombuffer(blob, dtype=np.uint8)
     report = Store.open(tmp_path / "s").check()
-    assert not report.ok and "does not hash to its id" in report.problems[0]
+    assert not report.ok and "does not match the SHA-256" in report.problems[0]
+    assert any("unreadable" in p for p in report.problems)  # its checksums no longer add up either
     (tmp_path / "s" / "manifest.json").write_text("{not json")
     with pytest.raises(StoreCorruptError, match="manifest.json"):
         Store.open(tmp_path / "s")
+
+
+def test_check_finds_a_record_rewritten_with_fresh_checksums(tmp_path):
+    """A forger who rewrites a shard with valid checksums still cannot change a record's content."""
+    with Store.open(tmp_path / "s", "a") as store:
+        store.ingest([make(i) for i in range(4)])
+    root = tmp_path / "s"
+    path = next((root / "shards").glob("*.h5"))
+    shard = Shard.open(path)
+    rows, meta = shard.rows(), shard.meta
+    shard.close()
+    rows.json[0] = rows.json[0].replace(b'"value":-0.0', b'"value":-9.0', 1)
+    path.unlink()
+    digest = write_shard(path, rows, meta)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["shards"][0]["sha256"] = digest
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    report = Store.open(root).check()
+    assert [p for p in report.problems if "does not hash to its id" in p], report.problems
 
 
 def test_invalid_record_in_batch_stores_nothing(tmp_path):

@@ -1,0 +1,192 @@
+"""How a store proves what it wrote and notices damage: its identity, digests, safe publishing.
+
+- **Identity.** ``STORE/dm-hpc-store.json`` (the marker) holds a random ``store_id`` written
+  once, when the store is created. Every shard carries that id in its attributes and every
+  temp file carries it in its name, so a writer can tell its own files from anyone else's and
+  never deletes or overwrites a file it cannot prove it wrote.
+- **Digests.** SHA-256 throughout (about 2 GB/s here): of every dataset's bytes (attribute
+  ``sha256``), of a shard's metadata (``layout_sha256``: names, shapes, dtypes, column names,
+  units, the data digests; checked on every open, cheap), and of each whole shard file (in the
+  manifest; ``check`` re-hashes it). HDF5's Fletcher32 filter on every dataset makes a read of
+  a damaged chunk raise instead of returning wrong numbers.
+- **Publishing** a finished file is ``link(tmp, final)``, which fails when ``final`` exists,
+  instead of ``rename``, which would replace it.
+"""
+from __future__ import annotations
+
+import errno
+import gc
+import hashlib
+import io
+import json
+import os
+import re
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from dm_hpc.data import layout
+
+
+class StoreError(RuntimeError):
+    """Base class of store errors; the message names the store and the problem."""
+
+
+class StoreLockedError(StoreError):
+    """A second writer tried to open a store that is being written."""
+
+
+class StoreCorruptError(StoreError):
+    """A store file cannot be read or fails its integrity check; ``detail`` says what is wrong."""
+
+    detail: str = ""
+
+
+def damaged(root: Path, what: str, detail: str) -> StoreCorruptError:
+    """The one-paragraph error for a damaged file: which file, what is wrong, what to run."""
+    error = StoreCorruptError(
+        f"store {root}: {what} is damaged ({detail}). Nothing was read from it. "
+        f"Run `dm-hpc store check --store {root}` to list every damaged file; restore damaged "
+        f"shards from a backup, or run `dm-hpc store recover --store {root}` to rebuild the "
+        "manifest from the shards that are intact."
+    )
+    error.detail = detail
+    return error
+
+
+def os_failure(root: Path, doing: str, exc: OSError) -> StoreError:
+    """A clear error for a write the file system refused (full disk, read-only, permissions)."""
+    reason = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EROFS: "the file system is read-only (open the store with mode 'r' to read it)",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+    }.get(exc.errno or 0, exc.strerror or str(exc))
+    return StoreError(f"store {root}: could not {doing}: {reason}. Nothing half-written was left behind; "
+                      "what was stored before is intact.")
+
+
+@contextmanager
+def h5_write_failures_raised_once() -> Iterator[None]:
+    """When the disk fills, h5py raises the failed write and then prints it again as a traceback
+    from each object it frees ("Can't decrement id ref count"), as noise on stderr after the
+    clear error. Inside this block stderr is captured; that echo is dropped, anything else is
+    passed on. HDF5's ``RuntimeError`` for a failed write becomes the ``OSError`` it stands for."""
+    real, captured, hook = sys.stderr, io.StringIO(), sys.unraisablehook
+
+    def unraisable(report: Any) -> None:  # the same echo where a hook is installed (pytest)
+        if "decrement id ref count" not in str(report.exc_value):
+            hook(report)
+
+    sys.stderr, sys.unraisablehook = captured, unraisable
+    try:
+        yield
+    except RuntimeError as exc:  # HDF5 reports some failed writes (a flush on close) this way
+        found = re.search(r"errno = (\d+)", str(exc))
+        code = int(found.group(1)) if found else errno.EIO
+        exc.__traceback__ = None  # its frames hold the failed file's objects: free them here
+        gc.collect()
+        raise OSError(code, os.strerror(code)) from None
+    except BaseException as exc:
+        exc.__traceback__ = None
+        gc.collect()
+        raise
+    finally:
+        sys.stderr, sys.unraisablehook = real, hook
+        text = captured.getvalue()
+        if text and "decrement id ref count" not in text:
+            real.write(text)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def layout_digest(description: dict[str, Any]) -> str:
+    """Digest of a shard's metadata description (canonical JSON)."""
+    return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Give the finished (fsynced) ``tmp`` its ``final`` name; never replaces an existing file."""
+    try:
+        os.link(tmp, final)  # atomic; EEXIST if final exists
+    except FileExistsError:
+        tmp.unlink()
+        raise
+    except OSError as exc:  # a file system without hard links: check, then rename
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        if final.exists():
+            tmp.unlink()
+            raise FileExistsError(errno.EEXIST, "file exists", str(final)) from None
+        os.rename(tmp, final)
+    else:
+        tmp.unlink()
+    fsync_dir(final.parent)
+
+
+def write_new(path: Path, text: str, tag: str) -> None:
+    """Write a new small file atomically; ``FileExistsError`` if ``path`` exists."""
+    tmp = path.with_name(f".{path.name}.{tag}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    publish(tmp, path)
+
+
+def read_marker(root: Path) -> dict[str, Any] | None:
+    """The store's identity, or None when the folder has no marker."""
+    path = root / layout.MARKER
+    if not path.exists():
+        return None
+    try:
+        marker = json.loads(path.read_text())
+        if not isinstance(marker, dict) or marker.get("format") not in layout.READABLE_FORMATS:
+            raise ValueError(f"format {marker.get('format') if isinstance(marker, dict) else marker!r}")
+        uuid.UUID(hex=marker["store_id"])
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise StoreCorruptError(f"store {root}: cannot read its identity file {layout.MARKER} ({exc}); "
+                                "it is written once at creation and never changed; restore it from a backup") from None
+    return marker
+
+
+def create_marker(root: Path, store_id: str | None = None) -> dict[str, Any]:
+    """Write the marker of a new store (or read the one a concurrent creator just wrote);
+    ``store_id`` is given only when recovering a store whose marker was lost."""
+    marker = {
+        "format": layout.FORMAT,
+        "store_id": store_id or uuid.uuid4().hex,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "about": "a dm-hpc record store; see dm_hpc/data/layout.py. Do not edit or copy this file "
+                 "into another folder: it is how the store recognises its own files.",
+    }
+    try:
+        write_new(root / layout.MARKER, json.dumps(marker, indent=1), marker["store_id"])
+    except FileExistsError:
+        existing = read_marker(root)
+        assert existing is not None
+        return existing
+    return marker
