@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 store_app = typer.Typer(help="Inspect, import into and export from an HDF5 record store.", no_args_is_help=True)
@@ -22,7 +23,8 @@ def register(app: typer.Typer) -> None:
 
 def fail(message: str, code: int = 2) -> None:
     """Print a one-line (or listed) error and exit without a traceback."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    # the message is text, never markup: "[eV/atom]" in it must reach the user
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -51,10 +53,13 @@ def import_(
     method: Annotated[str, typer.Option(help="Method or lab name, where the sheet does not say.")] = "lab",
     campaign: Annotated[Optional[str], typer.Option(help="Campaign to file the records under.")] = None,
     contributor: Annotated[Optional[str], typer.Option(help="Who contributed the data.")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Store re-sent values as corrections; the old ones stay, marked superseded.")] = False,
+    sheet_name: Annotated[Optional[str], typer.Option("--sheet", help="Workbook sheet to read (default: the first).")] = None,
 ) -> None:
     """Import a sheet, all or nothing; prints `ingested N records (M new)` once durable."""
     from dm_hpc.data import Source
-    from dm_hpc.data.sheets import SheetDefaults, SheetError, read_sheet
+    from dm_hpc.data.resend import resolve_resends
+    from dm_hpc.data.sheets import SheetDefaults, SheetError, read_sheet_contents
 
     try:
         defaults = SheetDefaults(source=Source(source), method=method, campaign=campaign, contributor=contributor)
@@ -63,12 +68,16 @@ def import_(
     if not sheet.exists():
         fail(f"{sheet}: no such file")
     try:
-        records = read_sheet(sheet, defaults, column_map=column_map)
+        contents = read_sheet_contents(sheet, defaults, column_map=column_map, sheet=sheet_name)
     except SheetError as exc:
         fail(str(exc))
-    except (OSError, ValueError) as exc:
-        fail(f"{column_map or sheet}: {exc}")
+    for warning in contents.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
     with _open(store, "a") as s:
+        try:
+            records = resolve_resends(s, contents.records, contents.lines, str(sheet), replace)
+        except SheetError as exc:
+            fail(str(exc))
         result = s.ingest(records)
     console.print(f"ingested {result.n} records ({result.new} new)")
 
@@ -125,7 +134,9 @@ def query(
         except (ValueError, KeyError) as exc:
             fail(str(exc))
     if out is not None:
-        df.to_csv(out, index=False)
+        from dm_hpc.data.sheetfiles import write_frame
+
+        write_frame(df, out)
         console.print(f"wrote {len(df)} rows to {out}")
         return
     table = Table(title=f"{len(df)} records (first {min(limit, len(df))}; canonical units)")

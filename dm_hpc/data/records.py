@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dm_hpc.data.composition import Composition
-from dm_hpc.data.vocabulary import canonical_unit, to_canonical
+from dm_hpc.data.vocabulary import canonical_unit, check_range, to_canonical
 
 RECORD_ID_PREFIX = "dm-"
 RECORD_ID_LENGTH = len(RECORD_ID_PREFIX) + 20
@@ -116,7 +116,7 @@ class ProcessStep(BaseModel):
             else:
                 canonical_unit(key, kind="process_parameter")  # unknown names are rejected
                 number = float(val)
-            out[key] = _finite(f"process parameter {key}", number)
+            out[key] = check_range(key, _finite(f"process parameter {key}", number), kind="process_parameter")
         return dict(sorted(out.items()))
 
     @field_validator("settings")
@@ -162,6 +162,11 @@ class PropertyValue(BaseModel):
     def _value(cls, v: float) -> float:
         return _finite("property value", v)
 
+    @model_validator(mode="after")
+    def _in_range(self) -> PropertyValue:
+        check_range(self.name, self.value)  # e.g. a negative density: refused, never stored
+        return self
+
     @field_validator("uncertainty")
     @classmethod
     def _uncertainty(cls, v: float | None) -> float | None:
@@ -179,7 +184,7 @@ class PropertyValue(BaseModel):
 
 #: Provenance fields that say where and when, not what: they do not enter the record id.
 _CIRCUMSTANCES = {"code", "code_version", "job_id", "task_id", "host", "campaign", "contributor",
-                  "institution", "timestamp", "extra"}
+                  "institution", "timestamp", "extra", "supersedes"}
 
 
 class Provenance(BaseModel):
@@ -199,6 +204,9 @@ class Provenance(BaseModel):
     institution: str | None = None
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
     extra: dict[str, Any] = Field(default_factory=dict)
+    #: Ids of the records this one corrects (a re-sent measurement stored with ``replace``); they
+    #: stay in the store, and queries show only the current one unless asked.
+    supersedes: list[str] | None = None
 
     @field_validator("method")
     @classmethod
