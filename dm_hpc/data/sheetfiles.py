@@ -20,7 +20,6 @@ import csv
 import io
 import math
 import re
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,8 +193,11 @@ def _frame(rows: list[tuple[int, list[Any]]], header: list[Any], origin: Path) -
 
 
 def _decode(data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text"
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -247,7 +249,8 @@ def _xlsx_frame(path: Path, sheet: str | None) -> pd.DataFrame:
 
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 -- a damaged workbook makes zipfile, zlib, the XML
+        # parser or openpyxl raise any of a dozen types; all mean "not a readable workbook"
         raise SheetError(str(path), [(0, f"not a readable XLSX workbook ({type(exc).__name__}: {exc})")]) from None
     try:
         if sheet is None:
@@ -271,9 +274,9 @@ def _xlsx_frame(path: Path, sheet: str | None) -> pd.DataFrame:
             else:
                 rows.append((line, cells))
                 width = max(width, len(cells))
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
-        if isinstance(exc, SheetError):
-            raise
+    except SheetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- as above: parts of the zip are read lazily
         raise SheetError(str(path), [(0, f"not a readable XLSX workbook ({type(exc).__name__}: {exc})")]) from None
     finally:
         wb.close()
