@@ -53,6 +53,22 @@ class SheetError(ValueError):
         super().__init__(f"{path}: {len(self.problems)} problem(s), nothing imported:\n{lines}{more}")
 
 
+def describe_error(exc: Exception) -> str:
+    """One line for a row's or a map's problem (pydantic errors as ``field: message``)."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
+    if isinstance(exc, KeyError):
+        return str(exc.args[0]) if exc.args else str(exc)
+    return str(exc)
+
+
+def blank(value: Any) -> bool:
+    """An empty cell: None, NaN or only whitespace."""
+    return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip())
+
+
 # ---------------------------------------------------------------------------------- writing
 def neutralise(text: str) -> str:
     """``text`` safe for a spreadsheet cell: a leading quote when it could start a formula.

@@ -25,7 +25,6 @@ Files that do not follow the template (public data sets) are read through a colu
 """
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,16 +32,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dm_hpc.data.column_map import ColumnMap, apply_column_map, load_column_map
 from dm_hpc.data.composition import Basis, Composition, CompositionError
 from dm_hpc.data.records import MaterialRecord, Source
-from dm_hpc.data.sheetfiles import SheetError, load_table, parse_number, write_frame
+from dm_hpc.data.sheetfiles import SheetError, describe_error, load_table, parse_number, write_frame
+from dm_hpc.data.sheetfiles import blank as _blank
 from dm_hpc.data.vocabulary import canonical_unit
 
 __all__ = ["SheetError", "SheetContents", "SheetDefaults", "read_sheet", "read_sheet_contents", "write_sheet",
-           "write_table", "records_to_table", "parse_header", "load_column_map"]
+           "write_table", "records_to_table", "parse_header", "load_column_map", "apply_column_map", "ColumnMap"]
 
 _HEADER = re.compile(r"^\s*(?P<key>[^\[\]]+?)\s*(?:\[(?P<unit>[^\]]*)\])?\s*$")
 _BASIS_UNITS = {
@@ -111,86 +110,6 @@ class SheetDefaults:
     contributor: str | None = None
     institution: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip())
-
-
-class MappedColumn(BaseModel):
-    """A column renamed into the template with its values translated (``{"1": experimental}``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    to: str
-    values: dict[str, str | float | int | bool | None] = Field(default_factory=dict)
-
-    @field_validator("values", mode="before")
-    @classmethod
-    def _keys(cls, v: Any) -> Any:
-        return {str(k): val for k, val in v.items()} if isinstance(v, Mapping) else v
-
-
-class ColumnMap(BaseModel):
-    """A column map (YAML, see ``configs/sheets/``) that renames a foreign table into the template.
-
-    ``columns``: original -> template header (or ``{to: header, values: {...}}``);
-    ``constants``: template header -> value for every row; ``ignore``: original columns to drop;
-    ``ignore_unmapped``: drop every other column too (otherwise an unmapped column is an error).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    columns: dict[str, str | MappedColumn] = Field(default_factory=dict)
-    constants: dict[str, str | float | int | bool | None] = Field(default_factory=dict)
-    ignore: list[str] = Field(default_factory=list)
-    ignore_unmapped: bool = False
-
-    @model_validator(mode="after")
-    def _targets_once(self) -> ColumnMap:
-        targets = [t.to if isinstance(t, MappedColumn) else t for t in self.columns.values()] + list(self.constants)
-        twice = sorted({t for t in targets if targets.count(t) > 1})
-        if twice:
-            raise ValueError(f"template column(s) {twice} are filled twice")
-        return self
-
-
-def load_column_map(source: Mapping[str, Any] | str | Path) -> ColumnMap:
-    """A column map from a mapping or a YAML file; raises ``SheetError`` naming the problem."""
-    origin = "column map" if isinstance(source, Mapping) else str(source)
-    data: Any = source
-    if not isinstance(source, Mapping):
-        try:
-            data = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SheetError(origin, [(0, f"cannot read the column map: {exc}")]) from None
-        except Exception as exc:  # noqa: BLE001 -- PyYAML raises many kinds on hostile text
-            raise SheetError(origin, [(0, f"not a valid YAML column map: {exc}")]) from None
-    if not isinstance(data, Mapping):
-        raise SheetError(origin, [(0, f"a column map is a mapping with columns/constants/ignore, not {type(data).__name__}")])
-    try:
-        return ColumnMap.model_validate(data)
-    except ValidationError as exc:
-        raise SheetError(origin, [(0, _reason(exc))]) from None
-
-
-def apply_column_map(table: pd.DataFrame, mapping: ColumnMap | Mapping[str, Any], origin: str = "column map") -> pd.DataFrame:
-    """Rename a foreign table into the template with a column map (see ``ColumnMap``)."""
-    cmap = mapping if isinstance(mapping, ColumnMap) else load_column_map(mapping)
-    problems = [(0, f"mapped column {c!r} is not in the file") for c in cmap.columns if c not in table.columns]
-    if not cmap.ignore_unmapped:
-        problems += [(0, f"column {c!r} is neither mapped nor ignored")
-                     for c in table.columns if c not in cmap.columns and c not in cmap.ignore]
-    if problems:
-        raise SheetError(origin, problems)
-    out = pd.DataFrame(index=table.index)
-    for original, target in cmap.columns.items():
-        if isinstance(target, MappedColumn):
-            values = target.values
-            out[target.to] = table[original].map(lambda v: values.get(str(v).strip(), v) if not _blank(v) else v)
-        else:
-            out[target] = table[original]
-    for header, value in cmap.constants.items():
-        out[header] = value
-    return out
 
 
 @dataclass(frozen=True)
@@ -283,7 +202,7 @@ def records_from_table(
         try:
             record = _row_to_record(row, columns, basis, defaults, decimal)
         except (ValueError, KeyError, TypeError, CompositionError) as exc:
-            problems.append((line, _reason(exc)))
+            problems.append((line, describe_error(exc)))
             continue
         if record is None:  # a wholly empty row
             continue
@@ -311,14 +230,6 @@ def records_from_table(
     return SheetContents(records, record_lines, not_made, warnings)
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
-    if isinstance(exc, KeyError):
-        return str(exc.args[0]) if exc.args else str(exc)
-    return str(exc)
-
-
 def _cell_number(c: Column, raw: Any, decimal: str) -> float:
     try:
         return parse_number(raw, decimal)
@@ -342,7 +253,8 @@ def _composition(values: dict[str, Any], columns: list[Column], basis: Basis, de
     composition = Composition.from_amounts(amounts, basis)  # unknown elements, negative amounts
     if "bal" not in amounts.values():
         total = sum(amounts.values())
-        if not abs(total - basis.scale) <= COMPOSITION_TOLERANCE * basis.scale:
+        # (1 + 1e-9): a sum exactly at the tolerance, e.g. 1.01, is inside despite float rounding
+        if not abs(total - basis.scale) <= COMPOSITION_TOLERANCE * basis.scale * (1 + 1e-9):
             raise ValueError(
                 f"composition sums to {total:.6g} {_BASIS_LABEL[basis]}, not {basis.scale:g} "
                 f"(tolerance {COMPOSITION_TOLERANCE * basis.scale:g}); correct the amounts or write "
@@ -409,7 +321,7 @@ def _row_to_record(
         try:
             return part(*args)
         except (ValueError, KeyError, TypeError, CompositionError) as exc:
-            errors.append(_reason(exc))
+            errors.append(describe_error(exc))
             return None
 
     composition = attempt(_composition, values, columns, basis, decimal)

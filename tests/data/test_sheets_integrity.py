@@ -106,12 +106,14 @@ def problems(path, **kw) -> str:
 def test_composition_that_does_not_sum_is_an_error_naming_the_sum(tmp_path):
     """Al 1.5 was rescaled to 0.70 and Al 1e308 became pure Al."""
     text = problems(sheet(tmp_path, "sample_id,composition:Al [at_frac],composition:Cu [at_frac],property:density [g/cm^3]\n"
-                                    "A,1.5,-0.03,3\nB,1.47,0,3\nC,1e308,0.5,3\nD,0.6,0.4,3\nE,0.333,0.333,3\n"))
+                                    "A,1.5,-0.03,3\nB,1.47,0,3\nC,1e308,0.5,3\nD,0.6,0.4,3\nE,0.333,0.333,3\n"
+                                    "F,0.505,0.505,3\nG,0.51,0.51,3\n"))
     assert "line 2: negative amount of Cu" in text
     assert "line 3: composition sums to 1.47 at_frac, not 1" in text
     assert "line 4: composition sums to 1e+308" in text
     assert "line 5" not in text
     assert "line 6: composition sums to 0.666" in text
+    assert "line 7" not in text and "line 8: composition sums to 1.02" in text  # tolerance 0.01, inclusive
     path = sheet(tmp_path, "sample_id,composition:Al [at%],composition:Cu [at%],property:density [g/cm^3]\nA,33.3,66.6,3\n")
     assert read_sheet(path)[0].composition.fractions["Al"] == pytest.approx(33.3 / 99.9)
 
