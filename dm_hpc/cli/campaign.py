@@ -139,7 +139,7 @@ def suggest(
         fail(f"campaign {c.name!r} has no experiment fidelity, so nothing is suggested to a lab")
     try:
         n = write_suggestions(c, out)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         fail(str(exc))
     console.print(f"wrote {n} suggested experiments to {out}")
 

@@ -114,7 +114,7 @@ def export(
             fail(str(exc))
     try:
         write_sheet(records, out, basis)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         fail(str(exc))
     console.print(f"exported {len(records)} records to {out}")
 
@@ -136,7 +136,10 @@ def query(
     if out is not None:
         from dm_hpc.data.sheetfiles import write_frame
 
-        write_frame(df, out)
+        try:
+            write_frame(df, out)  # no cell becomes a spreadsheet formula
+        except (ValueError, OSError) as exc:
+            fail(str(exc))
         console.print(f"wrote {len(df)} rows to {out}")
         return
     table = Table(title=f"{len(df)} records (first {min(limit, len(df))}; canonical units)")

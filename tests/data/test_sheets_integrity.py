@@ -265,7 +265,9 @@ def test_cli_import_replace_sheet_and_errors_without_traceback(tmp_path):
     cmap.write_text("- a\n")
     for args in (["store", "import", str(renamed), "--store", store],
                  ["store", "import", str(fix), "--map", str(cmap), "--store", store],
-                 ["store", "import", str(fix), "--sheet", "x", "--store", store]):
+                 ["store", "import", str(fix), "--sheet", "x", "--store", store],
+                 ["store", "query", "--store", store, "--out", str(tmp_path / "q.txt")],
+                 ["store", "export", str(tmp_path / "missing" / "x.csv"), "--store", store]):
         res = dm(*args)
         assert res.returncode == 2 and "error:" in res.stderr and "Traceback" not in res.stderr, res.stderr
     bad_unit = sheet(tmp_path, "sample_id,composition:Cu [at_frac],property:mixing_energy [eV/atom]\nA,1,x\n", name="u.csv")
