@@ -260,48 +260,68 @@ def _csv_table(path: Path) -> LoadedTable:
     return LoadedTable(frame, decimal)
 
 
-def _xlsx_frame(path: Path, sheet: str | None) -> pd.DataFrame:
+def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[Any, ...]]:
+    """Raw cell values of one sheet, row by row (formulas' saved results with ``data_only``)."""
     from openpyxl import load_workbook
 
     try:
-        wb = load_workbook(path, read_only=True, data_only=True)
+        wb = load_workbook(path, read_only=True, data_only=data_only)
     except Exception as exc:  # noqa: BLE001 -- a damaged workbook makes zipfile, zlib, the XML
         # parser or openpyxl raise any of a dozen types; all mean "not a readable workbook"
         raise SheetError(str(path), [(0, f"not a readable XLSX workbook ({type(exc).__name__}: {exc})")]) from None
     try:
-        if sheet is None:
-            ws = wb.worksheets[0] if wb.worksheets else None
-        elif sheet in wb.sheetnames:
-            ws = wb[sheet]
-        else:
+        if sheet is not None and sheet not in wb.sheetnames:
             raise SheetError(str(path), [(0, f"no sheet {sheet!r}; the workbook has {', '.join(map(repr, wb.sheetnames))}")])
-        if ws is None:
+        if not wb.worksheets:
             raise SheetError(str(path), [(0, "the workbook has no sheets")])
-        header: list[Any] | None = None
-        rows: list[tuple[int, list[Any]]] = []
-        width = 0
-        for line, values in enumerate(ws.iter_rows(values_only=True), start=1):
-            cells = [unneutralise(v) if isinstance(v, str) else v for v in values]
-            cells = [None if isinstance(v, str) and not v.strip() else v for v in cells]
-            if all(v is None for v in cells):
-                continue
-            if header is None:
-                header = cells
-            else:
-                rows.append((line, cells))
-                width = max(width, len(cells))
+        ws = wb[sheet] if sheet is not None else wb.worksheets[0]
+        return list(ws.iter_rows(values_only=True))
     except SheetError:
         raise
     except Exception as exc:  # noqa: BLE001 -- as above: parts of the zip are read lazily
         raise SheetError(str(path), [(0, f"not a readable XLSX workbook ({type(exc).__name__}: {exc})")]) from None
     finally:
         wb.close()
+
+
+def _xlsx_frame(path: Path, sheet: str | None) -> pd.DataFrame:
+    header: list[Any] | None = None
+    rows: list[tuple[int, list[Any]]] = []
+    width = 0
+    for line, values in enumerate(_sheet_values(path, sheet, data_only=True), start=1):
+        cells = [unneutralise(v) if isinstance(v, str) else v for v in values]
+        cells = [None if isinstance(v, str) and not v.strip() else v for v in cells]
+        if all(v is None for v in cells):
+            continue
+        if header is None:
+            header = cells
+        else:
+            rows.append((line, cells))
+            width = max(width, len(cells))
     if header is None:
         raise SheetError(str(path), [(0, "the sheet is empty (no header row)")])
+    _no_saved_results(path, sheet, rows)
     # cells are on a grid: a note right of the table is an unnamed column, not a shifted row
     width = max(width, len(header))
     return _frame([(line, cells + [None] * (width - len(cells))) for line, cells in rows],
                   header + [None] * (width - len(header)), path)
+
+
+def _no_saved_results(path: Path, sheet: str | None, rows: list[tuple[int, list[Any]]]) -> None:
+    """A formula whose result was never saved (a workbook written by a program, not a
+    spreadsheet) reads as an empty cell, which would pass for "not made": refuse it instead."""
+    empty = {(line, col) for line, cells in rows for col, v in enumerate(cells) if v is None}
+    if not empty:
+        return
+    formulas = _sheet_values(path, sheet, data_only=False)
+    problems = [
+        (line, f"column {col + 1} holds the formula {v!r} without a saved result; open and save the "
+               "file in a spreadsheet program, or type the value")
+        for line, col in sorted(empty)
+        if col < len(formulas[line - 1]) and isinstance(v := formulas[line - 1][col], str) and v.startswith("=")
+    ]
+    if problems:
+        raise SheetError(str(path), problems)
 
 
 def parse_number(value: Any, decimal: str = ".") -> float:

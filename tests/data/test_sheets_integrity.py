@@ -176,6 +176,16 @@ def test_sheet_option_and_wrong_file_types(tmp_path):
     assert "not a readable XLSX workbook" in problems(broken)
 
 
+def test_formula_without_a_saved_result_is_not_read_as_empty(tmp_path):
+    """A workbook written by a program holds formulas without results: not "not made"."""
+    wb = openpyxl.Workbook()
+    wb.active.append(HEADER.split(","))
+    wb.active.append(["A", 0.5, 0.5, "=8.8+0.1"])
+    wb.active.append(["B", 0.5, 0.5, 8.9])
+    wb.save(tmp_path / "f.xlsx")
+    assert "line 2: column 4 holds the formula '=8.8+0.1' without a saved result" in problems(tmp_path / "f.xlsx")
+
+
 def test_extra_columns_are_ignored_with_a_warning_template_typos_are_errors(tmp_path):
     contents = read_sheet_contents(sheet(tmp_path, f"{HEADER},Operator,\nA,0.5,0.5,8.9,Ann,\n"))
     assert len(contents.records) == 1 and contents.warnings == ["column 'Operator' is not a template column; ignored"]
