@@ -30,6 +30,7 @@ import pandas as pd
 
 from dm_hpc.campaign.spec import Campaign, CampaignError
 from dm_hpc.campaign.strategy import Suggestion, fidelity_costs
+from dm_hpc.data.sheetfiles import write_frame
 
 #: Random feasible candidates scored per call (an N x N covariance per output: 1024 keeps it < 1 s).
 N_CANDIDATES = 1024
@@ -420,6 +421,6 @@ def gaps_command(store_path: str | Path, campaign_path: str | Path, n: int, out_
             row[f"predicted:{p}"] = s.predicted.get("mean", {}).get(p)
             row[f"predicted_std:{p}"] = s.predicted.get("std", {}).get(p)
         rows.append(row)
-    pd.DataFrame(rows).to_csv(out_dir / "gaps.csv", index=False)
+    write_frame(pd.DataFrame(rows), out_dir / "gaps.csv")  # fidelity names are user text: no formulas
     png = coverage_map(campaign, df, suggestions, out_dir / "coverage.png", seed=seed, model=model)
     return suggestions, png

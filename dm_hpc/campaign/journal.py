@@ -48,6 +48,7 @@ class LabEntry:
     predicted: dict[str, Any] = field(default_factory=dict)
     batch: int = 0
     record_id: str | None = None
+    not_made: bool = False  # the lab returned the row without a measurement
 
 
 @dataclass
@@ -147,7 +148,10 @@ def apply(state: State, ev: dict[str, Any]) -> None:
     elif kind == "lab_ingested":
         for sid, rid in ev["records"].items():
             if sid in state.lab:
-                state.lab[sid].record_id = rid
+                state.lab[sid].record_id, state.lab[sid].not_made = rid, False
+        for sid in ev.get("not_made", []):
+            if sid in state.lab and state.lab[sid].record_id is None:
+                state.lab[sid].not_made = True
     elif kind == "refit":
         state.refits += 1
         if "best" in ev:

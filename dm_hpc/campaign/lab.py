@@ -4,7 +4,9 @@ A suggestion sheet is the standard template (``dm_hpc.data.sheets``) with the su
 composition and process, the predicted values with their uncertainty, and empty
 ``property:<name> [unit]`` columns for the lab to fill. A filled sheet comes back as
 ``experimental`` records, all or nothing; its composition columns are what was *made*, so a
-sample that deviates from the suggestion is stored as measured. Unknown ids are rejected.
+sample that deviates from the suggestion is stored as measured. Unknown ids are rejected. A row
+whose measurement cells are empty was not made: the journal records it as such (no value). A
+value the store already holds for a sample is refused unless ``replace`` (``dm_hpc.data.resend``).
 
 While a campaign runs, its manager holds the store: ``ingest_lab_sheet`` then validates the
 sheet and leaves the records in the campaign's inbox, which the manager ingests within a
@@ -16,21 +18,23 @@ import fcntl
 import json
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.spec import Campaign
-from dm_hpc.data import MaterialRecord, Source, Store, StoreLockedError, canonical_unit
-from dm_hpc.data.sheets import SheetDefaults, read_sheet, write_table
+from dm_hpc.data import MaterialRecord, Source, Store, StoreError, StoreLockedError, canonical_unit
+from dm_hpc.data.resend import resolve_resends
+from dm_hpc.data.sheets import SheetContents, SheetDefaults, SheetError, read_sheet_contents, write_table
 
 
 def suggestion_table(campaign: Campaign, state: jn.State, include_measured: bool = False) -> pd.DataFrame:
     """The lab's sheet: one row per suggested experiment not yet measured."""
     rows = []
     for entry in state.lab.values():
-        if entry.record_id is not None and not include_measured:
+        if (entry.record_id is not None or entry.not_made) and not include_measured:
             continue
         row: dict[str, object] = {"sample_id": entry.sample_id, "material_class": campaign.material_class,
                                   "method": campaign.lab.name if campaign.lab else "lab"}
@@ -60,68 +64,108 @@ def write_suggestions(campaign: Campaign, out: Path) -> int:
     return len(table)
 
 
-def read_lab_sheet(campaign: Campaign, path: Path) -> list[MaterialRecord]:
+def read_lab_sheet(campaign: Campaign, path: Path, sheet: str | None = None) -> SheetContents:
     """Validate a filled sheet against the campaign's suggestions (raises ``SheetError``)."""
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     lab_name = campaign.lab.name if campaign.lab else "lab"
     defaults = SheetDefaults(source=Source.experimental, method=lab_name, campaign=campaign.name)
-    records = read_sheet(path, defaults, known_ids=set(state.lab))
-    bad = [r.sample_id for r in records if r.source is not Source.experimental]
+    contents = read_sheet_contents(path, defaults, known_ids=set(state.lab), sheet=sheet)
+    bad = [r.sample_id for r in contents.records if r.source is not Source.experimental]
     if bad:
-        from dm_hpc.data.sheets import SheetError
-
         raise SheetError(str(path), [(0, f"rows {bad} say source=computed; a lab sheet holds measurements")])
-    return records
+    return contents
 
 
-def store_lab_results(records: list[MaterialRecord], store: Store, journal: jn.Journal, sheet: str) -> dict:
-    """Ingest measured records and journal which suggestion each answers; returns the event."""
+def store_lab_results(records: list[MaterialRecord], store: Store, journal: jn.Journal, sheet: str,
+                      not_made: list[str] | None = None) -> dict:
+    """Ingest measured records and journal which suggestion each answers (and which samples
+    were not made); returns the event."""
     result = store.ingest(records)
     return journal.write("lab_ingested", records={r.sample_id: rid for r, rid in zip(records, result.ids)},
-                         new=result.new, sheet=sheet)
+                         new=result.new, sheet=sheet, not_made=list(not_made or []))
 
 
 def ingest_sheet_records(path: Path, store: Store, journal: jn.Journal) -> dict:
     """Ingest records a validated sheet left in the inbox (called by the manager); returns
     the journal event."""
-    records = [MaterialRecord.from_json(text) for text in json.loads(Path(path).read_text())]
-    return store_lab_results(records, store, journal, str(path))
+    data = json.loads(Path(path).read_text())
+    if isinstance(data, list):  # the inbox format before not-made samples were recorded
+        data = {"records": data}
+    records = [MaterialRecord.from_json(text) for text in data["records"]]
+    return store_lab_results(records, store, journal, str(path), data.get("not_made"))
 
 
-def ingest_lab_sheet(campaign: Campaign, path: Path) -> tuple[int, int, bool]:
-    """Take a filled lab sheet back: returns ``(records, new, queued)``.
+@dataclass(frozen=True)
+class LabIngest:
+    """What taking a lab sheet back did: ``records`` valid rows, ``new`` of them stored now
+    (0 when ``queued`` for the running manager), ``replaced`` corrections of stored values,
+    ``not_made`` sample ids, and ``warnings`` about the sheet (ignored columns)."""
 
-    ``queued`` is True when a running manager holds the store: the validated records then
-    wait in the campaign's inbox and the manager ingests them.
+    records: int
+    new: int
+    queued: bool
+    replaced: int = 0
+    not_made: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def take_lab_sheet(campaign: Campaign, path: Path, replace: bool = False, sheet: str | None = None) -> LabIngest:
+    """Take a filled lab sheet back, all or nothing (raises ``SheetError``).
+
+    A running manager holds the store: the validated records then wait in the campaign's inbox
+    and the manager ingests them (``queued``). ``replace``: store re-sent values as corrections
+    (see ``dm_hpc.data.resend``); ``sheet``: the workbook sheet to read.
     """
-    records = read_lab_sheet(campaign, path)
+    contents = read_lab_sheet(campaign, path, sheet)
+    not_made = [sid for _, sid in contents.not_made if sid is not None]
     run_dir = campaign.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
+
+    def done(records: list[MaterialRecord], new: int, queued: bool) -> LabIngest:
+        return LabIngest(len(records), new, queued, sum(bool(r.provenance.supersedes) for r in records),
+                         not_made, contents.warnings)
+
     fd = os.open(run_dir / "manager.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return len(records), 0, _queue(run_dir, records)
-        try:
             store = Store.open(campaign.store, "a")
-        except StoreLockedError:
-            return len(records), 0, _queue(run_dir, records)
+        except (BlockingIOError, StoreLockedError):
+            records = _resolve(campaign, contents, str(path), replace)
+            _queue(run_dir, records, not_made)
+            return done(records, 0, True)
         journal = jn.Journal(run_dir / "journal.jsonl")
         try:
-            event = store_lab_results(records, store, journal, str(path))
+            records = resolve_resends(store, contents.records, contents.lines, str(path), replace)
+            event = store_lab_results(records, store, journal, str(path), not_made)
         finally:
             journal.close()
             store.close()
-        return len(records), event["new"], False
+        return done(records, event["new"], False)
     finally:
         os.close(fd)
 
 
-def _queue(run_dir: Path, records: list[MaterialRecord]) -> bool:
+def ingest_lab_sheet(campaign: Campaign, path: Path) -> tuple[int, int, bool]:
+    """``take_lab_sheet`` without options: returns ``(records, new, queued)``."""
+    result = take_lab_sheet(campaign, path)
+    return result.records, result.new, result.queued
+
+
+def _resolve(campaign: Campaign, contents: SheetContents, origin: str, replace: bool) -> list[MaterialRecord]:
+    """``resolve_resends`` against the store a running manager holds (read-only snapshot)."""
+    try:
+        store = Store.open(campaign.store, "r")
+    except StoreError:
+        return resolve_resends(None, contents.records, contents.lines, origin, replace)
+    with store:
+        return resolve_resends(store, contents.records, contents.lines, origin, replace)
+
+
+def _queue(run_dir: Path, records: list[MaterialRecord], not_made: list[str]) -> bool:
     inbox = run_dir / "inbox"
     inbox.mkdir(exist_ok=True)
     tmp = inbox / f".{time.time_ns()}.tmp"
-    tmp.write_text(json.dumps([r.to_json() for r in records]))
+    tmp.write_text(json.dumps({"records": [r.to_json() for r in records], "not_made": not_made}))
     os.replace(tmp, inbox / f"{time.time_ns()}.json")  # the manager sees the whole file or none
     return True

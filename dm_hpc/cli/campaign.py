@@ -118,6 +118,7 @@ def status(campaign: CampaignFile) -> None:
         table.add_row(f"tasks {key}", str(counts.get(key, 0)))
     table.add_row("lab experiments suggested", str(len(state.lab)))
     table.add_row("lab experiments measured", str(sum(e.record_id is not None for e in state.lab.values())))
+    table.add_row("lab experiments not made", str(sum(e.not_made for e in state.lab.values())))
     table.add_row("surrogate refits", str(state.refits))
     table.add_row("core-hours used", f"{state.core_hours:.3f}")
     console.print(table)
@@ -138,7 +139,7 @@ def suggest(
         fail(f"campaign {c.name!r} has no experiment fidelity, so nothing is suggested to a lab")
     try:
         n = write_suggestions(c, out)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         fail(str(exc))
     console.print(f"wrote {n} suggested experiments to {out}")
 
@@ -146,22 +147,30 @@ def suggest(
 def ingest(
     campaign: CampaignFile,
     sheet: Annotated[Path, typer.Argument(help="The filled lab sheet (.xlsx or .csv).")],
+    replace: Annotated[bool, typer.Option("--replace", help="Store re-sent values as corrections; the old ones stay, marked superseded.")] = False,
+    sheet_name: Annotated[Optional[str], typer.Option("--sheet", help="Workbook sheet to read (default: the first).")] = None,
 ) -> None:
     """Take a filled lab sheet back as experimental records, by sample id (all or nothing)."""
-    from dm_hpc.campaign.lab import ingest_lab_sheet
+    from dm_hpc.campaign.lab import take_lab_sheet
+    from dm_hpc.data import StoreError
     from dm_hpc.data.sheets import SheetError
 
     c = _load(campaign)
     if not sheet.exists():
         fail(f"{sheet}: no such file")
     try:
-        n, new, queued = ingest_lab_sheet(c, sheet)
-    except SheetError as exc:
+        result = take_lab_sheet(c, sheet, replace=replace, sheet=sheet_name)
+    except (SheetError, StoreError) as exc:
         fail(str(exc))
-    if queued:
-        console.print(f"validated {n} records; the running campaign ingests them within a second")
+    for warning in result.warnings:
+        console.print(f"warning: {warning}", markup=False, highlight=False)
+    if result.not_made:
+        console.print(f"not made (no measurement): {', '.join(result.not_made)}", markup=False, highlight=False)
+    replaced = f", {result.replaced} correcting stored values" if result.replaced else ""
+    if result.queued:
+        console.print(f"validated {result.records} records{replaced}; the running campaign ingests them within a second")
     else:
-        console.print(f"ingested {n} records ({new} new)")
+        console.print(f"ingested {result.records} records ({result.new} new{replaced})")
 
 
 def report(campaign: CampaignFile) -> None:

@@ -57,7 +57,13 @@ def design(
     if out is not None:
         import pandas as pd
 
-        pd.DataFrame(rows).to_csv(out, index=False)
+        from dm_hpc.data.sheetfiles import write_frame
+
+        try:
+            write_frame(pd.DataFrame(rows), out)  # no cell becomes a spreadsheet formula
+        except (ValueError, OSError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2)
 
 
 def candidate_row(c) -> dict:

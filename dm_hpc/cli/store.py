@@ -73,10 +73,13 @@ def import_(
     method: Annotated[str, typer.Option(help="Method or lab name, where the sheet does not say.")] = "lab",
     campaign: Annotated[Optional[str], typer.Option(help="Campaign to file the records under.")] = None,
     contributor: Annotated[Optional[str], typer.Option(help="Who contributed the data.")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Store re-sent values as corrections; the old ones stay, marked superseded.")] = False,
+    sheet_name: Annotated[Optional[str], typer.Option("--sheet", help="Workbook sheet to read (default: the first).")] = None,
 ) -> None:
     """Import a sheet, all or nothing; prints `ingested N records (M new)` once durable."""
     from dm_hpc.data import Source
-    from dm_hpc.data.sheets import SheetDefaults, SheetError, read_sheet
+    from dm_hpc.data.resend import resolve_resends
+    from dm_hpc.data.sheets import SheetDefaults, SheetError, read_sheet_contents
 
     try:
         defaults = SheetDefaults(source=Source(source), method=method, campaign=campaign, contributor=contributor)
@@ -85,14 +88,19 @@ def import_(
     if not sheet.exists():
         fail(f"{sheet}: no such file")
     try:
-        records = read_sheet(sheet, defaults, column_map=column_map)
+        contents = read_sheet_contents(sheet, defaults, column_map=column_map, sheet=sheet_name)
     except SheetError as exc:
         fail(str(exc))
     except (OSError, ValueError) as exc:
         fail(f"{column_map or sheet}: {exc}")
+    for warning in contents.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
     with store_errors(), _open(store, "a") as s:
         try:
+            records = resolve_resends(s, contents.records, contents.lines, str(sheet), replace)
             result = s.ingest(records)
+        except SheetError as exc:
+            fail(str(exc))
         except ValueError as exc:
             fail(str(exc))
     say(f"ingested {result.n} records ({result.new} new)")
@@ -162,8 +170,12 @@ def query(
         except (ValueError, KeyError) as exc:
             fail(str(exc))
     if out is not None:
+        from dm_hpc.data.sheetfiles import write_frame
+
         try:
-            df.to_csv(out, index=False)
+            write_frame(df, out)  # no cell becomes a spreadsheet formula
+        except ValueError as exc:
+            fail(str(exc))
         except OSError as exc:
             fail(f"{out}: cannot write: {exc.strerror}")
         say(f"wrote {len(df)} rows to {out}")

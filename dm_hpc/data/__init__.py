@@ -5,7 +5,7 @@ Public face::
     Composition, Basis                     compositions on any basis, canonical atomic fractions
     MaterialRecord, PropertyValue, ProcessStep, RawMaterial, Provenance, Source, MaterialClass
     Store, open_store, IngestResult, CheckReport, StoreError, StoreLockedError, StoreCorruptError
-    canonical_unit, to_canonical, property_names, UnitError, UnknownPropertyError
+    canonical_unit, to_canonical, property_names, UnitError, UnknownPropertyError, RangeError
     ELEMENTS, is_element
     read_sheet, write_sheet, SheetError      lab sheets (CSV/XLSX) in the standard template
 """
@@ -31,6 +31,7 @@ from dm_hpc.data.store import (
     open_store,
 )
 from dm_hpc.data.vocabulary import (
+    RangeError,
     UnitError,
     UnknownPropertyError,
     canonical_unit,
@@ -42,7 +43,7 @@ from dm_hpc.data.vocabulary import (
 __all__ = [
     "ELEMENTS", "Basis", "CheckReport", "Composition", "CompositionError", "IngestResult",
     "MaterialClass", "MaterialRecord", "ProcessStep", "PropertyValue", "Provenance", "Quantity",
-    "RawMaterial", "Source", "Store", "StoreCorruptError", "StoreError", "StoreLockedError",
+    "RangeError", "RawMaterial", "Source", "Store", "StoreCorruptError", "StoreError", "StoreLockedError",
     "UnitError", "UnknownPropertyError", "atomic_mass", "canonical_unit", "is_element",
     "open_store", "process_parameter_names", "property_names", "to_canonical",
 ]

@@ -19,20 +19,35 @@ import math
 import re
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dm_hpc.data.composition import Composition
-from dm_hpc.data.vocabulary import canonical_unit, to_canonical
+from dm_hpc.data.vocabulary import canonical_unit, check_range, to_canonical
 
 RECORD_ID_PREFIX = "dm-"
 RECORD_ID_LENGTH = len(RECORD_ID_PREFIX) + 20
 _SIG_DIGITS = 12
 _NAME = re.compile(r"^[A-Za-z0-9_.+ -]{1,64}$")
-#: Field length limits follow the fixed-width columns of the HDF5 store.
+#: Field length limits (UTF-8 bytes) follow the fixed-width columns of the HDF5 store.
 MAX_METHOD = 40
 MAX_LABEL = 64
+
+
+def _fits(limit: int) -> AfterValidator:
+    """A text that fits a fixed-width store column: at most ``limit`` UTF-8 bytes, no NUL (a
+    fixed-width column drops trailing NULs, so the column would disagree with the record)."""
+
+    def check(v: str | None) -> str | None:
+        if v is not None:
+            if "\x00" in v:
+                raise ValueError("must not contain NUL characters")
+            if len(v.encode("utf-8", "surrogatepass")) > limit:
+                raise ValueError(f"at most {limit} bytes (UTF-8), got {len(v.encode('utf-8', 'surrogatepass'))}")
+        return v
+
+    return AfterValidator(check)
 
 
 class Source(str, enum.Enum):
@@ -116,7 +131,7 @@ class ProcessStep(BaseModel):
             else:
                 canonical_unit(key, kind="process_parameter")  # unknown names are rejected
                 number = float(val)
-            out[key] = _finite(f"process parameter {key}", number)
+            out[key] = check_range(key, _finite(f"process parameter {key}", number), kind="process_parameter")
         return dict(sorted(out.items()))
 
     @field_validator("settings")
@@ -162,6 +177,11 @@ class PropertyValue(BaseModel):
     def _value(cls, v: float) -> float:
         return _finite("property value", v)
 
+    @model_validator(mode="after")
+    def _in_range(self) -> PropertyValue:
+        check_range(self.name, self.value)  # e.g. a negative density: refused, never stored
+        return self
+
     @field_validator("uncertainty")
     @classmethod
     def _uncertainty(cls, v: float | None) -> float | None:
@@ -179,7 +199,7 @@ class PropertyValue(BaseModel):
 
 #: Provenance fields that say where and when, not what: they do not enter the record id.
 _CIRCUMSTANCES = {"code", "code_version", "job_id", "task_id", "host", "campaign", "contributor",
-                  "institution", "timestamp", "extra"}
+                  "institution", "timestamp", "extra", "supersedes"}
 
 
 class Provenance(BaseModel):
@@ -187,18 +207,21 @@ class Provenance(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     source: Source
-    method: str = Field(max_length=MAX_METHOD)
+    method: Annotated[str, _fits(MAX_METHOD)]
     code: str | None = None
     code_version: str | None = None
     input_hash: str | None = None
     job_id: str | None = None
-    task_id: str | None = Field(default=None, max_length=MAX_LABEL)
+    task_id: Annotated[str | None, _fits(MAX_LABEL)] = None
     host: str | None = None
-    campaign: str | None = Field(default=None, max_length=MAX_LABEL)
+    campaign: Annotated[str | None, _fits(MAX_LABEL)] = None
     contributor: str | None = None
     institution: str | None = None
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
     extra: dict[str, Any] = Field(default_factory=dict)
+    #: Ids of the records this one corrects (a re-sent measurement stored with ``replace``); they
+    #: stay in the store, and queries show only the current one unless asked.
+    supersedes: list[str] | None = None
 
     @field_validator("method")
     @classmethod
@@ -221,7 +244,7 @@ class MaterialRecord(BaseModel):
     raw_materials: list[RawMaterial] = Field(default_factory=list)
     process: list[ProcessStep] = Field(default_factory=list)
     properties: list[PropertyValue] = Field(min_length=1)
-    sample_id: str | None = Field(default=None, max_length=MAX_LABEL)
+    sample_id: Annotated[str | None, _fits(MAX_LABEL)] = None
     structure: dict[str, Any] | None = None
     provenance: Provenance
 

@@ -13,14 +13,18 @@ Header grammar (one column each; units in square brackets)::
     material_class, source, method, contributor, institution, notes
 
 A sheet with any bad row stores nothing: ``read_sheet`` raises ``SheetError`` listing every bad
-row with its line number (the header is line 1) and the reason.
+row with its line number (the header is line 1) and the reason. Bad values include a composition
+that does not sum to its basis's total (1 or 100, within ``COMPOSITION_TOLERANCE``; a "bal"
+element takes what the others leave) and a value outside the vocabulary's physical range.
+A row whose measurement cells are all empty was not made: ``read_sheet_contents`` lists it
+apart (a lab sheet records it as such), it is no value. Columns outside the template grammar
+are ignored with a warning; a template column naming an unknown term is an error.
 
 Files that do not follow the template (public data sets) are read through a column map
 (YAML, see ``configs/sheets/``) that renames their columns into the template.
 """
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +32,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
-from pydantic import ValidationError
 
+from dm_hpc.data.column_map import ColumnMap, apply_column_map, load_column_map
 from dm_hpc.data.composition import Basis, Composition, CompositionError
 from dm_hpc.data.records import MaterialRecord, Source
+from dm_hpc.data.sheetfiles import SheetError, describe_error, load_table, parse_number, write_frame
+from dm_hpc.data.sheetfiles import blank as _blank
 from dm_hpc.data.vocabulary import canonical_unit
+
+__all__ = ["SheetError", "SheetContents", "SheetDefaults", "read_sheet", "read_sheet_contents", "write_sheet",
+           "write_table", "records_to_table", "parse_header", "load_column_map", "apply_column_map", "ColumnMap"]
 
 _HEADER = re.compile(r"^\s*(?P<key>[^\[\]]+?)\s*(?:\[(?P<unit>[^\]]*)\])?\s*$")
 _BASIS_UNITS = {
@@ -44,17 +52,10 @@ _BASIS_UNITS = {
 _BASIS_LABEL = {Basis.atomic_fraction: "at_frac", Basis.atomic_percent: "at%",
                 Basis.weight_fraction: "wt_frac", Basis.weight_percent: "wt%"}
 META = ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes")
-
-
-class SheetError(ValueError):
-    """A sheet that cannot be imported; ``problems`` lists (line, message) for every bad row."""
-
-    def __init__(self, path: str, problems: Sequence[tuple[int, str]]) -> None:
-        self.path = path
-        self.problems = list(problems)
-        lines = "\n".join(f"  line {line}: {msg}" if line else f"  {msg}" for line, msg in self.problems[:50])
-        more = f"\n  ... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
-        super().__init__(f"{path}: {len(self.problems)} problem(s), nothing imported:\n{lines}{more}")
+_TEMPLATE_PREFIXES = ("composition:", "raw:", "process:", "property:", "uncertainty:", "predicted:", "predicted_std:")
+#: A composition without a balance element must sum to 1 (fractions) or 100 (percent) within
+#: this share: sheets round (0.333 x 3), but 1.47 is a typing error, not something to rescale.
+COMPOSITION_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,12 @@ class Column:
     name: str
     unit: str | None = None
     step: str | None = None
+
+
+def is_template_header(header: str) -> bool:
+    """Whether ``header`` claims to be a template column (then it must parse)."""
+    key = str(header).strip().lower()
+    return key.startswith(_TEMPLATE_PREFIXES) or key.split("[")[0].strip() in META
 
 
 def parse_header(header: str) -> Column:
@@ -105,53 +112,35 @@ class SheetDefaults:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip())
+@dataclass(frozen=True)
+class SheetContents:
+    """A sheet read and validated: its records with their line numbers, the rows whose
+    measurement cells were empty (``not_made``: line, sample_id), and warnings to show."""
+
+    records: list[MaterialRecord]
+    lines: list[int]
+    not_made: list[tuple[int, str | None]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
-def _number(value: Any) -> float:
-    if isinstance(value, str):
-        value = value.strip()
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"not a finite number: {value!r}")
-    return number
+def read_sheet_contents(
+    path: str | Path,
+    defaults: SheetDefaults | None = None,
+    column_map: Mapping[str, Any] | str | Path | None = None,
+    known_ids: Collection[str] | None = None,
+    sheet: str | None = None,
+) -> SheetContents:
+    """Read and validate a template sheet (CSV or XLSX; ``sheet`` names a workbook's sheet).
 
-
-def load_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or XLSX file as strings-or-numbers, keeping headers as written."""
-    path = Path(path)
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return pd.read_excel(path, sheet_name=0, dtype=object, engine="openpyxl")
-    if path.suffix.lower() in (".csv", ".txt"):
-        return pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""])
-    raise ValueError(f"{path}: unsupported sheet type {path.suffix!r} (use .csv or .xlsx)")
-
-
-def apply_column_map(table: pd.DataFrame, mapping: Mapping[str, Any]) -> pd.DataFrame:
-    """Rename a foreign table into the template with a column map (see ``configs/sheets``).
-
-    Keys: ``columns`` (original -> template header, or ``{to: header, values: {...}}`` to
-    translate values), ``constants`` (template header -> value for every row), ``ignore``
-    (original columns to drop; every other unmapped column is an error).
+    Raises ``SheetError`` listing every bad row. ``known_ids``: when given, every ``sample_id``
+    must be one of them (a lab sheet answers suggestions); unknown and duplicate ids are errors.
     """
-    columns = mapping.get("columns", {})
-    ignore = set(mapping.get("ignore", []))
-    unmapped = [c for c in table.columns if c not in columns and c not in ignore]
-    if unmapped and not mapping.get("ignore_unmapped", False):
-        raise SheetError("column map", [(0, f"column {c!r} is neither mapped nor ignored") for c in unmapped])
-    out = pd.DataFrame(index=table.index)
-    for original, target in columns.items():
-        if original not in table.columns:
-            raise SheetError("column map", [(0, f"mapped column {original!r} is not in the file")])
-        if isinstance(target, Mapping):
-            values = {str(k): v for k, v in target.get("values", {}).items()}
-            out[target["to"]] = table[original].map(lambda v: values.get(str(v).strip(), v))
-        else:
-            out[target] = table[original]
-    for header, value in mapping.get("constants", {}).items():
-        out[header] = value
-    return out
+    cmap = load_column_map(column_map) if column_map is not None else None
+    loaded = load_table(path, sheet)
+    table = loaded.frame
+    if cmap is not None:
+        table = apply_column_map(table, cmap, str(column_map) if not isinstance(column_map, Mapping) else "column map")
+    return records_from_table(table, str(path), defaults or SheetDefaults(), known_ids, loaded.decimal)
 
 
 def read_sheet(
@@ -159,31 +148,33 @@ def read_sheet(
     defaults: SheetDefaults | None = None,
     column_map: Mapping[str, Any] | str | Path | None = None,
     known_ids: Collection[str] | None = None,
+    sheet: str | None = None,
 ) -> list[MaterialRecord]:
-    """Read every row of a template sheet as a record; raise ``SheetError`` on any bad row.
+    """The records of a sheet (see ``read_sheet_contents``; rows not made are left out)."""
+    return read_sheet_contents(path, defaults, column_map, known_ids, sheet).records
 
-    ``known_ids``: when given, every ``sample_id`` must be one of them (a lab sheet answers
-    suggestions); unknown and duplicate ids are errors.
-    """
-    defaults = defaults or SheetDefaults()
-    try:
-        table = load_table(path)
-    except (OSError, ValueError) as exc:
-        raise SheetError(str(path), [(0, f"cannot read the file: {exc}")]) from None
-    if column_map is not None:
-        if not isinstance(column_map, Mapping):
-            column_map = yaml.safe_load(Path(column_map).read_text())
-        table = apply_column_map(table, column_map)
-    return records_from_table(table, str(path), defaults, known_ids)
+
+@dataclass(frozen=True)
+class _NotMade:
+    sample_id: str | None
 
 
 def records_from_table(
-    table: pd.DataFrame, origin: str, defaults: SheetDefaults, known_ids: Collection[str] | None = None
-) -> list[MaterialRecord]:
-    """Validate a template table row by row (see ``read_sheet``)."""
+    table: pd.DataFrame, origin: str, defaults: SheetDefaults, known_ids: Collection[str] | None = None,
+    decimal: str = ".",
+) -> SheetContents:
+    """Validate a template table row by row (see ``read_sheet_contents``).
+
+    Lines are the table's index when it is named ``line`` (``load_table`` sets it), else the
+    row's position + 2 (the header is line 1).
+    """
     problems: list[tuple[int, str]] = []
+    warnings: list[str] = []
     columns: list[Column] = []
     for header in table.columns:
+        if not is_template_header(header):
+            warnings.append(f"column {header!r} is not a template column; ignored")
+            continue
         try:
             columns.append(parse_header(header))
         except (ValueError, KeyError) as exc:
@@ -202,14 +193,16 @@ def records_from_table(
         raise SheetError(origin, problems)
     basis = next(iter(bases)) if bases else Basis.atomic_fraction
 
+    lines = [int(i) for i in table.index] if table.index.name == "line" else list(range(2, len(table) + 2))
     records: list[MaterialRecord] = []
+    record_lines: list[int] = []
+    not_made: list[tuple[int, str | None]] = []
     seen_ids: dict[str, int] = {}
-    for offset, (_, row) in enumerate(table.iterrows()):
-        line = offset + 2
+    for line, (_, row) in zip(lines, table.iterrows()):
         try:
-            record = _row_to_record(row, columns, basis, defaults)
+            record = _row_to_record(row, columns, basis, defaults, decimal)
         except (ValueError, KeyError, TypeError, CompositionError) as exc:
-            problems.append((line, _reason(exc)))
+            problems.append((line, describe_error(exc)))
             continue
         if record is None:  # a wholly empty row
             continue
@@ -225,67 +218,74 @@ def records_from_table(
         elif known_ids is not None:
             problems.append((line, "sample_id is empty; every row must answer a suggestion id"))
             continue
+        if isinstance(record, _NotMade):
+            not_made.append((line, sid))
+            if known_ids is None:
+                warnings.append(f"line {line}: no measurement in this row (not made); skipped")
+            continue
         records.append(record)
+        record_lines.append(line)
     if problems:
         raise SheetError(origin, problems)
-    return records
+    return SheetContents(records, record_lines, not_made, warnings)
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
-    if isinstance(exc, KeyError):
-        return str(exc.args[0]) if exc.args else str(exc)
-    return str(exc)
+def _cell_number(c: Column, raw: Any, decimal: str) -> float:
+    try:
+        return parse_number(raw, decimal)
+    except (ValueError, TypeError):
+        raise ValueError(f"{c.header}: not a number: {raw!r}") from None
 
 
-def _row_to_record(row: pd.Series, columns: list[Column], basis: Basis, defaults: SheetDefaults) -> MaterialRecord | None:
-    values = {c.header: row[c.header] for c in columns}
-    if all(_blank(v) for v in values.values()):
-        return None
-    meta = {c.name: str(values[c.header]).strip() for c in columns if c.kind == "meta" and not _blank(values[c.header])}
+def _composition(values: dict[str, Any], columns: list[Column], basis: Basis, decimal: str) -> Composition | None:
+    """The elemental composition of a row (None when its composition cells are empty)."""
     amounts: dict[str, Any] = {}
     for c in columns:
-        if c.kind != "composition" or _blank(values[c.header]):
-            continue
         raw = values[c.header]
+        if c.kind != "composition" or _blank(raw):
+            continue
         if isinstance(raw, str) and raw.strip().lower().rstrip(".") in ("bal", "balance"):
             amounts[c.name] = "bal"
         else:
-            try:
-                amounts[c.name] = _number(raw)
-            except ValueError:
-                raise ValueError(f"{c.header}: not a number: {raw!r}") from None
-    raw_materials = []
+            amounts[c.name] = _cell_number(c, raw, decimal)
+    if not amounts:
+        return None
+    composition = Composition.from_amounts(amounts, basis)  # unknown elements, negative amounts
+    if "bal" not in amounts.values():
+        total = sum(amounts.values())
+        # (1 + 1e-9): a sum exactly at the tolerance, e.g. 1.01, is inside despite float rounding
+        if not abs(total - basis.scale) <= COMPOSITION_TOLERANCE * basis.scale * (1 + 1e-9):
+            raise ValueError(
+                f"composition sums to {total:.6g} {_BASIS_LABEL[basis]}, not {basis.scale:g} "
+                f"(tolerance {COMPOSITION_TOLERANCE * basis.scale:g}); correct the amounts or write "
+                "'bal' for the balance element"
+            )
+    return composition
+
+
+def _raw_materials(values: dict[str, Any], columns: list[Column], decimal: str) -> list[dict[str, Any]]:
+    out = []
     for c in columns:
         if c.kind == "raw" and not _blank(values[c.header]):
-            try:
-                amount = _number(values[c.header])
-            except ValueError:
-                raise ValueError(f"{c.header}: not a number: {values[c.header]!r}") from None
+            amount = _cell_number(c, values[c.header], decimal)
             if amount < 0:
                 raise ValueError(f"{c.header}: negative amount {amount:g}")
             if amount == 0:
                 continue  # not used in this sample
-            raw_materials.append({"name": c.name, "amount": {"value": amount, "unit": c.unit}})
-    if amounts:
-        composition = Composition.from_amounts(amounts, basis)
-    elif "formula" in meta:
-        composition = Composition(meta["formula"])
-    elif raw_materials:
-        composition = None  # made of raw materials (a blend, a recipe): no elemental composition
-    else:
-        raise ValueError("no composition given (all composition cells empty)")
+            out.append({"name": c.name, "amount": {"value": amount, "unit": c.unit}})
+    return out
 
-    properties, uncertainties, steps = [], {}, {}
+
+def _measurements(values: dict[str, Any], columns: list[Column], decimal: str) -> tuple[list[dict], dict]:
+    """Property values (with their uncertainties) and process steps of a row."""
+    properties: list[dict[str, Any]] = []
+    uncertainties: dict[str, tuple[float, str]] = {}
+    steps: dict[str | None, dict[str, Any]] = {}
     for c in columns:
         raw = values[c.header]
         if c.kind not in ("property", "uncertainty", "process") or _blank(raw):
             continue
-        try:
-            number = _number(raw)
-        except ValueError:
-            raise ValueError(f"{c.header}: not a number: {raw!r}") from None
+        number = _cell_number(c, raw, decimal)
         if c.unit is None:
             raise ValueError(f"{c.header}: header has no [unit]")
         if c.kind == "property":
@@ -302,8 +302,40 @@ def _row_to_record(row: pd.Series, columns: list[Column], basis: Basis, defaults
             prop["uncertainty"] = number
     if uncertainties:
         raise ValueError(f"uncertainty without a value: {', '.join(uncertainties)}")
+    return properties, steps
+
+
+def _row_to_record(
+    row: pd.Series, columns: list[Column], basis: Basis, defaults: SheetDefaults, decimal: str = "."
+) -> MaterialRecord | _NotMade | None:
+    values = {c.header: row[c.header] for c in columns}
+    if all(_blank(v) for v in values.values()):
+        return None
+    # spaces around a cell are typing noise; a tab or CR that begins a text is content (it was
+    # written, neutralised, by an export and must read back unchanged)
+    meta = {c.name: str(values[c.header]).strip(" ") for c in columns if c.kind == "meta" and not _blank(values[c.header])}
+    # the parts of a row are checked apart, so a row with two bad cells reports both
+    errors: list[str] = []
+
+    def attempt(part: Any, *args: Any) -> Any:
+        try:
+            return part(*args)
+        except (ValueError, KeyError, TypeError, CompositionError) as exc:
+            errors.append(describe_error(exc))
+            return None
+
+    composition = attempt(_composition, values, columns, basis, decimal)
+    raw_materials = attempt(_raw_materials, values, columns, decimal) or []
+    measured = attempt(_measurements, values, columns, decimal)
+    if errors:
+        raise ValueError("; ".join(errors))
+    properties, steps = measured
+    if composition is None and "formula" in meta:
+        composition = Composition(meta["formula"])
+    if composition is None and not raw_materials:
+        raise ValueError("no composition given (all composition cells empty)")
     if not properties:
-        raise ValueError("no property value in this row (a measurement is required)")
+        return _NotMade(meta.get("sample_id"))
     provenance = {
         "source": meta.get("source", defaults.source.value),
         "method": meta.get("method", defaults.method),
@@ -360,17 +392,9 @@ def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Bas
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write a template table as CSV or XLSX (by suffix), atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    if path.suffix.lower() == ".xlsx":
-        table.to_excel(tmp, index=False, engine="openpyxl")
-    elif path.suffix.lower() == ".csv":
-        table.to_csv(tmp, index=False)  # shortest repr: floats read back bit for bit
-    else:
-        raise ValueError(f"{path}: unsupported sheet type {path.suffix!r} (use .csv or .xlsx)")
-    tmp.replace(path)
-    return path
+    """Write a template table as CSV or XLSX (by suffix), atomically; no cell is a formula
+    (see ``sheetfiles``: text that could start one is neutralised)."""
+    return write_frame(table, path)
 
 
 def write_sheet(records: Sequence[MaterialRecord], path: str | Path, basis: Basis | str = Basis.atomic_fraction) -> Path:

@@ -148,6 +148,7 @@ class Store:
         self._store_id = ""
         self._ids: set[bytes] | None = None
         self._rows_cache: dict[str, Rows] = {}
+        self._superseded_at: tuple[int, set[str]] | None = None
         if mode == "a":
             self._open_writer()
         elif mode == "r":
@@ -532,9 +533,13 @@ class Store:
         since: datetime | float | None,
         until: datetime | float | None,
         sample_id: str | None,
+        superseded: bool | None,
     ) -> np.ndarray:
         keep = np.ones(shard.n, dtype=bool)
         f = shard.fixed
+        old = self.superseded_ids() if not superseded else ()
+        if old:
+            keep &= ~np.isin(f["record_id"], np.array(sorted(old), dtype=layout.ID_DTYPE))
         if source is not None:
             keep &= f["source"] == layout.SOURCE_CODES[Source(source).value]
         if method is not None:
@@ -554,6 +559,26 @@ class Store:
                 t = bound.timestamp() if isinstance(bound, datetime) else float(bound)
                 keep &= cmp(f["time"], t)
         return keep
+
+    def superseded_ids(self) -> set[str]:
+        """Ids of records that a later record corrects (its ``provenance.supersedes``).
+
+        A correction has the sample id of what it corrects, so only records whose sample id
+        occurs more than once are read; cached per manifest generation.
+        """
+        generation = self._manifest["generation"]
+        if self._superseded_at is None or self._superseded_at[0] != generation:
+            shards = list(self._iter_shards())
+            ids = np.concatenate([s.fixed["sample_id"] for s in shards]) if shards else np.array([], "S1")
+            values, counts = np.unique(ids, return_counts=True)
+            twice = values[(counts > 1) & (values != b"")]
+            found: set[str] = set()
+            for shard in shards if twice.size else []:
+                index = np.flatnonzero(np.isin(shard.fixed["sample_id"], twice))
+                for text in shard.json(index) if index.size else []:
+                    found.update(json.loads(text)["circumstances"].get("provenance", {}).get("supersedes") or [])
+            self._superseded_at = (generation, found)
+        return self._superseded_at[1]
 
     def records(self, **filters: Any) -> Iterator[MaterialRecord]:
         """Records matching the filters (see ``to_dataframe``), parsed from their JSON."""
@@ -578,7 +603,8 @@ class Store:
         ``<property>_std`` (uncertainty), ``process.<step>:<parameter>`` and ``raw.<name> [<unit>]``.
 
         Filters: ``source``, ``method``, ``campaign``, ``elements`` (all present),
-        ``property`` (present), ``since``/``until`` (datetime or epoch s), ``sample_id``.
+        ``property`` (present), ``since``/``until`` (datetime or epoch s), ``sample_id``,
+        ``superseded=True`` (also records a correction replaced; by default only current ones).
         """
         frames = []
         prefix = {"composition": "x_", "properties": "", "uncertainty": "", "process": "process.",
@@ -635,7 +661,7 @@ class Store:
 
 
 def _filters(filters: dict[str, Any]) -> dict[str, Any]:
-    allowed = ("source", "method", "campaign", "elements", "property", "since", "until", "sample_id")
+    allowed = ("source", "method", "campaign", "elements", "property", "since", "until", "sample_id", "superseded")
     unknown = set(filters) - set(allowed)
     if unknown:
         raise TypeError(f"unknown filter(s) {sorted(unknown)}; use {', '.join(allowed)}")

@@ -23,21 +23,43 @@ class UnknownPropertyError(KeyError, ValueError):
         return str(self.args[0])
 
 
+class RangeError(ValueError):
+    """A value outside the physical range of its vocabulary term (e.g. a negative density)."""
+
+
 @dataclass(frozen=True)
 class Term:
-    """One vocabulary entry: a name, its canonical unit and a description."""
+    """One vocabulary entry: a name, its canonical unit, a description and the physical range
+    of its values in that unit (``positive``: > 0; ``minimum``/``maximum``: inclusive)."""
 
     name: str
     unit: str
     description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    positive: bool = False
+
+    def check(self, value: float) -> float:
+        """``value`` (canonical unit) when inside the range; raises RangeError naming it."""
+        if self.positive and not value > 0:
+            raise RangeError(f"{self.name} {value:g} {self.unit} is outside the physical range (must be > 0)")
+        if self.minimum is not None and value < self.minimum:
+            raise RangeError(f"{self.name} {value:g} {self.unit} is outside the physical range (must be >= {self.minimum:g})")
+        if self.maximum is not None and value > self.maximum:
+            raise RangeError(f"{self.name} {value:g} {self.unit} is outside the physical range (must be <= {self.maximum:g})")
+        return value
+
+
+def _entry(name: str, v: dict) -> Term:
+    return Term(name, v["unit"], v.get("description", ""), v.get("min"), v.get("max"), bool(v.get("positive", False)))
 
 
 @lru_cache(maxsize=1)
 def _vocabulary() -> tuple[dict[str, Term], dict[str, Term]]:
     text = resources.files("dm_hpc.data").joinpath("properties.yaml").read_text()
     raw = yaml.safe_load(text)
-    props = {k: Term(k, v["unit"], v.get("description", "")) for k, v in raw["properties"].items()}
-    params = {k: Term(k, v["unit"], v.get("description", "")) for k, v in raw["process_parameters"].items()}
+    props = {k: _entry(k, v) for k, v in raw["properties"].items()}
+    params = {k: _entry(k, v) for k, v in raw["process_parameters"].items()}
     return props, params
 
 
@@ -58,6 +80,11 @@ def _term(name: str, kind: str) -> Term:
     except KeyError:
         known = ", ".join(sorted(table))
         raise UnknownPropertyError(f"unknown {kind} {name!r}; known: {known}") from None
+
+
+def check_range(name: str, value: float, kind: str = "property") -> float:
+    """``value`` (in the canonical unit) if it is inside the term's physical range, else RangeError."""
+    return _term(name, kind).check(value)
 
 
 def canonical_unit(name: str, kind: str = "property") -> str:

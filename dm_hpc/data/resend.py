@@ -1,0 +1,85 @@
+"""Re-sent measurements: a sheet value for a sample and property that the store already holds.
+
+Sending the same sheet twice is harmless: the same content has the same record id, so nothing
+new is stored. A row that carries a value for a property the store already holds for that
+sample (same ``sample_id``, campaign and source) is a correction or a mistake, and the engine
+cannot tell which: it is refused, with the line, both values and what to do, unless the user
+says ``replace``. Then the new record names the records it corrects in
+``provenance.supersedes``; they stay in the store (provenance is never erased) and queries,
+training and exports show only the current record unless asked (``superseded=True``).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from dm_hpc.data.records import MaterialRecord
+from dm_hpc.data.sheetfiles import SheetError
+from dm_hpc.data.store import Store
+from dm_hpc.data.vocabulary import canonical_unit, property_names
+
+
+def _stored_for(store: Store, sample_ids: set[str]) -> tuple[pd.DataFrame, set[str]]:
+    """Every stored record (current or superseded) of these samples, and the superseded ids."""
+    df = store.to_dataframe(superseded=True)
+    if df.empty:
+        return df, set()
+    return df[df["sample_id"].isin(sample_ids)], store.superseded_ids()
+
+
+def resolve_resends(
+    store: Store | None, records: Sequence[MaterialRecord], lines: Sequence[int], origin: str, replace: bool = False,
+) -> list[MaterialRecord]:
+    """The records to ingest: unchanged, or (``replace``) naming the records they supersede.
+
+    Raises ``SheetError`` listing, by sheet line, every re-sent value when ``replace`` is False,
+    and (also with ``replace``) a correction that would hide other properties of the old record.
+    """
+    sample_ids = {r.sample_id for r in records if r.sample_id}
+    if store is None or not sample_ids or len(store) == 0:
+        return list(records)
+    stored, superseded = _stored_for(store, sample_ids)
+    if stored.empty:
+        return list(records)
+    known = set(stored["record_id"])
+    current = stored[~stored["record_id"].isin(superseded)]
+    props = [p for p in property_names() if p in stored.columns]
+    problems: list[tuple[int, str]] = []
+    out: list[MaterialRecord] = []
+    for line, rec in zip(lines, records):
+        sid = rec.sample_id
+        if sid is None or (rec.record_id in known and rec.record_id not in superseded):
+            out.append(rec)  # no sample id, or this very record is already stored: idempotent
+            continue
+        if rec.record_id in superseded:
+            problems.append((line, f"sample {sid!r}: these values were stored before and later corrected; "
+                                   "a correction cannot be undone by re-sending the old values"))
+            continue
+        same = current[(current["sample_id"] == sid) & (current["campaign"] == (rec.provenance.campaign or ""))
+                       & (current["source"] == rec.source.value)]
+        clash = [p.name for p in rec.properties if p.name in props and same[p.name].notna().any()]
+        if not clash:
+            out.append(rec)
+            continue
+        old = same[same[clash].notna().any(axis=1)]
+        if not replace:
+            told = "; ".join(
+                f"{name} is already stored as {old[name].dropna().iloc[0]:g} {canonical_unit(name)} "
+                f"(record {old.loc[old[name].notna(), 'record_id'].iloc[0]}), this sheet says "
+                f"{rec.get_property(name).value:g}"
+                for name in clash
+            )
+            problems.append((line, f"sample {sid!r}: {told}; use --replace to store the new value and keep "
+                                   "the old one as superseded"))
+            continue
+        hidden = [p for p in props if old[p].notna().any() and rec.get_property(p) is None]
+        if hidden:
+            problems.append((line, f"sample {sid!r}: the record it replaces also holds {', '.join(hidden)}, which "
+                                   "this row does not re-send; give every value of the sample to replace it"))
+            continue
+        update = {"supersedes": sorted(old["record_id"])}
+        out.append(rec.model_copy(update={"provenance": rec.provenance.model_copy(update=update)}))
+    if problems:
+        raise SheetError(origin, problems)
+    return out

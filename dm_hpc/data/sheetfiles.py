@@ -1,0 +1,341 @@
+"""Sheet files in and out: CSV (sniffed) and XLSX read as cells, written without formulas.
+
+Writing. A cell whose text begins with ``=``, ``+``, ``-``, ``@``, tab or CR is a formula to
+Excel and LibreOffice (CSV injection, OWASP): a lab name ``=cmd|' /C calc'!A0`` would run on the
+lab's PC. Every text cell the engine writes goes through ``neutralise`` (OWASP's rule: a leading
+single quote, which spreadsheet programs show as text), and XLSX text cells are written with an
+explicit string type, so no cell of a workbook the engine writes is ever a formula. A text that
+already begins with a quote gets one more, so ``unneutralise`` (applied on reading) is its exact
+inverse and an exported sheet re-imports unchanged.
+
+Reading. Labs send what Excel saves: semicolon-separated CSV with decimal commas, in cp1252,
+or a workbook with several sheets. ``load_table`` sniffs the separator (the one that splits the
+header into most columns), the encoding (UTF-8 with or without BOM, UTF-16 with BOM, else
+cp1252) and the decimal mark, and keeps each row's line number for error messages. A row with
+fewer cells than the header is a truncated file, an error; so is an unterminated quote.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+#: First characters that make a spreadsheet program read a cell as a formula (OWASP).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+QUOTE = "'"
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_COMMA_NUMBER = re.compile(r"^\s*[+-]?(\d{1,3}(\.\d{3})+|\d*),\d+([eE][+-]?\d+)?\s*$")
+#: XLSX (XML 1.0) cannot hold these control characters at all.
+_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+CSV_SUFFIXES = (".csv", ".txt", ".tsv")
+XLSX_SUFFIXES = (".xlsx", ".xlsm")
+_SEPARATORS = (",", ";", "\t", "|")
+
+
+class SheetError(ValueError):
+    """A sheet that cannot be imported; ``problems`` lists (line, message) for every bad row.
+
+    Line 0 means the whole file (or the column map); the header is line 1.
+    """
+
+    def __init__(self, path: str, problems: Sequence[tuple[int, str]]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        lines = "\n".join(f"  line {line}: {msg}" if line else f"  {msg}" for line, msg in self.problems[:50])
+        more = f"\n  ... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
+        super().__init__(f"{path}: {len(self.problems)} problem(s), nothing imported:\n{lines}{more}")
+
+
+def describe_error(exc: Exception) -> str:
+    """One line for a row's or a map's problem (pydantic errors as ``field: message``)."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
+    if isinstance(exc, KeyError):
+        return str(exc.args[0]) if exc.args else str(exc)
+    return str(exc)
+
+
+def blank(value: Any) -> bool:
+    """An empty cell: None, NaN or only whitespace."""
+    return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip())
+
+
+# ---------------------------------------------------------------------------------- writing
+def neutralise(text: str) -> str:
+    """``text`` safe for a spreadsheet cell: a leading quote when it could start a formula.
+
+    Numbers written as text (``-0.05``, ``+3e5``) are left alone: they are not formulas.
+    """
+    if text.startswith(QUOTE) or (text.startswith(FORMULA_START) and not _NUMBER.match(text)):
+        return QUOTE + text
+    return text
+
+
+def unneutralise(text: str) -> str:
+    """Inverse of ``neutralise`` (also strips the quote Excel users type before ``=``)."""
+    if text.startswith(QUOTE) and text[1:].startswith((*FORMULA_START, QUOTE)):
+        return text[1:]
+    return text
+
+
+def _cell(value: Any) -> str | float | int | None:
+    """A value as one safe cell: text neutralised, numbers as numbers, missing as empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)):
+        return value
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        return _cell(value.item())
+    return neutralise(str(value))
+
+
+def write_rows(header: Sequence[str], rows: Sequence[Sequence[Any]], path: str | Path) -> Path:
+    """Write a table as CSV or XLSX (by suffix), atomically, with no cell a formula."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".xlsx"):
+        raise ValueError(f"{path}: unsupported sheet type {path.suffix!r} (use .csv or .xlsx)")
+    cells = [[_cell(h) for h in header]] + [[_cell(v) for v in row] for row in rows]
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    if suffix == ".csv":
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            for row in cells:  # repr: the shortest text that reads back as the same float
+                writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row])
+    else:
+        _write_xlsx(cells, tmp)
+    tmp.replace(path)
+    return path
+
+
+def _write_xlsx(cells: list[list[Any]], path: Path) -> None:
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("sheet")
+    for row in cells:
+        out = []
+        for value in row:
+            cell = WriteOnlyCell(ws, value=None)
+            if isinstance(value, str):
+                # explicit string type: openpyxl would otherwise take a text starting with "=" for
+                # a formula; control characters XML cannot hold become U+FFFD
+                cell.value = _XML_ILLEGAL.sub("\ufffd", value)
+                cell.data_type = "s"
+            else:
+                cell.value = value
+            out.append(cell)
+        ws.append(out)
+    wb.save(path)
+
+
+def write_frame(table: pd.DataFrame, path: str | Path) -> Path:
+    """``write_rows`` for a DataFrame (its columns are the header; the index is not written)."""
+    return write_rows([str(c) for c in table.columns], table.itertuples(index=False, name=None), path)
+
+
+# ---------------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class LoadedTable:
+    """Cells of a sheet (text, numbers or None), indexed by their line in the file (header: 1).
+
+    ``decimal`` is the sheet's decimal mark: ``","`` for a CSV from a decimal-comma locale.
+    """
+
+    frame: pd.DataFrame
+    decimal: str = "."
+
+
+def load_table(path: str | Path, sheet: str | None = None) -> LoadedTable:
+    """Read a CSV or XLSX file; raises ``SheetError`` naming the file and what is wrong."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        head = path.open("rb").read(4)
+    except OSError as exc:
+        raise SheetError(str(path), [(0, f"cannot read the file: {exc.strerror or exc}")]) from None
+    if suffix in XLSX_SUFFIXES:
+        if head != b"PK\x03\x04":
+            raise SheetError(str(path), [(0, "not an XLSX workbook (not a zip file); a CSV must be named .csv")])
+        return LoadedTable(_xlsx_frame(path, sheet))
+    if suffix in CSV_SUFFIXES:
+        if sheet is not None:
+            raise SheetError(str(path), [(0, f"--sheet {sheet!r}: a CSV file has no sheets")])
+        if head == b"PK\x03\x04":
+            raise SheetError(str(path), [(0, "this is a zip file (an XLSX workbook?), not a CSV; name it .xlsx")])
+        return _csv_table(path)
+    raise SheetError(str(path), [(0, f"unsupported sheet type {path.suffix!r} (use .csv or .xlsx)")])
+
+
+def _frame(rows: list[tuple[int, list[Any]]], header: list[Any], origin: Path) -> pd.DataFrame:
+    """Rows (line, cells) under a header; checks widths and duplicate or blank headers."""
+    names = ["" if h is None else unneutralise(str(h)).strip() for h in header]
+    problems: list[tuple[int, str]] = []
+    width = len(names)
+    while width and not names[width - 1] and not any(len(c) >= width and c[width - 1] not in (None, "") for _, c in rows):
+        width -= 1  # trailing empty columns (Excel's ";;" at line ends)
+    names = names[:width]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name and name in seen:
+            problems.append((1, f"column {name!r} appears twice (columns {seen[name] + 1} and {i + 1})"))
+        seen.setdefault(name, i)
+    names = [name or f"Unnamed: {i}" for i, name in enumerate(names)]  # pandas' name: maps use it
+    body, lines = [], []
+    for line, cells in rows:
+        if len(cells) < width:
+            problems.append((line, f"{len(cells)} of {width} cells: the row is cut short (a truncated file?)"))
+            continue
+        if any(c not in (None, "") for c in cells[width:]):
+            problems.append((line, f"{len(cells)} cells but the header has {width} columns"))
+            continue
+        body.append(cells[:width])
+        lines.append(line)
+    if problems:
+        raise SheetError(str(origin), problems)
+    return pd.DataFrame(body, columns=names, index=pd.Index(lines, name="line"), dtype=object)
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text"
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")  # what Excel on Western-European Windows saves
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # cp1252 leaves five bytes undefined
+
+
+def _csv_table(path: Path) -> LoadedTable:
+    data = path.read_bytes()
+    text = _decode(data)
+    if "\x00" in text:
+        raise SheetError(str(path), [(0, "binary data, not a CSV text file")])
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    sep = max(_SEPARATORS, key=lambda s: (len(next(csv.reader([first], delimiter=s), [])), s == ","))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
+    header: list[str] | None = None
+    rows: list[tuple[int, list[Any]]] = []
+    try:
+        while True:
+            line = reader.line_num + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            if not any(c.strip() for c in cells):
+                continue  # blank line
+            if header is None:
+                header = cells
+            else:
+                rows.append((line, [unneutralise(c) if c.strip() else None for c in cells]))
+    except csv.Error as exc:
+        raise SheetError(str(path), [(reader.line_num, f"malformed CSV ({exc}; an unterminated quote or a truncated file?)")]) from None
+    if header is None:
+        raise SheetError(str(path), [(0, "the file is empty (no header row)")])
+    frame = _frame(rows, header, path)
+    decimal = "."
+    if sep != ",":
+        cells = (c for col in frame.columns for c in frame[col] if isinstance(c, str))
+        if any(_COMMA_NUMBER.match(c) for c in cells):
+            decimal = ","
+    return LoadedTable(frame, decimal)
+
+
+def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[Any, ...]]:
+    """Raw cell values of one sheet, row by row (formulas' saved results with ``data_only``)."""
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path, read_only=True, data_only=data_only)
+    except Exception as exc:  # noqa: BLE001 -- a damaged workbook makes zipfile, zlib, the XML
+        # parser or openpyxl raise any of a dozen types; all mean "not a readable workbook"
+        raise SheetError(str(path), [(0, f"not a readable XLSX workbook ({type(exc).__name__}: {exc})")]) from None
+    try:
+        if sheet is not None and sheet not in wb.sheetnames:
+            raise SheetError(str(path), [(0, f"no sheet {sheet!r}; the workbook has {', '.join(map(repr, wb.sheetnames))}")])
+        if not wb.worksheets:
+            raise SheetError(str(path), [(0, "the workbook has no sheets")])
+        ws = wb[sheet] if sheet is not None else wb.worksheets[0]
+        return list(ws.iter_rows(values_only=True))
+    except SheetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- as above: parts of the zip are read lazily
+        raise SheetError(str(path), [(0, f"not a readable XLSX workbook ({type(exc).__name__}: {exc})")]) from None
+    finally:
+        wb.close()
+
+
+def _xlsx_frame(path: Path, sheet: str | None) -> pd.DataFrame:
+    header: list[Any] | None = None
+    rows: list[tuple[int, list[Any]]] = []
+    width = 0
+    for line, values in enumerate(_sheet_values(path, sheet, data_only=True), start=1):
+        cells = [unneutralise(v) if isinstance(v, str) else v for v in values]
+        cells = [None if isinstance(v, str) and not v.strip() else v for v in cells]
+        if all(v is None for v in cells):
+            continue
+        if header is None:
+            header = cells
+        else:
+            rows.append((line, cells))
+            width = max(width, len(cells))
+    if header is None:
+        raise SheetError(str(path), [(0, "the sheet is empty (no header row)")])
+    _no_saved_results(path, sheet, rows)
+    # cells are on a grid: a note right of the table is an unnamed column, not a shifted row
+    width = max(width, len(header))
+    return _frame([(line, cells + [None] * (width - len(cells))) for line, cells in rows],
+                  header + [None] * (width - len(header)), path)
+
+
+def _no_saved_results(path: Path, sheet: str | None, rows: list[tuple[int, list[Any]]]) -> None:
+    """A formula whose result was never saved (a workbook written by a program, not a
+    spreadsheet) reads as an empty cell, which would pass for "not made": refuse it instead."""
+    empty = {(line, col) for line, cells in rows for col, v in enumerate(cells) if v is None}
+    if not empty:
+        return
+    formulas = _sheet_values(path, sheet, data_only=False)
+    problems = [
+        (line, f"column {col + 1} holds the formula {v!r} without a saved result; open and save the "
+               "file in a spreadsheet program, or type the value")
+        for line, col in sorted(empty)
+        if col < len(formulas[line - 1]) and isinstance(v := formulas[line - 1][col], str) and v.startswith("=")
+    ]
+    if problems:
+        raise SheetError(str(path), problems)
+
+
+def parse_number(value: Any, decimal: str = ".") -> float:
+    """A cell as a finite float; ``decimal=","`` also reads ``1,5`` and ``1.234,5``.
+
+    Raises ValueError for text that is not a number and for NaN or infinity.
+    """
+    if isinstance(value, str):
+        value = value.strip()
+        if decimal == "," and _COMMA_NUMBER.match(value):
+            value = value.replace(".", "").replace(",", ".")
+    if isinstance(value, bool):
+        raise ValueError(f"not a number: {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite number: {value!r}")
+    return number

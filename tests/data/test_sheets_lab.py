@@ -1,0 +1,96 @@
+"""The lab hand-off through the real CLI: a formula-named lab, not-made rows, --sheet, --replace.
+
+A real campaign file, journal, store and XLSX workbook; the suggestions are journalled directly
+(what the manager writes) so no calculation has to run first.
+"""
+from __future__ import annotations
+
+import zipfile
+
+import openpyxl
+import yaml
+
+from dm_hpc.campaign import journal as jn
+from dm_hpc.campaign import load_campaign
+from dm_hpc.campaign.lab import write_suggestions
+from dm_hpc.data import Store
+from tests.campaign.helpers import dm, write_campaign
+
+LAB = "=cmd|' /C calc'!A0"
+PROP = "property:mixing_energy [eV/atom]"
+
+
+def lab_campaign(tmp_path):
+    path = write_campaign(tmp_path, name="labsheet")
+    data = yaml.safe_load(path.read_text())
+    data["fidelities"][1]["name"] = LAB
+    path.write_text(yaml.safe_dump(data))
+    campaign = load_campaign(path)
+    journal = jn.Journal(campaign.run_dir / "journal.jsonl")
+    journal.write("start")
+    journal.write("lab_suggested", batch=1, samples=[
+        {"sample_id": f"L1-{i}", "composition": comp, "process": {},
+         "predicted": {"mean": {"mixing_energy": -0.1}, "std": {"mixing_energy": 0.02}}}
+        for i, comp in enumerate([{"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.25, "Ni": 0.75}, {"Ni": 0.6, "Pd": 0.4}])
+    ])
+    journal.close()
+    return path, campaign
+
+
+def fill(path, out, values: dict[str, float | None], sheet_title: str | None = None):
+    """What a lab does in Excel: type values in the property column, save (maybe renaming the sheet)."""
+    wb = openpyxl.load_workbook(path)
+    ws = wb.active
+    header = [c.value for c in ws[1]]
+    col = header.index(PROP) + 1
+    for row in range(2, ws.max_row + 1):
+        sid = ws.cell(row, 1).value
+        if sid in values:
+            ws.cell(row, col).value = values[sid]
+    if sheet_title:
+        ws.title = sheet_title
+        wb.create_sheet("cover", 0)
+    wb.save(out)
+    return out
+
+
+def test_lab_sheet_round_trip_through_the_cli(tmp_path):
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    res = dm("suggest", str(path), "--out", str(sheet))
+    assert res.returncode == 0 and "wrote 3 suggested experiments" in res.stdout, res.stderr
+    with zipfile.ZipFile(sheet) as z:
+        xml = z.read("xl/worksheets/sheet1.xml").decode()
+    assert "<f>" not in xml and "<f " not in xml  # the lab name is text, not a formula
+    ws = openpyxl.load_workbook(sheet).active
+    methods = {ws.cell(r, 3).value for r in range(2, ws.max_row + 1)}
+    assert methods == {"'" + LAB}
+
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -0.05, "L1-1": -0.07}, sheet_title="results")
+    res = dm("ingest", str(path), str(filled))  # the first sheet is now the cover
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    res = dm("ingest", str(path), str(filled), "--sheet", "results")
+    assert res.returncode == 0, res.stderr
+    assert "ingested 2 records (2 new)" in res.stdout and "not made (no measurement): L1-2" in res.stdout
+    state = jn.replay(campaign.run_dir / "journal.jsonl")
+    assert state.lab["L1-2"].not_made and state.lab["L1-2"].record_id is None
+    assert all(state.lab[s].record_id for s in ("L1-0", "L1-1"))
+    df = Store.open(campaign.store).to_dataframe()
+    assert set(df["method"]) == {LAB} and sorted(df["sample_id"]) == ["L1-0", "L1-1"]
+    res = dm("status", str(path))
+    assert "lab experiments not made" in res.stdout
+    assert write_suggestions(campaign, tmp_path / "again.csv") == 0  # nothing left to suggest
+
+    corrected = fill(sheet, tmp_path / "corrected.xlsx", {"L1-0": -0.06})
+    res = dm("ingest", str(path), str(corrected))
+    assert res.returncode == 2 and "line 2: sample 'L1-0': mixing_energy is already stored as -0.05" in res.stderr
+    assert "Traceback" not in res.stderr and len(Store.open(campaign.store)) == 2
+    res = dm("ingest", str(path), str(corrected), "--replace")
+    assert res.returncode == 0 and "1 correcting stored values" in res.stdout, res.stderr
+    store = Store.open(campaign.store)
+    assert len(store) == 3
+    current = store.to_dataframe(sample_id="L1-0")
+    assert current["mixing_energy"].tolist() == [-0.06]
+    assert sorted(store.to_dataframe(sample_id="L1-0", superseded=True)["mixing_energy"]) == [-0.06, -0.05]
+    state = jn.replay(campaign.run_dir / "journal.jsonl")
+    assert state.lab["L1-0"].record_id == current["record_id"].item()
