@@ -26,7 +26,7 @@ from dm_hpc.data.integrity import (
     sha256_file,
 )
 from dm_hpc.data.records import MaterialRecord, record_id_of
-from dm_hpc.data.shards import Shard
+from dm_hpc.data.shards import Shard, text_attr
 
 if TYPE_CHECKING:
     from dm_hpc.data.store import CheckReport, Store
@@ -208,7 +208,7 @@ def _store_id_of(path: Path) -> str:
         import h5py
 
         with h5py.File(path, "r") as f:
-            return str(f.attrs.get("store_id", ""))
+            return text_attr(f.attrs.get("store_id", ""))
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
         return ""
 

@@ -155,11 +155,11 @@ def _describe(f: h5py.File) -> dict:
     for name, ds in g.items():
         datasets[name] = {
             "dtype": ds.dtype.str, "shape": list(ds.shape), "fletcher32": bool(ds.fletcher32),
-            "sha256": str(ds.attrs["sha256"]),
-            **{key: [str(x) for x in ds.attrs[key]] for key in ("columns", "units") if key in ds.attrs},
+            "sha256": text_attr(ds.attrs["sha256"]),
+            **{key: [text_attr(x) for x in ds.attrs[key]] for key in ("columns", "units") if key in ds.attrs},
         }
     root = {key: f.attrs[key] for key in ("format", "store_id", "number", "first", "generation")}
-    root = {key: value if isinstance(value, str) else int(value) for key, value in root.items()}
+    root = {key: text_attr(value) if isinstance(value, (str, bytes)) else int(value) for key, value in root.items()}
     root["replaces"] = [int(x) for x in f.attrs["replaces"]]
     return {"root": root, "n": int(g.attrs["n"]), "datasets": datasets}
 
@@ -186,6 +186,22 @@ def write_shard(path: Path, rows: Rows, meta: ShardMeta) -> str:
     return digest
 
 
+def fixed_text(value: str | Sequence[str]) -> np.ndarray:
+    """A string (or list of strings) as fixed-length UTF-8 bytes for an HDF5 attribute.
+
+    Why not h5py's default variable-length strings: those live in HDF5's global heap, which has
+    no checksum; a damaged heap made reading an attribute spin instead of fail. Fixed-length
+    values sit in the object header, which ``libver="latest"`` checksums."""
+    if isinstance(value, str):
+        return np.bytes_(value.encode())
+    return np.array([v.encode() for v in value], dtype=f"S{max([len(v.encode()) for v in value] + [1])}")
+
+
+def text_attr(value: object) -> str:
+    """Inverse of ``fixed_text`` (also reads the variable-length strings of format /1 shards)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _write_file(tmp: Path, rows: Rows, meta: ShardMeta) -> None:
     # the metadata description is built as the file is written (what ``_describe`` reads back
     # on every open; reading it back here would double the cost of a write)
@@ -194,7 +210,7 @@ def _write_file(tmp: Path, rows: Rows, meta: ShardMeta) -> None:
     datasets: dict[str, dict] = {}
     with h5py.File(tmp, "w", libver="latest") as f:
         for key, value in root.items():
-            f.attrs[key] = value
+            f.attrs[key] = fixed_text(value) if isinstance(value, str) else value
         f.attrs["replaces"] = np.array(meta.replaces, dtype="i8")
         g = f.create_group("records")
         g.attrs["n"] = rows.n
@@ -203,9 +219,9 @@ def _write_file(tmp: Path, rows: Rows, meta: ShardMeta) -> None:
             values = np.ascontiguousarray(values)
             ds = g.create_dataset(name, data=values, dtype=dtype or values.dtype, fletcher32=True)
             digest = sha256_bytes(values.data)
-            ds.attrs["sha256"] = digest
+            ds.attrs["sha256"] = fixed_text(digest)
             for key, names in attrs.items():
-                ds.attrs[key] = names
+                ds.attrs[key] = fixed_text(names)
             datasets[name] = {"dtype": values.dtype.str, "shape": list(values.shape), "fletcher32": True,
                               "sha256": digest, **attrs}
 
@@ -220,7 +236,7 @@ def _write_file(tmp: Path, rows: Rows, meta: ShardMeta) -> None:
         put("json_offsets", np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype("i8"))
         put("json_bytes", np.frombuffer(b"".join(blobs), dtype=np.uint8))
         root["replaces"] = list(meta.replaces)
-        f.attrs["layout_sha256"] = layout_digest({"root": root, "n": rows.n, "datasets": datasets})
+        f.attrs["layout_sha256"] = fixed_text(layout_digest({"root": root, "n": rows.n, "datasets": datasets}))
 
 
 _READ_ERRORS = (OSError, KeyError, ValueError, TypeError, IndexError, UnicodeDecodeError, RuntimeError,
@@ -282,7 +298,7 @@ class Shard:
                 hit = ([], np.full((self.n, 0), layout.SPARSE_GROUPS[group]))
             else:
                 ds = self._file["records"][group]
-                names = [str(x) for x in ds.attrs["columns"]]
+                names = [text_attr(x) for x in ds.attrs["columns"]]
                 hit = (names, ds[()].reshape(self.n, len(names)))
         except _READ_ERRORS as exc:
             raise _damaged(self.path, exc) from None
@@ -330,7 +346,7 @@ class Shard:
             try:
                 ds = self._file["records"][name]
                 data = np.ascontiguousarray(ds[()])
-                ok = sha256_bytes(data.data) == str(ds.attrs["sha256"])
+                ok = sha256_bytes(data.data) == text_attr(ds.attrs["sha256"])
             except _READ_ERRORS as exc:
                 problems.append(f"column {name}: unreadable ({_reason(exc)})")
                 continue
@@ -343,13 +359,13 @@ class Shard:
 
 
 def _verified_meta(f: h5py.File) -> ShardMeta:
-    fmt = f.attrs["format"]
+    fmt = text_attr(f.attrs["format"])
     if fmt == "dm-hpc-store/1":
         return ShardMeta(store_id="", number=0, first=0, legacy=True)
     if fmt != layout.FORMAT:
         raise ValueError(f"unknown shard format {fmt!r}")
     description = _describe(f)
-    if layout_digest(description) != str(f.attrs["layout_sha256"]):
+    if layout_digest(description) != text_attr(f.attrs["layout_sha256"]):
         raise ValueError("metadata does not match its SHA-256 (layout_sha256)")
     if any(not ds["fletcher32"] for ds in description["datasets"].values()):
         raise ValueError("a dataset lost its Fletcher32 checksum filter")

@@ -60,7 +60,16 @@ from dm_hpc.data.integrity import (
     read_marker,
 )
 from dm_hpc.data.records import MaterialRecord, Source
-from dm_hpc.data.shards import Rows, Shard, ShardMeta, concat_rows, element_mask, rows_from_records, write_shard
+from dm_hpc.data.shards import (
+    Rows,
+    Shard,
+    ShardMeta,
+    concat_rows,
+    element_mask,
+    rows_from_records,
+    text_attr,
+    write_shard,
+)
 
 __all__ = ["CheckReport", "IngestResult", "Store", "StoreCorruptError", "StoreError", "StoreLockedError",
            "open_store", "read_view"]
@@ -281,7 +290,7 @@ class Store:
         """True only for a shard file whose attributes carry this store's id."""
         try:
             with h5py.File(path, "r") as f:
-                return str(f.attrs.get("store_id", "")) == self._store_id
+                return text_attr(f.attrs.get("store_id", "")) == self._store_id
         except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
             return False
 

@@ -184,3 +184,20 @@ def test_truncated_zeroed_and_cut_shards_are_caught(small_store, kind, where, le
 
 def test_cut_tally_printed():
     print("\n" + _CUT_TALLY.line("truncations, zeroed, deleted and appended ranges (hypothesis)"))
+
+
+def test_no_shard_metadata_lives_in_hdf5s_unchecksummed_global_heap(small_store):
+    """Saved case from the fuzz run: a damaged global heap (where h5py puts variable-length
+    strings) made reading a column-name attribute spin in HDF5 instead of failing. Shards keep
+    every string fixed-length, inside checksummed object headers."""
+    for path in (small_store / "shards").glob("*.h5"):
+        with h5py.File(path, "r") as f:
+            objects = [f, *f["records"].values()]
+            for obj in objects:
+                for name in obj.attrs:
+                    dtype = obj.attrs.get_id(name).dtype
+                    assert h5py.check_string_dtype(dtype) is None or h5py.check_string_dtype(dtype).length, \
+                        (path.name, obj.name, name)
+            for ds in f["records"].values():
+                assert h5py.check_vlen_dtype(ds.dtype) is None and (h5py.check_string_dtype(ds.dtype) is None
+                                                                  or h5py.check_string_dtype(ds.dtype).length)
