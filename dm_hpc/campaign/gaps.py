@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dm_hpc.campaign.spec import Campaign, CampaignError
-from dm_hpc.campaign.strategy import Suggestion, fidelity_costs
+from dm_hpc.campaign.spec import CampaignSpec, CampaignError
+from dm_hpc.acquire.points import ProposedPoint
+from dm_hpc.campaign.strategy import fidelity_costs
 
 #: Random feasible candidates scored per call (an N x N covariance per output: 1024 keeps it < 1 s).
 N_CANDIDATES = 1024
@@ -154,14 +155,14 @@ def _farthest_points(coords: np.ndarray, taken: np.ndarray, q: int, rng: np.rand
 
 
 def gap_suggestions(
-    campaign: Campaign,
+    campaign: CampaignSpec,
     model,
     space,
     q: int,
     pending: list[tuple[dict[str, float], dict[str, float]]] | None = None,
     seed: int = 0,
     n_candidates: int = N_CANDIDATES,
-) -> list[Suggestion]:
+) -> list[ProposedPoint]:
     """``q`` calculations where the data is thinnest, spread over the space (see module doc).
 
     Args:
@@ -202,7 +203,7 @@ def gap_suggestions(
 
     if model is None:
         idx = _farthest_points(coords, taken, q, rng)
-        return [Suggestion(fid.name, c, p, {"mean": {}, "std": {}})
+        return [ProposedPoint(fid.name, c, p, {"mean": {}, "std": {}})
                 for c, p in space.to_dicts(frac[idx], proc[idx])]
 
     X_all = space.featurize(np.vstack([pend_frac, frac]), np.vstack([pend_proc, proc]) if proc.size else None)
@@ -231,7 +232,7 @@ def gap_suggestions(
     mean, std = predict(model, space.featurize(frac[chosen], proc[chosen] if proc.size else None))
     out = []
     for k, (comp, pr) in enumerate(space.to_dicts(frac[chosen], proc[chosen])):
-        out.append(Suggestion(fid.name, comp, pr, {
+        out.append(ProposedPoint(fid.name, comp, pr, {
             "mean": {p: float(mean[k, i]) for i, p in enumerate(props)},
             "std": {p: float(std[k, i]) for i, p in enumerate(props)},
             "variance_reduction": gains[k],
@@ -250,13 +251,13 @@ def _pca(coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centre, axes
 
 
-def _fit(campaign: Campaign, df: pd.DataFrame):
+def _fit(campaign: CampaignSpec, df: pd.DataFrame):
     """``(model or None, training set)`` of ``df`` (None: fewer than two usable records)."""
     from dm_hpc.campaign.dataset import training_set
     from dm_hpc.campaign.strategy import fit_model
 
     data = training_set(campaign, df)
-    return (fit_model(campaign, data)[0] if len(data) >= 2 else None), data
+    return (fit_model(campaign, data).model if len(data) >= 2 else None), data
 
 
 def _coverage_std(model, X_grid, extra=None) -> np.ndarray:
@@ -276,9 +277,9 @@ def _coverage_std(model, X_grid, extra=None) -> np.ndarray:
 
 
 def coverage_map(
-    campaign: Campaign,
+    campaign: CampaignSpec,
     store_df: pd.DataFrame,
-    proposals: list[Suggestion],
+    proposals: list[ProposedPoint],
     out_png: str | Path,
     before_df: pd.DataFrame | None = None,
     seed: int = 0,
@@ -375,7 +376,7 @@ def coverage_map(
 
 
 def gaps_command(store_path: str | Path, campaign_path: str | Path, n: int, out_dir: str | Path,
-                 seed: int | None = None) -> tuple[list[Suggestion], Path]:
+                 seed: int | None = None) -> tuple[list[ProposedPoint], Path]:
     """``dm-hpc gaps STORE --space CAMPAIGN -n N``: propose ``N`` gap-filling calculations.
 
     Reads every record of ``STORE`` (any campaign; experimental records count as the campaign's
@@ -406,7 +407,7 @@ def gaps_command(store_path: str | Path, campaign_path: str | Path, n: int, out_
         store.close()
     data = training_set(campaign, df)
     space = design_space(campaign)
-    model = fit_model(campaign, data)[0] if len(data) >= 2 else None
+    model = fit_model(campaign, data).model if len(data) >= 2 else None
     seed = campaign.seed if seed is None else seed
     suggestions = gap_suggestions(campaign, model, space, n, [], seed)
     out_dir = Path(out_dir)

@@ -33,6 +33,7 @@ class TaskEntry:
     predicted: dict[str, Any] = field(default_factory=dict)
     record_id: str | None = None
     error: str | None = None
+    failure_kind: str | None = None
     core_hours: float = 0.0
     planned_at: float = 0.0
     ended_at: float | None = None
@@ -135,7 +136,7 @@ def apply(state: State, ev: dict[str, Any]) -> None:
         task.core_hours, task.ended_at = ev.get("core_hours", 0.0), ev["t"]
     elif kind == "failed":
         task = state.tasks[ev["task_id"]]
-        task.status, task.error = FAILED, ev.get("error")
+        task.status, task.error, task.failure_kind = FAILED, ev.get("error"), ev.get("kind", "unknown")
         task.core_hours, task.ended_at = ev.get("core_hours", 0.0), ev["t"]
     elif kind == "lab_suggested":
         state.lab_batches = max(state.lab_batches, ev["batch"])

@@ -84,8 +84,8 @@ def train(campaign: Campaign, register: bool = True) -> ModelVersion | dict[str,
         "properties": campaign.properties,
         "cv_r2": r2,
         "fit_seconds": round(fit_s, 3),
-        "surrogate": type(model[0]).__name__,
-        "multi_fidelity": bool(model[2]),
+        "surrogate": type(model.model).__name__,
+        "multi_fidelity": model.multi_fidelity,
     }
     if not register:
         return meta

@@ -57,9 +57,21 @@ def init(
     console.print(f"wrote {out}; check it with `dm-hpc validate {out}`")
 
 
+def _preflight(c, origin: Path, check_codes: bool) -> None:
+    from dm_hpc.campaign import CampaignError
+    from dm_hpc.campaign.preflight import check
+
+    try:
+        check(c, str(origin), check_codes=check_codes)
+    except CampaignError as exc:
+        fail(str(exc))
+
+
 def validate(campaign: CampaignFile) -> None:
-    """Check a campaign file; errors name the field and what was expected."""
+    """Check a campaign file and what it names (methods for every element, files); errors name
+    the field and what was expected."""
     c = _load(campaign)
+    _preflight(c, campaign, check_codes=False)
     console.print(f"ok: {c.name}: {len(c.space.elements)} elements, {len(c.objectives)} objective(s), "
                   f"fidelities {', '.join(f.name for f in c.fidelities)}, runner {c.runner.kind.value}")
 
@@ -74,6 +86,7 @@ def run(
     from dm_hpc.campaign.manager import CampaignBusyError, CampaignManager
 
     c = _load(campaign)
+    _preflight(c, campaign, check_codes=True)
     try:
         summary = CampaignManager(c, console=console, quiet=quiet).run(max_seconds=max_seconds)
     except CampaignBusyError as exc:
@@ -97,6 +110,8 @@ def run(
     console.print(f"  report:      {report_path} (plots beside it)")
     if c.lab is not None:
         console.print(f"  lab sheet:   {sheet} ({n_lab} suggested experiments)")
+    if summary.failed and not summary.ingested:
+        fail(f"every calculation failed ({summary.failed}); see `dm-hpc status {campaign}`", code=1)
 
 
 def status(campaign: CampaignFile) -> None:
@@ -121,6 +136,10 @@ def status(campaign: CampaignFile) -> None:
     table.add_row("surrogate refits", str(state.refits))
     table.add_row("core-hours used", f"{state.core_hours:.3f}")
     console.print(table)
+    from dm_hpc.campaign.stopping import stopped_fidelities
+
+    for why in stopped_fidelities(c, state).values():
+        console.print(f"  {why}", highlight=False)
     for t in state.tasks.values():
         if t.status == jn.FAILED:
             console.print(f"  failed {t.task_id}: {t.error}", highlight=False)

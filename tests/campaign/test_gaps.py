@@ -61,7 +61,8 @@ def lab_store(tmp_path_factory):
         df = store.to_dataframe()
     data = training_set(campaign, df)
     assert len(data) == 27 and set(data.sources) == {"experimental"}
-    model, space, multi = fit_model(campaign, data)
+    fitted = fit_model(campaign, data)
+    model, space = fitted.model, fitted.space
     return root, campaign, df, model, space
 
 
