@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import torch
 
 from dm_hpc.acquire.acquisition import Objective, OutcomeConstraint
 from dm_hpc.acquire.fidelity import Fidelity
@@ -98,8 +99,11 @@ class BoTorchOptimisation:
             fidelities = [Fidelity(name, fitted.task_of(name), self.costs[name], target=(name == fitted.target))
                           for name in allowed]
         pending = [(p.composition, p.process) for p in request.pending]
-        with warnings.catch_warnings():
+        # the acquisition's Monte-Carlo samples come from torch's global generator: seed it here,
+        # inside a fork, so the same request gives the same points and nobody else's stream moves
+        with warnings.catch_warnings(), torch.random.fork_rng():
             warnings.simplefilter("ignore")
+            torch.manual_seed(request.seed)
             proposals = propose(fitted.model, self.space, self.objectives, self.constraints, q=request.q,
                                 pending=pending or None, fidelities=fidelities, outputs=list(self.outputs),
                                 X_baseline=fitted.train_X, seed=request.seed)

@@ -570,8 +570,18 @@ class CampaignManager:
             return 0
         from dm_hpc.campaign.lab import ingest_sheet_records
 
+        from dm_hpc.campaign.suggest import REQUEST_SUFFIX, answer_request
+
+        for path in sorted(inbox.glob(f"*{REQUEST_SUFFIX}")):  # `dm-hpc suggest -n N` meanwhile
+            try:
+                batch = answer_request(self.c, path, self.store, self.journal, self.state)
+            except Exception as exc:  # noqa: BLE001 -- a bad request must not stop the loop
+                self._quarantine(path, exc)
+                continue
+            if batch.samples and self.c.lab.emulate_from is not None:
+                self._emulate_lab(batch.samples)
         n = 0
-        for path in sorted(inbox.glob("*.json")):
+        for path in sorted(p for p in inbox.glob("*.json") if not p.name.endswith((REQUEST_SUFFIX, ".reply.json"))):
             try:
                 ev = ingest_sheet_records(path, self.store, self.journal)
             except Exception as exc:  # noqa: BLE001 -- any bad file: set aside, never stop the loop

@@ -25,7 +25,7 @@ from dm_hpc.campaign.strategy import LabSeeding, design_space, fit_model, optimi
 
 @dataclass
 class LabBatch:
-    """A planned lab batch: journal-ready samples, or why there are none."""
+    """A planned lab batch: journal-ready samples, and why there are fewer than asked (if so)."""
 
     samples: list[dict[str, Any]] = field(default_factory=list)
     why_empty: str | None = None
@@ -50,6 +50,7 @@ def lab_batch(c: CampaignSpec, state: jn.State, df: pd.DataFrame, n: int, fitted
     if left is not None and left <= 0:
         return LabBatch(why_empty=f"the lab budget is used up ({len(state.lab)} of "
                                   f"{c.budget.lab_experiments} experiments suggested); raise budget.lab_experiments")
+    asked = n
     n = n if left is None else min(n, left)
     if fitted is None:
         data = training_set(c, df)
@@ -68,4 +69,105 @@ def lab_batch(c: CampaignSpec, state: jn.State, df: pd.DataFrame, n: int, fitted
     batch = state.lab_batches + 1
     samples = [{"sample_id": f"{c.name}-L{batch:03d}-{k + 1:02d}", "composition": p.composition,
                 "process": p.process, "predicted": p.predicted} for k, p in enumerate(got.points)]
-    return LabBatch(samples, None if samples else got.shortfall)
+    why = got.shortfall
+    if why is None and n < asked:
+        why = f"the lab budget allows {n} more (budget.lab_experiments = {c.budget.lab_experiments})"
+    return LabBatch(samples, why)
+
+
+REQUEST_SUFFIX = ".request.json"
+
+
+def journal_batch(c: CampaignSpec, store, journal: jn.Journal, state: jn.State, n: int) -> LabBatch:
+    """Plan a lab batch and journal it (the caller holds the campaign: lock or running manager)."""
+    batch = lab_batch(c, state, store.to_dataframe(), n)
+    if batch.samples:
+        jn.apply(state, journal.write("lab_suggested", batch=state.lab_batches + 1, samples=batch.samples))
+    return batch
+
+
+def request_lab_batch(c: CampaignSpec, n: int, timeout_s: float = 300.0) -> LabBatch:
+    """``n`` new lab experiments, journalled. When a manager runs the campaign, it is asked
+    through the inbox (it owns the journal) and this waits for its answer."""
+    import fcntl
+    import json
+    import os
+    import time
+
+    from dm_hpc.data import Store, StoreLockedError
+
+    run_dir = c.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / "manager.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass
+        else:
+            try:
+                store = Store.open(c.store, "a")
+            except StoreLockedError:
+                pass
+            else:
+                journal = jn.Journal(run_dir / "journal.jsonl")
+                try:
+                    return journal_batch(c, store, journal, jn.replay(journal.path), n)
+                finally:
+                    journal.close()
+                    store.close()
+    finally:
+        os.close(fd)
+    inbox = run_dir / "inbox"
+    inbox.mkdir(exist_ok=True)
+    stem = f"suggest-{time.time_ns()}"
+    reply = inbox / f"{stem}.reply.json"
+    tmp = inbox / f".{stem}.tmp"
+    tmp.write_text(json.dumps({"n": n, "reply": reply.name}))
+    os.replace(tmp, inbox / f"{stem}{REQUEST_SUFFIX}")
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if reply.exists():
+            data = json.loads(reply.read_text())
+            reply.unlink()
+            return LabBatch(data["samples"], data["why_empty"])
+        time.sleep(0.2)
+    return LabBatch(why_empty=f"the running manager did not answer within {timeout_s:.0f} s")
+
+
+def answer_request(c: CampaignSpec, path, store, journal: jn.Journal, state: jn.State) -> LabBatch:
+    """The manager's side of ``request_lab_batch``: plan, journal, reply (atomically)."""
+    import json
+    import os
+
+    req = json.loads(path.read_text())
+    batch = journal_batch(c, store, journal, state, int(req["n"]))
+    reply = path.parent / str(req["reply"])
+    tmp = path.parent / f".{reply.name}.tmp"
+    tmp.write_text(json.dumps({"samples": batch.samples, "why_empty": batch.why_empty}))
+    os.replace(tmp, reply)
+    path.unlink()
+    return batch
+
+
+def batch_table(c: CampaignSpec, samples: list[dict[str, Any]]) -> pd.DataFrame:
+    """The lab-sheet rows of ``samples`` (property columns empty for the lab to fill)."""
+    from dm_hpc.campaign.lab import suggestion_table
+
+    state = jn.State()
+    jn.apply(state, {"event": "lab_suggested", "batch": 0, "samples": samples})
+    table = suggestion_table(c, state)
+    if table.empty:
+        table = suggestion_table(c, _template_state(c))
+        table = table.iloc[0:0]
+    return table
+
+
+def _template_state(c: CampaignSpec) -> jn.State:
+    """A one-row state whose table has every column of the campaign's sheet (for empty sheets)."""
+    state = jn.State()
+    comp = {el: 1.0 / max(1, len(c.space.elements)) for el in c.space.elements} or {"H": 1.0}
+    proc = {k: b.low for k, b in c.space.process.items()}
+    jn.apply(state, {"event": "lab_suggested", "batch": 0,
+                     "samples": [{"sample_id": "-", "composition": comp, "process": proc}]})
+    return state

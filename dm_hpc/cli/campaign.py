@@ -148,18 +148,40 @@ def status(campaign: CampaignFile) -> None:
 def suggest(
     campaign: CampaignFile,
     out: Annotated[Path, typer.Option("--out", "-o", help="Sheet to write (.xlsx or .csv).")],
+    n: Annotated[Optional[int], typer.Option("-n", min=1, help="Propose N new experiments from the current "
+                                                           "model and journal them (default: write the "
+                                                           "pending ones).")] = None,
 ) -> None:
-    """Write the pending suggested experiments as a lab sheet in the standard template."""
+    """Write suggested experiments as a lab sheet in the standard template: the pending ones, or
+    with -n N, N new ones from the current model (running or finished campaign)."""
     from dm_hpc.campaign.lab import write_suggestions
+    from dm_hpc.data.sheets import write_table
 
     c = _load(campaign)
     if c.lab is None:
         fail(f"campaign {c.name!r} has no experiment fidelity, so nothing is suggested to a lab")
+    if n is None:
+        try:
+            k = write_suggestions(c, out)
+        except ValueError as exc:
+            fail(str(exc))
+        console.print(f"wrote {k} suggested experiments to {out}")
+        if k == 0:
+            console.print(f"  every suggested experiment is measured (or none was suggested yet); "
+                          f"ask for new ones with `dm-hpc suggest {campaign} -n N --out {out}`", highlight=False)
+        return
+    from dm_hpc.campaign.suggest import batch_table, request_lab_batch
+
+    _preflight(c, campaign, check_codes=False)
+    batch = request_lab_batch(c, n)
     try:
-        n = write_suggestions(c, out)
+        write_table(batch_table(c, batch.samples), out)
     except ValueError as exc:
         fail(str(exc))
-    console.print(f"wrote {n} suggested experiments to {out}")
+    console.print(f"wrote {len(batch.samples)} new suggested experiments to {out}")
+    if batch.why_empty:
+        console.print(f"  {'none' if not batch.samples else f'only {len(batch.samples)} of {n}'}: "
+                      f"{batch.why_empty}", highlight=False)
 
 
 def ingest(
