@@ -12,17 +12,14 @@ poll interval.
 """
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.spec import Campaign
-from dm_hpc.data import MaterialRecord, Source, Store, StoreLockedError, canonical_unit
+from dm_hpc.data import MaterialRecord, Source, Store, canonical_unit
 from dm_hpc.data.sheets import SheetDefaults, read_sheet, write_table
 
 
@@ -94,34 +91,15 @@ def ingest_lab_sheet(campaign: Campaign, path: Path) -> tuple[int, int, bool]:
     ``queued`` is True when a running manager holds the store: the validated records then
     wait in the campaign's inbox and the manager ingests them.
     """
+    from dm_hpc.campaign.ownership import drop_in_inbox, exclusive
+
     records = read_lab_sheet(campaign, path)
-    run_dir = campaign.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / "manager.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return len(records), 0, _queue(run_dir, records)
-        try:
-            store = Store.open(campaign.store, "a")
-        except StoreLockedError:
-            return len(records), 0, _queue(run_dir, records)
-        journal = jn.Journal(run_dir / "journal.jsonl")
-        try:
-            event = store_lab_results(records, store, journal, str(path))
-        finally:
-            journal.close()
-            store.close()
+    with exclusive(campaign) as held:
+        if held is None:  # a manager holds the campaign: it ingests from its inbox
+            drop_in_inbox(campaign.run_dir, json.dumps([r.to_json() for r in records]))
+            return len(records), 0, True
+        store, journal = held
+        event = store_lab_results(records, store, journal, str(path))
         return len(records), event["new"], False
-    finally:
-        os.close(fd)
 
 
-def _queue(run_dir: Path, records: list[MaterialRecord]) -> bool:
-    inbox = run_dir / "inbox"
-    inbox.mkdir(exist_ok=True)
-    tmp = inbox / f".{time.time_ns()}.tmp"
-    tmp.write_text(json.dumps([r.to_json() for r in records]))
-    os.replace(tmp, inbox / f"{time.time_ns()}.json")  # the manager sees the whole file or none
-    return True

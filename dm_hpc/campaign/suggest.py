@@ -89,42 +89,18 @@ def journal_batch(c: CampaignSpec, store, journal: jn.Journal, state: jn.State, 
 def request_lab_batch(c: CampaignSpec, n: int, timeout_s: float = 300.0) -> LabBatch:
     """``n`` new lab experiments, journalled. When a manager runs the campaign, it is asked
     through the inbox (it owns the journal) and this waits for its answer."""
-    import fcntl
     import json
-    import os
     import time
 
-    from dm_hpc.data import Store, StoreLockedError
+    from dm_hpc.campaign.ownership import drop_in_inbox, exclusive
 
-    run_dir = c.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / "manager.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pass
-        else:
-            try:
-                store = Store.open(c.store, "a")
-            except StoreLockedError:
-                pass
-            else:
-                journal = jn.Journal(run_dir / "journal.jsonl")
-                try:
-                    return journal_batch(c, store, journal, jn.replay(journal.path), n)
-                finally:
-                    journal.close()
-                    store.close()
-    finally:
-        os.close(fd)
-    inbox = run_dir / "inbox"
-    inbox.mkdir(exist_ok=True)
+    with exclusive(c) as held:
+        if held is not None:
+            store, journal = held
+            return journal_batch(c, store, journal, jn.replay(journal.path), n)
     stem = f"suggest-{time.time_ns()}"
-    reply = inbox / f"{stem}.reply.json"
-    tmp = inbox / f".{stem}.tmp"
-    tmp.write_text(json.dumps({"n": n, "reply": reply.name}))
-    os.replace(tmp, inbox / f"{stem}{REQUEST_SUFFIX}")
+    reply = c.run_dir / "inbox" / f"{stem}.reply.json"
+    drop_in_inbox(c.run_dir, json.dumps({"n": n, "reply": reply.name}), f"{stem}{REQUEST_SUFFIX}")
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         if reply.exists():
