@@ -89,7 +89,9 @@ def make_runner(campaign: CampaignSpec, run_dir: Path):
     rc = campaign.runner
     retry = RetryPolicy(max_failed=rc.retries)
     if rc.kind.value == "local":
-        return LocalRunner(cores=rc.cores, retry=retry)
+        from dm_hpc.runners.preloaded import PreloadedLauncher
+
+        return LocalRunner(cores=rc.cores, retry=retry, launcher=PreloadedLauncher())
     site = SiteProfile.load(rc.site or "local")
     retry = RetryPolicy(max_failed=rc.retries, max_walltime_s=site.max_walltime_s)
     if rc.kind.value == "slurm":
@@ -447,7 +449,7 @@ class CampaignManager:
                 self._refit_due = True
             else:
                 self.queue.extend(plan.points)
-                if not plan.points and plan.shortfall and not self._refit_due:
+                if not plan.points and plan.shortfall:
                     self._exhausted = plan.shortfall
         if len(self.queue) >= self.c.runner.max_in_flight or self._exhausted:
             return
