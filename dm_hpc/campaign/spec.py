@@ -21,7 +21,6 @@ from dm_hpc.data.vocabulary import UnitError, UnknownPropertyError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
-_TARGET = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*(.*?)\s*$")
 
 
 class CampaignError(ValueError):
@@ -147,13 +146,10 @@ class ConstraintSpec(Strict):
     @classmethod
     def _parse(cls, data: Any) -> Any:
         if isinstance(data, str):
-            m = _TARGET.match(data)
-            if not m:
-                raise ValueError(f"constraint {data!r}: expected '<property> <=|>= <number> [unit]'")
-            name, op, number, unit = m.groups()
-            op = {"<": "<=", ">": ">="}.get(op, op)
-            return {"property": name, "op": op,
-                    "value": to_canonical(name, float(number), unit or None)}
+            from dm_hpc.acquire.inverse import parse_target  # the one target parser
+
+            t = parse_target(data)
+            return {"property": t.property, "op": {"<": "<=", ">": ">="}.get(t.op, t.op), "value": t.value}
         return data
 
 
