@@ -24,6 +24,7 @@ import pandas as pd
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.dataset import TrainingSet, fidelity_of, training_set
 from dm_hpc.campaign.spec import CampaignSpec, Goal
+from dm_hpc.campaign.stopping import stopped_fidelities
 from dm_hpc.data import Store, StoreError, canonical_unit
 
 #: Cross-validation folds of the parity plot (fewer points: leave-one-out).
@@ -291,6 +292,7 @@ def write_report(campaign: CampaignSpec) -> Path:
         f"- mode: {campaign.mode}; objectives: " + ", ".join(
             f"{o.goal.value} {o.property} [{canonical_unit(o.property)}]" for o in campaign.objectives),
         f"- stop reason: {state.stopped or ('not started' if state.started_at is None else 'running or interrupted')}",
+        *[f"- {why}" for why in stopped_fidelities(campaign, state).values()],
         "",
         "## Calculations",
         "",
