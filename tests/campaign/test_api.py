@@ -113,3 +113,32 @@ def test_a_lab_only_campaign_is_valid_and_suggests(tmp_path):
     sheet = Campaign.load(path).suggest(3)
     assert len(sheet) == 3 and sheet[PROP].isna().all()
     shutil.rmtree(tmp_path / "run")
+
+
+def test_suggest_n_while_the_campaign_runs_is_answered_by_its_manager(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from dm_hpc.campaign.suggest import request_lab_batch
+    from tests.conftest import REPO
+
+    path = write_campaign(tmp_path, name="live", calculations=40,
+                          budget={"calculations": 40, "lab_experiments": 20, "core_hours_per_lab_day": 0.5})
+    c = load_campaign(path)
+    proc = subprocess.Popen([sys.executable, "-m", "dm_hpc", "run", str(path), "--quiet"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not any(
+                e["event"] == "ingested" for e in jn.Journal.events(c.run_dir / "journal.jsonl")):
+            time.sleep(0.2)
+        batch = request_lab_batch(c, 2, timeout_s=120)
+        assert len(batch.samples) == 2, batch.why_empty
+        assert proc.poll() is None  # answered by the running manager, through its inbox
+        state = jn.replay(c.run_dir / "journal.jsonl")
+        assert {s["sample_id"] for s in batch.samples} <= set(state.lab)
+    finally:
+        dm("stop", str(path))
+        proc.wait(timeout=300)
+    assert proc.returncode == 0, proc.stderr.read()[-2000:]
