@@ -230,7 +230,7 @@ def gaps(
     out: Annotated[Optional[Path], typer.Option(help="Folder for the coverage map (default: the campaign's run folder).")] = None,
 ) -> None:
     """Propose calculations where the data is thinnest; draws a coverage map before/after."""
-    from dm_hpc.campaign.gaps import gaps_command
+    from dm_hpc.campaign.coverage import gaps_command
 
     c = _load(space)
     try:
