@@ -97,12 +97,12 @@ class SpaceSpec(Strict):
         if not self.elements and self.pool is None:
             raise ValueError("give elements with bounds, or a candidate pool file")
         if self.elements:
-            lo = sum(b[0] for b in self.elements.values())
-            if lo > 1 + 1e-9:
-                raise ValueError(f"element lower bounds sum to {lo:.3f} > 1")
+            from dm_hpc.acquire.space import DesignSpace  # the one feasibility check of a space
+
+            DesignSpace(elements=dict(self.elements), max_elements=self.max_elements,
+                        excluded=frozenset(self.excluded),
+                        process={k: (b.low, b.high) for k, b in self.process.items()})
             k = self.max_elements or len(self.elements)
-            if sum(sorted((b[1] for b in self.elements.values()), reverse=True)[:k]) < 1 - 1e-9:
-                raise ValueError("upper bounds cannot reach a sum of one with max_elements elements")
             if self.min_elements > k:
                 raise ValueError(f"min_elements {self.min_elements} > max_elements {k}")
         return self
@@ -200,6 +200,9 @@ class FidelitySpec(Strict):
     def _method(self) -> FidelitySpec:
         if self.kind == FidelityKind.calculation and not self.method:
             raise ValueError(f"calculation fidelity {self.name!r} needs a method (e.g. emt, gpaw, qe)")
+        if self.kind == FidelityKind.calculation and self.precision is not None:
+            raise ValueError(f"calculation fidelity {self.name!r}: precision is the lab's (a calculation "
+                             "is realised on its cell)")
         if self.kind == FidelityKind.experiment and self.cost == "auto":
             raise ValueError(f"experiment fidelity {self.name!r} needs a cost in lab-days")
         return self
