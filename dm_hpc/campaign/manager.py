@@ -39,6 +39,9 @@ from dm_hpc.campaign.strategy import LabSeeding, choose_planner, design_space, f
 from dm_hpc.data import Store, StoreLockedError
 
 POLL_S = 0.1
+#: The local runner's poll is a waitpid, not a scheduler query: poll it this much more often (a
+#: slot freed by a sub-second EMT task would otherwise idle for half a poll interval on average).
+LOCAL_POLL_FACTOR = 0.2
 STOP_FILE = "STOP"
 
 
@@ -270,7 +273,7 @@ class CampaignManager:
                 if reason is not None and not self._adopted and (
                         not self.state.in_flight or self.runner.in_flight() == 0):
                     break
-                time.sleep(POLL_S)
+                time.sleep(POLL_S * (LOCAL_POLL_FACTOR if self.c.runner.kind.value == "local" else 1.0))
         if not paused:
             self._final_lab_batch()
         self._log("stop", reason=reason)
@@ -442,7 +445,8 @@ class CampaignManager:
                 self._refit_due = True  # fit as soon as enough records are in, not a cadence later
             if plan.refit is not None:
                 jn.apply(self.state, plan.refit)  # live, as on replay: the stopping rules see it
-                self.queue.clear()  # points of the older model
+                # points of the older model stay queued: they are new points all the same, and
+                # dropping them would leave slots idle while the new model plans (fast tasks)
             if stale and not self.c.calculations:
                 # nothing idles while a lab-only campaign waits for the model, so a plan made
                 # before the latest measurements is dropped rather than sent to the lab
@@ -451,7 +455,7 @@ class CampaignManager:
                 self.queue.extend(plan.points)
                 if not plan.points and plan.shortfall:
                     self._exhausted = plan.shortfall
-        if len(self.queue) >= self.c.runner.max_in_flight or self._exhausted:
+        if len(self.queue) >= 2 * self.c.runner.max_in_flight or self._exhausted:
             return
         allowed = self._allowed_fidelities()
         if not allowed:
