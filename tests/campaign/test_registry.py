@@ -42,7 +42,7 @@ def test_train_registers_versions_with_snapshot_and_rollback(tmp_path):
     assert registry.current(campaign) == "v0002"
     registry.rollback(campaign, "v0001")
     assert registry.current(campaign) == "v0001"
-    model, space, _ = registry.load(campaign)
+    model = registry.load(campaign).model  # a learn.fitted.FittedSurrogate
     assert model.train_inputs[0].shape[0] == 20  # the rolled-back model saw the first snapshot
     with torch.no_grad():
         assert model.posterior(model.train_inputs[0][:2]).mean.shape == (2, 1)
