@@ -6,3 +6,14 @@ Packages (dependencies point one way: campaign -> learn, acquire, runners, compu
 benchmarks), ``campaign`` (the loop), ``cli``.
 """
 __version__ = "0.1.0"
+
+__all__ = ["Campaign", "__version__"]
+
+
+def __getattr__(name: str):
+    # ``from dm_hpc import Campaign`` without importing the engine on ``import dm_hpc``
+    if name == "Campaign":
+        from dm_hpc.api import Campaign
+
+        return Campaign
+    raise AttributeError(f"module 'dm_hpc' has no attribute {name!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 from torch import Tensor
@@ -140,11 +141,8 @@ def build_acquisition(
     cons = [c.as_callable() for c in constraints] or None
     kind = kind or DEFAULT_ACQUISITION
     if len(objectives) == 1 and kind == "ucb" and not constraints:
-        from botorch.acquisition.monte_carlo import qUpperConfidenceBound
-
-        acq = qUpperConfidenceBound(model=model, beta=UCB_BETA, objective=obj, X_pending=X_pending)
-        acq.dm_exact_output = (objectives[0].output, objectives[0].sign)  # see exact_ucb
-        return acq
+        return _objective_ucb_class()(model=model, beta=UCB_BETA, objective=obj, X_pending=X_pending,
+                                      output=objectives[0].output, sign=objectives[0].sign)
     if len(objectives) == 1:
         return qLogNoisyExpectedImprovement(
             model=model, X_baseline=X_baseline, objective=obj, constraints=cons, X_pending=X_pending,
@@ -160,15 +158,28 @@ def build_acquisition(
     )
 
 
+@cache
+def _objective_ucb_class():
+    """``qUpperConfidenceBound`` that knows its objective output and sign (for ``exact_ucb``);
+    a subclass, so nothing is set on a BoTorch object (built on first use: BoTorch loads lazily)."""
+    from botorch.acquisition.monte_carlo import qUpperConfidenceBound
+
+    class ObjectiveUCB(qUpperConfidenceBound):
+        def __init__(self, *, output: int, sign: float, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.objective_output = (output, sign)
+
+    return ObjectiveUCB
+
+
 def exact_ucb(acq, X_cand: Tensor, chunk: int = 1024) -> Tensor | None:
     """The closed form of a q = 1 qUCB without pending points: ``s * mean + sqrt(beta) * std``
     of the objective output (``n``); None for any other acquisition. The Monte Carlo estimate
     is only needed for joint batches; for a single pick it adds noise that can reorder
     near-ties."""
-    spec = getattr(acq, "dm_exact_output", None)
-    if spec is None or getattr(acq, "X_pending", None) is not None:
+    if not isinstance(acq, _objective_ucb_class()) or acq.X_pending is not None:
         return None
-    i, sign = spec
+    i, sign = acq.objective_output
     out = []
     with torch.no_grad():
         for c in torch.split(X_cand, chunk):

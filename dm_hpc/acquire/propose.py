@@ -38,19 +38,25 @@ class Proposal:
 
 
 def training_inputs(model) -> Tensor:
-    """The ``n x d`` inputs a model was trained on (task column removed for multi-task GPs)."""
+    """The ``n x d`` inputs a model was trained on (task column removed for multi-task GPs).
+
+    Public BoTorch/GPyTorch API only: ``train_inputs`` holds the transformed inputs once the
+    model is in eval mode, so the input transform is undone (``Normalize`` is invertible); the
+    multi-task GPs of ``learn.fit_multitask`` carry the task id in their last column. Prefer
+    the ``train_X`` of a ``learn.fitted.FittedSurrogate`` where one is at hand.
+    """
     from botorch.models import ModelListGP, MultiTaskGP
 
     if isinstance(model, ModelListGP):
         return training_inputs(model.models[0])
-    X = getattr(model, "_original_train_inputs", None)
-    if X is None:
-        X = model.train_inputs[0]
+    X = model.train_inputs[0]
+    transform = getattr(model, "input_transform", None)
+    if transform is not None and not model.training:
+        X = transform.untransform(X)
     if X.dim() > 2:  # batched multi-output GP: identical inputs per output
         X = X[0]
     if isinstance(model, MultiTaskGP):
-        keep = [i for i in range(X.shape[-1]) if i != model._task_feature]
-        X = torch.unique(X[..., keep], dim=0)
+        X = torch.unique(X[..., :-1], dim=0)
     return X
 
 

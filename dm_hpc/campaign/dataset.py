@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from dm_hpc.campaign.spec import Campaign, FidelityKind
+from dm_hpc.campaign.spec import CampaignSpec, FidelityKind
 
 
 @dataclass
@@ -39,7 +39,7 @@ class TrainingSet:
         return len(self.record_ids)
 
 
-def fidelity_of(campaign: Campaign, source: str, method: str) -> int | None:
+def fidelity_of(campaign: CampaignSpec, source: str, method: str) -> int | None:
     """Index of the fidelity a record belongs to (None: not this campaign's)."""
     for i, fid in enumerate(campaign.fidelities):
         if source == "computed" and fid.kind == FidelityKind.calculation and fid.method == method:
@@ -49,7 +49,7 @@ def fidelity_of(campaign: Campaign, source: str, method: str) -> int | None:
     return None
 
 
-def training_set(campaign: Campaign, df: pd.DataFrame) -> TrainingSet:
+def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
     """Select and shape the store's records (``Store.to_dataframe()``) for ``campaign``."""
     props = campaign.properties
     elements = list(campaign.space.elements)  # empty for a pool campaign: no element filter

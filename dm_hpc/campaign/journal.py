@@ -1,9 +1,13 @@
 """The campaign journal: every transition, appended durably, replayed on resume.
 
 One JSON object per line in ``RUN_DIR/journal.jsonl``, written and fsynced before the step it
-records is acted on (write-ahead). A ``kill -9`` can tear only the last line, which replay
-ignores. Replay rebuilds the campaign state, so a restarted manager knows which tasks were
-planned, submitted, finished, ingested, and which experiments the lab was sent.
+records is acted on (write-ahead). Each line carries ``"crc"``, the CRC-32 of the line without
+it, so a torn or garbled tail is recognised even when it happens to parse; replay stops at the
+first line that is incomplete or fails its checksum, and the next writer truncates the file
+there (the events after it were never acknowledged: each write returns only once fsynced).
+Lines without ``crc`` (journals of older versions) are accepted as they are. Replay rebuilds
+the campaign state, so a restarted manager knows which tasks were planned, submitted,
+finished, ingested, and which experiments the lab was sent.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import json
 import os
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +38,7 @@ class TaskEntry:
     predicted: dict[str, Any] = field(default_factory=dict)
     record_id: str | None = None
     error: str | None = None
+    failure_kind: str | None = None
     core_hours: float = 0.0
     planned_at: float = 0.0
     ended_at: float | None = None
@@ -77,19 +83,71 @@ class State:
         return sum(t.core_hours for t in self.tasks.values())
 
 
+class JournalError(RuntimeError):
+    """A journal that contradicts itself (e.g. one task id planned twice)."""
+
+
+def _encode(ev: dict[str, Any]) -> str:
+    body = json.dumps(ev, separators=(",", ":"))
+    crc = zlib.crc32(body.encode())
+    return f'{body[:-1]},"crc":"{crc:08x}"}}' if body != "{}" else body
+
+
+def _decode(line: str) -> dict[str, Any] | None:
+    """The event of one complete line, or None when it is garbled or fails its checksum."""
+    try:
+        ev = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(ev, dict) or "event" not in ev:
+        return None
+    crc = ev.pop("crc", None)
+    if crc is not None and f"{zlib.crc32(json.dumps(ev, separators=(',', ':')).encode()):08x}" != crc:
+        return None
+    return ev
+
+
+def _valid_prefix(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The events of the journal's valid prefix and its length in bytes."""
+    events, good = [], 0
+    with open(path, "rb") as fh:
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                break  # torn by a crash: never acknowledged
+            try:
+                ev = _decode(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                ev = None
+            if ev is None:
+                break
+            events.append(ev)
+            good += len(raw)
+    return events, good
+
+
 class Journal:
-    """Append-only, fsynced JSONL log of campaign events."""
+    """Append-only, fsynced, checksummed JSONL log of campaign events."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.repaired = 0  # bytes of a torn tail cut off when opened
+        if self.path.exists():
+            _, good = _valid_prefix(self.path)
+            size = self.path.stat().st_size
+            if good < size:
+                with open(self.path, "r+b") as fh:
+                    fh.truncate(good)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                self.repaired = size - good
         self._fh = open(self.path, "a", encoding="utf-8")
         self._lock = threading.Lock()
 
     def write(self, event: str, **data: Any) -> dict[str, Any]:
         """Append one event and make it durable before returning it (thread-safe)."""
         ev = {"t": time.time(), "event": event, **data}
-        line = json.dumps(ev, separators=(",", ":"))
+        line = _encode(ev)
         with self._lock:
             self._fh.write(line + "\n")
             self._fh.flush()
@@ -102,17 +160,10 @@ class Journal:
 
     @staticmethod
     def events(path: Path) -> Iterator[dict[str, Any]]:
-        """Events in order; a torn last line (a crash mid-write) is skipped."""
+        """Events in order, up to the first torn or garbled line."""
         if not Path(path).exists():
             return
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if not line.endswith("\n"):
-                    return  # torn by a crash: never acknowledged
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    return
+        yield from _valid_prefix(Path(path))[0]
 
 
 def apply(state: State, ev: dict[str, Any]) -> None:
@@ -122,6 +173,8 @@ def apply(state: State, ev: dict[str, Any]) -> None:
         state.started_at = ev["t"]
         state.stopped = None
     elif kind == "planned":
+        if ev["task_id"] in state.tasks:
+            raise JournalError(f"task {ev['task_id']} planned twice")
         state.tasks[ev["task_id"]] = TaskEntry(
             task_id=ev["task_id"], fidelity=ev["fidelity"], composition=ev["composition"],
             process=ev.get("process", {}), predicted=ev.get("predicted", {}), planned_at=ev["t"],
@@ -136,7 +189,7 @@ def apply(state: State, ev: dict[str, Any]) -> None:
         task.core_hours, task.ended_at = ev.get("core_hours", 0.0), ev["t"]
     elif kind == "failed":
         task = state.tasks[ev["task_id"]]
-        task.status, task.error = FAILED, ev.get("error")
+        task.status, task.error, task.failure_kind = FAILED, ev.get("error"), ev.get("kind", "unknown")
         task.core_hours, task.ended_at = ev.get("core_hours", 0.0), ev["t"]
     elif kind == "lab_suggested":
         state.lab_batches = max(state.lab_batches, ev["batch"])

@@ -14,10 +14,7 @@ poll interval.
 """
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +22,7 @@ import pandas as pd
 
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.spec import Campaign
-from dm_hpc.data import MaterialRecord, Source, Store, StoreError, StoreLockedError, canonical_unit
+from dm_hpc.data import MaterialRecord, Source, Store, StoreError, canonical_unit
 from dm_hpc.data.resend import resolve_resends
 from dm_hpc.data.sheets import SheetContents, SheetDefaults, SheetError, read_sheet_contents, write_table
 
@@ -116,34 +113,25 @@ def take_lab_sheet(campaign: Campaign, path: Path, replace: bool = False, sheet:
     and the manager ingests them (``queued``). ``replace``: store re-sent values as corrections
     (see ``dm_hpc.data.resend``); ``sheet``: the workbook sheet to read.
     """
+    from dm_hpc.campaign.ownership import drop_in_inbox, exclusive
+
     contents = read_lab_sheet(campaign, path, sheet)
     not_made = [sid for _, sid in contents.not_made if sid is not None]
-    run_dir = campaign.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     def done(records: list[MaterialRecord], new: int, queued: bool) -> LabIngest:
         return LabIngest(len(records), new, queued, sum(bool(r.provenance.supersedes) for r in records),
                          not_made, contents.warnings)
 
-    fd = os.open(run_dir / "manager.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            store = Store.open(campaign.store, "a")
-        except (BlockingIOError, StoreLockedError):
+    with exclusive(campaign) as held:
+        if held is None:  # a manager holds the campaign: it ingests from its inbox
             records = _resolve(campaign, contents, str(path), replace)
-            _queue(run_dir, records, not_made)
+            drop_in_inbox(campaign.run_dir, json.dumps({"records": [r.to_json() for r in records],
+                                                        "not_made": not_made}))
             return done(records, 0, True)
-        journal = jn.Journal(run_dir / "journal.jsonl")
-        try:
-            records = resolve_resends(store, contents.records, contents.lines, str(path), replace)
-            event = store_lab_results(records, store, journal, str(path), not_made)
-        finally:
-            journal.close()
-            store.close()
+        store, journal = held
+        records = resolve_resends(store, contents.records, contents.lines, str(path), replace)
+        event = store_lab_results(records, store, journal, str(path), not_made)
         return done(records, event["new"], False)
-    finally:
-        os.close(fd)
 
 
 def ingest_lab_sheet(campaign: Campaign, path: Path) -> tuple[int, int, bool]:
@@ -162,10 +150,3 @@ def _resolve(campaign: Campaign, contents: SheetContents, origin: str, replace: 
         return resolve_resends(store, contents.records, contents.lines, origin, replace)
 
 
-def _queue(run_dir: Path, records: list[MaterialRecord], not_made: list[str]) -> bool:
-    inbox = run_dir / "inbox"
-    inbox.mkdir(exist_ok=True)
-    tmp = inbox / f".{time.time_ns()}.tmp"
-    tmp.write_text(json.dumps({"records": [r.to_json() for r in records], "not_made": not_made}))
-    os.replace(tmp, inbox / f"{time.time_ns()}.json")  # the manager sees the whole file or none
-    return True

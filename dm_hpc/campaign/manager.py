@@ -28,13 +28,20 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from dm_hpc.acquire.planner import PlanRequest, RandomStart, fresh_points
+from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
+from dm_hpc.campaign import stopping
 from dm_hpc.campaign.dataset import training_set
-from dm_hpc.campaign.spec import Campaign, Goal
-from dm_hpc.campaign.strategy import Suggestion, fit_model, model_suggestions, random_suggestions
+from dm_hpc.campaign.realise import realiser, stored_keys
+from dm_hpc.campaign.spec import CampaignSpec, Goal
+from dm_hpc.campaign.strategy import LabSeeding, choose_planner, design_space, fit_model, optimiser
 from dm_hpc.data import Store, StoreLockedError
 
 POLL_S = 0.1
+#: The local runner's poll is a waitpid, not a scheduler query: poll it this much more often (a
+#: slot freed by a sub-second EMT task would otherwise idle for half a poll interval on average).
+LOCAL_POLL_FACTOR = 0.2
 STOP_FILE = "STOP"
 
 
@@ -61,20 +68,33 @@ class _Snapshot:
     """What the planner thread needs, copied so it never touches the store or the runner."""
 
     data: pd.DataFrame | None  # records to refit on (None: keep the current model)
-    n_tasks: int
-    pending: list[tuple[dict[str, float], dict[str, float]]]
+    seed: int
+    pending: list[ProposedPoint]
+    seen: dict[str, set[PointKey]]
     allowed: list[str]
     seed_lab: bool
 
 
-def make_runner(campaign: Campaign, run_dir: Path):
+@dataclass
+class _Plan:
+    """What the planner thread hands back."""
+
+    points: list[ProposedPoint]
+    refit: dict[str, Any] | None  # the journalled refit event, applied by the loop
+    shortfall: str | None
+    refit_skipped: bool = False  # asked to refit, but too few records yet
+
+
+def make_runner(campaign: CampaignSpec, run_dir: Path):
     """The runner the campaign names (heavy backends imported only when used)."""
     from dm_hpc.runners import LocalRunner, RetryPolicy, SiteProfile
 
     rc = campaign.runner
     retry = RetryPolicy(max_failed=rc.retries)
     if rc.kind.value == "local":
-        return LocalRunner(cores=rc.cores, retry=retry)
+        from dm_hpc.runners.preloaded import PreloadedLauncher
+
+        return LocalRunner(cores=rc.cores, retry=retry, launcher=PreloadedLauncher())
     site = SiteProfile.load(rc.site or "local")
     retry = RetryPolicy(max_failed=rc.retries, max_walltime_s=site.max_walltime_s)
     if rc.kind.value == "slurm":
@@ -105,25 +125,19 @@ def _orphan_alive(workdir: Path) -> bool:
     return False
 
 
-def _key(composition: dict[str, float], process: dict[str, float]) -> tuple:
-    """Identity of a point up to 1e-6 (what makes two calculations the same calculation)."""
-    return (tuple(sorted((el, round(x, 6)) for el, x in composition.items() if round(x, 6) > 0)),
-            tuple(sorted((k, round(v, 6)) for k, v in process.items())))
-
-
 class CampaignManager:
     """Runs one campaign to its end (or until interrupted; ``run`` again resumes)."""
 
-    def __init__(self, campaign: Campaign, console: Console | None = None, quiet: bool = False,
+    def __init__(self, campaign: CampaignSpec, console: Console | None = None, quiet: bool = False,
                  runner: Any = None) -> None:
         self.c = campaign
         self.run_dir = campaign.run_dir
         self.console = console or Console()
         self.quiet = quiet
         self.runner = runner
-        self.queue: deque[Suggestion] = deque()
-        self.lab_pending: list[Suggestion] = []
-        self.model: tuple | None = None
+        self.queue: deque[ProposedPoint] = deque()
+        self.lab_pending: list[ProposedPoint] = []
+        self.fitted = None  # learn.fitted.FittedSurrogate, written only by the planner thread
         self.busy_s = 0.0
         self.state = jn.State()
         self._adopted: set[str] = set()
@@ -132,8 +146,12 @@ class CampaignManager:
         self._plan: Future | None = None
         self._refit_due = True
         self._best_cache: dict[str, float] = {}
+        self._stored: dict[str, set[PointKey]] = {}
+        self._exhausted: str | None = None
+        self._realise = realiser(campaign)
         self._data_version = 0  # results ingested so far in this run
         self._plan_version = 0  # ... when the plan in progress was snapshotted
+        self._lab = None
 
     # ------------------------------------------------------------------ bookkeeping
     def task_dir(self, task_id: str) -> Path:
@@ -153,20 +171,14 @@ class CampaignManager:
             raise CampaignBusyError(f"campaign {self.c.name!r} is already running ({self.run_dir}/manager.lock)") from None
         return fd
 
-    def _budget_reason(self) -> str | None:
-        b, state = self.c.budget, self.state
-        if b.calculations is not None and len(state.tasks) >= b.calculations:
-            return f"calculation budget reached ({len(state.tasks)})"
-        if b.core_hours is not None and state.core_hours >= b.core_hours:
-            return f"core-hour budget reached ({state.core_hours:.3f})"
-        if b.wall_time is not None and state.started_at is not None and time.time() - state.started_at >= b.wall_time:
-            return f"wall-time budget reached ({time.time() - state.started_at:.0f} s)"
-        if not self.c.calculations and b.lab_experiments is not None and (
-                len(self.state.lab) + len(self.lab_pending) >= b.lab_experiments):
-            return f"lab budget reached ({len(self.state.lab)} experiments)"
-        if (self.run_dir / STOP_FILE).exists():
-            return "stopped by request (dm-hpc stop)"
-        return None
+    def _stop_reason(self) -> str | None:
+        """The stopping rules (pure functions of the journal state), a stop request, exhaustion."""
+        reason = stopping.stop_reason(self.c, self.state, time.time(), self._best_cache, len(self.lab_pending))
+        if reason is None and (self.run_dir / STOP_FILE).exists():
+            reason = "stopped by request (dm-hpc stop)"
+        if reason is None and self._exhausted and not self.queue:
+            reason = self._exhausted
+        return reason
 
     def _best(self, df: pd.DataFrame) -> dict[str, float]:
         """Best value so far per objective over campaign records (any fidelity)."""
@@ -177,24 +189,13 @@ class CampaignManager:
                 out[o.property] = float(col.max() if o.goal == Goal.max else col.min())
         return out
 
-    def _targets_met(self, best: dict[str, float]) -> bool:
-        objs = [o for o in self.c.objectives if o.target is not None]
-        if not objs or not self.c.stopping.targets_met:
-            return False
-        for o in objs:
-            v, t = best.get(o.property), o.canonical_target
-            if v is None or (o.goal == Goal.max and v < t) or (o.goal == Goal.min and v > t):
-                return False
-        return True
-
-    def _stale(self) -> bool:
-        k = self.c.stopping.no_improvement_rounds
-        o = self.c.objectives[0]
-        values = [b[o.property] for b in self.state.best if b.get(o.property) is not None]
-        if k is None or len(values) <= k:
-            return False
-        better = max if o.goal == Goal.max else min
-        return better(values[-k:] + [better(values[:-k])]) == better(values[:-k])
+    def _reload(self) -> pd.DataFrame:
+        """Read the store: best values and the realised points stored per fidelity."""
+        df = self.store.to_dataframe()
+        self._stored = stored_keys(self.c, df)
+        mine = df[df["campaign"] == self.c.name] if "campaign" in df.columns else df.iloc[0:0]
+        self._best_cache = self._best(mine)
+        return df
 
     # ------------------------------------------------------------------ main loop
     def run(self, max_seconds: float | None = None) -> Summary:
@@ -222,28 +223,29 @@ class CampaignManager:
         t0 = time.time()
         self.runner = self.runner or make_runner(self.c, self.run_dir)
         self._resume()
-        self._best_cache = self._best(self.store.to_dataframe(campaign=self.c.name))
+        self._reload()
         reason: str | None = None
+        paused = False
         since_fit = 0
         progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                             TimeElapsedColumn(), console=self.console, disable=self.quiet)
         with progress:
             bar = progress.add_task(self.c.name, total=self.c.budget.calculations, info="")
             while True:
-                reason = reason or self._budget_reason()
+                reason = reason or self._stop_reason()
                 if max_seconds is not None and time.time() - t0 > max_seconds:
-                    reason = reason or "paused (time given to this run used up)"
+                    reason, paused = reason or "paused (time given to this run used up)", reason is None
                     break
                 # 1. fill free slots from the queue (never waits for the model)
                 while reason is None and len(self.state.in_flight) < self.c.runner.max_in_flight:
-                    if self._budget_reason():
+                    if stopping.budget_reason(self.c, self.state, time.time(), len(self.lab_pending)):
                         break
-                    sugg = self._next_suggestion()
-                    if sugg is None:
+                    point = self._next_point()
+                    if point is None:
                         break
-                    self._submit(f"{self.c.name}-c{len(self.state.tasks) + 1:05d}", sugg)
+                    self._submit(self._new_task_id(), point)
                 if reason is None and not self.c.calculations:
-                    self._next_suggestion()  # a lab-only campaign: suggestions go to lab batches
+                    self._next_point()  # a lab-only campaign: suggestions go to lab batches
                 # 2. collect what finished
                 finished = 0
                 for outcome in self.runner.poll():
@@ -251,11 +253,7 @@ class CampaignManager:
                     if task is not None:
                         self._collect(task, outcome)
                         finished += 1
-                for task_id in list(self._adopted):  # orphans of a killed manager, followed by folder
-                    if not _orphan_alive(self.task_dir(task_id)):
-                        self._adopted.discard(task_id)
-                        self._collect(self.state.tasks[task_id], None)
-                        finished += 1
+                finished += self._follow_orphans()
                 finished += self._ingest_inbox()
                 # 3. the planner: refit at the cadence, keep the queue topped up
                 since_fit += finished
@@ -264,24 +262,20 @@ class CampaignManager:
                 if reason is None:
                     self._plan_ahead()
                 if finished:
-                    self._best_cache = self._best(self.store.to_dataframe(campaign=self.c.name))
+                    self._reload()
                 best = self._best_cache
-                if reason is None and self._targets_met(best):
-                    reason = "objective targets met"
-                if reason is None and self._stale():
-                    reason = f"no improvement in {self.c.stopping.no_improvement_rounds} refits"
                 failed = sum(t.status == jn.FAILED for t in self.state.tasks.values())
                 done = len(self.state.finished)
                 best_txt = ", ".join(f"{k}={v:.4g}" for k, v in best.items())
                 progress.update(bar, completed=done, info=(
                     f"in flight {len(self.state.in_flight)} | done {done - failed} | failed {failed} | "
                     f"{self.state.core_hours:.3f} core-h | best {best_txt or '-'}"))
-                if reason is not None and not self.state.in_flight and not self._adopted:
+                if reason is not None and not self._adopted and (
+                        not self.state.in_flight or self.runner.in_flight() == 0):
                     break
-                if reason is not None and self.runner.in_flight() == 0 and not self._adopted:
-                    break
-                time.sleep(POLL_S)
-        self._flush_lab(force=True)
+                time.sleep(POLL_S * (LOCAL_POLL_FACTOR if self.c.runner.kind.value == "local" else 1.0))
+        if not paused:
+            self._final_lab_batch()
         self._log("stop", reason=reason)
         elapsed = time.time() - t0
         slots = self.c.runner.max_in_flight * elapsed
@@ -297,6 +291,13 @@ class CampaignManager:
             utilisation=self.busy_s / slots if slots > 0 else None,
         )
 
+    def _new_task_id(self) -> str:
+        """A task id never planned before (ids count up from the journal's highest)."""
+        n = len(self.state.tasks) + 1
+        while f"{self.c.name}-c{n:05d}" in self.state.tasks:
+            n += 1
+        return f"{self.c.name}-c{n:05d}"
+
     # ------------------------------------------------------------------ tasks
     def _task_spec(self, task_id: str, fidelity: str, composition: dict[str, float]):
         from dm_hpc.compute import worker_argv, write_task
@@ -311,11 +312,11 @@ class CampaignManager:
                         workdir=workdir, cores=fid.cores, walltime_s=int(fid.walltime), campaign=self.c.name,
                         env={"OMP_NUM_THREADS": "1"})
 
-    def _submit(self, task_id: str, sugg: Suggestion) -> None:
+    def _submit(self, task_id: str, point: ProposedPoint) -> None:
         # write-ahead: the plan is durable before anything runs
-        self._log("planned", task_id=task_id, fidelity=sugg.fidelity, composition=sugg.composition,
-                  process=sugg.process, predicted=sugg.predicted)
-        self.runner.submit([self._task_spec(task_id, sugg.fidelity, sugg.composition)])
+        self._log("planned", task_id=task_id, fidelity=point.fidelity, composition=point.composition,
+                  process=point.process, predicted=point.predicted)
+        self.runner.submit([self._task_spec(task_id, point.fidelity, point.composition)])
         self._log("submitted", task_id=task_id)
         self._busy_since[task_id] = time.time()
 
@@ -340,12 +341,34 @@ class CampaignManager:
             return
         if outcome is not None and state_name != "COMPLETED":
             tail = (outcome.stderr_tail or outcome.stdout_tail or "")[-800:]
-            error = f"{state_name} (exit {outcome.exit_code}): {tail.strip()}"
+            error, kind = f"{state_name} (exit {outcome.exit_code}): {tail.strip()}", state_name
         elif getattr(result, "ok", False):
-            error = f"{state_name}: job ended {state_name} after writing a result"
+            error, kind = f"{state_name}: job ended {state_name} after writing a result", state_name
         else:
-            error = f"{result.kind.value}: {result.reason}"
-        self._log("failed", task_id=task.task_id, error=error, core_hours=core_hours)
+            error, kind = f"{result.kind.value}: {result.reason}", result.kind.value
+        self._log("failed", task_id=task.task_id, error=error, kind=kind, core_hours=core_hours)
+
+    def _resubmit(self, task: jn.TaskEntry, why: str) -> None:
+        """Run a task again under the same id (its folder is rewritten)."""
+        self.runner.submit([self._task_spec(task.task_id, task.fidelity, task.composition)])
+        self._log("submitted", task_id=task.task_id, resumed=True, why=why)
+        self._busy_since[task.task_id] = time.time()
+
+    def _follow_orphans(self) -> int:
+        """Orphans of a killed manager, followed by their folder. One that dies without a result
+        is retried as the runner's retry policy would retry a FAILED job (``runner.retries``)."""
+        n = 0
+        for task_id in sorted(self._adopted):
+            if _orphan_alive(self.task_dir(task_id)):
+                continue
+            self._adopted.discard(task_id)
+            task = self.state.tasks[task_id]
+            if not (self.task_dir(task_id) / "result.json").exists() and task.submissions <= self.c.runner.retries:
+                self._resubmit(task, "adopted process died without a result")
+                continue
+            self._collect(task, None)
+            n += 1
+        return n
 
     def _resume(self) -> None:
         """Settle tasks a previous manager left in flight; never submit one twice."""
@@ -365,66 +388,94 @@ class CampaignManager:
             else:
                 # never reached the queue, or died with the manager before writing a result:
                 # it runs now, under the same task id
-                self.runner.submit([self._task_spec(task.task_id, task.fidelity, task.composition)])
-                self._log("submitted", task_id=task.task_id, resumed=True)
-                self._busy_since[task.task_id] = time.time()
+                self._resubmit(task, "not running after a restart")
 
     # ------------------------------------------------------------------ planning
     def _allowed_fidelities(self) -> list[str]:
-        allowed = [f.name for f in self.c.calculations]
+        """Calculations the circuit breaker has not stopped, then the lab while its budget lasts."""
+        broken = stopping.stopped_fidelities(self.c, self.state)
+        allowed = [f.name for f in self.c.calculations if f.name not in broken]
         lab = self.c.lab
-        if lab is not None:
-            cap = self.c.budget.lab_experiments
-            if cap is None or len(self.state.lab) + len(self.lab_pending) < cap:
-                allowed.append(lab.name)
+        if lab is not None and stopping.lab_budget_left(self.c, self.state, len(self.lab_pending)) != 0:
+            allowed.append(lab.name)
         return allowed
 
-    def _next_suggestion(self) -> Suggestion | None:
-        """The next calculation to run (lab suggestions are set aside into the lab batch)."""
-        done = {_key(t.composition, t.process) for t in self.state.tasks.values()}
+    def _seen(self) -> dict[str, set[PointKey]]:
+        """Realised points per fidelity that must not be proposed again: stored, planned (in
+        flight or ended), queued, or in a lab batch."""
+        seen = {name: set(keys) for name, keys in self._stored.items()}
+        for name in (f.name for f in self.c.fidelities):
+            seen.setdefault(name, set())
+        for t in self.state.tasks.values():
+            seen.setdefault(t.fidelity, set()).add(point_key(t.composition, t.process))
+        if self.c.lab is not None:
+            seen[self.c.lab.name] |= {point_key(e.composition, e.process) for e in self.state.lab.values()}
+        for p in list(self.queue) + self.lab_pending:
+            seen.setdefault(p.fidelity, set()).add(p.key)
+        return seen
+
+    def _next_point(self) -> ProposedPoint | None:
+        """The next calculation to run (lab points are set aside into the lab batch)."""
         lab = self.c.lab
         while self.queue:
-            sugg = self.queue.popleft()
-            if lab is not None and sugg.fidelity == lab.name:
+            point = self.queue.popleft()
+            if lab is not None and point.fidelity == lab.name:
                 if lab.name in self._allowed_fidelities():
-                    self.lab_pending.append(sugg)
+                    self.lab_pending.append(point)
                     self._flush_lab()
                 continue
-            if _key(sugg.composition, sugg.process) in done:
-                continue  # an identical calculation was run: it would give the same record
-            return sugg
+            planned = {point_key(t.composition, t.process) for t in self.state.tasks.values()
+                       if t.fidelity == point.fidelity}
+            if point.key in planned or point.key in self._stored.get(point.fidelity, set()):
+                continue  # cannot happen (the planner saw these); a guard, not the mechanism
+            if point.fidelity not in self._allowed_fidelities():
+                continue  # its fidelity was stopped since it was planned
+            return point
         return None
 
     def _plan_ahead(self) -> None:
-        """Collect the planner's suggestions; start it again when the queue runs low."""
+        """Collect the planner's points; start it again when the queue runs low."""
         if self._plan is not None:
             if not self._plan.done():
                 return
-            suggestions, refitted = self._plan.result()  # a planner error surfaces here
+            plan: _Plan = self._plan.result()  # a planner error surfaces here
             stale = self._plan_version < self._data_version
             self._plan = None
-            if refitted:
-                self.queue.clear()  # suggestions of the older model
+            if plan.refit_skipped:
+                self._refit_due = True  # fit as soon as enough records are in, not a cadence later
+            if plan.refit is not None:
+                jn.apply(self.state, plan.refit)  # live, as on replay: the stopping rules see it
+                # points of the older model stay queued: they are new points all the same, and
+                # dropping them would leave slots idle while the new model plans (fast tasks)
             if stale and not self.c.calculations:
                 # nothing idles while a lab-only campaign waits for the model, so a plan made
                 # before the latest measurements is dropped rather than sent to the lab
                 self._refit_due = True
             else:
-                self.queue.extend(suggestions)
-        if len(self.queue) >= self.c.runner.max_in_flight:
+                self.queue.extend(plan.points)
+                if not plan.points and plan.shortfall:
+                    self._exhausted = plan.shortfall
+        if len(self.queue) >= 2 * self.c.runner.max_in_flight or self._exhausted:
             return
-        n_tasks = len(self.state.tasks) + len(self.state.lab)  # evaluations asked for so far
-        refit = self._refit_due and n_tasks >= self.c.learning.initial_points
-        pending = [(t.composition, t.process) for t in self.state.in_flight]
-        pending += [(s.composition, s.process) for s in list(self.queue) + self.lab_pending]
-        pending += [(e.composition, e.process) for e in self.state.lab.values() if e.record_id is None]
+        allowed = self._allowed_fidelities()
+        if not allowed:
+            return
+        n_asked = len(self.state.tasks) + len(self.state.lab)  # evaluations asked for so far
+        refit = self._refit_due and n_asked >= self.c.learning.initial_points
+        pending = [ProposedPoint(t.fidelity, t.composition, t.process) for t in self.state.in_flight]
+        pending += list(self.queue) + self.lab_pending
         lab = self.c.lab
+        pending += [ProposedPoint(lab.name, e.composition, e.process)
+                    for e in self.state.lab.values() if e.record_id is None]
         snapshot = _Snapshot(
-            data=self.store.to_dataframe() if refit else None,
-            n_tasks=n_tasks + len(self.queue) + len(self.lab_pending),
+            data=self._reload() if refit else None,
+            # the same journal state plans the same points (a resumed run, the lab's batch)
+            seed=int(np.random.default_rng([self.c.seed, len(self.state.tasks), len(self.state.lab),
+                                            self.state.refits, len(self.queue)]).integers(2**31)),
             pending=pending,
-            allowed=self._allowed_fidelities(),
-            seed_lab=(lab is not None and lab.name in self._allowed_fidelities() and not self.lab_pending
+            seen=self._seen(),
+            allowed=allowed,
+            seed_lab=(lab is not None and lab.name in allowed and not self.lab_pending
                       and not any(e.record_id is None for e in self.state.lab.values())),
         )
         if refit:
@@ -432,43 +483,39 @@ class CampaignManager:
         self._plan_version = self._data_version
         self._plan = self._planner.submit(self._make_plan, snapshot)
 
-    def _make_plan(self, snap: _Snapshot) -> tuple[list[Suggestion], bool]:
-        """Planner thread: refit when asked, then propose a batch. Touches no shared state
-        but ``self.model`` (only this thread writes it) and the thread-safe journal."""
-        refitted = False
+    def _make_plan(self, snap: _Snapshot) -> _Plan:
+        """Planner thread: refit when asked, then new realised points. Touches no shared state
+        but ``self.fitted`` (only this thread writes it) and the thread-safe journal."""
+        refit, skipped = None, False
         if snap.data is not None:
             data = training_set(self.c, snap.data)
             if len(data) >= max(2, self.c.learning.initial_points):
                 t = time.perf_counter()
-                self.model = fit_model(self.c, data)
-                refitted = True
-                self.journal.write("refit", n=len(data), seconds=round(time.perf_counter() - t, 3),
-                                   best=self._best(snap.data[snap.data["campaign"] == self.c.name]))
-        # seeded by the campaign seed and the number of tasks so far: a resumed campaign draws
-        # new points instead of repeating the ones its first life drew
-        rng = np.random.default_rng([self.c.seed, snap.n_tasks])
-        q = self.c.learning.batch_size
-        first_calc = (self.c.calculations or [self.c.lab])[0].name
-        if self.model is None:
-            return random_suggestions(self.c, q, rng, first_calc), refitted
-        model, space, multi = self.model
-        seed = int(rng.integers(2**31))
-        if self.c.mode == "gaps":
-            from dm_hpc.campaign.gaps import gap_suggestions
-
-            return gap_suggestions(self.c, model, space, q, snap.pending, seed=seed), refitted
-        allowed = snap.allowed if multi else [first_calc]
-        suggestions = model_suggestions(self.c, model, space, multi, q, snap.pending, allowed, seed=seed)
+                self.fitted = fit_model(self.c, data)
+                mine = snap.data[snap.data["campaign"] == self.c.name]
+                refit = self.journal.write("refit", n=len(data), seconds=round(time.perf_counter() - t, 3),
+                                           best=self._best(mine))
+            else:
+                skipped = True
+        fitted, q = self.fitted, self.c.learning.batch_size
+        fallback = RandomStart(design_space(self.c))
+        points: list[ProposedPoint] = []
+        seen, pending = snap.seen, list(snap.pending)
         lab = self.c.lab
-        if not multi and snap.seed_lab and lab is not None and self.c.calculations:
+        if (snap.seed_lab and fitted is not None and not fitted.multi_fidelity and self.c.mode != "gaps"
+                and self.c.calculations):
             # no measurement yet, so no multi-fidelity model can weigh the lab: send the lab a
             # first batch of the best-predicted candidates; its answers seed the multi-task model
-            pending = snap.pending + [(s.composition, s.process) for s in suggestions]
-            seeds = model_suggestions(self.c, model, space, False, lab.batch_size, pending, [first_calc], seed=seed + 1)
-            for s in seeds:
-                s.fidelity = lab.name
-            suggestions = seeds + suggestions
-        return suggestions, refitted
+            seeding = LabSeeding(optimiser(self.c), lab.name, snap.allowed[0])
+            got = fresh_points(seeding, PlanRequest(lab.batch_size, fitted, pending, [lab.name], snap.seed + 1),
+                               self._realise, seen)
+            points += got.points
+            pending += got.points
+        allowed = snap.allowed if fitted is not None and fitted.multi_fidelity else snap.allowed[:1]
+        planner = choose_planner(self.c, fitted, seed_lab=False)
+        got = fresh_points(planner, PlanRequest(q, fitted, pending, allowed, snap.seed), self._realise, seen,
+                           fallback=fallback)
+        return _Plan(points + got.points, refit, got.shortfall, skipped)
 
     # ------------------------------------------------------------------ the lab
     def _flush_lab(self, force: bool = False) -> None:
@@ -477,65 +524,86 @@ class CampaignManager:
             return
         if len(self.lab_pending) < lab.batch_size and not force:
             return
-        known = {_key(e.composition, e.process) for e in self.state.lab.values()}
-        new = [s for s in self.lab_pending if _key(s.composition, s.process) not in known]
+        known = {point_key(e.composition, e.process) for e in self.state.lab.values()}
+        new = [p for p in self.lab_pending if p.key not in known]
         self.lab_pending = []
         if not new:
             return
         batch = self.state.lab_batches + 1
-        samples = [{"sample_id": f"{self.c.name}-L{batch:03d}-{k + 1:02d}", "composition": s.composition,
-                    "process": s.process, "predicted": s.predicted} for k, s in enumerate(new)]
+        samples = [{"sample_id": f"{self.c.name}-L{batch:03d}-{k + 1:02d}", "composition": p.composition,
+                    "process": p.process, "predicted": p.predicted} for k, p in enumerate(new)]
         self._log("lab_suggested", batch=batch, samples=samples)
         if lab.emulate_from is not None:
             self._emulate_lab(samples)
 
+    def _final_lab_batch(self) -> None:
+        """At a real stop, a lab with budget left and no batch outstanding gets one batch, planned
+        from the store and the journal alone (``suggest.lab_batch``): what the lab receives does
+        not depend on when the run was interrupted. Partial batches of the loop are dropped."""
+        from dm_hpc.campaign.suggest import lab_batch
+
+        self.lab_pending = []
+        lab = self.c.lab
+        if lab is None or any(e.record_id is None for e in self.state.lab.values()):
+            return
+        batch = lab_batch(self.c, self.state, self.store.to_dataframe(), lab.batch_size)
+        if batch.samples:
+            self._log("lab_suggested", batch=self.state.lab_batches + 1, samples=batch.samples)
+            if lab.emulate_from is not None:
+                self._emulate_lab(batch.samples)
+
     def _emulate_lab(self, samples: list[dict[str, Any]]) -> None:
         """Answer a lab batch from the emulation table, as a lab would (offline benchmarks)."""
-        from dm_hpc.data import MaterialRecord
-        from dm_hpc.data.sheets import read_sheet
+        from dm_hpc.campaign.emulated_lab import EmulatedLab
+        from dm_hpc.campaign.lab import store_lab_results
 
         lab = self.c.lab
-        if not hasattr(self, "_emulation"):
-            self._emulation: dict[tuple, list] = {}
-            for rec in read_sheet(lab.emulate_from, column_map=lab.emulate_map):
-                if rec.composition is None:
-                    continue
-                self._emulation.setdefault(_key(rec.composition.fractions, {}), []).append(rec)
-        records = []
-        for sample in samples:
-            hits = self._emulation.get(_key(sample["composition"], {}), [])
-            if not hits:
-                continue  # the table never measured it: the lab "could not make" this sample
-            props: dict[str, list[float]] = {}
-            for rec in hits:  # replicates are averaged, as the benchmark protocol does
-                for p in rec.properties:
-                    props.setdefault(p.name, []).append(p.value)
-            records.append(MaterialRecord.model_validate({
-                "composition": sample["composition"], "sample_id": sample["sample_id"],
-                "properties": [{"name": k, "value": float(np.mean(v))} for k, v in props.items()],
-                "provenance": {"source": "experimental", "method": lab.name, "campaign": self.c.name,
-                               "extra": {"emulated_from": str(lab.emulate_from)}},
-            }))
+        if self._lab is None:
+            self._lab = EmulatedLab(lab.name, self.c.name, lab.emulate_from, lab.emulate_map)
+        records = self._lab.answer(samples)
         if records:
-            from dm_hpc.campaign.lab import store_lab_results
-
             jn.apply(self.state, store_lab_results(records, self.store, self.journal,
                                                    f"emulated from {lab.emulate_from}"))
             self._refit_due = True
             self._data_version += 1
-            self._best_cache = self._best(self.store.to_dataframe(campaign=self.c.name))
+            self._reload()
 
     def _ingest_inbox(self) -> int:
-        """Lab sheets that `dm-hpc ingest` validated while this manager held the store."""
+        """Lab sheets that `dm-hpc ingest` validated while this manager held the store. A file
+        that cannot be ingested is moved to ``inbox/quarantine/`` with a message; the run goes on."""
         inbox = self.run_dir / "inbox"
         if not inbox.is_dir():
             return 0
         from dm_hpc.campaign.lab import ingest_sheet_records
 
+        from dm_hpc.campaign.suggest import REQUEST_SUFFIX, answer_request
+
+        for path in sorted(inbox.glob(f"*{REQUEST_SUFFIX}")):  # `dm-hpc suggest -n N` meanwhile
+            try:
+                batch = answer_request(self.c, path, self.store, self.journal, self.state)
+            except Exception as exc:  # noqa: BLE001 -- a bad request must not stop the loop
+                self._quarantine(path, exc)
+                continue
+            if batch.samples and self.c.lab.emulate_from is not None:
+                self._emulate_lab(batch.samples)
         n = 0
-        for path in sorted(inbox.glob("*.json")):
-            ev = ingest_sheet_records(path, self.store, self.journal)
+        for path in sorted(p for p in inbox.glob("*.json") if not p.name.endswith((REQUEST_SUFFIX, ".reply.json"))):
+            try:
+                ev = ingest_sheet_records(path, self.store, self.journal)
+            except Exception as exc:  # noqa: BLE001 -- any bad file: set aside, never stop the loop
+                self._quarantine(path, exc)
+                continue
             jn.apply(self.state, ev)
             path.unlink()
             n += 1
         return n
+
+    def _quarantine(self, path: Path, exc: BaseException) -> None:
+        folder = path.parent / "quarantine"
+        folder.mkdir(exist_ok=True)
+        os.replace(path, folder / path.name)
+        message = f"{type(exc).__name__}: {exc}"[:500]
+        (folder / f"{path.name}.why.txt").write_text(message + "\n")
+        self._log("inbox_quarantined", file=str(folder / path.name), error=message)
+        if not self.quiet:
+            self.console.print(f"[yellow]inbox: {path.name} quarantined ({message})[/]")

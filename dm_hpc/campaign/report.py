@@ -23,7 +23,8 @@ import pandas as pd
 
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.dataset import TrainingSet, fidelity_of, training_set
-from dm_hpc.campaign.spec import Campaign, Goal
+from dm_hpc.campaign.spec import CampaignSpec, Goal
+from dm_hpc.campaign.stopping import stopped_fidelities
 from dm_hpc.data import Store, StoreError, canonical_unit
 
 #: Cross-validation folds of the parity plot (fewer points: leave-one-out).
@@ -32,7 +33,7 @@ CV_FOLDS = 5
 CV_MAX_POINTS = 300
 
 
-def _store_frame(campaign: Campaign) -> tuple[pd.DataFrame, str | None]:
+def _store_frame(campaign: CampaignSpec) -> tuple[pd.DataFrame, str | None]:
     """All records of the store (empty frame and a note when there is no store yet)."""
     try:
         store = Store.open(campaign.store, "r")
@@ -65,7 +66,7 @@ def non_dominated(values: np.ndarray, maximise: list[bool]) -> np.ndarray:
     return mask
 
 
-def _fidelity_names(campaign: Campaign, df: pd.DataFrame) -> list[str | None]:
+def _fidelity_names(campaign: CampaignSpec, df: pd.DataFrame) -> list[str | None]:
     out = []
     for s, m in zip(df["source"], df["method"]):
         i = fidelity_of(campaign, s, m)
@@ -74,7 +75,7 @@ def _fidelity_names(campaign: Campaign, df: pd.DataFrame) -> list[str | None]:
 
 
 # ------------------------------------------------------------------------------------- plots
-def plot_best(campaign: Campaign, df: pd.DataFrame, out: Path) -> Path | None:
+def plot_best(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> Path | None:
     """Best-so-far per objective vs evaluations, a line per fidelity (None: nothing to plot)."""
     import matplotlib.pyplot as plt
 
@@ -102,7 +103,7 @@ def plot_best(campaign: Campaign, df: pd.DataFrame, out: Path) -> Path | None:
     return out
 
 
-def cross_validate(campaign: Campaign, data: TrainingSet, folds: int = CV_FOLDS, seed: int = 0):
+def cross_validate(campaign: CampaignSpec, data: TrainingSet, folds: int = CV_FOLDS, seed: int = 0):
     """k-fold cross-validated predictions on the training set.
 
     Fidelity enters as an extra input column (index scaled to [0, 1]), so one exact GP covers a
@@ -148,7 +149,7 @@ def cross_validate(campaign: Campaign, data: TrainingSet, folds: int = CV_FOLDS,
     return rows, mean, std
 
 
-def plot_parity(campaign: Campaign, data: TrainingSet, out: Path) -> tuple[Path | None, dict[str, float]]:
+def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path) -> tuple[Path | None, dict[str, float]]:
     """Cross-validated parity plot per objective; returns the path and R^2 per objective."""
     import matplotlib.pyplot as plt
 
@@ -183,7 +184,7 @@ def plot_parity(campaign: Campaign, data: TrainingSet, out: Path) -> tuple[Path 
     return out, scores
 
 
-def plot_pareto(campaign: Campaign, df: pd.DataFrame, out: Path) -> tuple[Path | None, np.ndarray | None]:
+def plot_pareto(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> tuple[Path | None, np.ndarray | None]:
     """Pairwise objective scatter with the Pareto front highlighted (multi-objective only)."""
     import matplotlib.pyplot as plt
 
@@ -216,7 +217,7 @@ def _composition_text(row: pd.Series) -> str:
     return " ".join(f"{el}{x:.3f}" for el, x in sorted(parts, key=lambda p: -p[1]))
 
 
-def _best_rows(campaign: Campaign, df: pd.DataFrame) -> list[str]:
+def _best_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[str]:
     lines = []
     fids = _fidelity_names(campaign, df) if not df.empty else []
     df = df.assign(_fid=fids) if not df.empty else df
@@ -235,7 +236,7 @@ def _best_rows(campaign: Campaign, df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def write_report(campaign: Campaign) -> Path:
+def write_report(campaign: CampaignSpec) -> Path:
     """Write ``<run_dir>/report/summary.md`` and its PNG plots; returns the summary's path.
 
     Works on an empty or tiny campaign (it says what is missing instead of plotting it).
@@ -291,6 +292,7 @@ def write_report(campaign: Campaign) -> Path:
         f"- mode: {campaign.mode}; objectives: " + ", ".join(
             f"{o.goal.value} {o.property} [{canonical_unit(o.property)}]" for o in campaign.objectives),
         f"- stop reason: {state.stopped or ('not started' if state.started_at is None else 'running or interrupted')}",
+        *[f"- {why}" for why in stopped_fidelities(campaign, state).values()],
         "",
         "## Calculations",
         "",

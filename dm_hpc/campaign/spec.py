@@ -1,13 +1,14 @@
 """The campaign file: one YAML that says what to optimise, where, with what, and for how long.
 
 Validated once, here, at the boundary (BayBE's habit); everything inside trusts the typed
-``Campaign``. ``load_campaign`` turns every problem into a ``CampaignError`` that names the
+``CampaignSpec``. ``load_campaign`` turns every problem into a ``CampaignError`` that names the
 file, the field and what was expected -- never a traceback.
 """
 from __future__ import annotations
 
 import enum
 import json
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,7 +21,6 @@ from dm_hpc.data.vocabulary import UnitError, UnknownPropertyError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
-_TARGET = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*(.*?)\s*$")
 
 
 class CampaignError(ValueError):
@@ -34,17 +34,19 @@ class Strict(BaseModel):
 def parse_duration(value: str | float | int) -> float:
     """``"90s"``, ``"5 min"``, ``"2h"``, ``"3d"`` or a number of seconds -> seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError("a duration must be >= 0")
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"a duration must be a finite number of seconds > 0, not {value!r}")
         return float(value)
     m = _DURATION.match(str(value))
     if not m:
         raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 5m, 2h, 3d)")
     factor = {"s": 1, None: 1, "m": 60, "min": 60, "h": 3600, "d": 86400}[m.group(2)]
+    if float(m.group(1)) <= 0:
+        raise ValueError(f"a duration must be > 0, not {value!r}")
     return float(m.group(1)) * factor
 
 
-class Bound(Strict):
+class BoundSpec(Strict):
     """A process parameter's range, in the given unit (converted to canonical)."""
 
     low: float
@@ -52,20 +54,20 @@ class Bound(Strict):
     unit: str | None = None
 
     @model_validator(mode="after")
-    def _ordered(self) -> Bound:
+    def _ordered(self) -> BoundSpec:
         if self.low > self.high:
             raise ValueError(f"low {self.low} > high {self.high}")
         return self
 
 
-class Space(Strict):
+class SpaceSpec(Strict):
     """The design space: element bounds (atomic fractions) and process boxes, or a pool."""
 
     elements: dict[str, tuple[float, float]] = Field(default_factory=dict)
     max_elements: int | None = Field(default=None, ge=1)
     min_elements: int = Field(default=1, ge=1)
     excluded: list[str] = Field(default_factory=list)
-    process: dict[str, Bound] = Field(default_factory=dict)
+    process: dict[str, BoundSpec] = Field(default_factory=dict)
     pool: Path | None = None
     pool_map: Path | None = None
 
@@ -81,26 +83,26 @@ class Space(Strict):
 
     @field_validator("process")
     @classmethod
-    def _process(cls, v: dict[str, Bound]) -> dict[str, Bound]:
+    def _process(cls, v: dict[str, BoundSpec]) -> dict[str, BoundSpec]:
         out = {}
         for name, b in v.items():
             unit = canonical_unit(name, kind="process_parameter")
             lo = to_canonical(name, b.low, b.unit, kind="process_parameter")
             hi = to_canonical(name, b.high, b.unit, kind="process_parameter")
-            out[name] = Bound(low=lo, high=hi, unit=unit)
+            out[name] = BoundSpec(low=lo, high=hi, unit=unit)
         return out
 
     @model_validator(mode="after")
-    def _something(self) -> Space:
+    def _something(self) -> SpaceSpec:
         if not self.elements and self.pool is None:
             raise ValueError("give elements with bounds, or a candidate pool file")
         if self.elements:
-            lo = sum(b[0] for b in self.elements.values())
-            if lo > 1 + 1e-9:
-                raise ValueError(f"element lower bounds sum to {lo:.3f} > 1")
+            from dm_hpc.acquire.space import DesignSpace  # the one feasibility check of a space
+
+            DesignSpace(elements=dict(self.elements), max_elements=self.max_elements,
+                        excluded=frozenset(self.excluded),
+                        process={k: (b.low, b.high) for k, b in self.process.items()})
             k = self.max_elements or len(self.elements)
-            if sum(sorted((b[1] for b in self.elements.values()), reverse=True)[:k]) < 1 - 1e-9:
-                raise ValueError("upper bounds cannot reach a sum of one with max_elements elements")
             if self.min_elements > k:
                 raise ValueError(f"min_elements {self.min_elements} > max_elements {k}")
         return self
@@ -111,7 +113,7 @@ class Goal(str, enum.Enum):
     max = "max"
 
 
-class Objective(Strict):
+class ObjectiveSpec(Strict):
     """A property to minimise or maximise (values in ``unit`` or the canonical unit)."""
 
     property: str
@@ -120,7 +122,7 @@ class Objective(Strict):
     target: float | None = None  # stop when the best value reaches it (in ``unit``)
 
     @model_validator(mode="after")
-    def _known(self) -> Objective:
+    def _known(self) -> ObjectiveSpec:
         canonical_unit(self.property)
         if self.unit is not None and self.target is not None:
             to_canonical(self.property, self.target, self.unit)
@@ -133,7 +135,7 @@ class Objective(Strict):
         return None if self.target is None else to_canonical(self.property, self.target, self.unit)
 
 
-class Constraint(Strict):
+class ConstraintSpec(Strict):
     """An outcome constraint such as ``density <= 7 g/cm3`` (value converted to canonical)."""
 
     property: str
@@ -144,13 +146,10 @@ class Constraint(Strict):
     @classmethod
     def _parse(cls, data: Any) -> Any:
         if isinstance(data, str):
-            m = _TARGET.match(data)
-            if not m:
-                raise ValueError(f"constraint {data!r}: expected '<property> <=|>= <number> [unit]'")
-            name, op, number, unit = m.groups()
-            op = {"<": "<=", ">": ">="}.get(op, op)
-            return {"property": name, "op": op,
-                    "value": to_canonical(name, float(number), unit or None)}
+            from dm_hpc.acquire.inverse import parse_target  # the one target parser
+
+            t = parse_target(data)
+            return {"property": t.property, "op": {"<": "<=", ">": ">="}.get(t.op, t.op), "value": t.value}
         return data
 
 
@@ -159,7 +158,7 @@ class FidelityKind(str, enum.Enum):
     experiment = "experiment"
 
 
-class Fidelity(Strict):
+class FidelitySpec(Strict):
     """A way to obtain the objectives: a calculation method or the lab.
 
     Cost is in core-hours for calculations (``auto``: the method's own estimate) and in
@@ -181,22 +180,35 @@ class Fidelity(Strict):
     #: ``emulate_map``, a column map), as a lab would, instead of waiting for a real lab.
     emulate_from: Path | None = None
     emulate_map: Path | None = None
+    #: The lab's stated precision (atomic-fraction step): suggestions are rounded to it before
+    #: they are compared, so two suggestions the lab would make alike are one experiment.
+    precision: float | None = Field(default=None, gt=0, le=0.5)
 
     @field_validator("walltime", "turnaround", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> float:
         return parse_duration(v)
 
+    @field_validator("walltime")
+    @classmethod
+    def _whole_seconds(cls, v: float) -> float:
+        if v < 1:
+            raise ValueError(f"walltime must be at least 1 s, not {v:g} s")
+        return v
+
     @model_validator(mode="after")
-    def _method(self) -> Fidelity:
+    def _method(self) -> FidelitySpec:
         if self.kind == FidelityKind.calculation and not self.method:
             raise ValueError(f"calculation fidelity {self.name!r} needs a method (e.g. emt, gpaw, qe)")
+        if self.kind == FidelityKind.calculation and self.precision is not None:
+            raise ValueError(f"calculation fidelity {self.name!r}: precision is the lab's (a calculation "
+                             "is realised on its cell)")
         if self.kind == FidelityKind.experiment and self.cost == "auto":
             raise ValueError(f"experiment fidelity {self.name!r} needs a cost in lab-days")
         return self
 
 
-class Budget(Strict):
+class BudgetSpec(Strict):
     """Limits; the campaign stops at the first one reached. ``wall_time`` counts from the
     campaign's first start (time spent interrupted counts too, like a Slurm time limit)."""
 
@@ -212,11 +224,13 @@ class Budget(Strict):
         return None if v is None else parse_duration(v)
 
 
-class Stopping(Strict):
+class StoppingSpec(Strict):
     """Stopping rules besides the budget."""
 
     no_improvement_rounds: int | None = Field(default=None, ge=1)
     targets_met: bool = True
+    #: Circuit breaker: this many consecutive failures of one kind on a fidelity stop it.
+    max_consecutive_failures: int = Field(default=3, ge=1)
 
 
 class RunnerKind(str, enum.Enum):
@@ -226,7 +240,7 @@ class RunnerKind(str, enum.Enum):
     mpi = "mpi"
 
 
-class Runner(Strict):
+class RunnerSpec(Strict):
     """Where calculations run."""
 
     kind: RunnerKind = RunnerKind.local
@@ -236,7 +250,7 @@ class Runner(Strict):
     retries: int = Field(default=1, ge=0)
 
 
-class Learning(Strict):
+class LearningSpec(Strict):
     """Surrogate and acquisition settings (defaults are what the benchmarks support)."""
 
     surrogate: Literal["auto", "gp", "multitask", "ensemble"] = "auto"
@@ -245,7 +259,7 @@ class Learning(Strict):
     batch_size: int = Field(default=4, ge=1)
 
 
-class Campaign(Strict):
+class CampaignSpec(Strict):
     """A whole campaign (see ``campaigns/*.yaml`` and ``campaigns/schema.json``)."""
 
     name: str
@@ -254,14 +268,14 @@ class Campaign(Strict):
     store: Path
     workdir: Path | None = None
     seed: int = 0
-    space: Space
-    objectives: Annotated[list[Objective], Field(min_length=1)]
-    constraints: list[Constraint] = Field(default_factory=list)
-    fidelities: Annotated[list[Fidelity], Field(min_length=1)]
-    budget: Budget
-    stopping: Stopping = Field(default_factory=Stopping)
-    runner: Runner = Field(default_factory=Runner)
-    learning: Learning = Field(default_factory=Learning)
+    space: SpaceSpec
+    objectives: Annotated[list[ObjectiveSpec], Field(min_length=1)]
+    constraints: list[ConstraintSpec] = Field(default_factory=list)
+    fidelities: Annotated[list[FidelitySpec], Field(min_length=1)]
+    budget: BudgetSpec
+    stopping: StoppingSpec = Field(default_factory=StoppingSpec)
+    runner: RunnerSpec = Field(default_factory=RunnerSpec)
+    learning: LearningSpec = Field(default_factory=LearningSpec)
     mode: Literal["optimise", "gaps"] = "optimise"
 
     @field_validator("name")
@@ -272,13 +286,13 @@ class Campaign(Strict):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> Campaign:
+    def _consistent(self) -> CampaignSpec:
         names = [f.name for f in self.fidelities]
         if len(set(names)) != len(names):
             raise ValueError(f"fidelity names must be unique: {names}")
         lab = self.lab
-        if not self.calculations and (lab is None or lab.emulate_from is None):
-            raise ValueError("at least one calculation fidelity is needed (or an emulated lab)")
+        if not self.calculations and lab is None:
+            raise ValueError("at least one fidelity is needed: a calculation or the lab")
         if sum(f.kind == FidelityKind.experiment for f in self.fidelities) > 1:
             raise ValueError("at most one experiment fidelity (the lab)")
         props = [o.property for o in self.objectives]
@@ -298,11 +312,11 @@ class Campaign(Strict):
         return self.workdir or Path("runs") / self.name
 
     @property
-    def calculations(self) -> list[Fidelity]:
+    def calculations(self) -> list[FidelitySpec]:
         return [f for f in self.fidelities if f.kind == FidelityKind.calculation]
 
     @property
-    def lab(self) -> Fidelity | None:
+    def lab(self) -> FidelitySpec | None:
         return next((f for f in self.fidelities if f.kind == FidelityKind.experiment), None)
 
     @property
@@ -310,6 +324,10 @@ class Campaign(Strict):
         """Every property the campaign needs (objectives, then constraints)."""
         out = [o.property for o in self.objectives]
         return out + [c.property for c in self.constraints if c.property not in out]
+
+
+#: Old name of ``CampaignSpec`` (one class); kept until every module says ``CampaignSpec``.
+Campaign = CampaignSpec
 
 
 def _format_errors(path: str, exc: ValidationError) -> str:
@@ -325,12 +343,12 @@ def _format_errors(path: str, exc: ValidationError) -> str:
     return f"{path}: invalid campaign:\n" + "\n".join(lines)
 
 
-def parse_campaign(data: Any, origin: str = "<campaign>") -> Campaign:
+def parse_campaign(data: Any, origin: str = "<campaign>") -> CampaignSpec:
     """Validate already-loaded campaign data; raises ``CampaignError``."""
     if not isinstance(data, dict):
         raise CampaignError(f"{origin}: a campaign is a mapping of fields, got {type(data).__name__}")
     try:
-        return Campaign.model_validate(data)
+        return CampaignSpec.model_validate(data)
     except ValidationError as exc:
         raise CampaignError(_format_errors(origin, exc)) from None
     except (UnitError, UnknownPropertyError, ValueError, TypeError, KeyError) as exc:
@@ -340,7 +358,7 @@ def parse_campaign(data: Any, origin: str = "<campaign>") -> Campaign:
         raise CampaignError(f"{origin}: invalid campaign: {type(exc).__name__}: {exc}") from None
 
 
-def load_campaign(path: str | Path) -> Campaign:
+def load_campaign(path: str | Path) -> CampaignSpec:
     """Read and validate a campaign YAML file; raises ``CampaignError`` naming file and field."""
     path = Path(path)
     try:
@@ -362,4 +380,4 @@ def load_campaign(path: str | Path) -> Campaign:
 
 def json_schema() -> str:
     """The campaign file's JSON Schema (written to ``campaigns/schema.json``)."""
-    return json.dumps(Campaign.model_json_schema(), indent=2)
+    return json.dumps(CampaignSpec.model_json_schema(), indent=2)

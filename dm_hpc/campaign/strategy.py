@@ -1,34 +1,25 @@
-"""What the campaign asks for next: random starts, then surrogate + BoTorch acquisition.
+"""From the campaign file to the decision layer's parts: design space, costs, fitted surrogate,
+and the planner (``acquire.planner``) the campaign's mode and stage call for.
 
 The choice of fidelity per proposal (which calculation, or the lab) is the acquisition's
 (information gain about the target per unit cost); the campaign only offers the fidelities
-its budget still allows.
+its budget and circuit breakers still allow.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from dm_hpc.acquire.planner import BoTorchOptimisation, LabSeeding, Planner, PlanRequest, RandomStart
+from dm_hpc.acquire.points import ProposedPoint
 from dm_hpc.campaign.dataset import TrainingSet
-from dm_hpc.campaign.spec import Campaign, FidelityKind, Goal
+from dm_hpc.campaign.spec import CampaignSpec, FidelityKind, Goal
 
 #: Atoms assumed when a method's cost model needs a cell size before the structure exists.
 TYPICAL_ATOMS = 16
-
-
-@dataclass
-class Suggestion:
-    """One thing to do next."""
-
-    fidelity: str
-    composition: dict[str, float]
-    process: dict[str, float]
-    predicted: dict[str, Any]
 
 
 @lru_cache(maxsize=4)
@@ -42,13 +33,13 @@ def _pool(path: Path, column_map: Path | None) -> tuple[tuple[tuple[tuple[str, f
     return tuple(comps), elements
 
 
-def pool_compositions(campaign: Campaign) -> list[dict[str, float]]:
+def pool_compositions(campaign: CampaignSpec) -> list[dict[str, float]]:
     """The unique candidate compositions of a pool campaign (replicates collapse to one)."""
     comps, _ = _pool(campaign.space.pool, campaign.space.pool_map)
     return [dict(c) for c in comps]
 
 
-def design_space(campaign: Campaign):
+def design_space(campaign: CampaignSpec):
     """The acquisition's ``DesignSpace`` for a campaign (continuous, or a candidate pool)."""
     from dm_hpc.acquire import DesignSpace
 
@@ -64,7 +55,7 @@ def design_space(campaign: Campaign):
     )
 
 
-def fidelity_costs(campaign: Campaign) -> dict[str, float]:
+def fidelity_costs(campaign: CampaignSpec) -> dict[str, float]:
     """Cost of one evaluation per fidelity, in core-hours (lab-days converted by the budget)."""
     from dm_hpc.compute import get_method
 
@@ -79,7 +70,7 @@ def fidelity_costs(campaign: Campaign) -> dict[str, float]:
     return costs
 
 
-def target_index(campaign: Campaign) -> int:
+def target_index(campaign: CampaignSpec) -> int:
     """The fidelity the campaign optimises: flagged ``target``, else the lab, else the last."""
     for i, fid in enumerate(campaign.fidelities):
         if fid.target:
@@ -90,71 +81,62 @@ def target_index(campaign: Campaign) -> int:
     return len(campaign.fidelities) - 1
 
 
-def random_suggestions(campaign: Campaign, n: int, rng: np.random.Generator, fidelity: str) -> list[Suggestion]:
-    """``n`` random feasible points (the campaign's start, before a model is worth fitting)."""
-    if campaign.space.pool is not None:
-        comps = pool_compositions(campaign)
-        picks = rng.choice(len(comps), size=min(n, len(comps)), replace=False)
-        return [Suggestion(fidelity, comps[i], {}, {}) for i in picks]
-    space = design_space(campaign)
-    frac, proc = space.sample(n, rng)
-    return [Suggestion(fidelity, comp, pr, {}) for comp, pr in space.to_dicts(frac, proc)]
-
-
-def fit_model(campaign: Campaign, data: TrainingSet):
-    """Fit the campaign's surrogate on ``data``; returns ``(model, space, multi_fidelity)``."""
+def fit_model(campaign: CampaignSpec, data: TrainingSet):
+    """Fit the campaign's surrogate on ``data``; returns a ``learn.fitted.FittedSurrogate`` whose
+    fidelities are the campaign's fidelity names (task id = position in the campaign file)."""
     import torch
 
-    from dm_hpc.learn import fit_surrogate
+    from dm_hpc.learn.features import composition_matrix
+    from dm_hpc.learn.fitted import fit_fidelity_surrogate
 
     space = design_space(campaign)
-    from dm_hpc.learn.features import composition_matrix
-
     X = space.featurize(composition_matrix(data.compositions, space.element_names), data.process)
     Y = torch.tensor(np.array(data.Y), dtype=torch.double)
-    fids = np.unique(data.fidelity)
-    kind = campaign.learning.surrogate
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if len(fids) > 1 and kind in ("auto", "multitask"):
-            tgt = target_index(campaign)
-            model = fit_surrogate(X, Y, kind="multitask", task_index=torch.as_tensor(data.fidelity),
-                                  target_task=tgt if tgt in fids else int(fids.max()))
-            return model, space, True
-        model = fit_surrogate(X, Y, kind="gp" if kind == "multitask" else kind)
-    return model, space, False
+    names = [f.name for f in campaign.fidelities]
+    target = target_index(campaign)
+    if target not in set(data.fidelity.tolist()):  # predict what was measured, not an empty task
+        target = int(data.fidelity.max())
+    return fit_fidelity_surrogate(X, Y, [names[i] for i in data.fidelity], outputs=campaign.properties,
+                                  target=names[target], space=space,
+                                  kind=campaign.learning.surrogate, all_fidelities=names, seed=campaign.seed)
 
 
-def model_suggestions(
-    campaign: Campaign,
-    model,
-    space,
-    multi_fidelity: bool,
-    q: int,
-    pending: list[tuple[dict[str, float], dict[str, float]]],
-    allowed: list[str],
-    seed: int,
-) -> list[Suggestion]:
-    """``q`` proposals from the acquisition, with a fidelity each among ``allowed``."""
-    from dm_hpc.acquire import Fidelity, Objective, OutcomeConstraint, propose
+def optimiser(campaign: CampaignSpec) -> BoTorchOptimisation:
+    """The BoTorch planner for the campaign's objectives and outcome constraints."""
+    from dm_hpc.acquire import Objective, OutcomeConstraint
 
     props = campaign.properties
-    objectives = [Objective(props.index(o.property), o.goal == Goal.max, o.property) for o in campaign.objectives]
-    constraints = [OutcomeConstraint(props.index(c.property), c.op, c.value, c.property) for c in campaign.constraints]
-    fidelities = None
-    if multi_fidelity:
-        costs = fidelity_costs(campaign)
-        tgt = target_index(campaign)
-        fidelities = [Fidelity(f.name, i, costs[f.name], target=(i == tgt))
-                      for i, f in enumerate(campaign.fidelities) if f.name in allowed]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        proposals = propose(model, space, objectives, constraints, q=q, pending=pending or None,
-                            fidelities=fidelities or None, outputs=props, seed=seed)
-    default = allowed[0]
-    return [
-        Suggestion(p.fidelity or default, p.composition, p.process,
-                   {"mean": p.mean, "std": p.std, "acquisition": p.acquisition_value,
-                    "gain_per_cost": p.gain_per_cost})
-        for p in proposals
-    ]
+    return BoTorchOptimisation(
+        space=design_space(campaign),
+        objectives=[Objective(props.index(o.property), o.goal == Goal.max, o.property) for o in campaign.objectives],
+        constraints=[OutcomeConstraint(props.index(c.property), c.op, c.value, c.property)
+                     for c in campaign.constraints],
+        outputs=props,
+        costs=fidelity_costs(campaign),
+    )
+
+
+@dataclass
+class GapFilling:
+    """The gap-filling planner (``campaign.gaps``): most variance removed per core-hour."""
+
+    campaign: CampaignSpec
+
+    def propose(self, request: PlanRequest) -> list[ProposedPoint]:
+        from dm_hpc.campaign.gaps import gap_suggestions
+
+        fitted = request.fitted
+        return gap_suggestions(self.campaign, fitted.model if fitted else None, design_space(self.campaign),
+                               request.q, [(p.composition, p.process) for p in request.pending], request.seed)
+
+
+def choose_planner(campaign: CampaignSpec, fitted, seed_lab: bool) -> Planner:
+    """The planner for the campaign's mode and stage: random start until a model is fitted,
+    then gap filling or BoTorch; a first lab batch while no measurement exists (``seed_lab``)."""
+    if campaign.mode == "gaps":
+        return GapFilling(campaign)
+    if fitted is None:
+        return RandomStart(design_space(campaign))
+    if seed_lab and campaign.lab is not None and campaign.calculations:
+        return LabSeeding(optimiser(campaign), campaign.lab.name, campaign.calculations[0].name)
+    return optimiser(campaign)

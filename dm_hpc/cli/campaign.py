@@ -57,9 +57,21 @@ def init(
     console.print(f"wrote {out}; check it with `dm-hpc validate {out}`")
 
 
+def _preflight(c, origin: Path, check_codes: bool) -> None:
+    from dm_hpc.campaign import CampaignError
+    from dm_hpc.campaign.preflight import check
+
+    try:
+        check(c, str(origin), check_codes=check_codes)
+    except CampaignError as exc:
+        fail(str(exc))
+
+
 def validate(campaign: CampaignFile) -> None:
-    """Check a campaign file; errors name the field and what was expected."""
+    """Check a campaign file and what it names (methods for every element, files); errors name
+    the field and what was expected."""
     c = _load(campaign)
+    _preflight(c, campaign, check_codes=False)
     console.print(f"ok: {c.name}: {len(c.space.elements)} elements, {len(c.objectives)} objective(s), "
                   f"fidelities {', '.join(f.name for f in c.fidelities)}, runner {c.runner.kind.value}")
 
@@ -74,6 +86,7 @@ def run(
     from dm_hpc.campaign.manager import CampaignBusyError, CampaignManager
 
     c = _load(campaign)
+    _preflight(c, campaign, check_codes=True)
     try:
         summary = CampaignManager(c, console=console, quiet=quiet).run(max_seconds=max_seconds)
     except CampaignBusyError as exc:
@@ -97,6 +110,8 @@ def run(
     console.print(f"  report:      {report_path} (plots beside it)")
     if c.lab is not None:
         console.print(f"  lab sheet:   {sheet} ({n_lab} suggested experiments)")
+    if summary.failed and not summary.ingested:
+        fail(f"every calculation failed ({summary.failed}); see `dm-hpc status {campaign}`", code=1)
 
 
 def status(campaign: CampaignFile) -> None:
@@ -122,6 +137,10 @@ def status(campaign: CampaignFile) -> None:
     table.add_row("surrogate refits", str(state.refits))
     table.add_row("core-hours used", f"{state.core_hours:.3f}")
     console.print(table)
+    from dm_hpc.campaign.stopping import stopped_fidelities
+
+    for why in stopped_fidelities(c, state).values():
+        console.print(f"  {why}", highlight=False)
     for t in state.tasks.values():
         if t.status == jn.FAILED:
             console.print(f"  failed {t.task_id}: {t.error}", highlight=False)
@@ -130,18 +149,40 @@ def status(campaign: CampaignFile) -> None:
 def suggest(
     campaign: CampaignFile,
     out: Annotated[Path, typer.Option("--out", "-o", help="Sheet to write (.xlsx or .csv).")],
+    n: Annotated[Optional[int], typer.Option("-n", min=1, help="Propose N new experiments from the current "
+                                                           "model and journal them (default: write the "
+                                                           "pending ones).")] = None,
 ) -> None:
-    """Write the pending suggested experiments as a lab sheet in the standard template."""
+    """Write suggested experiments as a lab sheet in the standard template: the pending ones, or
+    with -n N, N new ones from the current model (running or finished campaign)."""
     from dm_hpc.campaign.lab import write_suggestions
+    from dm_hpc.data.sheets import write_table
 
     c = _load(campaign)
     if c.lab is None:
         fail(f"campaign {c.name!r} has no experiment fidelity, so nothing is suggested to a lab")
+    if n is None:
+        try:
+            k = write_suggestions(c, out)
+        except (ValueError, OSError) as exc:
+            fail(str(exc))
+        console.print(f"wrote {k} suggested experiments to {out}")
+        if k == 0:
+            console.print(f"  every suggested experiment is measured (or none was suggested yet); "
+                          f"ask for new ones with `dm-hpc suggest {campaign} -n N --out {out}`", highlight=False)
+        return
+    from dm_hpc.campaign.suggest import batch_table, request_lab_batch
+
+    _preflight(c, campaign, check_codes=False)
+    batch = request_lab_batch(c, n)
     try:
-        n = write_suggestions(c, out)
+        write_table(batch_table(c, batch.samples), out)
     except (ValueError, OSError) as exc:
         fail(str(exc))
-    console.print(f"wrote {n} suggested experiments to {out}")
+    console.print(f"wrote {len(batch.samples)} new suggested experiments to {out}")
+    if batch.why_empty:
+        console.print(f"  {'none' if not batch.samples else f'only {len(batch.samples)} of {n}'}: "
+                      f"{batch.why_empty}", highlight=False)
 
 
 def ingest(
@@ -198,7 +239,7 @@ def gaps(
     out: Annotated[Optional[Path], typer.Option(help="Folder for the coverage map (default: the campaign's run folder).")] = None,
 ) -> None:
     """Propose calculations where the data is thinnest; draws a coverage map before/after."""
-    from dm_hpc.campaign.gaps import gaps_command
+    from dm_hpc.campaign.coverage import gaps_command
 
     c = _load(space)
     try:

@@ -14,6 +14,8 @@ def design(
     exclude: str = typer.Option("", "--exclude", help="comma-separated elements to leave out"),
     out: Path | None = typer.Option(None, "--out", help="also write the candidates to this CSV"),
     seed: int = typer.Option(0, "--seed"),
+    fidelity: str | None = typer.Option(None, "--fidelity", help="source:method to predict, e.g. "
+                                        "experimental:lab (default: the experimental data, else the scarcest method)"),
 ) -> None:
     """Propose compositions most likely to meet every target, with predicted values and uncertainties."""
     import sys
@@ -36,11 +38,16 @@ def design(
     except StoreError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
-    from dm_hpc.acquire.design import design_from_dataframe
+    from dm_hpc.acquire.design import default_target, design_from_dataframe, fidelity_labels
 
+    if df.empty:
+        typer.echo(f"error: store {store} holds no records", err=True)
+        raise typer.Exit(2)
+    fidelity = fidelity or default_target(fidelity_labels(df))
     excluded = [e.strip() for e in exclude.split(",") if e.strip()]
     try:
-        cands, _ = design_from_dataframe(df, targets, n=n, max_elements=max_elements or None, excluded=excluded, seed=seed)
+        cands, _ = design_from_dataframe(df, targets, n=n, max_elements=max_elements or None, excluded=excluded, seed=seed,
+                                         target_fidelity=fidelity)
     except (TargetError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
@@ -48,7 +55,7 @@ def design(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=" and ".join(str(t) for t in targets))
+    table = Table(title=" and ".join(str(t) for t in targets) + f" (predicting {fidelity})")
     for col in rows[0] if rows else []:
         table.add_column(col)
     for r in rows:

@@ -15,8 +15,9 @@ class LocalRunner(Runner):
     """The embedded default: tasks run as subprocesses (argv, no shell) while the sum of their
     ``cores`` fits in ``cores``; the walltime is enforced (TIMEOUT), memory is not."""
 
-    def __init__(self, cores: int | None = None, retry: RetryPolicy | None = None) -> None:
+    def __init__(self, cores: int | None = None, retry: RetryPolicy | None = None, launcher=None) -> None:
         self.cores = cores or os.cpu_count() or 1
+        self._start = launcher or start_process  # e.g. runners.preloaded.PreloadedLauncher()
         super().__init__(retry, Throttle(max_in_queue=10**9, submit_rate=0, max_batch=1))
         self._started: dict[str, float] = {}
 
@@ -32,7 +33,7 @@ class LocalRunner(Runner):
         for rec in batch:
             rec.job_id = f"local-{rec.spec.task_id}-{rec.attempts}"
             try:
-                rec.handle = start_process(rec.spec)
+                rec.handle = self._start(rec.spec)
                 rec.state = JobState.RUNNING
             except OSError:
                 write_ended(rec.spec.workdir, 127)

@@ -262,7 +262,7 @@ class CampaignDesk:
             if contributor:
                 path = _credit(path, contributor)
             try:
-                records = read_lab_sheet(c, path)  # parse and validate: no lock needed
+                records = read_lab_sheet(c, path).records  # parse and validate: no lock needed
                 with self._slots[name].ingest:
                     return self._store_measurements(c, path, records, rule)
             except SheetError as exc:

@@ -47,3 +47,50 @@ def test_design_cli_reads_store(tmp_path):
     assert len(got) == 3 and (got["bulk_modulus_pred"] >= 150).all()
     bad = CliRunner().invoke(app, ["design", "--store", str(path), "--target", "bulk_modulus>>3"])
     assert bad.exit_code == 2 and "error:" in bad.output
+
+
+def _two_source_frame(methods=("dft-camd", "expt-literature"), sources=("computed", "experimental"), seed=1):
+    """Each composition measured by every (source, method) with an offset between them."""
+    df = _frame(n=30, seed=seed)
+    parts = []
+    for k, (src, meth) in enumerate(zip(sources, methods)):
+        part = df.copy()
+        part["bulk_modulus"] = part["bulk_modulus"] + 25.0 * k
+        part["source"], part["method"] = src, meth
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_design_with_computed_and_experimental_values_of_one_property():
+    """Issue 9: `TypeError: fit_multitask() got an unexpected keyword argument 'seed'`."""
+    cands, _ = design_from_dataframe(_two_source_frame(), ["bulk_modulus>=190 GPa"], n=3, n_candidates=2000, seed=4)
+    assert len(cands) == 3
+    # predictions are of the experimental fidelity (offset +25 GPa), not of the computed one
+    assert all(c.mean["bulk_modulus"] > 170 for c in cands)
+
+
+def test_design_treats_each_computed_method_as_its_own_fidelity():
+    """Issue 9: EMT and GPAW values of one property were pooled into one model without a marker."""
+    from botorch.models import MultiTaskGP
+
+    from dm_hpc.acquire.design import fit_design_models
+
+    df = _two_source_frame(methods=("emt", "gpaw"), sources=("computed", "computed"))
+    fitted = fit_design_models(df, ["bulk_modulus"], target_fidelity="computed:gpaw")
+    model = fitted.models["bulk_modulus"]
+    assert isinstance(model, MultiTaskGP)
+    assert fitted.fidelities == ["computed:emt", "computed:gpaw"] and fitted.target == "computed:gpaw"
+
+
+def test_design_cli_on_the_bandgap_dft_vs_expt_store(tmp_path, datasets):
+    from dm_hpc.cli import app
+    from tests.conftest import REPO
+
+    runner = CliRunner()
+    store = tmp_path / "store"
+    res = runner.invoke(app, ["store", "import", str(datasets / "bandgap_dft_vs_expt.csv"), "--store", str(store),
+                              "--map", str(REPO / "configs/sheets/bandgap_dft_vs_expt.yaml")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["design", "--store", str(store), "--target", "bandgap>=2 eV", "-n", "3"])
+    assert res.exit_code == 0, res.output
+    assert "probability" in res.output and "experimental:expt-literature" in res.output

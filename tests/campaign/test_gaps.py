@@ -6,7 +6,8 @@ import pytest
 
 from dm_hpc.campaign import parse_campaign
 from dm_hpc.campaign.dataset import training_set
-from dm_hpc.campaign.gaps import MIN_SEPARATION, coverage_map, gap_suggestions, gaps_command
+from dm_hpc.campaign.coverage import coverage_map, gaps_command
+from dm_hpc.campaign.gaps import MIN_SEPARATION, gap_suggestions
 from dm_hpc.campaign.strategy import fit_model
 from dm_hpc.data import Composition, MaterialRecord, PropertyValue, Provenance, Source, Store
 
@@ -61,7 +62,8 @@ def lab_store(tmp_path_factory):
         df = store.to_dataframe()
     data = training_set(campaign, df)
     assert len(data) == 27 and set(data.sources) == {"experimental"}
-    model, space, multi = fit_model(campaign, data)
+    fitted = fit_model(campaign, data)
+    model, space = fitted.model, fitted.space
     return root, campaign, df, model, space
 
 

@@ -1,0 +1,186 @@
+"""Planners: what to calculate or measure next, behind one protocol.
+
+Ax keeps the loop that runs trials, the strategy that chooses them and the rule that stops apart;
+so does dm-hpc. A planner only *proposes* (``Planner.propose``); ``fresh_points`` turns proposals
+into realised points (``points.py``) that no fidelity has seen: stored, in flight, queued or sent
+to the lab. When no new point can be found it says so instead of proposing a known one again, so
+a loop driven by it makes progress or stops -- a livelock is impossible by construction.
+
+Planners here: ``RandomStart`` (the space-filling start and the fallback), ``BoTorchOptimisation``
+(surrogate + acquisition, with a fidelity per point), ``LabSeeding`` (a first lab batch from a
+single-fidelity model), and the campaign's gap-filling planner (variance reduction).
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from dm_hpc.acquire.acquisition import Objective, OutcomeConstraint
+from dm_hpc.acquire.fidelity import Fidelity
+from dm_hpc.acquire.points import PointKey, ProposedPoint
+from dm_hpc.acquire.space import DesignSpace
+
+#: Rounds of re-proposal (each with the rejected points pending) before the random fallback.
+PLAN_ROUNDS = 3
+#: Random candidates drawn by the fallback; none of them new means the space is exhausted.
+FALLBACK_CANDIDATES = 4096
+
+
+@dataclass
+class PlanRequest:
+    """What a planner is asked.
+
+    Attributes:
+        q: how many points.
+        fitted: the current ``learn.fitted.FittedSurrogate`` (None before the first fit).
+        pending: realised points in flight, queued or in lab batches (not yet measured).
+        allowed: fidelity names that may be proposed (budgets and circuit breakers applied).
+        seed: seeds every random draw (same request, same answer).
+    """
+
+    q: int
+    fitted: object | None
+    pending: list[ProposedPoint]
+    allowed: list[str]
+    seed: int
+
+
+class Planner(Protocol):
+    """Anything that proposes points (not yet realised; ``fresh_points`` does that)."""
+
+    def propose(self, request: PlanRequest) -> list[ProposedPoint]: ...
+
+
+@dataclass
+class RandomStart:
+    """Uniform feasible points of the space (a pool: distinct pool entries), first allowed fidelity."""
+
+    space: DesignSpace
+
+    def propose(self, request: PlanRequest) -> list[ProposedPoint]:
+        rng = np.random.default_rng(request.seed)
+        fid = request.allowed[0]
+        if self.space.pool is not None:
+            frac, proc = self.space.pool
+            pick = rng.permutation(len(frac))[:request.q]
+            return [ProposedPoint(fid, c, p) for c, p in self.space.to_dicts(frac[pick], proc[pick])]
+        frac, proc = self.space.sample(request.q, rng)
+        return [ProposedPoint(fid, c, p) for c, p in self.space.to_dicts(frac, proc)]
+
+
+@dataclass
+class BoTorchOptimisation:
+    """``acquire.propose`` on the fitted surrogate; with several fidelities each point gets the
+    one with most information about the target per unit cost.
+
+    Attributes:
+        objectives, constraints: on the model's outputs (indices into ``outputs``).
+        costs: cost of one evaluation per fidelity name (one common unit, e.g. core-hours).
+    """
+
+    space: DesignSpace
+    objectives: Sequence[Objective]
+    constraints: Sequence[OutcomeConstraint]
+    outputs: Sequence[str]
+    costs: dict[str, float]
+
+    def propose(self, request: PlanRequest) -> list[ProposedPoint]:
+        from dm_hpc.acquire.propose import propose
+
+        fitted = request.fitted
+        fidelities = None
+        allowed = [f for f in request.allowed if f in fitted.fidelities] or request.allowed
+        if fitted.multi_fidelity:
+            fidelities = [Fidelity(name, fitted.task_of(name), self.costs[name], target=(name == fitted.target))
+                          for name in allowed]
+        pending = [(p.composition, p.process) for p in request.pending]
+        # the acquisition's Monte-Carlo samples come from torch's global generator: seed it here,
+        # inside a fork, so the same request gives the same points and nobody else's stream moves
+        with warnings.catch_warnings(), torch.random.fork_rng():
+            warnings.simplefilter("ignore")
+            torch.manual_seed(request.seed)
+            proposals = propose(fitted.model, self.space, self.objectives, self.constraints, q=request.q,
+                                pending=pending or None, fidelities=fidelities, outputs=list(self.outputs),
+                                X_baseline=fitted.train_X, seed=request.seed)
+        return [ProposedPoint(p.fidelity or allowed[0], p.composition, p.process,
+                              {"mean": p.mean, "std": p.std, "acquisition": p.acquisition_value,
+                               "gain_per_cost": p.gain_per_cost})
+                for p in proposals]
+
+
+@dataclass
+class LabSeeding:
+    """A first lab batch before any measurement: the best-predicted points of ``inner``
+    (a single-fidelity model cannot weigh the lab yet; the lab's answers seed the multi-task one)."""
+
+    inner: Planner
+    lab: str
+    calculation: str
+
+    def propose(self, request: PlanRequest) -> list[ProposedPoint]:
+        asked = PlanRequest(request.q, request.fitted, request.pending, [self.calculation], request.seed)
+        return [p.at(self.lab) for p in self.inner.propose(asked)]
+
+
+@dataclass
+class PlanOutcome:
+    """New realised points, and why fewer than asked were found (None: all found)."""
+
+    points: list[ProposedPoint]
+    shortfall: str | None = None
+    rejected: int = 0
+
+
+Realise = Callable[[ProposedPoint], "ProposedPoint | None"]
+
+
+def fresh_points(
+    planner: Planner,
+    request: PlanRequest,
+    realise: Realise,
+    seen: dict[str, set[PointKey]],
+    fallback: Planner | None = None,
+    rounds: int = PLAN_ROUNDS,
+) -> PlanOutcome:
+    """Up to ``request.q`` realised points that are new for their fidelity.
+
+    Each proposal is realised (``realise``: None when it cannot be made at all) and kept only if
+    its key is not in ``seen[fidelity]``; kept points join the pending set of the next round, so
+    the planner moves on. After ``rounds`` rounds, ``fallback`` (random points, many candidates)
+    fills what is missing. ``seen`` is not modified.
+    """
+    seen = {f: set(keys) for f, keys in seen.items()}
+    out: list[ProposedPoint] = []
+    pending = list(request.pending)
+    rejected = 0
+    for r in range(rounds + (fallback is not None)):
+        need = request.q - len(out)
+        if need <= 0:
+            break
+        source, q = planner, need
+        if r == rounds:
+            source, q = fallback, FALLBACK_CANDIDATES  # exhausted if none of these is new
+        proposals = source.propose(PlanRequest(q, request.fitted, pending, request.allowed,
+                                               int(np.random.default_rng([request.seed, r]).integers(2**31))))
+        for p in proposals:
+            real = realise(p)
+            if real is None or real.key in seen.setdefault(real.fidelity, set()):
+                rejected += 1
+                if real is not None:
+                    pending.append(real)
+                continue
+            seen[real.fidelity].add(real.key)
+            pending.append(real)
+            out.append(real)
+            if len(out) == request.q:
+                break
+    shortfall = None
+    if len(out) < request.q:
+        shortfall = (f"no new point found: {rejected} proposals realised to points already stored, "
+                     f"in flight, queued or sent to the lab (the space is exhausted at this precision)")
+    return PlanOutcome(out, shortfall, rejected)

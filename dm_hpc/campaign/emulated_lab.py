@@ -1,0 +1,48 @@
+"""An emulated lab for offline benchmarks: answers lab batches from a table of measurements.
+
+Beside the lab hand-off (``lab.py``) because it plays the lab's part of it: a suggested sample
+gets the table's measurement of that composition (replicates averaged, as the benchmark protocol
+does), as an ``experimental`` record under the sample's id; a composition the table never
+measured is a sample the lab "could not make".
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dm_hpc.acquire.points import point_key
+from dm_hpc.data import MaterialRecord
+
+
+class EmulatedLab:
+    """Measurements of ``table`` (read with ``column_map``), by composition."""
+
+    def __init__(self, lab_name: str, campaign: str, table: Path, column_map: Path | None = None) -> None:
+        from dm_hpc.data.sheets import read_sheet
+
+        self.lab_name, self.campaign, self.table = lab_name, campaign, table
+        self._by_key: dict[tuple, list[MaterialRecord]] = {}
+        for rec in read_sheet(table, column_map=column_map):
+            if rec.composition is not None:
+                self._by_key.setdefault(point_key(rec.composition.fractions, {})[0], []).append(rec)
+
+    def answer(self, samples: list[dict[str, Any]]) -> list[MaterialRecord]:
+        """Records for the samples the table measured (``sample_id``, ``composition`` each)."""
+        out = []
+        for sample in samples:
+            hits = self._by_key.get(point_key(sample["composition"], {})[0], [])
+            if not hits:
+                continue
+            props: dict[str, list[float]] = {}
+            for rec in hits:
+                for p in rec.properties:
+                    props.setdefault(p.name, []).append(p.value)
+            out.append(MaterialRecord.model_validate({
+                "composition": sample["composition"], "sample_id": sample["sample_id"],
+                "properties": [{"name": k, "value": float(np.mean(v))} for k, v in props.items()],
+                "provenance": {"source": "experimental", "method": self.lab_name, "campaign": self.campaign,
+                               "extra": {"emulated_from": str(self.table)}},
+            }))
+        return out

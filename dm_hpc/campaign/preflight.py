@@ -1,0 +1,72 @@
+"""Preflight: what a campaign needs beyond a valid file, checked before any budget is spent.
+
+``dm-hpc validate`` and the start of ``dm-hpc run`` ask ``preflight``: every calculation method
+exists and can describe every element of the design space with its settings (EMT's element
+list, GPAW's PAW setups, QE's pseudopotentials), every named file exists (pool, column maps,
+site profile, emulation table), and a method's code is installed where the runner is local.
+Durations are checked in the spec itself (finite, positive).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dm_hpc.campaign.spec import CampaignError, CampaignSpec, RunnerKind
+
+
+def _space_elements(c: CampaignSpec) -> list[str]:
+    if c.space.elements:
+        return sorted(c.space.elements)
+    if c.space.pool is not None and Path(c.space.pool).exists():
+        from dm_hpc.campaign.strategy import pool_compositions
+
+        return sorted({el for comp in pool_compositions(c) for el in comp})
+    return []
+
+
+def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
+    """Everything that would make the campaign fail once started (empty: none).
+
+    ``check_codes``: also require each method's code to be runnable here (true at ``run`` on
+    the local runner; a cluster campaign is validated on a login node without the codes).
+    """
+    from dm_hpc.compute import UnknownMethodError, get_method
+
+    out = []
+    files = [("space.pool", c.space.pool), ("space.pool_map", c.space.pool_map)]
+    for f in c.fidelities:
+        files += [(f"fidelities.{f.name}.emulate_from", f.emulate_from),
+                  (f"fidelities.{f.name}.emulate_map", f.emulate_map)]
+    if c.runner.site is not None and Path(c.runner.site).suffix:
+        files.append(("runner.site", c.runner.site))
+    for field, path in files:
+        if path is not None and not Path(path).is_file():
+            out.append(f"{field}: no such file: {path}")
+    if c.runner.site is not None and not Path(c.runner.site).suffix:
+        from dm_hpc.runners.site import SITES_DIR
+
+        if not (SITES_DIR / f"{c.runner.site}.yaml").is_file():
+            out.append(f"runner.site: no site profile {c.runner.site!r} in {SITES_DIR}")
+    elements = _space_elements(c)
+    for f in c.calculations:
+        try:
+            method = get_method(f.method)
+            settings = method.merged_settings(f.settings)
+        except (UnknownMethodError, ValueError) as exc:
+            out.append(f"fidelities.{f.name}: {str(exc).strip(chr(34))}")
+            continue
+        missing = method.unsupported(elements, f.settings)
+        if missing:
+            out.append(f"fidelities.{f.name}: method {f.method} cannot calculate {', '.join(missing)} "
+                       f"(no potential, PAW setup or pseudopotential with {settings.get('xc', 'its settings')})")
+        if check_codes and c.runner.kind == RunnerKind.local:
+            why = method.available()
+            if why:
+                out.append(f"fidelities.{f.name}: method {f.method} cannot run here: {why}")
+    return out
+
+
+def check(c: CampaignSpec, origin: str, check_codes: bool = False) -> None:
+    """Raise ``CampaignError`` listing every problem (nothing is spent on a campaign that fails)."""
+    found = problems(c, check_codes=check_codes)
+    if found:
+        raise CampaignError(f"{origin}: campaign cannot run:\n" + "\n".join(f"  {p}" for p in found))

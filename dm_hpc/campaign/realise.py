@@ -1,0 +1,96 @@
+"""Proposals -> realised points: what each fidelity will really calculate or make.
+
+A calculation runs on the cell ``compute.structures`` builds: the integer occupation of the
+smallest fitting fcc/bcc supercell. Two compositions that round to one cell are one calculation,
+so a calculation's realised composition is the cell's own (iterated to a fixed point: the cell
+of the cell composition is the same cell), and its process is the middle of the box (calculators
+do not model the process route, as ``dataset.training_set`` assumes too). A lab makes a
+composition at its stated ``precision`` (atomic fraction step); without one, as proposed.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
+from dm_hpc.campaign.spec import CampaignSpec, FidelityKind
+
+#: A cell size chain never takes more steps than there are cell sizes.
+_MAX_STEPS = 6
+
+
+def _midpoint(campaign: CampaignSpec) -> dict[str, float]:
+    return {k: 0.5 * (b.low + b.high) for k, b in campaign.space.process.items()}
+
+
+def realiser(campaign: CampaignSpec) -> Callable[[ProposedPoint], ProposedPoint | None]:
+    """The campaign's realisation function: a point -> its realised point (None: cannot be made)."""
+    from dm_hpc.compute import get_method
+    from dm_hpc.compute.structures import StructureError, atom_counts, plan_structure
+    from dm_hpc.data import Composition
+
+    settings = {f.name: get_method(f.method).merged_settings(f.settings) for f in campaign.calculations}
+    precision = {f.name: f.precision for f in campaign.fidelities if f.kind == FidelityKind.experiment}
+    mid = _midpoint(campaign)
+
+    @lru_cache(maxsize=65536)
+    def cell(fidelity: str, comp: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...] | None:
+        fractions = dict(comp)
+        for _ in range(_MAX_STEPS):
+            try:
+                plan = plan_structure(Composition(fractions), settings[fidelity])
+            except (StructureError, ValueError):
+                return None
+            n = sum(plan.counts.values())
+            nxt = {el: c / n for el, c in plan.counts.items()}
+            if point_key(nxt, {}) == point_key(fractions, {}):
+                return tuple(sorted(nxt.items()))
+            fractions = nxt
+        return None  # no fixed point: the cell would change with every build
+
+    def realise(p: ProposedPoint) -> ProposedPoint | None:
+        if p.fidelity in settings:
+            comp = cell(p.fidelity, point_key(p.composition, {})[0])
+            return None if comp is None else ProposedPoint(p.fidelity, dict(comp), dict(mid), p.predicted)
+        step = precision.get(p.fidelity)
+        if step:
+            n = max(1, round(1.0 / step))
+            counts = atom_counts(p.composition, n)
+            comp = {el: c / n for el, c in counts.items() if c > 0}
+            return ProposedPoint(p.fidelity, comp, dict(p.process), p.predicted)
+        return ProposedPoint(p.fidelity, dict(p.composition), dict(p.process), p.predicted)
+
+    return realise
+
+
+def stored_keys(campaign: CampaignSpec, df) -> dict[str, set[PointKey]]:
+    """Realised keys of the store's records per fidelity of ``campaign`` (``Store.to_dataframe()``).
+
+    A computed record's composition is its cell's; calculations stand at the middle of the box.
+    """
+    from dm_hpc.campaign.dataset import fidelity_of
+
+    out: dict[str, set[PointKey]] = {f.name: set() for f in campaign.fidelities}
+    if df is None or df.empty:
+        return out
+    x_cols = [c for c in df.columns if c.startswith("x_")]
+    pnames = list(campaign.space.process)
+    mid = _midpoint(campaign)
+    proc_cols = {name: [c for c in df.columns if c.startswith("process.") and c.endswith(f":{name}")]
+                 for name in pnames}
+    for i, (src, meth) in enumerate(zip(df["source"], df["method"])):
+        idx = fidelity_of(campaign, src, meth)
+        if idx is None:
+            continue
+        fid = campaign.fidelities[idx]
+        row = df.iloc[i]
+        comp = {c[2:]: float(row[c]) for c in x_cols if row[c] == row[c] and row[c] > 0}
+        if fid.kind == FidelityKind.calculation:
+            proc = mid
+        else:
+            proc = {}
+            for name, cols in proc_cols.items():
+                vals = [row[c] for c in cols if row[c] == row[c]]
+                proc[name] = float(vals[0]) if vals else mid[name]
+        out[fid.name].add(point_key(comp, proc))
+    return out

@@ -1,0 +1,86 @@
+"""Stopping rules: pure functions of the journal state (Ax's global stopping, kept apart from
+the loop). The manager asks ``stop_reason`` every tick; ``dm-hpc status`` and the report ask
+``stopped_fidelities`` for the circuit breaker; tests call them on hand-made states.
+"""
+from __future__ import annotations
+
+from dm_hpc.campaign import journal as jn
+from dm_hpc.campaign.spec import CampaignSpec, Goal
+
+
+def budget_reason(c: CampaignSpec, state: jn.State, now: float, lab_waiting: int = 0) -> str | None:
+    """Which budget is used up (None: none). ``lab_waiting``: lab suggestions not yet journalled."""
+    b = c.budget
+    if b.calculations is not None and len(state.tasks) >= b.calculations:
+        return f"calculation budget reached ({len(state.tasks)})"
+    if b.core_hours is not None and state.core_hours >= b.core_hours:
+        return f"core-hour budget reached ({state.core_hours:.3f})"
+    if b.wall_time is not None and state.started_at is not None and now - state.started_at >= b.wall_time:
+        return f"wall-time budget reached ({now - state.started_at:.0f} s)"
+    if not c.calculations and b.lab_experiments is not None and len(state.lab) + lab_waiting >= b.lab_experiments:
+        return f"lab budget reached ({len(state.lab)} experiments)"
+    return None
+
+
+def lab_budget_left(c: CampaignSpec, state: jn.State, lab_waiting: int = 0) -> int | None:
+    """Lab experiments that may still be suggested (None: no lab cap)."""
+    cap = c.budget.lab_experiments
+    return None if cap is None else max(0, cap - len(state.lab) - lab_waiting)
+
+
+def targets_met(c: CampaignSpec, best: dict[str, float]) -> bool:
+    """Every objective with a target has reached it (and the rule is on)."""
+    objs = [o for o in c.objectives if o.target is not None]
+    if not objs or not c.stopping.targets_met:
+        return False
+    for o in objs:
+        v, t = best.get(o.property), o.canonical_target
+        if v is None or (o.goal == Goal.max and v < t) or (o.goal == Goal.min and v > t):
+            return False
+    return True
+
+
+def no_improvement(c: CampaignSpec, state: jn.State) -> bool:
+    """The first objective's best value did not improve over the last ``no_improvement_rounds``
+    refits (``state.best`` holds the best value at each journalled refit)."""
+    k = c.stopping.no_improvement_rounds
+    o = c.objectives[0]
+    values = [b[o.property] for b in state.best if b.get(o.property) is not None]
+    if k is None or len(values) <= k:
+        return False
+    better = max if o.goal == Goal.max else min
+    return better(values[-k:] + [better(values[:-k])]) == better(values[:-k])
+
+
+def stopped_fidelities(c: CampaignSpec, state: jn.State) -> dict[str, str]:
+    """Circuit breaker: fidelities whose last ``max_consecutive_failures`` finished tasks all
+    failed with the same kind of failure -> why (the budget would only burn on the same error)."""
+    limit = c.stopping.max_consecutive_failures
+    out = {}
+    for fid in c.calculations:
+        ended = sorted((t for t in state.tasks.values() if t.fidelity == fid.name and t.ended_at is not None),
+                       key=lambda t: t.ended_at)
+        tail = ended[-limit:]
+        if len(tail) == limit and all(t.status == jn.FAILED for t in tail):
+            kinds = {t.failure_kind for t in tail}
+            if len(kinds) == 1:
+                out[fid.name] = (f"circuit breaker: fidelity {fid.name!r} stopped after {limit} consecutive "
+                                 f"failures of kind {kinds.pop()} (last: {tail[-1].error})")
+    return out
+
+
+def stop_reason(c: CampaignSpec, state: jn.State, now: float, best: dict[str, float],
+                lab_waiting: int = 0) -> str | None:
+    """The first rule that says stop, in order: budgets, every calculation stopped by the circuit
+    breaker, targets met, no improvement (None: go on)."""
+    reason = budget_reason(c, state, now, lab_waiting)
+    if reason:
+        return reason
+    broken = stopped_fidelities(c, state)
+    if c.calculations and len(broken) == len(c.calculations):
+        return "; ".join(broken.values())
+    if targets_met(c, best):
+        return "objective targets met"
+    if no_improvement(c, state):
+        return f"no improvement in {c.stopping.no_improvement_rounds} refits"
+    return None
