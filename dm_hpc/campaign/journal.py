@@ -56,6 +56,11 @@ class LabEntry:
     record_id: str | None = None
     not_made: bool = False  # the lab returned the row without a measurement
 
+    @property
+    def awaited(self) -> bool:
+        """Still out at the lab: neither measured nor returned as not made."""
+        return self.record_id is None and not self.not_made
+
 
 @dataclass
 class State:

@@ -310,7 +310,7 @@ class CampaignManager:
                           task_id=task_id, campaign=self.c.name)
         return TaskSpec(task_id=task_id, name=f"{self.c.name} {fid.name} {task_id}", argv=worker_argv(path),
                         workdir=workdir, cores=fid.cores, walltime_s=int(fid.walltime), campaign=self.c.name,
-                        env={"OMP_NUM_THREADS": "1"})
+                        method=fid.method, env={"OMP_NUM_THREADS": "1"})
 
     def _submit(self, task_id: str, point: ProposedPoint) -> None:
         # write-ahead: the plan is durable before anything runs
@@ -466,7 +466,7 @@ class CampaignManager:
         pending += list(self.queue) + self.lab_pending
         lab = self.c.lab
         pending += [ProposedPoint(lab.name, e.composition, e.process)
-                    for e in self.state.lab.values() if e.record_id is None]
+                    for e in self.state.lab.values() if e.awaited]
         snapshot = _Snapshot(
             data=self._reload() if refit else None,
             # the same journal state plans the same points (a resumed run, the lab's batch)
@@ -476,7 +476,7 @@ class CampaignManager:
             seen=self._seen(),
             allowed=allowed,
             seed_lab=(lab is not None and lab.name in allowed and not self.lab_pending
-                      and not any(e.record_id is None for e in self.state.lab.values())),
+                      and not any(e.awaited for e in self.state.lab.values())),
         )
         if refit:
             self._refit_due = False
@@ -544,7 +544,7 @@ class CampaignManager:
 
         self.lab_pending = []
         lab = self.c.lab
-        if lab is None or any(e.record_id is None for e in self.state.lab.values()):
+        if lab is None or any(e.awaited for e in self.state.lab.values()):
             return
         batch = lab_batch(self.c, self.state, self.store.to_dataframe(), lab.batch_size)
         if batch.samples:

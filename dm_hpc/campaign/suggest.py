@@ -57,7 +57,7 @@ def lab_batch(c: CampaignSpec, state: jn.State, df: pd.DataFrame, n: int, fitted
         fitted = fit_model(c, data) if len(data) >= 2 else None
     seed = int(np.random.default_rng([c.seed, len(state.tasks), len(state.lab), state.refits, 7]).integers(2**31))
     pending = [ProposedPoint(t.fidelity, t.composition, t.process) for t in state.in_flight]
-    pending += [ProposedPoint(lab.name, e.composition, e.process) for e in state.lab.values() if e.record_id is None]
+    pending += [ProposedPoint(lab.name, e.composition, e.process) for e in state.lab.values() if e.awaited]
     if fitted is None:
         planner = RandomStart(design_space(c))
     elif fitted.multi_fidelity or not c.calculations:
