@@ -12,8 +12,9 @@ points from default_rng(s) in both), same pool file. Per-seed curves go to
 ``DIR/suite/<variant>/<set>-<strategy>.json``.
 
 ``--variant`` switches the engine's GP settings for ablations (fields of
-``dm_hpc.learn.surrogates.GPSettings``: prior=botorch|matern, outcome=standardize|bilog,
-full_fit_points=N) and ``acq=ucb|nei`` (``dm_hpc.acquire.acquisition.DEFAULT_ACQUISITION``).
+``dm_hpc.learn.surrogates.GPSettings``: prior=botorch|matern,
+full_fit_points=N), ``acq=ucb|nei`` (``dm_hpc.acquire.acquisition.DEFAULT_ACQUISITION``) and
+``beta=B`` (its ``UCB_BETA``).
 """
 from __future__ import annotations
 
@@ -65,6 +66,8 @@ def apply_variant(text: str) -> str:
     acq = kv.pop("acq", None)
     if acq:
         acquisition.DEFAULT_ACQUISITION = acq
+    if "beta" in kv:
+        acquisition.UCB_BETA = float(kv.pop("beta"))
     fields = {f.name: f.type for f in dataclasses.fields(surrogates.GPSettings)}
     upd = {k: (int(v) if fields[k] == "int" else v) for k, v in kv.items()}
     surrogates.GP_DEFAULTS = dataclasses.replace(surrogates.GP_DEFAULTS, **upd)
@@ -113,7 +116,8 @@ def compare(out: Path, engine: str = "default") -> str:
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ratios = {"ei": [], "lcb": [], "ef": []}
     by_set: dict[str, dict] = {}
-    for p in sorted(out.glob("*.json")):
+    # references do not depend on the engine's variant: take them from the default run if absent
+    for p in sorted(out.parent.glob("default/*-reference-*.json")) + sorted(out.glob("*.json")):
         r = json.loads(p.read_text())
         by_set.setdefault(r["set"], {})[r["strategy"]] = r
     for name, runs in by_set.items():
@@ -164,7 +168,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--only", default="", help="dev sets (default: all of DEV_SUITE)")
     ap.add_argument("--strategies", default="default,reference-gp-ei,reference-gp-lcb")
-    ap.add_argument("--variant", default="", help="ablation: prior=..,outcome=..,full_fit_points=..,acq=..")
+    ap.add_argument("--variant", default="", help="ablation: prior=..,full_fit_points=..,acq=..,beta=..")
     ap.add_argument("--compare", action="store_true")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     ap.add_argument("--mode", default="suite", help="suite, single (legacy p3ht/oer), multiobjective, multifidelity")

@@ -38,27 +38,14 @@ class GPSettings:
     prior: "botorch" = SingleTaskGP's own model (RBF kernel with the dimension-scaled log-normal
         length-scale prior and log-normal noise prior, Hvarfner et al. 2024); "matern" = ARD
         Matern-5/2 in a ScaleKernel with a Gamma output-scale prior (the earlier default).
-    outcome: "standardize", or "bilog" (standardise, then sign(y) log(1 + |y|), then standardise:
-        compresses heavy tails of skewed objectives without knowing their units).
     full_fit_points: up to this many points: cold fit, no iteration cap (see GP_FULL_FIT_POINTS).
     """
 
     prior: str = "botorch"
-    outcome: str = "standardize"
     full_fit_points: int = GP_FULL_FIT_POINTS
 
 
 GP_DEFAULTS = GPSettings()
-
-
-def _outcome_transform(kind: str, m: int):
-    from botorch.models.transforms.outcome import Bilog, ChainedOutcomeTransform, Standardize
-
-    if kind == "standardize":
-        return Standardize(m)
-    if kind == "bilog":
-        return ChainedOutcomeTransform(pre=Standardize(m), bilog=Bilog(), post=Standardize(m))
-    raise ValueError(f"unknown outcome transform {kind!r}; use standardize or bilog")
 
 
 def _as_xy(X, Y) -> tuple[Tensor, Tensor]:
@@ -159,7 +146,7 @@ def fit_gp(
         a fitted ``botorch.models.SingleTaskGP`` in eval mode.
     """
     from botorch.models import SingleTaskGP
-    from botorch.models.transforms import Normalize
+    from botorch.models.transforms import Normalize, Standardize
 
     settings = settings or GP_DEFAULTS
     X, Y = _as_xy(X, Y)
@@ -178,7 +165,7 @@ def fit_gp(
             train_Yvar=Yv,
             covar_module=_matern_ard(d, batch) if settings.prior == "matern" else None,
             input_transform=Normalize(d, bounds=bounds.to(X)),
-            outcome_transform=_outcome_transform(settings.outcome, m),
+            outcome_transform=Standardize(m),
         )
 
     if n <= settings.full_fit_points:
@@ -218,6 +205,8 @@ def fit_multitask(
             the highest id, by convention the experimental target).
         all_tasks: every task id the model should know, observed or not yet (default: observed
             ids plus ``target_task``).
+        warm_start / maxiter / warm_maxiter: used only above ``GP_DEFAULTS.full_fit_points``
+            points; below, the fit is BoTorch's own (cold, uncapped), as in ``fit_gp``.
 
     Returns:
         a fitted ``botorch.models.MultiTaskGP``; inputs with ``d + 1`` columns (last = task id)
@@ -242,12 +231,15 @@ def fit_multitask(
         torch.cat([X, tasks], dim=-1),
         Y,
         task_feature=-1,
-        covar_module=_matern_ard(d),
+        covar_module=_matern_ard(d) if GP_DEFAULTS.prior == "matern" else None,
         output_tasks=[target],
         all_tasks=all_tasks,
         input_transform=Normalize(d + 1, bounds=full_bounds, indices=list(range(d))),
         outcome_transform=Standardize(1),
     )
+    if n <= GP_DEFAULTS.full_fit_points:  # as for fit_gp: BoTorch's own fit, no cap, no warm start
+        _fit_mll(model, None)
+        return model
     warm = warm_start is not None and _load_hypers(model, _hyper_state(warm_start))
     _fit_mll(model, warm_maxiter if warm else maxiter)
     return model
