@@ -11,6 +11,7 @@ measured values of:
   (a) GP on the measured values alone; (b) measured = computed; (c) GP on measured - computed;
   (d) GP with the computed value as an input; (e) multi-task GP (``fit_multitask``);
   engine = ``dm_hpc.learn.multifidelity.fit_multifidelity(kind="auto")`` (5-fold CV among c, d, e).
+All GPs with ``MULTITASK_SETTINGS`` (BoTorch's own model, uncapped fits).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def load() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def main() -> None:
     from dm_hpc.learn import fit_gp, predict
     from dm_hpc.learn.multifidelity import fit_multifidelity
+    from dm_hpc.learn.surrogates import MULTITASK_SETTINGS
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--splits", type=int, default=5)
@@ -70,7 +72,7 @@ def main() -> None:
                 return float(((mu - y[test]) ** 2).mean().sqrt())
 
             bounds = torch.stack([X.min(0).values, torch.where(X.max(0).values > X.min(0).values, X.max(0).values, X.min(0).values + 1)])
-            alone = fit_gp(X[known], y[known].unsqueeze(-1), bounds=bounds)
+            alone = fit_gp(X[known], y[known].unsqueeze(-1), bounds=bounds, settings=MULTITASK_SETTINGS)
             res[names[0]].append(rmse(predict(alone, X[test])[0][:, 0]))
             res[names[1]].append(rmse(c[test]))
             for name, kind in zip(names[2:5], ("residual", "feature", "multitask")):

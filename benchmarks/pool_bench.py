@@ -55,6 +55,11 @@ def reference_module():
     return mod
 
 
+def variant_tag(text: str) -> str:
+    """Folder name of a ``--variant`` (``default`` for none)."""
+    return text.replace("=", "-").replace(",", "_") if text else "default"
+
+
 def apply_variant(text: str) -> str:
     """Set the engine's GP settings / acquisition for an ablation; returns the variant's tag."""
     from dm_hpc.acquire import acquisition
@@ -71,7 +76,7 @@ def apply_variant(text: str) -> str:
     fields = {f.name: f.type for f in dataclasses.fields(surrogates.GPSettings)}
     upd = {k: (int(v) if fields[k] == "int" else v) for k, v in kv.items()}
     surrogates.GP_DEFAULTS = dataclasses.replace(surrogates.GP_DEFAULTS, **upd)
-    return text.replace("=", "-").replace(",", "_")
+    return variant_tag(text)
 
 
 def curve_metrics(found: np.ndarray, n_pool: int) -> dict:
@@ -180,7 +185,7 @@ def main() -> None:
         print(table(out))
         return
     if a.compare:
-        print(compare(out / "suite" / (a.variant or "default")))
+        print(compare(out / "suite" / variant_tag(a.variant)))
         return
     if a.mode == "suite":
         from dm_hpc.bench.suite import DEV_SUITE

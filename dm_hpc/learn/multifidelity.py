@@ -12,7 +12,9 @@ candidate, say). Three ways of using it, each a GP on the same inputs:
 
 ``fit_multifidelity(..., kind="auto")`` picks the kind with the lowest K-fold cross-validated RMSE
 on the measured items (one general rule, no per-dataset setting); ``MultiFidelityFit.cv_rmse`` keeps
-the evidence. Without enough measured items for the folds it falls back to ``residual``.
+the evidence. Without enough measured items for the folds it falls back to ``residual``. All three
+are fitted with ``MULTITASK_SETTINGS`` (BoTorch's own model and uncapped fits below 500 points), the
+setting of the multi-fidelity table in benchmarks/README.md.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from dm_hpc.learn.surrogates import fit_gp, fit_multitask, predict
+from dm_hpc.learn.surrogates import MULTITASK_SETTINGS, fit_gp, fit_multitask, predict
 
 KINDS = ("residual", "feature", "multitask")
 #: folds of the internal cross-validation behind ``kind="auto"``
@@ -63,11 +65,11 @@ def _fit_kind(kind: str, X: Tensor, cheap: Tensor, measured: Tensor, y: Tensor, 
     """Fit one kind. X: ``n x d`` all items; cheap: ``n``; measured: ``n`` bool; y: ``n`` (NaN where unmeasured)."""
     Xm, ym, cm = X[measured], y[measured], cheap[measured]
     if kind == "residual":
-        return fit_gp(Xm, (ym - cm).unsqueeze(-1), bounds=bounds)
+        return fit_gp(Xm, (ym - cm).unsqueeze(-1), bounds=bounds, settings=MULTITASK_SETTINGS)
     if kind == "feature":
         c_lo, c_hi = cheap.min(), cheap.max()
         fb = torch.cat([bounds, torch.stack([c_lo, torch.where(c_hi > c_lo, c_hi, c_lo + 1)]).unsqueeze(-1)], -1)
-        return fit_gp(torch.cat([Xm, cm.unsqueeze(-1)], -1), ym.unsqueeze(-1), bounds=fb)
+        return fit_gp(torch.cat([Xm, cm.unsqueeze(-1)], -1), ym.unsqueeze(-1), bounds=fb, settings=MULTITASK_SETTINGS)
     if kind == "multitask":
         Xa = torch.cat([X, Xm])
         ya = torch.cat([cheap, ym]).unsqueeze(-1)

@@ -22,11 +22,12 @@ from torch import Tensor, nn
 
 #: Above this many training points ``kind="auto"`` uses the deep ensemble (exact GP cost grows as N^3).
 GP_MAX_POINTS = 2000
-#: Up to this many points an exact GP is fitted as stock BoTorch does: cold start, all points, no
-#: iteration cap (benchmarks/README.md, "Choosing the default": warm starts and caps cost decisions).
+#: Stock fitting (BoTorch's own model, cold start, all points, no iteration cap) is available up to
+#: ``GPSettings.full_fit_points``; the default does not use it (benchmarks/README.md, "Ablations":
+#: on the dev suite it was level or behind the capped, warm-started Matern path and 3-8x slower).
 GP_FULL_FIT_POINTS = 500
-#: Above ``GP_FULL_FIT_POINTS``, hyper-parameters are fitted on a random subset of this many points
-#: (warm-started, capped); the posterior still conditions on all points.
+#: Above ``GPSettings.full_fit_points``, hyper-parameters are fitted on a random subset of at most
+#: this many points (warm-started, capped); the posterior still conditions on all points.
 GP_MAX_FIT_POINTS = 250
 
 
@@ -45,7 +46,12 @@ class GPSettings:
     full_fit_points: int = GP_FULL_FIT_POINTS
 
 
-GP_DEFAULTS = GPSettings()
+#: What campaigns use, chosen by the dev-suite protocol of benchmarks/README.md (issue 10): Matern
+#: prior, warm-started capped fits at every size.
+GP_DEFAULTS = GPSettings(prior="matern", full_fit_points=0)
+#: Multi-task GPs: BoTorch's own model and uncapped fits below 500 points, as measured in the
+#: multi-fidelity table of benchmarks/README.md.
+MULTITASK_SETTINGS = GPSettings()
 
 
 def _as_xy(X, Y) -> tuple[Tensor, Tensor]:
@@ -130,14 +136,16 @@ def fit_gp(
     """Exact GP fitted by maximum a posteriori.
 
     Up to ``settings.full_fit_points`` points the fit is BoTorch's own (cold start, all points, no
-    iteration cap; ``warm_start`` and the caps are ignored). Beyond, hyper-parameters come from a
-    random subset of ``max_fit_points`` points, warm-started from ``warm_start`` when given.
+    iteration cap; ``warm_start`` and the caps are ignored). Beyond, hyper-parameters come from at
+    most ``max_fit_points`` points (a random subset), warm-started from ``warm_start`` when given,
+    at most ``warm_maxiter`` / ``maxiter`` L-BFGS iterations. The default (``GP_DEFAULTS``) is the
+    latter at every size, with the Matern prior.
 
     Args:
         X: ``n x d`` inputs. Y: ``n x m`` outcomes (m independent outputs). Yvar: optional
             ``n x m`` known noise variances.
         bounds: ``2 x d`` input bounds for normalisation (default: the data's range).
-        warm_start: a previous model from ``fit_gp`` on the same inputs (large n only).
+        warm_start: a previous model from ``fit_gp`` on the same inputs (capped path only).
         max_fit_points: subset size for the hyper-parameters above ``full_fit_points``.
         maxiter / warm_maxiter: L-BFGS iteration caps of a cold / warm subset fit.
         settings: model and fit choices (default ``GP_DEFAULTS``).
@@ -205,8 +213,8 @@ def fit_multitask(
             the highest id, by convention the experimental target).
         all_tasks: every task id the model should know, observed or not yet (default: observed
             ids plus ``target_task``).
-        warm_start / maxiter / warm_maxiter: used only above ``GP_DEFAULTS.full_fit_points``
-            points; below, the fit is BoTorch's own (cold, uncapped), as in ``fit_gp``.
+        warm_start / maxiter / warm_maxiter: used only above ``MULTITASK_SETTINGS.full_fit_points``
+            points; below, the fit is BoTorch's own (cold, uncapped).
 
     Returns:
         a fitted ``botorch.models.MultiTaskGP``; inputs with ``d + 1`` columns (last = task id)
@@ -231,13 +239,13 @@ def fit_multitask(
         torch.cat([X, tasks], dim=-1),
         Y,
         task_feature=-1,
-        covar_module=_matern_ard(d) if GP_DEFAULTS.prior == "matern" else None,
+        covar_module=_matern_ard(d) if MULTITASK_SETTINGS.prior == "matern" else None,
         output_tasks=[target],
         all_tasks=all_tasks,
         input_transform=Normalize(d + 1, bounds=full_bounds, indices=list(range(d))),
         outcome_transform=Standardize(1),
     )
-    if n <= GP_DEFAULTS.full_fit_points:  # as for fit_gp: BoTorch's own fit, no cap, no warm start
+    if n <= MULTITASK_SETTINGS.full_fit_points:  # BoTorch's own fit, no cap, no warm start
         _fit_mll(model, None)
         return model
     warm = warm_start is not None and _load_hypers(model, _hyper_state(warm_start))
