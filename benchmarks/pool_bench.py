@@ -1,14 +1,26 @@
 """Pool-based benchmark runs behind benchmarks/README.md (Liang et al. protocol).
 
-Usage: python benchmarks/pool_bench.py [--seeds 10] [--only p3ht,oer] [--strategies a,b] [--out DIR]
+Usage: python benchmarks/pool_bench.py [--seeds 10] [--only p3ht,branin2] [--strategies a,b] [--variant k=v,...]
+       python benchmarks/pool_bench.py --compare          # engine vs reference table of DIR/suite/<variant>/
        python benchmarks/pool_bench.py --mode multiobjective|multifidelity
-       python benchmarks/pool_bench.py --table          # print the markdown table of DIR/*/summary.json
+       python benchmarks/pool_bench.py --table            # legacy per-strategy table of DIR/*/summary.json
 
-Same seeds for every strategy (seed s draws the initial points from default_rng(s)).
+Default mode: the dev suite (``dm_hpc.bench.suite.DEV_SUITE``), each set run by the engine's
+strategies and by the stock-BoTorch yardstick ``../shared/tools/reference_bo.py`` (imported by path;
+strategies ``reference-gp-ei`` and ``reference-gp-lcb``), same seeds (seed s draws the two initial
+points from default_rng(s) in both), same pool file. Per-seed curves go to
+``DIR/suite/<variant>/<set>-<strategy>.json``.
+
+``--variant`` switches the engine's GP settings for ablations (fields of
+``dm_hpc.learn.surrogates.GPSettings``: prior=botorch|matern,
+full_fit_points=N), ``acq=ucb|nei`` (``dm_hpc.acquire.acquisition.DEFAULT_ACQUISITION``) and
+``beta=B`` (its ``UCB_BETA``).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.util
 import json
 import os
 import time
@@ -16,7 +28,11 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-DATA = Path(os.environ.get("DM_HPC_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("DM_HPC_DATASETS", ROOT.parent / "shared" / "datasets"))
+REFERENCE = Path(os.environ.get("DM_HPC_REFERENCE_BO", ROOT.parent / "shared" / "tools" / "reference_bo.py"))
 SETS = {
     "p3ht": dict(file="p3ht_conductivity.csv", inputs=["P3HT content (%)", "D1 content (%)", "D2 content (%)", "D6 content (%)", "D8 content (%)"],
                  objective="Conductivity (measured) (S/cm)", goal="max", budget=60),
@@ -24,6 +40,118 @@ SETS = {
                 objective="overpotential", goal="min", budget=200),
 }
 STEEL_INPUTS = ["c", "mn", "si", "cr", "ni", "mo", "v", "n", "nb", "co", "w", "al", "ti"]
+#: EF peak is taken over i >= EF_FROM evaluations (as reference_bo.py does): at i < 10 one lucky
+#: initial hit dominates it.
+EF_FROM = 10
+
+
+def reference_module():
+    """``reference_bo.py`` imported by path (kept outside the project, never copied into it)."""
+    if not REFERENCE.is_file():
+        raise SystemExit(f"reference {REFERENCE} not found (set DM_HPC_REFERENCE_BO)")
+    spec = importlib.util.spec_from_file_location("reference_bo", REFERENCE)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def variant_tag(text: str) -> str:
+    """Folder name of a ``--variant`` (``default`` for none)."""
+    return text.replace("=", "-").replace(",", "_") if text else "default"
+
+
+def apply_variant(text: str) -> str:
+    """Set the engine's GP settings / acquisition for an ablation; returns the variant's tag."""
+    from dm_hpc.acquire import acquisition
+    from dm_hpc.learn import surrogates
+
+    if not text:
+        return "default"
+    kv = dict(p.split("=", 1) for p in text.split(","))
+    acq = kv.pop("acq", None)
+    if acq:
+        acquisition.DEFAULT_ACQUISITION = acq
+    if "beta" in kv:
+        acquisition.UCB_BETA = float(kv.pop("beta"))
+    fields = {f.name: f.type for f in dataclasses.fields(surrogates.GPSettings)}
+    upd = {k: (int(v) if fields[k] == "int" else v) for k, v in kv.items()}
+    surrogates.GP_DEFAULTS = dataclasses.replace(surrogates.GP_DEFAULTS, **upd)
+    return variant_tag(text)
+
+
+def curve_metrics(found: np.ndarray, n_pool: int) -> dict:
+    """AF(0.5/0.8/0.9), EF peak (i >= EF_FROM) and Top% at budget from ``seeds x budget`` found shares."""
+    top = np.concatenate([[0.0], found.mean(0)])
+    i = np.arange(len(top))
+    ef = top[1:] / (i[1:] / n_pool)
+    af = {}
+    for t in ("0.5", "0.8", "0.9"):
+        hit = np.nonzero(top >= float(t) - 1e-12)[0]
+        af[t] = float(float(t) * n_pool / hit[0]) if len(hit) else None
+    return {"af": af, "ef_peak": float(ef[EF_FROM - 1:].max()), "top_at_budget": float(top[-1])}
+
+
+def run_set(name: str, strategy: str, seeds: int, budget: int, devdir: Path):
+    """``seeds x budget`` found shares and seconds per step of ``strategy`` on dev set ``name``."""
+    from dm_hpc.bench.pool import load_pool, run_pool, top_set
+    from dm_hpc.bench.suite import materialise
+
+    s = materialise(name, DATA, devdir)
+    budget = budget or s.budget
+    if strategy.startswith("reference-"):
+        ref = reference_module()
+        X, y, top = ref.pool(str(s.path), list(s.inputs), s.objective, s.goal)
+        runs = [ref.campaign(X, y, top, strategy.removeprefix("reference-"), k, budget) for k in range(seeds)]
+        found = np.array([r[0] for r in runs])
+        sps = float(np.mean([np.mean(r[1]) for r in runs]))
+        return found, sps, len(y)
+    pool = load_pool(s.path, list(s.inputs), [s.objective])
+    X = pool[list(s.inputs)].to_numpy(float)
+    y = pool[s.objective].to_numpy(float) * (1.0 if s.goal == "max" else -1.0)
+    top = top_set(y)
+    orders, sps = run_pool(X, y, strategy, budget, seeds)
+    found = np.cumsum(np.isin(orders, top), axis=1) / len(top)
+    return found, sps, len(y)
+
+
+def compare(out: Path, engine: str = "default") -> str:
+    """Markdown: per set, engine strategy vs the better and each reference, and the averages."""
+    f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    rows = ["| set | N | seeds | budget | strategy | AF(0.5) | AF(0.8) | EF peak | Top% at budget | s/step | AF(0.5) / ref-EI | AF(0.5) / ref-LCB | EF peak / best ref |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    ratios = {"ei": [], "lcb": [], "ef": []}
+    by_set: dict[str, dict] = {}
+    # references do not depend on the engine's variant: take them from the default run if absent
+    for p in sorted(out.parent.glob("default/*-reference-*.json")) + sorted(out.glob("*.json")):
+        r = json.loads(p.read_text())
+        by_set.setdefault(r["set"], {})[r["strategy"]] = r
+    for name, runs in by_set.items():
+        ei, lcb = runs.get("reference-gp-ei"), runs.get("reference-gp-lcb")
+        for strat, r in sorted(runs.items()):
+            def ratio(ref, key="af"):
+                if ref is None:
+                    return None
+                a = r["af"]["0.5"] if key == "af" else r["ef_peak"]
+                b = ref["af"]["0.5"] if key == "af" else ref["ef_peak"]
+                if a is None or b is None:
+                    return None
+                return a / b
+            best_ef = max([x["ef_peak"] for x in (ei, lcb) if x] or [0]) or None
+            q_ei, q_lcb = ratio(ei), ratio(lcb)
+            q_ef = r["ef_peak"] / best_ef if best_ef else None
+            if strat == engine:
+                for k, v in (("ei", q_ei), ("lcb", q_lcb), ("ef", q_ef)):
+                    if v is not None:
+                        ratios[k].append(v)
+            show = not strat.startswith("reference-")
+            rows.append(f"| {name} | {r['n_pool']} | {r['seeds']} | {r['budget']} | {strat} | {f(r['af']['0.5'])} | {f(r['af']['0.8'])} | "
+                        f"{r['ef_peak']:.2f} | {100 * r['top_at_budget']:.0f} % | {r['seconds_per_step']:.3f} | "
+                        f"{f(q_ei) if show else ''} | {f(q_lcb) if show else ''} | {f(q_ef) if show else ''} |")
+    avg = {k: (float(np.mean(v)) if v else None, float(np.min(v)) if v else None, len(v)) for k, v in ratios.items()}
+    rows.append("")
+    rows.append(f"`{engine}` over {avg['lcb'][2]} sets: AF(0.5)/ref-LCB mean {f(avg['lcb'][0])} (min {f(avg['lcb'][1])}); "
+                f"AF(0.5)/ref-EI mean {f(avg['ei'][0])} (min {f(avg['ei'][1])}); EF peak / best reference mean {f(avg['ef'][0])} (min {f(avg['ef'][1])}).")
+    return "\n".join(rows)
 
 
 def table(out: Path) -> str:
@@ -43,16 +171,36 @@ def table(out: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--only", default="p3ht,oer")
-    ap.add_argument("--strategies", default="random,gp-ei,gp-lcb,default,ensemble")
+    ap.add_argument("--only", default="", help="dev sets (default: all of DEV_SUITE)")
+    ap.add_argument("--strategies", default="default,reference-gp-ei,reference-gp-lcb")
+    ap.add_argument("--variant", default="", help="ablation: prior=..,full_fit_points=..,acq=..,beta=..")
+    ap.add_argument("--compare", action="store_true")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
-    ap.add_argument("--mode", default="single")
+    ap.add_argument("--mode", default="suite", help="suite, single (legacy p3ht/oer), multiobjective, multifidelity")
     ap.add_argument("--budget", type=int, default=0)
     ap.add_argument("--table", action="store_true")
     a = ap.parse_args()
     out = Path(a.out)
     if a.table:
         print(table(out))
+        return
+    if a.compare:
+        print(compare(out / "suite" / variant_tag(a.variant)))
+        return
+    if a.mode == "suite":
+        from dm_hpc.bench.suite import DEV_SUITE
+
+        tag = apply_variant(a.variant)
+        dest = out / "suite" / tag
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in (a.only.split(",") if a.only else list(DEV_SUITE)):
+            for strat in a.strategies.split(","):
+                t = time.time()
+                found, sps, n = run_set(name, strat, a.seeds, a.budget, ROOT / "out" / "devsets")
+                r = {"set": name, "strategy": strat, "variant": tag, "seeds": a.seeds, "budget": found.shape[1], "n_pool": n,
+                     **curve_metrics(found, n), "seconds_per_step": sps, "found": found.tolist()}
+                (dest / f"{name}-{strat}.json").write_text(json.dumps(r))
+                print(f"{name} {strat} [{tag}]: AF={r['af']} EF_peak={r['ef_peak']:.2f} s/step={sps:.3f} ({time.time() - t:.0f} s)", flush=True)
         return
     if a.mode == "multiobjective":
         from dm_hpc.bench.modes import bench_pool_multiobjective
@@ -75,7 +223,8 @@ def main() -> None:
         return
     from dm_hpc.bench import bench_pool
 
-    for name in a.only.split(","):
+    a.strategies = a.strategies.replace("reference-gp-ei", "gp-ei").replace("reference-gp-lcb", "gp-lcb")
+    for name in (a.only or "p3ht,oer").split(","):
         cfg = SETS[name]
         for strat in a.strategies.split(","):
             t = time.time()

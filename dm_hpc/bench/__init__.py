@@ -9,6 +9,7 @@ Public interface:
 - ``bench_pool_multiobjective(...)``: hypervolume vs evaluations.
 - ``bench_pool_multifidelity(...)``: experimental evaluations needed, multi-fidelity vs single.
 - ``STRATEGIES``: names and descriptions (random, gp-ei, gp-lcb, ensemble, default).
+- ``dm_hpc.bench.suite``: the dev suite on which defaults are chosen (``DEV_SUITE``, ``materialise``).
 """
 from dm_hpc.bench.pool import bench_pool, load_pool, metrics, run_pool, top_set
 from dm_hpc.bench.strategies import STRATEGIES

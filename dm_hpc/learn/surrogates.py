@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from collections.abc import Sequence
 
 import torch
@@ -21,8 +22,36 @@ from torch import Tensor, nn
 
 #: Above this many training points ``kind="auto"`` uses the deep ensemble (exact GP cost grows as N^3).
 GP_MAX_POINTS = 2000
-#: Hyper-parameters of an exact GP are fitted on at most this many points (random subset).
+#: Stock fitting (BoTorch's own model, cold start, all points, no iteration cap) is available up to
+#: ``GPSettings.full_fit_points``; the default does not use it (benchmarks/README.md, "Ablations":
+#: on the dev suite it was level or behind the capped, warm-started Matern path and 3-8x slower).
+GP_FULL_FIT_POINTS = 500
+#: Above ``GPSettings.full_fit_points``, hyper-parameters are fitted on a random subset of at most
+#: this many points (warm-started, capped); the posterior still conditions on all points.
 GP_MAX_FIT_POINTS = 250
+
+
+@dataclass(frozen=True)
+class GPSettings:
+    """How ``fit_gp`` builds and fits an exact GP (one source of truth; the pool benchmark's
+    ablations switch these fields, campaigns use ``GP_DEFAULTS``).
+
+    prior: "botorch" = SingleTaskGP's own model (RBF kernel with the dimension-scaled log-normal
+        length-scale prior and log-normal noise prior, Hvarfner et al. 2024); "matern" = ARD
+        Matern-5/2 in a ScaleKernel with a Gamma output-scale prior (the earlier default).
+    full_fit_points: up to this many points: cold fit, no iteration cap (see GP_FULL_FIT_POINTS).
+    """
+
+    prior: str = "botorch"
+    full_fit_points: int = GP_FULL_FIT_POINTS
+
+
+#: What campaigns use, chosen by the dev-suite protocol of benchmarks/README.md (issue 10): Matern
+#: prior, warm-started capped fits at every size.
+GP_DEFAULTS = GPSettings(prior="matern", full_fit_points=0)
+#: Multi-task GPs: BoTorch's own model and uncapped fits below 500 points, as measured in the
+#: multi-fidelity table of benchmarks/README.md.
+MULTITASK_SETTINGS = GPSettings()
 
 
 def _as_xy(X, Y) -> tuple[Tensor, Tensor]:
@@ -65,7 +94,8 @@ def _load_hypers(model, state: dict[str, Tensor]) -> bool:
     return True
 
 
-def _fit_mll(model, maxiter: int) -> None:
+def _fit_mll(model, maxiter: int | None) -> None:
+    """Maximise the marginal likelihood; ``maxiter`` None = BoTorch's own settings (no cap)."""
     from botorch.fit import fit_gpytorch_mll
     from botorch.optim.fit import fit_gpytorch_mll_scipy
     from gpytorch.mlls import ExactMarginalLogLikelihood
@@ -74,15 +104,18 @@ def _fit_mll(model, maxiter: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            # The iteration cap is deliberate (speed): accept a capped optimum instead of letting
-            # BoTorch treat "iteration limit reached" as a failure and restart from random priors.
-            fit_gpytorch_mll(
-                mll,
-                optimizer=fit_gpytorch_mll_scipy,
-                optimizer_kwargs={"options": {"maxiter": maxiter}},
-                warning_handler=lambda w: True,
-                max_attempts=2,
-            )
+            if maxiter is None:
+                fit_gpytorch_mll(mll)
+            else:
+                # The iteration cap is deliberate (speed): accept a capped optimum instead of letting
+                # BoTorch treat "iteration limit reached" as a failure and restart from random priors.
+                fit_gpytorch_mll(
+                    mll,
+                    optimizer=fit_gpytorch_mll_scipy,
+                    optimizer_kwargs={"options": {"maxiter": maxiter}},
+                    warning_handler=lambda w: True,
+                    max_attempts=2,
+                )
         except Exception:  # a failed fit keeps the prior-mode hyper-parameters; still a valid model
             pass
     model.eval()
@@ -98,17 +131,24 @@ def fit_gp(
     maxiter: int = 60,
     warm_maxiter: int = 30,
     seed: int = 0,
+    settings: GPSettings | None = None,
 ):
-    """Exact GP (ARD Matern-5/2) fitted by maximum a posteriori.
+    """Exact GP fitted by maximum a posteriori.
+
+    Up to ``settings.full_fit_points`` points the fit is BoTorch's own (cold start, all points, no
+    iteration cap; ``warm_start`` and the caps are ignored). Beyond, hyper-parameters come from at
+    most ``max_fit_points`` points (a random subset), warm-started from ``warm_start`` when given,
+    at most ``warm_maxiter`` / ``maxiter`` L-BFGS iterations. The default (``GP_DEFAULTS``) is the
+    latter at every size, with the Matern prior.
 
     Args:
         X: ``n x d`` inputs. Y: ``n x m`` outcomes (m independent outputs). Yvar: optional
             ``n x m`` known noise variances.
         bounds: ``2 x d`` input bounds for normalisation (default: the data's range).
-        warm_start: a previous model from ``fit_gp`` on the same inputs; its hyper-parameters
-            start the optimiser, which then runs at most ``warm_maxiter`` iterations.
-        max_fit_points: above this, hyper-parameters come from a random subset of this size.
-        maxiter: L-BFGS iteration cap for a cold fit.
+        warm_start: a previous model from ``fit_gp`` on the same inputs (capped path only).
+        max_fit_points: subset size for the hyper-parameters above ``full_fit_points``.
+        maxiter / warm_maxiter: L-BFGS iteration caps of a cold / warm subset fit.
+        settings: model and fit choices (default ``GP_DEFAULTS``).
 
     Returns:
         a fitted ``botorch.models.SingleTaskGP`` in eval mode.
@@ -116,6 +156,7 @@ def fit_gp(
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
 
+    settings = settings or GP_DEFAULTS
     X, Y = _as_xy(X, Y)
     n, d = X.shape
     m = Y.shape[-1]
@@ -130,23 +171,25 @@ def fit_gp(
             Xs,
             Ys,
             train_Yvar=Yv,
-            covar_module=_matern_ard(d, batch),
+            covar_module=_matern_ard(d, batch) if settings.prior == "matern" else None,
             input_transform=Normalize(d, bounds=bounds.to(X)),
             outcome_transform=Standardize(m),
         )
 
-    if n > max_fit_points:
-        idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_fit_points]
-        sub = build(X[idx], Y[idx], None if Yvar is None else Yvar[idx])
-        warm = warm_start is not None and _load_hypers(sub, _hyper_state(warm_start))
-        _fit_mll(sub, warm_maxiter if warm else maxiter)
+    if n <= settings.full_fit_points:
         model = build(X, Y, Yvar)
-        _load_hypers(model, _hyper_state(sub))
-        model.eval()
+        _fit_mll(model, None)
         return model
+    fit_n = min(n, max_fit_points)
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:fit_n]
+    sub = build(X[idx], Y[idx], None if Yvar is None else Yvar[idx])
+    warm = warm_start is not None and _load_hypers(sub, _hyper_state(warm_start))
+    _fit_mll(sub, warm_maxiter if warm else maxiter)
+    if fit_n == n:
+        return sub
     model = build(X, Y, Yvar)
-    warm = warm_start is not None and _load_hypers(model, _hyper_state(warm_start))
-    _fit_mll(model, warm_maxiter if warm else maxiter)
+    _load_hypers(model, _hyper_state(sub))
+    model.eval()
     return model
 
 
@@ -170,6 +213,8 @@ def fit_multitask(
             the highest id, by convention the experimental target).
         all_tasks: every task id the model should know, observed or not yet (default: observed
             ids plus ``target_task``).
+        warm_start / maxiter / warm_maxiter: used only above ``MULTITASK_SETTINGS.full_fit_points``
+            points; below, the fit is BoTorch's own (cold, uncapped).
 
     Returns:
         a fitted ``botorch.models.MultiTaskGP``; inputs with ``d + 1`` columns (last = task id)
@@ -194,12 +239,15 @@ def fit_multitask(
         torch.cat([X, tasks], dim=-1),
         Y,
         task_feature=-1,
-        covar_module=_matern_ard(d),
+        covar_module=_matern_ard(d) if MULTITASK_SETTINGS.prior == "matern" else None,
         output_tasks=[target],
         all_tasks=all_tasks,
         input_transform=Normalize(d + 1, bounds=full_bounds, indices=list(range(d))),
         outcome_transform=Standardize(1),
     )
+    if n <= MULTITASK_SETTINGS.full_fit_points:  # BoTorch's own fit, no cap, no warm start
+        _fit_mll(model, None)
+        return model
     warm = warm_start is not None and _load_hypers(model, _hyper_state(warm_start))
     _fit_mll(model, warm_maxiter if warm else maxiter)
     return model
@@ -409,7 +457,9 @@ def predict(model, X: Tensor) -> tuple[Tensor, Tensor]:
 
 
 __all__: Sequence[str] = (
+    "GP_DEFAULTS",
     "GP_MAX_POINTS",
+    "GPSettings",
     "DeepEnsemble",
     "fit_ensemble",
     "fit_gp",

@@ -63,3 +63,24 @@ def test_multitask_uses_cheap_data():
     rmse_single = ((predict(single, Xt)[0] - hi(Xt)) ** 2).mean().sqrt()
     rmse_multi = ((predict(multi, Xt)[0] - hi(Xt)) ** 2).mean().sqrt()
     assert rmse_multi < 0.5 * rmse_single
+
+
+def test_stock_setting_is_botorch_own_fit():
+    """GPSettings() (the reference-like setting of the ablations) is BoTorch's own SingleTaskGP
+    fitted without caps below full_fit_points."""
+    from dm_hpc.learn.surrogates import GPSettings
+
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms import Normalize, Standardize
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    g = torch.Generator().manual_seed(3)
+    X = torch.rand(50, 3, generator=g, dtype=torch.double)
+    Y = _f(X) + 0.05 * torch.randn(50, 1, generator=g, dtype=torch.double)
+    ours = fit_gp(X, Y, bounds=torch.tensor([[0.0] * 3, [1.0] * 3], dtype=torch.double), settings=GPSettings())
+    stock = SingleTaskGP(X, Y, input_transform=Normalize(3), outcome_transform=Standardize(1))
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(stock.likelihood, stock))
+    Xt = torch.rand(100, 3, generator=g, dtype=torch.double)
+    torch.testing.assert_close(predict(ours, Xt)[0], predict(stock, Xt)[0], atol=2e-2, rtol=0)
+
