@@ -107,9 +107,12 @@ def _credit(path: Path, contributor: str) -> Path:
     from dm_hpc.data.sheets import load_table, write_table
 
     try:
-        table = load_table(path)
+        loaded = load_table(path)
     except Exception:  # noqa: BLE001 -- any parse failure: read_lab_sheet reports it row by row
         return path
+    if loaded.decimal != ".":  # rewritten cells would change meaning: leave the sheet as sent
+        return path
+    table = loaded.frame
     if "contributor" not in table.columns:
         table["contributor"] = contributor
     else:
@@ -320,8 +323,8 @@ class CampaignDesk:
             if data is None or len(data) < 3:
                 raise NotReady(f"campaign {name!r} has {0 if data is None else len(data)} usable records; "
                                "a model needs at least 3")
-            model, space, _ = fit_model(c, data)
-            slot.fitted = _Fitted(generation, model, space)
+            fitted = fit_model(c, data)  # a learn.fitted.FittedSurrogate
+            slot.fitted = _Fitted(generation, fitted.model, fitted.space)
             return slot.fitted
         finally:
             slot.fit.release()
