@@ -111,7 +111,8 @@ def _plot(path: Path, curves: dict, xlabel: str, ylabel: str, title: str) -> Non
 
 def _composition_features(formulas: Sequence[str]) -> np.ndarray:
     from dm_hpc.data.composition import parse_formula
-    from dm_hpc.learn.features import composition_descriptors, composition_matrix
+    from dm_hpc.data.descriptors import composition_descriptors
+    from dm_hpc.learn.features import composition_matrix
 
     comps = [parse_formula(f) for f in formulas]
     els = sorted({e for c in comps for e in c})

@@ -66,7 +66,8 @@ def posterior_covariance(model, X) -> tuple[np.ndarray, np.ndarray]:
     """Joint posterior covariance per output, normalised by the output's prior variance.
 
     Args:
-        model: a surrogate from ``dm_hpc.learn`` (exact GP, multi-task GP, deep ensemble).
+        model: a surrogate from ``dm_hpc.learn`` (exact GP, multi-task GP, deep ensemble, or the
+            calibrated ensemble, whose covariance is diagonal).
         X: ``N x d`` features (``space.featurize``).
 
     Returns:
@@ -99,6 +100,15 @@ def posterior_covariance(model, X) -> tuple[np.ndarray, np.ndarray]:
             C = mvn.covariance_matrix.reshape(m, len(X), len(X))
             noise = model.likelihood.noise.detach().reshape(m, -1)[:, 0]
             return C.numpy(), (noise + JITTER).numpy()
+        elif kind == "calibrated-ensemble":
+            # no joint covariance (each point's members are independent of the next point's):
+            # the diagonal variances. The greedy score is then each point's own variance and
+            # MIN_SEPARATION alone spreads the batch; the learned noise varies by point, its
+            # mean over the candidates stands for the observation noise of the rank-1 updates
+            var = model.posterior(X).variance.reshape(len(X), -1).T  # m x N
+            C = torch.diag_embed(var)
+            noisy = model.posterior(X, observation_noise=True).variance.reshape(len(X), -1).T
+            noise = (noisy - var).clamp_min(0).mean(1)
         else:  # multi-task GP: one output (the target fidelity)
             post = model.posterior(X)
             C = post.mvn.covariance_matrix.reshape(1, len(X), len(X))

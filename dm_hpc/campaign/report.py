@@ -5,8 +5,10 @@ read, never written, so a report can be drawn while the campaign runs. Plots:
 
 - ``best_vs_evaluations.png``: best value so far against the number of evaluations, one panel
   per objective, one line per fidelity (each fidelity's records in the order they arrived);
-- ``parity.png``: k-fold cross-validated surrogate predictions (with their 1-sigma error bars)
-  against the observed values, one panel per objective, on the campaign's training set;
+- ``parity.png``: k-fold cross-validated surrogate predictions (with their predictive 1-sigma
+  error bars) against the observed values, one panel per objective, on the campaign's training
+  set; the same predictions give the 90 %-interval coverage per property (``calibration.py``),
+  tabled in the summary and flagged when far off;
 - ``pareto.png`` (two or more objectives): every pair of objectives, all records, the
   non-dominated ones (over all objectives, respecting min/max) highlighted.
 """
@@ -22,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dm_hpc.campaign import journal as jn
+from dm_hpc.campaign.calibration import PropertyCalibration, calibration, calibration_lines
 from dm_hpc.campaign.dataset import TrainingSet, fidelity_of, training_set
 from dm_hpc.campaign.spec import CampaignSpec, Goal
 from dm_hpc.campaign.stopping import stopped_fidelities
@@ -111,13 +114,15 @@ def cross_validate(campaign: CampaignSpec, data: TrainingSet, folds: int = CV_FO
     (a few iterations), which keeps 100 rows under a few seconds on two cores.
 
     Returns:
-        ``(rows, mean, std)``: indices into ``data`` (``n``), predictions ``n x m`` (canonical units).
+        ``(rows, mean, std)``: indices into ``data`` (``n``), predictions ``n x m`` (canonical
+        units); ``std`` is that of a new observation (noise included), as ``data`` holds observations.
     """
     import torch
 
     from dm_hpc.campaign.strategy import design_space
-    from dm_hpc.learn import fit_gp, predict
+    from dm_hpc.learn import fit_gp
     from dm_hpc.learn.features import composition_matrix
+    from dm_hpc.learn.quality import predictive
 
     rng = np.random.default_rng(seed)
     rows = np.arange(len(data))
@@ -144,19 +149,22 @@ def cross_validate(campaign: CampaignSpec, data: TrainingSet, folds: int = CV_FO
             test = order[f::k]
             train = np.setdiff1d(order, test)
             model = fit_gp(X[train], Y[train], bounds=bounds, warm_start=full, warm_maxiter=15)
-            mu, sd = predict(model, X[test])
+            mu, sd = predictive(model, X[test])
             mean[test], std[test] = mu.numpy(), sd.numpy()
     return rows, mean, std
 
 
-def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path) -> tuple[Path | None, dict[str, float]]:
-    """Cross-validated parity plot per objective; returns the path and R^2 per objective."""
+def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path
+                ) -> tuple[Path | None, dict[str, float], list[PropertyCalibration]]:
+    """Cross-validated parity plot per objective; returns the path, R^2 per objective and the
+    90 %-interval coverage per property of the same predictions."""
     import matplotlib.pyplot as plt
 
     if len(data) < 3:
-        return None, {}
+        return None, {}, []
     rows, mean, std = cross_validate(campaign, data, seed=campaign.seed)
     props = campaign.properties
+    cals = calibration(props, data.Y[rows], mean, std)
     objs = campaign.objectives
     fids = data.fidelity[rows]
     scores: dict[str, float] = {}
@@ -177,11 +185,12 @@ def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path) -> tuple[P
         unit = canonical_unit(o.property)
         ax.set_xlabel(f"observed {o.property} [{unit}]")
         ax.set_ylabel(f"predicted (CV) [{unit}]")
-        ax.set_title(f"{o.property}: R² = {r2:.2f}, n = {len(y)}")
+        ax.set_title(f"{o.property}: R² = {r2:.2f}, 90 % coverage {cals[j].coverage90:.0%}, n = {len(y)}",
+                     fontsize=10)
         ax.legend(fontsize=8)
     fig.savefig(out, dpi=110)
     plt.close(fig)
-    return out, scores
+    return out, scores, cals
 
 
 def plot_pareto(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> tuple[Path | None, np.ndarray | None]:
@@ -260,13 +269,14 @@ def write_report(campaign: CampaignSpec) -> Path:
     else:
         notes.append("no objective values recorded yet: no best-value plot")
     r2: dict[str, float] = {}
+    cals: list[PropertyCalibration] = []
     try:
-        parity_png, r2 = plot_parity(campaign, data, out_dir / "parity.png")
+        parity_png, r2, cals = plot_parity(campaign, data, out_dir / "parity.png")
     except Exception as exc:  # a failed fit must not cost the rest of the report
         parity_png = None
         notes.append(f"surrogate cross-validation failed: {type(exc).__name__}: {exc}")
     if parity_png:
-        plots.append(("surrogate parity (5-fold cross-validated, 1σ error bars)", parity_png))
+        plots.append(("surrogate parity (5-fold cross-validated, predictive 1σ error bars)", parity_png))
     elif len(data) < 3:
         notes.append(f"no surrogate model yet ({len(data)} usable record(s); the parity plot needs 3)")
     pareto_png, front = plot_pareto(campaign, df, out_dir / "pareto.png")
@@ -334,6 +344,8 @@ def write_report(campaign: CampaignSpec) -> Path:
         md.append("")
     if r2:
         md += ["Surrogate cross-validated R²: " + ", ".join(f"{k} {v:.2f}" for k, v in r2.items()), ""]
+    if cals:
+        md += calibration_lines(cals)
     sheets = sorted(p for p in campaign.run_dir.glob("*") if p.suffix in (".csv", ".xlsx"))
     md += [
         "## Where things are",

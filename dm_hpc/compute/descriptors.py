@@ -2,15 +2,12 @@
 
 - raw_material_cost (USD/kg): mass-fraction-weighted element prices from ``element_prices.yaml``
   (source and date in the file); None when an element has no price.
-- mixing_entropy (J/(mol*K)): ideal configurational entropy -R * sum x ln x.
-- size_mismatch (percent): delta = 100 * sqrt(sum x (1 - r / r_mean)^2), metallic radii
-  (pymatgen's table, atomic radius where no metallic one is listed).
-- valence_electron_concentration: mean valence electrons per atom, counting d electrons for
-  transition metals (group number), s+p for main-group elements (group - 10 for p-block).
+- mixing_entropy (J/(mol*K)), size_mismatch (percent), valence_electron_concentration (electrons
+  per atom): the descriptors of ``dm_hpc.data.descriptors`` (definitions and element data
+  there), the same numbers the surrogates see as features.
 """
 from __future__ import annotations
 
-import math
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,10 +15,13 @@ from typing import Any
 import yaml
 
 from dm_hpc.data import Composition
+from dm_hpc.data.descriptors import descriptors
 
-GAS_CONSTANT = 8.314462618  # J/(mol*K)
 _PRICES = Path(__file__).with_name("element_prices.yaml")
 ANALYTIC_PROPERTIES = ("raw_material_cost", "mixing_entropy", "size_mismatch", "valence_electron_concentration")
+#: Stored property name -> descriptor name (``data.descriptors.DESCRIPTOR_NAMES``).
+DESCRIPTOR_PROPERTIES = {"mixing_entropy": "mixing_entropy", "size_mismatch": "size_mismatch",
+                         "valence_electron_concentration": "vec_mean"}
 
 
 @cache
@@ -41,47 +41,29 @@ def raw_material_cost(composition: Composition) -> float | None:
 
 def mixing_entropy(composition: Composition) -> float:
     """Ideal configurational entropy of mixing in J/(mol*K)."""
-    return max(0.0, -GAS_CONSTANT * sum(x * math.log(x) for x in composition.fractions.values() if x > 0))
-
-
-@cache
-def _radius(element: str) -> float:
-    from pymatgen.core import Element
-
-    el = Element(element)
-    r = el.metallic_radius or el.atomic_radius
-    return float(r)
+    return descriptors(composition.fractions)["mixing_entropy"]
 
 
 def size_mismatch(composition: Composition) -> float:
     """Atomic size mismatch delta in percent."""
-    x = composition.fractions
-    r_mean = sum(xi * _radius(el) for el, xi in x.items())
-    return 100.0 * math.sqrt(sum(xi * (1 - _radius(el) / r_mean) ** 2 for el, xi in x.items()))
-
-
-@cache
-def _valence(element: str) -> int:
-    from pymatgen.core import Element
-
-    el = Element(element)
-    group = int(el.group)
-    return group - 10 if group > 12 else group
+    return descriptors(composition.fractions)["size_mismatch"]
 
 
 def valence_electron_concentration(composition: Composition) -> float:
     """Mean valence electrons per atom (dimensionless)."""
-    return sum(x * _valence(el) for el, x in composition.fractions.items())
+    return descriptors(composition.fractions)["vec_mean"]
 
 
 def analytic_properties(composition: Composition, names: tuple[str, ...] | list[str] = ANALYTIC_PROPERTIES) -> dict[str, float]:
     """The analytic properties in ``names`` (canonical units); absent where not defined."""
-    funcs = {"raw_material_cost": raw_material_cost, "mixing_entropy": mixing_entropy,
-             "size_mismatch": size_mismatch, "valence_electron_concentration": valence_electron_concentration}
-    out = {}
-    for name in names:
-        if name in funcs:
-            value = funcs[name](composition)
-            if value is not None:
-                out[name] = float(value)
-    return out
+    out: dict[str, float] = {}
+    if any(n in DESCRIPTOR_PROPERTIES for n in names):
+        row = descriptors(composition.fractions)
+        out.update({n: float(row[DESCRIPTOR_PROPERTIES[n]]) for n in names if n in DESCRIPTOR_PROPERTIES})
+    if "raw_material_cost" in names and (cost := raw_material_cost(composition)) is not None:
+        out["raw_material_cost"] = float(cost)
+    return {n: out[n] for n in names if n in out}
+
+
+__all__ = ["ANALYTIC_PROPERTIES", "analytic_properties", "mixing_entropy", "price_table",
+           "raw_material_cost", "size_mismatch", "valence_electron_concentration"]

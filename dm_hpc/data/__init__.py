@@ -7,6 +7,7 @@ Public face::
     Store, open_store, IngestResult, CheckReport, StoreError, StoreLockedError, StoreCorruptError
     canonical_unit, to_canonical, property_names, UnitError, UnknownPropertyError, RangeError
     ELEMENTS, is_element
+    descriptors.composition_descriptors      alloy descriptors (entropy, size mismatch, VEC...), one definition
     read_sheet, write_sheet, SheetError      lab sheets (CSV/XLSX) in the standard template
 """
 from dm_hpc.data.composition import Basis, Composition, CompositionError

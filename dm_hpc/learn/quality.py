@@ -43,6 +43,17 @@ def predictive(model, X: Tensor, chunk: int = 4096) -> tuple[Tensor, Tensor]:
     return torch.cat(means), torch.cat(stds)
 
 
+def interval_coverage(Y: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """Share (0-1) of outcomes inside ``mean +- 1.645 std``, per output: ``n x m`` -> ``m``.
+
+    NaN predictions or outcomes are left out of their column (NaN where a column has none).
+    """
+    Y, mean, std = (torch.as_tensor(a, dtype=torch.double) for a in (Y, mean, std))
+    inside = ((Y - mean).abs() <= Z90 * std).double()
+    ok = ~(Y.isnan() | mean.isnan() | std.isnan())
+    return (inside * ok).sum(0) / ok.sum(0)  # 0/0 -> NaN: no usable point
+
+
 def held_out_quality(model, X: Tensor, Y: Tensor) -> HeldOutQuality:
     """RMSE and 90 %-interval coverage of ``model`` on held-out ``n x d`` X, ``n x m`` Y."""
     Y = torch.as_tensor(Y, dtype=torch.double)
@@ -51,5 +62,5 @@ def held_out_quality(model, X: Tensor, Y: Tensor) -> HeldOutQuality:
         return HeldOutQuality([float("nan")] * Y.shape[-1], float("nan"), 0)
     mu, sd = predictive(model, X)
     rmse = ((mu - Y) ** 2).mean(0).sqrt().tolist()
-    inside = ((Y - mu).abs() <= Z90 * sd).double().mean().item()
+    inside = interval_coverage(Y, mu, sd).mean().item()  # equal n per output: the pooled share
     return HeldOutQuality(rmse, inside, len(Y))

@@ -135,3 +135,21 @@ def test_gaps_command(lab_store, tmp_path):
 
     with pytest.raises(CampaignError, match="no store"):
         gaps_command(tmp_path / "nowhere", path, 4, tmp_path / "out")
+
+
+def test_calibrated_ensemble_with_two_outputs(lab_store, tmp_path):
+    """The large-data surrogate has no joint covariance: gap filling uses its diagonal variances
+    (two outputs here, mixing energy and density) and still spreads the batch."""
+    root, _, df, _, _ = lab_store
+    campaign = parse_campaign({**SPEC, "store": str(root / "store"), "workdir": str(tmp_path / "run"),
+                               "learning": {"surrogate": "ensemble"}}, "gaps.yaml")
+    fitted = fit_model(campaign, training_set(campaign, df))
+    from dm_hpc.learn import surrogate_kind
+
+    assert surrogate_kind(fitted.model) == "calibrated-ensemble" and fitted.model.num_outputs == 2
+    props = gap_suggestions(campaign, fitted.model, fitted.space, q=4, pending=[], seed=1)
+    x = fractions(props)
+    assert len(props) == 4 and np.allclose(x.sum(1), 1.0)
+    assert np.linalg.norm(x[:, None] - x[None], axis=-1)[np.triu_indices(4, 1)].min() >= MIN_SEPARATION
+    gains = [s.predicted["variance_reduction"] for s in props]
+    assert all(g > 0 for g in gains) and gains == sorted(gains, reverse=True)

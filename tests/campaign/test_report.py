@@ -9,6 +9,7 @@ import pytest
 
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign import parse_campaign
+from dm_hpc.campaign.calibration import COVERAGE_RANGE, calibration, calibration_lines
 from dm_hpc.campaign.report import failure_type, non_dominated, write_report
 
 TINY = {
@@ -68,6 +69,15 @@ def test_report_on_real_campaign(tiny_run):
         assert f.exists() and f.stat().st_size > 5000, png
         assert f"`{png}`" in text
         assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the 90 %-interval coverage of the cross-validated predictions, one row per property
+    assert "## Surrogate calibration" in text
+    for prop in campaign.properties:
+        row = next(ln for ln in text.splitlines() if ln.startswith(f"| {prop} | ") and ln.count("|") == 5)
+        share, n, verdict = (c.strip() for c in row.split("|")[2:5])
+        assert 0 <= int(share.rstrip("%")) <= 100 and int(n) >= 3
+        inside = COVERAGE_RANGE[0] <= int(share.rstrip("%")) / 100 <= COVERAGE_RANGE[1]
+        assert (verdict == "ok") == inside, row
+        assert inside or verdict in ("coverage far off", f"outside the range, but {n} points are too few to tell")
 
 
 def test_report_groups_failures_by_type(tiny_run, tmp_path):
@@ -108,3 +118,51 @@ def test_non_dominated_respects_goals():
     assert non_dominated(v, [False, False]).tolist() == [True, True, False, True, False]
     assert non_dominated(v, [True, True]).tolist() == [False, False, True, True, False]
     assert non_dominated(v, [True, False]).tolist() == [False, True, True, False, False]
+
+
+def _gaussian_predictions(n: int = 400, seed: int = 0):
+    """Outcomes drawn from N(mean, std^2): intervals of ``std`` are calibrated by construction."""
+    rng = np.random.default_rng(seed)
+    mean = rng.normal(size=(n, 2))
+    std = np.exp(rng.normal(size=(n, 2)) * 0.3)
+    return mean + std * rng.standard_normal((n, 2)), mean, std
+
+
+def test_calibrated_predictions_are_not_flagged():
+    y, mean, std = _gaussian_predictions()
+    cals = calibration(["a", "b"], y, mean, std)
+    assert [c.property for c in cals] == ["a", "b"] and all(c.n == 400 for c in cals)
+    assert all(0.85 < c.coverage90 < 0.95 and not c.far_off for c in cals), cals
+    assert "coverage far off" not in "\n".join(calibration_lines(cals))
+
+
+@pytest.mark.parametrize("factor, word", [(0.4, "over-confident"), (3.0, "under-confident")])
+def test_miscalibrated_predictions_are_flagged(factor, word):
+    y, mean, std = _gaussian_predictions()
+    std = std.copy()
+    std[:, 1] *= factor  # only the second property's intervals are shrunk / widened
+    ok, off = calibration(["a", "b"], y, mean, std)
+    assert not ok.far_off and off.far_off
+    assert (off.coverage90 < COVERAGE_RANGE[0]) if factor < 1 else (off.coverage90 > COVERAGE_RANGE[1])
+    text = "\n".join(calibration_lines([ok, off]))
+    assert "| b |" in text and "coverage far off" in text and word in text and "acquisition" in text
+    assert "**a:" not in text  # the calibrated property gets no warning
+
+
+def test_missing_values_are_left_out_of_the_coverage():
+    y, mean, std = _gaussian_predictions(n=50)
+    y[:10, 0] = np.nan
+    a, b = calibration(["a", "b"], y, mean, std)
+    assert (a.n, b.n) == (40, 50)
+    empty = calibration(["a"], np.full((3, 1), np.nan), np.zeros((3, 1)), np.ones((3, 1)))[0]
+    assert empty.n == 0 and not empty.far_off and "| a | - | 0 | - |" in calibration_lines([empty])
+
+
+def test_few_points_outside_the_range_are_not_flagged():
+    """10 of 10 inside happens one time in three with calibrated intervals: not a finding."""
+    y, mean, std = _gaussian_predictions(n=10, seed=4)
+    (c,) = calibration(["a"], y[:, :1], mean[:, :1], 10 * std[:, :1])
+    assert c.coverage90 == 1.0 and c.outside and not c.far_off and c.p_value > 0.05
+    assert "too few to tell" in "\n".join(calibration_lines([c]))
+    (c,) = calibration(["a"], y[:, :1], mean[:, :1], 1e-3 * std[:, :1])  # 0 of 10 inside: flagged
+    assert c.coverage90 == 0.0 and c.far_off

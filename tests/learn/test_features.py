@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dm_hpc.learn import DESCRIPTOR_NAMES, feature_names, featurize
-from dm_hpc.learn.features import element_properties
+from dm_hpc.data.descriptors import GAS_CONSTANT, element_data
 
 
 def test_featurize_shapes_and_descriptors():
@@ -14,12 +14,12 @@ def test_featurize_shapes_and_descriptors():
     names = feature_names(els)
     row = dict(zip(names, X[0].tolist()))
     assert row["x_Ni"] == pytest.approx(0.5)
-    assert row["mixing_entropy"] == pytest.approx(math.log(2))
+    assert row["mixing_entropy"] == pytest.approx(GAS_CONSTANT * math.log(2))  # J/(mol K)
     assert row["vec_mean"] == pytest.approx((10 + 3) / 2)  # Ni 10, Al 3 valence electrons
     pure = dict(zip(names, X[1].tolist()))
     assert pure["mixing_entropy"] == pytest.approx(0.0, abs=1e-12)
     assert pure["size_mismatch"] == pytest.approx(0.0, abs=1e-12)
-    assert pure["radius_mean"] == pytest.approx(element_properties("Fe")[0])
+    assert pure["radius_mean"] == pytest.approx(element_data("Fe").radius)
 
 
 def test_process_scaled_by_bounds():
