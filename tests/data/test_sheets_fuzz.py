@@ -33,7 +33,7 @@ from dm_hpc.data.sheetfiles import neutralise, unneutralise
 from dm_hpc.data.sheets import SheetError, read_sheet_contents
 from tests.campaign.test_spec_fuzz import DEMO, yamlish
 
-#: Examples per hypothesis test; notes/sheets.md reports EXAMPLES x the number of fuzz tests.
+#: Examples per hypothesis test; docs/measurements/sheets.md reports EXAMPLES x the number of fuzz tests.
 EXAMPLES = 300
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 CASES = Path(__file__).parent / "fuzz_cases"
@@ -68,7 +68,7 @@ def formula_like(text: str) -> bool:
 class Ingest:
     """The whole import path against one real store: read, resolve re-sends, ingest."""
 
-    #: (test, outcome) -> inputs; written to $DM_FUZZ_TALLY (JSON) for notes/sheets.md
+    #: (test, outcome) -> inputs; written to $DM_FUZZ_TALLY (JSON) for docs/measurements/sheets.md
     tally: Counter[tuple[str, str]] = Counter()
 
     def __init__(self, root: Path) -> None:

@@ -3,7 +3,7 @@
 The writer (a child process) ingests batches of 3 records, so it merges shards every few
 batches and, with no grace at all, deletes merged-away shards all the time. Readers in this
 process and ``dm-hpc store query`` subprocesses read throughout. ``DM_HPC_RW_SECONDS`` sets the
-duration (default 10 s; the figure in notes/store.md is from a 60 s run).
+duration (default 10 s; the figure in docs/measurements/store.md is from a 60 s run).
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ For every corruption: ``check`` must report it (missed: 0), and every read (the 
 the CLI) must either return exactly the original values or fail with a ``StoreCorruptError``
 naming the file; never a silently changed number, never a traceback. One small store is reused;
 each corruption is undone before the next. ``DM_HPC_FUZZ_FLIPS`` sets the number of flips in
-data blocks (default 1,000). The counts are printed (``pytest -s``) for notes/store.md.
+data blocks (default 1,000). The counts are printed (``pytest -s``) for docs/measurements/store.md.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """OUT_OF_MEMORY: classified from what Slurm reports, and retried with more memory up to the
-site's cap. The local Slurm does not enforce memory (see notes/cluster.md: cgroups are not
+site's cap. The local Slurm does not enforce memory (see docs/measurements/cluster.md: cgroups are not
 writable here, and jobacct_gather's OverMemoryKill needs memory as a consumable resource, which
 would change every other test's scheduling), so the states below are recorded Slurm output."""
 from __future__ import annotations
