@@ -378,6 +378,11 @@ class CampaignManager:
         followed = set(self.runner.reattach(self.c.name) or [])
         for task in open_tasks:
             workdir = self.task_dir(task.task_id)
+            reached = task.task_id in followed or _orphan_alive(workdir) or (workdir / "result.json").exists()
+            if reached and task.submissions == 0:
+                # killed between handing the task to the runner and journalling it: it did reach
+                # the runner, so the journal says so now (one submission, not a second one)
+                self._log("submitted", task_id=task.task_id, recovered=True)
             if task.task_id in followed:
                 self._busy_since[task.task_id] = time.time()
             elif _orphan_alive(workdir):

@@ -4,14 +4,18 @@ in the file, truncations, zeroed and deleted ranges.
 For every corruption: ``check`` must report it (missed: 0), and every read (the Python API and
 the CLI) must either return exactly the original values or fail with a ``StoreCorruptError``
 naming the file; never a silently changed number, never a traceback. One small store is reused;
-each corruption is undone before the next. ``DM_HPC_FUZZ_FLIPS`` sets the number of flips in
+each corruption is undone before the next. Damaged files are opened only in a separate process
+(``isolated``): libhdf5 is C, and a crafted file may corrupt its memory; a crash there is then a
+broken pool (counted as a failure here) instead of a segfault of the test session later on. ``DM_HPC_FUZZ_FLIPS`` sets the number of flips in
 data blocks (default 1,000). The counts are printed (``pytest -s``) for docs/measurements/store.md.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -29,6 +33,13 @@ from .test_store import make
 FLIPS_IN_DATA = int(os.environ.get("DM_HPC_FUZZ_FLIPS", "1000"))
 FLIPS_ANYWHERE = 300
 CLI_EVERY = 40  # every 40th corruption also goes through the CLI (in-process)
+
+
+@pytest.fixture(scope="module")
+def isolated():
+    """One worker process (a fresh interpreter) that opens the damaged stores."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +77,10 @@ class Tally:
         self.check_crashes = 0
         self.cli_runs = self.cli_tracebacks = 0
         self.examples: list[str] = []
+
+    def merge(self, other: "Tally") -> None:
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
 
     def line(self, kind: str) -> str:
         return (f"{kind}: {self.runs} corruptions, check missed {self.missed}, check crashed {self.check_crashes}; "
@@ -112,6 +127,13 @@ def judge(root: Path, original: tuple[pd.DataFrame, list[str]], tally: Tally, cl
                 tally.examples.append(f"{label}: {' '.join(args[:2])} raised {result.exception!r}")
 
 
+def judged(root: Path, original, cli: bool, label: str) -> Tally:
+    """``judge`` on a fresh tally (runs in the isolated worker)."""
+    tally = Tally()
+    judge(root, original, tally, cli, label)
+    return tally
+
+
 def flip_and_judge(root: Path, path: Path, offset: int, bit: int, original, tally: Tally, cli: bool) -> None:
     with open(path, "r+b") as fh:
         fh.seek(offset)
@@ -126,8 +148,8 @@ def flip_and_judge(root: Path, path: Path, offset: int, bit: int, original, tall
             fh.write(bytes([byte]))
 
 
-def test_bit_flips_in_data_blocks_and_anywhere_are_all_caught(small_store):
-    original = snapshot(small_store)
+def flip_campaign(small_store: Path, original) -> tuple[Tally, Tally]:
+    """Every flip of the test, judged (runs in the isolated worker)."""
     shards = sorted((small_store / "shards").glob("*.h5"))
     rng = random.Random(2026)
     in_data, anywhere = Tally(), Tally()
@@ -141,6 +163,12 @@ def test_bit_flips_in_data_blocks_and_anywhere_are_all_caught(small_store):
         path = rng.choice(shards)
         flip_and_judge(small_store, path, rng.randrange(path.stat().st_size), rng.randrange(8), original, anywhere,
                        cli=k % CLI_EVERY == 0)
+    return in_data, anywhere
+
+
+def test_bit_flips_in_data_blocks_and_anywhere_are_all_caught(small_store, isolated):
+    original = snapshot(small_store)
+    in_data, anywhere = isolated.submit(flip_campaign, small_store, original).result()
     print("\n" + in_data.line("bit flips in data blocks") + "\n" + anywhere.line("bit flips anywhere in a shard"))
     for tally in (in_data, anywhere):
         assert (tally.missed, tally.silent, tally.crashes, tally.cli_tracebacks) == (0, 0, 0, 0), tally.examples[:10]
@@ -154,7 +182,7 @@ _CUT_TALLY = Tally()
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kind=st.sampled_from(["truncate", "zero", "delete-range", "append"]),
        where=st.floats(0.0, 1.0), length=st.integers(1, 4096), which=st.integers(0, 1))
-def test_truncated_zeroed_and_cut_shards_are_caught(small_store, kind, where, length, which):
+def test_truncated_zeroed_and_cut_shards_are_caught(small_store, isolated, kind, where, length, which):
     original = snapshot(small_store)
     path = sorted((small_store / "shards").glob("*.h5"))[which]
     backup = path.with_name("backup.bin")
@@ -173,8 +201,8 @@ def test_truncated_zeroed_and_cut_shards_are_caught(small_store, kind, where, le
         if damaged == data:
             return  # zeroing bytes that were zero already is no corruption
         path.write_bytes(damaged)
-        judge(small_store, original, _CUT_TALLY, cli=_CUT_TALLY.runs % CLI_EVERY == 0,
-              label=f"{kind}@{at}+{length}")
+        _CUT_TALLY.merge(isolated.submit(judged, small_store, original, _CUT_TALLY.runs % CLI_EVERY == 0,
+                                         f"{kind}@{at}+{length}").result())
     finally:
         shutil.copyfile(backup, path)
         backup.unlink()
