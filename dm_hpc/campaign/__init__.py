@@ -9,6 +9,6 @@ Public face::
 
 Uses learn, acquire, runners, compute and data; nothing imports this package but the CLI.
 """
-from dm_hpc.campaign.spec import Campaign, CampaignError, CampaignSpec, json_schema, load_campaign, parse_campaign
+from dm_hpc.campaign.spec import CampaignError, CampaignSpec, json_schema, load_campaign, parse_campaign
 
-__all__ = ["Campaign", "CampaignSpec", "CampaignError", "json_schema", "load_campaign", "parse_campaign"]
+__all__ = ["CampaignSpec", "CampaignError", "json_schema", "load_campaign", "parse_campaign"]

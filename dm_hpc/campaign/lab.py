@@ -21,13 +21,13 @@ from pathlib import Path
 import pandas as pd
 
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.spec import Campaign
+from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import MaterialRecord, Source, Store, StoreError, canonical_unit
 from dm_hpc.data.resend import resolve_resends
 from dm_hpc.data.sheets import SheetContents, SheetDefaults, SheetError, read_sheet_contents, write_table
 
 
-def suggestion_table(campaign: Campaign, state: jn.State, include_measured: bool = False) -> pd.DataFrame:
+def suggestion_table(campaign: CampaignSpec, state: jn.State, include_measured: bool = False) -> pd.DataFrame:
     """The lab's sheet: one row per suggested experiment not yet measured."""
     rows = []
     for entry in state.lab.values():
@@ -51,7 +51,7 @@ def suggestion_table(campaign: Campaign, state: jn.State, include_measured: bool
     return pd.DataFrame(rows)
 
 
-def write_suggestions(campaign: Campaign, out: Path) -> int:
+def write_suggestions(campaign: CampaignSpec, out: Path) -> int:
     """Write the pending experiments to ``out`` (.csv or .xlsx); returns how many."""
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     table = suggestion_table(campaign, state)
@@ -61,7 +61,7 @@ def write_suggestions(campaign: Campaign, out: Path) -> int:
     return len(table)
 
 
-def read_lab_sheet(campaign: Campaign, path: Path, sheet: str | None = None) -> SheetContents:
+def read_lab_sheet(campaign: CampaignSpec, path: Path, sheet: str | None = None) -> SheetContents:
     """Validate a filled sheet against the campaign's suggestions (raises ``SheetError``)."""
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     lab_name = campaign.lab.name if campaign.lab else "lab"
@@ -106,7 +106,7 @@ class LabIngest:
     warnings: list[str] = field(default_factory=list)
 
 
-def take_lab_sheet(campaign: Campaign, path: Path, replace: bool = False, sheet: str | None = None) -> LabIngest:
+def take_lab_sheet(campaign: CampaignSpec, path: Path, replace: bool = False, sheet: str | None = None) -> LabIngest:
     """Take a filled lab sheet back, all or nothing (raises ``SheetError``).
 
     A running manager holds the store: the validated records then wait in the campaign's inbox
@@ -134,13 +134,13 @@ def take_lab_sheet(campaign: Campaign, path: Path, replace: bool = False, sheet:
         return done(records, event["new"], False)
 
 
-def ingest_lab_sheet(campaign: Campaign, path: Path) -> tuple[int, int, bool]:
+def ingest_lab_sheet(campaign: CampaignSpec, path: Path) -> tuple[int, int, bool]:
     """``take_lab_sheet`` without options: returns ``(records, new, queued)``."""
     result = take_lab_sheet(campaign, path)
     return result.records, result.new, result.queued
 
 
-def _resolve(campaign: Campaign, contents: SheetContents, origin: str, replace: bool) -> list[MaterialRecord]:
+def _resolve(campaign: CampaignSpec, contents: SheetContents, origin: str, replace: bool) -> list[MaterialRecord]:
     """``resolve_resends`` against the store a running manager holds (read-only snapshot)."""
     try:
         store = Store.open(campaign.store, "r")

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from dm_hpc.campaign.dataset import TrainingSet, training_set
-from dm_hpc.campaign.spec import Campaign
+from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.campaign.strategy import design_space, target_index
 from dm_hpc.data import Store
 
@@ -96,7 +96,7 @@ class Snapshot:
     fidelities: list[int] = field(default_factory=list)
 
 
-def registry_dir(campaign: Campaign) -> Path:
+def registry_dir(campaign: CampaignSpec) -> Path:
     return campaign.run_dir / "models"
 
 
@@ -112,7 +112,7 @@ def _bucket(record_id: str) -> int:
     return int(hashlib.sha256(record_id.encode()).hexdigest()[:8], 16) % 100
 
 
-def snapshot(campaign: Campaign) -> Snapshot:
+def snapshot(campaign: CampaignSpec) -> Snapshot:
     """Read the store and split its usable records into train / calibration / test rows."""
     with Store.open(campaign.store, "r") as store:
         df = store.to_dataframe()
@@ -131,7 +131,7 @@ def snapshot(campaign: Campaign) -> Snapshot:
     return Snapshot(data, generation, sha, train, cal, test, sorted(int(f) for f in np.unique(data.fidelity)))
 
 
-def _features(campaign: Campaign, snap: Snapshot, rows: np.ndarray, fidelity_column: bool):
+def _features(campaign: CampaignSpec, snap: Snapshot, rows: np.ndarray, fidelity_column: bool):
     """``len(rows) x d`` features (plus the fidelity scaled to [0, 1] as a last column when asked)."""
     import torch
 
@@ -164,7 +164,7 @@ def _code_version() -> str:
     return f"{dm_hpc.__version__}+{commit}" if commit else dm_hpc.__version__
 
 
-def _resolve_kind(campaign: Campaign, snap: Snapshot, options: TrainOptions, world_size: int) -> str:
+def _resolve_kind(campaign: CampaignSpec, snap: Snapshot, options: TrainOptions, world_size: int) -> str:
     from dm_hpc.learn.surrogates import GP_MAX_POINTS
 
     if world_size > 1:
@@ -179,7 +179,7 @@ def _resolve_kind(campaign: Campaign, snap: Snapshot, options: TrainOptions, wor
     return kind
 
 
-def _train_gp(campaign: Campaign, snap: Snapshot, kind: str) -> tuple[Any, dict, dict]:
+def _train_gp(campaign: CampaignSpec, snap: Snapshot, kind: str) -> tuple[Any, dict, dict]:
     """Exact or multi-task GP on the training rows; ``(model, saved state, held-out metrics)``."""
     import torch
 
@@ -203,7 +203,7 @@ def _train_gp(campaign: Campaign, snap: Snapshot, kind: str) -> tuple[Any, dict,
     return model, surrogate_state(model, kind, X, Y, task, target), quality.as_dict()
 
 
-def _rank_data(campaign: Campaign, snap: Snapshot, world, fidelity_column: bool):
+def _rank_data(campaign: CampaignSpec, snap: Snapshot, world, fidelity_column: bool):
     from dm_hpc.learn.distributed import RankData, row_slice
 
     def share(rows):
@@ -219,7 +219,7 @@ def _rank_data(campaign: Campaign, snap: Snapshot, world, fidelity_column: bool)
     return RankData(X, Y, offset, len(train), Xc, Yc, Xt, Yt)
 
 
-def _train_ensemble(campaign: Campaign, snap: Snapshot, options: TrainOptions, world):
+def _train_ensemble(campaign: CampaignSpec, snap: Snapshot, options: TrainOptions, world):
     import torch
 
     from dm_hpc.learn.distributed import train_ensemble
@@ -240,12 +240,12 @@ def _train_ensemble(campaign: Campaign, snap: Snapshot, options: TrainOptions, w
     return result, surrogate_state(result.model, "ensemble", None, None)
 
 
-def latest(campaign: Campaign) -> ModelVersion | None:
+def latest(campaign: CampaignSpec) -> ModelVersion | None:
     found = versions(campaign)
     return found[-1] if found else None
 
 
-def train(campaign: Campaign, options: TrainOptions | None = None, world=None) -> ModelVersion | dict[str, Any] | None:
+def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=None) -> ModelVersion | dict[str, Any] | None:
     """Fit the campaign's surrogate on the store and register it (rank 0 of ``world``).
 
     Returns:
@@ -300,7 +300,7 @@ def train(campaign: Campaign, options: TrainOptions | None = None, world=None) -
     return _register(campaign, state, meta)
 
 
-def _register(campaign: Campaign, state: dict, meta: dict) -> ModelVersion:
+def _register(campaign: CampaignSpec, state: dict, meta: dict) -> ModelVersion:
     from dm_hpc.learn.persist import save_surrogate
 
     root = registry_dir(campaign)
@@ -322,7 +322,7 @@ def _register(campaign: Campaign, state: dict, meta: dict) -> ModelVersion:
     return ModelVersion(version, root / version, {"version": version, **meta})
 
 
-def _spawned_rank(world, campaign: Campaign, options: TrainOptions, out: str) -> None:
+def _spawned_rank(world, campaign: CampaignSpec, options: TrainOptions, out: str) -> None:
     result = train(campaign, options, world)
     if world.rank == 0:
         payload = None
@@ -333,7 +333,7 @@ def _spawned_rank(world, campaign: Campaign, options: TrainOptions, out: str) ->
         Path(out).write_text(json.dumps(payload))
 
 
-def train_local_ranks(campaign: Campaign, ranks: int, options: TrainOptions | None = None):
+def train_local_ranks(campaign: CampaignSpec, ranks: int, options: TrainOptions | None = None):
     """``train`` on ``ranks`` local processes (gloo, or NCCL with GPUs); same return as ``train``."""
     from dm_hpc.learn.distributed import spawn_local
 
@@ -353,7 +353,7 @@ def train_local_ranks(campaign: Campaign, ranks: int, options: TrainOptions | No
     return payload["meta"]
 
 
-def versions(campaign: Campaign) -> list[ModelVersion]:
+def versions(campaign: CampaignSpec) -> list[ModelVersion]:
     """Registered versions, oldest first."""
     root = registry_dir(campaign)
     out = []
@@ -362,12 +362,12 @@ def versions(campaign: Campaign) -> list[ModelVersion]:
     return out
 
 
-def current(campaign: Campaign) -> str | None:
+def current(campaign: CampaignSpec) -> str | None:
     path = registry_dir(campaign) / "CURRENT"
     return path.read_text().strip() if path.exists() else None
 
 
-def promote(campaign: Campaign, version: str) -> None:
+def promote(campaign: CampaignSpec, version: str) -> None:
     """Make ``version`` the one in use (any registered version; the others stay registered)."""
     if not (registry_dir(campaign) / version / "model.pt").exists():
         known = ", ".join(v.version for v in versions(campaign)) or "none"
@@ -375,12 +375,12 @@ def promote(campaign: Campaign, version: str) -> None:
     _atomic_write(registry_dir(campaign) / "CURRENT", version + "\n")
 
 
-def rollback(campaign: Campaign, version: str) -> None:
+def rollback(campaign: CampaignSpec, version: str) -> None:
     """Point ``CURRENT`` back at an earlier version (the later ones stay registered)."""
     promote(campaign, version)
 
 
-def load(campaign: Campaign, version: str | None = None):
+def load(campaign: CampaignSpec, version: str | None = None):
     """The registered ``(model, space, multi_fidelity)`` of ``version`` (default: current)."""
     from dm_hpc.learn.persist import load_surrogate
 

@@ -326,9 +326,6 @@ class CampaignSpec(Strict):
         return out + [c.property for c in self.constraints if c.property not in out]
 
 
-#: Old name of ``CampaignSpec`` (one class); kept until every module says ``CampaignSpec``.
-Campaign = CampaignSpec
-
 
 def _format_errors(path: str, exc: ValidationError) -> str:
     lines = []

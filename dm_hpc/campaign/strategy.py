@@ -18,8 +18,7 @@ from dm_hpc.acquire.points import ProposedPoint
 from dm_hpc.campaign.dataset import TrainingSet
 from dm_hpc.campaign.spec import CampaignSpec, FidelityKind, Goal
 
-#: Atoms assumed when a method's cost model needs a cell size before the structure exists.
-TYPICAL_ATOMS = 16
+from dm_hpc.compute.methods import TYPICAL_ATOMS  # noqa: E402 -- one size for cost and duration
 
 
 @lru_cache(maxsize=4)

@@ -23,6 +23,10 @@ from dm_hpc.data.elements import atomic_number
 
 _REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
+#: Atoms assumed when a method's cost model needs a cell size before the structure exists
+#: (the acquisition's cost per fidelity and the runners' expected task duration).
+TYPICAL_ATOMS = 16
+
 
 def config_dir() -> Path:
     """Folder holding ``calculators.yaml`` and ``pseudopotentials.yaml`` (``DM_HPC_CONFIG_DIR``

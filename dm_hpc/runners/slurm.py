@@ -34,9 +34,7 @@ from dm_hpc.runners.states import JobState, refine_oom
 from dm_hpc.runners.submissions import Submission, SubmissionLog, append_line
 
 _counter = itertools.count()
-#: atoms in the cell the cost model is evaluated at when a task does not give its expected
-#: duration (the acquisition's cost uses the same size: dm_hpc.campaign.strategy.TYPICAL_ATOMS).
-TYPICAL_ATOMS = 16
+from dm_hpc.compute.methods import TYPICAL_ATOMS  # noqa: E402 -- the cost model's cell size
 
 
 def expected_seconds(spec: TaskSpec) -> float | None:

@@ -35,7 +35,7 @@ import pandas as pd
 
 from dm_hpc.campaign import CampaignError, load_campaign
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.spec import Campaign, Goal
+from dm_hpc.campaign.spec import CampaignSpec, Goal
 from dm_hpc.data import MaterialRecord, Store, StoreError
 from dm_hpc.data.access import AccessMap, AccessRule
 from dm_hpc.data.sheets import SheetError
@@ -126,7 +126,7 @@ class CampaignDesk:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.campaigns: dict[str, Campaign] = {}
+        self.campaigns: dict[str, CampaignSpec] = {}
         self.problems: dict[str, str] = {}  # file -> why it was skipped
         for path in sorted(self.folder.glob("*.y*ml")):
             try:
@@ -140,14 +140,14 @@ class CampaignDesk:
     def names(self) -> list[str]:
         return sorted(self.campaigns)
 
-    def get(self, name: str) -> Campaign:
+    def get(self, name: str) -> CampaignSpec:
         try:
             return self.campaigns[name]
         except KeyError:
             raise UnknownCampaign(name) from None
 
     # ------------------------------------------------------------------ reading
-    def _frame(self, c: Campaign) -> tuple[pd.DataFrame, int]:
+    def _frame(self, c: CampaignSpec) -> tuple[pd.DataFrame, int]:
         try:
             with Store.open(c.store, "r") as store:
                 return store.to_dataframe(), store.info()["generation"]
@@ -167,7 +167,7 @@ class CampaignDesk:
         slot.status = (key, self._status(c))
         return slot.status[1]
 
-    def _status(self, c: Campaign) -> dict[str, Any]:
+    def _status(self, c: CampaignSpec) -> dict[str, Any]:
         state = jn.replay(c.run_dir / "journal.jsonl")
         counts = {k: 0 for k in (jn.PLANNED, jn.SUBMITTED, jn.INGESTED, jn.FAILED)}
         for t in state.tasks.values():
@@ -271,7 +271,7 @@ class CampaignDesk:
             except SheetError as exc:
                 raise SheetError(filename, exc.problems) from None
 
-    def _store_measurements(self, c: Campaign, path: Path, records: list[MaterialRecord], rule: AccessRule) -> Upload:
+    def _store_measurements(self, c: CampaignSpec, path: Path, records: list[MaterialRecord], rule: AccessRule) -> Upload:
         """Under the campaign's ingest lock: refuse changed re-measurements, skip a sheet that
         only repeats what is stored, else ingest; new records get ``rule`` (an existing record
         keeps its level: after ingest only an admin changes it)."""
@@ -294,7 +294,7 @@ class CampaignDesk:
         return Upload(n, new, queued, ids)
 
     # ------------------------------------------------------------------ models
-    def _generation(self, c: Campaign) -> int:
+    def _generation(self, c: CampaignSpec) -> int:
         try:
             with Store.open(c.store, "r") as store:
                 return store.info()["generation"]

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from dm_hpc.campaign import Campaign, CampaignError, json_schema, load_campaign, parse_campaign
+from dm_hpc.campaign import CampaignSpec, CampaignError, json_schema, load_campaign, parse_campaign
 from dm_hpc.campaign import spec
 from tests.conftest import REPO
 
@@ -36,7 +36,7 @@ yamlish = st.recursive(
 )
 
 
-def check(data) -> Campaign | None:
+def check(data) -> CampaignSpec | None:
     """Parse ``data``: a Campaign, or a CampaignError naming the file; anything else fails the test."""
     try:
         return parse_campaign(data, ORIGIN)
@@ -71,7 +71,7 @@ DICT_PATHS = [()] + [p for p in ALL_PATHS if isinstance(at(DEMO, p)[0][at(DEMO, 
 
 
 def test_demo_is_valid():
-    assert isinstance(parse_campaign(copy.deepcopy(DEMO), ORIGIN), Campaign)
+    assert isinstance(parse_campaign(copy.deepcopy(DEMO), ORIGIN), CampaignSpec)
 
 
 @FUZZ
