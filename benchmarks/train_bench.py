@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--ranks", default="1,2")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--batch", type=int, default=0, help="global minibatch per member (0: the default)")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per rank count (the fastest is kept)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per rank count, interleaved (the fastest is kept)")
     a = ap.parse_args()
     config = EnsembleConfig(epochs=a.epochs)
     if a.batch:
@@ -69,21 +69,22 @@ def main() -> None:
           f"cpus {os.cpu_count()}; load {os.getloadavg()[0]:.1f}")
     print("| ranks | device | train (s) | samples/s | speed-up | held-out RMSE | coverage 90 % |")
     print("|---|---|---|---|---|---|---|")
-    base = None
-    for r in [int(x) for x in a.ranks.split(",")]:
-        best = None
-        for _ in range(a.repeat):
+    counts = [int(x) for x in a.ranks.split(",")]
+    best: dict[int, dict] = {}
+    for _ in range(a.repeat):  # rank counts interleaved: the shared machine's speed drifts over minutes
+        for r in counts:
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "r.json"
                 spawn_local(rank, r, a.records, config, str(out))
                 got = json.loads(out.read_text())
-            best = got if best is None or got["seconds"] < best["seconds"] else best
-        rate = best["samples"] / best["seconds"]
-        base = base or rate
-        t = best["test"]
-        print(f"| {r} | {best['device']} | {best['seconds']:.1f} | {rate:,.0f} | {rate / base:.2f}x "
+            if r not in best or got["seconds"] < best[r]["seconds"]:
+                best[r] = got
+    base = best[counts[0]]["samples"] / best[counts[0]]["seconds"]
+    for r in counts:
+        rate = best[r]["samples"] / best[r]["seconds"]
+        t = best[r]["test"]
+        print(f"| {r} | {best[r]['device']} | {best[r]['seconds']:.1f} | {rate:,.0f} | {rate / base:.2f}x "
               f"| {t['rmse'][0]:.4f} | {t['coverage90']:.1%} |", flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -29,6 +29,7 @@ resume a killed training exactly.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -49,6 +50,19 @@ CROSS_CALIBRATION_BELOW = 1000
 CALIBRATION_FOLDS = 4
 #: Lower bound on optimiser steps, so that small data sets are still trained to convergence.
 MIN_STEPS = 500
+#: Above ``batch_size * STEPS_PER_EPOCH`` points the minibatch grows with the data (up to
+#: ``BATCH_MAX``) instead of the step count: every step has fixed costs (the optimiser update, and
+#: under data parallelism one gradient exchange) that a 256-row step on 100,000 records pays 7,000
+#: times. A pass over the data stays at least ``STEPS_PER_EPOCH`` steps, so training cost still
+#: grows with n; measured at 100,000 records the held-out RMSE moved by about 1 % (distrib.md).
+STEPS_PER_EPOCH = 40
+BATCH_MAX = 4096
+#: On the CPU a step's rows go through forward and backward in slices of this many rows per
+#: member, their gradients summed before the one optimiser update (and the one gradient exchange):
+#: a whole 4096-row batch makes activations of ~5 MB per layer and member stack, which leave the
+#: cache, and two ranks then share memory bandwidth instead of each using its core. Measured on
+#: one core, 4096 rows: 17.6 ms per step whole, 12.2 ms in slices of 512. A GPU takes the batch whole.
+CPU_SLICE_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -57,8 +71,9 @@ class EnsembleConfig:
 
     Attributes:
         members: ensemble size S. width: hidden units of each member's two hidden layers.
-        epochs: passes over the training data (steps grow with n). batch_size: global minibatch
-            per member and step (capped at n). lr / weight_decay: AdamW. seed: initialisation and
+        epochs: passes over the training data (steps grow with n). batch_size: smallest global
+            minibatch per member and step (capped at n); it grows to ``n / STEPS_PER_EPOCH``
+            (at most ``BATCH_MAX``) on large data. lr / weight_decay: AdamW. seed: initialisation and
             the minibatch stream. calibration_fraction: share of the data held out to calibrate.
     """
 
@@ -76,7 +91,9 @@ class EnsembleConfig:
         return max(MIN_STEPS, math.ceil(self.epochs * n / self.batch(n)))
 
     def batch(self, n: int) -> int:
-        return max(1, min(self.batch_size, n))
+        """Global minibatch per member for ``n`` training points."""
+        grown = max(self.batch_size, min(BATCH_MAX, math.ceil(n / STEPS_PER_EPOCH)))
+        return max(1, min(grown, n))
 
 
 class GaussianMembers(nn.Module):
@@ -177,12 +194,19 @@ def train_members(
         sched.load_state_dict(optimizer_state["scheduler"])
     members = config.members
     scale = world / (members * batch)
+    slice_rows = CPU_SLICE_ROWS if xs.device.type == "cpu" else None
+    # DDP exchanges gradients on a backward pass outside no_sync(): only the last slice's, once a step
+    no_sync = getattr(net, "no_sync", contextlib.nullcontext)
     for step in range(start_step, steps):
         idx = global_batch(step, config.seed, members, batch, n_total)
         rows, weight = local_batch(idx, offset, len(xs))
-        loss = nll_step_loss(net, xs, ys, rows.to(xs.device), weight.to(xs.device), scale)
+        rows, weight = rows.to(xs.device), weight.to(xs.device)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        # at least one (maybe empty) slice, so that every rank joins the step's one exchange
+        slices = list(zip(rows.split(slice_rows, 1), weight.split(slice_rows, 1))) if slice_rows else [(rows, weight)]
+        for i, (r, w) in enumerate(slices):
+            with no_sync() if i < len(slices) - 1 else contextlib.nullcontext():
+                nll_step_loss(net, xs, ys, r, w, scale).backward()
         opt.step()
         sched.step()
         if on_step is not None:

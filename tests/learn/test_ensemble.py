@@ -56,8 +56,12 @@ def test_acquisition_optimises_through_the_model():
 
 def test_training_cost_grows_with_the_data():
     cfg = EnsembleConfig()
-    assert cfg.steps(100_000) > cfg.steps(10_000) > cfg.steps(1_000)
-    assert cfg.steps(100_000) >= cfg.epochs * 100_000 // cfg.batch_size
+    sizes = [1_000, 10_000, 100_000, 1_000_000]
+    rows_seen = [cfg.steps(n) * cfg.batch(n) for n in sizes]
+    assert rows_seen == sorted(rows_seen) and len(set(rows_seen)) == len(sizes)
+    assert all(seen >= cfg.epochs * n for seen, n in zip(rows_seen, sizes))  # every point, every epoch
+    # the minibatch grows with the data up to its cap; beyond it, the step count grows again
+    assert cfg.batch(100_000) > cfg.batch(1_000) and cfg.steps(1_000_000) > cfg.steps(100_000)
 
 
 def test_auto_uses_the_calibrated_ensemble_above_the_gp_limit():
