@@ -41,6 +41,9 @@ class PlanRequest:
         pending: realised points in flight, queued or in lab batches (not yet measured).
         allowed: fidelity names that may be proposed (budgets and circuit breakers applied).
         seed: seeds every random draw (same request, same answer).
+        admissible: a point -> its realised point if that is new for its fidelity, else None
+            (``fresh_points`` sets it): planners that rank candidates use it to rank only
+            points that will be new, instead of proposing known ones and being asked again.
     """
 
     q: int
@@ -48,6 +51,7 @@ class PlanRequest:
     pending: list[ProposedPoint]
     allowed: list[str]
     seed: int
+    admissible: Callable[[ProposedPoint], ProposedPoint | None] | None = None
 
 
 class Planner(Protocol):
@@ -98,6 +102,9 @@ class BoTorchOptimisation:
         if fitted.multi_fidelity:
             fidelities = [Fidelity(name, fitted.task_of(name), self.costs[name], target=(name == fitted.target))
                           for name in allowed]
+        # with one fidelity the candidates can be realised before they are ranked; with several,
+        # the fidelity is chosen after the point, so ``fresh_points`` checks the proposals instead
+        snap = None if len(allowed) > 1 or request.admissible is None else self._snap(request.admissible, allowed[0])
         pending = [(p.composition, p.process) for p in request.pending]
         # the acquisition's Monte-Carlo samples come from torch's global generator: seed it here,
         # inside a fork, so the same request gives the same points and nobody else's stream moves
@@ -106,11 +113,25 @@ class BoTorchOptimisation:
             torch.manual_seed(request.seed)
             proposals = propose(fitted.model, self.space, self.objectives, self.constraints, q=request.q,
                                 pending=pending or None, fidelities=fidelities, outputs=list(self.outputs),
-                                X_baseline=fitted.train_X, seed=request.seed)
+                                X_baseline=fitted.train_X, seed=request.seed, snap=snap)
         return [ProposedPoint(p.fidelity or allowed[0], p.composition, p.process,
                               {"mean": p.mean, "std": p.std, "acquisition": p.acquisition_value,
                                "gain_per_cost": p.gain_per_cost})
                 for p in proposals]
+
+
+    def _snap(self, admissible: Callable[[ProposedPoint], ProposedPoint | None], fidelity: str):
+        """Candidate rows -> the distinct realised rows that are new at ``fidelity``."""
+
+        def snap(frac: np.ndarray, proc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            kept: dict[PointKey, tuple[dict, dict]] = {}
+            for comp, pr in self.space.to_dicts(frac, proc):
+                real = admissible(ProposedPoint(fidelity, comp, pr))
+                if real is not None:
+                    kept.setdefault(real.key, (real.composition, real.process))
+            return self.space.from_dicts(list(kept.values()))
+
+        return snap
 
 
 @dataclass
@@ -123,7 +144,12 @@ class LabSeeding:
     calculation: str
 
     def propose(self, request: PlanRequest) -> list[ProposedPoint]:
-        asked = PlanRequest(request.q, request.fitted, request.pending, [self.calculation], request.seed)
+        admissible = request.admissible
+        # candidates are judged as what the lab would make (new for the lab), ranked by the model
+        # of the calculation fidelity
+        as_lab = None if admissible is None else (
+            lambda p: None if (real := admissible(p.at(self.lab))) is None else real.at(self.calculation))
+        asked = PlanRequest(request.q, request.fitted, request.pending, [self.calculation], request.seed, as_lab)
         return [p.at(self.lab) for p in self.inner.propose(asked)]
 
 
@@ -158,6 +184,11 @@ def fresh_points(
     out: list[ProposedPoint] = []
     pending = list(request.pending)
     rejected = 0
+
+    def admissible(p: ProposedPoint) -> ProposedPoint | None:
+        real = realise(p)
+        return None if real is None or real.key in seen.get(real.fidelity, ()) else real
+
     for r in range(rounds + (fallback is not None)):
         need = request.q - len(out)
         if need <= 0:
@@ -166,7 +197,8 @@ def fresh_points(
         if r == rounds:
             source, q = fallback, FALLBACK_CANDIDATES  # exhausted if none of these is new
         proposals = source.propose(PlanRequest(q, request.fitted, pending, request.allowed,
-                                               int(np.random.default_rng([request.seed, r]).integers(2**31))))
+                                               int(np.random.default_rng([request.seed, r]).integers(2**31)),
+                                               admissible))
         for p in proposals:
             real = realise(p)
             if real is None or real.key in seen.setdefault(real.fidelity, set()):

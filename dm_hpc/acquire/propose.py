@@ -1,7 +1,7 @@
 """``propose``: the next batch of compositions / process settings (and fidelities) to evaluate."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,6 +99,7 @@ def propose(
     exclude_pool: Sequence[int] = (),
     seed: int = 0,
     kind: str | None = None,
+    snap: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> list[Proposal]:
     """Propose a batch of ``q`` evaluations.
 
@@ -119,12 +120,19 @@ def propose(
         n_candidates: random feasible candidates drawn (continuous spaces), then refined around
             the best ones; ignored for a pool.
         exclude_pool: pool indices never to propose (already measured).
+        snap: maps candidate rows (``n x E`` fractions, ``n x P`` process) to the rows of what
+            would really be evaluated, dropping those that are not new (continuous spaces): the
+            acquisition then ranks realised, new points only, so every proposal is one.
 
     Returns:
-        ``q`` proposals in the order chosen.
+        ``q`` proposals in the order chosen (fewer when ``snap`` leaves fewer candidates).
     """
     rng = np.random.default_rng(seed)
     frac, proc = space.candidates(n_candidates, rng)
+    if snap is not None and space.pool is None:
+        frac, proc = snap(frac, proc)
+        if not len(frac):
+            return []
     X_cand = space.featurize(frac, proc)
     X_pend = _pending_features(space, pending)
     X_base = training_inputs(model) if X_baseline is None else X_baseline
@@ -142,6 +150,10 @@ def propose(
     def refine_fn(vals: Tensor, Xc: Tensor) -> Tensor | None:
         top = torch.topk(vals, min(32, len(vals))).indices.numpy()
         f2, p2 = space.neighbours(state["frac"][top], state["proc"][top], 8, rng)
+        if snap is not None:
+            f2, p2 = snap(f2, p2)
+            if not len(f2):
+                return None
         state["frac"] = np.concatenate([state["frac"], f2])
         state["proc"] = np.concatenate([state["proc"], p2])
         return space.featurize(f2, p2)

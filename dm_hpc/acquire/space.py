@@ -109,6 +109,14 @@ class DesignSpace:
             for fr, pr in zip(fractions, process if process.size else np.zeros((len(fractions), 0)))
         ]
 
+    def from_dicts(self, items: Sequence[tuple[Mapping[str, float], Mapping[str, float]]]) -> tuple[np.ndarray, np.ndarray]:
+        """``to_dicts`` backwards: ``(composition, process)`` pairs -> ``n x E`` and ``n x P`` rows."""
+        from dm_hpc.learn.features import composition_matrix
+
+        frac = composition_matrix([c for c, _ in items], self.element_names)
+        proc = np.array([[float(pr[k]) for k in self.process] for _, pr in items]).reshape(len(items), len(self.process))
+        return frac, proc
+
     def violations(self, fractions: np.ndarray, process: np.ndarray | None = None, tol: float = 1e-6) -> list[str]:
         """Human-readable list of broken constraints of the rows (empty when all hold)."""
         bad = []

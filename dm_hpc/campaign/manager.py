@@ -237,16 +237,11 @@ class CampaignManager:
                     reason, paused = reason or "paused (time given to this run used up)", reason is None
                     break
                 # 1. fill free slots from the queue (never waits for the model)
-                while reason is None and len(self.state.in_flight) < self.c.runner.max_in_flight:
-                    if stopping.budget_reason(self.c, self.state, time.time(), len(self.lab_pending)):
-                        break
-                    point = self._next_point()
-                    if point is None:
-                        break
-                    self._submit(self._new_task_id(), point)
+                self._fill_slots(reason)
                 if reason is None and not self.c.calculations:
                     self._next_point()  # a lab-only campaign: suggestions go to lab batches
-                # 2. collect what finished
+                # 2. collect what finished, and refill the freed slots at once (before the store
+                # is re-read and the planner asked: a slot waits for nothing but the queue)
                 finished = 0
                 for outcome in self.runner.poll():
                     task = self.state.tasks.get(outcome.task_id)
@@ -255,6 +250,9 @@ class CampaignManager:
                         finished += 1
                 finished += self._follow_orphans()
                 finished += self._ingest_inbox()
+                if finished:
+                    reason = reason or self._stop_reason()
+                    self._fill_slots(reason)
                 # 3. the planner: refit at the cadence, keep the queue topped up
                 since_fit += finished
                 if since_fit >= self.c.learning.refit_every:
@@ -290,6 +288,16 @@ class CampaignManager:
             best=self._best(self.store.to_dataframe(campaign=self.c.name)),
             utilisation=self.busy_s / slots if slots > 0 else None,
         )
+
+    def _fill_slots(self, reason: str | None) -> None:
+        """Submit queued points while a slot is free and no budget or stop reason forbids it."""
+        while reason is None and len(self.state.in_flight) < self.c.runner.max_in_flight:
+            if stopping.budget_reason(self.c, self.state, time.time(), len(self.lab_pending)):
+                break
+            point = self._next_point()
+            if point is None:
+                break
+            self._submit(self._new_task_id(), point)
 
     def _new_task_id(self) -> str:
         """A task id never planned before (ids count up from the journal's highest)."""
