@@ -28,14 +28,12 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dm_hpc.acquire.planner import PlanRequest, RandomStart, fresh_points
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign import stopping
-from dm_hpc.campaign.dataset import training_set
-from dm_hpc.campaign.realise import realiser, stored_keys
-from dm_hpc.campaign.spec import CampaignSpec, Goal
-from dm_hpc.campaign.strategy import LabSeeding, choose_planner, design_space, fit_model, optimiser
+from dm_hpc.campaign.planning import CampaignPlanner, Plan, Snapshot, best_values, seen_points
+from dm_hpc.campaign.realise import stored_keys
+from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import Store, StoreLockedError
 
 POLL_S = 0.1
@@ -61,28 +59,6 @@ class Summary:
     core_hours: float
     best: dict[str, float]
     utilisation: float | None
-
-
-@dataclass
-class _Snapshot:
-    """What the planner thread needs, copied so it never touches the store or the runner."""
-
-    data: pd.DataFrame | None  # records to refit on (None: keep the current model)
-    seed: int
-    pending: list[ProposedPoint]
-    seen: dict[str, set[PointKey]]
-    allowed: list[str]
-    seed_lab: bool
-
-
-@dataclass
-class _Plan:
-    """What the planner thread hands back."""
-
-    points: list[ProposedPoint]
-    refit: dict[str, Any] | None  # the journalled refit event, applied by the loop
-    shortfall: str | None
-    refit_skipped: bool = False  # asked to refit, but too few records yet
 
 
 def make_runner(campaign: CampaignSpec, run_dir: Path):
@@ -137,7 +113,6 @@ class CampaignManager:
         self.runner = runner
         self.queue: deque[ProposedPoint] = deque()
         self.lab_pending: list[ProposedPoint] = []
-        self.fitted = None  # learn.fitted.FittedSurrogate, written only by the planner thread
         self.busy_s = 0.0
         self.state = jn.State()
         self._adopted: set[str] = set()
@@ -148,10 +123,10 @@ class CampaignManager:
         self._best_cache: dict[str, float] = {}
         self._stored: dict[str, set[PointKey]] = {}
         self._exhausted: str | None = None
-        self._realise = realiser(campaign)
         self._data_version = 0  # results ingested so far in this run
         self._plan_version = 0  # ... when the plan in progress was snapshotted
         self._lab = None
+        self.planning: CampaignPlanner | None = None  # made in run(): it journals refits
 
     # ------------------------------------------------------------------ bookkeeping
     def task_dir(self, task_id: str) -> Path:
@@ -180,21 +155,12 @@ class CampaignManager:
             reason = self._exhausted
         return reason
 
-    def _best(self, df: pd.DataFrame) -> dict[str, float]:
-        """Best value so far per objective over campaign records (any fidelity)."""
-        out = {}
-        for o in self.c.objectives:
-            if o.property in df.columns and df[o.property].notna().any():
-                col = df[o.property]
-                out[o.property] = float(col.max() if o.goal == Goal.max else col.min())
-        return out
-
     def _reload(self) -> pd.DataFrame:
         """Read the store: best values and the realised points stored per fidelity."""
         df = self.store.to_dataframe()
         self._stored = stored_keys(self.c, df)
         mine = df[df["campaign"] == self.c.name] if "campaign" in df.columns else df.iloc[0:0]
-        self._best_cache = self._best(mine)
+        self._best_cache = best_values(self.c, mine)
         return df
 
     # ------------------------------------------------------------------ main loop
@@ -207,6 +173,7 @@ class CampaignManager:
             os.close(lock_fd)
             raise CampaignBusyError(str(exc)) from None
         self.journal = jn.Journal(self.run_dir / "journal.jsonl")
+        self.planning = CampaignPlanner(self.c, self.journal)
         try:
             return self._run(max_seconds)
         finally:
@@ -285,7 +252,7 @@ class CampaignManager:
             failed=sum(t.status == jn.FAILED for t in tasks),
             lab_suggested=len(self.state.lab),
             core_hours=self.state.core_hours,
-            best=self._best(self.store.to_dataframe(campaign=self.c.name)),
+            best=best_values(self.c, self.store.to_dataframe(campaign=self.c.name)),
             utilisation=self.busy_s / slots if slots > 0 else None,
         )
 
@@ -413,20 +380,6 @@ class CampaignManager:
             allowed.append(lab.name)
         return allowed
 
-    def _seen(self) -> dict[str, set[PointKey]]:
-        """Realised points per fidelity that must not be proposed again: stored, planned (in
-        flight or ended), queued, or in a lab batch."""
-        seen = {name: set(keys) for name, keys in self._stored.items()}
-        for name in (f.name for f in self.c.fidelities):
-            seen.setdefault(name, set())
-        for t in self.state.tasks.values():
-            seen.setdefault(t.fidelity, set()).add(point_key(t.composition, t.process))
-        if self.c.lab is not None:
-            seen[self.c.lab.name] |= {point_key(e.composition, e.process) for e in self.state.lab.values()}
-        for p in list(self.queue) + self.lab_pending:
-            seen.setdefault(p.fidelity, set()).add(p.key)
-        return seen
-
     def _next_point(self) -> ProposedPoint | None:
         """The next calculation to run (lab points are set aside into the lab batch)."""
         lab = self.c.lab
@@ -451,7 +404,7 @@ class CampaignManager:
         if self._plan is not None:
             if not self._plan.done():
                 return
-            plan: _Plan = self._plan.result()  # a planner error surfaces here
+            plan: Plan = self._plan.result()  # a planner error surfaces here
             stale = self._plan_version < self._data_version
             self._plan = None
             if plan.refit_skipped:
@@ -480,13 +433,13 @@ class CampaignManager:
         lab = self.c.lab
         pending += [ProposedPoint(lab.name, e.composition, e.process)
                     for e in self.state.lab.values() if e.awaited]
-        snapshot = _Snapshot(
+        snapshot = Snapshot(
             data=self._reload() if refit else None,
             # the same journal state plans the same points (a resumed run, the lab's batch)
             seed=int(np.random.default_rng([self.c.seed, len(self.state.tasks), len(self.state.lab),
                                             self.state.refits, len(self.queue)]).integers(2**31)),
             pending=pending,
-            seen=self._seen(),
+            seen=seen_points(self.c, self._stored, self.state, list(self.queue) + self.lab_pending),
             allowed=allowed,
             seed_lab=(lab is not None and lab.name in allowed and not self.lab_pending
                       and not any(e.awaited for e in self.state.lab.values())),
@@ -494,41 +447,7 @@ class CampaignManager:
         if refit:
             self._refit_due = False
         self._plan_version = self._data_version
-        self._plan = self._planner.submit(self._make_plan, snapshot)
-
-    def _make_plan(self, snap: _Snapshot) -> _Plan:
-        """Planner thread: refit when asked, then new realised points. Touches no shared state
-        but ``self.fitted`` (only this thread writes it) and the thread-safe journal."""
-        refit, skipped = None, False
-        if snap.data is not None:
-            data = training_set(self.c, snap.data)
-            if len(data) >= max(2, self.c.learning.initial_points):
-                t = time.perf_counter()
-                self.fitted = fit_model(self.c, data)
-                mine = snap.data[snap.data["campaign"] == self.c.name]
-                refit = self.journal.write("refit", n=len(data), seconds=round(time.perf_counter() - t, 3),
-                                           best=self._best(mine))
-            else:
-                skipped = True
-        fitted, q = self.fitted, self.c.learning.batch_size
-        fallback = RandomStart(design_space(self.c))
-        points: list[ProposedPoint] = []
-        seen, pending = snap.seen, list(snap.pending)
-        lab = self.c.lab
-        if (snap.seed_lab and fitted is not None and not fitted.multi_fidelity and self.c.mode != "gaps"
-                and self.c.calculations):
-            # no measurement yet, so no multi-fidelity model can weigh the lab: send the lab a
-            # first batch of the best-predicted candidates; its answers seed the multi-task model
-            seeding = LabSeeding(optimiser(self.c), lab.name, snap.allowed[0])
-            got = fresh_points(seeding, PlanRequest(lab.batch_size, fitted, pending, [lab.name], snap.seed + 1),
-                               self._realise, seen)
-            points += got.points
-            pending += got.points
-        allowed = snap.allowed if fitted is not None and fitted.multi_fidelity else snap.allowed[:1]
-        planner = choose_planner(self.c, fitted, seed_lab=False)
-        got = fresh_points(planner, PlanRequest(q, fitted, pending, allowed, snap.seed), self._realise, seen,
-                           fallback=fallback)
-        return _Plan(points + got.points, refit, got.shortfall, skipped)
+        self._plan = self._planner.submit(self.planning.plan, snapshot)
 
     # ------------------------------------------------------------------ the lab
     def _flush_lab(self, force: bool = False) -> None:

@@ -214,3 +214,45 @@ def test_campaign_on_pilot_runners(tmp_path, kind):
     summary = CampaignManager(campaign, quiet=True).run()
     assert (summary.ingested, summary.failed) == (4, 0)
     assert len(Store.open(campaign.store).to_dataframe(campaign=campaign.name)) == 4
+
+
+def test_kill_between_submit_and_journal_resumes_with_one_submission(tmp_path):
+    """The manager dies after the runner took a task but before it journalled "submitted": the
+    resumed run journals that submission (recovered) and follows the task, never submitting it again."""
+    budget, victim = 5, 3
+    path = write_campaign(tmp_path, name="gap", calculations=budget, lab=False)
+    campaign = load_campaign(path)
+    script = f"""
+import os, signal
+from dm_hpc.campaign import load_campaign
+from dm_hpc.campaign.manager import CampaignManager, make_runner
+c = load_campaign({str(path)!r})
+runner = make_runner(c, c.run_dir)
+real, count = runner.submit, [0]
+def submit(specs):
+    out = real(specs)
+    count[0] += 1
+    if count[0] == {victim}:  # handed to the runner, not yet journalled
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+runner.submit = submit
+CampaignManager(c, quiet=True, runner=runner).run()
+"""
+    killed = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    journal_path = campaign.run_dir / "journal.jsonl"
+    events = list(jn.Journal.events(journal_path))
+    planned = [ev["task_id"] for ev in events if ev["event"] == "planned"]
+    lost = planned[victim - 1]
+    assert not any(ev["event"] == "submitted" and ev["task_id"] == lost for ev in events)
+
+    res = dm("run", str(path), "--quiet")
+    assert res.returncode == 0, res.stderr[-2000:]
+    events = list(jn.Journal.events(journal_path))
+    mine = [ev for ev in events if ev.get("task_id") == lost]
+    submitted = [ev for ev in mine if ev["event"] == "submitted"]
+    assert len(submitted) == 1 and submitted[0].get("recovered") is True
+    assert [ev["event"] for ev in mine].count("ingested") == 1
+    submitted_all = Counter(ev["task_id"] for ev in events if ev["event"] == "submitted")
+    assert sum(submitted_all.values()) == len(submitted_all) == budget
