@@ -15,11 +15,14 @@ Public interface (stable; other concerns call these):
   ``dm_hpc.data.vocabulary``); ``inverse_design(model_or_{property: model}, space, targets, n)
   -> list[Candidate]`` ranked by the probability of meeting all targets.
 - ``select_from_pool(model, X_baseline, X_cand, objectives, q)``: indices into a feature pool.
+- Planners (``planner.py``, protocol ``propose(PlanRequest) -> list[ProposedPoint]``), among them
+  ``GapFilling(space, outputs, fidelity, cost)``: calculations where the data is thinnest.
 
 Depends on ``dm_hpc.learn`` (features) and ``dm_hpc.data`` (units).
 """
 from dm_hpc.acquire.acquisition import Objective, OutcomeConstraint, build_acquisition, greedy_select
 from dm_hpc.acquire.fidelity import Fidelity, choose_fidelity, information_gain
+from dm_hpc.acquire.gaps import GapFilling
 from dm_hpc.acquire.inverse import Candidate, Target, TargetError, inverse_design, parse_target
 from dm_hpc.acquire.pool import select_from_pool
 from dm_hpc.acquire.propose import Proposal, propose, training_inputs
@@ -30,6 +33,7 @@ __all__ = [
     "DesignSpace",
     "DesignSpaceError",
     "Fidelity",
+    "GapFilling",
     "Objective",
     "OutcomeConstraint",
     "Proposal",

@@ -8,7 +8,8 @@ a loop driven by it makes progress or stops -- a livelock is impossible by const
 
 Planners here: ``RandomStart`` (the space-filling start and the fallback), ``BoTorchOptimisation``
 (surrogate + acquisition, with a fidelity per point), ``LabSeeding`` (a first lab batch from a
-single-fidelity model), and the campaign's gap-filling planner (variance reduction).
+single-fidelity model), and ``GapFilling`` in ``gaps.py`` (variance reduction where the data is
+thinnest).
 """
 from __future__ import annotations
 
@@ -52,6 +53,26 @@ class PlanRequest:
     allowed: list[str]
     seed: int
     admissible: Callable[[ProposedPoint], ProposedPoint | None] | None = None
+
+
+Rows = tuple[np.ndarray, np.ndarray]
+
+
+def admissible_rows(space: DesignSpace, admissible: Callable[[ProposedPoint], ProposedPoint | None],
+                    fidelity: str) -> Callable[[np.ndarray, np.ndarray], Rows]:
+    """A filter of candidate rows for planners that rank candidates: ``(n x E fractions,
+    n x P process)`` -> the distinct realised rows (``m x E``, ``m x P``, m <= n) that are new at
+    ``fidelity`` (``PlanRequest.admissible``), in first-seen order."""
+
+    def snap(frac: np.ndarray, proc: np.ndarray) -> Rows:
+        kept: dict[PointKey, tuple[dict, dict]] = {}
+        for comp, pr in space.to_dicts(frac, proc):
+            real = admissible(ProposedPoint(fidelity, comp, pr))
+            if real is not None:
+                kept.setdefault(real.key, (real.composition, real.process))
+        return space.from_dicts(list(kept.values()))
+
+    return snap
 
 
 class Planner(Protocol):
@@ -104,7 +125,8 @@ class BoTorchOptimisation:
                           for name in allowed]
         # with one fidelity the candidates can be realised before they are ranked; with several,
         # the fidelity is chosen after the point, so ``fresh_points`` checks the proposals instead
-        snap = None if len(allowed) > 1 or request.admissible is None else self._snap(request.admissible, allowed[0])
+        snap = (None if len(allowed) > 1 or request.admissible is None
+                else admissible_rows(self.space, request.admissible, allowed[0]))
         pending = [(p.composition, p.process) for p in request.pending]
         # the acquisition's Monte-Carlo samples come from torch's global generator: seed it here,
         # inside a fork, so the same request gives the same points and nobody else's stream moves
@@ -118,21 +140,6 @@ class BoTorchOptimisation:
                               {"mean": p.mean, "std": p.std, "acquisition": p.acquisition_value,
                                "gain_per_cost": p.gain_per_cost})
                 for p in proposals]
-
-
-    def _snap(self, admissible: Callable[[ProposedPoint], ProposedPoint | None], fidelity: str):
-        """Candidate rows -> the distinct realised rows that are new at ``fidelity``."""
-
-        def snap(frac: np.ndarray, proc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            kept: dict[PointKey, tuple[dict, dict]] = {}
-            for comp, pr in self.space.to_dicts(frac, proc):
-                real = admissible(ProposedPoint(fidelity, comp, pr))
-                if real is not None:
-                    kept.setdefault(real.key, (real.composition, real.process))
-            return self.space.from_dicts(list(kept.values()))
-
-        return snap
-
 
 @dataclass
 class LabSeeding:

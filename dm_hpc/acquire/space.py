@@ -110,11 +110,19 @@ class DesignSpace:
         ]
 
     def from_dicts(self, items: Sequence[tuple[Mapping[str, float], Mapping[str, float]]]) -> tuple[np.ndarray, np.ndarray]:
-        """``to_dicts`` backwards: ``(composition, process)`` pairs -> ``n x E`` and ``n x P`` rows."""
+        """``to_dicts`` backwards: ``(composition, process)`` pairs -> ``n x E`` and ``n x P`` rows.
+
+        Tolerant, because the pairs need not come from this space (records and pending points of
+        a wider campaign, a coverage map's data): elements outside the space are ignored, and a
+        missing process parameter takes the middle of its box (as calculations do). No pairs give
+        ``0 x E`` and ``0 x P`` arrays.
+        """
         from dm_hpc.learn.features import composition_matrix
 
-        frac = composition_matrix([c for c, _ in items], self.element_names)
-        proc = np.array([[float(pr[k]) for k in self.process] for _, pr in items]).reshape(len(items), len(self.process))
+        names = self.element_names
+        frac = composition_matrix([{e: f for e, f in c.items() if e in self.elements} for c, _ in items], names)
+        proc = np.array([[float(pr.get(k, 0.5 * (lo + hi))) for k, (lo, hi) in self.process.items()]
+                         for _, pr in items]).reshape(len(items), len(self.process))
         return frac, proc
 
     def violations(self, fractions: np.ndarray, process: np.ndarray | None = None, tol: float = 1e-6) -> list[str]:

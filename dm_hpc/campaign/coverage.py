@@ -1,5 +1,5 @@
 """The coverage map and the ``dm-hpc gaps`` command: plotting and CLI glue around the gap-filling
-selection of ``gaps.py`` (which only chooses points).
+planner ``acquire.gaps.GapFilling`` (which only chooses points).
 """
 from __future__ import annotations
 
@@ -10,14 +10,8 @@ import numpy as np
 import pandas as pd
 
 from dm_hpc.acquire.points import ProposedPoint
-from dm_hpc.campaign.gaps import (
-    condition_on,
-    gap_candidates,
-    gap_suggestions,
-    plain_coords,
-    point_arrays,
-    posterior_covariance,
-)
+from dm_hpc.acquire.gaps import condition_on, gap_candidates, plain_coords, posterior_covariance
+from dm_hpc.acquire.planner import PlanRequest
 from dm_hpc.campaign.spec import CampaignError, CampaignSpec
 from dm_hpc.data.sheetfiles import write_frame
 
@@ -96,7 +90,7 @@ def coverage_map(
     coords = plain_coords(space, frac, proc)
     centre, axes = _pca(coords)
     X_grid = space.featurize(frac, proc if proc.size else None)
-    pf, pp = point_arrays(space, [(s.composition, s.process) for s in proposals])
+    pf, pp = space.from_dicts([(s.composition, s.process) for s in proposals])
     X_prop = space.featurize(pf, pp if pp.size else None) if len(proposals) else None
 
     if before_df is None:
@@ -121,7 +115,7 @@ def coverage_map(
         after_title = "after (refitted on the new data)"
 
     def project(items) -> np.ndarray:
-        f, p = point_arrays(space, items)
+        f, p = space.from_dicts(items)
         return (plain_coords(space, f, p) - centre) @ axes.T if len(items) else np.zeros((0, 2))
 
     grid2 = (coords - centre) @ axes.T
@@ -171,7 +165,7 @@ def gaps_command(store_path: str | Path, campaign_path: str | Path, n: int, out_
     """
     from dm_hpc.campaign.dataset import training_set
     from dm_hpc.campaign.spec import load_campaign
-    from dm_hpc.campaign.strategy import design_space, fit_model
+    from dm_hpc.campaign.strategy import fit_model, gap_filling
     from dm_hpc.data import Store, StoreError
 
     campaign = load_campaign(campaign_path)
@@ -186,10 +180,11 @@ def gaps_command(store_path: str | Path, campaign_path: str | Path, n: int, out_
     finally:
         store.close()
     data = training_set(campaign, df)
-    space = design_space(campaign)
-    model = fit_model(campaign, data).model if len(data) >= 2 else None
+    planner = gap_filling(campaign)
+    space = planner.space
+    fitted = fit_model(campaign, data) if len(data) >= 2 else None
     seed = campaign.seed if seed is None else seed
-    suggestions = gap_suggestions(campaign, model, space, n, [], seed)
+    suggestions = planner.propose(PlanRequest(n, fitted, [], [planner.fidelity], seed))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -202,5 +197,6 @@ def gaps_command(store_path: str | Path, campaign_path: str | Path, n: int, out_
             row[f"predicted_std:{p}"] = s.predicted.get("std", {}).get(p)
         rows.append(row)
     write_frame(pd.DataFrame(rows), out_dir / "gaps.csv")  # fidelity names are user text: no formulas
-    png = coverage_map(campaign, df, suggestions, out_dir / "coverage.png", seed=seed, model=model)
+    png = coverage_map(campaign, df, suggestions, out_dir / "coverage.png", seed=seed,
+                       model=fitted.model if fitted is not None else None)
     return suggestions, png

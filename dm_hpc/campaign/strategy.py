@@ -7,14 +7,13 @@ its budget and circuit breakers still allow.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from dm_hpc.acquire.gaps import GapFilling
 from dm_hpc.acquire.planner import BoTorchOptimisation, LabSeeding, Planner, PlanRequest, RandomStart
-from dm_hpc.acquire.points import ProposedPoint
 from dm_hpc.campaign.dataset import TrainingSet
 from dm_hpc.campaign.spec import CampaignSpec, FidelityKind, Goal
 
@@ -115,25 +114,20 @@ def optimiser(campaign: CampaignSpec) -> BoTorchOptimisation:
     )
 
 
-@dataclass
-class GapFilling:
-    """The gap-filling planner (``campaign.gaps``): most variance removed per core-hour."""
-
-    campaign: CampaignSpec
-
-    def propose(self, request: PlanRequest) -> list[ProposedPoint]:
-        from dm_hpc.campaign.gaps import gap_suggestions
-
-        fitted = request.fitted
-        return gap_suggestions(self.campaign, fitted.model if fitted else None, design_space(self.campaign),
-                               request.q, [(p.composition, p.process) for p in request.pending], request.seed)
+def gap_filling(campaign: CampaignSpec) -> GapFilling:
+    """The gap-filling planner for the campaign: its properties on its design space, every
+    proposal at the cheapest calculation fidelity (a single-task model cannot tell fidelities
+    apart, so the cheapest wins)."""
+    costs = fidelity_costs(campaign)
+    fid = min(campaign.calculations, key=lambda f: costs[f.name])
+    return GapFilling(design_space(campaign), campaign.properties, fid.name, costs[fid.name])
 
 
 def choose_planner(campaign: CampaignSpec, fitted, seed_lab: bool) -> Planner:
     """The planner for the campaign's mode and stage: random start until a model is fitted,
     then gap filling or BoTorch; a first lab batch while no measurement exists (``seed_lab``)."""
     if campaign.mode == "gaps":
-        return GapFilling(campaign)
+        return gap_filling(campaign)
     if fitted is None:
         return RandomStart(design_space(campaign))
     if seed_lab and campaign.lab is not None and campaign.calculations:

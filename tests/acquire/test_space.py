@@ -43,3 +43,15 @@ def test_excluded_elements_never_appear():
 def test_infeasible_bounds_rejected():
     with pytest.raises(DesignSpaceError):
         DesignSpace(elements={"Fe": (0.6, 1.0), "Ni": (0.6, 1.0)})
+
+
+def test_from_dicts_reverses_to_dicts_and_tolerates_other_points():
+    space = DesignSpace(elements={e: (0.0, 1.0) for e in ["Fe", "Ni", "Co"]}, process={"temperature": (900.0, 1400.0)})
+    f, p = space.sample(5, np.random.default_rng(3))
+    f2, p2 = space.from_dicts(space.to_dicts(f, p))
+    assert np.allclose(f2, f) and np.allclose(p2, p)
+    # a record of a wider campaign: Cr is not in the space, the temperature is unknown
+    f3, p3 = space.from_dicts([({"Fe": 0.5, "Cr": 0.5}, {})])
+    assert f3.tolist() == [[0.5, 0.0, 0.0]] and p3.tolist() == [[1150.0]]
+    f0, p0 = space.from_dicts([])
+    assert f0.shape == (0, 3) and p0.shape == (0, 1)

@@ -1,11 +1,11 @@
 """Gap filling: calculations where the existing data (e.g. a lab's measurements) is thinnest.
 
 The plan's "blank data that experiments cannot reach", filled by computation. From a surrogate
-fitted on the data that exists, choose calculations with the most predictive uncertainty removed
-per core-hour, spread over the design space (the coverage map and the ``dm-hpc gaps`` command
-are in ``coverage.py``).
+fitted on the data that exists, the ``GapFilling`` planner chooses calculations with the most
+predictive uncertainty removed per core-hour, spread over the design space (the coverage map and
+the ``dm-hpc gaps`` command are in ``campaign/coverage.py``).
 
-Selection (``gap_suggestions``): greedy integrated variance reduction with exact GP conditioning.
+Selection: greedy integrated variance reduction with exact GP conditioning.
 A GP's posterior covariance after observing a point does not depend on the value observed, so the
 "fantasised" update of each greedy step is exact and needs no sampled outcomes:
 ``C <- C - C[:, j] C[j, :] / (C[j, j] + noise)``. A candidate's score is the variance it removes
@@ -18,18 +18,22 @@ merely for being far away. Pending points (calculations in flight) are condition
 max-min distance floor (``MIN_SEPARATION``) guards against near-duplicates when a fitted length
 scale is so long that the covariance barely separates neighbours, or where the descriptor
 features are steep (next to the pure elements). Without a model (no data yet)
-the prior is uninformative and the selection falls back to farthest-point sampling.
+the prior is uninformative and the selection falls back to farthest-point sampling. When the
+request says which points are new (``PlanRequest.admissible``), the candidates are realised and
+filtered first, so only points that will really be calculated, and are not yet, are scored.
 """
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from dm_hpc.acquire.planner import PlanRequest, admissible_rows
 from dm_hpc.acquire.points import ProposedPoint
-from dm_hpc.campaign.spec import CampaignSpec
-from dm_hpc.campaign.strategy import fidelity_costs
+from dm_hpc.acquire.space import DesignSpace
 
 #: Random feasible candidates scored per call (an N x N covariance per output: 1024 keeps it < 1 s).
 N_CANDIDATES = 1024
@@ -42,24 +46,116 @@ MIN_SEPARATION = 0.1
 JITTER = 1e-6
 
 
-def plain_coords(space, fractions: np.ndarray, process: np.ndarray) -> np.ndarray:
+@dataclass
+class GapFilling:
+    """The gap-filling planner: most variance removed per unit cost, spread over the space.
+
+    A single-task model cannot tell calculation fidelities apart, so every proposal gets one
+    fidelity (the campaign layer passes its cheapest calculation).
+
+    Attributes:
+        space: where candidates are drawn (``space.featurize`` must give the model's features).
+        outputs: property names of the model's outputs, in order.
+        fidelity: the fidelity every proposal gets; ``cost``: its cost per evaluation (core-hours).
+        n_candidates: random candidates scored per call (or a random subset of a larger pool).
+    """
+
+    space: DesignSpace
+    outputs: Sequence[str]
+    fidelity: str
+    cost: float
+    n_candidates: int = N_CANDIDATES
+
+    def propose(self, request: PlanRequest) -> list[ProposedPoint]:
+        """Up to ``request.q`` proposals (fewer when fewer admissible candidates exist), each with
+        ``predicted = {"mean", "std"}`` per output (canonical units; empty without a model),
+        ``"variance_reduction"`` (normalised variance removed, summed over the candidates) and
+        ``"gain_per_cost"`` (``{fidelity: variance_reduction / cost}``)."""
+        space = self.space
+        rng = np.random.default_rng(request.seed)
+        frac, proc = gap_candidates(space, self.n_candidates, rng)
+        if request.admissible is not None:
+            frac, proc = admissible_rows(space, request.admissible, self.fidelity)(frac, proc)
+        if not len(frac):
+            return []
+        pend_frac, pend_proc = space.from_dicts([(p.composition, p.process) for p in request.pending])
+        coords = plain_coords(space, frac, proc)
+        taken = plain_coords(space, pend_frac, pend_proc)
+        q = min(request.q, len(frac))
+        model = None if request.fitted is None else request.fitted.model
+        if model is None:
+            idx = _farthest_points(coords, taken, q, rng)
+            return [ProposedPoint(self.fidelity, c, p, {"mean": {}, "std": {}})
+                    for c, p in space.to_dicts(frac[idx], proc[idx])]
+
+        X_all = space.featurize(np.vstack([pend_frac, frac]), np.vstack([pend_proc, proc]) if proc.size else None)
+        C, noise = posterior_covariance(model, X_all)
+        n_pend = len(pend_frac)
+        for j in range(n_pend):  # in-flight points will remove their share of uncertainty anyway
+            C = condition_on(C, noise, j)
+        chosen, gains = _greedy_reduction(C[:, n_pend:, n_pend:], noise, coords, taken, q, _separation(space, coords))
+        return self._points(model, frac[chosen], proc[chosen], gains)
+
+    def _points(self, model, frac: np.ndarray, proc: np.ndarray, gains: list[float]) -> list[ProposedPoint]:
+        from dm_hpc.learn import predict
+
+        mean, std = predict(model, self.space.featurize(frac, proc if proc.size else None))
+        cost = max(self.cost, 1e-12)
+        return [ProposedPoint(self.fidelity, comp, pr, {
+                    "mean": {p: float(mean[k, i]) for i, p in enumerate(self.outputs)},
+                    "std": {p: float(std[k, i]) for i, p in enumerate(self.outputs)},
+                    "variance_reduction": gains[k],
+                    "gain_per_cost": {self.fidelity: gains[k] / cost},
+                })
+                for k, (comp, pr) in enumerate(self.space.to_dicts(frac, proc))]
+
+
+def _greedy_reduction(C: np.ndarray, noise: np.ndarray, coords: np.ndarray, taken: np.ndarray, q: int,
+                      separation: float) -> tuple[list[int], list[float]]:
+    """Greedy picks of most variance removed (``C``: ``m x N x N``, ``noise``: ``m``), none
+    closer than ``separation`` to another pick or a ``taken`` row while the space allows.
+
+    Returns ``q`` indices into the ``N`` candidates and the variance each removed when picked.
+    """
+    dmin = (np.linalg.norm(coords[:, None, :] - taken[None, :, :], axis=-1).min(1)
+            if len(taken) else np.full(len(coords), np.inf))
+    chosen: list[int] = []
+    gains: list[float] = []
+    for _ in range(q):
+        diag = np.diagonal(C, axis1=1, axis2=2)  # m x N
+        reduction = ((C ** 2).sum(1) / (diag + noise[:, None])).sum(0)  # N
+        allowed = dmin >= separation
+        if not allowed.any():  # space exhausted at this separation: fall back to the best left
+            allowed = np.ones(len(coords), bool)
+            allowed[chosen] = False
+        j = int(np.argmax(np.where(allowed, reduction, -np.inf)))
+        chosen.append(j)
+        gains.append(float(reduction[j]))
+        C = condition_on(C, noise, j)
+        dmin = np.minimum(dmin, np.linalg.norm(coords - coords[j], axis=1))
+    return chosen, gains
+
+
+def _separation(space: DesignSpace, coords: np.ndarray) -> float:
+    """``MIN_SEPARATION``; for a pool, at most half its typical nearest-neighbour spacing
+    (pool neighbours may sit closer than the floor; pending pool points are still excluded:
+    they are at distance ~0)."""
+    if space.pool is None:
+        return MIN_SEPARATION
+    if len(coords) < 2:
+        return 1e-6
+    d = np.linalg.norm(coords[:, None, :] - coords[None, :, :], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    return max(min(MIN_SEPARATION, 0.5 * float(np.median(d.min(1)))), 1e-6)
+
+
+def plain_coords(space: DesignSpace, fractions: np.ndarray, process: np.ndarray) -> np.ndarray:
     """``n x (E + P)`` plain coordinates: fractions and process scaled to [0, 1] by its bounds."""
     if not space.process or process is None or not process.size:
         return np.asarray(fractions, float)
     lo = np.array([b[0] for b in space.process.values()])
     hi = np.array([b[1] for b in space.process.values()])
     return np.hstack([fractions, (process - lo) / np.where(hi > lo, hi - lo, 1.0)])
-
-
-def point_arrays(space, items: list[tuple[dict[str, float], dict[str, float]]]) -> tuple[np.ndarray, np.ndarray]:
-    """``(composition, process)`` dicts -> ``(n x E fractions, n x P process)``."""
-    from dm_hpc.learn.features import composition_matrix
-
-    names = space.element_names
-    comps = [{e: f for e, f in c.items() if e in names} for c, _ in items]
-    frac = composition_matrix(comps, names) if items else np.zeros((0, len(names)))
-    proc = np.array([[float(p.get(k, 0.5 * sum(space.process[k]))) for k in space.process] for _, p in items])
-    return frac, proc.reshape(len(items), len(space.process))
 
 
 def posterior_covariance(model, X) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +236,7 @@ def condition_on(C: np.ndarray, noise: np.ndarray, j: int) -> np.ndarray:
     return C - col[:, :, None] * col[:, None, :] / (C[:, j, j] + noise)[:, None, None]
 
 
-def gap_candidates(space, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def gap_candidates(space: DesignSpace, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random feasible points, or (a random subset of at most ``n`` of) the pool."""
     frac, proc = space.candidates(n, rng)
     if len(frac) > n:  # a large pool: the covariance is N x N, so score a random subset
@@ -161,90 +257,3 @@ def _farthest_points(coords: np.ndarray, taken: np.ndarray, q: int, rng: np.rand
         chosen.append(j)
         dmin = np.minimum(dmin, np.linalg.norm(coords - coords[j], axis=1))
     return chosen
-
-
-def gap_suggestions(
-    campaign: CampaignSpec,
-    model,
-    space,
-    q: int,
-    pending: list[tuple[dict[str, float], dict[str, float]]] | None = None,
-    seed: int = 0,
-    n_candidates: int = N_CANDIDATES,
-) -> list[ProposedPoint]:
-    """``q`` calculations where the data is thinnest, spread over the space (see module doc).
-
-    Args:
-        campaign: gives the properties (model outputs) and the calculation fidelities with costs.
-        model: surrogate on ``space.featurize`` features with ``len(campaign.properties)`` outputs
-            (from ``strategy.fit_model``), or None when there is no data: space-filling then.
-        space: the ``DesignSpace`` (``strategy.design_space``).
-        q: number of proposals.
-        pending: ``(composition, process)`` of calculations in flight or already proposed.
-        seed: candidate sampling seed.
-
-    Returns:
-        ``q`` suggestions (cheapest calculation fidelity per unit of variance removed), each with
-        ``predicted = {"mean", "std"}`` per property (canonical units) and ``"variance_reduction"``
-        (summed normalised variance removed over the candidates) and ``"gain_per_cost"``
-        (per core-hour).
-    """
-    from dm_hpc.learn import predict
-
-    rng = np.random.default_rng(seed)
-    props = campaign.properties
-    costs = fidelity_costs(campaign)
-    fid = min(campaign.calculations, key=lambda f: costs[f.name])  # a single-task model cannot tell
-    cost = max(costs[fid.name], 1e-12)                                 # fidelities apart: cheapest wins
-    frac, proc = gap_candidates(space, n_candidates, rng)
-    pend_frac, pend_proc = point_arrays(space, list(pending or []))
-    coords = plain_coords(space, frac, proc)
-    taken = plain_coords(space, pend_frac, pend_proc)
-    separation = MIN_SEPARATION
-    if space.pool is not None:
-        # a pool's neighbours may sit closer than the floor: keep it below their typical spacing
-        # (pending pool points themselves are still excluded: they are at distance ~0)
-        d = np.linalg.norm(coords[:, None, :] - coords[None, :, :], axis=-1)
-        np.fill_diagonal(d, np.inf)
-        separation = min(MIN_SEPARATION, 0.5 * float(np.median(d.min(1)))) if len(coords) > 1 else 0.0
-        separation = max(separation, 1e-6)
-    q = min(q, len(frac))
-
-    if model is None:
-        idx = _farthest_points(coords, taken, q, rng)
-        return [ProposedPoint(fid.name, c, p, {"mean": {}, "std": {}})
-                for c, p in space.to_dicts(frac[idx], proc[idx])]
-
-    X_all = space.featurize(np.vstack([pend_frac, frac]), np.vstack([pend_proc, proc]) if proc.size else None)
-    C, noise = posterior_covariance(model, X_all)
-    n_pend = len(pend_frac)
-    for j in range(n_pend):  # in-flight points will remove their share of uncertainty anyway
-        C = condition_on(C, noise, j)
-    C = C[:, n_pend:, n_pend:]
-    dmin = (np.linalg.norm(coords[:, None, :] - taken[None, :, :], axis=-1).min(1)
-            if len(taken) else np.full(len(coords), np.inf))
-    chosen: list[int] = []
-    gains: list[float] = []
-    for _ in range(q):
-        diag = np.diagonal(C, axis1=1, axis2=2)  # m x N
-        reduction = ((C ** 2).sum(1) / (diag + noise[:, None])).sum(0)  # N
-        allowed = dmin >= separation
-        if not allowed.any():  # space exhausted at this separation: fall back to the best left
-            allowed = np.ones(len(coords), bool)
-            allowed[chosen] = False
-        j = int(np.argmax(np.where(allowed, reduction, -np.inf)))
-        chosen.append(j)
-        gains.append(float(reduction[j]))
-        C = condition_on(C, noise, j)
-        dmin = np.minimum(dmin, np.linalg.norm(coords - coords[j], axis=1))
-
-    mean, std = predict(model, space.featurize(frac[chosen], proc[chosen] if proc.size else None))
-    out = []
-    for k, (comp, pr) in enumerate(space.to_dicts(frac[chosen], proc[chosen])):
-        out.append(ProposedPoint(fid.name, comp, pr, {
-            "mean": {p: float(mean[k, i]) for i, p in enumerate(props)},
-            "std": {p: float(std[k, i]) for i, p in enumerate(props)},
-            "variance_reduction": gains[k],
-            "gain_per_cost": {fid.name: gains[k] / cost},
-        }))
-    return out
