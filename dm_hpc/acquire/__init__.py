@@ -16,7 +16,7 @@ Public interface (stable; other concerns call these):
   -> list[Candidate]`` ranked by the probability of meeting all targets.
 - ``select_from_pool(model, X_baseline, X_cand, objectives, q)``: indices into a feature pool.
 - Planners (``planner.py``, protocol ``propose(PlanRequest) -> list[ProposedPoint]``), among them
-  ``GapFilling(space, outputs, fidelity, cost)``: calculations where the data is thinnest.
+  ``GapFilling(space, outputs, costs)``: calculations where the data is thinnest.
 
 Depends on ``dm_hpc.learn`` (features) and ``dm_hpc.data`` (units).
 """

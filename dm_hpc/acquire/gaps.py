@@ -25,7 +25,7 @@ filtered first, so only points that will really be calculated, and are not yet, 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,21 +50,26 @@ JITTER = 1e-6
 class GapFilling:
     """The gap-filling planner: most variance removed per unit cost, spread over the space.
 
-    A single-task model cannot tell calculation fidelities apart, so every proposal gets one
-    fidelity (the campaign layer passes its cheapest calculation).
+    A single-task model cannot tell calculation fidelities apart, so every proposal of a call
+    gets one fidelity: the cheapest of ``costs`` that the request allows (a fidelity stopped by
+    its budget or circuit breaker is not in ``request.allowed``).
 
     Attributes:
         space: where candidates are drawn (``space.featurize`` must give the model's features).
         outputs: property names of the model's outputs, in order.
-        fidelity: the fidelity every proposal gets; ``cost``: its cost per evaluation (core-hours).
+        costs: cost per evaluation (core-hours) of each calculation fidelity that may be proposed.
         n_candidates: random candidates scored per call (or a random subset of a larger pool).
     """
 
     space: DesignSpace
     outputs: Sequence[str]
-    fidelity: str
-    cost: float
+    costs: Mapping[str, float]
     n_candidates: int = N_CANDIDATES
+
+    def fidelity_for(self, allowed: Sequence[str]) -> str:
+        """The cheapest fidelity of ``costs`` in ``allowed`` (all of ``costs`` when none is)."""
+        names = [f for f in self.costs if f in allowed] or list(self.costs)
+        return min(names, key=lambda f: self.costs[f])
 
     def propose(self, request: PlanRequest) -> list[ProposedPoint]:
         """Up to ``request.q`` proposals (fewer when fewer admissible candidates exist), each with
@@ -72,10 +77,11 @@ class GapFilling:
         ``"variance_reduction"`` (normalised variance removed, summed over the candidates) and
         ``"gain_per_cost"`` (``{fidelity: variance_reduction / cost}``)."""
         space = self.space
+        fidelity = self.fidelity_for(request.allowed)
         rng = np.random.default_rng(request.seed)
         frac, proc = gap_candidates(space, self.n_candidates, rng)
         if request.admissible is not None:
-            frac, proc = admissible_rows(space, request.admissible, self.fidelity)(frac, proc)
+            frac, proc = admissible_rows(space, request.admissible, fidelity)(frac, proc)
         if not len(frac):
             return []
         pend_frac, pend_proc = space.from_dicts([(p.composition, p.process) for p in request.pending])
@@ -85,7 +91,7 @@ class GapFilling:
         model = None if request.fitted is None else request.fitted.model
         if model is None:
             idx = _farthest_points(coords, taken, q, rng)
-            return [ProposedPoint(self.fidelity, c, p, {"mean": {}, "std": {}})
+            return [ProposedPoint(fidelity, c, p, {"mean": {}, "std": {}})
                     for c, p in space.to_dicts(frac[idx], proc[idx])]
 
         X_all = space.featurize(np.vstack([pend_frac, frac]), np.vstack([pend_proc, proc]) if proc.size else None)
@@ -94,18 +100,19 @@ class GapFilling:
         for j in range(n_pend):  # in-flight points will remove their share of uncertainty anyway
             C = condition_on(C, noise, j)
         chosen, gains = _greedy_reduction(C[:, n_pend:, n_pend:], noise, coords, taken, q, _separation(space, coords))
-        return self._points(model, frac[chosen], proc[chosen], gains)
+        return self._points(model, fidelity, frac[chosen], proc[chosen], gains)
 
-    def _points(self, model, frac: np.ndarray, proc: np.ndarray, gains: list[float]) -> list[ProposedPoint]:
+    def _points(self, model, fidelity: str, frac: np.ndarray, proc: np.ndarray,
+                gains: list[float]) -> list[ProposedPoint]:
         from dm_hpc.learn import predict
 
         mean, std = predict(model, self.space.featurize(frac, proc if proc.size else None))
-        cost = max(self.cost, 1e-12)
-        return [ProposedPoint(self.fidelity, comp, pr, {
+        cost = max(self.costs[fidelity], 1e-12)
+        return [ProposedPoint(fidelity, comp, pr, {
                     "mean": {p: float(mean[k, i]) for i, p in enumerate(self.outputs)},
                     "std": {p: float(std[k, i]) for i, p in enumerate(self.outputs)},
                     "variance_reduction": gains[k],
-                    "gain_per_cost": {self.fidelity: gains[k] / cost},
+                    "gain_per_cost": {fidelity: gains[k] / cost},
                 })
                 for k, (comp, pr) in enumerate(self.space.to_dicts(frac, proc))]
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from dm_hpc.acquire.points import ProposedPoint
 from dm_hpc.acquire.gaps import condition_on, gap_candidates, plain_coords, posterior_covariance
-from dm_hpc.acquire.planner import PlanRequest
+from dm_hpc.acquire.planner import PlanRequest, fresh_points
 from dm_hpc.campaign.spec import CampaignError, CampaignSpec
 from dm_hpc.data.sheetfiles import write_frame
 
@@ -164,6 +164,7 @@ def gaps_command(store_path: str | Path, campaign_path: str | Path, n: int, out_
         CampaignError: bad campaign file, missing store, or ``n < 1``.
     """
     from dm_hpc.campaign.dataset import training_set
+    from dm_hpc.campaign.realise import realiser, stored_keys
     from dm_hpc.campaign.spec import load_campaign
     from dm_hpc.campaign.strategy import fit_model, gap_filling
     from dm_hpc.data import Store, StoreError
@@ -184,7 +185,9 @@ def gaps_command(store_path: str | Path, campaign_path: str | Path, n: int, out_
     space = planner.space
     fitted = fit_model(campaign, data) if len(data) >= 2 else None
     seed = campaign.seed if seed is None else seed
-    suggestions = planner.propose(PlanRequest(n, fitted, [], [planner.fidelity], seed))
+    # realised cells not yet in the store: a suggestion is a calculation that would add data
+    suggestions = fresh_points(planner, PlanRequest(n, fitted, [], list(planner.costs), seed), realiser(campaign),
+                               stored_keys(campaign, df)).points
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -116,11 +116,10 @@ def optimiser(campaign: CampaignSpec) -> BoTorchOptimisation:
 
 def gap_filling(campaign: CampaignSpec) -> GapFilling:
     """The gap-filling planner for the campaign: its properties on its design space, every
-    proposal at the cheapest calculation fidelity (a single-task model cannot tell fidelities
-    apart, so the cheapest wins)."""
+    proposal at the cheapest calculation fidelity still allowed (a single-task model cannot tell
+    fidelities apart, so the cheapest wins)."""
     costs = fidelity_costs(campaign)
-    fid = min(campaign.calculations, key=lambda f: costs[f.name])
-    return GapFilling(design_space(campaign), campaign.properties, fid.name, costs[fid.name])
+    return GapFilling(design_space(campaign), campaign.properties, {f.name: costs[f.name] for f in campaign.calculations})
 
 
 def choose_planner(campaign: CampaignSpec, fitted, seed_lab: bool) -> Planner:

@@ -46,7 +46,7 @@ def fitted():
 
 
 def planner(space: DesignSpace) -> GapFilling:
-    return GapFilling(space, OUTPUTS, "emt", cost=0.02)
+    return GapFilling(space, OUTPUTS, {"emt": 0.02})
 
 
 def ask(fitted, q: int, seed: int = 1, pending=(), admissible=None, space=None) -> list[ProposedPoint]:

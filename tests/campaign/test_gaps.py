@@ -80,6 +80,11 @@ def test_gaps_command(lab_store, tmp_path):
     assert len(suggestions) == 4 and png == tmp_path / "out" / "coverage.png" and png.exists()
     x = fractions(suggestions)
     assert (x[:, 2] > x[:, 1]).all()
+    from dm_hpc.campaign import load_campaign
+    from dm_hpc.campaign.realise import realiser
+
+    realise = realiser(load_campaign(path))
+    assert all(realise(s).key == s.key for s in suggestions)  # cells the calculator would build
     csv = (tmp_path / "out" / "gaps.csv").read_text().splitlines()
     assert len(csv) == 5 and "predicted_std:mixing_energy" in csv[0]
     from dm_hpc.campaign import CampaignError
@@ -100,7 +105,8 @@ def test_a_gaps_campaign_plans_new_realised_calculations_at_the_cheapest_fidelit
                                "workdir": str(tmp_path / "run")}, "gaps.yaml")
     planner = choose_planner(campaign, fitted, seed_lab=False)
     assert isinstance(planner, GapFilling)
-    assert planner.fidelity == "emt" and planner.cost == fidelity_costs(campaign)["emt"] < 50
+    assert planner.fidelity_for(["emt-fine", "emt"]) == "emt" and planner.costs["emt"] == fidelity_costs(campaign)["emt"] < 50
+    assert planner.fidelity_for(["emt-fine"]) == "emt-fine"  # the cheapest one stopped: the next
     assert list(planner.outputs) == ["mixing_energy", "density"]
 
     realise = realiser(campaign)
@@ -111,3 +117,5 @@ def test_a_gaps_campaign_plans_new_realised_calculations_at_the_cheapest_fidelit
     again = fresh_points(planner, request, realise, {"emt": {p.key for p in first.points}}, rounds=1)
     assert len(again.points) == 4 and again.rejected == 0
     assert not {p.key for p in again.points} & {p.key for p in first.points}
+    stopped = fresh_points(planner, PlanRequest(2, fitted, [], ["emt-fine"], 2), realise, {}, rounds=1)
+    assert [p.fidelity for p in stopped.points] == ["emt-fine", "emt-fine"]
