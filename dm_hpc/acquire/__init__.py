@@ -6,7 +6,7 @@ Public interface (stable; other concerns call these):
   pool=None, descriptors=True)``; ``DesignSpace.from_pool(compositions, process=None, ...)`` for a
   discrete candidate set. Random feasible sampling plus local refinement; never a Cartesian grid.
 - ``propose(model, space, objectives, constraints=(), q=1, pending=None, fidelities=None,
-  outputs=None, ...) -> list[Proposal]``: qUCB or qLogNEI (one objective; qLogNEI whenever there are
+  outputs=None, ...) -> list[ProposedPoint]``: qUCB or qLogNEI (one objective; qLogNEI whenever there are
   outcome constraints) / qLogNEHVI (several), outcome
   constraints, pending points as ``X_pending``, and per proposal a fidelity chosen by information
   gain about the target per unit cost (``Fidelity(name, task, cost, target)``).
@@ -25,7 +25,8 @@ from dm_hpc.acquire.fidelity import Fidelity, choose_fidelity, information_gain
 from dm_hpc.acquire.gaps import GapFilling
 from dm_hpc.acquire.inverse import Candidate, Target, TargetError, inverse_design, parse_target
 from dm_hpc.acquire.pool import select_from_pool
-from dm_hpc.acquire.propose import Proposal, propose, training_inputs
+from dm_hpc.acquire.points import ProposedPoint
+from dm_hpc.acquire.propose import propose, training_inputs
 from dm_hpc.acquire.space import DesignSpace, DesignSpaceError
 
 __all__ = [
@@ -36,7 +37,7 @@ __all__ = [
     "GapFilling",
     "Objective",
     "OutcomeConstraint",
-    "Proposal",
+    "ProposedPoint",
     "Target",
     "TargetError",
     "build_acquisition",

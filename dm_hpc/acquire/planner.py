@@ -133,13 +133,10 @@ class BoTorchOptimisation:
         with warnings.catch_warnings(), torch.random.fork_rng():
             warnings.simplefilter("ignore")
             torch.manual_seed(request.seed)
-            proposals = propose(fitted.model, self.space, self.objectives, self.constraints, q=request.q,
-                                pending=pending or None, fidelities=fidelities, outputs=list(self.outputs),
-                                X_baseline=fitted.train_X, seed=request.seed, snap=snap)
-        return [ProposedPoint(p.fidelity or allowed[0], p.composition, p.process,
-                              {"mean": p.mean, "std": p.std, "acquisition": p.acquisition_value,
-                               "gain_per_cost": p.gain_per_cost})
-                for p in proposals]
+            return propose(fitted.model, self.space, self.objectives, self.constraints, q=request.q,
+                           pending=pending or None, fidelities=fidelities, outputs=list(self.outputs),
+                           X_baseline=fitted.train_X, seed=request.seed, snap=snap, fidelity=allowed[0])
+
 
 @dataclass
 class LabSeeding:

@@ -1,8 +1,8 @@
-"""``propose``: the next batch of compositions / process settings (and fidelities) to evaluate."""
+"""``propose``: the next batch of compositions / process settings (and fidelities) to evaluate,
+as ``ProposedPoint``s (``points.py``: the one type for a proposed point)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -10,31 +10,8 @@ from torch import Tensor
 
 from dm_hpc.acquire.acquisition import Objective, OutcomeConstraint, build_acquisition, greedy_select
 from dm_hpc.acquire.fidelity import Fidelity, choose_fidelity
+from dm_hpc.acquire.points import ProposedPoint
 from dm_hpc.acquire.space import DesignSpace
-
-
-@dataclass
-class Proposal:
-    """One suggested evaluation.
-
-    Attributes:
-        composition: ``{element: atomic fraction}`` (non-zero fractions only, sum 1).
-        process: ``{parameter: value}`` in canonical units.
-        fidelity: calculation method name or "lab" (None when the model has no fidelities).
-        mean, std: predicted value and standard deviation per output name (of the target fidelity).
-        acquisition_value: log-acquisition value when chosen (higher is better).
-        gain_per_cost: information gain per unit cost per fidelity name (multi-fidelity only).
-        pool_index: index into the design space's pool, when it has one.
-    """
-
-    composition: dict[str, float]
-    process: dict[str, float]
-    fidelity: str | None
-    mean: dict[str, float]
-    std: dict[str, float]
-    acquisition_value: float
-    gain_per_cost: dict[str, float] = field(default_factory=dict)
-    pool_index: int | None = None
 
 
 def training_inputs(model) -> Tensor:
@@ -70,7 +47,7 @@ def _pending_features(space: DesignSpace, pending) -> Tensor | None:
         return None
     comps, procs = [], []
     for p in items:
-        if isinstance(p, Proposal):
+        if isinstance(p, ProposedPoint):
             comps.append(p.composition)
             procs.append(p.process)
         else:
@@ -90,7 +67,7 @@ def propose(
     objectives: Sequence[Objective] = (Objective(0, True),),
     constraints: Sequence[OutcomeConstraint] = (),
     q: int = 1,
-    pending: Sequence[Proposal | Mapping | tuple] | Tensor | None = None,
+    pending: Sequence[ProposedPoint | Mapping | tuple] | Tensor | None = None,
     fidelities: Sequence[Fidelity] | None = None,
     outputs: Sequence[str] | None = None,
     X_baseline: Tensor | None = None,
@@ -100,7 +77,8 @@ def propose(
     seed: int = 0,
     kind: str | None = None,
     snap: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
-) -> list[Proposal]:
+    fidelity: str = "",
+) -> list[ProposedPoint]:
     """Propose a batch of ``q`` evaluations.
 
     Args:
@@ -111,11 +89,11 @@ def propose(
             ``kind='nei'``; several: qLogNEHVI).
         constraints: outcome constraints, e.g. ``OutcomeConstraint(1, "<=", 7.0)`` (density).
         q: batch size (sequential greedy: each choice becomes pending for the next).
-        pending: points running now (Proposals, ``(composition, process)`` tuples, composition
-            dicts, or a ``p x d`` feature tensor); they are not proposed again.
+        pending: points running now (``ProposedPoint``s, ``(composition, process)`` tuples,
+            composition dicts, or a ``p x d`` feature tensor); they are not proposed again.
         fidelities: the fidelities and their costs; each proposal then names one, chosen by
             information gain about the target per unit cost (``dm_hpc.acquire.fidelity``).
-        outputs: names of the model outputs (for ``Proposal.mean``/``std``); default "y0", "y1", ...
+        outputs: names of the model outputs (keys of ``predicted["mean"]``/``["std"]``); default "y0", "y1", ...
         X_baseline: observed ``n x d`` inputs (default: the model's training inputs).
         n_candidates: random feasible candidates drawn (continuous spaces), then refined around
             the best ones; ignored for a pool.
@@ -124,8 +102,14 @@ def propose(
             would really be evaluated, dropping those that are not new (continuous spaces): the
             acquisition then ranks realised, new points only, so every proposal is one.
 
+        fidelity: the fidelity of every proposal when ``fidelities`` is not given ("": none).
+
     Returns:
-        ``q`` proposals in the order chosen (fewer when ``snap`` leaves fewer candidates).
+        ``q`` ``ProposedPoint``s in the order chosen (fewer when ``snap`` leaves fewer
+        candidates); ``predicted`` holds ``mean`` and ``std`` per output name (of the target
+        fidelity), ``acquisition`` (log-acquisition value when chosen, higher is better),
+        ``gain_per_cost`` per fidelity name (multi-fidelity only) and, on a pool,
+        ``pool_index``.
     """
     rng = np.random.default_rng(seed)
     frac, proc = space.candidates(n_candidates, rng)
@@ -174,16 +158,13 @@ def propose(
     dicts = space.to_dicts(frac_all[idx], proc_all[idx])
     out = []
     for k, (comp, pr) in enumerate(dicts):
-        out.append(
-            Proposal(
-                composition=comp,
-                process=pr,
-                fidelity=chosen_fid[k].name if chosen_fid[k] is not None else None,
-                mean={n: float(mean[k, i]) for i, n in enumerate(names)},
-                std={n: float(std[k, i]) for i, n in enumerate(names)},
-                acquisition_value=values[k],
-                gain_per_cost={f.name: float(scores[k, j]) for j, f in enumerate(fidelities)} if scores is not None else {},
-                pool_index=int(idx[k]) if space.pool is not None else None,
-            )
-        )
+        predicted = {
+            "mean": {n: float(mean[k, i]) for i, n in enumerate(names)},
+            "std": {n: float(std[k, i]) for i, n in enumerate(names)},
+            "acquisition": values[k],
+            "gain_per_cost": {f.name: float(scores[k, j]) for j, f in enumerate(fidelities)} if scores is not None else {},
+        }
+        if space.pool is not None:
+            predicted["pool_index"] = int(idx[k])
+        out.append(ProposedPoint(chosen_fid[k].name if chosen_fid[k] is not None else fidelity, comp, pr, predicted))
     return out

@@ -52,7 +52,7 @@ def test_batch_respects_design_space_and_constraints(fitted):
         assert abs(f.sum() - 1) < 1e-6
         assert space.violations(f, np.array([[pr.process["temperature"]]])) == []
         assert len(pr.composition) <= 4
-        assert set(pr.mean) == {"strength", "density"}
+        assert set(pr.predicted["mean"]) == {"strength", "density"}
 
 
 def test_pending_points_not_reproposed(fitted):
@@ -62,8 +62,8 @@ def test_pending_points_not_reproposed(fitted):
     pool_space = DesignSpace(elements=space.elements, max_elements=4, process=space.process, pool=(f, p))
     first = propose(model, pool_space, [Objective(0, True)], q=3)
     second = propose(model, pool_space, [Objective(0, True)], q=3, pending=first)
-    a = {x.pool_index for x in first}
-    b = {x.pool_index for x in second}
+    a = {x.predicted["pool_index"] for x in first}
+    b = {x.predicted["pool_index"] for x in second}
     assert len(a) == 3 and len(b) == 3 and not (a & b)
     # continuous space: a batch with pending points moves away from them
     cont = propose(model, space, [Objective(0, True)], q=2, n_candidates=256)

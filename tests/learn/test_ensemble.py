@@ -51,7 +51,7 @@ def test_acquisition_optimises_through_the_model():
     Y = torch.as_tensor(np.sin(3 * f[:, 0]) + f[:, 1], dtype=torch.double).unsqueeze(-1)
     model = fit_surrogate(X, Y, kind="ensemble", epochs=2)
     props = propose(model, space, [Objective(0, True)], q=3, n_candidates=256)
-    assert len(props) == 3 and all(p.std is not None for p in props)
+    assert len(props) == 3 and all(p.predicted["std"] for p in props)
 
 
 def test_training_cost_grows_with_the_data():
