@@ -134,8 +134,8 @@ class Campaign:
         from dm_hpc.campaign.manager import CampaignManager
         from dm_hpc.campaign.preflight import check
 
-        return CampaignManager(self.spec, quiet=quiet).run(
-            max_seconds=max_seconds, preflight=lambda: check(self.spec, self.origin, check_codes=True))
+        check(self.spec, self.origin, check_codes=True)
+        return CampaignManager(self.spec, quiet=quiet).run(max_seconds=max_seconds)
 
     def __repr__(self) -> str:
         return f"Campaign({self.name!r}, run_dir={str(self.spec.run_dir)!r})"

@@ -62,12 +62,7 @@ class Strategy:
 
             self.model = fit_ensemble(Xo, Yo, seed=self.seed + len(observed), steps=300)
             with torch.no_grad():
-                post = self.model.posterior(Xr)
-                mu, sd = post.mean.squeeze(-1), post.variance.clamp_min(1e-12).sqrt().squeeze(-1)
-            from botorch.acquisition.analytic import _log_ei_helper
-
-            u = (mu - Yo.max()) / sd
-            vals = _log_ei_helper(u) + sd.log()
+                vals = LogExpectedImprovement(self.model, best_f=Yo.max())(Xr.unsqueeze(-2))
             return int(remaining[int(torch.argmax(vals))])
         # default: the campaign path
         from dm_hpc.acquire import Objective, select_from_pool

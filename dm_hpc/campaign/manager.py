@@ -18,7 +18,6 @@ import fcntl
 import os
 import time
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,19 +164,12 @@ class CampaignManager:
         return df
 
     # ------------------------------------------------------------------ main loop
-    def run(self, max_seconds: float | None = None, preflight: Callable[[], None] | None = None) -> Summary:
-        """Run (or resume) the campaign; returns when it is done, stopped or ``max_seconds`` pass.
-
-        ``preflight`` (the campaign's checks; raises to refuse) runs once the runner is started,
-        so that the runner's workers come up while it checks: on the local runner that is the
-        preloaded interpreter's ~0.6 s of imports, otherwise paid by the first task's slot.
-        """
+    def run(self, max_seconds: float | None = None) -> Summary:
+        """Run (or resume) the campaign; returns when it is done, stopped or ``max_seconds`` pass."""
         lock_fd = self._lock()
         try:
             # the runner first: its workers start while the store opens and the journal replays
             self.runner = self.runner or make_runner(self.c, self.run_dir)
-            if preflight is not None:
-                preflight()
             self.store = Store.open(self.c.store, "a")
         except BaseException as exc:
             if self.runner is not None:

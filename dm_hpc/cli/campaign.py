@@ -86,9 +86,9 @@ def run(
     from dm_hpc.campaign.manager import CampaignBusyError, CampaignManager
 
     c = _load(campaign)
+    _preflight(c, campaign, check_codes=True)
     try:
-        summary = CampaignManager(c, console=console, quiet=quiet).run(
-            max_seconds=max_seconds, preflight=lambda: _preflight(c, campaign, check_codes=True))
+        summary = CampaignManager(c, console=console, quiet=quiet).run(max_seconds=max_seconds)
     except CampaignBusyError as exc:
         fail(str(exc))
     except KeyboardInterrupt:

@@ -277,10 +277,11 @@ class DeepEnsemble(nn.Module):
         self.members = members
 
     def forward(self, x: Tensor) -> Tensor:
-        """``... x n x d`` (float) -> ``S x ... x n x m``."""
+        """``... x n x d`` -> ``S x ... x n x m`` (in the parameters' dtype)."""
         from torch.func import functional_call, vmap
 
         params = {self._names[k]: v for k, v in self.params.items()}
+        x = x.to(next(iter(params.values())).dtype)  # an acquisition may have moved the model to double
         template = self._template[0]
 
         def one(p, b, xx):
@@ -308,7 +309,7 @@ def _ensemble_model_class():
             self.train_inputs = (train_inputs,)
 
         def forward(self, X: Tensor) -> Tensor:
-            z = ((X - self.x_mean) / self.x_std).float()
+            z = (X - self.x_mean) / self.x_std
             with torch.set_grad_enabled(X.requires_grad):
                 out = self.net(z).to(X.dtype)  # S x batch x n x m
             out = out * self.y_std + self.y_mean
