@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -97,12 +96,6 @@ def world_from_env(env: Mapping[str, str] | None = None) -> World | None:
         return World(int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0)),
                      env.get("MASTER_ADDR") or first_slurm_host(nodelist), port, "srun")
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def row_slice(n: int, world: World) -> tuple[int, int]:
@@ -233,8 +226,14 @@ def train_ensemble(
     if world.grouped:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-        dist.init_process_group(world.backend, init_method=f"tcp://{world.master_addr}:{world.master_port}",
-                                rank=world.rank, world_size=world.size, timeout=timedelta(minutes=10))
+        timeout = timedelta(minutes=10)
+        if world.launcher == "spawn":  # ``spawn_local``'s parent holds the rendezvous store
+            store = dist.TCPStore(world.master_addr, world.master_port, is_master=False, timeout=timeout)
+            dist.init_process_group(world.backend, store=store, rank=world.rank, world_size=world.size,
+                                    timeout=timeout)
+        else:
+            dist.init_process_group(world.backend, init_method=f"tcp://{world.master_addr}:{world.master_port}",
+                                    rank=world.rank, world_size=world.size, timeout=timeout)
     try:
         d, m = data.X.shape[-1], data.Y.shape[-1]
         moments_sum = torch.cat([data.X.sum(0), (data.X**2).sum(0), data.Y.sum(0), (data.Y**2).sum(0)]).double()
@@ -306,10 +305,18 @@ def spawn_local(fn: Callable[..., Any], ranks: int, *args: Any) -> None:
     ``fn`` must be importable by name (a module-level function): the children are spawned, not
     forked, so that no torch thread pool is copied mid-use.
     """
+    import torch.distributed as dist
     import torch.multiprocessing as mp
 
-    port = free_port()
-    mp.start_processes(_spawned, args=(fn, ranks, port, args), nprocs=ranks, start_method="spawn", join=True)
+    # The parent hosts the rendezvous store on a port the system picks and keeps it bound until
+    # the ranks are done: no free port is looked up, released and taken again by the first rank,
+    # which another process could take in between.
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    try:
+        mp.start_processes(_spawned, args=(fn, ranks, store.port, args), nprocs=ranks, start_method="spawn",
+                           join=True)
+    finally:
+        del store
 
 
 def _spawned(rank: int, fn, ranks: int, port: int, args: tuple) -> None:
