@@ -168,7 +168,7 @@ class CampaignManager:
         """Run (or resume) the campaign; returns when it is done, stopped or ``max_seconds`` pass."""
         lock_fd = self._lock()
         try:
-            # the runner first: its workers start while the store opens and the journal replays
+            # on any failure here the lock, and a runner already made, are released before raising
             self.runner = self.runner or make_runner(self.c, self.run_dir)
             self.store = Store.open(self.c.store, "a")
         except BaseException as exc:

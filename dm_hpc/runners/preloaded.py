@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
 import sys
 from pathlib import Path
 
@@ -48,10 +47,6 @@ def _run_worker(args: list[str], workdir: str, env: dict[str, str]) -> None:
     os._exit(int(code or 0))  # skip the server's atexit handlers, as a plain process would have none
 
 
-def _nothing() -> None:
-    """Target of the process that brings the server up."""
-
-
 class PreloadedProcess:
     """A forked worker with the part of ``subprocess.Popen`` the runners use."""
 
@@ -75,15 +70,9 @@ class PreloadedLauncher:
     """``launcher(spec)`` -> a running process: forked from the preloaded server for the
     dm-hpc worker argv, a plain subprocess for anything else."""
 
-    def __init__(self, preload: list[str] | None = None, warm: bool = True) -> None:
+    def __init__(self, preload: list[str] | None = None) -> None:
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(list(preload or PRELOAD))
-        if warm:
-            # the server's imports (~0.6 s) overlap whatever the caller does before its first
-            # task (opening the store, replaying the journal, the first plan) instead of
-            # delaying that task; a task started meanwhile waits for the same server
-            threading.Thread(target=self._ctx.Process(target=_nothing).start, daemon=True,
-                             name="forkserver-warm").start()
 
     @staticmethod
     def runs_in_server(spec: TaskSpec) -> bool:
