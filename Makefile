@@ -27,6 +27,8 @@ $(BASE): pyproject.toml | deps-demo
 	echo "torch==2.13.0" > $(VENV)/constraints.txt
 	$(BIN)/pip install -q -c $(VENV)/constraints.txt -e .
 	$(BIN)/python -m compileall -q $(VENV)/lib > /dev/null || true
+	# BoTorch's compiled qLogNEHVI kernel, built now rather than in a campaign's first plan
+	$(BIN)/python -m dm_hpc.acquire.kernels
 	touch $(BASE)
 
 # Plus the test tools and GPAW, which compiles against Debian's libxc, OpenBLAS and Open MPI
