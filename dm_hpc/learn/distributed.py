@@ -26,12 +26,13 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import Tensor
@@ -299,6 +300,22 @@ def train_ensemble(
             dist.destroy_process_group()
 
 
+def exit_rank(code: int = 0) -> NoReturn:
+    """End a rank's process now, without interpreter finalisation (call it when all is written).
+
+    ``destroy_process_group`` does not end gloo's threads once a ``DistributedDataParallel``
+    has used the group: after training, a rank still runs ``gloo_tcp_loop`` and two
+    ``pt_gloo_runloop`` threads (torch 2.13; without DDP they end). Python's finalisation with
+    those threads alive aborted a rank, rarely ("terminate called without an active exception",
+    SIGABRT: the CI run of 2026-11-29 under ``srun``, after rank 0 had registered the model;
+    twice in benchmark runs). A rank therefore flushes its output and leaves by ``os._exit``;
+    the HDF5 store and the registry files are closed and renamed into place before this.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def spawn_local(fn: Callable[..., Any], ranks: int, *args: Any) -> None:
     """Run ``fn(world, *args)`` in ``ranks`` fresh local processes (gloo or NCCL) and wait.
 
@@ -326,3 +343,4 @@ def _spawned(rank: int, fn, ranks: int, port: int, args: tuple) -> None:
     if ranks * threads <= len(cpus):  # one core (set) per rank, as srun --cpu-bind does on a cluster
         os.sched_setaffinity(0, cpus[rank * threads:(rank + 1) * threads])
     fn(World(rank, ranks, rank, "127.0.0.1", port, "spawn"), *args)
+    exit_rank(0)  # an exception above reaches ``torch.multiprocessing``'s error queue instead

@@ -198,3 +198,38 @@ def test_retraining_through_slurm_runs_two_ranks_with_srun(tmp_path):
                            capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0 and "nothing trained" in log.read_text()
     assert len(registry.versions(campaign)) == 1
+
+
+def test_training_ranks_leave_without_interpreter_finalisation(tmp_path):
+    """Two `dm-hpc train` ranks (torchrun's variables) end by `exit_rank`, not by Python's finalisation.
+
+    DDP keeps gloo's threads alive after `destroy_process_group`; finalising the interpreter
+    beside them aborted rank 1 under `srun` in CI ("terminate called without an active
+    exception") after rank 0 had registered the model. The atexit marker shows which way each
+    rank left: it runs only when the interpreter is finalised.
+    """
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    path = write_campaign(tmp_path, lab=False)
+    with Store.open(load_campaign(path).store, "a") as store:
+        store.ingest(_records(60, 4))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = ("import atexit, runpy, sys; atexit.register(print, 'interpreter finalised', flush=True); "
+            f"sys.argv = ['dm-hpc', 'train', {str(path)!r}, '--epochs', '2']; "
+            "runpy.run_module('dm_hpc', run_name='__main__')")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "RANK": str(r),
+                                   "WORLD_SIZE": "2", "LOCAL_RANK": str(r), "MASTER_ADDR": "127.0.0.1",
+                                   "MASTER_PORT": str(port)})
+             for r in (0, 1)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert "2 rank(s) on cpu" in outs[0] and "registered v0001" in outs[0]
+    assert not any("interpreter finalised" in out for out in outs), outs
