@@ -45,20 +45,9 @@ def _pending_features(space: DesignSpace, pending) -> Tensor | None:
     items = list(pending)
     if not items:
         return None
-    comps, procs = [], []
-    for p in items:
-        if isinstance(p, ProposedPoint):
-            comps.append(p.composition)
-            procs.append(p.process)
-        else:
-            comp, proc = (p if isinstance(p, tuple) else (p, {}))
-            comps.append(comp)
-            procs.append(proc)
-    from dm_hpc.learn.features import composition_matrix
-
-    frac = composition_matrix(comps, space.element_names)
-    proc = np.array([[float(pr[k]) for k in space.process] for pr in procs]) if space.process else np.zeros((len(items), 0))
-    return space.featurize(frac, proc)
+    pairs = [(p.composition, p.process) if isinstance(p, ProposedPoint) else (p if isinstance(p, tuple) else (p, {}))
+             for p in items]
+    return space.featurize(*space.from_dicts(pairs, strict=True))
 
 
 def propose(

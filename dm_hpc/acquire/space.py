@@ -109,18 +109,28 @@ class DesignSpace:
             for fr, pr in zip(fractions, process if process.size else np.zeros((len(fractions), 0)))
         ]
 
-    def from_dicts(self, items: Sequence[tuple[Mapping[str, float], Mapping[str, float]]]) -> tuple[np.ndarray, np.ndarray]:
+    def from_dicts(self, items: Sequence[tuple[Mapping[str, float], Mapping[str, float]]],
+                   strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``to_dicts`` backwards: ``(composition, process)`` pairs -> ``n x E`` and ``n x P`` rows.
 
-        Tolerant, because the pairs need not come from this space (records and pending points of
-        a wider campaign, a coverage map's data): elements outside the space are ignored, and a
-        missing process parameter takes the middle of its box (as calculations do). No pairs give
-        ``0 x E`` and ``0 x P`` arrays.
+        Tolerant by default, because the pairs need not come from this space (records and
+        pending points of a wider campaign, a coverage map's data): elements outside the space
+        are ignored, and a missing process parameter takes the middle of its box (as
+        calculations do). ``strict`` (points a caller says are of this space, e.g. the pending
+        points given to ``propose``) raises ValueError naming a foreign element or a missing
+        parameter instead. No pairs give ``0 x E`` and ``0 x P`` arrays.
         """
         from dm_hpc.learn.features import composition_matrix
 
         names = self.element_names
-        frac = composition_matrix([{e: f for e, f in c.items() if e in self.elements} for c, _ in items], names)
+        if strict:
+            for comp, pr in items:
+                missing = [k for k in self.process if k not in pr]
+                if missing:
+                    raise ValueError(f"point {dict(comp)} {dict(pr)} lacks process parameter(s) {missing}")
+        else:
+            items = [({e: f for e, f in c.items() if e in self.elements}, pr) for c, pr in items]
+        frac = composition_matrix([c for c, _ in items], names)  # raises on a foreign element
         proc = np.array([[float(pr.get(k, 0.5 * (lo + hi))) for k, (lo, hi) in self.process.items()]
                          for _, pr in items]).reshape(len(items), len(self.process))
         return frac, proc

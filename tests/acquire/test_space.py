@@ -55,3 +55,10 @@ def test_from_dicts_reverses_to_dicts_and_tolerates_other_points():
     assert f3.tolist() == [[0.5, 0.0, 0.0]] and p3.tolist() == [[1150.0]]
     f0, p0 = space.from_dicts([])
     assert f0.shape == (0, 3) and p0.shape == (0, 1)
+    # points said to be of this space (propose's pending points): the same two mistakes are named
+    with pytest.raises(ValueError, match="'Cr'"):
+        space.from_dicts([({"Fe": 0.5, "Cr": 0.5}, {"temperature": 1000.0})], strict=True)
+    with pytest.raises(ValueError, match="temperature"):
+        space.from_dicts([({"Fe": 1.0}, {})], strict=True)
+    f4, p4 = space.from_dicts([({"Fe": 0.25, "Co": 0.75}, {"temperature": 1000.0})], strict=True)
+    assert f4.tolist() == [[0.25, 0.0, 0.75]] and p4.tolist() == [[1000.0]]
