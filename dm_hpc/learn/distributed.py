@@ -156,16 +156,27 @@ def _all_cat(t: Tensor, world: World) -> Tensor:
 GATHER_MAX_BYTES = 64 * 2**20
 
 
+def _shares_cores() -> bool:
+    """Whether this rank's compute threads fill all its cores, so gloo's I/O thread must share one.
+
+    Only then does waiting by yielding pay (see ``gather_mean_hook``); a rank with a spare core
+    waits in ``Work.wait`` rather than spinning a core per rank through every exchange.
+    """
+    return len(os.sched_getaffinity(0)) <= torch.get_num_threads()
+
+
 def gather_mean_hook(_state, bucket):  # unannotated: DDP checks annotations against dist.GradBucket
     """DDP communication hook: the mean gradient by an all-gather and a local sum (gloo, small models).
 
     Two measurements on the 2-core machine (issue 12, 2 ranks, the ensemble's ~100 KB of
     gradients): gloo's all-reduce took 1.1-1.4 ms against 0.36 ms for an all-gather of the same
-    tensor (the exchange is latency-bound and the all-gather is one round); and a rank that
-    sleeps while it waits loses its core to the idle loop and wakes late (0.9-1.8 ms per exchange)
-    where one that yields to gloo's I/O thread waits 0.6-1.0 ms. So the hook gathers, waits by
-    yielding, and returns a completed future. Every rank sums the gathered rows in rank order, so
-    all ranks get bit-identical gradients, as with the all-reduce. Buckets larger than
+    tensor (the exchange is latency-bound and the all-gather is one round); and a rank whose
+    compute threads fill its cores, if it sleeps while it waits, loses its core to the idle loop
+    and wakes late (0.9-1.8 ms per exchange) where one that yields to gloo's I/O thread waits
+    0.6-1.0 ms. So the hook gathers, waits by yielding when this rank has no spare core
+    (``_shares_cores``; else in ``Work.wait``), and returns a completed future. Every rank sums
+    the gathered rows in rank order, so all ranks get bit-identical gradients, as with the
+    all-reduce. Buckets larger than
     ``GATHER_MAX_BYTES`` (over all ranks) go to DDP's own all-reduce.
     """
     import torch.distributed as dist
@@ -177,8 +188,9 @@ def gather_mean_hook(_state, bucket):  # unannotated: DDP checks annotations aga
         return allreduce_hook(None, bucket)
     rows = torch.empty(world * grad.numel(), dtype=grad.dtype, device=grad.device)  # gloo: flat output
     work = dist.all_gather_single(rows, grad, async_op=True)
-    while not work.is_completed():
-        os.sched_yield()
+    if _shares_cores():
+        while not work.is_completed():
+            os.sched_yield()
     work.wait()  # raises what the exchange raised
     done: torch.futures.Future = torch.futures.Future()
     done.set_result(rows.view(world, -1).sum(0).div_(world))
