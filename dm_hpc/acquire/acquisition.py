@@ -131,6 +131,8 @@ def build_acquisition(
     from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
     from botorch.utils.multi_objective.hypervolume import infer_reference_point
 
+    from dm_hpc.acquire.kernels import use_environment_cache
+
     if not objectives:
         raise ValueError("at least one objective is needed")
     X_baseline = X_baseline.to(torch.double)
@@ -152,6 +154,7 @@ def build_acquisition(
         with torch.no_grad():
             means = objective_values(model.posterior(X_baseline).mean, objectives)
         ref_point = infer_reference_point(means).tolist()
+    use_environment_cache()  # the first qLogNEHVI of a process builds BoTorch's fused kernel (kernels.py)
     return qLogNoisyExpectedHypervolumeImprovement(
         model=model, ref_point=list(ref_point), X_baseline=X_baseline, objective=obj, constraints=cons,
         X_pending=X_pending, prune_baseline=True, cache_root=cache_root,

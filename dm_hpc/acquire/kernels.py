@@ -5,17 +5,33 @@ fused C++ kernel (``torch.utils.cpp_extension``, ~17 s on 2 cores). Left to the 
 that happens in its planner thread, and the calculation slots sit idle meanwhile (measured: an
 18-21 s stall in the demo, issue 9). ``python -m dm_hpc.acquire.kernels`` (run by ``make venv`` and
 ``make demo``) constructs one through the public API, so the build lands in the environment's
-cache folder (``TORCH_EXTENSIONS_DIR``, per environment: see ``dm_hpc/__init__.py``) beforehand.
+cache folder (``TORCH_EXTENSIONS_DIR``, per environment: ``use_environment_cache``) beforehand.
 Without a compiler BoTorch falls back to its Python path; that is reported, not an error.
 """
 from __future__ import annotations
 
+import os
+import sys
 import time
 import warnings
 
 
+def use_environment_cache() -> None:
+    """Keep torch's extension builds in a folder of this environment (unless the user chose one).
+
+    torch caches a build in one folder per user, keyed by flags that include the environment's
+    paths, so two environments (a CI clone's venv, the project's) evict each other's build and
+    the next multi-objective plan stalls on a rebuild. Called where the kernel is built: here
+    and before every qLogNEHVI (``acquisition.build_acquisition``); torch reads the variable
+    when it builds, not when it is imported.
+    """
+    if "TORCH_EXTENSIONS_DIR" not in os.environ and os.access(sys.prefix, os.W_OK):
+        os.environ["TORCH_EXTENSIONS_DIR"] = os.path.join(sys.prefix, "torch_extensions")
+
+
 def build() -> tuple[float, list[str]]:
     """Construct a tiny qLogNEHVI; returns the seconds it took and BoTorch's warnings."""
+    use_environment_cache()
     import torch
     from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
     from botorch.models import SingleTaskGP
