@@ -40,3 +40,29 @@ def pytest_unconfigure(config) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_EXIT_STATUS[-1])
+
+
+def _open_hdf5_files() -> set[str]:
+    import h5py
+
+    return {os.fsdecode(i.name) for i in h5py.h5f.get_obj_ids(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE)}
+
+
+@pytest.fixture(autouse=True)
+def no_hdf5_file_left_open():
+    """A test that leaves an HDF5 file open fails, naming the file.
+
+    Why: a ``Store`` left open inside a reference cycle (a traceback kept by ``pytest.raises``
+    is enough) is closed later by Python's garbage collector, during whatever h5py call runs
+    then. Twice a fresh-clone CI run died with SIGSEGV inside h5py's ``File.close``, in the
+    first heavy HDF5 work after the data tests (the service tests' campaign fixture), and the
+    one test that left a store open was among those data tests.
+    """
+    before = _open_hdf5_files()
+    yield
+    left = _open_hdf5_files() - before
+    if left:
+        import gc
+
+        gc.collect()  # close what is unreachable now, not at a random moment of a later test
+        pytest.fail(f"HDF5 file(s) left open by this test: {sorted(left)}")

@@ -247,14 +247,14 @@ def test_resent_measurement_needs_replace_and_keeps_the_old_one(tmp_path):
         c = read_sheet_contents(first)
         with pytest.raises(SheetError, match="later corrected"):
             resolve_resends(store, c.records[:1], c.lines[:1], str(first), replace=True)
-    reader = Store.open(tmp_path / "s")
-    assert len(reader) == 3  # the old value is kept
-    df = reader.to_dataframe()
-    assert sorted(df["density"]) == [8.8, 8.95]  # queries show the current value only
-    assert sorted(reader.to_dataframe(superseded=True)["density"]) == [8.8, 8.9, 8.95]
-    assert reader.get(old_id).get_property("density").value == 8.9
-    assert len(list(reader.records())) == 2
-    assert reader.get(new.record_id).provenance.supersedes == [old_id]
+    with Store.open(tmp_path / "s") as reader:
+        assert len(reader) == 3  # the old value is kept
+        df = reader.to_dataframe()
+        assert sorted(df["density"]) == [8.8, 8.95]  # queries show the current value only
+        assert sorted(reader.to_dataframe(superseded=True)["density"]) == [8.8, 8.9, 8.95]
+        assert reader.get(old_id).get_property("density").value == 8.9
+        assert len(list(reader.records())) == 2
+        assert reader.get(new.record_id).provenance.supersedes == [old_id]
 
 
 def test_cli_import_replace_sheet_and_errors_without_traceback(tmp_path):
