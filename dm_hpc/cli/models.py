@@ -48,24 +48,23 @@ def train(
     register: Annotated[bool, typer.Option("--register/--no-register", help="Register a new model version.")] = True,
 ) -> None:
     """Retrain the campaign's surrogate on the store (the periodic retraining job), optionally on N ranks."""
+    from dm_hpc.campaign import registry
     from dm_hpc.learn.distributed import exit_rank, world_from_env
 
     if surrogate is not None and surrogate not in SURROGATES:
         fail(f"--surrogate must be one of {', '.join(SURROGATES)}, not {surrogate!r}")
     c = _campaign(campaign)
     world = world_from_env()
-    _train(c, ranks, world, checkpoint_every, if_new_data, surrogate, epochs, register)
+    _train(c, ranks, world, registry.TrainOptions(kind=surrogate, checkpoint_every=checkpoint_every,
+                                                  register=register, if_new_data=if_new_data, epochs=epochs))
     if world is not None:  # a rank of srun or torchrun: see exit_rank for why not a plain return
         exit_rank(0)
 
 
-def _train(c, ranks: int, world, checkpoint_every: int, if_new_data: bool, surrogate: Optional[str],
-           epochs: Optional[int], register: bool) -> None:
+def _train(c, ranks: int, world, options) -> None:
     from dm_hpc.campaign import registry
     from dm_hpc.data import StoreError
 
-    options = registry.TrainOptions(kind=surrogate, checkpoint_every=checkpoint_every, register=register,
-                                    if_new_data=if_new_data, epochs=epochs)
     try:
         if world is None and ranks > 1:
             result = registry.train_local_ranks(c, ranks, options)

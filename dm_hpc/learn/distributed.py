@@ -165,7 +165,7 @@ def _shares_cores() -> bool:
     return len(os.sched_getaffinity(0)) <= torch.get_num_threads()
 
 
-def gather_mean_hook(_state, bucket):  # unannotated: DDP checks annotations against dist.GradBucket
+def gather_mean_hook(shares_cores, bucket):  # unannotated: DDP checks annotations against dist.GradBucket
     """DDP communication hook: the mean gradient by an all-gather and a local sum (gloo, small models).
 
     Two measurements on the 2-core machine (issue 12, 2 ranks, the ensemble's ~100 KB of
@@ -174,7 +174,8 @@ def gather_mean_hook(_state, bucket):  # unannotated: DDP checks annotations aga
     compute threads fill its cores, if it sleeps while it waits, loses its core to the idle loop
     and wakes late (0.9-1.8 ms per exchange) where one that yields to gloo's I/O thread waits
     0.6-1.0 ms. So the hook gathers, waits by yielding when this rank has no spare core
-    (``_shares_cores``; else in ``Work.wait``), and returns a completed future. Every rank sums
+    (its state, ``_shares_cores()`` taken once when it is registered; else in ``Work.wait``),
+    and returns a completed future. Every rank sums
     the gathered rows in rank order, so all ranks get bit-identical gradients, as with the
     all-reduce. Buckets larger than
     ``GATHER_MAX_BYTES`` (over all ranks) go to DDP's own all-reduce.
@@ -188,7 +189,7 @@ def gather_mean_hook(_state, bucket):  # unannotated: DDP checks annotations aga
         return allreduce_hook(None, bucket)
     rows = torch.empty(world * grad.numel(), dtype=grad.dtype, device=grad.device)  # gloo: flat output
     work = dist.all_gather_single(rows, grad, async_op=True)
-    if _shares_cores():
+    if shares_cores:
         while not work.is_completed():
             os.sched_yield()
     work.wait()  # raises what the exchange raised
@@ -268,7 +269,7 @@ def train_ensemble(
         if world.size > 1:
             wrapped = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
             if world.backend == "gloo":
-                wrapped.register_comm_hook(None, gather_mean_hook)
+                wrapped.register_comm_hook(_shares_cores(), gather_mean_hook)
 
         def save(step: int, _net, opt, sched) -> None:
             if checkpoint is not None and world.rank == 0 and (step % checkpoint_every == 0):
@@ -343,11 +344,7 @@ def spawn_local(fn: Callable[..., Any], ranks: int, *args: Any) -> None:
     # the ranks are done: no free port is looked up, released and taken again by the first rank,
     # which another process could take in between.
     store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
-    try:
-        mp.start_processes(_spawned, args=(fn, ranks, store.port, args), nprocs=ranks, start_method="spawn",
-                           join=True)
-    finally:
-        del store
+    mp.start_processes(_spawned, args=(fn, ranks, store.port, args), nprocs=ranks, start_method="spawn", join=True)
 
 
 def _spawned(rank: int, fn, ranks: int, port: int, args: tuple) -> None:
