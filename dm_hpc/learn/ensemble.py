@@ -29,7 +29,6 @@ resume a killed training exactly.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -163,6 +162,12 @@ def nll_step_loss(net: nn.Module, xs: Tensor, ys: Tensor, rows: Tensor, weight: 
     return (nll.sum(-1) * weight).sum() * scale
 
 
+def adamw(params, config: EnsembleConfig) -> torch.optim.AdamW:
+    """The members' optimiser. Fused: one kernel for all parameters (0.04 against 0.14 ms a step on
+    one core), a fixed cost of every step that each rank pays whatever the rank count."""
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+
+
 def train_members(
     net: nn.Module,
     xs: Tensor,
@@ -187,7 +192,7 @@ def train_members(
     """
     n_total = len(xs) if n_total is None else n_total
     steps, batch = config.steps(n_total), config.batch(n_total)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = adamw(net.parameters(), config)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state["optimizer"])
@@ -195,8 +200,11 @@ def train_members(
     members = config.members
     scale = world / (members * batch)
     slice_rows = CPU_SLICE_ROWS if xs.device.type == "cpu" else None
-    # DDP exchanges gradients on a backward pass outside no_sync(): only the last slice's, once a step
-    no_sync = getattr(net, "no_sync", contextlib.nullcontext)
+    # Only the last slice goes through a DDP wrapper, whose backward exchanges the gradient summed
+    # over the step's slices, once a step. The others go through the wrapped module itself: the
+    # gradients accumulate as under ``no_sync()`` (DDP's hooks are idle outside a DDP forward),
+    # without DDP's forward work per slice: 1.0 ms of a 6.9 ms step with 2 ranks on this machine.
+    plain = getattr(net, "module", net)
     for step in range(start_step, steps):
         idx = global_batch(step, config.seed, members, batch, n_total)
         rows, weight = local_batch(idx, offset, len(xs))
@@ -205,8 +213,7 @@ def train_members(
         # at least one (maybe empty) slice, so that every rank joins the step's one exchange
         slices = list(zip(rows.split(slice_rows, 1), weight.split(slice_rows, 1))) if slice_rows else [(rows, weight)]
         for i, (r, w) in enumerate(slices):
-            with no_sync() if i < len(slices) - 1 else contextlib.nullcontext():
-                nll_step_loss(net, xs, ys, r, w, scale).backward()
+            nll_step_loss(net if i == len(slices) - 1 else plain, xs, ys, r, w, scale).backward()
         opt.step()
         sched.step()
         if on_step is not None:

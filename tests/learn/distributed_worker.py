@@ -3,6 +3,7 @@ as a script: ``python distributed_worker.py N CHECKPOINT OUT`` trains in one pro
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -11,6 +12,9 @@ from dm_hpc.learn.distributed import RankData, World, row_slice, train_ensemble
 from dm_hpc.learn.ensemble import EnsembleConfig
 
 CONFIG = EnsembleConfig(members=3, width=32, epochs=8, batch_size=128, seed=5)
+#: a global batch of 1,200 rows: each step's rows go through forward/backward in several slices of
+#: ``CPU_SLICE_ROWS`` on one rank and on each of two (the early ones outside the DDP wrapper)
+SLICED = replace(CONFIG, batch_size=1200, epochs=1)
 
 
 def synthetic(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,8 +39,9 @@ def rank_data(n: int, world: World) -> RankData:
     return RankData(Xt, Yt, off, a, Xc, Yc, Xs, Ys)
 
 
-def train_and_save(world: World, n: int, out: str, checkpoint: str | None = None, every: int = 50) -> None:
-    result = train_ensemble(rank_data(n, world), CONFIG, world, Path(checkpoint) if checkpoint else None,
+def train_and_save(world: World, n: int, out: str, checkpoint: str | None = None, every: int = 50,
+                   config: EnsembleConfig = CONFIG) -> None:
+    result = train_ensemble(rank_data(n, world), config, world, Path(checkpoint) if checkpoint else None,
                             checkpoint_every=every, data_id="synthetic")
     if world.rank == 0:
         torch.save({"net": result.model.net.state_dict(), "resumed_from": result.resumed_from,

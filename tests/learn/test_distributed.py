@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from dm_hpc.learn.distributed import World, spawn_local, world_from_env
+from dm_hpc.learn.ensemble import CPU_SLICE_ROWS
 
 from . import distributed_worker as worker
 
@@ -22,9 +23,12 @@ def _weights(path: Path) -> dict:
     return torch.load(path, weights_only=True)
 
 
-def test_two_gloo_ranks_train_to_the_same_weights_as_one(tmp_path):
-    worker.train_and_save(World(), 2000, str(tmp_path / "one.pt"))
-    spawn_local(worker.train_and_save, 2, 2000, str(tmp_path / "two.pt"))
+@pytest.mark.parametrize("config", [worker.CONFIG, worker.SLICED], ids=["one-slice", "sliced"])
+def test_two_gloo_ranks_train_to_the_same_weights_as_one(tmp_path, config):
+    if config is worker.SLICED:  # the case of the large data: several slices a step on each rank
+        assert config.batch(1600) // 2 > CPU_SLICE_ROWS
+    worker.train_and_save(World(), 2000, str(tmp_path / "one.pt"), None, 50, config)
+    spawn_local(worker.train_and_save, 2, 2000, str(tmp_path / "two.pt"), None, 50, config)
     one, two = _weights(tmp_path / "one.pt"), _weights(tmp_path / "two.pt")
     assert two["world_size"] == 2
     for key, value in one["net"].items():
