@@ -1,7 +1,8 @@
 """Pool-based benchmark runs behind benchmarks/README.md (Liang et al. protocol).
 
 Usage: python benchmarks/pool_bench.py [--seeds 10] [--only p3ht,branin2] [--strategies a,b] [--variant k=v,...]
-       python benchmarks/pool_bench.py --compare          # engine vs reference table of DIR/suite/<variant>/
+       python benchmarks/pool_bench.py --compare          # engine vs reference table of DIR/suite/<variant>/,
+                                                          # then the ratios' 90 % intervals over resampled seeds
        python benchmarks/pool_bench.py --mode multiobjective|multifidelity
        python benchmarks/pool_bench.py --table            # legacy per-strategy table of DIR/*/summary.json
 
@@ -154,6 +155,47 @@ def compare(out: Path, engine: str = "default") -> str:
     return "\n".join(rows)
 
 
+def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, seed: int = 0) -> str:
+    """Markdown: per set, the engine/reference ratios with 90 % intervals from resampling seeds.
+
+    Seeds are paired (seed s starts every strategy from the same two points), so one resample of
+    seed indices is applied to the engine and to both references alike. The share of resamples
+    in which the ratio is >= 1 says how firmly 10 seeds place a set above or below the reference.
+    """
+    rng = np.random.default_rng(seed)
+    by_set: dict[str, dict] = {}
+    for p in sorted(out.parent.glob("default/*-reference-*.json")) + sorted(out.glob(f"*-{engine}.json")):
+        r = json.loads(p.read_text())
+        by_set.setdefault(r["set"], {})[r["strategy"]] = r
+    rows = ["| set | seeds | EF peak / best ref | 90 % interval | resamples >= 1 | AF(0.5) / ref-LCB | 90 % interval | resamples >= 1 |",
+            "|---|---|---|---|---|---|---|---|"]
+    f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    for name, runs in sorted(by_set.items()):
+        if engine not in runs or not {"reference-gp-ei", "reference-gp-lcb"} <= set(runs):
+            continue
+        curves = {k: np.asarray(runs[k]["found"]) for k in (engine, "reference-gp-ei", "reference-gp-lcb")}
+        n_seeds, n_pool = len(curves[engine]), runs[engine]["n_pool"]
+
+        def ratios(idx):
+            m = {k: curve_metrics(c[idx], n_pool) for k, c in curves.items()}
+            ef = m[engine]["ef_peak"] / max(m["reference-gp-ei"]["ef_peak"], m["reference-gp-lcb"]["ef_peak"])
+            a, b = m[engine]["af"]["0.5"], m["reference-gp-lcb"]["af"]["0.5"]
+            return ef, (a / b if a is not None and b is not None else None)
+
+        point = ratios(np.arange(n_seeds))
+        draws = [ratios(rng.integers(0, n_seeds, n_seeds)) for _ in range(resamples)]
+        cells = []
+        for j in range(2):
+            got = np.array([d[j] for d in draws if d[j] is not None])
+            if point[j] is None or len(got) < resamples // 2:  # AF(0.5) undefined in most resamples
+                cells += [f(point[j]), "-", "-"]
+                continue
+            lo, hi = np.quantile(got, [0.05, 0.95])
+            cells += [f(point[j]), f"{lo:.2f}-{hi:.2f}", f"{np.mean(got >= 1.0):.0%}"]
+        rows.append(f"| {name} | {n_seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def table(out: Path) -> str:
     rows = ["| dataset | strategy | seeds | budget | N | n_top | AF(0.5) | AF(0.8) | AF(0.9) | EF peak | Top% at budget | s/step |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -186,6 +228,8 @@ def main() -> None:
         return
     if a.compare:
         print(compare(out / "suite" / variant_tag(a.variant)))
+        print()
+        print(seed_intervals(out / "suite" / variant_tag(a.variant)))
         return
     if a.mode == "suite":
         from dm_hpc.bench.suite import DEV_SUITE

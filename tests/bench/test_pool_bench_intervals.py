@@ -1,0 +1,52 @@
+"""The seed-resampled intervals that ``benchmarks/pool_bench.py --compare`` prints (issue 10)."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "pool_bench.py"
+
+
+def _pool_bench():
+    spec = importlib.util.spec_from_file_location("pool_bench", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _write(dest: Path, name: str, strategy: str, found: np.ndarray, n_pool: int = 100) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / f"{name}-{strategy}.json").write_text(json.dumps(
+        {"set": name, "strategy": strategy, "n_pool": n_pool, "found": found.tolist()}))
+
+
+def _curves(hits_at: list[int], budget: int = 30) -> np.ndarray:
+    """One seed per entry: the whole top set (one point) found at evaluation ``hits_at[s]``."""
+    return np.array([[1.0 if i + 1 >= h else 0.0 for i in range(budget)] for h in hits_at])
+
+
+def _row(table: str, name: str) -> list[str]:
+    line = next(row for row in table.splitlines() if row.startswith(f"| {name} |"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_intervals_are_paired_over_seeds_and_say_how_firm_a_ratio_is(tmp_path):
+    pb = _pool_bench()
+    suite = tmp_path / "suite"
+    ref = _curves([20, 25, 15, 22, 18, 30, 12, 26, 21, 19])
+    for name, engine in (("same", ref), ("ahead", _curves([10, 12, 8, 11, 9, 15, 6, 13, 10, 9])),
+                         ("mixed", _curves([10, 30, 15, 22, 30, 12, 12, 30, 21, 30]))):
+        _write(suite / "default", name, "reference-gp-ei", ref)
+        _write(suite / "default", name, "reference-gp-lcb", ref)
+        _write(suite / "default", name, "default", engine)
+    table = pb.seed_intervals(suite / "default", resamples=500)
+    same, ahead, mixed = _row(table, "same"), _row(table, "ahead"), _row(table, "mixed")
+    # identical curves: every resample gives exactly 1 (the same seeds are drawn for both)
+    assert same[2:5] == ["1.00", "1.00-1.00", "100%"]
+    # found twice as early on every seed: the whole interval lies above 1
+    lo, hi = (float(v) for v in ahead[3].split("-"))
+    assert float(ahead[2]) > 1.5 and lo > 1.0 and ahead[4] == "100%"
+    # better on some seeds, worse on others: the interval straddles the point estimate
+    lo, hi = (float(v) for v in mixed[3].split("-"))
+    assert lo < float(mixed[2]) < hi and 0 < int(mixed[4].rstrip("%")) < 100
