@@ -40,6 +40,7 @@ SETS = {
     "oer": dict(file="oer_plate_3496.csv", inputs=["ni_load", "fe_load", "co_load", "mn_load", "ce_load", "la_load"],
                 objective="overpotential", goal="min", budget=200),
 }
+DEVSETS = ROOT / "out" / "devsets"
 STEEL_INPUTS = ["c", "mn", "si", "cr", "ni", "mo", "v", "n", "nb", "co", "w", "al", "ti"]
 #: EF peak is taken over i >= EF_FROM evaluations (as reference_bo.py does): at i < 10 one lucky
 #: initial hit dominates it.
@@ -92,8 +93,9 @@ def curve_metrics(found: np.ndarray, n_pool: int) -> dict:
     return {"af": af, "ef_peak": float(ef[EF_FROM - 1:].max()), "top_at_budget": float(top[-1])}
 
 
-def run_set(name: str, strategy: str, seeds: int, budget: int, devdir: Path):
-    """``seeds x budget`` found shares and seconds per step of ``strategy`` on dev set ``name``."""
+def run_set(name: str, strategy: str, seeds: int, budget: int, devdir: Path, make=None):
+    """``seeds x budget`` found shares and seconds per step of ``strategy`` on dev set ``name``
+    (``make``: a factory ``(X, seed) -> Strategy`` that replaces the engine's strategy, for ablations)."""
     from dm_hpc.bench.pool import load_pool, run_pool, top_set
     from dm_hpc.bench.suite import materialise
 
@@ -110,9 +112,18 @@ def run_set(name: str, strategy: str, seeds: int, budget: int, devdir: Path):
     X = pool[list(s.inputs)].to_numpy(float)
     y = pool[s.objective].to_numpy(float) * (1.0 if s.goal == "max" else -1.0)
     top = top_set(y)
-    orders, sps = run_pool(X, y, strategy, budget, seeds)
+    orders, sps = run_pool(X, y, make or strategy, budget, seeds)
     found = np.cumsum(np.isin(orders, top), axis=1) / len(top)
     return found, sps, len(y)
+
+
+def save_run(dest: Path, name: str, strategy: str, tag: str, found: np.ndarray, sps: float, n: int) -> dict:
+    """Write ``DIR/suite/<tag>/<set>-<strategy>.json`` (metrics and per-seed curves) and return it."""
+    r = {"set": name, "strategy": strategy, "variant": tag, "seeds": len(found), "budget": found.shape[1], "n_pool": n,
+         **curve_metrics(found, n), "seconds_per_step": sps, "found": found.tolist()}
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / f"{name}-{strategy}.json").write_text(json.dumps(r))
+    return r
 
 
 def compare(out: Path, engine: str = "default") -> str:
@@ -240,11 +251,9 @@ def main() -> None:
         for name in (a.only.split(",") if a.only else list(DEV_SUITE)):
             for strat in a.strategies.split(","):
                 t = time.time()
-                found, sps, n = run_set(name, strat, a.seeds, a.budget, ROOT / "out" / "devsets")
-                r = {"set": name, "strategy": strat, "variant": tag, "seeds": a.seeds, "budget": found.shape[1], "n_pool": n,
-                     **curve_metrics(found, n), "seconds_per_step": sps, "found": found.tolist()}
-                (dest / f"{name}-{strat}.json").write_text(json.dumps(r))
-                print(f"{name} {strat} [{tag}]: AF={r['af']} EF_peak={r['ef_peak']:.2f} s/step={sps:.3f} ({time.time() - t:.0f} s)", flush=True)
+                r = save_run(dest, name, strat, tag, *run_set(name, strat, a.seeds, a.budget, DEVSETS))
+                print(f"{name} {strat} [{tag}]: AF={r['af']} EF_peak={r['ef_peak']:.2f} s/step={r['seconds_per_step']:.3f} "
+                      f"({time.time() - t:.0f} s)", flush=True)
         return
     if a.mode == "multiobjective":
         from dm_hpc.bench.modes import bench_pool_multiobjective

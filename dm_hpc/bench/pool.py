@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import Tensor
 
 from dm_hpc.bench.strategies import Strategy
 
@@ -60,7 +61,7 @@ def metrics(orders: np.ndarray, top: np.ndarray, n_pool: int) -> dict:
 def run_pool(
     X: np.ndarray,
     y: np.ndarray,
-    strategy: str,
+    strategy: str | Callable[[Tensor, int], Strategy],
     budget: int,
     seeds: int,
     n_init: int = 2,
@@ -68,6 +69,7 @@ def run_pool(
 ) -> tuple[np.ndarray, float]:
     """Run ``seeds`` campaigns on the pool ``X`` (``N x d``) with outcomes ``y`` (``N``, maximised).
 
+    ``strategy``: a name of ``STRATEGIES``, or a factory ``(X, seed) -> Strategy`` (ablations).
     Returns (``seeds x budget`` pool indices in evaluation order, mean seconds per proposal).
     Seed s draws its initial points from ``numpy.random.default_rng(s)``, the same for every strategy.
     """
@@ -80,7 +82,7 @@ def run_pool(
     for s in range(seeds):
         rng = np.random.default_rng(s)
         observed = list(rng.choice(n, size=min(n_init, budget), replace=False))
-        strat = Strategy(strategy, Xt, seed=s)
+        strat = strategy(Xt, s) if callable(strategy) else Strategy(strategy, Xt, seed=s)
         while len(observed) < budget:
             t0 = time.perf_counter()
             nxt = strat.select(observed, yt[observed])
