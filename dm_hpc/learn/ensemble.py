@@ -203,7 +203,8 @@ def train_members(
     # Only the last slice goes through a DDP wrapper, whose backward exchanges the gradient summed
     # over the step's slices, once a step. The others go through the wrapped module itself: the
     # gradients accumulate as under ``no_sync()`` (DDP's hooks are idle outside a DDP forward),
-    # without DDP's forward work per slice: 1.0 ms of a 6.9 ms step with 2 ranks on this machine.
+    # without DDP's forward work per slice (0.25-0.35 ms of a 5.7 ms step with 2 ranks here in two
+    # of three runs, level in the third: docs/measurements/distrib.md).
     plain = getattr(net, "module", net)
     for step in range(start_step, steps):
         idx = global_batch(step, config.seed, members, batch, n_total)
