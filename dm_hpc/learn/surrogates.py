@@ -94,15 +94,23 @@ def _load_hypers(model, state: dict[str, Tensor]) -> bool:
     return True
 
 
-def _fit_mll(model, maxiter: int | None) -> None:
-    """Maximise the marginal likelihood; ``maxiter`` None = BoTorch's own settings (no cap)."""
+def _fit_mll(model, maxiter: int | None, seed: int = 0) -> None:
+    """Maximise the marginal likelihood; ``maxiter`` None = BoTorch's own settings (no cap).
+
+    A failed attempt makes ``fit_gpytorch_mll`` restart from hyper-parameters drawn from the
+    priors with torch's global generator, so the fit (and the next proposal) depended on
+    whatever the process had drawn before: the same campaign step gave another model after
+    another run in the same process. The fit draws from its own generator state, seeded by
+    ``seed``, and leaves the caller's untouched.
+    """
     from botorch.fit import fit_gpytorch_mll
     from botorch.optim.fit import fit_gpytorch_mll_scipy
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")
+        torch.manual_seed(seed)
         try:
             if maxiter is None:
                 fit_gpytorch_mll(mll)
@@ -178,13 +186,13 @@ def fit_gp(
 
     if n <= settings.full_fit_points:
         model = build(X, Y, Yvar)
-        _fit_mll(model, None)
+        _fit_mll(model, None, seed)
         return model
     fit_n = min(n, max_fit_points)
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:fit_n]
     sub = build(X[idx], Y[idx], None if Yvar is None else Yvar[idx])
     warm = warm_start is not None and _load_hypers(sub, _hyper_state(warm_start))
-    _fit_mll(sub, warm_maxiter if warm else maxiter)
+    _fit_mll(sub, warm_maxiter if warm else maxiter, seed)
     if fit_n == n:
         return sub
     model = build(X, Y, Yvar)
