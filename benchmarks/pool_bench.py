@@ -126,17 +126,23 @@ def save_run(dest: Path, name: str, strategy: str, tag: str, found: np.ndarray, 
     return r
 
 
+def runs_by_set(out: Path) -> dict[str, dict[str, dict]]:
+    """Saved runs of ``DIR/suite/<variant>/`` as set -> strategy -> run. References do not depend
+    on the engine's variant: they come from the default run unless the variant has its own."""
+    by_set: dict[str, dict] = {}
+    for p in sorted(out.parent.glob("default/*-reference-*.json")) + sorted(out.glob("*.json")):
+        r = json.loads(p.read_text())
+        by_set.setdefault(r["set"], {})[r["strategy"]] = r
+    return by_set
+
+
 def compare(out: Path, engine: str = "default") -> str:
     """Markdown: per set, engine strategy vs the better and each reference, and the averages."""
     f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     rows = ["| set | N | seeds | budget | strategy | AF(0.5) | AF(0.8) | EF peak | Top% at budget | s/step | AF(0.5) / ref-EI | AF(0.5) / ref-LCB | EF peak / best ref |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ratios = {"ei": [], "lcb": [], "ef": []}
-    by_set: dict[str, dict] = {}
-    # references do not depend on the engine's variant: take them from the default run if absent
-    for p in sorted(out.parent.glob("default/*-reference-*.json")) + sorted(out.glob("*.json")):
-        r = json.loads(p.read_text())
-        by_set.setdefault(r["set"], {})[r["strategy"]] = r
+    by_set = runs_by_set(out)
     for name, runs in by_set.items():
         ei, lcb = runs.get("reference-gp-ei"), runs.get("reference-gp-lcb")
         for strat, r in sorted(runs.items()):
@@ -174,10 +180,7 @@ def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, se
     in which the ratio is >= 1 says how firmly 10 seeds place a set above or below the reference.
     """
     rng = np.random.default_rng(seed)
-    by_set: dict[str, dict] = {}
-    for p in sorted(out.parent.glob("default/*-reference-*.json")) + sorted(out.glob(f"*-{engine}.json")):
-        r = json.loads(p.read_text())
-        by_set.setdefault(r["set"], {})[r["strategy"]] = r
+    by_set = runs_by_set(out)
     rows = ["| set | seeds | EF peak / best ref | 90 % interval | resamples >= 1 | AF(0.5) / ref-LCB | 90 % interval | resamples >= 1 |",
             "|---|---|---|---|---|---|---|---|"]
     f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731

@@ -96,7 +96,6 @@ def fit_multifidelity(X: Tensor, cheap: Tensor, y: Tensor, kind: str = "auto", s
     if int(measured.sum()) < 2:
         raise ValueError("at least 2 measured values are needed")
     bounds = _bounds(X)
-    torch.manual_seed(seed)  # BoTorch's fit retries from random hyper-parameters: keep runs repeatable
     cv: dict[str, float] = {}
     if kind == "auto":
         idx = torch.nonzero(measured).flatten()

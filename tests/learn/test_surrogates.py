@@ -87,7 +87,6 @@ def test_stock_setting_is_botorch_own_fit():
     torch.testing.assert_close(predict(ours, Xt)[0], predict(stock, Xt)[0], atol=2e-2, rtol=0)
 
 
-
 def test_a_warm_capped_fit_does_not_depend_on_the_global_random_state():
     """Step 35 of a dev-suite campaign (Griewank-8 on the simplex, seed 8): the warm-started capped
     fit fails its first attempt, and BoTorch restarts from hyper-parameters drawn from the priors.
