@@ -15,16 +15,10 @@
 from __future__ import annotations
 
 import errno
-import gc
 import hashlib
-import io
 import json
 import os
-import re
-import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -71,36 +65,21 @@ def os_failure(root: Path, doing: str, exc: OSError) -> StoreError:
                       "what was stored before is intact.")
 
 
-@contextmanager
-def h5_write_failures_raised_once() -> Iterator[None]:
-    """When the disk fills, h5py raises the failed write and then prints it again as a traceback
-    from each object it frees ("Can't decrement id ref count"), as noise on stderr after the
-    clear error. Inside this block stderr is captured; that echo is dropped, anything else is
-    passed on. HDF5's ``RuntimeError`` for a failed write becomes the ``OSError`` it stands for."""
-    real, captured, hook = sys.stderr, io.StringIO(), sys.unraisablehook
+def write_new_file(path: Path, image: bytes | memoryview) -> None:
+    """Write ``image`` to ``path`` (created or truncated) and ``fdatasync`` it.
 
-    def unraisable(report: Any) -> None:  # the same echo where a hook is installed (pytest)
-        if "decrement id ref count" not in str(report.exc_value):
-            hook(report)
-
-    sys.stderr, sys.unraisablehook = captured, unraisable
+    Why HDF5 files are built in memory and written here: when HDF5 itself meets a full disk it
+    cannot close the file's objects, and a dataset stayed registered after its file had been
+    freed, so a later ``File.close`` anywhere in the process crashed walking that registry. A
+    failed ``os.write`` is a plain ``OSError`` and leaves nothing behind in the library."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        yield
-    except RuntimeError as exc:  # HDF5 reports some failed writes (a flush on close) this way
-        found = re.search(r"errno = (\d+)", str(exc))
-        code = int(found.group(1)) if found else errno.EIO
-        exc.__traceback__ = None  # its frames hold the failed file's objects: free them here
-        gc.collect()
-        raise OSError(code, os.strerror(code)) from None
-    except BaseException as exc:
-        exc.__traceback__ = None
-        gc.collect()
-        raise
+        rest = memoryview(image)
+        while rest:
+            rest = rest[os.write(fd, rest):]
+        os.fdatasync(fd)  # the data, before the name that publishes it
     finally:
-        sys.stderr, sys.unraisablehook = real, hook
-        text = captured.getvalue()
-        if text and "decrement id ref count" not in text:
-            real.write(text)
+        os.close(fd)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:

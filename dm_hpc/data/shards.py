@@ -19,9 +19,8 @@ from dm_hpc.data.integrity import (
     damaged,
     layout_digest,
     publish,
-    h5_write_failures_raised_once,
     sha256_bytes,
-    sha256_file,
+    write_new_file,
 )
 from dm_hpc.data.records import MaterialRecord
 from dm_hpc.data.vocabulary import canonical_unit
@@ -167,23 +166,18 @@ def _describe(f: h5py.File) -> dict:
 def write_shard(path: Path, rows: Rows, meta: ShardMeta) -> str:
     """Write ``rows`` to the new file ``path`` (never replacing one); returns the file's SHA-256.
 
-    A temp file named with the store's id, fsync, then ``integrity.publish``.
+    The file is built in memory (see ``integrity.write_new_file`` for why), written to a temp
+    file named with the store's id, fsynced, then published with ``integrity.publish``.
     """
     tmp = path.with_name(f".{path.name}.{meta.store_id}.tmp")
+    image = _image(rows, meta)
     try:
-        with h5_write_failures_raised_once():
-            _write_file(tmp, rows, meta)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fdatasync(fd)  # the data, before the name that publishes it
-        finally:
-            os.close(fd)
-        digest = sha256_file(tmp)
+        write_new_file(tmp, image)
         publish(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)  # ours: its name carries the store's id
         raise
-    return digest
+    return sha256_bytes(image)
 
 
 def fixed_text(value: str | Sequence[str]) -> np.ndarray:
@@ -202,13 +196,23 @@ def text_attr(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _write_file(tmp: Path, rows: Rows, meta: ShardMeta) -> None:
+def in_memory_file(**kwargs: str) -> h5py.File:
+    """A new HDF5 file in memory; its image is then written by ``integrity.write_new_file``.
+
+    No metadata aggregation block: HDF5 gives back the aggregator's unused space only when the
+    file closes, so the image would end in padding that no read looks at (a damaged tail would
+    go unnoticed by every read)."""
+    return h5py.File.in_memory(meta_block_size=0, **kwargs)
+
+
+def _image(rows: Rows, meta: ShardMeta) -> bytes:
+    """The shard's HDF5 file, built in memory."""
     # the metadata description is built as the file is written (what ``_describe`` reads back
     # on every open; reading it back here would double the cost of a write)
     root = {"format": layout.FORMAT, "store_id": meta.store_id, "number": meta.number, "first": meta.first,
             "generation": meta.generation}
     datasets: dict[str, dict] = {}
-    with h5py.File(tmp, "w", libver="latest") as f:
+    with in_memory_file(libver="latest") as f:
         for key, value in root.items():
             f.attrs[key] = fixed_text(value) if isinstance(value, str) else value
         f.attrs["replaces"] = np.array(meta.replaces, dtype="i8")
@@ -237,6 +241,8 @@ def _write_file(tmp: Path, rows: Rows, meta: ShardMeta) -> None:
         put("json_bytes", np.frombuffer(b"".join(blobs), dtype=np.uint8))
         root["replaces"] = list(meta.replaces)
         f.attrs["layout_sha256"] = fixed_text(layout_digest({"root": root, "n": rows.n, "datasets": datasets}))
+        f.flush()
+        return f.id.get_file_image()
 
 
 _READ_ERRORS = (OSError, KeyError, ValueError, TypeError, IndexError, UnicodeDecodeError, RuntimeError,

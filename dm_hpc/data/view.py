@@ -14,8 +14,8 @@ import h5py
 import numpy as np
 
 from dm_hpc.data import layout
-from dm_hpc.data.integrity import h5_write_failures_raised_once
-from dm_hpc.data.shards import SOURCE_ENUM, Shard
+from dm_hpc.data.integrity import write_new_file
+from dm_hpc.data.shards import SOURCE_ENUM, Shard, in_memory_file
 from dm_hpc.data.vocabulary import canonical_unit
 
 
@@ -23,20 +23,20 @@ def write_view(root: Path, manifest: dict[str, Any], shards: Sequence[Shard], ta
     """Write ``root/store.h5`` mapping every shard column into one table (``tag``: the store id,
     in the temp file's name, so a later writer knows the temp file is its own)."""
     tmp = root / f".{layout.VIEW}.{tag}.tmp"
+    image = _image(manifest, shards)  # built in memory: see integrity.write_new_file for why
     try:
-        with h5_write_failures_raised_once():
-            _write(tmp, manifest, shards)
+        write_new_file(tmp, image)
         os.replace(tmp, root / layout.VIEW)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _write(tmp: Path, manifest: dict[str, Any], shards: Sequence[Shard]) -> None:
+def _image(manifest: dict[str, Any], shards: Sequence[Shard]) -> bytes:
     total = sum(s.n for s in shards)
     offsets = np.concatenate([[0], np.cumsum([s.n for s in shards])]).astype(int)
     rel = [f"{layout.SHARD_DIR}/{s.path.name}" for s in shards]
-    with h5py.File(tmp, "w") as f:
+    with in_memory_file() as f:
         f.attrs["format"] = layout.FORMAT
         f.attrs["generation"] = manifest["generation"]
         f.attrs["records"] = total
@@ -72,3 +72,5 @@ def _write(tmp: Path, manifest: dict[str, Any], shards: Sequence[Shard]) -> None
         links = f.create_group("shards")
         for path, shard in zip(rel, shards):
             links[shard.path.stem] = h5py.ExternalLink(path, "/")
+        f.flush()
+        return f.id.get_file_image()
