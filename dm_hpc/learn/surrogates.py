@@ -272,11 +272,12 @@ class DeepEnsemble(nn.Module):
         super().__init__()
         from torch.func import stack_module_state
 
-        torch.manual_seed(seed)
-        nets = [
-            nn.Sequential(nn.Linear(d, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, m))
-            for _ in range(members)
-        ]
+        with torch.random.fork_rng(devices=[]):  # nn.Linear draws from the global generator
+            torch.manual_seed(seed)
+            nets = [
+                nn.Sequential(nn.Linear(d, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, m))
+                for _ in range(members)
+            ]
         params, buffers = stack_module_state(nets)
         self.params = nn.ParameterDict({k.replace(".", "_"): nn.Parameter(v) for k, v in params.items()})
         self._names = {k.replace(".", "_"): k for k in params}

@@ -104,3 +104,15 @@ def test_a_warm_capped_fit_does_not_depend_on_the_global_random_state():
         # the caller's generator is left as it was
         assert torch.equal(torch.random.get_rng_state(), torch.manual_seed(state).get_state())
     assert torch.equal(fitted[0], fitted[1])
+
+
+def test_an_ensemble_is_the_same_for_its_seed_and_leaves_the_callers_generator_alone():
+    X = torch.rand(40, 3, dtype=torch.double, generator=torch.Generator().manual_seed(0))
+    Y = (X.sum(-1, keepdim=True) ** 2).double()
+    preds = []
+    for state in (1, 2):
+        torch.manual_seed(state)
+        model = fit_ensemble(X, Y, members=3, steps=20, seed=5)
+        assert torch.equal(torch.random.get_rng_state(), torch.manual_seed(state).get_state())
+        preds.append(predict(model, X[:5])[0])
+    assert torch.equal(preds[0], preds[1])
