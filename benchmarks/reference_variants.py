@@ -12,7 +12,10 @@ BoTorch's own priors on outcomes standardised with the population standard devia
 - ``m32``: an ARD Matern-3/2 kernel (the same dimension-scaled length-scale prior) instead of RBF;
 - ``bma``: RBF, Matern-5/2 and Matern-3/2 GPs, each fitted, averaged with weights from their
   fitted log marginal likelihoods (moment-matched mixture);
-- ``sel``: the same three, the one with the highest fitted log marginal likelihood used.
+- ``sel``: the same three, the one with the highest fitted log marginal likelihood used;
+- ``order``: nothing but the order of the training rows, shuffled at every step. The fitted GP is
+  mathematically the same, only its floating-point path differs: a null run that says how far
+  two implementations of one method drift apart at 10 seeds.
 
 Writes ``benchmarks/results/reference-variants/SET-VARIANT.json`` (per-seed found shares);
 ``--table`` prints the markdown table of benchmarks/README.md against the ``default`` and
@@ -39,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pool_bench as PB  # noqa: E402
 
 OUT = PB.ROOT / "benchmarks" / "results" / "reference-variants"
-VARIANTS = {"yj": "Yeo-Johnson outcomes", "m32": "Matern-3/2", "bma": "kernel average", "sel": "kernel by evidence"}
+VARIANTS = {"yj": "Yeo-Johnson outcomes", "m32": "Matern-3/2", "bma": "kernel average", "sel": "kernel by evidence",
+            "order": "reference, rows shuffled"}
 
 
 def _gp(X: torch.Tensor, Y: torch.Tensor, kernel: str):
@@ -82,7 +86,8 @@ def _scores(X: torch.Tensor, y: np.ndarray, Xr: torch.Tensor, variant: str) -> t
         y = warped if np.all(np.isfinite(warped)) else y
     ys = (y - y.mean()) / (y.std() if y.std() > 0 else 1.0)
     Y = torch.tensor(ys, dtype=torch.double).unsqueeze(-1)
-    kernels = {"yj": ["rbf"], "m32": ["m32"], "bma": ["rbf", "m52", "m32"], "sel": ["rbf", "m52", "m32"]}[variant]
+    kernels = {"yj": ["rbf"], "m32": ["m32"], "bma": ["rbf", "m52", "m32"], "sel": ["rbf", "m52", "m32"],
+               "order": ["rbf"]}[variant]
     models = [_gp(X, Y, k) for k in kernels]
     evidence = torch.tensor([_fit(m) for m in models])
     w = torch.softmax(evidence, 0)
@@ -104,7 +109,10 @@ def campaign(X: np.ndarray, y: np.ndarray, top: set, variant: str, seed: int, bu
     Xt = torch.tensor(X, dtype=torch.double)
     while len(chosen) < min(budget, n):
         rest = np.setdiff1d(np.arange(n), chosen)
-        a = _scores(Xt[chosen], y[chosen], Xt[rest], variant)
+        rows = np.asarray(chosen)
+        if variant == "order":
+            rows = rows[np.random.default_rng([seed, len(chosen)]).permutation(len(rows))]
+        a = _scores(Xt[rows], y[rows], Xt[rest], variant)
         chosen.append(int(rest[int(torch.argmax(a))]))
     return (np.cumsum([c in top for c in chosen]) / len(top)).tolist()
 
