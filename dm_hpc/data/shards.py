@@ -3,7 +3,6 @@ for the checksums and why a shard is never replaced)."""
 from __future__ import annotations
 
 import errno
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -15,7 +15,6 @@ import h5py
 import pytest
 
 from dm_hpc.data import Store, StoreCorruptError, StoreError
-from dm_hpc.data import shards as shards_module
 from dm_hpc.data.recovery import recover
 from dm_hpc.data.store import MERGE_FANOUT
 from tests.conftest import REPO, open_hdf5_objects
@@ -164,7 +163,7 @@ def test_disk_full_while_storing_a_batch_leaves_nothing_half_written(tmp_path, m
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(shards_module.os, "fdatasync", full)
+    monkeypatch.setattr("dm_hpc.data.integrity.os.fdatasync", full)  # where a shard is made durable
     with pytest.raises(StoreError, match="disk is full"):
         store.ingest([make(50)])
     monkeypatch.undo()
