@@ -20,38 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
-
 from dm_hpc.campaign.spec import CampaignError, CampaignSpec, load_campaign, parse_campaign
-
-#: Campaign-file fields that name files or folders, as paths into the loaded dict.
-_PATH_FIELDS = (("store",), ("workdir",), ("space", "pool"), ("space", "pool_map"), ("runner", "site"))
-
-
-def _resolve(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    """``data`` with relative file fields made relative to ``base`` (the default run folder too)."""
-    out = yaml.safe_load(yaml.safe_dump(data))  # a deep copy of plain data
-
-    def fix(holder: dict, key: str) -> None:
-        value = holder.get(key)
-        if isinstance(value, str) and value and not Path(value).is_absolute() and (
-                key != "site" or Path(value).suffix):
-            holder[key] = str(base / value)
-
-    for path in _PATH_FIELDS:
-        holder = out
-        for part in path[:-1]:
-            holder = holder.get(part) if isinstance(holder, dict) else None
-        if isinstance(holder, dict):
-            fix(holder, path[-1])
-    for fid in out.get("fidelities") or []:
-        if isinstance(fid, dict):
-            fix(fid, "emulate_from")
-            fix(fid, "emulate_map")
-    if isinstance(out.get("name"), str) and "workdir" not in out:
-        out["workdir"] = str(base / "runs" / out["name"])
-    return out
-
 
 class Campaign:
     """One campaign: its validated file, its journal (``run_dir``) and its store."""
@@ -63,7 +32,7 @@ class Campaign:
     # ------------------------------------------------------------------ construction
     @classmethod
     def load(cls, path: str | Path) -> Campaign:
-        """From a campaign YAML file (paths in it relative to the working folder, as for the CLI)."""
+        """From a campaign YAML file (paths in it relative to the file's folder, as for the CLI)."""
         return cls(load_campaign(path), str(path))
 
     @classmethod
@@ -71,7 +40,7 @@ class Campaign:
         """From a dict with the campaign file's fields; relative paths are taken from ``base_dir``."""
         if not isinstance(data, dict):
             raise CampaignError(f"a campaign is a mapping of fields, got {type(data).__name__}")
-        return cls(parse_campaign(_resolve(data, Path(base_dir)), "<dict>"), "<dict>")
+        return cls(parse_campaign(data, "<dict>", base_dir=Path(base_dir).absolute()), "<dict>")
 
     @property
     def name(self) -> str:

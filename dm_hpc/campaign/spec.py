@@ -9,7 +9,9 @@ from __future__ import annotations
 import enum
 import json
 import math
+import os
 import re
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +27,10 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
 
 class CampaignError(ValueError):
     """A campaign file that cannot be used; the message names file and field."""
+
+
+class CampaignPathWarning(UserWarning):
+    """A relative path found only where the working folder, not the campaign file, puts it."""
 
 
 class Strict(BaseModel):
@@ -340,10 +346,79 @@ def _format_errors(path: str, exc: ValidationError) -> str:
     return f"{path}: invalid campaign:\n" + "\n".join(lines)
 
 
-def parse_campaign(data: Any, origin: str = "<campaign>") -> CampaignSpec:
-    """Validate already-loaded campaign data; raises ``CampaignError``."""
+#: Fields that name files or folders, as paths into the campaign's mapping (``*`` is every
+#: fidelity). A ``runner.site`` without a suffix names a profile in ``configs/sites``, not a file.
+PATH_FIELDS = (("store",), ("workdir",), ("space", "pool"), ("space", "pool_map"), ("runner", "site"),
+               ("fidelities", "*", "emulate_from"), ("fidelities", "*", "emulate_map"))
+
+
+def _holders(data: dict, path: tuple[str, ...]) -> list[tuple[dict, str]]:
+    """(mapping, key) pairs that ``path`` reaches in ``data`` (``*``: every item of a list).
+    Each mapping and list on the way is copied (copy on write: the caller's data is never
+    changed, and user text is never deep-copied)."""
+    holders: list[Any] = [data]
+    for part, following in zip(path[:-1], path[1:]):
+        if part == "*":
+            continue
+        nxt: list[Any] = []
+        for h in holders:
+            value = h.get(part)
+            if following == "*" and isinstance(value, list):
+                h[part] = [dict(v) if isinstance(v, dict) else v for v in value]
+                nxt += [v for v in h[part] if isinstance(v, dict)]
+            elif following != "*" and isinstance(value, dict):
+                h[part] = dict(value)
+                nxt.append(h[part])
+        holders = nxt
+    return [(h, path[-1]) for h in holders]
+
+
+def resolve_paths(data: Any, base: Path, legacy_base: Path | None = None) -> Any:
+    """``data`` (a copy) with every relative path field taken from ``base``, the campaign
+    file's folder, as compose files do; a missing ``workdir`` becomes ``base/runs/<name>``.
+
+    ``legacy_base`` (the working folder): campaigns written before paths followed the file
+    meant it. A relative path that exists only from there is kept there, with a
+    ``CampaignPathWarning`` saying what to write, so an old campaign finds its records.
+    """
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    if isinstance(out.get("name"), str) and "workdir" not in out:
+        out["workdir"] = str(Path("runs") / out["name"])
+    for path in PATH_FIELDS:
+        for holder, key in _holders(out, path):
+            value = holder.get(key)
+            if not isinstance(value, str) or not value or Path(value).is_absolute() or (
+                    key == "site" and not Path(value).suffix):
+                continue
+            here = base / value
+            if legacy_base is not None and _only_under(legacy_base / value, here):
+                old = (legacy_base / value).resolve()
+                warnings.warn(CampaignPathWarning(
+                    f"{'.'.join(p for p in path if p != '*')}: {value!r} is not beside the campaign file "
+                    f"({here}) but is under the working folder ({old}); used that. Paths are relative "
+                    f"to the campaign file: write {key}: {os.path.relpath(old, base.resolve())}"), stacklevel=3)
+                here = old
+            holder[key] = str(here)
+    return out
+
+
+def _only_under(old: Path, new: Path) -> bool:
+    """Whether ``old`` exists and ``new`` (another place) does not."""
+    try:
+        return old.exists() and not new.exists() and old.resolve() != new.resolve()
+    except (OSError, ValueError):  # a NUL byte or an overlong name: the spec's checks say so
+        return False
+
+
+def parse_campaign(data: Any, origin: str = "<campaign>", base_dir: str | Path | None = None) -> CampaignSpec:
+    """Validate already-loaded campaign data; raises ``CampaignError``. With ``base_dir``,
+    relative paths in it are taken from that folder (see ``resolve_paths``)."""
     if not isinstance(data, dict):
         raise CampaignError(f"{origin}: a campaign is a mapping of fields, got {type(data).__name__}")
+    if base_dir is not None:
+        data = resolve_paths(data, Path(base_dir))
     try:
         return CampaignSpec.model_validate(data)
     except ValidationError as exc:
@@ -356,7 +431,11 @@ def parse_campaign(data: Any, origin: str = "<campaign>") -> CampaignSpec:
 
 
 def load_campaign(path: str | Path) -> CampaignSpec:
-    """Read and validate a campaign YAML file; raises ``CampaignError`` naming file and field."""
+    """Read and validate a campaign YAML file; raises ``CampaignError`` naming file and field.
+
+    Relative paths in the file (store, workdir, pool, column maps, site profile) are taken from
+    the file's folder, so the campaign is the same from any working folder (cron, scrontab, a
+    notebook elsewhere)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -372,6 +451,8 @@ def load_campaign(path: str | Path) -> CampaignSpec:
         raise CampaignError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
     except (ValueError, TypeError, RecursionError) as exc:  # "!!float abc", "2001-02-30", deep nesting
         raise CampaignError(f"{path}: not valid YAML: {exc}") from None
+    if isinstance(data, dict):
+        data = resolve_paths(data, path.absolute().parent, legacy_base=Path.cwd())
     return parse_campaign(data, str(path))
 
 

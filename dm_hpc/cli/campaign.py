@@ -21,12 +21,29 @@ def register(app: typer.Typer) -> None:
 
 
 def _load(path: Path):
+    import warnings
+
     from dm_hpc.campaign import CampaignError, load_campaign
 
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            c = load_campaign(path)
+        except CampaignError as exc:
+            fail(str(exc))
+    for w in caught:
+        console.print(f"warning: {w.message}", markup=False, highlight=False)
+    return c
+
+
+def shown(path: Path | str) -> str:
+    """A path as the user reads it: relative to the working folder when it lies below it
+    (campaign paths are resolved against the campaign file, so they arrive absolute)."""
+    path = Path(path)
     try:
-        return load_campaign(path)
-    except CampaignError as exc:
-        fail(str(exc))
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def init(
@@ -106,10 +123,10 @@ def run(
         console.print(f"  worker utilisation: {summary.utilisation:.0%}")
     for prop, value in summary.best.items():
         console.print(f"  best {prop}: {value:.6g}")
-    console.print(f"  HDF5 store:  {c.store}")
-    console.print(f"  report:      {report_path} (plots beside it)")
+    console.print(f"  HDF5 store:  {shown(c.store)}")
+    console.print(f"  report:      {shown(report_path)} (plots beside it)")
     if c.lab is not None:
-        console.print(f"  lab sheet:   {sheet} ({n_lab} suggested experiments)")
+        console.print(f"  lab sheet:   {shown(sheet)} ({n_lab} suggested experiments)")
     if summary.failed and not summary.ingested:
         fail(f"every calculation failed ({summary.failed}); see `dm-hpc status {campaign}`", code=1)
 
@@ -219,7 +236,7 @@ def report(campaign: CampaignFile) -> None:
     from dm_hpc.campaign.report import write_report
 
     path = write_report(_load(campaign))
-    console.print(f"wrote {path}")
+    console.print(f"wrote {shown(path)}")
 
 
 def stop(campaign: CampaignFile) -> None:

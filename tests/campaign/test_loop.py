@@ -172,8 +172,8 @@ def test_pool_campaign_with_emulated_lab_finds_good_catalysts(tmp_path, datasets
     import yaml
 
     data = yaml.safe_load((REPO / "campaigns" / "oer-catalyst.yaml").read_text())
-    for key in ("pool", "pool_map"):
-        data["space"][key] = str(REPO / data["space"][key])
+    for key in ("pool", "pool_map"):  # relative to the campaign file
+        data["space"][key] = str((REPO / "campaigns" / data["space"][key]).resolve())
     lab = data["fidelities"][0]
     lab["emulate_from"], lab["emulate_map"] = data["space"]["pool"], data["space"]["pool_map"]
     data.update(store=str(tmp_path / "store"), workdir=str(tmp_path / "run"))
