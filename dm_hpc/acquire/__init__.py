@@ -20,14 +20,33 @@ Public interface (stable; other concerns call these):
 
 Depends on ``dm_hpc.learn`` (features) and ``dm_hpc.data`` (units).
 """
-from dm_hpc.acquire.acquisition import Objective, OutcomeConstraint, build_acquisition, greedy_select
-from dm_hpc.acquire.fidelity import Fidelity, choose_fidelity, information_gain
-from dm_hpc.acquire.gaps import GapFilling
-from dm_hpc.acquire.inverse import Candidate, Target, TargetError, inverse_design, parse_target
-from dm_hpc.acquire.pool import select_from_pool
-from dm_hpc.acquire.points import ProposedPoint
-from dm_hpc.acquire.propose import propose, training_inputs
-from dm_hpc.acquire.space import DesignSpace, DesignSpaceError
+from __future__ import annotations
+
+import importlib
+
+#: Public name -> the module that defines it. Imported on first use (PEP 562): importing
+#: the package must stay cheap, because small commands (``dm-hpc status``) touch it.
+_WHERE = {
+    "Objective": "dm_hpc.acquire.acquisition",
+    "OutcomeConstraint": "dm_hpc.acquire.acquisition",
+    "build_acquisition": "dm_hpc.acquire.acquisition",
+    "greedy_select": "dm_hpc.acquire.acquisition",
+    "Fidelity": "dm_hpc.acquire.fidelity",
+    "choose_fidelity": "dm_hpc.acquire.fidelity",
+    "information_gain": "dm_hpc.acquire.fidelity",
+    "GapFilling": "dm_hpc.acquire.gaps",
+    "Candidate": "dm_hpc.acquire.inverse",
+    "Target": "dm_hpc.acquire.inverse",
+    "TargetError": "dm_hpc.acquire.inverse",
+    "inverse_design": "dm_hpc.acquire.inverse",
+    "parse_target": "dm_hpc.acquire.inverse",
+    "ProposedPoint": "dm_hpc.acquire.points",
+    "select_from_pool": "dm_hpc.acquire.pool",
+    "propose": "dm_hpc.acquire.propose",
+    "training_inputs": "dm_hpc.acquire.propose",
+    "DesignSpace": "dm_hpc.acquire.space",
+    "DesignSpaceError": "dm_hpc.acquire.space",
+}
 
 __all__ = [
     "Candidate",
@@ -50,3 +69,15 @@ __all__ = [
     "select_from_pool",
     "training_inputs",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

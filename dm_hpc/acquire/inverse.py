@@ -11,12 +11,14 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from dm_hpc.acquire.space import DesignSpace
+
+if TYPE_CHECKING:  # torch is imported where predictions are ranked: parsing a target needs none
+    from torch import Tensor
 
 _TARGET = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
 
@@ -42,6 +44,8 @@ class Target:
         z = (mean - self.value) / std.clamp_min(1e-12)
         if self.op in ("<=", "<"):
             z = -z
+        import torch
+
         return 0.5 * torch.erfc(-z / math.sqrt(2.0))
 
     def met(self, value: float) -> bool:
@@ -91,6 +95,8 @@ class Candidate:
 
 
 def _predict_all(models: Mapping[str, object], X: Tensor) -> tuple[Tensor, Tensor]:
+    import torch
+
     from dm_hpc.learn.surrogates import predict
 
     means, stds = [], []
@@ -128,6 +134,8 @@ def inverse_design(
         up to ``n`` distinct candidates, most probable first, with predicted means and stds of all
         modelled properties.
     """
+    import torch
+
     tg = [parse_target(t) if isinstance(t, str) else t for t in targets]
     if isinstance(model, Mapping):
         models = dict(model)

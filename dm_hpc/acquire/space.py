@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from torch import Tensor
+
+if TYPE_CHECKING:  # torch is imported where features are built: a feasibility check needs none
+    from torch import Tensor
 
 
 class DesignSpaceError(ValueError):

@@ -25,29 +25,39 @@ Units: energies eV/atom, lengths angstrom, volumes angstrom**3/atom, density g/c
 modulus GPa, cost USD/kg, entropy J/(mol*K), size mismatch percent (the data vocabulary's).
 Computed values are rounded to 8 significant digits so float noise never changes a record id.
 """
-from dm_hpc.compute.calculation import (
-    CALCULATED_PROPERTIES,
-    DEFAULT_PROPERTIES,
-    calculate,
-    input_hash,
-    reference_energy,
-)
-from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES, analytic_properties
-from dm_hpc.compute.failures import CalcError, CalcFailure, FailureKind
-from dm_hpc.compute.methods import Method, UnknownMethodError, get_method, method_names
-from dm_hpc.compute.results import (
-    RESULT_FILE,
-    TASK_FILE,
-    CalcResult,
-    CalcTask,
-    read_result,
-    read_task,
-    result_to_record,
-    worker_argv,
-    write_result,
-    write_task,
-)
-from dm_hpc.compute.structures import build_structure
+from __future__ import annotations
+
+import importlib
+
+#: Public name -> the module that defines it. Imported on first use (PEP 562): the calculation
+#: side (ASE's builders, scipy) is heavy, and `dm-hpc validate` needs only the method registry.
+_WHERE = {
+    "CALCULATED_PROPERTIES": "dm_hpc.compute.calculation",
+    "DEFAULT_PROPERTIES": "dm_hpc.compute.calculation",
+    "calculate": "dm_hpc.compute.calculation",
+    "input_hash": "dm_hpc.compute.calculation",
+    "reference_energy": "dm_hpc.compute.calculation",
+    "ANALYTIC_PROPERTIES": "dm_hpc.compute.descriptors",
+    "analytic_properties": "dm_hpc.compute.descriptors",
+    "CalcError": "dm_hpc.compute.failures",
+    "CalcFailure": "dm_hpc.compute.failures",
+    "FailureKind": "dm_hpc.compute.failures",
+    "Method": "dm_hpc.compute.methods",
+    "UnknownMethodError": "dm_hpc.compute.methods",
+    "get_method": "dm_hpc.compute.methods",
+    "method_names": "dm_hpc.compute.methods",
+    "CalcResult": "dm_hpc.compute.results",
+    "CalcTask": "dm_hpc.compute.results",
+    "RESULT_FILE": "dm_hpc.compute.results",
+    "TASK_FILE": "dm_hpc.compute.results",
+    "read_result": "dm_hpc.compute.results",
+    "read_task": "dm_hpc.compute.results",
+    "result_to_record": "dm_hpc.compute.results",
+    "worker_argv": "dm_hpc.compute.results",
+    "write_result": "dm_hpc.compute.results",
+    "write_task": "dm_hpc.compute.results",
+    "build_structure": "dm_hpc.compute.structures",
+}
 
 __all__ = [
     "ANALYTIC_PROPERTIES", "CALCULATED_PROPERTIES", "DEFAULT_PROPERTIES", "RESULT_FILE", "TASK_FILE",
@@ -56,3 +66,15 @@ __all__ = [
     "read_result", "read_task", "reference_energy", "result_to_record", "worker_argv", "write_result",
     "write_task",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

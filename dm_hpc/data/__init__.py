@@ -10,36 +10,42 @@ Public face::
     descriptors.composition_descriptors      alloy descriptors (entropy, size mismatch, VEC...), one definition
     read_sheet, write_sheet, SheetError      lab sheets (CSV/XLSX) in the standard template
 """
-from dm_hpc.data.composition import Basis, Composition, CompositionError
-from dm_hpc.data.elements import ELEMENTS, atomic_mass, is_element
-from dm_hpc.data.records import (
-    MaterialClass,
-    MaterialRecord,
-    ProcessStep,
-    PropertyValue,
-    Provenance,
-    Quantity,
-    RawMaterial,
-    Source,
-)
-from dm_hpc.data.store import (
-    CheckReport,
-    IngestResult,
-    Store,
-    StoreCorruptError,
-    StoreError,
-    StoreLockedError,
-    open_store,
-)
-from dm_hpc.data.vocabulary import (
-    RangeError,
-    UnitError,
-    UnknownPropertyError,
-    canonical_unit,
-    process_parameter_names,
-    property_names,
-    to_canonical,
-)
+from __future__ import annotations
+
+import importlib
+
+#: Public name -> the module that defines it. Imported on first use (PEP 562): importing
+#: the package must stay cheap, because small commands (``dm-hpc status``) touch it.
+_WHERE = {
+    "Basis": "dm_hpc.data.composition",
+    "Composition": "dm_hpc.data.composition",
+    "CompositionError": "dm_hpc.data.composition",
+    "ELEMENTS": "dm_hpc.data.elements",
+    "atomic_mass": "dm_hpc.data.elements",
+    "is_element": "dm_hpc.data.elements",
+    "MaterialClass": "dm_hpc.data.records",
+    "MaterialRecord": "dm_hpc.data.records",
+    "ProcessStep": "dm_hpc.data.records",
+    "PropertyValue": "dm_hpc.data.records",
+    "Provenance": "dm_hpc.data.records",
+    "Quantity": "dm_hpc.data.records",
+    "RawMaterial": "dm_hpc.data.records",
+    "Source": "dm_hpc.data.records",
+    "CheckReport": "dm_hpc.data.store",
+    "IngestResult": "dm_hpc.data.store",
+    "Store": "dm_hpc.data.store",
+    "StoreCorruptError": "dm_hpc.data.store",
+    "StoreError": "dm_hpc.data.store",
+    "StoreLockedError": "dm_hpc.data.store",
+    "open_store": "dm_hpc.data.store",
+    "RangeError": "dm_hpc.data.vocabulary",
+    "UnitError": "dm_hpc.data.vocabulary",
+    "UnknownPropertyError": "dm_hpc.data.vocabulary",
+    "canonical_unit": "dm_hpc.data.vocabulary",
+    "process_parameter_names": "dm_hpc.data.vocabulary",
+    "property_names": "dm_hpc.data.vocabulary",
+    "to_canonical": "dm_hpc.data.vocabulary",
+}
 
 __all__ = [
     "ELEMENTS", "Basis", "CheckReport", "Composition", "CompositionError", "IngestResult",
@@ -48,3 +54,15 @@ __all__ = [
     "UnitError", "UnknownPropertyError", "atomic_mass", "canonical_unit", "is_element",
     "open_store", "process_parameter_names", "property_names", "to_canonical",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,15 +1,24 @@
-"""The pint unit registry shared by the whole engine."""
+"""The pint unit registry shared by the whole engine.
+
+pint is imported on first use: importing it costs about a second of CPU (it looks for dask and
+other array libraries), which small commands such as ``dm-hpc status`` must not pay when every
+unit in the campaign file is already the canonical one.
+"""
 from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import pint
+if TYPE_CHECKING:
+    import pint
 
 
 @lru_cache(maxsize=1)
 def registry() -> pint.UnitRegistry:
     """The one registry (pint quantities from different registries do not mix)."""
+    import pint
+
     ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
     # "per atom" quantities are written eV/atom in the field; a counting dimension keeps
     # eV/atom from silently converting to eV.

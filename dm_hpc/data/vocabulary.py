@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-import pint
 import yaml
 
 from dm_hpc.data.units import parse_unit, registry
@@ -92,6 +91,11 @@ def canonical_unit(name: str, kind: str = "property") -> str:
     return _term(name, kind).unit
 
 
+def _spelling(unit: str) -> str:
+    """A unit written without spaces or exponent signs: ``g/cm3`` and ``g/cm**3`` read alike."""
+    return unit.replace(" ", "").replace("**", "").replace("^", "")
+
+
 def to_canonical(name: str, value: float, unit: str | None, kind: str = "property") -> float:
     """Convert ``value`` given in ``unit`` to the canonical unit of ``name``.
 
@@ -99,12 +103,14 @@ def to_canonical(name: str, value: float, unit: str | None, kind: str = "propert
     unknown name and UnitError for an unknown or incompatible unit, naming both.
     """
     term = _term(name, kind)
-    if unit is None or unit == term.unit:
+    if unit is None or _spelling(unit) == _spelling(term.unit):  # no pint needed (and none imported)
         return float(value)
     try:
         source = parse_unit(unit)
     except ValueError as exc:
         raise UnitError(f"{kind} {name!r}: {exc}") from None
+    import pint  # already imported by parse_unit
+
     try:
         target = parse_unit(term.unit)
         return float(registry().Quantity(float(value), source).to(target).magnitude)
