@@ -85,20 +85,45 @@ def calibration(properties: list[str], y: np.ndarray, mean: np.ndarray, std: np.
     return out
 
 
-def calibration_lines(cals: list[PropertyCalibration]) -> list[str]:
-    """The report's markdown section: a table and, for each flagged property, a sentence."""
+#: Cross-validated R² below this: the model predicts worse than the mean of the data would.
+POOR_R2 = 0.0
+_POOR = ("poor: R² < 0, the model predicts worse than the mean of the data; its suggestions are "
+         "little better than random until more (or more varied) records arrive")
+
+
+def quality_verdict(cal: PropertyCalibration, r2: float = float("nan")) -> str:
+    """One verdict on a property's model from both its cross-validated R² (the mean) and its
+    interval coverage (the uncertainty): a good coverage never hides a poor mean."""
+    if math.isnan(cal.coverage90) and math.isnan(r2):
+        return "-"
+    poor = not math.isnan(r2) and r2 < POOR_R2
+    if poor and cal.far_off:
+        return "poor (R² < 0) and coverage far off"
+    if poor:
+        return "poor (R² < 0)"
+    return cal.verdict
+
+
+def calibration_lines(cals: list[PropertyCalibration], r2: dict[str, float] | None = None) -> list[str]:
+    """The report's markdown section: model quality per property (cross-validated R² of the
+    objectives, 90 %-interval coverage) and, for each flagged property, a sentence."""
     lo, hi = COVERAGE_RANGE
-    md = ["## Surrogate calibration", "",
-          f"Share of cross-validated outcomes inside the predicted 90 % interval (calibrated: "
-          f"{lo:.0%}-{hi:.0%}; flagged outside it when a binomial test rejects 90 % at "
-          f"p < {SIGNIFICANCE}).", "",
-          "| property | 90 % interval coverage (CV) | points | verdict |", "|---|---:|---:|---|"]
+    r2 = r2 or {}
+    md = ["## Surrogate quality", "",
+          f"Cross-validated R² (objectives; below 0: poor) and the share of cross-validated outcomes "
+          f"inside the predicted 90 % interval (calibrated: {lo:.0%}-{hi:.0%}; flagged outside it when "
+          f"a binomial test rejects 90 % at p < {SIGNIFICANCE}).", "",
+          "| property | R² (CV) | 90 % interval coverage (CV) | points | verdict |", "|---|---:|---:|---:|---|"]
     for c in cals:
         share = "-" if math.isnan(c.coverage90) else f"{c.coverage90:.0%}"
-        md.append(f"| {c.property} | {share} | {c.n} | {c.verdict} |")
+        score = r2.get(c.property, float("nan"))
+        md.append(f"| {c.property} | {'-' if math.isnan(score) else f'{score:.2f}'} | {share} | {c.n} | "
+                  f"{quality_verdict(c, score)} |")
     md.append("")
-    md += [f"- **{c.property}: coverage far off** ({c.coverage90:.0%}): {c.meaning}." for c in cals if c.far_off]
-    return md + ([""] if any(c.far_off for c in cals) else [])
+    flagged = [f"- **{c.property}: {_POOR}.**" for c in cals if r2.get(c.property, 0.0) < POOR_R2]
+    flagged += [f"- **{c.property}: coverage far off** ({c.coverage90:.0%}): {c.meaning}." for c in cals if c.far_off]
+    return md + flagged + ([""] if flagged else [])
 
 
-__all__ = ["COVERAGE_RANGE", "SIGNIFICANCE", "PropertyCalibration", "calibration", "calibration_lines"]
+__all__ = ["COVERAGE_RANGE", "POOR_R2", "SIGNIFICANCE", "PropertyCalibration", "calibration", "calibration_lines",
+           "quality_verdict"]

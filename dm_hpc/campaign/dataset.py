@@ -49,6 +49,14 @@ def fidelity_of(campaign: CampaignSpec, source: str, method: str) -> int | None:
     return None
 
 
+def process_values(df: pd.DataFrame, name: str) -> np.ndarray:
+    """Process parameter ``name`` of every row of ``Store.to_dataframe()`` (canonical unit; NaN
+    where a record has none, as calculations have). A record's steps are columns
+    ``process.<step>:<name>``; the first step that sets it counts."""
+    cols = [c for c in df.columns if c.startswith("process.") and c.endswith(f":{name}")]
+    return df[cols].bfill(axis=1).iloc[:, 0].to_numpy(dtype=float) if cols else np.full(len(df), np.nan)
+
+
 def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
     """Select and shape the store's records (``Store.to_dataframe()``) for ``campaign``."""
     props = campaign.properties
@@ -81,8 +89,7 @@ def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
     proc = np.zeros((len(sub), len(pnames)))
     for j, name in enumerate(pnames):
         bound = campaign.space.process[name]
-        cols = [c for c in sub.columns if c.startswith("process.") and c.endswith(f":{name}")]
-        values = sub[cols].bfill(axis=1).iloc[:, 0].to_numpy(dtype=float) if cols else np.full(len(sub), np.nan)
+        values = process_values(sub, name)
         # calculations do not model the process route: they stand at the middle of the box
         proc[:, j] = np.where(np.isnan(values), 0.5 * (bound.low + bound.high), values)
     return TrainingSet(

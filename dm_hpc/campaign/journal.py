@@ -87,6 +87,23 @@ class State:
     def core_hours(self) -> float:
         return sum(t.core_hours for t in self.tasks.values())
 
+    @property
+    def phase(self) -> str:
+        """Where the campaign stands, in the words ``status``, the report and the portal share."""
+        if self.stopped:
+            return self.stopped
+        if self.started_at is not None:
+            return "running or interrupted"
+        if self.lab or self.tasks:  # a lab-only campaign driven by `suggest` and `ingest`
+            return "driven by suggest/ingest (no run started)"
+        return "not started"
+
+    @property
+    def predicted_batches(self) -> int:
+        """Lab batches suggested with model predictions (a surrogate was fitted for each; a
+        run's own fits are ``refits``)."""
+        return len({e.batch for e in self.lab.values() if e.predicted.get("mean")})
+
 
 class JournalError(RuntimeError):
     """A journal that contradicts itself (e.g. one task id planned twice)."""

@@ -10,7 +10,12 @@ read, never written, so a report can be drawn while the campaign runs. Plots:
   set; the same predictions give the 90 %-interval coverage per property (``calibration.py``),
   tabled in the summary and flagged when far off;
 - ``pareto.png`` (two or more objectives): every pair of objectives, all records, the
-  non-dominated ones (over all objectives, respecting min/max) highlighted.
+  non-dominated ones (over all objectives, respecting min/max) highlighted;
+- ``objectives_vs_process.png`` (process campaigns): each objective against each process
+  parameter, one marker per fidelity, the best record ringed.
+
+The summary gives every value with its unit, the best records with their process route, and
+one verdict per model from its cross-validated R² and its interval coverage together.
 """
 from __future__ import annotations
 
@@ -24,11 +29,15 @@ import numpy as np
 import pandas as pd
 
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.calibration import PropertyCalibration, calibration, calibration_lines
-from dm_hpc.campaign.dataset import TrainingSet, fidelity_of, training_set
+from dm_hpc.campaign.calibration import PropertyCalibration, calibration, calibration_lines, quality_verdict
+from dm_hpc.campaign.dataset import TrainingSet, fidelity_of, process_values, training_set
 from dm_hpc.campaign.spec import CampaignSpec, Goal
 from dm_hpc.campaign.stopping import stopped_fidelities
 from dm_hpc.data import Store, StoreError, canonical_unit
+
+
+def _process_unit(name: str) -> str:
+    return canonical_unit(name, kind="process_parameter")
 
 #: Cross-validation folds of the parity plot (fewer points: leave-one-out).
 CV_FOLDS = 5
@@ -185,8 +194,9 @@ def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path
         unit = canonical_unit(o.property)
         ax.set_xlabel(f"observed {o.property} [{unit}]")
         ax.set_ylabel(f"predicted (CV) [{unit}]")
-        ax.set_title(f"{o.property}: R² = {r2:.2f}, 90 % coverage {cals[j].coverage90:.0%}, n = {len(y)}",
-                     fontsize=10)
+        verdict = quality_verdict(cals[j], r2)
+        ax.set_title(f"{o.property}: R² = {r2:.2f}, 90 % coverage {cals[j].coverage90:.0%}, n = {len(y)}\n"
+                     f"model: {verdict}", fontsize=10, color="C3" if verdict.startswith("poor") else "black")
         ax.legend(fontsize=8)
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -220,6 +230,41 @@ def plot_pareto(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> tuple[Pa
     return out, front
 
 
+def plot_process(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> Path | None:
+    """Each objective (rows) against each process parameter (columns), a marker colour per
+    fidelity, the best record of each objective ringed (None: no process or no values)."""
+    import matplotlib.pyplot as plt
+
+    params = list(campaign.space.process)
+    objs = [o for o in campaign.objectives if o.property in df.columns and df[o.property].notna().any()]
+    if not params or not objs or df.empty:
+        return None
+    proc = {p: process_values(df, p) for p in params}
+    if all(np.isnan(v).all() for v in proc.values()):
+        return None
+    fids = np.array(_fidelity_names(campaign, df), dtype=object)
+    fig, axes = plt.subplots(len(objs), len(params), figsize=(4.2 * len(params), 3.6 * len(objs)),
+                             squeeze=False, constrained_layout=True)
+    for i, o in enumerate(objs):
+        y = df[o.property].to_numpy(float)
+        best = np.nanargmax(y) if o.goal == Goal.max else np.nanargmin(y)
+        for j, p in enumerate(params):
+            ax, x = axes[i][j], proc[p]
+            for fid in campaign.fidelities:
+                sel = (fids == fid.name) & ~np.isnan(x) & ~np.isnan(y)
+                if sel.any():
+                    ax.plot(x[sel], y[sel], "o", ms=5, alpha=0.8, label=f"{fid.name} ({int(sel.sum())})")
+            if not np.isnan(x[best]):
+                ax.plot(x[best], y[best], "o", ms=12, mfc="none", mec="C3", label="best")
+            ax.set_xlabel(f"{p} [{_process_unit(p)}]")
+            ax.set_ylabel(f"{o.property} [{canonical_unit(o.property)}]")
+            ax.legend(fontsize=7)
+    fig.suptitle(f"{campaign.name}: objectives against process parameters (calculations have no process route)")
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 # ------------------------------------------------------------------------------------ summary
 def _composition_text(row: pd.Series) -> str:
     parts = [(c[2:], float(row[c])) for c in row.index if c.startswith("x_") and float(row[c] or 0) > 0]
@@ -227,12 +272,17 @@ def _composition_text(row: pd.Series) -> str:
 
 
 def _best_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[str]:
-    lines = []
+    """The best-records table: per objective and fidelity the best record, its composition,
+    every process parameter of the campaign and the value, each with its unit."""
+    params = list(campaign.space.process)
+    lines = ["| objective | fidelity | record id | composition (atomic fractions) | "
+             + "".join(f"{p} [{_process_unit(p)}] | " for p in params) + "value |",
+             "|---|---|---|---|" + "---:|" * len(params) + "---|"]
     fids = _fidelity_names(campaign, df) if not df.empty else []
-    df = df.assign(_fid=fids) if not df.empty else df
+    df = df.assign(_fid=fids, **{f"_p_{p}": process_values(df, p) for p in params}) if not df.empty else df
     for o in campaign.objectives:
         if df.empty or o.property not in df.columns or not df[o.property].notna().any():
-            lines.append(f"| {o.property} ({o.goal.value}) | - | - | no value yet | - |")
+            lines.append(f"| {o.property} ({o.goal.value}) | - | - | no value yet | " + "- | " * len(params) + "- |")
             continue
         unit = canonical_unit(o.property)
         for fid, group in df.dropna(subset=[o.property]).groupby("_fid", dropna=False, sort=False):
@@ -240,8 +290,9 @@ def _best_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[str]:
             row = df.loc[i]
             std = row.get(f"{o.property}_std")
             value = f"{row[o.property]:.6g}" + (f" ± {std:.3g}" if std is not None and pd.notna(std) else "")
+            route = "".join(("- | " if pd.isna(row[f"_p_{p}"]) else f"{row[f'_p_{p}']:.4g} | ") for p in params)
             lines.append(f"| {o.property} ({o.goal.value}) | {fid or row['method']} | `{row['record_id']}` | "
-                         f"{_composition_text(row)} | {value} {unit} |")
+                         f"{_composition_text(row)} | {route}{value} {unit} |")
     return lines
 
 
@@ -284,6 +335,9 @@ def write_report(campaign: CampaignSpec) -> Path:
         plots.append(("Pareto front (non-dominated records highlighted)", pareto_png))
     elif len(campaign.objectives) > 1:
         notes.append("no records with all objectives yet: no Pareto plot")
+    process_png = plot_process(campaign, df, out_dir / "objectives_vs_process.png")
+    if process_png:
+        plots.append(("objectives against each process parameter", process_png))
 
     tasks = list(state.tasks.values())
     status = Counter(t.status for t in tasks)
@@ -301,7 +355,7 @@ def write_report(campaign: CampaignSpec) -> Path:
         f"- written: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
         f"- mode: {campaign.mode}; objectives: " + ", ".join(
             f"{o.goal.value} {o.property} [{canonical_unit(o.property)}]" for o in campaign.objectives),
-        f"- stop reason: {state.stopped or ('not started' if state.started_at is None else 'running or interrupted')}",
+        f"- state: {state.phase}",
         *[f"- {why}" for why in stopped_fidelities(campaign, state).values()],
         "",
         "## Calculations",
@@ -316,7 +370,8 @@ def write_report(campaign: CampaignSpec) -> Path:
         "",
         f"Core-hours used: {state.core_hours:.4f}"
         + (f" of {campaign.budget.core_hours:g}" if campaign.budget.core_hours else "")
-        + f"; surrogate refits: {state.refits}.",
+        + f"; surrogate refits during runs: {state.refits}; lab batches suggested with model predictions: "
+        f"{state.predicted_batches} of {state.lab_batches}.",
         "",
     ]
     if failures:
@@ -334,18 +389,14 @@ def write_report(campaign: CampaignSpec) -> Path:
         "",
         "## Best records",
         "",
-        "| objective | fidelity | record id | composition (atomic fractions) | value |",
-        "|---|---|---|---|---|",
         *_best_rows(campaign, df),
         "",
     ]
     if front is not None:
         md.append(f"Pareto-optimal records: {int(front.sum())} of {len(front)} with all objectives.")
         md.append("")
-    if r2:
-        md += ["Surrogate cross-validated R²: " + ", ".join(f"{k} {v:.2f}" for k, v in r2.items()), ""]
     if cals:
-        md += calibration_lines(cals)
+        md += calibration_lines(cals, r2)
     sheets = sorted(p for p in campaign.run_dir.glob("*") if p.suffix in (".csv", ".xlsx"))
     md += [
         "## Where things are",

@@ -121,8 +121,10 @@ def run(
                   f"{summary.submitted} submissions; {summary.core_hours:.3f} core-hours")
     if summary.utilisation is not None:
         console.print(f"  worker utilisation: {summary.utilisation:.0%}")
+    from dm_hpc.data.vocabulary import canonical_unit
+
     for prop, value in summary.best.items():
-        console.print(f"  best {prop}: {value:.6g}")
+        console.print(f"  best {prop}: {value:.6g} {canonical_unit(prop)}", highlight=False)
     console.print(f"  HDF5 store:  {shown(c.store)}")
     console.print(f"  report:      {shown(report_path)} (plots beside it)")
     if c.lab is not None:
@@ -137,13 +139,13 @@ def status(campaign: CampaignFile) -> None:
 
     c = _load(campaign)
     state = jn.replay(c.run_dir / "journal.jsonl")
-    if state.started_at is None:
+    if state.phase == "not started":
         console.print(f"{c.name}: not started")
         return
     counts: dict[str, int] = {}
     for t in state.tasks.values():
         counts[t.status] = counts.get(t.status, 0) + 1
-    table = Table(title=f"{c.name}: {state.stopped or 'running or interrupted'}")
+    table = Table(title=f"{c.name}: {state.phase}")
     table.add_column("what")
     table.add_column("count", justify="right")
     for key in (jn.PLANNED, jn.SUBMITTED, jn.INGESTED, jn.FAILED):
@@ -151,7 +153,8 @@ def status(campaign: CampaignFile) -> None:
     table.add_row("lab experiments suggested", str(len(state.lab)))
     table.add_row("lab experiments measured", str(sum(e.record_id is not None for e in state.lab.values())))
     table.add_row("lab experiments not made", str(sum(e.not_made for e in state.lab.values())))
-    table.add_row("surrogate refits", str(state.refits))
+    table.add_row("surrogate refits during runs", str(state.refits))
+    table.add_row("lab batches with predictions", f"{state.predicted_batches} of {state.lab_batches}")
     table.add_row("core-hours used", f"{state.core_hours:.3f}")
     console.print(table)
     from dm_hpc.campaign.stopping import stopped_fidelities

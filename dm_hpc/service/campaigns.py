@@ -185,7 +185,7 @@ class CampaignDesk:
                          "record_id": row["record_id"], "source": row["source"], "composition": comp})
         return {
             "name": c.name, "description": (c.description or "").strip(),
-            "state": state.stopped or ("not started" if state.started_at is None else "running or interrupted"),
+            "state": state.phase,
             "tasks": counts, "refits": state.refits, "core_hours": round(state.core_hours, 6),
             "lab_suggested": len(state.lab),
             "lab_measured": sum(e.record_id is not None for e in state.lab.values()),

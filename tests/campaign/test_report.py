@@ -70,11 +70,15 @@ def test_report_on_real_campaign(tiny_run):
         assert f"`{png}`" in text
         assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the 90 %-interval coverage of the cross-validated predictions, one row per property
-    assert "## Surrogate calibration" in text
+    # with the cross-validated R² of the objectives (issue 19: R² < 0 was "ok")
+    assert "## Surrogate quality" in text
     for prop in campaign.properties:
-        row = next(ln for ln in text.splitlines() if ln.startswith(f"| {prop} | ") and ln.count("|") == 5)
-        share, n, verdict = (c.strip() for c in row.split("|")[2:5])
+        row = next(ln for ln in text.splitlines() if ln.startswith(f"| {prop} | ") and ln.count("|") == 6)
+        r2, share, n, verdict = (c.strip() for c in row.split("|")[2:6])
         assert 0 <= int(share.rstrip("%")) <= 100 and int(n) >= 3
+        if r2 != "-" and float(r2) < 0:
+            assert verdict.startswith("poor"), row
+            continue
         inside = COVERAGE_RANGE[0] <= int(share.rstrip("%")) / 100 <= COVERAGE_RANGE[1]
         assert (verdict == "ok") == inside, row
         assert inside or verdict in ("coverage far off", f"outside the range, but {n} points are too few to tell")
@@ -101,7 +105,7 @@ def test_report_groups_failures_by_type(tiny_run, tmp_path):
 def test_report_on_empty_campaign(tmp_path):
     c = _campaign(tmp_path)
     text = write_report(c).read_text()
-    assert "stop reason: not started" in text
+    assert "state: not started" in text
     assert "no surrogate model yet" in text
     assert "| ingested | 0 |" in text
     assert "- none yet" in text  # no plots
@@ -155,7 +159,7 @@ def test_missing_values_are_left_out_of_the_coverage():
     a, b = calibration(["a", "b"], y, mean, std)
     assert (a.n, b.n) == (40, 50)
     empty = calibration(["a"], np.full((3, 1), np.nan), np.zeros((3, 1)), np.ones((3, 1)))[0]
-    assert empty.n == 0 and not empty.far_off and "| a | - | 0 | - |" in calibration_lines([empty])
+    assert empty.n == 0 and not empty.far_off and "| a | - | - | 0 | - |" in calibration_lines([empty])
 
 
 def test_few_points_outside_the_range_are_not_flagged():
