@@ -8,7 +8,7 @@ from importlib import resources
 
 import yaml
 
-from dm_hpc.data.units import parse_unit, registry
+from dm_hpc.data.units import affine
 
 
 class UnitError(ValueError):
@@ -106,18 +106,10 @@ def to_canonical(name: str, value: float, unit: str | None, kind: str = "propert
     if unit is None or _spelling(unit) == _spelling(term.unit):  # no pint needed (and none imported)
         return float(value)
     try:
-        source = parse_unit(unit)
-    except ValueError as exc:
+        scale, offset = affine(unit, term.unit)
+    except ValueError as exc:  # IncompatibleUnits included
         raise UnitError(f"{kind} {name!r}: {exc}") from None
-    import pint  # already imported by parse_unit
-
-    try:
-        target = parse_unit(term.unit)
-        return float(registry().Quantity(float(value), source).to(target).magnitude)
-    except pint.DimensionalityError:
-        raise UnitError(
-            f"{kind} {name!r}: unit {unit!r} cannot be converted to {term.unit!r}"
-        ) from None
+    return scale * float(value) + offset
 
 
 def check_finite(name: str, value: float) -> float:

@@ -1,0 +1,94 @@
+"""CPU seconds of the small campaign commands (issue 19, item 8): status, validate, suggest
+(listing the pending experiments) and report, on a small lab-only process campaign.
+
+    OMP_NUM_THREADS=1 python benchmarks/small_commands.py [--runs 3] [--repo PATH ...]
+
+Each ``--repo`` is a checkout whose ``dm_hpc`` is measured (default: this one); give the main
+checkout as well to compare before and after. The campaign (8 measured experiments, 2 process
+parameters) is built once with this checkout's API and each command runs in its folder, so
+relative paths mean the same to every version. CPU = user + system time of the command's
+process (``resource.getrusage(RUSAGE_CHILDREN)``), so other load on the machine changes it far
+less than wall time; the figures still come from a shared, loaded machine.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parents[1]
+CAMPAIGN = {
+    "name": "small", "store": "store", "workdir": "run", "seed": 2,
+    "space": {"elements": {"Cu": [0.5, 1.0], "Ni": [0.0, 0.5]},
+              "process": {"annealing_temperature": {"low": 400, "high": 900, "unit": "degC"},
+                          "annealing_time": {"low": 30, "high": 480, "unit": "min"}}},
+    "objectives": [{"property": "hardness", "goal": "max", "unit": "GPa"}],
+    "fidelities": [{"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 4}],
+    "budget": {"lab_experiments": 12},
+    "learning": {"initial_points": 4},
+}
+COMMANDS = {
+    "status": ["status", "small.yaml"],
+    "validate": ["validate", "small.yaml"],
+    "suggest (pending)": ["suggest", "small.yaml", "--out", "pending.csv"],
+    "report": ["report", "small.yaml"],
+}
+
+
+def build(folder: Path) -> Path:
+    """Two rounds of 4 suggested and measured experiments, driven as a lab drives them."""
+    sys.path.insert(0, str(HERE))
+    from dm_hpc import Campaign
+
+    path = folder / "small.yaml"
+    path.write_text(yaml.safe_dump(CAMPAIGN))
+    camp = Campaign.load(path)
+    for _ in range(2):
+        sheet = camp.suggest(4)
+        col = {k: next(c for c in sheet.columns if k in c) for k in ("Ni", "annealing_temperature", "annealing_time")}
+        sheet["property:hardness [GPa]"] = (1 + 2 * sheet[col["Ni"]].astype(float)
+                                            - 0.001 * (sheet[col["annealing_temperature"]].astype(float) - 673)
+                                            - 0.05 * sheet[col["annealing_time"]].astype(float))
+        camp.add_measurements(sheet)
+    camp.suggest(4)  # 4 pending, for `suggest` to list
+    return path
+
+
+def cpu_seconds(repo: Path, args: list[str], cwd: Path) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    env = {"PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+    res = subprocess.run([sys.executable, "-m", "dm_hpc", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(f"{repo}: dm-hpc {' '.join(args)} failed:\n{res.stdout}{res.stderr}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--repo", type=Path, action="append", help="checkout to measure (repeatable)")
+    args = ap.parse_args()
+    repos = args.repo or [HERE]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        build(folder)
+        print("CPU seconds (user + system) per command; median and range of "
+              f"{args.runs} runs; shared, loaded machine (2 cores, other sessions running)")
+        print(f"{'command':<20}" + "".join(f"{str(r):>34}" for r in repos))
+        for name, cmd in COMMANDS.items():
+            cells = []
+            for repo in repos:
+                t = [cpu_seconds(repo, cmd, folder) for _ in range(args.runs)]
+                cells.append(f"{statistics.median(t):.2f} s ({min(t):.2f}-{max(t):.2f})")
+            print(f"{name:<20}" + "".join(f"{c:>34}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()
