@@ -1,6 +1,7 @@
 """Campaign commands: init, validate, run, status, suggest, ingest, report, stop, gaps."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,7 +13,7 @@ from dm_hpc.cli.store import fail
 
 console = Console()
 CampaignFile = Annotated[Path, typer.Argument(help="Campaign YAML file (see campaigns/).")]
-TEMPLATES = {"demo": "hea-demo.yaml", "turbine": "hea-turbine.yaml", "pool": "oer-pool.yaml"}
+TEMPLATES = {"demo": "hea-demo.yaml", "turbine": "hea-turbine.yaml", "pool": "oer-catalyst.yaml"}
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +52,8 @@ def init(
     template: Annotated[str, typer.Option(help=f"One of {', '.join(TEMPLATES)}.")] = "demo",
     out: Annotated[Optional[Path], typer.Option(help="Where to write (default campaigns/NAME.yaml).")] = None,
 ) -> None:
-    """Scaffold a campaign file from a template."""
+    """Scaffold a campaign file from a template, keeping its comments; its results go to
+    runs/NAME under the working folder (paths in the file are relative to the file)."""
     import yaml
 
     from dm_hpc.campaign import CampaignError, parse_campaign
@@ -59,19 +61,49 @@ def init(
     if template not in TEMPLATES:
         fail(f"--template must be one of {', '.join(TEMPLATES)}")
     source = Path(__file__).resolve().parents[2] / "campaigns" / TEMPLATES[template]
-    data = yaml.safe_load(source.read_text())
-    data.update(name=name, store=f"runs/{name}/store", workdir=f"runs/{name}")
-    try:
-        parse_campaign(data, name)
-    except CampaignError as exc:
-        fail(str(exc))
     out = out or Path("campaigns") / f"{name}.yaml"
     if out.exists():
         fail(f"{out} exists; choose another --out")
+    text = scaffold(source.read_text(), name, source.parent, out.absolute().parent, Path.cwd() / "runs" / name)
+    try:
+        parse_campaign(yaml.safe_load(text), str(out), base_dir=out.absolute().parent)
+    except CampaignError as exc:
+        fail(str(exc))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"# Scaffolded from {source.name}; edit the space, objectives and budget.\n"
-                   + yaml.safe_dump(data, sort_keys=False))
-    console.print(f"wrote {out}; check it with `dm-hpc validate {out}`")
+    out.write_text(f"# Scaffolded from {source.name} by `dm-hpc init`; edit the space, objectives and budget.\n"
+                   f"# Paths are relative to this file. Every field: docs/guide/campaign-file.md\n" + text)
+    typer.echo(f"wrote {out}; check it with `dm-hpc validate {out}`")
+
+
+_PATH_VALUE = re.compile(r"\b(store|workdir|pool|pool_map|emulate_from|emulate_map|site):(\s*)([^\s,}#]+)")
+
+
+def scaffold(text: str, name: str, source_dir: Path, out_dir: Path, run_dir: Path) -> str:
+    """A template's text for a new campaign: comments kept, ``name`` set, ``store`` and ``workdir``
+    put in ``run_dir``, and other relative paths rebased from ``source_dir`` to ``out_dir``."""
+    import os
+
+    def rebase(m: re.Match) -> str:
+        key, space, value = m.groups()
+        if key == "store":
+            new = os.path.relpath(run_dir / "store", out_dir)
+        elif key == "workdir":
+            new = os.path.relpath(run_dir, out_dir)
+        elif Path(value).is_absolute() or (key == "site" and not Path(value).suffix):
+            new = value
+        else:  # a file beside the template: relative while both lie under the working folder
+            target, here = (source_dir / value).resolve(), Path.cwd().resolve()
+            new = (os.path.relpath(target, out_dir) if target.is_relative_to(here)
+                   and out_dir.resolve().is_relative_to(here) else str(target))
+        return f"{key}:{space}{new}"
+
+    lines = []
+    for line in text.splitlines():
+        body, hash_, comment = line.partition("#") if not line.lstrip().startswith("#") else ("", "", line)
+        if re.match(r"^name:", body):
+            body = f"name: {name}" + (" " if hash_ else "")
+        lines.append(_PATH_VALUE.sub(rebase, body) + hash_ + comment if body else comment)
+    return "\n".join(lines) + "\n"
 
 
 def _preflight(c, origin: Path, check_codes: bool) -> None:
