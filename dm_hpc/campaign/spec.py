@@ -392,7 +392,7 @@ def resolve_paths(data: Any, base: Path, legacy_base: Path | None = None) -> Any
             if not isinstance(value, str) or not value or Path(value).is_absolute() or (
                     key == "site" and not Path(value).suffix):
                 continue
-            here = base / value
+            here = Path(os.path.normpath(base / value))  # lexically: "campaigns/../runs" is "runs"
             if legacy_base is not None and _only_under(legacy_base / value, here):
                 old = (legacy_base / value).resolve()
                 warnings.warn(CampaignPathWarning(

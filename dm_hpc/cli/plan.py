@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from dm_hpc.cli.campaign import shown
 from dm_hpc.cli.store import fail
 
 
@@ -59,9 +60,13 @@ def plan(
     _summary(c, profile, site_path, state, rows, slurmcli.remaining_core_hours(profile.account)[1],
              sum(1 for _ in rendered))
     if scripts:
+        here = f"{Path.cwd()}/"
+        if any(here in text for _, text in rendered):
+            typer.echo(f"(paths below the working folder are shown relative to it; the submitted "
+                       f"scripts use absolute paths)")
         for name, text in rendered:
             typer.echo(f"\n# ---- job script: fidelity {name} " + "-" * 40)
-            typer.echo(text.rstrip("\n"))
+            typer.echo(text.rstrip("\n").replace(here, ""))
 
 
 def _spec(c, fid, task_id: str):
@@ -92,7 +97,7 @@ def _cost(profile, fid, spec) -> tuple[float, float, float, int, int]:
 
 def _summary(c, profile, site_path, state, rows, allocation: str, n_scripts: int) -> None:
     out = typer.echo
-    out(f"plan (dry run) for campaign {c.name} on site {profile.name} ({site_path}); nothing submitted")
+    out(f"plan (dry run) for campaign {c.name} on site {profile.name} ({shown(site_path)}); nothing submitted")
     budget = c.budget.core_hours
     left = None if budget is None else budget - state.core_hours
     out(f"budget: {'no core-hour limit' if budget is None else f'{budget:,.0f} core-h'}"

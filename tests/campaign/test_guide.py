@@ -1,0 +1,135 @@
+"""Issue 19, item 1: the user guide cannot drift, and its examples run as written.
+
+The campaign-file and vocabulary pages are generated from the code; the YAML examples of the
+guide (blocks that begin ``# campaign: FILE``) are written out and run from another working
+folder: the lab-only process campaign through suggest/ingest rounds, the calculation + lab
+campaign with real EMT calculations on the local runner, then its lab batch. Each report must
+name the process parameters with their units.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from dm_hpc.campaign import schema_doc
+from tests.conftest import REPO
+
+GUIDE = REPO / "docs" / "guide"
+EXAMPLE = re.compile(r"```yaml\n(# campaign: (\S+)\n.*?)```", re.S)
+
+
+def examples() -> dict[str, str]:
+    """``{file name: YAML text}`` of every runnable campaign example in the guide."""
+    found = {}
+    for page in sorted(GUIDE.glob("*.md")):
+        for m in EXAMPLE.finditer(page.read_text()):
+            found[m.group(2)] = m.group(1)
+    return found
+
+
+def dm(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    res = subprocess.run([sys.executable, "-m", "dm_hpc", *args], capture_output=True, text=True, cwd=cwd,
+                         timeout=timeout, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
+                                               "OMP_NUM_THREADS": "1", "HOME": str(cwd), "COLUMNS": "200"})
+    assert res.returncode == 0, f"dm-hpc {' '.join(args)}:\n{res.stdout}{res.stderr}"
+    return res
+
+
+def measure(sheet: Path, law) -> None:
+    """Fill a lab sheet's empty property columns, as a lab would."""
+    df = pd.read_csv(sheet) if sheet.suffix == ".csv" else pd.read_excel(sheet)
+    for col in [c for c in df.columns if c.startswith("property:")]:
+        df[col] = law(df)
+    df.to_csv(sheet.with_suffix(".csv"), index=False)
+
+
+def column(df: pd.DataFrame, word: str) -> pd.Series:
+    return df[next(c for c in df.columns if word in c and not c.startswith(("predicted", "property")))].astype(float)
+
+
+def test_generated_pages_are_current():
+    assert schema_doc.undocumented() == ([], []), "give each new campaign field a meaning in schema_doc.MEANING"
+    for name, page in schema_doc.PAGES.items():
+        assert (GUIDE / name).read_text() == page(), f"run: python -m dm_hpc.campaign.schema_doc ({name})"
+
+
+def test_guide_links_and_machine_paths():
+    index = (GUIDE / "README.md").read_text()
+    for page in GUIDE.glob("*.md"):
+        assert page.name == "README.md" or f"]({page.name})" in index, f"{page.name} is not in the index"
+    for path in [REPO / "README.md", *GUIDE.glob("*.md")]:
+        text = path.read_text()
+        assert not re.search(r"(?<![\w.])/(work|root|home|tmp)/", text), f"a machine path in {path.name}"
+    assert "dm-hpc init" in (REPO / "README.md").read_text()
+
+
+def test_init_keeps_the_templates_comments(tmp_path):
+    dm(tmp_path, "init", "alloys", "--out", "projects/alloys/campaign.yaml")
+    text = (tmp_path / "projects" / "alloys" / "campaign.yaml").read_text()
+    template = (REPO / "campaigns" / "hea-demo.yaml").read_text()
+    comments = [ln.strip() for ln in template.splitlines() if ln.lstrip().startswith("#")]
+    assert comments and all(c in text for c in comments)
+    data = yaml.safe_load(text)
+    assert data["name"] == "alloys" and data["store"] == "../../runs/alloys/store"
+    dm(tmp_path / "projects", "validate", "alloys/campaign.yaml")
+
+
+def test_the_guides_lab_only_process_campaign_from_another_folder(tmp_path):
+    text = examples()["cu-ni-anneal.yaml"]
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir(), elsewhere.mkdir()
+    path = project / "cu-ni-anneal.yaml"
+    path.write_text(text)
+    dm(elsewhere, "validate", str(path))
+
+    def hardness(df):
+        return 1.0 + 2.0 * column(df, "Ni") - 0.001 * (column(df, "annealing_temperature") - 673) \
+            - 0.05 * column(df, "annealing_time")
+
+    for batch in (1, 2):
+        sheet = elsewhere / f"batch{batch}.xlsx"
+        dm(elsewhere, "suggest", str(path), "-n", "4", "--out", sheet.name)
+        measure(sheet, hardness)
+        dm(elsewhere, "ingest", str(path), sheet.with_suffix(".csv").name)
+    status = dm(elsewhere, "status", str(path)).stdout
+    assert "not started" not in status and re.search(r"lab experiments measured\W+8\b", status)
+    dm(elsewhere, "report", str(path))
+    summary = (project / "runs" / "cu-ni-anneal" / "report" / "summary.md").read_text()
+    assert "annealing_temperature [K]" in summary and "annealing_time [h]" in summary
+    assert re.search(r"\| hardness \(max\) \| lab \|.*\| [0-9.]+ \| [0-9.]+ \| [0-9.e+-]+ GPa \|", summary), summary
+    assert (project / "runs" / "cu-ni-anneal" / "report" / "objectives_vs_process.png").exists()
+    assert not (elsewhere / "runs").exists()
+
+
+def test_the_guides_calculation_and_lab_campaign_from_another_folder(tmp_path):
+    text = examples()["alloys-emt-lab.yaml"]
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir(), elsewhere.mkdir()
+    path = project / "alloys-emt-lab.yaml"
+    path.write_text(text)
+    out = dm(elsewhere, "run", str(path), "--quiet").stdout
+    run_dir = project / "runs" / "alloys-emt-lab"
+    assert (run_dir / "store").is_dir() and not (elsewhere / "runs").exists()
+    sheet = run_dir / "lab-suggestions.xlsx"
+    assert sheet.exists(), out
+
+    def mixing(df):  # a made-up calorimetry law, in the sheet's unit (eV/atom)
+        return -0.05 * column(df, "Pd") - 0.0001 * (column(df, "annealing_temperature") - 773)
+
+    measure(sheet, mixing)
+    dm(elsewhere, "ingest", str(path), str(sheet.with_suffix(".csv")))
+    dm(elsewhere, "report", str(path))
+    summary = (run_dir / "report" / "summary.md").read_text()
+    assert "annealing_temperature [K]" in summary
+    rows = [ln for ln in summary.splitlines() if ln.startswith("| mixing_energy (min) |")]
+    assert {r.split("|")[2].strip() for r in rows} == {"emt", "lab"}, rows
+    lab = next(r for r in rows if r.split("|")[2].strip() == "lab")
+    emt = next(r for r in rows if r.split("|")[2].strip() == "emt")
+    assert re.search(r"\| [0-9.]+ \| -?[0-9.e+-]+ eV/atom \|$", lab), lab  # the lab's route, in K
+    assert "| - | " in emt  # calculations have no process route
