@@ -208,6 +208,7 @@ class CampaignManager:
         self._reload()
         reason: str | None = None
         paused = False
+        info = ""
         since_fit = 0
         plain = not self.console.is_terminal  # a log file or cron: timestamped lines, not a bar
         progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
@@ -261,7 +262,7 @@ class CampaignManager:
             self._final_lab_batch()
         self._log("stop", reason=reason)
         if plain and not self.quiet:
-            self._log_line(f"stopped: {reason or 'done'}", force=True)
+            self._log_line(f"stopped: {reason or 'done'} | {info}", force=True)
         elapsed = time.time() - t0
         slots = self.c.runner.max_in_flight * elapsed
         tasks = self.state.tasks.values()

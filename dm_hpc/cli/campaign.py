@@ -129,15 +129,15 @@ def run(
     for note in summary.notes:
         console.print(f"  note: {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"  calculations: {summary.ingested} ingested, {summary.failed} failed, "
-                  f"{summary.submitted} submissions; {summary.core_hours:.3f} core-hours")
+                  f"{summary.submitted} submissions; {summary.core_hours:.3f} core-hours", soft_wrap=True)
     if summary.utilisation is not None:
         console.print(f"  worker utilisation: {summary.utilisation:.0%}")
     for prop, value in summary.best.items():
-        console.print(f"  best {prop}: {value:.6g}")
-    console.print(f"  HDF5 store:  {c.store}")
-    console.print(f"  report:      {report_path} (plots beside it)")
+        console.print(f"  best {prop}: {value:.6g}", soft_wrap=True, highlight=False)
+    console.print(f"  HDF5 store:  {c.store}", soft_wrap=True, highlight=False)
+    console.print(f"  report:      {report_path} (plots beside it)", soft_wrap=True, highlight=False)
     if c.lab is not None:
-        console.print(f"  lab sheet:   {sheet} ({n_lab} suggested experiments)")
+        console.print(f"  lab sheet:   {sheet} ({n_lab} suggested experiments)", soft_wrap=True, highlight=False)
     _model_warning(c)
     if summary.failed and not summary.ingested:
         fail(f"every calculation failed ({summary.failed}); see `dm-hpc status {campaign}`", code=1)

@@ -12,7 +12,8 @@ from rich.text import Text
 def fitted(table: Table, console: Console) -> RenderableType:
     """``table`` itself when its natural width fits ``console``, else a list layout of its rows
     (the first column names the block; every other non-empty cell is ``header: value``)."""
-    if Measurement.get(console, console.options, table).maximum <= console.width:
+    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum  # unclamped
+    if natural <= console.width:
         return table
     columns = [(str(col.header), [c if isinstance(c, str) else Text.from_markup(str(c)) for c in col.cells])
                for col in table.columns]
