@@ -151,6 +151,7 @@ def status(campaign: CampaignFile) -> None:
     state = jn.replay(c.run_dir / "journal.jsonl")
     if state.started_at is None:
         console.print(f"{c.name}: not started")
+        _model_warning(c)  # a lab-only campaign driven by suggest/ingest has records all the same
         return
     counts: dict[str, int] = {}
     for t in state.tasks.values():

@@ -127,5 +127,8 @@ def test_status_fits_80_columns(tmp_path):
     journal.close()
     res = dm("status", str(path))
     assert res.returncode == 0, res.stderr
-    assert "tasks ingested" in res.stdout and "limit 170 s" in res.stdout
+    assert "tasks ingested" in res.stdout
     assert all(len(ln) <= 80 for ln in res.stdout.splitlines()), res.stdout
+    # the reason reads as a sentence, not folded into a narrow table's title
+    assert any("wall-time budget reached: 725 s since the first start, limit 170 s" in ln
+               for ln in res.stdout.splitlines()), res.stdout
