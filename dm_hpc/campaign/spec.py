@@ -326,7 +326,8 @@ class CampaignSpec(Strict):
     description: str = ""
     material_class: Literal["metal", "chemical", "ceramic", "fibre", "polymer", "other"] = "metal"
     vocabulary: VocabularySpec = Field(default_factory=VocabularySpec)
-    store: Path
+    #: None in the file: ``store`` in the run folder (filled in by ``_declare_and_default``)
+    store: Path = Field(default=None, description="HDF5 store folder (default: the run folder's store)")
     workdir: Path | None = None
     seed: int = 0
     space: SpaceSpec
