@@ -7,13 +7,13 @@ benchmarks), ``campaign`` (the loop), ``cli``.
 """
 __version__ = "0.1.0"
 
-__all__ = ["Campaign", "__version__"]
+__all__ = ["BudgetExhausted", "Campaign", "__version__"]
 
 
 def __getattr__(name: str):
     # ``from dm_hpc import Campaign`` without importing the engine on ``import dm_hpc``
-    if name == "Campaign":
-        from dm_hpc.api import Campaign
+    if name in ("Campaign", "BudgetExhausted"):
+        from dm_hpc import api
 
-        return Campaign
+        return getattr(api, name)
     raise AttributeError(f"module 'dm_hpc' has no attribute {name!r}")

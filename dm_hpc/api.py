@@ -7,7 +7,13 @@ In the style of BayBE's ``Campaign`` and Ax's ``Client``::
     sheet = camp.suggest(4)        # DataFrame in the lab-sheet columns, property columns empty
     camp.add_measurements(filled)  # same validation as `dm-hpc ingest`; returns the records stored
     camp.records()                 # DataFrame of the campaign's records
+    camp.best(3)                   # the best records, in the lab sheet's columns
+    camp.pending()                 # experiments suggested and not measured yet (sheet rows)
+    camp.summary()                 # counts, budget, best values with units, why no model
     camp.run(max_seconds=None)     # the asynchronous loop, as `dm-hpc run`
+
+A used-up budget raises ``BudgetExhausted`` (fewer suggestions than asked: a warning), never an
+empty frame with the reason out of sight.
 
 Every call goes through the same functions as the CLI (``campaign.suggest``, ``campaign.lab``,
 ``campaign.manager``), so a notebook and ``dm-hpc`` see one journal and one store.
@@ -15,12 +21,39 @@ Every call goes through the same functions as the CLI (``campaign.suggest``, ``c
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from dm_hpc.campaign.spec import CampaignError, CampaignSpec, load_campaign, parse_campaign
+
+class BudgetExhausted(CampaignError):
+    """No new suggestion can be made: the budget (or the design space) is used up; says which."""
+
+
+#: Store columns -> the lab sheet's columns (one naming scheme for sheets and frames).
+_STORE_COLUMN = re.compile(r"^(?:x_(?P<el>[A-Z][a-z]?)|process\.(?P<step>[^:]+):(?P<param>.+))$")
+
+
+def sheet_columns(df: pd.DataFrame, properties: list[str]) -> pd.DataFrame:
+    """``Store.to_dataframe`` columns renamed as on a lab sheet: ``composition:<El> [at_frac]``,
+    ``process:<step>:<parameter> [unit]``, ``property:<name> [unit]``."""
+    from dm_hpc.data import canonical_unit
+
+    names = {}
+    for col in df.columns:
+        m = _STORE_COLUMN.match(str(col))
+        if m and m["el"]:
+            names[col] = f"composition:{m['el']} [at_frac]"
+        elif m:
+            names[col] = f"process:{m['step']}:{m['param']} [{canonical_unit(m['param'], kind='process_parameter')}]"
+        elif col in properties:
+            names[col] = f"property:{col} [{canonical_unit(col)}]"
+    return df.rename(columns=names)
+
 
 class Campaign:
     """One campaign: its validated file, its journal (``run_dir``) and its store."""
@@ -51,8 +84,8 @@ class Campaign:
         """``n`` new lab experiments from the current model, journalled as one lab batch.
 
         Returns the lab sheet's rows (``sample_id``, composition and process columns, predictions,
-        empty ``property:<name> [unit]`` columns); fewer rows when fewer new points exist (the
-        reason is in ``df.attrs["why_empty"]``)."""
+        empty ``property:<name> [unit]`` columns). Raises ``BudgetExhausted`` when none can be
+        made; warns (``UserWarning``, with the reason) when fewer than ``n`` can."""
         from dm_hpc.campaign.preflight import check
         from dm_hpc.campaign.suggest import batch_table, request_lab_batch
 
@@ -62,6 +95,11 @@ class Campaign:
             raise CampaignError(f"campaign {self.name!r} has no experiment fidelity to suggest for")
         check(self.spec, self.origin)
         batch = request_lab_batch(self.spec, n)
+        if not batch.samples:
+            raise BudgetExhausted(f"campaign {self.name!r}: no new experiment: {batch.why_empty}")
+        if batch.why_empty:
+            warnings.warn(f"campaign {self.name!r}: {len(batch.samples)} of {n} experiments: {batch.why_empty}",
+                          stacklevel=2)
         table = batch_table(self.spec, batch.samples)
         table.attrs["why_empty"] = batch.why_empty
         return table
@@ -96,6 +134,73 @@ class Campaign:
             return pd.DataFrame()
         with Store.open(self.spec.store, "r") as store:
             return store.to_dataframe(campaign=self.name)
+
+    def pending(self) -> pd.DataFrame:
+        """Experiments suggested to the lab and not measured yet (nor returned as not made), as
+        lab-sheet rows (the columns of ``suggest``)."""
+        from dm_hpc.campaign import journal as jn
+        from dm_hpc.campaign.lab import suggestion_table
+        from dm_hpc.campaign.suggest import batch_table
+
+        table = suggestion_table(self.spec, jn.replay(self.spec.run_dir / "journal.jsonl"))
+        return batch_table(self.spec, []) if table.empty else table
+
+    def best(self, n: int = 1, property: str | None = None) -> pd.DataFrame:
+        """The ``n`` best records for ``property`` (default: the first objective) among the
+        campaign's records that meet every constraint, best first: ``sample_id``, ``record_id``,
+        ``source``, ``method``, then composition, process and property columns as on a lab sheet
+        (canonical units in the headers)."""
+        from dm_hpc.campaign.spec import Goal
+
+        goal = {o.property: o.goal for o in self.spec.objectives}
+        prop = property or self.spec.objectives[0].property
+        if prop not in goal:
+            raise ValueError(f"{prop!r} is not an objective of {self.name!r} ({', '.join(goal)})")
+        df = self.records()
+        if df.empty or prop not in df.columns:
+            return sheet_columns(df.iloc[0:0], self.spec.properties)
+        keep = df[prop].notna()
+        for c in self.spec.constraints:  # a record lacking the constrained value is not known to meet it
+            col = df[c.property] if c.property in df.columns else pd.Series(float("nan"), index=df.index)
+            keep &= (col <= c.value) if c.op == "<=" else (col >= c.value)
+        top = df[keep].sort_values(prop, ascending=goal[prop] == Goal.min, kind="stable").head(n)
+        ids = ["sample_id", "record_id", "source", "method"]
+        comp = [c for c in top.columns if c.startswith("x_") and top[c].fillna(0).gt(0).any()]
+        proc = [c for c in top.columns if c.startswith("process.") and top[c].notna().any()]
+        props = [p for p in self.spec.properties if p in top.columns]
+        cols = [c for c in ids if c in top.columns] + comp + proc + props
+        return sheet_columns(top[cols].reset_index(drop=True), self.spec.properties)
+
+    def summary(self) -> pd.Series:
+        """Where the campaign stands: lab experiments and calculations, refits, budget used,
+        the best value per objective (with its unit) and why no model can be fitted, if so."""
+        from dm_hpc.campaign import journal as jn
+        from dm_hpc.campaign.dataset import unfit_reason
+        from dm_hpc.campaign.planning import best_values
+        from dm_hpc.data import canonical_unit
+
+        c = self.spec
+        state = jn.replay(c.run_dir / "journal.jsonl")
+        df = self.records()
+        mine = df[df["campaign"] == self.name] if "campaign" in df.columns else df
+        out: dict[str, Any] = {
+            "campaign": self.name,
+            "state": state.stopped or ("not started" if state.started_at is None and not state.lab else "open"),
+            "records": len(mine),
+            "lab experiments suggested": len(state.lab),
+            "lab experiments measured": sum(e.record_id is not None for e in state.lab.values()),
+            "lab experiments pending": sum(e.awaited for e in state.lab.values()),
+            "calculations": len(state.tasks),
+            "calculations failed": sum(t.status == jn.FAILED for t in state.tasks.values()),
+            "surrogate refits": state.refits,
+            "core-hours used": round(state.core_hours, 6),
+        }
+        if c.budget.lab_experiments is not None:
+            out["lab budget left"] = max(0, c.budget.lab_experiments - len(state.lab))
+        for prop, value in best_values(c, mine).items():
+            out[f"best {prop} [{canonical_unit(prop)}]"] = value
+        out["model"] = (unfit_reason(c, df) or "can be fitted") if len(mine) else "no records yet"
+        return pd.Series(out, dtype=object, name=self.name)
 
     def run(self, max_seconds: float | None = None, quiet: bool = True):
         """The asynchronous loop (as ``dm-hpc run``, after the same preflight); returns its

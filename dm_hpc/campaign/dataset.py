@@ -101,3 +101,29 @@ def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
         sources=list(sub["source"]),
         skipped={k: v for k, v in skipped.items() if v},
     )
+
+
+#: Fewest usable records a surrogate is fitted on (below it, suggestions are random draws).
+MIN_TRAINING_RECORDS = 2
+
+
+def unfit_reason(campaign: CampaignSpec, df: pd.DataFrame) -> str | None:
+    """Why no model can be fitted on the campaign's records in ``df`` (None: one can, or the
+    campaign has no records yet). Without a model, suggestions carry no predictions, ``predict``
+    refuses and the acquisition draws at random: say so, and which property is missing."""
+    mine = df[df["campaign"] == campaign.name] if "campaign" in df.columns else df.iloc[0:0]
+    if mine.empty:
+        return None
+    data = training_set(campaign, df)
+    if len(data) >= MIN_TRAINING_RECORDS:
+        return None
+    left_out = [(why, n) for why, n in data.skipped.items() if why.startswith("no ") and n]
+    missing = "; ".join(f"{n} lack {why[3:]}" for why, n in left_out) or "; ".join(
+        f"{why}: {n}" for why, n in data.skipped.items())
+    hint = ""
+    if left_out:
+        props = ", ".join(why[3:] for why, _ in left_out)
+        hint = (f" (every record needs every objective and constraint: measure {props}, or drop it from "
+                f"the campaign)")
+    return (f"the model cannot be fitted: {len(data)} usable records of {len(mine)} (needs "
+            f"{MIN_TRAINING_RECORDS}); {missing}{hint}. Suggestions are random and carry no predictions")

@@ -19,7 +19,7 @@ import os
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,10 @@ POLL_S = 0.1
 #: slot freed by a sub-second EMT task would otherwise idle for half a poll interval on average).
 LOCAL_POLL_FACTOR = 0.2
 STOP_FILE = "STOP"
+#: Plain progress lines (output not a terminal: a log file, cron): at most one per this many
+#: seconds while something changes, and one at least this often while nothing does.
+LOG_EVERY_S = 5.0
+LOG_HEARTBEAT_S = 60.0
 
 
 class CampaignBusyError(RuntimeError):
@@ -59,6 +63,7 @@ class Summary:
     core_hours: float
     best: dict[str, float]
     utilisation: float | None
+    notes: list[str] = field(default_factory=list)  # what the run chose not to do, and why
 
 
 def make_runner(campaign: CampaignSpec, run_dir: Path):
@@ -127,6 +132,8 @@ class CampaignManager:
         self._plan_version = 0  # ... when the plan in progress was snapshotted
         self._lab = None
         self.planning: CampaignPlanner | None = None  # made in run(): it journals refits
+        self.notes: list[str] = []
+        self._logged = (0.0, "")  # (time, text) of the last plain progress line
 
     # ------------------------------------------------------------------ bookkeeping
     def task_dir(self, task_id: str) -> Path:
@@ -188,6 +195,9 @@ class CampaignManager:
             self.store.close()
             if self.runner is not None:
                 self.runner.close()
+            # a stop request is for the run that was going: served (or the run ended anyway),
+            # it must not end every later run at once
+            (self.run_dir / STOP_FILE).unlink(missing_ok=True)
             os.close(lock_fd)
 
     def _run(self, max_seconds: float | None) -> Summary:
@@ -198,9 +208,11 @@ class CampaignManager:
         self._reload()
         reason: str | None = None
         paused = False
+        info = ""
         since_fit = 0
+        plain = not self.console.is_terminal  # a log file or cron: timestamped lines, not a bar
         progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                            TimeElapsedColumn(), console=self.console, disable=self.quiet)
+                            TimeElapsedColumn(), console=self.console, disable=self.quiet or plain)
         with progress:
             bar = progress.add_task(self.c.name, total=self.c.budget.calculations, info="")
             while True:
@@ -237,9 +249,11 @@ class CampaignManager:
                 failed = sum(t.status == jn.FAILED for t in self.state.tasks.values())
                 done = len(self.state.finished)
                 best_txt = ", ".join(f"{k}={v:.4g}" for k, v in best.items())
-                progress.update(bar, completed=done, info=(
-                    f"in flight {len(self.state.in_flight)} | done {done - failed} | failed {failed} | "
-                    f"{self.state.core_hours:.3f} core-h | best {best_txt or '-'}"))
+                info = (f"in flight {len(self.state.in_flight)} | done {done - failed} | failed {failed} | "
+                        f"{self.state.core_hours:.3f} core-h | best {best_txt or '-'}")
+                progress.update(bar, completed=done, info=info)
+                if plain and not self.quiet:
+                    self._log_line(f"{info} | lab suggested {len(self.state.lab)}")
                 if reason is not None and not self._adopted and (
                         not self.state.in_flight or self.runner.in_flight() == 0):
                     break
@@ -247,6 +261,8 @@ class CampaignManager:
         if not paused:
             self._final_lab_batch()
         self._log("stop", reason=reason)
+        if plain and not self.quiet:
+            self._log_line(f"stopped: {reason or 'done'} | {info}", force=True)
         elapsed = time.time() - t0
         slots = self.c.runner.max_in_flight * elapsed
         tasks = self.state.tasks.values()
@@ -259,7 +275,18 @@ class CampaignManager:
             core_hours=self.state.core_hours,
             best=best_values(self.c, self.store.to_dataframe(campaign=self.c.name)),
             utilisation=self.busy_s / slots if slots > 0 else None,
+            notes=list(self.notes),
         )
+
+    def _log_line(self, text: str, force: bool = False) -> None:
+        """One plain, timestamped progress line (never wrapped or cut), when it says something new."""
+        now = time.time()
+        last_t, last_text = self._logged
+        if not force and (now - last_t < LOG_EVERY_S or text == last_text) and now - last_t < LOG_HEARTBEAT_S:
+            return
+        self._logged = (now, text)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+        self.console.print(f"{stamp} {self.c.name}: {text}", soft_wrap=True, markup=False, highlight=False)
 
     def _fill_slots(self, reason: str | None) -> None:
         """Submit queued points while a slot is free and no budget or stop reason forbids it."""
@@ -483,11 +510,30 @@ class CampaignManager:
         lab = self.c.lab
         if lab is None or any(e.awaited for e in self.state.lab.values()):
             return
+        left = stopping.wall_time_left(self.c, self.state, time.time())
+        need = self._lab_batch_estimate()
+        if left is not None and need > left:
+            # the wall-time budget holds for the last step too: a batch that cannot finish in
+            # time is not started (the lab asks for it later, outside the budget's clock)
+            self.notes.append(
+                f"final lab batch not planned: it takes about {need:.0f} s and {max(left, 0):.0f} s of the "
+                f"wall-time budget are left (budget.wall_time = {self.c.budget.wall_time:.0f} s); "
+                f"`dm-hpc suggest CAMPAIGN -n {lab.batch_size} --out SHEET` plans it now")
+            return
+        t = time.perf_counter()
         batch = lab_batch(self.c, self.state, self.store.to_dataframe(), lab.batch_size)
         if batch.samples:
-            self._log("lab_suggested", batch=self.state.lab_batches + 1, samples=batch.samples)
+            self._log("lab_suggested", batch=self.state.lab_batches + 1, samples=batch.samples,
+                      seconds=round(time.perf_counter() - t, 3))
             if lab.emulate_from is not None:
                 self._emulate_lab(batch.samples)
+
+    def _lab_batch_estimate(self) -> float:
+        """Seconds a lab batch takes to plan: the longest journalled lab batch or refit (a lab
+        batch refits the model on the store), 0 when nothing was timed yet."""
+        times = [float(ev["seconds"]) for ev in jn.Journal.events(self.journal.path)
+                 if ev["event"] in ("refit", "lab_suggested") and "seconds" in ev]
+        return max(times, default=0.0)
 
     def _emulate_lab(self, samples: list[dict[str, Any]]) -> None:
         """Answer a lab batch from the emulation table, as a lab would (offline benchmarks)."""

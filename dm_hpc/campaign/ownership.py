@@ -40,6 +40,21 @@ def exclusive(campaign: CampaignSpec) -> Iterator[tuple[Store, jn.Journal] | Non
         os.close(fd)
 
 
+def manager_running(run_dir: Path) -> bool:
+    """Does a manager hold the campaign in ``run_dir`` now (its lock is taken)?"""
+    lock = run_dir / "manager.lock"
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock taken here
+    return False
+
+
 def drop_in_inbox(run_dir: Path, text: str, name: str | None = None) -> Path:
     """Write ``text`` to ``run_dir/inbox/<name>`` atomically (the manager sees all or nothing)."""
     inbox = run_dir / "inbox"

@@ -2,9 +2,11 @@
 
 ``dm-hpc validate`` and the start of ``dm-hpc run`` ask ``preflight``: every calculation method
 exists and can describe every element of the design space with its settings (EMT's element
-list, GPAW's PAW setups, QE's pseudopotentials), every named file exists (pool, column maps,
-site profile, emulation table), and a method's code is installed where the runner is local.
-Durations are checked in the spec itself (finite, positive).
+list, GPAW's PAW setups, QE's pseudopotentials), every fidelity delivers every objective and
+constraint (a method derives it, the lab ``measures`` it: the surrogate learns from records
+that hold them all), every named file exists (pool, column maps, site profile, emulation
+table), and a method's code is installed where the runner is local. Durations and satisfiable
+constraints are checked in the spec itself.
 """
 from __future__ import annotations
 
@@ -21,6 +23,48 @@ def _space_elements(c: CampaignSpec) -> list[str]:
 
         return sorted({el for comp in pool_compositions(c) for el in comp})
     return []
+
+
+def _role(c: CampaignSpec, prop: str) -> str:
+    return "objective" if prop in {o.property for o in c.objectives} else "constraint"
+
+
+def delivery_problems(c: CampaignSpec) -> list[str]:
+    """Properties a fidelity of ``c`` cannot deliver, each naming the fidelities (and registry
+    methods) that could. Every fidelity must deliver every property: the surrogate learns from
+    records holding all of them, so a calculation without one would fail or be wasted."""
+    from dm_hpc.compute import UnknownMethodError, get_method, method_names
+
+    derives: dict[str, tuple[str, ...]] = {}
+    for f in c.calculations:
+        try:
+            derives[f.name] = get_method(f.method).properties
+        except UnknownMethodError:
+            continue  # reported with the method checks
+    lab = c.lab
+    out = []
+    for prop in c.properties:
+        role = _role(c, prop)
+        by = [name for name, props in derives.items() if prop in props]
+        if lab is not None and (lab.measures is None or prop in lab.measures):
+            by.append(lab.name)
+        methods = [m for m in method_names() if prop in get_method(m).properties]
+        could = (f"methods that derive it: {', '.join(methods)}" if methods
+                 else "no calculation method derives it (a lab-only property)")
+        if not by:
+            lab_hint = (f"list it in fidelities.{lab.name}.measures" if lab is not None
+                        else f"add an experiment fidelity (kind: experiment, measures: [{prop}])")
+            out.append(f"{role} {prop}: no fidelity of this campaign delivers it ({could}); {lab_hint}")
+            continue
+        for f in c.calculations:
+            if f.name in derives and prop not in derives[f.name]:
+                out.append(f"fidelities.{f.name}: method {f.method} cannot derive {prop} ({role}; delivered "
+                           f"by {', '.join(by)}; {could}): its calculations would fail; remove the fidelity "
+                           f"(a lab-only campaign) or drop {prop}")
+        if lab is not None and lab.measures is not None and prop not in lab.measures:
+            out.append(f"fidelities.{lab.name}: measures does not list {prop} ({role}; delivered by "
+                       f"{', '.join(by)}): the lab's records could not train the model; add it to measures")
+    return out
 
 
 def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
@@ -46,6 +90,7 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
 
         if not (SITES_DIR / f"{c.runner.site}.yaml").is_file():
             out.append(f"runner.site: no site profile {c.runner.site!r} in {SITES_DIR}")
+    out += delivery_problems(c)
     elements = _space_elements(c)
     for f in c.calculations:
         try:

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dm_hpc.data import canonical_unit, is_element, to_canonical
+from dm_hpc.data import vocabulary
 from dm_hpc.data.vocabulary import UnitError, UnknownPropertyError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
@@ -142,11 +143,26 @@ class ObjectiveSpec(Strict):
 
 
 class ConstraintSpec(Strict):
-    """An outcome constraint such as ``density <= 7 g/cm3`` (value converted to canonical)."""
+    """An outcome constraint such as ``density <= 7 g/cm3`` (value converted to canonical).
+
+    A constraint no value in the property's physical range can meet (``density <= -1 g/cm3``) is
+    refused: the campaign would spend its budget on a model that can never be satisfied."""
 
     property: str
     op: Literal["<=", ">="]
     value: float
+
+    @model_validator(mode="after")
+    def _satisfiable(self) -> ConstraintSpec:
+        t = vocabulary.term(self.property)
+        low = t.minimum if t.minimum is not None else (0.0 if t.positive else None)
+        if self.op == "<=" and low is not None and (self.value < low or (t.positive and self.value <= 0)):
+            raise ValueError(f"constraint {self.property} <= {self.value:g} {t.unit} cannot be met: "
+                             f"{self.property} is {'> 0' if t.positive else f'>= {low:g}'} {t.unit}")
+        if self.op == ">=" and t.maximum is not None and self.value > t.maximum:
+            raise ValueError(f"constraint {self.property} >= {self.value:g} {t.unit} cannot be met: "
+                             f"{self.property} is <= {t.maximum:g} {t.unit}")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -168,7 +184,9 @@ class FidelitySpec(Strict):
     """A way to obtain the objectives: a calculation method or the lab.
 
     Cost is in core-hours for calculations (``auto``: the method's own estimate) and in
-    lab-days for experiments; ``budget.core_hours_per_lab_day`` puts them on one scale.
+    lab-days for experiments (``auto``: one lab-day); ``budget.core_hours_per_lab_day`` puts them
+    on one scale. An experiment fidelity ``measures`` the properties it lists (default: every
+    objective and constraint of the campaign); a calculation delivers what its method derives.
     """
 
     name: str
@@ -189,6 +207,19 @@ class FidelitySpec(Strict):
     #: The lab's stated precision (atomic-fraction step): suggestions are rounded to it before
     #: they are compared, so two suggestions the lab would make alike are one experiment.
     precision: float | None = Field(default=None, gt=0, le=0.5)
+    measures: list[str] | None = None
+
+    @field_validator("measures")
+    @classmethod
+    def _measures(cls, v: list[str] | None) -> list[str] | None:
+        for name in v or []:
+            canonical_unit(name)  # a vocabulary term (standard or declared)
+        return v
+
+    @property
+    def lab_days(self) -> float:
+        """Cost of one experiment in lab-days (``auto``: one)."""
+        return 1.0 if self.cost == "auto" else float(self.cost)
 
     @field_validator("walltime", "turnaround", mode="before")
     @classmethod
@@ -209,8 +240,9 @@ class FidelitySpec(Strict):
         if self.kind == FidelityKind.calculation and self.precision is not None:
             raise ValueError(f"calculation fidelity {self.name!r}: precision is the lab's (a calculation "
                              "is realised on its cell)")
-        if self.kind == FidelityKind.experiment and self.cost == "auto":
-            raise ValueError(f"experiment fidelity {self.name!r} needs a cost in lab-days")
+        if self.kind == FidelityKind.calculation and self.measures is not None:
+            raise ValueError(f"calculation fidelity {self.name!r}: measures is the lab's (a calculation "
+                             f"delivers what its method derives)")
         return self
 
 
@@ -265,13 +297,43 @@ class LearningSpec(Strict):
     batch_size: int = Field(default=4, ge=1)
 
 
+class TermSpec(Strict):
+    """A campaign's own vocabulary term: its canonical unit (pint) and physical range there."""
+
+    unit: str
+    description: str = ""
+    min: float | None = None
+    max: float | None = None
+    positive: bool = False
+
+
+class VocabularySpec(Strict):
+    """Properties and process parameters the standard vocabulary lacks (``ageing_ratio: {unit:
+    dimensionless, min: 0}``); standard names cannot be redefined."""
+
+    properties: dict[str, TermSpec] = Field(default_factory=dict)
+    process_parameters: dict[str, TermSpec] = Field(default_factory=dict)
+
+    def declare(self) -> None:
+        """Make the terms known to the data standard (records, sheets, the store)."""
+        for kind, terms in (("property", self.properties), ("process_parameter", self.process_parameters)):
+            for name, t in terms.items():
+                if not _NAME.match(name):
+                    raise ValueError(f"vocabulary.{kind}: {name!r}: use 1-48 letters, digits, '_', '.', '-'")
+                vocabulary.declare(name, t.unit, kind, t.description, t.min, t.max, t.positive)
+
+
 class CampaignSpec(Strict):
-    """A whole campaign (see ``campaigns/*.yaml`` and ``campaigns/schema.json``)."""
+    """A whole campaign (see ``campaigns/*.yaml`` and ``campaigns/schema.json``).
+
+    ``store`` defaults to ``store`` inside the run folder (``workdir``, else ``runs/<name>``)."""
 
     name: str
     description: str = ""
     material_class: Literal["metal", "chemical", "ceramic", "fibre", "polymer", "other"] = "metal"
-    store: Path
+    vocabulary: VocabularySpec = Field(default_factory=VocabularySpec)
+    #: None in the file: ``store`` in the run folder (filled in by ``_declare_and_default``)
+    store: Path = Field(default=None, description="HDF5 store folder (default: the run folder's store)")
     workdir: Path | None = None
     seed: int = 0
     space: SpaceSpec
@@ -290,6 +352,20 @@ class CampaignSpec(Strict):
         if not _NAME.match(v):
             raise ValueError("use 1-48 letters, digits, '_', '.', '-' (it names Slurm jobs and folders)")
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _declare_and_default(cls, data: Any) -> Any:
+        """Declare the campaign's own terms before the fields that use them are checked, and
+        put the store in the run folder when the file names none."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("vocabulary") is not None:
+            VocabularySpec.model_validate(data["vocabulary"]).declare()
+        if data.get("store") is None and isinstance(data.get("name"), str):
+            run_dir = data.get("workdir") or f"runs/{data['name']}"
+            data = {**data, "store": str(Path(str(run_dir)) / "store")}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> CampaignSpec:

@@ -16,10 +16,18 @@ def budget_reason(c: CampaignSpec, state: jn.State, now: float, lab_waiting: int
     if b.core_hours is not None and state.core_hours >= b.core_hours:
         return f"core-hour budget reached ({state.core_hours:.3f})"
     if b.wall_time is not None and state.started_at is not None and now - state.started_at >= b.wall_time:
-        return f"wall-time budget reached ({now - state.started_at:.0f} s)"
+        return (f"wall-time budget reached: {now - state.started_at:.0f} s since the first start, limit "
+                f"{b.wall_time:.0f} s (raise budget.wall_time to go on)")
     if not c.calculations and b.lab_experiments is not None and len(state.lab) + lab_waiting >= b.lab_experiments:
         return f"lab budget reached ({len(state.lab)} experiments)"
     return None
+
+
+def wall_time_left(c: CampaignSpec, state: jn.State, now: float) -> float | None:
+    """Seconds of ``budget.wall_time`` left (None: no wall-time budget, or not started)."""
+    if c.budget.wall_time is None or state.started_at is None:
+        return None
+    return c.budget.wall_time - (now - state.started_at)
 
 
 def lab_budget_left(c: CampaignSpec, state: jn.State, lab_waiting: int = 0) -> int | None:

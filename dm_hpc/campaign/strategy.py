@@ -60,7 +60,7 @@ def fidelity_costs(campaign: CampaignSpec) -> dict[str, float]:
     costs = {}
     for fid in campaign.fidelities:
         if fid.kind == FidelityKind.experiment:
-            costs[fid.name] = float(fid.cost) * campaign.budget.core_hours_per_lab_day
+            costs[fid.name] = fid.lab_days * campaign.budget.core_hours_per_lab_day
         elif fid.cost == "auto":
             costs[fid.name] = get_method(fid.method).cost_core_seconds(TYPICAL_ATOMS) / 3600.0
         else:

@@ -8,6 +8,7 @@ is stored, in flight or already sent to the lab.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ import pandas as pd
 from dm_hpc.acquire.planner import PlanRequest, RandomStart, fresh_points
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.dataset import training_set
+from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, training_set
 from dm_hpc.campaign.realise import realiser, stored_keys
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.campaign.strategy import LabSeeding, design_space, fit_model, optimiser
@@ -54,7 +55,7 @@ def lab_batch(c: CampaignSpec, state: jn.State, df: pd.DataFrame, n: int, fitted
     n = n if left is None else min(n, left)
     if fitted is None:
         data = training_set(c, df)
-        fitted = fit_model(c, data) if len(data) >= 2 else None
+        fitted = fit_model(c, data) if len(data) >= MIN_TRAINING_RECORDS else None
     seed = int(np.random.default_rng([c.seed, len(state.tasks), len(state.lab), state.refits, 7]).integers(2**31))
     pending = [ProposedPoint(t.fidelity, t.composition, t.process) for t in state.in_flight]
     pending += [ProposedPoint(lab.name, e.composition, e.process) for e in state.lab.values() if e.awaited]
@@ -80,9 +81,11 @@ REQUEST_SUFFIX = ".request.json"
 
 def journal_batch(c: CampaignSpec, store, journal: jn.Journal, state: jn.State, n: int) -> LabBatch:
     """Plan a lab batch and journal it (the caller holds the campaign: lock or running manager)."""
+    t = time.perf_counter()
     batch = lab_batch(c, state, store.to_dataframe(), n)
-    if batch.samples:
-        jn.apply(state, journal.write("lab_suggested", batch=state.lab_batches + 1, samples=batch.samples))
+    if batch.samples:  # timed: a run's wall-time budget estimates its final lab batch from it
+        jn.apply(state, journal.write("lab_suggested", batch=state.lab_batches + 1, samples=batch.samples,
+                                      seconds=round(time.perf_counter() - t, 3)))
     return batch
 
 
@@ -90,7 +93,6 @@ def request_lab_batch(c: CampaignSpec, n: int, timeout_s: float = 300.0) -> LabB
     """``n`` new lab experiments, journalled. When a manager runs the campaign, it is asked
     through the inbox (it owns the journal) and this waits for its answer."""
     import json
-    import time
 
     from dm_hpc.campaign.ownership import drop_in_inbox, exclusive
 

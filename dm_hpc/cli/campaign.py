@@ -33,7 +33,7 @@ def _load(path: Path):
         except CampaignError as exc:
             fail(str(exc))
     for w in caught:
-        console.print(f"warning: {w.message}", markup=False, highlight=False)
+        console.print(f"warning: {w.message}", markup=False, highlight=False, soft_wrap=True)
     return c
 
 
@@ -116,6 +116,22 @@ def _preflight(c, origin: Path, check_codes: bool) -> None:
         fail(str(exc))
 
 
+def _model_warning(c) -> None:
+    """Say when the campaign's records cannot train a model (and why), else nothing."""
+    from dm_hpc.campaign.dataset import unfit_reason
+    from dm_hpc.data import Store, StoreError
+
+    if not Path(c.store).exists():
+        return
+    try:
+        with Store.open(c.store, "r") as store:
+            why = unfit_reason(c, store.to_dataframe())
+    except StoreError:
+        return  # `dm-hpc store check` is the place for a damaged store
+    if why:
+        console.print(f"warning: {why}", markup=False, highlight=False, soft_wrap=True)
+
+
 def validate(campaign: CampaignFile) -> None:
     """Check a campaign file and what it names (methods for every element, files); errors name
     the field and what was expected."""
@@ -129,13 +145,23 @@ def run(
     campaign: CampaignFile,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
     max_seconds: Annotated[Optional[float], typer.Option(help="Pause after this many seconds (resume later).")] = None,
+    clear_stop: Annotated[bool, typer.Option("--clear-stop", help="Drop a pending stop request first.")] = False,
 ) -> None:
     """Run a campaign, or resume an interrupted one; ends with a report and the lab sheet."""
     from dm_hpc.campaign.lab import write_suggestions
-    from dm_hpc.campaign.manager import CampaignBusyError, CampaignManager
+    from dm_hpc.campaign.manager import STOP_FILE, CampaignBusyError, CampaignManager
+    from dm_hpc.campaign.ownership import manager_running
 
     c = _load(campaign)
     _preflight(c, campaign, check_codes=True)
+    stop_file = c.run_dir / STOP_FILE
+    if stop_file.exists() and not manager_running(c.run_dir):
+        if clear_stop:
+            stop_file.unlink(missing_ok=True)
+            console.print("cleared the pending stop request", highlight=False)
+        else:  # left by a run that was killed before it could serve it
+            console.print(f"a stop request is pending ({stop_file}): this run stops at once; "
+                          f"`dm-hpc run {campaign} --clear-stop` drops it", highlight=False, soft_wrap=True)
     try:
         summary = CampaignManager(c, console=console, quiet=quiet).run(max_seconds=max_seconds)
     except CampaignBusyError as exc:
@@ -148,19 +174,22 @@ def run(
     sheet = c.run_dir / "lab-suggestions.xlsx"
     n_lab = write_suggestions(c, sheet) if c.lab is not None else 0
     report_path = write_report(c)
-    console.print(f"[bold]{c.name}[/]: {summary.reason}")
+    console.print(f"[bold]{c.name}[/]: {summary.reason}", soft_wrap=True)
+    for note in summary.notes:
+        console.print(f"  note: {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"  calculations: {summary.ingested} ingested, {summary.failed} failed, "
-                  f"{summary.submitted} submissions; {summary.core_hours:.3f} core-hours")
+                  f"{summary.submitted} submissions; {summary.core_hours:.3f} core-hours", soft_wrap=True)
     if summary.utilisation is not None:
         console.print(f"  worker utilisation: {summary.utilisation:.0%}")
     from dm_hpc.data.vocabulary import canonical_unit
 
     for prop, value in summary.best.items():
-        console.print(f"  best {prop}: {value:.6g} {canonical_unit(prop)}", highlight=False)
-    console.print(f"  HDF5 store:  {shown(c.store)}")
-    console.print(f"  report:      {shown(report_path)} (plots beside it)")
+        console.print(f"  best {prop}: {value:.6g} {canonical_unit(prop)}", soft_wrap=True, highlight=False)
+    console.print(f"  HDF5 store:  {shown(c.store)}", soft_wrap=True, highlight=False)
+    console.print(f"  report:      {shown(report_path)} (plots beside it)", soft_wrap=True, highlight=False)
     if c.lab is not None:
-        console.print(f"  lab sheet:   {shown(sheet)} ({n_lab} suggested experiments)")
+        console.print(f"  lab sheet:   {shown(sheet)} ({n_lab} suggested experiments)", soft_wrap=True, highlight=False)
+    _model_warning(c)
     if summary.failed and not summary.ingested:
         fail(f"every calculation failed ({summary.failed}); see `dm-hpc status {campaign}`", code=1)
 
@@ -173,10 +202,13 @@ def status(campaign: CampaignFile) -> None:
     state = jn.replay(c.run_dir / "journal.jsonl")
     if state.phase == "not started":
         console.print(f"{c.name}: not started")
+        _model_warning(c)  # a lab-only campaign driven by suggest/ingest has records all the same
         return
     counts: dict[str, int] = {}
     for t in state.tasks.values():
         counts[t.status] = counts.get(t.status, 0) + 1
+    from dm_hpc.cli.tables import fitted
+
     table = Table(title=f"{c.name}: {state.phase}")
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -188,7 +220,8 @@ def status(campaign: CampaignFile) -> None:
     table.add_row("surrogate refits during runs", str(state.refits))
     table.add_row("lab batches with predictions", f"{state.predicted_batches} of {state.lab_batches}")
     table.add_row("core-hours used", f"{state.core_hours:.3f}")
-    console.print(table)
+    console.print(fitted(table, console))
+    console.print(f"  {state.stopped or 'running or interrupted'}", highlight=False)
     from dm_hpc.campaign.stopping import stopped_fidelities
 
     for why in stopped_fidelities(c, state).values():
@@ -196,6 +229,7 @@ def status(campaign: CampaignFile) -> None:
     for t in state.tasks.values():
         if t.status == jn.FAILED:
             console.print(f"  failed {t.task_id}: {t.error}", highlight=False)
+    _model_warning(c)
 
 
 def suggest(
@@ -235,6 +269,7 @@ def suggest(
     if batch.why_empty:
         console.print(f"  {'none' if not batch.samples else f'only {len(batch.samples)} of {n}'}: "
                       f"{batch.why_empty}", highlight=False)
+    _model_warning(c)
 
 
 def ingest(
@@ -256,7 +291,7 @@ def ingest(
     except (SheetError, StoreError) as exc:
         fail(str(exc))
     for warning in result.warnings:
-        console.print(f"warning: {warning}", markup=False, highlight=False)
+        console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if result.not_made:
         console.print(f"not made (no measurement): {', '.join(result.not_made)}", markup=False, highlight=False)
     replaced = f", {result.replaced} correcting stored values" if result.replaced else ""
@@ -278,9 +313,22 @@ def stop(campaign: CampaignFile) -> None:
     """Ask a running campaign to stop submitting; it finishes what is in flight."""
     from dm_hpc.campaign.manager import STOP_FILE
 
+    from dm_hpc.campaign import journal as jn
+    from dm_hpc.campaign.ownership import manager_running
+
     c = _load(campaign)
-    c.run_dir.mkdir(parents=True, exist_ok=True)
-    (c.run_dir / STOP_FILE).write_text("stop requested\n")
+    if not manager_running(c.run_dir):
+        state = jn.replay(c.run_dir / "journal.jsonl")
+        now = ("not started" if state.started_at is None
+               else f"not running (last run ended: {state.stopped})" if state.stopped else "not running")
+        console.print(f"{c.name} is {now}; nothing to stop", highlight=False, soft_wrap=True)
+        return
+    stop_file = c.run_dir / STOP_FILE
+    stop_file.write_text("stop requested\n")
+    if not manager_running(c.run_dir):  # it ended meanwhile: leave nothing for a later run
+        stop_file.unlink(missing_ok=True)
+        console.print(f"{c.name} ended meanwhile; nothing to stop")
+        return
     console.print(f"stop requested for {c.name}; in-flight calculations finish and are ingested")
 
 

@@ -119,4 +119,6 @@ def models(
         table.add_row(v.version, m["created"], str(m["records"]), str(m.get("surrogate", "-")),
                       str(m.get("world_size", 1)), str(m.get("device", "cpu")), rmse, cov,
                       "current" if v.version == cur else "")
-    console.print(table)
+    from dm_hpc.cli.tables import fitted
+
+    console.print(fitted(table, console))

@@ -114,6 +114,17 @@ class Method:
         """True when every element of ``composition`` is supported (default settings)."""
         return not self.unsupported(composition)
 
+    @property
+    def properties(self) -> tuple[str, ...]:
+        """Vocabulary properties this method derives: the recipe's calculated and analytic ones,
+        or the ``properties`` list its registry entry gives (a method that derives fewer)."""
+        from dm_hpc.compute.calculation import CALCULATED_PROPERTIES
+        from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES
+
+        everything = tuple(CALCULATED_PROPERTIES) + tuple(ANALYTIC_PROPERTIES)
+        listed = self.options.get("properties")
+        return everything if listed is None else tuple(p for p in everything if p in listed)
+
     def cost_core_seconds(self, n_atoms: int) -> float:
         """Estimated core-seconds of a full calculation (relax + static) on ``n_atoms`` atoms."""
         return self.cost(n_atoms)

@@ -310,6 +310,15 @@ class Shard:
         self._cache[group] = hit
         return hit
 
+    def unit(self, group: str, name: str) -> str:
+        """The canonical unit column ``name`` of ``group`` was written in: stored with the shard,
+        so a campaign's own term reads back without the campaign that declared it."""
+        try:
+            ds = self._file["records"][group]
+            return [text_attr(x) for x in ds.attrs["units"]][self.columns(group).index(name)]
+        except _READ_ERRORS as exc:
+            raise _damaged(self.path, exc) from None
+
     def column(self, group: str, name: str) -> np.ndarray:
         """Values of one sparse column, filled where this shard has none."""
         names, mat = self.matrix(group)

@@ -16,7 +16,6 @@ import numpy as np
 from dm_hpc.data import layout
 from dm_hpc.data.integrity import write_new_file
 from dm_hpc.data.shards import SOURCE_ENUM, Shard, in_memory_file
-from dm_hpc.data.vocabulary import canonical_unit
 
 
 def write_view(root: Path, manifest: dict[str, Any], shards: Sequence[Shard], tag: str) -> None:
@@ -68,7 +67,7 @@ def _image(manifest: dict[str, Any], shards: Sequence[Shard]) -> bytes:
                 members = [i for i, s in enumerate(shards) if col in s.columns(group)]
                 ds = virtual(f"{group}/{col}", "f8", (), fill, members, column=col)
                 if group in ("properties", "uncertainty"):
-                    ds.attrs["unit"] = canonical_unit(col)
+                    ds.attrs["unit"] = shards[members[0]].unit(group, col)
         links = f.create_group("shards")
         for path, shard in zip(rel, shards):
             links[shard.path.stem] = h5py.ExternalLink(path, "/")

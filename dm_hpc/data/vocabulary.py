@@ -1,4 +1,10 @@
-"""Property names and process parameters with their canonical units (``properties.yaml``)."""
+"""Property names and process parameters with their canonical units (``properties.yaml``).
+
+The standard names are the default; a campaign may declare its own term (a property or a process
+parameter with a unit and a physical range) with ``declare``. A declared term is checked by pint
+(its unit must parse) and may not redefine a standard name; from then on it is a term like any
+other in this process (records, sheets and the store carry its canonical unit).
+"""
 from __future__ import annotations
 
 import math
@@ -53,6 +59,10 @@ def _entry(name: str, v: dict) -> Term:
     return Term(name, v["unit"], v.get("description", ""), v.get("min"), v.get("max"), bool(v.get("positive", False)))
 
 
+#: Terms campaigns declared in this process, per kind (``declare``), beside the standard ones.
+_DECLARED: dict[str, dict[str, Term]] = {"property": {}, "process_parameter": {}}
+
+
 @lru_cache(maxsize=1)
 def _vocabulary() -> tuple[dict[str, Term], dict[str, Term]]:
     text = resources.files("dm_hpc.data").joinpath("properties.yaml").read_text()
@@ -63,13 +73,13 @@ def _vocabulary() -> tuple[dict[str, Term], dict[str, Term]]:
 
 
 def property_names() -> list[str]:
-    """All known property names, in vocabulary order."""
-    return list(_vocabulary()[0])
+    """All known property names, in vocabulary order (declared ones last)."""
+    return list(_vocabulary()[0]) + list(_DECLARED["property"])
 
 
 def process_parameter_names() -> list[str]:
-    """All known process-parameter names."""
-    return list(_vocabulary()[1])
+    """All known process-parameter names (declared ones last)."""
+    return list(_vocabulary()[1]) + list(_DECLARED["process_parameter"])
 
 
 def _term(name: str, kind: str) -> Term:
@@ -77,8 +87,49 @@ def _term(name: str, kind: str) -> Term:
     try:
         return table[name]
     except KeyError:
+        pass
+    try:
+        return _DECLARED[kind][name]
+    except KeyError:
         known = ", ".join(sorted(table))
-        raise UnknownPropertyError(f"unknown {kind} {name!r}; known: {known}") from None
+        raise UnknownPropertyError(f"unknown {kind} {name!r}; known: {known} (or declare it in the "
+                                   f"campaign's vocabulary with a unit)") from None
+
+
+def term(name: str, kind: str = "property") -> Term:
+    """The vocabulary entry of ``name`` (standard or declared); raises UnknownPropertyError."""
+    return _term(name, kind)
+
+
+def is_standard(name: str, kind: str = "property") -> bool:
+    """Is ``name`` one of the standard terms of ``properties.yaml``?"""
+    return name in (_vocabulary()[0] if kind == "property" else _vocabulary()[1])
+
+
+def declare(name: str, unit: str, kind: str = "property", description: str = "",
+            minimum: float | None = None, maximum: float | None = None, positive: bool = False) -> Term:
+    """Add a campaign's own term. ``unit`` must be a pint unit; a standard name cannot be
+    redeclared, nor a declared one with another definition (one meaning per name)."""
+    if kind not in _DECLARED:
+        raise ValueError(f"kind must be 'property' or 'process_parameter', not {kind!r}")
+    if is_standard(name, kind):
+        raise ValueError(f"{kind} {name!r} is a standard name (unit {canonical_unit(name, kind)}); "
+                         f"use it without declaring it")
+    from dm_hpc.data.units import parse_unit  # pint only when a campaign declares its own term
+
+    try:
+        parse_unit(unit)
+    except ValueError as exc:
+        raise UnitError(f"{kind} {name!r}: {exc}") from None
+    if minimum is not None and maximum is not None and minimum > maximum:
+        raise ValueError(f"{kind} {name!r}: min {minimum:g} > max {maximum:g}")
+    new = Term(name, unit, description, minimum, maximum, positive)
+    old = _DECLARED[kind].get(name)
+    if old is not None and old != new:
+        raise ValueError(f"{kind} {name!r} is already declared as {old.unit} "
+                         f"[{old.minimum}, {old.maximum}]; one name, one definition")
+    _DECLARED[kind][name] = new
+    return new
 
 
 def check_range(name: str, value: float, kind: str = "property") -> float:

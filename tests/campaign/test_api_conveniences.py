@@ -1,0 +1,97 @@
+"""Notebook conveniences and an open vocabulary (issue 19 items 3, 6, 7): budget exhaustion is
+said, a model that cannot be fitted says why, a campaign declares its own terms. Real store,
+real BoTorch, real CLI."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import h5py
+import pytest
+
+from dm_hpc import BudgetExhausted, Campaign
+from dm_hpc.campaign import CampaignError, load_campaign
+from dm_hpc.data.sheets import SheetError
+
+from .helpers import dm, write_campaign
+
+LAB = {"name": "lab", "kind": "experiment", "batch_size": 2}  # no cost: one lab-day
+
+
+def test_an_exhausted_budget_raises_and_a_short_batch_warns(tmp_path):
+    """Issue 19: an exhausted budget returned an empty frame with the reason in ``df.attrs``."""
+    camp = Campaign.load(write_campaign(tmp_path, name="b", fidelities=[LAB], budget={"lab_experiments": 3}))
+    assert len(camp.suggest(2)) == 2
+    with pytest.warns(UserWarning, match=r"1 of 2 experiments: the lab budget allows 1 more"):
+        assert len(camp.suggest(2)) == 1
+    with pytest.raises(BudgetExhausted, match=r"the lab budget is used up \(3 of 3 experiments suggested\)"):
+        camp.suggest(1)
+    assert len(camp.pending()) == 3 and camp.summary()["lab budget left"] == 0
+
+
+def test_a_model_that_cannot_be_fitted_says_why(tmp_path):
+    """Issue 19: a constraint on a property nobody measured left "0 usable records"; the CLI said
+    nothing while suggestions lost their predictions."""
+    path = write_campaign(tmp_path, name="unfit", fidelities=[LAB], budget={"lab_experiments": 8},
+                          objectives=[{"property": "hardness", "goal": "max"}], constraints=["density <= 9"])
+    camp = Campaign.load(path)
+    sheet = camp.suggest(2)
+    sheet["property:hardness [GPa]"] = [2.0, 2.5]  # density left empty: nobody measured it
+    camp.add_measurements(sheet)
+    why = camp.summary()["model"]
+    assert why.startswith("the model cannot be fitted: 0 usable records of 2 (needs 2); 2 lack density")
+    assert "measure density, or drop it from the campaign" in why
+    for args in (("status", str(path)), ("suggest", str(path), "-n", "1", "--out", str(tmp_path / "s.csv"))):
+        res = dm(*args)
+        assert res.returncode == 0, res.stderr
+        assert "warning: the model cannot be fitted: 0 usable records of 2" in res.stdout, (args, res.stdout)
+    assert "predicted:hardness [GPa]" not in camp.pending().columns  # what the warning explains
+
+
+VOCABULARY = {"properties": {"microhardness": {"unit": "HV", "min": 0, "description": "Vickers HV0.1"}},
+              "process_parameters": {"peening_intensity": {"unit": "mm", "min": 0}}}
+
+
+def test_a_campaign_declares_its_own_terms_and_the_store_keeps_their_unit(tmp_path):
+    """Issue 19: `ageing_temperature` and the unit `HV` were refused."""
+    space = {"elements": {"Cu": [0.8, 1], "Ni": [0, 0.2]},
+             "process": {"ageing_temperature": {"low": 400, "high": 500, "unit": "degC"},
+                         "peening_intensity": {"low": 0.1, "high": 0.5}}}
+    path = write_campaign(tmp_path, name="own", fidelities=[LAB], budget={"lab_experiments": 4}, space=space,
+                          vocabulary=VOCABULARY, objectives=[{"property": "microhardness", "goal": "max"}], store=None,
+                          constraints=["hardness >= 100 HV"])
+    c = load_campaign(path)
+    assert c.space.process["ageing_temperature"].low == pytest.approx(673.15)
+    assert c.constraints[0].value == pytest.approx(0.980665)  # 100 HV in GPa
+    assert c.store == tmp_path / "run" / "store"  # no store named: the run folder's
+    camp = Campaign(c, str(path))
+    sheet = camp.suggest(2)
+    assert "process:process:peening_intensity [mm]" in sheet.columns
+    sheet["property:microhardness [HV]"] = [150.0, 180.0]
+    sheet["property:hardness [GPa]"] = [1.5, 1.8]
+    bad = sheet.copy()
+    bad.loc[0, "property:microhardness [HV]"] = -5.0  # below the declared range
+    with pytest.raises(SheetError, match="microhardness"):
+        camp.add_measurements(bad)
+    camp.add_measurements(sheet)
+    assert sorted(camp.records()["microhardness"]) == [150.0, 180.0]
+    with h5py.File(c.store / "store.h5", "r") as f:  # the unit is stored with the column
+        assert f["records/properties/microhardness"].attrs["unit"] == "HV"
+    # a process that never saw the campaign file reads the records back
+    code = (f"from dm_hpc.data import Store; df = Store.open({str(c.store)!r}).to_dataframe(); "
+            f"print(sorted(df['microhardness']), sorted(df.filter(like='peening_intensity').stack()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.startswith("[150.0, 180.0]"), out.stderr
+
+
+@pytest.mark.parametrize("vocabulary, message", [
+    ({"properties": {"density": {"unit": "kg/m**3"}}}, "property 'density' is a standard name (unit g/cm**3)"),
+    ({"properties": {"sparkle": {"unit": "blorp"}}}, "property 'sparkle': unknown unit 'blorp'"),
+    ({"process_parameters": {"dwell": {"unit": "s", "min": 5, "max": 1}}}, "process_parameter 'dwell': min 5 > max 1"),
+    ({"properties": {"bad name!": {"unit": "s"}}}, "use 1-48 letters"),
+])
+def test_a_declaration_that_cannot_hold_is_refused_naming_it(tmp_path, vocabulary, message):
+    path = write_campaign(tmp_path, name="v", fidelities=[LAB], budget={"lab_experiments": 4}, vocabulary=vocabulary)
+    with pytest.raises(CampaignError) as err:
+        load_campaign(path)
+    assert message in str(err.value)

@@ -1,0 +1,67 @@
+"""The notebook example (issue 19 items 1, 7), executed with nbclient in a real kernel: a lab-only
+process campaign driven through the Python API (suggest, add measurements, best, summary)."""
+from __future__ import annotations
+
+import os
+import re
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.conftest import REPO
+
+NOTEBOOK = REPO / "examples" / "campaign.ipynb"
+
+
+def _text(cell) -> str:
+    """Everything a cell showed: printed streams and the text form of its results."""
+    out = []
+    for o in cell.get("outputs", []):
+        if o["output_type"] == "stream":
+            out.append(o["text"])
+        elif o["output_type"] in ("execute_result", "display_data"):
+            out.append(o["data"].get("text/plain", ""))
+    return "".join(out)
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("notebook")
+    # the kernel imports this checkout's dm_hpc, and runs in a folder of its own (runs/ goes there)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    return folder, {i: _text(c) for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+
+
+def test_the_notebook_runs_a_lab_only_process_campaign(executed):
+    folder, outputs = executed
+    text = "\n".join(outputs.values())
+    assert "stored 4 measurements" in text
+    assert "predicted: ['predicted:hardness [GPa]']" in text  # round 2 comes from the model
+    assert "pending before measuring: 4" in text and "pending after measuring: 0" in text
+    assert (folder / "runs" / "ageing-demo" / "store").is_dir()  # no store named: the default
+
+
+def test_best_names_composition_process_and_property_with_units(executed):
+    _, outputs = executed
+    [line] = [ln for out in outputs.values() for ln in out.splitlines() if ln.startswith("columns:")]
+    for column in ("composition:Ni [at_frac]", "process:process:ageing_temperature [K]",
+                   "process:process:ageing_time [h]", "property:hardness [GPa]"):
+        assert repr(column) in line, line
+
+
+def test_summary_counts_and_the_best_value_in_canonical_units(executed):
+    _, outputs = executed
+    [summary] = [out for out in outputs.values() if "lab experiments measured" in out]
+    assert re.search(r"lab experiments measured\s+8\b", summary), summary
+    assert re.search(r"lab budget left\s+0\b", summary) and re.search(r"model\s+can be fitted", summary)
+    best = float(re.search(r"best hardness \[GPa\]\s+([0-9.]+)", summary).group(1))
+    assert 0.5 < best < 5  # measured in HV (~100-300) and stored in GPa
+
+
+def test_an_exhausted_budget_is_said_not_hidden(executed):
+    _, outputs = executed
+    assert ("budget: campaign 'ageing-demo': no new experiment: the lab budget is used up (8 of 8 "
+            "experiments suggested); raise budget.lab_experiments") in "\n".join(outputs.values())

@@ -1,0 +1,85 @@
+"""Preflight that knows who delivers what (issue 19 item 3): each objective and constraint must be
+delivered by every fidelity, constraints must be satisfiable, and a model that cannot be fitted
+says so. Real CLI, real EMT."""
+from __future__ import annotations
+
+import pytest
+
+from dm_hpc.campaign import CampaignError, load_campaign
+from dm_hpc.campaign.preflight import problems
+
+from .helpers import dm, write_campaign
+
+LAB = {"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2}
+EMT = {"name": "emt", "kind": "calculation", "method": "emt", "walltime": "5m"}
+
+
+def test_emt_with_a_hardness_objective_is_refused_at_validate_and_run(tmp_path):
+    """Issue 19: `validate` said ok, then `run` failed 4 tasks ("cannot derive hardness")."""
+    path = write_campaign(tmp_path, name="hard", objectives=[{"property": "hardness", "goal": "max"}])
+    for cmd in ("validate", "run"):
+        res = dm(cmd, str(path))
+        assert res.returncode == 2, (cmd, res.stdout, res.stderr)
+        assert "fidelities.emt: method emt cannot derive hardness" in res.stderr, res.stderr
+        assert "delivered by lab" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "store").exists()  # nothing was spent
+
+
+def test_a_property_nobody_delivers_names_who_could(tmp_path):
+    c = load_campaign(write_campaign(tmp_path, name="nolab", lab=False,
+                                     objectives=[{"property": "hardness", "goal": "max"}]))
+    [why] = problems(c)
+    assert why.startswith("objective hardness: no fidelity of this campaign delivers it")
+    assert "lab-only property" in why and "measures: [hardness]" in why
+    # the lab measures hardness only: the density constraint names the methods that derive it
+    c = load_campaign(write_campaign(tmp_path, name="lab2", fidelities=[{**LAB, "measures": ["hardness"]}],
+                                     objectives=[{"property": "hardness", "goal": "max"}],
+                                     constraints=["density <= 9"], budget={"lab_experiments": 4}))
+    [why] = problems(c)
+    assert why.startswith("constraint density: no fidelity of this campaign delivers it")
+    assert "methods that derive it: emt" in why and "list it in fidelities.lab.measures" in why
+    # EMT and a lab that does not measure density: the lab is named
+    c = load_campaign(write_campaign(tmp_path, name="lab3", fidelities=[EMT, {**LAB, "measures": ["mixing_energy"]}],
+                                     constraints=["density <= 9"]))
+    [why] = problems(c)
+    assert why.startswith("fidelities.lab: measures does not list density (constraint; delivered by emt")
+
+
+def test_a_lab_only_property_validates_on_a_lab_only_campaign(tmp_path):
+    path = write_campaign(tmp_path, name="labhard", fidelities=[{**LAB, "measures": ["hardness", "density"]}],
+                          objectives=[{"property": "hardness", "goal": "max", "unit": "HV"}],
+                          constraints=["density <= 9 g/cm3"], budget={"lab_experiments": 4})
+    assert problems(load_campaign(path)) == []
+    # the lab's measures default to every objective and constraint
+    path = write_campaign(tmp_path, name="labdefault", fidelities=[LAB],
+                          objectives=[{"property": "hardness", "goal": "max"}], budget={"lab_experiments": 4})
+    assert problems(load_campaign(path)) == []
+
+
+def test_calculation_fidelities_cannot_declare_measures(tmp_path):
+    path = write_campaign(tmp_path, name="m", lab=False, fidelities=[{**EMT, "measures": ["density"]}])
+    with pytest.raises(CampaignError, match="measures is the lab's"):
+        load_campaign(path)
+
+
+@pytest.mark.parametrize("constraint, message", [
+    ("density <= -1 g/cm3", "density <= -1 g/cm**3 cannot be met: density is > 0"),
+    ("density <= 0", "cannot be met: density is > 0"),
+    ("yield_strength <= -5 MPa", "cannot be met: yield_strength is >= 0 MPa"),
+])
+def test_an_unsatisfiable_constraint_is_refused_at_validate(tmp_path, constraint, message):
+    """Issue 19: a constraint no value can meet was accepted."""
+    path = write_campaign(tmp_path, name="c", lab=False, constraints=[constraint])
+    with pytest.raises(CampaignError, match="constraints.0") as err:
+        load_campaign(path)
+    assert message in str(err.value)
+
+
+def test_validate_refuses_an_unsatisfiable_constraint(tmp_path):
+    res = dm("validate", str(write_campaign(tmp_path, name="c", lab=False, constraints=["density <= -1 g/cm3"])))
+    assert res.returncode == 2 and "cannot be met" in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_a_satisfiable_constraint_at_the_edge_is_kept(tmp_path):
+    c = load_campaign(write_campaign(tmp_path, name="ok", lab=False, constraints=["density >= 0.5 g/cm3"]))
+    assert c.constraints[0].value == pytest.approx(0.5)
