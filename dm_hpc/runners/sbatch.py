@@ -9,7 +9,10 @@ parts and checked again by the ``sbatch_option`` filter (one option, no blank, n
 Task names appear only in ``manifest.json``, as data.
 
 Per-method resources (``SiteProfile.methods``) are resolved into a :class:`JobShape`: what the
-job asks Slurm for and what it sets up; tasks batched into one job array share one shape.
+job asks Slurm for and what it sets up; tasks batched into one job array share one shape. A
+method's parallel layout shows in the script as Slurm expects it: ``--ntasks`` (MPI ranks),
+``--cpus-per-task`` (threads per rank) and the task line started by ``srun --mpi=PLUGIN`` (or
+``mpirun``), so the calculation runs inside the allocation the script asked for.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import jinja2
 
-from dm_hpc.runners.site import Container, MethodResources, SiteProfile
+from dm_hpc.runners.site import Container, Layout, MethodResources, SiteProfile
 from dm_hpc.runners.spec import TaskSpec, safe_text
 
 COMMENT_PREFIX = "dm-hpc"
@@ -63,7 +66,10 @@ def slurm_time(seconds: int) -> str:
 
 @dataclass(frozen=True)
 class JobShape:
-    """What one job asks for and sets up. Memory in MB per task, walltime in s."""
+    """What one job asks for and sets up: ``ranks`` MPI ranks (``--ntasks``) of ``cores``
+    cores each (``--cpus-per-task``), ``gpus`` GPUs in all. Memory in MB per calculation,
+    walltime in s. ``launch``: who the launcher starts when ``ranks > 1`` (see
+    :class:`~dm_hpc.runners.site.Layout`)."""
 
     cores: int
     memory_mb: int | None
@@ -73,6 +79,14 @@ class JobShape:
     modules: tuple[str, ...]
     env: tuple[tuple[str, str], ...]  # job-level: site's, then the method's
     container: Container | None
+    ranks: int = 1
+    gpus_per_rank: int = 0
+    launch: str = "worker"
+
+    @property
+    def total_cores(self) -> int:
+        """Cores of the whole allocation (ranks x threads per rank)."""
+        return self.ranks * self.cores
 
 
 def method_of(spec: TaskSpec) -> str:
@@ -91,29 +105,48 @@ def resolve(site: SiteProfile, spec: TaskSpec) -> JobShape:
     for more; walltime is capped at ``site.max_walltime_s``."""
     m = site.methods.get(method_of(spec)) or MethodResources()
     memories = [x for x in (spec.memory_mb, m.memory_mb) if x]
-    cores = max(spec.cores, m.cores or 1)
+    lay = m.layout or Layout(threads_per_rank=max(spec.cores, m.cores or 1))
+    # a task asking for more cores than the layout holds gets more ranks of the same width
+    ranks = max(lay.ranks, math.ceil(max(spec.cores, m.cores or 1) / lay.threads_per_rank)) \
+        if m.layout else 1
+    cores = lay.threads_per_rank
+    gpus = max(spec.gpus, m.gpus.count if m.gpus else 0, ranks * lay.gpus_per_rank)
     env = {**site.env, **m.env}
     if "OMP_NUM_THREADS" not in m.env:  # threads follow --cpus-per-task
         env["OMP_NUM_THREADS"] = str(cores)
+    if ranks > 1 and lay.launch == "code":  # the worker starts the code's binary with this
+        env["DM_HPC_MPI_LAUNCHER"] = shlex.join(mpi_launcher(site, ranks, cores, lay.gpus_per_rank))
     return JobShape(
         cores=cores, memory_mb=max(memories) if memories else site.default_memory_mb,
         walltime_s=min(site.max_walltime_s, max(spec.walltime_s, m.walltime_s or 0)),
-        gpus=max(spec.gpus, m.gpus.count if m.gpus else 0), gpu_type=m.gpus.type if m.gpus else "",
+        gpus=gpus, gpu_type=m.gpus.type if m.gpus else "",
         modules=tuple(site.modules + [x for x in m.modules if x not in site.modules]),
-        env=tuple(env.items()), container=m.container or site.container)
+        env=tuple(env.items()), container=m.container or site.container, ranks=ranks,
+        gpus_per_rank=lay.gpus_per_rank, launch=lay.launch)
+
+
+def mpi_launcher(site: SiteProfile, ranks: int, threads: int, gpus_per_rank: int = 0) -> list[str]:
+    """The words that start ``ranks`` MPI ranks of ``threads`` cores inside the job:
+    ``srun --mpi=PLUGIN --ntasks=R --cpus-per-task=T`` or ``mpirun -n R``."""
+    if site.mpi_launcher == "mpirun":
+        return ["mpirun", "-n", str(ranks)]
+    gpus = [f"--gpus-per-task={gpus_per_rank}"] if gpus_per_rank else []
+    return ["srun", f"--mpi={site.mpi_plugin}", f"--ntasks={ranks}", f"--cpus-per-task={threads}", *gpus]
 
 
 def sbatch_options(site: SiteProfile, shape: JobShape, *, job_name: str, job_comment: str,
-                   ntasks: int = 1, walltime_s: int | None = None, array: str | None = None) -> list[str]:
-    """The ``#SBATCH`` options of a job of ``ntasks`` tasks shaped like ``shape``."""
+                   ntasks: int | None = None, walltime_s: int | None = None,
+                   array: str | None = None) -> list[str]:
+    """The ``#SBATCH`` options of a job shaped like ``shape`` (``--ntasks`` its ranks), or of
+    ``ntasks`` single-calculation ranks (the MPI farm: memory per rank)."""
     opts = [f"--job-name={safe_text(job_name)}", f"--comment={job_comment}"]
     opts += [f"--{k}={v}" for k, v in (("partition", site.partition), ("account", site.account),
                                        ("qos", site.qos)) if v]
     opts.append(f"--time={slurm_time(walltime_s or shape.walltime_s)}")
-    opts.append(f"--ntasks={ntasks}")
+    opts.append(f"--ntasks={ntasks or shape.ranks}")
     opts.append(f"--cpus-per-task={shape.cores}")
     if shape.memory_mb:
-        opts.append(f"--mem={shape.memory_mb * ntasks}M")
+        opts.append(f"--mem={shape.memory_mb * (ntasks or 1)}M")
     if shape.gpus:
         kind = f"{shape.gpu_type}:{shape.gpus}" if shape.gpu_type else str(shape.gpus)
         opts.append(f"--gpus={kind}" if site.gpu_option == "gpus" else f"--gres=gpu:{kind}")
@@ -127,7 +160,14 @@ def sbatch_options(site: SiteProfile, shape: JobShape, *, job_name: str, job_com
 
 def command(site: SiteProfile, shape: JobShape, spec: TaskSpec) -> list[str]:
     """The task's argv, inside the shape's container when there is one (the host's Python
-    interpreter is replaced by the image's)."""
+    interpreter is replaced by the image's), started as the shape's MPI ranks when the worker
+    itself is parallel."""
+    launch = (mpi_launcher(site, shape.ranks, shape.cores, shape.gpus_per_rank)
+              if shape.ranks > 1 and shape.launch == "worker" else [])
+    return launch + _in_container(site, shape, spec)
+
+
+def _in_container(site: SiteProfile, shape: JobShape, spec: TaskSpec) -> list[str]:
     box = shape.container
     if box is None:
         return list(spec.argv)
