@@ -290,7 +290,7 @@ class CampaignManager:
                           task_id=task_id, campaign=self.c.name)
         return TaskSpec(task_id=task_id, name=f"{self.c.name} {fid.name} {task_id}", argv=worker_argv(path),
                         workdir=workdir, cores=fid.cores, walltime_s=int(fid.walltime), campaign=self.c.name,
-                        method=fid.method, env={"OMP_NUM_THREADS": "1"})
+                        method=fid.method, env={"OMP_NUM_THREADS": "1"}, group=fid.name)
 
     def _submit(self, task_id: str, point: ProposedPoint) -> None:
         # write-ahead: the plan is durable before anything runs

@@ -160,6 +160,8 @@ class SiteProfile(JobSetup):
     submit_rate_per_s: float = Field(default=5.0, ge=0)
     array_max_size: int = Field(default=1000, ge=1)
     array_throttle: int = Field(default=50, ge=1)  # the %N of --array: elements running at once
+    # cores one array may hold running at once: wide (MPI) elements get a smaller %N
+    array_max_cores: int | None = Field(default=None, ge=1)
     # Scheduler etiquette: one squeue per interval for all of a campaign's jobs; the interval
     # grows by poll_backoff (up to poll_max_interval_s) while nothing changes.
     poll_interval_s: float = Field(default=30.0, ge=0.1)

@@ -24,12 +24,12 @@ import os
 import time
 from pathlib import Path
 
-from dm_hpc.runners import sbatch, slurmcli
+from dm_hpc.runners import costs, sbatch, slurmcli
 from dm_hpc.runners.core import Runner
 from dm_hpc.runners.polling import PollClock
 from dm_hpc.runners.site import SiteProfile
-from dm_hpc.runners.spec import (Outcome, RetryPolicy, TaskRecord, TaskSpec, Throttle, safe_text,
-                                 tail)
+from dm_hpc.runners.spec import (Outcome, RetryPolicy, TaskRecord, TaskSpec, Throttle, read_times,
+                                 safe_text, tail)
 from dm_hpc.runners.states import JobState, refine_oom
 from dm_hpc.runners.submissions import Submission, SubmissionLog, append_line
 
@@ -74,9 +74,9 @@ class SlurmRunner(Runner):
 
     def _batch_key(self, spec: TaskSpec) -> tuple:
         """Tasks of one job array share campaign and job shape (resources, modules, image)."""
-        memo = (spec.task_id, spec.cores, spec.memory_mb, spec.walltime_s, spec.gpus)
+        memo = (spec.task_id, spec.cores, spec.memory_mb, spec.walltime_s, spec.gpus, spec.group)
         if memo not in self._keys:
-            self._keys[memo] = (spec.campaign, repr(sbatch.resolve(self.site, spec)))
+            self._keys[memo] = (spec.campaign, spec.group, repr(sbatch.resolve(self.site, spec)))
         return self._keys[memo]
 
     def packs(self, spec: TaskSpec) -> bool:
@@ -125,9 +125,15 @@ class SlurmRunner(Runner):
         ``--array`` value (None for a single job)."""
         array = None
         if self.use_arrays and len(specs) > 1:
-            array = f"0-{len(specs) - 1}%{min(self.site.array_throttle, len(specs))}"
+            at_once = min(self.site.array_throttle, len(specs))
+            if self.site.array_max_cores:  # wide (MPI) elements: fewer at once
+                cores = sbatch.resolve(self.site, specs[0]).total_cores
+                at_once = min(at_once, max(1, self.site.array_max_cores // cores))
+            array = f"0-{len(specs) - 1}%{at_once}"
         campaign = specs[0].campaign
-        name = f"dm-{campaign}-" + ("array" if array else specs[0].name or specs[0].task_id)
+        # arrays are named after their group (the campaign's fidelity): one name per fidelity
+        name = f"dm-{campaign}-" + ((specs[0].group or "array") if array
+                                    else specs[0].name or specs[0].task_id)
         return sbatch.render_tasks(self.site, specs, job_name=name, array=array, job_comment=sbatch.comment(
             campaign, batch_id, self.site.site_comment())), array
 
@@ -135,7 +141,7 @@ class SlurmRunner(Runner):
         """The job scripts ``specs`` would be submitted as, all at once (dry run: nothing is
         written or submitted): grouped by job shape, in arrays of at most the batch limit."""
         groups: dict[tuple, list[TaskSpec]] = {}
-        for spec in specs:
+        for spec in map(self.sized, specs):
             groups.setdefault(self._batch_key(spec), []).append(spec)
         limit = self._batch_limit()
         return [self.script(group[i:i + limit], f"dry-run-{n}-{i // limit}")[0]
@@ -148,6 +154,7 @@ class SlurmRunner(Runner):
         by_job = {r.job_id: r for r in active if r.job_id}
         found = {j: st for j, st in slurmcli.states(by_job).items() if j in by_job}
         self.clock.queried(any(by_job[j].state != state for j, (state, _) in found.items()))
+        self._observe([(by_job[j], st) for j, (st, _) in found.items() if st.is_final])
         return {by_job[j].spec.task_id: (refine_oom(state, self._slurm_output(by_job[j])), rc)
                 if state.is_final else (state, rc) for j, (state, rc) in found.items()}
 
@@ -160,9 +167,53 @@ class SlurmRunner(Runner):
     def _kill(self, records: list[TaskRecord]) -> None:
         slurmcli.cancel(r.job_id for r in records if r.job_id)
 
+    # -- the cost model ----------------------------------------------------------------------
+    def costs(self, campaign: str) -> costs.CostBook:
+        """The campaign's observed run times and peak memory (``costs.jsonl``)."""
+        return costs.CostBook(self.state_dir / safe_text(campaign, 80) / costs.COSTS_FILE)
+
+    def sized(self, spec: TaskSpec) -> TaskSpec:
+        """``spec`` with walltime and memory requests from the learned cost model (unchanged
+        while no run of its method finished)."""
+        method = sbatch.method_of(spec)
+        if not method:
+            return spec
+        shape = sbatch.resolve(self.site, spec)
+        return costs.sized(spec, self.costs(spec.campaign), method, TYPICAL_ATOMS,
+                           default_memory_mb=shape.memory_mb, max_walltime_s=self.site.max_walltime_s,
+                           max_memory_mb=self.site.max_memory_mb)
+
+    def _observe(self, finished: list[tuple[TaskRecord, JobState]]) -> None:
+        """Record what finished attempts used (times file, sacct's peak memory); TIMEOUT and
+        OUT_OF_MEMORY count as at least their request, so the retry's estimate moves up."""
+        wanted = [(rec, st) for rec, st in finished if sbatch.method_of(rec.spec) and st in (
+            JobState.COMPLETED, JobState.TIMEOUT, JobState.OUT_OF_MEMORY)]
+        if not wanted:
+            return
+        peaks = slurmcli.peak_memory_mb(r.job_id for r, _ in wanted if r.job_id)
+        for rec, state in wanted:
+            spec = rec.spec
+            started, ended, _ = read_times(spec.workdir)
+            seconds = (ended - started) if started and ended else 0.0
+            censored = {JobState.TIMEOUT: "time", JobState.OUT_OF_MEMORY: "memory"}.get(state, "")
+            if censored == "time":
+                seconds = max(seconds, float(spec.walltime_s))
+            peak = peaks.get(rec.job_id or "")
+            if censored == "memory" and spec.memory_mb:
+                peak = max(peak or 0.0, float(spec.memory_mb))
+            if seconds <= 0 and not peak:
+                continue
+            self.costs(spec.campaign).add(costs.Observation(
+                method=sbatch.method_of(spec), atoms=_atoms(spec.workdir), cores=sbatch.resolve(
+                    self.site, spec).total_cores, seconds=round(seconds, 3), memory_mb=peak,
+                state=state.name, censored=censored, job_id=rec.job_id or "",
+                walltime_s=spec.walltime_s, requested_mb=spec.memory_mb))
+
     def submit(self, tasks) -> list[str]:
-        """Queue tasks; each is journalled (``accepted.jsonl``) before it may wait in the
-        backlog (packing, throttle), so a restarted runner still knows it accepted it."""
+        """Queue tasks, sized by the cost model; each is journalled (``accepted.jsonl``) before
+        it may wait in the backlog (packing, throttle), so a restarted runner still knows it
+        accepted it."""
+        tasks = [self.sized(spec) for spec in tasks]
         for spec in tasks:
             append_line(self._campaign_dir(spec.campaign) / "accepted.jsonl",
                         spec.model_dump_json())
@@ -253,3 +304,12 @@ class SlurmRunner(Runner):
 
     def _delivered_tasks(self, campaign: str) -> set[str]:
         return {task for _, task in self._delivered_pairs(campaign)}
+
+
+def _atoms(workdir: Path) -> int:
+    """Atoms of the calculation in ``workdir`` (its result file), else the typical cell."""
+    try:
+        data = json.loads((workdir / "result.json").read_text())
+        return int((data.get("result") or data.get("failure") or {}).get("n_atoms") or TYPICAL_ATOMS)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return TYPICAL_ATOMS

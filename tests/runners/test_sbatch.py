@@ -71,7 +71,7 @@ def test_dft_layout_shows_ranks_threads_and_srun(tmp_path: Path):
     site = SiteProfile.load("cluster")
     gpaw = render(site, calc(tmp_path, "gpaw", cores=32))
     assert "#SBATCH --ntasks=32" in gpaw and "#SBATCH --cpus-per-task=1" in gpaw
-    assert "#SBATCH --mem=4000M" in gpaw  # per calculation, not per rank
+    assert "#SBATCH --mem=64000M" in gpaw  # per calculation (all ranks), not per rank
     assert "export OMP_NUM_THREADS=1" in gpaw  # threads per rank
     task = next(x for x in gpaw if "dm_run " in x and x.lstrip().startswith("0)"))
     assert "dm_run " in task and " srun --mpi=pmix --ntasks=32 --cpus-per-task=1 " \
