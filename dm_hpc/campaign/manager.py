@@ -76,7 +76,7 @@ def make_runner(campaign: CampaignSpec, run_dir: Path):
     if rc.kind.value == "slurm":
         from dm_hpc.runners import SlurmRunner
 
-        return SlurmRunner(site, run_dir / "slurm", retry=retry)
+        return SlurmRunner(site, run_dir / "slurm", retry=retry, own_folder=True)
     if rc.kind.value == "dask":
         from dm_hpc.runners import DaskPilotRunner
 

@@ -51,7 +51,7 @@ def plan(
         fail(str(exc))
     state = jn.replay(c.run_dir / "journal.jsonl") if (c.run_dir / "journal.jsonl").exists() else jn.State()
     wave = tasks or c.runner.max_in_flight
-    runner = SlurmRunner(profile, c.run_dir / "slurm")
+    runner = SlurmRunner(profile, c.run_dir / "slurm", own_folder=True)
     rows, rendered, learned, first = [], [], [], len(state.tasks) + 1
     for fid in c.calculations:
         specs = [_spec(c, fid, f"{c.name}-c{first + i:05d}") for i in range(wave)]

@@ -229,3 +229,25 @@ def render_farm(site: SiteProfile, spec: TaskSpec, *, ranks: int, walltime_s: in
                    results=results, sbatch=sbatch_options(site, shape, job_name=job_name,
                                                           job_comment=job_comment, ntasks=ranks,
                                                           walltime_s=walltime_s))
+
+
+_CRON_FIELD = re.compile(r"^[0-9*/,-]+$")
+
+
+def render_scrontab(site: SiteProfile, *, campaign: str, campaign_file: str, schedule: str,
+                    root: str, python: str, ntasks: int = 4, cores: int = 2, memory_mb: int = 16000,
+                    walltime_s: int = 7200) -> str:
+    """A scrontab entry retraining ``campaign`` on ``schedule`` (5 cron fields), tagged with
+    the campaign (job name ``dm-<campaign>-retrain``, comment ``dm-hpc:campaign=<campaign>``)."""
+    fields = schedule.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        raise ValueError(f"schedule {schedule!r} is not 5 cron fields (digits, * / , -)")
+    opts = [f"--job-name=dm-{safe_text(campaign)}-retrain",
+            f"--comment={comment(campaign, 'retrain-nightly', site.site_comment())}"]
+    opts += [f"--{k}={v}" for k, v in (("partition", site.partition), ("account", site.account),
+                                       ("qos", site.qos)) if v]
+    opts += [f"--time={slurm_time(walltime_s)}", f"--ntasks={ntasks}", f"--cpus-per-task={cores}",
+             f"--mem={memory_mb}M", f"--output=dm-{safe_text(campaign)}-retrain-%j.out"]
+    return _render(site, "retrain.scrontab.j2", options=opts, schedule=" ".join(fields),
+                   campaign=safe_text(campaign, 80), campaign_file=campaign_file, root=root,
+                   python=python)

@@ -1,9 +1,9 @@
 """SlurmRunner: one job per task or job arrays, through the Slurm commands.
 
-Every batch gets a folder ``<state_dir>/<campaign>/batches/<batch id>/`` holding the rendered
+Every batch gets a folder ``<campaign folder>/batches/<batch id>/`` holding the rendered
 ``job.sbatch``, ``manifest.json`` (array index -> task spec, written before sbatch) and Slurm's
 own output. The job ids ``sbatch --parsable`` returns are appended (fsynced) to
-``<state_dir>/<campaign>/submissions.jsonl``; a restarted manager re-attaches from that file and
+``<campaign folder>/submissions.jsonl``; a restarted manager re-attaches from that file and
 uses the job comment ``[<site comment>;]dm-hpc:campaign=<c>:batch=<b>`` only for a batch whose
 line is missing. Tasks are journalled in ``accepted.jsonl`` when submitted to the runner (they
 may wait for batch-mates before sbatch); outcomes already handed out in ``delivered.txt``, so a
@@ -37,6 +37,17 @@ _counter = itertools.count()
 from dm_hpc.compute.methods import TYPICAL_ATOMS  # noqa: E402 -- the cost model's cell size
 
 
+def campaign_folder(state_dir: Path, campaign: str, own: bool = True) -> Path:
+    """Where a runner keeps a campaign's batches and journals: ``state_dir`` itself when the
+    folder is the campaign's own (``runs/<campaign>/slurm``, the manager's), one sub-folder per
+    campaign in a shared folder (``own=False``). A campaign folder made by earlier versions
+    (``runs/<c>/slurm/<c>``) keeps being used, so re-attach finds its journal."""
+    nested = Path(state_dir) / safe_text(campaign, 80)
+    if not own or (nested / "submissions.jsonl").exists():
+        return nested
+    return Path(state_dir)
+
+
 def expected_seconds(spec: TaskSpec) -> float | None:
     """Expected run time in s: the task's own estimate, else its method's cost model
     (core-seconds at TYPICAL_ATOMS over its cores); None when unknown."""
@@ -57,7 +68,10 @@ class SlurmRunner(Runner):
     """Tasks as Slurm jobs: arrays (``%N`` throttle) when ``use_arrays``, else one job each."""
 
     def __init__(self, site: SiteProfile, state_dir: Path, *, use_arrays: bool = True,
-                 retry: RetryPolicy | None = None, throttle: Throttle | None = None) -> None:
+                 retry: RetryPolicy | None = None, throttle: Throttle | None = None,
+                 own_folder: bool = False) -> None:
+        """``own_folder``: ``state_dir`` belongs to one campaign (its batches go directly in
+        it); otherwise one sub-folder per campaign."""
         retry = retry or RetryPolicy(max_walltime_s=site.max_walltime_s)
         if retry.max_memory_mb is None and site.max_memory_mb:  # OOM retries up to the site cap
             retry = dataclasses.replace(retry, max_memory_mb=site.max_memory_mb)
@@ -65,6 +79,7 @@ class SlurmRunner(Runner):
         self.site = site
         self.state_dir = Path(state_dir).absolute()
         self.use_arrays = use_arrays
+        self.own_folder = own_folder
         self.clock = PollClock(site.poll_interval_s, site.poll_backoff, site.poll_max_interval_s)
         self._keys: dict[tuple, tuple] = {}
 
@@ -170,7 +185,7 @@ class SlurmRunner(Runner):
     # -- the cost model ----------------------------------------------------------------------
     def costs(self, campaign: str) -> costs.CostBook:
         """The campaign's observed run times and peak memory (``costs.jsonl``)."""
-        return costs.CostBook(self.state_dir / safe_text(campaign, 80) / costs.COSTS_FILE)
+        return costs.CostBook(campaign_folder(self.state_dir, campaign, self.own_folder) / costs.COSTS_FILE)
 
     def sized(self, spec: TaskSpec) -> TaskSpec:
         """``spec`` with walltime and memory requests from the learned cost model (unchanged
@@ -286,7 +301,7 @@ class SlurmRunner(Runner):
 
     # -- helpers ---------------------------------------------------------------------------
     def _campaign_dir(self, campaign: str) -> Path:
-        path = self.state_dir / safe_text(campaign, 80)
+        path = campaign_folder(self.state_dir, campaign, self.own_folder)
         path.mkdir(parents=True, exist_ok=True)
         return path
 

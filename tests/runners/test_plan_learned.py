@@ -48,7 +48,7 @@ def local_variant(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_plan_after_a_short_real_run_shows_learned_estimates_and_the_dft_layout(slurm_site, tmp_path):
     campaign, site_path = local_variant(tmp_path)
-    runner = SlurmRunner(SiteProfile.load(site_path), tmp_path / "run" / "slurm")
+    runner = SlurmRunner(SiteProfile.load(site_path), tmp_path / "run" / "slurm", own_folder=True)
     specs = []
     for i, (fid, method, comp, cores, settings) in enumerate([
             ("chgnet", "chgnet", "Cu0.5Ni0.5", 4, {}),
