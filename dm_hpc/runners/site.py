@@ -89,6 +89,17 @@ class Layout(BaseModel):
     launch: Literal["worker", "code"] = "worker"
 
 
+class Stream(BaseModel):
+    """Short tasks of a method run in turn inside one job and one process (the model loaded
+    once): at most ``max_tasks`` per job, as many as fit ``job_s`` seconds at their learned
+    run time. For GPU force fields, whose tasks take seconds and whose start-up takes more."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tasks: int = Field(default=64, ge=1)
+    job_s: int = Field(default=1800, ge=60)
+
+
 class Container(BaseModel):
     """An image the task runs in. ``apptainer``: ``apptainer exec [--nv] IMAGE python -m ...``;
     ``pyxis``: ``srun --container-image=IMAGE python -m ...`` (NVIDIA enroot/pyxis sites).
@@ -134,6 +145,9 @@ class MethodResources(JobSetup):
     #: MPI ranks x threads (x GPUs) per calculation; a task asking for more cores gets more
     #: ranks of the same width. None: one process on ``cores`` cores.
     layout: Layout | None = None
+    #: run this method's tasks streamed, many per job (see :class:`Stream`). None: one job
+    #: (or array element) per task.
+    stream: Stream | None = None
 
 
 

@@ -24,7 +24,7 @@ import os
 import time
 from pathlib import Path
 
-from dm_hpc.runners import costs, sbatch, slurmcli
+from dm_hpc.runners import costs, sbatch, slurmcli, stream
 from dm_hpc.runners.core import Runner
 from dm_hpc.runners.polling import PollClock
 from dm_hpc.runners.site import SiteProfile
@@ -80,6 +80,7 @@ class SlurmRunner(Runner):
         self.state_dir = Path(state_dir).absolute()
         self.use_arrays = use_arrays
         self.own_folder = own_folder
+        self._streamed: set[str] = set()  # job ids running several tasks in one process
         self.clock = PollClock(site.poll_interval_s, site.poll_backoff, site.poll_max_interval_s)
         self._keys: dict[tuple, tuple] = {}
 
@@ -113,6 +114,16 @@ class SlurmRunner(Runner):
                 and now - min(r.queued_at for r in recs) < self.site.pack_window_s}
 
     def _launch(self, batch: list[TaskRecord]) -> None:
+        method = self.site.methods.get(sbatch.method_of(batch[0].spec))
+        if method is not None and method.stream is not None and self.use_arrays:
+            n = stream.tasks_per_job(expected_seconds(batch[0].spec), method.stream.job_s,
+                                     method.stream.max_tasks)
+            for i in range(0, len(batch), n):
+                self._launch_one(batch[i:i + n], streamed=True)
+            return
+        self._launch_one(batch)
+
+    def _launch_one(self, batch: list[TaskRecord], streamed: bool = False) -> None:
         shape = sbatch.resolve(self.site, batch[0].spec)
         for rec in batch:  # the memory asked for is the base of an OUT_OF_MEMORY retry
             if rec.spec.memory_mb is None and shape.memory_mb:
@@ -125,13 +136,21 @@ class SlurmRunner(Runner):
         manifest = [{"index": i, "attempt": r.attempts, "spec": r.spec.model_dump(mode="json")}
                     for i, r in enumerate(batch)]
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        text, array = self.script(specs, batch_id)
+        if streamed:
+            text, array = sbatch.render_stream(
+                self.site, specs, job_name=f"dm-{campaign}-{specs[0].group or 'stream'}",
+                job_comment=sbatch.comment(campaign, batch_id, self.site.site_comment()),
+                manifest=str(folder / "manifest.json")), None
+        else:
+            text, array = self.script(specs, batch_id)
         script = folder / "job.sbatch"
         script.write_text(text)
         out = folder / ("slurm-%A_%a.out" if array else "slurm-%j.out")
         job = slurmcli.sbatch(script, [f"--output={out}", f"--chdir={folder}"])
         self._log(campaign).append(Submission(job, batch_id, array is not None, tuple(
             (i, r.spec.task_id, r.attempts) for i, r in enumerate(batch))))
+        if streamed:
+            self._streamed.add(job)
         for i, rec in enumerate(batch):
             rec.job_id, rec.handle = (f"{job}_{i}" if array else job), folder
 
@@ -166,12 +185,23 @@ class SlurmRunner(Runner):
         """States from one squeue call per poll interval; {} (nothing new) in between."""
         if not self.clock.due():
             return {}
-        by_job = {r.job_id: r for r in active if r.job_id}
+        by_job: dict[str, list[TaskRecord]] = {}
+        for rec in active:
+            if rec.job_id:
+                by_job.setdefault(rec.job_id, []).append(rec)
         found = {j: st for j, st in slurmcli.states(by_job).items() if j in by_job}
-        self.clock.queried(any(by_job[j].state != state for j, (state, _) in found.items()))
-        self._observe([(by_job[j], st) for j, (st, _) in found.items() if st.is_final])
-        return {by_job[j].spec.task_id: (refine_oom(state, self._slurm_output(by_job[j])), rc)
-                if state.is_final else (state, rc) for j, (state, rc) in found.items()}
+        got = []  # (record, state, exit code)
+        for job, (state, rc) in found.items():
+            for rec in by_job[job]:
+                if job in self._streamed:  # several tasks, one job: each task's own times file
+                    got.append((rec, *stream.task_state(rec.spec, state)))
+                elif state.is_final:
+                    got.append((rec, refine_oom(state, self._slurm_output(rec)), rc))
+                else:
+                    got.append((rec, state, rc))
+        self.clock.queried(any(rec.state != state for rec, state, _ in got))
+        self._observe([(rec, state) for rec, state, _ in got if state.is_final])
+        return {rec.spec.task_id: (state, rc) for rec, state, rc in got}
 
     @staticmethod
     def _slurm_output(rec: TaskRecord) -> str:

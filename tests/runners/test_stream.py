@@ -1,0 +1,75 @@
+"""Streamed packing (issue 20 item 3): many short force-field-like tasks per job, one process,
+tasks taken in turn from the job's manifest, sized by the cost model, named per fidelity.
+
+GPUs cannot run here: the tasks are real EMT calculations on the CPU of the local Slurm, and
+the GPU request of a streamed CHGNet job is only rendered and read (FAKED: not submitted, the
+local node has no GPU)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from dm_hpc.compute import read_result, worker_argv, write_task
+from dm_hpc.runners import JobState, SiteProfile, TaskSpec
+from dm_hpc.runners.sbatch import render_stream
+from dm_hpc.runners.slurm import SlurmRunner
+from dm_hpc.runners.stream import tasks_per_job
+
+
+def emt_task(root: Path, i: int, campaign: str) -> TaskSpec:
+    task_id = f"s{i}"
+    path = write_task(root / task_id, ["Cu", "Ni", "Cu0.5Ni0.5", "Pd", "Au"][i % 5], "emt",
+                      properties=["energy_per_atom"], task_id=task_id, campaign=campaign)
+    return TaskSpec(task_id=task_id, argv=worker_argv(path), workdir=path.parent, walltime_s=120,
+                    campaign=campaign, method="emt", group="screen")
+
+
+def test_tasks_per_job_follow_the_expected_run_time():
+    assert tasks_per_job(3.0, 1800, 64) == 64     # seconds-long tasks: the cap
+    assert tasks_per_job(400.0, 1800, 64) == 4    # what fits the job's time
+    assert tasks_per_job(4000.0, 1800, 64) == 1   # never zero
+    assert tasks_per_job(None, 1800, 8) == 8
+
+
+def test_a_streamed_gpu_job_asks_for_one_gpu_for_all_its_tasks(tmp_path: Path):
+    """FAKED GPU: the script is rendered and read, not run (no GPU on this machine)."""
+    site = SiteProfile.model_validate({"methods": {"chgnet": {
+        "gpus": {"count": 1, "type": "a100"}, "cores": 4, "stream": {"max_tasks": 16}}}})
+    specs = [TaskSpec(task_id=f"c{i}", argv=["/v/bin/python", "-m", "dm_hpc.compute.worker", "t.json"],
+                      workdir=tmp_path / f"c{i}", walltime_s=60, method="chgnet", group="chgnet",
+                      campaign="hea") for i in range(5)]
+    text = render_stream(site, specs, job_name="dm-hea-chgnet", job_comment="x", manifest="/m b/manifest.json")
+    assert text.count("#SBATCH --gres=gpu:a100:1") == 1 and "#SBATCH --ntasks=1" in text
+    assert "#SBATCH --time=00:05:00" in text  # the five tasks' walltimes together
+    assert text.rstrip().endswith("exec /v/bin/python -m dm_hpc.runners.stream '/m b/manifest.json'")
+
+
+@pytest.mark.slurm
+def test_short_tasks_stream_through_one_process_per_job(slurm_site, tmp_path: Path):
+    data = slurm_site.model_dump(mode="json")
+    data["methods"]["emt"] = {"stream": {"max_tasks": 3}}  # stands in for a GPU force field
+    site = SiteProfile.model_validate(data)
+    campaign = f"stream-{tmp_path.name[-12:]}"
+    runner = SlurmRunner(site, tmp_path / "state", own_folder=True)
+    specs = [emt_task(tmp_path / "tasks", i, campaign) for i in range(5)]
+    outcomes = runner.run(specs, poll_s=0.5, timeout_s=300, progress=False)
+    assert [o.state for o in outcomes] == [JobState.COMPLETED] * 5, outcomes
+    assert all(read_result(s.workdir).ok for s in specs)
+    jobs = {o.job_id for o in outcomes}
+    assert len(jobs) == 2  # 3 + 2 tasks, not 5 jobs
+    batches = sorted((tmp_path / "state" / "batches").iterdir())
+    counts = []
+    for folder in batches:
+        script = (folder / "job.sbatch").read_text()
+        assert f"#SBATCH --job-name=dm-{campaign}-screen" in script and "--array" not in script
+        log = (folder / "stream.log").read_text().splitlines()
+        pids = {re.search(r"pid=(\d+)", line).group(1) for line in log}
+        assert len(pids) == 1 and all(line.endswith("exit=0") for line in log)  # one process
+        counts.append(len(json.loads((folder / "manifest.json").read_text())))
+    assert sorted(counts) == [2, 3]
+    # each task leaves what a one-task job leaves, and the cost model saw each of them
+    assert all((s.workdir / "dm-task.times").read_text().count("ended") == 1 for s in specs)
+    assert len(runner.costs(campaign).read("emt")) == 5
