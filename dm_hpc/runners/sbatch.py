@@ -222,19 +222,18 @@ def render_tasks(site: SiteProfile, specs: Sequence[TaskSpec], *, job_name: str,
 
 
 def render_stream(site: SiteProfile, specs: Sequence[TaskSpec], *, job_name: str, job_comment: str,
-                  manifest: str) -> str:
-    """One job running ``specs`` in turn in one process (dm_hpc.runners.stream); its walltime
-    is the tasks' walltimes together (capped by the site)."""
+                  manifest: str, walltime_s: int) -> str:
+    """One job running ``specs`` in turn in one process (dm_hpc.runners.stream). A container
+    binds the folder holding the run folders and the manifest."""
     import os
 
     shape = resolve(site, specs[0])
-    common = Path(os.path.commonpath([str(s.workdir) for s in specs]))
+    common = Path(os.path.commonpath([str(s.workdir) for s in specs] + [str(Path(manifest).absolute().parent)]))
     head = specs[0].model_copy(update={"argv": [specs[0].argv[0]], "workdir": common})
-    walltime = min(site.max_walltime_s, sum(s.walltime_s for s in specs))
     return _render(site, "stream.sbatch", shape=shape, count=len(specs), manifest=manifest,
                    command=_in_container(site, shape, head),
                    sbatch=sbatch_options(site, shape, job_name=job_name, job_comment=job_comment,
-                                         walltime_s=walltime))
+                                         walltime_s=min(site.max_walltime_s, walltime_s)))
 
 
 def render_farm(site: SiteProfile, spec: TaskSpec, *, ranks: int, walltime_s: int, job_name: str,

@@ -114,10 +114,8 @@ class SlurmRunner(Runner):
                 and now - min(r.queued_at for r in recs) < self.site.pack_window_s}
 
     def _launch(self, batch: list[TaskRecord]) -> None:
-        method = self.site.methods.get(sbatch.method_of(batch[0].spec))
-        if method is not None and method.stream is not None and self.use_arrays:
-            n = stream.tasks_per_job(expected_seconds(batch[0].spec), method.stream.job_s,
-                                     method.stream.max_tasks)
+        n = self._stream_size(batch[0].spec)
+        if n:
             for i in range(0, len(batch), n):
                 self._launch_one(batch[i:i + n], streamed=True)
             return
@@ -137,10 +135,7 @@ class SlurmRunner(Runner):
                     for i, r in enumerate(batch)]
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
         if streamed:
-            text, array = sbatch.render_stream(
-                self.site, specs, job_name=f"dm-{campaign}-{specs[0].group or 'stream'}",
-                job_comment=sbatch.comment(campaign, batch_id, self.site.site_comment()),
-                manifest=str(folder / "manifest.json")), None
+            text, array = self._stream_script(specs, batch_id, str(folder / "manifest.json")), None
         else:
             text, array = self.script(specs, batch_id)
         script = folder / "job.sbatch"
@@ -178,8 +173,35 @@ class SlurmRunner(Runner):
         for spec in map(self.sized, specs):
             groups.setdefault(self._batch_key(spec), []).append(spec)
         limit = self._batch_limit()
-        return [self.script(group[i:i + limit], f"dry-run-{n}-{i // limit}")[0]
-                for n, group in enumerate(groups.values()) for i in range(0, len(group), limit)]
+        out = []
+        for n, group in enumerate(groups.values()):
+            chunk = self._stream_size(group[0]) or limit
+            for i in range(0, len(group), chunk):
+                part, batch_id = group[i:i + chunk], f"dry-run-{n}-{i // chunk}"
+                manifest = campaign_folder(self.state_dir, part[0].campaign, self.own_folder) \
+                    / "batches" / batch_id / "manifest.json"  # where it would be written
+                out.append(self._stream_script(part, batch_id, str(manifest))
+                           if self._stream_size(group[0]) else self.script(part, batch_id)[0])
+        return out
+
+    def _stream_size(self, spec: TaskSpec) -> int | None:
+        """Tasks per streamed job for ``spec``'s method (None: the method is not streamed)."""
+        method = self.site.methods.get(sbatch.method_of(spec))
+        if method is None or method.stream is None or not self.use_arrays:
+            return None
+        return stream.tasks_per_job(expected_seconds(spec), method.stream.job_s, method.stream.max_tasks)
+
+    def _stream_script(self, specs: list[TaskSpec], batch_id: str, manifest: str) -> str:
+        """A streamed job's script. Its walltime: the tasks' walltimes together, but no more
+        than the stream's ``job_s`` (which the tasks were sized to fill) plus one task's
+        walltime of slack for the slowest."""
+        campaign = specs[0].campaign
+        job_s = self.site.methods[sbatch.method_of(specs[0])].stream.job_s
+        walltime = min(sum(s.walltime_s for s in specs), job_s + max(s.walltime_s for s in specs))
+        return sbatch.render_stream(
+            self.site, specs, job_name=f"dm-{campaign}-{specs[0].group or 'stream'}",
+            job_comment=sbatch.comment(campaign, batch_id, self.site.site_comment()),
+            manifest=manifest, walltime_s=walltime)
 
     def _check(self, active: list[TaskRecord]) -> dict[str, tuple[JobState, int | None]]:
         """States from one squeue call per poll interval; {} (nothing new) in between."""

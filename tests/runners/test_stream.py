@@ -41,10 +41,17 @@ def test_a_streamed_gpu_job_asks_for_one_gpu_for_all_its_tasks(tmp_path: Path):
     specs = [TaskSpec(task_id=f"c{i}", argv=["/v/bin/python", "-m", "dm_hpc.compute.worker", "t.json"],
                       workdir=tmp_path / f"c{i}", walltime_s=60, method="chgnet", group="chgnet",
                       campaign="hea") for i in range(5)]
-    text = render_stream(site, specs, job_name="dm-hea-chgnet", job_comment="x", manifest="/m b/manifest.json")
+    text = render_stream(site, specs, job_name="dm-hea-chgnet", job_comment="x",
+                         manifest="/m b/manifest.json", walltime_s=300)
     assert text.count("#SBATCH --gres=gpu:a100:1") == 1 and "#SBATCH --ntasks=1" in text
-    assert "#SBATCH --time=00:05:00" in text  # the five tasks' walltimes together
+    assert "#SBATCH --time=00:05:00" in text
     assert text.rstrip().endswith("exec /v/bin/python -m dm_hpc.runners.stream '/m b/manifest.json'")
+    runner = SlurmRunner(site, tmp_path / "state", own_folder=True)
+    many = [specs[0].model_copy(update={"task_id": f"m{i}", "walltime_s": 1800}) for i in range(64)]
+    scripts = runner.preview(many)  # 4 GPU jobs of 16 (max_tasks), not 64 jobs
+    assert len(scripts) == 4 and all("# 16 short tasks in one job" in x for x in scripts)
+    # job_s (30 min default) + one task's walltime of slack, not 16 x 30 min
+    assert all("#SBATCH --time=01:00:00" in x for x in scripts)
 
 
 @pytest.mark.slurm
