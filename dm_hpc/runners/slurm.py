@@ -303,6 +303,11 @@ class SlurmRunner(Runner):
 
         subs = self._log(campaign).read()
         for sub in subs:
+            if self._is_streamed(campaign, sub.batch):  # one job, several tasks
+                self._streamed.add(sub.job)
+                for _, task_id, attempt in sub.tasks:
+                    consider(task_id, attempt, sub.job, sub.batch)
+                continue
             for job, (task_id, attempt) in sub.job_ids().items():
                 consider(task_id, attempt, job, sub.batch)
         manifests = {p.parent.name: p for p in
@@ -317,9 +322,9 @@ class SlurmRunner(Runner):
                     if index < len(entries):
                         consider(entries[index]["spec"]["task_id"], entries[index]["attempt"], job,
                                  batch_id)
-        done = self._delivered_jobs(campaign)
+        done = set(self._delivered_pairs(campaign))  # (job, task): a streamed job has several
         queued = {r.spec.task_id for r in self._backlog} | set(self._active)
-        wanted = {t: v for t, v in latest.items() if v[1] not in done and t not in queued}
+        wanted = {t: v for t, v in latest.items() if (v[1], t) not in done and t not in queued}
         known = slurmcli.states(v[1] for v in wanted.values()) if wanted else {}
         followed = self._requeue_accepted(campaign, set(latest) | queued)
         for task_id, (attempt, job, batch_id) in sorted(wanted.items()):
@@ -334,6 +339,14 @@ class SlurmRunner(Runner):
                                                job_id=job, state=state, handle=manifests[batch_id].parent)
             followed.append(task_id)
         return followed
+
+    def _is_streamed(self, campaign: str, batch_id: str) -> bool:
+        """Was this batch submitted as one streamed job (its script says so)?"""
+        script = self._campaign_dir(campaign) / "batches" / batch_id / "job.sbatch"
+        try:
+            return "-m dm_hpc.runners.stream " in script.read_text()
+        except OSError:
+            return False
 
     def _requeue_accepted(self, campaign: str, known: set[str]) -> list[str]:
         """Tasks accepted by an earlier runner that never reached sbatch (they waited in its
@@ -365,9 +378,6 @@ class SlurmRunner(Runner):
         path = self._campaign_dir(campaign) / "delivered.txt"
         lines = path.read_text().splitlines() if path.exists() else []
         return [(p[0], p[1]) for p in (line.split() for line in lines) if len(p) == 2]
-
-    def _delivered_jobs(self, campaign: str) -> set[str]:
-        return {job for job, _ in self._delivered_pairs(campaign) if job != "-"}
 
     def _delivered_tasks(self, campaign: str) -> set[str]:
         return {task for _, task in self._delivered_pairs(campaign)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,31 @@ def test_short_tasks_stream_through_one_process_per_job(slurm_site, tmp_path: Pa
     # each task leaves what a one-task job leaves, and the cost model saw each of them
     assert all((s.workdir / "dm-task.times").read_text().count("ended") == 1 for s in specs)
     assert len(runner.costs(campaign).read("emt")) == 5
+
+
+@pytest.mark.slurm
+def test_a_restarted_runner_follows_every_task_of_a_streamed_job(slurm_site, tmp_path: Path):
+    data = slurm_site.model_dump(mode="json")
+    data["methods"]["emt"] = {"stream": {"max_tasks": 8}}
+    site = SiteProfile.model_validate(data)
+    campaign = f"restream-{tmp_path.name[-12:]}"
+    first = SlurmRunner(site, tmp_path / "state", own_folder=True)
+    specs = [emt_task(tmp_path / "tasks", i, campaign) for i in range(3)]
+    first.submit(specs)
+    deadline = time.monotonic() + 10
+    while len(first.job_ids()) < 3 and time.monotonic() < deadline:  # the pack window
+        first.poll()
+        time.sleep(0.2)
+    assert len(set(first.job_ids().values())) == 1  # one job for the three
+    # the manager dies here; a new one re-attaches from the journal
+    second = SlurmRunner(site, tmp_path / "state", own_folder=True)
+    assert sorted(second.reattach(campaign)) == ["s0", "s1", "s2"]
+    outcomes = []
+    deadline = time.monotonic() + 300
+    while len(outcomes) < 3 and time.monotonic() < deadline:
+        outcomes += second.poll()
+        time.sleep(0.5)
+    assert sorted((o.task_id, o.state) for o in outcomes) == [
+        (f"s{i}", JobState.COMPLETED) for i in range(3)]
+    # and a third one, after all were delivered, follows none of them again
+    assert SlurmRunner(site, tmp_path / "state", own_folder=True).reattach(campaign) == []
