@@ -166,13 +166,13 @@ def memory(book: CostBook, method: str, atoms: float, prior_mb: float | None) ->
     return fit(points, lambda n: base, atoms)
 
 
-def sized(spec: TaskSpec, book: CostBook, method: str, atoms: float, *,
+def sized(spec: TaskSpec, book: CostBook, method: str, atoms: float, *, cores: int,
           default_memory_mb: int | None, max_walltime_s: int, max_memory_mb: int | None) -> TaskSpec:
-    """``spec`` with walltime and memory requests that follow the learned estimates (upper end
-    of the 90 % range times MARGIN; Slurm's minute granularity: at least 60 s), once runs exist;
-    unchanged while only the prior speaks."""
+    """``spec`` (its job: ``cores`` cores in all) with walltime and memory requests that follow
+    the learned estimates (upper end of the 90 % range times MARGIN; Slurm's minute
+    granularity: at least 60 s), once runs exist; unchanged while only the prior speaks."""
     update: dict[str, object] = {}
-    t = runtime(book, method, spec.cores, atoms)
+    t = runtime(book, method, cores, atoms)
     if t is not None and t.source == "learned":
         update["walltime_s"] = int(min(max_walltime_s, max(60, math.ceil(t.request()))))
         update["expected_s"] = t.median

@@ -247,7 +247,7 @@ class SlurmRunner(Runner):
             return spec
         shape = sbatch.resolve(self.site, spec)
         return costs.sized(spec, self.costs(spec.campaign), method, TYPICAL_ATOMS,
-                           default_memory_mb=shape.memory_mb, max_walltime_s=self.site.max_walltime_s,
+                           cores=shape.total_cores, default_memory_mb=shape.memory_mb, max_walltime_s=self.site.max_walltime_s,
                            max_memory_mb=self.site.max_memory_mb)
 
     def _observe(self, finished: list[tuple[TaskRecord, JobState]]) -> None:
