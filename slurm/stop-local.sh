@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Stop the single-node Slurm started by slurm/start-local.sh (slurmd, slurmctld, munged).
-# Job state survives in /var/spool/slurmctld; start-local.sh brings it back.
+# Stop the single-node Slurm started by slurm/start-local.sh (slurmd, slurmctld, slurmdbd,
+# mariadbd, munged). Job state survives in /var/spool/slurmctld and the accounting database in
+# /var/lib/mysql; start-local.sh brings both back.
 set -uo pipefail
 stop_pid() {
   local pidfile="$1"
@@ -15,5 +16,7 @@ stop_pid() {
 }
 stop_pid /run/slurmd.pid
 stop_pid /run/slurmctld.pid
+stop_pid /run/slurmdbd.pid
+stop_pid /run/mysqld/mysqld.pid
 stop_pid /run/munge/munged.pid
 echo "slurm-local: stopped"

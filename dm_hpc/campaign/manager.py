@@ -81,7 +81,7 @@ def make_runner(campaign: CampaignSpec, run_dir: Path):
     if rc.kind.value == "slurm":
         from dm_hpc.runners import SlurmRunner
 
-        return SlurmRunner(site, run_dir / "slurm", retry=retry)
+        return SlurmRunner(site, run_dir / "slurm", retry=retry, own_folder=True)
     if rc.kind.value == "dask":
         from dm_hpc.runners import DaskPilotRunner
 
@@ -317,7 +317,7 @@ class CampaignManager:
                           task_id=task_id, campaign=self.c.name)
         return TaskSpec(task_id=task_id, name=f"{self.c.name} {fid.name} {task_id}", argv=worker_argv(path),
                         workdir=workdir, cores=fid.cores, walltime_s=int(fid.walltime), campaign=self.c.name,
-                        method=fid.method, env={"OMP_NUM_THREADS": "1"})
+                        method=fid.method, env={"OMP_NUM_THREADS": "1"}, group=fid.name)
 
     def _submit(self, task_id: str, point: ProposedPoint) -> None:
         # write-ahead: the plan is durable before anything runs

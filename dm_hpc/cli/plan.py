@@ -1,9 +1,11 @@
 """`dm-hpc plan CAMPAIGN --dry-run`: what the next steps would submit, and what it would cost.
 
 For each calculation fidelity, the next wave of tasks (``runner.max_in_flight``, or ``--tasks``)
-is rendered into the job scripts the Slurm runner would submit (same packing, arrays and
-per-method resources), with the estimated core-hours and GPU-hours from the method's cost model
-against the campaign's budget and, where ``sacctmgr``/``sshare`` answer, the account's remaining
+is rendered into the job scripts the Slurm runner would submit (same packing, arrays, per-method
+resources and layouts, and the walltime and memory requests the learned cost model sets), with
+the estimated run time and peak memory per task (learned from the campaign's finished runs, with
+90 % ranges and how many runs they rest on; the calculators.yaml prior before any run), core-hours
+and GPU-hours against the campaign's budget and, where ``sacctmgr``/``sshare`` answer, the account's remaining
 allocation. Nothing is written and nothing is submitted.
 """
 from __future__ import annotations
@@ -50,15 +52,18 @@ def plan(
         fail(str(exc))
     state = jn.replay(c.run_dir / "journal.jsonl") if (c.run_dir / "journal.jsonl").exists() else jn.State()
     wave = tasks or c.runner.max_in_flight
-    runner = SlurmRunner(profile, c.run_dir / "slurm")
-    rows, rendered, first = [], [], len(state.tasks) + 1
+    runner = SlurmRunner(profile, c.run_dir / "slurm", own_folder=True)
+    rows, rendered, learned, first = [], [], [], len(state.tasks) + 1
     for fid in c.calculations:
         specs = [_spec(c, fid, f"{c.name}-c{first + i:05d}") for i in range(wave)]
-        cost = _cost(profile, fid, specs[0])
+        cost = _cost(profile, fid, specs[0], runner)
         rows.append((fid.name, fid.method, cost, wave))
+        learned.append(_estimates(profile, fid, specs[0], runner))
         rendered += [(fid.name, text) for text in runner.preview(specs)]
     _summary(c, profile, site_path, state, rows, slurmcli.remaining_core_hours(profile.account)[1],
              sum(1 for _ in rendered))
+    for line in learned:
+        typer.echo(line)
     if scripts:
         here = f"{Path.cwd()}/"
         if any(here in text for _, text in rendered):
@@ -77,22 +82,54 @@ def _spec(c, fid, task_id: str):
     workdir = (c.run_dir / "tasks" / task_id).absolute()
     return TaskSpec(task_id=task_id, name=f"{c.name} {fid.name} {task_id}", method=fid.method,
                     argv=worker_argv(workdir / "task.json"), workdir=workdir, cores=fid.cores,
-                    walltime_s=int(fid.walltime), campaign=c.name)
+                    walltime_s=int(fid.walltime), campaign=c.name, group=fid.name)
 
 
-def _cost(profile, fid, spec) -> tuple[float, float, float, int, int]:
+def _cost(profile, fid, spec, runner) -> tuple[float, float, float, int, int]:
     """(run time s, core-h, GPU-h) per task, and the cores and GPUs the job asks for. The cost
-    model gives core-seconds of work; a job is charged its allocated cores (and GPUs) for the
-    time that work takes on them."""
+    model (learned, else the prior) gives the run time on the job's cores; a job is charged its
+    allocated cores (and GPUs) for that time."""
+    from dm_hpc.runners import costs
     from dm_hpc.runners.sbatch import resolve
-    from dm_hpc.runners.slurm import expected_seconds
+    from dm_hpc.runners.slurm import TYPICAL_ATOMS
 
     shape = resolve(profile, spec)
+    cores = shape.total_cores
     if fid.cost != "auto":  # the campaign states core-hours per calculation
-        seconds = float(fid.cost) * 3600 / shape.cores
+        seconds = float(fid.cost) * 3600 / cores
     else:
-        seconds = (expected_seconds(spec.model_copy(update={"cores": shape.cores})) or spec.walltime_s)
-    return seconds, seconds * shape.cores / 3600, seconds * shape.gpus / 3600, shape.cores, shape.gpus
+        est = costs.runtime(runner.costs(spec.campaign), fid.method, cores, TYPICAL_ATOMS,
+                            fallback_s=spec.walltime_s)
+        seconds = est.median if est else spec.walltime_s
+    return seconds, seconds * cores / 3600, seconds * shape.gpus / 3600, cores, shape.gpus
+
+
+def _estimates(profile, fid, spec, runner) -> str:
+    """One line per fidelity: run time and peak memory per task with 90 % ranges and the runs
+    behind them, and the requests they give the job."""
+    from dm_hpc.runners import costs
+    from dm_hpc.runners.sbatch import resolve, slurm_time
+    from dm_hpc.runners.slurm import TYPICAL_ATOMS
+
+    shape = resolve(profile, spec)
+    book = runner.costs(spec.campaign)
+    t = costs.runtime(book, fid.method, shape.total_cores, TYPICAL_ATOMS, fallback_s=spec.walltime_s)
+    m = costs.memory(book, fid.method, TYPICAL_ATOMS, shape.memory_mb)
+    sized = runner.sized(spec)
+    parts = [f"estimate {fid.name} ({fid.method}, {TYPICAL_ATOMS} atoms, {shape.ranks} x "
+             f"{shape.cores} cores):"]
+    parts.append("run time unknown" if t is None else
+                 f"run {_duration(t.median)} ({_duration(t.low)} - {_duration(t.high)}), {_basis(t)}")
+    parts.append("peak memory unknown (no accounting, no request)" if m is None else
+                 f"peak memory {m.median:,.0f} MB ({m.low:,.0f} - {m.high:,.0f} MB), {_basis(m)}")
+    parts.append(f"requests --time={slurm_time(sized.walltime_s)}"
+                 + (f" --mem={sized.memory_mb or shape.memory_mb}M" if (sized.memory_mb or shape.memory_mb) else ""))
+    return " ".join(parts[:1]) + " " + "; ".join(parts[1:])
+
+
+def _basis(est) -> str:
+    return (f"learned from {est.runs} run{'s' if est.runs != 1 else ''}" if est.source == "learned"
+            else "prior (calculators.yaml / site request), 0 runs")
 
 
 def _summary(c, profile, site_path, state, rows, allocation: str, n_scripts: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -267,7 +268,11 @@ class EspressoBackend(Backend):
         if cores > 1:
             # k-point pools: small cells have many k-points and few plane waves, so pools scale
             # far better than splitting the FFT grid
-            command = mpi_command(list(settings["mpi_launcher"]), cores) + command + ["-nk", str(cores)]
+            # the job's own launcher when its script sets one (site layout), else the setting's
+            job_launcher = os.environ.get("DM_HPC_MPI_LAUNCHER")
+            launcher = shlex.split(job_launcher) if job_launcher else mpi_command(
+                list(settings["mpi_launcher"]), cores)
+            command = launcher + command + ["-nk", str(cores)]
         system: dict[str, Any] = {
             "ecutwfc": float(settings["ecutwfc_ry"]), "ecutrho": float(settings["ecutrho_ry"]),
             "occupations": "smearing", "smearing": str(settings["smearing"]),

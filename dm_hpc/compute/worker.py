@@ -9,9 +9,13 @@ which is exactly when a retry may help. ``--exit-codes`` makes a typed failure e
 kind's code instead (``FailureKind.exit_code``: 10 unsupported element, 20 SCF, ...), for sites
 that read outcomes from ``sacct``.
 
-For ``cores > 1`` pw.x is started under MPI by the QE backend; GPAW runs MPI in-process, so a
-GPAW task with several cores is run as ``mpiexec -n N gpaw python -m dm_hpc.compute.worker ...``
-(the worker re-launches itself that way when it is not already under MPI).
+Parallel runs follow the job's layout (the site profile's ``layout``, rendered by
+dm_hpc.runners.sbatch): GPAW runs MPI in-process, so the job script starts the worker itself as
+its ranks (``srun --mpi=pmix --ntasks=N python -m dm_hpc.compute.worker ...``) and every rank
+computes, rank 0 writes; pw.x is started by the QE backend with the job's launcher
+(``DM_HPC_MPI_LAUNCHER``, one worker process). Inside a Slurm job the worker never starts MPI
+ranks the script did not ask for. Outside Slurm (``dm-hpc calc``, the local runner) a GPAW task
+with several cores re-launches the worker as ``mpiexec -n N python -m ...``.
 """
 from __future__ import annotations
 
@@ -31,18 +35,39 @@ def _mpi_rank_size() -> tuple[int, int]:
     return 0, 1
 
 
+#: GPAW (>= 24) uses MPI only when started by `gpaw python` or with this backend chosen in the
+#: environment before Python starts (ASE's plugin loading imports gpaw early): site profiles set
+#: it in the gpaw method's ``env``.
+GPAW_MPI_ENV = {"GPAW_MPI_BACKEND": "cgpaw"}
+
+
 def _relaunch_gpaw_under_mpi(task_path: Path, workdir: Path, cores: int, exit_codes: bool) -> int:
-    """Run this worker again as ``mpiexec -n cores gpaw python -m ...`` and return its status."""
-    import shutil
+    """Outside Slurm: run this worker again as ``mpiexec -n cores python -m ...``."""
     import subprocess
 
     from dm_hpc.compute.backends import mpi_command
 
-    gpaw = shutil.which("gpaw") or str(Path(sys.executable).with_name("gpaw"))
     argv = mpi_command(["mpiexec", "-n", "{cores}"], cores) + [
-        gpaw, "python", "-m", "dm_hpc.compute.worker", str(task_path), "--workdir", str(workdir)]
+        sys.executable, "-m", "dm_hpc.compute.worker", str(task_path), "--workdir", str(workdir)]
     argv += ["--exit-codes"] if exit_codes else []
-    return subprocess.call(argv, cwd=workdir)
+    return subprocess.call(argv, cwd=workdir, env={**os.environ, **GPAW_MPI_ENV})
+
+
+def _gpaw_ranks(task_cores: int) -> int:
+    """MPI ranks GPAW computes on (its own world: the job's srun ranks, or 1)."""
+    from gpaw.mpi import world
+
+    if world.size == 1 and task_cores > 1:
+        print(f"dm-hpc: GPAW task asks for {task_cores} cores but runs on 1 MPI rank: give the "
+              "method a layout (ranks) in the site profile", file=sys.stderr)
+    return world.size
+
+
+def _code_ranks(task_cores: int) -> int:
+    """Ranks the job's launcher starts the code's binary on (``DM_HPC_MPI_LAUNCHER``)."""
+    if os.environ.get("DM_HPC_MPI_LAUNCHER"):
+        return int(os.environ.get("SLURM_NTASKS", task_cores))
+    return task_cores
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,11 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             write_result(workdir, outcome)
         return outcome.exit_code if args.exit_codes else 0
-    if task.method == "gpaw" and task.cores > 1 and size == 1:
-        return _relaunch_gpaw_under_mpi(args.task.resolve(), workdir, task.cores, args.exit_codes)
+    if task.method == "gpaw":
+        if task.cores > 1 and size == 1 and "SLURM_JOB_ID" not in os.environ:
+            return _relaunch_gpaw_under_mpi(args.task.resolve(), workdir, task.cores, args.exit_codes)
+        cores = _gpaw_ranks(task.cores)
+    else:
+        cores = _code_ranks(task.cores)
     outcome = calculate(task.composition, task.method, task.settings, task.properties, seed=task.seed,
-                        workdir=workdir / "calc", cores=task.cores if task.method != "gpaw" else size,
-                        task_id=task.task_id, campaign=task.campaign)
+                        workdir=workdir / "calc", cores=cores, task_id=task.task_id, campaign=task.campaign)
     if rank == 0:  # under MPI every rank computes; one writes
         write_result(workdir, outcome)
         print(f"{'ok' if outcome.ok else 'failed: ' + outcome.kind.value}: {workdir / 'result.json'}")

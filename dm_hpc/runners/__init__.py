@@ -8,7 +8,8 @@ Stable interface, used by the campaign manager and the calculation recipes:
 - :class:`TaskSpec`: ``task_id`` (stable, unique in a campaign), ``name`` (free text, only
   ever used as literal data), ``argv`` (no shell), ``workdir``, ``cores``, ``memory_mb``,
   ``walltime_s``, ``gpus``, ``env``, ``campaign``, ``method`` (the site's per-method resources),
-  ``expected_s`` (expected run time: short tasks are packed). The task writes its results in ``workdir``;
+  ``expected_s`` (expected run time: short tasks are packed), ``group`` (what arrays and
+  streamed jobs are named after: the fidelity). The task writes its results in ``workdir``;
   runners add ``dm-task.out``, ``dm-task.err`` and ``dm-task.times`` there.
 - :class:`Outcome`: ``task_id``, ``state``, ``exit_code``, ``job_id``, ``attempts``,
   ``stdout_tail``/``stderr_tail`` (last 4 KB), ``started``/``ended`` (epoch s), ``workdir``.
@@ -24,7 +25,10 @@ Stable interface, used by the campaign manager and the calculation recipes:
 Backends (thin; the shared machinery is in ``core.py``):
 :class:`LocalRunner` (subprocesses sized to given cores), :class:`SlurmRunner` (sbatch; short
 tasks packed into arrays with ``%N``; one squeue per poll interval, sacct/job-completion log for
-jobs that left the queue; re-attach from its own journal of job ids, comments as fallback),
+jobs that left the queue; re-attach from its own journal of job ids, comments as fallback;
+MPI layouts per method rendered as ``--ntasks``/``--cpus-per-task``/``srun``; methods with
+``stream`` run many tasks per job in one process (``stream.py``); walltime and memory requests
+from the learned cost model, ``costs.py``),
 :class:`DaskPilotRunner` (dask-jobqueue ``SLURMCluster``), :class:`MpiFarmRunner` (one
 allocation running an mpi4py master/worker farm), :class:`PyslurmRunner` (optional; only where
 pyslurm imports and matches the site's Slurm). Site settings: :class:`SiteProfile`

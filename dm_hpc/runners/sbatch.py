@@ -9,7 +9,10 @@ parts and checked again by the ``sbatch_option`` filter (one option, no blank, n
 Task names appear only in ``manifest.json``, as data.
 
 Per-method resources (``SiteProfile.methods``) are resolved into a :class:`JobShape`: what the
-job asks Slurm for and what it sets up; tasks batched into one job array share one shape.
+job asks Slurm for and what it sets up; tasks batched into one job array share one shape. A
+method's parallel layout shows in the script as Slurm expects it: ``--ntasks`` (MPI ranks),
+``--cpus-per-task`` (threads per rank) and the task line started by ``srun --mpi=PLUGIN`` (or
+``mpirun``), so the calculation runs inside the allocation the script asked for.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import jinja2
 
-from dm_hpc.runners.site import Container, MethodResources, SiteProfile
+from dm_hpc.runners.site import Container, Layout, MethodResources, SiteProfile
 from dm_hpc.runners.spec import TaskSpec, safe_text
 
 COMMENT_PREFIX = "dm-hpc"
@@ -63,7 +66,10 @@ def slurm_time(seconds: int) -> str:
 
 @dataclass(frozen=True)
 class JobShape:
-    """What one job asks for and sets up. Memory in MB per task, walltime in s."""
+    """What one job asks for and sets up: ``ranks`` MPI ranks (``--ntasks``) of ``cores``
+    cores each (``--cpus-per-task``), ``gpus`` GPUs in all. Memory in MB per calculation,
+    walltime in s. ``launch``: who the launcher starts when ``ranks > 1`` (see
+    :class:`~dm_hpc.runners.site.Layout`)."""
 
     cores: int
     memory_mb: int | None
@@ -73,6 +79,14 @@ class JobShape:
     modules: tuple[str, ...]
     env: tuple[tuple[str, str], ...]  # job-level: site's, then the method's
     container: Container | None
+    ranks: int = 1
+    gpus_per_rank: int = 0
+    launch: str = "worker"
+
+    @property
+    def total_cores(self) -> int:
+        """Cores of the whole allocation (ranks x threads per rank)."""
+        return self.ranks * self.cores
 
 
 def method_of(spec: TaskSpec) -> str:
@@ -91,29 +105,48 @@ def resolve(site: SiteProfile, spec: TaskSpec) -> JobShape:
     for more; walltime is capped at ``site.max_walltime_s``."""
     m = site.methods.get(method_of(spec)) or MethodResources()
     memories = [x for x in (spec.memory_mb, m.memory_mb) if x]
-    cores = max(spec.cores, m.cores or 1)
+    lay = m.layout or Layout(threads_per_rank=max(spec.cores, m.cores or 1))
+    # a task asking for more cores than the layout holds gets more ranks of the same width
+    ranks = max(lay.ranks, math.ceil(max(spec.cores, m.cores or 1) / lay.threads_per_rank)) \
+        if m.layout else 1
+    cores = lay.threads_per_rank
+    gpus = max(spec.gpus, m.gpus.count if m.gpus else 0, ranks * lay.gpus_per_rank)
     env = {**site.env, **m.env}
     if "OMP_NUM_THREADS" not in m.env:  # threads follow --cpus-per-task
         env["OMP_NUM_THREADS"] = str(cores)
+    if ranks > 1 and lay.launch == "code":  # the worker starts the code's binary with this
+        env["DM_HPC_MPI_LAUNCHER"] = shlex.join(mpi_launcher(site, ranks, cores, lay.gpus_per_rank))
     return JobShape(
         cores=cores, memory_mb=max(memories) if memories else site.default_memory_mb,
         walltime_s=min(site.max_walltime_s, max(spec.walltime_s, m.walltime_s or 0)),
-        gpus=max(spec.gpus, m.gpus.count if m.gpus else 0), gpu_type=m.gpus.type if m.gpus else "",
+        gpus=gpus, gpu_type=m.gpus.type if m.gpus else "",
         modules=tuple(site.modules + [x for x in m.modules if x not in site.modules]),
-        env=tuple(env.items()), container=m.container or site.container)
+        env=tuple(env.items()), container=m.container or site.container, ranks=ranks,
+        gpus_per_rank=lay.gpus_per_rank, launch=lay.launch)
+
+
+def mpi_launcher(site: SiteProfile, ranks: int, threads: int, gpus_per_rank: int = 0) -> list[str]:
+    """The words that start ``ranks`` MPI ranks of ``threads`` cores inside the job:
+    ``srun --mpi=PLUGIN --ntasks=R --cpus-per-task=T`` or ``mpirun -n R``."""
+    if site.mpi_launcher == "mpirun":
+        return ["mpirun", "-n", str(ranks)]
+    gpus = [f"--gpus-per-task={gpus_per_rank}"] if gpus_per_rank else []
+    return ["srun", f"--mpi={site.mpi_plugin}", f"--ntasks={ranks}", f"--cpus-per-task={threads}", *gpus]
 
 
 def sbatch_options(site: SiteProfile, shape: JobShape, *, job_name: str, job_comment: str,
-                   ntasks: int = 1, walltime_s: int | None = None, array: str | None = None) -> list[str]:
-    """The ``#SBATCH`` options of a job of ``ntasks`` tasks shaped like ``shape``."""
+                   ntasks: int | None = None, walltime_s: int | None = None,
+                   array: str | None = None) -> list[str]:
+    """The ``#SBATCH`` options of a job shaped like ``shape`` (``--ntasks`` its ranks), or of
+    ``ntasks`` single-calculation ranks (the MPI farm: memory per rank)."""
     opts = [f"--job-name={safe_text(job_name)}", f"--comment={job_comment}"]
     opts += [f"--{k}={v}" for k, v in (("partition", site.partition), ("account", site.account),
                                        ("qos", site.qos)) if v]
     opts.append(f"--time={slurm_time(walltime_s or shape.walltime_s)}")
-    opts.append(f"--ntasks={ntasks}")
+    opts.append(f"--ntasks={ntasks or shape.ranks}")
     opts.append(f"--cpus-per-task={shape.cores}")
     if shape.memory_mb:
-        opts.append(f"--mem={shape.memory_mb * ntasks}M")
+        opts.append(f"--mem={shape.memory_mb * (ntasks or 1)}M")
     if shape.gpus:
         kind = f"{shape.gpu_type}:{shape.gpus}" if shape.gpu_type else str(shape.gpus)
         opts.append(f"--gpus={kind}" if site.gpu_option == "gpus" else f"--gres=gpu:{kind}")
@@ -127,7 +160,14 @@ def sbatch_options(site: SiteProfile, shape: JobShape, *, job_name: str, job_com
 
 def command(site: SiteProfile, shape: JobShape, spec: TaskSpec) -> list[str]:
     """The task's argv, inside the shape's container when there is one (the host's Python
-    interpreter is replaced by the image's)."""
+    interpreter is replaced by the image's), started as the shape's MPI ranks when the worker
+    itself is parallel."""
+    launch = (mpi_launcher(site, shape.ranks, shape.cores, shape.gpus_per_rank)
+              if shape.ranks > 1 and shape.launch == "worker" else [])
+    return launch + _in_container(site, shape, spec)
+
+
+def _in_container(site: SiteProfile, shape: JobShape, spec: TaskSpec) -> list[str]:
     box = shape.container
     if box is None:
         return list(spec.argv)
@@ -181,6 +221,21 @@ def render_tasks(site: SiteProfile, specs: Sequence[TaskSpec], *, job_name: str,
         site, shape, job_name=job_name, job_comment=job_comment, array=array))
 
 
+def render_stream(site: SiteProfile, specs: Sequence[TaskSpec], *, job_name: str, job_comment: str,
+                  manifest: str, walltime_s: int) -> str:
+    """One job running ``specs`` in turn in one process (dm_hpc.runners.stream). A container
+    binds the folder holding the run folders and the manifest."""
+    import os
+
+    shape = resolve(site, specs[0])
+    common = Path(os.path.commonpath([str(s.workdir) for s in specs] + [str(Path(manifest).absolute().parent)]))
+    head = specs[0].model_copy(update={"argv": [specs[0].argv[0]], "workdir": common})
+    return _render(site, "stream.sbatch", shape=shape, count=len(specs), manifest=manifest,
+                   command=_in_container(site, shape, head),
+                   sbatch=sbatch_options(site, shape, job_name=job_name, job_comment=job_comment,
+                                         walltime_s=min(site.max_walltime_s, walltime_s)))
+
+
 def render_farm(site: SiteProfile, spec: TaskSpec, *, ranks: int, walltime_s: int, job_name: str,
                 job_comment: str, manifest: str, results: str) -> str:
     """An MPI farm script: ``ranks`` MPI ranks (1 master + workers) shaped like ``spec``."""
@@ -189,3 +244,25 @@ def render_farm(site: SiteProfile, spec: TaskSpec, *, ranks: int, walltime_s: in
                    results=results, sbatch=sbatch_options(site, shape, job_name=job_name,
                                                           job_comment=job_comment, ntasks=ranks,
                                                           walltime_s=walltime_s))
+
+
+_CRON_FIELD = re.compile(r"^[0-9*/,-]+$")
+
+
+def render_scrontab(site: SiteProfile, *, campaign: str, campaign_file: str, schedule: str,
+                    root: str, python: str, ntasks: int = 4, cores: int = 2, memory_mb: int = 16000,
+                    walltime_s: int = 7200) -> str:
+    """A scrontab entry retraining ``campaign`` on ``schedule`` (5 cron fields), tagged with
+    the campaign (job name ``dm-<campaign>-retrain``, comment ``dm-hpc:campaign=<campaign>``)."""
+    fields = schedule.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        raise ValueError(f"schedule {schedule!r} is not 5 cron fields (digits, * / , -)")
+    opts = [f"--job-name=dm-{safe_text(campaign)}-retrain",
+            f"--comment={comment(campaign, 'retrain-nightly', site.site_comment())}"]
+    opts += [f"--{k}={v}" for k, v in (("partition", site.partition), ("account", site.account),
+                                       ("qos", site.qos)) if v]
+    opts += [f"--time={slurm_time(walltime_s)}", f"--ntasks={ntasks}", f"--cpus-per-task={cores}",
+             f"--mem={memory_mb}M", f"--output=dm-{safe_text(campaign)}-retrain-%j.out"]
+    return _render(site, "retrain.scrontab.j2", options=opts, schedule=" ".join(fields),
+                   campaign=safe_text(campaign, 80), campaign_file=campaign_file, root=root,
+                   python=python)

@@ -73,6 +73,33 @@ class GpuRequest(BaseModel):
     type: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
 
 
+class Layout(BaseModel):
+    """How one calculation spreads over its allocation: ``ranks`` MPI ranks (``--ntasks``) of
+    ``threads_per_rank`` cores each (``--cpus-per-task``, ``OMP_NUM_THREADS``), with
+    ``gpus_per_rank`` GPUs each. ``launch: worker``: the worker itself runs as the ranks
+    (``srun --mpi=PLUGIN python -m dm_hpc.compute.worker ...``; GPAW is MPI in-process);
+    ``launch: code``: the worker runs once and starts the code's binary with that launcher
+    (exported as ``DM_HPC_MPI_LAUNCHER``; Quantum ESPRESSO's pw.x)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ranks: int = Field(default=1, ge=1)
+    threads_per_rank: int = Field(default=1, ge=1)
+    gpus_per_rank: int = Field(default=0, ge=0)
+    launch: Literal["worker", "code"] = "worker"
+
+
+class Stream(BaseModel):
+    """Short tasks of a method run in turn inside one job and one process (the model loaded
+    once): at most ``max_tasks`` per job, as many as fit ``job_s`` seconds at their learned
+    run time. For GPU force fields, whose tasks take seconds and whose start-up takes more."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tasks: int = Field(default=64, ge=1)
+    job_s: int = Field(default=1800, ge=60)
+
+
 class Container(BaseModel):
     """An image the task runs in. ``apptainer``: ``apptainer exec [--nv] IMAGE python -m ...``;
     ``pyxis``: ``srun --container-image=IMAGE python -m ...`` (NVIDIA enroot/pyxis sites).
@@ -115,6 +142,12 @@ class MethodResources(JobSetup):
     memory_mb: int | None = Field(default=None, ge=1)
     gpus: GpuRequest | None = None
     walltime_s: int | None = Field(default=None, ge=60)
+    #: MPI ranks x threads (x GPUs) per calculation; a task asking for more cores gets more
+    #: ranks of the same width. None: one process on ``cores`` cores.
+    layout: Layout | None = None
+    #: run this method's tasks streamed, many per job (see :class:`Stream`). None: one job
+    #: (or array element) per task.
+    stream: Stream | None = None
 
 
 
@@ -129,6 +162,10 @@ class SiteProfile(JobSetup):
     qos: str = Field(default="", pattern=_WORD)
     methods: dict[str, MethodResources] = Field(default_factory=dict)
     gpu_option: Literal["gres", "gpus"] = "gres"  # --gres=gpu:TYPE:N or --gpus=TYPE:N
+    # How MPI ranks start inside a job: ``srun --mpi=<mpi_plugin>`` (Slurm's own launcher;
+    # ``srun --mpi=list`` names the plugins) or the MPI library's ``mpirun``.
+    mpi_launcher: Literal["srun", "mpirun"] = "srun"
+    mpi_plugin: str = Field(default="pmix", pattern=r"^[A-Za-z0-9_.-]+$")
     default_walltime_s: int = Field(default=3600, ge=60)
     max_walltime_s: int = Field(default=48 * 3600, ge=60)
     default_memory_mb: int | None = Field(default=None, ge=1)
@@ -137,6 +174,8 @@ class SiteProfile(JobSetup):
     submit_rate_per_s: float = Field(default=5.0, ge=0)
     array_max_size: int = Field(default=1000, ge=1)
     array_throttle: int = Field(default=50, ge=1)  # the %N of --array: elements running at once
+    # cores one array may hold running at once: wide (MPI) elements get a smaller %N
+    array_max_cores: int | None = Field(default=None, ge=1)
     # Scheduler etiquette: one squeue per interval for all of a campaign's jobs; the interval
     # grows by poll_backoff (up to poll_max_interval_s) while nothing changes.
     poll_interval_s: float = Field(default=30.0, ge=0.1)

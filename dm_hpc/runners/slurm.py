@@ -1,9 +1,9 @@
 """SlurmRunner: one job per task or job arrays, through the Slurm commands.
 
-Every batch gets a folder ``<state_dir>/<campaign>/batches/<batch id>/`` holding the rendered
+Every batch gets a folder ``<campaign folder>/batches/<batch id>/`` holding the rendered
 ``job.sbatch``, ``manifest.json`` (array index -> task spec, written before sbatch) and Slurm's
 own output. The job ids ``sbatch --parsable`` returns are appended (fsynced) to
-``<state_dir>/<campaign>/submissions.jsonl``; a restarted manager re-attaches from that file and
+``<campaign folder>/submissions.jsonl``; a restarted manager re-attaches from that file and
 uses the job comment ``[<site comment>;]dm-hpc:campaign=<c>:batch=<b>`` only for a batch whose
 line is missing. Tasks are journalled in ``accepted.jsonl`` when submitted to the runner (they
 may wait for batch-mates before sbatch); outcomes already handed out in ``delivered.txt``, so a
@@ -24,17 +24,28 @@ import os
 import time
 from pathlib import Path
 
-from dm_hpc.runners import sbatch, slurmcli
+from dm_hpc.runners import costs, sbatch, slurmcli, stream
 from dm_hpc.runners.core import Runner
 from dm_hpc.runners.polling import PollClock
 from dm_hpc.runners.site import SiteProfile
-from dm_hpc.runners.spec import (Outcome, RetryPolicy, TaskRecord, TaskSpec, Throttle, safe_text,
-                                 tail)
+from dm_hpc.runners.spec import (Outcome, RetryPolicy, TaskRecord, TaskSpec, Throttle, read_times,
+                                 safe_text, tail)
 from dm_hpc.runners.states import JobState, refine_oom
 from dm_hpc.runners.submissions import Submission, SubmissionLog, append_line
 
 _counter = itertools.count()
 from dm_hpc.compute.methods import TYPICAL_ATOMS  # noqa: E402 -- the cost model's cell size
+
+
+def campaign_folder(state_dir: Path, campaign: str, own: bool = True) -> Path:
+    """Where a runner keeps a campaign's batches and journals: ``state_dir`` itself when the
+    folder is the campaign's own (``runs/<campaign>/slurm``, the manager's), one sub-folder per
+    campaign in a shared folder (``own=False``). A campaign folder made by earlier versions
+    (``runs/<c>/slurm/<c>``) keeps being used, so re-attach finds its journal."""
+    nested = Path(state_dir) / safe_text(campaign, 80)
+    if not own or (nested / "submissions.jsonl").exists():
+        return nested
+    return Path(state_dir)
 
 
 def expected_seconds(spec: TaskSpec) -> float | None:
@@ -57,7 +68,10 @@ class SlurmRunner(Runner):
     """Tasks as Slurm jobs: arrays (``%N`` throttle) when ``use_arrays``, else one job each."""
 
     def __init__(self, site: SiteProfile, state_dir: Path, *, use_arrays: bool = True,
-                 retry: RetryPolicy | None = None, throttle: Throttle | None = None) -> None:
+                 retry: RetryPolicy | None = None, throttle: Throttle | None = None,
+                 own_folder: bool = False) -> None:
+        """``own_folder``: ``state_dir`` belongs to one campaign (its batches go directly in
+        it); otherwise one sub-folder per campaign."""
         retry = retry or RetryPolicy(max_walltime_s=site.max_walltime_s)
         if retry.max_memory_mb is None and site.max_memory_mb:  # OOM retries up to the site cap
             retry = dataclasses.replace(retry, max_memory_mb=site.max_memory_mb)
@@ -65,6 +79,8 @@ class SlurmRunner(Runner):
         self.site = site
         self.state_dir = Path(state_dir).absolute()
         self.use_arrays = use_arrays
+        self.own_folder = own_folder
+        self._streamed: set[str] = set()  # job ids running several tasks in one process
         self.clock = PollClock(site.poll_interval_s, site.poll_backoff, site.poll_max_interval_s)
         self._keys: dict[tuple, tuple] = {}
 
@@ -74,9 +90,9 @@ class SlurmRunner(Runner):
 
     def _batch_key(self, spec: TaskSpec) -> tuple:
         """Tasks of one job array share campaign and job shape (resources, modules, image)."""
-        memo = (spec.task_id, spec.cores, spec.memory_mb, spec.walltime_s, spec.gpus)
+        memo = (spec.task_id, spec.cores, spec.memory_mb, spec.walltime_s, spec.gpus, spec.group)
         if memo not in self._keys:
-            self._keys[memo] = (spec.campaign, repr(sbatch.resolve(self.site, spec)))
+            self._keys[memo] = (spec.campaign, spec.group, repr(sbatch.resolve(self.site, spec)))
         return self._keys[memo]
 
     def packs(self, spec: TaskSpec) -> bool:
@@ -98,6 +114,14 @@ class SlurmRunner(Runner):
                 and now - min(r.queued_at for r in recs) < self.site.pack_window_s}
 
     def _launch(self, batch: list[TaskRecord]) -> None:
+        n = self._stream_size(batch[0].spec)
+        if n:
+            for i in range(0, len(batch), n):
+                self._launch_one(batch[i:i + n], streamed=True)
+            return
+        self._launch_one(batch)
+
+    def _launch_one(self, batch: list[TaskRecord], streamed: bool = False) -> None:
         shape = sbatch.resolve(self.site, batch[0].spec)
         for rec in batch:  # the memory asked for is the base of an OUT_OF_MEMORY retry
             if rec.spec.memory_mb is None and shape.memory_mb:
@@ -110,13 +134,18 @@ class SlurmRunner(Runner):
         manifest = [{"index": i, "attempt": r.attempts, "spec": r.spec.model_dump(mode="json")}
                     for i, r in enumerate(batch)]
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        text, array = self.script(specs, batch_id)
+        if streamed:
+            text, array = self._stream_script(specs, batch_id, str(folder / "manifest.json")), None
+        else:
+            text, array = self.script(specs, batch_id)
         script = folder / "job.sbatch"
         script.write_text(text)
         out = folder / ("slurm-%A_%a.out" if array else "slurm-%j.out")
         job = slurmcli.sbatch(script, [f"--output={out}", f"--chdir={folder}"])
         self._log(campaign).append(Submission(job, batch_id, array is not None, tuple(
             (i, r.spec.task_id, r.attempts) for i, r in enumerate(batch))))
+        if streamed:
+            self._streamed.add(job)
         for i, rec in enumerate(batch):
             rec.job_id, rec.handle = (f"{job}_{i}" if array else job), folder
 
@@ -125,9 +154,15 @@ class SlurmRunner(Runner):
         ``--array`` value (None for a single job)."""
         array = None
         if self.use_arrays and len(specs) > 1:
-            array = f"0-{len(specs) - 1}%{min(self.site.array_throttle, len(specs))}"
+            at_once = min(self.site.array_throttle, len(specs))
+            if self.site.array_max_cores:  # wide (MPI) elements: fewer at once
+                cores = sbatch.resolve(self.site, specs[0]).total_cores
+                at_once = min(at_once, max(1, self.site.array_max_cores // cores))
+            array = f"0-{len(specs) - 1}%{at_once}"
         campaign = specs[0].campaign
-        name = f"dm-{campaign}-" + ("array" if array else specs[0].name or specs[0].task_id)
+        # arrays are named after their group (the campaign's fidelity): one name per fidelity
+        name = f"dm-{campaign}-" + ((specs[0].group or "array") if array
+                                    else specs[0].name or specs[0].task_id)
         return sbatch.render_tasks(self.site, specs, job_name=name, array=array, job_comment=sbatch.comment(
             campaign, batch_id, self.site.site_comment())), array
 
@@ -135,21 +170,60 @@ class SlurmRunner(Runner):
         """The job scripts ``specs`` would be submitted as, all at once (dry run: nothing is
         written or submitted): grouped by job shape, in arrays of at most the batch limit."""
         groups: dict[tuple, list[TaskSpec]] = {}
-        for spec in specs:
+        for spec in map(self.sized, specs):
             groups.setdefault(self._batch_key(spec), []).append(spec)
         limit = self._batch_limit()
-        return [self.script(group[i:i + limit], f"dry-run-{n}-{i // limit}")[0]
-                for n, group in enumerate(groups.values()) for i in range(0, len(group), limit)]
+        out = []
+        for n, group in enumerate(groups.values()):
+            chunk = self._stream_size(group[0]) or limit
+            for i in range(0, len(group), chunk):
+                part, batch_id = group[i:i + chunk], f"dry-run-{n}-{i // chunk}"
+                manifest = campaign_folder(self.state_dir, part[0].campaign, self.own_folder) \
+                    / "batches" / batch_id / "manifest.json"  # where it would be written
+                out.append(self._stream_script(part, batch_id, str(manifest))
+                           if self._stream_size(group[0]) else self.script(part, batch_id)[0])
+        return out
+
+    def _stream_size(self, spec: TaskSpec) -> int | None:
+        """Tasks per streamed job for ``spec``'s method (None: the method is not streamed)."""
+        method = self.site.methods.get(sbatch.method_of(spec))
+        if method is None or method.stream is None or not self.use_arrays:
+            return None
+        return stream.tasks_per_job(expected_seconds(spec), method.stream.job_s, method.stream.max_tasks)
+
+    def _stream_script(self, specs: list[TaskSpec], batch_id: str, manifest: str) -> str:
+        """A streamed job's script. Its walltime: the tasks' walltimes together, but no more
+        than the stream's ``job_s`` (which the tasks were sized to fill) plus one task's
+        walltime of slack for the slowest."""
+        campaign = specs[0].campaign
+        job_s = self.site.methods[sbatch.method_of(specs[0])].stream.job_s
+        walltime = min(sum(s.walltime_s for s in specs), job_s + max(s.walltime_s for s in specs))
+        return sbatch.render_stream(
+            self.site, specs, job_name=f"dm-{campaign}-{specs[0].group or 'stream'}",
+            job_comment=sbatch.comment(campaign, batch_id, self.site.site_comment()),
+            manifest=manifest, walltime_s=walltime)
 
     def _check(self, active: list[TaskRecord]) -> dict[str, tuple[JobState, int | None]]:
         """States from one squeue call per poll interval; {} (nothing new) in between."""
         if not self.clock.due():
             return {}
-        by_job = {r.job_id: r for r in active if r.job_id}
+        by_job: dict[str, list[TaskRecord]] = {}
+        for rec in active:
+            if rec.job_id:
+                by_job.setdefault(rec.job_id, []).append(rec)
         found = {j: st for j, st in slurmcli.states(by_job).items() if j in by_job}
-        self.clock.queried(any(by_job[j].state != state for j, (state, _) in found.items()))
-        return {by_job[j].spec.task_id: (refine_oom(state, self._slurm_output(by_job[j])), rc)
-                if state.is_final else (state, rc) for j, (state, rc) in found.items()}
+        got = []  # (record, state, exit code)
+        for job, (state, rc) in found.items():
+            for rec in by_job[job]:
+                if job in self._streamed:  # several tasks, one job: each task's own times file
+                    got.append((rec, *stream.task_state(rec.spec, state)))
+                elif state.is_final:
+                    got.append((rec, refine_oom(state, self._slurm_output(rec)), rc))
+                else:
+                    got.append((rec, state, rc))
+        self.clock.queried(any(rec.state != state for rec, state, _ in got))
+        self._observe([(rec, state) for rec, state, _ in got if state.is_final])
+        return {rec.spec.task_id: (state, rc) for rec, state, rc in got}
 
     @staticmethod
     def _slurm_output(rec: TaskRecord) -> str:
@@ -160,9 +234,53 @@ class SlurmRunner(Runner):
     def _kill(self, records: list[TaskRecord]) -> None:
         slurmcli.cancel(r.job_id for r in records if r.job_id)
 
+    # -- the cost model ----------------------------------------------------------------------
+    def costs(self, campaign: str) -> costs.CostBook:
+        """The campaign's observed run times and peak memory (``costs.jsonl``)."""
+        return costs.CostBook(campaign_folder(self.state_dir, campaign, self.own_folder) / costs.COSTS_FILE)
+
+    def sized(self, spec: TaskSpec) -> TaskSpec:
+        """``spec`` with walltime and memory requests from the learned cost model (unchanged
+        while no run of its method finished)."""
+        method = sbatch.method_of(spec)
+        if not method:
+            return spec
+        shape = sbatch.resolve(self.site, spec)
+        return costs.sized(spec, self.costs(spec.campaign), method, TYPICAL_ATOMS,
+                           cores=shape.total_cores, default_memory_mb=shape.memory_mb, max_walltime_s=self.site.max_walltime_s,
+                           max_memory_mb=self.site.max_memory_mb)
+
+    def _observe(self, finished: list[tuple[TaskRecord, JobState]]) -> None:
+        """Record what finished attempts used (times file, sacct's peak memory); TIMEOUT and
+        OUT_OF_MEMORY count as at least their request, so the retry's estimate moves up."""
+        wanted = [(rec, st) for rec, st in finished if sbatch.method_of(rec.spec) and st in (
+            JobState.COMPLETED, JobState.TIMEOUT, JobState.OUT_OF_MEMORY)]
+        if not wanted:
+            return
+        peaks = slurmcli.peak_memory_mb(r.job_id for r, _ in wanted if r.job_id)
+        for rec, state in wanted:
+            spec = rec.spec
+            started, ended, _ = read_times(spec.workdir)
+            seconds = (ended - started) if started and ended else 0.0
+            censored = {JobState.TIMEOUT: "time", JobState.OUT_OF_MEMORY: "memory"}.get(state, "")
+            if censored == "time":
+                seconds = max(seconds, float(spec.walltime_s))
+            peak = peaks.get(rec.job_id or "")
+            if censored == "memory" and spec.memory_mb:
+                peak = max(peak or 0.0, float(spec.memory_mb))
+            if seconds <= 0 and not peak:
+                continue
+            self.costs(spec.campaign).add(costs.Observation(
+                method=sbatch.method_of(spec), atoms=_atoms(spec.workdir), cores=sbatch.resolve(
+                    self.site, spec).total_cores, seconds=round(seconds, 3), memory_mb=peak,
+                state=state.name, censored=censored, job_id=rec.job_id or "",
+                walltime_s=spec.walltime_s, requested_mb=spec.memory_mb))
+
     def submit(self, tasks) -> list[str]:
-        """Queue tasks; each is journalled (``accepted.jsonl``) before it may wait in the
-        backlog (packing, throttle), so a restarted runner still knows it accepted it."""
+        """Queue tasks, sized by the cost model; each is journalled (``accepted.jsonl``) before
+        it may wait in the backlog (packing, throttle), so a restarted runner still knows it
+        accepted it."""
+        tasks = [self.sized(spec) for spec in tasks]
         for spec in tasks:
             append_line(self._campaign_dir(spec.campaign) / "accepted.jsonl",
                         spec.model_dump_json())
@@ -185,6 +303,11 @@ class SlurmRunner(Runner):
 
         subs = self._log(campaign).read()
         for sub in subs:
+            if self._is_streamed(campaign, sub.batch):  # one job, several tasks
+                self._streamed.add(sub.job)
+                for _, task_id, attempt in sub.tasks:
+                    consider(task_id, attempt, sub.job, sub.batch)
+                continue
             for job, (task_id, attempt) in sub.job_ids().items():
                 consider(task_id, attempt, job, sub.batch)
         manifests = {p.parent.name: p for p in
@@ -199,9 +322,9 @@ class SlurmRunner(Runner):
                     if index < len(entries):
                         consider(entries[index]["spec"]["task_id"], entries[index]["attempt"], job,
                                  batch_id)
-        done = self._delivered_jobs(campaign)
+        done = set(self._delivered_pairs(campaign))  # (job, task): a streamed job has several
         queued = {r.spec.task_id for r in self._backlog} | set(self._active)
-        wanted = {t: v for t, v in latest.items() if v[1] not in done and t not in queued}
+        wanted = {t: v for t, v in latest.items() if (v[1], t) not in done and t not in queued}
         known = slurmcli.states(v[1] for v in wanted.values()) if wanted else {}
         followed = self._requeue_accepted(campaign, set(latest) | queued)
         for task_id, (attempt, job, batch_id) in sorted(wanted.items()):
@@ -216,6 +339,14 @@ class SlurmRunner(Runner):
                                                job_id=job, state=state, handle=manifests[batch_id].parent)
             followed.append(task_id)
         return followed
+
+    def _is_streamed(self, campaign: str, batch_id: str) -> bool:
+        """Was this batch submitted as one streamed job (its script says so)?"""
+        script = self._campaign_dir(campaign) / "batches" / batch_id / "job.sbatch"
+        try:
+            return "-m dm_hpc.runners.stream " in script.read_text()
+        except OSError:
+            return False
 
     def _requeue_accepted(self, campaign: str, known: set[str]) -> list[str]:
         """Tasks accepted by an earlier runner that never reached sbatch (they waited in its
@@ -235,7 +366,7 @@ class SlurmRunner(Runner):
 
     # -- helpers ---------------------------------------------------------------------------
     def _campaign_dir(self, campaign: str) -> Path:
-        path = self.state_dir / safe_text(campaign, 80)
+        path = campaign_folder(self.state_dir, campaign, self.own_folder)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -248,8 +379,14 @@ class SlurmRunner(Runner):
         lines = path.read_text().splitlines() if path.exists() else []
         return [(p[0], p[1]) for p in (line.split() for line in lines) if len(p) == 2]
 
-    def _delivered_jobs(self, campaign: str) -> set[str]:
-        return {job for job, _ in self._delivered_pairs(campaign) if job != "-"}
-
     def _delivered_tasks(self, campaign: str) -> set[str]:
         return {task for _, task in self._delivered_pairs(campaign)}
+
+
+def _atoms(workdir: Path) -> int:
+    """Atoms of the calculation in ``workdir`` (its result file), else the typical cell."""
+    try:
+        data = json.loads((workdir / "result.json").read_text())
+        return int((data.get("result") or data.get("failure") or {}).get("n_atoms") or TYPICAL_ATOMS)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return TYPICAL_ATOMS

@@ -125,6 +125,37 @@ def sacct(job_ids: Iterable[str]) -> dict[str, tuple[JobState, int | None]]:
                              "-o", "JobID,State,ExitCode"]))
 
 
+def peak_memory_mb(job_ids: Iterable[str]) -> dict[str, float]:
+    """Peak memory in MB of finished jobs (or array elements) from ``sacct``: the largest step's
+    MaxRSS times its task count (MaxRSS is per task: an upper bound for MPI steps). {} without
+    accounting; jobs without a sampled step are left out."""
+    ids = sorted(set(job_ids))
+    if not ids or not accounting_enabled():
+        return {}
+    try:
+        out = call(["sacct", "-n", "-P", "-j", ",".join(ids), "-o", "JobID,MaxRSS,NTasks"], tries=2)
+    except (SlurmError, subprocess.TimeoutExpired):
+        return {}
+    return parse_peak_memory(out)
+
+
+_SIZE = {"": 1 / 1024**2, "K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2}
+
+
+def parse_peak_memory(out: str) -> dict[str, float]:
+    """``sacct -n -P -o JobID,MaxRSS,NTasks`` lines -> peak MB by job id (steps folded in)."""
+    got: dict[str, float] = {}
+    for line in out.splitlines():
+        parts = line.split("|")
+        m = re.match(r"^(\d+(?:\.\d+)?)([KMGT]?)$", parts[1].strip()) if len(parts) == 3 else None
+        if not m:
+            continue
+        tasks = int(parts[2]) if parts[2].strip().isdigit() else 1
+        job = parts[0].split(".")[0]
+        got[job] = max(got.get(job, 0.0), float(m.group(1)) * _SIZE[m.group(2)] * tasks)
+    return got
+
+
 def parse_sacct(out: str) -> dict[str, tuple[JobState, int | None]]:
     """``sacct -X -n -P -o JobID,State,ExitCode`` output -> (state, exit code) by job id."""
     got = {}

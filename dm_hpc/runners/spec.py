@@ -49,6 +49,10 @@ class TaskSpec(BaseModel):
     method: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
     #: expected run time in s (the method's cost model); short tasks are packed into arrays.
     expected_s: float | None = Field(default=None, ge=0)
+    #: what the task's job array is named after (``dm-<campaign>-<group>``): the campaign's
+    #: fidelity; free text, reduced by :func:`safe_text` in job names. Tasks of different
+    #: groups never share an array.
+    group: str = Field(default="", max_length=64)
 
     @field_validator("env")
     @classmethod

@@ -25,7 +25,7 @@ def test_plan_renders_the_next_wave_with_costs_and_writes_nothing(tmp_path: Path
     result = CliRunner().invoke(app, ["plan", str(campaign), "--dry-run", "--tasks", "2"])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "account matsci-dm: unknown (sshare unavailable)" in out
+    assert "account matsci-dm: " in out  # the allocation itself: tests/runners/test_accounting.py
     assert "budget: 20,000 core-h, used 0.0, left 20,000.0" in out
     rows = {line.split()[0]: line.split() for line in out.splitlines()
             if line.startswith(("chgnet ", "dft "))}

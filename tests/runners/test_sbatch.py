@@ -60,12 +60,44 @@ def test_modules_only_for_the_methods_that_need_them(tmp_path: Path):
     gpaw = render(site, calc(tmp_path, "gpaw", cores=32))
     assert [x for x in gpaw if x.startswith("module load")] == [
         "module load gcc/12.2.0", "module load openmpi/4.1.5", "module load libxc/6.2.2"]
-    assert "#SBATCH --cpus-per-task=32" in gpaw and "#SBATCH --mem=4000M" in gpaw
-    assert "export OMP_NUM_THREADS=32" in gpaw  # follows --cpus-per-task, not the task's "1"
-    assert not any("OMP_NUM_THREADS=1" in x for x in gpaw)
     qe = render(site, calc(tmp_path, "qe"))
     assert "export ESPRESSO_PSEUDO=/apps/espresso/pseudo" in qe
     assert "module load quantum-espresso/7.2" in qe and "module load libxc/6.2.2" not in qe
+
+
+def test_dft_layout_shows_ranks_threads_and_srun(tmp_path: Path):
+    """Issue 20 item 1: the DFT job asked for --ntasks=1 --cpus-per-task=32 and the worker
+    relaunched itself under mpiexec, out of the admin's sight."""
+    site = SiteProfile.load("cluster")
+    gpaw = render(site, calc(tmp_path, "gpaw", cores=32))
+    assert "#SBATCH --ntasks=32" in gpaw and "#SBATCH --cpus-per-task=1" in gpaw
+    assert "#SBATCH --mem=64000M" in gpaw  # per calculation (all ranks), not per rank
+    assert "export OMP_NUM_THREADS=1" in gpaw  # threads per rank
+    task = next(x for x in gpaw if "dm_run " in x and x.lstrip().startswith("0)"))
+    assert "dm_run " in task and " srun --mpi=pmix --ntasks=32 --cpus-per-task=1 " \
+        "/opt/venv/bin/python -m dm_hpc.compute.worker " in task
+    # QE: one worker; pw.x gets the launcher from the job's environment
+    qe = render(site, calc(tmp_path, "qe", cores=32))
+    assert "#SBATCH --ntasks=32" in qe
+    assert "export 'DM_HPC_MPI_LAUNCHER=srun --mpi=pmix --ntasks=32 --cpus-per-task=1'" in qe
+    assert not any(" srun " in x for x in qe if "dm_run " in x)
+
+
+def test_layout_width_gpus_and_mpirun(tmp_path: Path):
+    site = SiteProfile.model_validate({
+        "mpi_launcher": "mpirun",
+        "methods": {"gpaw": {"layout": {"ranks": 2, "threads_per_rank": 4, "gpus_per_rank": 1}}}})
+    text = render(site, calc(tmp_path, "gpaw", cores=16))  # 16 cores: 4 ranks of 4 threads
+    assert "#SBATCH --ntasks=4" in text and "#SBATCH --cpus-per-task=4" in text
+    assert "#SBATCH --gres=gpu:4" in text and "export OMP_NUM_THREADS=4" in text
+    assert any(" mpirun -n 4 /opt/venv/bin/python " in x for x in text if "dm_run " in x)
+    small = render(site, TaskSpec(task_id="g", argv=["x"], workdir=tmp_path, walltime_s=60,
+                                  method="gpaw"))
+    assert "#SBATCH --ntasks=2" in small  # the layout's ranks are a minimum
+    with pytest.raises(ValidationError, match="threads_per_rank"):
+        SiteProfile.model_validate({"methods": {"gpaw": {"layout": {"threads_per_rank": 0}}}})
+    with pytest.raises(ValidationError, match="mpi_plugin"):
+        SiteProfile.model_validate({"mpi_plugin": "pmix; rm -rf /"})
 
 
 def test_gpu_type_and_container_for_an_mlip(tmp_path: Path):
