@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from dm_hpc.runners import SiteProfile, TaskSpec, costs
+import pytest
+
+from dm_hpc.runners import NO_RETRY, JobState, SiteProfile, TaskSpec, costs
 from dm_hpc.runners.slurm import SlurmRunner
 
 
@@ -76,3 +78,20 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path):
     with open(book.path, "a") as fh:
         fh.write('{"method": "gpaw", "ato')
     assert len(book.read()) == 1
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_a_real_timeout_is_recorded_and_the_next_request_asks_for_more(slurm_site, tmp_path: Path):
+    """A task that outlives its 1-minute walltime on the real local Slurm (TIMEOUT after
+    ~70-85 s): the cost book gets a censored observation and the next task of the method asks
+    for more than the minute that was too short."""
+    runner = SlurmRunner(slurm_site, tmp_path / "state", retry=NO_RETRY, use_arrays=False)
+    slow = TaskSpec(task_id="slow", argv=["sleep", "300"], workdir=tmp_path / "slow", walltime_s=60,
+                    campaign="timeouts", method="emt")
+    (out,) = runner.run([slow], poll_s=1, timeout_s=240, progress=False)
+    assert out.state is JobState.TIMEOUT
+    (seen,) = runner.costs("timeouts").read("emt")
+    assert seen.censored == "time" and seen.state == "TIMEOUT" and seen.seconds >= 60
+    nxt = runner.sized(slow.model_copy(update={"task_id": "next"}))
+    assert nxt.walltime_s > 60
