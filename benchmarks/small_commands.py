@@ -13,6 +13,7 @@ less than wall time; the figures still come from a shared, loaded machine.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -62,7 +63,7 @@ def build(folder: Path) -> Path:
 
 def cpu_seconds(repo: Path, args: list[str], cwd: Path) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    env = {"PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}  # HOME kept: caches live there
     res = subprocess.run([sys.executable, "-m", "dm_hpc", *args], cwd=cwd, env=env, capture_output=True, text=True)
     if res.returncode:
         raise SystemExit(f"{repo}: dm-hpc {' '.join(args)} failed:\n{res.stdout}{res.stderr}")
