@@ -118,11 +118,11 @@ def _preflight(c, origin: Path, check_codes: bool) -> None:
 
 def _model_warning(c) -> None:
     """Say when the campaign's records cannot train a model (and why), else nothing."""
+    if not Path(c.store).exists():  # nothing to learn from yet (and no pandas or h5py to import)
+        return
     from dm_hpc.campaign.dataset import unfit_reason
     from dm_hpc.data import Store, StoreError
 
-    if not Path(c.store).exists():
-        return
     try:
         with Store.open(c.store, "r") as store:
             why = unfit_reason(c, store.to_dataframe())
@@ -221,7 +221,7 @@ def status(campaign: CampaignFile) -> None:
     table.add_row("lab batches with predictions", f"{state.predicted_batches} of {state.lab_batches}")
     table.add_row("core-hours used", f"{state.core_hours:.3f}")
     console.print(fitted(table, console))
-    console.print(f"  {state.stopped or 'running or interrupted'}", highlight=False)
+    console.print(f"  {state.phase}", highlight=False)
     from dm_hpc.campaign.stopping import stopped_fidelities
 
     for why in stopped_fidelities(c, state).values():

@@ -32,7 +32,7 @@ import importlib
 #: Public name -> the module that defines it. Imported on first use (PEP 562): the calculation
 #: side (ASE's builders, scipy) is heavy, and `dm-hpc validate` needs only the method registry.
 _WHERE = {
-    "CALCULATED_PROPERTIES": "dm_hpc.compute.calculation",
+    "CALCULATED_PROPERTIES": "dm_hpc.compute.methods",
     "DEFAULT_PROPERTIES": "dm_hpc.compute.calculation",
     "calculate": "dm_hpc.compute.calculation",
     "input_hash": "dm_hpc.compute.calculation",

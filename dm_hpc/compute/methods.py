@@ -21,6 +21,11 @@ import yaml
 from dm_hpc.data import ELEMENTS, Composition
 from dm_hpc.data.elements import atomic_number
 
+#: What the calculation recipe derives from its relaxed cell (``calculation.calculate``); kept
+#: with the registry so that asking what a method delivers builds no structure code.
+CALCULATED_PROPERTIES = ("energy_per_atom", "mixing_energy", "lattice_parameter", "volume_per_atom",
+                         "density", "bulk_modulus")
+
 _REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 #: Atoms assumed when a method's cost model needs a cell size before the structure exists
@@ -118,7 +123,6 @@ class Method:
     def properties(self) -> tuple[str, ...]:
         """Vocabulary properties this method derives: the recipe's calculated and analytic ones,
         or the ``properties`` list its registry entry gives (a method that derives fewer)."""
-        from dm_hpc.compute.calculation import CALCULATED_PROPERTIES
         from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES
 
         everything = tuple(CALCULATED_PROPERTIES) + tuple(ANALYTIC_PROPERTIES)
