@@ -22,7 +22,14 @@ from ase import Atoms
 from dm_hpc.compute.backends import Backend, Relaxed, backend_for
 from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES, analytic_properties
 from dm_hpc.compute.failures import CalcError, CalcFailure, FailureKind, tail_text
-from dm_hpc.compute.methods import Method, UnknownMethodError, get_method, round_sig, settings_hash
+from dm_hpc.compute.methods import (
+    CALCULATED_PROPERTIES,
+    Method,
+    UnknownMethodError,
+    get_method,
+    round_sig,
+    settings_hash,
+)
 from dm_hpc.compute.results import CalcResult
 from dm_hpc.compute.structures import (
     StructureError, StructurePlan, build_structure, cubic_lattice_parameter, element_structure,
@@ -30,8 +37,6 @@ from dm_hpc.compute.structures import (
 )
 from dm_hpc.data import Composition, CompositionError, PropertyValue, atomic_mass
 
-CALCULATED_PROPERTIES = ("energy_per_atom", "mixing_energy", "lattice_parameter", "volume_per_atom",
-                         "density", "bulk_modulus")
 #: What a calculation derives unless told otherwise (bulk modulus costs eos_points statics).
 DEFAULT_PROPERTIES = tuple(p for p in CALCULATED_PROPERTIES if p != "bulk_modulus") + ANALYTIC_PROPERTIES
 #: Settings that shape the alloy cell only; an elemental reference does not depend on them.

@@ -23,6 +23,11 @@ from dm_hpc.data.elements import atomic_number
 
 _REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
+#: Properties the recipe derives from a relaxed cell (``calculation.derive_properties``); the
+#: analytic ones (``descriptors.ANALYTIC_PROPERTIES``) come from the composition alone.
+CALCULATED_PROPERTIES = ("energy_per_atom", "mixing_energy", "lattice_parameter", "volume_per_atom",
+                         "density", "bulk_modulus")
+
 #: Atoms assumed when a method's cost model needs a cell size before the structure exists
 #: (the acquisition's cost per fidelity and the runners' expected task duration).
 TYPICAL_ATOMS = 16
@@ -118,10 +123,9 @@ class Method:
     def properties(self) -> tuple[str, ...]:
         """Vocabulary properties this method derives: the recipe's calculated and analytic ones,
         or the ``properties`` list its registry entry gives (a method that derives fewer)."""
-        from dm_hpc.compute.calculation import CALCULATED_PROPERTIES
         from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES
 
-        everything = tuple(CALCULATED_PROPERTIES) + tuple(ANALYTIC_PROPERTIES)
+        everything = CALCULATED_PROPERTIES + tuple(ANALYTIC_PROPERTIES)
         listed = self.options.get("properties")
         return everything if listed is None else tuple(p for p in everything if p in listed)
 
