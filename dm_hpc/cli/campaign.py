@@ -220,7 +220,7 @@ def status(campaign: CampaignFile) -> None:
     table.add_row("lab batches with predictions", f"{state.predicted_batches} of {state.lab_batches}")
     table.add_row("core-hours used", f"{state.core_hours:.3f}")
     console.print(fitted(table, console))
-    console.print(f"  {state.phase}", highlight=False, soft_wrap=True)
+    console.print(f"  {state.phase}", highlight=False)
     from dm_hpc.campaign.stopping import stopped_fidelities
 
     for why in stopped_fidelities(c, state).values():
