@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from dm_hpc.campaign.spec import CampaignError, CampaignSpec, load_campaign, parse_campaign
+
 
 class BudgetExhausted(CampaignError):
     """No new suggestion can be made: the budget (or the design space) is used up; says which."""

@@ -202,14 +202,13 @@ def status(campaign: CampaignFile) -> None:
     state = jn.replay(c.run_dir / "journal.jsonl")
     if state.phase == "not started":
         console.print(f"{c.name}: not started")
-        _model_warning(c)  # a lab-only campaign driven by suggest/ingest has records all the same
         return
     counts: dict[str, int] = {}
     for t in state.tasks.values():
         counts[t.status] = counts.get(t.status, 0) + 1
     from dm_hpc.cli.tables import fitted
 
-    table = Table(title=f"{c.name}: {state.phase}")
+    table = Table(title=c.name)
     table.add_column("what")
     table.add_column("count", justify="right")
     for key in (jn.PLANNED, jn.SUBMITTED, jn.INGESTED, jn.FAILED):
@@ -229,7 +228,9 @@ def status(campaign: CampaignFile) -> None:
     for t in state.tasks.values():
         if t.status == jn.FAILED:
             console.print(f"  failed {t.task_id}: {t.error}", highlight=False)
-    _model_warning(c)
+    measured = any(e.record_id for e in state.lab.values()) or any(t.status == jn.INGESTED for t in state.tasks.values())
+    if measured and not state.refits and not state.predicted_batches:
+        _model_warning(c)  # records, yet no model ever fitted: read the store to say why (else stay light)
 
 
 def suggest(

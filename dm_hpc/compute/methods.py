@@ -28,6 +28,11 @@ CALCULATED_PROPERTIES = ("energy_per_atom", "mixing_energy", "lattice_parameter"
 
 _REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
+#: Properties the recipe derives from a relaxed cell (``calculation.derive_properties``); the
+#: analytic ones (``descriptors.ANALYTIC_PROPERTIES``) come from the composition alone.
+CALCULATED_PROPERTIES = ("energy_per_atom", "mixing_energy", "lattice_parameter", "volume_per_atom",
+                         "density", "bulk_modulus")
+
 #: Atoms assumed when a method's cost model needs a cell size before the structure exists
 #: (the acquisition's cost per fidelity and the runners' expected task duration).
 TYPICAL_ATOMS = 16
@@ -125,7 +130,7 @@ class Method:
         or the ``properties`` list its registry entry gives (a method that derives fewer)."""
         from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES
 
-        everything = tuple(CALCULATED_PROPERTIES) + tuple(ANALYTIC_PROPERTIES)
+        everything = CALCULATED_PROPERTIES + tuple(ANALYTIC_PROPERTIES)
         listed = self.options.get("properties")
         return everything if listed is None else tuple(p for p in everything if p in listed)
 

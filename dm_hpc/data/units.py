@@ -35,8 +35,8 @@ def registry() -> pint.UnitRegistry:
     # eV/atom from silently converting to eV.
     ureg.define("atom = [atom_count] = atoms")
     ureg.define("USD = [currency] = usd = dollar")
-    # Vickers hardness numbers are kgf/mm**2 (ISO 6507): "HV" on a sheet converts to GPa
-    ureg.define("HV = kilogram_force / millimeter ** 2 = vickers")
+    # Vickers hardness numbers are kgf/mm**2 (ISO 6507): HV 187 = 1.834 GPa
+    ureg.define("vickers = kilogram_force / millimeter ** 2 = HV")
     return ureg
 
 
