@@ -27,6 +27,8 @@ from typing import Any
 
 import pandas as pd
 
+from dm_hpc.data.verdicts import Verdict, refused
+
 #: First characters that make a spreadsheet program read a cell as a formula (OWASP).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 QUOTE = "'"
@@ -40,17 +42,22 @@ _SEPARATORS = (",", ";", "\t", "|")
 
 
 class SheetError(ValueError):
-    """A sheet that cannot be imported; ``problems`` lists (line, message) for every bad row.
+    """A sheet that cannot be imported; ``problems`` lists (line, message) for every bad row,
+    ``verdicts`` the same as ``Verdict`` objects (row, sample id, column, value, reason).
 
     Line 0 means the whole file (or the column map); the header is line 1.
     """
 
-    def __init__(self, path: str, problems: Sequence[tuple[int, str]]) -> None:
+    def __init__(self, path: str, problems: Sequence[tuple[int, str] | Verdict]) -> None:
         self.path = path
-        self.problems = list(problems)
+        self.verdicts = [p if isinstance(p, Verdict) else refused(p[0], p[1]) for p in problems]
+        self.problems = [v.problem() for v in self.verdicts]
         lines = "\n".join(f"  line {line}: {msg}" if line else f"  {msg}" for line, msg in self.problems[:50])
         more = f"\n  ... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
         super().__init__(f"{path}: {len(self.problems)} problem(s), nothing imported:\n{lines}{more}")
+
+    def __reduce__(self):  # picklable (a worker process may raise it)
+        return type(self), (self.path, self.verdicts)
 
 
 def describe_error(exc: Exception) -> str:
