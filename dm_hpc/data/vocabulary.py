@@ -8,7 +8,8 @@ other in this process (records, sheets and the store carry its canonical unit).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -160,11 +161,6 @@ def declare(name: str, unit: str, kind: str = "property", description: str = "",
     return new
 
 
-def term(name: str, kind: str = "property") -> Term:
-    """The vocabulary entry of a property (``kind="property"``) or a process parameter."""
-    return _term(name, kind)
-
-
 def check_range(name: str, value: float, kind: str = "property") -> float:
     """``value`` (in the canonical unit) if it is inside the term's physical range, else RangeError."""
     return _term(name, kind).check(value)
@@ -180,20 +176,32 @@ def _spelling(unit: str) -> str:
     return unit.replace(" ", "").replace("**", "").replace("^", "")
 
 
-def to_canonical(name: str, value: float, unit: str | None, kind: str = "property") -> float:
-    """Convert ``value`` given in ``unit`` to the canonical unit of ``name``.
+def converter(name: str, unit: str | None, kind: str = "property") -> Callable[[Any], Any]:
+    """A function taking values of ``name`` in ``unit`` (a float or a numpy array, shape kept)
+    to its canonical unit: ``scale * values + offset``.
 
-    ``unit=None`` means the value is already canonical. Raises UnknownPropertyError for an
+    ``unit=None`` means the values are already canonical. Raises UnknownPropertyError for an
     unknown name and UnitError for an unknown or incompatible unit, naming both.
     """
     term = _term(name, kind)
     if unit is None or _spelling(unit) == _spelling(term.unit):  # no pint needed (and none imported)
-        return float(value)
+        return lambda values: values
     try:
         scale, offset = affine(unit, term.unit)
     except ValueError as exc:  # IncompatibleUnits included
         raise UnitError(f"{kind} {name!r}: {exc}") from None
-    return scale * float(value) + offset
+    return lambda values: scale * values + offset
+
+
+def same_unit(name: str, unit: str | None, kind: str = "property") -> bool:
+    """Whether ``unit`` is the canonical unit of ``name``, however written (``g/cm^3``)."""
+    term = _term(name, kind)
+    return unit is None or _spelling(unit) == _spelling(term.unit) or affine(unit, term.unit) == (1.0, 0.0)
+
+
+def to_canonical(name: str, value: float, unit: str | None, kind: str = "property") -> float:
+    """Convert ``value`` given in ``unit`` to the canonical unit of ``name`` (see ``converter``)."""
+    return float(converter(name, unit, kind)(float(value)))
 
 
 def check_finite(name: str, value: float) -> float:
