@@ -69,10 +69,14 @@ def write_suggestions(campaign: CampaignSpec, out: Path) -> int:
     return len(table)
 
 
-def read_lab_sheet(campaign: CampaignSpec, path: Path, sheet: str | None = None) -> SheetContents:
-    """Read and check a filled sheet file against the campaign's suggestions (raises ``SheetError``)."""
-    return _lab_contents(campaign, lambda defaults, ids: read_sheet_contents(path, defaults, known_ids=ids, sheet=sheet),
-                         str(path))
+def read_lab_sheet(campaign: CampaignSpec, path: Path, sheet: str | None = None, contributor: str | None = None,
+                   shown: str | None = None) -> SheetContents:
+    """Read and check a filled sheet file against the campaign's suggestions (raises ``SheetError``).
+
+    ``contributor``: credited on rows that name none (a circumstance: record ids do not change);
+    ``shown``: the file's name in messages (an upload's name, not its temporary path)."""
+    return _lab_contents(campaign, lambda defaults, ids: read_sheet_contents(
+        path, defaults, known_ids=ids, sheet=sheet, shown=shown), shown or str(path), contributor)
 
 
 def read_lab_table(campaign: CampaignSpec, table: pd.DataFrame, origin: str = "measurements") -> SheetContents:
@@ -82,10 +86,10 @@ def read_lab_table(campaign: CampaignSpec, table: pd.DataFrame, origin: str = "m
     return _lab_contents(campaign, lambda defaults, ids: records_from_table(frame, origin, defaults, ids), origin)
 
 
-def _lab_contents(campaign: CampaignSpec, read, origin: str) -> SheetContents:
+def _lab_contents(campaign: CampaignSpec, read, origin: str, contributor: str | None = None) -> SheetContents:
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     lab_name = campaign.lab.name if campaign.lab else "lab"
-    defaults = SheetDefaults(source=Source.experimental, method=lab_name, campaign=campaign.name)
+    defaults = SheetDefaults(source=Source.experimental, method=lab_name, campaign=campaign.name, contributor=contributor)
     contents = read(defaults, set(state.lab))
     bad = [r.sample_id for r in contents.records if r.source is not Source.experimental]
     if bad:

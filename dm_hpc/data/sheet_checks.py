@@ -42,7 +42,7 @@ from dm_hpc.data.records import (
     RawMaterial,
     Source,
 )
-from dm_hpc.data.sheetfiles import SheetError, describe_error
+from dm_hpc.data.sheetfiles import VALUELESS_CELL, SheetError, describe_error
 from dm_hpc.data.verdicts import Decision, Verdict, refused
 from dm_hpc.data.vocabulary import converter, same_unit, term
 
@@ -54,7 +54,7 @@ _BALANCE = frozenset({"bal", "bal.", "balance"})
 _NUMBER = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _COMMA_NUMBER = r"[+-]?(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]*),[0-9]+(?:[eE][+-]?[0-9]+)?"
 _NON_FINITE = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity",
-                         "#num!", "#div/0!", "#value!", "#n/a"})
+                         "#num!", "#div/0!", "#value!", "#n/a", VALUELESS_CELL.lower()})
 _SIG_DIGITS = 12  # as records._round: a record built here has the validated record's id
 #: A composition without a balance element must sum to 1 (fractions) or 100 (percent) within
 #: this share: sheets round (0.333 x 3), but 1.47 is a typing error, not something to rescale.
@@ -92,6 +92,8 @@ class Cells:
 def why_not_a_number(text: str) -> str:
     """What is wrong with a text that is not a number, in the lab's words."""
     low = text.strip().lower()
+    if text == VALUELESS_CELL:
+        return "a number cell without a value (inf or NaN saved by a program): type the measured value, or clear the cell"
     if low in _NON_FINITE:
         return "not a finite number (inf, NaN or a spreadsheet error): type the measured value, or leave the cell empty"
     if any(ch.isdigit() and not "0" <= ch <= "9" for ch in text):

@@ -346,13 +346,43 @@ def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[
         if not wb.worksheets:
             raise SheetError(str(path), [(0, "the workbook has no sheets")])
         ws = wb[sheet] if sheet is not None else wb.worksheets[0]
-        return list(ws.iter_rows(values_only=True))
+        rows = list(ws.iter_rows(values_only=True))
+        if data_only:
+            rows = _mark_valueless_numbers(path, getattr(ws, "_worksheet_path", None), rows)
+        return rows
     except SheetError:
         raise
     except Exception as exc:  # noqa: BLE001 -- as above: parts of the zip are read lazily
         raise SheetError(str(path), [(0, f"not a readable XLSX workbook ({type(exc).__name__}: {exc})")]) from None
     finally:
         wb.close()
+
+
+#: A number cell whose value element is present but empty: what openpyxl and pandas write for
+#: inf and NaN. openpyxl reads it as an empty cell; it is a value the sheet holds.
+_VALUELESS = re.compile(rb'<c r="([A-Z]+)([0-9]+)"(?:(?!/>)[^>])*>\s*<v\s*(?:/>|>\s*</v>)')
+VALUELESS_CELL = "(number cell without a value)"
+
+
+def _mark_valueless_numbers(path: Path, part: str | None, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``rows`` with every value-less number cell set to ``VALUELESS_CELL`` (refused, named)."""
+    if part is None:
+        return rows
+    with zipfile.ZipFile(path) as zf:
+        xml = zf.read(part)
+    hits = _VALUELESS.findall(xml)
+    if not hits:
+        return rows
+    from openpyxl.utils import column_index_from_string
+
+    out = [list(r) for r in rows]
+    for col, row in hits:
+        r, c = int(row) - 1, column_index_from_string(col.decode()) - 1
+        if r < len(out):
+            out[r] += [None] * (c + 1 - len(out[r]))
+            if out[r][c] is None:
+                out[r][c] = VALUELESS_CELL
+    return [tuple(r) for r in out]
 
 
 def _xlsx_frame(path: Path, sheet: str | None) -> pd.DataFrame:

@@ -136,18 +136,20 @@ def read_sheet_contents(
     column_map: Mapping[str, Any] | str | Path | None = None,
     known_ids: Collection[str] | None = None,
     sheet: str | None = None,
+    shown: str | None = None,
 ) -> SheetContents:
     """Read and check a template sheet (CSV or XLSX; ``sheet`` names a workbook's sheet).
 
     Raises ``SheetError`` listing every bad row. ``known_ids``: when given, every ``sample_id``
     must be one of them (a lab sheet answers suggestions); unknown and duplicate ids are errors.
+    ``shown``: the sheet's name in messages (default: ``path``).
     """
     cmap = load_column_map(column_map) if column_map is not None else None
-    loaded = load_table(path, sheet)
+    loaded = load_table(path, sheet, shown)
     table = loaded.frame
     if cmap is not None:
         table = apply_column_map(table, cmap, str(column_map) if not isinstance(column_map, Mapping) else "column map")
-    return records_from_table(table, str(path), defaults or SheetDefaults(), known_ids, loaded.decimal)
+    return records_from_table(table, shown or str(path), defaults or SheetDefaults(), known_ids, loaded.decimal)
 
 
 def read_sheet(
@@ -241,6 +243,8 @@ def records_from_table(
         problems.append((1, "composition columns mix bases; use one of at_frac, at%, wt_frac, wt% for all"))
     if not any(c.kind in ("composition", "raw") for c in columns) and not any(c.name == "formula" for c in columns):
         problems.append((1, "no composition:<El> columns, no raw:<name> columns and no formula column"))
+    if table.empty:
+        problems.append((0, "the sheet has a header but no rows"))
     if not any(c.kind == "property" for c in columns):
         unknown = [h for h in table.columns if not is_template_header(h)]
         guesses = [f"{h!r} (did you mean {g!r}?)" if (g := did_you_mean(h)) else repr(h) for h in unknown]

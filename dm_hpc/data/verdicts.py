@@ -56,7 +56,8 @@ class Verdict:
         if self.column:
             where.append(f"column {self.column!r}")
         if self.value is not None and self.column:
-            where.append(f"value {self.value!r}")
+            # as text, so a number typed in a workbook and the same number in a CSV read alike
+            where.append(f"value {str(self.value)!r}")
         return f"{', '.join(where)}: {self.reason}" if where else self.reason
 
     def problem(self) -> tuple[int, str]:
