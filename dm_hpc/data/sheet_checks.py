@@ -370,6 +370,8 @@ def _build(table, columns, parsed, canonical, uncertainty, compositions, meta, c
     raws = [c for c in columns if c.kind == "raw"]
     rounded = {h: np.array(_rounded(np.nan_to_num(v, nan=0.0))) for h, v in canonical.items()}
     unc_rounded = {name: np.array(_rounded(np.nan_to_num(u, nan=0.0))) for name, u in uncertainty.items()}
+    converted = {c.header: not same_unit(c.name, c.unit) for c in props}  # once per column
+    units = {c.header: term(c.name).unit for c in props}
     steps: dict[str | None, int] = {}
     for c in procs:
         steps.setdefault(c.step, len(steps))
@@ -401,9 +403,10 @@ def _build(table, columns, parsed, canonical, uncertainty, compositions, meta, c
                 continue
             unc = uncertainty.get(c.name)
             properties.append(PropertyValue.model_construct(
-                name=c.name, value=float(rounded[c.header][i]), unit=term(c.name).unit,
-                uncertainty=None if unc is None or np.isnan(unc[i]) else float(unc_rounded[c.name][i])))
-            if not same_unit(c.name, c.unit):
+                name=c.name, value=float(rounded[c.header][i]), unit=units[c.header],
+                uncertainty=None if unc is None or np.isnan(unc[i]) else float(unc_rounded[c.name][i]),
+                conditions={}))  # every field given: a default factory costs model_construct a signature look-up
+            if converted[c.header]:
                 verdicts.append(Verdict(Decision.accepted, lines[i], f"converted from [{c.unit}]", sid, c.header,
                                         table[c.header].iloc[i], c.unit, float(canonical[c.header][i])))
         process: dict[str | None, dict[str, float]] = {}
@@ -424,10 +427,12 @@ def _build(table, columns, parsed, canonical, uncertainty, compositions, meta, c
                 value=float(parsed[c.header].values[i]), unit=c.unit)) for c in raws
                 if parsed[c.header].values[i] > 0), key=lambda rm: rm.name),
             # a step's order is its place among the steps this row gives (as the validated path)
-            process=[ProcessStep.model_construct(name=step, order=order, parameters=dict(sorted(process[step].items())))
+            process=[ProcessStep.model_construct(name=step, order=order, parameters=dict(sorted(process[step].items())),
+                                                 settings={})
                      for order, step in enumerate(s for s in steps if s in process)],
             properties=sorted(properties, key=lambda p: p.name),
             sample_id=sid,
+            structure=None,
             provenance=prov,
         ))
         record_lines.append(lines[i])
