@@ -115,7 +115,9 @@ def doors(tmp_path_factory):
 
 def _through_every_door(doors: Doors, cases, tmp_path) -> Counter:
     seen = Counter()
-    for case in cases:
+    for k, case in enumerate(cases):
+        if k and not k % 100:
+            print(f"{k} sheets through every door: {dict(seen)}", flush=True)
         path = tmp_path / case.filename
         path.write_bytes(case.data)
         outcomes = [doors.cli(path), doors.api(path), doors.portal(path)]
