@@ -290,4 +290,4 @@ def test_cli_import_replace_sheet_and_errors_without_traceback(tmp_path):
         assert res.returncode == 2 and "error:" in res.stderr and "Traceback" not in res.stderr, res.stderr
     bad_unit = sheet(tmp_path, "sample_id,composition:Cu [at_frac],property:mixing_energy [eV/atom]\nA,1,x\n", name="u.csv")
     res = dm("store", "import", str(bad_unit), "--store", store)
-    assert "property:mixing_energy [eV/atom]: not a number" in res.stderr  # brackets are not markup
+    assert "column 'property:mixing_energy [eV/atom]', value 'x': not a number" in res.stderr  # brackets are not markup
