@@ -20,9 +20,7 @@ Every call goes through the same functions as the CLI (``campaign.suggest``, ``c
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -106,26 +104,29 @@ class Campaign:
         table.attrs["why_empty"] = batch.why_empty
         return table
 
-    def add_measurements(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Take filled lab-sheet rows back (validated as ``dm-hpc ingest``: all or nothing, by
-        ``sample_id``); returns the stored records (``records()`` columns). Raises ``SheetError``."""
-        from dm_hpc.campaign.lab import read_lab_sheet, take_lab_sheet
+    def add_measurements(self, df: pd.DataFrame | str | Path) -> pd.DataFrame:
+        """Take filled lab-sheet rows back (checked as ``dm-hpc ingest``: all or nothing, by
+        ``sample_id``); ``df`` is a DataFrame or a sheet file (.csv, .xlsx), read with the same
+        guards as every other door. Returns the stored records (``records()`` columns).
 
-        run_dir = self.spec.run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".measurements-", suffix=".csv", dir=run_dir)
-        os.close(fd)
-        path = Path(name)
-        try:
-            df.to_csv(path, index=False)
-            contents = read_lab_sheet(self.spec, path)
-            queued = take_lab_sheet(self.spec, path).queued
-        finally:
-            path.unlink(missing_ok=True)
+        Raises ``SheetError`` whose messages name the row (line 2 is the first row), sample id,
+        column and value; a frame with no ``property:<name> [unit]`` column is refused (with
+        "did you mean"), never read as nothing measured."""
+        from dm_hpc.campaign.lab import read_lab_sheet, read_lab_table, take_lab_contents
+
+        if isinstance(df, (str, Path)):
+            contents, origin = read_lab_sheet(self.spec, Path(df)), str(df)
+        elif isinstance(df, pd.DataFrame):
+            contents, origin = read_lab_table(self.spec, df), "measurements"
+        else:
+            raise TypeError(f"add_measurements takes a DataFrame or a sheet path, not {type(df).__name__}")
+        queued = take_lab_contents(self.spec, contents, origin).queued
         ids = {r.sample_id for r in contents.records}
         if queued:  # a running manager ingests them within a poll interval
             return pd.DataFrame({"sample_id": sorted(ids), "record_id": [None] * len(ids)})
         stored = self.records()
+        if stored.empty:
+            return stored
         return stored[stored["sample_id"].isin(ids)].reset_index(drop=True)
 
     def records(self) -> pd.DataFrame:

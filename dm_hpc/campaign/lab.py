@@ -24,7 +24,15 @@ from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import MaterialRecord, Source, Store, StoreError, canonical_unit
 from dm_hpc.data.resend import resolve_resends
-from dm_hpc.data.sheets import SheetContents, SheetDefaults, SheetError, read_sheet_contents, write_table
+from dm_hpc.data.sheets import (
+    SheetContents,
+    SheetDefaults,
+    SheetError,
+    read_sheet_contents,
+    records_from_table,
+    write_table,
+)
+from dm_hpc.data.verdicts import Verdict
 
 
 def suggestion_table(campaign: CampaignSpec, state: jn.State, include_measured: bool = False) -> pd.DataFrame:
@@ -61,15 +69,31 @@ def write_suggestions(campaign: CampaignSpec, out: Path) -> int:
     return len(table)
 
 
-def read_lab_sheet(campaign: CampaignSpec, path: Path, sheet: str | None = None) -> SheetContents:
-    """Validate a filled sheet against the campaign's suggestions (raises ``SheetError``)."""
+def read_lab_sheet(campaign: CampaignSpec, path: Path, sheet: str | None = None, contributor: str | None = None,
+                   shown: str | None = None) -> SheetContents:
+    """Read and check a filled sheet file against the campaign's suggestions (raises ``SheetError``).
+
+    ``contributor``: credited on rows that name none (a circumstance: record ids do not change);
+    ``shown``: the file's name in messages (an upload's name, not its temporary path)."""
+    return _lab_contents(campaign, lambda defaults, ids: read_sheet_contents(
+        path, defaults, known_ids=ids, sheet=sheet, shown=shown), shown or str(path), contributor)
+
+
+def read_lab_table(campaign: CampaignSpec, table: pd.DataFrame, origin: str = "measurements") -> SheetContents:
+    """``read_lab_sheet`` for rows already in a DataFrame (``Campaign.add_measurements``): the
+    same checks and verdicts; lines count as in a sheet (header 1, first row 2)."""
+    frame = table.reset_index(drop=True).astype(object)
+    return _lab_contents(campaign, lambda defaults, ids: records_from_table(frame, origin, defaults, ids), origin)
+
+
+def _lab_contents(campaign: CampaignSpec, read, origin: str, contributor: str | None = None) -> SheetContents:
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     lab_name = campaign.lab.name if campaign.lab else "lab"
-    defaults = SheetDefaults(source=Source.experimental, method=lab_name, campaign=campaign.name)
-    contents = read_sheet_contents(path, defaults, known_ids=set(state.lab), sheet=sheet)
+    defaults = SheetDefaults(source=Source.experimental, method=lab_name, campaign=campaign.name, contributor=contributor)
+    contents = read(defaults, set(state.lab))
     bad = [r.sample_id for r in contents.records if r.source is not Source.experimental]
     if bad:
-        raise SheetError(str(path), [(0, f"rows {bad} say source=computed; a lab sheet holds measurements")])
+        raise SheetError(origin, [(0, f"rows {bad} say source=computed; a lab sheet holds measurements")])
     return contents
 
 
@@ -96,7 +120,8 @@ def ingest_sheet_records(path: Path, store: Store, journal: jn.Journal) -> dict:
 class LabIngest:
     """What taking a lab sheet back did: ``records`` valid rows, ``new`` of them stored now
     (0 when ``queued`` for the running manager), ``replaced`` corrections of stored values,
-    ``not_made`` sample ids, and ``warnings`` about the sheet (ignored columns)."""
+    ``not_made`` sample ids (marked so), ``pending`` ones (blank measurement cells: still
+    waiting), ``warnings`` about the sheet, and every ``verdicts`` of the reading."""
 
     records: int
     new: int
@@ -104,6 +129,8 @@ class LabIngest:
     replaced: int = 0
     not_made: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
 
 
 def take_lab_sheet(campaign: CampaignSpec, path: Path, replace: bool = False, sheet: str | None = None) -> LabIngest:
@@ -113,24 +140,30 @@ def take_lab_sheet(campaign: CampaignSpec, path: Path, replace: bool = False, sh
     and the manager ingests them (``queued``). ``replace``: store re-sent values as corrections
     (see ``dm_hpc.data.resend``); ``sheet``: the workbook sheet to read.
     """
+    return take_lab_contents(campaign, read_lab_sheet(campaign, path, sheet), str(path), replace)
+
+
+def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: str, replace: bool = False) -> LabIngest:
+    """Store a checked sheet's records, all or nothing (see ``take_lab_sheet``); ``origin``
+    names the sheet in messages and the journal."""
     from dm_hpc.campaign.ownership import drop_in_inbox, exclusive
 
-    contents = read_lab_sheet(campaign, path, sheet)
     not_made = [sid for _, sid in contents.not_made if sid is not None]
 
     def done(records: list[MaterialRecord], new: int, queued: bool) -> LabIngest:
         return LabIngest(len(records), new, queued, sum(bool(r.provenance.supersedes) for r in records),
-                         not_made, contents.warnings)
+                         not_made, contents.warnings, [sid for _, sid in contents.pending if sid is not None],
+                         contents.verdicts)
 
     with exclusive(campaign) as held:
         if held is None:  # a manager holds the campaign: it ingests from its inbox
-            records = _resolve(campaign, contents, str(path), replace)
+            records = _resolve(campaign, contents, origin, replace)
             drop_in_inbox(campaign.run_dir, json.dumps({"records": [r.to_json() for r in records],
                                                         "not_made": not_made}))
             return done(records, 0, True)
         store, journal = held
-        records = resolve_resends(store, contents.records, contents.lines, str(path), replace)
-        event = store_lab_results(records, store, journal, str(path), not_made)
+        records = resolve_resends(store, contents.records, contents.lines, origin, replace)
+        event = store_lab_results(records, store, journal, origin, not_made)
         return done(records, event["new"], False)
 
 

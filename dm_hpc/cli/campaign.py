@@ -294,7 +294,9 @@ def ingest(
     for warning in result.warnings:
         console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if result.not_made:
-        console.print(f"not made (no measurement): {', '.join(result.not_made)}", markup=False, highlight=False)
+        console.print(f"not made (marked so): {', '.join(result.not_made)}", markup=False, highlight=False)
+    if result.pending:
+        console.print(f"still pending (blank measurement cells): {', '.join(result.pending)}", markup=False, highlight=False)
     replaced = f", {result.replaced} correcting stored values" if result.replaced else ""
     if result.queued:
         console.print(f"validated {result.records} records{replaced}; the running campaign ingests them within a second")

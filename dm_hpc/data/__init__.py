@@ -9,6 +9,7 @@ Public face::
     ELEMENTS, is_element
     descriptors.composition_descriptors      alloy descriptors (entropy, size mismatch, VEC...), one definition
     read_sheet, write_sheet, SheetError      lab sheets (CSV/XLSX) in the standard template
+    Verdict, Decision                        per-cell/row decisions on a returned sheet (accepted/held/refused)
 """
 from __future__ import annotations
 
@@ -45,13 +46,15 @@ _WHERE = {
     "process_parameter_names": "dm_hpc.data.vocabulary",
     "property_names": "dm_hpc.data.vocabulary",
     "to_canonical": "dm_hpc.data.vocabulary",
+    "Decision": "dm_hpc.data.verdicts",
+    "Verdict": "dm_hpc.data.verdicts",
 }
 
 __all__ = [
-    "ELEMENTS", "Basis", "CheckReport", "Composition", "CompositionError", "IngestResult",
+    "ELEMENTS", "Basis", "CheckReport", "Composition", "CompositionError", "Decision", "IngestResult",
     "MaterialClass", "MaterialRecord", "ProcessStep", "PropertyValue", "Provenance", "Quantity",
     "RangeError", "RawMaterial", "Source", "Store", "StoreCorruptError", "StoreError", "StoreLockedError",
-    "UnitError", "UnknownPropertyError", "atomic_mass", "canonical_unit", "is_element",
+    "UnitError", "UnknownPropertyError", "Verdict", "atomic_mass", "canonical_unit", "is_element",
     "open_store", "process_parameter_names", "property_names", "to_canonical",
 ]
 

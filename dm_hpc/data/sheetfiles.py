@@ -20,12 +20,15 @@ import csv
 import io
 import math
 import re
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from dm_hpc.data.verdicts import Verdict, refused
 
 #: First characters that make a spreadsheet program read a cell as a formula (OWASP).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -34,23 +37,38 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _COMMA_NUMBER = re.compile(r"^\s*[+-]?(\d{1,3}(\.\d{3})+|\d*),\d+([eE][+-]?\d+)?\s*$")
 #: XLSX (XML 1.0) cannot hold these control characters at all.
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-CSV_SUFFIXES = (".csv", ".txt", ".tsv")
-XLSX_SUFFIXES = (".xlsx", ".xlsm")
+CSV_SUFFIXES = (".csv", ".tsv")
+XLSX_SUFFIXES = (".xlsx",)
+#: Largest sheet file read by any door (bytes): 100,000 template rows are ~15 MB as CSV.
+MAX_SHEET_BYTES = 64 * 2**20
+#: An XLSX is a zip; more than this unpacked is a zip bomb, not a lab sheet (bytes).
+MAX_XLSX_UNPACKED = 256 * 2**20
+#: Why a file type is refused, said the same by every door.
+_REFUSED_TYPES = {
+    ".xlsm": "a macro-enabled workbook (.xlsm) is refused; save it as a plain .xlsx workbook",
+    ".xls": "an old-style .xls workbook is refused; save it as .xlsx",
+    ".txt": "a .txt file is refused (its columns and encoding are guesses); save the sheet as .csv or .xlsx",
+}
 _SEPARATORS = (",", ";", "\t", "|")
 
 
 class SheetError(ValueError):
-    """A sheet that cannot be imported; ``problems`` lists (line, message) for every bad row.
+    """A sheet that cannot be imported; ``problems`` lists (line, message) for every bad row,
+    ``verdicts`` the same as ``Verdict`` objects (row, sample id, column, value, reason).
 
     Line 0 means the whole file (or the column map); the header is line 1.
     """
 
-    def __init__(self, path: str, problems: Sequence[tuple[int, str]]) -> None:
+    def __init__(self, path: str, problems: Sequence[tuple[int, str] | Verdict]) -> None:
         self.path = path
-        self.problems = list(problems)
+        self.verdicts = [p if isinstance(p, Verdict) else refused(p[0], p[1]) for p in problems]
+        self.problems = [v.problem() for v in self.verdicts]
         lines = "\n".join(f"  line {line}: {msg}" if line else f"  {msg}" for line, msg in self.problems[:50])
         more = f"\n  ... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
         super().__init__(f"{path}: {len(self.problems)} problem(s), nothing imported:\n{lines}{more}")
+
+    def __reduce__(self):  # picklable (a worker process may raise it)
+        return type(self), (self.path, self.verdicts)
 
 
 def describe_error(exc: Exception) -> str:
@@ -158,25 +176,78 @@ class LoadedTable:
     decimal: str = "."
 
 
-def load_table(path: str | Path, sheet: str | None = None) -> LoadedTable:
-    """Read a CSV or XLSX file; raises ``SheetError`` naming the file and what is wrong."""
+def check_file(path: str | Path, shown: str | None = None) -> str:
+    """The guards every door applies before a sheet is parsed; returns its kind (``csv`` or
+    ``xlsx``) or raises ``SheetError`` naming ``shown`` (the name the user gave the file).
+
+    Refused: an unsupported or macro-enabled type, a file over ``MAX_SHEET_BYTES``, a name
+    whose extension disagrees with the content (a zip called .csv, text called .xlsx), and for
+    a workbook: macros (``vbaProject.bin``, a macro-enabled content type), external links, and
+    members that unpack to more than ``MAX_XLSX_UNPACKED`` (a zip bomb).
+    """
     path = Path(path)
+    shown = shown or str(path)
     suffix = path.suffix.lower()
+    if suffix in _REFUSED_TYPES:
+        raise SheetError(shown, [(0, _REFUSED_TYPES[suffix])])
+    if suffix not in CSV_SUFFIXES + XLSX_SUFFIXES:
+        raise SheetError(shown, [(0, f"unsupported sheet type {path.suffix or '(none)'!r} (use .csv or .xlsx)")])
     try:
-        head = path.open("rb").read(4)
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(4)
     except OSError as exc:
-        raise SheetError(str(path), [(0, f"cannot read the file: {exc.strerror or exc}")]) from None
-    if suffix in XLSX_SUFFIXES:
-        if head != b"PK\x03\x04":
-            raise SheetError(str(path), [(0, "not an XLSX workbook (not a zip file); a CSV must be named .csv")])
-        return LoadedTable(_xlsx_frame(path, sheet))
+        raise SheetError(shown, [(0, f"cannot read the file: {exc.strerror or exc}")]) from None
+    if size > MAX_SHEET_BYTES:
+        raise SheetError(shown, [(0, f"file too large: {size} bytes (limit {MAX_SHEET_BYTES})")])
     if suffix in CSV_SUFFIXES:
-        if sheet is not None:
-            raise SheetError(str(path), [(0, f"--sheet {sheet!r}: a CSV file has no sheets")])
         if head == b"PK\x03\x04":
-            raise SheetError(str(path), [(0, "this is a zip file (an XLSX workbook?), not a CSV; name it .xlsx")])
+            raise SheetError(shown, [(0, "this is a zip file (an XLSX workbook?), not a CSV; name it .xlsx")])
+        return "csv"
+    if head != b"PK\x03\x04":
+        raise SheetError(shown, [(0, "not an XLSX workbook (not a zip file); a CSV must be named .csv")])
+    _check_workbook(path, shown)
+    return "xlsx"
+
+
+def _check_workbook(path: Path, shown: str) -> None:
+    """Refuse what is not a plain workbook before openpyxl unzips it (openpyxl reads the saved
+    results of formulas, never evaluates them, and ignores macros; this guards the unzip)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise SheetError(shown, [(0, f"not a readable XLSX workbook ({exc})")]) from None
+    unpacked = sum(m.file_size for m in members)
+    if unpacked > MAX_XLSX_UNPACKED:
+        raise SheetError(shown, [(0, f"workbook unpacks to {unpacked} bytes (limit {MAX_XLSX_UNPACKED}): a zip bomb?")])
+    names = [m.filename.lower() for m in members]
+    if any(n.endswith("vbaproject.bin") for n in names):
+        raise SheetError(shown, [(0, "workbook contains macros; save it as a plain .xlsx")])
+    try:
+        with zipfile.ZipFile(path) as zf:
+            types = zf.read("[Content_Types].xml") if "[content_types].xml" in names else b""
+    except Exception:  # noqa: BLE001 -- a damaged member: openpyxl reports it below
+        types = b""
+    if b"macroEnabled" in types:
+        raise SheetError(shown, [(0, "workbook is macro-enabled; save it as a plain .xlsx")])
+
+
+def load_table(path: str | Path, sheet: str | None = None, shown: str | None = None) -> LoadedTable:
+    """Read a CSV or XLSX file after ``check_file``'s guards; raises ``SheetError`` naming the
+    file (``shown``: the name to use, e.g. an upload's name rather than a temporary path)."""
+    path = Path(path)
+    shown = shown or str(path)
+    try:
+        if check_file(path, shown) == "xlsx":
+            return LoadedTable(_xlsx_frame(path, sheet))
+        if sheet is not None:
+            raise SheetError(shown, [(0, f"--sheet {sheet!r}: a CSV file has no sheets")])
         return _csv_table(path)
-    raise SheetError(str(path), [(0, f"unsupported sheet type {path.suffix!r} (use .csv or .xlsx)")])
+    except SheetError as exc:
+        if exc.path == shown:
+            raise
+        raise SheetError(shown, exc.verdicts) from None
 
 
 def _frame(rows: list[tuple[int, list[Any]]], header: list[Any], origin: Path) -> pd.DataFrame:
@@ -275,7 +346,10 @@ def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[
         if not wb.worksheets:
             raise SheetError(str(path), [(0, "the workbook has no sheets")])
         ws = wb[sheet] if sheet is not None else wb.worksheets[0]
-        return list(ws.iter_rows(values_only=True))
+        rows = list(ws.iter_rows(values_only=True))
+        if data_only:
+            rows = _mark_valueless_numbers(path, getattr(ws, "_worksheet_path", None), rows)
+        return rows
     except SheetError:
         raise
     except Exception as exc:  # noqa: BLE001 -- as above: parts of the zip are read lazily
@@ -284,12 +358,42 @@ def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[
         wb.close()
 
 
+#: A number cell whose value element is present but empty: what openpyxl and pandas write for
+#: inf and NaN. openpyxl reads it as an empty cell; it is a value the sheet holds.
+_VALUELESS = re.compile(rb'<c r="([A-Z]+)([0-9]+)"(?:(?!/>)[^>])*>\s*<v\s*(?:/>|>\s*</v>)')
+VALUELESS_CELL = "(number cell without a value)"
+
+
+def _mark_valueless_numbers(path: Path, part: str | None, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``rows`` with every value-less number cell set to ``VALUELESS_CELL`` (refused, named)."""
+    if part is None:
+        return rows
+    with zipfile.ZipFile(path) as zf:
+        xml = zf.read(part)
+    hits = _VALUELESS.findall(xml)
+    if not hits:
+        return rows
+    from openpyxl.utils import column_index_from_string
+
+    out = [list(r) for r in rows]
+    for col, row in hits:
+        r, c = int(row) - 1, column_index_from_string(col.decode()) - 1
+        if r < len(out):
+            out[r] += [None] * (c + 1 - len(out[r]))
+            if out[r][c] is None:
+                out[r][c] = VALUELESS_CELL
+    return [tuple(r) for r in out]
+
+
 def _xlsx_frame(path: Path, sheet: str | None) -> pd.DataFrame:
     header: list[Any] | None = None
     rows: list[tuple[int, list[Any]]] = []
     width = 0
     for line, values in enumerate(_sheet_values(path, sheet, data_only=True), start=1):
-        cells = [unneutralise(v) if isinstance(v, str) else v for v in values]
+        # a number cell holding inf or NaN is a value the lab wrote, not an empty cell: keep it
+        # as text, which the checks refuse with a message instead of reading it as blank
+        cells = [unneutralise(v) if isinstance(v, str) else repr(v) if isinstance(v, float) and not math.isfinite(v)
+                 else v for v in values]
         cells = [None if isinstance(v, str) and not v.strip() else v for v in cells]
         if all(v is None for v in cells):
             continue

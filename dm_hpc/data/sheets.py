@@ -13,18 +13,22 @@ Header grammar (one column each; units in square brackets)::
     material_class, source, method, contributor, institution, notes
 
 A sheet with any bad row stores nothing: ``read_sheet`` raises ``SheetError`` listing every bad
-row with its line number (the header is line 1) and the reason. Bad values include a composition
-that does not sum to its basis's total (1 or 100, within ``COMPOSITION_TOLERANCE``; a "bal"
-element takes what the others leave) and a value outside the vocabulary's physical range.
-A row whose measurement cells are all empty was not made: ``read_sheet_contents`` lists it
-apart (a lab sheet records it as such), it is no value. Columns outside the template grammar
-are ignored with a warning; a template column naming an unknown term is an error.
+cell or row (``Verdict``: line, where the header is line 1, sample id, column, value, reason).
+Columns are checked whole (``sheet_checks``): numbers in one strict grammar, units converted,
+finite values inside the vocabulary's physical range for the row's material class, compositions
+that sum to their basis's total (1 or 100, within ``COMPOSITION_TOLERANCE``; a "bal" element
+takes what the others leave). Nothing is inferred from absence: a row whose measurement cells
+are blank is *pending* (listed apart, said in a warning); it was *not made* only when a
+measurement cell says ``not made``. A column outside the template grammar is ignored with a
+warning, unless it looks like a property and holds values (``hardness [GPa]``): then it is
+refused with "did you mean"; a template column naming an unknown term is an error.
 
 Files that do not follow the template (public data sets) are read through a column map
 (YAML, see ``configs/sheets/``) that renames their columns into the template.
 """
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,14 +38,18 @@ from typing import Any
 import pandas as pd
 
 from dm_hpc.data.column_map import ColumnMap, apply_column_map, load_column_map
-from dm_hpc.data.composition import Basis, Composition, CompositionError
-from dm_hpc.data.records import MaterialRecord, Source
-from dm_hpc.data.sheetfiles import SheetError, describe_error, load_table, parse_number, write_frame
+from dm_hpc.data.composition import Basis
+from dm_hpc.data.elements import is_element
+from dm_hpc.data.records import MaterialRecord, ProcessStep, Source
+from dm_hpc.data.sheet_checks import BASIS_LABEL, COMPOSITION_TOLERANCE, NOT_MADE, check_table
+from dm_hpc.data.sheetfiles import SheetError, describe_error, load_table, write_frame
 from dm_hpc.data.sheetfiles import blank as _blank
-from dm_hpc.data.vocabulary import canonical_unit
+from dm_hpc.data.verdicts import Verdict
+from dm_hpc.data.vocabulary import UnknownPropertyError, canonical_unit, converter, property_names
 
 __all__ = ["SheetError", "SheetContents", "SheetDefaults", "read_sheet", "read_sheet_contents", "write_sheet",
-           "write_table", "records_to_table", "parse_header", "load_column_map", "apply_column_map", "ColumnMap"]
+           "write_table", "records_to_table", "parse_header", "load_column_map", "apply_column_map", "ColumnMap",
+           "COMPOSITION_TOLERANCE", "NOT_MADE", "did_you_mean"]
 
 _HEADER = re.compile(r"^\s*(?P<key>[^\[\]]+?)\s*(?:\[(?P<unit>[^\]]*)\])?\s*$")
 _BASIS_UNITS = {
@@ -49,13 +57,9 @@ _BASIS_UNITS = {
     "at%": Basis.atomic_percent, "at_percent": Basis.atomic_percent,
     "wt_frac": Basis.weight_fraction, "wt%": Basis.weight_percent, "wt_percent": Basis.weight_percent,
 }
-_BASIS_LABEL = {Basis.atomic_fraction: "at_frac", Basis.atomic_percent: "at%",
-                Basis.weight_fraction: "wt_frac", Basis.weight_percent: "wt%"}
+_BASIS_LABEL = BASIS_LABEL
 META = ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes")
 _TEMPLATE_PREFIXES = ("composition:", "raw:", "process:", "property:", "uncertainty:", "predicted:", "predicted_std:")
-#: A composition without a balance element must sum to 1 (fractions) or 100 (percent) within
-#: this share: sheets round (0.333 x 3), but 1.47 is a typing error, not something to rescale.
-COMPOSITION_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -114,13 +118,16 @@ class SheetDefaults:
 
 @dataclass(frozen=True)
 class SheetContents:
-    """A sheet read and validated: its records with their line numbers, the rows whose
-    measurement cells were empty (``not_made``: line, sample_id), and warnings to show."""
+    """A sheet read and checked: its records with their line numbers, the rows marked
+    ``not made`` and the rows left ``pending`` (blank measurement cells), each as (line,
+    sample_id), warnings to show, and every ``Verdict`` (accepted rows, converted cells)."""
 
     records: list[MaterialRecord]
     lines: list[int]
     not_made: list[tuple[int, str | None]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    pending: list[tuple[int, str | None]] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
 
 
 def read_sheet_contents(
@@ -129,18 +136,20 @@ def read_sheet_contents(
     column_map: Mapping[str, Any] | str | Path | None = None,
     known_ids: Collection[str] | None = None,
     sheet: str | None = None,
+    shown: str | None = None,
 ) -> SheetContents:
-    """Read and validate a template sheet (CSV or XLSX; ``sheet`` names a workbook's sheet).
+    """Read and check a template sheet (CSV or XLSX; ``sheet`` names a workbook's sheet).
 
     Raises ``SheetError`` listing every bad row. ``known_ids``: when given, every ``sample_id``
     must be one of them (a lab sheet answers suggestions); unknown and duplicate ids are errors.
+    ``shown``: the sheet's name in messages (default: ``path``).
     """
     cmap = load_column_map(column_map) if column_map is not None else None
-    loaded = load_table(path, sheet)
+    loaded = load_table(path, sheet, shown)
     table = loaded.frame
     if cmap is not None:
         table = apply_column_map(table, cmap, str(column_map) if not isinstance(column_map, Mapping) else "column map")
-    return records_from_table(table, str(path), defaults or SheetDefaults(), known_ids, loaded.decimal)
+    return records_from_table(table, shown or str(path), defaults or SheetDefaults(), known_ids, loaded.decimal)
 
 
 def read_sheet(
@@ -154,31 +163,78 @@ def read_sheet(
     return read_sheet_contents(path, defaults, column_map, known_ids, sheet).records
 
 
-@dataclass(frozen=True)
-class _NotMade:
-    sample_id: str | None
+def did_you_mean(header: str) -> str | None:
+    """The template header a foreign column probably meant (``Hardness`` ->
+    ``property:hardness [GPa]``), or None when it looks like no vocabulary term."""
+    m = _HEADER.match(str(header))
+    if not m:
+        return None
+    key = m.group("key").split(":")[-1].strip().lower().replace(" ", "_").replace("-", "_")
+    names = property_names()
+    match = key if key in names else next(iter(difflib.get_close_matches(key, names, n=1, cutoff=0.8)), None)
+    if match is None:
+        return None
+    return f"property:{match} [{m.group('unit') or canonical_unit(match)}]"
+
+
+def _columns(table: pd.DataFrame) -> tuple[list[Column], list[tuple[int, str]], list[str]]:
+    """The template columns of a table, the header problems and the warnings."""
+    problems: list[tuple[int, str]] = []
+    warnings: list[str] = []
+    columns: list[Column] = []
+    for header in table.columns:
+        if not is_template_header(header):
+            guess = did_you_mean(header)
+            filled = table[header].map(lambda v: not _blank(v)).any()
+            if guess and filled:  # a measurement under a wrong name would be lost: refuse
+                problems.append((1, f"column {header!r} is not a template column; did you mean {guess!r}?"))
+            else:
+                warnings.append(f"column {header!r} is not a template column; ignored"
+                                + (f" (did you mean {guess!r}?)" if guess else ""))
+            continue
+        try:
+            columns.append(parse_header(header))
+        except UnknownPropertyError as exc:
+            guess = did_you_mean(str(header).split(":", 1)[-1])
+            problems.append((1, f"column {header!r}: {exc}" + (f"; did you mean {guess!r}?" if guess else "")))
+        except (ValueError, KeyError) as exc:
+            problems.append((1, str(exc)))
+    for c in columns:
+        if c.kind == "composition" and not is_element(c.name):
+            problems.append((1, f"column {c.header!r}: unknown element {c.name!r}"))
+        if c.kind == "process":
+            try:
+                ProcessStep(name=c.step)
+            except ValueError as exc:
+                problems.append((1, f"column {c.header!r}: {describe_error(exc)}"))
+        if c.kind in ("property", "uncertainty", "process"):
+            kind = "process_parameter" if c.kind == "process" else "property"
+            if c.unit is None:
+                problems.append((1, f"column {c.header!r}: header has no [unit]"))
+                continue
+            try:
+                converter(c.name, c.unit, kind)
+            except ValueError as exc:
+                problems.append((1, f"column {c.header!r}: {exc}"))
+    props = {c.name: c for c in columns if c.kind == "property"}
+    for c in columns:
+        if c.kind == "uncertainty" and c.name not in props:
+            problems.append((1, f"column {c.header!r}: an uncertainty without a property:{c.name} column"))
+        elif c.kind == "uncertainty" and c.unit != props[c.name].unit:
+            problems.append((1, f"column {c.header!r}: unit {c.unit!r} differs from the value's {props[c.name].unit!r}"))
+    return columns, problems, warnings
 
 
 def records_from_table(
     table: pd.DataFrame, origin: str, defaults: SheetDefaults, known_ids: Collection[str] | None = None,
     decimal: str = ".",
 ) -> SheetContents:
-    """Validate a template table row by row (see ``read_sheet_contents``).
+    """Check a template table column by column and build its records (see ``sheet_checks``).
 
     Lines are the table's index when it is named ``line`` (``load_table`` sets it), else the
-    row's position + 2 (the header is line 1).
+    row's position + 2 (the header is line 1). Raises ``SheetError`` with every problem.
     """
-    problems: list[tuple[int, str]] = []
-    warnings: list[str] = []
-    columns: list[Column] = []
-    for header in table.columns:
-        if not is_template_header(header):
-            warnings.append(f"column {header!r} is not a template column; ignored")
-            continue
-        try:
-            columns.append(parse_header(header))
-        except (ValueError, KeyError) as exc:
-            problems.append((1, str(exc)))
+    columns, problems, warnings = _columns(table)
     bases = {_BASIS_UNITS.get(c.unit or "", None) for c in columns if c.kind == "composition"}
     if None in bases:
         bad = [c.header for c in columns if c.kind == "composition" and (c.unit or "") not in _BASIS_UNITS]
@@ -187,172 +243,26 @@ def records_from_table(
         problems.append((1, "composition columns mix bases; use one of at_frac, at%, wt_frac, wt% for all"))
     if not any(c.kind in ("composition", "raw") for c in columns) and not any(c.name == "formula" for c in columns):
         problems.append((1, "no composition:<El> columns, no raw:<name> columns and no formula column"))
+    if table.empty:
+        problems.append((0, "the sheet has a header but no rows"))
     if not any(c.kind == "property" for c in columns):
-        problems.append((1, "no property:<name> [unit] column"))
+        unknown = [h for h in table.columns if not is_template_header(h)]
+        guesses = [f"{h!r} (did you mean {g!r}?)" if (g := did_you_mean(h)) else repr(h) for h in unknown]
+        problems.append((1, "no property:<name> [unit] column, so no measurement can be read"
+                            + (f"; columns not recognised: {', '.join(guesses)}" if guesses else "")))
     if problems:
         raise SheetError(origin, problems)
     basis = next(iter(bases)) if bases else Basis.atomic_fraction
-
     lines = [int(i) for i in table.index] if table.index.name == "line" else list(range(2, len(table) + 2))
-    records: list[MaterialRecord] = []
-    record_lines: list[int] = []
-    not_made: list[tuple[int, str | None]] = []
-    seen_ids: dict[str, int] = {}
-    for line, (_, row) in zip(lines, table.iterrows()):
-        try:
-            record = _row_to_record(row, columns, basis, defaults, decimal)
-        except (ValueError, KeyError, TypeError, CompositionError) as exc:
-            problems.append((line, describe_error(exc)))
-            continue
-        if record is None:  # a wholly empty row
-            continue
-        sid = record.sample_id
-        if sid is not None:
-            if sid in seen_ids:
-                problems.append((line, f"duplicate sample_id {sid!r} (first on line {seen_ids[sid]})"))
-                continue
-            seen_ids[sid] = line
-            if known_ids is not None and sid not in known_ids:
-                problems.append((line, f"unknown sample_id {sid!r}: not a suggested experiment"))
-                continue
-        elif known_ids is not None:
-            problems.append((line, "sample_id is empty; every row must answer a suggestion id"))
-            continue
-        if isinstance(record, _NotMade):
-            not_made.append((line, sid))
-            if known_ids is None:
-                warnings.append(f"line {line}: no measurement in this row (not made); skipped")
-            continue
-        records.append(record)
-        record_lines.append(line)
-    if problems:
-        raise SheetError(origin, problems)
-    return SheetContents(records, record_lines, not_made, warnings)
-
-
-def _cell_number(c: Column, raw: Any, decimal: str) -> float:
-    try:
-        return parse_number(raw, decimal)
-    except (ValueError, TypeError):
-        raise ValueError(f"{c.header}: not a number: {raw!r}") from None
-
-
-def _composition(values: dict[str, Any], columns: list[Column], basis: Basis, decimal: str) -> Composition | None:
-    """The elemental composition of a row (None when its composition cells are empty)."""
-    amounts: dict[str, Any] = {}
-    for c in columns:
-        raw = values[c.header]
-        if c.kind != "composition" or _blank(raw):
-            continue
-        if isinstance(raw, str) and raw.strip().lower().rstrip(".") in ("bal", "balance"):
-            amounts[c.name] = "bal"
-        else:
-            amounts[c.name] = _cell_number(c, raw, decimal)
-    if not amounts:
-        return None
-    composition = Composition.from_amounts(amounts, basis)  # unknown elements, negative amounts
-    if "bal" not in amounts.values():
-        total = sum(amounts.values())
-        # (1 + 1e-9): a sum exactly at the tolerance, e.g. 1.01, is inside despite float rounding
-        if not abs(total - basis.scale) <= COMPOSITION_TOLERANCE * basis.scale * (1 + 1e-9):
-            raise ValueError(
-                f"composition sums to {total:.6g} {_BASIS_LABEL[basis]}, not {basis.scale:g} "
-                f"(tolerance {COMPOSITION_TOLERANCE * basis.scale:g}); correct the amounts or write "
-                "'bal' for the balance element"
-            )
-    return composition
-
-
-def _raw_materials(values: dict[str, Any], columns: list[Column], decimal: str) -> list[dict[str, Any]]:
-    out = []
-    for c in columns:
-        if c.kind == "raw" and not _blank(values[c.header]):
-            amount = _cell_number(c, values[c.header], decimal)
-            if amount < 0:
-                raise ValueError(f"{c.header}: negative amount {amount:g}")
-            if amount == 0:
-                continue  # not used in this sample
-            out.append({"name": c.name, "amount": {"value": amount, "unit": c.unit}})
-    return out
-
-
-def _measurements(values: dict[str, Any], columns: list[Column], decimal: str) -> tuple[list[dict], dict]:
-    """Property values (with their uncertainties) and process steps of a row."""
-    properties: list[dict[str, Any]] = []
-    uncertainties: dict[str, tuple[float, str]] = {}
-    steps: dict[str | None, dict[str, Any]] = {}
-    for c in columns:
-        raw = values[c.header]
-        if c.kind not in ("property", "uncertainty", "process") or _blank(raw):
-            continue
-        number = _cell_number(c, raw, decimal)
-        if c.unit is None:
-            raise ValueError(f"{c.header}: header has no [unit]")
-        if c.kind == "property":
-            properties.append({"name": c.name, "value": number, "unit": c.unit})
-        elif c.kind == "uncertainty":
-            uncertainties[c.name] = (number, c.unit)
-        else:
-            steps.setdefault(c.step, {})[c.name] = {"value": number, "unit": c.unit}
-    for prop in properties:
-        if prop["name"] in uncertainties:
-            number, unit = uncertainties.pop(prop["name"])
-            if unit != prop["unit"]:
-                raise ValueError(f"uncertainty:{prop['name']}: unit {unit!r} differs from the value's {prop['unit']!r}")
-            prop["uncertainty"] = number
-    if uncertainties:
-        raise ValueError(f"uncertainty without a value: {', '.join(uncertainties)}")
-    return properties, steps
-
-
-def _row_to_record(
-    row: pd.Series, columns: list[Column], basis: Basis, defaults: SheetDefaults, decimal: str = "."
-) -> MaterialRecord | _NotMade | None:
-    values = {c.header: row[c.header] for c in columns}
-    if all(_blank(v) for v in values.values()):
-        return None
-    # spaces around a cell are typing noise; a tab or CR that begins a text is content (it was
-    # written, neutralised, by an export and must read back unchanged)
-    meta = {c.name: str(values[c.header]).strip(" ") for c in columns if c.kind == "meta" and not _blank(values[c.header])}
-    # the parts of a row are checked apart, so a row with two bad cells reports both
-    errors: list[str] = []
-
-    def attempt(part: Any, *args: Any) -> Any:
-        try:
-            return part(*args)
-        except (ValueError, KeyError, TypeError, CompositionError) as exc:
-            errors.append(describe_error(exc))
-            return None
-
-    composition = attempt(_composition, values, columns, basis, decimal)
-    raw_materials = attempt(_raw_materials, values, columns, decimal) or []
-    measured = attempt(_measurements, values, columns, decimal)
-    if errors:
-        raise ValueError("; ".join(errors))
-    properties, steps = measured
-    if composition is None and "formula" in meta:
-        composition = Composition(meta["formula"])
-    if composition is None and not raw_materials:
-        raise ValueError("no composition given (all composition cells empty)")
-    if not properties:
-        return _NotMade(meta.get("sample_id"))
-    provenance = {
-        "source": meta.get("source", defaults.source.value),
-        "method": meta.get("method", defaults.method),
-        "campaign": defaults.campaign,
-        "contributor": meta.get("contributor", defaults.contributor),
-        "institution": meta.get("institution", defaults.institution),
-        "extra": {**defaults.extra, **({"notes": meta["notes"]} if "notes" in meta else {})},
-    }
-    return MaterialRecord.model_validate({
-        "material_class": meta.get("material_class", "metal"),
-        "composition": composition,
-        "raw_materials": raw_materials,
-        "process": [{"name": step, "order": i, "parameters": params} for i, (step, params) in enumerate(steps.items())],
-        "properties": properties,
-        "sample_id": meta.get("sample_id"),
-        "provenance": provenance,
-    })
+    checked = check_table(table, columns, basis, defaults, lines, origin, decimal, known_ids)
+    if known_ids is None:
+        warnings += [f"line {line}: no measurement in this row ({NOT_MADE}); skipped" for line, _ in checked.not_made]
+    if checked.pending:
+        warnings.append(f"{len(checked.pending)} row(s) with blank measurement cells left pending (lines "
+                        f"{', '.join(str(line) for line, _ in checked.pending[:20])}"
+                        f"{', ...' if len(checked.pending) > 20 else ''}); write {NOT_MADE!r} in a measurement "
+                        "cell of a sample that was not made")
+    return SheetContents(checked.records, checked.lines, checked.not_made, warnings, checked.pending, checked.verdicts)
 
 
 def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Basis.atomic_fraction) -> pd.DataFrame:

@@ -8,7 +8,9 @@ other in this process (records, sheets and the store carry its canonical unit).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from typing import Any
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
@@ -35,7 +37,11 @@ class RangeError(ValueError):
 @dataclass(frozen=True)
 class Term:
     """One vocabulary entry: a name, its canonical unit, a description and the physical range
-    of its values in that unit (``positive``: > 0; ``minimum``/``maximum``: inclusive)."""
+    of its values in that unit (``positive``: > 0; ``minimum``/``maximum``: inclusive).
+
+    ``classes``: tighter ``(minimum, maximum)`` for a material class (None: the general bound);
+    ``hint``: what a value outside the range usually is, for the refusal message.
+    """
 
     name: str
     unit: str
@@ -43,20 +49,43 @@ class Term:
     minimum: float | None = None
     maximum: float | None = None
     positive: bool = False
+    classes: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    hint: str = ""
+
+    def bounds(self, material_class: str | None = None) -> tuple[float, float]:
+        """``(low, high)`` inclusive bounds in the canonical unit (-inf/inf when open), for
+        ``material_class`` when the vocabulary gives it a tighter range."""
+        low = -math.inf if self.minimum is None else self.minimum
+        high = math.inf if self.maximum is None else self.maximum
+        lo, hi = self.classes.get(material_class or "", (None, None))
+        return (low if lo is None else max(low, lo)), (high if hi is None else min(high, hi))
+
+    def range_text(self, material_class: str | None = None) -> str:
+        """The range in words, e.g. ``0 to 30 GPa for a metal``."""
+        low, high = self.bounds(material_class)
+        if self.positive and low <= 0:
+            text = f"> 0 and <= {high:g} {self.unit}" if math.isfinite(high) else f"> 0 {self.unit}"
+        elif not math.isfinite(high):
+            text = f">= {low:g} {self.unit}"
+        elif not math.isfinite(low):
+            text = f"<= {high:g} {self.unit}"
+        else:
+            text = f"{low:g} to {high:g} {self.unit}"
+        return text + (f" for a {material_class}" if material_class in self.classes else "")
 
     def check(self, value: float) -> float:
         """``value`` (canonical unit) when inside the range; raises RangeError naming it."""
-        if self.positive and not value > 0:
-            raise RangeError(f"{self.name} {value:g} {self.unit} is outside the physical range (must be > 0)")
-        if self.minimum is not None and value < self.minimum:
-            raise RangeError(f"{self.name} {value:g} {self.unit} is outside the physical range (must be >= {self.minimum:g})")
-        if self.maximum is not None and value > self.maximum:
-            raise RangeError(f"{self.name} {value:g} {self.unit} is outside the physical range (must be <= {self.maximum:g})")
+        low, high = self.bounds()
+        if (self.positive and not value > 0) or not low <= value <= high:
+            raise RangeError(f"{self.name} {value:g} {self.unit} is outside the physical range "
+                             f"({self.range_text()})" + (f"; {self.hint}" if self.hint else ""))
         return value
 
 
 def _entry(name: str, v: dict) -> Term:
-    return Term(name, v["unit"], v.get("description", ""), v.get("min"), v.get("max"), bool(v.get("positive", False)))
+    classes = {cls: (b.get("min"), b.get("max")) for cls, b in (v.get("classes") or {}).items()}
+    return Term(name, v["unit"], v.get("description", ""), v.get("min"), v.get("max"),
+                bool(v.get("positive", False)), classes, v.get("hint", ""))
 
 
 #: Terms campaigns declared in this process, per kind (``declare``), beside the standard ones.
@@ -147,20 +176,32 @@ def _spelling(unit: str) -> str:
     return unit.replace(" ", "").replace("**", "").replace("^", "")
 
 
-def to_canonical(name: str, value: float, unit: str | None, kind: str = "property") -> float:
-    """Convert ``value`` given in ``unit`` to the canonical unit of ``name``.
+def converter(name: str, unit: str | None, kind: str = "property") -> Callable[[Any], Any]:
+    """A function taking values of ``name`` in ``unit`` (a float or a numpy array, shape kept)
+    to its canonical unit: ``scale * values + offset``.
 
-    ``unit=None`` means the value is already canonical. Raises UnknownPropertyError for an
+    ``unit=None`` means the values are already canonical. Raises UnknownPropertyError for an
     unknown name and UnitError for an unknown or incompatible unit, naming both.
     """
     term = _term(name, kind)
     if unit is None or _spelling(unit) == _spelling(term.unit):  # no pint needed (and none imported)
-        return float(value)
+        return lambda values: values
     try:
         scale, offset = affine(unit, term.unit)
     except ValueError as exc:  # IncompatibleUnits included
         raise UnitError(f"{kind} {name!r}: {exc}") from None
-    return scale * float(value) + offset
+    return lambda values: scale * values + offset
+
+
+def same_unit(name: str, unit: str | None, kind: str = "property") -> bool:
+    """Whether ``unit`` is the canonical unit of ``name``, however written (``g/cm^3``)."""
+    term = _term(name, kind)
+    return unit is None or _spelling(unit) == _spelling(term.unit) or affine(unit, term.unit) == (1.0, 0.0)
+
+
+def to_canonical(name: str, value: float, unit: str | None, kind: str = "property") -> float:
+    """Convert ``value`` given in ``unit`` to the canonical unit of ``name`` (see ``converter``)."""
+    return float(converter(name, unit, kind)(float(value)))
 
 
 def check_finite(name: str, value: float) -> float:

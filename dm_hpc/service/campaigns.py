@@ -7,7 +7,7 @@ inverse design, records, report) goes through ``CampaignDesk``; the routes never
 (suggest / add_measurements / records / run) lands, only this module changes:
 
 - ``pending`` / ``lab_sheet``  <- ``journal.replay`` + ``lab.write_suggestions``  (then ``Campaign.suggest``)
-- ``ingest``                   <- ``lab.read_lab_sheet`` + ``lab.ingest_lab_sheet`` (then ``Campaign.add_measurements``)
+- ``ingest``                   <- ``lab.read_lab_sheet`` + ``lab.take_lab_contents`` (then ``Campaign.add_measurements``)
 - ``records``                  <- ``Store.records``                              (then ``Campaign.records``)
 - ``predict``                  <- ``strategy.fit_model`` + ``learn.predict``
 - ``design``                   <- ``acquire.design.design_from_dataframe``
@@ -21,11 +21,9 @@ same kind of lock, so fifty clients asking for predictions cause one fit.
 """
 from __future__ import annotations
 
-import io
 import math
 import tempfile
 import threading
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +36,7 @@ from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.spec import CampaignSpec, Goal
 from dm_hpc.data import MaterialRecord, Store, StoreError
 from dm_hpc.data.access import AccessMap, AccessRule
-from dm_hpc.data.sheets import SheetError
+from dm_hpc.data.sheets import SheetContents, SheetError
 
 
 class UnknownCampaign(KeyError):
@@ -79,46 +77,6 @@ class _Slot:
 
 def _finite(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(float(x)) else None
-
-
-#: An XLSX is a zip; more than this unpacked is a zip bomb, not a lab sheet (bytes).
-MAX_XLSX_UNPACKED = 64 * 2**20
-
-
-def _check_xlsx(filename: str, content: bytes) -> None:
-    """Refuse what is not a plain workbook before openpyxl opens it. openpyxl reads cell values
-    (cached results of formulas, never evaluated) and ignores macros; this guards the unzip."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(content)) as zf:
-            unpacked = sum(i.file_size for i in zf.infolist())
-            names = set(zf.namelist())
-    except zipfile.BadZipFile:
-        raise SheetError(filename, [(0, "not an .xlsx workbook (not a zip archive)")]) from None
-    if unpacked > MAX_XLSX_UNPACKED:
-        raise SheetError(filename, [(0, f"workbook unpacks to {unpacked} bytes (limit {MAX_XLSX_UNPACKED})")])
-    if "xl/vbaProject.bin" in names:
-        raise SheetError(filename, [(0, "workbook contains macros; save it as a plain .xlsx")])
-
-
-def _credit(path: Path, contributor: str) -> Path:
-    """The sheet with its blank ``contributor`` cells set (a copy as CSV). Who contributed is a
-    circumstance, not content, so record ids do not change. A table that does not load is
-    returned untouched for the validator to explain."""
-    from dm_hpc.data.sheets import load_table, write_table
-
-    try:
-        loaded = load_table(path)
-    except Exception:  # noqa: BLE001 -- any parse failure: read_lab_sheet reports it row by row
-        return path
-    if loaded.decimal != ".":  # rewritten cells would change meaning: leave the sheet as sent
-        return path
-    table = loaded.frame
-    if "contributor" not in table.columns:
-        table["contributor"] = contributor
-    else:
-        blank = table["contributor"].isna() | (table["contributor"].astype(str).str.strip() == "")
-        table.loc[blank, "contributor"] = contributor
-    return write_table(table, path.with_name("credited.csv"))
 
 
 class CampaignDesk:
@@ -255,43 +213,40 @@ class CampaignDesk:
 
         c = self.get(name)
         suffix = Path(filename).suffix.lower()
-        if suffix not in (".csv", ".xlsx"):
-            raise SheetError(filename, [(0, f"unsupported sheet type {suffix or '(none)'!r}; send .csv or .xlsx")])
-        if suffix == ".xlsx":
-            _check_xlsx(filename, content)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"upload{suffix}"
             path.write_bytes(content)
-            if contributor:
-                path = _credit(path, contributor)
             try:
-                records = read_lab_sheet(c, path).records  # parse and validate: no lock needed
+                # the one reader of every door: its guards, checks and verdicts (no lock needed)
+                contents = read_lab_sheet(c, path, contributor=contributor, shown=filename)
                 with self._slots[name].ingest:
-                    return self._store_measurements(c, path, records, rule)
+                    return self._store_measurements(c, filename, contents, rule)
             except SheetError as exc:
-                raise SheetError(filename, exc.problems) from None
+                raise SheetError(filename, exc.verdicts) from None
 
-    def _store_measurements(self, c: CampaignSpec, path: Path, records: list[MaterialRecord], rule: AccessRule) -> Upload:
+    def _store_measurements(self, c: CampaignSpec, origin: str, contents: SheetContents, rule: AccessRule) -> Upload:
         """Under the campaign's ingest lock: refuse changed re-measurements, skip a sheet that
         only repeats what is stored, else ingest; new records get ``rule`` (an existing record
         keeps its level: after ingest only an admin changes it)."""
-        from dm_hpc.campaign.lab import ingest_lab_sheet
+        from dm_hpc.campaign.lab import take_lab_contents
 
+        records = contents.records
         state = jn.replay(c.run_dir / "journal.jsonl")
         before = {r.sample_id: state.lab[r.sample_id].record_id for r in records}
         changed = [(0, f"sample {r.sample_id!r} is already measured (record {before[r.sample_id]}); "
                        "a different value needs a new suggestion")
                    for r in records if before[r.sample_id] not in (None, r.record_id)]
         if changed:
-            raise SheetError(str(path), changed)
+            raise SheetError(origin, changed)
         ids = [r.record_id for r in records]
         fresh = [r.record_id for r in records if before[r.sample_id] is None]
-        if not fresh:
+        if not fresh and not contents.not_made:
             return Upload(len(records), 0, False, ids)
         # labelled before they are stored: no reader ever sees them at the default level
-        self.access(c.name).set(fresh, rule)
-        n, new, queued = ingest_lab_sheet(c, path)
-        return Upload(n, new, queued, ids)
+        if fresh:
+            self.access(c.name).set(fresh, rule)
+        done = take_lab_contents(c, contents, origin)
+        return Upload(done.records, done.new, done.queued, ids)
 
     # ------------------------------------------------------------------ models
     def _generation(self, c: CampaignSpec) -> int:

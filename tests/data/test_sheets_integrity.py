@@ -5,6 +5,8 @@ the real CLI in a subprocess.
 """
 from __future__ import annotations
 
+import re
+
 import zipfile
 
 import openpyxl
@@ -108,12 +110,12 @@ def test_composition_that_does_not_sum_is_an_error_naming_the_sum(tmp_path):
     text = problems(sheet(tmp_path, "sample_id,composition:Al [at_frac],composition:Cu [at_frac],property:density [g/cm^3]\n"
                                     "A,1.5,-0.03,3\nB,1.47,0,3\nC,1e308,0.5,3\nD,0.6,0.4,3\nE,0.333,0.333,3\n"
                                     "F,0.505,0.505,3\nG,0.51,0.51,3\n"))
-    assert "line 2: negative amount of Cu" in text
-    assert "line 3: composition sums to 1.47 at_frac, not 1" in text
-    assert "line 4: composition sums to 1e+308" in text
+    assert re.search(r"line 2: sample 'A', column 'composition:Cu \[at_frac\]', value '-0.03': negative amount of Cu", text)
+    assert "line 3: sample 'B': composition sums to 1.47 at_frac, not 1" in text
+    assert "line 4: sample 'C': composition sums to 1e+308" in text
     assert "line 5" not in text
-    assert "line 6: composition sums to 0.666" in text
-    assert "line 7" not in text and "line 8: composition sums to 1.02" in text  # tolerance 0.01, inclusive
+    assert "line 6: sample 'E': composition sums to 0.666" in text
+    assert "line 7" not in text and "line 8: sample 'G': composition sums to 1.02" in text  # tolerance 0.01, inclusive
     path = sheet(tmp_path, "sample_id,composition:Al [at%],composition:Cu [at%],property:density [g/cm^3]\nA,33.3,66.6,3\n")
     assert read_sheet(path)[0].composition.fractions["Al"] == pytest.approx(33.3 / 99.9)
 
@@ -123,8 +125,8 @@ def test_values_outside_the_physical_range_are_errors(tmp_path):
                            "property:elongation [%],property:bandgap [eV]\n"
                            "A,1,10,-8.9,5,1\nB,1,150,8.9,5,1\nC,1,10,8.9,-5,1\nD,1,10,8.9,5,-0.1\nE,1,10,8.9,5,0\n")
     text = problems(path)
-    assert "line 2" in text and "density -8.9 g/cm**3 is outside the physical range (must be > 0)" in text
-    assert "line 3" in text and "reduction 150 percent is outside the physical range (must be <= 100)" in text
+    assert "line 2" in text and "density -8.9 g/cm**3 is outside the physical range (0.5 to 23 g/cm**3 for a metal)" in text
+    assert "line 3" in text and "reduction 150 percent is outside the physical range (0 to 100 percent)" in text
     assert "line 4" in text and "elongation -5" in text
     assert "line 5" in text and "bandgap -0.1" in text
     assert "line 6" not in text
@@ -143,16 +145,18 @@ def test_truncated_csv_is_an_error_not_a_short_row(tmp_path):
 
 
 def test_excel_semicolon_decimal_comma_cp1252(tmp_path):
-    text = ("sample_id;composition:Cu [at_frac];composition:Ni [at_frac];property:density [g/cm^3];notes\r\n"
+    text = ("sample_id;composition:Cu [at_frac];composition:Ni [at_frac];property:tensile_strength [MPa];notes\r\n"
             "Probe-é1;0,25;0,75;8,9;Öl µm\r\nP2;0,5;0,5;1.234,5;x\r\n")
     recs = read_sheet(sheet(tmp_path, text, encoding="cp1252"))
     assert recs[0].sample_id == "Probe-é1" and recs[0].composition.fractions == {"Cu": 0.25, "Ni": 0.75}
-    assert recs[0].get_property("density").value == 8.9 and recs[0].provenance.extra["notes"] == "Öl µm"
-    assert recs[1].get_property("density").value == 1234.5
+    assert recs[0].get_property("tensile_strength").value == 8.9 and recs[0].provenance.extra["notes"] == "Öl µm"
+    assert recs[1].get_property("tensile_strength").value == 1234.5
     utf8_bom = "\ufeff" + text.replace("é", "e")
     assert read_sheet(sheet(tmp_path, utf8_bom, name="b.csv"))[0].sample_id == "Probe-e1"
-    tabbed = sheet(tmp_path, text.replace(";", "\t"), name="t.txt", encoding="utf-16")
-    assert read_sheet(tabbed)[1].get_property("density").value == 1234.5
+    tabbed = sheet(tmp_path, text.replace(";", "\t"), name="t.tsv", encoding="utf-16")
+    assert read_sheet(tabbed)[1].get_property("tensile_strength").value == 1234.5
+    with pytest.raises(SheetError, match=r"a \.txt file is refused"):  # one list of types for every door
+        read_sheet(sheet(tmp_path, text, name="t.txt", encoding="cp1252"))
 
 
 def test_sheet_option_and_wrong_file_types(tmp_path):
@@ -193,10 +197,14 @@ def test_extra_columns_are_ignored_with_a_warning_template_typos_are_errors(tmp_
     assert "appears twice" in problems(sheet(tmp_path, f"{HEADER},sample_id\nA,0.5,0.5,8.9,B\n"))
 
 
-def test_blank_measurement_row_is_not_made_not_a_value(tmp_path):
-    contents = read_sheet_contents(sheet(tmp_path, f"{HEADER},uncertainty:density [g/cm^3]\nA,0.5,0.5,8.9,\nB,0.5,0.5,,\n"),
-                                   known_ids={"A", "B"})
-    assert [r.sample_id for r in contents.records] == ["A"] and contents.not_made == [(3, "B")]
+def test_blank_measurement_row_is_pending_not_a_value_and_not_made_only_when_marked(tmp_path):
+    """Issue 21: blank cells were read as "not made" and cleared the queue; absence infers nothing."""
+    contents = read_sheet_contents(sheet(tmp_path, f"{HEADER},uncertainty:density [g/cm^3]\nA,0.5,0.5,8.9,\nB,0.5,0.5,,\n"
+                                                   "C,0.5,0.5,not made,\n"), known_ids={"A", "B", "C"})
+    assert [r.sample_id for r in contents.records] == ["A"]
+    assert contents.pending == [(3, "B")] and contents.not_made == [(4, "C")]
+    assert any("pending" in w and "not made" in w for w in contents.warnings)
+    assert "says 'not made' but also holds" in problems(sheet(tmp_path, f"{HEADER},property:hardness [GPa]\nB,0.5,0.5,8.9,not made\n"))
     assert "uncertainty without a value" in problems(sheet(tmp_path, f"{HEADER},uncertainty:density [g/cm^3]\nB,0.5,0.5,,0.1\n"))
 
 
@@ -282,4 +290,4 @@ def test_cli_import_replace_sheet_and_errors_without_traceback(tmp_path):
         assert res.returncode == 2 and "error:" in res.stderr and "Traceback" not in res.stderr, res.stderr
     bad_unit = sheet(tmp_path, "sample_id,composition:Cu [at_frac],property:mixing_energy [eV/atom]\nA,1,x\n", name="u.csv")
     res = dm("store", "import", str(bad_unit), "--store", store)
-    assert "property:mixing_energy [eV/atom]: not a number" in res.stderr  # brackets are not markup
+    assert "column 'property:mixing_energy [eV/atom]', value 'x': not a number" in res.stderr  # brackets are not markup

@@ -37,7 +37,7 @@ def lab_campaign(tmp_path):
     return path, campaign
 
 
-def fill(path, out, values: dict[str, float | None], sheet_title: str | None = None):
+def fill(path, out, values: dict[str, float | str | None], sheet_title: str | None = None):
     """What a lab does in Excel: type values in the property column, save (maybe renaming the sheet)."""
     wb = openpyxl.load_workbook(path)
     ws = wb.active
@@ -66,12 +66,13 @@ def test_lab_sheet_round_trip_through_the_cli(tmp_path):
     methods = {ws.cell(r, 3).value for r in range(2, ws.max_row + 1)}
     assert methods == {"'" + LAB}
 
-    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -0.05, "L1-1": -0.07}, sheet_title="results")
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -0.05, "L1-1": -0.07, "L1-2": "not made"},
+                  sheet_title="results")
     res = dm("ingest", str(path), str(filled))  # the first sheet is now the cover
     assert res.returncode == 2 and "Traceback" not in res.stderr
     res = dm("ingest", str(path), str(filled), "--sheet", "results")
     assert res.returncode == 0, res.stderr
-    assert "ingested 2 records (2 new)" in res.stdout and "not made (no measurement): L1-2" in res.stdout
+    assert "ingested 2 records (2 new)" in res.stdout and "not made (marked so): L1-2" in res.stdout
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     assert state.lab["L1-2"].not_made and state.lab["L1-2"].record_id is None
     assert all(state.lab[s].record_id for s in ("L1-0", "L1-1"))

@@ -1,0 +1,440 @@
+"""Whole-column checks of a returned sheet, then records built in bulk.
+
+The reading pipeline (``dm_hpc.data.sheets.records_from_table``) hands this module the
+table and its parsed headers. Each column is checked at once (numpy/pandas): numbers parsed
+from text with one strict grammar (ASCII digits, an optional decimal comma for a
+decimal-comma sheet, no digit groups such as ``1_000``), converted to the vocabulary's unit,
+checked finite and inside the physical range of the term for the row's material class.
+Messages are made only for the cells that fail, as ``Verdict`` objects that name the line,
+sample id, column, the value as written and what was expected.
+
+Why not validate each row with pydantic: that costs twenty times the store's own write
+(issue 21). The rows that pass every column check are built with ``model_construct`` from
+values already in canonical form, rounded as the validators round them, so a record built
+here is the record ``MaterialRecord.model_validate`` would build (same id; the fuzz tests
+compare the two).
+
+Absence is never read as a value: a row whose measurement cells are blank is *pending* (it
+can be returned later); a row is *not made* only when a measurement cell holds the template's
+marker ``not made``.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from dm_hpc.data.composition import Basis, Composition, CompositionError, to_atomic_fractions
+from dm_hpc.data.records import (
+    MAX_LABEL,
+    MAX_METHOD,
+    MaterialClass,
+    MaterialRecord,
+    ProcessStep,
+    PropertyValue,
+    Provenance,
+    Quantity,
+    RawMaterial,
+    Source,
+)
+from dm_hpc.data.sheetfiles import VALUELESS_CELL, SheetError, describe_error
+from dm_hpc.data.verdicts import Decision, Verdict, refused
+from dm_hpc.data.vocabulary import converter, same_unit, term
+
+#: What a lab writes in a measurement cell of a sample it did not make (the one explicit marker).
+NOT_MADE = "not made"
+_NOT_MADE_SPELLINGS = frozenset({NOT_MADE, "not_made", "not-made"})
+_BALANCE = frozenset({"bal", "bal.", "balance"})
+#: A number as a sheet writes it: ASCII digits only (``\d`` would take Arabic-Indic digits too).
+_NUMBER = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_COMMA_NUMBER = r"[+-]?(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]*),[0-9]+(?:[eE][+-]?[0-9]+)?"
+_NON_FINITE = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity",
+                         "#num!", "#div/0!", "#value!", "#n/a", VALUELESS_CELL.lower()})
+_SIG_DIGITS = 12  # as records._round: a record built here has the validated record's id
+#: A composition without a balance element must sum to 1 (fractions) or 100 (percent) within
+#: this share: sheets round (0.333 x 3), but 1.47 is a typing error, not something to rescale.
+COMPOSITION_TOLERANCE = 0.01
+#: How a sheet header names each basis (``composition:Cu [at%]``).
+BASIS_LABEL = {Basis.atomic_fraction: "at_frac", Basis.atomic_percent: "at%",
+               Basis.weight_fraction: "wt_frac", Basis.weight_percent: "wt%"}
+
+
+class ColumnLike(Protocol):
+    """A parsed template header (``dm_hpc.data.sheets.Column``)."""
+
+    header: str
+    kind: str
+    name: str
+    unit: str | None
+    step: str | None
+
+
+@dataclass(frozen=True)
+class Cells:
+    """One column of a sheet read as numbers.
+
+    ``values``: float64, NaN where blank or bad (shape ``(n_rows,)``); ``blank``: empty cells;
+    ``marked``: cells holding one of the allowed words (``bal``, ``not made``);
+    ``bad``: row position -> why the cell is not a number.
+    """
+
+    values: np.ndarray
+    blank: np.ndarray
+    marked: np.ndarray
+    bad: dict[int, str]
+
+
+def why_not_a_number(text: str) -> str:
+    """What is wrong with a text that is not a number, in the lab's words."""
+    low = text.strip().lower()
+    if text == VALUELESS_CELL:
+        return "a number cell without a value (inf or NaN saved by a program): type the measured value, or clear the cell"
+    if low in _NON_FINITE:
+        return "not a finite number (inf, NaN or a spreadsheet error): type the measured value, or leave the cell empty"
+    if any(ch.isdigit() and not "0" <= ch <= "9" for ch in text):
+        names = sorted({unicodedata.name(ch, "?").split(" DIGIT")[0].title() for ch in text if ch.isdigit() and not "0" <= ch <= "9"})
+        return f"digits other than 0-9 ({', '.join(names)}): write the number with the digits 0-9"
+    if "_" in text and re.fullmatch(r"[+-]?[0-9_.eE+-]+", text.strip()):
+        return "digit groups are not read ('1_000'): write 1000"
+    if "," in text:
+        return "a comma in a number: this sheet uses '.' as its decimal mark; write 1.5, not 1,5 or 1,000"
+    return "not a number"
+
+
+def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = ()) -> Cells:
+    """Read a column of cells (text, numbers, None) as float64, all at once.
+
+    Text is read with one grammar (see the module docstring); ``decimal=","`` also reads
+    ``1,5`` and ``1.234,5``. A float NaN cell is blank (a DataFrame's empty cell); an infinite
+    one is bad. ``words`` are accepted texts (lower case), returned in ``marked``.
+    """
+    obj = column.to_numpy(dtype=object)
+    n = len(obj)
+    values = np.full(n, np.nan)
+    blank = np.zeros(n, dtype=bool)
+    marked = np.zeros(n, dtype=bool)
+    bad: dict[int, str] = {}
+    is_str = np.fromiter((isinstance(v, str) for v in obj), dtype=bool, count=n)
+    is_none = np.fromiter((v is None or v is pd.NA for v in obj), dtype=bool, count=n)
+    blank |= is_none
+    for i in np.flatnonzero(~is_str & ~is_none):  # numbers from XLSX or a DataFrame
+        v = obj[i]
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
+            bad[int(i)] = f"not a number ({type(v).__name__})"
+            continue
+        x = float(v)
+        if np.isnan(x):
+            blank[i] = True
+        elif not np.isfinite(x):
+            bad[int(i)] = why_not_a_number("inf")
+        else:
+            values[i] = x
+    at = np.flatnonzero(is_str)
+    if len(at):
+        text = pd.Series(obj[at], dtype=object).str.strip()
+        empty = (text == "").to_numpy()
+        blank[at[empty]] = True
+        word = text.str.lower().isin(words).to_numpy() if words else np.zeros(len(at), dtype=bool)
+        marked[at[word]] = True
+        if decimal == ",":
+            comma = text.str.fullmatch(_COMMA_NUMBER).to_numpy(dtype=bool)
+            text[comma] = text[comma].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+        number = text.str.fullmatch(_NUMBER).to_numpy(dtype=bool)
+        parsed = pd.to_numeric(text.where(number), errors="coerce").to_numpy(dtype=float)
+        finite = np.isfinite(parsed)
+        values[at[number & finite]] = parsed[number & finite]
+        for j in np.flatnonzero(~empty & ~word & ~(number & finite)):
+            bad[int(at[j])] = why_not_a_number("inf") if number[j] else why_not_a_number(str(obj[at[j]]))
+    return Cells(values, blank, marked, bad)
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    """12 significant digits, as ``records._round``: conversions do not change a record id."""
+    return [float(f"{x:.{_SIG_DIGITS}g}") for x in values.tolist()]
+
+
+@dataclass
+class RowChecks:
+    """What the column checks found, row by row (positions in the table, not sheet lines)."""
+
+    lines: Sequence[int]
+    sample_ids: list[str | None]
+    verdicts: list[Verdict] = field(default_factory=list)
+    bad_rows: set[int] = field(default_factory=set)
+
+    def refuse(self, row: int, reason: str, column: str | None = None, value: Any = None, **extra: Any) -> None:
+        self.verdicts.append(refused(self.lines[row], reason, sample_id=self.sample_ids[row], column=column,
+                                     value=value, **extra))
+        self.bad_rows.add(row)
+
+
+@dataclass(frozen=True)
+class CheckedRows:
+    """A table checked: ``records`` (with their sheet ``lines``), rows ``not_made`` and rows
+    ``pending`` (line, sample id) and every verdict (accepted rows, converted cells)."""
+
+    records: list[MaterialRecord]
+    lines: list[int]
+    not_made: list[tuple[int, str | None]]
+    pending: list[tuple[int, str | None]]
+    verdicts: list[Verdict]
+
+
+def _meta(table: pd.DataFrame, columns: Sequence[ColumnLike], name: str) -> list[str | None]:
+    """A meta column's cells as stripped text (None when blank or absent)."""
+    header = next((c.header for c in columns if c.kind == "meta" and c.name == name), None)
+    if header is None:
+        return [None] * len(table)
+    # spaces around a cell are typing noise; a tab or CR that begins a text is content (it was
+    # written, neutralised, by an export and must read back unchanged)
+    out = []
+    for v in table[header].tolist():
+        if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
+            out.append(None)
+        else:
+            out.append(str(v).strip(" "))
+    return out
+
+
+def check_table(
+    table: pd.DataFrame, columns: Sequence[ColumnLike], basis: Basis, defaults: Any, lines: Sequence[int],
+    origin: str, decimal: str = ".", known_ids: Collection[str] | None = None,
+) -> CheckedRows:
+    """Check every column of ``table`` at once and build its records; raises ``SheetError``
+    with a verdict for every refused cell or row (nothing is built then).
+
+    ``defaults``: a ``SheetDefaults`` (source, method, campaign, contributor, institution, extra).
+    """
+    n = len(table)
+    meta = {name: _meta(table, columns, name) for name in
+            ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes")}
+    rows = RowChecks(lines, meta["sample_id"])
+    parsed: dict[str, Cells] = {}
+    for c in columns:
+        if c.kind in ("composition", "raw", "process", "property", "uncertainty"):
+            words = _BALANCE if c.kind == "composition" else _NOT_MADE_SPELLINGS if c.kind == "property" else ()
+            parsed[c.header] = cells = parse_cells(table[c.header], decimal, words)
+            for i, why in cells.bad.items():
+                rows.refuse(i, why, c.header, table[c.header].iloc[i])
+    meta_blank = np.ones(n, dtype=bool)
+    for c in columns:
+        if c.kind == "meta":
+            meta_blank &= np.array([v is None for v in meta[c.name]], dtype=bool)
+    template_blank = meta_blank.copy()
+    for header, cells in parsed.items():
+        template_blank &= cells.blank
+    keep = ~template_blank  # a wholly empty row is no row
+
+    classes = [m or "metal" for m in meta["material_class"]]
+    known_classes = {m.value for m in MaterialClass}
+    for i in np.flatnonzero(keep):
+        if classes[i] not in known_classes:
+            rows.refuse(i, f"material class must be one of {', '.join(sorted(known_classes))}",
+                        "material_class", classes[i])
+        src = meta["source"][i] or defaults.source.value
+        if src not in {s.value for s in Source}:
+            rows.refuse(i, "source must be computed or experimental", "source", src)
+        method = meta["method"][i] or defaults.method
+        if not method.strip() or len(method.encode("utf-8", "surrogatepass")) > MAX_METHOD or "\x00" in method:
+            rows.refuse(i, f"method must be 1 to {MAX_METHOD} bytes (UTF-8) without NUL", "method", method)
+        sid = meta["sample_id"][i]
+        if sid is not None and (len(sid.encode("utf-8", "surrogatepass")) > MAX_LABEL or "\x00" in sid):
+            rows.refuse(i, f"a sample id is at most {MAX_LABEL} bytes (UTF-8) without NUL", "sample_id", sid)
+    class_array = np.array(classes, dtype=object)
+
+    canonical: dict[str, np.ndarray] = {}
+    for c in columns:  # units, then physical ranges per material class
+        if c.kind not in ("process", "property"):
+            continue
+        cells = parsed[c.header]
+        kind = "process_parameter" if c.kind == "process" else "property"
+        t = term(c.name, kind)
+        canon = np.asarray(converter(c.name, c.unit, kind)(cells.values), dtype=float)
+        canonical[c.header] = canon
+        converted = not same_unit(c.name, c.unit, kind)
+        have = ~np.isnan(canon)
+        for cls in set(class_array[have].tolist()):
+            low, high = t.bounds(cls)
+            sel = have & (class_array == cls)
+            with np.errstate(invalid="ignore"):
+                out = sel & ((canon < low) | (canon > high) | ((canon <= 0) if t.positive else False) | ~np.isfinite(canon))
+            for i in np.flatnonzero(out):
+                hint = f"; {t.hint}" if t.hint else ""
+                rows.refuse(int(i), f"{c.name} {canon[i]:g} {t.unit}{f' (converted from [{c.unit}])' if converted else ''}"
+                                    f" is outside the physical range ({t.range_text(cls)}){hint}",
+                            c.header, table[c.header].iloc[i], converted_from=c.unit if converted else None,
+                            canonical=float(canon[i]))
+
+    prop_cols = [c for c in columns if c.kind == "property"]
+    unc_cols = {c.name: c for c in columns if c.kind == "uncertainty"}
+    has_value = np.zeros(n, dtype=bool)
+    has_marker = np.zeros(n, dtype=bool)
+    for c in prop_cols:
+        has_value |= ~np.isnan(parsed[c.header].values) | np.isin(np.arange(n), list(parsed[c.header].bad))
+        has_marker |= parsed[c.header].marked
+    for i in np.flatnonzero(keep & has_value & has_marker):
+        rows.refuse(int(i), f"the row says {NOT_MADE!r} but also holds a measurement; keep one")
+    uncertainty: dict[str, np.ndarray] = {}
+    for name, uc in unc_cols.items():
+        pc = next(c for c in prop_cols if c.name == name)
+        u = parsed[uc.header].values
+        without = keep & ~np.isnan(u) & np.isnan(parsed[pc.header].values) & ~parsed[pc.header].marked
+        for i in np.flatnonzero(without & ~np.isin(np.arange(n), list(parsed[pc.header].bad))):
+            rows.refuse(int(i), f"an uncertainty without a value of {name}", uc.header, table[uc.header].iloc[i])
+        negative = ~np.isnan(u) & (u < 0)
+        for i in np.flatnonzero(negative):
+            rows.refuse(int(i), "an uncertainty must be >= 0", uc.header, table[uc.header].iloc[i])
+        conv = converter(name, pc.unit, "property")
+        v = parsed[pc.header].values
+        # an uncertainty converts like a difference: scale only, no offset (as PropertyValue)
+        uncertainty[name] = u if same_unit(name, pc.unit) else np.abs(conv(v + u) - conv(v))
+
+    compositions = _compositions(table, columns, parsed, basis, rows, keep)
+    comp_given = np.zeros(n, dtype=bool)
+    for c in columns:
+        if c.kind == "composition":
+            comp_given |= ~parsed[c.header].blank
+    raw_cols = [c for c in columns if c.kind == "raw"]
+    for c in raw_cols:
+        for i in np.flatnonzero(parsed[c.header].values < 0):
+            rows.refuse(int(i), f"negative amount of {c.name}", c.header, table[c.header].iloc[i])
+
+    seen: dict[str, int] = {}
+    for i in np.flatnonzero(keep):
+        sid = meta["sample_id"][i]
+        if not comp_given[i] and meta["formula"][i] is None and not any(
+                parsed[c.header].values[i] > 0 for c in raw_cols):
+            rows.refuse(int(i), "no composition given (all composition cells empty)")
+        if sid is None:
+            if known_ids is not None:
+                rows.refuse(int(i), "sample_id is empty; every row must answer a suggestion id", "sample_id")
+            continue
+        if sid in seen:
+            rows.refuse(int(i), f"duplicate sample_id {sid!r} (first on line {seen[sid]})", "sample_id", sid)
+            continue
+        seen[sid] = lines[i]
+        if known_ids is not None and sid not in known_ids:
+            rows.refuse(int(i), f"unknown sample_id {sid!r}: not a suggested experiment", "sample_id", sid)
+    if rows.bad_rows:
+        raise SheetError(origin, sorted(rows.verdicts, key=lambda v: v.line))
+    return _build(table, columns, parsed, canonical, uncertainty, compositions, meta, classes, defaults,
+                  lines, keep, has_value, has_marker, origin)
+
+
+def _compositions(table: pd.DataFrame, columns: Sequence[ColumnLike], parsed: dict[str, Cells], basis: Basis,
+                  rows: RowChecks, keep: np.ndarray) -> list[Composition | None]:
+    """Each row's composition (None when its composition cells are blank); sums checked for all
+    rows at once, refusals added to ``rows``."""
+    comp = [c for c in columns if c.kind == "composition"]
+    n = len(table)
+    out: list[Composition | None] = [None] * n
+    if not comp:
+        return out
+    amounts = np.column_stack([parsed[c.header].values for c in comp])
+    balance = np.column_stack([parsed[c.header].marked for c in comp])
+    given = ~np.isnan(amounts) | balance
+    total = np.nansum(amounts, axis=1)
+    n_bal = balance.sum(axis=1)
+    negative = np.nan_to_num(amounts, nan=0.0) < 0
+    for i, j in zip(*np.nonzero(negative)):
+        rows.refuse(int(i), f"negative amount of {comp[j].name}", comp[j].header, table[comp[j].header].iloc[i])
+    tol = COMPOSITION_TOLERANCE * basis.scale * (1 + 1e-9)
+    for i in np.flatnonzero(keep & given.any(axis=1)):
+        if i in rows.bad_rows:
+            continue
+        if n_bal[i] > 1:
+            rows.refuse(int(i), "more than one balance element: " + ", ".join(c.name for c, b in zip(comp, balance[i]) if b))
+        elif n_bal[i] == 0 and not abs(total[i] - basis.scale) <= tol:
+            rows.refuse(int(i), f"composition sums to {total[i]:.6g} {BASIS_LABEL[basis]}, not {basis.scale:g} "
+                                f"(tolerance {COMPOSITION_TOLERANCE * basis.scale:g}); correct the amounts or "
+                                "write 'bal' for the balance element")
+        else:
+            row = {c.name: ("bal" if balance[i, j] else float(amounts[i, j])) for j, c in enumerate(comp) if given[i, j]}
+            try:
+                out[i] = Composition.model_construct(fractions=to_atomic_fractions(row, basis))
+            except CompositionError as exc:
+                rows.refuse(int(i), str(exc))
+    return out
+
+
+def _build(table, columns, parsed, canonical, uncertainty, compositions, meta, classes, defaults, lines, keep,
+           has_value, has_marker, origin) -> CheckedRows:
+    """Records of the rows that passed, built from canonical values (see the module docstring)."""
+    props = [c for c in columns if c.kind == "property"]
+    procs = [c for c in columns if c.kind == "process"]
+    raws = [c for c in columns if c.kind == "raw"]
+    rounded = {h: np.array(_rounded(np.nan_to_num(v, nan=0.0))) for h, v in canonical.items()}
+    unc_rounded = {name: np.array(_rounded(np.nan_to_num(u, nan=0.0))) for name, u in uncertainty.items()}
+    converted = {c.header: not same_unit(c.name, c.unit) for c in props}  # once per column
+    units = {c.header: term(c.name).unit for c in props}
+    steps: dict[str | None, int] = {}
+    for c in procs:
+        steps.setdefault(c.step, len(steps))
+    provenance: dict[tuple, Provenance] = {}
+    records: list[MaterialRecord] = []
+    record_lines: list[int] = []
+    not_made: list[tuple[int, str | None]] = []
+    pending: list[tuple[int, str | None]] = []
+    verdicts: list[Verdict] = []
+    for i in np.flatnonzero(keep).tolist():
+        sid = meta["sample_id"][i]
+        if not has_value[i]:
+            (not_made if has_marker[i] else pending).append((lines[i], sid))
+            continue
+        key = tuple(meta[k][i] for k in ("source", "method", "contributor", "institution", "notes"))
+        prov = provenance.get(key)
+        if prov is None:
+            try:
+                prov = provenance[key] = Provenance.model_validate({
+                    "source": key[0] or defaults.source.value, "method": key[1] or defaults.method,
+                    "campaign": defaults.campaign, "contributor": key[2] or defaults.contributor,
+                    "institution": key[3] or defaults.institution,
+                    "extra": {**defaults.extra, **({"notes": key[4]} if key[4] is not None else {})}})
+            except ValueError as exc:
+                raise SheetError(origin, [refused(lines[i], describe_error(exc), sample_id=sid)]) from None
+        properties = []
+        for c in props:
+            if np.isnan(canonical[c.header][i]):
+                continue
+            unc = uncertainty.get(c.name)
+            properties.append(PropertyValue.model_construct(
+                name=c.name, value=float(rounded[c.header][i]), unit=units[c.header],
+                uncertainty=None if unc is None or np.isnan(unc[i]) else float(unc_rounded[c.name][i]),
+                conditions={}))  # every field given: a default factory costs model_construct a signature look-up
+            if converted[c.header]:
+                verdicts.append(Verdict(Decision.accepted, lines[i], f"converted from [{c.unit}]", sid, c.header,
+                                        table[c.header].iloc[i], c.unit, float(canonical[c.header][i])))
+        process: dict[str | None, dict[str, float]] = {}
+        for c in procs:
+            if not np.isnan(canonical[c.header][i]):
+                process.setdefault(c.step, {})[c.name] = float(rounded[c.header][i])
+        composition = compositions[i]
+        if composition is None and meta["formula"][i] is not None:
+            try:
+                composition = Composition(meta["formula"][i])
+            except (ValueError, CompositionError) as exc:
+                raise SheetError(origin, [refused(lines[i], describe_error(exc), sample_id=sid, column="formula",
+                                                  value=meta["formula"][i])]) from None
+        records.append(MaterialRecord.model_construct(
+            material_class=MaterialClass(classes[i]),
+            composition=composition,
+            raw_materials=sorted((RawMaterial.model_construct(name=c.name, amount=Quantity.model_construct(
+                value=float(parsed[c.header].values[i]), unit=c.unit)) for c in raws
+                if parsed[c.header].values[i] > 0), key=lambda rm: rm.name),
+            # a step's order is its place among the steps this row gives (as the validated path)
+            process=[ProcessStep.model_construct(name=step, order=order, parameters=dict(sorted(process[step].items())),
+                                                 settings={})
+                     for order, step in enumerate(s for s in steps if s in process)],
+            properties=sorted(properties, key=lambda p: p.name),
+            sample_id=sid,
+            structure=None,
+            provenance=prov,
+        ))
+        record_lines.append(lines[i])
+        verdicts.append(Verdict(Decision.accepted, lines[i], "stored", sid))
+    return CheckedRows(records, record_lines, not_made, pending, verdicts)
