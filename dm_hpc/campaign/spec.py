@@ -221,6 +221,14 @@ class FidelitySpec(Strict):
         """Cost of one experiment in lab-days (``auto``: one)."""
         return 1.0 if self.cost == "auto" else float(self.cost)
 
+    @field_validator("name", "runner", "method")
+    @classmethod
+    def _label(cls, v: str | None) -> str | None:
+        # they name Slurm jobs, task folders and store columns: a newline or a space must not pass
+        if v is not None and not _NAME.fullmatch(v):
+            raise ValueError(f"{v!r}: use 1-48 letters, digits, '_', '.', '-'")
+        return v
+
     @field_validator("walltime", "turnaround", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> float:
@@ -349,8 +357,8 @@ class CampaignSpec(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError("use 1-48 letters, digits, '_', '.', '-' (it names Slurm jobs and folders)")
+        if not _NAME.fullmatch(v):  # fullmatch: "$" alone lets a final newline through
+            raise ValueError(f"{v!r}: use 1-48 letters, digits, '_', '.', '-' (it names Slurm jobs and folders)")
         return v
 
     @model_validator(mode="before")

@@ -97,7 +97,7 @@ def method_of(spec: TaskSpec) -> str:
         method = json.loads((spec.workdir / TASK_FILE).read_text()).get("method", "")
     except (OSError, ValueError, AttributeError):
         return ""
-    return method if isinstance(method, str) and re.match(r"^[A-Za-z0-9_.-]+$", method) else ""
+    return method if isinstance(method, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", method) else ""
 
 
 def resolve(site: SiteProfile, spec: TaskSpec) -> JobShape:
@@ -184,7 +184,7 @@ def _in_container(site: SiteProfile, shape: JobShape, spec: TaskSpec) -> list[st
 
 
 def _sbatch_option(option: str) -> str:
-    if not _OPTION.match(option):
+    if not _OPTION.fullmatch(option):
         raise ValueError(f"refusing to write #SBATCH {option!r}: not a single --option=value")
     return option
 
