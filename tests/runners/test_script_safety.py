@@ -164,6 +164,8 @@ slurm.SubmissionLog.append = crash
 runner = slurm.SlurmRunner(SiteProfile.load(site), Path(state), use_arrays=True)
 tasks = [TaskSpec(task_id=f"k{i}", argv=["sh", "-c", f"sleep 3; echo {i}"],
                   workdir=Path(runs) / f"k{i}", walltime_s=120, campaign=campaign) for i in range(3)]
+for t in tasks:
+    t.workdir.mkdir(parents=True)
 runner._launch([slurm.TaskRecord(t) for t in tasks])  # one array for the three tasks
 """
 
