@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
-
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign import load_campaign
+from dm_hpc.campaign.journal_repair import repair, verify_campaign
+from dm_hpc.campaign.suggest import request_lab_batch
 from dm_hpc.data import Composition, MaterialRecord, PropertyValue, Provenance, Source, Store
 
 from .helpers import dm, write_campaign
@@ -59,8 +59,9 @@ def test_a_forged_line_without_checksum_is_refused_by_status_and_not_counted(tmp
     proc = dm("status", str(path))
     _no_traceback(proc)
     assert proc.returncode == 2 and "line 7: no checksum" in proc.stderr and "ingested" not in proc.stdout
-    verify = dm("journal", "verify", str(path))
-    assert verify.returncode == 1 and "line 8: no checksum" in verify.stdout
+    assert [str(p) for p in verify_campaign(c).problems][:2] == [
+        "line 7: no checksum (not a line dm-hpc wrote: forged, or damaged at its end)",
+        "line 8: no checksum (not a line dm-hpc wrote: forged, or damaged at its end)"]
 
 
 def test_an_unknown_task_and_a_repeated_plan_are_damage_by_line_in_status_and_run(tmp_path):
@@ -100,27 +101,23 @@ def test_a_flipped_bit_stops_the_lab_only_campaign_and_repair_keeps_ids_unique(t
     assert fixed.returncode == 0, fixed.stderr
     assert "dropped line 4: checksum does not match" in fixed.stdout
     assert "lab sample pol-L001-01 measured" in fixed.stdout and "kept as" in fixed.stdout
-    assert dm("journal", "verify", str(path)).returncode == 0
+    assert verify_campaign(c).problems == []
     state = jn.replay(j)
     assert {s for s, e in state.lab.items() if e.record_id} == {"pol-L001-01", "pol-L001-02", "pol-L002-01",
                                                                   "pol-L002-02"}
-    sheet = tmp_path / "next.csv"
-    proc = dm("suggest", str(path), "-n", "2", "--out", str(sheet))
-    _no_traceback(proc)
-    assert proc.returncode == 0, proc.stderr
-    new = set(pd.read_csv(sheet)["sample_id"])
+    new = {s["sample_id"] for s in request_lab_batch(c, 2).samples}  # what `dm-hpc suggest -n 2` asks
     assert new and all(s.startswith("pol-L003-") for s in new), new
 
 
-def test_ids_are_never_reused_when_the_lines_that_issued_them_are_lost(tmp_path):
+def test_ids_are_never_reused_when_the_lines_that_issued_them_are_lost(tmp_path):  # in-process: fast
     path, c = _lab_only(tmp_path)
     _history(c)
     j = c.run_dir / "journal.jsonl"
     lines = j.read_bytes().splitlines(keepends=True)
     j.write_bytes(b"".join(lines[:4]))  # batch 2 gone, head file kept: seen as removed lines
-    assert dm("journal", "verify", str(path)).returncode == 1
-    (c.run_dir / jn.HEAD_NAME).unlink()
-    j.write_bytes(b"".join(lines[:4]))
-    fixed = dm("journal", "repair", str(path))
-    assert fixed.returncode == 0 and "pol-L002-01" in fixed.stdout, fixed.stdout + fixed.stderr
+    assert [str(p) for p in verify_campaign(c).problems] == [
+        "line 5: missing: the head records 6 lines, the journal has 4 (acknowledged lines removed or cut at the end)"]
+    (c.run_dir / jn.HEAD_NAME).unlink()  # and with the head gone too: the store still tells
+    report = repair(c)
+    assert any("pol-L002-01" in line for line in report.lines()), report.lines()
     assert jn.replay(j).lab_batches == 2
