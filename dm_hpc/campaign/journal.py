@@ -292,7 +292,7 @@ def _check_head(v: Verdict, shas: list[str | None], before: tuple[int, str] | No
     """Lines removed at the end leave a chain that is whole: the head file tells. ``before`` and
     ``after`` are the head read before and after the journal (a writer may append meanwhile)."""
     if before is None or after is None:
-        if v.lines:
+        if v.lines > 1:  # one line: the header, written just before its head (new, or a crash then)
             v.problems.append(Problem(v.lines, f"the head file {HEAD_NAME} is missing or unreadable, so lines "
                                                "removed at the end cannot be ruled out"))
         return

@@ -63,8 +63,11 @@ def check_store(store: Store) -> CheckReport:
             shards = [store._shard(e["name"]) for e in manifest["shards"]]
         except (StoreError, OSError):
             return report  # a shard that cannot be opened is already a problem; the view waits
-        report.view_problems = check_view(root, manifest, shards)
+        report.view_problems, behind = check_view(root, manifest, shards)
         report.problems.extend(report.view_problems)
+        if behind:
+            report.notes.append(behind)
+            report.view_behind = True
     return report
 
 

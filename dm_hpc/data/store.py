@@ -103,6 +103,7 @@ class CheckReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     view_problems: list[str] = field(default_factory=list)  # of store.h5 (also in problems)
+    view_behind: bool = False  # store.h5 missing or of an older generation: a note, not damage
 
     @property
     def ok(self) -> bool:
@@ -110,8 +111,8 @@ class CheckReport:
 
     @property
     def only_view(self) -> bool:
-        """Damage only in ``store.h5``, which a writer rebuilds from the shards."""
-        return bool(self.view_problems) and len(self.problems) == len(self.view_problems)
+        """Damage (or staleness) only in ``store.h5``, which a writer rebuilds from the shards."""
+        return (bool(self.view_problems) or self.view_behind) and len(self.problems) == len(self.view_problems)
 
 
 def _tier(count: int) -> int:

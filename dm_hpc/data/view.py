@@ -78,26 +78,32 @@ def _image(manifest: dict[str, Any], shards: Sequence[Shard]) -> bytes:
         return f.id.get_file_image()
 
 
-def check_view(root: Path, manifest: dict[str, Any], shards: Sequence[Shard]) -> list[str]:
-    """What is wrong with ``root/store.h5`` (empty: it reads exactly what ``shards`` hold). Its
-    bytes are not reproducible (HDF5 stamps them), so it is read column by column instead."""
-    where = f"{layout.VIEW}"
+def check_view(root: Path, manifest: dict[str, Any], shards: Sequence[Shard]) -> tuple[list[str], str | None]:
+    """(what is wrong with ``root/store.h5``, a note when it is only behind the store). Empty and
+    None: it reads exactly what ``shards`` hold. Its bytes are not reproducible (HDF5 stamps
+    them), so it is read column by column. A view that is missing or of an older generation is
+    behind, not damaged: a writer that died before its close never rebuilt it."""
     fix = "`dm-hpc store check --repair` rebuilds it from the shards"
     path = root / layout.VIEW
     if not path.is_file():
-        return [f"{where}: missing; {fix}"]
+        return [], f"{layout.VIEW} is missing (a writer died before its close?); {fix}"
     try:
         with h5py.File(path, "r") as f:
-            return [f"{where}: {p}; {fix}" for p in _view_differences(f, manifest, shards)]
+            total = sum(s.n for s in shards)
+            made = (f.attrs.get("generation"), f.attrs.get("records"))
+            if made[0] is not None and made[0] < manifest["generation"]:
+                return [], (f"{layout.VIEW} is behind the store (generation {made[0]} with {made[1]} records, the "
+                            f"store is at {manifest['generation']} with {total}); {fix}")
+            return [f"{layout.VIEW}: {p}; {fix}" for p in _view_differences(f, manifest, shards)], None
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
-        return [f"{where}: unreadable ({type(exc).__name__}: {str(exc)[:160]}); {fix}"]
+        return [f"{layout.VIEW}: unreadable ({type(exc).__name__}: {str(exc)[:160]}); {fix}"], None
 
 
 def _view_differences(f: h5py.File, manifest: dict[str, Any], shards: Sequence[Shard]) -> list[str]:
     total = sum(s.n for s in shards)
     if f.attrs.get("generation") != manifest["generation"] or f.attrs.get("records") != total:
         return [f"made for generation {f.attrs.get('generation')} with {f.attrs.get('records')} records, the "
-                f"store is at generation {manifest['generation']} with {total} (stale or damaged)"]
+                f"store is at generation {manifest['generation']} with {total}"]
     out = [f"attribute {k} is {text_attr(f.attrs.get(k, ''))!r}, not {v!r}" for k, v in _ATTRS.items()
            if text_attr(f.attrs.get(k, "")) != v]
     g = f["records"]

@@ -40,10 +40,13 @@ def test_store_check_sees_a_damaged_view_and_repair_rebuilds_it(tmp_path, how):
     assert dm("store", "check", "--store", str(store)).returncode == 0
     _damage_view(store / "store.h5", how)
     proc = dm("store", "check", "--store", str(store))
-    assert proc.returncode == 1 and "store.h5:" in proc.stderr and "--repair" in proc.stderr, proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr and "--repair" in proc.stderr, proc.stderr
+    if how in ("missing", "stale"):  # behind the store (a writer died before its close): a note
+        assert proc.returncode == 0 and "note: store.h5 is" in proc.stderr, proc.stderr
+    else:
+        assert proc.returncode == 1 and "store.h5:" in proc.stderr, proc.stderr
     fixed = dm("store", "check", "--repair", "--store", str(store))
-    assert fixed.returncode == 0 and "rebuilt" in fixed.stdout, fixed.stdout + fixed.stderr
+    assert fixed.returncode == 0 and "rebuilt" in fixed.stdout and "store.h5" not in fixed.stderr, fixed.stderr
     with Store.open(store) as s, h5py.File(store / "store.h5", "r") as f:
         assert sorted(f["records/record_id"][()]) == sorted(s.to_dataframe()["record_id"].str.encode("utf-8"))
 
