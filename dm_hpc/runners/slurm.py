@@ -200,7 +200,7 @@ class SlurmRunner(Runner):
         job_s = self.site.methods[sbatch.method_of(specs[0])].stream.job_s
         walltime = min(sum(s.walltime_s for s in specs), job_s + max(s.walltime_s for s in specs))
         return sbatch.render_stream(
-            self.site, specs, job_name=f"dm-{campaign}-{specs[0].group or 'stream'}",
+            self.site, specs, job_name=sbatch.job_name(f"dm-{campaign}-{specs[0].group or 'stream'}", batch_id),
             job_comment=sbatch.comment(campaign, batch_id, self.site.site_comment()),
             manifest=manifest, walltime_s=walltime)
 
@@ -320,7 +320,11 @@ class SlurmRunner(Runner):
                 if batch_id in unjournalled:
                     index = int(job.split("_")[1]) if "_" in job else 0
                     entries = json.loads(manifests[batch_id].read_text())
-                    if index < len(entries):
+                    if self._is_streamed(campaign, batch_id):  # one job, every task of the manifest
+                        self._streamed.add(job)
+                        for e in entries:
+                            consider(e["spec"]["task_id"], e["attempt"], job, batch_id)
+                    elif index < len(entries):
                         consider(entries[index]["spec"]["task_id"], entries[index]["attempt"], job,
                                  batch_id)
         done = set(self._delivered_pairs(campaign))  # (job, task): a streamed job has several
