@@ -30,6 +30,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
+from dm_hpc.campaign.journal_repair import reserve_ids
 from dm_hpc.campaign import stopping
 from dm_hpc.campaign.planning import CampaignPlanner, Plan, Snapshot, best_values, seen_points
 from dm_hpc.campaign.realise import stored_keys
@@ -205,7 +206,7 @@ class CampaignManager:
         self._log("start" if self.state.started_at is None else "resume", campaign=self.c.name)
         t0 = time.time()
         self._resume()
-        self._reload()
+        reserve_ids(self.c, self.state, self._reload(), self.journal)  # never reuse an id issued before
         reason: str | None = None
         paused = False
         info = ""
@@ -299,9 +300,10 @@ class CampaignManager:
             self._submit(self._new_task_id(), point)
 
     def _new_task_id(self) -> str:
-        """A task id never planned before (ids count up from the journal's highest)."""
-        n = len(self.state.tasks) + 1
-        while f"{self.c.name}-c{n:05d}" in self.state.tasks:
+        """A task id never issued before: above the journal's tasks and reserved ids, and with
+        no task folder (a journal repaired after damage may have lost the line that planned it)."""
+        n = max(len(self.state.tasks), self.state.task_floor) + 1
+        while f"{self.c.name}-c{n:05d}" in self.state.tasks or self.task_dir(f"{self.c.name}-c{n:05d}").exists():
             n += 1
         return f"{self.c.name}-c{n:05d}"
 

@@ -91,6 +91,7 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
         if not (SITES_DIR / f"{c.runner.site}.yaml").is_file():
             out.append(f"runner.site: no site profile {c.runner.site!r} in {SITES_DIR}")
     out += delivery_problems(c)
+    out += _resource_problems(c)
     elements = _space_elements(c)
     for f in c.calculations:
         try:
@@ -107,6 +108,37 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
             why = method.available()
             if why:
                 out.append(f"fidelities.{f.name}: method {f.method} cannot run here: {why}")
+    return out
+
+
+def _resource_problems(c: CampaignSpec) -> list[str]:
+    """Cores, walltime and memory of each calculation against what runs it: this machine's CPUs
+    (local runner), or the partition's limits where ``scontrol`` can tell (a job beyond them
+    would pend forever)."""
+    import os
+
+    from dm_hpc.runners import TaskSpec
+    from dm_hpc.runners import limits as partition_limits
+    from dm_hpc.runners.sbatch import resolve
+    from dm_hpc.runners.site import SiteProfile, SiteProfileError
+
+    if c.runner.kind == RunnerKind.local:
+        cpus = os.cpu_count() or 1
+        return [f"fidelities.{f.name}.cores: {f.cores} > the {cpus} CPUs of this machine (runner: local)"
+                for f in c.calculations if f.cores > cpus]
+    try:
+        site = SiteProfile.load(c.runner.site or "local")
+    except SiteProfileError as exc:
+        return [f"runner.site: {exc}"]
+    limits = partition_limits.read(site.partition)
+    if limits is None:
+        return []
+    out = []
+    for f in c.calculations:
+        shape = resolve(site, TaskSpec(task_id="preflight", argv=["true"], workdir=Path("."), cores=f.cores,
+                                       walltime_s=int(f.walltime), campaign=c.name, method=f.method or ""))
+        out += [f"fidelities.{f.name}: {why}" for why in partition_limits.exceeded(
+            limits, cores=shape.cores, walltime_s=shape.walltime_s, memory_mb=shape.memory_mb)]
     return out
 
 

@@ -22,7 +22,8 @@ from dm_hpc.data import canonical_unit, is_element, to_canonical
 from dm_hpc.data import vocabulary
 from dm_hpc.data.vocabulary import UnitError, UnknownPropertyError
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")  # use fullmatch: "$" passes a final newline
+_LAB_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")  # a lab's name: any one line of text
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
 
 
@@ -221,6 +222,15 @@ class FidelitySpec(Strict):
         """Cost of one experiment in lab-days (``auto``: one)."""
         return 1.0 if self.cost == "auto" else float(self.cost)
 
+    @field_validator("name", "runner", "method")
+    @classmethod
+    def _label(cls, v: str | None) -> str | None:
+        # a calculation's name, method and runner name Slurm jobs and task folders: strict; a lab's
+        # name is text for people (sheets escape it) but one line of it (checked in _method)
+        if v is not None and not (_NAME.fullmatch(v) or _LAB_NAME.fullmatch(v)):
+            raise ValueError(f"{v!r}: use 1-48 letters, digits, '_', '.', '-'")
+        return v
+
     @field_validator("walltime", "turnaround", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> float:
@@ -237,6 +247,9 @@ class FidelitySpec(Strict):
     def _method(self) -> FidelitySpec:
         if self.kind == FidelityKind.calculation and not self.method:
             raise ValueError(f"calculation fidelity {self.name!r} needs a method (e.g. emt, gpaw, qe)")
+        strict = [self.runner, self.method] + ([self.name] if self.kind == FidelityKind.calculation else [])
+        for v in (x for x in strict if x is not None and not _NAME.fullmatch(x)):
+            raise ValueError(f"{v!r}: use 1-48 letters, digits, '_', '.', '-' (it names Slurm jobs and folders)")
         if self.kind == FidelityKind.calculation and self.precision is not None:
             raise ValueError(f"calculation fidelity {self.name!r}: precision is the lab's (a calculation "
                              "is realised on its cell)")
@@ -349,8 +362,8 @@ class CampaignSpec(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError("use 1-48 letters, digits, '_', '.', '-' (it names Slurm jobs and folders)")
+        if not _NAME.fullmatch(v):  # fullmatch: "$" alone lets a final newline through
+            raise ValueError(f"{v!r}: use 1-48 letters, digits, '_', '.', '-' (it names Slurm jobs and folders)")
         return v
 
     @model_validator(mode="before")

@@ -19,6 +19,7 @@ from dm_hpc.acquire.planner import PlanRequest, RandomStart, fresh_points
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, training_set
+from dm_hpc.campaign.journal_repair import reserve_ids
 from dm_hpc.campaign.realise import realiser, stored_keys
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.campaign.strategy import LabSeeding, design_space, fit_model, optimiser
@@ -82,7 +83,9 @@ REQUEST_SUFFIX = ".request.json"
 def journal_batch(c: CampaignSpec, store, journal: jn.Journal, state: jn.State, n: int) -> LabBatch:
     """Plan a lab batch and journal it (the caller holds the campaign: lock or running manager)."""
     t = time.perf_counter()
-    batch = lab_batch(c, state, store.to_dataframe(), n)
+    df = store.to_dataframe()
+    reserve_ids(c, state, df, journal)  # sample ids above any the store holds for this campaign
+    batch = lab_batch(c, state, df, n)
     if batch.samples:  # timed: a run's wall-time budget estimates its final lab batch from it
         jn.apply(state, journal.write("lab_suggested", batch=state.lab_batches + 1, samples=batch.samples,
                                       seconds=round(time.perf_counter() - t, 3)))

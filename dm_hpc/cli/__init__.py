@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "dm_hpc.cli.runners",
     "dm_hpc.cli.plan",
     "dm_hpc.cli.serve",
+    "dm_hpc.cli.journal",
 )
 
 for _name in _COMMAND_MODULES:
@@ -41,5 +42,18 @@ for _name in _COMMAND_MODULES:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point. A damaged campaign journal, whichever command read it, ends
+    in its message (which lines, what is wrong, what to run), never a traceback."""
+    try:
+        app()
+    except RuntimeError as exc:
+        from dm_hpc.campaign.journal import JournalError
+
+        if not isinstance(exc, JournalError):
+            raise
+        from dm_hpc.cli.store import fail
+
+        try:
+            fail(str(exc))
+        except typer.Exit as done:
+            raise SystemExit(done.exit_code) from None

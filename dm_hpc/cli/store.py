@@ -196,11 +196,17 @@ def query(
 
 
 @store_app.command("check")
-def check(store: StorePath) -> None:
+def check(store: StorePath, repair: Annotated[bool, typer.Option(
+        "--repair", help="Rebuild the store.h5 view from the shards when it is the only damage.")] = False) -> None:
     """Verify every shard file's and column's checksums, every record's hash, counts and
-    uniqueness; exit 1 on any problem."""
+    uniqueness, and the store.h5 view; exit 1 on any problem."""
     with store_errors(), _open(store) as s:
         report = s.check()
+    if repair and report.only_view:
+        with store_errors(), _open(store, "a") as s:
+            s.refresh_view()
+            report = s.check()
+        say(f"rebuilt {store}/store.h5 from the shards")
     for note in report.notes:
         err.print(Text(f"note: {note}"), highlight=False, soft_wrap=True)
     if report.ok:
@@ -211,8 +217,10 @@ def check(store: StorePath) -> None:
         return
     for problem in report.problems:
         err.print(Text(problem), highlight=False, soft_wrap=True)
-    err.print(Text(f"{len(report.problems)} problem(s) in {store}. Restore the damaged shards from a backup, or run "
-                   f"`dm-hpc store recover --store {store}` to rebuild the manifest from the intact ones."),
+    fix = (f"run `dm-hpc store check --repair --store {store}` to rebuild store.h5 from the shards" if report.only_view
+           else f"restore the damaged shards from a backup, or run `dm-hpc store recover --store {store}` to "
+                "rebuild the manifest (and store.h5) from the intact ones")
+    err.print(Text(f"{len(report.problems)} problem(s) in {store}. The records are in the shards: {fix}."),
               highlight=False)
     raise typer.Exit(1)
 
@@ -232,7 +240,9 @@ def recover(store: StorePath) -> None:
 
     with store_errors():
         report = rebuild(store)
-    say(f"recovered {store}: {report.records} records in {len(report.shards)} shards")
+    with store_errors(), _open(store, "a") as s:  # a writer's close rebuilds store.h5 from the shards
+        s.refresh_view()
+    say(f"recovered {store}: {report.records} records in {len(report.shards)} shards; store.h5 rebuilt")
     if report.merged_away:
         say(f"merged away (their records are in other shards): {', '.join(report.merged_away)}")
     for line in report.left_out:

@@ -37,12 +37,17 @@ MAX_LABEL = 64
 
 def _fits(limit: int) -> AfterValidator:
     """A text that fits a fixed-width store column: at most ``limit`` UTF-8 bytes, no NUL (a
-    fixed-width column drops trailing NULs, so the column would disagree with the record)."""
+    fixed-width column drops trailing NULs, so the column would disagree with the record) and no
+    other control character (an id with a newline or tab splits a line of every sheet, log and
+    job name it reaches)."""
 
     def check(v: str | None) -> str | None:
         if v is not None:
             if "\x00" in v:
                 raise ValueError("must not contain NUL characters")
+            bad = next((ch for ch in v if ch < " " or ch == "\x7f"), None)
+            if bad is not None:
+                raise ValueError(f"must not contain control characters ({bad!r})")
             if len(v.encode("utf-8", "surrogatepass")) > limit:
                 raise ValueError(f"at most {limit} bytes (UTF-8), got {len(v.encode('utf-8', 'surrogatepass'))}")
         return v
@@ -117,7 +122,7 @@ class ProcessStep(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
+        if not _NAME.fullmatch(v):
             raise ValueError(f"process step name {v!r}: use letters, digits, space, _ . + - (max 64)")
         return v
 

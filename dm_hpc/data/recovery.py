@@ -56,6 +56,18 @@ def check_store(store: Store) -> CheckReport:
     if strays:
         report.notes.append(f"shards/ also holds {', '.join(strays[:5])}{' ...' if len(strays) > 5 else ''}: "
                             "not part of the store, left alone")
+    if not any("cannot be read" in p or "missing" in p or "unreadable (" in p for p in report.problems):
+        from dm_hpc.data.view import check_view
+
+        try:
+            shards = [store._shard(e["name"]) for e in manifest["shards"]]
+        except (StoreError, OSError):
+            return report  # a shard that cannot be opened is already a problem; the view waits
+        report.view_problems, behind = check_view(root, manifest, shards)
+        report.problems.extend(report.view_problems)
+        if behind:
+            report.notes.append(behind)
+            report.view_behind = True
     return report
 
 
@@ -70,10 +82,7 @@ def _check_shard(root: Path, entry: dict, report: CheckReport, seen: set[bytes])
     except OSError as exc:
         report.problems.append(f"shard {name}: cannot be read ({exc.strerror})")
         return
-    if "sha256" not in entry:
-        report.notes.append(f"shard {name}: written by an older dm-hpc without checksums; "
-                            "`dm-hpc store compact` rewrites it with them")
-    elif digest != entry["sha256"]:
+    if "sha256" in entry and digest != entry["sha256"]:
         report.problems.append(f"shard {name}: the file does not match the SHA-256 the manifest holds (damaged on disk)")
     try:
         shard = Shard.open(path)
@@ -81,6 +90,13 @@ def _check_shard(root: Path, entry: dict, report: CheckReport, seen: set[bytes])
         report.problems.append(f"shard {name}: unreadable ({exc.detail})")
         return
     try:
+        if "sha256" not in entry and shard.meta.legacy:
+            report.notes.append(f"shard {name}: written by an older dm-hpc without checksums; "
+                                "`dm-hpc store compact` rewrites it with them")
+        elif "sha256" not in entry:  # format /2 always writes it: the manifest lost it
+            report.problems.append(f"shard {name}: its manifest entry has no sha256 although the shard carries "
+                                   f"checksums ({layout.FORMAT}): the manifest lost its checksum field (damaged "
+                                   "or edited); `dm-hpc store recover` rebuilds the manifest from the shards")
         report.problems.extend(f"shard {name}: {p}" for p in shard.verify())
         if shard.n != entry["count"]:
             report.problems.append(f"shard {name}: {shard.n} rows, manifest says {entry['count']}")

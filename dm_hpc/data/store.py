@@ -102,10 +102,17 @@ class CheckReport:
     shards: int = 0
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    view_problems: list[str] = field(default_factory=list)  # of store.h5 (also in problems)
+    view_behind: bool = False  # store.h5 missing or of an older generation: a note, not damage
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def only_view(self) -> bool:
+        """Damage (or staleness) only in ``store.h5``, which a writer rebuilds from the shards."""
+        return (bool(self.view_problems) or self.view_behind) and len(self.problems) == len(self.view_problems)
 
 
 def _tier(count: int) -> int:
@@ -663,7 +670,8 @@ class Store:
 
     def check(self) -> CheckReport:
         """Verify every shard file's SHA-256, every column's checksums, that counts match the
-        manifest, that every record's JSON hashes to its id and no id appears twice."""
+        manifest, that every record's JSON hashes to its id and no id appears twice, and that
+        the ``store.h5`` view reads what the shards hold."""
         from dm_hpc.data.recovery import check_store
 
         return check_store(self)

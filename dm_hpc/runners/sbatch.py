@@ -48,12 +48,30 @@ def comment(campaign: str, batch_id: str, site_comment: str = "") -> str:
 
 
 def batch_of(campaign: str, job_comment: str) -> str | None:
-    """The batch id in a job comment made by :func:`comment` (None: not this campaign's)."""
+    """The batch id in a job comment made by :func:`comment` (None: not this campaign's). For
+    listings only: a site comment can mimic it, so re-attach reads job names (:func:`job_name`).
+    Ours is the last part (a site's comment goes in front)."""
     marker = comment_marker(campaign)
-    for part in job_comment.split(";"):
+    for part in reversed(job_comment.split(";")):
         if part.startswith(marker):
             return part.removeprefix(marker)
     return None
+
+
+BATCH_SEPARATOR = "--"
+
+
+def job_name(base: str, batch_id: str) -> str:
+    """``<base>--<batch id>``: the job name carries its batch, so a restarted manager finds a
+    job whose id it never journalled by a field only dm-hpc sets (``--job-name`` is not among
+    the site's ``extra_sbatch`` options, and a command-line value beats any script line)."""
+    return f"{safe_text(base)}{BATCH_SEPARATOR}{safe_text(batch_id, 80)}"
+
+
+def batch_of_name(name: str) -> str | None:
+    """The batch id in a job name made by :func:`job_name` (None: not one of ours)."""
+    base, sep, batch = name.rpartition(BATCH_SEPARATOR)
+    return batch if sep and base and batch else None
 
 
 def slurm_time(seconds: int) -> str:
@@ -97,7 +115,7 @@ def method_of(spec: TaskSpec) -> str:
         method = json.loads((spec.workdir / TASK_FILE).read_text()).get("method", "")
     except (OSError, ValueError, AttributeError):
         return ""
-    return method if isinstance(method, str) and re.match(r"^[A-Za-z0-9_.-]+$", method) else ""
+    return method if isinstance(method, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", method) else ""
 
 
 def resolve(site: SiteProfile, spec: TaskSpec) -> JobShape:
@@ -139,7 +157,7 @@ def sbatch_options(site: SiteProfile, shape: JobShape, *, job_name: str, job_com
                    array: str | None = None) -> list[str]:
     """The ``#SBATCH`` options of a job shaped like ``shape`` (``--ntasks`` its ranks), or of
     ``ntasks`` single-calculation ranks (the MPI farm: memory per rank)."""
-    opts = [f"--job-name={safe_text(job_name)}", f"--comment={job_comment}"]
+    opts = [f"--job-name={safe_text(job_name, 160)}", f"--comment={job_comment}"]
     opts += [f"--{k}={v}" for k, v in (("partition", site.partition), ("account", site.account),
                                        ("qos", site.qos)) if v]
     opts.append(f"--time={slurm_time(walltime_s or shape.walltime_s)}")
@@ -184,7 +202,7 @@ def _in_container(site: SiteProfile, shape: JobShape, spec: TaskSpec) -> list[st
 
 
 def _sbatch_option(option: str) -> str:
-    if not _OPTION.match(option):
+    if not _OPTION.fullmatch(option):
         raise ValueError(f"refusing to write #SBATCH {option!r}: not a single --option=value")
     return option
 

@@ -40,7 +40,7 @@ def check_sbatch_option(option: str) -> str:
     """``option`` if it is an allowed ``--name=value`` / ``--flag``; ValueError naming it otherwise."""
     name, eq, value = option.removeprefix("--").partition("=")
     allowed = (option.startswith("--") and (
-        (eq and name in EXTRA_SBATCH_VALUES and _VALUE.match(value))
+        (eq and name in EXTRA_SBATCH_VALUES and _VALUE.fullmatch(value))
         or (not eq and name in EXTRA_SBATCH_FLAGS)))
     if not allowed:
         raise ValueError(
@@ -51,14 +51,14 @@ def check_sbatch_option(option: str) -> str:
 
 
 def _check_modules(mods: list[str]) -> list[str]:
-    bad = [m for m in mods if not _MODULE.match(m)]
+    bad = [m for m in mods if not _MODULE.fullmatch(m)]
     if bad:
         raise ValueError(f"module names must be plain words: {bad}")
     return mods
 
 
 def _check_env(env: dict[str, str]) -> dict[str, str]:
-    bad = [k for k in env if not ENV_KEY.match(k)]
+    bad = [k for k in env if not ENV_KEY.fullmatch(k)]
     if bad:
         raise ValueError(f"environment variable names must be identifiers: {bad}")
     return env

@@ -4,8 +4,8 @@ Every batch gets a folder ``<campaign folder>/batches/<batch id>/`` holding the 
 ``job.sbatch``, ``manifest.json`` (array index -> task spec, written before sbatch) and Slurm's
 own output. The job ids ``sbatch --parsable`` returns are appended (fsynced) to
 ``<campaign folder>/submissions.jsonl``; a restarted manager re-attaches from that file and
-uses the job comment ``[<site comment>;]dm-hpc:campaign=<c>:batch=<b>`` only for a batch whose
-line is missing. Tasks are journalled in ``accepted.jsonl`` when submitted to the runner (they
+uses the job name ``<name>--<batch id>`` (set only by dm-hpc; never the comment, which a site
+can write) only for a batch whose line is missing. Tasks are journalled in ``accepted.jsonl`` when submitted to the runner (they
 may wait for batch-mates before sbatch); outcomes already handed out in ``delivered.txt``, so a
 restart neither loses a waiting task nor reports an outcome twice.
 
@@ -163,7 +163,8 @@ class SlurmRunner(Runner):
         # arrays are named after their group (the campaign's fidelity): one name per fidelity
         name = f"dm-{campaign}-" + ((specs[0].group or "array") if array
                                     else specs[0].name or specs[0].task_id)
-        return sbatch.render_tasks(self.site, specs, job_name=name, array=array, job_comment=sbatch.comment(
+        return sbatch.render_tasks(self.site, specs, job_name=sbatch.job_name(name, batch_id), array=array,
+                                   job_comment=sbatch.comment(
             campaign, batch_id, self.site.site_comment())), array
 
     def preview(self, specs: list[TaskSpec]) -> list[str]:
@@ -199,7 +200,7 @@ class SlurmRunner(Runner):
         job_s = self.site.methods[sbatch.method_of(specs[0])].stream.job_s
         walltime = min(sum(s.walltime_s for s in specs), job_s + max(s.walltime_s for s in specs))
         return sbatch.render_stream(
-            self.site, specs, job_name=f"dm-{campaign}-{specs[0].group or 'stream'}",
+            self.site, specs, job_name=sbatch.job_name(f"dm-{campaign}-{specs[0].group or 'stream'}", batch_id),
             job_comment=sbatch.comment(campaign, batch_id, self.site.site_comment()),
             manifest=manifest, walltime_s=walltime)
 
@@ -294,7 +295,7 @@ class SlurmRunner(Runner):
     def reattach(self, campaign: str) -> list[str]:
         """Follow this campaign's jobs that some source still knows (pending, running, or
         finished while the manager was away); returns their task ids. Job ids come from the
-        submissions journal; comments only for batches missing from it."""
+        submissions journal; job names only for batches missing from it."""
         latest: dict[str, tuple[int, str, str]] = {}  # task id -> (attempt, job id, batch id)
 
         def consider(task_id: str, attempt: int, job: str, batch_id: str) -> None:
@@ -313,13 +314,17 @@ class SlurmRunner(Runner):
         manifests = {p.parent.name: p for p in
                      (self._campaign_dir(campaign) / "batches").glob("*/manifest.json")}
         unjournalled = set(manifests) - {s.batch for s in subs}
-        if unjournalled:  # fallback: the manager died between sbatch and the journal line
-            for job, (_state, _rc, text) in slurmcli.squeue_all().items():
-                batch_id = sbatch.batch_of(campaign, text)
+        if unjournalled:  # the manager died between sbatch and the journal line: our job names
+            for job, name in slurmcli.squeue_names().items():  # (never a comment: a site sets those)
+                batch_id = sbatch.batch_of_name(name)
                 if batch_id in unjournalled:
                     index = int(job.split("_")[1]) if "_" in job else 0
                     entries = json.loads(manifests[batch_id].read_text())
-                    if index < len(entries):
+                    if self._is_streamed(campaign, batch_id):  # one job, every task of the manifest
+                        self._streamed.add(job)
+                        for e in entries:
+                            consider(e["spec"]["task_id"], e["attempt"], job, batch_id)
+                    elif index < len(entries):
                         consider(entries[index]["spec"]["task_id"], entries[index]["attempt"], job,
                                  batch_id)
         done = set(self._delivered_pairs(campaign))  # (job, task): a streamed job has several

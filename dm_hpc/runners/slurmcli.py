@@ -89,6 +89,16 @@ def squeue_all() -> dict[str, tuple[JobState, int | None, str]]:
     return parse_squeue(call(["squeue", *SQUEUE_ARGS]))
 
 
+def squeue_names() -> dict[str, str]:
+    """Job (array element) id -> job name, of this user's jobs that slurmctld holds."""
+    got = {}
+    for line in call(["squeue", "--me", "-h", "-t", "all", "-r", "-O", "JobArrayID:|,Name:"]).splitlines():
+        job, sep, name = line.partition("|")
+        if sep:
+            got[job.strip()] = name.strip()
+    return got
+
+
 def parse_squeue(out: str) -> dict[str, tuple[JobState, int | None, str]]:
     got = {}
     for line in out.splitlines():

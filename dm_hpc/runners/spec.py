@@ -57,7 +57,7 @@ class TaskSpec(BaseModel):
     @field_validator("env")
     @classmethod
     def _env_keys(cls, env: dict[str, str]) -> dict[str, str]:
-        bad = [k for k in env if not ENV_KEY.match(k)]
+        bad = [k for k in env if not ENV_KEY.fullmatch(k)]
         if bad:
             raise ValueError(f"environment variable names must be identifiers: {bad}")
         return env

@@ -3,8 +3,9 @@
 Re-attach after a manager restart reads this file first, so it never depends on a field the
 site can override (a site's ``--comment`` or job-name rules). One JSON line per ``sbatch``
 call, appended and fsynced before the job ids are used; a torn last line (power cut mid-write)
-is skipped. Job comments (``dm-hpc:campaign=...:batch=...``) are only the fallback for a batch
-whose line never made it (the manager died between ``sbatch`` and the write).
+is skipped. Job names (``<name>--<batch id>``, set only by dm-hpc) are the fallback for a batch
+whose line never made it (the manager died between ``sbatch`` and the write); job comments never
+are (a site's ``--comment`` can say anything).
 """
 from __future__ import annotations
 

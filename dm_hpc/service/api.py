@@ -68,7 +68,7 @@ def report(name: Name, user: User = Depends(api_user), svc: Service = Depends(se
 def plot(name: Name, plot: str, user: User = Depends(api_user), svc: Service = Depends(service)):
     check_campaign(user, svc, name, SCIENCE)
     path = svc.desk.get(name).run_dir / "report" / plot
-    if not PLOT_NAME.match(plot) or not path.is_file():
+    if not PLOT_NAME.fullmatch(plot) or not path.is_file():
         raise HTTPException(404, f"no plot {plot!r}")
     return FileResponse(path, media_type="image/png")
 

@@ -96,7 +96,7 @@ def plot_file(request: Request, name: str, plot: str, user: User | None = Depend
     if (denied := _guard(request, user, svc, name, SCIENCE)) is not None:
         return denied
     path = svc.desk.get(name).run_dir / "report" / plot
-    if not PLOT_NAME.match(plot) or not path.is_file():
+    if not PLOT_NAME.fullmatch(plot) or not path.is_file():
         return _page(request, "message.html", 404, user=user, title="Not found", message=f"no plot {plot!r}")
     return FileResponse(path, media_type="image/png")
 

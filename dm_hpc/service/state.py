@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import re
 import secrets
 import sqlite3
 import time
@@ -22,6 +23,7 @@ from typing import Any
 from dm_hpc.data.access import AccessLevel
 
 DB_NAME = "service.sqlite"
+USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a user id: also a column in the audit log
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, clearance TEXT NOT NULL,
@@ -91,7 +93,7 @@ class ServiceState:
     def add_user(self, name: str, role: Role, campaigns: list[str] = (),  # type: ignore[assignment]
                  clearance: AccessLevel | None = None) -> str:
         """Create a user; returns the bearer token (shown once, stored only as its hash)."""
-        if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        if not USER_NAME.fullmatch(name or ""):  # ASCII only, no final newline (str.isalnum takes "²")
             raise UserError(f"user name {name!r}: use letters, digits, - _ .")
         token = secrets.token_urlsafe(32)
         clearance = clearance or DEFAULT_CLEARANCE[role]

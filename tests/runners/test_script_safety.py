@@ -147,3 +147,60 @@ def test_tasks_waiting_for_batch_mates_survive_a_killed_manager(slurm_site, tmp_
     assert {o.state for o in outs} == {JobState.COMPLETED}
     assert len({o.job_id.split("_")[0] for o in outs}) == 1
     assert SlurmRunner(slurm_site, tmp_path / "state").reattach(campaign) == []
+
+
+CRASHED_BEFORE_LOG = """
+import json, os, sys
+from pathlib import Path
+from dm_hpc.runners import SiteProfile, TaskSpec
+from dm_hpc.runners import slurm
+site, state, runs, campaign = sys.argv[1:]
+
+def crash(self, sub):  # the manager dies after sbatch, before the submissions line is written
+    print(json.dumps(sub.job), flush=True)
+    os._exit(9)
+
+slurm.SubmissionLog.append = crash
+runner = slurm.SlurmRunner(SiteProfile.load(site), Path(state), use_arrays=True)
+tasks = [TaskSpec(task_id=f"k{i}", argv=["sh", "-c", f"sleep 3; echo {i}"],
+                  workdir=Path(runs) / f"k{i}", walltime_s=120, campaign=campaign) for i in range(3)]
+for t in tasks:
+    t.workdir.mkdir(parents=True)
+runner._launch([slurm.TaskRecord(t) for t in tasks])  # one array for the three tasks
+"""
+
+
+@pytest.mark.slurm
+def test_a_site_comment_that_mimics_dm_hpc_cannot_make_a_restart_submit_twice(slurm_site, tmp_path):
+    """Issue 18: a site ``--comment=dm-hpc:campaign=X:batch=FAKE`` plus a crash between sbatch
+    and the submissions line made re-attach (which then read comments) miss the real array, and
+    the restart submitted a second array for the same tasks. Re-attach reads dm-hpc's own job
+    names now, never the comment."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    from dm_hpc.runners import slurmcli
+
+    campaign = f"cm-{uuid.uuid4().hex[:8]}"
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(yaml.safe_dump({**yaml.safe_load((Path(__file__).parents[2] / "configs" / "sites"
+                                                           / "local.yaml").read_text()),
+                                         "extra_sbatch": [f"--comment=dm-hpc:campaign={campaign}:batch=FAKE"]}))
+    proc = subprocess.run([sys.executable, "-c", CRASHED_BEFORE_LOG, str(site_file), str(tmp_path / "state"),
+                           str(tmp_path / "runs"), campaign], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr
+    array = json.loads(proc.stdout)
+    runner = SlurmRunner(SiteProfile.load(site_file), tmp_path / "state", use_arrays=True)
+    followed = runner.reattach(campaign)
+    assert sorted(followed) == ["k0", "k1", "k2"]  # found by its job name, so nothing is resubmitted
+    outs: list = []
+    deadline = time.monotonic() + 120
+    while len(outs) < 3 and time.monotonic() < deadline:
+        outs += runner.poll()
+        time.sleep(0.2)
+    assert {o.state for o in outs} == {JobState.COMPLETED} and len(outs) == 3
+    mine = {j.split("_")[0] for j, (_, _, c) in slurmcli.squeue_all().items() if campaign in c}
+    assert mine == {array}  # one array for the three tasks, as before the crash
