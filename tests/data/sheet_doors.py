@@ -89,6 +89,8 @@ class Doors:
         self.campaign = load_campaign(self.path)
         self.journal = self.campaign.run_dir / "journal.jsonl"
         self.pristine = self.journal.read_bytes()
+        self.head = self.journal.with_name(jn.HEAD_NAME)  # the chain's head moves with the journal
+        self.pristine_head = self.head.read_bytes()
         Store.open(self.campaign.store, "a").close()  # the portal labels records in an existing store
         self.empty_store = folder / "empty-store"
         shutil.copytree(self.campaign.store, self.empty_store)
@@ -103,6 +105,7 @@ class Doors:
     def reset(self) -> None:
         """Put the journal back as suggested and the store back to empty."""
         self.journal.write_bytes(self.pristine)
+        self.head.write_bytes(self.pristine_head)
         shutil.rmtree(self.campaign.store, ignore_errors=True)
         shutil.copytree(self.empty_store, self.campaign.store)
         for extra in self.campaign.run_dir.glob("inbox*"):
