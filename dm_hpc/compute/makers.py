@@ -112,16 +112,24 @@ def load_maker(spec: MakerSpec):
         raise ValueError(f"cannot import {module_name} for maker {spec.maker}: {exc}") from None
     except AttributeError:
         raise ValueError(f"{module_name} has no {class_name} (maker {spec.maker})") from None
+    from monty.json import MontyDecoder
+
+    # kwargs are JSON; a dict with "@module"/"@class" is an object (e.g. a VASP input set generator)
+    kwargs = MontyDecoder().process_decoded(dict(spec.kwargs))
     try:
-        return cls(**spec.kwargs)
+        return cls(**kwargs)
     except TypeError as exc:
         raise ValueError(f"maker {spec.maker}: bad keyword arguments {sorted(spec.kwargs)}: {exc}") from None
 
 
 def versions(spec: MakerSpec) -> dict[str, str]:
-    """Installed versions of the Maker's package, jobflow, and packages named in its kwargs."""
+    """Installed versions of the Maker's package, jobflow, and packages named in its kwargs.
+
+    A kwargs string that is an installed distribution's name counts (``force_field_name:
+    CHGNet`` -> chgnet): the force field's version is what decides its numbers.
+    """
     names = {spec.maker.split(".")[0].split(":")[0], "jobflow"}
-    names |= {str(v).lower() for v in spec.kwargs.values() if isinstance(v, str)}  # e.g. CHGNet
+    names |= {str(v).lower() for v in spec.kwargs.values() if isinstance(v, str)}
     out = {}
     for name in sorted(names):
         try:
