@@ -93,6 +93,10 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
     out += delivery_problems(c)
     elements = _space_elements(c)
     for f in c.calculations:
+        unmapped = [p for p in c.properties if f.maker is not None and p not in f.maker.outputs]
+        if unmapped:
+            out.append(f"fidelities.{f.name}.maker.outputs: no path for {', '.join(unmapped)} "
+                       f"(the campaign's objectives and constraints; mapped: {', '.join(f.maker.outputs)})")
         try:
             method = get_method(f.method)
             settings = method.merged_settings(f.settings)

@@ -215,12 +215,12 @@ def run_maker(task, workdir: Path):
     except (KeyError, TypeError, ValueError) as exc:
         return CalcFailure(kind=FailureKind.invalid_task, reason=f"maker {spec.maker}: {str(exc).strip(chr(34))}")
     physics = {**settings, "maker": spec.maker, "maker_kwargs": spec.kwargs}
-    wanted = task.properties or list(values)
     return CalcResult(
         method=spec.record_method(method.name), fidelity=method.fidelity, code=spec.maker,
         code_version=_own_version(spec), composition=composition.fractions,
         cell_composition=plan.cell_composition.fractions,
-        properties=[PropertyValue(name=k, value=round_sig(v, 8)) for k, v in values.items() if k in wanted],
+        # every mapped output is kept (the campaign file asked for each), not only the objectives
+        properties=[PropertyValue(name=k, value=round_sig(v, 8)) for k, v in values.items()],
         settings=physics, input_hash=input_hash(method, composition, physics, task.seed), seed=task.seed,
         lattice=plan.lattice, n_atoms=plan.n_atoms, structure=final,
         energy_total_ev=energy if math.isfinite(energy) else None, relax_steps=0, task_id=task.task_id,

@@ -52,9 +52,29 @@ def test_campaign_with_an_atomate2_force_field_maker_runs_on_slurm(tmp_path):
         assert p.method == "maker:ForceFieldRelaxMaker@chgnet" and p.source.value == "computed"
         assert (p.code, p.code_version) == ("atomate2.forcefields.jobs:ForceFieldRelaxMaker", want["atomate2"])
         assert p.extra["versions"] == want and p.job_id  # a Slurm job id
-        values = {v.name: v.value for v in r.properties}
+        values = {v.name: v.value for v in r.properties}  # every mapped output, not only the objective
         # CHGNet on Cu-Ni cells: between Cu (~-4.1 eV/atom, 11.8 A^3) and Ni (~-5.6 eV/atom, 10.9 A^3)
         assert -6.0 < values["energy_per_atom"] < -3.5 and 10.0 < values["volume_per_atom"] < 12.5
     # the tasks were real Slurm jobs, named for the campaign and the fidelity
     out = subprocess.run(["squeue", "-t", "all", "-h", "-o", "%j"], capture_output=True, text=True).stdout
     assert campaign.name in out
+
+
+def test_a_maker_fidelity_must_map_the_objectives_and_bad_fields_are_named(tmp_path):
+    import yaml
+
+    from dm_hpc.campaign import CampaignError, parse_campaign
+    from dm_hpc.campaign.preflight import problems
+
+    fid = {"name": "ff", "kind": "calculation", "method": "chgnet", "maker": CHGNET_RELAX}
+    path = write_campaign(tmp_path, lab=False, fidelities=[fid])  # objective: mixing_energy, not mapped
+    found = problems(load_campaign(path))
+    assert any(p.startswith("fidelities.ff.maker.outputs: no path for mixing_energy") for p in found), found
+    data = yaml.safe_load(path.read_text())
+    for maker, words in (({**CHGNET_RELAX, "maker": "atomate2 ForceFieldRelaxMaker"}, "package.module:ClassName"),
+                         ({**CHGNET_RELAX, "outputs": {"energy_per_atom": {"path": "x", "unit": "kg"}}},
+                          "unit 'kg' cannot be converted")):
+        data["fidelities"] = [{**fid, "maker": maker}]
+        with pytest.raises(CampaignError, match="fidelities.0.maker") as err:
+            parse_campaign(data)
+        assert words in str(err.value)
