@@ -56,3 +56,16 @@ def test_a_maker_that_cannot_run_or_be_read_is_a_typed_failure_that_says_why(tmp
 def test_an_element_outside_the_cell_recipe_is_refused_before_the_maker_runs(tmp_path):
     out = _run(tmp_path, OWN_RELAX, composition={"Fe": 0.5, "Ni": 0.5})
     assert not out.ok and out.kind is FailureKind.unsupported_element and "Fe" in out.reason
+
+
+def test_object_keyword_arguments_are_written_as_mson_dicts():
+    """A VASP input-set generator or a sub-Maker is a dict with "@module"/"@class" in the campaign file."""
+    from dm_hpc.compute.makers import MakerSpec, load_maker
+    from workflows import AlloyPropertiesMaker, RelaxMaker
+
+    spec = MakerSpec(maker="workflows.alloy:AlloyPropertiesMaker", outputs={"energy_per_atom": "energy"},
+                     kwargs={"relax_maker": {"@module": "workflows.alloy", "@class": "RelaxMaker",
+                                             "name": "loose relax", "settings": {"relax_fmax": 0.5}}})
+    maker = load_maker(spec)
+    assert isinstance(maker, AlloyPropertiesMaker) and isinstance(maker.relax_maker, RelaxMaker)
+    assert maker.relax_maker.settings == {"relax_fmax": 0.5} and maker.relax_maker.name == "loose relax"
