@@ -67,14 +67,15 @@ def test_a_maker_fidelity_must_map_the_objectives_and_bad_fields_are_named(tmp_p
     from dm_hpc.campaign.preflight import problems
 
     fid = {"name": "ff", "kind": "calculation", "method": "chgnet", "maker": CHGNET_RELAX}
-    path = write_campaign(tmp_path, lab=False, fidelities=[fid])  # objective: mixing_energy, not mapped
+    lab = {"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2}
+    path = write_campaign(tmp_path, fidelities=[fid, lab])  # objective: mixing_energy, not mapped
     found = problems(load_campaign(path))
     assert any(p.startswith("fidelities.ff.maker.outputs: no path for mixing_energy") for p in found), found
     data = yaml.safe_load(path.read_text())
     for maker, words in (({**CHGNET_RELAX, "maker": "atomate2 ForceFieldRelaxMaker"}, "package.module:ClassName"),
                          ({**CHGNET_RELAX, "outputs": {"energy_per_atom": {"path": "x", "unit": "kg"}}},
                           "unit 'kg' cannot be converted")):
-        data["fidelities"] = [{**fid, "maker": maker}]
+        data["fidelities"] = [{**fid, "maker": maker}, lab]
         with pytest.raises(CampaignError, match="fidelities.0.maker") as err:
             parse_campaign(data)
         assert words in str(err.value)
