@@ -1,12 +1,14 @@
 """Calculation throughput: EMT calculations per minute (4- and 32-atom cells) and wall time of
-the GPAW and QE cells with 1 and 2 MPI ranks.
+the GPAW and QE cells with 1 and 2 MPI ranks, and of the default 1-atom Cu PBE cell in-process.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calc_bench.py [--emt-n 40] [--skip-dft] [--dft-composition Cu]
 
 EMT runs the full recipe (structure, relax, static, properties, mixing energy against cached
 references) in-process, and once more through the worker (one Python process per task, as a
-runner executes it). DFT runs go through the worker, so 2 ranks means `mpirun -n 2 pw.x -nk 2`
-for QE and `mpiexec -n 2 gpaw python -m dm_hpc.compute.worker` for GPAW.
+runner executes it). The in-process Cu rows are the runs of tests/compute/test_gpaw.py and
+test_qe.py (the lattice within 2 %); their wall time was once asserted there (< 60 s) and failed
+on a busy machine, so it is a figure here, printed against that 60 s target. The other DFT runs
+go through the worker, so 2 ranks means `mpirun -n 2 pw.x -nk 2` for QE and `mpiexec -n 2 gpaw python -m dm_hpc.compute.worker` for GPAW.
 """
 from __future__ import annotations
 
@@ -68,6 +70,12 @@ def main() -> None:
             if why:
                 rows.append((f"{method}", "skipped", why))
                 continue
+            r = calculate("Cu", method, workdir=root / f"{method}-in-process")
+            note = (f"a = {r.property_dict()['lattice_parameter']:.4f} A (the test's physics); "
+                    f"{'within' if r.wall_time_s < 60 else 'over'} the former 60 s target" if r.ok
+                    else f"FAILED {r.kind.value}: {r.reason}")
+            rows.append((f"{method} Cu default settings, in-process (test_{method}.py)",
+                         f"{r.wall_time_s:8.1f} s wall" if r.ok else "failed", note))
             for cores in (1, 2):
                 wall, r = worker_run(root, args.dft_composition, method, cores,
                                      ["energy_per_atom", "lattice_parameter"])
@@ -81,6 +89,7 @@ def main() -> None:
     for what, figure, note in rows:
         print(f"{what:<{width}}  {figure:>18}  {note}")
     print(f"\nload average at end {os.getloadavg()[0]:.1f}; run folders in {root}")
+    print("timings taken on this machine as it was (often a shared, loaded one): figures, not pass/fail")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ one implementation), so a flow run by any jobflow manager gives the same propert
     responses = run_locally(flow, ensure_success=True)
     props = responses[flow.output.uuid][1].output["properties"]
 
-atomate2's own ``AseRelaxMaker``/``ForceFieldRelaxMaker`` are not reused: they relax with other
-optimiser settings than ``calculate`` (two code paths, two answers) and atomate2 has no QE or
-GPAW Makers; importing ``atomate2.ase.jobs`` also costs ~5 s per worker process.
+The built-in recipe does not reuse atomate2's own ``AseRelaxMaker``/``ForceFieldRelaxMaker``:
+they relax with other optimiser settings than ``calculate`` (two code paths, two answers) and
+atomate2 has no QE or GPAW Makers. A campaign may still run any Maker — these, atomate2's
+force-field or VASP Makers — as a calculation fidelity (``maker:`` in the campaign file,
+``dm_hpc.compute.makers``); e.g. ``workflows.alloy:RelaxMaker`` with ``kwargs: {method: emt}``.
 """
 from workflows.alloy import (
     AlloyPropertiesMaker,

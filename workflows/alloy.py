@@ -124,7 +124,14 @@ class PropertiesMaker(Maker):
 
 @dataclass
 class AlloyPropertiesMaker(Maker):
-    """The whole recipe as a Flow: structure -> relax -> static -> properties."""
+    """The whole recipe as a Flow: structure -> relax -> static -> properties.
+
+    The steps are sub-Makers (atomate2's habit): left None, each is the recipe's own with this
+    Maker's ``method``, ``settings``, ``workdir`` and ``cores``; given, it is used as it is, so a
+    step is swapped without subclassing — e.g. ``relax_maker=RelaxMaker(method="chgnet")`` for a
+    cheap pre-relaxation before a DFT static, or any other jobflow Maker whose ``make(structure)``
+    returns ``{"structure", "energy", "steps"}`` (relax) or ``{"structure", "energy"}`` (static).
+    """
 
     name: str = "alloy properties"
     method: str = "emt"
@@ -133,14 +140,18 @@ class AlloyPropertiesMaker(Maker):
     seed: int = 0
     workdir: str | None = None
     cores: int = 1
+    structure_maker: Maker | None = None
+    relax_maker: Maker | None = None
+    static_maker: Maker | None = None
+    properties_maker: Maker | None = None
 
     def make(self, composition: dict[str, float] | str) -> Flow:
         fractions = Composition(composition).fractions
         common = {"method": self.method, "settings": dict(self.settings)}
         run = {"workdir": self.workdir, "cores": self.cores}
-        cell = AlloyStructureMaker(seed=self.seed, **common).make(fractions)
-        relax = RelaxMaker(**common, **run).make(cell.output["structure"])
-        static = StaticMaker(**common, **run).make(relax.output["structure"])
-        props = PropertiesMaker(properties=tuple(self.properties), **common, **run).make(
+        cell = (self.structure_maker or AlloyStructureMaker(seed=self.seed, **common)).make(fractions)
+        relax = (self.relax_maker or RelaxMaker(**common, **run)).make(cell.output["structure"])
+        static = (self.static_maker or StaticMaker(**common, **run)).make(relax.output["structure"])
+        props = (self.properties_maker or PropertiesMaker(properties=tuple(self.properties), **common, **run)).make(
             cell.output, static.output, relax.output["steps"])
         return Flow([cell, relax, static, props], output=props.output, name=self.name)

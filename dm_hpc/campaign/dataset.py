@@ -42,7 +42,7 @@ class TrainingSet:
 def fidelity_of(campaign: CampaignSpec, source: str, method: str) -> int | None:
     """Index of the fidelity a record belongs to (None: not this campaign's)."""
     for i, fid in enumerate(campaign.fidelities):
-        if source == "computed" and fid.kind == FidelityKind.calculation and fid.method == method:
+        if source == "computed" and fid.kind == FidelityKind.calculation and fid.record_method == method:
             return i
         if source == "experimental" and fid.kind == FidelityKind.experiment:
             return i

@@ -316,7 +316,8 @@ class CampaignManager:
         workdir = self.task_dir(task_id)
         path = write_task(workdir, composition, method=fid.method, settings=fid.settings,
                           properties=self.c.properties, seed=self.c.seed, cores=fid.cores,
-                          task_id=task_id, campaign=self.c.name)
+                          task_id=task_id, campaign=self.c.name,
+                          maker=fid.maker.model_dump(mode="json") if fid.maker is not None else None)
         return TaskSpec(task_id=task_id, name=f"{self.c.name} {fid.name} {task_id}", argv=worker_argv(path),
                         workdir=workdir, cores=fid.cores, walltime_s=int(fid.walltime), campaign=self.c.name,
                         method=fid.method, env={"OMP_NUM_THREADS": "1"}, group=fid.name)

@@ -37,8 +37,8 @@ def delivery_problems(c: CampaignSpec) -> list[str]:
 
     derives: dict[str, tuple[str, ...]] = {}
     for f in c.calculations:
-        try:
-            derives[f.name] = get_method(f.method).properties
+        try:  # a Maker delivers what its outputs map, whatever its cell recipe's method derives
+            derives[f.name] = tuple(f.maker.outputs) if f.maker is not None else get_method(f.method).properties
         except UnknownMethodError:
             continue  # reported with the method checks
     lab = c.lab
@@ -57,7 +57,10 @@ def delivery_problems(c: CampaignSpec) -> list[str]:
             out.append(f"{role} {prop}: no fidelity of this campaign delivers it ({could}); {lab_hint}")
             continue
         for f in c.calculations:
-            if f.name in derives and prop not in derives[f.name]:
+            if f.name in derives and prop not in derives[f.name] and f.maker is not None:
+                out.append(f"fidelities.{f.name}.maker.outputs: no path for {prop} ({role}; mapped: "
+                           f"{', '.join(f.maker.outputs)}): its calculations would not deliver it; map it")
+            elif f.name in derives and prop not in derives[f.name]:
                 out.append(f"fidelities.{f.name}: method {f.method} cannot derive {prop} ({role}; delivered "
                            f"by {', '.join(by)}; {could}): its calculations would fail; remove the fidelity "
                            f"(a lab-only campaign) or drop {prop}")

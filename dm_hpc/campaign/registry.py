@@ -13,8 +13,17 @@ the store, so it runs beside a campaign) and registers it as a new version under
   arrives), world size, device, code version, surrogate kind, fit time.
 
 The held-out records are not trained on, so the metrics describe the registered model itself.
-``models/CURRENT`` names the version in use (a new version becomes current; ``promote`` and
-``rollback`` move it). Versions are never overwritten.
+``models/CURRENT`` names the version in use. A new version becomes current only when it is no
+worse than the current one beyond noise on the same held-out records (``promotion``: a paired
+bootstrap); otherwise it is registered as a candidate, and its ``meta.json`` says why
+(``promotion``). ``promote`` and ``rollback`` move ``CURRENT`` by hand and say what they did.
+Versions are never overwritten.
+
+The kind of model is the campaign's (or ``--surrogate``), resolved by the data for "auto"; the
+number of ranks never changes it: an exact GP does not split across ranks, so it trains on one
+(and the others have nothing to do), and an ensemble on too few rows for the ranks asked trains
+on fewer (``ranks_for``). Each such fallback is a note in ``meta.json`` that ``dm-hpc train``
+prints.
 
 The large-data surrogate trains data-parallel (``dm_hpc.learn.distributed``): every rank calls
 ``train`` with its ``World``, reads the store, featurises only its slice of the training rows,
@@ -31,7 +40,7 @@ import subprocess
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +78,7 @@ class TrainOptions:
 
     Attributes:
         kind: surrogate kind ("auto", "gp", "multitask", "ensemble"); default: the campaign's
-            ``learning.surrogate``, and always the large-data ensemble when trained on several ranks.
+            ``learning.surrogate``. Ranks never change it (see the module docstring).
         checkpoint_every: optimiser steps between checkpoints of an ensemble training.
         register: register a new version (else only report).
         if_new_data: do nothing when the records are those of the latest version.
@@ -150,7 +159,8 @@ def _features(campaign: CampaignSpec, snap: Snapshot, rows: np.ndarray, fidelity
 def _targets(snap: Snapshot, rows: np.ndarray):
     import torch
 
-    return torch.as_tensor(snap.data.Y[rows], dtype=torch.double).reshape(len(rows), -1)
+    m = 1 if snap.data.Y.ndim == 1 else snap.data.Y.shape[1]  # explicit: a rank's share may be empty
+    return torch.as_tensor(snap.data.Y[rows], dtype=torch.double).reshape(len(rows), m)
 
 
 def _code_version() -> str:
@@ -164,11 +174,10 @@ def _code_version() -> str:
     return f"{dm_hpc.__version__}+{commit}" if commit else dm_hpc.__version__
 
 
-def _resolve_kind(campaign: CampaignSpec, snap: Snapshot, options: TrainOptions, world_size: int) -> str:
+def _resolve_kind(campaign: CampaignSpec, snap: Snapshot, options: TrainOptions) -> str:
+    """The model kind: the one asked for, "auto" resolved by the data (never by the rank count)."""
     from dm_hpc.learn.surrogates import GP_MAX_POINTS
 
-    if world_size > 1:
-        return "ensemble"  # the data-parallel model; an exact GP does not split across ranks
     kind = options.kind or campaign.learning.surrogate
     if kind == "auto":
         if len(snap.fidelities) > 1:
@@ -177,6 +186,41 @@ def _resolve_kind(campaign: CampaignSpec, snap: Snapshot, options: TrainOptions,
     if kind == "multitask" and len(snap.fidelities) < 2:
         return "gp"
     return kind
+
+
+def _ensemble_rows(snap: Snapshot) -> int:
+    """Rows an ensemble trains on (the calibration rows are kept apart)."""
+    return len(np.setdiff1d(snap.train, snap.calibration))
+
+
+def _layout(kind: str, snap: Snapshot, requested: int) -> tuple[int, list[str]]:
+    """Ranks that train a ``kind`` model on ``snap`` when ``requested`` are asked, and the notes that say why fewer."""
+    from dm_hpc.learn.distributed import MIN_ROWS_PER_RANK, ranks_for
+
+    if requested <= 1:
+        return 1, []
+    if kind != "ensemble":
+        return 1, [f"{kind} is an exact GP, which does not split across ranks: trained on 1 of {requested} "
+                   "ranks (the kind is kept; --surrogate ensemble trains the data-parallel ensemble)"]
+    rows = _ensemble_rows(snap)
+    used = ranks_for(rows, requested)
+    if used < requested:
+        return used, [f"{rows} training rows are too few for {requested} ranks (at least {MIN_ROWS_PER_RANK} "
+                      f"per rank): trained on {used} rank(s)"]
+    return used, []
+
+
+def _target_fidelity(campaign: CampaignSpec, snap: Snapshot) -> int:
+    """The fidelity a multi-fidelity model predicts (the campaign's target, else the highest present)."""
+    tgt = target_index(campaign)
+    return tgt if tgt in snap.fidelities else max(snap.fidelities)
+
+
+def _comparison_rows(campaign: CampaignSpec, snap: Snapshot) -> np.ndarray:
+    """Held-out rows on which models are measured: those of the predicted fidelity."""
+    if len(snap.fidelities) < 2:
+        return snap.test
+    return snap.test[snap.data.fidelity[snap.test] == _target_fidelity(campaign, snap)]
 
 
 def _train_gp(campaign: CampaignSpec, snap: Snapshot, kind: str) -> tuple[Any, dict, dict]:
@@ -191,14 +235,13 @@ def _train_gp(campaign: CampaignSpec, snap: Snapshot, kind: str) -> tuple[Any, d
     task, target = None, None
     if kind == "multitask":
         task = torch.as_tensor(snap.data.fidelity[snap.train])
-        tgt = target_index(campaign)
-        target = tgt if tgt in snap.fidelities else max(snap.fidelities)
+        target = _target_fidelity(campaign, snap)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = fit_surrogate(X, Y, kind=kind, task_index=task, target_task=target)
     test_rows = snap.test
     if kind == "multitask":  # measured on the fidelity the model predicts
-        test_rows = test_rows[snap.data.fidelity[test_rows] == target]
+        test_rows = _comparison_rows(campaign, snap)
     quality = held_out_quality(model, _features(campaign, snap, test_rows, False), _targets(snap, test_rows))
     return model, surrogate_state(model, kind, X, Y, task, target), quality.as_dict()
 
@@ -245,12 +288,17 @@ def latest(campaign: CampaignSpec) -> ModelVersion | None:
     return found[-1] if found else None
 
 
-def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=None) -> ModelVersion | dict[str, Any] | None:
+def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=None,
+          requested_ranks: int | None = None) -> ModelVersion | dict[str, Any] | None:
     """Fit the campaign's surrogate on the store and register it (rank 0 of ``world``).
 
+    ``requested_ranks`` (default ``world.size``) is what the user asked for; fewer may train
+    (``_layout``): the ranks of ``world`` beyond those return None at once.
+
     Returns:
-        the new ``ModelVersion``; its meta dict when ``register`` is off; None on ranks other
-        than 0 and when ``if_new_data`` finds the records of the latest version unchanged.
+        the new ``ModelVersion`` (current or a candidate: ``meta["promotion"]``); its meta dict
+        when ``register`` is off; None on ranks other than 0 and when ``if_new_data`` finds the
+        records of the latest version unchanged.
     """
     from dm_hpc.learn.distributed import World
 
@@ -260,18 +308,25 @@ def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=Non
     last = latest(campaign)
     if options.if_new_data and last is not None and last.meta.get("records_sha256") == snap.sha256:
         return None
-    kind = _resolve_kind(campaign, snap, options, world.size)
+    kind = _resolve_kind(campaign, snap, options)
+    used, notes = _layout(kind, snap, requested_ranks or world.size)
+    if world.size > used:
+        if world.rank >= used:
+            return None  # rank 0 reports the fallback
+        world = World() if used == 1 else replace(world, size=used)
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     if kind == "ensemble":
         result, state = _train_ensemble(campaign, snap, options, world)
-        held, device = result.test, result.device
+        model, held, device = result.model, result.test, result.device
         extra = {"steps": result.steps, "resumed_from_step": result.resumed_from}
     else:
-        _, state, held = _train_gp(campaign, snap, kind)
+        model, state, held = _train_gp(campaign, snap, kind)
         device = "cpu"
     if world.rank != 0:
         return None
+    fit_seconds = round(time.perf_counter() - t0, 3)
+    decision = _decide(campaign, snap, model, kind)
     props = campaign.properties
     rmse = held.get("rmse")
     meta = {
@@ -292,15 +347,35 @@ def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=Non
         "world_size": world.size,
         "device": device,
         "code_version": _code_version(),
-        "fit_seconds": round(time.perf_counter() - t0, 3),
+        "fit_seconds": fit_seconds,
+        "requested_ranks": requested_ranks or world.size,
+        "notes": notes,
+        "promotion": decision.as_dict(),
         **extra,
     }
     if not options.register:
         return meta
-    return _register(campaign, state, meta)
+    return _register(campaign, state, meta, decision.promote)
 
 
-def _register(campaign: CampaignSpec, state: dict, meta: dict) -> ModelVersion:
+def _decide(campaign: CampaignSpec, snap: Snapshot, model, kind: str):
+    """The promotion decision for ``model`` against the current version (``promotion.decide``)."""
+    from dm_hpc.campaign import promotion
+
+    cur = current(campaign)
+    found = None
+    if cur is not None:
+        try:
+            cur_model = load(campaign, cur)[0]
+        except RegistryError:
+            cur_model = None
+        found = (cur, json.loads((registry_dir(campaign) / cur / "meta.json").read_text()).get("surrogate"), cur_model)
+    rows = _comparison_rows(campaign, snap)
+    return promotion.decide(model, kind, found, _features(campaign, snap, rows, False), _targets(snap, rows),
+                            campaign.properties, seed=campaign.seed)
+
+
+def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: bool = True) -> ModelVersion:
     from dm_hpc.learn.persist import save_surrogate
 
     root = registry_dir(campaign)
@@ -318,12 +393,13 @@ def _register(campaign: CampaignSpec, state: dict, meta: dict) -> ModelVersion:
             number += 1
     for stale in root.glob(".checkpoint-*.pt"):  # checkpoints of earlier snapshots are of no use now
         stale.unlink(missing_ok=True)
-    _atomic_write(root / "CURRENT", version + "\n")
+    if make_current:
+        _atomic_write(root / "CURRENT", version + "\n")
     return ModelVersion(version, root / version, {"version": version, **meta})
 
 
-def _spawned_rank(world, campaign: CampaignSpec, options: TrainOptions, out: str) -> None:
-    result = train(campaign, options, world)
+def _spawned_rank(world, campaign: CampaignSpec, options: TrainOptions, out: str, requested: int) -> None:
+    result = train(campaign, options, world, requested)
     if world.rank == 0:
         payload = None
         if isinstance(result, ModelVersion):
@@ -334,7 +410,11 @@ def _spawned_rank(world, campaign: CampaignSpec, options: TrainOptions, out: str
 
 
 def train_local_ranks(campaign: CampaignSpec, ranks: int, options: TrainOptions | None = None):
-    """``train`` on ``ranks`` local processes (gloo, or NCCL with GPUs); same return as ``train``."""
+    """``train`` on ``ranks`` local processes (gloo, or NCCL with GPUs); same return as ``train``.
+
+    Fewer ranks are started when the model or the data call for fewer (``_layout``); one rank
+    trains here, in this process.
+    """
     from dm_hpc.learn.distributed import spawn_local
 
     options = options or TrainOptions()
@@ -342,9 +422,12 @@ def train_local_ranks(campaign: CampaignSpec, ranks: int, options: TrainOptions 
     last = latest(campaign)
     if options.if_new_data and last is not None and last.meta.get("records_sha256") == snap.sha256:
         return None
+    used, _ = _layout(_resolve_kind(campaign, snap, options), snap, ranks)
+    if used == 1:
+        return train(campaign, options, None, requested_ranks=ranks)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        spawn_local(_spawned_rank, ranks, campaign, options, str(out))
+        spawn_local(_spawned_rank, used, campaign, options, str(out), ranks)
         payload = json.loads(out.read_text())
     if payload is None:
         return None
@@ -367,17 +450,27 @@ def current(campaign: CampaignSpec) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
-def promote(campaign: CampaignSpec, version: str) -> None:
-    """Make ``version`` the one in use (any registered version; the others stay registered)."""
+def promote(campaign: CampaignSpec, version: str) -> str:
+    """Make ``version`` the one in use (any registered version; the others stay registered).
+
+    Returns the sentence that says what was done (also when nothing was: already current).
+    """
     if not (registry_dir(campaign) / version / "model.pt").exists():
         known = ", ".join(v.version for v in versions(campaign)) or "none"
         raise RegistryError(f"{campaign.name}: no model version {version!r} (registered: {known})")
+    was = current(campaign)
+    if was == version:
+        return f"{campaign.name}: {version} is already the current model version; nothing changed"
     _atomic_write(registry_dir(campaign) / "CURRENT", version + "\n")
+    meta = json.loads((registry_dir(campaign) / version / "meta.json").read_text())
+    held = (meta.get("promotion") or {})
+    note = "" if held.get("promoted", True) else f" (registered as a candidate because: {held.get('reason')})"
+    return f"{campaign.name}: {version} is now the current model version, was {was or 'none'}{note}"
 
 
-def rollback(campaign: CampaignSpec, version: str) -> None:
-    """Point ``CURRENT`` back at an earlier version (the later ones stay registered)."""
-    promote(campaign, version)
+def rollback(campaign: CampaignSpec, version: str) -> str:
+    """Point ``CURRENT`` back at an earlier version (the later ones stay registered); says what was done."""
+    return promote(campaign, version)
 
 
 def load(campaign: CampaignSpec, version: str | None = None):

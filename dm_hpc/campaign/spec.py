@@ -188,11 +188,17 @@ class FidelitySpec(Strict):
     lab-days for experiments (``auto``: one lab-day); ``budget.core_hours_per_lab_day`` puts them
     on one scale. An experiment fidelity ``measures`` the properties it lists (default: every
     objective and constraint of the campaign); a calculation delivers what its method derives.
+    ``maker``: a jobflow Maker that computes instead of the built-in recipe (``method`` then
+    gives the cell, the elements and the cost; it delivers the properties its ``outputs`` map;
+    see ``dm_hpc.compute.makers``).
     """
 
     name: str
     kind: FidelityKind
     method: str | None = None
+    #: a ``dm_hpc.compute.makers.MakerSpec``; typed ``Any`` so that the calculation code (ase,
+    #: ...) is imported only when a campaign names a maker, not by every small command
+    maker: Any = None
     settings: dict[str, Any] = Field(default_factory=dict)
     cost: float | Literal["auto"] = "auto"
     runner: str = "default"
@@ -231,6 +237,15 @@ class FidelitySpec(Strict):
             raise ValueError(f"{v!r}: use 1-48 letters, digits, '_', '.', '-'")
         return v
 
+    @field_validator("maker", mode="before")
+    @classmethod
+    def _maker(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        from dm_hpc.compute.makers import MakerSpec
+
+        return v if isinstance(v, MakerSpec) else MakerSpec.model_validate(v)
+
     @field_validator("walltime", "turnaround", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> float:
@@ -256,7 +271,14 @@ class FidelitySpec(Strict):
         if self.kind == FidelityKind.calculation and self.measures is not None:
             raise ValueError(f"calculation fidelity {self.name!r}: measures is the lab's (a calculation "
                              f"delivers what its method derives)")
+        if self.kind == FidelityKind.experiment and self.maker is not None:
+            raise ValueError(f"experiment fidelity {self.name!r}: a maker is a calculation's")
         return self
+
+    @property
+    def record_method(self) -> str | None:
+        """``provenance.method`` of the records this fidelity computes (a Maker's are its own)."""
+        return self.maker.record_method(self.method) if self.maker is not None else self.method
 
 
 class BudgetSpec(Strict):

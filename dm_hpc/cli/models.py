@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -56,12 +57,12 @@ def train(
     c = _campaign(campaign)
     world = world_from_env()
     _train(c, ranks, world, registry.TrainOptions(kind=surrogate, checkpoint_every=checkpoint_every,
-                                                  register=register, if_new_data=if_new_data, epochs=epochs))
+                                                  register=register, if_new_data=if_new_data, epochs=epochs), campaign)
     if world is not None:  # a rank of srun or torchrun: see exit_rank for why not a plain return
         exit_rank(0)
 
 
-def _train(c, ranks: int, world, options) -> None:
+def _train(c, ranks: int, world, options, path: Path) -> None:
     from dm_hpc.campaign import registry
     from dm_hpc.data import StoreError
 
@@ -79,12 +80,25 @@ def _train(c, ranks: int, world, options) -> None:
         console.print(f"{c.name}: no new records since {last.version if last else 'the last version'}; nothing trained")
         return
     meta = result.meta if isinstance(result, registry.ModelVersion) else result
-    where = f"registered {result.version} at {result.path}" if isinstance(result, registry.ModelVersion) else "not registered"
     resumed = f", resumed at step {meta['resumed_from_step']}" if meta.get("resumed_from_step") else ""
+    for note in meta.get("notes", []):
+        console.print(f"note: {note}", markup=False)
     console.print(f"trained on {meta['trained_on']} of {meta['records']} records ({meta['surrogate']}, "
                   f"{meta['world_size']} rank(s) on {meta['device']}, {meta['fit_seconds']} s{resumed})")
     console.print(_held_out(meta))
-    console.print(where)
+    decision = meta.get("promotion") or {}
+    if not isinstance(result, registry.ModelVersion):
+        verdict = "would be promoted" if decision.get("promoted") else "would not be promoted"
+        console.print(f"not registered; it {verdict}: {decision.get('reason')}", markup=False)
+    elif decision.get("promoted", True):
+        console.print(f"registered {result.version} at {result.path}")
+        console.print(f"promoted: {result.version} is now current ({decision.get('reason')})", markup=False)
+    else:  # the scheduled job's answer: a clear line, and exit status 0 (nothing failed)
+        console.print(f"registered {result.version} at {result.path}")
+        console.print(f"NOT PROMOTED: {result.version} is a candidate; the current model stays "
+                      f"{decision.get('compared_with')}: {decision.get('reason')}. "
+                      f"To use it anyway: dm-hpc models {shlex.quote(str(path))} --promote {result.version}",
+                      markup=False, soft_wrap=True)
 
 
 def models(
@@ -100,16 +114,18 @@ def models(
     for version, move in ((promote, registry.promote), (rollback, registry.rollback)):
         if version:
             try:
-                move(c, version)
+                said = move(c, version)
             except registry.RegistryError as exc:
                 fail(str(exc))
+            console.print(said, markup=False)
     cur = registry.current(c)
     found = registry.versions(c)
     if as_json:
         print(json.dumps([{**v.meta, "version": v.version, "current": v.version == cur} for v in found], indent=1))
         return
     table = Table(title=f"{c.name}: model versions")
-    for col in ("version", "created", "records", "surrogate", "ranks", "device", "held-out RMSE", "coverage 90 %", ""):
+    for col in ("version", "created", "records", "surrogate", "ranks", "device", "held-out RMSE", "coverage 90 %",
+                "status"):
         table.add_column(col)
     for v in found:
         m = v.meta
@@ -118,7 +134,14 @@ def models(
         cov = f"{held['coverage90']:.0%}" if held.get("coverage90") is not None else "-"
         table.add_row(v.version, m["created"], str(m["records"]), str(m.get("surrogate", "-")),
                       str(m.get("world_size", 1)), str(m.get("device", "cpu")), rmse, cov,
-                      "current" if v.version == cur else "")
+                      _status(v, cur))
     from dm_hpc.cli.tables import fitted
 
     console.print(fitted(table, console))
+
+
+def _status(v, cur: str | None) -> str:
+    if v.version == cur:
+        return "current"
+    promotion = v.meta.get("promotion") or {}
+    return "" if promotion.get("promoted", True) else "candidate (not promoted)"

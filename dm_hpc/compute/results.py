@@ -38,6 +38,8 @@ class CalcTask(BaseModel):
     cores: int = Field(default=1, ge=1)
     task_id: str | None = None
     campaign: str | None = None
+    #: a jobflow Maker that computes it instead of the built-in recipe (``dm_hpc.compute.makers``)
+    maker: dict[str, Any] | None = None
 
 
 class CalcResult(BaseModel):
@@ -62,11 +64,13 @@ class CalcResult(BaseModel):
     lattice: str
     n_atoms: int
     structure: dict[str, Any]
-    energy_total_ev: float
+    energy_total_ev: float | None  # None: a Maker whose output document has no total energy
     relax_steps: int
     references_ev_per_atom: dict[str, float] = Field(default_factory=dict)
     task_id: str | None = None
     campaign: str | None = None
+    #: package -> version of what computed it beyond ``code`` (a Maker's jobflow, force field, ...)
+    versions: dict[str, str] = Field(default_factory=dict)
     host: str
     cores: int
     wall_time_s: float
@@ -93,7 +97,8 @@ def result_to_record(result: CalcResult, campaign: str | None = None, task_id: s
                    "fidelity": result.fidelity, "seed": result.seed, "n_atoms": result.n_atoms,
                    "lattice": result.lattice, "relax_steps": result.relax_steps,
                    "requested_composition": result.composition, "settings": result.settings,
-                   "references_ev_per_atom": result.references_ev_per_atom},
+                   "references_ev_per_atom": result.references_ev_per_atom,
+                   **({"versions": result.versions} if result.versions else {})},
         ),
     )
 
@@ -107,13 +112,14 @@ def _atomic_write(path: Path, text: str) -> None:
 def write_task(workdir: str | Path, composition: Composition | dict[str, float] | str, method: str = "emt",
                settings: dict[str, Any] | None = None, properties: list[str] | None = None,
                seed: int = 0, cores: int = 1, task_id: str | None = None,
-               campaign: str | None = None) -> Path:
-    """Write ``task.json`` into ``workdir`` (created) and return its path."""
+               campaign: str | None = None, maker: dict[str, Any] | None = None) -> Path:
+    """Write ``task.json`` into ``workdir`` (created) and return its path (``maker``: a ``MakerSpec`` dict)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     comp = composition if isinstance(composition, Composition) else Composition(composition)
     task = CalcTask(composition=comp.fractions, method=method, settings=dict(settings or {}),
-                    properties=properties, seed=seed, cores=cores, task_id=task_id, campaign=campaign)
+                    properties=properties, seed=seed, cores=cores, task_id=task_id, campaign=campaign,
+                    maker=maker)
     path = workdir / TASK_FILE
     _atomic_write(path, task.model_dump_json(by_alias=True, indent=1))
     return path

@@ -90,14 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             write_result(workdir, outcome)
         return outcome.exit_code if args.exit_codes else 0
-    if task.method == "gpaw":
-        if task.cores > 1 and size == 1 and "SLURM_JOB_ID" not in os.environ:
-            return _relaunch_gpaw_under_mpi(args.task.resolve(), workdir, task.cores, args.exit_codes)
-        cores = _gpaw_ranks(task.cores)
+    if task.maker is not None:  # a jobflow Maker in place of the built-in recipe
+        from dm_hpc.compute.makers import run_maker
+
+        outcome = run_maker(task, workdir / "calc")
+    elif task.method == "gpaw" and task.cores > 1 and size == 1 and "SLURM_JOB_ID" not in os.environ:
+        return _relaunch_gpaw_under_mpi(args.task.resolve(), workdir, task.cores, args.exit_codes)
     else:
-        cores = _code_ranks(task.cores)
-    outcome = calculate(task.composition, task.method, task.settings, task.properties, seed=task.seed,
-                        workdir=workdir / "calc", cores=cores, task_id=task.task_id, campaign=task.campaign)
+        cores = _gpaw_ranks(task.cores) if task.method == "gpaw" else _code_ranks(task.cores)
+        outcome = calculate(task.composition, task.method, task.settings, task.properties, seed=task.seed,
+                            workdir=workdir / "calc", cores=cores, task_id=task.task_id, campaign=task.campaign)
     if rank == 0:  # under MPI every rank computes; one writes
         write_result(workdir, outcome)
         print(f"{'ok' if outcome.ok else 'failed: ' + outcome.kind.value}: {workdir / 'result.json'}")

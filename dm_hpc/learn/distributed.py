@@ -99,6 +99,17 @@ def world_from_env(env: Mapping[str, str] | None = None) -> World | None:
     return None
 
 
+#: Fewest training rows a rank should hold. Below it a rank's share of a global minibatch is a
+#: handful of rows (or none), each step costs more in exchange than in compute, and with the
+#: calibration and test rows shared out as well some ranks hold none of those.
+MIN_ROWS_PER_RANK = 16
+
+
+def ranks_for(n_rows: int, requested: int) -> int:
+    """Ranks (1 to ``requested``) that ``n_rows`` training rows can keep busy: ``MIN_ROWS_PER_RANK`` each."""
+    return max(1, min(requested, n_rows // MIN_ROWS_PER_RANK))
+
+
 def row_slice(n: int, world: World) -> tuple[int, int]:
     """Contiguous ``[lo, hi)`` share of ``n`` rows for ``world.rank`` (sizes differ by at most one)."""
     return n * world.rank // world.size, n * (world.rank + 1) // world.size

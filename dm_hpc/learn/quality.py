@@ -64,3 +64,74 @@ def held_out_quality(model, X: Tensor, Y: Tensor) -> HeldOutQuality:
     rmse = ((mu - Y) ** 2).mean(0).sqrt().tolist()
     inside = interval_coverage(Y, mu, sd).mean().item()  # equal n per output: the pooled share
     return HeldOutQuality(rmse, inside, len(Y))
+
+
+#: Nominal level of the predictive intervals whose coverage is compared.
+NOMINAL = 0.90
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Candidate against current model on the same ``n`` held-out points.
+
+    ``rmse_*`` per output (outcome units), ``coverage_*`` pooled (0-1). ``*_interval`` are
+    ``(low, high)`` 90 % paired-bootstrap intervals of candidate minus current: of the RMSE per
+    output, and of the miscalibration ``|coverage - 0.90|`` (positive: the candidate is worse).
+    """
+
+    n: int
+    rmse_candidate: list[float]
+    rmse_current: list[float]
+    coverage_candidate: float
+    coverage_current: float
+    rmse_interval: list[tuple[float, float]]
+    miscalibration_interval: tuple[float, float]
+
+    def worse_rmse(self) -> list[int]:
+        """Outputs whose RMSE is worse beyond noise (the whole interval above zero)."""
+        return [j for j, (low, _) in enumerate(self.rmse_interval) if low > 0]
+
+    def worse_coverage(self) -> bool:
+        """Whether the candidate's coverage is further from 90 % beyond noise."""
+        return self.miscalibration_interval[0] > 0
+
+    def as_dict(self) -> dict:
+        r = lambda v: round(float(v), 6)  # noqa: E731
+        return {"n": self.n, "rmse_candidate": [r(v) for v in self.rmse_candidate],
+                "rmse_current": [r(v) for v in self.rmse_current],
+                "coverage_candidate": r(self.coverage_candidate), "coverage_current": r(self.coverage_current),
+                "rmse_interval": [[r(a), r(b)] for a, b in self.rmse_interval],
+                "miscalibration_interval": [r(v) for v in self.miscalibration_interval]}
+
+
+def compare_held_out(candidate, current, X: Tensor, Y: Tensor, draws: int = 2000, seed: int = 0) -> PairedComparison:
+    """Paired comparison of two models on the same held-out ``n x d`` X, ``n x m`` Y.
+
+    "Beyond noise" is decided by a paired bootstrap over the held-out points: ``draws``
+    resamples of the ``n`` points (the same resample for both models, so what the two share —
+    which points are hard — cancels), each giving candidate-minus-current differences of RMSE
+    per output and of ``|coverage - 0.90|``; the 5th and 95th percentiles are the 90 % interval.
+    A difference is beyond noise when its whole interval lies above zero (a one-sided test at
+    about 5 %). Points where either model or the outcome is NaN are left out.
+    """
+    import numpy as np
+
+    Y = torch.as_tensor(Y, dtype=torch.double)
+    Y = Y.unsqueeze(-1) if Y.dim() == 1 else Y
+    (mu_a, sd_a), (mu_b, sd_b) = predictive(candidate, X), predictive(current, X)
+    ok = ~(Y.isnan() | mu_a.isnan() | mu_b.isnan() | sd_a.isnan() | sd_b.isnan()).any(-1)
+    Y, mu_a, sd_a, mu_b, sd_b = (t[ok].numpy() for t in (Y, mu_a, sd_a, mu_b, sd_b))
+    sq_a, sq_b = (mu_a - Y) ** 2, (mu_b - Y) ** 2  # n x m
+    in_a = (np.abs(Y - mu_a) <= Z90 * sd_a).mean(-1)  # n: share of a point's outputs inside
+    in_b = (np.abs(Y - mu_b) <= Z90 * sd_b).mean(-1)
+    n, m = Y.shape
+    if n == 0:
+        nan = float("nan")
+        return PairedComparison(0, [nan] * m, [nan] * m, nan, nan, [(nan, nan)] * m, (nan, nan))
+    idx = np.random.default_rng(seed).integers(0, n, size=(draws, n))
+    d_rmse = np.sqrt(sq_a[idx].mean(1)) - np.sqrt(sq_b[idx].mean(1))  # draws x m
+    d_cal = np.abs(in_a[idx].mean(1) - NOMINAL) - np.abs(in_b[idx].mean(1) - NOMINAL)
+    lo, hi = np.percentile(d_rmse, [5, 95], axis=0)
+    return PairedComparison(n, np.sqrt(sq_a.mean(0)).tolist(), np.sqrt(sq_b.mean(0)).tolist(),
+                            float(in_a.mean()), float(in_b.mean()), list(zip(lo.tolist(), hi.tolist())),
+                            tuple(np.percentile(d_cal, [5, 95]).tolist()))

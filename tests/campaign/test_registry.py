@@ -12,13 +12,15 @@ from dm_hpc.data import MaterialRecord, Store
 from .helpers import write_campaign
 
 
-def _records(n: int, seed: int) -> list[MaterialRecord]:
+def _records(n: int, seed: int, wavy: bool = False) -> list[MaterialRecord]:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
         x = rng.dirichlet(np.ones(3))
         comp = {"Cu": x[0], "Ni": x[1], "Pd": x[2]}
         energy = -0.1 * x[0] * x[2] + 0.02 * x[1] * x[0]  # a smooth mixing-energy surface
+        if wavy:  # structure that a GP learns from 60 points and a briefly trained ensemble does not
+            energy += 0.05 * np.sin(9 * x[0]) * np.cos(7 * x[1])
         out.append(MaterialRecord.model_validate({
             "composition": comp, "properties": [{"name": "mixing_energy", "value": energy}],
             "provenance": {"source": "computed", "method": "emt"}}))
@@ -153,7 +155,7 @@ def test_cli_trains_the_ensemble_on_two_local_ranks(tmp_path):
     campaign = load_campaign(path)
     with Store.open(campaign.store, "a") as store:
         store.ingest(_records(60, 2))
-    out = dm("train", str(path), "--ranks", "2", "--epochs", "2")
+    out = dm("train", str(path), "--ranks", "2", "--surrogate", "ensemble", "--epochs", "2")
     assert out.returncode == 0, out.stderr
     assert "2 rank(s) on cpu" in out.stdout
     meta = json.loads(dm("models", str(path), "--json").stdout)[-1]
@@ -185,7 +187,8 @@ def test_retraining_through_slurm_runs_two_ranks_with_srun(tmp_path):
     log = tmp_path / "retrain.out"
     env = {**os.environ, "DM_HPC_PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
     job = subprocess.run(["sbatch", "--wait", "--ntasks=2", "--time=00:10:00", f"--output={log}",
-                          f"--chdir={REPO}", str(REPO / "slurm" / "retrain.sbatch"), str(path), "--epochs", "2"],
+                          f"--chdir={REPO}", str(REPO / "slurm" / "retrain.sbatch"), str(path), "--surrogate", "ensemble",
+                          "--epochs", "2"],
                          capture_output=True, text=True, env=env, timeout=600)
     assert job.returncode == 0, job.stdout + job.stderr + (log.read_text() if log.exists() else "")
     text = log.read_text()
@@ -222,7 +225,7 @@ def test_training_ranks_leave_without_interpreter_finalisation(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     code = ("import atexit, runpy, sys; atexit.register(print, 'interpreter finalised', flush=True); "
-            f"sys.argv = ['dm-hpc', 'train', {str(path)!r}, '--epochs', '2']; "
+            f"sys.argv = ['dm-hpc', 'train', {str(path)!r}, '--surrogate', 'ensemble', '--epochs', '2']; "
             "runpy.run_module('dm_hpc', run_name='__main__')")
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "RANK": str(r),
@@ -233,3 +236,62 @@ def test_training_ranks_leave_without_interpreter_finalisation(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], outs
     assert "2 rank(s) on cpu" in outs[0] and "registered v0001" in outs[0]
     assert not any("interpreter finalised" in out for out in outs), outs
+
+
+def test_a_worse_retraining_is_registered_as_a_candidate_and_says_why(tmp_path):
+    """Issue 20: a 2-rank retraining replaced the current GP by a worse ensemble, automatically."""
+    import json
+
+    from .helpers import dm
+
+    path = write_campaign(tmp_path, lab=False)
+    campaign = load_campaign(path)
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(80, 2, wavy=True))
+    assert dm("train", str(path)).returncode == 0  # v0001: the exact GP, current
+    # an ensemble trained for one pass over 60-odd rows: far worse than the GP on a wavy surface
+    worse = dm("train", str(path), "--surrogate", "ensemble", "--epochs", "1", "--if-new-data")
+    assert "nothing trained" in worse.stdout  # same records: the nightly job does nothing
+    worse = dm("train", str(path), "--surrogate", "ensemble", "--epochs", "1")
+    assert worse.returncode == 0, worse.stderr  # the scheduled job did not fail: it declined
+    text = " ".join(worse.stdout.split())
+    assert "NOT PROMOTED: v0002 is a candidate; the current model stays v0001" in text, text
+    assert "worse than current v0001 beyond noise in RMSE of mixing_energy" in text
+    assert "change of kind from the current gp" in text and "paired bootstrap" in text
+    assert registry.current(campaign) == "v0001"
+    listed = json.loads(dm("models", str(path), "--json").stdout)
+    decision = listed[1]["promotion"]
+    assert decision["promoted"] is False and decision["compared_with"] == "v0001"
+    assert decision["comparison"]["rmse_interval"][0][0] > 0  # the whole interval above zero
+    assert decision["comparison"]["n"] == listed[0]["held_out"]["n"]  # the same held-out points
+    # a person may still promote it, and is told what happened
+    said = dm("models", str(path), "--promote", "v0002")
+    assert "v0002 is now the current model version, was v0001" in " ".join(said.stdout.split())
+    assert registry.current(campaign) == "v0002"
+
+
+def test_ranks_on_too_little_data_fall_back_and_keep_the_kind(tmp_path):
+    """Issue 20: `--ranks 2` on 20 records ended in a traceback, and switched GP -> ensemble unsaid."""
+    from .helpers import dm
+
+    path = write_campaign(tmp_path, lab=False)
+    campaign = load_campaign(path)
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(20, 0))
+    gp = dm("train", str(path), "--ranks", "2")
+    assert gp.returncode == 0 and "Traceback" not in gp.stderr, gp.stderr
+    text = " ".join(gp.stdout.split())
+    assert "gp is an exact GP, which does not split across ranks: trained on 1 of 2 ranks" in text
+    assert registry.latest(campaign).meta["surrogate"] == "gp"
+    ens = dm("train", str(path), "--ranks", "2", "--surrogate", "ensemble", "--epochs", "2")
+    assert ens.returncode == 0 and "Traceback" not in ens.stderr, ens.stderr
+    text = " ".join(ens.stdout.split())
+    assert "training rows are too few for 2 ranks (at least 16 per rank): trained on 1 rank(s)" in text
+    meta = registry.latest(campaign).meta
+    assert (meta["surrogate"], meta["world_size"], meta["requested_ranks"]) == ("ensemble", 1, 2)
+    # a change of kind with too few held-out records to compare is not promoted
+    assert "NOT PROMOTED" in text and "without evidence that it is no worse" in text
+    assert registry.current(campaign) == "v0001"
+    again = dm("models", str(path), "--rollback", "v0001")
+    assert again.returncode == 0 and "v0001 is already the current model version; nothing changed" in \
+        " ".join(again.stdout.split())

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections import Counter
 
 import yaml
@@ -60,10 +59,9 @@ def test_planner_never_returns_a_seen_point_and_says_when_the_space_is_exhausted
 def test_no_livelock_when_the_space_runs_out(tmp_path):
     """Issue 9: the planner re-proposed one computed composition 271 times in 60 s."""
     c = load_campaign(_tiny_space_campaign(tmp_path))
-    t0 = time.time()
     summary = CampaignManager(c, quiet=True).run(max_seconds=240)
+    # a livelock ends on the time limit, not on this reason; no wall-time assertion needed
     assert summary.reason.startswith("no new point found"), summary.reason
-    assert time.time() - t0 < 200
     keys = _realised_keys(c)
     assert len(keys) == len(set(keys)) <= 5
     # the budget is raised: the loop stops again at once with the same reason, proposing nothing

@@ -13,11 +13,12 @@ pytestmark = [pytest.mark.dft]
 QUICK = ["energy_per_atom", "lattice_parameter"]
 
 
-def test_gpaw_pbe_cu_lattice_within_two_percent_under_a_minute(tmp_path):
+def test_gpaw_pbe_cu_lattice_within_two_percent(tmp_path):
+    """Physics only: its wall time is a figure in benchmarks/calc_bench.py, not an assertion."""
     r = calculate("Cu", "gpaw", workdir=tmp_path)
     assert r.ok, (r.reason, r.output_tail)
     assert abs(r.property_dict()["lattice_parameter"] - 3.63) / 3.63 < 0.02
-    assert r.wall_time_s < 60 and r.code == "gpaw"
+    assert r.code == "gpaw"
 
 
 def test_gpaw_scf_not_converged_is_typed(tmp_path):

@@ -13,12 +13,12 @@ pytestmark = [pytest.mark.dft, pytest.mark.skipif(shutil.which("pw.x") is None,
 QUICK = ["energy_per_atom", "lattice_parameter"]
 
 
-def test_qe_pbe_cu_lattice_within_two_percent_under_a_minute(tmp_path):
+def test_qe_pbe_cu_lattice_within_two_percent(tmp_path):
+    """Physics only: its wall time is a figure in benchmarks/calc_bench.py, not an assertion."""
     r = calculate("Cu", "qe", workdir=tmp_path)
     assert r.ok, (r.reason, r.output_tail)
     a = r.property_dict()["lattice_parameter"]
     assert abs(a - 3.63) / 3.63 < 0.02
-    assert r.wall_time_s < 60
     assert r.code == "quantum-espresso" and r.code_version.startswith("6.")
     assert r.property_dict()["mixing_energy"] == 0.0  # the run itself is the Cu reference
 

@@ -23,3 +23,19 @@ def test_makers_are_data_and_round_trip_json():
     flow = AlloyPropertiesMaker(method="emt").make({"Cu": 1.0})
     back = json.loads(json.dumps(flow.as_dict(), cls=MontyEncoder), cls=MontyDecoder)
     assert isinstance(back, Flow) and [j.name for j in back.jobs] == ["alloy structure", "relax", "static", "properties"]
+
+
+def test_a_step_is_swapped_by_giving_its_sub_maker(tmp_path):
+    """atomate2 style: sub-Makers are fields; a given one is used as it is (its own settings)."""
+    capped = RelaxMaker(name="capped relax", method="emt", settings={"n_atoms": 4, "relax_steps": 1})
+    maker = AlloyPropertiesMaker(method="emt", seed=1, settings={"n_atoms": 4}, relax_maker=capped,
+                                 properties=("energy_per_atom",))
+    back = json.loads(json.dumps(maker.as_dict(), cls=MontyEncoder), cls=MontyDecoder)
+    assert back.relax_maker.settings["relax_steps"] == 1  # the recipe with its sub-Makers is data
+    flow = back.make({"Cu": 0.5, "Ni": 0.5})
+    assert [j.name for j in flow.jobs] == ["alloy structure", "capped relax", "static", "properties"]
+    responses = run_locally(flow, ensure_success=False, log=False, root_dir=tmp_path)
+    # this cell needs more than one relax step (the recipe's own relax of it succeeds:
+    # tests/compute/test_makers.py), so the swapped-in step's own cap is what stopped it
+    assert flow.jobs[0].uuid in responses and flow.jobs[1].uuid not in responses
+    assert calculate({"Cu": 0.5, "Ni": 0.5}, "emt", {"n_atoms": 4}, ["energy_per_atom"], seed=1).relax_steps > 1

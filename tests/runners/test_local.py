@@ -33,9 +33,11 @@ def test_timeout_raises_walltime_up_to_the_cap(make_task):
     task = make_task(0, ["sleep", "30"], walltime_s=1)
     t0 = time.monotonic()
     out = LocalRunner(cores=1, retry=retry).run([task], poll_s=0.05, progress=False)[0]
-    # 1 s, then 2 s (the cap): the cap stops further retries.
+    # 1 s, then 2 s (the cap): the cap stops further retries. Only the lower bound is asserted
+    # (both walltimes were honoured); an upper bound would be a wall-time assertion that a busy
+    # machine breaks.
     assert out.state is JobState.TIMEOUT and out.attempts == 2
-    assert 3 <= time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 >= 3
 
 
 def test_cancel_is_never_retried(make_task):
