@@ -104,7 +104,7 @@ def write_annotated(campaign: CampaignSpec, path: Path, out: Path, sheet: str | 
     legend = instructions_sheet(wb, [(k, v) for k, v in LEGEND], title="Legend")
     for i, (k, _) in enumerate(LEGEND, start=1):
         put(legend, i, 1, k, fill=k)
-    wb.active = 1
+    wb.active = ws
     return save_atomically(wb, out)
 
 

@@ -41,7 +41,11 @@ from dm_hpc.data.verdicts import Verdict
 
 
 def suggestion_table(campaign: CampaignSpec, state: jn.State, include_measured: bool = False) -> pd.DataFrame:
-    """The lab's sheet: one row per suggested experiment not yet measured."""
+    """The lab's sheet: one row per suggested experiment not yet measured, rounded and in the
+    campaign author's units, asking only what the lab measures (``labsheet``)."""
+    from dm_hpc.campaign.labsheet import composition_step, lab_properties, rounded_to, shown_process, significant
+
+    step = composition_step(campaign)
     rows = []
     for entry in state.lab.values():
         if (entry.record_id is not None or entry.not_made) and not include_measured:
@@ -49,17 +53,19 @@ def suggestion_table(campaign: CampaignSpec, state: jn.State, include_measured: 
         row: dict[str, object] = {"sample_id": entry.sample_id, "material_class": campaign.material_class,
                                   "method": campaign.lab.name if campaign.lab else "lab"}
         for el in campaign.space.elements or entry.composition:
-            row[f"composition:{el} [at_frac]"] = entry.composition.get(el, 0.0)
+            row[f"composition:{el} [at_frac]"] = rounded_to(entry.composition.get(el, 0.0), step)
         for name, value in entry.process.items():
-            row[f"process:process:{name} [{canonical_unit(name, kind='process_parameter')}]"] = value
+            header, shown = shown_process(campaign, name, value)
+            row[header] = shown
         mean, std = entry.predicted.get("mean", {}), entry.predicted.get("std", {})
-        for prop in campaign.properties:
+        for prop in lab_properties(campaign):
             unit = canonical_unit(prop)
             if prop in mean:
-                row[f"predicted:{prop} [{unit}]"] = mean[prop]
-                row[f"predicted_std:{prop} [{unit}]"] = std.get(prop)
+                row[f"predicted:{prop} [{unit}]"] = significant(mean[prop], 3)
+                row[f"predicted_std:{prop} [{unit}]"] = None if std.get(prop) is None else significant(std[prop], 2)
             row[f"property:{prop} [{unit}]"] = None
             row[f"uncertainty:{prop} [{unit}]"] = None
+        row["confirm"] = None
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -70,7 +76,12 @@ def write_suggestions(campaign: CampaignSpec, out: Path) -> int:
     table = suggestion_table(campaign, state)
     if table.empty:
         table = pd.DataFrame(columns=["sample_id"])
-    write_table(table, out)
+    if Path(out).suffix.lower() == ".xlsx":
+        from dm_hpc.campaign.labsheet import write_lab_workbook
+
+        write_lab_workbook(campaign, table, Path(out))
+    else:
+        write_table(table, out)
     return len(table)
 
 

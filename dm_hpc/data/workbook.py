@@ -67,9 +67,22 @@ def number_validation(ws: Worksheet, col: int, rows: int, low: float | None = No
     dv.add(f"{letter}2:{letter}{max(2, rows + 1)}")
 
 
+def number_or_word_validation(ws: Worksheet, col: int, rows: int, word: str) -> None:
+    """Cells ``(2..rows+1, col)`` accept a number or the marker ``word`` (e.g. "not made");
+    ``word`` is the engine's own constant, never user text (it enters a validation formula)."""
+    letter = get_column_letter(col)
+    dv = DataValidation(type="custom", formula1=f'OR(ISNUMBER({letter}2),LOWER(TRIM({letter}2))="{word}")')
+    dv.error, dv.errorTitle, dv.showErrorMessage = f"Type a number (no unit), or '{word}'.", "Not a number", True
+    dv.allow_blank = True
+    ws.add_data_validation(dv)
+    dv.add(f"{letter}2:{letter}{max(2, rows + 1)}")
+
+
 def instructions_sheet(wb: Workbook, lines: Sequence[tuple[str, str]], title: str = "Instructions") -> Worksheet:
-    """A worksheet of (heading, text) lines, the first thing a lab reads."""
-    ws = wb.create_sheet(title, 0)
+    """A worksheet of (heading, text) lines, the first thing a lab reads: the workbook opens on
+    it, while the data stays the first worksheet (the one a returned sheet is read from)."""
+    ws = wb.create_sheet(title, 1)
+    wb.active = ws
     ws.column_dimensions["A"].width, ws.column_dimensions["B"].width = 28, 110
     for i, (head, text) in enumerate(lines, start=1):
         put(ws, i, 1, head).font = Font(bold=True)
