@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "dm_hpc.cli.design",
     "dm_hpc.cli.campaign",
     "dm_hpc.cli.lab",
+    "dm_hpc.cli.crosscheck",
     "dm_hpc.cli.models",
     "dm_hpc.cli.runners",
     "dm_hpc.cli.plan",
