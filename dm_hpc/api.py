@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -104,30 +105,47 @@ class Campaign:
         table.attrs["why_empty"] = batch.why_empty
         return table
 
-    def add_measurements(self, df: pd.DataFrame | str | Path) -> pd.DataFrame:
+    def add_measurements(self, df: pd.DataFrame | str | Path, replace: bool = False,
+                         confirm: Iterable[str] = ()) -> pd.DataFrame:
         """Take filled lab-sheet rows back (checked as ``dm-hpc ingest``: all or nothing, by
         ``sample_id``); ``df`` is a DataFrame or a sheet file (.csv, .xlsx), read with the same
         guards as every other door. Returns the stored records (``records()`` columns).
 
+        ``replace``: store re-sent values as corrections (the old ones stay, superseded);
+        ``confirm``: sample ids whose values far outside the model's 99 % interval are meant
+        (with the sheet's ``confirm`` column); other such values are held, not stored, and
+        listed in the result's ``attrs["held"]``.
+
         Raises ``SheetError`` whose messages name the row (line 2 is the first row), sample id,
         column and value; a frame with no ``property:<name> [unit]`` column is refused (with
         "did you mean"), never read as nothing measured."""
-        from dm_hpc.campaign.lab import read_lab_sheet, read_lab_table, take_lab_contents
+        from dm_hpc.campaign.lab import confirmations, read_lab_sheet, read_lab_table, take_lab_contents
+        from dm_hpc.data.sheetfiles import load_table
 
         if isinstance(df, (str, Path)):
             contents, origin = read_lab_sheet(self.spec, Path(df)), str(df)
+            confirm = set(confirm) | confirmations(load_table(Path(df)).frame)
         elif isinstance(df, pd.DataFrame):
             contents, origin = read_lab_table(self.spec, df), "measurements"
+            confirm = set(confirm) | confirmations(df)
         else:
             raise TypeError(f"add_measurements takes a DataFrame or a sheet path, not {type(df).__name__}")
-        queued = take_lab_contents(self.spec, contents, origin).queued
-        ids = {r.sample_id for r in contents.records}
-        if queued:  # a running manager ingests them within a poll interval
-            return pd.DataFrame({"sample_id": sorted(ids), "record_id": [None] * len(ids)})
-        stored = self.records()
-        if stored.empty:
-            return stored
-        return stored[stored["sample_id"].isin(ids)].reset_index(drop=True)
+        taken = take_lab_contents(self.spec, contents, origin, replace, confirm)
+        ids = {r.sample_id for r in taken.stored}
+        if taken.queued:  # a running manager ingests them within a poll interval
+            out = pd.DataFrame({"sample_id": sorted(ids), "record_id": [None] * len(ids)})
+        else:
+            stored = self.records()
+            out = stored if stored.empty else stored[stored["sample_id"].isin(ids)].reset_index(drop=True)
+        out.attrs["held"] = [h.message() for h in taken.held]
+        return out
+
+    def retract(self, record_id: str, reason: str, by: str | None = None):
+        """Withdraw a stored record from queries, training and exports (it stays in the store
+        with who, when and why; its lab sample is awaited again). Returns the ``Retraction``."""
+        from dm_hpc.campaign.lab import retract_record
+
+        return retract_record(self.spec, record_id, reason, by)
 
     def records(self) -> pd.DataFrame:
         """The campaign's records in the store (one row each; see ``Store.to_dataframe``)."""

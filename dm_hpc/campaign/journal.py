@@ -442,6 +442,10 @@ def apply(state: State, ev: dict[str, Any]) -> None:
         for sid in ev.get("not_made", []):
             if sid in state.lab and state.lab[sid].record_id is None:
                 state.lab[sid].not_made = True
+    elif kind == "retracted":  # the sample's value was withdrawn: it is awaited again
+        for entry in state.lab.values():
+            if entry.record_id == ev["record_id"]:
+                entry.record_id = None
     elif kind == "refit":
         state.refits += 1
         if "best" in ev:

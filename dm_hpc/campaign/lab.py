@@ -15,15 +15,20 @@ poll interval.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from dm_hpc.campaign import journal as jn
+from dm_hpc.campaign.holds import Hold, apply_holds, confirmed_in_sheet, find_holds
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import MaterialRecord, Source, Store, StoreError, canonical_unit
+from dm_hpc.data.corrections import blank_replacements
 from dm_hpc.data.resend import resolve_resends
+from dm_hpc.data.sheetfiles import load_table
 from dm_hpc.data.sheets import (
     SheetContents,
     SheetDefaults,
@@ -36,7 +41,11 @@ from dm_hpc.data.verdicts import Verdict
 
 
 def suggestion_table(campaign: CampaignSpec, state: jn.State, include_measured: bool = False) -> pd.DataFrame:
-    """The lab's sheet: one row per suggested experiment not yet measured."""
+    """The lab's sheet: one row per suggested experiment not yet measured, rounded and in the
+    campaign author's units, asking only what the lab measures (``labsheet``)."""
+    from dm_hpc.campaign.labsheet import composition_step, lab_properties, rounded_to, shown_process, significant
+
+    step = composition_step(campaign)
     rows = []
     for entry in state.lab.values():
         if (entry.record_id is not None or entry.not_made) and not include_measured:
@@ -44,17 +53,19 @@ def suggestion_table(campaign: CampaignSpec, state: jn.State, include_measured: 
         row: dict[str, object] = {"sample_id": entry.sample_id, "material_class": campaign.material_class,
                                   "method": campaign.lab.name if campaign.lab else "lab"}
         for el in campaign.space.elements or entry.composition:
-            row[f"composition:{el} [at_frac]"] = entry.composition.get(el, 0.0)
+            row[f"composition:{el} [at_frac]"] = rounded_to(entry.composition.get(el, 0.0), step)
         for name, value in entry.process.items():
-            row[f"process:process:{name} [{canonical_unit(name, kind='process_parameter')}]"] = value
+            header, shown = shown_process(campaign, name, value)
+            row[header] = shown
         mean, std = entry.predicted.get("mean", {}), entry.predicted.get("std", {})
-        for prop in campaign.properties:
+        for prop in lab_properties(campaign):
             unit = canonical_unit(prop)
             if prop in mean:
-                row[f"predicted:{prop} [{unit}]"] = mean[prop]
-                row[f"predicted_std:{prop} [{unit}]"] = std.get(prop)
+                row[f"predicted:{prop} [{unit}]"] = significant(mean[prop], 3)
+                row[f"predicted_std:{prop} [{unit}]"] = None if std.get(prop) is None else significant(std[prop], 2)
             row[f"property:{prop} [{unit}]"] = None
             row[f"uncertainty:{prop} [{unit}]"] = None
+        row["confirm"] = None
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -65,7 +76,12 @@ def write_suggestions(campaign: CampaignSpec, out: Path) -> int:
     table = suggestion_table(campaign, state)
     if table.empty:
         table = pd.DataFrame(columns=["sample_id"])
-    write_table(table, out)
+    if Path(out).suffix.lower() == ".xlsx":
+        from dm_hpc.campaign.labsheet import write_lab_workbook
+
+        write_lab_workbook(campaign, table, Path(out))
+    else:
+        write_table(table, out)
     return len(table)
 
 
@@ -98,12 +114,13 @@ def _lab_contents(campaign: CampaignSpec, read, origin: str, contributor: str | 
 
 
 def store_lab_results(records: list[MaterialRecord], store: Store, journal: jn.Journal, sheet: str,
-                      not_made: list[str] | None = None) -> dict:
+                      not_made: list[str] | None = None, **audit: list[str]) -> dict:
     """Ingest measured records and journal which suggestion each answers (and which samples
-    were not made); returns the event."""
+    were not made; ``audit``: ``held`` and ``confirmed`` sample ids); returns the event."""
     result = store.ingest(records)
     return journal.write("lab_ingested", records={r.sample_id: rid for r, rid in zip(records, result.ids)},
-                         new=result.new, sheet=sheet, not_made=list(not_made or []))
+                         new=result.new, sheet=sheet, not_made=list(not_made or []),
+                         **{k: v for k, v in audit.items() if v})
 
 
 def ingest_sheet_records(path: Path, store: Store, journal: jn.Journal) -> dict:
@@ -121,7 +138,9 @@ class LabIngest:
     """What taking a lab sheet back did: ``records`` valid rows, ``new`` of them stored now
     (0 when ``queued`` for the running manager), ``replaced`` corrections of stored values,
     ``not_made`` sample ids (marked so), ``pending`` ones (blank measurement cells: still
-    waiting), ``warnings`` about the sheet, and every ``verdicts`` of the reading."""
+    waiting), ``warnings`` about the sheet, every ``verdicts`` of the reading, ``held`` values
+    outside the model's interval (not stored, see ``holds``), ``confirmed`` sample ids stored
+    despite a hold, and the ``stored`` records."""
 
     records: int
     new: int
@@ -131,40 +150,72 @@ class LabIngest:
     warnings: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
+    held: list[Hold] = field(default_factory=list)
+    confirmed: list[str] = field(default_factory=list)
+    stored: list[MaterialRecord] = field(default_factory=list)
 
 
-def take_lab_sheet(campaign: CampaignSpec, path: Path, replace: bool = False, sheet: str | None = None) -> LabIngest:
+def confirmations(table: pd.DataFrame) -> set[str]:
+    """Sample ids a sheet's ``confirm`` column confirms (empty when it has none)."""
+    if "confirm" not in table.columns or "sample_id" not in table.columns:
+        return set()
+    return confirmed_in_sheet(dict(zip(table["sample_id"].astype(str).str.strip(), table["confirm"])))
+
+
+def take_lab_sheet(campaign: CampaignSpec, path: Path, replace: bool = False, sheet: str | None = None,
+                   confirm: Collection[str] = (), by: str | None = None) -> LabIngest:
     """Take a filled lab sheet back, all or nothing (raises ``SheetError``).
 
     A running manager holds the store: the validated records then wait in the campaign's inbox
     and the manager ingests them (``queued``). ``replace``: store re-sent values as corrections
-    (see ``dm_hpc.data.resend``); ``sheet``: the workbook sheet to read.
+    (see ``dm_hpc.data.resend``); ``sheet``: the workbook sheet to read; ``confirm``: sample ids
+    whose values outside the model's interval are meant (with the sheet's ``confirm`` column;
+    ``by``: who confirms, default the login name). Held values are not stored (``holds``).
     """
-    return take_lab_contents(campaign, read_lab_sheet(campaign, path, sheet), str(path), replace)
+    contents = read_lab_sheet(campaign, path, sheet)
+    confirm = set(confirm) | confirmations(load_table(path, sheet).frame)
+    return take_lab_contents(campaign, contents, str(path), replace, confirm, by)
 
 
-def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: str, replace: bool = False) -> LabIngest:
+def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: str, replace: bool = False,
+                      confirm: Collection[str] = (), by: str | None = None) -> LabIngest:
     """Store a checked sheet's records, all or nothing (see ``take_lab_sheet``); ``origin``
     names the sheet in messages and the journal."""
     from dm_hpc.campaign.ownership import drop_in_inbox, exclusive
 
     not_made = [sid for _, sid in contents.not_made if sid is not None]
+    state = jn.replay(campaign.run_dir / "journal.jsonl")
+    holds = find_holds(contents.records, contents.lines, {sid: e.predicted for sid, e in state.lab.items()})
 
-    def done(records: list[MaterialRecord], new: int, queued: bool) -> LabIngest:
+    def check(store: Store | None) -> tuple[list[MaterialRecord], list[int], list[Hold], list[str]]:
+        # a record already stored (the same sheet sent again) was accepted before: no new hold
+        again = {r.sample_id for r in contents.records if store is not None and _stored(store, r.record_id)}
+        fresh = [h for h in holds if h.sample_id not in again]
+        checked, lines, held = apply_holds(contents.records, contents.lines, fresh, confirm, by)
+        return checked, lines, held, sorted({h.sample_id for h in fresh} - {h.sample_id for h in held})
+
+    def done(records: list[MaterialRecord], new: int, queued: bool, held: list[Hold], confirmed: list[str],
+             warnings: list[str]) -> LabIngest:
         return LabIngest(len(records), new, queued, sum(bool(r.provenance.supersedes) for r in records),
-                         not_made, contents.warnings, [sid for _, sid in contents.pending if sid is not None],
-                         contents.verdicts)
+                         not_made, contents.warnings + warnings, [sid for _, sid in contents.pending if sid is not None],
+                         contents.verdicts, held, confirmed, records)
 
-    with exclusive(campaign) as held:
-        if held is None:  # a manager holds the campaign: it ingests from its inbox
-            records = _resolve(campaign, contents, origin, replace)
+    with exclusive(campaign) as owned:
+        if owned is None:  # a manager holds the campaign: it ingests from its inbox
+            with _snapshot(campaign) as snapshot:
+                checked, lines, held, confirmed = check(snapshot)
+                records = resolve_resends(snapshot, checked, lines, origin, replace)
+                warnings = _blank_warnings(campaign, contents, replace, snapshot)
             drop_in_inbox(campaign.run_dir, json.dumps({"records": [r.to_json() for r in records],
                                                         "not_made": not_made}))
-            return done(records, 0, True)
-        store, journal = held
-        records = resolve_resends(store, contents.records, contents.lines, origin, replace)
-        event = store_lab_results(records, store, journal, origin, not_made)
-        return done(records, event["new"], False)
+            return done(records, 0, True, held, confirmed, warnings)
+        store, journal = owned
+        checked, lines, held, confirmed = check(store)
+        records = resolve_resends(store, checked, lines, origin, replace)
+        warnings = _blank_warnings(campaign, contents, replace, store)
+        event = store_lab_results(records, store, journal, origin, not_made,
+                                  held=[h.sample_id for h in held], confirmed=confirmed)
+        return done(records, event["new"], False, held, confirmed, warnings)
 
 
 def ingest_lab_sheet(campaign: CampaignSpec, path: Path) -> tuple[int, int, bool]:
@@ -173,13 +224,45 @@ def ingest_lab_sheet(campaign: CampaignSpec, path: Path) -> tuple[int, int, bool
     return result.records, result.new, result.queued
 
 
-def _resolve(campaign: CampaignSpec, contents: SheetContents, origin: str, replace: bool) -> list[MaterialRecord]:
-    """``resolve_resends`` against the store a running manager holds (read-only snapshot)."""
+def _blank_warnings(campaign: CampaignSpec, contents: SheetContents, replace: bool, store: Store | None) -> list[str]:
+    """Under ``replace``, say which blank (pending) or not-made rows leave a stored value live
+    (``dm_hpc.data.corrections``): a blank cell never withdraws a value silently."""
+    blank = [(line, sid) for line, sid in [*contents.pending, *contents.not_made] if sid is not None]
+    problems = blank_replacements(store, sorted(blank), campaign.name) if replace and blank else []
+    return [f"line {line}: {msg}" for line, msg in problems]
+
+
+def _stored(store: Store, record_id: str) -> bool:
+    try:
+        store.get(record_id)
+    except KeyError:
+        return False
+    return True
+
+
+@contextmanager
+def _snapshot(campaign: CampaignSpec) -> Iterator[Store | None]:
+    """A read-only snapshot of the store a running manager holds (None when there is none yet)."""
     try:
         store = Store.open(campaign.store, "r")
     except StoreError:
-        return resolve_resends(None, contents.records, contents.lines, origin, replace)
+        yield None
+        return
     with store:
-        return resolve_resends(store, contents.records, contents.lines, origin, replace)
+        yield store
 
 
+def retract_record(campaign: CampaignSpec, record_id: str, reason: str, by: str | None = None):
+    """Withdraw a stored record of this campaign (``dm_hpc.data.corrections.retract``) and
+    journal it; returns the ``Retraction``. Raises ``StoreError`` while a manager holds the store."""
+    from dm_hpc.campaign.ownership import exclusive
+    from dm_hpc.data.corrections import retract
+
+    with exclusive(campaign) as held:
+        if held is None:
+            raise StoreError(f"campaign {campaign.name!r} is running and holds its store; "
+                             f"`dm-hpc stop` it, then retract {record_id}")
+        store, journal = held
+        done = retract(store, record_id, reason, by)
+        journal.write("retracted", record_id=record_id, reason=done.reason, by=done.by, at=done.at.isoformat())
+        return done

@@ -60,6 +60,11 @@ class BoundSpec(Strict):
     low: float
     high: float
     unit: str | None = None
+    #: The unit the campaign author wrote (lab sheets show values in it); set on loading.
+    written_unit: str | None = None
+    #: The lab's step for this parameter, in ``written_unit`` (sheets round to it; default 4
+    #: significant digits).
+    precision: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> BoundSpec:
@@ -97,7 +102,8 @@ class SpaceSpec(Strict):
             unit = canonical_unit(name, kind="process_parameter")
             lo = to_canonical(name, b.low, b.unit, kind="process_parameter")
             hi = to_canonical(name, b.high, b.unit, kind="process_parameter")
-            out[name] = BoundSpec(low=lo, high=hi, unit=unit)
+            out[name] = BoundSpec(low=lo, high=hi, unit=unit, written_unit=b.written_unit or b.unit or unit,
+                                  precision=b.precision)
         return out
 
     @model_validator(mode="after")
@@ -214,13 +220,19 @@ class FidelitySpec(Strict):
     #: The lab's stated precision (atomic-fraction step): suggestions are rounded to it before
     #: they are compared, so two suggestions the lab would make alike are one experiment.
     precision: float | None = Field(default=None, gt=0, le=0.5)
+    #: The properties this experiment measures (its sheet asks only these); default: the
+    #: campaign's properties that a lab can measure (never computed-only ones, e.g. a cost).
     measures: list[str] | None = None
 
     @field_validator("measures")
     @classmethod
     def _measures(cls, v: list[str] | None) -> list[str] | None:
+        from dm_hpc.data.vocabulary import term
+
         for name in v or []:
             canonical_unit(name)  # a vocabulary term (standard or declared)
+            if term(name).computed_only:
+                raise ValueError(f"{name!r} is computed from the composition, never measured by a lab")
         return v
 
     @property

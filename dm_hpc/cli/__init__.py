@@ -24,6 +24,8 @@ _COMMAND_MODULES = (
     "dm_hpc.cli.bench",
     "dm_hpc.cli.design",
     "dm_hpc.cli.campaign",
+    "dm_hpc.cli.lab",
+    "dm_hpc.cli.crosscheck",
     "dm_hpc.cli.models",
     "dm_hpc.cli.runners",
     "dm_hpc.cli.plan",

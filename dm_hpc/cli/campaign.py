@@ -278,9 +278,12 @@ def ingest(
     sheet: Annotated[Path, typer.Argument(help="The filled lab sheet (.xlsx or .csv).")],
     replace: Annotated[bool, typer.Option("--replace", help="Store re-sent values as corrections; the old ones stay, marked superseded.")] = False,
     sheet_name: Annotated[Optional[str], typer.Option("--sheet", help="Workbook sheet to read (default: the first).")] = None,
+    confirm: Annotated[Optional[list[str]], typer.Option("--confirm", help="SAMPLE_ID whose value outside the model's 99 % interval is right (repeatable).")] = None,
+    annotated: Annotated[Optional[Path], typer.Option("--annotated", help="Write a copy of the sheet (.xlsx) with every cell's verdict.")] = None,
 ) -> None:
-    """Take a filled lab sheet back as experimental records, by sample id (all or nothing)."""
-    from dm_hpc.campaign.lab import take_lab_sheet
+    """Take a filled lab sheet back as experimental records, by sample id (all or nothing).
+    Values far outside the model's prediction are held until confirmed."""
+    from dm_hpc.campaign.annotate import take_and_annotate
     from dm_hpc.data import StoreError
     from dm_hpc.data.sheets import SheetError
 
@@ -288,15 +291,22 @@ def ingest(
     if not sheet.exists():
         fail(f"{sheet}: no such file")
     try:
-        result = take_lab_sheet(c, sheet, replace=replace, sheet=sheet_name)
+        result = take_and_annotate(c, sheet, annotated, replace=replace, sheet=sheet_name, confirm=tuple(confirm or ()))
     except (SheetError, StoreError) as exc:
-        fail(str(exc))
+        fail(str(exc) + (f"\nannotated copy: {annotated}" if annotated and annotated.exists() else ""))
     for warning in result.warnings:
         console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if result.not_made:
         console.print(f"not made (marked so): {', '.join(result.not_made)}", markup=False, highlight=False)
     if result.pending:
         console.print(f"still pending (blank measurement cells): {', '.join(result.pending)}", markup=False, highlight=False)
+    for hold in result.held:
+        console.print(f"{hold.message()}: dm-hpc ingest {campaign} {sheet} --confirm {hold.sample_id}",
+                      markup=False, highlight=False, soft_wrap=True)
+    if result.confirmed:
+        console.print(f"confirmed despite the model: {', '.join(result.confirmed)}", markup=False, highlight=False)
+    if annotated:
+        console.print(f"annotated copy: {annotated}", markup=False, highlight=False)
     replaced = f", {result.replaced} correcting stored values" if result.replaced else ""
     if result.queued:
         console.print(f"validated {result.records} records{replaced}; the running campaign ingests them within a second")

@@ -223,7 +223,7 @@ def check_table(
                 rows.refuse(i, why, c.header, table[c.header].iloc[i])
     meta_blank = np.ones(n, dtype=bool)
     for c in columns:
-        if c.kind == "meta":
+        if c.kind == "meta" and c.name in meta:  # "confirm" is read by the campaign's model check
             meta_blank &= np.array([v is None for v in meta[c.name]], dtype=bool)
     template_blank = meta_blank.copy()
     for header, cells in parsed.items():

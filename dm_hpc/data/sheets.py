@@ -58,7 +58,8 @@ _BASIS_UNITS = {
     "wt_frac": Basis.weight_fraction, "wt%": Basis.weight_percent, "wt_percent": Basis.weight_percent,
 }
 _BASIS_LABEL = BASIS_LABEL
-META = ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes")
+META = ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes",
+        "confirm")
 _TEMPLATE_PREFIXES = ("composition:", "raw:", "process:", "property:", "uncertainty:", "predicted:", "predicted_std:")
 
 

@@ -83,6 +83,9 @@ CACHE_ROWS_BELOW = 10_000
 RETIRE_GRACE_S = 30.0
 #: How often a reader retries when the shards of its manifest vanished while it opened them.
 SNAPSHOT_TRIES = 50
+#: The method of a retraction record (``dm_hpc.data.corrections``): it withdraws the records
+#: it names in ``provenance.supersedes`` and, like them, is shown only with ``superseded=True``.
+RETRACTION_METHOD = "retraction"
 
 
 @dataclass(frozen=True)
@@ -556,6 +559,8 @@ class Store:
         old = self.superseded_ids() if not superseded else ()
         if old:
             keep &= ~np.isin(f["record_id"], np.array(sorted(old), dtype=layout.ID_DTYPE))
+        if not superseded:
+            keep &= f["method"] != RETRACTION_METHOD.encode()
         if source is not None:
             keep &= f["source"] == layout.SOURCE_CODES[Source(source).value]
         if method is not None:
@@ -577,10 +582,11 @@ class Store:
         return keep
 
     def superseded_ids(self) -> set[str]:
-        """Ids of records that a later record corrects (its ``provenance.supersedes``).
+        """Ids of records that a later record corrects or retracts (its ``provenance.supersedes``).
 
         A correction has the sample id of what it corrects, so only records whose sample id
-        occurs more than once are read; cached per manifest generation.
+        occurs more than once are read, and retractions (``RETRACTION_METHOD``); cached per
+        manifest generation.
         """
         generation = self._manifest["generation"]
         if self._superseded_at is None or self._superseded_at[0] != generation:
@@ -589,8 +595,9 @@ class Store:
             values, counts = np.unique(ids, return_counts=True)
             twice = values[(counts > 1) & (values != b"")]
             found: set[str] = set()
-            for shard in shards if twice.size else []:
-                index = np.flatnonzero(np.isin(shard.fixed["sample_id"], twice))
+            for shard in shards:
+                index = np.flatnonzero(np.isin(shard.fixed["sample_id"], twice)
+                                       | (shard.fixed["method"] == RETRACTION_METHOD.encode()))
                 for text in shard.json(index) if index.size else []:
                     found.update(json.loads(text)["circumstances"].get("provenance", {}).get("supersedes") or [])
             self._superseded_at = (generation, found)

@@ -40,7 +40,8 @@ class Term:
     of its values in that unit (``positive``: > 0; ``minimum``/``maximum``: inclusive).
 
     ``classes``: tighter ``(minimum, maximum)`` for a material class (None: the general bound);
-    ``hint``: what a value outside the range usually is, for the refusal message.
+    ``hint``: what a value outside the range usually is, for the refusal message;
+    ``computed_only``: derived from the composition (a cost, a descriptor), never asked of a lab.
     """
 
     name: str
@@ -51,6 +52,7 @@ class Term:
     positive: bool = False
     classes: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
     hint: str = ""
+    computed_only: bool = False
 
     def bounds(self, material_class: str | None = None) -> tuple[float, float]:
         """``(low, high)`` inclusive bounds in the canonical unit (-inf/inf when open), for
@@ -85,7 +87,7 @@ class Term:
 def _entry(name: str, v: dict) -> Term:
     classes = {cls: (b.get("min"), b.get("max")) for cls, b in (v.get("classes") or {}).items()}
     return Term(name, v["unit"], v.get("description", ""), v.get("min"), v.get("max"),
-                bool(v.get("positive", False)), classes, v.get("hint", ""))
+                bool(v.get("positive", False)), classes, v.get("hint", ""), bool(v.get("computed_only", False)))
 
 
 #: Terms campaigns declared in this process, per kind (``declare``), beside the standard ones.

@@ -109,25 +109,38 @@ def upload(name: Name, file: UploadFile = File(description="The filled sheet (.c
 
 
 def receive_sheet(svc: Service, user: User, name: str, filename: str, content: bytes,
-                  level: AccessLevel, until: date | None) -> s.UploadResult | s.UploadRejected:
-    """Shared by the API and the lab page: validate, store, label, audit."""
+                  level: AccessLevel, until: date | None, confirm_held: bool = False) -> s.UploadResult | s.UploadRejected:
+    """Shared by the API and the lab page: validate, store, label, audit (``confirm_held``: the
+    user confirms the values far outside the model's interval; audited with their name)."""
     shown = Path(filename).name or "upload"
     if len(content) > MAX_SHEET_BYTES:
         return s.UploadRejected(detail=f"{shown}: larger than {MAX_SHEET_BYTES} bytes",
                                 problems=[s.RowProblem(line=None, message="file too large")])
     try:
         rule = AccessRule(level, until)
-        done = svc.desk.ingest(name, shown, content, rule, contributor=user.name)
+        done = svc.desk.ingest(name, shown, content, rule, contributor=user.name, confirm_held=confirm_held)
     except AccessError as exc:
         return s.UploadRejected(detail=str(exc), problems=[s.RowProblem(line=None, message=str(exc))])
     except SheetError as exc:
         svc.state.audit(user.name, "upload_rejected", name, file=shown, problems=len(exc.problems))
         return s.UploadRejected(detail=f"{shown}: {len(exc.problems)} problem(s), nothing stored",
-                                problems=[s.RowProblem(line=line or None, message=msg) for line, msg in exc.problems])
+                                problems=[s.RowProblem(line=line or None, message=msg) for line, msg in exc.problems],
+                                annotated=_annotated_url(name, getattr(exc, "annotated", None)))
     svc.state.audit(user.name, "upload", name, file=shown, record_ids=done.record_ids, new=done.new,
-                    access_level=level.value)
-    return s.UploadResult(records=done.records, new=done.new, queued=done.queued,
-                          record_ids=done.record_ids, access_level=level)
+                    access_level=level.value, held=[h.sample_id for h in done.held], confirmed=done.confirmed)
+    return s.UploadResult(
+        records=done.records, new=done.new, queued=done.queued, record_ids=done.record_ids, access_level=level,
+        held=[s.HeldValue(line=h.line, sample_id=h.sample_id, property=h.prop, value=h.value, low=h.low, high=h.high,
+                          unit=h.unit) for h in done.held],
+        confirmed=done.confirmed,
+        stored=[s.StoredSample(sample_id=r.sample_id or "", record_id=r.record_id,
+                               values={p.name: p.value for p in r.properties},
+                               units={p.name: p.unit or "" for p in r.properties}) for r in done.stored],
+        annotated=_annotated_url(name, done.annotated))
+
+
+def _annotated_url(name: str, token: str | None) -> str | None:
+    return None if token is None else f"/campaigns/{name}/lab/annotated/{token}.xlsx"
 
 
 @router.post("/campaigns/{name}/predict", response_model=list[s.Prediction], responses={409: _ERR})

@@ -22,6 +22,7 @@ same kind of lock, so fifty clients asking for predictions cause one fit.
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -49,12 +50,30 @@ class NotReady(ValueError):
 
 @dataclass(frozen=True)
 class Upload:
-    """What a lab upload did: ``records`` validated, ``new`` stored (0 when only queued)."""
+    """What a lab upload did: ``records`` validated, ``new`` stored (0 when only queued), the
+    ``held`` values (``dm_hpc.campaign.holds``), the ``stored`` records and the ``annotated``
+    copy's token (``Desk.annotated``)."""
 
     records: int
     new: int
     queued: bool
     record_ids: list[str]
+    held: list = field(default_factory=list)
+    confirmed: list[str] = field(default_factory=list)
+    stored: list[MaterialRecord] = field(default_factory=list)
+    annotated: str | None = None
+
+
+class RejectedSheet(SheetError):
+    """A refused upload, with the token of its annotated copy."""
+
+    def __init__(self, path: str, problems, annotated: str | None) -> None:
+        super().__init__(path, problems)
+        self.annotated = annotated
+
+
+#: An annotated copy's token: 16 hex digits (what ``secrets.token_hex(8)`` gives).
+ANNOTATED_TOKEN = re.compile(r"^[0-9a-f]{16}$")
 
 
 @dataclass
@@ -152,11 +171,24 @@ class CampaignDesk:
 
     def pending(self, name: str) -> list[dict[str, Any]]:
         """Suggested experiments not yet measured: sample id, composition, process, prediction."""
+        from dm_hpc.campaign.labsheet import shown_process
+        from dm_hpc.data import canonical_unit
+
         c = self.get(name)
         state = jn.replay(c.run_dir / "journal.jsonl")
-        return [{"sample_id": e.sample_id, "composition": e.composition, "process": e.process,
-                 "predicted": e.predicted.get("mean", {}), "predicted_std": e.predicted.get("std", {})}
-                for e in state.lab.values() if e.record_id is None]
+        out = []
+        for e in state.lab.values():
+            if e.record_id is not None:
+                continue
+            shown = {}
+            for k, v in e.process.items():  # as on the lab sheet: the author's unit, rounded
+                header, value = shown_process(c, k, v)
+                shown[k] = f"{value:g} {header.rsplit('[', 1)[1].rstrip(']')}"
+            mean = e.predicted.get("mean", {})
+            out.append({"sample_id": e.sample_id, "composition": e.composition, "process": e.process,
+                        "process_shown": shown, "predicted": mean, "predicted_std": e.predicted.get("std", {}),
+                        "units": {k: canonical_unit(k) for k in mean}})
+        return out
 
     def lab_sheet(self, name: str, fmt: str) -> bytes:
         """The pending experiments as a sheet in the standard template (``fmt``: csv | xlsx)."""
@@ -204,14 +236,29 @@ class CampaignDesk:
         return list(training_set(c, df).record_ids) if not df.empty else []
 
     # ------------------------------------------------------------------ writing
+    def annotated(self, name: str, token: str) -> Path | None:
+        """The annotated copy of an upload (None for an unknown or malformed token)."""
+        if not ANNOTATED_TOKEN.match(token):
+            return None
+        path = self.get(name).run_dir / "annotated" / f"{token}.xlsx"
+        return path if path.is_file() else None
+
     def ingest(self, name: str, filename: str, content: bytes, rule: AccessRule,
-               contributor: str | None = None) -> Upload:
-        """Validate and store a filled lab sheet, all or nothing; raises ``SheetError`` with every
-        bad row. A sample already measured may be sent again only unchanged (same record id).
-        Rows that name no contributor are credited to ``contributor`` (the uploading user)."""
+               contributor: str | None = None, confirm_held: bool = False) -> Upload:
+        """Validate and store a filled lab sheet, all or nothing; raises ``RejectedSheet`` with
+        every bad row. A sample already measured may be sent again only unchanged (same record
+        id). Rows that name no contributor are credited to ``contributor`` (the uploading user).
+        Values far outside the model's interval are held unless ``confirm_held`` (confirmed by
+        ``contributor``); either way an annotated copy is written."""
+        import secrets
+
+        from dm_hpc.campaign.annotate import write_annotated
         from dm_hpc.campaign.lab import read_lab_sheet
 
         c = self.get(name)
+        token = secrets.token_hex(8)
+        copy = c.run_dir / "annotated" / f"{token}.xlsx"
+        copy.parent.mkdir(parents=True, exist_ok=True)
         suffix = Path(filename).suffix.lower()
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"upload{suffix}"
@@ -220,15 +267,26 @@ class CampaignDesk:
                 # the one reader of every door: its guards, checks and verdicts (no lock needed)
                 contents = read_lab_sheet(c, path, contributor=contributor, shown=filename)
                 with self._slots[name].ingest:
-                    return self._store_measurements(c, filename, contents, rule)
+                    done = self._store_measurements(c, filename, contents, rule, path, confirm_held, contributor)
             except SheetError as exc:
-                raise SheetError(filename, exc.verdicts) from None
+                try:  # load_table guards again: a hostile file gets no annotated copy, only the refusal
+                    write_annotated(c, path, copy, refused=exc.problems)
+                except SheetError:
+                    token = None
+                raise RejectedSheet(filename, exc.verdicts, token) from None
+            write_annotated(c, path, copy, result=done)
+            return Upload(done.records, done.new, done.queued, [r.record_id for r in done.stored], done.held,
+                          done.confirmed, done.stored, token)
 
-    def _store_measurements(self, c: CampaignSpec, origin: str, contents: SheetContents, rule: AccessRule) -> Upload:
+    def _store_measurements(self, c: CampaignSpec, origin: str, contents: SheetContents, rule: AccessRule,
+                            path: Path, confirm_held: bool = False, by: str | None = None):
         """Under the campaign's ingest lock: refuse changed re-measurements, skip a sheet that
         only repeats what is stored, else ingest; new records get ``rule`` (an existing record
-        keeps its level: after ingest only an admin changes it)."""
-        from dm_hpc.campaign.lab import take_lab_contents
+        keeps its level: after ingest only an admin changes it). Values far outside the model's
+        interval are held unless ``confirm_held`` or the sheet's confirm column (by ``by``).
+        Returns the ``LabIngest``."""
+        from dm_hpc.campaign.lab import LabIngest, confirmations, take_lab_contents
+        from dm_hpc.data.sheetfiles import load_table
 
         records = contents.records
         state = jn.replay(c.run_dir / "journal.jsonl")
@@ -241,12 +299,12 @@ class CampaignDesk:
         ids = [r.record_id for r in records]
         fresh = [r.record_id for r in records if before[r.sample_id] is None]
         if not fresh and not contents.not_made:
-            return Upload(len(records), 0, False, ids)
+            return LabIngest(len(records), 0, False, stored=list(records))
         # labelled before they are stored: no reader ever sees them at the default level
         if fresh:
             self.access(c.name).set(fresh, rule)
-        done = take_lab_contents(c, contents, origin)
-        return Upload(done.records, done.new, done.queued, ids)
+        confirm = {r.sample_id for r in records} if confirm_held else confirmations(load_table(path).frame)
+        return take_lab_contents(c, contents, origin, confirm=confirm, by=by)
 
     # ------------------------------------------------------------------ models
     def _generation(self, c: CampaignSpec) -> int:

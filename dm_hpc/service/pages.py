@@ -125,16 +125,31 @@ def lab_sheet(request: Request, name: str, fmt: str, user: User | None = Depends
                     headers={"Content-Disposition": f'attachment; filename="{name}-lab.{fmt}"'})
 
 
+@router.get("/campaigns/{name}/lab/annotated/{token}.xlsx")
+def lab_annotated(request: Request, name: str, token: str, user: User | None = Depends(page_user),
+                  svc: Service = Depends(service)):
+    """The annotated copy of an upload: every cell's verdict, colour and comment."""
+    if (denied := _guard(request, user, svc, name, LAB)) is not None:
+        return denied
+    path = svc.desk.annotated(name, token)
+    if path is None:
+        return _page(request, "message.html", 404, user=user, title="Not found", message="no such annotated sheet")
+    return FileResponse(path, media_type=SHEET_TYPES["xlsx"],
+                        headers={"Content-Disposition": f'attachment; filename="{name}-annotated.xlsx"'})
+
+
 @router.post("/campaigns/{name}/lab", response_class=HTMLResponse)
 def lab_upload(request: Request, name: str, file: UploadFile = File(...), access_level: AccessLevel = Form(AccessLevel.consortium),
-               embargo_until: str = Form(""), user: User | None = Depends(page_user), svc: Service = Depends(service)):
+               embargo_until: str = Form(""), confirm_held: str = Form(""), user: User | None = Depends(page_user),
+               svc: Service = Depends(service)):
     if (denied := _guard(request, user, svc, name, LAB)) is not None:
         return denied
     try:
         until = date.fromisoformat(embargo_until) if embargo_until.strip() else None
     except ValueError:
         until = None
-    result = receive_sheet(svc, user, name, file.filename or "", file.file.read(MAX_SHEET_BYTES + 1), access_level, until)
+    result = receive_sheet(svc, user, name, file.filename or "", file.file.read(MAX_SHEET_BYTES + 1), access_level, until,
+                           confirm_held=confirm_held == "yes")
     if isinstance(result, s.UploadRejected):
         return _lab_page(request, user, svc, name, 400, rejected=result)
     return _lab_page(request, user, svc, name, result=result)

@@ -56,11 +56,31 @@ class PendingExperiment(BaseModel):
     process: dict[str, float]
     predicted: dict[str, float | None]
     predicted_std: dict[str, float | None]
+    units: dict[str, str] = Field(default_factory=dict, description="Unit of each predicted property.")
 
 
 class RowProblem(BaseModel):
     line: int | None = Field(description="Line of the sheet (1 = header); null for the whole sheet.")
     message: str
+
+
+class HeldValue(BaseModel):
+    """A value far outside the model's 99 % interval: not stored until confirmed."""
+
+    line: int
+    sample_id: str
+    property: str
+    value: float
+    low: float
+    high: float
+    unit: str
+
+
+class StoredSample(BaseModel):
+    sample_id: str
+    record_id: str
+    values: dict[str, float] = Field(description="Measured values, canonical units (see units).")
+    units: dict[str, str]
 
 
 class UploadResult(BaseModel):
@@ -69,11 +89,16 @@ class UploadResult(BaseModel):
     queued: bool = Field(description="True when a running campaign holds the store and ingests them shortly.")
     record_ids: list[str]
     access_level: AccessLevel
+    held: list[HeldValue] = Field(default_factory=list)
+    confirmed: list[str] = Field(default_factory=list)
+    stored: list[StoredSample] = Field(default_factory=list)
+    annotated: str | None = Field(default=None, description="Path of the annotated copy of the sheet (.xlsx).")
 
 
 class UploadRejected(BaseModel):
     detail: str
     problems: list[RowProblem]
+    annotated: str | None = None
 
 
 class PredictRequest(BaseModel):

@@ -82,7 +82,8 @@ def test_python_api_suggest_measure_records(finished, tmp_path):
     assert list(sheet["sample_id"]) and sheet[PROP].isna().all()
     assert any(col.startswith("composition:") for col in sheet.columns)
     filled = sheet.copy()
-    filled[PROP] = [-0.01, -0.02]
+    # the model's own predictions: plausible (a value far outside its 99 % interval is held)
+    filled[PROP] = sheet.get("predicted:mixing_energy [eV/atom]", pd.Series([-0.01, -0.02]))
     stored = camp.add_measurements(filled)
     assert sorted(stored["sample_id"]) == sorted(sheet["sample_id"]) and stored["record_id"].notna().all()
     recs = camp.records()

@@ -68,6 +68,9 @@ class Outcome:
     pending: tuple[str, ...] = ()
     not_made: tuple[str, ...] = ()
     crash: str | None = None  # a traceback: never allowed
+    #: sample ids whose values were held (far outside the model's 99 % interval, told and
+    #: journalled, not stored until confirmed: ``dm_hpc.campaign.holds``)
+    held: tuple[str, ...] = ()
 
 
 def _clean(message: str, *paths: str) -> str:
@@ -124,11 +127,15 @@ class Doors:
         return (tuple(sorted(s for s, e in state.lab.items() if e.record_id is None and not e.not_made)),
                 tuple(sorted(s for s, e in state.lab.items() if e.not_made)))
 
+    def _held(self) -> tuple[str, ...]:
+        return tuple(sorted({sid for ev in jn.Journal.events(self.journal) if ev["event"] == "lab_ingested"
+                             for sid in ev.get("held", [])}))
+
     def _done(self, problems: list[tuple[int, str]] | None) -> Outcome:
         pending, not_made = self._state()
         if problems is not None:
-            return Outcome(True, tuple(problems), self._stored(), pending, not_made)
-        return Outcome(False, (), self._stored(), pending, not_made)
+            return Outcome(True, tuple(problems), self._stored(), pending, not_made, held=self._held())
+        return Outcome(False, (), self._stored(), pending, not_made, held=self._held())
 
     # ------------------------------------------------------------------ the doors
     def cli(self, sheet: Path) -> Outcome:

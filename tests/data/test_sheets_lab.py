@@ -40,7 +40,7 @@ def lab_campaign(tmp_path):
 def fill(path, out, values: dict[str, float | str | None], sheet_title: str | None = None):
     """What a lab does in Excel: type values in the property column, save (maybe renaming the sheet)."""
     wb = openpyxl.load_workbook(path)
-    ws = wb.active
+    ws = wb.worksheets[0]  # the samples; the workbook opens on its Instructions
     header = [c.value for c in ws[1]]
     col = header.index(PROP) + 1
     for row in range(2, ws.max_row + 1):
@@ -62,7 +62,7 @@ def test_lab_sheet_round_trip_through_the_cli(tmp_path):
     with zipfile.ZipFile(sheet) as z:
         xml = z.read("xl/worksheets/sheet1.xml").decode()
     assert "<f>" not in xml and "<f " not in xml  # the lab name is text, not a formula
-    ws = openpyxl.load_workbook(sheet).active
+    ws = openpyxl.load_workbook(sheet).worksheets[0]
     methods = {ws.cell(r, 3).value for r in range(2, ws.max_row + 1)}
     assert methods == {"'" + LAB}
 

@@ -18,6 +18,7 @@ from tests.campaign.helpers import write_campaign
 
 CAMPAIGN = "alloy"
 PROP = "property:mixing_energy [eV/atom]"
+PREDICTED = "predicted:mixing_energy [eV/atom]"
 
 
 @pytest.fixture(scope="session")
@@ -84,10 +85,11 @@ def portal(built_campaign, tmp_path_factory) -> Portal:
     return make_portal(built_campaign, tmp_path_factory.mktemp("portal"))
 
 
-def filled_sheet(sheet_csv: bytes, value: float = -0.05) -> pd.DataFrame:
-    """The downloaded lab sheet with every measurement filled in."""
+def filled_sheet(sheet_csv: bytes, value: float | None = None) -> pd.DataFrame:
+    """The downloaded lab sheet with every measurement filled in: ``value``, or by default the
+    model's own prediction (a plausible value; one far outside the model's interval is held)."""
     import io
 
     table = pd.read_csv(io.BytesIO(sheet_csv))
-    table[PROP] = value
+    table[PROP] = table.get(PREDICTED, value) if value is None else value
     return table

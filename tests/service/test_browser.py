@@ -95,7 +95,8 @@ def test_sign_in_open_campaign_download_upload_fix_upload(server, tmp_path):
         assert len(table) == pending and PROP in table.columns
 
         bad = table.copy()
-        bad[PROP] = pd.Series([-0.04] * len(bad), dtype=object)
+        # the model's own predictions: plausible values (a value far outside its interval is held)
+        bad[PROP] = table["predicted:mixing_energy [eV/atom]"].astype(object)
         bad.loc[1, PROP] = "not measured"
         bad.to_csv(tmp_path / "filled-bad.csv", index=False)
         page.set_input_files("#file", str(tmp_path / "filled-bad.csv"))
@@ -108,12 +109,12 @@ def test_sign_in_open_campaign_download_upload_fix_upload(server, tmp_path):
         page.screenshot(path=shots / "3-rejected.png", full_page=True)
         assert len(Store.open(portal.campaigns.parent / "store")) == store_before
 
-        bad.loc[1, PROP] = -0.03
+        bad.loc[1, PROP] = table.loc[1, "predicted:mixing_energy [eV/atom]"]
         bad.to_csv(tmp_path / "filled-good.csv", index=False)
         page.set_input_files("#file", str(tmp_path / "filled-good.csv"))
         page.click("#upload")
         expect(page.locator("#stored")).to_contain_text(f"Stored {pending} measurement(s) ({pending} new")
-        expect(page.locator("#stored-ids li")).to_have_count(pending)
+        expect(page.locator("#stored-samples tr")).to_have_count(pending + 1)  # sample ids and values
         expect(page.locator("#pending")).to_contain_text("nothing pending")
         page.screenshot(path=shots / "4-stored.png", full_page=True)
         browser.close()

@@ -1,0 +1,98 @@
+"""The model check on returned measurements: a value far outside the campaign model's prediction
+is held for confirmation, neither refused silently nor stored silently.
+
+The prediction is the one journalled with the suggestion (``lab_suggested``: the model's
+posterior mean and standard deviation at the suggested point, canonical units), so the check
+needs no refit and gives the same answer on every door a sheet comes through. A measured value
+outside ``mean ± Z_99 · std`` (the two-sided 99 % interval of a normal predictive) is *held*:
+not stored, the sample stays pending, and the lab is told the interval. Confirming is explicit
+and audited: ``confirm`` (a ``confirm`` column in the sheet, ``--confirm SAMPLE_ID``, the
+``confirm=`` argument, a portal checkbox) stores the value with ``provenance.extra["confirmed"]``
+(who, when, the interval it fell outside).
+
+A sample without a prediction (suggested before the model had data) is never held: there is
+no interval to be outside of.
+"""
+from __future__ import annotations
+
+import getpass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from statistics import NormalDist
+from typing import Any
+
+from dm_hpc.data import MaterialRecord, canonical_unit
+
+#: Two-sided 99 % quantile of the standard normal (2.5758...).
+Z_99 = NormalDist().inv_cdf(0.995)
+#: Words in a sheet's ``confirm`` column that confirm a held value (case-insensitive).
+CONFIRM_WORDS = frozenset({"yes", "y", "true", "1", "x", "confirm", "confirmed", "ja", "oui", "sí", "si"})
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A measured value outside the model's 99 % interval ``[low, high]`` (canonical ``unit``)."""
+
+    line: int
+    sample_id: str
+    prop: str
+    value: float
+    low: float
+    high: float
+    unit: str
+
+    def reason(self) -> str:
+        return (f"held: outside the model's 99 % interval [{self.low:.4g}, {self.high:.4g}] {self.unit}; "
+                "confirm it if it is right, or correct it")
+
+    def message(self) -> str:
+        return f"line {self.line}: sample {self.sample_id!r}: {self.prop} = {self.value:.4g} {self.unit} {self.reason()}"
+
+
+def interval(predicted: Mapping[str, Any], prop: str) -> tuple[float, float] | None:
+    """The 99 % interval of a journalled prediction (None when there is none)."""
+    mean, std = predicted.get("mean", {}).get(prop), predicted.get("std", {}).get(prop)
+    if mean is None or std is None or not std > 0:
+        return None
+    return mean - Z_99 * std, mean + Z_99 * std
+
+
+def find_holds(records: list[MaterialRecord], lines: list[int], predictions: Mapping[str, Mapping[str, Any]]
+               ) -> list[Hold]:
+    """Every measured value outside its sample's 99 % interval. ``predictions``: sample id ->
+    the journalled ``predicted`` dict (``{"mean": {prop: v}, "std": {prop: s}}``)."""
+    holds = []
+    for line, rec in zip(lines, records):
+        predicted = predictions.get(rec.sample_id or "", {})
+        for p in rec.properties:
+            bounds = interval(predicted, p.name)
+            if bounds is not None and not bounds[0] <= p.value <= bounds[1]:
+                holds.append(Hold(line, rec.sample_id or "", p.name, p.value, *bounds, canonical_unit(p.name)))
+    return holds
+
+
+def apply_holds(records: list[MaterialRecord], lines: list[int], holds: list[Hold], confirm: Collection[str],
+                by: str | None = None) -> tuple[list[MaterialRecord], list[int], list[Hold]]:
+    """Split by ``confirm``: the records to store (confirmed ones stamped with who, when and the
+    interval), their lines, and the holds still waiting."""
+    by = by or getpass.getuser()
+    at = datetime.now(UTC).isoformat()
+    held_ids = {h.sample_id for h in holds if h.sample_id not in confirm}
+    keep, keep_lines = [], []
+    for line, rec in zip(lines, records):
+        if rec.sample_id in held_ids:
+            continue
+        mine = [h for h in holds if h.sample_id == rec.sample_id]
+        if mine:
+            stamp = {"by": by, "at": at, "outside": {h.prop: [h.low, h.high] for h in mine}}
+            extra = {**rec.provenance.extra, "confirmed": stamp}
+            rec = rec.model_copy(update={"provenance": rec.provenance.model_copy(update={"extra": extra})})
+        keep.append(rec)
+        keep_lines.append(line)
+    return keep, keep_lines, [h for h in holds if h.sample_id in held_ids]
+
+
+def confirmed_in_sheet(column: Mapping[str, Any]) -> set[str]:
+    """Sample ids whose ``confirm`` cell says yes (``column``: sample id -> cell)."""
+    return {sid for sid, cell in column.items() if str(cell).strip().lower() in CONFIRM_WORDS}

@@ -1,0 +1,118 @@
+"""The suggestion sheet as a lab reads it: rounded, in the author's units, with instructions.
+
+The machine-shaped sheet (``0.9199999999999999``, ``480.57084618629153`` K for a campaign
+written in °C, a ``process:process:`` prefix, computed-only properties asked of a lab) is what
+a lab had to fill before. Here a value is rounded to the campaign's precision (a composition
+to the lab's ``precision`` step, else 3 decimals; a process parameter to its ``precision``,
+else 4 significant digits), shown in the unit the campaign author wrote, and the sheet asks only
+the properties the experiment fidelity measures (``measures``, else every campaign property
+that is not computed-only). The XLSX copy has an Instructions worksheet first, a frozen header,
+widths to read by, and number validation on the cells the lab fills.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+from openpyxl import Workbook
+
+from dm_hpc.campaign.spec import CampaignSpec
+from dm_hpc.data import canonical_unit
+from dm_hpc.data.units import parse_unit, registry
+from dm_hpc.data.vocabulary import term
+from dm_hpc.data.workbook import (
+    header_row,
+    instructions_sheet,
+    number_or_word_validation,
+    number_validation,
+    put,
+    save_atomically,
+)
+
+#: The process step of a campaign's (flat) process parameters on a lab sheet.
+PROCESS_STEP = "treatment"
+#: The word a lab writes in a measurement cell of a sample it did not make.
+NOT_MADE = "not made"
+
+
+def lab_properties(campaign: CampaignSpec) -> list[str]:
+    """The properties the lab is asked to measure."""
+    lab = campaign.lab
+    if lab is not None and lab.measures is not None:
+        return list(lab.measures)
+    return [p for p in campaign.properties if not term(p).computed_only]
+
+
+def significant(value: float, digits: int = 4) -> float:
+    """``value`` rounded to ``digits`` significant digits (0 stays 0)."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
+
+
+def rounded_to(value: float, step: float | None, digits: int = 4) -> float:
+    """``value`` on a grid of ``step`` (printed without float noise), else significant digits."""
+    if step is None:
+        return significant(value, digits)
+    decimals = max(0, -int(math.floor(math.log10(step))) + 1)
+    return round(round(value / step) * step, decimals)
+
+
+def shown_process(campaign: CampaignSpec, name: str, canonical: float) -> tuple[str, float]:
+    """(header, value) of a process parameter in the author's unit, rounded."""
+    bound = campaign.space.process.get(name)
+    unit = (bound.written_unit if bound else None) or canonical_unit(name, kind="process_parameter")
+    target = canonical_unit(name, kind="process_parameter")
+    value = canonical if unit == target else float(
+        registry().Quantity(canonical, parse_unit(target)).to(parse_unit(unit)).magnitude)
+    return f"process:{PROCESS_STEP}:{name} [{unit}]", rounded_to(value, bound.precision if bound else None)
+
+
+def composition_step(campaign: CampaignSpec) -> float:
+    lab = campaign.lab
+    return lab.precision if lab is not None and lab.precision else 0.001
+
+
+def instructions(campaign: CampaignSpec, props: list[str]) -> list[tuple[str, str]]:
+    """The Instructions worksheet: what to fill, units, "not made", confirmations, whom to ask."""
+    units = ", ".join(f"{p} in {canonical_unit(p)}" for p in props)
+    contact = campaign.description.strip().splitlines()[0] if campaign.description.strip() else ""
+    return [
+        ("Campaign", campaign.name),
+        ("What to fill", "One row per sample, by sample_id. Type each measured value in its property:<name> column "
+                         "and, if you know it, its standard uncertainty in uncertainty:<name>."),
+        ("Units", f"The unit is in the column header [..]: {units}. Another unit is fine if you change the header "
+                  "(e.g. [MPa] instead of [GPa]); the value is converted and the annotated copy says so."),
+        ("Composition", "The composition columns hold what was ordered. If you made something else, overwrite them "
+                        "with what you made (the same unit); the sample is stored as made."),
+        ("Not made", f"Write '{NOT_MADE}' in a property cell of a sample you did not make. A blank row stays pending."),
+        ("Unexpected values", "A value far outside the model's 99 % interval is held, not stored, until you confirm "
+                              "it: write 'yes' in the confirm column (or correct the value) and send the sheet again."),
+        ("Corrections", "Send the corrected sheet with 'dm-hpc ingest --replace'; a wrong value can be withdrawn with "
+                        "'dm-hpc retract RECORD_ID --reason ...'. Nothing is erased: history is kept."),
+        ("Do not change", "sample_id, the column headers, predicted:* columns (they are for your information)."),
+        ("Questions", f"Ask the campaign's owner{': ' + contact if contact else ''}."),
+    ]
+
+
+def write_lab_workbook(campaign: CampaignSpec, table: pd.DataFrame, out: Path) -> Path:
+    """The suggestion sheet as XLSX for people (Instructions first, then the samples)."""
+    props = lab_properties(campaign)
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "samples"
+    header = [str(c) for c in table.columns]
+    notes = {h: "fill in" for h in header if h.startswith(("property:", "uncertainty:", "confirm"))}
+    header_row(ws, header, notes)
+    for i, row in enumerate(table.itertuples(index=False, name=None), start=2):
+        for j, value in enumerate(row, start=1):
+            fill = "input" if header[j - 1] in notes else None
+            put(ws, i, j, value, fill=fill)
+    for j, h in enumerate(header, start=1):
+        if h.startswith("uncertainty:"):
+            number_validation(ws, j, len(table), 0.0, 1e300, "a non-negative number")
+        elif h.startswith("property:"):
+            number_or_word_validation(ws, j, len(table), NOT_MADE)
+    instructions_sheet(wb, instructions(campaign, props))
+    return save_atomically(wb, out)

@@ -1,0 +1,78 @@
+"""Sheets for people (issue 21, 6): rounded values in the author's units, no doubled prefix, only
+what the lab measures, an Instructions worksheet, frozen header, number validation; a filled
+sheet in those units reads back. Real campaign file, journal, workbook and store."""
+from __future__ import annotations
+
+import openpyxl
+import pytest
+import yaml
+
+from dm_hpc.campaign import CampaignError, journal as jn, load_campaign
+from dm_hpc.campaign.lab import take_lab_sheet, write_suggestions
+from dm_hpc.data import Store
+from tests.campaign.helpers import write_campaign
+
+
+def _campaign(tmp_path, **lab):
+    path = write_campaign(tmp_path, name="people", objectives=[{"property": "mixing_energy", "goal": "min"},
+                                                               {"property": "raw_material_cost", "goal": "min"}],
+                          space={"elements": {"Cu": [0, 1], "Ni": [0, 1]},
+                                 "process": {"annealing_temperature": {"low": 400, "high": 600, "unit": "degC"}}})
+    data = yaml.safe_load(path.read_text())
+    data["fidelities"][1].update(precision=0.02, **lab)
+    path.write_text(yaml.safe_dump(data))
+    campaign = load_campaign(path)
+    journal = jn.Journal(campaign.run_dir / "journal.jsonl")
+    journal.write("lab_suggested", batch=1, samples=[
+        {"sample_id": "P-1", "composition": {"Cu": 0.9199999999999999, "Ni": 0.08000000000000002},
+         "process": {"annealing_temperature": 753.72084618629153},
+         "predicted": {"mean": {"mixing_energy": -0.0312345678, "raw_material_cost": 9.87654},
+                       "std": {"mixing_energy": 0.0123456, "raw_material_cost": 0.1}}}])
+    journal.close()
+    return campaign
+
+
+def test_the_suggestion_sheet_reads_like_a_lab_sheet(tmp_path):
+    campaign = _campaign(tmp_path)
+    out = tmp_path / "s.xlsx"
+    assert write_suggestions(campaign, out) == 1
+    wb = openpyxl.load_workbook(out)
+    assert wb.sheetnames == ["samples", "Instructions"] and wb.active.title == "Instructions"
+    ws = wb["samples"]
+    header = [c.value for c in ws[1]]
+    row = dict(zip(header, [c.value for c in ws[2]]))
+    assert row["composition:Cu [at_frac]"] == 0.92 and row["composition:Ni [at_frac]"] == 0.08
+    assert row["process:treatment:annealing_temperature [degC]"] == 480.6  # as the author wrote it
+    assert not any(h.startswith("process:process:") for h in header)
+    assert "property:mixing_energy [eV/atom]" in header
+    assert not any("raw_material_cost" in h for h in header)  # computed, never asked of a lab
+    assert row["predicted:mixing_energy [eV/atom]"] == -0.0312
+    assert ws.freeze_panes == "B2" and ws.column_dimensions["B"].width >= 10
+    ranges = {str(dv.sqref): dv.type for dv in ws.data_validations.dataValidation}
+    col = openpyxl.utils.get_column_letter(header.index("property:mixing_energy [eV/atom]") + 1)
+    assert ranges[f"{col}2"] == "custom"
+    text = " ".join(str(c.value) for r in wb["Instructions"].iter_rows() for c in r)
+    assert "not made" in text and "eV/atom" in text and "confirm" in text and "Ask" in text
+
+
+def test_a_sheet_filled_in_the_authors_units_reads_back(tmp_path):
+    campaign = _campaign(tmp_path)
+    out = tmp_path / "s.xlsx"
+    write_suggestions(campaign, out)
+    wb = openpyxl.load_workbook(out)
+    ws = wb["samples"]
+    header = [c.value for c in ws[1]]
+    ws.cell(2, header.index("property:mixing_energy [eV/atom]") + 1).value = -0.03
+    wb.save(out)
+    result = take_lab_sheet(campaign, out)
+    assert result.new == 1 and not result.held
+    rec = next(Store.open(campaign.store).records())
+    assert rec.process[0].parameters["annealing_temperature"] == pytest.approx(753.75)  # 480.6 degC in K
+
+
+def test_measures_names_what_the_lab_measures_and_refuses_computed_only(tmp_path):
+    campaign = _campaign(tmp_path, measures=["mixing_energy"])
+    assert campaign.lab.measures == ["mixing_energy"]
+    (tmp_path / "b").mkdir()
+    with pytest.raises(CampaignError, match="computed from the composition"):
+        _campaign(tmp_path / "b", measures=["raw_material_cost"])

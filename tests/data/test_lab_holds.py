@@ -1,0 +1,89 @@
+"""The model check at the lab boundary (issue 21, 3b and 4): a value far outside the campaign
+model's 99 % interval is held, shown with the interval in the annotated copy, and stored only
+when confirmed (audited). Real campaign file, journal, store and XLSX workbooks."""
+from __future__ import annotations
+
+import openpyxl
+
+from dm_hpc.api import Campaign
+from dm_hpc.campaign import journal as jn
+from dm_hpc.campaign.annotate import take_and_annotate
+from dm_hpc.campaign.holds import Z_99
+from dm_hpc.data import Store
+from dm_hpc.data.workbook import FILLS
+from tests.campaign.helpers import dm
+from tests.data.test_sheets_lab import PROP, fill, lab_campaign
+
+
+def _cells(path, sid, header):
+    ws = openpyxl.load_workbook(path)["annotated"]
+    head = [c.value for c in ws[1]]
+    row = next(r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == sid)
+    return {h: ws.cell(row, head.index(h) + 1) for h in header}
+
+
+def test_an_implausible_value_is_held_with_its_interval_then_confirmed(tmp_path):
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -0.09, "L1-1": 1.7})
+    out = tmp_path / "annotated.xlsx"
+    res = dm("ingest", str(path), str(filled), "--annotated", str(out))
+    assert res.returncode == 0, res.stderr
+    lo, hi = -0.1 - Z_99 * 0.02, -0.1 + Z_99 * 0.02
+    assert f"sample 'L1-1': mixing_energy = 1.7 eV/atom held: outside the model's 99 % interval [{lo:.4g}, {hi:.4g}]" \
+        in res.stdout
+    assert "--confirm L1-1" in res.stdout and "ingested 1 records" in res.stdout
+    assert Store.open(campaign.store).to_dataframe()["sample_id"].tolist() == ["L1-0"]  # not stored silently
+    state = jn.replay(campaign.run_dir / "journal.jsonl")
+    assert state.lab["L1-1"].record_id is None and not state.lab["L1-1"].not_made  # still pending
+
+    cells = _cells(out, "L1-1", [PROP, "predicted:mixing_energy [eV/atom]", "99 % interval:mixing_energy [eV/atom]",
+                                 "verdict"])
+    assert cells[PROP].fill.start_color.rgb == FILLS["held"]
+    assert "outside the model's 99 % interval" in cells[PROP].comment.text
+    assert cells["predicted:mixing_energy [eV/atom]"].value == -0.1
+    assert cells["99 % interval:mixing_energy [eV/atom]"].value == f"[{lo:.4g}, {hi:.4g}]"
+    assert cells["verdict"].value == "held for confirmation"
+    ok = _cells(out, "L1-0", [PROP, "verdict"])
+    assert ok[PROP].fill.start_color.rgb == FILLS["accepted"] and ok["verdict"].value == "stored"
+
+    res = dm("ingest", str(path), str(filled), "--confirm", "L1-1")
+    assert res.returncode == 0 and "confirmed despite the model: L1-1" in res.stdout, res.stderr
+    rec = next(Store.open(campaign.store).records(sample_id="L1-1"))
+    stamp = rec.provenance.extra["confirmed"]
+    assert stamp["by"] and stamp["at"] and stamp["outside"]["mixing_energy"] == [lo, hi]
+    event = [e for e in jn.Journal.events(campaign.run_dir / "journal.jsonl") if e["event"] == "lab_ingested"][-1]
+    assert event["confirmed"] == ["L1-1"]
+
+
+def test_the_confirm_column_and_the_api_confirm(tmp_path):
+    path, campaign = lab_campaign(tmp_path)
+    api = Campaign.load(path)
+    rows = {"sample_id": ["L1-0", "L1-1"], "composition:Cu [at_frac]": [0.5, 0.25],
+            "composition:Ni [at_frac]": [0.5, 0.75], PROP: [2.0, 3.0]}
+    import pandas as pd
+
+    got = api.add_measurements(pd.DataFrame(rows))
+    assert got.empty and len(got.attrs["held"]) == 2 and "L1-0" in got.attrs["held"][0]
+    got = api.add_measurements(pd.DataFrame(rows), confirm=["L1-0"])
+    assert got["sample_id"].tolist() == ["L1-0"] and len(got.attrs["held"]) == 1
+    sheet = tmp_path / "confirmed.csv"
+    pd.DataFrame({**rows, "confirm": ["", "yes"]}).to_csv(sheet, index=False)
+    result = take_and_annotate(campaign, sheet, tmp_path / "a.xlsx")
+    assert result.confirmed == ["L1-1"] and not result.held
+
+
+def test_a_refused_sheet_is_annotated_with_why(tmp_path):
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "bad.csv"
+    sheet.write_text("sample_id,composition:Cu [at_frac],composition:Ni [at_frac],property:mixing_energy [eV/atom]\n"
+                     "L1-0,0.5,0.5,-0.1\nL1-1,0.3,0.9,-0.1\n")
+    out = tmp_path / "why.xlsx"
+    res = dm("ingest", str(path), str(sheet), "--annotated", str(out))
+    assert res.returncode == 2 and "annotated copy" in res.stderr
+    bad = _cells(out, "L1-1", [PROP, "verdict", "ordered:Ni [at_frac]"])
+    assert bad["verdict"].value == "refused" and "composition sums to 1.2" in bad["verdict"].comment.text
+    assert bad["ordered:Ni [at_frac]"].value == 0.75 and "made 0.9" in bad["ordered:Ni [at_frac]"].comment.text
+    fine = _cells(out, "L1-0", [PROP])
+    assert "nothing of it is stored" in fine[PROP].comment.text
