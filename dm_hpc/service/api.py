@@ -50,14 +50,14 @@ def status(name: Name, user: User = Depends(api_user), svc: Service = Depends(se
     """Tasks, lab experiments, budget use and best-so-far of a campaign."""
     check_campaign(user, svc, name, SCIENCE)
     svc.state.audit(user.name, "status", name)
-    return svc.desk.status(name)
+    return svc.desk.status(name, user.clearance)
 
 
 @router.get("/campaigns/{name}/report", response_model=s.Report, responses={409: _ERR})
 def report(name: Name, user: User = Depends(api_user), svc: Service = Depends(service)):
     """The campaign report (markdown) and the names of its plots, redrawn when the data changed."""
     check_campaign(user, svc, name, SCIENCE)
-    folder = svc.desk.report(name)
+    folder = svc.desk.report(name, user.clearance)
     svc.state.audit(user.name, "report", name)
     return s.Report(summary_markdown=(folder / "summary.md").read_text(),
                     plots=sorted(p.name for p in folder.glob("*.png")))
@@ -67,9 +67,9 @@ def report(name: Name, user: User = Depends(api_user), svc: Service = Depends(se
             responses={200: {"content": {"image/png": {}}}})
 def plot(name: Name, plot: str, user: User = Depends(api_user), svc: Service = Depends(service)):
     check_campaign(user, svc, name, SCIENCE)
-    path = svc.desk.get(name).run_dir / "report" / plot
+    path = svc.desk.report(name, user.clearance) / plot
     if not PLOT_NAME.match(plot) or not path.is_file():
-        raise HTTPException(404, f"no plot {plot!r}")
+        raise HTTPException(404, "no such plot")
     return FileResponse(path, media_type="image/png")
 
 
@@ -78,7 +78,7 @@ def pending(name: Name, user: User = Depends(api_user), svc: Service = Depends(s
     """Suggested experiments not yet measured."""
     check_campaign(user, svc, name, LAB)
     svc.state.audit(user.name, "lab_pending", name)
-    return svc.desk.pending(name)
+    return svc.desk.pending(name, user.clearance)
 
 
 @router.get("/campaigns/{name}/lab/sheet", response_class=Response,
@@ -87,7 +87,7 @@ def sheet(name: Name, format: Literal["xlsx", "csv"] = "xlsx", user: User = Depe
           svc: Service = Depends(service)):
     """The pending experiments as a sheet in the standard template, to fill in and upload."""
     check_campaign(user, svc, name, LAB)
-    content = svc.desk.lab_sheet(name, format)
+    content = svc.desk.lab_sheet(name, format, user.clearance)
     svc.state.audit(user.name, "lab_sheet", name, format=format)
     return Response(content, media_type=SHEET_TYPES[format],
                     headers={"Content-Disposition": f'attachment; filename="{name}-lab.{format}"'})
@@ -135,7 +135,7 @@ def predict(name: Name, body: s.PredictRequest, user: User = Depends(api_user), 
     """Predicted properties with one-sigma uncertainty at posted compositions."""
     check_campaign(user, svc, name, SCIENCE)
     try:
-        out = svc.desk.predict(name, body.compositions, body.process)
+        out = svc.desk.predict(name, body.compositions, body.process, user.clearance)
     except NotReady as exc:
         raise HTTPException(409, str(exc)) from None
     svc.state.audit(user.name, "predict", name, compositions=len(body.compositions))
@@ -149,7 +149,7 @@ def design(name: Name, body: s.DesignRequest, user: User = Depends(api_user), sv
 
     check_campaign(user, svc, name, SCIENCE)
     try:
-        out = svc.desk.design(name, body.targets, body.n)
+        out = svc.desk.design(name, body.targets, body.n, user.clearance)
     except NotReady as exc:
         raise HTTPException(409, str(exc)) from None
     except (TargetError, ValueError) as exc:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dm_hpc.service.auth import Service
@@ -60,6 +62,13 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each bad field (``loc``) and why, without echoing the input: a non-finite
+    number (``Infinity``) cannot be written as JSON, and a body is not repeated back."""
+    return JSONResponse({"detail": [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                                    for e in exc.errors()]}, status_code=422)
+
+
 def create_app(campaigns: str | Path, state_dir: str | Path, body_limit: int = MAX_BODY_BYTES) -> FastAPI:
     """The service for the campaign files in ``campaigns`` with users and audit in ``state_dir``."""
     from dm_hpc.service import api, pages
@@ -68,6 +77,7 @@ def create_app(campaigns: str | Path, state_dir: str | Path, body_limit: int = M
                   description="Campaign status, lab queue, predictions, inverse design and record export, "
                               "by role and access level. Authenticate with `Authorization: Bearer <token>`.")
     app.state.service = Service(CampaignDesk(campaigns), ServiceState(state_dir))
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.add_middleware(BodyLimit, limit=body_limit)

@@ -76,9 +76,9 @@ def campaign_page(request: Request, name: str, user: User | None = Depends(page_
                   svc: Service = Depends(service)):
     if (denied := _guard(request, user, svc, name, SCIENCE)) is not None:
         return denied
-    folder = svc.desk.report(name)
+    folder = svc.desk.report(name, user.clearance)
     svc.state.audit(user.name, "status", name)
-    return _page(request, "campaign.html", user=user, s=svc.desk.status(name),
+    return _page(request, "campaign.html", user=user, s=svc.desk.status(name, user.clearance),
                  plots=sorted(p.name for p in folder.glob("*.png")))
 
 
@@ -86,7 +86,7 @@ def campaign_page(request: Request, name: str, user: User | None = Depends(page_
 def redraw(request: Request, name: str, user: User | None = Depends(page_user), svc: Service = Depends(service)):
     if (denied := _guard(request, user, svc, name, SCIENCE)) is not None:
         return denied
-    svc.desk.report(name, force=True)
+    svc.desk.report(name, user.clearance, force=True)
     return RedirectResponse(f"/campaigns/{name}", status_code=303)
 
 
@@ -95,14 +95,14 @@ def plot_file(request: Request, name: str, plot: str, user: User | None = Depend
               svc: Service = Depends(service)):
     if (denied := _guard(request, user, svc, name, SCIENCE)) is not None:
         return denied
-    path = svc.desk.get(name).run_dir / "report" / plot
+    path = svc.desk.report(name, user.clearance) / plot
     if not PLOT_NAME.match(plot) or not path.is_file():
-        return _page(request, "message.html", 404, user=user, title="Not found", message=f"no plot {plot!r}")
+        return _page(request, "message.html", 404, user=user, title="Not found", message="no such plot")
     return FileResponse(path, media_type="image/png")
 
 
 def _lab_page(request: Request, user: User, svc: Service, name: str, status_code: int = 200, **extra) -> HTMLResponse:
-    return _page(request, "lab.html", status_code, user=user, name=name, pending=svc.desk.pending(name),
+    return _page(request, "lab.html", status_code, user=user, name=name, pending=svc.desk.pending(name, user.clearance),
                  levels=list(AccessLevel), **extra)
 
 
@@ -121,7 +121,7 @@ def lab_sheet(request: Request, name: str, fmt: str, user: User | None = Depends
     if fmt not in SHEET_TYPES:
         return _page(request, "message.html", 404, user=user, title="Not found", message="sheets are .xlsx or .csv")
     svc.state.audit(user.name, "lab_sheet", name, format=fmt)
-    return Response(svc.desk.lab_sheet(name, fmt), media_type=SHEET_TYPES[fmt],
+    return Response(svc.desk.lab_sheet(name, fmt, user.clearance), media_type=SHEET_TYPES[fmt],
                     headers={"Content-Disposition": f'attachment; filename="{name}-lab.{fmt}"'})
 
 

@@ -1,10 +1,11 @@
 """Request and response bodies of the API (validated at the edge; the OpenAPI is drawn from them)."""
 from __future__ import annotations
 
+import math
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from dm_hpc.data.access import AccessLevel
 
@@ -76,10 +77,29 @@ class UploadRejected(BaseModel):
     problems: list[RowProblem]
 
 
+#: A finite number (JSON ``Infinity``/``NaN`` are refused with the field named, not turned into null).
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
 class PredictRequest(BaseModel):
-    compositions: list[dict[str, float]] = Field(min_length=1, max_length=MAX_COMPOSITIONS,
-                                                  description="Atomic fractions per element (normalised).")
-    process: list[dict[str, float]] | None = Field(default=None, max_length=MAX_COMPOSITIONS)
+    compositions: list[dict[str, Finite]] = Field(min_length=1, max_length=MAX_COMPOSITIONS,
+                                                   description="Atomic fractions per element (normalised).")
+    process: list[dict[str, Finite]] | None = Field(default=None, max_length=MAX_COMPOSITIONS)
+
+    @field_validator("compositions")
+    @classmethod
+    def _normalisable(cls, compositions: list[dict[str, float]]) -> list[dict[str, float]]:
+        """Each composition must be normalisable: fractions >= 0 whose sum is positive and finite
+        (``1e308`` twice overflows the sum to infinity and every fraction to 0)."""
+        for i, comp in enumerate(compositions):
+            bad = [el for el, v in comp.items() if v < 0]
+            if bad:
+                raise ValueError(f"compositions[{i}].{bad[0]}: fractions must be >= 0")
+            total = sum(comp.values())
+            if not (0 < total and math.isfinite(total)):
+                raise ValueError(f"compositions[{i}]: the fractions must have a positive, finite sum "
+                                 f"(got {total:g})")
+        return compositions
 
 
 class Prediction(BaseModel):
