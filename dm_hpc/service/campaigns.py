@@ -259,6 +259,14 @@ class CampaignDesk:
         df, _ = self._frame(c)
         return list(training_set(c, df).record_ids) if not df.empty else []
 
+    def model_versions(self, name: str) -> list[tuple[str, str, set[str]]]:
+        """The campaign's registered model versions: (version, clearance trained at, record ids
+        trained on), oldest first (``campaign.registry``)."""
+        from dm_hpc.campaign import registry
+
+        return [(v.version, v.meta.get("clearance", "embargoed"), registry.trained_on(v))
+                for v in registry.versions(self.get(name))]
+
     # ------------------------------------------------------------------ writing
     def ingest(self, name: str, filename: str, content: bytes, rule: AccessRule,
                contributor: str | None = None) -> Upload:

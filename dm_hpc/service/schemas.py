@@ -131,6 +131,34 @@ class ExportedRecord(BaseModel):
 class Export(BaseModel):
     records: list[ExportedRecord]
     withheld: int = Field(description="Records of the campaign above the caller's clearance.")
+    awaiting_approval: int = Field(0, description="Records the caller may read but not export: above the public "
+                                                  "level and in no granted export request (POST .../exports).")
+
+
+class ExportRequestBody(BaseModel):
+    record_ids: list[str] | None = Field(default=None, max_length=100_000,
+                                         description="Records to export; default: every one above the public "
+                                                     "level that the caller may read.")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ExportDecision(BaseModel):
+    days: int = Field(default=30, ge=1, le=90, description="How long a grant runs.")
+    note: str = Field(default="", max_length=2000)
+
+
+class ExportRequestOut(BaseModel):
+    id: int
+    time: float
+    requester: str
+    campaign: str
+    record_ids: list[str]
+    hidden: int = Field(description="Records of the request the viewer may not read (not named).")
+    reason: str
+    status: str
+    decided_by: str | None
+    until: float | None = Field(description="End of a grant (epoch seconds, UTC).")
+    note: str | None
 
 
 class AccessChange(BaseModel):
@@ -156,3 +184,28 @@ class AuditEntry(BaseModel):
 class Report(BaseModel):
     summary_markdown: str
     plots: list[str]
+
+
+class ModelUse(BaseModel):
+    campaign: str
+    version: str
+    clearance: str = Field(description="The clearance the version was trained at.")
+
+
+class ExportUse(BaseModel):
+    time: float
+    user: str
+    campaign: str | None
+    format: str | None
+
+
+class Citation(BaseModel):
+    record_id: str
+    creator: str = Field(description="Contributor, else institution, else method.")
+    source: str
+    method: str
+    created: str | None
+    stores: list[str] = Field(description="Campaigns whose store holds the record.")
+    models: list[ModelUse] = Field(description="Registered model versions trained on it.")
+    learned_by: list[str] = Field(description="Campaigns that learn from it.")
+    exports: list[ExportUse] = Field(description="Exports that carried it.")

@@ -233,3 +233,29 @@ def test_training_ranks_leave_without_interpreter_finalisation(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], outs
     assert "2 rank(s) on cpu" in outs[0] and "registered v0001" in outs[0]
     assert not any("interpreter finalised" in out for out in outs), outs
+
+
+def test_a_version_records_its_clearance_and_is_served_only_at_or_above_it(tmp_path):
+    """Issue 18: a model trained at clearance consortium never saw the embargoed record, says so
+    in meta.json, lists what it was trained on, and a public caller may not load it."""
+    from datetime import date
+
+    from dm_hpc.data.access import AccessLevel, AccessMap, AccessRule
+
+    campaign = load_campaign(write_campaign(tmp_path, lab=False))
+    records = _records(12, 3)
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(records)
+    hidden = records[0].record_id
+    AccessMap(campaign.store).set([hidden], AccessRule(AccessLevel.embargoed, date(2999, 1, 1)))
+    v = registry.train(campaign, registry.TrainOptions(clearance=AccessLevel.consortium))
+    assert v.meta["clearance"] == "consortium" and v.meta["records"] == 11
+    trained = registry.trained_on(v)
+    assert hidden not in trained and len(trained) == v.meta["trained_on"]
+    registry.load(campaign, clearance=AccessLevel.consortium)
+    with pytest.raises(registry.RegistryError, match="clearance public may not use it"):
+        registry.load(campaign, clearance=AccessLevel.public)
+    everything = registry.train(campaign)
+    assert everything.meta["clearance"] == "embargoed" and everything.meta["records"] == 12
+    with pytest.raises(registry.RegistryError, match="up to embargoed"):
+        registry.load(campaign, clearance=AccessLevel.restricted)

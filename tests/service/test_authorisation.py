@@ -160,6 +160,15 @@ PAGES = [
 ]
 
 
+def csrf_of(c: TestClient) -> str:
+    """The CSRF token of this client's pages (it also receives the pre-session cookie)."""
+    import re
+
+    html = c.get("/campaigns").text if "signin" not in c.get("/", follow_redirects=False).text else c.get("/").text
+    m = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    return m.group(1) if m else ""
+
+
 @pytest.mark.parametrize("caller", CALLERS)
 def test_page_matrix(portal, filled, caller):
     """Pages: no or bad cookie -> back to sign-in (303); outside grants -> 403 page; else 200."""
@@ -167,9 +176,12 @@ def test_page_matrix(portal, filled, caller):
 
     token = {"anonymous": None, "bad_token": "not-a-token"}.get(caller, portal.tokens.get(caller))
     with TestClient(portal.app(), cookies={COOKIE: token} if token else {}, follow_redirects=False) as c:
+        form = {"csrf_token": csrf_of(c)}
         for method, path, kind in PAGES:
             if method == "POST" and path.endswith("/lab"):
-                r = c.post(path, files={"file": ("filled.csv", filled, "text/csv")})
+                r = c.post(path, files={"file": ("filled.csv", filled, "text/csv")}, data=form)
+            elif method == "POST":
+                r = c.post(path, data=form)
             else:
                 r = c.request(method, path)
             if caller in ("anonymous", "bad_token"):
@@ -300,14 +312,23 @@ def _client_for(portal, caller: str) -> TestClient:
                       follow_redirects=False)
 
 
+def _with_form_token(kwargs: dict, url: str, method: str, token: str) -> dict:
+    """Page form posts carry the CSRF token, so they reach the handler instead of the forgery check."""
+    if method != "POST" or url.startswith("/api/"):
+        return kwargs
+    data = {"csrf_token": token}
+    return {"files": kwargs["files"], "data": data} if "files" in kwargs else {"data": data}
+
+
 def test_canary_reaches_no_caller_without_clearance(canary):
     portal, record_id, composition = canary
     secrets_ = canary_strings(record_id)
     leaks, calls = [], 0
     for caller in UNCLEARED:
         with _client_for(portal, caller) as c:
+            token = csrf_of(c)
             for method, url, kwargs in route_requests(c.app, record_id, composition):
-                r = c.request(method, url, **kwargs)
+                r = c.request(method, url, **_with_form_token(kwargs, url, method, token))
                 calls += 1
                 for part in readable_bytes(r.content):
                     found = [s.decode() for s in secrets_ if s in part]
