@@ -39,13 +39,20 @@ def _when(t: float | None) -> str:
 def requests(
     state_dir: StateDir,
     status: Annotated[Optional[str], typer.Option(help="Only pending, granted or denied.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line, with the record ids.")] = False,
 ) -> None:
     """Export requests, newest first (who, which campaign, how many records, why, the decision)."""
+    import json
+
     from dm_hpc.service import ServiceState
     from dm_hpc.service import exports as ex
 
     if status not in (None, "pending", "granted", "denied"):
         fail(f"--status must be pending, granted or denied, not {status!r}")
+    if as_json:
+        for r in ex.requests(ServiceState(state_dir), None, status):
+            print(json.dumps(ex.as_json(r), ensure_ascii=False))
+        return
     table = Table(title="export requests")
     for col in ("id", "time (UTC)", "requester", "campaign", "records", "reason", "status", "by", "until (UTC)"):
         table.add_column(col)

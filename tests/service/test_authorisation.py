@@ -120,13 +120,22 @@ def test_exports_follow_access_levels_and_are_audited(client, portal):
     tokens = {lvl: state.add_user(f"sci_{lvl.value}", Role.scientist,
                                   [CAMPAIGN], lvl) for lvl in AccessLevel}
     seen = {}
+    approver = {"Authorization": f"Bearer {state.add_user('approver', Role.approver, [], AccessLevel.embargoed)}"}
     for lvl, token in tokens.items():
-        r = client.get(f"/api/v1/campaigns/{CAMPAIGN}/records", headers={"Authorization": f"Bearer {token}"})
+        h = {"Authorization": f"Bearer {token}"}
+        before = client.get(f"/api/v1/campaigns/{CAMPAIGN}/records", headers=h).json()
+        # above the public level nothing leaves before an approver grants the request
+        assert all(rec["access_level"] == "public" or rec["record_id"] == ids[4] for rec in before["records"])
+        asked = client.post(f"/api/v1/campaigns/{CAMPAIGN}/exports", headers=h, json={"reason": "paper"})
+        if asked.status_code == 200:
+            granted = client.post(f"/api/v1/exports/{asked.json()['id']}/approve", headers=approver, json={"days": 1})
+            assert granted.status_code == 200 and granted.json()["status"] == "granted"
+        r = client.get(f"/api/v1/campaigns/{CAMPAIGN}/records", headers=h)
         assert r.status_code == 200
         body = r.json()
         got = {rec["record_id"] for rec in body["records"]}
         seen[lvl] = got
-        assert body["withheld"] == len(ids) - len(got)
+        assert body["withheld"] == len(ids) - len(got) and body["awaiting_approval"] == 0
     assert ids[0] in seen[AccessLevel.public] and ids[4] in seen[AccessLevel.public]
     assert ids[1] not in seen[AccessLevel.public] and ids[1] in seen[AccessLevel.consortium]
     assert ids[2] not in seen[AccessLevel.consortium] and ids[2] in seen[AccessLevel.restricted]
@@ -199,7 +208,7 @@ def test_page_matrix(portal, filled, caller):
 # derived output (best values, report, plots, predictions, designs, lab sheets, pages, errors).
 CANARY_VALUE = -0.9187346
 #: Callers granted the campaign (or not) but not cleared for embargoed records.
-UNCLEARED = ["scientist", "restricted", "lab", "scientist_other"]
+UNCLEARED = ["scientist", "restricted", "lab", "scientist_other", "approver"]
 PLOTS = ["best_vs_evaluations.png", "parity.png", "pareto.png"]
 
 
@@ -238,8 +247,9 @@ def canary(built_campaign, tmp_path_factory):
     from .conftest import PROP, make_portal
 
     portal = make_portal(built_campaign, tmp_path_factory.mktemp("canary"))
-    portal.tokens["restricted"] = ServiceState(portal.state_dir).add_user(
-        "restricted", Role.scientist, [CAMPAIGN], AccessLevel.restricted)
+    state = ServiceState(portal.state_dir)
+    portal.tokens["restricted"] = state.add_user("restricted", Role.scientist, [CAMPAIGN], AccessLevel.restricted)
+    portal.tokens["approver"] = state.add_user("approver", Role.approver, [CAMPAIGN], AccessLevel.restricted)
     until = (datetime.now(UTC).date() + timedelta(days=365)).isoformat()
     admin = {"Authorization": f"Bearer {portal.tokens['admin']}"}
     with TestClient(portal.app()) as c:
@@ -250,9 +260,15 @@ def canary(built_campaign, tmp_path_factory):
                    files={"file": ("canary.csv", table.to_csv(index=False).encode(), "text/csv")},
                    data={"access_level": "embargoed", "embargo_until": until})
         assert r.status_code == 200, r.text
+        rid = r.json()["record_ids"][0]
+        # request 1 (an admin's, naming the canary) and 2 (a scientist's): the export pages list them
+        assert c.post(f"/api/v1/campaigns/{CAMPAIGN}/exports", headers=admin,
+                      json={"record_ids": [rid], "reason": "partner"}).status_code == 200
+        assert c.post(f"/api/v1/campaigns/{CAMPAIGN}/exports", json={"reason": "paper"},
+                      headers={"Authorization": f"Bearer {portal.tokens['scientist']}"}).status_code == 200
     comp = {col.split(":")[1].split(" ")[0]: float(table[col].iloc[0])
             for col in table.columns if col.startswith("composition:")}
-    return portal, r.json()["record_ids"][0], {el: x for el, x in comp.items() if x > 0}
+    return portal, rid, {el: x for el, x in comp.items() if x > 0}
 
 
 def _bodies(composition: dict[str, float]) -> dict[str, dict]:
@@ -264,6 +280,12 @@ def _bodies(composition: dict[str, float]) -> dict[str, dict]:
         "/api/v1/campaigns/{name}/lab/results": bad_sheet,
         "/campaigns/{name}/lab": bad_sheet,
         "/api/v1/campaigns/{name}/records/{record_id}/access": {"json": {"level": "public"}},
+        "/api/v1/campaigns/{name}/exports": {"json": {"reason": "canary test"}},
+        "/campaigns/{name}/exports": {"data": {"reason": "canary test"}},
+        "/api/v1/exports/{request_id}/approve": {"json": {"days": 1}},
+        "/api/v1/exports/{request_id}/deny": {"json": {}},
+        "/exports/{request_id}/approve": {"data": {"days": "1"}},
+        "/exports/{request_id}/deny": {"data": {}},
     }
 
 
@@ -290,7 +312,8 @@ def route_requests(app, record_id: str, composition: dict[str, float]):
     import itertools
     import string
 
-    values = {"name": [CAMPAIGN], "plot": PLOTS, "fmt": ["csv", "xlsx"], "record_id": [record_id]}
+    values = {"name": [CAMPAIGN], "plot": PLOTS, "fmt": ["csv", "xlsx"], "record_id": [record_id],
+              "request_id": ["1", "2"]}
     bodies = _bodies(composition)
     for path, methods in app_routes(app.routes):
         fields = [f for _, f, _, _ in string.Formatter().parse(path) if f]
@@ -316,7 +339,7 @@ def _with_form_token(kwargs: dict, url: str, method: str, token: str) -> dict:
     """Page form posts carry the CSRF token, so they reach the handler instead of the forgery check."""
     if method != "POST" or url.startswith("/api/"):
         return kwargs
-    data = {"csrf_token": token}
+    data = {**kwargs.get("data", {}), "csrf_token": token}
     return {"files": kwargs["files"], "data": data} if "files" in kwargs else {"data": data}
 
 
