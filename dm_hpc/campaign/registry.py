@@ -156,7 +156,8 @@ def _features(campaign: CampaignSpec, snap: Snapshot, rows: np.ndarray, fidelity
 def _targets(snap: Snapshot, rows: np.ndarray):
     import torch
 
-    return torch.as_tensor(snap.data.Y[rows], dtype=torch.double).reshape(len(rows), -1)
+    # the width named: with no rows (nothing held out below MIN_RECORDS_FOR_TEST) -1 is ambiguous
+    return torch.as_tensor(snap.data.Y[rows], dtype=torch.double).reshape(len(rows), snap.data.Y.shape[1])
 
 
 def _code_version() -> str:

@@ -259,3 +259,13 @@ def test_a_version_records_its_clearance_and_is_served_only_at_or_above_it(tmp_p
     assert everything.meta["clearance"] == "embargoed" and everything.meta["records"] == 12
     with pytest.raises(registry.RegistryError, match="up to embargoed"):
         registry.load(campaign, clearance=AccessLevel.restricted)
+
+
+def test_a_campaign_with_fewer_records_than_a_held_out_set_trains(tmp_path):
+    """Below MIN_RECORDS_FOR_TEST nothing is held out; the empty test set once crashed the
+    training (a reshape of zero rows to an unknown width)."""
+    campaign = load_campaign(write_campaign(tmp_path, lab=False))
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(registry.MIN_RECORDS_FOR_TEST - 4, 5))
+    v = registry.train(campaign)
+    assert v.meta["held_out"]["n"] == 0 and v.meta["trained_on"] == registry.MIN_RECORDS_FOR_TEST - 4

@@ -141,9 +141,7 @@ def test_citation_history_is_the_one_source_of_credit(portal, ids):
     from dm_hpc.campaign import load_campaign, registry
 
     campaign = load_campaign(portal.campaigns / f"{CAMPAIGN}.yaml")
-    # a single-task GP: the multi-task training of this small campaign holds out no record of its
-    # target fidelity, which the registry does not handle yet (noted in the issue-18 report)
-    version = registry.train(campaign, registry.TrainOptions(kind="gp"))
+    version = registry.train(campaign)  # fewer than 10 records: nothing held out
     cited = ids[1]
     with TestClient(portal.app()) as c:
         c.get(f"/api/v1/campaigns/{CAMPAIGN}/records", headers=_h(portal, "admin"))  # an export carrying it
