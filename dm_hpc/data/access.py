@@ -26,9 +26,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from filelock import FileLock
+
+if TYPE_CHECKING:  # pandas only for the annotation: small commands import this module without it
+    import pandas as pd
 
 SIDECAR = "access.json"
 
