@@ -230,9 +230,12 @@ class CampaignDesk:
         return AccessMap(self.get(name).store)
 
     def report_dir(self, name: str, clearance: AccessLevel) -> Path:
-        """Where the report drawn for ``clearance`` lives (one per clearance: never the campaign's
-        own ``report/``, which is drawn from every record)."""
-        return self.get(name).run_dir / "portal-reports" / clearance.value
+        """Where the report for ``clearance`` lives: the campaign's own ``report/`` (drawn from
+        every record) when ``clearance`` reads every record, else one folder per clearance."""
+        c = self.get(name)
+        if self.sees_everything(name, clearance):
+            return c.run_dir / "report"
+        return c.run_dir / "portal-reports" / clearance.value
 
     def report(self, name: str, clearance: AccessLevel, force: bool = False) -> Path:
         """The report's folder (summary.md and PNG plots) drawn from the records ``clearance``
@@ -248,6 +251,8 @@ class CampaignDesk:
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
         with self._slots[name].report:
             if force or not summary.exists() or summary.stat().st_mtime < max(newest, today):
+                # always the scoped view: should an access change come between report_dir's check
+                # and this, the campaign's own report is drawn without the newly hidden record
                 write_report(c, frame=self._view(c, clearance)[0], out_dir=folder)
         return folder
 
