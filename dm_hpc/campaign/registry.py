@@ -50,6 +50,7 @@ from dm_hpc.campaign.dataset import TrainingSet, training_set
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.campaign.strategy import design_space, target_index
 from dm_hpc.data import Store
+from dm_hpc.data.access import AccessLevel, AccessMap
 
 #: Records whose id hash (0-99) is below this are held out to measure every registered model.
 TEST_PERCENT = 20
@@ -83,6 +84,9 @@ class TrainOptions:
         register: register a new version (else only report).
         if_new_data: do nothing when the records are those of the latest version.
         epochs: passes over the data of an ensemble training (default: ``EnsembleConfig``'s).
+        clearance: train only on records readable at this access level (``data.access``); the
+            default reads every record. Recorded in ``meta.json``: a version is served only to
+            callers cleared at least that far (``load(..., clearance=)``).
     """
 
     kind: str | None = None
@@ -90,6 +94,7 @@ class TrainOptions:
     register: bool = True
     if_new_data: bool = False
     epochs: int | None = None
+    clearance: AccessLevel = AccessLevel.embargoed
 
 
 @dataclass
@@ -121,10 +126,11 @@ def _bucket(record_id: str) -> int:
     return int(hashlib.sha256(record_id.encode()).hexdigest()[:8], 16) % 100
 
 
-def snapshot(campaign: CampaignSpec) -> Snapshot:
-    """Read the store and split its usable records into train / calibration / test rows."""
+def snapshot(campaign: CampaignSpec, clearance: AccessLevel = AccessLevel.embargoed) -> Snapshot:
+    """Read the store's records readable at ``clearance`` and split the usable ones into train /
+    calibration / test rows."""
     with Store.open(campaign.store, "r") as store:
-        df = store.to_dataframe()
+        df = AccessMap(campaign.store).scope(store.to_dataframe(), clearance)
         generation = store.info()["generation"]
     data = training_set(campaign, df)
     if len(data) < 3:
@@ -159,7 +165,8 @@ def _features(campaign: CampaignSpec, snap: Snapshot, rows: np.ndarray, fidelity
 def _targets(snap: Snapshot, rows: np.ndarray):
     import torch
 
-    m = 1 if snap.data.Y.ndim == 1 else snap.data.Y.shape[1]  # explicit: a rank's share may be empty
+    # the width named: a rank's share, or the held-out set below MIN_RECORDS_FOR_TEST, may be empty
+    m = 1 if snap.data.Y.ndim == 1 else snap.data.Y.shape[1]
     return torch.as_tensor(snap.data.Y[rows], dtype=torch.double).reshape(len(rows), m)
 
 
@@ -304,7 +311,7 @@ def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=Non
 
     options = options or TrainOptions()
     world = world or World()
-    snap = snapshot(campaign)
+    snap = snapshot(campaign, options.clearance)
     last = latest(campaign)
     if options.if_new_data and last is not None and last.meta.get("records_sha256") == snap.sha256:
         return None
@@ -337,6 +344,7 @@ def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=Non
         "store": str(campaign.store),
         "store_generation": snap.generation,
         "records_sha256": snap.sha256,
+        "clearance": options.clearance.value,
         "by_fidelity": {campaign.fidelities[int(i)].name: int(n)
                         for i, n in zip(*np.unique(snap.data.fidelity, return_counts=True))},
         "properties": props,
@@ -355,7 +363,8 @@ def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=Non
     }
     if not options.register:
         return meta
-    return _register(campaign, state, meta, decision.promote)
+    trained = [snap.data.record_ids[i] for i in snap.train]
+    return _register(campaign, state, meta, decision.promote, trained)
 
 
 def _decide(campaign: CampaignSpec, snap: Snapshot, model, kind: str):
@@ -375,13 +384,19 @@ def _decide(campaign: CampaignSpec, snap: Snapshot, model, kind: str):
                             campaign.properties, seed=campaign.seed)
 
 
-def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: bool = True) -> ModelVersion:
+#: Beside ``meta.json``: the ids of the records a version was trained on, one a line (citations).
+RECORDS_FILE = "records.txt"
+
+
+def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: bool = True,
+              record_ids: list[str] = ()) -> ModelVersion:  # type: ignore[assignment]
     from dm_hpc.learn.persist import save_surrogate
 
     root = registry_dir(campaign)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".new-version.", dir=root))
     save_surrogate(state, tmp / "model.pt")
+    (tmp / RECORDS_FILE).write_text("".join(f"{rid}\n" for rid in sorted(record_ids)))
     number = 1 + max((int(p.name[1:]) for p in root.glob("v[0-9]*") if p.name[1:].isdigit()), default=0)
     while True:  # renaming onto an existing version fails: a concurrent training took the number
         version = f"v{number:04d}"
@@ -418,7 +433,7 @@ def train_local_ranks(campaign: CampaignSpec, ranks: int, options: TrainOptions 
     from dm_hpc.learn.distributed import spawn_local
 
     options = options or TrainOptions()
-    snap = snapshot(campaign)  # fail early, in this process, on a store with too little data
+    snap = snapshot(campaign, options.clearance)  # fail early, in this process, on a store with too little data
     last = latest(campaign)
     if options.if_new_data and last is not None and last.meta.get("records_sha256") == snap.sha256:
         return None
@@ -473,8 +488,17 @@ def rollback(campaign: CampaignSpec, version: str) -> str:
     return promote(campaign, version)
 
 
-def load(campaign: CampaignSpec, version: str | None = None):
-    """The registered ``(model, space, multi_fidelity)`` of ``version`` (default: current)."""
+def trained_on(version: ModelVersion) -> set[str]:
+    """The record ids ``version`` was trained on (empty for versions registered before they were kept)."""
+    path = version.path / RECORDS_FILE
+    return set(path.read_text().split()) if path.exists() else set()
+
+
+def load(campaign: CampaignSpec, version: str | None = None, clearance: AccessLevel | None = None):
+    """The registered ``(model, space, multi_fidelity)`` of ``version`` (default: current).
+    With ``clearance`` (a caller's), a version trained at a higher clearance is refused: its
+    predictions would carry records the caller may not read. Versions from before clearances
+    were recorded count as trained on every record."""
     from dm_hpc.learn.persist import load_surrogate
 
     version = version or current(campaign)
@@ -484,6 +508,10 @@ def load(campaign: CampaignSpec, version: str | None = None):
     if not (path / "model.pt").exists():
         raise RegistryError(f"{campaign.name}: no model version {version!r}")
     meta = json.loads((path / "meta.json").read_text())
+    trained_at = AccessLevel(meta.get("clearance", AccessLevel.embargoed.value))
+    if clearance is not None and trained_at.rank > clearance.rank:
+        raise RegistryError(f"{campaign.name}: model version {version} was trained on records up to "
+                            f"{trained_at.value}; clearance {clearance.value} may not use it")
     try:
         model = load_surrogate(path / "model.pt")
     except (pickle.UnpicklingError, KeyError, ValueError) as exc:

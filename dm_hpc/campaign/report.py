@@ -296,19 +296,22 @@ def _best_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def write_report(campaign: CampaignSpec) -> Path:
+def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_dir: Path | None = None) -> Path:
     """Write ``<run_dir>/report/summary.md`` and its PNG plots; returns the summary's path.
 
     Works on an empty or tiny campaign (it says what is missing instead of plotting it).
+    ``frame``: the records to report on (default: the whole store); the portal passes the view
+    scoped to a caller's clearance, with its own ``out_dir``, so no number in the report or its
+    plots comes from a record the reader may not see.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     t0 = time.perf_counter()
-    out_dir = campaign.run_dir / "report"
+    out_dir = out_dir or campaign.run_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     state = jn.replay(campaign.run_dir / "journal.jsonl")
-    df_all, store_note = _store_frame(campaign)
+    df_all, store_note = (frame, None) if frame is not None else _store_frame(campaign)
     df = df_all[df_all["campaign"] == campaign.name] if not df_all.empty else df_all
     data = training_set(campaign, df_all)
 

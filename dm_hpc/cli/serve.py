@@ -14,7 +14,8 @@ from dm_hpc.cli.store import fail
 
 console = Console()
 users_app = typer.Typer(help="Users of the portal: add (prints a token once), list, revoke.", no_args_is_help=True)
-access_app = typer.Typer(help="Access levels of records (public, consortium, restricted, embargoed).",
+access_app = typer.Typer(help="Access levels of records (public, consortium, restricted, embargoed) and "
+                              "export requests (requests, approve, deny).",
                          no_args_is_help=True)
 StateDir = Annotated[Path, typer.Option("--state-dir", help="The portal's state folder (users, grants, audit log).")]
 
@@ -25,6 +26,9 @@ def register(app: typer.Typer) -> None:
     app.command("contributors")(contributors)
     app.add_typer(users_app, name="users")
     app.add_typer(access_app, name="access")
+    from dm_hpc.cli import access
+
+    access.register(access_app)
 
 
 def serve(
@@ -32,20 +36,32 @@ def serve(
     state_dir: StateDir,
     host: Annotated[str, typer.Option(help="Address to bind; the default serves this machine only.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    trusted_proxy: Annotated[Optional[list[str]], typer.Option(
+        "--trusted-proxy", help="Address of a reverse proxy whose X-Forwarded-Proto/-For are believed "
+                                "(repeatable); without it those headers are ignored.")] = None,
+    tls_cert: Annotated[Optional[Path], typer.Option(help="Serve HTTPS directly with this certificate (PEM).")] = None,
+    tls_key: Annotated[Optional[Path], typer.Option(help="The certificate's private key (PEM).")] = None,
 ) -> None:
-    """Serve the portal: JSON API under /api/v1 (OpenAPI at /openapi.json) and pages at /."""
+    """Serve the portal: JSON API under /api/v1 (OpenAPI at /openapi.json) and pages at /.
+    Cookies are Secure whenever a request came over TLS (directly, or via a --trusted-proxy)."""
     import uvicorn
 
     from dm_hpc.service import create_app
 
     if not campaigns.is_dir():
         fail(f"--campaigns {campaigns}: not a folder")
-    app = create_app(campaigns, state_dir)
+    if (tls_cert is None) != (tls_key is None):
+        fail("--tls-cert and --tls-key go together")
+    app = create_app(campaigns, state_dir, trusted_proxies=trusted_proxy or ())
     desk = app.state.service.desk
     for file, problem in desk.problems.items():
         console.print(f"[yellow]skipped {file}[/]: {problem}", highlight=False)
-    console.print(f"serving {len(desk.campaigns)} campaign(s) at http://{host}:{port}/ (users: {state_dir})")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    scheme = "https" if tls_cert else "http"
+    console.print(f"serving {len(desk.campaigns)} campaign(s) at {scheme}://{host}:{port}/ (users: {state_dir})")
+    # proxy headers are handled in the app, and only from --trusted-proxy (uvicorn's own default
+    # would believe any local process)
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False,
+                ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)
 
 
 def _state(state_dir: Path):
@@ -57,7 +73,7 @@ def _state(state_dir: Path):
 @users_app.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="User name (letters, digits, - _ .).")],
-    role: Annotated[str, typer.Option(help="admin | scientist | lab")],
+    role: Annotated[str, typer.Option(help="admin | scientist | lab | approver")],
     state_dir: StateDir,
     campaign: Annotated[Optional[list[str]], typer.Option("--campaign", help="Campaign granted (repeatable).")] = None,
     clearance: Annotated[Optional[str], typer.Option(help="Access level the user may export up to "
@@ -70,7 +86,7 @@ def add(
     try:
         r = Role(role)
     except ValueError:
-        fail(f"--role must be admin, scientist or lab, not {role!r}")
+        fail(f"--role must be one of {', '.join(r.value for r in Role)}, not {role!r}")
     try:
         level = AccessLevel(clearance) if clearance else None
     except ValueError:

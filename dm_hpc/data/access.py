@@ -26,8 +26,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filelock import FileLock
+
+if TYPE_CHECKING:  # pandas only for the annotation: small commands import this module without it
+    import pandas as pd
 
 SIDECAR = "access.json"
 
@@ -132,3 +136,21 @@ class AccessMap:
         rules: Mapping[str, AccessRule] = self.rules()
         default = AccessRule()
         return [rules.get(rid, default).readable_by(clearance, today) for rid in record_ids]
+
+    def state(self) -> tuple[int, int] | None:
+        """What identifies the sidecar's current content (mtime in ns, size), None when absent:
+        a cache of anything scoped by clearance is keyed by it (and by the date, for embargoes)."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def scope(self, frame: pd.DataFrame, clearance: AccessLevel, today: date | None = None) -> pd.DataFrame:
+        """The rows of a store frame (``Store.to_dataframe``: a ``record_id`` column) that a caller
+        with ``clearance`` may read: the one view every derived output (best values, reports,
+        models, designs) is computed from, so nothing above the clearance enters the computation."""
+        if frame.empty or "record_id" not in frame.columns:
+            return frame
+        keep = self.readable(frame["record_id"].astype(str), clearance, today)
+        return frame.loc[keep]

@@ -2,7 +2,10 @@
 
 Public face: ``create_app(campaigns_dir, state_dir)`` (FastAPI), ``ServiceState`` (users, grants,
 audit log in SQLite), ``CampaignDesk`` (the one adapter to the campaign engine).
-Run it with ``dm-hpc serve``; manage users with ``dm-hpc users``; read the trail with ``dm-hpc audit``.
+Run it with ``dm-hpc serve``; manage users with ``dm-hpc users``; read the trail with ``dm-hpc audit``;
+decide export requests with ``dm-hpc access requests|approve|deny`` (``exports``); cite a record with
+``dm-hpc store cite`` (``records.citations``). Every derived output is computed from the store view
+scoped to the caller's clearance (``CampaignDesk``); every form is CSRF-checked (``forms``).
 """
 from dm_hpc.service.app import create_app
 from dm_hpc.service.campaigns import CampaignDesk

@@ -16,10 +16,11 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from dm_hpc.data.access import AccessError, AccessLevel, AccessRule
 from dm_hpc.data.sheets import SheetError
+from dm_hpc.service import exports as ex
 from dm_hpc.service import schemas as s
 from dm_hpc.service.auth import LAB, SCIENCE, Service, api_user, check_campaign, require_admin, service
 from dm_hpc.service.campaigns import NotReady
-from dm_hpc.service.records import contributor_report, export_rows, readable_records
+from dm_hpc.service.records import cite, contributor_report, export_rows, readable_records
 from dm_hpc.service.state import User
 
 _ERR = {"model": dict[str, str]}
@@ -50,14 +51,14 @@ def status(name: Name, user: User = Depends(api_user), svc: Service = Depends(se
     """Tasks, lab experiments, budget use and best-so-far of a campaign."""
     check_campaign(user, svc, name, SCIENCE)
     svc.state.audit(user.name, "status", name)
-    return svc.desk.status(name)
+    return svc.desk.status(name, user.clearance)
 
 
 @router.get("/campaigns/{name}/report", response_model=s.Report, responses={409: _ERR})
 def report(name: Name, user: User = Depends(api_user), svc: Service = Depends(service)):
     """The campaign report (markdown) and the names of its plots, redrawn when the data changed."""
     check_campaign(user, svc, name, SCIENCE)
-    folder = svc.desk.report(name)
+    folder = svc.desk.report(name, user.clearance)
     svc.state.audit(user.name, "report", name)
     return s.Report(summary_markdown=(folder / "summary.md").read_text(),
                     plots=sorted(p.name for p in folder.glob("*.png")))
@@ -67,9 +68,9 @@ def report(name: Name, user: User = Depends(api_user), svc: Service = Depends(se
             responses={200: {"content": {"image/png": {}}}})
 def plot(name: Name, plot: str, user: User = Depends(api_user), svc: Service = Depends(service)):
     check_campaign(user, svc, name, SCIENCE)
-    path = svc.desk.get(name).run_dir / "report" / plot
+    path = svc.desk.report(name, user.clearance) / plot
     if not PLOT_NAME.fullmatch(plot) or not path.is_file():
-        raise HTTPException(404, f"no plot {plot!r}")
+        raise HTTPException(404, "no such plot")
     return FileResponse(path, media_type="image/png")
 
 
@@ -78,7 +79,7 @@ def pending(name: Name, user: User = Depends(api_user), svc: Service = Depends(s
     """Suggested experiments not yet measured."""
     check_campaign(user, svc, name, LAB)
     svc.state.audit(user.name, "lab_pending", name)
-    return svc.desk.pending(name)
+    return svc.desk.pending(name, user.clearance)
 
 
 @router.get("/campaigns/{name}/lab/sheet", response_class=Response,
@@ -87,7 +88,7 @@ def sheet(name: Name, format: Literal["xlsx", "csv"] = "xlsx", user: User = Depe
           svc: Service = Depends(service)):
     """The pending experiments as a sheet in the standard template, to fill in and upload."""
     check_campaign(user, svc, name, LAB)
-    content = svc.desk.lab_sheet(name, format)
+    content = svc.desk.lab_sheet(name, format, user.clearance)
     svc.state.audit(user.name, "lab_sheet", name, format=format)
     return Response(content, media_type=SHEET_TYPES[format],
                     headers={"Content-Disposition": f'attachment; filename="{name}-lab.{format}"'})
@@ -114,12 +115,14 @@ def receive_sheet(svc: Service, user: User, name: str, filename: str, content: b
     user confirms the values far outside the model's interval; audited with their name)."""
     shown = Path(filename).name or "upload"
     if len(content) > MAX_SHEET_BYTES:
+        svc.state.audit(user.name, "upload_rejected", name, file=shown, reason="too large")
         return s.UploadRejected(detail=f"{shown}: larger than {MAX_SHEET_BYTES} bytes",
                                 problems=[s.RowProblem(line=None, message="file too large")])
     try:
         rule = AccessRule(level, until)
         done = svc.desk.ingest(name, shown, content, rule, contributor=user.name, confirm_held=confirm_held)
     except AccessError as exc:
+        svc.state.audit(user.name, "upload_rejected", name, file=shown, reason=str(exc))
         return s.UploadRejected(detail=str(exc), problems=[s.RowProblem(line=None, message=str(exc))])
     except SheetError as exc:
         svc.state.audit(user.name, "upload_rejected", name, file=shown, problems=len(exc.problems))
@@ -148,7 +151,7 @@ def predict(name: Name, body: s.PredictRequest, user: User = Depends(api_user), 
     """Predicted properties with one-sigma uncertainty at posted compositions."""
     check_campaign(user, svc, name, SCIENCE)
     try:
-        out = svc.desk.predict(name, body.compositions, body.process)
+        out = svc.desk.predict(name, body.compositions, body.process, user.clearance)
     except NotReady as exc:
         raise HTTPException(409, str(exc)) from None
     svc.state.audit(user.name, "predict", name, compositions=len(body.compositions))
@@ -162,7 +165,7 @@ def design(name: Name, body: s.DesignRequest, user: User = Depends(api_user), sv
 
     check_campaign(user, svc, name, SCIENCE)
     try:
-        out = svc.desk.design(name, body.targets, body.n)
+        out = svc.desk.design(name, body.targets, body.n, user.clearance)
     except NotReady as exc:
         raise HTTPException(409, str(exc)) from None
     except (TargetError, ValueError) as exc:
@@ -179,15 +182,97 @@ def export(name: Name, format: Literal["json", "csv"] = "json", user: User = Dep
     from dm_hpc.data.sheets import write_sheet
 
     check_campaign(user, svc, name, SCIENCE)
-    pairs, withheld = readable_records(svc.desk, name, user.clearance)
+    readable, withheld = readable_records(svc.desk, name, user.clearance)
+    granted = ex.granted_ids(svc.state, user, name)
+    pairs = [(r, rule) for r, rule in readable if ex.may_leave(user, rule.effective(), r.record_id, granted)]
     svc.state.audit(user.name, "export", name, format=format, withheld=withheld,
-                    record_ids=[r.record_id for r, _ in pairs])
+                    awaiting_approval=len(readable) - len(pairs), record_ids=[r.record_id for r, _ in pairs])
     if format == "csv":
         with tempfile.TemporaryDirectory() as tmp:
             out = write_sheet([r for r, _ in pairs], Path(tmp) / "records.csv")
             return Response(out.read_bytes(), media_type="text/csv",
                             headers={"Content-Disposition": f'attachment; filename="{name}-records.csv"'})
-    return s.Export(records=export_rows(pairs), withheld=withheld)
+    return s.Export(records=export_rows(pairs), withheld=withheld, awaiting_approval=len(readable) - len(pairs))
+
+
+def requestable(svc: Service, user: User, name: str, wanted: list[str] | None) -> list[str]:
+    """The records of ``name`` that ``user`` may ask to export (read, above public); 400 when
+    ``wanted`` names others (how many, not which: an id is not confirmed to exist)."""
+    readable, _ = readable_records(svc.desk, name, user.clearance)
+    above = {r.record_id for r, rule in readable if rule.effective() is not AccessLevel.public}
+    if wanted is None:
+        return sorted(above)
+    stray = len(set(wanted) - above)
+    if stray:
+        raise HTTPException(400, f"{stray} of the requested ids are not records of campaign {name!r} above the "
+                                 "public level that you may read")
+    return sorted(set(wanted))
+
+
+@router.post("/campaigns/{name}/exports", response_model=s.ExportRequestOut, responses={400: _ERR})
+def request_export(name: Name, body: s.ExportRequestBody, user: User = Depends(api_user),
+                   svc: Service = Depends(service)):
+    """Ask an approver to let records above the public level leave in your exports."""
+    check_campaign(user, svc, name, SCIENCE)
+    try:
+        req = ex.request_export(svc.state, user, name, requestable(svc, user, name, body.record_ids), body.reason)
+    except ex.ExportDecisionError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return ex.as_json(req)
+
+
+def visible_ids(svc: Service, user: User, req: ex.ExportRequest) -> set[str]:
+    """The ids of a request that ``user`` may read today (the others are counted, not named)."""
+    if req.campaign not in svc.desk.campaigns:
+        return set()
+    ok = svc.desk.access(req.campaign).readable(req.record_ids, user.clearance)
+    return {rid for rid, yes in zip(req.record_ids, ok) if yes}
+
+
+@router.get("/exports", response_model=list[s.ExportRequestOut])
+def export_requests(status: Literal["pending", "granted", "denied"] | None = None, user: User = Depends(api_user),
+                    svc: Service = Depends(service)):
+    """Export requests: all for approvers and admins, else the caller's own."""
+    svc.state.audit(user.name, "read_export_requests", status=status)
+    return [ex.as_json(r, visible_ids(svc, user, r)) for r in ex.requests(svc.state, user, status)]
+
+
+def decide(svc: Service, user: User, request_id: int, grant: bool, days: int, note: str) -> ex.ExportRequest:
+    """Shared by the API and the page: refusals are 403 (not an approver) or 400 (with why)."""
+    if user.role not in ex.APPROVERS:
+        raise HTTPException(403, f"user {user.name!r} ({user.role.value}) may not decide export requests")
+    try:
+        req = ex.get(svc.state, request_id)
+        return ex.decide(svc.state, request_id, user, grant, days, note,
+                         readable=svc.desk.access(req.campaign).readable if req.campaign in svc.desk.campaigns else None)
+    except ex.ExportDecisionError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+@router.post("/exports/{request_id}/approve", response_model=s.ExportRequestOut, responses={400: _ERR})
+def approve(request_id: int, body: s.ExportDecision, user: User = Depends(api_user), svc: Service = Depends(service)):
+    """Approvers: let the request's records leave in its requester's exports for ``days``."""
+    req = decide(svc, user, request_id, True, body.days, body.note)
+    return ex.as_json(req, visible_ids(svc, user, req))
+
+
+@router.post("/exports/{request_id}/deny", response_model=s.ExportRequestOut, responses={400: _ERR})
+def deny(request_id: int, body: s.ExportDecision, user: User = Depends(api_user), svc: Service = Depends(service)):
+    """Approvers: refuse the request."""
+    req = decide(svc, user, request_id, False, body.days, body.note)
+    return ex.as_json(req, visible_ids(svc, user, req))
+
+
+@router.get("/campaigns/{name}/records/{record_id}/citation", response_model=s.Citation)
+def citation(name: Name, record_id: str, user: User = Depends(api_user), svc: Service = Depends(service)):
+    """A record's citation history: creator, source and method, the model versions trained on it,
+    the campaigns that learn from it and the exports that carried it."""
+    check_campaign(user, svc, name, SCIENCE)
+    found = cite(svc.desk, svc.state, name, record_id, user.clearance)
+    if found is None:
+        raise HTTPException(404, f"no such record in campaign {name!r}")
+    svc.state.audit(user.name, "citation", name, record_ids=[record_id])
+    return found.to_json()
 
 
 @router.put("/campaigns/{name}/records/{record_id}/access", response_model=s.AccessChange, responses={400: _ERR})
@@ -197,7 +282,7 @@ def set_access(name: Name, record_id: str, body: s.AccessChange, user: User = De
     require_admin(user)
     check_campaign(user, svc, name, SCIENCE)
     if record_id not in {r.record_id for r in svc.desk.records(name)}:
-        raise HTTPException(404, f"no record {record_id!r} in campaign {name!r}")
+        raise HTTPException(404, f"no such record in campaign {name!r}")
     try:
         rule = AccessRule(body.level, body.until)
     except AccessError as exc:
@@ -211,6 +296,7 @@ def set_access(name: Name, record_id: str, body: s.AccessChange, user: User = De
 def contributors(user: User = Depends(api_user), svc: Service = Depends(service)):
     """Admins: records per contributor and how often campaigns used and exports carried them."""
     require_admin(user)
+    svc.state.audit(user.name, "read_contributors")
     return contributor_report(svc.desk, svc.state)
 
 
@@ -218,4 +304,5 @@ def contributors(user: User = Depends(api_user), svc: Service = Depends(service)
 def audit(limit: int = 200, user: User = Depends(api_user), svc: Service = Depends(service)):
     """Admins: the newest audit entries."""
     require_admin(user)
+    svc.state.audit(user.name, "read_audit", limit=limit)
     return svc.state.audit_log(limit=max(1, min(limit, 10_000)))

@@ -1,12 +1,19 @@
-"""The FastAPI application: the API, the pages, and a request-body limit in front of both."""
+"""The FastAPI application: the API, the pages, and in front of both a request-body limit, the
+audit of every refusal, and (only behind a trusted reverse proxy) its forwarded scheme."""
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
-from fastapi import FastAPI
+import anyio
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dm_hpc.service.auth import Service
+from dm_hpc.service.auth import COOKIE, Service
 from dm_hpc.service.campaigns import CampaignDesk
 from dm_hpc.service.state import ServiceState
 
@@ -60,15 +67,87 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def create_app(campaigns: str | Path, state_dir: str | Path, body_limit: int = MAX_BODY_BYTES) -> FastAPI:
-    """The service for the campaign files in ``campaigns`` with users and audit in ``state_dir``."""
+#: Statuses that refuse a caller (no or bad token, not allowed, body too large).
+REFUSALS = {401: "unauthenticated", 403: "forbidden", 413: "too_large"}
+_CAMPAIGN = re.compile(r"^(?:/api/v1)?/campaigns/([^/]+)")
+
+
+class AuditRefusals:
+    """Write every refusal to the audit log with its actor: 401, 403 and 413 answers (whoever
+    raised them, the body limit included) and page redirects to sign-in (``request.state.refused``).
+    The actor is the user whose bearer token or sign-in cookie came with the request, else
+    ``(anonymous)`` or ``(unknown token)``."""
+
+    def __init__(self, app: ASGIApp, state: ServiceState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        status = 0
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        finally:
+            why = REFUSALS.get(status) or scope.get("state", {}).get("refused")
+            if why:
+                await anyio.to_thread.run_sync(self._audit, scope, status, why)
+
+    def _token(self, scope: Scope) -> str | None:
+        headers = dict(scope["headers"])
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip()
+        for part in headers.get(b"cookie", b"").decode("latin-1").split(";"):
+            key, _, value = part.strip().partition("=")
+            if key == COOKIE:
+                return value
+        return None
+
+    def _audit(self, scope: Scope, status: int, why: str) -> None:
+        token = self._token(scope)
+        user = self.state.authenticate(token) if token else None
+        actor = user.name if user else ("(unknown token)" if token else "(anonymous)")
+        path = scope.get("path", "")
+        campaign = m.group(1) if (m := _CAMPAIGN.match(path)) else None
+        self.state.audit(actor, "refused", campaign, method=scope.get("method"), path=path[:300],
+                         status=status, reason=why)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each bad field (``loc``) and why, without echoing the input: a non-finite
+    number (``Infinity``) cannot be written as JSON, and a body is not repeated back."""
+    return JSONResponse({"detail": [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                                    for e in exc.errors()]}, status_code=422)
+
+
+def create_app(campaigns: str | Path, state_dir: str | Path, body_limit: int = MAX_BODY_BYTES,
+               trusted_proxies: Sequence[str] = ()) -> FastAPI:
+    """The service for the campaign files in ``campaigns`` with users and audit in ``state_dir``.
+
+    ``trusted_proxies``: addresses of reverse proxies whose ``X-Forwarded-Proto``/``-For`` are
+    believed (so cookies are ``Secure`` behind a TLS-terminating proxy); from anyone else those
+    headers are ignored (docs/admin.md)."""
     from dm_hpc.service import api, pages
 
     app = FastAPI(title="dm-hpc portal", version="1",
                   description="Campaign status, lab queue, predictions, inverse design and record export, "
                               "by role and access level. Authenticate with `Authorization: Bearer <token>`.")
-    app.state.service = Service(CampaignDesk(campaigns), ServiceState(state_dir))
+    state = ServiceState(state_dir)
+    app.state.service = Service(CampaignDesk(campaigns), state)
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.add_middleware(BodyLimit, limit=body_limit)
+    app.add_middleware(AuditRefusals, state=state)  # outside the body limit: sees its 413 too
+    if trusted_proxies:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(trusted_proxies))
     return app

@@ -13,6 +13,13 @@ inverse design, records, report) goes through ``CampaignDesk``; the routes never
 - ``design``                   <- ``acquire.design.design_from_dataframe``
 - ``status`` / ``report``      <- ``journal.replay`` / ``report.write_report``
 
+One gate for what a caller may see: every derived output (status and best values, report and
+plots, predictions, inverse design, the lab queue's predictions) is computed from ``_view``, the
+store's records scoped to the caller's clearance (``AccessMap.scope``), never from the whole store
+filtered afterwards. Models are fitted per view: a caller is served a surrogate trained only on
+records at or below their clearance (one per distinct view, fitted lazily, cached by store
+generation, access sidecar and date).
+
 Concurrency: uvicorn serves requests from several threads. Uploads to one campaign are
 serialised by a per-campaign lock (the engine's own manager lock is a ``flock`` that two threads
 of one process would both fail to take, and the sheet would wait in the inbox instead of being
@@ -21,11 +28,13 @@ same kind of lock, so fifty clients asking for predictions cause one fit.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +45,7 @@ from dm_hpc.campaign import CampaignError, load_campaign
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.spec import CampaignSpec, Goal
 from dm_hpc.data import MaterialRecord, Store, StoreError
-from dm_hpc.data.access import AccessMap, AccessRule
+from dm_hpc.data.access import AccessLevel, AccessMap, AccessRule
 from dm_hpc.data.sheets import SheetContents, SheetError
 
 
@@ -78,20 +87,21 @@ ANNOTATED_TOKEN = re.compile(r"^[0-9a-f]{16}$")
 
 @dataclass
 class _Fitted:
-    generation: int
+    view: tuple  # what the model was trained on: ``_view_key`` of its clearance at the time
     model: Any
     space: Any
 
 
 @dataclass
 class _Slot:
-    """Per-campaign locks and the cached surrogate."""
+    """Per-campaign locks and caches (status, surrogates) per clearance."""
 
     ingest: threading.Lock = field(default_factory=threading.Lock)
     fit: threading.Lock = field(default_factory=threading.Lock)
     report: threading.Lock = field(default_factory=threading.Lock)
-    status: tuple[tuple, dict[str, Any]] | None = None  # (journal and store version, status)
-    fitted: _Fitted | None = None
+    status: dict[AccessLevel, tuple[tuple, dict[str, Any]]] = field(default_factory=dict)
+    fitted: dict[AccessLevel, _Fitted] = field(default_factory=dict)
+    models: dict[str, _Fitted] = field(default_factory=dict)  # by the sha256 of the ids trained on
 
 
 def _finite(x: float) -> float | None:
@@ -125,31 +135,48 @@ class CampaignDesk:
 
     # ------------------------------------------------------------------ reading
     def _frame(self, c: CampaignSpec) -> tuple[pd.DataFrame, int]:
+        """The whole store: only for the views below and for admins' credit counts."""
         try:
             with Store.open(c.store, "r") as store:
                 return store.to_dataframe(), store.info()["generation"]
         except (StoreError, OSError):
             return pd.DataFrame(), -1
 
-    def status(self, name: str) -> dict[str, Any]:
-        """Tasks, lab experiments, budget use and best-so-far per objective (recomputed only
-        when the journal or the store changed)."""
+    def _view_key(self, c: CampaignSpec) -> tuple:
+        """What a view depends on: store generation, access sidecar, and the date (embargoes end)."""
+        return self._generation(c), self.access(c.name).state(), datetime.now(UTC).date()
+
+    def _view(self, c: CampaignSpec, clearance: AccessLevel) -> tuple[pd.DataFrame, int]:
+        """The store's records a caller with ``clearance`` may read, and the store's generation:
+        the only frame derived outputs are computed from."""
+        df, generation = self._frame(c)
+        return self.access(c.name).scope(df, clearance), generation
+
+    def sees_everything(self, name: str, clearance: AccessLevel) -> bool:
+        """Whether ``clearance`` reads every record of the campaign's store (then what the
+        campaign itself computed, such as the lab queue's predictions, may be shown as it is)."""
+        ids = [r.record_id for r in self.records(name)]
+        return all(self.access(name).readable(ids, clearance))
+
+    def status(self, name: str, clearance: AccessLevel) -> dict[str, Any]:
+        """Tasks, lab experiments, budget use and best-so-far per objective among the records
+        ``clearance`` reads (recomputed only when the journal, the store or its access changed)."""
         c, slot = self.get(name), self._slots[name]
         journal = c.run_dir / "journal.jsonl"
         stat = journal.stat() if journal.exists() else None
-        key = (stat and (stat.st_mtime_ns, stat.st_size), self._generation(c))
-        cached = slot.status
+        key = (stat and (stat.st_mtime_ns, stat.st_size), *self._view_key(c))
+        cached = slot.status.get(clearance)
         if cached is not None and cached[0] == key:
             return cached[1]
-        slot.status = (key, self._status(c))
-        return slot.status[1]
+        slot.status[clearance] = (key, self._status(c, clearance))
+        return slot.status[clearance][1]
 
-    def _status(self, c: CampaignSpec) -> dict[str, Any]:
+    def _status(self, c: CampaignSpec, clearance: AccessLevel) -> dict[str, Any]:
         state = jn.replay(c.run_dir / "journal.jsonl")
         counts = {k: 0 for k in (jn.PLANNED, jn.SUBMITTED, jn.INGESTED, jn.FAILED)}
         for t in state.tasks.values():
             counts[t.status] = counts.get(t.status, 0) + 1
-        df, _ = self._frame(c)
+        df, _ = self._view(c, clearance)
         mine = df[df["campaign"] == c.name] if not df.empty else df
         best = []
         for o in c.objectives:
@@ -169,19 +196,40 @@ class CampaignDesk:
             "records": len(mine), "best": best,
         }
 
-    def pending(self, name: str) -> list[dict[str, Any]]:
-        """Suggested experiments not yet measured: sample id, composition, process, prediction."""
+    def _lab_state(self, name: str, clearance: AccessLevel) -> jn.State:
+        """The journal's state with the lab queue's predictions as ``clearance`` may see them: the
+        campaign's own (made from every record) when it reads every record, else predictions of
+        the model trained on its view, else none."""
+        c = self.get(name)
+        state = jn.replay(c.run_dir / "journal.jsonl")
+        if self.sees_everything(name, clearance):
+            return state
+        waiting = [k for k, e in state.lab.items() if e.record_id is None]
+        try:
+            again = self.predict(name, [state.lab[k].composition for k in waiting],
+                                 [state.lab[k].process for k in waiting], clearance) if waiting else []
+        except NotReady:
+            again = [{"mean": {}, "std": {}} for _ in waiting]
+        predicted = {k: {"mean": {p: v for p, v in a["mean"].items() if v is not None},
+                         "std": {p: v for p, v in a["std"].items() if v is not None}}
+                     for k, a in zip(waiting, again)}
+        state.lab = {k: replace(e, predicted=predicted.get(k, {})) for k, e in state.lab.items()}
+        return state
+
+    def pending(self, name: str, clearance: AccessLevel) -> list[dict[str, Any]]:
+        """Suggested experiments not yet measured: sample id, composition, process (also as on the
+        lab sheet: the author's unit, rounded), prediction with units."""
         from dm_hpc.campaign.labsheet import shown_process
         from dm_hpc.data import canonical_unit
 
         c = self.get(name)
-        state = jn.replay(c.run_dir / "journal.jsonl")
+        state = self._lab_state(name, clearance)
         out = []
         for e in state.lab.values():
             if e.record_id is not None:
                 continue
             shown = {}
-            for k, v in e.process.items():  # as on the lab sheet: the author's unit, rounded
+            for k, v in e.process.items():
                 header, value = shown_process(c, k, v)
                 shown[k] = f"{value:g} {header.rsplit('[', 1)[1].rstrip(']')}"
             mean = e.predicted.get("mean", {})
@@ -190,14 +238,16 @@ class CampaignDesk:
                         "units": {k: canonical_unit(k) for k in mean}})
         return out
 
-    def lab_sheet(self, name: str, fmt: str) -> bytes:
+    def lab_sheet(self, name: str, fmt: str, clearance: AccessLevel) -> bytes:
         """The pending experiments as a sheet in the standard template (``fmt``: csv | xlsx)."""
-        from dm_hpc.campaign.lab import write_suggestions
+        from dm_hpc.campaign.lab import suggestion_table
+        from dm_hpc.data.sheets import write_table
 
         c = self.get(name)
+        table = suggestion_table(c, self._lab_state(name, clearance))
         with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / f"sheet.{fmt}"
-            write_suggestions(c, out)
+            out = write_table(table if not table.empty else pd.DataFrame(columns=["sample_id"]),
+                              Path(tmp) / f"sheet.{fmt}")
             return out.read_bytes()
 
     def records(self, name: str) -> list[MaterialRecord]:
@@ -213,19 +263,32 @@ class CampaignDesk:
     def access(self, name: str) -> AccessMap:
         return AccessMap(self.get(name).store)
 
-    def report(self, name: str, force: bool = False) -> Path:
-        """The report's folder (summary.md and PNG plots), redrawn when the journal or the store
-        changed since it was drawn (or when ``force``)."""
+    def report_dir(self, name: str, clearance: AccessLevel) -> Path:
+        """Where the report for ``clearance`` lives: the campaign's own ``report/`` (drawn from
+        every record) when ``clearance`` reads every record, else one folder per clearance."""
+        c = self.get(name)
+        if self.sees_everything(name, clearance):
+            return c.run_dir / "report"
+        return c.run_dir / "portal-reports" / clearance.value
+
+    def report(self, name: str, clearance: AccessLevel, force: bool = False) -> Path:
+        """The report's folder (summary.md and PNG plots) drawn from the records ``clearance``
+        reads, redrawn when the journal, the store or its access changed since it was drawn, on
+        a new day (an embargo may have ended), or when ``force``."""
         from dm_hpc.campaign.report import write_report
 
         c = self.get(name)
-        summary = c.run_dir / "report" / "summary.md"
-        sources = [c.run_dir / "journal.jsonl", Path(c.store) / "manifest.json"]
+        folder = self.report_dir(name, clearance)
+        summary = folder / "summary.md"
+        sources = [c.run_dir / "journal.jsonl", Path(c.store) / "manifest.json", self.access(name).path]
         newest = max((p.stat().st_mtime for p in sources if p.exists()), default=0.0)
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
         with self._slots[name].report:
-            if force or not summary.exists() or summary.stat().st_mtime < newest:
-                write_report(c)
-        return summary.parent
+            if force or not summary.exists() or summary.stat().st_mtime < max(newest, today):
+                # always the scoped view: should an access change come between report_dir's check
+                # and this, the campaign's own report is drawn without the newly hidden record
+                write_report(c, frame=self._view(c, clearance)[0], out_dir=folder)
+        return folder
 
     def used_record_ids(self, name: str) -> list[str]:
         """Records the campaign learns from (its training set): the 'data mileage' of a record."""
@@ -234,6 +297,14 @@ class CampaignDesk:
         c = self.get(name)
         df, _ = self._frame(c)
         return list(training_set(c, df).record_ids) if not df.empty else []
+
+    def model_versions(self, name: str) -> list[tuple[str, str, set[str]]]:
+        """The campaign's registered model versions: (version, clearance trained at, record ids
+        trained on), oldest first (``campaign.registry``)."""
+        from dm_hpc.campaign import registry
+
+        return [(v.version, v.meta.get("clearance", "embargoed"), registry.trained_on(v))
+                for v in registry.versions(self.get(name))]
 
     # ------------------------------------------------------------------ writing
     def annotated(self, name: str, token: str) -> Path | None:
@@ -314,44 +385,52 @@ class CampaignDesk:
         except (StoreError, OSError):
             return -1
 
-    def _fitted(self, name: str) -> _Fitted:
-        """The surrogate for the store's current generation. While one thread refits after new
-        data, the others answer with the previous fit instead of queueing behind it."""
+    def _fitted(self, name: str, clearance: AccessLevel) -> _Fitted:
+        """The surrogate trained on the records ``clearance`` reads, for the current view. While
+        one thread refits after new data, the others answer with the previous fit of the same
+        clearance (trained on a view it could read then) instead of queueing behind it; an
+        access change (a record made more restricted) forces waiting for the refit."""
         from dm_hpc.campaign.dataset import training_set
         from dm_hpc.campaign.strategy import fit_model
 
         c, slot = self.get(name), self._slots[name]
-        previous = slot.fitted
-        if previous is not None and previous.generation == self._generation(c):
+        view = self._view_key(c)
+        previous = slot.fitted.get(clearance)
+        if previous is not None and previous.view == view:
             return previous
-        if previous is not None and not slot.fit.acquire(blocking=False):
+        usable = previous is not None and previous.view[1:] == view[1:]  # same access, same day
+        if usable and not slot.fit.acquire(blocking=False):
             return previous
-        if previous is None:
+        if not usable:
             slot.fit.acquire()
         try:
-            df, generation = self._frame(c)
-            if slot.fitted is not None and slot.fitted.generation == generation:
-                return slot.fitted
+            df, _ = self._view(c, clearance)
             data = training_set(c, df) if not df.empty else None
             if data is None or len(data) < 3:
-                raise NotReady(f"campaign {name!r} has {0 if data is None else len(data)} usable records; "
-                               "a model needs at least 3")
-            fitted = fit_model(c, data)  # a learn.fitted.FittedSurrogate
-            slot.fitted = _Fitted(generation, fitted.model, fitted.space)
-            return slot.fitted
+                raise NotReady(f"campaign {name!r} has {0 if data is None else len(data)} usable records "
+                               f"at clearance {clearance.value}; a model needs at least 3")
+            trained_on = hashlib.sha256("\n".join(sorted(data.record_ids)).encode()).hexdigest()
+            fitted = slot.models.get(trained_on)
+            if fitted is None:  # clearances that see the same records share one model
+                model = fit_model(c, data)  # a learn.fitted.FittedSurrogate
+                fitted = slot.models[trained_on] = _Fitted(view, model.model, model.space)
+            slot.fitted[clearance] = replace(fitted, view=view)
+            served = {id(f.model) for f in slot.fitted.values()}  # forget models no clearance is served
+            slot.models = {k: f for k, f in slot.models.items() if id(f.model) in served}
+            return slot.fitted[clearance]
         finally:
             slot.fit.release()
 
     def predict(self, name: str, compositions: list[dict[str, float]],
-                process: list[dict[str, float]] | None = None) -> list[dict[str, Any]]:
+                process: list[dict[str, float]] | None, clearance: AccessLevel) -> list[dict[str, Any]]:
         """Predicted mean and standard deviation (canonical units) of the campaign's properties
-        at each composition (atomic fractions, normalised here); ``process`` defaults to the
-        middle of the campaign's process box."""
+        at each composition (atomic fractions, normalised here), by the model trained on the
+        records ``clearance`` reads; ``process`` defaults to the middle of the campaign's process box."""
         from dm_hpc.learn import predict
         from dm_hpc.learn.features import composition_matrix
 
         c = self.get(name)
-        fitted = self._fitted(name)
+        fitted = self._fitted(name, clearance)
         space = fitted.space
         unknown = sorted({el for comp in compositions for el in comp} - set(space.element_names))
         if unknown:
@@ -374,13 +453,14 @@ class CampaignDesk:
                  "mean": {p: _finite(mean[i, j]) for j, p in enumerate(props)},
                  "std": {p: _finite(std[i, j]) for j, p in enumerate(props)}} for i, comp in enumerate(comps)]
 
-    def design(self, name: str, targets: list[str], n: int) -> list[dict[str, Any]]:
-        """Compositions most likely to meet every target (``acquire.design``), on this campaign's store."""
+    def design(self, name: str, targets: list[str], n: int, clearance: AccessLevel) -> list[dict[str, Any]]:
+        """Compositions most likely to meet every target (``acquire.design``), learned from the
+        campaign store's records ``clearance`` reads."""
         from dm_hpc.acquire.design import design_from_dataframe
 
-        df, _ = self._frame(self.get(name))
+        df, _ = self._view(self.get(name), clearance)
         if df.empty:
-            raise NotReady(f"campaign {name!r} has no records yet")
+            raise NotReady(f"campaign {name!r} has no records at clearance {clearance.value} yet")
         cands, _ = design_from_dataframe(df, targets, n=n, n_candidates=2000)
         return [{"composition": cd.composition, "process": cd.process, "probability": _finite(cd.probability),
                  "mean": {k: _finite(v) for k, v in cd.mean.items()},

@@ -1,4 +1,5 @@
-"""Records leaving the service: exports filtered by the caller's clearance, and credit to contributors.
+"""Records leaving the service: exports filtered by the caller's clearance, citation history and
+credit to contributors.
 
 Every export (API or page) goes through ``readable_records``, so no path can skip the access
 filter; every export is written to the audit log with the ids that left.
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dm_hpc.data import MaterialRecord
@@ -36,20 +38,73 @@ def export_rows(pairs: list[tuple[MaterialRecord, AccessRule]]) -> list[dict[str
              "record": json.loads(r.to_json())} for r, rule in pairs]
 
 
-def contributor_report(desk: CampaignDesk, state: ServiceState) -> list[dict[str, Any]]:
-    """Per contributor (provenance ``contributor``, else ``institution``, else the lab/method):
-    records held, times campaigns learned from them, times they were exported."""
-    owner: dict[str, str] = {}
+@dataclass
+class Citation:
+    """A record's citation history (the plan's M-DOI): who made it, how, and where it was used.
+
+    ``models``: (campaign, version, clearance trained at) of registered model versions trained
+    on it; ``learned_by``: campaigns whose training set holds it; ``exports``: the exports that
+    carried it (time, user, campaign, format)."""
+
+    record_id: str
+    creator: str
+    source: str
+    method: str
+    created: str | None
+    stores: list[str] = field(default_factory=list)  # campaigns whose store holds the record
+    models: list[tuple[str, str, str]] = field(default_factory=list)
+    learned_by: list[str] = field(default_factory=list)
+    exports: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "models": [{"campaign": c, "version": v, "clearance": k} for c, v, k in self.models]}
+
+
+def citations(desk: CampaignDesk, state: ServiceState) -> dict[str, Citation]:
+    """Every record's citation history, from one pass over the stores, the model registries and
+    the audit log: the one source of the record pages, ``dm-hpc store cite`` and the credit table."""
+    out: dict[str, Citation] = {}
     for name in desk.names():
         for r in desk.records(name):
             p = r.provenance
-            owner[r.record_id] = p.contributor or p.institution or p.method or UNNAMED
-    held = Counter(owner.values())
-    used: Counter[str] = Counter()
+            cite = out.setdefault(r.record_id, Citation(
+                r.record_id, p.contributor or p.institution or p.method or UNNAMED, p.source.value, p.method,
+                p.timestamp.isoformat()))
+            cite.stores.append(name)
     for name in desk.names():
-        used.update(owner[rid] for rid in desk.used_record_ids(name) if rid in owner)
+        for rid in desk.used_record_ids(name):
+            if rid in out:
+                out[rid].learned_by.append(name)
+        for version, clearance, ids in desk.model_versions(name):
+            for rid in ids & out.keys():
+                out[rid].models.append((name, version, clearance))
+    for entry in reversed(state.audit_log(action="export")):  # oldest first
+        for rid in entry["detail"].get("record_ids", []):
+            if rid in out:
+                out[rid].exports.append({"time": entry["time"], "user": entry["user"], "campaign": entry["campaign"],
+                                         "format": entry["detail"].get("format")})
+    return out
+
+
+def contributor_report(desk: CampaignDesk, state: ServiceState) -> list[dict[str, Any]]:
+    """Per contributor (provenance ``contributor``, else ``institution``, else the lab/method):
+    records held, times campaigns learned from them, times they were exported (``citations``)."""
+    held: Counter[str] = Counter()
+    used: Counter[str] = Counter()
     exported: Counter[str] = Counter()
-    for entry in state.audit_log(action="export"):
-        exported.update(owner[rid] for rid in entry["detail"].get("record_ids", []) if rid in owner)
+    for cite in citations(desk, state).values():
+        held[cite.creator] += 1
+        used[cite.creator] += len(cite.learned_by)
+        exported[cite.creator] += len(cite.exports)
     return [{"contributor": who, "records": n, "campaign_uses": used[who], "exports": exported[who]}
             for who, n in held.most_common()]
+
+
+def cite(desk: CampaignDesk, state: ServiceState, campaign: str, record_id: str,
+         clearance: AccessLevel) -> Citation | None:
+    """``record_id``'s citation history when it is a record of ``campaign`` that ``clearance``
+    reads; else None (the same answer for a record that does not exist: no probing)."""
+    readable, _ = readable_records(desk, campaign, clearance)
+    if record_id not in {r.record_id for r, _ in readable}:
+        return None
+    return citations(desk, state).get(record_id)

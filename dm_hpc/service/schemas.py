@@ -1,10 +1,11 @@
 """Request and response bodies of the API (validated at the edge; the OpenAPI is drawn from them)."""
 from __future__ import annotations
 
+import math
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from dm_hpc.data.access import AccessLevel
 
@@ -101,10 +102,29 @@ class UploadRejected(BaseModel):
     annotated: str | None = None
 
 
+#: A finite number (JSON ``Infinity``/``NaN`` are refused with the field named, not turned into null).
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
 class PredictRequest(BaseModel):
-    compositions: list[dict[str, float]] = Field(min_length=1, max_length=MAX_COMPOSITIONS,
-                                                  description="Atomic fractions per element (normalised).")
-    process: list[dict[str, float]] | None = Field(default=None, max_length=MAX_COMPOSITIONS)
+    compositions: list[dict[str, Finite]] = Field(min_length=1, max_length=MAX_COMPOSITIONS,
+                                                   description="Atomic fractions per element (normalised).")
+    process: list[dict[str, Finite]] | None = Field(default=None, max_length=MAX_COMPOSITIONS)
+
+    @field_validator("compositions")
+    @classmethod
+    def _normalisable(cls, compositions: list[dict[str, float]]) -> list[dict[str, float]]:
+        """Each composition must be normalisable: fractions >= 0 whose sum is positive and finite
+        (``1e308`` twice overflows the sum to infinity and every fraction to 0)."""
+        for i, comp in enumerate(compositions):
+            bad = [el for el, v in comp.items() if v < 0]
+            if bad:
+                raise ValueError(f"compositions[{i}].{bad[0]}: fractions must be >= 0")
+            total = sum(comp.values())
+            if not (0 < total and math.isfinite(total)):
+                raise ValueError(f"compositions[{i}]: the fractions must have a positive, finite sum "
+                                 f"(got {total:g})")
+        return compositions
 
 
 class Prediction(BaseModel):
@@ -136,6 +156,34 @@ class ExportedRecord(BaseModel):
 class Export(BaseModel):
     records: list[ExportedRecord]
     withheld: int = Field(description="Records of the campaign above the caller's clearance.")
+    awaiting_approval: int = Field(0, description="Records the caller may read but not export: above the public "
+                                                  "level and in no granted export request (POST .../exports).")
+
+
+class ExportRequestBody(BaseModel):
+    record_ids: list[str] | None = Field(default=None, max_length=100_000,
+                                         description="Records to export; default: every one above the public "
+                                                     "level that the caller may read.")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ExportDecision(BaseModel):
+    days: int = Field(default=30, ge=1, le=90, description="How long a grant runs.")
+    note: str = Field(default="", max_length=2000)
+
+
+class ExportRequestOut(BaseModel):
+    id: int
+    time: float
+    requester: str
+    campaign: str
+    record_ids: list[str]
+    hidden: int = Field(description="Records of the request the viewer may not read (not named).")
+    reason: str
+    status: str
+    decided_by: str | None
+    until: float | None = Field(description="End of a grant (epoch seconds, UTC).")
+    note: str | None
 
 
 class AccessChange(BaseModel):
@@ -161,3 +209,28 @@ class AuditEntry(BaseModel):
 class Report(BaseModel):
     summary_markdown: str
     plots: list[str]
+
+
+class ModelUse(BaseModel):
+    campaign: str
+    version: str
+    clearance: str = Field(description="The clearance the version was trained at.")
+
+
+class ExportUse(BaseModel):
+    time: float
+    user: str
+    campaign: str | None
+    format: str | None
+
+
+class Citation(BaseModel):
+    record_id: str
+    creator: str = Field(description="Contributor, else institution, else method.")
+    source: str
+    method: str
+    created: str | None
+    stores: list[str] = Field(description="Campaigns whose store holds the record.")
+    models: list[ModelUse] = Field(description="Registered model versions trained on it.")
+    learned_by: list[str] = Field(description="Campaigns that learn from it.")
+    exports: list[ExportUse] = Field(description="Exports that carried it.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -33,20 +34,26 @@ CREATE TABLE IF NOT EXISTS grants (
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL,
     campaign TEXT, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS export_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, requester TEXT NOT NULL,
+    campaign TEXT NOT NULL, record_ids TEXT NOT NULL, reason TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending', decided_by TEXT, decided_at REAL, until REAL, note TEXT);
 """
 
 
 class Role(str, enum.Enum):
-    """What a user may do: admins everything; scientists their granted campaigns; labs their lab queues."""
+    """What a user may do: admins everything; scientists their granted campaigns; labs their lab
+    queues; approvers grant or deny requests to export records above the public level."""
 
     admin = "admin"
     scientist = "scientist"
     lab = "lab"
+    approver = "approver"
 
 
 #: The clearance a role gets unless told otherwise.
 DEFAULT_CLEARANCE = {Role.admin: AccessLevel.embargoed, Role.scientist: AccessLevel.consortium,
-                     Role.lab: AccessLevel.public}
+                     Role.lab: AccessLevel.public, Role.approver: AccessLevel.restricted}
 
 
 class UserError(ValueError):
@@ -128,6 +135,26 @@ class ServiceState:
             row = db.execute("SELECT name, role, clearance, revoked FROM users "
                              "WHERE token_sha256 = ? AND revoked IS NULL", (token_hash(token),)).fetchone()
             return self._user(db, row) if row else None
+
+    # ------------------------------------------------------------------ secret
+    def secret(self) -> bytes:
+        """The service's signing key (``secret.key``, 32 random bytes, owner-only), made on first
+        use; it signs form tokens, so a copy of the database alone forges nothing."""
+        path = self.dir / "secret.key"
+        if not path.exists():  # written whole, then linked: a concurrent reader never sees half a key
+            tmp = self.dir / f".secret.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+            finally:
+                tmp.unlink()
+        return path.read_bytes()
 
     # ------------------------------------------------------------------ audit
     def audit(self, user: str, action: str, campaign: str | None = None, **detail: Any) -> None:

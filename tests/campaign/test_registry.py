@@ -295,3 +295,39 @@ def test_ranks_on_too_little_data_fall_back_and_keep_the_kind(tmp_path):
     again = dm("models", str(path), "--rollback", "v0001")
     assert again.returncode == 0 and "v0001 is already the current model version; nothing changed" in \
         " ".join(again.stdout.split())
+
+
+def test_a_version_records_its_clearance_and_is_served_only_at_or_above_it(tmp_path):
+    """Issue 18: a model trained at clearance consortium never saw the embargoed record, says so
+    in meta.json, lists what it was trained on, and a public caller may not load it."""
+    from datetime import date
+
+    from dm_hpc.data.access import AccessLevel, AccessMap, AccessRule
+
+    campaign = load_campaign(write_campaign(tmp_path, lab=False))
+    records = _records(12, 3)
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(records)
+    hidden = records[0].record_id
+    AccessMap(campaign.store).set([hidden], AccessRule(AccessLevel.embargoed, date(2999, 1, 1)))
+    v = registry.train(campaign, registry.TrainOptions(clearance=AccessLevel.consortium))
+    assert v.meta["clearance"] == "consortium" and v.meta["records"] == 11
+    trained = registry.trained_on(v)
+    assert hidden not in trained and len(trained) == v.meta["trained_on"]
+    registry.load(campaign, clearance=AccessLevel.consortium)
+    with pytest.raises(registry.RegistryError, match="clearance public may not use it"):
+        registry.load(campaign, clearance=AccessLevel.public)
+    everything = registry.train(campaign)
+    assert everything.meta["clearance"] == "embargoed" and everything.meta["records"] == 12
+    with pytest.raises(registry.RegistryError, match="up to embargoed"):
+        registry.load(campaign, clearance=AccessLevel.restricted)
+
+
+def test_a_campaign_with_fewer_records_than_a_held_out_set_trains(tmp_path):
+    """Below MIN_RECORDS_FOR_TEST nothing is held out; the empty test set once crashed the
+    training (a reshape of zero rows to an unknown width)."""
+    campaign = load_campaign(write_campaign(tmp_path, lab=False))
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(registry.MIN_RECORDS_FOR_TEST - 4, 5))
+    v = registry.train(campaign)
+    assert v.meta["held_out"]["n"] == 0 and v.meta["trained_on"] == registry.MIN_RECORDS_FOR_TEST - 4

@@ -120,13 +120,22 @@ def test_exports_follow_access_levels_and_are_audited(client, portal):
     tokens = {lvl: state.add_user(f"sci_{lvl.value}", Role.scientist,
                                   [CAMPAIGN], lvl) for lvl in AccessLevel}
     seen = {}
+    approver = {"Authorization": f"Bearer {state.add_user('approver', Role.approver, [], AccessLevel.embargoed)}"}
     for lvl, token in tokens.items():
-        r = client.get(f"/api/v1/campaigns/{CAMPAIGN}/records", headers={"Authorization": f"Bearer {token}"})
+        h = {"Authorization": f"Bearer {token}"}
+        before = client.get(f"/api/v1/campaigns/{CAMPAIGN}/records", headers=h).json()
+        # above the public level nothing leaves before an approver grants the request
+        assert all(rec["access_level"] == "public" or rec["record_id"] == ids[4] for rec in before["records"])
+        asked = client.post(f"/api/v1/campaigns/{CAMPAIGN}/exports", headers=h, json={"reason": "paper"})
+        if asked.status_code == 200:
+            granted = client.post(f"/api/v1/exports/{asked.json()['id']}/approve", headers=approver, json={"days": 1})
+            assert granted.status_code == 200 and granted.json()["status"] == "granted"
+        r = client.get(f"/api/v1/campaigns/{CAMPAIGN}/records", headers=h)
         assert r.status_code == 200
         body = r.json()
         got = {rec["record_id"] for rec in body["records"]}
         seen[lvl] = got
-        assert body["withheld"] == len(ids) - len(got)
+        assert body["withheld"] == len(ids) - len(got) and body["awaiting_approval"] == 0
     assert ids[0] in seen[AccessLevel.public] and ids[4] in seen[AccessLevel.public]
     assert ids[1] not in seen[AccessLevel.public] and ids[1] in seen[AccessLevel.consortium]
     assert ids[2] not in seen[AccessLevel.consortium] and ids[2] in seen[AccessLevel.restricted]
@@ -160,6 +169,15 @@ PAGES = [
 ]
 
 
+def csrf_of(c: TestClient) -> str:
+    """The CSRF token of this client's pages (it also receives the pre-session cookie)."""
+    import re
+
+    html = c.get("/campaigns").text if "signin" not in c.get("/", follow_redirects=False).text else c.get("/").text
+    m = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    return m.group(1) if m else ""
+
+
 @pytest.mark.parametrize("caller", CALLERS)
 def test_page_matrix(portal, filled, caller):
     """Pages: no or bad cookie -> back to sign-in (303); outside grants -> 403 page; else 200."""
@@ -167,9 +185,12 @@ def test_page_matrix(portal, filled, caller):
 
     token = {"anonymous": None, "bad_token": "not-a-token"}.get(caller, portal.tokens.get(caller))
     with TestClient(portal.app(), cookies={COOKIE: token} if token else {}, follow_redirects=False) as c:
+        form = {"csrf_token": csrf_of(c)}
         for method, path, kind in PAGES:
             if method == "POST" and path.endswith("/lab"):
-                r = c.post(path, files={"file": ("filled.csv", filled, "text/csv")})
+                r = c.post(path, files={"file": ("filled.csv", filled, "text/csv")}, data=form)
+            elif method == "POST":
+                r = c.post(path, data=form)
             else:
                 r = c.request(method, path)
             if caller in ("anonymous", "bad_token"):
@@ -178,3 +199,191 @@ def test_page_matrix(portal, filled, caller):
                 assert r.status_code in (200, 303), (path, r.status_code)  # the report redraw redirects
             else:
                 assert r.status_code == 403 and "may not" in r.text, path
+
+
+# ---------------------------------------------------------------------------------------------
+# The canary: one embargoed lab record with a distinctive value, far from every other value of
+# the campaign (EMT mixing energies here lie within about +-0.1 eV/atom). No byte of any response
+# to a caller without clearance may carry its id or its value: not a record listing, nor a
+# derived output (best values, report, plots, predictions, designs, lab sheets, pages, errors).
+CANARY_VALUE = -0.9187346
+#: Callers granted the campaign (or not) but not cleared for embargoed records.
+UNCLEARED = ["scientist", "restricted", "lab", "scientist_other", "approver"]
+PLOTS = ["best_vs_evaluations.png", "parity.png", "pareto.png"]
+
+
+def canary_strings(record_id: str) -> list[bytes]:
+    """Every way the canary may be written: its id, its value at 3 to 9 significant digits."""
+    values = {f"{CANARY_VALUE:.{k}g}" for k in range(3, 10)} | {repr(CANARY_VALUE)}
+    return [record_id.encode(), *(v.encode() for v in sorted(values))]
+
+
+def readable_bytes(content: bytes) -> list[bytes]:
+    """A response body and what it holds in compressed form: each member of a zip (XLSX) and the
+    text chunks of a PNG (metadata)."""
+    import io
+    import zipfile
+
+    out = [content]
+    if content.startswith(b"PK"):
+        with zipfile.ZipFile(io.BytesIO(content)) as zf:
+            out += [zf.read(n) for n in zf.namelist()]
+    if content.startswith(b"\x89PNG"):
+        from PIL import Image
+
+        with Image.open(io.BytesIO(content)) as img:
+            out += [f"{k}={v}".encode() for k, v in {**img.info, **getattr(img, "text", {})}.items()]
+    return out
+
+
+@pytest.fixture(scope="module")
+def canary(built_campaign, tmp_path_factory):
+    """A fresh portal whose store holds the canary (embargoed for a year), a scientist of
+    clearance restricted; returns the portal, the canary's record id and its composition."""
+    import io
+
+    import pandas as pd
+
+    from .conftest import PROP, make_portal
+
+    portal = make_portal(built_campaign, tmp_path_factory.mktemp("canary"))
+    state = ServiceState(portal.state_dir)
+    portal.tokens["restricted"] = state.add_user("restricted", Role.scientist, [CAMPAIGN], AccessLevel.restricted)
+    portal.tokens["approver"] = state.add_user("approver", Role.approver, [CAMPAIGN], AccessLevel.restricted)
+    until = (datetime.now(UTC).date() + timedelta(days=365)).isoformat()
+    admin = {"Authorization": f"Bearer {portal.tokens['admin']}"}
+    with TestClient(portal.app()) as c:
+        sheet = c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/sheet?format=csv", headers=admin).content
+        table = pd.read_csv(io.BytesIO(sheet)).iloc[:1].copy()
+        table[PROP] = CANARY_VALUE
+        r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/lab/results", headers=admin,
+                   files={"file": ("canary.csv", table.to_csv(index=False).encode(), "text/csv")},
+                   data={"access_level": "embargoed", "embargo_until": until})
+        assert r.status_code == 200, r.text
+        rid = r.json()["record_ids"][0]
+        # request 1 (an admin's, naming the canary) and 2 (a scientist's): the export pages list them
+        assert c.post(f"/api/v1/campaigns/{CAMPAIGN}/exports", headers=admin,
+                      json={"record_ids": [rid], "reason": "partner"}).status_code == 200
+        assert c.post(f"/api/v1/campaigns/{CAMPAIGN}/exports", json={"reason": "paper"},
+                      headers={"Authorization": f"Bearer {portal.tokens['scientist']}"}).status_code == 200
+    comp = {col.split(":")[1].split(" ")[0]: float(table[col].iloc[0])
+            for col in table.columns if col.startswith("composition:")}
+    return portal, rid, {el: x for el, x in comp.items() if x > 0}
+
+
+def _bodies(composition: dict[str, float]) -> dict[str, dict]:
+    """Request bodies by route path; a route not named here is called with an empty JSON body."""
+    bad_sheet = {"files": {"file": ("bad.csv", b"sample_id\nno-such-sample\n", "text/csv")}}
+    return {
+        "/api/v1/campaigns/{name}/predict": {"json": {"compositions": [composition]}},
+        "/api/v1/campaigns/{name}/design": {"json": {"targets": ["mixing_energy<=-0.5 eV/atom"], "n": 5}},
+        "/api/v1/campaigns/{name}/lab/results": bad_sheet,
+        "/campaigns/{name}/lab": bad_sheet,
+        "/api/v1/campaigns/{name}/records/{record_id}/access": {"json": {"level": "public"}},
+        "/api/v1/campaigns/{name}/exports": {"json": {"reason": "canary test"}},
+        "/campaigns/{name}/exports": {"data": {"reason": "canary test"}},
+        "/api/v1/exports/{request_id}/approve": {"json": {"days": 1}},
+        "/api/v1/exports/{request_id}/deny": {"json": {}},
+        "/exports/{request_id}/approve": {"data": {"days": "1"}},
+        "/exports/{request_id}/deny": {"data": {}},
+    }
+
+
+#: Query variants of routes whose answer changes with the query.
+QUERIES = {
+    "/api/v1/campaigns/{name}/records": ["?format=json", "?format=csv"],
+    "/api/v1/campaigns/{name}/lab/sheet": ["?format=csv", "?format=xlsx"],
+}
+
+
+def app_routes(routes, prefix: str = ""):
+    """(path, methods) of every route, routers included (walked, not listed by hand)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from app_routes(included.routes, prefix + route.include_context.prefix)
+        elif hasattr(route, "path"):
+            yield prefix + route.path, getattr(route, "methods", None) or {"GET"}
+
+
+def route_requests(app, record_id: str, composition: dict[str, float]):
+    """(method, url, request kwargs) for every route of ``app`` (so a new route is covered without
+    being listed), every value of its path parameters and every query variant."""
+    import itertools
+    import string
+
+    values = {"name": [CAMPAIGN], "plot": PLOTS, "fmt": ["csv", "xlsx"], "record_id": [record_id],
+              "request_id": ["1", "2"]}
+    bodies = _bodies(composition)
+    for path, methods in app_routes(app.routes):
+        fields = [f for _, f, _, _ in string.Formatter().parse(path) if f]
+        missing = [f for f in fields if f not in values]
+        assert not missing, f"route {path}: give the canary test values for {missing}"
+        for method in sorted(methods - {"HEAD"}):
+            for combo in itertools.product(*(values[f] for f in fields)):
+                url = path.format(**dict(zip(fields, combo)))
+                for query in QUERIES.get(path, [""]):
+                    kwargs = bodies.get(path, {"json": {}} if method in ("POST", "PUT") else {})
+                    yield method, url + query, kwargs
+
+
+def _client_for(portal, caller: str) -> TestClient:
+    from dm_hpc.service.auth import COOKIE
+
+    token = portal.tokens[caller]
+    return TestClient(portal.app(), cookies={COOKIE: token}, headers={"Authorization": f"Bearer {token}"},
+                      follow_redirects=False)
+
+
+def _with_form_token(kwargs: dict, url: str, method: str, token: str) -> dict:
+    """Page form posts carry the CSRF token, so they reach the handler instead of the forgery check."""
+    if method != "POST" or url.startswith("/api/"):
+        return kwargs
+    data = {**kwargs.get("data", {}), "csrf_token": token}
+    return {"files": kwargs["files"], "data": data} if "files" in kwargs else {"data": data}
+
+
+def test_canary_reaches_no_caller_without_clearance(canary):
+    portal, record_id, composition = canary
+    secrets_ = canary_strings(record_id)
+    leaks, calls = [], 0
+    for caller in UNCLEARED:
+        with _client_for(portal, caller) as c:
+            token = csrf_of(c)
+            for method, url, kwargs in route_requests(c.app, record_id, composition):
+                r = c.request(method, url, **_with_form_token(kwargs, url, method, token))
+                calls += 1
+                for part in readable_bytes(r.content):
+                    found = [s.decode() for s in secrets_ if s in part]
+                    if found:
+                        leaks.append(f"{caller} {method} {url} -> {r.status_code}: {found}")
+                        break
+    assert calls > 4 * 20, calls
+    assert not leaks, "canary leaked:\n" + "\n".join(leaks)
+
+
+def test_canary_is_what_a_cleared_caller_sees(canary):
+    """The control: with clearance the canary is the best record, in the report, and the model
+    predicts it at its composition; without, the model was never trained on it."""
+    portal, record_id, composition = canary
+    with _client_for(portal, "admin") as c:
+        best = c.get(f"/api/v1/campaigns/{CAMPAIGN}").json()["best"]
+        assert best[0]["record_id"] == record_id and best[0]["value"] == pytest.approx(CANARY_VALUE)
+        assert record_id in c.get(f"/api/v1/campaigns/{CAMPAIGN}/report").json()["summary_markdown"]
+        p = c.post(f"/api/v1/campaigns/{CAMPAIGN}/predict", json={"compositions": [composition]}).json()[0]
+        assert abs(p["mean"]["mixing_energy"] - CANARY_VALUE) < 0.3
+    with _client_for(portal, "scientist") as c:
+        p = c.post(f"/api/v1/campaigns/{CAMPAIGN}/predict", json={"compositions": [composition]}).json()[0]
+        assert abs(p["mean"]["mixing_energy"] - CANARY_VALUE) > 0.5
+        assert c.get(f"/api/v1/campaigns/{CAMPAIGN}").json()["best"][0]["record_id"] != record_id
+
+
+@pytest.mark.parametrize("composition", [{"Cu": "Infinity"}, {"Cu": 1e308, "Ni": 1e308}, {"Cu": "NaN"}])
+def test_predict_refuses_non_finite_compositions_naming_the_field(client, portal, composition):
+    import json
+
+    body = json.dumps({"compositions": [composition]}).replace('"Infinity"', "Infinity").replace('"NaN"', "NaN")
+    r = client.post(f"/api/v1/campaigns/{CAMPAIGN}/predict", content=body,
+                    headers={"Authorization": f"Bearer {portal.tokens['scientist']}", "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert "compositions" in r.text and ("Cu" in r.text or "finite" in r.text)
