@@ -46,8 +46,11 @@ def take_and_annotate(campaign: CampaignSpec, path: Path, out: Path | None, **op
 
 
 def write_annotated(campaign: CampaignSpec, path: Path, out: Path, sheet: str | None = None,
-                    result: LabIngest | None = None, refused: Sequence[tuple[int, str]] = ()) -> Path:
-    """Write the annotated copy of the sheet at ``path`` to ``out`` (.xlsx)."""
+                    result: LabIngest | None = None, refused: Sequence[tuple[int, str]] = (),
+                    predictions: bool = True) -> Path:
+    """Write the annotated copy of the sheet at ``path`` to ``out`` (.xlsx). ``predictions=False``
+    leaves the predicted values and intervals out (a reader without clearance for every record
+    the model learnt from)."""
     frame = load_table(path, sheet).frame
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     stored = {r.sample_id for r in result.stored} if result else set()
@@ -85,12 +88,13 @@ def write_annotated(campaign: CampaignSpec, path: Path, out: Path, sheet: str | 
             fill, note = None, None
             if kind == "property" and not blank(value):
                 measured = True
-                fill, note = _property_verdict(col, name, value, sid, stored, holds, confirmed, problems, bool(refused))
+                fill, note = _property_verdict(col, name, value, sid, stored, holds, confirmed, problems, bool(refused),
+                                               predictions)
             put(ws, i, j, value, note, fill)
             j += 1
             if kind == "property":
-                bounds = interval(entry.predicted, name) if entry else None
-                mean = entry.predicted.get("mean", {}).get(name) if entry else None
+                bounds = interval(entry.predicted, name) if entry and predictions else None
+                mean = entry.predicted.get("mean", {}).get(name) if entry and predictions else None
                 put(ws, i, j, None if mean is None else float(mean))
                 put(ws, i, j + 1, None if bounds is None else f"[{bounds[0]:.4g}, {bounds[1]:.4g}]")
                 j += 2
@@ -116,7 +120,7 @@ def _kind(header: object) -> tuple[str | None, str]:
     return c.kind, c.name
 
 
-def _property_verdict(col, name, value, sid, stored, holds, confirmed, problems, sheet_refused):
+def _property_verdict(col, name, value, sid, stored, holds, confirmed, problems, sheet_refused, predictions=True):
     """(fill, comment) of one measured cell."""
     if problems:
         return "refused", "refused: " + "; ".join(problems)
@@ -124,7 +128,7 @@ def _property_verdict(col, name, value, sid, stored, holds, confirmed, problems,
         return "pending", "not stored: other rows of this sheet were refused (nothing of it is stored)"
     hold = holds.get((sid, name))
     if hold is not None:
-        return "held", f"{hold.value:.4g} {hold.unit} {hold.reason()}"
+        return "held", f"{hold.value:.4g} {hold.unit} {hold.reason(with_interval=predictions)}"
     if sid not in stored:
         return "pending", "not stored"
     unit = parse_header(str(col)).unit

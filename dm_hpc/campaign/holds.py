@@ -42,9 +42,11 @@ class Hold:
     high: float
     unit: str
 
-    def reason(self) -> str:
-        return (f"held: outside the model's 99 % interval [{self.low:.4g}, {self.high:.4g}] {self.unit}; "
-                "confirm it if it is right, or correct it")
+    def reason(self, with_interval: bool = True) -> str:
+        """Why it is held; ``with_interval=False`` for a reader who may not see every record the
+        model learnt from (the interval is derived from them: issue 18's one gate)."""
+        where = f" [{self.low:.4g}, {self.high:.4g}] {self.unit}" if with_interval else ""
+        return f"held: outside the model's 99 % interval{where}; confirm it if it is right, or correct it"
 
     def message(self) -> str:
         return f"line {self.line}: sample {self.sample_id!r}: {self.prop} = {self.value:.4g} {self.unit} {self.reason()}"

@@ -120,7 +120,8 @@ def receive_sheet(svc: Service, user: User, name: str, filename: str, content: b
                                 problems=[s.RowProblem(line=None, message="file too large")])
     try:
         rule = AccessRule(level, until)
-        done = svc.desk.ingest(name, shown, content, rule, contributor=user.name, confirm_held=confirm_held)
+        done = svc.desk.ingest(name, shown, content, rule, contributor=user.name, confirm_held=confirm_held,
+                               clearance=user.clearance)
     except AccessError as exc:
         svc.state.audit(user.name, "upload_rejected", name, file=shown, reason=str(exc))
         return s.UploadRejected(detail=str(exc), problems=[s.RowProblem(line=None, message=str(exc))])
@@ -133,7 +134,8 @@ def receive_sheet(svc: Service, user: User, name: str, filename: str, content: b
                     access_level=level.value, held=[h.sample_id for h in done.held], confirmed=done.confirmed)
     return s.UploadResult(
         records=done.records, new=done.new, queued=done.queued, record_ids=done.record_ids, access_level=level,
-        held=[s.HeldValue(line=h.line, sample_id=h.sample_id, property=h.prop, value=h.value, low=h.low, high=h.high,
+        held=[s.HeldValue(line=h.line, sample_id=h.sample_id, property=h.prop, value=h.value,
+                          low=h.low if done.predictions else None, high=h.high if done.predictions else None,
                           unit=h.unit) for h in done.held],
         confirmed=done.confirmed,
         stored=[s.StoredSample(sample_id=r.sample_id or "", record_id=r.record_id,

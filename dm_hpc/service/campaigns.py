@@ -71,6 +71,8 @@ class Upload:
     confirmed: list[str] = field(default_factory=list)
     stored: list[MaterialRecord] = field(default_factory=list)
     annotated: str | None = None
+    #: whether the uploader may see the model's intervals (it reads every record the model learnt from)
+    predictions: bool = True
 
 
 class RejectedSheet(SheetError):
@@ -315,7 +317,8 @@ class CampaignDesk:
         return path if path.is_file() else None
 
     def ingest(self, name: str, filename: str, content: bytes, rule: AccessRule,
-               contributor: str | None = None, confirm_held: bool = False) -> Upload:
+               contributor: str | None = None, confirm_held: bool = False,
+               clearance: AccessLevel = AccessLevel.embargoed) -> Upload:
         """Validate and store a filled lab sheet, all or nothing; raises ``RejectedSheet`` with
         every bad row. A sample already measured may be sent again only unchanged (same record
         id). Rows that name no contributor are credited to ``contributor`` (the uploading user).
@@ -327,6 +330,7 @@ class CampaignDesk:
         from dm_hpc.campaign.lab import read_lab_sheet
 
         c = self.get(name)
+        full = self.sees_everything(name, clearance)  # else no interval or prediction leaves here
         token = secrets.token_hex(8)
         copy = c.run_dir / "annotated" / f"{token}.xlsx"
         copy.parent.mkdir(parents=True, exist_ok=True)
@@ -341,13 +345,13 @@ class CampaignDesk:
                     done = self._store_measurements(c, filename, contents, rule, path, confirm_held, contributor)
             except SheetError as exc:
                 try:  # load_table guards again: a hostile file gets no annotated copy, only the refusal
-                    write_annotated(c, path, copy, refused=exc.problems)
+                    write_annotated(c, path, copy, refused=exc.problems, predictions=full)
                 except SheetError:
                     token = None
                 raise RejectedSheet(filename, exc.verdicts, token) from None
-            write_annotated(c, path, copy, result=done)
+            write_annotated(c, path, copy, result=done, predictions=full)
             return Upload(done.records, done.new, done.queued, [r.record_id for r in done.stored], done.held,
-                          done.confirmed, done.stored, token)
+                          done.confirmed, done.stored, token, full)
 
     def _store_measurements(self, c: CampaignSpec, origin: str, contents: SheetContents, rule: AccessRule,
                             path: Path, confirm_held: bool = False, by: str | None = None):

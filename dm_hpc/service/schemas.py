@@ -72,8 +72,8 @@ class HeldValue(BaseModel):
     sample_id: str
     property: str
     value: float
-    low: float
-    high: float
+    low: float | None = None  # None: the caller may not see every record the model learnt from
+    high: float | None = None
     unit: str
 
 
