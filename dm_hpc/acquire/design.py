@@ -23,6 +23,9 @@ from dm_hpc.acquire.validity import charge_balanced, formula, integer_formulas, 
 
 #: default time budget of one design call, s (the fit is never cut; scoring and listing are)
 DEFAULT_MAX_SECONDS = 60.0
+#: L-BFGS iteration cap of the design's multi-task fit: BoTorch's uncapped fit took ~75 s of a
+#: 94 s design on 40 records of 20 ionic compounds (loaded machine); docs/measurements/design.md
+DESIGN_FIT_MAXITER = 60
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ def fit_design_models(
 ) -> DesignModels:
     """Fit a surrogate per property on the rows that have it, one task per ``source:method``."""
     from dm_hpc.learn.fitted import fit_fidelity_surrogate
+    from dm_hpc.learn.surrogates import GPSettings
 
     space = space or _space(df, None, ())
     cols = [f"x_{e}" for e in space.element_names]
@@ -90,7 +94,9 @@ def fit_design_models(
         f = f / np.where(f.sum(1, keepdims=True) > 0, f.sum(1, keepdims=True), 1.0)
         Y = torch.tensor(rows[prop].to_numpy(float)).unsqueeze(-1)
         fitted = fit_fidelity_surrogate(space.featurize(f), Y, list(labels), outputs=[prop], target=target,
-                                        space=space, all_fidelities=sorted(set(labels_all)), seed=seed)
+                                        space=space, all_fidelities=sorted(set(labels_all)), seed=seed,
+                                        multitask_options={"settings": GPSettings(full_fit_points=0),
+                                                           "maxiter": DESIGN_FIT_MAXITER, "seed": seed})
         models[prop] = fitted.model
     return DesignModels(models, sorted(set(labels_all)), target)
 
@@ -199,7 +205,11 @@ def design(
     before ranking.
     """
     start = time.monotonic()
-    say = progress or (lambda line: None)
+
+    def say(line: str) -> None:
+        if progress is not None:
+            progress(f"[{time.monotonic() - start:5.1f} s] {line}")
+
     tg = [parse_target(t) if isinstance(t, str) else t for t in targets]
     space = _space(df, max_elements, excluded)
     els = space.element_names
@@ -209,7 +219,7 @@ def design(
     say(f"fitting {', '.join(dict.fromkeys(t.property for t in tg))} on {len(df)} records"
         f" ({len(els)} elements{'; ionic: charge balance required' if ionic else ''})")
     fitted = fit_design_models(df, [t.property for t in tg], target_fidelity, space=space, seed=seed)
-    say(f"fitted in {time.monotonic() - start:.1f} s")
+    say("fitted")
     pool_space = space
     if ionic:
         frac, proc = space.sample(n_candidates, np.random.default_rng(seed))
@@ -227,5 +237,5 @@ def design(
     new = inverse_design(fitted.models, pool_space, tg, n=n, n_candidates=n_candidates, seed=seed,
                          accept=accept, deadline=start + max_seconds, progress=say)
     known = known_materials(df, tg, fitted.target, els, n)
-    say(f"done in {time.monotonic() - start:.1f} s")
+    say(f"done: {len(new)} new candidates, {len(known)} known materials")
     return DesignResult(new, known, space, fitted.target, ionic)

@@ -128,7 +128,7 @@ def _design_in_new_process(store, out, seed):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("PYTHONHASHSEED", None)  # each process its own string hashing, as from a shell
     res = subprocess.run([sys.executable, "-m", "dm_hpc", "design", "--store", str(store), "--target", "bandgap>=2 eV",
-                          "-n", "4", "--seed", str(seed), "--out", str(out)], capture_output=True, text=True, env=env)
+                          "-n", "4", "--seed", str(seed), "--max-seconds", "900", "--out", str(out)], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
     return pd.read_csv(out), res
 
