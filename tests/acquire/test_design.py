@@ -94,6 +94,8 @@ def test_design_cli_on_the_bandgap_dft_vs_expt_store(tmp_path, datasets):
     res = runner.invoke(app, ["design", "--store", str(store), "--target", "bandgap>=2 eV", "-n", "3"])
     assert res.exit_code == 0, res.output
     assert "probability" in res.output and "experimental:expt-literature" in res.output
+    # issue 23: known compounds apart, with measured values; the new ones charge-balanced
+    assert "Known in the store" in res.output and "bandgap_measured" in res.output and "charge-balanced" in res.output
 
 
 # Ionic compounds with band gaps (eV, rounded literature values); DFT underestimates them.
