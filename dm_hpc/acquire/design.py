@@ -8,7 +8,9 @@ expensive one, by how campaigns spend budgets); ``target_fidelity`` chooses it e
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +19,13 @@ import torch
 
 from dm_hpc.acquire.inverse import Candidate, Target, TargetError, inverse_design, parse_target
 from dm_hpc.acquire.space import DesignSpace
+from dm_hpc.acquire.validity import charge_balanced, formula, integer_formulas, known_index, mostly_balanced
+
+#: default time budget of one design call, s (the fit is never cut; scoring and listing are)
+DEFAULT_MAX_SECONDS = 60.0
+#: L-BFGS iteration cap of the design's multi-task fit: BoTorch's uncapped fit took ~75 s of a
+#: 94 s design on 40 records of 20 ionic compounds (loaded machine); docs/measurements/design.md
+DESIGN_FIT_MAXITER = 60
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,7 @@ def fit_design_models(
 ) -> DesignModels:
     """Fit a surrogate per property on the rows that have it, one task per ``source:method``."""
     from dm_hpc.learn.fitted import fit_fidelity_surrogate
+    from dm_hpc.learn.surrogates import GPSettings
 
     space = space or _space(df, None, ())
     cols = [f"x_{e}" for e in space.element_names]
@@ -84,7 +94,9 @@ def fit_design_models(
         f = f / np.where(f.sum(1, keepdims=True) > 0, f.sum(1, keepdims=True), 1.0)
         Y = torch.tensor(rows[prop].to_numpy(float)).unsqueeze(-1)
         fitted = fit_fidelity_surrogate(space.featurize(f), Y, list(labels), outputs=[prop], target=target,
-                                        space=space, all_fidelities=sorted(set(labels_all)), seed=seed)
+                                        space=space, all_fidelities=sorted(set(labels_all)), seed=seed,
+                                        multitask_options={"settings": GPSettings(full_fit_points=0),
+                                                           "maxiter": DESIGN_FIT_MAXITER, "seed": seed})
         models[prop] = fitted.model
     return DesignModels(models, sorted(set(labels_all)), target)
 
@@ -109,12 +121,121 @@ def design_from_dataframe(
         target_fidelity: ``source:method`` to predict (default: ``default_target``).
 
     The design space is the data's elements with bounds up to the largest fraction seen (no
-    extrapolation in range).
+    extrapolation in range). Compositions already in the store are never returned (``design``
+    lists them apart).
 
     Returns:
-        (candidates, the design space used).
+        (new candidates, the design space used).
     """
+    res = design(df, targets, n=n, max_elements=max_elements, excluded=excluded, n_candidates=n_candidates,
+                 seed=seed, target_fidelity=target_fidelity)
+    return res.new, res.space
+
+
+@dataclass(frozen=True)
+class KnownMaterial:
+    """A composition already in the store that meets every target by its measured values.
+
+    Attributes:
+        measured: mean measured value per target property at ``fidelity``, canonical units.
+        records: how many records the means are over.
+    """
+
+    composition: dict[str, float]
+    measured: dict[str, float]
+    fidelity: str
+    records: int
+
+
+@dataclass(frozen=True)
+class DesignResult:
+    """New candidates (ranked; none of them in the store) and known materials (apart)."""
+
+    new: list[Candidate]
+    known: list[KnownMaterial]
+    space: DesignSpace
+    fidelity: str
+    charge_balance: bool
+
+
+def _fractions(df: pd.DataFrame, elements: Sequence[str]) -> np.ndarray:
+    f = df.reindex(columns=[f"x_{e}" for e in elements]).fillna(0.0).to_numpy(float)
+    return f / np.where(f.sum(1, keepdims=True) > 0, f.sum(1, keepdims=True), 1.0)
+
+
+def known_materials(df: pd.DataFrame, targets: Sequence[Target], fidelity: str, elements: Sequence[str],
+                    n: int) -> list[KnownMaterial]:
+    """Up to ``n`` store compositions whose mean measured values at ``fidelity`` meet every target,
+    the largest margin over the first target first."""
+    props = [t.property for t in targets]
+    rows = df[(fidelity_labels(df) == fidelity) & df.reindex(columns=props).notna().all(axis=1).to_numpy()]
+    if rows.empty:
+        return []
+    keys = [tuple(r) for r in np.round(_fractions(rows, elements), 4)]
+    grouped = rows[props].groupby(pd.Series(keys, index=rows.index), sort=True)
+    means, counts = grouped.mean(), grouped.size()
+    ok = [k for k in means.index if all(t.met(float(means.at[k, t.property])) for t in targets)]
+    t0 = targets[0]
+    sign = 1.0 if t0.op in (">=", ">") else -1.0
+    ok.sort(key=lambda k: (-sign * float(means.at[k, t0.property]), k))
+    return [KnownMaterial({e: float(v) for e, v in zip(elements, k) if v > 0},
+                          {p: float(means.at[k, p]) for p in props}, fidelity, int(counts[k])) for k in ok[:n]]
+
+
+def design(
+    df: pd.DataFrame,
+    targets: Sequence[str | Target],
+    n: int = 20,
+    max_elements: int | None = None,
+    excluded: Sequence[str] = (),
+    n_candidates: int = 20000,
+    seed: int = 0,
+    target_fidelity: str | None = None,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+    progress: Callable[[str], None] | None = None,
+) -> DesignResult:
+    """New candidates most likely to meet every target, and the known materials that do.
+
+    Same arguments as ``design_from_dataframe``; ``max_seconds`` budgets scoring and listing
+    after the fit (the list is cut short, never the fit), ``progress`` receives plain lines.
+
+    A candidate within ``validity.KNOWN_TOLERANCE`` of a store composition is never listed as
+    new. When the store's compositions are mostly charge-balanced (ionic data), candidates are
+    integer formulas of a few atoms with a balanced oxidation-state guess; others are dropped
+    before ranking.
+    """
+    start = time.monotonic()
+
+    def say(line: str) -> None:
+        if progress is not None:
+            progress(f"[{time.monotonic() - start:5.1f} s] {line}")
+
     tg = [parse_target(t) if isinstance(t, str) else t for t in targets]
     space = _space(df, max_elements, excluded)
+    els = space.element_names
+    store_frac = _fractions(df, els)
+    store_formulas = [formula(c, els) for c in integer_formulas(store_frac, max_atoms=24)]
+    ionic = mostly_balanced(store_formulas)
+    say(f"fitting {', '.join(dict.fromkeys(t.property for t in tg))} on {len(df)} records"
+        f" ({len(els)} elements{'; ionic: charge balance required' if ionic else ''})")
     fitted = fit_design_models(df, [t.property for t in tg], target_fidelity, space=space, seed=seed)
-    return inverse_design(fitted.models, space, tg, n=n, n_candidates=n_candidates, seed=seed), space
+    say("fitted")
+    pool_space = space
+    if ionic:
+        frac, proc = space.sample(n_candidates, np.random.default_rng(seed))
+        counts = integer_formulas(frac)
+        counts, first = np.unique(counts, axis=0, return_index=True)
+        keep = counts.sum(1) > 0
+        counts, first = counts[keep], first[keep]
+        pool_space = dataclasses.replace(space, pool=(counts / counts.sum(1, keepdims=True), proc[first]))
+
+    def accept(f: np.ndarray) -> bool:
+        if known_index(f, store_frac) >= 0:
+            return False
+        return not ionic or charge_balanced(formula(integer_formulas(f[None, :])[0], els))
+
+    new = inverse_design(fitted.models, pool_space, tg, n=n, n_candidates=n_candidates, seed=seed,
+                         accept=accept, deadline=start + max_seconds, progress=say)
+    known = known_materials(df, tg, fitted.target, els, n)
+    say(f"done: {len(new)} new candidates, {len(known)} known materials")
+    return DesignResult(new, known, space, fitted.target, ionic)

@@ -3,13 +3,16 @@
 Targets are strings such as ``"bulk_modulus>=150 GPa"`` or ``"density<=7 g/cm3"``; values are
 converted to the property's canonical unit (``dm_hpc.data.vocabulary``), in which the models
 predict. The probability of meeting all targets treats the property predictions at a point as
-independent Gaussians (separate models per property): ``P = prod_i Phi(+-(mu_i - v_i) / sigma_i)``.
+independent Gaussians (separate models per property): ``P = prod_i Phi(+-(mu_i - v_i) / sigma_i)``,
+with ``sigma_i`` the sd of a *measured* value (the model's observation noise included, where the
+model has one): a target is met by what the lab measures, not by the noise-free latent function.
 """
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -94,14 +97,29 @@ class Candidate:
     pool_index: int | None = None
 
 
+def _predict_measured(model, X: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and sd (``n x m``) of a measured value: the posterior with observation noise where the
+    model takes ``observation_noise`` (BoTorch GPs), else its plain posterior."""
+    import torch
+
+    means, stds = [], []
+    with torch.no_grad():
+        for chunk in torch.split(torch.as_tensor(X, dtype=torch.double), 4096):
+            try:
+                post = model.posterior(chunk, observation_noise=True)
+            except (TypeError, NotImplementedError):
+                post = model.posterior(chunk)
+            means.append(post.mean)
+            stds.append(post.variance.clamp_min(0).sqrt())
+    return torch.cat(means), torch.cat(stds)
+
+
 def _predict_all(models: Mapping[str, object], X: Tensor) -> tuple[Tensor, Tensor]:
     import torch
 
-    from dm_hpc.learn.surrogates import predict
-
     means, stds = [], []
     for name, model in models.items():
-        mu, sd = predict(model, X)
+        mu, sd = _predict_measured(model, X)
         means.append(mu[:, 0])
         stds.append(sd[:, 0])
     return torch.stack(means, -1), torch.stack(stds, -1)
@@ -117,6 +135,9 @@ def inverse_design(
     refine_rounds: int = 2,
     seed: int = 0,
     min_distance: float = 0.05,
+    accept: Callable[[np.ndarray], bool] | None = None,
+    deadline: float | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> list[Candidate]:
     """The ``n`` candidates most likely to meet every target.
 
@@ -129,6 +150,12 @@ def inverse_design(
             ``refine_rounds`` times.
         min_distance: candidates closer than this (Euclidean distance of atomic-fraction
             vectors) to a better-ranked one are skipped, so the list spans distinct alloys.
+        accept: called on each candidate's fraction row (``E``) in rank order; a False leaves
+            it out (known materials, charge-unbalanced compounds). Called lazily, so an
+            expensive check runs only on the candidates that could make the list.
+        deadline: ``time.monotonic()`` after which refinement is skipped and the list is cut
+            short with what it holds.
+        progress: receives one plain line per stage.
 
     Returns:
         up to ``n`` distinct candidates, most probable first, with predicted means and stds of all
@@ -157,8 +184,10 @@ def inverse_design(
     if missing:
         raise TargetError(f"no model for target properties {missing}; modelled: {list(models)}")
     names = list(models)
+    say = progress or (lambda line: None)
     rng = np.random.default_rng(seed)
     frac, proc = space.candidates(n_candidates, rng)
+    say(f"scoring {len(frac)} candidates")
 
     def score(f, p):
         X = space.featurize(f, p)
@@ -174,15 +203,22 @@ def inverse_design(
 
     prob, margin, mu, sd = score(frac, proc)
     if space.pool is None:
-        for _ in range(refine_rounds):
+        for r in range(refine_rounds):
+            if deadline is not None and time.monotonic() > deadline:
+                say("time budget reached: no further refinement")
+                break
+            say(f"refining the best candidates (round {r + 1} of {refine_rounds})")
             top = torch.topk(prob + 1e-6 * torch.sigmoid(margin), min(64, len(prob))).indices.numpy()
             f2, p2 = space.neighbours(frac[top], proc[top], 16, rng)
             pr2, mg2, mu2, sd2 = score(f2, p2)
             frac, proc = np.concatenate([frac, f2]), np.concatenate([proc, p2])
             prob, margin = torch.cat([prob, pr2]), torch.cat([margin, mg2])
             mu, sd = torch.cat([mu, mu2]), torch.cat([sd, sd2])
-    # rank by probability; among near-certain candidates prefer the larger margin
-    order = torch.argsort(prob.clamp(max=1 - 1e-9) + 1e-10 * torch.sigmoid(margin), descending=True).numpy()
+    # rank by probability; among near-certain candidates prefer the larger margin. Rounded and
+    # stably sorted (pool index last), so round-off does not reorder near-ties between processes.
+    p_key = np.round(prob.clamp(max=1 - 1e-9).numpy(), 6)
+    m_key = np.round(margin.numpy(), 6)
+    order = np.lexsort((np.arange(len(p_key)), -m_key, -p_key))
     out: list[Candidate] = []
     chosen: list[np.ndarray] = []
     for i in order:
@@ -191,6 +227,11 @@ def inverse_design(
         if any(np.linalg.norm(frac[i] - c) < min_distance for c in chosen) and space.pool is None:
             continue
         if any(np.array_equal(frac[i], c) for c in chosen):
+            continue
+        if deadline is not None and time.monotonic() > deadline and out:
+            say(f"time budget reached: listing {len(out)} candidates")
+            break
+        if accept is not None and not accept(frac[i]):
             continue
         chosen.append(frac[i])
         comp, pr = space.to_dicts(frac[i : i + 1], proc[i : i + 1])[0]

@@ -13,7 +13,9 @@ def design(
     max_elements: int = typer.Option(0, "--max-elements", min=0, help="element-count limit (0: as in the data)"),
     exclude: str = typer.Option("", "--exclude", help="comma-separated elements to leave out"),
     out: Path | None = typer.Option(None, "--out", help="also write the candidates to this CSV"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="same store and seed: same answer"),
+    max_seconds: float = typer.Option(60.0, "--max-seconds", min=1.0,
+                                      help="time budget after the fit; the list is cut short when it is spent"),
     fidelity: str | None = typer.Option(None, "--fidelity", help="source:method to predict, e.g. "
                                         "experimental:lab (default: the experimental data, else the scarcest method)"),
 ) -> None:
@@ -38,7 +40,8 @@ def design(
     except StoreError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
-    from dm_hpc.acquire.design import default_target, design_from_dataframe, fidelity_labels
+    from dm_hpc.acquire.design import default_target, fidelity_labels
+    from dm_hpc.acquire.design import design as run_design
 
     if df.empty:
         typer.echo(f"error: store {store} holds no records", err=True)
@@ -46,21 +49,22 @@ def design(
     fidelity = fidelity or default_target(fidelity_labels(df))
     excluded = [e.strip() for e in exclude.split(",") if e.strip()]
     try:
-        cands, _ = design_from_dataframe(df, targets, n=n, max_elements=max_elements or None, excluded=excluded, seed=seed,
-                                         target_fidelity=fidelity)
+        res = run_design(df, targets, n=n, max_elements=max_elements or None, excluded=excluded, seed=seed,
+                         target_fidelity=fidelity, max_seconds=max_seconds,
+                         progress=lambda line: typer.echo(line, err=True))
     except (TargetError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
-    rows = [candidate_row(c) for c in cands]
+    rows = [candidate_row(c) for c in res.new]
+    known_rows = [known_row(k) for k in res.known]
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=" and ".join(str(t) for t in targets) + f" (predicting {fidelity})")
-    for col in rows[0] if rows else []:
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in r.values()])
-    Console(file=sys.stdout).print(table)
+    title = " and ".join(str(t) for t in targets)
+    balance = "; charge-balanced" if res.charge_balance else ""
+    console = Console(file=sys.stdout, width=160)
+    console.print(_table(f"New candidates: {title} (predicting {fidelity}{balance})", rows))
+    console.print(_table(f"Known in the store, meeting {title} by measured values ({fidelity})", known_rows))
+    rows = rows + known_rows
     if out is not None:
         import pandas as pd
 
@@ -73,9 +77,31 @@ def design(
             raise typer.Exit(2)
 
 
+def _table(title: str, rows: list[dict]):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in rows[0] if rows else ["composition"]:
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in r.values()])
+    return table
+
+
+def _formula(composition: dict) -> str:
+    return " ".join(f"{e}{v:.3f}" for e, v in sorted(composition.items()))
+
+
+def known_row(k) -> dict:
+    """A known material as a flat row: composition, status "known", measured value per property."""
+    row = {"composition": _formula(k.composition), "status": "known", "records": k.records}
+    row.update({f"{p}_measured": v for p, v in k.measured.items()})
+    return row
+
+
 def candidate_row(c) -> dict:
     """A candidate as a flat row: composition formula, probability, mean and std per property."""
-    row = {"composition": " ".join(f"{e}{v:.3f}" for e, v in sorted(c.composition.items())), "probability": c.probability}
+    row = {"composition": _formula(c.composition), "status": "new", "probability": c.probability}
     row.update({f"{k}_pred": v for k, v in c.mean.items()})
     row.update({f"{k}_std": v for k, v in c.std.items()})
     row.update(c.process)

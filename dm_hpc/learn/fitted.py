@@ -59,6 +59,7 @@ def fit_fidelity_surrogate(
     kind: str = "auto",
     all_fidelities: Sequence[str] | None = None,
     seed: int = 0,
+    multitask_options: dict | None = None,
 ) -> FittedSurrogate:
     """Fit one surrogate over rows that each belong to a named fidelity.
 
@@ -72,6 +73,7 @@ def fit_fidelity_surrogate(
         all_fidelities: every fidelity the model should know (default: observed + target), sorted
             as given; the position is the task id.
         seed: seeds the single-fidelity fit's subsampling (the multi-task fit is deterministic).
+        multitask_options: passed to ``fit_multitask`` (e.g. ``settings``, ``maxiter``).
     """
     from dm_hpc.learn.surrogates import fit_surrogate
 
@@ -87,7 +89,7 @@ def fit_fidelity_surrogate(
         if len(observed) > 1 and kind in ("auto", "multitask"):
             task = torch.tensor([names.index(f) for f in fidelity])
             model = fit_surrogate(X, Y, kind="multitask", task_index=task, target_task=names.index(target),
-                                  all_tasks=list(range(len(names))))
+                                  all_tasks=list(range(len(names))), **(multitask_options or {}))
             return FittedSurrogate(model, tuple(outputs), tuple(names), target, space, X)
         single = "gp" if kind == "multitask" else kind
         model = fit_surrogate(X, Y, kind=single, seed=seed)

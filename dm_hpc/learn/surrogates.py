@@ -211,6 +211,8 @@ def fit_multitask(
     maxiter: int = 200,
     warm_maxiter: int = 30,
     all_tasks: Sequence[int] | None = None,
+    settings: GPSettings | None = None,
+    seed: int = 0,
 ):
     """Multi-task GP over discrete fidelities.
 
@@ -223,6 +225,9 @@ def fit_multitask(
             ids plus ``target_task``).
         warm_start / maxiter / warm_maxiter: used only above ``MULTITASK_SETTINGS.full_fit_points``
             points; below, the fit is BoTorch's own (cold, uncapped).
+        settings: default ``MULTITASK_SETTINGS``; ``full_fit_points=0`` caps every fit at ``maxiter``.
+        seed: seeds the task kernel's random initial factor and the fit's restarts, so one data set
+            gives one model in any process (the factor was drawn from torch's global generator).
 
     Returns:
         a fitted ``botorch.models.MultiTaskGP``; inputs with ``d + 1`` columns (last = task id)
@@ -243,21 +248,23 @@ def fit_multitask(
     all_tasks = sorted(known | set(all_tasks or ()))
     target = max(all_tasks) if target_task is None else int(target_task)
     full_bounds = torch.cat([bounds.to(X), torch.tensor([[0.0], [1.0]], dtype=X.dtype)], dim=-1)
-    model = MultiTaskGP(
-        torch.cat([X, tasks], dim=-1),
-        Y,
-        task_feature=-1,
-        covar_module=_matern_ard(d) if MULTITASK_SETTINGS.prior == "matern" else None,
-        output_tasks=[target],
-        all_tasks=all_tasks,
-        input_transform=Normalize(d + 1, bounds=full_bounds, indices=list(range(d))),
-        outcome_transform=Standardize(1),
-    )
-    if n <= MULTITASK_SETTINGS.full_fit_points:  # BoTorch's own fit, no cap, no warm start
-        _fit_mll(model, None)
+    with torch.random.fork_rng(devices=[]):  # IndexKernel draws its initial factor with torch.randn
+        torch.manual_seed(seed)
+        model = MultiTaskGP(
+            torch.cat([X, tasks], dim=-1),
+            Y,
+            task_feature=-1,
+            covar_module=_matern_ard(d) if MULTITASK_SETTINGS.prior == "matern" else None,
+            output_tasks=[target],
+            all_tasks=all_tasks,
+            input_transform=Normalize(d + 1, bounds=full_bounds, indices=list(range(d))),
+            outcome_transform=Standardize(1),
+        )
+    if n <= (settings or MULTITASK_SETTINGS).full_fit_points:  # BoTorch's own fit, no cap, no warm start
+        _fit_mll(model, None, seed)
         return model
     warm = warm_start is not None and _load_hypers(model, _hyper_state(warm_start))
-    _fit_mll(model, warm_maxiter if warm else maxiter)
+    _fit_mll(model, warm_maxiter if warm else maxiter, seed)
     return model
 
 

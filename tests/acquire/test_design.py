@@ -94,3 +94,77 @@ def test_design_cli_on_the_bandgap_dft_vs_expt_store(tmp_path, datasets):
     res = runner.invoke(app, ["design", "--store", str(store), "--target", "bandgap>=2 eV", "-n", "3"])
     assert res.exit_code == 0, res.output
     assert "probability" in res.output and "experimental:expt-literature" in res.output
+    # issue 23: known compounds apart, with measured values; the new ones charge-balanced
+    assert "Known in the store" in res.output and "bandgap_measured" in res.output and "charge-balanced" in res.output
+
+
+# Ionic compounds with band gaps (eV, rounded literature values); DFT underestimates them.
+_IONIC = {"NaCl": 8.5, "KCl": 8.4, "KBr": 7.4, "NaBr": 7.1, "LiF": 13.6, "MgO": 7.8, "CaO": 7.0, "ZnO": 3.4,
+          "ZnS": 3.7, "CdS": 2.4, "CdSe": 1.7, "CdTe": 1.5, "ZnSe": 2.7, "GaN": 3.4, "Al2O3": 8.8, "Y2O3": 5.6,
+          "CdI2": 3.2, "PbI2": 2.3, "SnO2": 3.6, "TiO2": 3.2}
+
+
+def _ionic_store(path):
+    from pymatgen.core import Composition
+
+    from dm_hpc.data import Store
+
+    recs = []
+    for f, gap in _IONIC.items():
+        comp = {str(e): float(v) for e, v in Composition(f).fractional_composition.items()}
+        for src, meth, value in (("computed", "dft", 0.6 * gap), ("experimental", "expt", gap)):
+            recs.append({"composition": comp, "properties": [{"name": "bandgap", "value": value, "unit": "eV"}],
+                         "provenance": {"source": src, "method": meth}})
+    with Store.open(path, mode="a") as st:
+        st.ingest(recs)
+    return path
+
+
+def _design_in_new_process(store, out, seed):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("PYTHONHASHSEED", None)  # each process its own string hashing, as from a shell
+    res = subprocess.run([sys.executable, "-m", "dm_hpc", "design", "--store", str(store), "--target", "bandgap>=2 eV",
+                          "-n", "4", "--seed", str(seed), "--max-seconds", "900", "--out", str(out)], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    return pd.read_csv(out), res
+
+
+def test_design_same_store_and_seed_same_answer_in_a_new_process(tmp_path):
+    """Issue 23: two runs with ``--seed 0`` on one store gave disjoint answer sets."""
+    store = _ionic_store(tmp_path / "store")
+    a, res = _design_in_new_process(store, tmp_path / "a.csv", 0)
+    b, _ = _design_in_new_process(store, tmp_path / "b.csv", 0)
+    assert (a["status"] == "new").sum() == 4
+    pd.testing.assert_frame_equal(a, b)
+    # progress on stderr, not mixed into the tables
+    assert "fitting bandgap" in res.stderr and "scoring" in res.stderr and "fitting" not in res.stdout
+
+
+def test_design_reports_known_compounds_apart_and_only_balanced_new_ones(tmp_path):
+    """Issue 23: the answers were RbCl, RbBr, Y2O3... (already measured, unmarked) and Cd0.277 I0.723."""
+    from pymatgen.core import Composition
+
+    from dm_hpc.acquire.design import design
+    from dm_hpc.data import Store
+
+    with Store.open(_ionic_store(tmp_path / "store"), mode="r") as st:
+        df = st.to_dataframe()
+    res = design(df, ["bandgap>=2 eV"], n=5, n_candidates=3000, seed=1, max_seconds=600)
+    assert res.charge_balance and len(res.new) == 5
+    def reduced(comp):
+        return Composition(Composition(comp).get_integer_formula_and_factor()[0]).reduced_formula
+
+    store_formulas = {Composition(f).reduced_formula for f in _IONIC}
+    for c in res.new:
+        assert reduced(c.composition) not in store_formulas
+        comp = Composition(reduced(c.composition))
+        assert len(comp.elements) == 1 or comp.oxi_state_guesses(max_sites=-1), comp
+    known = {reduced(k.composition): k for k in res.known}
+    assert set(known) <= {f for f, g in _IONIC.items() if g >= 2} and len(known) == 5
+    assert known["LiF"].measured["bandgap"] == 13.6 and known["LiF"].records == 1
