@@ -309,11 +309,16 @@ class CampaignDesk:
                 for v in registry.versions(self.get(name))]
 
     # ------------------------------------------------------------------ writing
-    def annotated(self, name: str, token: str) -> Path | None:
-        """The annotated copy of an upload (None for an unknown or malformed token)."""
-        if not ANNOTATED_TOKEN.match(token):
+    def annotated(self, name: str, token: str, reader: str | None = None) -> Path | None:
+        """The annotated copy of an upload (None for an unknown or malformed token, or when
+        ``reader`` is not the user who uploaded it: the copy holds the values they sent, which
+        another user's clearance may not cover). ``reader=None``: no owner check (admins)."""
+        if not ANNOTATED_TOKEN.fullmatch(token):
             return None
         path = self.get(name).run_dir / "annotated" / f"{token}.xlsx"
+        owner = path.with_suffix(".owner")
+        if reader is not None and (not owner.is_file() or owner.read_text() != reader):
+            return None
         return path if path.is_file() else None
 
     def ingest(self, name: str, filename: str, content: bytes, rule: AccessRule,
@@ -334,6 +339,7 @@ class CampaignDesk:
         token = secrets.token_hex(8)
         copy = c.run_dir / "annotated" / f"{token}.xlsx"
         copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.with_suffix(".owner").write_text(contributor or "")
         suffix = Path(filename).suffix.lower()
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"upload{suffix}"

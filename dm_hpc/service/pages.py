@@ -159,7 +159,7 @@ def lab_annotated(request: Request, name: str, token: str, user: User | None = D
     """The annotated copy of an upload: every cell's verdict, colour and comment."""
     if (denied := _guard(request, user, svc, name, LAB)) is not None:
         return denied
-    path = svc.desk.annotated(name, token)
+    path = svc.desk.annotated(name, token, None if user.role == Role.admin else user.name)
     if path is None:
         return _page(request, "message.html", 404, user=user, title="Not found", message="no such annotated sheet")
     return FileResponse(path, media_type=SHEET_TYPES["xlsx"],

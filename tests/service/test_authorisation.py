@@ -256,11 +256,14 @@ def canary(built_campaign, tmp_path_factory):
         sheet = c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/sheet?format=csv", headers=admin).content
         table = pd.read_csv(io.BytesIO(sheet)).iloc[:1].copy()
         table[PROP] = CANARY_VALUE
+        table["confirm"] = "yes"  # far outside the model's interval: meant, not a typo
         r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/lab/results", headers=admin,
                    files={"file": ("canary.csv", table.to_csv(index=False).encode(), "text/csv")},
                    data={"access_level": "embargoed", "embargo_until": until})
         assert r.status_code == 200, r.text
         rid = r.json()["record_ids"][0]
+        # the admin's annotated copy holds the canary: another user must not fetch it by its token
+        ANNOTATED_TOKENS[:] = [r.json()["annotated"].rsplit("/", 1)[1].removesuffix(".xlsx")]
         # request 1 (an admin's, naming the canary) and 2 (a scientist's): the export pages list them
         assert c.post(f"/api/v1/campaigns/{CAMPAIGN}/exports", headers=admin,
                       json={"record_ids": [rid], "reason": "partner"}).status_code == 200
@@ -306,6 +309,10 @@ def app_routes(routes, prefix: str = ""):
             yield prefix + route.path, getattr(route, "methods", None) or {"GET"}
 
 
+#: the annotated copies' tokens the canary test tries (the canary upload's own, set by the fixture)
+ANNOTATED_TOKENS: list[str] = []
+
+
 def route_requests(app, record_id: str, composition: dict[str, float]):
     """(method, url, request kwargs) for every route of ``app`` (so a new route is covered without
     being listed), every value of its path parameters and every query variant."""
@@ -313,7 +320,7 @@ def route_requests(app, record_id: str, composition: dict[str, float]):
     import string
 
     values = {"name": [CAMPAIGN], "plot": PLOTS, "fmt": ["csv", "xlsx"], "record_id": [record_id],
-              "request_id": ["1", "2"]}
+              "request_id": ["1", "2"], "token": ANNOTATED_TOKENS or ["0" * 16]}
     bodies = _bodies(composition)
     for path, methods in app_routes(app.routes):
         fields = [f for _, f, _, _ in string.Formatter().parse(path) if f]
