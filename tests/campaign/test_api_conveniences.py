@@ -66,7 +66,7 @@ def test_a_campaign_declares_its_own_terms_and_the_store_keeps_their_unit(tmp_pa
     assert c.store == tmp_path / "run" / "store"  # no store named: the run folder's
     camp = Campaign(c, str(path))
     sheet = camp.suggest(2)
-    assert "process:process:peening_intensity [mm]" in sheet.columns
+    assert "process:treatment:peening_intensity [mm]" in sheet.columns
     sheet["property:microhardness [HV]"] = [150.0, 180.0]
     sheet["property:hardness [GPa]"] = [1.5, 1.8]
     bad = sheet.copy()

@@ -47,8 +47,8 @@ def test_the_notebook_runs_a_lab_only_process_campaign(executed):
 def test_best_names_composition_process_and_property_with_units(executed):
     _, outputs = executed
     [line] = [ln for out in outputs.values() for ln in out.splitlines() if ln.startswith("columns:")]
-    for column in ("composition:Ni [at_frac]", "process:process:ageing_temperature [K]",
-                   "process:process:ageing_time [h]", "property:hardness [GPa]"):
+    for column in ("composition:Ni [at_frac]", "process:treatment:ageing_temperature [K]",
+                   "process:treatment:ageing_time [h]", "property:hardness [GPa]"):
         assert repr(column) in line, line
 
 
