@@ -50,7 +50,16 @@ def measure(sheet: Path, law) -> None:
 
 
 def column(df: pd.DataFrame, word: str) -> pd.Series:
-    return df[next(c for c in df.columns if word in c and not c.startswith(("predicted", "property")))].astype(float)
+    """The sheet's column naming ``word``; a process parameter in its canonical unit (the sheet
+    shows it in the unit the campaign file wrote, e.g. degC or min)."""
+    from dm_hpc.data.vocabulary import to_canonical
+
+    name = next(c for c in df.columns if word in c and not c.startswith(("predicted", "property")))
+    values = df[name].astype(float)
+    if name.startswith("process:"):
+        unit = name.rsplit("[", 1)[1].rstrip("]")
+        values = values.map(lambda v: to_canonical(word, v, unit, kind="process_parameter"))
+    return values
 
 
 def test_generated_pages_are_current():
