@@ -39,12 +39,20 @@ ANNEAL = {
 HARDNESS = "property:hardness [GPa]"
 
 
+def _canonical(sheet: pd.DataFrame, column: str, name: str) -> pd.Series:
+    from dm_hpc.data.vocabulary import to_canonical
+
+    unit = column.rsplit("[", 1)[1].rstrip("]")
+    return sheet[column].astype(float).map(lambda v: to_canonical(name, v, unit, kind="process_parameter"))
+
+
 def _measure(sheet: pd.DataFrame) -> pd.DataFrame:
     """A made-up but smooth hardness law: harder with Ni, softer when annealed hot and long."""
     col = {k: next(c for c in sheet.columns if k in c) for k in ("Ni", "annealing_temperature", "annealing_time")}
     ni = sheet[col["Ni"]].astype(float)
-    t_k = sheet[col["annealing_temperature"]].astype(float)
-    hours = sheet[col["annealing_time"]].astype(float)
+    # the sheet shows process values in the unit the campaign file wrote (here degC and min)
+    t_k = _canonical(sheet, col["annealing_temperature"], "annealing_temperature")
+    hours = _canonical(sheet, col["annealing_time"], "annealing_time")
     out = sheet.copy()
     out[HARDNESS] = 1.0 + 2.0 * ni - 0.001 * (t_k - 673) - 0.05 * hours
     return out
@@ -64,12 +72,13 @@ def lab_only(tmp_path_factory):
 
 def test_status_tells_the_portals_story(lab_only):
     from dm_hpc.service.campaigns import CampaignDesk
+    from dm_hpc.data.access import AccessLevel
 
     path, camp = lab_only
     res = subprocess.run([sys.executable, "-m", "dm_hpc", "status", str(path)], capture_output=True,
                          text=True, cwd=REPO, timeout=300)
     assert res.returncode == 0, res.stderr
-    portal = CampaignDesk(path.parent).status("anneal")
+    portal = CampaignDesk(path.parent).status("anneal", AccessLevel.embargoed)  # a reader of every record
     assert portal["lab_suggested"] == 8 and portal["lab_measured"] == 8
     assert "not started" not in res.stdout and "not started" != portal["state"]
     assert portal["state"] in " ".join(res.stdout.split())
