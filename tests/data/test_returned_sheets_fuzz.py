@@ -17,6 +17,8 @@ both take all 1,000 (each stored sheet costs three store writes: about 4 s on a 
 """
 from __future__ import annotations
 
+import os
+
 import json
 import math
 import re
@@ -147,6 +149,9 @@ def test_twelve_sheets_agree_through_every_door(doors, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("DM_HPC_FUZZ_ALL_DOORS"),
+                    reason="1,000 sheets x 3 doors take hours on 2 cores (a stored sheet costs ~4 s a door): "
+                           "set DM_HPC_FUZZ_ALL_DOORS=1 to run it; the twelve-sheet test runs every time")
 def test_every_sheet_agrees_through_every_door(doors, tmp_path):
     assert len(cases()) == 1000
     seen = _through_every_door(doors, cases(), tmp_path)
