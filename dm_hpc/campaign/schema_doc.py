@@ -211,11 +211,13 @@ def vocabulary_page() -> str:
           "(`degC` or `°C` for K, `min` for h, `MPa` for GPa, `g/cm3` or `g/cm^3`, `wt%`); a unit of "
           "the wrong dimension is refused with the property's name. The physical range is checked "
           "on every value read (a negative density is an error naming the row).", ""]
-    for title, kind, names in (("Properties", "property", vocabulary.property_names()),
-                               ("Process parameters", "process_parameter", vocabulary.process_parameter_names())):
+    # The standard vocabulary only: terms a campaign declared in this process are its own.
+    for title, kind, names in (("Properties", "property", vocabulary.property_names(declared=False)),
+                               ("Process parameters", "process_parameter",
+                                vocabulary.process_parameter_names(declared=False))):
         md += [f"## {title}", "", "| name | canonical unit | physical range | description |", "|---|---|---|---|"]
         for name in names:
-            t = vocabulary._term(name, "property" if kind == "property" else "process parameter")
+            t = vocabulary.term(name, kind)
             rng = ", ".join(filter(None, ["> 0" if t.positive else "",
                                           f">= {t.minimum:g}" if t.minimum is not None else "",
                                           f"<= {t.maximum:g}" if t.maximum is not None else ""])) or "-"

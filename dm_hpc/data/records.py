@@ -35,21 +35,32 @@ MAX_METHOD = 40
 MAX_LABEL = 64
 
 
+def label_problem(v: str, limit: int) -> str | None:
+    """Why ``v`` cannot be stored in a fixed-width text column of ``limit`` UTF-8 bytes, or None.
+
+    No NUL (a fixed-width column drops trailing NULs, so the column would disagree with the
+    record) and no other control character (an id with a newline or tab splits a line of every
+    sheet, log and job name it reaches). The sheet reader asks the same question of a whole
+    column before it builds records without validation."""
+    if "\x00" in v:
+        return "must not contain NUL characters"
+    bad = next((ch for ch in v if ch < " " or ch == "\x7f"), None)
+    if bad is not None:
+        return f"must not contain control characters ({bad!r})"
+    size = len(v.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        return f"at most {limit} bytes (UTF-8), got {size}"
+    return None
+
+
 def _fits(limit: int) -> AfterValidator:
-    """A text that fits a fixed-width store column: at most ``limit`` UTF-8 bytes, no NUL (a
-    fixed-width column drops trailing NULs, so the column would disagree with the record) and no
-    other control character (an id with a newline or tab splits a line of every sheet, log and
-    job name it reaches)."""
+    """A text that fits a fixed-width store column (``label_problem``)."""
 
     def check(v: str | None) -> str | None:
         if v is not None:
-            if "\x00" in v:
-                raise ValueError("must not contain NUL characters")
-            bad = next((ch for ch in v if ch < " " or ch == "\x7f"), None)
-            if bad is not None:
-                raise ValueError(f"must not contain control characters ({bad!r})")
-            if len(v.encode("utf-8", "surrogatepass")) > limit:
-                raise ValueError(f"at most {limit} bytes (UTF-8), got {len(v.encode('utf-8', 'surrogatepass'))}")
+            problem = label_problem(v, limit)
+            if problem is not None:
+                raise ValueError(problem)
         return v
 
     return AfterValidator(check)

@@ -41,6 +41,7 @@ from dm_hpc.data.records import (
     Quantity,
     RawMaterial,
     Source,
+    label_problem,
 )
 from dm_hpc.data.sheetfiles import VALUELESS_CELL, SheetError, describe_error
 from dm_hpc.data.verdicts import Decision, Verdict, refused
@@ -240,11 +241,13 @@ def check_table(
         if src not in {s.value for s in Source}:
             rows.refuse(i, "source must be computed or experimental", "source", src)
         method = meta["method"][i] or defaults.method
-        if not method.strip() or len(method.encode("utf-8", "surrogatepass")) > MAX_METHOD or "\x00" in method:
-            rows.refuse(i, f"method must be 1 to {MAX_METHOD} bytes (UTF-8) without NUL", "method", method)
+        problem = "is empty" if not method.strip() else label_problem(method, MAX_METHOD)
+        if problem is not None:
+            rows.refuse(i, f"method {problem}", "method", method)
         sid = meta["sample_id"][i]
-        if sid is not None and (len(sid.encode("utf-8", "surrogatepass")) > MAX_LABEL or "\x00" in sid):
-            rows.refuse(i, f"a sample id is at most {MAX_LABEL} bytes (UTF-8) without NUL", "sample_id", sid)
+        problem = None if sid is None else label_problem(sid, MAX_LABEL)
+        if problem is not None:
+            rows.refuse(i, f"a sample id {problem}", "sample_id", sid)
     class_array = np.array(classes, dtype=object)
 
     canonical: dict[str, np.ndarray] = {}

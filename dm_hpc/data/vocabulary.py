@@ -103,14 +103,15 @@ def _vocabulary() -> tuple[dict[str, Term], dict[str, Term]]:
     return props, params
 
 
-def property_names() -> list[str]:
-    """All known property names, in vocabulary order (declared ones last)."""
-    return list(_vocabulary()[0]) + list(_DECLARED["property"])
+def property_names(declared: bool = True) -> list[str]:
+    """All known property names, in vocabulary order (declared ones last unless ``declared`` is
+    False: the standard vocabulary alone, which does not depend on the campaigns loaded so far)."""
+    return list(_vocabulary()[0]) + (list(_DECLARED["property"]) if declared else [])
 
 
-def process_parameter_names() -> list[str]:
-    """All known process-parameter names (declared ones last)."""
-    return list(_vocabulary()[1]) + list(_DECLARED["process_parameter"])
+def process_parameter_names(declared: bool = True) -> list[str]:
+    """All known process-parameter names (declared ones last unless ``declared`` is False)."""
+    return list(_vocabulary()[1]) + (list(_DECLARED["process_parameter"]) if declared else [])
 
 
 def _term(name: str, kind: str) -> Term:
