@@ -16,7 +16,6 @@ task folders and the store, so ids stay unique even when a journal lost lines th
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
@@ -29,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from dm_hpc.campaign import journal as jn
+from dm_hpc.campaign.lock import take_manager_lock
 from dm_hpc.campaign.spec import CampaignSpec
 
 
@@ -101,16 +101,9 @@ def repair(c: CampaignSpec, records: pd.DataFrame | None = None) -> RepairReport
     """Repair ``c``'s journal (see the module docstring); refuses while a manager runs it.
     ``records``: the campaign's rows of its store (``Store.to_dataframe(campaign=...)``) when the
     caller has read them already; else they are read here."""
-    from dm_hpc.campaign.manager import CampaignBusyError
-
     path = c.run_dir / "journal.jsonl"
-    c.run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(c.run_dir / "manager.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = take_manager_lock(c.run_dir, f"campaign {c.name!r} is running; stop it before repairing its journal")
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CampaignBusyError(f"campaign {c.name!r} is running; stop it before repairing its journal") from None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", jn.LegacyJournalWarning)
             v = jn.verify(path)

@@ -14,7 +14,6 @@ task is submitted twice.
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from collections import deque
@@ -31,6 +30,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.journal_repair import reserve_ids
+from dm_hpc.campaign.lock import LOCK_NAME, CampaignBusyError, take_manager_lock
 from dm_hpc.campaign import stopping
 from dm_hpc.campaign.planning import CampaignPlanner, Plan, Snapshot, best_values, seen_points
 from dm_hpc.campaign.realise import stored_keys
@@ -46,10 +46,6 @@ STOP_FILE = "STOP"
 #: seconds while something changes, and one at least this often while nothing does.
 LOG_EVERY_S = 5.0
 LOG_HEARTBEAT_S = 60.0
-
-
-class CampaignBusyError(RuntimeError):
-    """Another manager runs this campaign."""
 
 
 @dataclass
@@ -145,14 +141,8 @@ class CampaignManager:
         jn.apply(self.state, self.journal.write(event, **data))
 
     def _lock(self) -> int:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.run_dir / "manager.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise CampaignBusyError(f"campaign {self.c.name!r} is already running ({self.run_dir}/manager.lock)") from None
-        return fd
+        return take_manager_lock(self.run_dir, f"campaign {self.c.name!r} is already running "
+                                               f"({self.run_dir}/{LOCK_NAME})")
 
     def _stop_reason(self) -> str | None:
         """The stopping rules (pure functions of the journal state), a stop request, exhaustion."""

@@ -76,7 +76,7 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
     ``check_codes``: also require each method's code to be runnable here (true at ``run`` on
     the local runner; a cluster campaign is validated on a login node without the codes).
     """
-    from dm_hpc.compute import UnknownMethodError, get_method
+    from dm_hpc.compute import UnknownMethodError, get_method, unavailable_reason
 
     out = []
     files = [("space.pool", c.space.pool), ("space.pool_map", c.space.pool_map)]
@@ -108,7 +108,7 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
             out.append(f"fidelities.{f.name}: method {f.method} cannot calculate {', '.join(missing)} "
                        f"(no potential, PAW setup or pseudopotential with {settings.get('xc', 'its settings')})")
         if check_codes and c.runner.kind == RunnerKind.local:
-            why = method.available()
+            why = unavailable_reason(method)
             if why:
                 out.append(f"fidelities.{f.name}: method {f.method} cannot run here: {why}")
     return out

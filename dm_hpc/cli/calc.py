@@ -103,14 +103,14 @@ def methods() -> None:
 
     from rich.markup import escape
 
-    from dm_hpc.compute import get_method, method_names
+    from dm_hpc.compute import get_method, method_names, unavailable_reason
 
     table = Table()
     for col in ("method", "fidelity", "code", "available", "cost 4 / 32 atoms (core-s)", "elements"):
         table.add_column(col)
     for name in method_names():
         m = get_method(name)
-        why = m.available()
+        why = unavailable_reason(m)
         els = sorted(m.elements)
         table.add_row(name, m.fidelity, m.code, "yes" if why is None else escape(f"no: {why}"),
                       f"{m.cost_core_seconds(4):.3g} / {m.cost_core_seconds(32):.3g}",

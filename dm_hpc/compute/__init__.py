@@ -4,7 +4,8 @@ Public face (what the campaign and the CLI use)::
 
     get_method(name) -> Method          registry from configs/calculators.yaml: emt, gpaw, qe, chgnet
         Method.fidelity, .elements, .settings, .supports(composition),
-        .unsupported(composition), .cost_core_seconds(n_atoms), .available() -> None | reason
+        .unsupported(composition), .cost_core_seconds(n_atoms)
+    unavailable_reason(method) -> None | why its code cannot run here
     method_names() -> list[str]
     calculate(composition, method="emt", settings=None, properties=None, seed=0,
               workdir=None, cores=1, task_id=None, campaign=None) -> CalcResult | CalcFailure
@@ -27,7 +28,7 @@ Computed values are rounded to 8 significant digits so float noise never changes
 """
 from __future__ import annotations
 
-import importlib
+from dm_hpc._lazy import lazy_exports
 
 #: Public name -> the module that defines it. Imported on first use (PEP 562): the calculation
 #: side (ASE's builders, scipy) is heavy, and `dm-hpc validate` needs only the method registry.
@@ -57,6 +58,7 @@ _WHERE = {
     "write_result": "dm_hpc.compute.results",
     "write_task": "dm_hpc.compute.results",
     "build_structure": "dm_hpc.compute.structures",
+    "unavailable_reason": "dm_hpc.compute.backends",
 }
 
 __all__ = [
@@ -64,17 +66,8 @@ __all__ = [
     "CalcError", "CalcFailure", "CalcResult", "CalcTask", "FailureKind", "Method", "UnknownMethodError",
     "analytic_properties", "build_structure", "calculate", "get_method", "input_hash", "method_names",
     "read_result", "read_task", "reference_energy", "result_to_record", "worker_argv", "write_result",
-    "write_task",
+    "unavailable_reason", "write_task",
 ]
 
 
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, __all__)

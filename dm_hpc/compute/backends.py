@@ -355,3 +355,8 @@ def backend_for(method: Method) -> Backend:
     if method.code not in _INSTANCES:
         _INSTANCES[method.code] = _BACKENDS[method.code]()
     return _INSTANCES[method.code]
+
+
+def unavailable_reason(method: Method) -> str | None:
+    """None when ``method``'s code can run here, else why not (a missing executable, setups...)."""
+    return backend_for(method).unavailable_reason()

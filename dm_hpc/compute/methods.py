@@ -148,12 +148,6 @@ class Method:
             out[key] = value
         return out
 
-    def available(self) -> str | None:
-        """None when the code can run here, else why not."""
-        from dm_hpc.compute.backends import backend_for
-
-        return backend_for(self).unavailable_reason()
-
 
 def _gpaw_setup_elements(xc: str) -> frozenset[str]:
     try:

@@ -13,7 +13,7 @@ Public face::
 """
 from __future__ import annotations
 
-import importlib
+from dm_hpc._lazy import lazy_exports
 
 #: Public name -> the module that defines it. Imported on first use (PEP 562): importing
 #: the package must stay cheap, because small commands (``dm-hpc status``) touch it.
@@ -59,13 +59,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, __all__)

@@ -2,17 +2,22 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-if TYPE_CHECKING:
-    from dm_hpc.runners.core import Runner
-    from dm_hpc.runners.spec import Outcome
+from dm_hpc.runners.spec import Outcome
 
 
-def track_outcomes(runner: "Runner", total: int, poll_s: float, timeout_s: float | None,
-                   show: bool, label: str) -> list["Outcome"]:
+class Polled(Protocol):
+    """What is tracked: anything that hands back the outcomes that came in since the last call
+    (a ``Runner``; named by its behaviour so this module needs nothing of the runner's)."""
+
+    def poll(self) -> list[Outcome]: ...
+
+
+def track_outcomes(runner: Polled, total: int, poll_s: float, timeout_s: float | None,
+                   show: bool, label: str) -> list[Outcome]:
     """Poll ``runner`` every ``poll_s`` seconds until ``total`` outcomes came back."""
     outcomes: list[Outcome] = []
     deadline = None if timeout_s is None else time.monotonic() + timeout_s

@@ -25,15 +25,18 @@ def test_sigkill_at_random_moments_keeps_acknowledged_batches_exactly_once(tmp_p
     for _ in range(KILLS):
         child = subprocess.Popen(
             [sys.executable, str(script), str(path), str(next_batch)],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         # wait until it has acknowledged at least one batch, then kill at a random moment
         line = child.stdout.readline()
-        assert line.startswith("ACK"), line
+        if not line.startswith("ACK"):  # the writer died before its first batch: say why
+            child.kill()
+            raise AssertionError(f"writer gave {line!r} before any ACK:\n{child.communicate()[1]}")
         acked.add(int(line.split()[1]))
         time.sleep(rng.uniform(0.0, 0.25))
         child.send_signal(signal.SIGKILL)
-        out, _ = child.communicate()
+        out, err = child.communicate()
+        assert "Traceback" not in err, err  # killed, not failed
         acked.update(int(x.split()[1]) for x in out.splitlines() if x.startswith("ACK"))
         next_batch = max(acked) + 1
 

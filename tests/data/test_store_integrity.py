@@ -207,7 +207,7 @@ def tiny_fs(tmp_path):
     if not _mount("-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)):
         pytest.skip("cannot mount a tmpfs here")
     yield mnt
-    subprocess.run(["umount", str(mnt)], check=False)
+    subprocess.run(["umount", "--lazy", str(mnt)], check=False)  # detached even if a reader still holds a file there
 
 
 def test_real_full_disk_and_read_only_file_system(tiny_fs):
