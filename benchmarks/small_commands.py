@@ -53,9 +53,10 @@ def build(folder: Path) -> Path:
     for _ in range(2):
         sheet = camp.suggest(4)
         col = {k: next(c for c in sheet.columns if k in c) for k in ("Ni", "annealing_temperature", "annealing_time")}
-        sheet["property:hardness [GPa]"] = (1 + 2 * sheet[col["Ni"]].astype(float)
-                                            - 0.001 * (sheet[col["annealing_temperature"]].astype(float) - 673)
-                                            - 0.05 * sheet[col["annealing_time"]].astype(float))
+        # 1.5-4.5 GPa over the space (degC and min, the units the campaign is written in)
+        sheet["property:hardness [GPa]"] = (3 + 2 * sheet[col["Ni"]].astype(float)
+                                            - 0.002 * (sheet[col["annealing_temperature"]].astype(float) - 650)
+                                            - 0.002 * sheet[col["annealing_time"]].astype(float))
         camp.add_measurements(sheet)
     camp.suggest(4)  # 4 pending, for `suggest` to list
     return path

@@ -90,6 +90,9 @@ class State:
     elapsed_before: float = 0.0
     stopped: str | None = None
     best: list[dict[str, Any]] = field(default_factory=list)
+    #: Why no model can be fitted, as checked on the store right after the last lab ingest ("":
+    #: one can); None when not known (records came in since without a check: read the store).
+    unfit: str | None = None
 
     @property
     def in_flight(self) -> list[TaskEntry]:
@@ -419,6 +422,7 @@ def apply(state: State, ev: dict[str, Any]) -> None:
         task.status = SUBMITTED
         task.submissions += 1
     elif kind == "ingested":
+        state.unfit = None
         task = _task(state, ev)
         task.status, task.record_id = INGESTED, ev.get("record_id")
         task.core_hours, task.ended_at = ev.get("core_hours", 0.0), ev["t"]
@@ -436,6 +440,7 @@ def apply(state: State, ev: dict[str, Any]) -> None:
                 predicted=s.get("predicted", {}), batch=ev["batch"],
             )
     elif kind == "lab_ingested":
+        state.unfit = ev.get("unfit")
         for sid, rid in ev["records"].items():
             if sid in state.lab:
                 state.lab[sid].record_id, state.lab[sid].not_made = rid, False
@@ -443,6 +448,7 @@ def apply(state: State, ev: dict[str, Any]) -> None:
             if sid in state.lab and state.lab[sid].record_id is None:
                 state.lab[sid].not_made = True
     elif kind == "retracted":  # the sample's value was withdrawn: it is awaited again
+        state.unfit = None
         for entry in state.lab.values():
             if entry.record_id == ev["record_id"]:
                 entry.record_id = None

@@ -24,8 +24,9 @@ import pandas as pd
 
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.holds import Hold, apply_holds, confirmed_in_sheet, find_holds
+from dm_hpc.campaign.labsheet import suggestion_rows, write_suggestions  # noqa: F401 -- also this module's face
 from dm_hpc.campaign.spec import CampaignSpec
-from dm_hpc.data import MaterialRecord, Source, Store, StoreError, canonical_unit
+from dm_hpc.data import MaterialRecord, Source, Store, StoreError
 from dm_hpc.data.corrections import blank_replacements
 from dm_hpc.data.resend import resolve_resends
 from dm_hpc.data.sheetfiles import load_table
@@ -41,48 +42,9 @@ from dm_hpc.data.verdicts import Verdict
 
 
 def suggestion_table(campaign: CampaignSpec, state: jn.State, include_measured: bool = False) -> pd.DataFrame:
-    """The lab's sheet: one row per suggested experiment not yet measured, rounded and in the
-    campaign author's units, asking only what the lab measures (``labsheet``)."""
-    from dm_hpc.campaign.labsheet import composition_step, lab_properties, rounded_to, shown_process, significant
-
-    step = composition_step(campaign)
-    rows = []
-    for entry in state.lab.values():
-        if (entry.record_id is not None or entry.not_made) and not include_measured:
-            continue
-        row: dict[str, object] = {"sample_id": entry.sample_id, "material_class": campaign.material_class,
-                                  "method": campaign.lab.name if campaign.lab else "lab"}
-        for el in campaign.space.elements or entry.composition:
-            row[f"composition:{el} [at_frac]"] = rounded_to(entry.composition.get(el, 0.0), step)
-        for name, value in entry.process.items():
-            header, shown = shown_process(campaign, name, value)
-            row[header] = shown
-        mean, std = entry.predicted.get("mean", {}), entry.predicted.get("std", {})
-        for prop in lab_properties(campaign):
-            unit = canonical_unit(prop)
-            if prop in mean:
-                row[f"predicted:{prop} [{unit}]"] = significant(mean[prop], 3)
-                row[f"predicted_std:{prop} [{unit}]"] = None if std.get(prop) is None else significant(std[prop], 2)
-            row[f"property:{prop} [{unit}]"] = None
-            row[f"uncertainty:{prop} [{unit}]"] = None
-        row["confirm"] = None
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def write_suggestions(campaign: CampaignSpec, out: Path) -> int:
-    """Write the pending experiments to ``out`` (.csv or .xlsx); returns how many."""
-    state = jn.replay(campaign.run_dir / "journal.jsonl")
-    table = suggestion_table(campaign, state)
-    if table.empty:
-        table = pd.DataFrame(columns=["sample_id"])
-    if Path(out).suffix.lower() == ".xlsx":
-        from dm_hpc.campaign.labsheet import write_lab_workbook
-
-        write_lab_workbook(campaign, table, Path(out))
-    else:
-        write_table(table, out)
-    return len(table)
+    """The lab's sheet as a DataFrame (``labsheet.suggestion_rows``): one row per suggested
+    experiment not yet measured, rounded, in the campaign author's units."""
+    return pd.DataFrame(suggestion_rows(campaign, state, include_measured))
 
 
 def read_lab_sheet(campaign: CampaignSpec, path: Path, sheet: str | None = None, contributor: str | None = None,
@@ -114,13 +76,22 @@ def _lab_contents(campaign: CampaignSpec, read, origin: str, contributor: str | 
 
 
 def store_lab_results(records: list[MaterialRecord], store: Store, journal: jn.Journal, sheet: str,
-                      not_made: list[str] | None = None, **audit: list[str]) -> dict:
+                      not_made: list[str] | None = None, campaign: CampaignSpec | None = None,
+                      **audit: list[str]) -> dict:
     """Ingest measured records and journal which suggestion each answers (and which samples
-    were not made; ``audit``: ``held`` and ``confirmed`` sample ids); returns the event."""
+    were not made; ``audit``: ``held`` and ``confirmed`` sample ids); returns the event.
+
+    With ``campaign``, the event also says whether a model can be fitted on the store now
+    (``unfit``: why not, "" when it can), so ``dm-hpc status`` can warn without reading the store."""
     result = store.ingest(records)
+    checked = {}
+    if campaign is not None:
+        from dm_hpc.campaign.dataset import unfit_reason
+
+        checked["unfit"] = unfit_reason(campaign, store.to_dataframe()) or ""
     return journal.write("lab_ingested", records={r.sample_id: rid for r, rid in zip(records, result.ids)},
                          new=result.new, sheet=sheet, not_made=list(not_made or []),
-                         **{k: v for k, v in audit.items() if v})
+                         **{k: v for k, v in audit.items() if v}, **checked)
 
 
 def ingest_sheet_records(path: Path, store: Store, journal: jn.Journal) -> dict:
@@ -213,7 +184,7 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
         checked, lines, held, confirmed = check(store)
         records = resolve_resends(store, checked, lines, origin, replace)
         warnings = _blank_warnings(campaign, contents, replace, store)
-        event = store_lab_results(records, store, journal, origin, not_made,
+        event = store_lab_results(records, store, journal, origin, not_made, campaign,
                                   held=[h.sample_id for h in held], confirmed=confirmed)
         return done(records, event["new"], False, held, confirmed, warnings)
 

@@ -14,21 +14,17 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import pandas as pd
-from openpyxl import Workbook
+from typing import TYPE_CHECKING
 
+from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import canonical_unit
-from dm_hpc.data.units import parse_unit, registry
+from dm_hpc.data.columns import composition_column, process_column, property_column
+from dm_hpc.data.units import affine
 from dm_hpc.data.vocabulary import term
-from dm_hpc.data.workbook import (
-    header_row,
-    instructions_sheet,
-    number_or_word_validation,
-    number_validation,
-    put,
-    save_atomically,
-)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The process step of a campaign's (flat) process parameters on a lab sheet.
 PROCESS_STEP = "treatment"
@@ -64,14 +60,66 @@ def shown_process(campaign: CampaignSpec, name: str, canonical: float) -> tuple[
     bound = campaign.space.process.get(name)
     unit = (bound.written_unit if bound else None) or canonical_unit(name, kind="process_parameter")
     target = canonical_unit(name, kind="process_parameter")
-    value = canonical if unit == target else float(
-        registry().Quantity(canonical, parse_unit(target)).to(parse_unit(unit)).magnitude)
-    return f"process:{PROCESS_STEP}:{name} [{unit}]", rounded_to(value, bound.precision if bound else None)
+    if unit == target:
+        value = canonical
+    else:  # affine (degC, min): from the conversion cache, so listing a sheet needs no pint
+        scale, offset = affine(target, unit)
+        value = scale * canonical + offset
+    return process_column(PROCESS_STEP, name, unit), rounded_to(value, bound.precision if bound else None)
+
+
+def written_units(campaign: CampaignSpec) -> dict[str, str]:
+    """Process parameter -> the unit the campaign author wrote (where one was written)."""
+    return {name: b.written_unit for name, b in campaign.space.process.items() if b.written_unit}
 
 
 def composition_step(campaign: CampaignSpec) -> float:
     lab = campaign.lab
     return lab.precision if lab is not None and lab.precision else 0.001
+
+
+def suggestion_rows(campaign: CampaignSpec, state: jn.State, include_measured: bool = False) -> list[dict]:
+    """The lab's sheet, one dict per suggested experiment not yet measured (header -> cell):
+    rounded, in the campaign author's units, asking only what the lab measures. Plain Python,
+    so that listing the pending experiments (``dm-hpc suggest``) needs no pandas."""
+    step = composition_step(campaign)
+    rows = []
+    for entry in state.lab.values():
+        if (entry.record_id is not None or entry.not_made) and not include_measured:
+            continue
+        row: dict[str, object] = {"sample_id": entry.sample_id, "material_class": campaign.material_class,
+                                  "method": campaign.lab.name if campaign.lab else "lab"}
+        for el in campaign.space.elements or entry.composition:
+            row[composition_column(el)] = rounded_to(entry.composition.get(el, 0.0), step)
+        for name, value in entry.process.items():
+            header, shown = shown_process(campaign, name, value)
+            row[header] = shown
+        mean, std = entry.predicted.get("mean", {}), entry.predicted.get("std", {})
+        for prop in lab_properties(campaign):
+            if prop in mean:
+                row[property_column(prop, kind="predicted")] = significant(mean[prop], 3)
+                row[property_column(prop, kind="predicted_std")] = (None if std.get(prop) is None
+                                                                    else significant(std[prop], 2))
+            row[property_column(prop)] = None
+            row[property_column(prop, kind="uncertainty")] = None
+        row["confirm"] = None
+        rows.append(row)
+    return rows
+
+
+def write_suggestions(campaign: CampaignSpec, out: Path) -> int:
+    """Write the pending experiments to ``out`` (.csv or .xlsx); returns how many."""
+    from dm_hpc.data.sheetfiles import write_rows
+
+    rows = suggestion_rows(campaign, jn.replay(campaign.run_dir / "journal.jsonl"))
+    header = list(dict.fromkeys(k for row in rows for k in row)) or ["sample_id"]
+    if Path(out).suffix.lower() == ".xlsx":
+        import pandas as pd
+
+        write_lab_workbook(campaign, pd.DataFrame(rows, columns=header), Path(out))
+    else:
+        write_rows(header, [[row.get(h) for h in header] for row in rows], out)
+    return len(rows)
 
 
 def instructions(campaign: CampaignSpec, props: list[str]) -> list[tuple[str, str]]:
@@ -98,6 +146,17 @@ def instructions(campaign: CampaignSpec, props: list[str]) -> list[tuple[str, st
 
 def write_lab_workbook(campaign: CampaignSpec, table: pd.DataFrame, out: Path) -> Path:
     """The suggestion sheet as XLSX for people (Instructions first, then the samples)."""
+    from openpyxl import Workbook  # here, not at import: a CSV sheet or a listing needs none
+
+    from dm_hpc.data.workbook import (
+        header_row,
+        instructions_sheet,
+        number_or_word_validation,
+        number_validation,
+        put,
+        save_atomically,
+    )
+
     props = lab_properties(campaign)
     wb = Workbook()
     ws = wb.active

@@ -19,7 +19,7 @@ def _space_elements(c: CampaignSpec) -> list[str]:
     if c.space.elements:
         return sorted(c.space.elements)
     if c.space.pool is not None and Path(c.space.pool).exists():
-        from dm_hpc.campaign.strategy import pool_compositions
+        from dm_hpc.campaign.candidates import pool_compositions
 
         return sorted({el for comp in pool_compositions(c) for el in comp})
     return []

@@ -7,34 +7,16 @@ its budget and circuit breakers still allow.
 """
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from dm_hpc.acquire.gaps import GapFilling
 from dm_hpc.acquire.planner import BoTorchOptimisation, LabSeeding, Planner, PlanRequest, RandomStart
+from dm_hpc.campaign.candidates import pool_compositions, pool_table  # noqa: F401 -- pool_compositions: this module's face too
 from dm_hpc.campaign.dataset import TrainingSet
 from dm_hpc.campaign.spec import CampaignSpec, FidelityKind, Goal
 
 from dm_hpc.compute.methods import TYPICAL_ATOMS  # noqa: E402 -- one size for cost and duration
-
-
-@lru_cache(maxsize=4)
-def _pool(path: Path, column_map: Path | None) -> tuple[tuple[tuple[tuple[str, float], ...], ...], tuple[str, ...]]:
-    from dm_hpc.data.sheets import read_sheet
-
-    records = read_sheet(path, column_map=column_map)
-    comps = list(dict.fromkeys(tuple(r.composition.fractions.items()) for r in records
-                               if r.composition is not None))  # unique, in order
-    elements = tuple(sorted({el for c in comps for el, _ in c}))
-    return tuple(comps), elements
-
-
-def pool_compositions(campaign: CampaignSpec) -> list[dict[str, float]]:
-    """The unique candidate compositions of a pool campaign (replicates collapse to one)."""
-    comps, _ = _pool(campaign.space.pool, campaign.space.pool_map)
-    return [dict(c) for c in comps]
 
 
 def design_space(campaign: CampaignSpec):
@@ -43,7 +25,7 @@ def design_space(campaign: CampaignSpec):
 
     sp = campaign.space
     if sp.pool is not None:
-        comps, elements = _pool(sp.pool, sp.pool_map)
+        comps, elements = pool_table(sp.pool, sp.pool_map)
         return DesignSpace.from_pool([dict(c) for c in comps], elements=list(elements))
     return DesignSpace(
         elements={el: tuple(b) for el, b in sp.elements.items()},

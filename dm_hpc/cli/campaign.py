@@ -229,8 +229,11 @@ def status(campaign: CampaignFile) -> None:
         if t.status == jn.FAILED:
             console.print(f"  failed {t.task_id}: {t.error}", highlight=False)
     measured = any(e.record_id for e in state.lab.values()) or any(t.status == jn.INGESTED for t in state.tasks.values())
-    if measured and not state.refits and not state.predicted_batches:
-        _model_warning(c)  # records, yet no model ever fitted: read the store to say why (else stay light)
+    if measured and not state.refits and not state.predicted_batches:  # records, yet no model ever fitted
+        if state.unfit is None:
+            _model_warning(c)  # not checked since the last records came in: read the store to say why
+        elif state.unfit:  # checked at the last lab ingest (the journal says it): no store to read
+            console.print(f"warning: {state.unfit}", markup=False, highlight=False, soft_wrap=True)
 
 
 def suggest(
@@ -242,8 +245,7 @@ def suggest(
 ) -> None:
     """Write suggested experiments as a lab sheet in the standard template: the pending ones, or
     with -n N, N new ones from the current model (running or finished campaign)."""
-    from dm_hpc.campaign.lab import write_suggestions
-    from dm_hpc.data.sheets import write_table
+    from dm_hpc.campaign.labsheet import write_suggestions
 
     c = _load(campaign)
     if c.lab is None:
@@ -259,6 +261,7 @@ def suggest(
                           f"ask for new ones with `dm-hpc suggest {campaign} -n N --out {out}`", highlight=False)
         return
     from dm_hpc.campaign.suggest import batch_table, request_lab_batch
+    from dm_hpc.data.sheets import write_table
 
     _preflight(c, campaign, check_codes=False)
     batch = request_lab_batch(c, n)

@@ -24,9 +24,11 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where a table is read: writing a sheet needs none
+    import pandas as pd
 
 from dm_hpc.data.verdicts import Verdict, refused
 
@@ -107,7 +109,7 @@ def unneutralise(text: str) -> str:
 
 def _cell(value: Any) -> str | float | int | None:
     """A value as one safe cell: text neutralised, numbers as numbers, missing as empty."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or _is_na(value):
         return None
     if isinstance(value, bool):
         return str(value)
@@ -116,6 +118,12 @@ def _cell(value: Any) -> str | float | int | None:
     if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
         return _cell(value.item())
     return neutralise(str(value))
+
+
+def _is_na(value: Any) -> bool:
+    """Is ``value`` pandas' NA (only a loaded pandas can have made one)?"""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and value is pandas.NA
 
 
 def write_rows(header: Sequence[str], rows: Sequence[Sequence[Any]], path: str | Path) -> Path:
@@ -276,6 +284,8 @@ def _frame(rows: list[tuple[int, list[Any]]], header: list[Any], origin: Path) -
         lines.append(line)
     if problems:
         raise SheetError(str(origin), problems)
+    import pandas as pd
+
     return pd.DataFrame(body, columns=names, index=pd.Index(lines, name="line"), dtype=object)
 
 

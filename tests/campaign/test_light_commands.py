@@ -16,7 +16,8 @@ import yaml
 
 from tests.conftest import REPO
 
-HEAVY = ("torch", "botorch", "gpytorch", "matplotlib", "pint", "pandas", "h5py", "scipy", "ase.build")
+HEAVY = ("torch", "botorch", "gpytorch", "matplotlib", "pint", "pandas", "h5py", "scipy", "ase.build", "openpyxl",
+         "sklearn", "pymatgen")
 
 PROBE = """
 import json, sys
@@ -68,3 +69,51 @@ def test_a_unit_that_needs_converting_still_validates(process_campaign):
     out = _imports("validate", str(process_campaign))
     assert out["code"] == 0, out["output"]
     assert "torch" not in out["heavy"]
+
+
+@pytest.fixture
+def measured_campaign(process_campaign):
+    """Two experiments measured without the constrained density (so no model can be fitted:
+    ``status`` warns) and two more suggested, pending in degC."""
+    from dm_hpc import Campaign
+
+    camp = Campaign.load(process_campaign)
+    sheet = camp.suggest(2)
+    sheet["property:hardness [GPa]"] = [2.0, 2.5]
+    camp.add_measurements(sheet)
+    camp.suggest(2)
+    return process_campaign
+
+
+def test_listing_pending_experiments_imports_no_table_library(measured_campaign, tmp_path):
+    """Issue 19 item 8: ``suggest`` answering with the pending experiments took 1.6 s of CPU:
+    pandas, h5py, openpyxl and pint (for degC) for a few rows of CSV."""
+    out = _imports("suggest", str(measured_campaign), "--out", str(tmp_path / "pending.csv"))
+    assert out["code"] == 0, out["output"]
+    assert "wrote 2 suggested experiments" in out["output"]
+    assert out["heavy"] == [], out["heavy"]
+    header = (tmp_path / "pending.csv").read_text().splitlines()[0]
+    assert "process:treatment:annealing_temperature [degC]" in header  # converted, without pint
+
+
+def test_status_warns_about_an_unfit_model_from_the_journal(measured_campaign):
+    """Issue 19 item 8: ``status`` read the whole store (pandas, h5py: ~2 s of CPU) to say that
+    no model can be fitted; the last lab ingest journals that fact."""
+    out = _imports("status", str(measured_campaign))
+    assert out["code"] == 0, out["output"]
+    assert "warning: the model cannot be fitted: 0 usable records of 2 (needs 2); 2 lack density" in out["output"]
+    assert out["heavy"] == [], out["heavy"]
+
+
+def test_validating_a_pool_campaign_imports_no_model(tmp_path):
+    """Issue 19 item 8: ``validate`` of a pool campaign imported BoTorch and torch (4.8 s of CPU)
+    to list the pool's elements."""
+    (tmp_path / "pool.csv").write_text("sample_id,composition:Ni [at_frac],composition:Fe [at_frac],"
+                                       "property:hardness [GPa]\np1,0.5,0.5,2.0\np2,0.25,0.75,3.0\n")
+    data = {"name": "pooled", "store": "store", "space": {"pool": "pool.csv"},
+            "objectives": [{"property": "hardness", "goal": "max"}],
+            "fidelities": [{"name": "lab", "kind": "experiment", "batch_size": 1}], "budget": {"lab_experiments": 2}}
+    (tmp_path / "pooled.yaml").write_text(yaml.safe_dump(data))
+    out = _imports("validate", str(tmp_path / "pooled.yaml"))
+    assert out["code"] == 0, out["output"]
+    assert not {"torch", "botorch", "gpytorch", "scipy"} & set(out["heavy"]), out["heavy"]

@@ -1,0 +1,30 @@
+"""The candidate pool of a pool campaign (``space.pool``), read once per process.
+
+Apart from ``strategy`` so that ``dm-hpc validate`` can list a pool's elements without importing
+the acquisition (BoTorch, torch: seconds of CPU).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from dm_hpc.campaign.spec import CampaignSpec
+
+
+@lru_cache(maxsize=4)
+def pool_table(path: Path, column_map: Path | None) -> tuple[tuple[tuple[tuple[str, float], ...], ...], tuple[str, ...]]:
+    """``(compositions, elements)`` of a pool sheet: unique compositions in sheet order (each
+    as sorted ``(element, atomic fraction)`` pairs) and the sorted elements they use."""
+    from dm_hpc.data.sheets import read_sheet
+
+    records = read_sheet(path, column_map=column_map)
+    comps = list(dict.fromkeys(tuple(r.composition.fractions.items()) for r in records
+                               if r.composition is not None))  # unique, in order
+    elements = tuple(sorted({el for c in comps for el, _ in c}))
+    return tuple(comps), elements
+
+
+def pool_compositions(campaign: CampaignSpec) -> list[dict[str, float]]:
+    """The unique candidate compositions of a pool campaign (replicates collapse to one)."""
+    comps, _ = pool_table(campaign.space.pool, campaign.space.pool_map)
+    return [dict(c) for c in comps]

@@ -1,0 +1,104 @@
+"""One column naming scheme for every table a person reads or fills.
+
+Lab sheets, ``dm-hpc store export``, the Python API's frames (``records``, ``best``, ``pending``,
+``suggest``, what ``add_measurements`` takes) and the portal's lab queue name their columns
+alike, so a frame read from one door can be handed to another unchanged::
+
+    sample_id, record_id, source, method, ...    identifiers and provenance, as named
+    composition:<El> [at_frac]                   an element's amount (the basis in brackets)
+    raw:<name> [unit]                            a raw material's amount
+    process:<step>:<parameter> [unit]            a process parameter
+    property:<name> [unit]                       a measured or computed value
+    uncertainty:<name> [unit]                    its standard uncertainty
+    predicted:<name> [unit], predicted_std:<name> [unit]   a model's prediction (sheets out)
+
+The store's own frame (``Store.to_dataframe``: ``x_<El>``, ``<property>``, ``<property>_std``,
+``process.<step>:<parameter>``, ``raw.<name> [unit]``) is the learning code's matrix, not a table
+for people; ``sheet_frame`` renames it into this scheme. The grammar that reads headers back is
+``dm_hpc.data.sheets.parse_header``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from dm_hpc.data.layout import FIXED_COLUMNS
+from dm_hpc.data.units import affine
+from dm_hpc.data.vocabulary import UnknownPropertyError, canonical_unit
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: The basis of ``composition:`` columns in every frame (a sheet may use another; see ``sheets``).
+ATOMIC_FRACTION = "at_frac"
+#: Columns a frame shows first, in this order, when it has them.
+IDENTIFIERS = ("sample_id", "record_id", "source", "method", "campaign", "task_id", "time")
+
+
+def _bracket(unit: str | None) -> str:
+    return f" [{unit}]" if unit is not None else ""
+
+
+def composition_column(element: str, basis: str = ATOMIC_FRACTION) -> str:
+    return f"composition:{element} [{basis}]"
+
+
+def raw_column(name: str, unit: str) -> str:
+    return f"raw:{name} [{unit}]"
+
+
+def process_column(step: str, parameter: str, unit: str | None = None) -> str:
+    """``process:<step>:<parameter> [unit]`` (default unit: the parameter's canonical one)."""
+    return f"process:{step}:{parameter}" + _bracket(unit or canonical_unit(parameter, kind="process_parameter"))
+
+
+def property_column(name: str, unit: str | None = None, kind: str = "property") -> str:
+    """``<kind>:<name> [unit]`` for kind property, uncertainty, predicted or predicted_std
+    (default unit: the property's canonical one)."""
+    return f"{kind}:{name}" + _bracket(unit or canonical_unit(name))
+
+
+def _unit_or_none(name: str) -> str | None:
+    try:
+        return canonical_unit(name)
+    except UnknownPropertyError:  # a term another campaign declared: no unit known in this process
+        return None
+
+
+def sheet_frame(df: pd.DataFrame, process_units: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """``Store.to_dataframe`` rows with the sheets' column names (a new frame).
+
+    Values stay in canonical units, except process parameters named in ``process_units``
+    (parameter -> unit, e.g. a campaign's ``annealing_temperature: degC``), which are converted
+    to that unit and headed with it. Columns come in the order identifiers, composition, raw
+    materials, process, properties, uncertainties.
+    """
+    process_units = process_units or {}
+    fixed = set(FIXED_COLUMNS)
+    groups: dict[str, dict[str, str]] = {k: {} for k in ("id", "composition", "raw", "process", "property", "std")}
+    values = {}
+    for col in map(str, df.columns):
+        if col in fixed or col in IDENTIFIERS:
+            groups["id"][col] = col
+        elif col.startswith("x_"):
+            groups["composition"][col] = composition_column(col[2:])
+        elif col.startswith("raw."):
+            name, _, unit = col[4:].partition(" [")
+            groups["raw"][col] = raw_column(name, unit.rstrip("]"))
+        elif col.startswith("process."):
+            step, _, param = col[len("process."):].partition(":")
+            unit = process_units.get(param)
+            canonical = canonical_unit(param, kind="process_parameter")
+            if unit is not None and unit != canonical:
+                scale, offset = affine(canonical, unit)
+                values[col] = df[col] * scale + offset
+            groups["process"][col] = process_column(step, param, unit or canonical)
+        elif col.endswith("_std") and col[:-4] in df.columns:
+            groups["std"][col] = f"uncertainty:{col[:-4]}{_bracket(_unit_or_none(col[:-4]))}"
+        else:
+            groups["property"][col] = f"property:{col}{_bracket(_unit_or_none(col))}"
+    ids = [c for c in IDENTIFIERS if c in groups["id"]] + [c for c in groups["id"] if c not in IDENTIFIERS]
+    order = ids + [c for g in ("composition", "raw", "process", "property", "std") for c in groups[g]]
+    names = {old: new for g in groups.values() for old, new in g.items()}
+    out = df[order].assign(**values) if values else df[order].copy()
+    return out.rename(columns=names)
