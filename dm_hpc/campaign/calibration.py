@@ -66,21 +66,31 @@ class PropertyCalibration:
         return _TOO_NARROW if self.coverage90 < COVERAGE_RANGE[0] else _TOO_WIDE
 
 
+def binomial_p_value(k: int, n: int, p: float) -> float:
+    """Two-sided exact binomial test of ``k`` successes in ``n`` trials of probability ``p``:
+    the probability of every outcome no likelier than ``k`` (``scipy.stats.binomtest``'s
+    p-value, whose import costs a report most of a second of CPU: 0.8 s measured)."""
+    def log_pmf(i: int) -> float:
+        return (math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                + (i * math.log(p) if i else 0.0) + ((n - i) * math.log1p(-p) if n - i else 0.0))
+
+    threshold = log_pmf(k) + math.log1p(1e-7)  # scipy's relative tolerance for ties
+    return min(1.0, sum(math.exp(lp) for lp in map(log_pmf, range(n + 1)) if lp <= threshold))
+
+
 def calibration(properties: list[str], y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> list[PropertyCalibration]:
     """Coverage per property of predictions ``mean``, ``std`` (``n x m``) of outcomes ``y`` (``n x m``).
 
     ``std`` must be the predictive standard deviation of a new observation (noise included),
     as the outcomes are observations.
     """
-    from scipy.stats import binomtest
-
     from dm_hpc.learn.quality import interval_coverage
 
     cov = interval_coverage(y, mean, std).numpy()
     counts = (~(np.isnan(y) | np.isnan(mean) | np.isnan(std))).sum(0)
     out = []
     for p, c, n in zip(properties, cov, counts):
-        pv = binomtest(int(round(c * n)), int(n), 0.9).pvalue if n else float("nan")
+        pv = binomial_p_value(int(round(c * n)), int(n), 0.9) if n else float("nan")
         out.append(PropertyCalibration(p, float(c), int(n), float(pv)))
     return out
 

@@ -155,7 +155,8 @@ def fit_gp(
         bounds: ``2 x d`` input bounds for normalisation (default: the data's range).
         warm_start: a previous model from ``fit_gp`` on the same inputs (capped path only).
         max_fit_points: subset size for the hyper-parameters above ``full_fit_points``.
-        maxiter / warm_maxiter: L-BFGS iteration caps of a cold / warm subset fit.
+        maxiter / warm_maxiter: L-BFGS iteration caps of a cold / warm subset fit; ``warm_maxiter=0``
+            keeps ``warm_start``'s hyper-parameters (no fit: the GP conditions on these points).
         settings: model and fit choices (default ``GP_DEFAULTS``).
 
     Returns:
@@ -192,7 +193,10 @@ def fit_gp(
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:fit_n]
     sub = build(X[idx], Y[idx], None if Yvar is None else Yvar[idx])
     warm = warm_start is not None and _load_hypers(sub, _hyper_state(warm_start))
-    _fit_mll(sub, warm_maxiter if warm else maxiter, seed)
+    if warm and warm_maxiter == 0:  # the warm start's hyper-parameters kept: the model only conditions
+        sub.eval()
+    else:
+        _fit_mll(sub, warm_maxiter if warm else maxiter, seed)
     if fit_n == n:
         return sub
     model = build(X, Y, Yvar)

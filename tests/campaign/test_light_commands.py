@@ -117,3 +117,38 @@ def test_validating_a_pool_campaign_imports_no_model(tmp_path):
     out = _imports("validate", str(tmp_path / "pooled.yaml"))
     assert out["code"] == 0, out["output"]
     assert not {"torch", "botorch", "gpytorch", "scipy"} & set(out["heavy"]), out["heavy"]
+
+
+def test_a_report_fits_the_model_once_and_draws_without_pyplot(process_campaign, monkeypatch):
+    """Issue 19 item 8: ``report`` on a few records took 10-18 s of CPU: six GP fits for a
+    5-fold cross-validation (each fold refitted), pyplot, and scipy.stats for one p-value."""
+    import sys
+
+    import botorch.fit
+
+    from dm_hpc import Campaign
+    from dm_hpc.campaign.report import write_report
+
+    camp = Campaign.load(process_campaign)
+    sheet = camp.suggest(4)
+    sheet["property:hardness [GPa]"] = [2.0, 2.5, 3.0, 3.5]
+    sheet[next(c for c in sheet.columns if c.startswith("property:density"))] = [8.5, 8.6, 8.7, 8.8]
+    camp.add_measurements(sheet)
+    fits = []
+    real = botorch.fit.fit_gpytorch_mll
+    monkeypatch.setattr(botorch.fit, "fit_gpytorch_mll", lambda *a, **k: fits.append(1) or real(*a, **k))
+    for name in ("matplotlib.pyplot", "scipy.stats"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    summary = write_report(camp.spec).read_text()
+    assert "surrogate parity (5-fold cross-validated" in summary  # the folds are still there
+    assert len(fits) == 1, f"{len(fits)} fits for one cross-validated report"
+    assert "matplotlib.pyplot" not in sys.modules and "scipy.stats" not in sys.modules
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 1), (1, 1), (3, 5), (9, 10), (10, 10), (80, 100), (95, 100), (0, 300)])
+def test_the_coverage_p_value_is_scipys_binomial_test(k, n):
+    from scipy.stats import binomtest
+
+    from dm_hpc.campaign.calibration import binomial_p_value
+
+    assert binomial_p_value(k, n, 0.9) == pytest.approx(binomtest(k, n, 0.9).pvalue, rel=1e-9, abs=1e-300)
