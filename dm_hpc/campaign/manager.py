@@ -42,6 +42,8 @@ POLL_S = 0.1
 #: slot freed by a sub-second EMT task would otherwise idle for half a poll interval on average).
 LOCAL_POLL_FACTOR = 0.2
 STOP_FILE = "STOP"
+#: The reason a run ends with when `dm-hpc stop` asked it to (`dm-hpc resume` continues it).
+STOPPED_BY_REQUEST = "stopped by request"
 #: Plain progress lines (output not a terminal: a log file, cron): at most one per this many
 #: seconds while something changes, and one at least this often while nothing does.
 LOG_EVERY_S = 5.0
@@ -148,7 +150,7 @@ class CampaignManager:
         """The stopping rules (pure functions of the journal state), a stop request, exhaustion."""
         reason = stopping.stop_reason(self.c, self.state, time.time(), self._best_cache, len(self.lab_pending))
         if reason is None and (self.run_dir / STOP_FILE).exists():
-            reason = "stopped by request (dm-hpc stop)"
+            reason = f"{STOPPED_BY_REQUEST} (dm-hpc stop)"
         if reason is None and self._exhausted and not self.queue:
             reason = self._exhausted
         return reason

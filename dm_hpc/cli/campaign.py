@@ -1,4 +1,4 @@
-"""Campaign commands: init, validate, run, status, suggest, ingest, report, stop, gaps."""
+"""Campaign commands: init, validate, run, resume, status, suggest, ingest, report, stop, gaps."""
 from __future__ import annotations
 
 import re
@@ -17,7 +17,7 @@ TEMPLATES = {"demo": "hea-demo.yaml", "turbine": "hea-turbine.yaml", "pool": "oe
 
 
 def register(app: typer.Typer) -> None:
-    for fn in (init, validate, run, status, suggest, ingest, report, stop, gaps):
+    for fn in (init, validate, run, resume, status, suggest, ingest, report, stop, gaps):
         app.command(fn.__name__)(fn)
 
 
@@ -149,7 +149,7 @@ def run(
 ) -> None:
     """Run a campaign, or resume an interrupted one; ends with a report and the lab sheet."""
     from dm_hpc.campaign.lab import write_suggestions
-    from dm_hpc.campaign.manager import STOP_FILE, CampaignBusyError, CampaignManager
+    from dm_hpc.campaign.manager import STOP_FILE, STOPPED_BY_REQUEST, CampaignBusyError, CampaignManager
     from dm_hpc.campaign.ownership import manager_running
 
     c = _load(campaign)
@@ -161,7 +161,7 @@ def run(
             console.print("cleared the pending stop request", highlight=False)
         else:  # left by a run that was killed before it could serve it
             console.print(f"a stop request is pending ({stop_file}): this run stops at once; "
-                          f"`dm-hpc run {campaign} --clear-stop` drops it", highlight=False, soft_wrap=True)
+                          f"`dm-hpc resume {campaign}` drops it and continues", highlight=False, soft_wrap=True)
     try:
         summary = CampaignManager(c, console=console, quiet=quiet).run(max_seconds=max_seconds)
     except CampaignBusyError as exc:
@@ -175,6 +175,8 @@ def run(
     n_lab = write_suggestions(c, sheet) if c.lab is not None else 0
     report_path = write_report(c)
     console.print(f"[bold]{c.name}[/]: {summary.reason}", soft_wrap=True)
+    if summary.reason.startswith(STOPPED_BY_REQUEST):
+        console.print(f"  `dm-hpc resume {campaign}` continues it", highlight=False, soft_wrap=True)
     for note in summary.notes:
         console.print(f"  note: {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"  calculations: {summary.ingested} ingested, {summary.failed} failed, "
@@ -192,6 +194,16 @@ def run(
     _model_warning(c)
     if summary.failed and not summary.ingested:
         fail(f"every calculation failed ({summary.failed}); see `dm-hpc status {campaign}`", code=1)
+
+
+def resume(
+    campaign: CampaignFile,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
+    max_seconds: Annotated[Optional[float], typer.Option(help="Pause after this many seconds (resume later).")] = None,
+) -> None:
+    """Continue a stopped or interrupted campaign: drop a pending stop request, then run
+    (the same as `run --clear-stop`)."""
+    run(campaign, quiet=quiet, max_seconds=max_seconds, clear_stop=True)
 
 
 def status(campaign: CampaignFile) -> None:

@@ -43,8 +43,8 @@ def test_a_stale_stop_request_is_explained_served_once_and_clearable(tmp_path):
     (c.run_dir / STOP_FILE).write_text("stop requested\n")  # left by a run killed before serving it
     res = dm("run", str(path))
     assert res.returncode == 0, res.stderr
-    assert "a stop request is pending" in res.stdout and f"dm-hpc run {path} --clear-stop" in res.stdout
-    assert "stopped by request" in res.stdout
+    assert "a stop request is pending" in res.stdout and f"`dm-hpc resume {path}` drops it" in res.stdout
+    assert "stopped by request" in res.stdout and f"`dm-hpc resume {path}` continues it" in res.stdout
     assert not (c.run_dir / STOP_FILE).exists()  # served: the next run is not ended by it
     (c.run_dir / STOP_FILE).write_text("stop requested\n")
     res = dm("run", str(path), "--clear-stop")
@@ -132,3 +132,17 @@ def test_status_fits_80_columns(tmp_path):
     # the reason reads as a sentence, not folded into a narrow table's title
     assert any("wall-time budget reached: 725 s since the first start, limit 170 s" in ln
                for ln in res.stdout.splitlines()), res.stdout
+
+
+def test_resume_drops_a_stop_request_and_continues(tmp_path):
+    """Issue 19 item 4: `run` on a stopped campaign should say how to go on, and `dm-hpc resume`
+    should do it (the same as `run --clear-stop`)."""
+    path = write_campaign(tmp_path, name="again", lab=False, calculations=2)
+    c = load_campaign(path)
+    c.run_dir.mkdir(parents=True)
+    (c.run_dir / STOP_FILE).write_text("stop requested\n")
+    res = dm("resume", str(path), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "cleared the pending stop request" in res.stdout, res.stdout
+    assert "calculation budget reached (2)" in res.stdout and "stopped by request" not in res.stdout, res.stdout
+    assert not (c.run_dir / STOP_FILE).exists()
