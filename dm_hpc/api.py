@@ -6,7 +6,7 @@ In the style of BayBE's ``Campaign`` and Ax's ``Client``::
     camp = Campaign.load("campaigns/hea-demo.yaml")   # or Campaign.from_dict(d, base_dir=".")
     sheet = camp.suggest(4)        # DataFrame in the lab-sheet columns, property columns empty
     camp.add_measurements(filled)  # same validation as `dm-hpc ingest`; returns the records stored
-    camp.records()                 # DataFrame of the campaign's records
+    camp.records()                 # DataFrame of the campaign's records, in the lab sheet's columns
     camp.best(3)                   # the best records, in the lab sheet's columns
     camp.pending()                 # experiments suggested and not measured yet (sheet rows)
     camp.summary()                 # counts, budget, best values with units, why no model
@@ -20,7 +20,6 @@ Every call goes through the same functions as the CLI (``campaign.suggest``, ``c
 """
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,27 +32,6 @@ from dm_hpc.campaign.spec import CampaignError, CampaignSpec, load_campaign, par
 
 class BudgetExhausted(CampaignError):
     """No new suggestion can be made: the budget (or the design space) is used up; says which."""
-
-
-#: Store columns -> the lab sheet's columns (one naming scheme for sheets and frames).
-_STORE_COLUMN = re.compile(r"^(?:x_(?P<el>[A-Z][a-z]?)|process\.(?P<step>[^:]+):(?P<param>.+))$")
-
-
-def sheet_columns(df: pd.DataFrame, properties: list[str]) -> pd.DataFrame:
-    """``Store.to_dataframe`` columns renamed as on a lab sheet: ``composition:<El> [at_frac]``,
-    ``process:<step>:<parameter> [unit]``, ``property:<name> [unit]``."""
-    from dm_hpc.data import canonical_unit
-
-    names = {}
-    for col in df.columns:
-        m = _STORE_COLUMN.match(str(col))
-        if m and m["el"]:
-            names[col] = f"composition:{m['el']} [at_frac]"
-        elif m:
-            names[col] = f"process:{m['step']}:{m['param']} [{canonical_unit(m['param'], kind='process_parameter')}]"
-        elif col in properties:
-            names[col] = f"property:{col} [{canonical_unit(col)}]"
-    return df.rename(columns=names)
 
 
 class Campaign:
@@ -148,13 +126,27 @@ class Campaign:
         return retract_record(self.spec, record_id, reason, by)
 
     def records(self) -> pd.DataFrame:
-        """The campaign's records in the store (one row each; see ``Store.to_dataframe``)."""
+        """The campaign's records in the store, one row each, in the lab sheet's columns
+        (``dm_hpc.data.columns``): ``sample_id``, ``record_id``, ``source``, ``method``,
+        ``campaign``, ``task_id``, ``time``, ``composition:<El> [at_frac]``,
+        ``process:<step>:<parameter> [unit]`` (in the unit the campaign file writes),
+        ``property:<name> [unit]`` and ``uncertainty:<name> [unit]`` (canonical units)."""
+        return self._sheet_frame(self._store_frame())
+
+    def _store_frame(self) -> pd.DataFrame:
+        """The campaign's records as ``Store.to_dataframe`` names them (what learning reads)."""
         from dm_hpc.data import Store
 
         if not Path(self.spec.store).exists():
             return pd.DataFrame()
         with Store.open(self.spec.store, "r") as store:
             return store.to_dataframe(campaign=self.name)
+
+    def _sheet_frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        from dm_hpc.campaign.labsheet import written_units
+        from dm_hpc.data.columns import sheet_frame
+
+        return sheet_frame(df, written_units(self.spec))
 
     def pending(self) -> pd.DataFrame:
         """Experiments suggested to the lab and not measured yet (nor returned as not made), as
@@ -177,9 +169,9 @@ class Campaign:
         prop = property or self.spec.objectives[0].property
         if prop not in goal:
             raise ValueError(f"{prop!r} is not an objective of {self.name!r} ({', '.join(goal)})")
-        df = self.records()
+        df = self._store_frame()
         if df.empty or prop not in df.columns:
-            return sheet_columns(df.iloc[0:0], self.spec.properties)
+            return self._sheet_frame(df.iloc[0:0])
         keep = df[prop].notna()
         for c in self.spec.constraints:  # a record lacking the constrained value is not known to meet it
             col = df[c.property] if c.property in df.columns else pd.Series(float("nan"), index=df.index)
@@ -190,7 +182,7 @@ class Campaign:
         proc = [c for c in top.columns if c.startswith("process.") and top[c].notna().any()]
         props = [p for p in self.spec.properties if p in top.columns]
         cols = [c for c in ids if c in top.columns] + comp + proc + props
-        return sheet_columns(top[cols].reset_index(drop=True), self.spec.properties)
+        return self._sheet_frame(top[cols].reset_index(drop=True))
 
     def summary(self) -> pd.Series:
         """Where the campaign stands: lab experiments and calculations, refits, budget used,
@@ -202,7 +194,7 @@ class Campaign:
 
         c = self.spec
         state = jn.replay(c.run_dir / "journal.jsonl")
-        df = self.records()
+        df = self._store_frame()
         mine = df[df["campaign"] == self.name] if "campaign" in df.columns else df
         out: dict[str, Any] = {
             "campaign": self.name,

@@ -58,9 +58,9 @@ def property_column(name: str, unit: str | None = None, kind: str = "property") 
     return f"{kind}:{name}" + _bracket(unit or canonical_unit(name))
 
 
-def _unit_or_none(name: str) -> str | None:
+def _unit_or_none(name: str, kind: str = "property") -> str | None:
     try:
-        return canonical_unit(name)
+        return canonical_unit(name, kind=kind)
     except UnknownPropertyError:  # a term another campaign declared: no unit known in this process
         return None
 
@@ -88,11 +88,12 @@ def sheet_frame(df: pd.DataFrame, process_units: Mapping[str, str] | None = None
         elif col.startswith("process."):
             step, _, param = col[len("process."):].partition(":")
             unit = process_units.get(param)
-            canonical = canonical_unit(param, kind="process_parameter")
-            if unit is not None and unit != canonical:
+            canonical = _unit_or_none(param, kind="process_parameter")
+            if unit is not None and canonical is not None and unit != canonical:
                 scale, offset = affine(canonical, unit)
                 values[col] = df[col] * scale + offset
-            groups["process"][col] = process_column(step, param, unit or canonical)
+            shown = (unit or canonical) if canonical is not None else None
+            groups["process"][col] = f"process:{step}:{param}{_bracket(shown)}"
         elif col.endswith("_std") and col[:-4] in df.columns:
             groups["std"][col] = f"uncertainty:{col[:-4]}{_bracket(_unit_or_none(col[:-4]))}"
         else:

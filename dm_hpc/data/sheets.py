@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 
 from dm_hpc.data.column_map import ColumnMap, apply_column_map, load_column_map
+from dm_hpc.data.columns import composition_column, process_column, property_column, raw_column
 from dm_hpc.data.composition import Basis
 from dm_hpc.data.elements import is_element
 from dm_hpc.data.records import MaterialRecord, ProcessStep, Source
@@ -267,7 +268,8 @@ def records_from_table(
 
 
 def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Basis.atomic_fraction) -> pd.DataFrame:
-    """Records as a template table (canonical units), the inverse of ``records_from_table``."""
+    """Records as a template table (canonical units; column names from ``columns``), the
+    inverse of ``records_from_table``."""
     basis = Basis(basis)
     rows = []
     for rec in records:
@@ -283,17 +285,17 @@ def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Bas
             row["institution"] = rec.provenance.institution
         if rec.composition is not None:
             for el, amount in rec.composition.amounts(basis).items():
-                row[f"composition:{el} [{_BASIS_LABEL[basis]}]"] = amount
+                row[composition_column(el, _BASIS_LABEL[basis])] = amount
         for rm in rec.raw_materials:
             if rm.amount is not None:
-                row[f"raw:{rm.name} [{rm.amount.unit}]"] = rm.amount.value
+                row[raw_column(rm.name, rm.amount.unit)] = rm.amount.value
         for step in rec.process:
             for key, val in step.parameters.items():
-                row[f"process:{step.name}:{key} [{canonical_unit(key, kind='process_parameter')}]"] = val
+                row[process_column(step.name, key)] = val
         for p in rec.properties:
-            row[f"property:{p.name} [{p.unit}]"] = p.value
+            row[property_column(p.name, p.unit)] = p.value
             if p.uncertainty is not None:
-                row[f"uncertainty:{p.name} [{p.unit}]"] = p.uncertainty
+                row[property_column(p.name, p.unit, kind="uncertainty")] = p.uncertainty
         rows.append(row)
     table = pd.DataFrame(rows)
     comp = sorted(c for c in table.columns if c.startswith(("composition:", "raw:")))

@@ -240,6 +240,16 @@ class CampaignDesk:
                         "units": {k: canonical_unit(k) for k in mean}})
         return out
 
+    def lab_queue(self, name: str, clearance: AccessLevel) -> tuple[list[str], list[list[Any]]]:
+        """The pending experiments as the lab sheet shows them (its column names, its rounded
+        values in the author's units), less the columns the lab fills in: the portal's queue."""
+        from dm_hpc.campaign.labsheet import suggestion_rows
+
+        rows = suggestion_rows(self.get(name), self._lab_state(name, clearance))
+        header = [h for h in dict.fromkeys(k for row in rows for k in row)
+                  if not h.startswith(("property:", "uncertainty:", "confirm"))]
+        return header, [[row.get(h) for h in header] for row in rows]
+
     def lab_sheet(self, name: str, fmt: str, clearance: AccessLevel) -> bytes:
         """The pending experiments as a sheet in the standard template (``fmt``: csv | xlsx)."""
         from dm_hpc.campaign.lab import suggestion_table

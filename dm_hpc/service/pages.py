@@ -130,7 +130,8 @@ def plot_file(request: Request, name: str, plot: str, user: User | None = Depend
 
 
 def _lab_page(request: Request, user: User, svc: Service, name: str, status_code: int = 200, **extra) -> HTMLResponse:
-    return _page(request, "lab.html", status_code, user=user, name=name, pending=svc.desk.pending(name, user.clearance),
+    header, rows = svc.desk.lab_queue(name, user.clearance)
+    return _page(request, "lab.html", status_code, user=user, name=name, header=header, pending=rows,
                  levels=list(AccessLevel), **extra)
 
 

@@ -74,7 +74,7 @@ def test_a_campaign_declares_its_own_terms_and_the_store_keeps_their_unit(tmp_pa
     with pytest.raises(SheetError, match="microhardness"):
         camp.add_measurements(bad)
     camp.add_measurements(sheet)
-    assert sorted(camp.records()["microhardness"]) == [150.0, 180.0]
+    assert sorted(camp.records()["property:microhardness [HV]"]) == [150.0, 180.0]
     with h5py.File(c.store / "store.h5", "r") as f:  # the unit is stored with the column
         assert f["records/properties/microhardness"].attrs["unit"] == "HV"
     # a process that never saw the campaign file reads the records back

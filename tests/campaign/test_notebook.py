@@ -47,9 +47,16 @@ def test_the_notebook_runs_a_lab_only_process_campaign(executed):
 def test_best_names_composition_process_and_property_with_units(executed):
     _, outputs = executed
     [line] = [ln for out in outputs.values() for ln in out.splitlines() if ln.startswith("columns:")]
-    for column in ("composition:Ni [at_frac]", "process:treatment:ageing_temperature [K]",
+    for column in ("composition:Ni [at_frac]", "process:treatment:ageing_temperature [degC]",
                    "process:treatment:ageing_time [h]", "property:hardness [GPa]"):
         assert repr(column) in line, line
+
+
+def test_records_come_back_under_the_sheets_columns(executed):
+    """Issue 19 item 7: ``records()`` named columns ``x_Cu``, ``hardness``, ``process.treatment:...``
+    (canonical K) while the sheets and ``best()`` said ``composition:Cu [at_frac]``, ... [degC]."""
+    _, outputs = executed
+    assert "sheet columns in records(): True" in "\n".join(outputs.values())
 
 
 def test_summary_counts_and_the_best_value_in_canonical_units(executed):

@@ -78,6 +78,6 @@ def test_api_retract_and_replace(tmp_path):
     fixed = api.add_measurements(
         __import__("pandas").DataFrame({"sample_id": ["L1-1"], "composition:Cu [at_frac]": [0.25],
                                         "composition:Ni [at_frac]": [0.75], col: [-0.08]}), replace=True)
-    assert fixed["mixing_energy"].tolist() == [-0.08]
+    assert fixed[col].tolist() == [-0.08]
     api.retract(rows.loc["L1-0", "record_id"], reason="furnace failed")
     assert set(api.records()["sample_id"]) == {"L1-1"}
