@@ -7,7 +7,6 @@ its budget and circuit breakers still allow.
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from dm_hpc.acquire.gaps import GapFilling
