@@ -163,17 +163,19 @@ def query(
     limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
     out: Annotated[Optional[Path], typer.Option(help="Write all matching rows as CSV.")] = None,
 ) -> None:
-    """Filter records (columns: ids, provenance, x_<El>, properties in canonical units)."""
+    """Filter records (--out: every matching row as CSV, in the lab sheets' column names and
+    canonical units: composition:<El> [at_frac], process:<step>:<param> [unit], property:<name> [unit])."""
     with store_errors(), _open(store) as s:
         try:
             df = s.to_dataframe(**_filters(source, method, campaign, elements, prop))
         except (ValueError, KeyError) as exc:
             fail(str(exc))
     if out is not None:
+        from dm_hpc.data.columns import sheet_frame
         from dm_hpc.data.sheetfiles import write_frame
 
         try:
-            write_frame(df, out)  # no cell becomes a spreadsheet formula
+            write_frame(sheet_frame(df), out)  # no cell becomes a spreadsheet formula
         except ValueError as exc:
             fail(str(exc))
         except OSError as exc:

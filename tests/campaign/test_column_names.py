@@ -71,6 +71,10 @@ def test_store_export_and_the_portal_queue_use_the_same_names(measured, tmp_path
     exported = pd.read_csv(out)
     assert {"composition:Cu [at_frac]", "composition:Ni [at_frac]", "property:hardness [GPa]"} <= set(exported)
     assert "process:treatment:annealing_temperature [K]" in exported.columns  # an export is canonical
+    res = dm("store", "query", "--store", str(camp.spec.store), "--out", str(tmp_path / "query.csv"))
+    assert res.returncode == 0, res.stderr
+    queried = pd.read_csv(tmp_path / "query.csv")
+    assert set(exported.columns) - {"material_class"} <= set(queried.columns), sorted(queried.columns)
     header, rows = CampaignDesk(Path(camp.origin).parent).lab_queue("names", AccessLevel.embargoed)
     assert header == [c for c in camp.pending().columns if not c.startswith(("property:", "uncertainty:", "confirm"))]
     assert len(rows) == 3 and "process:treatment:annealing_temperature [degC]" in header
