@@ -36,7 +36,6 @@ from dm_hpc.data.sheets import (
     SheetError,
     read_sheet_contents,
     records_from_table,
-    write_table,
 )
 from dm_hpc.data.verdicts import Verdict
 
