@@ -152,3 +152,16 @@ def test_the_coverage_p_value_is_scipys_binomial_test(k, n):
     from dm_hpc.campaign.calibration import binomial_p_value
 
     assert binomial_p_value(k, n, 0.9) == pytest.approx(binomtest(k, n, 0.9).pvalue, rel=1e-9, abs=1e-300)
+
+
+def test_status_reads_the_store_when_records_changed_since_the_last_check(measured_campaign):
+    """The journalled check holds until records change another way (here a retraction): then
+    ``status`` reads the store again rather than repeat a stale answer."""
+    from dm_hpc import Campaign
+
+    camp = Campaign.load(measured_campaign)
+    camp.retract(camp.records()["record_id"].iloc[0], reason="furnace failed")
+    out = _imports("status", str(measured_campaign))
+    assert out["code"] == 0, out["output"]
+    # of 1, not the journalled "of 2": read from the store as it is now
+    assert "warning: the model cannot be fitted: 0 usable records of 1 (needs 2); 1 lack density" in out["output"]
