@@ -61,6 +61,7 @@ from dm_hpc.data.integrity import (
 )
 from dm_hpc.data.records import MaterialRecord, Source
 from dm_hpc.data.shards import (
+    RecordColumns,
     Rows,
     Shard,
     ShardMeta,
@@ -399,25 +400,34 @@ class Store:
                 except ValidationError as exc:
                     raise ValueError(f"record {i}: {exc}") from None
             batch.append(rec)
+        ids = [rec.record_id for rec in batch]
+        fresh = self._fresh(ids)
+        if fresh.size:
+            chosen = [batch[i] for i in fresh.tolist()]
+            self._commit(rows_from_records(chosen, [ids[i] for i in fresh.tolist()], [r.to_json() for r in chosen]))
+        return IngestResult(n=len(batch), new=int(fresh.size), ids=ids)
+
+    def ingest_columns(self, columns: RecordColumns) -> IngestResult:
+        """``ingest`` for records already in column form (a checked sheet's, see
+        ``dm_hpc.data.sheet_columns``): the same ids, the same stored bytes, no record objects."""
+        if self._lock is None:
+            raise StoreError(f"store {self.root} is open read-only; open it with mode='a' to ingest")
+        fresh = self._fresh(columns.ids)
+        if fresh.size:
+            self._commit(columns.take(fresh).rows())
+        return IngestResult(n=columns.n, new=int(fresh.size), ids=list(columns.ids))
+
+    def _fresh(self, ids: Sequence[str]) -> np.ndarray:
+        """Positions of the ids neither stored nor earlier in ``ids`` (ascending)."""
         known = self._known_ids()
-        ids: list[str] = []
-        fresh: list[MaterialRecord] = []
-        fresh_ids: list[str] = []
-        fresh_json: list[str] = []
         seen: set[bytes] = set()
-        for rec in batch:
-            rid = rec.record_id
-            ids.append(rid)
+        fresh = []
+        for i, rid in enumerate(ids):
             key = rid.encode()
-            if key in known or key in seen:
-                continue
-            seen.add(key)
-            fresh.append(rec)
-            fresh_ids.append(rid)
-            fresh_json.append(rec.to_json())
-        if fresh:
-            self._commit(rows_from_records(fresh, fresh_ids, fresh_json))
-        return IngestResult(n=len(batch), new=len(fresh), ids=ids)
+            if key not in known and key not in seen:
+                seen.add(key)
+                fresh.append(i)
+        return np.array(fresh, dtype=np.int64)
 
     def _publish(self, rows: Rows, replaces: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
         """Write ``rows`` as the next shard; returns its manifest entry (not yet committed)."""
