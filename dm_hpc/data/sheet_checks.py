@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from dm_hpc.data.composition import Basis, Composition, CompositionError, to_atomic_fractions
+from dm_hpc.data.composition import Basis, Composition, CompositionError, atomic_fractions_table
 from dm_hpc.data.records import (
     MAX_LABEL,
     MAX_METHOD,
@@ -202,6 +202,36 @@ def _meta(table: pd.DataFrame, columns: Sequence[ColumnLike], name: str) -> list
     return out
 
 
+@dataclass(frozen=True)
+class CheckedColumns:
+    """A table that passed every check, in canonical form; arrays have one entry per table row
+    (shape ``(n,)``), ``canonical`` and ``uncertainty`` in the vocabulary's units.
+
+    ``keep``: rows that are not wholly empty; ``has_value``: rows with a measurement (records);
+    ``has_marker``: rows marked ``not made``; ``meta``: meta column -> texts (None when blank);
+    ``classes``: material class per row; ``parsed``: header -> cells; ``canonical``: header of a
+    property or process column -> values; ``uncertainty``: property name -> values.
+    """
+
+    table: pd.DataFrame
+    columns: Sequence[ColumnLike]
+    lines: Sequence[int]
+    defaults: Any
+    origin: str
+    keep: np.ndarray
+    has_value: np.ndarray
+    has_marker: np.ndarray
+    meta: dict[str, list[str | None]]
+    classes: list[str]
+    parsed: dict[str, Cells]
+    canonical: dict[str, np.ndarray]
+    uncertainty: dict[str, np.ndarray]
+    composition: CompositionTable
+
+    def of_kind(self, kind: str) -> list[ColumnLike]:
+        return [c for c in self.columns if c.kind == kind]
+
+
 def check_table(
     table: pd.DataFrame, columns: Sequence[ColumnLike], basis: Basis, defaults: Any, lines: Sequence[int],
     origin: str, decimal: str = ".", known_ids: Collection[str] | None = None,
@@ -211,6 +241,15 @@ def check_table(
 
     ``defaults``: a ``SheetDefaults`` (source, method, campaign, contributor, institution, extra).
     """
+    return _build(check_columns(table, columns, basis, defaults, lines, origin, decimal, known_ids))
+
+
+def check_columns(
+    table: pd.DataFrame, columns: Sequence[ColumnLike], basis: Basis, defaults: Any, lines: Sequence[int],
+    origin: str, decimal: str = ".", known_ids: Collection[str] | None = None,
+) -> CheckedColumns:
+    """Every check of ``check_table``, without building records: the table in canonical form
+    (for ``dm_hpc.data.sheet_columns``, which turns it into store columns directly)."""
     n = len(table)
     meta = {name: _meta(table, columns, name) for name in
             ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes")}
@@ -325,19 +364,34 @@ def check_table(
             rows.refuse(int(i), f"unknown sample_id {sid!r}: not a suggested experiment", "sample_id", sid)
     if rows.bad_rows:
         raise SheetError(origin, sorted(rows.verdicts, key=lambda v: v.line))
-    return _build(table, columns, parsed, canonical, uncertainty, compositions, meta, classes, defaults,
-                  lines, keep, has_value, has_marker, origin)
+    return CheckedColumns(table, columns, lines, defaults, origin, keep, has_value, has_marker, meta, classes,
+                          parsed, canonical, uncertainty, compositions)
+
+
+@dataclass(frozen=True)
+class CompositionTable:
+    """Each row's composition as canonical atomic fractions: ``elements`` (k, alphabetical),
+    ``fractions`` and ``present`` (``n x k``; a row with no present entry has no composition)."""
+
+    elements: list[str]
+    fractions: np.ndarray
+    present: np.ndarray
+
+    def of_row(self, i: int) -> Composition | None:
+        """Row ``i``'s composition (fractions already canonical: no validation needed)."""
+        at = np.flatnonzero(self.present[i])
+        if not at.size:
+            return None
+        return Composition.model_construct(fractions={self.elements[j]: float(self.fractions[i, j]) for j in at})
 
 
 def _compositions(table: pd.DataFrame, columns: Sequence[ColumnLike], parsed: dict[str, Cells], basis: Basis,
-                  rows: RowChecks, keep: np.ndarray) -> list[Composition | None]:
-    """Each row's composition (None when its composition cells are blank); sums checked for all
-    rows at once, refusals added to ``rows``."""
+                  rows: RowChecks, keep: np.ndarray) -> CompositionTable:
+    """Every row's composition, sums checked for all rows at once, refusals added to ``rows``."""
     comp = [c for c in columns if c.kind == "composition"]
     n = len(table)
-    out: list[Composition | None] = [None] * n
     if not comp:
-        return out
+        return CompositionTable([], np.zeros((n, 0)), np.zeros((n, 0), dtype=bool))
     amounts = np.column_stack([parsed[c.header].values for c in comp])
     balance = np.column_stack([parsed[c.header].marked for c in comp])
     given = ~np.isnan(amounts) | balance
@@ -347,32 +401,68 @@ def _compositions(table: pd.DataFrame, columns: Sequence[ColumnLike], parsed: di
     for i, j in zip(*np.nonzero(negative)):
         rows.refuse(int(i), f"negative amount of {comp[j].name}", comp[j].header, table[comp[j].header].iloc[i])
     tol = COMPOSITION_TOLERANCE * basis.scale * (1 + 1e-9)
-    for i in np.flatnonzero(keep & given.any(axis=1)):
+    candidates = keep & given.any(axis=1) & (n_bal <= 1)
+    candidates[list(rows.bad_rows)] = False
+    names = [c.name for c in comp]
+    fractions, present, problems = atomic_fractions_table(
+        np.where(candidates[:, None], amounts, np.nan), balance & candidates[:, None], names, basis)
+    for i in np.flatnonzero(keep & given.any(axis=1)).tolist():
         if i in rows.bad_rows:
             continue
         if n_bal[i] > 1:
-            rows.refuse(int(i), "more than one balance element: " + ", ".join(c.name for c, b in zip(comp, balance[i]) if b))
+            rows.refuse(i, "more than one balance element: " + ", ".join(c.name for c, b in zip(comp, balance[i]) if b))
         elif n_bal[i] == 0 and not abs(total[i] - basis.scale) <= tol:
-            rows.refuse(int(i), f"composition sums to {total[i]:.6g} {BASIS_LABEL[basis]}, not {basis.scale:g} "
-                                f"(tolerance {COMPOSITION_TOLERANCE * basis.scale:g}); correct the amounts or "
-                                "write 'bal' for the balance element")
-        else:
-            row = {c.name: ("bal" if balance[i, j] else float(amounts[i, j])) for j, c in enumerate(comp) if given[i, j]}
-            try:
-                out[i] = Composition.model_construct(fractions=to_atomic_fractions(row, basis))
-            except CompositionError as exc:
-                rows.refuse(int(i), str(exc))
-    return out
+            rows.refuse(i, f"composition sums to {total[i]:.6g} {BASIS_LABEL[basis]}, not {basis.scale:g} "
+                           f"(tolerance {COMPOSITION_TOLERANCE * basis.scale:g}); correct the amounts or "
+                           "write 'bal' for the balance element")
+        elif i in problems:
+            rows.refuse(i, problems[i])
+    order = sorted(range(len(names)), key=names.__getitem__)
+    return CompositionTable([names[j] for j in order], fractions[:, order], present[:, order])
 
 
-def _build(table, columns, parsed, canonical, uncertainty, compositions, meta, classes, defaults, lines, keep,
-           has_value, has_marker, origin) -> CheckedRows:
+def provenance_of(checked: CheckedColumns, i: int, cache: dict[tuple, Provenance]) -> Provenance:
+    """Row ``i``'s provenance: one object per distinct (source, method, contributor,
+    institution, notes), so rows of one sheet share their timestamp."""
+    meta, defaults = checked.meta, checked.defaults
+    key = tuple(meta[k][i] for k in ("source", "method", "contributor", "institution", "notes"))
+    prov = cache.get(key)
+    if prov is None:
+        try:
+            prov = cache[key] = Provenance.model_validate({
+                "source": key[0] or defaults.source.value, "method": key[1] or defaults.method,
+                "campaign": defaults.campaign, "contributor": key[2] or defaults.contributor,
+                "institution": key[3] or defaults.institution,
+                "extra": {**defaults.extra, **({"notes": key[4]} if key[4] is not None else {})}})
+        except ValueError as exc:
+            raise SheetError(checked.origin, [refused(checked.lines[i], describe_error(exc),
+                                                      sample_id=meta["sample_id"][i])]) from None
+    return prov
+
+
+def formula_composition(checked: CheckedColumns, i: int) -> Composition:
+    """Row ``i``'s composition from its ``formula`` cell (refused with the row's line)."""
+    formula = checked.meta["formula"][i]
+    try:
+        return Composition(formula)
+    except (ValueError, CompositionError) as exc:
+        raise SheetError(checked.origin, [refused(checked.lines[i], describe_error(exc), sample_id=checked.meta["sample_id"][i],
+                                                  column="formula", value=formula)]) from None
+
+
+def not_made_and_pending(checked: CheckedColumns) -> tuple[list[tuple[int, str | None]], list[tuple[int, str | None]]]:
+    """(line, sample id) of the rows marked ``not made`` and of the rows left pending."""
+    rows = np.flatnonzero(checked.keep & ~checked.has_value).tolist()
+    pairs = [(checked.lines[i], checked.meta["sample_id"][i], bool(checked.has_marker[i])) for i in rows]
+    return [(line, sid) for line, sid, marked in pairs if marked], [(line, sid) for line, sid, marked in pairs if not marked]
+
+
+def _build(checked: CheckedColumns) -> CheckedRows:
     """Records of the rows that passed, built from canonical values (see the module docstring)."""
-    props = [c for c in columns if c.kind == "property"]
-    procs = [c for c in columns if c.kind == "process"]
-    raws = [c for c in columns if c.kind == "raw"]
-    rounded = {h: np.array(_rounded(np.nan_to_num(v, nan=0.0))) for h, v in canonical.items()}
-    unc_rounded = {name: np.array(_rounded(np.nan_to_num(u, nan=0.0))) for name, u in uncertainty.items()}
+    table, lines, meta, parsed = checked.table, checked.lines, checked.meta, checked.parsed
+    props, procs, raws = checked.of_kind("property"), checked.of_kind("process"), checked.of_kind("raw")
+    rounded = {h: np.array(_rounded(np.nan_to_num(v, nan=0.0))) for h, v in checked.canonical.items()}
+    unc_rounded = {name: np.array(_rounded(np.nan_to_num(u, nan=0.0))) for name, u in checked.uncertainty.items()}
     converted = {c.header: not same_unit(c.name, c.unit) for c in props}  # once per column
     units = {c.header: term(c.name).unit for c in props}
     steps: dict[str | None, int] = {}
@@ -381,50 +471,31 @@ def _build(table, columns, parsed, canonical, uncertainty, compositions, meta, c
     provenance: dict[tuple, Provenance] = {}
     records: list[MaterialRecord] = []
     record_lines: list[int] = []
-    not_made: list[tuple[int, str | None]] = []
-    pending: list[tuple[int, str | None]] = []
     verdicts: list[Verdict] = []
-    for i in np.flatnonzero(keep).tolist():
+    for i in np.flatnonzero(checked.keep & checked.has_value).tolist():
         sid = meta["sample_id"][i]
-        if not has_value[i]:
-            (not_made if has_marker[i] else pending).append((lines[i], sid))
-            continue
-        key = tuple(meta[k][i] for k in ("source", "method", "contributor", "institution", "notes"))
-        prov = provenance.get(key)
-        if prov is None:
-            try:
-                prov = provenance[key] = Provenance.model_validate({
-                    "source": key[0] or defaults.source.value, "method": key[1] or defaults.method,
-                    "campaign": defaults.campaign, "contributor": key[2] or defaults.contributor,
-                    "institution": key[3] or defaults.institution,
-                    "extra": {**defaults.extra, **({"notes": key[4]} if key[4] is not None else {})}})
-            except ValueError as exc:
-                raise SheetError(origin, [refused(lines[i], describe_error(exc), sample_id=sid)]) from None
+        prov = provenance_of(checked, i, provenance)
         properties = []
         for c in props:
-            if np.isnan(canonical[c.header][i]):
+            if np.isnan(checked.canonical[c.header][i]):
                 continue
-            unc = uncertainty.get(c.name)
+            unc = checked.uncertainty.get(c.name)
             properties.append(PropertyValue.model_construct(
                 name=c.name, value=float(rounded[c.header][i]), unit=units[c.header],
                 uncertainty=None if unc is None or np.isnan(unc[i]) else float(unc_rounded[c.name][i]),
                 conditions={}))  # every field given: a default factory costs model_construct a signature look-up
             if converted[c.header]:
                 verdicts.append(Verdict(Decision.accepted, lines[i], f"converted from [{c.unit}]", sid, c.header,
-                                        table[c.header].iloc[i], c.unit, float(canonical[c.header][i])))
+                                        table[c.header].iloc[i], c.unit, float(checked.canonical[c.header][i])))
         process: dict[str | None, dict[str, float]] = {}
         for c in procs:
-            if not np.isnan(canonical[c.header][i]):
+            if not np.isnan(checked.canonical[c.header][i]):
                 process.setdefault(c.step, {})[c.name] = float(rounded[c.header][i])
-        composition = compositions[i]
+        composition = checked.composition.of_row(i)
         if composition is None and meta["formula"][i] is not None:
-            try:
-                composition = Composition(meta["formula"][i])
-            except (ValueError, CompositionError) as exc:
-                raise SheetError(origin, [refused(lines[i], describe_error(exc), sample_id=sid, column="formula",
-                                                  value=meta["formula"][i])]) from None
+            composition = formula_composition(checked, i)
         records.append(MaterialRecord.model_construct(
-            material_class=MaterialClass(classes[i]),
+            material_class=MaterialClass(checked.classes[i]),
             composition=composition,
             raw_materials=sorted((RawMaterial.model_construct(name=c.name, amount=Quantity.model_construct(
                 value=float(parsed[c.header].values[i]), unit=c.unit)) for c in raws
@@ -440,4 +511,5 @@ def _build(table, columns, parsed, canonical, uncertainty, compositions, meta, c
         ))
         record_lines.append(lines[i])
         verdicts.append(Verdict(Decision.accepted, lines[i], "stored", sid))
+    not_made, pending = not_made_and_pending(checked)
     return CheckedRows(records, record_lines, not_made, pending, verdicts)
