@@ -78,8 +78,8 @@ def import_(
 ) -> None:
     """Import a sheet, all or nothing; prints `ingested N records (M new)` once durable."""
     from dm_hpc.data import Source
-    from dm_hpc.data.resend import resolve_resends
-    from dm_hpc.data.sheets import SheetDefaults, SheetError, read_sheet_contents
+    from dm_hpc.data.resend import resolve_resent_columns
+    from dm_hpc.data.sheets import SheetDefaults, SheetError, read_sheet_columns
 
     try:
         defaults = SheetDefaults(source=Source(source), method=method, campaign=campaign, contributor=contributor)
@@ -88,7 +88,7 @@ def import_(
     if not sheet.exists():
         fail(f"{sheet}: no such file")
     try:
-        contents = read_sheet_contents(sheet, defaults, column_map=column_map, sheet=sheet_name)
+        contents = read_sheet_columns(sheet, defaults, column_map=column_map, sheet=sheet_name)
     except SheetError as exc:
         fail(str(exc))
     except (OSError, ValueError) as exc:
@@ -97,8 +97,8 @@ def import_(
         err.print(f"warning: {warning}", markup=False, highlight=False)
     with store_errors(), _open(store, "a") as s:
         try:
-            records = resolve_resends(s, contents.records, contents.lines, str(sheet), replace)
-            result = s.ingest(records)
+            columns = resolve_resent_columns(s, contents.columns, contents.lines, str(sheet), replace)
+            result = s.ingest_columns(columns)
         except SheetError as exc:
             fail(str(exc))
         except ValueError as exc:

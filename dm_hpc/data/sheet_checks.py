@@ -154,7 +154,7 @@ def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = 
     return Cells(values, blank, marked, bad)
 
 
-def _rounded(values: np.ndarray) -> list[float]:
+def round_as_records(values: np.ndarray) -> list[float]:
     """12 significant digits, as ``records._round``: conversions do not change a record id."""
     return [float(f"{x:.{_SIG_DIGITS}g}") for x in values.tolist()]
 
@@ -241,7 +241,7 @@ def check_table(
 
     ``defaults``: a ``SheetDefaults`` (source, method, campaign, contributor, institution, extra).
     """
-    return _build(check_columns(table, columns, basis, defaults, lines, origin, decimal, known_ids))
+    return build_records(check_columns(table, columns, basis, defaults, lines, origin, decimal, known_ids))
 
 
 def check_columns(
@@ -457,12 +457,12 @@ def not_made_and_pending(checked: CheckedColumns) -> tuple[list[tuple[int, str |
     return [(line, sid) for line, sid, marked in pairs if marked], [(line, sid) for line, sid, marked in pairs if not marked]
 
 
-def _build(checked: CheckedColumns) -> CheckedRows:
+def build_records(checked: CheckedColumns) -> CheckedRows:
     """Records of the rows that passed, built from canonical values (see the module docstring)."""
     table, lines, meta, parsed = checked.table, checked.lines, checked.meta, checked.parsed
     props, procs, raws = checked.of_kind("property"), checked.of_kind("process"), checked.of_kind("raw")
-    rounded = {h: np.array(_rounded(np.nan_to_num(v, nan=0.0))) for h, v in checked.canonical.items()}
-    unc_rounded = {name: np.array(_rounded(np.nan_to_num(u, nan=0.0))) for name, u in checked.uncertainty.items()}
+    rounded = {h: np.array(round_as_records(np.nan_to_num(v, nan=0.0))) for h, v in checked.canonical.items()}
+    unc_rounded = {name: np.array(round_as_records(np.nan_to_num(u, nan=0.0))) for name, u in checked.uncertainty.items()}
     converted = {c.header: not same_unit(c.name, c.unit) for c in props}  # once per column
     units = {c.header: term(c.name).unit for c in props}
     steps: dict[str | None, int] = {}
