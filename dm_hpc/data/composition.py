@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from dm_hpc.data.elements import atomic_mass, is_element
+from dm_hpc.data.rounding import round_decimals
 
 BALANCE = "bal"
 _DECIMALS = 12
@@ -143,7 +144,7 @@ def atomic_fractions_table(
     fractions = np.zeros((n, k))
     with np.errstate(divide="ignore", invalid="ignore"):
         quotient = values / total[:, None]
-    fractions[present] = [round(x, _DECIMALS) for x in quotient[present].tolist()]
+    fractions[present] = round_decimals(quotient[present], _DECIMALS)  # as round(x, _DECIMALS), at once
     return fractions, present, problems
 
 

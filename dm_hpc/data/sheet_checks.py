@@ -43,6 +43,7 @@ from dm_hpc.data.records import (
     Source,
     label_problem,
 )
+from dm_hpc.data.rounding import round_significant
 from dm_hpc.data.sheetfiles import VALUELESS_CELL, SheetError, describe_error
 from dm_hpc.data.verdicts import Decision, Verdict, refused
 from dm_hpc.data.vocabulary import converter, same_unit, term
@@ -53,6 +54,10 @@ _NOT_MADE_SPELLINGS = frozenset({NOT_MADE, "not_made", "not-made"})
 _BALANCE = frozenset({"bal", "bal.", "balance"})
 #: A number as a sheet writes it: ASCII digits only (``\d`` would take Arabic-Indic digits too).
 _NUMBER = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+#: The characters of plain numbers, one per line. Spelt with these alone, a text is a number to
+#: ``float`` exactly when it matches ``_NUMBER`` (no space, underscore, other digit, inf or nan
+#: can be written with them), so a column of them is read without a test per cell.
+_NUMBER_CHARS = re.compile(r"[0-9.eE+\-\n]*")
 _COMMA_NUMBER = r"[+-]?(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]*),[0-9]+(?:[eE][+-]?[0-9]+)?"
 _NON_FINITE = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity",
                          "#num!", "#div/0!", "#value!", "#n/a", VALUELESS_CELL.lower()})
@@ -120,8 +125,12 @@ def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = 
     blank = np.zeros(n, dtype=bool)
     marked = np.zeros(n, dtype=bool)
     bad: dict[int, str] = {}
-    is_str = np.fromiter((isinstance(v, str) for v in obj), dtype=bool, count=n)
-    is_none = np.fromiter((v is None or v is pd.NA for v in obj), dtype=bool, count=n)
+    if pd.api.types.infer_dtype(obj, skipna=True) in ("string", "empty"):  # a CSV column: text and blanks
+        is_none = pd.isna(obj)  # None, NaN and NA: all blank, as below
+        is_str = ~is_none
+    else:
+        is_str = np.fromiter((isinstance(v, str) for v in obj), dtype=bool, count=n)
+        is_none = np.fromiter((v is None or v is pd.NA for v in obj), dtype=bool, count=n)
     blank |= is_none
     for i in np.flatnonzero(~is_str & ~is_none):  # numbers from XLSX or a DataFrame
         v = obj[i]
@@ -136,6 +145,17 @@ def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = 
         else:
             values[i] = x
     at = np.flatnonzero(is_str)
+    texts = obj[at].tolist()
+    if texts and decimal == "." and _NUMBER_CHARS.fullmatch("\n".join(texts)):
+        # the usual column, plain numbers only; a text float refuses, or a value that
+        # overflows, takes the cell-by-cell path below for its message
+        try:
+            parsed = np.array(list(map(float, texts)), dtype=float)
+        except ValueError:
+            parsed = np.array([np.inf])
+        if np.isfinite(parsed).all():
+            values[at] = parsed
+            return Cells(values, blank, marked, bad)
     if len(at):
         text = pd.Series(obj[at], dtype=object).str.strip()
         empty = (text == "").to_numpy()
@@ -146,7 +166,8 @@ def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = 
             comma = text.str.fullmatch(_COMMA_NUMBER).to_numpy(dtype=bool)
             text[comma] = text[comma].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
         number = text.str.fullmatch(_NUMBER).to_numpy(dtype=bool)
-        parsed = pd.to_numeric(text.where(number), errors="coerce").to_numpy(dtype=float)
+        # Python's float: correctly rounded, as the fast path above and pydantic's validation
+        parsed = np.array([float(t) if ok else np.nan for t, ok in zip(text.tolist(), number.tolist())], dtype=float)
         finite = np.isfinite(parsed)
         values[at[number & finite]] = parsed[number & finite]
         for j in np.flatnonzero(~empty & ~word & ~(number & finite)):
@@ -154,9 +175,9 @@ def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = 
     return Cells(values, blank, marked, bad)
 
 
-def round_as_records(values: np.ndarray) -> list[float]:
+def round_as_records(values: np.ndarray) -> np.ndarray:
     """12 significant digits, as ``records._round``: conversions do not change a record id."""
-    return [float(f"{x:.{_SIG_DIGITS}g}") for x in values.tolist()]
+    return round_significant(values, _SIG_DIGITS)
 
 
 @dataclass
@@ -272,19 +293,23 @@ def check_columns(
 
     classes = [m or "metal" for m in meta["material_class"]]
     known_classes = {m.value for m in MaterialClass}
-    for i in np.flatnonzero(keep):
+    sources = {s.value for s in Source}
+    method_problems: dict[str, str | None] = {}  # a sheet has few methods and many rows
+    for i in np.flatnonzero(keep).tolist():
         if classes[i] not in known_classes:
             rows.refuse(i, f"material class must be one of {', '.join(sorted(known_classes))}",
                         "material_class", classes[i])
         src = meta["source"][i] or defaults.source.value
-        if src not in {s.value for s in Source}:
+        if src not in sources:
             rows.refuse(i, "source must be computed or experimental", "source", src)
         method = meta["method"][i] or defaults.method
-        problem = "is empty" if not method.strip() else label_problem(method, MAX_METHOD)
-        if problem is not None:
-            rows.refuse(i, f"method {problem}", "method", method)
+        if method not in method_problems:
+            method_problems[method] = "is empty" if not method.strip() else label_problem(method, MAX_METHOD)
+        if method_problems[method] is not None:
+            rows.refuse(i, f"method {method_problems[method]}", "method", method)
         sid = meta["sample_id"][i]
-        problem = None if sid is None else label_problem(sid, MAX_LABEL)
+        plain = sid is None or (sid.isascii() and sid.isprintable() and len(sid) <= MAX_LABEL)
+        problem = None if plain else label_problem(sid, MAX_LABEL)  # the same question, asked in full
         if problem is not None:
             rows.refuse(i, f"a sample id {problem}", "sample_id", sid)
     class_array = np.array(classes, dtype=object)
@@ -346,11 +371,13 @@ def check_columns(
         for i in np.flatnonzero(parsed[c.header].values < 0):
             rows.refuse(int(i), f"negative amount of {c.name}", c.header, table[c.header].iloc[i])
 
+    raw_given = np.zeros(n, dtype=bool)
+    for c in raw_cols:
+        raw_given |= np.nan_to_num(parsed[c.header].values, nan=0.0) > 0
     seen: dict[str, int] = {}
-    for i in np.flatnonzero(keep):
+    for i in np.flatnonzero(keep).tolist():
         sid = meta["sample_id"][i]
-        if not comp_given[i] and meta["formula"][i] is None and not any(
-                parsed[c.header].values[i] > 0 for c in raw_cols):
+        if not comp_given[i] and meta["formula"][i] is None and not raw_given[i]:
             rows.refuse(int(i), "no composition given (all composition cells empty)")
         if sid is None:
             if known_ids is not None:
@@ -421,11 +448,15 @@ def _compositions(table: pd.DataFrame, columns: Sequence[ColumnLike], parsed: di
     return CompositionTable([names[j] for j in order], fractions[:, order], present[:, order])
 
 
+#: The meta columns a record's provenance is made of (one ``Provenance`` per distinct tuple).
+PROVENANCE_COLUMNS = ("source", "method", "contributor", "institution", "notes")
+
+
 def provenance_of(checked: CheckedColumns, i: int, cache: dict[tuple, Provenance]) -> Provenance:
     """Row ``i``'s provenance: one object per distinct (source, method, contributor,
     institution, notes), so rows of one sheet share their timestamp."""
     meta, defaults = checked.meta, checked.defaults
-    key = tuple(meta[k][i] for k in ("source", "method", "contributor", "institution", "notes"))
+    key = tuple(meta[k][i] for k in PROVENANCE_COLUMNS)
     prov = cache.get(key)
     if prov is None:
         try:

@@ -31,7 +31,13 @@ import numpy as np
 import pydantic_core
 
 from dm_hpc.data.records import MaterialClass, Provenance, provenance_json, record_id_of
-from dm_hpc.data.sheet_checks import CheckedColumns, build_records, provenance_of, round_as_records
+from dm_hpc.data.sheet_checks import (
+    PROVENANCE_COLUMNS,
+    CheckedColumns,
+    build_records,
+    provenance_of,
+    round_as_records,
+)
 from dm_hpc.data.shards import RecordColumns, columns_from_records, fixed_columns
 from dm_hpc.data.vocabulary import term
 
@@ -46,7 +52,10 @@ def _floats(values: np.ndarray) -> list[str]:
 
 
 def _text(value: str) -> str:
-    """A JSON string as pydantic-core writes it."""
+    """A JSON string as pydantic-core writes it (printable ASCII without quote or backslash
+    is written as it is, the usual sample id)."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'
     return pydantic_core.to_json(value).decode()
 
 
@@ -74,7 +83,13 @@ def record_columns(checked: CheckedColumns) -> tuple[RecordColumns, list[int]]:
         return columns_from_records(records, [r.record_id for r in records], [r.to_json() for r in records]), lines
     n = len(at)
     cache: dict[tuple, Provenance] = {}
-    provs = [provenance_of(checked, i, cache) for i in at.tolist()]
+    keys = list(zip(*(meta[k] for k in PROVENANCE_COLUMNS)))
+    first: dict[tuple, int] = {}
+    for i in at.tolist():
+        first.setdefault(keys[i], i)
+    for i in first.values():  # in row order: the first refused row is the one check_table names
+        provenance_of(checked, i, cache)
+    provs = [cache[keys[i]] for i in at.tolist()]
     prov_json = {id(p): provenance_json(p) for p in cache.values()}
     sample_ids = [meta["sample_id"][i] for i in at.tolist()]
 
