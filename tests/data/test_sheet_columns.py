@@ -203,3 +203,49 @@ def test_table_fractions_are_to_atomic_fractions_to_the_last_bit():
                 continue
             got = {el: fractions[i, j] for j, el in enumerate(elements) if present[i, j]}
             assert got == expected and list(sorted(got)) == list(expected)
+
+
+PLAIN_CASES = {
+    "plain": "sample_id,composition:Cu [at_frac],property:hardness [GPa]\nA,1,2\nB,1,3\n",
+    "crlf": "sample_id,composition:Cu [at_frac],property:hardness [GPa]\r\nA,1,2\r\nB,1,3\r\n",
+    "spaces": "sample_id,method,composition:Cu [at_frac],property:hardness [GPa]\n A ,lab b,1, \nB,\t,1,3\n",
+    "unicode space": "sample_id,method,composition:Cu [at_frac],property:hardness [GPa]\nA,\u00a0,1,2\nB,lab ä,1,\u2003\n",
+    "neutralised": "sample_id,method,composition:Cu [at_frac],property:hardness [GPa]\n'=A,'@lab,1,2\n'',x,1,3\n",
+    "row of separators": "sample_id,composition:Cu [at_frac],property:hardness [GPa]\nA,1,2\n,,\n , ,\nB,1,3",
+    "semicolon decimal comma": "sample_id;composition:Cu [at_frac];property:hardness [GPa]\nA;1;2,5\nB;1;3\n",
+    "trailing separators": "sample_id,composition:Cu [at_frac],property:hardness [GPa],,\nA,1,2,,\nB,1,3,,\n",
+    "short row": "sample_id,composition:Cu [at_frac],property:hardness [GPa]\nA,1,2\nB,1\n",
+    "long row": "sample_id,composition:Cu [at_frac],property:hardness [GPa]\nA,1,2\nB,1,3,4\n",
+    "duplicate header": "sample_id,composition:Cu [at_frac],sample_id,property:hardness [GPa]\nA,1,A,2\n",
+    "quoted": 'sample_id,composition:Cu [at_frac],property:hardness [GPa]\n"A,1",1,2\n',
+    "blank line": "sample_id,composition:Cu [at_frac],property:hardness [GPa]\nA,1,2\n\nB,1,3\n",
+    "lone cr": "sample_id,composition:Cu [at_frac],property:hardness [GPa]\rA,1,2\rB,1,3\r",
+    "header only": "sample_id,composition:Cu [at_frac],property:hardness [GPa]\n",
+    "leading separators line": ",,\nsample_id,composition:Cu [at_frac],property:hardness [GPa]\nA,1,2\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLAIN_CASES))
+def test_plain_csv_reader_reads_what_the_row_reader_reads(tmp_path, monkeypatch, case):
+    """Real CSV files read by pandas' parser (the plain-file path) and by the csv-module reader
+    (forced): the same cells, lines and decimal mark, or the same refusal."""
+    from dm_hpc.data import sheetfiles
+
+    path = tmp_path / "s.csv"
+    path.write_bytes(PLAIN_CASES[case].encode())
+
+    def read():
+        try:
+            loaded = sheetfiles.load_table(path)
+            return loaded.frame, loaded.decimal
+        except SheetError as exc:
+            return exc.problems
+
+    fast = read()
+    monkeypatch.setattr(sheetfiles, "plain_csv_frame", lambda *a: None)
+    slow = read()
+    if isinstance(slow, list):
+        assert fast == slow
+    else:
+        pd.testing.assert_frame_equal(fast[0], slow[0])
+        assert fast[1] == slow[1]
