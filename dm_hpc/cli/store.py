@@ -95,6 +95,7 @@ def import_(
         fail(f"{column_map or sheet}: {exc}")
     for warning in contents.warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False)
+    _give_back_freed_memory()
     with store_errors(), _open(store, "a") as s:
         try:
             columns = resolve_resent_columns(s, contents.columns, contents.lines, str(sheet), replace)
@@ -104,6 +105,18 @@ def import_(
         except ValueError as exc:
             fail(str(exc))
     say(f"ingested {result.n} records ({result.new} new)")
+
+
+def _give_back_freed_memory() -> None:
+    """Hand the heap pages freed after reading a sheet back to the system before the shard is
+    built: glibc keeps them (~80 MB after 100,000 rows), and the write's buffers would come on
+    top (issue 21: <= 500 MB peak). Nothing to do where the C library has no ``malloc_trim``."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _filters(source, method, campaign, elements, prop) -> dict:

@@ -234,7 +234,7 @@ class CheckedColumns:
     property or process column -> values; ``uncertainty``: property name -> values.
     """
 
-    table: pd.DataFrame
+    table: pd.DataFrame | None  # None once the cells are no longer needed (then verdicts hold no value)
     columns: Sequence[ColumnLike]
     lines: Sequence[int]
     defaults: Any
@@ -517,7 +517,8 @@ def build_records(checked: CheckedColumns) -> CheckedRows:
                 conditions={}))  # every field given: a default factory costs model_construct a signature look-up
             if converted[c.header]:
                 verdicts.append(Verdict(Decision.accepted, lines[i], f"converted from [{c.unit}]", sid, c.header,
-                                        table[c.header].iloc[i], c.unit, float(checked.canonical[c.header][i])))
+                                        None if table is None else table[c.header].iloc[i], c.unit,
+                                        float(checked.canonical[c.header][i])))
         process: dict[str | None, dict[str, float]] = {}
         for c in procs:
             if not np.isnan(checked.canonical[c.header][i]):

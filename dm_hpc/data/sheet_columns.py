@@ -38,10 +38,13 @@ from dm_hpc.data.sheet_checks import (
     provenance_of,
     round_as_records,
 )
-from dm_hpc.data.shards import RecordColumns, columns_from_records, fixed_columns
+from dm_hpc.data.shards import RecordColumns, Triples, columns_from_records, fixed_columns
 from dm_hpc.data.vocabulary import term
 
-__all__ = ["record_columns"]
+__all__ = ["record_columns", "CHUNK_ROWS"]
+
+#: Records encoded at a time: the strings of one chunk are freed before the next is built.
+CHUNK_ROWS = 10_000
 
 
 def _floats(values: np.ndarray) -> list[str]:
@@ -81,7 +84,6 @@ def record_columns(checked: CheckedColumns) -> tuple[RecordColumns, list[int]]:
     if any(meta["formula"][i] is not None for i in at[no_comp].tolist()):
         records = build_records(checked).records
         return columns_from_records(records, [r.record_id for r in records], [r.to_json() for r in records]), lines
-    n = len(at)
     cache: dict[tuple, Provenance] = {}
     keys = list(zip(*(meta[k] for k in PROVENANCE_COLUMNS)))
     first: dict[tuple, int] = {}
@@ -91,17 +93,33 @@ def record_columns(checked: CheckedColumns) -> tuple[RecordColumns, list[int]]:
         provenance_of(checked, i, cache)
     provs = [cache[keys[i]] for i in at.tolist()]
     prov_json = {id(p): provenance_json(p) for p in cache.values()}
-    sample_ids = [meta["sample_id"][i] for i in at.tolist()]
+    ids: list[str] = []
+    jsons: list[bytes] = []
+    parts: list[dict[str, Triples]] = []
+    for start in range(0, len(at), CHUNK_ROWS):  # a chunk's strings at a time: bounded memory
+        chunk = at[start:start + CHUNK_ROWS]
+        cells = _encode(checked, chunk, provs[start:start + CHUNK_ROWS], prov_json, ids, jsons)
+        parts.append({g: (rows + start, names, values) for g, (rows, names, values) in cells.items()})
+    cells = {g: tuple(np.concatenate([p[g][k] for p in parts]) if parts else _empty_triples()[k] for k in range(3))
+             for g in ("composition", "properties", "uncertainty", "process", "raw_materials")}
+    fixed = fixed_columns([p.source.value for p in provs], [p.method for p in provs],
+                          [p.campaign or "" for p in provs], [p.task_id or "" for p in provs],
+                          [meta["sample_id"][i] or "" for i in at.tolist()], [p.timestamp.timestamp() for p in provs])
+    return RecordColumns(ids, fixed, cells, jsons), lines
 
+
+def _encode(checked: CheckedColumns, at: np.ndarray, provs: list[Provenance], prov_json: dict[int, tuple[str, str]],
+            ids: list[str], jsons: list[bytes]) -> dict[str, Triples]:
+    """Append the ids and JSON of the records at table rows ``at`` to ``ids`` and ``jsons``;
+    returns their (row, name, value) triples (rows counted from 0 in ``at``)."""
+    n = len(at)
+    sample_ids = [checked.meta["sample_id"][i] for i in at.tolist()]
     comp, comp_cells = _composition(checked, at)
     props, prop_cells, unc_cells = _properties(checked, at)
     procs, proc_cells = _process(checked, at)
     raws, raw_cells = _raw_materials(checked, at)
     classes = [checked.classes[i] for i in at.tolist()]
     default_class = MaterialClass.metal.value
-
-    ids: list[str] = []
-    jsons: list[bytes] = []
     for m in range(n):
         parts = []
         if classes[m] != default_class:
@@ -120,12 +138,8 @@ def record_columns(checked: CheckedColumns) -> tuple[RecordColumns, list[int]]:
         content = "{" + ",".join(parts) + "}"
         ids.append(record_id_of(content))
         jsons.append(f'{{"content":{content},"circumstances":{circumstances}}}'.encode())
-    fixed = fixed_columns([p.source.value for p in provs], [p.method for p in provs],
-                          [p.campaign or "" for p in provs], [p.task_id or "" for p in provs],
-                          [s or "" for s in sample_ids], [p.timestamp.timestamp() for p in provs])
-    cells = {"composition": comp_cells, "properties": prop_cells, "uncertainty": unc_cells,
-             "process": proc_cells, "raw_materials": raw_cells}
-    return RecordColumns(ids, fixed, cells, jsons), lines
+    return {"composition": comp_cells, "properties": prop_cells, "uncertainty": unc_cells,
+            "process": proc_cells, "raw_materials": raw_cells}
 
 
 def _composition(checked: CheckedColumns, at: np.ndarray):

@@ -28,6 +28,7 @@ Files that do not follow the template (public data sets) are read through a colu
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -286,7 +287,8 @@ def read_sheet_columns(
     if cmap is not None:
         table = apply_column_map(table, cmap, str(column_map) if not isinstance(column_map, Mapping) else "column map")
     checked, warnings = _checked(table, shown or str(path), defaults or SheetDefaults(), None, loaded.decimal)
-    columns, lines = record_columns(checked)
+    del loaded, table  # the cells as read (a Python object each): freed before the records are written
+    columns, lines = record_columns(dataclasses.replace(checked, table=None))
     not_made, pending = not_made_and_pending(checked)
     return SheetColumns(columns, lines, not_made, warnings, pending)
 
