@@ -249,3 +249,60 @@ def test_plain_csv_reader_reads_what_the_row_reader_reads(tmp_path, monkeypatch,
     else:
         pd.testing.assert_frame_equal(fast[0], slow[0])
         assert fast[1] == slow[1]
+
+
+def test_a_large_batch_is_several_shards_in_one_commit(tmp_path, monkeypatch):
+    """A batch of columns larger than ``SHARD_ROWS`` is written shard by shard and committed by
+    one manifest; the disk filling up on its second shard (fault injection: ENOSPC where a shard
+    is made durable) leaves the store as it was, without files, and the same batch goes in later."""
+    import errno
+    import os
+
+    from dm_hpc.data import store as store_module
+    from dm_hpc.data.integrity import StoreError
+
+    monkeypatch.setattr(store_module, "SHARD_ROWS", 40)
+    sheet = random_sheet(tmp_path / "lab.csv", np.random.default_rng(5), 150, "at_frac")
+    columns = read_sheet_columns(sheet).columns
+    path = tmp_path / "s"
+    store = Store.open(path, "a")
+    calls = []
+    real = os.fdatasync
+
+    def full_on_second_shard(fd):
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd)
+
+    monkeypatch.setattr("dm_hpc.data.integrity.os.fdatasync", full_on_second_shard)
+    with pytest.raises(StoreError, match="disk is full"):
+        store.ingest_columns(columns)
+    monkeypatch.setattr("dm_hpc.data.integrity.os.fdatasync", real)
+    assert len(store) == 0 and not list((path / "shards").iterdir())
+    result = store.ingest_columns(columns)
+    assert result.new == columns.n - 1 and store.info()["generation"] == 1  # one commit
+    assert store.info()["shards"] == -(-result.new // 40)
+    store.close()
+    with Store.open(path) as s:
+        assert s.check().ok and sorted(s.to_dataframe()["record_id"]) == sorted(set(columns.ids))
+
+
+def test_column_rounding_is_pythons_to_the_bit():
+    """``rounding`` against ``round(x, 12)`` and ``format(x, '.12g')`` value by value: random
+    magnitudes, exact halves (where a product rounding would go wrong), zeros of both signs."""
+    from dm_hpc.data.rounding import round_decimals, round_significant
+
+    rng = np.random.default_rng(2)
+    n = 20_000
+    values = np.concatenate([
+        rng.random(n),
+        rng.random(n) * 10.0 ** rng.integers(-25, 25, n) * rng.choice([-1, 1], n),
+        (rng.integers(0, 10**12, n) + 0.5) / 1e12,
+        (rng.integers(10**11, 10**12, n) + 0.5) * 10.0 ** rng.integers(-15, 5, n),
+        [0.0, -0.0, 5e-13, -5e-13, 2.5e-12, 1e22, 1e23, 1 / 3, 999999999999.5, 0.9999999999995],
+    ])
+    as_python = np.array([round(v, 12) for v in values.tolist()])
+    assert (round_decimals(values, 12).view(np.int64) == as_python.view(np.int64)).all()
+    as_python = np.array([float(f"{v:.12g}") for v in values.tolist()])
+    assert (round_significant(values, 12).view(np.int64) == as_python.view(np.int64)).all()
