@@ -12,7 +12,8 @@ Why not validate each row with pydantic: that costs twenty times the store's own
 (issue 21). The rows that pass every column check are built with ``model_construct`` from
 values already in canonical form, rounded as the validators round them, so a record built
 here is the record ``MaterialRecord.model_validate`` would build (same id; the fuzz tests
-compare the two).
+compare the two). ``check_columns`` stops before the records: ``sheet_columns`` writes the
+checked columns straight to store columns (``store import``), without an object per row.
 
 Absence is never read as a value: a row whose measurement cells are blank is *pending* (it
 can be returned later); a row is *not made* only when a measurement cell holds the template's
