@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from dm_hpc.data.elements import atomic_mass, is_element
+from dm_hpc.data.rounding import round_decimals
 
 BALANCE = "bal"
 _DECIMALS = 12
@@ -41,6 +43,16 @@ class CompositionError(ValueError):
     """A composition that cannot be understood (unknown element, negative amount, ...)."""
 
 
+def _sum(values: Iterable[float]) -> float:
+    """Left to right, as Python 3.11's ``sum``: the order of additions sets the last bit of a
+    total, hence the rounded fractions and the record id; ``atomic_fractions_table`` adds the
+    columns of a table in the same order (Python 3.12's ``sum`` compensates, which would not)."""
+    total = 0.0
+    for v in values:
+        total += v
+    return total
+
+
 def _resolve_balance(amounts: Mapping[str, Any], basis: Basis) -> dict[str, float]:
     """Replace one "bal"/"balance" amount by what the other amounts leave."""
     balance = [el for el, v in amounts.items() if isinstance(v, str) and v.strip().lower().rstrip(".") in ("bal", "balance")]
@@ -55,10 +67,10 @@ def _resolve_balance(amounts: Mapping[str, Any], basis: Basis) -> dict[str, floa
         except (TypeError, ValueError):
             raise CompositionError(f"amount of {el} is not a number: {v!r}") from None
     if balance:
-        rest = basis.scale - sum(out.values())
+        rest = basis.scale - _sum(out.values())
         if rest < -1e-9:
             raise CompositionError(
-                f"balance element {balance[0]}: other amounts sum to {sum(out.values()):g}, "
+                f"balance element {balance[0]}: other amounts sum to {_sum(out.values()):g}, "
                 f"more than {basis.scale:g}"
             )
         out[balance[0]] = max(rest, 0.0)
@@ -78,7 +90,7 @@ def to_atomic_fractions(amounts: Mapping[str, Any], basis: Basis | str = Basis.a
             raise CompositionError(f"negative amount of {el}: {v:g}")
     if basis.by_weight:
         values = {el: v / atomic_mass(el) for el, v in values.items()}
-    total = sum(values.values())
+    total = _sum(values.values())
     if total <= 0:
         raise CompositionError("composition is empty (amounts sum to zero)")
     if not basis.by_weight and abs(total - basis.scale) <= 1e-9 * basis.scale:
@@ -87,6 +99,53 @@ def to_atomic_fractions(amounts: Mapping[str, Any], basis: Basis | str = Basis.a
         total = basis.scale
     fractions = {el: round(v / total, _DECIMALS) for el, v in sorted(values.items()) if v > 0}
     return fractions
+
+
+def atomic_fractions_table(
+    amounts: np.ndarray, balance: np.ndarray, elements: Sequence[str], basis: Basis | str = Basis.atomic_fraction,
+) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """``to_atomic_fractions`` for every row of a table at once, to the last bit.
+
+    ``amounts``: ``n x k`` on ``basis``, NaN where a cell is empty (finite and >= 0 elsewhere;
+    checked before); ``balance``: ``n x k`` bool, the "bal" cells (at most one per row);
+    ``elements``: the ``k`` column symbols, in sheet order (the order of summation).
+    Returns ``fractions`` (``n x k`` atomic fractions, rounded as ``to_atomic_fractions``),
+    ``present`` (``n x k``: the entries the row's composition holds, amount > 0) and the
+    ``CompositionError`` message of each row that has none (row -> message).
+    """
+    basis = Basis(basis)
+    given = ~np.isnan(amounts) & ~balance
+    a = np.where(given, amounts, 0.0)
+    n, k = a.shape
+    has_bal = balance.any(axis=1)
+    bal_col = balance.argmax(axis=1)
+    others = np.zeros(n)
+    for j in range(k):  # adding 0.0 for an empty cell changes no bit
+        others = others + a[:, j]
+    rest = basis.scale - others
+    bal_amount = np.maximum(rest, 0.0)
+    values = np.where(balance, bal_amount[:, None], a)
+    if basis.by_weight:
+        values = values / np.array([atomic_mass(el) for el in elements])
+    total = np.zeros(n)
+    for j in range(k):  # the balance element comes last, as in _resolve_balance
+        total = total + np.where(given[:, j], values[:, j], 0.0)
+    total = total + np.where(has_bal, values[np.arange(n), bal_col], 0.0)
+    if not basis.by_weight:
+        total = np.where(np.abs(total - basis.scale) <= 1e-9 * basis.scale, basis.scale, total)
+    problems: dict[int, str] = {}
+    for i in np.flatnonzero(has_bal & (rest < -1e-9)).tolist():
+        problems[i] = (f"balance element {elements[bal_col[i]]}: other amounts sum to {others[i]:g}, "
+                       f"more than {basis.scale:g}")
+    for i in np.flatnonzero(total <= 0).tolist():
+        problems.setdefault(i, "composition is empty (amounts sum to zero)")
+    present = (given | balance) & (values > 0)
+    present[list(problems)] = False
+    fractions = np.zeros((n, k))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        quotient = values / total[:, None]
+    fractions[present] = round_decimals(quotient[present], _DECIMALS)  # as round(x, _DECIMALS), at once
+    return fractions, present, problems
 
 
 def parse_formula(formula: str) -> dict[str, float]:

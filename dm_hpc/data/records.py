@@ -335,6 +335,15 @@ class MaterialRecord(BaseModel):
         return record_id_of(self.content_json)
 
 
+def provenance_json(provenance: Provenance) -> tuple[str, str]:
+    """A provenance's two parts of ``MaterialRecord.to_json``: the one inside ``content`` (what
+    the id hashes) and the ``circumstances`` object, for records written as columns
+    (``dm_hpc.data.sheet_columns``) without a ``MaterialRecord`` per row."""
+    content = provenance.model_dump_json(exclude=_CIRCUMSTANCES, exclude_none=True, exclude_defaults=True)
+    circumstances = provenance.model_dump_json(include=_CIRCUMSTANCES, exclude_none=True)
+    return content, f'{{"provenance":{circumstances}}}'
+
+
 def record_id_of(content_json: str) -> str:
     """Record id from canonical content JSON."""
     return RECORD_ID_PREFIX + hashlib.sha256(content_json.encode()).hexdigest()[:20]

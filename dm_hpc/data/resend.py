@@ -10,11 +10,14 @@ training and exports show only the current record unless asked (``superseded=Tru
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from dm_hpc.data.records import MaterialRecord
+from dm_hpc.data.shards import RecordColumns
 from dm_hpc.data.sheetfiles import SheetError
 from dm_hpc.data.store import Store
 from dm_hpc.data.vocabulary import canonical_unit, property_names
@@ -83,3 +86,26 @@ def resolve_resends(
     if problems:
         raise SheetError(origin, problems)
     return out
+
+
+def resolve_resent_columns(
+    store: Store | None, columns: RecordColumns, lines: Sequence[int], origin: str, replace: bool = False,
+) -> RecordColumns:
+    """``resolve_resends`` for records in column form (``sheets.read_sheet_columns``): only the
+    rows whose sample id the store already holds are read back as records (from their JSON,
+    exactly) and resolved; a correction changes only a record's JSON (``supersedes`` is not
+    content, so its id and numbers stay)."""
+    if store is None or len(store) == 0:
+        return columns
+    stored = store.to_dataframe(superseded=True)
+    held = np.array(sorted(set(stored["sample_id"]) - {""}), dtype=object)
+    sample_ids = np.char.decode(columns.fixed["sample_id"], "utf-8")
+    again = np.flatnonzero(np.isin(sample_ids, held) & (sample_ids != ""))
+    if not again.size:
+        return columns
+    records = [MaterialRecord.from_json(columns.json[i].decode()) for i in again.tolist()]
+    resolved = resolve_resends(store, records, [lines[i] for i in again.tolist()], origin, replace)
+    json = list(columns.json)
+    for i, rec in zip(again.tolist(), resolved):
+        json[i] = rec.to_json().encode()
+    return dataclasses.replace(columns, json=json)

@@ -64,46 +64,103 @@ def _fixed_text(values: list[str], dtype: np.dtype, column: str) -> np.ndarray:
     return encoded.astype(dtype)
 
 
-def _sparse(n: int, rows: list[int], names: list[str], values: list[float], fill: float) -> tuple[list[str], np.ndarray]:
+#: (row, column name, value) triples of one sparse group: the form both ingest paths share.
+Triples = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass
+class RecordColumns:
+    """A batch of records as columns, before the store drops the ids it already holds.
+
+    Built from records (``columns_from_records``) or straight from a checked sheet's columns
+    (``dm_hpc.data.sheet_columns``, no record objects); either way ``rows`` gives the shard's
+    columns, so the two paths store the same bytes. ``fixed``: ``layout.FIXED_COLUMNS`` but
+    ``record_id``, one entry per record; ``cells[group]``: (row, column name, value) triples,
+    shapes ``(m,)``; ``json``: each record's UTF-8 JSON (``MaterialRecord.to_json``).
+    """
+
+    ids: list[str]
+    fixed: dict[str, np.ndarray]
+    cells: dict[str, Triples]
+    json: list[bytes]
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    def take(self, index: np.ndarray) -> RecordColumns:
+        """The records at positions ``index`` (ascending), in that order."""
+        index = np.asarray(index, dtype=np.int64)
+        renumber = np.full(self.n, -1, dtype=np.int64)
+        renumber[index] = np.arange(len(index))
+        cells = {}
+        for group, (rows, names, values) in self.cells.items():
+            kept = renumber[rows] >= 0
+            cells[group] = (renumber[rows[kept]], names[kept], values[kept])
+        return RecordColumns([self.ids[i] for i in index.tolist()], {k: v[index] for k, v in self.fixed.items()},
+                             cells, [self.json[i] for i in index.tolist()])
+
+    def rows(self) -> Rows:
+        """The shard columns of these records (sparse columns: only names some record has)."""
+        fixed = {"record_id": np.array(self.ids, dtype=layout.ID_DTYPE), **self.fixed}
+        sparse = {g: _sparse(self.n, *self.cells[g], layout.SPARSE_GROUPS[g]) for g in layout.SPARSE_GROUPS}
+        return Rows({k: fixed[k] for k in layout.FIXED_COLUMNS}, mask_from_fractions(*sparse["composition"]),
+                    sparse, self.json)
+
+
+def _sparse(n: int, rows: np.ndarray, names: np.ndarray, values: np.ndarray, fill: float) -> tuple[list[str], np.ndarray]:
     """``(sorted column names, n x k matrix)`` from (row, name, value) triples."""
-    if not values:
+    if not len(values):
         return [], np.full((n, 0), fill)
-    codes, uniques = pd.factorize(np.array(names, dtype=object), sort=True)
+    codes, uniques = pd.factorize(names, sort=True)
     mat = np.full((n, len(uniques)), fill)
-    mat[np.array(rows), codes] = values
+    mat[rows, codes] = values
     return [str(u) for u in uniques], mat
+
+
+def triples(items: Sequence[tuple[int, str, float]]) -> Triples:
+    """(row, name, value) items as the three arrays of ``Triples``."""
+    if not items:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object), np.zeros(0)
+    rows, names, values = zip(*items)
+    return np.array(rows, dtype=np.int64), np.array(names, dtype=object), np.array(values, dtype=float)
+
+
+def fixed_columns(sources: Sequence[str], methods: Sequence[str], campaigns: Sequence[str],
+                  task_ids: Sequence[str], sample_ids: Sequence[str], times: Sequence[float]) -> dict[str, np.ndarray]:
+    """The fixed per-record columns but ``record_id`` (texts: '' where none; fixed width checked)."""
+    return {
+        "source": np.array([layout.SOURCE_CODES[s] for s in sources], dtype="u1"),
+        "method": _fixed_text(list(methods), layout.METHOD_DTYPE, "method"),
+        "campaign": _fixed_text(list(campaigns), layout.LABEL_DTYPE, "campaign"),
+        "task_id": _fixed_text(list(task_ids), layout.LABEL_DTYPE, "task_id"),
+        "sample_id": _fixed_text(list(sample_ids), layout.LABEL_DTYPE, "sample_id"),
+        "time": np.array(times, dtype="f8"),
+    }
+
+
+def columns_from_records(records: Sequence[MaterialRecord], ids: Sequence[str], jsons: Sequence[str]) -> RecordColumns:
+    """Validated records (with their ids and JSON) as columns."""
+    provs = [r.provenance for r in records]
+    fixed = fixed_columns([p.source.value for p in provs], [p.method for p in provs],
+                          [p.campaign or "" for p in provs], [p.task_id or "" for p in provs],
+                          [r.sample_id or "" for r in records], [p.timestamp.timestamp() for p in provs])
+    # (row, column, value) triples, gathered in comprehensions (the hot loop of an ingest)
+    fracs = [r.composition.fractions if r.composition is not None else {} for r in records]
+    comp = [(i, el, x) for i, f in enumerate(fracs) for el, x in f.items()]
+    props = [(i, p.name, p.value) for i, r in enumerate(records) for p in r.properties]
+    unc = [(i, p.name, p.uncertainty) for i, r in enumerate(records) for p in r.properties if p.uncertainty is not None]
+    proc = [(i, f"{st.name}:{k}", v) for i, r in enumerate(records) for st in r.process for k, v in st.parameters.items()]
+    raw = [(i, f"{rm.name} [{rm.amount.unit}]", rm.amount.value)
+           for i, r in enumerate(records) for rm in r.raw_materials if rm.amount is not None]
+    cells = {"composition": triples(comp), "properties": triples(props), "uncertainty": triples(unc),
+             "process": triples(proc), "raw_materials": triples(raw)}
+    return RecordColumns(list(ids), fixed, cells, [j.encode() for j in jsons])
 
 
 def rows_from_records(records: Sequence[MaterialRecord], ids: Sequence[str], jsons: Sequence[str]) -> Rows:
     """Turn validated records (with their ids and JSON) into shard columns."""
-    n = len(records)
-    provs = [r.provenance for r in records]
-    fixed = {
-        "record_id": np.array(ids, dtype=layout.ID_DTYPE),
-        "source": np.array([layout.SOURCE_CODES[p.source.value] for p in provs], dtype="u1"),
-        "method": _fixed_text([p.method for p in provs], layout.METHOD_DTYPE, "method"),
-        "campaign": _fixed_text([p.campaign or "" for p in provs], layout.LABEL_DTYPE, "campaign"),
-        "task_id": _fixed_text([p.task_id or "" for p in provs], layout.LABEL_DTYPE, "task_id"),
-        "sample_id": _fixed_text([r.sample_id or "" for r in records], layout.LABEL_DTYPE, "sample_id"),
-        "time": np.array([p.timestamp.timestamp() for p in provs], dtype="f8"),
-    }
-    # (row, column, value) triples, gathered in comprehensions (the hot loop of an ingest)
-    fracs = [r.composition.fractions if r.composition is not None else {} for r in records]
-    comp_rows = [i for i, f in enumerate(fracs) for _ in f]
-    comp = (comp_rows, [el for f in fracs for el in f], [x for f in fracs for x in f.values()])
-    props = [r.properties for r in records]
-    prop_rows = [i for i, ps in enumerate(props) for _ in ps]
-    prop = (prop_rows, [p.name for ps in props for p in ps], [p.value for ps in props for p in ps])
-    unc_items = [(i, p.name, p.uncertainty) for i, ps in enumerate(props) for p in ps if p.uncertainty is not None]
-    proc_items = [(i, f"{st.name}:{k}", v) for i, r in enumerate(records) for st in r.process for k, v in st.parameters.items()]
-    raw_items = [(i, f"{rm.name} [{rm.amount.unit}]", rm.amount.value)
-                 for i, r in enumerate(records) for rm in r.raw_materials if rm.amount is not None]
-    unc, proc, raw = (tuple(map(list, zip(*items))) if items else ([], [], [])
-                      for items in (unc_items, proc_items, raw_items))
-    triples = {"composition": comp, "properties": prop, "uncertainty": unc, "process": proc,
-               "raw_materials": raw}
-    sparse = {g: _sparse(n, *triples[g], layout.SPARSE_GROUPS[g]) for g in layout.SPARSE_GROUPS}
-    return Rows(fixed, mask_from_fractions(*sparse["composition"]), sparse, [j.encode() for j in jsons])
+    return columns_from_records(records, ids, jsons).rows()
 
 
 def mask_from_fractions(elements: Sequence[str], fractions: np.ndarray) -> np.ndarray:

@@ -12,7 +12,8 @@ Why not validate each row with pydantic: that costs twenty times the store's own
 (issue 21). The rows that pass every column check are built with ``model_construct`` from
 values already in canonical form, rounded as the validators round them, so a record built
 here is the record ``MaterialRecord.model_validate`` would build (same id; the fuzz tests
-compare the two).
+compare the two). ``check_columns`` stops before the records: ``sheet_columns`` writes the
+checked columns straight to store columns (``store import``), without an object per row.
 
 Absence is never read as a value: a row whose measurement cells are blank is *pending* (it
 can be returned later); a row is *not made* only when a measurement cell holds the template's
@@ -29,7 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from dm_hpc.data.composition import Basis, Composition, CompositionError, to_atomic_fractions
+from dm_hpc.data.composition import Basis, Composition, CompositionError, atomic_fractions_table
 from dm_hpc.data.records import (
     MAX_LABEL,
     MAX_METHOD,
@@ -43,6 +44,7 @@ from dm_hpc.data.records import (
     Source,
     label_problem,
 )
+from dm_hpc.data.rounding import round_significant
 from dm_hpc.data.sheetfiles import VALUELESS_CELL, SheetError, describe_error
 from dm_hpc.data.verdicts import Decision, Verdict, refused
 from dm_hpc.data.vocabulary import converter, same_unit, term
@@ -53,6 +55,10 @@ _NOT_MADE_SPELLINGS = frozenset({NOT_MADE, "not_made", "not-made"})
 _BALANCE = frozenset({"bal", "bal.", "balance"})
 #: A number as a sheet writes it: ASCII digits only (``\d`` would take Arabic-Indic digits too).
 _NUMBER = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+#: The characters of plain numbers, one per line. Spelt with these alone, a text is a number to
+#: ``float`` exactly when it matches ``_NUMBER`` (no space, underscore, other digit, inf or nan
+#: can be written with them), so a column of them is read without a test per cell.
+_NUMBER_CHARS = re.compile(r"[0-9.eE+\-\n]*")
 _COMMA_NUMBER = r"[+-]?(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]*),[0-9]+(?:[eE][+-]?[0-9]+)?"
 _NON_FINITE = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity",
                          "#num!", "#div/0!", "#value!", "#n/a", VALUELESS_CELL.lower()})
@@ -120,8 +126,12 @@ def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = 
     blank = np.zeros(n, dtype=bool)
     marked = np.zeros(n, dtype=bool)
     bad: dict[int, str] = {}
-    is_str = np.fromiter((isinstance(v, str) for v in obj), dtype=bool, count=n)
-    is_none = np.fromiter((v is None or v is pd.NA for v in obj), dtype=bool, count=n)
+    if pd.api.types.infer_dtype(obj, skipna=True) in ("string", "empty"):  # a CSV column: text and blanks
+        is_none = pd.isna(obj)  # None, NaN and NA: all blank, as below
+        is_str = ~is_none
+    else:
+        is_str = np.fromiter((isinstance(v, str) for v in obj), dtype=bool, count=n)
+        is_none = np.fromiter((v is None or v is pd.NA for v in obj), dtype=bool, count=n)
     blank |= is_none
     for i in np.flatnonzero(~is_str & ~is_none):  # numbers from XLSX or a DataFrame
         v = obj[i]
@@ -136,6 +146,17 @@ def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = 
         else:
             values[i] = x
     at = np.flatnonzero(is_str)
+    texts = obj[at].tolist()
+    if texts and decimal == "." and _NUMBER_CHARS.fullmatch("\n".join(texts)):
+        # the usual column, plain numbers only; a text float refuses, or a value that
+        # overflows, takes the cell-by-cell path below for its message
+        try:
+            parsed = np.array(list(map(float, texts)), dtype=float)
+        except ValueError:
+            parsed = np.array([np.inf])
+        if np.isfinite(parsed).all():
+            values[at] = parsed
+            return Cells(values, blank, marked, bad)
     if len(at):
         text = pd.Series(obj[at], dtype=object).str.strip()
         empty = (text == "").to_numpy()
@@ -146,7 +167,8 @@ def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = 
             comma = text.str.fullmatch(_COMMA_NUMBER).to_numpy(dtype=bool)
             text[comma] = text[comma].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
         number = text.str.fullmatch(_NUMBER).to_numpy(dtype=bool)
-        parsed = pd.to_numeric(text.where(number), errors="coerce").to_numpy(dtype=float)
+        # Python's float: correctly rounded, as the fast path above and pydantic's validation
+        parsed = np.array([float(t) if ok else np.nan for t, ok in zip(text.tolist(), number.tolist())], dtype=float)
         finite = np.isfinite(parsed)
         values[at[number & finite]] = parsed[number & finite]
         for j in np.flatnonzero(~empty & ~word & ~(number & finite)):
@@ -154,9 +176,9 @@ def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = 
     return Cells(values, blank, marked, bad)
 
 
-def _rounded(values: np.ndarray) -> list[float]:
+def round_as_records(values: np.ndarray) -> np.ndarray:
     """12 significant digits, as ``records._round``: conversions do not change a record id."""
-    return [float(f"{x:.{_SIG_DIGITS}g}") for x in values.tolist()]
+    return round_significant(values, _SIG_DIGITS)
 
 
 @dataclass
@@ -202,6 +224,36 @@ def _meta(table: pd.DataFrame, columns: Sequence[ColumnLike], name: str) -> list
     return out
 
 
+@dataclass(frozen=True)
+class CheckedColumns:
+    """A table that passed every check, in canonical form; arrays have one entry per table row
+    (shape ``(n,)``), ``canonical`` and ``uncertainty`` in the vocabulary's units.
+
+    ``keep``: rows that are not wholly empty; ``has_value``: rows with a measurement (records);
+    ``has_marker``: rows marked ``not made``; ``meta``: meta column -> texts (None when blank);
+    ``classes``: material class per row; ``parsed``: header -> cells; ``canonical``: header of a
+    property or process column -> values; ``uncertainty``: property name -> values.
+    """
+
+    table: pd.DataFrame | None  # None once the cells are no longer needed (then verdicts hold no value)
+    columns: Sequence[ColumnLike]
+    lines: Sequence[int]
+    defaults: Any
+    origin: str
+    keep: np.ndarray
+    has_value: np.ndarray
+    has_marker: np.ndarray
+    meta: dict[str, list[str | None]]
+    classes: list[str]
+    parsed: dict[str, Cells]
+    canonical: dict[str, np.ndarray]
+    uncertainty: dict[str, np.ndarray]
+    composition: CompositionTable
+
+    def of_kind(self, kind: str) -> list[ColumnLike]:
+        return [c for c in self.columns if c.kind == kind]
+
+
 def check_table(
     table: pd.DataFrame, columns: Sequence[ColumnLike], basis: Basis, defaults: Any, lines: Sequence[int],
     origin: str, decimal: str = ".", known_ids: Collection[str] | None = None,
@@ -211,6 +263,15 @@ def check_table(
 
     ``defaults``: a ``SheetDefaults`` (source, method, campaign, contributor, institution, extra).
     """
+    return build_records(check_columns(table, columns, basis, defaults, lines, origin, decimal, known_ids))
+
+
+def check_columns(
+    table: pd.DataFrame, columns: Sequence[ColumnLike], basis: Basis, defaults: Any, lines: Sequence[int],
+    origin: str, decimal: str = ".", known_ids: Collection[str] | None = None,
+) -> CheckedColumns:
+    """Every check of ``check_table``, without building records: the table in canonical form
+    (for ``dm_hpc.data.sheet_columns``, which turns it into store columns directly)."""
     n = len(table)
     meta = {name: _meta(table, columns, name) for name in
             ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes")}
@@ -233,19 +294,23 @@ def check_table(
 
     classes = [m or "metal" for m in meta["material_class"]]
     known_classes = {m.value for m in MaterialClass}
-    for i in np.flatnonzero(keep):
+    sources = {s.value for s in Source}
+    method_problems: dict[str, str | None] = {}  # a sheet has few methods and many rows
+    for i in np.flatnonzero(keep).tolist():
         if classes[i] not in known_classes:
             rows.refuse(i, f"material class must be one of {', '.join(sorted(known_classes))}",
                         "material_class", classes[i])
         src = meta["source"][i] or defaults.source.value
-        if src not in {s.value for s in Source}:
+        if src not in sources:
             rows.refuse(i, "source must be computed or experimental", "source", src)
         method = meta["method"][i] or defaults.method
-        problem = "is empty" if not method.strip() else label_problem(method, MAX_METHOD)
-        if problem is not None:
-            rows.refuse(i, f"method {problem}", "method", method)
+        if method not in method_problems:
+            method_problems[method] = "is empty" if not method.strip() else label_problem(method, MAX_METHOD)
+        if method_problems[method] is not None:
+            rows.refuse(i, f"method {method_problems[method]}", "method", method)
         sid = meta["sample_id"][i]
-        problem = None if sid is None else label_problem(sid, MAX_LABEL)
+        plain = sid is None or (sid.isascii() and sid.isprintable() and len(sid) <= MAX_LABEL)
+        problem = None if plain else label_problem(sid, MAX_LABEL)  # the same question, asked in full
         if problem is not None:
             rows.refuse(i, f"a sample id {problem}", "sample_id", sid)
     class_array = np.array(classes, dtype=object)
@@ -307,11 +372,13 @@ def check_table(
         for i in np.flatnonzero(parsed[c.header].values < 0):
             rows.refuse(int(i), f"negative amount of {c.name}", c.header, table[c.header].iloc[i])
 
+    raw_given = np.zeros(n, dtype=bool)
+    for c in raw_cols:
+        raw_given |= np.nan_to_num(parsed[c.header].values, nan=0.0) > 0
     seen: dict[str, int] = {}
-    for i in np.flatnonzero(keep):
+    for i in np.flatnonzero(keep).tolist():
         sid = meta["sample_id"][i]
-        if not comp_given[i] and meta["formula"][i] is None and not any(
-                parsed[c.header].values[i] > 0 for c in raw_cols):
+        if not comp_given[i] and meta["formula"][i] is None and not raw_given[i]:
             rows.refuse(int(i), "no composition given (all composition cells empty)")
         if sid is None:
             if known_ids is not None:
@@ -325,19 +392,34 @@ def check_table(
             rows.refuse(int(i), f"unknown sample_id {sid!r}: not a suggested experiment", "sample_id", sid)
     if rows.bad_rows:
         raise SheetError(origin, sorted(rows.verdicts, key=lambda v: v.line))
-    return _build(table, columns, parsed, canonical, uncertainty, compositions, meta, classes, defaults,
-                  lines, keep, has_value, has_marker, origin)
+    return CheckedColumns(table, columns, lines, defaults, origin, keep, has_value, has_marker, meta, classes,
+                          parsed, canonical, uncertainty, compositions)
+
+
+@dataclass(frozen=True)
+class CompositionTable:
+    """Each row's composition as canonical atomic fractions: ``elements`` (k, alphabetical),
+    ``fractions`` and ``present`` (``n x k``; a row with no present entry has no composition)."""
+
+    elements: list[str]
+    fractions: np.ndarray
+    present: np.ndarray
+
+    def of_row(self, i: int) -> Composition | None:
+        """Row ``i``'s composition (fractions already canonical: no validation needed)."""
+        at = np.flatnonzero(self.present[i])
+        if not at.size:
+            return None
+        return Composition.model_construct(fractions={self.elements[j]: float(self.fractions[i, j]) for j in at})
 
 
 def _compositions(table: pd.DataFrame, columns: Sequence[ColumnLike], parsed: dict[str, Cells], basis: Basis,
-                  rows: RowChecks, keep: np.ndarray) -> list[Composition | None]:
-    """Each row's composition (None when its composition cells are blank); sums checked for all
-    rows at once, refusals added to ``rows``."""
+                  rows: RowChecks, keep: np.ndarray) -> CompositionTable:
+    """Every row's composition, sums checked for all rows at once, refusals added to ``rows``."""
     comp = [c for c in columns if c.kind == "composition"]
     n = len(table)
-    out: list[Composition | None] = [None] * n
     if not comp:
-        return out
+        return CompositionTable([], np.zeros((n, 0)), np.zeros((n, 0), dtype=bool))
     amounts = np.column_stack([parsed[c.header].values for c in comp])
     balance = np.column_stack([parsed[c.header].marked for c in comp])
     given = ~np.isnan(amounts) | balance
@@ -347,32 +429,72 @@ def _compositions(table: pd.DataFrame, columns: Sequence[ColumnLike], parsed: di
     for i, j in zip(*np.nonzero(negative)):
         rows.refuse(int(i), f"negative amount of {comp[j].name}", comp[j].header, table[comp[j].header].iloc[i])
     tol = COMPOSITION_TOLERANCE * basis.scale * (1 + 1e-9)
-    for i in np.flatnonzero(keep & given.any(axis=1)):
+    candidates = keep & given.any(axis=1) & (n_bal <= 1)
+    candidates[list(rows.bad_rows)] = False
+    names = [c.name for c in comp]
+    fractions, present, problems = atomic_fractions_table(
+        np.where(candidates[:, None], amounts, np.nan), balance & candidates[:, None], names, basis)
+    for i in np.flatnonzero(keep & given.any(axis=1)).tolist():
         if i in rows.bad_rows:
             continue
         if n_bal[i] > 1:
-            rows.refuse(int(i), "more than one balance element: " + ", ".join(c.name for c, b in zip(comp, balance[i]) if b))
+            rows.refuse(i, "more than one balance element: " + ", ".join(c.name for c, b in zip(comp, balance[i]) if b))
         elif n_bal[i] == 0 and not abs(total[i] - basis.scale) <= tol:
-            rows.refuse(int(i), f"composition sums to {total[i]:.6g} {BASIS_LABEL[basis]}, not {basis.scale:g} "
-                                f"(tolerance {COMPOSITION_TOLERANCE * basis.scale:g}); correct the amounts or "
-                                "write 'bal' for the balance element")
-        else:
-            row = {c.name: ("bal" if balance[i, j] else float(amounts[i, j])) for j, c in enumerate(comp) if given[i, j]}
-            try:
-                out[i] = Composition.model_construct(fractions=to_atomic_fractions(row, basis))
-            except CompositionError as exc:
-                rows.refuse(int(i), str(exc))
-    return out
+            rows.refuse(i, f"composition sums to {total[i]:.6g} {BASIS_LABEL[basis]}, not {basis.scale:g} "
+                           f"(tolerance {COMPOSITION_TOLERANCE * basis.scale:g}); correct the amounts or "
+                           "write 'bal' for the balance element")
+        elif i in problems:
+            rows.refuse(i, problems[i])
+    order = sorted(range(len(names)), key=names.__getitem__)
+    return CompositionTable([names[j] for j in order], fractions[:, order], present[:, order])
 
 
-def _build(table, columns, parsed, canonical, uncertainty, compositions, meta, classes, defaults, lines, keep,
-           has_value, has_marker, origin) -> CheckedRows:
+#: The meta columns a record's provenance is made of (one ``Provenance`` per distinct tuple).
+PROVENANCE_COLUMNS = ("source", "method", "contributor", "institution", "notes")
+
+
+def provenance_of(checked: CheckedColumns, i: int, cache: dict[tuple, Provenance]) -> Provenance:
+    """Row ``i``'s provenance: one object per distinct (source, method, contributor,
+    institution, notes), so rows of one sheet share their timestamp."""
+    meta, defaults = checked.meta, checked.defaults
+    key = tuple(meta[k][i] for k in PROVENANCE_COLUMNS)
+    prov = cache.get(key)
+    if prov is None:
+        try:
+            prov = cache[key] = Provenance.model_validate({
+                "source": key[0] or defaults.source.value, "method": key[1] or defaults.method,
+                "campaign": defaults.campaign, "contributor": key[2] or defaults.contributor,
+                "institution": key[3] or defaults.institution,
+                "extra": {**defaults.extra, **({"notes": key[4]} if key[4] is not None else {})}})
+        except ValueError as exc:
+            raise SheetError(checked.origin, [refused(checked.lines[i], describe_error(exc),
+                                                      sample_id=meta["sample_id"][i])]) from None
+    return prov
+
+
+def formula_composition(checked: CheckedColumns, i: int) -> Composition:
+    """Row ``i``'s composition from its ``formula`` cell (refused with the row's line)."""
+    formula = checked.meta["formula"][i]
+    try:
+        return Composition(formula)
+    except (ValueError, CompositionError) as exc:
+        raise SheetError(checked.origin, [refused(checked.lines[i], describe_error(exc), sample_id=checked.meta["sample_id"][i],
+                                                  column="formula", value=formula)]) from None
+
+
+def not_made_and_pending(checked: CheckedColumns) -> tuple[list[tuple[int, str | None]], list[tuple[int, str | None]]]:
+    """(line, sample id) of the rows marked ``not made`` and of the rows left pending."""
+    rows = np.flatnonzero(checked.keep & ~checked.has_value).tolist()
+    pairs = [(checked.lines[i], checked.meta["sample_id"][i], bool(checked.has_marker[i])) for i in rows]
+    return [(line, sid) for line, sid, marked in pairs if marked], [(line, sid) for line, sid, marked in pairs if not marked]
+
+
+def build_records(checked: CheckedColumns) -> CheckedRows:
     """Records of the rows that passed, built from canonical values (see the module docstring)."""
-    props = [c for c in columns if c.kind == "property"]
-    procs = [c for c in columns if c.kind == "process"]
-    raws = [c for c in columns if c.kind == "raw"]
-    rounded = {h: np.array(_rounded(np.nan_to_num(v, nan=0.0))) for h, v in canonical.items()}
-    unc_rounded = {name: np.array(_rounded(np.nan_to_num(u, nan=0.0))) for name, u in uncertainty.items()}
+    table, lines, meta, parsed = checked.table, checked.lines, checked.meta, checked.parsed
+    props, procs, raws = checked.of_kind("property"), checked.of_kind("process"), checked.of_kind("raw")
+    rounded = {h: np.array(round_as_records(np.nan_to_num(v, nan=0.0))) for h, v in checked.canonical.items()}
+    unc_rounded = {name: np.array(round_as_records(np.nan_to_num(u, nan=0.0))) for name, u in checked.uncertainty.items()}
     converted = {c.header: not same_unit(c.name, c.unit) for c in props}  # once per column
     units = {c.header: term(c.name).unit for c in props}
     steps: dict[str | None, int] = {}
@@ -381,50 +503,32 @@ def _build(table, columns, parsed, canonical, uncertainty, compositions, meta, c
     provenance: dict[tuple, Provenance] = {}
     records: list[MaterialRecord] = []
     record_lines: list[int] = []
-    not_made: list[tuple[int, str | None]] = []
-    pending: list[tuple[int, str | None]] = []
     verdicts: list[Verdict] = []
-    for i in np.flatnonzero(keep).tolist():
+    for i in np.flatnonzero(checked.keep & checked.has_value).tolist():
         sid = meta["sample_id"][i]
-        if not has_value[i]:
-            (not_made if has_marker[i] else pending).append((lines[i], sid))
-            continue
-        key = tuple(meta[k][i] for k in ("source", "method", "contributor", "institution", "notes"))
-        prov = provenance.get(key)
-        if prov is None:
-            try:
-                prov = provenance[key] = Provenance.model_validate({
-                    "source": key[0] or defaults.source.value, "method": key[1] or defaults.method,
-                    "campaign": defaults.campaign, "contributor": key[2] or defaults.contributor,
-                    "institution": key[3] or defaults.institution,
-                    "extra": {**defaults.extra, **({"notes": key[4]} if key[4] is not None else {})}})
-            except ValueError as exc:
-                raise SheetError(origin, [refused(lines[i], describe_error(exc), sample_id=sid)]) from None
+        prov = provenance_of(checked, i, provenance)
         properties = []
         for c in props:
-            if np.isnan(canonical[c.header][i]):
+            if np.isnan(checked.canonical[c.header][i]):
                 continue
-            unc = uncertainty.get(c.name)
+            unc = checked.uncertainty.get(c.name)
             properties.append(PropertyValue.model_construct(
                 name=c.name, value=float(rounded[c.header][i]), unit=units[c.header],
                 uncertainty=None if unc is None or np.isnan(unc[i]) else float(unc_rounded[c.name][i]),
                 conditions={}))  # every field given: a default factory costs model_construct a signature look-up
             if converted[c.header]:
                 verdicts.append(Verdict(Decision.accepted, lines[i], f"converted from [{c.unit}]", sid, c.header,
-                                        table[c.header].iloc[i], c.unit, float(canonical[c.header][i])))
+                                        None if table is None else table[c.header].iloc[i], c.unit,
+                                        float(checked.canonical[c.header][i])))
         process: dict[str | None, dict[str, float]] = {}
         for c in procs:
-            if not np.isnan(canonical[c.header][i]):
+            if not np.isnan(checked.canonical[c.header][i]):
                 process.setdefault(c.step, {})[c.name] = float(rounded[c.header][i])
-        composition = compositions[i]
+        composition = checked.composition.of_row(i)
         if composition is None and meta["formula"][i] is not None:
-            try:
-                composition = Composition(meta["formula"][i])
-            except (ValueError, CompositionError) as exc:
-                raise SheetError(origin, [refused(lines[i], describe_error(exc), sample_id=sid, column="formula",
-                                                  value=meta["formula"][i])]) from None
+            composition = formula_composition(checked, i)
         records.append(MaterialRecord.model_construct(
-            material_class=MaterialClass(classes[i]),
+            material_class=MaterialClass(checked.classes[i]),
             composition=composition,
             raw_materials=sorted((RawMaterial.model_construct(name=c.name, amount=Quantity.model_construct(
                 value=float(parsed[c.header].values[i]), unit=c.unit)) for c in raws
@@ -440,4 +544,5 @@ def _build(table, columns, parsed, canonical, uncertainty, compositions, meta, c
         ))
         record_lines.append(lines[i])
         verdicts.append(Verdict(Decision.accepted, lines[i], "stored", sid))
+    not_made, pending = not_made_and_pending(checked)
     return CheckedRows(records, record_lines, not_made, pending, verdicts)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pandas is imported where a table is read: writing a sheet needs none
     import pandas as pd
 
+from dm_hpc.data.csv_columns import plain_csv_frame
 from dm_hpc.data.verdicts import Verdict, refused
 
 #: First characters that make a spreadsheet program read a cell as a formula (OWASP).
@@ -312,6 +313,9 @@ def _csv_table(path: Path) -> LoadedTable:
         raise SheetError(str(path), [(0, "binary data, not a CSV text file")])
     first = next((line for line in text.splitlines() if line.strip()), "")
     sep = max(_SEPARATORS, key=lambda s: (len(next(csv.reader([first], delimiter=s), [])), s == ","))
+    frame = plain_csv_frame(text, sep, unneutralise, _plain_header)  # None unless the file is plain
+    if frame is not None:
+        return LoadedTable(frame, _decimal_mark(frame, sep))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
     header: list[str] | None = None
     rows: list[tuple[int, list[Any]]] = []
@@ -333,12 +337,22 @@ def _csv_table(path: Path) -> LoadedTable:
     if header is None:
         raise SheetError(str(path), [(0, "the file is empty (no header row)")])
     frame = _frame(rows, header, path)
-    decimal = "."
+    return LoadedTable(frame, _decimal_mark(frame, sep))
+
+
+def _decimal_mark(frame: pd.DataFrame, sep: str) -> str:
+    """"," when a sheet separated by something else than commas writes decimal commas."""
     if sep != ",":
         cells = (c for col in frame.columns for c in frame[col] if isinstance(c, str))
         if any(_COMMA_NUMBER.match(c) for c in cells):
-            decimal = ","
-    return LoadedTable(frame, decimal)
+            return ","
+    return "."
+
+
+def _plain_header(header: list[str]) -> list[str] | None:
+    """Column names of a header whose every name is given once (else None: ``_frame`` says why)."""
+    names = [unneutralise(h).strip() for h in header]
+    return names if all(names) and len(set(names)) == len(names) else None
 
 
 def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[Any, ...]]:

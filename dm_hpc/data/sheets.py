@@ -28,6 +28,7 @@ Files that do not follow the template (public data sets) are read through a colu
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -42,13 +43,24 @@ from dm_hpc.data.columns import composition_column, process_column, property_col
 from dm_hpc.data.composition import Basis
 from dm_hpc.data.elements import is_element
 from dm_hpc.data.records import MaterialRecord, ProcessStep, Source
-from dm_hpc.data.sheet_checks import BASIS_LABEL, COMPOSITION_TOLERANCE, NOT_MADE, check_table
+from dm_hpc.data.sheet_checks import (
+    BASIS_LABEL,
+    COMPOSITION_TOLERANCE,
+    NOT_MADE,
+    CheckedColumns,
+    build_records,
+    check_columns,
+    not_made_and_pending,
+)
+from dm_hpc.data.sheet_columns import record_columns
+from dm_hpc.data.shards import RecordColumns
 from dm_hpc.data.sheetfiles import SheetError, describe_error, load_table, write_frame
 from dm_hpc.data.sheetfiles import blank as _blank
 from dm_hpc.data.verdicts import Verdict
 from dm_hpc.data.vocabulary import UnknownPropertyError, canonical_unit, converter, property_names
 
-__all__ = ["SheetError", "SheetContents", "SheetDefaults", "read_sheet", "read_sheet_contents", "write_sheet",
+__all__ = ["SheetError", "SheetContents", "SheetColumns", "SheetDefaults", "read_sheet", "read_sheet_contents",
+           "read_sheet_columns", "write_sheet",
            "write_table", "records_to_table", "parse_header", "load_column_map", "apply_column_map", "ColumnMap",
            "COMPOSITION_TOLERANCE", "NOT_MADE", "did_you_mean"]
 
@@ -218,6 +230,13 @@ def _columns(table: pd.DataFrame) -> tuple[list[Column], list[tuple[int, str]], 
                 converter(c.name, c.unit, kind)
             except ValueError as exc:
                 problems.append((1, f"column {c.header!r}: {exc}"))
+    seen: dict[tuple, str] = {}
+    for c in columns:  # two columns for one quantity: which one holds the value is a guess
+        key = (c.kind, c.step, c.name)
+        if c.kind in ("composition", "raw", "process", "property", "uncertainty") and key in seen:
+            problems.append((1, f"columns {seen[key]!r} and {c.header!r} both give "
+                                f"{c.kind} {c.name if c.step is None else f'{c.step}:{c.name}'}; keep one"))
+        seen.setdefault(key, c.header)
     props = {c.name: c for c in columns if c.kind == "property"}
     for c in columns:
         if c.kind == "uncertainty" and c.name not in props:
@@ -236,6 +255,49 @@ def records_from_table(
     Lines are the table's index when it is named ``line`` (``load_table`` sets it), else the
     row's position + 2 (the header is line 1). Raises ``SheetError`` with every problem.
     """
+    checked, warnings = _checked(table, origin, defaults, known_ids, decimal)
+    built = build_records(checked)
+    return SheetContents(built.records, built.lines, built.not_made, warnings, built.pending, built.verdicts)
+
+
+@dataclass(frozen=True)
+class SheetColumns:
+    """A sheet read and checked, its records as store columns (``Store.ingest_columns``)
+    rather than objects: what ``store import`` needs of 100,000 rows. ``lines``: each record's
+    sheet line; ``not_made``, ``pending``, ``warnings`` as in ``SheetContents``."""
+
+    columns: RecordColumns
+    lines: list[int]
+    not_made: list[tuple[int, str | None]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    pending: list[tuple[int, str | None]] = field(default_factory=list)
+
+
+def read_sheet_columns(
+    path: str | Path,
+    defaults: SheetDefaults | None = None,
+    column_map: Mapping[str, Any] | str | Path | None = None,
+    sheet: str | None = None,
+    shown: str | None = None,
+) -> SheetColumns:
+    """``read_sheet_contents`` without record objects: every check, the same refusals, and
+    records (same ids, same stored bytes) as columns (see ``sheet_columns``)."""
+    cmap = load_column_map(column_map) if column_map is not None else None
+    loaded = load_table(path, sheet, shown)
+    table = loaded.frame
+    if cmap is not None:
+        table = apply_column_map(table, cmap, str(column_map) if not isinstance(column_map, Mapping) else "column map")
+    checked, warnings = _checked(table, shown or str(path), defaults or SheetDefaults(), None, loaded.decimal)
+    del loaded, table  # the cells as read (a Python object each): freed before the records are written
+    columns, lines = record_columns(dataclasses.replace(checked, table=None))
+    not_made, pending = not_made_and_pending(checked)
+    return SheetColumns(columns, lines, not_made, warnings, pending)
+
+
+def _checked(
+    table: pd.DataFrame, origin: str, defaults: SheetDefaults, known_ids: Collection[str] | None, decimal: str,
+) -> tuple[CheckedColumns, list[str]]:
+    """The table's header checks, then every column check; the warnings to show."""
     columns, problems, warnings = _columns(table)
     bases = {_BASIS_UNITS.get(c.unit or "", None) for c in columns if c.kind == "composition"}
     if None in bases:
@@ -256,15 +318,16 @@ def records_from_table(
         raise SheetError(origin, problems)
     basis = next(iter(bases)) if bases else Basis.atomic_fraction
     lines = [int(i) for i in table.index] if table.index.name == "line" else list(range(2, len(table) + 2))
-    checked = check_table(table, columns, basis, defaults, lines, origin, decimal, known_ids)
+    checked = check_columns(table, columns, basis, defaults, lines, origin, decimal, known_ids)
+    not_made, pending = not_made_and_pending(checked)
     if known_ids is None:
-        warnings += [f"line {line}: no measurement in this row ({NOT_MADE}); skipped" for line, _ in checked.not_made]
-    if checked.pending:
-        warnings.append(f"{len(checked.pending)} row(s) with blank measurement cells left pending (lines "
-                        f"{', '.join(str(line) for line, _ in checked.pending[:20])}"
-                        f"{', ...' if len(checked.pending) > 20 else ''}); write {NOT_MADE!r} in a measurement "
+        warnings += [f"line {line}: no measurement in this row ({NOT_MADE}); skipped" for line, _ in not_made]
+    if pending:
+        warnings.append(f"{len(pending)} row(s) with blank measurement cells left pending (lines "
+                        f"{', '.join(str(line) for line, _ in pending[:20])}"
+                        f"{', ...' if len(pending) > 20 else ''}); write {NOT_MADE!r} in a measurement "
                         "cell of a sample that was not made")
-    return SheetContents(checked.records, checked.lines, checked.not_made, warnings, checked.pending, checked.verdicts)
+    return checked, warnings
 
 
 def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Basis.atomic_fraction) -> pd.DataFrame:

@@ -61,6 +61,7 @@ from dm_hpc.data.integrity import (
 )
 from dm_hpc.data.records import MaterialRecord, Source
 from dm_hpc.data.shards import (
+    RecordColumns,
     Rows,
     Shard,
     ShardMeta,
@@ -79,6 +80,9 @@ MERGE_FANOUT = 16
 #: The writer keeps the rows of shards smaller than this in memory until they are merged, so a
 #: merge does not read back what it just wrote (at most ~MERGE_FANOUT x this many rows).
 CACHE_ROWS_BELOW = 10_000
+#: Records per shard when a large batch arrives as columns (a 100,000-row sheet): its shards
+#: are built one at a time and committed together, so the write holds one shard's image.
+SHARD_ROWS = 25_000
 #: Seconds a merged-away shard stays on disk for readers that read the manifest just before.
 RETIRE_GRACE_S = 30.0
 #: How often a reader retries when the shards of its manifest vanished while it opened them.
@@ -399,29 +403,39 @@ class Store:
                 except ValidationError as exc:
                     raise ValueError(f"record {i}: {exc}") from None
             batch.append(rec)
-        known = self._known_ids()
-        ids: list[str] = []
-        fresh: list[MaterialRecord] = []
-        fresh_ids: list[str] = []
-        fresh_json: list[str] = []
-        seen: set[bytes] = set()
-        for rec in batch:
-            rid = rec.record_id
-            ids.append(rid)
-            key = rid.encode()
-            if key in known or key in seen:
-                continue
-            seen.add(key)
-            fresh.append(rec)
-            fresh_ids.append(rid)
-            fresh_json.append(rec.to_json())
-        if fresh:
-            self._commit(rows_from_records(fresh, fresh_ids, fresh_json))
-        return IngestResult(n=len(batch), new=len(fresh), ids=ids)
+        ids = [rec.record_id for rec in batch]
+        fresh = self._fresh(ids)
+        if fresh.size:
+            chosen = [batch[i] for i in fresh.tolist()]
+            self._commit(rows_from_records(chosen, [ids[i] for i in fresh.tolist()], [r.to_json() for r in chosen]))
+        return IngestResult(n=len(batch), new=int(fresh.size), ids=ids)
 
-    def _publish(self, rows: Rows, replaces: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-        """Write ``rows`` as the next shard; returns its manifest entry (not yet committed)."""
-        number = self._manifest["next_shard"]
+    def ingest_columns(self, columns: RecordColumns) -> IngestResult:
+        """``ingest`` for records already in column form (a checked sheet's, see
+        ``dm_hpc.data.sheet_columns``): the same ids, the same stored bytes, no record objects."""
+        if self._lock is None:
+            raise StoreError(f"store {self.root} is open read-only; open it with mode='a' to ingest")
+        fresh = self._fresh(columns.ids)
+        if fresh.size:
+            self._commit(columns.take(part).rows() for part in np.array_split(fresh, -(-fresh.size // SHARD_ROWS)))
+        return IngestResult(n=columns.n, new=int(fresh.size), ids=list(columns.ids))
+
+    def _fresh(self, ids: Sequence[str]) -> np.ndarray:
+        """Positions of the ids neither stored nor earlier in ``ids`` (ascending)."""
+        known = self._known_ids()
+        seen: set[bytes] = set()
+        fresh = []
+        for i, rid in enumerate(ids):
+            key = rid.encode()
+            if key not in known and key not in seen:
+                seen.add(key)
+                fresh.append(i)
+        return np.array(fresh, dtype=np.int64)
+
+    def _publish(self, rows: Rows, replaces: Sequence[dict[str, Any]] = (), ahead: int = 0) -> dict[str, Any]:
+        """Write ``rows`` as the next shard (``ahead``: after that many shards published for the
+        same commit); returns its manifest entry (not yet committed)."""
+        number = self._manifest["next_shard"] + ahead
         name = layout.shard_name(number)
         parts = [layout.shard_number(e["name"]) or 0 for e in replaces]
         firsts = [e.get("first", layout.shard_number(e["name"])) or 0 for e in replaces]
@@ -430,19 +444,21 @@ class Store:
         digest = write_shard(self.root / layout.SHARD_DIR / name, rows, meta)
         return {"name": name, "count": rows.n, "sha256": digest, "first": meta.first}
 
-    def _commit_manifest(self, change: dict[str, Any], new_shard: str) -> None:
+    def _commit_manifest(self, change: dict[str, Any], new_shard: str | Sequence[str]) -> None:
         """Apply ``change`` to the manifest and commit it; on failure undo it and delete the new
-        shard (this writer made it a moment ago, and no manifest ever named it)."""
+        shards (this writer made them a moment ago, and no manifest ever named them)."""
+        new = [new_shard] if isinstance(new_shard, str) else list(new_shard)
         before = json.loads(json.dumps(self._manifest))
         self._manifest.update(change)
-        self._manifest["next_shard"] += 1
+        self._manifest["next_shard"] += len(new)
         self._manifest["generation"] += 1
         try:
             self._write_manifest()
         except BaseException:
-            if not self._on_disk_names(new_shard):  # the rename did not happen: undo
+            if not self._on_disk_names(new[0]):  # the rename did not happen: undo
                 self._manifest = before
-                (self.root / layout.SHARD_DIR / new_shard).unlink(missing_ok=True)
+                for name in new:
+                    (self.root / layout.SHARD_DIR / name).unlink(missing_ok=True)
             raise
 
     def _on_disk_names(self, name: str) -> bool:
@@ -452,16 +468,32 @@ class Store:
         except (OSError, ValueError, KeyError, TypeError):
             return False
 
-    def _commit(self, rows: Rows) -> None:
+    def _commit(self, rows: Rows | Iterable[Rows]) -> None:
+        """Publish ``rows`` (one shard, or one per part of a large batch, built one at a time so
+        that only one shard's image is in memory) and commit them in one manifest: all or none."""
+        parts = iter([rows] if isinstance(rows, Rows) else rows)
+        entries: list[dict[str, Any]] = []
+        ids: list[bytes] = []
+        small: dict[str, Rows] = {}
+        n = 0
         try:
-            entry = self._publish(rows)
-            self._commit_manifest({"shards": [*self._manifest["shards"], entry]}, entry["name"])
+            try:
+                for part in parts:
+                    n += part.n
+                    entries.append(self._publish(part, ahead=len(entries)))
+                    ids += part.fixed["record_id"].tolist()
+                    if part.n < CACHE_ROWS_BELOW:
+                        small[entries[-1]["name"]] = part
+            except BaseException:  # no manifest names them: this writer's own new files
+                for entry in entries:
+                    (self.root / layout.SHARD_DIR / entry["name"]).unlink(missing_ok=True)
+                raise
+            self._commit_manifest({"shards": [*self._manifest["shards"], *entries]}, [e["name"] for e in entries])
         except OSError as exc:
-            raise os_failure(self.root, f"store a batch of {rows.n} records", exc) from None
+            raise os_failure(self.root, f"store a batch of {n} records", exc) from None
         if self._ids is not None:  # durable now, whatever the merge below does
-            self._ids.update(rows.fixed["record_id"].tolist())
-        if rows.n < CACHE_ROWS_BELOW:  # small shards are merged soon: keep their rows at hand
-            self._rows_cache[entry["name"]] = rows
+            self._ids.update(ids)
+        self._rows_cache.update(small)  # small shards are merged soon: keep their rows at hand
         try:
             self._maybe_merge()
             self._drop_retired(older_than=RETIRE_GRACE_S)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from dm_hpc.data import Store
-from dm_hpc.data.sheets import SheetError, read_sheet, write_sheet
+from dm_hpc.data.sheets import SheetError, read_sheet, read_sheet_columns, write_sheet
 
 GOOD = """sample_id,composition:Fe [wt%],composition:Cr [wt%],composition:Ni [wt%],process:anneal:annealing_temperature [degC],property:yield_strength [MPa],uncertainty:yield_strength [MPa],property:density [kg/m^3]
 S1,bal,18,8,1050,210,5,7900
@@ -76,6 +76,8 @@ def test_shared_datasets_import_and_come_back_unchanged(tmp_path, datasets, name
 
     recs = read_sheet(datasets / f"{name}.csv", column_map=REPO / "configs" / "sheets" / f"{name}.yaml")
     assert len(recs) == n
+    columns = read_sheet_columns(datasets / f"{name}.csv", column_map=REPO / "configs" / "sheets" / f"{name}.yaml")
+    assert columns.columns.ids == [r.record_id for r in recs]  # `store import` reads the same records
     with Store.open(tmp_path / "s", "a") as store:
         assert store.ingest(recs).new == len({r.record_id for r in recs})
     exported = write_sheet(list(Store.open(tmp_path / "s").records()), tmp_path / "out.csv")

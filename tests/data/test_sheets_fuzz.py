@@ -30,7 +30,7 @@ from dm_hpc.campaign.lab import write_suggestions
 from dm_hpc.data import Store
 from dm_hpc.data.resend import resolve_resends
 from dm_hpc.data.sheetfiles import neutralise, unneutralise
-from dm_hpc.data.sheets import SheetError, read_sheet_contents
+from dm_hpc.data.sheets import SheetError, read_sheet_columns, read_sheet_contents
 from tests.campaign.test_spec_fuzz import DEMO, yamlish
 
 #: Examples per hypothesis test; docs/measurements/sheets.md reports EXAMPLES x the number of fuzz tests.
@@ -80,11 +80,19 @@ class Ingest:
         test = os.environ.get("PYTEST_CURRENT_TEST", "?").split("::")[-1].split("[")[0].split(" ")[0]
         try:
             contents = read_sheet_contents(path, **kw)
+        except SheetError as exc:
+            self.refused(test, path, kw, before, exc)
+            with pytest.raises(SheetError) as by_columns:  # what `store import` reads: the same refusal
+                read_sheet_columns(path, **kw)
+            assert by_columns.value.problems == exc.problems
+            return False
+        read = read_sheet_columns(path, **kw)  # what `store import` reads: the same records
+        assert read.columns.ids == [r.record_id for r in contents.records]
+        assert (read.not_made, read.pending, read.warnings) == (contents.not_made, contents.pending, contents.warnings)
+        try:
             records = resolve_resends(self.store, contents.records, contents.lines, str(path), replace=True)
         except SheetError as exc:
-            assert str(exc).startswith((str(path), str(kw.get("column_map")))), str(exc)  # names the file
-            assert len(self.store) == before  # nothing stored on failure
-            self.tally[test, "refused"] += 1
+            self.refused(test, path, kw, before, exc)
             return False
         self.tally[test, "ingested"] += 1
         result = self.store.ingest(records)
@@ -93,6 +101,11 @@ class Ingest:
             stored = self.store.get(rec.record_id)
             assert stored.properties == rec.properties and stored.composition == rec.composition
         return True
+
+    def refused(self, test: str, path: Path, kw: dict, before: int, exc: SheetError) -> None:
+        assert str(exc).startswith((str(path), str(kw.get("column_map")))), str(exc)  # names the file
+        assert len(self.store) == before  # nothing stored on failure
+        self.tally[test, "refused"] += 1
 
 
 @pytest.fixture(scope="module", autouse=True)
