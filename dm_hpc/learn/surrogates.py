@@ -8,7 +8,8 @@
   lab is a task); cheap data informs the expensive target through the learned task covariance.
 - ``DeepEnsemble`` / ``fit_ensemble``: S torch MLPs trained together with ``torch.func.vmap``;
   the posterior is BoTorch's ``EnsemblePosterior`` (mean and variance across members).
-- ``fit_surrogate``: picks one of the above by data size (overridable).
+- ``fit_surrogate``: picks one of the above, or the exact GP on a subset of the records
+  (``subset_gp``), by data size (overridable).
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-#: Above this many training points ``kind="auto"`` uses the deep ensemble (exact GP cost grows as N^3).
+#: Up to this many training points ``kind="auto"`` conditions an exact GP on all of them; beyond, on a
+#: random subset (``dm_hpc.learn.subset_gp``: exact GP cost grows as N^3).
 GP_MAX_POINTS = 2000
 #: Stock fitting (BoTorch's own model, cold start, all points, no iteration cap) is available up to
 #: ``GPSettings.full_fit_points``; the default does not use it (benchmarks/README.md, "Ablations":
@@ -408,10 +410,12 @@ def fit_surrogate(
     Args:
         X: ``n x d`` features (``featurize``). Y: ``n x m`` outcomes in canonical units.
         kind: ``"auto"`` (multi-task when ``task_index`` holds several tasks; exact GP up to
-            ``GP_MAX_POINTS`` points; calibrated Gaussian ensemble beyond), ``"gp"``, ``"multitask"``, ``"ensemble"``.
+            ``GP_MAX_POINTS`` points; beyond, an exact GP on a random subset of them), ``"gp"``,
+            ``"subset-gp"``, ``"multitask"``, ``"ensemble"`` (calibrated Gaussian ensemble).
         task_index: ``n`` integer fidelity ids for the multi-task GP.
         warm_start: previous model of the same kind, to warm-start hyper-parameters.
-        kwargs: passed to ``fit_gp`` / ``fit_multitask`` / ``ensemble.fit_calibrated_ensemble``.
+        kwargs: passed to ``fit_gp`` / ``subset_gp.fit_subset_gp`` / ``fit_multitask`` /
+            ``ensemble.fit_calibrated_ensemble``.
 
     Returns:
         a BoTorch ``Model``.
@@ -422,10 +426,14 @@ def fit_surrogate(
             kind = "multitask"
         elif X.shape[0] <= GP_MAX_POINTS:
             kind = "gp"
-        else:
-            kind = "ensemble"
+        else:  # the latent intervals the acquisition uses stay honest (subset_gp's docstring)
+            kind = "subset-gp"
     if kind == "gp":
         return fit_gp(X, Y, bounds=bounds, warm_start=warm_start, **kwargs)
+    if kind == "subset-gp":
+        from dm_hpc.learn.subset_gp import fit_subset_gp
+
+        return fit_subset_gp(X, Y, bounds=bounds, warm_start=warm_start, **kwargs)
     if kind == "multitask":
         if task_index is None:
             raise ValueError("kind='multitask' needs task_index")
@@ -443,11 +451,12 @@ def fit_surrogate(
         from dm_hpc.learn.ensemble import fit_calibrated_ensemble
 
         return fit_calibrated_ensemble(X, Y, **kwargs)
-    raise ValueError(f"unknown surrogate kind {kind!r}; use auto, gp, multitask or ensemble")
+    raise ValueError(f"unknown surrogate kind {kind!r}; use auto, gp, subset-gp, multitask or ensemble")
 
 
 def surrogate_kind(model) -> str:
-    """'gp', 'multitask', 'ensemble' (member values) or 'calibrated-ensemble' for a model made here."""
+    """'gp' (also an exact GP on a subset), 'multitask', 'ensemble' (member values) or
+    'calibrated-ensemble' for a model made here."""
     from botorch.models import MultiTaskGP
     from botorch.models.ensemble import EnsembleModel
 
