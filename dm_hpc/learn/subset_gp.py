@@ -1,4 +1,5 @@
-"""The large-data surrogate campaigns use: an exact GP conditioned on a random subset of the records.
+"""The single-fidelity surrogate campaigns use: an exact GP, conditioned on a random subset of the
+records when they are many.
 
 Why not the calibrated ensemble (``ensemble.py``), which sees every record? Its *predictive*
 intervals are calibrated, but the acquisition ranks candidates by the *latent* posterior (the
@@ -7,8 +8,8 @@ noise-free truth only 48-57 % of the time at 10,000 and 100,000 synthetic record
 noise term absorbs the model error. A GP's latent variance is the posterior of the function
 itself, and conditioned on a few thousand points it was also the more accurate model: at 10,000
 records its RMSE against the truth was 0.0099 against the ensemble's 0.0254 (benchmarks/README.md,
-"Large-data surrogate"). The cost of an exact GP grows as N^3, so beyond ``GP_MAX_POINTS`` records
-it conditions on ``SUBSET_POINTS`` of them, drawn at random with the fit's seed. A random subset
+"Large data"). The cost of an exact GP grows as N^3, so beyond ``GP_MAX_POINTS`` records it
+conditions on ``GP_MAX_POINTS`` of them, drawn at random with the fit's seed. A random subset
 follows the density of the data, as the test points of a campaign do; a greedy max-min cover of
 the inputs was measured no better (0.0100 against 0.0099 at 10,000 records) and costs a pass over
 all records per point.
@@ -16,8 +17,10 @@ all records per point.
 The hyper-parameters are fitted as ``fit_gp`` does (a capped MAP fit on ``GP_MAX_FIT_POINTS`` rows,
 warm-started when a previous model is given) from ``HYPER_STARTS`` different row draws; a capped fit
 now and then stops in the "all is noise" optimum (length-scales of 50, noise 25 times the truth's:
-RMSE 0.19 instead of 0.019), so the start with the highest marginal likelihood on the whole subset
-is kept: every start is conditioned on the same rows, so their likelihoods compare directly.
+RMSE 0.19 instead of 0.019 at 3,000 rows; 0.27 instead of 0.05 at 500), so the start with the
+highest marginal likelihood on the whole subset is kept: every start is conditioned on the same
+rows, so their likelihoods compare directly. Up to ``GP_MAX_FIT_POINTS`` rows every start would fit
+the same rows, so there is one (the fit of small campaigns is ``fit_gp``'s, unchanged).
 
 The result is a plain BoTorch ``SingleTaskGP``: every acquisition, the gap planner and
 ``training_inputs`` treat it as any exact GP.
@@ -29,10 +32,6 @@ import warnings
 import torch
 from torch import Tensor
 
-#: Rows an exact GP conditions on above ``GP_MAX_POINTS`` records. More rows lower the error (at
-#: 10,000 records, RMSE against the truth 0.0196 with 2,000 rows, 0.0190 with 2,500) and raise the
-#: cost of every posterior: a proposal of 16 evaluates it on thousands of candidates.
-SUBSET_POINTS = 2500
 #: Independent hyper-parameter fits; the one with the highest marginal likelihood is kept.
 HYPER_STARTS = 2
 
@@ -66,7 +65,7 @@ def marginal_likelihood(model) -> float:
 def fit_subset_gp(
     X: Tensor,
     Y: Tensor,
-    subset_points: int = SUBSET_POINTS,
+    subset_points: int | None = None,
     fit_points: int | None = None,
     starts: int = HYPER_STARTS,
     warm_start=None,
@@ -78,11 +77,13 @@ def fit_subset_gp(
 
     Args:
         X: ``n x d`` inputs. Y: ``n x m`` outcomes.
-        subset_points: rows the posterior conditions on (all when ``n`` is smaller).
+        subset_points: rows the posterior conditions on (default ``GP_MAX_POINTS``; all when ``n``
+            is smaller).
         fit_points: rows each hyper-parameter fit uses (``fit_gp``'s ``max_fit_points``; default
             ``GP_MAX_FIT_POINTS``, as for an exact GP on all points).
         starts: hyper-parameter fits from different row draws (the first warm-started from
-            ``warm_start`` when given); the highest marginal likelihood on the subset wins.
+            ``warm_start`` when given); the highest marginal likelihood on the subset wins. One
+            when the subset has no more than ``fit_points`` rows.
         bounds: ``2 x d`` input bounds (default: the range of all ``n`` records, so that the
             normalisation does not depend on which rows were drawn).
         seed: draws the subset and the fits' rows; the same seed gives the same model.
@@ -91,22 +92,27 @@ def fit_subset_gp(
     Returns:
         a fitted ``botorch.models.SingleTaskGP`` in eval mode; its ``train_inputs`` are the subset.
     """
-    from dm_hpc.learn.surrogates import GP_MAX_FIT_POINTS, _as_xy, fit_gp
+    from dm_hpc.learn.surrogates import GP_MAX_FIT_POINTS, GP_MAX_POINTS, _as_xy, fit_gp
 
     X, Y = _as_xy(X, Y)
     if bounds is None:
         lo, hi = X.min(0).values, X.max(0).values
         bounds = torch.stack([lo, torch.where(hi > lo, hi, lo + 1.0)])
-    rows = subset_rows(len(X), subset_points, seed)
+    fit_points = fit_points or GP_MAX_FIT_POINTS
+    rows = subset_rows(len(X), subset_points or GP_MAX_POINTS, seed)
     Xs, Ys = X[rows], Y[rows]
+    if len(rows) <= fit_points:
+        starts = 1
     best, best_value = None, float("-inf")
     for start in range(max(1, starts)):
         model = fit_gp(Xs, Ys, bounds=bounds, warm_start=warm_start if start == 0 else None,
-                       max_fit_points=fit_points or GP_MAX_FIT_POINTS, seed=seed + 7919 * start, **fit_options)
+                       max_fit_points=fit_points, seed=seed + 7919 * start, **fit_options)
+        if starts == 1:
+            return model
         value = marginal_likelihood(model)
         if best is None or value > best_value:
             best, best_value = model, value
     return best
 
 
-__all__ = ["HYPER_STARTS", "SUBSET_POINTS", "fit_subset_gp", "marginal_likelihood", "subset_rows"]
+__all__ = ["HYPER_STARTS", "fit_subset_gp", "marginal_likelihood", "subset_rows"]

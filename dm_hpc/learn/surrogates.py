@@ -21,9 +21,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-#: Up to this many training points ``kind="auto"`` conditions an exact GP on all of them; beyond, on a
-#: random subset (``dm_hpc.learn.subset_gp``: exact GP cost grows as N^3).
-GP_MAX_POINTS = 2000
+#: ``kind="auto"`` conditions an exact GP on at most this many training points: on all of them up to
+#: here, on a random subset of this many beyond (``dm_hpc.learn.subset_gp``; the cost of an exact GP
+#: grows as N^3, and of every posterior a proposal evaluates as N^2). At 10,000 records, RMSE against
+#: the truth 0.0196 with 2,000 rows, 0.0190 with 2,500 (benchmarks/README.md, "Large data").
+GP_MAX_POINTS = 2500
 #: Stock fitting (BoTorch's own model, cold start, all points, no iteration cap) is available up to
 #: ``GPSettings.full_fit_points``; the default does not use it (benchmarks/README.md, "Ablations":
 #: on the dev suite it was level or behind the capped, warm-started Matern path and 3-8x slower).
@@ -409,9 +411,10 @@ def fit_surrogate(
 
     Args:
         X: ``n x d`` features (``featurize``). Y: ``n x m`` outcomes in canonical units.
-        kind: ``"auto"`` (multi-task when ``task_index`` holds several tasks; exact GP up to
-            ``GP_MAX_POINTS`` points; beyond, an exact GP on a random subset of them), ``"gp"``,
-            ``"subset-gp"``, ``"multitask"``, ``"ensemble"`` (calibrated Gaussian ensemble).
+        kind: ``"auto"`` (multi-task when ``task_index`` holds several tasks; else an exact GP on
+            at most ``GP_MAX_POINTS`` points, a random subset beyond, its hyper-parameters kept from
+            the better of two starts: ``subset_gp``), ``"gp"`` (``fit_gp``: one start, all points),
+            ``"subset-gp"`` (as auto), ``"multitask"``, ``"ensemble"`` (calibrated Gaussian ensemble).
         task_index: ``n`` integer fidelity ids for the multi-task GP.
         warm_start: previous model of the same kind, to warm-start hyper-parameters.
         kwargs: passed to ``fit_gp`` / ``subset_gp.fit_subset_gp`` / ``fit_multitask`` /
@@ -424,9 +427,7 @@ def fit_surrogate(
     if kind == "auto":
         if task_index is not None and len(torch.unique(torch.as_tensor(task_index))) > 1:
             kind = "multitask"
-        elif X.shape[0] <= GP_MAX_POINTS:
-            kind = "gp"
-        else:  # the latent intervals the acquisition uses stay honest (subset_gp's docstring)
+        else:  # an exact GP at every size: its latent intervals stay honest (subset_gp's docstring)
             kind = "subset-gp"
     if kind == "gp":
         return fit_gp(X, Y, bounds=bounds, warm_start=warm_start, **kwargs)

@@ -11,7 +11,7 @@ import torch
 
 from dm_hpc.learn import GP_MAX_POINTS, fit_surrogate, surrogate_kind
 from dm_hpc.learn.quality import Z90
-from dm_hpc.learn.subset_gp import SUBSET_POINTS, fit_subset_gp
+from dm_hpc.learn.subset_gp import fit_subset_gp
 
 NOISE = 0.1
 
@@ -48,10 +48,10 @@ def test_model_choice_by_size():
     small_X, small_Y = _data(300, 1)
     small = fit_surrogate(small_X, small_Y, kind="auto")
     assert surrogate_kind(small) == "gp" and small.train_inputs[0].shape[-2] == 300  # all points
-    X, Y = _data(max(GP_MAX_POINTS, SUBSET_POINTS) + 500, 2)
+    X, Y = _data(GP_MAX_POINTS + 500, 2)
     large = fit_surrogate(X, Y, kind="auto", seed=0, fit_points=60, maxiter=10)
     assert surrogate_kind(large) == "gp"
-    assert large.train_inputs[0].shape[-2] == SUBSET_POINTS  # conditioned on the subset only
+    assert large.train_inputs[0].shape[-2] == GP_MAX_POINTS  # conditioned on a subset only
 
 
 def test_the_acquisition_receives_the_latent_posterior():
