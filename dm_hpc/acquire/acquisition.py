@@ -89,7 +89,8 @@ def prune_baseline_by_mean(model, X_baseline: Tensor, objectives: Sequence[Objec
     if X_baseline.shape[0] <= keep:
         return X_baseline
     with torch.no_grad():
-        means = torch.cat([model.posterior(c).mean for c in torch.split(X_baseline, 8192)])
+        # chunks bound the joint posterior covariance a GP builds beside the means (chunk^2)
+        means = torch.cat([model.posterior(c).mean for c in torch.split(X_baseline, 1024)])
     obj = objective_values(means, objectives)
     if obj.shape[-1] == 1:
         return X_baseline[obj[:, 0].topk(keep).indices]
@@ -135,16 +136,16 @@ def build_acquisition(
 
     if not objectives:
         raise ValueError("at least one objective is needed")
-    X_baseline = X_baseline.to(torch.double)
-    X_baseline = prune_baseline_by_mean(model, X_baseline, objectives, max_baseline)
     obj = _objective_transform(objectives, model.num_outputs)
+    kind = kind or DEFAULT_ACQUISITION
+    if len(objectives) == 1 and kind == "ucb" and not constraints:  # needs no baseline (nor its pruning,
+        # a posterior at every training input: 40 % of proposing 16 with a 2,500-point GP)
+        return _objective_ucb_class()(model=model, beta=UCB_BETA, objective=obj, X_pending=X_pending,
+                                      output=objectives[0].output, sign=objectives[0].sign)
+    X_baseline = prune_baseline_by_mean(model, X_baseline.to(torch.double), objectives, max_baseline)
     # cached Cholesky of the baseline covariance: exact GPs only (ensembles have no covariance)
     cache_root = _is_gp(model)
     cons = [c.as_callable() for c in constraints] or None
-    kind = kind or DEFAULT_ACQUISITION
-    if len(objectives) == 1 and kind == "ucb" and not constraints:
-        return _objective_ucb_class()(model=model, beta=UCB_BETA, objective=obj, X_pending=X_pending,
-                                      output=objectives[0].output, sign=objectives[0].sign)
     if len(objectives) == 1:
         return qLogNoisyExpectedImprovement(
             model=model, X_baseline=X_baseline, objective=obj, constraints=cons, X_pending=X_pending,

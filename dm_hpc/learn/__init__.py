@@ -5,11 +5,13 @@ Public interface (stable; other concerns call these):
 - ``featurize(compositions, elements, process=None, process_bounds=None, descriptors=True) -> Tensor``
   ``n x (E + 8 + P)``: element fractions, eight physical descriptors (``DESCRIPTOR_NAMES``), process
   parameters scaled to [0, 1] by their bounds. ``feature_names(...)`` gives the column names.
-- ``fit_surrogate(X, Y, kind="auto"|"gp"|"multitask"|"ensemble", task_index=None, target_task=None,
+- ``fit_surrogate(X, Y, kind="auto"|"gp"|"subset-gp"|"multitask"|"ensemble", task_index=None, target_task=None,
   bounds=None, warm_start=None, **kw) -> botorch Model``; ``X`` is ``n x d``, ``Y`` is ``n x m``.
   ``auto``: multi-task GP when ``task_index`` holds several fidelities, exact GP up to
-  ``GP_MAX_POINTS`` records, the calibrated Gaussian ensemble beyond (``dm_hpc.learn.ensemble``;
-  data-parallel training in ``dm_hpc.learn.distributed``; saving without pickles in ``persist``).
+  ``GP_MAX_POINTS`` records, an exact GP on a random subset of them beyond (``dm_hpc.learn.subset_gp``:
+  honest latent intervals at every size). ``kind="ensemble"``: the calibrated Gaussian ensemble
+  (``dm_hpc.learn.ensemble``; data-parallel training in ``dm_hpc.learn.distributed``; saving without
+  pickles in ``persist``).
 - ``quality.held_out_quality(model, X, Y)``: RMSE and 90 %-interval coverage on held-out points.
 - ``predict(model, X) -> (mean, std)``, each ``n x m``.
 - ``fit_gp``, ``fit_multitask``, ``fit_ensemble`` for direct use.
