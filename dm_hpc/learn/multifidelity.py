@@ -19,7 +19,8 @@ refitted per fold exactly; a GP per fold is warm-started from its full fit and r
 ``CV_REFIT_MAXITER`` iterations (seconds in all, where 5-fold CV of uncapped GPs took minutes).
 The rule (one for every table): among the candidates whose CV RMSE exceeds the best's by at most
 one standard error (of the paired per-item difference of squared errors), take one of the
-simplest tier (``TIERS``: identity, line, GPs), the lowest in CV there. A GP must therefore beat
+simplest tier (``TIERS``: identity, line, GP on the inputs, GP with the computed value as an input
+or a task), the lowest in CV there. A GP must therefore beat
 "measured = computed" and the line by more than noise to be used; ``MultiFidelityFit.cv_rmse`` and
 ``cv_se`` keep the evidence. With fewer than ``2 * CV_FOLDS`` measured items there is too little
 evidence and the fit is ``residual`` (computed value as the prior mean, corrected where
@@ -47,9 +48,9 @@ from dm_hpc.learn.surrogates import MULTITASK_SETTINGS, GPSettings, fit_gp, fit_
 
 #: Candidates, simplest first.
 KINDS = ("computed", "linear", "residual", "measured", "feature", "multitask")
-#: Complexity tiers of the one-standard-error rule: no parameter, two, a GP (the GPs' hyper-parameter
-#: counts differ by one or two, too little to rank them by).
-TIERS = (("computed",), ("linear",), ("residual", "measured", "feature", "multitask"))
+#: Complexity tiers of the one-standard-error rule: no parameter; two; a GP on the d inputs; a GP with
+#: one more input or a task covariance. Within a tier the lowest CV RMSE wins.
+TIERS = (("computed",), ("linear",), ("residual", "measured"), ("feature", "multitask"))
 #: Candidates without a GP: fitted in closed form, refitted exactly in every fold.
 CALIBRATIONS = ("computed", "linear")
 #: folds and repetitions of the cross-validation behind ``kind="auto"``
@@ -60,6 +61,7 @@ CV_REPEATS = 2
 #: in CV - a computed-as-input GP with CV RMSE 0.75 eV had 2.0 eV on new items)
 FIT_MAXITER = 100
 CV_REFIT_MAXITER = 10
+COLD = False
 #: capped fits at every size (``full_fit_points=0``), with BoTorch's own model
 _CAPPED = GPSettings(prior=MULTITASK_SETTINGS.prior, full_fit_points=0)
 
@@ -179,7 +181,7 @@ def _cv_squared_errors(kind: str, full, X: Tensor, cheap: Tensor, measured: Tens
         for f in repeat:
             train = measured.clone()
             train[f] = False
-            model = _fit_kind(kind, X, cheap, train, y, bounds, warm=None if kind in CALIBRATIONS else full)
+            model = _fit_kind(kind, X, cheap, train, y, bounds, warm=None if kind in CALIBRATIONS or COLD else full)
             mu = MultiFidelityFit(kind, model, bounds).predict(X[f], cheap[f]).mean
             err[f] += (mu - y[f]) ** 2
     return err[idx] / len(folds)
