@@ -22,9 +22,8 @@ shapes the hyper-parameters that predict it). Only the chosen kind is then fitte
 The rule (one for every table): among the candidates whose CV RMSE exceeds the best's by at most
 one standard error (of the paired per-item difference of squared errors), take one of the
 simplest tier (``TIERS``: identity, line, GP on the inputs, GP with the computed value as an input
-or a task), the lowest in CV there. A GP must therefore beat
-"measured = computed" and the line by more than noise to be used; ``MultiFidelityFit.cv_rmse`` and
-``cv_se`` keep the evidence. With fewer than ``2 * CV_FOLDS`` measured items there is too little
+or a task), the lowest in CV there. A GP must therefore beat "measured = computed" and the line by
+more than noise to be used; ``MultiFidelityFit.cv_rmse`` and ``cv_se`` keep the evidence. With fewer than ``2 * CV_FOLDS`` measured items there is too little
 evidence and the fit is ``residual`` (computed value as the prior mean, corrected where
 measurements say so).
 
