@@ -14,8 +14,10 @@ read, never written, so a report can be drawn while the campaign runs. Plots:
 - ``objectives_vs_process.png`` (process campaigns): each objective against each process
   parameter, one marker per fidelity, the best record ringed.
 
-The summary gives every value with its unit, the best records with their process route, and
-one verdict per model from its cross-validated R² and its interval coverage together.
+The summary gives every value with its unit, the best records with their process route, one
+verdict per model from its cross-validated R² and its interval coverage together, and, for a
+campaign with calculations and a lab, which model of the measured value from the computed one
+the cross-validation chose, with its evidence (``fidelity_choice.py``).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import pandas as pd
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.calibration import PropertyCalibration, calibration, calibration_lines, quality_verdict
 from dm_hpc.campaign.dataset import TrainingSet, fidelity_of, process_values, training_set
+from dm_hpc.campaign.fidelity_choice import fidelity_choice_lines
 from dm_hpc.campaign.spec import CampaignSpec, Goal
 from dm_hpc.campaign.stopping import stopped_fidelities
 from dm_hpc.data import Store, StoreError, canonical_unit
@@ -403,6 +406,10 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
         md.append("")
     if cals:
         md += calibration_lines(cals, r2)
+    try:
+        md += fidelity_choice_lines(campaign, data)
+    except Exception as exc:  # a failed fit must not cost the rest of the report
+        notes.append(f"choice of the measured-value model failed: {type(exc).__name__}: {exc}")
     sheets = sorted(p for p in campaign.run_dir.glob("*") if p.suffix in (".csv", ".xlsx"))
     md += [
         "## Where things are",

@@ -2,7 +2,10 @@ import pytest
 import torch
 
 from dm_hpc.learn import fit_gp, predict
-from dm_hpc.learn.multifidelity import KINDS, fit_multifidelity
+from dm_hpc.learn.multifidelity import KINDS, TIERS, choose_kind, fit_multifidelity
+
+#: half-width of a central 90 % normal interval, in sd
+Z90 = 1.6449
 
 
 def _data(n=60, seed=0):
@@ -13,18 +16,98 @@ def _data(n=60, seed=0):
     return X, cheap, measured
 
 
-def test_auto_picks_the_kind_with_lowest_cv_error_and_beats_measured_only():
+def _rmse(mu, y):
+    return float(((mu - y) ** 2).mean().sqrt())
+
+
+def _tier(kind):
+    return next(i for i, t in enumerate(TIERS) if kind in t)
+
+
+def test_auto_keeps_cv_evidence_follows_the_rule_and_beats_measured_only():
     X, cheap, y = _data()
-    y_obs = y.clone()
-    y_obs[40:] = float("nan")  # items 40.. are held out
-    fit = fit_multifidelity(X, cheap, y_obs)
-    assert set(fit.cv_rmse) == set(KINDS) and fit.kind == min(fit.cv_rmse, key=fit.cv_rmse.get)
-    mu, sd = fit.predict(X[40:], cheap[40:])
-    assert mu.shape == sd.shape == (20,)
+    fit = fit_multifidelity(X, cheap, _held_out(y, 40))  # items 40.. are held out
+    assert set(fit.cv_rmse) == set(fit.cv_se) == set(KINDS)
+    # the chosen kind is within one standard error of the best, and no simpler tier is
+    assert fit.cv_rmse[fit.kind] - fit.cv_rmse[fit.best] <= fit.cv_se[fit.kind]
+    for k in KINDS:
+        if _tier(k) < _tier(fit.kind):
+            assert fit.cv_rmse[k] - fit.cv_rmse[fit.best] > fit.cv_se[k], k
+    p = fit.predict(X[40:], cheap[40:])
+    assert p.mean.shape == p.sd.shape == p.latent_sd.shape == (20,)
     alone = fit_gp(X[:40], y[:40].unsqueeze(-1))
-    rmse_fit = ((mu - y[40:]) ** 2).mean().sqrt()
-    rmse_alone = ((predict(alone, X[40:])[0][:, 0] - y[40:]) ** 2).mean().sqrt()
-    assert rmse_fit < 0.5 * rmse_alone
+    assert _rmse(p.mean, y[40:]) < 0.5 * _rmse(predict(alone, X[40:])[0][:, 0], y[40:])
+
+
+def test_one_standard_error_rule_prefers_the_simpler_candidate():
+    g = torch.Generator().manual_seed(0)
+    base = 1 + torch.rand(50, generator=g, dtype=torch.double)
+    sign = 1 - 2 * (torch.arange(50) % 2)  # +1, -1, ...
+    # the GP is better on average by 0.02, less than one standard error of the paired differences (0.3 / sqrt(50))
+    chosen, rmse, se = choose_kind({"computed": base, "linear": base + 0.01, "multitask": base - 0.02 + 0.3 * sign})
+    assert min(rmse, key=rmse.get) == "multitask" and chosen == "computed"
+    # better by many standard errors: the GP
+    chosen, rmse, se = choose_kind({"computed": base + 1.0, "linear": base + 0.5, "multitask": base})
+    assert chosen == "multitask" and rmse["linear"] - rmse["multitask"] > se["linear"]
+
+
+def _held_out(y, m):
+    y_obs = y.clone()
+    y_obs[m:] = float("nan")
+    return y_obs
+
+
+def test_computed_close_to_measured_chooses_a_calibration_never_worse_than_it():
+    g = torch.Generator().manual_seed(1)
+    n, m = 60, 40
+    X = torch.rand(n, 3, generator=g, dtype=torch.double)
+    cheap = torch.sin(8 * X[:, 0]) + torch.cos(6 * X[:, 1]) * X[:, 2]
+    measured = cheap + 0.05 * torch.randn(n, generator=g, dtype=torch.double)  # computed = measured + small noise
+    kinds = set()
+    for seed in (0, 1):  # another fold assignment does not flip the choice
+        fit = fit_multifidelity(X, cheap, _held_out(measured, m), seed=seed)
+        kinds.add(fit.kind)
+        p = fit.predict(X[m:], cheap[m:])
+        assert _rmse(p.mean, measured[m:]) <= 1.1 * _rmse(cheap[m:], measured[m:])
+    assert len(kinds) == 1 and kinds <= {"computed", "linear"}, kinds
+
+
+def test_unrelated_computed_falls_back_to_a_gp_on_measured_values():
+    g = torch.Generator().manual_seed(2)
+    n, m = 60, 40
+    X = torch.rand(n, 2, generator=g, dtype=torch.double)
+    measured = torch.sin(4 * X[:, 0]) + X[:, 1] ** 2 + 0.05 * torch.randn(n, generator=g, dtype=torch.double)
+    cheap = 3 * torch.randn(n, generator=g, dtype=torch.double)  # says nothing about the measured value
+    fit = fit_multifidelity(X, cheap, _held_out(measured, m))
+    assert fit.kind == "measured"
+    p = fit.predict(X[m:], cheap[m:])
+    assert _rmse(p.mean, measured[m:]) < 0.2 * _rmse(cheap[m:], measured[m:])
+
+
+def test_measured_value_sd_covers_90_percent_and_the_latent_sd_is_named_apart():
+    g = torch.Generator().manual_seed(3)
+    m, new = 60, 400
+    X = torch.rand(m + new, 2, generator=g, dtype=torch.double)
+    truth = torch.sin(5 * X[:, 0]) + X[:, 1]
+    cheap = 0.8 * truth - 0.3 + 0.1 * torch.sin(7 * X[:, 1])  # biased, scaled, a little wrong
+    y = truth + 0.2 * torch.randn(m + new, generator=g, dtype=torch.double)  # measurement noise sd 0.2
+    fit = fit_multifidelity(X[:m], cheap[:m], y[:m])  # every fitted item measured; new items predicted
+    p = fit.predict(X[m:], cheap[m:])
+    covered = float(((p.mean - y[m:]).abs() <= Z90 * p.sd).double().mean())
+    assert 0.8 <= covered <= 0.97, (fit.kind, covered)
+    assert bool((p.latent_sd <= p.sd + 1e-12).all())
+    # the latent sd leaves out the noise: its intervals are too narrow for new measurements
+    latent_covered = float(((p.mean - y[m:]).abs() <= Z90 * p.latent_sd).double().mean())
+    assert latent_covered < covered - 0.1, (fit.kind, covered, latent_covered)
+
+
+@pytest.mark.parametrize("kind", ["computed", "linear", "residual"])
+def test_each_kind_predicts_a_measured_sd_wider_than_its_latent_one(kind):
+    X, cheap, y = _data(40)
+    p = fit_multifidelity(X, cheap, y, kind=kind).predict(X[:5], cheap[:5])
+    assert bool((p.sd > p.latent_sd).all()) and bool((p.sd > 0).all())
+    if kind == "computed":
+        assert torch.equal(p.mean, cheap[:5]) and bool((p.latent_sd == 0).all())
 
 
 def test_bad_input_names_the_problem():
@@ -35,3 +118,7 @@ def test_bad_input_names_the_problem():
         fit_multifidelity(X, cheap, torch.full((10,), float("nan"), dtype=torch.double))
     with pytest.raises(ValueError, match="unknown multi-fidelity kind"):
         fit_multifidelity(X, cheap, y, kind="magic")
+    bad = cheap.clone()
+    bad[3] = float("nan")
+    with pytest.raises(ValueError, match="computed values must be known for every item; 1 are NaN"):
+        fit_multifidelity(X, bad, y)

@@ -1,0 +1,63 @@
+"""The report's section on how computed values predict measured ones (issue 23 §2)."""
+from __future__ import annotations
+
+import numpy as np
+
+from dm_hpc.campaign import parse_campaign
+from dm_hpc.campaign.dataset import TrainingSet
+from dm_hpc.campaign.fidelity_choice import fidelity_choice_lines, paired_items
+from dm_hpc.learn.multifidelity import KINDS
+
+SPEC = {
+    "name": "mf-report",
+    "space": {"elements": {"Cu": [0.0, 1.0], "Ni": [0.0, 1.0], "Pd": [0.0, 1.0]}},
+    "objectives": [{"property": "mixing_energy", "goal": "min", "unit": "eV/atom"}],
+    "fidelities": [
+        {"name": "emt", "kind": "calculation", "method": "emt"},
+        {"name": "lab", "kind": "experiment", "cost": 2},
+    ],
+    "budget": {"calculations": 10, "lab_experiments": 10},
+}
+
+
+def _training_set(n_computed: int, n_measured: int, seed: int = 0) -> TrainingSet:
+    """``n_computed`` compositions with a computed value; the first ``n_measured`` also measured
+    (twice: replicates average), measured = computed + 0.02 + noise."""
+    rng = np.random.default_rng(seed)
+    w = rng.dirichlet(np.ones(3), n_computed)
+    comps = [dict(zip(("Cu", "Ni", "Pd"), map(float, r))) for r in w]
+    computed = np.sin(6 * w[:, 0]) * w[:, 1] - 0.3 * w[:, 2]
+    rows_c = [(c, y, 0) for c, y in zip(comps, computed)]
+    rows_m = [(comps[i], computed[i] + 0.02 + 0.01 * rng.standard_normal(), 1)
+              for i in range(n_measured) for _ in range(2)]
+    rows = rows_c + rows_m
+    return TrainingSet([r[0] for r in rows], np.zeros((len(rows), 0)), np.array([[r[1]] for r in rows]),
+                       np.array([r[2] for r in rows]), [f"r{i}" for i in range(len(rows))],
+                       ["computed"] * len(rows_c) + ["experimental"] * len(rows_m))
+
+
+def test_measured_pair_with_computed_by_composition_and_replicates_average():
+    data = _training_set(12, 4)
+    comps, process, cheap, measured = paired_items(data, 0, calc=0, lab=1)
+    assert len(comps) == 12 and process.shape == (12, 0)
+    assert np.isfinite(measured).sum() == 4
+    lab = data.Y[data.fidelity == 1, 0]
+    assert np.isclose(measured[0], lab[:2].mean())
+
+
+def test_report_section_names_the_choice_and_its_cv_evidence(tmp_path):
+    campaign = parse_campaign({**SPEC, "store": str(tmp_path / "s"), "workdir": str(tmp_path / "w")}, "mf.yaml")
+    md = "\n".join(fidelity_choice_lines(campaign, _training_set(30, 20)))
+    assert "## Measured values from computed ones" in md
+    assert "mixing_energy [eV/atom] from emt (30 computed, 20 also measured): chosen **" in md
+    chosen = md.split("chosen **")[1].split("**")[0]
+    assert chosen in KINDS and chosen != "measured"  # measured = computed + a small offset: the computed value helps
+    rows = [ln for ln in md.splitlines() if ln.startswith("| ") and ln.split("|")[1].strip() in KINDS]
+    assert [r.split("|")[1].strip() for r in rows] == list(KINDS)
+    assert any(r.split("|")[1].strip() == chosen and "chosen" in r.split("|")[4] for r in rows)
+
+
+def test_report_section_says_how_many_measurements_the_choice_needs(tmp_path):
+    campaign = parse_campaign({**SPEC, "store": str(tmp_path / "s"), "workdir": str(tmp_path / "w")}, "mf.yaml")
+    md = "\n".join(fidelity_choice_lines(campaign, _training_set(30, 4)))
+    assert "mixing_energy from emt: 4 composition(s) with both values; the choice needs 10." in md
