@@ -24,7 +24,7 @@ from torch import Tensor, nn
 #: ``kind="auto"`` conditions an exact GP on at most this many training points: on all of them up to
 #: here, on a random subset of this many beyond (``dm_hpc.learn.subset_gp``; the cost of an exact GP
 #: grows as N^3, and of every posterior a proposal evaluates as N^2). At 10,000 records, RMSE against
-#: the truth 0.0196 with 2,000 rows, 0.0190 with 2,500 (benchmarks/README.md, "Large data").
+#: the truth 0.0196 with 2,000 rows, 0.0190 with 2,500 (hyper-parameters on 500 rows, one run).
 GP_MAX_POINTS = 2500
 #: Stock fitting (BoTorch's own model, cold start, all points, no iteration cap) is available up to
 #: ``GPSettings.full_fit_points``; the default does not use it (benchmarks/README.md, "Ablations":
