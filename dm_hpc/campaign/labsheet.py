@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from dm_hpc.campaign import journal as jn

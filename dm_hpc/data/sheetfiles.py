@@ -20,17 +20,16 @@ import csv
 import io
 import math
 import re
+import sys
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pandas is imported where a table is read: writing a sheet needs none
     import pandas as pd
 
-from dm_hpc.data.csv_columns import plain_csv_frame
 from dm_hpc.data.verdicts import Verdict, refused
 
 #: First characters that make a spreadsheet program read a cell as a formula (OWASP).
@@ -313,6 +312,8 @@ def _csv_table(path: Path) -> LoadedTable:
         raise SheetError(str(path), [(0, "binary data, not a CSV text file")])
     first = next((line for line in text.splitlines() if line.strip()), "")
     sep = max(_SEPARATORS, key=lambda s: (len(next(csv.reader([first], delimiter=s), [])), s == ","))
+    from dm_hpc.data.csv_columns import plain_csv_frame  # pandas: reading only (writing a sheet needs none)
+
     frame = plain_csv_frame(text, sep, unneutralise, _plain_header)  # None unless the file is plain
     if frame is not None:
         return LoadedTable(frame, _decimal_mark(frame, sep))
