@@ -305,6 +305,14 @@ def _decode(data: bytes) -> str:
         return data.decode("latin-1")  # cp1252 leaves five bytes undefined
 
 
+def plain_csv_frame(*args: Any) -> pd.DataFrame | None:
+    """``csv_columns.plain_csv_frame``, imported on the first read: it imports pandas, which
+    writing a sheet does not need."""
+    from dm_hpc.data.csv_columns import plain_csv_frame as read
+
+    return read(*args)
+
+
 def _csv_table(path: Path) -> LoadedTable:
     data = path.read_bytes()
     text = _decode(data)
@@ -312,8 +320,6 @@ def _csv_table(path: Path) -> LoadedTable:
         raise SheetError(str(path), [(0, "binary data, not a CSV text file")])
     first = next((line for line in text.splitlines() if line.strip()), "")
     sep = max(_SEPARATORS, key=lambda s: (len(next(csv.reader([first], delimiter=s), [])), s == ","))
-    from dm_hpc.data.csv_columns import plain_csv_frame  # pandas: reading only (writing a sheet needs none)
-
     frame = plain_csv_frame(text, sep, unneutralise, _plain_header)  # None unless the file is plain
     if frame is not None:
         return LoadedTable(frame, _decimal_mark(frame, sep))
