@@ -42,8 +42,8 @@ _WHERE = {
     "parse_target": "dm_hpc.acquire.inverse",
     "ProposedPoint": "dm_hpc.acquire.points",
     "select_from_pool": "dm_hpc.acquire.pool",
-    "propose": "dm_hpc.acquire.propose",
-    "training_inputs": "dm_hpc.acquire.propose",
+    "propose": "dm_hpc.acquire.proposal",
+    "training_inputs": "dm_hpc.acquire.proposal",
     "DesignSpace": "dm_hpc.acquire.space",
     "DesignSpaceError": "dm_hpc.acquire.space",
 }

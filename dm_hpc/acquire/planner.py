@@ -115,7 +115,7 @@ class BoTorchOptimisation:
     costs: dict[str, float]
 
     def propose(self, request: PlanRequest) -> list[ProposedPoint]:
-        from dm_hpc.acquire.propose import propose
+        from dm_hpc.acquire.proposal import propose
 
         fitted = request.fitted
         fidelities = None

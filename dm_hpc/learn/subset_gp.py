@@ -36,6 +36,8 @@ import warnings
 import torch
 from torch import Tensor
 
+from dm_hpc.learn.gp import GP_MAX_FIT_POINTS, GP_MAX_POINTS, _as_xy, fit_gp
+
 #: Independent hyper-parameter fits at most; the one with the highest marginal likelihood is kept.
 HYPER_STARTS = 2
 #: A fit whose noise variance exceeds this share of the (standardised) outcome variance gets the next start.
@@ -105,8 +107,6 @@ def fit_subset_gp(
     Returns:
         a fitted ``botorch.models.SingleTaskGP`` in eval mode; its ``train_inputs`` are the subset.
     """
-    from dm_hpc.learn.surrogates import GP_MAX_FIT_POINTS, GP_MAX_POINTS, _as_xy, fit_gp
-
     X, Y = _as_xy(X, Y)
     if bounds is None:
         lo, hi = X.min(0).values, X.max(0).values

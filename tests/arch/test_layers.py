@@ -102,3 +102,16 @@ def test_no_import_circles_but_the_known_ones():
 
 def test_the_circle_finder_finds_a_circle():
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [frozenset("abc")]
+
+
+def test_no_public_name_is_shadowed_by_its_module():
+    """A package's lazily exported name must not be the name of a sub-module: importing that
+    sub-module anywhere sets the package attribute to the module, and ``from dm_hpc.acquire import
+    propose`` then gave the module instead of the function (a test's import order found it)."""
+    import importlib
+
+    clashes = []
+    for package in ("dm_hpc.data", "dm_hpc.compute", "dm_hpc.acquire"):
+        where = importlib.import_module(package)._WHERE
+        clashes += [f"{package}.{name}" for name, module in where.items() if module.rsplit(".", 1)[1] == name]
+    assert not clashes, clashes

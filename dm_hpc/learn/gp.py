@@ -1,0 +1,203 @@
+"""Exact Gaussian processes: ``fit_gp`` and the settings every exact GP of the engine is built with.
+
+ARD Matern-5/2 kernel, inputs normalised to the unit cube, outcomes standardised. Fast paths:
+hyper-parameters warm-started from a previous model (few L-BFGS iterations), and above
+``max_fit_points`` the hyper-parameters are fitted on a random subset while the posterior
+conditions on all points. ``surrogates`` (the choice among models) and ``subset_gp`` (an exact GP
+on a subset of a large table) build on this module; it imports neither.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+#: ``kind="auto"`` conditions an exact GP on at most this many training points: on all of them up to
+#: here, on a random subset of this many beyond (``dm_hpc.learn.subset_gp``; the cost of an exact GP
+#: grows as N^3, and of every posterior a proposal evaluates as N^2). At 10,000 records, RMSE against
+#: the truth 0.0196 with 2,000 rows, 0.0190 with 2,500 (hyper-parameters on 500 rows, one run).
+GP_MAX_POINTS = 2500
+#: Stock fitting (BoTorch's own model, cold start, all points, no iteration cap) is available up to
+#: ``GPSettings.full_fit_points``; the default does not use it (benchmarks/README.md, "Ablations":
+#: on the dev suite it was level or behind the capped, warm-started Matern path and 3-8x slower).
+GP_FULL_FIT_POINTS = 500
+#: Above ``GPSettings.full_fit_points``, hyper-parameters are fitted on a random subset of at most
+#: this many points (warm-started, capped); the posterior still conditions on all points.
+GP_MAX_FIT_POINTS = 250
+
+
+@dataclass(frozen=True)
+class GPSettings:
+    """How ``fit_gp`` builds and fits an exact GP (one source of truth; the pool benchmark's
+    ablations switch these fields, campaigns use ``GP_DEFAULTS``).
+
+    prior: "botorch" = SingleTaskGP's own model (RBF kernel with the dimension-scaled log-normal
+        length-scale prior and log-normal noise prior, Hvarfner et al. 2024); "matern" = ARD
+        Matern-5/2 in a ScaleKernel with a Gamma output-scale prior (the earlier default).
+    full_fit_points: up to this many points: cold fit, no iteration cap (see GP_FULL_FIT_POINTS).
+    """
+
+    prior: str = "botorch"
+    full_fit_points: int = GP_FULL_FIT_POINTS
+
+
+#: What campaigns use, chosen by the dev-suite protocol of benchmarks/README.md (issue 10): Matern
+#: prior, warm-started capped fits at every size.
+GP_DEFAULTS = GPSettings(prior="matern", full_fit_points=0)
+#: Multi-task GPs: BoTorch's own model and uncapped fits below 500 points, as measured in the
+#: multi-fidelity table of benchmarks/README.md.
+MULTITASK_SETTINGS = GPSettings()
+
+
+def _as_xy(X, Y) -> tuple[Tensor, Tensor]:
+    """Inputs ``n x d`` and outcomes ``n x m`` as double tensors (a 1-D ``Y`` becomes ``n x 1``)."""
+    X = torch.as_tensor(X, dtype=torch.double)
+    Y = torch.as_tensor(Y, dtype=torch.double)
+    return X, (Y.unsqueeze(-1) if Y.dim() == 1 else Y)
+
+
+def _matern_ard(d: int, batch_shape: torch.Size = torch.Size()):
+    """ARD Matern-5/2 with the dimension-scaled log-normal length-scale prior (Hvarfner et al. 2024),
+    which keeps the prior sensible whatever the number of inputs."""
+    from gpytorch.kernels import MaternKernel, ScaleKernel
+    from gpytorch.priors import GammaPrior, LogNormalPrior
+
+    base = MaternKernel(
+        nu=2.5,
+        ard_num_dims=d,
+        batch_shape=batch_shape,
+        lengthscale_prior=LogNormalPrior(math.sqrt(2.0) + 0.5 * math.log(d), math.sqrt(3.0)),
+    )
+    return ScaleKernel(base, batch_shape=batch_shape, outputscale_prior=GammaPrior(2.0, 0.15))
+
+
+def _hyper_state(model) -> dict[str, Tensor]:
+    """Hyper-parameters of a GP (everything but training data and transform buffers)."""
+    return {
+        k: v.detach().clone()
+        for k, v in model.state_dict().items()
+        if "raw_" in k or k.endswith("mean_module.constant") or k.endswith("mean_module.raw_constant")
+    }
+
+
+def _load_hypers(model, state: dict[str, Tensor]) -> bool:
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        return False
+    model.load_state_dict(usable, strict=False)
+    return True
+
+
+def _fit_mll(model, maxiter: int | None, seed: int = 0) -> None:
+    """Maximise the marginal likelihood; ``maxiter`` None = BoTorch's own settings (no cap).
+
+    A failed attempt makes ``fit_gpytorch_mll`` restart from hyper-parameters drawn from the
+    priors with torch's global generator, so the fit (and the next proposal) depended on
+    whatever the process had drawn before: the same campaign step gave another model after
+    another run in the same process. The fit draws from its own generator state, seeded by
+    ``seed``, and leaves the caller's untouched.
+    """
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.optim.fit import fit_gpytorch_mll_scipy
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+        warnings.simplefilter("ignore")
+        torch.manual_seed(seed)
+        try:
+            if maxiter is None:
+                fit_gpytorch_mll(mll)
+            else:
+                # The iteration cap is deliberate (speed): accept a capped optimum instead of letting
+                # BoTorch treat "iteration limit reached" as a failure and restart from random priors.
+                fit_gpytorch_mll(
+                    mll,
+                    optimizer=fit_gpytorch_mll_scipy,
+                    optimizer_kwargs={"options": {"maxiter": maxiter}},
+                    warning_handler=lambda w: True,
+                    max_attempts=2,
+                )
+        except Exception:  # a failed fit keeps the prior-mode hyper-parameters; still a valid model
+            pass
+    model.eval()
+
+
+def fit_gp(
+    X: Tensor,
+    Y: Tensor,
+    Yvar: Tensor | None = None,
+    bounds: Tensor | None = None,
+    warm_start=None,
+    max_fit_points: int = GP_MAX_FIT_POINTS,
+    maxiter: int = 60,
+    warm_maxiter: int = 30,
+    seed: int = 0,
+    settings: GPSettings | None = None,
+):
+    """Exact GP fitted by maximum a posteriori.
+
+    Up to ``settings.full_fit_points`` points the fit is BoTorch's own (cold start, all points, no
+    iteration cap; ``warm_start`` and the caps are ignored). Beyond, hyper-parameters come from at
+    most ``max_fit_points`` points (a random subset), warm-started from ``warm_start`` when given,
+    at most ``warm_maxiter`` / ``maxiter`` L-BFGS iterations. The default (``GP_DEFAULTS``) is the
+    latter at every size, with the Matern prior.
+
+    Args:
+        X: ``n x d`` inputs. Y: ``n x m`` outcomes (m independent outputs). Yvar: optional
+            ``n x m`` known noise variances.
+        bounds: ``2 x d`` input bounds for normalisation (default: the data's range).
+        warm_start: a previous model from ``fit_gp`` on the same inputs (capped path only).
+        max_fit_points: subset size for the hyper-parameters above ``full_fit_points``.
+        maxiter / warm_maxiter: L-BFGS iteration caps of a cold / warm subset fit; ``warm_maxiter=0``
+            keeps ``warm_start``'s hyper-parameters (no fit: the GP conditions on these points).
+        settings: model and fit choices (default ``GP_DEFAULTS``).
+
+    Returns:
+        a fitted ``botorch.models.SingleTaskGP`` in eval mode.
+    """
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms import Normalize, Standardize
+
+    settings = settings or GP_DEFAULTS
+    X, Y = _as_xy(X, Y)
+    n, d = X.shape
+    m = Y.shape[-1]
+    if bounds is None:
+        lo, hi = X.min(0).values, X.max(0).values
+        hi = torch.where(hi > lo, hi, lo + 1.0)
+        bounds = torch.stack([lo, hi])
+
+    def build(Xs, Ys, Yv):
+        batch = torch.Size([m]) if m > 1 else torch.Size()
+        return SingleTaskGP(
+            Xs,
+            Ys,
+            train_Yvar=Yv,
+            covar_module=_matern_ard(d, batch) if settings.prior == "matern" else None,
+            input_transform=Normalize(d, bounds=bounds.to(X)),
+            outcome_transform=Standardize(m),
+        )
+
+    if n <= settings.full_fit_points:
+        model = build(X, Y, Yvar)
+        _fit_mll(model, None, seed)
+        return model
+    fit_n = min(n, max_fit_points)
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:fit_n]
+    sub = build(X[idx], Y[idx], None if Yvar is None else Yvar[idx])
+    warm = warm_start is not None and _load_hypers(sub, _hyper_state(warm_start))
+    if warm and warm_maxiter == 0:  # the warm start's hyper-parameters kept: the model only conditions
+        sub.eval()
+    else:
+        _fit_mll(sub, warm_maxiter if warm else maxiter, seed)
+    if fit_n == n:
+        return sub
+    model = build(X, Y, Yvar)
+    _load_hypers(model, _hyper_state(sub))
+    model.eval()
+    return model
