@@ -150,8 +150,9 @@ def _bounds(X: Tensor) -> Tensor:
 
 def _fit_kind(kind: str, X: Tensor, cheap: Tensor, measured: Tensor, y: Tensor, bounds: Tensor, warm=None):
     """Fit one kind. X: ``n x d`` all items; cheap: ``n``; measured: ``n`` bool; y: ``n`` (NaN where
-    unmeasured). ``warm``: a fit of the same kind whose hyper-parameters start a zero-iteration
-    fit (they stay within a line-search step: the model conditions on the given measured items)."""
+    unmeasured). ``warm``: a fit of the same kind whose hyper-parameters are kept (``fit_gp`` keeps
+    them exactly; ``fit_multitask`` runs a zero-iteration fit, within one line-search step): the
+    model conditions on the given measured items."""
     Xm, ym, cm = X[measured], y[measured], cheap[measured]
     if kind in CALIBRATIONS:
         return Calibration.fit(kind, cm, ym)
