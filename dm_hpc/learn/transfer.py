@@ -1,0 +1,300 @@
+"""Transfer from related data: sources beside the target's own measurements, weighted by evidence.
+
+A *source* is a related table (another campaign, an imported table, a computed screen) on the same
+inputs as the target: the union of the target's and the sources' input columns, an input absent
+from a table being 0 there (``union_columns``, ``on_columns``). Two ways of using sources:
+
+- ``multitask``: each source a task of BoTorch's ``MultiTaskGP`` beside the target task
+  (``fit_multitask``); the learned task covariance (``PositiveIndexKernel``: correlations in [0, 1])
+  says how far a source informs the target. A source is subsampled, seeded, to
+  ``MULTITASK_SOURCE_POINTS`` (an exact multi-task GP costs O(N^3) per fit iteration).
+- ``prior``: a GP per source (``fit_gp``, up to ``PRIOR_SOURCE_POINTS`` points, fitted once) whose
+  standardised posterior mean ``z_k(x)`` enters the target GP's prior mean
+  ``c_0 + sum_k c_k z_k(x)``; the slopes ``c_k`` (target standard deviations per source standard
+  deviation) are fitted with the other hyper-parameters by marginal likelihood.
+
+The guard against negative transfer (``fit_transfer(kind="auto")``): a cold GP on the target alone,
+the multitask and the prior model are each fitted on the target's data, and each is scored by its
+leave-one-out log predictive density on the target's own rows (closed form for an exact GP,
+Rasmussen & Williams 2006, eq. 5.12, in the target's units so that models that standardise
+differently compare). The best transfer model is used only when it scores above the cold GP; else
+every source's weight is 0 and the model is the cold GP. Below ``MIN_TARGET_POINTS`` target points
+there is no evidence either way and the transfer model is used (a new campaign should start warm).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from gpytorch.means import Mean
+from gpytorch.priors import NormalPrior
+from torch import Tensor
+
+from dm_hpc.learn.surrogates import GP_DEFAULTS, GPSettings, _fit_mll, _hyper_state, _load_hypers, fit_gp, fit_multitask
+
+KINDS = ("cold", "multitask", "prior")
+#: points kept per source in the multi-task GP (seeded subsample; the fit is O(N^3) per iteration)
+MULTITASK_SOURCE_POINTS = 300
+#: points kept per source for its prior-mean GP (fitted once; hyper-parameters on a subset of these)
+PRIOR_SOURCE_POINTS = 2000
+#: below this many target points the leave-one-out scores cannot tell transfer from cold
+MIN_TARGET_POINTS = 4
+#: capped, warm-started multi-task fits at every size (the target refits at every step)
+_MULTITASK_FIT = GPSettings(full_fit_points=0)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A related data set on the target's inputs. X: ``n_s x d``; y: ``n_s`` (the target's units
+    need not match: every model standardises per task or fits a slope)."""
+
+    name: str
+    X: Tensor
+    y: Tensor
+
+
+def union_columns(target: Sequence[str], sources: Sequence[Sequence[str]]) -> list[str]:
+    """The target's input columns, then each source's new ones in order of appearance."""
+    out = list(target)
+    for cols in sources:
+        out += [c for c in cols if c not in out]
+    return out
+
+
+def on_columns(table: Mapping[str, np.ndarray] | object, columns: Sequence[str]) -> np.ndarray:
+    """``n x len(columns)`` array of a table's (a DataFrame's) columns; a column it lacks is 0."""
+    n = len(table)
+    return np.column_stack([np.asarray(table[c], float) if c in table else np.zeros(n) for c in columns]) \
+        if columns else np.zeros((n, 0))
+
+
+def subsample(source: Source, k: int, seed: int) -> Source:
+    """At most ``k`` rows of ``source``, drawn without replacement by ``seed``."""
+    n = len(source.y)
+    if n <= k:
+        return source
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k]
+    return Source(source.name, source.X[idx], source.y[idx])
+
+
+class SourcePriorMean(Mean):
+    """Prior mean ``c_0 + sum_k c_k z_k(x)`` of the target GP, ``z_k`` source k's standardised posterior
+    mean. Inputs arrive normalised to the unit cube by the target model, so they are mapped back by
+    ``bounds`` (``2 x d``) before the source models (which normalise on their own) see them.
+    Shapes: ``batch x n x d -> batch x n``."""
+
+    def __init__(self, source_models: Sequence, source_stats: Tensor, bounds: Tensor):
+        super().__init__()
+        self._sources = list(source_models)  # a plain list: not sub-modules, so never refitted here
+        self.register_buffer("stats", source_stats)  # K x 2: mean and std of each source's outcomes
+        self.register_buffer("bounds", bounds)
+        self.register_parameter("constant", torch.nn.Parameter(torch.zeros((), dtype=bounds.dtype)))
+        self.register_parameter("slopes", torch.nn.Parameter(torch.zeros(len(self._sources), dtype=bounds.dtype)))
+        # a source is a hypothesis, not a fact: slopes start at 0 and are pulled back towards it
+        self.register_prior("slope_prior", NormalPrior(0.0, 1.0), lambda m: m.slopes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        raw = x * (self.bounds[1] - self.bounds[0]) + self.bounds[0]
+        out = self.constant.expand(x.shape[:-1])
+        for k, model in enumerate(self._sources):
+            mu = model.posterior(raw).mean[..., 0]
+            out = out + self.slopes[k] * (mu - self.stats[k, 0]) / self.stats[k, 1]
+        return out
+
+
+@dataclass
+class TransferFit:
+    """A target model that may lean on sources.
+
+    kind: the model used (``KINDS``); model: a BoTorch ``Model``, ``posterior(X)`` of ``n x d`` gives
+    the target's ``n x 1`` prediction. weights: source name -> weight in [0, 1]-ish units (multitask:
+    the learned correlation of the source's task with the target's; prior: the fitted slope
+    ``c_k``; 0 for every source when the cold GP is used). loo: kind -> mean leave-one-out log
+    predictive density per target point (target units; higher is better) of each candidate.
+    source_points: source name -> rows the models used (after subsampling).
+    """
+
+    kind: str
+    model: object
+    weights: dict[str, float]
+    loo: dict[str, float] = field(default_factory=dict)
+    source_points: dict[str, int] = field(default_factory=dict)
+    candidates: dict[str, object] = field(default_factory=dict, repr=False)
+    source_models: tuple = field(default=(), repr=False)
+    sources_key: tuple = field(default=(), repr=False)
+
+
+def loo_log_density(model, rows: Tensor | None = None) -> Tensor:
+    """Leave-one-out log predictive density (outcome units) of an exact GP's training rows.
+
+    ``rows``: boolean ``N`` mask of the rows to score (default all). For ``K`` the prior covariance
+    plus noise at the training inputs and ``r = y - m`` the residuals from the prior mean,
+    ``mu_i = y_i - [K^-1 r]_i / [K^-1]_ii`` and ``var_i = 1 / [K^-1]_ii`` (R&W eq. 5.12), in the
+    model's standardised units; ``- log(std_y)`` brings the density back to outcome units.
+    Returns the densities of the scored rows (``n_rows``).
+    """
+    X = model.train_inputs[0]
+    y = model.train_targets
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prior = model.forward(X)
+        K = model.likelihood(prior, [X]).covariance_matrix
+        r = y - prior.mean
+        Kinv = torch.cholesky_inverse(torch.linalg.cholesky(K + 1e-8 * torch.eye(len(y), dtype=K.dtype)))
+        diag = Kinv.diagonal()
+        resid = (Kinv @ r) / diag  # y_i - mu_i
+        lpd = -0.5 * (torch.log(2 * math.pi / diag) + resid ** 2 * diag)
+    scale = getattr(getattr(model, "outcome_transform", None), "stdvs", None)
+    if scale is not None:
+        lpd = lpd - torch.log(scale.reshape(-1)[0])
+    return lpd if rows is None else lpd[rows]
+
+
+def _bounds(*Xs: Tensor) -> Tensor:
+    X = torch.cat(Xs)
+    lo, hi = X.min(0).values, X.max(0).values
+    return torch.stack([lo, torch.where(hi > lo, hi, lo + 1.0)])
+
+
+def _source_correlations(model, n_sources: int) -> list[float]:
+    """Correlation of each source task (ids 0..K-1) with the target task (id K)."""
+    with torch.no_grad():
+        C = model.covar_module.kernels[1].covar_matrix.to_dense()
+        d = C.diagonal().sqrt()
+        corr = C / (d[:, None] * d[None, :])
+    return [float(corr[k, n_sources]) for k in range(n_sources)]
+
+
+def _fit_prior(X, y, source_models, stats, bounds, warm, seed):
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms import Normalize, Standardize
+
+    from dm_hpc.learn.surrogates import _matern_ard
+
+    d = X.shape[-1]
+    model = SingleTaskGP(X, y.reshape(-1, 1), covar_module=_matern_ard(d),
+                         mean_module=SourcePriorMean(source_models, stats, bounds),
+                         input_transform=Normalize(d, bounds=bounds), outcome_transform=Standardize(1))
+    ok = warm is not None and _load_hypers(model, {**_hyper_state(warm), "mean_module.slopes": warm.mean_module.slopes.detach(),
+                                                    "mean_module.constant": warm.mean_module.constant.detach()})
+    _fit_mll(model, 30 if ok else 60, seed)
+    return model
+
+
+def fit_transfer(
+    X: Tensor,
+    y: Tensor,
+    sources: Sequence[Source],
+    kind: str = "auto",
+    bounds: Tensor | None = None,
+    warm_start: TransferFit | None = None,
+    seed: int = 0,
+) -> TransferFit:
+    """Fit the target's model with sources, or without them when they do not help.
+
+    Args:
+        X: ``n x d`` target inputs (union columns). y: ``n`` target outcomes (to model; any units).
+        sources: related data on the same ``d`` columns; names unique.
+        kind: ``"auto"`` (the guard of the module docstring), or one of ``KINDS`` to force it.
+        bounds: ``2 x d`` input bounds (default: the range of target and source inputs).
+        warm_start: the previous ``TransferFit`` on the same sources: hyper-parameters of each
+            candidate start from it, and the source GPs of the prior kind are reused.
+        seed: subsampling of sources and the fits' restarts.
+
+    Returns:
+        a ``TransferFit``; its ``model`` predicts the target (``n x d -> n x 1``).
+    """
+    if kind != "auto" and kind not in KINDS:
+        raise ValueError(f"unknown transfer kind {kind!r}; use auto or one of {', '.join(KINDS)}")
+    X = torch.as_tensor(X, dtype=torch.double)
+    y = torch.as_tensor(y, dtype=torch.double).reshape(-1)
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ValueError(f"source names must be unique, got {names}")
+    for s in sources:
+        if s.X.shape[-1] != X.shape[-1]:
+            raise ValueError(f"source {s.name!r} has {s.X.shape[-1]} input columns, the target {X.shape[-1]}")
+    if bounds is None:
+        bounds = _bounds(X, *[torch.as_tensor(s.X, dtype=torch.double) for s in sources])
+    key = tuple((s.name, id(s.X), len(s.y)) for s in sources)
+    prev = warm_start if warm_start is not None and warm_start.sources_key == key else None
+    wanted = KINDS if kind == "auto" else (kind,)
+    if not sources:
+        wanted = ("cold",)
+    fits: dict[str, object] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if "cold" in wanted:
+            fits["cold"] = fit_gp(X, y.unsqueeze(-1), bounds=bounds, seed=seed, settings=GP_DEFAULTS,
+                                  warm_start=prev.candidates.get("cold") if prev else None)
+        if "multitask" in wanted:
+            sub = [subsample(s, MULTITASK_SOURCE_POINTS, seed) for s in sources]
+            Xa = torch.cat([*[torch.as_tensor(s.X, dtype=torch.double) for s in sub], X])
+            # each source brought to the target's mean and spread: the multi-task GP's one Standardize
+            # would otherwise let a source on another scale (a computed value, another unit) swamp it
+            ya = torch.cat([*[_on_scale_of(torch.as_tensor(s.y, dtype=torch.double), y) for s in sub], y])
+            task = torch.cat([torch.full((len(s.y),), k) for k, s in enumerate(sub)] + [torch.full((len(y),), len(sub))])
+            fits["multitask"] = fit_multitask(Xa, ya.unsqueeze(-1), task, target_task=len(sub), bounds=bounds,
+                                              all_tasks=list(range(len(sub) + 1)), settings=_MULTITASK_FIT, seed=seed,
+                                              maxiter=60, warm_start=prev.candidates.get("multitask") if prev else None)
+        source_models, stats = (prev.source_models if prev else ()), None
+        if "prior" in wanted:
+            if not source_models:
+                source_models = tuple(fit_gp(s.X, s.y.reshape(-1, 1), seed=seed)
+                                      for s in (subsample(s, PRIOR_SOURCE_POINTS, seed) for s in sources))
+            stats = torch.stack([torch.stack([s.y.double().mean(), s.y.double().std().clamp_min(1e-12)]) for s in sources])
+            fits["prior"] = _fit_prior(X, y, source_models, stats, bounds, prev.candidates.get("prior") if prev else None, seed)
+    loo = _score(fits, len(y), len(sources), y)
+    chosen = _choose(loo, len(y)) if kind == "auto" else kind
+    weights = _weights(chosen, fits.get(chosen), names)
+    model = fits[chosen]
+    points = {s.name: min(len(s.y), MULTITASK_SOURCE_POINTS if chosen == "multitask" else PRIOR_SOURCE_POINTS) for s in sources}
+    return TransferFit(chosen, model, weights, loo, points, fits, tuple(source_models), key)
+
+
+def _on_scale_of(source: Tensor, target: Tensor) -> Tensor:
+    """Source outcomes shifted and scaled to the target's mean and standard deviation (1 below 2 points)."""
+    z = (source - source.mean()) / source.std().clamp_min(1e-12)
+    spread = target.std().clamp_min(1e-12) if len(target) > 1 else torch.ones((), dtype=target.dtype)
+    return target.mean() + spread * z
+
+
+def _score(fits: dict, n: int, n_sources: int, y: Tensor) -> dict[str, float]:
+    """kind -> mean LOO log predictive density per target point, in the target's units."""
+    out = {}
+    for k, model in fits.items():
+        if n < 2:
+            out[k] = float("nan")
+            continue
+        if k == "multitask":
+            out[k] = float(loo_log_density(model, model.train_inputs[0][:, -1] == n_sources).mean())
+        else:
+            out[k] = float(loo_log_density(model).mean())
+    return out
+
+
+def _choose(loo: dict[str, float], n: int) -> str:
+    """The guard: the best-scoring transfer kind if it beats cold, else cold (see module docstring)."""
+    transfer = {k: v for k, v in loo.items() if k != "cold" and not math.isnan(v)}
+    if not transfer:
+        return "cold" if "cold" in loo else next(iter(loo))
+    best = max(transfer, key=transfer.get)
+    if n < MIN_TARGET_POINTS or "cold" not in loo or math.isnan(loo["cold"]):
+        return best
+    return best if transfer[best] > loo["cold"] else "cold"
+
+
+def _weights(kind: str, model, names: list[str]) -> dict[str, float]:
+    if kind == "multitask":
+        return dict(zip(names, _source_correlations(model, len(names))))
+    if kind == "prior":
+        return dict(zip(names, model.mean_module.slopes.detach().tolist()))
+    return {n: 0.0 for n in names}
+
+
+__all__ = ["KINDS", "MIN_TARGET_POINTS", "MULTITASK_SOURCE_POINTS", "PRIOR_SOURCE_POINTS", "Source", "SourcePriorMean",
+           "TransferFit", "fit_transfer", "loo_log_density", "on_columns", "subsample", "union_columns"]

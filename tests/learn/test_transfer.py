@@ -1,0 +1,107 @@
+"""Transfer from related sources (dm_hpc.learn.transfer): real BoTorch models on small synthetic data."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dm_hpc.learn.transfer import Source, _choose, fit_transfer, loo_log_density, on_columns, subsample, union_columns
+
+
+def f(X):
+    return torch.sin(6 * X[:, 0]) + X[:, 1] ** 2
+
+
+def _rand(n, d=3, seed=0):
+    return torch.rand(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.double)
+
+
+def _rmse(model, X, y):
+    with torch.no_grad():
+        return float(((model.posterior(X).mean[:, 0] - y) ** 2).mean().sqrt())
+
+
+def test_related_source_on_another_scale_is_used_and_beats_cold_on_held_out_points():
+    Xs = _rand(300, seed=1)
+    source = Source("screen", Xs, 3.0 * f(Xs) + 10.0)  # same landscape, other units and offset
+    X, Xt = _rand(6, seed=2), _rand(200, seed=3)
+    fit = fit_transfer(X, f(X), [source])
+    assert fit.kind in ("multitask", "prior")
+    assert fit.weights["screen"] > 0.3
+    assert fit.source_points["screen"] <= 300
+    cold = fit_transfer(X, f(X), [source], kind="cold")
+    assert cold.weights == {"screen": 0.0}
+    assert _rmse(fit.model, Xt, f(Xt)) < 0.5 * _rmse(cold.model, Xt, f(Xt))
+
+
+def test_guard_an_unrelated_source_costs_no_more_than_noise():
+    Xs = _rand(300, seed=4)
+    g = torch.Generator().manual_seed(5)
+    source = Source("unrelated", Xs, torch.randn(300, generator=g, dtype=torch.double))
+    X, Xt = _rand(20, seed=6), _rand(200, seed=7)
+    fit = fit_transfer(X, f(X), [source])
+    cold = fit.candidates["cold"]
+    assert _rmse(fit.model, Xt, f(Xt)) <= 1.25 * _rmse(cold, Xt, f(Xt))
+    if fit.kind == "cold":
+        assert fit.weights == {"unrelated": 0.0}
+
+
+def test_choice_falls_back_to_cold_when_transfer_scores_lower():
+    assert _choose({"cold": 0.5, "multitask": 0.2, "prior": 0.4}, n=10) == "cold"
+    assert _choose({"cold": 0.5, "multitask": 0.7, "prior": 0.6}, n=10) == "multitask"
+    # too few target points for evidence: start warm
+    assert _choose({"cold": 0.5, "multitask": 0.2, "prior": 0.4}, n=3) == "prior"
+
+
+def test_loo_log_density_matches_refitting_without_each_point():
+    from botorch.models import SingleTaskGP
+
+    X = _rand(8, d=2, seed=8)
+    y = (f(X) - f(X).mean()).unsqueeze(-1)
+    full = SingleTaskGP(X, y, outcome_transform=None)
+    full.covar_module.lengthscale = 0.3  # any hyper-parameters: the identity holds for each
+    full.eval()
+    fast = loo_log_density(full)
+    for i in range(len(X)):
+        keep = torch.arange(len(X)) != i
+        part = SingleTaskGP(X[keep], y[keep], outcome_transform=None)
+        part.load_state_dict(full.state_dict(), strict=False)
+        part.eval()
+        with torch.no_grad():
+            post = part.posterior(X[i:i + 1], observation_noise=True)
+        mu, var = float(post.mean), float(post.variance)
+        slow = -0.5 * (math.log(2 * math.pi * var) + (float(y[i]) - mu) ** 2 / var)
+        assert fast[i].item() == pytest.approx(slow, rel=1e-4, abs=1e-6)
+
+
+def test_tables_meet_on_the_union_of_their_columns():
+    cols = union_columns(["Ni", "Fe"], [["Fe", "Co"], ["La"]])
+    assert cols == ["Ni", "Fe", "Co", "La"]
+    table = pd.DataFrame({"Fe": [0.5, 0.2], "Co": [0.5, 0.8]})
+    assert on_columns(table, cols).tolist() == [[0, 0.5, 0.5, 0], [0, 0.2, 0.8, 0]]
+
+
+def test_a_big_source_is_subsampled_reproducibly():
+    s = Source("big", _rand(5000, seed=9), torch.zeros(5000, dtype=torch.double))
+    a, b = subsample(s, 300, seed=1), subsample(s, 300, seed=1)
+    assert len(a.y) == 300 and torch.equal(a.X, b.X)
+    assert not torch.equal(a.X, subsample(s, 300, seed=2).X)
+
+
+def test_bad_input_names_the_problem():
+    X = _rand(4)
+    with pytest.raises(ValueError, match="unknown transfer kind 'magic'"):
+        fit_transfer(X, f(X), [], kind="magic")
+    with pytest.raises(ValueError, match="source 'wide' has 4 input columns, the target 3"):
+        fit_transfer(X, f(X), [Source("wide", _rand(5, d=4), torch.zeros(5, dtype=torch.double))])
+    with pytest.raises(ValueError, match="unique"):
+        s = Source("a", _rand(5), torch.zeros(5, dtype=torch.double))
+        fit_transfer(X, f(X), [s, s])
+
+
+def test_without_sources_the_model_is_the_cold_gp():
+    X = _rand(5)
+    fit = fit_transfer(X, f(X), [])
+    assert fit.kind == "cold" and fit.weights == {}
+    assert np.isfinite(fit.loo["cold"])
