@@ -38,6 +38,31 @@ def load_pool(path: str | Path, inputs: Sequence[str], objectives: Sequence[str]
     return df.groupby(list(inputs), as_index=False)[list(objectives)].mean()
 
 
+def load_sources(paths: Sequence[str | Path], inputs: Sequence[str], objective: str, goal: str) -> tuple[list[str], list]:
+    """Related tables for transfer: each CSV's columns other than ``objective`` are its inputs
+    (columns matched by name). Returns the union of ``inputs`` and the sources' inputs (target's
+    first) and one ``learn.transfer.Source`` per file on those columns (an input a table lacks is
+    0 there; replicates averaged; outcomes negated for ``goal="min"``, as the target's)."""
+    from dm_hpc.learn.transfer import Source, on_columns, union_columns
+
+    tables = []
+    for path in paths:
+        head = pd.read_csv(path, nrows=0).columns
+        if objective not in head:
+            raise ValueError(f"source {path}: no column {objective!r} (the objective); columns: {list(head)}")
+        cols = [c for c in head if c != objective]
+        if not cols:
+            raise ValueError(f"source {path}: no input columns besides {objective!r}")
+        tables.append((Path(path).name, cols, load_pool(path, cols, [objective])))
+    columns = union_columns(inputs, [cols for _, cols, _ in tables])
+    sign = 1.0 if goal == "max" else -1.0
+    sources = [Source(name, torch.tensor(on_columns(df, columns), dtype=torch.double),
+                      torch.tensor(sign * df[objective].to_numpy(float), dtype=torch.double),
+                      tuple(columns.index(c) for c in cols))
+               for name, cols, df in tables]
+    return columns, sources
+
+
 def top_set(y: np.ndarray, top_frac: float = 0.05) -> np.ndarray:
     """Indices of the best ``ceil(top_frac N)`` values of ``y`` (to maximise)."""
     n_top = math.ceil(top_frac * len(y))
@@ -95,6 +120,16 @@ def run_pool(
     return orders, spent / max(steps, 1)
 
 
+def transfer_summary(columns: Sequence[str], sources: Sequence, histories: Sequence[Sequence[tuple[str, dict]]]) -> dict:
+    """Columns, source sizes, the share of steps each model kind was chosen, and each source's final
+    weight averaged over seeds, from the per-seed ``Strategy.history``."""
+    kinds = [k for h in histories for k, _ in h]
+    finals = [h[-1][1] for h in histories if h]
+    return {"columns": list(columns), "sources": {s.name: len(s.y) for s in sources},
+            "kind_share": {k: kinds.count(k) / len(kinds) for k in sorted(set(kinds))} if kinds else {},
+            "final_weight": {s.name: float(np.mean([w[s.name] for w in finals])) for s in sources} if finals else {}}
+
+
 def plot_top(summary: dict, path: Path, title: str) -> None:
     import matplotlib
 
@@ -126,15 +161,33 @@ def bench_pool(
     out: str | Path,
     n_init: int = 2,
     progress=None,
+    sources: Sequence[str | Path] = (),
 ) -> dict:
-    """Single-objective pool benchmark; writes ``out/summary.json`` and ``out/top_pct.png``."""
+    """Single-objective pool benchmark; writes ``out/summary.json`` and ``out/top_pct.png``.
+
+    ``sources``: related CSV tables (``load_sources``); the default strategy then works on the union
+    of the pool's and the sources' inputs and transfers from them (``learn.transfer``); the summary's
+    ``transfer`` key gives the columns, the share of steps each model kind was chosen and the mean
+    final weight of each source.
+    """
+    from dm_hpc.learn.transfer import on_columns
+
     if goal not in ("max", "min"):
         raise ValueError(f"goal must be 'max' or 'min', got {goal!r}")
+    if sources and strategy != "default":
+        raise ValueError(f"sources are used by the default strategy only, not {strategy!r}")
     pool = load_pool(data, inputs, [objective])
-    X = pool[list(inputs)].to_numpy(float)
     y = pool[objective].to_numpy(float) * (1.0 if goal == "max" else -1.0)
+    columns, srcs = load_sources(sources, inputs, objective, goal) if sources else (list(inputs), [])
+    X = on_columns(pool, columns)
     top = top_set(y)
-    orders, sps = run_pool(X, y, strategy, budget, seeds, n_init=n_init, progress=progress)
+    made: list[Strategy] = []
+
+    def make(Xt, seed):
+        made.append(Strategy(strategy, Xt, seed, sources=srcs))
+        return made[-1]
+
+    orders, sps = run_pool(X, y, make, budget, seeds, n_init=n_init, progress=progress)
     summary = {
         "data": str(data),
         "strategy": strategy,
@@ -148,6 +201,8 @@ def bench_pool(
         "seconds_per_step": sps,
     }
     summary["ef_peak"] = max(v for v in summary["ef"] if v is not None)
+    if srcs:
+        summary["transfer"] = transfer_summary(columns, srcs, [m.history for m in made])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

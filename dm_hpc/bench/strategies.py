@@ -5,7 +5,7 @@ every step with hyper-parameters warm-started from the previous step.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -24,7 +24,9 @@ STRATEGIES: dict[str, str] = {
 class Strategy:
     """Stateful selector; ``select`` returns the index of the next pool point to measure."""
 
-    def __init__(self, name: str, X: Tensor, seed: int):
+    def __init__(self, name: str, X: Tensor, seed: int, sources: Sequence = ()):
+        """``sources``: ``learn.transfer.Source`` tables on the pool's columns; the default strategy then
+        fits ``fit_transfer`` (sources weighted by the target's own data) instead of the cold surrogate."""
         if name not in STRATEGIES:
             raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
         self.name = name
@@ -34,6 +36,13 @@ class Strategy:
         self.seed = seed
         self.model = None
         self.kind: str | None = None  # acquisition of the default strategy (None: DEFAULT_ACQUISITION)
+        self.sources = list(sources)
+        self.transfer = None  # the last TransferFit (weights, chosen kind) when sources are given
+        self.history: list[tuple[str, dict[str, float]]] = []  # per step: chosen kind, source weights
+        if self.sources:
+            every = torch.cat([X, *[s.X for s in self.sources]])
+            lo, hi = every.min(0).values, every.max(0).values
+            self.bounds = torch.stack([lo, torch.where(hi > lo, hi, lo + 1)])
 
     def select(self, observed: list[int], y: Tensor) -> int:
         """observed: pool indices measured so far; y: their outcomes (``n``, to maximise)."""
@@ -68,7 +77,14 @@ class Strategy:
         from dm_hpc.acquire import Objective, select_from_pool
         from dm_hpc.learn import fit_surrogate
 
-        self.model = fit_surrogate(Xo, Yo, kind="auto", bounds=self.bounds, warm_start=self.model, seed=self.seed)
+        if self.sources:
+            from dm_hpc.learn.transfer import fit_transfer
+
+            self.transfer = fit_transfer(Xo, Yo[:, 0], self.sources, bounds=self.bounds, warm_start=self.transfer, seed=self.seed)
+            self.model = self.transfer.model
+            self.history.append((self.transfer.kind, dict(self.transfer.weights)))
+        else:
+            self.model = fit_surrogate(Xo, Yo, kind="auto", bounds=self.bounds, warm_start=self.model, seed=self.seed)
         idx = select_from_pool(self.model, Xo, Xr, [Objective(0, True)], q=1, kind=self.kind)
         return int(remaining[idx[0]])
 

@@ -33,6 +33,8 @@ def pool(
     fidelity_column: str = typer.Option("", "--fidelity-column", help="multifidelity: column that is 1 on target (experimental) rows"),
     cost_ratio: float = typer.Option(10.0, "--cost-ratio", help="multifidelity: cost of a target evaluation / cost of a cheap one"),
     composition_column: str = typer.Option("", "--composition-column", help="featurise this formula column instead of --inputs"),
+    source: list[Path] = typer.Option([], "--source", help="related CSV to transfer from (repeatable; columns matched by name, "
+                                      "its columns other than the objective are its inputs, an input a table lacks is 0 there)"),
 ) -> None:
     """Run the pool-based benchmark and write OUT/summary.json plus a PNG."""
     from dm_hpc.bench import STRATEGIES
@@ -43,6 +45,11 @@ def pool(
         _fail(f"--mode must be single, multiobjective or multifidelity, got {mode!r}")
     if mode == "single" and strategy not in STRATEGIES:
         _fail(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+    for path in source:
+        if not path.is_file():
+            _fail(f"source file {path} not found")
+    if source and (mode != "single" or strategy != "default"):
+        _fail("--source works with --mode single and --strategy default (the transfer default)")
     goals = _split(goal)
     if any(g not in ("max", "min") for g in goals):
         _fail(f"--goal must be max or min, got {goal!r}")
@@ -55,7 +62,8 @@ def pool(
             task = bar.add_task(f"{strategy} on {data.name}", total=None)
             step = lambda: bar.advance(task)  # noqa: E731
             if mode == "single":
-                summary = bench_pool(data, _split(inputs), objective, goals[0], budget, seeds, strategy, out, progress=step)
+                summary = bench_pool(data, _split(inputs), objective, goals[0], budget, seeds, strategy, out, progress=step,
+                                     sources=source)
             elif mode == "multiobjective":
                 from dm_hpc.bench.modes import bench_pool_multiobjective
 
@@ -71,7 +79,7 @@ def pool(
                 )
     except ValueError as exc:
         _fail(str(exc))
-    keys = [k for k in ("n_pool", "n_top", "af", "ef_peak", "seconds_per_step", "hv_fraction_final", "expt_evals_to") if k in summary]
+    keys = [k for k in ("n_pool", "n_top", "af", "ef_peak", "seconds_per_step", "hv_fraction_final", "expt_evals_to", "transfer") if k in summary]
     typer.echo(json.dumps({k: summary[k] for k in keys}))
 
 

@@ -50,11 +50,17 @@ _MULTITASK_FIT = GPSettings(full_fit_points=0)
 @dataclass(frozen=True)
 class Source:
     """A related data set on the target's inputs. X: ``n_s x d``; y: ``n_s`` (the target's units
-    need not match: every model standardises per task or fits a slope)."""
+    need not match: every model standardises per task or fits a slope). ``measured``: indices of
+    the ``d`` columns the source's table has (default all); its prior-mean model reads only those,
+    so a column it never varied (0 by the union rule) does not make it extrapolate."""
 
     name: str
     X: Tensor
     y: Tensor
+    measured: tuple[int, ...] = ()
+
+    def columns(self) -> list[int]:
+        return list(self.measured) or list(range(self.X.shape[-1]))
 
 
 def union_columns(target: Sequence[str], sources: Sequence[Sequence[str]]) -> list[str]:
@@ -78,7 +84,7 @@ def subsample(source: Source, k: int, seed: int) -> Source:
     if n <= k:
         return source
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k]
-    return Source(source.name, source.X[idx], source.y[idx])
+    return Source(source.name, source.X[idx], source.y[idx], source.measured)
 
 
 class SourcePriorMean(Mean):
@@ -87,9 +93,10 @@ class SourcePriorMean(Mean):
     ``bounds`` (``2 x d``) before the source models (which normalise on their own) see them.
     Shapes: ``batch x n x d -> batch x n``."""
 
-    def __init__(self, source_models: Sequence, source_stats: Tensor, bounds: Tensor):
+    def __init__(self, source_models: Sequence, source_columns: Sequence[Sequence[int]], source_stats: Tensor, bounds: Tensor):
         super().__init__()
         self._sources = list(source_models)  # a plain list: not sub-modules, so never refitted here
+        self._columns = [list(c) for c in source_columns]
         self.register_buffer("stats", source_stats)  # K x 2: mean and std of each source's outcomes
         self.register_buffer("bounds", bounds)
         self.register_parameter("constant", torch.nn.Parameter(torch.zeros((), dtype=bounds.dtype)))
@@ -101,7 +108,7 @@ class SourcePriorMean(Mean):
         raw = x * (self.bounds[1] - self.bounds[0]) + self.bounds[0]
         out = self.constant.expand(x.shape[:-1])
         for k, model in enumerate(self._sources):
-            mu = model.posterior(raw).mean[..., 0]
+            mu = model.posterior(raw[..., self._columns[k]]).mean[..., 0]
             out = out + self.slopes[k] * (mu - self.stats[k, 0]) / self.stats[k, 1]
         return out
 
@@ -169,7 +176,7 @@ def _source_correlations(model, n_sources: int) -> list[float]:
     return [float(corr[k, n_sources]) for k in range(n_sources)]
 
 
-def _fit_prior(X, y, source_models, stats, bounds, warm, seed):
+def _fit_prior(X, y, sources, source_models, stats, bounds, warm, seed):
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
 
@@ -177,7 +184,7 @@ def _fit_prior(X, y, source_models, stats, bounds, warm, seed):
 
     d = X.shape[-1]
     model = SingleTaskGP(X, y.reshape(-1, 1), covar_module=_matern_ard(d),
-                         mean_module=SourcePriorMean(source_models, stats, bounds),
+                         mean_module=SourcePriorMean(source_models, [s.columns() for s in sources], stats, bounds),
                          input_transform=Normalize(d, bounds=bounds), outcome_transform=Standardize(1))
     ok = warm is not None and _load_hypers(model, {**_hyper_state(warm), "mean_module.slopes": warm.mean_module.slopes.detach(),
                                                     "mean_module.constant": warm.mean_module.constant.detach()})
@@ -244,10 +251,10 @@ def fit_transfer(
         source_models, stats = (prev.source_models if prev else ()), None
         if "prior" in wanted:
             if not source_models:
-                source_models = tuple(fit_gp(s.X, s.y.reshape(-1, 1), seed=seed)
+                source_models = tuple(fit_gp(s.X[:, s.columns()], s.y.reshape(-1, 1), seed=seed)
                                       for s in (subsample(s, PRIOR_SOURCE_POINTS, seed) for s in sources))
             stats = torch.stack([torch.stack([s.y.double().mean(), s.y.double().std().clamp_min(1e-12)]) for s in sources])
-            fits["prior"] = _fit_prior(X, y, source_models, stats, bounds, prev.candidates.get("prior") if prev else None, seed)
+            fits["prior"] = _fit_prior(X, y, sources, source_models, stats, bounds, prev.candidates.get("prior") if prev else None, seed)
     loo = _score(fits, len(y), len(sources), y)
     chosen = _choose(loo, len(y)) if kind == "auto" else kind
     weights = _weights(chosen, fits.get(chosen), names)

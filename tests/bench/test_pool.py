@@ -66,3 +66,39 @@ def test_cli_bad_input_is_one_line_error(synthetic_csv, tmp_path):
     res = CliRunner().invoke(app, ["bench", "pool", "--data", str(synthetic_csv), "--inputs", "a,zz", "--objective", "y",
                                    "--budget", "5", "--seeds", "1", "--strategy", "random", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "error:" in res.output and "Traceback" not in res.output
+
+
+def test_cli_source_transfers_on_the_union_of_columns(synthetic_csv, tmp_path):
+    """A related source on partly other columns (a, b shared; d its own) is read by name, the model
+    works on a, b, c, d (d = 0 in the target, c = 0 in the source), and it is weighted."""
+    from dm_hpc.cli import app
+
+    rng = np.random.default_rng(1)
+    S = rng.random((200, 3))
+    src = tmp_path / "related.csv"
+    pd.DataFrame({"d": S[:, 2], "a": S[:, 0], "b": S[:, 1], "y": 10 - 3 * ((S[:, :2] - 0.7) ** 2).sum(1)}).to_csv(src, index=False)
+    args = ["bench", "pool", "--data", str(synthetic_csv), "--inputs", "a,b,c", "--objective", "y", "--budget", "8", "--seeds", "1"]
+    res = CliRunner().invoke(app, [*args, "--source", str(src), "--out", str(tmp_path / "t")])
+    assert res.exit_code == 0, res.output
+    t = json.loads((tmp_path / "t" / "summary.json").read_text())["transfer"]
+    assert t["columns"] == ["a", "b", "c", "d"] and t["sources"] == {"related.csv": 200}
+    assert sum(t["kind_share"].values()) == pytest.approx(1.0)
+    assert t["final_weight"]["related.csv"] > 0.2
+    cold = bench_pool(synthetic_csv, ["a", "b", "c"], "y", "max", 8, 1, "default", tmp_path / "c")
+    warm = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert warm["top_pct"][-1] >= cold["top_pct"][-1]
+
+
+def test_cli_source_without_the_objective_is_one_line_error(synthetic_csv, tmp_path):
+    from dm_hpc.cli import app
+
+    src = tmp_path / "other.csv"
+    pd.DataFrame({"a": [0.1, 0.2], "strength": [1.0, 2.0]}).to_csv(src, index=False)
+    base = ["bench", "pool", "--data", str(synthetic_csv), "--inputs", "a,b,c", "--objective", "y", "--budget", "5",
+            "--seeds", "1", "--out", str(tmp_path / "o")]
+    res = CliRunner().invoke(app, [*base, "--source", str(src)])
+    assert res.exit_code == 2 and "other.csv: no column 'y'" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, [*base, "--source", str(src), "--strategy", "gp-ei"])
+    assert res.exit_code == 2 and "--strategy default" in res.output
+    res = CliRunner().invoke(app, [*base, "--source", str(tmp_path / "missing.csv")])
+    assert res.exit_code == 2 and "missing.csv not found" in res.output
