@@ -1,0 +1,79 @@
+"""BayBE's transfer learning on one pool task; run by benchmarks/transfer_bench.py with the Python of
+the separate reference environment (benchmarks/baybe_env.sh), never the engine's.
+
+Usage: benchmarks/baybe-env/bin/python benchmarks/baybe_transfer.py JOB.json
+JOB: {"target": CSV, "sources": [CSV, ...], "seeds": S, "budget": B, "out": JSON}; every CSV has input
+columns and ``y`` (maximised); columns matched by name, an input a table lacks is 0 there.
+
+BayBE's way (its user guide, "Transfer Learning"): one search space with a ``TaskParameter`` whose
+values are the target and the sources and whose only active value is the target; source rows are
+added as measurements of their task; the campaign's default recommender (its GP with an index kernel
+over tasks) then recommends target rows only. The search space is the target pool (the discrete rows,
+task = target). Seed s draws the same two initial pool rows as the engine (numpy default_rng(s)).
+Writes {"found": seeds x budget top shares, "n_pool", "baybe_version", "seconds_per_step"}.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import warnings
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+warnings.filterwarnings("ignore")
+
+import numpy as np
+import pandas as pd
+
+
+def main(job_path: str) -> None:
+    import baybe
+    import torch
+    from baybe import Campaign
+    from baybe.objectives import SingleTargetObjective
+    from baybe.parameters import NumericalDiscreteParameter, TaskParameter
+    from baybe.searchspace import SearchSpace, SubspaceDiscrete
+    from baybe.targets import NumericalTarget
+
+    torch.set_num_threads(1)
+    job = json.loads(open(job_path).read())
+    target = pd.read_csv(job["target"])
+    inputs = [c for c in target.columns if c != "y"]
+    target = target.groupby(inputs, as_index=False)["y"].mean()  # the pool: unique inputs, as the engine's
+    sources = {f"source{k}": pd.read_csv(p) for k, p in enumerate(job["sources"])}
+    columns = inputs + [c for s in sources.values() for c in s.columns if c not in inputs and c != "y"]
+    columns = list(dict.fromkeys(columns))
+    pool = target.reindex(columns=columns + ["y"], fill_value=0.0)
+    n = len(pool)
+    top = set(np.argsort(-pool["y"].to_numpy(), kind="stable")[: math.ceil(0.05 * n)].tolist())
+    source_rows = pd.concat([s.reindex(columns=columns + ["y"], fill_value=0.0).assign(task=name) for name, s in sources.items()])
+    params = [NumericalDiscreteParameter(c, values=tuple(sorted(set(pool[c].tolist()) | {float(pool[c].max()) + 1.0})))
+              for c in columns]  # a spare value: BayBE wants >= 2 values per parameter
+    task = TaskParameter("task", values=("target", *sources), active_values=("target",))
+    exp = pool[columns].assign(task="target")
+    found_all, times = [], []
+    for seed in range(job["seeds"]):
+        space = SearchSpace(discrete=SubspaceDiscrete.from_dataframe(exp, parameters=[*params, task]))
+        objective = SingleTargetObjective(NumericalTarget("y"))
+        campaign = Campaign(space, objective, allow_recommending_already_measured=False)
+        campaign.add_measurements(source_rows, numerical_measurements_must_be_within_tolerance=False)
+        rng = np.random.default_rng(seed)
+        chosen = rng.choice(n, size=2, replace=False).tolist()
+        campaign.add_measurements(pool.iloc[chosen][columns + ["y"]].assign(task="target"))
+        while len(chosen) < min(job["budget"], n):
+            t0 = time.perf_counter()
+            rec = campaign.recommend(batch_size=1)
+            times.append(time.perf_counter() - t0)
+            idx = int(rec.index[0])  # the search space keeps the pool's row index
+            chosen.append(idx)
+            campaign.add_measurements(pool.iloc[[idx]][columns + ["y"]].assign(task="target"))
+        found_all.append((np.cumsum([c in top for c in chosen]) / len(top)).tolist())
+        print(f"baybe seed {seed}: top share {found_all[-1][-1]:.2f}", flush=True)
+    json.dump({"found": found_all, "n_pool": n, "baybe_version": baybe.__version__,
+               "seconds_per_step": float(np.mean(times)) if times else None}, open(job["out"], "w"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
