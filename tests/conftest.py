@@ -10,7 +10,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
-DATASETS = REPO.parent / "shared" / "datasets"
+DATASETS = Path(os.environ.get("DM_HPC_DATASETS", REPO.parent / "shared" / "datasets"))  # as benchmarks/ read it
 
 
 @pytest.fixture(scope="session")

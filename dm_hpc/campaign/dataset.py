@@ -25,6 +25,8 @@ class TrainingSet:
         fidelity: ``n`` fidelity indices into ``campaign.fidelities``.
         record_ids: ``n`` record ids (provenance of every training row).
         skipped: reason -> number of records left out.
+        transfer: the campaign's transfer sources (``campaign.transfer``), each with its records
+            (``campaign.transfer.SourceRows``); empty without ``transfer``.
     """
 
     compositions: list[dict[str, float]]
@@ -34,6 +36,7 @@ class TrainingSet:
     record_ids: list[str]
     sources: list[str]
     skipped: dict[str, int] = field(default_factory=dict)
+    transfer: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.record_ids)
@@ -64,12 +67,19 @@ def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
     pnames = list(campaign.space.process)
     skipped: dict[str, int] = {}
     if df.empty:
-        return TrainingSet([], np.zeros((0, len(pnames))), np.zeros((0, len(props))), np.zeros(0, int), [], [], {})
+        return TrainingSet([], np.zeros((0, len(pnames))), np.zeros((0, len(props))), np.zeros(0, int), [], [], {},
+                           _transfer_rows(campaign, df))
 
     fid = np.array([fidelity_of(campaign, s, m) if fidelity_of(campaign, s, m) is not None else -1
                     for s, m in zip(df["source"], df["method"])])
     keep = fid >= 0
     skipped["other method or source"] = int((~keep).sum())
+    if campaign.transfer is not None:
+        from dm_hpc.campaign.transfer import taken_by_sources
+
+        taken = taken_by_sources(campaign, df)  # a source's records are its own, never the campaign's too
+        skipped["taken by a transfer source"] = int((keep & taken).sum())
+        keep &= ~taken
 
     x_cols = [c for c in df.columns if c.startswith("x_")]
     has_comp = (df[x_cols].fillna(0).to_numpy() > 0).any(axis=1) if x_cols else np.zeros(len(df), bool)
@@ -100,7 +110,17 @@ def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
         record_ids=list(sub["record_id"]),
         sources=list(sub["source"]),
         skipped={k: v for k, v in skipped.items() if v},
+        transfer=_transfer_rows(campaign, df),
     )
+
+
+def _transfer_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list:
+    if campaign.transfer is None:
+        return []
+    from dm_hpc.campaign.strategy import design_space
+    from dm_hpc.campaign.transfer import source_rows
+
+    return source_rows(campaign, df, list(design_space(campaign).element_names))
 
 
 #: Fewest usable records a surrogate is fitted on (below it, suggestions are random draws).

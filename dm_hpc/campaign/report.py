@@ -410,6 +410,12 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
         md += fidelity_choice_lines(campaign, data)
     except Exception as exc:  # a failed fit must not cost the rest of the report
         notes.append(f"choice of the measured-value model failed: {type(exc).__name__}: {exc}")
+    try:
+        from dm_hpc.campaign.transfer import transfer_lines
+
+        md += transfer_lines(campaign, data)
+    except Exception as exc:  # a failed fit must not cost the rest of the report
+        notes.append(f"transfer model failed: {type(exc).__name__}: {exc}")
     sheets = sorted(p for p in campaign.run_dir.glob("*") if p.suffix in (".csv", ".xlsx"))
     md += [
         "## Where things are",

@@ -344,6 +344,77 @@ class LearningSpec(Strict):
     batch_size: int = Field(default=4, ge=1)
 
 
+class TransferSourceSpec(Strict):
+    """One source of related data: a store query (records matching every filter given) or a table
+    file read through the sheet reader and filtered alike."""
+
+    @property  # before the field ``property`` below, which hides the builtin in this class body
+    def name(self) -> str:
+        """How reports name the source: ``label``, else its filters."""
+        if self.label:
+            return self.label
+        parts = [f"{k}={v}" for k, v in (("campaign", self.campaign), ("method", self.method), ("source", self.source))
+                 if v is not None]
+        parts += [f"elements={'-'.join(self.elements)}"] if self.elements else []
+        parts += [f"table={self.table.name}"] if self.table is not None else []
+        return ",".join(parts)
+
+    campaign: str | None = None
+    method: str | None = None
+    source: Literal["computed", "experimental"] | None = None
+    elements: list[str] | None = None
+    table: Path | None = None
+    table_map: Path | None = None
+    property: str | None = None
+    label: str | None = None
+
+    @field_validator("elements")
+    @classmethod
+    def _elements(cls, v: list[str] | None) -> list[str] | None:
+        for el in v or ():
+            if not is_element(el):
+                raise ValueError(f"unknown element {el!r}")
+        return v
+
+    @field_validator("label", "campaign")
+    @classmethod
+    def _text(cls, v: str | None) -> str | None:
+        if v is not None and not _NAME.fullmatch(v):
+            raise ValueError(f"{v!r}: use 1-48 letters, digits, '_', '.', '-'")
+        return v
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str | None) -> str | None:
+        if v is not None and not _LAB_NAME.fullmatch(v):
+            raise ValueError(f"{v!r}: a method name is one line of 1-64 characters")
+        return v
+
+    @model_validator(mode="after")
+    def _selects(self) -> TransferSourceSpec:
+        if all(v is None for v in (self.campaign, self.method, self.source, self.elements, self.table)):
+            raise ValueError("a transfer source needs campaign, method, source, elements or table")
+        if self.table_map is not None and self.table is None:
+            raise ValueError("table_map is given without a table")
+        if self.property is not None:
+            canonical_unit(self.property)  # an unknown property fails here, with "did you mean"
+        return self
+
+
+class TransferSpec(Strict):
+    """Related data the campaign learns from beside its own (``dm_hpc.learn.transfer``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    from_: Annotated[list[TransferSourceSpec], Field(alias="from", min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique(self) -> TransferSpec:
+        names = [s.name for s in self.from_]
+        if len(set(names)) != len(names):
+            raise ValueError(f"transfer sources must differ (give each a label): {names}")
+        return self
+
+
 class TermSpec(Strict):
     """A campaign's own vocabulary term: its canonical unit (pint) and physical range there."""
 
@@ -391,6 +462,7 @@ class CampaignSpec(Strict):
     stopping: StoppingSpec = Field(default_factory=StoppingSpec)
     runner: RunnerSpec = Field(default_factory=RunnerSpec)
     learning: LearningSpec = Field(default_factory=LearningSpec)
+    transfer: TransferSpec | None = None
     mode: Literal["optimise", "gaps"] = "optimise"
 
     @field_validator("name")
@@ -472,7 +544,8 @@ def _format_errors(path: str, exc: ValidationError) -> str:
 #: Fields that name files or folders, as paths into the campaign's mapping (``*`` is every
 #: fidelity). A ``runner.site`` without a suffix names a profile in ``configs/sites``, not a file.
 PATH_FIELDS = (("store",), ("workdir",), ("space", "pool"), ("space", "pool_map"), ("runner", "site"),
-               ("fidelities", "*", "emulate_from"), ("fidelities", "*", "emulate_map"))
+               ("fidelities", "*", "emulate_from"), ("fidelities", "*", "emulate_map"),
+               ("transfer", "from", "*", "table"), ("transfer", "from", "*", "table_map"))
 
 
 def _holders(data: dict, path: tuple[str, ...]) -> list[tuple[dict, str]]:

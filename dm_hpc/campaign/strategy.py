@@ -75,9 +75,28 @@ def fit_model(campaign: CampaignSpec, data: TrainingSet):
     target = target_index(campaign)
     if target not in set(data.fidelity.tolist()):  # predict what was measured, not an empty task
         target = int(data.fidelity.max())
+    sources = [s for s in data.transfer if len(s.y)]
+    if sources and len(campaign.properties) == 1 and len(set(data.fidelity.tolist())) == 1:
+        return _fit_with_sources(campaign, space, X, Y, names[int(data.fidelity[0])], sources)
     return fit_fidelity_surrogate(X, Y, [names[i] for i in data.fidelity], outputs=campaign.properties,
                                   target=names[target], space=space,
                                   kind=campaign.learning.surrogate, all_fidelities=names, seed=campaign.seed)
+
+
+def _fit_with_sources(campaign: CampaignSpec, space, X, Y, fidelity: str, sources: list):
+    """The campaign's one property on its one observed fidelity, with its transfer sources
+    (``learn.transfer.fit_transfer``: weighted by the campaign's own data, cold when they do not help)."""
+    import torch
+
+    from dm_hpc.learn.features import composition_matrix
+    from dm_hpc.learn.fitted import FittedSurrogate
+    from dm_hpc.learn.transfer import Source, fit_transfer
+
+    tables = [Source(s.name, space.featurize(composition_matrix(s.compositions, space.element_names), s.process),
+                     torch.tensor(s.y, dtype=torch.double)) for s in sources]
+    fit = fit_transfer(X, Y[:, 0], tables, seed=campaign.seed)
+    info = {"kind": fit.kind, "weights": fit.weights, "loo": fit.loo, "source_points": fit.source_points}
+    return FittedSurrogate(fit.model, tuple(campaign.properties), (fidelity,), fidelity, space, X, transfer=info)
 
 
 def optimiser(campaign: CampaignSpec) -> BoTorchOptimisation:

@@ -30,6 +30,8 @@ class FittedSurrogate:
         space: what turns compositions and process settings into the ``n x d`` features the
             model was trained on (an ``acquire.DesignSpace``; ``learn`` does not import it).
         train_X: the ``n x d`` training inputs (without a task column).
+        transfer: when sources informed the model (``learn.transfer``): ``{"kind", "weights"
+            {source: weight}, "loo" {kind: density}, "source_points" {source: rows}}``; else None.
     """
 
     model: Any
@@ -38,6 +40,7 @@ class FittedSurrogate:
     target: str
     space: Any
     train_X: Tensor
+    transfer: dict | None = None
 
     @property
     def multi_fidelity(self) -> bool:

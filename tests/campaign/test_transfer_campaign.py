@@ -1,0 +1,78 @@
+"""Issue 22: a campaign learns from related data (campaigns/bandgap-transfer.yaml: computed band gaps
+of a shared table as the source for measured ones), runs end to end with an emulated lab, and its
+report shows each source's weight. Bad transfer settings are refused with the field named."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from dm_hpc.campaign import CampaignError, load_campaign
+from dm_hpc.campaign.dataset import training_set
+from dm_hpc.campaign.manager import CampaignManager
+from dm_hpc.data import Store
+from tests.conftest import REPO
+
+
+def _campaign(tmp_path, **changes):
+    data = yaml.safe_load((REPO / "campaigns" / "bandgap-transfer.yaml").read_text())
+    shared = lambda p: str((REPO / "campaigns" / p).resolve()) if (REPO / "campaigns" / p).exists() else p  # noqa: E731
+    from tests.conftest import DATASETS
+
+    table = str(DATASETS / "bandgap_dft_vs_expt.csv")
+    sheet_map = str(REPO / "configs" / "sheets" / "bandgap_dft_vs_expt.yaml")
+    data["space"].update(pool=table, pool_map=sheet_map)
+    data["fidelities"][0].update(emulate_from=table, emulate_map=sheet_map)
+    data["transfer"]["from"][0].update(table=table, table_map=sheet_map)
+    data.update(store=str(tmp_path / "store"), workdir=str(tmp_path / "run"), **changes)
+    path = tmp_path / "campaign.yaml"
+    path.write_text(yaml.safe_dump(data))
+    del shared
+    return load_campaign(path)
+
+
+def test_bandgap_campaign_transfers_from_the_computed_screen(tmp_path, datasets):
+    campaign = _campaign(tmp_path, budget={"lab_experiments": 8})
+    summary = CampaignManager(campaign, quiet=True).run()
+    assert summary.reason.startswith("lab budget reached")
+    exp = Store.open(campaign.store).to_dataframe(source="experimental", campaign=campaign.name)
+    assert len(exp) >= 6
+    # the emulated lab answers with measured values only (the table also has DFT rows)
+    table = pd.read_csv(datasets / "bandgap_dft_vs_expt.csv")
+    measured = set(table.loc[table.expt_data == 1, "bandgap"].round(6))
+    assert set(exp["bandgap"].round(6)) <= measured
+    data = training_set(campaign, Store.open(campaign.store).to_dataframe())
+    assert [(s.name, len(s.y)) for s in data.transfer] == [("dft-screen", 150)]
+    from dm_hpc.campaign.report import write_report
+
+    text = write_report(campaign).read_text()
+    assert "## Transfer" in text and "| dft-screen (bandgap) | 150 |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| dft-screen"))
+    float(row.rstrip(" |").rsplit("|", 1)[1])  # a weight, a number
+    assert "Leave-one-out log predictive density" in text
+
+
+def test_store_query_sources_take_their_records_out_of_the_campaigns_own(tmp_path, datasets):
+    from dm_hpc.data.sheets import read_sheet
+
+    campaign = _campaign(tmp_path, transfer={"from": [{"source": "experimental", "method": "expt-literature",
+                                                        "label": "literature"}]})
+    store = Store.open(campaign.store, "a")
+    store.ingest(read_sheet(datasets / "bandgap_dft_vs_expt.csv", column_map=REPO / "configs/sheets/bandgap_dft_vs_expt.yaml"))
+    data = training_set(campaign, store.to_dataframe())
+    # the 150 literature measurements would count as the lab's: they are the source's instead
+    assert len(data) == 0 and data.skipped["taken by a transfer source"] == 150
+    assert [(s.name, len(s.y)) for s in data.transfer] == [("literature", 150)]
+
+
+@pytest.mark.parametrize("transfer, message", [
+    ({"from": []}, "transfer.from"),
+    ({"from": [{"label": "x"}]}, "needs campaign, method, source, elements or table"),
+    ({"from": [{"elements": ["Xx"]}]}, "unknown element 'Xx'"),
+    ({"from": [{"method": "a", "property": "bandgapp"}]}, "bandgapp"),
+    ({"from": [{"method": "a"}, {"method": "a"}]}, "transfer sources must differ"),
+    ({"to": []}, "transfer.to"),
+])
+def test_bad_transfer_settings_name_the_field(tmp_path, datasets, transfer, message):
+    with pytest.raises(CampaignError, match=message):
+        _campaign(tmp_path, transfer=transfer)
