@@ -191,38 +191,50 @@ def paired_ratio(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int 
     return float(point), float(lo), float(hi)
 
 
-def compare(out: Path) -> str:
-    runs = {}
+def _runs(out: Path) -> dict[str, dict[str, dict]]:
+    """task -> row -> saved run; the ``unrelated`` task's target is ``hartmann3-shifted``'s pool, so
+    its cold and reference rows are that task's when it has none of its own."""
+    runs: dict[str, dict[str, dict]] = {}
     for p in sorted(out.glob("*.json")):
         r = json.loads(p.read_text())
         if "row" in r:
             runs.setdefault(r["task"], {})[r["row"]] = r
+    for row in ("cold", "reference"):
+        if row in runs.get("hartmann3-shifted", {}) and "unrelated" in runs:
+            runs["unrelated"].setdefault(row, runs["hartmann3-shifted"][row])
+    return runs
+
+
+def compare(out: Path) -> str:
+    """Markdown tables; every row of a task is cut to the seeds and budget that all its rows ran
+    (seed s of a longer run is the same campaign as seed s of a shorter one, up to the shorter budget)."""
     f = lambda v: "-" if v is None else str(v)  # noqa: E731
-    lines = ["| task | N | seeds | budget | row | top share at budget | experiments to 50 % | s/run |", "|---|---|---|---|---|---|---|---|"]
-    ratios = ["| task | transfer / cold | 90 % interval | transfer / BayBE (common seeds) | 90 % interval | final source weight | model kind (share of steps) |",
+    lines = ["| task | N | seeds | budget | row | top share at budget | experiments to 50 % | s/step |", "|---|---|---|---|---|---|---|---|"]
+    ratios = ["| task | transfer / cold | 90 % interval | transfer / BayBE | 90 % interval | final source weight | model kind (share of steps) |",
               "|---|---|---|---|---|---|---|"]
-    for task, rows in runs.items():
+    for task, rows in _runs(out).items():
+        k = min(len(r["found"]) for r in rows.values())
+        b = min(len(r["found"][0]) for r in rows.values())
+        cut = {row: np.array(r["found"])[:k, :b] for row, r in rows.items()}
         for row in ROWS:
             if row not in rows:
                 continue
-            r = rows[row]
-            fd = np.array(r["found"])
-            lines.append(f"| {task} | {r['n_pool']} | {len(fd)} | {fd.shape[1]} | {row}{' ' + r['baybe_version'] if 'baybe_version' in r else ''} | "
-                         f"{fd[:, -1].mean():.2f} | {f(experiments_to(fd))} | {r['seconds'] / len(fd):.0f} |")
+            r, fd = rows[row], cut[row]
+            steps = len(r["found"]) * (len(r["found"][0]) - 2)
+            lines.append(f"| {task} | {r['n_pool']} | {k} | {b} | {row}{' ' + r['baybe_version'] if 'baybe_version' in r else ''} | "
+                         f"{fd[:, -1].mean():.2f} | {f(experiments_to(fd))} | {r['seconds'] / max(steps, 1):.1f} |")
         if "transfer" in rows:
-            tr = np.array(rows["transfer"]["found"])
             cells = []
             for other in ("cold", "baybe"):
-                if other in rows:  # paired on the seeds both rows ran (seed s: the same initial points)
-                    k = min(len(tr), len(rows[other]["found"]))
-                    q, lo, hi = paired_ratio(tr[:k], np.array(rows[other]["found"])[:k])
+                if other in rows:
+                    q, lo, hi = paired_ratio(cut["transfer"], cut[other])
                     cells += [f"{q:.2f}", f"{lo:.2f}-{hi:.2f}"]
                 else:
                     cells += ["-", "-"]
-            w = ", ".join(f"{k}: {v:.2f}" for k, v in rows["transfer"].get("final_weight", {}).items())
-            ks = ", ".join(f"{k} {v:.0%}" for k, v in rows["transfer"].get("kind_share", {}).items())
+            w = ", ".join(f"{n}: {v:.2f}" for n, v in rows["transfer"].get("final_weight", {}).items())
+            ks = ", ".join(f"{n} {v:.0%}" for n, v in rows["transfer"].get("kind_share", {}).items())
             ratios.append(f"| {task} | " + " | ".join(cells) + f" | {w} | {ks} |")
-    return "\n".join(lines + ["", *ratios, "", "Timings: a shared 2-core machine loaded by five other sessions."])
+    return "\n".join(lines + ["", *ratios, "", "Timings (s/step, wall): a shared 2-core machine loaded by five other sessions."])
 
 
 def main() -> None:

@@ -120,7 +120,7 @@ def suggest_sources(campaign: CampaignSpec, df: pd.DataFrame) -> pd.DataFrame:
     mine = set(design_space(campaign).element_names)
     pnames = set(campaign.space.process)
     if df.empty or prop not in df.columns:
-        return pd.DataFrame(columns=["select", "records", "shared_elements", "other_elements", "shared_process"])
+        return pd.DataFrame()
     df = df[df[prop].notna() & (df["campaign"].fillna("") != campaign.name)]
     x_cols = [c for c in df.columns if c.startswith("x_")]
     rows = []
@@ -130,9 +130,12 @@ def suggest_sources(campaign: CampaignSpec, df: pd.DataFrame) -> pd.DataFrame:
     for by, value, group in groups:
         els = {c[2:] for c in x_cols if (group[c].fillna(0) > 0).any()}
         procs = {c.split(":", 1)[1] for c in group.columns if c.startswith("process.") and group[c].notna().any()}
+        shared, other = sorted(els & mine), sorted(els - mine)
         rows.append({"select": f"{by}: {value}", "records": len(group), "source": ",".join(sorted(set(group["source"]))),
-                     "shared_elements": ",".join(sorted(els & mine)), "other_elements": ",".join(sorted(els - mine)),
-                     "shared_process": ",".join(sorted(procs & pnames)), "_n_shared": len(els & mine) + len(procs & pnames)})
+                     "shared elements": f"{len(shared)} of {len(mine)}", "other elements": f"{len(other)}",
+                     "shared process": ",".join(sorted(procs & pnames)) or "-",
+                     "elements": ",".join(shared) + (f" (+ {','.join(other)})" if other else ""),
+                     "_n_shared": len(shared) + len(procs & pnames)})
     out = pd.DataFrame(rows)
     if out.empty:
         return out

@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "dm_hpc.cli.plan",
     "dm_hpc.cli.serve",
     "dm_hpc.cli.journal",
+    "dm_hpc.cli.transfer",
 )
 
 for _name in _COMMAND_MODULES:

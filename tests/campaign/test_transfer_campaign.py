@@ -76,3 +76,22 @@ def test_store_query_sources_take_their_records_out_of_the_campaigns_own(tmp_pat
 def test_bad_transfer_settings_name_the_field(tmp_path, datasets, transfer, message):
     with pytest.raises(CampaignError, match=message):
         _campaign(tmp_path, transfer=transfer)
+
+
+def test_transfer_suggest_lists_store_sources_with_their_overlap(tmp_path, datasets):
+    """Band gaps of two methods share the campaign's elements; OER plates and steels hold no band gap."""
+    from typer.testing import CliRunner
+
+    from dm_hpc.cli import app
+    from dm_hpc.data.sheets import read_sheet
+
+    campaign = _campaign(tmp_path, transfer=None)
+    store = Store.open(campaign.store, "a")
+    store.ingest(read_sheet(datasets / "bandgap_dft_vs_expt.csv", column_map=REPO / "configs/sheets/bandgap_dft_vs_expt.yaml"))
+    store.ingest(read_sheet(datasets / "oer_plate_3496.csv", column_map=REPO / "configs/sheets/oer_plate_3496.yaml")[:50])
+    store.close()
+    res = CliRunner().invoke(app, ["transfer", "suggest", str(tmp_path / "campaign.yaml")], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert "method: dft-camd" in res.output and "method: expt-literature" in res.output
+    assert "jcap" not in res.output  # no band gaps there
+    assert "75 of 75" in res.output  # every pool element is shared

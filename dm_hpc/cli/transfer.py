@@ -1,0 +1,47 @@
+"""`dm-hpc transfer suggest CAMPAIGN`: related data in the store a campaign could learn from."""
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from dm_hpc.cli.campaign import CampaignFile, _load
+
+console = Console()
+transfer_app = typer.Typer(help="Related data a campaign can learn from (issue 22).", no_args_is_help=True)
+
+
+@transfer_app.command("suggest")
+def suggest(
+    campaign: CampaignFile,
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+) -> None:
+    """List store records (by campaign, else by method) that hold the campaign's objective property
+    and share elements or process parameters with it, with their overlap; each row's first column
+    is what to write under `transfer: from:`."""
+    from dm_hpc.campaign.report import _store_frame
+    from dm_hpc.campaign.transfer import suggest_sources
+
+    c = _load(campaign)
+    df, note = _store_frame(c)
+    if note:
+        console.print(note, markup=False, highlight=False)
+    found = suggest_sources(c, df)
+    prop = c.objectives[0].property
+    if found.empty:
+        console.print(f"no records in {c.store} hold {prop} and share elements or process parameters with "
+                      f"{c.name}", markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(title=f"sources of {prop} for {c.name} (first {min(limit, len(found))} of {len(found)})")
+    for col in found.columns:
+        table.add_column(Text(col))
+    for _, row in found.head(limit).iterrows():
+        table.add_row(*[Text(str(v)) for v in row])  # Text: names are data, not markup
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(transfer_app, name="transfer")
