@@ -161,13 +161,20 @@ def run_row(task: str, row: str, seeds: int, budget: int, out: Path) -> dict:
             made.append(Strategy("default", Xt, seed, sources=sources))
             return made[-1]
 
-        orders, _ = run_pool(X, y, make, budget, seeds)
-        found = np.cumsum(np.isin(orders, top), axis=1) / len(top)
-        n = len(y)
-        if row == "transfer":
-            from dm_hpc.bench.pool import transfer_summary
+        def save(done: np.ndarray) -> dict:  # after every seed: a run cut short keeps its finished seeds
+            extra = {}
+            if row == "transfer":
+                from dm_hpc.bench.pool import transfer_summary
 
-            extra = transfer_summary(columns, sources, [m.history for m in made])
+                extra = transfer_summary(columns, sources, [m.history for m in made[: len(done)]])
+            found = np.cumsum(np.isin(done, top), axis=1) / len(top)
+            r = {"task": task, "row": row, "seeds": len(done), "budget": budget, "n_pool": int(len(y)),
+                 "found": found.tolist(), "seconds": time.time() - t0, **extra}
+            (out / f"{task}-{row}.json").write_text(json.dumps(r))
+            return r
+
+        run_pool(X, y, make, budget, seeds, on_seed=save)
+        return json.loads((out / f"{task}-{row}.json").read_text())
     r = {"task": task, "row": row, "seeds": seeds, "budget": budget, "n_pool": int(n), "found": found.tolist(),
          "seconds": time.time() - t0, **extra}
     (out / f"{task}-{row}.json").write_text(json.dumps(r))

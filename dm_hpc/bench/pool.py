@@ -91,12 +91,15 @@ def run_pool(
     seeds: int,
     n_init: int = 2,
     progress=None,
+    on_seed: Callable[[np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, float]:
     """Run ``seeds`` campaigns on the pool ``X`` (``N x d``) with outcomes ``y`` (``N``, maximised).
 
     ``strategy``: a name of ``STRATEGIES``, or a factory ``(X, seed) -> Strategy`` (ablations).
     Returns (``seeds x budget`` pool indices in evaluation order, mean seconds per proposal).
     Seed s draws its initial points from ``numpy.random.default_rng(s)``, the same for every strategy.
+    ``on_seed``: called with the orders of the seeds done so far (``done x budget``) after each seed,
+    so that a long run keeps what it has.
     """
     Xt = torch.tensor(np.array(X, dtype=float), dtype=torch.double)
     yt = torch.tensor(np.array(y, dtype=float), dtype=torch.double)
@@ -117,6 +120,8 @@ def run_pool(
             if progress is not None:
                 progress()
         orders[s] = observed
+        if on_seed is not None:
+            on_seed(orders[: s + 1])
     return orders, spent / max(steps, 1)
 
 

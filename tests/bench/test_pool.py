@@ -102,3 +102,13 @@ def test_cli_source_without_the_objective_is_one_line_error(synthetic_csv, tmp_p
     assert res.exit_code == 2 and "--strategy default" in res.output
     res = CliRunner().invoke(app, [*base, "--source", str(tmp_path / "missing.csv")])
     assert res.exit_code == 2 and "missing.csv not found" in res.output
+
+
+def test_run_pool_hands_over_each_finished_seed():
+    from dm_hpc.bench.pool import run_pool
+
+    X = np.random.default_rng(0).random((30, 2))
+    seen = []
+    orders, _ = run_pool(X, -X.sum(1), "random", 6, 3, on_seed=lambda done: seen.append(done.copy()))
+    assert [s.shape for s in seen] == [(1, 6), (2, 6), (3, 6)]
+    assert (seen[-1] == orders).all()
