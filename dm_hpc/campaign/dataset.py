@@ -7,11 +7,13 @@ or lacking a needed property are left out (and counted, so a report can say so).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from dm_hpc.campaign.spec import CampaignSpec, FidelityKind
+from dm_hpc.campaign.spec import CampaignSpec, FidelityKind, TransferSourceSpec
 
 
 @dataclass
@@ -75,8 +77,6 @@ def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
     keep = fid >= 0
     skipped["other method or source"] = int((~keep).sum())
     if campaign.transfer is not None:
-        from dm_hpc.campaign.transfer import taken_by_sources
-
         taken = taken_by_sources(campaign, df)  # a source's records are its own, never the campaign's too
         skipped["taken by a transfer source"] = int((keep & taken).sum())
         keep &= ~taken
@@ -115,12 +115,95 @@ def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
 
 
 def _transfer_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list:
-    if campaign.transfer is None:
-        return []
-    from dm_hpc.campaign.strategy import design_space
-    from dm_hpc.campaign.transfer import source_rows
+    return source_rows(campaign, df) if campaign.transfer is not None else []
 
-    return source_rows(campaign, df, list(design_space(campaign).element_names))
+
+# Transfer sources (``campaign.transfer``): a source is a store query (campaign, method, source,
+# elements: every filter given must match) or a table file read through the sheet reader and
+# filtered alike. Its records give the campaign's first objective (or the source's ``property``:
+# one property informing another). Store records a source takes are the source's, not the
+# campaign's own data (``training_set`` leaves them out), so one record never counts twice.
+
+@dataclass
+class SourceRows:
+    """One source's usable records: ``compositions`` (n), ``process`` (``n x P``, canonical units;
+    the box's middle where a record has none), ``y`` (n, the property in canonical units)."""
+
+    name: str
+    property: str
+    compositions: list[dict[str, float]]
+    process: np.ndarray
+    y: np.ndarray
+    record_ids: list[str]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=8)
+def _table_frame(path: Path, column_map: Path | None, mtime: float) -> pd.DataFrame:
+    """A table file's records as ``Store.to_dataframe`` columns (ids, provenance, ``x_<El>``, properties)."""
+    from dm_hpc.data.sheets import read_sheet
+
+    rows = []
+    for r in read_sheet(path, column_map=column_map):
+        if r.composition is None:
+            continue
+        row = {"record_id": r.record_id, "source": r.provenance.source.value, "method": r.provenance.method,
+               "campaign": r.provenance.campaign}
+        row.update({f"x_{el}": v for el, v in r.composition.fractions.items()})
+        row.update({p.name: p.value for p in r.properties})
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    x_cols = [c for c in df.columns if c.startswith("x_")]
+    df[x_cols] = df[x_cols].fillna(0.0)
+    return df
+
+
+def matches(spec: TransferSourceSpec, df: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of the rows of ``df`` (``Store.to_dataframe`` columns) that ``spec`` selects."""
+    keep = np.ones(len(df), bool)
+    for col in ("campaign", "method", "source"):
+        want = getattr(spec, col)
+        if want is not None:
+            keep &= (df[col] == want).to_numpy() if col in df.columns else False
+    for el in spec.elements or ():
+        keep &= (df[f"x_{el}"].fillna(0) > 0).to_numpy() if f"x_{el}" in df.columns else False
+    return keep
+
+
+def taken_by_sources(campaign: CampaignSpec, df: pd.DataFrame) -> np.ndarray:
+    """Store rows that some store-query source of ``campaign`` takes (False where none)."""
+    taken = np.zeros(len(df), bool)
+    if campaign.transfer is not None and len(df):
+        for spec in campaign.transfer.from_:
+            if spec.table is None:
+                taken |= matches(spec, df)
+    return taken
+
+
+def source_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[SourceRows]:
+    """Each transfer source's records that hold its property (``df``: the store's records). Records
+    with elements outside the design space are left out where the model is fitted, which knows it."""
+    out = []
+    for spec in (campaign.transfer.from_ if campaign.transfer is not None else ()):
+        if spec.table is not None:
+            frame = _table_frame(spec.table, spec.table_map, spec.table.stat().st_mtime)
+        else:
+            frame = df
+        sub = frame[matches(spec, frame)] if len(frame) else frame
+        prop = spec.property or campaign.objectives[0].property
+        skipped = {}
+        has = sub[prop].notna().to_numpy() if prop in sub.columns else np.zeros(len(sub), bool)
+        skipped[f"no {prop}"] = int((~has).sum())
+        x_cols = [c for c in sub.columns if c.startswith("x_")]
+        sub = sub[has]
+        comps = [{c[2:]: float(v) for c, v in zip(x_cols, row) if v > 0} for row in sub[x_cols].to_numpy()]
+        proc = np.zeros((len(sub), len(campaign.space.process)))
+        for j, (name, bound) in enumerate(campaign.space.process.items()):
+            values = process_values(sub, name)
+            proc[:, j] = np.where(np.isnan(values), 0.5 * (bound.low + bound.high), values)
+        out.append(SourceRows(spec.name, prop, comps, proc, sub[prop].to_numpy(float), list(sub["record_id"]),
+                              {k: v for k, v in skipped.items() if v}))
+    return out
 
 
 #: Fewest usable records a surrogate is fitted on (below it, suggestions are random draws).

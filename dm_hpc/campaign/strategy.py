@@ -92,10 +92,18 @@ def _fit_with_sources(campaign: CampaignSpec, space, X, Y, fidelity: str, source
     from dm_hpc.learn.fitted import FittedSurrogate
     from dm_hpc.learn.transfer import Source, fit_transfer
 
-    tables = [Source(s.name, space.featurize(composition_matrix(s.compositions, space.element_names), s.process),
-                     torch.tensor(s.y, dtype=torch.double)) for s in sources]
+    known = set(space.element_names)
+    tables, outside = [], {}
+    for s in sources:  # the model's inputs are the campaign's features: other elements cannot enter
+        inside = np.array([set(c) <= known for c in s.compositions], bool)
+        outside[s.name] = int((~inside).sum())
+        if inside.any():
+            comps = [c for c, ok in zip(s.compositions, inside) if ok]
+            tables.append(Source(s.name, space.featurize(composition_matrix(comps, space.element_names), s.process[inside]),
+                                 torch.tensor(s.y[inside], dtype=torch.double)))
     fit = fit_transfer(X, Y[:, 0], tables, seed=campaign.seed)
-    info = {"kind": fit.kind, "weights": fit.weights, "loo": fit.loo, "source_points": fit.source_points}
+    info = {"kind": fit.kind, "weights": fit.weights, "loo": fit.loo, "source_points": fit.source_points,
+            "outside_space": outside}
     return FittedSurrogate(fit.model, tuple(campaign.properties), (fidelity,), fidelity, space, X, transfer=info)
 
 
