@@ -71,8 +71,9 @@ def main(job_path: str) -> None:
             campaign.add_measurements(pool.iloc[[idx]][columns + ["y"]].assign(task="target"))
         found_all.append((np.cumsum([c in top for c in chosen]) / len(top)).tolist())
         print(f"baybe seed {seed}: top share {found_all[-1][-1]:.2f}", flush=True)
-    json.dump({"found": found_all, "n_pool": n, "baybe_version": baybe.__version__,
-               "seconds_per_step": float(np.mean(times)) if times else None}, open(job["out"], "w"))
+        # after every seed: a run cut short keeps its finished seeds
+        json.dump({"found": found_all, "n_pool": n, "baybe_version": baybe.__version__,
+                   "seconds_per_step": float(np.mean(times)) if times else None}, open(job["out"], "w"))
 
 
 if __name__ == "__main__":

@@ -146,7 +146,9 @@ def run_row(task: str, row: str, seeds: int, budget: int, out: Path) -> dict:
         job = out / f"{task}-baybe-job.json"
         job.write_text(json.dumps({"target": str(tpath), "sources": [str(p) for p in spaths], "seeds": seeds, "budget": budget,
                                    "out": str(out / f"{task}-baybe-raw.json")}))
-        subprocess.run([str(BAYBE_PYTHON), str(Path(__file__).with_name("baybe_transfer.py")), str(job)], check=True)
+        done = subprocess.run([str(BAYBE_PYTHON), str(Path(__file__).with_name("baybe_transfer.py")), str(job)])
+        if done.returncode and not (out / f"{task}-baybe-raw.json").is_file():
+            raise SystemExit(f"BayBE run failed ({done.returncode}) before its first seed")
         raw = json.loads((out / f"{task}-baybe-raw.json").read_text())
         found, n, extra = np.array(raw["found"]), raw["n_pool"], {"baybe_version": raw["baybe_version"]}
     else:
