@@ -34,7 +34,8 @@ from gpytorch.means import Mean
 from gpytorch.priors import NormalPrior
 from torch import Tensor
 
-from dm_hpc.learn.surrogates import GP_DEFAULTS, GPSettings, _fit_mll, _hyper_state, _load_hypers, fit_gp, fit_multitask
+from dm_hpc.learn.gp import GP_DEFAULTS, GPSettings, _fit_mll, _hyper_state, _load_hypers, _matern_ard, fit_gp
+from dm_hpc.learn.surrogates import fit_multitask
 
 KINDS = ("cold", "multitask", "prior")
 #: points kept per source in the multi-task GP (seeded subsample; the fit is O(N^3) per iteration)
@@ -179,8 +180,6 @@ def _source_correlations(model, n_sources: int) -> list[float]:
 def _fit_prior(X, y, sources, source_models, stats, bounds, warm, seed):
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
-
-    from dm_hpc.learn.surrogates import _matern_ard
 
     d = X.shape[-1]
     model = SingleTaskGP(X, y.reshape(-1, 1), covar_module=_matern_ard(d),
