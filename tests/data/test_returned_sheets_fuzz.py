@@ -31,7 +31,7 @@ from dm_hpc.data import MaterialRecord, Source
 from dm_hpc.data.sheets import SheetDefaults, SheetError, read_sheet_contents
 from dm_hpc.data.vocabulary import term
 from tests.data.returned_sheets import corpus
-from tests.data.sheet_doors import SAMPLES, Doors
+from tests.data.sheet_doors import SAMPLES, Doors, doors_in_memory
 
 
 
@@ -110,9 +110,8 @@ def _through_the_reader(sheets, tmp_path):
 
 @pytest.fixture(scope="module")
 def doors(tmp_path_factory):
-    d = Doors(tmp_path_factory.mktemp("fuzz-doors"))
-    yield d
-    d.close()
+    with doors_in_memory(tmp_path_factory.mktemp("fuzz-doors")) as d:
+        yield d
 
 
 def _through_every_door(doors: Doors, cases, tmp_path) -> Counter:
