@@ -33,6 +33,7 @@ from typer.testing import CliRunner
 
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign import load_campaign
+from dm_hpc.campaign.holds import Z_99
 from dm_hpc.data import Store
 from dm_hpc.data.sheets import SheetError
 
@@ -41,14 +42,16 @@ SAMPLES = {f"A{i}": comp for i, comp in enumerate([
     {"Al": 0.9, "Cu": 0.05, "Mg": 0.05}, {"Al": 0.8, "Cu": 0.15, "Mg": 0.05},
     {"Al": 0.95, "Cu": 0.04, "Mg": 0.01}, {"Al": 0.7, "Cu": 0.25, "Mg": 0.05}])}
 PROPERTIES = ("hardness", "density")
-#: The ranges a good returned sheet's values come from (hardness GPa, density g/cm^3): the
-#: journalled prediction's 99 % interval covers them, so a value is held only when something
-#: moved it (x100, 0, a unit read wrong), as with a lab whose model is about right.
+#: The ranges a good returned sheet's values come from (hardness GPa, density g/cm^3).
 GOOD = {"hardness": (0.3, 2.5), "density": (2.6, 3.1)}
-#: The prediction journalled for every sample: the middle of ``GOOD``, one std a half-width
-#: over 2 (the 99 % interval is +-2.58 std).
-PREDICTED = {"mean": {p: (lo + hi) / 2 for p, (lo, hi) in GOOD.items()},
-             "std": {p: (hi - lo) / 4 for p, (lo, hi) in GOOD.items()}}
+#: The predictions journalled with the suggestions: for A2 and A3 a model about right (the
+#: middle of ``GOOD``, its 99 % interval ``GOOD`` widened by 5 %: a value is held only when
+#: something moved it); for A0 and A1 a model sure and wrong (hardness 1.0 +- 0.2 GPa, density
+#: 2.8 +- 0.1 g/cm^3: many good values fall outside and are held), so both paths are walked.
+ABOUT_RIGHT = {"mean": {p: (lo + hi) / 2 for p, (lo, hi) in GOOD.items()},
+               "std": {p: 1.05 * (hi - lo) / 2 / Z_99 for p, (lo, hi) in GOOD.items()}}
+SURE_AND_WRONG = {"mean": {"hardness": 1.0, "density": 2.8}, "std": {"hardness": 0.2, "density": 0.1}}
+PREDICTED = {"A0": SURE_AND_WRONG, "A1": SURE_AND_WRONG, "A2": ABOUT_RIGHT, "A3": ABOUT_RIGHT}
 
 
 def write_lab_campaign(folder: Path) -> Path:
@@ -70,7 +73,7 @@ def write_lab_campaign(folder: Path) -> Path:
     journal = jn.Journal(campaign.run_dir / "journal.jsonl")
     journal.write("start")
     journal.write("lab_suggested", batch=1, samples=[
-        {"sample_id": sid, "composition": comp, "process": {}, "predicted": PREDICTED}
+        {"sample_id": sid, "composition": comp, "process": {}, "predicted": PREDICTED[sid]}
         for sid, comp in SAMPLES.items()])
     journal.close()
     return path
