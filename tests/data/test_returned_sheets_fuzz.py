@@ -15,9 +15,8 @@ Invariants, whatever the reader decides for a sheet:
   the same pending, not-made and held samples.
 The full run (``make test``) takes all 1,000 through the reader and through the three doors;
 ``-m "not slow"`` takes 250 through the reader and 12 through the doors. All 1,000 x 3 doors:
-663 refused, 337 stored, 0 differences; the whole file took 8 minutes on the shared 2-core
-machine under a load of 11-15 (about 2 minutes of CPU; tally and timings in
-docs/measurements/sheets.md).
+663 refused, 337 stored, 0 differences; the whole file took 2 min 19 s on this 2-core machine
+nearly quiet, 8 min under a load of 11-15 (tally and timings in docs/measurements/sheets.md).
 """
 from __future__ import annotations
 
@@ -165,7 +164,7 @@ def test_twelve_sheets_agree_through_every_door(doors, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)  # 7 minutes here under a load of 11-15 (about 2 minutes of CPU): room for a worse day
+@pytest.mark.timeout(2400)  # 2 minutes here nearly quiet, 7 under a load of 11-15: room for a worse day
 def test_every_sheet_agrees_through_every_door(doors, tmp_path):
     assert len(cases()) == 1000
     seen = _through_every_door(doors, cases(), tmp_path)
