@@ -98,16 +98,14 @@ class Campaign:
         column and value; a frame with no ``property:<name> [unit]`` column is refused (with
         "did you mean"), never read as nothing measured."""
         from dm_hpc.campaign.lab import confirmations, read_lab_sheet, read_lab_table, take_lab_contents
-        from dm_hpc.data.sheetfiles import load_table
 
         if isinstance(df, (str, Path)):
             contents, origin = read_lab_sheet(self.spec, Path(df)), str(df)
-            confirm = set(confirm) | confirmations(load_table(Path(df)).frame)
         elif isinstance(df, pd.DataFrame):
             contents, origin = read_lab_table(self.spec, df), "measurements"
-            confirm = set(confirm) | confirmations(df)
         else:
             raise TypeError(f"add_measurements takes a DataFrame or a sheet path, not {type(df).__name__}")
+        confirm = set(confirm) | confirmations(contents)
         taken = take_lab_contents(self.spec, contents, origin, replace, confirm)
         ids = {r.sample_id for r in taken.stored}
         if taken.queued:  # a running manager ingests them within a poll interval

@@ -29,7 +29,6 @@ from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import MaterialRecord, Source, Store, StoreError
 from dm_hpc.data.corrections import blank_replacements
 from dm_hpc.data.resend import resolve_resends
-from dm_hpc.data.sheetfiles import load_table
 from dm_hpc.data.sheets import (
     SheetContents,
     SheetDefaults,
@@ -125,11 +124,9 @@ class LabIngest:
     stored: list[MaterialRecord] = field(default_factory=list)
 
 
-def confirmations(table: pd.DataFrame) -> set[str]:
+def confirmations(contents: SheetContents) -> set[str]:
     """Sample ids a sheet's ``confirm`` column confirms (empty when it has none)."""
-    if "confirm" not in table.columns or "sample_id" not in table.columns:
-        return set()
-    return confirmed_in_sheet(dict(zip(table["sample_id"].astype(str).str.strip(), table["confirm"])))
+    return confirmed_in_sheet(contents.confirm)
 
 
 def take_lab_sheet(campaign: CampaignSpec, path: Path, replace: bool = False, sheet: str | None = None,
@@ -143,7 +140,7 @@ def take_lab_sheet(campaign: CampaignSpec, path: Path, replace: bool = False, sh
     ``by``: who confirms, default the login name). Held values are not stored (``holds``).
     """
     contents = read_lab_sheet(campaign, path, sheet)
-    confirm = set(confirm) | confirmations(load_table(path, sheet).frame)
+    confirm = set(confirm) | confirmations(contents)
     return take_lab_contents(campaign, contents, str(path), replace, confirm, by)
 
 

@@ -442,11 +442,27 @@ def _xlsx_frame(path: Path, sheet: str | None) -> pd.DataFrame:
                   header + [None] * (width - len(header)), path)
 
 
+#: A formula element (``<f>``, ``<f t="shared" .../>``, ``<x:f>``) in a workbook part; ``<font>``
+#: and ``<fill>`` do not match. Text cannot hold it (XML escapes ``<``).
+_FORMULA_ELEMENT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?f[\s>/]")
+
+
+def _may_hold_formulas(path: Path) -> bool:
+    """Whether any part of the workbook has a formula element: without one no cell can be a
+    formula, and the second pass that reads formulas (a whole second parse) is skipped. Every
+    part is scanned, not only ``xl/worksheets/``: a workbook may place its sheets anywhere."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(_FORMULA_ELEMENT.search(zf.read(info)) for info in zf.infolist() if not info.is_dir())
+    except Exception:  # noqa: BLE001 -- unreadable here means "cannot tell": take the full pass
+        return True
+
+
 def _no_saved_results(path: Path, sheet: str | None, rows: list[tuple[int, list[Any]]]) -> None:
     """A formula whose result was never saved (a workbook written by a program, not a
     spreadsheet) reads as an empty cell, which would pass for "not made": refuse it instead."""
     empty = {(line, col) for line, cells in rows for col, v in enumerate(cells) if v is None}
-    if not empty:
+    if not empty or not _may_hold_formulas(path):
         return
     formulas = _sheet_values(path, sheet, data_only=False)
     problems = [

@@ -134,7 +134,9 @@ class SheetDefaults:
 class SheetContents:
     """A sheet read and checked: its records with their line numbers, the rows marked
     ``not made`` and the rows left ``pending`` (blank measurement cells), each as (line,
-    sample_id), warnings to show, and every ``Verdict`` (accepted rows, converted cells)."""
+    sample_id), warnings to show, every ``Verdict`` (accepted rows, converted cells), and
+    ``confirm``: sample id -> its ``confirm`` cell as written (empty without that column; the
+    campaign's model check reads it, so no door reads the file a second time)."""
 
     records: list[MaterialRecord]
     lines: list[int]
@@ -142,6 +144,7 @@ class SheetContents:
     warnings: list[str] = field(default_factory=list)
     pending: list[tuple[int, str | None]] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
+    confirm: dict[str, Any] = field(default_factory=dict)
 
 
 def read_sheet_contents(
@@ -257,7 +260,10 @@ def records_from_table(
     """
     checked, warnings = _checked(table, origin, defaults, known_ids, decimal)
     built = build_records(checked)
-    return SheetContents(built.records, built.lines, built.not_made, warnings, built.pending, built.verdicts)
+    confirm = ({str(sid).strip(): cell for sid, cell in zip(table["sample_id"], table["confirm"])}
+               if "confirm" in table.columns and "sample_id" in table.columns else {})
+    return SheetContents(built.records, built.lines, built.not_made, warnings, built.pending, built.verdicts,
+                         confirm)
 
 
 @dataclass(frozen=True)

@@ -358,7 +358,7 @@ class CampaignDesk:
                 # the one reader of every door: its guards, checks and verdicts (no lock needed)
                 contents = read_lab_sheet(c, path, contributor=contributor, shown=filename)
                 with self._slots[name].ingest:
-                    done = self._store_measurements(c, filename, contents, rule, path, confirm_held, contributor)
+                    done = self._store_measurements(c, filename, contents, rule, confirm_held, contributor)
             except SheetError as exc:
                 try:  # load_table guards again: a hostile file gets no annotated copy, only the refusal
                     write_annotated(c, path, copy, refused=exc.problems, predictions=full)
@@ -370,14 +370,13 @@ class CampaignDesk:
                           done.confirmed, done.stored, token, full)
 
     def _store_measurements(self, c: CampaignSpec, origin: str, contents: SheetContents, rule: AccessRule,
-                            path: Path, confirm_held: bool = False, by: str | None = None):
+                            confirm_held: bool = False, by: str | None = None):
         """Under the campaign's ingest lock: refuse changed re-measurements, skip a sheet that
         only repeats what is stored, else ingest; new records get ``rule`` (an existing record
         keeps its level: after ingest only an admin changes it). Values far outside the model's
         interval are held unless ``confirm_held`` or the sheet's confirm column (by ``by``).
         Returns the ``LabIngest``."""
         from dm_hpc.campaign.lab import LabIngest, confirmations, take_lab_contents
-        from dm_hpc.data.sheetfiles import load_table
 
         records = contents.records
         state = jn.replay(c.run_dir / "journal.jsonl")
@@ -394,7 +393,7 @@ class CampaignDesk:
         # labelled before they are stored: no reader ever sees them at the default level
         if fresh:
             self.access(c.name).set(fresh, rule)
-        confirm = {r.sample_id for r in records} if confirm_held else confirmations(load_table(path).frame)
+        confirm = {r.sample_id for r in records} if confirm_held else confirmations(contents)
         return take_lab_contents(c, contents, origin, confirm=confirm, by=by)
 
     # ------------------------------------------------------------------ models

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import openpyxl
 
-from tests.data.sheet_doors import SAMPLES
+from tests.data.sheet_doors import GOOD, SAMPLES
 
 SEED = 21
 HEADER = ["sample_id", "composition:Al [at_frac]", "composition:Cu [at_frac]", "composition:Mg [at_frac]",
@@ -67,8 +67,8 @@ _GOOD_ROWS = [[sid, comp["Al"], comp["Cu"], comp["Mg"], 1.0, 0.05, 2.8, ""] for 
 def base(rng: random.Random) -> Sheet:
     rows = []
     for sid, comp in SAMPLES.items():
-        h = round(rng.uniform(0.3, 2.5), 3)
-        rows.append([sid, comp["Al"], comp["Cu"], comp["Mg"], h, round(h * 0.05, 4), round(rng.uniform(2.6, 3.1), 3),
+        h, d = round(rng.uniform(*GOOD["hardness"]), 3), round(rng.uniform(*GOOD["density"]), 3)
+        rows.append([sid, comp["Al"], comp["Cu"], comp["Mg"], h, round(h * 0.05, 4), d,
                      rng.choice(["", "ok", "re-polished", "Öl µm"])])
     return Sheet(list(HEADER), rows)
 

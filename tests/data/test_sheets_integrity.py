@@ -191,6 +191,79 @@ def test_formula_without_a_saved_result_is_not_read_as_empty(tmp_path):
     assert "line 2: column 4 holds the formula '=8.8+0.1' without a saved result" in problems(tmp_path / "f.xlsx")
 
 
+def _rewrite_part(path, name, change, rename=None):
+    """Rewrite one part of a workbook (``change``: bytes -> bytes), optionally under a new name
+    (``rename``: the part moves and every reference to it follows)."""
+    with zipfile.ZipFile(path) as zf:
+        parts = {i.filename: zf.read(i) for i in zf.infolist()}
+    parts[name] = change(parts[name])
+    if rename:
+        parts[rename] = parts.pop(name)
+        old, new = name.split("/", 1)[1].encode(), rename.split("/", 1)[1].encode()
+        parts = {k: v.replace(old, new).replace(b"/" + name.encode(), b"/" + rename.encode()) for k, v in parts.items()}
+    with zipfile.ZipFile(path, "w") as zf:
+        for k, v in parts.items():
+            zf.writestr(k, v)
+
+
+SHEET_XML = "xl/worksheets/sheet1.xml"
+
+
+def _prefixed(xml: bytes) -> bytes:
+    """The same worksheet with its elements under an ``x:`` prefix (``<x:c>``, ``<x:f>``)."""
+    ns = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    body = re.sub(rb"<(/?)(?![?!])([A-Za-z]+)([\s>/])", rb"<\1x:\2\3", xml.split(b"?>", 1)[-1])
+    return body.replace(f'xmlns="{ns}"'.encode(), f'xmlns:x="{ns}"'.encode(), 1)
+
+
+def _shared(xml: bytes) -> bytes:
+    """The formula of D2 shared with D3 (D3 holds only ``<f t="shared" si="0"/>``)."""
+    xml = re.sub(rb'<c r="D2"([^>]*)><f>([^<]*)</f>', rb'<c r="D2"\1><f t="shared" ref="D2:D3" si="0">\2</f>', xml)
+    return re.sub(rb'<c r="D3"[^>]*>.*?</c>', b'<c r="D3"><f t="shared" si="0"/></c>', xml, flags=re.S)
+
+
+@pytest.mark.parametrize("variant", ["plain", "prefixed", "relocated", "shared"])
+def test_formula_without_a_saved_result_is_found_however_the_workbook_writes_it(tmp_path, variant):
+    """The reader skips its second, formula-reading pass when no part of the workbook holds a
+    formula element: a prefixed element, a sheet stored outside ``xl/worksheets/`` or a shared
+    formula must still be seen."""
+    wb = openpyxl.Workbook()
+    wb.active.append(HEADER.split(",") + ["notes"])
+    wb.active.append(["A", 0.5, 0.5, "=8.8+0.1", None])
+    wb.active.append(["B", 0.5, 0.5, 8.9, None])
+    path = tmp_path / "f.xlsx"
+    wb.save(path)
+    if variant == "prefixed":
+        _rewrite_part(path, SHEET_XML, _prefixed)
+    elif variant == "relocated":
+        _rewrite_part(path, SHEET_XML, lambda xml: xml, rename="xl/data/results.xml")
+    elif variant == "shared":
+        _rewrite_part(path, SHEET_XML, _shared)
+    text = problems(path)
+    assert "line 2: column 4 holds the formula '=8.8+0.1' without a saved result" in text, text
+    if variant == "shared":
+        assert "line 3: column 4 holds the formula" in text, text
+
+
+def test_a_workbook_without_formulas_is_read_in_one_pass(tmp_path, monkeypatch):
+    """Blank cells (the notes column) and no formula anywhere: the formula pass is not run."""
+    import dm_hpc.data.sheetfiles as sf
+
+    wb = openpyxl.Workbook()
+    wb.active.append(HEADER.split(",") + ["notes"])
+    wb.active.append(["A", 0.5, 0.5, 8.9, None])
+    wb.save(tmp_path / "ok.xlsx")
+    passes, real = [], sf._sheet_values
+
+    def counted(*args, **kwargs):
+        passes.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sf, "_sheet_values", counted)
+    assert [r.sample_id for r in read_sheet(tmp_path / "ok.xlsx")] == ["A"]
+    assert len(passes) == 1, passes
+
+
 def test_extra_columns_are_ignored_with_a_warning_template_typos_are_errors(tmp_path):
     contents = read_sheet_contents(sheet(tmp_path, f"{HEADER},Operator,\nA,0.5,0.5,8.9,Ann,\n"))
     assert len(contents.records) == 1 and contents.warnings == ["column 'Operator' is not a template column; ignored"]
