@@ -12,6 +12,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -101,34 +102,11 @@ def fit_design_models(
     return DesignModels(models, sorted(set(labels_all)), target)
 
 
-def design_from_dataframe(
-    df: pd.DataFrame,
-    targets: Sequence[str | Target],
-    n: int = 20,
-    max_elements: int | None = None,
-    excluded: Sequence[str] = (),
-    n_candidates: int = 20000,
-    seed: int = 0,
-    target_fidelity: str | None = None,
-) -> tuple[list[Candidate], DesignSpace]:
-    """Fit one surrogate per target property on the records and rank new compositions.
-
-    Args:
-        df: ``Store.to_dataframe()`` output: ``x_<El>`` atomic fractions, one column per property
-            (canonical units), ``source`` and ``method``.
-        targets: target strings or ``Target``s.
-        max_elements: element-count limit of candidates (default: the most seen in the data).
-        target_fidelity: ``source:method`` to predict (default: ``default_target``).
-
-    The design space is the data's elements with bounds up to the largest fraction seen (no
-    extrapolation in range). Compositions already in the store are never returned (``design``
-    lists them apart).
-
-    Returns:
-        (new candidates, the design space used).
-    """
-    res = design(df, targets, n=n, max_elements=max_elements, excluded=excluded, n_candidates=n_candidates,
-                 seed=seed, target_fidelity=target_fidelity)
+def design_from_dataframe(df: pd.DataFrame, targets: Sequence[str | Target],
+                          **options: Any) -> tuple[list[Candidate], DesignSpace]:
+    """``design`` without the known materials: (new candidates, the design space used).
+    ``options`` are ``design``'s keyword arguments."""
+    res = design(df, targets, **options)
     return res.new, res.space
 
 
@@ -196,8 +174,18 @@ def design(
 ) -> DesignResult:
     """New candidates most likely to meet every target, and the known materials that do.
 
-    Same arguments as ``design_from_dataframe``; ``max_seconds`` budgets scoring and listing
-    after the fit (the list is cut short, never the fit), ``progress`` receives plain lines.
+    Args:
+        df: ``Store.to_dataframe()`` output: ``x_<El>`` atomic fractions, one column per property
+            (canonical units), ``source`` and ``method``.
+        targets: target strings or ``Target``s.
+        max_elements: element-count limit of candidates (default: the most seen in the data).
+        target_fidelity: ``source:method`` to predict (default: ``default_target``).
+        max_seconds: budgets scoring and listing after the fit (the list is cut short, never the fit).
+        progress: receives plain progress lines.
+
+    The design space is the data's elements with bounds up to the largest fraction seen (no
+    extrapolation in range). Compositions already in the store are listed apart as known
+    materials, never as new candidates.
 
     A candidate within ``validity.KNOWN_TOLERANCE`` of a store composition is never listed as
     new. When the store's compositions are mostly charge-balanced (ionic data), candidates are
