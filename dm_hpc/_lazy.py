@@ -11,11 +11,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
-def lazy_exports(package: str, where: Mapping[str, str], names: list[str],
+def lazy_exports(namespace: dict[str, Any], where: Mapping[str, str], names: list[str],
                  ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package``: a public name is taken from the module that
-    ``where`` gives for it on first access, then kept in the package's namespace."""
-    namespace = importlib.import_module(package).__dict__
+    """``(__getattr__, __dir__)`` for the package whose ``globals()`` is ``namespace``: a public
+    name is taken from the module that ``where`` gives for it on first access, then kept there."""
+    package = namespace["__name__"]
 
     def __getattr__(name: str) -> Any:
         if name not in where:
