@@ -5,7 +5,13 @@ value are the items, and the lab's measurements of the same compositions (mean o
 calculation knows no process route, so measurements pair by composition alone) are the measured
 values. ``learn.multifidelity.fit_multifidelity(kind="auto")`` chooses among "measured = computed",
 a linear calibration and the GPs by repeated cross-validation; the report tables every candidate's
-CV RMSE with the standard error of its difference to the best, and which one the rule chose.
+CV RMSE with the standard error of its difference to the best, and which ones the rule averaged.
+
+The campaign's proposals do not use this fit: they use the multi-task GP over all fidelities
+(``learn.fitted.fit_fidelity_surrogate``), because choosing which fidelity to run next needs a
+joint model that predicts the computed and the measured value of compositions where neither is
+known yet, while every candidate here needs the computed value of each composition it predicts.
+The section says so, and its multi-task row is that model family judged by the same evidence.
 """
 from __future__ import annotations
 
@@ -60,8 +66,10 @@ def fidelity_choice_lines(campaign: CampaignSpec, data: TrainingSet) -> list[str
     space = design_space(campaign)
     md = ["## Measured values from computed ones", "",
           f"Candidates scored by {CV_REPEATS} x {CV_FOLDS}-fold cross-validation on the compositions with both a "
-          "computed and a measured value; the chosen one is the simplest within one standard error of the best "
-          "(`dm_hpc.learn.multifidelity`).", ""]
+          "computed and a measured value; the chosen model is the average of the candidates within one standard "
+          "error of the best (`dm_hpc.learn.multifidelity`). This is evidence, not the proposals' model: proposals "
+          "come from the campaign's multi-task GP over all fidelities (the `multitask` row is that model family), "
+          "since choosing which fidelity to run next needs predictions where no value is computed yet.", ""]
     for o in campaign.objectives:
         j = campaign.properties.index(o.property)
         unit = canonical_unit(o.property)
@@ -76,10 +84,10 @@ def fidelity_choice_lines(campaign: CampaignSpec, data: TrainingSet) -> list[str
             X = space.featurize(composition_matrix(comps, space.element_names), process)
             fit = fit_multifidelity(X, torch.as_tensor(cheap), torch.as_tensor(measured), seed=campaign.seed)
             md += [f"{o.property} [{unit}] from {name} ({len(comps)} computed, {n_both} also measured): "
-                   f"chosen **{fit.kind}**.", "",
+                   f"chosen **{fit.kind}**" + (" (their average)." if len(fit.members) > 1 else "."), "",
                    f"| candidate | CV RMSE [{unit}] | minus the best, ± its standard error | |", "|---|---:|---:|---|"]
             for k in KINDS:
-                mark = "chosen" if k == fit.kind else ("lowest CV" if k == fit.best else "")
+                mark = ", ".join(m for m, on in (("chosen", k in fit.members), ("lowest CV", k == fit.best)) if on)
                 md.append(f"| {k} | {fit.cv_rmse[k]:.4g} | {fit.cv_rmse[k] - fit.cv_rmse[fit.best]:+.3g} "
                           f"± {fit.cv_se[k]:.2g} | {mark} |")
             md.append("")
