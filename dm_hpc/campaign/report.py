@@ -8,7 +8,8 @@ read, never written, so a report can be drawn while the campaign runs. Plots:
 - ``parity.png``: k-fold cross-validated surrogate predictions (with their predictive 1-sigma
   error bars) against the observed values, one panel per objective, on the campaign's training
   set; the same predictions give the 90 %-interval coverage per property (``calibration.py``),
-  tabled in the summary and flagged when far off;
+  tabled in the summary and flagged when far off (``crossval.py``: the predictions a lab batch
+  kept for the same records and campaign file are reused, so the report then fits nothing);
 - ``pareto.png`` (two or more objectives): every pair of objectives, all records, the
   non-dominated ones (over all objectives, respecting min/max) highlighted;
 - ``objectives_vs_process.png`` (process campaigns): each objective against each process

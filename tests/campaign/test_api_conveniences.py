@@ -64,6 +64,7 @@ def test_a_campaign_declares_its_own_terms_and_the_store_keeps_their_unit(tmp_pa
     assert c.space.process["ageing_temperature"].low == pytest.approx(673.15)
     assert c.constraints[0].value == pytest.approx(0.980665)  # 100 HV in GPa
     assert c.store == tmp_path / "run" / "store"  # no store named: the run folder's
+    assert c.lab.lab_days == 1.0  # no lab cost named (issue 19 asked for one): one lab-day per experiment
     camp = Campaign(c, str(path))
     sheet = camp.suggest(2)
     assert "process:treatment:peening_intensity [mm]" in sheet.columns
