@@ -46,6 +46,12 @@ def test_a_model_that_cannot_be_fitted_says_why(tmp_path):
         assert res.returncode == 0, res.stderr
         assert "warning: the model cannot be fitted: 0 usable records of 2" in res.stdout, (args, res.stdout)
     assert "predicted:hardness [GPa]" not in camp.pending().columns  # what the warning explains
+    # the portal's `predict` refused with a count only; it now says why, as status does
+    from dm_hpc.data.access import AccessLevel
+    from dm_hpc.service.campaigns import CampaignDesk, NotReady
+
+    with pytest.raises(NotReady, match=r"0 usable records .*2 lack density.*measure density"):
+        CampaignDesk(path.parent).predict("unfit", [{"Cu": 1.0}], None, AccessLevel.embargoed)
 
 
 VOCABULARY = {"properties": {"microhardness": {"unit": "HV", "min": 0, "description": "Vickers HV0.1"}},
