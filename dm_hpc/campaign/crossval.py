@@ -157,5 +157,5 @@ def cross_validation(campaign: CampaignSpec, data: TrainingSet, seed: int, remem
     return cv
 
 
-__all__ = ["CV_FOLDS", "CV_MAX_POINTS", "MIN_POINTS", "CrossValidation", "cross_validate", "cross_validation", "current",
-           "fingerprint", "keep", "keep_for_report"]
+__all__ = ["CV_FOLDS", "CV_MAX_POINTS", "MIN_POINTS", "CrossValidation", "cross_validate", "cross_validation",
+           "current", "fingerprint", "keep", "keep_for_report"]

@@ -44,7 +44,6 @@ def _process_unit(name: str) -> str:
     return canonical_unit(name, kind="process_parameter")
 
 
-
 def _store_frame(campaign: CampaignSpec) -> tuple[pd.DataFrame, str | None]:
     """All records of the store (empty frame and a note when there is no store yet)."""
     try:

@@ -159,10 +159,11 @@ def test_a_log_file_hears_from_a_quiet_run_at_least_once_a_minute(tmp_path, monk
                         console=Console(file=out, width=80))
     clock = [1000.0]
     monkeypatch.setattr(manager.time, "time", lambda: clock[0])
-    for t, text in [(0, "in flight 2 | done 0"), (30, "in flight 2 | done 0"), (manager.LOG_HEARTBEAT_S + 1, "in flight 2 | done 0"),
-                    (manager.LOG_HEARTBEAT_S + 2, "in flight 1 | done 1"), (manager.LOG_HEARTBEAT_S + 7, "in flight 1 | done 1")]:
+    beat, same, new = manager.LOG_HEARTBEAT_S, "in flight 2 | done 0", "in flight 1 | done 1"
+    # printed, unchanged (quiet), unchanged for a minute (heartbeat), changed too soon, changed
+    for t, text in [(0, same), (30, same), (beat + 1, same), (beat + 2, new), (beat + 2 + manager.LOG_EVERY_S, new)]:
         clock[0] = 1000.0 + t
         m._log_line(text)
     lines = out.getvalue().splitlines()
     assert len(lines) == 3 and all(STAMP.match(ln) for ln in lines), lines
-    assert [ln.split(": ", 1)[1] for ln in lines] == ["in flight 2 | done 0"] * 2 + ["in flight 1 | done 1"]
+    assert [ln.split(": ", 1)[1] for ln in lines] == [same, same, new]
