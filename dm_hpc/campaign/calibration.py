@@ -4,7 +4,7 @@ The acquisition functions weigh a point's predicted mean against its predicted s
 deviation, so a surrogate whose intervals are too narrow or too wide steers the campaign
 wrongly even when its mean is good (a fine parity plot). The report therefore states, per
 property, the share of cross-validated outcomes inside ``mean +- 1.645 std`` (the same
-definition as ``dm-hpc train``'s held-out figure, ``learn.quality.interval_coverage``) and flags
+definition as ``dm-hpc train``'s held-out figure, ``learn.intervals.interval_coverage``) and flags
 a coverage outside ``COVERAGE_RANGE`` as "coverage far off". The report's cross-validation has
 tens to a few hundred points, and with 10 points well-calibrated intervals cover all of them one
 time in three; so a coverage outside the range is flagged only where a two-sided binomial test
@@ -84,9 +84,9 @@ def calibration(properties: list[str], y: np.ndarray, mean: np.ndarray, std: np.
     ``std`` must be the predictive standard deviation of a new observation (noise included),
     as the outcomes are observations.
     """
-    from dm_hpc.learn.quality import interval_coverage
+    from dm_hpc.learn.intervals import interval_coverage  # no torch: the predictions may be kept ones
 
-    cov = interval_coverage(y, mean, std).numpy()
+    cov = interval_coverage(y, mean, std)
     counts = (~(np.isnan(y) | np.isnan(mean) | np.isnan(std))).sum(0)
     out = []
     for p, c, n in zip(properties, cov, counts):

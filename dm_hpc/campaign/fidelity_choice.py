@@ -53,16 +53,16 @@ def paired_items(data: TrainingSet, j: int, calc: int, lab: int
 
 def fidelity_choice_lines(campaign: CampaignSpec, data: TrainingSet) -> list[str]:
     """Markdown lines of the report's section (empty when the campaign has no calculation and lab pair)."""
+    labs = [i for i, f in enumerate(campaign.fidelities) if f.kind == FidelityKind.experiment]
+    calcs = [i for i, f in enumerate(campaign.fidelities) if f.kind == FidelityKind.calculation]
+    if not labs or not calcs or len(data) == 0:
+        return []  # before the imports: a lab-only campaign's report needs no torch
     import torch
 
     from dm_hpc.campaign.strategy import design_space
     from dm_hpc.learn.features import composition_matrix
     from dm_hpc.learn.multifidelity import CV_FOLDS, CV_REPEATS, KINDS, fit_multifidelity
 
-    labs = [i for i, f in enumerate(campaign.fidelities) if f.kind == FidelityKind.experiment]
-    calcs = [i for i, f in enumerate(campaign.fidelities) if f.kind == FidelityKind.calculation]
-    if not labs or not calcs or len(data) == 0:
-        return []
     space = design_space(campaign)
     md = ["## Measured values from computed ones", "",
           f"Candidates scored by {CV_REPEATS} x {CV_FOLDS}-fold cross-validation on the compositions with both a "

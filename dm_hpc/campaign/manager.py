@@ -499,6 +499,8 @@ class CampaignManager:
         """At a real stop, a lab with budget left and no batch outstanding gets one batch, planned
         from the store and the journal alone (``suggest.lab_batch``): what the lab receives does
         not depend on when the run was interrupted. Partial batches of the loop are dropped."""
+        from dm_hpc.campaign.crossval import keep_for_report
+        from dm_hpc.campaign.dataset import training_set
         from dm_hpc.campaign.suggest import lab_batch
 
         self.lab_pending = []
@@ -516,8 +518,10 @@ class CampaignManager:
                 f"`dm-hpc suggest CAMPAIGN -n {lab.batch_size} --out SHEET` plans it now")
             return
         t = time.perf_counter()
-        batch = lab_batch(self.c, self.state, self.store.to_dataframe(), lab.batch_size)
+        df = self.store.to_dataframe()
+        batch = lab_batch(self.c, self.state, df, lab.batch_size)
         if batch.samples:
+            keep_for_report(self.c, training_set(self.c, df))  # as ``suggest.journal_batch`` does
             self._log("lab_suggested", batch=self.state.lab_batches + 1, samples=batch.samples,
                       seconds=round(time.perf_counter() - t, 3))
             if lab.emulate_from is not None:

@@ -8,7 +8,8 @@ read, never written, so a report can be drawn while the campaign runs. Plots:
 - ``parity.png``: k-fold cross-validated surrogate predictions (with their predictive 1-sigma
   error bars) against the observed values, one panel per objective, on the campaign's training
   set; the same predictions give the 90 %-interval coverage per property (``calibration.py``),
-  tabled in the summary and flagged when far off;
+  tabled in the summary and flagged when far off (``crossval.py``: the predictions a lab batch
+  kept for the same records and campaign file are reused, so the report then fits nothing);
 - ``pareto.png`` (two or more objectives): every pair of objectives, all records, the
   non-dominated ones (over all objectives, respecting min/max) highlighted;
 - ``objectives_vs_process.png`` (process campaigns): each objective against each process
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import re
 import time
-import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -32,6 +32,7 @@ import pandas as pd
 
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.calibration import PropertyCalibration, calibration, calibration_lines, quality_verdict
+from dm_hpc.campaign.crossval import CV_FOLDS, MIN_POINTS, cross_validation
 from dm_hpc.campaign.dataset import TrainingSet, fidelity_of, process_values, training_set
 from dm_hpc.campaign.fidelity_choice import fidelity_choice_lines
 from dm_hpc.campaign.spec import CampaignSpec, Goal
@@ -41,11 +42,6 @@ from dm_hpc.data import Store, StoreError, canonical_unit
 
 def _process_unit(name: str) -> str:
     return canonical_unit(name, kind="process_parameter")
-
-#: Cross-validation folds of the parity plot (fewer points: leave-one-out).
-CV_FOLDS = 5
-#: At most this many records enter the cross-validation (random subset beyond; keeps it < ~15 s).
-CV_MAX_POINTS = 300
 
 
 def _store_frame(campaign: CampaignSpec) -> tuple[pd.DataFrame, str | None]:
@@ -123,65 +119,17 @@ def plot_best(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> Path | Non
     return out
 
 
-def cross_validate(campaign: CampaignSpec, data: TrainingSet, folds: int = CV_FOLDS, seed: int = 0):
-    """k-fold cross-validated predictions on the training set.
-
-    Fidelity enters as an extra input column (index scaled to [0, 1]), so one exact GP covers a
-    multi-fidelity set. Hyper-parameters are fitted once on all rows and kept for every fold (each
-    fold's GP only conditions on its training rows): one fit instead of ``folds + 1``, which keeps a
-    report of a small campaign within seconds. The held-out rows took part in that one fit, so the
-    figures lean slightly optimistic; the predictions themselves never see the held-out values.
-
-    Returns:
-        ``(rows, mean, std)``: indices into ``data`` (``n``), predictions ``n x m`` (canonical
-        units); ``std`` is that of a new observation (noise included), as ``data`` holds observations.
-    """
-    import torch
-
-    from dm_hpc.campaign.strategy import design_space
-    from dm_hpc.learn import fit_gp
-    from dm_hpc.learn.features import composition_matrix
-    from dm_hpc.learn.quality import predictive
-
-    rng = np.random.default_rng(seed)
-    rows = np.arange(len(data))
-    if len(rows) > CV_MAX_POINTS:
-        rows = np.sort(rng.choice(rows, CV_MAX_POINTS, replace=False))
-    space = design_space(campaign)
-    X = space.featurize(composition_matrix([data.compositions[i] for i in rows], space.element_names),
-                        data.process[rows])
-    nf = len(campaign.fidelities)
-    if len(np.unique(data.fidelity[rows])) > 1:
-        fcol = torch.as_tensor(data.fidelity[rows] / max(1, nf - 1), dtype=torch.double).reshape(-1, 1)
-        X = torch.cat([X, fcol], dim=-1)
-    Y = torch.as_tensor(data.Y[rows], dtype=torch.double)
-    lo, hi = X.min(0).values, X.max(0).values
-    bounds = torch.stack([lo, torch.where(hi > lo, hi, lo + 1.0)])
-    k = min(folds, len(rows))
-    order = rng.permutation(len(rows))
-    mean = np.full(Y.shape, np.nan)
-    std = np.full(Y.shape, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        full = fit_gp(X, Y, bounds=bounds, maxiter=100)
-        for f in range(k):
-            test = order[f::k]
-            train = np.setdiff1d(order, test)
-            model = fit_gp(X[train], Y[train], bounds=bounds, warm_start=full, warm_maxiter=0)
-            mu, sd = predictive(model, X[test])
-            mean[test], std[test] = mu.numpy(), sd.numpy()
-    return rows, mean, std
-
-
-def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path
+def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path, remember: bool = True
                 ) -> tuple[Path | None, dict[str, float], list[PropertyCalibration]]:
     """Cross-validated parity plot per objective; returns the path, R^2 per objective and the
-    90 %-interval coverage per property of the same predictions."""
+    90 %-interval coverage per property of the same predictions. The predictions are the kept
+    ones when they are current (``crossval.cross_validation``; kept anew when ``remember``)."""
     from matplotlib.figure import Figure
 
-    if len(data) < 3:
+    if len(data) < MIN_POINTS:
         return None, {}, []
-    rows, mean, std = cross_validate(campaign, data, seed=campaign.seed)
+    cv = cross_validation(campaign, data, campaign.seed, remember)
+    rows, mean, std = cv.rows, cv.mean, cv.std
     props = campaign.properties
     cals = calibration(props, data.Y[rows], mean, std)
     objs = campaign.objectives
@@ -331,14 +279,15 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
     r2: dict[str, float] = {}
     cals: list[PropertyCalibration] = []
     try:
-        parity_png, r2, cals = plot_parity(campaign, data, out_dir / "parity.png")
+        # a report on a reader's scoped view (``frame``) leaves the whole campaign's kept predictions be
+        parity_png, r2, cals = plot_parity(campaign, data, out_dir / "parity.png", remember=frame is None)
     except Exception as exc:  # a failed fit must not cost the rest of the report
         parity_png = None
         notes.append(f"surrogate cross-validation failed: {type(exc).__name__}: {exc}")
     if parity_png:
-        plots.append(("surrogate parity (5-fold cross-validated, predictive 1σ error bars)", parity_png))
-    elif len(data) < 3:
-        notes.append(f"no surrogate model yet ({len(data)} usable record(s); the parity plot needs 3)")
+        plots.append((f"surrogate parity ({CV_FOLDS}-fold cross-validated, predictive 1σ error bars)", parity_png))
+    elif len(data) < MIN_POINTS:
+        notes.append(f"no surrogate model yet ({len(data)} usable record(s); the parity plot needs {MIN_POINTS})")
     pareto_png, front = plot_pareto(campaign, df, out_dir / "pareto.png")
     if pareto_png:
         plots.append(("Pareto front (non-dominated records highlighted)", pareto_png))

@@ -18,16 +18,20 @@ Public interface (stable; other concerns call these):
 
 Depends only on ``dm_hpc.data`` (and torch/BoTorch/pymatgen, imported lazily where heavy).
 """
-from dm_hpc.learn.features import DESCRIPTOR_NAMES, feature_names, featurize
-from dm_hpc.learn.surrogates import (
-    GP_MAX_POINTS,
-    fit_ensemble,
-    fit_gp,
-    fit_multitask,
-    fit_surrogate,
-    predict,
-    surrogate_kind,
-)
+from __future__ import annotations
+
+from dm_hpc._lazy import lazy_exports
+
+#: Public name -> the module that defines it, imported on first use (PEP 562): a module of this
+#: package that needs no torch (``quality.interval_coverage`` for a report's kept predictions)
+#: must not import torch through the package.
+_WHERE = {
+    "DESCRIPTOR_NAMES": "dm_hpc.learn.features",
+    "feature_names": "dm_hpc.learn.features",
+    "featurize": "dm_hpc.learn.features",
+    **{name: "dm_hpc.learn.surrogates" for name in ("GP_MAX_POINTS", "fit_ensemble", "fit_gp", "fit_multitask",
+                                                     "fit_surrogate", "predict", "surrogate_kind")},
+}
 
 __all__ = [
     "DESCRIPTOR_NAMES",
@@ -41,3 +45,5 @@ __all__ = [
     "predict",
     "surrogate_kind",
 ]
+
+__getattr__, __dir__ = lazy_exports(globals(), _WHERE, __all__)

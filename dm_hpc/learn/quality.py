@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-Z90 = 1.6448536269514722
+from dm_hpc.learn.intervals import Z90, interval_coverage  # re-exported: the one definition
 
 
 @dataclass(frozen=True)
@@ -56,17 +56,6 @@ def latent(model, X: Tensor, chunk: int = 4096) -> tuple[Tensor, Tensor]:
     posterior the acquisitions rank by. Its intervals are judged against a known truth (synthetic
     data), never against noisy outcomes."""
     return _moments(model, X, chunk, observation_noise=False)
-
-
-def interval_coverage(Y: Tensor, mean: Tensor, std: Tensor) -> Tensor:
-    """Share (0-1) of outcomes inside ``mean +- 1.645 std``, per output: ``n x m`` -> ``m``.
-
-    NaN predictions or outcomes are left out of their column (NaN where a column has none).
-    """
-    Y, mean, std = (torch.as_tensor(a, dtype=torch.double) for a in (Y, mean, std))
-    inside = ((Y - mean).abs() <= Z90 * std).double()
-    ok = ~(Y.isnan() | mean.isnan() | std.isnan())
-    return (inside * ok).sum(0) / ok.sum(0)  # 0/0 -> NaN: no usable point
 
 
 def against_truth(model, X: Tensor, truth: Tensor, Y: Tensor) -> dict[str, float]:

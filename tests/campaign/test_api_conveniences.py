@@ -46,6 +46,12 @@ def test_a_model_that_cannot_be_fitted_says_why(tmp_path):
         assert res.returncode == 0, res.stderr
         assert "warning: the model cannot be fitted: 0 usable records of 2" in res.stdout, (args, res.stdout)
     assert "predicted:hardness [GPa]" not in camp.pending().columns  # what the warning explains
+    # the portal's `predict` refused with a count only; it now says why, as status does
+    from dm_hpc.data.access import AccessLevel
+    from dm_hpc.service.campaigns import CampaignDesk, NotReady
+
+    with pytest.raises(NotReady, match=r"0 usable records .*2 lack density.*measure density"):
+        CampaignDesk(path.parent).predict("unfit", [{"Cu": 1.0}], None, AccessLevel.embargoed)
 
 
 VOCABULARY = {"properties": {"microhardness": {"unit": "HV", "min": 0, "description": "Vickers HV0.1"}},
@@ -64,6 +70,7 @@ def test_a_campaign_declares_its_own_terms_and_the_store_keeps_their_unit(tmp_pa
     assert c.space.process["ageing_temperature"].low == pytest.approx(673.15)
     assert c.constraints[0].value == pytest.approx(0.980665)  # 100 HV in GPa
     assert c.store == tmp_path / "run" / "store"  # no store named: the run folder's
+    assert c.lab.lab_days == 1.0  # no lab cost named (issue 19 asked for one): one lab-day per experiment
     camp = Campaign(c, str(path))
     sheet = camp.suggest(2)
     assert "process:treatment:peening_intensity [mm]" in sheet.columns

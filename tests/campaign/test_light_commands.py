@@ -17,7 +17,9 @@ import yaml
 from tests.conftest import REPO
 
 HEAVY = ("torch", "botorch", "gpytorch", "matplotlib", "pint", "pandas", "h5py", "scipy", "ase.build", "openpyxl",
-         "sklearn", "pymatgen")
+         "sklearn", "pymatgen", "sympy")
+#: What a model fit needs; a report drawn from the cross-validation a lab batch kept imports none.
+MODEL = {"torch", "botorch", "gpytorch", "scipy", "sympy", "pymatgen"}
 
 PROBE = """
 import json, sys
@@ -36,19 +38,24 @@ def _imports(*args: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture
-def process_campaign(tmp_path):
-    """A lab-only process campaign whose units need converting (degC, min)."""
-    data = {"name": "light", "store": "store", "seed": 1,
+def _write_process_campaign(folder, name: str, seed: int, batch_size: int, experiments: int):
+    """A lab-only process campaign whose units need converting (degC), constrained on density."""
+    data = {"name": name, "store": "store", "seed": seed,
             "space": {"elements": {"Cu": [0.5, 1], "Ni": [0, 0.5]},
                       "process": {"annealing_temperature": {"low": 400, "high": 900, "unit": "degC"}}},
             "objectives": [{"property": "hardness", "goal": "max", "unit": "GPa"}],
             "constraints": ["density <= 9 g/cm3"],
-            "fidelities": [{"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2}],
-            "budget": {"lab_experiments": 4}}
-    path = tmp_path / "light.yaml"
+            "fidelities": [{"name": "lab", "kind": "experiment", "cost": 1, "batch_size": batch_size}],
+            "budget": {"lab_experiments": experiments}}
+    path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+@pytest.fixture
+def process_campaign(tmp_path):
+    """A lab-only process campaign whose units need converting (degC, min)."""
+    return _write_process_campaign(tmp_path, "light", seed=1, batch_size=2, experiments=4)
 
 
 @pytest.mark.parametrize("command", ["status", "validate"])
@@ -165,3 +172,67 @@ def test_status_reads_the_store_when_records_changed_since_the_last_check(measur
     assert out["code"] == 0, out["output"]
     # of 1, not the journalled "of 2": read from the store as it is now
     assert "warning: the model cannot be fitted: 0 usable records of 1 (needs 2); 1 lack density" in out["output"]
+
+
+@pytest.fixture
+def batched_campaign(tmp_path):
+    """Two lab rounds measured (hardness and the constrained density), then a third batch suggested
+    from the model fitted on all 6 records: the scientist's day ends with ``report``."""
+    from dm_hpc import Campaign
+
+    path = _write_process_campaign(tmp_path, "batched", seed=3, batch_size=3, experiments=12)
+    camp = Campaign.load(path)
+    for _ in range(2):
+        sheet = camp.suggest(3)
+        ni = sheet[next(c for c in sheet.columns if "Ni" in c)].astype(float)
+        sheet["property:hardness [GPa]"] = 2 + 3 * ni
+        sheet[next(c for c in sheet.columns if c.startswith("property:density"))] = 8.5 + ni
+        camp.add_measurements(sheet)
+    camp.suggest(3)
+    return path
+
+
+def _quality_table(summary: str) -> list[str]:
+    return [line for line in summary.splitlines() if line.startswith("| hardness |")]
+
+
+def test_a_report_after_a_lab_batch_fits_no_model(batched_campaign):
+    """Issue 19 item 8: ``report`` on a small campaign took over 5 s, 3 s of it importing torch,
+    BoTorch and sympy and fitting the cross-validation's GP. The lab batch fitted a model on the
+    same records moments before; its cross-validation is kept, and the report reuses it."""
+    from dm_hpc import Campaign
+    from dm_hpc.campaign.report import write_report
+
+    spec = Campaign.load(batched_campaign).spec
+    out = _imports("report", str(batched_campaign))
+    assert out["code"] == 0, out["output"]
+    assert not MODEL & set(out["heavy"]), out["heavy"]
+    summary = (spec.run_dir / "report" / "summary.md").read_text()
+    assert "surrogate parity (5-fold cross-validated" in summary
+    kept = _quality_table(summary)
+    assert kept and kept[0].split("|")[4].strip() == "6", kept  # R², coverage, 6 points, verdict
+    # the same figures as a report that cross-validates anew
+    (spec.run_dir / "cross-validation.json").unlink()
+    assert _quality_table(write_report(spec).read_text()) == kept
+
+
+def test_a_kept_cross_validation_is_not_reused_once_the_records_change(batched_campaign, monkeypatch):
+    """A measurement after the lab batch (or a retraction, an edited campaign file) changes the
+    training set: the report cross-validates anew rather than show figures of the old records."""
+    import botorch.fit
+
+    from dm_hpc import Campaign
+    from dm_hpc.campaign.report import write_report
+
+    camp = Campaign.load(batched_campaign)
+    sheet = camp.pending()
+    ni = sheet[next(c for c in sheet.columns if "Ni" in c)].astype(float)
+    sheet["property:hardness [GPa]"] = 2 + 3 * ni
+    sheet[next(c for c in sheet.columns if c.startswith("property:density"))] = 8.5 + ni
+    assert len(camp.add_measurements(sheet)) == 3
+    fits = []
+    real = botorch.fit.fit_gpytorch_mll
+    monkeypatch.setattr(botorch.fit, "fit_gpytorch_mll", lambda *a, **k: fits.append(1) or real(*a, **k))
+    summary = write_report(camp.spec).read_text()
+    assert len(fits) == 1, "the report reused a cross-validation of other records"
+    assert _quality_table(summary)[0].split("|")[4].strip() == "9"

@@ -146,3 +146,24 @@ def test_resume_drops_a_stop_request_and_continues(tmp_path):
     assert "cleared the pending stop request" in res.stdout, res.stdout
     assert "calculation budget reached (2)" in res.stdout and "stopped by request" not in res.stdout, res.stdout
     assert not (c.run_dir / STOP_FILE).exists()
+
+
+def test_a_log_file_hears_from_a_quiet_run_at_least_once_a_minute(tmp_path, monkeypatch):
+    """Issue 19: with output redirected to a file, `run` logged nothing for 4 minutes. Plain
+    progress lines come at most every ``LOG_EVERY_S`` while something changes, and a heartbeat
+    line at least every ``LOG_HEARTBEAT_S`` while nothing does."""
+    from dm_hpc.campaign import manager
+
+    out = io.StringIO()
+    m = CampaignManager(load_campaign(write_campaign(tmp_path, name="quiet", lab=False)),
+                        console=Console(file=out, width=80))
+    clock = [1000.0]
+    monkeypatch.setattr(manager.time, "time", lambda: clock[0])
+    beat, same, new = manager.LOG_HEARTBEAT_S, "in flight 2 | done 0", "in flight 1 | done 1"
+    # printed, unchanged (quiet), unchanged for a minute (heartbeat), changed too soon, changed
+    for t, text in [(0, same), (30, same), (beat + 1, same), (beat + 2, new), (beat + 2 + manager.LOG_EVERY_S, new)]:
+        clock[0] = 1000.0 + t
+        m._log_line(text)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and all(STAMP.match(ln) for ln in lines), lines
+    assert [ln.split(": ", 1)[1] for ln in lines] == [same, same, new]
