@@ -9,17 +9,17 @@ column per row. A refused sheet is annotated too (its problems are what the lab 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from openpyxl import Workbook
 
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.holds import Hold, interval
-from dm_hpc.campaign.lab import LabIngest, take_lab_sheet
+from dm_hpc.campaign.lab import LabIngest, take_lab_loaded
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import canonical_unit, to_canonical
-from dm_hpc.data.sheetfiles import SheetError, blank, load_table, parse_number
+from dm_hpc.data.sheetfiles import LoadedTable, SheetError, blank, load_table, parse_number
 from dm_hpc.data.sheets import parse_header
 from dm_hpc.data.workbook import header_row, instructions_sheet, put, save_atomically
 
@@ -32,26 +32,30 @@ LEGEND = [
 ]
 
 
-def take_and_annotate(campaign: CampaignSpec, path: Path, out: Path | None, **options) -> LabIngest:
-    """``take_lab_sheet`` and, when ``out`` is given, the annotated copy (also of a refused sheet)."""
+def take_and_annotate(campaign: CampaignSpec, path: Path, out: Path | None, replace: bool = False,
+                      sheet: str | None = None, confirm: Collection[str] = (), by: str | None = None) -> LabIngest:
+    """``take_lab_sheet`` and, when ``out`` is given, the annotated copy (also of a refused sheet).
+
+    The file is read once: the checks and the copy see the same cells. A file its guards refuse
+    (``load_table``) gets no copy, only the ``SheetError``."""
+    loaded = load_table(path, sheet)
     try:
-        result = take_lab_sheet(campaign, path, **options)
+        result = take_lab_loaded(campaign, loaded, str(path), replace, confirm, by)
     except SheetError as exc:
         if out is not None:
-            write_annotated(campaign, path, out, options.get("sheet"), refused=exc.problems)
+            write_annotated(campaign, loaded, out, refused=exc.problems)
         raise
     if out is not None:
-        write_annotated(campaign, path, out, options.get("sheet"), result=result)
+        write_annotated(campaign, loaded, out, result=result)
     return result
 
 
-def write_annotated(campaign: CampaignSpec, path: Path, out: Path, sheet: str | None = None,
-                    result: LabIngest | None = None, refused: Sequence[tuple[int, str]] = (),
-                    predictions: bool = True) -> Path:
-    """Write the annotated copy of the sheet at ``path`` to ``out`` (.xlsx). ``predictions=False``
-    leaves the predicted values and intervals out (a reader without clearance for every record
-    the model learnt from)."""
-    frame = load_table(path, sheet).frame
+def write_annotated(campaign: CampaignSpec, loaded: LoadedTable, out: Path, result: LabIngest | None = None,
+                    refused: Sequence[tuple[int, str]] = (), predictions: bool = True) -> Path:
+    """Write the annotated copy of a sheet, its cells as ``load_table`` read them, to ``out``
+    (.xlsx). ``predictions=False`` leaves the predicted values and intervals out (a reader
+    without clearance for every record the model learnt from)."""
+    frame = loaded.frame
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     stored = {r.sample_id for r in result.stored} if result else set()
     holds: dict[tuple[str, str], Hold] = {(h.sample_id, h.prop): h for h in (result.held if result else [])}

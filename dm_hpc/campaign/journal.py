@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dm_hpc.data.integrity import fsync_dir
+
 #: Task states as the journal knows them (runner job states live in dm_hpc.runners.states).
 PLANNED, SUBMITTED, FINISHED, INGESTED, FAILED = "planned", "submitted", "finished", "ingested", "failed"
 
@@ -347,7 +349,7 @@ class Journal:
         self._lock = threading.Lock()
         if self._lines == 0:
             self._append({"t": time.time(), "event": "journal", "format": FORMAT})
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         elif read_head(self.path) != (self._lines, self._prev):
             _write_head(self._head, self._lines, self._prev)  # a crash left it one line behind
 
@@ -384,14 +386,6 @@ class Journal:
     def events(path: Path) -> Iterator[dict[str, Any]]:
         """The events in order (a torn last line is left out); ``JournalDamage`` on any damage."""
         yield from (ev for _, ev in _checked(Path(path)).events)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _checked(path: Path) -> Verdict:

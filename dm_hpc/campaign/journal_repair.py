@@ -30,6 +30,7 @@ import pandas as pd
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.lock import take_manager_lock
 from dm_hpc.campaign.spec import CampaignSpec
+from dm_hpc.data.integrity import fsync_dir
 
 
 def _task_number(c: CampaignSpec, task_id: object) -> int:
@@ -205,4 +206,4 @@ def _rewrite(path: Path, events: list[dict[str, Any]]) -> None:
             os.replace(moved, path)
         raise
     moved.unlink(missing_ok=True)
-    jn._fsync_dir(path.parent)
+    fsync_dir(path.parent)

@@ -33,9 +33,9 @@ from dm_hpc.data.sheets import (
     SheetContents,
     SheetDefaults,
     SheetError,
-    read_sheet_contents,
     records_from_table,
 )
+from dm_hpc.data.sheetfiles import LoadedTable, load_table
 from dm_hpc.data.verdicts import Verdict
 
 
@@ -51,8 +51,16 @@ def read_lab_sheet(campaign: CampaignSpec, path: Path, sheet: str | None = None,
 
     ``contributor``: credited on rows that name none (a circumstance: record ids do not change);
     ``shown``: the file's name in messages (an upload's name, not its temporary path)."""
-    return _lab_contents(campaign, lambda defaults, ids: read_sheet_contents(
-        path, defaults, known_ids=ids, sheet=sheet, shown=shown), shown or str(path), contributor)
+    return read_lab_loaded(campaign, load_table(path, sheet, shown), shown or str(path), contributor)
+
+
+def read_lab_loaded(campaign: CampaignSpec, loaded: LoadedTable, origin: str,
+                    contributor: str | None = None) -> SheetContents:
+    """``read_lab_sheet`` for a file already read (``load_table``; ``origin``: its name in
+    messages): a door that also annotates the sheet reads the file once and hands the same
+    cells to the checks and to ``annotate.write_annotated``."""
+    return _lab_contents(campaign, lambda defaults, ids: records_from_table(
+        loaded.frame, origin, defaults, ids, loaded.decimal), origin, contributor)
 
 
 def read_lab_table(campaign: CampaignSpec, table: pd.DataFrame, origin: str = "measurements") -> SheetContents:
@@ -139,9 +147,16 @@ def take_lab_sheet(campaign: CampaignSpec, path: Path, replace: bool = False, sh
     whose values outside the model's interval are meant (with the sheet's ``confirm`` column;
     ``by``: who confirms, default the login name). Held values are not stored (``holds``).
     """
-    contents = read_lab_sheet(campaign, path, sheet)
+    return take_lab_loaded(campaign, load_table(path, sheet), str(path), replace, confirm, by)
+
+
+def take_lab_loaded(campaign: CampaignSpec, loaded: LoadedTable, origin: str, replace: bool = False,
+                    confirm: Collection[str] = (), by: str | None = None) -> LabIngest:
+    """``take_lab_sheet`` for a file already read (``load_table``; ``origin``: its name in
+    messages and the journal)."""
+    contents = read_lab_loaded(campaign, loaded, origin)
     confirm = set(confirm) | confirmations(contents)
-    return take_lab_contents(campaign, contents, str(path), replace, confirm, by)
+    return take_lab_contents(campaign, contents, origin, replace, confirm, by)
 
 
 def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: str, replace: bool = False,

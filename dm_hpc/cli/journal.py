@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dm_hpc.cli.store import fail, say
+from dm_hpc.cli.store import fail, load_campaign_or_fail, say
 
 CampaignFile = Annotated[Path, typer.Argument(help="Campaign YAML file.")]
 
@@ -19,20 +19,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="journal")
 
 
-def _campaign(path: Path):
-    from dm_hpc.campaign import CampaignError, load_campaign
-
-    try:
-        return load_campaign(path)
-    except CampaignError as exc:
-        fail(str(exc))
-
-
 def verify(campaign: CampaignFile) -> None:
     """Check every line of the journal (exit 1 and each damaged line named when it is damaged)."""
     from dm_hpc.campaign.journal_repair import verify_campaign
 
-    c = _campaign(campaign)
+    c = load_campaign_or_fail(campaign)
     v = verify_campaign(c)
     for p in v.problems:
         say(f"{c.run_dir / 'journal.jsonl'}: {p}")
@@ -53,7 +44,7 @@ def repair(campaign: CampaignFile) -> None:
     from dm_hpc.campaign.manager import CampaignBusyError
 
     try:
-        report = do_repair(_campaign(campaign))
+        report = do_repair(load_campaign_or_fail(campaign))
     except CampaignBusyError as exc:
         fail(str(exc))
     for line in report.lines():

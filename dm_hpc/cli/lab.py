@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dm_hpc.cli.store import fail, say
+from dm_hpc.cli.store import fail, load_campaign_or_fail, say
 
 
 def register(app: typer.Typer) -> None:
@@ -29,14 +29,9 @@ def retract(
         fail("give --campaign CAMPAIGN.yaml or --store STORE (one of them)")
     try:
         if campaign is not None:
-            from dm_hpc.campaign import CampaignError, load_campaign
             from dm_hpc.campaign.lab import retract_record
 
-            try:
-                spec = load_campaign(campaign)
-            except CampaignError as exc:
-                fail(str(exc))
-            done = retract_record(spec, record_id, reason, by)
+            done = retract_record(load_campaign_or_fail(campaign), record_id, reason, by)
         else:
             from dm_hpc.data.corrections import retract as retract_in
 

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dm_hpc.cli.store import fail
+from dm_hpc.cli.store import fail, load_campaign_or_fail
 
 console = Console()
 CampaignFile = Annotated[Path, typer.Argument(help="Campaign YAML file (see campaigns/).")]
@@ -20,15 +20,6 @@ SURROGATES = ("auto", "gp", "multitask", "ensemble")
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
     app.command("models")(models)
-
-
-def _campaign(path: Path):
-    from dm_hpc.campaign import CampaignError, load_campaign
-
-    try:
-        return load_campaign(path)
-    except CampaignError as exc:
-        fail(str(exc))
 
 
 def _held_out(meta: dict) -> str:
@@ -54,7 +45,7 @@ def train(
 
     if surrogate is not None and surrogate not in SURROGATES:
         fail(f"--surrogate must be one of {', '.join(SURROGATES)}, not {surrogate!r}")
-    c = _campaign(campaign)
+    c = load_campaign_or_fail(campaign)
     world = world_from_env()
     _train(c, ranks, world, registry.TrainOptions(kind=surrogate, checkpoint_every=checkpoint_every,
                                                   register=register, if_new_data=if_new_data, epochs=epochs), campaign)
@@ -110,7 +101,7 @@ def models(
     """List registered model versions (current marked); --promote / --rollback switch."""
     from dm_hpc.campaign import registry
 
-    c = _campaign(campaign)
+    c = load_campaign_or_fail(campaign)
     for version, move in ((promote, registry.promote), (rollback, registry.rollback)):
         if version:
             try:

@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from dm_hpc.cli.campaign import shown
-from dm_hpc.cli.store import fail
+from dm_hpc.cli.store import fail, load_campaign_or_fail
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +33,6 @@ def plan(
     scripts: Annotated[bool, typer.Option("--scripts/--no-scripts", help="Print the job scripts.")] = True,
 ) -> None:
     """Render the job scripts the next steps would submit, with estimated core-/GPU-hours."""
-    from dm_hpc.campaign import CampaignError, load_campaign
     from dm_hpc.campaign import journal as jn
     from dm_hpc.runners import SiteProfile, slurmcli
     from dm_hpc.runners.site import SiteProfileError
@@ -41,10 +40,7 @@ def plan(
 
     if not dry_run:
         fail("plan only renders and estimates; `dm-hpc run CAMPAIGN` submits")
-    try:
-        c = load_campaign(campaign)
-    except CampaignError as exc:
-        fail(str(exc))
+    c = load_campaign_or_fail(campaign)
     site_path = site or c.runner.site or Path("local")
     try:
         profile = SiteProfile.load(site_path)

@@ -50,6 +50,16 @@ def store_errors() -> Iterator[None]:
         fail(str(exc))
 
 
+def load_campaign_or_fail(path: Path):
+    """The campaign file at ``path`` (a ``CampaignSpec``), or ``fail`` with what is wrong in it."""
+    from dm_hpc.campaign import CampaignError, load_campaign
+
+    try:
+        return load_campaign(path)
+    except CampaignError as exc:
+        fail(str(exc))
+
+
 def _open(path: Path, mode: str = "r"):
     from dm_hpc.data import Store
 

@@ -10,6 +10,7 @@ of the code's output; it never lets a code's own exception type escape.
 """
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import shlex
@@ -63,6 +64,21 @@ class Backend:
 class AseBackend(Backend):
     """An ASE calculator relaxed by BFGS on a ``FrechetCellFilter`` (positions and cell)."""
 
+    #: The Python package that provides the calculator (its ``__version__`` is the code's
+    #: version) and the dm-hpc extra that installs it (None: a dependency of dm-hpc itself).
+    package = "ase"
+    extra: str | None = None
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            importlib.import_module(self.package)
+        except ImportError:
+            return f"{self.package} is not installed; pip install 'dm-hpc[{self.extra}]'"
+        return None
+
+    def version(self) -> str:
+        return importlib.import_module(self.package).__version__
+
     def make_calculator(self, atoms: Atoms, settings: Mapping[str, Any], workdir: Path, cores: int):
         raise NotImplementedError
 
@@ -110,11 +126,6 @@ class AseBackend(Backend):
 class EmtBackend(AseBackend):
     code = "ase-emt"
 
-    def version(self) -> str:
-        import ase
-
-        return ase.__version__
-
     def make_calculator(self, atoms, settings, workdir, cores):
         from ase.calculators.emt import EMT
 
@@ -142,18 +153,8 @@ class GpawBackend(AseBackend):
     """GPAW plane waves. Under ``gpaw python`` with N MPI ranks GPAW parallelises itself."""
 
     code = "gpaw"
-
-    def unavailable_reason(self) -> str | None:
-        try:
-            import gpaw  # noqa: F401
-        except ImportError:
-            return "gpaw is not installed; pip install 'dm-hpc[dft]'"
-        return None
-
-    def version(self) -> str:
-        import gpaw
-
-        return gpaw.__version__
+    package = "gpaw"
+    extra = "dft"
 
     def make_calculator(self, atoms, settings, workdir, cores):
         from gpaw import GPAW, PW, FermiDirac
@@ -186,18 +187,8 @@ class ChgnetBackend(AseBackend):
     """CHGNet (optional extra ``mlip``); the model loads once per process."""
 
     code = "chgnet"
-
-    def unavailable_reason(self) -> str | None:
-        try:
-            import chgnet  # noqa: F401
-        except ImportError:
-            return "chgnet is not installed; pip install 'dm-hpc[mlip]'"
-        return None
-
-    def version(self) -> str:
-        import chgnet
-
-        return chgnet.__version__
+    package = "chgnet"
+    extra = "mlip"
 
     def make_calculator(self, atoms, settings, workdir, cores):
         global _CHGNET_MODEL

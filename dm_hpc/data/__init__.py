@@ -32,7 +32,7 @@ _WHERE = {
     "Quantity": "dm_hpc.data.records",
     "RawMaterial": "dm_hpc.data.records",
     "Source": "dm_hpc.data.records",
-    "CheckReport": "dm_hpc.data.store",
+    "CheckReport": "dm_hpc.data.recovery",
     "IngestResult": "dm_hpc.data.store",
     "Store": "dm_hpc.data.store",
     "StoreCorruptError": "dm_hpc.data.store",

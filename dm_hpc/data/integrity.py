@@ -9,15 +9,21 @@
   units, the data digests; checked on every open, cheap), and of each whole shard file (in the
   manifest; ``check`` re-hashes it). HDF5's Fletcher32 filter on every dataset makes a read of
   a damaged chunk raise instead of returning wrong numbers.
+- **One writer.** ``WriterLock`` holds an exclusive ``flock`` on ``STORE/LOCK`` for the store's
+  writer and for ``recover``; the kernel drops it when the process dies, so a ``kill -9`` never
+  leaves a store locked.
 - **Publishing** a finished file is ``link(tmp, final)``, which fails when ``final`` exists,
   instead of ``rename``, which would replace it.
 """
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
+import socket
+import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -169,3 +175,30 @@ def create_marker(root: Path, store_id: str | None = None) -> dict[str, Any]:
         assert existing is not None
         return existing
     return marker
+
+
+class WriterLock:
+    """An exclusive ``flock`` on ``STORE/LOCK``; the kernel drops it if the writer dies."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / layout.LOCK
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self.path.read_text().strip() or "another process"
+            os.close(self._fd)
+            raise StoreLockedError(
+                f"store {root} is already open for writing by {holder}; "
+                "a store has one writer at a time (readers may open it with mode='r')"
+            ) from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}".encode())
+
+    def release(self) -> None:
+        try:
+            os.ftruncate(self._fd, 0)
+        except OSError:  # a full or read-only disk must not keep the lock
+            pass
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)

@@ -1,5 +1,8 @@
 """``Store.check`` (find damage, change nothing) and ``recover`` (rebuild a lost manifest).
 
+Below the store: ``check_store`` is given the store's root, manifest and shard opener, and
+``recover`` takes the writer lock from ``integrity``, so this module never imports ``store``.
+
 ``recover`` trusts only what each shard says about itself: its store id, its number, the
 shards a merge made it from (``replaces``) and its checksums. A shard some other live shard
 replaces is merged away; the rest, in the order of ``first``, are the store. Nothing is
@@ -11,14 +14,16 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from dm_hpc.data import layout
 from dm_hpc.data.integrity import (
     StoreCorruptError,
     StoreError,
+    WriterLock,
     create_marker,
     fsync_dir,
     os_failure,
@@ -28,25 +33,42 @@ from dm_hpc.data.integrity import (
 from dm_hpc.data.records import MaterialRecord, record_id_of
 from dm_hpc.data.shards import Shard, text_attr
 
-if TYPE_CHECKING:
-    from dm_hpc.data.store import CheckReport, Store
-
 _RECORD_ERRORS = (ValueError, KeyError, TypeError, UnicodeDecodeError, IndexError)
 
 
-def check_store(store: Store) -> CheckReport:
-    """See ``Store.check``; every problem is a line in the report, nothing raises."""
-    from dm_hpc.data.store import CheckReport
+@dataclass
+class CheckReport:
+    """Outcome of ``Store.check``: counts, every problem found, and notes that are not damage."""
 
+    records: int = 0
+    shards: int = 0
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    view_problems: list[str] = field(default_factory=list)  # of store.h5 (also in problems)
+    view_behind: bool = False  # store.h5 missing or of an older generation: a note, not damage
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def only_view(self) -> bool:
+        """Damage (or staleness) only in ``store.h5``, which a writer rebuilds from the shards."""
+        return (bool(self.view_problems) or self.view_behind) and len(self.problems) == len(self.view_problems)
+
+
+def check_store(root: Path, manifest: dict[str, Any], open_shard: Callable[[str], Shard]) -> CheckReport:
+    """See ``Store.check``: the store at ``root`` as its open ``manifest`` describes it;
+    ``open_shard(name)`` gives the store's own handle of a shard (the reader's snapshot), used to
+    compare the ``store.h5`` view with the shards. Every problem is a line in the report, nothing
+    raises."""
     report = CheckReport()
-    root = store.root
     try:
         if read_marker(root) is None:
             report.notes.append(f"no {layout.MARKER} (a store from before identity files); the next writer adds it")
     except StoreCorruptError as exc:
         report.problems.append(str(exc))
     seen: set[bytes] = set()
-    manifest = store._manifest
     for entry in manifest["shards"]:
         report.shards += 1
         _check_shard(root, entry, report, seen)
@@ -60,7 +82,7 @@ def check_store(store: Store) -> CheckReport:
         from dm_hpc.data.view import check_view
 
         try:
-            shards = [store._shard(e["name"]) for e in manifest["shards"]]
+            shards = [open_shard(e["name"]) for e in manifest["shards"]]
         except (StoreError, OSError):
             return report  # a shard that cannot be opened is already a problem; the view waits
         report.view_problems, behind = check_view(root, manifest, shards)
@@ -164,8 +186,6 @@ class _Found:
 
 def recover(root: str | os.PathLike[str]) -> RecoverReport:
     """Rebuild ``manifest.json`` from the shards' own metadata (takes the writer lock)."""
-    from dm_hpc.data.store import _WriterLock
-
     root = Path(root)
     if not (root / layout.SHARD_DIR).is_dir():
         raise StoreError(f"{root} has no shards/ folder: nothing to recover from")
@@ -174,7 +194,7 @@ def recover(root: str | os.PathLike[str]) -> RecoverReport:
         raise StoreError(f"{root} is not a dm-hpc store (no {layout.MARKER}, no shard files in shards/); "
                          "nothing was written")
     try:
-        lock = _WriterLock(root)
+        lock = WriterLock(root)
     except OSError as exc:
         raise os_failure(root, "take the writer lock", exc) from None
     try:

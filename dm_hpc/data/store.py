@@ -31,14 +31,12 @@ manifest and opening it, the reader takes the newer generation and tries again.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
-import socket
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +51,7 @@ from dm_hpc.data.integrity import (
     StoreCorruptError,
     StoreError,
     StoreLockedError,
+    WriterLock,
     create_marker,
     damaged,
     fsync_dir,
@@ -60,6 +59,7 @@ from dm_hpc.data.integrity import (
     read_marker,
 )
 from dm_hpc.data.records import MaterialRecord, Source
+from dm_hpc.data.recovery import CheckReport, check_store
 from dm_hpc.data.shards import (
     RecordColumns,
     Rows,
@@ -72,7 +72,7 @@ from dm_hpc.data.shards import (
     write_shard,
 )
 
-__all__ = ["CheckReport", "IngestResult", "Store", "StoreCorruptError", "StoreError", "StoreLockedError",
+__all__ = ["IngestResult", "Store", "StoreCorruptError", "StoreError", "StoreLockedError",
            "open_store", "read_view"]
 
 #: Shards of one size tier merged into one once this many exist (size-tiered compaction).
@@ -101,56 +101,8 @@ class IngestResult:
     ids: list[str]
 
 
-@dataclass
-class CheckReport:
-    """Outcome of ``Store.check``: counts, every problem found, and notes that are not damage."""
-
-    records: int = 0
-    shards: int = 0
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    view_problems: list[str] = field(default_factory=list)  # of store.h5 (also in problems)
-    view_behind: bool = False  # store.h5 missing or of an older generation: a note, not damage
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def only_view(self) -> bool:
-        """Damage (or staleness) only in ``store.h5``, which a writer rebuilds from the shards."""
-        return (bool(self.view_problems) or self.view_behind) and len(self.problems) == len(self.view_problems)
-
-
 def _tier(count: int) -> int:
     return int(math.log(max(count, 1), MERGE_FANOUT))
-
-
-class _WriterLock:
-    """An exclusive ``flock`` on ``STORE/LOCK``; the kernel drops it if the writer dies."""
-
-    def __init__(self, root: Path) -> None:
-        self.path = root / layout.LOCK
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self.path.read_text().strip() or "another process"
-            os.close(self._fd)
-            raise StoreLockedError(
-                f"store {root} is already open for writing by {holder}; "
-                "a store has one writer at a time (readers may open it with mode='r')"
-            ) from None
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}".encode())
-
-    def release(self) -> None:
-        try:
-            os.ftruncate(self._fd, 0)
-        except OSError:  # a full or read-only disk must not keep the lock
-            pass
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
 
 
 class Store:
@@ -164,7 +116,7 @@ class Store:
     def __init__(self, root: Path, mode: Literal["r", "a"]) -> None:
         self.root = Path(root)
         self.mode = mode
-        self._lock: _WriterLock | None = None
+        self._lock: WriterLock | None = None
         self._shards: dict[str, Shard] = {}
         self._damaged: dict[str, StoreCorruptError] = {}  # reader: shards found damaged at open
         self._manifest: dict[str, Any] = {}
@@ -215,7 +167,7 @@ class Store:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             marker = self._claim()
-            self._lock = _WriterLock(self.root)
+            self._lock = WriterLock(self.root)
         except OSError as exc:
             raise os_failure(self.root, "open it for writing", exc) from None
         try:
@@ -711,9 +663,7 @@ class Store:
         """Verify every shard file's SHA-256, every column's checksums, that counts match the
         manifest, that every record's JSON hashes to its id and no id appears twice, and that
         the ``store.h5`` view reads what the shards hold."""
-        from dm_hpc.data.recovery import check_store
-
-        return check_store(self)
+        return check_store(self.root, self._manifest, self._shard)
 
 
 def _filters(filters: dict[str, Any]) -> dict[str, Any]:

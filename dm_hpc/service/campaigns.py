@@ -7,7 +7,7 @@ inverse design, records, report) goes through ``CampaignDesk``; the routes never
 (suggest / add_measurements / records / run) lands, only this module changes:
 
 - ``pending`` / ``lab_sheet``  <- ``journal.replay`` + ``lab.write_suggestions``  (then ``Campaign.suggest``)
-- ``ingest``                   <- ``lab.read_lab_sheet`` + ``lab.take_lab_contents`` (then ``Campaign.add_measurements``)
+- ``ingest``                   <- ``lab.read_lab_loaded`` + ``lab.take_lab_contents`` (then ``Campaign.add_measurements``)
 - ``records``                  <- ``Store.records``                              (then ``Campaign.records``)
 - ``predict``                  <- ``strategy.fit_model`` + ``learn.predict``
 - ``design``                   <- ``acquire.design.design_from_dataframe``
@@ -46,6 +46,7 @@ from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.spec import CampaignSpec, Goal
 from dm_hpc.data import MaterialRecord, Store, StoreError
 from dm_hpc.data.access import AccessLevel, AccessMap, AccessRule
+from dm_hpc.data.sheetfiles import load_table
 from dm_hpc.data.sheets import SheetContents, SheetError
 
 
@@ -342,7 +343,7 @@ class CampaignDesk:
         import secrets
 
         from dm_hpc.campaign.annotate import write_annotated
-        from dm_hpc.campaign.lab import read_lab_sheet
+        from dm_hpc.campaign.lab import read_lab_loaded
 
         c = self.get(name)
         full = self.sees_everything(name, clearance)  # else no interval or prediction leaves here
@@ -354,18 +355,21 @@ class CampaignDesk:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"upload{suffix}"
             path.write_bytes(content)
+            loaded = None
             try:
+                # read once: the checks and the annotated copy see the same cells
+                loaded = load_table(path, shown=filename)
                 # the one reader of every door: its guards, checks and verdicts (no lock needed)
-                contents = read_lab_sheet(c, path, contributor=contributor, shown=filename)
+                contents = read_lab_loaded(c, loaded, filename, contributor)
                 with self._slots[name].ingest:
                     done = self._store_measurements(c, filename, contents, rule, confirm_held, contributor)
             except SheetError as exc:
-                try:  # load_table guards again: a hostile file gets no annotated copy, only the refusal
-                    write_annotated(c, path, copy, refused=exc.problems, predictions=full)
-                except SheetError:
+                if loaded is None:  # a file the guards refuse gets no annotated copy, only the refusal
                     token = None
+                else:
+                    write_annotated(c, loaded, copy, refused=exc.problems, predictions=full)
                 raise RejectedSheet(filename, exc.verdicts, token) from None
-            write_annotated(c, path, copy, result=done, predictions=full)
+            write_annotated(c, loaded, copy, result=done, predictions=full)
             return Upload(done.records, done.new, done.queued, [r.record_id for r in done.stored], done.held,
                           done.confirmed, done.stored, token, full)
 

@@ -9,7 +9,7 @@ from dm_hpc.api import Campaign
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.annotate import take_and_annotate
 from dm_hpc.campaign.holds import Z_99
-from dm_hpc.data import Store
+from dm_hpc.data import Store, sheetfiles
 from dm_hpc.data.workbook import FILLS
 from tests.campaign.helpers import dm
 from tests.data.test_sheets_lab import PROP, fill, lab_campaign
@@ -57,7 +57,7 @@ def test_an_implausible_value_is_held_with_its_interval_then_confirmed(tmp_path)
     assert event["confirmed"] == ["L1-1"]
 
 
-def test_the_confirm_column_and_the_api_confirm(tmp_path):
+def test_the_confirm_column_and_the_api_confirm(tmp_path, monkeypatch):
     path, campaign = lab_campaign(tmp_path)
     api = Campaign.load(path)
     rows = {"sample_id": ["L1-0", "L1-1"], "composition:Cu [at_frac]": [0.5, 0.25],
@@ -70,8 +70,13 @@ def test_the_confirm_column_and_the_api_confirm(tmp_path):
     assert got["sample_id"].tolist() == ["L1-0"] and len(got.attrs["held"]) == 1
     sheet = tmp_path / "confirmed.csv"
     pd.DataFrame({**rows, "confirm": ["", "yes"]}).to_csv(sheet, index=False)
+    reads = []
+    real = sheetfiles.check_file  # every read of a sheet file passes it first: counted, not replaced
+    monkeypatch.setattr(sheetfiles, "check_file", lambda path, shown=None: reads.append(path) or real(path, shown))
     result = take_and_annotate(campaign, sheet, tmp_path / "a.xlsx")
     assert result.confirmed == ["L1-1"] and not result.held
+    assert reads == [sheet]  # one reading serves the checks and the annotated copy
+    assert (tmp_path / "a.xlsx").is_file()
 
 
 def test_a_refused_sheet_is_annotated_with_why(tmp_path):
