@@ -67,7 +67,7 @@ def test_store_query_sources_take_their_records_out_of_the_campaigns_own(tmp_pat
 
 @pytest.mark.parametrize("transfer, message", [
     ({"from": []}, "transfer.from"),
-    ({"from": [{"label": "x"}]}, "needs campaign, method, source, elements or table"),
+    ({"from": [{"label": "x"}]}, "needs campaign, method, source, elements, table or model"),
     ({"from": [{"elements": ["Xx"]}]}, "unknown element 'Xx'"),
     ({"from": [{"method": "a", "property": "bandgapp"}]}, "bandgapp"),
     ({"from": [{"method": "a"}, {"method": "a"}]}, "transfer sources must differ"),
