@@ -173,15 +173,29 @@ def cross_validate(campaign: CampaignSpec, data: TrainingSet, folds: int = CV_FO
     return rows, mean, std
 
 
-def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path
+def transfer_cross_validation(fitted) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``cross_validate``'s answer for a campaign whose model leans on transfer sources: the
+    leave-one-out predictions of the model the campaign uses (``learn.transfer.loo_predictions``;
+    its hyper-parameters fitted once on all rows, as in ``cross_validate``)."""
+    from dm_hpc.learn.transfer import loo_predictions
+
+    mean, std = loo_predictions(fitted.transfer["fit"])
+    return np.arange(len(mean)), mean.numpy().reshape(-1, 1), std.numpy().reshape(-1, 1)
+
+
+def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path, fitted=None
                 ) -> tuple[Path | None, dict[str, float], list[PropertyCalibration]]:
     """Cross-validated parity plot per objective; returns the path, R^2 per objective and the
-    90 %-interval coverage per property of the same predictions."""
+    90 %-interval coverage per property of the same predictions. ``fitted``: the campaign's
+    transfer model (``campaign.transfer.transfer_model``), cross-validated instead of a cold GP."""
     from matplotlib.figure import Figure
 
     if len(data) < 3:
         return None, {}, []
-    rows, mean, std = cross_validate(campaign, data, seed=campaign.seed)
+    if fitted is not None:
+        rows, mean, std = transfer_cross_validation(fitted)
+    else:
+        rows, mean, std = cross_validate(campaign, data, seed=campaign.seed)
     props = campaign.properties
     cals = calibration(props, data.Y[rows], mean, std)
     objs = campaign.objectives
@@ -330,13 +344,23 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
         notes.append("no objective values recorded yet: no best-value plot")
     r2: dict[str, float] = {}
     cals: list[PropertyCalibration] = []
+    fitted = None
+    if campaign.transfer is not None:  # the model the campaign uses is the one the report judges
+        from dm_hpc.campaign.transfer import transfer_model
+
+        try:
+            fitted = transfer_model(campaign, data)
+        except Exception as exc:  # a failed fit must not cost the rest of the report
+            notes.append(f"transfer model failed: {type(exc).__name__}: {exc}")
     try:
-        parity_png, r2, cals = plot_parity(campaign, data, out_dir / "parity.png")
+        parity_png, r2, cals = plot_parity(campaign, data, out_dir / "parity.png", fitted)
     except Exception as exc:  # a failed fit must not cost the rest of the report
         parity_png = None
         notes.append(f"surrogate cross-validation failed: {type(exc).__name__}: {exc}")
     if parity_png:
-        plots.append(("surrogate parity (5-fold cross-validated, predictive 1σ error bars)", parity_png))
+        how = (f"leave-one-out predictions of the model in use, transfer kind {fitted.transfer['kind']}"
+               if fitted is not None else "5-fold cross-validated")
+        plots.append((f"surrogate parity ({how}, predictive 1σ error bars)", parity_png))
     elif len(data) < 3:
         notes.append(f"no surrogate model yet ({len(data)} usable record(s); the parity plot needs 3)")
     pareto_png, front = plot_pareto(campaign, df, out_dir / "pareto.png")
@@ -410,12 +434,18 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
         md += fidelity_choice_lines(campaign, data)
     except Exception as exc:  # a failed fit must not cost the rest of the report
         notes.append(f"choice of the measured-value model failed: {type(exc).__name__}: {exc}")
-    try:
-        from dm_hpc.campaign.transfer import transfer_lines
+    if campaign.transfer is not None:
+        from dm_hpc.campaign.transfer import plot_replay, replay, replay_lines, transfer_lines
 
-        md += transfer_lines(campaign, data)
-    except Exception as exc:  # a failed fit must not cost the rest of the report
-        notes.append(f"transfer model failed: {type(exc).__name__}: {exc}")
+        try:
+            md += transfer_lines(campaign, data, fitted)
+            if fitted is not None:
+                curves = replay(campaign, data, fitted)
+                plots.append(("best-so-far with and without transfer (replayed on the campaign's own records)",
+                              plot_replay(campaign, curves, out_dir / "transfer_replay.png")))
+                md += replay_lines(campaign, curves)
+        except Exception as exc:  # a failed fit must not cost the rest of the report
+            notes.append(f"transfer section failed: {type(exc).__name__}: {exc}")
     sheets = sorted(p for p in campaign.run_dir.glob("*") if p.suffix in (".csv", ".xlsx"))
     md += [
         "## Where things are",

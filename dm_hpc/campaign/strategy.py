@@ -90,11 +90,24 @@ def _fit_with_sources(campaign: CampaignSpec, space, X, Y, fidelity: str, source
     A model source (``SourceRows.model``) enters as its predictions at ``MODEL_SOURCE_POINTS`` seeded
     draws of the design space plus the campaign's own points (the multitask kind's data), and as
     itself for the prior kind (``campaign.standard.ModelOnSpace``)."""
+    from dm_hpc.learn.fitted import FittedSurrogate
+    from dm_hpc.learn.transfer import fit_transfer
+
+    tables, outside = source_tables(campaign, space, X, sources)
+    fit = fit_transfer(X, Y[:, 0], tables, seed=campaign.seed)
+    info = {"kind": fit.kind, "weights": fit.weights, "loo": fit.loo, "loo_rmse": fit.loo_rmse,
+            "source_points": fit.source_points, "outside_space": outside, "fit": fit, "tables": tables}
+    return FittedSurrogate(fit.model, tuple(campaign.properties), (fidelity,), fidelity, space, X, transfer=info)
+
+
+def source_tables(campaign: CampaignSpec, space, X, sources: list) -> tuple[list, dict[str, int]]:
+    """``learn.transfer.Source`` per source (``dataset.SourceRows``) on the campaign's features, and
+    per source the records left out for elements outside the design space. ``X``: the campaign's
+    own ``n x d`` features (a model source is also read there)."""
     import torch
 
     from dm_hpc.learn.features import composition_matrix
-    from dm_hpc.learn.fitted import FittedSurrogate
-    from dm_hpc.learn.transfer import Source, fit_transfer
+    from dm_hpc.learn.transfer import Source
 
     known = set(space.element_names)
     tables, outside = [], {}
@@ -109,10 +122,7 @@ def _fit_with_sources(campaign: CampaignSpec, space, X, Y, fidelity: str, source
             comps = [c for c, ok in zip(s.compositions, inside) if ok]
             tables.append(Source(s.name, space.featurize(composition_matrix(comps, space.element_names), s.process[inside]),
                                  torch.tensor(s.y[inside], dtype=torch.double)))
-    fit = fit_transfer(X, Y[:, 0], tables, seed=campaign.seed)
-    info = {"kind": fit.kind, "weights": fit.weights, "loo": fit.loo, "loo_rmse": fit.loo_rmse,
-            "source_points": fit.source_points, "outside_space": outside, "fit": fit}
-    return FittedSurrogate(fit.model, tuple(campaign.properties), (fidelity,), fidelity, space, X, transfer=info)
+    return tables, outside
 
 
 #: design-space draws at which a model source's predictions stand in for its data (multitask kind)

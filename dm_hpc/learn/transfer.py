@@ -178,6 +178,25 @@ def _loo(model, rows: Tensor | None = None) -> tuple[Tensor, Tensor]:
     return (lpd, resid) if rows is None else (lpd[rows], resid[rows])
 
 
+def loo_predictions(fit: TransferFit) -> tuple[Tensor, Tensor]:
+    """Leave-one-out predictions of the model ``fit`` uses at each target row (R&W eq. 5.12, the
+    hyper-parameters of the fit on all rows kept): means ``n`` and predictive standard deviations
+    ``n`` (noise included), in the target's units, rows in the order of the ``X`` given to
+    ``fit_transfer``."""
+    model = fit.model
+    rows = model.train_inputs[0][:, -1] == len(fit.weights) if fit.kind == "multitask" else None
+    X = model.train_inputs[0]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        K = model.likelihood(model.forward(X), [X]).covariance_matrix
+        var = 1.0 / torch.cholesky_inverse(torch.linalg.cholesky(K + 1e-8 * torch.eye(len(X), dtype=K.dtype))).diagonal()
+    _, resid = _loo(model, rows)
+    y = fit.fit_data["target"]["y"]
+    scale = getattr(getattr(model, "outcome_transform", None), "stdvs", None)
+    sd = var.sqrt() * (scale.reshape(-1)[0] if scale is not None else 1.0)
+    return y - resid, (sd if rows is None else sd[rows])
+
+
 def _bounds(*Xs: Tensor) -> Tensor:
     X = torch.cat(Xs)
     lo, hi = X.min(0).values, X.max(0).values
@@ -373,5 +392,5 @@ def rebuild_transfer(state: dict, source_model: Callable[[dict], object]):
 
 
 __all__ = ["KINDS", "MIN_TARGET_POINTS", "MULTITASK_SOURCE_POINTS", "PRIOR_SOURCE_POINTS", "Source", "SourcePriorMean",
-           "TransferFit", "fit_transfer", "loo_log_density", "on_columns", "rebuild_transfer", "subsample",
+           "TransferFit", "fit_transfer", "loo_log_density", "loo_predictions", "on_columns", "rebuild_transfer", "subsample",
            "transfer_state", "union_columns"]
