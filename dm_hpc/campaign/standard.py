@@ -345,10 +345,14 @@ def load_model_file(path: Path) -> ModelFile:
 
 @lru_cache(maxsize=8)
 def _load_cached(path: Path, mtime_ns: int, size: int) -> ModelFile:
+    import warnings
+
     import torch
 
     try:
-        payload = torch.load(path, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():  # a foreign pickle's protocol warning: the error below says it
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, weights_only=True, map_location="cpu")
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
             AttributeError, KeyError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
