@@ -1,11 +1,9 @@
 """Transfer sources seen from outside the loop: ``suggest_sources`` ranks what the store holds for
 ``dm-hpc transfer suggest``; ``transfer_lines`` is the report's section with each source's weight and what the sources were worth
-(``gain``); ``replay`` and ``plot_replay`` draw best-so-far with and without transfer.
+(``gain``); ``replay`` gives best-so-far with and without transfer (``report.plot_replay`` draws it).
 Which records a source takes is ``dataset.source_rows`` (beside the campaign's own training set).
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -58,6 +56,18 @@ def transfer_model(campaign: CampaignSpec, data):
         return None
     fitted = fit_model(campaign, data)
     return fitted if getattr(fitted, "transfer", None) else None
+
+
+def design_inputs(campaign: CampaignSpec, df: pd.DataFrame):
+    """What inverse design (``acquire.design.design``'s ``space`` and ``models``) takes from a
+    campaign that transfers: its design space and its model with sources for its objective
+    property; None when no source enters the campaign's model (design then fits its own)."""
+    from dm_hpc.campaign.dataset import training_set
+
+    fitted = transfer_model(campaign, training_set(campaign, df))
+    if fitted is None:
+        return None
+    return fitted.space, {campaign.objectives[0].property: fitted.model}
 
 
 def gain(info: dict) -> dict[str, float]:
@@ -179,27 +189,6 @@ def replay(campaign: CampaignSpec, data, fitted, max_steps: int = REPLAY_MAX_STE
         vals = sign * y[seen].numpy()
         curves[mode] = sign * np.maximum.accumulate(vals)
     return curves
-
-
-def plot_replay(campaign: CampaignSpec, curves: dict[str, np.ndarray], out: Path) -> Path:
-    """The replay's two best-so-far curves (``replay``)."""
-    from matplotlib.figure import Figure
-
-    from dm_hpc.campaign.report import PLOT_LAYOUT
-
-    o = campaign.objectives[0]
-    fig = Figure(figsize=(5.5, 4), layout=PLOT_LAYOUT)
-    ax = fig.subplots()
-    for mode, label in (("cold", "without transfer (cold)"), ("transfer", "with transfer (guarded)")):
-        c = curves[mode]
-        ax.step(np.arange(1, len(c) + 1), c, where="post", label=label)
-    ax.axvline(min(max(2, campaign.learning.initial_points), len(curves["cold"])), color="0.6", lw=1, ls=":")
-    ax.set_xlabel("experiments (replayed on the campaign's own records)")
-    ax.set_ylabel(f"best {o.property} [{canonical_unit(o.property)}]")
-    ax.set_title(f"best-so-far with and without transfer ({o.goal.value})", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.savefig(out, dpi=110)
-    return out
 
 
 def replay_lines(campaign: CampaignSpec, curves: dict[str, np.ndarray]) -> list[str]:

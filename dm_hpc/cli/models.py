@@ -151,16 +151,16 @@ def models(
 
 
 def _export(c, out: Path, version: str | None, with_transfer: bool, contributors: list[str]) -> None:
-    from dm_hpc.campaign import CampaignError, registry, standard
+    from dm_hpc.campaign import CampaignError, model_export, registry, standard
     from dm_hpc.data import StoreError
 
     if with_transfer and version:
         fail("--with-transfer exports the campaign's model now; --version exports a registered one: give one")
     try:
         if with_transfer:
-            path = standard.export_campaign_model(c, out, contributors)
+            path = model_export.export_campaign_model(c, out, contributors)
         else:
-            path = standard.export_version(c, version, out, contributors)
+            path = model_export.export_version(c, version, out, contributors)
         file = standard.load_model_file(path)
     except (registry.RegistryError, CampaignError, StoreError, OSError) as exc:
         fail(str(exc))
