@@ -453,7 +453,7 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
         md += fidelity_choice_lines(campaign, data)
     except Exception as exc:  # a failed fit must not cost the rest of the report
         notes.append(f"choice of the measured-value model failed: {type(exc).__name__}: {exc}")
-    if campaign.transfer is not None:
+    if campaign.transfer is not None and not any(n.startswith("transfer model failed") for n in notes):
         from dm_hpc.campaign.transfer import replay, replay_lines, transfer_lines
 
         try:

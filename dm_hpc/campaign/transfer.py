@@ -80,6 +80,23 @@ def gain(info: dict) -> dict[str, float]:
             "used_loo": info["loo"][kind], "rmse_ratio": cold_rmse / used_rmse if used_rmse > 0 else float("nan")}
 
 
+def source_worth(info: dict, seed: int = 0) -> dict[str, tuple[str, float]]:
+    """Each source alone (with two or more sources): the guarded model fitted with that source only
+    (``fit_transfer(kind="auto")``) on the same own records, as ``{source: (kind chosen, LOO RMSE)}``;
+    empty with one source (the table above says it)."""
+    from dm_hpc.learn.transfer import fit_transfer
+
+    tables = info.get("tables") or []
+    if len(tables) < 2:
+        return {}
+    target = info["fit"].fit_data["target"]
+    out = {}
+    for t in tables:
+        alone = fit_transfer(target["X"], target["y"], [t], bounds=target["bounds"], seed=seed)
+        out[t.name] = (alone.kind, alone.loo_rmse[alone.kind])
+    return out
+
+
 def model_source_lines(data) -> list[str]:
     """One line per model-file source: where the model comes from (its provenance)."""
     out = []
@@ -143,6 +160,11 @@ def transfer_lines(campaign: CampaignSpec, data, fitted=_UNFITTED) -> list[str]:
            f"| without sources (cold) | {g['cold_rmse']:.4g} {unit} | {g['cold_loo']:.3f} |",
            f"| used ({info['kind']}) | {g['used_rmse']:.4g} {unit} | {g['used_loo']:.3f} |", "",
            f"Gain: the cold model's LOO RMSE is {g['rmse_ratio']:.2f}x the model's used.", ""]
+    alone = source_worth(info, campaign.seed)
+    if alone:
+        md += ["Each source alone (the guarded model with that source only):", "",
+               "| source | model chosen | LOO RMSE |", "|---|---|---:|",
+               *[f"| {name} | {kind} | {rmse:.4g} {unit} |" for name, (kind, rmse) in alone.items()], ""]
     return md
 
 

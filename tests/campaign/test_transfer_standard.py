@@ -217,3 +217,30 @@ def test_model_source_settings_are_checked(tmp_path, standard_file):
     res = CliRunner().invoke(app, ["models", str(out.parent / "national.yaml"), "--export", str(tmp_path / "x.pt"),
                                    "--version", "v0009"])
     assert res.exit_code != 0 and "no model version 'v0009'" in res.output
+
+
+def test_each_source_alone_is_reported_beside_the_standard_model(tmp_path, standard_file):
+    """Two sources: the standard model and unrelated records of the store (random values on the same
+    elements). The report says what each is worth alone; the standard model alone beats cold."""
+    from dm_hpc.campaign.transfer import gain, source_worth, transfer_lines
+
+    out, _ = standard_file
+    _, partner = _campaign(tmp_path, "partner", lab=True, transfer={"from": [
+        {"model": str(out), "label": "national"}, {"method": "noise", "label": "unrelated"}]})
+    rng = np.random.default_rng(11)
+    noise = [MaterialRecord.model_validate({
+        "composition": dict(zip(ELEMENTS, rng.dirichlet(np.ones(3)))),
+        "properties": [{"name": "mixing_energy", "value": float(rng.normal(0, 0.05))}],
+        "provenance": {"source": "computed", "method": "noise"}}) for _ in range(40)]
+    with Store.open(partner.store, "a") as store:
+        store.ingest(_records(8, 5, "experimental", "lab-sheet", scale=1.3, offset=0.01) + noise)
+    data = training_set(partner, Store.open(partner.store).to_dataframe())
+    assert len(data) == 8 and [(s.name, len(s.y)) for s in data.transfer] == [("national", 0), ("unrelated", 40)]
+    fitted = fit_model(partner, data)
+    alone = source_worth(fitted.transfer, partner.seed)
+    cold = gain(fitted.transfer)["cold_rmse"]
+    assert set(alone) == {"national", "unrelated"}
+    assert alone["national"][0] != "cold" and alone["national"][1] < 0.5 * cold
+    assert alone["national"][1] < alone["unrelated"][1]
+    text = "\n".join(transfer_lines(partner, data, fitted))
+    assert "Each source alone" in text and "| national |" in text and "| unrelated |" in text
