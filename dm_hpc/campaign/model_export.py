@@ -105,7 +105,7 @@ def export_campaign_model(campaign: CampaignSpec, out: Path, contributors: list[
         raise ModelFileError(f"{campaign.name} has no transfer sources that enter its model (one property, one "
                              "fidelity); export a registered version with --version instead")
     fit = info["fit"]
-    state = transfer_state(fit, _source_state, info.get("columns", ()))
+    state = transfer_state(fit, _source_state)
     ids = sorted(data.record_ids)
     provenance = {
         "kind": "campaign model with transfer", "campaign": campaign.name, "material_class": campaign.material_class,
@@ -125,10 +125,9 @@ def export_campaign_model(campaign: CampaignSpec, out: Path, contributors: list[
 
 
 def _source_state(model) -> dict:
-    """A prior-mean source model as plain values: a model file nested whole, or a source GP."""
-    from dm_hpc.learn.persist import surrogate_state
-
-    if isinstance(model, ModelOnSpace):
-        return {"kind": "model-file", "file": model.file.state, "property": model.file.properties[model.column],
-                "space": _features_of(model.space, [])}
-    return surrogate_state(model, "gp", model.train_inputs[0], model.train_targets.reshape(-1, 1))
+    """A ready prior-mean source model (a model file on the campaign's space) as plain values: the
+    file nested whole (source GPs fitted on data are saved by ``transfer_state`` itself)."""
+    if not isinstance(model, ModelOnSpace):
+        raise ModelFileError(f"cannot save a source model of type {type(model).__name__}")
+    return {"kind": "model-file", "file": model.file.state, "property": model.file.properties[model.column],
+            "space": _features_of(model.space, [])}

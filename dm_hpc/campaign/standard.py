@@ -182,10 +182,9 @@ def _payload_model(payload: dict, where: str):
 
 def _nested_source(saved: dict, where: str):
     from dm_hpc.acquire import DesignSpace
-    from dm_hpc.learn.persist import rebuild_surrogate
 
     if saved.get("kind") != "model-file":
-        return rebuild_surrogate(saved)
+        raise ModelFileError(f"{where}: a nested source model of unknown kind {saved.get('kind')!r}")
     inner = _from_payload(saved["file"], Path(where), "")
     f = saved["space"]
     space = DesignSpace(elements={e: (0.0, 1.0) for e in f["elements"]},

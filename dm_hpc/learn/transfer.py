@@ -289,6 +289,11 @@ def fit_transfer(
             if not source_models:  # a source with its own model (a standard model) is not refitted
                 source_models = tuple(s.model if s.model is not None else fit_gp(s.X[:, s.columns()], s.y.reshape(-1, 1), seed=seed)
                                       for s in (subsample(s, PRIOR_SOURCE_POINTS, seed) for s in sources))
+            # what each source GP conditions on (None: a ready model), for ``transfer_state``
+            data["prior"] = {"sources": [None if s.model is not None else
+                                         (s.X[:, s.columns()].double(), s.y.double().reshape(-1, 1))
+                                         for s in (subsample(s, PRIOR_SOURCE_POINTS, seed) for s in sources)],
+                             "columns": [s.columns() for s in sources]}
             stats = torch.stack([torch.stack([s.y.double().mean(), s.y.double().std().clamp_min(1e-12)]) for s in sources])
             fits["prior"] = _fit_prior(X, y, sources, source_models, stats, bounds, prev.candidates.get("prior") if prev else None, seed)
     loo, rmse = _score(fits, len(y), len(sources), y)
@@ -345,8 +350,9 @@ STATE_FORMAT = 1
 def transfer_state(fit: TransferFit, source_state: Callable[[object], dict], columns: Sequence[Sequence[int]] = ()) -> dict:
     """The model ``fit`` uses as tensors and plain values (never a pickled object), for
     ``rebuild_transfer``: the chosen kind, the data it was fitted on, its ``state_dict``; for the
-    prior kind also each source model, saved by ``source_state(model)`` (a dict of the same kind of
-    values), and ``columns`` (each source's input columns, default all)."""
+    prior kind also each source model: a source GP as ``learn.persist`` saves a GP (with the rows
+    it conditions on), a ready model (``Source.model``) by ``source_state(model)`` (a dict of the
+    same kind of values); and each source's input columns (``columns``, default as fitted)."""
     target = fit.fit_data["target"]
     state: dict = {"format": STATE_FORMAT, "kind": "transfer", "transfer_kind": fit.kind, "X": target["X"].cpu(),
                    "y": target["y"].cpu(), "bounds": target["bounds"].cpu(), "seed": int(target["seed"]),
@@ -356,14 +362,19 @@ def transfer_state(fit: TransferFit, source_state: Callable[[object], dict], col
         d = fit.fit_data["multitask"]
         state.update(Xa=d["X"].cpu(), ya=d["y"].cpu(), task=d["task"].cpu(), n_sources=len(fit.weights))
     if fit.kind == "prior":
-        state["sources"] = [source_state(m) for m in fit.source_models]
-        state["columns"] = [list(c) for c in columns] or [list(range(target["X"].shape[-1]))] * len(fit.source_models)
+        from dm_hpc.learn.persist import surrogate_state
+
+        prior = fit.fit_data.get("prior") or {"sources": [None] * len(fit.source_models), "columns": []}
+        state["sources"] = [source_state(m) if d is None else surrogate_state(m, "gp", *d)
+                            for m, d in zip(fit.source_models, prior["sources"])]
+        state["columns"] = [list(c) for c in (columns or prior["columns"])]
     return state
 
 
 def rebuild_transfer(state: dict, source_model: Callable[[dict], object]):
-    """The model saved by ``transfer_state``, in eval mode (``source_model(saved)`` rebuilds a
-    source model of the prior kind). Raises ValueError on a state of another format or kind."""
+    """The model saved by ``transfer_state``, in eval mode (a source GP is rebuilt here,
+    ``source_model(saved)`` rebuilds a ready source model of the prior kind). Raises ValueError on
+    a state of another format or kind."""
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
 
@@ -380,7 +391,9 @@ def rebuild_transfer(state: dict, source_model: Callable[[dict], object]):
         elif kind in ("cold", "prior"):
             mean = None
             if kind == "prior":
-                models = [source_model(s) for s in state["sources"]]
+                from dm_hpc.learn.persist import rebuild_surrogate
+
+                models = [rebuild_surrogate(s) if s.get("kind") == "gp" else source_model(s) for s in state["sources"]]
                 mean = SourcePriorMean(models, state["columns"], torch.zeros(len(models), 2, dtype=torch.double), bounds)
             model = SingleTaskGP(X, y.reshape(-1, 1), covar_module=_matern_ard(d), mean_module=mean,
                                  input_transform=Normalize(d, bounds=bounds), outcome_transform=Standardize(1))
