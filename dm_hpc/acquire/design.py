@@ -72,8 +72,10 @@ def fit_design_models(
     target_fidelity: str | None = None,
     space: DesignSpace | None = None,
     seed: int = 0,
+    prefit: dict | None = None,
 ) -> DesignModels:
-    """Fit a surrogate per property on the rows that have it, one task per ``source:method``."""
+    """Fit a surrogate per property on the rows that have it, one task per ``source:method``;
+    ``prefit``: property -> a model the caller fitted on ``space``'s features (kept, not refitted)."""
     from dm_hpc.learn.fitted import fit_fidelity_surrogate
     from dm_hpc.learn.surrogates import GPSettings
 
@@ -85,6 +87,9 @@ def fit_design_models(
         raise TargetError(f"no records of fidelity {target!r} (have: {', '.join(sorted(set(labels_all)))})")
     models = {}
     for prop in dict.fromkeys(properties):
+        if prop in (prefit or {}):
+            models[prop] = prefit[prop]
+            continue
         if prop not in df.columns:
             raise TargetError(f"no records of property {prop!r} in the store")
         has = df[prop].notna().to_numpy()
@@ -171,6 +176,8 @@ def design(
     target_fidelity: str | None = None,
     max_seconds: float = DEFAULT_MAX_SECONDS,
     progress: Callable[[str], None] | None = None,
+    space: DesignSpace | None = None,
+    models: dict | None = None,
 ) -> DesignResult:
     """New candidates most likely to meet every target, and the known materials that do.
 
@@ -182,6 +189,9 @@ def design(
         target_fidelity: ``source:method`` to predict (default: ``default_target``).
         max_seconds: budgets scoring and listing after the fit (the list is cut short, never the fit).
         progress: receives plain progress lines.
+        space / models: a caller's design space and its models per property on that space's features
+            (a campaign's model with its transfer sources); properties without a model are fitted here
+            on ``space``. Default: the space of the data and a model per property fitted here.
 
     The design space is the data's elements with bounds up to the largest fraction seen (no
     extrapolation in range). Compositions already in the store are listed apart as known
@@ -199,17 +209,22 @@ def design(
             progress(f"[{time.monotonic() - start:5.1f} s] {line}")
 
     tg = [parse_target(t) if isinstance(t, str) else t for t in targets]
-    space = _space(df, max_elements, excluded)
+    banned = np.zeros(0, int)
+    if space is None:
+        space = _space(df, max_elements, excluded)
+    else:  # the models' feature columns stay: excluded elements are refused among candidates instead
+        space = dataclasses.replace(space, max_elements=max_elements or space.max_elements)
+        banned = np.array([i for i, e in enumerate(space.element_names) if e in set(excluded)], int)
     els = space.element_names
     store_frac = _fractions(df, els)
     store_formulas = [formula(c, els) for c in integer_formulas(store_frac, max_atoms=24)]
     ionic = mostly_balanced(store_formulas)
     say(f"fitting {', '.join(dict.fromkeys(t.property for t in tg))} on {len(df)} records"
         f" ({len(els)} elements{'; ionic: charge balance required' if ionic else ''})")
-    fitted = fit_design_models(df, [t.property for t in tg], target_fidelity, space=space, seed=seed)
+    fitted = fit_design_models(df, [t.property for t in tg], target_fidelity, space=space, seed=seed, prefit=models)
     say("fitted")
     pool_space = space
-    if ionic:
+    if ionic and space.pool is None:
         frac, proc = space.sample(n_candidates, np.random.default_rng(seed))
         counts = integer_formulas(frac)
         counts, first = np.unique(counts, axis=0, return_index=True)
@@ -218,7 +233,7 @@ def design(
         pool_space = dataclasses.replace(space, pool=(counts / counts.sum(1, keepdims=True), proc[first]))
 
     def accept(f: np.ndarray) -> bool:
-        if known_index(f, store_frac) >= 0:
+        if known_index(f, store_frac) >= 0 or (banned.size and np.any(f[banned] > 0)):
             return False
         return not ionic or charge_balanced(formula(integer_formulas(f[None, :])[0], els))
 

@@ -136,6 +136,9 @@ class SourceRows:
     y: np.ndarray
     record_ids: list[str]
     skipped: dict[str, int] = field(default_factory=dict)
+    #: a model source's loaded file (``campaign.standard.ModelFile``; no records: its predictions
+    #: on the campaign's design space are the source)
+    model: object | None = None
 
 
 @lru_cache(maxsize=8)
@@ -175,7 +178,7 @@ def taken_by_sources(campaign: CampaignSpec, df: pd.DataFrame) -> np.ndarray:
     taken = np.zeros(len(df), bool)
     if campaign.transfer is not None and len(df):
         for spec in campaign.transfer.from_:
-            if spec.table is None:
+            if spec.table is None and spec.model is None:  # a table or a model takes no store record
                 taken |= matches(spec, df)
     return taken
 
@@ -185,6 +188,13 @@ def source_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[SourceRows]:
     with elements outside the design space are left out where the model is fitted, which knows it."""
     out = []
     for spec in (campaign.transfer.from_ if campaign.transfer is not None else ()):
+        if spec.model is not None:
+            from dm_hpc.campaign.standard import load_model_file
+
+            out.append(SourceRows(spec.name, spec.property or campaign.objectives[0].property, [],
+                                  np.zeros((0, len(campaign.space.process))), np.zeros(0), [],
+                                  model=load_model_file(spec.model)))
+            continue
         if spec.table is not None:
             frame = _table_frame(spec.table, spec.table_map, spec.table.stat().st_mtime)
         else:

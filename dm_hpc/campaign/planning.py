@@ -110,8 +110,10 @@ class CampaignPlanner:
                 t = time.perf_counter()
                 self.fitted = fit_model(self.c, data)
                 mine = snap.data[snap.data["campaign"] == self.c.name]
+                info = self.fitted.transfer  # the run's model with sources: which kind, how much each weighed
+                extra = {"transfer": {"kind": info["kind"], "weights": info["weights"]}} if info else {}
                 refit = self.journal.write("refit", n=len(data), seconds=round(time.perf_counter() - t, 3),
-                                           best=best_values(self.c, mine))
+                                           best=best_values(self.c, mine), **extra)
             else:
                 skipped = True
         fitted, q = self.fitted, self.c.learning.batch_size

@@ -5,7 +5,7 @@ exists and can describe every element of the design space with its settings (EMT
 list, GPAW's PAW setups, QE's pseudopotentials), every fidelity delivers every objective and
 constraint (a method derives it, the lab ``measures`` it: the surrogate learns from records
 that hold them all), every named file exists (pool, column maps, site profile, emulation
-table), and a method's code is installed where the runner is local. Durations and satisfiable
+table, transfer tables and model files; a model file must load and predict its property), and a method's code is installed where the runner is local. Durations and satisfiable
 constraints are checked in the spec itself.
 """
 from __future__ import annotations
@@ -93,6 +93,7 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
 
         if not (SITES_DIR / f"{c.runner.site}.yaml").is_file():
             out.append(f"runner.site: no site profile {c.runner.site!r} in {SITES_DIR}")
+    out += transfer_problems(c)
     out += delivery_problems(c)
     out += _resource_problems(c)
     elements = _space_elements(c)
@@ -111,6 +112,29 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
             why = unavailable_reason(method)
             if why:
                 out.append(f"fidelities.{f.name}: method {f.method} cannot run here: {why}")
+    return out
+
+
+def transfer_problems(c: CampaignSpec) -> list[str]:
+    """Transfer sources that cannot be read: a missing table, a model file that is missing, damaged,
+    foreign or does not predict the property it is to inform."""
+    out = []
+    for k, s in enumerate(c.transfer.from_ if c.transfer is not None else ()):
+        for field, path in (("table", s.table), ("table_map", s.table_map), ("model", s.model)):
+            if path is not None and not Path(path).is_file():
+                out.append(f"transfer.from.{k}.{field}: no such file: {path}")
+        if s.model is not None and Path(s.model).is_file():
+            from dm_hpc.campaign.standard import ModelFileError, load_model_file
+
+            prop = s.property or c.objectives[0].property
+            try:
+                file = load_model_file(s.model)
+            except ModelFileError as exc:
+                out.append(f"transfer.from.{k}.model: {exc}")
+                continue
+            if prop not in file.properties:
+                out.append(f"transfer.from.{k}.model: {s.model} predicts {', '.join(file.properties)}, not {prop} "
+                           "(set property: to the one it is to inform)")
     return out
 
 

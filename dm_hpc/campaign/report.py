@@ -119,17 +119,32 @@ def plot_best(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> Path | Non
     return out
 
 
-def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path, remember: bool = True
+def transfer_cross_validation(fitted) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``cross_validate``'s answer for a campaign whose model leans on transfer sources: the
+    leave-one-out predictions of the model the campaign uses (``learn.transfer.loo_predictions``;
+    its hyper-parameters fitted once on all rows, as in ``cross_validate``)."""
+    from dm_hpc.learn.transfer import loo_predictions
+
+    mean, std = loo_predictions(fitted.transfer["fit"])
+    return np.arange(len(mean)), mean.numpy().reshape(-1, 1), std.numpy().reshape(-1, 1)
+
+
+def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path, remember: bool = True, fitted=None
                 ) -> tuple[Path | None, dict[str, float], list[PropertyCalibration]]:
     """Cross-validated parity plot per objective; returns the path, R^2 per objective and the
     90 %-interval coverage per property of the same predictions. The predictions are the kept
-    ones when they are current (``crossval.cross_validation``; kept anew when ``remember``)."""
+    ones when they are current (``crossval.cross_validation``; kept anew when ``remember``).
+    ``fitted``: the campaign's transfer model (``campaign.transfer.transfer_model``), whose
+    leave-one-out predictions are judged instead of a cold GP's."""
     from matplotlib.figure import Figure
 
     if len(data) < MIN_POINTS:
         return None, {}, []
-    cv = cross_validation(campaign, data, campaign.seed, remember)
-    rows, mean, std = cv.rows, cv.mean, cv.std
+    if fitted is not None:
+        rows, mean, std = transfer_cross_validation(fitted)
+    else:
+        cv = cross_validation(campaign, data, campaign.seed, remember)
+        rows, mean, std = cv.rows, cv.mean, cv.std
     props = campaign.properties
     cals = calibration(props, data.Y[rows], mean, std)
     objs = campaign.objectives
@@ -253,6 +268,25 @@ def _best_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[str]:
     return lines
 
 
+def plot_replay(campaign: CampaignSpec, curves: dict[str, np.ndarray], out: Path) -> Path:
+    """The two best-so-far curves of ``campaign.transfer.replay`` (``transfer_replay.png``)."""
+    from matplotlib.figure import Figure
+
+    o = campaign.objectives[0]
+    fig = Figure(figsize=(5.5, 4), layout=PLOT_LAYOUT)
+    ax = fig.subplots()
+    for mode, label in (("cold", "without transfer (cold)"), ("transfer", "with transfer (guarded)")):
+        c = curves[mode]
+        ax.step(np.arange(1, len(c) + 1), c, where="post", label=label)
+    ax.axvline(min(max(2, campaign.learning.initial_points), len(curves["cold"])), color="0.6", lw=1, ls=":")
+    ax.set_xlabel("experiments (replayed on the campaign's own records)")
+    ax.set_ylabel(f"best {o.property} [{canonical_unit(o.property)}]")
+    ax.set_title(f"best-so-far with and without transfer ({o.goal.value})", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.savefig(out, dpi=110)
+    return out
+
+
 def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_dir: Path | None = None) -> Path:
     """Write ``<run_dir>/report/summary.md`` and its PNG plots; returns the summary's path.
 
@@ -278,14 +312,25 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
         notes.append("no objective values recorded yet: no best-value plot")
     r2: dict[str, float] = {}
     cals: list[PropertyCalibration] = []
+    fitted = None
+    if campaign.transfer is not None:  # the model the campaign uses is the one the report judges
+        from dm_hpc.campaign.transfer import transfer_model
+
+        try:
+            fitted = transfer_model(campaign, data)
+        except Exception as exc:  # a failed fit must not cost the rest of the report
+            notes.append(f"transfer model failed: {type(exc).__name__}: {exc}")
     try:
         # a report on a reader's scoped view (``frame``) leaves the whole campaign's kept predictions be
-        parity_png, r2, cals = plot_parity(campaign, data, out_dir / "parity.png", remember=frame is None)
+        parity_png, r2, cals = plot_parity(campaign, data, out_dir / "parity.png", remember=frame is None,
+                                           fitted=fitted)
     except Exception as exc:  # a failed fit must not cost the rest of the report
         parity_png = None
         notes.append(f"surrogate cross-validation failed: {type(exc).__name__}: {exc}")
     if parity_png:
-        plots.append((f"surrogate parity ({CV_FOLDS}-fold cross-validated, predictive 1σ error bars)", parity_png))
+        how = (f"leave-one-out predictions of the model in use, transfer kind {fitted.transfer['kind']}"
+               if fitted is not None else f"{CV_FOLDS}-fold cross-validated")
+        plots.append((f"surrogate parity ({how}, predictive 1σ error bars)", parity_png))
     elif len(data) < MIN_POINTS:
         notes.append(f"no surrogate model yet ({len(data)} usable record(s); the parity plot needs {MIN_POINTS})")
     pareto_png, front = plot_pareto(campaign, df, out_dir / "pareto.png")
@@ -359,12 +404,18 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
         md += fidelity_choice_lines(campaign, data)
     except Exception as exc:  # a failed fit must not cost the rest of the report
         notes.append(f"choice of the measured-value model failed: {type(exc).__name__}: {exc}")
-    try:
-        from dm_hpc.campaign.transfer import transfer_lines
+    if campaign.transfer is not None and not any(n.startswith("transfer model failed") for n in notes):
+        from dm_hpc.campaign.transfer import replay, replay_lines, transfer_lines
 
-        md += transfer_lines(campaign, data)
-    except Exception as exc:  # a failed fit must not cost the rest of the report
-        notes.append(f"transfer model failed: {type(exc).__name__}: {exc}")
+        try:
+            md += transfer_lines(campaign, data, fitted)
+            if fitted is not None:
+                curves = replay(campaign, data, fitted)
+                plots.append(("best-so-far with and without transfer (replayed on the campaign's own records)",
+                              plot_replay(campaign, curves, out_dir / "transfer_replay.png")))
+                md += replay_lines(campaign, curves)
+        except Exception as exc:  # a failed fit must not cost the rest of the report
+            notes.append(f"transfer section failed: {type(exc).__name__}: {exc}")
     sheets = sorted(p for p in campaign.run_dir.glob("*") if p.suffix in (".csv", ".xlsx"))
     md += [
         "## Where things are",

@@ -100,13 +100,14 @@ MEANING: dict[str, str] = {
     "LearningSpec.initial_points": "Random (space-filling) points before the first model.",
     "LearningSpec.refit_every": "Refit the model after this many new results.",
     "LearningSpec.batch_size": "Suggestions per planning step.",
-    "TransferSpec.from": "The sources: each a store query (every filter given must match) or a table file.",
+    "TransferSpec.from": "The sources: each a store query (every filter given must match), a table file or a model file.",
     "TransferSourceSpec.campaign": "Records filed under this campaign.",
     "TransferSourceSpec.method": "Records of this method (a calculation method, a lab's name, an imported table's method).",
     "TransferSourceSpec.source": "Only computed or only experimental records.",
     "TransferSourceSpec.elements": "Records containing every one of these elements.",
     "TransferSourceSpec.table": "A table file (CSV/XLSX) read as the sheet reader reads it, instead of the store; relative to this file.",
     "TransferSourceSpec.table_map": "Column map of the table (`configs/sheets/*.yaml`; relative to this file).",
+    "TransferSourceSpec.model": "A model file exported by `dm-hpc models export` (a standard model): its predictions are the source; relative to this file.",
     "TransferSourceSpec.property": "The source's property that informs the campaign's first objective (default: that objective).",
     "TransferSourceSpec.label": "The source's name in the report (default: its filters).",
 }
@@ -190,7 +191,7 @@ def campaign_file_page() -> str:
           "Its JSON Schema is `campaigns/schema.json` (editors such as VS Code can check a file "
           "against it). What each field means:", "",
           "- **Paths** (`store`, `workdir`, `space.pool`, `space.pool_map`, `runner.site`, "
-          "`fidelities[].emulate_from`, `emulate_map`, `transfer.from[].table`, `table_map`) are relative "
+          "`fidelities[].emulate_from`, `emulate_map`, `transfer.from[].table`, `table_map`, `model`) are relative "
           "to the campaign file's folder, "
           "as in compose files, so a campaign means the same from any working folder (cron, "
           "scrontab, a notebook).",

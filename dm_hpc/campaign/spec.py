@@ -345,8 +345,9 @@ class LearningSpec(Strict):
 
 
 class TransferSourceSpec(Strict):
-    """One source of related data: a store query (records matching every filter given) or a table
-    file read through the sheet reader and filtered alike."""
+    """One source of related data: a store query (records matching every filter given), a table
+    file read through the sheet reader and filtered alike, or a model file (``model``: a standard
+    model exported by ``dm-hpc models export``, whose predictions are the source)."""
 
     @property  # before the field ``property`` below, which hides the builtin in this class body
     def name(self) -> str:
@@ -357,6 +358,7 @@ class TransferSourceSpec(Strict):
                  if v is not None]
         parts += [f"elements={'-'.join(self.elements)}"] if self.elements else []
         parts += [f"table={self.table.name}"] if self.table is not None else []
+        parts += [f"model={self.model.name}"] if self.model is not None else []
         return ",".join(parts)
 
     campaign: str | None = None
@@ -365,6 +367,7 @@ class TransferSourceSpec(Strict):
     elements: list[str] | None = None
     table: Path | None = None
     table_map: Path | None = None
+    model: Path | None = None
     property: str | None = None
     label: str | None = None
 
@@ -392,8 +395,11 @@ class TransferSourceSpec(Strict):
 
     @model_validator(mode="after")
     def _selects(self) -> TransferSourceSpec:
-        if all(v is None for v in (self.campaign, self.method, self.source, self.elements, self.table)):
-            raise ValueError("a transfer source needs campaign, method, source, elements or table")
+        if all(v is None for v in (self.campaign, self.method, self.source, self.elements, self.table, self.model)):
+            raise ValueError("a transfer source needs campaign, method, source, elements, table or model")
+        if self.model is not None and any(v is not None for v in (self.campaign, self.method, self.source,
+                                                                  self.elements, self.table)):
+            raise ValueError("a model source takes no record filters (campaign, method, source, elements, table)")
         if self.table_map is not None and self.table is None:
             raise ValueError("table_map is given without a table")
         if self.property is not None:
@@ -545,7 +551,8 @@ def _format_errors(path: str, exc: ValidationError) -> str:
 #: fidelity). A ``runner.site`` without a suffix names a profile in ``configs/sites``, not a file.
 PATH_FIELDS = (("store",), ("workdir",), ("space", "pool"), ("space", "pool_map"), ("runner", "site"),
                ("fidelities", "*", "emulate_from"), ("fidelities", "*", "emulate_map"),
-               ("transfer", "from", "*", "table"), ("transfer", "from", "*", "table_map"))
+               ("transfer", "from", "*", "table"), ("transfer", "from", "*", "table_map"),
+               ("transfer", "from", "*", "model"))
 
 
 def _holders(data: dict, path: tuple[str, ...]) -> list[tuple[dict, str]]:

@@ -75,7 +75,7 @@ def fit_model(campaign: CampaignSpec, data: TrainingSet):
     target = target_index(campaign)
     if target not in set(data.fidelity.tolist()):  # predict what was measured, not an empty task
         target = int(data.fidelity.max())
-    sources = [s for s in data.transfer if len(s.y)]
+    sources = [s for s in data.transfer if len(s.y) or s.model is not None]
     if sources and len(campaign.properties) == 1 and len(set(data.fidelity.tolist())) == 1:
         return _fit_with_sources(campaign, space, X, Y, names[int(data.fidelity[0])], sources)
     return fit_fidelity_surrogate(X, Y, [names[i] for i in data.fidelity], outputs=campaign.properties,
@@ -85,26 +85,68 @@ def fit_model(campaign: CampaignSpec, data: TrainingSet):
 
 def _fit_with_sources(campaign: CampaignSpec, space, X, Y, fidelity: str, sources: list):
     """The campaign's one property on its one observed fidelity, with its transfer sources
-    (``learn.transfer.fit_transfer``: weighted by the campaign's own data, cold when they do not help)."""
+    (``learn.transfer.fit_transfer``: weighted by the campaign's own data, cold when they do not help).
+
+    A model source (``SourceRows.model``) enters as its predictions at ``MODEL_SOURCE_POINTS`` seeded
+    draws of the design space plus the campaign's own points (the multitask kind's data), and as
+    itself for the prior kind (``campaign.standard.ModelOnSpace``)."""
+    from dm_hpc.learn.fitted import FittedSurrogate
+    from dm_hpc.learn.transfer import fit_transfer
+
+    tables, outside = source_tables(campaign, space, X, sources)
+    fit = fit_transfer(X, Y[:, 0], tables, seed=campaign.seed)
+    info = {"kind": fit.kind, "weights": fit.weights, "loo": fit.loo, "loo_rmse": fit.loo_rmse,
+            "source_points": fit.source_points, "outside_space": outside, "fit": fit, "tables": tables}
+    return FittedSurrogate(fit.model, tuple(campaign.properties), (fidelity,), fidelity, space, X, transfer=info)
+
+
+def source_tables(campaign: CampaignSpec, space, X, sources: list) -> tuple[list, dict[str, int]]:
+    """``learn.transfer.Source`` per source (``dataset.SourceRows``) on the campaign's features, and
+    per source the records left out for elements outside the design space. ``X``: the campaign's
+    own ``n x d`` features (a model source is also read there)."""
     import torch
 
     from dm_hpc.learn.features import composition_matrix
-    from dm_hpc.learn.fitted import FittedSurrogate
-    from dm_hpc.learn.transfer import Source, fit_transfer
+    from dm_hpc.learn.transfer import Source
 
     known = set(space.element_names)
     tables, outside = [], {}
     for s in sources:  # the model's inputs are the campaign's features: other elements cannot enter
+        if s.model is not None:
+            tables.append(_model_source(campaign, space, X, s))
+            outside[s.name] = 0
+            continue
         inside = np.array([set(c) <= known for c in s.compositions], bool)
         outside[s.name] = int((~inside).sum())
         if inside.any():
             comps = [c for c, ok in zip(s.compositions, inside) if ok]
             tables.append(Source(s.name, space.featurize(composition_matrix(comps, space.element_names), s.process[inside]),
                                  torch.tensor(s.y[inside], dtype=torch.double)))
-    fit = fit_transfer(X, Y[:, 0], tables, seed=campaign.seed)
-    info = {"kind": fit.kind, "weights": fit.weights, "loo": fit.loo, "source_points": fit.source_points,
-            "outside_space": outside}
-    return FittedSurrogate(fit.model, tuple(campaign.properties), (fidelity,), fidelity, space, X, transfer=info)
+    return tables, outside
+
+
+#: design-space draws at which a model source's predictions stand in for its data (multitask kind)
+MODEL_SOURCE_POINTS = 300
+
+
+def _model_source(campaign: CampaignSpec, space, X, rows):
+    """A model file as a ``learn.transfer.Source`` on the campaign's features ``X`` (``n x d``)."""
+    import torch
+
+    from dm_hpc.campaign.standard import ModelOnSpace
+    from dm_hpc.learn.transfer import Source
+
+    model = ModelOnSpace(rows.model, space, rows.property)
+    if space.pool is not None:
+        frac, proc = space.pool
+        pick = np.random.default_rng(campaign.seed).permutation(len(frac))[:MODEL_SOURCE_POINTS]
+        frac, proc = frac[pick], proc[pick] if proc is not None and proc.size else None
+    else:
+        frac, proc = space.sample(MODEL_SOURCE_POINTS, np.random.default_rng(campaign.seed))
+    Xs = torch.cat([space.featurize(frac, proc if proc is not None and proc.size else None), X])
+    with torch.no_grad():
+        y = model.posterior(Xs).mean[:, 0]
+    return Source(rows.name, Xs, y, model=model)
 
 
 def optimiser(campaign: CampaignSpec) -> BoTorchOptimisation:

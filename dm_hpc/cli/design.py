@@ -7,7 +7,7 @@ import typer
 
 
 def design(
-    store: Path = typer.Option(..., "--store", help="HDF5 store to learn from"),
+    store: Path | None = typer.Option(None, "--store", help="HDF5 store to learn from (default: --campaign's)"),
     target: list[str] = typer.Option(..., "--target", help='e.g. "bulk_modulus>=150 GPa" (repeatable)'),
     n: int = typer.Option(20, "-n", "--number", min=1, help="candidates to list"),
     max_elements: int = typer.Option(0, "--max-elements", min=0, help="element-count limit (0: as in the data)"),
@@ -18,8 +18,11 @@ def design(
                                       help="time budget after the fit; the list is cut short when it is spent"),
     fidelity: str | None = typer.Option(None, "--fidelity", help="source:method to predict, e.g. "
                                         "experimental:lab (default: the experimental data, else the scarcest method)"),
+    campaign: Path | None = typer.Option(None, "--campaign", help="campaign file whose model predicts its objective "
+                                         "(its transfer sources included) on its design space"),
 ) -> None:
-    """Propose compositions most likely to meet every target, with predicted values and uncertainties."""
+    """Propose compositions most likely to meet every target, with predicted values and uncertainties.
+    With --campaign, a campaign that transfers lends its model (sources included) and design space."""
     import sys
 
     from dm_hpc.acquire.inverse import TargetError, parse_target
@@ -28,6 +31,15 @@ def design(
         targets = [parse_target(t) for t in target]
     except TargetError as exc:
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    spec = None
+    if campaign is not None:
+        from dm_hpc.cli.campaign import _load
+
+        spec = _load(campaign)
+        store = store or spec.store
+    if store is None:
+        typer.echo("error: give --store or --campaign", err=True)
         raise typer.Exit(2)
     if not store.exists():
         typer.echo(f"error: store {store} not found", err=True)
@@ -46,12 +58,22 @@ def design(
     if df.empty:
         typer.echo(f"error: store {store} holds no records", err=True)
         raise typer.Exit(2)
-    fidelity = fidelity or default_target(fidelity_labels(df))
     excluded = [e.strip() for e in exclude.split(",") if e.strip()]
     try:
+        lent = {}
+        if spec is not None:
+            from dm_hpc.campaign.transfer import design_inputs
+
+            got = design_inputs(spec, df)
+            if got is not None:
+                lent = {"space": got[0], "models": got[1]}
+                mine = df[df["campaign"] == spec.name] if "campaign" in df.columns else df
+                fidelity = fidelity or default_target(fidelity_labels(mine if len(mine) else df))
+                typer.echo(f"{spec.name}'s model with its transfer sources predicts {', '.join(got[1])}", err=True)
+        fidelity = fidelity or default_target(fidelity_labels(df))
         res = run_design(df, targets, n=n, max_elements=max_elements or None, excluded=excluded, seed=seed,
                          target_fidelity=fidelity, max_seconds=max_seconds,
-                         progress=lambda line: typer.echo(line, err=True))
+                         progress=lambda line: typer.echo(line, err=True), **lent)
     except (TargetError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)

@@ -97,11 +97,21 @@ def models(
     promote: Annotated[Optional[str], typer.Option(help="Make this version current, e.g. v0004.")] = None,
     rollback: Annotated[Optional[str], typer.Option(help="Make this earlier version current, e.g. v0002.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the versions as JSON.")] = False,
+    export: Annotated[Optional[Path], typer.Option(help="Write a model file (a standard model, with its training "
+                                                   "provenance) that another campaign names under transfer: from: - model:.")] = None,
+    version: Annotated[Optional[str], typer.Option(help="The version to --export (default: current).")] = None,
+    with_transfer: Annotated[bool, typer.Option("--with-transfer", help="--export the model the campaign uses now, "
+                                                "its transfer sources included (the improved model of the round trip).")] = False,
+    contributor: Annotated[list[str], typer.Option(help="A name credited in the exported file beyond those its "
+                                                   "records carry (repeatable).")] = [],  # noqa: B006 -- typer's list default
 ) -> None:
-    """List registered model versions (current marked); --promote / --rollback switch."""
+    """List registered model versions (current marked); --promote / --rollback switch; --export writes a model file."""
     from dm_hpc.campaign import registry
 
     c = load_campaign_or_fail(campaign)
+    if export is not None:
+        _export(c, export, version, with_transfer, contributor)
+        return
     for version, move in ((promote, registry.promote), (rollback, registry.rollback)):
         if version:
             try:
@@ -129,6 +139,30 @@ def models(
     from dm_hpc.cli.tables import fitted
 
     console.print(fitted(table, console))
+
+
+def _export(c, out: Path, version: str | None, with_transfer: bool, contributors: list[str]) -> None:
+    from dm_hpc.campaign import CampaignError, model_export, registry, standard
+    from dm_hpc.data import StoreError
+
+    if with_transfer and version:
+        fail("--with-transfer exports the campaign's model now; --version exports a registered one: give one")
+    try:
+        if with_transfer:
+            path = model_export.export_campaign_model(c, out, contributors)
+        else:
+            path = model_export.export_version(c, version, out, contributors)
+        file = standard.load_model_file(path)
+    except (registry.RegistryError, CampaignError, StoreError, OSError) as exc:
+        fail(str(exc))
+    p = file.provenance
+    rec = p["records"]
+    console.print(f"wrote {path}: {p['kind']} of {c.name}{' ' + p['version'] if p.get('version') else ''} "
+                  f"({p['model_kind']}, {rec['trained_on']} records, ids sha256 {str(rec['sha256'])[:12]}; "
+                  f"file sha256 {file.sha256[:12]})", markup=False, highlight=False, soft_wrap=True)
+    for d in p.get("derived_from") or ():
+        console.print(f"derived from {d['file']} (sha256 {d['sha256'][:12]}): {d['kind']} of {d['campaign']}",
+                      markup=False, highlight=False, soft_wrap=True)
 
 
 def _status(v, cur: str | None) -> str:

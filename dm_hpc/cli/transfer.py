@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dm_hpc.cli.campaign import CampaignFile, _load
+from dm_hpc.cli.store import fail
 
 console = Console()
 transfer_app = typer.Typer(help="Related data a campaign can learn from (issue 22).", no_args_is_help=True)
@@ -41,6 +42,30 @@ def suggest(
     for _, row in found.head(limit).iterrows():
         table.add_row(*[Text(str(v)) for v in row])  # Text: names are data, not markup
     console.print(table)
+
+
+@transfer_app.command("gain")
+def gain(campaign: CampaignFile) -> None:
+    """What the campaign's transfer sources are worth on its own records: each source's weight, the
+    model chosen, and the leave-one-out RMSE and log density with and without the sources (the
+    report's Transfer section, without the plots)."""
+    from dm_hpc.campaign import CampaignError
+    from dm_hpc.campaign.dataset import training_set
+    from dm_hpc.campaign.report import _store_frame
+    from dm_hpc.campaign.transfer import transfer_lines
+
+    c = _load(campaign)
+    if c.transfer is None:
+        console.print(f"{c.name} names no transfer sources (transfer: from: in the campaign file)", markup=False)
+        raise typer.Exit(1)
+    df, note = _store_frame(c)
+    if note:
+        console.print(note, markup=False, highlight=False)
+    try:
+        lines = transfer_lines(c, training_set(c, df))
+    except CampaignError as exc:
+        fail(str(exc))
+    print("\n".join(lines[2:]).rstrip())  # plain markdown, as in the report
 
 
 def register(app: typer.Typer) -> None:

@@ -31,7 +31,8 @@ class FittedSurrogate:
             model was trained on (an ``acquire.DesignSpace``; ``learn`` does not import it).
         train_X: the ``n x d`` training inputs (without a task column).
         transfer: when sources informed the model (``learn.transfer``): ``{"kind", "weights"
-            {source: weight}, "loo" {kind: density}, "source_points" {source: rows}}``; else None.
+            {source: weight}, "loo" {kind: density}, "loo_rmse" {kind: error}, "source_points"
+            {source: rows}, "fit" (the ``TransferFit``)}``; else None.
     """
 
     model: Any

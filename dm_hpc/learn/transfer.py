@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,6 +59,10 @@ class Source:
     X: Tensor
     y: Tensor
     measured: tuple[int, ...] = ()
+    #: a ready model of the source on the target's ``d`` columns (``posterior(batch x n x d).mean``:
+    #: ``batch x n x 1``), e.g. an exported standard model; the prior kind uses it instead of fitting
+    #: a GP on ``X, y`` (which are then its predictions, for the multitask kind)
+    model: object | None = field(default=None, compare=False)
 
     def columns(self) -> list[int]:
         return list(self.measured) or list(range(self.X.shape[-1]))
@@ -85,7 +89,7 @@ def subsample(source: Source, k: int, seed: int) -> Source:
     if n <= k:
         return source
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k]
-    return Source(source.name, source.X[idx], source.y[idx], source.measured)
+    return Source(source.name, source.X[idx], source.y[idx], source.measured, source.model)
 
 
 class SourcePriorMean(Mean):
@@ -124,6 +128,9 @@ class TransferFit:
     ``c_k``; 0 for every source when the cold GP is used). loo: kind -> mean leave-one-out log
     predictive density per target point (target units; higher is better) of each candidate.
     source_points: source name -> rows the models used (after subsampling).
+    loo_rmse: kind -> leave-one-out root-mean-square error on the target's rows (target units): the
+    cross-validated error of each candidate, so ``loo_rmse["cold"]`` against that of ``kind`` is
+    what the sources were worth on the target's own data.
     """
 
     kind: str
@@ -134,6 +141,9 @@ class TransferFit:
     candidates: dict[str, object] = field(default_factory=dict, repr=False)
     source_models: tuple = field(default=(), repr=False)
     sources_key: tuple = field(default=(), repr=False)
+    loo_rmse: dict[str, float] = field(default_factory=dict)
+    #: kind -> the data each candidate was fitted on (what ``transfer_state`` saves)
+    fit_data: dict[str, dict] = field(default_factory=dict, repr=False)
 
 
 def loo_log_density(model, rows: Tensor | None = None) -> Tensor:
@@ -145,6 +155,11 @@ def loo_log_density(model, rows: Tensor | None = None) -> Tensor:
     model's standardised units; ``- log(std_y)`` brings the density back to outcome units.
     Returns the densities of the scored rows (``n_rows``).
     """
+    return _loo(model, rows)[0]
+
+
+def _loo(model, rows: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """``loo_log_density`` and the leave-one-out residuals ``y_i - mu_i`` (outcome units) of the rows."""
     X = model.train_inputs[0]
     y = model.train_targets
     with torch.no_grad(), warnings.catch_warnings():
@@ -159,7 +174,27 @@ def loo_log_density(model, rows: Tensor | None = None) -> Tensor:
     scale = getattr(getattr(model, "outcome_transform", None), "stdvs", None)
     if scale is not None:
         lpd = lpd - torch.log(scale.reshape(-1)[0])
-    return lpd if rows is None else lpd[rows]
+        resid = resid * scale.reshape(-1)[0]
+    return (lpd, resid) if rows is None else (lpd[rows], resid[rows])
+
+
+def loo_predictions(fit: TransferFit) -> tuple[Tensor, Tensor]:
+    """Leave-one-out predictions of the model ``fit`` uses at each target row (R&W eq. 5.12, the
+    hyper-parameters of the fit on all rows kept): means ``n`` and predictive standard deviations
+    ``n`` (noise included), in the target's units, rows in the order of the ``X`` given to
+    ``fit_transfer``."""
+    model = fit.model
+    rows = model.train_inputs[0][:, -1] == len(fit.weights) if fit.kind == "multitask" else None
+    X = model.train_inputs[0]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        K = model.likelihood(model.forward(X), [X]).covariance_matrix
+        var = 1.0 / torch.cholesky_inverse(torch.linalg.cholesky(K + 1e-8 * torch.eye(len(X), dtype=K.dtype))).diagonal()
+    _, resid = _loo(model, rows)
+    y = fit.fit_data["target"]["y"]
+    scale = getattr(getattr(model, "outcome_transform", None), "stdvs", None)
+    sd = var.sqrt() * (scale.reshape(-1)[0] if scale is not None else 1.0)
+    return y - resid, (sd if rows is None else sd[rows])
 
 
 def _bounds(*Xs: Tensor) -> Tensor:
@@ -232,6 +267,7 @@ def fit_transfer(
     if not sources:
         wanted = ("cold",)
     fits: dict[str, object] = {}
+    data: dict[str, dict] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if "cold" in wanted:
@@ -244,22 +280,29 @@ def fit_transfer(
             # would otherwise let a source on another scale (a computed value, another unit) swamp it
             ya = torch.cat([*[_on_scale_of(torch.as_tensor(s.y, dtype=torch.double), y) for s in sub], y])
             task = torch.cat([torch.full((len(s.y),), k) for k, s in enumerate(sub)] + [torch.full((len(y),), len(sub))])
+            data["multitask"] = {"X": Xa, "y": ya, "task": task}
             fits["multitask"] = fit_multitask(Xa, ya.unsqueeze(-1), task, target_task=len(sub), bounds=bounds,
                                               all_tasks=list(range(len(sub) + 1)), settings=_MULTITASK_FIT, seed=seed,
                                               maxiter=60, warm_start=prev.candidates.get("multitask") if prev else None)
         source_models, stats = (prev.source_models if prev else ()), None
         if "prior" in wanted:
-            if not source_models:
-                source_models = tuple(fit_gp(s.X[:, s.columns()], s.y.reshape(-1, 1), seed=seed)
+            if not source_models:  # a source with its own model (a standard model) is not refitted
+                source_models = tuple(s.model if s.model is not None else fit_gp(s.X[:, s.columns()], s.y.reshape(-1, 1), seed=seed)
                                       for s in (subsample(s, PRIOR_SOURCE_POINTS, seed) for s in sources))
+            # what each source GP conditions on (None: a ready model), for ``transfer_state``
+            data["prior"] = {"sources": [None if s.model is not None else
+                                         (s.X[:, s.columns()].double(), s.y.double().reshape(-1, 1))
+                                         for s in (subsample(s, PRIOR_SOURCE_POINTS, seed) for s in sources)],
+                             "columns": [s.columns() for s in sources]}
             stats = torch.stack([torch.stack([s.y.double().mean(), s.y.double().std().clamp_min(1e-12)]) for s in sources])
             fits["prior"] = _fit_prior(X, y, sources, source_models, stats, bounds, prev.candidates.get("prior") if prev else None, seed)
-    loo = _score(fits, len(y), len(sources), y)
+    loo, rmse = _score(fits, len(y), len(sources), y)
     chosen = _choose(loo, len(y)) if kind == "auto" else kind
     weights = _weights(chosen, fits.get(chosen), names)
     model = fits[chosen]
     points = {s.name: min(len(s.y), MULTITASK_SOURCE_POINTS if chosen == "multitask" else PRIOR_SOURCE_POINTS) for s in sources}
-    return TransferFit(chosen, model, weights, loo, points, fits, tuple(source_models), key)
+    return TransferFit(chosen, model, weights, loo, points, fits, tuple(source_models), key, rmse,
+                       {**data, "target": {"X": X, "y": y, "bounds": bounds, "seed": seed}})
 
 
 def _on_scale_of(source: Tensor, target: Tensor) -> Tensor:
@@ -269,18 +312,16 @@ def _on_scale_of(source: Tensor, target: Tensor) -> Tensor:
     return target.mean() + spread * z
 
 
-def _score(fits: dict, n: int, n_sources: int, y: Tensor) -> dict[str, float]:
-    """kind -> mean LOO log predictive density per target point, in the target's units."""
-    out = {}
+def _score(fits: dict, n: int, n_sources: int, y: Tensor) -> tuple[dict[str, float], dict[str, float]]:
+    """kind -> mean LOO log predictive density per target point, and kind -> LOO RMSE (target units)."""
+    out, rmse = {}, {}
     for k, model in fits.items():
         if n < 2:
-            out[k] = float("nan")
+            out[k] = rmse[k] = float("nan")
             continue
-        if k == "multitask":
-            out[k] = float(loo_log_density(model, model.train_inputs[0][:, -1] == n_sources).mean())
-        else:
-            out[k] = float(loo_log_density(model).mean())
-    return out
+        lpd, resid = _loo(model, model.train_inputs[0][:, -1] == n_sources if k == "multitask" else None)
+        out[k], rmse[k] = float(lpd.mean()), float(resid.pow(2).mean().sqrt())
+    return out, rmse
 
 
 def _choose(loo: dict[str, float], n: int) -> str:
@@ -302,5 +343,67 @@ def _weights(kind: str, model, names: list[str]) -> dict[str, float]:
     return {n: 0.0 for n in names}
 
 
+#: format of ``transfer_state``; ``rebuild_transfer`` reads only this one
+STATE_FORMAT = 1
+
+
+def transfer_state(fit: TransferFit, source_state: Callable[[object], dict], columns: Sequence[Sequence[int]] = ()) -> dict:
+    """The model ``fit`` uses as tensors and plain values (never a pickled object), for
+    ``rebuild_transfer``: the chosen kind, the data it was fitted on, its ``state_dict``; for the
+    prior kind also each source model: a source GP as ``learn.persist`` saves a GP (with the rows
+    it conditions on), a ready model (``Source.model``) by ``source_state(model)`` (a dict of the
+    same kind of values); and each source's input columns (``columns``, default as fitted)."""
+    target = fit.fit_data["target"]
+    state: dict = {"format": STATE_FORMAT, "kind": "transfer", "transfer_kind": fit.kind, "X": target["X"].cpu(),
+                   "y": target["y"].cpu(), "bounds": target["bounds"].cpu(), "seed": int(target["seed"]),
+                   "weights": {k: float(v) for k, v in fit.weights.items()},
+                   "state_dict": {k: v.detach().cpu() for k, v in fit.model.state_dict().items()}}
+    if fit.kind == "multitask":
+        d = fit.fit_data["multitask"]
+        state.update(Xa=d["X"].cpu(), ya=d["y"].cpu(), task=d["task"].cpu(), n_sources=len(fit.weights))
+    if fit.kind == "prior":
+        from dm_hpc.learn.persist import surrogate_state
+
+        prior = fit.fit_data.get("prior") or {"sources": [None] * len(fit.source_models), "columns": []}
+        state["sources"] = [source_state(m) if d is None else surrogate_state(m, "gp", *d)
+                            for m, d in zip(fit.source_models, prior["sources"])]
+        state["columns"] = [list(c) for c in (columns or prior["columns"])]
+    return state
+
+
+def rebuild_transfer(state: dict, source_model: Callable[[dict], object]):
+    """The model saved by ``transfer_state``, in eval mode (a source GP is rebuilt here,
+    ``source_model(saved)`` rebuilds a ready source model of the prior kind). Raises ValueError on
+    a state of another format or kind."""
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms import Normalize, Standardize
+
+    if state.get("format") != STATE_FORMAT or state.get("kind") != "transfer":
+        raise ValueError(f"not a transfer model state (format {state.get('format')!r}, kind {state.get('kind')!r})")
+    kind, X, y, bounds = state["transfer_kind"], state["X"], state["y"], state["bounds"]
+    d = X.shape[-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "multitask":
+            K = int(state["n_sources"])
+            model = fit_multitask(state["Xa"], state["ya"].unsqueeze(-1), state["task"], target_task=K, bounds=bounds,
+                                  all_tasks=list(range(K + 1)), settings=_MULTITASK_FIT, seed=state["seed"], maxiter=0)
+        elif kind in ("cold", "prior"):
+            mean = None
+            if kind == "prior":
+                from dm_hpc.learn.persist import rebuild_surrogate
+
+                models = [rebuild_surrogate(s) if s.get("kind") == "gp" else source_model(s) for s in state["sources"]]
+                mean = SourcePriorMean(models, state["columns"], torch.zeros(len(models), 2, dtype=torch.double), bounds)
+            model = SingleTaskGP(X, y.reshape(-1, 1), covar_module=_matern_ard(d), mean_module=mean,
+                                 input_transform=Normalize(d, bounds=bounds), outcome_transform=Standardize(1))
+        else:
+            raise ValueError(f"unknown transfer kind {kind!r} in a saved model")
+    model.train()
+    model.load_state_dict(state["state_dict"], strict=True)
+    return model.eval()
+
+
 __all__ = ["KINDS", "MIN_TARGET_POINTS", "MULTITASK_SOURCE_POINTS", "PRIOR_SOURCE_POINTS", "Source", "SourcePriorMean",
-           "TransferFit", "fit_transfer", "loo_log_density", "on_columns", "subsample", "union_columns"]
+           "TransferFit", "fit_transfer", "loo_log_density", "loo_predictions", "on_columns", "rebuild_transfer", "subsample",
+           "transfer_state", "union_columns"]

@@ -93,6 +93,7 @@ class _Fitted:
     view: tuple  # what the model was trained on: ``_view_key`` of its clearance at the time
     model: Any
     space: Any
+    transfer: bool = False  # transfer sources entered the model (``FittedSurrogate.transfer``)
 
 
 @dataclass
@@ -438,7 +439,7 @@ class CampaignDesk:
             fitted = slot.models.get(trained_on)
             if fitted is None:  # clearances that see the same records share one model
                 model = fit_model(c, data)  # a learn.fitted.FittedSurrogate
-                fitted = slot.models[trained_on] = _Fitted(view, model.model, model.space)
+                fitted = slot.models[trained_on] = _Fitted(view, model.model, model.space, bool(model.transfer))
             slot.fitted[clearance] = replace(fitted, view=view)
             served = {id(f.model) for f in slot.fitted.values()}  # forget models no clearance is served
             slot.models = {k: f for k, f in slot.models.items() if id(f.model) in served}
@@ -480,13 +481,23 @@ class CampaignDesk:
 
     def design(self, name: str, targets: list[str], n: int, clearance: AccessLevel) -> list[dict[str, Any]]:
         """Compositions most likely to meet every target (``acquire.design``), learned from the
-        campaign store's records ``clearance`` reads."""
+        campaign store's records ``clearance`` reads. A campaign that transfers lends its model
+        (sources included, trained on the same view) and design space for its objective."""
         from dm_hpc.acquire.design import design_from_dataframe
 
-        df, _ = self._view(self.get(name), clearance)
+        c = self.get(name)
+        df, _ = self._view(c, clearance)
         if df.empty:
             raise NotReady(f"campaign {name!r} has no records at clearance {clearance.value} yet")
-        cands, _ = design_from_dataframe(df, targets, n=n, n_candidates=2000)
+        lent: dict[str, Any] = {}
+        if c.transfer is not None:
+            try:
+                fitted = self._fitted(name, clearance)
+            except NotReady:
+                fitted = None
+            if fitted is not None and fitted.transfer:
+                lent = {"space": fitted.space, "models": {c.objectives[0].property: fitted.model}}
+        cands, _ = design_from_dataframe(df, targets, n=n, n_candidates=2000, **lent)
         return [{"composition": cd.composition, "process": cd.process, "probability": _finite(cd.probability),
                  "mean": {k: _finite(v) for k, v in cd.mean.items()},
                  "std": {k: _finite(v) for k, v in cd.std.items()}} for cd in cands]

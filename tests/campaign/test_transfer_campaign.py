@@ -43,6 +43,13 @@ def test_bandgap_campaign_transfers_from_the_computed_screen(tmp_path, datasets)
     assert set(exp["bandgap"].round(6)) <= measured
     data = training_set(campaign, Store.open(campaign.store).to_dataframe())
     assert [(s.name, len(s.y)) for s in data.transfer] == [("dft-screen", 150)]
+    # the run planned with the model with sources: each refit journals its kind and the source's weight
+    import json
+
+    refits = [json.loads(line) for line in (campaign.run_dir / "journal.jsonl").read_text().splitlines()
+              if '"refit"' in line]
+    refits = [r for r in refits if r["event"] == "refit"]
+    assert refits and all(set(r["transfer"]["weights"]) == {"dft-screen"} for r in refits)
     from dm_hpc.campaign.report import write_report
 
     text = write_report(campaign).read_text()
@@ -50,6 +57,9 @@ def test_bandgap_campaign_transfers_from_the_computed_screen(tmp_path, datasets)
     row = next(line for line in text.splitlines() if line.startswith("| dft-screen"))
     float(row.rstrip(" |").rsplit("|", 1)[1])  # a weight, a number
     assert "Leave-one-out log predictive density" in text
+    assert "| without sources (cold) |" in text and "Gain: the cold model's LOO RMSE is" in text
+    assert (campaign.run_dir / "report" / "transfer_replay.png").stat().st_size > 0
+    assert "leave-one-out predictions of the model in use" in text  # the parity plot judges that model
 
 
 def test_store_query_sources_take_their_records_out_of_the_campaigns_own(tmp_path, datasets):
@@ -67,7 +77,7 @@ def test_store_query_sources_take_their_records_out_of_the_campaigns_own(tmp_pat
 
 @pytest.mark.parametrize("transfer, message", [
     ({"from": []}, "transfer.from"),
-    ({"from": [{"label": "x"}]}, "needs campaign, method, source, elements or table"),
+    ({"from": [{"label": "x"}]}, "needs campaign, method, source, elements, table or model"),
     ({"from": [{"elements": ["Xx"]}]}, "unknown element 'Xx'"),
     ({"from": [{"method": "a", "property": "bandgapp"}]}, "bandgapp"),
     ({"from": [{"method": "a"}, {"method": "a"}]}, "transfer sources must differ"),

@@ -105,3 +105,38 @@ def test_without_sources_the_model_is_the_cold_gp():
     fit = fit_transfer(X, f(X), [])
     assert fit.kind == "cold" and fit.weights == {}
     assert np.isfinite(fit.loo["cold"])
+
+
+@pytest.mark.parametrize("kind", ["cold", "multitask", "prior"])
+def test_a_transfer_model_saves_as_tensors_and_rebuilds_to_the_same_predictions(kind, tmp_path):
+    """Issue 22 item 3: the improved model goes back as a file; every kind, with a data source whose
+    GP (prior kind) is saved with the rows it conditions on, reloads with weights_only=True."""
+    from dm_hpc.learn.transfer import rebuild_transfer, transfer_state
+
+    Xs = _rand(60, seed=1)
+    source = Source("screen", Xs, 3.0 * f(Xs) + 10.0, measured=(0, 1))
+    X, Xt = _rand(6, seed=2), _rand(20, seed=3)
+    fit = fit_transfer(X, f(X), [source], kind=kind)
+
+    def no_ready_models(model):
+        raise AssertionError("a data source's GP is saved by transfer_state itself")
+
+    torch.save(transfer_state(fit, no_ready_models), tmp_path / "m.pt")
+    again = rebuild_transfer(torch.load(tmp_path / "m.pt", weights_only=True), no_ready_models)
+    with torch.no_grad():
+        assert torch.allclose(again.posterior(Xt).mean, fit.model.posterior(Xt).mean, atol=1e-8)
+        assert torch.allclose(again.posterior(Xt).variance, fit.model.posterior(Xt).variance, atol=1e-8)
+
+
+def test_loo_rmse_and_predictions_agree_with_the_loo_density():
+    from dm_hpc.learn.transfer import loo_predictions
+
+    Xs = _rand(100, seed=1)
+    X = _rand(8, seed=2)
+    for kind in ("cold", "multitask", "prior"):
+        fit = fit_transfer(X, f(X), [Source("screen", Xs, 2.0 * f(Xs))], kind=kind)
+        mean, sd = loo_predictions(fit)
+        assert mean.shape == sd.shape == (8,)
+        assert float(((mean - f(X)) ** 2).mean().sqrt()) == pytest.approx(fit.loo_rmse[kind], rel=1e-6)
+        lpd = -0.5 * (torch.log(2 * math.pi * sd ** 2) + ((f(X) - mean) / sd) ** 2)
+        assert float(lpd.mean()) == pytest.approx(fit.loo[kind], rel=1e-5, abs=1e-6)

@@ -1,0 +1,133 @@
+"""Exporting model files (``campaign.standard``'s format): a registered version
+(``export_version``) or the model a campaign uses now, its transfer sources included
+(``export_campaign_model``: the improved model of the round trip). What a file holds and how it
+is read back safely is ``campaign.standard``'s docstring.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+from dm_hpc.campaign.spec import CampaignSpec
+from dm_hpc.campaign.standard import ModelFile, ModelFileError, ModelOnSpace, _features_of, _save, load_model_file
+
+
+def _credit(campaign: CampaignSpec, record_ids: set[str]) -> list[dict[str, Any]]:
+    """Contributors and institutions of ``record_ids`` with their record counts (the plan's credit)."""
+    from dm_hpc.data import Store
+
+    counts: dict[tuple, int] = {}
+    with Store.open(campaign.store, "r") as store:
+        for r in store.records():
+            if r.record_id in record_ids:
+                p = r.provenance
+                key = (p.contributor or "", p.institution or "", p.source.value, p.method)
+                counts[key] = counts.get(key, 0) + 1
+    return [{"contributor": c or None, "institution": i or None, "source": s, "method": m, "records": n}
+            for (c, i, s, m), n in sorted(counts.items())]
+
+
+def _hyper_parameters(state_dict: dict) -> dict[str, Any]:
+    """The small tensors of a ``state_dict`` (kernel, likelihood, mean, task covariance) as lists; the
+    training data and its transforms are in the file, not repeated here."""
+    out = {}
+    for k, v in state_dict.items():
+        if v.numel() <= 64 and "train" not in k:
+            out[k] = v.detach().cpu().reshape(-1).tolist()
+    return out
+
+
+def _model_sources(campaign: CampaignSpec) -> list[ModelFile]:
+    return [load_model_file(s.model) for s in (campaign.transfer.from_ if campaign.transfer else ()) if s.model is not None]
+
+
+def export_version(campaign: CampaignSpec, version: str | None, out: Path,
+                   contributors: list[str] | None = None) -> Path:
+    """Write registered model ``version`` (default: current) of ``campaign`` to ``out`` with its
+    training provenance (module docstring). ``contributors``: names credited beyond those the
+    records carry. Raises ``registry.RegistryError`` for an unknown version."""
+    import torch
+
+    from dm_hpc.campaign import registry
+    from dm_hpc.campaign.strategy import design_space
+
+    version = version or registry.current(campaign)
+    found = {v.version: v for v in registry.versions(campaign)}
+    if version not in found:
+        raise registry.RegistryError(f"{campaign.name}: no model version {version!r} "
+                                     f"(registered: {', '.join(found) or 'none'})")
+    v = found[version]
+    state = torch.load(v.path / "model.pt", weights_only=True, map_location="cpu")
+    ids = sorted(registry.trained_on(v))
+    meta = v.meta
+    provenance = {
+        "kind": "registered version", "campaign": campaign.name, "version": version,
+        "material_class": campaign.material_class, "created": meta.get("created"),
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model_kind": meta.get("surrogate"), "properties": meta.get("properties"),
+        "store": {"path": meta.get("store"), "generation": meta.get("store_generation")},
+        "records": {"count": meta.get("records"), "trained_on": meta.get("trained_on"),
+                    "sha256": meta.get("records_sha256"), "ids": ids},
+        "clearance": meta.get("clearance"),
+        "metrics": {"held_out": meta.get("held_out")},
+        "hyper_parameters": _hyper_parameters(state.get("state_dict", {})) if "state_dict" in state else {},
+        "engine_version": meta.get("code_version"),
+        "contributors": _credit(campaign, set(ids)) + [{"contributor": c, "records": 0} for c in contributors or ()],
+        "derived_from": [m.summary() for m in _model_sources(campaign)],
+    }
+    return _save(out, provenance, _features_of(design_space(campaign), list(meta.get("properties") or campaign.properties)), state)
+
+
+def export_campaign_model(campaign: CampaignSpec, out: Path, contributors: list[str] | None = None) -> Path:
+    """Write the model ``campaign`` uses now (fitted on its store's records, with its transfer
+    sources under the guard) to ``out``: the improved model of the round trip. Its provenance
+    names the records, the model chosen (cold, multitask or prior), each source's weight, the
+    cross-validated gain and ``derived_from``: the provenance of each model file among the sources."""
+    import torch
+
+    from dm_hpc.campaign.dataset import training_set
+    from dm_hpc.campaign.registry import _code_version
+    from dm_hpc.campaign.strategy import design_space, fit_model
+    from dm_hpc.data import Store
+    from dm_hpc.learn.transfer import transfer_state
+
+    with Store.open(campaign.store, "r") as store:
+        df = store.to_dataframe()
+        generation = store.info()["generation"]
+    data = training_set(campaign, df)
+    if len(data) < 2:
+        raise ModelFileError(f"{campaign.name}: {len(data)} usable record(s) in {campaign.store}; a model needs 2")
+    fitted = fit_model(campaign, data)
+    info = getattr(fitted, "transfer", None)
+    if info is None or "fit" not in info:
+        raise ModelFileError(f"{campaign.name} has no transfer sources that enter its model (one property, one "
+                             "fidelity); export a registered version with --version instead")
+    fit = info["fit"]
+    state = transfer_state(fit, _source_state)
+    ids = sorted(data.record_ids)
+    provenance = {
+        "kind": "campaign model with transfer", "campaign": campaign.name, "material_class": campaign.material_class,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "model_kind": f"transfer:{fit.kind}",
+        "properties": list(campaign.properties),
+        "store": {"path": str(campaign.store), "generation": generation},
+        "records": {"count": len(ids), "trained_on": len(ids),
+                    "sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(), "ids": ids},
+        "metrics": {"loo_log_density": fit.loo, "loo_rmse": fit.loo_rmse},
+        "weights": dict(fit.weights),
+        "hyper_parameters": _hyper_parameters(fit.model.state_dict()),
+        "engine_version": _code_version(),
+        "contributors": _credit(campaign, set(ids)) + [{"contributor": c, "records": 0} for c in contributors or ()],
+        "derived_from": [m.summary() for m in _model_sources(campaign)],
+    }
+    return _save(out, provenance, _features_of(design_space(campaign), list(campaign.properties)), state)
+
+
+def _source_state(model) -> dict:
+    """A ready prior-mean source model (a model file on the campaign's space) as plain values: the
+    file nested whole (source GPs fitted on data are saved by ``transfer_state`` itself)."""
+    if not isinstance(model, ModelOnSpace):
+        raise ModelFileError(f"cannot save a source model of type {type(model).__name__}")
+    return {"kind": "model-file", "file": model.file.state, "property": model.file.properties[model.column],
+            "space": _features_of(model.space, [])}
