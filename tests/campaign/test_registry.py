@@ -257,7 +257,7 @@ def test_a_worse_retraining_is_registered_as_a_candidate_and_says_why(tmp_path):
     text = " ".join(worse.stdout.split())
     assert "NOT PROMOTED: v0002 is a candidate; the current model stays v0001" in text, text
     assert "worse than current v0001 beyond noise in RMSE of mixing_energy" in text
-    assert "change of kind from the current gp" in text and "paired bootstrap" in text
+    assert "change of kind from the current subset-gp" in text and "paired bootstrap" in text
     assert registry.current(campaign) == "v0001"
     listed = json.loads(dm("models", str(path), "--json").stdout)
     decision = listed[1]["promotion"]
@@ -347,7 +347,7 @@ def test_auto_trains_what_fit_surrogate_auto_fits_above_gp_max_points(tmp_path):
     version = registry.train(campaign)
     assert version.meta["trained_on"] > GP_MAX_POINTS
     assert version.meta["surrogate"] == auto_kind(version.meta["trained_on"]) == "subset-gp"
-    model = registry.load(campaign)
+    model, _, _ = registry.load(campaign)
     assert isinstance(model, SingleTaskGP) and model.train_inputs[0].shape[-2] == GP_MAX_POINTS
     held = version.meta["held_out"]
     assert held["rmse"]["mixing_energy"] < 0.005 and 0.5 <= held["coverage90"] <= 1.0
