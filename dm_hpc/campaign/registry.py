@@ -183,13 +183,11 @@ def _code_version() -> str:
 
 def _resolve_kind(campaign: CampaignSpec, snap: Snapshot, options: TrainOptions) -> str:
     """The model kind: the one asked for, "auto" resolved by the data (never by the rank count)."""
-    from dm_hpc.learn.surrogates import GP_MAX_POINTS
+    from dm_hpc.learn.surrogates import auto_kind
 
     kind = options.kind or campaign.learning.surrogate
-    if kind == "auto":
-        if len(snap.fidelities) > 1:
-            return "multitask"
-        return "gp" if len(snap.train) <= GP_MAX_POINTS else "ensemble"
+    if kind == "auto":  # the size rule of fit_surrogate(kind="auto"), from its one home
+        return auto_kind(len(snap.train), len(snap.fidelities))
     if kind == "multitask" and len(snap.fidelities) < 2:
         return "gp"
     return kind

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dm_hpc.campaign.spec import CampaignSpec
+from dm_hpc.learn.gp import GP_MAX_POINTS
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide"
 
@@ -96,7 +97,10 @@ MEANING: dict[str, str] = {
     "RunnerSpec.max_in_flight": "Calculations submitted or running at once.",
     "RunnerSpec.site": "Site profile: a file (relative to this file) or a name in `configs/sites/` (see `docs/admin.md`).",
     "RunnerSpec.retries": "Resubmissions of a calculation that failed for a retryable reason (timeout, memory).",
-    "LearningSpec.surrogate": "`auto`, `gp`, `multitask` (over fidelities) or `ensemble` (large data).",
+    "LearningSpec.surrogate": "`auto` (multi-task over several fidelities; else an exact GP on all records up to "
+                              f"{GP_MAX_POINTS:,} and on a random {GP_MAX_POINTS:,} of them beyond: `dm-hpc train` and "
+                              "proposals use the same rule), `gp` (exact GP on all records), `multitask` (over fidelities) or `ensemble` "
+                              "(calibrated ensemble: honest predictive intervals, too narrow latent ones).",
     "LearningSpec.initial_points": "Random (space-filling) points before the first model.",
     "LearningSpec.refit_every": "Refit the model after this many new results.",
     "LearningSpec.batch_size": "Suggestions per planning step.",

@@ -11,7 +11,8 @@ Public interface (stable; other concerns call these):
   ``GP_MAX_POINTS`` records, an exact GP on a random subset of them beyond (``dm_hpc.learn.subset_gp``:
   honest latent intervals at every size). ``kind="ensemble"``: the calibrated Gaussian ensemble
   (``dm_hpc.learn.ensemble``; data-parallel training in ``dm_hpc.learn.distributed``; saving without
-  pickles in ``persist``).
+  pickles in ``persist``). ``auto_kind(rows, tasks)`` names the kind "auto" fits (the one size rule; the
+  model registry follows it).
 - ``quality.held_out_quality(model, X, Y)``: RMSE and 90 %-interval coverage on held-out points.
 - ``predict(model, X) -> (mean, std)``, each ``n x m``.
 - ``fit_gp``, ``fit_multitask``, ``fit_ensemble`` for direct use.
@@ -29,13 +30,15 @@ _WHERE = {
     "DESCRIPTOR_NAMES": "dm_hpc.learn.features",
     "feature_names": "dm_hpc.learn.features",
     "featurize": "dm_hpc.learn.features",
-    **{name: "dm_hpc.learn.surrogates" for name in ("GP_MAX_POINTS", "fit_ensemble", "fit_gp", "fit_multitask",
-                                                     "fit_surrogate", "predict", "surrogate_kind")},
+    **{name: "dm_hpc.learn.surrogates" for name in ("GP_MAX_POINTS", "auto_kind", "fit_ensemble", "fit_gp",
+                                                     "fit_multitask", "fit_surrogate", "predict",
+                                                     "surrogate_kind")},
 }
 
 __all__ = [
     "DESCRIPTOR_NAMES",
     "GP_MAX_POINTS",
+    "auto_kind",
     "feature_names",
     "featurize",
     "fit_ensemble",

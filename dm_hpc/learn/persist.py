@@ -26,7 +26,7 @@ def surrogate_state(
     task_index: Tensor | None = None,
     target_task: int | None = None,
 ) -> dict[str, Any]:
-    """What ``rebuild_surrogate`` needs: ``kind`` ("gp", "multitask", "ensemble"), the ``n x d``
+    """What ``rebuild_surrogate`` needs: ``kind`` ("gp", "subset-gp", "multitask", "ensemble"), the ``n x d``
     inputs and ``n x m`` outcomes the model was fitted on, the fidelity ids of a multi-task model."""
     if kind == "ensemble":
         return {"format": FORMAT, "kind": kind, "ensemble": model.to_state()}
@@ -54,8 +54,10 @@ def rebuild_surrogate(state: dict[str, Any]):
         return calibrated_ensemble_class().from_state(state["ensemble"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # one start: the saved hyper-parameters replace whatever the (zero-iteration) fit found
+        starts = {"starts": 1} if state["kind"] == "subset-gp" else {}
         model = fit_surrogate(state["X"], state["Y"], kind=state["kind"], task_index=state["task_index"],
-                              target_task=state["target_task"], maxiter=0, warm_maxiter=0)
+                              target_task=state["target_task"], maxiter=0, warm_maxiter=0, **starts)
     model.train()
     model.load_state_dict(state["state_dict"], strict=True)
     return model.eval()

@@ -31,3 +31,88 @@ def test_kernel_cache_folder_is_the_environments_and_set_only_where_the_kernel_i
     kept = _last_line("import os; from dm_hpc.acquire.kernels import use_environment_cache; use_environment_cache(); "
                       "print(os.environ['TORCH_EXTENSIONS_DIR'])", {**env, "TORCH_EXTENSIONS_DIR": "/tmp/mine"})
     assert kept == ["/tmp/mine"]
+
+
+def _gp_and_candidates(n: int, m: int, seed: int = 0):
+    import torch
+
+    from dm_hpc.learn import fit_surrogate
+
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, 3, generator=g, dtype=torch.double)
+    Y = torch.sin(6 * X[:, :1]) + X[:, 1:2] * X[:, 2:3] + 0.05 * torch.randn(n, 1, generator=g, dtype=torch.double)
+    return fit_surrogate(X, Y), torch.rand(m, 3, generator=g, dtype=torch.double)
+
+
+def test_screened_confidence_bound_is_exact_where_the_batch_is_chosen():
+    """Issue 23: proposing from a 2,500-point GP spent most of its time on the exact variance of
+    every candidate (n^2 each). The screen computes it only where it can matter: the best values
+    and their order are those of the full computation, the others are never above their truth."""
+    import torch
+
+    from dm_hpc.acquire.acquisition import Objective, build_acquisition, exact_ucb, screening_gp
+
+    model, X_cand = _gp_and_candidates(900, 1500)
+    screen = screening_gp(model)
+    assert screen is not None and screen.train_inputs[0].shape[-2] < model.train_inputs[0].shape[-2]
+    with torch.no_grad():  # fewer observations: the screen's variance bounds the model's from above
+        assert (screen.posterior(X_cand[:200].unsqueeze(-2)).variance
+                >= model.posterior(X_cand[:200].unsqueeze(-2)).variance - 1e-12).all()
+    for objective in (Objective(0, True), Objective(0, False)):
+        acq = build_acquisition(model, X_cand, [objective])
+        full = exact_ucb(acq, X_cand, keep=len(X_cand))  # every candidate exact
+        fast = exact_ucb(acq, X_cand, keep=64)
+        top = full.topk(64)
+        assert torch.equal(fast.topk(64).indices, top.indices)
+        assert torch.allclose(fast[top.indices], top.values, rtol=0, atol=1e-9)
+        assert (fast <= full + 1e-9).all()
+        assert (fast < full - 1e-6).any()  # the screen did skip candidates (a lower bound there)
+        excluded = torch.zeros(len(X_cand), dtype=torch.bool)
+        excluded[top.indices[:40]] = True  # e.g. already measured: the 64 best of the rest are exact
+        rest = full.masked_fill(excluded, float("-inf")).topk(64).indices
+        assert torch.allclose(exact_ucb(acq, X_cand, keep=64, exclude=excluded)[rest], full[rest], rtol=0, atol=1e-9)
+
+
+def test_no_screen_for_models_it_cannot_bound():
+    """Small GPs are computed exactly (no screen), as are models that are not a homoscedastic
+    single-task GP (a fixed-noise GP's copy would keep every row's noise)."""
+    import torch
+    from botorch.models import SingleTaskGP
+
+    from dm_hpc.acquire.acquisition import screening_gp
+
+    small, _ = _gp_and_candidates(300, 10)
+    assert screening_gp(small) is None
+    X = torch.rand(900, 2, dtype=torch.double)
+    fixed = SingleTaskGP(X, X.sum(-1, keepdim=True), train_Yvar=torch.full((900, 1), 1e-3, dtype=torch.double)).eval()
+    assert screening_gp(fixed) is None
+
+
+def test_lazy_greedy_batch_evaluates_fewer_candidates_for_the_same_batch_value(monkeypatch):
+    """Issue 23: the greedy qUCB batch evaluated its whole shortlist with every pending set (at
+    10,000 records 40 % of proposing 16). Lazily, fewer evaluations give a batch of the same value."""
+    import torch
+    from botorch.acquisition.monte_carlo import qUpperConfidenceBound
+    from botorch.sampling import SobolQMCNormalSampler
+
+    from dm_hpc.acquire import acquisition
+    from dm_hpc.acquire.acquisition import Objective, build_acquisition, greedy_select
+
+    model, X_cand = _gp_and_candidates(600, 800, seed=1)
+    judge = qUpperConfidenceBound(model, beta=acquisition.UCB_BETA,
+                                  sampler=SobolQMCNormalSampler(torch.Size([4096]), seed=0))
+    evaluated = []
+    real_evaluate = acquisition.evaluate
+    monkeypatch.setattr(acquisition, "evaluate", lambda acq, X, chunk=1024: evaluated.append(len(X)) or real_evaluate(acq, X, chunk))
+    results = {}
+    for chunk in (10**6, acquisition.LAZY_CHUNK):  # the whole shortlist at once, then lazily
+        monkeypatch.setattr(acquisition, "LAZY_CHUNK", chunk)
+        evaluated.clear()
+        torch.manual_seed(0)
+        idx, _, X_all = greedy_select(build_acquisition(model, X_cand, [Objective(0, True)]), X_cand, 8)
+        with torch.no_grad():
+            results[chunk] = (float(judge(X_all[idx].unsqueeze(0))), sum(evaluated), len(set(idx)))
+    (full, n_full, k_full), (lazy, n_lazy, k_lazy) = results.values()
+    assert k_full == k_lazy == 8
+    assert n_lazy < n_full
+    assert abs(lazy - full) <= 0.01 * abs(full)

@@ -44,7 +44,7 @@ def test_train_registers_versions_with_snapshot_and_rollback(tmp_path):
     assert held["n"] >= 3 and held["n"] + v2.meta["trained_on"] == 35
     assert held["rmse"]["mixing_energy"] < 0.02  # a smooth surface (range ~0.03) is learned
     assert 0.0 <= held["coverage90"] <= 1.0
-    assert (v2.meta["world_size"], v2.meta["device"], v2.meta["surrogate"]) == (1, "cpu", "gp")
+    assert (v2.meta["world_size"], v2.meta["device"], v2.meta["surrogate"]) == (1, "cpu", "subset-gp")
     assert v2.meta["code_version"].startswith("0.")
     assert registry.current(campaign) == "v0002"
     registry.rollback(campaign, "v0001")
@@ -257,7 +257,7 @@ def test_a_worse_retraining_is_registered_as_a_candidate_and_says_why(tmp_path):
     text = " ".join(worse.stdout.split())
     assert "NOT PROMOTED: v0002 is a candidate; the current model stays v0001" in text, text
     assert "worse than current v0001 beyond noise in RMSE of mixing_energy" in text
-    assert "change of kind from the current gp" in text and "paired bootstrap" in text
+    assert "change of kind from the current subset-gp" in text and "paired bootstrap" in text
     assert registry.current(campaign) == "v0001"
     listed = json.loads(dm("models", str(path), "--json").stdout)
     decision = listed[1]["promotion"]
@@ -281,8 +281,8 @@ def test_ranks_on_too_little_data_fall_back_and_keep_the_kind(tmp_path):
     gp = dm("train", str(path), "--ranks", "2")
     assert gp.returncode == 0 and "Traceback" not in gp.stderr, gp.stderr
     text = " ".join(gp.stdout.split())
-    assert "gp is an exact GP, which does not split across ranks: trained on 1 of 2 ranks" in text
-    assert registry.latest(campaign).meta["surrogate"] == "gp"
+    assert "subset-gp is an exact GP, which does not split across ranks: trained on 1 of 2 ranks" in text
+    assert registry.latest(campaign).meta["surrogate"] == "subset-gp"
     ens = dm("train", str(path), "--ranks", "2", "--surrogate", "ensemble", "--epochs", "2")
     assert ens.returncode == 0 and "Traceback" not in ens.stderr, ens.stderr
     text = " ".join(ens.stdout.split())
@@ -331,3 +331,23 @@ def test_a_campaign_with_fewer_records_than_a_held_out_set_trains(tmp_path):
         store.ingest(_records(registry.MIN_RECORDS_FOR_TEST - 4, 5))
     v = registry.train(campaign)
     assert v.meta["held_out"]["n"] == 0 and v.meta["trained_on"] == registry.MIN_RECORDS_FOR_TEST - 4
+
+
+def test_auto_trains_what_fit_surrogate_auto_fits_above_gp_max_points(tmp_path):
+    """Issue 23: above GP_MAX_POINTS rows `dm-hpc train` still trained the calibrated ensemble, whose
+    latent intervals cover the truth half as often as they claim, while fit_surrogate(kind="auto")
+    (what proposals use) had moved to the subset GP: two size rules. There is one now, auto_kind."""
+    from botorch.models import SingleTaskGP
+
+    from dm_hpc.learn import GP_MAX_POINTS, auto_kind
+
+    campaign = load_campaign(write_campaign(tmp_path, lab=False))
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(GP_MAX_POINTS * 5 // 4 + 300, 0))  # a fifth is held out
+    version = registry.train(campaign)
+    assert version.meta["trained_on"] > GP_MAX_POINTS
+    assert version.meta["surrogate"] == auto_kind(version.meta["trained_on"]) == "subset-gp"
+    model, _, _ = registry.load(campaign)
+    assert isinstance(model, SingleTaskGP) and model.train_inputs[0].shape[-2] == GP_MAX_POINTS
+    held = version.meta["held_out"]
+    assert held["rmse"]["mixing_energy"] < 0.005 and 0.5 <= held["coverage90"] <= 1.0
