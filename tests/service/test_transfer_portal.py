@@ -51,7 +51,7 @@ def test_design_cli_with_a_campaign_uses_its_transfer_model(tmp_path, standard_f
     _, path, fitted = _partner(tmp_path, standard_file)
     out = tmp_path / "cands.csv"
     res = CliRunner().invoke(app, ["design", "--campaign", str(path), "--target", "mixing_energy<=-0.01", "-n", "3",
-                                   "--out", str(out), "--max-seconds", "30"])
+                                   "--out", str(out), "--max-seconds", "900"])
     assert res.exit_code == 0, res.output
     assert "partner's model with its transfer sources predicts mixing_energy" in res.output
     import pandas as pd
