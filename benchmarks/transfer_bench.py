@@ -124,7 +124,8 @@ def _sparse_simplex(rng, n: int, active: list[int], dim: int) -> np.ndarray:
 
 def _simplex_overlap(rng) -> tuple[pd.DataFrame, dict]:
     """Composition simplices with overlapping element sets: Hartmann-6 of a six-component composition
-    (as the dev suite's ``hartmann6-simplex``); target 400 compositions of e0-e4, source 400 of e1-e5
+    (as the dev suite's ``hartmann6-simplex``); target 400 draws of compositions of e0-e4 (346 unique:
+    replicates are averaged), source 400 of e1-e5
     (sharing four of six components; e5 only in the source, e0 only in the target), the source scaled
     by 1.3 and offset by 0.5; 5 % noise each."""
     names = [f"e{i}" for i in range(6)]
