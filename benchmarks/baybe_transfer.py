@@ -2,7 +2,7 @@
 the separate reference environment (benchmarks/baybe_env.sh), never the engine's.
 
 Usage: benchmarks/baybe-env/bin/python benchmarks/baybe_transfer.py JOB.json
-JOB: {"target": CSV, "sources": [CSV, ...], "seeds": S, "budget": B, "out": JSON}; every CSV has input
+JOB: {"target": CSV, "sources": [CSV, ...], "seeds": [seed, ...], "budget": B, "out": JSON}; every CSV has input
 columns and ``y`` (maximised); columns matched by name, an input a table lacks is 0 there.
 
 BayBE's way (its user guide, "Transfer Learning"): one search space with a ``TaskParameter`` whose
@@ -10,7 +10,8 @@ values are the target and the sources and whose only active value is the target;
 added as measurements of their task; the campaign's default recommender (its GP with an index kernel
 over tasks) then recommends target rows only. The search space is the target pool (the discrete rows,
 task = target). Seed s draws the same two initial pool rows as the engine (numpy default_rng(s)).
-Writes {"found": seeds x budget top shares, "n_pool", "baybe_version", "seconds_per_step"}.
+Writes {"found": seeds x budget top shares, "best": seeds x budget best-so-far y, "n_pool", "baybe_version",
+"cpu_seconds" (the process's, imports included), "seconds_per_step"}.
 """
 from __future__ import annotations
 
@@ -53,8 +54,8 @@ def main(job_path: str) -> None:
               for c in columns]  # a spare value: BayBE wants >= 2 values per parameter
     task = TaskParameter("task", values=("target", *sources), active_values=("target",))
     exp = pool[columns].assign(task="target")
-    found_all, times = [], []
-    for seed in range(job["seeds"]):
+    found_all, best_all, times = [], [], []
+    for seed in job["seeds"]:
         space = SearchSpace(discrete=SubspaceDiscrete.from_dataframe(exp, parameters=[*params, task]))
         objective = SingleTargetObjective(NumericalTarget("y"))
         campaign = Campaign(space, objective, allow_recommending_already_measured=False)
@@ -70,9 +71,11 @@ def main(job_path: str) -> None:
             chosen.append(idx)
             campaign.add_measurements(pool.iloc[[idx]][columns + ["y"]].assign(task="target"))
         found_all.append((np.cumsum([c in top for c in chosen]) / len(top)).tolist())
+        best_all.append(np.maximum.accumulate(pool["y"].to_numpy()[chosen]).tolist())
         print(f"baybe seed {seed}: top share {found_all[-1][-1]:.2f}", flush=True)
         # after every seed: a run cut short keeps its finished seeds
-        json.dump({"found": found_all, "n_pool": n, "baybe_version": baybe.__version__,
+        json.dump({"found": found_all, "best": best_all, "n_pool": n, "baybe_version": baybe.__version__,
+                   "cpu_seconds": time.process_time(),
                    "seconds_per_step": float(np.mean(times)) if times else None}, open(job["out"], "w"))
 
 

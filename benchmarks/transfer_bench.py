@@ -1,23 +1,19 @@
 """Transfer benchmark (issue 22): does related data in the store shorten a new campaign, and does an
 unrelated source leave it no worse than cold?
 
-Usage: python benchmarks/transfer_bench.py [--seeds 10] [--budget 30] [--tasks a,b] [--rows cold,reference,transfer,baybe]
-       python benchmarks/transfer_bench.py --compare      # the table, with paired intervals over seeds
+Usage: python benchmarks/transfer_bench.py [--seeds 10] [--budget 20] [--tasks a,b] [--rows cold,reference,transfer,baybe]
+       python benchmarks/transfer_bench.py --compare      # the tables, with paired intervals over seeds, and best_so_far.png
+       python benchmarks/transfer_bench.py --list         # each task's definition
 
-Tasks (each a target pool and source tables, written as CSVs under ``out/transfer/<task>/`` (not kept in git) so that
-``dm-hpc bench pool --data target.csv --source source.csv`` runs the same pair; objective ``y`` is to
-be maximised; columns matched by name):
-
-- ``hartmann3-shifted``: target Hartmann-3 on 300 uniform points; source 400 points of the same
-  function with its optimum shifted by 0.08 per input, scaled by 1.5 and offset (another lab, another
-  calibration), 5 % noise each;
-- ``oer-la``: ``oer_plate_3496.csv`` split by the elements present: target = plates with La and without
-  Ce; source = plates without La (they share Ni, Fe, Co, Mn; Ce only in the source, La only in the
-  target: an input a table lacks is 0 there); overpotential minimised;
-- ``bandgap``: computed band gaps (``theory_data`` rows of ``bandgap_dft_vs_expt.csv``) as the source
-  for the measured ones; inputs the eight composition descriptors of ``dm_hpc.learn.features``;
-- ``unrelated``: the Hartmann-3 target with a Levy-3 source (other optimum, other shape): the guard
-  must keep transfer within noise of cold.
+Tasks (``TASKS``: one builder per task, whose docstring defines it; each writes a target pool and
+source tables as CSVs under ``out/transfer/<task>/`` (not kept in git) so that ``dm-hpc bench pool
+--data target.csv --source source.csv`` runs the same pair; objective ``y`` is to be maximised;
+columns matched by name): ``hartmann3-shifted`` (shifted and scaled optimum), ``hartmann3-extra-dim``
+(different active dimensions: the target has an input the source never varied), ``simplex-overlap``
+(composition simplices sharing four of six components), ``oer-la`` and ``oer-ce`` (``oer_plate_3496.csv``
+split into sub-tasks sharing four of six elements), ``bandgap`` (computed band gaps as the source for
+measured ones), ``steel`` (yield strength of some alloys as the source for tensile strength of
+others), ``unrelated`` (a Levy-3 source for the Hartmann-3 target: the guard must hold).
 
 Rows: ``cold`` (the engine's default strategy, target data only), ``reference`` (stock BoTorch, GP +
 LogEI, ``../shared/tools/reference_bo.py``), ``transfer`` (the default strategy with the sources,
@@ -27,9 +23,9 @@ value is the target, the sources added as measurements of their tasks; run by
 draws the same two initial target points for every row (``numpy.random.default_rng(s)``).
 
 Metrics: share of the target's top 5 % found at the budget, and experiments to reach 50 % of it
-(first i where the seed-mean curve reaches 0.5; "-" when not within the budget). Ratios
-transfer/cold and transfer/BayBE of the top share found at the budget, and the 90 % interval of
-their difference from resampling seeds, paired (one resample applies to both rows).
+(first i where the seed-mean curve reaches 0.5; "-" when not within the budget). Ratios of transfer
+to cold and to BayBE, with 90 % intervals over paired seed resamples as ``pool_bench --compare``
+prints them (``paired_ratios``). The plot: seed-mean best-so-far against experiments per task.
 
 Timings printed by these runs were taken on a shared 2-core machine loaded by five other sessions.
 """
@@ -52,18 +48,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pool_bench import DATA, reference_module  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TASKS = ("hartmann3-shifted", "oer-la", "bandgap", "unrelated")
 ROWS = ("cold", "reference", "transfer", "baybe")
 TABLES = ROOT / "out" / "transfer"  # the materialised target and source CSVs (rebuilt on every run)
 BAYBE_PYTHON = Path(__file__).resolve().parent / "baybe-env" / "bin" / "python"
 NOISE = 0.05
 
 
-def _hartmann3(X: np.ndarray) -> np.ndarray:
+def _hartmann(X: np.ndarray) -> np.ndarray:
+    """Hartmann-3 or -6 (by the columns of ``X``, ``n x 3`` or ``n x 6`` in the unit cube), maximised."""
     import torch
     from botorch.test_functions.synthetic import Hartmann
 
-    return Hartmann(dim=3, negate=True)(torch.tensor(X)).numpy()
+    return Hartmann(dim=X.shape[1], negate=True)(torch.tensor(X)).numpy()
 
 
 def _levy3(X: np.ndarray) -> np.ndarray:
@@ -79,42 +75,132 @@ def _noisy(y: np.ndarray, rng) -> np.ndarray:
     return y + NOISE * y.std() * rng.standard_normal(len(y))
 
 
+def _frame(X: np.ndarray, y: np.ndarray, names: list[str] | None = None) -> pd.DataFrame:
+    return pd.DataFrame(X, columns=names or [f"x{i}" for i in range(X.shape[1])]).assign(y=y)
+
+
+def _hartmann3_target() -> pd.DataFrame:
+    X = np.random.default_rng(7).random((300, 3))  # one target pool for hartmann3-shifted and unrelated
+    return _frame(X, _noisy(_hartmann(X), np.random.default_rng(8)))
+
+
+def _hartmann3_shifted(rng) -> tuple[pd.DataFrame, dict]:
+    """Target Hartmann-3 on 300 uniform points; source 400 points of the same function with its
+    optimum shifted by 0.08 per input, scaled by 1.5 and offset by 2 (another lab, another
+    calibration); 5 % noise each."""
+    S = rng.random((400, 3))
+    return _hartmann3_target(), {"source": _frame(S, _noisy(1.5 * _hartmann(np.clip(S - 0.08, 0, 1)) + 2.0, rng))}
+
+
+def _unrelated(rng) -> tuple[pd.DataFrame, dict]:
+    """The ``hartmann3-shifted`` target with a Levy-3 source (other optimum, other shape): the guard
+    must keep transfer within noise of cold."""
+    S = rng.random((400, 3))
+    return _hartmann3_target(), {"source": _frame(S, _noisy(_levy3(S), rng))}
+
+
+def _hartmann3_extra_dim(rng) -> tuple[pd.DataFrame, dict]:
+    """Different active dimensions: the target has four inputs, Hartmann-3 of x0-x2 minus
+    ``3 (x3 - 0.6)^2`` (a process variable the source never varied); the source table has only
+    x0-x2 (so x3 is 0 there by the union rule), 400 points of Hartmann-3 with its optimum shifted by
+    0.05 per input; 300 target points; 5 % noise each."""
+    X = rng.random((300, 4))
+    target = _frame(X, _noisy(_hartmann(X[:, :3]) - 3.0 * (X[:, 3] - 0.6) ** 2, rng))
+    S = rng.random((400, 3))
+    return target, {"source": _frame(S, _noisy(_hartmann(np.clip(S - 0.05, 0, 1)), rng))}
+
+
+def _sparse_simplex(rng, n: int, active: list[int], dim: int) -> np.ndarray:
+    """``n x dim`` compositions of 2-4 of the ``active`` components, fractions on a 0.05 grid summing
+    to 1 (the dev suite's simplex sets), other components 0."""
+    U = np.zeros((n, dim))
+    for row in U:
+        k = rng.integers(2, 5)
+        idx = rng.choice(active, k, replace=False)
+        row[idx] = np.round(rng.dirichlet(np.ones(k)) / 0.05) * 0.05
+        row /= max(row.sum(), 1e-12)
+    return U
+
+
+def _simplex_overlap(rng) -> tuple[pd.DataFrame, dict]:
+    """Composition simplices with overlapping element sets: Hartmann-6 of a six-component composition
+    (as the dev suite's ``hartmann6-simplex``); target 400 draws of compositions of e0-e4 (346 unique:
+    replicates are averaged), source 400 of e1-e5
+    (sharing four of six components; e5 only in the source, e0 only in the target), the source scaled
+    by 1.3 and offset by 0.5; 5 % noise each."""
+    names = [f"e{i}" for i in range(6)]
+    T = _sparse_simplex(rng, 400, [0, 1, 2, 3, 4], 6)
+    S = _sparse_simplex(rng, 400, [1, 2, 3, 4, 5], 6)
+    target = _frame(T[:, :5], _noisy(_hartmann(T), rng), names[:5])
+    return target, {"e1-e5": _frame(S[:, 1:], _noisy(1.3 * _hartmann(S) + 0.5, rng), names[1:])}
+
+
+def _oer() -> pd.DataFrame:
+    df = pd.read_csv(DATA / "oer_plate_3496.csv")
+    df = df.groupby([c for c in df.columns if c != "overpotential"], as_index=False)["overpotential"].mean()
+    df["y"] = -df.pop("overpotential")  # overpotential minimised
+    return df
+
+
+def _oer_la(rng) -> tuple[pd.DataFrame, dict]:
+    """``oer_plate_3496.csv`` split by the elements present: target = plates with La and without Ce
+    (589); source = plates without La (875; they share Ni, Fe, Co, Mn; Ce only in the source, La
+    only in the target: an input a table lacks is 0 there); overpotential minimised."""
+    df = _oer()
+    return df[(df.la_load > 0) & (df.ce_load == 0)].drop(columns="ce_load"), {"no-la": df[df.la_load == 0].drop(columns="la_load")}
+
+
+def _oer_ce(rng) -> tuple[pd.DataFrame, dict]:
+    """The other sub-task sharing four of six elements: target = plates with Ce and without La (589);
+    source = plates with La and without Ce (589, ``oer-la``'s target)."""
+    df = _oer()
+    return (df[(df.ce_load > 0) & (df.la_load == 0)].drop(columns="la_load"),
+            {"la-no-ce": df[(df.la_load > 0) & (df.ce_load == 0)].drop(columns="ce_load")})
+
+
+def _bandgap(rng) -> tuple[pd.DataFrame, dict]:
+    """Computed band gaps (``theory_data`` rows of ``bandgap_dft_vs_expt.csv``) as the source for the
+    measured ones (150 each); inputs the eight composition descriptors of ``dm_hpc.learn.features``."""
+    from dm_hpc.bench.modes import _composition_features
+    from dm_hpc.learn.features import DESCRIPTOR_NAMES
+
+    df = pd.read_csv(DATA / "bandgap_dft_vs_expt.csv")
+
+    def table(rows):
+        g = rows.groupby("composition", as_index=False)["bandgap"].mean()
+        t = pd.DataFrame(_composition_features(g["composition"].astype(str).tolist()), columns=list(DESCRIPTOR_NAMES))
+        return t.assign(y=g["bandgap"].to_numpy())
+
+    return table(df[df.expt_data == 1]), {"computed": table(df[df.theory_data == 1])}
+
+
+def _steel(rng) -> tuple[pd.DataFrame, dict]:
+    """One steel property for another: ``steel_strength.csv``'s 312 alloys split in two halves at
+    random (fixed seed); target = tensile strength of one half, source = yield strength of the
+    other (different alloys, a related property: correlation 0.82 over all alloys); inputs the 13
+    alloying elements (wt %)."""
+    df = pd.read_csv(DATA / "steel_strength.csv")
+    elements = ["c", "mn", "si", "cr", "ni", "mo", "v", "n", "nb", "co", "w", "al", "ti"]
+    half = rng.permutation(len(df)) < len(df) // 2
+    return (df.loc[half, elements].assign(y=df.loc[half, "tensile strength"]),
+            {"yield": df.loc[~half, elements].assign(y=df.loc[~half, "yield strength"])})
+
+
+#: task -> builder ``(rng) -> (target table, {source name: table})``; the builder's docstring is the
+#: task's definition (``--list`` prints them). Objective ``y``, maximised; columns matched by name.
+TASKS = {"hartmann3-shifted": _hartmann3_shifted, "hartmann3-extra-dim": _hartmann3_extra_dim,
+         "simplex-overlap": _simplex_overlap, "oer-la": _oer_la, "oer-ce": _oer_ce, "bandgap": _bandgap,
+         "steel": _steel, "unrelated": _unrelated}
+RELATED = tuple(t for t in TASKS if t != "unrelated")  # the targets the 1.5x target applies to
+
+
 def materialise(task: str, out: Path) -> tuple[Path, list[Path]]:
     """Write ``out/<task>/target.csv`` and its sources; returns their paths."""
+    if task not in TASKS:
+        raise SystemExit(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     d = out / task
     d.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(sum(map(ord, task)))
-    cols = ["x0", "x1", "x2"]
-    if task in ("hartmann3-shifted", "unrelated"):
-        X = np.random.default_rng(7).random((300, 3))  # one target pool for both tasks
-        target = pd.DataFrame(X, columns=cols).assign(y=_noisy(_hartmann3(X), np.random.default_rng(8)))
-        S = rng.random((400, 3))
-        if task == "hartmann3-shifted":
-            ys = 1.5 * _hartmann3(np.clip(S - 0.08, 0, 1)) + 2.0
-        else:
-            ys = _levy3(S)
-        sources = {"source": pd.DataFrame(S, columns=cols).assign(y=_noisy(ys, rng))}
-    elif task == "oer-la":
-        df = pd.read_csv(DATA / "oer_plate_3496.csv")
-        df = df.groupby([c for c in df.columns if c != "overpotential"], as_index=False)["overpotential"].mean()
-        df["y"] = -df.pop("overpotential")
-        target = df[(df.la_load > 0) & (df.ce_load == 0)].drop(columns="ce_load")
-        sources = {"no-la": df[df.la_load == 0].drop(columns="la_load")}
-    elif task == "bandgap":
-        from dm_hpc.bench.modes import _composition_features
-        from dm_hpc.learn.features import DESCRIPTOR_NAMES
-
-        df = pd.read_csv(DATA / "bandgap_dft_vs_expt.csv")
-
-        def table(rows):
-            g = rows.groupby("composition", as_index=False)["bandgap"].mean()
-            t = pd.DataFrame(_composition_features(g["composition"].astype(str).tolist()), columns=list(DESCRIPTOR_NAMES))
-            return t.assign(y=g["bandgap"].to_numpy())
-
-        target = table(df[df.expt_data == 1])
-        sources = {"computed": table(df[df.theory_data == 1])}
-    else:
-        raise SystemExit(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    target, sources = TASKS[task](np.random.default_rng(sum(map(ord, task))))
     tpath = d / "target.csv"
     target.to_csv(tpath, index=False)
     spaths = []
@@ -124,33 +210,38 @@ def materialise(task: str, out: Path) -> tuple[Path, list[Path]]:
     return tpath, spaths
 
 
-def run_row(task: str, row: str, seeds: int, budget: int, out: Path) -> dict:
-    """``seeds x budget`` found shares of one row on one task; saved to ``out/<task>-<row>.json``."""
+def run_row(task: str, row: str, seeds: int, budget: int, out: Path, first_seed: int = 0) -> dict:
+    """``seeds x budget`` found shares of one row on one task, seeds ``first_seed ..``; saved to
+    ``out/<task>-<row>-s<first_seed>.json`` (``_runs`` joins the chunks of a row)."""
     from dm_hpc.bench.pool import load_pool, load_sources, run_pool, top_set
     from dm_hpc.bench.strategies import Strategy
     from dm_hpc.learn.transfer import on_columns
 
     tpath, spaths = materialise(task, TABLES)
     inputs = [c for c in pd.read_csv(tpath, nrows=0).columns if c != "y"]
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     extra: dict = {}
+    dest = out / f"{task}-{row}-s{first_seed:02d}.json"
+    seed_ids = range(first_seed, first_seed + seeds)
     if row == "reference":
         ref = reference_module()
         X, y, top = ref.pool(str(tpath), inputs, "y", "max")
-        runs = [ref.campaign(X, y, top, "gp-ei", k, budget) for k in range(seeds)]
+        runs = [ref.campaign(X, y, top, "gp-ei", k, budget) for k in seed_ids]
         found = np.array([r[0] for r in runs])
         n = len(y)
+        extra = {"cpu_seconds": time.process_time() - c0}  # the reference returns no order: no best-so-far
     elif row == "baybe":
         if not BAYBE_PYTHON.is_file():
             raise SystemExit(f"{BAYBE_PYTHON} not found: run bash benchmarks/baybe_env.sh first")
-        job = out / f"{task}-baybe-job.json"
-        job.write_text(json.dumps({"target": str(tpath), "sources": [str(p) for p in spaths], "seeds": seeds, "budget": budget,
-                                   "out": str(out / f"{task}-baybe-raw.json")}))
+        job, rawpath = dest.with_suffix(".job"), dest.with_suffix(".raw")
+        job.write_text(json.dumps({"target": str(tpath), "sources": [str(p) for p in spaths], "seeds": list(seed_ids),
+                                   "budget": budget, "out": str(rawpath)}))
         done = subprocess.run([str(BAYBE_PYTHON), str(Path(__file__).with_name("baybe_transfer.py")), str(job)])
-        if done.returncode and not (out / f"{task}-baybe-raw.json").is_file():
+        if done.returncode and not rawpath.is_file():
             raise SystemExit(f"BayBE run failed ({done.returncode}) before its first seed")
-        raw = json.loads((out / f"{task}-baybe-raw.json").read_text())
-        found, n, extra = np.array(raw["found"]), raw["n_pool"], {"baybe_version": raw["baybe_version"]}
+        raw = json.loads(rawpath.read_text())
+        found, n = np.array(raw["found"]), raw["n_pool"]
+        extra = {"baybe_version": raw["baybe_version"], "best": raw["best"], "cpu_seconds": raw["cpu_seconds"]}
     else:
         pool = load_pool(tpath, inputs, ["y"])
         y = pool["y"].to_numpy(float)
@@ -170,16 +261,18 @@ def run_row(task: str, row: str, seeds: int, budget: int, out: Path) -> dict:
 
                 extra = transfer_summary(columns, sources, [m.history for m in made[: len(done)]])
             found = np.cumsum(np.isin(done, top), axis=1) / len(top)
-            r = {"task": task, "row": row, "seeds": len(done), "budget": budget, "n_pool": int(len(y)),
-                 "found": found.tolist(), "seconds": time.time() - t0, **extra}
-            (out / f"{task}-{row}.json").write_text(json.dumps(r))
+            r = {"task": task, "row": row, "first_seed": first_seed, "seeds": len(done), "budget": budget, "n_pool": int(len(y)),
+                 "found": found.tolist(), "best": np.maximum.accumulate(y[done], axis=1).tolist(),
+                 "pool_max": float(y.max()), "pool_median": float(np.median(y)),
+                 "seconds": time.time() - t0, "cpu_seconds": time.process_time() - c0, **extra}
+            dest.write_text(json.dumps(r))
             return r
 
-        run_pool(X, y, make, budget, seeds, on_seed=save)
-        return json.loads((out / f"{task}-{row}.json").read_text())
-    r = {"task": task, "row": row, "seeds": seeds, "budget": budget, "n_pool": int(n), "found": found.tolist(),
-         "seconds": time.time() - t0, **extra}
-    (out / f"{task}-{row}.json").write_text(json.dumps(r))
+        run_pool(X, y, make, budget, seeds, on_seed=save, first_seed=first_seed)
+        return json.loads(dest.read_text())
+    r = {"task": task, "row": row, "first_seed": first_seed, "seeds": len(found), "budget": budget, "n_pool": int(n),
+         "found": found.tolist(), "seconds": time.time() - t0, **extra}
+    dest.write_text(json.dumps(r))
     return r
 
 
@@ -189,25 +282,83 @@ def experiments_to(found: np.ndarray, level: float = 0.5) -> int | None:
     return int(hit[0]) + 1 if len(hit) else None
 
 
-def paired_ratio(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float | None, float, float]:
-    """Top share at the budget, a / b and a - b: the ratio (None when b found nothing) and the 90 %
-    interval of the difference over paired seed resamples (one resample applies to both rows)."""
+def paired_ratios(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0) -> dict:
+    """Row ``a`` against row ``b`` (``seeds x budget`` found shares, the same seeds), as
+    ``pool_bench --compare`` does it: point ratios and their 90 % intervals over paired seed resamples
+    (one resample of seed indices applies to both rows), with the share of resamples >= 1.
+
+    ``share``: top share at the budget, a / b. ``speed``: experiments to 50 % of the top set, b / a
+    (how many times fewer ``a`` needs); when ``b`` does not reach 50 % within the budget its count is
+    taken as ``budget + 1``, so the ratio is a lower bound (``speed_bound`` True). Each value None
+    where undefined (b found nothing; a never reached 50 %); an interval None where undefined in
+    more than half of the resamples."""
     rng = np.random.default_rng(seed)
-    fa, fb = a[:, -1], b[:, -1]
-    point = float(fa.mean() / fb.mean()) if fb.mean() > 0 else None
-    idx = rng.integers(0, len(fa), (resamples, len(fa)))
-    lo, hi = np.quantile(fa[idx].mean(1) - fb[idx].mean(1), [0.05, 0.95])
-    return point, float(lo), float(hi)
+    budget = a.shape[1]
+
+    def both(idx):
+        fa, fb = a[idx, -1].mean(), b[idx, -1].mean()
+        ea, eb = experiments_to(a[idx]), experiments_to(b[idx])
+        share = float(fa / fb) if fb > 0 else None
+        speed = float((eb or budget + 1) / ea) if ea is not None else None
+        return share, speed
+
+    point = both(np.arange(len(a)))
+    draws = [both(rng.integers(0, len(a), len(a))) for _ in range(resamples)]
+    out = {"speed_bound": experiments_to(b) is None}
+    for j, key in enumerate(("share", "speed")):
+        got = np.array([d[j] for d in draws if d[j] is not None])
+        out[key] = point[j]
+        out[key + "_interval"] = tuple(np.quantile(got, [0.05, 0.95]).tolist()) if len(got) >= resamples // 2 else None
+        out[key + "_above_1"] = float(np.mean(got >= 1.0)) if len(got) >= resamples // 2 else None
+    return out
+
+
+def _join(chunks: list[dict]) -> dict:
+    """One row from its seed chunks (``run_row``'s files), in seed order; chunks after a gap in the
+    seeds are left out (a row is seeds 0..k-1). Seconds add up; the model-kind shares and final
+    source weights are averaged, weighted by the chunks' seeds."""
+    chunks = sorted(chunks, key=lambda r: r.get("first_seed", 0))
+    kept, nxt = [], 0
+    for r in chunks:
+        if r.get("first_seed", 0) != nxt:
+            break
+        kept.append(r)
+        nxt += len(r["found"])
+    out = dict(kept[0])
+    w = np.array([len(r["found"]) for r in kept], float) / nxt
+    out["found"] = [f for r in kept for f in r["found"]]
+    if all("best" in r for r in kept):
+        out["best"] = [b for r in kept for b in r["best"]]
+    out["seeds"] = nxt
+    for key in ("seconds", "cpu_seconds"):
+        out[key] = float(sum(r.get(key, r["seconds"]) for r in kept))
+    for key in ("kind_share", "final_weight"):
+        if all(key in r for r in kept):
+            names = sorted({n for r in kept for n in r[key]})
+            out[key] = {n: float(sum(wk * r[key].get(n, 0.0) for wk, r in zip(w, kept))) for n in names}
+    return out
 
 
 def _runs(out: Path) -> dict[str, dict[str, dict]]:
-    """task -> row -> saved run; the ``unrelated`` task's target is ``hartmann3-shifted``'s pool, so
-    its cold and reference rows are that task's when it has none of its own."""
-    runs: dict[str, dict[str, dict]] = {}
-    for p in sorted(out.glob("*.json")):
+    """task -> row -> saved run (its seed chunks joined); the ``unrelated`` task's target is
+    ``hartmann3-shifted``'s pool, so its cold and reference rows are that task's when it has none of
+    its own. A BayBE chunk cut short is read from the raw file its subprocess writes after every seed."""
+    chunks: dict[tuple[str, str], list[dict]] = {}
+    for p in sorted(out.glob("*-s[0-9][0-9].json")):
         r = json.loads(p.read_text())
-        if "row" in r:
-            runs.setdefault(r["task"], {})[r["row"]] = r
+        chunks.setdefault((r["task"], r["row"]), []).append(r)
+    for p in sorted(out.glob("*-baybe-s[0-9][0-9].raw")):
+        task, first = p.name[: -len("-baybe-s00.raw")], int(p.stem[-2:])
+        if p.with_suffix(".json").is_file():
+            continue
+        raw = json.loads(p.read_text())
+        chunks.setdefault((task, "baybe"), []).append(
+            {"task": task, "row": "baybe", "first_seed": first, "seeds": len(raw["found"]), "n_pool": raw["n_pool"],
+             "found": raw["found"], "best": raw["best"], "baybe_version": raw["baybe_version"],
+             "seconds": raw["cpu_seconds"], "cpu_seconds": raw["cpu_seconds"]})
+    runs: dict[str, dict[str, dict]] = {}
+    for (task, row), cs in sorted(chunks.items()):
+        runs.setdefault(task, {})[row] = _join(cs)
     for row in ("cold", "reference"):
         if row in runs.get("hartmann3-shifted", {}) and "unrelated" in runs:
             runs["unrelated"].setdefault(row, runs["hartmann3-shifted"][row])
@@ -215,54 +366,105 @@ def _runs(out: Path) -> dict[str, dict[str, dict]]:
 
 
 def compare(out: Path) -> str:
-    """Markdown tables; every row of a task is cut to the seeds and budget that all its rows ran
-    (seed s of a longer run is the same campaign as seed s of a shorter one, up to the shorter budget)."""
+    """Markdown tables; every row of a task is cut to the budget that all its rows ran, and each
+    ratio to the seeds both of its rows ran (seed s of a longer run is the same campaign as seed s of
+    a shorter one, up to the shorter budget)."""
     f = lambda v: "-" if v is None else str(v)  # noqa: E731
-    lines = ["| task | N | seeds | budget | row | top share at budget | experiments to 50 % | s/step |", "|---|---|---|---|---|---|---|---|"]
-    ratios = ["| task | transfer / cold | difference, 90 % interval | transfer / BayBE | difference, 90 % interval | final source weight | model kind (share of steps) |",
-              "|---|---|---|---|---|---|---|"]
+    lines = ["| task | N | seeds | budget | row | top share at budget | experiments to 50 % | CPU s/step |", "|---|---|---|---|---|---|---|---|"]
+    ratios = ["| task | vs (seeds) | top share, transfer / other | 90 % interval | resamples >= 1 | experiments to 50 %, other / transfer | 90 % interval | resamples >= 1 |",
+              "|---|---|---|---|---|---|---|---|"]
+    weights = ["| task | final source weight | model kind (share of steps) |", "|---|---|---|"]
+
+    def cell(v, bound=False):
+        return "-" if v is None else (">= " if bound else "") + f"{v:.2f}"
+
     for task, rows in _runs(out).items():
-        k = min(len(r["found"]) for r in rows.values())
         b = min(len(r["found"][0]) for r in rows.values())
-        cut = {row: np.array(r["found"])[:k, :b] for row, r in rows.items()}
         for row in ROWS:
             if row not in rows:
                 continue
-            r, fd = rows[row], cut[row]
+            r = rows[row]
+            fd = np.array(r["found"])[:, :b]
             steps = len(r["found"]) * (len(r["found"][0]) - 2)
-            lines.append(f"| {task} | {r['n_pool']} | {k} | {b} | {row}{' ' + r['baybe_version'] if 'baybe_version' in r else ''} | "
-                         f"{fd[:, -1].mean():.2f} | {f(experiments_to(fd))} | {r['seconds'] / max(steps, 1):.1f} |")
+            cpu = r.get("cpu_seconds", r["seconds"])
+            lines.append(f"| {task} | {r['n_pool']} | {len(fd)} | {b} | {row}{' ' + r['baybe_version'] if 'baybe_version' in r else ''} | "
+                         f"{fd[:, -1].mean():.2f} | {f(experiments_to(fd))} | {cpu / max(steps, 1):.2f} |")
         if "transfer" in rows:
-            cells = []
             for other in ("cold", "baybe"):
-                if other in rows:
-                    q, lo, hi = paired_ratio(cut["transfer"], cut[other])
-                    cells += ["- (0 found)" if q is None else f"{q:.2f}", f"{lo:+.2f} to {hi:+.2f}"]
-                else:
-                    cells += ["-", "-"]
+                if other not in rows:
+                    continue
+                k = min(len(rows["transfer"]["found"]), len(rows[other]["found"]))  # the pair's common seeds
+                q = paired_ratios(np.array(rows["transfer"]["found"])[:k, :b], np.array(rows[other]["found"])[:k, :b])
+                iv = lambda t: "-" if t is None else f"{t[0]:.2f}-{t[1]:.2f}"  # noqa: E731
+                ratios.append(f"| {task} | {other} ({k}) | {cell(q['share'])} | {iv(q['share_interval'])} | {cell(q['share_above_1'])} | "
+                              f"{cell(q['speed'], q['speed_bound'])} | {iv(q['speed_interval'])} | {cell(q['speed_above_1'])} |")
             w = ", ".join(f"{n}: {v:.2f}" for n, v in rows["transfer"].get("final_weight", {}).items())
             ks = ", ".join(f"{n} {v:.0%}" for n, v in rows["transfer"].get("kind_share", {}).items())
-            ratios.append(f"| {task} | " + " | ".join(cells) + f" | {w} | {ks} |")
-    return "\n".join(lines + ["", *ratios, "", "Timings (s/step, wall): a shared 2-core machine loaded by five other sessions."])
+            weights.append(f"| {task} | {w} | {ks} |")
+    return "\n".join(lines + ["", *ratios, "", *weights, "",
+                              "CPU s/step: the row's process CPU seconds (BayBE's: its own process, imports included) per "
+                              "recommendation, on a shared 2-core machine loaded by five other sessions."])
+
+
+def plot(out: Path, path: Path) -> None:
+    """One panel per task: seed-mean best-so-far (target units, maximised; minimised objectives shown
+    negated) against experiments, for the rows that record their order (cold, transfer, BayBE; the
+    stock reference returns found shares only), with the pool's best as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = {t: rows for t, rows in _runs(out).items() if any("best" in r for r in rows.values())}
+    cols = 4
+    fig, axes = plt.subplots((len(runs) + cols - 1) // cols, cols, figsize=(4 * cols, 3.2 * ((len(runs) + cols - 1) // cols)), squeeze=False)
+    for ax, (task, rows) in zip(axes.flat, runs.items()):
+        for row, style in (("cold", "C0-"), ("transfer", "C3-"), ("baybe", "C2--")):
+            r = rows.get(row)
+            if r is None or "best" not in r:
+                continue
+            best = np.array(r["best"])
+            x = np.arange(1, best.shape[1] + 1)
+            ax.plot(x, best.mean(0), style, label=f"{row} ({len(best)} seeds)")
+        pool_max = next((r["pool_max"] for r in rows.values() if "pool_max" in r), None)
+        if pool_max is not None:
+            ax.axhline(pool_max, color="k", ls=":", lw=1, label="pool best")
+        ax.set_title(task, fontsize=10)
+        ax.set_xlabel("experiments")
+        ax.set_ylabel("best so far (y)")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(runs):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--budget", type=int, default=30)
+    ap.add_argument("--first-seed", type=int, default=0, help="run seeds FIRST.. (a chunk; --compare joins the chunks)")
+    ap.add_argument("--budget", type=int, default=20)
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "transfer"))
-    ap.add_argument("--compare", action="store_true")
+    ap.add_argument("--compare", action="store_true", help="print the tables and write best_so_far.png beside the runs")
+    ap.add_argument("--list", action="store_true", help="print each task's definition")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.compare:
         print(compare(out))
+        plot(out, out / "best_so_far.png")
+        return
+    if a.list:
+        for name, build in TASKS.items():
+            print(f"{name}: {' '.join(build.__doc__.split())}")
         return
     for task in a.tasks.split(","):
         for row in a.rows.split(","):
-            r = run_row(task, row, a.seeds, a.budget, out)
+            r = run_row(task, row, a.seeds, a.budget, out, a.first_seed)
             fd = np.array(r["found"])
             print(f"{task} {row}: top share at budget {fd[:, -1].mean():.2f}, experiments to 50 % {experiments_to(fd)}, "
                   f"{r['seconds']:.0f} s (shared, loaded 2-core machine)", flush=True)

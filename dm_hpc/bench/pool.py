@@ -92,6 +92,7 @@ def run_pool(
     n_init: int = 2,
     progress=None,
     on_seed: Callable[[np.ndarray], None] | None = None,
+    first_seed: int = 0,
 ) -> tuple[np.ndarray, float]:
     """Run ``seeds`` campaigns on the pool ``X`` (``N x d``) with outcomes ``y`` (``N``, maximised).
 
@@ -99,7 +100,8 @@ def run_pool(
     Returns (``seeds x budget`` pool indices in evaluation order, mean seconds per proposal).
     Seed s draws its initial points from ``numpy.random.default_rng(s)``, the same for every strategy.
     ``on_seed``: called with the orders of the seeds done so far (``done x budget``) after each seed,
-    so that a long run keeps what it has.
+    so that a long run keeps what it has. ``first_seed``: run seeds ``first_seed .. first_seed + seeds - 1``
+    (row k of the orders is seed ``first_seed + k``), so that a long benchmark can run in chunks.
     """
     Xt = torch.tensor(np.array(X, dtype=float), dtype=torch.double)
     yt = torch.tensor(np.array(y, dtype=float), dtype=torch.double)
@@ -107,7 +109,8 @@ def run_pool(
     budget = min(budget, n)
     orders = np.zeros((seeds, budget), dtype=int)
     spent, steps = 0.0, 0
-    for s in range(seeds):
+    for k in range(seeds):
+        s = first_seed + k
         rng = np.random.default_rng(s)
         observed = list(rng.choice(n, size=min(n_init, budget), replace=False))
         strat = strategy(Xt, s) if callable(strategy) else Strategy(strategy, Xt, seed=s)
@@ -119,9 +122,9 @@ def run_pool(
             observed.append(nxt)
             if progress is not None:
                 progress()
-        orders[s] = observed
+        orders[k] = observed
         if on_seed is not None:
-            on_seed(orders[: s + 1])
+            on_seed(orders[: k + 1])
     return orders, spent / max(steps, 1)
 
 

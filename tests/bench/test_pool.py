@@ -112,3 +112,12 @@ def test_run_pool_hands_over_each_finished_seed():
     orders, _ = run_pool(X, -X.sum(1), "random", 6, 3, on_seed=lambda done: seen.append(done.copy()))
     assert [s.shape for s in seen] == [(1, 6), (2, 6), (3, 6)]
     assert (seen[-1] == orders).all()
+
+
+def test_run_pool_in_chunks_repeats_the_seeds_of_one_run():
+    from dm_hpc.bench.pool import run_pool
+
+    X = np.random.default_rng(1).random((30, 2))
+    whole, _ = run_pool(X, -X.sum(1), "random", 6, 4)
+    tail, _ = run_pool(X, -X.sum(1), "random", 6, 2, first_seed=2)
+    assert (tail == whole[2:]).all() and not (tail == whole[:2]).all()
