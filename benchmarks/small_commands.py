@@ -2,11 +2,12 @@
 (listing the pending experiments) and report, on a small lab-only process campaign (and status
 of one whose model cannot be fitted; and the report when it must cross-validate anew).
 
-    OMP_NUM_THREADS=1 python benchmarks/small_commands.py [--runs 3] [--repo PATH ...]
+    OMP_NUM_THREADS=1 python benchmarks/small_commands.py [--runs 3] [--repo PATH ...] [--command NAME ...]
 
 Each ``--repo`` is a checkout whose ``dm_hpc`` is measured (default: this one); give the main
-checkout as well to compare before and after. The campaign (8 measured experiments, 2 process
-parameters) is built once with this checkout's API and each command runs in its folder, so
+checkout as well to compare before and after: the checkouts take turns run by run, so a change
+of load on the machine falls on each alike. ``--command`` measures only the named commands. The
+campaign (8 measured experiments, 2 process parameters) is built once with this checkout's API and each command runs in its folder, so
 relative paths mean the same to every version. CPU = user + system time of the command's
 process (``resource.getrusage(RUSAGE_CHILDREN)``), so other load on the machine changes it far
 less than wall time; the figures still come from a shared, loaded machine. The median wall
@@ -104,6 +105,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--repo", type=Path, action="append", help="checkout to measure (repeatable)")
+    ap.add_argument("--command", action="append", choices=list(COMMANDS), help="command to measure (repeatable; default: all)")
     args = ap.parse_args()
     repos = args.repo or [HERE]
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,15 +116,19 @@ def main() -> None:
               f"{args.runs} runs after a warm-up run; shared, loaded machine (2 cores, other sessions "
               f"running; load average {os.getloadavg()[0]:.1f})")
         print(f"{'command':<20}" + "".join(f"{str(r):>46}" for r in repos))
-        for name, cmd in COMMANDS.items():
-            cells = []
-            for k, repo in enumerate(repos):
-                pycache = folder / f"pycache-{k}"
-                prepare = PREPARE.get(name)
+        for name in args.command or COMMANDS:
+            cmd, prepare = COMMANDS[name], PREPARE.get(name)
+            pycaches = [folder / f"pycache-{k}" for k in range(len(repos))]
+            for repo, pycache in zip(repos, pycaches):
                 cpu_seconds(repo, cmd, folder, pycache, prepare)  # warm-up: bytecode and caches written
-                runs = [cpu_seconds(repo, cmd, folder, pycache, prepare) for _ in range(args.runs)]
-                t = [cpu for cpu, _ in runs]
-                wall = statistics.median(w for _, w in runs)
+            runs: list[list[tuple[float, float]]] = [[] for _ in repos]
+            for _ in range(args.runs):  # the checkouts take turns: A B A B ...
+                for k, (repo, pycache) in enumerate(zip(repos, pycaches)):
+                    runs[k].append(cpu_seconds(repo, cmd, folder, pycache, prepare))
+            cells = []
+            for r in runs:
+                t = [cpu for cpu, _ in r]
+                wall = statistics.median(w for _, w in r)
                 cells.append(f"{statistics.median(t):.2f} s ({min(t):.2f}-{max(t):.2f}), wall {wall:.2f} s")
             print(f"{name:<20}" + "".join(f"{c:>46}" for c in cells) + f"   (load {os.getloadavg()[0]:.1f})")
 
