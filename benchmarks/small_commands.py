@@ -7,8 +7,10 @@ of one whose model cannot be fitted; and the report when it must cross-validate 
 Each ``--repo`` is a checkout whose ``dm_hpc`` is measured (default: this one); give the main
 checkout as well to compare before and after: the checkouts take turns run by run, so a change
 of load on the machine falls on each alike. ``--command`` measures only the named commands. The
-campaign (8 measured experiments, 2 process parameters) is built once with this checkout's API and each command runs in its folder, so
-relative paths mean the same to every version. CPU = user + system time of the command's
+campaign (8 measured experiments, 2 process parameters) is built once with this checkout's API and
+copied, one folder per checkout (what one version keeps, such as the report's cross-validation,
+is not another's); each command runs in its checkout's folder, so relative paths mean the same to
+every version. CPU = user + system time of the command's
 process (``resource.getrusage(RUSAGE_CHILDREN)``), so other load on the machine changes it far
 less than wall time; the figures still come from a shared, loaded machine. The median wall
 time and the load average are printed beside them.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -109,8 +112,12 @@ def main() -> None:
     args = ap.parse_args()
     repos = args.repo or [HERE]
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        build(folder)
+        built = Path(tmp) / "campaign"
+        built.mkdir()
+        build(built)
+        folders = [Path(tmp) / f"campaign-{k}" for k in range(len(repos))]
+        for f in folders:
+            shutil.copytree(built, f)
         print("CPU seconds (user + system) per command; median and range of "
               "(and median wall seconds of) "
               f"{args.runs} runs after a warm-up run; shared, loaded machine (2 cores, other sessions "
@@ -118,12 +125,12 @@ def main() -> None:
         print(f"{'command':<20}" + "".join(f"{str(r):>46}" for r in repos))
         for name in args.command or COMMANDS:
             cmd, prepare = COMMANDS[name], PREPARE.get(name)
-            pycaches = [folder / f"pycache-{k}" for k in range(len(repos))]
-            for repo, pycache in zip(repos, pycaches):
+            pycaches = [Path(tmp) / f"pycache-{k}" for k in range(len(repos))]
+            for repo, folder, pycache in zip(repos, folders, pycaches):
                 cpu_seconds(repo, cmd, folder, pycache, prepare)  # warm-up: bytecode and caches written
             runs: list[list[tuple[float, float]]] = [[] for _ in repos]
             for _ in range(args.runs):  # the checkouts take turns: A B A B ...
-                for k, (repo, pycache) in enumerate(zip(repos, pycaches)):
+                for k, (repo, folder, pycache) in enumerate(zip(repos, folders, pycaches)):
                     runs[k].append(cpu_seconds(repo, cmd, folder, pycache, prepare))
             cells = []
             for r in runs:
