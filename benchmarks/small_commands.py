@@ -2,12 +2,15 @@
 (listing the pending experiments) and report, on a small lab-only process campaign (and status
 of one whose model cannot be fitted; and the report when it must cross-validate anew).
 
-    OMP_NUM_THREADS=1 python benchmarks/small_commands.py [--runs 3] [--repo PATH ...]
+    OMP_NUM_THREADS=1 python benchmarks/small_commands.py [--runs 3] [--repo PATH ...] [--command NAME ...]
 
 Each ``--repo`` is a checkout whose ``dm_hpc`` is measured (default: this one); give the main
-checkout as well to compare before and after. The campaign (8 measured experiments, 2 process
-parameters) is built once with this checkout's API and each command runs in its folder, so
-relative paths mean the same to every version. CPU = user + system time of the command's
+checkout as well to compare before and after: the checkouts take turns run by run, so a change
+of load on the machine falls on each alike. ``--command`` measures only the named commands. The
+campaign (8 measured experiments, 2 process parameters) is built once with this checkout's API and
+copied, one folder per checkout (what one version keeps, such as the report's cross-validation,
+is not another's); each command runs in its checkout's folder, so relative paths mean the same to
+every version. CPU = user + system time of the command's
 process (``resource.getrusage(RUSAGE_CHILDREN)``), so other load on the machine changes it far
 less than wall time; the figures still come from a shared, loaded machine. The median wall
 time and the load average are printed beside them.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -104,25 +108,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--repo", type=Path, action="append", help="checkout to measure (repeatable)")
+    ap.add_argument("--command", action="append", choices=list(COMMANDS), help="command to measure (repeatable; default: all)")
     args = ap.parse_args()
     repos = args.repo or [HERE]
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        build(folder)
+        built = Path(tmp) / "campaign"
+        built.mkdir()
+        build(built)
+        folders = [Path(tmp) / f"campaign-{k}" for k in range(len(repos))]
+        for f in folders:
+            shutil.copytree(built, f)
         print("CPU seconds (user + system) per command; median and range of "
               "(and median wall seconds of) "
               f"{args.runs} runs after a warm-up run; shared, loaded machine (2 cores, other sessions "
               f"running; load average {os.getloadavg()[0]:.1f})")
         print(f"{'command':<20}" + "".join(f"{str(r):>46}" for r in repos))
-        for name, cmd in COMMANDS.items():
-            cells = []
-            for k, repo in enumerate(repos):
-                pycache = folder / f"pycache-{k}"
-                prepare = PREPARE.get(name)
+        for name in args.command or COMMANDS:
+            cmd, prepare = COMMANDS[name], PREPARE.get(name)
+            pycaches = [Path(tmp) / f"pycache-{k}" for k in range(len(repos))]
+            for repo, folder, pycache in zip(repos, folders, pycaches):
                 cpu_seconds(repo, cmd, folder, pycache, prepare)  # warm-up: bytecode and caches written
-                runs = [cpu_seconds(repo, cmd, folder, pycache, prepare) for _ in range(args.runs)]
-                t = [cpu for cpu, _ in runs]
-                wall = statistics.median(w for _, w in runs)
+            runs: list[list[tuple[float, float]]] = [[] for _ in repos]
+            for _ in range(args.runs):  # the checkouts take turns: A B A B ...
+                for k, (repo, folder, pycache) in enumerate(zip(repos, folders, pycaches)):
+                    runs[k].append(cpu_seconds(repo, cmd, folder, pycache, prepare))
+            cells = []
+            for r in runs:
+                t = [cpu for cpu, _ in r]
+                wall = statistics.median(w for _, w in r)
                 cells.append(f"{statistics.median(t):.2f} s ({min(t):.2f}-{max(t):.2f}), wall {wall:.2f} s")
             print(f"{name:<20}" + "".join(f"{c:>46}" for c in cells) + f"   (load {os.getloadavg()[0]:.1f})")
 
