@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
+import sys
 import tempfile
+import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,6 +154,33 @@ def keep(campaign: CampaignSpec, data: TrainingSet, seed: int, cv: CrossValidati
         pass
 
 
+def keep_in_background(campaign: CampaignSpec, data: TrainingSet) -> Callable[[], None]:
+    """Start ``keep_for_report`` in a forked worker and return the function that waits for it.
+
+    A report that must cross-validate spends ~3 s of CPU importing torch and BoTorch and fitting,
+    while it also spends ~2 s importing matplotlib and drawing its other plots; the two are
+    independent, so on a machine with a second core the report's wall time becomes the larger of
+    the two instead of their sum. The worker only writes the kept file, which ``cross_validation``
+    then finds current; if it fails, the caller computes in-process as before, so the answer never
+    depends on the worker.
+
+    Forked only where that is safe and useful: more than one core available, a single-threaded
+    caller (a portal worker thread runs it in-process) and no torch loaded yet (its thread pools
+    are not meant to cross a fork). Elsewhere, and when nothing is to be computed, the returned
+    function does nothing.
+    """
+    if (len(data) < MIN_POINTS or len(os.sched_getaffinity(0)) < 2 or threading.active_count() > 1
+            or "torch" in sys.modules or current(campaign, data, campaign.seed) is not None):
+        return lambda: None
+    try:
+        worker = multiprocessing.get_context("fork").Process(target=keep_for_report, args=(campaign, data),
+                                                            name="dm-hpc-cross-validation", daemon=True)
+        worker.start()
+    except (OSError, ValueError):  # no fork here: the report computes it in-process
+        return lambda: None
+    return worker.join
+
+
 def cross_validation(campaign: CampaignSpec, data: TrainingSet, seed: int, remember: bool = True) -> CrossValidation:
     """The cross-validation of ``data``: the kept one when current, else computed (and kept when
     ``remember``; a report on a reader's scoped view does not overwrite the whole campaign's)."""
@@ -162,4 +193,4 @@ def cross_validation(campaign: CampaignSpec, data: TrainingSet, seed: int, remem
 
 
 __all__ = ["CV_FOLDS", "CV_MAX_POINTS", "MIN_POINTS", "CrossValidation", "cross_validate", "cross_validation",
-           "current", "fingerprint", "keep", "keep_for_report"]
+           "current", "fingerprint", "keep", "keep_for_report", "keep_in_background"]

@@ -32,7 +32,7 @@ import pandas as pd
 
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.calibration import PropertyCalibration, calibration, calibration_lines, quality_verdict
-from dm_hpc.campaign.crossval import CV_FOLDS, MIN_POINTS, cross_validation
+from dm_hpc.campaign.crossval import CV_FOLDS, MIN_POINTS, cross_validation, keep_in_background
 from dm_hpc.campaign.dataset import TrainingSet, fidelity_of, process_values, training_set
 from dm_hpc.campaign.fidelity_choice import fidelity_choice_lines
 from dm_hpc.campaign.spec import CampaignSpec, Goal
@@ -303,6 +303,10 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
     df = df_all[df_all["campaign"] == campaign.name] if not df_all.empty else df_all
     data = training_set(campaign, df_all)
 
+    # the cross-validation (torch, a GP fit) runs beside the other plots where it can
+    # (``keep_in_background``); the parity plot waits for it below
+    cross_validated = (keep_in_background(campaign, data) if frame is None and campaign.transfer is None
+                       else lambda: None)
     plots: list[tuple[str, Path]] = []
     notes: list[str] = [store_note] if store_note else []
     best_png = plot_best(campaign, df, out_dir / "best_vs_evaluations.png")
@@ -320,6 +324,15 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
             fitted = transfer_model(campaign, data)
         except Exception as exc:  # a failed fit must not cost the rest of the report
             notes.append(f"transfer model failed: {type(exc).__name__}: {exc}")
+    pareto_png, front = plot_pareto(campaign, df, out_dir / "pareto.png")
+    if pareto_png:
+        plots.append(("Pareto front (non-dominated records highlighted)", pareto_png))
+    elif len(campaign.objectives) > 1:
+        notes.append("no records with all objectives yet: no Pareto plot")
+    process_png = plot_process(campaign, df, out_dir / "objectives_vs_process.png")
+    if process_png:
+        plots.append(("objectives against each process parameter", process_png))
+    cross_validated()
     try:
         # a report on a reader's scoped view (``frame``) leaves the whole campaign's kept predictions be
         parity_png, r2, cals = plot_parity(campaign, data, out_dir / "parity.png", remember=frame is None,
@@ -330,17 +343,10 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
     if parity_png:
         how = (f"leave-one-out predictions of the model in use, transfer kind {fitted.transfer['kind']}"
                if fitted is not None else f"{CV_FOLDS}-fold cross-validated")
-        plots.append((f"surrogate parity ({how}, predictive 1σ error bars)", parity_png))
+        # listed second, after the best-value plot, though drawn last
+        plots.insert(1 if best_png else 0, (f"surrogate parity ({how}, predictive 1σ error bars)", parity_png))
     elif len(data) < MIN_POINTS:
         notes.append(f"no surrogate model yet ({len(data)} usable record(s); the parity plot needs {MIN_POINTS})")
-    pareto_png, front = plot_pareto(campaign, df, out_dir / "pareto.png")
-    if pareto_png:
-        plots.append(("Pareto front (non-dominated records highlighted)", pareto_png))
-    elif len(campaign.objectives) > 1:
-        notes.append("no records with all objectives yet: no Pareto plot")
-    process_png = plot_process(campaign, df, out_dir / "objectives_vs_process.png")
-    if process_png:
-        plots.append(("objectives against each process parameter", process_png))
 
     tasks = list(state.tasks.values())
     status = Counter(t.status for t in tasks)

@@ -8,6 +8,7 @@ command imports.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -236,3 +237,31 @@ def test_a_kept_cross_validation_is_not_reused_once_the_records_change(batched_c
     summary = write_report(camp.spec).read_text()
     assert len(fits) == 1, "the report reused a cross-validation of other records"
     assert _quality_table(summary)[0].split("|")[4].strip() == "9"
+
+
+def test_a_report_that_must_cross_validate_does_it_beside_its_plots(batched_campaign):
+    """Issue 19 item 8: a report after new measurements refits (~5.5 s of CPU, 3 s of it torch and
+    the GP). In a fresh single-threaded process with a second core it cross-validates in a forked
+    worker while it draws the other plots; the figures are those of an in-process cross-validation,
+    and the parity plot keeps its place in the list."""
+    from dm_hpc import Campaign
+    from dm_hpc.campaign.crossval import FILE_NAME
+    from dm_hpc.campaign.report import write_report
+
+    camp = Campaign.load(batched_campaign)
+    sheet = camp.pending()
+    ni = sheet[next(c for c in sheet.columns if "Ni" in c)].astype(float)
+    sheet["property:hardness [GPa]"] = 2 + 3 * ni
+    sheet[next(c for c in sheet.columns if c.startswith("property:density"))] = 8.5 + ni
+    assert len(camp.add_measurements(sheet)) == 3
+    out = _imports("report", str(batched_campaign))
+    assert out["code"] == 0, out["output"]
+    if len(os.sched_getaffinity(0)) > 1:  # the worker fitted: the report's own process loaded no model library
+        assert not MODEL & set(out["heavy"]), out["heavy"]
+    summary = (camp.spec.run_dir / "report" / "summary.md").read_text()
+    forked = _quality_table(summary)
+    assert forked and forked[0].split("|")[4].strip() == "9", forked
+    plots = [line for line in summary.splitlines() if line.startswith("- ") and line.endswith(".png`")]
+    assert plots[0].endswith("`best_vs_evaluations.png`") and plots[1].endswith("`parity.png`"), plots
+    (camp.spec.run_dir / FILE_NAME).unlink()
+    assert _quality_table(write_report(camp.spec).read_text()) == forked
