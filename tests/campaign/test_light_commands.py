@@ -197,6 +197,15 @@ def _quality_table(summary: str) -> list[str]:
     return [line for line in summary.splitlines() if line.startswith("| hardness |")]
 
 
+def _measure_the_pending_batch(camp) -> None:
+    """The lab sends back the pending batch (3 samples): the training set changes."""
+    sheet = camp.pending()
+    ni = sheet[next(c for c in sheet.columns if "Ni" in c)].astype(float)
+    sheet["property:hardness [GPa]"] = 2 + 3 * ni
+    sheet[next(c for c in sheet.columns if c.startswith("property:density"))] = 8.5 + ni
+    assert len(camp.add_measurements(sheet)) == 3
+
+
 def test_a_report_after_a_lab_batch_fits_no_model(batched_campaign):
     """Issue 19 item 8: ``report`` on a small campaign took over 5 s, 3 s of it importing torch,
     BoTorch and sympy and fitting the cross-validation's GP. The lab batch fitted a model on the
@@ -226,11 +235,7 @@ def test_a_kept_cross_validation_is_not_reused_once_the_records_change(batched_c
     from dm_hpc.campaign.report import write_report
 
     camp = Campaign.load(batched_campaign)
-    sheet = camp.pending()
-    ni = sheet[next(c for c in sheet.columns if "Ni" in c)].astype(float)
-    sheet["property:hardness [GPa]"] = 2 + 3 * ni
-    sheet[next(c for c in sheet.columns if c.startswith("property:density"))] = 8.5 + ni
-    assert len(camp.add_measurements(sheet)) == 3
+    _measure_the_pending_batch(camp)
     fits = []
     real = botorch.fit.fit_gpytorch_mll
     monkeypatch.setattr(botorch.fit, "fit_gpytorch_mll", lambda *a, **k: fits.append(1) or real(*a, **k))
@@ -249,11 +254,7 @@ def test_a_report_that_must_cross_validate_does_it_beside_its_plots(batched_camp
     from dm_hpc.campaign.report import write_report
 
     camp = Campaign.load(batched_campaign)
-    sheet = camp.pending()
-    ni = sheet[next(c for c in sheet.columns if "Ni" in c)].astype(float)
-    sheet["property:hardness [GPa]"] = 2 + 3 * ni
-    sheet[next(c for c in sheet.columns if c.startswith("property:density"))] = 8.5 + ni
-    assert len(camp.add_measurements(sheet)) == 3
+    _measure_the_pending_batch(camp)
     out = _imports("report", str(batched_campaign))
     assert out["code"] == 0, out["output"]
     if len(os.sched_getaffinity(0)) > 1:  # the worker fitted: the report's own process loaded no model library
