@@ -19,6 +19,7 @@ from dm_hpc.campaign.dataset import training_set
 from dm_hpc.campaign.strategy import fit_model
 from dm_hpc.cli import app
 from dm_hpc.data import MaterialRecord, Store
+from dm_hpc.learn import auto_kind
 
 ELEMENTS = ("Cu", "Ni", "Pd")
 
@@ -72,7 +73,9 @@ def test_exported_file_carries_the_training_provenance(standard_file):
     out, version = standard_file
     file = standard.load_model_file(out)
     p = file.provenance
-    assert (p["campaign"], p["version"], p["model_kind"]) == ("national", "v0001", "gp")
+    # the registered version's kind: the size rule's exact GP (``learn.auto_kind``) on 60 records
+    assert (p["campaign"], p["version"], p["model_kind"]) == ("national", "v0001", version.meta["surrogate"])
+    assert p["model_kind"] == auto_kind(len(p["records"]["ids"]))
     assert p["records"]["sha256"] == version.meta["records_sha256"]
     assert sorted(p["records"]["ids"]) == sorted(registry.trained_on(version))
     assert len(p["records"]["ids"]) == version.meta["trained_on"]
