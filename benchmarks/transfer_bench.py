@@ -314,24 +314,31 @@ def paired_ratios(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int
 
 
 def _join(chunks: list[dict]) -> dict:
-    """One row from its seed chunks (``run_row``'s files), in seed order; chunks after a gap in the
-    seeds are left out (a row is seeds 0..k-1). Seconds add up; the model-kind shares and final
-    source weights are averaged, weighted by the chunks' seeds."""
+    """One row from its seed chunks (``run_row``'s files): seeds 0..k-1, each taken from the first
+    chunk that holds it (chunks may overlap; a seed missing ends the row). Seconds are those of the
+    chunks used, scaled to the seeds taken; the model-kind shares and final source weights are
+    averaged, weighted by the seeds each chunk gave."""
     chunks = sorted(chunks, key=lambda r: r.get("first_seed", 0))
-    kept, nxt = [], 0
+    per_seed: dict[int, tuple[dict, int]] = {}
     for r in chunks:
-        if r.get("first_seed", 0) != nxt:
-            break
-        kept.append(r)
-        nxt += len(r["found"])
+        for j in range(len(r["found"])):
+            per_seed.setdefault(r.get("first_seed", 0) + j, (r, j))
+    nxt = 0
+    while nxt in per_seed:
+        nxt += 1
+    if nxt == 0:
+        raise SystemExit(f"{chunks[0]['task']} {chunks[0]['row']}: no chunk starts at seed 0")
+    taken = [per_seed[k] for k in range(nxt)]
+    kept = list({id(r): r for r, _ in taken}.values())
+    gave = {id(r): sum(1 for q, _ in taken if q is r) for r in kept}
     out = dict(kept[0])
-    w = np.array([len(r["found"]) for r in kept], float) / nxt
-    out["found"] = [f for r in kept for f in r["found"]]
+    w = np.array([gave[id(r)] for r in kept], float) / nxt
+    out["found"] = [r["found"][j] for r, j in taken]
     if all("best" in r for r in kept):
-        out["best"] = [b for r in kept for b in r["best"]]
+        out["best"] = [r["best"][j] for r, j in taken]
     out["seeds"] = nxt
     for key in ("seconds", "cpu_seconds"):
-        out[key] = float(sum(r.get(key, r["seconds"]) for r in kept))
+        out[key] = float(sum(r.get(key, r["seconds"]) * gave[id(r)] / len(r["found"]) for r in kept))
     for key in ("kind_share", "final_weight"):
         if all(key in r for r in kept):
             names = sorted({n for r in kept for n in r[key]})
