@@ -120,9 +120,9 @@ def plot_best(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> Path | Non
 
 
 def transfer_cross_validation(fitted) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``cross_validate``'s answer for a campaign whose model leans on transfer sources: the
-    leave-one-out predictions of the model the campaign uses (``learn.transfer.loo_predictions``;
-    its hyper-parameters fitted once on all rows, as in ``cross_validate``)."""
+    """``crossval.cross_validate``'s answer for a campaign whose model leans on transfer sources:
+    the leave-one-out predictions of the model the campaign uses (``learn.transfer.loo_predictions``;
+    its hyper-parameters fitted once on all rows, as in ``crossval.cross_validate``)."""
     from dm_hpc.learn.transfer import loo_predictions
 
     mean, std = loo_predictions(fitted.transfer["fit"])

@@ -87,11 +87,10 @@ def journal_batch(c: CampaignSpec, store, journal: jn.Journal, state: jn.State, 
     df = store.to_dataframe()
     reserve_ids(c, state, df, journal)  # sample ids above any the store holds for this campaign
     batch = lab_batch(c, state, df, n)
-    if batch.samples:
+    if batch.samples:  # timed: a run's wall-time budget estimates its final lab batch from it
         # the report's cross-validation, kept while the training set is unchanged: a report
         # drawn after this batch needs no model fit (and no torch)
         keep_for_report(c, training_set(c, df))
-    if batch.samples:  # timed: a run's wall-time budget estimates its final lab batch from it
         jn.apply(state, journal.write("lab_suggested", batch=state.lab_batches + 1, samples=batch.samples,
                                       seconds=round(time.perf_counter() - t, 3)))
     return batch
