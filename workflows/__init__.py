@@ -20,9 +20,10 @@ force-field or VASP Makers — as a calculation fidelity (``maker:`` in the camp
 from workflows.alloy import (
     AlloyPropertiesMaker,
     AlloyStructureMaker,
+    CalculatorStepMaker,
     PropertiesMaker,
     RelaxMaker,
     StaticMaker,
 )
 
-__all__ = ["AlloyPropertiesMaker", "AlloyStructureMaker", "PropertiesMaker", "RelaxMaker", "StaticMaker"]
+__all__ = ["AlloyPropertiesMaker", "AlloyStructureMaker", "CalculatorStepMaker", "PropertiesMaker", "RelaxMaker", "StaticMaker"]

@@ -66,14 +66,23 @@ def _step(kind: str, method: str, settings: dict[str, Any], structure, workdir: 
 
 
 @dataclass
-class RelaxMaker(Maker):
-    """Relax positions and cell with ``method`` (settings override configs/calculators.yaml)."""
+class CalculatorStepMaker(Maker):
+    """What every calculator step shares: ``method`` (settings override configs/calculators.yaml),
+    the folder the step runs in (a fresh temporary one when None) and the cores it may use.
+    Subclasses name the step and say what ``make`` returns (atomate2's base-Maker habit)."""
 
-    name: str = "relax"
+    name: str = "calculator step"
     method: str = "emt"
     settings: dict[str, Any] = field(default_factory=dict)
     workdir: str | None = None
     cores: int = 1
+
+
+@dataclass
+class RelaxMaker(CalculatorStepMaker):
+    """Relax positions and cell with ``method``."""
+
+    name: str = "relax"
 
     @job
     def make(self, structure) -> dict[str, Any]:
@@ -82,14 +91,10 @@ class RelaxMaker(Maker):
 
 
 @dataclass
-class StaticMaker(Maker):
+class StaticMaker(CalculatorStepMaker):
     """Total energy (eV) of a structure with ``method``: a fresh basis at the final cell."""
 
     name: str = "static"
-    method: str = "emt"
-    settings: dict[str, Any] = field(default_factory=dict)
-    workdir: str | None = None
-    cores: int = 1
 
     @job
     def make(self, structure) -> dict[str, Any]:
@@ -98,16 +103,12 @@ class StaticMaker(Maker):
 
 
 @dataclass
-class PropertiesMaker(Maker):
+class PropertiesMaker(CalculatorStepMaker):
     """Energy per atom, mixing energy (references with the same method and settings, cached),
     lattice parameter, volume, density, optional bulk modulus, and the analytic descriptors."""
 
     name: str = "properties"
-    method: str = "emt"
-    settings: dict[str, Any] = field(default_factory=dict)
     properties: tuple[str, ...] = DEFAULT_PROPERTIES
-    workdir: str | None = None
-    cores: int = 1
 
     @job
     def make(self, cell: dict[str, Any], static: dict[str, Any], steps: int = 0) -> dict[str, Any]:
