@@ -499,9 +499,7 @@ class CampaignManager:
         """At a real stop, a lab with budget left and no batch outstanding gets one batch, planned
         from the store and the journal alone (``suggest.lab_batch``): what the lab receives does
         not depend on when the run was interrupted. Partial batches of the loop are dropped."""
-        from dm_hpc.campaign.crossval import keep_for_report
-        from dm_hpc.campaign.dataset import training_set
-        from dm_hpc.campaign.suggest import lab_batch
+        from dm_hpc.campaign.suggest import journal_batch
 
         self.lab_pending = []
         lab = self.c.lab
@@ -517,15 +515,10 @@ class CampaignManager:
                 f"wall-time budget are left (budget.wall_time = {self.c.budget.wall_time:.0f} s); "
                 f"`dm-hpc suggest CAMPAIGN -n {lab.batch_size} --out SHEET` plans it now")
             return
-        t = time.perf_counter()
-        df = self.store.to_dataframe()
-        batch = lab_batch(self.c, self.state, df, lab.batch_size)
-        if batch.samples:
-            keep_for_report(self.c, training_set(self.c, df))  # as ``suggest.journal_batch`` does
-            self._log("lab_suggested", batch=self.state.lab_batches + 1, samples=batch.samples,
-                      seconds=round(time.perf_counter() - t, 3))
-            if lab.emulate_from is not None:
-                self._emulate_lab(batch.samples)
+        # planned, timed, journalled and cross-validated for the report as ``dm-hpc suggest`` does
+        batch = journal_batch(self.c, self.store, self.journal, self.state, lab.batch_size)
+        if batch.samples and lab.emulate_from is not None:
+            self._emulate_lab(batch.samples)
 
     def _lab_batch_estimate(self) -> float:
         """Seconds a lab batch takes to plan: the longest journalled lab batch or refit (a lab
