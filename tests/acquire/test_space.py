@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dm_hpc.acquire import DesignSpace, DesignSpaceError
@@ -13,10 +13,13 @@ from dm_hpc.acquire import DesignSpace, DesignSpaceError
     seed=st.integers(0, 10_000),
     cap=st.floats(0.3, 1.0),
 )
+# upper bounds one ulp short of reaching a sum of one: the space accepts what float rounding took
+# away (a 1e-12 tolerance), so the test must not call it infeasible (found by Hypothesis)
+@example(n_el=2, max_el=1, seed=0, cap=0.9999999999999999)
 def test_samples_respect_simplex_bounds_and_max_elements(n_el, max_el, seed, cap):
     els = ["Fe", "Ni", "Co", "Cr", "Mn", "Al", "Ti", "Cu"][:n_el]
     max_el = min(max_el, n_el)
-    if cap * max_el < 1.0:  # infeasible: the space must say so
+    if cap * max_el < 1.0 - 1e-12:  # infeasible beyond rounding: the space must say so
         with pytest.raises(DesignSpaceError):
             DesignSpace(elements={e: (0.0, cap) for e in els}, max_elements=max_el)
         return
