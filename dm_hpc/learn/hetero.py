@@ -14,8 +14,10 @@ leaves out (above ``GP_MAX_POINTS`` records there are many):
    known mean ``LOG_CHI2_MEAN`` and variance ``LOG_CHI2_VAR``: a GP regression of
    ``log r^2 - LOG_CHI2_MEAN`` with that known noise (``fit_gp`` with ``Yvar``) estimates
    ``log v(x)``, smoothly;
-2. ``v(x)`` is the noise plus the model's latent variance; the mean latent variance over those
-   rows is subtracted (``offset``), leaving the noise variance ``sigma^2(x)``;
+2. ``v(x)`` is the noise plus the model's error; the noise variance is ``sigma^2(x) = s v(x)``,
+   ``s`` the share of the mean residual variance that the model's mean latent variance leaves to
+   noise (a subtracted mean latent variance instead sent the low-noise region to the floor where
+   that variance was larger than the noise: predictive coverage 66 % there);
 3. the GP on the subset is refitted with that noise fixed per row (BoTorch
    ``SingleTaskGP(train_Yvar=...)``, a ``FixedNoiseGaussianLikelihood``), hyper-parameters
    warm-started from the homoscedastic fit.
@@ -63,13 +65,13 @@ NOISE_SETTINGS = GPSettings(prior="botorch", full_fit_points=0)
 MIN_LEFT_OUT = 400
 #: The varying noise is kept when the held-out log-likelihood gain exceeds this many standard errors.
 HETERO_Z = 2.0
-#: Rows whose latent variance estimates the offset of step 2 (each costs ``n^2``, ``n`` the subset:
-#: 0.2 CPU s at 10,000 records once the residuals have built the model's caches). Without the
-#: offset the noise came out 6 % above the truth's on average and the latent intervals covered
-#: 96.9 % of the truth, with it 93 % and 95.8 % (10,000 records, heteroscedastic set).
+#: Rows whose latent variance gives the share of step 2 (each costs ``n^2``, ``n`` the subset: 0.2
+#: CPU s at 10,000 records once the residuals have built the model's caches). Without it the noise
+#: came out 6 % above the truth's on average and the latent intervals covered 96.9 % of the truth,
+#: with it 92-95 % of the truth's and 95.4 % (10,000 records, heteroscedastic set).
 OFFSET_ROWS = 256
-#: The noise variance is never set below this share of the noise model's residual variance ``v(x)``
-#: (the offset is a mean; where the latent variance is below it, ``v - offset`` could reach zero).
+#: The noise's share of the residual variance is never set below this (a model whose latent
+#: variance exceeds its residuals' would otherwise get no noise at all).
 MIN_NOISE_SHARE = 0.1
 
 
