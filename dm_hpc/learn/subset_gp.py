@@ -26,8 +26,12 @@ of the same data 0.004-0.010; a data set that is that noisy gets the second opin
 ``GP_MAX_FIT_POINTS`` rows every start would fit the same rows, so there is one (the fit of small
 campaigns is ``fit_gp``'s, unchanged).
 
-The result is a plain BoTorch ``SingleTaskGP``: every acquisition, the gap planner and
-``training_inputs`` treat it as any exact GP.
+Beyond ``GP_MAX_POINTS`` records, the rows left out judge whether the noise varies over the inputs;
+where it does (a held-out test, ``hetero``), the GP is refitted with a noise level per row and
+predicts the noise at new inputs.
+
+The result is a BoTorch ``SingleTaskGP`` (``hetero.HeteroscedasticGP``, a subclass, with a varying
+noise): every acquisition, the gap planner and ``training_inputs`` treat it as any exact GP.
 """
 from __future__ import annotations
 
