@@ -112,7 +112,8 @@ def heteroscedastic_gp_class():
             return _noise_variance(self.noise_model, self.noise_scale, X)
 
         def posterior(self, X, output_indices=None, observation_noise=False, posterior_transform=None, **kwargs):
-            if observation_noise is True and "noise_model" in self._modules:  # the noise of X, in the transformed (standardised) outcome space
+            if observation_noise is True and "noise_model" in self._modules:
+                # the noise of X, in the transformed (standardised) outcome space BoTorch expects
                 noise = self.noise_variance(X) / self.outcome_transform.stdvs.to(X) ** 2
                 observation_noise = noise if output_indices is None else noise[..., output_indices]
             return super().posterior(X, output_indices=output_indices, observation_noise=observation_noise,
@@ -232,8 +233,9 @@ def rebuild_heteroscedastic(state: dict[str, Any], state_dict: dict[str, Tensor]
     bounds = torch.stack([torch.zeros(d), torch.ones(d)]).double()  # replaced by the saved Normalize bounds
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        noise_model = fit_gp(state["noise_X"], state["noise_Z"], Yvar=torch.full_like(state["noise_Z"], LOG_CHI2_VAR),
-                             bounds=bounds, maxiter=0, settings=NOISE_SETTINGS)
+        Z = state["noise_Z"]
+        noise_model = fit_gp(state["noise_X"], Z, Yvar=torch.full_like(Z, LOG_CHI2_VAR), bounds=bounds, maxiter=0,
+                             settings=NOISE_SETTINGS)
         model = fit_gp(state["X"], state["Y"], Yvar=state["Yvar"], bounds=bounds, maxiter=0,
                        model_class=heteroscedastic_gp_class())
     model.attach_noise_model(noise_model, torch.ones(state["Y"].shape[-1]))
@@ -242,6 +244,6 @@ def rebuild_heteroscedastic(state: dict[str, Any], state_dict: dict[str, Tensor]
     return model.eval()
 
 
-__all__ = ["HETERO_Z", "LOG_CHI2_MEAN", "LOG_CHI2_VAR", "MIN_LEFT_OUT", "NOISE_ROWS", "NOISE_SETTINGS", "NoiseEvidence", "TEST_ROWS",
-           "fit_heteroscedastic", "heteroscedastic_gp_class", "heteroscedastic_state", "is_heteroscedastic",
+__all__ = ["HETERO_Z", "LOG_CHI2_MEAN", "LOG_CHI2_VAR", "MIN_LEFT_OUT", "NOISE_ROWS", "NOISE_SETTINGS",
+           "NoiseEvidence", "TEST_ROWS", "fit_heteroscedastic", "heteroscedastic_gp_class", "heteroscedastic_state", "is_heteroscedastic",
            "rebuild_heteroscedastic"]
