@@ -245,5 +245,5 @@ def rebuild_heteroscedastic(state: dict[str, Any], state_dict: dict[str, Tensor]
 
 
 __all__ = ["HETERO_Z", "LOG_CHI2_MEAN", "LOG_CHI2_VAR", "MIN_LEFT_OUT", "NOISE_ROWS", "NOISE_SETTINGS",
-           "NoiseEvidence", "TEST_ROWS", "fit_heteroscedastic", "heteroscedastic_gp_class", "heteroscedastic_state", "is_heteroscedastic",
-           "rebuild_heteroscedastic"]
+           "NoiseEvidence", "TEST_ROWS", "fit_heteroscedastic", "heteroscedastic_gp_class",
+           "heteroscedastic_state", "is_heteroscedastic", "rebuild_heteroscedastic"]
