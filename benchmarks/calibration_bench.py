@@ -1,6 +1,7 @@
 """Calibration table: coverage of 90 % predictive intervals and RMSE on held-out points.
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/calibration_bench.py [--splits 5] [--large 10000,100000]
+[--large-sets heteroscedastic,latency] [--large-kinds auto,auto-homoscedastic,gp-2000]
 (``--splits 0 --large 2000,5000,10000,30000,100000``: the large-data table alone.)
 
 For every shared dataset (``../shared/datasets``, single-objective variants) and 80/20 random
@@ -14,9 +15,10 @@ splits (seeds 0..splits-1), every surrogate kind is fitted on the 80 % and judge
 
 Coverage = share of held-out outcomes inside mean +- 1.645 std of the posterior with observation
 noise (``dm_hpc.learn.quality``); target 85-95 %. ``--large`` adds synthetic sets of that many
-records (8-element compositions, 2,000 fresh test points, known noise-free truth): the model
-"auto" chooses, the calibrated ensemble, and an exact GP on a random 2,000-point subset as the
-reference, with RMSE against the truth, latent coverage of the truth (the intervals the
+records (8-element compositions, 2,000 fresh test points, known noise-free truth; the
+heteroscedastic set below and, with ``--large-sets``, the latency bench's): the model "auto"
+chooses, the same with one noise level, the calibrated ensemble, and an exact GP on a random
+2,000-point subset as the reference, with RMSE against the truth, latent coverage of the truth (the intervals the
 acquisition ranks by), predictive coverage, and fit and propose seconds, wall and the process's CPU
 (``large_data_quality``).
 
@@ -136,20 +138,48 @@ def synthetic(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     return torch.as_tensor(f), torch.as_tensor(t).reshape(-1, 1), torch.as_tensor(y).reshape(-1, 1)
 
 
+def latency_synthetic(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The latency bench's set (``latency_bench.py``: 8-element compositions of at most 5 elements, its
+    smooth truth, noise sd 0.05 everywhere), drawn afresh with ``seed``: inputs ``n x 8``, truth and
+    measurements ``n x 1``."""
+    import latency_bench as lb
+
+    rng = np.random.default_rng(seed)
+    f, _ = latency_space().sample(n, rng)
+    t = lb.truth(f)
+    return (latency_space().featurize(f), torch.as_tensor(t).reshape(-1, 1),
+            torch.as_tensor(t + lb.NOISE * rng.standard_normal(n)).reshape(-1, 1))
+
+
+def latency_space():
+    from dm_hpc.acquire import DesignSpace
+    import latency_bench as lb
+
+    return DesignSpace(elements={e: (0.0, 1.0) for e in lb.ELEMENTS}, max_elements=5, descriptors=False)
+
+
+#: Large-data sets: the heteroscedastic one above (noise sd 0.03-0.13 over the compositions) and the
+#: latency bench's (one noise level).
+LARGE_SETS = {"heteroscedastic": synthetic, "latency": latency_synthetic}
+
 #: Large-data candidates: "auto" (what campaigns use: exact GP up to GP_MAX_POINTS, the subset GP
-#: beyond), "ensemble" (the calibrated ensemble, auto's choice before issue 23) and "gp-2000" (an
+#: beyond, with a noise level that varies over the inputs where the left-out rows show it),
+#: "auto-homoscedastic" (the same with one noise level: auto before the varying noise),
+#: "ensemble" (the calibrated ensemble, auto's choice before issue 23) and "gp-2000" (an
 #: exact GP conditioned on a random 2,000-point subset: the reference the chosen model must match).
-LARGE_KINDS = ("auto", "ensemble", "gp-2000")
+LARGE_KINDS = ("auto", "auto-homoscedastic", "ensemble", "gp-2000")
 
 
-def large_data_quality(n: int, seed: int = 0, n_test: int = 2000, kind: str = "auto", q: int = 16) -> dict:
+def large_data_quality(n: int, seed: int = 0, n_test: int = 2000, kind: str = "auto", q: int = 16,
+                       data: str = "heteroscedastic") -> dict:
     """Fit and propose seconds, RMSE against the truth, latent and predictive 90 %-interval coverage
-    at ``n`` synthetic records, judged on ``n_test`` fresh points (``LARGE_KINDS``)."""
+    at ``n`` synthetic records of ``LARGE_SETS[data]``, judged on ``n_test`` fresh points (``LARGE_KINDS``)."""
     from dm_hpc.acquire import DesignSpace, Objective, propose
     from dm_hpc.learn import GP_MAX_POINTS, fit_surrogate
+    from dm_hpc.learn.hetero import is_heteroscedastic
     from dm_hpc.learn.quality import against_truth
 
-    X, T, Y = synthetic(n + n_test, seed)
+    X, T, Y = LARGE_SETS[data](n + n_test, seed)
     Xf, Yf = X[:n], Y[:n]
     if kind == "gp-2000":
         sub = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:2000]
@@ -157,20 +187,27 @@ def large_data_quality(n: int, seed: int = 0, n_test: int = 2000, kind: str = "a
     cpu0, t0 = time.process_time(), time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = fit_surrogate(Xf, Yf, kind="gp" if kind == "gp-2000" else kind, seed=seed)
+        if kind == "auto-homoscedastic":
+            model = fit_surrogate(Xf, Yf, kind="auto", seed=seed, noise="homoscedastic")
+        else:
+            model = fit_surrogate(Xf, Yf, kind="gp" if kind == "gp-2000" else kind, seed=seed)
     fit_s = time.perf_counter() - t0
-    space = DesignSpace(elements={f"E{i}": (0.0, 1.0) for i in range(X.shape[1])}, descriptors=False)
+    space = (latency_space() if data == "latency"
+             else DesignSpace(elements={f"E{i}": (0.0, 1.0) for i in range(X.shape[1])}, descriptors=False))
     t0 = time.perf_counter()
     propose(model, space, [Objective(0, True)], q=q, n_candidates=2048)
     propose_s = time.perf_counter() - t0
     cpu_s = time.process_time() - cpu0
     quality = against_truth(model, X[n:], T[n:], Y[n:])
-    label = ("gp" if n <= GP_MAX_POINTS else "subset-gp") + " (auto)" if kind == "auto" else kind
-    return {"n": n, "kind": label, **quality, "fit_s": fit_s, "propose_s": propose_s, "cpu_s": cpu_s, "load": os.getloadavg()[0]}
+    label = kind
+    if kind.startswith("auto"):
+        label = ("gp" if n <= GP_MAX_POINTS else "subset-gp") + (", varying noise" if is_heteroscedastic(model) else "")
+        label += " (auto)" if kind == "auto" else " (auto, one noise level)"
+    return {"n": n, "set": data, "kind": label, **quality, "fit_s": fit_s, "propose_s": propose_s, "cpu_s": cpu_s, "load": os.getloadavg()[0]}
 
 
 def print_large_row(r: dict) -> None:
-    print(f"| {r['n']:,} | {r['kind']} | {r['rmse_truth']:.4f} | {r['latent_coverage']:.1%} | "
+    print(f"| {r['set']} | {r['n']:,} | {r['kind']} | {r['rmse_truth']:.4f} | {r['latent_coverage']:.1%} | "
           f"{r['predictive_coverage']:.1%} | {r['fit_s']:.2f} | {r['propose_s']:.2f} | {r['fit_s'] + r['propose_s']:.2f} | {r['cpu_s']:.2f} "
           f"| {r['load']:.1f} |", flush=True)
 
@@ -188,6 +225,7 @@ def main() -> None:
     ap.add_argument("--sets", default="", help="comma-separated substrings of set names (default: all)")
     ap.add_argument("--large", default="", help="synthetic sizes for the large-data model, e.g. 10000,100000")
     ap.add_argument("--large-kinds", default=",".join(LARGE_KINDS), help="rows of the large-data table (LARGE_KINDS)")
+    ap.add_argument("--large-sets", default="heteroscedastic", help="synthetic sets of the large-data table (LARGE_SETS)")
     a = ap.parse_args()
     print("| set | records | surrogate | coverage of 90 % intervals (mean) | per split | RMSE | fit (s) |")
     print("|---|---|---|---|---|---|---|")
@@ -199,12 +237,13 @@ def main() -> None:
     if sizes:
         print(f"\nLarge data, synthetic (shared 2-core machine, load average {os.getloadavg()[0]:.1f} at start; "
               "one seed; seconds are those of a loaded machine, compare rows):\n")
-        print("| records | surrogate | RMSE vs truth | latent 90 % coverage of truth | predictive 90 % coverage "
+        print("| set | records | surrogate | RMSE vs truth | latent 90 % coverage of truth | predictive 90 % coverage "
               "| fit (s) | propose q=16 (s) | fit + propose (s) | fit + propose (CPU s) | load |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-    for n in sizes:
-        for kind in a.large_kinds.split(","):
-            print_large_row(large_data_quality(n, kind=kind))
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for data in a.large_sets.split(",") if sizes else ():
+        for n in sizes:
+            for kind in a.large_kinds.split(","):
+                print_large_row(large_data_quality(n, kind=kind, data=data))
 
 
 if __name__ == "__main__":

@@ -187,22 +187,27 @@ SCREEN_ROWS = 256
 
 def screening_gp(model, rows: int = SCREEN_ROWS):
     """The same exact GP (same hyper-parameters) conditioned on ``rows`` evenly spaced rows of its
-    training data, or None when ``model`` is not a single-task GP with a homoscedastic likelihood
-    or has no more than ``2 * rows`` rows.
+    training data, or None when ``model`` is not a single-task GP with a Gaussian likelihood (one
+    noise level, or a fixed noise per row: ``learn.hetero``) or has no more than ``2 * rows`` rows.
 
     Conditioning a Gaussian process on fewer observations never lowers its posterior variance
     (the posterior covariance shrinks by a positive semi-definite term with every observation),
     so the screen's latent variance bounds the model's from above at every input, at a fraction
     of the cost (the model's variance costs ``n^2`` per candidate, ``n`` up to ``GP_MAX_POINTS``).
+    With a fixed noise per row the kept rows keep their own noise, and the argument holds as it is.
     Public GPyTorch API: ``ExactGP.set_train_data`` on a copy (in eval mode the stored inputs are
-    already transformed, so the copy needs no transform of its own data).
+    already transformed, so the copy needs no transform of its own data), and
+    ``FixedNoiseGaussianLikelihood.noise`` for the kept rows' noise.
     """
     import copy
 
     from botorch.models import SingleTaskGP
-    from gpytorch.likelihoods import GaussianLikelihood
+    from gpytorch.likelihoods import FixedNoiseGaussianLikelihood, GaussianLikelihood
 
-    if type(model) is not SingleTaskGP or type(model.likelihood) is not GaussianLikelihood or model.training:
+    # a subclass qualifies only with SingleTaskGP's own prior (forward): ``HeteroscedasticGP``
+    # changes the noise of new points, never the latent posterior the screen bounds
+    if (not isinstance(model, SingleTaskGP) or type(model).forward is not SingleTaskGP.forward
+            or type(model.likelihood) not in (GaussianLikelihood, FixedNoiseGaussianLikelihood) or model.training):
         return None
     X, y = model.train_inputs[0], model.train_targets
     n = X.shape[-2]
@@ -211,6 +216,8 @@ def screening_gp(model, rows: int = SCREEN_ROWS):
     keep = torch.linspace(0, n - 1, rows).round().long()
     screen = copy.deepcopy(model)
     screen.set_train_data(inputs=X[..., keep, :], targets=y[..., keep], strict=False)
+    if isinstance(screen.likelihood, FixedNoiseGaussianLikelihood):
+        screen.likelihood.noise = model.likelihood.noise[..., keep]
     return screen.eval()
 
 

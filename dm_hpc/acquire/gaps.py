@@ -201,7 +201,8 @@ def posterior_covariance(model, X) -> tuple[np.ndarray, np.ndarray]:
             Xt = model.transform_inputs(X)
             mvn = model(Xt.unsqueeze(-3) if m > 1 else Xt)
             C = mvn.covariance_matrix.reshape(m, len(X), len(X))
-            noise = model.likelihood.noise.detach().reshape(m, -1)[:, 0]
+            # one level per output; a noise fixed per row (learn.hetero) stands in by its mean, as in BoTorch
+            noise = model.likelihood.noise.detach().reshape(m, -1).mean(1)
             return C.numpy(), (noise + JITTER).numpy()
         elif kind == "calibrated-ensemble":
             # no joint covariance (each point's members are independent of the next point's):

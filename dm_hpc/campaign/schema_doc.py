@@ -98,7 +98,8 @@ MEANING: dict[str, str] = {
     "RunnerSpec.site": "Site profile: a file (relative to this file) or a name in `configs/sites/` (see `docs/admin.md`).",
     "RunnerSpec.retries": "Resubmissions of a calculation that failed for a retryable reason (timeout, memory).",
     "LearningSpec.surrogate": "`auto` (multi-task over several fidelities; else an exact GP on all records up to "
-                              f"{GP_MAX_POINTS:,} and on a random {GP_MAX_POINTS:,} of them beyond: `dm-hpc train` and "
+                              f"{GP_MAX_POINTS:,} and on a random {GP_MAX_POINTS:,} of them beyond, there with a noise level that "
+                              "varies over the inputs when the records left out show it: `dm-hpc train` and "
                               "proposals use the same rule), `gp` (exact GP on all records), `multitask` (over fidelities) or `ensemble` "
                               "(calibrated ensemble: honest predictive intervals, too narrow latent ones).",
     "LearningSpec.initial_points": "Random (space-filling) points before the first model.",

@@ -9,7 +9,8 @@ Public interface (stable; other concerns call these):
   bounds=None, warm_start=None, **kw) -> botorch Model``; ``X`` is ``n x d``, ``Y`` is ``n x m``.
   ``auto``: multi-task GP when ``task_index`` holds several fidelities, exact GP up to
   ``GP_MAX_POINTS`` records, an exact GP on a random subset of them beyond (``dm_hpc.learn.subset_gp``:
-  honest latent intervals at every size). ``kind="ensemble"``: the calibrated Gaussian ensemble
+  honest latent intervals at every size; with a noise level that varies over the inputs where the
+  left-out rows show one, ``dm_hpc.learn.hetero``). ``kind="ensemble"``: the calibrated Gaussian ensemble
   (``dm_hpc.learn.ensemble``; data-parallel training in ``dm_hpc.learn.distributed``; saving without
   pickles in ``persist``). ``auto_kind(rows, tasks)`` names the kind "auto" fits (the one size rule; the
   model registry follows it).

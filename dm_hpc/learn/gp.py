@@ -138,6 +138,7 @@ def fit_gp(
     warm_maxiter: int = 30,
     seed: int = 0,
     settings: GPSettings | None = None,
+    model_class: type | None = None,
 ):
     """Exact GP fitted by maximum a posteriori.
 
@@ -156,9 +157,11 @@ def fit_gp(
         maxiter / warm_maxiter: L-BFGS iteration caps of a cold / warm subset fit; ``warm_maxiter=0``
             keeps ``warm_start``'s hyper-parameters (no fit: the GP conditions on these points).
         settings: model and fit choices (default ``GP_DEFAULTS``).
+        model_class: a subclass of ``SingleTaskGP`` with its constructor to build instead
+            (``hetero.HeteroscedasticGP``, which adds a noise model for new inputs).
 
     Returns:
-        a fitted ``botorch.models.SingleTaskGP`` in eval mode.
+        a fitted ``botorch.models.SingleTaskGP`` (``model_class``) in eval mode.
     """
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
@@ -174,7 +177,7 @@ def fit_gp(
 
     def build(Xs, Ys, Yv):
         batch = torch.Size([m]) if m > 1 else torch.Size()
-        return SingleTaskGP(
+        return (model_class or SingleTaskGP)(
             Xs,
             Ys,
             train_Yvar=Yv,

@@ -27,10 +27,15 @@ def surrogate_state(
     target_task: int | None = None,
 ) -> dict[str, Any]:
     """What ``rebuild_surrogate`` needs: ``kind`` ("gp", "subset-gp", "multitask", "ensemble"), the ``n x d``
-    inputs and ``n x m`` outcomes the model was fitted on, the fidelity ids of a multi-task model."""
+    inputs and ``n x m`` outcomes the model was fitted on, the fidelity ids of a multi-task model;
+    for a subset GP with a varying noise level (``hetero``), its subset, their noise and its noise
+    model's rows (``"noise"``)."""
+    from dm_hpc.learn.hetero import heteroscedastic_state, is_heteroscedastic
+
     if kind == "ensemble":
         return {"format": FORMAT, "kind": kind, "ensemble": model.to_state()}
-    return {
+    noise = {"noise": heteroscedastic_state(model)} if is_heteroscedastic(model) else {}
+    return {**noise,
         "format": FORMAT,
         "kind": kind,
         "X": torch.as_tensor(X, dtype=torch.double).cpu(),
@@ -52,10 +57,15 @@ def rebuild_surrogate(state: dict[str, Any]):
         raise ValueError(f"saved surrogate has format {state.get('format')!r}; this dm-hpc reads {FORMAT}")
     if state["kind"] == "ensemble":
         return calibrated_ensemble_class().from_state(state["ensemble"])
+    if state.get("noise") is not None:  # the subset GP with a varying noise level: built from its own rows
+        from dm_hpc.learn.hetero import rebuild_heteroscedastic
+
+        return rebuild_heteroscedastic(state["noise"], state["state_dict"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        # one start: the saved hyper-parameters replace whatever the (zero-iteration) fit found
-        starts = {"starts": 1} if state["kind"] == "subset-gp" else {}
+        # one start and one noise level: the saved hyper-parameters replace whatever the
+        # (zero-iteration) fit found; a saved model without "noise" had one noise level
+        starts = {"starts": 1, "noise": "homoscedastic"} if state["kind"] == "subset-gp" else {}
         model = fit_surrogate(state["X"], state["Y"], kind=state["kind"], task_index=state["task_index"],
                               target_task=state["target_task"], maxiter=0, warm_maxiter=0, **starts)
     model.train()

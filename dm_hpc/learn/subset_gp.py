@@ -26,8 +26,12 @@ of the same data 0.004-0.010; a data set that is that noisy gets the second opin
 ``GP_MAX_FIT_POINTS`` rows every start would fit the same rows, so there is one (the fit of small
 campaigns is ``fit_gp``'s, unchanged).
 
-The result is a plain BoTorch ``SingleTaskGP``: every acquisition, the gap planner and
-``training_inputs`` treat it as any exact GP.
+Beyond ``GP_MAX_POINTS`` records, the rows left out judge whether the noise varies over the inputs;
+where it does (a held-out test, ``hetero``), the GP is refitted with a noise level per row and
+predicts the noise at new inputs.
+
+The result is a BoTorch ``SingleTaskGP`` (``hetero.HeteroscedasticGP``, a subclass, with a varying
+noise): every acquisition, the gap planner and ``training_inputs`` treat it as any exact GP.
 """
 from __future__ import annotations
 
@@ -85,6 +89,7 @@ def fit_subset_gp(
     warm_start=None,
     bounds: Tensor | None = None,
     seed: int = 0,
+    noise: str = "auto",
     **fit_options,
 ):
     """Exact GP conditioned on at most ``subset_points`` of the ``n`` records.
@@ -102,11 +107,17 @@ def fit_subset_gp(
         bounds: ``2 x d`` input bounds (default: the range of all ``n`` records, so that the
             normalisation does not depend on which rows were drawn).
         seed: draws the subset and the fits' rows; the same seed gives the same model.
+        noise: "auto" = a noise level that varies over the inputs where the left-out rows show
+            it (``hetero.fit_heteroscedastic``; only when rows are left out), "homoscedastic" = one
+            noise level.
         fit_options: passed to ``fit_gp`` (``maxiter``, ``warm_maxiter``, ``settings``).
 
     Returns:
-        a fitted ``botorch.models.SingleTaskGP`` in eval mode; its ``train_inputs`` are the subset.
+        a fitted ``botorch.models.SingleTaskGP`` in eval mode (a ``hetero.HeteroscedasticGP`` when
+        the noise varies); its ``train_inputs`` are the subset.
     """
+    if noise not in ("auto", "homoscedastic"):
+        raise ValueError(f"noise must be 'auto' or 'homoscedastic', got {noise!r}")
     X, Y = _as_xy(X, Y)
     if bounds is None:
         lo, hi = X.min(0).values, X.max(0).values
@@ -121,11 +132,16 @@ def fit_subset_gp(
         model = fit_gp(Xs, Ys, bounds=bounds, warm_start=warm_start if start == 0 else None,
                        max_fit_points=fit_points, seed=seed + 7919 * start, **fit_options)
         if starts == 1 or (start == 0 and not _suspect(model)):
-            return model
+            best = model
+            break
         value = marginal_likelihood(model)
         if best is None or value > best_value:
             best, best_value = model, value
-    return best
+    if noise == "homoscedastic" or len(rows) == len(X):
+        return best
+    from dm_hpc.learn.hetero import fit_heteroscedastic
+
+    return fit_heteroscedastic(best, X, Y, rows, bounds, seed=seed, max_fit_points=fit_points, **fit_options)[0]
 
 
 __all__ = ["HYPER_STARTS", "SUSPECT_NOISE_SHARE", "fit_subset_gp", "marginal_likelihood", "subset_rows"]

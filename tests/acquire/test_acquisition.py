@@ -74,8 +74,8 @@ def test_screened_confidence_bound_is_exact_where_the_batch_is_chosen():
 
 
 def test_no_screen_for_models_it_cannot_bound():
-    """Small GPs are computed exactly (no screen), as are models that are not a homoscedastic
-    single-task GP (a fixed-noise GP's copy would keep every row's noise)."""
+    """Small GPs are computed exactly (no screen), as are single-task GPs with a prior of their own
+    (the bound holds for SingleTaskGP's prior with a Gaussian likelihood only)."""
     import torch
     from botorch.models import SingleTaskGP
 
@@ -83,9 +83,45 @@ def test_no_screen_for_models_it_cannot_bound():
 
     small, _ = _gp_and_candidates(300, 10)
     assert screening_gp(small) is None
+
+    class OwnPrior(SingleTaskGP):
+        def forward(self, x):
+            return super().forward(x)
+
     X = torch.rand(900, 2, dtype=torch.double)
-    fixed = SingleTaskGP(X, X.sum(-1, keepdim=True), train_Yvar=torch.full((900, 1), 1e-3, dtype=torch.double)).eval()
-    assert screening_gp(fixed) is None
+    assert screening_gp(OwnPrior(X, X.sum(-1, keepdim=True)).eval()) is None
+
+
+def test_screened_confidence_bound_with_a_noise_level_per_row():
+    """Issue 23: the large-data model may fix a noise level per row (``learn.hetero``). The screen
+    keeps each kept row's own noise, so its variance still bounds the model's, and the best values
+    are those of the full computation; with the noise of the other rows (or the mean noise) it
+    would not be a bound."""
+    import torch
+
+    from dm_hpc.acquire.acquisition import Objective, build_acquisition, exact_ucb, screening_gp
+    from dm_hpc.learn import fit_surrogate
+    from dm_hpc.learn.hetero import is_heteroscedastic
+
+    g = torch.Generator().manual_seed(4)
+    X = torch.rand(1800, 3, generator=g, dtype=torch.double)
+    sd = 0.02 + 0.3 * X[:, :1] ** 2  # noise that varies 16-fold over the inputs
+    Y = torch.sin(6 * X[:, :1]) + X[:, 1:2] * X[:, 2:3] + sd * torch.randn(1800, 1, generator=g, dtype=torch.double)
+    model = fit_surrogate(X, Y, kind="auto", seed=0, subset_points=900, fit_points=100)
+    assert is_heteroscedastic(model)
+    X_cand = torch.rand(1500, 3, generator=g, dtype=torch.double)
+    screen = screening_gp(model)
+    assert screen is not None and screen.likelihood.noise.shape[-1] == screen.train_inputs[0].shape[-2] < 900
+    with torch.no_grad():
+        assert (screen.posterior(X_cand[:200].unsqueeze(-2)).variance
+                >= model.posterior(X_cand[:200].unsqueeze(-2)).variance - 1e-12).all()
+    acq = build_acquisition(model, X_cand, [Objective(0, True)])
+    full = exact_ucb(acq, X_cand, keep=len(X_cand))
+    fast = exact_ucb(acq, X_cand, keep=64)
+    top = full.topk(64)
+    assert torch.equal(fast.topk(64).indices, top.indices)
+    assert torch.allclose(fast[top.indices], top.values, rtol=0, atol=1e-9)
+    assert (fast <= full + 1e-9).all() and (fast < full - 1e-6).any()
 
 
 def test_lazy_greedy_batch_evaluates_fewer_candidates_for_the_same_batch_value(monkeypatch):

@@ -12,7 +12,7 @@ from dm_hpc.data import MaterialRecord, Store
 from .helpers import write_campaign
 
 
-def _records(n: int, seed: int, wavy: bool = False) -> list[MaterialRecord]:
+def _records(n: int, seed: int, wavy: bool = False, varying_noise: bool = False) -> list[MaterialRecord]:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
@@ -21,6 +21,8 @@ def _records(n: int, seed: int, wavy: bool = False) -> list[MaterialRecord]:
         energy = -0.1 * x[0] * x[2] + 0.02 * x[1] * x[0]  # a smooth mixing-energy surface
         if wavy:  # structure that a GP learns from 60 points and a briefly trained ensemble does not
             energy += 0.05 * np.sin(9 * x[0]) * np.cos(7 * x[1])
+        if varying_noise:  # measurements 20 times more precise near pure Ni/Pd than near pure Cu
+            energy += (0.0002 + 0.004 * x[0] ** 2) * rng.standard_normal()
         out.append(MaterialRecord.model_validate({
             "composition": comp, "properties": [{"name": "mixing_energy", "value": energy}],
             "provenance": {"source": "computed", "method": "emt"}}))
@@ -351,3 +353,28 @@ def test_auto_trains_what_fit_surrogate_auto_fits_above_gp_max_points(tmp_path):
     assert isinstance(model, SingleTaskGP) and model.train_inputs[0].shape[-2] == GP_MAX_POINTS
     held = version.meta["held_out"]
     assert held["rmse"]["mixing_energy"] < 0.005 and 0.5 <= held["coverage90"] <= 1.0
+
+
+def test_a_model_with_a_noise_level_per_row_is_registered_and_reloaded(tmp_path):
+    """Issue 23: above GP_MAX_POINTS rows the subset GP models noise that varies over the inputs
+    (``learn.hetero``); the registry saves it and serves the same model back."""
+    from dm_hpc.learn import GP_MAX_POINTS
+    from dm_hpc.learn.hetero import is_heteroscedastic
+
+    campaign = load_campaign(write_campaign(tmp_path, lab=False))
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(GP_MAX_POINTS * 5 // 4 + 600, 3, varying_noise=True))  # a fifth is held out
+    version = registry.train(campaign)
+    assert version.meta["surrogate"] == "subset-gp"
+    first, _, _ = registry.load(campaign)
+    again, _, _ = registry.load(campaign)
+    assert is_heteroscedastic(first) and first.train_inputs[0].shape[-2] == GP_MAX_POINTS
+    X = first.train_inputs[0][:200]  # transformed inputs: the posterior's own; any 200 points will do
+    X = first.input_transform.untransform(X)
+    with torch.no_grad():
+        for noise in (False, True):
+            a, b = first.posterior(X, observation_noise=noise), again.posterior(X, observation_noise=noise)
+            assert torch.allclose(a.mean, b.mean) and torch.allclose(a.variance, b.variance)
+        noise_sd = first.noise_variance(X)[:, 0].sqrt()
+    cu = X[:, 0]  # the Cu fraction is the first feature (write_campaign's elements, in order)
+    assert np.corrcoef(noise_sd.numpy(), (0.0002 + 0.004 * cu ** 2).numpy())[0, 1] > 0.8
