@@ -331,6 +331,7 @@ def _set_model_class():
     from botorch.models.model import Model
     from botorch.posteriors.gpytorch import GPyTorchPosterior
     from gpytorch.distributions import MultivariateNormal
+    from linear_operator import to_linear_operator
 
     class JointSetModel(Model):
         """Posterior of rows ``X[..., 0]`` of a set of ``N`` points: ``mean`` (``N``) and
@@ -350,7 +351,11 @@ def _set_model_class():
 
         def posterior(self, X: Tensor, output_indices=None, observation_noise=False, posterior_transform=None, **kwargs):
             rows = X[..., 0].round().long()  # batch x q
-            mvn = MultivariateNormal(self.set_mean[rows], self.set_covariance[rows.unsqueeze(-1), rows.unsqueeze(-2)])
+            # a linear operator, as the model's posterior covariance is: sampling factorises it with
+            # GPyTorch's jitter when near-duplicate points make it singular (a tensor would be
+            # factorised by torch at once, without)
+            covariance = to_linear_operator(self.set_covariance[rows.unsqueeze(-1), rows.unsqueeze(-2)])
+            mvn = MultivariateNormal(self.set_mean[rows], covariance)
             post = GPyTorchPosterior(mvn)
             return post if posterior_transform is None else posterior_transform(post)
 

@@ -145,3 +145,29 @@ def test_greedy_batch_from_the_shortlists_joint_posterior_picks_what_the_model_p
         assert idx_set == idx_model
         assert torch.allclose(torch.tensor(val_set), torch.tensor(val_model), rtol=1e-9, atol=1e-12)
         assert n_set < n_model / 2
+
+
+def test_greedy_batch_from_the_shortlists_joint_posterior_takes_repeated_candidates():
+    """A campaign on a two-element space shortlists the same composition several times, and
+    the running points again: the joint covariance of a batch is singular. Sampling factorises it
+    with GPyTorch's jitter, as the model's own posterior does (it raised at once when the
+    covariance was a plain tensor), and picks what the model picks."""
+    import torch
+
+    from dm_hpc.acquire.acquisition import Objective, build_acquisition, greedy_select
+    from dm_hpc.learn import fit_surrogate
+
+    x = torch.linspace(0, 1, 11, dtype=torch.double)
+    grid = torch.stack([x, 1 - x], -1)  # Cu-Ni in steps of 0.1
+    X = grid[[1, 2, 4, 6]]
+    model = fit_surrogate(X, (X[:, :1] - 0.3) ** 2)
+    candidates = torch.cat([grid] * 4)
+    for pending in (None, grid[:2]):
+        picks = {}
+        for reuse in (False, True):
+            torch.manual_seed(0)
+            acq = build_acquisition(model, X, [Objective(0, True)], X_pending=pending)
+            picks[reuse] = greedy_select(acq, candidates, 4, X_pending=pending, reuse_posterior=reuse)[:2]
+        (idx_model, val_model), (idx_set, val_set) = picks[False], picks[True]
+        assert idx_set == idx_model and len({i % len(grid) for i in idx_set}) == 4
+        assert torch.allclose(torch.tensor(val_set), torch.tensor(val_model), rtol=1e-6)
