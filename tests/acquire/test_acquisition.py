@@ -152,3 +152,58 @@ def test_lazy_greedy_batch_evaluates_fewer_candidates_for_the_same_batch_value(m
     assert k_full == k_lazy == 8
     assert n_lazy < n_full
     assert abs(lazy - full) <= 0.01 * abs(full)
+
+
+def test_greedy_batch_from_the_shortlists_joint_posterior_picks_what_the_model_picks(monkeypatch):
+    """Issue 23: the greedy qUCB rounds asked the GP for the posterior of every batch they
+    evaluated (n^2 per point; half of proposing 16 at 1,000 records). One joint posterior of the
+    shortlist, the picks and the pending points gives the same batches: same picks, same values,
+    with the caller's pending points and for a minimised objective too, and the model is asked
+    far fewer times."""
+    import torch
+
+    from dm_hpc.acquire.acquisition import Objective, build_acquisition, greedy_select
+
+    model, X_cand = _gp_and_candidates(600, 800, seed=2)
+    calls = []
+    real_posterior = model.posterior
+    monkeypatch.setattr(model, "posterior", lambda X, *a, **k: calls.append(X.shape) or real_posterior(X, *a, **k))
+    for objective, pending in ((Objective(0, True), None), (Objective(0, False), X_cand[-3:])):
+        picks = {}
+        for reuse in (False, True):
+            calls.clear()
+            torch.manual_seed(0)  # the acquisition's sampler draws its seed from torch's generator
+            acq = build_acquisition(model, X_cand, [objective], X_pending=pending)
+            idx, values, _ = greedy_select(acq, X_cand[:-3], 8, X_pending=pending, reuse_posterior=reuse)
+            picks[reuse] = (idx, values, len(calls))
+        (idx_model, val_model, n_model), (idx_set, val_set, n_set) = picks[False], picks[True]
+        assert len(set(idx_set)) == 8
+        assert idx_set == idx_model
+        assert torch.allclose(torch.tensor(val_set), torch.tensor(val_model), rtol=1e-9, atol=1e-12)
+        assert n_set < n_model / 2
+
+
+def test_greedy_batch_from_the_shortlists_joint_posterior_takes_repeated_candidates():
+    """A campaign on a two-element space shortlists the same composition several times, and
+    the running points again: the joint covariance of a batch is singular. Sampling factorises it
+    with GPyTorch's jitter, as the model's own posterior does (it raised at once when the
+    covariance was a plain tensor), and picks what the model picks."""
+    import torch
+
+    from dm_hpc.acquire.acquisition import Objective, build_acquisition, greedy_select
+    from dm_hpc.learn import fit_surrogate
+
+    x = torch.linspace(0, 1, 11, dtype=torch.double)
+    grid = torch.stack([x, 1 - x], -1)  # Cu-Ni in steps of 0.1
+    X = grid[[1, 2, 4, 6]]
+    model = fit_surrogate(X, (X[:, :1] - 0.3) ** 2)
+    candidates = torch.cat([grid] * 4)
+    for pending in (None, grid[:2]):
+        picks = {}
+        for reuse in (False, True):
+            torch.manual_seed(0)
+            acq = build_acquisition(model, X, [Objective(0, True)], X_pending=pending)
+            picks[reuse] = greedy_select(acq, candidates, 4, X_pending=pending, reuse_posterior=reuse)[:2]
+        (idx_model, val_model), (idx_set, val_set) = picks[False], picks[True]
+        assert idx_set == idx_model and len({i % len(grid) for i in idx_set}) == 4
+        assert torch.allclose(torch.tensor(val_set), torch.tensor(val_model), rtol=1e-6)
