@@ -42,7 +42,9 @@ def load_sources(paths: Sequence[str | Path], inputs: Sequence[str], objective: 
     """Related tables for transfer: each CSV's columns other than ``objective`` are its inputs
     (columns matched by name). Returns the union of ``inputs`` and the sources' inputs (target's
     first) and one ``learn.transfer.Source`` per file on those columns (an input a table lacks is
-    0 there; replicates averaged; outcomes negated for ``goal="min"``, as the target's)."""
+    0 there; replicates averaged; outcomes negated for ``goal="min"``, as the target's). A table whose
+    inputs are all fractions in [0, 1] summing to 1 in every row is a composition (``Source.simplex``:
+    its model reads a target row's shares of its elements, renormalised)."""
     from dm_hpc.learn.transfer import Source, on_columns, union_columns
 
     tables = []
@@ -56,11 +58,18 @@ def load_sources(paths: Sequence[str | Path], inputs: Sequence[str], objective: 
         tables.append((Path(path).name, cols, load_pool(path, cols, [objective])))
     columns = union_columns(inputs, [cols for _, cols, _ in tables])
     sign = 1.0 if goal == "max" else -1.0
-    sources = [Source(name, torch.tensor(on_columns(df, columns), dtype=torch.double),
-                      torch.tensor(sign * df[objective].to_numpy(float), dtype=torch.double),
-                      tuple(columns.index(c) for c in cols))
-               for name, cols, df in tables]
+    sources = []
+    for name, cols, df in tables:
+        measured = tuple(columns.index(c) for c in cols)
+        sources.append(Source(name, torch.tensor(on_columns(df, columns), dtype=torch.double),
+                              torch.tensor(sign * df[objective].to_numpy(float), dtype=torch.double),
+                              measured, measured if _is_composition(df[cols].to_numpy(float)) else ()))
     return columns, sources
+
+
+def _is_composition(X: np.ndarray) -> bool:
+    """``n x c`` table inputs are fractions of one whole: each in [0, 1], each row summing to 1."""
+    return X.shape[1] > 1 and bool(np.all((X >= 0) & (X <= 1)) and np.allclose(X.sum(1), 1.0, atol=1e-6))
 
 
 def top_set(y: np.ndarray, top_frac: float = 0.05) -> np.ndarray:

@@ -34,7 +34,8 @@ def pool(
     cost_ratio: float = typer.Option(10.0, "--cost-ratio", help="multifidelity: cost of a target evaluation / cost of a cheap one"),
     composition_column: str = typer.Option("", "--composition-column", help="featurise this formula column instead of --inputs"),
     source: list[Path] = typer.Option([], "--source", help="related CSV to transfer from (repeatable; columns matched by name, "
-                                      "its columns other than the objective are its inputs, an input a table lacks is 0 there)"),
+                                      "its columns other than the objective are its inputs, an input a table lacks is 0 there; "
+                                      "a table of fractions summing to 1 is a composition, its model reads a row's shares of its elements)"),
 ) -> None:
     """Run the pool-based benchmark and write OUT/summary.json plus a PNG."""
     from dm_hpc.bench import STRATEGIES

@@ -11,7 +11,11 @@ from a table being 0 there (``union_columns``, ``on_columns``). Two ways of usin
 - ``prior``: a GP per source (``fit_gp``, up to ``PRIOR_SOURCE_POINTS`` points, fitted once) whose
   standardised posterior mean ``z_k(x)`` enters the target GP's prior mean
   ``c_0 + sum_k c_k z_k(x)``; the slopes ``c_k`` (target standard deviations per source standard
-  deviation) are fitted with the other hyper-parameters by marginal likelihood.
+  deviation) are fitted with the other hyper-parameters by marginal likelihood. A source whose
+  inputs are a composition (``Source.simplex``) reads a target composition with the elements it
+  never had left out and the rest renormalised (as a model file is read on another campaign's
+  elements, ``campaign.standard.ModelOnSpace``): a target alloy with 30 % of a new element is
+  predicted as its known part, not at a point off the source's simplex where its GP knows nothing.
 
 The guard against negative transfer (``fit_transfer(kind="auto")``): a cold GP on the target alone,
 the multitask and the prior model are each fitted on the target's data, and each is scored by its
@@ -59,6 +63,10 @@ class Source:
     X: Tensor
     y: Tensor
     measured: tuple[int, ...] = ()
+    #: indices of the ``d`` columns (among ``measured``) that are the source's composition
+    #: fractions, summing to 1 in each of its rows; its prior-mean model reads a target row with these
+    #: renormalised to sum 1 (a row with none of them stays 0). Default none.
+    simplex: tuple[int, ...] = ()
     #: a ready model of the source on the target's ``d`` columns (``posterior(batch x n x d).mean``:
     #: ``batch x n x 1``), e.g. an exported standard model; the prior kind uses it instead of fitting
     #: a GP on ``X, y`` (which are then its predictions, for the multitask kind)
@@ -66,6 +74,11 @@ class Source:
 
     def columns(self) -> list[int]:
         return list(self.measured) or list(range(self.X.shape[-1]))
+
+    def simplex_positions(self) -> list[int]:
+        """Positions in ``columns()`` of the ``simplex`` columns (what ``SourcePriorMean`` renormalises)."""
+        cols = self.columns()
+        return [cols.index(c) for c in self.simplex]
 
 
 def union_columns(target: Sequence[str], sources: Sequence[Sequence[str]]) -> list[str]:
@@ -89,19 +102,22 @@ def subsample(source: Source, k: int, seed: int) -> Source:
     if n <= k:
         return source
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k]
-    return Source(source.name, source.X[idx], source.y[idx], source.measured, source.model)
+    return Source(source.name, source.X[idx], source.y[idx], source.measured, source.simplex, source.model)
 
 
 class SourcePriorMean(Mean):
     """Prior mean ``c_0 + sum_k c_k z_k(x)`` of the target GP, ``z_k`` source k's standardised posterior
     mean. Inputs arrive normalised to the unit cube by the target model, so they are mapped back by
-    ``bounds`` (``2 x d``) before the source models (which normalise on their own) see them.
+    ``bounds`` (``2 x d``) before the source models (which normalise on their own) see them, each
+    its ``source_columns`` with those at ``source_simplex`` (positions in them) renormalised to sum 1.
     Shapes: ``batch x n x d -> batch x n``."""
 
-    def __init__(self, source_models: Sequence, source_columns: Sequence[Sequence[int]], source_stats: Tensor, bounds: Tensor):
+    def __init__(self, source_models: Sequence, source_columns: Sequence[Sequence[int]], source_stats: Tensor, bounds: Tensor,
+                 source_simplex: Sequence[Sequence[int]] = ()):
         super().__init__()
         self._sources = list(source_models)  # a plain list: not sub-modules, so never refitted here
         self._columns = [list(c) for c in source_columns]
+        self._simplex = [list(c) for c in source_simplex] or [[] for _ in self._sources]
         self.register_buffer("stats", source_stats)  # K x 2: mean and std of each source's outcomes
         self.register_buffer("bounds", bounds)
         self.register_parameter("constant", torch.nn.Parameter(torch.zeros((), dtype=bounds.dtype)))
@@ -113,9 +129,21 @@ class SourcePriorMean(Mean):
         raw = x * (self.bounds[1] - self.bounds[0]) + self.bounds[0]
         out = self.constant.expand(x.shape[:-1])
         for k, model in enumerate(self._sources):
-            mu = model.posterior(raw[..., self._columns[k]]).mean[..., 0]
+            mu = model.posterior(_on_source(raw[..., self._columns[k]], self._simplex[k])).mean[..., 0]
             out = out + self.slopes[k] * (mu - self.stats[k, 0]) / self.stats[k, 1]
         return out
+
+
+def _on_source(x: Tensor, simplex: Sequence[int]) -> Tensor:
+    """``x`` (``... x c``, a source's columns) with the columns at ``simplex`` renormalised to sum 1
+    (rows where they sum to 0 left as they are)."""
+    if not simplex:
+        return x
+    part = x[..., simplex]
+    total = part.sum(-1, keepdim=True)
+    out = x.clone()
+    out[..., simplex] = part / torch.where(total > 0, total, torch.ones_like(total))
+    return out
 
 
 @dataclass
@@ -218,7 +246,8 @@ def _fit_prior(X, y, sources, source_models, stats, bounds, warm, seed):
 
     d = X.shape[-1]
     model = SingleTaskGP(X, y.reshape(-1, 1), covar_module=_matern_ard(d),
-                         mean_module=SourcePriorMean(source_models, [s.columns() for s in sources], stats, bounds),
+                         mean_module=SourcePriorMean(source_models, [s.columns() for s in sources], stats, bounds,
+                                                     [s.simplex_positions() for s in sources]),
                          input_transform=Normalize(d, bounds=bounds), outcome_transform=Standardize(1))
     ok = warm is not None and _load_hypers(model, {**_hyper_state(warm), "mean_module.slopes": warm.mean_module.slopes.detach(),
                                                     "mean_module.constant": warm.mean_module.constant.detach()})
@@ -293,7 +322,8 @@ def fit_transfer(
             data["prior"] = {"sources": [None if s.model is not None else
                                          (s.X[:, s.columns()].double(), s.y.double().reshape(-1, 1))
                                          for s in (subsample(s, PRIOR_SOURCE_POINTS, seed) for s in sources)],
-                             "columns": [s.columns() for s in sources]}
+                             "columns": [s.columns() for s in sources],
+                             "simplex": [s.simplex_positions() for s in sources]}
             stats = torch.stack([torch.stack([s.y.double().mean(), s.y.double().std().clamp_min(1e-12)]) for s in sources])
             fits["prior"] = _fit_prior(X, y, sources, source_models, stats, bounds, prev.candidates.get("prior") if prev else None, seed)
     loo, rmse = _score(fits, len(y), len(sources), y)
@@ -368,6 +398,7 @@ def transfer_state(fit: TransferFit, source_state: Callable[[object], dict], col
         state["sources"] = [source_state(m) if d is None else surrogate_state(m, "gp", *d)
                             for m, d in zip(fit.source_models, prior["sources"])]
         state["columns"] = [list(c) for c in (columns or prior["columns"])]
+        state["simplex"] = [list(c) for c in prior.get("simplex", [])]
     return state
 
 
@@ -394,7 +425,8 @@ def rebuild_transfer(state: dict, source_model: Callable[[dict], object]):
                 from dm_hpc.learn.persist import rebuild_surrogate
 
                 models = [rebuild_surrogate(s) if s.get("kind") == "gp" else source_model(s) for s in state["sources"]]
-                mean = SourcePriorMean(models, state["columns"], torch.zeros(len(models), 2, dtype=torch.double), bounds)
+                mean = SourcePriorMean(models, state["columns"], torch.zeros(len(models), 2, dtype=torch.double), bounds,
+                                       state.get("simplex", ()))
             model = SingleTaskGP(X, y.reshape(-1, 1), covar_module=_matern_ard(d), mean_module=mean,
                                  input_transform=Normalize(d, bounds=bounds), outcome_transform=Standardize(1))
         else:

@@ -89,6 +89,23 @@ def test_cli_source_transfers_on_the_union_of_columns(synthetic_csv, tmp_path):
     assert warm["top_pct"][-1] >= cold["top_pct"][-1]
 
 
+def test_a_source_of_compositions_is_read_as_one(tmp_path):
+    """A source table whose inputs are fractions summing to 1 is a composition (its model will read a
+    target row renormalised over its elements); one with a process column, or of loose values, is not."""
+    from dm_hpc.bench.pool import load_sources
+
+    rng = np.random.default_rng(0)
+    frac = rng.dirichlet(np.ones(3), 30)
+    tables = {"comp.csv": pd.DataFrame({"b": frac[:, 0], "c": frac[:, 1], "d": frac[:, 2]}),
+              "process.csv": pd.DataFrame({"b": frac[:, 0], "c": frac[:, 1], "d": frac[:, 2], "t": rng.random(30)}),
+              "loose.csv": pd.DataFrame({"b": rng.random(30), "c": rng.random(30)})}
+    for name, df in tables.items():
+        df.assign(y=rng.random(30)).to_csv(tmp_path / name, index=False)
+    columns, sources = load_sources([tmp_path / n for n in tables], ["a", "b", "c"], "y", "max")
+    assert columns == ["a", "b", "c", "d", "t"]
+    assert [s.simplex for s in sources] == [(1, 2, 3), (), ()]
+
+
 def test_cli_source_without_the_objective_is_one_line_error(synthetic_csv, tmp_path):
     from dm_hpc.cli import app
 

@@ -47,6 +47,35 @@ def test_guard_an_unrelated_source_costs_no_more_than_noise():
         assert fit.weights == {"unrelated": 0.0}
 
 
+def test_a_composition_source_reads_a_target_with_a_new_element_on_its_own_elements():
+    """Issue 22 item 5 (simplex-overlap): the source knows compositions of e1-e3, the target adds e0.
+    The property depends on the ratios among e1-e3 (e0 dilutes, lowering it a little); read with
+    e0 left out and e1-e3 renormalised, the source's prior mean ranks the target's compositions,
+    while read as they are (a point off the source's simplex) it does not; the rebuilt model keeps it."""
+    from dm_hpc.learn.transfer import rebuild_transfer, transfer_state
+
+    def comp(n, seed, new):
+        g = np.random.default_rng(seed)
+        F = g.dirichlet(np.ones(4 if new else 3), n)
+        return torch.tensor(np.column_stack([F[:, 0], F[:, 1:]]) if new else np.column_stack([np.zeros(n), F]))
+
+    def prop(F):
+        share = F[:, 1:] / F[:, 1:].sum(-1, keepdim=True)
+        return torch.sin(6 * share[:, 0]) + 2 * share[:, 1] ** 2 - 0.3 * F[:, 0]
+
+    S, X, Xt = comp(200, 1, False), comp(8, 2, True), comp(200, 3, True)
+    plain = Source("e1-e3", S, 2.0 * prop(S) + 1.0, measured=(1, 2, 3))
+    renorm = Source("e1-e3", S, 2.0 * prop(S) + 1.0, measured=(1, 2, 3), simplex=(1, 2, 3))
+    assert renorm.simplex_positions() == [0, 1, 2]
+    with_simplex = fit_transfer(X, prop(X), [renorm], kind="prior")
+    without = fit_transfer(X, prop(X), [plain], kind="prior")
+    assert _rmse(with_simplex.model, Xt, prop(Xt)) < 0.5 * _rmse(without.model, Xt, prop(Xt))
+    assert with_simplex.loo["prior"] > without.loo["prior"]
+    again = rebuild_transfer(transfer_state(with_simplex, lambda m: {}), lambda s: None)
+    with torch.no_grad():
+        assert torch.allclose(again.posterior(Xt).mean, with_simplex.model.posterior(Xt).mean, atol=1e-8)
+
+
 def test_choice_falls_back_to_cold_when_transfer_scores_lower():
     assert _choose({"cold": 0.5, "multitask": 0.2, "prior": 0.4}, n=10) == "cold"
     assert _choose({"cold": 0.5, "multitask": 0.7, "prior": 0.6}, n=10) == "multitask"
