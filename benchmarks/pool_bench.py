@@ -14,8 +14,8 @@ points from default_rng(s) in both), same pool file. Per-seed curves go to
 ``DIR/suite/<variant>/<set>-<strategy>.json``.
 
 ``--variant`` switches the engine's GP settings for ablations (fields of
-``dm_hpc.learn.surrogates.GPSettings``: prior=botorch|matern,
-full_fit_points=N), ``acq=ucb|nei`` (``dm_hpc.acquire.acquisition.DEFAULT_ACQUISITION``) and
+``dm_hpc.learn.gp.GPSettings``: prior=botorch|matern,
+full_fit_points=N, warp=0|1), ``acq=ucb|nei`` (``dm_hpc.acquire.acquisition.DEFAULT_ACQUISITION``) and
 ``beta=B`` (its ``UCB_BETA``).
 """
 from __future__ import annotations
@@ -64,21 +64,40 @@ def variant_tag(text: str) -> str:
 
 
 def apply_variant(text: str) -> str:
-    """Set the engine's GP settings / acquisition for an ablation; returns the variant's tag."""
+    """Set the engine's GP settings / acquisition for an ablation; returns the variant's tag.
+
+    The GP settings are ``dm_hpc.learn.gp.GP_DEFAULTS``, the module ``fit_gp`` reads them from
+    (``surrogates`` re-exports the name; rebinding it there would change nothing).
+    """
     from dm_hpc.acquire import acquisition
-    from dm_hpc.learn import surrogates
+    from dm_hpc.learn import gp
 
     if not text:
         return "default"
-    kv = dict(p.split("=", 1) for p in text.split(","))
+    pairs = [p.split("=", 1) for p in text.split(",")]
+    if any(len(p) != 2 for p in pairs):
+        raise SystemExit(f"--variant {text!r}: give key=value pairs separated by commas")
+    kv = dict(pairs)
     acq = kv.pop("acq", None)
     if acq:
         acquisition.DEFAULT_ACQUISITION = acq
     if "beta" in kv:
         acquisition.UCB_BETA = float(kv.pop("beta"))
-    fields = {f.name: f.type for f in dataclasses.fields(surrogates.GPSettings)}
-    upd = {k: (int(v) if fields[k] == "int" else v) for k, v in kv.items()}
-    surrogates.GP_DEFAULTS = dataclasses.replace(surrogates.GP_DEFAULTS, **upd)
+    fields = {f.name: f.type for f in dataclasses.fields(gp.GPSettings)}
+    unknown = sorted(set(kv) - set(fields))
+    if unknown:
+        raise SystemExit(f"--variant: unknown setting {', '.join(unknown)}; known: acq, beta, {', '.join(fields)}")
+
+    def value(key: str, raw: str):
+        if fields[key] == "int":
+            return int(raw)
+        if fields[key] == "bool":
+            if raw.lower() not in ("0", "1", "true", "false"):
+                raise SystemExit(f"--variant {key}={raw!r}: give 0 or 1")
+            return raw.lower() in ("1", "true")
+        return raw
+
+    gp.GP_DEFAULTS = dataclasses.replace(gp.GP_DEFAULTS, **{k: value(k, v) for k, v in kv.items()})
     return variant_tag(text)
 
 
@@ -270,7 +289,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--only", default="", help="dev sets (default: all of DEV_SUITE)")
     ap.add_argument("--strategies", default="default,reference-gp-ei,reference-gp-lcb")
-    ap.add_argument("--variant", default="", help="ablation: prior=..,full_fit_points=..,acq=..,beta=..")
+    ap.add_argument("--variant", default="", help="ablation: prior=..,full_fit_points=..,warp=0|1,acq=..,beta=..")
     ap.add_argument("--compare", action="store_true")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     ap.add_argument("--mode", default="suite", help="suite, single (legacy p3ht/oer), multiobjective, multifidelity")

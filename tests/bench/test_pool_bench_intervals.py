@@ -1,19 +1,8 @@
 """The seed-resampled intervals that ``benchmarks/pool_bench.py --compare`` prints (issue 10)."""
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "pool_bench.py"
-
-
-def _pool_bench():
-    spec = importlib.util.spec_from_file_location("pool_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 def _write(dest: Path, name: str, strategy: str, found: np.ndarray, n_pool: int = 100) -> None:
     dest.mkdir(parents=True, exist_ok=True)
@@ -31,8 +20,8 @@ def _row(table: str, name: str) -> list[str]:
     return [c.strip() for c in line.strip("|").split("|")]
 
 
-def test_intervals_are_paired_over_seeds_and_say_how_firm_a_ratio_is(tmp_path):
-    pb = _pool_bench()
+def test_intervals_are_paired_over_seeds_and_say_how_firm_a_ratio_is(tmp_path, pool_bench):
+    pb = pool_bench
     suite = tmp_path / "suite"
     ref = _curves([20, 25, 15, 22, 18, 30, 12, 26, 21, 19])
     for name, engine in (("same", ref), ("ahead", _curves([10, 12, 8, 11, 9, 15, 6, 13, 10, 9])),
@@ -52,8 +41,8 @@ def test_intervals_are_paired_over_seeds_and_say_how_firm_a_ratio_is(tmp_path):
     assert lo < float(mixed[2]) < hi and 0 < int(mixed[4].rstrip("%")) < 100
 
 
-def test_target_power_grows_with_the_true_ratio_and_falls_with_seed_noise(tmp_path):
-    pb = _pool_bench()
+def test_target_power_grows_with_the_true_ratio_and_falls_with_seed_noise(tmp_path, pool_bench):
+    pb = pool_bench
     ref = _curves([20, 25, 15, 22, 18, 30, 12, 26, 21, 19])
     for suite, engine in (("quiet", ref), ("noisy", _curves([10, 30, 15, 22, 30, 12, 12, 30, 21, 30]))):
         for name in ("a", "b", "c"):
