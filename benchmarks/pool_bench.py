@@ -4,6 +4,8 @@ Usage: python benchmarks/pool_bench.py [--seeds 10] [--only p3ht,branin2] [--str
        python benchmarks/pool_bench.py --compare          # engine vs reference table of DIR/suite/<variant>/,
                                                           # then the ratios' 90 % intervals over resampled seeds,
                                                           # then how often issue 10's target would pass (target_power)
+       python benchmarks/pool_bench.py --compare --variant warp=1 --against DIR/suite/default
+                                                          # ... and the variant over the runs in that folder, seed by seed
        python benchmarks/pool_bench.py --mode multiobjective|multifidelity
        python benchmarks/pool_bench.py --table            # legacy per-strategy table of DIR/*/summary.json
 
@@ -14,8 +16,8 @@ points from default_rng(s) in both), same pool file. Per-seed curves go to
 ``DIR/suite/<variant>/<set>-<strategy>.json``.
 
 ``--variant`` switches the engine's GP settings for ablations (fields of
-``dm_hpc.learn.surrogates.GPSettings``: prior=botorch|matern,
-full_fit_points=N), ``acq=ucb|nei`` (``dm_hpc.acquire.acquisition.DEFAULT_ACQUISITION``) and
+``dm_hpc.learn.gp.GPSettings``: prior=botorch|matern,
+full_fit_points=N, warp=0|1), ``acq=ucb|nei`` (``dm_hpc.acquire.acquisition.DEFAULT_ACQUISITION``) and
 ``beta=B`` (its ``UCB_BETA``).
 """
 from __future__ import annotations
@@ -64,21 +66,40 @@ def variant_tag(text: str) -> str:
 
 
 def apply_variant(text: str) -> str:
-    """Set the engine's GP settings / acquisition for an ablation; returns the variant's tag."""
+    """Set the engine's GP settings / acquisition for an ablation; returns the variant's tag.
+
+    The GP settings are ``dm_hpc.learn.gp.GP_DEFAULTS``, the module ``fit_gp`` reads them from
+    (``surrogates`` re-exports the name; rebinding it there would change nothing).
+    """
     from dm_hpc.acquire import acquisition
-    from dm_hpc.learn import surrogates
+    from dm_hpc.learn import gp
 
     if not text:
         return "default"
-    kv = dict(p.split("=", 1) for p in text.split(","))
+    pairs = [p.split("=", 1) for p in text.split(",")]
+    if any(len(p) != 2 for p in pairs):
+        raise SystemExit(f"--variant {text!r}: give key=value pairs separated by commas")
+    kv = dict(pairs)
     acq = kv.pop("acq", None)
     if acq:
         acquisition.DEFAULT_ACQUISITION = acq
     if "beta" in kv:
         acquisition.UCB_BETA = float(kv.pop("beta"))
-    fields = {f.name: f.type for f in dataclasses.fields(surrogates.GPSettings)}
-    upd = {k: (int(v) if fields[k] == "int" else v) for k, v in kv.items()}
-    surrogates.GP_DEFAULTS = dataclasses.replace(surrogates.GP_DEFAULTS, **upd)
+    fields = {f.name: f.type for f in dataclasses.fields(gp.GPSettings)}
+    unknown = sorted(set(kv) - set(fields))
+    if unknown:
+        raise SystemExit(f"--variant: unknown setting {', '.join(unknown)}; known: acq, beta, {', '.join(fields)}")
+
+    def value(key: str, raw: str):
+        if fields[key] == "int":
+            return int(raw)
+        if fields[key] == "bool":
+            if raw.lower() not in ("0", "1", "true", "false"):
+                raise SystemExit(f"--variant {key}={raw!r}: give 0 or 1")
+            return raw.lower() in ("1", "true")
+        return raw
+
+    gp.GP_DEFAULTS = dataclasses.replace(gp.GP_DEFAULTS, **{k: value(k, v) for k, v in kv.items()})
     return variant_tag(text)
 
 
@@ -216,6 +237,44 @@ def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, se
     return "\n".join(rows)
 
 
+def variant_intervals(out: Path, against: Path, engine: str = "default", resamples: int = 2000, seed: int = 0) -> str:
+    """Markdown: per set in both folders, the engine's run in ``out`` over the one in ``against``
+    (an ablation against the default, side by side), EF peak and AF(0.5) ratios with 90 % intervals
+    from resampling the seeds both have (paired: seed s starts both from the same two points)."""
+    rng = np.random.default_rng(seed)
+    mine, theirs = runs_by_set(out), runs_by_set(against)
+    f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    rows = [f"`{out.name}` over `{against.name}`:", "",
+            "| set | seeds | EF peak | vs | ratio | 90 % interval | resamples >= 1 | AF(0.5) | vs | ratio | 90 % interval | resamples >= 1 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in sorted(set(mine) & set(theirs)):
+        if engine not in mine[name] or engine not in theirs[name]:
+            continue
+        a, b = (np.asarray(r[name][engine]["found"]) for r in (mine, theirs))
+        k, n_pool = min(len(a), len(b)), mine[name][engine]["n_pool"]
+        a, b = a[:k], b[:k]
+
+        def ratios(idx):
+            ma, mb = curve_metrics(a[idx], n_pool), curve_metrics(b[idx], n_pool)
+            af = (ma["af"]["0.5"] / mb["af"]["0.5"]) if ma["af"]["0.5"] and mb["af"]["0.5"] else None
+            return ma["ef_peak"] / mb["ef_peak"], af, ma, mb
+
+        point = ratios(np.arange(k))
+        draws = [ratios(rng.integers(0, k, k))[:2] for _ in range(resamples)]
+        cells = []
+        for j, key in ((0, "ef_peak"), (1, "af")):
+            va = point[2][key] if key == "ef_peak" else point[2]["af"]["0.5"]
+            vb = point[3][key] if key == "ef_peak" else point[3]["af"]["0.5"]
+            got = np.array([d[j] for d in draws if d[j] is not None])
+            if point[j] is None or len(got) < resamples // 2:
+                cells += [f(va), f(vb), f(point[j]), "-", "-"]
+                continue
+            lo, hi = np.quantile(got, [0.05, 0.95])
+            cells += [f(va), f(vb), f(point[j]), f"{lo:.2f}-{hi:.2f}", f"{np.mean(got >= 1.0):.0%}"]
+        rows.append(f"| {name} | {k} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def target_power(out: Path, engine: str = "default", resamples: int = 2000, seed: int = 0,
                  true_ratios: tuple[float, ...] = (1.0, 1.1, 1.2, 1.3)) -> str:
     """Markdown: how often issue 10's target would be met by a method that is truly ``r`` times the
@@ -270,8 +329,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--only", default="", help="dev sets (default: all of DEV_SUITE)")
     ap.add_argument("--strategies", default="default,reference-gp-ei,reference-gp-lcb")
-    ap.add_argument("--variant", default="", help="ablation: prior=..,full_fit_points=..,acq=..,beta=..")
+    ap.add_argument("--variant", default="", help="ablation: prior=..,full_fit_points=..,warp=0|1,acq=..,beta=..")
     ap.add_argument("--compare", action="store_true")
+    ap.add_argument("--against", default="", help="with --compare: a folder of engine runs to set the variant against, seed by seed")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     ap.add_argument("--mode", default="suite", help="suite, single (legacy p3ht/oer), multiobjective, multifidelity")
     ap.add_argument("--budget", type=int, default=0)
@@ -287,6 +347,9 @@ def main() -> None:
         print(seed_intervals(out / "suite" / variant_tag(a.variant)))
         print()
         print(target_power(out / "suite" / variant_tag(a.variant)))
+        if a.against:
+            print()
+            print(variant_intervals(out / "suite" / variant_tag(a.variant), Path(a.against)))
         return
     if a.mode == "suite":
         from dm_hpc.bench.suite import DEV_SUITE

@@ -27,6 +27,10 @@ GP_FULL_FIT_POINTS = 500
 #: Above ``GPSettings.full_fit_points``, hyper-parameters are fitted on a random subset of at most
 #: this many points (warm-started, capped); the posterior still conditions on all points.
 GP_MAX_FIT_POINTS = 250
+#: ``(loc, scale)`` of the log-normal prior on both Kumaraswamy concentrations of ``GPSettings.warp``,
+#: as in BoTorch's input-warping tutorial (``bo_with_warped_gp``): median 1 (the identity warp),
+#: a factor of ~2.4 either way within one standard deviation.
+WARP_PRIOR = (0.0, 0.75 ** 0.5)
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,17 @@ class GPSettings:
         length-scale prior and log-normal noise prior, Hvarfner et al. 2024); "matern" = ARD
         Matern-5/2 in a ScaleKernel with a Gamma output-scale prior (the earlier default).
     full_fit_points: up to this many points: cold fit, no iteration cap (see GP_FULL_FIT_POINTS).
+    warp: learned Kumaraswamy input warping (BoTorch's ``Warp``, Snoek et al. 2014) in place of
+        the plain normalisation: each input is mapped to the unit cube by ``bounds`` and then through
+        the CDF ``1 - (1 - x^a)^b``, ``a`` and ``b`` fitted with the other hyper-parameters under
+        the log-normal priors of BoTorch's warping tutorial (``WARP_PRIOR``: median 1 = identity).
+        Lets a stationary kernel follow a function whose roughness changes across the box. An
+        ablation (benchmarks/README.md, "Input warping"); not the default.
     """
 
     prior: str = "botorch"
     full_fit_points: int = GP_FULL_FIT_POINTS
+    warp: bool = False
 
 
 #: What campaigns use, chosen by the dev-suite protocol of benchmarks/README.md (issue 10): Matern
@@ -75,12 +86,28 @@ def _matern_ard(d: int, batch_shape: torch.Size = torch.Size()):
 
 
 def _hyper_state(model) -> dict[str, Tensor]:
-    """Hyper-parameters of a GP (everything but training data and transform buffers)."""
+    """Hyper-parameters of a GP (everything but training data and transform buffers). The
+    warping concentrations are parameters without a ``raw_`` form (their constraint has no transform)."""
     return {
         k: v.detach().clone()
         for k, v in model.state_dict().items()
         if "raw_" in k or k.endswith("mean_module.constant") or k.endswith("mean_module.raw_constant")
+        or (k.startswith("input_transform.") and k.rsplit(".", 1)[-1] in ("concentration0", "concentration1"))
     }
+
+
+def _input_transform(d: int, bounds: Tensor, warp: bool):
+    """Inputs to the unit cube by ``bounds`` (``2 x d``); with ``warp``, then through a learned
+    Kumaraswamy CDF per input (BoTorch's ``Warp`` normalises by the same bounds itself)."""
+    from botorch.models.transforms import Normalize
+
+    if not warp:
+        return Normalize(d, bounds=bounds)
+    from botorch.models.transforms.input import Warp
+    from gpytorch.priors import LogNormalPrior
+
+    return Warp(d, indices=list(range(d)), bounds=bounds,
+                concentration1_prior=LogNormalPrior(*WARP_PRIOR), concentration0_prior=LogNormalPrior(*WARP_PRIOR))
 
 
 def _load_hypers(model, state: dict[str, Tensor]) -> bool:
@@ -164,7 +191,7 @@ def fit_gp(
         a fitted ``botorch.models.SingleTaskGP`` (``model_class``) in eval mode.
     """
     from botorch.models import SingleTaskGP
-    from botorch.models.transforms import Normalize, Standardize
+    from botorch.models.transforms import Standardize
 
     settings = settings or GP_DEFAULTS
     X, Y = _as_xy(X, Y)
@@ -182,7 +209,7 @@ def fit_gp(
             Ys,
             train_Yvar=Yv,
             covar_module=_matern_ard(d, batch) if settings.prior == "matern" else None,
-            input_transform=Normalize(d, bounds=bounds.to(X)),
+            input_transform=_input_transform(d, bounds.to(X), settings.warp),
             outcome_transform=Standardize(m),
         )
 

@@ -1,19 +1,8 @@
 """The seed-resampled intervals that ``benchmarks/pool_bench.py --compare`` prints (issue 10)."""
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "pool_bench.py"
-
-
-def _pool_bench():
-    spec = importlib.util.spec_from_file_location("pool_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 def _write(dest: Path, name: str, strategy: str, found: np.ndarray, n_pool: int = 100) -> None:
     dest.mkdir(parents=True, exist_ok=True)
@@ -31,8 +20,8 @@ def _row(table: str, name: str) -> list[str]:
     return [c.strip() for c in line.strip("|").split("|")]
 
 
-def test_intervals_are_paired_over_seeds_and_say_how_firm_a_ratio_is(tmp_path):
-    pb = _pool_bench()
+def test_intervals_are_paired_over_seeds_and_say_how_firm_a_ratio_is(tmp_path, pool_bench):
+    pb = pool_bench
     suite = tmp_path / "suite"
     ref = _curves([20, 25, 15, 22, 18, 30, 12, 26, 21, 19])
     for name, engine in (("same", ref), ("ahead", _curves([10, 12, 8, 11, 9, 15, 6, 13, 10, 9])),
@@ -52,8 +41,8 @@ def test_intervals_are_paired_over_seeds_and_say_how_firm_a_ratio_is(tmp_path):
     assert lo < float(mixed[2]) < hi and 0 < int(mixed[4].rstrip("%")) < 100
 
 
-def test_target_power_grows_with_the_true_ratio_and_falls_with_seed_noise(tmp_path):
-    pb = _pool_bench()
+def test_target_power_grows_with_the_true_ratio_and_falls_with_seed_noise(tmp_path, pool_bench):
+    pb = pool_bench
     ref = _curves([20, 25, 15, 22, 18, 30, 12, 26, 21, 19])
     for suite, engine in (("quiet", ref), ("noisy", _curves([10, 30, 15, 22, 30, 12, 12, 30, 21, 30]))):
         for name in ("a", "b", "c"):
@@ -72,3 +61,19 @@ def test_target_power_grows_with_the_true_ratio_and_falls_with_seed_noise(tmp_pa
     # seed noise: a method truly 1.1x ahead on every set still shows a set below 1.0 in some draws
     no_set_below = {r: int(v[1].rstrip("%")) for r, v in noisy.items()}
     assert no_set_below[1.1] < 100 and no_set_below[1.0] <= no_set_below[1.1] <= no_set_below[1.5]
+
+
+def test_a_variant_is_set_against_another_folder_seed_by_seed(tmp_path, pool_bench):
+    """``--compare --against``: an ablation over the default, each seed with its own default run."""
+    base = _curves([20, 25, 15, 22, 18, 30, 12, 26, 21, 19])
+    _write(tmp_path / "suite" / "default", "early", "default", base)
+    _write(tmp_path / "suite" / "default", "only-default", "default", base)
+    _write(tmp_path / "suite" / "default", "early", "reference-gp-lcb", base)  # references are not the engine
+    _write(tmp_path / "suite" / "warp-1", "early", "default", _curves([10, 12, 8, 11, 9, 15, 6, 13, 10, 9]))
+    table = pool_bench.variant_intervals(tmp_path / "suite" / "warp-1", tmp_path / "suite" / "default", resamples=500)
+    early = _row(table, "early")
+    assert early[1] == "10"
+    # found about twice as early on every seed: EF peak ratio above 1 with the whole interval above 1
+    lo, hi = (float(v) for v in early[5].split("-"))
+    assert float(early[4]) > 1.5 and lo > 1.0 and early[6] == "100%"
+    assert "| only-default |" not in table  # a set the variant has not run is left out
