@@ -165,10 +165,9 @@ LARGE_SETS = {"heteroscedastic": synthetic, "latency": latency_synthetic}
 #: Large-data candidates: "auto" (what campaigns use: exact GP up to GP_MAX_POINTS, the subset GP
 #: beyond, with a noise level that varies over the inputs where the left-out rows show it),
 #: "auto-homoscedastic" (the same with one noise level: auto before the varying noise),
-#: "auto-matern" (the same with the Matern-5/2 kernel given: auto before the kernel choice),
 #: "ensemble" (the calibrated ensemble, auto's choice before issue 23) and "gp-2000" (an
 #: exact GP conditioned on a random 2,000-point subset: the reference the chosen model must match).
-LARGE_KINDS = ("auto", "auto-homoscedastic", "auto-matern", "ensemble", "gp-2000")
+LARGE_KINDS = ("auto", "auto-homoscedastic", "ensemble", "gp-2000")
 
 
 def large_data_quality(n: int, seed: int = 0, n_test: int = 2000, kind: str = "auto", q: int = 16,
@@ -177,8 +176,6 @@ def large_data_quality(n: int, seed: int = 0, n_test: int = 2000, kind: str = "a
     at ``n`` synthetic records of ``LARGE_SETS[data]``, judged on ``n_test`` fresh points (``LARGE_KINDS``)."""
     from dm_hpc.acquire import DesignSpace, Objective, propose
     from dm_hpc.learn import GP_MAX_POINTS, fit_surrogate
-    from dm_hpc.learn.gp import GP_DEFAULTS
-    from dm_hpc.learn.subset_gp import kernel_of
     from dm_hpc.learn.hetero import is_heteroscedastic
     from dm_hpc.learn.quality import against_truth
 
@@ -192,8 +189,6 @@ def large_data_quality(n: int, seed: int = 0, n_test: int = 2000, kind: str = "a
         warnings.simplefilter("ignore")
         if kind == "auto-homoscedastic":
             model = fit_surrogate(Xf, Yf, kind="auto", seed=seed, noise="homoscedastic")
-        elif kind == "auto-matern":
-            model = fit_surrogate(Xf, Yf, kind="auto", seed=seed, settings=GP_DEFAULTS)
         else:
             model = fit_surrogate(Xf, Yf, kind="gp" if kind == "gp-2000" else kind, seed=seed)
     fit_s = time.perf_counter() - t0
@@ -207,8 +202,7 @@ def large_data_quality(n: int, seed: int = 0, n_test: int = 2000, kind: str = "a
     label = kind
     if kind.startswith("auto"):
         label = ("gp" if n <= GP_MAX_POINTS else "subset-gp") + (", varying noise" if is_heteroscedastic(model) else "")
-        label += ", " + kernel_of(model) + {"auto": " (auto)", "auto-matern": " (auto, Matern-5/2 given)"}.get(
-            kind, " (auto, one noise level)")
+        label += " (auto)" if kind == "auto" else " (auto, one noise level)"
     return {"n": n, "set": data, "kind": label, **quality, "fit_s": fit_s, "propose_s": propose_s, "cpu_s": cpu_s, "load": os.getloadavg()[0]}
 
 

@@ -152,30 +152,6 @@ def _noise_variance(noise_model, scale: Tensor, X: Tensor) -> Tensor:
     return _means(noise_model, X).exp() * scale.to(X)
 
 
-def left_out_rows(n: int, rows: Tensor, seed: int) -> tuple[Tensor, Tensor] | None:
-    """The rows out of ``n`` that the subset ``rows`` leaves out, drawn in a random order with
-    ``seed``: ``(noise_rows, test_rows)``, at most ``NOISE_ROWS`` from the first half and at most
-    ``TEST_ROWS`` from the second; None when fewer than ``MIN_LEFT_OUT`` rows are left out. The
-    noise model and the subset GP's kernel choice (``subset_gp``) are judged on ``test_rows``."""
-    left = torch.ones(n, dtype=torch.bool)
-    left[rows] = False
-    left_out = left.nonzero().flatten()
-    if len(left_out) < MIN_LEFT_OUT:
-        return None
-    perm = left_out[torch.randperm(len(left_out), generator=torch.Generator().manual_seed(seed + 104729))]
-    half = len(perm) // 2
-    return perm[:min(half, NOISE_ROWS)], perm[half:half + TEST_ROWS]
-
-
-def paired_gain(loglik: Tensor, baseline: Tensor) -> tuple[float, float, bool]:
-    """Mean per-row log-likelihood gain of ``loglik`` over ``baseline`` (both ``n``, the same rows),
-    its standard error, and whether it exceeds ``HETERO_Z`` standard errors (a one-sided test at
-    about 2 %: a tie keeps the baseline)."""
-    gain = loglik - baseline
-    mean, se = float(gain.mean()), float(gain.std() / math.sqrt(len(gain)))
-    return mean, se, mean > HETERO_Z * se
-
-
 def fit_heteroscedastic(homo, X: Tensor, Y: Tensor, rows: Tensor, bounds: Tensor, seed: int = 0,
                         **fit_options):
     """The heteroscedastic version of the subset GP ``homo``, or ``homo`` itself when the left-out
@@ -193,10 +169,14 @@ def fit_heteroscedastic(homo, X: Tensor, Y: Tensor, rows: Tensor, bounds: Tensor
         ``NoiseEvidence``, None when fewer than ``MIN_LEFT_OUT`` rows were left out (no test).
     """
     X, Y = _as_xy(X, Y)
-    split = left_out_rows(len(X), rows, seed)
-    if split is None:
+    left = torch.ones(len(X), dtype=torch.bool)
+    left[rows] = False
+    left_out = left.nonzero().flatten()
+    if len(left_out) < MIN_LEFT_OUT:
         return homo, None
-    noise_rows, test_rows = split
+    perm = left_out[torch.randperm(len(left_out), generator=torch.Generator().manual_seed(seed + 104729))]
+    half = len(perm) // 2
+    noise_rows, test_rows = perm[:min(half, NOISE_ROWS)], perm[half:half + TEST_ROWS]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         both = torch.cat([noise_rows, test_rows])
@@ -206,8 +186,9 @@ def fit_heteroscedastic(homo, X: Tensor, Y: Tensor, rows: Tensor, bounds: Tensor
                              bounds=bounds, seed=seed, settings=NOISE_SETTINGS,
                              **{k: v for k, v in fit_options.items() if k not in ("warm_maxiter", "settings")})
         v_test = _means(noise_model, X[test_rows]).exp()
-    gain = paired_gain(_gaussian_loglik(r2_test, v_test), _gaussian_loglik(r2_test, r2_fit.mean(0).expand_as(r2_test)))
-    evidence = NoiseEvidence(*gain[:2], len(test_rows), gain[2])
+    gain = _gaussian_loglik(r2_test, v_test) - _gaussian_loglik(r2_test, r2_fit.mean(0).expand_as(r2_test))
+    se = float(gain.std() / math.sqrt(len(gain)))
+    evidence = NoiseEvidence(float(gain.mean()), se, len(gain), bool(gain.mean() > HETERO_Z * se))
     if not evidence.kept:
         return homo, evidence
     with warnings.catch_warnings():
@@ -246,9 +227,8 @@ def _train_yvar(model) -> Tensor:
     return v * model.outcome_transform.stdvs ** 2
 
 
-def rebuild_heteroscedastic(state: dict[str, Any], state_dict: dict[str, Tensor], settings: GPSettings | None = None):
-    """The ``HeteroscedasticGP`` saved as ``heteroscedastic_state`` plus its ``state_dict``, in eval mode;
-    ``settings``: the kernel it was fitted with (default ``fit_gp``'s)."""
+def rebuild_heteroscedastic(state: dict[str, Any], state_dict: dict[str, Tensor]):
+    """The ``HeteroscedasticGP`` saved as ``heteroscedastic_state`` plus its ``state_dict``, in eval mode."""
     d = state["X"].shape[-1]
     bounds = torch.stack([torch.zeros(d), torch.ones(d)]).double()  # replaced by the saved Normalize bounds
     with warnings.catch_warnings():
@@ -257,7 +237,7 @@ def rebuild_heteroscedastic(state: dict[str, Any], state_dict: dict[str, Tensor]
         noise_model = fit_gp(state["noise_X"], Z, Yvar=torch.full_like(Z, LOG_CHI2_VAR), bounds=bounds, maxiter=0,
                              settings=NOISE_SETTINGS)
         model = fit_gp(state["X"], state["Y"], Yvar=state["Yvar"], bounds=bounds, maxiter=0,
-                       model_class=heteroscedastic_gp_class(), settings=settings)
+                       model_class=heteroscedastic_gp_class())
     model.attach_noise_model(noise_model, torch.ones(state["Y"].shape[-1]))
     model.train()
     model.load_state_dict(state_dict, strict=True)
@@ -266,4 +246,4 @@ def rebuild_heteroscedastic(state: dict[str, Any], state_dict: dict[str, Tensor]
 
 __all__ = ["HETERO_Z", "LOG_CHI2_MEAN", "LOG_CHI2_VAR", "MIN_LEFT_OUT", "NOISE_ROWS", "NOISE_SETTINGS",
            "NoiseEvidence", "TEST_ROWS", "fit_heteroscedastic", "heteroscedastic_gp_class",
-           "heteroscedastic_state", "is_heteroscedastic", "left_out_rows", "paired_gain", "rebuild_heteroscedastic"]
+           "heteroscedastic_state", "is_heteroscedastic", "rebuild_heteroscedastic"]

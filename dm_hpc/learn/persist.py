@@ -28,17 +28,14 @@ def surrogate_state(
 ) -> dict[str, Any]:
     """What ``rebuild_surrogate`` needs: ``kind`` ("gp", "subset-gp", "multitask", "ensemble"), the ``n x d``
     inputs and ``n x m`` outcomes the model was fitted on, the fidelity ids of a multi-task model;
-    for a subset GP, its kernel (``"kernel"``, a ``subset_gp.KERNELS`` name) and, with a varying noise
-    level (``hetero``), its subset, their noise and its noise model's rows (``"noise"``)."""
+    for a subset GP with a varying noise level (``hetero``), its subset, their noise and its noise
+    model's rows (``"noise"``)."""
     from dm_hpc.learn.hetero import heteroscedastic_state, is_heteroscedastic
 
     if kind == "ensemble":
         return {"format": FORMAT, "kind": kind, "ensemble": model.to_state()}
-    from dm_hpc.learn.subset_gp import kernel_of
-
     noise = {"noise": heteroscedastic_state(model)} if is_heteroscedastic(model) else {}
-    kernel = {"kernel": kernel_of(model)} if kind == "subset-gp" else {}
-    return {**noise, **kernel,
+    return {**noise,
         "format": FORMAT,
         "kind": kind,
         "X": torch.as_tensor(X, dtype=torch.double).cpu(),
@@ -60,20 +57,15 @@ def rebuild_surrogate(state: dict[str, Any]):
         raise ValueError(f"saved surrogate has format {state.get('format')!r}; this dm-hpc reads {FORMAT}")
     if state["kind"] == "ensemble":
         return calibrated_ensemble_class().from_state(state["ensemble"])
-    from dm_hpc.learn.subset_gp import KERNELS
-
-    # the subset GP's kernel, chosen by its left-out rows; saved before the choice existed: Matern-5/2
-    settings = KERNELS[state.get("kernel") or "matern52"]
     if state.get("noise") is not None:  # the subset GP with a varying noise level: built from its own rows
         from dm_hpc.learn.hetero import rebuild_heteroscedastic
 
-        return rebuild_heteroscedastic(state["noise"], state["state_dict"], settings)
+        return rebuild_heteroscedastic(state["noise"], state["state_dict"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        # one start, one noise level and the saved kernel: the saved hyper-parameters replace
-        # whatever the (zero-iteration) fit found; a saved model without "noise" had one noise level
-        starts = ({"starts": 1, "noise": "homoscedastic", "settings": settings} if state["kind"] == "subset-gp"
-                  else {})
+        # one start and one noise level: the saved hyper-parameters replace whatever the
+        # (zero-iteration) fit found; a saved model without "noise" had one noise level
+        starts = {"starts": 1, "noise": "homoscedastic"} if state["kind"] == "subset-gp" else {}
         model = fit_surrogate(state["X"], state["Y"], kind=state["kind"], task_index=state["task_index"],
                               target_task=state["target_task"], maxiter=0, warm_maxiter=0, **starts)
     model.train()

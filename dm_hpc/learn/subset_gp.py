@@ -35,33 +35,17 @@ noise): every acquisition, the gap planner and ``training_inputs`` treat it as a
 """
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
 from torch import Tensor
 
-from dm_hpc.learn.gp import GP_DEFAULTS, GP_MAX_FIT_POINTS, GP_MAX_POINTS, GPSettings, _as_xy, fit_gp
+from dm_hpc.learn.gp import GP_MAX_FIT_POINTS, GP_MAX_POINTS, _as_xy, fit_gp
 
 #: Independent hyper-parameter fits at most; the one with the highest marginal likelihood is kept.
 HYPER_STARTS = 2
 #: A fit whose noise variance exceeds this share of the (standardised) outcome variance gets the next start.
 SUSPECT_NOISE_SHARE = 0.05
-
-#: Kernels of the subset GP, by name: Matern-5/2 (``fit_gp``'s default, chosen on the small data of
-#: the dev suite) and BoTorch's RBF with its dimension-scaled priors. Beyond ``GP_MAX_POINTS`` records
-#: the left-out rows choose (``choose_kernel``); a tie keeps the first.
-KERNELS = {"matern52": GP_DEFAULTS, "rbf": GPSettings(prior="botorch", full_fit_points=0)}
-#: Left-out rows whose predictive log-likelihood chooses the kernel (each costs a predictive variance,
-#: ``n^2`` with ``n`` the subset).
-KERNEL_ROWS = 1000
-
-
-def kernel_of(model) -> str:
-    """The ``KERNELS`` name of an exact GP built by ``fit_gp`` (read from its covariance module)."""
-    from gpytorch.kernels import RBFKernel
-
-    return "rbf" if isinstance(model.covar_module, RBFKernel) else "matern52"
 
 
 def subset_rows(n: int, k: int, seed: int) -> Tensor:
@@ -140,73 +124,24 @@ def fit_subset_gp(
         bounds = torch.stack([lo, torch.where(hi > lo, hi, lo + 1.0)])
     fit_points = fit_points or GP_MAX_FIT_POINTS
     rows = subset_rows(len(X), subset_points or GP_MAX_POINTS, seed)
+    Xs, Ys = X[rows], Y[rows]
     if len(rows) <= fit_points:
         starts = 1
-
-    def fit(settings: GPSettings | None, warm):
-        """The best of up to ``starts`` hyper-parameter fits on the subset."""
-        best, best_value = None, float("-inf")
-        for start in range(max(1, starts)):
-            model = fit_gp(X[rows], Y[rows], bounds=bounds, warm_start=warm if start == 0 else None,
-                           max_fit_points=fit_points, seed=seed + 7919 * start, settings=settings, **fit_options)
-            if starts == 1 or (start == 0 and not _suspect(model)):
-                return model
-            value = marginal_likelihood(model)
-            if best is None or value > best_value:
-                best, best_value = model, value
-        return best
-
-    settings = fit_options.pop("settings", None)
-    if settings is not None or len(rows) == len(X):  # a kernel given, or no rows left out to choose
-        best = fit(settings, warm_start)
-    else:
-        best = choose_kernel({name: fit(settings, warm_start) for name, settings in KERNELS.items()},
-                             X, Y, rows, seed)[0]
+    best, best_value = None, float("-inf")
+    for start in range(max(1, starts)):
+        model = fit_gp(Xs, Ys, bounds=bounds, warm_start=warm_start if start == 0 else None,
+                       max_fit_points=fit_points, seed=seed + 7919 * start, **fit_options)
+        if starts == 1 or (start == 0 and not _suspect(model)):
+            best = model
+            break
+        value = marginal_likelihood(model)
+        if best is None or value > best_value:
+            best, best_value = model, value
     if noise == "homoscedastic" or len(rows) == len(X):
         return best
     from dm_hpc.learn.hetero import fit_heteroscedastic
 
-    return fit_heteroscedastic(best, X, Y, rows, bounds, seed=seed, max_fit_points=fit_points,
-                               settings=settings or KERNELS[kernel_of(best)], **fit_options)[0]
+    return fit_heteroscedastic(best, X, Y, rows, bounds, seed=seed, max_fit_points=fit_points, **fit_options)[0]
 
 
-def predictive_loglik(model, X: Tensor, Y: Tensor) -> Tensor:
-    """Gaussian log-density of ``n x m`` outcomes ``Y`` at ``n x d`` inputs ``X`` under ``model``'s
-    predictive posterior (latent plus noise) per row, summed over outputs (``n``; nats)."""
-    from dm_hpc.learn.hetero import MEAN_CHUNK
-
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = []
-        for x, y in zip(torch.split(X, MEAN_CHUNK), torch.split(Y, MEAN_CHUNK)):
-            post = model.posterior(x, observation_noise=True)
-            var = post.variance.clamp_min(torch.finfo(Y.dtype).tiny)
-            out.append((-0.5 * (math.log(2 * math.pi) + var.log() + (y - post.mean) ** 2 / var)).sum(-1))
-    return torch.cat(out)
-
-
-def choose_kernel(fits: dict, X: Tensor, Y: Tensor, rows: Tensor, seed: int = 0):
-    """The subset GP to keep among ``fits`` (``KERNELS`` name -> GP conditioned on ``X[rows]``): the
-    first one, unless another predicts up to ``KERNEL_ROWS`` of the left-out test rows
-    (``hetero.left_out_rows``) with a mean log-likelihood higher by more than ``hetero.HETERO_Z``
-    standard errors (paired per row; the best such gain wins).
-
-    Returns:
-        ``(model, gains)``: the kept GP and, per other kernel, ``(mean gain, se, significant)`` in
-        nats per row over the first (empty when too few rows were left out: the first is kept).
-    """
-    from dm_hpc.learn.hetero import left_out_rows, paired_gain
-
-    names = list(fits)
-    split = left_out_rows(len(X), rows, seed)
-    if split is None:
-        return fits[names[0]], {}
-    test = split[1][:KERNEL_ROWS]
-    base = predictive_loglik(fits[names[0]], X[test], Y[test])
-    gains = {name: paired_gain(predictive_loglik(fits[name], X[test], Y[test]), base) for name in names[1:]}
-    winners = [name for name in names[1:] if gains[name][2]]
-    return fits[max(winners, key=lambda name: gains[name][0]) if winners else names[0]], gains
-
-
-__all__ = ["HYPER_STARTS", "KERNELS", "KERNEL_ROWS", "SUSPECT_NOISE_SHARE", "choose_kernel", "fit_subset_gp",
-           "kernel_of", "marginal_likelihood", "predictive_loglik", "subset_rows"]
+__all__ = ["HYPER_STARTS", "SUSPECT_NOISE_SHARE", "fit_subset_gp", "marginal_likelihood", "subset_rows"]
