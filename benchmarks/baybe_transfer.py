@@ -11,7 +11,7 @@ added as measurements of their task; the campaign's default recommender (its GP 
 over tasks) then recommends target rows only. The search space is the target pool (the discrete rows,
 task = target). Seed s draws the same two initial pool rows as the engine (numpy default_rng(s)).
 Writes {"found": seeds x budget top shares, "best": seeds x budget best-so-far y, "chosen": seeds x budget
-pool row indices in the order measured, "n_pool", "baybe_version",
+pool row indices in the order measured, "n_pool", "baybe_version", "seeded" (BayBE's random seed set to s),
 "cpu_seconds" (the process's, imports included), "seconds_per_step"}.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ import pandas as pd
 def main(job_path: str) -> None:
     import baybe
     import torch
-    from baybe import Campaign
+    from baybe import Campaign, active_settings
     from baybe.objectives import SingleTargetObjective
     from baybe.parameters import NumericalDiscreteParameter, TaskParameter
     from baybe.searchspace import SearchSpace, SubspaceDiscrete
@@ -62,6 +62,10 @@ def main(job_path: str) -> None:
     space = SearchSpace(discrete=SubspaceDiscrete.from_dataframe(exp, parameters=[*params, task]))
     found_all, best_all, chosen_all, times = [], [], [], []
     for seed in job["seeds"]:
+        # BayBE's qLogEI draws its Monte-Carlo base samples from the global torch generator: seeding it
+        # per seed makes seed s one campaign whatever chunk runs it (unseeded, it depended on the seeds
+        # run before it in the same process)
+        active_settings.random_seed = seed
         objective = SingleTargetObjective(NumericalTarget("y"))
         campaign = Campaign(space, objective, allow_recommending_already_measured=False)
         campaign.add_measurements(source_rows, numerical_measurements_must_be_within_tolerance=False)
@@ -81,7 +85,7 @@ def main(job_path: str) -> None:
         print(f"baybe seed {seed}: top share {found_all[-1][-1]:.2f}", flush=True)
         # after every seed: a run cut short keeps its finished seeds
         json.dump({"found": found_all, "best": best_all, "chosen": chosen_all, "n_pool": n, "baybe_version": baybe.__version__,
-                   "cpu_seconds": time.process_time(),
+                   "cpu_seconds": time.process_time(), "seeded": True,
                    "seconds_per_step": float(np.mean(times)) if times else None}, open(job["out"], "w"))
 
 
