@@ -413,7 +413,7 @@ def compare(out: Path) -> str:
     def cell(v, bound=False):
         return "-" if v is None else (">= " if bound else "") + f"{v:.2f}"
 
-    vs_baybe: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # task -> (transfer, BayBE) on their common seeds
+    vs_baybe: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # related task -> (transfer, BayBE) on their common seeds
 
     for task, rows in _runs(out).items():
         b = min(len(r["found"][0]) for r in rows.values())
@@ -433,7 +433,7 @@ def compare(out: Path) -> str:
                 k = min(len(rows["transfer"]["found"]), len(rows[other]["found"]))  # the pair's common seeds
                 pair = np.array(rows["transfer"]["found"])[:k, :b], np.array(rows[other]["found"])[:k, :b]
                 q = paired_ratios(*pair)
-                if other == "baybe":
+                if other == "baybe" and task in RELATED:  # the "level with BayBE" is on related targets
                     vs_baybe[task] = pair
                 iv = lambda t: "-" if t is None else f"{t[0]:.2f}-{t[1]:.2f}"  # noqa: E731
                 ratios.append(f"| {task} | {other} ({k}) | {cell(q['share'])} | {iv(q['share_interval'])} | {cell(q['share_above_1'])} | "
@@ -446,7 +446,7 @@ def compare(out: Path) -> str:
         m = mean_share_ratio(list(vs_baybe.values()))
         iv = "-" if m["interval"] is None else f"{m['interval'][0]:.2f}-{m['interval'][1]:.2f}"
         seeds = ", ".join(f"{t} {len(p[0])}" for t, p in vs_baybe.items())
-        average = [f"Transfer / BayBE, top share at the budget, mean over {m['tasks']} tasks (seeds: {seeds}): "
+        average = [f"Transfer / BayBE, top share at the budget, mean over {m['tasks']} related tasks (seeds: {seeds}): "
                    f"{cell(m['mean'])}, 90 % interval {iv} (each task's seeds resampled), resamples >= 1: {cell(m['above_1'])}.", ""]
     return "\n".join(lines + ["", *ratios, "", *average, *weights, "",
                               "CPU s/step: the row's process CPU seconds (BayBE's: its own process, imports included) per "

@@ -56,14 +56,17 @@ def _save(out: Path, task: str, row: str, found: np.ndarray, first_seed: int = 0
 def test_compare_prints_the_mean_over_tasks_against_baybe_with_each_tasks_seed_count(tmp_path):
     tb = _transfer_bench()
     level, half = _curves([2, 3, 2, 4]), _curves([1, 1, 1, 2])
-    _save(tmp_path, "a", "transfer", level)
-    _save(tmp_path, "b", "transfer", level)
-    _save(tmp_path, "a", "baybe", level[:3])
+    _save(tmp_path, "bandgap", "transfer", level)
+    _save(tmp_path, "steel", "transfer", level)
+    _save(tmp_path, "bandgap", "baybe", level[:3])
+    # the unrelated source is the guard's test, not part of the average over related targets
+    _save(tmp_path, "unrelated", "transfer", level)
+    _save(tmp_path, "unrelated", "baybe", half)
     # a BayBE chunk cut short: only the raw file its subprocess writes after every seed
     raw = {"found": half[:2].tolist(), "best": [[0.0] * 20] * 2, "n_pool": 80, "baybe_version": "0.15.0", "cpu_seconds": 9.0}
-    (tmp_path / "b-baybe-s00.raw").write_text(json.dumps(raw))
+    (tmp_path / "steel-baybe-s00.raw").write_text(json.dumps(raw))
     text = tb.compare(tmp_path)
     line = next(row for row in text.splitlines() if row.startswith("Transfer / BayBE"))
-    # a: level (1.0 on its 3 common seeds), b: (2+3)/(1+1) = 2.5 on its 2 -> mean 1.75
-    assert "mean over 2 tasks (seeds: a 3, b 2): 1.75" in line
-    assert "| b | baybe (2) | 2.50 |" in text
+    # bandgap: level (1.0 on its 3 common seeds), steel: (2+3)/(1+1) = 2.5 on its 2 -> mean 1.75
+    assert "mean over 2 related tasks (seeds: bandgap 3, steel 2): 1.75" in line
+    assert "| steel | baybe (2) | 2.50 |" in text and "| unrelated | baybe (4) |" in text
