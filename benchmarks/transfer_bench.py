@@ -282,6 +282,43 @@ def experiments_to(found: np.ndarray, level: float = 0.5) -> int | None:
     return int(hit[0]) + 1 if len(hit) else None
 
 
+def _share_speed(a: np.ndarray, b: np.ndarray) -> tuple[float | None, float | None]:
+    """``paired_ratios``' two point ratios of rows ``a`` and ``b`` (``seeds x budget`` found shares):
+    top share at the budget a / b, and experiments to 50 % b / a (b's count ``budget + 1`` when it
+    never gets there); None where undefined."""
+    fa, fb = a[:, -1].mean(), b[:, -1].mean()
+    ea, eb = experiments_to(a), experiments_to(b)
+    share = float(fa / fb) if fb > 0 else None
+    speed = float((eb or a.shape[1] + 1) / ea) if ea is not None else None
+    return share, speed
+
+
+def mean_share_ratio(pairs: list[tuple[np.ndarray, np.ndarray]], resamples: int = 2000, seed: int = 0) -> dict:
+    """The top-share ratio a / b averaged over tasks (the arithmetic mean, as ``pool_bench --compare``
+    averages its sets), with a 90 % interval: ``pairs`` holds one ``(a, b)`` per task, ``seeds x
+    budget`` found shares on that task's common seeds; one resample draws every task's seeds anew
+    (paired within a task, independently across tasks) and averages the tasks' ratios.
+
+    Returns ``mean``, ``tasks`` (how many had a defined ratio), ``interval`` and ``above_1`` (the
+    share of resamples >= 1); a task whose ratio is undefined (b found nothing) is left out, and the
+    interval is None when a task is undefined in more than half of the resamples."""
+    rng = np.random.default_rng(seed)
+    pairs = [(a, b) for a, b in pairs if _share_speed(a, b)[0] is not None]
+    out = {"mean": None, "tasks": len(pairs), "interval": None, "above_1": None}
+    if not pairs:
+        return out
+    out["mean"] = float(np.mean([_share_speed(a, b)[0] for a, b in pairs]))
+    draws = []
+    for _ in range(resamples):
+        got = [_share_speed(a[idx], b[idx])[0] for a, b in pairs for idx in [rng.integers(0, len(a), len(a))]]
+        if None not in got:
+            draws.append(np.mean(got))
+    if len(draws) >= resamples // 2:
+        out["interval"] = tuple(np.quantile(draws, [0.05, 0.95]).tolist())
+        out["above_1"] = float(np.mean(np.array(draws) >= 1.0))
+    return out
+
+
 def paired_ratios(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0) -> dict:
     """Row ``a`` against row ``b`` (``seeds x budget`` found shares, the same seeds), as
     ``pool_bench --compare`` does it: point ratios and their 90 % intervals over paired seed resamples
@@ -293,17 +330,8 @@ def paired_ratios(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int
     where undefined (b found nothing; a never reached 50 %); an interval None where undefined in
     more than half of the resamples."""
     rng = np.random.default_rng(seed)
-    budget = a.shape[1]
-
-    def both(idx):
-        fa, fb = a[idx, -1].mean(), b[idx, -1].mean()
-        ea, eb = experiments_to(a[idx]), experiments_to(b[idx])
-        share = float(fa / fb) if fb > 0 else None
-        speed = float((eb or budget + 1) / ea) if ea is not None else None
-        return share, speed
-
-    point = both(np.arange(len(a)))
-    draws = [both(rng.integers(0, len(a), len(a))) for _ in range(resamples)]
+    point = _share_speed(a, b)
+    draws = [_share_speed(a[idx], b[idx]) for idx in (rng.integers(0, len(a), len(a)) for _ in range(resamples))]
     out = {"speed_bound": experiments_to(b) is None}
     for j, key in enumerate(("share", "speed")):
         got = np.array([d[j] for d in draws if d[j] is not None])
@@ -385,6 +413,8 @@ def compare(out: Path) -> str:
     def cell(v, bound=False):
         return "-" if v is None else (">= " if bound else "") + f"{v:.2f}"
 
+    vs_baybe: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # related task -> (transfer, BayBE) on their common seeds
+
     for task, rows in _runs(out).items():
         b = min(len(r["found"][0]) for r in rows.values())
         for row in ROWS:
@@ -401,14 +431,24 @@ def compare(out: Path) -> str:
                 if other not in rows:
                     continue
                 k = min(len(rows["transfer"]["found"]), len(rows[other]["found"]))  # the pair's common seeds
-                q = paired_ratios(np.array(rows["transfer"]["found"])[:k, :b], np.array(rows[other]["found"])[:k, :b])
+                pair = np.array(rows["transfer"]["found"])[:k, :b], np.array(rows[other]["found"])[:k, :b]
+                q = paired_ratios(*pair)
+                if other == "baybe" and task in RELATED:  # the issue's "level with BayBE" is on related targets
+                    vs_baybe[task] = pair
                 iv = lambda t: "-" if t is None else f"{t[0]:.2f}-{t[1]:.2f}"  # noqa: E731
                 ratios.append(f"| {task} | {other} ({k}) | {cell(q['share'])} | {iv(q['share_interval'])} | {cell(q['share_above_1'])} | "
                               f"{cell(q['speed'], q['speed_bound'])} | {iv(q['speed_interval'])} | {cell(q['speed_above_1'])} |")
             w = ", ".join(f"{n}: {v:.2f}" for n, v in rows["transfer"].get("final_weight", {}).items())
             ks = ", ".join(f"{n} {v:.0%}" for n, v in rows["transfer"].get("kind_share", {}).items())
             weights.append(f"| {task} | {w} | {ks} |")
-    return "\n".join(lines + ["", *ratios, "", *weights, "",
+    average = []
+    if vs_baybe:
+        m = mean_share_ratio(list(vs_baybe.values()))
+        iv = "-" if m["interval"] is None else f"{m['interval'][0]:.2f}-{m['interval'][1]:.2f}"
+        seeds = ", ".join(f"{t} {len(p[0])}" for t, p in vs_baybe.items())
+        average = [f"Transfer / BayBE, top share at the budget, mean over {m['tasks']} related tasks (seeds: {seeds}): "
+                   f"{cell(m['mean'])}, 90 % interval {iv} (each task's seeds resampled), resamples >= 1: {cell(m['above_1'])}.", ""]
+    return "\n".join(lines + ["", *ratios, "", *average, *weights, "",
                               "CPU s/step: the row's process CPU seconds (BayBE's: its own process, imports included) per "
                               "recommendation, on a shared 2-core machine loaded by five other sessions."])
 
@@ -462,6 +502,8 @@ def main() -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.compare:
+        if not any(out.glob("*-s[0-9][0-9].json")) and not any(out.glob("*-baybe-s[0-9][0-9].raw")):
+            raise SystemExit(f"no transfer runs under {out}: run some rows first (see --help)")
         print(compare(out))
         plot(out, out / "best_so_far.png")
         return

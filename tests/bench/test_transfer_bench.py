@@ -1,0 +1,72 @@
+"""The BayBE comparison that ``benchmarks/transfer_bench.py --compare`` prints (issue 22 item 5)."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "transfer_bench.py"
+
+
+def _transfer_bench():
+    sys.path.insert(0, str(BENCH.parent))  # it imports pool_bench beside it
+    spec = importlib.util.spec_from_file_location("transfer_bench", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _curves(hits: list[int], n_top: int = 4, budget: int = 20) -> np.ndarray:
+    """One seed per entry: ``hits[s]`` of the ``n_top`` top points found, one at each of the last
+    evaluations of the budget (so the share at the budget is ``hits[s] / n_top``)."""
+    out = np.zeros((len(hits), budget))
+    for s, h in enumerate(hits):
+        for j in range(h):
+            out[s, budget - 1 - j:] += 1.0 / n_top
+    return out
+
+
+def test_mean_over_tasks_averages_the_task_ratios_and_resamples_each_tasks_seeds():
+    tb = _transfer_bench()
+    level = _curves([2, 3, 2, 4, 1])
+    ahead = (_curves([4, 4, 2, 4, 2]), _curves([2, 2, 1, 2, 1]))  # twice BayBE's share on every seed
+    mixed = (_curves([4, 1, 3, 1, 4]), _curves([1, 4, 2, 3, 2]))
+    same = tb.mean_share_ratio([(level, level), (level, level)], resamples=400)
+    assert same["mean"] == 1.0 and same["interval"] == (1.0, 1.0) and same["above_1"] == 1.0
+    two = tb.mean_share_ratio([(level, level), ahead], resamples=400)
+    assert two["mean"] == 1.5 and two["tasks"] == 2 and two["interval"] == (1.5, 1.5)
+    noisy = tb.mean_share_ratio([(level, level), mixed], resamples=400)
+    lo, hi = noisy["interval"]
+    assert lo < noisy["mean"] < hi and 0 < noisy["above_1"] < 1
+
+
+def test_a_task_where_baybe_found_nothing_is_left_out_of_the_mean():
+    tb = _transfer_bench()
+    level = _curves([2, 3, 2])
+    m = tb.mean_share_ratio([(level, level), (level, _curves([0, 0, 0]))], resamples=200)
+    assert m["tasks"] == 1 and m["mean"] == 1.0
+
+
+def _save(out: Path, task: str, row: str, found: np.ndarray, first_seed: int = 0) -> None:
+    r = {"task": task, "row": row, "first_seed": first_seed, "n_pool": 80, "found": found.tolist(), "seconds": 1.0}
+    (out / f"{task}-{row}-s{first_seed:02d}.json").write_text(json.dumps(r))
+
+
+def test_compare_prints_the_mean_over_tasks_against_baybe_with_each_tasks_seed_count(tmp_path):
+    tb = _transfer_bench()
+    level, half = _curves([2, 3, 2, 4]), _curves([1, 1, 1, 2])
+    _save(tmp_path, "bandgap", "transfer", level)
+    _save(tmp_path, "steel", "transfer", level)
+    _save(tmp_path, "bandgap", "baybe", level[:3])
+    # the unrelated source is the guard's test, not part of the average over related targets
+    _save(tmp_path, "unrelated", "transfer", level)
+    _save(tmp_path, "unrelated", "baybe", half)
+    # a BayBE chunk cut short: only the raw file its subprocess writes after every seed
+    raw = {"found": half[:2].tolist(), "best": [[0.0] * 20] * 2, "n_pool": 80, "baybe_version": "0.15.0", "cpu_seconds": 9.0}
+    (tmp_path / "steel-baybe-s00.raw").write_text(json.dumps(raw))
+    text = tb.compare(tmp_path)
+    line = next(row for row in text.splitlines() if row.startswith("Transfer / BayBE"))
+    # bandgap: level (1.0 on its 3 common seeds), steel: (2+3)/(1+1) = 2.5 on its 2 -> mean 1.75
+    assert "mean over 2 related tasks (seeds: bandgap 3, steel 2): 1.75" in line
+    assert "| steel | baybe (2) | 2.50 |" in text and "| unrelated | baybe (4) |" in text
