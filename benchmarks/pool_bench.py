@@ -141,8 +141,10 @@ def run_set(name: str, strategy: str, seeds: int, budget: int, devdir: Path, mak
 
 def save_run(dest: Path, name: str, strategy: str, tag: str, found: np.ndarray, sps: float, n: int) -> dict:
     """Write ``DIR/suite/<tag>/<set>-<strategy>.json`` (metrics and per-seed curves) and return it."""
+    from dm_hpc.bench.environment import environment
+
     r = {"set": name, "strategy": strategy, "variant": tag, "seeds": len(found), "budget": found.shape[1], "n_pool": n,
-         **curve_metrics(found, n), "seconds_per_step": sps, "found": found.tolist()}
+         **curve_metrics(found, n), "seconds_per_step": sps, "found": found.tolist(), "environment": environment()}
     dest.mkdir(parents=True, exist_ok=True)
     (dest / f"{name}-{strategy}.json").write_text(json.dumps(r))
     return r
@@ -198,9 +200,25 @@ def compare(out: Path, engine: str = "default") -> str:
                         f"{f(q_ei) if show else ''} | {f(q_lcb) if show else ''} | {f(q_ef) if show else ''} |")
     avg = {k: (float(np.mean(v)) if v else None, float(np.min(v)) if v else None, len(v)) for k, v in ratios.items()}
     rows.append("")
+    rows += environment_notes(by_set, engine)
     rows.append(f"`{engine}` over {avg['lcb'][2]} sets: AF(0.5)/ref-LCB mean {f(avg['lcb'][0])} (min {f(avg['lcb'][1])}); "
                 f"AF(0.5)/ref-EI mean {f(avg['ei'][0])} (min {f(avg['ei'][1])}); EF peak / best reference mean {f(avg['ef'][0])} (min {f(avg['ef'][1])}).")
     return "\n".join(rows)
+
+
+def environment_notes(by_set: dict[str, dict[str, dict]], engine: str = "default") -> list[str]:
+    """Lines naming each set whose engine row and a reference row were run in different recorded
+    environments (library versions, CPU, threads, MKL path): their ratio mixes two machines."""
+    from dm_hpc.bench.environment import differences
+
+    notes = []
+    for name, runs in sorted(by_set.items()):
+        mine = runs.get(engine, {}).get("environment")
+        for ref in ("reference-gp-ei", "reference-gp-lcb"):
+            diff = differences(mine, runs.get(ref, {}).get("environment"))
+            if diff:
+                notes.append(f"Environment differs, {name}: {engine} vs {ref} ({'; '.join(diff)}): compare rows run in one environment.")
+    return notes + ([""] if notes else [])
 
 
 def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, seed: int = 0) -> str:

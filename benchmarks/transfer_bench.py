@@ -47,6 +47,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pool_bench import DATA, reference_module  # noqa: E402
 
+from dm_hpc.bench.environment import environment  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = ("cold", "reference", "transfer", "baybe")
 TABLES = ROOT / "out" / "transfer"  # the materialised target and source CSVs (rebuilt on every run)
@@ -264,14 +266,15 @@ def run_row(task: str, row: str, seeds: int, budget: int, out: Path, first_seed:
             r = {"task": task, "row": row, "first_seed": first_seed, "seeds": len(done), "budget": budget, "n_pool": int(len(y)),
                  "found": found.tolist(), "best": np.maximum.accumulate(y[done], axis=1).tolist(),
                  "pool_max": float(y.max()), "pool_median": float(np.median(y)),
-                 "seconds": time.time() - t0, "cpu_seconds": time.process_time() - c0, **extra}
+                 "seconds": time.time() - t0, "cpu_seconds": time.process_time() - c0, "environment": environment(),
+                 **extra}
             dest.write_text(json.dumps(r))
             return r
 
         run_pool(X, y, make, budget, seeds, on_seed=save, first_seed=first_seed)
         return json.loads(dest.read_text())
     r = {"task": task, "row": row, "first_seed": first_seed, "seeds": len(found), "budget": budget, "n_pool": int(n),
-         "found": found.tolist(), "seconds": time.time() - t0, **extra}
+         "found": found.tolist(), "seconds": time.time() - t0, "environment": environment(), **extra}
     dest.write_text(json.dumps(r))
     return r
 
