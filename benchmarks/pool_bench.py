@@ -221,6 +221,17 @@ def environment_notes(by_set: dict[str, dict[str, dict]], engine: str = "default
     return notes + ([""] if notes else [])
 
 
+def interval_cells(point: float | None, draws: list[float | None], resamples: int) -> list[str]:
+    """Table cells of a paired ratio: the point estimate, its 90 % interval over the resampled
+    ``draws`` and the share of them >= 1; "-" where the ratio is undefined (AF(0.5) not reached)
+    in most resamples."""
+    got = np.array([d for d in draws if d is not None])
+    if point is None or len(got) < resamples // 2:
+        return ["-" if point is None else f"{point:.2f}", "-", "-"]
+    lo, hi = np.quantile(got, [0.05, 0.95])
+    return [f"{point:.2f}", f"{lo:.2f}-{hi:.2f}", f"{np.mean(got >= 1.0):.0%}"]
+
+
 def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, seed: int = 0) -> str:
     """Markdown: per set, the engine/reference ratios with 90 % intervals from resampling seeds.
 
@@ -231,7 +242,6 @@ def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, se
     rng = np.random.default_rng(seed)
     rows = ["| set | seeds | EF peak / best ref | 90 % interval | resamples >= 1 | AF(0.5) / ref-LCB | 90 % interval | resamples >= 1 |",
             "|---|---|---|---|---|---|---|---|"]
-    f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     for name, n_pool, curves in paired_curves(out, engine):
         n_seeds = len(curves[engine])
 
@@ -245,12 +255,7 @@ def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, se
         draws = [ratios(rng.integers(0, n_seeds, n_seeds)) for _ in range(resamples)]
         cells = []
         for j in range(2):
-            got = np.array([d[j] for d in draws if d[j] is not None])
-            if point[j] is None or len(got) < resamples // 2:  # AF(0.5) undefined in most resamples
-                cells += [f(point[j]), "-", "-"]
-                continue
-            lo, hi = np.quantile(got, [0.05, 0.95])
-            cells += [f(point[j]), f"{lo:.2f}-{hi:.2f}", f"{np.mean(got >= 1.0):.0%}"]
+            cells += interval_cells(point[j], [d[j] for d in draws], resamples)
         rows.append(f"| {name} | {n_seeds} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -283,12 +288,7 @@ def variant_intervals(out: Path, against: Path, engine: str = "default", resampl
         for j, key in ((0, "ef_peak"), (1, "af")):
             va = point[2][key] if key == "ef_peak" else point[2]["af"]["0.5"]
             vb = point[3][key] if key == "ef_peak" else point[3]["af"]["0.5"]
-            got = np.array([d[j] for d in draws if d[j] is not None])
-            if point[j] is None or len(got) < resamples // 2:
-                cells += [f(va), f(vb), f(point[j]), "-", "-"]
-                continue
-            lo, hi = np.quantile(got, [0.05, 0.95])
-            cells += [f(va), f(vb), f(point[j]), f"{lo:.2f}-{hi:.2f}", f"{np.mean(got >= 1.0):.0%}"]
+            cells += [f(va), f(vb)] + interval_cells(point[j], [d[j] for d in draws], resamples)
         rows.append(f"| {name} | {k} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
