@@ -32,3 +32,20 @@ def test_a_saved_run_records_it_and_compare_names_mixed_environments(tmp_path, p
     table = pool_bench.compare(suite)
     assert "Environment differs, s: default vs reference-gp-lcb (linear_operator:" in table
     assert "reference-gp-ei (" not in table
+
+
+def test_the_project_pins_every_library_the_numbers_depend_on():
+    """`make venv` installs with constraints.txt: each package whose version moves the decisions is
+    pinned there, and the environment the tests run in has the pinned version."""
+    from pathlib import Path
+
+    pins = {}
+    for line in (Path(__file__).resolve().parents[2] / "constraints.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[name.strip().lower().replace("-", "_")] = version.strip()
+    assert set(PACKAGES) <= set(pins), f"not pinned: {sorted(set(PACKAGES) - set(pins))}"
+    env = environment()
+    for name in PACKAGES:
+        assert env[name].split("+")[0] == pins[name], f"{name} {env[name]} installed, {pins[name]} pinned"
