@@ -29,6 +29,7 @@ bandgap_dft_vs_expt (composition features -> measured band gap; DFT band gap as 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 import warnings
@@ -80,8 +81,10 @@ def load_sets(root: Path) -> dict[str, dict]:
     return sets
 
 
-def fit(kind: str, X, Y, Y_cheap=None, seed: int = 0):
+def fit(kind: str, X, Y, Y_cheap=None, seed: int = 0, subset_points: int | None = None):
     from dm_hpc.learn import fit_surrogate
+
+    subset = {"subset_points": subset_points} if subset_points and kind.startswith("auto") else {}
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -100,10 +103,21 @@ def fit(kind: str, X, Y, Y_cheap=None, seed: int = 0):
             return fit_surrogate(Xa, torch.cat([Y_cheap, Y]), kind="multitask", task_index=task, target_task=1)
         if kind == "ensemble":
             return fit_surrogate(X, Y, kind="ensemble", seed=seed)
+        if kind == "auto-matern":  # auto with the Matern kernel at every size (LARGE_KINDS)
+            from dm_hpc.learn.gp import GP_DEFAULTS
+
+            return fit_surrogate(X, Y, kind="subset-gp" if subset else "auto", seed=seed, settings=GP_DEFAULTS, **subset)
+        if kind == "auto-rbf":  # auto with the large-data kernel at every size
+            from dm_hpc.learn.subset_gp import LARGE_DATA_SETTINGS
+
+            return fit_surrogate(X, Y, kind="subset-gp" if subset else "auto", seed=seed, settings=LARGE_DATA_SETTINGS,
+                                 **subset)
+        if subset:
+            return fit_surrogate(X, Y, kind="subset-gp", seed=seed, **subset)
         return fit_surrogate(X, Y, kind=kind, seed=seed)
 
 
-def evaluate(name: str, data: dict, kinds: list[str], splits: int) -> list[dict]:
+def evaluate(name: str, data: dict, kinds: list[str], splits: int, subset_points: int | None = None) -> list[dict]:
     from dm_hpc.learn.quality import held_out_quality
 
     X, Y = data["X"], data["Y"]
@@ -117,7 +131,7 @@ def evaluate(name: str, data: dict, kinds: list[str], splits: int) -> list[dict]
             k = int(0.8 * len(X))
             tr, te = perm[:k], perm[k:]
             t0 = time.perf_counter()
-            model = fit(kind, X[tr], Y[tr], data["Y_cheap"][tr] if "Y_cheap" in data else None, seed)
+            model = fit(kind, X[tr], Y[tr], data["Y_cheap"][tr] if "Y_cheap" in data else None, seed, subset_points)
             secs.append(time.perf_counter() - t0)
             q = held_out_quality(model, X[te], Y[te])
             cov.append(q.coverage90)
@@ -165,9 +179,11 @@ LARGE_SETS = {"heteroscedastic": synthetic, "latency": latency_synthetic}
 #: Large-data candidates: "auto" (what campaigns use: exact GP up to GP_MAX_POINTS, the subset GP
 #: beyond, with a noise level that varies over the inputs where the left-out rows show it),
 #: "auto-homoscedastic" (the same with one noise level: auto before the varying noise),
+#: "auto-matern" (auto with the Matern kernel of smaller tables above GP_MAX_POINTS too: auto before
+#: the kernel by data size),
 #: "ensemble" (the calibrated ensemble, auto's choice before issue 23) and "gp-2000" (an
 #: exact GP conditioned on a random 2,000-point subset: the reference the chosen model must match).
-LARGE_KINDS = ("auto", "auto-homoscedastic", "ensemble", "gp-2000")
+LARGE_KINDS = ("auto", "auto-homoscedastic", "auto-matern", "ensemble", "gp-2000")
 
 
 def large_data_quality(n: int, seed: int = 0, n_test: int = 2000, kind: str = "auto", q: int = 16,
@@ -189,6 +205,10 @@ def large_data_quality(n: int, seed: int = 0, n_test: int = 2000, kind: str = "a
         warnings.simplefilter("ignore")
         if kind == "auto-homoscedastic":
             model = fit_surrogate(Xf, Yf, kind="auto", seed=seed, noise="homoscedastic")
+        elif kind == "auto-matern":
+            from dm_hpc.learn.gp import GP_DEFAULTS
+
+            model = fit_surrogate(Xf, Yf, kind="auto", seed=seed, settings=GP_DEFAULTS)
         else:
             model = fit_surrogate(Xf, Yf, kind="gp" if kind == "gp-2000" else kind, seed=seed)
     fit_s = time.perf_counter() - t0
@@ -202,7 +222,7 @@ def large_data_quality(n: int, seed: int = 0, n_test: int = 2000, kind: str = "a
     label = kind
     if kind.startswith("auto"):
         label = ("gp" if n <= GP_MAX_POINTS else "subset-gp") + (", varying noise" if is_heteroscedastic(model) else "")
-        label += " (auto)" if kind == "auto" else " (auto, one noise level)"
+        label += {"auto": " (auto)", "auto-matern": " (auto, Matern)"}.get(kind, " (auto, one noise level)")
     return {"n": n, "set": data, "kind": label, **quality, "fit_s": fit_s, "propose_s": propose_s, "cpu_s": cpu_s, "load": os.getloadavg()[0]}
 
 
@@ -222,28 +242,41 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--splits", type=int, default=5)
     ap.add_argument("--kinds", default="gp,stock,multitask,ensemble")
+    ap.add_argument("--subset-points", type=int, default=0,
+                    help="auto kinds of the real-set table condition on this many rows (the large-data path on a small table)")
     ap.add_argument("--sets", default="", help="comma-separated substrings of set names (default: all)")
     ap.add_argument("--large", default="", help="synthetic sizes for the large-data model, e.g. 10000,100000")
     ap.add_argument("--large-kinds", default=",".join(LARGE_KINDS), help="rows of the large-data table (LARGE_KINDS)")
     ap.add_argument("--large-sets", default="heteroscedastic", help="synthetic sets of the large-data table (LARGE_SETS)")
+    ap.add_argument("--large-seeds", default="0", help="draws of each large set (data, subset and fit seeds), e.g. 0,1,2")
+    ap.add_argument("--jsonl", default="", help="append every large-data row to this file (JSON lines)")
     a = ap.parse_args()
     print("| set | records | surrogate | coverage of 90 % intervals (mean) | per split | RMSE | fit (s) |")
     print("|---|---|---|---|---|---|---|")
     for name, data in (load_sets(DATASETS) if a.splits else {}).items():  # --splits 0: synthetic sets only
         if a.sets and not any(s in name for s in a.sets.split(",")):
             continue
-        evaluate(name, data, a.kinds.split(","), a.splits)
+        evaluate(name, data, a.kinds.split(","), a.splits, a.subset_points or None)
     sizes = [int(s) for s in a.large.split(",") if s]
     if sizes:
         print(f"\nLarge data, synthetic (shared 2-core machine, load average {os.getloadavg()[0]:.1f} at start; "
-              "one seed; seconds are those of a loaded machine, compare rows):\n")
+              "seeds " + a.large_seeds + "; seconds are those of a loaded machine, compare rows):\n")
         print("| set | records | surrogate | RMSE vs truth | latent 90 % coverage of truth | predictive 90 % coverage "
               "| fit (s) | propose q=16 (s) | fit + propose (s) | fit + propose (CPU s) | load |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
+    from dm_hpc.learn import GP_MAX_POINTS
+
     for data in a.large_sets.split(",") if sizes else ():
         for n in sizes:
-            for kind in a.large_kinds.split(","):
-                print_large_row(large_data_quality(n, kind=kind, data=data))
+            for seed in (int(s) for s in a.large_seeds.split(",")):
+                for kind in a.large_kinds.split(","):
+                    if kind == "auto-matern" and n <= GP_MAX_POINTS:
+                        continue  # auto is Matern there
+                    row = {**large_data_quality(n, seed=seed, kind=kind, data=data), "seed": seed}
+                    print_large_row(row)
+                    if a.jsonl:
+                        with open(a.jsonl, "a") as f:
+                            f.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

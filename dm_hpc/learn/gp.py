@@ -63,6 +63,18 @@ GP_DEFAULTS = GPSettings(prior="matern", full_fit_points=0)
 MULTITASK_SETTINGS = GPSettings()
 
 
+def kernel_prior(model) -> str | None:
+    """``GPSettings.prior`` of a GP built by ``fit_gp``: "matern" when its kernel is the ARD
+    Matern-5/2 of ``_matern_ard``, else "botorch" (SingleTaskGP's own RBF); None for a model
+    without a kernel. Saved models record it, so that they are rebuilt with the kernel they were
+    fitted with."""
+    from gpytorch.kernels import MaternKernel
+
+    if getattr(model, "covar_module", None) is None:
+        return None
+    return "matern" if any(isinstance(k, MaternKernel) for k in model.covar_module.modules()) else "botorch"
+
+
 def _as_xy(X, Y) -> tuple[Tensor, Tensor]:
     """Inputs ``n x d`` and outcomes ``n x m`` as double tensors (a 1-D ``Y`` becomes ``n x 1``)."""
     X = torch.as_tensor(X, dtype=torch.double)

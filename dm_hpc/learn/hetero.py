@@ -43,7 +43,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dm_hpc.learn.gp import GPSettings, _as_xy, fit_gp
+from dm_hpc.learn.gp import GPSettings, _as_xy, fit_gp, kernel_prior
 
 #: Mean and variance of ``log X`` for ``X ~ chi2_1``: ``digamma(1/2) + log 2`` and ``pi^2 / 2``.
 LOG_CHI2_MEAN = -1.2703628454614782
@@ -205,10 +205,10 @@ def fit_heteroscedastic(homo, X: Tensor, Y: Tensor, rows: Tensor, bounds: Tensor
 
 def heteroscedastic_state(model) -> dict[str, Any]:
     """What ``rebuild_heteroscedastic`` needs besides the ``state_dict``: the subset's rows, their
-    fixed noise, the noise model's rows and targets (tensors only)."""
+    fixed noise, the noise model's rows and targets (tensors only), and the kernel (``prior``)."""
     nm = model.noise_model
     raw = lambda t: t.detach().cpu()  # noqa: E731
-    return {"X": raw(model.input_transform.untransform(model.train_inputs[0])),
+    return {"prior": kernel_prior(model), "X": raw(model.input_transform.untransform(model.train_inputs[0])),
             "Y": raw(_train_outcomes(model)), "Yvar": raw(_train_yvar(model)),
             "noise_X": raw(nm.input_transform.untransform(nm.train_inputs[0])), "noise_Z": raw(_train_outcomes(nm))}
 
@@ -236,8 +236,10 @@ def rebuild_heteroscedastic(state: dict[str, Any], state_dict: dict[str, Tensor]
         Z = state["noise_Z"]
         noise_model = fit_gp(state["noise_X"], Z, Yvar=torch.full_like(Z, LOG_CHI2_VAR), bounds=bounds, maxiter=0,
                              settings=NOISE_SETTINGS)
+        # a model saved before the kernel was recorded had the Matern kernel
+        settings = GPSettings(prior=state.get("prior", "matern"), full_fit_points=0)
         model = fit_gp(state["X"], state["Y"], Yvar=state["Yvar"], bounds=bounds, maxiter=0,
-                       model_class=heteroscedastic_gp_class())
+                       model_class=heteroscedastic_gp_class(), settings=settings)
     model.attach_noise_model(noise_model, torch.ones(state["Y"].shape[-1]))
     model.train()
     model.load_state_dict(state_dict, strict=True)

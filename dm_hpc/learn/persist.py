@@ -27,15 +27,18 @@ def surrogate_state(
     target_task: int | None = None,
 ) -> dict[str, Any]:
     """What ``rebuild_surrogate`` needs: ``kind`` ("gp", "subset-gp", "multitask", "ensemble"), the ``n x d``
-    inputs and ``n x m`` outcomes the model was fitted on, the fidelity ids of a multi-task model;
-    for a subset GP with a varying noise level (``hetero``), its subset, their noise and its noise
-    model's rows (``"noise"``)."""
+    inputs and ``n x m`` outcomes the model was fitted on, the fidelity ids of a multi-task model,
+    the kernel of a single-task GP (``"prior"``, as ``GPSettings.prior``); for a subset GP with a
+    varying noise level (``hetero``), its subset, their noise and its noise model's rows (``"noise"``)."""
     from dm_hpc.learn.hetero import heteroscedastic_state, is_heteroscedastic
 
     if kind == "ensemble":
         return {"format": FORMAT, "kind": kind, "ensemble": model.to_state()}
+    from dm_hpc.learn.gp import kernel_prior
+
     noise = {"noise": heteroscedastic_state(model)} if is_heteroscedastic(model) else {}
-    return {**noise,
+    prior = {"prior": kernel_prior(model)} if kind in ("gp", "subset-gp") else {}
+    return {**noise, **prior,
         "format": FORMAT,
         "kind": kind,
         "X": torch.as_tensor(X, dtype=torch.double).cpu(),
@@ -66,6 +69,10 @@ def rebuild_surrogate(state: dict[str, Any]):
         # one start and one noise level: the saved hyper-parameters replace whatever the
         # (zero-iteration) fit found; a saved model without "noise" had one noise level
         starts = {"starts": 1, "noise": "homoscedastic"} if state["kind"] == "subset-gp" else {}
+        if state["kind"] in ("gp", "subset-gp"):  # saved before the kernel was recorded: Matern
+            from dm_hpc.learn.gp import GPSettings
+
+            starts["settings"] = GPSettings(prior=state.get("prior", "matern"), full_fit_points=0)
         model = fit_surrogate(state["X"], state["Y"], kind=state["kind"], task_index=state["task_index"],
                               target_task=state["target_task"], maxiter=0, warm_maxiter=0, **starts)
     model.train()

@@ -260,8 +260,9 @@ def fit_surrogate(
     Args:
         X: ``n x d`` features (``featurize``). Y: ``n x m`` outcomes in canonical units.
         kind: ``"auto"`` (multi-task when ``task_index`` holds several tasks; else an exact GP on
-            at most ``GP_MAX_POINTS`` points, a random subset beyond, its hyper-parameters kept from
-            the better of two starts, a noise level per input where the left-out rows show one:
+            at most ``GP_MAX_POINTS`` points, a random subset beyond with BoTorch's RBF kernel in place
+            of Matern-5/2, its hyper-parameters kept from the better of two starts, a noise level
+            per input where the left-out rows show one:
             ``subset_gp``, ``hetero``), ``"gp"`` (``fit_gp``: one start, all points),
             ``"subset-gp"`` (as auto), ``"multitask"``, ``"ensemble"`` (calibrated Gaussian ensemble).
         task_index: ``n`` integer fidelity ids for the multi-task GP.

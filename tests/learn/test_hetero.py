@@ -9,6 +9,7 @@ predicted at new inputs, switched off where the noise does not vary, and saved a
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from dm_hpc.learn import fit_surrogate
@@ -86,15 +87,19 @@ def test_no_test_without_left_out_rows():
     assert not is_heteroscedastic(model) and model.train_inputs[0].shape[-2] == 600
 
 
-def test_a_heteroscedastic_model_is_saved_and_rebuilt(tmp_path):
+@pytest.mark.parametrize("kernel", ["matern", "botorch"])
+def test_a_heteroscedastic_model_is_saved_and_rebuilt(tmp_path, kernel):
+    """With either kernel: Matern up to GP_MAX_POINTS records, BoTorch's RBF beyond (forced here on
+    fewer rows to keep the test cheap)."""
+    from dm_hpc.learn.gp import GPSettings, kernel_prior
     from dm_hpc.learn.persist import load_surrogate, save_surrogate, surrogate_state
 
     X, Y = _data(2000, 0)
-    model = fit_surrogate(X, Y, kind="auto", seed=0, **SIZE)
-    assert is_heteroscedastic(model)
+    model = fit_surrogate(X, Y, kind="auto", seed=0, settings=GPSettings(prior=kernel, full_fit_points=0), **SIZE)
+    assert is_heteroscedastic(model) and kernel_prior(model) == kernel
     save_surrogate(surrogate_state(model, "subset-gp", X, Y), tmp_path / "model.pt")
     again = load_surrogate(tmp_path / "model.pt")
-    assert is_heteroscedastic(again)
+    assert is_heteroscedastic(again) and kernel_prior(again) == kernel
     Xt = torch.rand(300, 3, generator=torch.Generator().manual_seed(3), dtype=torch.double)
     with torch.no_grad():
         for noise in (False, True):

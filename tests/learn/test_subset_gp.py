@@ -90,3 +90,38 @@ def test_the_same_seed_gives_the_same_model():
     Xq = X[:20]
     with torch.no_grad():
         assert torch.allclose(a.posterior(Xq).mean, b.posterior(Xq).mean)
+
+
+def test_the_kernel_by_data_size_is_kept_by_warm_starts_and_saved_models(tmp_path):
+    """Above GP_MAX_POINTS records the subset GP uses BoTorch's RBF kernel (the Matern one's latent
+    intervals covered the truth 93-97 % at 10k-100k records, over the 80-95 % band); below, Matern.
+    A saved model is rebuilt with the kernel it was fitted with, and one saved before the kernel
+    was recorded (a Matern model) still loads."""
+    from dm_hpc.learn.gp import GP_DEFAULTS, kernel_prior
+    from dm_hpc.learn.persist import load_surrogate, rebuild_surrogate, save_surrogate, surrogate_state
+
+    cheap = dict(fit_points=60, maxiter=10, noise="homoscedastic")
+    X, Y = _data(GP_MAX_POINTS + 300, 5)
+    small = fit_subset_gp(X[:GP_MAX_POINTS], Y[:GP_MAX_POINTS], seed=0, **cheap)
+    assert kernel_prior(small) == "matern"
+    # a campaign crossing the limit: the Matern model's warm start is dropped, the fit is RBF
+    large = fit_subset_gp(X, Y, seed=0, warm_start=small, **cheap)
+    assert kernel_prior(large) == "botorch"
+    assert large.train_inputs[0].shape[-2] == GP_MAX_POINTS
+    Xq = torch.rand(50, 4, generator=torch.Generator().manual_seed(1), dtype=torch.double)
+    for model, n in ((large, len(X)), (small, GP_MAX_POINTS)):
+        state = surrogate_state(model, "subset-gp", X[:n], Y[:n])
+        save_surrogate(state, tmp_path / "m.pt")
+        again = load_surrogate(tmp_path / "m.pt")
+        assert kernel_prior(again) == kernel_prior(model)
+        with torch.no_grad():
+            a, b = model.posterior(Xq), again.posterior(Xq)
+            assert torch.allclose(a.mean, b.mean, atol=1e-8) and torch.allclose(a.variance, b.variance, atol=1e-10)
+    # a large model saved before the kernel was recorded: fitted with Matern, as then
+    matern = fit_subset_gp(X, Y, seed=0, settings=GP_DEFAULTS, **cheap)
+    old = surrogate_state(matern, "subset-gp", X, Y)
+    old.pop("prior", None)
+    again = rebuild_surrogate(old)
+    assert kernel_prior(again) == "matern"
+    with torch.no_grad():
+        assert torch.allclose(matern.posterior(Xq).mean, again.posterior(Xq).mean, atol=1e-8)
