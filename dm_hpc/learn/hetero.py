@@ -209,11 +209,11 @@ def heteroscedastic_state(model) -> dict[str, Any]:
     nm = model.noise_model
     raw = lambda t: t.detach().cpu()  # noqa: E731
     return {"prior": kernel_prior(model), "X": raw(model.input_transform.untransform(model.train_inputs[0])),
-            "Y": raw(_train_outcomes(model)), "Yvar": raw(_train_yvar(model)),
-            "noise_X": raw(nm.input_transform.untransform(nm.train_inputs[0])), "noise_Z": raw(_train_outcomes(nm))}
+            "Y": raw(train_outcomes(model)), "Yvar": raw(_train_yvar(model)),
+            "noise_X": raw(nm.input_transform.untransform(nm.train_inputs[0])), "noise_Z": raw(train_outcomes(nm))}
 
 
-def _train_outcomes(model) -> Tensor:
+def train_outcomes(model) -> Tensor:
     """``n x m`` training outcomes of an exact GP in outcome units (eval mode: stored standardised)."""
     y = model.train_targets
     y = y.unsqueeze(-1) if y.dim() == 1 else y.transpose(-1, -2)
@@ -248,4 +248,4 @@ def rebuild_heteroscedastic(state: dict[str, Any], state_dict: dict[str, Tensor]
 
 __all__ = ["HETERO_Z", "LOG_CHI2_MEAN", "LOG_CHI2_VAR", "MIN_LEFT_OUT", "NOISE_ROWS", "NOISE_SETTINGS",
            "NoiseEvidence", "TEST_ROWS", "fit_heteroscedastic", "heteroscedastic_gp_class",
-           "heteroscedastic_state", "is_heteroscedastic", "rebuild_heteroscedastic"]
+           "heteroscedastic_state", "is_heteroscedastic", "rebuild_heteroscedastic", "train_outcomes"]

@@ -38,6 +38,11 @@ def surrogate_state(
 
     noise = {"noise": heteroscedastic_state(model)} if is_heteroscedastic(model) else {}
     prior = {"prior": kernel_prior(model)} if kind in ("gp", "subset-gp") else {}
+    if kind == "subset-gp" and not noise:
+        # the rows the GP conditions on, not all records: rebuilt from all of them, it would draw
+        # its subset again with the default seed (another model when it was fitted with another),
+        # and a file for 100,000 records would carry all 100,000
+        X, Y = conditioned_rows(model)
     return {**noise, **prior,
         "format": FORMAT,
         "kind": kind,
@@ -47,6 +52,18 @@ def surrogate_state(
         "target_task": target_task,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
+
+
+def conditioned_rows(model) -> tuple[Tensor, Tensor]:
+    """``(X, Y)``: the ``k x d`` inputs and ``k x m`` outcomes a single-task GP conditions on, in the
+    units it was given (its input and outcome transforms undone)."""
+    from dm_hpc.learn.hetero import train_outcomes
+
+    X = model.train_inputs[0]
+    X = X[0] if X.dim() == 3 else X  # a batched multi-output GP holds one copy per output
+    with torch.no_grad():
+        X = model.input_transform.untransform(X) if getattr(model, "input_transform", None) is not None else X
+    return X.detach().cpu(), train_outcomes(model).detach().cpu()
 
 
 def rebuild_surrogate(state: dict[str, Any]):
