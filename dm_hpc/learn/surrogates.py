@@ -9,7 +9,7 @@
 - ``DeepEnsemble`` / ``fit_ensemble``: S torch MLPs trained together with ``torch.func.vmap``;
   the posterior is BoTorch's ``EnsemblePosterior`` (mean and variance across members).
 - ``fit_surrogate``: picks one of the above, or the exact GP on a subset of the records
-  (``subset_gp``), by data size (overridable).
+  (``subset_gp``: BoTorch's RBF kernel above ``GP_MAX_POINTS`` records), by data size (overridable).
 """
 from __future__ import annotations
 
