@@ -31,6 +31,26 @@ import numpy as np
 import pandas as pd
 
 
+def parameter_values(pool: pd.DataFrame, sources: list[pd.DataFrame], columns: list[str]) -> dict[str, tuple[float, ...]]:
+    """Each column's ``NumericalDiscreteParameter`` values: the pool's values and the sources' minimum
+    and maximum (an input a source lacks is 0 there, as in its measurements), so that the source
+    measurements lie inside the parameter's range. BayBE scales each input by its parameter's value
+    range, so nothing else widens it: a spare value is added only where a column would otherwise hold
+    a single value (BayBE wants >= 2 values per parameter), and then at that value + 1.0 (any second
+    value sets the range of a constant column; there is no range of real values for it to squeeze)."""
+    out = {}
+    for c in columns:
+        vals = {float(v) for v in pool[c]}
+        for s in sources:
+            col = s[c] if c in s.columns else pd.Series([0.0] * len(s), dtype=float)
+            if len(col):
+                vals |= {float(col.min()), float(col.max())}
+        if len(vals) < 2:  # a constant column: BayBE needs a second value
+            vals.add(max(vals) + 1.0)
+        out[c] = tuple(sorted(vals))
+    return out
+
+
 def main(job_path: str) -> None:
     import baybe
     import torch
@@ -52,8 +72,8 @@ def main(job_path: str) -> None:
     n = len(pool)
     top = set(np.argsort(-pool["y"].to_numpy(), kind="stable")[: math.ceil(0.05 * n)].tolist())
     source_rows = pd.concat([s.reindex(columns=columns + ["y"], fill_value=0.0).assign(task=name) for name, s in sources.items()])
-    params = [NumericalDiscreteParameter(c, values=tuple(sorted(set(pool[c].tolist()) | {float(pool[c].max()) + 1.0})))
-              for c in columns]  # a spare value: BayBE wants >= 2 values per parameter
+    values = parameter_values(pool, list(sources.values()), columns)
+    params = [NumericalDiscreteParameter(c, values=values[c]) for c in columns]
     task = TaskParameter("task", values=("target", *sources), active_values=("target",))
     exp = pool[columns].assign(task="target")
     # One search space for all seeds: a SearchSpace is immutable and in BayBE 0.15 each Campaign keeps

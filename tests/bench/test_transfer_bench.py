@@ -70,3 +70,35 @@ def test_compare_prints_the_mean_over_tasks_against_baybe_with_each_tasks_seed_c
     # bandgap: level (1.0 on its 3 common seeds), steel: (2+3)/(1+1) = 2.5 on its 2 -> mean 1.75
     assert "mean over 2 related tasks (seeds: bandgap 3, steel 2): 1.75" in line
     assert "| steel | baybe (2) | 2.50 |" in text and "| unrelated | baybe (4) |" in text
+
+
+def _baybe_transfer():
+    spec = importlib.util.spec_from_file_location("baybe_transfer", BENCH.with_name("baybe_transfer.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # BayBE itself is imported only inside its main()
+    return mod
+
+
+def test_baybe_parameters_span_the_pool_and_the_sources_with_no_spare_value_unless_a_column_is_constant():
+    import pandas as pd
+
+    values = _baybe_transfer().parameter_values
+    pool = pd.DataFrame({"a": [0.2, 0.5, 0.8, 0.5], "b": [1.0, 2.0, 3.0, 1.0], "c": [0.3] * 4, "y": [1.0, 2.0, 3.0, 4.0]})
+    src1 = pd.DataFrame({"a": [0.0, 0.6], "b": [1.5, 2.5], "y": [0.0, 1.0]})  # no "c": 0 there
+    src2 = pd.DataFrame({"a": [0.9, 0.4], "b": [2.0, 4.0], "c": [0.3, 0.3], "y": [0.0, 1.0]})
+    got = values(pool, [src1, src2], ["a", "b", "c"])
+    # the pool's values and each source's min and max; nothing outside [min, max] of those
+    assert got["a"] == (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 0.9)
+    assert got["b"] == (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
+    assert got["c"] == (0.0, 0.3)  # src1 lacks c: its rows have 0 there
+    for c in "abc":
+        assert set(pool[c]) <= set(got[c])
+        for s in (src1, src2):
+            col = s[c] if c in s else pd.Series([0.0] * len(s))
+            assert min(got[c]) <= col.min() and col.max() <= max(got[c])
+    # without sources the range is the pool's own; a constant column alone gets one spare value
+    alone = values(pool, [], ["a", "b", "c"])
+    assert alone["a"] == (0.2, 0.5, 0.8) and alone["b"] == (1.0, 2.0, 3.0)
+    assert alone["c"] == (0.3, 1.3)
+    same = pd.DataFrame({"c": [0.3, 0.3], "y": [0.0, 1.0]})
+    assert values(pool, [same], ["c"])["c"] == (0.3, 1.3)
