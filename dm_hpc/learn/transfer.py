@@ -16,6 +16,15 @@ from a table being 0 there (``union_columns``, ``on_columns``). Two ways of usin
   never had left out and the rest renormalised (as a model file is read on another campaign's
   elements, ``campaign.standard.ModelOnSpace``): a target alloy with 30 % of a new element is
   predicted as its known part, not at a point off the source's simplex where its GP knows nothing.
+  The source's prediction is uncertain where it had no data; with ``source_covariance`` (off by
+  default, ``PRIOR_SOURCE_COVARIANCE``) the prior model's covariance is
+  ``k_residual(x, x') + sum_k c_k^2 Cov_k(x, x')`` (``SourceCovariance``),
+  ``Cov_k`` source k's posterior covariance of ``z_k``: with ``z_k`` as a fixed mean the target GP
+  was as sure of the source's guess as its shrunken residual (``steel``: the pool's best alloy
+  predicted 1625 +- 76 MPa where it is 2570; docs/measurements/transfer.md). A diagonal term (the
+  source's variance per point) would widen each interval but leave the points independent: a joint
+  posterior over a batch would count the source's one error at q points as q independent errors,
+  and a measured point would not teach its neighbours that the source was wrong there.
 
 The guard against negative transfer (``fit_transfer(kind="auto")``): a cold GP on the target alone,
 the multitask and the prior model are each fitted on the target's data, and each is scored by its
@@ -34,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from gpytorch.kernels import Kernel
 from gpytorch.means import Mean
 from gpytorch.priors import NormalPrior
 from torch import Tensor
@@ -48,6 +58,10 @@ MULTITASK_SOURCE_POINTS = 300
 PRIOR_SOURCE_POINTS = 2000
 #: below this many target points the leave-one-out scores cannot tell transfer from cold
 MIN_TARGET_POINTS = 4
+#: the prior kind's covariance includes its sources' posterior covariance (``SourceCovariance``).
+#: Off: measured on the transfer benchmark (docs/measurements/transfer.md, "Source uncertainty"),
+#: ``steel`` 1.21x -> 1.83x cold over 20 seeds, but ``hartmann3-extra-dim`` 0.97x of before (0.96-0.99)
+PRIOR_SOURCE_COVARIANCE = False
 #: capped, warm-started multi-task fits at every size (the target refits at every step)
 _MULTITASK_FIT = GPSettings(full_fit_points=0)
 
@@ -126,12 +140,74 @@ class SourcePriorMean(Mean):
         self.register_prior("slope_prior", NormalPrior(0.0, 1.0), lambda m: m.slopes)
 
     def forward(self, x: Tensor) -> Tensor:
-        raw = x * (self.bounds[1] - self.bounds[0]) + self.bounds[0]
         out = self.constant.expand(x.shape[:-1])
         for k, model in enumerate(self._sources):
-            mu = model.posterior(_on_source(raw[..., self._columns[k]], self._simplex[k])).mean[..., 0]
+            mu = model.posterior(self._on_source(x, k)).mean[..., 0]
             out = out + self.slopes[k] * (mu - self.stats[k, 0]) / self.stats[k, 1]
         return out
+
+    def _on_source(self, x: Tensor, k: int) -> Tensor:
+        """Normalised target inputs ``... x d`` as source k reads them: ``... x len(columns_k)``."""
+        raw = x * (self.bounds[1] - self.bounds[0]) + self.bounds[0]
+        return _on_source(raw[..., self._columns[k]], self._simplex[k])
+
+    def source_covariances(self, x1: Tensor, x2: Tensor, diag: bool = False) -> Tensor:
+        """Posterior covariance of each ``z_k`` (standardised: source k's covariance over its
+        outcomes' variance) between normalised inputs ``batch x n x d`` and ``batch x m x d``:
+        ``K x batch x n x m`` (diag: ``K x batch x n``). A source whose posterior has no covariance
+        (a ready model giving only a mean, ``Source.model``) contributes 0."""
+        batch = torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
+        same = x1 is x2 or (x1.shape == x2.shape and torch.equal(x1, x2))
+        out = []
+        for k, model in enumerate(self._sources):
+            scale = self.stats[k, 1] ** 2
+            if diag:
+                post = model.posterior(self._on_source(x1, k))
+                var = getattr(post, "variance", None)
+                out.append(torch.zeros(*batch, x1.shape[-2], dtype=x1.dtype) if var is None
+                           else var[..., 0].expand(*batch, x1.shape[-2]) / scale)
+                continue
+            # one joint posterior over both sets: its off-diagonal block is the cross-covariance
+            both = x1 if same else torch.cat([x1.expand(*batch, *x1.shape[-2:]), x2.expand(*batch, *x2.shape[-2:])], -2)
+            mvn = getattr(model.posterior(self._on_source(both, k)), "distribution", None)
+            if not hasattr(mvn, "covariance_matrix"):
+                out.append(torch.zeros(*batch, x1.shape[-2], x2.shape[-2], dtype=x1.dtype))
+                continue
+            C = mvn.covariance_matrix
+            C = C if same else C[..., : x1.shape[-2], x1.shape[-2]:]
+            out.append(C.expand(*batch, x1.shape[-2], x2.shape[-2]) / scale)
+        return torch.stack(out)
+
+
+class SourceCovariance(Kernel):
+    """``sum_k c_k^2 Cov_k(x, x')``: what the prior mean ``c_0 + sum_k c_k z_k(x)`` of ``mean`` does not
+    know, ``Cov_k`` the posterior covariance of ``z_k`` (``SourcePriorMean.source_covariances``), the
+    slopes ``c_k`` the mean's own (one parameter, fitted once). Added to the residual kernel of the
+    prior model. Shapes: ``batch x n x d, batch x m x d -> batch x n x m`` (diag: ``batch x n``).
+
+    The source models are fixed, so their covariance at inputs that carry no gradient (the training
+    rows, at every step of the marginal-likelihood fit) is computed once and kept."""
+
+    def __init__(self, mean: SourcePriorMean):
+        super().__init__()
+        self._mean = [mean]  # a plain list: the mean is the model's sub-module, not this kernel's
+        self._kept: tuple | None = None
+
+    def forward(self, x1: Tensor, x2: Tensor, diag: bool = False, **params) -> Tensor:
+        mean = self._mean[0]
+        fixed = not (x1.requires_grad or x2.requires_grad)
+        cov = None
+        if fixed and self._kept is not None:
+            k1, k2, kd, kc = self._kept
+            if kd == diag and k1.shape == x1.shape and k2.shape == x2.shape and torch.equal(k1, x1) and torch.equal(k2, x2):
+                cov = kc
+        if cov is None:
+            cov = mean.source_covariances(x1, x2, diag)
+            if fixed:
+                cov = cov.detach()
+                self._kept = (x1.detach().clone(), x2.detach().clone(), diag, cov)
+        w = mean.slopes.pow(2).reshape(-1, *([1] * (cov.dim() - 1)))
+        return (w * cov).sum(0)
 
 
 def _on_source(x: Tensor, simplex: Sequence[int]) -> Tensor:
@@ -240,15 +316,21 @@ def _source_correlations(model, n_sources: int) -> list[float]:
     return [float(corr[k, n_sources]) for k in range(n_sources)]
 
 
-def _fit_prior(X, y, sources, source_models, stats, bounds, warm, seed):
+def _prior_model(X: Tensor, y: Tensor, mean: SourcePriorMean, bounds: Tensor, source_covariance: bool):
+    """The prior kind's target GP (``n x d``, ``n``) on ``mean``: a Matern residual, plus the sources'
+    posterior covariance when ``source_covariance`` (``SourceCovariance``)."""
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
 
     d = X.shape[-1]
-    model = SingleTaskGP(X, y.reshape(-1, 1), covar_module=_matern_ard(d),
-                         mean_module=SourcePriorMean(source_models, [s.columns() for s in sources], stats, bounds,
-                                                     [s.simplex_positions() for s in sources]),
-                         input_transform=Normalize(d, bounds=bounds), outcome_transform=Standardize(1))
+    covar = _matern_ard(d) + SourceCovariance(mean) if source_covariance else _matern_ard(d)
+    return SingleTaskGP(X, y.reshape(-1, 1), covar_module=covar, mean_module=mean,
+                        input_transform=Normalize(d, bounds=bounds), outcome_transform=Standardize(1))
+
+
+def _fit_prior(X, y, sources, source_models, stats, bounds, warm, seed, source_covariance: bool):
+    mean = SourcePriorMean(source_models, [s.columns() for s in sources], stats, bounds, [s.simplex_positions() for s in sources])
+    model = _prior_model(X, y, mean, bounds, source_covariance)
     ok = warm is not None and _load_hypers(model, {**_hyper_state(warm), "mean_module.slopes": warm.mean_module.slopes.detach(),
                                                     "mean_module.constant": warm.mean_module.constant.detach()})
     _fit_mll(model, 30 if ok else 60, seed)
@@ -263,6 +345,7 @@ def fit_transfer(
     bounds: Tensor | None = None,
     warm_start: TransferFit | None = None,
     seed: int = 0,
+    source_covariance: bool | None = None,
 ) -> TransferFit:
     """Fit the target's model with sources, or without them when they do not help.
 
@@ -274,12 +357,17 @@ def fit_transfer(
         warm_start: the previous ``TransferFit`` on the same sources: hyper-parameters of each
             candidate start from it, and the source GPs of the prior kind are reused.
         seed: subsampling of sources and the fits' restarts.
+        source_covariance: the prior kind adds its sources' posterior covariance to its kernel
+            (``SourceCovariance``); False: the sources' means only. None: ``PRIOR_SOURCE_COVARIANCE``
+            (read at the call, so a benchmark can switch it for a whole campaign).
 
     Returns:
         a ``TransferFit``; its ``model`` predicts the target (``n x d -> n x 1``).
     """
     if kind != "auto" and kind not in KINDS:
         raise ValueError(f"unknown transfer kind {kind!r}; use auto or one of {', '.join(KINDS)}")
+    if source_covariance is None:
+        source_covariance = PRIOR_SOURCE_COVARIANCE
     X = torch.as_tensor(X, dtype=torch.double)
     y = torch.as_tensor(y, dtype=torch.double).reshape(-1)
     names = [s.name for s in sources]
@@ -323,9 +411,11 @@ def fit_transfer(
                                          (s.X[:, s.columns()].double(), s.y.double().reshape(-1, 1))
                                          for s in (subsample(s, PRIOR_SOURCE_POINTS, seed) for s in sources)],
                              "columns": [s.columns() for s in sources],
-                             "simplex": [s.simplex_positions() for s in sources]}
+                             "simplex": [s.simplex_positions() for s in sources],
+                             "source_covariance": source_covariance}
             stats = torch.stack([torch.stack([s.y.double().mean(), s.y.double().std().clamp_min(1e-12)]) for s in sources])
-            fits["prior"] = _fit_prior(X, y, sources, source_models, stats, bounds, prev.candidates.get("prior") if prev else None, seed)
+            fits["prior"] = _fit_prior(X, y, sources, source_models, stats, bounds, prev.candidates.get("prior") if prev else None, seed,
+                                       source_covariance)
     loo, rmse = _score(fits, len(y), len(sources), y)
     chosen = _choose(loo, len(y)) if kind == "auto" else kind
     weights = _weights(chosen, fits.get(chosen), names)
@@ -399,6 +489,7 @@ def transfer_state(fit: TransferFit, source_state: Callable[[object], dict], col
                             for m, d in zip(fit.source_models, prior["sources"])]
         state["columns"] = [list(c) for c in (columns or prior["columns"])]
         state["simplex"] = [list(c) for c in prior.get("simplex", [])]
+        state["source_covariance"] = bool(prior.get("source_covariance", False))
     return state
 
 
@@ -420,15 +511,17 @@ def rebuild_transfer(state: dict, source_model: Callable[[dict], object]):
             model = fit_multitask(state["Xa"], state["ya"].unsqueeze(-1), state["task"], target_task=K, bounds=bounds,
                                   all_tasks=list(range(K + 1)), settings=_MULTITASK_FIT, seed=state["seed"], maxiter=0)
         elif kind in ("cold", "prior"):
-            mean = None
             if kind == "prior":
                 from dm_hpc.learn.persist import rebuild_surrogate
 
                 models = [rebuild_surrogate(s) if s.get("kind") == "gp" else source_model(s) for s in state["sources"]]
                 mean = SourcePriorMean(models, state["columns"], torch.zeros(len(models), 2, dtype=torch.double), bounds,
                                        state.get("simplex", ()))
-            model = SingleTaskGP(X, y.reshape(-1, 1), covar_module=_matern_ard(d), mean_module=mean,
-                                 input_transform=Normalize(d, bounds=bounds), outcome_transform=Standardize(1))
+                # a state saved before the key existed is a model without the sources' covariance
+                model = _prior_model(X, y, mean, bounds, bool(state.get("source_covariance", False)))
+            else:
+                model = SingleTaskGP(X, y.reshape(-1, 1), covar_module=_matern_ard(d),
+                                     input_transform=Normalize(d, bounds=bounds), outcome_transform=Standardize(1))
         else:
             raise ValueError(f"unknown transfer kind {kind!r} in a saved model")
     model.train()
@@ -436,6 +529,7 @@ def rebuild_transfer(state: dict, source_model: Callable[[dict], object]):
     return model.eval()
 
 
-__all__ = ["KINDS", "MIN_TARGET_POINTS", "MULTITASK_SOURCE_POINTS", "PRIOR_SOURCE_POINTS", "Source", "SourcePriorMean",
+__all__ = ["KINDS", "MIN_TARGET_POINTS", "MULTITASK_SOURCE_POINTS", "PRIOR_SOURCE_COVARIANCE", "PRIOR_SOURCE_POINTS", "Source",
+           "SourceCovariance", "SourcePriorMean",
            "TransferFit", "fit_transfer", "loo_log_density", "loo_predictions", "on_columns", "rebuild_transfer", "subsample",
            "transfer_state", "union_columns"]

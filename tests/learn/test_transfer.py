@@ -169,3 +169,34 @@ def test_loo_rmse_and_predictions_agree_with_the_loo_density():
         assert float(((mean - f(X)) ** 2).mean().sqrt()) == pytest.approx(fit.loo_rmse[kind], rel=1e-6)
         lpd = -0.5 * (torch.log(2 * math.pi * sd ** 2) + ((f(X) - mean) / sd) ** 2)
         assert float(lpd.mean()) == pytest.approx(fit.loo[kind], rel=1e-5, abs=1e-6)
+
+
+def test_the_prior_model_is_as_unsure_as_its_source_where_the_source_had_no_data():
+    """The prior model's mean leans on a source's prediction, so its variance there is at least the
+    source's own (slope squared, target units): a source fitted on x0 < 0.5 guesses at x0 > 0.9;
+    a target that agrees with it where both have data gets a large slope and a small residual, and
+    without the source's covariance was sure of that guess. Also: a state saved without the key
+    (before the source covariance) rebuilds as the model it was, mean only."""
+    from dm_hpc.learn.transfer import rebuild_transfer, transfer_state
+
+    Xs = _rand(200, d=2, seed=1) * torch.tensor([0.5, 1.0], dtype=torch.double)
+    X = _rand(8, d=2, seed=2) * torch.tensor([0.5, 1.0], dtype=torch.double)
+    far = torch.tensor([[0.95, 0.2], [1.0, 0.5], [0.9, 0.8]], dtype=torch.double)
+    bounds = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.double)
+    fit = fit_transfer(X, f(X), [Source("screen", Xs, f(Xs))], kind="prior", bounds=bounds, source_covariance=True)
+    model = fit.model
+    slope = fit.weights["screen"]
+    assert slope > 0.5  # the source is the target's landscape: it is used
+    with torch.no_grad():
+        source_var = fit.source_models[0].posterior(far).variance[:, 0] / f(Xs).var()  # z's variance
+        floor = slope ** 2 * source_var * model.outcome_transform.stdvs.reshape(-1)[0] ** 2
+        assert (model.posterior(far).variance[:, 0] >= 0.9 * floor).all()
+
+    state = transfer_state(fit, lambda m: {})
+    assert state["source_covariance"] is True
+    old = fit_transfer(X, f(X), [Source("screen", Xs, f(Xs))], kind="prior", bounds=bounds, source_covariance=False)
+    saved = transfer_state(old, lambda m: {})
+    del saved["source_covariance"]  # as written before the key existed
+    again = rebuild_transfer(saved, lambda s: None)
+    with torch.no_grad():
+        assert torch.allclose(again.posterior(far).variance, old.model.posterior(far).variance, atol=1e-8)
