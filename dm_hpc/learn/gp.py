@@ -75,6 +75,25 @@ def kernel_prior(model) -> str | None:
     return "matern" if any(isinstance(k, MaternKernel) for k in model.covar_module.modules()) else "botorch"
 
 
+def saved_settings(prior: str | None) -> GPSettings:
+    """The settings a saved GP is rebuilt with: capped fits, as campaigns make them, with the kernel
+    it recorded (``kernel_prior``); None, a model saved before the kernel was recorded, had Matern."""
+    return GPSettings(prior=prior or "matern", full_fit_points=0)
+
+
+def conditioned_rows(model) -> tuple[Tensor, Tensor]:
+    """``(X, Y)``: the ``k x d`` inputs and ``k x m`` outcomes an exact single-task GP conditions on,
+    in the units it was given (its input and outcome transforms undone; eval mode)."""
+    X = model.train_inputs[0]
+    X = X[0] if X.dim() == 3 else X  # a batched multi-output GP holds one copy per output
+    y = model.train_targets
+    y = y.unsqueeze(-1) if y.dim() == 1 else y.transpose(-1, -2)
+    with torch.no_grad():
+        X = model.input_transform.untransform(X) if getattr(model, "input_transform", None) is not None else X
+        Y = y * model.outcome_transform.stdvs + model.outcome_transform.means
+    return X.detach().cpu(), Y.detach().cpu()
+
+
 def _as_xy(X, Y) -> tuple[Tensor, Tensor]:
     """Inputs ``n x d`` and outcomes ``n x m`` as double tensors (a 1-D ``Y`` becomes ``n x 1``)."""
     X = torch.as_tensor(X, dtype=torch.double)

@@ -43,7 +43,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dm_hpc.learn.gp import GPSettings, _as_xy, fit_gp, kernel_prior
+from dm_hpc.learn.gp import GPSettings, _as_xy, conditioned_rows, fit_gp
 
 #: Mean and variance of ``log X`` for ``X ~ chi2_1``: ``digamma(1/2) + log 2`` and ``pi^2 / 2``.
 LOG_CHI2_MEAN = -1.2703628454614782
@@ -204,20 +204,11 @@ def fit_heteroscedastic(homo, X: Tensor, Y: Tensor, rows: Tensor, bounds: Tensor
 
 
 def heteroscedastic_state(model) -> dict[str, Any]:
-    """What ``rebuild_heteroscedastic`` needs besides the ``state_dict``: the subset's rows, their
-    fixed noise, the noise model's rows and targets (tensors only), and the kernel (``prior``)."""
-    nm = model.noise_model
-    raw = lambda t: t.detach().cpu()  # noqa: E731
-    return {"prior": kernel_prior(model), "X": raw(model.input_transform.untransform(model.train_inputs[0])),
-            "Y": raw(train_outcomes(model)), "Yvar": raw(_train_yvar(model)),
-            "noise_X": raw(nm.input_transform.untransform(nm.train_inputs[0])), "noise_Z": raw(train_outcomes(nm))}
-
-
-def train_outcomes(model) -> Tensor:
-    """``n x m`` training outcomes of an exact GP in outcome units (eval mode: stored standardised)."""
-    y = model.train_targets
-    y = y.unsqueeze(-1) if y.dim() == 1 else y.transpose(-1, -2)
-    return y * model.outcome_transform.stdvs + model.outcome_transform.means
+    """What ``rebuild_heteroscedastic`` needs besides the ``state_dict`` and the settings: the
+    subset's rows, their fixed noise, the noise model's rows and targets (tensors only)."""
+    X, Y = conditioned_rows(model)
+    noise_X, noise_Z = conditioned_rows(model.noise_model)
+    return {"X": X, "Y": Y, "Yvar": _train_yvar(model).detach().cpu(), "noise_X": noise_X, "noise_Z": noise_Z}
 
 
 def _train_yvar(model) -> Tensor:
@@ -227,8 +218,9 @@ def _train_yvar(model) -> Tensor:
     return v * model.outcome_transform.stdvs ** 2
 
 
-def rebuild_heteroscedastic(state: dict[str, Any], state_dict: dict[str, Tensor]):
-    """The ``HeteroscedasticGP`` saved as ``heteroscedastic_state`` plus its ``state_dict``, in eval mode."""
+def rebuild_heteroscedastic(state: dict[str, Any], state_dict: dict[str, Tensor], settings: GPSettings | None = None):
+    """The ``HeteroscedasticGP`` saved as ``heteroscedastic_state`` plus its ``state_dict``, in eval
+    mode, built with ``settings`` (its kernel; default ``fit_gp``'s)."""
     d = state["X"].shape[-1]
     bounds = torch.stack([torch.zeros(d), torch.ones(d)]).double()  # replaced by the saved Normalize bounds
     with warnings.catch_warnings():
@@ -236,8 +228,6 @@ def rebuild_heteroscedastic(state: dict[str, Any], state_dict: dict[str, Tensor]
         Z = state["noise_Z"]
         noise_model = fit_gp(state["noise_X"], Z, Yvar=torch.full_like(Z, LOG_CHI2_VAR), bounds=bounds, maxiter=0,
                              settings=NOISE_SETTINGS)
-        # a model saved before the kernel was recorded had the Matern kernel
-        settings = GPSettings(prior=state.get("prior", "matern"), full_fit_points=0)
         model = fit_gp(state["X"], state["Y"], Yvar=state["Yvar"], bounds=bounds, maxiter=0,
                        model_class=heteroscedastic_gp_class(), settings=settings)
     model.attach_noise_model(noise_model, torch.ones(state["Y"].shape[-1]))
@@ -248,4 +238,4 @@ def rebuild_heteroscedastic(state: dict[str, Any], state_dict: dict[str, Tensor]
 
 __all__ = ["HETERO_Z", "LOG_CHI2_MEAN", "LOG_CHI2_VAR", "MIN_LEFT_OUT", "NOISE_ROWS", "NOISE_SETTINGS",
            "NoiseEvidence", "TEST_ROWS", "fit_heteroscedastic", "heteroscedastic_gp_class",
-           "heteroscedastic_state", "is_heteroscedastic", "rebuild_heteroscedastic", "train_outcomes"]
+           "heteroscedastic_state", "is_heteroscedastic", "rebuild_heteroscedastic"]

@@ -34,7 +34,7 @@ def surrogate_state(
 
     if kind == "ensemble":
         return {"format": FORMAT, "kind": kind, "ensemble": model.to_state()}
-    from dm_hpc.learn.gp import kernel_prior
+    from dm_hpc.learn.gp import conditioned_rows, kernel_prior
 
     noise = {"noise": heteroscedastic_state(model)} if is_heteroscedastic(model) else {}
     prior = {"prior": kernel_prior(model)} if kind in ("gp", "subset-gp") else {}
@@ -54,42 +54,30 @@ def surrogate_state(
     }
 
 
-def conditioned_rows(model) -> tuple[Tensor, Tensor]:
-    """``(X, Y)``: the ``k x d`` inputs and ``k x m`` outcomes a single-task GP conditions on, in the
-    units it was given (its input and outcome transforms undone)."""
-    from dm_hpc.learn.hetero import train_outcomes
-
-    X = model.train_inputs[0]
-    X = X[0] if X.dim() == 3 else X  # a batched multi-output GP holds one copy per output
-    with torch.no_grad():
-        X = model.input_transform.untransform(X) if getattr(model, "input_transform", None) is not None else X
-    return X.detach().cpu(), train_outcomes(model).detach().cpu()
-
-
 def rebuild_surrogate(state: dict[str, Any]):
     """The BoTorch ``Model`` saved by ``surrogate_state``, in eval mode."""
     import warnings
 
     from dm_hpc.learn.ensemble import calibrated_ensemble_class
+    from dm_hpc.learn.gp import saved_settings
     from dm_hpc.learn.surrogates import fit_surrogate
 
     if state.get("format") != FORMAT:
         raise ValueError(f"saved surrogate has format {state.get('format')!r}; this dm-hpc reads {FORMAT}")
     if state["kind"] == "ensemble":
         return calibrated_ensemble_class().from_state(state["ensemble"])
+    settings = saved_settings(state.get("prior"))  # single-task GPs: the kernel they were fitted with
     if state.get("noise") is not None:  # the subset GP with a varying noise level: built from its own rows
         from dm_hpc.learn.hetero import rebuild_heteroscedastic
 
-        return rebuild_heteroscedastic(state["noise"], state["state_dict"])
+        return rebuild_heteroscedastic(state["noise"], state["state_dict"], settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # one start and one noise level: the saved hyper-parameters replace whatever the
         # (zero-iteration) fit found; a saved model without "noise" had one noise level
         starts = {"starts": 1, "noise": "homoscedastic"} if state["kind"] == "subset-gp" else {}
-        if state["kind"] in ("gp", "subset-gp"):  # saved before the kernel was recorded: Matern
-            from dm_hpc.learn.gp import GPSettings
-
-            starts["settings"] = GPSettings(prior=state.get("prior", "matern"), full_fit_points=0)
+        if state["kind"] in ("gp", "subset-gp"):
+            starts["settings"] = settings
         model = fit_surrogate(state["X"], state["Y"], kind=state["kind"], task_index=state["task_index"],
                               target_task=state["target_task"], maxiter=0, warm_maxiter=0, **starts)
     model.train()
