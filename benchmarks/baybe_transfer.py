@@ -42,9 +42,9 @@ def parameter_values(pool: pd.DataFrame, sources: list[pd.DataFrame], columns: l
     for c in columns:
         vals = {float(v) for v in pool[c]}
         for s in sources:
-            col = s[c] if c in s.columns else pd.Series([0.0] * len(s), dtype=float)
-            if len(col):
-                vals |= {float(col.min()), float(col.max())}
+            if not len(s):
+                continue
+            vals |= {float(s[c].min()), float(s[c].max())} if c in s.columns else {0.0}
         if len(vals) < 2:  # a constant column: BayBE needs a second value
             vals.add(max(vals) + 1.0)
         out[c] = tuple(sorted(vals))

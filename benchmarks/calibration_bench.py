@@ -81,6 +81,21 @@ def load_sets(root: Path) -> dict[str, dict]:
     return sets
 
 
+#: kinds that are ``auto`` with one kernel at every size: "auto-matern" (the smaller tables'
+#: Matern, ``GP_DEFAULTS``; auto before the kernel by data size) and "auto-rbf" (the large-data
+#: kernel, ``subset_gp.LARGE_DATA_SETTINGS``)
+PINNED_KERNELS = ("auto-matern", "auto-rbf")
+
+
+def pinned_settings(kind: str):
+    """The ``GPSettings`` a ``PINNED_KERNELS`` kind fits with (read at the call: ``--variant``-style
+    rebinding of ``GP_DEFAULTS`` reaches it)."""
+    from dm_hpc.learn import gp
+    from dm_hpc.learn.subset_gp import LARGE_DATA_SETTINGS
+
+    return gp.GP_DEFAULTS if kind == "auto-matern" else LARGE_DATA_SETTINGS
+
+
 def fit(kind: str, X, Y, Y_cheap=None, seed: int = 0, subset_points: int | None = None):
     from dm_hpc.learn import fit_surrogate
 
@@ -103,15 +118,8 @@ def fit(kind: str, X, Y, Y_cheap=None, seed: int = 0, subset_points: int | None 
             return fit_surrogate(Xa, torch.cat([Y_cheap, Y]), kind="multitask", task_index=task, target_task=1)
         if kind == "ensemble":
             return fit_surrogate(X, Y, kind="ensemble", seed=seed)
-        if kind == "auto-matern":  # auto with the Matern kernel at every size (LARGE_KINDS)
-            from dm_hpc.learn.gp import GP_DEFAULTS
-
-            return fit_surrogate(X, Y, kind="subset-gp" if subset else "auto", seed=seed, settings=GP_DEFAULTS, **subset)
-        if kind == "auto-rbf":  # auto with the large-data kernel at every size
-            from dm_hpc.learn.subset_gp import LARGE_DATA_SETTINGS
-
-            return fit_surrogate(X, Y, kind="subset-gp" if subset else "auto", seed=seed, settings=LARGE_DATA_SETTINGS,
-                                 **subset)
+        if kind in PINNED_KERNELS:
+            return fit_surrogate(X, Y, kind="subset-gp" if subset else "auto", seed=seed, settings=pinned_settings(kind), **subset)
         if subset:
             return fit_surrogate(X, Y, kind="subset-gp", seed=seed, **subset)
         return fit_surrogate(X, Y, kind=kind, seed=seed)
@@ -205,10 +213,8 @@ def large_data_quality(n: int, seed: int = 0, n_test: int = 2000, kind: str = "a
         warnings.simplefilter("ignore")
         if kind == "auto-homoscedastic":
             model = fit_surrogate(Xf, Yf, kind="auto", seed=seed, noise="homoscedastic")
-        elif kind == "auto-matern":
-            from dm_hpc.learn.gp import GP_DEFAULTS
-
-            model = fit_surrogate(Xf, Yf, kind="auto", seed=seed, settings=GP_DEFAULTS)
+        elif kind in PINNED_KERNELS:
+            model = fit_surrogate(Xf, Yf, kind="auto", seed=seed, settings=pinned_settings(kind))
         else:
             model = fit_surrogate(Xf, Yf, kind="gp" if kind == "gp-2000" else kind, seed=seed)
     fit_s = time.perf_counter() - t0

@@ -10,6 +10,21 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark(name: str):
+    """``benchmarks/<name>.py`` imported by path (the benchmarks are scripts, not a package; their
+    folder goes on ``sys.path`` because they import ``pool_bench`` beside them)."""
+    import importlib.util
+    import sys
+
+    folder = str(REPO / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 DATASETS = Path(os.environ.get("DM_HPC_DATASETS", REPO.parent / "shared" / "datasets"))  # as benchmarks/ read it
 
 

@@ -1,20 +1,14 @@
 """The BayBE comparison that ``benchmarks/transfer_bench.py --compare`` prints (issue 22 item 5)."""
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "transfer_bench.py"
+from tests.conftest import load_benchmark
 
 
 def _transfer_bench():
-    sys.path.insert(0, str(BENCH.parent))  # it imports pool_bench beside it
-    spec = importlib.util.spec_from_file_location("transfer_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("transfer_bench")
 
 
 def _curves(hits: list[int], n_top: int = 4, budget: int = 20) -> np.ndarray:
@@ -73,10 +67,7 @@ def test_compare_prints_the_mean_over_tasks_against_baybe_with_each_tasks_seed_c
 
 
 def _baybe_transfer():
-    spec = importlib.util.spec_from_file_location("baybe_transfer", BENCH.with_name("baybe_transfer.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # BayBE itself is imported only inside its main()
-    return mod
+    return load_benchmark("baybe_transfer")  # BayBE itself is imported only inside its main()
 
 
 def test_baybe_parameters_span_the_pool_and_the_sources_with_no_spare_value_unless_a_column_is_constant():
