@@ -4,8 +4,8 @@ unrelated source leave it no worse than cold?
 Usage: python benchmarks/transfer_bench.py [--seeds 10] [--budget 20] [--tasks a,b] [--rows cold,reference,transfer,baybe]
        python benchmarks/transfer_bench.py --compare      # the tables, with paired intervals over seeds, and best_so_far.png
        python benchmarks/transfer_bench.py --list         # each task's definition
-       python benchmarks/transfer_bench.py --rows transfer --source-covariance on --out benchmarks/results/s29-transfer
-                                                          # the prior model with its sources' covariance (not the default)
+       python benchmarks/transfer_bench.py --rows transfer --source-covariance off --out benchmarks/results/transfer/mean-only
+                                                          # the prior model without its sources' covariance (the default before 2026-12-03)
 
 Tasks (``TASKS``: one builder per task, whose docstring defines it; each writes a target pool and
 source tables as CSVs under ``out/transfer/<task>/`` (not kept in git) so that ``dm-hpc bench pool
@@ -505,7 +505,7 @@ def main() -> None:
     ap.add_argument("--list", action="store_true", help="print each task's definition")
     ap.add_argument("--source-covariance", choices=("on", "off"),
                     help="transfer row: the prior model with or without its sources' posterior covariance "
-                         "(default learn.transfer.PRIOR_SOURCE_COVARIANCE, off); give 'on' its own --out")
+                         "(default learn.transfer.PRIOR_SOURCE_COVARIANCE, on); give 'off' its own --out")
     a = ap.parse_args()
     if a.source_covariance:
         from dm_hpc.learn import transfer

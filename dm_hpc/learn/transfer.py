@@ -16,7 +16,7 @@ from a table being 0 there (``union_columns``, ``on_columns``). Two ways of usin
   never had left out and the rest renormalised (as a model file is read on another campaign's
   elements, ``campaign.standard.ModelOnSpace``): a target alloy with 30 % of a new element is
   predicted as its known part, not at a point off the source's simplex where its GP knows nothing.
-  The source's prediction is uncertain where it had no data; with ``source_covariance`` (off by
+  The source's prediction is uncertain where it had no data; with ``source_covariance`` (on by
   default, ``PRIOR_SOURCE_COVARIANCE``) the prior model's covariance is
   ``k_residual(x, x') + sum_k c_k^2 Cov_k(x, x')`` (``SourceCovariance``),
   ``Cov_k`` source k's posterior covariance of ``z_k``: with ``z_k`` as a fixed mean the target GP
@@ -59,9 +59,10 @@ PRIOR_SOURCE_POINTS = 2000
 #: below this many target points the leave-one-out scores cannot tell transfer from cold
 MIN_TARGET_POINTS = 4
 #: the prior kind's covariance includes its sources' posterior covariance (``SourceCovariance``).
-#: Off: measured on the transfer benchmark (docs/measurements/transfer.md, "Source uncertainty"),
-#: ``steel`` 1.21x -> 1.83x cold over 20 seeds, but ``hartmann3-extra-dim`` 0.97x of before (0.96-0.99)
-PRIOR_SOURCE_COVARIANCE = False
+#: On: measured on the transfer benchmark at 20 seeds (docs/measurements/transfer.md, "Source
+#: uncertainty"): ``steel`` 1.21x -> 1.83x cold, the other related tasks level but
+#: ``hartmann3-extra-dim``, 0.97x of the mean-only model (0.96-0.99) and still above 1.5x cold
+PRIOR_SOURCE_COVARIANCE = True
 #: capped, warm-started multi-task fits at every size (the target refits at every step)
 _MULTITASK_FIT = GPSettings(full_fit_points=0)
 
@@ -138,9 +139,14 @@ class SourcePriorMean(Mean):
         self.register_parameter("slopes", torch.nn.Parameter(torch.zeros(len(self._sources), dtype=bounds.dtype)))
         # a source is a hypothesis, not a fact: slopes start at 0 and are pulled back towards it
         self.register_prior("slope_prior", NormalPrior(0.0, 1.0), lambda m: m.slopes)
+        # per source: the rows and covariance of its last joint posterior at inputs without gradient
+        self._joint: list[tuple[Tensor, Tensor] | None] = [None] * len(self._sources)
+        self._rows: Tensor | None = None  # the rows the mean last read without gradient
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.constant.expand(x.shape[:-1])
+        if x.dim() == 2 and not x.requires_grad:  # a prediction's rows (``source_covariances``)
+            self._rows = x.detach()
         for k, model in enumerate(self._sources):
             mu = model.posterior(self._on_source(x, k)).mean[..., 0]
             out = out + self.slopes[k] * (mu - self.stats[k, 0]) / self.stats[k, 1]
@@ -155,12 +161,21 @@ class SourcePriorMean(Mean):
         """Posterior covariance of each ``z_k`` (standardised: source k's covariance over its
         outcomes' variance) between normalised inputs ``batch x n x d`` and ``batch x m x d``:
         ``K x batch x n x m`` (diag: ``K x batch x n``). A source whose posterior has no covariance
-        (a ready model giving only a mean, ``Source.model``) contributes 0."""
+        (a ready model giving only a mean, ``Source.model``) contributes 0.
+
+        A prediction reads the mean at ``train + test`` rows, then the test-test block, then the
+        test-train block (GPyTorch's order): the first block's posterior is taken over all the rows
+        the mean read, and the second is cut from it (``_kept_block``). Each was a posterior over
+        up to 2,000 source points, most of a decision's time (5.0 of 5.4 CPU s for 4 of 2,048)."""
         batch = torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
         same = x1 is x2 or (x1.shape == x2.shape and torch.equal(x1, x2))
         out = []
         for k, model in enumerate(self._sources):
             scale = self.stats[k, 1] ** 2
+            kept = self._kept_block(k, x1, x1 if diag else x2)
+            if kept is not None:
+                out.append((kept.diagonal(dim1=-2, dim2=-1) if diag else kept) / scale)
+                continue
             if diag:
                 post = model.posterior(self._on_source(x1, k))
                 var = getattr(post, "variance", None)
@@ -169,14 +184,39 @@ class SourcePriorMean(Mean):
                 continue
             # one joint posterior over both sets: its off-diagonal block is the cross-covariance
             both = x1 if same else torch.cat([x1.expand(*batch, *x1.shape[-2:]), x2.expand(*batch, *x2.shape[-2:])], -2)
+            keep = both.dim() == 2 and not both.requires_grad
+            if same and keep and self._rows is not None and len(self._rows) > len(x1) \
+                    and torch.equal(self._rows[len(self._rows) - len(x1):], x1):
+                both = self._rows  # the test rows are the tail of the prediction's: take in the rest
             mvn = getattr(model.posterior(self._on_source(both, k)), "distribution", None)
-            if not hasattr(mvn, "covariance_matrix"):
+            C = mvn.covariance_matrix if hasattr(mvn, "covariance_matrix") else None
+            if C is not None and keep:
+                self._joint[k] = (both.detach(), C.detach())
+            n = x1.shape[-2]
+            C = None if C is None else C[..., -n:, -n:] if same else C[..., :n, n:]
+            if C is None:
                 out.append(torch.zeros(*batch, x1.shape[-2], x2.shape[-2], dtype=x1.dtype))
                 continue
-            C = mvn.covariance_matrix
-            C = C if same else C[..., : x1.shape[-2], x1.shape[-2]:]
             out.append(C.expand(*batch, x1.shape[-2], x2.shape[-2]) / scale)
         return torch.stack(out)
+
+    def _kept_block(self, k: int, x1: Tensor, x2: Tensor) -> Tensor | None:
+        """Source k's covariance between ``n x d`` x1 and ``m x d`` x2 cut from the last joint
+        posterior it computed (``source_covariances``), when both are runs of that posterior's rows
+        at its start or end; else None."""
+        kept = self._joint[k]
+        if kept is None or x1.dim() != 2 or x2.dim() != 2 or x1.requires_grad or x2.requires_grad:
+            return None
+        rows, C = kept
+
+        def run(x: Tensor) -> int | None:
+            for start in (0, len(rows) - len(x)):
+                if start >= 0 and x.shape[-1] == rows.shape[-1] and torch.equal(rows[start:start + len(x)], x):
+                    return start
+            return None
+
+        a, b = run(x1), run(x2)
+        return None if a is None or b is None else C[a:a + len(x1), b:b + len(x2)]
 
 
 class SourceCovariance(Kernel):

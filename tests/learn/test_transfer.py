@@ -200,3 +200,23 @@ def test_the_prior_model_is_as_unsure_as_its_source_where_the_source_had_no_data
     again = rebuild_transfer(saved, lambda s: None)
     with torch.no_grad():
         assert torch.allclose(again.posterior(far).variance, old.model.posterior(far).variance, atol=1e-8)
+
+
+def test_a_batch_gets_the_same_source_covariance_as_each_element_alone():
+    """A batch acquisition with pending points asks for the source covariance of b point sets that
+    share most rows; each element gets what it gets on its own (one joint posterior each)."""
+    Xs = _rand(150, d=2, seed=1)
+    X = _rand(8, d=2, seed=2)
+    fit = fit_transfer(X, f(X), [Source("screen", Xs, f(Xs))], kind="prior", source_covariance=True)
+    mean = fit.model.mean_module
+    shared = _rand(5, d=2, seed=3)  # training and pending rows, the same in every element
+    cand = _rand(12, d=2, seed=4)
+    batch = torch.cat([shared.expand(12, 5, 2), cand.unsqueeze(-2)], -2)  # 12 x 6 x 2
+    other = _rand(3, d=2, seed=5)
+    with torch.no_grad():
+        joint = mean.source_covariances(batch, other.expand(12, 3, 2))[0]
+        square = mean.source_covariances(batch, batch)[0]
+        for b in range(12):
+            alone = mean.source_covariances(batch[b], other)[0]
+            assert torch.allclose(joint[b], alone, atol=1e-9)
+            assert torch.allclose(square[b], mean.source_covariances(batch[b], batch[b])[0], atol=1e-9)
