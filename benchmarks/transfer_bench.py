@@ -29,7 +29,7 @@ Metrics: share of the target's top 5 % found at the budget, and experiments to r
 to cold and to BayBE, with 90 % intervals over paired seed resamples as ``pool_bench --compare``
 prints them (``paired_ratios``). The plot: seed-mean best-so-far against experiments per task.
 
-Timings printed by these runs were taken on a shared 2-core machine loaded by five other sessions.
+Timings depend on the machine's load while the rows ran (the measurement notes give it per run).
 """
 from __future__ import annotations
 
@@ -455,7 +455,7 @@ def compare(out: Path) -> str:
                    f"{cell(m['mean'])}, 90 % interval {iv} (each task's seeds resampled), resamples >= 1: {cell(m['above_1'])}.", ""]
     return "\n".join(lines + ["", *ratios, "", *average, *weights, "",
                               "CPU s/step: the row's process CPU seconds (BayBE's: its own process, imports included) per "
-                              "recommendation, on a shared 2-core machine loaded by five other sessions."])
+                              "recommendation; the load while each row ran is in the measurement notes."])
 
 
 def plot(out: Path, path: Path) -> None:
