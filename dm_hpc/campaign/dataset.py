@@ -184,8 +184,8 @@ def taken_by_sources(campaign: CampaignSpec, df: pd.DataFrame) -> np.ndarray:
 
 
 def source_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[SourceRows]:
-    """Each transfer source's records that hold its property (``df``: the store's records). Records
-    with elements outside the design space are left out where the model is fitted, which knows it."""
+    """Each transfer source's records that hold its property (``df``: the store's records), whatever
+    their elements: the source's model is fitted on its own elements (``strategy.source_tables``)."""
     out = []
     for spec in (campaign.transfer.from_ if campaign.transfer is not None else ()):
         if spec.model is not None:

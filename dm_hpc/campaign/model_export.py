@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from dm_hpc.campaign.spec import CampaignSpec
-from dm_hpc.campaign.standard import ModelFile, ModelFileError, ModelOnSpace, _features_of, _save, load_model_file
+from dm_hpc.campaign.standard import (
+    ModelFile,
+    ModelFileError,
+    ModelOnSpace,
+    RecordsOnOwnElements,
+    _features_of,
+    _save,
+    load_model_file,
+)
 
 
 def _credit(campaign: CampaignSpec, record_ids: set[str]) -> list[dict[str, Any]]:
@@ -125,9 +133,16 @@ def export_campaign_model(campaign: CampaignSpec, out: Path, contributors: list[
 
 
 def _source_state(model) -> dict:
-    """A ready prior-mean source model (a model file on the campaign's space) as plain values: the
-    file nested whole (source GPs fitted on data are saved by ``transfer_state`` itself)."""
-    if not isinstance(model, ModelOnSpace):
-        raise ModelFileError(f"cannot save a source model of type {type(model).__name__}")
-    return {"kind": "model-file", "file": model.file.state, "property": model.file.properties[model.column],
-            "space": _features_of(model.space, [])}
+    """A ready prior-mean source model as plain values: a model file on the campaign's space nested
+    whole, a store source's GP on its own elements with the rows it conditions on and its features
+    (source GPs that ``fit_transfer`` fitted on the campaign's features are saved by ``transfer_state``
+    itself)."""
+    if isinstance(model, ModelOnSpace):
+        return {"kind": "model-file", "file": model.file.state, "property": model.file.properties[model.column],
+                "space": _features_of(model.space, [])}
+    if isinstance(model, RecordsOnOwnElements):
+        from dm_hpc.learn.persist import surrogate_state
+
+        return {"kind": "records-on-own-elements", "gp": surrogate_state(model.gp, "gp", model.X, model.y),
+                "features": model.features, "space": _features_of(model.space, [])}
+    raise ModelFileError(f"cannot save a source model of type {type(model).__name__}")

@@ -99,6 +99,18 @@ def featurize_for(features: dict[str, Any], compositions: np.ndarray, elements: 
     return featurize(frac, own, proc, bounds or None, descriptors=features["descriptors"])
 
 
+def _read_space(space, X) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A campaign's features ``N x d`` (``DesignSpace.featurize``) back to ``N x E`` fractions over
+    its elements and process values by name (canonical units)."""
+    flat = X.detach().reshape(-1, X.shape[-1]).cpu().numpy()
+    E = len(space.element_names)
+    start = E + (8 if space.descriptors else 0)
+    proc = {}
+    for j, (name, (lo, hi)) in enumerate((space.process or {}).items()):  # scaled columns back to canonical units
+        proc[name] = lo + flat[:, start + j] * (hi - lo)
+    return flat[:, :E], proc
+
+
 class ModelOnSpace:
     """A model file's prediction of one property, on a campaign's features: ``posterior(X).mean``
     of ``batch x n x d`` campaign features (``DesignSpace.featurize``) is ``batch x n x 1``.
@@ -118,19 +130,32 @@ class ModelOnSpace:
 
         from dm_hpc.learn import predict
 
-        shape = X.shape[:-1]
-        flat = X.detach().reshape(-1, X.shape[-1]).cpu().numpy()
-        E = len(self.space.element_names)
-        names = list(self.space.process or {})
-        start = E + (8 if self.space.descriptors else 0)
-        proc = {}
-        for j, name in enumerate(names):  # the campaign's scaled process columns back to canonical units
-            lo, hi = self.space.process[name]
-            proc[name] = lo + flat[:, start + j] * (hi - lo)
-        Xm = featurize_for(self.file.features, flat[:, :E], list(self.space.element_names), proc)
+        frac, proc = _read_space(self.space, X)
+        Xm = featurize_for(self.file.features, frac, list(self.space.element_names), proc)
         mean, _ = predict(self.file.model, Xm)
-        out = torch.as_tensor(np.asarray(mean)[:, self.column], dtype=X.dtype).reshape(*shape, 1)
+        out = torch.as_tensor(np.asarray(mean)[:, self.column], dtype=X.dtype).reshape(*X.shape[:-1], 1)
         return _Mean(out)
+
+
+class RecordsOnOwnElements:
+    """A source's GP fitted on its records featurised on the source's own elements (``features``:
+    as a model file's), read on a campaign's features as a model file is (``featurize_for``): a
+    campaign composition with elements the source never had is read with them left out and the rest
+    renormalised, its descriptors recomputed; records with elements the campaign lacks are part of
+    the fit instead of being left out. ``posterior(batch x n x d)`` is the GP's own at the read
+    inputs (mean ``batch x n x 1`` and covariance, which the prior model takes in). Through numpy,
+    as ``ModelOnSpace``: no gradient flows into ``X``. ``X``, ``y``: the ``n_s x d_s`` and ``n_s x 1``
+    rows the GP conditions on (saved with it)."""
+
+    def __init__(self, gp, features: dict[str, Any], space, X, y):
+        self.gp, self.features, self.space, self.X, self.y = gp, features, space, X, y
+
+    def posterior(self, X):
+        import torch
+
+        frac, proc = _read_space(self.space, X)
+        Xm = featurize_for(self.features, frac, list(self.space.element_names), proc)
+        return self.gp.posterior(torch.as_tensor(np.asarray(Xm), dtype=X.dtype).reshape(*X.shape[:-1], Xm.shape[-1]))
 
 
 @dataclass(frozen=True)
@@ -183,13 +208,17 @@ def _payload_model(payload: dict, where: str):
 def _nested_source(saved: dict, where: str):
     from dm_hpc.acquire import DesignSpace
 
-    if saved.get("kind") != "model-file":
+    if saved.get("kind") not in ("model-file", "records-on-own-elements"):
         raise ModelFileError(f"{where}: a nested source model of unknown kind {saved.get('kind')!r}")
-    inner = _from_payload(saved["file"], Path(where), "")
     f = saved["space"]
     space = DesignSpace(elements={e: (0.0, 1.0) for e in f["elements"]},
                         process={k: tuple(v) for k, v in f["process"].items()}, descriptors=f["descriptors"])
-    return ModelOnSpace(inner, space, saved["property"])
+    if saved["kind"] == "records-on-own-elements":
+        from dm_hpc.learn.persist import rebuild_surrogate
+
+        gp = saved["gp"]
+        return RecordsOnOwnElements(rebuild_surrogate(gp), saved["features"], space, gp["X"], gp["Y"])
+    return ModelOnSpace(_from_payload(saved["file"], Path(where), ""), space, saved["property"])
 
 
 def _from_payload(payload: Any, path: Path, sha: str) -> ModelFile:

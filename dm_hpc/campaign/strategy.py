@@ -102,31 +102,75 @@ def _fit_with_sources(campaign: CampaignSpec, space, X, Y, fidelity: str, source
 
 def source_tables(campaign: CampaignSpec, space, X, sources: list) -> tuple[list, dict[str, int]]:
     """``learn.transfer.Source`` per source (``dataset.SourceRows``) on the campaign's features, and
-    per source the records left out for elements outside the design space. ``X``: the campaign's
-    own ``n x d`` features (a model source is also read there)."""
-    import torch
+    per source the records with elements outside the design space. ``X``: the campaign's own
+    ``n x d`` features (a model source is also read there).
 
-    from dm_hpc.learn.features import composition_matrix
-    from dm_hpc.learn.transfer import Source
-
+    A store source's prior-mean model is a GP on its own elements (``_records_source``): all its
+    records enter it, and it reads a campaign composition on the elements it knows, renormalised.
+    Its multitask rows are those records inside the design space (the multi-task GP's inputs are
+    the campaign's features, where another element has no column)."""
     known = set(space.element_names)
     tables, outside = [], {}
-    for s in sources:  # the model's inputs are the campaign's features: other elements cannot enter
-        if s.model is not None:
+    for s in sources:
+        if s.model is not None:  # the model's inputs are the campaign's features: other elements cannot enter
             tables.append(_model_source(campaign, space, X, s))
             outside[s.name] = 0
             continue
         inside = np.array([set(c) <= known for c in s.compositions], bool)
         outside[s.name] = int((~inside).sum())
-        if inside.any():
-            comps = [c for c, ok in zip(s.compositions, inside) if ok]
-            tables.append(Source(s.name, space.featurize(composition_matrix(comps, space.element_names), s.process[inside]),
-                                 torch.tensor(s.y[inside], dtype=torch.double)))
+        tables.append(_records_source(campaign, space, X, s, inside))
     return tables, outside
+
+
+def _records_source(campaign: CampaignSpec, space, X, rows, inside: np.ndarray):
+    """A store source (``dataset.SourceRows``) as a ``learn.transfer.Source``: its prior-mean model a GP
+    fitted on its records featurised on its own elements (the campaign's that it holds, then its
+    others, in order of appearance), read on the campaign's features by
+    ``campaign.standard.RecordsOnOwnElements``; its multitask rows the records ``inside`` the
+    design space on the campaign's features (the GP's predictions at design-space draws and at ``X``
+    when fewer than two are)."""
+    import torch
+
+    from dm_hpc.campaign.standard import RecordsOnOwnElements, _features_of
+    from dm_hpc.learn.features import composition_matrix, featurize
+    from dm_hpc.learn.gp import fit_gp
+    from dm_hpc.learn.transfer import PRIOR_SOURCE_POINTS, Source, subsample
+
+    held = {e for c in rows.compositions for e in c}
+    own = [e for e in space.element_names if e in held]
+    own += [e for c in rows.compositions for e in c if e not in own and e not in space.element_names]
+    own = list(dict.fromkeys(own))
+    features = {**_features_of(space, []), "elements": own}
+    bounds = {k: tuple(v) for k, v in features["process"].items()}
+    proc = rows.process if bounds and rows.process.size else None
+    Xo = featurize(composition_matrix(rows.compositions, own), own, proc, bounds or None, descriptors=features["descriptors"])
+    y = torch.tensor(rows.y, dtype=torch.double)
+    # the same seeded subsample and fit as ``fit_transfer`` gives a source GP on the campaign's features
+    sub = subsample(Source(rows.name, Xo, y), PRIOR_SOURCE_POINTS, campaign.seed)
+    gp = fit_gp(sub.X, sub.y.reshape(-1, 1), seed=campaign.seed)
+    model = RecordsOnOwnElements(gp, features, space, sub.X, sub.y.reshape(-1, 1))
+    if inside.sum() >= 2:  # rows of its own (a spread to standardise by); else its model's predictions
+        comps = [c for c, ok in zip(rows.compositions, inside) if ok]
+        Xs = space.featurize(composition_matrix(comps, space.element_names), rows.process[inside])
+        return Source(rows.name, Xs, y[torch.as_tensor(inside)], model=model)
+    Xs = torch.cat([_design_draws(campaign, space), X])
+    with torch.no_grad():
+        return Source(rows.name, Xs, model.posterior(Xs).mean[:, 0], model=model)
 
 
 #: design-space draws at which a model source's predictions stand in for its data (multitask kind)
 MODEL_SOURCE_POINTS = 300
+
+
+def _design_draws(campaign: CampaignSpec, space):
+    """``MODEL_SOURCE_POINTS`` seeded draws of the design space (pool rows, or samples of the box) as features."""
+    if space.pool is not None:
+        frac, proc = space.pool
+        pick = np.random.default_rng(campaign.seed).permutation(len(frac))[:MODEL_SOURCE_POINTS]
+        frac, proc = frac[pick], proc[pick] if proc is not None and proc.size else None
+    else:
+        frac, proc = space.sample(MODEL_SOURCE_POINTS, np.random.default_rng(campaign.seed))
+    return space.featurize(frac, proc if proc is not None and proc.size else None)
 
 
 def _model_source(campaign: CampaignSpec, space, X, rows):
@@ -137,13 +181,7 @@ def _model_source(campaign: CampaignSpec, space, X, rows):
     from dm_hpc.learn.transfer import Source
 
     model = ModelOnSpace(rows.model, space, rows.property)
-    if space.pool is not None:
-        frac, proc = space.pool
-        pick = np.random.default_rng(campaign.seed).permutation(len(frac))[:MODEL_SOURCE_POINTS]
-        frac, proc = frac[pick], proc[pick] if proc is not None and proc.size else None
-    else:
-        frac, proc = space.sample(MODEL_SOURCE_POINTS, np.random.default_rng(campaign.seed))
-    Xs = torch.cat([space.featurize(frac, proc if proc is not None and proc.size else None), X])
+    Xs = torch.cat([_design_draws(campaign, space), X])
     with torch.no_grad():
         y = model.posterior(Xs).mean[:, 0]
     return Source(rows.name, Xs, y, model=model)

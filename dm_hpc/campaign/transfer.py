@@ -131,10 +131,13 @@ def transfer_lines(campaign: CampaignSpec, data, fitted=_UNFITTED) -> list[str]:
     weights = info.get("weights", {})
     md += ["| source | records used | left out | weight |", "|---|---:|---|---:|"]
     for s in data.transfer:
-        skipped = {**s.skipped, "elements outside the design space": info.get("outside_space", {}).get(s.name, 0)}
+        # records with elements outside the design space enter the source's own model (the prior
+        # kind's); only the multi-task GP, on the campaign's features, has no column for them
+        outside = info.get("outside_space", {}).get(s.name, 0) if info.get("kind") == "multitask" else 0
+        skipped = {**s.skipped, "elements outside the design space": outside}
         left = ", ".join(f"{k}: {v}" for k, v in skipped.items() if v) or "-"
         w = f"{weights[s.name]:.3f}" if s.name in weights else "-"
-        used = "model" if s.model is not None else len(s.y) - skipped["elements outside the design space"]
+        used = "model" if s.model is not None else len(s.y) - outside
         md.append(f"| {s.name} ({s.property}) | {used} | {left} | {w} |")
     md.append("")
     models = model_source_lines(data)

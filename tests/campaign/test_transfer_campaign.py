@@ -3,6 +3,7 @@ of a shared table as the source for measured ones), runs end to end with an emul
 report shows each source's weight. Bad transfer settings are refused with the field named."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -11,7 +12,7 @@ from dm_hpc.campaign import CampaignError, load_campaign
 from dm_hpc.campaign.dataset import training_set
 from dm_hpc.campaign.manager import CampaignManager
 from dm_hpc.data import Store
-from tests.conftest import REPO
+from tests.conftest import REPO, load_benchmark
 
 
 def _campaign(tmp_path, **changes):
@@ -105,3 +106,58 @@ def test_transfer_suggest_lists_store_sources_with_their_overlap(tmp_path, datas
     assert "method: dft-camd" in res.output and "method: expt-literature" in res.output
     assert "jcap" not in res.output  # no band gaps there
     assert "75 of 75" in res.output  # every pool element is shared
+
+
+def test_source_records_with_an_element_the_campaign_lacks_enter_its_model(tmp_path, datasets):
+    """Item 1, "different element sets are normal": the source's plates with Ce (an element outside
+    the campaign's space) were left out before; its model is now fitted on its own elements, all
+    plates, and reads a campaign plate with La left out and the rest renormalised (as the benchmark's
+    ``Source.simplex`` reading and a model file do). Its GP and reading survive a saved model."""
+    import torch
+
+    from dm_hpc.campaign.model_export import _source_state
+    from dm_hpc.campaign.report import write_report
+    from dm_hpc.campaign.standard import RecordsOnOwnElements, _nested_source
+    from dm_hpc.campaign.strategy import design_space, fit_model
+    from dm_hpc.learn.features import featurize
+
+    campaign = load_benchmark("transfer_elements").campaign_on(
+        tmp_path, budget={"lab_experiments": 8}, learning={"initial_points": 4, "refit_every": 4, "batch_size": 4})
+    df = pd.read_csv(datasets / "oer_plate_3496.csv")
+    source = df[df.la_load == 0]
+    CampaignManager(campaign, quiet=True).run()
+    data = training_set(campaign, Store.open(campaign.store).to_dataframe())
+    n_ce = int((source.ce_load > 0).sum())
+    assert n_ce > 0 and [(s.name, len(s.y)) for s in data.transfer] == [("no-la", len(source))]
+    fitted = fit_model(campaign, data)
+    info = fitted.transfer
+    assert info["outside_space"] == {"no-la": n_ce}
+    model = info["tables"][0].model
+    assert isinstance(model, RecordsOnOwnElements)
+    assert model.features["elements"] == ["Co", "Fe", "Mn", "Ni", "Ce"]  # the campaign's it holds, then its own
+    assert len(model.X) == len(source)  # every plate, those with Ce too
+    # a campaign plate with La is read as its Ni-Fe-Co-Mn part, renormalised, Ce 0
+    space = design_space(campaign)
+    assert list(space.element_names) == ["Co", "Fe", "La", "Mn", "Ni"]
+    plate = {"Co": 0.3, "Fe": 0.2, "La": 0.4, "Mn": 0.1}
+    X = space.featurize(np.array([[plate.get(e, 0.0) for e in space.element_names]]))
+    read = {"Co": 0.5, "Fe": 1 / 3, "Mn": 1 / 6}
+    by_hand = featurize([read], model.features["elements"])
+    with torch.no_grad():
+        got = model.posterior(X)
+        want = model.gp.posterior(by_hand)
+    torch.testing.assert_close(got.mean, want.mean)
+    torch.testing.assert_close(got.variance, want.variance)
+    # saved as plain values (what a model file holds) and rebuilt: the same predictions
+    saved = _source_state(model)
+    path = tmp_path / "source.pt"
+    torch.save(saved, path)
+    again = _nested_source(torch.load(path, weights_only=True), "source.pt")
+    pool = space.featurize(space.pool[0][:50])
+    with torch.no_grad():
+        torch.testing.assert_close(again.posterior(pool).mean, model.posterior(pool).mean)
+    # the report counts the Ce plates as used unless the multi-task GP (campaign features) was chosen
+    text = write_report(campaign).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| no-la"))
+    used = len(source) - n_ce if info["kind"] == "multitask" else len(source)
+    assert row.startswith(f"| no-la (overpotential) | {used} |")
