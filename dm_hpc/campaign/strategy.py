@@ -7,6 +7,8 @@ its budget and circuit breakers still allow.
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from dm_hpc.acquire.gaps import GapFilling
@@ -122,6 +124,13 @@ def source_tables(campaign: CampaignSpec, space, X, sources: list) -> tuple[list
     return tables, outside
 
 
+#: fitted source GPs by what they were fitted on (features, seed, rows): a campaign refits its own
+#: model every few records, its sources' do not change between refits (a source GP on 2,000 records
+#: costs a few CPU seconds a refit); oldest dropped beyond ``_SOURCE_GPS_KEPT``
+_SOURCE_GPS: dict[str, tuple] = {}
+_SOURCE_GPS_KEPT = 8
+
+
 def _records_source(campaign: CampaignSpec, space, X, rows, inside: np.ndarray):
     """A store source (``dataset.SourceRows``) as a ``learn.transfer.Source``: its prior-mean model a GP
     fitted on its records featurised on its own elements (the campaign's that it holds, then its
@@ -145,10 +154,17 @@ def _records_source(campaign: CampaignSpec, space, X, rows, inside: np.ndarray):
     proc = rows.process if bounds and rows.process.size else None
     Xo = featurize(composition_matrix(rows.compositions, own), own, proc, bounds or None, descriptors=features["descriptors"])
     y = torch.tensor(rows.y, dtype=torch.double)
-    # the same seeded subsample and fit as ``fit_transfer`` gives a source GP on the campaign's features
-    sub = subsample(Source(rows.name, Xo, y), PRIOR_SOURCE_POINTS, campaign.seed)
-    gp = fit_gp(sub.X, sub.y.reshape(-1, 1), seed=campaign.seed)
-    model = RecordsOnOwnElements(gp, features, space, sub.X, sub.y.reshape(-1, 1))
+    key = hashlib.sha256(repr((features, campaign.seed)).encode() + Xo.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
+    fitted = _SOURCE_GPS.pop(key, None)
+    if fitted is None:
+        # the same seeded subsample and fit as ``fit_transfer`` gives a source GP on the campaign's features
+        sub = subsample(Source(rows.name, Xo, y), PRIOR_SOURCE_POINTS, campaign.seed)
+        fitted = (fit_gp(sub.X, sub.y.reshape(-1, 1), seed=campaign.seed), sub.X, sub.y.reshape(-1, 1))
+    _SOURCE_GPS[key] = fitted  # the newest last
+    while len(_SOURCE_GPS) > _SOURCE_GPS_KEPT:
+        _SOURCE_GPS.pop(next(iter(_SOURCE_GPS)))
+    gp, Xg, yg = fitted
+    model = RecordsOnOwnElements(gp, features, space, Xg, yg)
     if inside.sum() >= 2:  # rows of its own (a spread to standardise by); else its model's predictions
         comps = [c for c, ok in zip(rows.compositions, inside) if ok]
         Xs = space.featurize(composition_matrix(comps, space.element_names), rows.process[inside])

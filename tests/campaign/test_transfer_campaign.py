@@ -148,6 +148,13 @@ def test_source_records_with_an_element_the_campaign_lacks_enter_its_model(tmp_p
         want = model.gp.posterior(by_hand)
     torch.testing.assert_close(got.mean, want.mean)
     torch.testing.assert_close(got.variance, want.variance)
+    # a refit on the same source records reuses its GP; a source whose records changed gets its own
+    import dataclasses
+
+    assert fit_model(campaign, data).transfer["tables"][0].model.gp is model.gp
+    changed = dataclasses.replace(data.transfer[0], y=data.transfer[0].y + 0.01)
+    other = fit_model(campaign, dataclasses.replace(data, transfer=[changed])).transfer["tables"][0].model
+    assert other.gp is not model.gp and torch.allclose(other.y, model.y + 0.01)
     # saved as plain values (what a model file holds) and rebuilt: the same predictions
     saved = _source_state(model)
     path = tmp_path / "source.pt"
