@@ -136,6 +136,7 @@ def test_source_records_with_an_element_the_campaign_lacks_enter_its_model(tmp_p
     assert isinstance(model, RecordsOnOwnElements)
     assert model.features["elements"] == ["Co", "Fe", "Mn", "Ni", "Ce"]  # the campaign's it holds, then its own
     assert len(model.X) == len(source)  # every plate, those with Ce too
+    assert info["kind"] == "prior" and info["source_points"] == {"no-la": len(source)}
     # a campaign plate with La is read as its Ni-Fe-Co-Mn part, renormalised, Ce 0
     space = design_space(campaign)
     assert list(space.element_names) == ["Co", "Fe", "La", "Mn", "Ni"]
