@@ -139,7 +139,7 @@ _SOURCE_GPS_KEPT = 8
 def _records_source(campaign: CampaignSpec, space, X, rows, inside: np.ndarray):
     """A store source (``dataset.SourceRows``) as a ``learn.transfer.Source``: its prior-mean model a GP
     fitted on its records featurised on its own elements (the campaign's that it holds, then its
-    others, in order of appearance), read on the campaign's features by
+    others, sorted), read on the campaign's features by
     ``campaign.standard.RecordsOnOwnElements``; its multitask rows the records ``inside`` the
     design space on the campaign's features (the GP's predictions at design-space draws and at ``X``
     when fewer than two are)."""
@@ -151,9 +151,7 @@ def _records_source(campaign: CampaignSpec, space, X, rows, inside: np.ndarray):
     from dm_hpc.learn.transfer import PRIOR_SOURCE_POINTS, Source, subsample
 
     held = {e for c in rows.compositions for e in c}
-    own = [e for e in space.element_names if e in held]
-    own += [e for c in rows.compositions for e in c if e not in own and e not in space.element_names]
-    own = list(dict.fromkeys(own))
+    own = [e for e in space.element_names if e in held] + sorted(held - set(space.element_names))
     features = {**_features_of(space, []), "elements": own}
     bounds = {k: tuple(v) for k, v in features["process"].items()}
     proc = rows.process if bounds and rows.process.size else None
