@@ -328,6 +328,39 @@ def target_power(out: Path, engine: str = "default", resamples: int = 2000, seed
     return "\n".join(rows)
 
 
+def hindsight(suite: Path, engine: str = "default") -> str:
+    """Markdown: the dev-suite ratios of every variant folder under ``suite`` (``results/suite/<tag>/``)
+    that ran all the sets the default did, and of the per-set best of them in hindsight.
+
+    Per set and variant: EF peak / the better reference's, and AF(0.5) / the better reference's
+    (where both are defined). "Best in hindsight" takes on each set the variant that did best there,
+    an upper bound on what choosing among them could give: no setting can choose by the set, and
+    the maximum over variants also picks up each set's luckiest seed draw."""
+    default = runs_by_set(suite / "default")
+    full = {}
+    for folder in sorted(p for p in suite.iterdir() if p.is_dir()):
+        runs = runs_by_set(folder)
+        if all(engine in runs.get(name, {}) for name in default):
+            full[folder.name] = runs
+
+    def ratios(runs, name):
+        r, refs = runs[name][engine], [default[name][k] for k in ("reference-gp-ei", "reference-gp-lcb")]
+        ef = r["ef_peak"] / max(x["ef_peak"] for x in refs)
+        af_refs = [x["af"]["0.5"] for x in refs if x["af"]["0.5"] is not None]
+        af = r["af"]["0.5"] / max(af_refs) if r["af"]["0.5"] is not None and af_refs else None
+        return ef, af
+
+    rows = ["| variant | sets | EF peak / better ref: mean (min) | AF(0.5) / better ref: mean (min, sets) |", "|---|---|---|---|"]
+    table = {v: {name: ratios(runs, name) for name in default} for v, runs in full.items()}
+    best = {name: (max(t[name][0] for t in table.values()),
+                   max((t[name][1] for t in table.values() if t[name][1] is not None), default=None)) for name in default}
+    for v, t in [*table.items(), ("best in hindsight (per set)", best)]:
+        ef = [e for e, _ in t.values()]
+        af = [a for _, a in t.values() if a is not None]
+        rows.append(f"| {v} | {len(t)} | {np.mean(ef):.3f} ({min(ef):.2f}) | {np.mean(af):.3f} ({min(af):.2f}, {len(af)}) |")
+    return "\n".join(rows)
+
+
 def table(out: Path) -> str:
     rows = ["| dataset | strategy | seeds | budget | N | n_top | AF(0.5) | AF(0.8) | AF(0.9) | EF peak | Top% at budget | s/step |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -354,10 +387,14 @@ def main() -> None:
     ap.add_argument("--mode", default="suite", help="suite, single (legacy p3ht/oer), multiobjective, multifidelity")
     ap.add_argument("--budget", type=int, default=0)
     ap.add_argument("--table", action="store_true")
+    ap.add_argument("--hindsight", action="store_true", help="every complete variant's ratios and the per-set best of them")
     a = ap.parse_args()
     out = Path(a.out)
     if a.table:
         print(table(out))
+        return
+    if a.hindsight:
+        print(hindsight(out / "suite"))
         return
     if a.compare:
         print(compare(out / "suite" / variant_tag(a.variant)))

@@ -77,3 +77,22 @@ def test_a_variant_is_set_against_another_folder_seed_by_seed(tmp_path, pool_ben
     lo, hi = (float(v) for v in early[5].split("-"))
     assert float(early[4]) > 1.5 and lo > 1.0 and early[6] == "100%"
     assert "| only-default |" not in table  # a set the variant has not run is left out
+
+
+def test_hindsight_takes_each_sets_best_variant_and_skips_incomplete_ones(tmp_path, pool_bench):
+    pb = pool_bench
+    suite = tmp_path / "suite"
+    ref, early, late = (_curves([h] * 10, budget=40) for h in (20, 10, 30))
+    for name in ("x", "y"):
+        for strategy in ("reference-gp-ei", "reference-gp-lcb"):
+            pb.save_run(suite / "default", name, strategy, "default", ref, 0.1, 100)
+    for tag, curves in (("default", {"x": ref, "y": ref}), ("a", {"x": early, "y": late}), ("b", {"x": late, "y": early}),
+                        ("partial", {"x": early})):
+        for name, found in curves.items():
+            pb.save_run(suite / tag, name, "default", tag, found, 0.1, 100)
+    rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in pb.hindsight(suite).splitlines()[2:])}
+    assert set(rows) == {"default", "a", "b", "best in hindsight (per set)"}  # "partial" lacks set y
+    ef = {k: float(r[2].split()[0]) for k, r in rows.items()}
+    assert ef["default"] == 1.0 and ef["a"] == ef["b"] < ef["best in hindsight (per set)"]
+    # each set's best is the variant that found the top set early there: a on x, b on y
+    assert ef["best in hindsight (per set)"] > 1.5
