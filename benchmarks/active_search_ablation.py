@@ -16,11 +16,9 @@ the same reference rows.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -69,22 +67,10 @@ class TopSet(Strategy):
 
 
 def main() -> None:
-    from dm_hpc.bench.suite import DEV_SUITE
-
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="", help="dev sets (default: all of DEV_SUITE)")
+    ap = pb.ablation_args(__doc__.split("\n\n")[0])
     ap.add_argument("--share", type=float, default=0.05, help="the top share sought (the metrics' 5 %%)")
-    ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--budget", type=int, default=40)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     a = ap.parse_args()
-    tag = f"topset-{a.share:g}"
-    dest = Path(a.out) / "suite" / tag
-    for name in a.only.split(",") if a.only else list(DEV_SUITE):
-        t = time.time()
-        run = pb.run_set(name, "default", a.seeds, a.budget, pb.DEVSETS, make=lambda X, s: TopSet(X, s, a.share))
-        r = pb.save_run(dest, name, "default", tag, *run)
-        print(f"{name} [{tag}]: AF={r['af']} EF_peak={r['ef_peak']:.2f} ({time.time() - t:.0f} s)", flush=True)
+    pb.run_ablation(a, f"topset-{a.share:g}", lambda X, s: TopSet(X, s, a.share))
 
 
 if __name__ == "__main__":

@@ -150,6 +150,30 @@ def save_run(dest: Path, name: str, strategy: str, tag: str, found: np.ndarray, 
     return r
 
 
+def ablation_args(description: str) -> argparse.ArgumentParser:
+    """The command line every strategy ablation shares (its own options are added to it)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--only", default="", help="dev sets (default: all of DEV_SUITE)")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--budget", type=int, default=40)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    return ap
+
+
+def run_ablation(a: argparse.Namespace, tag: str, make, note=None) -> None:
+    """Run the strategy factory ``make`` ``(X, seed) -> Strategy`` on the dev sets of ``a.only`` (all
+    of ``DEV_SUITE`` when empty) and save each as variant ``tag`` beside the reference rows
+    (``results/suite/<tag>/<set>-default.json``); ``note()``: extra words for the set's progress line."""
+    from dm_hpc.bench.suite import DEV_SUITE
+
+    dest = Path(a.out) / "suite" / tag
+    for name in a.only.split(",") if a.only else list(DEV_SUITE):
+        t = time.time()
+        r = save_run(dest, name, "default", tag, *run_set(name, "default", a.seeds, a.budget, DEVSETS, make=make))
+        extra = f" {note()}" if note is not None else ""
+        print(f"{name} [{tag}]: AF={r['af']} EF_peak={r['ef_peak']:.2f}{extra} ({time.time() - t:.0f} s)", flush=True)
+
+
 def runs_by_set(out: Path) -> dict[str, dict[str, dict]]:
     """Saved runs of ``DIR/suite/<variant>/`` as set -> strategy -> run. References do not depend
     on the engine's variant: they come from the default run unless the variant has its own."""
