@@ -9,7 +9,7 @@ Usage: python benchmarks/transfer_elements.py [--seeds 5] [--sizes 5,10,20] [--o
 
 Task: ``transfer_bench``'s ``oer-la`` through a campaign (``campaigns/oer-catalyst.yaml`` with its pool
 cut to the plates with La and without Ce, overpotential minimised); source: the plates without La
-(875 compositions, 1,464 records with replicates; those with Ce lie outside the campaign's space).
+(875 plates; the 589 with Ce lie outside the campaign's space).
 Per seed and size n: n plates of the pool drawn at random are the campaign's own data; the model
 with sources is fitted by ``learn.transfer.fit_transfer`` (the guard chooses cold, multitask or
 prior) with the source read two ways:
