@@ -145,10 +145,22 @@ class RecordsOnOwnElements:
     the fit instead of being left out. ``posterior(batch x n x d)`` is the GP's own at the read
     inputs (mean ``batch x n x 1`` and covariance, which the prior model takes in). Through numpy,
     as ``ModelOnSpace``: no gradient flows into ``X``. ``X``, ``y``: the ``n_s x d_s`` and ``n_s x 1``
-    rows the GP conditions on (saved with it)."""
+    rows the GP conditions on (saved with it), read from the GP itself."""
 
-    def __init__(self, gp, features: dict[str, Any], space, X, y):
-        self.gp, self.features, self.space, self.X, self.y = gp, features, space, X, y
+    def __init__(self, gp, features: dict[str, Any], space):
+        self.gp, self.features, self.space = gp, features, space
+
+    @property
+    def X(self):
+        from dm_hpc.learn.gp import conditioned_rows
+
+        return conditioned_rows(self.gp)[0]
+
+    @property
+    def y(self):
+        from dm_hpc.learn.gp import conditioned_rows
+
+        return conditioned_rows(self.gp)[1]
 
     def posterior(self, X):
         import torch
@@ -216,8 +228,7 @@ def _nested_source(saved: dict, where: str):
     if saved["kind"] == "records-on-own-elements":
         from dm_hpc.learn.persist import rebuild_surrogate
 
-        gp = saved["gp"]
-        return RecordsOnOwnElements(rebuild_surrogate(gp), saved["features"], space, gp["X"], gp["Y"])
+        return RecordsOnOwnElements(rebuild_surrogate(saved["gp"]), saved["features"], space)
     return ModelOnSpace(_from_payload(saved["file"], Path(where), ""), space, saved["property"])
 
 

@@ -132,7 +132,7 @@ def source_tables(campaign: CampaignSpec, space, X, sources: list) -> tuple[list
 #: fitted source GPs by what they were fitted on (features, seed, rows): a campaign refits its own
 #: model every few records, its sources' do not change between refits (a source GP on 2,000 records
 #: costs a few CPU seconds a refit); oldest dropped beyond ``_SOURCE_GPS_KEPT``
-_SOURCE_GPS: dict[str, tuple] = {}
+_SOURCE_GPS: dict[str, object] = {}
 _SOURCE_GPS_KEPT = 8
 
 
@@ -162,12 +162,11 @@ def _records_source(campaign: CampaignSpec, space, X, rows, inside: np.ndarray):
     if fitted is None:
         # the same seeded subsample and fit as ``fit_transfer`` gives a source GP on the campaign's features
         sub = subsample(Source(rows.name, Xo, y), PRIOR_SOURCE_POINTS, campaign.seed)
-        fitted = (fit_gp(sub.X, sub.y.reshape(-1, 1), seed=campaign.seed), sub.X, sub.y.reshape(-1, 1))
+        fitted = fit_gp(sub.X, sub.y.reshape(-1, 1), seed=campaign.seed)
     _SOURCE_GPS[key] = fitted  # the newest last
     while len(_SOURCE_GPS) > _SOURCE_GPS_KEPT:
         _SOURCE_GPS.pop(next(iter(_SOURCE_GPS)))
-    gp, Xg, yg = fitted
-    model = RecordsOnOwnElements(gp, features, space, Xg, yg)
+    model = RecordsOnOwnElements(fitted, features, space)
     if inside.sum() >= 2:  # rows of its own (a spread to standardise by); else its model's predictions
         comps = [c for c, ok in zip(rows.compositions, inside) if ok]
         Xs = space.featurize(composition_matrix(comps, space.element_names), rows.process[inside])
