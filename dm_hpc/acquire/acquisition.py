@@ -86,11 +86,11 @@ def prune_baseline_by_mean(model, X_baseline: Tensor, objectives: Sequence[Objec
     Bounds the cost of noisy-EI/EHVI on 10^4-10^5 records."""
     from botorch.utils.multi_objective.pareto import is_non_dominated
 
+    from dm_hpc.learn.moments import moments
+
     if X_baseline.shape[0] <= keep:
         return X_baseline
-    with torch.no_grad():
-        # chunks bound the joint posterior covariance a GP builds beside the means (chunk^2)
-        means = torch.cat([model.posterior(c).mean for c in torch.split(X_baseline, 1024)])
+    means = moments(model, X_baseline, 1024, variances=False)[0]
     obj = objective_values(means, objectives)
     if obj.shape[-1] == 1:
         return X_baseline[obj[:, 0].topk(keep).indices]
@@ -233,13 +233,10 @@ POSTERIOR_CHUNK = 256
 def _point_moments(model, X: Tensor, i: int, chunk: int) -> tuple[Tensor, Tensor]:
     """Latent mean and variance of output ``i`` at each row of ``n x d`` X (``n`` each), from the
     joint posterior of each ``chunk`` rows (its diagonal: each point's own, to rounding)."""
-    means, variances = [], []
-    with torch.no_grad():
-        for c in torch.split(X, chunk):
-            post = model.posterior(c)
-            means.append(post.mean[..., i])
-            variances.append(post.variance[..., i].clamp_min(0))
-    return torch.cat(means), torch.cat(variances)
+    from dm_hpc.learn.moments import moments
+
+    mean, var = moments(model, X, chunk)
+    return mean[..., i], var[..., i]
 
 
 def exact_ucb(acq, X_cand: Tensor, chunk: int = POSTERIOR_CHUNK, keep: int = SCREEN_KEEP, exclude: Tensor | None = None) -> Tensor | None:
@@ -257,7 +254,7 @@ def exact_ucb(acq, X_cand: Tensor, chunk: int = POSTERIOR_CHUNK, keep: int = SCR
     """
     if not isinstance(acq, _objective_ucb_class()) or acq.X_pending is not None:
         return None
-    import gpytorch
+    from dm_hpc.learn.moments import moments
 
     i, sign = acq.objective_output
     model, width = acq.model, UCB_BETA ** 0.5
@@ -265,8 +262,7 @@ def exact_ucb(acq, X_cand: Tensor, chunk: int = POSTERIOR_CHUNK, keep: int = SCR
     if screen is None:
         mean, var = _point_moments(model, X_cand, i, chunk)
         return sign * mean + width * var.sqrt()
-    with torch.no_grad(), gpytorch.settings.skip_posterior_variances():  # the mean alone: n per candidate
-        values = torch.cat([sign * model.posterior(c).mean[..., i] for c in torch.split(X_cand, chunk)])
+    values = sign * moments(model, X_cand, chunk, variances=False)[0][..., i]  # the mean alone: n per candidate
     upper = values + width * _point_moments(screen, X_cand, i, chunk)[1].sqrt()
     if exclude is not None:
         upper = upper.masked_fill(exclude, float("-inf"))

@@ -100,18 +100,10 @@ class Candidate:
 def _predict_measured(model, X: Tensor) -> tuple[Tensor, Tensor]:
     """Mean and sd (``n x m``) of a measured value: the posterior with observation noise where the
     model takes ``observation_noise`` (BoTorch GPs), else its plain posterior."""
-    import torch
+    from dm_hpc.learn.moments import moments
 
-    means, stds = [], []
-    with torch.no_grad():
-        for chunk in torch.split(torch.as_tensor(X, dtype=torch.double), 4096):
-            try:
-                post = model.posterior(chunk, observation_noise=True)
-            except (TypeError, NotImplementedError):
-                post = model.posterior(chunk)
-            means.append(post.mean)
-            stds.append(post.variance.clamp_min(0).sqrt())
-    return torch.cat(means), torch.cat(stds)
+    mean, var = moments(model, X, observation_noise=True)
+    return mean, var.sqrt()
 
 
 def _predict_all(models: Mapping[str, object], X: Tensor) -> tuple[Tensor, Tensor]:

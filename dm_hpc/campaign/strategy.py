@@ -93,17 +93,13 @@ def _fit_with_sources(campaign: CampaignSpec, space, X, Y, fidelity: str, source
     draws of the design space plus the campaign's own points (the multitask kind's data), and as
     itself for the prior kind (``campaign.standard.ModelOnSpace``); a store source as its GP on its
     own elements for the prior kind (``source_tables``)."""
-    from dm_hpc.campaign.standard import RecordsOnOwnElements
     from dm_hpc.learn.fitted import FittedSurrogate
     from dm_hpc.learn.transfer import fit_transfer
 
     tables, outside = source_tables(campaign, space, X, sources)
     fit = fit_transfer(X, Y[:, 0], tables, seed=campaign.seed)
-    # the prior kind's store sources condition on all their records (their own GPs), not the rows given
-    points = {t.name: len(t.model.X) if fit.kind == "prior" and isinstance(t.model, RecordsOnOwnElements)
-              else fit.source_points[t.name] for t in tables}
     info = {"kind": fit.kind, "weights": fit.weights, "loo": fit.loo, "loo_rmse": fit.loo_rmse,
-            "source_points": points, "outside_space": outside, "fit": fit, "tables": tables}
+            "source_points": fit.source_points, "outside_space": outside, "fit": fit, "tables": tables}
     return FittedSurrogate(fit.model, tuple(campaign.properties), (fidelity,), fidelity, space, X, transfer=info)
 
 

@@ -135,10 +135,9 @@ MEAN_CHUNK = 512
 
 def _means(model, X: Tensor) -> Tensor:
     """Posterior mean of ``model`` at ``n x d`` X, ``n x m``."""
-    import gpytorch
+    from dm_hpc.learn.moments import moments
 
-    with torch.no_grad(), gpytorch.settings.skip_posterior_variances():
-        return torch.cat([model.posterior(c).mean for c in torch.split(X, MEAN_CHUNK)])
+    return moments(model, X, MEAN_CHUNK, variances=False)[0]
 
 
 def _gaussian_loglik(r2: Tensor, var: Tensor) -> Tensor:

@@ -30,20 +30,13 @@ class HeldOutQuality:
 
 
 def _moments(model, X: Tensor, chunk: int, observation_noise: bool) -> tuple[Tensor, Tensor]:
-    means, stds = [], []
-    with torch.no_grad(), warnings.catch_warnings():
+    from dm_hpc.learn.moments import moments
+
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for part in torch.split(torch.as_tensor(X, dtype=torch.double), chunk):
-            post = None
-            if observation_noise:
-                try:
-                    post = model.posterior(part, observation_noise=True)
-                except (NotImplementedError, TypeError, RuntimeError):  # models without a noise model
-                    pass
-            post = model.posterior(part) if post is None else post
-            means.append(post.mean.reshape(len(part), -1))
-            stds.append(post.variance.clamp_min(0).sqrt().reshape(len(part), -1))
-    return torch.cat(means), torch.cat(stds)
+        mean, var = moments(model, X, chunk, observation_noise=observation_noise)
+    n = len(mean)
+    return mean.reshape(n, -1), var.sqrt().reshape(n, -1)
 
 
 def predictive(model, X: Tensor, chunk: int = 4096) -> tuple[Tensor, Tensor]:

@@ -322,13 +322,10 @@ def surrogate_kind(model) -> str:
 
 def predict(model, X: Tensor) -> tuple[Tensor, Tensor]:
     """Posterior mean and standard deviation (``n x m`` each) of ``model`` at ``n x d`` X, in chunks."""
-    means, stds = [], []
-    with torch.no_grad():
-        for chunk in torch.split(torch.as_tensor(X, dtype=torch.double), 4096):
-            post = model.posterior(chunk)
-            means.append(post.mean)
-            stds.append(post.variance.clamp_min(0).sqrt())
-    return torch.cat(means), torch.cat(stds)
+    from dm_hpc.learn.moments import moments
+
+    mean, var = moments(model, X)
+    return mean, var.sqrt()
 
 
 __all__: Sequence[str] = (

@@ -261,7 +261,8 @@ class TransferFit:
     the learned correlation of the source's task with the target's; prior: the fitted slope
     ``c_k``; 0 for every source when the cold GP is used). loo: kind -> mean leave-one-out log
     predictive density per target point (target units; higher is better) of each candidate.
-    source_points: source name -> rows the models used (after subsampling).
+    source_points: source name -> rows the chosen model learns from (after subsampling; for a
+    ready model, the rows it conditions on where it tells them, ``_rows_used``).
     loo_rmse: kind -> leave-one-out root-mean-square error on the target's rows (target units): the
     cross-validated error of each candidate, so ``loo_rmse["cold"]`` against that of ``kind`` is
     what the sources were worth on the target's own data.
@@ -450,9 +451,19 @@ def fit_transfer(
     chosen = _choose(loo, len(y)) if kind == "auto" else kind
     weights = _weights(chosen, fits.get(chosen), names)
     model = fits[chosen]
-    points = {s.name: min(len(s.y), MULTITASK_SOURCE_POINTS if chosen == "multitask" else PRIOR_SOURCE_POINTS) for s in sources}
+    points = {s.name: _rows_used(s, chosen) for s in sources}
     return TransferFit(chosen, model, weights, loo, points, fits, tuple(source_models), key, rmse,
                        {**data, "target": {"X": X, "y": y, "bounds": bounds, "seed": seed}})
+
+
+def _rows_used(source: Source, kind: str) -> int:
+    """Rows of ``source`` the ``kind`` model learns from: its subsample, or for the prior kind the
+    rows its ready model conditions on where the model says (a ``y`` of them, as a store source's
+    GP on its own elements has), not the predictions it stands in for."""
+    if kind == "multitask":
+        return min(len(source.y), MULTITASK_SOURCE_POINTS)
+    told = getattr(source.model, "y", None) if kind == "prior" else None
+    return len(told) if told is not None else min(len(source.y), PRIOR_SOURCE_POINTS)
 
 
 def _on_scale_of(source: Tensor, target: Tensor) -> Tensor:

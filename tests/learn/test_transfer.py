@@ -118,6 +118,38 @@ def test_a_big_source_is_subsampled_reproducibly():
     assert not torch.equal(a.X, subsample(s, 300, seed=2).X)
 
 
+def test_source_points_count_what_the_chosen_model_learns_from():
+    """A ready source model that conditions on rows of its own (a store source's GP on its own
+    elements) is counted by those rows under the prior kind, not by the predictions standing in
+    for it; the multitask kind counts its subsample of the rows given."""
+    from dm_hpc.learn import fit_gp
+    from dm_hpc.learn.gp import conditioned_rows
+
+    class ReadyGP:  # a ready model that tells the rows it conditions on, as RecordsOnOwnElements
+        def __init__(self, gp):
+            self.gp = gp
+
+        @property
+        def y(self):
+            return conditioned_rows(self.gp)[1]
+
+        def posterior(self, X):
+            return self.gp.posterior(X)
+
+    Xs = _rand(700, seed=21)
+    ready = ReadyGP(fit_gp(Xs, f(Xs).unsqueeze(-1)).eval())
+    Xd = _rand(40, seed=22)  # the draws its predictions stand at (the multitask kind's rows)
+    with torch.no_grad():
+        yd = ready.posterior(Xd).mean[:, 0]
+    X = _rand(6, seed=23)
+    prior = fit_transfer(X, f(X), [Source("store", Xd, yd, model=ready)], kind="prior")
+    assert prior.source_points == {"store": 700}
+    plain = fit_transfer(X, f(X), [Source("table", Xd, yd)], kind="prior")
+    assert plain.source_points == {"table": 40}
+    multitask = fit_transfer(X, f(X), [Source("store", Xd, yd, model=ready)], kind="multitask")
+    assert multitask.source_points == {"store": 40}
+
+
 def test_bad_input_names_the_problem():
     X = _rand(4)
     with pytest.raises(ValueError, match="unknown transfer kind 'magic'"):
