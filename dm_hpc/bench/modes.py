@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dm_hpc.bench.pool import AF_LEVELS, load_pool, top_set
+from dm_hpc.bench.pool import AF_LEVELS, load_pool, numeric_columns, top_set
 
 
 def _hv(Y: torch.Tensor, ref: torch.Tensor) -> float:
@@ -136,6 +136,7 @@ def bench_pool_multifidelity(
     for c in [*key_cols, objective, fidelity_column]:
         if c not in df.columns:
             raise ValueError(f"column {c!r} not in {data}")
+    df = numeric_columns(df, [*([] if composition_column else key_cols), objective, fidelity_column], str(data))
     sign = 1.0 if goal == "max" else -1.0
     lab = df[df[fidelity_column] == 1].groupby(key_cols, as_index=False)[objective].mean()
     cheap = df[df[fidelity_column] != 1].groupby(key_cols, as_index=False)[objective].mean()

@@ -28,14 +28,32 @@ from dm_hpc.bench.strategies import Strategy
 AF_LEVELS = ("0.5", "0.8", "0.9")
 
 
-def load_pool(path: str | Path, inputs: Sequence[str], objectives: Sequence[str]) -> pd.DataFrame:
-    """Read a CSV, keep ``inputs`` + ``objectives``, average replicates of identical inputs."""
+def load_pool(path: str | Path, inputs: Sequence[str], objectives: Sequence[str], hint: str = "") -> pd.DataFrame:
+    """Read a CSV, keep ``inputs`` + ``objectives``, average replicates of identical inputs. Rows
+    with a missing value in them are left out; a cell that is not a number is an error naming it
+    (``numeric_columns``; ``hint``: what to do about it, for the message)."""
     df = pd.read_csv(path)
     missing = [c for c in [*inputs, *objectives] if c not in df.columns]
     if missing:
         raise ValueError(f"columns not in {path}: {missing}; available: {list(df.columns)}")
-    df = df[list(inputs) + list(objectives)].dropna()
+    df = numeric_columns(df[list(inputs) + list(objectives)], [*inputs, *objectives], str(path), hint).dropna()
     return df.groupby(list(inputs), as_index=False)[list(objectives)].mean()
+
+
+def numeric_columns(df: pd.DataFrame, columns: Sequence[str], where: str, hint: str = "") -> pd.DataFrame:
+    """``df`` with ``columns`` read as numbers. A cell that holds something other than a number (a
+    sample name, "high", "1,5") is an error naming the file, column, line and value; an empty cell
+    stays missing (NaN) for the caller to leave out."""
+    out = df.copy()
+    for c in columns:
+        num = pd.to_numeric(df[c], errors="coerce")
+        bad = (num.isna() & df[c].notna()).to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{where}: column {c!r} holds {df[c].iloc[i]!r} on line {i + 2}, not a number "
+                             f"({int(bad.sum())} such cell{'s' if bad.sum() > 1 else ''} in it){'; ' + hint if hint else ''}")
+        out[c] = num
+    return out
 
 
 def load_sources(paths: Sequence[str | Path], inputs: Sequence[str], objective: str, goal: str) -> tuple[list[str], list]:
@@ -55,7 +73,9 @@ def load_sources(paths: Sequence[str | Path], inputs: Sequence[str], objective: 
         cols = [c for c in head if c != objective]
         if not cols:
             raise ValueError(f"source {path}: no input columns besides {objective!r}")
-        tables.append((Path(path).name, cols, load_pool(path, cols, [objective])))
+        tables.append((Path(path).name, cols, load_pool(path, cols, [objective], hint=(
+            "a source's columns other than the objective are its inputs: leave a column that is not one "
+            "(a sample name, a date) out of the table"))))
     columns = union_columns(inputs, [cols for _, cols, _ in tables])
     sign = 1.0 if goal == "max" else -1.0
     sources = []

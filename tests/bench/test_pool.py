@@ -121,6 +121,40 @@ def test_cli_source_without_the_objective_is_one_line_error(synthetic_csv, tmp_p
     assert res.exit_code == 2 and "missing.csv not found" in res.output
 
 
+def test_a_cell_that_is_not_a_number_is_one_line_error_naming_it(synthetic_csv, tmp_path):
+    """A word in the objective (before: a pandas traceback from the replicate average), a letter in
+    an input, a sample-name column in a source, a word in a multi-fidelity table: each names the
+    file, column, line and value, and nothing is written."""
+    from dm_hpc.cli import app
+
+    df = pd.read_csv(synthetic_csv)
+    bad_y = tmp_path / "bad_y.csv"
+    df.astype({"y": object}).assign(y=lambda d: d["y"].where(d.index != 3, "high")).to_csv(bad_y, index=False)
+    bad_x = tmp_path / "bad_x.csv"
+    df.astype({"b": object}).assign(b=lambda d: d["b"].where(d.index != 0, "0.5a")).to_csv(bad_x, index=False)
+    named = tmp_path / "named.csv"
+    df.assign(sample=[f"s{i}" for i in range(len(df))]).to_csv(named, index=False)
+    runs = {"bad_y.csv": ["--data", str(bad_y)], "bad_x.csv": ["--data", str(bad_x)],
+            "named.csv": ["--data", str(synthetic_csv), "--source", str(named)]}
+    expect = {"bad_y.csv": "column 'y' holds 'high' on line 5", "bad_x.csv": "column 'b' holds '0.5a' on line 2",
+              "named.csv": "column 'sample' holds 's0' on line 2"}
+    for name, data in runs.items():
+        out = tmp_path / f"out-{name}"
+        res = CliRunner().invoke(app, ["bench", "pool", *data, "--inputs", "a,b,c", "--objective", "y", "--budget", "5",
+                                       "--seeds", "1", "--out", str(out)])
+        assert res.exit_code == 2, res.output
+        assert f"{name}: {expect[name]}, not a number" in res.output and "Traceback" not in res.output
+        assert not out.exists()
+    assert "leave a column that is not one" in res.output  # the source's hint
+    fid = tmp_path / "fid.csv"
+    df.assign(expt=[1, 0] * (len(df) // 2) + [1] * (len(df) % 2)).astype({"expt": object}) \
+        .assign(expt=lambda d: d["expt"].where(d.index != 2, "yes")).to_csv(fid, index=False)
+    res = CliRunner().invoke(app, ["bench", "pool", "--data", str(fid), "--inputs", "a,b,c", "--objective", "y", "--mode",
+                                   "multifidelity", "--fidelity-column", "expt", "--budget", "5", "--seeds", "1",
+                                   "--out", str(tmp_path / "mf")])
+    assert res.exit_code == 2 and "column 'expt' holds 'yes' on line 4, not a number" in res.output, res.output
+
+
 def test_run_pool_hands_over_each_finished_seed():
     from dm_hpc.bench.pool import run_pool
 
