@@ -31,10 +31,11 @@ $(BASE): pyproject.toml constraints.txt | deps-demo
 	$(BIN)/python -m dm_hpc.acquire.kernels
 	touch $(BASE)
 
-# Plus the test tools and GPAW, which compiles against Debian's libxc, OpenBLAS and Open MPI
-# (deps-test installs them).
+# Plus the test tools, GPAW, which compiles against Debian's libxc, OpenBLAS and Open MPI
+# (deps-test installs them), and CHGNet, whose weights ship in its wheel (the atomate2
+# force-field Maker tests run it on the local Slurm instead of skipping).
 $(STAMP): $(BASE) | deps-test
-	$(BIN)/pip install -q -c constraints.txt -e '.[test,dft]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,dft,mlip]'
 	$(BIN)/python -m compileall -q $(VENV)/lib > /dev/null || true
 	touch $(STAMP)
 
