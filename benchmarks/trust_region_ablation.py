@@ -13,8 +13,9 @@ improvements of the best in a row and halves after ``max(4, d)`` steps without o
 starts again at 0.8 (the data are kept: a pool campaign never throws a measurement away). When the
 box holds fewer than ``--min-points`` unmeasured points, the nearest ones to its centre (in the box's
 own stretched max-norm) are taken instead, so that a small pool never runs dry (``--sparse global``:
-the whole pool instead). One global setting,
-no per-set switch; results go where ``pool_bench.py`` keeps a variant
+the whole pool instead). Unlike TuRBO, the second initial point already counts as a success or a
+failure of the box (its first measurement sets the best). One global setting, no per-set switch;
+results go where ``pool_bench.py`` keeps a variant
 (``results/suite/trust-region/<set>-default.json``), beside the same reference rows.
 """
 from __future__ import annotations

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dm_hpc.bench.pool import AF_LEVELS, load_pool, numeric_columns, top_set
+from dm_hpc.bench.pool import AF_LEVELS, load_pool, numeric_columns, read_table, top_set
 
 
 def _hv(Y: torch.Tensor, ref: torch.Tensor) -> float:
@@ -131,16 +131,20 @@ def bench_pool_multifidelity(
     from dm_hpc.acquire import Fidelity, Objective, choose_fidelity, select_from_pool
     from dm_hpc.learn import fit_gp, fit_multitask
 
-    df = pd.read_csv(data)
+    df = read_table(data)
     key_cols = [composition_column] if composition_column else list(inputs)
     for c in [*key_cols, objective, fidelity_column]:
         if c not in df.columns:
             raise ValueError(f"column {c!r} not in {data}")
     df = numeric_columns(df, [*([] if composition_column else key_cols), objective, fidelity_column], str(data))
+    df = df.dropna(subset=[*key_cols, objective, fidelity_column])  # a row without its fidelity is neither kind
     sign = 1.0 if goal == "max" else -1.0
     lab = df[df[fidelity_column] == 1].groupby(key_cols, as_index=False)[objective].mean()
     cheap = df[df[fidelity_column] != 1].groupby(key_cols, as_index=False)[objective].mean()
     items = lab.merge(cheap, on=key_cols, suffixes=("_lab", "_cheap"))
+    if len(items) < 3:
+        raise ValueError(f"{data}: {len(items)} item(s) have both a {fidelity_column} = 1 (target) row and a cheap row; "
+                         "the multi-fidelity benchmark needs at least 3")
     if composition_column:
         Xn = _composition_features(items[composition_column].astype(str).tolist())
     else:

@@ -31,18 +31,29 @@ AF_LEVELS = ("0.5", "0.8", "0.9")
 def load_pool(path: str | Path, inputs: Sequence[str], objectives: Sequence[str], hint: str = "") -> pd.DataFrame:
     """Read a CSV, keep ``inputs`` + ``objectives``, average replicates of identical inputs. Rows
     with a missing value in them are left out; a cell that is not a number is an error naming it
-    (``numeric_columns``; ``hint``: what to do about it, for the message)."""
-    df = pd.read_csv(path)
+    (``numeric_columns``; ``hint``: what to do about such an input, for the message), and so is a
+    table with no complete row."""
+    df = read_table(path)
     missing = [c for c in [*inputs, *objectives] if c not in df.columns]
     if missing:
         raise ValueError(f"columns not in {path}: {missing}; available: {list(df.columns)}")
-    df = numeric_columns(df[list(inputs) + list(objectives)], [*inputs, *objectives], str(path), hint).dropna()
+    df = numeric_columns(df[list(inputs) + list(objectives)], inputs, str(path), hint)
+    df = numeric_columns(df, objectives, str(path)).dropna()
+    if df.empty:
+        raise ValueError(f"{path}: no row has a number in every one of {[*inputs, *objectives]}")
     return df.groupby(list(inputs), as_index=False)[list(objectives)].mean()
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV with blank lines kept as empty rows, so that row ``i`` is line ``i + 2`` of the file
+    (the header is line 1) in ``numeric_columns``' messages; the callers leave empty rows out."""
+    return pd.read_csv(path, skip_blank_lines=False)
 
 
 def numeric_columns(df: pd.DataFrame, columns: Sequence[str], where: str, hint: str = "") -> pd.DataFrame:
     """``df`` with ``columns`` read as numbers. A cell that holds something other than a number (a
-    sample name, "high", "1,5") is an error naming the file, column, line and value; an empty cell
+    sample name, "high", "1,5") is an error naming the file, column, line and value (lines as
+    ``read_table`` keeps them; a quoted cell over several lines shifts the count); an empty cell
     stays missing (NaN) for the caller to leave out."""
     out = df.copy()
     for c in columns:

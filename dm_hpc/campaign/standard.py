@@ -162,6 +162,11 @@ class RecordsOnOwnElements:
 
         return conditioned_rows(self.gp)[1]
 
+    @property
+    def n_conditioned(self) -> int:
+        """Rows the GP conditions on (``learn.transfer.Source.model``'s count of them)."""
+        return int(self.gp.train_targets.shape[-1])
+
     def posterior(self, X):
         import torch
 

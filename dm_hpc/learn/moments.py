@@ -12,8 +12,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-#: Errors a model raises when asked for ``observation_noise`` it has no noise model for.
-_NO_NOISE_MODEL = (NotImplementedError, TypeError, RuntimeError)
+#: Errors a model raises when asked for ``observation_noise`` it has no noise model for (not
+#: RuntimeError: a matrix that is not positive definite, or memory running out, is not that, and
+#: falling back would narrow the intervals without a word).
+_NO_NOISE_MODEL = (NotImplementedError, TypeError)
 
 
 def moments(model, X: Tensor, chunk: int = 4096, observation_noise: bool = False,
@@ -22,23 +24,28 @@ def moments(model, X: Tensor, chunk: int = 4096, observation_noise: bool = False
     model's own output shape per row), from the joint posterior of each ``chunk`` rows.
 
     ``observation_noise``: the moments of a new observation where the model takes the argument
-    (BoTorch GPs), else of its latent posterior. ``variances=False``: means alone, under GPyTorch's
+    (BoTorch GPs), else of its latent posterior (decided on the first chunk, so that every row is
+    the same kind of moment). ``variances=False``: means alone, under GPyTorch's
     ``skip_posterior_variances`` (``n`` per row instead of ``n^2`` for an exact GP); the variance
     returned is then None. Variances are clamped at 0 (rounding can make them slightly negative).
     """
     import gpytorch
 
     means, variances_ = [], []
+    noisy = observation_noise
     with torch.no_grad(), gpytorch.settings.skip_posterior_variances(not variances):
         for part in torch.split(torch.as_tensor(X, dtype=torch.double), chunk):
             post = None
-            if observation_noise:
+            if noisy:
                 try:
                     post = model.posterior(part, observation_noise=True)
                 except _NO_NOISE_MODEL:
-                    post = None
+                    if means:  # an earlier chunk took the argument: this is another failure
+                        raise
+                    noisy = False
             post = model.posterior(part) if post is None else post
             means.append(post.mean)
             if variances:
                 variances_.append(post.variance.clamp_min(0))
-    return torch.cat(means), (torch.cat(variances_) if variances else None)
+    # rows are the second-to-last dimension of a posterior's moments (``... x rows x m``)
+    return torch.cat(means, -2), (torch.cat(variances_, -2) if variances else None)

@@ -51,6 +51,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from dm_hpc.learn.moments import moments
 from dm_hpc.learn.surrogates import MULTITASK_SETTINGS, GPSettings, fit_gp, fit_multitask
 
 #: Candidates, simplest first.
@@ -154,13 +155,11 @@ class MultiFidelityFit:
         if self.kind in CALIBRATIONS:
             return self.model.predict(cheap)
         Xin = torch.cat([X, cheap.unsqueeze(-1)], -1) if self.kind == "feature" else X
-        with torch.no_grad():
-            latent = self.model.posterior(Xin)
-            noisy = self.model.posterior(Xin, observation_noise=True)
-        mu = latent.mean.reshape(-1)
+        mu, latent_var = moments(self.model, Xin)
+        noisy_var = moments(self.model, Xin, observation_noise=True)[1]
+        mu = mu.reshape(-1)
         mean = cheap + mu if self.kind == "residual" else mu
-        return MeasuredPrediction(mean, noisy.variance.reshape(-1).clamp_min(0).sqrt(),
-                                  latent.variance.reshape(-1).clamp_min(0).sqrt())
+        return MeasuredPrediction(mean, noisy_var.reshape(-1).sqrt(), latent_var.reshape(-1).sqrt())
 
 
 def _bounds(X: Tensor) -> Tensor:

@@ -35,7 +35,7 @@ def _moments(model, X: Tensor, chunk: int, observation_noise: bool) -> tuple[Ten
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mean, var = moments(model, X, chunk, observation_noise=observation_noise)
-    n = len(mean)
+    n = len(X)
     return mean.reshape(n, -1), var.sqrt().reshape(n, -1)
 
 

@@ -84,7 +84,8 @@ class Source:
     simplex: tuple[int, ...] = ()
     #: a ready model of the source on the target's ``d`` columns (``posterior(batch x n x d).mean``:
     #: ``batch x n x 1``), e.g. an exported standard model; the prior kind uses it instead of fitting
-    #: a GP on ``X, y`` (which are then its predictions, for the multitask kind)
+    #: a GP on ``X, y`` (which are then its predictions, for the multitask kind). A model that
+    #: conditions on rows of its own may say how many by an int ``n_conditioned`` (``source_points``)
     model: object | None = field(default=None, compare=False)
 
     def columns(self) -> list[int]:
@@ -168,7 +169,18 @@ class SourcePriorMean(Mean):
         every iteration, and a prediction reads the mean at ``train + test`` rows, then the
         test-test block, then the test-train block (GPyTorch's order), so the test-test posterior
         is taken over all the rows the mean read. Each was a posterior over up to 2,000 source points
-        (deciding 4 of 2,048: 5.4 -> 3.1 CPU s)."""
+        (deciding 4 of 2,048: 5.4 -> 3.1 CPU s).
+
+        Always the sources' real covariance: where the prior model's means alone are asked for
+        (GPyTorch's ``skip_posterior_variances``: baseline pruning, the confidence bound's screen),
+        its kernel still needs the sources' cross-covariance, which that flag would make zero in
+        their posteriors, giving wrong means and keeping a wrong block for the variances after."""
+        import gpytorch
+
+        with gpytorch.settings.skip_posterior_variances(False):
+            return self._source_covariances(x1, x2, diag)
+
+    def _source_covariances(self, x1: Tensor, x2: Tensor, diag: bool) -> Tensor:
         batch = torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
         same = x1 is x2 or (x1.shape == x2.shape and torch.equal(x1, x2))
         out = []
@@ -261,8 +273,8 @@ class TransferFit:
     the learned correlation of the source's task with the target's; prior: the fitted slope
     ``c_k``; 0 for every source when the cold GP is used). loo: kind -> mean leave-one-out log
     predictive density per target point (target units; higher is better) of each candidate.
-    source_points: source name -> rows the chosen model learns from (after subsampling; for a
-    ready model, the rows it conditions on where it tells them, ``_rows_used``).
+    source_points: source name -> rows the chosen model learns from (after subsampling; 0 for the
+    cold model; for a ready model the rows it conditions on, None where it does not say: ``_rows_used``).
     loo_rmse: kind -> leave-one-out root-mean-square error on the target's rows (target units): the
     cross-validated error of each candidate, so ``loo_rmse["cold"]`` against that of ``kind`` is
     what the sources were worth on the target's own data.
@@ -272,7 +284,7 @@ class TransferFit:
     model: object
     weights: dict[str, float]
     loo: dict[str, float] = field(default_factory=dict)
-    source_points: dict[str, int] = field(default_factory=dict)
+    source_points: dict[str, int | None] = field(default_factory=dict)
     candidates: dict[str, object] = field(default_factory=dict, repr=False)
     source_models: tuple = field(default=(), repr=False)
     sources_key: tuple = field(default=(), repr=False)
@@ -456,14 +468,18 @@ def fit_transfer(
                        {**data, "target": {"X": X, "y": y, "bounds": bounds, "seed": seed}})
 
 
-def _rows_used(source: Source, kind: str) -> int:
-    """Rows of ``source`` the ``kind`` model learns from: its subsample, or for the prior kind the
-    rows its ready model conditions on where the model says (a ``y`` of them, as a store source's
-    GP on its own elements has), not the predictions it stands in for."""
+def _rows_used(source: Source, kind: str) -> int | None:
+    """Rows of ``source`` the ``kind`` model learns from: none for the cold model, its subsample
+    for the others; for the prior kind with a ready model, the rows that model conditions on
+    (``Source.model``'s ``n_conditioned``), None where it does not say (not the predictions
+    standing in for it)."""
+    if kind == "cold":
+        return 0
     if kind == "multitask":
         return min(len(source.y), MULTITASK_SOURCE_POINTS)
-    told = getattr(source.model, "y", None) if kind == "prior" else None
-    return len(told) if told is not None else min(len(source.y), PRIOR_SOURCE_POINTS)
+    if source.model is not None:
+        return getattr(source.model, "n_conditioned", None)
+    return min(len(source.y), PRIOR_SOURCE_POINTS)
 
 
 def _on_scale_of(source: Tensor, target: Tensor) -> Tensor:

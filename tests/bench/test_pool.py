@@ -134,10 +134,17 @@ def test_a_cell_that_is_not_a_number_is_one_line_error_naming_it(synthetic_csv, 
     df.astype({"b": object}).assign(b=lambda d: d["b"].where(d.index != 0, "0.5a")).to_csv(bad_x, index=False)
     named = tmp_path / "named.csv"
     df.assign(sample=[f"s{i}" for i in range(len(df))]).to_csv(named, index=False)
-    runs = {"bad_y.csv": ["--data", str(bad_y)], "bad_x.csv": ["--data", str(bad_x)],
-            "named.csv": ["--data", str(synthetic_csv), "--source", str(named)]}
+    blank = tmp_path / "blank.csv"  # blank lines count: the bad cell is on line 7 of the file
+    text = bad_y.read_text().splitlines()
+    blank.write_text("\n".join([text[0], text[1], "", "", *text[2:]]) + "\n")
+    bad_source_y = tmp_path / "bad_source_y.csv"
+    df.astype({"y": object}).assign(y=lambda d: d["y"].where(d.index != 1, "n.d.")).to_csv(bad_source_y, index=False)
+    runs = {"bad_y.csv": ["--data", str(bad_y)], "bad_x.csv": ["--data", str(bad_x)], "blank.csv": ["--data", str(blank)],
+            "named.csv": ["--data", str(synthetic_csv), "--source", str(named)],
+            "bad_source_y.csv": ["--data", str(synthetic_csv), "--source", str(bad_source_y)]}
     expect = {"bad_y.csv": "column 'y' holds 'high' on line 5", "bad_x.csv": "column 'b' holds '0.5a' on line 2",
-              "named.csv": "column 'sample' holds 's0' on line 2"}
+              "blank.csv": "column 'y' holds 'high' on line 7", "named.csv": "column 'sample' holds 's0' on line 2",
+              "bad_source_y.csv": "column 'y' holds 'n.d.' on line 3"}
     for name, data in runs.items():
         out = tmp_path / f"out-{name}"
         res = CliRunner().invoke(app, ["bench", "pool", *data, "--inputs", "a,b,c", "--objective", "y", "--budget", "5",
@@ -145,7 +152,13 @@ def test_a_cell_that_is_not_a_number_is_one_line_error_naming_it(synthetic_csv, 
         assert res.exit_code == 2, res.output
         assert f"{name}: {expect[name]}, not a number" in res.output and "Traceback" not in res.output
         assert not out.exists()
-    assert "leave a column that is not one" in res.output  # the source's hint
+        # the source's hint is about its inputs, not about its objective
+        assert ("leave a column that is not one" in res.output) == (name == "named.csv")
+    empty = tmp_path / "empty_y.csv"
+    df.assign(y=np.nan).to_csv(empty, index=False)
+    res = CliRunner().invoke(app, ["bench", "pool", "--data", str(empty), "--inputs", "a,b,c", "--objective", "y",
+                                   "--budget", "5", "--seeds", "1", "--out", str(tmp_path / "e")])
+    assert res.exit_code == 2 and "empty_y.csv: no row has a number in every one of" in res.output, res.output
     fid = tmp_path / "fid.csv"
     df.assign(expt=[1, 0] * (len(df) // 2) + [1] * (len(df) % 2)).astype({"expt": object}) \
         .assign(expt=lambda d: d["expt"].where(d.index != 2, "yes")).to_csv(fid, index=False)

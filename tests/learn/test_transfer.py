@@ -121,17 +121,16 @@ def test_a_big_source_is_subsampled_reproducibly():
 def test_source_points_count_what_the_chosen_model_learns_from():
     """A ready source model that conditions on rows of its own (a store source's GP on its own
     elements) is counted by those rows under the prior kind, not by the predictions standing in
-    for it; the multitask kind counts its subsample of the rows given."""
+    for it, and one that does not say is not counted; the multitask kind counts its subsample of
+    the rows given, the cold model none."""
     from dm_hpc.learn import fit_gp
     from dm_hpc.learn.gp import conditioned_rows
 
     class ReadyGP:  # a ready model that tells the rows it conditions on, as RecordsOnOwnElements
-        def __init__(self, gp):
+        def __init__(self, gp, tells: bool = True):
             self.gp = gp
-
-        @property
-        def y(self):
-            return conditioned_rows(self.gp)[1]
+            if tells:
+                self.n_conditioned = len(conditioned_rows(gp)[1])
 
         def posterior(self, X):
             return self.gp.posterior(X)
@@ -148,6 +147,9 @@ def test_source_points_count_what_the_chosen_model_learns_from():
     assert plain.source_points == {"table": 40}
     multitask = fit_transfer(X, f(X), [Source("store", Xd, yd, model=ready)], kind="multitask")
     assert multitask.source_points == {"store": 40}
+    silent = fit_transfer(X, f(X), [Source("file", Xd, yd, model=ReadyGP(ready.gp, tells=False))], kind="prior")
+    assert silent.source_points == {"file": None}  # a model file: its rows are not the predictions
+    assert fit_transfer(X, f(X), [Source("store", Xd, yd, model=ready)], kind="cold").source_points == {"store": 0}
 
 
 def test_bad_input_names_the_problem():
@@ -232,6 +234,26 @@ def test_the_prior_model_is_as_unsure_as_its_source_where_the_source_had_no_data
     again = rebuild_transfer(saved, lambda s: None)
     with torch.no_grad():
         assert torch.allclose(again.posterior(far).variance, old.model.posterior(far).variance, atol=1e-8)
+
+
+def test_means_alone_of_the_prior_model_are_its_means_and_leave_its_variances_as_they_were():
+    """Means asked for without variances (GPyTorch's ``skip_posterior_variances``, as the baseline
+    pruning and the confidence bound's screen ask for them) are the prior model's means: the
+    sources' covariance inside its kernel is their real one, not the zero the flag would give, and
+    nothing wrong is kept for the variances asked for next."""
+    import copy
+
+    from dm_hpc.learn.moments import moments
+
+    Xs = _rand(200, d=2, seed=11)
+    X, new = _rand(8, d=2, seed=12), _rand(50, d=2, seed=13)
+    fit = fit_transfer(X, f(X), [Source("screen", Xs, 2.0 * f(Xs) + 1.0)], kind="prior", source_covariance=True)
+    fresh = copy.deepcopy(fit.model)
+    mean, var = moments(fresh, new)
+    alone, none = moments(fit.model, new, variances=False)
+    assert none is None
+    assert torch.allclose(alone, mean, atol=1e-9)
+    assert torch.allclose(moments(fit.model, new)[1], var, rtol=1e-6, atol=1e-12)
 
 
 def test_a_batch_gets_the_same_source_covariance_as_each_element_alone():
