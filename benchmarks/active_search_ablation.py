@@ -54,11 +54,7 @@ class TopSet(Strategy):
         self.share = share
 
     def select(self, observed: list[int], y: torch.Tensor) -> int:
-        from dm_hpc.learn import fit_surrogate
-
-        remaining = np.setdiff1d(np.arange(self.X.shape[0]), np.asarray(observed))
-        Xo, Yo = self.X[observed], y.reshape(-1, 1).to(torch.double)
-        self.model = fit_surrogate(Xo, Yo, kind="auto", bounds=self.bounds, warm_start=self.model, seed=self.seed)
+        remaining, _, Yo = self.refit_default(observed, y)
         with torch.no_grad():
             post = self.model.posterior(self.X[torch.as_tensor(remaining)])
             mean, sd = post.mean.reshape(-1), post.variance.reshape(-1).clamp_min(1e-12).sqrt()

@@ -48,12 +48,9 @@ class BetaSchedule(Strategy):
         self.budget, self.floor, self.n0 = budget, floor, n0
 
     def select(self, observed: list[int], y: torch.Tensor) -> int:
-        from dm_hpc.learn import fit_surrogate
         from dm_hpc.learn.moments import moments
 
-        remaining = np.setdiff1d(np.arange(self.X.shape[0]), np.asarray(observed))
-        Xo, Yo = self.X[observed], y.reshape(-1, 1).to(torch.double)
-        self.model = fit_surrogate(Xo, Yo, kind="auto", bounds=self.bounds, warm_start=self.model, seed=self.seed)
+        remaining = self.refit_default(observed, y)[0]
         mean, var = moments(self.model, self.X[torch.as_tensor(remaining)], 256)
         beta = beta_at(len(observed), self.budget, self.n0, self.floor)
         return int(remaining[int(torch.argmax(mean[:, 0] + beta ** 0.5 * var[:, 0].sqrt()))])

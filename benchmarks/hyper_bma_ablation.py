@@ -70,12 +70,9 @@ class HyperBMA(Strategy):
         from botorch.models import SingleTaskGP
         from botorch.models.transforms import Normalize, Standardize
 
-        from dm_hpc.learn import fit_surrogate
         from dm_hpc.learn.gp import _matern_ard
 
-        remaining = np.setdiff1d(np.arange(self.X.shape[0]), np.asarray(observed))
-        Xo, Yo = self.X[observed], y.reshape(-1, 1).to(torch.double)
-        self.model = fit_surrogate(Xo, Yo, kind="auto", bounds=self.bounds, warm_start=self.model, seed=self.seed)
+        remaining, Xo, Yo = self.refit_default(observed, y)
         m = self.model
         d, S = Xo.shape[-1], self.samples
         # the MAP in log space: length-scales (d), output scale, noise

@@ -44,11 +44,7 @@ class Hedge(Strategy):
     def select(self, observed: list[int], y: torch.Tensor) -> int:
         from botorch.acquisition.analytic import LogExpectedImprovement
 
-        from dm_hpc.learn import fit_surrogate
-
-        remaining = np.setdiff1d(np.arange(self.X.shape[0]), np.asarray(observed))
-        Xo, Yo = self.X[observed], y.reshape(-1, 1).to(torch.double)
-        self.model = fit_surrogate(Xo, Yo, kind="auto", bounds=self.bounds, warm_start=self.model, seed=self.seed)
+        remaining, Xo, Yo = self.refit_default(observed, y)
         spread = float(Yo.std()) if len(Yo) > 1 and float(Yo.std()) > 0 else 1.0
         with torch.no_grad():
             if self.nominees is not None:  # reward each arm's last nominee under the refitted model

@@ -95,12 +95,9 @@ class TrustRegion(Strategy):
 
     def select(self, observed: list[int], y: torch.Tensor) -> int:
         from dm_hpc.acquire import Objective, select_from_pool
-        from dm_hpc.learn import fit_surrogate
 
         self._update(y.reshape(-1))
-        remaining = np.setdiff1d(np.arange(self.X.shape[0]), np.asarray(observed))
-        Xo, Yo = self.X[observed], y.reshape(-1, 1).to(torch.double)
-        self.model = fit_surrogate(Xo, Yo, kind="auto", bounds=self.bounds, warm_start=self.model, seed=self.seed)
+        remaining, Xo, Yo = self.refit_default(observed, y)
         lo, span = self.bounds[0], self.bounds[1] - self.bounds[0]
         U = (self.X[torch.as_tensor(remaining)] - lo) / span
         ls = lengthscales(self.model, self.X.shape[1])

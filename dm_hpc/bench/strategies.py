@@ -44,6 +44,18 @@ class Strategy:
             lo, hi = every.min(0).values, every.max(0).values
             self.bounds = torch.stack([lo, torch.where(hi > lo, hi, lo + 1)])
 
+    def refit_default(self, observed: list[int], y: Tensor) -> tuple[np.ndarray, Tensor, Tensor]:
+        """The default strategy's model refitted on the measured points without sources
+        (``fit_surrogate``, warm-started from the last fit, as a campaign refits): ``self.model``.
+        Returns the unmeasured pool indices and the measured ``n x d`` inputs and ``n x 1``
+        outcomes; strategy ablations change only what is chosen with the model."""
+        from dm_hpc.learn import fit_surrogate
+
+        remaining = np.setdiff1d(np.arange(self.X.shape[0]), np.asarray(observed))
+        Xo, Yo = self.X[observed], y.reshape(-1, 1).to(torch.double)
+        self.model = fit_surrogate(Xo, Yo, kind="auto", bounds=self.bounds, warm_start=self.model, seed=self.seed)
+        return remaining, Xo, Yo
+
     def select(self, observed: list[int], y: Tensor) -> int:
         """observed: pool indices measured so far; y: their outcomes (``n``, to maximise)."""
         remaining = np.setdiff1d(np.arange(self.X.shape[0]), np.asarray(observed))
@@ -75,7 +87,6 @@ class Strategy:
             return int(remaining[int(torch.argmax(vals))])
         # default: the campaign path
         from dm_hpc.acquire import Objective, select_from_pool
-        from dm_hpc.learn import fit_surrogate
 
         if self.sources:
             from dm_hpc.learn.transfer import fit_transfer
@@ -84,7 +95,7 @@ class Strategy:
             self.model = self.transfer.model
             self.history.append((self.transfer.kind, dict(self.transfer.weights)))
         else:
-            self.model = fit_surrogate(Xo, Yo, kind="auto", bounds=self.bounds, warm_start=self.model, seed=self.seed)
+            self.refit_default(observed, y)
         idx = select_from_pool(self.model, Xo, Xr, [Objective(0, True)], q=1, kind=self.kind)
         return int(remaining[idx[0]])
 
