@@ -211,7 +211,8 @@ def source_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[SourceRows]:
         for j, (name, bound) in enumerate(campaign.space.process.items()):
             values = process_values(sub, name)
             proc[:, j] = np.where(np.isnan(values), 0.5 * (bound.low + bound.high), values)
-        out.append(SourceRows(spec.name, prop, comps, proc, sub[prop].to_numpy(float), list(sub["record_id"]),
+        values = sub[prop].to_numpy(float) if prop in sub.columns else np.zeros(0)  # a source without it: no rows
+        out.append(SourceRows(spec.name, prop, comps, proc, values, list(sub["record_id"]),
                               {k: v for k, v in skipped.items() if v}))
     return out
 

@@ -95,6 +95,7 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
             out.append(f"runner.site: no site profile {c.runner.site!r} in {SITES_DIR}")
     out += transfer_problems(c)
     out += delivery_problems(c)
+    out += emulation_problems(c)
     out += _resource_problems(c)
     elements = _space_elements(c)
     for f in c.calculations:
@@ -123,6 +124,20 @@ def transfer_problems(c: CampaignSpec) -> list[str]:
         for field, path in (("table", s.table), ("table_map", s.table_map), ("model", s.model)):
             if path is not None and not Path(path).is_file():
                 out.append(f"transfer.from.{k}.{field}: no such file: {path}")
+        if s.table is not None and Path(s.table).is_file() and (s.table_map is None or Path(s.table_map).is_file()):
+            from dm_hpc.campaign.dataset import _table_frame, matches
+
+            prop = s.property or c.objectives[0].property
+            try:
+                frame = _table_frame(Path(s.table), s.table_map, Path(s.table).stat().st_mtime)
+            except (ValueError, OSError) as exc:
+                out.append(_sheet_problem(f"transfer.from.{k}.table", exc))
+                continue
+            rows = frame[matches(s, frame)] if len(frame) else frame
+            if prop not in rows.columns or not rows[prop].notna().any():
+                out.append(f"transfer.from.{k}.table: {s.table} holds no {prop} value"
+                           f"{' among the rows it selects' if len(rows) < len(frame) else ''}: the source could "
+                           f"not inform the model (set property: to the column it measures, or drop the source)")
         if s.model is not None and Path(s.model).is_file():
             from dm_hpc.campaign.standard import ModelFileError, load_model_file
 
@@ -135,6 +150,41 @@ def transfer_problems(c: CampaignSpec) -> list[str]:
             if prop not in file.properties:
                 out.append(f"transfer.from.{k}.model: {s.model} predicts {', '.join(file.properties)}, not {prop} "
                            "(set property: to the one it is to inform)")
+    return out
+
+
+def _sheet_problem(field: str, exc: Exception) -> str:
+    """One line for a table that cannot be read (a ``SheetError`` lists its problems on lines of their own)."""
+    lines = [ln.strip().rstrip(":") for ln in str(exc).splitlines() if ln.strip()]
+    lines = [ln if len(ln) <= 240 else ln[:237] + "..." for ln in lines]  # a wide table's list of unknown columns
+    return f"{field}: " + "; ".join(lines[:4]) + (f"; ... ({len(lines) - 4} more)" if len(lines) > 4 else "")
+
+
+def emulation_problems(c: CampaignSpec) -> list[str]:
+    """An emulated lab whose table cannot be read, or has no value of a property the lab is to
+    measure: the campaign would spend its lab budget on sheets the emulation cannot answer, and then
+    have no measured records to learn from or report."""
+    from dm_hpc.data.sheets import read_sheet
+
+    out = []
+    for f in c.fidelities:
+        if f.emulate_from is None or not Path(f.emulate_from).is_file():
+            continue  # a missing file is reported with the other files
+        if f.emulate_map is not None and not Path(f.emulate_map).is_file():
+            continue
+        try:
+            records = read_sheet(Path(f.emulate_from), column_map=f.emulate_map)
+        except (ValueError, OSError) as exc:  # SheetError and a damaged column map are ValueErrors
+            hint = "" if f.emulate_map is not None else " (no emulate_map given: name a column map for this table)"
+            out.append(_sheet_problem(f"fidelities.{f.name}.emulate_from", exc) + hint)
+            continue
+        measured = [r for r in records if r.provenance.source.value == "experimental"] or records
+        has = {p.name for r in measured for p in r.properties}
+        for prop in c.properties:
+            if (f.measures is None or prop in f.measures) and prop not in has:
+                out.append(f"fidelities.{f.name}.emulate_from: {f.emulate_from} holds no {prop} ({_role(c, prop)}; "
+                           f"its measurements: {', '.join(sorted(has)) or 'none'}): the emulated lab could not "
+                           f"measure it; map a column to {prop} in emulate_map or choose another objective")
     return out
 
 

@@ -169,3 +169,40 @@ def test_source_records_with_an_element_the_campaign_lacks_enter_its_model(tmp_p
     row = next(line for line in text.splitlines() if line.startswith("| no-la"))
     used = len(source) - n_ce if info["kind"] == "multitask" else len(source)
     assert row.startswith(f"| no-la (overpotential) | {used} |")
+
+
+def test_a_property_the_emulated_lab_and_the_source_lack_is_refused_before_anything_is_spent(tmp_path):
+    """Found by a user-edge pass: the band-gap campaign with its objective changed to density
+    validated, suggested its whole lab budget, stored nothing (the emulation table has no density)
+    and then failed with a KeyError traceback in the source's rows; `report` failed the same way.
+    Now `validate` and `run` name both files and what they hold; nothing is stored."""
+    from tests.campaign.helpers import dm
+
+    campaign = _campaign(tmp_path, objectives=[{"property": "density", "goal": "max", "unit": "g/cm3"}])
+    for cmd in ("validate", "run"):
+        res = dm(cmd, str(tmp_path / "campaign.yaml"))
+        assert res.returncode == 2, (cmd, res.stdout, res.stderr)
+        assert "Traceback" not in res.stderr
+        assert "transfer.from.0.table:" in res.stderr and "holds no density value" in res.stderr
+        assert ("fidelities.lab.emulate_from:" in res.stderr
+                and "holds no density (objective; its measurements: bandgap)" in res.stderr)
+    assert not campaign.store.exists()
+    # the source's rows of a property it lacks are no rows (no KeyError where preflight is not asked)
+    from dm_hpc.campaign.dataset import source_rows
+
+    [rows] = source_rows(campaign, pd.DataFrame())
+    assert rows.y.size == 0 and rows.record_ids == [] and rows.skipped["no density"] > 100
+
+
+def test_an_emulation_table_without_its_column_map_is_refused_at_validate(tmp_path):
+    """Found by a user-edge pass: emulate_from without emulate_map validated, then `run` failed with
+    a SheetError traceback."""
+    from tests.campaign.helpers import dm
+
+    _campaign(tmp_path)
+    data = yaml.safe_load((tmp_path / "campaign.yaml").read_text())
+    del data["fidelities"][0]["emulate_map"]
+    (tmp_path / "campaign.yaml").write_text(yaml.safe_dump(data))
+    res = dm("validate", str(tmp_path / "campaign.yaml"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "fidelities.lab.emulate_from:" in res.stderr and "no emulate_map given" in res.stderr
