@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dm_hpc.bench.pool import AF_LEVELS, load_pool, numeric_columns, read_table, top_set
+from dm_hpc.bench.pool import AF_LEVELS, cap_budget, check_columns, check_out, load_pool, numeric_columns, read_table, top_set
 
 
 def _hv(Y: torch.Tensor, ref: torch.Tensor) -> float:
@@ -42,8 +42,14 @@ def bench_pool_multiobjective(
     from dm_hpc.acquire import Objective, select_from_pool
     from dm_hpc.learn import fit_surrogate
 
+    out = check_out(out)
     if strategy not in ("default", "random"):
         raise ValueError("multiobjective mode has strategies default and random")
+    if len(objectives) < 2:  # one has no Pareto front, and botorch's hypervolume fails on it deep inside
+        raise ValueError(f"multiobjective mode needs at least two objectives, got {list(objectives)}: "
+                         "name them comma-separated (--objective y1,y2)")
+    if len(goals) not in (1, len(objectives)):
+        raise ValueError(f"give one goal for all objectives or one per objective ({len(objectives)}), got {list(goals)}")
     if len(goals) == 1:
         goals = list(goals) * len(objectives)
     pool = load_pool(data, inputs, objectives)
@@ -51,11 +57,14 @@ def bench_pool_multiobjective(
     sign = torch.tensor([1.0 if g == "max" else -1.0 for g in goals], dtype=torch.double)
     Yraw = torch.tensor(pool[list(objectives)].to_numpy(float)) * sign
     lo, hi = Yraw.min(0).values, Yraw.max(0).values
+    flat = [o for o, d in zip(objectives, (hi - lo).tolist()) if d == 0]
+    if flat:  # its [0, 1] scale would divide by 0, and it adds no volume to find
+        raise ValueError(f"objective {flat[0]!r} has fewer than 2 distinct values over the pool: it cannot be benchmarked")
     Y = (Yraw - lo) / (hi - lo)  # pool range -> [0, 1]; ref point 0
     ref = torch.zeros(Y.shape[1], dtype=torch.double)
     hv_pool = _hv(Y, ref)
     n = X.shape[0]
-    budget = min(budget, n)
+    budget = cap_budget(budget, n)
     bounds = torch.stack([X.min(0).values, torch.where(X.max(0).values > X.min(0).values, X.max(0).values, X.min(0).values + 1)])
     curves, spent, steps = [], 0.0, 0
     for s in range(seeds):
@@ -84,7 +93,6 @@ def bench_pool_multiobjective(
         "hv_fraction": [float(v) for v in hv], "hv_fraction_final": float(hv[-1]),
         "seconds_per_step": spent / max(steps, 1),
     }
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     _plot(out / "hypervolume.png", {strategy: hv}, "evaluations", "hypervolume / pool hypervolume", Path(data).name)
@@ -131,8 +139,15 @@ def bench_pool_multifidelity(
     from dm_hpc.acquire import Fidelity, Objective, choose_fidelity, select_from_pool
     from dm_hpc.learn import fit_gp, fit_multitask
 
-    df = read_table(data)
+    out = check_out(out)
+    if not (math.isfinite(cost_ratio) and cost_ratio > 0):
+        raise ValueError(f"cost ratio (a target evaluation's cost over a cheap one's) must be a finite positive number, "
+                         f"got {cost_ratio}")
     key_cols = [composition_column] if composition_column else list(inputs)
+    check_columns(key_cols, [objective])
+    if fidelity_column in (*key_cols, objective):
+        raise ValueError(f"{fidelity_column!r} is the fidelity column and cannot also be an input or the objective")
+    df = read_table(data)
     for c in [*key_cols, objective, fidelity_column]:
         if c not in df.columns:
             raise ValueError(f"column {c!r} not in {data}")
@@ -156,7 +171,7 @@ def bench_pool_multifidelity(
     top = top_set(y_lab.numpy())
     bounds = torch.stack([X.min(0).values, torch.where(X.max(0).values > X.min(0).values, X.max(0).values, X.min(0).values + 1)])
     fids = [Fidelity("computed", 0, 1.0), Fidelity("lab", 1, float(cost_ratio), target=True)]
-    budget = min(budget, n)
+    budget = cap_budget(budget, n)
     result = {}
     for variant in ("single", "multi"):
         found_at, lab_share, costs, spent, steps = [], [], [], 0.0, 0
@@ -208,7 +223,6 @@ def bench_pool_multifidelity(
         "budget_expt": budget, "cost_ratio": cost_ratio, "n_pool": n, "n_top": int(len(top)),
         **result, "expt_evals_to": {"single": result["single"]["expt_evals_to"], "multi": result["multi"]["expt_evals_to"]},
     }
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

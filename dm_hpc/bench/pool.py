@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -28,11 +29,52 @@ from dm_hpc.bench.strategies import Strategy
 AF_LEVELS = ("0.5", "0.8", "0.9")
 
 
+class PoolWarning(UserWarning):
+    """The benchmark runs, but on something the user did not ask for or that bends its figures."""
+
+
+def check_columns(inputs: Sequence[str], objectives: Sequence[str]) -> None:
+    """The roles of a pool's columns, checked before its table is read: at least one input, no
+    column named twice in a role, none both an input and an objective (pandas would otherwise
+    select a column twice and fail deep inside with a message that names neither)."""
+    if not inputs:
+        raise ValueError("no input columns given: name at least one, comma-separated (e.g. a,b)")
+    for role, cols in (("input", inputs), ("objective", objectives)):
+        twice = [c for i, c in enumerate(cols) if c in cols[:i]]
+        if twice:
+            raise ValueError(f"duplicate {role} column {twice[0]!r}: name each column once")
+    both = [c for c in inputs if c in objectives]
+    if both:
+        raise ValueError(f"{both[0]!r} is the objective and cannot also be an input")
+
+
+def check_out(out: str | Path) -> Path:
+    """``out`` as the folder a benchmark writes into, checked before the run (which can take
+    hours) instead of after it: ``out``, or the nearest of its parents that exists, is a folder."""
+    out = Path(out)
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ValueError(f"output folder {out}: {p} is a file, not a folder" if p != out
+                                 else f"output folder {out} is an existing file, not a folder")
+            break
+    return out
+
+
+def cap_budget(budget: int, n: int) -> int:
+    """Evaluations per campaign on a pool of ``n`` points: at most ``n``, as each point is evaluated
+    once; a ``PoolWarning`` when that cuts ``budget``, as the figures then end earlier than asked."""
+    if budget > n:
+        warnings.warn(PoolWarning(f"budget {budget} is more than the {n} points of the pool: cut to {n}"), stacklevel=3)
+    return min(budget, n)
+
+
 def load_pool(path: str | Path, inputs: Sequence[str], objectives: Sequence[str], hint: str = "") -> pd.DataFrame:
     """Read a CSV, keep ``inputs`` + ``objectives``, average replicates of identical inputs. Rows
     with a missing value in them are left out; a cell that is not a number is an error naming it
     (``numeric_columns``; ``hint``: what to do about such an input, for the message), and so is a
-    table with no complete row."""
+    table with no complete row, and columns in roles that ``check_columns`` refuses."""
+    check_columns(inputs, objectives)
     df = read_table(path)
     missing = [c for c in [*inputs, *objectives] if c not in df.columns]
     if missing:
@@ -103,10 +145,45 @@ def _is_composition(X: np.ndarray) -> bool:
     return X.shape[1] > 1 and bool(np.all((X >= 0) & (X <= 1)) and np.allclose(X.sum(1), 1.0, atol=1e-6))
 
 
+def source_overlap(X: np.ndarray, sources: Sequence) -> tuple[np.ndarray, dict[str, int]]:
+    """Which rows of the target pool (``X``: ``N x d`` on the union columns) a source holds with
+    the same inputs (its measurement of the very point the benchmark hides): an ``N`` mask over all
+    ``sources`` and the count per source name."""
+    rows = [tuple(r) for r in np.asarray(X, float).tolist()]
+    held = np.zeros(len(rows), dtype=bool)
+    per: dict[str, int] = {}
+    for s in sources:
+        own = {tuple(r) for r in s.X.tolist()}
+        hit = np.array([r in own for r in rows], dtype=bool)
+        per[s.name] = int(hit.sum())
+        held |= hit
+    return held, per
+
+
 def top_set(y: np.ndarray, top_frac: float = 0.05) -> np.ndarray:
-    """Indices of the best ``ceil(top_frac N)`` values of ``y`` (to maximise)."""
+    """Indices of the best ``ceil(top_frac N)`` values of ``y`` (``N``, to maximise).
+
+    The benchmark counts finds of these rows, so which rows they are must follow from ``y``: an
+    error when it does not at all (fewer than 2 distinct values, or every place in the set tied
+    with a row outside it), a ``PoolWarning`` when some places are a pick among rows tied at the
+    set's boundary value (finding a tied row that was not picked does not count).
+    """
     n_top = math.ceil(top_frac * len(y))
-    return np.argsort(-y, kind="stable")[:n_top]
+    order = np.argsort(-y, kind="stable")
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"the objective has fewer than 2 distinct values over the pool of {len(y)} rows: "
+                         "there is no top set to find, so it cannot be benchmarked")
+    if n_top < len(y) and y[order[n_top]] == y[order[n_top - 1]]:
+        edge = y[order[n_top - 1]]
+        picked, tied = int(np.sum(y[order[:n_top]] == edge)), int(np.sum(y == edge))
+        if picked == n_top:
+            raise ValueError(f"the top {100 * top_frac:g} % of the pool ({n_top} of {len(y)} rows) cannot be told apart "
+                             f"from the rest: its places are a pick among {tied} rows of equal value, so which count "
+                             "as top is arbitrary and the figures would measure that pick")
+        warnings.warn(PoolWarning(
+            f"{picked} of the {n_top} top-set places {'is' if picked == 1 else 'are'} a pick among {tied} rows tied at "
+            "the set's boundary value: finding one of the others does not count"), stacklevel=2)
+    return order[:n_top]
 
 
 def metrics(orders: np.ndarray, top: np.ndarray, n_pool: int) -> dict:
@@ -146,7 +223,7 @@ def run_pool(
     Xt = torch.tensor(np.array(X, dtype=float), dtype=torch.double)
     yt = torch.tensor(np.array(y, dtype=float), dtype=torch.double)
     n = Xt.shape[0]
-    budget = min(budget, n)
+    budget = cap_budget(budget, n)
     orders = np.zeros((seeds, budget), dtype=int)
     spent, steps = 0.0, 0
     for k in range(seeds):
@@ -216,10 +293,12 @@ def bench_pool(
     ``sources``: related CSV tables (``load_sources``); the default strategy then works on the union
     of the pool's and the sources' inputs and transfers from them (``learn.transfer``); the summary's
     ``transfer`` key gives the columns, the share of steps each model kind was chosen and the mean
-    final weight of each source.
+    final weight of each source; a ``PoolWarning`` says how many pool rows a source holds with the
+    same inputs (the answers leak in; a source may share some points legitimately).
     """
     from dm_hpc.learn.transfer import on_columns
 
+    out = check_out(out)
     if goal not in ("max", "min"):
         raise ValueError(f"goal must be 'max' or 'min', got {goal!r}")
     if sources and strategy != "default":
@@ -228,6 +307,7 @@ def bench_pool(
     y = pool[objective].to_numpy(float) * (1.0 if goal == "max" else -1.0)
     columns, srcs = load_sources(sources, inputs, objective, goal) if sources else (list(inputs), [])
     X = on_columns(pool, columns)
+    _warn_leak(X, srcs)
     top = top_set(y)
     made: list[Strategy] = []
 
@@ -251,9 +331,20 @@ def bench_pool(
     summary["ef_peak"] = max(v for v in summary["ef"] if v is not None)
     if srcs:
         summary["transfer"] = transfer_summary(columns, srcs, [m.history for m in made])
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     np.savetxt(out / "orders.csv", orders, fmt="%d", delimiter=",")
     plot_top(summary, out / "top_pct.png", f"{Path(data).name}: {objective} ({goal}), {seeds} seeds")
     return summary
+
+
+def _warn_leak(X: np.ndarray, sources: Sequence) -> None:
+    """A ``PoolWarning`` when ``sources`` hold rows of the pool ``X`` (``source_overlap``)."""
+    held, per = source_overlap(X, sources)
+    if not held.any():
+        return
+    which = ", ".join(f"{name}: {k}" for name, k in per.items() if k)
+    n, k = len(held), int(held.sum())
+    head = (f"every one of the {n} target rows is in a source with the same inputs ({which}): the benchmark can look "
+            "the answers up" if k == n else f"{k} of the {n} target rows appear in a source with the same inputs ({which})")
+    warnings.warn(PoolWarning(f"{head}; the AF/EF figures then overstate what transfer gains"), stacklevel=3)

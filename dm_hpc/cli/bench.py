@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -13,6 +16,26 @@ bench_app = typer.Typer(help="Offline (pool-based) benchmarks of acquisition str
 def _fail(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
+
+
+@contextmanager
+def _pool_warnings() -> Iterator[None]:
+    """Each ``PoolWarning`` of the benchmark as one ``warning: ...`` line on stderr when it is raised
+    (before a long run, not after it), every time; other warnings as Python shows them."""
+    from dm_hpc.bench import PoolWarning
+
+    with warnings.catch_warnings():  # restores showwarning and the filters on the way out
+        warnings.simplefilter("always", PoolWarning)
+        show = warnings.showwarning
+
+        def line(message, category, filename, lineno, file=None, text=None) -> None:
+            if issubclass(category, PoolWarning):
+                typer.echo(f"warning: {message}", err=True)
+            else:
+                show(message, category, filename, lineno, file, text)
+
+        warnings.showwarning = line
+        yield
 
 
 def _split(text: str) -> list[str]:
@@ -59,7 +82,7 @@ def pool(
     from dm_hpc.bench import bench_pool
 
     try:
-        with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+        with _pool_warnings(), Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
             task = bar.add_task(f"{strategy} on {data.name}", total=None)
             step = lambda: bar.advance(task)  # noqa: E731
             if mode == "single":
