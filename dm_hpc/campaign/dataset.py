@@ -62,10 +62,21 @@ def process_values(df: pd.DataFrame, name: str) -> np.ndarray:
     return df[cols].bfill(axis=1).iloc[:, 0].to_numpy(dtype=float) if cols else np.full(len(df), np.nan)
 
 
+def design_elements(campaign: CampaignSpec) -> list[str]:
+    """The elements a campaign's candidates may hold: its space's, or for a pool campaign those of
+    its pool. A store record with another element is not the campaign's data (its model has no
+    input for that element; a pool campaign sharing a store with other campaigns failed on one)."""
+    if campaign.space.elements:
+        return list(campaign.space.elements)
+    from dm_hpc.campaign.candidates import pool_compositions
+
+    return sorted({el for comp in pool_compositions(campaign) for el in comp})
+
+
 def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
     """Select and shape the store's records (``Store.to_dataframe()``) for ``campaign``."""
     props = campaign.properties
-    elements = list(campaign.space.elements)  # empty for a pool campaign: no element filter
+    elements = design_elements(campaign)
     pnames = list(campaign.space.process)
     skipped: dict[str, int] = {}
     if df.empty:
@@ -86,7 +97,7 @@ def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
     skipped["no elemental composition"] = int((keep & ~has_comp).sum())
     keep &= has_comp
     outside = [c for c in x_cols if c[2:] not in elements]
-    if outside and elements:
+    if outside:
         inside = (df[outside].fillna(0).to_numpy() <= 1e-9).all(axis=1)
         skipped["elements outside the design space"] = int((keep & ~inside).sum())
         keep &= inside

@@ -16,13 +16,11 @@ from dm_hpc.campaign.spec import CampaignError, CampaignSpec, RunnerKind
 
 
 def _space_elements(c: CampaignSpec) -> list[str]:
-    if c.space.elements:
-        return sorted(c.space.elements)
-    if c.space.pool is not None and Path(c.space.pool).exists():
-        from dm_hpc.campaign.candidates import pool_compositions
+    if not c.space.elements and (c.space.pool is None or not Path(c.space.pool).exists()):
+        return []  # a missing pool file is reported with the other files
+    from dm_hpc.campaign.dataset import design_elements
 
-        return sorted({el for comp in pool_compositions(c) for el in comp})
-    return []
+    return sorted(design_elements(c))
 
 
 def _role(c: CampaignSpec, prop: str) -> str:

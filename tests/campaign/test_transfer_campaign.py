@@ -206,3 +206,23 @@ def test_an_emulation_table_without_its_column_map_is_refused_at_validate(tmp_pa
     res = dm("validate", str(tmp_path / "campaign.yaml"))
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert "fidelities.lab.emulate_from:" in res.stderr and "no emulate_map given" in res.stderr
+
+
+def test_a_pool_campaign_leaves_out_store_records_with_elements_outside_its_pool(tmp_path):
+    """Found by a transfer review: a pool campaign sharing its store with another campaign took
+    that campaign's records as its own whatever their elements, and its model failed on the first
+    element its pool lacks (``ValueError: element 'Ce' ... is not in [...]``, a traceback in
+    ``run``). Such records are now left out of its own data, as an element campaign's are."""
+    campaign = _campaign(tmp_path, transfer=None)
+    with Store.open(campaign.store, mode="a") as st:
+        st.ingest([{"composition": {"Pu": 0.5, "O": 0.5}, "properties": [{"name": "bandgap", "value": 2.1}],
+                    "provenance": {"source": "experimental", "method": "other-lab", "campaign": "other"}},
+                   {"composition": {"Zn": 0.5, "O": 0.5}, "properties": [{"name": "bandgap", "value": 3.3}],
+                    "provenance": {"source": "experimental", "method": "other-lab", "campaign": "other"}}])
+    data = training_set(campaign, Store.open(campaign.store).to_dataframe())
+    assert [sorted(c) for c in data.compositions] == [["O", "Zn"]]
+    assert data.skipped["elements outside the design space"] == 1
+    from dm_hpc.api import Campaign
+
+    picks = Campaign(campaign).suggest(2)  # the model fits on what is left
+    assert len(picks) == 2
