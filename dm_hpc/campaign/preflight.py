@@ -16,7 +16,9 @@ from dm_hpc.campaign.spec import CampaignError, CampaignSpec, RunnerKind
 
 
 def _space_elements(c: CampaignSpec) -> list[str]:
-    if not c.space.elements and (c.space.pool is None or not Path(c.space.pool).exists()):
+    if c.space.elements:
+        return sorted(c.space.elements)  # without pandas: validate stays light
+    if c.space.pool is None or not Path(c.space.pool).exists():
         return []  # a missing pool file is reported with the other files
     from dm_hpc.campaign.dataset import design_elements
 
@@ -86,6 +88,7 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
     for field, path in files:
         if path is not None and not Path(path).is_file():
             out.append(f"{field}: no such file: {path}")
+    out += _store_problems(c)
     if c.runner.site is not None and not Path(c.runner.site).suffix:
         from dm_hpc.runners.site import SITES_DIR
 
@@ -151,6 +154,24 @@ def transfer_problems(c: CampaignSpec) -> list[str]:
     return out
 
 
+def _store_problems(c: CampaignSpec) -> list[str]:
+    """A store path that holds something other than a store (a file, a folder of other files): the
+    run would fail at its first write, after the campaign has started. A missing or empty folder
+    is fine: the first run creates the store. Read from the store's own files, without opening it
+    (validate stays light; a damaged store is ``store check``'s to judge)."""
+    from dm_hpc.data import layout
+
+    store = Path(c.store)
+    if not store.exists() or (store.is_dir() and not any(store.iterdir())):
+        return []
+    if not store.is_dir():
+        return [f"store: {store} is a file, not a store folder"]
+    if not (store / layout.MANIFEST).exists() and not (store / layout.MARKER).exists():
+        return [f"store: {store} holds other files and no store (no {layout.MANIFEST}): "
+                "name a new or empty folder, or the folder of an existing store"]
+    return []
+
+
 def _sheet_problem(field: str, exc: Exception) -> str:
     """One line for a table that cannot be read (a ``SheetError`` lists its problems on lines of their own)."""
     lines = [ln.strip().rstrip(":") for ln in str(exc).splitlines() if ln.strip()]
@@ -162,14 +183,14 @@ def emulation_problems(c: CampaignSpec) -> list[str]:
     """An emulated lab whose table cannot be read, or has no value of a property the lab is to
     measure: the campaign would spend its lab budget on sheets the emulation cannot answer, and then
     have no measured records to learn from or report."""
-    from dm_hpc.data.sheets import read_sheet
-
     out = []
     for f in c.fidelities:
         if f.emulate_from is None or not Path(f.emulate_from).is_file():
             continue  # a missing file is reported with the other files
         if f.emulate_map is not None and not Path(f.emulate_map).is_file():
             continue
+        from dm_hpc.data.sheets import read_sheet  # pandas: only for a campaign that emulates its lab
+
         try:
             records = read_sheet(Path(f.emulate_from), column_map=f.emulate_map)
         except (ValueError, OSError) as exc:  # SheetError and a damaged column map are ValueErrors

@@ -102,14 +102,27 @@ class SpaceSpec(Strict):
             unit = canonical_unit(name, kind="process_parameter")
             lo = to_canonical(name, b.low, b.unit, kind="process_parameter")
             hi = to_canonical(name, b.high, b.unit, kind="process_parameter")
+            for value in (lo, hi):  # a box below 0 K would put on the lab's sheet what ingest refuses
+                vocabulary.check_range(name, value, kind="process_parameter")
             out[name] = BoundSpec(low=lo, high=hi, unit=unit, written_unit=b.written_unit or b.unit or unit,
                                   precision=b.precision)
         return out
+
+    @field_validator("excluded")
+    @classmethod
+    def _excluded(cls, v: list[str]) -> list[str]:
+        unknown = [el for el in v if not is_element(el)]
+        if unknown:
+            raise ValueError(f"unknown element {unknown[0]!r} in excluded")
+        return v
 
     @model_validator(mode="after")
     def _something(self) -> SpaceSpec:
         if not self.elements and self.pool is None:
             raise ValueError("give elements with bounds, or a candidate pool file")
+        if self.elements and set(self.elements) <= set(self.excluded):
+            raise ValueError(f"every element of the space is excluded ({', '.join(self.elements)}): "
+                             "no composition is left to suggest")
         if self.elements:
             from dm_hpc.acquire.space import DesignSpace  # the one feasibility check of a space
 
@@ -142,6 +155,11 @@ class ObjectiveSpec(Strict):
             to_canonical(self.property, self.target, self.unit)
         elif self.unit is not None:
             to_canonical(self.property, 1.0, self.unit)
+        if self.target is not None:  # a target no material can have (5000 g/cm3: kg/m3 typed) stops or never stops a run
+            try:
+                vocabulary.check_range(self.property, self.canonical_target)
+            except ValueError as exc:
+                raise ValueError(f"target: {str(exc).split('; ')[0]}") from None  # the rest is a hint for sheet headers
         return self
 
     @property
@@ -633,6 +651,25 @@ def parse_campaign(data: Any, origin: str = "<campaign>", base_dir: str | Path |
         raise CampaignError(f"{origin}: invalid campaign: {type(exc).__name__}: {exc}") from None
 
 
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader (libyaml's parser where PyYAML has it), refusing a key given twice in one
+    mapping: YAML's last-one-wins would silently drop the first (``Cu: [0, 0.5]`` then
+    ``Cu: [0.2, 0.3]``, two ``seed:`` lines)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                            key_node.start_mark)
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base constructor names it
+                pass
+        return super().construct_mapping(node, deep)
+
+
 def load_campaign(path: str | Path) -> CampaignSpec:
     """Read and validate a campaign YAML file; raises ``CampaignError`` naming file and field.
 
@@ -647,7 +684,7 @@ def load_campaign(path: str | Path) -> CampaignSpec:
     except UnicodeDecodeError as exc:
         raise CampaignError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     try:  # libyaml's parser where PyYAML has it: the same safe loader, ~8x faster (every command loads the file)
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 -- a safe loader
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 -- a safe loader
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""

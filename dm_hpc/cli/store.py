@@ -253,6 +253,8 @@ def check(store: StorePath, repair: Annotated[bool, typer.Option(
 @store_app.command("compact")
 def compact(store: StorePath) -> None:
     """Merge all shards into one and rebuild the store.h5 table view."""
+    with store_errors(), _open(store):  # a reader refuses a missing store: a typo must not create one
+        pass
     with store_errors(), _open(store, "a") as s:
         s.compact()
     say(f"compacted {store}")

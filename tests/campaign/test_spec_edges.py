@@ -1,0 +1,80 @@
+"""Campaign files a user-edge pass found accepted by ``validate`` and failing, or silently
+changed, later: each is now refused by ``load_campaign`` / preflight with the field named."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from dm_hpc.campaign import CampaignError, load_campaign
+from dm_hpc.campaign.preflight import problems
+
+from .helpers import dm, write_campaign
+
+
+def _refused(path, *words):
+    with pytest.raises(CampaignError) as exc:
+        load_campaign(path)
+    for w in words:
+        assert w in str(exc.value), str(exc.value)
+
+
+def test_a_process_box_below_absolute_zero_is_refused(tmp_path):
+    """It validated, the lab sheet asked for -300 degC, and ingest refused the measured rows."""
+    space = {"elements": {"Cu": [0, 1], "Ni": [0, 1]},
+             "process": {"annealing_temperature": {"low": -400, "high": -300, "unit": "degC"}}}
+    _refused(write_campaign(tmp_path, name="cold", space=space),
+             "space.process", "annealing_temperature", "outside the physical range")
+    space["process"]["annealing_temperature"].update(low=300, high=900)
+    c = load_campaign(write_campaign(tmp_path, name="warm", space=space))
+    assert c.space.process["annealing_temperature"].low == pytest.approx(573.15)
+
+
+def test_excluding_every_element_or_an_unknown_one_is_refused(tmp_path):
+    """Every element excluded validated and the lab got a sample of all zeros; ``Qq`` was accepted."""
+    base = {"elements": {"Cu": [0, 1], "Ni": [0, 1]}}
+    _refused(write_campaign(tmp_path, name="none", space={**base, "excluded": ["Cu", "Ni"]}),
+             "every element of the space is excluded")
+    _refused(write_campaign(tmp_path, name="qq", space={**base, "excluded": ["Qq"]}), "unknown element 'Qq'")
+    assert load_campaign(write_campaign(tmp_path, name="one", space={**base, "excluded": ["Ni"]})).space.excluded == ["Ni"]
+
+
+def test_an_objective_target_outside_the_physical_range_is_refused(tmp_path):
+    """5000 g/cm3 (a value in kg/m3) validated and the run stopped at once, 'objective targets met'."""
+    for target in (5000, -5):
+        _refused(write_campaign(tmp_path, name=f"t{target}".replace("-", "m"), objectives=[
+            {"property": "density", "goal": "min", "unit": "g/cm3", "target": target}]),
+            "objectives.0", "target: density", "outside the physical range")
+    ok = write_campaign(tmp_path, name="t5", objectives=[{"property": "density", "goal": "min", "unit": "g/cm3", "target": 5}])
+    assert load_campaign(ok).objectives[0].canonical_target == 5
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
+    """YAML keeps the last of two equal keys: the first element bounds or seed vanished silently."""
+    path = write_campaign(tmp_path, name="dup")
+    text = path.read_text()
+    path.write_text(text.replace("seed: 3\n", "seed: 3\nseed: 4\n", 1))
+    _refused(path, "key 'seed' is given twice", "line ")
+    data = yaml.safe_load(text)
+    assert data["seed"] == 3  # the unchanged file loads
+    assert load_campaign(write_campaign(tmp_path, name="fine")).seed == 3
+
+
+def test_a_store_path_holding_something_else_is_refused_at_validate(tmp_path):
+    """A file, or a folder of other files, as the store validated and ``run`` then failed with a
+    StoreError traceback; a missing or empty folder is a store the first run creates."""
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    got = {name: problems(load_campaign(write_campaign(tmp_path, name=name.replace("a", "b"), store=str(tmp_path / name))))
+           for name in ("afile", "other", "empty", "missing")}
+    assert got["afile"] == [f"store: {tmp_path / 'afile'} is a file, not a store folder"]
+    assert len(got["other"]) == 1 and "holds other files and no store" in got["other"][0]
+    assert got["empty"] == [] and got["missing"] == []
+
+
+def test_store_compact_on_a_mistyped_path_creates_nothing(tmp_path):
+    """It printed 'compacted TYPO', exit 0, and left a new empty store there."""
+    res = dm("store", "compact", "--store", str(tmp_path / "TYPO"))
+    assert res.returncode == 2 and "no store at" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "TYPO").exists()
