@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -279,6 +280,11 @@ def _load_cached(path: Path, mtime_ns: int, size: int) -> ModelFile:
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
             AttributeError, KeyError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "Weights only load failed" in str(exc):
+            # PyTorch's message goes on to advise loading the file with weights_only=False, i.e.
+            # running whatever code a partner's file carries: never repeated to the user
+            found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+            first = f"it holds {found.group(1) if found else 'a Python object'}, which is never unpickled"
         raise ModelFileError(f"{path} cannot be read as a model file: damaged, or not a dm-hpc model file "
                              f"(only tensors and plain values are read: {first[:200]})") from exc
     return _from_payload(payload, path, _sha256_file(path))

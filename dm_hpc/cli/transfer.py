@@ -37,9 +37,13 @@ def suggest(
                       f"{c.name}", markup=False, highlight=False, soft_wrap=True)
         return
     table = Table(title=f"sources of {prop} for {c.name} (first {min(limit, len(found))} of {len(found)})")
-    for col in found.columns:
-        table.add_column(Text(col))
-    for _, row in found.head(limit).iterrows():
+    shown = found.head(limit)
+    for k, col in enumerate(found.columns):
+        if k == 0:  # what to copy under `transfer: from:` is never cut, whatever the terminal's width
+            table.add_column(Text(col), no_wrap=True, min_width=max(len(col), *(len(str(v)) for v in shown[col])))
+        else:
+            table.add_column(Text(col), overflow="fold")
+    for _, row in shown.iterrows():
         table.add_row(*[Text(str(v)) for v in row])  # Text: names are data, not markup
     console.print(table)
 

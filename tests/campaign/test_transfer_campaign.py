@@ -89,7 +89,7 @@ def test_bad_transfer_settings_name_the_field(tmp_path, datasets, transfer, mess
         _campaign(tmp_path, transfer=transfer)
 
 
-def test_transfer_suggest_lists_store_sources_with_their_overlap(tmp_path, datasets):
+def test_transfer_suggest_lists_store_sources_with_their_overlap(tmp_path, datasets, monkeypatch):
     """Band gaps of two methods share the campaign's elements; OER plates and steels hold no band gap."""
     from typer.testing import CliRunner
 
@@ -106,6 +106,14 @@ def test_transfer_suggest_lists_store_sources_with_their_overlap(tmp_path, datas
     assert "method: dft-camd" in res.output and "method: expt-literature" in res.output
     assert "jcap" not in res.output  # no band gaps there
     assert "75 of 75" in res.output  # every pool element is shared
+    # piped or in a narrow terminal the line to copy under `transfer: from:` stays whole (it was cut
+    # to "method: d…"); the other columns fold
+    import dm_hpc.cli.transfer as transfer_cli
+
+    monkeypatch.setattr(transfer_cli.console, "width", 60)
+    res = CliRunner().invoke(app, ["transfer", "suggest", str(tmp_path / "campaign.yaml")])
+    assert res.exit_code == 0, res.output
+    assert "method: dft-camd" in res.output and "method: expt-literature" in res.output
 
 
 def test_source_records_with_an_element_the_campaign_lacks_enter_its_model(tmp_path, datasets):

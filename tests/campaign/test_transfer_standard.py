@@ -201,6 +201,12 @@ def test_damaged_or_foreign_model_files_are_refused(tmp_path, standard_file):
             standard.load_model_file(tmp_path / name)
         assert name in str(err.value)
     assert not (tmp_path / "pwned").exists()  # nothing of the file was run
+    # PyTorch's advice to load such a file with weights_only=False (run its code) is not passed on,
+    # nor its terminal escapes; the message names what the file holds
+    with pytest.raises(standard.ModelFileError) as err:
+        standard.load_model_file(tmp_path / "hostile.pt")
+    assert "weights_only" not in str(err.value) and "\x1b" not in str(err.value)
+    assert "which is never unpickled" in str(err.value)
     with pytest.raises(standard.ModelFileError, match="not found"):
         standard.load_model_file(tmp_path / "absent.pt")
     # a campaign naming such a file: `dm-hpc validate` names the field and the file
