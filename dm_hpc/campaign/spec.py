@@ -525,6 +525,19 @@ class CampaignSpec(Strict):
             raise ValueError(f"objective given twice: {props}")
         if sum(f.target for f in self.fidelities) > 1:
             raise ValueError("at most one fidelity can be the target")
+        for prop in {c.property for c in self.constraints}:
+            floor = max((c.value for c in self.constraints if c.property == prop and c.op == ">="), default=-math.inf)
+            ceiling = min((c.value for c in self.constraints if c.property == prop and c.op == "<="), default=math.inf)
+            if floor > ceiling:  # no material meets both: every suggestion would be infeasible
+                raise ValueError(f"constraints on {prop} cannot all be met: >= {floor:g} and <= {ceiling:g}")
+        if self.transfer is not None and (len(self.fidelities) > 1 or len(self.properties) > 1):
+            # the sources enter a model of one property at one fidelity (campaign.strategy); elsewhere
+            # they would be named, validated and never used
+            has = (f"{len(self.fidelities)} fidelities ({', '.join(names)})" if len(self.fidelities) > 1
+                   else f"{len(self.properties)} properties ({', '.join(self.properties)})")
+            raise ValueError(f"transfer: sources inform a campaign of one property (objectives and constraints) "
+                             f"measured at one fidelity; this one has {has}: remove the transfer block, or "
+                             "split the campaign")
         b = self.budget
         if b.core_hours is None and b.calculations is None and b.wall_time is None and not (
                 not self.calculations and b.lab_experiments):

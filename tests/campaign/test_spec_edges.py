@@ -78,3 +78,22 @@ def test_store_compact_on_a_mistyped_path_creates_nothing(tmp_path):
     res = dm("store", "compact", "--store", str(tmp_path / "TYPO"))
     assert res.returncode == 2 and "no store at" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "TYPO").exists()
+
+
+def test_contradictory_constraints_are_refused(tmp_path):
+    """``density <= 12`` and ``density >= 13`` validated (the guide says such constraints are refused)."""
+    _refused(write_campaign(tmp_path, name="both", constraints=["density <= 12 g/cm3", "density >= 13 g/cm3"]),
+             "constraints on density cannot all be met: >= 13 and <= 12")
+    c = load_campaign(write_campaign(tmp_path, name="band", constraints=["density <= 12 g/cm3", "density >= 8 g/cm3"]))
+    assert len(c.constraints) == 2
+
+
+def test_transfer_on_a_campaign_it_cannot_inform_is_refused(tmp_path):
+    """A transfer block on a calculation + lab campaign validated; its sources were never used (a
+    line in the report said so)."""
+    transfer = {"from": [{"campaign": "older"}]}
+    _refused(write_campaign(tmp_path, name="two", transfer=transfer),
+             "transfer: sources inform a campaign of one property", "2 fidelities (emt, lab)")
+    _refused(write_campaign(tmp_path, name="props", lab=False, transfer=transfer, constraints=["density <= 12"]),
+             "2 properties (mixing_energy, density)")
+    assert load_campaign(write_campaign(tmp_path, name="one", lab=False, transfer=transfer)).transfer is not None
