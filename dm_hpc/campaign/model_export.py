@@ -63,6 +63,10 @@ def export_version(campaign: CampaignSpec, version: str | None, out: Path,
 
     version = version or registry.current(campaign)
     found = {v.version: v for v in registry.versions(campaign)}
+    if version is None:  # nothing registered yet: say how one comes to be, not "version None"
+        raise registry.RegistryError(f"{campaign.name}: no model version is registered yet: train one "
+                                     f"(dm-hpc train CAMPAIGN), or export the campaign's model with its "
+                                     "sources (--with-transfer)")
     if version not in found:
         raise registry.RegistryError(f"{campaign.name}: no model version {version!r} "
                                      f"(registered: {', '.join(found) or 'none'})")

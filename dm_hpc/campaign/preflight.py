@@ -93,7 +93,7 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
         from dm_hpc.runners.site import SITES_DIR
 
         if not (SITES_DIR / f"{c.runner.site}.yaml").is_file():
-            out.append(f"runner.site: no site profile {c.runner.site!r} in {SITES_DIR}")
+            out.append(f"runner.site: no site profile '{c.runner.site}' in {SITES_DIR}")
     out += transfer_problems(c)
     out += delivery_problems(c)
     out += emulation_problems(c)
@@ -222,6 +222,11 @@ def _resource_problems(c: CampaignSpec) -> list[str]:
         cpus = os.cpu_count() or 1
         return [f"fidelities.{f.name}.cores: {f.cores} > the {cpus} CPUs of this machine (runner: local)"
                 for f in c.calculations if f.cores > cpus]
+    from dm_hpc.runners.site import SITES_DIR
+
+    named = Path(c.runner.site) if c.runner.site and Path(c.runner.site).suffix else SITES_DIR / f"{c.runner.site}.yaml"
+    if c.runner.site is not None and not named.is_file():
+        return []  # a missing site profile is reported once, with the files
     try:
         site = SiteProfile.load(c.runner.site or "local")
     except SiteProfileError as exc:

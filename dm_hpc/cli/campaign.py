@@ -137,7 +137,9 @@ def validate(campaign: CampaignFile) -> None:
     the field and what was expected."""
     c = _load(campaign)
     _preflight(c, campaign, check_codes=False)
-    console.print(f"ok: {c.name}: {len(c.space.elements)} elements, {len(c.objectives)} objective(s), "
+    space = (f"{len(c.space.elements)} elements" if c.space.elements
+             else f"candidates from {Path(c.space.pool).name}")  # a pool campaign has no element list
+    console.print(f"ok: {c.name}: {space}, {len(c.objectives)} objective(s), "
                   f"fidelities {', '.join(f.name for f in c.fidelities)}, runner {c.runner.kind.value}")
 
 

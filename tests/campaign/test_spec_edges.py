@@ -8,6 +8,8 @@ import yaml
 from dm_hpc.campaign import CampaignError, load_campaign
 from dm_hpc.campaign.preflight import problems
 
+from tests.conftest import REPO
+
 from .helpers import dm, write_campaign
 
 
@@ -97,3 +99,16 @@ def test_transfer_on_a_campaign_it_cannot_inform_is_refused(tmp_path):
     _refused(write_campaign(tmp_path, name="props", lab=False, transfer=transfer, constraints=["density <= 12"]),
              "2 properties (mixing_energy, density)")
     assert load_campaign(write_campaign(tmp_path, name="one", lab=False, transfer=transfer)).transfer is not None
+
+
+def test_messages_name_what_is_missing_in_words(tmp_path):
+    """A missing site profile was reported twice, once as ``PosixPath('nosuch')``; a pool campaign
+    validated as "0 elements"; exporting before any model was registered said "no model version None"."""
+    c = load_campaign(write_campaign(tmp_path, name="site", runner={"kind": "slurm", "site": "nosuch"}))
+    found = [p for p in problems(c) if p.startswith("runner.site")]
+    assert len(found) == 1 and "no site profile 'nosuch'" in found[0] and "PosixPath" not in found[0]
+    res = dm("validate", str(REPO / "campaigns" / "bandgap-transfer.yaml"))
+    assert res.returncode == 0 and "candidates from bandgap_dft_vs_expt.csv" in res.stdout, res.stderr
+    res = dm("models", str(write_campaign(tmp_path, name="untrained")), "--export", str(tmp_path / "m.pt"))
+    assert res.returncode != 0 and "no model version is registered yet" in res.stderr + res.stdout
+    assert "None" not in res.stderr + res.stdout and not (tmp_path / "m.pt").exists()
