@@ -2,9 +2,11 @@
 
 Sending the same sheet twice is harmless: the same content has the same record id, so nothing
 new is stored. A row that carries a value for a property the store already holds for that
-sample (same ``sample_id``, campaign and source) is a correction or a mistake, and the engine
-cannot tell which: it is refused, with the line, both values and what to do, unless the user
-says ``replace``. Then the new record names the records it corrects in
+sample (same ``sample_id``, campaign and source) with another value is a correction or a mistake,
+and the engine cannot tell which: it is refused, with the line, both values and what to do, unless
+the user says ``replace``. A row that repeats every stored value of the sample unchanged and adds
+others (a property measured later, the sheet sent again with it filled in) is a completion: it
+replaces the record it extends without ``replace``. Then the new record names the records it corrects in
 ``provenance.supersedes``; they stay in the store (provenance is never erased) and queries,
 training and exports show only the current record unless asked (``superseded=True``).
 """
@@ -66,7 +68,10 @@ def resolve_resends(
             out.append(rec)
             continue
         old = same[same[clash].notna().any(axis=1)]
-        if not replace:
+        changed = [name for name in clash if not np.isclose(old[name].dropna().iloc[0], rec.get_property(name).value,
+                                                            rtol=1e-9, atol=0.0)]
+        if not replace and changed:
+            clash = changed  # the message names what differs, not a value sent again unchanged
             told = "; ".join(
                 f"{name} is already stored as {old[name].dropna().iloc[0]:g} {canonical_unit(name)} "
                 f"(record {old.loc[old[name].notna(), 'record_id'].iloc[0]}), this sheet says "
@@ -76,6 +81,8 @@ def resolve_resends(
             problems.append((line, f"sample {sid!r}: {told}; use --replace to store the new value and keep "
                                    "the old one as superseded"))
             continue
+        # here either --replace, or every stored value is sent again unchanged: a completion (the
+        # lab measured another property of the sample since), which replaces the record it extends
         hidden = [p for p in props if old[p].notna().any() and rec.get_property(p) is None]
         if hidden:
             problems.append((line, f"sample {sid!r}: the record it replaces also holds {', '.join(hidden)}, which "

@@ -1,0 +1,46 @@
+"""``data.resend``: a sample's values sent again, changed (refused unless --replace) or completed."""
+import pytest
+
+from dm_hpc.data import MaterialRecord, Store
+from dm_hpc.data.resend import resolve_resends
+from dm_hpc.data.sheetfiles import SheetError
+
+
+def _rec(**props):
+    return MaterialRecord.model_validate({
+        "composition": {"Cu": 0.5, "Ni": 0.5}, "sample_id": "S1",
+        "properties": [{"name": k, "value": v} for k, v in props.items()],
+        "provenance": {"source": "experimental", "method": "lab", "campaign": "c"}})
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store.open(tmp_path / "s", mode="a") as st:
+        st.ingest([_rec(hardness=2.5)])
+    with Store.open(tmp_path / "s") as st:
+        yield st
+
+
+def test_a_property_measured_later_completes_the_sample_without_replace(store):
+    """Found by a user-edge pass: the lab sent hardness with density blank, then the same row with
+    density filled in; it was refused ("hardness is already stored as 2.5 ..., this sheet says 2.5;
+    use --replace"). Now the fuller record replaces the one it extends."""
+    [first] = store.to_dataframe()["record_id"]
+    [done] = resolve_resends(store, [_rec(hardness=2.5, density=8.9)], [2], "sheet.csv")
+    assert done.provenance.supersedes == [first] and done.get_property("density").value == 8.9
+
+
+def test_a_changed_value_is_still_refused_and_only_it_is_named(store):
+    with pytest.raises(SheetError) as err:
+        resolve_resends(store, [_rec(hardness=2.7, density=8.9)], [3], "sheet.csv")
+    assert "line 3: sample 'S1': hardness is already stored as 2.5" in str(err.value) and "says 2.7" in str(err.value)
+    assert "density" not in str(err.value)
+    [fixed] = resolve_resends(store, [_rec(hardness=2.7, density=8.9)], [3], "sheet.csv", replace=True)
+    assert fixed.provenance.supersedes
+
+
+def test_a_completion_must_still_carry_every_stored_value(tmp_path):
+    with Store.open(tmp_path / "s", mode="a") as st:
+        st.ingest([_rec(hardness=2.5, density=8.9)])
+    with pytest.raises(SheetError, match="also holds density"), Store.open(tmp_path / "s") as st:
+        resolve_resends(st, [_rec(hardness=2.5, bulk_modulus=120.0)], [2], "sheet.csv")
