@@ -245,6 +245,13 @@ def _columns(table: pd.DataFrame) -> tuple[list[Column], list[tuple[int, str]], 
         if c.kind == "uncertainty" and c.name not in props:
             problems.append((1, f"column {c.header!r}: an uncertainty without a property:{c.name} column"))
         elif c.kind == "uncertainty" and c.unit != props[c.name].unit:
+            if not table[c.header].map(lambda v: not _blank(v)).any():
+                # a lab that changed the value's unit (as docs/labs.md says) and sent no uncertainty:
+                # the empty column says nothing, so its old unit is no conflict
+                warnings.append(f"column {c.header!r} is empty and in another unit than the value's "
+                                f"{props[c.name].unit!r}; ignored")
+                columns = [k for k in columns if k is not c]
+                continue
             problems.append((1, f"column {c.header!r}: unit {c.unit!r} differs from the value's {props[c.name].unit!r}"))
     return columns, problems, warnings
 

@@ -218,3 +218,19 @@ def test_errors_name_the_sheet_row_sample_column_and_value_never_a_temporary_pat
     assert (verdict.line, verdict.sample_id, verdict.column, verdict.value) == (3, "A1", "property:hardness [GPa]", "abc")
     assert str(info.value) == ("measurements: 1 problem(s), nothing imported:\n  line 3: sample 'A1', column "
                                "'property:hardness [GPa]', value 'abc': not a number")
+
+
+def test_a_value_unit_changed_with_its_uncertainty_column_left_empty_is_read(tmp_path):
+    """docs/labs.md tells a lab to change the value's unit in its header; the sheet's empty
+    uncertainty column kept the old unit and the sheet was refused ("unit ... differs"). An empty
+    uncertainty column in another unit is now ignored with a warning; a filled one is still refused."""
+    from dm_hpc.data.sheets import read_sheet
+
+    head = "composition:Cu,composition:Ni,property:density [kg/m**3],uncertainty:density [g/cm**3]\n"
+    (tmp_path / "empty.csv").write_text(head + "0.5,0.5,8900,\n0.4,0.6,8850,\n")
+    contents = read_sheet_contents(tmp_path / "empty.csv")
+    assert [r.get_property("density").value for r in contents.records] == pytest.approx([8.9, 8.85])
+    assert any("is empty and in another unit" in w for w in contents.warnings)
+    (tmp_path / "filled.csv").write_text(head + "0.5,0.5,8900,0.1\n")
+    with pytest.raises(SheetError, match="differs from the value's"):
+        read_sheet(tmp_path / "filled.csv")
