@@ -159,12 +159,27 @@ def take_lab_loaded(campaign: CampaignSpec, loaded: LoadedTable, origin: str, re
     return take_lab_contents(campaign, contents, origin, replace, confirm, by)
 
 
+def confirm_warnings(contents: SheetContents, confirm: Collection[str]) -> list[str]:
+    """What a confirmation asked for and did not do: a ``--confirm`` id that no row of the sheet
+    holds (a typo), a ``confirm`` cell that is filled but not a yes ("maybe"): the value it meant
+    stays held, so the user is told instead of nothing."""
+    ids = {r.sample_id for r in contents.records} | {sid for _, sid in contents.not_made if sid is not None}
+    out = [f"--confirm {sid}: no row of this sheet has that sample id; nothing confirmed for it"
+           for sid in sorted(set(confirm) - ids)]
+    yes = confirmed_in_sheet(contents.confirm)
+    out += [f"sample {sid}: its confirm cell says {str(cell).strip()!r}, which is not a yes (write yes to confirm)"
+            for sid, cell in contents.confirm.items()
+            if sid not in yes and str(cell).strip() and str(cell).strip().lower() not in ("nan", "none", "no", "n")]
+    return out
+
+
 def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: str, replace: bool = False,
                       confirm: Collection[str] = (), by: str | None = None) -> LabIngest:
     """Store a checked sheet's records, all or nothing (see ``take_lab_sheet``); ``origin``
     names the sheet in messages and the journal."""
     from dm_hpc.campaign.ownership import drop_in_inbox, exclusive
 
+    contents.warnings.extend(confirm_warnings(contents, confirm))
     not_made = [sid for _, sid in contents.not_made if sid is not None]
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     holds = find_holds(contents.records, contents.lines, {sid: e.predicted for sid, e in state.lab.items()})

@@ -92,3 +92,25 @@ def test_a_refused_sheet_is_annotated_with_why(tmp_path):
     assert bad["ordered:Ni [at_frac]"].value == 0.75 and "made 0.9" in bad["ordered:Ni [at_frac]"].comment.text
     fine = _cells(out, "L1-0", [PROP])
     assert "nothing of it is stored" in fine[PROP].comment.text
+
+
+def test_a_confirmation_that_confirms_nothing_is_said(tmp_path):
+    """Found by a user-edge pass: ``--confirm`` with a mistyped sample id, and a confirm cell that
+    says "maybe", were ignored without a word while the value stayed held."""
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -0.09, "L1-1": 1.7})
+    res = dm("ingest", str(path), str(filled), "--confirm", "L1-7")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    assert "--confirm L1-7: no row of this sheet has that sample id" in out and "--confirm L1-1" in out
+    import pandas as pd
+
+    rows = {"sample_id": ["L1-0", "L1-1"], "composition:Cu [at_frac]": [0.5, 0.25],
+            "composition:Ni [at_frac]": [0.5, 0.75], PROP: [-0.09, 1.7], "confirm": ["", "maybe"]}
+    pd.DataFrame(rows).to_csv(tmp_path / "maybe.csv", index=False)
+    res = dm("ingest", str(path), str(tmp_path / "maybe.csv"))
+    out = res.stdout + res.stderr
+    assert res.returncode == 0 and "sample L1-1: its confirm cell says 'maybe', which is not a yes" in out, out
+    assert "L1-0: its confirm cell" not in out
