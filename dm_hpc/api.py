@@ -92,7 +92,8 @@ class Campaign:
         ``replace``: store re-sent values as corrections (the old ones stay, superseded);
         ``confirm``: sample ids whose values far outside the model's 99 % interval are meant
         (with the sheet's ``confirm`` column); other such values are held, not stored, and
-        listed in the result's ``attrs["held"]``.
+        listed in the result's ``attrs["held"]``; the sheet's warnings (what ``dm-hpc ingest``
+        prints: a property left blank, a confirmation that confirms nothing) in ``attrs["warnings"]``.
 
         Raises ``SheetError`` whose messages name the row (line 2 is the first row), sample id,
         column and value; a frame with no ``property:<name> [unit]`` column is refused (with
@@ -114,6 +115,7 @@ class Campaign:
             stored = self.records()
             out = stored if stored.empty else stored[stored["sample_id"].isin(ids)].reset_index(drop=True)
         out.attrs["held"] = [h.message() for h in taken.held]
+        out.attrs["warnings"] = list(taken.warnings)  # what `dm-hpc ingest` prints (a blank property, ...)
         return out
 
     def retract(self, record_id: str, reason: str, by: str | None = None):

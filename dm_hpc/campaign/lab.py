@@ -159,6 +159,22 @@ def take_lab_loaded(campaign: CampaignSpec, loaded: LoadedTable, origin: str, re
     return take_lab_contents(campaign, contents, origin, replace, confirm, by)
 
 
+def partial_warnings(campaign: CampaignSpec, contents: SheetContents) -> list[str]:
+    """Samples stored with some of the lab's properties blank: the sample leaves the queue, and the
+    model learns only from records that hold every property, so the user is told how to complete it."""
+    from dm_hpc.campaign.labsheet import lab_properties
+
+    wanted = lab_properties(campaign)
+    out = []
+    for rec in contents.records:
+        missing = [p for p in wanted if rec.get_property(p) is None]
+        if rec.sample_id and missing and len(missing) < len(wanted):
+            out.append(f"sample {rec.sample_id}: {', '.join(missing)} blank: stored without "
+                       f"{'it' if len(missing) == 1 else 'them'}; send the row again with every value and "
+                       f"{'it' if len(missing) == 1 else 'them'} filled in when measured (no --replace needed)")
+    return out
+
+
 def confirm_warnings(contents: SheetContents, confirm: Collection[str]) -> list[str]:
     """What a confirmation asked for and did not do: a ``--confirm`` id that no row of the sheet
     holds (a typo), a ``confirm`` cell that is filled but not a yes ("maybe"): the value it meant
@@ -179,7 +195,7 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
     names the sheet in messages and the journal."""
     from dm_hpc.campaign.ownership import drop_in_inbox, exclusive
 
-    contents.warnings.extend(confirm_warnings(contents, confirm))
+    contents.warnings.extend(confirm_warnings(contents, confirm) + partial_warnings(campaign, contents))
     not_made = [sid for _, sid in contents.not_made if sid is not None]
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     holds = find_holds(contents.records, contents.lines, {sid: e.predicted for sid, e in state.lab.items()})

@@ -114,3 +114,33 @@ def test_a_confirmation_that_confirms_nothing_is_said(tmp_path):
     out = res.stdout + res.stderr
     assert res.returncode == 0 and "sample L1-1: its confirm cell says 'maybe', which is not a yes" in out, out
     assert "L1-0: its confirm cell" not in out
+
+
+def test_a_sample_with_a_blank_property_is_stored_with_a_word_and_completed_later(tmp_path):
+    """Found by a user-edge pass: a row with hardness filled and density blank was stored without a
+    warning and the sample left the queue; sending density later was refused (same value stored)."""
+    import pandas as pd
+    import yaml
+
+    from tests.campaign.helpers import write_campaign
+
+    lab = {"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2, "measures": ["hardness", "density"]}
+    path = write_campaign(tmp_path, name="two", fidelities=[lab], constraints=["density <= 9 g/cm3"],
+                          objectives=[{"property": "hardness", "goal": "max", "unit": "GPa"}],
+                          budget={"lab_experiments": 4})
+    assert yaml.safe_load(path.read_text())["fidelities"][0]["measures"] == ["hardness", "density"]
+    api = Campaign.load(path)
+    journal = jn.Journal(api.spec.run_dir / "journal.jsonl")
+    journal.write("start")
+    journal.write("lab_suggested", batch=1, samples=[{"sample_id": "S1", "composition": {"Cu": 0.5, "Ni": 0.5},
+                                                      "process": {}, "predicted": {}}])
+    journal.close()
+    row = {"sample_id": ["S1"], "composition:Cu [at_frac]": [0.5], "composition:Ni [at_frac]": [0.5],
+           "property:hardness [GPa]": [2.5], "property:density [g/cm3]": [None]}
+    first = api.add_measurements(pd.DataFrame(row))
+    assert any("sample S1: density blank: stored without it" in w for w in first.attrs["warnings"]), first.attrs
+    row["property:density [g/cm3]"] = [8.9]
+    second = api.add_measurements(pd.DataFrame(row))  # the completion, no replace
+    assert not any("blank" in w for w in second.attrs["warnings"])
+    df = Store.open(api.spec.store).to_dataframe()
+    assert len(df) == 1 and df["density"].iloc[0] == 8.9 and df["hardness"].iloc[0] == 2.5
