@@ -70,8 +70,11 @@ def charge_balanced(reduced_formula: str) -> bool:
     comp = Composition(reduced_formula)
     if len(comp.elements) <= 1:
         return True
+    amounts = comp.reduced_composition.get_el_amt_dict()
+    if any(a != int(a) for a in amounts.values()):  # as pymatgen: a formula unit has whole atoms
+        raise ValueError(f"charge balance needs whole atom counts: {reduced_formula}")
     reachable = {0}
-    for symbol, amount in comp.reduced_composition.get_el_amt_dict().items():
+    for symbol, amount in amounts.items():
         el = Element(symbol)
         states = set(el.icsd_oxidation_states or el.common_oxidation_states)
         sums = {0}  # charges ``amount`` atoms of this element can carry together

@@ -64,13 +64,16 @@ def process_values(df: pd.DataFrame, name: str) -> np.ndarray:
 
 def design_elements(campaign: CampaignSpec) -> list[str]:
     """The elements a campaign's candidates may hold: its space's, or for a pool campaign those of
-    its pool. A store record with another element is not the campaign's data (its model has no
+    its pool (empty when the pool file cannot be read: then nothing is filtered). A store record with another element is not the campaign's data (its model has no
     input for that element; a pool campaign sharing a store with other campaigns failed on one)."""
     if campaign.space.elements:
         return list(campaign.space.elements)
     from dm_hpc.campaign.candidates import pool_compositions
 
-    return sorted({el for comp in pool_compositions(campaign) for el in comp})
+    try:
+        return sorted({el for comp in pool_compositions(campaign) for el in comp})
+    except (OSError, ValueError):  # the pool file gone or damaged since: no element filter, as before (empty)
+        return []
 
 
 def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
@@ -97,7 +100,7 @@ def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
     skipped["no elemental composition"] = int((keep & ~has_comp).sum())
     keep &= has_comp
     outside = [c for c in x_cols if c[2:] not in elements]
-    if outside:
+    if outside and elements:
         inside = (df[outside].fillna(0).to_numpy() <= 1e-9).all(axis=1)
         skipped["elements outside the design space"] = int((keep & ~inside).sum())
         keep &= inside

@@ -97,4 +97,13 @@ def apply_holds(records: list[MaterialRecord], lines: list[int], holds: list[Hol
 
 def confirmed_in_sheet(column: Mapping[str, Any]) -> set[str]:
     """Sample ids whose ``confirm`` cell says yes (``column``: sample id -> cell)."""
-    return {sid for sid, cell in column.items() if str(cell).strip().lower() in CONFIRM_WORDS}
+    return {sid for sid, cell in column.items() if _yes(cell)}
+
+
+def _yes(cell: Any) -> bool:
+    """A confirm cell that says yes: a yes word, or a spreadsheet's TRUE or 1 (read as True, 1.0)."""
+    if isinstance(cell, bool):
+        return cell
+    if isinstance(cell, (int, float)):
+        return cell == 1
+    return str(cell).strip().lower() in CONFIRM_WORDS

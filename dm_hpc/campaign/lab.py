@@ -185,7 +185,8 @@ def confirm_warnings(contents: SheetContents, confirm: Collection[str]) -> list[
     yes = confirmed_in_sheet(contents.confirm)
     out += [f"sample {sid}: its confirm cell says {str(cell).strip()!r}, which is not a yes (write yes to confirm)"
             for sid, cell in contents.confirm.items()
-            if sid not in yes and str(cell).strip() and str(cell).strip().lower() not in ("nan", "none", "no", "n")]
+            if sid not in yes and str(cell).strip()
+            and str(cell).strip().lower() not in ("nan", "none", "no", "n", "false", "0", "0.0")]
     return out
 
 

@@ -182,28 +182,35 @@ def _sheet_problem(field: str, exc: Exception) -> str:
 def emulation_problems(c: CampaignSpec) -> list[str]:
     """An emulated lab whose table cannot be read, or has no value of a property the lab is to
     measure: the campaign would spend its lab budget on sheets the emulation cannot answer, and then
-    have no measured records to learn from or report."""
+    have no measured records to learn from or report. The table is read once per process through
+    the same cache as a table source (a campaign often names one file for both)."""
     out = []
     for f in c.fidelities:
         if f.emulate_from is None or not Path(f.emulate_from).is_file():
             continue  # a missing file is reported with the other files
         if f.emulate_map is not None and not Path(f.emulate_map).is_file():
             continue
-        from dm_hpc.data.sheets import read_sheet  # pandas: only for a campaign that emulates its lab
+        from dm_hpc.campaign.dataset import _table_frame  # pandas: only for a campaign that emulates its lab
+        from dm_hpc.campaign.labsheet import lab_properties
 
         try:
-            records = read_sheet(Path(f.emulate_from), column_map=f.emulate_map)
+            frame = _table_frame(Path(f.emulate_from), f.emulate_map, Path(f.emulate_from).stat().st_mtime)
         except (ValueError, OSError) as exc:  # SheetError and a damaged column map are ValueErrors
             hint = "" if f.emulate_map is not None else " (no emulate_map given: name a column map for this table)"
             out.append(_sheet_problem(f"fidelities.{f.name}.emulate_from", exc) + hint)
             continue
-        measured = [r for r in records if r.provenance.source.value == "experimental"] or records
-        has = {p.name for r in measured for p in r.properties}
-        for prop in c.properties:
-            if (f.measures is None or prop in f.measures) and prop not in has:
+        # as the emulated lab answers: with the table's measured rows, or all rows when none is measured
+        measured = frame[frame["source"] == "experimental"] if (frame.get("source") == "experimental").any() else frame
+        from dm_hpc.data import property_names
+
+        names = set(property_names())
+        has = sorted(p for p in measured.columns if p in names and measured[p].notna().any())
+        for prop in lab_properties(c):
+            if prop not in has:
+                what = "another objective" if _role(c, prop) == "objective" else "another constraint"
                 out.append(f"fidelities.{f.name}.emulate_from: {f.emulate_from} holds no {prop} ({_role(c, prop)}; "
-                           f"its measurements: {', '.join(sorted(has)) or 'none'}): the emulated lab could not "
-                           f"measure it; map a column to {prop} in emulate_map or choose another objective")
+                           f"its measurements: {', '.join(has) or 'none'}): the "
+                           f"emulated lab could not measure it; map a column to {prop} in emulate_map or choose {what}")
     return out
 
 

@@ -530,14 +530,13 @@ class CampaignSpec(Strict):
             ceiling = min((c.value for c in self.constraints if c.property == prop and c.op == "<="), default=math.inf)
             if floor > ceiling:  # no material meets both: every suggestion would be infeasible
                 raise ValueError(f"constraints on {prop} cannot all be met: >= {floor:g} and <= {ceiling:g}")
-        if self.transfer is not None and (len(self.fidelities) > 1 or len(self.properties) > 1):
-            # the sources enter a model of one property at one fidelity (campaign.strategy); elsewhere
-            # they would be named, validated and never used
-            has = (f"{len(self.fidelities)} fidelities ({', '.join(names)})" if len(self.fidelities) > 1
-                   else f"{len(self.properties)} properties ({', '.join(self.properties)})")
-            raise ValueError(f"transfer: sources inform a campaign of one property (objectives and constraints) "
-                             f"measured at one fidelity; this one has {has}: remove the transfer block, or "
-                             "split the campaign")
+        if self.transfer is not None and len(self.properties) > 1:
+            # the sources enter a model of one property (campaign.strategy); with more (a constraint
+            # too) they would be named, validated and never used. Several fidelities are allowed:
+            # the sources inform the model while the campaign's records come from one of them.
+            raise ValueError(f"transfer: sources inform a campaign of one property (objectives and constraints "
+                             f"together); this one has {len(self.properties)} ({', '.join(self.properties)}): "
+                             "remove the transfer block, or the constraint")
         b = self.budget
         if b.core_hours is None and b.calculations is None and b.wall_time is None and not (
                 not self.calculations and b.lab_experiments):
@@ -672,6 +671,8 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *defaults``: its keys may be overridden here
+                continue
             key = self.construct_object(key_node, deep=True)
             try:
                 if key in seen:

@@ -40,7 +40,7 @@ def suggest(
     shown = found.head(limit)
     for k, col in enumerate(found.columns):
         if k == 0:  # what to copy under `transfer: from:` is never cut, whatever the terminal's width
-            table.add_column(Text(col), no_wrap=True, min_width=max(len(col), *(len(str(v)) for v in shown[col])))
+            table.add_column(Text(col), no_wrap=True, min_width=max([len(col), *(len(str(v)) for v in shown[col])]))
         else:
             table.add_column(Text(col), overflow="fold")
     for _, row in shown.iterrows():

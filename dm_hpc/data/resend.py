@@ -33,6 +33,29 @@ def _stored_for(store: Store, sample_ids: set[str]) -> tuple[pd.DataFrame, set[s
     return df[df["sample_id"].isin(sample_ids)], store.superseded_ids()
 
 
+def _completes(store: Store, rec: MaterialRecord, old_ids: Sequence[str]) -> bool:
+    """Whether ``rec`` only adds properties to the one current record ``old_ids`` names: the same
+    composition, raw materials and process, every stored property with the same value, unit and
+    uncertainty, and at least one more property (a value measured since). Anything else (another
+    composition, another uncertainty, two current records of the sample) is a change the user must
+    confirm with ``replace``."""
+    if len(old_ids) != 1:
+        return False
+    try:
+        prev = store.get(old_ids[0])
+    except KeyError:
+        return False
+    if (prev.composition != rec.composition or prev.raw_materials != rec.raw_materials
+            or prev.process != rec.process or len(rec.properties) <= len(prev.properties)):
+        return False
+    for p in prev.properties:
+        q = rec.get_property(p.name)
+        if (q is None or q.unit != p.unit or q.uncertainty != p.uncertainty or q.conditions != p.conditions
+                or not np.isclose(q.value, p.value, rtol=1e-9, atol=0.0)):
+            return False
+    return True
+
+
 def resolve_resends(
     store: Store | None, records: Sequence[MaterialRecord], lines: Sequence[int], origin: str, replace: bool = False,
 ) -> list[MaterialRecord]:
@@ -68,16 +91,24 @@ def resolve_resends(
             out.append(rec)
             continue
         old = same[same[clash].notna().any(axis=1)]
-        changed = [name for name in clash if not np.isclose(old[name].dropna().iloc[0], rec.get_property(name).value,
-                                                            rtol=1e-9, atol=0.0)]
-        if not replace and changed:
-            clash = changed  # the message names what differs, not a value sent again unchanged
-            told = "; ".join(
-                f"{name} is already stored as {old[name].dropna().iloc[0]:g} {canonical_unit(name)} "
-                f"(record {old.loc[old[name].notna(), 'record_id'].iloc[0]}), this sheet says "
-                f"{rec.get_property(name).value:g}"
-                for name in clash
-            )
+        completes = not replace and _completes(store, rec, list(old["record_id"]))
+        if not replace and not completes:
+            changed = [name for name in clash if not np.isclose(old[name].dropna().iloc[0], rec.get_property(name).value,
+                                                                rtol=1e-9, atol=0.0)]
+            missing = [q for q in props if old[q].notna().any() and rec.get_property(q) is None]
+            if changed:  # what differs, not a value sent again unchanged
+                told = "; ".join(
+                    f"{name} is already stored as {old[name].dropna().iloc[0]:g} {canonical_unit(name)} "
+                    f"(record {old.loc[old[name].notna(), 'record_id'].iloc[0]}), this sheet says "
+                    f"{rec.get_property(name).value:g}" for name in changed)
+            elif missing:
+                told = (f"its stored record also holds {', '.join(missing)}, which this row does not send; "
+                        "give every value of the sample")
+            else:
+                told = (f"its stored record{'s' if len(old) > 1 else ''} ({', '.join(old['record_id'])}) hold"
+                        f"{'' if len(old) > 1 else 's'} the same {', '.join(clash)} but differ"
+                        f"{'' if len(old) > 1 else 's'} from this row in composition, process or an uncertainty, "
+                        "or the sample has more than one record")
             problems.append((line, f"sample {sid!r}: {told}; use --replace to store the new value and keep "
                                    "the old one as superseded"))
             continue

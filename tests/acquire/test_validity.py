@@ -48,3 +48,13 @@ def test_the_steels_of_the_shared_table_are_judged_metallic(tmp_path):
     names = sorted({formula(c, els) for c in integer_formulas(frac / frac.sum(1, keepdims=True), max_atoms=24)})
     assert len(names) > 100 and max(len(n) for n in names) > 20
     assert not mostly_balanced(names)
+
+
+def test_a_formula_of_fractional_counts_is_refused_as_pymatgen_refuses_it():
+    from pymatgen.core import Composition
+
+    for f in ("Fe0.5O0.5", "Fe2.5O3.5"):
+        with pytest.raises(ValueError, match="whole atom counts"):
+            charge_balanced(f)
+        with pytest.raises(ValueError):
+            Composition(f).oxi_state_guesses(max_sites=-1)

@@ -114,6 +114,8 @@ def test_transfer_suggest_lists_store_sources_with_their_overlap(tmp_path, datas
     res = CliRunner().invoke(app, ["transfer", "suggest", str(tmp_path / "campaign.yaml")])
     assert res.exit_code == 0, res.output
     assert "method: dft-camd" in res.output and "method: expt-literature" in res.output
+    res = CliRunner().invoke(app, ["transfer", "suggest", str(tmp_path / "campaign.yaml"), "--limit", "0"])
+    assert res.exit_code == 0 and "first 0 of 2" in res.output, res.output  # was a TypeError (review)
 
 
 def test_source_records_with_an_element_the_campaign_lacks_enter_its_model(tmp_path, datasets):
@@ -234,3 +236,29 @@ def test_a_pool_campaign_leaves_out_store_records_with_elements_outside_its_pool
 
     picks = Campaign(campaign).suggest(2)  # the model fits on what is left
     assert len(picks) == 2
+
+
+def test_an_emulated_lab_is_not_asked_for_a_computed_property(tmp_path):
+    """Review: the emulation check required every campaign property of the table, also a cost the
+    engine computes from the composition, which no lab measures."""
+    from dm_hpc.campaign.preflight import problems
+
+    campaign = _campaign(tmp_path, transfer=None, constraints=["raw_material_cost <= 1000 USD/kg"])
+    assert not [p for p in problems(campaign) if "emulate_from" in p]
+
+
+def test_a_pool_campaign_whose_pool_file_is_gone_still_reads_its_records(tmp_path):
+    """Review: the element filter read the pool at every training set, so a report or an export
+    failed once the pool file had moved; without it the records are read unfiltered, as before."""
+    import shutil
+
+    table = tmp_path / "pool.csv"
+    shutil.copy(REPO.parent / "shared/datasets/bandgap_dft_vs_expt.csv", table)
+    campaign = _campaign(tmp_path, transfer=None)
+    campaign = campaign.model_copy(update={"space": campaign.space.model_copy(update={"pool": table})})
+    with Store.open(campaign.store, mode="a") as st:
+        st.ingest([{"composition": {"Zn": 0.5, "O": 0.5}, "properties": [{"name": "bandgap", "value": 3.3}],
+                    "provenance": {"source": "experimental", "method": "lab", "campaign": campaign.name}}])
+    table.unlink()
+    data = training_set(campaign, Store.open(campaign.store).to_dataframe())
+    assert len(data.compositions) == 1

@@ -114,6 +114,10 @@ def test_a_confirmation_that_confirms_nothing_is_said(tmp_path):
     out = res.stdout + res.stderr
     assert res.returncode == 0 and "sample L1-1: its confirm cell says 'maybe', which is not a yes" in out, out
     assert "L1-0: its confirm cell" not in out
+    from dm_hpc.campaign.holds import confirmed_in_sheet
+
+    # a spreadsheet's TRUE and 1 are yes (read as True and 1.0); FALSE and 0 are no, without a warning
+    assert confirmed_in_sheet({"a": True, "b": 1.0, "c": "yes", "d": False, "e": 0.0, "f": "maybe"}) == {"a", "b", "c"}
 
 
 def test_a_sample_with_a_blank_property_is_stored_with_a_word_and_completed_later(tmp_path):

@@ -44,3 +44,29 @@ def test_a_completion_must_still_carry_every_stored_value(tmp_path):
         st.ingest([_rec(hardness=2.5, density=8.9)])
     with pytest.raises(SheetError, match="also holds density"), Store.open(tmp_path / "s") as st:
         resolve_resends(st, [_rec(hardness=2.5, bulk_modulus=120.0)], [2], "sheet.csv")
+
+
+def test_only_a_pure_completion_passes_without_replace(tmp_path):
+    """Review of the completion rule: the same values with another composition, another
+    uncertainty, or against two current records of the sample are changes, refused without --replace."""
+    def rec(unc, **props):
+        r = _rec(**props)
+        return r.model_copy(update={"properties": [p.model_copy(update={"uncertainty": unc}) if p.name == "hardness"
+                                                   else p for p in r.properties]})
+
+    with Store.open(tmp_path / "s", mode="a") as st:
+        st.ingest([_rec(hardness=2.5)])
+    other = MaterialRecord.model_validate({**_rec(hardness=2.5, density=8.9).model_dump(mode="json"),
+                                           "composition": {"Cu": 0.4, "Ni": 0.6}})
+    with Store.open(tmp_path / "s") as st:
+        with pytest.raises(SheetError, match="differs from this row in composition"):
+            resolve_resends(st, [other], [2], "sheet.csv")
+        with pytest.raises(SheetError, match="differs from this row"):
+            resolve_resends(st, [rec(0.5, hardness=2.5, density=8.9)], [2], "sheet.csv")
+    with Store.open(tmp_path / "s", mode="a") as st:  # a second current record of the sample (a replicate)
+        st.ingest([MaterialRecord.model_validate({**_rec(hardness=2.7).model_dump(mode="json"),
+                                                  "provenance": {"source": "experimental", "method": "lab2",
+                                                                 "campaign": "c"}})])
+    with Store.open(tmp_path / "s") as st:
+        with pytest.raises(SheetError):
+            resolve_resends(st, [_rec(hardness=2.5, density=8.9)], [2], "sheet.csv")
