@@ -15,7 +15,9 @@ columns matched by name): ``hartmann3-shifted`` (shifted and scaled optimum), ``
 (composition simplices sharing four of six components), ``oer-la`` and ``oer-ce`` (``oer_plate_3496.csv``
 split into sub-tasks sharing four of six elements), ``bandgap`` (computed band gaps as the source for
 measured ones), ``steel`` (yield strength of some alloys as the source for tensile strength of
-others), ``unrelated`` (a Levy-3 source for the Hartmann-3 target: the guard must hold).
+others), ``unrelated`` (a Levy-3 source for the Hartmann-3 target: the guard must hold),
+``shuffled`` (``hartmann3-shifted``'s source with its outcomes permuted: same inputs and values, no
+relation).
 
 Rows: ``cold`` (the engine's default strategy, target data only), ``reference`` (stock BoTorch, GP +
 LogEI, ``../shared/tools/reference_bo.py``), ``transfer`` (the default strategy with the sources,
@@ -101,6 +103,15 @@ def _unrelated(rng) -> tuple[pd.DataFrame, dict]:
     must keep transfer within noise of cold."""
     S = rng.random((400, 3))
     return _hartmann3_target(), {"source": _frame(S, _noisy(_levy3(S), rng))}
+
+
+def _shuffled(rng) -> tuple[pd.DataFrame, dict]:
+    """The ``hartmann3-shifted`` target with that task's source, its outcomes permuted over its
+    inputs: the same inputs and the same distribution of values as a related source, no relation at
+    all (a harder test of the guard than ``unrelated``, whose values differ in distribution too)."""
+    _, sources = _hartmann3_shifted(rng)
+    src = sources["source"]
+    return _hartmann3_target(), {"source": src.assign(y=rng.permutation(src["y"].to_numpy()))}
 
 
 def _hartmann3_extra_dim(rng) -> tuple[pd.DataFrame, dict]:
@@ -194,8 +205,9 @@ def _steel(rng) -> tuple[pd.DataFrame, dict]:
 #: task's definition (``--list`` prints them). Objective ``y``, maximised; columns matched by name.
 TASKS = {"hartmann3-shifted": _hartmann3_shifted, "hartmann3-extra-dim": _hartmann3_extra_dim,
          "simplex-overlap": _simplex_overlap, "oer-la": _oer_la, "oer-ce": _oer_ce, "bandgap": _bandgap,
-         "steel": _steel, "unrelated": _unrelated}
-RELATED = tuple(t for t in TASKS if t != "unrelated")  # the targets the 1.5x target applies to
+         "steel": _steel, "unrelated": _unrelated, "shuffled": _shuffled}
+UNRELATED = ("unrelated", "shuffled")  # the guard's tasks: transfer must stay within noise of cold
+RELATED = tuple(t for t in TASKS if t not in UNRELATED)  # the targets the 1.5x target applies to
 
 
 def materialise(task: str, out: Path) -> tuple[Path, list[Path]]:
@@ -380,8 +392,8 @@ def _join(chunks: list[dict]) -> dict:
 
 
 def _runs(out: Path) -> dict[str, dict[str, dict]]:
-    """task -> row -> saved run (its seed chunks joined); the ``unrelated`` task's target is
-    ``hartmann3-shifted``'s pool, so its cold and reference rows are that task's when it has none of
+    """task -> row -> saved run (its seed chunks joined); the ``unrelated`` and ``shuffled`` tasks'
+    target is ``hartmann3-shifted``'s pool, so its cold and reference rows are that task's when it has none of
     its own. A BayBE chunk cut short is read from the raw file its subprocess writes after every seed."""
     chunks: dict[tuple[str, str], list[dict]] = {}
     for p in sorted(out.glob("*-s[0-9][0-9].json")):
@@ -400,8 +412,9 @@ def _runs(out: Path) -> dict[str, dict[str, dict]]:
     for (task, row), cs in sorted(chunks.items()):
         runs.setdefault(task, {})[row] = _join(cs)
     for row in ("cold", "reference"):
-        if row in runs.get("hartmann3-shifted", {}) and "unrelated" in runs:
-            runs["unrelated"].setdefault(row, runs["hartmann3-shifted"][row])
+        for task in UNRELATED:
+            if row in runs.get("hartmann3-shifted", {}) and task in runs:
+                runs[task].setdefault(row, runs["hartmann3-shifted"][row])
     return runs
 
 
