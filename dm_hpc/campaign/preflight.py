@@ -89,6 +89,7 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
         if path is not None and not Path(path).is_file():
             out.append(f"{field}: no such file: {path}")
     out += _store_problems(c)
+    out += _pool_problems(c)
     if c.runner.site is not None and not Path(c.runner.site).suffix:
         from dm_hpc.runners.site import SITES_DIR
 
@@ -152,6 +153,23 @@ def transfer_problems(c: CampaignSpec) -> list[str]:
                 out.append(f"transfer.from.{k}.model: {s.model} predicts {', '.join(file.properties)}, not {prop} "
                            "(set property: to the one it is to inform)")
     return out
+
+
+def _pool_problems(c: CampaignSpec) -> list[str]:
+    """A pool table that cannot be read as candidates (no pool_map for a table whose columns are not
+    the template's, a damaged map): ``run`` would fail on its first suggestion."""
+    if c.space.pool is None or not Path(c.space.pool).is_file():
+        return []  # no pool, or a missing file (reported with the other files)
+    if c.space.pool_map is not None and not Path(c.space.pool_map).is_file():
+        return []
+    from dm_hpc.campaign.candidates import pool_compositions
+
+    try:
+        pool_compositions(c)
+    except (ValueError, OSError) as exc:  # SheetError is a ValueError
+        hint = "" if c.space.pool_map is not None else " (no pool_map given: name a column map for this table)"
+        return [_sheet_problem("space.pool", exc) + hint]
+    return []
 
 
 def _store_problems(c: CampaignSpec) -> list[str]:

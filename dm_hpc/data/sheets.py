@@ -325,8 +325,10 @@ def _checked(
     if not any(c.kind == "property" for c in columns):
         unknown = [h for h in table.columns if not is_template_header(h)]
         guesses = [f"{h!r} (did you mean {g!r}?)" if (g := did_you_mean(h)) else repr(h) for h in unknown]
+        guesses.sort(key=lambda g: "did you mean" not in g)  # the likely fixes first
+        shown = ", ".join(guesses[:12]) + (f" and {len(guesses) - 12} more" if len(guesses) > 12 else "")
         problems.append((1, "no property:<name> [unit] column, so no measurement can be read"
-                            + (f"; columns not recognised: {', '.join(guesses)}" if guesses else "")))
+                            + (f"; columns not recognised: {shown}" if guesses else "")))
     if problems:
         raise SheetError(origin, problems)
     basis = next(iter(bases)) if bases else Basis.atomic_fraction

@@ -93,6 +93,8 @@ def instructions_sheet(wb: Workbook, lines: Sequence[tuple[str, str]], title: st
 def save_atomically(wb: Workbook, path: str | Path) -> Path:
     """Save ``wb`` to ``path`` through a temporary file (a reader never sees half a workbook)."""
     path = Path(path)
+    if not path.parent.is_dir():  # else the error names the temporary file, which the user never asked for
+        raise FileNotFoundError(f"cannot write {path}: there is no folder {path.parent}")
     tmp = path.with_name(f".{path.name}.tmp.xlsx")
     wb.save(tmp)
     tmp.replace(path)

@@ -127,3 +127,22 @@ def test_merge_keys_load_and_may_be_overridden(tmp_path):
     assert (c.runner.kind.value, c.runner.cores, c.runner.max_in_flight) == ("local", 1, 2)
     path.write_text(text.replace("  cores: 1\n", "  cores: 1\n  cores: 3\n"))
     _refused(path, "key 'cores' is given twice")
+
+
+def test_a_pool_that_cannot_be_read_is_refused_at_validate(tmp_path):
+    """Found by a user-edge pass: a pool table without its pool_map validated and `run` failed on
+    it, with some 140 unrecognised column names in one line."""
+    from tests.conftest import DATASETS
+
+    lab = {"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2}
+    c = load_campaign(write_campaign(tmp_path, name="nomap", space={"pool": str(DATASETS / "bandgap_dft_vs_expt.csv")},
+                                     fidelities=[lab], objectives=[{"property": "bandgap", "goal": "max"}],
+                                     budget={"lab_experiments": 4}))
+    [why] = problems(c)
+    assert why.startswith("space.pool: ") and why.endswith("(no pool_map given: name a column map for this table)")
+    assert "did you mean 'property:bandgap [eV]'" in why and len(why) < 1200
+    from dm_hpc.data.sheets import SheetError, read_sheet
+
+    with pytest.raises(SheetError) as err:
+        read_sheet(DATASETS / "bandgap_dft_vs_expt.csv")
+    assert " more" in str(err.value) and str(err.value).count("MagpieData") <= 12

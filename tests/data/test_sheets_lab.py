@@ -95,3 +95,12 @@ def test_lab_sheet_round_trip_through_the_cli(tmp_path):
     assert sorted(store.to_dataframe(sample_id="L1-0", superseded=True)["mixing_energy"]) == [-0.06, -0.05]
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     assert state.lab["L1-0"].record_id == current["record_id"].item()
+
+
+def test_a_sheet_into_a_missing_folder_is_refused_by_its_name(tmp_path):
+    """Found by a user-edge pass: the error named a temporary file ('nodir/.a.xlsx.tmp.xlsx')."""
+    path, _ = lab_campaign(tmp_path)
+    res = dm("suggest", str(path), "--out", str(tmp_path / "nodir" / "a.xlsx"))
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert f"cannot write {tmp_path / 'nodir' / 'a.xlsx'}: there is no folder {tmp_path / 'nodir'}" in res.stderr
+    assert ".tmp" not in res.stderr and not (tmp_path / "nodir").exists()
