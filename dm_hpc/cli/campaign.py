@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -72,7 +73,7 @@ def init(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(f"# Scaffolded from {source.name} by `dm-hpc init`; edit the space, objectives and budget.\n"
                    f"# Paths are relative to this file. Every field: docs/guide/campaign-file.md\n" + text)
-    typer.echo(f"wrote {out}; check it with `dm-hpc validate {out}`")
+    typer.echo(f"wrote {out}; check it with `dm-hpc validate {shlex.quote(str(out))}`")  # a path with spaces, pasted
 
 
 _PATH_VALUE = re.compile(r"\b(store|workdir|pool|pool_map|emulate_from|emulate_map|site):(\s*)([^\s,}#]+)")

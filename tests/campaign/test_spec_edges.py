@@ -146,3 +146,12 @@ def test_a_pool_that_cannot_be_read_is_refused_at_validate(tmp_path):
     with pytest.raises(SheetError) as err:
         read_sheet(DATASETS / "bandgap_dft_vs_expt.csv")
     assert " more" in str(err.value) and str(err.value).count("MagpieData") <= 12
+
+
+def test_init_hints_a_command_that_can_be_pasted(tmp_path):
+    """Found by a user-edge pass: for a path with a space the printed `validate` hint was not quoted."""
+    out = tmp_path / "my campaigns" / "c.yaml"
+    out.parent.mkdir()
+    res = dm("init", "alloys", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert f"`dm-hpc validate '{out}'`" in res.stdout
