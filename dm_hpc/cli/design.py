@@ -70,6 +70,10 @@ def design(
                 mine = df[df["campaign"] == spec.name] if "campaign" in df.columns else df
                 fidelity = fidelity or default_target(fidelity_labels(mine if len(mine) else df))
                 typer.echo(f"{spec.name}'s model with its transfer sources predicts {', '.join(got[1])}", err=True)
+            else:  # the campaign's own design space (a pool campaign's candidates are its pool), its model fitted here
+                from dm_hpc.campaign.strategy import design_space
+
+                lent = {"space": design_space(spec)}
         fidelity = fidelity or default_target(fidelity_labels(df))
         res = run_design(df, targets, n=n, max_elements=max_elements or None, excluded=excluded, seed=seed,
                          target_fidelity=fidelity, max_seconds=max_seconds,

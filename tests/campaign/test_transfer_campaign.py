@@ -262,3 +262,34 @@ def test_a_pool_campaign_whose_pool_file_is_gone_still_reads_its_records(tmp_pat
     table.unlink()
     data = training_set(campaign, Store.open(campaign.store).to_dataframe())
     assert len(data.compositions) == 1
+
+
+def test_design_for_a_pool_campaign_without_sources_proposes_from_its_pool(tmp_path, datasets):
+    """Found by a review of the transfer items as a user: `design --campaign` on a pool campaign
+    without a transfer block fitted on the store's elements and proposed compositions outside the
+    pool (Fe0.171...), while with sources it stayed on the pool. Now both use the campaign's space."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from dm_hpc.campaign.candidates import pool_compositions
+    from dm_hpc.cli import app
+    from dm_hpc.data.sheets import read_sheet
+
+    campaign = _campaign(tmp_path, transfer=None)
+    measured = [r for r in read_sheet(datasets / "bandgap_dft_vs_expt.csv",
+                                      column_map=REPO / "configs/sheets/bandgap_dft_vs_expt.yaml")
+                if r.provenance.source.value == "experimental"][:40]
+    with Store.open(campaign.store, mode="a") as st:
+        st.ingest(measured)
+    out = tmp_path / "cands.csv"
+    res = CliRunner().invoke(app, ["design", "--campaign", str(tmp_path / "campaign.yaml"), "--target",
+                                   "bandgap>=3 eV", "-n", "3", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv(out)
+    new = rows[rows["status"] == "new"]["composition"]
+    assert len(new)
+    pool = {tuple(sorted((el, round(v, 3)) for el, v in c.items())) for c in pool_compositions(campaign)}
+    for text in new:
+        comp = tuple(sorted((m[0], round(float(m[1]), 3)) for m in re.findall(r"([A-Z][a-z]?)([0-9.]+)", text)))
+        assert comp in pool, text
