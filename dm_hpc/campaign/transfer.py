@@ -154,7 +154,8 @@ def transfer_lines(campaign: CampaignSpec, data, fitted=_UNFITTED) -> list[str]:
     loo = ", ".join(f"{k} {v:.3f}" for k, v in info["loo"].items())
     md += [f"Model: **{info['kind']}** (cold = the campaign's own data only; multitask = each source a task of a "
            "multi-task GP, weight = its learned correlation with the campaign; prior = the source model as the "
-           "prior mean, weight = its fitted slope). Leave-one-out log predictive density per own record "
+           "prior mean, weight = its fitted slope, negative where the campaign's values run against the "
+           "source's). Leave-one-out log predictive density per own record "
            f"(higher is better): {loo}. Sources are used only when they score above cold.", ""]
     g = gain(info)
     unit = canonical_unit(campaign.objectives[0].property)
