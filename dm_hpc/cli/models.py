@@ -125,15 +125,17 @@ def models(
         print(json.dumps([{**v.meta, "version": v.version, "current": v.version == cur} for v in found], indent=1))
         return
     table = Table(title=f"{c.name}: model versions")
-    for col in ("version", "created", "records", "surrogate", "ranks", "device", "held-out RMSE", "coverage 90 %",
-                "status"):
+    for col in ("version", "created", "records (trained on)", "surrogate", "ranks", "device", "held-out RMSE",
+                "coverage 90 %", "status"):
         table.add_column(col)
     for v in found:
         m = v.meta
         held = m.get("held_out") or {}
         rmse = ", ".join(f"{k} {x:.4g}" for k, x in (held.get("rmse") or {}).items()) or "-"
         cov = f"{held['coverage90']:.0%}" if held.get("coverage90") is not None else "-"
-        table.add_row(v.version, m["created"], str(m["records"]), str(m.get("surrogate", "-")),
+        # the export names the rows the model was trained on, the rest were held out to measure it
+        trained = f" ({m['trained_on']})" if m.get("trained_on") not in (None, m["records"]) else ""
+        table.add_row(v.version, m["created"], f"{m['records']}{trained}", str(m.get("surrogate", "-")),
                       str(m.get("world_size", 1)), str(m.get("device", "cpu")), rmse, cov,
                       _status(v, cur))
     from dm_hpc.cli.tables import fitted

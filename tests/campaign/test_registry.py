@@ -137,6 +137,10 @@ def test_cli_train_models_json_promote_and_if_new_data(tmp_path):
     listed = json.loads(dm("models", str(path), "--json").stdout)
     assert [(v["version"], v["current"], v["world_size"]) for v in listed] == [("v0001", False, 1), ("v0002", True, 1)]
     assert {"records_sha256", "held_out", "device", "code_version"} <= set(listed[0])
+    # the table says how many records each version was trained on, beside how many it had (an export
+    # names the trained rows; a user review met 875 listed and 701 exported without a word)
+    shown = dm("models", str(path)).stdout
+    assert f"{listed[1]['records']} ({listed[1]['trained_on']})" in shown, shown
     assert dm("models", str(path), "--promote", "v0001").returncode == 0
     assert registry.current(campaign) == "v0001"
     bad = dm("models", str(path), "--rollback", "v0009")
