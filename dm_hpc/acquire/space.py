@@ -42,6 +42,9 @@ class DesignSpace:
 
     def __post_init__(self) -> None:
         self.excluded = frozenset(self.excluded)
+        if self.elements and set(self.elements) <= self.excluded:
+            raise DesignSpaceError(f"every element of the space is excluded ({', '.join(self.elements)}): "
+                                   "no composition is left to suggest")
         self.elements = {e: (float(lo), float(hi)) for e, (lo, hi) in self.elements.items() if e not in self.excluded}
         self.process = {k: (float(lo), float(hi)) for k, (lo, hi) in self.process.items()}
         lo, hi = self.lower, self.upper

@@ -155,6 +155,12 @@ class SourceRows:
     model: object | None = None
 
 
+def table_frame(path: Path, column_map: Path | None) -> pd.DataFrame:
+    """A table file's records as ``Store.to_dataframe`` columns, read once per version of the file
+    (a campaign often names one table as pool, emulated lab and transfer source; preflight reads it too)."""
+    return _table_frame(Path(path), column_map, Path(path).stat().st_mtime)
+
+
 @lru_cache(maxsize=8)
 def _table_frame(path: Path, column_map: Path | None, mtime: float) -> pd.DataFrame:
     """A table file's records as ``Store.to_dataframe`` columns (ids, provenance, ``x_<El>``, properties)."""
@@ -210,7 +216,7 @@ def source_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[SourceRows]:
                                   model=load_model_file(spec.model)))
             continue
         if spec.table is not None:
-            frame = _table_frame(spec.table, spec.table_map, spec.table.stat().st_mtime)
+            frame = table_frame(spec.table, spec.table_map)
         else:
             frame = df
         sub = frame[matches(spec, frame)] if len(frame) else frame

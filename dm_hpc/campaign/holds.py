@@ -28,6 +28,8 @@ from dm_hpc.data import MaterialRecord, canonical_unit
 Z_99 = NormalDist().inv_cdf(0.995)
 #: Words in a sheet's ``confirm`` column that confirm a held value (case-insensitive).
 CONFIRM_WORDS = frozenset({"yes", "y", "true", "1", "x", "confirm", "confirmed", "ja", "oui", "sí", "si"})
+#: what a confirm cell may say for "not confirmed" (or an empty cell as a reader gives it), without a warning
+DECLINE_WORDS = frozenset({"", "nan", "none", "no", "n", "false", "0", "0.0"})
 
 
 @dataclass(frozen=True)
@@ -97,13 +99,18 @@ def apply_holds(records: list[MaterialRecord], lines: list[int], holds: list[Hol
 
 def confirmed_in_sheet(column: Mapping[str, Any]) -> set[str]:
     """Sample ids whose ``confirm`` cell says yes (``column``: sample id -> cell)."""
-    return {sid for sid, cell in column.items() if _yes(cell)}
+    return {sid for sid, cell in column.items() if says_yes(cell)}
 
 
-def _yes(cell: Any) -> bool:
+def says_yes(cell: Any) -> bool:
     """A confirm cell that says yes: a yes word, or a spreadsheet's TRUE or 1 (read as True, 1.0)."""
     if isinstance(cell, bool):
         return cell
     if isinstance(cell, (int, float)):
         return cell == 1
     return str(cell).strip().lower() in CONFIRM_WORDS
+
+
+def says_no(cell: Any) -> bool:
+    """A confirm cell that is empty or says no (FALSE, 0 included)."""
+    return not says_yes(cell) and str(cell).strip().lower() in DECLINE_WORDS

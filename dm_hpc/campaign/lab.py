@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.holds import Hold, apply_holds, confirmed_in_sheet, find_holds
+from dm_hpc.campaign.holds import Hold, apply_holds, confirmed_in_sheet, find_holds, says_no, says_yes
 from dm_hpc.campaign.labsheet import suggestion_rows, write_suggestions  # noqa: F401 -- also this module's face
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import MaterialRecord, Source, Store, StoreError
@@ -182,11 +182,8 @@ def confirm_warnings(contents: SheetContents, confirm: Collection[str]) -> list[
     ids = {r.sample_id for r in contents.records} | {sid for _, sid in contents.not_made if sid is not None}
     out = [f"--confirm {sid}: no row of this sheet has that sample id; nothing confirmed for it"
            for sid in sorted(set(confirm) - ids)]
-    yes = confirmed_in_sheet(contents.confirm)
     out += [f"sample {sid}: its confirm cell says {str(cell).strip()!r}, which is not a yes (write yes to confirm)"
-            for sid, cell in contents.confirm.items()
-            if sid not in yes and str(cell).strip()
-            and str(cell).strip().lower() not in ("nan", "none", "no", "n", "false", "0", "0.0")]
+            for sid, cell in contents.confirm.items() if not says_yes(cell) and not says_no(cell)]
     return out
 
 

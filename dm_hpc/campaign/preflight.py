@@ -13,14 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from dm_hpc.campaign.spec import CampaignError, CampaignSpec, RunnerKind
+from dm_hpc.runners.site import profile_path
 
 
 def _space_elements(c: CampaignSpec) -> list[str]:
     if c.space.elements:
         return sorted(c.space.elements)  # without pandas: validate stays light
-    if c.space.pool is None or not Path(c.space.pool).exists():
-        return []  # a missing pool file is reported with the other files
-    from dm_hpc.campaign.dataset import design_elements
+    from dm_hpc.campaign.dataset import design_elements  # empty for a pool that cannot be read (reported apart)
 
     return sorted(design_elements(c))
 
@@ -90,11 +89,8 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
             out.append(f"{field}: no such file: {path}")
     out += _store_problems(c)
     out += _pool_problems(c)
-    if c.runner.site is not None and not Path(c.runner.site).suffix:
-        from dm_hpc.runners.site import SITES_DIR
-
-        if not (SITES_DIR / f"{c.runner.site}.yaml").is_file():
-            out.append(f"runner.site: no site profile '{c.runner.site}' in {SITES_DIR}")
+    if c.runner.site is not None and not Path(c.runner.site).suffix and not _site_file(c).is_file():
+        out.append(f"runner.site: no site profile '{c.runner.site}' in {_site_file(c).parent}")
     out += transfer_problems(c)
     out += delivery_problems(c)
     out += emulation_problems(c)
@@ -127,13 +123,13 @@ def transfer_problems(c: CampaignSpec) -> list[str]:
             if path is not None and not Path(path).is_file():
                 out.append(f"transfer.from.{k}.{field}: no such file: {path}")
         if s.table is not None and Path(s.table).is_file() and (s.table_map is None or Path(s.table_map).is_file()):
-            from dm_hpc.campaign.dataset import _table_frame, matches
+            from dm_hpc.campaign.dataset import matches, table_frame
 
             prop = s.property or c.objectives[0].property
             try:
-                frame = _table_frame(Path(s.table), s.table_map, Path(s.table).stat().st_mtime)
+                frame = table_frame(Path(s.table), s.table_map)
             except (ValueError, OSError) as exc:
-                out.append(_sheet_problem(f"transfer.from.{k}.table", exc))
+                out.append(_unreadable(f"transfer.from.{k}.table", exc, None))
                 continue
             rows = frame[matches(s, frame)] if len(frame) else frame
             if prop not in rows.columns or not rows[prop].notna().any():
@@ -167,8 +163,7 @@ def _pool_problems(c: CampaignSpec) -> list[str]:
     try:
         pool_compositions(c)
     except (ValueError, OSError) as exc:  # SheetError is a ValueError
-        hint = "" if c.space.pool_map is not None else " (no pool_map given: name a column map for this table)"
-        return [_sheet_problem("space.pool", exc) + hint]
+        return [_unreadable("space.pool", exc, None if c.space.pool_map is not None else "pool_map")]
     return []
 
 
@@ -190,11 +185,18 @@ def _store_problems(c: CampaignSpec) -> list[str]:
     return []
 
 
-def _sheet_problem(field: str, exc: Exception) -> str:
-    """One line for a table that cannot be read (a ``SheetError`` lists its problems on lines of their own)."""
+def _site_file(c: CampaignSpec) -> Path:
+    return profile_path(c.runner.site or "local")
+
+
+def _unreadable(field: str, exc: Exception, missing_map: str | None) -> str:
+    """One line for a table that cannot be read (a ``SheetError`` lists its problems on lines of
+    their own); ``missing_map``: the map field left out, named as the likely fix."""
     lines = [ln.strip().rstrip(":") for ln in str(exc).splitlines() if ln.strip()]
     lines = [ln if len(ln) <= 240 else ln[:237] + "..." for ln in lines]  # a wide table's list of unknown columns
-    return f"{field}: " + "; ".join(lines[:4]) + (f"; ... ({len(lines) - 4} more)" if len(lines) > 4 else "")
+    hint = f" (no {missing_map} given: name a column map for this table)" if missing_map else ""
+    return (f"{field}: " + "; ".join(lines[:4]) + (f"; ... ({len(lines) - 4} more)" if len(lines) > 4 else "")
+            + hint)
 
 
 def emulation_problems(c: CampaignSpec) -> list[str]:
@@ -208,19 +210,18 @@ def emulation_problems(c: CampaignSpec) -> list[str]:
             continue  # a missing file is reported with the other files
         if f.emulate_map is not None and not Path(f.emulate_map).is_file():
             continue
-        from dm_hpc.campaign.dataset import _table_frame  # pandas: only for a campaign that emulates its lab
+        from dm_hpc.campaign.dataset import table_frame  # pandas: only for a campaign that emulates its lab
         from dm_hpc.campaign.labsheet import lab_properties
+        from dm_hpc.data import property_names
 
         try:
-            frame = _table_frame(Path(f.emulate_from), f.emulate_map, Path(f.emulate_from).stat().st_mtime)
+            frame = table_frame(Path(f.emulate_from), f.emulate_map)
         except (ValueError, OSError) as exc:  # SheetError and a damaged column map are ValueErrors
-            hint = "" if f.emulate_map is not None else " (no emulate_map given: name a column map for this table)"
-            out.append(_sheet_problem(f"fidelities.{f.name}.emulate_from", exc) + hint)
+            out.append(_unreadable(f"fidelities.{f.name}.emulate_from", exc,
+                                   None if f.emulate_map is not None else "emulate_map"))
             continue
         # as the emulated lab answers: with the table's measured rows, or all rows when none is measured
         measured = frame[frame["source"] == "experimental"] if (frame.get("source") == "experimental").any() else frame
-        from dm_hpc.data import property_names
-
         names = set(property_names())
         has = sorted(p for p in measured.columns if p in names and measured[p].notna().any())
         for prop in lab_properties(c):
@@ -247,10 +248,7 @@ def _resource_problems(c: CampaignSpec) -> list[str]:
         cpus = os.cpu_count() or 1
         return [f"fidelities.{f.name}.cores: {f.cores} > the {cpus} CPUs of this machine (runner: local)"
                 for f in c.calculations if f.cores > cpus]
-    from dm_hpc.runners.site import SITES_DIR
-
-    named = Path(c.runner.site) if c.runner.site and Path(c.runner.site).suffix else SITES_DIR / f"{c.runner.site}.yaml"
-    if c.runner.site is not None and not named.is_file():
+    if c.runner.site is not None and not _site_file(c).is_file():
         return []  # a missing site profile is reported once, with the files
     try:
         site = SiteProfile.load(c.runner.site or "local")

@@ -120,9 +120,6 @@ class SpaceSpec(Strict):
     def _something(self) -> SpaceSpec:
         if not self.elements and self.pool is None:
             raise ValueError("give elements with bounds, or a candidate pool file")
-        if self.elements and set(self.elements) <= set(self.excluded):
-            raise ValueError(f"every element of the space is excluded ({', '.join(self.elements)}): "
-                             "no composition is left to suggest")
         if self.elements:
             from dm_hpc.acquire.space import DesignSpace  # the one feasibility check of a space
 

@@ -91,18 +91,17 @@ def resolve_resends(
             out.append(rec)
             continue
         old = same[same[clash].notna().any(axis=1)]
-        completes = not replace and _completes(store, rec, list(old["record_id"]))
-        if not replace and not completes:
+        hidden = [p for p in props if old[p].notna().any() and rec.get_property(p) is None]
+        if not replace and not _completes(store, rec, list(old["record_id"])):
             changed = [name for name in clash if not np.isclose(old[name].dropna().iloc[0], rec.get_property(name).value,
                                                                 rtol=1e-9, atol=0.0)]
-            missing = [q for q in props if old[q].notna().any() and rec.get_property(q) is None]
             if changed:  # what differs, not a value sent again unchanged
                 told = "; ".join(
                     f"{name} is already stored as {old[name].dropna().iloc[0]:g} {canonical_unit(name)} "
                     f"(record {old.loc[old[name].notna(), 'record_id'].iloc[0]}), this sheet says "
                     f"{rec.get_property(name).value:g}" for name in changed)
-            elif missing:
-                told = (f"its stored record also holds {', '.join(missing)}, which this row does not send; "
+            elif hidden:
+                told = (f"its stored record also holds {', '.join(hidden)}, which this row does not send; "
                         "give every value of the sample")
             else:
                 told = (f"its stored record{'s' if len(old) > 1 else ''} ({', '.join(old['record_id'])}) hold"
@@ -114,7 +113,6 @@ def resolve_resends(
             continue
         # here either --replace, or every stored value is sent again unchanged: a completion (the
         # lab measured another property of the sample since), which replaces the record it extends
-        hidden = [p for p in props if old[p].notna().any() and rec.get_property(p) is None]
         if hidden:
             problems.append((line, f"sample {sid!r}: the record it replaces also holds {', '.join(hidden)}, which "
                                    "this row does not re-send; give every value of the sample to replace it"))

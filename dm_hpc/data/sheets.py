@@ -194,6 +194,11 @@ def did_you_mean(header: str) -> str | None:
     return f"property:{match} [{m.group('unit') or canonical_unit(match)}]"
 
 
+def _filled(table: pd.DataFrame, header: str) -> bool:
+    """Whether any cell of a column holds something."""
+    return bool(table[header].map(lambda v: not _blank(v)).any())
+
+
 def _columns(table: pd.DataFrame) -> tuple[list[Column], list[tuple[int, str]], list[str]]:
     """The template columns of a table, the header problems and the warnings."""
     problems: list[tuple[int, str]] = []
@@ -202,7 +207,7 @@ def _columns(table: pd.DataFrame) -> tuple[list[Column], list[tuple[int, str]], 
     for header in table.columns:
         if not is_template_header(header):
             guess = did_you_mean(header)
-            filled = table[header].map(lambda v: not _blank(v)).any()
+            filled = _filled(table, header)
             if guess and filled:  # a measurement under a wrong name would be lost: refuse
                 problems.append((1, f"column {header!r} is not a template column; did you mean {guess!r}?"))
             else:
@@ -245,7 +250,7 @@ def _columns(table: pd.DataFrame) -> tuple[list[Column], list[tuple[int, str]], 
         if c.kind == "uncertainty" and c.name not in props:
             problems.append((1, f"column {c.header!r}: an uncertainty without a property:{c.name} column"))
         elif c.kind == "uncertainty" and c.unit != props[c.name].unit:
-            if not table[c.header].map(lambda v: not _blank(v)).any():
+            if not _filled(table, c.header):
                 # a lab that changed the value's unit (as docs/labs.md says) and sent no uncertainty:
                 # the empty column says nothing, so its old unit is no conflict
                 warnings.append(f"column {c.header!r} is empty and in another unit than the value's "

@@ -151,6 +151,13 @@ class MethodResources(JobSetup):
 
 
 
+def profile_path(name_or_path: str | Path) -> Path:
+    """The file a site profile is read from: a path as given (it has a suffix), else
+    ``configs/sites/<name>.yaml``."""
+    path = Path(name_or_path)
+    return path if path.suffix else SITES_DIR / f"{name_or_path}.yaml"
+
+
 class SiteProfile(JobSetup):
     """A cluster's settings. Memory in MB, walltime and intervals in s, submit rate in sbatch
     calls per s. ``modules``/``env``/``container`` apply to every job; ``methods`` adds per-method
@@ -209,9 +216,7 @@ class SiteProfile(JobSetup):
     def load(cls, name_or_path: str | Path = "local") -> "SiteProfile":
         """Load ``configs/sites/<name>.yaml`` or a YAML file path; SiteProfileError names the
         file and every bad field."""
-        path = Path(name_or_path)
-        if not path.suffix:
-            path = SITES_DIR / f"{name_or_path}.yaml"
+        path = profile_path(name_or_path)
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
