@@ -28,7 +28,7 @@ from dm_hpc.campaign.labsheet import suggestion_rows, write_suggestions  # noqa:
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import MaterialRecord, Source, Store, StoreError
 from dm_hpc.data.corrections import blank_replacements
-from dm_hpc.data.resend import resolve_resends
+from dm_hpc.data.resend import completes, resolve_resends
 from dm_hpc.data.sheets import (
     SheetContents,
     SheetDefaults,
@@ -114,6 +114,7 @@ def ingest_sheet_records(path: Path, store: Store, journal: jn.Journal) -> dict:
 class LabIngest:
     """What taking a lab sheet back did: ``records`` valid rows, ``new`` of them stored now
     (0 when ``queued`` for the running manager), ``replaced`` corrections of stored values,
+    ``completed`` stored samples that rows only added properties to (no value changed),
     ``not_made`` sample ids (marked so), ``pending`` ones (blank measurement cells: still
     waiting), ``warnings`` about the sheet, every ``verdicts`` of the reading, ``held`` values
     outside the model's interval (not stored, see ``holds``), ``confirmed`` sample ids stored
@@ -123,6 +124,7 @@ class LabIngest:
     new: int
     queued: bool
     replaced: int = 0
+    completed: int = 0
     not_made: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
@@ -205,9 +207,16 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
         checked, lines, held = apply_holds(contents.records, contents.lines, fresh, confirm, by)
         return checked, lines, held, sorted({h.sample_id for h in fresh} - {h.sample_id for h in held})
 
+    def completions(store: Store | None, records: list[MaterialRecord]) -> int:
+        # a row that only adds a property measured since supersedes the record it extends, as a
+        # correction does; the summary must not call it "correcting stored values"
+        return sum(1 for r in records if store is not None and r.provenance.supersedes
+                   and completes(store, r, r.provenance.supersedes))
+
     def done(records: list[MaterialRecord], new: int, queued: bool, held: list[Hold], confirmed: list[str],
-             warnings: list[str]) -> LabIngest:
-        return LabIngest(len(records), new, queued, sum(bool(r.provenance.supersedes) for r in records),
+             warnings: list[str], completed: int) -> LabIngest:
+        replaced = sum(bool(r.provenance.supersedes) for r in records) - completed
+        return LabIngest(len(records), new, queued, replaced, completed,
                          not_made, contents.warnings + warnings, [sid for _, sid in contents.pending if sid is not None],
                          contents.verdicts, held, confirmed, records)
 
@@ -217,16 +226,18 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
                 checked, lines, held, confirmed = check(snapshot)
                 records = resolve_resends(snapshot, checked, lines, origin, replace)
                 warnings = _blank_warnings(campaign, contents, replace, snapshot)
+                completed = completions(snapshot, records)
             drop_in_inbox(campaign.run_dir, json.dumps({"records": [r.to_json() for r in records],
                                                         "not_made": not_made}))
-            return done(records, 0, True, held, confirmed, warnings)
+            return done(records, 0, True, held, confirmed, warnings, completed)
         store, journal = owned
         checked, lines, held, confirmed = check(store)
         records = resolve_resends(store, checked, lines, origin, replace)
         warnings = _blank_warnings(campaign, contents, replace, store)
+        completed = completions(store, records)
         event = store_lab_results(records, store, journal, origin, not_made, campaign,
                                   held=[h.sample_id for h in held], confirmed=confirmed)
-        return done(records, event["new"], False, held, confirmed, warnings)
+        return done(records, event["new"], False, held, confirmed, warnings, completed)
 
 
 def ingest_lab_sheet(campaign: CampaignSpec, path: Path) -> tuple[int, int, bool]:

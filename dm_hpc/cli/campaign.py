@@ -326,6 +326,7 @@ def ingest(
     if annotated:
         console.print(f"annotated copy: {annotated}", markup=False, highlight=False)
     replaced = f", {result.replaced} correcting stored values" if result.replaced else ""
+    replaced += f", {result.completed} completing stored samples" if result.completed else ""
     if result.queued:
         console.print(f"validated {result.records} records{replaced}; the running campaign ingests them within a second")
     else:

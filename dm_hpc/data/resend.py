@@ -33,7 +33,7 @@ def _stored_for(store: Store, sample_ids: set[str]) -> tuple[pd.DataFrame, set[s
     return df[df["sample_id"].isin(sample_ids)], store.superseded_ids()
 
 
-def _completes(store: Store, rec: MaterialRecord, old_ids: Sequence[str]) -> bool:
+def completes(store: Store, rec: MaterialRecord, old_ids: Sequence[str]) -> bool:
     """Whether ``rec`` only adds properties to the one current record ``old_ids`` names: the same
     composition, raw materials and process, every stored property with the same value, unit and
     uncertainty, and at least one more property (a value measured since). Anything else (another
@@ -92,7 +92,7 @@ def resolve_resends(
             continue
         old = same[same[clash].notna().any(axis=1)]
         hidden = [p for p in props if old[p].notna().any() and rec.get_property(p) is None]
-        if not replace and not _completes(store, rec, list(old["record_id"])):
+        if not replace and not completes(store, rec, list(old["record_id"])):
             changed = [name for name in clash if not np.isclose(old[name].dropna().iloc[0], rec.get_property(name).value,
                                                                 rtol=1e-9, atol=0.0)]
             if changed:  # what differs, not a value sent again unchanged

@@ -136,8 +136,8 @@ def test_a_sample_with_a_blank_property_is_stored_with_a_word_and_completed_late
     api = Campaign.load(path)
     journal = jn.Journal(api.spec.run_dir / "journal.jsonl")
     journal.write("start")
-    journal.write("lab_suggested", batch=1, samples=[{"sample_id": "S1", "composition": {"Cu": 0.5, "Ni": 0.5},
-                                                      "process": {}, "predicted": {}}])
+    journal.write("lab_suggested", batch=1, samples=[{"sample_id": sid, "composition": {"Cu": 0.5, "Ni": 0.5},
+                                                      "process": {}, "predicted": {}} for sid in ("S1", "S2")])
     journal.close()
     row = {"sample_id": ["S1"], "composition:Cu [at_frac]": [0.5], "composition:Ni [at_frac]": [0.5],
            "property:hardness [GPa]": [2.5], "property:density [g/cm3]": [None]}
@@ -146,5 +146,17 @@ def test_a_sample_with_a_blank_property_is_stored_with_a_word_and_completed_late
     row["property:density [g/cm3]"] = [8.9]
     second = api.add_measurements(pd.DataFrame(row))  # the completion, no replace
     assert not any("blank" in w for w in second.attrs["warnings"])
+    # the ingest summary calls it a completion, not a correction of stored values
+    from dm_hpc.campaign.lab import take_lab_loaded
+    from dm_hpc.data.sheetfiles import load_table
+
+    row["sample_id"], row["property:hardness [GPa]"] = ["S2"], [3.0]
+    row["property:density [g/cm3]"] = [None]
+    pd.DataFrame(row).to_csv(tmp_path / "s2.csv", index=False)
+    take_lab_loaded(api.spec, load_table(tmp_path / "s2.csv"), "s2.csv")
+    row["property:density [g/cm3]"] = [8.7]
+    pd.DataFrame(row).to_csv(tmp_path / "s2.csv", index=False)
+    taken = take_lab_loaded(api.spec, load_table(tmp_path / "s2.csv"), "s2.csv")
+    assert (taken.completed, taken.replaced, taken.new) == (1, 0, 1), taken
     df = Store.open(api.spec.store).to_dataframe()
-    assert len(df) == 1 and df["density"].iloc[0] == 8.9 and df["hardness"].iloc[0] == 2.5
+    assert len(df) == 2 and set(df["density"]) == {8.9, 8.7} and set(df["hardness"]) == {2.5, 3.0}
