@@ -51,6 +51,17 @@ def _model_sources(campaign: CampaignSpec) -> list[ModelFile]:
     return [load_model_file(s.model) for s in (campaign.transfer.from_ if campaign.transfer else ()) if s.model is not None]
 
 
+def _access_levels(campaign: CampaignSpec, record_ids: list[str]) -> dict[str, int]:
+    """How many of ``record_ids`` are at each access level today: a model file carries its
+    training data (inputs and values), so whoever shares it must know what it holds."""
+    from collections import Counter
+
+    from dm_hpc.data.access import AccessMap, AccessRule
+
+    rules = AccessMap(campaign.store).rules()
+    return dict(Counter(rules.get(rid, AccessRule()).effective().value for rid in record_ids))
+
+
 def export_version(campaign: CampaignSpec, version: str | None, out: Path,
                    contributors: list[str] | None = None) -> Path:
     """Write registered model ``version`` (default: current) of ``campaign`` to ``out`` with its
@@ -83,6 +94,7 @@ def export_version(campaign: CampaignSpec, version: str | None, out: Path,
         "records": {"count": meta.get("records"), "trained_on": meta.get("trained_on"),
                     "sha256": meta.get("records_sha256"), "ids": ids},
         "clearance": meta.get("clearance"),
+        "access_levels": _access_levels(campaign, ids),
         "metrics": {"held_out": meta.get("held_out")},
         "hyper_parameters": _hyper_parameters(state.get("state_dict", {})) if "state_dict" in state else {},
         "engine_version": meta.get("code_version"),
@@ -126,6 +138,7 @@ def export_campaign_model(campaign: CampaignSpec, out: Path, contributors: list[
         "store": {"path": str(campaign.store), "generation": generation},
         "records": {"count": len(ids), "trained_on": len(ids),
                     "sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(), "ids": ids},
+        "access_levels": _access_levels(campaign, ids),
         "metrics": {"loo_log_density": fit.loo, "loo_rmse": fit.loo_rmse},
         "weights": dict(fit.weights),
         "hyper_parameters": _hyper_parameters(fit.model.state_dict()),

@@ -277,7 +277,9 @@ def plot_replay(campaign: CampaignSpec, curves: dict[str, np.ndarray], out: Path
     ax = fig.subplots()
     for mode, label in (("cold", "without transfer (cold)"), ("transfer", "with transfer (guarded)")):
         c = curves[mode]
-        ax.step(np.arange(1, len(c) + 1), c, where="post", label=label)
+        # a marker at each experiment: with where="post" a rise at the last one is otherwise only a
+        # vertical stroke at the plot's edge
+        ax.step(np.arange(1, len(c) + 1), c, where="post", label=label, marker="o", ms=3)
     ax.axvline(min(max(2, campaign.learning.initial_points), len(curves["cold"])), color="0.6", lw=1, ls=":")
     ax.set_xlabel("experiments (replayed on the campaign's own records)")
     ax.set_ylabel(f"best {o.property} [{canonical_unit(o.property)}]")
@@ -373,7 +375,10 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
         "|---|---:|",
         f"| submitted (distinct tasks) | {sum(t.submissions > 0 for t in tasks)} |",
         f"| submissions (with resubmissions) | {sum(t.submissions for t in tasks)} |",
-        f"| ingested | {status.get(jn.INGESTED, 0)} |",
+        # a view scoped to a reader's clearance counts only what it shows (the journal's count
+        # would tell a partner how many records are withheld from them)
+        (f"| ingested | {status.get(jn.INGESTED, 0)} |" if frame is None else
+         f"| ingested, readable at your clearance | {int((df['source'] == 'computed').sum()) if not df.empty else 0} |"),
         f"| failed | {status.get(jn.FAILED, 0)} |",
         f"| in flight or planned | {status.get(jn.SUBMITTED, 0) + status.get(jn.PLANNED, 0)} |",
         "",
@@ -423,15 +428,21 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
         except Exception as exc:  # a failed fit must not cost the rest of the report
             notes.append(f"transfer section failed: {type(exc).__name__}: {exc}")
     sheets = sorted(p for p in campaign.run_dir.glob("*") if p.suffix in (".csv", ".xlsx"))
+    if frame is None:
+        md += [
+            "## Where things are",
+            "",
+            f"- HDF5 store: `{campaign.store}` ({len(df)} records of this campaign, {len(df_all)} in all; "
+            f"{len(data)} used for learning)",
+            f"- journal: `{campaign.run_dir / 'journal.jsonl'}`",
+            "- lab sheets: " + (", ".join(f"`{p}`" for p in sheets) if sheets else
+                                f"none yet (`dm-hpc suggest` writes `{campaign.run_dir / 'lab-suggestions.xlsx'}`)"),
+            "",
+        ]
+    else:  # the portal's view: the server's folders are not the reader's business
+        md += ["## Records", "", f"- {len(df)} records of this campaign readable at your clearance "
+               f"({len(data)} used for learning)", ""]
     md += [
-        "## Where things are",
-        "",
-        f"- HDF5 store: `{campaign.store}` ({len(df)} records of this campaign, {len(df_all)} in all; "
-        f"{len(data)} used for learning)",
-        f"- journal: `{campaign.run_dir / 'journal.jsonl'}`",
-        "- lab sheets: " + (", ".join(f"`{p}`" for p in sheets) if sheets else
-                            f"none yet (`dm-hpc suggest` writes `{campaign.run_dir / 'lab-suggestions.xlsx'}`)"),
-        "",
         "## Plots",
         "",
     ]

@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from dm_hpc.cli.store import fail
 
@@ -32,6 +33,18 @@ def register(access_app: typer.Typer) -> None:
     store_app.command("cite")(cite)  # `dm-hpc store cite`: kept here, beside the portal's other records of use
 
 
+def portal_state(state_dir: Path, create: bool = False):
+    """The portal's state; only ``users add`` (and ``serve``) make a new one: a mistyped folder
+    read by the other commands would answer "no users, nothing audited" from an empty state."""
+    from dm_hpc.service import ServiceState
+    from dm_hpc.service.state import DB_NAME
+
+    if not create and not (state_dir / DB_NAME).is_file():
+        fail(f"--state-dir {state_dir}: no portal state there (no {DB_NAME}); give the folder that "
+             "`dm-hpc serve` and `dm-hpc users add` use")
+    return ServiceState(state_dir)
+
+
 def _when(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(t)) if t else ""
 
@@ -44,29 +57,29 @@ def requests(
     """Export requests, newest first (who, which campaign, how many records, why, the decision)."""
     import json
 
-    from dm_hpc.service import ServiceState
     from dm_hpc.service import exports as ex
 
     if status not in (None, "pending", "granted", "denied"):
         fail(f"--status must be pending, granted or denied, not {status!r}")
     if as_json:
-        for r in ex.requests(ServiceState(state_dir), None, status):
+        for r in ex.requests(portal_state(state_dir), None, status):
             print(json.dumps(ex.as_json(r), ensure_ascii=False))
         return
     table = Table(title="export requests")
     for col in ("id", "time (UTC)", "requester", "campaign", "records", "reason", "status", "by", "until (UTC)"):
         table.add_column(col)
-    for r in ex.requests(ServiceState(state_dir), None, status):
-        table.add_row(str(r.id), _when(r.time), r.requester, r.campaign, str(len(r.record_ids)), r.reason,
-                      r.status, r.decided_by or "", _when(r.until))
+    for r in ex.requests(portal_state(state_dir), None, status):
+        # Text: a reason is typed by a partner, shown literally ("[internal review]" is not markup)
+        table.add_row(str(r.id), _when(r.time), Text(r.requester), Text(r.campaign), str(len(r.record_ids)),
+                      Text(r.reason), r.status, Text(r.decided_by or ""), _when(r.until))
     console.print(table)
 
 
 def _decide(state_dir: Path, campaigns: Path, request_id: int, by: str, grant: bool, days: int, note: str) -> None:
-    from dm_hpc.service import CampaignDesk, ServiceState
+    from dm_hpc.service import CampaignDesk
     from dm_hpc.service import exports as ex
 
-    state = ServiceState(state_dir)
+    state = portal_state(state_dir)
     approver = next((u for u in state.users() if u.name == by and not u.revoked), None)
     if approver is None:
         fail(f"--by {by!r}: no active portal user of that name")
@@ -111,22 +124,24 @@ def cite(
     campaigns that learn from it, and the portal exports that carried it."""
     import json
 
-    from dm_hpc.service import CampaignDesk, ServiceState
+    from dm_hpc.service import CampaignDesk
     from dm_hpc.service.records import citations
 
     if not campaigns.is_dir():
         fail(f"--campaigns {campaigns}: not a folder")
-    found = citations(CampaignDesk(campaigns), ServiceState(state_dir)).get(record_id.strip())
+    found = citations(CampaignDesk(campaigns), portal_state(state_dir)).get(record_id.strip())
     if found is None:
         fail(f"record {record_id!r} is in none of the stores of the campaigns in {campaigns}")
     if as_json:
         print(json.dumps(found.to_json(), ensure_ascii=False))
         return
-    console.print(f"[bold]{found.record_id}[/]: created by {found.creator} ({found.source}, {found.method}) "
-                  f"at {found.created}; in the stores of {', '.join(found.stores)}", highlight=False)
+    console.print(Text.assemble((found.record_id, "bold"), f": created by {found.creator} ({found.source}, "
+                                f"{found.method}) at {found.created}; in the stores of {', '.join(found.stores)}"),
+                  highlight=False)
     console.print("model versions trained on it: " + (", ".join(f"{c} {v} (clearance {k})" for c, v, k in found.models)
-                                                     or "none"), highlight=False)
-    console.print("campaigns that learn from it: " + (", ".join(found.learned_by) or "none"), highlight=False)
+                                                     or "none"), highlight=False, markup=False)
+    console.print("campaigns that learn from it: " + (", ".join(found.learned_by) or "none"), highlight=False, markup=False)
     console.print(f"exports that carried it: {len(found.exports)}", highlight=False)
     for e in found.exports:
-        console.print(f"  {_when(e['time'])} UTC  {e['user']}  {e['campaign']}  {e['format']}", highlight=False)
+        console.print(f"  {_when(e['time'])} UTC  {e['user']}  {e['campaign']}  {e['format']}", highlight=False,
+                      markup=False)

@@ -162,6 +162,15 @@ def _export(c, out: Path, version: str | None, with_transfer: bool, contributors
     console.print(f"wrote {path}: {p['kind']} of {c.name}{' ' + p['version'] if p.get('version') else ''} "
                   f"({p['model_kind']}, {rec['trained_on']} records, ids sha256 {str(rec['sha256'])[:12]}; "
                   f"file sha256 {file.sha256[:12]})", markup=False, highlight=False, soft_wrap=True)
+    levels = p.get("access_levels") or {}
+    above = {k: n for k, n in levels.items() if k in ("restricted", "embargoed") and n}
+    if levels:
+        # the file carries its training inputs and values: say what it holds before it is shared
+        console.print("its training records (inside the file) by access level: "
+                      + ", ".join(f"{n} {k}" for k, n in sorted(levels.items())), markup=False, highlight=False)
+    if above:
+        console.print(f"[yellow]warning[/]: it holds {', '.join(f'{n} {k}' for k, n in above.items())} record(s); "
+                      "share the file only with people cleared for them", highlight=False)
     for d in p.get("derived_from") or ():
         console.print(f"derived from {d['file']} (sha256 {d['sha256'][:12]}): {d['kind']} of {d['campaign']}",
                       markup=False, highlight=False, soft_wrap=True)

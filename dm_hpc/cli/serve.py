@@ -8,8 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from dm_hpc.cli.access import portal_state
 from dm_hpc.cli.store import fail
 
 console = Console()
@@ -29,6 +32,22 @@ def register(app: typer.Typer) -> None:
     from dm_hpc.cli import access
 
     access.register(access_app)
+
+
+def _check_tls(cert: Path, key: Path) -> None:
+    """Load the pair as uvicorn will, before anything is served: a missing or wrong file is named
+    here, not in a traceback after the "serving" line."""
+    import ssl
+
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not path.is_file():
+            fail(f"{flag} {path}: no such file")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(str(cert), str(key))
+    except ssl.SSLError as exc:
+        fail(f"--tls-cert {cert} / --tls-key {key}: not a PEM certificate and its private key ({exc.reason or exc})")
+    except OSError as exc:
+        fail(f"--tls-cert {cert} / --tls-key {key}: cannot be read ({exc.strerror or exc})")
 
 
 def serve(
@@ -52,22 +71,18 @@ def serve(
         fail(f"--campaigns {campaigns}: not a folder")
     if (tls_cert is None) != (tls_key is None):
         fail("--tls-cert and --tls-key go together")
+    if tls_cert is not None:
+        _check_tls(tls_cert, tls_key)
     app = create_app(campaigns, state_dir, trusted_proxies=trusted_proxy or ())
     desk = app.state.service.desk
     for file, problem in desk.problems.items():
-        console.print(f"[yellow]skipped {file}[/]: {problem}", highlight=False)
+        console.print(f"[yellow]skipped {escape(str(file))}[/]: {escape(str(problem))}", highlight=False)
     scheme = "https" if tls_cert else "http"
     console.print(f"serving {len(desk.campaigns)} campaign(s) at {scheme}://{host}:{port}/ (users: {state_dir})")
     # proxy headers are handled in the app, and only from --trusted-proxy (uvicorn's own default
     # would believe any local process)
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False,
                 ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)
-
-
-def _state(state_dir: Path):
-    from dm_hpc.service import ServiceState
-
-    return ServiceState(state_dir)
 
 
 @users_app.command("add")
@@ -92,7 +107,7 @@ def add(
     except ValueError:
         fail(f"--clearance must be one of {', '.join(a.value for a in AccessLevel)}, not {clearance!r}")
     try:
-        token = _state(state_dir).add_user(name, r, campaign or [], level)
+        token = portal_state(state_dir, create=True).add_user(name, r, campaign or [], level)
     except UserError as exc:
         fail(str(exc))
     console.print(f"added {name} ({r.value}); token (shown once, keep it secret):", highlight=False)
@@ -105,9 +120,10 @@ def list_(state_dir: StateDir) -> None:
     table = Table(title="portal users")
     for col in ("name", "role", "clearance", "campaigns", "state"):
         table.add_column(col)
-    for u in _state(state_dir).users():
-        table.add_row(u.name, u.role.value, u.clearance.value, ", ".join(sorted(u.campaigns)) or
-                      ("(all)" if u.role.value == "admin" else "-"), "revoked" if u.revoked else "active")
+    for u in portal_state(state_dir).users():
+        # Text: names typed by people are data, never markup ("[/]" would end the command)
+        table.add_row(Text(u.name), u.role.value, u.clearance.value, Text(", ".join(sorted(u.campaigns)) or
+                      ("(all)" if u.role.value == "admin" else "-")), "revoked" if u.revoked else "active")
     console.print(table)
 
 
@@ -117,7 +133,7 @@ def revoke(name: Annotated[str, typer.Argument()], state_dir: StateDir) -> None:
     from dm_hpc.service import UserError
 
     try:
-        _state(state_dir).revoke(name)
+        portal_state(state_dir).revoke(name)
     except UserError as exc:
         fail(str(exc))
     console.print(f"revoked {name}")
@@ -125,12 +141,15 @@ def revoke(name: Annotated[str, typer.Argument()], state_dir: StateDir) -> None:
 
 def audit(
     state_dir: StateDir,
-    limit: Annotated[int, typer.Option(help="Newest entries to show.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="Newest entries to show.")] = 50,
     action: Annotated[Optional[str], typer.Option(help="Only this action (export, upload, lab_sheet, ...).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line, all details.")] = False,
 ) -> None:
     """Who read or exported what, and when (newest first)."""
-    entries = _state(state_dir).audit_log(limit=limit, action=action)
+    state = portal_state(state_dir)
+    entries = state.audit_log(limit=limit, action=action)
+    if action and not entries and action not in (known := state.audit_actions()):
+        fail(f"--action {action!r}: the log holds no such action; it holds {', '.join(known) or 'none yet'}")
     if as_json:
         for e in entries:
             print(json.dumps(e, ensure_ascii=False))
@@ -143,8 +162,8 @@ def audit(
         if "record_ids" in detail:
             ids = detail.pop("record_ids")
             detail["records"] = f"{len(ids)}: " + ", ".join(ids[:3]) + (" ..." if len(ids) > 3 else "")
-        table.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["time"])), e["user"], e["action"],
-                      e["campaign"] or "", json.dumps(detail, ensure_ascii=False))
+        table.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["time"])), Text(e["user"]), Text(e["action"]),
+                      Text(e["campaign"] or ""), Text(json.dumps(detail, ensure_ascii=False)))
     console.print(table)
 
 
@@ -161,8 +180,8 @@ def contributors(
     table = Table(title="contributors (data mileage)")
     for col in ("contributor", "records", "campaign uses", "exports"):
         table.add_column(col, justify="left" if col == "contributor" else "right")
-    for row in contributor_report(CampaignDesk(campaigns), _state(state_dir)):
-        table.add_row(row["contributor"], str(row["records"]), str(row["campaign_uses"]), str(row["exports"]))
+    for row in contributor_report(CampaignDesk(campaigns), portal_state(state_dir)):
+        table.add_row(Text(row["contributor"]), str(row["records"]), str(row["campaign_uses"]), str(row["exports"]))
     console.print(table)
 
 
@@ -176,10 +195,10 @@ def access_set(
 ) -> None:
     """Set the access level of records (by id, or all of a campaign)."""
     from dm_hpc.data import Store, StoreError
-    from dm_hpc.data.access import AccessError, AccessMap, parse_rule
+    from dm_hpc.data.access import AccessError, AccessMap, new_rule
 
     try:
-        rule = parse_rule(level, until)
+        rule = new_rule(level, until)
     except AccessError as exc:
         fail(str(exc))
     if not record_id and not campaign:
@@ -190,8 +209,40 @@ def access_set(
     except StoreError as exc:
         fail(str(exc))
     ids = list(record_id or sorted(known))
+    if not ids:
+        fail(f"campaign {campaign!r} has no records in {store}")
     missing = [i for i in ids if i not in known]
     if missing:
         fail(f"not in {store}" + (f" (campaign {campaign})" if campaign else "") + f": {', '.join(missing[:5])}")
     AccessMap(store).set(ids, rule)
-    console.print(f"{len(ids)} record(s) now {rule.level.value}" + (f" until {rule.until}" if rule.until else ""))
+    console.print(f"{len(ids)} record(s) now {rule.level.value}" + (f" until {rule.until}" if rule.until else "")
+                  + f" (logged in {AccessMap(store).log_path})", markup=False, highlight=False)
+
+
+@access_app.command("history")
+def access_history(
+    store: Annotated[Path, typer.Option("--store", "-s", help="Store folder.")],
+    record_id: Annotated[Optional[str], typer.Argument(help="Only the changes of this record.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Every change of access levels in a store, oldest first: when, by whom (login name from the
+    shell, portal:<user> from the portal), which records, the level set."""
+    from dm_hpc.data.access import AccessMap
+    from dm_hpc.data.layout import MANIFEST
+
+    if not (store / MANIFEST).is_file() and not AccessMap(store).path.is_file():
+        fail(f"--store {store}: not a record store")
+    changes = [c for c in AccessMap(store).history() if record_id is None or record_id in c["record_ids"]]
+    if as_json:
+        for c in changes:
+            print(json.dumps(c, ensure_ascii=False))
+        return
+    table = Table(title=f"access changes in {store}")
+    for col in ("time (UTC)", "by", "records", "level", "until"):
+        table.add_column(col)
+    for c in changes:
+        ids = c["record_ids"]
+        table.add_row(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(c["time"])), Text(c["by"]),
+                      Text(f"{len(ids)}: " + ", ".join(ids[:3]) + (" ..." if len(ids) > 3 else "")), c["level"],
+                      c.get("until", ""))
+    console.print(table)

@@ -15,7 +15,10 @@ Why a sidecar and not a column of the HDF5 shards: shards are immutable and hash
 level changes (an embargo ends, an admin opens a record), and access is policy about a record,
 not its content. The sidecar is ``<store>/access.json`` (``{record_id: {"level": ..,
 "until": ..}}``), replaced atomically under a file lock so concurrent writers lose nothing.
-Records missing from it have ``DEFAULT_LEVEL``.
+Records missing from it have ``DEFAULT_LEVEL``. Every change is also appended, under the same
+lock, to ``<store>/access-log.jsonl`` (time, who, which records, the rule): from the shell
+(``dm-hpc access set``, the login name) as from the portal (``portal:<user>``), so that a record
+opened by mistake can be traced whichever door it went through (``AccessMap.history``).
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ if TYPE_CHECKING:  # pandas only for the annotation: small commands import this 
     import pandas as pd
 
 SIDECAR = "access.json"
+HISTORY = "access-log.jsonl"
 
 
 class AccessLevel(str, enum.Enum):
@@ -55,6 +59,11 @@ DEFAULT_LEVEL = AccessLevel.consortium
 
 class AccessError(ValueError):
     """An access rule that makes no sense (an embargo without its end date, an unknown level)."""
+
+
+class AccessMapError(AccessError):
+    """A store's access levels file that cannot be read (damaged JSON, an entry with an unknown
+    level): every read of the store's records refuses rather than guess a level."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,19 @@ def parse_rule(level: str, until: str | date | None = None) -> AccessRule:
     return AccessRule(lvl, until)
 
 
+def new_rule(level: str | AccessLevel, until: str | date | None = None, today: date | None = None) -> AccessRule:
+    """A rule a user is setting now (``parse_rule``), refusing an embargo that has already ended:
+    it would make the records public at once (a mistyped year), which nobody asks for under the
+    word "embargoed". Stored rules whose embargo has since ended still load (``parse_rule``)."""
+    rule = parse_rule(level.value if isinstance(level, AccessLevel) else level, until)
+    today = today or datetime.now(UTC).date()
+    if rule.until is not None and rule.until < today:
+        raise AccessError(f"embargo end {rule.until.isoformat()} is in the past (today is {today.isoformat()}, UTC): "
+                          "the records would be public at once; give the embargo's future last day, or level public "
+                          "to open them now")
+    return rule
+
+
 class AccessMap:
     """The sidecar of one store: ``rule(record_id)``, ``set(ids, rule)``, ``filter(...)``."""
 
@@ -105,22 +127,52 @@ class AccessMap:
 
     def _read(self) -> dict[str, dict[str, str]]:
         try:
-            return json.loads(self.path.read_text())
+            data = json.loads(self.path.read_text())
         except FileNotFoundError:
             return {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise AccessMapError(f"{self.path}: not readable JSON ({exc}); restore it from a backup or set the "
+                                 "levels again (dm-hpc access set)") from None
+        if not isinstance(data, dict):
+            raise AccessMapError(f"{self.path}: expected an object of record id -> level, found {type(data).__name__}")
+        return data
 
     def rules(self) -> dict[str, AccessRule]:
-        """Every labelled record's rule."""
-        return {rid: parse_rule(r["level"], r.get("until")) for rid, r in self._read().items()}
+        """Every labelled record's rule (``AccessMapError`` naming the file and the entry when one is damaged)."""
+        out = {}
+        for rid, r in self._read().items():
+            try:
+                out[rid] = parse_rule(r["level"], r.get("until"))
+            except (AccessError, KeyError, TypeError, AttributeError) as exc:
+                why = str(exc) if isinstance(exc, AccessError) else 'expected {"level": ...}'
+                raise AccessMapError(f"{self.path}: entry {rid!r} ({json.dumps(r)[:200]}): {why}") from None
+        return out
 
     def rule(self, record_id: str) -> AccessRule:
         return self.rules().get(record_id, AccessRule())
 
-    def set(self, record_ids: Iterable[str], rule: AccessRule) -> int:
-        """Label records (atomic replace under a lock); returns how many were set."""
+    @property
+    def log_path(self) -> Path:
+        return self.path.with_name(HISTORY)
+
+    def set(self, record_ids: Iterable[str], rule: AccessRule, by: str | None = None) -> int:
+        """Label records (atomic replace under a lock) and log the change with ``by`` (default
+        the login name); returns how many were set."""
+        import getpass
+        import time
+
         ids = list(record_ids)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if by is None:
+            try:
+                by = getpass.getuser()
+            except (KeyError, OSError):
+                by = f"uid {os.getuid()}"
         with self._lock:
+            with open(self.log_path, "a") as log:  # before the map: a change is never applied unlogged
+                log.write(json.dumps({"time": time.time(), "by": by, "record_ids": ids, **rule.to_json()}) + "\n")
+                log.flush()
+                os.fsync(log.fileno())
             data = self._read()
             data.update({rid: rule.to_json() for rid in ids})
             tmp = self.path.with_name(f".{SIDECAR}.{os.getpid()}.tmp")
@@ -129,6 +181,20 @@ class AccessMap:
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
         return len(ids)
+
+    def history(self) -> list[dict]:
+        """Every logged change, oldest first (a damaged line, e.g. from a crash mid-write, is skipped)."""
+        out = []
+        try:
+            lines = self.log_path.read_text().splitlines()
+        except FileNotFoundError:
+            return out
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
 
     def readable(self, record_ids: Iterable[str], clearance: AccessLevel,
                  today: date | None = None) -> list[bool]:

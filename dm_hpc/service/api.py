@@ -14,7 +14,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
-from dm_hpc.data.access import AccessError, AccessLevel, AccessRule
+from dm_hpc.data.access import AccessError, AccessLevel, new_rule
 from dm_hpc.data.sheets import SheetError
 from dm_hpc.service import exports as ex
 from dm_hpc.service import schemas as s
@@ -119,7 +119,7 @@ def receive_sheet(svc: Service, user: User, name: str, filename: str, content: b
         return s.UploadRejected(detail=f"{shown}: larger than {MAX_SHEET_BYTES} bytes",
                                 problems=[s.RowProblem(line=None, message="file too large")])
     try:
-        rule = AccessRule(level, until)
+        rule = new_rule(level, until)
         done = svc.desk.ingest(name, shown, content, rule, contributor=user.name, confirm_held=confirm_held,
                                clearance=user.clearance)
     except AccessError as exc:
@@ -270,7 +270,7 @@ def citation(name: Name, record_id: str, user: User = Depends(api_user), svc: Se
     """A record's citation history: creator, source and method, the model versions trained on it,
     the campaigns that learn from it and the exports that carried it."""
     check_campaign(user, svc, name, SCIENCE)
-    found = cite(svc.desk, svc.state, name, record_id, user.clearance)
+    found = cite(svc.desk, svc.state, name, record_id, user)
     if found is None:
         raise HTTPException(404, f"no such record in campaign {name!r}")
     svc.state.audit(user.name, "citation", name, record_ids=[record_id])
@@ -286,10 +286,10 @@ def set_access(name: Name, record_id: str, body: s.AccessChange, user: User = De
     if record_id not in {r.record_id for r in svc.desk.records(name)}:
         raise HTTPException(404, f"no such record in campaign {name!r}")
     try:
-        rule = AccessRule(body.level, body.until)
+        rule = new_rule(body.level, body.until)
     except AccessError as exc:
         raise HTTPException(400, str(exc)) from None
-    svc.desk.access(name).set([record_id], rule)
+    svc.desk.access(name).set([record_id], rule, by=f"portal:{user.name}")
     svc.state.audit(user.name, "set_access", name, record_ids=[record_id], **rule.to_json())
     return body
 

@@ -2,6 +2,7 @@
 audit of every refusal, and (only behind a trusted reverse proxy) its forwarded scheme."""
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,9 +14,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dm_hpc.data.access import AccessMapError
 from dm_hpc.service.auth import COOKIE, Service
 from dm_hpc.service.campaigns import CampaignDesk
 from dm_hpc.service.state import ServiceState
+
+log = logging.getLogger(__name__)
 
 #: Largest request body accepted (bytes): a lab sheet of some thousand rows fits many times over.
 MAX_BODY_BYTES = 5 * 2**20
@@ -120,6 +124,16 @@ class AuditRefusals:
                          status=status, reason=why)
 
 
+async def _access_damaged(request: Request, exc: AccessMapError) -> JSONResponse:
+    """503 when a store's access levels cannot be read: nothing is served from that store (it
+    fails closed) and the caller learns it is the server's problem, not theirs; the file and the
+    entry go to the server's log, not to the caller."""
+    log.error("access levels unreadable: %s", exc)
+    return JSONResponse({"detail": "the access levels of this campaign's records cannot be read (the store's "
+                                   "access.json is damaged); nothing is served from it until an admin repairs it"},
+                        status_code=503)
+
+
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     """422 naming each bad field (``loc``) and why, without echoing the input: a non-finite
     number (``Infinity``) cannot be written as JSON, and a body is not repeated back."""
@@ -142,6 +156,7 @@ def create_app(campaigns: str | Path, state_dir: str | Path, body_limit: int = M
     state = ServiceState(state_dir)
     app.state.service = Service(CampaignDesk(campaigns), state)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(AccessMapError, _access_damaged)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.add_middleware(BodyLimit, limit=body_limit)

@@ -397,7 +397,7 @@ class CampaignDesk:
             return LabIngest(len(records), 0, False, stored=list(records))
         # labelled before they are stored: no reader ever sees them at the default level
         if fresh:
-            self.access(c.name).set(fresh, rule)
+            self.access(c.name).set(fresh, rule, by=f"portal:{by}" if by else None)
         confirm = {r.sample_id for r in records} if confirm_held else confirmations(contents)
         return take_lab_contents(c, contents, origin, confirm=confirm, by=by)
 

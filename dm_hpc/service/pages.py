@@ -254,7 +254,7 @@ def record_page(request: Request, name: str, record_id: str, user: User | None =
 
     if (denied := _guard(request, user, svc, name, SCIENCE)) is not None:
         return denied
-    found = cite(svc.desk, svc.state, name, record_id, user.clearance)
+    found = cite(svc.desk, svc.state, name, record_id, user)
     if found is None:
         return _page(request, "message.html", 404, user=user, title="Not found", message="no such record in this campaign")
     svc.state.audit(user.name, "citation", name, record_ids=[record_id])

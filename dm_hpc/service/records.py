@@ -14,7 +14,7 @@ from typing import Any
 from dm_hpc.data import MaterialRecord
 from dm_hpc.data.access import AccessLevel, AccessRule
 from dm_hpc.service.campaigns import CampaignDesk
-from dm_hpc.service.state import ServiceState
+from dm_hpc.service.state import Role, ServiceState, User
 
 #: How a record without a named contributor is credited.
 UNNAMED = "(not named)"
@@ -44,7 +44,9 @@ class Citation:
 
     ``models``: (campaign, version, clearance trained at) of registered model versions trained
     on it; ``learned_by``: campaigns whose training set holds it; ``exports``: the exports that
-    carried it (time, user, campaign, format)."""
+    carried it (time, user, campaign, format); ``other_exports`` / ``other_campaigns``: how many
+    exports by other users and uses in campaigns the viewer may not see were left out
+    (``seen_by``)."""
 
     record_id: str
     creator: str
@@ -55,6 +57,21 @@ class Citation:
     models: list[tuple[str, str, str]] = field(default_factory=list)
     learned_by: list[str] = field(default_factory=list)
     exports: list[dict[str, Any]] = field(default_factory=list)
+    other_exports: int = 0
+    other_campaigns: int = 0
+
+    def seen_by(self, viewer: User) -> Citation:
+        """What ``viewer`` may read of it: who exported what and when is the audit log's, which
+        only admins read, so others see their own exports and a count of the rest; campaigns they
+        are not granted are counted, not named (a campaign's existence is not theirs to learn)."""
+        if viewer.role is Role.admin:
+            return self
+        own = [e for e in self.exports if e["user"] == viewer.name]
+        seen = viewer.may_see
+        hidden = {c for c in self.stores + self.learned_by + [m[0] for m in self.models] if not seen(c)}
+        return Citation(self.record_id, self.creator, self.source, self.method, self.created,
+                        [c for c in self.stores if seen(c)], [m for m in self.models if seen(m[0])],
+                        [c for c in self.learned_by if seen(c)], own, len(self.exports) - len(own), len(hidden))
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "models": [{"campaign": c, "version": v, "clearance": k} for c, v, k in self.models]}
@@ -101,10 +118,12 @@ def contributor_report(desk: CampaignDesk, state: ServiceState) -> list[dict[str
 
 
 def cite(desk: CampaignDesk, state: ServiceState, campaign: str, record_id: str,
-         clearance: AccessLevel) -> Citation | None:
-    """``record_id``'s citation history when it is a record of ``campaign`` that ``clearance``
-    reads; else None (the same answer for a record that does not exist: no probing)."""
-    readable, _ = readable_records(desk, campaign, clearance)
+         viewer: User) -> Citation | None:
+    """``record_id``'s citation history as ``viewer`` may read it (``Citation.seen_by``) when it
+    is a record of ``campaign`` that their clearance reads; else None (the same answer for a
+    record that does not exist: no probing)."""
+    readable, _ = readable_records(desk, campaign, viewer.clearance)
     if record_id not in {r.record_id for r, _ in readable}:
         return None
-    return citations(desk, state).get(record_id)
+    found = citations(desk, state).get(record_id)
+    return found.seen_by(viewer) if found is not None else None

@@ -233,4 +233,6 @@ class Citation(BaseModel):
     stores: list[str] = Field(description="Campaigns whose store holds the record.")
     models: list[ModelUse] = Field(description="Registered model versions trained on it.")
     learned_by: list[str] = Field(description="Campaigns that learn from it.")
-    exports: list[ExportUse] = Field(description="Exports that carried it.")
+    exports: list[ExportUse] = Field(description="Exports that carried it (the caller's own, unless an admin).")
+    other_exports: int = Field(0, description="Exports by other users, counted (who and when is the audit log's).")
+    other_campaigns: int = Field(0, description="Campaigns not granted to the caller that hold or use it, counted.")

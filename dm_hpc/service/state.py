@@ -110,6 +110,10 @@ class ServiceState:
                            (name, role.value, clearance.value, token_hash(token), time.time()))
                 db.executemany("INSERT INTO grants VALUES (?, ?)", [(name, c) for c in dict.fromkeys(campaigns)])
         except sqlite3.IntegrityError:
+            if any(u.name == name and u.revoked for u in self.users()):
+                # a name is never reused: the audit log's entries under it stay the first holder's
+                raise UserError(f"user {name!r} was revoked and a name is not given again (the audit log "
+                                "keeps its entries under it); choose another name") from None
             raise UserError(f"user {name!r} exists; revoke it or choose another name") from None
         return token
 
@@ -162,6 +166,11 @@ class ServiceState:
         with self._db() as db:
             db.execute("INSERT INTO audit (time, user, action, campaign, detail) VALUES (?, ?, ?, ?, ?)",
                        (time.time(), user, action, campaign, json.dumps(detail, sort_keys=True, default=str)))
+
+    def audit_actions(self) -> list[str]:
+        """The actions the log holds (``audit --action`` names one of them)."""
+        with self._db() as db:
+            return sorted(a for (a,) in db.execute("SELECT DISTINCT action FROM audit"))
 
     def audit_log(self, limit: int | None = None, action: str | None = None) -> list[dict[str, Any]]:
         """Audit entries, newest first."""

@@ -253,3 +253,27 @@ def test_each_source_alone_is_reported_beside_the_standard_model(tmp_path, stand
     assert alone["national"][1] < alone["unrelated"][1]
     text = "\n".join(transfer_lines(partner, data, fitted))
     assert "Each source alone" in text and "| national |" in text and "| unrelated |" in text
+
+
+def test_an_exported_file_says_which_access_levels_its_training_records_hold(tmp_path):
+    """A user review: `models --export` shipped embargoed and restricted values inside the file
+    (its training data) with nothing said, while `store export` leaves them out by default."""
+    from dm_hpc.data.access import AccessLevel, AccessMap, AccessRule
+
+    path, std = _campaign(tmp_path, "guarded", lab=False)
+    with Store.open(std.store, "a") as store:
+        store.ingest(_records(12, 0, "computed", "emt", contributor="alice"))
+        ids = sorted(r.record_id for r in store.records())
+    AccessMap(std.store).set(ids[:6], AccessRule(AccessLevel.restricted))
+    AccessMap(std.store).set(ids[6:], AccessRule(AccessLevel.public))
+    registry.train(std)
+    res = CliRunner().invoke(app, ["models", str(path), "--export", str(tmp_path / "g.pt")])
+    assert res.exit_code == 0, res.output
+    levels = standard.load_model_file(tmp_path / "g.pt").provenance["access_levels"]
+    trained = standard.load_model_file(tmp_path / "g.pt").provenance["records"]["ids"]
+    assert levels == {k: n for k, n in (("restricted", len(set(ids[:6]) & set(trained))),
+                                          ("public", len(set(ids[6:]) & set(trained)))) if n}
+    assert levels["restricted"] >= 1  # at most a fifth is held out
+    assert "warning" in res.output and "restricted" in res.output
+    out = " ".join(res.output.split())
+    assert "by access level" in out
