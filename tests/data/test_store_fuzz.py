@@ -3,9 +3,9 @@ in the file, truncations, zeroed and deleted ranges.
 
 For every corruption: ``check`` must report it (missed: 0), and every read (the Python API and
 the CLI) must either return exactly the original values or fail with a ``StoreCorruptError``
-naming the file; never a silently changed number, never a traceback. One small store is reused;
-each corruption is undone before the next. Damaged files are opened only in a separate process
-(``isolated``): libhdf5 is C, and a crafted file may corrupt its memory; a crash there is then a
+naming the file; never a silently changed number, never a traceback. One small store is reused
+(the bit flips: one copy of it per isolated worker); each corruption is undone before the next.
+Damaged files are opened only in a separate process (``isolated``): libhdf5 is C, and a crafted file may corrupt its memory; a crash there is then a
 broken pool (counted as a failure here) instead of a segfault of the test session later on. ``DM_HPC_FUZZ_FLIPS`` sets the number of flips in
 data blocks (default 1,000). The counts are printed (``pytest -s``) for docs/measurements/store.md.
 """
@@ -35,10 +35,15 @@ FLIPS_ANYWHERE = 300
 CLI_EVERY = 40  # every 40th corruption also goes through the CLI (in-process)
 
 
+#: Isolated worker processes the bit flips are shared between, each on its own copy of the store
+#: (the machine's two cores: the flips are independent, each undone before the next).
+WORKERS = 2
+
+
 @pytest.fixture(scope="module")
 def isolated():
-    """One worker process (a fresh interpreter) that opens the damaged stores."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    """Worker processes (fresh interpreters) that open the damaged stores."""
+    with ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn")) as pool:
         yield pool
 
 
@@ -148,32 +153,56 @@ def flip_and_judge(root: Path, path: Path, offset: int, bit: int, original, tall
             fh.write(bytes([byte]))
 
 
-def flip_campaign(small_store: Path, original) -> tuple[Tally, Tally]:
-    """Every flip of the test, judged (runs in the isolated worker)."""
+def planned_flips(small_store: Path) -> list[tuple[str, str, int, int, bool]]:
+    """Every flip of the test, in order: (kind, shard file name, offset, bit, through the CLI too);
+    kind ``data`` (inside a data block) or ``anywhere`` (anywhere in the shard)."""
     shards = sorted((small_store / "shards").glob("*.h5"))
     rng = random.Random(2026)
-    in_data, anywhere = Tally(), Tally()
+    flips = []
     blocks = [(path, off, size) for path in shards for off, size in data_blocks(path)]
     weights = [size for _, _, size in blocks]
     for k in range(FLIPS_IN_DATA):
         path, off, size = rng.choices(blocks, weights)[0]
-        flip_and_judge(small_store, path, off + rng.randrange(size), rng.randrange(8), original, in_data,
-                       cli=k % CLI_EVERY == 0)
+        flips.append(("data", path.name, off + rng.randrange(size), rng.randrange(8), k % CLI_EVERY == 0))
     for k in range(FLIPS_ANYWHERE):
         path = rng.choice(shards)
-        flip_and_judge(small_store, path, rng.randrange(path.stat().st_size), rng.randrange(8), original, anywhere,
-                       cli=k % CLI_EVERY == 0)
+        flips.append(("anywhere", path.name, rng.randrange(path.stat().st_size), rng.randrange(8),
+                      k % CLI_EVERY == 0))
+    return flips
+
+
+def flip_campaign(store: Path, flips, original) -> tuple[Tally, Tally]:
+    """``flips`` on ``store``, each judged and undone (runs in an isolated worker)."""
+    in_data, anywhere = Tally(), Tally()
+    for kind, name, offset, bit, cli in flips:
+        flip_and_judge(store, store / "shards" / name, offset, bit, original,
+                       in_data if kind == "data" else anywhere, cli)
     return in_data, anywhere
 
 
-def test_bit_flips_in_data_blocks_and_anywhere_are_all_caught(small_store, isolated):
+def test_bit_flips_in_data_blocks_and_anywhere_are_all_caught(small_store, isolated, tmp_path):
     original = snapshot(small_store)
-    in_data, anywhere = isolated.submit(flip_campaign, small_store, original).result()
+    flips = planned_flips(small_store)
+    assert len(flips) == FLIPS_IN_DATA + FLIPS_ANYWHERE
+    copies = [shutil.copytree(small_store, tmp_path / f"copy{w}" / small_store.name) for w in range(WORKERS)]
+    for copy in copies:
+        got = snapshot(copy)
+        assert got[0].equals(original[0]) and got[1] == original[1]  # a copy is the same store
+    runs = [isolated.submit(flip_campaign, copy, flips[w::WORKERS], original) for w, copy in enumerate(copies)]
+    in_data, anywhere = Tally(), Tally()
+    for run in runs:
+        part_in_data, part_anywhere = run.result()
+        in_data.merge(part_in_data)
+        anywhere.merge(part_anywhere)
+    assert (in_data.runs, anywhere.runs) == (FLIPS_IN_DATA, FLIPS_ANYWHERE)
     print("\n" + in_data.line("bit flips in data blocks") + "\n" + anywhere.line("bit flips anywhere in a shard"))
     for tally in (in_data, anywhere):
         assert (tally.missed, tally.silent, tally.crashes, tally.cli_tracebacks) == (0, 0, 0, 0), tally.examples[:10]
     assert in_data.loud == in_data.runs  # a flip in the numbers is never read back as a number
-    assert snapshot(small_store)[0].equals(original[0]) and Store.open(small_store).check().ok
+    for copy in copies:  # every flip was undone
+        assert snapshot(copy)[0].equals(original[0])
+        with Store.open(copy) as store:
+            assert store.check().ok
 
 
 _CUT_TALLY = Tally()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,8 @@ def slurm_site() -> SiteProfile:
     return SiteProfile.load("local")
 
 
-@pytest.fixture
-def make_task(tmp_path: Path) -> Callable[..., TaskSpec]:
-    """``make_task(i, argv, **fields)``: a task in its own run folder under tmp_path."""
+def task_maker(tmp_path: Path) -> Callable[..., TaskSpec]:
+    """``make(i, argv, **fields)``: a task in its own run folder under ``tmp_path``."""
     campaign = f"test-{uuid.uuid4().hex[:10]}"  # unique: finished jobs stay in squeue for a day
 
     def make(i: int | str, argv: list[str], **fields: object) -> TaskSpec:
@@ -34,6 +34,44 @@ def make_task(tmp_path: Path) -> Callable[..., TaskSpec]:
                         workdir=tmp_path / "runs" / f"t{i}", **fields)
 
     return make
+
+
+@pytest.fixture
+def make_task(tmp_path: Path) -> Callable[..., TaskSpec]:
+    """``make_task(i, argv, **fields)``: a task in its own run folder under tmp_path."""
+    return task_maker(tmp_path)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "head_start(run): the test asserts on what ``run(slurm_site, tmp_path, make_task)``"
+        " returns; run in a thread together with every other selected test's head-start run"
+        " (fixture ``head_start``)")
+
+
+@pytest.fixture(scope="session")
+def _head_starts(slurm_site: SiteProfile, request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory):
+    """Slurm runs that only wait on the scheduler (a TIMEOUT: Slurm's shortest limit is a minute,
+    enforced by a check every ~30 s, so 60-90 s), all started together when the first test
+    marked ``head_start`` needs its own: their waits overlap instead of adding up. Each run is
+    exactly what its test did before, on its own runner, state and run folders and campaign;
+    only its start moves. Only selected tests' runs start."""
+    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="head-start")
+    runs: dict[str, Future] = {}
+    for item in request.session.items:
+        marker = item.get_closest_marker("head_start")
+        if marker is not None and item.nodeid not in runs:
+            tmp = tmp_path_factory.mktemp(item.name[:30], numbered=True)
+            runs[item.nodeid] = pool.submit(marker.args[0], slurm_site, tmp, task_maker(tmp))
+    yield runs
+    pool.shutdown(wait=True)  # a run's own timeout bounds this
+
+
+@pytest.fixture
+def head_start(request: pytest.FixtureRequest, _head_starts: dict[str, Future]):
+    """What this test's ``head_start`` run returned (its exception, if it raised)."""
+    return _head_starts[request.node.nodeid].result()
 
 
 @pytest.fixture(scope="session")

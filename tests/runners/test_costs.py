@@ -80,16 +80,23 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path):
     assert len(book.read()) == 1
 
 
-@pytest.mark.slurm
-@pytest.mark.slow
-def test_a_real_timeout_is_recorded_and_the_next_request_asks_for_more(slurm_site, tmp_path: Path):
-    """A task that outlives its 1-minute walltime on the real local Slurm (TIMEOUT after
-    ~70-85 s): the cost book gets a censored observation and the next task of the method asks
-    for more than the minute that was too short."""
+def real_timeout(slurm_site, tmp_path: Path, make_task):
+    """The run of the test below (started with the other TIMEOUT waits: conftest ``head_start``)."""
     runner = SlurmRunner(slurm_site, tmp_path / "state", retry=NO_RETRY, use_arrays=False)
     slow = TaskSpec(task_id="slow", argv=["sleep", "300"], workdir=tmp_path / "slow", walltime_s=60,
                     campaign="timeouts", method="emt")
     (out,) = runner.run([slow], poll_s=1, timeout_s=240, progress=False)
+    return runner, slow, out
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@pytest.mark.head_start.with_args(real_timeout)
+def test_a_real_timeout_is_recorded_and_the_next_request_asks_for_more(head_start):
+    """A task that outlives its 1-minute walltime on the real local Slurm (TIMEOUT after
+    ~70-85 s): the cost book gets a censored observation and the next task of the method asks
+    for more than the minute that was too short."""
+    runner, slow, out = head_start
     assert out.state is JobState.TIMEOUT
     (seen,) = runner.costs("timeouts").read("emt")
     assert seen.censored == "time" and seen.state == "TIMEOUT" and seen.seconds >= 60

@@ -187,11 +187,17 @@ def test_job_unknown_to_every_source_is_lost(slurm_site):
         "99999999": (JobState.LOST, None), "99999998_3": (JobState.LOST, None)}
 
 
-@pytest.mark.slow
-def test_timeout_is_reported(slurm_site, make_task, tmp_path):
-    """The one TIMEOUT test: Slurm's shortest limit is a minute, checked every ~30 s."""
+def timed_out(slurm_site, tmp_path, make_task):
+    """The run of the test below (started with the other TIMEOUT waits: conftest ``head_start``)."""
     runner = SlurmRunner(slurm_site, tmp_path / "state", retry=NO_RETRY)
-    out = runner.run([make_task(0, ["sh", "-c", "echo started; sleep 300"], walltime_s=1)],
-                     poll_s=1, timeout_s=150, progress=False)[0]
+    return runner.run([make_task(0, ["sh", "-c", "echo started; sleep 300"], walltime_s=1)],
+                      poll_s=1, timeout_s=150, progress=False)[0]
+
+
+@pytest.mark.slow
+@pytest.mark.head_start.with_args(timed_out)
+def test_timeout_is_reported(head_start):
+    """The one TIMEOUT test: Slurm's shortest limit is a minute, checked every ~30 s."""
+    out = head_start
     assert out.state is JobState.TIMEOUT and out.attempts == 1
     assert out.stdout_tail == "started\n"
