@@ -34,6 +34,18 @@ class BudgetExhausted(CampaignError):
     """No new suggestion can be made: the budget (or the design space) is used up; says which."""
 
 
+
+def _count(n) -> int:
+    """A number of rows asked for: a whole number of at least 1 (``best("3")`` reached pandas,
+    ``best(-1)`` returned all rows but the last)."""
+    import numbers
+
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):  # numpy's integers are Integral too
+        raise TypeError(f"n must be a whole number, got {n!r}")
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    return int(n)
+
 class Campaign:
     """One campaign: its validated file, its journal (``run_dir``) and its store."""
 
@@ -68,8 +80,7 @@ class Campaign:
         from dm_hpc.campaign.preflight import check
         from dm_hpc.campaign.suggest import batch_table, request_lab_batch
 
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
+        _count(n)
         if self.spec.lab is None:
             raise CampaignError(f"campaign {self.name!r} has no experiment fidelity to suggest for")
         check(self.spec, self.origin)
@@ -123,7 +134,11 @@ class Campaign:
         with who, when and why; its lab sample is awaited again). Returns the ``Retraction``."""
         from dm_hpc.campaign.lab import retract_record
 
-        return retract_record(self.spec, record_id, reason, by)
+        try:
+            return retract_record(self.spec, record_id, reason, by)
+        except KeyError:
+            raise CampaignError(f"campaign {self.name!r}: no record {record_id!r} in {self.spec.store} "
+                                "(`records()` lists them)") from None
 
     def records(self) -> pd.DataFrame:
         """The campaign's records in the store, one row each, in the lab sheet's columns
@@ -131,7 +146,16 @@ class Campaign:
         ``campaign``, ``task_id``, ``time``, ``composition:<El> [at_frac]``,
         ``process:<step>:<parameter> [unit]`` (in the unit the campaign file writes),
         ``property:<name> [unit]`` and ``uncertainty:<name> [unit]`` (canonical units)."""
-        return self._sheet_frame(self._store_frame())
+        df = self._store_frame()
+        return self._no_records() if df.empty else self._sheet_frame(df)
+
+    def _no_records(self) -> pd.DataFrame:
+        """No rows, the columns records would have (ids, then the lab sheet's composition, process
+        and property columns): code written against a full frame works on an empty one."""
+        from dm_hpc.campaign.suggest import batch_table
+
+        sheet = [c for c in batch_table(self.spec, []).columns if c.startswith(("composition:", "process:", "property:"))]
+        return pd.DataFrame(columns=["sample_id", "record_id", "source", "method", "campaign", *sheet])
 
     def _store_frame(self) -> pd.DataFrame:
         """The campaign's records as ``Store.to_dataframe`` names them (what learning reads)."""
@@ -165,13 +189,14 @@ class Campaign:
         (canonical units in the headers)."""
         from dm_hpc.campaign.spec import Goal
 
+        _count(n)
         goal = {o.property: o.goal for o in self.spec.objectives}
         prop = property or self.spec.objectives[0].property
         if prop not in goal:
             raise ValueError(f"{prop!r} is not an objective of {self.name!r} ({', '.join(goal)})")
         df = self._store_frame()
         if df.empty or prop not in df.columns:
-            return self._sheet_frame(df.iloc[0:0])
+            return self._no_records()
         keep = df[prop].notna()
         for c in self.spec.constraints:  # a record lacking the constrained value is not known to meet it
             col = df[c.property] if c.property in df.columns else pd.Series(float("nan"), index=df.index)

@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dm_hpc.acquire.inverse import Candidate, Target, TargetError, inverse_design, parse_target
+from dm_hpc.acquire.inverse import Candidate, Target, TargetError, check_targets, inverse_design, parse_target
 from dm_hpc.acquire.space import DesignSpace
 from dm_hpc.acquire.validity import charge_balanced, formula, integer_formulas, known_index, mostly_balanced
+from dm_hpc.data.columns import process_values
 
 #: default time budget of one design call, s (the fit is never cut; scoring and listing are)
 DEFAULT_MAX_SECONDS = 60.0
@@ -60,6 +61,8 @@ def _space(df: pd.DataFrame, max_elements: int | None, excluded: Sequence[str]) 
         raise TargetError("the records have no composition columns (x_<El>)")
     used = df[x_cols].fillna(0.0).to_numpy(float).max(0) > 0
     els = [c[2:] for c, u in zip(x_cols, used) if u and c[2:] not in set(excluded)]
+    if not els:  # (pymatgen's "Invalid formula=''" was the message)
+        raise TargetError(f"every element of the records is excluded ({', '.join(sorted(excluded))}): nothing to design")
     frac = df[[f"x_{e}" for e in els]].fillna(0.0).to_numpy(float)
     k_seen = int((frac > 0).sum(1).max())
     return DesignSpace(elements={e: (0.0, float(min(1.0, h))) for e, h in zip(els, frac.max(0))},
@@ -99,12 +102,25 @@ def fit_design_models(
         f = rows.reindex(columns=cols).fillna(0.0).to_numpy(float)
         f = f / np.where(f.sum(1, keepdims=True) > 0, f.sum(1, keepdims=True), 1.0)
         Y = torch.tensor(rows[prop].to_numpy(float)).unsqueeze(-1)
-        fitted = fit_fidelity_surrogate(space.featurize(f), Y, list(labels), outputs=[prop], target=target,
+        fitted = fit_fidelity_surrogate(space.featurize(f, _process(rows, space)), Y, list(labels), outputs=[prop], target=target,
                                         space=space, all_fidelities=sorted(set(labels_all)), seed=seed,
                                         multitask_options={"settings": GPSettings(full_fit_points=0),
                                                            "maxiter": DESIGN_FIT_MAXITER, "seed": seed})
         models[prop] = fitted.model
     return DesignModels(models, sorted(set(labels_all)), target)
+
+
+def _process(rows: pd.DataFrame, space: DesignSpace) -> np.ndarray | None:
+    """The rows' process parameters in ``space``'s order (canonical units), the box's middle where
+    a record has none (calculations: as a campaign trains): a space with process variables scores
+    candidates with them, so its models must be fitted on them too."""
+    if not space.process:
+        return None
+    out = np.zeros((len(rows), len(space.process)))
+    for j, (name, (low, high)) in enumerate(space.process.items()):
+        values = process_values(rows, name)
+        out[:, j] = np.where(np.isnan(values), 0.5 * (low + high), values)
+    return out
 
 
 def design_from_dataframe(df: pd.DataFrame, targets: Sequence[str | Target],
@@ -150,7 +166,7 @@ def known_materials(df: pd.DataFrame, targets: Sequence[Target], fidelity: str, 
                     n: int) -> list[KnownMaterial]:
     """Up to ``n`` store compositions whose mean measured values at ``fidelity`` meet every target,
     the largest margin over the first target first."""
-    props = [t.property for t in targets]
+    props = list(dict.fromkeys(t.property for t in targets))  # a window names its property twice
     rows = df[(fidelity_labels(df) == fidelity) & df.reindex(columns=props).notna().all(axis=1).to_numpy()]
     if rows.empty:
         return []
@@ -209,6 +225,12 @@ def design(
             progress(f"[{time.monotonic() - start:5.1f} s] {line}")
 
     tg = [parse_target(t) if isinstance(t, str) else t for t in targets]
+    check_targets(tg)
+    from dm_hpc.data.elements import ELEMENTS
+
+    unknown = sorted(set(excluded) - set(ELEMENTS))
+    if unknown:  # a typo would exclude nothing without a word
+        raise TargetError(f"excluded: unknown element{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
     banned = np.zeros(0, int)
     if space is None:
         space = _space(df, max_elements, excluded)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from dm_hpc.campaign.spec import CampaignSpec, FidelityKind, TransferSourceSpec
+from dm_hpc.data.columns import process_values  # noqa: F401 -- also this module's face (report)
 
 
 @dataclass
@@ -52,14 +53,6 @@ def fidelity_of(campaign: CampaignSpec, source: str, method: str) -> int | None:
         if source == "experimental" and fid.kind == FidelityKind.experiment:
             return i
     return None
-
-
-def process_values(df: pd.DataFrame, name: str) -> np.ndarray:
-    """Process parameter ``name`` of every row of ``Store.to_dataframe()`` (canonical unit; NaN
-    where a record has none, as calculations have). A record's steps are columns
-    ``process.<step>:<name>``; the first step that sets it counts."""
-    cols = [c for c in df.columns if c.startswith("process.") and c.endswith(f":{name}")]
-    return df[cols].bfill(axis=1).iloc[:, 0].to_numpy(dtype=float) if cols else np.full(len(df), np.nan)
 
 
 def design_elements(campaign: CampaignSpec) -> list[str]:
@@ -104,6 +97,7 @@ def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
         inside = (df[outside].fillna(0).to_numpy() <= 1e-9).all(axis=1)
         skipped["elements outside the design space"] = int((keep & ~inside).sum())
         keep &= inside
+    df = _with_analytic(df, [p for p in props if p in _analytic()], keep, x_cols)
     for p in props:
         has = df[p].notna().to_numpy() if p in df.columns else np.zeros(len(df), bool)
         skipped[f"no {p}"] = int((keep & ~has).sum())
@@ -126,6 +120,38 @@ def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
         skipped={k: v for k, v in skipped.items() if v},
         transfer=_transfer_rows(campaign, df),
     )
+
+
+def _analytic() -> tuple[str, ...]:
+    from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES
+
+    return ANALYTIC_PROPERTIES
+
+
+def _with_analytic(df: pd.DataFrame, names: list[str], rows: np.ndarray, x_cols: list[str]) -> pd.DataFrame:
+    """``df`` with the analytic properties ``names`` (a raw-material price, a mixing entropy: a
+    function of the composition alone) filled in where the ``rows`` lack them. A lab measures
+    hardness, not the price of its alloy: without this a campaign whose objective is the cost
+    never learned from a single lab record ("2 lack raw_material_cost"). The store is not
+    changed; the value is derived, as a calculation derives it."""
+    if not names or not len(df):
+        return df
+    from dm_hpc.compute.descriptors import analytic_properties
+    from dm_hpc.data.composition import Composition
+
+    df = df.copy()
+    for name in names:
+        if name not in df.columns:
+            df[name] = np.nan
+    lacking = np.flatnonzero(rows & df[names].isna().any(axis=1).to_numpy())
+    fractions = df[x_cols].fillna(0.0).to_numpy()
+    cols = {name: df.columns.get_loc(name) for name in names}
+    for i in lacking:
+        comp = Composition({c[2:]: float(v) for c, v in zip(x_cols, fractions[i]) if v > 0})
+        for name, value in analytic_properties(comp, names).items():
+            if np.isnan(df.iat[i, cols[name]]):
+                df.iat[i, cols[name]] = value
+    return df
 
 
 def _transfer_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list:

@@ -177,6 +177,24 @@ def partial_warnings(campaign: CampaignSpec, contents: SheetContents) -> list[st
     return out
 
 
+def outside_warnings(campaign: CampaignSpec, contents: SheetContents) -> list[str]:
+    """Samples holding an element outside the campaign's design space: stored (they are what the
+    lab made), but its model has no input for that element and leaves them out, so the user is
+    told instead of finding out from a report ("elements outside the design space: 1")."""
+    from dm_hpc.campaign.dataset import design_elements
+
+    allowed = set(design_elements(campaign))
+    out = []
+    for rec in contents.records:
+        extra = sorted(el for el, x in (rec.composition.fractions if rec.composition else {}).items()
+                       if x > 0 and el not in allowed) if allowed else []
+        if extra:
+            out.append(f"sample {rec.sample_id}: {', '.join(extra)} {'is' if len(extra) == 1 else 'are'} outside the "
+                       f"campaign's design space ({', '.join(sorted(allowed))}): stored, but the campaign's model "
+                       "does not learn from it")
+    return out
+
+
 def confirm_warnings(contents: SheetContents, confirm: Collection[str]) -> list[str]:
     """What a confirmation asked for and did not do: a ``--confirm`` id that no row of the sheet
     holds (a typo), a ``confirm`` cell that is filled but not a yes ("maybe"): the value it meant
@@ -195,7 +213,8 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
     names the sheet in messages and the journal."""
     from dm_hpc.campaign.ownership import drop_in_inbox, exclusive
 
-    contents.warnings.extend(confirm_warnings(contents, confirm) + partial_warnings(campaign, contents))
+    contents.warnings.extend(confirm_warnings(contents, confirm) + partial_warnings(campaign, contents)
+                             + outside_warnings(campaign, contents))
     not_made = [sid for _, sid in contents.not_made if sid is not None]
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     holds = find_holds(contents.records, contents.lines, {sid: e.predicted for sid, e in state.lab.items()})

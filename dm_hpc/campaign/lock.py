@@ -17,6 +17,52 @@ class CampaignBusyError(RuntimeError):
     """Another manager runs this campaign."""
 
 
+class RunFolderTakenError(CampaignBusyError, ValueError):
+    """The run folder holds another campaign's journal (two campaign files naming one ``workdir``)."""
+
+
+#: the run folder's owner: the name of the campaign whose journal it holds
+OWNER_NAME = "campaign-name"
+
+
+def _journal_owner(journal: Path) -> str | None:
+    """The campaign named by the first start/resume event of a journal written before the owner
+    file existed (None when there is none)."""
+    import json
+
+    try:
+        with open(journal, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if '"campaign"' in line and ('"start"' in line or '"resume"' in line):
+                    try:
+                        name = json.loads(line).get("campaign")
+                    except ValueError:
+                        continue
+                    if isinstance(name, str):
+                        return name
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def check_run_folder(run_dir: Path, name: str, claim: bool = True) -> None:
+    """Raise ``RunFolderTakenError`` when ``run_dir`` belongs to another campaign than ``name``;
+    ``claim``: mark it as ``name``'s when it is unmarked. A second campaign file that named the
+    first one's ``workdir`` appended to its journal, took its budget as spent and wrote its
+    report over the first one's."""
+    marker = run_dir / OWNER_NAME
+    owner = marker.read_text(encoding="utf-8").strip() if marker.is_file() else _journal_owner(run_dir / "journal.jsonl")
+    if owner and owner != name:
+        raise RunFolderTakenError(
+            f"the run folder {run_dir} holds campaign {owner!r} (its journal, lab sheets and report); campaign "
+            f"{name!r} needs its own: set another workdir in its file (or, if {owner!r} was renamed to {name!r}, "
+            f"write {name} into {marker})")
+    if claim and not marker.is_file() and run_dir.is_dir():
+        tmp = run_dir / f".{OWNER_NAME}.{os.getpid()}"
+        tmp.write_text(name + "\n", encoding="utf-8")
+        os.replace(tmp, marker)
+
+
 def take_manager_lock(run_dir: Path, busy_message: str) -> int:
     """The open, locked file descriptor of ``run_dir``'s manager lock (close it to release);
     raises ``CampaignBusyError(busy_message)`` when another process holds it."""

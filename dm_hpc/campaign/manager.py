@@ -30,7 +30,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.journal_repair import reserve_ids
-from dm_hpc.campaign.lock import LOCK_NAME, CampaignBusyError, take_manager_lock
+from dm_hpc.campaign.lock import LOCK_NAME, CampaignBusyError, check_run_folder, take_manager_lock
 from dm_hpc.campaign import stopping
 from dm_hpc.campaign.planning import CampaignPlanner, Plan, Snapshot, best_values, seen_points
 from dm_hpc.campaign.realise import stored_keys
@@ -169,6 +169,7 @@ class CampaignManager:
         lock_fd = self._lock()
         try:
             # on any failure here the lock, and a runner already made, are released before raising
+            check_run_folder(self.run_dir, self.c.name)
             self.runner = self.runner or make_runner(self.c, self.run_dir)
             self.store = Store.open(self.c.store, "a")
         except BaseException as exc:

@@ -527,13 +527,24 @@ class CampaignSpec(Strict):
             ceiling = min((c.value for c in self.constraints if c.property == prop and c.op == "<="), default=math.inf)
             if floor > ceiling:  # no material meets both: every suggestion would be infeasible
                 raise ValueError(f"constraints on {prop} cannot all be met: >= {floor:g} and <= {ceiling:g}")
+            try:  # the material class's own range (a metal is never below 0.5 g/cm3; ingest refuses it)
+                term = vocabulary.term(prop)
+            except vocabulary.UnknownPropertyError:
+                continue
+            low, high = term.bounds(self.material_class)
+            if ceiling < low or floor > high:
+                raise ValueError(f"constraint {prop} {'<= ' + format(ceiling, 'g') if ceiling < low else '>= ' + format(floor, 'g')} "
+                                 f"{term.unit} cannot be met by a {self.material_class}: {prop} is "
+                                 f"{term.range_text(self.material_class)}")
         if self.transfer is not None and len(self.properties) > 1:
             # the sources enter a model of one property (campaign.strategy); with more (a constraint
             # too) they would be named, validated and never used. Several fidelities are allowed:
             # the sources inform the model while the campaign's records come from one of them.
+            extra = ("the other objectives" if len(self.objectives) > 1 and not self.constraints else
+                     "the constraints" if len(self.objectives) == 1 else "the other objectives and the constraints")
             raise ValueError(f"transfer: sources inform a campaign of one property (objectives and constraints "
                              f"together); this one has {len(self.properties)} ({', '.join(self.properties)}): "
-                             "remove the transfer block, or the constraint")
+                             f"remove the transfer block, or {extra}")
         b = self.budget
         if b.core_hours is None and b.calculations is None and b.wall_time is None and not (
                 not self.calculations and b.lab_experiments):

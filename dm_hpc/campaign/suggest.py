@@ -24,6 +24,7 @@ from dm_hpc.campaign.journal_repair import reserve_ids
 from dm_hpc.campaign.realise import realiser, stored_keys
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.campaign.strategy import LabSeeding, design_space, fit_model, optimiser
+from dm_hpc.data import StoreLockedError
 
 
 @dataclass
@@ -117,7 +118,10 @@ def request_lab_batch(c: CampaignSpec, n: int, timeout_s: float = 300.0) -> LabB
             reply.unlink()
             return LabBatch(data["samples"], data["why_empty"])
         time.sleep(0.2)
-    return LabBatch(why_empty=f"the running manager did not answer within {timeout_s:.0f} s")
+    # an empty sheet and success would read as "nothing to do": it is a failure to say
+    raise StoreLockedError(f"campaign {c.name!r}: the running manager did not answer within {timeout_s:.0f} s; "
+                           f"nothing was suggested here (it may still journal the batch when it answers: "
+                           f"`dm-hpc status` shows it, `dm-hpc suggest FILE --out SHEET` writes the pending ones)")
 
 
 def answer_request(c: CampaignSpec, path, store, journal: jn.Journal, state: jn.State) -> LabBatch:

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from dm_hpc.cli.store import fail
 
@@ -35,6 +36,12 @@ def _load(path: Path):
             fail(str(exc))
     for w in caught:
         console.print(f"warning: {w.message}", markup=False, highlight=False, soft_wrap=True)
+    from dm_hpc.campaign.lock import RunFolderTakenError, check_run_folder
+
+    try:  # before anything reads or writes another campaign's journal as this one's
+        check_run_folder(c.run_dir, c.name, claim=False)
+    except RunFolderTakenError as exc:
+        fail(str(exc))
     return c
 
 
@@ -276,14 +283,21 @@ def suggest(
                           f"ask for new ones with `dm-hpc suggest {campaign} -n N --out {out}`", highlight=False)
         return
     from dm_hpc.campaign.suggest import batch_table, request_lab_batch
+    from dm_hpc.data import StoreError
+    from dm_hpc.data.sheetfiles import check_writable
     from dm_hpc.data.sheets import write_table
 
     _preflight(c, campaign, check_codes=False)
-    batch = request_lab_batch(c, n)
+    try:
+        check_writable(out)  # before the batch is journalled: a failed write must not spend the lab budget
+        batch = request_lab_batch(c, n)
+    except (ValueError, StoreError) as exc:
+        fail(str(exc))
     try:
         write_table(batch_table(c, batch.samples), out)
     except (ValueError, OSError) as exc:
-        fail(str(exc))
+        fail(f"{exc}\n{len(batch.samples)} experiment(s) were suggested and journalled; write them with "
+             f"`dm-hpc suggest {shlex.quote(str(campaign))} --out FILE`")
     console.print(f"wrote {len(batch.samples)} new suggested experiments to {out}")
     if batch.why_empty:
         console.print(f"  {'none' if not batch.samples else f'only {len(batch.samples)} of {n}'}: "
@@ -385,6 +399,10 @@ def gaps(
     for p in proposals:
         comp = " ".join(f"{el}{x:.3f}" for el, x in p.composition.items())
         std = ", ".join(f"{k}={v:.3g}" for k, v in p.predicted.get("std", {}).items())
-        table.add_row(p.fidelity, comp, std)
+        table.add_row(Text(p.fidelity), comp, std)
     console.print(table)
+    if proposals and not any(p.predicted.get("std") for p in proposals):  # the column is empty: say why
+        console.print(f"no model yet (too few records of {', '.join(c.properties)} in {store} for this space): "
+                      "the proposals are the points farthest from the data, without a predicted std",
+                      markup=False, highlight=False, soft_wrap=True)
     console.print(f"coverage map: {png}")

@@ -130,7 +130,14 @@ def candidate_row(c) -> dict:
     row = {"composition": _formula(c.composition), "status": "new", "probability": c.probability}
     row.update({f"{k}_pred": v for k, v in c.mean.items()})
     row.update({f"{k}_std": v for k, v in c.std.items()})
-    row.update(c.process)
+    # process values are in canonical units (K, h): the header says which
+    from dm_hpc.data.vocabulary import UnknownPropertyError, canonical_unit
+
+    for k, v in c.process.items():
+        try:
+            row[f"{k} [{canonical_unit(k, kind='process_parameter')}]"] = v
+        except UnknownPropertyError:
+            row[k] = v
     return row
 
 

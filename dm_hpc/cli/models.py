@@ -122,7 +122,8 @@ def models(
     cur = registry.current(c)
     found = registry.versions(c)
     if as_json:
-        print(json.dumps([{**v.meta, "version": v.version, "current": v.version == cur} for v in found], indent=1))
+        rows = [{**v.meta, "version": v.version, "current": v.version == cur} for v in found]
+        print(json.dumps(_json_safe(rows), indent=1, allow_nan=False))  # NaN is not JSON: null instead
         return
     table = Table(title=f"{c.name}: model versions")
     for col in ("version", "created", "records (trained on)", "surrogate", "ranks", "device", "held-out RMSE",
@@ -174,6 +175,19 @@ def _export(c, out: Path, version: str | None, with_transfer: bool, contributors
     for d in p.get("derived_from") or ():
         console.print(f"derived from {d['file']} (sha256 {d['sha256'][:12]}): {d['kind']} of {d['campaign']}",
                       markup=False, highlight=False, soft_wrap=True)
+
+
+def _json_safe(value):
+    """``value`` with every non-finite float (an RMSE over no held-out record) as None."""
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _status(v, cur: str | None) -> str:

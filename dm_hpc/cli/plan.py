@@ -48,9 +48,22 @@ def plan(
         fail(str(exc))
     state = jn.replay(c.run_dir / "journal.jsonl") if (c.run_dir / "journal.jsonl").exists() else jn.State()
     wave = tasks or c.runner.max_in_flight
+    planned = c.budget.calculations
+    if planned is not None:
+        left = planned - len(state.tasks)
+        if left <= 0:  # what `run` would do now: submit nothing
+            typer.echo(f"plan (dry run) for campaign {c.name}: calculation budget reached ({len(state.tasks)} of "
+                       f"{planned}): nothing would be submitted")
+            return
+        wave = min(wave, left)
+    from dm_hpc.campaign.stopping import stopped_fidelities
+
+    stopped = stopped_fidelities(c, state)
+    for why in stopped.values():
+        typer.echo(f"{why}: it would submit nothing")
     runner = SlurmRunner(profile, c.run_dir / "slurm", own_folder=True)
     rows, rendered, learned, first = [], [], [], len(state.tasks) + 1
-    for fid in c.calculations:
+    for fid in (f for f in c.calculations if f.name not in stopped):
         specs = [_spec(c, fid, f"{c.name}-c{first + i:05d}") for i in range(wave)]
         cost = _cost(profile, fid, specs[0], runner)
         rows.append((fid.name, fid.method, cost, wave))
@@ -135,7 +148,8 @@ def _summary(c, profile, site_path, state, rows, allocation: str, n_scripts: int
     left = None if budget is None else budget - state.core_hours
     out(f"budget: {'no core-hour limit' if budget is None else f'{budget:,.0f} core-h'}"
         f"{'' if left is None else f', used {state.core_hours:,.1f}, left {left:,.1f}'}"
-        f"; calculations so far {len(state.tasks)}")
+        f"; calculations so far {len(state.tasks)}"
+        f"{'' if c.budget.calculations is None else f' of {c.budget.calculations}'}")
     out(f"account {profile.account or '-'}: {allocation}")
     out(f"scheduler: squeue every {profile.poll_interval_s:g} s (backing off to "
         f"{profile.poll_max_interval_s:g} s); tasks shorter than {profile.pack_below_s:g} s "

@@ -27,6 +27,11 @@ def suggest(
     from dm_hpc.campaign.transfer import suggest_sources
 
     c = _load(campaign)
+    if len(c.properties) > 1:  # the spec refuses a transfer block here: proposing sources would mislead
+        console.print(f"{c.name} has {len(c.properties)} properties ({', '.join(c.properties)}); transfer sources "
+                      "inform a campaign of one property (one objective, no constraints), so none is proposed",
+                      markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     df, note = _store_frame(c)
     if note:
         console.print(note, markup=False, highlight=False)

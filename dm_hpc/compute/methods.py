@@ -145,8 +145,37 @@ class Method:
             if key not in out:
                 raise ValueError(f"method {self.name} has no setting {key!r} "
                                  f"(known: {', '.join(sorted(out))})")
-            out[key] = value
+            out[key] = _typed_like(self.name, key, out[key], value)
         return out
+
+
+def _typed_like(method: str, key: str, default: Any, value: Any) -> Any:
+    """``value`` of a setting whose default is ``default``, of the same kind: a number for a number
+    (an integer for an integer; "1e9" read as text by YAML is a number), a yes/no for a flag;
+    anything for a text (``n_atoms: auto`` also takes a number, checked where it is used).
+    ``--set n_atoms=abc`` ended in a traceback, ``eos_points=abc`` was stored unused."""
+    def bad(kind: str) -> ValueError:
+        return ValueError(f"method {method}: setting {key}={value!r}: expected {kind} (default {default!r})")
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool):
+            raise bad("a number")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise bad("an integer" if isinstance(default, int) else "a number") from None
+        if not math.isfinite(number):
+            raise bad("a finite number")
+        if isinstance(default, int):
+            if number != int(number):
+                raise bad("an integer")
+            return int(number)
+        return number
+    return value
 
 
 def _gpaw_setup_elements(xc: str) -> frozenset[str]:

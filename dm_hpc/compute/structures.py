@@ -109,13 +109,20 @@ def plan_structure(composition: Composition, settings: Mapping[str, Any]) -> Str
     n = settings.get("n_atoms", "auto")
     if n == "auto":
         n = choose_n_atoms(composition, lattice, float(settings.get("composition_tolerance", 0.02)))
-    n = int(n)
+    try:
+        n = int(n) if float(n) == int(float(n)) else n
+    except (TypeError, ValueError):
+        pass
     if n not in CELL_SIZES[lattice]:
         raise StructureError(f"n_atoms for {lattice} must be one of {CELL_SIZES[lattice]}, not {n}")
     counts = atom_counts(composition.fractions, n)
     missing = [el for el, c in counts.items() if c == 0]
     if missing:
-        raise StructureError(f"a {n}-atom cell has no site for {', '.join(missing)}; use a larger n_atoms")
+        larger = [k for k in CELL_SIZES[lattice] if k > n]
+        raise StructureError(f"a {n}-atom cell has no site for {', '.join(missing)}; "
+                             + (f"use a larger n_atoms ({', '.join(map(str, larger))})" if larger else
+                                f"{n} atoms is the largest {lattice} cell, so fractions below about 1/{n} "
+                                f"cannot be represented: raise {', '.join(missing)} or leave it out"))
     return StructurePlan(lattice, n, lattice_guess(composition, lattice), {k: v for k, v in counts.items() if v})
 
 

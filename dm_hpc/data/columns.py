@@ -27,6 +27,7 @@ from dm_hpc.data.units import affine
 from dm_hpc.data.vocabulary import UnknownPropertyError, canonical_unit
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 #: The basis of ``composition:`` columns in every frame (a sheet may use another; see ``sheets``).
@@ -63,6 +64,16 @@ def _unit_or_none(name: str, kind: str = "property") -> str | None:
         return canonical_unit(name, kind=kind)
     except UnknownPropertyError:  # a term another campaign declared: no unit known in this process
         return None
+
+
+def process_values(df: pd.DataFrame, name: str) -> np.ndarray:
+    """Process parameter ``name`` of every row of ``Store.to_dataframe()`` (canonical unit; NaN
+    where a record has none, as calculations have). A record's steps are columns
+    ``process.<step>:<name>``; the first step that sets it counts."""
+    import numpy as np  # here: this module is imported where numpy is not needed (validate)
+
+    cols = [c for c in df.columns if c.startswith("process.") and c.endswith(f":{name}")]
+    return df[cols].bfill(axis=1).iloc[:, 0].to_numpy(dtype=float) if cols else np.full(len(df), np.nan)
 
 
 def sheet_frame(df: pd.DataFrame, process_units: Mapping[str, str] | None = None) -> pd.DataFrame:

@@ -333,6 +333,11 @@ def check_columns(
                 out = sel & ((canon < low) | (canon > high) | ((canon <= 0) if t.positive else False) | ~np.isfinite(canon))
             for i in np.flatnonzero(out):
                 hint = f"; {t.hint}" if t.hint else ""
+                raw = float(cells.values[i])
+                if converted and low <= raw <= high and (raw > 0 or not t.positive):
+                    # the number itself fits the canonical unit: the header's unit is what is wrong
+                    # (the hint "a value in kg/m3? write [kg/m**3]" was given to a header saying just that)
+                    hint = f"; the number reads as {t.unit}: write the header as [{t.unit}]"
                 rows.refuse(int(i), f"{c.name} {canon[i]:g} {t.unit}{f' (converted from [{c.unit}])' if converted else ''}"
                                     f" is outside the physical range ({t.range_text(cls)}){hint}",
                             c.header, table[c.header].iloc[i], converted_from=c.unit if converted else None,

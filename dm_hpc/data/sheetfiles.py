@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import re
 import sys
 import zipfile
@@ -126,12 +127,27 @@ def _is_na(value: Any) -> bool:
     return pandas is not None and value is pandas.NA
 
 
+def check_writable(path: str | Path) -> Path:
+    """Raise ``ValueError`` naming the problem when a sheet cannot be written at ``path`` (a type
+    other than .csv/.xlsx, a folder that does not exist or cannot be written, a folder named as
+    the file): a command checks before it does anything it would journal."""
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".xlsx"):
+        raise ValueError(f"{path}: unsupported sheet type {path.suffix!r} (use .csv or .xlsx)")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; give the sheet's file name (e.g. {path / 'sheet.xlsx'})")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ValueError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{path}: the folder {folder} cannot be written to")
+    return path
+
+
 def write_rows(header: Sequence[str], rows: Sequence[Sequence[Any]], path: str | Path) -> Path:
     """Write a table as CSV or XLSX (by suffix), atomically, with no cell a formula."""
-    path = Path(path)
+    path = check_writable(path)
     suffix = path.suffix.lower()
-    if suffix not in (".csv", ".xlsx"):
-        raise ValueError(f"{path}: unsupported sheet type {path.suffix!r} (use .csv or .xlsx)")
     cells = [[_cell(h) for h in header]] + [[_cell(v) for v in row] for row in rows]
     tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
     if suffix == ".csv":
