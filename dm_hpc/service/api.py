@@ -141,7 +141,7 @@ def receive_sheet(svc: Service, user: User, name: str, filename: str, content: b
         stored=[s.StoredSample(sample_id=r.sample_id or "", record_id=r.record_id,
                                values={p.name: p.value for p in r.properties},
                                units={p.name: p.unit or "" for p in r.properties}) for r in done.stored],
-        annotated=_annotated_url(name, done.annotated))
+        annotated=_annotated_url(name, done.annotated), warnings=done.warnings)
 
 
 def _annotated_url(name: str, token: str | None) -> str | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -150,9 +151,9 @@ def create_app(campaigns: str | Path, state_dir: str | Path, body_limit: int = M
     headers are ignored (docs/admin.md)."""
     from dm_hpc.service import api, pages
 
-    app = FastAPI(title="dm-hpc portal", version="1",
-                  description="Campaign status, lab queue, predictions, inverse design and record export, "
-                              "by role and access level. Authenticate with `Authorization: Bearer <token>`.")
+    app = FastAPIOffline(title="dm-hpc portal", version="1",
+                         description="Campaign status, lab queue, predictions, inverse design and record export, "
+                                     "by role and access level. Authenticate with `Authorization: Bearer <token>`.")
     state = ServiceState(state_dir)
     app.state.service = Service(CampaignDesk(campaigns), state)
     app.add_exception_handler(RequestValidationError, _invalid)

@@ -74,6 +74,8 @@ class Upload:
     annotated: str | None = None
     #: whether the uploader may see the model's intervals (it reads every record the model learnt from)
     predictions: bool = True
+    #: what `dm-hpc ingest` prints beside the result (a property left blank, an element outside the space)
+    warnings: list[str] = field(default_factory=list)
 
 
 class RejectedSheet(SheetError):
@@ -106,6 +108,21 @@ class _Slot:
     status: dict[AccessLevel, tuple[tuple, dict[str, Any]]] = field(default_factory=dict)
     fitted: dict[AccessLevel, _Fitted] = field(default_factory=dict)
     models: dict[str, _Fitted] = field(default_factory=dict)  # by the sha256 of the ids trained on
+
+
+def _outside(c: CampaignSpec, composition: dict[str, float], process: dict[str, float]) -> list[str]:
+    """Where a prediction's input lies outside the campaign's bounds (a partner asking for Al 0.5
+    where the space stops at 0.35 got a number with no word that the model extrapolates)."""
+    out = []
+    for el, (low, high) in c.space.elements.items():
+        x = composition.get(el, 0.0)
+        if x < low - 1e-9 or x > high + 1e-9:
+            out.append(f"{el} {x:.4g} outside {low:g}-{high:g}")
+    for name, b in c.space.process.items():
+        v = process.get(name)
+        if v is not None and not b.low - 1e-9 <= v <= b.high + 1e-9:
+            out.append(f"{name} {v:.4g} outside {b.low:g}-{b.high:g}")
+    return out
 
 
 def _finite(x: float) -> float | None:
@@ -372,7 +389,7 @@ class CampaignDesk:
                 raise RejectedSheet(filename, exc.verdicts, token) from None
             write_annotated(c, loaded, copy, result=done, predictions=full)
             return Upload(done.records, done.new, done.queued, [r.record_id for r in done.stored], done.held,
-                          done.confirmed, done.stored, token, full)
+                          done.confirmed, done.stored, token, full, list(done.warnings))
 
     def _store_measurements(self, c: CampaignSpec, origin: str, contents: SheetContents, rule: AccessRule,
                             confirm_held: bool = False, by: str | None = None):
@@ -469,6 +486,14 @@ class CampaignDesk:
                 raise NotReady(f"composition {i}: fractions must be >= 0 with a positive sum")
             comps.append({el: v / total for el, v in comp.items()})
         pnames = list(c.space.process)
+        if process is not None:  # a parameter the model has no input for, or a list of another length, was ignored
+            if len(process) != len(comps):
+                raise NotReady(f"process: {len(process)} entries for {len(comps)} compositions (one per composition, "
+                               "or leave it out for the middle of the process box)")
+            stray = sorted({k for p in process for k in p} - set(pnames))
+            if stray:
+                raise NotReady(f"process: {', '.join(stray)} {'is' if len(stray) == 1 else 'are'} not a process "
+                               f"parameter of campaign {name!r} ({', '.join(pnames) or 'it has none'})")
         mid = {k: 0.5 * (b.low + b.high) for k, b in c.space.process.items()}
         proc = np.array([[{**mid, **(process[i] if process and i < len(process) else {})}[p] for p in pnames]
                          for i in range(len(comps))], dtype=float).reshape(len(comps), len(pnames))
@@ -477,7 +502,8 @@ class CampaignDesk:
         props = c.properties
         return [{"composition": comp,
                  "mean": {p: _finite(mean[i, j]) for j, p in enumerate(props)},
-                 "std": {p: _finite(std[i, j]) for j, p in enumerate(props)}} for i, comp in enumerate(comps)]
+                 "std": {p: _finite(std[i, j]) for j, p in enumerate(props)},
+                 "outside": _outside(c, comp, dict(zip(pnames, proc[i])))} for i, comp in enumerate(comps)]
 
     def design(self, name: str, targets: list[str], n: int, clearance: AccessLevel) -> list[dict[str, Any]]:
         """Compositions most likely to meet every target (``acquire.design``), learned from the

@@ -94,6 +94,8 @@ class UploadResult(BaseModel):
     confirmed: list[str] = Field(default_factory=list)
     stored: list[StoredSample] = Field(default_factory=list)
     annotated: str | None = Field(default=None, description="Path of the annotated copy of the sheet (.xlsx).")
+    warnings: list[str] = Field(default_factory=list, description="Stored, with something to know: a property left "
+                                "blank, an element outside the campaign's design space, a confirmation that confirmed nothing.")
 
 
 class UploadRejected(BaseModel):
@@ -131,6 +133,8 @@ class Prediction(BaseModel):
     composition: ElementFractions
     mean: dict[str, float | None] = Field(description="Canonical units of each property.")
     std: dict[str, float | None] = Field(description="One standard deviation, same units.")
+    outside: list[str] = Field(default_factory=list, description="Where the composition or process lies outside the "
+                               "campaign's design space (the model extrapolates there: read the uncertainty with care).")
 
 
 class DesignRequest(BaseModel):

@@ -160,3 +160,65 @@ def test_a_damaged_access_file_is_a_clear_503_and_a_named_cli_error(portal, dama
             sidecar.unlink()
         else:
             sidecar.write_text(kept)
+
+
+def test_a_lab_upload_with_an_element_outside_the_space_is_stored_with_a_warning(portal):
+    """A sample that gained Fe was stored without a word (the model leaves it out), and the
+    portal's reply carried none of the warnings `dm-hpc ingest` prints."""
+    from .conftest import filled_sheet
+
+    auth = {"Authorization": f"Bearer {portal.tokens['lab']}"}
+    with TestClient(portal.app()) as c:
+        sheet = c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/sheet?format=csv",
+                      headers={"Authorization": f"Bearer {portal.tokens['admin']}"}).content
+        table = filled_sheet(sheet)
+        comp = [col for col in table.columns if col.startswith("composition:")]
+        big = max(comp, key=lambda col: table.loc[0, col])
+        table["composition:Fe [at_frac]"] = 0.0
+        table.loc[0, "composition:Fe [at_frac]"] = 0.1
+        table.loc[0, big] -= 0.1
+        r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/lab/results", headers=auth,
+                   files={"file": ("fe.csv", table.to_csv(index=False).encode())})
+        assert r.status_code == 200, r.text
+        warnings = r.json()["warnings"]
+        sid = table.loc[0, "sample_id"]
+        assert any(w.startswith(f"sample {sid}: Fe is outside the campaign's design space") for w in warnings), warnings
+        assert len([w for w in warnings if "outside the campaign's design space" in w]) == 1
+
+
+def test_predict_names_stray_process_inputs_and_says_where_it_extrapolates(portal):
+    """`/predict` ignored a process parameter the campaign lacks and a process list of another
+    length, and answered outside the design space with no word."""
+    from dm_hpc.campaign import load_campaign
+
+    spec = load_campaign(portal.campaigns / f"{CAMPAIGN}.yaml")
+    el, (low, high) = next((e, b) for e, b in spec.space.elements.items() if b[1] < 1)
+    other = next(e for e in spec.space.elements if e != el)
+    auth = {"Authorization": f"Bearer {portal.tokens['admin']}"}
+    url = f"/api/v1/campaigns/{CAMPAIGN}/predict"
+    with TestClient(portal.app()) as c:
+        inside = {el: high / 2, other: 1 - high / 2}
+        r = c.post(url, json={"compositions": [inside], "process": [{"foo": 3}]}, headers=auth)
+        assert r.status_code == 409 and "foo is not a process parameter" in r.json()["detail"], r.text
+        r = c.post(url, json={"compositions": [inside, inside], "process": [{}]}, headers=auth)
+        assert r.status_code == 409 and "1 entries for 2 compositions" in r.json()["detail"], r.text
+        beyond = {el: min(1.0, high + 0.1), other: 1 - min(1.0, high + 0.1)}
+        r = c.post(url, json={"compositions": [inside, beyond]}, headers=auth)
+        assert r.status_code == 200, r.text
+        first, second = r.json()
+        assert first["outside"] == [] and second["outside"] and second["outside"][0].startswith(f"{el} ")
+
+
+def test_the_api_pages_load_nothing_from_another_site(portal):
+    """/docs and /redoc loaded Swagger UI and ReDoc from cdn.jsdelivr.net: blank on a cluster's
+    intranet, and a third-party script on the portal's origin."""
+    import re
+
+    with TestClient(portal.app()) as c:
+        for page in ("/docs", "/redoc"):
+            html = c.get(page).text
+            urls = re.findall(r'(?:src|href)\s*[=:]\s*["\']([^"\']+)', html)
+            assert urls and all(not u.startswith(("http:", "https:", "//")) for u in urls), (page, urls)
+            for u in urls:
+                if u.endswith((".js", ".css")):
+                    assert c.get(u).status_code == 200, u
