@@ -40,6 +40,8 @@ def joint_draw(model, X: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
             if int(info) == 0:
                 break
             jitter *= 10
+        else:
+            raise RuntimeError(f"posterior covariance not positive definite even with jitter {jitter:g}")
         z = torch.randn(len(cov), generator=gen, dtype=cov.dtype)
         return mean + L @ z
 

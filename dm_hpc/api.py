@@ -194,7 +194,9 @@ class Campaign:
         prop = property or self.spec.objectives[0].property
         if prop not in goal:
             raise ValueError(f"{prop!r} is not an objective of {self.name!r} ({', '.join(goal)})")
-        df = self._store_frame()
+        from dm_hpc.campaign.dataset import with_analytic
+
+        df = with_analytic(self.spec, self._store_frame())
         if df.empty or prop not in df.columns:
             return self._no_records()
         keep = df[prop].notna()

@@ -122,6 +122,19 @@ def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
     )
 
 
+def with_analytic(campaign: CampaignSpec, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (``Store.to_dataframe`` columns) with the campaign's analytic properties filled in
+    from the composition where a record lacks them (``_with_analytic``): the one view that
+    training, best values, reports and ``Campaign.best`` share, so a lab record's derived cost
+    counts everywhere or nowhere."""
+    names = [p for p in campaign.properties if p in _analytic()]
+    if not names or df.empty:
+        return df
+    x_cols = [c for c in df.columns if c.startswith("x_")]
+    has_comp = (df[x_cols].fillna(0).to_numpy() > 0).any(axis=1) if x_cols else np.zeros(len(df), bool)
+    return _with_analytic(df, names, has_comp, x_cols)
+
+
 def _analytic() -> tuple[str, ...]:
     from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES
 

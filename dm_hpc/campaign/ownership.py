@@ -63,6 +63,9 @@ def exclusive(campaign: CampaignSpec) -> Iterator[tuple[Store, jn.Journal] | Non
     run_dir = campaign.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     with _command_turn(run_dir, campaign.name):
+        # before the manager's lock: when a manager holds it the work goes to its inbox, and
+        # another campaign's request must never reach it
+        check_run_folder(run_dir, campaign.name, claim=False)
         with _exclusive(campaign, run_dir) as held:
             yield held
 

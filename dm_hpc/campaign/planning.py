@@ -22,7 +22,7 @@ import pandas as pd
 from dm_hpc.acquire.planner import PlanRequest, RandomStart, fresh_points
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.dataset import training_set
+from dm_hpc.campaign.dataset import training_set, with_analytic
 from dm_hpc.campaign.realise import realiser
 from dm_hpc.campaign.spec import CampaignSpec, Goal
 from dm_hpc.campaign.strategy import LabSeeding, choose_planner, design_space, fit_model, optimiser
@@ -60,7 +60,9 @@ class Plan:
 
 
 def best_values(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, float]:
-    """Best value so far per objective over ``df``'s records (any fidelity)."""
+    """Best value so far per objective over ``df``'s records (any fidelity; analytic properties
+    derived where a record lacks them, as training sees them)."""
+    df = with_analytic(campaign, df)
     out = {}
     for o in campaign.objectives:
         if o.property in df.columns and df[o.property].notna().any():

@@ -33,7 +33,7 @@ import pandas as pd
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.calibration import PropertyCalibration, calibration, calibration_lines, quality_verdict
 from dm_hpc.campaign.crossval import CV_FOLDS, MIN_POINTS, cross_validation, keep_in_background
-from dm_hpc.campaign.dataset import TrainingSet, fidelity_of, process_values, training_set
+from dm_hpc.campaign.dataset import TrainingSet, fidelity_of, process_values, training_set, with_analytic
 from dm_hpc.campaign.fidelity_choice import fidelity_choice_lines
 from dm_hpc.campaign.spec import CampaignSpec, Goal
 from dm_hpc.campaign.stopping import stopped_fidelities
@@ -302,6 +302,7 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
     out_dir.mkdir(parents=True, exist_ok=True)
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     df_all, store_note = (frame, None) if frame is not None else _store_frame(campaign)
+    df_all = with_analytic(campaign, df_all)  # a lab record's cost, derived as training derives it
     df = df_all[df_all["campaign"] == campaign.name] if not df_all.empty else df_all
     data = training_set(campaign, df_all)
 

@@ -47,16 +47,17 @@ def plan(
     except SiteProfileError as exc:
         fail(str(exc))
     state = jn.replay(c.run_dir / "journal.jsonl") if (c.run_dir / "journal.jsonl").exists() else jn.State()
+    import time
+
+    from dm_hpc.campaign.stopping import budget_reason, stopped_fidelities
+
     wave = tasks or c.runner.max_in_flight
-    planned = c.budget.calculations
-    if planned is not None:
-        left = planned - len(state.tasks)
-        if left <= 0:  # what `run` would do now: submit nothing
-            typer.echo(f"plan (dry run) for campaign {c.name}: calculation budget reached ({len(state.tasks)} of "
-                       f"{planned}): nothing would be submitted")
-            return
-        wave = min(wave, left)
-    from dm_hpc.campaign.stopping import stopped_fidelities
+    spent = budget_reason(c, state, time.time())  # the manager's own rule: what `run` would do now
+    if spent is not None:
+        typer.echo(f"plan (dry run) for campaign {c.name}: {spent}: nothing would be submitted")
+        return
+    if c.budget.calculations is not None:  # the wave of each fidelity; together they may be capped sooner
+        wave = min(wave, c.budget.calculations - len(state.tasks))
 
     stopped = stopped_fidelities(c, state)
     for why in stopped.values():

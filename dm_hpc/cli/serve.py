@@ -214,7 +214,10 @@ def access_set(
     missing = [i for i in ids if i not in known]
     if missing:
         fail(f"not in {store}" + (f" (campaign {campaign})" if campaign else "") + f": {', '.join(missing[:5])}")
-    AccessMap(store).set(ids, rule)
+    try:
+        AccessMap(store).set(ids, rule)
+    except AccessError as exc:  # a damaged access.json: named, nothing logged or changed
+        fail(str(exc))
     console.print(f"{len(ids)} record(s) now {rule.level.value}" + (f" until {rule.until}" if rule.until else "")
                   + f" (logged in {AccessMap(store).log_path})", markup=False, highlight=False)
 

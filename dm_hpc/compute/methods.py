@@ -149,10 +149,16 @@ class Method:
         return out
 
 
+#: settings that count something (steps, points, digits): whole numbers whatever their default
+#: looks like; other numeric settings (a cutoff of 350 eV) take any number
+COUNT_SETTINGS = frozenset({"relax_steps", "eos_points", "round_digits", "scf_max_iter"})
+
+
 def _typed_like(method: str, key: str, default: Any, value: Any) -> Any:
     """``value`` of a setting whose default is ``default``, of the same kind: a number for a number
-    (an integer for an integer; "1e9" read as text by YAML is a number), a yes/no for a flag;
-    anything for a text (``n_atoms: auto`` also takes a number, checked where it is used).
+    (a whole number for a count, ``COUNT_SETTINGS``; "1e9", text to YAML, is a number), a yes/no
+    for a flag; anything for a text (``n_atoms: auto`` also takes a number, checked where it is
+    used). A number given as a number is kept as given (the settings hash stays what it was).
     ``--set n_atoms=abc`` ended in a traceback, ``eos_points=abc`` was stored unused."""
     def bad(kind: str) -> ValueError:
         return ValueError(f"method {method}: setting {key}={value!r}: expected {kind} (default {default!r})")
@@ -161,21 +167,25 @@ def _typed_like(method: str, key: str, default: Any, value: Any) -> Any:
         if not isinstance(value, bool):
             raise bad("true or false")
         return value
-    if isinstance(default, (int, float)):
-        if isinstance(value, bool):
-            raise bad("a number")
+    if not isinstance(default, (int, float)):
+        return value
+    if isinstance(value, bool):
+        raise bad("a number")
+    number = value
+    if not isinstance(value, (int, float)):
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise bad("an integer" if isinstance(default, int) else "a number") from None
-        if not math.isfinite(number):
-            raise bad("a finite number")
-        if isinstance(default, int):
-            if number != int(number):
-                raise bad("an integer")
-            return int(number)
-        return number
-    return value
+            raise bad("a whole number" if key in COUNT_SETTINGS else "a number") from None
+        if number.is_integer() and isinstance(default, int):
+            number = int(number)
+    if not math.isfinite(number):
+        raise bad("a finite number")
+    if key in COUNT_SETTINGS:
+        if float(number) != int(number):
+            raise bad("a whole number")
+        return int(number)
+    return number
 
 
 def _gpaw_setup_elements(xc: str) -> frozenset[str]:

@@ -111,7 +111,7 @@ def plan_structure(composition: Composition, settings: Mapping[str, Any]) -> Str
         n = choose_n_atoms(composition, lattice, float(settings.get("composition_tolerance", 0.02)))
     try:
         n = int(n) if float(n) == int(float(n)) else n
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # text, or an infinite count: named below
         pass
     if n not in CELL_SIZES[lattice]:
         raise StructureError(f"n_atoms for {lattice} must be one of {CELL_SIZES[lattice]}, not {n}")

@@ -131,8 +131,8 @@ class AccessMap:
         except FileNotFoundError:
             return {}
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise AccessMapError(f"{self.path}: not readable JSON ({exc}); restore it from a backup or set the "
-                                 "levels again (dm-hpc access set)") from None
+            raise AccessMapError(f"{self.path}: not readable JSON ({exc}); restore it from a backup (deleting it "
+                                 "would put every record at the default level)") from None
         if not isinstance(data, dict):
             raise AccessMapError(f"{self.path}: expected an object of record id -> level, found {type(data).__name__}")
         return data
@@ -169,6 +169,7 @@ class AccessMap:
             except (KeyError, OSError):
                 by = f"uid {os.getuid()}"
         with self._lock:
+            self.rules()  # a damaged map is refused before anything is logged or written (AccessMapError)
             with open(self.log_path, "a") as log:  # before the map: a change is never applied unlogged
                 log.write(json.dumps({"time": time.time(), "by": by, "record_ids": ids, **rule.to_json()}) + "\n")
                 log.flush()
@@ -191,9 +192,11 @@ class AccessMap:
             return out
         for line in lines:
             try:
-                out.append(json.loads(line))
+                entry = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(entry, dict) and {"time", "by", "record_ids", "level"} <= entry.keys():
+                out.append(entry)
         return out
 
     def readable(self, record_ids: Iterable[str], clearance: AccessLevel,

@@ -14,7 +14,8 @@ from typing import Literal
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
-from dm_hpc.data.access import AccessError, AccessLevel, new_rule
+from dm_hpc.data import StoreLockedError
+from dm_hpc.data.access import AccessError, AccessLevel, AccessMapError, new_rule
 from dm_hpc.data.sheets import SheetError
 from dm_hpc.service import exports as ex
 from dm_hpc.service import schemas as s
@@ -122,6 +123,11 @@ def receive_sheet(svc: Service, user: User, name: str, filename: str, content: b
         rule = new_rule(level, until)
         done = svc.desk.ingest(name, shown, content, rule, contributor=user.name, confirm_held=confirm_held,
                                clearance=user.clearance)
+    except AccessMapError:
+        raise  # the store's access file is damaged: the server's problem (503), not the sheet's
+    except StoreLockedError:
+        raise HTTPException(409, f"campaign {name!r} is busy with another command (a suggestion being "
+                                 "computed); send the sheet again in a few minutes") from None
     except AccessError as exc:
         svc.state.audit(user.name, "upload_rejected", name, file=shown, reason=str(exc))
         return s.UploadRejected(detail=str(exc), problems=[s.RowProblem(line=None, message=str(exc))])

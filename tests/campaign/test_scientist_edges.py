@@ -162,6 +162,18 @@ def test_a_second_campaign_naming_the_first_ones_run_folder_is_refused(tmp_path)
         assert res.returncode != 0 and "holds campaign 'first'" in res.stdout + res.stderr, (args, res.stdout, res.stderr)
     with pytest.raises(RunFolderTakenError):
         Campaign.load(second).suggest(2)
+    # ... also while a manager holds the folder: the request must not reach the first one's inbox
+    from dm_hpc.campaign.lock import take_manager_lock
+
+    fd = take_manager_lock(api.spec.run_dir, "busy")
+    try:
+        with pytest.raises(RunFolderTakenError):
+            Campaign.load(second).suggest(2)
+    finally:
+        import os
+
+        os.close(fd)
+    assert not list((api.spec.run_dir / "inbox").glob("*")) if (api.spec.run_dir / "inbox").exists() else True
     assert (api.spec.run_dir / "journal.jsonl").read_bytes() == journal
     assert len(Campaign.load(first).suggest(2)) == 2  # the owner goes on
 
@@ -212,11 +224,12 @@ def test_plan_after_the_calculation_budget_is_spent_submits_nothing(tmp_path):
     journal.write("planned", task_id="t-2", fidelity="emt", composition={"Cu": 0.5, "Ni": 0.5})
     journal.close()
     res = CliRunner().invoke(app, ["plan", str(path), "--dry-run", "--no-scripts"])
-    assert res.exit_code == 0 and "calculation budget reached (3 of 3): nothing would be submitted" in res.output
+    assert res.exit_code == 0 and "calculation budget reached (3): nothing would be submitted" in res.output
 
 
-@pytest.mark.parametrize(("setting", "said"), [("n_atoms=abc", "must be one of"), ("eos_points=abc", "expected an integer"),
-                                               ("eos_points=2.5", "expected an integer"),
+@pytest.mark.parametrize(("setting", "said"), [("n_atoms=abc", "must be one of"), ("n_atoms=.inf", "must be one of"),
+                                               ("eos_points=abc", "expected a whole number"),
+                                               ("eos_points=2.5", "expected a whole number"),
                                                ("eos_strain=lots", "expected a number")])
 def test_calc_settings_of_the_wrong_kind_are_named_not_a_traceback(setting, said):
     """`calc run --set n_atoms=abc` ended in a traceback; `--set eos_points=abc` was accepted and a
@@ -240,7 +253,11 @@ def test_a_fraction_too_small_for_the_largest_cell_is_explained():
     assert "larger n_atoms" not in str(err.value)
     from dm_hpc.compute.methods import get_method
 
-    assert get_method("emt").merged_settings({"relax_steps": "1e3"})["relax_steps"] == 1000  # YAML reads 1e3 as text
+    emt = get_method("emt")
+    assert emt.merged_settings({"relax_steps": "1e3"})["relax_steps"] == 1000  # YAML reads 1e3 as text
+    # a number given as a number is kept (the settings hash of existing campaigns stays the same)
+    assert type(emt.merged_settings({"eos_strain": 1})["eos_strain"]) is int
+    assert get_method("gpaw").merged_settings({"ecut_ev": 420.5})["ecut_ev"] == 420.5  # a cutoff is not a count
 
 
 def test_models_json_is_json_when_a_metric_is_undefined(tmp_path):
@@ -342,3 +359,24 @@ def test_gaps_without_a_model_says_why_its_std_column_is_empty(tmp_path):
                                    "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert "no model yet" in " ".join(res.output.split()), res.output
+
+
+def test_a_lab_records_derived_cost_counts_in_best_values_and_best_as_in_training(tmp_path):
+    """The review of the analytic fill: the model trained on a lab record's derived cost while
+    best values, reports and `best()` read the raw frame (lab records never among the best)."""
+    from dm_hpc.campaign.planning import best_values
+    from dm_hpc.data import Store
+
+    path = write_campaign(tmp_path, fidelities=[{"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2}],
+                          budget={"lab_experiments": 4},
+                          objectives=[{"property": "raw_material_cost", "goal": "min"},
+                                      {"property": "mixing_energy", "goal": "min"}])
+    api = Campaign.load(path)
+    sheet = api.suggest(2)
+    sheet[PROP] = [-0.05, -0.02]
+    api.add_measurements(sheet)
+    df = Store.open(api.spec.store).to_dataframe()
+    best = best_values(api.spec, df)
+    assert "raw_material_cost" in best and best["raw_material_cost"] > 0
+    top = api.best(2)
+    assert len(top) == 2 and top["property:raw_material_cost [USD/kg]"].notna().all()

@@ -145,16 +145,29 @@ def test_serve_names_a_missing_or_wrong_tls_file_before_it_says_serving(portal, 
 @pytest.mark.parametrize("damage", ['{"dm-x": {"level": "Restricted"}}', '{"dm-x": {"lev', '["dm-x"]'])
 def test_a_damaged_access_file_is_a_clear_503_and_a_named_cli_error(portal, damage):
     """A level written "Restricted" (or a truncated file) made every request an unexplained 500."""
+    from .conftest import filled_sheet
+
     sidecar = AccessMap(_store(portal)).path
     kept = sidecar.read_text() if sidecar.exists() else None
+    with TestClient(portal.app()) as c:  # a good sheet, taken before the damage
+        sheet = filled_sheet(c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/sheet?format=csv",
+                                   headers={"Authorization": f"Bearer {portal.tokens['admin']}"}).content)
     sidecar.write_text(damage)
     try:
         with TestClient(portal.app(), raise_server_exceptions=False) as c:
             r = c.get(f"/api/v1/campaigns/{CAMPAIGN}/records", headers={"Authorization": f"Bearer {portal.tokens['admin']}"})
-        assert r.status_code == 503 and "access.json is damaged" in r.json()["detail"], r.text
-        assert str(sidecar.parent) not in r.text  # the server's folders stay in the server's log
+            assert r.status_code == 503 and "access.json is damaged" in r.json()["detail"], r.text
+            assert str(sidecar.parent) not in r.text  # the server's folders stay in the server's log
+            up = c.post(f"/api/v1/campaigns/{CAMPAIGN}/lab/results", headers={"Authorization": f"Bearer {portal.tokens['lab']}"},
+                        files={"file": ("s.csv", sheet.to_csv(index=False).encode())})
+            assert up.status_code == 503 and str(sidecar.parent) not in up.text, up.text  # the server's, not the sheet's
         res = run("store", "export", sidecar.parent.parent / "x.csv", "--store", sidecar.parent, "--access-level", "public")
         assert res.exit_code != 0 and "access.json" in res.output and "Traceback" not in res.output, res.output
+        logged = len(AccessMap(sidecar.parent).history())
+        res = run("access", "set", "--store", sidecar.parent, "--level", "public", "--campaign", CAMPAIGN)
+        assert res.exit_code != 0 and "access.json" in res.output, res.output
+        assert res.exception is None or isinstance(res.exception, SystemExit)
+        assert len(AccessMap(sidecar.parent).history()) == logged  # a change that did not happen is not logged
     finally:
         if kept is None:
             sidecar.unlink()
@@ -222,3 +235,39 @@ def test_the_api_pages_load_nothing_from_another_site(portal):
             for u in urls:
                 if u.endswith((".js", ".css")):
                     assert c.get(u).status_code == 200, u
+
+
+def test_an_upload_while_another_command_holds_the_campaign_is_a_409_not_a_500(built_campaign, tmp_path, monkeypatch):
+    """The review: a lab upload waiting behind a long `suggest -n` on the same campaign ended in an
+    uncaught CommandWaitError (a 500) after the wait."""
+    import threading
+
+    from dm_hpc.campaign import load_campaign, ownership
+
+    from .conftest import filled_sheet
+
+    portal = make_portal(built_campaign, tmp_path)  # its own copy: the lab queue still full
+    monkeypatch.setattr(ownership, "COMMAND_WAIT_S", 0.5)
+    spec = load_campaign(portal.campaigns / f"{CAMPAIGN}.yaml")
+    held, release = threading.Event(), threading.Event()
+
+    def busy():
+        with ownership.exclusive(spec):
+            held.set()
+            release.wait(60)
+
+    t = threading.Thread(target=busy)
+    t.start()
+    try:
+        assert held.wait(30)
+        with TestClient(portal.app()) as c:
+            sheet = c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/sheet?format=csv",
+                          headers={"Authorization": f"Bearer {portal.tokens['admin']}"}).content
+            table = filled_sheet(sheet)
+            r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/lab/results",
+                       headers={"Authorization": f"Bearer {portal.tokens['lab']}"},
+                       files={"file": ("busy.csv", table.to_csv(index=False).encode())})
+        assert r.status_code == 409 and "busy with another command" in r.json()["detail"], r.text
+    finally:
+        release.set()
+        t.join()
