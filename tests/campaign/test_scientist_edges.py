@@ -12,20 +12,27 @@ from tests.campaign.helpers import write_campaign
 PROP = "property:mixing_energy [eV/atom]"
 
 
+def _two_measured(path):
+    """The campaign at ``path`` with two suggested samples measured (mixing energy only); its store's frame."""
+    from dm_hpc.data import Store
+
+    api = Campaign.load(path)
+    sheet = api.suggest(2)
+    sheet[PROP] = [-0.05, -0.02]
+    api.add_measurements(sheet)
+    return api, Store.open(api.spec.store).to_dataframe()
+
+
 def test_lab_records_enter_the_model_of_a_campaign_whose_objective_is_a_price(tmp_path):
     """The demo campaign minimises the raw-material cost beside the mixing energy; a lab measures
     the energy, never a price, so its records were all left out ("2 lack raw_material_cost")."""
     from dm_hpc.campaign.dataset import training_set
     from dm_hpc.compute.descriptors import analytic_properties
-    from dm_hpc.data import Composition, Store
+    from dm_hpc.data import Composition
 
     path = write_campaign(tmp_path, objectives=[{"property": "mixing_energy", "goal": "min"},
                                                 {"property": "raw_material_cost", "goal": "min"}])
-    api = Campaign.load(path)
-    sheet = api.suggest(2)
-    sheet[PROP] = [-0.05, -0.02]
-    api.add_measurements(sheet)
-    df = Store.open(api.spec.store).to_dataframe()
+    api, df = _two_measured(path)
     assert "raw_material_cost" not in df.columns or df["raw_material_cost"].isna().all()  # the store is unchanged
     data = training_set(api.spec, df)
     assert len(data) == 2 and not data.skipped, data.skipped
@@ -365,17 +372,12 @@ def test_a_lab_records_derived_cost_counts_in_best_values_and_best_as_in_trainin
     """The review of the analytic fill: the model trained on a lab record's derived cost while
     best values, reports and `best()` read the raw frame (lab records never among the best)."""
     from dm_hpc.campaign.planning import best_values
-    from dm_hpc.data import Store
 
     path = write_campaign(tmp_path, fidelities=[{"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2}],
                           budget={"lab_experiments": 4},
                           objectives=[{"property": "raw_material_cost", "goal": "min"},
                                       {"property": "mixing_energy", "goal": "min"}])
-    api = Campaign.load(path)
-    sheet = api.suggest(2)
-    sheet[PROP] = [-0.05, -0.02]
-    api.add_measurements(sheet)
-    df = Store.open(api.spec.store).to_dataframe()
+    api, df = _two_measured(path)
     best = best_values(api.spec, df)
     assert "raw_material_cost" in best and best["raw_material_cost"] > 0
     top = api.best(2)
