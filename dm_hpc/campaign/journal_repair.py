@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.lock import take_manager_lock
+from dm_hpc.campaign.lock import command_turn, take_manager_lock
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data.integrity import fsync_dir
 
@@ -102,6 +102,11 @@ def repair(c: CampaignSpec, records: pd.DataFrame | None = None) -> RepairReport
     """Repair ``c``'s journal (see the module docstring); refuses while a manager runs it.
     ``records``: the campaign's rows of its store (``Store.to_dataframe(campaign=...)``) when the
     caller has read them already; else they are read here."""
+    with command_turn(c.run_dir, c.name):  # a suggest meanwhile waits, instead of writing to an inbox nobody reads
+        return _repair(c, records)
+
+
+def _repair(c: CampaignSpec, records: pd.DataFrame | None) -> RepairReport:
     path = c.run_dir / "journal.jsonl"
     fd = take_manager_lock(c.run_dir, f"campaign {c.name!r} is running; stop it before repairing its journal")
     try:

@@ -2,13 +2,20 @@
 
 The kernel drops the lock when its holder dies, so a crashed manager never blocks the next one.
 ``run`` holds it for its whole life; ``journal repair`` takes it for the rewrite, so a journal is
-never rewritten under a running manager.
+never rewritten under a running manager. Short commands (``suggest``, ``ingest``, ``retract``,
+``journal repair``) first queue on ``command.lock`` (``command_turn``), which no manager takes.
 """
 from __future__ import annotations
 
 import fcntl
 import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from dm_hpc.data.integrity import StoreLockedError
 
 LOCK_NAME = "manager.lock"
 
@@ -61,6 +68,40 @@ def check_run_folder(run_dir: Path, name: str, claim: bool = True) -> None:
         tmp = run_dir / f".{OWNER_NAME}.{os.getpid()}"
         tmp.write_text(name + "\n", encoding="utf-8")
         os.replace(tmp, marker)
+
+
+COMMAND_LOCK = "command.lock"
+#: how long a command waits for another one on the same campaign before it gives up
+COMMAND_WAIT_S = 900.0
+
+
+class CommandWaitError(StoreLockedError):
+    """Another command held the campaign for longer than ``COMMAND_WAIT_S``."""
+
+
+@contextmanager
+def command_turn(run_dir: Path, name: str) -> Iterator[None]:
+    """Hold ``run_dir/command.lock``: wait for another short command on the campaign, saying so."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / COMMAND_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        start, told = time.monotonic(), False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - start
+                if waited > COMMAND_WAIT_S:
+                    raise CommandWaitError(f"campaign {name!r}: another command (suggest, ingest, retract) has held "
+                                           f"it for over {COMMAND_WAIT_S:.0f} s; try again when it has finished") from None
+                if not told and waited > 1.0:
+                    print(f"waiting for another command on campaign {name!r} to finish ...", file=sys.stderr, flush=True)
+                    told = True
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def take_manager_lock(run_dir: Path, busy_message: str) -> int:

@@ -5,7 +5,7 @@
 that manager through the campaign's ``inbox/``, written whole with ``drop_in_inbox``).
 
 Short commands (``suggest``, ``ingest``, ``retract``) first queue on a lock of their own,
-``command.lock``, which no manager takes: two of them at once run one after the other, and the
+``command.lock`` (``lock.command_turn``), which no manager takes: two of them at once run one after the other, and the
 second does not mistake the first for a running manager (it used to hand its work to an inbox
 nobody read, wait 300 s and write an empty sheet).
 """
@@ -13,56 +13,22 @@ from __future__ import annotations
 
 import fcntl
 import os
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.lock import check_run_folder
+from dm_hpc.campaign.lock import check_run_folder, command_turn
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import Store, StoreLockedError
-
-
-COMMAND_LOCK = "command.lock"
-#: how long a command waits for another one on the same campaign before it gives up
-COMMAND_WAIT_S = 900.0
-
-
-class CommandWaitError(StoreLockedError):
-    """Another command held the campaign for longer than ``COMMAND_WAIT_S``."""
-
-
-@contextmanager
-def _command_turn(run_dir: Path, name: str) -> Iterator[None]:
-    """Hold ``run_dir/command.lock``: wait for another short command on the campaign, saying so."""
-    fd = os.open(run_dir / COMMAND_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        start, told = time.monotonic(), False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                waited = time.monotonic() - start
-                if waited > COMMAND_WAIT_S:
-                    raise CommandWaitError(f"campaign {name!r}: another command (suggest, ingest, retract) has held "
-                                           f"it for over {COMMAND_WAIT_S:.0f} s; try again when it has finished") from None
-                if not told and waited > 1.0:
-                    print(f"waiting for another command on campaign {name!r} to finish ...", file=sys.stderr, flush=True)
-                    told = True
-                time.sleep(0.1)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 @contextmanager
 def exclusive(campaign: CampaignSpec) -> Iterator[tuple[Store, jn.Journal] | None]:
     run_dir = campaign.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    with _command_turn(run_dir, campaign.name):
+    with command_turn(run_dir, campaign.name):
         # before the manager's lock: when a manager holds it the work goes to its inbox, and
         # another campaign's request must never reach it
         check_run_folder(run_dir, campaign.name, claim=False)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -34,3 +36,27 @@ def write_campaign(tmp: Path, name: str = "t", calculations: int = 8, lab: bool 
 def dm(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dm_hpc", *args], capture_output=True, text=True,
                           cwd=REPO, timeout=timeout)
+
+
+@contextmanager
+def held_elsewhere(enter, release_after: float | None = None):
+    """Hold the context manager ``enter()`` in another thread while the body runs, as another
+    process would (``flock`` locks of separate opens conflict within one process too); with
+    ``release_after``, it lets go that many seconds after the body starts."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with enter():
+            held.set()
+            release.wait(60)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert held.wait(30)
+        if release_after is not None:
+            threading.Timer(release_after, release.set).start()
+        yield
+    finally:
+        release.set()
+        t.join()

@@ -44,28 +44,16 @@ def test_lab_records_enter_the_model_of_a_campaign_whose_objective_is_a_price(tm
 def test_two_suggests_at_once_run_one_after_the_other(tmp_path):
     """A second `suggest -n` while another was writing took the first for a running manager: it
     handed its request to an inbox nobody read, waited 300 s and wrote an empty sheet, exit 0."""
-    import threading
     import time
 
     from dm_hpc.campaign.ownership import exclusive
     from dm_hpc.campaign.suggest import request_lab_batch
+    from tests.campaign.helpers import held_elsewhere
 
     api = Campaign.load(write_campaign(tmp_path))
-    held, release = threading.Event(), threading.Event()
-
-    def first():
-        with exclusive(api.spec) as owned:
-            assert owned is not None
-            held.set()
-            release.wait(30)
-
-    t = threading.Thread(target=first)
-    t.start()
-    assert held.wait(30)
-    threading.Timer(1.5, release.set).start()
-    t0 = time.monotonic()
-    batch = request_lab_batch(api.spec, 2, timeout_s=60)  # waits for the first, then suggests itself
-    t.join()
+    with held_elsewhere(lambda: exclusive(api.spec), release_after=1.5):
+        t0 = time.monotonic()
+        batch = request_lab_batch(api.spec, 2, timeout_s=60)  # waits for the first, then suggests itself
     assert len(batch.samples) == 2 and not batch.why_empty
     assert time.monotonic() - t0 < 55  # it was not answered by the inbox's deadline
 
@@ -382,3 +370,19 @@ def test_a_lab_records_derived_cost_counts_in_best_values_and_best_as_in_trainin
     assert "raw_material_cost" in best and best["raw_material_cost"] > 0
     top = api.best(2)
     assert len(top) == 2 and top["property:raw_material_cost [USD/kg]"].notna().all()
+
+
+def test_journal_repair_waits_its_turn_behind_a_command(tmp_path, monkeypatch):
+    """The review: `journal repair` took only the manager's lock, so a suggest meanwhile still
+    took it for a running manager and wrote to an inbox nobody reads."""
+    from dm_hpc.campaign import lock
+    from dm_hpc.campaign.journal_repair import repair
+    from tests.campaign.helpers import held_elsewhere
+
+    api = Campaign.load(write_campaign(tmp_path))
+    api.suggest(2)
+    monkeypatch.setattr(lock, "COMMAND_WAIT_S", 0.3)
+    with held_elsewhere(lambda: lock.command_turn(api.spec.run_dir, api.name)):
+        with pytest.raises(lock.CommandWaitError):
+            repair(api.spec)
+    assert repair(api.spec) is not None  # its turn come, it runs

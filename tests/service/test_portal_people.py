@@ -240,34 +240,19 @@ def test_the_api_pages_load_nothing_from_another_site(portal):
 def test_an_upload_while_another_command_holds_the_campaign_is_a_409_not_a_500(built_campaign, tmp_path, monkeypatch):
     """The review: a lab upload waiting behind a long `suggest -n` on the same campaign ended in an
     uncaught CommandWaitError (a 500) after the wait."""
-    import threading
-
-    from dm_hpc.campaign import load_campaign, ownership
+    from dm_hpc.campaign import load_campaign, lock, ownership
+    from tests.campaign.helpers import held_elsewhere
 
     from .conftest import filled_sheet
 
     portal = make_portal(built_campaign, tmp_path)  # its own copy: the lab queue still full
-    monkeypatch.setattr(ownership, "COMMAND_WAIT_S", 0.5)
+    monkeypatch.setattr(lock, "COMMAND_WAIT_S", 0.5)
     spec = load_campaign(portal.campaigns / f"{CAMPAIGN}.yaml")
-    held, release = threading.Event(), threading.Event()
-
-    def busy():
-        with ownership.exclusive(spec):
-            held.set()
-            release.wait(60)
-
-    t = threading.Thread(target=busy)
-    t.start()
-    try:
-        assert held.wait(30)
-        with TestClient(portal.app()) as c:
-            sheet = c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/sheet?format=csv",
-                          headers={"Authorization": f"Bearer {portal.tokens['admin']}"}).content
-            table = filled_sheet(sheet)
-            r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/lab/results",
-                       headers={"Authorization": f"Bearer {portal.tokens['lab']}"},
-                       files={"file": ("busy.csv", table.to_csv(index=False).encode())})
-        assert r.status_code == 409 and "busy with another command" in r.json()["detail"], r.text
-    finally:
-        release.set()
-        t.join()
+    with held_elsewhere(lambda: ownership.exclusive(spec)), TestClient(portal.app()) as c:
+        sheet = c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/sheet?format=csv",
+                      headers={"Authorization": f"Bearer {portal.tokens['admin']}"}).content
+        table = filled_sheet(sheet)
+        r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/lab/results",
+                   headers={"Authorization": f"Bearer {portal.tokens['lab']}"},
+                   files={"file": ("busy.csv", table.to_csv(index=False).encode())})
+    assert r.status_code == 409 and "busy with another command" in r.json()["detail"], r.text
