@@ -404,6 +404,8 @@ def apply(state: State, ev: dict[str, Any]) -> None:
     if kind == "start":
         state.started_at = ev["t"]
         state.stopped = None
+    elif kind == "resume":  # running again: `status` said "stopped by request" through a whole resumed run
+        state.stopped = None
     elif kind == "planned":
         if ev["task_id"] in state.tasks:
             raise JournalError(f"task {str(ev['task_id'])[:80]!r} planned twice")

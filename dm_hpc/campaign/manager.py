@@ -344,6 +344,9 @@ class CampaignManager:
             return
         if outcome is not None and state_name != "COMPLETED":
             tail = (outcome.stderr_tail or outcome.stdout_tail or "")[-800:]
+            if state_name == "CANCELLED" and not tail.strip():  # cancelled while pending: no output to read
+                tail = ("cancelled from outside (scancel, dm-hpc runners cancel) before it wrote anything; not "
+                        "retried, and not counted by the circuit breaker")
             error, kind = f"{state_name} (exit {outcome.exit_code}): {tail.strip()}", state_name
         elif getattr(result, "ok", False):
             error, kind = f"{state_name}: job ended {state_name} after writing a result", state_name

@@ -254,10 +254,11 @@ def _resource_problems(c: CampaignSpec) -> list[str]:
         site = SiteProfile.load(c.runner.site or "local")
     except SiteProfileError as exc:
         return [f"runner.site: {exc}"]
+    out = [f"runner.site ({site.name}): {why}" for why in
+           partition_limits.unknown_names(site.partition, site.account, site.qos)]
     limits = partition_limits.read(site.partition)
     if limits is None:
-        return []
-    out = []
+        return out
     for f in c.calculations:
         shape = resolve(site, TaskSpec(task_id="preflight", argv=["true"], workdir=Path("."), cores=f.cores,
                                        walltime_s=int(f.walltime), campaign=c.name, method=f.method or ""))

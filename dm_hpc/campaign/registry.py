@@ -64,6 +64,11 @@ class RegistryError(RuntimeError):
     """A registry operation that cannot be done (no data, unknown version)."""
 
 
+class NotEnoughData(RegistryError):
+    """Too few usable records to train on, or no store yet: for a scheduled ``train
+    --if-new-data`` this is "nothing to do yet", not a failure."""
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     """One registered model version (``meta`` is its ``meta.json``)."""
@@ -129,12 +134,14 @@ def _bucket(record_id: str) -> int:
 def snapshot(campaign: CampaignSpec, clearance: AccessLevel = AccessLevel.embargoed) -> Snapshot:
     """Read the store's records readable at ``clearance`` and split the usable ones into train /
     calibration / test rows."""
+    if not Path(campaign.store).exists():
+        raise NotEnoughData(f"{campaign.name}: no store at {campaign.store} yet (no records to train on)")
     with Store.open(campaign.store, "r") as store:
         df = AccessMap(campaign.store).scope(store.to_dataframe(), clearance)
         generation = store.info()["generation"]
     data = training_set(campaign, df)
     if len(data) < 3:
-        raise RegistryError(f"{campaign.name}: only {len(data)} usable records in {campaign.store}; need 3")
+        raise NotEnoughData(f"{campaign.name}: only {len(data)} usable records in {campaign.store}; need 3")
     order = np.argsort(np.asarray(data.record_ids))
     buckets = np.array([_bucket(data.record_ids[i]) for i in order])
     held = len(data) >= MIN_RECORDS_FOR_TEST
@@ -482,7 +489,13 @@ def promote(campaign: CampaignSpec, version: str) -> str:
 
 
 def rollback(campaign: CampaignSpec, version: str) -> str:
-    """Point ``CURRENT`` back at an earlier version (the later ones stay registered); says what was done."""
+    """Point ``CURRENT`` back at an earlier version (the later ones stay registered); says what was
+    done. A version after the current one is not a rollback (``promote`` is the word for it)."""
+    was = current(campaign)
+    order = [v.version for v in versions(campaign)]
+    if was in order and version in order and order.index(version) > order.index(was):
+        raise RegistryError(f"{campaign.name}: {version} is newer than the current {was}; a rollback goes to an "
+                            f"earlier version (to use a newer one: --promote {version})")
     return promote(campaign, version)
 
 

@@ -8,6 +8,9 @@ from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.spec import CampaignSpec, Goal
 
 
+#: the failure kind of a task cancelled from outside (``runners.states.JobState.CANCELLED``)
+CANCELLED = "CANCELLED"
+
 def budget_reason(c: CampaignSpec, state: jn.State, now: float, lab_waiting: int = 0) -> str | None:
     """Which budget is used up (None: none). ``lab_waiting``: lab suggestions not yet journalled."""
     b = c.budget
@@ -62,12 +65,14 @@ def no_improvement(c: CampaignSpec, state: jn.State) -> bool:
 
 def stopped_fidelities(c: CampaignSpec, state: jn.State) -> dict[str, str]:
     """Circuit breaker: fidelities whose last ``max_consecutive_failures`` finished tasks all
-    failed with the same kind of failure -> why (the budget would only burn on the same error)."""
+    failed with the same kind of failure -> why (the budget would only burn on the same error).
+    A task cancelled (an admin's ``scancel``, ``dm-hpc runners cancel``) says nothing about the
+    method and is not counted: one cancel of a job array stopped a campaign for good."""
     limit = c.stopping.max_consecutive_failures
     out = {}
     for fid in c.calculations:
-        ended = sorted((t for t in state.tasks.values() if t.fidelity == fid.name and t.ended_at is not None),
-                       key=lambda t: t.ended_at)
+        ended = sorted((t for t in state.tasks.values() if t.fidelity == fid.name and t.ended_at is not None
+                        and not (t.status == jn.FAILED and t.failure_kind == CANCELLED)), key=lambda t: t.ended_at)
         tail = ended[-limit:]
         if len(tail) == limit and all(t.status == jn.FAILED for t in tail):
             kinds = {t.failure_kind for t in tail}

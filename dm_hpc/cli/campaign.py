@@ -172,10 +172,15 @@ def run(
         else:  # left by a run that was killed before it could serve it
             console.print(f"a stop request is pending ({stop_file}): this run stops at once; "
                           f"`dm-hpc resume {campaign}` drops it and continues", highlight=False, soft_wrap=True)
+    from dm_hpc.runners.slurmcli import SlurmError
+
     try:
         summary = CampaignManager(c, console=console, quiet=quiet).run(max_seconds=max_seconds)
     except CampaignBusyError as exc:
         fail(str(exc))
+    except SlurmError as exc:  # the scheduler refused (a partition it does not know, ...): its words, no traceback
+        fail(f"{exc}; everything up to here is journalled: fix the site profile "
+             f"({c.runner.site or 'local'}) and `dm-hpc run {shlex.quote(str(campaign))}` resumes", code=1)
     except KeyboardInterrupt:
         console.print(f"\ninterrupted; every step so far is journalled: `dm-hpc run {campaign}` resumes")
         raise typer.Exit(130)

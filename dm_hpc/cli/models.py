@@ -62,6 +62,12 @@ def _train(c, ranks: int, world, options, path: Path) -> None:
             result = registry.train_local_ranks(c, ranks, options)
         else:
             result = registry.train(c, options, world)
+    except registry.NotEnoughData as exc:
+        if not options.if_new_data:
+            fail(str(exc))
+        # the scheduled job's answer before any data: nothing to do, not a failure every night
+        console.print(f"nothing to train yet: {exc}", markup=False, highlight=False)
+        return
     except (registry.RegistryError, StoreError) as exc:
         fail(str(exc))
     if world is not None and world.rank != 0:
@@ -109,6 +115,11 @@ def models(
     from dm_hpc.campaign import registry
 
     c = load_campaign_or_fail(campaign)
+    if promote is not None and rollback is not None:  # the last one won without a word
+        fail("--promote and --rollback each set the current version: give one")
+    if "" in (promote, rollback):
+        fail(f"--{'promote' if promote == '' else 'rollback'} needs a version, e.g. v0002 (`dm-hpc models "
+             f"{shlex.quote(str(campaign))}` lists them)")
     if export is not None:
         _export(c, export, version, with_transfer, contributor)
         return

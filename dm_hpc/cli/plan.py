@@ -70,6 +70,10 @@ def plan(
         rows.append((fid.name, fid.method, cost, wave))
         learned.append(_estimates(profile, fid, specs[0], runner))
         rendered += [(fid.name, text) for text in runner.preview(specs)]
+    from dm_hpc.runners import limits
+
+    for why in limits.unknown_names(profile.partition, profile.account, profile.qos):
+        typer.echo(f"warning: site {profile.name}: {why}; sbatch would refuse these jobs or charge another account")
     _summary(c, profile, site_path, state, rows, slurmcli.remaining_core_hours(profile.account)[1],
              sum(1 for _ in rendered))
     for line in learned:

@@ -82,12 +82,15 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
 
     @group.command("cancel")
-    def cancel(campaign: str = typer.Argument(..., help="campaign name"),
+    def cancel(campaign: str = typer.Argument(..., help="campaign YAML file, or campaign name"),
                yes: bool = typer.Option(False, "--yes", help="cancel without listing first")) -> None:
         """Cancel every pending or running job of the campaign (found by their comment).
         Stop the manager first (`dm-hpc stop CAMPAIGN.yaml`), or it resubmits what it follows."""
         from dm_hpc.runners import slurmcli
         from dm_hpc.runners.sbatch import batch_of
+
+        # the file, as `runners jobs` takes it (the path itself was taken for a name: "no job")
+        campaign = _campaign_and_folder(campaign, None)[0]
 
         try:
             held = slurmcli.squeue_all()

@@ -177,6 +177,26 @@ def create_marker(root: Path, store_id: str | None = None) -> dict[str, Any]:
     return marker
 
 
+def active_writer(root: Path) -> str | None:
+    """Who holds the store for writing now ("pid N on HOST since ..."), when that process is alive
+    on this machine; None when nobody does or it cannot be told. Read from the lock file's text,
+    without touching the lock (a probe could make a starting writer fail)."""
+    try:
+        text = (root / layout.LOCK).read_text().strip()
+    except OSError:
+        return None
+    parts = text.split()
+    if len(parts) < 4 or parts[0] != "pid" or parts[2] != "on" or parts[3] != socket.gethostname():
+        return None
+    try:
+        os.kill(int(parts[1]), 0)
+    except (ValueError, ProcessLookupError):
+        return None
+    except PermissionError:  # alive, another user's
+        pass
+    return text
+
+
 class WriterLock:
     """An exclusive ``flock`` on ``STORE/LOCK``; the kernel drops it if the writer dies."""
 

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from dm_hpc.data import layout
-from dm_hpc.data.integrity import write_new_file
+from dm_hpc.data.integrity import active_writer, write_new_file
 from dm_hpc.data.shards import SOURCE_ENUM, Shard, in_memory_file, text_attr
 
 
@@ -86,6 +86,9 @@ def check_view(root: Path, manifest: dict[str, Any], shards: Sequence[Shard]) ->
     fix = "`dm-hpc store check --repair` rebuilds it from the shards"
     path = root / layout.VIEW
     if not path.is_file():
+        writer = active_writer(root)
+        if writer is not None:  # not a dead writer: a live one writes the view when it closes
+            return [], f"{layout.VIEW} is written when the store's writer closes it (open for writing by {writer})"
         return [], f"{layout.VIEW} is missing (a writer died before its close?); {fix}"
     try:
         with h5py.File(path, "r") as f:

@@ -10,6 +10,7 @@ refused. Memory in MB, time in s.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from dataclasses import dataclass
 
 from dm_hpc.runners import slurmcli
@@ -93,4 +94,27 @@ def exceeded(limits: PartitionLimits, *, cores: int, walltime_s: float, memory_m
             out.append(f"memory {memory_mb} MB > MaxMemPerNode={limits.max_mem_per_node_mb} MB of {p}")
         if limits.node_mem_mb is not None and memory_mb > limits.node_mem_mb:
             out.append(f"memory {memory_mb} MB > the {limits.node_mem_mb} MB of the largest node in {p}")
+    return out
+
+
+def unknown_names(partition: str = "", account: str = "", qos: str = "") -> list[str]:
+    """The site profile's partition, account and QoS that this cluster does not know, one line
+    each, from ``sinfo`` and ``sacctmgr`` (a name is only judged where the tool answers). A
+    misspelt partition failed the first ``sbatch`` with a traceback after ``validate`` said ok; a
+    misspelt account ran every job under another one (sacct: root)."""
+    out = []
+    checks = [("partition", partition, ["sinfo", "-h", "-o", "%P"], lambda x: x.rstrip("*")),
+              ("account", account, ["sacctmgr", "-n", "-P", "show", "account", "format=account"], str.lower),
+              ("qos", qos, ["sacctmgr", "-n", "-P", "show", "qos", "format=name"], str.lower)]
+    for field, name, argv, norm in checks:
+        if not name or shutil.which(argv[0]) is None:
+            continue
+        try:
+            known = sorted({norm(x.strip()) for x in slurmcli.call(argv, timeout_s=20, tries=1).split() if x.strip()})
+        except (OSError, slurmcli.SlurmError, subprocess.TimeoutExpired):
+            continue
+        missing = [n for n in name.split(",") if n and norm(n) not in known]  # sbatch takes a list: -p a,b
+        if known and missing:
+            out.append(f"{field} {', '.join(map(repr, missing))} does not exist on this cluster "
+                       f"({field}s: {', '.join(known)})")
     return out
