@@ -136,7 +136,10 @@ def _estimates(profile, fid, spec, runner) -> str:
                  f"run {_duration(t.median)} ({_duration(t.low)} - {_duration(t.high)}), {_basis(t)}")
     parts.append("peak memory unknown (no accounting, no request)" if m is None else
                  f"peak memory {m.median:,.0f} MB ({m.low:,.0f} - {m.high:,.0f} MB), {_basis(m)}")
-    parts.append(f"requests --time={slurm_time(sized.walltime_s)}"
+    asked = min(sized.walltime_s, profile.max_walltime_s)  # what the script asks (resolve caps it)
+    capped = (f" (the campaign's {_duration(sized.walltime_s)} capped at the site's max_walltime_s)"
+              if sized.walltime_s > profile.max_walltime_s else "")
+    parts.append(f"requests --time={slurm_time(asked)}{capped}"
                  + (f" --mem={sized.memory_mb or shape.memory_mb}M" if (sized.memory_mb or shape.memory_mb) else ""))
     return " ".join(parts[:1]) + " " + "; ".join(parts[1:])
 

@@ -75,8 +75,9 @@ def register(app: typer.Typer) -> None:
         try:
             c = load_campaign(campaign)
             profile = SiteProfile.load(site or c.runner.site or "local")
-            typer.echo(render_scrontab(profile, campaign=c.name, campaign_file=str(campaign),
-                                       schedule=schedule, root=str(root), python=python).rstrip())
+            # absolute paths: cron runs the entry from the user's home, not from here
+            typer.echo(render_scrontab(profile, campaign=c.name, campaign_file=str(campaign.resolve()),
+                                       schedule=schedule, root=str(root.resolve()), python=python).rstrip())
         except (CampaignError, SiteProfileError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(2)

@@ -267,6 +267,10 @@ def render_farm(site: SiteProfile, spec: TaskSpec, *, ranks: int, walltime_s: in
 _CRON_FIELD = re.compile(r"^[0-9*/,-]+$")
 
 
+#: cron's five fields and their ranges (day of week: 0 and 7 are Sunday)
+_CRON_RANGES = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+
+
 def render_scrontab(site: SiteProfile, *, campaign: str, campaign_file: str, schedule: str,
                     root: str, python: str, ntasks: int = 4, cores: int = 2, memory_mb: int = 16000,
                     walltime_s: int = 7200) -> str:
@@ -275,6 +279,12 @@ def render_scrontab(site: SiteProfile, *, campaign: str, campaign_file: str, sch
     fields = schedule.split()
     if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
         raise ValueError(f"schedule {schedule!r} is not 5 cron fields (digits, * / , -)")
+    for field, (name, low, high) in zip(fields, _CRON_RANGES):  # "99 3 * * *" was accepted
+        for part in field.split(","):
+            span, _, step = part.partition("/")
+            values = [int(v) for v in span.split("-") if v.isdigit()]
+            if any(not low <= v <= high for v in values) or (step and int(step) < 1):
+                raise ValueError(f"schedule {schedule!r}: {name} {part!r} is outside {low}-{high}")
     opts = [f"--job-name=dm-{safe_text(campaign)}-retrain",
             f"--comment={comment(campaign, 'retrain-nightly', site.site_comment())}"]
     opts += [f"--{k}={v}" for k, v in (("partition", site.partition), ("account", site.account),

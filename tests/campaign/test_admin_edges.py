@@ -131,3 +131,33 @@ def test_runners_cancel_takes_the_campaign_file_as_runners_jobs_does(tmp_path):
     path = write_campaign(tmp_path, name="qa-x3", lab=False)
     res = CliRunner().invoke(app, ["runners", "cancel", str(path)])
     assert res.exit_code == 0 and "of campaign qa-x3" in res.output and str(path) not in res.output, res.output
+
+
+def test_the_retraining_scrontab_names_absolute_paths_and_a_valid_schedule(tmp_path, monkeypatch):
+    """`runners scrontab` wrote `cd . && ... c/x7.yaml` (cron runs from the home folder, where
+    neither means anything) and accepted minute 99."""
+    path = write_campaign(tmp_path, lab=False)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["runners", "scrontab", path.name])
+    assert res.exit_code == 0, res.output
+    line = res.output.rstrip().splitlines()[-1]
+    assert f"cd {tmp_path}" in line and str(path) in line and "cd ." not in line
+    for bad, said in (("99 3 * * *", "minute '99' is outside 0-59"), ("0 24 * * *", "hour '24'"),
+                      ("0 3 0 * *", "day of month '0'"), ("*/0 * * * *", "minute '*/0'")):
+        res = CliRunner().invoke(app, ["runners", "scrontab", path.name, "--schedule", bad])
+        assert res.exit_code == 2 and said in res.output, (bad, res.output)
+
+
+def test_plan_shows_the_walltime_the_job_script_asks(tmp_path):
+    """A 9999 h walltime: `plan` said `requests --time=416-15:00:00` while the script it printed
+    asked `--time=02:00:00` (the site's max_walltime_s)."""
+    import re
+
+    path = write_campaign(tmp_path, lab=False, fidelities=[{"name": "emt", "kind": "calculation", "method": "emt",
+                                                             "walltime": "9999h"}],
+                          runner={"kind": "slurm", "site": "local"})
+    res = CliRunner().invoke(app, ["plan", str(path), "--dry-run", "--tasks", "1"])
+    assert res.exit_code == 0, res.output
+    asked = re.search(r"requests --time=(\S+)", res.output).group(1)
+    script = re.search(r"#SBATCH --time=(\S+)", res.output).group(1)
+    assert asked == script and "capped at the site's max_walltime_s" in res.output, res.output
