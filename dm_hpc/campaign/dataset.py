@@ -232,6 +232,13 @@ def matches(spec: TransferSourceSpec, df: pd.DataFrame) -> np.ndarray:
     return keep
 
 
+def _not_own(campaign: CampaignSpec, df: pd.DataFrame) -> np.ndarray:
+    """Rows that are not ``campaign``'s own records: a source is related data, never the campaign's
+    own measurements (a source ``{campaign: <itself>}`` or ``{elements: [O]}`` took them away from
+    its training data: 12 of 12, every suggestion random)."""
+    return (df["campaign"] != campaign.name).to_numpy() if "campaign" in df.columns else np.ones(len(df), bool)
+
+
 def taken_by_sources(campaign: CampaignSpec, df: pd.DataFrame) -> np.ndarray:
     """Store rows that some store-query source of ``campaign`` takes (False where none)."""
     taken = np.zeros(len(df), bool)
@@ -239,7 +246,7 @@ def taken_by_sources(campaign: CampaignSpec, df: pd.DataFrame) -> np.ndarray:
         for spec in campaign.transfer.from_:
             if spec.table is None and spec.model is None:  # a table or a model takes no store record
                 taken |= matches(spec, df)
-    return taken
+    return taken & _not_own(campaign, df) if len(df) else taken
 
 
 def source_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[SourceRows]:
@@ -257,7 +264,7 @@ def source_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[SourceRows]:
         if spec.table is not None:
             frame = table_frame(spec.table, spec.table_map)
         else:
-            frame = df
+            frame = df[_not_own(campaign, df)] if len(df) else df
         sub = frame[matches(spec, frame)] if len(frame) else frame
         prop = spec.property or campaign.objectives[0].property
         skipped = {}

@@ -121,6 +121,18 @@ def write_suggestions(campaign: CampaignSpec, out: Path) -> int:
     return len(rows)
 
 
+def write_lab_sheet(campaign: CampaignSpec, table: pd.DataFrame, out: Path) -> Path:
+    """A lab sheet of ``table``'s rows: the workbook for people when ``out`` is .xlsx
+    (``write_lab_workbook``: Instructions first, header frozen, cells to fill marked), plain rows
+    for .csv. Every door that hands a lab a sheet writes it here (`suggest -n` and the portal's
+    download wrote a bare one-sheet workbook, unlike what docs/labs.md shows)."""
+    if Path(out).suffix.lower() == ".xlsx":
+        return write_lab_workbook(campaign, table, Path(out))
+    from dm_hpc.data.sheets import write_table
+
+    return write_table(table, out)
+
+
 def instructions(campaign: CampaignSpec, props: list[str]) -> list[tuple[str, str]]:
     """The Instructions worksheet: what to fill, units, "not made", confirmations, whom to ask."""
     units = ", ".join(f"{p} in {canonical_unit(p)}" for p in props)

@@ -545,6 +545,10 @@ class CampaignSpec(Strict):
             raise ValueError(f"transfer: sources inform a campaign of one property (objectives and constraints "
                              f"together); this one has {len(self.properties)} ({', '.join(self.properties)}): "
                              f"remove the transfer block, or {extra}")
+        for i, src in enumerate(self.transfer.from_ if self.transfer is not None else ()):
+            if src.campaign == self.name:  # it would find nothing: a campaign's own records are its data
+                raise ValueError(f"transfer.from[{i}]: campaign {self.name!r} is this campaign; its own records "
+                                 "are its data already, a source is another campaign's (or a table, or a model)")
         b = self.budget
         if b.core_hours is None and b.calculations is None and b.wall_time is None and not (
                 not self.calculations and b.lab_experiments):

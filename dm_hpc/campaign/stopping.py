@@ -22,7 +22,7 @@ def budget_reason(c: CampaignSpec, state: jn.State, now: float, lab_waiting: int
         return (f"wall-time budget reached: {now - state.started_at:.0f} s since the first start, limit "
                 f"{b.wall_time:.0f} s (raise budget.wall_time to go on)")
     if not c.calculations and b.lab_experiments is not None and len(state.lab) + lab_waiting >= b.lab_experiments:
-        return f"lab budget reached ({len(state.lab)} experiments)"
+        return f"lab budget reached ({len(state.lab) + lab_waiting} experiments)"
     return None
 
 

@@ -290,7 +290,7 @@ def suggest(
     from dm_hpc.campaign.suggest import batch_table, request_lab_batch
     from dm_hpc.data import StoreError
     from dm_hpc.data.sheetfiles import check_writable
-    from dm_hpc.data.sheets import write_table
+    from dm_hpc.campaign.labsheet import write_lab_sheet
 
     _preflight(c, campaign, check_codes=False)
     try:
@@ -299,7 +299,7 @@ def suggest(
     except (ValueError, StoreError) as exc:
         fail(str(exc))
     try:
-        write_table(batch_table(c, batch.samples), out)
+        write_lab_sheet(c, batch_table(c, batch.samples), out)
     except (ValueError, OSError) as exc:
         fail(f"{exc}\n{len(batch.samples)} experiment(s) were suggested and journalled; write them with "
              f"`dm-hpc suggest {shlex.quote(str(campaign))} --out FILE`")

@@ -21,7 +21,7 @@ import pandas as pd
 from dm_hpc.data.records import MaterialRecord
 from dm_hpc.data.shards import RecordColumns
 from dm_hpc.data.sheetfiles import SheetError
-from dm_hpc.data.store import Store
+from dm_hpc.data.store import RETRACTION_METHOD, Store
 from dm_hpc.data.vocabulary import canonical_unit, property_names
 
 
@@ -71,7 +71,9 @@ def resolve_resends(
     if stored.empty:
         return list(records)
     known = set(stored["record_id"])
-    current = stored[~stored["record_id"].isin(superseded)]
+    # a retraction record carries the withdrawn values but is no measurement: after a retract the
+    # sample is awaited again, and its new value was refused as "already stored" (the retraction's)
+    current = stored[~stored["record_id"].isin(superseded) & (stored["method"] != RETRACTION_METHOD)]
     props = [p for p in property_names() if p in stored.columns]
     problems: list[tuple[int, str]] = []
     out: list[MaterialRecord] = []

@@ -121,6 +121,15 @@ def subsample(source: Source, k: int, seed: int) -> Source:
     return Source(source.name, source.X[idx], source.y[idx], source.measured, source.simplex, source.model)
 
 
+#: the most rows a source's joint posterior is taken over to be kept for later blocks: the mean
+#: may have read a screen of 20,000 candidates, and their joint covariance (20,000^2 doubles per
+#: source) is what killed a campaign with two table sources (24 GB, then the OOM killer)
+MAX_JOINT_ROWS = 4096
+#: kernel entries a source's batched joint posterior may form at a time (64 M doubles: 512 MB);
+#: the batch of candidates is split to stay under it
+JOINT_ELEMENTS = 64_000_000
+
+
 class SourcePriorMean(Mean):
     """Prior mean ``c_0 + sum_k c_k z_k(x)`` of the target GP, ``z_k`` source k's standardised posterior
     mean. Inputs arrive normalised to the unit cube by the target model, so they are mapped back by
@@ -199,11 +208,10 @@ class SourcePriorMean(Mean):
             # one joint posterior over both sets: its off-diagonal block is the cross-covariance
             both = x1 if same else torch.cat([x1.expand(*batch, *x1.shape[-2:]), x2.expand(*batch, *x2.shape[-2:])], -2)
             keep = both.dim() == 2 and not both.requires_grad
-            if same and keep and self._rows is not None and len(self._rows) > len(x1) \
+            if same and keep and self._rows is not None and len(x1) < len(self._rows) <= MAX_JOINT_ROWS \
                     and torch.equal(self._rows[len(self._rows) - len(x1):], x1):
                 both = self._rows  # the test rows are the tail of the prediction's: take in the rest
-            mvn = getattr(model.posterior(self._on_source(both, k)), "distribution", None)
-            C = mvn.covariance_matrix if hasattr(mvn, "covariance_matrix") else None
+            C = self._joint_covariance(model, self._on_source(both, k))
             if C is not None and keep:  # fixed sources, fixed rows: kept for every later call on them
                 C = C.detach()
                 self._joint[k] = (both.detach(), C)
@@ -214,6 +222,28 @@ class SourcePriorMean(Mean):
                 continue
             out.append(C.expand(*batch, x1.shape[-2], x2.shape[-2]) / scale)
         return torch.stack(out)
+
+    @staticmethod
+    def _joint_covariance(model, rows: Tensor) -> Tensor | None:
+        """A source's joint posterior covariance at ``rows`` (``batch x n x d``), a slice of the
+        leading batch at a time: an acquisition asks 1,024 candidates at once, and a source
+        conditioned on a 3,496-row table then asked for over 4.8 GB (the OOM killer ended the run).
+        None for a source whose posterior has no covariance."""
+        # GPyTorch forms the kernel over (conditioned + asked) rows for every batch element
+        conditioned = getattr(model, "n_conditioned", None)
+        if conditioned is None:
+            train = getattr(model, "train_inputs", None)
+            conditioned = int(train[0].shape[-2]) if train else 0
+        per_element = (conditioned + rows.shape[-2]) ** 2
+        step = max(1, JOINT_ELEMENTS // per_element)
+        parts = torch.split(rows, step) if rows.dim() >= 3 and rows.shape[0] > step else [rows]
+        out = []
+        for part in parts:
+            mvn = getattr(model.posterior(part), "distribution", None)
+            if not hasattr(mvn, "covariance_matrix"):
+                return None
+            out.append(mvn.covariance_matrix)
+        return out[0] if len(out) == 1 else torch.cat(out)
 
     def _kept_block(self, k: int, x1: Tensor, x2: Tensor) -> Tensor | None:
         """Source k's covariance between ``n x d`` x1 and ``m x d`` x2 cut from the last joint

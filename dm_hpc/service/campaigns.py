@@ -272,13 +272,13 @@ class CampaignDesk:
     def lab_sheet(self, name: str, fmt: str, clearance: AccessLevel) -> bytes:
         """The pending experiments as a sheet in the standard template (``fmt``: csv | xlsx)."""
         from dm_hpc.campaign.lab import suggestion_table
-        from dm_hpc.data.sheets import write_table
+        from dm_hpc.campaign.labsheet import write_lab_sheet
 
         c = self.get(name)
         table = suggestion_table(c, self._lab_state(name, clearance))
         with tempfile.TemporaryDirectory() as tmp:
-            out = write_table(table if not table.empty else pd.DataFrame(columns=["sample_id"]),
-                              Path(tmp) / f"sheet.{fmt}")
+            out = write_lab_sheet(c, table if not table.empty else pd.DataFrame(columns=["sample_id"]),
+                                  Path(tmp) / f"sheet.{fmt}")
             return out.read_bytes()
 
     def records(self, name: str) -> list[MaterialRecord]:

@@ -386,3 +386,37 @@ def test_journal_repair_waits_its_turn_behind_a_command(tmp_path, monkeypatch):
         with pytest.raises(lock.CommandWaitError):
             repair(api.spec)
     assert repair(api.spec) is not None  # its turn come, it runs
+
+
+def test_every_sheet_handed_to_a_lab_is_the_workbook_the_guide_shows(tmp_path):
+    """`suggest -n ... --out x.xlsx` wrote a bare one-sheet workbook ("sheet"), not the lab
+    workbook docs/labs.md describes (Instructions first, then `samples`); it still reads back."""
+    import openpyxl
+
+    from tests.campaign.helpers import dm
+
+    path = write_campaign(tmp_path)
+    res = dm("suggest", str(path), "-n", "2", "--out", str(tmp_path / "b.xlsx"))
+    assert res.returncode == 0, res.stderr
+    book = openpyxl.load_workbook(tmp_path / "b.xlsx")
+    assert {"Instructions", "samples"} <= set(book.sheetnames) and len(book["samples"]["A"]) == 3
+    api = Campaign.load(path)
+    sheet = pd.read_excel(tmp_path / "b.xlsx", sheet_name="samples")
+    sheet[PROP] = [-0.05, -0.02]
+    sheet.to_excel(tmp_path / "filled.xlsx", index=False)
+    assert dm("ingest", str(path), str(tmp_path / "filled.xlsx")).returncode == 0
+    assert len(api.records()) == 2
+
+
+def test_after_a_retraction_the_awaited_sample_takes_its_new_value(tmp_path):
+    """docs/labs.md: a retracted sample "is awaited again"; its new value was refused as "already
+    stored" (the retraction record's copy of the withdrawn one), unless --replace."""
+    api, df = _two_measured(write_campaign(tmp_path))
+    sid, rid = df["sample_id"].iloc[0], df["record_id"].iloc[0]
+    api.retract(rid, "specimen contaminated")
+    pending = api.pending()
+    assert list(pending["sample_id"]) == [sid]
+    pending[PROP] = [-0.04]
+    api.add_measurements(pending)  # no replace
+    values = dict(zip(api.records()["sample_id"], api.records()[PROP]))
+    assert values[sid] == -0.04

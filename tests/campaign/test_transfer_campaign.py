@@ -293,3 +293,22 @@ def test_design_for_a_pool_campaign_without_sources_proposes_from_its_pool(tmp_p
     for text in new:
         comp = tuple(sorted((m[0], round(float(m[1]), 3)) for m in re.findall(r"([A-Z][a-z]?)([0-9.]+)", text)))
         assert comp in pool, text
+
+
+def test_a_source_never_takes_the_campaigns_own_records(tmp_path):
+    """A user pass: a source `{campaign: <itself>}` validated, and with `{elements: [...]}` matching
+    its own records it took them away from its training data (12 of 12: every suggestion random)."""
+    from dm_hpc.campaign.dataset import source_rows, taken_by_sources
+    from tests.campaign.helpers import write_campaign
+
+    path = write_campaign(tmp_path, name="me", transfer={"from": [{"campaign": "me"}]})
+    with pytest.raises(CampaignError, match=r"transfer.from\[0\]: campaign 'me' is this campaign"):
+        load_campaign(path)
+    data = yaml.safe_load(path.read_text())
+    data["transfer"] = {"from": [{"elements": ["Cu"], "label": "copper"}]}
+    path.write_text(yaml.safe_dump(data))
+    c = load_campaign(path)
+    df = pd.DataFrame({"record_id": ["a", "b"], "campaign": ["me", "other"], "source": ["computed"] * 2,
+                       "method": ["emt"] * 2, "x_Cu": [0.5, 0.5], "x_Ni": [0.5, 0.5], "mixing_energy": [-0.1, -0.2]})
+    assert list(taken_by_sources(c, df)) == [False, True]
+    assert source_rows(c, df)[0].record_ids == ["b"]
