@@ -178,9 +178,13 @@ def posterior_covariance(model, X) -> tuple[np.ndarray, np.ndarray]:
         units of each output's training variance (so outputs in eV/atom and USD/kg add up).
     """
     import torch
+    from botorch.models import ModelListGP
 
     from dm_hpc.learn import surrogate_kind
 
+    if isinstance(model, ModelListGP):  # a model per output (multi-fidelity, several objectives): stacked
+        parts = [posterior_covariance(m, X) for m in model.models]
+        return np.concatenate([c for c, _ in parts]), np.concatenate([n for _, n in parts])
     X = torch.as_tensor(X, dtype=torch.double)
     kind = surrogate_kind(model)
     with torch.no_grad(), warnings.catch_warnings():

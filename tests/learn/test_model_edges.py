@@ -1,6 +1,7 @@
-"""A source's batched joint posterior is taken a slice of the batch at a time (stop 34): a
-campaign with a 3,496-row table source asked for 4.8 GB in one acquisition call and the OOM
-killer ended it. Real BoTorch GPs."""
+"""Models met by the user passes of stop 34, each a test that fails on the old code: a source's
+batched joint posterior taken a slice of the batch at a time (a 3,496-row table source asked for
+4.8 GB in one acquisition call and the OOM killer ended the run); a fidelity seen once is not a
+task; the gaps covariance of a model per output. Real BoTorch GPs."""
 from __future__ import annotations
 
 import torch
@@ -48,3 +49,24 @@ def test_a_fidelity_seen_once_does_not_become_a_task_that_predicts_its_one_value
     fitted3 = fit_fidelity_surrogate(X, Y, fid3, outputs=["a", "b"], target="lab", space=None,
                                      all_fidelities=["calc", "lab"])
     assert fitted3.target == "lab" and "lab" in fitted3.fidelities
+
+
+def test_the_gaps_covariance_of_a_model_per_output_is_each_outputs_own():
+    """`dm-hpc gaps` on a two-objective campaign with lab records (a model per output, ModelListGP)
+    ended in AttributeError: 'list' object has no attribute 'unsqueeze' (a user pass on the guides)."""
+    from botorch.models import ModelListGP
+
+    from dm_hpc.acquire.gaps import posterior_covariance
+
+    g = torch.Generator().manual_seed(2)
+    X = torch.rand(12, 3, generator=g, dtype=torch.double)
+    one = SingleTaskGP(X, X.sum(-1, keepdim=True))
+    two = SingleTaskGP(X, X[:, :1] * 5)
+    for m in (one, two):
+        m.eval()
+    Xc = torch.rand(6, 3, generator=g, dtype=torch.double)
+    C, noise = posterior_covariance(ModelListGP(one, two), Xc)
+    c1, n1 = posterior_covariance(one, Xc)
+    c2, n2 = posterior_covariance(two, Xc)
+    assert C.shape == (2, 6, 6) and noise.shape == (2,)
+    assert (C[0] == c1[0]).all() and (C[1] == c2[0]).all() and noise[0] == n1[0] and noise[1] == n2[0]
