@@ -52,10 +52,6 @@ class FittedSurrogate:
         return self.fidelities.index(fidelity)
 
 
-#: fewest rows of a fidelity before it enters a multi-task model as its own task
-MIN_TASK_POINTS = 3
-
-
 def fit_fidelity_surrogate(
     X: Tensor,
     Y: Tensor,
@@ -91,15 +87,6 @@ def fit_fidelity_surrogate(
     missing = sorted(set(fidelity) - set(names))
     if missing:
         raise ValueError(f"rows of fidelities {missing} not among {names}")
-    counts = {f: list(fidelity).count(f) for f in set(fidelity)}
-    if len(counts) > 1 and min(counts.values()) < MIN_TASK_POINTS:
-        # a fidelity seen once or twice cannot teach a task correlation: a multi-task fit on 40
-        # calculations and one lab record predicted that record's value everywhere with a
-        # thousandth of the spread. Its rows wait until there are enough; the others model it.
-        keep = np.array([counts[f] >= MIN_TASK_POINTS for f in fidelity])
-        if keep.any():
-            X, Y = X[torch.as_tensor(keep)], Y[torch.as_tensor(keep)]
-            fidelity = [f for f, k in zip(fidelity, keep) if k]
     observed = sorted(set(fidelity))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

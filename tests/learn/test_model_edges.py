@@ -1,7 +1,7 @@
 """Models met by the user passes of stop 34, each a test that fails on the old code: a source's
 batched joint posterior taken a slice of the batch at a time (a 3,496-row table source asked for
-4.8 GB in one acquisition call and the OOM killer ended the run); a fidelity seen once is not a
-task; the gaps covariance of a model per output. Real BoTorch GPs."""
+4.8 GB in one acquisition call and the OOM killer ended the run); the gaps covariance of a
+model per output. Real BoTorch GPs."""
 from __future__ import annotations
 
 import torch
@@ -24,31 +24,6 @@ def test_the_split_joint_covariance_equals_the_whole_one(monkeypatch):
     split = transfer.SourcePriorMean._joint_covariance(gp, rows)
     assert max(calls) == 3 and sum(calls) == 50
     assert split.shape == whole.shape == (50, 4, 4) and torch.allclose(split, whole)
-
-
-def test_a_fidelity_seen_once_does_not_become_a_task_that_predicts_its_one_value_everywhere():
-    """A user pass on the shipped demo: after one lab record beside 40 calculations, the lab model
-    predicted that record's value at every composition with a thousandth of the spread (and held
-    plausible measurements as outside its interval). Real BoTorch multi-task fit."""
-    from dm_hpc.learn.fitted import MIN_TASK_POINTS, fit_fidelity_surrogate
-    from dm_hpc.learn.moments import moments
-
-    g = torch.Generator().manual_seed(1)
-    X = torch.rand(41, 3, generator=g, dtype=torch.double)
-    Y = torch.stack([X.sum(-1).sin(), X[:, 0] * 3], -1)
-    fid = ["calc"] * 40 + ["lab"]
-    Y[-1] = torch.tensor([2.0, 2.0], dtype=torch.double)  # the one lab value, far from the calculations
-    fitted = fit_fidelity_surrogate(X, Y, fid, outputs=["a", "b"], target="lab", space=None,
-                                    all_fidelities=["calc", "lab"])
-    Xt = torch.rand(5, 3, generator=g, dtype=torch.double)
-    mean, _ = moments(fitted.model, Xt)
-    assert (mean[:, 0] - Xt.sum(-1).sin()).abs().max() < 0.1  # it follows the calculations, not the one value
-    assert MIN_TASK_POINTS >= 2
-    # with enough lab rows the lab is a task of its own again
-    fid3 = ["calc"] * 38 + ["lab"] * 3
-    fitted3 = fit_fidelity_surrogate(X, Y, fid3, outputs=["a", "b"], target="lab", space=None,
-                                     all_fidelities=["calc", "lab"])
-    assert fitted3.target == "lab" and "lab" in fitted3.fidelities
 
 
 def test_the_gaps_covariance_of_a_model_per_output_is_each_outputs_own():
