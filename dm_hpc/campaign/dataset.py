@@ -152,6 +152,10 @@ def _with_analytic(df: pd.DataFrame, names: list[str], rows: np.ndarray, x_cols:
     from dm_hpc.compute.descriptors import analytic_properties
     from dm_hpc.data.composition import Composition
 
+    present = [n for n in names if n in df.columns]
+    has_all = df[present].notna().all(axis=1).to_numpy() if len(present) == len(names) else np.zeros(len(df), bool)
+    if not (rows & ~has_all).any():  # nothing to derive: no copy (best values read this at every reload)
+        return df
     df = df.copy()
     for name in names:
         if name not in df.columns:
