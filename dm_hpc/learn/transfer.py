@@ -567,7 +567,10 @@ def transfer_state(fit: TransferFit, source_state: Callable[[object], dict], col
                    "state_dict": {k: v.detach().cpu() for k, v in fit.model.state_dict().items()}}
     if fit.kind == "multitask":
         d = fit.fit_data["multitask"]
-        state.update(Xa=d["X"].cpu(), ya=d["y"].cpu(), task=d["task"].cpu(), n_sources=len(fit.weights))
+        from dm_hpc.learn.surrogates import OWN_MEAN_POINTS
+
+        state.update(Xa=d["X"].cpu(), ya=d["y"].cpu(), task=d["task"].cpu(), n_sources=len(fit.weights),
+                     own_mean_points=OWN_MEAN_POINTS)
     if fit.kind == "prior":
         from dm_hpc.learn.persist import surrogate_state
 
@@ -596,7 +599,8 @@ def rebuild_transfer(state: dict, source_model: Callable[[dict], object]):
         if kind == "multitask":
             K = int(state["n_sources"])
             model = fit_multitask(state["Xa"], state["ya"].unsqueeze(-1), state["task"], target_task=K, bounds=bounds,
-                                  all_tasks=list(range(K + 1)), settings=_MULTITASK_FIT, seed=state["seed"], maxiter=0)
+                                  all_tasks=list(range(K + 1)), settings=_MULTITASK_FIT, seed=state["seed"], maxiter=0,
+                                  own_mean_points=int(state.get("own_mean_points", 0)))  # saved before: own means
         elif kind in ("cold", "prior"):
             if kind == "prior":
                 from dm_hpc.learn.persist import rebuild_surrogate
