@@ -147,3 +147,25 @@ def test_the_guides_calculation_and_lab_campaign_from_another_folder(tmp_path):
     emt = next(r for r in rows if r.split("|")[2].strip() == "emt")
     assert re.search(r"\| [0-9.]+ \| -?[0-9.e+-]+ eV/atom \|$", lab), lab  # the lab's route, in K
     assert "| - | " in emt  # calculations have no process route
+
+
+def test_the_readme_store_and_design_lines_run_as_written(tmp_path, monkeypatch):
+    """The README's cheat sheet designed for ``bulk_modulus`` on a store where nothing held it
+    ('no records of property ...', a newcomer's first try). Its ``store import`` and ``design`` lines
+    run here as written, on a store in a temporary folder."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from dm_hpc.cli import app
+
+    lines = [ln.split("  #")[0].strip() for ln in (REPO / "README.md").read_text().splitlines()]
+    wanted = [ln for ln in lines if ln.startswith(("dm-hpc store import", "dm-hpc design"))]
+    assert len(wanted) == 2, wanted
+    monkeypatch.chdir(REPO)
+    store = str(tmp_path / "s")
+    for line in wanted:
+        args = [store if a == "runs/s" else a for a in shlex.split(line)[1:]]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, (line, result.output)
+    assert "known" in result.output or "new" in result.output  # a table of designs
