@@ -38,6 +38,30 @@ def _pool_warnings() -> Iterator[None]:
         yield
 
 
+class _Heartbeat:
+    """The benchmark's progress callback (one call per proposal): the bar on a terminal; in a log
+    (a batch job, a pipe) a line every ``every`` seconds, where the bar is off and a run of 10
+    seeds x 200 proposals was ten minutes of nothing."""
+
+    def __init__(self, advance, quiet: bool, seeds: int, every: float = 30.0) -> None:
+        import time
+
+        self.advance, self.quiet, self.seeds, self.every = advance, quiet, seeds, every
+        self.start = self.last = time.monotonic()
+        self.steps = 0
+
+    def __call__(self) -> None:
+        import time
+
+        self.advance()
+        self.steps += 1
+        now = time.monotonic()
+        if not self.quiet and now - self.last >= self.every:
+            self.last = now
+            typer.echo(f"bench pool: {self.steps} proposals over {self.seeds} seed(s) so far, "
+                       f"{now - self.start:.0f} s", err=True)
+
+
 def _split(text: str) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()]
 
@@ -84,7 +108,7 @@ def pool(
     try:
         with _pool_warnings(), Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
             task = bar.add_task(f"{strategy} on {data.name}", total=None)
-            step = lambda: bar.advance(task)  # noqa: E731
+            step = _Heartbeat(lambda: bar.advance(task), quiet=sys.stderr.isatty(), seeds=seeds)
             if mode == "single":
                 summary = bench_pool(data, _split(inputs), objective, goals[0], budget, seeds, strategy, out, progress=step,
                                      sources=source)

@@ -156,3 +156,20 @@ def test_the_fidelity_column_cannot_also_be_an_input(table, tmp_path):
     res = bench("--data", str(fid), "--inputs", "a,expt", "--objective", "y", "--mode", "multifidelity",
                 "--fidelity-column", "expt", "--out", str(tmp_path / "o"))
     assert_one_line_error(res, "'expt' is the fidelity column")
+
+
+def test_a_benchmark_in_a_log_says_it_is_alive(capsys):
+    """Off a terminal the progress bar is off, and `dm-hpc bench pool` on the README's OER line was
+    minutes of nothing in a batch log. Its progress callback now writes a line every interval there
+    (and none on a terminal, where the bar moves)."""
+    from dm_hpc.cli.bench import _Heartbeat
+
+    moved = []
+    beat = _Heartbeat(lambda: moved.append(1), quiet=False, seeds=3, every=0.0)
+    beat()
+    beat()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(moved) == 2 and len(lines) == 2
+    assert lines[-1].startswith("bench pool: 2 proposals over 3 seed(s)")
+    _Heartbeat(lambda: None, quiet=True, seeds=3, every=0.0)()
+    assert capsys.readouterr().err == ""
