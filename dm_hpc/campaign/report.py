@@ -176,8 +176,11 @@ def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path, remember: 
     return out, scores, cals
 
 
-def plot_pareto(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> tuple[Path | None, np.ndarray | None]:
-    """Pairwise objective scatter with the Pareto front highlighted (multi-objective only)."""
+def plot_pareto(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> tuple[Path | None, dict[str, np.ndarray] | None]:
+    """Pairwise objective scatter with the Pareto front of each fidelity highlighted (multi-objective
+    only); returns the path and, per fidelity name, which of its records with every objective are
+    non-dominated. One front over all records let a calculation dominate a measurement (and an EMT
+    energy is not a measured one): the fronts are drawn apart, a marker per fidelity."""
     from matplotlib.figure import Figure
 
     objs = campaign.objectives
@@ -186,21 +189,29 @@ def plot_pareto(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> tuple[Pa
     sub = df.dropna(subset=[o.property for o in objs])
     if sub.empty:
         return None, None
-    values = sub[[o.property for o in objs]].to_numpy(float)
-    front = non_dominated(values, [o.goal == Goal.max for o in objs])
+    fids = np.asarray(_fidelity_names(campaign, sub))
+    maximise = [o.goal == Goal.max for o in objs]
+    groups = {}
+    for name in dict.fromkeys(fids):  # the fidelities present, in the records' order
+        values = sub.loc[fids == name, [o.property for o in objs]].to_numpy(float)
+        groups[name] = (values, non_dominated(values, maximise))
     pairs = [(a, b) for a in range(len(objs)) for b in range(a + 1, len(objs))][:3]
     fig = Figure(figsize=(5 * len(pairs), 4.4), layout=PLOT_LAYOUT)
     axes = fig.subplots(1, len(pairs), squeeze=False)
+    markers = "o^sDv<>"
     for ax, (a, b) in zip(axes[0], pairs):
-        ax.scatter(values[~front, a], values[~front, b], s=14, c="0.6", label="all records")
-        f = values[front][np.argsort(values[front, a])]
-        ax.plot(f[:, a], f[:, b], "o-" if len(objs) == 2 else "o", color="C3", ms=6, label=f"non-dominated ({int(front.sum())})")
+        for k, (name, (values, front)) in enumerate(groups.items()):
+            m, colour = markers[k % len(markers)], f"C{(3 + k) % 10}"
+            ax.scatter(values[~front, a], values[~front, b], s=14, c="0.6", marker=m, label=f"{name}: all ({len(values)})")
+            f = values[front][np.argsort(values[front, a])]
+            ax.plot(f[:, a], f[:, b], m + "-" if len(objs) == 2 else m, color=colour, ms=6,
+                    label=f"{name}: non-dominated ({int(front.sum())})")
         for ax_set, o in ((ax.set_xlabel, objs[a]), (ax.set_ylabel, objs[b])):
             ax_set(f"{o.property} [{canonical_unit(o.property)}] ({o.goal.value})")
         ax.legend(fontsize=8)
-    fig.suptitle(f"{campaign.name}: Pareto front")
+    fig.suptitle(f"{campaign.name}: Pareto front of each fidelity")
     fig.savefig(out, dpi=110)
-    return out, front
+    return out, {name: front for name, (_, front) in groups.items()}
 
 
 def plot_process(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> Path | None:
@@ -329,7 +340,7 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
             notes.append(f"transfer model failed: {type(exc).__name__}: {exc}")
     pareto_png, front = plot_pareto(campaign, df, out_dir / "pareto.png")
     if pareto_png:
-        plots.append(("Pareto front (non-dominated records highlighted)", pareto_png))
+        plots.append(("Pareto front of each fidelity (non-dominated records highlighted)", pareto_png))
     elif len(campaign.objectives) > 1:
         notes.append("no records with all objectives yet: no Pareto plot")
     process_png = plot_process(campaign, df, out_dir / "objectives_vs_process.png")
@@ -407,8 +418,9 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
         *_best_rows(campaign, df),
         "",
     ]
-    if front is not None:
-        md.append(f"Pareto-optimal records: {int(front.sum())} of {len(front)} with all objectives.")
+    if front is not None:  # a front per fidelity: a calculation does not dominate a measurement
+        md.append("Pareto-optimal records, within each fidelity: " + "; ".join(
+            f"{name} {int(f.sum())} of {len(f)}" for name, f in front.items()) + " with all objectives.")
         md.append("")
     if cals:
         md += calibration_lines(cals, r2)

@@ -173,3 +173,23 @@ def test_few_points_outside_the_range_are_not_flagged():
     assert "too few to tell" in "\n".join(calibration_lines([c]))
     (c,) = calibration(["a"], y[:, :1], mean[:, :1], 1e-3 * std[:, :1])  # 0 of 10 inside: flagged
     assert c.coverage90 == 0.0 and c.far_off
+
+
+def test_a_calculation_does_not_dominate_a_measurement_on_the_pareto_front(tmp_path):
+    """One front over every record let an EMT energy push a lab measurement off the front (a
+    computed value and a measured one are different quantities); each fidelity now has its own."""
+    import pandas as pd
+
+    from dm_hpc.campaign.report import plot_pareto
+
+    c = _campaign(tmp_path)
+    df = pd.DataFrame({
+        "source": ["computed", "computed", "experimental"],
+        "method": ["emt", "emt", "lab"],
+        "mixing_energy": [-0.05, 0.02, 0.01],
+        "raw_material_cost": [10.0, 5.0, 12.0],  # the lab record is dominated by the first calculation
+    })
+    png, fronts = plot_pareto(c, df, tmp_path / "pareto.png")
+    assert png.is_file()
+    assert set(fronts) == {"emt", "lab"}
+    assert fronts["emt"].tolist() == [True, True] and fronts["lab"].tolist() == [True]
