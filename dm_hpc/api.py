@@ -194,15 +194,12 @@ class Campaign:
         prop = property or self.spec.objectives[0].property
         if prop not in goal:
             raise ValueError(f"{prop!r} is not an objective of {self.name!r} ({', '.join(goal)})")
-        from dm_hpc.campaign.dataset import with_analytic
+        from dm_hpc.campaign.dataset import meets_constraints, with_analytic
 
         df = with_analytic(self.spec, self._store_frame())
         if df.empty or prop not in df.columns:
             return self._no_records()
-        keep = df[prop].notna()
-        for c in self.spec.constraints:  # a record lacking the constrained value is not known to meet it
-            col = df[c.property] if c.property in df.columns else pd.Series(float("nan"), index=df.index)
-            keep &= (col <= c.value) if c.op == "<=" else (col >= c.value)
+        keep = df[prop].notna() & meets_constraints(self.spec, df)
         top = df[keep].sort_values(prop, ascending=goal[prop] == Goal.min, kind="stable").head(n)
         ids = ["sample_id", "record_id", "source", "method"]
         comp = [c for c in top.columns if c.startswith("x_") and top[c].fillna(0).gt(0).any()]

@@ -135,6 +135,17 @@ def with_analytic(campaign: CampaignSpec, df: pd.DataFrame) -> pd.DataFrame:
     return _with_analytic(df, names, has_comp, x_cols)
 
 
+def meets_constraints(campaign: CampaignSpec, df: pd.DataFrame) -> pd.Series:
+    """Per record of ``df`` (canonical units), whether it meets every constraint of the campaign:
+    the one rule that best values (the run's lines, stopping on targets), the report's best records
+    and ``Campaign.best`` share. A record lacking a constrained value is not known to meet it."""
+    keep = pd.Series(True, index=df.index)
+    for c in campaign.constraints:
+        col = df[c.property] if c.property in df.columns else pd.Series(float("nan"), index=df.index)
+        keep &= (col <= c.value) if c.op == "<=" else (col >= c.value)
+    return keep
+
+
 def _analytic() -> tuple[str, ...]:
     from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES
 

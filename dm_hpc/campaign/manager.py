@@ -32,7 +32,7 @@ from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.journal_repair import reserve_ids
 from dm_hpc.campaign.lock import LOCK_NAME, CampaignBusyError, check_run_folder, take_manager_lock
 from dm_hpc.campaign import stopping
-from dm_hpc.campaign.planning import CampaignPlanner, Plan, Snapshot, best_values, seen_points
+from dm_hpc.campaign.planning import CampaignPlanner, Plan, Snapshot, best_records, best_values, seen_points
 from dm_hpc.campaign.realise import stored_keys
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import Store, StoreLockedError
@@ -63,6 +63,7 @@ class Summary:
     best: dict[str, float]
     utilisation: float | None
     notes: list[str] = field(default_factory=list)  # what the run chose not to do, and why
+    best_fidelity: dict[str, str | None] = field(default_factory=dict)  # the fidelity of each best record
 
 
 def make_runner(campaign: CampaignSpec, run_dir: Path):
@@ -260,6 +261,7 @@ class CampaignManager:
         elapsed = time.time() - t0
         slots = self.c.runner.max_in_flight * elapsed
         tasks = self.state.tasks.values()
+        best = best_records(self.c, self.store.to_dataframe(campaign=self.c.name))
         return Summary(
             reason=reason or "done",
             submitted=sum(t.submissions for t in tasks),
@@ -267,9 +269,10 @@ class CampaignManager:
             failed=sum(t.status == jn.FAILED for t in tasks),
             lab_suggested=len(self.state.lab),
             core_hours=self.state.core_hours,
-            best=best_values(self.c, self.store.to_dataframe(campaign=self.c.name)),
+            best={k: v for k, (v, _) in best.items()},
             utilisation=self.busy_s / slots if slots > 0 else None,
             notes=list(self.notes),
+            best_fidelity={k: f for k, (_, f) in best.items()},
         )
 
     def _log_line(self, text: str, force: bool = False) -> None:

@@ -22,7 +22,7 @@ import pandas as pd
 from dm_hpc.acquire.planner import PlanRequest, RandomStart, fresh_points
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.dataset import training_set, with_analytic
+from dm_hpc.campaign.dataset import fidelity_of, meets_constraints, training_set, with_analytic
 from dm_hpc.campaign.realise import realiser
 from dm_hpc.campaign.spec import CampaignSpec, Goal
 from dm_hpc.campaign.strategy import LabSeeding, choose_planner, design_space, fit_model, optimiser
@@ -60,14 +60,27 @@ class Plan:
 
 
 def best_values(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, float]:
-    """Best value so far per objective over ``df``'s records (any fidelity; analytic properties
-    derived where a record lacks them, as training sees them)."""
+    """Best value so far per objective over ``df``'s records that meet every constraint (any
+    fidelity; analytic properties derived where a record lacks them, as training sees them)."""
+    return {prop: value for prop, (value, _) in best_records(campaign, df).items()}
+
+
+def best_records(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, tuple[float, str | None]]:
+    """Per objective, ``(best value, fidelity name of its record)`` over ``df``'s records that meet
+    every constraint (``dataset.meets_constraints``; an alloy over the density limit was reported
+    the best, and a target met by it would have stopped the campaign). The fidelity is named
+    because an EMT energy and a measured one are different quantities."""
     df = with_analytic(campaign, df)
+    if df.empty:
+        return {}
+    df = df[meets_constraints(campaign, df)]
     out = {}
     for o in campaign.objectives:
         if o.property in df.columns and df[o.property].notna().any():
             col = df[o.property]
-            out[o.property] = float(col.max() if o.goal == Goal.max else col.min())
+            i = col.idxmax() if o.goal == Goal.max else col.idxmin()
+            fid = fidelity_of(campaign, df.at[i, "source"], df.at[i, "method"]) if "source" in df.columns else None
+            out[o.property] = (float(col[i]), campaign.fidelities[fid].name if fid is not None else None)
     return out
 
 

@@ -33,7 +33,8 @@ import pandas as pd
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.calibration import PropertyCalibration, calibration, calibration_lines, quality_verdict
 from dm_hpc.campaign.crossval import CV_FOLDS, MIN_POINTS, cross_validation, keep_in_background
-from dm_hpc.campaign.dataset import TrainingSet, fidelity_of, process_values, training_set, with_analytic
+from dm_hpc.campaign.dataset import (TrainingSet, fidelity_of, meets_constraints, process_values, training_set,
+                                     with_analytic)
 from dm_hpc.campaign.fidelity_choice import fidelity_choice_lines
 from dm_hpc.campaign.spec import CampaignSpec, Goal
 from dm_hpc.campaign.stopping import stopped_fidelities
@@ -255,14 +256,21 @@ def _composition_text(row: pd.Series) -> str:
 
 
 def _best_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[str]:
-    """The best-records table: per objective and fidelity the best record, its composition,
-    every process parameter of the campaign and the value, each with its unit."""
+    """The best-records table: per objective and fidelity the best record among those that meet
+    every constraint, its composition, every process parameter of the campaign and the value, each
+    with its unit; then how many records the constraints left out."""
     params = list(campaign.space.process)
     lines = ["| objective | fidelity | record id | composition (atomic fractions) | "
              + "".join(f"{p} [{_process_unit(p)}] | " for p in params) + "value |",
              "|---|---|---|---|" + "---:|" * len(params) + "---|"]
     fids = _fidelity_names(campaign, df) if not df.empty else []
     df = df.assign(_fid=fids, **{f"_p_{p}": process_values(df, p) for p in params}) if not df.empty else df
+    feasible = meets_constraints(campaign, df) if not df.empty else pd.Series(dtype=bool)
+    left_out = int((~feasible).sum())
+    df = df[feasible] if not df.empty else df  # the rule of the run's best lines and Campaign.best
+    from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES
+
+    derived = set(ANALYTIC_PROPERTIES)
     for o in campaign.objectives:
         if df.empty or o.property not in df.columns or not df[o.property].notna().any():
             lines.append(f"| {o.property} ({o.goal.value}) | - | - | no value yet | " + "- | " * len(params) + "- |")
@@ -274,8 +282,13 @@ def _best_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[str]:
             std = row.get(f"{o.property}_std")
             value = f"{row[o.property]:.6g}" + (f" ± {std:.3g}" if std is not None and pd.notna(std) else "")
             route = "".join(("- | " if pd.isna(row[f"_p_{p}"]) else f"{row[f'_p_{p}']:.4g} | ") for p in params)
-            lines.append(f"| {o.property} ({o.goal.value}) | {fid or row['method']} | `{row['record_id']}` | "
+            # a lab record's price is derived from its composition, not measured: the row says so
+            how = " (derived from the composition)" if o.property in derived and row["source"] == "experimental" else ""
+            lines.append(f"| {o.property} ({o.goal.value}) | {fid or row['method']}{how} | `{row['record_id']}` | "
                          f"{_composition_text(row)} | {route}{value} {unit} |")
+    if left_out and campaign.constraints:
+        rule = ", ".join(f"{c.property} {c.op} {c.value:g} {canonical_unit(c.property)}" for c in campaign.constraints)
+        lines += ["", f"{left_out} record(s) left out: they do not meet, or have no value for, {rule}."]
     return lines
 
 

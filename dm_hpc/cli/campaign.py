@@ -201,7 +201,9 @@ def run(
     from dm_hpc.data.vocabulary import canonical_unit
 
     for prop, value in summary.best.items():
-        console.print(f"  best {prop}: {value:.6g} {canonical_unit(prop)}", soft_wrap=True, highlight=False)
+        fid = summary.best_fidelity.get(prop)
+        console.print(f"  best {prop}: {value:.6g} {canonical_unit(prop)}{f' ({fid})' if fid else ''}",
+                      soft_wrap=True, highlight=False, markup=False)
     console.print(f"  HDF5 store:  {shown(c.store)}", soft_wrap=True, highlight=False)
     console.print(f"  report:      {shown(report_path)} (plots beside it)", soft_wrap=True, highlight=False)
     if c.lab is not None:

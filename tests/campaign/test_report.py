@@ -193,3 +193,33 @@ def test_a_calculation_does_not_dominate_a_measurement_on_the_pareto_front(tmp_p
     assert png.is_file()
     assert set(fronts) == {"emt", "lab"}
     assert fronts["emt"].tolist() == [True, True] and fronts["lab"].tolist() == [True]
+
+
+def test_best_values_and_the_best_records_table_keep_to_the_constraints(tmp_path):
+    """The report's best records and the run's best lines (which stopping on a target reads) took an
+    alloy over the density limit as the best, where Campaign.best did not; a lab record's derived
+    price was shown as a lab result. All now share one constraint rule and the table says which
+    value was derived."""
+    import pandas as pd
+
+    from dm_hpc.campaign.planning import best_records, best_values
+    from dm_hpc.campaign.report import _best_rows
+
+    c = _campaign(tmp_path, constraints=["density <= 9 g/cm3"])
+    df = pd.DataFrame({
+        "record_id": ["dm-a", "dm-b", "dm-c"], "campaign": c.name,
+        "source": ["computed", "computed", "experimental"], "method": ["emt", "emt", "lab"],
+        "x_Cu": [0.5, 0.8, 0.6], "x_Ni": [0.5, 0.2, 0.4],
+        "mixing_energy": [-0.09, -0.01, -0.02],
+        "raw_material_cost": [9.0, 8.0, float("nan")],
+        "density": [12.5, 8.9, 8.8],  # the lowest energy is over the limit
+    })
+    assert best_values(c, df)["mixing_energy"] == -0.02
+    assert best_records(c, df)["mixing_energy"] == (-0.02, "lab")
+    from dm_hpc.campaign.dataset import with_analytic
+
+    text = "\n".join(_best_rows(c, with_analytic(c, df)))  # as write_report passes it
+    assert "dm-a" not in text
+    assert "1 record(s) left out" in text and "density <= 9" in text
+    lab_cost = [ln for ln in text.splitlines() if ln.startswith("| raw_material_cost") and "lab" in ln]
+    assert lab_cost and "derived from the composition" in lab_cost[0]
