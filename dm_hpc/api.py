@@ -227,6 +227,7 @@ class Campaign:
             "lab experiments suggested": len(state.lab),
             "lab experiments measured": sum(e.record_id is not None for e in state.lab.values()),
             "lab experiments pending": sum(e.awaited for e in state.lab.values()),
+            "lab values held": sum(bool(e.held) for e in state.lab.values()),  # awaiting a confirmation
             "calculations": len(state.tasks),
             "calculations failed": sum(t.status == jn.FAILED for t in state.tasks.values()),
             "surrogate refits": state.refits,

@@ -72,6 +72,7 @@ class LabEntry:
     batch: int = 0
     record_id: str | None = None
     not_made: bool = False  # the lab returned the row without a measurement
+    held: str | None = None  # its value was held (why), until confirmed or corrected
 
     @property
     def awaited(self) -> bool:
@@ -439,10 +440,14 @@ def apply(state: State, ev: dict[str, Any]) -> None:
         state.unfit = ev.get("unfit")
         for sid, rid in ev["records"].items():
             if sid in state.lab:
-                state.lab[sid].record_id, state.lab[sid].not_made = rid, False
+                state.lab[sid].record_id, state.lab[sid].not_made, state.lab[sid].held = rid, False, None
         for sid in ev.get("not_made", []):
             if sid in state.lab and state.lab[sid].record_id is None:
-                state.lab[sid].not_made = True
+                state.lab[sid].not_made, state.lab[sid].held = True, None
+        why = ev.get("held_why") or {}
+        for sid in ev.get("held", []):  # seen once in the ingest's reply, and nowhere after: kept here
+            if sid in state.lab and state.lab[sid].awaited:
+                state.lab[sid].held = why.get(sid) or "held: outside the model's 99 % interval"
     elif kind == "retracted":  # the sample's value was withdrawn: it is awaited again
         state.unfit = None
         for entry in state.lab.values():

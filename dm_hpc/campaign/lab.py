@@ -83,9 +83,10 @@ def _lab_contents(campaign: CampaignSpec, read, origin: str, contributor: str | 
 
 def store_lab_results(records: list[MaterialRecord], store: Store, journal: jn.Journal, sheet: str,
                       not_made: list[str] | None = None, campaign: CampaignSpec | None = None,
-                      **audit: list[str]) -> dict:
+                      **audit: list[str] | dict[str, str]) -> dict:
     """Ingest measured records and journal which suggestion each answers (and which samples
-    were not made; ``audit``: ``held`` and ``confirmed`` sample ids); returns the event.
+    were not made; ``audit``: ``held`` and ``confirmed`` sample ids, ``held_why`` why each is held);
+    returns the event.
 
     With ``campaign``, the event also says whether a model can be fitted on the store now
     (``unfit``: why not, "" when it can), so ``dm-hpc status`` can warn without reading the store."""
@@ -255,7 +256,8 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
         warnings = _blank_warnings(campaign, contents, replace, store)
         completed = completions(store, records)
         event = store_lab_results(records, store, journal, origin, not_made, campaign,
-                                  held=[h.sample_id for h in held], confirmed=confirmed)
+                                  held=[h.sample_id for h in held], confirmed=confirmed,
+                                  held_why={h.sample_id: f"{h.prop} {h.value:.6g} {h.unit} {h.reason()}" for h in held})
         return done(records, event["new"], False, held, confirmed, warnings, completed)
 
 

@@ -245,6 +245,9 @@ def status(campaign: CampaignFile) -> None:
     table.add_row("lab experiments suggested", str(len(state.lab)))
     table.add_row("lab experiments measured", str(sum(e.record_id is not None for e in state.lab.values())))
     table.add_row("lab experiments not made", str(sum(e.not_made for e in state.lab.values())))
+    held = {sid: e.held for sid, e in state.lab.items() if e.held}
+    if held:
+        table.add_row("lab values held (not stored)", str(len(held)))
     table.add_row("surrogate refits during runs", str(state.refits))
     table.add_row("lab batches with predictions", f"{state.predicted_batches} of {state.lab_batches}")
     table.add_row("core-hours used", f"{state.core_hours:.3f}")
@@ -254,6 +257,9 @@ def status(campaign: CampaignFile) -> None:
 
     for why in stopped_fidelities(c, state).values():
         console.print(f"  {why}", highlight=False)
+    for sid, why in held.items():
+        console.print(f"  {sid}: {why} (dm-hpc ingest {shlex.quote(str(campaign))} SHEET --confirm {sid})",
+                      highlight=False, markup=False, soft_wrap=True)
     for t in state.tasks.values():
         if t.status == jn.FAILED:
             console.print(f"  failed {t.task_id}: {t.error}", highlight=False)

@@ -37,6 +37,12 @@ def test_an_implausible_value_is_held_with_its_interval_then_confirmed(tmp_path)
     assert Store.open(campaign.store).to_dataframe()["sample_id"].tolist() == ["L1-0"]  # not stored silently
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     assert state.lab["L1-1"].record_id is None and not state.lab["L1-1"].not_made  # still pending
+    # the reply was the only place the hold was seen (a QA pass): the status and the summary keep it
+    assert state.lab["L1-1"].held.startswith("mixing_energy 1.7 eV/atom held: outside") and not state.lab["L1-0"].held
+    status = dm("status", str(path))
+    assert "lab values held (not stored)" in status.stdout and "L1-1: mixing_energy 1.7 eV/atom held" in status.stdout
+    assert "--confirm L1-1" in status.stdout
+    assert Campaign.load(path).summary()["lab values held"] == 1
 
     cells = _cells(out, "L1-1", [PROP, "predicted:mixing_energy [eV/atom]", "99 % interval:mixing_energy [eV/atom]",
                                  "verdict"])
@@ -55,6 +61,7 @@ def test_an_implausible_value_is_held_with_its_interval_then_confirmed(tmp_path)
     assert stamp["by"] and stamp["at"] and stamp["outside"]["mixing_energy"] == [lo, hi]
     event = [e for e in jn.Journal.events(campaign.run_dir / "journal.jsonl") if e["event"] == "lab_ingested"][-1]
     assert event["confirmed"] == ["L1-1"]
+    assert "held" not in dm("status", str(path)).stdout
 
 
 def test_the_confirm_column_and_the_api_confirm(tmp_path, monkeypatch):
