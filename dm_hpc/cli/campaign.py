@@ -290,10 +290,20 @@ def suggest(
             k = write_suggestions(c, out)
         except (ValueError, OSError) as exc:
             fail(str(exc))
-        console.print(f"wrote {k} suggested experiments to {out}")
+        console.print(f"wrote {k} suggested experiment{'' if k == 1 else 's'} to {out}")
         if k == 0:
-            console.print(f"  every suggested experiment is measured (or none was suggested yet); "
-                          f"ask for new ones with `dm-hpc suggest {campaign} -n N --out {out}`", highlight=False)
+            from dm_hpc.campaign import journal as jn
+
+            done = len(jn.replay(c.run_dir / "journal.jsonl").lab)
+            if c.budget.lab_experiments is not None and done >= c.budget.lab_experiments:
+                # `-n N` would only refuse: say what would let it suggest more
+                console.print(f"  every suggested experiment is answered and the lab budget is used up ({done} of "
+                              f"{c.budget.lab_experiments}); raise budget.lab_experiments in {shlex.quote(str(campaign))} "
+                              f"for more", highlight=False, markup=False, soft_wrap=True)
+            else:
+                console.print(f"  every suggested experiment is measured (or none was suggested yet); ask for new ones "
+                              f"with `dm-hpc suggest {shlex.quote(str(campaign))} -n N --out {shlex.quote(str(out))}`",
+                              highlight=False, markup=False, soft_wrap=True)
         return
     from dm_hpc.campaign.suggest import batch_table, request_lab_batch
     from dm_hpc.data import StoreError

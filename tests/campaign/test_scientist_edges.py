@@ -420,3 +420,26 @@ def test_after_a_retraction_the_awaited_sample_takes_its_new_value(tmp_path):
     api.add_measurements(pending)  # no replace
     values = dict(zip(api.records()["sample_id"], api.records()[PROP]))
     assert values[sid] == -0.04
+
+
+def test_suggest_with_the_lab_budget_used_up_says_so_instead_of_advising_n(tmp_path):
+    """Every experiment answered and the budget spent: `suggest` advised `suggest -n N`, which then
+    refused ("the lab budget is used up"). It now names the budget to raise."""
+    import yaml
+
+    from dm_hpc.campaign import journal as jn
+    from tests.campaign.helpers import dm
+    from tests.data.test_sheets_lab import lab_campaign
+
+    path, campaign = lab_campaign(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["budget"]["lab_experiments"] = 3  # the three the journal already suggested
+    path.write_text(yaml.safe_dump(data))
+    journal = jn.Journal(campaign.run_dir / "journal.jsonl")
+    journal.write("lab_ingested", records={}, new=0, sheet="s.xlsx", not_made=["L1-0", "L1-1", "L1-2"])
+    journal.close()
+    res = dm("suggest", str(path), "--out", str(tmp_path / "s.xlsx"))
+    assert res.returncode == 0, res.stderr
+    assert "wrote 0 suggested experiments" in res.stdout
+    assert "lab budget is used up (3 of 3)" in res.stdout and "raise budget.lab_experiments" in res.stdout
+    assert "-n N" not in res.stdout
