@@ -198,10 +198,10 @@ def run(
                   f"{summary.submitted} submissions; {summary.core_hours:.3f} core-hours", soft_wrap=True)
     if summary.utilisation is not None:
         console.print(f"  worker utilisation: {summary.utilisation:.0%}")
-    from dm_hpc.data.vocabulary import canonical_unit
-
-    for prop, value in summary.best.items():
-        console.print(f"  best {prop}: {value:.6g} {canonical_unit(prop)}", soft_wrap=True, highlight=False)
+    for o in c.objectives:  # in the unit the campaign file wrote for it (values are stored canonical)
+        if o.property in summary.best:
+            console.print(f"  best {o.property}: {o.shown(summary.best[o.property]):.6g} {o.shown_unit}",
+                          soft_wrap=True, highlight=False)
     console.print(f"  HDF5 store:  {shown(c.store)}", soft_wrap=True, highlight=False)
     console.print(f"  report:      {shown(report_path)} (plots beside it)", soft_wrap=True, highlight=False)
     if c.lab is not None:
