@@ -142,6 +142,14 @@ def transfer_lines(campaign: CampaignSpec, data, fitted=_UNFITTED) -> list[str]:
     models = model_source_lines(data)
     if models:
         md += ["Model sources (standard models):", "", *models, ""]
+    empty = [f"{s.name} ({s.property})" for s in data.transfer if s.model is None and not len(s.y)]
+    if empty:  # said first: a source without records cannot enter the model, whatever else holds
+        alone = len(empty) == len(data.transfer)
+        md += [f"Source(s) that matched no records holding their property: {', '.join(empty)} (check the "
+               "filters; `dm-hpc transfer suggest` lists the store's sources)."
+               + (" The model learns from the campaign's own records alone." if alone else ""), ""]
+        if alone:
+            return md
     if not info and len(data) >= MIN_TRAINING_RECORDS:
         md += ["The sources do not enter the model: transfer needs a campaign with one property measured at "
                "one fidelity.", ""]

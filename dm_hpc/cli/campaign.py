@@ -116,12 +116,14 @@ def scaffold(text: str, name: str, source_dir: Path, out_dir: Path, run_dir: Pat
 
 def _preflight(c, origin: Path, check_codes: bool) -> None:
     from dm_hpc.campaign import CampaignError
-    from dm_hpc.campaign.preflight import check
+    from dm_hpc.campaign.preflight import check, transfer_warnings
 
     try:
         check(c, str(origin), check_codes=check_codes)
     except CampaignError as exc:
         fail(str(exc))
+    for why in transfer_warnings(c):  # the run can go on without the source; the user should know
+        console.print(f"warning: {why}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _model_warning(c) -> None:
