@@ -254,6 +254,17 @@ def _not_own(campaign: CampaignSpec, df: pd.DataFrame) -> np.ndarray:
     return (df["campaign"] != campaign.name).to_numpy() if "campaign" in df.columns else np.ones(len(df), bool)
 
 
+def query_source_count(campaign: CampaignSpec, spec: TransferSourceSpec, df: pd.DataFrame) -> int:
+    """How many records of ``df`` (the store's) the store-query source ``spec`` would give ``campaign``:
+    not its own, selected by every filter, holding the source's property."""
+    if not len(df):
+        return 0
+    prop = spec.property or campaign.objectives[0].property
+    if prop not in df.columns:
+        return 0
+    return int((matches(spec, df) & _not_own(campaign, df) & df[prop].notna().to_numpy()).sum())
+
+
 def taken_by_sources(campaign: CampaignSpec, df: pd.DataFrame) -> np.ndarray:
     """Store rows that some store-query source of ``campaign`` takes (False where none)."""
     taken = np.zeros(len(df), bool)

@@ -95,12 +95,17 @@ def suggestion_rows(campaign: CampaignSpec, state: jn.State, include_measured: b
             row[header] = shown
         mean, std = entry.predicted.get("mean", {}), entry.predicted.get("std", {})
         for prop in lab_properties(campaign):
+            # an objective in the unit the campaign file wrote for it (the header says it, and
+            # ingestion converts by the header); any other property in its canonical unit
+            o = campaign.objective(prop)
+            unit = o.shown_unit if o is not None else None
             if prop in mean:
-                row[property_column(prop, kind="predicted")] = significant(mean[prop], 3)
-                row[property_column(prop, kind="predicted_std")] = (None if std.get(prop) is None
-                                                                    else significant(std[prop], 2))
-            row[property_column(prop)] = None
-            row[property_column(prop, kind="uncertainty")] = None
+                mu, sd = (mean[prop], std.get(prop)) if o is None else (
+                    o.shown(mean[prop]), None if std.get(prop) is None else o.shown_spread(std[prop]))
+                row[property_column(prop, unit, kind="predicted")] = significant(mu, 3)
+                row[property_column(prop, unit, kind="predicted_std")] = None if sd is None else significant(sd, 2)
+            row[property_column(prop, unit)] = None
+            row[property_column(prop, unit, kind="uncertainty")] = None
         row["confirm"] = None
         rows.append(row)
     return rows
@@ -135,7 +140,7 @@ def write_lab_sheet(campaign: CampaignSpec, table: pd.DataFrame, out: Path) -> P
 
 def instructions(campaign: CampaignSpec, props: list[str]) -> list[tuple[str, str]]:
     """The Instructions worksheet: what to fill, units, "not made", confirmations, whom to ask."""
-    units = ", ".join(f"{p} in {canonical_unit(p)}" for p in props)
+    units = ", ".join(f"{p} in {o.shown_unit if (o := campaign.objective(p)) else canonical_unit(p)}" for p in props)
     contact = campaign.description.strip().splitlines()[0] if campaign.description.strip() else ""
     return [
         ("Campaign", campaign.name),

@@ -243,7 +243,9 @@ class CampaignManager:
                 best = self._best_cache
                 failed = sum(t.status == jn.FAILED for t in self.state.tasks.values())
                 done = len(self.state.finished)
-                best_txt = ", ".join(f"{k}={v:.4g}" for k, v in best.items())
+                # in the unit the author wrote (a target of -50 meV/atom beside -0.018 read as met)
+                best_txt = ", ".join(f"{o.property}={o.shown(best[o.property]):.4g} {o.shown_unit}"
+                                     for o in self.c.objectives if o.property in best)
                 info = (f"in flight {len(self.state.in_flight)} | done {done - failed} | failed {failed} | "
                         f"{self.state.core_hours:.3f} core-h | best {best_txt or '-'}")
                 progress.update(bar, completed=done, info=info)

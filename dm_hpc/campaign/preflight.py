@@ -6,7 +6,8 @@ list, GPAW's PAW setups, QE's pseudopotentials), every fidelity delivers every o
 constraint (a method derives it, the lab ``measures`` it: the surrogate learns from records
 that hold them all), every named file exists (pool, column maps, site profile, emulation
 table, transfer tables and model files; a model file must load and predict its property), and a method's code is installed where the runner is local. Durations and satisfiable
-constraints are checked in the spec itself.
+constraints are checked in the spec itself. ``transfer_warnings`` names store-query transfer
+sources that select no record yet (said, not refused: the store may fill before they are needed).
 """
 from __future__ import annotations
 
@@ -148,6 +149,38 @@ def transfer_problems(c: CampaignSpec) -> list[str]:
             if prop not in file.properties:
                 out.append(f"transfer.from.{k}.model: {s.model} predicts {', '.join(file.properties)}, not {prop} "
                            "(set property: to the one it is to inform)")
+    return out
+
+
+def transfer_warnings(c: CampaignSpec) -> list[str]:
+    """Store-query sources that select no record of the store holding their property: not a reason
+    to refuse the run (another campaign or an import may fill the store first), but a misspelt
+    filter validated silently and the campaign then learnt without the source it was written for."""
+    queries = [(k, s) for k, s in enumerate(c.transfer.from_ if c.transfer is not None else ())
+               if s.table is None and s.model is None]
+    if not queries:
+        return []
+    import pandas as pd
+
+    from dm_hpc.campaign.dataset import query_source_count
+    from dm_hpc.data import Store, StoreError
+
+    df = pd.DataFrame()
+    if Path(c.store).is_dir() and any(Path(c.store).iterdir()):
+        try:
+            with Store.open(c.store, "r") as store:
+                df = store.to_dataframe()
+        except (StoreError, OSError):
+            pass  # a damaged store is `dm-hpc store check`'s to judge; every source then matches nothing
+    out = []
+    for k, s in queries:
+        if query_source_count(c, s, df):
+            continue
+        prop = s.property or c.objectives[0].property
+        held = f"none of its {len(df)} records" if len(df) else "it holds no records yet"
+        out.append(f"transfer.from.{k} ({s.name}): matches no record with {prop} in the store {c.store} ({held}): "
+                   "the campaign learns without this source until such records arrive; check its filters "
+                   "(`dm-hpc transfer suggest` lists the store's sources)")
     return out
 
 

@@ -106,14 +106,14 @@ def plot_best(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> Path | Non
     axes = fig.subplots(1, len(objs), squeeze=False)
     for ax, o in zip(axes[0], objs):
         for fid in campaign.fidelities:
-            y = df.loc[df["_fid"] == fid.name, o.property].dropna().to_numpy(float)
+            y = o.shown(df.loc[df["_fid"] == fid.name, o.property].dropna().to_numpy(float))
             if not len(y):
                 continue
             best = np.maximum.accumulate(y) if o.goal == Goal.max else np.minimum.accumulate(y)
             ax.step(np.arange(1, len(y) + 1), best, where="post", label=f"{fid.name} ({len(y)})")
             ax.plot(np.arange(1, len(y) + 1), y, ".", alpha=0.3, color=ax.lines[-1].get_color())
         ax.set_xlabel("evaluations (of that fidelity)")
-        ax.set_ylabel(f"{o.property} [{canonical_unit(o.property)}]")
+        ax.set_ylabel(f"{o.property} [{o.shown_unit}]")
         ax.set_title(f"best {o.property} ({o.goal.value})")
         ax.legend(fontsize=8)
     fig.savefig(out, dpi=110)
@@ -155,7 +155,8 @@ def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path, remember: 
     axes = fig.subplots(1, len(objs), squeeze=False)
     for ax, o in zip(axes[0], objs):
         j = props.index(o.property)
-        y, mu, sd = data.Y[rows, j], mean[:, j], std[:, j]
+        # plotted in the unit the campaign file wrote (R² is the same in any unit)
+        y, mu, sd = o.shown(data.Y[rows, j]), o.shown(mean[:, j]), o.shown_spread(std[:, j])
         for fi in np.unique(fids):
             sel = fids == fi
             ax.errorbar(y[sel], mu[sel], yerr=sd[sel], fmt="o", ms=4, capsize=2, alpha=0.8,
@@ -166,7 +167,7 @@ def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path, remember: 
         ss = float(((y - y.mean()) ** 2).sum())
         r2 = 1 - float(((y - mu) ** 2).sum()) / ss if ss > 0 else float("nan")
         scores[o.property] = r2
-        unit = canonical_unit(o.property)
+        unit = o.shown_unit
         ax.set_xlabel(f"observed {o.property} [{unit}]")
         ax.set_ylabel(f"predicted (CV) [{unit}]")
         verdict = quality_verdict(cals[j], r2)
@@ -195,7 +196,9 @@ def plot_pareto(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> tuple[Pa
     groups = {}
     for name in dict.fromkeys(fids):  # the fidelities present, in the records' order
         values = sub.loc[fids == name, [o.property for o in objs]].to_numpy(float)
-        groups[name] = (values, non_dominated(values, maximise))
+        front = non_dominated(values, maximise)
+        values = np.column_stack([o.shown(values[:, k]) for k, o in enumerate(objs)])  # plotted as the file wrote them
+        groups[name] = (values, front)
     pairs = [(a, b) for a in range(len(objs)) for b in range(a + 1, len(objs))][:3]
     fig = Figure(figsize=(5 * len(pairs), 4.4), layout=PLOT_LAYOUT)
     axes = fig.subplots(1, len(pairs), squeeze=False)
@@ -208,7 +211,7 @@ def plot_pareto(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> tuple[Pa
             ax.plot(f[:, a], f[:, b], m + "-" if len(objs) == 2 else m, color=colour, ms=6,
                     label=f"{name}: non-dominated ({int(front.sum())})")
         for ax_set, o in ((ax.set_xlabel, objs[a]), (ax.set_ylabel, objs[b])):
-            ax_set(f"{o.property} [{canonical_unit(o.property)}] ({o.goal.value})")
+            ax_set(f"{o.property} [{o.shown_unit}] ({o.goal.value})")
         ax.legend(fontsize=8)
     fig.suptitle(f"{campaign.name}: Pareto front of each fidelity")
     fig.savefig(out, dpi=110)
@@ -231,7 +234,7 @@ def plot_process(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> Path | 
     fig = Figure(figsize=(4.2 * len(params), 3.6 * len(objs)), layout=PLOT_LAYOUT)
     axes = fig.subplots(len(objs), len(params), squeeze=False)
     for i, o in enumerate(objs):
-        y = df[o.property].to_numpy(float)
+        y = o.shown(df[o.property].to_numpy(float))
         best = np.nanargmax(y) if o.goal == Goal.max else np.nanargmin(y)
         for j, p in enumerate(params):
             ax, x = axes[i][j], proc[p]
@@ -242,7 +245,7 @@ def plot_process(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> Path | 
             if not np.isnan(x[best]):
                 ax.plot(x[best], y[best], "o", ms=12, mfc="none", mec="C3", label="best")
             ax.set_xlabel(f"{p} [{_process_unit(p)}]")
-            ax.set_ylabel(f"{o.property} [{canonical_unit(o.property)}]")
+            ax.set_ylabel(f"{o.property} [{o.shown_unit}]")
             ax.legend(fontsize=7)
     fig.suptitle(f"{campaign.name}: objectives against process parameters (calculations have no process route)")
     fig.savefig(out, dpi=100)
@@ -275,12 +278,13 @@ def _best_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[str]:
         if df.empty or o.property not in df.columns or not df[o.property].notna().any():
             lines.append(f"| {o.property} ({o.goal.value}) | - | - | no value yet | " + "- | " * len(params) + "- |")
             continue
-        unit = canonical_unit(o.property)
+        unit = o.shown_unit  # the campaign file's unit; the store's values are canonical
         for fid, group in df.dropna(subset=[o.property]).groupby("_fid", dropna=False, sort=False):
             i = group[o.property].idxmax() if o.goal == Goal.max else group[o.property].idxmin()
             row = df.loc[i]
             std = row.get(f"{o.property}_std")
-            value = f"{row[o.property]:.6g}" + (f" ± {std:.3g}" if std is not None and pd.notna(std) else "")
+            value = f"{o.shown(row[o.property]):.6g}" + (f" ± {o.shown_spread(std):.3g}"
+                                                         if std is not None and pd.notna(std) else "")
             route = "".join(("- | " if pd.isna(row[f"_p_{p}"]) else f"{row[f'_p_{p}']:.4g} | ") for p in params)
             # a lab record's price is derived from its composition, not measured: the row says so
             how = " (derived from the composition)" if o.property in derived and row["source"] == "experimental" else ""
@@ -303,10 +307,10 @@ def plot_replay(campaign: CampaignSpec, curves: dict[str, np.ndarray], out: Path
         c = curves[mode]
         # a marker at each experiment: with where="post" a rise at the last one is otherwise only a
         # vertical stroke at the plot's edge
-        ax.step(np.arange(1, len(c) + 1), c, where="post", label=label, marker="o", ms=3)
+        ax.step(np.arange(1, len(c) + 1), o.shown(c), where="post", label=label, marker="o", ms=3)
     ax.axvline(min(max(2, campaign.learning.initial_points), len(curves["cold"])), color="0.6", lw=1, ls=":")
     ax.set_xlabel("experiments (replayed on the campaign's own records)")
-    ax.set_ylabel(f"best {o.property} [{canonical_unit(o.property)}]")
+    ax.set_ylabel(f"best {o.property} [{o.shown_unit}]")
     ax.set_title(f"best-so-far with and without transfer ({o.goal.value})", fontsize=10)
     ax.legend(fontsize=8)
     fig.savefig(out, dpi=110)
@@ -390,7 +394,7 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
     md += [
         f"- written: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
         f"- mode: {campaign.mode}; objectives: " + ", ".join(
-            f"{o.goal.value} {o.property} [{canonical_unit(o.property)}]" for o in campaign.objectives),
+            f"{o.goal.value} {o.property} [{o.shown_unit}]" for o in campaign.objectives),
         f"- state: {state.phase}",
         *[f"- {why}" for why in stopped_fidelities(campaign, state).values()],
         "",

@@ -163,6 +163,21 @@ class ObjectiveSpec(Strict):
     def canonical_target(self) -> float | None:
         return None if self.target is None else to_canonical(self.property, self.target, self.unit)
 
+    @property
+    def shown_unit(self) -> str:
+        """The unit people read this objective's values in: the one the author wrote, else the
+        canonical one (the store, the model and the journal stay canonical)."""
+        return self.unit or canonical_unit(self.property)
+
+    def shown(self, canonical: Any) -> Any:
+        """Values in the canonical unit (a float or a numpy array, shape kept) in ``shown_unit``."""
+        return vocabulary.from_canonical(self.property, self.unit)(canonical)
+
+    def shown_spread(self, canonical: Any) -> Any:
+        """A spread (standard deviation, RMSE; canonical unit) in ``shown_unit``: the scale of
+        the conversion only, since an offset (degC -> K) moves values, not their differences."""
+        return abs(self.shown(canonical) - self.shown(0.0))
+
 
 class ConstraintSpec(Strict):
     """An outcome constraint such as ``density <= 7 g/cm3`` (value converted to canonical).
@@ -567,6 +582,10 @@ class CampaignSpec(Strict):
     @property
     def lab(self) -> FidelitySpec | None:
         return next((f for f in self.fidelities if f.kind == FidelityKind.experiment), None)
+
+    def objective(self, prop: str) -> ObjectiveSpec | None:
+        """The objective on property ``prop`` (None: ``prop`` is no objective)."""
+        return next((o for o in self.objectives if o.property == prop), None)
 
     @property
     def properties(self) -> list[str]:

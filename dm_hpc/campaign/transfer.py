@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from dm_hpc.campaign.spec import CampaignSpec, Goal
-from dm_hpc.data import canonical_unit
 
 
 def suggest_sources(campaign: CampaignSpec, df: pd.DataFrame) -> pd.DataFrame:
@@ -143,6 +142,14 @@ def transfer_lines(campaign: CampaignSpec, data, fitted=_UNFITTED) -> list[str]:
     models = model_source_lines(data)
     if models:
         md += ["Model sources (standard models):", "", *models, ""]
+    empty = [f"{s.name} ({s.property})" for s in data.transfer if s.model is None and not len(s.y)]
+    if empty:  # said first: a source without records cannot enter the model, whatever else holds
+        alone = len(empty) == len(data.transfer)
+        md += [f"Source(s) that matched no records holding their property: {', '.join(empty)} (check the "
+               "filters; `dm-hpc transfer suggest` lists the store's sources)."
+               + (" The model learns from the campaign's own records alone." if alone else ""), ""]
+        if alone:
+            return md
     if not info and len(data) >= MIN_TRAINING_RECORDS:
         md += ["The sources do not enter the model: transfer needs a campaign with one property measured at "
                "one fidelity.", ""]
@@ -158,17 +165,18 @@ def transfer_lines(campaign: CampaignSpec, data, fitted=_UNFITTED) -> list[str]:
            "source's). Leave-one-out log predictive density per own record "
            f"(higher is better): {loo}. Sources are used only when they score above cold.", ""]
     g = gain(info)
-    unit = canonical_unit(campaign.objectives[0].property)
+    o = campaign.objectives[0]
+    unit, rmse_shown = o.shown_unit, o.shown_spread  # the campaign file's unit (the fits are canonical)
     md += ["What the sources were worth (leave-one-out on the campaign's own records):", "",
            "| model | LOO RMSE | LOO log density |", "|---|---:|---:|",
-           f"| without sources (cold) | {g['cold_rmse']:.4g} {unit} | {g['cold_loo']:.3f} |",
-           f"| used ({info['kind']}) | {g['used_rmse']:.4g} {unit} | {g['used_loo']:.3f} |", "",
+           f"| without sources (cold) | {rmse_shown(g['cold_rmse']):.4g} {unit} | {g['cold_loo']:.3f} |",
+           f"| used ({info['kind']}) | {rmse_shown(g['used_rmse']):.4g} {unit} | {g['used_loo']:.3f} |", "",
            f"Gain: the cold model's LOO RMSE is {g['rmse_ratio']:.2f}x the model's used.", ""]
     alone = source_worth(info, campaign.seed)
     if alone:
         md += ["Each source alone (the guarded model with that source only):", "",
                "| source | model chosen | LOO RMSE |", "|---|---|---:|",
-               *[f"| {name} | {kind} | {rmse:.4g} {unit} |" for name, (kind, rmse) in alone.items()], ""]
+               *[f"| {name} | {kind} | {rmse_shown(rmse):.4g} {unit} |" for name, (kind, rmse) in alone.items()], ""]
     return md
 
 

@@ -91,6 +91,12 @@ def pool(
         _fail(f"data file {data} not found")
     if mode not in ("single", "multiobjective", "multifidelity"):
         _fail(f"--mode must be single, multiobjective or multifidelity, got {mode!r}")
+    # read by the multi-fidelity benchmark only: elsewhere they were dropped without a word (a
+    # formula column named, a benchmark run on --inputs alone, its summary read as the formula's)
+    for flag, given in (("--composition-column", composition_column), ("--fidelity-column", fidelity_column)):
+        if given and mode != "multifidelity":
+            _fail(f"{flag} is read by --mode multifidelity only; the {mode} benchmark featurises the --inputs "
+                  "columns (give a composition as its fraction columns there)")
     if mode == "single" and strategy not in STRATEGIES:
         _fail(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
     for path in source:

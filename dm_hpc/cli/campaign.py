@@ -116,12 +116,14 @@ def scaffold(text: str, name: str, source_dir: Path, out_dir: Path, run_dir: Pat
 
 def _preflight(c, origin: Path, check_codes: bool) -> None:
     from dm_hpc.campaign import CampaignError
-    from dm_hpc.campaign.preflight import check
+    from dm_hpc.campaign.preflight import check, transfer_warnings
 
     try:
         check(c, str(origin), check_codes=check_codes)
     except CampaignError as exc:
         fail(str(exc))
+    for why in transfer_warnings(c):  # the run can go on without the source; the user should know
+        console.print(f"warning: {why}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _model_warning(c) -> None:
@@ -198,12 +200,11 @@ def run(
                   f"{summary.submitted} submissions; {summary.core_hours:.3f} core-hours", soft_wrap=True)
     if summary.utilisation is not None:
         console.print(f"  worker utilisation: {summary.utilisation:.0%}")
-    from dm_hpc.data.vocabulary import canonical_unit
-
-    for prop, value in summary.best.items():
-        fid = summary.best_fidelity.get(prop)
-        console.print(f"  best {prop}: {value:.6g} {canonical_unit(prop)}{f' ({fid})' if fid else ''}",
-                      soft_wrap=True, highlight=False, markup=False)
+    for o in c.objectives:  # in the unit the campaign file wrote for it (values are stored canonical)
+        if o.property in summary.best:
+            fid = summary.best_fidelity.get(o.property)
+            console.print(f"  best {o.property}: {o.shown(summary.best[o.property]):.6g} {o.shown_unit}"
+                          f"{f' ({fid})' if fid else ''}", soft_wrap=True, highlight=False, markup=False)
     console.print(f"  HDF5 store:  {shown(c.store)}", soft_wrap=True, highlight=False)
     console.print(f"  report:      {shown(report_path)} (plots beside it)", soft_wrap=True, highlight=False)
     if c.lab is not None:

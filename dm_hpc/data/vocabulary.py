@@ -196,6 +196,22 @@ def converter(name: str, unit: str | None, kind: str = "property") -> Callable[[
     return lambda values: scale * values + offset
 
 
+def from_canonical(name: str, unit: str | None, kind: str = "property") -> Callable[[Any], Any]:
+    """The inverse of ``converter``: values of ``name`` in its canonical unit (a float or a numpy
+    array, shape kept) to ``unit``, for showing them in the unit a campaign author wrote.
+
+    ``unit=None`` means canonical (values returned as given). Raises as ``converter`` does.
+    """
+    term = _term(name, kind)
+    if unit is None or _spelling(unit) == _spelling(term.unit):
+        return lambda values: values
+    try:
+        scale, offset = affine(term.unit, unit)
+    except ValueError as exc:
+        raise UnitError(f"{kind} {name!r}: {exc}") from None
+    return lambda values: scale * values + offset
+
+
 def same_unit(name: str, unit: str | None, kind: str = "property") -> bool:
     """Whether ``unit`` is the canonical unit of ``name``, however written (``g/cm^3``)."""
     term = _term(name, kind)

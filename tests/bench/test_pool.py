@@ -185,3 +185,18 @@ def test_run_pool_in_chunks_repeats_the_seeds_of_one_run():
     whole, _ = run_pool(X, -X.sum(1), "random", 6, 4)
     tail, _ = run_pool(X, -X.sum(1), "random", 6, 2, first_seed=2)
     assert (tail == whole[2:]).all() and not (tail == whole[:2]).all()
+
+
+@pytest.mark.parametrize("mode, objective", [("single", "y"), ("multiobjective", "y,c")])
+def test_cli_refuses_multifidelity_only_columns_in_other_modes(synthetic_csv, tmp_path, mode, objective):
+    """--composition-column (and --fidelity-column) outside --mode multifidelity were dropped without a
+    word: the benchmark ran on --inputs and exited 0, even for a column the table lacks."""
+    from dm_hpc.cli import app
+
+    base = ["bench", "pool", "--data", str(synthetic_csv), "--inputs", "a,b", "--objective", objective,
+            "--mode", mode, "--budget", "5", "--seeds", "1", "--strategy", "random", "--out", str(tmp_path / "o")]
+    for flag in ("--composition-column", "--fidelity-column"):
+        res = CliRunner().invoke(app, [*base, flag, "formula"])
+        assert res.exit_code == 2, res.output
+        assert f"{flag} is read by --mode multifidelity only" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o").exists()  # refused before anything ran

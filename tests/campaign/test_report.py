@@ -105,6 +105,33 @@ def test_report_groups_failures_by_type(tiny_run, tmp_path):
     assert "| scf_not_converged | 1 |" in text
 
 
+def test_report_and_lab_sheet_show_objectives_in_the_campaign_files_unit(tiny_run, tmp_path):
+    """An objective written in meV/atom is read in meV/atom: the report's objectives line and
+    best-records table and the lab sheet's predictions and headers (they were eV/atom with the
+    eV/atom values, beside a target the author wrote in meV/atom). The store stays canonical."""
+    from dm_hpc.campaign.labsheet import suggestion_rows
+
+    campaign, summary = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(campaign.run_dir, run, ignore=shutil.ignore_patterns("tasks", "report", "*.lock"))
+    objectives = [{"property": "mixing_energy", "goal": "min", "unit": "meV/atom"}, TINY["objectives"][1]]
+    c = _campaign(tmp_path, store=str(campaign.store), workdir=str(run), objectives=objectives)
+    text = write_report(c).read_text()
+    assert "objectives: min mixing_energy [meV/atom], min raw_material_cost [USD/kg]" in text
+    line = next(ln for ln in text.splitlines() if ln.startswith("| mixing_energy (min) | emt |"))
+    assert line.endswith(f"| {summary.best['mixing_energy'] * 1000:.6g} meV/atom |"), line
+    assert "eV/atom" not in text.replace("meV/atom", "")
+
+    state = jn.replay(run / "journal.jsonl")
+    ev, mev = suggestion_rows(campaign, state), suggestion_rows(c, state)
+    assert mev and all("predicted:mixing_energy [eV/atom]" not in row for row in mev)
+    for a, b in zip(ev, mev):
+        assert b["predicted:mixing_energy [meV/atom]"] == pytest.approx(1000 * a["predicted:mixing_energy [eV/atom]"], rel=0.01)
+        assert b["predicted_std:mixing_energy [meV/atom]"] == pytest.approx(
+            1000 * a["predicted_std:mixing_energy [eV/atom]"], rel=0.05)
+        assert "property:mixing_energy [meV/atom]" in b and "uncertainty:mixing_energy [meV/atom]" in b
+
+
 def test_report_on_empty_campaign(tmp_path):
     c = _campaign(tmp_path)
     text = write_report(c).read_text()

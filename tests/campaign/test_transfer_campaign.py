@@ -312,3 +312,44 @@ def test_a_source_never_takes_the_campaigns_own_records(tmp_path):
                        "method": ["emt"] * 2, "x_Cu": [0.5, 0.5], "x_Ni": [0.5, 0.5], "mixing_energy": [-0.1, -0.2]})
     assert list(taken_by_sources(c, df)) == [False, True]
     assert source_rows(c, df)[0].record_ids == ["b"]
+
+
+def test_a_store_source_that_matches_nothing_is_named_at_validate_and_in_the_report(tmp_path):
+    """A store query that selects no record (a misspelt campaign name) validated silently, and the
+    report then blamed the campaign ("transfer needs one property measured at one fidelity", which
+    it was). Validate warns, naming the source; the report says it matched no records."""
+    from typer.testing import CliRunner
+
+    from dm_hpc.campaign.dataset import training_set
+    from dm_hpc.campaign.transfer import transfer_lines
+    from dm_hpc.cli import app
+    from dm_hpc.data import MaterialRecord
+    from tests.campaign.helpers import write_campaign
+
+    path = write_campaign(tmp_path, name="me", lab=False,
+                          transfer={"from": [{"campaign": "hea-old", "label": "old-screen"}]})
+    c = load_campaign(path)
+    res = CliRunner().invoke(app, ["validate", str(path)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    assert "warning: transfer.from.0 (old-screen): matches no record with mixing_energy" in res.output
+    assert "it holds no records yet" in res.output
+
+    def record(campaign: str, cu: float, value: float) -> MaterialRecord:
+        return MaterialRecord.model_validate({
+            "composition": {"Cu": cu, "Ni": 1 - cu}, "material_class": "metal",
+            "properties": [{"name": "mixing_energy", "value": value}],
+            "provenance": {"source": "computed", "method": "emt", "campaign": campaign}})
+
+    with Store.open(c.store, "a") as store:
+        store.ingest([record("me", 0.2 + 0.1 * k, -0.01 * k) for k in range(4)])
+    res = CliRunner().invoke(app, ["validate", str(path)], env={"COLUMNS": "300"})
+    assert "old-screen): matches no record with mixing_energy" in res.output and "none of its 4 records" in res.output
+    df = Store.open(c.store, "r").to_dataframe()
+    text = "\n".join(transfer_lines(c, training_set(c, df), fitted=None))
+    assert "matched no records holding their property: old-screen (mixing_energy)" in text
+    assert "one property measured at one fidelity" not in text  # the campaign has that; the source has nothing
+
+    with Store.open(c.store, "a") as store:  # the source's records arrive: no warning
+        store.ingest([record("hea-old", 0.5, -0.02)])
+    res = CliRunner().invoke(app, ["validate", str(path)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "warning" not in res.output, res.output
