@@ -24,7 +24,7 @@ import pandas as pd
 
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.holds import Hold, apply_holds, confirmed_in_sheet, find_holds, says_no, says_yes
-from dm_hpc.campaign.labsheet import suggestion_rows, write_suggestions  # noqa: F401 -- also this module's face
+from dm_hpc.campaign.labsheet import lab_properties, suggestion_rows, write_suggestions  # noqa: F401 -- also this module's face
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import MaterialRecord, Source, Store, StoreError
 from dm_hpc.data.corrections import blank_replacements
@@ -60,14 +60,21 @@ def read_lab_loaded(campaign: CampaignSpec, loaded: LoadedTable, origin: str,
     messages): a door that also annotates the sheet reads the file once and hands the same
     cells to the checks and to ``annotate.write_annotated``."""
     return _lab_contents(campaign, lambda defaults, ids: records_from_table(
-        loaded.frame, origin, defaults, ids, loaded.decimal), origin, contributor)
+        loaded.frame, origin, defaults, ids, loaded.decimal, expected_properties(campaign)), origin, contributor)
 
 
 def read_lab_table(campaign: CampaignSpec, table: pd.DataFrame, origin: str = "measurements") -> SheetContents:
     """``read_lab_sheet`` for rows already in a DataFrame (``Campaign.add_measurements``): the
     same checks and verdicts; lines count as in a sheet (header 1, first row 2)."""
     frame = table.reset_index(drop=True).astype(object)
-    return _lab_contents(campaign, lambda defaults, ids: records_from_table(frame, origin, defaults, ids), origin)
+    return _lab_contents(campaign, lambda defaults, ids: records_from_table(
+        frame, origin, defaults, ids, properties=expected_properties(campaign)), origin)
+
+
+def expected_properties(campaign: CampaignSpec) -> list[str]:
+    """What a lab sheet of ``campaign`` may measure: a column the template does not know that
+    holds one of these names (``Density (g/cm3)``) is a renamed measurement, refused, not ignored."""
+    return list(dict.fromkeys([*lab_properties(campaign), *campaign.properties]))
 
 
 def _lab_contents(campaign: CampaignSpec, read, origin: str, contributor: str | None = None) -> SheetContents:
