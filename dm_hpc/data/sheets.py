@@ -9,6 +9,7 @@ Header grammar (one column each; units in square brackets)::
     property:<name> [unit]                      a measured or computed value (vocabulary term)
     uncertainty:<name> [unit]                   its standard uncertainty
     predicted:<name> [unit], predicted_std:<name> [unit]   written on suggestion sheets, ignored on import
+    ordered:<El> [at_frac], 99 % interval:<name> [unit], verdict   added by the annotated copy, ignored on import
     formula                                     a formula instead of composition columns
     material_class, source, method, contributor, institution, notes
 
@@ -41,7 +42,7 @@ from typing import Any
 import pandas as pd
 
 from dm_hpc.data.column_map import ColumnMap, apply_column_map, load_column_map
-from dm_hpc.data.columns import composition_column, process_column, property_column, raw_column
+from dm_hpc.data.columns import composition_column, is_annotation, process_column, property_column, raw_column
 from dm_hpc.data.composition import Basis
 from dm_hpc.data.elements import is_element
 from dm_hpc.data.records import MaterialRecord, ProcessStep, Source
@@ -222,6 +223,8 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()
     warnings: list[str] = []
     columns: list[Column] = []
     for header in table.columns:
+        if is_annotation(header):  # the annotated copy's information, sent back with the lab's corrections
+            continue
         if not is_template_header(header):
             guess = did_you_mean(header) or names_property(header, properties)
             filled = _filled(table, header)
@@ -357,7 +360,7 @@ def _checked(
     if table.empty:
         problems.append((0, "the sheet has a header but no rows"))
     if not any(c.kind == "property" for c in columns):
-        unknown = [h for h in table.columns if not is_template_header(h)]
+        unknown = [h for h in table.columns if not is_template_header(h) and not is_annotation(h)]
         guesses = [f"{h!r} (did you mean {g!r}?)" if (g := did_you_mean(h) or names_property(h, properties)) else repr(h)
                    for h in unknown]
         guesses.sort(key=lambda g: "did you mean" not in g)  # the likely fixes first

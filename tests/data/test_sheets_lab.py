@@ -181,3 +181,31 @@ def test_a_renamed_sample_id_header_is_one_error(tmp_path):
     assert "1 problem(s)" in res.stderr and "no sample_id column; did you mean 'Sample ID'?" in res.stderr, res.stderr
     assert "sample_id is empty" not in res.stderr and not campaign.store.exists()
 
+
+def test_the_annotated_copy_can_be_sent_back(tmp_path):
+    """Found by QA (r1-checked.xlsx): labs fix the red cells of the annotated copy and send it back,
+    which was refused: "column 'predicted:mixing_energy [eV/atom]' appears twice"."""
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -0.09, "L1-1": 1.7})  # L1-1: a typo, held
+    checked = tmp_path / "checked.xlsx"
+    res = dm("ingest", str(path), str(filled), "--annotated", str(checked))
+    assert res.returncode == 0 and "ingested 1 records" in res.stdout, res.stderr
+    header = [c.value for c in openpyxl.load_workbook(checked).worksheets[0][1]]
+    assert len(header) == len(set(header)) and "99 % interval:mixing_energy [eV/atom]" in header
+    wb = openpyxl.load_workbook(checked)
+    ws = wb.worksheets[0]
+    row = next(r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == "L1-1")
+    ws.cell(row, header.index(PROP) + 1).value = -0.08  # the red cell, corrected
+    wb.save(tmp_path / "fixed.xlsx")
+    again = tmp_path / "checked-again.xlsx"
+    res = dm("ingest", str(path), str(tmp_path / "fixed.xlsx"), "--annotated", str(again))
+    assert res.returncode == 0 and "ingested 2 records (1 new)" in res.stdout, res.stdout + res.stderr
+    assert "not a template column" not in res.stdout
+    assert sorted(Store.open(campaign.store).to_dataframe()["mixing_energy"]) == [-0.09, -0.08]
+    # the copy of a copy: annotated once, not twice, and it reads back too
+    header = [c.value for c in openpyxl.load_workbook(again).worksheets[0][1]]
+    assert len(header) == len(set(header)), header
+    res = dm("ingest", str(path), str(again))
+    assert res.returncode == 0 and "ingested 2 records (0 new)" in res.stdout, res.stdout + res.stderr
