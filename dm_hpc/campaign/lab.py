@@ -154,7 +154,8 @@ def take_lab_sheet(campaign: CampaignSpec, path: Path, replace: bool = False, sh
     and the manager ingests them (``queued``). ``replace``: store re-sent values as corrections
     (see ``dm_hpc.data.resend``); ``sheet``: the workbook sheet to read; ``confirm``: sample ids
     whose values outside the model's interval are meant (with the sheet's ``confirm`` column;
-    ``by``: who confirms, default the login name). Held values are not stored (``holds``).
+    ``by``: who confirms, default the login name; an id no row holds refuses the sheet). Held
+    values are not stored (``holds``).
     """
     return take_lab_loaded(campaign, load_table(path, sheet), str(path), replace, confirm, by)
 
@@ -202,16 +203,20 @@ def outside_warnings(campaign: CampaignSpec, contents: SheetContents) -> list[st
     return out
 
 
-def confirm_warnings(contents: SheetContents, confirm: Collection[str]) -> list[str]:
-    """What a confirmation asked for and did not do: a ``--confirm`` id that no row of the sheet
-    holds (a typo), a ``confirm`` cell that is filled but not a yes ("maybe"): the value it meant
-    stays held, so the user is told instead of nothing."""
-    ids = {r.sample_id for r in contents.records} | {sid for _, sid in contents.not_made if sid is not None}
-    out = [f"--confirm {sid}: no row of this sheet has that sample id; nothing confirmed for it"
-           for sid in sorted(set(confirm) - ids)]
-    out += [f"sample {sid}: its confirm cell says {str(cell).strip()!r}, which is not a yes (write yes to confirm)"
+def unknown_confirmations(contents: SheetContents, confirm: Collection[str]) -> list[tuple[int, str]]:
+    """A ``--confirm`` id that no row of the sheet holds: a typo, whose meant value would stay
+    held while the rest is stored, so the sheet is refused naming it (a warning was missed)."""
+    ids = ({r.sample_id for r in contents.records} | set(contents.confirm)
+           | {sid for _, sid in [*contents.not_made, *contents.pending] if sid is not None})
+    return [(0, f"--confirm {sid}: no row of this sheet has that sample id; check the id (nothing was stored)")
+            for sid in sorted(set(confirm) - ids)]
+
+
+def confirm_warnings(contents: SheetContents) -> list[str]:
+    """A ``confirm`` cell that is filled but not a yes ("maybe"): the value it meant stays held,
+    so the user is told instead of nothing."""
+    return [f"sample {sid}: its confirm cell says {str(cell).strip()!r}, which is not a yes (write yes to confirm)"
             for sid, cell in contents.confirm.items() if not says_yes(cell) and not says_no(cell)]
-    return out
 
 
 def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: str, replace: bool = False,
@@ -220,7 +225,10 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
     names the sheet in messages and the journal."""
     from dm_hpc.campaign.ownership import drop_in_inbox, exclusive
 
-    contents.warnings.extend(confirm_warnings(contents, confirm) + partial_warnings(campaign, contents)
+    unknown = unknown_confirmations(contents, confirm)
+    if unknown:
+        raise SheetError(origin, unknown)
+    contents.warnings.extend(confirm_warnings(contents) + partial_warnings(campaign, contents)
                              + outside_warnings(campaign, contents))
     not_made = [sid for _, sid in contents.not_made if sid is not None]
     state = jn.replay(campaign.run_dir / "journal.jsonl")
