@@ -179,9 +179,9 @@ def partial_warnings(campaign: CampaignSpec, contents: SheetContents) -> list[st
     for rec in contents.records:
         missing = [p for p in wanted if rec.get_property(p) is None]
         if rec.sample_id and missing and len(missing) < len(wanted):
-            out.append(f"sample {rec.sample_id}: {', '.join(missing)} blank: stored without "
-                       f"{'it' if len(missing) == 1 else 'them'}; send the row again with every value and "
-                       f"{'it' if len(missing) == 1 else 'them'} filled in when measured (no --replace needed)")
+            it = "it" if len(missing) == 1 else "them"
+            out.append(f"sample {rec.sample_id}: {', '.join(missing)} blank: stored without {it}; send the row "
+                       f"again with {it} filled in once measured (no --replace needed)")
     return out
 
 

@@ -148,7 +148,8 @@ def test_a_sample_with_a_blank_property_is_stored_with_a_word_and_completed_late
     row = {"sample_id": ["S1"], "composition:Cu [at_frac]": [0.5], "composition:Ni [at_frac]": [0.5],
            "property:hardness [GPa]": [2.5], "property:density [g/cm3]": [None]}
     first = api.add_measurements(pd.DataFrame(row))
-    assert any("sample S1: density blank: stored without it" in w for w in first.attrs["warnings"]), first.attrs
+    assert any("sample S1: density blank: stored without it; send the row again with it filled in once measured"
+               in w for w in first.attrs["warnings"]), first.attrs
     row["property:density [g/cm3]"] = [8.9]
     second = api.add_measurements(pd.DataFrame(row))  # the completion, no replace
     assert not any("blank" in w for w in second.attrs["warnings"])
