@@ -102,9 +102,10 @@ class Campaign:
 
         ``replace``: store re-sent values as corrections (the old ones stay, superseded);
         ``confirm``: sample ids whose values far outside the model's 99 % interval are meant
-        (with the sheet's ``confirm`` column); other such values are held, not stored, and
-        listed in the result's ``attrs["held"]``; the sheet's warnings (what ``dm-hpc ingest``
-        prints: a property left blank, a confirmation that confirms nothing) in ``attrs["warnings"]``.
+        (with the sheet's ``confirm`` column; an id no row holds is refused); other such values
+        are held, not stored, and listed in the result's ``attrs["held"]``; the sheet's warnings
+        (what ``dm-hpc ingest`` prints: a property left blank, a confirm cell that is not a yes)
+        in ``attrs["warnings"]``.
 
         Raises ``SheetError`` whose messages name the row (line 2 is the first row), sample id,
         column and value; a frame with no ``property:<name> [unit]`` column is refused (with

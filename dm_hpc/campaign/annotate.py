@@ -19,6 +19,7 @@ from dm_hpc.campaign.holds import Hold, interval
 from dm_hpc.campaign.lab import LabIngest, take_lab_loaded
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import canonical_unit, to_canonical
+from dm_hpc.data.columns import VERDICT, interval_column, is_annotation, ordered_column, property_column
 from dm_hpc.data.sheetfiles import LoadedTable, SheetError, blank, load_table, parse_number
 from dm_hpc.data.sheets import parse_header
 from dm_hpc.data.workbook import header_row, instructions_sheet, put, save_atomically
@@ -55,7 +56,10 @@ def write_annotated(campaign: CampaignSpec, loaded: LoadedTable, out: Path, resu
     """Write the annotated copy of a sheet, its cells as ``load_table`` read them, to ``out``
     (.xlsx). ``predictions=False`` leaves the predicted values and intervals out (a reader
     without clearance for every record the model learnt from)."""
-    frame = loaded.frame
+    # a copy sent back is annotated anew: its old annotations would come twice
+    frame = loaded.frame[[c for c in loaded.frame.columns if not is_annotation(c)]]
+    # a suggestion sheet already shows the prediction: a second column of that name is refused on return
+    shown = {name for kind, name in map(_kind, frame.columns) if kind == "predicted"}
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     stored = {r.sample_id for r in result.stored} if result else set()
     holds: dict[tuple[str, str], Hold] = {(h.sample_id, h.prop): h for h in (result.held if result else [])}
@@ -69,17 +73,16 @@ def write_annotated(campaign: CampaignSpec, loaded: LoadedTable, out: Path, resu
         header.append(str(col))
         kind, name = _kind(col)
         if kind == "property":
-            unit = canonical_unit(name)
-            header += [f"predicted:{name} [{unit}]", f"99 % interval:{name} [{unit}]"]
+            header += ([] if name in shown else [property_column(name, kind="predicted")]) + [interval_column(name)]
         elif kind == "composition":
-            header.append(f"ordered:{name} [at_frac]")
-    header.append("verdict")
+            header.append(ordered_column(name))
+    header.append(VERDICT)
 
     wb = Workbook()
     ws = wb.active
     ws.title = "annotated"
     sheet_notes = "; ".join(by_line.get(0, []) + by_line.get(1, []))
-    header_row(ws, header, {"verdict": sheet_notes} if sheet_notes else None)
+    header_row(ws, header, {VERDICT: sheet_notes} if sheet_notes else None)
     for i, (line, row) in enumerate(frame.iterrows(), start=2):
         sid = "" if blank(row.get("sample_id")) else str(row.get("sample_id")).strip()
         entry = state.lab.get(sid)
@@ -99,9 +102,11 @@ def write_annotated(campaign: CampaignSpec, loaded: LoadedTable, out: Path, resu
             if kind == "property":
                 bounds = interval(entry.predicted, name) if entry and predictions else None
                 mean = entry.predicted.get("mean", {}).get(name) if entry and predictions else None
-                put(ws, i, j, None if mean is None else float(mean))
-                put(ws, i, j + 1, None if bounds is None else f"[{bounds[0]:.4g}, {bounds[1]:.4g}]")
-                j += 2
+                if name not in shown:
+                    put(ws, i, j, None if mean is None else float(mean))
+                    j += 1
+                put(ws, i, j, None if bounds is None else f"[{bounds[0]:.4g}, {bounds[1]:.4g}]")
+                j += 1
             elif kind == "composition":
                 ordered = entry.composition.get(name, 0.0) if entry else None
                 off = parse_header(str(col)).unit in ("", "at_frac") and _off_target(value, ordered)

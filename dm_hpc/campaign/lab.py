@@ -24,7 +24,7 @@ import pandas as pd
 
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.holds import Hold, apply_holds, confirmed_in_sheet, find_holds, says_no, says_yes
-from dm_hpc.campaign.labsheet import suggestion_rows, write_suggestions  # noqa: F401 -- also this module's face
+from dm_hpc.campaign.labsheet import lab_properties, suggestion_rows, write_suggestions  # noqa: F401 -- also this module's face
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import MaterialRecord, Source, Store, StoreError
 from dm_hpc.data.corrections import blank_replacements
@@ -60,14 +60,21 @@ def read_lab_loaded(campaign: CampaignSpec, loaded: LoadedTable, origin: str,
     messages): a door that also annotates the sheet reads the file once and hands the same
     cells to the checks and to ``annotate.write_annotated``."""
     return _lab_contents(campaign, lambda defaults, ids: records_from_table(
-        loaded.frame, origin, defaults, ids, loaded.decimal), origin, contributor)
+        loaded.frame, origin, defaults, ids, loaded.decimal, expected_properties(campaign)), origin, contributor)
 
 
 def read_lab_table(campaign: CampaignSpec, table: pd.DataFrame, origin: str = "measurements") -> SheetContents:
     """``read_lab_sheet`` for rows already in a DataFrame (``Campaign.add_measurements``): the
     same checks and verdicts; lines count as in a sheet (header 1, first row 2)."""
     frame = table.reset_index(drop=True).astype(object)
-    return _lab_contents(campaign, lambda defaults, ids: records_from_table(frame, origin, defaults, ids), origin)
+    return _lab_contents(campaign, lambda defaults, ids: records_from_table(
+        frame, origin, defaults, ids, properties=expected_properties(campaign)), origin)
+
+
+def expected_properties(campaign: CampaignSpec) -> list[str]:
+    """What a lab sheet of ``campaign`` may measure: a column the template does not know that
+    holds one of these names (``Density (g/cm3)``) is a renamed measurement, refused, not ignored."""
+    return list(dict.fromkeys([*lab_properties(campaign), *campaign.properties]))
 
 
 def _lab_contents(campaign: CampaignSpec, read, origin: str, contributor: str | None = None) -> SheetContents:
@@ -148,7 +155,8 @@ def take_lab_sheet(campaign: CampaignSpec, path: Path, replace: bool = False, sh
     and the manager ingests them (``queued``). ``replace``: store re-sent values as corrections
     (see ``dm_hpc.data.resend``); ``sheet``: the workbook sheet to read; ``confirm``: sample ids
     whose values outside the model's interval are meant (with the sheet's ``confirm`` column;
-    ``by``: who confirms, default the login name). Held values are not stored (``holds``).
+    ``by``: who confirms, default the login name; an id no row holds refuses the sheet). Held
+    values are not stored (``holds``).
     """
     return take_lab_loaded(campaign, load_table(path, sheet), str(path), replace, confirm, by)
 
@@ -172,9 +180,9 @@ def partial_warnings(campaign: CampaignSpec, contents: SheetContents) -> list[st
     for rec in contents.records:
         missing = [p for p in wanted if rec.get_property(p) is None]
         if rec.sample_id and missing and len(missing) < len(wanted):
-            out.append(f"sample {rec.sample_id}: {', '.join(missing)} blank: stored without "
-                       f"{'it' if len(missing) == 1 else 'them'}; send the row again with every value and "
-                       f"{'it' if len(missing) == 1 else 'them'} filled in when measured (no --replace needed)")
+            it = "it" if len(missing) == 1 else "them"
+            out.append(f"sample {rec.sample_id}: {', '.join(missing)} blank: stored without {it}; send the row "
+                       f"again with {it} filled in once measured (no --replace needed)")
     return out
 
 
@@ -196,16 +204,20 @@ def outside_warnings(campaign: CampaignSpec, contents: SheetContents) -> list[st
     return out
 
 
-def confirm_warnings(contents: SheetContents, confirm: Collection[str]) -> list[str]:
-    """What a confirmation asked for and did not do: a ``--confirm`` id that no row of the sheet
-    holds (a typo), a ``confirm`` cell that is filled but not a yes ("maybe"): the value it meant
-    stays held, so the user is told instead of nothing."""
-    ids = {r.sample_id for r in contents.records} | {sid for _, sid in contents.not_made if sid is not None}
-    out = [f"--confirm {sid}: no row of this sheet has that sample id; nothing confirmed for it"
-           for sid in sorted(set(confirm) - ids)]
-    out += [f"sample {sid}: its confirm cell says {str(cell).strip()!r}, which is not a yes (write yes to confirm)"
+def unknown_confirmations(contents: SheetContents, confirm: Collection[str]) -> list[tuple[int, str]]:
+    """A ``--confirm`` id that no row of the sheet holds: a typo, whose meant value would stay
+    held while the rest is stored, so the sheet is refused naming it (a warning was missed)."""
+    ids = ({r.sample_id for r in contents.records} | set(contents.confirm)
+           | {sid for _, sid in [*contents.not_made, *contents.pending] if sid is not None})
+    return [(0, f"--confirm {sid}: no row of this sheet has that sample id; check the id (nothing was stored)")
+            for sid in sorted(set(confirm) - ids)]
+
+
+def confirm_warnings(contents: SheetContents) -> list[str]:
+    """A ``confirm`` cell that is filled but not a yes ("maybe"): the value it meant stays held,
+    so the user is told instead of nothing."""
+    return [f"sample {sid}: its confirm cell says {str(cell).strip()!r}, which is not a yes (write yes to confirm)"
             for sid, cell in contents.confirm.items() if not says_yes(cell) and not says_no(cell)]
-    return out
 
 
 def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: str, replace: bool = False,
@@ -214,7 +226,10 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
     names the sheet in messages and the journal."""
     from dm_hpc.campaign.ownership import drop_in_inbox, exclusive
 
-    contents.warnings.extend(confirm_warnings(contents, confirm) + partial_warnings(campaign, contents)
+    unknown = unknown_confirmations(contents, confirm)
+    if unknown:
+        raise SheetError(origin, unknown)
+    contents.warnings.extend(confirm_warnings(contents) + partial_warnings(campaign, contents)
                              + outside_warnings(campaign, contents))
     not_made = [sid for _, sid in contents.not_made if sid is not None]
     state = jn.replay(campaign.run_dir / "journal.jsonl")

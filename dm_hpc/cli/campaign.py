@@ -45,6 +45,11 @@ def _load(path: Path):
     return c
 
 
+def experiments(n: int, new: str = "") -> str:
+    """``n`` suggested experiments, in the singular for one ('wrote 1 suggested experiments')."""
+    return f"{n} {new}suggested experiment{'' if n == 1 else 's'}"
+
+
 def shown(path: Path | str) -> str:
     """A path as the user reads it: relative to the working folder when it lies below it
     (campaign paths are resolved against the campaign file, so they arrive absolute)."""
@@ -208,7 +213,7 @@ def run(
     console.print(f"  HDF5 store:  {shown(c.store)}", soft_wrap=True, highlight=False)
     console.print(f"  report:      {shown(report_path)} (plots beside it)", soft_wrap=True, highlight=False)
     if c.lab is not None:
-        console.print(f"  lab sheet:   {shown(sheet)} ({n_lab} suggested experiments)", soft_wrap=True, highlight=False)
+        console.print(f"  lab sheet:   {shown(sheet)} ({experiments(n_lab)})", soft_wrap=True, highlight=False)
     _model_warning(c)
     if summary.failed and not summary.ingested:
         fail(f"every calculation failed ({summary.failed}); see `dm-hpc status {campaign}`", code=1)
@@ -291,7 +296,7 @@ def suggest(
             k = write_suggestions(c, out)
         except (ValueError, OSError) as exc:
             fail(str(exc))
-        console.print(f"wrote {k} suggested experiment{'' if k == 1 else 's'} to {out}")
+        console.print(f"wrote {experiments(k)} to {out}")
         if k == 0:
             from dm_hpc.campaign import journal as jn
 
@@ -322,7 +327,7 @@ def suggest(
     except (ValueError, OSError) as exc:
         fail(f"{exc}\n{len(batch.samples)} experiment(s) were suggested and journalled; write them with "
              f"`dm-hpc suggest {shlex.quote(str(campaign))} --out FILE`")
-    console.print(f"wrote {len(batch.samples)} new suggested experiments to {out}")
+    console.print(f"wrote {experiments(len(batch.samples), 'new ')} to {out}")
     if batch.why_empty:
         console.print(f"  {'none' if not batch.samples else f'only {len(batch.samples)} of {n}'}: "
                       f"{batch.why_empty}", highlight=False)

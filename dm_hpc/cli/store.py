@@ -185,12 +185,14 @@ def query(
     elements: Elements_ = None, prop: Property_ = None,
     limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
     out: Annotated[Optional[Path], typer.Option(help="Write all matching rows as CSV.")] = None,
+    superseded: Annotated[bool, typer.Option("--superseded", help="Also the records withdrawn by a correction "
+                                             "or a retraction (kept in the store).")] = False,
 ) -> None:
     """Filter records (--out: every matching row as CSV, in the lab sheets' column names and
     canonical units: composition:<El> [at_frac], process:<step>:<param> [unit], property:<name> [unit])."""
     with store_errors(), _open(store) as s:
         try:
-            df = s.to_dataframe(**_filters(source, method, campaign, elements, prop))
+            df = s.to_dataframe(**_filters(source, method, campaign, elements, prop), superseded=superseded)
         except (ValueError, KeyError) as exc:
             fail(str(exc))
     if out is not None:

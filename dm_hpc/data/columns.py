@@ -11,6 +11,7 @@ alike, so a frame read from one door can be handed to another unchanged::
     property:<name> [unit]                       a measured or computed value
     uncertainty:<name> [unit]                    its standard uncertainty
     predicted:<name> [unit], predicted_std:<name> [unit]   a model's prediction (sheets out)
+    ordered:<El> [at_frac], 99 % interval:<name> [unit], verdict   the annotated copy's additions
 
 The store's own frame (``Store.to_dataframe``: ``x_<El>``, ``<property>``, ``<property>_std``,
 ``process.<step>:<parameter>``, ``raw.<name> [unit]``) is the learning code's matrix, not a table
@@ -57,6 +58,26 @@ def property_column(name: str, unit: str | None = None, kind: str = "property") 
     """``<kind>:<name> [unit]`` for kind property, uncertainty, predicted or predicted_std
     (default unit: the property's canonical one)."""
     return f"{kind}:{name}" + _bracket(unit or canonical_unit(name))
+
+
+#: What the annotated copy of a returned sheet adds beside the lab's own columns
+#: (``campaign.annotate``): information for the lab, so a sheet sent back with them reads without them.
+VERDICT = "verdict"
+ANNOTATION_PREFIXES = ("ordered:", "99 % interval:")
+
+
+def ordered_column(element: str) -> str:
+    return f"ordered:{element} [{ATOMIC_FRACTION}]"
+
+
+def interval_column(name: str, unit: str | None = None) -> str:
+    return f"99 % interval:{name}" + _bracket(unit or canonical_unit(name))
+
+
+def is_annotation(header: object) -> bool:
+    """Whether ``header`` is one the annotated copy adds (``ANNOTATION_PREFIXES``, ``VERDICT``)."""
+    text = str(header).strip()
+    return text == VERDICT or text.startswith(ANNOTATION_PREFIXES)
 
 
 def _unit_or_none(name: str, kind: str = "property") -> str | None:

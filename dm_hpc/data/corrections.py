@@ -51,7 +51,7 @@ def retract(store: Store, record_id: str, reason: str, by: str | None = None) ->
         raise ValueError(f"{record_id} is a retraction, not a measurement")
     if record_id in store.superseded_ids():
         raise ValueError(f"{record_id} is already withdrawn (corrected or retracted); "
-                         "see store.to_dataframe(superseded=True)")
+                         f"`dm-hpc store query --store {store.root} --superseded` lists it")
     done = Retraction(record_id, reason, by or getpass.getuser(), datetime.now(UTC))
     extra = {**old.provenance.extra,
              "retraction": {"record_id": record_id, "reason": reason, "by": done.by, "at": done.at.isoformat()}}

@@ -9,6 +9,7 @@ Header grammar (one column each; units in square brackets)::
     property:<name> [unit]                      a measured or computed value (vocabulary term)
     uncertainty:<name> [unit]                   its standard uncertainty
     predicted:<name> [unit], predicted_std:<name> [unit]   written on suggestion sheets, ignored on import
+    ordered:<El> [at_frac], 99 % interval:<name> [unit], verdict   added by the annotated copy, ignored on import
     formula                                     a formula instead of composition columns
     material_class, source, method, contributor, institution, notes
 
@@ -20,8 +21,10 @@ that sum to their basis's total (1 or 100, within ``COMPOSITION_TOLERANCE``; a "
 takes what the others leave). Nothing is inferred from absence: a row whose measurement cells
 are blank is *pending* (listed apart, said in a warning); it was *not made* only when a
 measurement cell says ``not made``. A column outside the template grammar is ignored with a
-warning, unless it looks like a property and holds values (``hardness [GPa]``): then it is
-refused with "did you mean"; a template column naming an unknown term is an error.
+warning, unless it looks like a property, or holds the name of one the sheet is expected to
+measure (``Density (g/cm3)`` on a lab sheet), and holds values (``hardness [GPa]``): then it is
+refused with "did you mean"; a template column naming an unknown term is an error. A lab sheet
+without a ``sample_id`` column is one error, not an empty id on every row.
 
 Files that do not follow the template (public data sets) are read through a column map
 (YAML, see ``configs/sheets/``) that renames their columns into the template.
@@ -39,7 +42,7 @@ from typing import Any
 import pandas as pd
 
 from dm_hpc.data.column_map import ColumnMap, apply_column_map, load_column_map
-from dm_hpc.data.columns import composition_column, process_column, property_column, raw_column
+from dm_hpc.data.columns import composition_column, is_annotation, process_column, property_column, raw_column
 from dm_hpc.data.composition import Basis
 from dm_hpc.data.elements import is_element
 from dm_hpc.data.records import MaterialRecord, ProcessStep, Source
@@ -194,19 +197,36 @@ def did_you_mean(header: str) -> str | None:
     return f"property:{match} [{m.group('unit') or canonical_unit(match)}]"
 
 
+def _squeezed(text: str) -> str:
+    """``text`` lower-cased without spaces and punctuation ('Density (g/cm3)' -> 'densitygcm3')."""
+    return re.sub(r"[^a-z0-9]", "", str(text).lower())
+
+
+def names_property(header: str, properties: Collection[str]) -> str | None:
+    """The template header of the property (of ``properties``) whose name a foreign column holds,
+    case and punctuation aside ('Density (g/cm3)' -> 'property:density [g/cm**3]'); None when it
+    holds none. A lab that types over a header keeps the word but rarely the template's grammar."""
+    found = [p for p in properties if _squeezed(p) and _squeezed(p) in _squeezed(header)]
+    return property_column(max(found, key=len)) if found else None
+
+
 def _filled(table: pd.DataFrame, header: str) -> bool:
     """Whether any cell of a column holds something."""
     return bool(table[header].map(lambda v: not _blank(v)).any())
 
 
-def _columns(table: pd.DataFrame) -> tuple[list[Column], list[tuple[int, str]], list[str]]:
-    """The template columns of a table, the header problems and the warnings."""
+def _columns(table: pd.DataFrame, properties: Collection[str] = ()
+             ) -> tuple[list[Column], list[tuple[int, str]], list[str]]:
+    """The template columns of a table, the header problems and the warnings (``properties``:
+    the names a column the template does not know may be a renamed measurement of)."""
     problems: list[tuple[int, str]] = []
     warnings: list[str] = []
     columns: list[Column] = []
     for header in table.columns:
+        if is_annotation(header):  # the annotated copy's information, sent back with the lab's corrections
+            continue
         if not is_template_header(header):
-            guess = did_you_mean(header)
+            guess = did_you_mean(header) or names_property(header, properties)
             filled = _filled(table, header)
             if guess and filled:  # a measurement under a wrong name would be lost: refuse
                 problems.append((1, f"column {header!r} is not a template column; did you mean {guess!r}?"))
@@ -248,7 +268,10 @@ def _columns(table: pd.DataFrame) -> tuple[list[Column], list[tuple[int, str]], 
     props = {c.name: c for c in columns if c.kind == "property"}
     for c in columns:
         if c.kind == "uncertainty" and c.name not in props:
-            problems.append((1, f"column {c.header!r}: an uncertainty without a property:{c.name} column"))
+            # its property column is most often there, typed over: name it, or the lab looks for a missing one
+            renamed = [h for h in table.columns if not is_template_header(h) and names_property(h, [c.name])]
+            problems.append((1, f"column {c.header!r}: an uncertainty without a property:{c.name} column"
+                                + (f" (is {renamed[0]!r} it? name it {property_column(c.name)!r})" if renamed else "")))
         elif c.kind == "uncertainty" and c.unit != props[c.name].unit:
             if not _filled(table, c.header):
                 # a lab that changed the value's unit (as docs/labs.md says) and sent no uncertainty:
@@ -263,14 +286,16 @@ def _columns(table: pd.DataFrame) -> tuple[list[Column], list[tuple[int, str]], 
 
 def records_from_table(
     table: pd.DataFrame, origin: str, defaults: SheetDefaults, known_ids: Collection[str] | None = None,
-    decimal: str = ".",
+    decimal: str = ".", properties: Collection[str] = (),
 ) -> SheetContents:
     """Check a template table column by column and build its records (see ``sheet_checks``).
 
     Lines are the table's index when it is named ``line`` (``load_table`` sets it), else the
-    row's position + 2 (the header is line 1). Raises ``SheetError`` with every problem.
+    row's position + 2 (the header is line 1). ``properties``: the names the sheet is expected
+    to measure; a foreign column with values that holds one of them is refused as a renamed
+    property column. Raises ``SheetError`` with every problem.
     """
-    checked, warnings = _checked(table, origin, defaults, known_ids, decimal)
+    checked, warnings = _checked(table, origin, defaults, known_ids, decimal, properties)
     built = build_records(checked)
     confirm = ({str(sid).strip(): cell for sid, cell in zip(table["sample_id"], table["confirm"])}
                if "confirm" in table.columns and "sample_id" in table.columns else {})
@@ -314,9 +339,16 @@ def read_sheet_columns(
 
 def _checked(
     table: pd.DataFrame, origin: str, defaults: SheetDefaults, known_ids: Collection[str] | None, decimal: str,
+    properties: Collection[str] = (),
 ) -> tuple[CheckedColumns, list[str]]:
     """The table's header checks, then every column check; the warnings to show."""
-    columns, problems, warnings = _columns(table)
+    columns, problems, warnings = _columns(table, properties)
+    if known_ids is not None and not any(c.kind == "meta" and c.name == "sample_id" for c in columns):
+        # a renamed header would otherwise read as every row's sample_id left empty, one error a row
+        like = [h for h in table.columns if not is_template_header(h)
+                and difflib.get_close_matches(_squeezed(h), ["sampleid"], n=1, cutoff=0.8)]
+        problems.append((1, "no sample_id column" + (f"; did you mean {like[0]!r}?" if like
+                                                     else ": every row must answer a suggestion id")))
     bases = {_BASIS_UNITS.get(c.unit or "", None) for c in columns if c.kind == "composition"}
     if None in bases:
         bad = [c.header for c in columns if c.kind == "composition" and (c.unit or "") not in _BASIS_UNITS]
@@ -328,8 +360,9 @@ def _checked(
     if table.empty:
         problems.append((0, "the sheet has a header but no rows"))
     if not any(c.kind == "property" for c in columns):
-        unknown = [h for h in table.columns if not is_template_header(h)]
-        guesses = [f"{h!r} (did you mean {g!r}?)" if (g := did_you_mean(h)) else repr(h) for h in unknown]
+        unknown = [h for h in table.columns if not is_template_header(h) and not is_annotation(h)]
+        guesses = [f"{h!r} (did you mean {g!r}?)" if (g := did_you_mean(h) or names_property(h, properties)) else repr(h)
+                   for h in unknown]
         guesses.sort(key=lambda g: "did you mean" not in g)  # the likely fixes first
         shown = ", ".join(guesses[:12]) + (f" and {len(guesses) - 12} more" if len(guesses) > 12 else "")
         problems.append((1, "no property:<name> [unit] column, so no measurement can be read"

@@ -10,7 +10,7 @@ import yaml
 from dm_hpc.campaign import CampaignError, journal as jn, load_campaign
 from dm_hpc.campaign.lab import take_lab_sheet, write_suggestions
 from dm_hpc.data import Store
-from tests.campaign.helpers import write_campaign
+from tests.campaign.helpers import dm, write_campaign
 
 
 def _campaign(tmp_path, **lab):
@@ -53,6 +53,8 @@ def test_the_suggestion_sheet_reads_like_a_lab_sheet(tmp_path):
     assert ranges[f"{col}2"] == "custom"
     text = " ".join(str(c.value) for r in wb["Instructions"].iter_rows() for c in r)
     assert "not made" in text and "eV/atom" in text and "confirm" in text and "Ask" in text
+    res = dm("suggest", str(tmp_path / "people.yaml"), "--out", str(tmp_path / "s.csv"))
+    assert res.returncode == 0 and "wrote 1 suggested experiment to" in res.stdout, res.stdout + res.stderr
 
 
 def test_a_sheet_filled_in_the_authors_units_reads_back(tmp_path):

@@ -50,6 +50,10 @@ def test_retract_withdraws_a_value_and_keeps_who_when_why(tmp_path):
         assert told.record_id == bad and told.reason == "Vickers number typed as eV/atom" and told.by
     res = dm("retract", bad, "--campaign", str(path), "--reason", "again")
     assert res.returncode == 2 and "already withdrawn" in res.stderr
+    # the hint is a command to run, not Python, and that command lists the withdrawn record
+    assert "to_dataframe" not in res.stderr and f"dm-hpc store query --store {campaign.store} --superseded" in res.stderr
+    res = dm("store", "query", "--store", str(campaign.store), "--superseded", "--out", str(tmp_path / "all.csv"))
+    assert res.returncode == 0 and bad in (tmp_path / "all.csv").read_text(), res.stderr
     res = dm("retract", "dm-00000000000000000000", "--campaign", str(path), "--reason", "x")
     assert res.returncode == 2 and "no record" in res.stderr and "Traceback" not in res.stderr
 

@@ -103,15 +103,21 @@ def test_a_refused_sheet_is_annotated_with_why(tmp_path):
 
 def test_a_confirmation_that_confirms_nothing_is_said(tmp_path):
     """Found by a user-edge pass: ``--confirm`` with a mistyped sample id, and a confirm cell that
-    says "maybe", were ignored without a word while the value stayed held."""
+    says "maybe", were ignored without a word while the value stayed held. Then (QA) the mistyped
+    id was only a warning among others, exit 0, the rest stored: now it refuses the sheet."""
     path, campaign = lab_campaign(tmp_path)
     sheet = tmp_path / "suggest.xlsx"
     assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
     filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -0.09, "L1-1": 1.7})
-    res = dm("ingest", str(path), str(filled), "--confirm", "L1-7")
-    assert res.returncode == 0, res.stderr
-    out = res.stdout + res.stderr
-    assert "--confirm L1-7: no row of this sheet has that sample id" in out and "--confirm L1-1" in out
+    res = dm("ingest", str(path), str(filled), "--confirm", "L1-1", "--confirm", "L1-7")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stdout
+    assert "--confirm L1-7: no row of this sheet has that sample id" in res.stderr and "L1-1:" not in res.stderr
+    assert not campaign.store.exists()  # nothing stored, not even the confirmed or the plausible row
+    assert all(e.record_id is None for e in jn.replay(campaign.run_dir / "journal.jsonl").lab.values())
+    res = dm("ingest", str(path), str(filled), "--confirm", "L1-1")
+    assert res.returncode == 0 and "confirmed despite the model: L1-1" in res.stdout, res.stderr
+    (tmp_path / "fresh").mkdir()
+    path, campaign = lab_campaign(tmp_path / "fresh")  # the 'maybe' below on a sample not yet confirmed
     import pandas as pd
 
     rows = {"sample_id": ["L1-0", "L1-1"], "composition:Cu [at_frac]": [0.5, 0.25],
@@ -149,7 +155,8 @@ def test_a_sample_with_a_blank_property_is_stored_with_a_word_and_completed_late
     row = {"sample_id": ["S1"], "composition:Cu [at_frac]": [0.5], "composition:Ni [at_frac]": [0.5],
            "property:hardness [GPa]": [2.5], "property:density [g/cm3]": [None]}
     first = api.add_measurements(pd.DataFrame(row))
-    assert any("sample S1: density blank: stored without it" in w for w in first.attrs["warnings"]), first.attrs
+    assert any("sample S1: density blank: stored without it; send the row again with it filled in once measured"
+               in w for w in first.attrs["warnings"]), first.attrs
     row["property:density [g/cm3]"] = [8.9]
     second = api.add_measurements(pd.DataFrame(row))  # the completion, no replace
     assert not any("blank" in w for w in second.attrs["warnings"])

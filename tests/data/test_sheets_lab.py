@@ -104,3 +104,108 @@ def test_a_sheet_into_a_missing_folder_is_refused_by_its_name(tmp_path):
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert f"cannot write {tmp_path / 'nodir' / 'a.xlsx'}: there is no folder {tmp_path / 'nodir'}" in res.stderr
     assert ".tmp" not in res.stderr and not (tmp_path / "nodir").exists()
+
+
+def rename(path, out, old: str, new: str):
+    """What a lab does to a header in Excel: type over it."""
+    wb = openpyxl.load_workbook(path)
+    ws = wb.worksheets[0]
+    next(c for c in ws[1] if c.value == old).value = new
+    wb.save(out)
+    return out
+
+
+def density_campaign(tmp_path):
+    """A lab that measures mixing energy and density (a constraint), with one sheet suggested."""
+    path = write_campaign(tmp_path, name="dens", constraints=["density <= 9 g/cm3"])
+    campaign = load_campaign(path)
+    journal = jn.Journal(campaign.run_dir / "journal.jsonl")
+    journal.write("start")
+    journal.write("lab_suggested", batch=1, samples=[
+        {"sample_id": f"D-{i}", "composition": {"Cu": 0.5, "Ni": 0.5}, "process": {},
+         "predicted": {"mean": {"mixing_energy": -0.1, "density": 8.9}, "std": {"mixing_energy": 0.02, "density": 0.2}}}
+        for i in range(2)])
+    journal.close()
+    sheet = tmp_path / "suggest.xlsx"
+    assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
+    wb = openpyxl.load_workbook(sheet)
+    ws = wb.worksheets[0]
+    header = [c.value for c in ws[1]]
+    for row in (2, 3):
+        ws.cell(row, header.index(PROP) + 1).value = -0.09
+        ws.cell(row, header.index("property:density [g/cm**3]") + 1).value = 8.8
+    wb.save(tmp_path / "filled.xlsx")
+    return path, campaign, tmp_path / "filled.xlsx"
+
+
+def test_a_renamed_property_column_with_values_refuses_the_sheet(tmp_path):
+    """Found by QA (r2-renA2.xlsx): 'property:density [g/cm**3]' typed over as 'Density (g/cm3)' was
+    warned as 'not a template column; ignored' and the densities were lost while the rest was stored."""
+    path, campaign, filled = density_campaign(tmp_path)
+    renamed = rename(filled, tmp_path / "renamed.xlsx", "property:density [g/cm**3]", "Density (g/cm3)")
+    wb = openpyxl.load_workbook(renamed)
+    ws = wb.worksheets[0]
+    ws.delete_cols([c.value for c in ws[1]].index("uncertainty:density [g/cm**3]") + 1)  # as QA's sheet
+    wb.save(tmp_path / "alone.xlsx")
+    told = "column 'Density (g/cm3)' is not a template column; did you mean 'property:density [g/cm**3]'?"
+    res = dm("ingest", str(path), str(tmp_path / "alone.xlsx"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr and told in res.stderr, res.stdout + res.stderr
+    assert not campaign.store.exists()  # all or nothing: the mixing energies wait too
+    assert all(e.record_id is None for e in jn.replay(campaign.run_dir / "journal.jsonl").lab.values())
+
+    # beside its uncertainty column, the error names the renamed column, not only the orphan uncertainty
+    res = dm("ingest", str(path), str(renamed))
+    assert res.returncode == 2 and told in res.stderr, res.stderr
+
+    # left empty, the renamed column still explains the orphan uncertainty
+    wb = openpyxl.load_workbook(renamed)
+    ws = wb.worksheets[0]
+    col = [c.value for c in ws[1]].index("Density (g/cm3)") + 1
+    for row in (2, 3):
+        ws.cell(row, col).value = None
+    wb.save(tmp_path / "empty.xlsx")
+    res = dm("ingest", str(path), str(tmp_path / "empty.xlsx"))
+    assert res.returncode == 2 and "an uncertainty without a property:density column" in res.stderr
+    assert "'Density (g/cm3)'" in res.stderr and "'property:density [g/cm**3]'" in res.stderr, res.stderr
+    assert not campaign.store.exists()
+
+
+def test_a_renamed_sample_id_header_is_one_error(tmp_path):
+    """Found by QA (r2-renD.xlsx): 'Sample ID' for sample_id gave 'sample_id is empty' on every row."""
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -0.05, "L1-1": -0.07})
+    res = dm("ingest", str(path), str(rename(filled, tmp_path / "renamed.xlsx", "sample_id", "Sample ID")))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "1 problem(s)" in res.stderr and "no sample_id column; did you mean 'Sample ID'?" in res.stderr, res.stderr
+    assert "sample_id is empty" not in res.stderr and not campaign.store.exists()
+
+
+def test_the_annotated_copy_can_be_sent_back(tmp_path):
+    """Found by QA (r1-checked.xlsx): labs fix the red cells of the annotated copy and send it back,
+    which was refused: "column 'predicted:mixing_energy [eV/atom]' appears twice"."""
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -0.09, "L1-1": 1.7})  # L1-1: a typo, held
+    checked = tmp_path / "checked.xlsx"
+    res = dm("ingest", str(path), str(filled), "--annotated", str(checked))
+    assert res.returncode == 0 and "ingested 1 records" in res.stdout, res.stderr
+    header = [c.value for c in openpyxl.load_workbook(checked).worksheets[0][1]]
+    assert len(header) == len(set(header)) and "99 % interval:mixing_energy [eV/atom]" in header
+    wb = openpyxl.load_workbook(checked)
+    ws = wb.worksheets[0]
+    row = next(r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == "L1-1")
+    ws.cell(row, header.index(PROP) + 1).value = -0.08  # the red cell, corrected
+    wb.save(tmp_path / "fixed.xlsx")
+    again = tmp_path / "checked-again.xlsx"
+    res = dm("ingest", str(path), str(tmp_path / "fixed.xlsx"), "--annotated", str(again))
+    assert res.returncode == 0 and "ingested 2 records (1 new)" in res.stdout, res.stdout + res.stderr
+    assert "not a template column" not in res.stdout
+    assert sorted(Store.open(campaign.store).to_dataframe()["mixing_energy"]) == [-0.09, -0.08]
+    # the copy of a copy: annotated once, not twice, and it reads back too
+    header = [c.value for c in openpyxl.load_workbook(again).worksheets[0][1]]
+    assert len(header) == len(set(header)), header
+    res = dm("ingest", str(path), str(again))
+    assert res.returncode == 0 and "ingested 2 records (0 new)" in res.stdout, res.stdout + res.stderr
