@@ -39,9 +39,10 @@ def surrogate_state(
     noise = {"noise": heteroscedastic_state(model)} if is_heteroscedastic(model) else {}
     prior = {"prior": kernel_prior(model)} if kind in ("gp", "subset-gp") else {}
     if kind == "multitask":  # how tasks seen once were given a mean (models saved before: each its own)
-        from dm_hpc.learn.surrogates import OWN_MEAN_POINTS
+        from dm_hpc.learn.surrogates import OWN_MEAN_POINTS, TaskOffset
 
         prior["own_mean_points"] = OWN_MEAN_POINTS
+        prior["task_offsets"] = any(isinstance(k, TaskOffset) for k in model.modules())
     if kind == "subset-gp" and not noise:
         # the rows the GP conditions on, not all records: rebuilt from all of them, it would draw
         # its subset again with the default seed (another model when it was fitted with another),
@@ -84,6 +85,7 @@ def rebuild_surrogate(state: dict[str, Any]):
             starts["settings"] = settings
         if state["kind"] == "multitask":
             starts["own_mean_points"] = int(state.get("own_mean_points", 0))
+            starts["task_offsets"] = bool(state.get("task_offsets", False))  # saved before: none
         model = fit_surrogate(state["X"], state["Y"], kind=state["kind"], task_index=state["task_index"],
                               target_task=state["target_task"], maxiter=0, warm_maxiter=0, **starts)
     model.train()

@@ -76,7 +76,7 @@ def test_one_lab_record_does_not_become_the_prediction_everywhere():
     at_record = predict(model, X[40:])[0][0, 0]
     assert abs(at_record - y[40, 0]) < 0.05 * truth.std()
     # the old layout (a mean per task) is what a model saved before is rebuilt with
-    old = fit_multitask(X, y, task, own_mean_points=0)
+    old = fit_multitask(X, y, task, own_mean_points=0, task_offsets=False)
     assert predict(old, Xt)[0][:, 0].std() < 0.1 * truth.std()
 
 
@@ -89,9 +89,24 @@ def test_a_saved_multitask_model_is_rebuilt_with_its_own_mean_layout():
     X, y, task = _one_lab_record(1)
     Xt = torch.rand(10, 3, dtype=torch.double)
     for own in (None, 0):
-        model = fit_multitask(X, y, task) if own is None else fit_multitask(X, y, task, own_mean_points=0)
+        model = (fit_multitask(X, y, task) if own is None
+                 else fit_multitask(X, y, task, own_mean_points=0, task_offsets=False))
         state = surrogate_state(model, "multitask", X, y, task, 1)
         if own == 0:
-            del state["own_mean_points"]
+            del state["own_mean_points"], state["task_offsets"]
         again = rebuild_surrogate(state)
         assert torch.allclose(predict(again, Xt)[0], predict(model, Xt)[0], atol=1e-8)
+
+
+def test_the_offsets_ablation_is_saved_and_rebuilt_with_its_layout():
+    """``task_offsets=True`` (an ablation) adds a kernel term; a saved model says so and is rebuilt
+    with it (a strict load of its parameters, the same predictions)."""
+    from dm_hpc.learn import fit_multitask, predict
+    from dm_hpc.learn.persist import rebuild_surrogate, surrogate_state
+
+    X, y, task = _one_lab_record(2)
+    model = fit_multitask(X, y, task, task_offsets=True)
+    state = surrogate_state(model, "multitask", X, y, task, 1)
+    assert state["task_offsets"] is True
+    Xt = torch.rand(10, 3, dtype=torch.double)
+    assert torch.allclose(predict(rebuild_surrogate(state), Xt)[0], predict(model, Xt)[0], atol=1e-8)
