@@ -9,7 +9,7 @@ models are ``fit_multitask`` on the same rows, side by side: "own means" is BoTo
 task its own constant mean and scale, as before), "default" shares the most observed task's mean
 and holds a task's scale near it below ``OWN_MEAN_POINTS`` records (``TASK_SCALE_PRIOR``), "offsets"
 (an ablation, not adopted: worse on measured band gaps, ``fidelity_bench.py``) shares the mean for
-all, integrates each other task's offset out (``TaskOffset``, ``TASK_OFFSET_VAR``) and holds every
+all, integrates each other task's offset out (``task_offset_kernel``, ``TASK_OFFSET_VAR``) and holds every
 other task's scale.
 
 Prints per lab count: RMSE of the lab predictions at 200 test points over the spread of the lab

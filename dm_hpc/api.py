@@ -155,8 +155,14 @@ class Campaign:
         and property columns): code written against a full frame works on an empty one."""
         from dm_hpc.campaign.suggest import batch_table
 
-        sheet = [c for c in batch_table(self.spec, []).columns if c.startswith(("composition:", "process:", "property:"))]
-        return pd.DataFrame(columns=["sample_id", "record_id", "source", "method", "campaign", *sheet])
+        from dm_hpc.data.columns import property_column
+
+        # the property columns in canonical units, as a full frame has them (a lab sheet heads an
+        # objective in the unit the campaign file writes)
+        cols = batch_table(self.spec, []).columns
+        sheet = [c for c in cols if c.startswith(("composition:", "process:"))]
+        props = [property_column(c.split(":", 1)[1].split(" [", 1)[0]) for c in cols if c.startswith("property:")]
+        return pd.DataFrame(columns=["sample_id", "record_id", "source", "method", "campaign", *sheet, *props])
 
     def _store_frame(self) -> pd.DataFrame:
         """The campaign's records as ``Store.to_dataframe`` names them (what learning reads)."""

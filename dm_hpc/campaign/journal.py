@@ -456,7 +456,7 @@ def apply(state: State, ev: dict[str, Any]) -> None:
     elif kind == "refit":
         state.refits += 1
         if "best" in ev:
-            state.best.append({"n": ev.get("n"), **ev["best"]})
+            state.best.append({"n": ev.get("n"), "constrained": bool(ev.get("constrained")), **ev["best"]})
     elif kind == "stop":
         state.stopped = ev.get("reason")
     elif kind == "ids_reserved":  # ids issued before (task folders, the store), beyond the journal's

@@ -115,7 +115,8 @@ def ingest_sheet_records(path: Path, store: Store, journal: jn.Journal) -> dict:
     if isinstance(data, list):  # the inbox format before not-made samples were recorded
         data = {"records": data}
     records = [MaterialRecord.from_json(text) for text in data["records"]]
-    return store_lab_results(records, store, journal, str(path), data.get("not_made"))
+    audit = {k: data[k] for k in ("held", "confirmed", "held_why") if data.get(k)}  # absent in older inbox files
+    return store_lab_results(records, store, journal, str(path), data.get("not_made"), **audit)
 
 
 @dataclass(frozen=True)
@@ -262,18 +263,26 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
                 records = resolve_resends(snapshot, checked, lines, origin, replace)
                 warnings = _blank_warnings(campaign, contents, replace, snapshot)
                 completed = completions(snapshot, records)
+            # the holds and confirmations travel with the records: the manager journals them
             drop_in_inbox(campaign.run_dir, json.dumps({"records": [r.to_json() for r in records],
-                                                        "not_made": not_made}))
+                                                        "not_made": not_made, **_audit(held, confirmed)}))
             return done(records, 0, True, held, confirmed, warnings, completed)
         store, journal = owned
         checked, lines, held, confirmed = check(store)
         records = resolve_resends(store, checked, lines, origin, replace)
         warnings = _blank_warnings(campaign, contents, replace, store)
         completed = completions(store, records)
-        event = store_lab_results(records, store, journal, origin, not_made, campaign,
-                                  held=[h.sample_id for h in held], confirmed=confirmed,
-                                  held_why={h.sample_id: f"{h.prop} {h.value:.6g} {h.unit} {h.reason()}" for h in held})
+        event = store_lab_results(records, store, journal, origin, not_made, campaign, **_audit(held, confirmed))
         return done(records, event["new"], False, held, confirmed, warnings, completed)
+
+
+def _audit(held: list[Hold], confirmed: list[str]) -> dict:
+    """What the journal keeps of a sheet's holds and confirmations: the held and the confirmed
+    sample ids, and why each is held (every held property of the sample, joined)."""
+    why: dict[str, list[str]] = {}
+    for h in held:
+        why.setdefault(h.sample_id, []).append(f"{h.prop} {h.value:.6g} {h.unit} {h.reason()}")
+    return {"held": sorted(why), "confirmed": list(confirmed), "held_why": {k: "; ".join(v) for k, v in why.items()}}
 
 
 def ingest_lab_sheet(campaign: CampaignSpec, path: Path) -> tuple[int, int, bool]:

@@ -127,8 +127,10 @@ class CampaignPlanner:
                 mine = snap.data[snap.data["campaign"] == self.c.name]
                 info = self.fitted.transfer  # the run's model with sources: which kind, how much each weighed
                 extra = {"transfer": {"kind": info["kind"], "weights": info["weights"]}} if info else {}
+                # ``constrained``: these best values meet the constraints (refits journalled before
+                # took every record; ``stopping.no_improvement`` does not compare the two kinds)
                 refit = self.journal.write("refit", n=len(data), seconds=round(time.perf_counter() - t, 3),
-                                           best=best_values(self.c, mine), **extra)
+                                           best=best_values(self.c, mine), constrained=True, **extra)
             else:
                 skipped = True
         fitted, q = self.fitted, self.c.learning.batch_size

@@ -56,7 +56,12 @@ def no_improvement(c: CampaignSpec, state: jn.State) -> bool:
     refits (``state.best`` holds the best value at each journalled refit)."""
     k = c.stopping.no_improvement_rounds
     o = c.objectives[0]
-    values = [b[o.property] for b in state.best if b.get(o.property) is not None]
+    best = state.best
+    if c.constraints and any(b.get("constrained") for b in best):
+        # a best over every record (journalled before the constraints applied) may be out of
+        # limits: one such value would be unbeatable and stop a resumed campaign for nothing
+        best = [b for b in best if b.get("constrained")]
+    values = [b[o.property] for b in best if b.get(o.property) is not None]
     if k is None or len(values) <= k:
         return False
     better = max if o.goal == Goal.max else min

@@ -204,15 +204,27 @@ def _squeezed(text: str) -> str:
 
 def names_property(header: str, properties: Collection[str]) -> str | None:
     """The template header of the property (of ``properties``) whose name a foreign column holds,
-    case and punctuation aside ('Density (g/cm3)' -> 'property:density [g/cm**3]'); None when it
-    holds none. A lab that types over a header keeps the word but rarely the template's grammar."""
+    case and punctuation aside, with the unit the column states in () or [] ('Density (kg/m3)' ->
+    'property:density [kg/m3]': a value typed in kg/m3 relabelled g/cm**3 would be stored 1000x
+    off), else the canonical one; None when it holds none. A lab that types over a header keeps the
+    word but rarely the template's grammar."""
     found = [p for p in properties if _squeezed(p) and _squeezed(p) in _squeezed(header)]
-    return property_column(max(found, key=len)) if found else None
+    if not found:
+        return None
+    stated = re.search(r"[(\[]\s*([^()\[\]]+?)\s*[)\]]\s*$", str(header))
+    name = max(found, key=len)
+    return property_column(name, stated.group(1)) if stated else property_column(name)
 
 
 def _filled(table: pd.DataFrame, header: str) -> bool:
     """Whether any cell of a column holds something."""
     return bool(table[header].map(lambda v: not _blank(v)).any())
+
+
+def _numbers_in(table: pd.DataFrame, header: str) -> bool:
+    """Whether any cell of a column reads as a number (a measurement, not a note such as
+    'pycnometer' under 'Density method')."""
+    return bool(pd.to_numeric(table[header].map(lambda v: str(v).strip().replace(",", ".")), errors="coerce").notna().any())
 
 
 def _columns(table: pd.DataFrame, properties: Collection[str] = ()
@@ -226,8 +238,11 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()
         if is_annotation(header):  # the annotated copy's information, sent back with the lab's corrections
             continue
         if not is_template_header(header):
-            guess = did_you_mean(header) or names_property(header, properties)
-            filled = _filled(table, header)
+            by_name = names_property(header, properties)
+            guess = did_you_mean(header) or by_name
+            # a column named after a property refuses the sheet only when it holds numbers
+            filled = _filled(table, header) and (by_name is None or did_you_mean(header) is not None
+                                                 or _numbers_in(table, header))
             if guess and filled:  # a measurement under a wrong name would be lost: refuse
                 problems.append((1, f"column {header!r} is not a template column; did you mean {guess!r}?"))
             else:

@@ -39,10 +39,10 @@ def surrogate_state(
     noise = {"noise": heteroscedastic_state(model)} if is_heteroscedastic(model) else {}
     prior = {"prior": kernel_prior(model)} if kind in ("gp", "subset-gp") else {}
     if kind == "multitask":  # how tasks seen once were given a mean (models saved before: each its own)
-        from dm_hpc.learn.surrogates import OWN_MEAN_POINTS, TaskOffset
+        from dm_hpc.learn.surrogates import OWN_MEAN_POINTS
 
         prior["own_mean_points"] = OWN_MEAN_POINTS
-        prior["task_offsets"] = any(isinstance(k, TaskOffset) for k in model.modules())
+        prior["task_offsets"] = any(getattr(k, "is_task_offset", False) for k in model.modules())
     if kind == "subset-gp" and not noise:
         # the rows the GP conditions on, not all records: rebuilt from all of them, it would draw
         # its subset again with the default seed (another model when it was fitted with another),

@@ -17,7 +17,6 @@ import math
 from collections.abc import Sequence
 
 import torch
-from gpytorch.kernels import Kernel
 from torch import Tensor, nn
 
 # The exact GP lives in ``gp`` (``subset_gp`` builds on it too); its public names are this
@@ -61,7 +60,7 @@ HOLD_ALL = 2**31
 
 
 #: prior variance (standardised outcome units) of each task's constant offset from the most observed
-#: task's level, integrated out (``TaskOffset``) instead of fitted as a mean of its own
+#: task's level, integrated out (``task_offset_kernel``) instead of fitted as a mean of its own
 #: (``fit_multitask(task_offsets=True)``, an ablation). On synthetic families (a lab = a f + b + a
 #: small discrepancy) it raised the 90 % coverage of the lab predictions from 0.44-0.89 to 0.79-0.94
 #: at 3-10 records and lowered their error (``benchmarks/one_lab_record.py``), but on the measured
@@ -71,20 +70,33 @@ HOLD_ALL = 2**31
 TASK_OFFSET_VAR = 1.0
 
 
-class TaskOffset(Kernel):
+def task_offset_kernel(col: int, variances: Sequence[float]):
     """``k((x, t), (x', t')) = v_t [t == t']``: a constant offset per task, ``N(0, v_t)``, integrated
     out. Added to a ``MultiTaskGP``'s kernel, whose inputs carry the task's position (0 .. T-1) in
-    column ``col``; ``v``: ``T`` prior variances (0 for the task that fixes the shared level)."""
+    column ``col``; ``variances``: ``T`` prior variances (0 for the task that fixes the shared
+    level). The class is built on first use: gpytorch is not imported with this module."""
+    global _TaskOffset
+    if _TaskOffset is None:
+        from gpytorch.kernels import Kernel
 
-    def __init__(self, col: int, variances: Sequence[float]) -> None:
-        super().__init__()
-        self.col = col
-        self.register_buffer("v", torch.as_tensor(list(variances), dtype=torch.double))
+        class TaskOffset(Kernel):
+            is_task_offset = True  # what ``persist`` recognises
 
-    def forward(self, x1: Tensor, x2: Tensor, diag: bool = False, **params) -> Tensor:
-        t1, t2 = x1[..., self.col].long(), x2[..., self.col].long()
-        K = (t1.unsqueeze(-1) == t2.unsqueeze(-2)).to(x1) * self.v.to(x1)[t1].unsqueeze(-1)
-        return K.diagonal(dim1=-2, dim2=-1) if diag else K
+            def __init__(self, col: int, variances: Sequence[float]) -> None:
+                super().__init__()
+                self.col = col
+                self.register_buffer("v", torch.as_tensor(list(variances), dtype=torch.double))
+
+            def forward(self, x1: Tensor, x2: Tensor, diag: bool = False, **params) -> Tensor:
+                t1, t2 = x1[..., self.col].long(), x2[..., self.col].long()
+                K = (t1.unsqueeze(-1) == t2.unsqueeze(-2)).to(x1) * self.v.to(x1)[t1].unsqueeze(-1)
+                return K.diagonal(dim1=-2, dim2=-1) if diag else K
+
+        _TaskOffset = TaskOffset
+    return _TaskOffset(col, variances)
+
+
+_TaskOffset = None
 
 
 def _task_means(counts: Sequence[int], own_mean_points: int = OWN_MEAN_POINTS):
@@ -161,7 +173,7 @@ def fit_multitask(
             and has its variance held near that task's (``OWN_MEAN_POINTS``; 0 = every task its
             own mean and scale, as models saved before it were built).
         task_offsets: an ablation, not the default: every task shares the most observed task's
-            constant mean, differs from it by an offset integrated out (``TaskOffset``,
+            constant mean, differs from it by an offset integrated out (``task_offset_kernel``,
             ``TASK_OFFSET_VAR``) and has its variance held near that task's
             (``TASK_SCALE_PRIOR``); ``own_mean_points`` is then unused.
 
@@ -201,7 +213,7 @@ def fit_multitask(
     _hold_task_scales(model.covar_module.kernels[-1], counts, HOLD_ALL if task_offsets else own_mean_points)
     if task_offsets:
         main = _most_observed(counts)
-        model.covar_module = model.covar_module + TaskOffset(
+        model.covar_module = model.covar_module + task_offset_kernel(
             d, [0.0 if t == main else TASK_OFFSET_VAR for t in range(len(counts))])
     if n <= (settings or MULTITASK_SETTINGS).full_fit_points:  # BoTorch's own fit, no cap, no warm start
         _fit_mll(model, None, seed)

@@ -155,3 +155,19 @@ def test_run_exits_non_zero_when_every_calculation_failed(tmp_path):
     assert res.returncode == 1 and "every calculation failed" in res.stderr, res.stdout + res.stderr
     assert "circuit breaker" in res.stdout and "relax_step_limit" in res.stdout
     assert "Traceback" not in res.stderr
+
+
+def test_a_best_journalled_before_the_constraints_applied_does_not_stop_a_resumed_campaign(tmp_path):
+    """Review: refits journalled before best values kept to the constraints may hold an
+    out-of-limit best that no new (constrained) best can beat; after `no_improvement_rounds` refits
+    a resumed campaign would have stopped "with no improvement". The two kinds are not compared."""
+    from dm_hpc.campaign.stopping import no_improvement
+
+    data = yaml.safe_load(write_campaign(tmp_path, lab=False).read_text())
+    c = parse_campaign({**data, "constraints": ["density <= 9 g/cm3"], "stopping": {"no_improvement_rounds": 2}})
+    state = jn.State()
+    state.best = [{"n": 4, "mixing_energy": -0.2}]  # old rule: an alloy over the density limit
+    state.best += [{"n": n, "constrained": True, "mixing_energy": v} for n, v in ((6, -0.05), (8, -0.06), (10, -0.07))]
+    assert not no_improvement(c, state)  # improving among the comparable values
+    state.best += [{"n": n, "constrained": True, "mixing_energy": -0.07} for n in (12, 14)]
+    assert no_improvement(c, state)  # and the rule still fires when they stop improving

@@ -174,3 +174,26 @@ def test_a_sample_with_a_blank_property_is_stored_with_a_word_and_completed_late
     assert (taken.completed, taken.replaced, taken.new) == (1, 0, 1), taken
     df = Store.open(api.spec.store).to_dataframe()
     assert len(df) == 2 and set(df["density"]) == {8.9, 8.7} and set(df["hardness"]) == {2.5, 3.0}
+
+
+def test_holds_of_a_sheet_queued_for_a_running_manager_reach_the_journal(tmp_path):
+    """Review: a sheet taken while a manager held the campaign went to its inbox as records and
+    not-made samples only, so `status` never showed its holds (nor the confirmations' audit). The
+    inbox file carries them; every held property of a sample is kept."""
+    import json
+
+    from dm_hpc.campaign.holds import Hold
+    from dm_hpc.campaign.lab import _audit, ingest_sheet_records
+
+    path, campaign = lab_campaign(tmp_path)
+    held = [Hold(2, "L1-1", "mixing_energy", 1.7, -0.15, -0.05, "eV/atom"),
+            Hold(2, "L1-1", "density", 30.0, 8.0, 9.0, "g/cm**3")]
+    inbox = tmp_path / "inbox.json"
+    inbox.write_text(json.dumps({"records": [], "not_made": [], **_audit(held, ["L1-0"])}))
+    journal = jn.Journal(campaign.run_dir / "journal.jsonl")
+    with Store.open(campaign.store, mode="a") as store:
+        event = ingest_sheet_records(inbox, store, journal)
+    journal.close()
+    assert event["held"] == ["L1-1"] and event["confirmed"] == ["L1-0"]
+    why = jn.replay(campaign.run_dir / "journal.jsonl").lab["L1-1"].held
+    assert "mixing_energy 1.7 eV/atom held" in why and "density 30 g/cm**3 held" in why

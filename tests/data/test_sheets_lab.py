@@ -5,6 +5,8 @@ A real campaign file, journal, store and XLSX workbook; the suggestions are jour
 """
 from __future__ import annotations
 
+import pytest
+
 import zipfile
 
 import openpyxl
@@ -147,7 +149,8 @@ def test_a_renamed_property_column_with_values_refuses_the_sheet(tmp_path):
     ws = wb.worksheets[0]
     ws.delete_cols([c.value for c in ws[1]].index("uncertainty:density [g/cm**3]") + 1)  # as QA's sheet
     wb.save(tmp_path / "alone.xlsx")
-    told = "column 'Density (g/cm3)' is not a template column; did you mean 'property:density [g/cm**3]'?"
+    # the unit the renamed column states is kept (a review: kg/m3 relabelled g/cm**3 would be 1000x off)
+    told = "column 'Density (g/cm3)' is not a template column; did you mean 'property:density [g/cm3]'?"
     res = dm("ingest", str(path), str(tmp_path / "alone.xlsx"))
     assert res.returncode == 2 and "Traceback" not in res.stderr and told in res.stderr, res.stdout + res.stderr
     assert not campaign.store.exists()  # all or nothing: the mixing energies wait too
@@ -166,8 +169,30 @@ def test_a_renamed_property_column_with_values_refuses_the_sheet(tmp_path):
     wb.save(tmp_path / "empty.xlsx")
     res = dm("ingest", str(path), str(tmp_path / "empty.xlsx"))
     assert res.returncode == 2 and "an uncertainty without a property:density column" in res.stderr
-    assert "'Density (g/cm3)'" in res.stderr and "'property:density [g/cm**3]'" in res.stderr, res.stderr
+    assert "'Density (g/cm3)'" in res.stderr and "'property:density [g/cm**3]'" in res.stderr, res.stderr  # its uncertainty's unit
     assert not campaign.store.exists()
+
+
+def test_a_column_named_after_a_property_keeps_its_unit_and_a_note_is_not_a_measurement():
+    """Review of the renamed-column refusal: the suggestion named the canonical unit whatever the
+    column said ('Formation energy (meV/atom)' -> [eV/atom]: values 1000x off if followed), and a
+    note column ('Density method' = 'pycnometer') refused the whole sheet."""
+    import pandas as pd
+
+    from dm_hpc.data.sheets import SheetDefaults, SheetError, names_property, records_from_table
+
+    assert names_property("Formation energy (meV/atom)", ["formation_energy"]) == "property:formation_energy [meV/atom]"
+    assert names_property("Density [kg/m3]", ["density"]) == "property:density [kg/m3]"
+    assert names_property("Density", ["density"]) == "property:density [g/cm**3]"
+    base = {"sample_id": ["S1"], "material_class": ["metal"], "source": ["experimental"], "method": ["lab"],
+            "composition:Cu [at_frac]": [0.5], "composition:Ni [at_frac]": [0.5],
+            "property:mixing_energy [eV/atom]": [-0.02]}
+    got = records_from_table(pd.DataFrame({**base, "Density method": ["pycnometer"]}), "s.csv", SheetDefaults(),
+                             properties=["density"])
+    assert len(got.records) == 1 and any("Density method" in w for w in got.warnings)
+    with pytest.raises(SheetError, match="did you mean 'property:density"):
+        records_from_table(pd.DataFrame({**base, "Density (g/cm3)": ["8.9"]}), "s.csv", SheetDefaults(),
+                           properties=["density"])
 
 
 def test_a_renamed_sample_id_header_is_one_error(tmp_path):
