@@ -146,7 +146,8 @@ class Campaign:
         (``dm_hpc.data.columns``): ``sample_id``, ``record_id``, ``source``, ``method``,
         ``campaign``, ``task_id``, ``time``, ``composition:<El> [at_frac]``,
         ``process:<step>:<parameter> [unit]`` (in the unit the campaign file writes),
-        ``property:<name> [unit]`` and ``uncertainty:<name> [unit]`` (canonical units)."""
+        ``property:<name> [unit]`` and ``uncertainty:<name> [unit]`` (canonical units; an objective
+        in the unit the campaign file writes, as on the lab sheet)."""
         df = self._store_frame()
         return self._no_records() if df.empty else self._sheet_frame(df)
 
@@ -155,14 +156,8 @@ class Campaign:
         and property columns): code written against a full frame works on an empty one."""
         from dm_hpc.campaign.suggest import batch_table
 
-        from dm_hpc.data.columns import property_column
-
-        # the property columns in canonical units, as a full frame has them (a lab sheet heads an
-        # objective in the unit the campaign file writes)
-        cols = batch_table(self.spec, []).columns
-        sheet = [c for c in cols if c.startswith(("composition:", "process:"))]
-        props = [property_column(c.split(":", 1)[1].split(" [", 1)[0]) for c in cols if c.startswith("property:")]
-        return pd.DataFrame(columns=["sample_id", "record_id", "source", "method", "campaign", *sheet, *props])
+        sheet = [c for c in batch_table(self.spec, []).columns if c.startswith(("composition:", "process:", "property:"))]
+        return pd.DataFrame(columns=["sample_id", "record_id", "source", "method", "campaign", *sheet])
 
     def _store_frame(self) -> pd.DataFrame:
         """The campaign's records as ``Store.to_dataframe`` names them (what learning reads)."""
@@ -177,7 +172,8 @@ class Campaign:
         from dm_hpc.campaign.labsheet import written_units
         from dm_hpc.data.columns import sheet_frame
 
-        return sheet_frame(df, written_units(self.spec))
+        # objectives in the unit the campaign file writes, as ``suggest`` and the lab sheet head them
+        return sheet_frame(df, written_units(self.spec), {o.property: o.shown_unit for o in self.spec.objectives})
 
     def pending(self) -> pd.DataFrame:
         """Experiments suggested to the lab and not measured yet (nor returned as not made), as
@@ -193,7 +189,7 @@ class Campaign:
         """The ``n`` best records for ``property`` (default: the first objective) among the
         campaign's records that meet every constraint, best first: ``sample_id``, ``record_id``,
         ``source``, ``method``, then composition, process and property columns as on a lab sheet
-        (canonical units in the headers)."""
+        (the units in the headers: canonical, an objective's as the campaign file writes it)."""
         from dm_hpc.campaign.spec import Goal
 
         _count(n)

@@ -97,15 +97,18 @@ def process_values(df: pd.DataFrame, name: str) -> np.ndarray:
     return df[cols].bfill(axis=1).iloc[:, 0].to_numpy(dtype=float) if cols else np.full(len(df), np.nan)
 
 
-def sheet_frame(df: pd.DataFrame, process_units: Mapping[str, str] | None = None) -> pd.DataFrame:
+def sheet_frame(df: pd.DataFrame, process_units: Mapping[str, str] | None = None,
+                property_units: Mapping[str, str] | None = None) -> pd.DataFrame:
     """``Store.to_dataframe`` rows with the sheets' column names (a new frame).
 
     Values stay in canonical units, except process parameters named in ``process_units``
-    (parameter -> unit, e.g. a campaign's ``annealing_temperature: degC``), which are converted
-    to that unit and headed with it. Columns come in the order identifiers, composition, raw
-    materials, process, properties, uncertainties.
+    (parameter -> unit, e.g. a campaign's ``annealing_temperature: degC``) and properties named in
+    ``property_units`` (an objective the campaign file writes in meV/atom; its uncertainty scaled),
+    which are converted to that unit and headed with it, as a lab sheet heads them. Columns come in
+    the order identifiers, composition, raw materials, process, properties, uncertainties.
     """
     process_units = process_units or {}
+    property_units = property_units or {}
     fixed = set(FIXED_COLUMNS)
     groups: dict[str, dict[str, str]] = {k: {} for k in ("id", "composition", "raw", "process", "property", "std")}
     values = {}
@@ -127,9 +130,17 @@ def sheet_frame(df: pd.DataFrame, process_units: Mapping[str, str] | None = None
             shown = (unit or canonical) if canonical is not None else None
             groups["process"][col] = f"process:{step}:{param}{_bracket(shown)}"
         elif col.endswith("_std") and col[:-4] in df.columns:
-            groups["std"][col] = f"uncertainty:{col[:-4]}{_bracket(_unit_or_none(col[:-4]))}"
+            name = col[:-4]
+            unit, canonical = property_units.get(name), _unit_or_none(name)
+            if unit is not None and canonical is not None and unit != canonical:
+                values[col] = df[col] * abs(affine(canonical, unit)[0])  # a spread: the scale alone
+            groups["std"][col] = f"uncertainty:{name}{_bracket(unit if unit and canonical else canonical)}"
         else:
-            groups["property"][col] = f"property:{col}{_bracket(_unit_or_none(col))}"
+            unit, canonical = property_units.get(col), _unit_or_none(col)
+            if unit is not None and canonical is not None and unit != canonical:
+                scale, offset = affine(canonical, unit)
+                values[col] = df[col] * scale + offset
+            groups["property"][col] = f"property:{col}{_bracket(unit if unit and canonical else canonical)}"
     ids = [c for c in IDENTIFIERS if c in groups["id"]] + [c for c in groups["id"] if c not in IDENTIFIERS]
     order = ids + [c for g in ("composition", "raw", "process", "property", "std") for c in groups[g]]
     names = {old: new for g in groups.values() for old, new in g.items()}
