@@ -257,12 +257,15 @@ def _not_own(campaign: CampaignSpec, df: pd.DataFrame) -> np.ndarray:
 def query_source_count(campaign: CampaignSpec, spec: TransferSourceSpec, df: pd.DataFrame) -> int:
     """How many records of ``df`` (the store's) the store-query source ``spec`` would give ``campaign``:
     not its own, selected by every filter, holding the source's property."""
-    if not len(df):
-        return 0
+    sub = _store_selection(campaign, spec, df)
     prop = spec.property or campaign.objectives[0].property
-    if prop not in df.columns:
-        return 0
-    return int((matches(spec, df) & _not_own(campaign, df) & df[prop].notna().to_numpy()).sum())
+    return int(sub[prop].notna().sum()) if prop in sub.columns else 0
+
+
+def _store_selection(campaign: CampaignSpec, spec: TransferSourceSpec, df: pd.DataFrame) -> pd.DataFrame:
+    """The store records (``df``) a store-query source selects: not the campaign's own, every filter met."""
+    frame = df[_not_own(campaign, df)] if len(df) else df
+    return frame[matches(spec, frame)] if len(frame) else frame
 
 
 def taken_by_sources(campaign: CampaignSpec, df: pd.DataFrame) -> np.ndarray:
@@ -289,9 +292,9 @@ def source_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[SourceRows]:
             continue
         if spec.table is not None:
             frame = table_frame(spec.table, spec.table_map)
+            sub = frame[matches(spec, frame)] if len(frame) else frame
         else:
-            frame = df[_not_own(campaign, df)] if len(df) else df
-        sub = frame[matches(spec, frame)] if len(frame) else frame
+            sub = _store_selection(campaign, spec, df)
         prop = spec.property or campaign.objectives[0].property
         skipped = {}
         has = sub[prop].notna().to_numpy() if prop in sub.columns else np.zeros(len(sub), bool)

@@ -97,6 +97,19 @@ def process_values(df: pd.DataFrame, name: str) -> np.ndarray:
     return df[cols].bfill(axis=1).iloc[:, 0].to_numpy(dtype=float) if cols else np.full(len(df), np.nan)
 
 
+def _in_unit(df: pd.DataFrame, col: str, values: dict, canonical: str | None, unit: str | None,
+             spread: bool = False) -> str | None:
+    """The unit column ``col`` of ``df`` (canonical ``canonical``) is shown in: ``unit`` when given
+    and the term has a unit, its values converted into ``values[col]`` (a ``spread`` by the scale
+    alone: an offset such as degC -> K moves values, not their differences); else ``canonical``."""
+    if canonical is None or unit is None:
+        return canonical
+    if unit != canonical:
+        scale, offset = affine(canonical, unit)
+        values[col] = df[col] * abs(scale) if spread else df[col] * scale + offset
+    return unit
+
+
 def sheet_frame(df: pd.DataFrame, process_units: Mapping[str, str] | None = None,
                 property_units: Mapping[str, str] | None = None) -> pd.DataFrame:
     """``Store.to_dataframe`` rows with the sheets' column names (a new frame).
@@ -122,25 +135,15 @@ def sheet_frame(df: pd.DataFrame, process_units: Mapping[str, str] | None = None
             groups["raw"][col] = raw_column(name, unit.rstrip("]"))
         elif col.startswith("process."):
             step, _, param = col[len("process."):].partition(":")
-            unit = process_units.get(param)
-            canonical = _unit_or_none(param, kind="process_parameter")
-            if unit is not None and canonical is not None and unit != canonical:
-                scale, offset = affine(canonical, unit)
-                values[col] = df[col] * scale + offset
-            shown = (unit or canonical) if canonical is not None else None
+            shown = _in_unit(df, col, values, _unit_or_none(param, kind="process_parameter"), process_units.get(param))
             groups["process"][col] = f"process:{step}:{param}{_bracket(shown)}"
         elif col.endswith("_std") and col[:-4] in df.columns:
             name = col[:-4]
-            unit, canonical = property_units.get(name), _unit_or_none(name)
-            if unit is not None and canonical is not None and unit != canonical:
-                values[col] = df[col] * abs(affine(canonical, unit)[0])  # a spread: the scale alone
-            groups["std"][col] = f"uncertainty:{name}{_bracket(unit if unit and canonical else canonical)}"
+            shown = _in_unit(df, col, values, _unit_or_none(name), property_units.get(name), spread=True)
+            groups["std"][col] = f"uncertainty:{name}{_bracket(shown)}"
         else:
-            unit, canonical = property_units.get(col), _unit_or_none(col)
-            if unit is not None and canonical is not None and unit != canonical:
-                scale, offset = affine(canonical, unit)
-                values[col] = df[col] * scale + offset
-            groups["property"][col] = f"property:{col}{_bracket(unit if unit and canonical else canonical)}"
+            shown = _in_unit(df, col, values, _unit_or_none(col), property_units.get(col))
+            groups["property"][col] = f"property:{col}{_bracket(shown)}"
     ids = [c for c in IDENTIFIERS if c in groups["id"]] + [c for c in groups["id"] if c not in IDENTIFIERS]
     order = ids + [c for g in ("composition", "raw", "process", "property", "std") for c in groups[g]]
     names = {old: new for g in groups.values() for old, new in g.items()}

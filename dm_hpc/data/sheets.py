@@ -57,7 +57,7 @@ from dm_hpc.data.sheet_checks import (
 )
 from dm_hpc.data.sheet_columns import record_columns
 from dm_hpc.data.shards import RecordColumns
-from dm_hpc.data.sheetfiles import SheetError, describe_error, load_table, write_frame
+from dm_hpc.data.sheetfiles import SheetError, describe_error, load_table, parse_number, write_frame
 from dm_hpc.data.sheetfiles import blank as _blank
 from dm_hpc.data.verdicts import Verdict
 from dm_hpc.data.vocabulary import UnknownPropertyError, canonical_unit, converter, property_names
@@ -223,8 +223,16 @@ def _filled(table: pd.DataFrame, header: str) -> bool:
 
 def _numbers_in(table: pd.DataFrame, header: str) -> bool:
     """Whether any cell of a column reads as a number (a measurement, not a note such as
-    'pycnometer' under 'Density method')."""
-    return bool(pd.to_numeric(table[header].map(lambda v: str(v).strip().replace(",", ".")), errors="coerce").notna().any())
+    'pycnometer' under 'Density method'), by the reader's own rule (``parse_number``, either
+    decimal mark)."""
+    def number(v) -> bool:
+        try:
+            parse_number(v, ",")
+            return True
+        except (TypeError, ValueError):
+            return False
+
+    return bool(table[header].map(number).any())
 
 
 def _columns(table: pd.DataFrame, properties: Collection[str] = ()
