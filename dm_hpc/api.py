@@ -213,11 +213,12 @@ class Campaign:
 
     def summary(self) -> pd.Series:
         """Where the campaign stands: lab experiments and calculations, refits, budget used,
-        the best value per objective (with its unit) and why no model can be fitted, if so."""
+        the best value per objective among the records that meet every constraint (in the unit the
+        campaign file writes, named in the key: ``best hardness [HV]``, as records() and best() give
+        it) and why no model can be fitted, if so."""
         from dm_hpc.campaign import journal as jn
         from dm_hpc.campaign.dataset import unfit_reason
         from dm_hpc.campaign.planning import best_values
-        from dm_hpc.data import canonical_unit
 
         c = self.spec
         state = jn.replay(c.run_dir / "journal.jsonl")
@@ -238,8 +239,9 @@ class Campaign:
         }
         if c.budget.lab_experiments is not None:
             out["lab budget left"] = max(0, c.budget.lab_experiments - len(state.lab))
-        for prop, value in best_values(c, mine).items():
-            out[f"best {prop} [{canonical_unit(prop)}]"] = value
+        for prop, value in best_values(c, mine).items():  # as records() and best() give it
+            o = c.objective(prop)
+            out[f"best {prop} [{o.shown_unit}]"] = float(o.shown(value))
         out["model"] = (unfit_reason(c, df) or "can be fitted") if len(mine) else "no records yet"
         return pd.Series(out, dtype=object, name=self.name)
 

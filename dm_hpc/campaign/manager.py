@@ -60,10 +60,15 @@ class Summary:
     failed: int
     lab_suggested: int
     core_hours: float
+    #: the best value per objective among the records that meet every constraint, in ``best_unit``
     best: dict[str, float]
     utilisation: float | None
     notes: list[str] = field(default_factory=list)  # what the run chose not to do, and why
     best_fidelity: dict[str, str | None] = field(default_factory=dict)  # the fidelity of each best record
+    #: the unit of each ``best`` value: the one the campaign file writes for the objective
+    #: (``ObjectiveSpec.shown_unit``), as the lab sheet, records() and the report give it; the store,
+    #: the journal and the stopping rules keep canonical units
+    best_unit: dict[str, str] = field(default_factory=dict)
 
 
 def make_runner(campaign: CampaignSpec, run_dir: Path):
@@ -264,6 +269,7 @@ class CampaignManager:
         slots = self.c.runner.max_in_flight * elapsed
         tasks = self.state.tasks.values()
         best = best_records(self.c, self.store.to_dataframe(campaign=self.c.name))
+        shown = [o for o in self.c.objectives if o.property in best]
         return Summary(
             reason=reason or "done",
             submitted=sum(t.submissions for t in tasks),
@@ -271,10 +277,11 @@ class CampaignManager:
             failed=sum(t.status == jn.FAILED for t in tasks),
             lab_suggested=len(self.state.lab),
             core_hours=self.state.core_hours,
-            best={k: v for k, (v, _) in best.items()},
+            best={o.property: float(o.shown(best[o.property][0])) for o in shown},
             utilisation=self.busy_s / slots if slots > 0 else None,
             notes=list(self.notes),
             best_fidelity={k: f for k, (_, f) in best.items()},
+            best_unit={o.property: o.shown_unit for o in shown},
         )
 
     def _log_line(self, text: str, force: bool = False) -> None:

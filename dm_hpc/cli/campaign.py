@@ -205,11 +205,10 @@ def run(
                   f"{summary.submitted} submissions; {summary.core_hours:.3f} core-hours", soft_wrap=True)
     if summary.utilisation is not None:
         console.print(f"  worker utilisation: {summary.utilisation:.0%}")
-    for o in c.objectives:  # in the unit the campaign file wrote for it (values are stored canonical)
-        if o.property in summary.best:
-            fid = summary.best_fidelity.get(o.property)
-            console.print(f"  best {o.property}: {o.shown(summary.best[o.property]):.6g} {o.shown_unit}"
-                          f"{f' ({fid})' if fid else ''}", soft_wrap=True, highlight=False, markup=False)
+    for prop, value in summary.best.items():  # in the unit the campaign file wrote for it (summary.best_unit)
+        fid = summary.best_fidelity.get(prop)
+        console.print(f"  best {prop}: {value:.6g} {summary.best_unit[prop]}{f' ({fid})' if fid else ''}",
+                      soft_wrap=True, highlight=False, markup=False)
     console.print(f"  HDF5 store:  {shown(c.store)}", soft_wrap=True, highlight=False)
     console.print(f"  report:      {shown(report_path)} (plots beside it)", soft_wrap=True, highlight=False)
     if c.lab is not None:

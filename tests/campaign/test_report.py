@@ -132,6 +132,25 @@ def test_report_and_lab_sheet_show_objectives_in_the_campaign_files_unit(tiny_ru
         assert "property:mixing_energy [meV/atom]" in b and "uncertainty:mixing_energy [meV/atom]" in b
 
 
+def test_a_runs_summary_gives_best_values_in_the_files_unit_and_names_it(tiny_run, tmp_path):
+    """``run``'s Summary gave the best mixing energy in eV/atom (canonical) for a campaign whose
+    file writes meV/atom, as the summary line, records() and the report do not; its values are now
+    in ``best_unit``, which says so."""
+    from dm_hpc.campaign.manager import CampaignManager
+    from dm_hpc.data import Store
+
+    campaign, _ = tiny_run
+    shutil.copytree(campaign.run_dir, tmp_path / "run", ignore=shutil.ignore_patterns("tasks", "report", "*.lock"))
+    shutil.copytree(campaign.store, tmp_path / "store")
+    objectives = [{"property": "mixing_energy", "goal": "min", "unit": "meV/atom"}, TINY["objectives"][1]]
+    c = _campaign(tmp_path, objectives=objectives)
+    summary = CampaignManager(c, quiet=True).run(max_seconds=30)  # the budget is spent: it stops at once
+    assert summary.best_unit == {"mixing_energy": "meV/atom", "raw_material_cost": "USD/kg"}
+    with Store.open(c.store, "r") as store:
+        lowest = store.to_dataframe(campaign=c.name)["mixing_energy"].min()
+    assert summary.best["mixing_energy"] == pytest.approx(1000 * lowest)
+
+
 def test_report_on_empty_campaign(tmp_path):
     c = _campaign(tmp_path)
     text = write_report(c).read_text()

@@ -1,0 +1,39 @@
+"""Everything people read of a campaign is in the units its file writes, as the lab sheet is: a
+lab-only process campaign whose objective is in HV and whose ageing temperature is in degC,
+measured through the public API into a real HDF5 store (which keeps GPa and K)."""
+from __future__ import annotations
+
+import pytest
+
+from dm_hpc import Campaign
+
+HV = [120.0, 180.0, 150.0, 90.0]
+CAMPAIGN = {
+    "name": "aged",
+    "seed": 1,
+    "space": {"elements": {"Cu": [0.8, 1.0], "Ni": [0.0, 0.2]},
+              "process": {"ageing_temperature": {"low": 350, "high": 550, "unit": "degC"}}},
+    "objectives": [{"property": "hardness", "goal": "max", "unit": "HV"}],
+    "constraints": ["hardness >= 100 HV"],
+    "fidelities": [{"name": "lab", "kind": "experiment", "batch_size": 4}],
+    "budget": {"lab_experiments": 4},
+}
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    """The campaign with four samples measured in HV (one of them below the 100 HV constraint)."""
+    camp = Campaign.from_dict(CAMPAIGN, base_dir=tmp_path_factory.mktemp("aged"))
+    sheet = camp.suggest(4)
+    sheet["property:hardness [HV]"] = HV
+    camp.add_measurements(sheet)
+    return camp, sheet
+
+
+def test_the_summary_gives_the_best_value_in_the_files_unit_and_names_it(measured):
+    """The summary said ``best hardness [GPa] 1.77`` beside records() and best() in HV."""
+    camp, _ = measured
+    summary = camp.summary()
+    assert summary["best hardness [HV]"] == pytest.approx(max(HV))
+    assert not [k for k in summary.index if "[GPa]" in k], summary
+    assert camp.best()["property:hardness [HV]"].iloc[0] == pytest.approx(summary["best hardness [HV]"])
