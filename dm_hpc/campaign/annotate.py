@@ -137,7 +137,7 @@ def _property_verdict(col, name, value, sid, stored, holds, confirmed, problems,
         return "pending", "not stored: other rows of this sheet were refused (nothing of it is stored)"
     hold = holds.get((sid, name))
     if hold is not None:
-        return "held", f"{hold.value:.4g} {hold.unit} {hold.reason(with_interval=predictions)}"
+        return "held", f"{hold.typed()} {hold.reason(with_interval=predictions)}"
     if sid not in stored:
         return "pending", "not stored"
     unit = parse_header(str(col)).unit

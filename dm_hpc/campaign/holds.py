@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from statistics import NormalDist
 from typing import Any
 
-from dm_hpc.data import MaterialRecord, canonical_unit
+from dm_hpc.data import MaterialRecord, canonical_unit, vocabulary
 
 #: Two-sided 99 % quantile of the standard normal (2.5758...).
 Z_99 = NormalDist().inv_cdf(0.995)
@@ -34,7 +34,10 @@ DECLINE_WORDS = frozenset({"", "nan", "none", "no", "n", "false", "0", "0.0"})
 
 @dataclass(frozen=True)
 class Hold:
-    """A measured value outside the model's 99 % interval ``[low, high]`` (canonical ``unit``)."""
+    """A measured value outside the model's 99 % interval ``[low, high]`` (canonical ``unit``, as
+    stored and audited). ``typed_unit``: the unit the sheet's column gave the value in (None:
+    canonical); what is said to people (``typed``, ``reason``, ``message``) is in it, so a lab that
+    typed 1700 meV/atom reads its own number beside an interval it can compare."""
 
     line: int
     sample_id: str
@@ -43,15 +46,24 @@ class Hold:
     low: float
     high: float
     unit: str
+    typed_unit: str | None = None
+
+    def _said(self, canonical: float) -> float:
+        return float(vocabulary.from_canonical(self.prop, self.typed_unit)(canonical))
+
+    def typed(self) -> str:
+        """The value as the sheet gave it, with its unit (``1700 meV/atom``)."""
+        return f"{self._said(self.value):.6g} {self.typed_unit or self.unit}"
 
     def reason(self, with_interval: bool = True) -> str:
         """Why it is held; ``with_interval=False`` for a reader who may not see every record the
         model learnt from (the interval is derived from them: issue 18's one gate)."""
-        where = f" [{self.low:.4g}, {self.high:.4g}] {self.unit}" if with_interval else ""
+        where = (f" [{self._said(self.low):.4g}, {self._said(self.high):.4g}] {self.typed_unit or self.unit}"
+                 if with_interval else "")
         return f"held: outside the model's 99 % interval{where}; confirm it if it is right, or correct it"
 
     def message(self) -> str:
-        return f"line {self.line}: sample {self.sample_id!r}: {self.prop} = {self.value:.4g} {self.unit} {self.reason()}"
+        return f"line {self.line}: sample {self.sample_id!r}: {self.prop} = {self.typed()} {self.reason()}"
 
 
 def interval(predicted: Mapping[str, Any], prop: str) -> tuple[float, float] | None:
@@ -62,17 +74,20 @@ def interval(predicted: Mapping[str, Any], prop: str) -> tuple[float, float] | N
     return mean - Z_99 * std, mean + Z_99 * std
 
 
-def find_holds(records: list[MaterialRecord], lines: list[int], predictions: Mapping[str, Mapping[str, Any]]
-               ) -> list[Hold]:
+def find_holds(records: list[MaterialRecord], lines: list[int], predictions: Mapping[str, Mapping[str, Any]],
+               typed_units: Mapping[str, str] | None = None) -> list[Hold]:
     """Every measured value outside its sample's 99 % interval. ``predictions``: sample id ->
-    the journalled ``predicted`` dict (``{"mean": {prop: v}, "std": {prop: s}}``)."""
+    the journalled ``predicted`` dict (``{"mean": {prop: v}, "std": {prop: s}}``);
+    ``typed_units``: property -> the unit the sheet gave it in (``SheetContents.units``)."""
+    typed_units = typed_units or {}
     holds = []
     for line, rec in zip(lines, records):
         predicted = predictions.get(rec.sample_id or "", {})
         for p in rec.properties:
             bounds = interval(predicted, p.name)
             if bounds is not None and not bounds[0] <= p.value <= bounds[1]:
-                holds.append(Hold(line, rec.sample_id or "", p.name, p.value, *bounds, canonical_unit(p.name)))
+                holds.append(Hold(line, rec.sample_id or "", p.name, p.value, *bounds, canonical_unit(p.name),
+                                  typed_units.get(p.name)))
     return holds
 
 

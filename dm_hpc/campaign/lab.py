@@ -234,7 +234,8 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
                              + outside_warnings(campaign, contents))
     not_made = [sid for _, sid in contents.not_made if sid is not None]
     state = jn.replay(campaign.run_dir / "journal.jsonl")
-    holds = find_holds(contents.records, contents.lines, {sid: e.predicted for sid, e in state.lab.items()})
+    holds = find_holds(contents.records, contents.lines, {sid: e.predicted for sid, e in state.lab.items()},
+                       contents.units)
 
     def check(store: Store | None) -> tuple[list[MaterialRecord], list[int], list[Hold], list[str]]:
         # a record already stored (the same sheet sent again) was accepted before: no new hold
@@ -281,7 +282,7 @@ def _audit(held: list[Hold], confirmed: list[str]) -> dict:
     sample ids, and why each is held (every held property of the sample, joined)."""
     why: dict[str, list[str]] = {}
     for h in held:
-        why.setdefault(h.sample_id, []).append(f"{h.prop} {h.value:.6g} {h.unit} {h.reason()}")
+        why.setdefault(h.sample_id, []).append(f"{h.prop} {h.typed()} {h.reason()}")
     return {"held": sorted(why), "confirmed": list(confirmed), "held_why": {k: "; ".join(v) for k, v in why.items()}}
 
 

@@ -139,7 +139,9 @@ class SheetContents:
     ``not made`` and the rows left ``pending`` (blank measurement cells), each as (line,
     sample_id), warnings to show, every ``Verdict`` (accepted rows, converted cells), and
     ``confirm``: sample id -> its ``confirm`` cell as written (empty without that column; the
-    campaign's model check reads it, so no door reads the file a second time)."""
+    campaign's model check reads it, so no door reads the file a second time); ``units``: property
+    -> the unit its column states, the one the lab typed the values in (the records hold them
+    canonical; what is said back about a value says it in this unit)."""
 
     records: list[MaterialRecord]
     lines: list[int]
@@ -148,6 +150,7 @@ class SheetContents:
     pending: list[tuple[int, str | None]] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     confirm: dict[str, Any] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
 
 
 def read_sheet_contents(
@@ -322,8 +325,9 @@ def records_from_table(
     built = build_records(checked)
     confirm = ({str(sid).strip(): cell for sid, cell in zip(table["sample_id"], table["confirm"])}
                if "confirm" in table.columns and "sample_id" in table.columns else {})
+    units = {c.name: c.unit for c in checked.columns if c.kind == "property" and c.unit}
     return SheetContents(built.records, built.lines, built.not_made, warnings, built.pending, built.verdicts,
-                         confirm)
+                         confirm, units)
 
 
 @dataclass(frozen=True)

@@ -197,3 +197,33 @@ def test_holds_of_a_sheet_queued_for_a_running_manager_reach_the_journal(tmp_pat
     assert event["held"] == ["L1-1"] and event["confirmed"] == ["L1-0"]
     why = jn.replay(campaign.run_dir / "journal.jsonl").lab["L1-1"].held
     assert "mixing_energy 1.7 eV/atom held" in why and "density 30 g/cm**3 held" in why
+
+
+MEV = "property:mixing_energy [meV/atom]"
+#: lab_campaign's 99 % interval (-0.1 +- Z_99 * 0.02 eV/atom) in meV/atom
+MEV_LO, MEV_HI = 1000 * (-0.1 - Z_99 * 0.02), 1000 * (-0.1 + Z_99 * 0.02)
+
+
+def test_a_hold_quotes_the_value_and_its_interval_in_the_unit_the_sheet_gave_it(tmp_path):
+    """The campaign file writes meV/atom and so does its sheet; a held 1700 meV/atom was said as
+    'mixing_energy = 1.7 eV/atom held: outside ... [-0.1515, -0.04848] eV/atom' (the store's unit)
+    at the ingest, in the journal and in `status`. A lab that heads its column in another unit is
+    answered in that unit."""
+    path, campaign = lab_campaign(tmp_path, unit="meV/atom")
+    sheet = tmp_path / "suggest.xlsx"
+    assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -90, "L1-1": 1700}, column=MEV)
+    res = dm("ingest", str(path), str(filled))
+    assert res.returncode == 0, res.stderr
+    said = f"mixing_energy = 1700 meV/atom held: outside the model's 99 % interval [{MEV_LO:.4g}, {MEV_HI:.4g}] meV/atom"
+    assert said in res.stdout, res.stdout
+    status = dm("status", str(path)).stdout
+    assert (f"L1-1: mixing_energy 1700 meV/atom held: outside the model's 99 % interval [{MEV_LO:.4g}, {MEV_HI:.4g}] "
+            "meV/atom") in status, status
+    import pandas as pd
+
+    rows = {"sample_id": ["L1-2"], "composition:Ni [at_frac]": [0.6], "composition:Pd [at_frac]": [0.4],
+            PROP: [1.7]}  # the lab typed eV/atom, and said so in the header
+    held = Campaign.load(path).add_measurements(pd.DataFrame(rows)).attrs["held"]
+    assert held == [f"line 2: sample 'L1-2': mixing_energy = 1.7 eV/atom held: outside the model's 99 % interval "
+                    f"[{MEV_LO / 1000:.4g}, {MEV_HI / 1000:.4g}] eV/atom; confirm it if it is right, or correct it"]

@@ -22,10 +22,14 @@ LAB = "=cmd|' /C calc'!A0"
 PROP = "property:mixing_energy [eV/atom]"
 
 
-def lab_campaign(tmp_path):
+def lab_campaign(tmp_path, unit: str | None = None):
+    """A campaign with three suggestions journalled, predicted -0.1 +- 0.02 eV/atom; ``unit``: the
+    unit its file writes the mixing energy in (its sheets ask for that unit)."""
     path = write_campaign(tmp_path, name="labsheet")
     data = yaml.safe_load(path.read_text())
     data["fidelities"][1]["name"] = LAB
+    if unit is not None:
+        data["objectives"][0]["unit"] = unit
     path.write_text(yaml.safe_dump(data))
     campaign = load_campaign(path)
     journal = jn.Journal(campaign.run_dir / "journal.jsonl")
@@ -39,12 +43,12 @@ def lab_campaign(tmp_path):
     return path, campaign
 
 
-def fill(path, out, values: dict[str, float | str | None], sheet_title: str | None = None):
+def fill(path, out, values: dict[str, float | str | None], sheet_title: str | None = None, column: str = PROP):
     """What a lab does in Excel: type values in the property column, save (maybe renaming the sheet)."""
     wb = openpyxl.load_workbook(path)
     ws = wb.worksheets[0]  # the samples; the workbook opens on its Instructions
     header = [c.value for c in ws[1]]
-    col = header.index(PROP) + 1
+    col = header.index(column) + 1
     for row in range(2, ws.max_row + 1):
         sid = ws.cell(row, 1).value
         if sid in values:
