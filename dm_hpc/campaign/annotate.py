@@ -3,7 +3,8 @@
 What the lab gets back (``dm-hpc ingest --annotated OUT.xlsx``, the portal's upload page): the
 sheet as they sent it, each measurement cell coloured (accepted, converted from another unit,
 held outside the model's 99 % interval, refused) with a comment saying why; beside each
-measured property the model's prediction and its interval, beside each composition column the
+measured property the model's prediction and its interval (in the unit of the lab's column, as the
+comment on a held value gives them), beside each composition column the
 composition that was ordered, so a sample made off-target shows at a glance; and a verdict
 column per row. A refused sheet is annotated too (its problems are what the lab must fix).
 """
@@ -22,6 +23,7 @@ from dm_hpc.data import canonical_unit, to_canonical
 from dm_hpc.data.columns import VERDICT, interval_column, is_annotation, ordered_column, property_column
 from dm_hpc.data.sheetfiles import LoadedTable, SheetError, blank, load_table, parse_number
 from dm_hpc.data.sheets import parse_header
+from dm_hpc.data.vocabulary import from_canonical
 from dm_hpc.data.workbook import header_row, instructions_sheet, put, save_atomically
 
 LEGEND = [
@@ -72,8 +74,10 @@ def write_annotated(campaign: CampaignSpec, loaded: LoadedTable, out: Path, resu
     for col in frame.columns:
         header.append(str(col))
         kind, name = _kind(col)
-        if kind == "property":
-            header += ([] if name in shown else [property_column(name, kind="predicted")]) + [interval_column(name)]
+        if kind == "property":  # the prediction and its interval in the unit of the lab's value beside them
+            unit = _unit(col)
+            header += ([] if name in shown else [property_column(name, unit, kind="predicted")]) + [
+                interval_column(name, unit)]
         elif kind == "composition":
             header.append(ordered_column(name))
     header.append(VERDICT)
@@ -100,12 +104,13 @@ def write_annotated(campaign: CampaignSpec, loaded: LoadedTable, out: Path, resu
             put(ws, i, j, value, note, fill)
             j += 1
             if kind == "property":
+                said = from_canonical(name, _unit(col))  # the journal's prediction is canonical
                 bounds = interval(entry.predicted, name) if entry and predictions else None
                 mean = entry.predicted.get("mean", {}).get(name) if entry and predictions else None
                 if name not in shown:
-                    put(ws, i, j, None if mean is None else float(mean))
+                    put(ws, i, j, None if mean is None else float(said(mean)))
                     j += 1
-                put(ws, i, j, None if bounds is None else f"[{bounds[0]:.4g}, {bounds[1]:.4g}]")
+                put(ws, i, j, None if bounds is None else f"[{said(bounds[0]):.4g}, {said(bounds[1]):.4g}]")
                 j += 1
             elif kind == "composition":
                 ordered = entry.composition.get(name, 0.0) if entry else None
@@ -119,6 +124,17 @@ def write_annotated(campaign: CampaignSpec, loaded: LoadedTable, out: Path, resu
         put(legend, i, 1, k, fill=k)
     wb.active = ws
     return save_atomically(wb, out)
+
+
+def _unit(header: object) -> str | None:
+    """The unit a property column states, where values convert to it (None: canonical; a unit
+    that does not convert is a problem the refused sheet's annotations name)."""
+    c = parse_header(str(header))
+    try:
+        from_canonical(c.name, c.unit)
+    except ValueError:
+        return None
+    return c.unit or None
 
 
 def _kind(header: object) -> tuple[str | None, str]:

@@ -4,6 +4,7 @@ when confirmed (audited). Real campaign file, journal, store and XLSX workbooks.
 from __future__ import annotations
 
 import openpyxl
+import pytest
 
 from dm_hpc.api import Campaign
 from dm_hpc.campaign import journal as jn
@@ -227,3 +228,34 @@ def test_a_hold_quotes_the_value_and_its_interval_in_the_unit_the_sheet_gave_it(
     held = Campaign.load(path).add_measurements(pd.DataFrame(rows)).attrs["held"]
     assert held == [f"line 2: sample 'L1-2': mixing_energy = 1.7 eV/atom held: outside the model's 99 % interval "
                     f"[{MEV_LO / 1000:.4g}, {MEV_HI / 1000:.4g}] eV/atom; confirm it if it is right, or correct it"]
+
+
+def test_the_annotated_copy_gives_the_interval_in_the_unit_of_the_value_beside_it(tmp_path):
+    """The annotated copy of a meV/atom sheet put '99 % interval:mixing_energy [eV/atom]' with
+    eV/atom bounds beside the lab's meV/atom value and the sheet's meV/atom prediction."""
+    path, campaign = lab_campaign(tmp_path, unit="meV/atom")
+    sheet = tmp_path / "suggest.xlsx"
+    assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -90, "L1-1": 1700}, column=MEV)
+    out = tmp_path / "annotated.xlsx"
+    assert dm("ingest", str(path), str(filled), "--annotated", str(out)).returncode == 0
+    interval = "99 % interval:mixing_energy [meV/atom]"
+    cells = _cells(out, "L1-1", [MEV, "predicted:mixing_energy [meV/atom]", interval])
+    assert cells["predicted:mixing_energy [meV/atom]"].value == -100
+    assert cells[interval].value == f"[{MEV_LO:.4g}, {MEV_HI:.4g}]"
+    assert cells[MEV].comment.text.startswith(f"1700 meV/atom held: outside the model's 99 % interval "
+                                              f"[{MEV_LO:.4g}, {MEV_HI:.4g}] meV/atom"), cells[MEV].comment.text
+    # a sheet without the prediction gets one, in the unit of the lab's column too
+    pd = __import__("pandas")
+    pd.DataFrame({"sample_id": ["L1-2"], "composition:Ni [at_frac]": [0.6], "composition:Pd [at_frac]": [0.4],
+                  MEV: [-95.0]}).to_csv(tmp_path / "plain.csv", index=False)
+    assert dm("ingest", str(path), str(tmp_path / "plain.csv"), "--annotated", str(out)).returncode == 0
+    cells = _cells(out, "L1-2", ["predicted:mixing_energy [meV/atom]", interval])
+    assert cells["predicted:mixing_energy [meV/atom]"].value == pytest.approx(-100)
+    assert cells[interval].value == f"[{MEV_LO:.4g}, {MEV_HI:.4g}]"
+    # a unit that does not convert refuses the sheet; its copy still comes, the interval canonical
+    pd.DataFrame({"sample_id": ["L1-2"], "composition:Ni [at_frac]": [0.6], "composition:Pd [at_frac]": [0.4],
+                  "property:mixing_energy [blorp]": [-95.0]}).to_csv(tmp_path / "bad.csv", index=False)
+    res = dm("ingest", str(path), str(tmp_path / "bad.csv"), "--annotated", str(out))
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert _cells(out, "L1-2", ["99 % interval:mixing_energy [eV/atom]"])
