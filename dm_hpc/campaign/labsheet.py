@@ -140,7 +140,7 @@ def write_lab_sheet(campaign: CampaignSpec, table: pd.DataFrame, out: Path) -> P
 
 def instructions(campaign: CampaignSpec, props: list[str]) -> list[tuple[str, str]]:
     """The Instructions worksheet: what to fill, units, "not made", confirmations, whom to ask."""
-    units = ", ".join(f"{p} in {o.shown_unit if (o := campaign.objective(p)) else canonical_unit(p)}" for p in props)
+    units = ", ".join(f"{p} in {campaign.shown_unit(p)}" for p in props)
     contact = campaign.description.strip().splitlines()[0] if campaign.description.strip() else ""
     return [
         ("Campaign", campaign.name),

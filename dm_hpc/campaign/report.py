@@ -291,7 +291,9 @@ def _best_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[str]:
             lines.append(f"| {o.property} ({o.goal.value}) | {fid or row['method']}{how} | `{row['record_id']}` | "
                          f"{_composition_text(row)} | {route}{value} {unit} |")
     if left_out and campaign.constraints:
-        rule = ", ".join(f"{c.property} {c.op} {c.value:g} {canonical_unit(c.property)}" for c in campaign.constraints)
+        # in the unit the values above and the lab sheet give the property (the bound is canonical)
+        rule = ", ".join(f"{c.property} {c.op} {campaign.shown(c.property, c.value):g} {campaign.shown_unit(c.property)}"
+                         for c in campaign.constraints)
         lines += ["", f"{left_out} record(s) left out: they do not meet, or have no value for, {rule}."]
     return lines
 

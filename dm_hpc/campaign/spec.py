@@ -587,6 +587,22 @@ class CampaignSpec(Strict):
         """The objective on property ``prop`` (None: ``prop`` is no objective)."""
         return next((o for o in self.objectives if o.property == prop), None)
 
+    def shown_unit(self, name: str, kind: str = "property") -> str:
+        """The unit people read ``name`` in, as the campaign's lab sheet heads it: a process
+        parameter's as the file wrote its range (``degC``), an objective's as the file writes it
+        (``ObjectiveSpec.shown_unit``); any other property canonical. The store, the model and
+        the journal stay canonical."""
+        if kind == "process_parameter":
+            bound = self.space.process.get(name)
+            return (bound.written_unit if bound else None) or canonical_unit(name, kind=kind)
+        o = self.objective(name)
+        return o.shown_unit if o is not None else canonical_unit(name)
+
+    def shown(self, name: str, canonical: Any, kind: str = "property") -> Any:
+        """Values of ``name`` in its canonical unit (a float or a numpy array, shape kept) in
+        ``shown_unit(name, kind)``."""
+        return vocabulary.from_canonical(name, self.shown_unit(name, kind), kind)(canonical)
+
     @property
     def properties(self) -> list[str]:
         """Every property the campaign needs (objectives, then constraints)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dm_hpc import Campaign
+from dm_hpc.campaign.report import write_report
 
 HV = [120.0, 180.0, 150.0, 90.0]
 CAMPAIGN = {
@@ -37,3 +38,10 @@ def test_the_summary_gives_the_best_value_in_the_files_unit_and_names_it(measure
     assert summary["best hardness [HV]"] == pytest.approx(max(HV))
     assert not [k for k in summary.index if "[GPa]" in k], summary
     assert camp.best()["property:hardness [HV]"].iloc[0] == pytest.approx(summary["best hardness [HV]"])
+
+
+def test_the_report_quotes_the_constraint_in_the_files_unit(measured):
+    """'1 record(s) left out: ... hardness >= 0.980665 GPa' beside best values in HV."""
+    camp, _ = measured
+    text = write_report(camp.spec).read_text()
+    assert "1 record(s) left out: they do not meet, or have no value for, hardness >= 100 HV." in text, text
