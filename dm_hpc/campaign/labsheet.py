@@ -17,9 +17,7 @@ from typing import TYPE_CHECKING
 
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.spec import CampaignSpec
-from dm_hpc.data import canonical_unit
 from dm_hpc.data.columns import composition_column, process_column, property_column
-from dm_hpc.data.units import affine
 from dm_hpc.data.vocabulary import term
 
 if TYPE_CHECKING:
@@ -55,15 +53,11 @@ def rounded_to(value: float, step: float | None, digits: int = 4) -> float:
 
 
 def shown_process(campaign: CampaignSpec, name: str, canonical: float) -> tuple[str, float]:
-    """(header, value) of a process parameter in the author's unit, rounded."""
+    """(header, value) of a process parameter in the author's unit, rounded (an affine
+    conversion such as degC from the conversion cache, so listing a sheet needs no pint)."""
     bound = campaign.space.process.get(name)
-    unit = (bound.written_unit if bound else None) or canonical_unit(name, kind="process_parameter")
-    target = canonical_unit(name, kind="process_parameter")
-    if unit == target:
-        value = canonical
-    else:  # affine (degC, min): from the conversion cache, so listing a sheet needs no pint
-        scale, offset = affine(target, unit)
-        value = scale * canonical + offset
+    unit = campaign.shown_unit(name, kind="process_parameter")
+    value = campaign.shown(name, canonical, kind="process_parameter")
     return process_column(PROCESS_STEP, name, unit), rounded_to(value, bound.precision if bound else None)
 
 

@@ -38,11 +38,11 @@ from dm_hpc.campaign.dataset import (TrainingSet, fidelity_of, meets_constraints
 from dm_hpc.campaign.fidelity_choice import fidelity_choice_lines
 from dm_hpc.campaign.spec import CampaignSpec, Goal
 from dm_hpc.campaign.stopping import stopped_fidelities
-from dm_hpc.data import Store, StoreError, canonical_unit
+from dm_hpc.data import Store, StoreError
 
 
-def _process_unit(name: str) -> str:
-    return canonical_unit(name, kind="process_parameter")
+#: process parameters are shown as the lab sheet writes them (``CampaignSpec.shown``: degC where the file wrote degC)
+PROCESS = "process_parameter"
 
 
 def _store_frame(campaign: CampaignSpec) -> tuple[pd.DataFrame, str | None]:
@@ -227,7 +227,7 @@ def plot_process(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> Path | 
     objs = [o for o in campaign.objectives if o.property in df.columns and df[o.property].notna().any()]
     if not params or not objs or df.empty:
         return None
-    proc = {p: process_values(df, p) for p in params}
+    proc = {p: campaign.shown(p, process_values(df, p), PROCESS) for p in params}
     if all(np.isnan(v).all() for v in proc.values()):
         return None
     fids = np.array(_fidelity_names(campaign, df), dtype=object)
@@ -244,7 +244,7 @@ def plot_process(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> Path | 
                     ax.plot(x[sel], y[sel], "o", ms=5, alpha=0.8, label=f"{fid.name} ({int(sel.sum())})")
             if not np.isnan(x[best]):
                 ax.plot(x[best], y[best], "o", ms=12, mfc="none", mec="C3", label="best")
-            ax.set_xlabel(f"{p} [{_process_unit(p)}]")
+            ax.set_xlabel(f"{p} [{campaign.shown_unit(p, PROCESS)}]")
             ax.set_ylabel(f"{o.property} [{o.shown_unit}]")
             ax.legend(fontsize=7)
     fig.suptitle(f"{campaign.name}: objectives against process parameters (calculations have no process route)")
@@ -264,10 +264,11 @@ def _best_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[str]:
     with its unit; then how many records the constraints left out."""
     params = list(campaign.space.process)
     lines = ["| objective | fidelity | record id | composition (atomic fractions) | "
-             + "".join(f"{p} [{_process_unit(p)}] | " for p in params) + "value |",
+             + "".join(f"{p} [{campaign.shown_unit(p, PROCESS)}] | " for p in params) + "value |",
              "|---|---|---|---|" + "---:|" * len(params) + "---|"]
     fids = _fidelity_names(campaign, df) if not df.empty else []
-    df = df.assign(_fid=fids, **{f"_p_{p}": process_values(df, p) for p in params}) if not df.empty else df
+    df = (df.assign(_fid=fids, **{f"_p_{p}": campaign.shown(p, process_values(df, p), PROCESS) for p in params})
+          if not df.empty else df)
     feasible = meets_constraints(campaign, df) if not df.empty else pd.Series(dtype=bool)
     left_out = int((~feasible).sum())
     df = df[feasible] if not df.empty else df  # the rule of the run's best lines and Campaign.best

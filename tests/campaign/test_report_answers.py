@@ -89,7 +89,9 @@ def test_status_tells_the_portals_story(lab_only):
 def test_report_names_process_parameters_with_units(lab_only):
     path, camp = lab_only
     text = write_report(camp.spec).read_text()
-    assert "annealing_temperature [K]" in text and "annealing_time [h]" in text
+    # in the units the campaign file wrote, as the lab sheet gives them (they were K and h)
+    assert "annealing_temperature [degC]" in text and "annealing_time [min]" in text
+    assert "annealing_temperature [K]" not in text and "annealing_time [h]" not in text
     best = [line for line in text.splitlines() if line.startswith("| hardness (max)")]
     assert best and all(line.rstrip(" |").endswith("GPa") for line in best), best
     assert "not started" not in text

@@ -7,6 +7,7 @@ import pytest
 
 from dm_hpc import Campaign
 from dm_hpc.campaign.report import write_report
+from dm_hpc.data import to_canonical
 
 HV = [120.0, 180.0, 150.0, 90.0]
 CAMPAIGN = {
@@ -45,3 +46,18 @@ def test_the_report_quotes_the_constraint_in_the_files_unit(measured):
     camp, _ = measured
     text = write_report(camp.spec).read_text()
     assert "1 record(s) left out: they do not meet, or have no value for, hardness >= 100 HV." in text, text
+
+
+def test_the_report_shows_process_parameters_in_the_sheets_unit(measured):
+    """The best-records table headed the ageing temperature [K] with kelvin values while the lab
+    sheet (and records()) gave it in degC."""
+    camp, sheet = measured
+    text = write_report(camp.spec).read_text()
+    [head] = [ln for ln in text.splitlines() if ln.startswith("| objective | fidelity |")]
+    assert "| ageing_temperature [degC] |" in head and "[K]" not in head
+    best = sheet.loc[sheet["property:hardness [HV]"].idxmax()]
+    [row] = [ln for ln in text.splitlines() if ln.startswith("| hardness (max) | lab |")]
+    cells = [c.strip() for c in row.split("|")]
+    celsius = best["process:treatment:ageing_temperature [degC]"]
+    assert float(cells[5]) == pytest.approx(celsius, abs=0.01), row
+    assert to_canonical("hardness", max(HV), "HV") < 2 and cells[6] == f"{max(HV):.6g} HV", row
