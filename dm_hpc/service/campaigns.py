@@ -380,7 +380,8 @@ class CampaignDesk:
                 # the one reader of every door: its guards, checks and verdicts (no lock needed)
                 contents = read_lab_loaded(c, loaded, filename, contributor)
                 with self._slots[name].ingest:
-                    done = self._store_measurements(c, filename, contents, rule, confirm_held, contributor)
+                    done = self._store_measurements(c, filename, contents, rule, confirm_held, contributor,
+                                                    clearance)
             except SheetError as exc:
                 if loaded is None:  # a file the guards refuse gets no annotated copy, only the refusal
                     token = None
@@ -392,20 +393,24 @@ class CampaignDesk:
                           done.confirmed, done.stored, token, full, list(done.warnings))
 
     def _store_measurements(self, c: CampaignSpec, origin: str, contents: SheetContents, rule: AccessRule,
-                            confirm_held: bool = False, by: str | None = None):
+                            confirm_held: bool = False, by: str | None = None,
+                            clearance: AccessLevel = AccessLevel.embargoed):
         """Under the campaign's ingest lock: refuse changed re-measurements, skip a sheet that
         only repeats what is stored, else ingest; new records get ``rule`` (an existing record
         keeps its level: after ingest only an admin changes it). Values far outside the model's
         interval are held unless ``confirm_held`` or the sheet's confirm column (by ``by``).
-        Returns the ``LabIngest``."""
+        A refusal names the stored record only to a sender whose ``clearance`` reads it (its id
+        hashes its content, of which the sheet gave all but the value). Returns the ``LabIngest``."""
         from dm_hpc.campaign.lab import LabIngest, confirmations, take_lab_contents
 
         records = contents.records
         state = jn.replay(c.run_dir / "journal.jsonl")
         before = {r.sample_id: state.lab[r.sample_id].record_id for r in records}
-        changed = [(0, f"sample {r.sample_id!r} is already measured (record {before[r.sample_id]}); "
-                       "a different value needs a new suggestion")
-                   for r in records if before[r.sample_id] not in (None, r.record_id)]
+        stale = [r for r in records if before[r.sample_id] not in (None, r.record_id)]
+        shown = self.access(c.name).readable([before[r.sample_id] for r in stale], clearance)
+        changed = [(0, f"sample {r.sample_id!r} is already measured"
+                       + (f" (record {before[r.sample_id]})" if named else "")
+                       + "; a different value needs a new suggestion") for r, named in zip(stale, shown)]
         if changed:
             raise SheetError(origin, changed)
         ids = [r.record_id for r in records]
