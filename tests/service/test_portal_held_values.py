@@ -116,6 +116,29 @@ def test_a_confirmed_value_leaves_in_exports_without_the_interval_unless_the_rea
         assert "outside" in stamp["record"]["circumstances"]["provenance"]["extra"]["confirmed"]
 
 
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_the_lab_queue_says_a_sample_is_held_and_what_to_do_without_the_interval(held):
+    """After the upload's reply the held sample was a plain pending row (API, page): the lab
+    learnt nothing on its next visit. Now it is marked held, with what to do; the interval only
+    for a reader of every record the model learnt from."""
+    portal, campaign, secrets, (held_sid, confirmed_sid), _ = held
+    with _client(portal, "lab") as c:
+        pending = c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/pending").json()
+        assert [p["sample_id"] for p in pending] == [held_sid]
+        note = pending[0]["held"]
+        assert "mixing_energy" in note and "confirm" in note and "send" in note and "correct" in note
+        assert "[" not in note and not any(w in note for w in secrets[f"interval of {held_sid}"] | secrets["held value"])
+        page = _text(c.get(f"/campaigns/{CAMPAIGN}/lab").text)
+        assert f"{held_sid} mixing_energy held" in page and "confirm" in page
+    low, high = interval(jn.replay(campaign.run_dir / "journal.jsonl").lab[held_sid].predicted, "mixing_energy")
+    with _client(portal, "admin") as c:  # reads every record: the interval the value fell outside
+        note = c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/pending").json()[0]["held"]
+        assert f"[{low:.4g}, {high:.4g}] eV/atom" in note
+
+
 def test_a_refused_resend_names_no_record_the_sender_may_not_read(built_campaign, tmp_path_factory):
     """A sample already measured and embargoed by another user, sent again with another value by
     a lab of clearance public: the refusal named the record's id. The id is a hash of the
@@ -155,3 +178,23 @@ def test_a_refused_resend_names_no_record_the_sender_may_not_read(built_campaign
         r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/lab/results",
                    files={"file": ("again.csv", table.assign(**{PROP: -0.0111}).to_csv(index=False).encode())})
         assert r.status_code == 400 and rid in r.text
+
+
+def test_the_lab_state_the_portal_builds_passes_only_named_fields(held):
+    """``_lab_state`` is the portal's one door to the journal's lab entries: an allow-list, so a
+    field the journal gains later is not shown until someone decides what a reader may see of it
+    (as ``held``'s why, with the value sent and the interval, was shown by no view but could have been)."""
+    from dataclasses import fields
+
+    from dm_hpc.service.campaigns import LAB_FIELDS, CampaignDesk
+
+    portal, campaign, secrets, (held_sid, _), _ = held
+    assert {f.name for f in fields(jn.LabEntry)} == {*LAB_FIELDS, "predicted", "held"}, \
+        "a new journal field: decide what the portal may show of it (LAB_FIELDS, or rebuilt in _lab_state)"
+    desk = CampaignDesk(portal.campaigns)
+    for clearance in AccessLevel:
+        state = desk._lab_state(CAMPAIGN, clearance)
+        assert not state.tasks and not state.best and state.stopped is None  # the lab queue only
+        entry = state.lab[held_sid]
+        assert entry.held and entry.held not in secrets["held_why"] and "0.731" not in entry.held
+        assert all(set(e.predicted) <= {"mean", "std"} for e in state.lab.values())  # no acquisition scores
