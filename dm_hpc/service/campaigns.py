@@ -125,6 +125,39 @@ def _outside(c: CampaignSpec, composition: dict[str, float], process: dict[str, 
     return out
 
 
+#: What of a journalled lab entry (``journal.LabEntry``) the portal passes on. An allow-list: a
+#: field the journal gains later stays out until someone decides what a reader may see of it, as
+#: ``held`` (why a value is held: the value sent and the model's interval) is kept out and
+#: rebuilt as ``held_note``.
+LAB_FIELDS = ("sample_id", "composition", "process", "batch", "record_id", "not_made")
+#: What of a journalled prediction the portal passes on (the journal also keeps the acquisition's scores).
+PREDICTED_FIELDS = ("mean", "std")
+
+
+def held_note(c: CampaignSpec, entry: jn.LabEntry, full: bool) -> str | None:
+    """What the portal says of a sample whose value is held (None when none is): which property,
+    that it is not stored, and what to do. The interval it fell outside only with ``full`` (a
+    reader of every record the model learnt from), from the journalled prediction the hold used.
+    The journal's why is read only for the campaign's property names it starts with: the value
+    sent (whose access level was never set: it was not stored) and the interval stay out."""
+    from dm_hpc.campaign.holds import interval
+    from dm_hpc.campaign.labsheet import lab_properties
+    from dm_hpc.data import canonical_unit
+
+    if not entry.held or not entry.awaited:
+        return None
+    parts = entry.held.split("; ")
+    props = [p for p in dict.fromkeys([*lab_properties(c), *c.properties])
+             if any(part.startswith(f"{p} ") for part in parts)]
+    named = []
+    for p in props:
+        bounds = interval(entry.predicted, p) if full else None
+        named.append(p + (f" (99 % interval [{bounds[0]:.4g}, {bounds[1]:.4g}] {canonical_unit(p)})" if bounds else ""))
+    return (f"{', '.join(named) or 'a value'} held, not stored: far outside the model's 99 % interval. If it is "
+            "right, write yes in the sample's confirm column (or tick confirm) and send the sheet again; "
+            "otherwise correct it and send the sheet again")
+
+
 def _finite(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(float(x)) else None
 
@@ -218,28 +251,36 @@ class CampaignDesk:
         }
 
     def _lab_state(self, name: str, clearance: AccessLevel) -> jn.State:
-        """The journal's state with the lab queue's predictions as ``clearance`` may see them: the
-        campaign's own (made from every record) when it reads every record, else predictions of
-        the model trained on its view, else none."""
+        """The lab queue as ``clearance`` may see it: a state that holds only the journal's lab
+        entries, each with the fields in ``LAB_FIELDS`` and two rebuilt, never copied: the
+        predictions (the campaign's own, made from every record, when ``clearance`` reads every
+        record, else those of the model trained on its view, else none; mean and std only) and a
+        held value's note (``held_note``)."""
         c = self.get(name)
         state = jn.replay(c.run_dir / "journal.jsonl")
-        if self.sees_everything(name, clearance):
-            return state
-        waiting = [k for k, e in state.lab.items() if e.record_id is None]
-        try:
-            again = self.predict(name, [state.lab[k].composition for k in waiting],
-                                 [state.lab[k].process for k in waiting], clearance) if waiting else []
-        except NotReady:
-            again = [{"mean": {}, "std": {}} for _ in waiting]
-        predicted = {k: {"mean": {p: v for p, v in a["mean"].items() if v is not None},
-                         "std": {p: v for p, v in a["std"].items() if v is not None}}
-                     for k, a in zip(waiting, again)}
-        state.lab = {k: replace(e, predicted=predicted.get(k, {})) for k, e in state.lab.items()}
-        return state
+        full = self.sees_everything(name, clearance)
+        if full:
+            predicted = {k: e.predicted for k, e in state.lab.items()}
+        else:
+            waiting = [k for k, e in state.lab.items() if e.record_id is None]
+            try:
+                again = self.predict(name, [state.lab[k].composition for k in waiting],
+                                     [state.lab[k].process for k in waiting], clearance) if waiting else []
+            except NotReady:
+                again = [{"mean": {}, "std": {}} for _ in waiting]
+            predicted = {k: {"mean": {p: v for p, v in a["mean"].items() if v is not None},
+                             "std": {p: v for p, v in a["std"].items() if v is not None}}
+                         for k, a in zip(waiting, again)}
+        lab = {k: jn.LabEntry(**{f: getattr(e, f) for f in LAB_FIELDS},
+                              predicted={p: dict(v) for p, v in predicted.get(k, {}).items() if p in PREDICTED_FIELDS},
+                              held=held_note(c, e, full))
+               for k, e in state.lab.items()}
+        return jn.State(lab=lab, lab_batches=state.lab_batches)
 
     def pending(self, name: str, clearance: AccessLevel) -> list[dict[str, Any]]:
         """Suggested experiments not yet measured: sample id, composition, process (also as on the
-        lab sheet: the author's unit, rounded), prediction with units."""
+        lab sheet: the author's unit, rounded), prediction with units, and whether a value sent
+        for it is held (``held_note``)."""
         from dm_hpc.campaign.labsheet import shown_process
         from dm_hpc.data import canonical_unit
 
@@ -256,18 +297,24 @@ class CampaignDesk:
             mean = e.predicted.get("mean", {})
             out.append({"sample_id": e.sample_id, "composition": e.composition, "process": e.process,
                         "process_shown": shown, "predicted": mean, "predicted_std": e.predicted.get("std", {}),
-                        "units": {k: canonical_unit(k) for k in mean}})
+                        "units": {k: canonical_unit(k) for k in mean}, "held": e.held})
         return out
 
     def lab_queue(self, name: str, clearance: AccessLevel) -> tuple[list[str], list[list[Any]]]:
         """The pending experiments as the lab sheet shows them (its column names, its rounded
         values in the author's units), less the columns the lab fills in: the portal's queue."""
+        return self.lab_view(name, clearance)[:2]
+
+    def lab_view(self, name: str, clearance: AccessLevel) -> tuple[list[str], list[list[Any]], dict[str, str]]:
+        """``lab_queue`` and the samples of the queue whose value is held, with their note."""
         from dm_hpc.campaign.labsheet import suggestion_rows
 
-        rows = suggestion_rows(self.get(name), self._lab_state(name, clearance))
+        state = self._lab_state(name, clearance)
+        rows = suggestion_rows(self.get(name), state)
         header = [h for h in dict.fromkeys(k for row in rows for k in row)
                   if not h.startswith(("property:", "uncertainty:", "confirm"))]
-        return header, [[row.get(h) for h in header] for row in rows]
+        held = {e.sample_id: e.held for e in state.lab.values() if e.held}
+        return header, [[row.get(h) for h in header] for row in rows], held
 
     def lab_sheet(self, name: str, fmt: str, clearance: AccessLevel) -> bytes:
         """The pending experiments as a sheet in the standard template (``fmt``: csv | xlsx)."""
@@ -380,7 +427,8 @@ class CampaignDesk:
                 # the one reader of every door: its guards, checks and verdicts (no lock needed)
                 contents = read_lab_loaded(c, loaded, filename, contributor)
                 with self._slots[name].ingest:
-                    done = self._store_measurements(c, filename, contents, rule, confirm_held, contributor)
+                    done = self._store_measurements(c, filename, contents, rule, confirm_held, contributor,
+                                                    clearance)
             except SheetError as exc:
                 if loaded is None:  # a file the guards refuse gets no annotated copy, only the refusal
                     token = None
@@ -392,20 +440,24 @@ class CampaignDesk:
                           done.confirmed, done.stored, token, full, list(done.warnings))
 
     def _store_measurements(self, c: CampaignSpec, origin: str, contents: SheetContents, rule: AccessRule,
-                            confirm_held: bool = False, by: str | None = None):
+                            confirm_held: bool = False, by: str | None = None,
+                            clearance: AccessLevel = AccessLevel.embargoed):
         """Under the campaign's ingest lock: refuse changed re-measurements, skip a sheet that
         only repeats what is stored, else ingest; new records get ``rule`` (an existing record
         keeps its level: after ingest only an admin changes it). Values far outside the model's
         interval are held unless ``confirm_held`` or the sheet's confirm column (by ``by``).
-        Returns the ``LabIngest``."""
+        A refusal names the stored record only to a sender whose ``clearance`` reads it (its id
+        hashes its content, of which the sheet gave all but the value). Returns the ``LabIngest``."""
         from dm_hpc.campaign.lab import LabIngest, confirmations, take_lab_contents
 
         records = contents.records
         state = jn.replay(c.run_dir / "journal.jsonl")
         before = {r.sample_id: state.lab[r.sample_id].record_id for r in records}
-        changed = [(0, f"sample {r.sample_id!r} is already measured (record {before[r.sample_id]}); "
-                       "a different value needs a new suggestion")
-                   for r in records if before[r.sample_id] not in (None, r.record_id)]
+        stale = [r for r in records if before[r.sample_id] not in (None, r.record_id)]
+        shown = self.access(c.name).readable([before[r.sample_id] for r in stale], clearance)
+        changed = [(0, f"sample {r.sample_id!r} is already measured"
+                       + (f" (record {before[r.sample_id]})" if named else "")
+                       + "; a different value needs a new suggestion") for r, named in zip(stale, shown)]
         if changed:
             raise SheetError(origin, changed)
         ids = [r.record_id for r in records]

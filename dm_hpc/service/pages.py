@@ -130,9 +130,9 @@ def plot_file(request: Request, name: str, plot: str, user: User | None = Depend
 
 
 def _lab_page(request: Request, user: User, svc: Service, name: str, status_code: int = 200, **extra) -> HTMLResponse:
-    header, rows = svc.desk.lab_queue(name, user.clearance)
+    header, rows, held = svc.desk.lab_view(name, user.clearance)
     return _page(request, "lab.html", status_code, user=user, name=name, header=header, pending=rows,
-                 levels=list(AccessLevel), **extra)
+                 held_pending=held, levels=list(AccessLevel), **extra)
 
 
 @router.get("/campaigns/{name}/lab", response_class=HTMLResponse)

@@ -32,10 +32,25 @@ def readable_records(desk: CampaignDesk, campaign: str, clearance: AccessLevel,
     return keep, len(out) - len(keep)
 
 
-def export_rows(pairs: list[tuple[MaterialRecord, AccessRule]]) -> list[dict[str, Any]]:
-    """Records as JSON-ready rows: id, level, embargo end, the record in the store's form."""
-    return [{"record_id": r.record_id, "access_level": rule.level, "embargo_until": rule.until,
-             "record": json.loads(r.to_json())} for r, rule in pairs]
+#: What of a confirmation stamp (``provenance.extra["confirmed"]``, ``campaign.holds``) leaves for
+#: a reader who does not read every record of the campaign: who and when. An allow-list: the
+#: interval the value fell outside (``outside``) is the campaign model's output, learnt from
+#: every record, and stays in.
+CONFIRMATION_SHOWN = ("by", "at")
+
+
+def export_rows(pairs: list[tuple[MaterialRecord, AccessRule]], intervals: bool = True) -> list[dict[str, Any]]:
+    """Records as JSON-ready rows: id, level, embargo end, the record in the store's form
+    (``intervals=False``: a confirmation's stamp says only who confirmed and when)."""
+    rows = []
+    for r, rule in pairs:
+        record = json.loads(r.to_json())
+        extra = record.get("circumstances", {}).get("provenance", {}).get("extra", {})
+        if not intervals and isinstance(extra.get("confirmed"), dict):
+            extra["confirmed"] = {k: v for k, v in extra["confirmed"].items() if k in CONFIRMATION_SHOWN}
+        rows.append({"record_id": r.record_id, "access_level": rule.level, "embargo_until": rule.until,
+                     "record": record})
+    return rows
 
 
 @dataclass

@@ -58,6 +58,8 @@ class PendingExperiment(BaseModel):
     predicted: dict[str, float | None]
     predicted_std: dict[str, float | None]
     units: dict[str, str] = Field(default_factory=dict, description="Unit of each predicted property.")
+    held: str | None = Field(default=None, description="A value sent for this sample was held, not stored (far "
+                             "outside the model's 99 % interval): which property and what to do (confirm or correct).")
 
 
 class RowProblem(BaseModel):

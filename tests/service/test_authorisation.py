@@ -208,7 +208,12 @@ def test_page_matrix(portal, filled, caller):
 # derived output (best values, report, plots, predictions, designs, lab sheets, pages, errors).
 CANARY_VALUE = -0.9187346
 #: Callers granted the campaign (or not) but not cleared for embargoed records.
-UNCLEARED = ["scientist", "restricted", "lab", "scientist_other", "approver"]
+UNCLEARED = ["scientist", "restricted", "lab", "scientist_other", "lab_other", "approver"]
+#: The lab's held value after the canary (``canary``): its why in the journal, which names the
+#: value sent and the model's interval, and the interval's bounds (name -> ways of writing it).
+HELD: dict[str, set[bytes]] = {}
+#: The canary's sample sent again with another value (refused for every caller: already measured).
+RESEND: list[bytes] = []
 PLOTS = ["best_vs_evaluations.png", "parity.png", "pareto.png"]
 
 
@@ -264,6 +269,23 @@ def canary(built_campaign, tmp_path_factory):
         rid = r.json()["record_ids"][0]
         # the admin's annotated copy holds the canary: another user must not fetch it by its token
         ANNOTATED_TOKENS[:] = [r.json()["annotated"].rsplit("/", 1)[1].removesuffix(".xlsx")]
+        # the lab (clearance public) sends the other sample far outside the model's interval: held,
+        # its why journalled; the canary's sample again with another value: refused
+        from dm_hpc.campaign import journal as jn
+        from dm_hpc.campaign.holds import interval
+
+        rest = pd.read_csv(io.BytesIO(sheet)).iloc[1:2].copy()
+        rest[PROP] = 0.7312468
+        r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/lab/results", data={"access_level": "public"},
+                   headers={"Authorization": f"Bearer {portal.tokens['lab']}"},
+                   files={"file": ("held.csv", rest.to_csv(index=False).encode(), "text/csv")})
+        assert r.status_code == 200 and len(r.json()["held"]) == 1, r.text
+        entry = jn.replay(portal.campaigns.parent / "run" / "journal.jsonl").lab[rest["sample_id"].iloc[0]]
+        bounds = interval(entry.predicted, PROP.split(":")[1].split(" ")[0])
+        HELD.clear()
+        HELD.update({"held_why": {entry.held.encode()}, "held value": {b"0.731247", b"0.7312468"},
+                     "interval": {f"{x:.{k}g}".encode() for x in bounds for k in range(5, 10)}})
+        RESEND[:] = [table.assign(**{PROP: CANARY_VALUE / 2}).to_csv(index=False).encode()]
         # request 1 (an admin's, naming the canary) and 2 (a scientist's): the export pages list them
         assert c.post(f"/api/v1/campaigns/{CAMPAIGN}/exports", headers=admin,
                       json={"record_ids": [rid], "reason": "partner"}).status_code == 200
@@ -274,9 +296,10 @@ def canary(built_campaign, tmp_path_factory):
     return portal, rid, {el: x for el, x in comp.items() if x > 0}
 
 
-def _bodies(composition: dict[str, float]) -> dict[str, dict]:
-    """Request bodies by route path; a route not named here is called with an empty JSON body."""
-    bad_sheet = {"files": {"file": ("bad.csv", b"sample_id\nno-such-sample\n", "text/csv")}}
+def _bodies(composition: dict[str, float], upload: bytes | None = None) -> dict[str, dict]:
+    """Request bodies by route path; a route not named here is called with an empty JSON body.
+    ``upload``: the sheet every upload sends (a refused one), by default one naming no sample."""
+    bad_sheet = {"files": {"file": ("bad.csv", upload or b"sample_id\nno-such-sample\n", "text/csv")}}
     return {
         "/api/v1/campaigns/{name}/predict": {"json": {"compositions": [composition]}},
         "/api/v1/campaigns/{name}/design": {"json": {"targets": ["mixing_energy<=-0.5 eV/atom"], "n": 5}},
@@ -313,7 +336,7 @@ def app_routes(routes, prefix: str = ""):
 ANNOTATED_TOKENS: list[str] = []
 
 
-def route_requests(app, record_id: str, composition: dict[str, float]):
+def route_requests(app, record_id: str, composition: dict[str, float], upload: bytes | None = None):
     """(method, url, request kwargs) for every route of ``app`` (so a new route is covered without
     being listed), every value of its path parameters and every query variant."""
     import itertools
@@ -321,7 +344,7 @@ def route_requests(app, record_id: str, composition: dict[str, float]):
 
     values = {"name": [CAMPAIGN], "plot": PLOTS, "fmt": ["csv", "xlsx"], "record_id": [record_id],
               "request_id": ["1", "2"], "token": ANNOTATED_TOKENS or ["0" * 16]}
-    bodies = _bodies(composition)
+    bodies = _bodies(composition, upload)
     for path, methods in app_routes(app.routes):
         fields = [f for _, f, _, _ in string.Formatter().parse(path) if f]
         missing = [f for f in fields if f not in values]
@@ -350,21 +373,39 @@ def _with_form_token(kwargs: dict, url: str, method: str, token: str) -> dict:
     return {"files": kwargs["files"], "data": data} if "files" in kwargs else {"data": data}
 
 
-def test_canary_reaches_no_caller_without_clearance(canary):
-    portal, record_id, composition = canary
-    secrets_ = canary_strings(record_id)
+def sweep(portal, callers: list[str], record_id: str, composition: dict[str, float],
+          secrets: dict[str, set[bytes]], allowed=lambda caller, url: set(),
+          upload: bytes | None = None) -> tuple[int, list[str]]:
+    """Call every route (``route_requests``) as each of ``callers`` (signed in by token and
+    cookie, form posts with their CSRF token; a caller without a token anonymously); returns how
+    many calls and the leaks: each response (and what it holds compressed) that carries a way of
+    writing one of ``secrets`` (name -> ways), but for the names ``allowed(caller, url)``.
+    ``upload``: the (refused) sheet of every upload route (``_bodies``)."""
+    from dm_hpc.service.auth import COOKIE
+
     leaks, calls = [], 0
-    for caller in UNCLEARED:
-        with _client_for(portal, caller) as c:
-            token = csrf_of(c)
-            for method, url, kwargs in route_requests(c.app, record_id, composition):
-                r = c.request(method, url, **_with_form_token(kwargs, url, method, token))
+    for caller in callers:
+        token = portal.tokens.get(caller)
+        auth = {"cookies": {COOKIE: token}, "headers": {"Authorization": f"Bearer {token}"}} if token else {}
+        with TestClient(portal.app(), follow_redirects=False, **auth) as c:
+            form = csrf_of(c)
+            for method, url, kwargs in route_requests(c.app, record_id, composition, upload):
+                r = c.request(method, url, **_with_form_token(kwargs, url, method, form))
                 calls += 1
+                mine = allowed(caller, url)
                 for part in readable_bytes(r.content):
-                    found = [s.decode() for s in secrets_ if s in part]
+                    found = [k for k, ways in secrets.items() if k not in mine and any(w in part for w in ways)]
                     if found:
                         leaks.append(f"{caller} {method} {url} -> {r.status_code}: {found}")
                         break
+    return calls, leaks
+
+
+def test_canary_reaches_no_caller_without_clearance(canary):
+    """The canary, the held value's why and the model's interval it fell outside (``canary``)."""
+    portal, record_id, composition = canary
+    calls, leaks = sweep(portal, UNCLEARED, record_id, composition, {"canary": set(canary_strings(record_id)), **HELD},
+                         upload=RESEND[0])
     assert calls > 4 * 20, calls
     assert not leaks, "canary leaked:\n" + "\n".join(leaks)
 
