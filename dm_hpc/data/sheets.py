@@ -59,13 +59,13 @@ from dm_hpc.data.sheet_columns import record_columns
 from dm_hpc.data.shards import RecordColumns
 from dm_hpc.data.sheetfiles import SheetError, describe_error, load_table, parse_number, write_frame
 from dm_hpc.data.sheetfiles import blank as _blank
-from dm_hpc.data.verdicts import Verdict
+from dm_hpc.data.verdicts import Decision, Verdict
 from dm_hpc.data.vocabulary import UnknownPropertyError, canonical_unit, converter, property_names
 
 __all__ = ["SheetError", "SheetContents", "SheetColumns", "SheetDefaults", "read_sheet", "read_sheet_contents",
            "read_sheet_columns", "write_sheet",
            "write_table", "records_to_table", "parse_header", "load_column_map", "apply_column_map", "ColumnMap",
-           "COMPOSITION_TOLERANCE", "NOT_MADE", "did_you_mean"]
+           "COMPOSITION_TOLERANCE", "NOT_MADE", "did_you_mean", "unit_conversions"]
 
 _HEADER = re.compile(r"^\s*(?P<key>[^\[\]]+?)\s*(?:\[(?P<unit>[^\]]*)\])?\s*$")
 _BASIS_UNITS = {
@@ -148,6 +148,18 @@ class SheetContents:
     pending: list[tuple[int, str | None]] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     confirm: dict[str, Any] = field(default_factory=dict)
+
+
+def unit_conversions(verdicts: Sequence[Verdict]) -> list[str]:
+    """One line per property column whose values were stored in another unit than the sheet's,
+    in sheet order ('hardness: HV converted to GPa for the store'): what a reply says once, where
+    the annotated copy says it on every cell."""
+    said: dict[str, str] = {}
+    for v in verdicts:
+        if v.decision is Decision.accepted and v.converted_from and v.column and v.column not in said:
+            name = parse_header(v.column).name
+            said[v.column] = f"{name}: {v.converted_from} converted to {canonical_unit(name)} for the store"
+    return list(said.values())
 
 
 def read_sheet_contents(
