@@ -311,7 +311,8 @@ def check_columns(
     (for ``dm_hpc.data.sheet_columns``, which turns it into store columns directly)."""
     n = len(table)
     meta = {name: _meta(table, columns, name) for name in
-            ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes")}
+            ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes",
+             "record_id")}
     rows = RowChecks(lines, meta["sample_id"])
     parsed: dict[str, Cells] = {}
     uncertainties = {c.name: c.header for c in columns if c.kind == "uncertainty"}
@@ -529,6 +530,25 @@ def formula_composition(checked: CheckedColumns, i: int) -> Composition:
     except (ValueError, CompositionError) as exc:
         raise SheetError(checked.origin, [refused(checked.lines[i], describe_error(exc), sample_id=checked.meta["sample_id"][i],
                                                   column="formula", value=formula)]) from None
+
+
+#: How many rows ``record_id_warnings`` names one by one before it counts the rest.
+SHOWN_ROWS = 10
+
+
+def record_id_warnings(checked: CheckedColumns, lines: Sequence[int], ids: Sequence[str]) -> list[str]:
+    """Rows that state a ``record_id`` (an exported sheet sent back) whose values are not that
+    record's: a record id is the hash of a record's content, so an edited row is another record,
+    stored under its own id (``ids``, the records' at their sheet ``lines``). Said, not refused:
+    the edit may be the point (a correction under ``--replace``); who reads the reply must not
+    take the row for the record it names."""
+    claimed = dict(zip(checked.lines, checked.meta["record_id"]))
+    off = [(line, claimed[line], rid) for line, rid in zip(lines, ids) if claimed.get(line) not in (None, rid)]
+    out = [f"line {line}: the row's values are not those of record {was} (edited since it was exported?); "
+           f"stored as record {now}" for line, was, now in off[:SHOWN_ROWS]]
+    if len(off) > SHOWN_ROWS:
+        out.append(f"... and {len(off) - SHOWN_ROWS} more rows whose record_id is not their values' record")
+    return out
 
 
 def not_made_and_pending(checked: CheckedColumns) -> tuple[list[tuple[int, str | None]], list[tuple[int, str | None]]]:

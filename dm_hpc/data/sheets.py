@@ -12,6 +12,7 @@ Header grammar (one column each; units in square brackets)::
     ordered:<El> [at_frac], 99 % interval:<name> [unit], verdict   added by the annotated copy, ignored on import
     formula                                     a formula instead of composition columns
     material_class, source, method, contributor, institution, notes
+    record_id                                   an exported record's id; a row whose values are not its record's is said
 
 A sheet with any bad row stores nothing: ``read_sheet`` raises ``SheetError`` listing every bad
 cell or row (``Verdict``: line, where the header is line 1, sample id, column, value, reason).
@@ -54,6 +55,7 @@ from dm_hpc.data.sheet_checks import (
     build_records,
     check_columns,
     not_made_and_pending,
+    record_id_warnings,
 )
 from dm_hpc.data.sheet_columns import record_columns
 from dm_hpc.data.shards import RecordColumns
@@ -75,7 +77,7 @@ _BASIS_UNITS = {
 }
 _BASIS_LABEL = BASIS_LABEL
 META = ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes",
-        "confirm")
+        "confirm", "record_id")
 _TEMPLATE_PREFIXES = ("composition:", "raw:", "process:", "property:", "uncertainty:", "predicted:", "predicted_std:")
 
 
@@ -332,6 +334,7 @@ def records_from_table(
     """
     checked, warnings = _checked(table, origin, defaults, known_ids, decimal, properties)
     built = build_records(checked)
+    warnings += record_id_warnings(checked, built.lines, [r.record_id for r in built.records])
     confirm = ({str(sid).strip(): cell for sid, cell in zip(table["sample_id"], table["confirm"])}
                if "confirm" in table.columns and "sample_id" in table.columns else {})
     return SheetContents(built.records, built.lines, built.not_made, warnings, built.pending, built.verdicts,
@@ -368,6 +371,7 @@ def read_sheet_columns(
     checked, warnings = _checked(table, shown or str(path), defaults or SheetDefaults(), None, loaded.decimal)
     del loaded, table  # the cells as read (a Python object each): freed before the records are written
     columns, lines = record_columns(dataclasses.replace(checked, table=None))
+    warnings += record_id_warnings(checked, lines, columns.ids)
     not_made, pending = not_made_and_pending(checked)
     return SheetColumns(columns, lines, not_made, warnings, pending)
 
@@ -420,11 +424,12 @@ def _checked(
 
 def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Basis.atomic_fraction) -> pd.DataFrame:
     """Records as a template table (canonical units; column names from ``columns``), the
-    inverse of ``records_from_table``."""
+    inverse of ``records_from_table``; the first column is each record's ``record_id``."""
     basis = Basis(basis)
     rows = []
     for rec in records:
         row: dict[str, Any] = {
+            "record_id": rec.record_id,  # first: what a row is cited by (read back, checked: ``record_id_warnings``)
             "sample_id": rec.sample_id or "",
             "material_class": rec.material_class.value,
             "source": rec.provenance.source.value,
@@ -451,8 +456,8 @@ def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Bas
     table = pd.DataFrame(rows)
     comp = sorted(c for c in table.columns if c.startswith(("composition:", "raw:")))
     rest = [c for c in table.columns if c not in comp and c not in META]
-    meta = [c for c in META if c in table.columns]
-    return table[meta + comp + rest]
+    meta = [c for c in ("record_id", *META) if c in table.columns]
+    return table[list(dict.fromkeys(meta)) + comp + rest]
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
