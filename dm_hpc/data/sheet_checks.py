@@ -69,7 +69,7 @@ _NON_FINITE = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity
 #: guess which one the lab meant: "nd" is "not determined" to one lab, "not detected" to another.
 _NO_VALUE = frozenset({"n/a", "na", "n.a.", "n/d", "nd", "n.d.", "none", "-", "--", "\u2014", "\u2015"})
 #: A value written with its spread (``1.2 ± 0.1``, ``1.2 +/- 0.1``, ``1.2+-0.1``; minus signs as ASCII).
-_SPREAD = re.compile(r"\s*(?P<value>[^\s±+]*)\s*(?P<sign>±|\+\s*/\s*-|\+-)\s*(?P<spread>\S*)\s*")
+_SPREAD = re.compile(r"\s*(?P<value>[^\s±+]*)\s*(?P<sign>±|\+\s*/\s*-|\+-)\s*(?P<spread>.*?)\s*")
 _SIG_DIGITS = 12  # as records._round: a record built here has the validated record's id
 #: A composition without a balance element must sum to 1 (fractions) or 100 (percent) within
 #: this share: sheets round (0.333 x 3), but 1.47 is a typing error, not something to rescale.
@@ -140,7 +140,8 @@ def why_not_a_measurement(text: str, kind: str, uncertainty: str, has_uncertaint
     sign = re.sub(r"\s", "", spread["sign"])
     if kind == "uncertainty":
         return f"write the spread without {sign!r}" + (f" ({spread['spread']})" if spread["spread"] else "")
-    value, width = (spread["value"], spread["spread"]) if spread["value"] and spread["spread"] else ("the value", "the spread")
+    plain = spread["value"] and spread["spread"] and not re.search(r"[\s%]", spread["spread"])  # not "5 %"
+    value, width = (spread["value"], spread["spread"]) if plain else ("the value", "the spread")
     where = (f"in its {uncertainty!r} cell" if has_uncertainty
              else f"in it (add a column {uncertainty!r}, in the value's unit)")
     return (f"a value with its spread: write {value} here and {width} {where}; the column holds the standard "

@@ -100,3 +100,13 @@ def test_no_value_words_in_an_uncertainty_cell_say_leave_it_blank(doors, tmp_pat
     (_, first), (_, second) = o.problems
     assert "leave the cell blank when the uncertainty is not known" in first, first
     assert "write the spread without '\u00b1' (0.05)" in second, second
+
+
+@pytest.mark.parametrize("cell", ["1.2 \u00b1 5 %", "1.2 +/- 0.1 GPa"])
+def test_a_relative_or_unit_bearing_spread_gets_the_same_advice(doors, tmp_path, cell):
+    header = HEADER + ["uncertainty:hardness [GPa]"]
+    body = [r + [None] for r in rows()]
+    body[0][4] = cell
+    o = every_door(doors, write_csv(tmp_path / "rel.csv", header, body))
+    assert o.refused and not o.stored
+    assert "write the value here and the spread in its 'uncertainty:hardness [GPa]' cell" in o.problems[0][1], o.problems
