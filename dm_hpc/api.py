@@ -105,7 +105,8 @@ class Campaign:
         (with the sheet's ``confirm`` column; an id no row holds is refused); other such values
         are held, not stored, and listed in the result's ``attrs["held"]``; the sheet's warnings
         (what ``dm-hpc ingest`` prints: a property left blank, a confirm cell that is not a yes)
-        in ``attrs["warnings"]``.
+        in ``attrs["warnings"]``, and a line per property column stored in another unit than the
+        sheet's in ``attrs["conversions"]``. The frame's ``record_id`` column names each stored record.
 
         Raises ``SheetError`` whose messages name the row (line 2 is the first row), sample id,
         column and value; a frame with no ``property:<name> [unit]`` column is refused (with
@@ -121,13 +122,14 @@ class Campaign:
         confirm = set(confirm) | confirmations(contents)
         taken = take_lab_contents(self.spec, contents, origin, replace, confirm)
         ids = {r.sample_id for r in taken.stored}
-        if taken.queued:  # a running manager ingests them within a poll interval
-            out = pd.DataFrame({"sample_id": sorted(ids), "record_id": [None] * len(ids)})
+        if taken.queued:  # a running manager ingests them within a poll interval, under these ids
+            out = pd.DataFrame({"sample_id": sorted(ids), "record_id": [taken.record_ids[sid] for sid in sorted(ids)]})
         else:
             stored = self.records()
             out = stored if stored.empty else stored[stored["sample_id"].isin(ids)].reset_index(drop=True)
         out.attrs["held"] = [h.message() for h in taken.held]
         out.attrs["warnings"] = list(taken.warnings)  # what `dm-hpc ingest` prints (a blank property, ...)
+        out.attrs["conversions"] = list(taken.conversions)  # 'hardness: HV converted to GPa for the store'
         return out
 
     def retract(self, record_id: str, reason: str, by: str | None = None):

@@ -34,6 +34,7 @@ from dm_hpc.data.sheets import (
     SheetDefaults,
     SheetError,
     records_from_table,
+    unit_conversions,
 )
 from dm_hpc.data.sheetfiles import LoadedTable, load_table
 from dm_hpc.data.verdicts import Verdict
@@ -127,7 +128,8 @@ class LabIngest:
     ``not_made`` sample ids (marked so), ``pending`` ones (blank measurement cells: still
     waiting), ``warnings`` about the sheet, every ``verdicts`` of the reading, ``held`` values
     outside the model's interval (not stored, see ``holds``), ``confirmed`` sample ids stored
-    despite a hold, and the ``stored`` records."""
+    despite a hold, the ``stored`` records, and ``conversions``: one line per property column
+    stored in another unit than the sheet's ('hardness: HV converted to GPa for the store')."""
 
     records: int
     new: int
@@ -141,6 +143,13 @@ class LabIngest:
     held: list[Hold] = field(default_factory=list)
     confirmed: list[str] = field(default_factory=list)
     stored: list[MaterialRecord] = field(default_factory=list)
+    conversions: list[str] = field(default_factory=list)
+
+    @property
+    def record_ids(self) -> dict[str, str]:
+        """Sample id -> the id of the record stored for it (a content hash: the same before a
+        running manager has ingested a queued sheet as after)."""
+        return {r.sample_id: r.record_id for r in self.stored if r.sample_id}
 
 
 def confirmations(contents: SheetContents) -> set[str]:
@@ -255,7 +264,7 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
         replaced = sum(bool(r.provenance.supersedes) for r in records) - completed
         return LabIngest(len(records), new, queued, replaced, completed,
                          not_made, contents.warnings + warnings, [sid for _, sid in contents.pending if sid is not None],
-                         contents.verdicts, held, confirmed, records)
+                         contents.verdicts, held, confirmed, records, unit_conversions(contents.verdicts))
 
     with exclusive(campaign) as owned:
         if owned is None:  # a manager holds the campaign: it ingests from its inbox

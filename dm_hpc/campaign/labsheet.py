@@ -135,9 +135,12 @@ def write_lab_sheet(campaign: CampaignSpec, table: pd.DataFrame, out: Path) -> P
 def instructions(campaign: CampaignSpec, props: list[str]) -> list[tuple[str, str]]:
     """The Instructions worksheet: what to fill, units, "not made", confirmations, whom to ask."""
     units = ", ".join(f"{p} in {campaign.shown_unit(p)}" for p in props)
-    contact = campaign.description.strip().splitlines()[0] if campaign.description.strip() else ""
+    # the description under its own heading, whole: its first line once stood where the owner
+    # belongs ("Ask the campaign's owner: Low mixing energy, ..."); a campaign file names no owner
+    about = " ".join(campaign.description.split())
     return [
         ("Campaign", campaign.name),
+        *([("Description", about)] if about else []),
         ("What to fill", "One row per sample, by sample_id. Type each measured value in its property:<name> column "
                          "and, if you know it, its standard uncertainty in uncertainty:<name>."),
         ("Units", f"The unit is in the column header [..]: {units}. Another unit is fine if you change the header "
@@ -150,7 +153,8 @@ def instructions(campaign: CampaignSpec, props: list[str]) -> list[tuple[str, st
         ("Corrections", "Send the corrected sheet with 'dm-hpc ingest --replace'; a wrong value can be withdrawn with "
                         "'dm-hpc retract RECORD_ID --reason ...'. Nothing is erased: history is kept."),
         ("Do not change", "sample_id, the column headers, predicted:* columns (they are for your information)."),
-        ("Questions", f"Ask the campaign's owner{': ' + contact if contact else ''}."),
+        ("Questions", "Ask whoever sent you this sheet; send the annotated copy along (it says what the engine "
+                      "saw of every cell)."),
     ]
 
 

@@ -367,12 +367,33 @@ def ingest(
         console.print(f"confirmed despite the model: {', '.join(result.confirmed)}", markup=False, highlight=False)
     if annotated:
         console.print(f"annotated copy: {annotated}", markup=False, highlight=False)
+    for line in result.conversions:
+        console.print(line, markup=False, highlight=False)
     replaced = f", {result.replaced} correcting stored values" if result.replaced else ""
     replaced += f", {result.completed} completing stored samples" if result.completed else ""
     if result.queued:
         console.print(f"validated {result.records} records{replaced}; the running campaign ingests them within a second")
     else:
         console.print(f"ingested {result.records} records ({result.new} new{replaced})")
+    for line in record_id_lines(result.record_ids, c, queued=result.queued):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+#: How many ``sample -> record id`` lines an ingest prints before pointing at the full list.
+SHOWN_IDS = 10
+
+
+def record_id_lines(ids: dict[str, str], c, queued: bool = False) -> list[str]:
+    """The reply's record ids, one ``  sample -> record id`` line each up to ``SHOWN_IDS``, then
+    the command that lists every one (a lab cites a record by its id, not by its row)."""
+    if not ids:
+        return []
+    head = "record ids (sample -> record" + (", stored when the campaign ingests them):" if queued else "):")
+    lines = [head] + [f"  {sid} -> {rid}" for sid, rid in list(ids.items())[:SHOWN_IDS]]
+    if len(ids) > SHOWN_IDS:
+        lines.append(f"  ... and {len(ids) - SHOWN_IDS} more: dm-hpc store query --store {shlex.quote(shown(c.store))} "
+                     f"--campaign {shlex.quote(c.name)} --out ids.csv writes every sample's record_id")
+    return lines
 
 
 def report(campaign: CampaignFile) -> None:

@@ -103,8 +103,8 @@ def import_(
         fail(str(exc))
     except (OSError, ValueError) as exc:
         fail(f"{column_map or sheet}: {exc}")
-    for warning in contents.warnings:
-        err.print(f"warning: {warning}", markup=False, highlight=False)
+    for warning in contents.warnings:  # soft_wrap: a record id broken over two lines cannot be copied
+        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     _give_back_freed_memory()
     with store_errors(), _open(store, "a") as s:
         try:

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -45,7 +46,8 @@ from dm_hpc.data.records import (
     label_problem,
 )
 from dm_hpc.data.rounding import round_significant
-from dm_hpc.data.sheetfiles import VALUELESS_CELL, SheetError, describe_error
+from dm_hpc.data.columns import property_column
+from dm_hpc.data.sheetfiles import VALUELESS_CELL, SheetError, ascii_minus, describe_error
 from dm_hpc.data.verdicts import Decision, Verdict, refused
 from dm_hpc.data.vocabulary import converter, same_unit, term
 
@@ -62,6 +64,12 @@ _NUMBER_CHARS = re.compile(r"[0-9.eE+\-\n]*")
 _COMMA_NUMBER = r"[+-]?(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]*),[0-9]+(?:[eE][+-]?[0-9]+)?"
 _NON_FINITE = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity",
                          "#num!", "#div/0!", "#value!", "#n/a", VALUELESS_CELL.lower()})
+#: What labs write in a measurement cell for "no value" (any ``MINUS_SIGNS`` dash counts as "-"):
+#: refused with what to write instead, a blank cell or ``NOT_MADE``. Read as either, it would
+#: guess which one the lab meant: "nd" is "not determined" to one lab, "not detected" to another.
+_NO_VALUE = frozenset({"n/a", "na", "n.a.", "n/d", "nd", "n.d.", "none", "-", "--", "\u2014", "\u2015"})
+#: A value written with its spread (``1.2 ± 0.1``, ``1.2 +/- 0.1``, ``1.2+-0.1``; minus signs as ASCII).
+_SPREAD = re.compile(r"\s*(?P<value>[^\s±+]*)\s*(?P<sign>±|\+\s*/\s*-|\+-)\s*(?P<spread>.*?)\s*")
 _SIG_DIGITS = 12  # as records._round: a record built here has the validated record's id
 #: A composition without a balance element must sum to 1 (fractions) or 100 (percent) within
 #: this share: sheets round (0.333 x 3), but 1.47 is a typing error, not something to rescale.
@@ -113,12 +121,41 @@ def why_not_a_number(text: str) -> str:
     return "not a number"
 
 
-def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = ()) -> Cells:
+def why_not_a_measurement(text: str, kind: str, uncertainty: str, has_uncertainty: bool) -> str:
+    """``why_not_a_number`` for a cell of a property (``kind`` "property") or uncertainty column,
+    with what to write instead of a "no value" word or a value with its spread. ``uncertainty``:
+    the header of the property's uncertainty column (``has_uncertainty``: the sheet has it).
+
+    A spread is refused, not split into the uncertainty column: "±" on a lab report is a
+    standard uncertainty to one lab and a 95 % (k=2) interval or a half-range to another, and the
+    store's uncertainty is the standard one (the model's noise, crosscheck's agreement)."""
+    if ascii_minus(text.strip().lower()) in _NO_VALUE:
+        if kind == "uncertainty":
+            return "not a number: leave the cell blank when the uncertainty is not known"
+        return (f"not a value: leave the cell blank while it is not measured yet (the row stays pending), "
+                f"or write {NOT_MADE!r} if the sample was not made")
+    spread = _SPREAD.fullmatch(ascii_minus(text))
+    if spread is None:
+        return why_not_a_number(text)
+    sign = re.sub(r"\s", "", spread["sign"])
+    if kind == "uncertainty":
+        return f"write the spread without {sign!r}" + (f" ({spread['spread']})" if spread["spread"] else "")
+    plain = spread["value"] and spread["spread"] and not re.search(r"[\s%]", spread["spread"])  # not "5 %"
+    value, width = (spread["value"], spread["spread"]) if plain else ("the value", "the spread")
+    where = (f"in its {uncertainty!r} cell" if has_uncertainty
+             else f"in it (add a column {uncertainty!r}, in the value's unit)")
+    return (f"a value with its spread: write {value} here and {width} {where}; the column holds the standard "
+            "uncertainty (halve a spread given at k=2 or 95 %)")
+
+
+def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = (),
+                why: Callable[[str], str] = why_not_a_number) -> Cells:
     """Read a column of cells (text, numbers, None) as float64, all at once.
 
     Text is read with one grammar (see the module docstring); ``decimal=","`` also reads
-    ``1,5`` and ``1.234,5``. A float NaN cell is blank (a DataFrame's empty cell); an infinite
-    one is bad. ``words`` are accepted texts (lower case), returned in ``marked``.
+    ``1,5`` and ``1.234,5``; any of ``sheetfiles.MINUS_SIGNS`` is a minus. A float NaN cell is
+    blank (a DataFrame's empty cell); an infinite one is bad. ``words`` are accepted texts (lower
+    case), returned in ``marked``; ``why`` says what is wrong with a text that is not a number.
     """
     obj = column.to_numpy(dtype=object)
     n = len(obj)
@@ -163,6 +200,7 @@ def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = 
         blank[at[empty]] = True
         word = text.str.lower().isin(words).to_numpy() if words else np.zeros(len(at), dtype=bool)
         marked[at[word]] = True
+        text = text.map(ascii_minus)  # "−0.05" as Word and Excel autocorrect it
         if decimal == ",":
             comma = text.str.fullmatch(_COMMA_NUMBER).to_numpy(dtype=bool)
             text[comma] = text[comma].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
@@ -172,7 +210,7 @@ def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = 
         finite = np.isfinite(parsed)
         values[at[number & finite]] = parsed[number & finite]
         for j in np.flatnonzero(~empty & ~word & ~(number & finite)):
-            bad[int(at[j])] = why_not_a_number("inf") if number[j] else why_not_a_number(str(obj[at[j]]))
+            bad[int(at[j])] = why_not_a_number("inf") if number[j] else why(str(obj[at[j]]))
     return Cells(values, blank, marked, bad)
 
 
@@ -274,13 +312,21 @@ def check_columns(
     (for ``dm_hpc.data.sheet_columns``, which turns it into store columns directly)."""
     n = len(table)
     meta = {name: _meta(table, columns, name) for name in
-            ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes")}
+            ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes",
+             "record_id")}
     rows = RowChecks(lines, meta["sample_id"])
     parsed: dict[str, Cells] = {}
+    uncertainties = {c.name: c.header for c in columns if c.kind == "uncertainty"}
+    units = {c.name: c.unit for c in columns if c.kind == "property"}
     for c in columns:
         if c.kind in ("composition", "raw", "process", "property", "uncertainty"):
             words = _BALANCE if c.kind == "composition" else _NOT_MADE_SPELLINGS if c.kind == "property" else ()
-            parsed[c.header] = cells = parse_cells(table[c.header], decimal, words)
+            why = why_not_a_number
+            if c.kind in ("property", "uncertainty"):
+                header = uncertainties.get(c.name) or property_column(c.name, units.get(c.name), kind="uncertainty")
+                why = partial(why_not_a_measurement, kind=c.kind, uncertainty=header,
+                              has_uncertainty=c.name in uncertainties)
+            parsed[c.header] = cells = parse_cells(table[c.header], decimal, words, why)
             for i, why in cells.bad.items():
                 rows.refuse(i, why, c.header, table[c.header].iloc[i])
     meta_blank = np.ones(n, dtype=bool)
@@ -485,6 +531,25 @@ def formula_composition(checked: CheckedColumns, i: int) -> Composition:
     except (ValueError, CompositionError) as exc:
         raise SheetError(checked.origin, [refused(checked.lines[i], describe_error(exc), sample_id=checked.meta["sample_id"][i],
                                                   column="formula", value=formula)]) from None
+
+
+#: How many rows ``record_id_warnings`` names one by one before it counts the rest.
+SHOWN_ROWS = 10
+
+
+def record_id_warnings(checked: CheckedColumns, lines: Sequence[int], ids: Sequence[str]) -> list[str]:
+    """Rows that state a ``record_id`` (an exported sheet sent back) whose values are not that
+    record's: a record id is the hash of a record's content, so an edited row is another record,
+    stored under its own id (``ids``, the records' at their sheet ``lines``). Said, not refused:
+    the edit may be the point (a correction under ``--replace``); who reads the reply must not
+    take the row for the record it names."""
+    claimed = dict(zip(checked.lines, checked.meta["record_id"]))
+    off = [(line, claimed[line], rid) for line, rid in zip(lines, ids) if claimed.get(line) not in (None, rid)]
+    out = [f"line {line}: the row's values are not those of record {was} (edited since it was exported?); "
+           f"stored as record {now}" for line, was, now in off[:SHOWN_ROWS]]
+    if len(off) > SHOWN_ROWS:
+        out.append(f"... and {len(off) - SHOWN_ROWS} more rows whose record_id is not their values' record")
+    return out
 
 
 def not_made_and_pending(checked: CheckedColumns) -> tuple[list[tuple[int, str | None]], list[tuple[int, str | None]]]:

@@ -38,6 +38,12 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 QUOTE = "'"
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _COMMA_NUMBER = re.compile(r"^\s*[+-]?(\d{1,3}(\.\d{3})+|\d*),\d+([eE][+-]?\d+)?\s*$")
+#: What a lab's software writes for the minus of a number: U+2212 MINUS SIGN (Word's and Excel's
+#: autocorrect, and text pasted from a paper), U+2012 FIGURE DASH, U+2013 EN DASH (autocorrect of a
+#: spaced hyphen), the small and fullwidth hyphen-minus (CJK input) and the two Unicode hyphens.
+#: The em dash is not among them: alone in a cell it says "no value" (``sheet_checks``).
+MINUS_SIGNS = "\u2212\u2012\u2013\ufe63\uff0d\u2010\u2011"
+_TO_HYPHEN_MINUS = str.maketrans(dict.fromkeys(MINUS_SIGNS, "-"))
 #: XLSX (XML 1.0) cannot hold these control characters at all.
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 CSV_SUFFIXES = (".csv", ".tsv")
@@ -367,7 +373,7 @@ def _decimal_mark(frame: pd.DataFrame, sep: str) -> str:
     """"," when a sheet separated by something else than commas writes decimal commas."""
     if sep != ",":
         cells = (c for col in frame.columns for c in frame[col] if isinstance(c, str))
-        if any(_COMMA_NUMBER.match(c) for c in cells):
+        if any(_COMMA_NUMBER.match(ascii_minus(c)) for c in cells):
             return ","
     return "."
 
@@ -491,13 +497,20 @@ def _no_saved_results(path: Path, sheet: str | None, rows: list[tuple[int, list[
         raise SheetError(str(path), problems)
 
 
+def ascii_minus(text: str) -> str:
+    """``text`` with every ``MINUS_SIGNS`` character as the ASCII hyphen-minus (``−0.05`` ->
+    ``-0.05``), the one minus a number is read with."""
+    return text.translate(_TO_HYPHEN_MINUS)
+
+
 def parse_number(value: Any, decimal: str = ".") -> float:
-    """A cell as a finite float; ``decimal=","`` also reads ``1,5`` and ``1.234,5``.
+    """A cell as a finite float; ``decimal=","`` also reads ``1,5`` and ``1.234,5``; a minus may
+    be any of ``MINUS_SIGNS``.
 
     Raises ValueError for text that is not a number and for NaN or infinity.
     """
     if isinstance(value, str):
-        value = value.strip()
+        value = ascii_minus(value.strip())
         if decimal == "," and _COMMA_NUMBER.match(value):
             value = value.replace(".", "").replace(",", ".")
     if isinstance(value, bool):

@@ -12,6 +12,7 @@ Header grammar (one column each; units in square brackets)::
     ordered:<El> [at_frac], 99 % interval:<name> [unit], verdict   added by the annotated copy, ignored on import
     formula                                     a formula instead of composition columns
     material_class, source, method, contributor, institution, notes
+    record_id                                   an exported record's id; a row whose values are not its record's is said
 
 A sheet with any bad row stores nothing: ``read_sheet`` raises ``SheetError`` listing every bad
 cell or row (``Verdict``: line, where the header is line 1, sample id, column, value, reason).
@@ -54,18 +55,19 @@ from dm_hpc.data.sheet_checks import (
     build_records,
     check_columns,
     not_made_and_pending,
+    record_id_warnings,
 )
 from dm_hpc.data.sheet_columns import record_columns
 from dm_hpc.data.shards import RecordColumns
 from dm_hpc.data.sheetfiles import SheetError, describe_error, load_table, parse_number, write_frame
 from dm_hpc.data.sheetfiles import blank as _blank
-from dm_hpc.data.verdicts import Verdict
+from dm_hpc.data.verdicts import Decision, Verdict
 from dm_hpc.data.vocabulary import UnknownPropertyError, canonical_unit, converter, property_names
 
 __all__ = ["SheetError", "SheetContents", "SheetColumns", "SheetDefaults", "read_sheet", "read_sheet_contents",
            "read_sheet_columns", "write_sheet",
            "write_table", "records_to_table", "parse_header", "load_column_map", "apply_column_map", "ColumnMap",
-           "COMPOSITION_TOLERANCE", "NOT_MADE", "did_you_mean"]
+           "COMPOSITION_TOLERANCE", "NOT_MADE", "did_you_mean", "unit_conversions"]
 
 _HEADER = re.compile(r"^\s*(?P<key>[^\[\]]+?)\s*(?:\[(?P<unit>[^\]]*)\])?\s*$")
 _BASIS_UNITS = {
@@ -75,7 +77,7 @@ _BASIS_UNITS = {
 }
 _BASIS_LABEL = BASIS_LABEL
 META = ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes",
-        "confirm")
+        "confirm", "record_id")
 _TEMPLATE_PREFIXES = ("composition:", "raw:", "process:", "property:", "uncertainty:", "predicted:", "predicted_std:")
 
 
@@ -151,6 +153,18 @@ class SheetContents:
     verdicts: list[Verdict] = field(default_factory=list)
     confirm: dict[str, Any] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
+
+
+def unit_conversions(verdicts: Sequence[Verdict]) -> list[str]:
+    """One line per property column whose values were stored in another unit than the sheet's,
+    in sheet order ('hardness: HV converted to GPa for the store'): what a reply says once, where
+    the annotated copy says it on every cell."""
+    said: dict[str, str] = {}
+    for v in verdicts:
+        if v.decision is Decision.accepted and v.converted_from and v.column and v.column not in said:
+            name = parse_header(v.column).name
+            said[v.column] = f"{name}: {v.converted_from} converted to {canonical_unit(name)} for the store"
+    return list(said.values())
 
 
 def read_sheet_contents(
@@ -323,6 +337,7 @@ def records_from_table(
     """
     checked, warnings = _checked(table, origin, defaults, known_ids, decimal, properties)
     built = build_records(checked)
+    warnings += record_id_warnings(checked, built.lines, [r.record_id for r in built.records])
     confirm = ({str(sid).strip(): cell for sid, cell in zip(table["sample_id"], table["confirm"])}
                if "confirm" in table.columns and "sample_id" in table.columns else {})
     units = {c.name: c.unit for c in checked.columns if c.kind == "property" and c.unit}
@@ -360,6 +375,7 @@ def read_sheet_columns(
     checked, warnings = _checked(table, shown or str(path), defaults or SheetDefaults(), None, loaded.decimal)
     del loaded, table  # the cells as read (a Python object each): freed before the records are written
     columns, lines = record_columns(dataclasses.replace(checked, table=None))
+    warnings += record_id_warnings(checked, lines, columns.ids)
     not_made, pending = not_made_and_pending(checked)
     return SheetColumns(columns, lines, not_made, warnings, pending)
 
@@ -412,11 +428,12 @@ def _checked(
 
 def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Basis.atomic_fraction) -> pd.DataFrame:
     """Records as a template table (canonical units; column names from ``columns``), the
-    inverse of ``records_from_table``."""
+    inverse of ``records_from_table``; the first column is each record's ``record_id``."""
     basis = Basis(basis)
     rows = []
     for rec in records:
         row: dict[str, Any] = {
+            "record_id": rec.record_id,  # first: what a row is cited by (read back, checked: ``record_id_warnings``)
             "sample_id": rec.sample_id or "",
             "material_class": rec.material_class.value,
             "source": rec.provenance.source.value,
@@ -443,8 +460,8 @@ def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Bas
     table = pd.DataFrame(rows)
     comp = sorted(c for c in table.columns if c.startswith(("composition:", "raw:")))
     rest = [c for c in table.columns if c not in comp and c not in META]
-    meta = [c for c in META if c in table.columns]
-    return table[meta + comp + rest]
+    meta = [c for c in ("record_id", *META) if c in table.columns]
+    return table[list(dict.fromkeys(meta)) + comp + rest]
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:

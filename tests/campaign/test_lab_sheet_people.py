@@ -9,6 +9,7 @@ import yaml
 
 from dm_hpc.campaign import CampaignError, journal as jn, load_campaign
 from dm_hpc.campaign.lab import take_lab_sheet, write_suggestions
+from dm_hpc.campaign.labsheet import instructions
 from dm_hpc.data import Store
 from tests.campaign.helpers import dm, write_campaign
 
@@ -78,3 +79,28 @@ def test_measures_names_what_the_lab_measures_and_refuses_computed_only(tmp_path
     (tmp_path / "b").mkdir()
     with pytest.raises(CampaignError, match="computed from the composition"):
         _campaign(tmp_path / "b", measures=["raw_material_cost"])
+
+
+def test_the_instructions_keep_the_description_apart_from_whom_to_ask(tmp_path):
+    """On main: 'Ask the campaign's owner: Low mixing energy, light and cheap alloys' -- the
+    description's first line where a person belongs. A campaign file names no owner, so the
+    sheet names none; the description has its own row, whole, and as text (never a formula)."""
+    path = write_campaign(tmp_path, name="described", description="=HYPERLINK(\"http://x\")\nFind light, hard alloys.")
+    campaign = load_campaign(path)
+    journal = jn.Journal(campaign.run_dir / "journal.jsonl")
+    journal.write("lab_suggested", batch=1, samples=[{"sample_id": "D-1", "composition": {"Cu": 0.5, "Ni": 0.5},
+                                                      "process": {}, "predicted": {}}])
+    journal.close()
+    out = tmp_path / "s.xlsx"
+    write_suggestions(campaign, out)
+    ws = openpyxl.load_workbook(out)["Instructions"]
+    rows = {row[0].value: row[1] for row in ws.iter_rows()}
+    assert rows["Description"].value == "'=HYPERLINK(\"http://x\") Find light, hard alloys."
+    assert rows["Description"].data_type == "s"
+    questions = rows["Questions"].value
+    assert "owner" not in questions and "HYPERLINK" not in questions and "alloys" not in questions, questions
+    assert "whoever sent you this sheet" in questions, questions
+    # without a description there is no empty row for one
+    (tmp_path / "p").mkdir()
+    plain = load_campaign(write_campaign(tmp_path / "p", name="plain"))
+    assert "Description" not in dict(instructions(plain, ["mixing_energy"]))
