@@ -31,7 +31,7 @@ def _fit(campaign: CampaignSpec, df: pd.DataFrame):
     from dm_hpc.campaign.strategy import fit_model
 
     data = training_set(campaign, df)
-    return (fit_model(campaign, data).model if len(data) >= 2 else None), data
+    return (fit_model(campaign, data).model if data.fewest >= 2 else None), data
 
 
 def _coverage_std(model, X_grid, extra=None) -> np.ndarray:
@@ -183,7 +183,7 @@ def gaps_command(store_path: str | Path, campaign_path: str | Path, n: int, out_
     data = training_set(campaign, df)
     planner = gap_filling(campaign)
     space = planner.space
-    fitted = fit_model(campaign, data) if len(data) >= 2 else None
+    fitted = fit_model(campaign, data) if data.fewest >= 2 else None
     seed = campaign.seed if seed is None else seed
     # realised cells not yet in the store: a suggestion is a calculation that would add data
     suggestions = fresh_points(planner, PlanRequest(n, fitted, [], list(planner.costs), seed), realiser(campaign),

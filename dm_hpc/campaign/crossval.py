@@ -84,19 +84,28 @@ def cross_validate(campaign: CampaignSpec, data: TrainingSet, folds: int = CV_FO
     Y = torch.as_tensor(data.Y[rows], dtype=torch.double)
     lo, hi = X.min(0).values, X.max(0).values
     bounds = torch.stack([lo, torch.where(hi > lo, hi, lo + 1.0)])
-    k = min(folds, len(rows))
     order = rng.permutation(len(rows))
     mean = np.full(Y.shape, np.nan)
     std = np.full(Y.shape, np.nan)
+    have = ~torch.isnan(Y).numpy()
+    # one GP on all outputs; where rows lack some value (NaN), one per output on the rows that
+    # hold it (as ``fit_surrogate`` fits them), its folds the same permutation's rows
+    groups = [list(range(Y.shape[-1]))] if have.all() else [[j] for j in range(Y.shape[-1])]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        full = fit_gp(X, Y, bounds=bounds)
-        for f in range(k):
-            test = order[f::k]
-            train = np.setdiff1d(order, test)
-            model = fit_gp(X[train], Y[train], bounds=bounds, warm_start=full, warm_maxiter=0)
-            mu, sd = predictive(model, X[test])
-            mean[test], std[test] = mu.numpy(), sd.numpy()
+        for cols in groups:
+            mine = order[have[order][:, cols].all(axis=1)]
+            if len(mine) < MIN_POINTS:
+                continue  # too few to cross-validate: NaN, as a prediction nobody made
+            k = min(folds, len(mine))
+            Yc = Y[:, cols]
+            full = fit_gp(X[np.sort(mine)], Yc[np.sort(mine)], bounds=bounds)
+            for f in range(k):
+                test = mine[f::k]
+                train = np.setdiff1d(mine, test)
+                model = fit_gp(X[train], Yc[train], bounds=bounds, warm_start=full, warm_maxiter=0)
+                mu, sd = predictive(model, X[test])
+                mean[np.ix_(test, cols)], std[np.ix_(test, cols)] = mu.numpy(), sd.numpy()
     return CrossValidation(rows, mean, std)
 
 
@@ -130,7 +139,7 @@ def keep_for_report(campaign: CampaignSpec, data: TrainingSet) -> None:
     """Cross-validate ``data`` as the report will (its seed, the campaign's) and keep the answer,
     unless the kept one is current or there are too few rows. Called where a model is fitted
     anyway (a lab batch); a failure here only means the report computes it itself, and says why."""
-    if len(data) < MIN_POINTS or current(campaign, data, campaign.seed) is not None:
+    if data.fewest < MIN_POINTS or current(campaign, data, campaign.seed) is not None:
         return
     try:
         keep(campaign, data, campaign.seed, cross_validate(campaign, data, seed=campaign.seed))
@@ -169,7 +178,7 @@ def keep_in_background(campaign: CampaignSpec, data: TrainingSet) -> Callable[[]
     are not meant to cross a fork). Elsewhere, and when nothing is to be computed, the returned
     function does nothing.
     """
-    if (len(data) < MIN_POINTS or len(os.sched_getaffinity(0)) < 2 or threading.active_count() > 1
+    if (data.fewest < MIN_POINTS or len(os.sched_getaffinity(0)) < 2 or threading.active_count() > 1
             or "torch" in sys.modules or current(campaign, data, campaign.seed) is not None):
         return lambda: None
     try:

@@ -24,7 +24,8 @@ class TrainingSet:
     Attributes:
         compositions: one ``{element: atomic fraction}`` per row.
         process: ``n x P`` process parameters (canonical units; calculations get the midpoint).
-        Y: ``n x m`` values of ``campaign.properties`` in canonical units.
+        Y: ``n x m`` values of ``campaign.properties`` in canonical units; NaN where a row lacks
+            one (every row holds at least one).
         fidelity: ``n`` fidelity indices into ``campaign.fidelities``.
         record_ids: ``n`` record ids (provenance of every training row).
         skipped: reason -> number of records left out.
@@ -43,6 +44,18 @@ class TrainingSet:
 
     def __len__(self) -> int:
         return len(self.record_ids)
+
+    @property
+    def counts(self) -> list[int]:
+        """Per property (``Y``'s columns) the rows that hold it: a row may lack some (NaN) and
+        still inform the others."""
+        return np.isfinite(self.Y).sum(axis=0).astype(int).tolist() if self.Y.ndim == 2 else []
+
+    @property
+    def fewest(self) -> int:
+        """Values of the least measured property: every output's model needs some, so this, not
+        the number of rows, is what the fitting thresholds compare (the same when no row lacks one)."""
+        return min(self.counts, default=0)
 
 
 def fidelity_of(campaign: CampaignSpec, source: str, method: str) -> int | None:
@@ -98,10 +111,11 @@ def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
         skipped["elements outside the design space"] = int((keep & ~inside).sum())
         keep &= inside
     df = _with_analytic(df, [p for p in props if p in _analytic()], keep, x_cols)
-    for p in props:
-        has = df[p].notna().to_numpy() if p in df.columns else np.zeros(len(df), bool)
-        skipped[f"no {p}"] = int((keep & ~has).sum())
-        keep &= has
+    # a record informs every property it holds: one with hardness measured and density not yet
+    # is a row (its density NaN, learned from the others'); one with none of them is left out
+    has = np.column_stack([df[p].notna().to_numpy() if p in df.columns else np.zeros(len(df), bool) for p in props])
+    skipped["no " + ", ".join(props)] = int((keep & ~has.any(axis=1)).sum())
+    keep &= has.any(axis=1)
     sub = df[keep]
     comps = [{c[2:]: float(v) for c, v in zip(x_cols, row) if v > 0} for row in sub[x_cols].to_numpy()]
     proc = np.zeros((len(sub), len(pnames)))
@@ -113,7 +127,8 @@ def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
     return TrainingSet(
         compositions=comps,
         process=proc,
-        Y=sub[props].to_numpy(dtype=float) if len(sub) else np.zeros((0, len(props))),
+        # reindex: a property no record holds has no column; its values are all NaN
+        Y=sub.reindex(columns=props).to_numpy(dtype=float) if len(sub) else np.zeros((0, len(props))),
         fidelity=fid[keep],
         record_ids=list(sub["record_id"]),
         sources=list(sub["source"]),
@@ -324,15 +339,18 @@ def unfit_reason(campaign: CampaignSpec, df: pd.DataFrame) -> str | None:
     if mine.empty:
         return None
     data = training_set(campaign, df)
-    if len(data) >= MIN_TRAINING_RECORDS:
+    if data.fewest >= MIN_TRAINING_RECORDS:
         return None
-    left_out = [(why, n) for why, n in data.skipped.items() if why.startswith("no ") and n]
-    missing = "; ".join(f"{n} lack {why[3:]}" for why, n in left_out) or "; ".join(
+    # the properties too few records hold, each with how many of the campaign's records lack it
+    none = data.skipped.get("no " + ", ".join(campaign.properties), 0)  # records holding none of them
+    short = [(p, len(data) - n + none) for p, n in zip(campaign.properties, data.counts or [0] * len(campaign.properties))
+             if n < MIN_TRAINING_RECORDS]
+    missing = "; ".join(f"{n} lack {p}" for p, n in short if n) or "; ".join(
         f"{why}: {n}" for why, n in data.skipped.items())
     hint = ""
-    if left_out:
-        props = ", ".join(why[3:] for why, _ in left_out)
-        hint = (f" (every record needs every objective and constraint: measure {props}, or drop it from "
-                f"the campaign)")
-    return (f"the model cannot be fitted: {len(data)} usable records of {len(mine)} (needs "
+    if any(n for _, n in short):
+        props = ", ".join(p for p, n in short if n)
+        hint = (f" (every objective and constraint needs {MIN_TRAINING_RECORDS} records that hold it: measure "
+                f"{props}, or drop it from the campaign)")
+    return (f"the model cannot be fitted: {data.fewest} usable records of {len(mine)} (needs "
             f"{MIN_TRAINING_RECORDS}); {missing}{hint}. Suggestions are random and carry no predictions")

@@ -182,7 +182,8 @@ def take_lab_loaded(campaign: CampaignSpec, loaded: LoadedTable, origin: str, re
 
 def partial_warnings(campaign: CampaignSpec, contents: SheetContents) -> list[str]:
     """Samples stored with some of the lab's properties blank: the sample leaves the queue, and the
-    model learns only from records that hold every property, so the user is told how to complete it."""
+    model learns the blank property from other records only (the sample's own values inform the
+    others: ``dataset.training_set``), so the user is told how to complete it."""
     from dm_hpc.campaign.labsheet import lab_properties
 
     wanted = lab_properties(campaign)

@@ -121,8 +121,8 @@ def export_campaign_model(campaign: CampaignSpec, out: Path, contributors: list[
         df = store.to_dataframe()
         generation = store.info()["generation"]
     data = training_set(campaign, df)
-    if len(data) < 2:
-        raise ModelFileError(f"{campaign.name}: {len(data)} usable record(s) in {campaign.store}; a model needs 2")
+    if data.fewest < 2:
+        raise ModelFileError(f"{campaign.name}: {data.fewest} usable record(s) in {campaign.store}; a model needs 2")
     fitted = fit_model(campaign, data)
     info = getattr(fitted, "transfer", None)
     if info is None or "fit" not in info:

@@ -121,7 +121,7 @@ class CampaignPlanner:
         refit, skipped = None, False
         if snap.data is not None:
             data = training_set(self.c, snap.data)
-            if len(data) >= max(2, self.c.learning.initial_points):
+            if data.fewest >= max(2, self.c.learning.initial_points):
                 t = time.perf_counter()
                 self.fitted = fit_model(self.c, data)
                 mine = snap.data[snap.data["campaign"] == self.c.name]

@@ -140,8 +140,8 @@ def snapshot(campaign: CampaignSpec, clearance: AccessLevel = AccessLevel.embarg
         df = AccessMap(campaign.store).scope(store.to_dataframe(), clearance)
         generation = store.info()["generation"]
     data = training_set(campaign, df)
-    if len(data) < 3:
-        raise NotEnoughData(f"{campaign.name}: only {len(data)} usable records in {campaign.store}; need 3")
+    if data.fewest < 3:
+        raise NotEnoughData(f"{campaign.name}: only {data.fewest} usable records in {campaign.store}; need 3")
     order = np.argsort(np.asarray(data.record_ids))
     buckets = np.array([_bucket(data.record_ids[i]) for i in order])
     held = len(data) >= MIN_RECORDS_FOR_TEST
@@ -200,9 +200,20 @@ def _resolve_kind(campaign: CampaignSpec, snap: Snapshot, options: TrainOptions)
     return kind
 
 
+def _complete(snap: Snapshot, rows: np.ndarray) -> np.ndarray:
+    """Those of ``rows`` that hold every property: the ensemble learns all outputs at once (a GP
+    kind learns each output from the rows holding it: ``fit_surrogate``)."""
+    return rows[np.isfinite(snap.data.Y.reshape(len(snap.data), -1)[rows]).all(axis=1)]
+
+
+def _ensemble_train(snap: Snapshot) -> np.ndarray:
+    """Rows an ensemble trains on, by record id (the calibration rows are kept apart)."""
+    train = _complete(snap, np.setdiff1d(snap.train, snap.calibration))
+    return train[np.argsort(np.asarray(snap.data.record_ids)[train])]
+
+
 def _ensemble_rows(snap: Snapshot) -> int:
-    """Rows an ensemble trains on (the calibration rows are kept apart)."""
-    return len(np.setdiff1d(snap.train, snap.calibration))
+    return len(_ensemble_train(snap))
 
 
 def _layout(kind: str, snap: Snapshot, requested: int) -> tuple[int, list[str]]:
@@ -266,11 +277,10 @@ def _rank_data(campaign: CampaignSpec, snap: Snapshot, world, fidelity_column: b
         part = rows[lo:hi]
         return _features(campaign, snap, part, fidelity_column), _targets(snap, part), lo
 
-    train = np.setdiff1d(snap.train, snap.calibration)
-    train = train[np.argsort(np.asarray(snap.data.record_ids)[train])]
+    train = _ensemble_train(snap)
     X, Y, offset = share(train)
-    Xc, Yc, _ = share(snap.calibration)
-    Xt, Yt, _ = share(snap.test)
+    Xc, Yc, _ = share(_complete(snap, snap.calibration))
+    Xt, Yt, _ = share(_complete(snap, snap.test))
     return RankData(X, Y, offset, len(train), Xc, Yc, Xt, Yt)
 
 

@@ -139,7 +139,7 @@ def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path, remember: 
     leave-one-out predictions are judged instead of a cold GP's."""
     from matplotlib.figure import Figure
 
-    if len(data) < MIN_POINTS:
+    if data.fewest < MIN_POINTS:
         return None, {}, []
     if fitted is not None:
         rows, mean, std = transfer_cross_validation(fitted)
@@ -157,8 +157,12 @@ def plot_parity(campaign: CampaignSpec, data: TrainingSet, out: Path, remember: 
         j = props.index(o.property)
         # plotted in the unit the campaign file wrote (R² is the same in any unit)
         y, mu, sd = o.shown(data.Y[rows, j]), o.shown(mean[:, j]), o.shown_spread(std[:, j])
-        for fi in np.unique(fids):
-            sel = fids == fi
+        ok = ~(np.isnan(y) | np.isnan(mu))  # a record lacking this property (it informs the others)
+        y, mu, sd, of = y[ok], mu[ok], sd[ok], fids[ok]
+        if not len(y):
+            continue
+        for fi in np.unique(of):
+            sel = of == fi
             ax.errorbar(y[sel], mu[sel], yerr=sd[sel], fmt="o", ms=4, capsize=2, alpha=0.8,
                         label=campaign.fidelities[int(fi)].name)
         lo, hi = float(np.nanmin([y.min(), mu.min()])), float(np.nanmax([y.max(), mu.max()]))
@@ -379,8 +383,8 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
                if fitted is not None else f"{CV_FOLDS}-fold cross-validated")
         # listed second, after the best-value plot, though drawn last
         plots.insert(1 if best_png else 0, (f"surrogate parity ({how}, predictive 1σ error bars)", parity_png))
-    elif len(data) < MIN_POINTS:
-        notes.append(f"no surrogate model yet ({len(data)} usable record(s); the parity plot needs {MIN_POINTS})")
+    elif data.fewest < MIN_POINTS:
+        notes.append(f"no surrogate model yet ({data.fewest} usable record(s); the parity plot needs {MIN_POINTS})")
 
     tasks = list(state.tasks.values())
     status = Counter(t.status for t in tasks)

@@ -51,7 +51,7 @@ def transfer_model(campaign: CampaignSpec, data):
     from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS
     from dm_hpc.campaign.strategy import fit_model
 
-    if campaign.transfer is None or len(data) < MIN_TRAINING_RECORDS:
+    if campaign.transfer is None or data.fewest < MIN_TRAINING_RECORDS:
         return None
     fitted = fit_model(campaign, data)
     return fitted if getattr(fitted, "transfer", None) else None
@@ -150,7 +150,7 @@ def transfer_lines(campaign: CampaignSpec, data, fitted=_UNFITTED) -> list[str]:
                + (" The model learns from the campaign's own records alone." if alone else ""), ""]
         if alone:
             return md
-    if not info and len(data) >= MIN_TRAINING_RECORDS:
+    if not info and data.fewest >= MIN_TRAINING_RECORDS:
         md += ["The sources do not enter the model: transfer needs a campaign with one property measured at "
                "one fidelity.", ""]
         return md

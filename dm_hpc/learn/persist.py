@@ -29,11 +29,23 @@ def surrogate_state(
     """What ``rebuild_surrogate`` needs: ``kind`` ("gp", "subset-gp", "multitask", "ensemble"), the ``n x d``
     inputs and ``n x m`` outcomes the model was fitted on, the fidelity ids of a multi-task model,
     the kernel of a single-task GP (``"prior"``, as ``GPSettings.prior``); for a subset GP with a
-    varying noise level (``hetero``), its subset, their noise and its noise model's rows (``"noise"``)."""
+    varying noise level (``hetero``), its subset, their noise and its noise model's rows (``"noise"``).
+    Outcomes with missing values (NaN) were fitted one output at a time: ``"per_output"``, a state each."""
     from dm_hpc.learn.hetero import heteroscedastic_state, is_heteroscedastic
 
     if kind == "ensemble":
         return {"format": FORMAT, "kind": kind, "ensemble": model.to_state()}
+    Y = torch.as_tensor(Y, dtype=torch.double)
+    Y = Y.reshape(len(Y), -1)
+    if bool(torch.isnan(Y).any()) and Y.shape[-1] > 1:
+        # ``fit_surrogate`` fitted each output on the rows holding it (a model list): each saved as
+        # its own model, so each rebuilds from its own rows
+        tasks = None if task_index is None else torch.as_tensor(task_index)
+        have = ~torch.isnan(Y)
+        return {"format": FORMAT, "kind": kind, "per_output": [
+            surrogate_state(sub, kind, torch.as_tensor(X)[have[:, i]], Y[have[:, i], i:i + 1],
+                            None if tasks is None else tasks[have[:, i]], target_task)
+            for i, sub in enumerate(model.models)]}
     from dm_hpc.learn.gp import conditioned_rows, kernel_prior
 
     noise = {"noise": heteroscedastic_state(model)} if is_heteroscedastic(model) else {}
@@ -71,6 +83,10 @@ def rebuild_surrogate(state: dict[str, Any]):
         raise ValueError(f"saved surrogate has format {state.get('format')!r}; this dm-hpc reads {FORMAT}")
     if state["kind"] == "ensemble":
         return calibrated_ensemble_class().from_state(state["ensemble"])
+    if "per_output" in state:  # one model per output, each on its own rows (``fit_surrogate``, missing values)
+        from botorch.models import ModelListGP
+
+        return ModelListGP(*[rebuild_surrogate(s) for s in state["per_output"]]).eval()
     settings = saved_settings(state.get("prior"))  # single-task GPs: the kernel they were fitted with
     if state.get("noise") is not None:  # the subset GP with a varying noise level: built from its own rows
         from dm_hpc.learn.hetero import rebuild_heteroscedastic

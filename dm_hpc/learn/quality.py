@@ -78,8 +78,11 @@ def held_out_quality(model, X: Tensor, Y: Tensor) -> HeldOutQuality:
     if len(Y) == 0:
         return HeldOutQuality([float("nan")] * Y.shape[-1], float("nan"), 0)
     mu, sd = predictive(model, X)
-    rmse = ((mu - Y) ** 2).mean(0).sqrt().tolist()
-    inside = interval_coverage(Y, mu, sd).mean().item()  # equal n per output: the pooled share
+    # a missing outcome (NaN: not measured) is left out of its output's figures alone
+    rmse = ((mu - Y) ** 2).nanmean(0).sqrt().tolist()
+    have = ~torch.isnan(Y)
+    inside = interval_coverage(Y, mu, sd)
+    inside = float((torch.as_tensor(inside) * have.sum(0)).nansum() / have.sum()) if bool(have.any()) else float("nan")
     return HeldOutQuality(rmse, inside, len(Y))
 
 

@@ -395,6 +395,8 @@ def fit_surrogate(
     if kind == "auto":
         tasks = 1 if task_index is None else len(torch.unique(torch.as_tensor(task_index)))
         kind = auto_kind(len(X), tasks)
+    if bool(torch.isnan(Y).any()):
+        return _fit_each_output(X, Y, kind, task_index, target_task, bounds, warm_start, **kwargs)
     if kind == "gp":
         return fit_gp(X, Y, bounds=bounds, warm_start=warm_start, **kwargs)
     if kind == "subset-gp":
@@ -419,6 +421,45 @@ def fit_surrogate(
 
         return fit_calibrated_ensemble(X, Y, **kwargs)
     raise ValueError(f"unknown surrogate kind {kind!r}; use auto, gp, subset-gp, multitask or ensemble")
+
+
+def _fit_each_output(X: Tensor, Y: Tensor, kind: str, task_index, target_task, bounds, warm_start, **kwargs):
+    """``fit_surrogate`` where some outcomes are missing (NaN: a lab filled hardness and left
+    density for later, a calculation gives the energy and not the hardness): each output learns
+    from the rows that hold it, so a row missing one value still informs the others (it was left
+    out of every output before). One output: its rows alone, one model as usual. Several: one
+    model per output, of the kind resolved on all rows (a multi-task GP stays one however few
+    tasks an output saw), held as a model list whose posteriors are ``n x m`` like any other
+    surrogate's. The ensemble learns all outputs at once: it takes only the complete rows.
+
+    Raises ValueError naming the output when one has no value at all.
+    """
+    from botorch.models import ModelListGP
+
+    have = ~torch.isnan(Y)
+    if kind == "ensemble":
+        full = have.all(-1)
+        return fit_surrogate(X[full], Y[full], kind=kind, task_index=None if task_index is None
+                             else torch.as_tensor(task_index)[full], target_task=target_task, bounds=bounds,
+                             warm_start=warm_start, **kwargs)
+    empty = [i for i in range(Y.shape[-1]) if not bool(have[:, i].any())]
+    if empty:
+        raise ValueError(f"output(s) {empty} have no value in any row: nothing to learn them from")
+    tasks = None if task_index is None else torch.as_tensor(task_index)
+    warm = list(warm_start.models) if isinstance(warm_start, ModelListGP) and len(warm_start.models) == Y.shape[-1] else None
+
+    def one(i: int):
+        ok = have[:, i]
+        own = dict(kwargs)
+        if own.get("Yvar") is not None:  # a known noise per value: the output's own rows of it
+            own["Yvar"] = torch.as_tensor(own["Yvar"], dtype=torch.double).reshape(Y.shape)[ok, i:i + 1]
+        return fit_surrogate(X[ok], Y[ok, i:i + 1], kind=kind, task_index=None if tasks is None else tasks[ok],
+                             target_task=target_task, bounds=bounds, warm_start=None if warm is None else warm[i],
+                             **own)
+
+    if Y.shape[-1] == 1:
+        return one(0)
+    return ModelListGP(*[one(i) for i in range(Y.shape[-1])])
 
 
 def surrogate_kind(model) -> str:

@@ -499,9 +499,9 @@ class CampaignDesk:
         try:
             df, _ = self._view(c, clearance)
             data = training_set(c, df) if not df.empty else None
-            if data is None or len(data) < 3:
+            if data is None or data.fewest < 3:
                 why = unfit_reason(c, df) if not df.empty else None  # e.g. which property the records lack
-                raise NotReady(f"campaign {name!r} has {0 if data is None else len(data)} usable records "
+                raise NotReady(f"campaign {name!r} has {0 if data is None else data.fewest} usable records "
                                f"at clearance {clearance.value}; a model needs at least 3"
                                + (f" ({why})" if why else ""))
             trained_on = hashlib.sha256("\n".join(sorted(data.record_ids)).encode()).hexdigest()

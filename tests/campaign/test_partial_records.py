@@ -1,0 +1,149 @@
+"""A record that holds some of the campaign's properties and lacks others (a lab filled hardness and
+left density for later) informs the properties it holds.
+
+Before, ``training_set`` left such a record out of every property's model: the lab was told its
+value was stored, and the model never saw it until the blank was filled. Real lab sheets, real
+HDF5 store, real BoTorch fits.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dm_hpc.api import Campaign
+from dm_hpc.campaign import journal as jn
+from dm_hpc.campaign import registry
+from dm_hpc.campaign.crossval import cross_validate
+from dm_hpc.campaign.dataset import training_set, unfit_reason
+from dm_hpc.campaign.report import write_report
+from dm_hpc.campaign.strategy import fit_model
+from dm_hpc.data.store import Store
+from tests.campaign.helpers import write_campaign
+
+LAB = {"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2, "measures": ["hardness", "density"]}
+CU = np.linspace(0.1, 0.9, 8)
+BLANK = [5, 6]  # rows whose density the lab has not measured yet
+
+
+def _campaign(tmp_path, blank=BLANK) -> Campaign:
+    path = write_campaign(tmp_path, name="two", fidelities=[LAB], constraints=["density <= 9 g/cm3"],
+                          objectives=[{"property": "hardness", "goal": "max", "unit": "GPa"}],
+                          budget={"lab_experiments": 20})
+    api = Campaign.load(path)
+    journal = jn.Journal(api.spec.run_dir / "journal.jsonl")
+    journal.write("start")
+    journal.write("lab_suggested", batch=1, samples=[{"sample_id": f"S{i}", "composition": {"Cu": 0.5, "Ni": 0.5},
+                                                      "process": {}, "predicted": {}} for i in range(len(CU))])
+    journal.close()
+    density = 8.9 - 0.1 * CU
+    density[list(blank)] = np.nan
+    api.add_measurements(pd.DataFrame({
+        "sample_id": [f"S{i}" for i in range(len(CU))], "composition:Cu [at_frac]": CU,
+        "composition:Ni [at_frac]": 1 - CU, "property:hardness [GPa]": 2 + 3 * CU + 0.4 * np.sin(9 * CU),
+        "property:density [g/cm3]": density}))
+    return api
+
+
+def _X(space, cu):
+    from dm_hpc.learn.features import composition_matrix
+
+    return space.featurize(composition_matrix([{"Cu": c, "Ni": 1 - c} for c in cu], space.element_names))
+
+
+def _data(api: Campaign):
+    with Store.open(api.spec.store, "r") as store:
+        return training_set(api.spec, store.to_dataframe())
+
+
+def test_a_record_with_density_blank_informs_the_hardness_model(tmp_path):
+    api = _campaign(tmp_path)
+    data = _data(api)
+    assert len(data) == len(CU) and data.counts == [len(CU), len(CU) - len(BLANK)] and data.fewest == 6
+    assert np.isnan(data.Y[:, 1]).sum() == len(BLANK) and not data.skipped  # was {"no density": 2}
+    fitted = fit_model(api.spec, data)
+    X = _X(fitted.space, CU[BLANK])
+    with torch.no_grad():
+        post = fitted.model.posterior(X)
+    assert post.mean.shape == (len(BLANK), 2)  # both properties predicted at every input
+    # the training set as it was: those two records left out of every property's model
+    keep = [i for i in range(len(CU)) if i not in BLANK]
+    without = replace(data, compositions=[data.compositions[i] for i in keep], process=data.process[keep],
+                      Y=data.Y[keep], fidelity=data.fidelity[keep], record_ids=[data.record_ids[i] for i in keep],
+                      sources=[data.sources[i] for i in keep])
+    with torch.no_grad():
+        cold = fit_model(api.spec, without).model.posterior(X)
+    hardness = torch.tensor(data.Y[BLANK, 0])
+    assert bool((post.variance[:, 0] < 0.5 * cold.variance[:, 0]).all()), (post.variance, cold.variance)
+    assert float((post.mean[:, 0] - hardness).abs().max()) < float((cold.mean[:, 0] - hardness).abs().max())
+
+
+def test_cross_validation_and_the_report_use_each_property_where_it_was_measured(tmp_path):
+    api = _campaign(tmp_path)
+    data = _data(api)
+    cv = cross_validate(api.spec, data, seed=0)
+    assert np.isfinite(cv.mean[:, 0]).all()  # hardness: every record, the two with density blank too
+    assert np.isnan(cv.mean[BLANK, 1]).all() and np.isfinite(np.delete(cv.mean[:, 1], BLANK)).all()
+    text = write_report(api.spec).read_text()
+    assert "Records not used for learning" not in text and "surrogate cross-validation failed" not in text
+    assert "hardness: R" in text or "| hardness |" in text, text
+
+
+def test_a_registered_model_of_partial_records_reloads_with_the_same_predictions(tmp_path):
+    api = _campaign(tmp_path)
+    version = registry.train(api.spec)
+    assert version is not None
+    model, space, _ = registry.load(api.spec)
+    X = _X(space, [0.35, 0.7])
+    with torch.no_grad():
+        mean = model.posterior(X).mean
+    assert mean.shape == (2, 2) and torch.isfinite(mean).all()
+    from tests.campaign.test_registry import _posterior_mean_in_fresh_process
+
+    assert np.allclose(_posterior_mean_in_fresh_process(tmp_path / "two.yaml", X), mean.reshape(-1).tolist(), atol=1e-9)
+
+
+def test_a_property_too_few_records_hold_still_says_which(tmp_path):
+    api = _campaign(tmp_path, blank=range(1, len(CU)))  # density on one record only
+    with Store.open(api.spec.store, "r") as store:
+        df = store.to_dataframe()
+    data = training_set(api.spec, df)
+    assert len(data) == len(CU) and data.fewest == 1
+    why = unfit_reason(api.spec, df)
+    assert why.startswith(f"the model cannot be fitted: 1 usable records of {len(CU)} (needs 2); 7 lack density"), why
+    assert "hardness" not in why.split("(every")[0]
+
+
+def test_fit_surrogate_fits_each_output_on_its_own_rows():
+    from botorch.models import ModelListGP
+
+    from dm_hpc.learn import fit_surrogate
+    from dm_hpc.learn.persist import load_surrogate, save_surrogate, surrogate_state
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(12, 2, generator=g, dtype=torch.double)
+    Y = torch.stack([X.sum(-1), X[:, 0] - X[:, 1]], -1)
+    Y[3:6, 1] = float("nan")
+    for kind in ("gp", "subset-gp"):
+        model = fit_surrogate(X, Y, kind=kind)
+        assert isinstance(model, ModelListGP)
+        assert [len(m.train_targets) for m in model.models] == [12, 9]
+    task = torch.tensor([0] * 6 + [1] * 6)
+    multi = fit_surrogate(X, Y, kind="multitask", task_index=task, target_task=1)
+    assert [m.train_inputs[0].shape[0] for m in multi.models] == [12, 9]
+    one = fit_surrogate(X, Y[:, 1:], kind="gp")  # one output: its rows alone
+    assert len(one.train_targets) == 9
+    with pytest.raises(ValueError, match=r"output\(s\) \[1\] have no value"):
+        fit_surrogate(X, torch.cat([Y[:, :1], torch.full_like(Y[:, :1], float("nan"))], -1), kind="gp")
+    import tempfile
+    from pathlib import Path
+
+    for model, kind, extra in ((fit_surrogate(X, Y, kind="gp"), "gp", ()), (multi, "multitask", (task, 1))):
+        with tempfile.TemporaryDirectory() as d:
+            save_surrogate(surrogate_state(model, kind, X, Y, *extra), Path(d) / "m.pt")
+            back = load_surrogate(Path(d) / "m.pt")
+        with torch.no_grad():
+            assert torch.allclose(back.posterior(X).mean, model.eval().posterior(X).mean, atol=1e-9)
