@@ -43,7 +43,7 @@ import pandas as pd
 
 from dm_hpc.campaign import CampaignError, load_campaign
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.spec import CampaignSpec, Goal
+from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import MaterialRecord, Store, StoreError
 from dm_hpc.data.access import AccessLevel, AccessMap, AccessRule
 from dm_hpc.data.sheetfiles import load_table
@@ -226,6 +226,8 @@ class CampaignDesk:
         return slot.status[clearance][1]
 
     def _status(self, c: CampaignSpec, clearance: AccessLevel) -> dict[str, Any]:
+        from dm_hpc.campaign.dataset import best_rows
+
         state = jn.replay(c.run_dir / "journal.jsonl")
         counts = {k: 0 for k in (jn.PLANNED, jn.SUBMITTED, jn.INGESTED, jn.FAILED)}
         for t in state.tasks.values():
@@ -233,14 +235,14 @@ class CampaignDesk:
         df, _ = self._view(c, clearance)
         mine = df[df["campaign"] == c.name] if not df.empty else df
         best = []
-        for o in c.objectives:
-            if mine.empty or o.property not in mine or mine[o.property].notna().sum() == 0:
-                continue
-            col = mine[o.property]
-            row = mine.loc[col.idxmax() if o.goal == Goal.max else col.idxmin()]
+        # the rule of Campaign.best, the run's best lines and the report (constraints met, analytic
+        # properties derived), in the unit the campaign file writes, as Campaign.summary() gives it
+        for prop, row in best_rows(c, mine).items():
+            o = c.objective(prop)
             comp = {k[2:]: float(v) for k, v in row.items() if k.startswith("x_") and v > 0}
-            best.append({"property": o.property, "goal": o.goal.value, "value": float(row[o.property]),
-                         "record_id": row["record_id"], "source": row["source"], "composition": comp})
+            best.append({"property": prop, "goal": o.goal.value, "value": float(o.shown(row[prop])),
+                         "unit": o.shown_unit, "record_id": row["record_id"], "source": row["source"],
+                         "composition": comp})
         return {
             "name": c.name, "description": (c.description or "").strip(),
             "state": state.phase,

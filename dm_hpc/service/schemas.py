@@ -30,9 +30,13 @@ class CampaignSummary(BaseModel):
 
 
 class Best(BaseModel):
+    """The best record of an objective among those the caller reads that meet every constraint."""
+
     property: str
     goal: str
-    value: float
+    value: float = Field(description="In `unit`: the one the campaign file writes for the objective, as the "
+                                     "report, the lab sheet and `dm-hpc run` give it (the store keeps canonical units).")
+    unit: str
     record_id: str
     source: str
     composition: ElementFractions
