@@ -16,7 +16,7 @@ inverse design, records, report) goes through ``CampaignDesk``; the routes never
 One gate for what a caller may see: every derived output (status and best values, report and
 plots, predictions, inverse design, the lab queue's predictions) is computed from ``_view``, the
 store's records scoped to the caller's clearance (``AccessMap.scope``), never from the whole store
-filtered afterwards. Models are fitted per view: a caller is served a surrogate trained only on
+filtered afterwards; the status's counts and stop reason too (``_status``). Models are fitted per view: a caller is served a surrogate trained only on
 records at or below their clearance (one per distinct view, fitted lazily, cached by store
 generation, access sidecar and date).
 
@@ -206,6 +206,13 @@ class CampaignDesk:
         df, generation = self._frame(c)
         return self.access(c.name).scope(df, clearance), generation
 
+    def _scoped(self, c: CampaignSpec, clearance: AccessLevel) -> tuple[pd.DataFrame, bool]:
+        """``_view``'s records and whether they are every record of the store, from one read (what
+        the journal counts or judged over every record may then be said as it is)."""
+        whole, _ = self._frame(c)
+        view = self.access(c.name).scope(whole, clearance)
+        return view, len(view) == len(whole)
+
     def sees_everything(self, name: str, clearance: AccessLevel) -> bool:
         """Whether ``clearance`` reads every record of the campaign's store (then what the
         campaign itself computed, such as the lab queue's predictions, may be shown as it is)."""
@@ -226,29 +233,38 @@ class CampaignDesk:
         return slot.status[clearance][1]
 
     def _status(self, c: CampaignSpec, clearance: AccessLevel) -> dict[str, Any]:
+        """The status as ``clearance`` reads it. Whoever does not read every record of the store is
+        told the counts of what their view holds (``State.tasks_seen``, ``measured``: a count from
+        the journal would tell them how many records are withheld) and a stop judged on values only
+        as their records show it (``stopping.phase_for_reader``). Work that made no record (tasks
+        planned, in flight or failed, suggestions, core-hours) is the campaign's and is counted whole."""
         from dm_hpc.campaign.dataset import best_rows
+        from dm_hpc.campaign.stopping import phase_for_reader
 
         state = jn.replay(c.run_dir / "journal.jsonl")
+        df, everything = self._scoped(c, clearance)
+        readable = None if everything else set(df["record_id"])
         counts = {k: 0 for k in (jn.PLANNED, jn.SUBMITTED, jn.INGESTED, jn.FAILED)}
-        for t in state.tasks.values():
+        for t in state.tasks_seen(readable):
             counts[t.status] = counts.get(t.status, 0) + 1
-        df, _ = self._view(c, clearance)
         mine = df[df["campaign"] == c.name] if not df.empty else df
         best = []
         # the rule of Campaign.best, the run's best lines and the report (constraints met, analytic
         # properties derived), in the unit the campaign file writes, as Campaign.summary() gives it
-        for prop, row in best_rows(c, mine).items():
+        rows = best_rows(c, mine)
+        for prop, row in rows.items():
             o = c.objective(prop)
             comp = {k[2:]: float(v) for k, v in row.items() if k.startswith("x_") and v > 0}
             best.append({"property": prop, "goal": o.goal.value, "value": float(o.shown(row[prop])),
                          "unit": o.shown_unit, "record_id": row["record_id"], "source": row["source"],
                          "composition": comp})
+        own = {prop: float(row[prop]) for prop, row in rows.items()}  # the reader's best, canonical
         return {
             "name": c.name, "description": (c.description or "").strip(),
-            "state": state.phase,
+            "state": phase_for_reader(c, state, None if readable is None else own),
             "tasks": counts, "refits": state.refits, "core_hours": round(state.core_hours, 6),
             "lab_suggested": len(state.lab),
-            "lab_measured": sum(e.record_id is not None for e in state.lab.values()),
+            "lab_measured": state.measured(readable),
             "records": len(mine), "best": best,
         }
 
@@ -367,7 +383,8 @@ class CampaignDesk:
             if force or not summary.exists() or summary.stat().st_mtime < max(newest, today):
                 # always the scoped view: should an access change come between report_dir's check
                 # and this, the campaign's own report is drawn without the newly hidden record
-                write_report(c, frame=self._view(c, clearance)[0], out_dir=folder)
+                view, everything = self._scoped(c, clearance)
+                write_report(c, frame=view, out_dir=folder, whole_store=everything)
         return folder
 
     def used_record_ids(self, name: str) -> list[str]:

@@ -43,14 +43,19 @@ class Best(BaseModel):
 
 
 class Status(BaseModel):
+    """Where a campaign stands, as the caller reads it: counts of records (tasks ingested, lab
+    experiments measured, records) are of those the caller reads; work that made no record is
+    counted whole."""
+
     name: str
     description: str
-    state: str
-    tasks: dict[str, int]
+    state: str = Field(description="A stop judged on values over every record (targets met, no improvement) "
+                                   "is said only as the caller's records show it.")
+    tasks: dict[str, int] = Field(description="Tasks per state; `ingested`: those whose record the caller reads.")
     refits: int
     core_hours: float
     lab_suggested: int
-    lab_measured: int
+    lab_measured: int = Field(description="Suggested experiments measured, whose record the caller reads.")
     records: int
     best: list[Best]
 
@@ -165,7 +170,8 @@ class ExportedRecord(BaseModel):
 
 class Export(BaseModel):
     records: list[ExportedRecord]
-    withheld: int = Field(description="Records of the campaign above the caller's clearance.")
+    withheld: int = Field(description="Records of the campaign above the caller's clearance: deliberately the one "
+                                      "answer that says how many (status and report count only what the caller reads).")
     awaiting_approval: int = Field(0, description="Records the caller may read but not export: above the public "
                                                   "level and in no granted export request (POST .../exports).")
 

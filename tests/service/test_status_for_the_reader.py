@@ -71,3 +71,72 @@ def test_best_so_far_is_in_the_files_unit_meets_the_constraints_and_is_the_reade
             assert f"{1000 * value:.5g} meV/atom" in table and record_id in table, (who, table)
     schema = TestClient(portal.app()).get("/openapi.json").json()["components"]["schemas"]["Best"]
     assert "unit" in schema["required"] and "unit" in schema["properties"]["value"]["description"]
+
+
+@pytest.fixture
+def withheld(built_campaign, tmp_path):
+    """A fresh portal where the admin measured one sample, embargoed for a year, below every
+    computed energy and below the objective's target (nothing else meets it); one computed record
+    is restricted; the campaign stopped with 'objective targets met' (journalled as a run does).
+    Returns the portal, the embargoed value and the restricted record's id."""
+    import io
+    from datetime import UTC, datetime, timedelta
+
+    import pandas as pd
+
+    from dm_hpc.campaign import journal as jn
+    from dm_hpc.campaign.stopping import TARGETS_MET
+
+    from .conftest import PROP
+
+    portal = make_portal(built_campaign, tmp_path)
+    energies = _energies(portal)
+    value = round(energies[0][0] - 0.31, 6)
+    _rewrite(portal, objectives=[{"property": "mixing_energy", "goal": "min", "target": energies[0][0] - 0.3}])
+    AccessMap(_store(portal)).set([energies[-1][1]], new_rule("restricted"))
+    until = (datetime.now(UTC).date() + timedelta(days=365)).isoformat()
+    with _client(portal, "admin") as c:
+        sheet = c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/sheet?format=csv").content
+        table = pd.read_csv(io.BytesIO(sheet)).iloc[:1].copy()
+        table[PROP], table["confirm"] = value, "yes"
+        r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/lab/results", data={"access_level": "embargoed", "embargo_until": until},
+                   files={"file": ("embargoed.csv", table.to_csv(index=False).encode(), "text/csv")})
+        assert r.status_code == 200 and r.json()["new"] == 1, r.text
+    journal = jn.Journal(portal.campaigns.parent / "run" / "journal.jsonl")
+    journal.write("stop", reason=TARGETS_MET)
+    journal.close()
+    return portal, value, energies[-1][1]
+
+
+def test_counts_and_the_stop_reason_tell_a_reader_nothing_of_records_above_their_clearance(withheld):
+    """The status told a scientist (clearance consortium) 'lab experiments measured 1', 'tasks
+    ingested' with the restricted record's task, and 'objective targets met' (met only by the
+    embargoed measurement); the report 'experiments measured: 1' and that state. Now the counts
+    are those of the records they read and the stop is said without what it was judged on."""
+    from dm_hpc.campaign import journal as jn
+    from dm_hpc.campaign.stopping import TARGETS_MET, WITHHELD_STOP
+
+    portal, value, restricted = withheld
+    state = jn.replay(portal.campaigns.parent / "run" / "journal.jsonl")
+    ingested = sum(t.status == jn.INGESTED for t in state.tasks.values())
+    assert restricted in {t.record_id for t in state.tasks.values()}
+    seen = {}
+    for who in ("admin", "scientist"):
+        with _client(portal, who) as c:
+            status = c.get(f"/api/v1/campaigns/{CAMPAIGN}").json()
+            page = c.get(f"/campaigns/{CAMPAIGN}").text
+            report = c.get(f"/api/v1/campaigns/{CAMPAIGN}/report").json()["summary_markdown"]
+        seen[who] = status, page, report
+    status, page, report = seen["admin"]  # the control: a reader of every record is told it all
+    assert (status["state"], status["lab_measured"], status["tasks"]["ingested"]) == (TARGETS_MET, 1, ingested)
+    assert f"- state: {TARGETS_MET}" in report and "experiments measured, readable at your clearance: 1" in report
+    status, page, report = seen["scientist"]
+    assert status["state"] == WITHHELD_STOP and "targets" not in status["state"], status
+    assert status["lab_measured"] == 0 and status["tasks"]["ingested"] == ingested - 1, status
+    assert '<td id="measured">0</td>' in page and TARGETS_MET not in page
+    assert f"- state: {WITHHELD_STOP}" in report and TARGETS_MET not in report, report[:1500]
+    assert "experiments measured, readable at your clearance: 0" in report
+    assert f"| ingested, readable at your clearance | {ingested - 1} |" in report
+    tasks = [t for t in state.tasks.values() if t.record_id != restricted]
+    assert f"| submitted (distinct tasks) | {sum(t.submissions > 0 for t in tasks)} |" in report, report[:2500]
+    assert f"{value:.6g}" not in report and f"{value:.6g}" not in page
