@@ -76,6 +76,10 @@ class Upload:
     predictions: bool = True
     #: what `dm-hpc ingest` prints beside the result (a property left blank, an element outside the space)
     warnings: list[str] = field(default_factory=list)
+    #: the records this upload labelled with the form's rule (those new to the store)
+    labelled: list[str] = field(default_factory=list)
+    #: each stored record's own rule after the upload (a record sent again keeps its own)
+    levels: dict[str, AccessRule] = field(default_factory=dict)
 
 
 class RejectedSheet(SheetError):
@@ -156,6 +160,10 @@ def held_note(c: CampaignSpec, entry: jn.LabEntry, full: bool) -> str | None:
     return (f"{', '.join(named) or 'a value'} held, not stored: far outside the model's 99 % interval. If it is "
             "right, write yes in the sample's confirm column (or tick confirm) and send the sheet again; "
             "otherwise correct it and send the sheet again")
+
+
+def _rule_text(rule: AccessRule) -> str:
+    return rule.level.value + (f" until {rule.until.isoformat()}" if rule.until else "")
 
 
 def _finite(x: float) -> float | None:
@@ -446,8 +454,8 @@ class CampaignDesk:
                 # the one reader of every door: its guards, checks and verdicts (no lock needed)
                 contents = read_lab_loaded(c, loaded, filename, contributor)
                 with self._slots[name].ingest:
-                    done = self._store_measurements(c, filename, contents, rule, confirm_held, contributor,
-                                                    clearance)
+                    done, labelled = self._store_measurements(c, filename, contents, rule, confirm_held,
+                                                              contributor, clearance)
             except SheetError as exc:
                 if loaded is None:  # a file the guards refuse gets no annotated copy, only the refusal
                     token = None
@@ -455,8 +463,13 @@ class CampaignDesk:
                     write_annotated(c, loaded, copy, refused=exc.problems, predictions=full)
                 raise RejectedSheet(filename, exc.verdicts, token) from None
             write_annotated(c, loaded, copy, result=done, predictions=full)
+            rules = self.access(name).rules()
+            levels = {r.record_id: rules.get(r.record_id, AccessRule()) for r in done.stored}
+            kept = [f"sample {r.sample_id!r} was stored before, at level {_rule_text(levels[r.record_id])}: "
+                    f"its level is unchanged, not {_rule_text(rule)} as the form asked (after ingest only an "
+                    "admin changes a record's level)" for r in done.stored if levels[r.record_id] != rule]
             return Upload(done.records, done.new, done.queued, [r.record_id for r in done.stored], done.held,
-                          done.confirmed, done.stored, token, full, list(done.warnings))
+                          done.confirmed, done.stored, token, full, [*done.warnings, *kept], labelled, levels)
 
     def _store_measurements(self, c: CampaignSpec, origin: str, contents: SheetContents, rule: AccessRule,
                             confirm_held: bool = False, by: str | None = None,
@@ -466,28 +479,50 @@ class CampaignDesk:
         keeps its level: after ingest only an admin changes it). Values far outside the model's
         interval are held unless ``confirm_held`` or the sheet's confirm column (by ``by``).
         A refusal names the stored record only to a sender whose ``clearance`` reads it (its id
-        hashes its content, of which the sheet gave all but the value). Returns the ``LabIngest``."""
+        hashes its content, of which the sheet gave all but the value). A sender who neither reads
+        a stored record nor contributed it is refused whatever value they send: accepting the one
+        equal to the stored value (nothing new) and refusing the others answered guesses until
+        one gave the embargoed value back. Returns the ``LabIngest`` and the ids labelled ``rule``."""
         from dm_hpc.campaign.lab import LabIngest, confirmations, take_lab_contents
 
         records = contents.records
         state = jn.replay(c.run_dir / "journal.jsonl")
         before = {r.sample_id: state.lab[r.sample_id].record_id for r in records}
-        stale = [r for r in records if before[r.sample_id] not in (None, r.record_id)]
-        shown = self.access(c.name).readable([before[r.sample_id] for r in stale], clearance)
+        measured = [r for r in records if before[r.sample_id] is not None]
+        shown = dict(zip((r.sample_id for r in measured),
+                         self.access(c.name).readable([before[r.sample_id] for r in measured], clearance)))
+        own = self._contributed(c, [before[r.sample_id] for r in measured if not shown[r.sample_id]], by)
         changed = [(0, f"sample {r.sample_id!r} is already measured"
-                       + (f" (record {before[r.sample_id]})" if named else "")
-                       + "; a different value needs a new suggestion") for r, named in zip(stale, shown)]
+                       + (f" (record {before[r.sample_id]}); a different value needs a new suggestion"
+                          if shown[r.sample_id] else
+                          " (a record you may not read); another measurement of it needs a new suggestion"))
+                   for r in measured
+                   if before[r.sample_id] != r.record_id or not (shown[r.sample_id] or before[r.sample_id] in own)]
         if changed:
             raise SheetError(origin, changed)
-        ids = [r.record_id for r in records]
         fresh = [r.record_id for r in records if before[r.sample_id] is None]
         if not fresh and not contents.not_made:
-            return LabIngest(len(records), 0, False, stored=list(records))
+            return LabIngest(len(records), 0, False, stored=list(records)), []
         # labelled before they are stored: no reader ever sees them at the default level
         if fresh:
             self.access(c.name).set(fresh, rule, by=f"portal:{by}" if by else None)
         confirm = {r.sample_id for r in records} if confirm_held else confirmations(contents)
-        return take_lab_contents(c, contents, origin, confirm=confirm, by=by)
+        return take_lab_contents(c, contents, origin, confirm=confirm, by=by), fresh
+
+    def _contributed(self, c: CampaignSpec, record_ids: list[str], by: str | None) -> set[str]:
+        """Those of ``record_ids`` whose provenance names ``by`` as their contributor (a lab that
+        stored its own measurement above its clearance may send the sheet again)."""
+        if not record_ids or not by:
+            return set()
+        out = set()
+        with Store.open(c.store, "r") as store:
+            for rid in record_ids:
+                try:
+                    if store.get(rid).provenance.contributor == by:
+                        out.add(rid)
+                except KeyError:  # journalled, not in the store (yet): not known to be theirs
+                    pass
+        return out
 
     # ------------------------------------------------------------------ models
     def _generation(self, c: CampaignSpec) -> int:

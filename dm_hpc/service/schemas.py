@@ -93,6 +93,9 @@ class StoredSample(BaseModel):
     record_id: str
     values: dict[str, float] = Field(description="Measured values, canonical units (see units).")
     units: dict[str, str]
+    access_level: AccessLevel = Field(description="The record's level now: a record sent again keeps its own "
+                                                  "(after ingest only an admin changes it), whatever the form asked.")
+    embargo_until: date | None = None
 
 
 class UploadResult(BaseModel):
@@ -100,7 +103,8 @@ class UploadResult(BaseModel):
     new: int
     queued: bool = Field(description="True when a running campaign holds the store and ingests them shortly.")
     record_ids: list[str]
-    access_level: AccessLevel
+    access_level: AccessLevel | None = Field(description="The level given to the records this upload stored anew; "
+                                             "null when it stored none (see each stored sample's access_level).")
     held: list[HeldValue] = Field(default_factory=list)
     confirmed: list[str] = Field(default_factory=list)
     stored: list[StoredSample] = Field(default_factory=list)
