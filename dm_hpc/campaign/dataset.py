@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dm_hpc.campaign.spec import CampaignSpec, FidelityKind, TransferSourceSpec
+from dm_hpc.campaign.spec import CampaignSpec, FidelityKind, Goal, TransferSourceSpec
 from dm_hpc.data.columns import process_values  # noqa: F401 -- also this module's face (report)
 
 
@@ -160,6 +160,24 @@ def meets_constraints(campaign: CampaignSpec, df: pd.DataFrame) -> pd.Series:
         keep &= (col <= c.value) if c.op == "<=" else (col >= c.value)
     return keep
 
+
+
+def best_rows(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per objective, the record of ``df`` (``Store.to_dataframe`` columns, canonical units) with
+    the best value among those that meet every constraint (``meets_constraints``; analytic
+    properties derived where a record lacks them, as training sees them): the one choice behind
+    the run's best lines, the stopping rule on targets and the portal's best-so-far. Objectives
+    with no such value are left out."""
+    df = with_analytic(campaign, df)
+    if df.empty:
+        return {}
+    df = df[meets_constraints(campaign, df)]
+    out = {}
+    for o in campaign.objectives:
+        if o.property in df.columns and df[o.property].notna().any():
+            col = df[o.property]
+            out[o.property] = df.loc[col.idxmax() if o.goal == Goal.max else col.idxmin()]
+    return out
 
 def _analytic() -> tuple[str, ...]:
     from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES

@@ -19,7 +19,6 @@ import numpy as np
 
 from dm_hpc.campaign.dataset import TrainingSet
 from dm_hpc.campaign.spec import CampaignSpec, FidelityKind
-from dm_hpc.data import canonical_unit
 
 
 def _key(comp: dict[str, float]) -> tuple[tuple[str, float], ...]:
@@ -72,7 +71,7 @@ def fidelity_choice_lines(campaign: CampaignSpec, data: TrainingSet) -> list[str
           "since choosing which fidelity to run next needs predictions where no value is computed yet.", ""]
     for o in campaign.objectives:
         j = campaign.properties.index(o.property)
-        unit = canonical_unit(o.property)
+        unit = o.shown_unit  # as the campaign file writes it, as every other table of the report; fits stay canonical
         for calc in calcs:
             name = campaign.fidelities[calc].name
             comps, process, cheap, measured = paired_items(data, j, calc, labs[0])
@@ -86,10 +85,12 @@ def fidelity_choice_lines(campaign: CampaignSpec, data: TrainingSet) -> list[str
             md += [f"{o.property} [{unit}] from {name} ({len(comps)} computed, {n_both} also measured): "
                    f"chosen **{fit.kind}**" + (" (their average)." if len(fit.members) > 1 else "."), "",
                    f"| candidate | CV RMSE [{unit}] | minus the best, ± its standard error | |", "|---|---:|---:|---|"]
+            spread = o.shown_spread  # an RMSE and a difference of two: the unit's scale, no offset
             for k in KINDS:
                 mark = ", ".join(m for m, on in (("chosen", k in fit.members), ("lowest CV", k == fit.best)) if on)
-                md.append(f"| {k} | {fit.cv_rmse[k]:.4g} | {fit.cv_rmse[k] - fit.cv_rmse[fit.best]:+.3g} "
-                          f"± {fit.cv_se[k]:.2g} | {mark} |")
+                gap = fit.cv_rmse[k] - fit.cv_rmse[fit.best]
+                md.append(f"| {k} | {spread(fit.cv_rmse[k]):.4g} | {'+' if gap >= 0 else '-'}{spread(gap):.3g} "
+                          f"± {spread(fit.cv_se[k]):.2g} | {mark} |")
             md.append("")
     return md
 

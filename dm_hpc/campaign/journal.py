@@ -31,7 +31,7 @@ import threading
 import time
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,19 @@ class State:
         if self.lab or self.tasks:  # a lab-only campaign driven by `suggest` and `ingest`
             return "driven by suggest/ingest (no run started)"
         return "not started"
+
+    def tasks_seen(self, readable: Container[str] | None = None) -> list[TaskEntry]:
+        """Every task, or for a reader of the records ``readable`` only (a view scoped to a
+        clearance) all but those ingested as a record outside it: counted, such a task would tell
+        the reader of a record withheld from them (failed and in-flight tasks made no record)."""
+        return [t for t in self.tasks.values()
+                if readable is None or t.status != INGESTED or t.record_id in readable]
+
+    def measured(self, readable: Container[str] | None = None) -> int:
+        """Lab experiments measured: all, or for a reader of the records ``readable`` only those
+        whose record they read (as ``tasks_seen``)."""
+        return sum(e.record_id is not None and (readable is None or e.record_id in readable)
+                   for e in self.lab.values())
 
     @property
     def predicted_batches(self) -> int:

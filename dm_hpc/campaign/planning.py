@@ -22,9 +22,9 @@ import pandas as pd
 from dm_hpc.acquire.planner import PlanRequest, RandomStart, fresh_points
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.dataset import fidelity_of, meets_constraints, training_set, with_analytic
+from dm_hpc.campaign.dataset import best_rows, fidelity_of, training_set
 from dm_hpc.campaign.realise import realiser
-from dm_hpc.campaign.spec import CampaignSpec, Goal
+from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.campaign.strategy import LabSeeding, choose_planner, design_space, fit_model, optimiser
 
 
@@ -67,20 +67,13 @@ def best_values(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, float]:
 
 def best_records(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, tuple[float, str | None]]:
     """Per objective, ``(best value, fidelity name of its record)`` over ``df``'s records that meet
-    every constraint (``dataset.meets_constraints``; an alloy over the density limit was reported
-    the best, and a target met by it would have stopped the campaign). The fidelity is named
-    because an EMT energy and a measured one are different quantities."""
-    df = with_analytic(campaign, df)
-    if df.empty:
-        return {}
-    df = df[meets_constraints(campaign, df)]
+    every constraint (``dataset.best_rows``; an alloy over the density limit was reported the
+    best, and a target met by it would have stopped the campaign). The fidelity is named because
+    an EMT energy and a measured one are different quantities."""
     out = {}
-    for o in campaign.objectives:
-        if o.property in df.columns and df[o.property].notna().any():
-            col = df[o.property]
-            i = col.idxmax() if o.goal == Goal.max else col.idxmin()
-            fid = fidelity_of(campaign, df.at[i, "source"], df.at[i, "method"]) if "source" in df.columns else None
-            out[o.property] = (float(col[i]), campaign.fidelities[fid].name if fid is not None else None)
+    for prop, row in best_rows(campaign, df).items():
+        fid = fidelity_of(campaign, row["source"], row["method"]) if "source" in row.index else None
+        out[prop] = (float(row[prop]), campaign.fidelities[fid].name if fid is not None else None)
     return out
 
 

@@ -33,11 +33,11 @@ import pandas as pd
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.calibration import PropertyCalibration, calibration, calibration_lines, quality_verdict
 from dm_hpc.campaign.crossval import CV_FOLDS, MIN_POINTS, cross_validation, keep_in_background
-from dm_hpc.campaign.dataset import (TrainingSet, fidelity_of, meets_constraints, process_values, training_set,
-                                     with_analytic)
+from dm_hpc.campaign.dataset import (TrainingSet, best_rows, fidelity_of, meets_constraints, process_values,
+                                     training_set, with_analytic)
 from dm_hpc.campaign.fidelity_choice import fidelity_choice_lines
 from dm_hpc.campaign.spec import CampaignSpec, Goal
-from dm_hpc.campaign.stopping import stopped_fidelities
+from dm_hpc.campaign.stopping import phase_for_reader, stopped_fidelities
 from dm_hpc.data import Store, StoreError
 
 
@@ -324,13 +324,17 @@ def plot_replay(campaign: CampaignSpec, curves: dict[str, np.ndarray], out: Path
     return out
 
 
-def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_dir: Path | None = None) -> Path:
+def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_dir: Path | None = None,
+                 whole_store: bool = False) -> Path:
     """Write ``<run_dir>/report/summary.md`` and its PNG plots; returns the summary's path.
 
     Works on an empty or tiny campaign (it says what is missing instead of plotting it).
     ``frame``: the records to report on (default: the whole store); the portal passes the view
     scoped to a caller's clearance, with its own ``out_dir``, so no number in the report or its
-    plots comes from a record the reader may not see.
+    plots comes from a record the reader may not see: the journal's counts of calculations and
+    lab experiments are those whose record is in ``frame`` (``State.tasks_seen``, ``measured``),
+    and a stop judged on values is said only as ``frame`` shows it (``stopping.phase_for_reader``)
+    unless ``whole_store`` (``frame`` holds every record of the store: its reader reads them all).
     """
     t0 = time.perf_counter()
     out_dir = out_dir or campaign.run_dir / "report"
@@ -386,14 +390,18 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
     elif data.fewest < MIN_POINTS:
         notes.append(f"no surrogate model yet ({data.fewest} usable record(s); the parity plot needs {MIN_POINTS})")
 
-    tasks = list(state.tasks.values())
+    # a reader of a scoped view is told the counts of what it shows: the journal's would tell a
+    # partner how many records are withheld from them (work that made no record is counted)
+    readable = None if frame is None else set(frame["record_id"]) if "record_id" in frame.columns else set()
+    tasks = state.tasks_seen(readable)
     status = Counter(t.status for t in tasks)
     failures = Counter(failure_type(t.error) for t in tasks if t.status == jn.FAILED)
     examples = {}
     for t in tasks:
         if t.status == jn.FAILED:
             examples.setdefault(failure_type(t.error), (t.task_id, (t.error or "").splitlines()[0][:160]))
-    measured = sum(e.record_id is not None for e in state.lab.values())
+    measured = state.measured(readable)
+    own_best = {p: float(row[p]) for p, row in best_rows(campaign, df).items()}  # the reader's, for the stop
 
     md = [f"# Campaign report: {campaign.name}", ""]
     if campaign.description:
@@ -402,7 +410,7 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
         f"- written: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
         f"- mode: {campaign.mode}; objectives: " + ", ".join(
             f"{o.goal.value} {o.property} [{o.shown_unit}]" for o in campaign.objectives),
-        f"- state: {state.phase}",
+        f"- state: {phase_for_reader(campaign, state, None if frame is None or whole_store else own_best)}",
         *[f"- {why}" for why in stopped_fidelities(campaign, state).values()],
         "",
         "## Calculations",
@@ -411,10 +419,7 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
         "|---|---:|",
         f"| submitted (distinct tasks) | {sum(t.submissions > 0 for t in tasks)} |",
         f"| submissions (with resubmissions) | {sum(t.submissions for t in tasks)} |",
-        # a view scoped to a reader's clearance counts only what it shows (the journal's count
-        # would tell a partner how many records are withheld from them)
-        (f"| ingested | {status.get(jn.INGESTED, 0)} |" if frame is None else
-         f"| ingested, readable at your clearance | {int((df['source'] == 'computed').sum()) if not df.empty else 0} |"),
+        f"| ingested{'' if frame is None else ', readable at your clearance'} | {status.get(jn.INGESTED, 0)} |",
         f"| failed | {status.get(jn.FAILED, 0)} |",
         f"| in flight or planned | {status.get(jn.SUBMITTED, 0) + status.get(jn.PLANNED, 0)} |",
         "",
@@ -435,7 +440,7 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
         "",
         f"- experiments suggested: {len(state.lab)} in {state.lab_batches} batch(es)"
         + (f" (budget {campaign.budget.lab_experiments})" if campaign.budget.lab_experiments is not None else ""),
-        f"- experiments measured: {measured}",
+        f"- experiments measured{'' if frame is None else ', readable at your clearance'}: {measured}",
         "",
         "## Best records",
         "",

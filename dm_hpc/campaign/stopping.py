@@ -10,6 +10,12 @@ from dm_hpc.campaign.spec import CampaignSpec, Goal
 
 #: the failure kind of a task cancelled from outside (``runners.states.JobState.CANCELLED``)
 CANCELLED = "CANCELLED"
+#: the stop reasons judged on the records' values (every record the campaign learns from)
+TARGETS_MET = "objective targets met"
+NO_IMPROVEMENT = "no improvement in {rounds} refits"
+#: what a reader who does not read every record is told of such a stop it cannot see for itself
+WITHHELD_STOP = ("stopped by a stopping rule on objective values (which one is not said at your clearance: "
+                 "it was judged on records you may not read)")
 
 def budget_reason(c: CampaignSpec, state: jn.State, now: float, lab_waiting: int = 0) -> str | None:
     """Which budget is used up (None: none). ``lab_waiting``: lab suggestions not yet journalled."""
@@ -98,7 +104,22 @@ def stop_reason(c: CampaignSpec, state: jn.State, now: float, best: dict[str, fl
     if c.calculations and len(broken) == len(c.calculations):
         return "; ".join(broken.values())
     if targets_met(c, best):
-        return "objective targets met"
+        return TARGETS_MET
     if no_improvement(c, state):
-        return f"no improvement in {c.stopping.no_improvement_rounds} refits"
+        return NO_IMPROVEMENT.format(rounds=c.stopping.no_improvement_rounds)
     return None
+
+
+def phase_for_reader(c: CampaignSpec, state: jn.State, best: dict[str, float] | None) -> str:
+    """``state.phase`` as a reader may read it. ``best``: the best value per objective over the
+    records the reader reads (``dataset.best_rows``, canonical units), None for a reader of every
+    record (the phase as it is). A stop judged on values over every record (targets met, no
+    improvement) would tell a reader of a scoped view about a record withheld from them (that
+    the embargoed measurement met the target): it is said only when their own records show it
+    (targets met by what they read), else ``WITHHELD_STOP``. Other reasons (budgets, the circuit
+    breaker, a request) count work, not records, and are said as they are."""
+    phase = state.phase
+    judged = phase == TARGETS_MET or phase.startswith(NO_IMPROVEMENT.split("{")[0])
+    if best is None or not judged or (phase == TARGETS_MET and targets_met(c, best)):
+        return phase
+    return WITHHELD_STOP

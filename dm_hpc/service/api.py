@@ -137,16 +137,19 @@ def receive_sheet(svc: Service, user: User, name: str, filename: str, content: b
                                 problems=[s.RowProblem(line=line or None, message=msg) for line, msg in exc.problems],
                                 annotated=_annotated_url(name, getattr(exc, "annotated", None)))
     svc.state.audit(user.name, "upload", name, file=shown, record_ids=done.record_ids, new=done.new,
-                    access_level=level.value, held=[h.sample_id for h in done.held], confirmed=done.confirmed)
+                    access_level=level.value, labelled=done.labelled, held=[h.sample_id for h in done.held], confirmed=done.confirmed)
     return s.UploadResult(
-        records=done.records, new=done.new, queued=done.queued, record_ids=done.record_ids, access_level=level,
+        records=done.records, new=done.new, queued=done.queued, record_ids=done.record_ids,
+        access_level=level if done.labelled else None,
         held=[s.HeldValue(line=h.line, sample_id=h.sample_id, property=h.prop, value=h.value,
                           low=h.low if done.predictions else None, high=h.high if done.predictions else None,
                           unit=h.unit) for h in done.held],
         confirmed=done.confirmed,
         stored=[s.StoredSample(sample_id=r.sample_id or "", record_id=r.record_id,
                                values={p.name: p.value for p in r.properties},
-                               units={p.name: p.unit or "" for p in r.properties}) for r in done.stored],
+                               units={p.name: p.unit or "" for p in r.properties},
+                               access_level=done.levels[r.record_id].level,
+                               embargo_until=done.levels[r.record_id].until) for r in done.stored],
         annotated=_annotated_url(name, done.annotated), warnings=done.warnings)
 
 

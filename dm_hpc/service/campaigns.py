@@ -16,7 +16,7 @@ inverse design, records, report) goes through ``CampaignDesk``; the routes never
 One gate for what a caller may see: every derived output (status and best values, report and
 plots, predictions, inverse design, the lab queue's predictions) is computed from ``_view``, the
 store's records scoped to the caller's clearance (``AccessMap.scope``), never from the whole store
-filtered afterwards. Models are fitted per view: a caller is served a surrogate trained only on
+filtered afterwards; the status's counts and stop reason too (``_status``). Models are fitted per view: a caller is served a surrogate trained only on
 records at or below their clearance (one per distinct view, fitted lazily, cached by store
 generation, access sidecar and date).
 
@@ -43,7 +43,7 @@ import pandas as pd
 
 from dm_hpc.campaign import CampaignError, load_campaign
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.spec import CampaignSpec, Goal
+from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import MaterialRecord, Store, StoreError
 from dm_hpc.data.access import AccessLevel, AccessMap, AccessRule
 from dm_hpc.data.sheetfiles import load_table
@@ -76,6 +76,10 @@ class Upload:
     predictions: bool = True
     #: what `dm-hpc ingest` prints beside the result (a property left blank, an element outside the space)
     warnings: list[str] = field(default_factory=list)
+    #: the records this upload labelled with the form's rule (those new to the store)
+    labelled: list[str] = field(default_factory=list)
+    #: each stored record's own rule after the upload (a record sent again keeps its own)
+    levels: dict[str, AccessRule] = field(default_factory=dict)
 
 
 class RejectedSheet(SheetError):
@@ -158,6 +162,10 @@ def held_note(c: CampaignSpec, entry: jn.LabEntry, full: bool) -> str | None:
             "otherwise correct it and send the sheet again")
 
 
+def _rule_text(rule: AccessRule) -> str:
+    return rule.level.value + (f" until {rule.until.isoformat()}" if rule.until else "")
+
+
 def _finite(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(float(x)) else None
 
@@ -206,6 +214,13 @@ class CampaignDesk:
         df, generation = self._frame(c)
         return self.access(c.name).scope(df, clearance), generation
 
+    def _scoped(self, c: CampaignSpec, clearance: AccessLevel) -> tuple[pd.DataFrame, bool]:
+        """``_view``'s records and whether they are every record of the store, from one read (what
+        the journal counts or judged over every record may then be said as it is)."""
+        whole, _ = self._frame(c)
+        view = self.access(c.name).scope(whole, clearance)
+        return view, len(view) == len(whole)
+
     def sees_everything(self, name: str, clearance: AccessLevel) -> bool:
         """Whether ``clearance`` reads every record of the campaign's store (then what the
         campaign itself computed, such as the lab queue's predictions, may be shown as it is)."""
@@ -226,27 +241,38 @@ class CampaignDesk:
         return slot.status[clearance][1]
 
     def _status(self, c: CampaignSpec, clearance: AccessLevel) -> dict[str, Any]:
+        """The status as ``clearance`` reads it. Whoever does not read every record of the store is
+        told the counts of what their view holds (``State.tasks_seen``, ``measured``: a count from
+        the journal would tell them how many records are withheld) and a stop judged on values only
+        as their records show it (``stopping.phase_for_reader``). Work that made no record (tasks
+        planned, in flight or failed, suggestions, core-hours) is the campaign's and is counted whole."""
+        from dm_hpc.campaign.dataset import best_rows
+        from dm_hpc.campaign.stopping import phase_for_reader
+
         state = jn.replay(c.run_dir / "journal.jsonl")
+        df, everything = self._scoped(c, clearance)
+        readable = None if everything else set(df["record_id"])
         counts = {k: 0 for k in (jn.PLANNED, jn.SUBMITTED, jn.INGESTED, jn.FAILED)}
-        for t in state.tasks.values():
+        for t in state.tasks_seen(readable):
             counts[t.status] = counts.get(t.status, 0) + 1
-        df, _ = self._view(c, clearance)
         mine = df[df["campaign"] == c.name] if not df.empty else df
         best = []
-        for o in c.objectives:
-            if mine.empty or o.property not in mine or mine[o.property].notna().sum() == 0:
-                continue
-            col = mine[o.property]
-            row = mine.loc[col.idxmax() if o.goal == Goal.max else col.idxmin()]
+        # the rule of Campaign.best, the run's best lines and the report (constraints met, analytic
+        # properties derived), in the unit the campaign file writes, as Campaign.summary() gives it
+        rows = best_rows(c, mine)
+        for prop, row in rows.items():
+            o = c.objective(prop)
             comp = {k[2:]: float(v) for k, v in row.items() if k.startswith("x_") and v > 0}
-            best.append({"property": o.property, "goal": o.goal.value, "value": float(row[o.property]),
-                         "record_id": row["record_id"], "source": row["source"], "composition": comp})
+            best.append({"property": prop, "goal": o.goal.value, "value": float(o.shown(row[prop])),
+                         "unit": o.shown_unit, "record_id": row["record_id"], "source": row["source"],
+                         "composition": comp})
+        own = {prop: float(row[prop]) for prop, row in rows.items()}  # the reader's best, canonical
         return {
             "name": c.name, "description": (c.description or "").strip(),
-            "state": state.phase,
+            "state": phase_for_reader(c, state, None if readable is None else own),
             "tasks": counts, "refits": state.refits, "core_hours": round(state.core_hours, 6),
             "lab_suggested": len(state.lab),
-            "lab_measured": sum(e.record_id is not None for e in state.lab.values()),
+            "lab_measured": state.measured(readable),
             "records": len(mine), "best": best,
         }
 
@@ -365,7 +391,8 @@ class CampaignDesk:
             if force or not summary.exists() or summary.stat().st_mtime < max(newest, today):
                 # always the scoped view: should an access change come between report_dir's check
                 # and this, the campaign's own report is drawn without the newly hidden record
-                write_report(c, frame=self._view(c, clearance)[0], out_dir=folder)
+                view, everything = self._scoped(c, clearance)
+                write_report(c, frame=view, out_dir=folder, whole_store=everything)
         return folder
 
     def used_record_ids(self, name: str) -> list[str]:
@@ -427,8 +454,8 @@ class CampaignDesk:
                 # the one reader of every door: its guards, checks and verdicts (no lock needed)
                 contents = read_lab_loaded(c, loaded, filename, contributor)
                 with self._slots[name].ingest:
-                    done = self._store_measurements(c, filename, contents, rule, confirm_held, contributor,
-                                                    clearance)
+                    done, labelled = self._store_measurements(c, filename, contents, rule, confirm_held,
+                                                              contributor, clearance)
             except SheetError as exc:
                 if loaded is None:  # a file the guards refuse gets no annotated copy, only the refusal
                     token = None
@@ -436,8 +463,13 @@ class CampaignDesk:
                     write_annotated(c, loaded, copy, refused=exc.problems, predictions=full)
                 raise RejectedSheet(filename, exc.verdicts, token) from None
             write_annotated(c, loaded, copy, result=done, predictions=full)
+            rules = self.access(name).rules()
+            levels = {r.record_id: rules.get(r.record_id, AccessRule()) for r in done.stored}
+            kept = [f"sample {r.sample_id!r} was stored before, at level {_rule_text(levels[r.record_id])}: "
+                    f"its level is unchanged, not {_rule_text(rule)} as the form asked (after ingest only an "
+                    "admin changes a record's level)" for r in done.stored if levels[r.record_id] != rule]
             return Upload(done.records, done.new, done.queued, [r.record_id for r in done.stored], done.held,
-                          done.confirmed, done.stored, token, full, list(done.warnings))
+                          done.confirmed, done.stored, token, full, [*done.warnings, *kept], labelled, levels)
 
     def _store_measurements(self, c: CampaignSpec, origin: str, contents: SheetContents, rule: AccessRule,
                             confirm_held: bool = False, by: str | None = None,
@@ -447,28 +479,50 @@ class CampaignDesk:
         keeps its level: after ingest only an admin changes it). Values far outside the model's
         interval are held unless ``confirm_held`` or the sheet's confirm column (by ``by``).
         A refusal names the stored record only to a sender whose ``clearance`` reads it (its id
-        hashes its content, of which the sheet gave all but the value). Returns the ``LabIngest``."""
+        hashes its content, of which the sheet gave all but the value). A sender who neither reads
+        a stored record nor contributed it is refused whatever value they send: accepting the one
+        equal to the stored value (nothing new) and refusing the others answered guesses until
+        one gave the embargoed value back. Returns the ``LabIngest`` and the ids labelled ``rule``."""
         from dm_hpc.campaign.lab import LabIngest, confirmations, take_lab_contents
 
         records = contents.records
         state = jn.replay(c.run_dir / "journal.jsonl")
         before = {r.sample_id: state.lab[r.sample_id].record_id for r in records}
-        stale = [r for r in records if before[r.sample_id] not in (None, r.record_id)]
-        shown = self.access(c.name).readable([before[r.sample_id] for r in stale], clearance)
+        measured = [r for r in records if before[r.sample_id] is not None]
+        shown = dict(zip((r.sample_id for r in measured),
+                         self.access(c.name).readable([before[r.sample_id] for r in measured], clearance)))
+        own = self._contributed(c, [before[r.sample_id] for r in measured if not shown[r.sample_id]], by)
         changed = [(0, f"sample {r.sample_id!r} is already measured"
-                       + (f" (record {before[r.sample_id]})" if named else "")
-                       + "; a different value needs a new suggestion") for r, named in zip(stale, shown)]
+                       + (f" (record {before[r.sample_id]}); a different value needs a new suggestion"
+                          if shown[r.sample_id] else
+                          " (a record you may not read); another measurement of it needs a new suggestion"))
+                   for r in measured
+                   if before[r.sample_id] != r.record_id or not (shown[r.sample_id] or before[r.sample_id] in own)]
         if changed:
             raise SheetError(origin, changed)
-        ids = [r.record_id for r in records]
         fresh = [r.record_id for r in records if before[r.sample_id] is None]
         if not fresh and not contents.not_made:
-            return LabIngest(len(records), 0, False, stored=list(records))
+            return LabIngest(len(records), 0, False, stored=list(records)), []
         # labelled before they are stored: no reader ever sees them at the default level
         if fresh:
             self.access(c.name).set(fresh, rule, by=f"portal:{by}" if by else None)
         confirm = {r.sample_id for r in records} if confirm_held else confirmations(contents)
-        return take_lab_contents(c, contents, origin, confirm=confirm, by=by)
+        return take_lab_contents(c, contents, origin, confirm=confirm, by=by), fresh
+
+    def _contributed(self, c: CampaignSpec, record_ids: list[str], by: str | None) -> set[str]:
+        """Those of ``record_ids`` whose provenance names ``by`` as their contributor (a lab that
+        stored its own measurement above its clearance may send the sheet again)."""
+        if not record_ids or not by:
+            return set()
+        out = set()
+        with Store.open(c.store, "r") as store:
+            for rid in record_ids:
+                try:
+                    if store.get(rid).provenance.contributor == by:
+                        out.add(rid)
+                except KeyError:  # journalled, not in the store (yet): not known to be theirs
+                    pass
+        return out
 
     # ------------------------------------------------------------------ models
     def _generation(self, c: CampaignSpec) -> int:

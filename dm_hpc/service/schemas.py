@@ -30,23 +30,32 @@ class CampaignSummary(BaseModel):
 
 
 class Best(BaseModel):
+    """The best record of an objective among those the caller reads that meet every constraint."""
+
     property: str
     goal: str
-    value: float
+    value: float = Field(description="In `unit`: the one the campaign file writes for the objective, as the "
+                                     "report, the lab sheet and `dm-hpc run` give it (the store keeps canonical units).")
+    unit: str
     record_id: str
     source: str
     composition: ElementFractions
 
 
 class Status(BaseModel):
+    """Where a campaign stands, as the caller reads it: counts of records (tasks ingested, lab
+    experiments measured, records) are of those the caller reads; work that made no record is
+    counted whole."""
+
     name: str
     description: str
-    state: str
-    tasks: dict[str, int]
+    state: str = Field(description="A stop judged on values over every record (targets met, no improvement) "
+                                   "is said only as the caller's records show it.")
+    tasks: dict[str, int] = Field(description="Tasks per state; `ingested`: those whose record the caller reads.")
     refits: int
     core_hours: float
     lab_suggested: int
-    lab_measured: int
+    lab_measured: int = Field(description="Suggested experiments measured, whose record the caller reads.")
     records: int
     best: list[Best]
 
@@ -84,6 +93,9 @@ class StoredSample(BaseModel):
     record_id: str
     values: dict[str, float] = Field(description="Measured values, canonical units (see units).")
     units: dict[str, str]
+    access_level: AccessLevel = Field(description="The record's level now: a record sent again keeps its own "
+                                                  "(after ingest only an admin changes it), whatever the form asked.")
+    embargo_until: date | None = None
 
 
 class UploadResult(BaseModel):
@@ -91,7 +103,8 @@ class UploadResult(BaseModel):
     new: int
     queued: bool = Field(description="True when a running campaign holds the store and ingests them shortly.")
     record_ids: list[str]
-    access_level: AccessLevel
+    access_level: AccessLevel | None = Field(description="The level given to the records this upload stored anew; "
+                                             "null when it stored none (see each stored sample's access_level).")
     held: list[HeldValue] = Field(default_factory=list)
     confirmed: list[str] = Field(default_factory=list)
     stored: list[StoredSample] = Field(default_factory=list)
@@ -161,7 +174,8 @@ class ExportedRecord(BaseModel):
 
 class Export(BaseModel):
     records: list[ExportedRecord]
-    withheld: int = Field(description="Records of the campaign above the caller's clearance.")
+    withheld: int = Field(description="Records of the campaign above the caller's clearance: deliberately the one "
+                                      "answer that says how many (status and report count only what the caller reads).")
     awaiting_approval: int = Field(0, description="Records the caller may read but not export: above the public "
                                                   "level and in no granted export request (POST .../exports).")
 

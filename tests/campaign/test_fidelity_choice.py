@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dm_hpc.campaign import parse_campaign
 from dm_hpc.campaign.dataset import TrainingSet
@@ -63,3 +64,33 @@ def test_report_section_says_how_many_measurements_the_choice_needs(tmp_path):
     campaign = parse_campaign({**SPEC, "store": str(tmp_path / "s"), "workdir": str(tmp_path / "w")}, "mf.yaml")
     md = "\n".join(fidelity_choice_lines(campaign, _training_set(30, 4)))
     assert "mixing_energy from emt: 4 composition(s) with both values; the choice needs 10." in md
+
+
+def test_report_quotes_the_cv_rmse_in_the_unit_the_campaign_file_writes(tmp_path):
+    """A campaign whose file writes meV/atom got 'mixing_energy [eV/atom] from emt' and 'CV RMSE
+    [eV/atom]' (0.01 for a 10 meV/atom offset) in a report whose every other value is in meV/atom.
+    Twelve compositions computed and measured (10 meV/atom apart), written into a real store."""
+    from dm_hpc.campaign.report import write_report
+    from dm_hpc.data import MaterialRecord, Store
+
+    spec = {**SPEC, "objectives": [{"property": "mixing_energy", "goal": "min", "unit": "meV/atom"}],
+            "store": str(tmp_path / "s"), "workdir": str(tmp_path / "w")}
+    campaign = parse_campaign(spec, "mf.yaml")
+    w = np.random.default_rng(1).dirichlet(np.ones(3), 12)
+    records = []
+    for x in w:
+        computed = float(np.sin(6 * x[0]) * x[1] - 0.3 * x[2])  # eV/atom
+        for source, method, value in (("computed", "emt", computed), ("experimental", "lab-sheet", computed + 0.01)):
+            records.append(MaterialRecord.model_validate({
+                "composition": dict(zip(("Cu", "Ni", "Pd"), map(float, x))),
+                "properties": [{"name": "mixing_energy", "value": value}],
+                "provenance": {"source": source, "method": method, "campaign": campaign.name}}))
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(records)
+    md = write_report(campaign).read_text()
+    section = md.split("## Measured values from computed ones")[1]
+    assert "mixing_energy [meV/atom] from emt (12 computed, 12 also measured)" in section, section[:1500]
+    assert "| candidate | CV RMSE [meV/atom] |" in section and "eV/atom]" not in section.replace("meV/atom]", "")
+    # measured = computed is off by the offset alone: 10 meV/atom, not 0.01
+    computed_row = next(ln for ln in section.splitlines() if ln.startswith("| computed |"))
+    assert float(computed_row.split("|")[2]) == pytest.approx(10, rel=1e-3), computed_row

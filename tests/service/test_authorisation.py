@@ -79,6 +79,11 @@ def test_matrix(client, portal, filled, caller, method, path, kind):
         expected = 401
     else:
         expected = 200 if caller in ALLOWED[kind] else 403
+    if path.endswith("/lab/results") and caller == "lab" and response.status_code == 400:
+        # the sheet another caller stored before (consortium, which the lab, clearance public, does
+        # not read): refused whatever its values, as a guess of them would be (test_lab_resend.py)
+        expected = 400
+        assert "a record you may not read" in response.text, response.text[:300]
     assert response.status_code == expected, response.text[:300]
 
 
