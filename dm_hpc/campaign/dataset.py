@@ -114,8 +114,15 @@ def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
     # a record informs every property it holds: one with hardness measured and density not yet
     # is a row (its density NaN, learned from the others'); one with none of them is left out
     has = np.column_stack([df[p].notna().to_numpy() if p in df.columns else np.zeros(len(df), bool) for p in props])
-    skipped["no " + ", ".join(props)] = int((keep & ~has.any(axis=1)).sum())
-    keep &= has.any(axis=1)
+    if campaign.learning.surrogate == "ensemble":
+        # the ensemble learns every output at once from the records holding them all
+        # (``learn.fit_surrogate``): its training set is those, so every threshold counts them
+        for j, p in enumerate(props):
+            skipped[f"no {p}"] = int((keep & ~has[:, j]).sum())
+            keep &= has[:, j]
+    else:
+        skipped["no " + ", ".join(props)] = int((keep & ~has.any(axis=1)).sum())
+        keep &= has.any(axis=1)
     sub = df[keep]
     comps = [{c[2:]: float(v) for c, v in zip(x_cols, row) if v > 0} for row in sub[x_cols].to_numpy()]
     proc = np.zeros((len(sub), len(pnames)))
@@ -359,16 +366,20 @@ def unfit_reason(campaign: CampaignSpec, df: pd.DataFrame) -> str | None:
     data = training_set(campaign, df)
     if data.fewest >= MIN_TRAINING_RECORDS:
         return None
-    # the properties too few records hold, each with how many of the campaign's records lack it
-    none = data.skipped.get("no " + ", ".join(campaign.properties), 0)  # records holding none of them
-    short = [(p, len(data) - n + none) for p, n in zip(campaign.properties, data.counts or [0] * len(campaign.properties))
-             if n < MIN_TRAINING_RECORDS]
+    if campaign.learning.surrogate == "ensemble":  # its records hold every property (``training_set``)
+        short = [(why[3:], n) for why, n in data.skipped.items() if why.startswith("no ") and n]
+        need = "every record needs every objective and constraint (the ensemble learns them at once)"
+    else:  # the properties too few records hold, each with how many of the campaign's records lack it
+        none = data.skipped.get("no " + ", ".join(campaign.properties), 0)  # records holding none of them
+        short = [(p, len(data) - n + none) for p, n in zip(campaign.properties,
+                                                           data.counts or [0] * len(campaign.properties))
+                 if n < MIN_TRAINING_RECORDS]
+        need = f"every objective and constraint needs {MIN_TRAINING_RECORDS} records that hold it"
     missing = "; ".join(f"{n} lack {p}" for p, n in short if n) or "; ".join(
         f"{why}: {n}" for why, n in data.skipped.items())
     hint = ""
     if any(n for _, n in short):
         props = ", ".join(p for p, n in short if n)
-        hint = (f" (every objective and constraint needs {MIN_TRAINING_RECORDS} records that hold it: measure "
-                f"{props}, or drop it from the campaign)")
+        hint = f" ({need}: measure {props}, or drop it from the campaign)"
     return (f"the model cannot be fitted: {data.fewest} usable records of {len(mine)} (needs "
             f"{MIN_TRAINING_RECORDS}); {missing}{hint}. Suggestions are random and carry no predictions")

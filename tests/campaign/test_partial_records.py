@@ -147,3 +147,31 @@ def test_fit_surrogate_fits_each_output_on_its_own_rows():
             back = load_surrogate(Path(d) / "m.pt")
         with torch.no_grad():
             assert torch.allclose(back.posterior(X).mean, model.eval().posterior(X).mean, atol=1e-9)
+
+
+def test_an_ensemble_campaign_learns_from_complete_records_only_and_says_so(tmp_path):
+    """The ensemble learns every output at once from the records that hold them all
+    (``fit_surrogate``). Its training set is those records, as before partial records entered the
+    GP kinds: the fitting thresholds, the cross-validation and the report count what the model
+    learns from. Counted per property instead, a campaign where no record held both properties
+    passed every threshold and the planner's refit died on an empty ensemble (a bare
+    ``RuntimeError: random_ expects 'from' to be less than 'to'``)."""
+    import yaml
+
+    api = _campaign(tmp_path)
+    path = tmp_path / "two.yaml"
+    spec = yaml.safe_load(path.read_text())
+    spec["learning"]["surrogate"] = "ensemble"
+    path.write_text(yaml.safe_dump(spec))
+    api = Campaign.load(path)
+    with Store.open(api.spec.store, "r") as store:
+        df = store.to_dataframe()
+    data = training_set(api.spec, df)
+    assert len(data) == len(CU) - len(BLANK) and data.fewest == len(data)
+    assert not np.isnan(data.Y).any() and data.skipped == {"no density": len(BLANK)}
+    # no record holds both: nothing to fit, and the reason names what the records lack
+    df = df.assign(hardness=np.where(df["density"].notna(), np.nan, df["hardness"]))
+    none = training_set(api.spec, df)
+    assert len(none) == 0 and none.fewest == 0
+    why = unfit_reason(api.spec, df)
+    assert why is not None and "lack" in why and "density" in why and "hardness" in why, why
