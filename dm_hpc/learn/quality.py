@@ -132,26 +132,34 @@ def compare_held_out(candidate, current, X: Tensor, Y: Tensor, draws: int = 2000
     which points are hard — cancels), each giving candidate-minus-current differences of RMSE
     per output and of ``|coverage - 0.90|``; the 5th and 95th percentiles are the 90 % interval.
     A difference is beyond noise when its whole interval lies above zero (a one-sided test at
-    about 5 %). Points where either model or the outcome is NaN are left out.
+    about 5 %). Points where either model is NaN are left out; a missing outcome (NaN: a record
+    that lacks the property) is left out of its output's figures alone, as ``held_out_quality``
+    does (``n``: the points holding any).
     """
     import numpy as np
 
     Y = torch.as_tensor(Y, dtype=torch.double)
     Y = Y.unsqueeze(-1) if Y.dim() == 1 else Y
     (mu_a, sd_a), (mu_b, sd_b) = predictive(candidate, X), predictive(current, X)
-    ok = ~(Y.isnan() | mu_a.isnan() | mu_b.isnan() | sd_a.isnan() | sd_b.isnan()).any(-1)
+    ok = ~(mu_a.isnan() | mu_b.isnan() | sd_a.isnan() | sd_b.isnan()).any(-1) & ~Y.isnan().all(-1)
     Y, mu_a, sd_a, mu_b, sd_b = (t[ok].numpy() for t in (Y, mu_a, sd_a, mu_b, sd_b))
-    sq_a, sq_b = (mu_a - Y) ** 2, (mu_b - Y) ** 2  # n x m
-    in_a = (np.abs(Y - mu_a) <= Z90 * sd_a).mean(-1)  # n: share of a point's outputs inside
-    in_b = (np.abs(Y - mu_b) <= Z90 * sd_b).mean(-1)
+    have = ~np.isnan(Y)
+    sq_a, sq_b = (mu_a - Y) ** 2, (mu_b - Y) ** 2  # n x m, NaN where the outcome is missing
+    with np.errstate(invalid="ignore"):
+        in_a = np.where(have, np.abs(Y - mu_a) <= Z90 * sd_a, np.nan)
+        in_b = np.where(have, np.abs(Y - mu_b) <= Z90 * sd_b, np.nan)
     n, m = Y.shape
     if n == 0:
         nan = float("nan")
         return PairedComparison(0, [nan] * m, [nan] * m, nan, nan, [(nan, nan)] * m, (nan, nan))
+    in_a, in_b = np.nanmean(in_a, -1), np.nanmean(in_b, -1)  # n: share of a point's outputs inside
     idx = np.random.default_rng(seed).integers(0, n, size=(draws, n))
-    d_rmse = np.sqrt(sq_a[idx].mean(1)) - np.sqrt(sq_b[idx].mean(1))  # draws x m
-    d_cal = np.abs(in_a[idx].mean(1) - NOMINAL) - np.abs(in_b[idx].mean(1) - NOMINAL)
-    lo, hi = np.percentile(d_rmse, [5, 95], axis=0)
-    return PairedComparison(n, np.sqrt(sq_a.mean(0)).tolist(), np.sqrt(sq_b.mean(0)).tolist(),
+    with warnings.catch_warnings():  # a resample without any value of an output: NaN, left out
+        warnings.simplefilter("ignore", RuntimeWarning)
+        d_rmse = np.sqrt(np.nanmean(sq_a[idx], 1)) - np.sqrt(np.nanmean(sq_b[idx], 1))  # draws x m
+        d_cal = np.abs(in_a[idx].mean(1) - NOMINAL) - np.abs(in_b[idx].mean(1) - NOMINAL)
+        lo, hi = np.nanpercentile(d_rmse, [5, 95], axis=0)
+        rmse_a, rmse_b = np.sqrt(np.nanmean(sq_a, 0)), np.sqrt(np.nanmean(sq_b, 0))
+    return PairedComparison(n, rmse_a.tolist(), rmse_b.tolist(),
                             float(in_a.mean()), float(in_b.mean()), list(zip(lo.tolist(), hi.tolist())),
                             tuple(np.percentile(d_cal, [5, 95]).tolist()))

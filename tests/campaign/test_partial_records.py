@@ -175,3 +175,29 @@ def test_an_ensemble_campaign_learns_from_complete_records_only_and_says_so(tmp_
     assert len(none) == 0 and none.fewest == 0
     why = unfit_reason(api.spec, df)
     assert why is not None and "lack" in why and "density" in why and "hardness" in why, why
+
+
+def test_the_promotion_gate_compares_each_property_where_the_held_out_records_hold_it():
+    """``compare_held_out`` (the registry's promotion gate) left out every held-out record lacking
+    any property: with partial records most of the held-out set lacks one, and a candidate far
+    worse on hardness was promoted on 'only 4 usable held-out records'. Each output is now
+    compared on the records that hold it, as ``held_out_quality`` scores them."""
+    from dm_hpc.campaign.promotion import decide
+    from dm_hpc.learn.gp import fit_gp
+    from dm_hpc.learn.quality import compare_held_out
+
+    g = torch.Generator().manual_seed(1)
+    X = torch.rand(40, 2, generator=g, dtype=torch.double)
+    Y = torch.stack([torch.sin(3 * X[:, 0]) + X[:, 1], X[:, 0] - X[:, 1]], -1)
+    good = fit_gp(X[:20], Y[:20])
+    bad = fit_gp(X[:20], Y[:20] + torch.tensor([1.0, 0.0], dtype=torch.double))  # hardness off by 1
+    held = Y[20:].clone()
+    held[4:, 1] = float("nan")  # 16 of the 20 held-out records lack density
+    c = compare_held_out(bad, good, X[20:], held)
+    assert c.n == 20 and c.worse_rmse() == [0], c
+    assert np.isfinite(c.rmse_candidate).all() and np.isfinite(c.coverage_candidate)
+    d = decide(bad, "gp", ("v0001", "gp", good), X[20:], held, ["hardness", "density"])
+    assert not d.promote and "RMSE of hardness" in d.reason, d.reason
+    # complete records: the same figures as when every row was required
+    full = compare_held_out(bad, good, X[20:], Y[20:])
+    assert full.n == 20 and full.worse_rmse() == [0]
