@@ -333,8 +333,9 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
     scoped to a caller's clearance, with its own ``out_dir``, so no number in the report or its
     plots comes from a record the reader may not see: the journal's counts of calculations and
     lab experiments are those whose record is in ``frame`` (``State.tasks_seen``, ``measured``),
-    and a stop judged on values is said only as ``frame`` shows it (``stopping.phase_for_reader``)
-    unless ``whole_store`` (``frame`` holds every record of the store: its reader reads them all).
+    and a stop judged on values is said only as ``frame`` shows it (``stopping.phase_for_reader``);
+    both as the journal has them when ``whole_store`` (``frame`` holds every record of the store:
+    its reader reads them all).
     """
     t0 = time.perf_counter()
     out_dir = out_dir or campaign.run_dir / "report"
@@ -392,7 +393,9 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
 
     # a reader of a scoped view is told the counts of what it shows: the journal's would tell a
     # partner how many records are withheld from them (work that made no record is counted)
-    readable = None if frame is None else set(frame["record_id"]) if "record_id" in frame.columns else set()
+    # (a reader of every record is told the journal's, as the portal's status tells them)
+    readable = (None if frame is None or whole_store
+                else set(frame["record_id"]) if "record_id" in frame.columns else set())
     tasks = state.tasks_seen(readable)
     status = Counter(t.status for t in tasks)
     failures = Counter(failure_type(t.error) for t in tasks if t.status == jn.FAILED)

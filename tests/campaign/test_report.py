@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dm_hpc.campaign import journal as jn
@@ -269,3 +270,23 @@ def test_best_values_and_the_best_records_table_keep_to_the_constraints(tmp_path
     assert "1 record(s) left out" in text and "density <= 9" in text
     lab_cost = [ln for ln in text.splitlines() if ln.startswith("| raw_material_cost") and "lab" in ln]
     assert lab_cost and "derived from the composition" in lab_cost[0]
+
+
+def test_a_reader_of_every_record_is_told_the_journals_counts_as_they_are(tmp_path):
+    """``write_report(frame, whole_store=True)`` (the portal, for a reader of every record) counts
+    tasks as the journal has them, as the portal's status and ``dm-hpc report`` do: it filtered
+    them by the frame's record ids all the same, so a task whose record a correction or retraction
+    has since replaced vanished from the admin's 'ingested' (and the report disagreed with the
+    status beside it)."""
+    c = _campaign(tmp_path)
+    journal = jn.Journal(c.run_dir / "journal.jsonl")
+    journal.write("start")
+    journal.write("planned", task_id="t1", fidelity="emt", composition={"Cu": 0.5, "Ni": 0.5})
+    journal.write("submitted", task_id="t1")
+    journal.write("ingested", task_id="t1", record_id="dm-since-retracted", core_hours=0.01)
+    journal.close()
+    frame = pd.DataFrame({"record_id": pd.Series([], dtype=str)})
+    whole = write_report(c, frame=frame, out_dir=tmp_path / "whole", whole_store=True).read_text()
+    assert "| ingested, readable at your clearance | 1 |" in whole or "| ingested | 1 |" in whole, whole
+    scoped = write_report(c, frame=frame, out_dir=tmp_path / "scoped").read_text()
+    assert "| ingested, readable at your clearance | 0 |" in scoped
