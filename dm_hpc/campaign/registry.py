@@ -56,6 +56,9 @@ from dm_hpc.data.access import AccessLevel, AccessMap
 TEST_PERCENT = 20
 #: The next buckets calibrate the ensemble's intervals (``dm_hpc.learn.ensemble``).
 CALIBRATION_PERCENT = 10
+#: Fewest values of each property a version is trained on (an ensemble: fewest records holding
+#: every property, since it learns all at once).
+MIN_TRAIN_RECORDS = 3
 #: Below this many usable records nothing is held out (metrics would be noise); n/a is recorded.
 MIN_RECORDS_FOR_TEST = 10
 
@@ -140,8 +143,9 @@ def snapshot(campaign: CampaignSpec, clearance: AccessLevel = AccessLevel.embarg
         df = AccessMap(campaign.store).scope(store.to_dataframe(), clearance)
         generation = store.info()["generation"]
     data = training_set(campaign, df)
-    if data.fewest < 3:
-        raise NotEnoughData(f"{campaign.name}: only {data.fewest} usable records in {campaign.store}; need 3")
+    if data.fewest < MIN_TRAIN_RECORDS:
+        raise NotEnoughData(f"{campaign.name}: only {data.fewest} usable records in {campaign.store}; "
+                            f"need {MIN_TRAIN_RECORDS}")
     order = np.argsort(np.asarray(data.record_ids))
     buckets = np.array([_bucket(data.record_ids[i]) for i in order])
     held = len(data) >= MIN_RECORDS_FOR_TEST
@@ -331,6 +335,13 @@ def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=Non
     if options.if_new_data and last is not None and last.meta.get("records_sha256") == snap.sha256:
         return None
     kind = _resolve_kind(campaign, snap, options)
+    if kind == "ensemble" and _ensemble_rows(snap) < MIN_TRAIN_RECORDS:
+        # the snapshot counts each property's values (a GP learns each from the records holding
+        # it); the ensemble learns all at once from the records that hold every one
+        raise NotEnoughData(f"{campaign.name}: an ensemble learns from records that hold every property "
+                            f"({', '.join(campaign.properties)}); {_ensemble_rows(snap)} records hold every property "
+                            f"among its training rows, it needs {MIN_TRAIN_RECORDS} (a GP kind learns each property "
+                            "from the records holding it)")
     used, notes = _layout(kind, snap, requested_ranks or world.size)
     if world.size > used:
         if world.rank >= used:

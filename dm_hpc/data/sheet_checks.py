@@ -69,7 +69,8 @@ _NON_FINITE = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity
 #: guess which one the lab meant: "nd" is "not determined" to one lab, "not detected" to another.
 _NO_VALUE = frozenset({"n/a", "na", "n.a.", "n/d", "nd", "n.d.", "none", "-", "--", "\u2014", "\u2015"})
 #: A value written with its spread (``1.2 ± 0.1``, ``1.2 +/- 0.1``, ``1.2+-0.1``; minus signs as ASCII).
-_SPREAD = re.compile(r"\s*(?P<value>[^\s±+]*)\s*(?P<sign>±|\+\s*/\s*-|\+-)\s*(?P<spread>.*?)\s*")
+# the value: anything but a space, '±' or a '+' that is not an exponent's sign ("1.2e+3 ± 0.1")
+_SPREAD = re.compile(r"\s*(?P<value>(?:[^\s±+]|(?<=[eE])\+)*)\s*(?P<sign>±|\+\s*/\s*-|\+-)\s*(?P<spread>.*?)\s*")
 _SIG_DIGITS = 12  # as records._round: a record built here has the validated record's id
 #: A composition without a balance element must sum to 1 (fractions) or 100 (percent) within
 #: this share: sheets round (0.333 x 3), but 1.47 is a typing error, not something to rescale.

@@ -29,7 +29,7 @@ CU = np.linspace(0.1, 0.9, 8)
 BLANK = [5, 6]  # rows whose density the lab has not measured yet
 
 
-def _campaign(tmp_path, blank=BLANK) -> Campaign:
+def _campaign(tmp_path, blank=BLANK, unmeasured=()) -> Campaign:
     path = write_campaign(tmp_path, name="two", fidelities=[LAB], constraints=["density <= 9 g/cm3"],
                           objectives=[{"property": "hardness", "goal": "max", "unit": "GPa"}],
                           budget={"lab_experiments": 20})
@@ -41,9 +41,11 @@ def _campaign(tmp_path, blank=BLANK) -> Campaign:
     journal.close()
     density = 8.9 - 0.1 * CU
     density[list(blank)] = np.nan
+    hardness = 2 + 3 * CU + 0.4 * np.sin(9 * CU)
+    hardness[list(unmeasured)] = np.nan
     api.add_measurements(pd.DataFrame({
         "sample_id": [f"S{i}" for i in range(len(CU))], "composition:Cu [at_frac]": CU,
-        "composition:Ni [at_frac]": 1 - CU, "property:hardness [GPa]": 2 + 3 * CU + 0.4 * np.sin(9 * CU),
+        "composition:Ni [at_frac]": 1 - CU, "property:hardness [GPa]": hardness,
         "property:density [g/cm3]": density}))
     return api
 
@@ -201,3 +203,15 @@ def test_the_promotion_gate_compares_each_property_where_the_held_out_records_ho
     # complete records: the same figures as when every row was required
     full = compare_held_out(bad, good, X[20:], Y[20:])
     assert full.n == 20 and full.worse_rmse() == [0]
+
+
+def test_training_an_ensemble_version_on_records_none_of_which_holds_every_property_says_so(tmp_path):
+    """Review of the partial-records change: ``dm-hpc train --surrogate ensemble`` on a campaign whose
+    GP learns from partial records reached the ensemble with no complete record at all."""
+    api = _campaign(tmp_path, blank=range(len(CU) - 3), unmeasured=range(len(CU) - 3, len(CU)))
+    with Store.open(api.spec.store, "r") as store:
+        data = training_set(api.spec, store.to_dataframe())
+    assert data.fewest == 3  # each property's GP has records to learn from, registry.snapshot its 3
+    assert not np.isfinite(data.Y).all(axis=1).any()
+    with pytest.raises(registry.NotEnoughData, match=r"ensemble.*0 records hold every property"):
+        registry.train(api.spec, registry.TrainOptions(kind="ensemble"))
