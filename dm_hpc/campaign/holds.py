@@ -11,7 +11,12 @@ and audited: ``confirm`` (a ``confirm`` column in the sheet, ``--confirm SAMPLE_
 (who, when, the interval it fell outside).
 
 A sample without a prediction (suggested before the model had data) is never held: there is
-no interval to be outside of.
+no interval to be outside of. Nor is a value that lies among those the campaign has stored for the
+property (their range widened by ``RANGE_MARGIN`` of its width each side: ``among_stored``): a
+hold is for a value far from anything seen (a unit slip, a typo), and an overconfident interval
+alone cannot tell one (a multi-task GP's lab task fitted on two lab records predicted
+-10.3 +- 0.34 meV/atom everywhere, and held every value of the next batch, all within the
+-12..+118 meV/atom stored).
 """
 from __future__ import annotations
 
@@ -26,6 +31,9 @@ from dm_hpc.data import MaterialRecord, canonical_unit, vocabulary
 
 #: Two-sided 99 % quantile of the standard normal (2.5758...).
 Z_99 = NormalDist().inv_cdf(0.995)
+#: How far beyond the range of the stored values of a property (a share of its width, each side)
+#: a value may lie and still not be held (``among_stored``).
+RANGE_MARGIN = 0.5
 #: Words in a sheet's ``confirm`` column that confirm a held value (case-insensitive).
 CONFIRM_WORDS = frozenset({"yes", "y", "true", "1", "x", "confirm", "confirmed", "ja", "oui", "sí", "si"})
 #: what a confirm cell may say for "not confirmed" (or an empty cell as a reader gives it), without a warning
@@ -89,6 +97,19 @@ def find_holds(records: list[MaterialRecord], lines: list[int], predictions: Map
                 holds.append(Hold(line, rec.sample_id or "", p.name, p.value, *bounds, canonical_unit(p.name),
                                   typed_units.get(p.name)))
     return holds
+
+
+def among_stored(holds: list[Hold], ranges: Mapping[str, tuple[float, float]]) -> list[Hold]:
+    """``holds`` less those whose value lies within ``ranges`` (property -> lowest and highest
+    stored value, canonical units) widened by ``RANGE_MARGIN`` of the width each side."""
+    def far(h: Hold) -> bool:
+        if h.prop not in ranges:
+            return True
+        lo, hi = ranges[h.prop]
+        margin = RANGE_MARGIN * (hi - lo)
+        return not lo - margin <= h.value <= hi + margin
+
+    return [h for h in holds if far(h)]
 
 
 def apply_holds(records: list[MaterialRecord], lines: list[int], holds: list[Hold], confirm: Collection[str],

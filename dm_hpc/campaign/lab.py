@@ -23,7 +23,15 @@ from pathlib import Path
 import pandas as pd
 
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.holds import Hold, apply_holds, confirmed_in_sheet, find_holds, says_no, says_yes
+from dm_hpc.campaign.holds import (
+    Hold,
+    among_stored,
+    apply_holds,
+    confirmed_in_sheet,
+    find_holds,
+    says_no,
+    says_yes,
+)
 from dm_hpc.campaign.labsheet import lab_properties, suggestion_rows, write_suggestions  # noqa: F401 -- also this module's face
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import MaterialRecord, Source, Store, StoreError
@@ -250,7 +258,7 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
     def check(store: Store | None) -> tuple[list[MaterialRecord], list[int], list[Hold], list[str]]:
         # a record already stored (the same sheet sent again) was accepted before: no new hold
         again = {r.sample_id for r in contents.records if store is not None and _stored(store, r.record_id)}
-        fresh = [h for h in holds if h.sample_id not in again]
+        fresh = among_stored([h for h in holds if h.sample_id not in again], _stored_ranges(campaign, store))
         checked, lines, held = apply_holds(contents.records, contents.lines, fresh, confirm, by)
         return checked, lines, held, sorted({h.sample_id for h in fresh} - {h.sample_id for h in held})
 
@@ -285,6 +293,16 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
         completed = completions(store, records)
         event = store_lab_results(records, store, journal, origin, not_made, campaign, **_audit(held, confirmed))
         return done(records, event["new"], False, held, confirmed, warnings, completed)
+
+
+def _stored_ranges(campaign: CampaignSpec, store: Store | None) -> dict[str, tuple[float, float]]:
+    """Lowest and highest value the campaign's current records hold of each of its properties
+    (canonical units; every fidelity: a calculation's range tells a unit slip as well)."""
+    if store is None:
+        return {}
+    df = store.to_dataframe(campaign=campaign.name)
+    return {p: (float(df[p].min()), float(df[p].max())) for p in campaign.properties
+            if p in df.columns and df[p].notna().any()}
 
 
 def _audit(held: list[Hold], confirmed: list[str]) -> dict:

@@ -215,3 +215,23 @@ def test_training_an_ensemble_version_on_records_none_of_which_holds_every_prope
     assert not np.isfinite(data.Y).all(axis=1).any()
     with pytest.raises(registry.NotEnoughData, match=r"ensemble.*0 records hold every property"):
         registry.train(api.spec, registry.TrainOptions(kind="ensemble"))
+
+
+def test_a_value_among_those_stored_is_not_held_by_an_overconfident_model(tmp_path):
+    """Found by a user trial: with two lab records per property the multi-task GP's lab task
+    predicted -10.3 +- 0.34 meV/atom everywhere, and every value of the next batch (all within the
+    -12..+118 meV/atom already stored) was held as outside the 99 % interval. A hold is for a value
+    far from anything seen (a unit slip, a typo), which an overconfident interval alone cannot tell."""
+    api = _campaign(tmp_path)  # hardness 2.3-4.7 GPa stored
+    journal = jn.Journal(api.spec.run_dir / "journal.jsonl")
+    journal.write("lab_suggested", batch=2, samples=[
+        {"sample_id": sid, "composition": {"Cu": 0.5, "Ni": 0.5}, "process": {},
+         "predicted": {"mean": {"hardness": 3.0, "density": 8.85}, "std": {"hardness": 0.01, "density": 0.001}}}
+        for sid in ("T1", "T2")])
+    journal.close()
+    got = api.add_measurements(pd.DataFrame({
+        "sample_id": ["T1", "T2"], "composition:Cu [at_frac]": [0.5, 0.5], "composition:Ni [at_frac]": [0.5, 0.5],
+        "property:hardness [GPa]": [4.0, 25.0], "property:density [g/cm3]": [8.86, 8.85]}))
+    held = got.attrs["held"]
+    assert len(held) == 1 and "T2" in held[0] and "hardness" in held[0], held  # T1: 4.0 GPa and 8.86 g/cm3 lie among the stored values
+    assert list(got["sample_id"]) == ["T1"]
