@@ -15,7 +15,7 @@ poll interval.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,15 +188,17 @@ def take_lab_loaded(campaign: CampaignSpec, loaded: LoadedTable, origin: str, re
     return take_lab_contents(campaign, contents, origin, replace, confirm, by)
 
 
-def partial_warnings(campaign: CampaignSpec, contents: SheetContents) -> list[str]:
+def partial_warnings(campaign: CampaignSpec, stored: Iterable[MaterialRecord]) -> list[str]:
     """Samples stored with some of the lab's properties blank: the sample leaves the queue, and the
     model learns the blank property from other records only (the sample's own values inform the
-    others: ``dataset.training_set``), so the user is told how to complete it."""
+    others: ``dataset.training_set``), so the user is told how to complete it. ``stored``: the
+    records the sheet stores, not its rows: a held row is not stored, so its blank is not said
+    until it is confirmed (it was said beside the hold: 'stored without it')."""
     from dm_hpc.campaign.labsheet import lab_properties
 
     wanted = lab_properties(campaign)
     out = []
-    for rec in contents.records:
+    for rec in stored:
         missing = [p for p in wanted if rec.get_property(p) is None]
         if rec.sample_id and missing and len(missing) < len(wanted):
             it = "it" if len(missing) == 1 else "them"
@@ -248,8 +250,7 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
     unknown = unknown_confirmations(contents, confirm)
     if unknown:
         raise SheetError(origin, unknown)
-    contents.warnings.extend(confirm_warnings(contents) + partial_warnings(campaign, contents)
-                             + outside_warnings(campaign, contents))
+    contents.warnings.extend(confirm_warnings(contents) + outside_warnings(campaign, contents))
     not_made = [sid for _, sid in contents.not_made if sid is not None]
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     holds = find_holds(contents.records, contents.lines, {sid: e.predicted for sid, e in state.lab.items()},
@@ -272,14 +273,14 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
              warnings: list[str], completed: int) -> LabIngest:
         replaced = sum(bool(r.provenance.supersedes) for r in records) - completed
         return LabIngest(len(records), new, queued, replaced, completed,
-                         not_made, contents.warnings + warnings, [sid for _, sid in contents.pending if sid is not None],
+                         not_made, contents.warnings + partial_warnings(campaign, records) + warnings, [sid for _, sid in contents.pending if sid is not None],
                          contents.verdicts, held, confirmed, records, unit_conversions(contents.verdicts))
 
     with exclusive(campaign) as owned:
         if owned is None:  # a manager holds the campaign: it ingests from its inbox
             with _snapshot(campaign) as snapshot:
                 checked, lines, held, confirmed = check(snapshot)
-                records = resolve_resends(snapshot, checked, lines, origin, replace)
+                records = resolve_resends(snapshot, checked, lines, origin, replace, contents.units)
                 warnings = _blank_warnings(campaign, contents, replace, snapshot)
                 completed = completions(snapshot, records)
             # the holds and confirmations travel with the records: the manager journals them
@@ -288,7 +289,7 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
             return done(records, 0, True, held, confirmed, warnings, completed)
         store, journal = owned
         checked, lines, held, confirmed = check(store)
-        records = resolve_resends(store, checked, lines, origin, replace)
+        records = resolve_resends(store, checked, lines, origin, replace, contents.units)
         warnings = _blank_warnings(campaign, contents, replace, store)
         completed = completions(store, records)
         event = store_lab_results(records, store, journal, origin, not_made, campaign, **_audit(held, confirmed))

@@ -223,8 +223,19 @@ def plot_pareto(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> tuple[Pa
 
 
 def plot_process(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> Path | None:
+    """``process_figure`` saved to ``out`` (None: no process or no values)."""
+    fig = process_figure(campaign, df)
+    if fig is None:
+        return None
+    fig.savefig(out, dpi=100)
+    return out
+
+
+def process_figure(campaign: CampaignSpec, df: pd.DataFrame):
     """Each objective (rows) against each process parameter (columns), a marker colour per
-    fidelity, the best record of each objective ringed (None: no process or no values)."""
+    fidelity, the best record of each objective ringed: the best-records table's (``best_rows``:
+    constraints met), none when no record meets them. A matplotlib ``Figure``; None when there
+    is no process or no values."""
     from matplotlib.figure import Figure
 
     params = list(campaign.space.process)
@@ -235,25 +246,27 @@ def plot_process(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> Path | 
     if all(np.isnan(v).all() for v in proc.values()):
         return None
     fids = np.array(_fidelity_names(campaign, df), dtype=object)
+    best_ids = {name: row["record_id"] for name, row in best_rows(campaign, df).items()}
     fig = Figure(figsize=(4.2 * len(params), 3.6 * len(objs)), layout=PLOT_LAYOUT)
     axes = fig.subplots(len(objs), len(params), squeeze=False)
     for i, o in enumerate(objs):
         y = o.shown(df[o.property].to_numpy(float))
-        best = np.nanargmax(y) if o.goal == Goal.max else np.nanargmin(y)
+        best = np.flatnonzero(df["record_id"].to_numpy() == best_ids.get(o.property))
         for j, p in enumerate(params):
             ax, x = axes[i][j], proc[p]
             for fid in campaign.fidelities:
                 sel = (fids == fid.name) & ~np.isnan(x) & ~np.isnan(y)
                 if sel.any():
                     ax.plot(x[sel], y[sel], "o", ms=5, alpha=0.8, label=f"{fid.name} ({int(sel.sum())})")
-            if not np.isnan(x[best]):
-                ax.plot(x[best], y[best], "o", ms=12, mfc="none", mec="C3", label="best")
+            if best.size and not np.isnan(x[best[0]]):
+                ax.plot(x[best[:1]], y[best[:1]], "o", ms=12, mfc="none", mec="C3", label="best")
             ax.set_xlabel(f"{p} [{campaign.shown_unit(p, PROCESS)}]")
             ax.set_ylabel(f"{o.property} [{o.shown_unit}]")
             ax.legend(fontsize=7)
-    fig.suptitle(f"{campaign.name}: objectives against process parameters (calculations have no process route)")
-    fig.savefig(out, dpi=100)
-    return out
+    # one line per plot's width: a one-plot figure cut the one-line title off on both sides
+    note = "\n(calculations have no process route)" if campaign.calculations else ""
+    fig.suptitle(f"{campaign.name}:\nobjectives against process parameters{note}", fontsize=10)
+    return fig
 
 
 # ------------------------------------------------------------------------------------ summary

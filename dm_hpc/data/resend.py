@@ -13,7 +13,7 @@ training and exports show only the current record unless asked (``superseded=Tru
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from dm_hpc.data.records import MaterialRecord
 from dm_hpc.data.shards import RecordColumns
 from dm_hpc.data.sheetfiles import SheetError
 from dm_hpc.data.store import RETRACTION_METHOD, Store
-from dm_hpc.data.vocabulary import canonical_unit, property_names
+from dm_hpc.data.vocabulary import canonical_unit, from_canonical, property_names, same_unit
 
 
 def _stored_for(store: Store, sample_ids: set[str]) -> tuple[pd.DataFrame, set[str]]:
@@ -56,14 +56,31 @@ def completes(store: Store, rec: MaterialRecord, old_ids: Sequence[str]) -> bool
     return True
 
 
+def _two_values(name: str, stored: float, sent: float, unit: str | None) -> tuple[str, str]:
+    """A stored and a re-sent value of ``name`` (canonical) as the refusal says them: in ``unit``,
+    the sheet column's (None: canonical), with the significant digits that tell them apart (six
+    at least), each with its unit. A value typed in another unit than it was stored in never
+    matches to the last digit: the lab must see both numbers that differ ('stored as 1.9 GPa,
+    this sheet says 1.9' did not)."""
+    show = from_canonical(name, unit)
+    a, b = float(show(stored)), float(show(sent))
+    digits = next((d for d in range(6, 18) if f"{a:.{d}g}" != f"{b:.{d}g}"), 17)
+    unit = unit or canonical_unit(name)
+    return f"{a:.{digits}g} {unit}", f"{b:.{digits}g} {unit}"
+
+
 def resolve_resends(
     store: Store | None, records: Sequence[MaterialRecord], lines: Sequence[int], origin: str, replace: bool = False,
+    units: Mapping[str, str] | None = None,
 ) -> list[MaterialRecord]:
     """The records to ingest: unchanged, or (``replace``) naming the records they supersede.
 
     Raises ``SheetError`` listing, by sheet line, every re-sent value when ``replace`` is False,
     and (also with ``replace``) a correction that would hide other properties of the old record.
+    ``units``: property -> the unit of the sheet's column (``SheetContents.units``), in which a
+    refused value and the stored one are said (default: the store's).
     """
+    units = units or {}
     sample_ids = {r.sample_id for r in records if r.sample_id}
     if store is None or not sample_ids or len(store) == 0:
         return list(records)
@@ -98,10 +115,7 @@ def resolve_resends(
             changed = [name for name in clash if not np.isclose(old[name].dropna().iloc[0], rec.get_property(name).value,
                                                                 rtol=1e-9, atol=0.0)]
             if changed:  # what differs, not a value sent again unchanged
-                told = "; ".join(
-                    f"{name} is already stored as {old[name].dropna().iloc[0]:g} {canonical_unit(name)} "
-                    f"(record {old.loc[old[name].notna(), 'record_id'].iloc[0]}), this sheet says "
-                    f"{rec.get_property(name).value:g}" for name in changed)
+                told = "; ".join(_refused(name, old, rec, units.get(name)) for name in changed)
             elif hidden:
                 told = (f"its stored record also holds {', '.join(hidden)}, which this row does not send; "
                         "give every value of the sample")
@@ -124,6 +138,16 @@ def resolve_resends(
     if problems:
         raise SheetError(origin, problems)
     return out
+
+
+def _refused(name: str, old: pd.DataFrame, rec: MaterialRecord, unit: str | None) -> str:
+    """What a changed value's refusal says of ``name``: both values in the sheet's ``unit``
+    (``_two_values``), and the stored one as the store holds it where that unit is another."""
+    value = float(old[name].dropna().iloc[0])
+    stored, sent = _two_values(name, value, rec.get_property(name).value, unit)
+    record = f"record {old.loc[old[name].notna(), 'record_id'].iloc[0]}"
+    where = f"{value:g} {canonical_unit(name)}; {record}" if unit and not same_unit(name, unit) else record
+    return f"{name} is already stored as {stored} ({where}), this sheet says {sent}"
 
 
 def resolve_resent_columns(

@@ -133,8 +133,10 @@ def why_not_a_measurement(text: str, kind: str, uncertainty: str, has_uncertaint
     if ascii_minus(text.strip().lower()) in _NO_VALUE:
         if kind == "uncertainty":
             return "not a number: leave the cell blank when the uncertainty is not known"
-        return (f"not a value: leave the cell blank while it is not measured yet (the row stays pending), "
-                f"or write {NOT_MADE!r} if the sample was not made")
+        # a blank cell leaves a row pending only when the row holds no other value; beside one it
+        # is stored without this property (a partial record), so the advice holds for both
+        return (f"not a value: leave the cell blank while it is not measured yet and send the row again once it "
+                f"is, or write {NOT_MADE!r} if the sample was not made")
     spread = _SPREAD.fullmatch(ascii_minus(text))
     if spread is None:
         return why_not_a_number(text)

@@ -33,6 +33,27 @@ def write_campaign(tmp: Path, name: str = "t", calculations: int = 8, lab: bool 
     return path
 
 
+def hardness_density_lab(tmp: Path, samples: list[str], name: str = "two", unit: str = "GPa", lab_experiments: int = 20,
+                         predicted: dict | None = None):
+    """A lab-only campaign (``dm_hpc.api.Campaign``) whose lab measures hardness (the objective,
+    in ``unit``) and density (``density <= 9 g/cm3``), with ``samples`` suggested at Cu0.5Ni0.5
+    (``predicted``: their journalled prediction, canonical units)."""
+    from dm_hpc.api import Campaign
+    from dm_hpc.campaign import journal as jn
+
+    lab = {"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2, "measures": ["hardness", "density"]}
+    path = write_campaign(tmp, name=name, fidelities=[lab], constraints=["density <= 9 g/cm3"],
+                          objectives=[{"property": "hardness", "goal": "max", "unit": unit}],
+                          budget={"lab_experiments": lab_experiments})
+    api = Campaign.load(path)
+    journal = jn.Journal(api.spec.run_dir / "journal.jsonl")
+    journal.write("start")
+    journal.write("lab_suggested", batch=1, samples=[{"sample_id": sid, "composition": {"Cu": 0.5, "Ni": 0.5},
+                                                      "process": {}, "predicted": predicted or {}} for sid in samples])
+    journal.close()
+    return api
+
+
 def dm(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dm_hpc", *args], capture_output=True, text=True,
                           cwd=REPO, timeout=timeout)

@@ -15,30 +15,20 @@ import pytest
 import torch
 
 from dm_hpc.api import Campaign
-from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign import registry
 from dm_hpc.campaign.crossval import cross_validate
 from dm_hpc.campaign.dataset import training_set, unfit_reason
 from dm_hpc.campaign.report import write_report
 from dm_hpc.campaign.strategy import fit_model
 from dm_hpc.data.store import Store
-from tests.campaign.helpers import write_campaign
+from tests.campaign.helpers import hardness_density_lab
 
-LAB = {"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2, "measures": ["hardness", "density"]}
 CU = np.linspace(0.1, 0.9, 8)
 BLANK = [5, 6]  # rows whose density the lab has not measured yet
 
 
 def _campaign(tmp_path, blank=BLANK, unmeasured=()) -> Campaign:
-    path = write_campaign(tmp_path, name="two", fidelities=[LAB], constraints=["density <= 9 g/cm3"],
-                          objectives=[{"property": "hardness", "goal": "max", "unit": "GPa"}],
-                          budget={"lab_experiments": 20})
-    api = Campaign.load(path)
-    journal = jn.Journal(api.spec.run_dir / "journal.jsonl")
-    journal.write("start")
-    journal.write("lab_suggested", batch=1, samples=[{"sample_id": f"S{i}", "composition": {"Cu": 0.5, "Ni": 0.5},
-                                                      "process": {}, "predicted": {}} for i in range(len(CU))])
-    journal.close()
+    api = hardness_density_lab(tmp_path, [f"S{i}" for i in range(len(CU))])
     density = 8.9 - 0.1 * CU
     density[list(blank)] = np.nan
     hardness = 2 + 3 * CU + 0.4 * np.sin(9 * CU)

@@ -1,0 +1,77 @@
+"""What the ingest reply says about a row with a property blank, and about a value sent again in
+another unit (a user-tester's lab loop over a hardness [HV] + density campaign). Real campaign
+file, journal, store and sheets."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from dm_hpc.api import Campaign
+from dm_hpc.data import Store
+from dm_hpc.data.sheetfiles import SheetError
+from tests.campaign.helpers import hardness_density_lab
+
+HV = "property:hardness [HV]"
+DENSITY = "property:density [g/cm**3]"
+
+
+def _campaign(tmp_path, predicted: dict | None = None) -> Campaign:
+    """Hardness in HV and density, samples S1 and S2 suggested (``predicted``: canonical)."""
+    return hardness_density_lab(tmp_path, ["S1", "S2"], name="hv", unit="HV", lab_experiments=4, predicted=predicted)
+
+
+def _row(sid: str, hardness, density, unit: str = "HV") -> pd.DataFrame:
+    return pd.DataFrame({"sample_id": [sid], "composition:Cu [at_frac]": [0.5], "composition:Ni [at_frac]": [0.5],
+                         f"property:hardness [{unit}]": [hardness], DENSITY: [density]})
+
+
+def test_a_held_sample_with_a_blank_property_is_not_said_to_be_stored(tmp_path):
+    """A row with hardness far outside the model's interval and density blank was answered both
+    'held' (not stored) and 'density blank: stored without it': the sample was not stored at all.
+    The blank is said when the row is stored, i.e. once the held value is confirmed."""
+    api = _campaign(tmp_path, {"mean": {"hardness": 2.0, "density": 8.5}, "std": {"hardness": 0.05, "density": 0.1}})
+    held = api.add_measurements(_row("S1", 400.0, None))  # 3.92 GPa: far outside 2.0 +- 0.13
+    assert held.attrs["held"] and held.empty
+    assert not any("stored without" in w for w in held.attrs["warnings"]), held.attrs["warnings"]
+    assert not Store.open(api.spec.store).to_dataframe().shape[0]
+    confirmed = api.add_measurements(_row("S1", 400.0, None), confirm=["S1"])
+    assert list(confirmed["sample_id"]) == ["S1"]
+    assert any("sample S1: density blank: stored without it" in w for w in confirmed.attrs["warnings"])
+
+
+def test_a_no_value_word_beside_a_measured_value_is_not_said_to_leave_the_row_pending(tmp_path):
+    """'n/a' in the density cell of a row whose hardness is filled was refused with 'leave the cell
+    blank ... (the row stays pending)': a blank there stores the row without density (a partial
+    record), so the advice would have the lab expect nothing stored."""
+    api = _campaign(tmp_path)
+    with pytest.raises(SheetError) as err:
+        api.add_measurements(_row("S1", 210.0, "n/a"))
+    text = str(err.value)
+    assert "'n/a': not a value: leave the cell blank while it is not measured" in text
+    assert "the row stays pending" not in text
+    assert "not made" in text
+
+
+def test_a_value_sent_again_in_another_unit_is_compared_in_the_sheets_unit(tmp_path):
+    """Hardness sent as 1900 MPa, then the row sent again from the campaign's HV sheet with density
+    filled in (193.7 HV, the value rounded): refused as a change, rightly, but told as 'already
+    stored as 1.9 GPa ..., this sheet says 1.89955' (no unit; the lab typed 193.7 HV), and with
+    193.746 HV 'stored as 1.9 GPa, this sheet says 1.9'. Both values are now said in the unit of the
+    sheet's column, with the digits that tell them apart, and the stored one in the store's unit too."""
+    api = _campaign(tmp_path)
+    api.add_measurements(_row("S1", 1900.0, None, unit="MPa"))
+    with pytest.raises(SheetError) as err:
+        api.add_measurements(_row("S1", 193.7, 8.4))
+    text = str(err.value)
+    assert "hardness is already stored as 193.746 HV (1.9 GPa; record dm-" in text, text
+    assert "this sheet says 193.7 HV" in text
+    with pytest.raises(SheetError) as err:
+        api.add_measurements(_row("S1", 193.746, 8.4))
+    text = str(err.value)
+    assert "this sheet says 193.746 HV" in text and "already stored as 193.7461 HV" in text, text
+    # the same unit as the stored value: said as before
+    api.add_measurements(_row("S2", 2.5, None, unit="GPa"))
+    with pytest.raises(SheetError) as err:
+        api.add_measurements(_row("S2", 2.7, 8.4, unit="GPa"))
+    assert "hardness is already stored as 2.5 GPa (record dm-" in str(err.value)
+    assert "this sheet says 2.7 GPa" in str(err.value)
