@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from dm_hpc.api import Campaign
+from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign import registry
 from dm_hpc.campaign.crossval import cross_validate
 from dm_hpc.campaign.dataset import training_set, unfit_reason
