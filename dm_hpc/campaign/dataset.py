@@ -186,6 +186,7 @@ def best_rows(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, pd.Series]:
             out[o.property] = df.loc[col.idxmax() if o.goal == Goal.max else col.idxmin()]
     return out
 
+
 def _analytic() -> tuple[str, ...]:
     from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES
 

@@ -92,29 +92,51 @@ def _fidelity_names(campaign: CampaignSpec, df: pd.DataFrame) -> list[str | None
 PLOT_LAYOUT = "tight"
 
 
+def best_so_far(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per objective and fidelity, in time order, the values (shown unit) and the best so far among
+    the records that meet the constraints (``dataset.meets_constraints``: the rule of the best
+    records table and ``Campaign.best``; NaN until one does). The curve once took every record, an
+    alloy over the density limit too, while the table beside it named another."""
+    from dm_hpc.campaign.dataset import meets_constraints, with_analytic
+
+    out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    if df.empty:
+        return out
+    df = with_analytic(campaign, df)
+    df = df.assign(_fid=_fidelity_names(campaign, df), _ok=meets_constraints(campaign, df)).sort_values("time")
+    for o in campaign.objectives:
+        if o.property not in df.columns:
+            continue
+        worst = -np.inf if o.goal == Goal.max else np.inf
+        for fid in campaign.fidelities:
+            rows = df[(df["_fid"] == fid.name) & df[o.property].notna()]
+            if rows.empty:
+                continue
+            y = o.shown(rows[o.property].to_numpy(float))
+            kept = np.where(rows["_ok"].to_numpy(bool), y, worst)
+            best = np.maximum.accumulate(kept) if o.goal == Goal.max else np.minimum.accumulate(kept)
+            out.setdefault(o.property, {})[fid.name] = (y, np.where(np.isinf(best), np.nan, best))
+    return out
+
+
 def plot_best(campaign: CampaignSpec, df: pd.DataFrame, out: Path) -> Path | None:
-    """Best-so-far per objective vs evaluations, a line per fidelity (None: nothing to plot)."""
+    """Best-so-far per objective vs evaluations (``best_so_far``), a line per fidelity, every value
+    a dot (None: nothing to plot)."""
     from matplotlib.figure import Figure
 
-    if df.empty:
-        return None
-    df = df.assign(_fid=_fidelity_names(campaign, df)).sort_values("time")
-    objs = [o for o in campaign.objectives if o.property in df.columns and df[o.property].notna().any()]
+    curves = best_so_far(campaign, df)
+    objs = [o for o in campaign.objectives if o.property in curves]
     if not objs:
         return None
     fig = Figure(figsize=(5 * len(objs), 4), layout=PLOT_LAYOUT)
     axes = fig.subplots(1, len(objs), squeeze=False)
     for ax, o in zip(axes[0], objs):
-        for fid in campaign.fidelities:
-            y = o.shown(df.loc[df["_fid"] == fid.name, o.property].dropna().to_numpy(float))
-            if not len(y):
-                continue
-            best = np.maximum.accumulate(y) if o.goal == Goal.max else np.minimum.accumulate(y)
-            ax.step(np.arange(1, len(y) + 1), best, where="post", label=f"{fid.name} ({len(y)})")
+        for name, (y, best) in curves[o.property].items():
+            ax.step(np.arange(1, len(y) + 1), best, where="post", label=f"{name} ({len(y)})")
             ax.plot(np.arange(1, len(y) + 1), y, ".", alpha=0.3, color=ax.lines[-1].get_color())
         ax.set_xlabel("evaluations (of that fidelity)")
         ax.set_ylabel(f"{o.property} [{o.shown_unit}]")
-        ax.set_title(f"best {o.property} ({o.goal.value})")
+        ax.set_title(f"best {o.property} ({o.goal.value})" + (", constraints met" if campaign.constraints else ""))
         ax.legend(fontsize=8)
     fig.savefig(out, dpi=110)
     return out

@@ -226,3 +226,23 @@ def test_a_value_among_those_stored_is_not_held_by_an_overconfident_model(tmp_pa
     held = got.attrs["held"]
     assert len(held) == 1 and "T2" in held[0] and "hardness" in held[0], held  # T1: 4.0 GPa and 8.86 g/cm3 lie among the stored values
     assert list(got["sample_id"]) == ["T1"]
+
+
+def test_the_best_so_far_curve_takes_the_records_that_meet_the_constraints(tmp_path):
+    """Found by a user trial: the report's best-vs-evaluations curve took the hardest alloy of
+    all, one over the density limit (or without a density yet), while the best records table
+    beside it named another."""
+    from dm_hpc.campaign.report import best_so_far
+
+    api = _campaign(tmp_path)  # density 8.81-8.89 g/cm3, limit 9: every complete record meets it
+    with Store.open(api.spec.store, "r") as store:
+        df = store.to_dataframe()
+    df.loc[df["sample_id"] == "S7", "density"] = 9.5  # the hardest alloy, over the limit
+    y, best = best_so_far(api.spec, df)["hardness"]["lab"]
+    order = df.sort_values("time")
+    ok = (order["density"] <= 9).to_numpy()  # a record without a density is not known to meet it
+    assert len(y) == len(CU) and np.isclose(np.nanmax(best), order["hardness"][ok].max())
+    assert np.nanmax(best) < y.max()
+    with Store.open(api.spec.store, "r") as store:  # as stored (S7 within the limit), the table's record
+        _, stored = best_so_far(api.spec, store.to_dataframe())["hardness"]["lab"]
+    assert stored[-1] == api.best()["property:hardness [GPa]"].iloc[0]
