@@ -369,8 +369,11 @@ def ingest(
         console.print(f"annotated copy: {annotated}", markup=False, highlight=False)
     for line in result.conversions:
         console.print(line, markup=False, highlight=False)
-    replaced = f", {result.replaced} correcting stored values" if result.replaced else ""
-    replaced += f", {result.completed} completing stored samples" if result.completed else ""
+    # a correction and a completion are each a new record superseding a stored one: counted among the new
+    replaced = (f", {result.replaced} correcting stored value{'s' if result.replaced != 1 else ''}"
+                if result.replaced else "")
+    replaced += (f", {result.completed} completing {'a stored sample' if result.completed == 1 else 'stored samples'}"
+                 if result.completed else "")
     if result.queued:
         console.print(f"validated {result.records} records{replaced}; the running campaign ingests them within a second")
     else:

@@ -75,3 +75,21 @@ def test_a_value_sent_again_in_another_unit_is_compared_in_the_sheets_unit(tmp_p
         api.add_measurements(_row("S2", 2.7, 8.4, unit="GPa"))
     assert "hardness is already stored as 2.5 GPa (record dm-" in str(err.value)
     assert "this sheet says 2.7 GPa" in str(err.value)
+
+
+def test_the_reply_counts_one_completion_in_the_singular(tmp_path):
+    """A user trial read 'ingested 1 records (1 new, 1 completing stored samples)'."""
+    from tests.campaign.helpers import dm
+
+    api = hardness_density_lab(tmp_path, ["S0"])
+    sheet = tmp_path / "first.csv"
+    pd.DataFrame({"sample_id": ["S0"], "composition:Cu [at_frac]": [0.5], "composition:Ni [at_frac]": [0.5],
+                  "property:hardness [GPa]": [2.5], "property:density [g/cm3]": [None]}).to_csv(sheet, index=False)
+    assert dm("ingest", str(tmp_path / "two.yaml"), str(sheet)).returncode == 0
+    pd.DataFrame({"sample_id": ["S0"], "composition:Cu [at_frac]": [0.5], "composition:Ni [at_frac]": [0.5],
+                  "property:hardness [GPa]": [2.5], "property:density [g/cm3]": [8.9]}).to_csv(sheet, index=False)
+    res = dm("ingest", str(tmp_path / "two.yaml"), str(sheet))
+    assert res.returncode == 0 and "1 completing a stored sample)" in res.stdout, res.stdout + res.stderr
+    records = api.records()
+    (density,) = [c for c in records.columns if c.startswith("property:density")]
+    assert len(records) == 1 and records[density].notna().sum() == 1  # the completion replaced the partial one

@@ -93,7 +93,7 @@ def test_lab_sheet_round_trip_through_the_cli(tmp_path):
     assert res.returncode == 2 and "line 2: sample 'L1-0': mixing_energy is already stored as -0.05" in res.stderr
     assert "Traceback" not in res.stderr and len(Store.open(campaign.store)) == 2
     res = dm("ingest", str(path), str(corrected), "--replace")
-    assert res.returncode == 0 and "1 correcting stored values" in res.stdout, res.stderr
+    assert res.returncode == 0 and "1 correcting stored value)" in res.stdout, res.stderr
     store = Store.open(campaign.store)
     assert len(store) == 3
     current = store.to_dataframe(sample_id="L1-0")
