@@ -143,8 +143,9 @@ def models(
     for v in found:
         m = v.meta
         held = m.get("held_out") or {}
-        rmse = ", ".join(f"{k} {x:.4g}" for k, x in (held.get("rmse") or {}).items()) or "-"
-        cov = f"{held['coverage90']:.0%}" if held.get("coverage90") is not None else "-"
+        # NaN (no held-out value of that property, or none held out): "-", as an absent figure
+        rmse = ", ".join(f"{k} {_figure(x, '.4g')}" for k, x in (held.get("rmse") or {}).items()) or "-"
+        cov = _figure(held.get("coverage90"), ".0%")
         # the export names the rows the model was trained on, the rest were held out to measure it
         trained = f" ({m['trained_on']})" if m.get("trained_on") not in (None, m["records"]) else ""
         table.add_row(v.version, m["created"], f"{m['records']}{trained}", str(m.get("surrogate", "-")),
@@ -153,6 +154,11 @@ def models(
     from dm_hpc.cli.tables import fitted
 
     console.print(fitted(table, console))
+
+
+def _figure(x, spec: str) -> str:
+    """``x`` formatted by ``spec``; "-" when there is none (None, or NaN: nothing held out to measure it)."""
+    return "-" if x is None or x != x else format(x, spec)
 
 
 def _export(c, out: Path, version: str | None, with_transfer: bool, contributors: list[str]) -> None:

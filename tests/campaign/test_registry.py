@@ -337,6 +337,11 @@ def test_a_campaign_with_fewer_records_than_a_held_out_set_trains(tmp_path):
         store.ingest(_records(registry.MIN_RECORDS_FOR_TEST - 4, 5))
     v = registry.train(campaign)
     assert v.meta["held_out"]["n"] == 0 and v.meta["trained_on"] == registry.MIN_RECORDS_FOR_TEST - 4
+    # nothing held out: the table shows no figure, not 'mixing_energy nan' and 'nan%' (a user trial)
+    from .helpers import dm
+
+    shown = dm("models", str(tmp_path / "t.yaml")).stdout
+    assert "v0001" in shown and "nan" not in shown.lower(), shown
 
 
 def test_auto_trains_what_fit_surrogate_auto_fits_above_gp_max_points(tmp_path):
