@@ -147,6 +147,11 @@ def instructions(campaign: CampaignSpec, props: list[str]) -> list[tuple[str, st
                   "(e.g. [MPa] instead of [GPa]); the value is converted and the annotated copy says so."),
         ("Composition", "The composition columns hold what was ordered. If you made something else, overwrite them "
                         "with what you made (the same unit); the sample is stored as made."),
+        ("One number a cell", "A value and its spread ('1.2 ± 0.1') go apart: 1.2 in property:<name>, 0.1 in "
+                              "uncertainty:<name>. A value not measured yet: leave its cell blank (not 'n/a' or '-')."),
+        ("Partly measured", "A row with some values filled and others blank is stored with what it has, and the "
+                            "model learns from those; send the row again with the blanks filled once measured "
+                            "(no --replace needed)."),
         ("Not made", f"Write '{NOT_MADE}' in a property cell of a sample you did not make. A blank row stays pending."),
         ("Unexpected values", "A value far outside the model's 99 % interval is held, not stored, until you confirm "
                               "it: write 'yes' in the confirm column (or correct the value) and send the sheet again."),

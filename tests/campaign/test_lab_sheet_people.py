@@ -104,3 +104,12 @@ def test_the_instructions_keep_the_description_apart_from_whom_to_ask(tmp_path):
     (tmp_path / "p").mkdir()
     plain = load_campaign(write_campaign(tmp_path / "p", name="plain"))
     assert "Description" not in dict(instructions(plain, ["mixing_energy"]))
+
+
+def test_the_instructions_say_how_a_spread_a_blank_and_a_partly_measured_row_are_taken(tmp_path):
+    """A user trial: the sheet refuses '1.2 ± 0.1' and 'n/a' and stores a partly measured row, and
+    its Instructions said none of it; the lab learnt each rule from a refusal."""
+    plain = load_campaign(write_campaign(tmp_path, name="plain"))
+    said = dict(instructions(plain, ["mixing_energy"]))
+    assert "uncertainty:<name>" in said["One number a cell"] and "'n/a'" in said["One number a cell"]
+    assert "learns from those" in said["Partly measured"] and "--replace" in said["Partly measured"]
