@@ -192,8 +192,17 @@ def converter(name: str, unit: str | None, kind: str = "property") -> Callable[[
     try:
         scale, offset = affine(unit, term.unit)
     except ValueError as exc:  # IncompatibleUnits included
-        raise UnitError(f"{kind} {name!r}: {exc}") from None
+        raise UnitError(f"{kind} {name!r}: {exc}{_per_mole_hint(unit, term.unit)}") from None
     return lambda values: scale * values + offset
+
+
+def _per_mole_hint(unit: str, canonical: str) -> str:
+    """What to do with a per-mole energy where a per-atom one is kept: the atoms per mole of
+    formula units depend on the formula, which a unit alone does not carry."""
+    if "mol" in unit and "atom" in canonical:
+        return (f" (a per-mole value needs the atoms of its formula unit: divide by them and give it in "
+                f"{canonical}; 1 kJ/mol of atoms = 10.36 meV/atom)")
+    return ""
 
 
 def from_canonical(name: str, unit: str | None, kind: str = "property") -> Callable[[Any], Any]:

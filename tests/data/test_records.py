@@ -103,3 +103,18 @@ def test_record_rejects_nan_unknown_property_and_duplicates():
         record(properties=[{"name": "density", "value": 1.0}, {"name": "density", "value": 2.0}])
     with pytest.raises(ValidationError, match="source"):
         record(provenance={"source": "guessed", "method": "x"})
+
+
+def test_a_per_mole_energy_is_refused_saying_what_to_do():
+    """A user trial: a lab's kJ/mol header got only "cannot be converted to 'eV/atom'"."""
+    import pint
+
+    from dm_hpc.data import vocabulary
+
+    with pytest.raises(UnitError, match=r"kJ/mol.*divide by them and give it in eV/atom; 1 kJ/mol of atoms = 10.36"):
+        vocabulary.converter("mixing_energy", "kJ/mol")
+    ureg = pint.UnitRegistry()  # the figure quoted is a mole of atoms' share, as pint converts it
+    assert abs((1 * ureg("kJ/mol") / ureg.avogadro_constant).to("meV").magnitude - 10.36) < 0.005
+    with pytest.raises(UnitError) as other:  # no per-mole hint where it does not apply
+        vocabulary.converter("density", "MPa")
+    assert "per-mole" not in str(other.value)
