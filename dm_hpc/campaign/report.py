@@ -92,6 +92,17 @@ def _fidelity_names(campaign: CampaignSpec, df: pd.DataFrame) -> list[str | None
 PLOT_LAYOUT = "tight"
 
 
+def _sheets_line(campaign: CampaignSpec, sheets: list[Path], batches: int) -> str:
+    """Where the lab sheets are: those in the run folder; batches suggested to a file elsewhere
+    (``suggest --out``) are not "none yet", and the pending ones can be written again."""
+    if sheets:
+        return ", ".join(f"`{p}`" for p in sheets)
+    if batches:
+        return (f"none in the run folder; {batches} batch(es) were written where `dm-hpc suggest --out` was told "
+                "(`dm-hpc suggest CAMPAIGN_FILE --out FILE` writes the pending ones again)")
+    return f"none yet (`dm-hpc suggest` writes `{campaign.run_dir / 'lab-suggestions.xlsx'}`)"
+
+
 def best_so_far(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Per objective and fidelity, in time order, the values (shown unit) and the best so far among
     the records that meet the constraints (``dataset.meets_constraints``: the rule of the best
@@ -515,8 +526,7 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
             f"- HDF5 store: `{campaign.store}` ({len(df)} records of this campaign, {len(df_all)} in all; "
             f"{len(data)} used for learning)",
             f"- journal: `{campaign.run_dir / 'journal.jsonl'}`",
-            "- lab sheets: " + (", ".join(f"`{p}`" for p in sheets) if sheets else
-                                f"none yet (`dm-hpc suggest` writes `{campaign.run_dir / 'lab-suggestions.xlsx'}`)"),
+            "- lab sheets: " + _sheets_line(campaign, sheets, state.lab_batches),
             "",
         ]
     else:  # the portal's view: the server's folders are not the reader's business

@@ -93,3 +93,20 @@ def test_the_reply_counts_one_completion_in_the_singular(tmp_path):
     records = api.records()
     (density,) = [c for c in records.columns if c.startswith("property:density")]
     assert len(records) == 1 and records[density].notna().sum() == 1  # the completion replaced the partial one
+
+
+def test_the_report_does_not_say_no_lab_sheet_after_batches_written_elsewhere(tmp_path):
+    """A user trial: after two batches written with `suggest --out` the report said 'lab sheets:
+    none yet (`dm-hpc suggest` writes ...)'."""
+    from dm_hpc.campaign.report import write_report
+
+    api = hardness_density_lab(tmp_path, ["S0", "S1"])
+    text = write_report(api.spec).read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("- lab sheets:"))
+    assert "none yet" not in line and "1 batch(es) were written where `dm-hpc suggest --out` was told" in line, line
+    (tmp_path / "fresh").mkdir()
+    from dm_hpc.campaign import load_campaign
+    from tests.campaign.helpers import write_campaign
+
+    fresh = write_report(load_campaign(write_campaign(tmp_path / "fresh"))).read_text()  # nothing suggested
+    assert "lab sheets: none yet" in fresh
