@@ -93,6 +93,7 @@ def write_annotated(campaign: CampaignSpec, loaded: LoadedTable, out: Path, resu
         problems = by_line.get(int(line), [])
         j = 1
         measured = False
+        owed = []  # properties a stored row left blank: the lab owes them (the row is learnt from without)
         for col in frame.columns:
             value = row[col]
             kind, name = _kind(col)
@@ -101,6 +102,10 @@ def write_annotated(campaign: CampaignSpec, loaded: LoadedTable, out: Path, resu
                 measured = True
                 fill, note = _property_verdict(col, name, value, sid, stored, holds, confirmed, problems, bool(refused),
                                                predictions)
+            elif kind == "property" and sid in stored:
+                owed.append(name)
+                fill, note = "pending", (f"blank: the sample is stored without {name}; send this row again with it "
+                                         "filled in once measured (no --replace needed)")
             put(ws, i, j, value, note, fill)
             j += 1
             if kind == "property":
@@ -118,6 +123,8 @@ def write_annotated(campaign: CampaignSpec, loaded: LoadedTable, out: Path, resu
                 put(ws, i, j, ordered, f"made {value}, ordered {ordered:g}" if off else None, "held" if off else None)
                 j += 1
         verdict = _row_verdict(sid, measured, stored, holds, problems, bool(refused))
+        if verdict[0] == "accepted" and owed:
+            verdict = ("accepted", f"stored without {', '.join(owed)} (send it once measured)")
         put(ws, i, j, verdict[1], "; ".join(problems) or None, verdict[0])
     legend = instructions_sheet(wb, [(k, v) for k, v in LEGEND], title="Legend")
     for i, (k, _) in enumerate(LEGEND, start=1):

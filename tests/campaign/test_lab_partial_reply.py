@@ -110,3 +110,25 @@ def test_the_report_does_not_say_no_lab_sheet_after_batches_written_elsewhere(tm
 
     fresh = write_report(load_campaign(write_campaign(tmp_path / "fresh"))).read_text()  # nothing suggested
     assert "lab sheets: none yet" in fresh
+
+
+def test_the_annotated_copy_marks_a_stored_rows_blank_property_as_owed(tmp_path):
+    """A user trial: a partly measured row's blank density was uncoloured with no comment and its
+    verdict read 'stored'; only the command line said density was still owed."""
+    import openpyxl
+
+    from tests.campaign.helpers import dm
+
+    hardness_density_lab(tmp_path, ["S0", "S1"])
+    sheet, copy = tmp_path / "partly.csv", tmp_path / "partly-annotated.xlsx"
+    pd.DataFrame({"sample_id": ["S0", "S1"], "composition:Cu [at_frac]": [0.5, 0.5], "composition:Ni [at_frac]": [0.5, 0.5],
+                  "property:hardness [GPa]": [2.5, None], "property:density [g/cm3]": [None, None]}).to_csv(sheet, index=False)
+    res = dm("ingest", str(tmp_path / "two.yaml"), str(sheet), "--annotated", str(copy))
+    assert res.returncode == 0, res.stdout + res.stderr
+    ws = openpyxl.load_workbook(copy)["annotated"]
+    header = [c.value for c in ws[1]]
+    s0, s1 = ws[2], ws[3]
+    density = header.index("property:density [g/cm3]")
+    assert s0[density].comment is not None and "stored without density" in s0[density].comment.text
+    assert s0[header.index("verdict")].value == "stored without density (send it once measured)"
+    assert s1[density].comment is None and s1[header.index("verdict")].value == "pending"  # nothing of it stored
