@@ -153,8 +153,9 @@ def instructions(campaign: CampaignSpec, props: list[str]) -> list[tuple[str, st
                             "model learns from those; send the row again with the blanks filled once measured "
                             "(no --replace needed)."),
         ("Not made", f"Write '{NOT_MADE}' in a property cell of a sample you did not make. A blank row stays pending."),
-        ("Unexpected values", "A value far outside the model's 99 % interval is held, not stored, until you confirm "
-                              "it: write 'yes' in the confirm column (or correct the value) and send the sheet again."),
+        ("Unexpected values", "A value far outside the model's 99 % interval and the values stored so far is held, "
+                              "not stored, until you confirm it: write 'yes' in the confirm column (or correct the "
+                              "value) and send the sheet again."),
         ("Corrections", "Send the corrected sheet with 'dm-hpc ingest --replace'; a wrong value can be withdrawn with "
                         "'dm-hpc retract RECORD_ID --reason ...'. Nothing is erased: history is kept."),
         ("Do not change", "sample_id, the column headers, predicted:* columns (they are for your information)."),
