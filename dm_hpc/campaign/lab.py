@@ -259,7 +259,9 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
     def check(store: Store | None) -> tuple[list[MaterialRecord], list[int], list[Hold], list[str]]:
         # a record already stored (the same sheet sent again) was accepted before: no new hold
         again = {r.sample_id for r in contents.records if store is not None and _stored(store, r.record_id)}
-        fresh = among_stored([h for h in holds if h.sample_id not in again], _stored_ranges(campaign, store))
+        fresh = [h for h in holds if h.sample_id not in again]
+        if fresh:  # the store's values are read only when a value is outside its interval (rarely)
+            fresh = among_stored(fresh, _stored_ranges(campaign, store, {h.prop for h in fresh}))
         checked, lines, held = apply_holds(contents.records, contents.lines, fresh, confirm, by)
         return checked, lines, held, sorted({h.sample_id for h in fresh} - {h.sample_id for h in held})
 
@@ -296,14 +298,14 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
         return done(records, event["new"], False, held, confirmed, warnings, completed)
 
 
-def _stored_ranges(campaign: CampaignSpec, store: Store | None) -> dict[str, tuple[float, float]]:
-    """Lowest and highest value the campaign's current records hold of each of its properties
+def _stored_ranges(campaign: CampaignSpec, store: Store | None,
+                   props: Collection[str]) -> dict[str, tuple[float, float]]:
+    """Lowest and highest value the campaign's current records hold of each of ``props``
     (canonical units; every fidelity: a calculation's range tells a unit slip as well)."""
     if store is None:
         return {}
     df = store.to_dataframe(campaign=campaign.name)
-    return {p: (float(df[p].min()), float(df[p].max())) for p in campaign.properties
-            if p in df.columns and df[p].notna().any()}
+    return {p: (float(df[p].min()), float(df[p].max())) for p in props if p in df.columns and df[p].notna().any()}
 
 
 def _audit(held: list[Hold], confirmed: list[str]) -> dict:
