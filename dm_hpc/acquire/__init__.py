@@ -9,7 +9,9 @@ Public interface (stable; other concerns call these):
   outputs=None, ...) -> list[ProposedPoint]``: qUCB or qLogNEI (one objective; qLogNEI whenever there are
   outcome constraints) / qLogNEHVI (several), outcome
   constraints, pending points as ``X_pending``, and per proposal a fidelity chosen by information
-  gain about the target per unit cost (``Fidelity(name, task, cost, target)``).
+  gain about the target per unit cost (``Fidelity(name, task, cost, target)``); on a continuous
+  space no two proposals, nor a proposal and a pending point, closer than ``min_separation``
+  (default ``points.MIN_SEPARATION``, on ``DesignSpace.coordinates``) while the space has room.
 - ``Objective(output, maximize, name)``, ``OutcomeConstraint(output, op, value, name)``.
 - ``parse_target("bulk_modulus>=150 GPa") -> Target`` (canonical units via
   ``dm_hpc.data.vocabulary``); ``inverse_design(model_or_{property: model}, space, targets, n)

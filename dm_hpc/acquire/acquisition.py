@@ -401,6 +401,19 @@ def _shortlist_ucb(acq, X_cand: Tensor, rows: Tensor, pending: Tensor | None):
     return set_acq, X_index, pending_index
 
 
+#: Candidates closer than this to a running point (``greedy_select``'s coordinates) are that point
+#: again: it adds nothing to the joint batch value but ties with near-worthless candidates, so it
+#: is never picked, whatever the separation.
+DUPLICATE_DISTANCE = 1e-5
+
+
+def _near(X: Tensor, running: Tensor | None, distance: float) -> Tensor:
+    """``n`` bool: rows of ``n x c`` X closer than ``distance`` to a row of ``r x c`` ``running``."""
+    if running is None:
+        return torch.zeros(X.shape[0], dtype=torch.bool)
+    return (torch.cdist(X, running.to(X)) < distance).any(-1)
+
+
 def greedy_select(
     acq,
     X_cand: Tensor,
@@ -410,6 +423,8 @@ def greedy_select(
     refine: Callable[[Tensor, Tensor], Tensor] | None = None,
     shortlist: int | None = None,
     reuse_posterior: bool = True,
+    separation: float = 0.0,
+    coordinate_columns: Sequence[int] | None = None,
 ) -> tuple[list[int], list[float], Tensor]:
     """Sequential greedy batch: pick the best candidate, add it to the pending set, repeat.
 
@@ -418,16 +433,24 @@ def greedy_select(
         q: batch size. X_pending: ``p x d`` points already running.
         exclude: ``n`` bool mask of candidates never to pick (e.g. already measured).
         refine: optional ``(acq_values n, X_cand n x d) -> (k x d)`` local-search proposals
-            around good candidates; they are appended to the candidate set.
+            around good candidates (candidates that may not be picked have value -inf); they are
+            appended to the candidate set.
         shortlist: after the first pick, re-evaluate only this many candidates, the best of
             the first pass (default ``max(32, 2 q)``). Batch values are submodular-like: a
             candidate's gain with pending points never exceeds its value alone, so good later
             picks come from the top of the first pass (as in lazy greedy). This turns
             ``q x n_cand`` joint posteriors of growing size into one pass plus ``q`` small ones.
-            For qUCB the shortlist is evaluated lazily (``_lazy_ucb_round``).
+            For qUCB the shortlist is evaluated lazily (``_lazy_ucb_round``). When none of the
+            shortlist may be picked any more (each is picked, a copy of a pick, or too close to
+            one), the best candidates of the first pass that may still be picked join it.
         reuse_posterior: qUCB on a GP: evaluate the batches of the shortlist from one joint
             posterior of the shortlist, the picks and ``X_pending`` (``_shortlist_ucb``); False
             asks the model for each batch's posterior (the same values, at ``n^2`` per point).
+        separation: no pick closer than this to another pick or a row of ``X_pending``, measured
+            on ``coordinate_columns`` (Euclidean), while any candidate is that far; then the best
+            of the rest (the space is exhausted at this separation). A pick never repeats a
+            running point (``DUPLICATE_DISTANCE``).
+        coordinate_columns: the columns of ``X_cand`` the separation is measured on (default all).
 
     Returns:
         (indices into the final candidate set, acquisition values, the final candidate set).
@@ -435,17 +458,41 @@ def greedy_select(
     chosen: list[int] = []
     values: list[float] = []
     pending0 = X_pending if X_pending is not None and X_pending.numel() else None
+    cols = list(coordinate_columns) if coordinate_columns is not None else list(range(X_cand.shape[-1]))
     mask = torch.zeros(X_cand.shape[0], dtype=torch.bool) if exclude is None else exclude.clone()
     short: Tensor | None = None
+    size = 0  # the shortlist's length, and of each top-up
+    first: Tensor | None = None  # the first pass's values (chosen and excluded candidates -inf)
     exact: Tensor | None = None
     gains: Tensor | None = None  # qUCB: each shortlisted candidate's last marginal gain (lazy greedy)
     joint = None  # qUCB on a GP: the joint posterior of the shortlist and the running points (_shortlist_ucb)
+
+    def blocked_by(running: Tensor | None) -> Tensor:
+        """Candidates that may not be picked next: excluded, picked, a running point again, or
+        closer than ``separation`` to one while some candidate is not."""
+        if running is None:
+            return mask.clone()
+        same = mask | _near(X_cand[:, cols], running[:, cols], DUPLICATE_DISTANCE)
+        if separation <= DUPLICATE_DISTANCE:
+            return same
+        near = mask | _near(X_cand[:, cols], running[:, cols], separation)
+        return same if bool(near.all()) else near
+
     for k in range(q):
         sel = X_cand[chosen] if chosen else None
         parts = [p for p in (pending0, sel) if p is not None]
-        acq.set_X_pending(torch.cat(parts) if parts else None)
+        running = torch.cat(parts) if parts else None
+        acq.set_X_pending(running)
+        blocked = blocked_by(running)
+        if short is not None and bool(blocked[short].all()) and not bool(blocked.all()):
+            # the shortlist is used up: the next best of the first pass that may be picked join it,
+            # each evaluated at least once (a screened first pass holds lower bounds beyond its top)
+            more = torch.topk(first.masked_fill(blocked, float("-inf")), min(size, int((~blocked).sum()))).indices
+            short, joint = torch.cat([short, more]), None
+            if gains is not None:
+                gains[more] = float("inf")
         if short is None:
-            exact = exact_ucb(acq, X_cand, exclude=mask) if not parts else None
+            exact = exact_ucb(acq, X_cand, exclude=blocked) if not parts else None
             vals = exact if exact is not None else evaluate(acq, X_cand)
         elif gains is not None:
             if joint is None and reuse_posterior:
@@ -453,32 +500,30 @@ def greedy_select(
                 reuse_posterior = joint is not None
             if joint is not None:
                 set_acq, X_index, pending_index = joint
-                running = torch.cat([p for p in (pending_index, X_index[chosen]) if p is not None])
-                set_acq.set_X_pending(running)
-                vals = _lazy_ucb_round(set_acq, X_index, short, gains, mask, running)
+                running_index = torch.cat([p for p in (pending_index, X_index[chosen]) if p is not None])
+                set_acq.set_X_pending(running_index)
+                vals = _lazy_ucb_round(set_acq, X_index, short, gains, blocked, running_index)
             else:
-                vals = _lazy_ucb_round(acq, X_cand, short, gains, mask, torch.cat(parts))
+                vals = _lazy_ucb_round(acq, X_cand, short, gains, blocked, running)
         else:
             vals = torch.full((X_cand.shape[0],), float("-inf"), dtype=X_cand.dtype)
-            vals[short] = evaluate(acq, X_cand[short])
+            rows = short[~blocked[short]]
+            vals[rows] = evaluate(acq, X_cand[rows])
         if refine is not None and k == 0:
-            extra = refine(vals.masked_fill(mask, float("-inf")), X_cand)
+            extra = refine(vals.masked_fill(blocked, float("-inf")), X_cand)
             if extra is not None and extra.numel():
                 X_cand = torch.cat([X_cand, extra.to(X_cand)])
                 mask = torch.cat([mask, torch.zeros(extra.shape[0], dtype=torch.bool)])
                 extra_vals = exact_ucb(acq, extra.to(X_cand)) if exact is not None else None
                 vals = torch.cat([vals, extra_vals if extra_vals is not None else evaluate(acq, extra.to(X_cand))])
-        vals = vals.masked_fill(mask, float("-inf"))
+                blocked = blocked_by(running)
         if short is None and q > 1:
+            first = vals.masked_fill(mask, float("-inf"))
             size = min(X_cand.shape[0], shortlist or max(32, 2 * q))
-            short = torch.topk(vals, size).indices
+            short = torch.topk(first.masked_fill(blocked, float("-inf")), size).indices
             if isinstance(acq, _objective_ucb_class()):  # qUCB: greedy picks by lazy evaluation
-                gains = vals - (_batch_value(acq, pending0) if pending0 is not None else 0.0)
-        if parts:
-            # A duplicate of a running point adds nothing to the joint batch value but ties with
-            # near-worthless candidates, so exclude it outright.
-            running = torch.cat(parts)
-            vals = vals.masked_fill((torch.cdist(X_cand, running.to(X_cand)) < 1e-5).any(-1), float("-inf"))
+                gains = first - (_batch_value(acq, pending0) if pending0 is not None else 0.0)
+        vals = vals.masked_fill(blocked, float("-inf"))
         if torch.isinf(vals).all():
             break
         best = int(torch.argmax(vals))

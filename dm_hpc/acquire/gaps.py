@@ -15,12 +15,13 @@ space* rather than the candidate's own variance is what spreads the batch: after
 neighbours' covariance with the rest collapses, so the next pick lands in another thin region;
 and an isolated corner point, which would teach nothing about its surroundings, is not favoured
 merely for being far away. Pending points (calculations in flight) are conditioned on first. A
-max-min distance floor (``MIN_SEPARATION``) guards against near-duplicates when a fitted length
-scale is so long that the covariance barely separates neighbours, or where the descriptor
-features are steep (next to the pure elements). Without a model (no data yet)
-the prior is uninformative and the selection falls back to farthest-point sampling. When the
-request says which points are new (``PlanRequest.admissible``), the candidates are realised and
-filtered first, so only points that will really be calculated, and are not yet, are scored.
+max-min distance floor (``separation``, by default ``points.MIN_SEPARATION``, as for every batch)
+guards against near-duplicates when a fitted length scale is so long that the covariance barely
+separates neighbours, or where the descriptor features are steep (next to the pure elements).
+Without a model (no data yet) the prior is uninformative and the selection falls back to
+farthest-point sampling. When the request says which points are new (``PlanRequest.admissible``),
+the candidates are realised and filtered first, so only points that will really be calculated,
+and are not yet, are scored.
 """
 from __future__ import annotations
 
@@ -32,16 +33,11 @@ from typing import Any
 import numpy as np
 
 from dm_hpc.acquire.planner import PlanRequest, admissible_rows
-from dm_hpc.acquire.points import ProposedPoint
+from dm_hpc.acquire.points import MIN_SEPARATION, ProposedPoint
 from dm_hpc.acquire.space import DesignSpace
 
 #: Random feasible candidates scored per call (an N x N covariance per output: 1024 keeps it < 1 s).
 N_CANDIDATES = 1024
-#: Minimum Euclidean distance, in atomic-fraction (and [0, 1]-scaled process) space, between two
-#: proposals or a proposal and a pending point. Needed beyond the covariance because the model's
-#: features include descriptors (mixing entropy, spreads) that are steep near the pure elements:
-#: Pd and Pd0.94Cu0.06 are far apart for the GP but next to each other for a chemist.
-MIN_SEPARATION = 0.1
 #: Relative nugget added to every observation variance (numerical safety of the rank-1 updates).
 JITTER = 1e-6
 
@@ -59,12 +55,15 @@ class GapFilling:
         outputs: property names of the model's outputs, in order.
         costs: cost per evaluation (core-hours) of each calculation fidelity that may be proposed.
         n_candidates: random candidates scored per call (or a random subset of a larger pool).
+        separation: smallest distance between two proposals, or a proposal and a pending point
+            (``DesignSpace.coordinates``; on a pool at most half its typical spacing).
     """
 
     space: DesignSpace
     outputs: Sequence[str]
     costs: Mapping[str, float]
     n_candidates: int = N_CANDIDATES
+    separation: float = MIN_SEPARATION
 
     def fidelity_for(self, allowed: Sequence[str]) -> str:
         """The cheapest fidelity of ``costs`` in ``allowed`` (all of ``costs`` when none is)."""
@@ -85,8 +84,8 @@ class GapFilling:
         if not len(frac):
             return []
         pend_frac, pend_proc = space.from_dicts([(p.composition, p.process) for p in request.pending])
-        coords = plain_coords(space, frac, proc)
-        taken = plain_coords(space, pend_frac, pend_proc)
+        coords = space.coordinates(frac, proc)
+        taken = space.coordinates(pend_frac, pend_proc)
         q = min(request.q, len(frac))
         model = None if request.fitted is None else request.fitted.model
         if model is None:
@@ -99,7 +98,8 @@ class GapFilling:
         n_pend = len(pend_frac)
         for j in range(n_pend):  # in-flight points will remove their share of uncertainty anyway
             C = condition_on(C, noise, j)
-        chosen, gains = _greedy_reduction(C[:, n_pend:, n_pend:], noise, coords, taken, q, _separation(space, coords))
+        chosen, gains = _greedy_reduction(C[:, n_pend:, n_pend:], noise, coords, taken, q,
+                                          _separation(space, coords, self.separation))
         return self._points(model, fidelity, frac[chosen], proc[chosen], gains)
 
     def _points(self, model, fidelity: str, frac: np.ndarray, proc: np.ndarray,
@@ -143,26 +143,17 @@ def _greedy_reduction(C: np.ndarray, noise: np.ndarray, coords: np.ndarray, take
     return chosen, gains
 
 
-def _separation(space: DesignSpace, coords: np.ndarray) -> float:
-    """``MIN_SEPARATION``; for a pool, at most half its typical nearest-neighbour spacing
+def _separation(space: DesignSpace, coords: np.ndarray, separation: float) -> float:
+    """``separation``; for a pool, at most half its typical nearest-neighbour spacing
     (pool neighbours may sit closer than the floor; pending pool points are still excluded:
     they are at distance ~0)."""
     if space.pool is None:
-        return MIN_SEPARATION
+        return separation
     if len(coords) < 2:
         return 1e-6
     d = np.linalg.norm(coords[:, None, :] - coords[None, :, :], axis=-1)
     np.fill_diagonal(d, np.inf)
-    return max(min(MIN_SEPARATION, 0.5 * float(np.median(d.min(1)))), 1e-6)
-
-
-def plain_coords(space: DesignSpace, fractions: np.ndarray, process: np.ndarray) -> np.ndarray:
-    """``n x (E + P)`` plain coordinates: fractions and process scaled to [0, 1] by its bounds."""
-    if not space.process or process is None or not process.size:
-        return np.asarray(fractions, float)
-    lo = np.array([b[0] for b in space.process.values()])
-    hi = np.array([b[1] for b in space.process.values()])
-    return np.hstack([fractions, (process - lo) / np.where(hi > lo, hi - lo, 1.0)])
+    return max(min(separation, 0.5 * float(np.median(d.min(1)))), 1e-6)
 
 
 def posterior_covariance(model, X) -> tuple[np.ndarray, np.ndarray]:
@@ -211,7 +202,7 @@ def posterior_covariance(model, X) -> tuple[np.ndarray, np.ndarray]:
         elif kind == "calibrated-ensemble":
             # no joint covariance (each point's members are independent of the next point's):
             # the diagonal variances. The greedy score is then each point's own variance and
-            # MIN_SEPARATION alone spreads the batch; the learned noise varies by point, its
+            # the separation alone spreads the batch; the learned noise varies by point, its
             # mean over the candidates stands for the observation noise of the rank-1 updates
             var = model.posterior(X).variance.reshape(len(X), -1).T  # m x N
             C = torch.diag_embed(var)

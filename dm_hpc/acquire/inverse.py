@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dm_hpc.acquire.points import MIN_SEPARATION
 from dm_hpc.acquire.space import DesignSpace
 
 if TYPE_CHECKING:  # torch is imported where predictions are ranked: parsing a target needs none
@@ -152,7 +153,7 @@ def inverse_design(
     n_candidates: int = 20000,
     refine_rounds: int = 2,
     seed: int = 0,
-    min_distance: float = 0.05,
+    min_distance: float = MIN_SEPARATION,
     accept: Callable[[np.ndarray], bool] | None = None,
     deadline: float | None = None,
     progress: Callable[[str], None] | None = None,
@@ -167,7 +168,8 @@ def inverse_design(
         n_candidates: random feasible candidates drawn; the best are refined locally
             ``refine_rounds`` times.
         min_distance: candidates closer than this (Euclidean distance of atomic-fraction
-            vectors) to a better-ranked one are skipped, so the list spans distinct alloys.
+            vectors) to a better-ranked one are skipped, so the list spans distinct alloys
+            (default: the distance that makes two points of a batch distinct, ``points.MIN_SEPARATION``).
         accept: called on each candidate's fraction row (``E``) in rank order; a False leaves
             it out (known materials, charge-unbalanced compounds). Called lazily, so an
             expensive check runs only on the candidates that could make the list.

@@ -23,7 +23,7 @@ import torch
 
 from dm_hpc.acquire.acquisition import Objective, OutcomeConstraint
 from dm_hpc.acquire.fidelity import Fidelity
-from dm_hpc.acquire.points import PointKey, ProposedPoint
+from dm_hpc.acquire.points import MIN_SEPARATION, PointKey, ProposedPoint
 from dm_hpc.acquire.space import DesignSpace
 
 #: Rounds of re-proposal (each with the rejected points pending) before the random fallback.
@@ -106,6 +106,8 @@ class BoTorchOptimisation:
     Attributes:
         objectives, constraints: on the model's outputs (indices into ``outputs``).
         costs: cost of one evaluation per fidelity name (one common unit, e.g. core-hours).
+        separation: smallest distance between two proposals, or a proposal and a pending point
+            (``propose``'s ``min_separation``).
     """
 
     space: DesignSpace
@@ -113,6 +115,7 @@ class BoTorchOptimisation:
     constraints: Sequence[OutcomeConstraint]
     outputs: Sequence[str]
     costs: dict[str, float]
+    separation: float = MIN_SEPARATION
 
     def propose(self, request: PlanRequest) -> list[ProposedPoint]:
         from dm_hpc.acquire.proposal import propose
@@ -135,7 +138,8 @@ class BoTorchOptimisation:
             torch.manual_seed(request.seed)
             return propose(fitted.model, self.space, self.objectives, self.constraints, q=request.q,
                            pending=pending or None, fidelities=fidelities, outputs=list(self.outputs),
-                           X_baseline=fitted.train_X, seed=request.seed, snap=snap, fidelity=allowed[0])
+                           X_baseline=fitted.train_X, seed=request.seed, snap=snap, fidelity=allowed[0],
+                           min_separation=self.separation)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The one type for a proposed point, and its identity.
+"""The one type for a proposed point, its identity, and how far apart two points of a batch stand.
 
 A proposal becomes a *realised point* before anything else happens to it: what will really be
 built (the integer occupation of the cell a calculator makes) or made (the composition at the
@@ -13,6 +13,14 @@ from typing import Any
 
 #: Fractions and process values equal to this many decimals are the same point.
 KEY_DECIMALS = 6
+#: Smallest Euclidean distance, on atomic fractions and process values scaled to [0, 1] by their
+#: bounds (``DesignSpace.coordinates``), between two proposals of one batch or a proposal and a
+#: pending point, while the space has room (continuous spaces; a pool's points are what they are).
+#: Closer points are near-replicates: a lab cannot make alloys 1 at.% apart as different ones
+#: (weighing, arc-melting), and the model's descriptor features are steep near the pure elements,
+#: so Pd and Pd0.94Cu0.06 are far apart for a GP but next to each other for a chemist. A campaign
+#: may set its own (``learning.batch_separation``).
+MIN_SEPARATION = 0.1
 
 PointKey = tuple[tuple[tuple[str, float], ...], tuple[tuple[str, float], ...]]
 

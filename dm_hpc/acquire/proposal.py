@@ -8,9 +8,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dm_hpc.acquire.acquisition import Objective, OutcomeConstraint, build_acquisition, greedy_select
+from dm_hpc.acquire.acquisition import (
+    DUPLICATE_DISTANCE,
+    Objective,
+    OutcomeConstraint,
+    build_acquisition,
+    greedy_select,
+)
 from dm_hpc.acquire.fidelity import Fidelity, choose_fidelity
-from dm_hpc.acquire.points import ProposedPoint
+from dm_hpc.acquire.points import MIN_SEPARATION, ProposedPoint
 from dm_hpc.acquire.space import DesignSpace
 
 
@@ -67,6 +73,7 @@ def propose(
     kind: str | None = None,
     snap: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
     fidelity: str = "",
+    min_separation: float | None = None,
 ) -> list[ProposedPoint]:
     """Propose a batch of ``q`` evaluations.
 
@@ -92,6 +99,10 @@ def propose(
             acquisition then ranks realised, new points only, so every proposal is one.
 
         fidelity: the fidelity of every proposal when ``fidelities`` is not given ("": none).
+        min_separation: continuous spaces: no proposal closer than this to another of the batch or
+            to a pending point (Euclidean on ``space.coordinates``: fractions, process scaled to
+            [0, 1]) while the space has room; default ``points.MIN_SEPARATION``. A pool's points
+            are what they are: there only a pending or chosen point is never proposed again.
 
     Returns:
         ``q`` ``ProposedPoint``s in the order chosen (fewer when ``snap`` leaves fewer
@@ -116,7 +127,7 @@ def propose(
         exclude = torch.zeros(X_cand.shape[0], dtype=torch.bool)
         exclude[list(exclude_pool)] = True
         if X_pend is not None:  # a pool point that is pending is excluded outright
-            exclude |= (torch.cdist(X_cand, X_pend) < 1e-5).any(-1)  # round-off of re-featurised dicts
+            exclude |= (torch.cdist(X_cand, X_pend) < DUPLICATE_DISTANCE).any(-1)  # round-off of re-featurised dicts
 
     state = {"frac": frac, "proc": proc}
 
@@ -132,7 +143,10 @@ def propose(
         return space.featurize(f2, p2)
 
     use_refine = refine and space.pool is None and len(space.elements) + len(space.process) > 0
-    idx, values, X_all = greedy_select(acq, X_cand, q, X_pending=X_pend, exclude=exclude, refine=refine_fn if use_refine else None)
+    separation = 0.0 if space.pool is not None else MIN_SEPARATION if min_separation is None else min_separation
+    idx, values, X_all = greedy_select(acq, X_cand, q, X_pending=X_pend, exclude=exclude,
+                                       refine=refine_fn if use_refine else None, separation=separation,
+                                       coordinate_columns=space.coordinate_columns)
     frac_all, proc_all = state["frac"], state["proc"]
 
     X_sel = X_all[idx]

@@ -106,6 +106,24 @@ class DesignSpace:
         proc = process if self.process and process is not None and process.size else None
         return featurize(fractions, self.element_names, proc, self.process or None, descriptors=self.descriptors)
 
+    def coordinates(self, fractions: np.ndarray, process: np.ndarray | None) -> np.ndarray:
+        """``n x (E + P)`` plain coordinates, in which distances between points are measured
+        (``points.MIN_SEPARATION``): the fractions, and the process scaled to [0, 1] by its bounds."""
+        if not self.process or process is None or not process.size:
+            return np.asarray(fractions, float)
+        lo = np.array([b[0] for b in self.process.values()])
+        hi = np.array([b[1] for b in self.process.values()])
+        return np.hstack([fractions, (process - lo) / np.where(hi > lo, hi - lo, 1.0)])
+
+    @property
+    def coordinate_columns(self) -> list[int]:
+        """The columns of ``featurize``'s features that are the plain ``coordinates``: the fractions
+        come first and the scaled process last, the descriptors between them."""
+        from dm_hpc.learn.features import feature_names
+
+        d = len(feature_names(self.element_names, self.process or None, self.descriptors))
+        return list(range(len(self.elements))) + list(range(d - len(self.process), d))
+
     def to_dicts(self, fractions: np.ndarray, process: np.ndarray) -> list[tuple[dict[str, float], dict[str, float]]]:
         """Rows -> ``({element: fraction} without zeros, {parameter: value})``."""
         names = self.element_names

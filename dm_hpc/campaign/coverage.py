@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from dm_hpc.acquire.points import ProposedPoint
-from dm_hpc.acquire.gaps import condition_on, gap_candidates, plain_coords, posterior_covariance
+from dm_hpc.acquire.gaps import condition_on, gap_candidates, posterior_covariance
 from dm_hpc.acquire.planner import PlanRequest, fresh_points
 from dm_hpc.campaign.spec import CampaignError, CampaignSpec
 from dm_hpc.data.sheetfiles import write_frame
@@ -87,7 +87,7 @@ def coverage_map(
     space = design_space(campaign)
     rng = np.random.default_rng(seed)
     frac, proc = gap_candidates(space, 1500, rng)
-    coords = plain_coords(space, frac, proc)
+    coords = space.coordinates(frac, proc)
     centre, axes = _pca(coords)
     X_grid = space.featurize(frac, proc if proc.size else None)
     pf, pp = space.from_dicts([(s.composition, s.process) for s in proposals])
@@ -116,7 +116,7 @@ def coverage_map(
 
     def project(items) -> np.ndarray:
         f, p = space.from_dicts(items)
-        return (plain_coords(space, f, p) - centre) @ axes.T if len(items) else np.zeros((0, 2))
+        return (space.coordinates(f, p) - centre) @ axes.T if len(items) else np.zeros((0, 2))
 
     grid2 = (coords - centre) @ axes.T
     prop2 = project([(s.composition, s.process) for s in proposals])

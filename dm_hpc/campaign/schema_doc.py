@@ -105,6 +105,12 @@ MEANING: dict[str, str] = {
     "LearningSpec.initial_points": "Random (space-filling) points before the first model.",
     "LearningSpec.refit_every": "Refit the model after this many new results.",
     "LearningSpec.batch_size": "Suggestions per planning step.",
+    "LearningSpec.batch_separation": "Smallest distance between two suggestions of one batch, or a suggestion and one "
+                                     "in flight or awaited from the lab (Euclidean on atomic fractions, process scaled "
+                                     "to [0, 1] by its bounds): near-replicates, e.g. alloys 1 at.% apart, waste a "
+                                     "round. Kept while the space has room; `0` turns it off. On a candidate pool the "
+                                     "optimiser only never repeats an entry, and gap filling keeps at most half the "
+                                     "pool's typical spacing.",
     "TransferSpec.from": "The sources: each a store query (every filter given must match), a table file or a model file.",
     "TransferSourceSpec.campaign": "Records filed under this campaign.",
     "TransferSourceSpec.method": "Records of this method (a calculation method, a lab's name, an imported table's method).",

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dm_hpc.acquire.points import MIN_SEPARATION
 from dm_hpc.data import canonical_unit, is_element, to_canonical
 from dm_hpc.data import vocabulary
 from dm_hpc.data.vocabulary import UnitError, UnknownPropertyError
@@ -372,6 +373,9 @@ class LearningSpec(Strict):
     initial_points: int = Field(default=6, ge=1)
     refit_every: int = Field(default=4, ge=1)
     batch_size: int = Field(default=4, ge=1)
+    #: Smallest distance between two suggestions of one batch, or a suggestion and one in flight or
+    #: awaited from the lab (Euclidean on atomic fractions, process scaled to [0, 1] by its bounds).
+    batch_separation: float = Field(default=MIN_SEPARATION, ge=0, le=0.5)
 
 
 class TransferSourceSpec(Strict):

@@ -213,6 +213,7 @@ def optimiser(campaign: CampaignSpec) -> BoTorchOptimisation:
                      for c in campaign.constraints],
         outputs=props,
         costs=fidelity_costs(campaign),
+        separation=campaign.learning.batch_separation,
     )
 
 
@@ -221,7 +222,8 @@ def gap_filling(campaign: CampaignSpec) -> GapFilling:
     proposal at the cheapest calculation fidelity still allowed (a single-task model cannot tell
     fidelities apart, so the cheapest wins)."""
     costs = fidelity_costs(campaign)
-    return GapFilling(design_space(campaign), campaign.properties, {f.name: costs[f.name] for f in campaign.calculations})
+    return GapFilling(design_space(campaign), campaign.properties, {f.name: costs[f.name] for f in campaign.calculations},
+                      separation=campaign.learning.batch_separation)
 
 
 def choose_planner(campaign: CampaignSpec, fitted, seed_lab: bool) -> Planner:

@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from dm_hpc.acquire import DesignSpace, GapFilling
-from dm_hpc.acquire.gaps import MIN_SEPARATION
 from dm_hpc.acquire.planner import PlanRequest
-from dm_hpc.acquire.points import ProposedPoint
+from dm_hpc.acquire.points import MIN_SEPARATION, ProposedPoint
 from dm_hpc.learn.fitted import fit_fidelity_surrogate
 
 ELEMENTS = ("Cu", "Ni", "Pd")

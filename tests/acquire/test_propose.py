@@ -13,6 +13,7 @@ from dm_hpc.acquire import (
     parse_target,
     propose,
 )
+from dm_hpc.acquire.points import MIN_SEPARATION
 from dm_hpc.learn import fit_gp, fit_multitask
 
 ELS = ["Fe", "Ni", "Co", "Cr", "Al"]
@@ -71,6 +72,84 @@ def test_pending_points_not_reproposed(fitted):
     for x in again:
         for y in cont:
             assert any(abs(x.composition.get(e, 0) - y.composition.get(e, 0)) > 1e-6 for e in ELS) or x.process != y.process
+
+
+def coordinates(space, props) -> np.ndarray:
+    """``n x (E + P)``: the atomic fractions, and the process scaled to [0, 1] by its bounds."""
+    return np.array([[p.composition.get(e, 0.0) for e in space.element_names]
+                     + [(p.process[k] - lo) / (hi - lo) for k, (lo, hi) in space.process.items()] for p in props])
+
+
+def pairwise(x: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(x[:, None] - x[None], axis=-1)[np.triu_indices(len(x), 1)]
+
+
+@pytest.mark.parametrize("kind", ["ucb", "nei"])
+def test_a_batch_keeps_the_minimum_separation(fitted, kind):
+    """A user trial: six lab suggestions 0.01-0.03 atomic fraction apart (one peak, one region)."""
+    space, model, X = fitted
+    torch.manual_seed(0)
+    batch = propose(model, space, [Objective(0, True)], q=6, kind=kind, outputs=["strength", "density"])
+    x = coordinates(space, batch)
+    assert len(batch) == 6 and pairwise(x).min() >= MIN_SEPARATION, pairwise(x).round(3)
+    # the next batch keeps the distance from these, still pending, too
+    nxt = propose(model, space, [Objective(0, True)], q=4, kind=kind, pending=batch, seed=1)
+    y = coordinates(space, nxt)
+    assert len(nxt) == 4 and pairwise(y).min() >= MIN_SEPARATION
+    assert np.linalg.norm(y[:, None] - x[None], axis=-1).min() >= MIN_SEPARATION
+    wider = propose(model, space, [Objective(0, True)], q=4, kind=kind, min_separation=0.3)
+    assert pairwise(coordinates(space, wider)).min() >= 0.3
+
+
+def test_the_separation_gives_way_when_the_space_is_exhausted():
+    """A Fe-rich corner 0.14 across holds two points 0.1 apart: the rest of a batch of four are
+    the best left, none of them a repeat."""
+    space = DesignSpace(elements={"Fe": (0.9, 1.0), "Ni": (0.0, 0.1)})
+    f, _ = space.sample(20, np.random.default_rng(0))
+    model = fit_gp(space.featurize(f), torch.tensor(f[:, 1:] - 3 * (f[:, 1:] - 0.04) ** 2))
+    batch = propose(model, space, [Objective(0, True)], q=4)
+    x = coordinates(space, batch)
+    assert len(batch) == 4 and pairwise(x).min() > 1e-5
+    assert pairwise(x[:2]).min() >= MIN_SEPARATION
+
+
+@pytest.mark.parametrize("separation", [0.0, MIN_SEPARATION])
+def test_a_batch_is_full_when_the_best_candidate_is_a_pure_element(separation):
+    """Refinement around a pure element draws copies of it, which filled the shortlist: after the
+    first pick every shortlisted candidate was a repeat, and a batch of four came back as one."""
+    els = ["Fe", "Ni", "Co", "Cr", "Mn", "Al", "Ti", "Cu"]
+    space = DesignSpace(elements={e: (0.0, 1.0) for e in els}, max_elements=5)
+    rng = np.random.default_rng(5)
+    f, _ = space.sample(8, rng)
+    y = np.sin(3 * f @ np.linspace(-1, 1, 8)) + 2 * f[:, 0] * f[:, 1] - (f[:, 5] - 0.2) ** 2
+    model = fit_gp(space.featurize(f), torch.tensor(y + 0.05 * rng.standard_normal(8))[:, None])
+    torch.manual_seed(5000)
+    batch = propose(model, space, [Objective(0, True)], q=4, seed=5000, min_separation=separation)
+    assert batch[0].composition == {"Ti": 1.0}
+    assert len(batch) == 4 and pairwise(coordinates(space, batch)).min() >= max(separation, 1e-5)
+
+
+def test_single_points_and_pools_keep_their_picks(fitted):
+    """The separation is a batch's: a single proposal, and a pool's batch, are the same without it."""
+    space, model, X = fitted
+
+    def picks(sp, q, separation, pending=None):
+        torch.manual_seed(0)
+        got = propose(model, sp, [Objective(0, True)], q=q, min_separation=separation, pending=pending)
+        return [(p.composition, p.process, p.predicted["acquisition"]) for p in got]
+
+    assert picks(space, 1, MIN_SEPARATION) == picks(space, 1, 0.0)
+    f, p = space.sample(40, np.random.default_rng(3))
+    pool = DesignSpace(elements=space.elements, max_elements=4, process=space.process, pool=(f, p))
+    first = propose(model, pool, [Objective(0, True)], q=3)
+    assert picks(pool, 4, 0.5, pending=first) == picks(pool, 4, 0.0, pending=first)
+
+
+def test_a_space_maps_its_features_to_its_coordinates(fitted):
+    space, _, _ = fitted
+    f, p = space.sample(5, np.random.default_rng(1))
+    assert torch.allclose(space.featurize(f, p)[:, space.coordinate_columns],
+                          torch.as_tensor(space.coordinates(f, p)), atol=1e-12)
 
 
 def test_multiobjective_batch(fitted):
