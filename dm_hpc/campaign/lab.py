@@ -101,7 +101,8 @@ def store_lab_results(records: list[MaterialRecord], store: Store, journal: jn.J
                       not_made: list[str] | None = None, campaign: CampaignSpec | None = None,
                       **audit: list[str] | dict[str, str]) -> dict:
     """Ingest measured records and journal which suggestion each answers (and which samples
-    were not made; ``audit``: ``held`` and ``confirmed`` sample ids, ``held_why`` why each is held);
+    were not made; ``audit``: ``held`` and ``confirmed`` sample ids, ``held_why`` why each is held,
+    ``held_units`` the unit the sheet typed each held property in);
     returns the event.
 
     With ``campaign``, the event also says whether a model can be fitted on the store now
@@ -124,7 +125,7 @@ def ingest_sheet_records(path: Path, store: Store, journal: jn.Journal) -> dict:
     if isinstance(data, list):  # the inbox format before not-made samples were recorded
         data = {"records": data}
     records = [MaterialRecord.from_json(text) for text in data["records"]]
-    audit = {k: data[k] for k in ("held", "confirmed", "held_why") if data.get(k)}  # absent in older inbox files
+    audit = {k: data[k] for k in ("held", "confirmed", "held_why", "held_units") if data.get(k)}  # absent in older inbox files
     return store_lab_results(records, store, journal, str(path), data.get("not_made"), **audit)
 
 
@@ -310,11 +311,15 @@ def _stored_ranges(campaign: CampaignSpec, store: Store | None,
 
 def _audit(held: list[Hold], confirmed: list[str]) -> dict:
     """What the journal keeps of a sheet's holds and confirmations: the held and the confirmed
-    sample ids, and why each is held (every held property of the sample, joined)."""
+    sample ids, why each is held (every held property of the sample, joined) and the unit the sheet
+    typed each held property in (the portal's note rebuilds the interval in it: ``held_note``)."""
     why: dict[str, list[str]] = {}
+    units: dict[str, dict[str, str]] = {}
     for h in held:
         why.setdefault(h.sample_id, []).append(f"{h.prop} {h.typed()} {h.reason()}")
-    return {"held": sorted(why), "confirmed": list(confirmed), "held_why": {k: "; ".join(v) for k, v in why.items()}}
+        units.setdefault(h.sample_id, {})[h.prop] = h.typed_unit or h.unit
+    return {"held": sorted(why), "confirmed": list(confirmed), "held_why": {k: "; ".join(v) for k, v in why.items()},
+            "held_units": units}
 
 
 def ingest_lab_sheet(campaign: CampaignSpec, path: Path) -> tuple[int, int, bool]:

@@ -132,7 +132,7 @@ def _outside(c: CampaignSpec, composition: dict[str, float], process: dict[str, 
 #: What of a journalled lab entry (``journal.LabEntry``) the portal passes on. An allow-list: a
 #: field the journal gains later stays out until someone decides what a reader may see of it, as
 #: ``held`` (why a value is held: the value sent and the model's interval) is kept out and
-#: rebuilt as ``held_note``.
+#: rebuilt as ``held_note`` (which alone reads ``held_units``, the unit the sheet typed it in).
 LAB_FIELDS = ("sample_id", "composition", "process", "batch", "record_id", "not_made")
 #: What of a journalled prediction the portal passes on (the journal also keeps the acquisition's scores).
 PREDICTED_FIELDS = ("mean", "std")
@@ -141,10 +141,12 @@ PREDICTED_FIELDS = ("mean", "std")
 def held_note(c: CampaignSpec, entry: jn.LabEntry, full: bool) -> str | None:
     """What the portal says of a sample whose value is held (None when none is): which property,
     that it is not stored, and what to do. The interval it fell outside only with ``full`` (a
-    reader of every record the model learnt from), from the journalled prediction the hold used.
-    The journal's why is read only for the campaign's property names it starts with: the value
-    sent (whose access level was never set: it was not stored) and the interval stay out."""
-    from dm_hpc.campaign.holds import interval
+    reader of every record the model learnt from), from the journalled prediction the hold used,
+    in the unit the sheet typed the value in (``Hold.interval_text``, as `dm-hpc ingest` and
+    `status` say it; canonical for a hold journalled before the unit was). The journal's why is
+    read only for the campaign's property names it starts with: the value sent (whose access level
+    was never set: it was not stored) and the interval stay out."""
+    from dm_hpc.campaign.holds import Hold, interval
     from dm_hpc.campaign.labsheet import lab_properties
     from dm_hpc.data import canonical_unit
 
@@ -156,7 +158,9 @@ def held_note(c: CampaignSpec, entry: jn.LabEntry, full: bool) -> str | None:
     named = []
     for p in props:
         bounds = interval(entry.predicted, p) if full else None
-        named.append(p + (f" (99 % interval [{bounds[0]:.4g}, {bounds[1]:.4g}] {canonical_unit(p)})" if bounds else ""))
+        said = (Hold(0, entry.sample_id, p, math.nan, *bounds, canonical_unit(p), entry.held_units.get(p))
+                if bounds else None)
+        named.append(p + (f" (99 % interval {said.interval_text()})" if said else ""))
     return (f"{', '.join(named) or 'a value'} held, not stored: far outside the model's 99 % interval. If it is "
             "right, write yes in the sample's confirm column (or tick confirm) and send the sheet again; "
             "otherwise correct it and send the sheet again")

@@ -1,0 +1,73 @@
+"""The portal speaks of a lab's values in the unit the lab typed them in, as `dm-hpc ingest` does:
+a held value and its interval (the upload's reply, the lab queue's note), and the columns stored
+in another unit than the sheet's. Real app, real HDF5 store, the session's campaign (eV/atom); the
+lab types its column in meV/atom. The model's interval still reaches only a reader of every record
+the model learnt from."""
+from __future__ import annotations
+
+import io
+import re
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from dm_hpc.campaign import journal as jn
+from dm_hpc.campaign import load_campaign
+from dm_hpc.campaign.holds import interval
+from dm_hpc.service.auth import COOKIE
+
+from .conftest import CAMPAIGN, PROP, make_portal
+
+MEV = "property:mixing_energy [meV/atom]"
+CONVERTED = "mixing_energy: meV/atom converted to eV/atom for the store"
+
+
+def _client(portal, who: str) -> TestClient:
+    token = portal.tokens[who]
+    return TestClient(portal.app(), cookies={COOKIE: token}, headers={"Authorization": f"Bearer {token}"})
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+@pytest.fixture(scope="module")
+def typed(built_campaign, tmp_path_factory):
+    """The portal, the held sample, its interval in meV/atom, and the sheet in meV/atom: the first
+    sample far outside its interval, the others at the model's prediction."""
+    portal = make_portal(built_campaign, tmp_path_factory.mktemp("portal-units"))
+    with _client(portal, "admin") as c:
+        table = pd.read_csv(io.BytesIO(c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/sheet?format=csv").content))
+    campaign = load_campaign(portal.campaigns / f"{CAMPAIGN}.yaml")
+    lab = jn.replay(campaign.run_dir / "journal.jsonl").lab
+    odd = table.loc[0, "sample_id"]
+    low, high = interval(lab[odd].predicted, "mixing_energy")
+    values = [1000 * lab[s].predicted["mean"]["mixing_energy"] for s in table["sample_id"]]
+    values[0] = 1000 * min(4.5, high + 30 * (high - low) + 1.0)
+    table = table.rename(columns={PROP: MEV, PROP.replace("property:", "uncertainty:"):
+                                  "uncertainty:mixing_energy [meV/atom]"})
+    table[MEV] = [round(v, 1) for v in values]
+    return portal, odd, (1000 * low, 1000 * high), round(values[0], 1), table.to_csv(index=False).encode()
+
+
+def _upload(portal, who: str, content: bytes):
+    with _client(portal, who) as c:
+        r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/lab/results", files={"file": ("mev.csv", content)})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_the_lab_queue_quotes_a_held_values_interval_in_the_unit_the_sheet_typed(typed):
+    """The note gave '(99 % interval [-0.1515, -0.04848] eV/atom)' for a value the lab typed in
+    meV/atom, where `dm-hpc status` and the ingest reply say meV/atom."""
+    portal, odd, (low, high), _, content = typed
+    _upload(portal, "admin", content)
+    with _client(portal, "admin") as c:
+        [note] = [p["held"] for p in c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/pending").json() if p["sample_id"] == odd]
+        assert f"[{low:.4g}, {high:.4g}] meV/atom" in note, note
+        assert "eV/atom" not in note.replace("meV/atom", ""), note
+        assert f"[{low:.4g}, {high:.4g}] meV/atom" in _text(c.get(f"/campaigns/{CAMPAIGN}/lab").text)
+    with _client(portal, "lab") as c:  # a lab of the default clearance: still no interval
+        [note] = [p["held"] for p in c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/pending").json() if p["sample_id"] == odd]
+        assert "mixing_energy" in note and "[" not in note and f"{low:.4g}" not in note, note
