@@ -74,8 +74,9 @@ class Hold:
         where = f" {self.interval_text()}" if with_interval else ""
         return f"held: outside the model's 99 % interval{where}; confirm it if it is right, or correct it"
 
-    def message(self) -> str:
-        return f"line {self.line}: sample {self.sample_id!r}: {self.prop} = {self.typed()} {self.reason()}"
+    def message(self, with_interval: bool = True) -> str:
+        """The hold as the ingest reply says it (``with_interval``: as ``reason``)."""
+        return f"line {self.line}: sample {self.sample_id!r}: {self.prop} = {self.typed()} {self.reason(with_interval)}"
 
 
 def interval(predicted: Mapping[str, Any], prop: str) -> tuple[float, float] | None:

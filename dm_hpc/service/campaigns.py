@@ -61,8 +61,8 @@ class NotReady(ValueError):
 @dataclass(frozen=True)
 class Upload:
     """What a lab upload did: ``records`` validated, ``new`` stored (0 when only queued), the
-    ``held`` values (``dm_hpc.campaign.holds``), the ``stored`` records and the ``annotated``
-    copy's token (``Desk.annotated``)."""
+    ``held`` values (``dm_hpc.campaign.holds``), the ``stored`` records, the ``annotated``
+    copy's token (``Desk.annotated``) and the ``conversions`` the CLI's reply lists."""
 
     records: int
     new: int
@@ -80,6 +80,8 @@ class Upload:
     labelled: list[str] = field(default_factory=list)
     #: each stored record's own rule after the upload (a record sent again keeps its own)
     levels: dict[str, AccessRule] = field(default_factory=dict)
+    #: one line per property column stored in another unit than the sheet's (``LabIngest.conversions``)
+    conversions: list[str] = field(default_factory=list)
 
 
 class RejectedSheet(SheetError):
@@ -473,7 +475,8 @@ class CampaignDesk:
                     f"its level is unchanged, not {_rule_text(rule)} as the form asked (after ingest only an "
                     "admin changes a record's level)" for r in done.stored if levels[r.record_id] != rule]
             return Upload(done.records, done.new, done.queued, [r.record_id for r in done.stored], done.held,
-                          done.confirmed, done.stored, token, full, [*done.warnings, *kept], labelled, levels)
+                          done.confirmed, done.stored, token, full, [*done.warnings, *kept], labelled, levels,
+                          done.conversions)
 
     def _store_measurements(self, c: CampaignSpec, origin: str, contents: SheetContents, rule: AccessRule,
                             confirm_held: bool = False, by: str | None = None,
@@ -488,6 +491,7 @@ class CampaignDesk:
         equal to the stored value (nothing new) and refusing the others answered guesses until
         one gave the embargoed value back. Returns the ``LabIngest`` and the ids labelled ``rule``."""
         from dm_hpc.campaign.lab import LabIngest, confirmations, take_lab_contents
+        from dm_hpc.data.sheets import unit_conversions
 
         records = contents.records
         state = jn.replay(c.run_dir / "journal.jsonl")
@@ -506,7 +510,8 @@ class CampaignDesk:
             raise SheetError(origin, changed)
         fresh = [r.record_id for r in records if before[r.sample_id] is None]
         if not fresh and not contents.not_made:
-            return LabIngest(len(records), 0, False, stored=list(records)), []
+            return LabIngest(len(records), 0, False, stored=list(records),
+                             conversions=unit_conversions(contents.verdicts)), []
         # labelled before they are stored: no reader ever sees them at the default level
         if fresh:
             self.access(c.name).set(fresh, rule, by=f"portal:{by}" if by else None)

@@ -62,7 +62,7 @@ def test_the_lab_queue_quotes_a_held_values_interval_in_the_unit_the_sheet_typed
     """The note gave '(99 % interval [-0.1515, -0.04848] eV/atom)' for a value the lab typed in
     meV/atom, where `dm-hpc status` and the ingest reply say meV/atom."""
     portal, odd, (low, high), _, content = typed
-    _upload(portal, "admin", content)
+    _upload(portal, "lab", content)
     with _client(portal, "admin") as c:
         [note] = [p["held"] for p in c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/pending").json() if p["sample_id"] == odd]
         assert f"[{low:.4g}, {high:.4g}] meV/atom" in note, note
@@ -71,3 +71,38 @@ def test_the_lab_queue_quotes_a_held_values_interval_in_the_unit_the_sheet_typed
     with _client(portal, "lab") as c:  # a lab of the default clearance: still no interval
         [note] = [p["held"] for p in c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/pending").json() if p["sample_id"] == odd]
         assert "mixing_energy" in note and "[" not in note and f"{low:.4g}" not in note, note
+
+
+def test_the_upload_reply_names_the_conversions_and_says_each_held_value_as_the_cli_does(typed):
+    """The reply listed record ids but not 'mixing_energy: meV/atom converted to eV/atom for the
+    store', and a held value only as numbers in eV/atom with a message that never gave the interval.
+    Now each held value has the CLI's line, in the unit typed; the interval only for a reader of
+    every record the model learnt from."""
+    from .test_authorisation import csrf_of
+
+    portal, odd, (low, high), value, content = typed
+    said = f"mixing_energy = {value:g} meV/atom held: outside the model's 99 % interval"
+    cleared = f"[{low:.4g}, {high:.4g}] meV/atom"
+    body = _upload(portal, "lab", content)  # the default lab clearance: public
+    assert body["conversions"] == [CONVERTED], body
+    [held] = body["held"]
+    assert held["sample_id"] == odd and held["typed"] == f"{value:g} meV/atom" and held["interval"] is None, held
+    assert said + "; confirm it if it is right, or correct it" in held["message"] and "[" not in held["message"], held
+    assert held["unit"] == "eV/atom" and held["value"] == pytest.approx(value / 1000)  # the numbers stay canonical
+    body = _upload(portal, "admin", content)
+    [held] = body["held"]
+    assert held["interval"] == cleared and f"{said} {cleared}; confirm" in held["message"], held
+    with _client(portal, "admin") as c:
+        page = _text(c.post(f"/campaigns/{CAMPAIGN}/lab", data={"csrf_token": csrf_of(c)},
+                            files={"file": ("mev.csv", content)}).text)
+    assert CONVERTED in page and f"{odd} mixing_energy {value:g} meV/atom {cleared}" in page, page
+    with _client(portal, "lab") as c:
+        page = _text(c.post(f"/campaigns/{CAMPAIGN}/lab", data={"csrf_token": csrf_of(c)},
+                            files={"file": ("mev.csv", content)}).text)
+    assert CONVERTED in page and f"{odd} mixing_energy {value:g} meV/atom not shown at your clearance" in page, page
+    assert f"{low:.4g}" not in page and f"{high:.4g}" not in page
+    # a sheet that only repeats stored values stores nothing new, and still says what it converted
+    again = pd.read_csv(io.BytesIO(content))
+    again = again[again["sample_id"] != odd].to_csv(index=False).encode()
+    body = _upload(portal, "lab", again)
+    assert body["new"] == 0 and body["conversions"] == [CONVERTED], body
