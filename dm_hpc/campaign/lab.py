@@ -36,7 +36,7 @@ from dm_hpc.campaign.labsheet import lab_properties, suggestion_rows, write_sugg
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import MaterialRecord, Source, Store, StoreError
 from dm_hpc.data.corrections import blank_replacements
-from dm_hpc.data.resend import completes, resolve_resends
+from dm_hpc.data.resend import completes, resolve_resends, retyped_as_stored
 from dm_hpc.data.sheets import (
     SheetContents,
     SheetDefaults,
@@ -94,7 +94,28 @@ def _lab_contents(campaign: CampaignSpec, read, origin: str, contributor: str | 
     bad = [r.sample_id for r in contents.records if r.source is not Source.experimental]
     if bad:
         raise SheetError(origin, [(0, f"rows {bad} say source=computed; a lab sheet holds measurements")])
-    return contents
+    return _as_stored(campaign, state, contents)
+
+
+def _as_stored(campaign: CampaignSpec, state: jn.State, contents: SheetContents) -> SheetContents:
+    """``contents`` with each value of a measured sample that was typed in another unit than the
+    store's and is the stored value at the digits typed given the stored value
+    (``resend.retyped_as_stored``), so every door reads such a row as the record it repeats. The
+    store is read only when a measured sample's value was converted (the journal names its record)."""
+    from dataclasses import replace
+
+    from dm_hpc.data.verdicts import Decision
+
+    measured = {sid: e.record_id for sid, e in state.lab.items() if e.record_id is not None}
+    if not any(v.decision is Decision.accepted and v.converted_from and v.sample_id in measured
+               for v in contents.verdicts):
+        return contents
+    with _snapshot(campaign) as store:
+        # a record journalled but not in the store yet (a running manager's inbox) is left out
+        found = {sid: _record(store, measured[sid]) for sid in {r.sample_id for r in contents.records} & set(measured)}
+    stored = {sid: rec for sid, rec in found.items() if rec is not None}
+    records, said = retyped_as_stored(contents.records, contents.lines, contents.verdicts, stored)
+    return replace(contents, records=records, warnings=[*contents.warnings, *said]) if said else contents
 
 
 def store_lab_results(records: list[MaterialRecord], store: Store, journal: jn.Journal, sheet: str,
@@ -337,11 +358,17 @@ def _blank_warnings(campaign: CampaignSpec, contents: SheetContents, replace: bo
 
 
 def _stored(store: Store, record_id: str) -> bool:
+    return _record(store, record_id) is not None
+
+
+def _record(store: Store | None, record_id: str) -> MaterialRecord | None:
+    """The stored record ``record_id`` (None when the store has none, or there is no store)."""
+    if store is None:
+        return None
     try:
-        store.get(record_id)
+        return store.get(record_id)
     except KeyError:
-        return False
-    return True
+        return None
 
 
 @contextmanager

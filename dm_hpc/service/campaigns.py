@@ -510,7 +510,7 @@ class CampaignDesk:
             raise SheetError(origin, changed)
         fresh = [r.record_id for r in records if before[r.sample_id] is None]
         if not fresh and not contents.not_made:
-            return LabIngest(len(records), 0, False, stored=list(records),
+            return LabIngest(len(records), 0, False, warnings=list(contents.warnings), stored=list(records),
                              conversions=unit_conversions(contents.verdicts)), []
         # labelled before they are stored: no reader ever sees them at the default level
         if fresh:

@@ -106,3 +106,47 @@ def test_the_upload_reply_names_the_conversions_and_says_each_held_value_as_the_
     again = again[again["sample_id"] != odd].to_csv(index=False).encode()
     body = _upload(portal, "lab", again)
     assert body["new"] == 0 and body["conversions"] == [CONVERTED], body
+
+
+def test_a_value_sent_again_in_another_unit_is_unchanged_at_the_digits_typed_and_still_refused_unread(
+        built_campaign, tmp_path):
+    """The portal refused a sample stored from eV/atom and sent again in meV/atom as 'already
+    measured ...; a different value needs a new suggestion', however the digits typed agreed. A
+    value typed in another unit is now the stored one when the stored value rounds to it at the
+    last digit typed. A sender who neither reads the stored record nor contributed it is refused
+    whatever value it sends, equal or not: the tolerance answers no guess."""
+    from datetime import UTC, datetime, timedelta
+
+    from .conftest import PREDICTED
+
+    portal = make_portal(built_campaign, tmp_path)
+    with _client(portal, "admin") as c:
+        sheet = pd.read_csv(io.BytesIO(c.get(f"/api/v1/campaigns/{CAMPAIGN}/lab/sheet?format=csv").content))
+    stored = [round(v, 4) + 0.00002 for v in sheet[PREDICTED][:2]]  # -0.01228 eV/atom, say
+    first, second = (sheet.iloc[[i]].assign(**{PROP: stored[i]}) for i in range(2))
+
+    def in_mev(row, value):
+        out = row.rename(columns={PROP: MEV}).drop(columns=[PROP.replace("property:", "uncertainty:")])
+        return out.assign(**{MEV: [f"{value:.1f}"]}).to_csv(index=False).encode()
+
+    [rid] = _upload(portal, "lab", first.to_csv(index=False).encode())["record_ids"]
+    again = _upload(portal, "lab", in_mev(first, 1000 * stored[0]))  # e.g. -12.3 for -12.28
+    assert again["new"] == 0 and again["record_ids"] == [rid] and again["conversions"] == [CONVERTED], again
+    assert any("at the digits typed" in w and "unchanged" in w for w in again["warnings"]), again["warnings"]
+    with _client(portal, "lab") as c:
+        r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/lab/results",
+                   files={"file": ("mev.csv", in_mev(first, 1000 * stored[0] + 1.0))})
+    assert r.status_code == 400 and "already measured" in r.text, r.text
+    # stored by an admin, embargoed: the lab may not read it, and an equal value tells it nothing
+    until = (datetime.now(UTC).date() + timedelta(days=365)).isoformat()
+    with _client(portal, "admin") as c:
+        r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/lab/results", data={"access_level": "embargoed", "embargo_until": until},
+                   files={"file": ("second.csv", second.to_csv(index=False).encode())})
+        assert r.status_code == 200, r.text
+    answers = []
+    for value in (1000 * stored[1], 1000 * stored[1] + 1.0):
+        with _client(portal, "lab") as c:
+            r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/lab/results", files={"file": ("mev.csv", in_mev(second, value))})
+        answers.append((r.status_code, [p["message"] for p in r.json()["problems"]]))
+    assert answers[0] == answers[1] and answers[0][0] == 400, answers
+    assert "a record you may not read" in answers[0][1][0], answers
