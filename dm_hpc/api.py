@@ -149,7 +149,8 @@ class Campaign:
         ``campaign``, ``task_id``, ``time``, ``composition:<El> [at_frac]``,
         ``process:<step>:<parameter> [unit]`` (in the unit the campaign file writes),
         ``property:<name> [unit]`` and ``uncertainty:<name> [unit]`` (canonical units; an objective
-        in the unit the campaign file writes, as on the lab sheet)."""
+        or a constrained property in the unit the campaign file writes, as on the lab sheet:
+        ``CampaignSpec.shown_unit``)."""
         df = self._store_frame()
         return self._no_records() if df.empty else self._sheet_frame(df)
 
@@ -174,8 +175,9 @@ class Campaign:
         from dm_hpc.campaign.labsheet import written_units
         from dm_hpc.data.columns import sheet_frame
 
-        # objectives in the unit the campaign file writes, as ``suggest`` and the lab sheet head them
-        return sheet_frame(df, written_units(self.spec), {o.property: o.shown_unit for o in self.spec.objectives})
+        # the campaign's properties in the unit it shows them in (an objective's or a constraint's
+        # as the file writes it: ``CampaignSpec.shown_unit``), as ``suggest`` and the lab sheet head them
+        return sheet_frame(df, written_units(self.spec), {p: self.spec.shown_unit(p) for p in self.spec.properties})
 
     def pending(self) -> pd.DataFrame:
         """Experiments suggested to the lab and not measured yet (nor returned as not made), as
@@ -191,7 +193,8 @@ class Campaign:
         """The ``n`` best records for ``property`` (default: the first objective) among the
         campaign's records that meet every constraint, best first: ``sample_id``, ``record_id``,
         ``source``, ``method``, then composition, process and property columns as on a lab sheet
-        (the units in the headers: canonical, an objective's as the campaign file writes it)."""
+        (the units in the headers: canonical, an objective's or a constrained property's as the
+        campaign file writes it)."""
         from dm_hpc.campaign.spec import Goal
 
         _count(n)

@@ -33,12 +33,14 @@ class TargetError(ValueError):
 
 @dataclass(frozen=True)
 class Target:
-    """``property op value`` with ``value`` in the property's canonical ``unit``."""
+    """``property op value`` with ``value`` in the property's canonical ``unit``; ``written``: the
+    unit the text gave the value in, as the vocabulary reads it (None when it gave none)."""
 
     property: str
     op: str
     value: float
     unit: str
+    written: str | None = None
 
     def __str__(self) -> str:
         return f"{self.property}{self.op}{self.value:g} {self.unit}".strip()
@@ -100,11 +102,12 @@ def parse_target(text: str) -> Target:
             if unit is None:
                 raise
             # "g/cm3" as written on lab sheets: read a digit after a unit symbol as a power
-            canonical = to_canonical(name, value, re.sub(r"(?<=[A-Za-z])(\d+)", r"**\1", unit))
+            unit = re.sub(r"(?<=[A-Za-z])(\d+)", r"**\1", unit)
+            canonical = to_canonical(name, value, unit)
         cu = canonical_unit(name)
     except (KeyError, ValueError) as exc:
         raise TargetError(str(exc)) from None
-    return Target(name, op, canonical, cu)
+    return Target(name, op, canonical, cu, unit)
 
 
 @dataclass

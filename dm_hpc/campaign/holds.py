@@ -63,15 +63,20 @@ class Hold:
         """The value as the sheet gave it, with its unit (``1700 meV/atom``)."""
         return f"{self._said(self.value):.6g} {self.typed_unit or self.unit}"
 
+    def interval_text(self) -> str:
+        """The interval it fell outside, in the unit the sheet gave the value in
+        (``[-151.5, -48.48] meV/atom``)."""
+        return f"[{self._said(self.low):.4g}, {self._said(self.high):.4g}] {self.typed_unit or self.unit}"
+
     def reason(self, with_interval: bool = True) -> str:
         """Why it is held; ``with_interval=False`` for a reader who may not see every record the
         model learnt from (the interval is derived from them: issue 18's one gate)."""
-        where = (f" [{self._said(self.low):.4g}, {self._said(self.high):.4g}] {self.typed_unit or self.unit}"
-                 if with_interval else "")
+        where = f" {self.interval_text()}" if with_interval else ""
         return f"held: outside the model's 99 % interval{where}; confirm it if it is right, or correct it"
 
-    def message(self) -> str:
-        return f"line {self.line}: sample {self.sample_id!r}: {self.prop} = {self.typed()} {self.reason()}"
+    def message(self, with_interval: bool = True) -> str:
+        """The hold as the ingest reply says it (``with_interval``: as ``reason``)."""
+        return f"line {self.line}: sample {self.sample_id!r}: {self.prop} = {self.typed()} {self.reason(with_interval)}"
 
 
 def interval(predicted: Mapping[str, Any], prop: str) -> tuple[float, float] | None:

@@ -73,6 +73,7 @@ class LabEntry:
     record_id: str | None = None
     not_made: bool = False  # the lab returned the row without a measurement
     held: str | None = None  # its value was held (why), until confirmed or corrected
+    held_units: dict[str, str] = field(default_factory=dict)  # held property -> the unit the sheet typed it in
 
     @property
     def awaited(self) -> bool:
@@ -457,10 +458,11 @@ def apply(state: State, ev: dict[str, Any]) -> None:
         for sid in ev.get("not_made", []):
             if sid in state.lab and state.lab[sid].record_id is None:
                 state.lab[sid].not_made, state.lab[sid].held = True, None
-        why = ev.get("held_why") or {}
+        why, units = ev.get("held_why") or {}, ev.get("held_units") or {}
         for sid in ev.get("held", []):  # seen once in the ingest's reply, and nowhere after: kept here
             if sid in state.lab and state.lab[sid].awaited:
                 state.lab[sid].held = why.get(sid) or "held: outside the model's 99 % interval"
+                state.lab[sid].held_units = dict(units.get(sid) or {})
     elif kind == "retracted":  # the sample's value was withdrawn: it is awaited again
         state.unfit = None
         for entry in state.lab.values():

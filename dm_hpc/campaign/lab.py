@@ -36,7 +36,7 @@ from dm_hpc.campaign.labsheet import lab_properties, suggestion_rows, write_sugg
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import MaterialRecord, Source, Store, StoreError
 from dm_hpc.data.corrections import blank_replacements
-from dm_hpc.data.resend import completes, resolve_resends
+from dm_hpc.data.resend import completes, resolve_resends, retyped_as_stored
 from dm_hpc.data.sheets import (
     SheetContents,
     SheetDefaults,
@@ -94,14 +94,36 @@ def _lab_contents(campaign: CampaignSpec, read, origin: str, contributor: str | 
     bad = [r.sample_id for r in contents.records if r.source is not Source.experimental]
     if bad:
         raise SheetError(origin, [(0, f"rows {bad} say source=computed; a lab sheet holds measurements")])
-    return contents
+    return _as_stored(campaign, state, contents)
+
+
+def _as_stored(campaign: CampaignSpec, state: jn.State, contents: SheetContents) -> SheetContents:
+    """``contents`` with each value of a measured sample that was typed in another unit than the
+    store's and is the stored value at the digits typed given the stored value
+    (``resend.retyped_as_stored``), so every door reads such a row as the record it repeats. The
+    store is read only when a measured sample's value was converted (the journal names its record)."""
+    from dataclasses import replace
+
+    from dm_hpc.data.verdicts import Decision
+
+    measured = {sid: e.record_id for sid, e in state.lab.items() if e.record_id is not None}
+    if not any(v.decision is Decision.accepted and v.converted_from and v.sample_id in measured
+               for v in contents.verdicts):
+        return contents
+    with _snapshot(campaign) as store:
+        # a record journalled but not in the store yet (a running manager's inbox) is left out
+        found = {sid: _record(store, measured[sid]) for sid in {r.sample_id for r in contents.records} & set(measured)}
+    stored = {sid: rec for sid, rec in found.items() if rec is not None}
+    records, said = retyped_as_stored(contents.records, contents.lines, contents.verdicts, stored)
+    return replace(contents, records=records, warnings=[*contents.warnings, *said]) if said else contents
 
 
 def store_lab_results(records: list[MaterialRecord], store: Store, journal: jn.Journal, sheet: str,
                       not_made: list[str] | None = None, campaign: CampaignSpec | None = None,
                       **audit: list[str] | dict[str, str]) -> dict:
     """Ingest measured records and journal which suggestion each answers (and which samples
-    were not made; ``audit``: ``held`` and ``confirmed`` sample ids, ``held_why`` why each is held);
+    were not made; ``audit``: ``held`` and ``confirmed`` sample ids, ``held_why`` why each is held,
+    ``held_units`` the unit the sheet typed each held property in);
     returns the event.
 
     With ``campaign``, the event also says whether a model can be fitted on the store now
@@ -124,7 +146,7 @@ def ingest_sheet_records(path: Path, store: Store, journal: jn.Journal) -> dict:
     if isinstance(data, list):  # the inbox format before not-made samples were recorded
         data = {"records": data}
     records = [MaterialRecord.from_json(text) for text in data["records"]]
-    audit = {k: data[k] for k in ("held", "confirmed", "held_why") if data.get(k)}  # absent in older inbox files
+    audit = {k: data[k] for k in ("held", "confirmed", "held_why", "held_units") if data.get(k)}  # absent in older inbox files
     return store_lab_results(records, store, journal, str(path), data.get("not_made"), **audit)
 
 
@@ -310,11 +332,15 @@ def _stored_ranges(campaign: CampaignSpec, store: Store | None,
 
 def _audit(held: list[Hold], confirmed: list[str]) -> dict:
     """What the journal keeps of a sheet's holds and confirmations: the held and the confirmed
-    sample ids, and why each is held (every held property of the sample, joined)."""
+    sample ids, why each is held (every held property of the sample, joined) and the unit the sheet
+    typed each held property in (the portal's note rebuilds the interval in it: ``held_note``)."""
     why: dict[str, list[str]] = {}
+    units: dict[str, dict[str, str]] = {}
     for h in held:
         why.setdefault(h.sample_id, []).append(f"{h.prop} {h.typed()} {h.reason()}")
-    return {"held": sorted(why), "confirmed": list(confirmed), "held_why": {k: "; ".join(v) for k, v in why.items()}}
+        units.setdefault(h.sample_id, {})[h.prop] = h.typed_unit or h.unit
+    return {"held": sorted(why), "confirmed": list(confirmed), "held_why": {k: "; ".join(v) for k, v in why.items()},
+            "held_units": units}
 
 
 def ingest_lab_sheet(campaign: CampaignSpec, path: Path) -> tuple[int, int, bool]:
@@ -332,11 +358,17 @@ def _blank_warnings(campaign: CampaignSpec, contents: SheetContents, replace: bo
 
 
 def _stored(store: Store, record_id: str) -> bool:
+    return _record(store, record_id) is not None
+
+
+def _record(store: Store | None, record_id: str) -> MaterialRecord | None:
+    """The stored record ``record_id`` (None when the store has none, or there is no store)."""
+    if store is None:
+        return None
     try:
-        store.get(record_id)
+        return store.get(record_id)
     except KeyError:
-        return False
-    return True
+        return None
 
 
 @contextmanager

@@ -89,13 +89,13 @@ def suggestion_rows(campaign: CampaignSpec, state: jn.State, include_measured: b
             row[header] = shown
         mean, std = entry.predicted.get("mean", {}), entry.predicted.get("std", {})
         for prop in lab_properties(campaign):
-            # an objective in the unit the campaign file wrote for it (the header says it, and
-            # ingestion converts by the header); any other property in its canonical unit
-            o = campaign.objective(prop)
-            unit = o.shown_unit if o is not None else None
+            # in the unit the campaign shows the property in (``CampaignSpec.shown_unit``: an
+            # objective's or a constraint's as the file wrote it); the header says it, and
+            # ingestion converts by the header
+            unit = campaign.shown_unit(prop)
             if prop in mean:
-                mu, sd = (mean[prop], std.get(prop)) if o is None else (
-                    o.shown(mean[prop]), None if std.get(prop) is None else o.shown_spread(std[prop]))
+                mu = campaign.shown(prop, mean[prop])
+                sd = None if std.get(prop) is None else campaign.shown_spread(prop, std[prop])
                 row[property_column(prop, unit, kind="predicted")] = significant(mu, 3)
                 row[property_column(prop, unit, kind="predicted_std")] = None if sd is None else significant(sd, 2)
             row[property_column(prop, unit)] = None

@@ -61,6 +61,7 @@ MEANING: dict[str, str] = {
     "ConstraintSpec.property": "A property of the vocabulary.",
     "ConstraintSpec.op": "`<=` or `>=`.",
     "ConstraintSpec.value": "The bound, in the property's canonical unit (the string form takes any unit).",
+    "ConstraintSpec.written_unit": "Set by dm-hpc from the string form: the unit the author wrote, in which the report and the lab sheet show a property no objective names.",
     "VocabularySpec.properties": "Your own properties by name, e.g. `microhardness: {unit: HV, min: 0}`; a standard name cannot be redefined.",
     "VocabularySpec.process_parameters": "Your own process parameters by name, e.g. `peening_intensity: {unit: mm, min: 0}`.",
     "TermSpec.unit": "Its canonical unit (any unit pint knows, `HV` included); values in other units of the same dimension are converted to it.",

@@ -175,9 +175,15 @@ class ObjectiveSpec(Strict):
         return vocabulary.from_canonical(self.property, self.unit)(canonical)
 
     def shown_spread(self, canonical: Any) -> Any:
-        """A spread (standard deviation, RMSE; canonical unit) in ``shown_unit``: the scale of
-        the conversion only, since an offset (degC -> K) moves values, not their differences."""
-        return abs(self.shown(canonical) - self.shown(0.0))
+        """A spread (standard deviation, RMSE; canonical unit) in ``shown_unit`` (``spread_in``)."""
+        return spread_in(self.shown, canonical)
+
+
+def spread_in(shown: Any, canonical: Any) -> Any:
+    """A spread (standard deviation, RMSE; canonical unit) through ``shown`` (canonical values ->
+    a unit people read): the scale of the conversion only, since an offset (degC -> K) moves
+    values, not their differences."""
+    return abs(shown(canonical) - shown(0.0))
 
 
 class ConstraintSpec(Strict):
@@ -189,6 +195,9 @@ class ConstraintSpec(Strict):
     property: str
     op: Literal["<=", ">="]
     value: float
+    #: The unit the author wrote the bound in, where it is not the canonical one (``kg/m3``): a
+    #: property that no objective names is shown in it (``CampaignSpec.shown_unit``); set on loading.
+    written_unit: str | None = None
 
     @model_validator(mode="after")
     def _satisfiable(self) -> ConstraintSpec:
@@ -209,7 +218,9 @@ class ConstraintSpec(Strict):
             from dm_hpc.acquire.inverse import parse_target  # the one target parser
 
             t = parse_target(data)
-            return {"property": t.property, "op": {"<": "<=", ">": ">="}.get(t.op, t.op), "value": t.value}
+            written = None if vocabulary.same_unit(t.property, t.written) else t.written
+            return {"property": t.property, "op": {"<": "<=", ">": ">="}.get(t.op, t.op), "value": t.value,
+                    "written_unit": written}
         return data
 
 
@@ -594,18 +605,26 @@ class CampaignSpec(Strict):
     def shown_unit(self, name: str, kind: str = "property") -> str:
         """The unit people read ``name`` in, as the campaign's lab sheet heads it: a process
         parameter's as the file wrote its range (``degC``), an objective's as the file writes it
-        (``ObjectiveSpec.shown_unit``); any other property canonical. The store, the model and
-        the journal stay canonical."""
+        (``ObjectiveSpec.shown_unit``), any other property's as the file wrote its first constraint
+        that gives a unit other than the canonical one (``density <= 7000 kg/m3``: kg/m3); else
+        canonical. The store, the model and the journal stay canonical."""
         if kind == "process_parameter":
             bound = self.space.process.get(name)
             return (bound.written_unit if bound else None) or canonical_unit(name, kind=kind)
         o = self.objective(name)
-        return o.shown_unit if o is not None else canonical_unit(name)
+        if o is not None:
+            return o.shown_unit
+        written = next((c.written_unit for c in self.constraints if c.property == name and c.written_unit), None)
+        return written or canonical_unit(name)
 
     def shown(self, name: str, canonical: Any, kind: str = "property") -> Any:
         """Values of ``name`` in its canonical unit (a float or a numpy array, shape kept) in
         ``shown_unit(name, kind)``."""
         return vocabulary.from_canonical(name, self.shown_unit(name, kind), kind)(canonical)
+
+    def shown_spread(self, name: str, canonical: Any) -> Any:
+        """A spread of property ``name`` (canonical unit) in ``shown_unit(name)`` (``spread_in``)."""
+        return spread_in(lambda values: self.shown(name, values), canonical)
 
     @property
     def properties(self) -> list[str]:

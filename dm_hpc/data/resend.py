@@ -9,10 +9,18 @@ others (a property measured later, the sheet sent again with it filled in) is a 
 replaces the record it extends without ``replace``. Then the new record names the records it corrects in
 ``provenance.supersedes``; they stay in the store (provenance is never erased) and queries,
 training and exports show only the current record unless asked (``superseded=True``).
+
+Unchanged, for a value typed in another unit than the store's (``retyped_as_stored``): the stored
+value, said in that unit, rounds to the number typed at its last typed digit (lies within half a
+unit of it: 510 HV says a stored 5.0 GPa, 509.858 HV; 193.7 HV a stored 1900 MPa, 193.746 HV). A
+conversion never gives the stored number to the last bit, and the lab typed only so many digits;
+more than half a digit away is a change. In the store's own unit a value is compared as stored
+(the lab can type, and exports write, the stored number itself).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -20,8 +28,10 @@ import pandas as pd
 
 from dm_hpc.data.records import MaterialRecord
 from dm_hpc.data.shards import RecordColumns
-from dm_hpc.data.sheetfiles import SheetError
+from dm_hpc.data.sheetfiles import SheetError, typed_number
+from dm_hpc.data.sheets import parse_header
 from dm_hpc.data.store import RETRACTION_METHOD, Store
+from dm_hpc.data.verdicts import Decision, Verdict
 from dm_hpc.data.vocabulary import canonical_unit, from_canonical, property_names, same_unit
 
 
@@ -56,12 +66,51 @@ def completes(store: Store, rec: MaterialRecord, old_ids: Sequence[str]) -> bool
     return True
 
 
+def retyped_as_stored(records: Sequence[MaterialRecord], lines: Sequence[int], verdicts: Sequence[Verdict],
+                      stored: Mapping[str, MaterialRecord]) -> tuple[list[MaterialRecord], list[str]]:
+    """``records`` (their sheet ``lines``) with each value typed in another unit than the store's
+    that is its sample's stored value at the digits typed (the module docstring) given the stored
+    value itself, so the row reads as the record it repeats (same id: nothing new is stored) or
+    completes; and one line per value so taken, for the reply. ``verdicts``: the reading's (its
+    converted cells give each value as typed and its unit); ``stored``: sample id -> the sample's
+    current record."""
+    at = {line: i for i, line in enumerate(lines)}
+    out, said = list(records), []
+    for v in verdicts:
+        i = at.get(v.line)
+        if (v.decision is not Decision.accepted or not v.converted_from or not v.column or i is None
+                or v.sample_id not in stored):
+            continue
+        name = parse_header(v.column).name
+        old, new = stored[v.sample_id].get_property(name), out[i].get_property(name)
+        typed = typed_number(v.value)
+        if old is None or new is None or old.value == new.value or typed is None:
+            continue
+        value, step = typed
+        shown = float(from_canonical(name, v.converted_from)(old.value))
+        if abs(shown - value) > step / 2 + 1e-9 * abs(shown):  # the 1e-9: conversion noise at an exact half
+            continue
+        out[i] = _with_value(out[i], name, old.value)
+        digits = max(0, -round(math.log10(step)))
+        said.append(f"sample {v.sample_id!r}: {name} {value:.{digits}f} {v.converted_from} is the stored "
+                    f"{shown:.{digits + 1}f} {v.converted_from} ({old.value:g} {canonical_unit(name)}) at the digits "
+                    f"typed ({value:.{digits}f} +- {step / 2:g} {v.converted_from}): unchanged")
+    return out, said
+
+
+def _with_value(rec: MaterialRecord, name: str, value: float) -> MaterialRecord:
+    """``rec`` with property ``name`` at ``value`` (canonical), validated anew: its id is its content's."""
+    props = [p.model_copy(update={"value": value}) if p.name == name else p for p in rec.properties]
+    return MaterialRecord.model_validate({**{k: getattr(rec, k) for k in MaterialRecord.model_fields},
+                                          "properties": props})
+
+
 def _two_values(name: str, stored: float, sent: float, unit: str | None) -> tuple[str, str]:
     """A stored and a re-sent value of ``name`` (canonical) as the refusal says them: in ``unit``,
     the sheet column's (None: canonical), with the significant digits that tell them apart (six
-    at least), each with its unit. A value typed in another unit than it was stored in never
-    matches to the last digit: the lab must see both numbers that differ ('stored as 1.9 GPa,
-    this sheet says 1.9' did not)."""
+    at least), each with its unit. A value typed in another unit than it was stored in does not
+    match to the last digit: the lab must see both numbers that differ ('stored as 1.9 GPa, this
+    sheet says 1.9' did not)."""
     show = from_canonical(name, unit)
     a, b = float(show(stored)), float(show(sent))
     digits = next((d for d in range(6, 18) if f"{a:.{d}g}" != f"{b:.{d}g}"), 17)
@@ -146,8 +195,11 @@ def _refused(name: str, old: pd.DataFrame, rec: MaterialRecord, unit: str | None
     value = float(old[name].dropna().iloc[0])
     stored, sent = _two_values(name, value, rec.get_property(name).value, unit)
     record = f"record {old.loc[old[name].notna(), 'record_id'].iloc[0]}"
-    where = f"{value:g} {canonical_unit(name)}; {record}" if unit and not same_unit(name, unit) else record
-    return f"{name} is already stored as {stored} ({where}), this sheet says {sent}"
+    if unit and not same_unit(name, unit):
+        return (f"{name} is already stored as {stored} ({value:g} {canonical_unit(name)}; {record}), this sheet says "
+                f"{sent} (typed in another unit than the store's, a value is the stored one when the stored one "
+                "rounds to it at the last digit typed)")
+    return f"{name} is already stored as {stored} ({record}), this sheet says {sent}"
 
 
 def resolve_resent_columns(

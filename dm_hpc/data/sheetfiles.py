@@ -510,12 +510,42 @@ def parse_number(value: Any, decimal: str = ".") -> float:
     Raises ValueError for text that is not a number and for NaN or infinity.
     """
     if isinstance(value, str):
-        value = ascii_minus(value.strip())
-        if decimal == "," and _COMMA_NUMBER.match(value):
-            value = value.replace(".", "").replace(",", ".")
+        value = _number_text(value, decimal)
     if isinstance(value, bool):
         raise ValueError(f"not a number: {value!r}")
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"not a finite number: {value!r}")
     return number
+
+
+def _number_text(text: str, decimal: str = ".") -> str:
+    """A number cell's text as Python reads numbers: ASCII minus, '.' as the decimal mark."""
+    text = ascii_minus(text.strip())
+    if decimal == "," and _COMMA_NUMBER.match(text):
+        text = text.replace(".", "").replace(",", ".")
+    return text
+
+
+def typed_number(value: Any) -> tuple[float, float] | None:
+    """A number cell as it was typed: its value and the place value of its last digit ('193.7' ->
+    (193.7, 0.1); '510' -> (510.0, 1.0); '1.2e3' -> (1200.0, 100.0); '1,25' -> (1.25, 0.01)). A
+    number that a workbook or a DataFrame gives keeps no trailing zeros: its shortest form is taken
+    as typed (510.0 -> (510.0, 1.0)). None when ``value`` is no finite number. A comma in a cell
+    that was read as a number is its decimal mark (a '.'-sheet refuses commas)."""
+    from decimal import Decimal, InvalidOperation
+    from numbers import Real
+
+    if isinstance(value, str):
+        text = _number_text(value, ",")
+    elif isinstance(value, Real) and not isinstance(value, bool):
+        text = repr(float(value)).removesuffix(".0")
+    else:
+        return None
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not number.is_finite():
+        return None
+    return float(number), 10.0 ** number.as_tuple().exponent

@@ -143,14 +143,15 @@ def receive_sheet(svc: Service, user: User, name: str, filename: str, content: b
         access_level=level if done.labelled else None,
         held=[s.HeldValue(line=h.line, sample_id=h.sample_id, property=h.prop, value=h.value,
                           low=h.low if done.predictions else None, high=h.high if done.predictions else None,
-                          unit=h.unit) for h in done.held],
+                          unit=h.unit, typed=h.typed(), interval=h.interval_text() if done.predictions else None,
+                          message=h.message(with_interval=done.predictions)) for h in done.held],
         confirmed=done.confirmed,
         stored=[s.StoredSample(sample_id=r.sample_id or "", record_id=r.record_id,
                                values={p.name: p.value for p in r.properties},
                                units={p.name: p.unit or "" for p in r.properties},
                                access_level=done.levels[r.record_id].level,
                                embargo_until=done.levels[r.record_id].until) for r in done.stored],
-        annotated=_annotated_url(name, done.annotated), warnings=done.warnings)
+        annotated=_annotated_url(name, done.annotated), warnings=done.warnings, conversions=done.conversions)
 
 
 def _annotated_url(name: str, token: str | None) -> str | None:

@@ -61,8 +61,8 @@ class NotReady(ValueError):
 @dataclass(frozen=True)
 class Upload:
     """What a lab upload did: ``records`` validated, ``new`` stored (0 when only queued), the
-    ``held`` values (``dm_hpc.campaign.holds``), the ``stored`` records and the ``annotated``
-    copy's token (``Desk.annotated``)."""
+    ``held`` values (``dm_hpc.campaign.holds``), the ``stored`` records, the ``annotated``
+    copy's token (``Desk.annotated``) and the ``conversions`` the CLI's reply lists."""
 
     records: int
     new: int
@@ -80,6 +80,8 @@ class Upload:
     labelled: list[str] = field(default_factory=list)
     #: each stored record's own rule after the upload (a record sent again keeps its own)
     levels: dict[str, AccessRule] = field(default_factory=dict)
+    #: one line per property column stored in another unit than the sheet's (``LabIngest.conversions``)
+    conversions: list[str] = field(default_factory=list)
 
 
 class RejectedSheet(SheetError):
@@ -132,7 +134,7 @@ def _outside(c: CampaignSpec, composition: dict[str, float], process: dict[str, 
 #: What of a journalled lab entry (``journal.LabEntry``) the portal passes on. An allow-list: a
 #: field the journal gains later stays out until someone decides what a reader may see of it, as
 #: ``held`` (why a value is held: the value sent and the model's interval) is kept out and
-#: rebuilt as ``held_note``.
+#: rebuilt as ``held_note`` (which alone reads ``held_units``, the unit the sheet typed it in).
 LAB_FIELDS = ("sample_id", "composition", "process", "batch", "record_id", "not_made")
 #: What of a journalled prediction the portal passes on (the journal also keeps the acquisition's scores).
 PREDICTED_FIELDS = ("mean", "std")
@@ -141,10 +143,12 @@ PREDICTED_FIELDS = ("mean", "std")
 def held_note(c: CampaignSpec, entry: jn.LabEntry, full: bool) -> str | None:
     """What the portal says of a sample whose value is held (None when none is): which property,
     that it is not stored, and what to do. The interval it fell outside only with ``full`` (a
-    reader of every record the model learnt from), from the journalled prediction the hold used.
-    The journal's why is read only for the campaign's property names it starts with: the value
-    sent (whose access level was never set: it was not stored) and the interval stay out."""
-    from dm_hpc.campaign.holds import interval
+    reader of every record the model learnt from), from the journalled prediction the hold used,
+    in the unit the sheet typed the value in (``Hold.interval_text``, as `dm-hpc ingest` and
+    `status` say it; canonical for a hold journalled before the unit was). The journal's why is
+    read only for the campaign's property names it starts with: the value sent (whose access level
+    was never set: it was not stored) and the interval stay out."""
+    from dm_hpc.campaign.holds import Hold, interval
     from dm_hpc.campaign.labsheet import lab_properties
     from dm_hpc.data import canonical_unit
 
@@ -156,7 +160,9 @@ def held_note(c: CampaignSpec, entry: jn.LabEntry, full: bool) -> str | None:
     named = []
     for p in props:
         bounds = interval(entry.predicted, p) if full else None
-        named.append(p + (f" (99 % interval [{bounds[0]:.4g}, {bounds[1]:.4g}] {canonical_unit(p)})" if bounds else ""))
+        said = (Hold(0, entry.sample_id, p, math.nan, *bounds, canonical_unit(p), entry.held_units.get(p))
+                if bounds else None)
+        named.append(p + (f" (99 % interval {said.interval_text()})" if said else ""))
     return (f"{', '.join(named) or 'a value'} held, not stored: far outside the model's 99 % interval. If it is "
             "right, write yes in the sample's confirm column (or tick confirm) and send the sheet again; "
             "otherwise correct it and send the sheet again")
@@ -469,7 +475,8 @@ class CampaignDesk:
                     f"its level is unchanged, not {_rule_text(rule)} as the form asked (after ingest only an "
                     "admin changes a record's level)" for r in done.stored if levels[r.record_id] != rule]
             return Upload(done.records, done.new, done.queued, [r.record_id for r in done.stored], done.held,
-                          done.confirmed, done.stored, token, full, [*done.warnings, *kept], labelled, levels)
+                          done.confirmed, done.stored, token, full, [*done.warnings, *kept], labelled, levels,
+                          done.conversions)
 
     def _store_measurements(self, c: CampaignSpec, origin: str, contents: SheetContents, rule: AccessRule,
                             confirm_held: bool = False, by: str | None = None,
@@ -484,6 +491,7 @@ class CampaignDesk:
         equal to the stored value (nothing new) and refusing the others answered guesses until
         one gave the embargoed value back. Returns the ``LabIngest`` and the ids labelled ``rule``."""
         from dm_hpc.campaign.lab import LabIngest, confirmations, take_lab_contents
+        from dm_hpc.data.sheets import unit_conversions
 
         records = contents.records
         state = jn.replay(c.run_dir / "journal.jsonl")
@@ -502,7 +510,8 @@ class CampaignDesk:
             raise SheetError(origin, changed)
         fresh = [r.record_id for r in records if before[r.sample_id] is None]
         if not fresh and not contents.not_made:
-            return LabIngest(len(records), 0, False, stored=list(records)), []
+            return LabIngest(len(records), 0, False, warnings=list(contents.warnings), stored=list(records),
+                             conversions=unit_conversions(contents.verdicts)), []
         # labelled before they are stored: no reader ever sees them at the default level
         if fresh:
             self.access(c.name).set(fresh, rule, by=f"portal:{by}" if by else None)

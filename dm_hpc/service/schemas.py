@@ -77,7 +77,9 @@ class RowProblem(BaseModel):
 
 
 class HeldValue(BaseModel):
-    """A value far outside the model's 99 % interval: not stored until confirmed."""
+    """A value far outside the model's 99 % interval: not stored until confirmed. The numbers are
+    canonical (``unit``); ``typed``, ``interval`` and ``message`` say them in the unit the sheet
+    typed the value in, as `dm-hpc ingest` does."""
 
     line: int
     sample_id: str
@@ -86,6 +88,10 @@ class HeldValue(BaseModel):
     low: float | None = None  # None: the caller may not see every record the model learnt from
     high: float | None = None
     unit: str
+    typed: str = Field(description="The value as the sheet gave it, with its unit ('4500 meV/atom').")
+    interval: str | None = Field(default=None, description="The interval it fell outside, in the unit typed; "
+                                 "null when the caller may not see every record the model learnt from.")
+    message: str = Field(description="The hold as `dm-hpc ingest` says it (the interval as above).")
 
 
 class StoredSample(BaseModel):
@@ -108,6 +114,8 @@ class UploadResult(BaseModel):
     held: list[HeldValue] = Field(default_factory=list)
     confirmed: list[str] = Field(default_factory=list)
     stored: list[StoredSample] = Field(default_factory=list)
+    conversions: list[str] = Field(default_factory=list, description="One line per property column stored in another "
+                                   "unit than the sheet's ('hardness: HV converted to GPa for the store').")
     annotated: str | None = Field(default=None, description="Path of the annotated copy of the sheet (.xlsx).")
     warnings: list[str] = Field(default_factory=list, description="Stored, with something to know: a property left "
                                 "blank, an element outside the campaign's design space, a confirmation that confirmed nothing.")

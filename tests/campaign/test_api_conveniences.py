@@ -75,7 +75,7 @@ def test_a_campaign_declares_its_own_terms_and_the_store_keeps_their_unit(tmp_pa
     sheet = camp.suggest(2)
     assert "process:treatment:peening_intensity [mm]" in sheet.columns
     sheet["property:microhardness [HV]"] = [150.0, 180.0]
-    sheet["property:hardness [GPa]"] = [1.5, 1.8]
+    sheet["property:hardness [HV]"] = [153.0, 184.0]  # the sheet asks in the unit the constraint was written in
     bad = sheet.copy()
     bad.loc[0, "property:microhardness [HV]"] = -5.0  # below the declared range
     with pytest.raises(SheetError, match="microhardness"):

@@ -54,27 +54,59 @@ def test_a_no_value_word_beside_a_measured_value_is_not_said_to_leave_the_row_pe
 
 def test_a_value_sent_again_in_another_unit_is_compared_in_the_sheets_unit(tmp_path):
     """Hardness sent as 1900 MPa, then the row sent again from the campaign's HV sheet with density
-    filled in (193.7 HV, the value rounded): refused as a change, rightly, but told as 'already
-    stored as 1.9 GPa ..., this sheet says 1.89955' (no unit; the lab typed 193.7 HV), and with
-    193.746 HV 'stored as 1.9 GPa, this sheet says 1.9'. Both values are now said in the unit of the
-    sheet's column, with the digits that tell them apart, and the stored one in the store's unit too."""
+    filled in and a hardness that is not 1900 MPa (195 HV): refused as a change, rightly, but told as
+    'already stored as 1.9 GPa ..., this sheet says 1.9' (no unit, digits that did not differ). Both
+    values are now said in the unit of the sheet's column, with the digits that tell them apart, the
+    stored one in the store's unit too, and what 'unchanged' means for a value typed in another unit."""
     api = _campaign(tmp_path)
     api.add_measurements(_row("S1", 1900.0, None, unit="MPa"))
     with pytest.raises(SheetError) as err:
-        api.add_measurements(_row("S1", 193.7, 8.4))
+        api.add_measurements(_row("S1", 195.0, 8.4))
     text = str(err.value)
     assert "hardness is already stored as 193.746 HV (1.9 GPa; record dm-" in text, text
-    assert "this sheet says 193.7 HV" in text
+    assert "this sheet says 195 HV" in text
+    assert "rounds to it at the last digit typed" in text, text
     with pytest.raises(SheetError) as err:
-        api.add_measurements(_row("S1", 193.746, 8.4))
+        api.add_measurements(_row("S1", 193.8, 8.4))  # 0.054 HV off: more than half its last digit
     text = str(err.value)
-    assert "this sheet says 193.746 HV" in text and "already stored as 193.7461 HV" in text, text
+    assert "this sheet says 193.8 HV" in text and "already stored as 193.746 HV" in text, text
     # the same unit as the stored value: said as before
     api.add_measurements(_row("S2", 2.5, None, unit="GPa"))
     with pytest.raises(SheetError) as err:
         api.add_measurements(_row("S2", 2.7, 8.4, unit="GPa"))
     assert "hardness is already stored as 2.5 GPa (record dm-" in str(err.value)
     assert "this sheet says 2.7 GPa" in str(err.value)
+    assert "last digit typed" not in str(err.value)  # in the store's unit a value is compared as stored
+
+
+def test_a_value_sent_again_in_another_unit_is_unchanged_at_the_digits_it_was_typed_with(tmp_path):
+    """Stored from 5.0 GPa, the row sent again from the campaign's HV sheet as 510 HV (5 GPa is
+    509.858 HV): refused as a change ('already stored as 509.858 HV, this sheet says 510 HV; use
+    --replace'), since the conversion never matches to 1e-9. A value typed in another unit than
+    the store's is now the stored one when the stored value, in that unit, rounds to it at the
+    last digit typed (within half a unit of it): nothing new is stored, the record keeps its id,
+    and the reply says so. The same holds for a row that completes a stored sample."""
+    from tests.campaign.helpers import dm
+
+    api = _campaign(tmp_path)
+    [rid] = api.add_measurements(_row("S1", 5.0, 8.4, unit="GPa"))["record_id"]
+    again = api.add_measurements(_row("S1", 510.0, 8.4))
+    assert again["record_id"].tolist() == [rid]
+    assert len(Store.open(api.spec.store).to_dataframe()) == 1
+    said = "sample 'S1': hardness 510 HV is the stored 509.9 HV (5 GPa) at the digits typed (510 +- 0.5 HV): unchanged"
+    assert said in again.attrs["warnings"], again.attrs["warnings"]
+    # through the CLI, from a sheet's text cells: the same
+    sheet = tmp_path / "again.csv"
+    _row("S1", "510", "8.4").to_csv(sheet, index=False)
+    res = dm("ingest", str(tmp_path / "hv.yaml"), str(sheet))
+    assert res.returncode == 0, res.stderr
+    assert "ingested 1 records (0 new)" in res.stdout and f"S1 -> {rid}" in res.stdout and said in res.stdout, res.stdout
+    # a stored sample completed from the HV sheet: its hardness re-typed, its density new
+    api.add_measurements(_row("S2", 2.5, None, unit="GPa"))  # 254.929 HV
+    done = api.add_measurements(_row("S2", 254.9, 8.9))
+    df = Store.open(api.spec.store).to_dataframe()
+    assert len(df) == 2 and df.set_index("sample_id").loc["S2", "hardness"] == 2.5, df
+    assert done["property:density [g/cm**3]"].tolist() == [8.9]
 
 
 def test_the_reply_counts_one_completion_in_the_singular(tmp_path):

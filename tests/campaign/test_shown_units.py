@@ -61,3 +61,31 @@ def test_the_report_shows_process_parameters_in_the_sheets_unit(measured):
     celsius = best["process:treatment:ageing_temperature [degC]"]
     assert float(cells[5]) == pytest.approx(celsius, abs=0.01), row
     assert to_canonical("hardness", max(HV), "HV") < 2 and cells[6] == f"{max(HV):.6g} HV", row
+
+
+#: a constraint on a property that is no objective, written in kg/m3 (the store keeps g/cm3)
+DENSE = {**CAMPAIGN, "name": "dense", "constraints": ["density <= 7000 kg/m3"]}
+KG = [8000.0, 6000.0, 6500.0, 8900.0]
+
+
+def test_a_constraint_on_another_property_reads_in_the_unit_the_file_wrote(tmp_path):
+    """'density <= 7000 kg/m3' read back as 'density <= 7 g/cm**3' in the report, and the lab
+    sheet asked for density in g/cm**3: the shown-unit rule knew only objectives. Now the rule
+    (CampaignSpec.shown_unit) gives a property that no objective names the unit its constraint
+    was written in, and everything that reads the rule follows it."""
+    camp = Campaign.from_dict(DENSE, base_dir=tmp_path)
+    assert camp.spec.shown_unit("density") == "kg/m3"
+    assert camp.spec.constraints[0].value == pytest.approx(7.0)  # the bound is canonical
+    sheet = camp.suggest(4)
+    assert "property:density [kg/m3]" in sheet.columns, list(sheet.columns)
+    sheet["property:hardness [HV]"] = HV
+    sheet["property:density [kg/m3]"] = KG
+    camp.add_measurements(sheet)
+    text = write_report(camp.spec).read_text()
+    assert "2 record(s) left out: they do not meet, or have no value for, density <= 7000 kg/m3." in text, text
+    assert "g/cm" not in text, text
+    records = camp.records()
+    assert sorted(records["property:density [kg/m3]"]) == pytest.approx(sorted(KG))
+    # a constraint written in the store's unit keeps the store's spelling everywhere (no churn)
+    plain = Campaign.from_dict({**DENSE, "name": "plain", "constraints": ["density <= 7 g/cm3"]}, base_dir=tmp_path)
+    assert plain.spec.shown_unit("density") == "g/cm**3" and plain.spec.constraints[0].written_unit is None

@@ -70,3 +70,34 @@ def test_only_a_pure_completion_passes_without_replace(tmp_path):
     with Store.open(tmp_path / "s") as st:
         with pytest.raises(SheetError):
             resolve_resends(st, [_rec(hardness=2.5, density=8.9)], [2], "sheet.csv")
+
+
+@pytest.mark.parametrize("cell, typed", [
+    ("193.7", (193.7, 0.1)), ("510", (510.0, 1.0)), (" 12.30 ", (12.3, 0.01)), ("1.2e3", (1200.0, 100.0)),
+    ("1,25", (1.25, 0.01)), ("1.234,5", (1234.5, 0.1)), ("\u22120.05", (-0.05, 0.01)),
+    (510.0, (510.0, 1.0)), (193.7, (193.7, 0.1)),  # a workbook's number: its shortest form
+    ("n/a", None), ("nan", None), (float("inf"), None), (True, None), (None, None),
+])
+def test_a_cell_says_its_value_and_the_place_of_its_last_digit(cell, typed):
+    from dm_hpc.data.sheetfiles import typed_number
+
+    assert typed_number(cell) == typed
+
+
+def test_a_value_retyped_in_another_unit_is_the_stored_one_within_half_its_last_digit():
+    """2.5 GPa is 254.929 HV: 254.9 and 255 say it, 254.8 and 256 do not; a value in the store's
+    own unit is not judged here (compared as stored)."""
+    from dm_hpc.data import to_canonical
+    from dm_hpc.data.resend import retyped_as_stored
+    from dm_hpc.data.verdicts import Decision, Verdict
+
+    stored = _rec(hardness=2.5)
+    column = "property:hardness [HV]"
+    for cell, alike in (("254.9", True), ("255", True), ("254.8", False), ("256", False), ("254.929", True)):
+        sent = _rec(hardness=to_canonical("hardness", float(cell), "HV"))
+        converted = Verdict(Decision.accepted, 2, "converted from [HV]", "S1", column, cell, "HV")
+        [out], said = retyped_as_stored([sent], [2], [converted], {"S1": stored})
+        assert (out.record_id == stored.record_id) is alike and bool(said) is alike, cell
+    # the store's unit: no converted verdict, nothing taken
+    [out], said = retyped_as_stored([_rec(hardness=2.49)], [2], [], {"S1": stored})
+    assert out.get_property("hardness").value == 2.49 and not said

@@ -189,12 +189,14 @@ def test_the_lab_state_the_portal_builds_passes_only_named_fields(held):
     from dm_hpc.service.campaigns import LAB_FIELDS, CampaignDesk
 
     portal, campaign, secrets, (held_sid, _), _ = held
-    assert {f.name for f in fields(jn.LabEntry)} == {*LAB_FIELDS, "predicted", "held"}, \
+    # held_units (the unit the sheet typed a held value in) is read by held_note, never copied
+    assert {f.name for f in fields(jn.LabEntry)} == {*LAB_FIELDS, "predicted", "held", "held_units"}, \
         "a new journal field: decide what the portal may show of it (LAB_FIELDS, or rebuilt in _lab_state)"
     desk = CampaignDesk(portal.campaigns)
     for clearance in AccessLevel:
         state = desk._lab_state(CAMPAIGN, clearance)
         assert not state.tasks and not state.best and state.stopped is None  # the lab queue only
         entry = state.lab[held_sid]
+        assert not entry.held_units
         assert entry.held and entry.held not in secrets["held_why"] and "0.731" not in entry.held
         assert all(set(e.predicted) <= {"mean", "std"} for e in state.lab.values())  # no acquisition scores
