@@ -115,9 +115,10 @@ def curve_metrics(found: np.ndarray, n_pool: int) -> dict:
     return {"af": af, "ef_peak": float(ef[EF_FROM - 1:].max()), "top_at_budget": float(top[-1])}
 
 
-def run_set(name: str, strategy: str, seeds: int, budget: int, devdir: Path, make=None):
+def run_set(name: str, strategy: str, seeds: int, budget: int, devdir: Path, make=None, first_seed: int = 0):
     """``seeds x budget`` found shares and seconds per step of ``strategy`` on dev set ``name``
-    (``make``: a factory ``(X, seed) -> Strategy`` that replaces the engine's strategy, for ablations)."""
+    (``make``: a factory ``(X, seed) -> Strategy`` that replaces the engine's strategy, for ablations;
+    ``first_seed``: the seeds run are ``first_seed .. first_seed + seeds - 1``)."""
     from dm_hpc.bench.pool import load_pool, run_pool, top_set
     from dm_hpc.bench.suite import materialise
 
@@ -126,7 +127,7 @@ def run_set(name: str, strategy: str, seeds: int, budget: int, devdir: Path, mak
     if strategy.startswith("reference-"):
         ref = reference_module()
         X, y, top = ref.pool(str(s.path), list(s.inputs), s.objective, s.goal)
-        runs = [ref.campaign(X, y, top, strategy.removeprefix("reference-"), k, budget) for k in range(seeds)]
+        runs = [ref.campaign(X, y, top, strategy.removeprefix("reference-"), k, budget) for k in range(first_seed, first_seed + seeds)]
         found = np.array([r[0] for r in runs])
         sps = float(np.mean([np.mean(r[1]) for r in runs]))
         return found, sps, len(y)
@@ -134,7 +135,7 @@ def run_set(name: str, strategy: str, seeds: int, budget: int, devdir: Path, mak
     X = pool[list(s.inputs)].to_numpy(float)
     y = pool[s.objective].to_numpy(float) * (1.0 if s.goal == "max" else -1.0)
     top = top_set(y)
-    orders, sps = run_pool(X, y, make or strategy, budget, seeds)
+    orders, sps = run_pool(X, y, make or strategy, budget, seeds, first_seed=first_seed)
     found = np.cumsum(np.isin(orders, top), axis=1) / len(top)
     return found, sps, len(y)
 
@@ -156,6 +157,8 @@ def ablation_args(description: str) -> argparse.ArgumentParser:
     ap.add_argument("--only", default="", help="dev sets (default: all of DEV_SUITE)")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--budget", type=int, default=40)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="run seeds FIRST .. FIRST + seeds - 1; other than 0, the folder's name says so (TAG-seedsA-B)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     return ap
 
@@ -166,10 +169,13 @@ def run_ablation(a: argparse.Namespace, tag: str, make, note=None) -> None:
     (``results/suite/<tag>/<set>-default.json``); ``note()``: extra words for the set's progress line."""
     from dm_hpc.bench.suite import DEV_SUITE
 
+    if a.first_seed:
+        tag = f"{tag}-seeds{a.first_seed}-{a.first_seed + a.seeds - 1}"
     dest = Path(a.out) / "suite" / tag
     for name in a.only.split(",") if a.only else list(DEV_SUITE):
         t = time.time()
-        r = save_run(dest, name, "default", tag, *run_set(name, "default", a.seeds, a.budget, DEVSETS, make=make))
+        r = save_run(dest, name, "default", tag, *run_set(name, "default", a.seeds, a.budget, DEVSETS, make=make,
+                                                          first_seed=a.first_seed))
         extra = f" {note()}" if note is not None else ""
         print(f"{name} [{tag}]: AF={r['af']} EF_peak={r['ef_peak']:.2f}{extra} ({time.time() - t:.0f} s)", flush=True)
 
