@@ -85,10 +85,14 @@ def apply_variant(text: str) -> str:
         acquisition.DEFAULT_ACQUISITION = acq
     if "beta" in kv:
         acquisition.UCB_BETA = float(kv.pop("beta"))
+    if "outcome_warp" in kv:  # decisions on raw values (0) or Yeo-Johnson-warped ones (1, the default)
+        from dm_hpc.learn import decision
+
+        decision.OUTCOME_WARP = kv.pop("outcome_warp") not in ("0", "false")
     fields = {f.name: f.type for f in dataclasses.fields(gp.GPSettings)}
     unknown = sorted(set(kv) - set(fields))
     if unknown:
-        raise SystemExit(f"--variant: unknown setting {', '.join(unknown)}; known: acq, beta, {', '.join(fields)}")
+        raise SystemExit(f"--variant: unknown setting {', '.join(unknown)}; known: acq, beta, outcome_warp, {', '.join(fields)}")
 
     def value(key: str, raw: str):
         if fields[key] == "int":

@@ -136,7 +136,10 @@ class BoTorchOptimisation:
         with warnings.catch_warnings(), torch.random.fork_rng():
             warnings.simplefilter("ignore")
             torch.manual_seed(request.seed)
-            return propose(fitted.model, self.space, self.objectives, self.constraints, q=request.q,
+            # the pick on the decision model (warped objective values, ``learn.decision``), the
+            # predictions that go with it from the reporting model
+            return propose(fitted.decider, self.space, self.objectives, self.constraints, q=request.q,
+                           predict_with=fitted.model,
                            pending=pending or None, fidelities=fidelities, outputs=list(self.outputs),
                            X_baseline=fitted.train_X, seed=request.seed, snap=snap, fidelity=allowed[0],
                            min_separation=self.separation)

@@ -73,6 +73,7 @@ def propose(
     kind: str | None = None,
     snap: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
     fidelity: str = "",
+    predict_with=None,
     min_separation: float | None = None,
 ) -> list[ProposedPoint]:
     """Propose a batch of ``q`` evaluations.
@@ -99,6 +100,10 @@ def propose(
             acquisition then ranks realised, new points only, so every proposal is one.
 
         fidelity: the fidelity of every proposal when ``fidelities`` is not given ("": none).
+        predict_with: the model whose predictions a proposal carries (``predicted``), when
+            ``model`` only ranks (a decision model fitted on warped values, ``learn.decision``);
+            default ``model``. Fidelities are chosen on it too: information about the target
+            in its own units.
         min_separation: continuous spaces: no proposal closer than this to another of the batch or
             to a pending point (Euclidean on ``space.coordinates``: fractions, process scaled to
             [0, 1]) while the space has room; default ``points.MIN_SEPARATION``. A pool's points
@@ -150,14 +155,15 @@ def propose(
     frac_all, proc_all = state["frac"], state["proc"]
 
     X_sel = X_all[idx]
+    reporter = model if predict_with is None else predict_with
     names = list(outputs) if outputs is not None else [f"y{i}" for i in range(model.num_outputs)]
     with torch.no_grad():
-        post = model.posterior(X_sel)
+        post = reporter.posterior(X_sel)
         mean, std = post.mean, post.variance.clamp_min(0).sqrt()
     chosen_fid: list[Fidelity | None] = [None] * len(idx)
     scores = None
     if fidelities:
-        chosen_fid, scores = choose_fidelity(model, X_sel, fidelities)
+        chosen_fid, scores = choose_fidelity(reporter, X_sel, fidelities)
     dicts = space.to_dicts(frac_all[idx], proc_all[idx])
     out = []
     for k, (comp, pr) in enumerate(dicts):

@@ -17,7 +17,7 @@ STRATEGIES: dict[str, str] = {
     "gp-ei": "exact GP (ARD Matern-5/2) + analytic log expected improvement over the best observed value",
     "gp-lcb": "exact GP + confidence bound mean + 2 std (lower confidence bound when minimising)",
     "ensemble": "deep ensemble (5 MLPs) + expected improvement from its mean and spread",
-    "default": "what campaigns use: fit_surrogate(kind='auto') + dm_hpc.acquire's default acquisition (qUCB; qLogNEI under outcome constraints)",
+    "default": "what campaigns use: fit_surrogate(kind='auto'), for the pick on Yeo-Johnson-warped values (learn.decision), + dm_hpc.acquire's default acquisition (qUCB; qLogNEI under outcome constraints)",
 }
 
 
@@ -55,6 +55,19 @@ class Strategy:
         Xo, Yo = self.X[observed], y.reshape(-1, 1).to(torch.double)
         self.model = fit_surrogate(Xo, Yo, kind="auto", bounds=self.bounds, warm_start=self.model, seed=self.seed)
         return remaining, Xo, Yo
+
+    def refit_decision(self, observed: list[int], y: Tensor) -> None:
+        """The default strategy's decision model as a campaign with one objective fits it
+        (``learn.decision.fit_decision_model``: on Yeo-Johnson-warped values, warm-started from the
+        last one): ``self.model``; ``refit_default``'s model where the warp does not apply."""
+        from dm_hpc.learn.decision import fit_decision_model
+
+        Xo, Yo = self.X[observed], y.reshape(-1, 1).to(torch.double)
+        model = fit_decision_model(Xo, Yo, [0], kind="auto", bounds=self.bounds, warm_start=self.model, seed=self.seed)
+        if model is None:
+            self.refit_default(observed, y)
+        else:
+            self.model = model
 
     def select(self, observed: list[int], y: Tensor) -> int:
         """observed: pool indices measured so far; y: their outcomes (``n``, to maximise)."""
@@ -95,7 +108,7 @@ class Strategy:
             self.model = self.transfer.model
             self.history.append((self.transfer.kind, dict(self.transfer.weights)))
         else:
-            self.refit_default(observed, y)
+            self.refit_decision(observed, y)
         idx = select_from_pool(self.model, Xo, Xr, [Objective(0, True)], q=1, kind=self.kind)
         return int(remaining[idx[0]])
 

@@ -116,7 +116,7 @@ class CampaignPlanner:
             data = training_set(self.c, snap.data)
             if data.fewest >= max(2, self.c.learning.initial_points):
                 t = time.perf_counter()
-                self.fitted = fit_model(self.c, data)
+                self.fitted = fit_model(self.c, data, for_decisions=self.c.mode != "gaps")
                 mine = snap.data[snap.data["campaign"] == self.c.name]
                 info = self.fitted.transfer  # the run's model with sources: which kind, how much each weighed
                 extra = {"transfer": {"kind": info["kind"], "weights": info["weights"]}} if info else {}

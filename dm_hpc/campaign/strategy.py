@@ -62,9 +62,11 @@ def target_index(campaign: CampaignSpec) -> int:
     return len(campaign.fidelities) - 1
 
 
-def fit_model(campaign: CampaignSpec, data: TrainingSet):
+def fit_model(campaign: CampaignSpec, data: TrainingSet, for_decisions: bool = False):
     """Fit the campaign's surrogate on ``data``; returns a ``learn.fitted.FittedSurrogate`` whose
-    fidelities are the campaign's fidelity names (task id = position in the campaign file)."""
+    fidelities are the campaign's fidelity names (task id = position in the campaign file).
+    ``for_decisions``: the model will choose points, so with one objective its ``decision_model``
+    is fitted too (``decision_outputs``)."""
     import torch
 
     from dm_hpc.learn.features import composition_matrix
@@ -82,7 +84,19 @@ def fit_model(campaign: CampaignSpec, data: TrainingSet):
         return _fit_with_sources(campaign, space, X, Y, names[int(data.fidelity[0])], sources)
     return fit_fidelity_surrogate(X, Y, [names[i] for i in data.fidelity], outputs=campaign.properties,
                                   target=names[target], space=space,
-                                  kind=campaign.learning.surrogate, all_fidelities=names, seed=campaign.seed)
+                                  kind=campaign.learning.surrogate, all_fidelities=names, seed=campaign.seed,
+                                  decision_outputs=decision_outputs(campaign) if for_decisions else ())
+
+
+def decision_outputs(campaign: CampaignSpec) -> tuple[int, ...]:
+    """The output a decision model is fitted on warped values of (``learn.decision``): the one
+    objective's, unless a constraint bounds that property too (bounds are in its raw units)."""
+    if len(campaign.objectives) != 1:
+        return ()
+    prop = campaign.objectives[0].property
+    if any(c.property == prop for c in campaign.constraints):
+        return ()
+    return (campaign.properties.index(prop),)
 
 
 def _fit_with_sources(campaign: CampaignSpec, space, X, Y, fidelity: str, sources: list):

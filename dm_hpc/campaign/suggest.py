@@ -58,7 +58,7 @@ def lab_batch(c: CampaignSpec, state: jn.State, df: pd.DataFrame, n: int, fitted
     n = n if left is None else min(n, left)
     if fitted is None:
         data = training_set(c, df)
-        fitted = fit_model(c, data) if data.fewest >= MIN_TRAINING_RECORDS else None
+        fitted = fit_model(c, data, for_decisions=True) if data.fewest >= MIN_TRAINING_RECORDS else None
     seed = int(np.random.default_rng([c.seed, len(state.tasks), len(state.lab), state.refits, 7]).integers(2**31))
     pending = [ProposedPoint(t.fidelity, t.composition, t.process) for t in state.in_flight]
     pending += [ProposedPoint(lab.name, e.composition, e.process) for e in state.lab.values() if e.awaited]

@@ -33,6 +33,9 @@ class FittedSurrogate:
         transfer: when sources informed the model (``learn.transfer``): ``{"kind", "weights"
             {source: weight}, "loo" {kind: density}, "loo_rmse" {kind: error}, "source_points"
             {source: rows}, "fit" (the ``TransferFit``)}``; else None.
+        decision_model: the surrogate refitted on warped objective values that picks the next
+            points (``learn.decision``), or None: ``model`` decides. Predictions and intervals are
+            always ``model``'s.
     """
 
     model: Any
@@ -42,6 +45,12 @@ class FittedSurrogate:
     space: Any
     train_X: Tensor
     transfer: dict | None = None
+    decision_model: Any = None
+
+    @property
+    def decider(self) -> Any:
+        """The model the next points are chosen with: ``decision_model``, else ``model``."""
+        return self.model if self.decision_model is None else self.decision_model
 
     @property
     def multi_fidelity(self) -> bool:
@@ -64,6 +73,7 @@ def fit_fidelity_surrogate(
     all_fidelities: Sequence[str] | None = None,
     seed: int = 0,
     multitask_options: dict | None = None,
+    decision_outputs: Sequence[int] = (),
 ) -> FittedSurrogate:
     """Fit one surrogate over rows that each belong to a named fidelity.
 
@@ -78,7 +88,10 @@ def fit_fidelity_surrogate(
             as given; the position is the task id.
         seed: seeds the single-fidelity fit's subsampling (the multi-task fit is deterministic).
         multitask_options: passed to ``fit_multitask`` (e.g. ``settings``, ``maxiter``).
+        decision_outputs: the objective's output index when the model will choose points: with one
+            fidelity, a second fit on its warped values decides (``learn.decision``; empty: none).
     """
+    from dm_hpc.learn.decision import fit_decision_model
     from dm_hpc.learn.surrogates import fit_surrogate
 
     X = torch.as_tensor(X, dtype=torch.double)
@@ -97,5 +110,6 @@ def fit_fidelity_surrogate(
             return FittedSurrogate(model, tuple(outputs), tuple(names), target, space, X)
         single = "gp" if kind == "multitask" else kind
         model = fit_surrogate(X, Y, kind=single, seed=seed)
+        decision = fit_decision_model(X, Y, decision_outputs, kind=single, seed=seed)
     only = observed[0] if observed else target
-    return FittedSurrogate(model, tuple(outputs), (only,), only, space, X)
+    return FittedSurrogate(model, tuple(outputs), (only,), only, space, X, decision_model=decision)
