@@ -7,6 +7,7 @@ other in this process (records, sheets and the store carry its canonical unit).
 """
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -124,7 +125,9 @@ def _term(name: str, kind: str) -> Term:
         return _DECLARED[kind][name]
     except KeyError:
         known = ", ".join(sorted(table))
-        raise UnknownPropertyError(f"unknown {kind} {name!r}; known: {known} (or declare it in the "
+        close = difflib.get_close_matches(name, [*table, *_DECLARED[kind]], n=1, cutoff=0.75)
+        meant = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UnknownPropertyError(f"unknown {kind} {name!r}{meant}; known: {known} (or declare it in the "
                                    f"campaign's vocabulary with a unit)") from None
 
 
