@@ -177,6 +177,18 @@ def canonical_unit(name: str, kind: str = "property") -> str:
     return _term(name, kind).unit
 
 
+def with_unit(name: str, value: float, spec: str = ".4g") -> str:
+    """``value`` of ``name`` (canonical; a value or a spread such as an RMSE) formatted by
+    ``spec`` and followed by its canonical unit (``0.372 GPa``); the number alone for a
+    dimensionless or unknown term."""
+    try:
+        unit = canonical_unit(name)
+    except UnknownPropertyError:
+        unit = ""
+    text = format(value, spec)
+    return f"{text} {unit}" if unit not in ("", "dimensionless") else text
+
+
 def _spelling(unit: str) -> str:
     """A unit written without spaces or exponent signs: ``g/cm3`` and ``g/cm**3`` read alike."""
     return unit.replace(" ", "").replace("**", "").replace("^", "")
