@@ -36,11 +36,12 @@ def delivery_problems(c: CampaignSpec) -> list[str]:
     from dm_hpc.compute import UnknownMethodError, get_method, method_names
 
     derives: dict[str, tuple[str, ...]] = {}
+    unknown = False
     for f in c.calculations:
         try:  # a Maker delivers what its outputs map, whatever its cell recipe's method derives
             derives[f.name] = tuple(f.maker.outputs) if f.maker is not None else get_method(f.method).properties
         except UnknownMethodError:
-            continue  # reported with the method checks
+            unknown = True  # reported with the method checks
     lab = c.lab
     out = []
     for prop in c.properties:
@@ -51,6 +52,8 @@ def delivery_problems(c: CampaignSpec) -> list[str]:
         methods = [m for m in method_names() if prop in get_method(m).properties]
         could = (f"methods that derive it: {', '.join(methods)}" if methods
                  else "no calculation method derives it (a lab-only property)")
+        if not by and unknown:
+            continue  # a misspelt method (`emtt`) is the one problem to name: it may well deliver it
         if not by:
             lab_hint = (f"list it in fidelities.{lab.name}.measures" if lab is not None
                         else f"add an experiment fidelity (kind: experiment, measures: [{prop}])")

@@ -67,8 +67,11 @@ def decide(candidate, kind: str, current, X, Y, properties: list[str], seed: int
     if c.n < MIN_PAIRED:
         return Decision(kind == current_kind, f"only {c.n} usable held-out records against {version}", version,
                         c.as_dict())
+    from dm_hpc.data import with_unit
+
     figures = "; ".join(
-        f"RMSE {p} {a:.4g} vs {b:.4g} (difference 90 % interval [{lo:+.3g}, {hi:+.3g}])"
+        f"RMSE {p} {with_unit(p, a)} vs {with_unit(p, b)} (difference 90 % interval "
+        f"[{with_unit(p, lo, '+.3g')}, {with_unit(p, hi, '+.3g')}])"
         for p, a, b, (lo, hi) in zip(properties, c.rmse_candidate, c.rmse_current, c.rmse_interval))
     coverage = (f"90 %-interval coverage {c.coverage_candidate:.0%} vs {c.coverage_current:.0%} "
                 f"(|coverage - 90 %| difference interval [{c.miscalibration_interval[0]:+.3g}, "

@@ -6,11 +6,14 @@ file, the field and what was expected -- never a traceback.
 """
 from __future__ import annotations
 
+import difflib
 import enum
 import json
 import math
 import os
 import re
+import types
+import typing
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -634,6 +637,50 @@ class CampaignSpec(Strict):
 
 
 
+def _strip(annotation: Any) -> Any:
+    """``annotation`` without ``Annotated`` and ``X | None``: the model, list or dict a file's
+    mapping is read into (the first such member of a union), else the annotation itself."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = next((a for a in members if isinstance(a, type) and issubclass(a, BaseModel)
+                               or typing.get_origin(a) in (list, dict)), members[0])
+        else:
+            return annotation
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The field names a campaign file may write in the mapping that holds ``loc[-1]`` (a
+    pydantic error location), as written (``transfer.from``); [] where that is no model."""
+    node: Any = CampaignSpec
+    for part in loc[:-1]:
+        node = _strip(node)
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = next((f for n, f in node.model_fields.items() if part in (n, f.alias)), None)
+            if field is not None:
+                node = field.annotation
+            # else a union member's tag in the location (``function-after[...]``): stay
+        elif typing.get_origin(node) in (list, dict):
+            node = typing.get_args(node)[-1]
+        else:
+            return []
+    node = _strip(node)
+    if not (isinstance(node, type) and issubclass(node, BaseModel)):
+        return []
+    return [f.alias or n for n, f in node.model_fields.items()]
+
+
+def _did_you_mean(word: Any, choices: list[str], cutoff: float) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``word``, or ``""``."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _format_errors(path: str, exc: ValidationError) -> str:
     lines = []
     for e in exc.errors():
@@ -642,7 +689,13 @@ def _format_errors(path: str, exc: ValidationError) -> str:
         if e["type"] == "missing":
             msg = "required field is missing"
         elif e["type"] == "extra_forbidden":
-            msg = "unknown field (check its spelling)"
+            # a misspelt key: name the field meant, else the fields this mapping has
+            fields = _fields_at(tuple(e["loc"]))
+            hint = _did_you_mean(e["loc"][-1], fields, 0.6)
+            msg = "unknown field" + (hint or (f" (check its spelling; fields here: {', '.join(fields)})"
+                                              if fields else " (check its spelling)"))
+        elif e["type"] in ("enum", "literal_error"):  # goal: maximise -> 'max'
+            msg += _did_you_mean(e.get("input"), re.findall(r"'([^']*)'", e.get("ctx", {}).get("expected", "")), 0.5)
         lines.append(f"  {loc}: {msg}")
     return f"{path}: invalid campaign:\n" + "\n".join(lines)
 

@@ -403,7 +403,9 @@ def report(campaign: CampaignFile) -> None:
     """Write the summary (markdown) and plots (PNG) of a campaign."""
     from dm_hpc.campaign.report import write_report
 
-    path = write_report(_load(campaign))
+    c = _load(campaign)
+    _preflight(c, campaign, check_codes=False)  # a missing pool or source file named, not a traceback
+    path = write_report(c)
     console.print(f"wrote {shown(path)}")
 
 

@@ -34,9 +34,10 @@ def design(
         raise typer.Exit(2)
     spec = None
     if campaign is not None:
-        from dm_hpc.cli.campaign import _load
+        from dm_hpc.cli.campaign import _load, _preflight
 
         spec = _load(campaign)
+        _preflight(spec, campaign, check_codes=False)  # its pool and sources: a missing file named
         store = store or spec.store
     if store is None:
         typer.echo("error: give --store or --campaign", err=True)

@@ -26,7 +26,7 @@ def _held_out(meta: dict) -> str:
     held = meta.get("held_out") or {}
     if not held.get("n"):
         return "no held-out records (too few to split)"
-    rmse = ", ".join(f"{k} {v:.4g}" for k, v in (held.get("rmse") or {}).items())
+    rmse = ", ".join(f"{k} {_figure(v, '.4g', k)}" for k, v in (held.get("rmse") or {}).items())
     return f"held-out {held['n']} records: RMSE {rmse}; 90 %-interval coverage {held['coverage90']:.0%}"
 
 
@@ -144,7 +144,7 @@ def models(
         m = v.meta
         held = m.get("held_out") or {}
         # NaN (no held-out value of that property, or none held out): "-", as an absent figure
-        rmse = ", ".join(f"{k} {_figure(x, '.4g')}" for k, x in (held.get("rmse") or {}).items()) or "-"
+        rmse = ", ".join(f"{k} {_figure(x, '.4g', k)}" for k, x in (held.get("rmse") or {}).items()) or "-"
         cov = _figure(held.get("coverage90"), ".0%")
         # the export names the rows the model was trained on, the rest were held out to measure it
         trained = f" ({m['trained_on']})" if m.get("trained_on") not in (None, m["records"]) else ""
@@ -156,9 +156,14 @@ def models(
     console.print(fitted(table, console))
 
 
-def _figure(x, spec: str) -> str:
-    """``x`` formatted by ``spec``; "-" when there is none (None, or NaN: nothing held out to measure it)."""
-    return "-" if x is None or x != x else format(x, spec)
+def _figure(x, spec: str, prop: str | None = None) -> str:
+    """``x`` formatted by ``spec`` (with ``prop``'s canonical unit: RMSEs are canonical); "-" when
+    there is none (None, or NaN: nothing held out to measure it)."""
+    from dm_hpc.data import with_unit
+
+    if x is None or x != x:
+        return "-"
+    return with_unit(prop, x, spec) if prop is not None else format(x, spec)
 
 
 def _export(c, out: Path, version: str | None, with_transfer: bool, contributors: list[str]) -> None:

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dm_hpc.cli.campaign import CampaignFile, _load
+from dm_hpc.cli.campaign import CampaignFile, _load, _preflight
 from dm_hpc.cli.store import fail
 
 console = Console()
@@ -27,6 +27,7 @@ def suggest(
     from dm_hpc.campaign.transfer import suggest_sources
 
     c = _load(campaign)
+    _preflight(c, campaign, check_codes=False)  # a missing pool or table file named, not a traceback
     if len(c.properties) > 1:  # the spec refuses a transfer block here: proposing sources would mislead
         console.print(f"{c.name} has {len(c.properties)} properties ({', '.join(c.properties)}); transfer sources "
                       "inform a campaign of one property (one objective, no constraints), so none is proposed",
@@ -64,6 +65,7 @@ def gain(campaign: CampaignFile) -> None:
     from dm_hpc.campaign.transfer import transfer_lines
 
     c = _load(campaign)
+    _preflight(c, campaign, check_codes=False)  # a missing pool or table file named, not a traceback
     if c.transfer is None:
         console.print(f"{c.name} names no transfer sources (transfer: from: in the campaign file)", markup=False)
         raise typer.Exit(1)

@@ -6,6 +6,7 @@ is a backend (see ``backends.py``) looked up by the method's ``code``.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -225,7 +226,9 @@ def get_method(name: str) -> Method:
     try:
         return _registry()[name]
     except KeyError:
-        raise UnknownMethodError(f"unknown method {name!r} (known: {', '.join(method_names())})") from None
+        close = difflib.get_close_matches(str(name), method_names(), n=1, cutoff=0.6)
+        meant = f"did you mean {close[0]!r}? " if close else ""
+        raise UnknownMethodError(f"unknown method {name!r} ({meant}known: {', '.join(method_names())})") from None
 
 
 def settings_hash(payload: Mapping[str, Any]) -> str:

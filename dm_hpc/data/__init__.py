@@ -5,7 +5,7 @@ Public face::
     Composition, Basis                     compositions on any basis, canonical atomic fractions
     MaterialRecord, PropertyValue, ProcessStep, RawMaterial, Provenance, Source, MaterialClass
     Store, open_store, IngestResult, CheckReport, StoreError, StoreLockedError, StoreCorruptError
-    canonical_unit, to_canonical, property_names, UnitError, UnknownPropertyError, RangeError
+    canonical_unit, to_canonical, with_unit, property_names, UnitError, UnknownPropertyError, RangeError
     ELEMENTS, is_element
     descriptors.composition_descriptors      alloy descriptors (entropy, size mismatch, VEC...), one definition
     read_sheet, write_sheet, SheetError      lab sheets (CSV/XLSX) in the standard template
@@ -46,6 +46,7 @@ _WHERE = {
     "process_parameter_names": "dm_hpc.data.vocabulary",
     "property_names": "dm_hpc.data.vocabulary",
     "to_canonical": "dm_hpc.data.vocabulary",
+    "with_unit": "dm_hpc.data.vocabulary",
     "Decision": "dm_hpc.data.verdicts",
     "Verdict": "dm_hpc.data.verdicts",
 }
@@ -55,7 +56,7 @@ __all__ = [
     "MaterialClass", "MaterialRecord", "ProcessStep", "PropertyValue", "Provenance", "Quantity",
     "RangeError", "RawMaterial", "Source", "Store", "StoreCorruptError", "StoreError", "StoreLockedError",
     "UnitError", "UnknownPropertyError", "Verdict", "atomic_mass", "canonical_unit", "is_element",
-    "open_store", "process_parameter_names", "property_names", "to_canonical",
+    "open_store", "process_parameter_names", "property_names", "to_canonical", "with_unit",
 ]
 
 

@@ -7,6 +7,7 @@ other in this process (records, sheets and the store carry its canonical unit).
 """
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -124,7 +125,9 @@ def _term(name: str, kind: str) -> Term:
         return _DECLARED[kind][name]
     except KeyError:
         known = ", ".join(sorted(table))
-        raise UnknownPropertyError(f"unknown {kind} {name!r}; known: {known} (or declare it in the "
+        close = difflib.get_close_matches(name, [*table, *_DECLARED[kind]], n=1, cutoff=0.75)
+        meant = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UnknownPropertyError(f"unknown {kind} {name!r}{meant}; known: {known} (or declare it in the "
                                    f"campaign's vocabulary with a unit)") from None
 
 
@@ -172,6 +175,18 @@ def check_range(name: str, value: float, kind: str = "property") -> float:
 def canonical_unit(name: str, kind: str = "property") -> str:
     """Canonical unit string of a property (``kind="property"``) or a process parameter."""
     return _term(name, kind).unit
+
+
+def with_unit(name: str, value: float, spec: str = ".4g") -> str:
+    """``value`` of ``name`` (canonical; a value or a spread such as an RMSE) formatted by
+    ``spec`` and followed by its canonical unit (``0.372 GPa``); the number alone for a
+    dimensionless or unknown term."""
+    try:
+        unit = canonical_unit(name)
+    except UnknownPropertyError:
+        unit = ""
+    text = format(value, spec)
+    return f"{text} {unit}" if unit not in ("", "dimensionless") else text
 
 
 def _spelling(unit: str) -> str:

@@ -27,6 +27,24 @@ PRELOAD = ["dm_hpc.compute.worker", "dm_hpc.compute.calculation", "dm_hpc.comput
 WORKER_MODULE = "dm_hpc.compute.worker"
 
 
+#: What a task's stderr says when its process died before it became the task: ``multiprocessing``
+#: re-imports the manager's main script in every child, so a script (not a notebook, not the
+#: ``dm-hpc`` command) that calls ``Campaign.run`` at module level runs the campaign again there,
+#: finds it busy and exits 1, and every calculation fails with nothing to read.
+_NOT_STARTED = ("the task's process exited before the calculation started, while Python's multiprocessing "
+                "imported {main} again in it (its traceback is on the campaign's terminal); a Python script "
+                "that drives a campaign must call Campaign.run (and what follows it) under "
+                "`if __name__ == \"__main__\":`\n")
+
+
+def _main_script() -> str | None:
+    """The script file the running program was started as (``python nb.py``), else None."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main.__spec__, "name", None) is not None:
+        return None
+    return getattr(main, "__file__", None)
+
+
 def _run_worker(args: list[str], workdir: str, env: dict[str, str]) -> None:
     """In the forked child: become the task's process, then run the worker's ``main``."""
     os.setsid()
@@ -86,6 +104,8 @@ class PreloadedLauncher:
         workdir.mkdir(parents=True, exist_ok=True)
         write_started(workdir)
         env = {**task_environment(), **spec.env}
+        # The child truncates this when it becomes the task; until then it is what the failure says
+        (workdir / STDERR_FILE).write_text(_NOT_STARTED.format(main=_main_script() or "the main module"))
         process = self._ctx.Process(target=_run_worker, args=(list(spec.argv[3:]), str(workdir), env),
                                     name=f"dm-hpc {spec.task_id}", daemon=False)
         process.start()

@@ -127,3 +127,18 @@ def _write(path: Path, data: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def test_a_copied_campaign_whose_files_are_not_beside_it_is_told_so_by_every_command(tmp_path):
+    """A user trial copied campaigns/bandgap-transfer.yaml to a folder of its own: `validate` named
+    the pool map, the emulated lab's map and the source table's map, but `transfer suggest`,
+    `transfer gain`, `report` and `design --campaign` ended in a SheetError traceback."""
+    from .helpers import dm
+
+    copy = tmp_path / "bandgap-transfer.yaml"
+    copy.write_text((REPO / "campaigns" / "bandgap-transfer.yaml").read_text())
+    for args in (("transfer", "suggest"), ("transfer", "gain"), ("report",),
+                 ("design", "--target", "bandgap>=3 eV", "--campaign")):
+        out = dm(*args, str(copy))
+        assert out.returncode != 0 and "Traceback" not in out.stderr, (args, out.stderr)
+        assert "space.pool_map: no such file" in out.stderr and "transfer.from.0.table_map" in out.stderr, (args, out.stderr)

@@ -387,3 +387,25 @@ def test_a_model_with_a_noise_level_per_row_is_registered_and_reloaded(tmp_path)
         noise_sd = first.noise_variance(X)[:, 0].sqrt()
     cu = X[:, 0]  # the Cu fraction is the first feature (write_campaign's elements, in order)
     assert np.corrcoef(noise_sd.numpy(), (0.0002 + 0.004 * cu ** 2).numpy())[0, 1] > 0.8
+
+
+def test_held_out_errors_carry_their_unit(tmp_path):
+    """A user trial: `train` and `models` printed 'RMSE bulk_modulus 0.372, density 0.01994' and the
+    promotion '0.1285 vs 0.372', numbers a reader had to guess the unit of."""
+    import re
+
+    from .helpers import dm
+
+    path = write_campaign(tmp_path, lab=False)
+    campaign = load_campaign(path)
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(80, 2))
+    first = " ".join(dm("train", str(path)).stdout.split())
+    assert re.search(r"RMSE mixing_energy [0-9.e-]+ eV/atom;", first), first
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(10, 5))
+    second = " ".join(dm("train", str(path), "--if-new-data").stdout.split())
+    assert re.search(r"RMSE mixing_energy [0-9.e-]+ eV/atom vs [0-9.e-]+ eV/atom \(difference 90 % interval "
+                     r"\[[-+0-9.e]+ eV/atom, [-+0-9.e]+ eV/atom\]\)", second), second
+    listed = " ".join(dm("models", str(path)).stdout.split())
+    assert len(re.findall(r"mixing_energy [0-9.e-]+ eV/atom", listed)) == 2, listed

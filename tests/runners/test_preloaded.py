@@ -71,3 +71,38 @@ def test_other_argv_runs_as_a_plain_subprocess(tmp_path):
     assert not launcher.runs_in_server(spec)
     got = _run_all(LocalRunner(cores=1, launcher=launcher), [spec])
     assert got["echo"].state is JobState.COMPLETED and "hi" in got["echo"].stdout_tail
+
+
+def test_a_script_without_a_main_guard_is_told_why_its_calculations_fail(tmp_path):
+    """A user trial's notebook-like script called ``Campaign.run`` at module level: multiprocessing
+    imported the script again in every preloaded child, which ran the campaign again, found it busy
+    and exited 1; every calculation failed as 'FAILED (exit 1): ' with nothing to read. The guarded
+    script runs them."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    from dm_hpc.campaign import journal as jn
+
+    campaign = {"name": "script", "space": {"elements": {"Cu": [0, 1], "Ni": [0, 1]}},
+                "objectives": [{"property": "mixing_energy", "goal": "min"}],
+                "fidelities": [{"name": "emt", "kind": "calculation", "method": "emt"}],
+                "budget": {"calculations": 2}, "runner": {"kind": "local", "cores": 2},
+                "stopping": {"max_consecutive_failures": 2}, "learning": {"initial_points": 2}}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    body = 'camp = Campaign.load("c.yaml")\ncamp.run()\n'
+    for folder, script in (("bare", "from dm_hpc import Campaign\n" + body),
+                           ("guarded", "from dm_hpc import Campaign\nif __name__ == '__main__':\n"
+                                       + "".join("    " + line + "\n" for line in body.splitlines()))):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "c.yaml").write_text(yaml.safe_dump(campaign))
+        (tmp_path / folder / "nb.py").write_text(script)
+        subprocess.run([sys.executable, "nb.py"], cwd=tmp_path / folder, env=env, capture_output=True, timeout=300)
+    bare = jn.replay(tmp_path / "bare" / "runs" / "script" / "journal.jsonl")
+    errors = [t.error for t in bare.tasks.values() if t.error]
+    assert errors and all('under `if __name__ == "__main__":`' in e and "nb.py" in e for e in errors), errors
+    guarded = jn.replay(tmp_path / "guarded" / "runs" / "script" / "journal.jsonl")
+    assert len(guarded.tasks) == 2 and not [t for t in guarded.tasks.values() if t.error]
