@@ -276,6 +276,9 @@ def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, se
     rng = np.random.default_rng(seed)
     rows = ["| set | seeds | EF peak / best ref | 90 % interval | resamples >= 1 | AF(0.5) / ref-LCB | 90 % interval | resamples >= 1 |",
             "|---|---|---|---|---|---|---|---|"]
+    ef_points: list[float] = []
+    ef_draws: list[list[float]] = []  # per set, its resampled EF-peak ratios (draw k of every set makes mean k)
+    behind: list[str] = []
     for name, n_pool, curves in paired_curves(out, engine):
         n_seeds = len(curves[engine])
 
@@ -291,6 +294,16 @@ def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, se
         for j in range(2):
             cells += interval_cells(point[j], [d[j] for d in draws], resamples)
         rows.append(f"| {name} | {n_seeds} | " + " | ".join(cells) + " |")
+        ef_points.append(point[0])
+        ef_draws.append([d[0] for d in draws])
+        if any(point[j] is not None and np.mean([d[j] >= 1.0 for d in draws if d[j] is not None]) <= 0.05 for j in range(2)):
+            behind.append(name)
+    if ef_points:
+        means = np.mean(np.array(ef_draws), axis=0)
+        lo, hi = np.quantile(means, [0.05, 0.95])
+        rows += ["", f"EF peak / better reference over {len(ef_points)} sets: mean {np.mean(ef_points):.3f}, 90 % interval "
+                 f"of the mean {lo:.3f}-{hi:.3f} (each set's seeds resampled); firmly behind (EF or AF ratio >= 1 in at "
+                 f"most 5 % of resamples): {', '.join(behind) or 'none'}."]
     return "\n".join(rows)
 
 

@@ -381,7 +381,10 @@ class RunnerSpec(Strict):
 
 
 class LearningSpec(Strict):
-    """Surrogate and acquisition settings (defaults are what the benchmarks support)."""
+    """Surrogate and acquisition settings (defaults are what the benchmarks support). With one
+    objective the next points are chosen by the same surrogate fitted on the objective's
+    Yeo-Johnson-warped values (an exact GP, one fidelity); predictions and intervals stay in the
+    property's units."""
 
     surrogate: Literal["auto", "gp", "multitask", "ensemble"] = "auto"
     initial_points: int = Field(default=6, ge=1)

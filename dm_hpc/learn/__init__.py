@@ -16,6 +16,9 @@ Public interface (stable; other concerns call these):
   model registry follows it).
 - ``quality.held_out_quality(model, X, Y)``: RMSE and 90 %-interval coverage on held-out points.
 - ``predict(model, X) -> (mean, std)``, each ``n x m``.
+- ``decision.fit_decision_model(X, Y, outputs, kind, **kw) -> Model | None``: the model a decision
+  with one objective is taken on, the same GP fitted on the objective's Yeo-Johnson-warped values
+  (``decision.yeo_johnson``; measured in benchmarks/README.md); None where the reporting model decides.
 - ``fit_gp``, ``fit_multitask``, ``fit_ensemble`` for direct use.
 
 Depends only on ``dm_hpc.data`` (and torch/BoTorch/pymatgen, imported lazily where heavy).
