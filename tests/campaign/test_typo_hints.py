@@ -27,7 +27,7 @@ CASES = [  # (where in the file, the typo, the error's words)
 
 
 def _alloy(tmp_path, where, typo):
-    path = write_campaign(tmp_path, name="cuni", lab=False, constraints=["density <= 11 g/cm3"],
+    path = write_campaign(tmp_path, name="cuni", constraints=["density <= 11 g/cm3"],
                           objectives=[{"property": "bulk_modulus", "goal": "max", "unit": "GPa"}],
                           space={"elements": {"Cu": [0.1, 0.6], "Ni": [0.1, 0.6], "Pd": [0, 0.4], "Au": [0, 0.3]},
                                  "process": {"annealing_temperature": {"low": 400, "high": 900, "unit": "degC"}}})
