@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dm_hpc.campaign.spec import CampaignError, CampaignSpec, load_campaign, parse_campaign
@@ -150,9 +151,17 @@ class Campaign:
         ``process:<step>:<parameter> [unit]`` (in the unit the campaign file writes),
         ``property:<name> [unit]`` and ``uncertainty:<name> [unit]`` (canonical units; an objective
         or a constrained property in the unit the campaign file writes, as on the lab sheet:
-        ``CampaignSpec.shown_unit``)."""
+        ``CampaignSpec.shown_unit``). Its composition and process columns are ``pending()``'s: the
+        campaign's elements in the file's order (then any other its records hold), and each of its
+        process parameters, empty where a record has none (a calculation)."""
         df = self._store_frame()
-        return self._no_records() if df.empty else self._sheet_frame(df)
+        if df.empty:
+            return self._no_records()
+        from dm_hpc.campaign.labsheet import PROCESS_STEP
+
+        missing = {f"process.{PROCESS_STEP}:{name}": np.nan for name in self.spec.space.process
+                   if not any(str(col).startswith("process.") and str(col).endswith(f":{name}") for col in df.columns)}
+        return self._sheet_frame(df.assign(**missing) if missing else df)
 
     def _no_records(self) -> pd.DataFrame:
         """No rows, the columns records would have (ids, then the lab sheet's composition, process
@@ -174,6 +183,10 @@ class Campaign:
     def _sheet_frame(self, df: pd.DataFrame) -> pd.DataFrame:
         from dm_hpc.campaign.labsheet import written_units
         from dm_hpc.data.columns import sheet_frame
+
+        # the campaign's elements first, in the file's order, as the lab sheet (and pending()) has them
+        first = [f"x_{el}" for el in self.spec.space.elements if f"x_{el}" in df.columns]
+        df = df[first + [col for col in df.columns if col not in first]]
 
         # the campaign's properties in the unit it shows them in (an objective's or a constraint's
         # as the file writes it: ``CampaignSpec.shown_unit``), as ``suggest`` and the lab sheet head them

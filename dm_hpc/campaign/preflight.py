@@ -4,7 +4,8 @@
 exists and can describe every element of the design space with its settings (EMT's element
 list, GPAW's PAW setups, QE's pseudopotentials), every fidelity delivers every objective and
 constraint (a method derives it, the lab ``measures`` it: the surrogate learns from records
-that hold them all), every named file exists (pool, column maps, site profile, emulation
+that hold them all), every process parameter is realised (only a lab does: calculations ignore
+process), every named file exists (pool, column maps, site profile, emulation
 table, transfer tables and model files; a model file must load and predict its property), and a method's code is installed where the runner is local. Durations and satisfiable
 constraints are checked in the spec itself. ``transfer_warnings`` names store-query transfer
 sources that select no record yet (said, not refused: the store may fill before they are needed).
@@ -73,6 +74,19 @@ def delivery_problems(c: CampaignSpec) -> list[str]:
     return out
 
 
+def process_problems(c: CampaignSpec) -> list[str]:
+    """Process parameters no fidelity of ``c`` realises or measures: only a lab anneals or rolls a
+    sample; a calculation is of the composition alone, so its records never carry the parameter
+    and the model could not learn it (suggestions would set it by chance). Refused, as a property
+    no fidelity delivers is: no run of this file could ever use it."""
+    if c.lab is not None:
+        return []
+    return [f"space.process.{name}: no fidelity of this campaign realises or measures it (calculations ignore "
+            f"process parameters: their records never carry {name}, so the model cannot learn it and "
+            f"suggestions set it by chance); add an experiment fidelity (kind: experiment) that makes the "
+            f"samples, or remove {name} from space.process" for name in c.space.process]
+
+
 def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
     """Everything that would make the campaign fail once started (empty: none).
 
@@ -97,6 +111,7 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
         out.append(f"runner.site: no site profile '{c.runner.site}' in {_site_file(c).parent}")
     out += transfer_problems(c)
     out += delivery_problems(c)
+    out += process_problems(c)
     out += emulation_problems(c)
     out += _resource_problems(c)
     elements = _space_elements(c)

@@ -59,7 +59,7 @@ MEANING: dict[str, str] = {
     "ObjectiveSpec.unit": "Unit of `target` (and of the values you read; stored values are canonical).",
     "ObjectiveSpec.target": "Stop when the best value reaches it (with `stopping.targets_met`), in `unit`.",
     "ConstraintSpec.property": "A property of the vocabulary.",
-    "ConstraintSpec.op": "`<=` or `>=`.",
+    "ConstraintSpec.op": "`<=` or `>=`; the string form's `<` and `>` are read as `<=` and `>=`, with a warning.",
     "ConstraintSpec.value": "The bound, in the property's canonical unit (the string form takes any unit).",
     "ConstraintSpec.written_unit": "Set by dm-hpc from the string form: the unit the author wrote, in which the report and the lab sheet show a property no objective names.",
     "VocabularySpec.properties": "Your own properties by name, e.g. `microhardness: {unit: HV, min: 0}`; a standard name cannot be redefined.",

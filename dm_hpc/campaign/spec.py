@@ -193,7 +193,9 @@ class ConstraintSpec(Strict):
     """An outcome constraint such as ``density <= 7 g/cm3`` (value converted to canonical).
 
     A constraint no value in the property's physical range can meet (``density <= -1 g/cm3``) is
-    refused: the campaign would spend its budget on a model that can never be satisfied."""
+    refused: the campaign would spend its budget on a model that can never be satisfied. A strict
+    ``<`` or ``>`` in the string form is read as ``<=`` or ``>=`` (a constraint includes its bound),
+    with a warning that says so."""
 
     property: str
     op: Literal["<=", ">="]
@@ -222,6 +224,11 @@ class ConstraintSpec(Strict):
 
             t = parse_target(data)
             written = None if vocabulary.same_unit(t.property, t.written) else t.written
+            if t.op in ("<", ">"):  # a model's constraint has no strict form: said, not silently changed
+                inclusive = t.op + "="
+                warnings.warn(f"constraints: {data.strip()!r} is read as {t.property} {inclusive} "
+                              f"{data.split(t.op, 1)[1].strip()} (a constraint includes its bound; write "
+                              f"{inclusive} to say so)", UserWarning, stacklevel=2)
             return {"property": t.property, "op": {"<": "<=", ">": ">="}.get(t.op, t.op), "value": t.value,
                     "written_unit": written}
         return data
@@ -684,6 +691,29 @@ def _did_you_mean(word: Any, choices: list[str], cutoff: float) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+_UNKNOWN_UNIT = re.compile(r"(property|process_parameter) '([^']+)': unknown unit '([^']*)'")
+
+
+def _unit_hint(message: str) -> str:
+    """``message`` with `` (did you mean 'GPa'?)`` after an unknown unit that a unit of the term's
+    dimension spells but for letter case (``Gpa``, ``mev/atom``, ``degc``)."""
+    m = _UNKNOWN_UNIT.search(message)
+    if not m:
+        return message
+    from dm_hpc.data.units import case_spellings
+
+    kind, name, unit = m.groups()
+    fits = []
+    for spelling in case_spellings(unit):
+        try:
+            to_canonical(name, 1.0, spelling, kind=kind)
+            fits.append(spelling)
+        except (UnitError, UnknownPropertyError, ValueError):
+            continue
+    hint = _did_you_mean(unit, fits, 0.0)
+    return message[:m.end()] + hint + message[m.end():] if hint else message
+
+
 def _format_errors(path: str, exc: ValidationError) -> str:
     lines = []
     for e in exc.errors():
@@ -699,6 +729,8 @@ def _format_errors(path: str, exc: ValidationError) -> str:
                                               if fields else " (check its spelling)"))
         elif e["type"] in ("enum", "literal_error"):  # goal: maximise -> 'max'
             msg += _did_you_mean(e.get("input"), re.findall(r"'([^']*)'", e.get("ctx", {}).get("expected", "")), 0.5)
+        else:  # unit: Gpa -> 'GPa'
+            msg = _unit_hint(msg)
         lines.append(f"  {loc}: {msg}")
     return f"{path}: invalid campaign:\n" + "\n".join(lines)
 
@@ -783,7 +815,7 @@ def parse_campaign(data: Any, origin: str = "<campaign>", base_dir: str | Path |
     except ValidationError as exc:
         raise CampaignError(_format_errors(origin, exc)) from None
     except (UnitError, UnknownPropertyError, ValueError, TypeError, KeyError) as exc:
-        raise CampaignError(f"{origin}: {exc}") from None
+        raise CampaignError(f"{origin}: {_unit_hint(str(exc))}") from None
     except Exception as exc:  # noqa: BLE001 -- a library below choked on user text (pint's
         # tokenizer raises TokenError / ZeroDivisionError on units like "]" or "?/0"): still bad input
         raise CampaignError(f"{origin}: invalid campaign: {type(exc).__name__}: {exc}") from None

@@ -82,15 +82,18 @@ def design(
     except (TargetError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
-    rows = [candidate_row(c) for c in res.new]
-    known_rows = [known_row(k) for k in res.known]
+    rows = [candidate_row(c, spec) for c in res.new]
+    known_rows = [known_row(k, spec) for k in res.known]
     from rich.console import Console
 
-    title = " and ".join(str(t) for t in targets)
+    title = " and ".join(t.strip() for t in target)  # as written: the unit the user chose, not canonical
     balance = "; charge-balanced" if res.charge_balance else ""
-    console = Console(file=sys.stdout, width=160)
-    console.print(_table(f"New candidates: {title} (predicting {fidelity}{balance})", rows))
-    console.print(_table(f"Known in the store, meeting {title} by measured values ({fidelity})", known_rows))
+    for table in (_table(f"New candidates: {title} (predicting {fidelity}{balance})", rows),
+                  _table(f"Known in the store, meeting {title} by measured values ({fidelity})", known_rows)):
+        # as wide as its headers need: a header cut short (`process:treatment:annealing…`) loses its unit
+        wide = Console(file=sys.stdout, width=10_000)
+        natural = wide.measure(table).maximum
+        Console(file=sys.stdout, width=max(160, natural)).print(table)
     rows = rows + known_rows
     if out is not None:
         import pandas as pd
@@ -106,12 +109,13 @@ def design(
 
 def _table(title: str, rows: list[dict]):
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title)
+    table = Table(title=Text(title))  # text, not markup: `[degC]` is no style tag
     for col in rows[0] if rows else ["composition"]:
-        table.add_column(col)
+        table.add_column(Text(col), no_wrap=True)  # a header on one line, its unit beside its name
     for r in rows:
-        table.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in r.values()])
+        table.add_row(*[Text(f"{v:.3g}" if isinstance(v, float) else str(v)) for v in r.values()])
     return table
 
 
@@ -119,26 +123,61 @@ def _formula(composition: dict) -> str:
     return " ".join(f"{e}{v:.3f}" for e, v in sorted(composition.items()))
 
 
-def known_row(k) -> dict:
-    """A known material as a flat row: composition, status "known", measured value per property."""
+def _unit_and_value(spec, prop: str, canonical: float, spread: bool = False) -> tuple[str | None, float]:
+    """The unit ``prop`` is shown in and ``canonical`` in it: the campaign's shown unit
+    (``CampaignSpec.shown_unit``) with ``spec``, else the canonical one (None: a term no campaign
+    of this process declared)."""
+    if spec is not None:
+        return spec.shown_unit(prop), (spec.shown_spread if spread else spec.shown)(prop, canonical)
+    from dm_hpc.data.vocabulary import UnknownPropertyError, canonical_unit
+
+    try:
+        return canonical_unit(prop), canonical
+    except UnknownPropertyError:
+        return None, canonical
+
+
+def _column(prop: str, unit: str | None, kind: str) -> str:
+    from dm_hpc.data.columns import property_column
+
+    return property_column(prop, unit, kind=kind) if unit is not None else f"{kind}:{prop}"
+
+
+def known_row(k, spec=None) -> dict:
+    """A known material as a flat row: composition, status "known", measured value per property
+    (``property:<name> [unit]``: the campaign's shown unit with ``spec``, else canonical)."""
     row = {"composition": _formula(k.composition), "status": "known", "records": k.records}
-    row.update({f"{p}_measured": v for p, v in k.measured.items()})
+    for p, v in k.measured.items():
+        unit, shown = _unit_and_value(spec, p, v)
+        row[_column(p, unit, "property")] = shown
     return row
 
 
-def candidate_row(c) -> dict:
-    """A candidate as a flat row: composition formula, probability, mean and std per property."""
-    row = {"composition": _formula(c.composition), "status": "new", "probability": c.probability}
-    row.update({f"{k}_pred": v for k, v in c.mean.items()})
-    row.update({f"{k}_std": v for k, v in c.std.items()})
-    # process values are in canonical units (K, h): the header says which
-    from dm_hpc.data.vocabulary import UnknownPropertyError, canonical_unit
+def candidate_row(c, spec=None) -> dict:
+    """A candidate as a flat row: composition formula, probability, ``predicted:<name> [unit]`` and
+    ``predicted_std:<name> [unit]`` per property and ``process:<step>:<parameter> [unit]``, named as
+    a lab sheet names them: in the campaign's shown units with ``spec`` (an objective as the file
+    writes it, a process parameter in the unit of its range), else canonical."""
+    from dm_hpc.campaign.labsheet import PROCESS_STEP, shown_process
+    from dm_hpc.data.columns import process_column
+    from dm_hpc.data.vocabulary import UnknownPropertyError
 
+    row = {"composition": _formula(c.composition), "status": "new", "probability": c.probability}
+    for k, v in c.mean.items():
+        unit, shown = _unit_and_value(spec, k, v)
+        row[_column(k, unit, "predicted")] = shown
+    for k, v in c.std.items():
+        unit, shown = _unit_and_value(spec, k, v, spread=True)
+        row[_column(k, unit, "predicted_std")] = shown
     for k, v in c.process.items():
+        if spec is not None:
+            header, shown = shown_process(spec, k, v)
+            row[header] = shown
+            continue
         try:
-            row[f"{k} [{canonical_unit(k, kind='process_parameter')}]"] = v
+            row[process_column(PROCESS_STEP, k)] = v
         except UnknownPropertyError:
-            row[k] = v
+            row[f"process:{PROCESS_STEP}:{k}"] = v
     return row
 
 

@@ -1,7 +1,8 @@
 """One column naming scheme for every table a person reads or fills.
 
-Lab sheets, ``dm-hpc store export``, the Python API's frames (``records``, ``best``, ``pending``,
-``suggest``, what ``add_measurements`` takes) and the portal's lab queue name their columns
+Lab sheets, ``dm-hpc store export``, ``dm-hpc design`` (its table and ``--out``), the Python
+API's frames (``records``, ``best``, ``pending``, ``suggest``, what ``add_measurements`` takes)
+and the portal's lab queue name their columns
 alike, so a frame read from one door can be handed to another unchanged::
 
     sample_id, record_id, source, method, ...    identifiers and provenance, as named

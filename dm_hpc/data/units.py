@@ -59,6 +59,24 @@ def parse_unit(text: str) -> pint.Unit:
         raise ValueError(f"unknown unit {text!r}") from exc
 
 
+def case_spellings(text: str) -> list[str]:
+    """Units pint knows that ``text`` spells but for letter case, word by word (``Gpa`` -> ``GPa``,
+    ``mev/atom`` -> ``meV/atom``, ``degc`` -> ``degC``): what a "did you mean" offers for a unit
+    that does not parse. Empty when no word has such a spelling."""
+    import itertools
+
+    ureg = registry()
+    options = []
+    for part in re.split(r"([A-Za-z_]+)", text.strip()):
+        if not part or not part[0].isalpha() or ureg.parse_unit_name(part, case_sensitive=True):
+            options.append([part])
+            continue
+        found = [ureg.get_symbol(prefix + name).replace("\N{DEGREE SIGN}", "deg")  # "°C" as a file writes it: degC
+                 for prefix, name, _ in ureg.parse_unit_name(part, case_sensitive=False)]
+        options.append(list(dict.fromkeys(found))[:3] or [part])
+    return [s for s in ("".join(p) for p in itertools.islice(itertools.product(*options), 20)) if s != text.strip()]
+
+
 class IncompatibleUnits(ValueError):
     """Two units of different dimensions (pint's DimensionalityError, without importing pint)."""
 

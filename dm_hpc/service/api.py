@@ -160,10 +160,11 @@ def _annotated_url(name: str, token: str | None) -> str | None:
 
 @router.post("/campaigns/{name}/predict", response_model=list[s.Prediction], responses={409: _ERR})
 def predict(name: Name, body: s.PredictRequest, user: User = Depends(api_user), svc: Service = Depends(service)):
-    """Predicted properties with one-sigma uncertainty at posted compositions."""
+    """Predicted properties with one-sigma uncertainty at posted compositions, in the units the
+    campaign file writes (named in ``units``)."""
     check_campaign(user, svc, name, SCIENCE)
     try:
-        out = svc.desk.predict(name, body.compositions, body.process, user.clearance)
+        out = svc.desk.shown_predictions(name, body.compositions, body.process, user.clearance)
     except NotReady as exc:
         raise HTTPException(409, str(exc)) from None
     svc.state.audit(user.name, "predict", name, compositions=len(body.compositions))

@@ -9,7 +9,7 @@ inverse design, records, report) goes through ``CampaignDesk``; the routes never
 - ``pending`` / ``lab_sheet``  <- ``journal.replay`` + ``lab.write_suggestions``  (then ``Campaign.suggest``)
 - ``ingest``                   <- ``lab.read_lab_loaded`` + ``lab.take_lab_contents`` (then ``Campaign.add_measurements``)
 - ``records``                  <- ``Store.records``                              (then ``Campaign.records``)
-- ``predict``                  <- ``strategy.fit_model`` + ``learn.predict``
+- ``predict``                  <- ``strategy.fit_model`` + ``learn.predict`` (``shown_predictions``: in the campaign's units)
 - ``design``                   <- ``acquire.design.design_from_dataframe``
 - ``status`` / ``report``      <- ``journal.replay`` / ``report.write_report``
 
@@ -592,7 +592,8 @@ class CampaignDesk:
         space = fitted.space
         unknown = sorted({el for comp in compositions for el in comp} - set(space.element_names))
         if unknown:
-            raise NotReady(f"elements {', '.join(unknown)} are outside campaign {name!r}'s design space "
+            raise NotReady(f"{'element' if len(unknown) == 1 else 'elements'} {', '.join(unknown)} "
+                           f"{'is' if len(unknown) == 1 else 'are'} outside the design space of campaign {name!r} "
                            f"({', '.join(space.element_names)})")
         comps = []
         for i, comp in enumerate(compositions):
@@ -619,6 +620,19 @@ class CampaignDesk:
                  "mean": {p: _finite(mean[i, j]) for j, p in enumerate(props)},
                  "std": {p: _finite(std[i, j]) for j, p in enumerate(props)},
                  "outside": _outside(c, comp, dict(zip(pnames, proc[i])))} for i, comp in enumerate(comps)]
+
+    def shown_predictions(self, name: str, compositions: list[dict[str, float]],
+                          process: list[dict[str, float]] | None, clearance: AccessLevel) -> list[dict[str, Any]]:
+        """``predict`` for a reader: each mean and std in the unit the campaign shows the property
+        in (``CampaignSpec.shown_unit``: an objective as the file writes it, as the status's ``best``
+        gives it), named in ``units``."""
+        c = self.get(name)
+        out = []
+        for row in self.predict(name, compositions, process, clearance):
+            mean = {p: None if v is None else float(c.shown(p, v)) for p, v in row["mean"].items()}
+            std = {p: None if v is None else float(c.shown_spread(p, v)) for p, v in row["std"].items()}
+            out.append({**row, "mean": mean, "std": std, "units": {p: c.shown_unit(p) for p in row["mean"]}})
+        return out
 
     def design(self, name: str, targets: list[str], n: int, clearance: AccessLevel) -> list[dict[str, Any]]:
         """Compositions most likely to meet every target (``acquire.design``), learned from the

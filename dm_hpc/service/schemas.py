@@ -154,8 +154,10 @@ class PredictRequest(BaseModel):
 
 class Prediction(BaseModel):
     composition: ElementFractions
-    mean: dict[str, float | None] = Field(description="Canonical units of each property.")
+    mean: dict[str, float | None] = Field(description="Each property in `units`: the unit the campaign file writes "
+                                          "it in, as `best` gives it (canonical where the file writes none).")
     std: dict[str, float | None] = Field(description="One standard deviation, same units.")
+    units: dict[str, str] = Field(default_factory=dict, description="Unit of each predicted property.")
     outside: list[str] = Field(default_factory=list, description="Where the composition or process lies outside the "
                                "campaign's design space (the model extrapolates there: read the uncertainty with care).")
 

@@ -46,7 +46,7 @@ def test_design_cli_reads_store(tmp_path):
                                    "--out", str(out)])
     assert res.exit_code == 0, res.output
     got = pd.read_csv(out)
-    assert len(got) == 3 and (got["bulk_modulus_pred"] >= 150).all()
+    assert len(got) == 3 and (got["predicted:bulk_modulus [GPa]"] >= 150).all()
     bad = CliRunner().invoke(app, ["design", "--store", str(path), "--target", "bulk_modulus>>3"])
     assert bad.exit_code == 2 and "error:" in bad.output
 
@@ -99,7 +99,7 @@ def test_design_cli_on_the_bandgap_dft_vs_expt_store(tmp_path, datasets):
     assert res.exit_code == 0, res.output
     assert "probability" in res.output and "experimental:expt-literature" in res.output
     # issue 23: known compounds apart, with measured values; the new ones charge-balanced
-    assert "Known in the store" in res.output and "bandgap_measured" in res.output and "charge-balanced" in res.output
+    assert "Known in the store" in res.output and "property:bandgap [eV]" in res.output and "charge-balanced" in res.output
 
 
 # Ionic compounds with band gaps (eV, rounded literature values); DFT underestimates them.
@@ -146,6 +146,9 @@ def test_design_same_store_and_seed_same_answer_in_a_new_process(tmp_path):
     b, _ = _design_in_new_process(store, tmp_path / "b.csv", 0)
     assert (a["status"] == "new").sum() == 4
     pd.testing.assert_frame_equal(a, b)
+    # no campaign file: the columns name the canonical units
+    assert {"predicted:bandgap [eV]", "predicted_std:bandgap [eV]"} <= set(a.columns), list(a.columns)
+    assert "predicted:bandgap [eV]" in " ".join(res.stdout.split()) and "bandgap_pred" not in res.stdout
     # progress on stderr, not mixed into the tables
     assert "fitting bandgap" in res.stderr and "scoring" in res.stderr and "fitting" not in res.stdout
 

@@ -102,3 +102,34 @@ def test_a_declaration_that_cannot_hold_is_refused_naming_it(tmp_path, vocabular
     with pytest.raises(CampaignError) as err:
         load_campaign(path)
     assert message in str(err.value)
+
+
+def test_records_and_pending_have_the_same_composition_and_process_columns(tmp_path):
+    """A user trial: records() listed the elements alphabetically and had no process column (its
+    records were calculations, which carry no process), while pending() kept the campaign's element
+    order and its process column; a frame from one could not be laid beside the other."""
+    from dm_hpc.data import MaterialRecord, Store
+
+    space = {"elements": {"Pd": [0, 0.5], "Ni": [0, 1], "Cu": [0, 1]},
+             "process": {"annealing_temperature": {"low": 400, "high": 900, "unit": "degC"}}}
+    import yaml
+
+    path = write_campaign(tmp_path, name="order")
+    data = {**yaml.safe_load(path.read_text()), "space": space}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))  # the elements in the order written: Pd, Ni, Cu
+    camp = Campaign.load(path)
+    with Store.open(camp.spec.store, "a") as store:
+        store.ingest([MaterialRecord.model_validate({
+            "composition": comp, "properties": [{"name": "mixing_energy", "value": -0.01}],
+            "provenance": {"source": "computed", "method": "emt", "campaign": "order"}})
+            for comp in ({"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.4, "Pd": 0.6})])
+
+    def sheet_columns(frame):
+        return [c for c in frame.columns if c.startswith(("composition:", "process:"))]
+
+    expected = ["composition:Pd [at_frac]", "composition:Ni [at_frac]", "composition:Cu [at_frac]",
+                "process:treatment:annealing_temperature [degC]"]
+    records = camp.records()
+    assert len(records) == 2
+    assert sheet_columns(records) == expected == sheet_columns(camp.pending())
+    assert records["process:treatment:annealing_temperature [degC]"].isna().all()  # calculations: none

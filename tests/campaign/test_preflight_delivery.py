@@ -83,3 +83,36 @@ def test_validate_refuses_an_unsatisfiable_constraint(tmp_path):
 def test_a_satisfiable_constraint_at_the_edge_is_kept(tmp_path):
     c = load_campaign(write_campaign(tmp_path, name="ok", lab=False, constraints=["density >= 0.5 g/cm3"]))
     assert c.constraints[0].value == pytest.approx(0.5)
+
+
+ANNEAL = {"annealing_temperature": {"low": 400, "high": 900, "unit": "degC"}}
+ALLOY = {"elements": {"Cu": [0.1, 0.6], "Ni": [0.1, 0.6], "Pd": [0, 0.4], "Au": [0, 0.3]}, "process": ANNEAL}
+
+
+def test_a_process_parameter_no_fidelity_realises_is_refused(tmp_path):
+    """A user trial: EMT alone with annealing_temperature in the space validated; its records never
+    carried the parameter (the report's column all '-') and `design` proposed the middle of the
+    box plus noise. No fidelity of a calculation-only campaign can realise or measure a process
+    parameter, as none delivers a lab-only property: refused the same way, naming what to do."""
+    path = write_campaign(tmp_path, name="cuni", lab=False, space=ALLOY, constraints=["density <= 11 g/cm3"],
+                          objectives=[{"property": "bulk_modulus", "goal": "max", "unit": "GPa"}])
+    [why] = problems(load_campaign(path))
+    assert why.startswith("space.process.annealing_temperature: no fidelity of this campaign realises or "
+                          "measures it"), why
+    assert "calculations ignore process parameters" in why
+    assert "add an experiment fidelity" in why and "remove annealing_temperature from space.process" in why
+    res = dm("validate", str(path))
+    assert res.returncode == 2 and "space.process.annealing_temperature" in res.stderr, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    # with a lab beside the calculation, the lab realises it: valid
+    path = write_campaign(tmp_path, name="cunilab", space=ALLOY, constraints=["density <= 11 g/cm3"],
+                          objectives=[{"property": "bulk_modulus", "goal": "max", "unit": "GPa"}])
+    assert problems(load_campaign(path)) == []
+
+
+def test_the_shipped_campaigns_still_validate():
+    from tests.conftest import REPO
+
+    for path in sorted((REPO / "campaigns").glob("*.yaml")):
+        c = load_campaign(path)
+        assert not [p for p in problems(c) if p.startswith("space.process")], path

@@ -74,22 +74,23 @@ def test_a_sheet_that_cannot_be_written_spends_nothing_of_the_lab_budget(tmp_pat
     assert Campaign.load(path).pending().empty
 
 
-def _process_campaign(tmp_path):
-    """The guide's lab-only process campaign (docs/guide/lab-and-process.md), 6 samples measured."""
+def _process_campaign(tmp_path, unit="GPa", hardness=(1.0, 0.5)):
+    """The guide's lab-only process campaign (docs/guide/lab-and-process.md), 6 samples measured
+    (``hardness``: the first value and the step, in ``unit``, the objective's unit)."""
     import yaml
 
     data = {"name": "cu-ni-anneal", "store": str(tmp_path / "store"), "workdir": str(tmp_path / "run"),
             "space": {"elements": {"Cu": [0.5, 1.0], "Ni": [0.0, 0.5]},
                       "process": {"annealing_temperature": {"low": 400, "high": 900, "unit": "degC"},
                                   "annealing_time": {"low": 30, "high": 480, "unit": "min"}}},
-            "objectives": [{"property": "hardness", "goal": "max", "unit": "GPa"}],
+            "objectives": [{"property": "hardness", "goal": "max", "unit": unit}],
             "fidelities": [{"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 6, "precision": 0.01}],
             "budget": {"lab_experiments": 16}, "learning": {"initial_points": 4}}
     path = tmp_path / "cu-ni-anneal.yaml"
     path.write_text(yaml.safe_dump(data))
     api = Campaign.load(path)
     sheet = api.suggest(6)
-    sheet["property:hardness [GPa]"] = [1.0 + 0.5 * i for i in range(len(sheet))]
+    sheet[f"property:hardness [{unit}]"] = [hardness[0] + hardness[1] * i for i in range(len(sheet))]
     api.add_measurements(sheet)
     return path
 
@@ -109,8 +110,34 @@ def test_design_with_a_process_campaign_proposes_process_values_in_their_units(t
     table = pd.read_csv(out)
     new = table[table["status"] == "new"]
     assert len(new) == 3
-    temp, time = new["annealing_temperature [K]"], new["annealing_time [h]"]
-    assert temp.between(673.15 - 1e-6, 1173.15 + 1e-6).all() and time.between(0.5 - 1e-9, 8 + 1e-9).all()
+    # as the lab sheet heads them: in the units the campaign file writes (degC, min), not K and h
+    temp = new["process:treatment:annealing_temperature [degC]"]
+    time = new["process:treatment:annealing_time [min]"]
+    assert temp.between(400 - 1e-6, 900 + 1e-6).all() and time.between(30 - 1e-9, 480 + 1e-9).all()
+
+
+def test_design_names_every_column_with_its_unit_as_the_campaign_shows_it(tmp_path):
+    """A user trial: `design` headed its columns `hardness_pred`, `_std`, `_measured`, with no unit
+    in the table or the --out CSV (the README: every sheet names columns `property:x [unit]`).
+    With --campaign the units are the campaign's shown units (an objective written in HV: HV)."""
+    from typer.testing import CliRunner
+
+    from dm_hpc.cli import app
+
+    path = _process_campaign(tmp_path, unit="HV", hardness=(100.0, 50.0))  # 100 ... 350 HV
+    out = tmp_path / "d.csv"
+    res = CliRunner().invoke(app, ["design", "--campaign", str(path), "--target", "hardness>=200 HV", "-n", "3",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out)
+    assert not [c for c in table.columns if c.endswith(("_pred", "_std", "_measured"))], list(table.columns)
+    new, known = table[table["status"] == "new"], table[table["status"] == "known"]
+    assert new["predicted:hardness [HV]"].notna().all() and new["predicted_std:hardness [HV]"].gt(0).all()
+    assert new["predicted:hardness [HV]"].between(20, 2000).all()  # HV values, not GPa ones
+    assert len(known) >= 1 and known["property:hardness [HV]"].ge(200 - 1e-6).all()
+    for header in ("predicted:hardness [HV]", "process:treatment:annealing_temperature [degC]"):
+        assert header in " ".join(res.output.split()), res.output  # the terminal table too
+    assert "_pred" not in res.output and "[K]" not in res.output
 
 
 def test_a_target_window_on_one_property_is_designed_for_and_a_contradiction_is_named(tmp_path):

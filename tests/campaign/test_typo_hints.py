@@ -27,7 +27,7 @@ CASES = [  # (where in the file, the typo, the error's words)
 
 
 def _alloy(tmp_path, where, typo):
-    path = write_campaign(tmp_path, name="cuni", lab=False, constraints=["density <= 11 g/cm3"],
+    path = write_campaign(tmp_path, name="cuni", constraints=["density <= 11 g/cm3"],
                           objectives=[{"property": "bulk_modulus", "goal": "max", "unit": "GPa"}],
                           space={"elements": {"Cu": [0.1, 0.6], "Ni": [0.1, 0.6], "Pd": [0, 0.4], "Au": [0, 0.3]},
                                  "process": {"annealing_temperature": {"low": 400, "high": 900, "unit": "degC"}}})
@@ -61,3 +61,30 @@ def test_a_misspelt_method_is_the_one_error(tmp_path):
 def test_the_file_without_a_typo_validates(tmp_path):
     out = dm("validate", str(_alloy(tmp_path, (), {})))
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("where,typo,words", [
+    (("objectives", 0), {"unit": "Gpa"}, "unknown unit 'Gpa' (did you mean 'GPa'?)"),
+    (("space", "process", "annealing_temperature"), {"unit": "degc"}, "unknown unit 'degc' (did you mean 'degC'?)"),
+], ids=["objective unit", "process unit"])
+def test_a_unit_typo_names_the_unit_meant(tmp_path, where, typo, words):
+    """A user trial's `unit: Gpa` was refused as "unknown unit 'Gpa'" with no word of GPa."""
+    out = dm("validate", str(_alloy(tmp_path, where, typo)))
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    assert words in out.stderr, out.stderr
+
+
+def test_a_unit_typo_in_a_constraint_names_the_unit_meant(tmp_path):
+    path = _alloy(tmp_path, (), {"constraints": ["density <= 11 g/cm3", "bulk_modulus >= 100 Gpa"]})
+    out = dm("validate", str(path))
+    assert out.returncode != 0 and "unknown unit 'Gpa' (did you mean 'GPa'?)" in out.stderr, out.stderr
+
+
+def test_a_strict_constraint_is_read_as_its_inclusive_form_and_said(tmp_path):
+    """A user trial's `density < 11` was silently read as `<=`: now it is said, with what to write."""
+    out = dm("validate", str(_alloy(tmp_path, (), {"constraints": ["density < 11 g/cm3"]})))
+    assert out.returncode == 0, out.stderr
+    assert "warning: constraints: 'density < 11 g/cm3' is read as density <= 11" in out.stdout, out.stdout
+    assert "write <=" in out.stdout
+    out = dm("validate", str(_alloy(tmp_path, (), {"constraints": ["density <= 11 g/cm3"]})))
+    assert "warning" not in out.stdout, out.stdout

@@ -150,3 +150,35 @@ def test_a_value_sent_again_in_another_unit_is_unchanged_at_the_digits_typed_and
         answers.append((r.status_code, [p["message"] for p in r.json()["problems"]]))
     assert answers[0] == answers[1] and answers[0][0] == 400, answers
     assert "a record you may not read" in answers[0][1][0], answers
+
+
+def test_predict_gives_each_value_with_the_unit_the_campaign_shows_it_in(built_campaign, tmp_path_factory):
+    """A partner's /predict returned bare `mean` and `std` numbers, while `best` in the status carries
+    its unit. Now both are in the unit the campaign file writes (here an objective in meV/atom,
+    the store canonical eV/atom) and `units` names it; an element outside the space is refused in
+    plain words (it read "campaign 'alloy''s design space")."""
+    import yaml
+
+    from dm_hpc.data.access import AccessLevel
+    from dm_hpc.service.campaigns import CampaignDesk
+
+    portal = make_portal(built_campaign, tmp_path_factory.mktemp("portal-predict"))
+    path = portal.campaigns / f"{CAMPAIGN}.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["objectives"] = [{"property": "mixing_energy", "goal": "min", "unit": "meV/atom"}]
+    path.write_text(yaml.safe_dump(data))
+    comp = {"Cu": 0.5, "Ni": 0.3, "Pd": 0.2}
+    [canonical] = CampaignDesk(portal.campaigns).predict(CAMPAIGN, [comp], None, AccessLevel.embargoed)
+    with _client(portal, "admin") as c:
+        r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/predict", json={"compositions": [comp]})
+        assert r.status_code == 200, r.text
+        [got] = r.json()
+        assert got["units"] == {"mixing_energy": "meV/atom"}, got
+        assert got["mean"]["mixing_energy"] == pytest.approx(1000 * canonical["mean"]["mixing_energy"], rel=1e-6)
+        assert got["std"]["mixing_energy"] == pytest.approx(1000 * canonical["std"]["mixing_energy"], rel=1e-6)
+        [best] = c.get(f"/api/v1/campaigns/{CAMPAIGN}").json()["best"]
+        assert best["unit"] == got["units"]["mixing_energy"]  # as the status's best carries it
+        r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/predict", json={"compositions": [{"Fe": 0.5, "Cu": 0.5}]})
+        assert r.status_code == 409, r.text
+        assert r.json()["detail"].startswith("element Fe is outside the design space of campaign 'alloy' (Cu, Ni, Pd)"), r.text
+        assert "''" not in r.json()["detail"]

@@ -61,4 +61,4 @@ def test_design_cli_with_a_campaign_uses_its_transfer_model(tmp_path, standard_f
     assert len(rows)
     comps = [dict((tok[:2], float(tok[2:])) for tok in f.split()) for f in rows["composition"]]
     # candidates are printed to 3 decimals: predictions agree to the model's slope over that rounding
-    assert np.allclose(rows["mixing_energy_pred"], _expected(fitted, comps), atol=2e-3)
+    assert np.allclose(rows["predicted:mixing_energy [eV/atom]"], _expected(fitted, comps), atol=2e-3)
