@@ -12,7 +12,9 @@ sources that select no record yet (said, not refused: the store may fill before 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from dm_hpc.campaign.spec import CampaignError, CampaignSpec, RunnerKind
 from dm_hpc.runners.site import profile_path
@@ -95,21 +97,16 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
     """
     from dm_hpc.compute import UnknownMethodError, get_method, unavailable_reason
 
-    out = []
-    files = [("space.pool", c.space.pool), ("space.pool_map", c.space.pool_map)]
+    files = []
     for f in c.fidelities:
         files += [(f"fidelities.{f.name}.emulate_from", f.emulate_from),
                   (f"fidelities.{f.name}.emulate_map", f.emulate_map)]
     if c.runner.site is not None and Path(c.runner.site).suffix:
         files.append(("runner.site", c.runner.site))
-    for field, path in files:
-        if path is not None and not Path(path).is_file():
-            out.append(f"{field}: no such file: {path}")
+    out = input_problems(c, files)
     out += _store_problems(c)
-    out += _pool_problems(c)
     if c.runner.site is not None and not Path(c.runner.site).suffix and not _site_file(c).is_file():
         out.append(f"runner.site: no site profile '{c.runner.site}' in {_site_file(c).parent}")
-    out += transfer_problems(c)
     out += delivery_problems(c)
     out += process_problems(c)
     out += emulation_problems(c)
@@ -316,6 +313,26 @@ def _resource_problems(c: CampaignSpec) -> list[str]:
         out += [f"fidelities.{f.name}: {why}" for why in partition_limits.exceeded(
             limits, cores=shape.cores, walltime_s=shape.walltime_s, memory_mb=shape.memory_mb)]
     return out
+
+
+def input_problems(c: CampaignSpec, files: Sequence[tuple[str, Any]] = ()) -> list[str]:
+    """The files a command that only reads the campaign needs (``report``, ``design --campaign``,
+    ``transfer``): the pool and the transfer sources, each there and readable, and ``files``
+    (field, path) there. What only a run needs (cores of this machine, a site profile, a fidelity
+    for each process parameter) is not asked: a campaign that ran elsewhere, or before a check was
+    added, is still read."""
+    out = []
+    for field, path in [("space.pool", c.space.pool), ("space.pool_map", c.space.pool_map), *files]:
+        if path is not None and not Path(path).is_file():
+            out.append(f"{field}: no such file: {path}")
+    return out + _pool_problems(c) + transfer_problems(c)
+
+
+def check_inputs(c: CampaignSpec, origin: str) -> None:
+    """Raise ``CampaignError`` listing every ``input_problems`` (a missing file named, not a traceback)."""
+    found = input_problems(c)
+    if found:
+        raise CampaignError(f"{origin}: campaign cannot be read:\n" + "\n".join(f"  {p}" for p in found))
 
 
 def check(c: CampaignSpec, origin: str, check_codes: bool = False) -> None:

@@ -119,12 +119,18 @@ def scaffold(text: str, name: str, source_dir: Path, out_dir: Path, run_dir: Pat
     return "\n".join(lines) + "\n"
 
 
-def _preflight(c, origin: Path, check_codes: bool) -> None:
+def _preflight(c, origin: Path, check_codes: bool = False, reading: bool = False) -> None:
+    """Fail with every problem of ``c`` (``preflight.check``); ``reading``: a command that only
+    reads the campaign (report, design, transfer) asks only for the files it reads
+    (``preflight.check_inputs``), not for what only a run needs."""
     from dm_hpc.campaign import CampaignError
-    from dm_hpc.campaign.preflight import check, transfer_warnings
+    from dm_hpc.campaign.preflight import check, check_inputs, transfer_warnings
 
     try:
-        check(c, str(origin), check_codes=check_codes)
+        if reading:
+            check_inputs(c, str(origin))
+        else:
+            check(c, str(origin), check_codes=check_codes)
     except CampaignError as exc:
         fail(str(exc))
     for why in transfer_warnings(c):  # the run can go on without the source; the user should know
@@ -404,7 +410,7 @@ def report(campaign: CampaignFile) -> None:
     from dm_hpc.campaign.report import write_report
 
     c = _load(campaign)
-    _preflight(c, campaign, check_codes=False)  # a missing pool or source file named, not a traceback
+    _preflight(c, campaign, reading=True)  # a missing pool or source file named, not a traceback
     path = write_report(c)
     console.print(f"wrote {shown(path)}")
 

@@ -37,7 +37,7 @@ def design(
         from dm_hpc.cli.campaign import _load, _preflight
 
         spec = _load(campaign)
-        _preflight(spec, campaign, check_codes=False)  # its pool and sources: a missing file named
+        _preflight(spec, campaign, reading=True)  # its pool and sources: a missing file named
         store = store or spec.store
     if store is None:
         typer.echo("error: give --store or --campaign", err=True)

@@ -27,7 +27,7 @@ def suggest(
     from dm_hpc.campaign.transfer import suggest_sources
 
     c = _load(campaign)
-    _preflight(c, campaign, check_codes=False)  # a missing pool or table file named, not a traceback
+    _preflight(c, campaign, reading=True)  # a missing pool or table file named, not a traceback
     if len(c.properties) > 1:  # the spec refuses a transfer block here: proposing sources would mislead
         console.print(f"{c.name} has {len(c.properties)} properties ({', '.join(c.properties)}); transfer sources "
                       "inform a campaign of one property (one objective, no constraints), so none is proposed",
@@ -65,7 +65,7 @@ def gain(campaign: CampaignFile) -> None:
     from dm_hpc.campaign.transfer import transfer_lines
 
     c = _load(campaign)
-    _preflight(c, campaign, check_codes=False)  # a missing pool or table file named, not a traceback
+    _preflight(c, campaign, reading=True)  # a missing pool or table file named, not a traceback
     if c.transfer is None:
         console.print(f"{c.name} names no transfer sources (transfer: from: in the campaign file)", markup=False)
         raise typer.Exit(1)

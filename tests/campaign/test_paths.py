@@ -142,3 +142,19 @@ def test_a_copied_campaign_whose_files_are_not_beside_it_is_told_so_by_every_com
         out = dm(*args, str(copy))
         assert out.returncode != 0 and "Traceback" not in out.stderr, (args, out.stderr)
         assert "space.pool_map: no such file" in out.stderr and "transfer.from.0.table_map" in out.stderr, (args, out.stderr)
+
+
+@pytest.mark.parametrize("change", [
+    {"fidelities": [{"name": "emt", "kind": "calculation", "method": "emt", "walltime": "2m", "cores": 100_000}]},
+    {"space": {"elements": {"Cu": [0, 1], "Ni": [0, 1]},
+               "process": {"annealing_temperature": {"low": 400, "high": 900, "unit": "degC"}}}},
+], ids=["cores-beyond-this-machine", "process-without-lab"])
+def test_report_reads_a_campaign_that_could_not_run_here(tmp_path, change):
+    """`report`, `design --campaign` and `transfer` check the files they read, not what only a run
+    needs: a campaign whose calculations ask more cores than this laptop has (it ran on the
+    cluster), or one written before process parameters without a lab were refused, still gets its
+    report."""
+    path = _write(tmp_path / "alloys.yaml", {**ALLOYS, **change})
+    out = dm(tmp_path, "report", str(path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "cannot run" not in out.stdout + out.stderr
