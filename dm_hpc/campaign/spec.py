@@ -214,6 +214,8 @@ class ConstraintSpec(Strict):
         if self.op == ">=" and t.maximum is not None and self.value > t.maximum:
             raise ValueError(f"constraint {self.property} >= {self.value:g} {t.unit} cannot be met: "
                              f"{self.property} is <= {t.maximum:g} {t.unit}")
+        if self.written_unit is not None:  # the mapping form may give one: every reader converts by it
+            to_canonical(self.property, 1.0, self.written_unit)
         return self
 
     @model_validator(mode="before")

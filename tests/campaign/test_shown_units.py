@@ -89,3 +89,18 @@ def test_a_constraint_on_another_property_reads_in_the_unit_the_file_wrote(tmp_p
     # a constraint written in the store's unit keeps the store's spelling everywhere (no churn)
     plain = Campaign.from_dict({**DENSE, "name": "plain", "constraints": ["density <= 7 g/cm3"]}, base_dir=tmp_path)
     assert plain.spec.shown_unit("density") == "g/cm**3" and plain.spec.constraints[0].written_unit is None
+
+
+@pytest.mark.parametrize("unit", ["eV", "parsec", "]"])
+def test_a_written_unit_that_is_no_unit_of_the_property_is_refused_by_the_file(tmp_path, unit):
+    """``written_unit`` is a field of a constraint's mapping form: a unit of another dimension or
+    none pint knows passed validation and every reader of the rule (report, lab sheet, records)
+    then failed with a UnitError. Refused where the file is read, as an objective's unit is."""
+    from dm_hpc.campaign.spec import CampaignError
+
+    bad = {**CAMPAIGN, "constraints": [{"property": "density", "op": "<=", "value": 9, "written_unit": unit}]}
+    with pytest.raises(CampaignError, match=r"constraints\.0") as info:
+        Campaign.from_dict(bad, base_dir=tmp_path)
+    assert "Traceback" not in str(info.value)
+    ok = {**CAMPAIGN, "constraints": [{"property": "density", "op": "<=", "value": 9, "written_unit": "kg/m3"}]}
+    assert Campaign.from_dict(ok, base_dir=tmp_path).spec.shown("density", 9.0) == pytest.approx(9000.0)
