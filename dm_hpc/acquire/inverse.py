@@ -19,6 +19,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dm_hpc.acquire.points import MIN_SEPARATION
+
+#: Candidates closer than this (fractions, scaled process) are one alloy for a lab: the spacing of
+#: a design list is halved down to it when the space holds too few candidates farther apart.
+SAME_ALLOY = 1e-3
 from dm_hpc.acquire.space import DesignSpace
 
 if TYPE_CHECKING:  # torch is imported where predictions are ranked: parsing a target needs none
@@ -170,9 +174,12 @@ def inverse_design(
         targets: ``Target`` objects or strings (``parse_target``).
         n_candidates: random feasible candidates drawn; the best are refined locally
             ``refine_rounds`` times.
-        min_distance: candidates closer than this (Euclidean distance of atomic-fraction
-            vectors) to a better-ranked one are skipped, so the list spans distinct alloys
-            (default: the distance that makes two points of a batch distinct, ``points.MIN_SEPARATION``).
+        min_distance: candidates closer than this (Euclidean on ``space.coordinates``: fractions
+            and process scaled to [0, 1]) to a better-ranked one are skipped, so the list spans
+            distinct alloys (default: the distance that makes two points of a batch distinct,
+            ``points.MIN_SEPARATION``). Where the space holds fewer than ``n`` candidates that far
+            apart (a narrow doping range), the list goes on at half the distance, and so on down
+            to ``SAME_ALLOY``, saying so through ``progress``.
         accept: called on each candidate's fraction row (``E``) in rank order; a False leaves
             it out (known materials, charge-unbalanced compounds). Called lazily, so an
             expensive check runs only on the candidates that could make the list.
@@ -245,34 +252,53 @@ def inverse_design(
     m_key = np.round(margin.numpy(), 6)
     order = np.lexsort((np.arange(len(p_key)), -m_key, -p_key))
     out: list[Candidate] = []
-    chosen: list[np.ndarray] = []
-    for i in order:
-        # a list of near-copies of one alloy helps no one: keep candidates at least
-        # ``min_distance`` apart in composition (Euclidean on atomic fractions)
-        if any(np.linalg.norm(frac[i] - c) < min_distance for c in chosen) and space.pool is None:
-            continue
-        if any(np.array_equal(frac[i], c) for c in chosen):
-            continue
-        if deadline is not None and time.monotonic() > deadline and out:
-            say(f"time budget reached: listing {len(out)} candidates")
-            break
-        if accept is not None and not accept(frac[i]):
-            continue
-        chosen.append(frac[i])
-        comp, pr = space.to_dicts(frac[i : i + 1], proc[i : i + 1])[0]
-        out.append(
-            Candidate(
-                composition=comp,
-                process=pr,
-                probability=float(prob[i]),
-                mean={nm: float(mu[i, j]) for j, nm in enumerate(names)},
-                std={nm: float(sd[i, j]) for j, nm in enumerate(names)},
-                pool_index=int(i) if space.pool is not None else None,
+    chosen: list[np.ndarray] = []  # fraction rows listed
+    listed: list[np.ndarray] = []  # their coordinates (fractions, process scaled to [0, 1])
+    taken: set[int] = set()
+    coords = space.coordinates(frac, proc) if space.pool is None else None
+    distance = min_distance
+    while True:
+        timed_out = False
+        for i in order:
+            i = int(i)
+            if i in taken:
+                continue
+            # a list of near-copies of one alloy helps no one: keep candidates at least
+            # ``distance`` apart (fractions and scaled process, as a batch's points)
+            if coords is not None and any(np.linalg.norm(coords[i] - c) < distance for c in listed):
+                continue
+            if any(np.array_equal(frac[i], c) for c in chosen) and coords is None:
+                continue
+            if deadline is not None and time.monotonic() > deadline and out:
+                say(f"time budget reached: listing {len(out)} candidates")
+                timed_out = True
+                break
+            taken.add(i)
+            if accept is not None and not accept(frac[i]):
+                continue
+            chosen.append(frac[i])
+            if coords is not None:
+                listed.append(coords[i])
+            comp, pr = space.to_dicts(frac[i : i + 1], proc[i : i + 1])[0]
+            out.append(
+                Candidate(
+                    composition=comp,
+                    process=pr,
+                    probability=float(prob[i]),
+                    mean={nm: float(mu[i, j]) for j, nm in enumerate(names)},
+                    std={nm: float(sd[i, j]) for j, nm in enumerate(names)},
+                    pool_index=int(i) if space.pool is not None else None,
+                )
             )
-        )
-        if len(out) >= n:
-            break
-    return out
+            if len(out) >= n:
+                return out
+        # a narrow space (a doping range) holds fewer than ``n`` candidates this far apart: the
+        # list goes on with closer ones, down to what a lab can still tell apart
+        if timed_out or coords is None or distance / 2 < SAME_ALLOY:
+            return out
+        distance /= 2
+        say(f"{len(out)} candidates lie {2 * distance:g} apart in this space: the list goes on with candidates "
+            f"{distance:g} apart")
 
 
 class _Slice:

@@ -110,6 +110,8 @@ def fit_fidelity_surrogate(
             return FittedSurrogate(model, tuple(outputs), tuple(names), target, space, X)
         single = "gp" if kind == "multitask" else kind
         model = fit_surrogate(X, Y, kind=single, seed=seed)
-        decision = fit_decision_model(X, Y, decision_outputs, kind=single, seed=seed)
+        # rows of several fidelities in one single-task model (kind gp/ensemble asked): the warp was
+        # measured on one fidelity's values only, so the reporting model decides
+        decision = fit_decision_model(X, Y, decision_outputs, kind=single, seed=seed) if len(observed) <= 1 else None
     only = observed[0] if observed else target
     return FittedSurrogate(model, tuple(outputs), (only,), only, space, X, decision_model=decision)

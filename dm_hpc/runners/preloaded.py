@@ -37,6 +37,19 @@ _NOT_STARTED = ("the task's process exited before the calculation started, while
                 "`if __name__ == \"__main__\":`\n")
 
 
+#: The same when no script is the main program (the ``dm-hpc`` command, a notebook): the guard is
+#: not the cause, so it is not the advice.
+_DIED_EARLY = ("the task's process exited before the calculation started (the campaign's terminal, or the "
+               "system log if the process was killed, says why)\n")
+
+
+def not_started_note() -> str:
+    """What a task's stderr says until its process becomes the task: the ``__main__`` guard advice
+    when a script is the main program (``_NOT_STARTED``), else ``_DIED_EARLY``."""
+    main = _main_script()
+    return _NOT_STARTED.format(main=main) if main else _DIED_EARLY
+
+
 def _main_script() -> str | None:
     """The script file the running program was started as (``python nb.py``), else None."""
     main = sys.modules.get("__main__")
@@ -105,7 +118,7 @@ class PreloadedLauncher:
         write_started(workdir)
         env = {**task_environment(), **spec.env}
         # The child truncates this when it becomes the task; until then it is what the failure says
-        (workdir / STDERR_FILE).write_text(_NOT_STARTED.format(main=_main_script() or "the main module"))
+        (workdir / STDERR_FILE).write_text(not_started_note())
         process = self._ctx.Process(target=_run_worker, args=(list(spec.argv[3:]), str(workdir), env),
                                     name=f"dm-hpc {spec.task_id}", daemon=False)
         process.start()

@@ -171,6 +171,33 @@ def test_inverse_design_meets_targets(fitted):
         assert c.probability > 0.5
 
 
+def test_a_design_list_in_a_narrow_space_is_filled_with_closer_candidates_and_says_so():
+    """A doping range (Ni at most 10 % in Cu) holds few candidates ``MIN_SEPARATION`` apart: the
+    list used to stop at them (1 of 10 asked, a review finding) with nothing said. It goes on with
+    closer ones, never two points a lab could not tell apart, and a wide space keeps its spacing."""
+    from dm_hpc.acquire.inverse import SAME_ALLOY
+
+    narrow = DesignSpace(elements={"Cu": (0.9, 1.0), "Ni": (0.0, 0.1)}, max_elements=2)
+    rng = np.random.default_rng(1)
+    f, p = narrow.sample(20, rng)
+    X = narrow.featurize(f, p)
+    model = fit_gp(X, torch.tensor(100.0 + 50.0 * f[:, 1:2]))
+    said: list[str] = []
+    cands = inverse_design(model, narrow, ["bulk_modulus>=90 GPa"], n=10, outputs=["bulk_modulus"],
+                           n_candidates=2000, progress=said.append)
+    assert len(cands) == 10
+    ni = np.array(sorted(c.composition.get("Ni", 0.0) for c in cands))
+    assert np.diff(ni).min() >= SAME_ALLOY / np.sqrt(2) - 1e-9  # distance on (Cu, Ni): sqrt(2) x the Ni gap
+    assert any("apart in this space" in line for line in said)
+
+    wide = DesignSpace(elements={"Cu": (0.0, 1.0), "Ni": (0.0, 1.0)}, max_elements=2)
+    f, p = wide.sample(20, rng)
+    model = fit_gp(wide.featurize(f, p), torch.tensor(100.0 + 50.0 * f[:, 1:2]))
+    cands = inverse_design(model, wide, ["bulk_modulus>=90 GPa"], n=5, outputs=["bulk_modulus"], n_candidates=2000)
+    ni = np.array(sorted(c.composition.get("Ni", 0.0) for c in cands))
+    assert len(cands) == 5 and np.sqrt(2) * np.diff(ni).min() >= MIN_SEPARATION - 1e-6
+
+
 def test_parse_target_converts_units():
     t = parse_target("density<=7000 kg/m3")
     assert t.property == "density" and t.op == "<=" and t.value == pytest.approx(7.0)

@@ -90,3 +90,18 @@ def test_a_campaign_picks_on_the_decision_model_and_reports_the_reporting_models
     said = torch.tensor([p.predicted["mean"]["mixing_energy"] for p in points], dtype=torch.double)
     assert torch.allclose(said, report, rtol=1e-6, atol=1e-9)
     assert not torch.allclose(said, warped_mean, rtol=1e-3, atol=1e-6)
+
+
+def test_rows_of_several_fidelities_in_one_single_task_model_get_no_decision_model():
+    """``kind='gp'`` asked with rows of two fidelities fits one single-task GP over both: the warp
+    was measured on one fidelity's values, so the reporting model decides (a review finding)."""
+    from dm_hpc.learn.fitted import fit_fidelity_surrogate
+
+    rng = np.random.default_rng(2)
+    X = torch.tensor(rng.random((12, 2)), dtype=torch.double)
+    Y = torch.exp(3 * X[:, :1])
+    fid = ["emt"] * 6 + ["lab"] * 6
+    mixed = fit_fidelity_surrogate(X, Y, fid, outputs=["y"], target="lab", space=None, kind="gp", decision_outputs=(0,))
+    assert mixed.decision_model is None and mixed.decider is mixed.model
+    one = fit_fidelity_surrogate(X, Y, ["lab"] * 12, outputs=["y"], target="lab", space=None, kind="gp", decision_outputs=(0,))
+    assert one.decision_model is not None

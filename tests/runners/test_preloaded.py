@@ -106,3 +106,21 @@ def test_a_script_without_a_main_guard_is_told_why_its_calculations_fail(tmp_pat
     assert errors and all('under `if __name__ == "__main__":`' in e and "nb.py" in e for e in errors), errors
     guarded = jn.replay(tmp_path / "guarded" / "runs" / "script" / "journal.jsonl")
     assert len(guarded.tasks) == 2 and not [t for t in guarded.tasks.values() if t.error]
+
+
+def test_the_main_guard_advice_is_given_only_when_a_script_is_the_main_program(monkeypatch):
+    """A worker that dies early under the ``dm-hpc`` command (no script is ``__main__``) is not
+    told to add a ``__main__`` guard: that is not the cause there (a review finding)."""
+    import sys
+    import types
+
+    from dm_hpc.runners import preloaded
+
+    command = types.ModuleType("__main__")
+    command.__spec__ = types.SimpleNamespace(name="dm_hpc")  # python -m dm_hpc / the dm-hpc entry point
+    monkeypatch.setitem(sys.modules, "__main__", command)
+    assert "__main__" not in preloaded.not_started_note() and "exited before" in preloaded.not_started_note()
+    script = types.ModuleType("__main__")
+    script.__spec__, script.__file__ = None, "/tmp/nb.py"
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    assert 'if __name__ == "__main__":' in preloaded.not_started_note() and "/tmp/nb.py" in preloaded.not_started_note()
