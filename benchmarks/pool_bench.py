@@ -69,7 +69,8 @@ def apply_variant(text: str) -> str:
     """Set the engine's GP settings / acquisition for an ablation; returns the variant's tag.
 
     The GP settings are ``dm_hpc.learn.gp.GP_DEFAULTS``, the module ``fit_gp`` reads them from
-    (``surrogates`` re-exports the name; rebinding it there would change nothing).
+    (``surrogates`` re-exports the name; rebinding it there would change nothing), and the decision
+    model's ``dm_hpc.learn.decision.DECISION_SETTINGS``.
     """
     from dm_hpc.acquire import acquisition
     from dm_hpc.learn import gp
@@ -103,7 +104,13 @@ def apply_variant(text: str) -> str:
             return raw.lower() in ("1", "true")
         return raw
 
-    gp.GP_DEFAULTS = dataclasses.replace(gp.GP_DEFAULTS, **{k: value(k, v) for k, v in kv.items()})
+    from dm_hpc.learn import decision
+
+    change = {k: value(k, v) for k, v in kv.items()}
+    # the default strategy picks with the decision model's settings; ablation scripts that refit
+    # the raw-values model (``Strategy.refit_default``) read GP_DEFAULTS: a variant changes both
+    gp.GP_DEFAULTS = dataclasses.replace(gp.GP_DEFAULTS, **change)
+    decision.DECISION_SETTINGS = dataclasses.replace(decision.DECISION_SETTINGS or gp.GP_DEFAULTS, **change)
     return variant_tag(text)
 
 

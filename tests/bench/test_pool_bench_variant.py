@@ -7,11 +7,13 @@ import torch
 def restore_defaults():
     """``apply_variant`` switches module-level defaults for the rest of a benchmark process; put them back."""
     from dm_hpc.acquire import acquisition
-    from dm_hpc.learn import gp
+    from dm_hpc.learn import decision, gp
 
-    saved = gp.GP_DEFAULTS, acquisition.DEFAULT_ACQUISITION, acquisition.UCB_BETA
+    saved = (gp.GP_DEFAULTS, acquisition.DEFAULT_ACQUISITION, acquisition.UCB_BETA, decision.DECISION_SETTINGS,
+             decision.OUTCOME_WARP)
     yield
-    gp.GP_DEFAULTS, acquisition.DEFAULT_ACQUISITION, acquisition.UCB_BETA = saved
+    (gp.GP_DEFAULTS, acquisition.DEFAULT_ACQUISITION, acquisition.UCB_BETA, decision.DECISION_SETTINGS,
+     decision.OUTCOME_WARP) = saved
 
 
 def _strategy_model(X: torch.Tensor, y: torch.Tensor):
@@ -42,9 +44,11 @@ def test_warp_variant_builds_a_warped_model_and_the_default_does_not(restore_def
 
 def test_variant_switches_the_fit_that_fit_gp_uses(restore_defaults, pool_bench):
     """The GP settings a variant names are the ones ``fit_gp`` reads (they live in ``learn.gp``)."""
-    from dm_hpc.learn import gp
+    from dm_hpc.learn import decision, gp
 
     pb = pool_bench
+    pb.apply_variant("prior=matern,full_fit_points=0")
+    assert decision.DECISION_SETTINGS == gp.GPSettings(prior="matern", full_fit_points=0)  # the pick's model too
     pb.apply_variant("prior=botorch,full_fit_points=500")
     assert gp.GP_DEFAULTS == gp.GPSettings(prior="botorch", full_fit_points=500)
     X = torch.rand(20, 2, dtype=torch.double, generator=torch.Generator().manual_seed(1))
