@@ -25,7 +25,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from dm_hpc.campaign.spec import CampaignError, CampaignSpec, load_campaign, parse_campaign
@@ -159,8 +158,8 @@ class Campaign:
             return self._no_records()
         from dm_hpc.campaign.labsheet import PROCESS_STEP
 
-        missing = {f"process.{PROCESS_STEP}:{name}": np.nan for name in self.spec.space.process
-                   if not any(str(col).startswith("process.") and str(col).endswith(f":{name}") for col in df.columns)}
+        have = {str(col).partition(":")[2] for col in df.columns if str(col).startswith("process.")}
+        missing = {f"process.{PROCESS_STEP}:{name}": float("nan") for name in self.spec.space.process if name not in have}
         return self._sheet_frame(df.assign(**missing) if missing else df)
 
     def _no_records(self) -> pd.DataFrame:

@@ -252,9 +252,8 @@ def inverse_design(
     m_key = np.round(margin.numpy(), 6)
     order = np.lexsort((np.arange(len(p_key)), -m_key, -p_key))
     out: list[Candidate] = []
-    chosen: list[np.ndarray] = []  # fraction rows listed
-    listed: list[np.ndarray] = []  # their coordinates (fractions, process scaled to [0, 1])
-    taken: set[int] = set()
+    listed: list[int] = []  # rows of the candidates listed
+    taken: set[int] = set()  # rows listed or refused by ``accept``
     coords = space.coordinates(frac, proc) if space.pool is None else None
     distance = min_distance
     while True:
@@ -265,9 +264,9 @@ def inverse_design(
                 continue
             # a list of near-copies of one alloy helps no one: keep candidates at least
             # ``distance`` apart (fractions and scaled process, as a batch's points)
-            if coords is not None and any(np.linalg.norm(coords[i] - c) < distance for c in listed):
+            if coords is not None and any(np.linalg.norm(coords[i] - coords[j]) < distance for j in listed):
                 continue
-            if any(np.array_equal(frac[i], c) for c in chosen) and coords is None:
+            if coords is None and any(np.array_equal(frac[i], frac[j]) for j in listed):
                 continue
             if deadline is not None and time.monotonic() > deadline and out:
                 say(f"time budget reached: listing {len(out)} candidates")
@@ -276,9 +275,7 @@ def inverse_design(
             taken.add(i)
             if accept is not None and not accept(frac[i]):
                 continue
-            chosen.append(frac[i])
-            if coords is not None:
-                listed.append(coords[i])
+            listed.append(i)
             comp, pr = space.to_dicts(frac[i : i + 1], proc[i : i + 1])[0]
             out.append(
                 Candidate(

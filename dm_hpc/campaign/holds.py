@@ -40,6 +40,12 @@ CONFIRM_WORDS = frozenset({"yes", "y", "true", "1", "x", "confirm", "confirmed",
 DECLINE_WORDS = frozenset({"", "nan", "none", "no", "n", "false", "0", "0.0"})
 
 
+def interval_text(prop: str, low: float, high: float, unit: str) -> str:
+    """An interval of ``prop`` (canonical ``low``, ``high``) in ``unit`` (``[-151.5, -48.48] meV/atom``)."""
+    said = vocabulary.from_canonical(prop, unit)
+    return f"[{float(said(low)):.4g}, {float(said(high)):.4g}] {unit}"
+
+
 @dataclass(frozen=True)
 class Hold:
     """A measured value outside the model's 99 % interval ``[low, high]`` (canonical ``unit``, as
@@ -56,17 +62,19 @@ class Hold:
     unit: str
     typed_unit: str | None = None
 
-    def _said(self, canonical: float) -> float:
-        return float(vocabulary.from_canonical(self.prop, self.typed_unit)(canonical))
+    @property
+    def said_unit(self) -> str:
+        """The unit what is said of the hold is in: the sheet's (``typed_unit``), else canonical."""
+        return self.typed_unit or self.unit
 
     def typed(self) -> str:
         """The value as the sheet gave it, with its unit (``1700 meV/atom``)."""
-        return f"{self._said(self.value):.6g} {self.typed_unit or self.unit}"
+        return f"{float(vocabulary.from_canonical(self.prop, self.typed_unit)(self.value)):.6g} {self.said_unit}"
 
     def interval_text(self) -> str:
         """The interval it fell outside, in the unit the sheet gave the value in
         (``[-151.5, -48.48] meV/atom``)."""
-        return f"[{self._said(self.low):.4g}, {self._said(self.high):.4g}] {self.typed_unit or self.unit}"
+        return interval_text(self.prop, self.low, self.high, self.said_unit)
 
     def reason(self, with_interval: bool = True) -> str:
         """Why it is held; ``with_interval=False`` for a reader who may not see every record the

@@ -107,12 +107,13 @@ def _as_stored(campaign: CampaignSpec, state: jn.State, contents: SheetContents)
     from dm_hpc.data.verdicts import Decision
 
     measured = {sid: e.record_id for sid, e in state.lab.items() if e.record_id is not None}
-    if not any(v.decision is Decision.accepted and v.converted_from and v.sample_id in measured
-               for v in contents.verdicts):
+    ids = {v.sample_id for v in contents.verdicts
+           if v.decision is Decision.accepted and v.converted_from and v.sample_id in measured}
+    if not ids:
         return contents
     with _snapshot(campaign) as store:
         # a record journalled but not in the store yet (a running manager's inbox) is left out
-        found = {sid: _record(store, measured[sid]) for sid in {r.sample_id for r in contents.records} & set(measured)}
+        found = {sid: _record(store, measured[sid]) for sid in ids}
     stored = {sid: rec for sid, rec in found.items() if rec is not None}
     records, said = retyped_as_stored(contents.records, contents.lines, contents.verdicts, stored)
     return replace(contents, records=records, warnings=[*contents.warnings, *said]) if said else contents
@@ -280,7 +281,7 @@ def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: s
 
     def check(store: Store | None) -> tuple[list[MaterialRecord], list[int], list[Hold], list[str]]:
         # a record already stored (the same sheet sent again) was accepted before: no new hold
-        again = {r.sample_id for r in contents.records if store is not None and _stored(store, r.record_id)}
+        again = {r.sample_id for r in contents.records if _record(store, r.record_id) is not None}
         fresh = [h for h in holds if h.sample_id not in again]
         if fresh:  # the store's values are read only when a value is outside its interval (rarely)
             fresh = among_stored(fresh, _stored_ranges(campaign, store, {h.prop for h in fresh}))
@@ -338,7 +339,7 @@ def _audit(held: list[Hold], confirmed: list[str]) -> dict:
     units: dict[str, dict[str, str]] = {}
     for h in held:
         why.setdefault(h.sample_id, []).append(f"{h.prop} {h.typed()} {h.reason()}")
-        units.setdefault(h.sample_id, {})[h.prop] = h.typed_unit or h.unit
+        units.setdefault(h.sample_id, {})[h.prop] = h.said_unit
     return {"held": sorted(why), "confirmed": list(confirmed), "held_why": {k: "; ".join(v) for k, v in why.items()},
             "held_units": units}
 
@@ -355,10 +356,6 @@ def _blank_warnings(campaign: CampaignSpec, contents: SheetContents, replace: bo
     blank = [(line, sid) for line, sid in [*contents.pending, *contents.not_made] if sid is not None]
     problems = blank_replacements(store, sorted(blank), campaign.name) if replace and blank else []
     return [f"line {line}: {msg}" for line, msg in problems]
-
-
-def _stored(store: Store, record_id: str) -> bool:
-    return _record(store, record_id) is not None
 
 
 def _record(store: Store | None, record_id: str) -> MaterialRecord | None:

@@ -6,7 +6,6 @@ file, the field and what was expected -- never a traceback.
 """
 from __future__ import annotations
 
-import difflib
 import enum
 import json
 import math
@@ -687,10 +686,8 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
 
 def _did_you_mean(word: Any, choices: list[str], cutoff: float) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``word``, or ``""``."""
-    if not isinstance(word, str):
-        return ""
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = vocabulary.closest_name(word, choices, cutoff)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 _UNKNOWN_UNIT = re.compile(r"(property|process_parameter) '([^']+)': unknown unit '([^']*)'")

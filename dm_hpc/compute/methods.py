@@ -6,7 +6,6 @@ is a backend (see ``backends.py``) looked up by the method's ``code``.
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
@@ -21,6 +20,7 @@ import yaml
 
 from dm_hpc.data import ELEMENTS, Composition
 from dm_hpc.data.elements import atomic_number
+from dm_hpc.data.vocabulary import closest_name
 
 #: What the calculation recipe derives from its relaxed cell (``calculation.calculate``); kept
 #: with the registry so that asking what a method delivers builds no structure code.
@@ -226,8 +226,8 @@ def get_method(name: str) -> Method:
     try:
         return _registry()[name]
     except KeyError:
-        close = difflib.get_close_matches(str(name), method_names(), n=1, cutoff=0.6)
-        meant = f"did you mean {close[0]!r}? " if close else ""
+        close = closest_name(str(name), method_names(), 0.6)
+        meant = f"did you mean {close!r}? " if close else ""
         raise UnknownMethodError(f"unknown method {name!r} ({meant}known: {', '.join(method_names())})") from None
 
 

@@ -33,7 +33,6 @@ Files that do not follow the template (public data sets) are read through a colu
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +61,7 @@ from dm_hpc.data.shards import RecordColumns
 from dm_hpc.data.sheetfiles import SheetError, describe_error, load_table, parse_number, write_frame
 from dm_hpc.data.sheetfiles import blank as _blank
 from dm_hpc.data.verdicts import Decision, Verdict
-from dm_hpc.data.vocabulary import UnknownPropertyError, canonical_unit, converter, property_names
+from dm_hpc.data.vocabulary import UnknownPropertyError, canonical_unit, closest_name, converter, property_names
 
 __all__ = ["SheetError", "SheetContents", "SheetColumns", "SheetDefaults", "read_sheet", "read_sheet_contents",
            "read_sheet_columns", "write_sheet",
@@ -208,7 +207,7 @@ def did_you_mean(header: str) -> str | None:
         return None
     key = m.group("key").split(":")[-1].strip().lower().replace(" ", "_").replace("-", "_")
     names = property_names()
-    match = key if key in names else next(iter(difflib.get_close_matches(key, names, n=1, cutoff=0.8)), None)
+    match = key if key in names else closest_name(key, names, 0.8)
     if match is None:
         return None
     return f"property:{match} [{m.group('unit') or canonical_unit(match)}]"
@@ -389,7 +388,7 @@ def _checked(
     if known_ids is not None and not any(c.kind == "meta" and c.name == "sample_id" for c in columns):
         # a renamed header would otherwise read as every row's sample_id left empty, one error a row
         like = [h for h in table.columns if not is_template_header(h)
-                and difflib.get_close_matches(_squeezed(h), ["sampleid"], n=1, cutoff=0.8)]
+                and closest_name(_squeezed(h), ["sampleid"], 0.8) is not None]
         problems.append((1, "no sample_id column" + (f"; did you mean {like[0]!r}?" if like
                                                      else ": every row must answer a suggestion id")))
     bases = {_BASIS_UNITS.get(c.unit or "", None) for c in columns if c.kind == "composition"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -125,8 +125,8 @@ def _term(name: str, kind: str) -> Term:
         return _DECLARED[kind][name]
     except KeyError:
         known = ", ".join(sorted(table))
-        close = difflib.get_close_matches(name, [*table, *_DECLARED[kind]], n=1, cutoff=0.75)
-        meant = f" (did you mean {close[0]!r}?)" if close else ""
+        close = closest_name(name, [*table, *_DECLARED[kind]], 0.75)
+        meant = f" (did you mean {close!r}?)" if close else ""
         raise UnknownPropertyError(f"unknown {kind} {name!r}{meant}; known: {known} (or declare it in the "
                                    f"campaign's vocabulary with a unit)") from None
 
@@ -175,6 +175,15 @@ def check_range(name: str, value: float, kind: str = "property") -> float:
 def canonical_unit(name: str, kind: str = "property") -> str:
     """Canonical unit string of a property (``kind="property"``) or a process parameter."""
     return _term(name, kind).unit
+
+
+def closest_name(word: Any, choices: Sequence[str], cutoff: float) -> str | None:
+    """The one of ``choices`` closest to ``word`` (difflib's ratio at least ``cutoff``), or None:
+    what every "did you mean" of a campaign file, a method or a term offers."""
+    if not isinstance(word, str):
+        return None
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return close[0] if close else None
 
 
 def with_unit(name: str, value: float, spec: str = ".4g") -> str:

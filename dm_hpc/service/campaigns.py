@@ -148,7 +148,7 @@ def held_note(c: CampaignSpec, entry: jn.LabEntry, full: bool) -> str | None:
     `status` say it; canonical for a hold journalled before the unit was). The journal's why is
     read only for the campaign's property names it starts with: the value sent (whose access level
     was never set: it was not stored) and the interval stay out."""
-    from dm_hpc.campaign.holds import Hold, interval
+    from dm_hpc.campaign.holds import interval, interval_text
     from dm_hpc.campaign.labsheet import lab_properties
     from dm_hpc.data import canonical_unit
 
@@ -160,9 +160,8 @@ def held_note(c: CampaignSpec, entry: jn.LabEntry, full: bool) -> str | None:
     named = []
     for p in props:
         bounds = interval(entry.predicted, p) if full else None
-        said = (Hold(0, entry.sample_id, p, math.nan, *bounds, canonical_unit(p), entry.held_units.get(p))
-                if bounds else None)
-        named.append(p + (f" (99 % interval {said.interval_text()})" if said else ""))
+        said = interval_text(p, *bounds, entry.held_units.get(p) or canonical_unit(p)) if bounds else None
+        named.append(p + (f" (99 % interval {said})" if said else ""))
     return (f"{', '.join(named) or 'a value'} held, not stored: far outside the model's 99 % interval. If it is "
             "right, write yes in the sample's confirm column (or tick confirm) and send the sheet again; "
             "otherwise correct it and send the sheet again")
@@ -627,12 +626,13 @@ class CampaignDesk:
         in (``CampaignSpec.shown_unit``: an objective as the file writes it, as the status's ``best``
         gives it), named in ``units``."""
         c = self.get(name)
-        out = []
-        for row in self.predict(name, compositions, process, clearance):
-            mean = {p: None if v is None else float(c.shown(p, v)) for p, v in row["mean"].items()}
-            std = {p: None if v is None else float(c.shown_spread(p, v)) for p, v in row["std"].items()}
-            out.append({**row, "mean": mean, "std": std, "units": {p: c.shown_unit(p) for p in row["mean"]}})
-        return out
+
+        def shown(convert, values: dict[str, Any]) -> dict[str, float | None]:
+            return {p: None if v is None else float(convert(p, v)) for p, v in values.items()}
+
+        return [{**row, "mean": shown(c.shown, row["mean"]), "std": shown(c.shown_spread, row["std"]),
+                 "units": {p: c.shown_unit(p) for p in row["mean"]}}
+                for row in self.predict(name, compositions, process, clearance)]
 
     def design(self, name: str, targets: list[str], n: int, clearance: AccessLevel) -> list[dict[str, Any]]:
         """Compositions most likely to meet every target (``acquire.design``), learned from the
