@@ -133,37 +133,38 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
 def transfer_problems(c: CampaignSpec) -> list[str]:
     """Transfer sources that cannot be read: a missing table, a model file that is missing, damaged,
     foreign or does not predict the property it is to inform."""
-    out = []
-    for k, s in enumerate(c.transfer.from_ if c.transfer is not None else ()):
-        for field, path in (("table", s.table), ("table_map", s.table_map), ("model", s.model)):
-            if path is not None and not Path(path).is_file():
-                out.append(f"transfer.from.{k}.{field}: no such file: {path}")
-        if s.table is not None and Path(s.table).is_file() and (s.table_map is None or Path(s.table_map).is_file()):
-            from dm_hpc.campaign.dataset import matches, table_frame
+    return [p for k in range(len(c.transfer.from_) if c.transfer is not None else 0) for p in source_problems(c, k)]
 
-            prop = s.property or c.objectives[0].property
-            try:
-                frame = table_frame(Path(s.table), s.table_map)
-            except (ValueError, OSError) as exc:
-                out.append(_unreadable(f"transfer.from.{k}.table", exc, None))
-                continue
-            rows = frame[matches(s, frame)] if len(frame) else frame
-            if prop not in rows.columns or not rows[prop].notna().any():
-                out.append(f"transfer.from.{k}.table: {s.table} holds no {prop} value"
-                           f"{' among the rows it selects' if len(rows) < len(frame) else ''}: the source could "
-                           f"not inform the model (set property: to the column it measures, or drop the source)")
-        if s.model is not None and Path(s.model).is_file():
-            from dm_hpc.campaign.standard import ModelFileError, load_model_file
 
-            prop = s.property or c.objectives[0].property
-            try:
-                file = load_model_file(s.model)
-            except ModelFileError as exc:
-                out.append(f"transfer.from.{k}.model: {exc}")
-                continue
-            if prop not in file.properties:
-                out.append(f"transfer.from.{k}.model: {s.model} predicts {', '.join(file.properties)}, not {prop} "
-                           "(set property: to the one it is to inform)")
+def source_problems(c: CampaignSpec, k: int) -> list[str]:
+    """Why transfer source ``k`` of ``c`` cannot inform its model (``transfer_problems``; empty: it can)."""
+    s = c.transfer.from_[k]
+    out = [f"transfer.from.{k}.{field}: no such file: {path}"
+           for field, path in (("table", s.table), ("table_map", s.table_map), ("model", s.model))
+           if path is not None and not Path(path).is_file()]
+    prop = s.property or c.objectives[0].property
+    if s.table is not None and Path(s.table).is_file() and (s.table_map is None or Path(s.table_map).is_file()):
+        from dm_hpc.campaign.dataset import matches, table_frame
+
+        try:
+            frame = table_frame(Path(s.table), s.table_map)
+        except (ValueError, OSError) as exc:
+            return out + [_unreadable(f"transfer.from.{k}.table", exc, None)]
+        rows = frame[matches(s, frame)] if len(frame) else frame
+        if prop not in rows.columns or not rows[prop].notna().any():
+            out.append(f"transfer.from.{k}.table: {s.table} holds no {prop} value"
+                       f"{' among the rows it selects' if len(rows) < len(frame) else ''}: the source could "
+                       f"not inform the model (set property: to the column it measures, or drop the source)")
+    if s.model is not None and Path(s.model).is_file():
+        from dm_hpc.campaign.standard import ModelFileError, load_model_file
+
+        try:
+            file = load_model_file(s.model)
+        except ModelFileError as exc:
+            return out + [f"transfer.from.{k}.model: {exc}"]
+        if prop not in file.properties:
+            out.append(f"transfer.from.{k}.model: {s.model} predicts {', '.join(file.properties)}, not {prop} "
+                       "(set property: to the one it is to inform)")
     return out
 
 
@@ -315,22 +316,23 @@ def _resource_problems(c: CampaignSpec) -> list[str]:
     return out
 
 
-def input_problems(c: CampaignSpec, files: Sequence[tuple[str, Any]] = ()) -> list[str]:
+def input_problems(c: CampaignSpec, files: Sequence[tuple[str, Any]] = (), sources: bool = True) -> list[str]:
     """The files a command that only reads the campaign needs (``report``, ``design --campaign``,
     ``transfer``): the pool and the transfer sources, each there and readable, and ``files``
     (field, path) there. What only a run needs (cores of this machine, a site profile, a fidelity
     for each process parameter) is not asked: a campaign that ran elsewhere, or before a check was
-    added, is still read."""
+    added, is still read. ``sources`` false: the transfer sources are not asked (``report`` leaves
+    out one it cannot read, and says so: ``report.readable_sources``)."""
     out = []
     for field, path in [("space.pool", c.space.pool), ("space.pool_map", c.space.pool_map), *files]:
         if path is not None and not Path(path).is_file():
             out.append(f"{field}: no such file: {path}")
-    return out + _pool_problems(c) + transfer_problems(c)
+    return out + _pool_problems(c) + (transfer_problems(c) if sources else [])
 
 
-def check_inputs(c: CampaignSpec, origin: str) -> None:
+def check_inputs(c: CampaignSpec, origin: str, sources: bool = True) -> None:
     """Raise ``CampaignError`` listing every ``input_problems`` (a missing file named, not a traceback)."""
-    found = input_problems(c)
+    found = input_problems(c, sources=sources)
     if found:
         raise CampaignError(f"{origin}: campaign cannot be read:\n" + "\n".join(f"  {p}" for p in found))
 

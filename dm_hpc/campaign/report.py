@@ -370,6 +370,34 @@ def plot_replay(campaign: CampaignSpec, curves: dict[str, np.ndarray], out: Path
     return out
 
 
+def readable_sources(campaign: CampaignSpec) -> tuple[CampaignSpec, list[str]]:
+    """The campaign as the report can read it, and what it left out: a transfer source whose file is
+    gone or cannot inform the model (``preflight.source_problems``) is dropped, one line naming the
+    problem and what the report then lacks. A source is only a prior for the model: the journal and
+    the store hold everything else the report says (a campaign whose source table was removed after
+    it ran was refused a report altogether)."""
+    from dm_hpc.campaign.preflight import source_problems
+
+    if campaign.transfer is None:
+        return campaign, []
+    kept, lines = [], []
+    for k, source in enumerate(campaign.transfer.from_):
+        why = source_problems(campaign, k)
+        if why:
+            lines.append(f"{'; '.join(why)}: the report leaves out source {source.name}")
+        else:
+            kept.append(source)
+    if not lines:
+        return campaign, []
+    if kept:
+        lines.append(f"the transfer model, its weights, gain and replay are of the other source(s) "
+                     f"({', '.join(s.name for s in kept)}), not the model the campaign ran with")
+        return campaign.model_copy(update={"transfer": campaign.transfer.model_copy(update={"from_": kept})}), lines
+    lines.append("no transfer section (source weights, gain, replay with and without transfer); the parity plot "
+                 "judges the campaign's own model, without sources, not the model it ran with")
+    return campaign.model_copy(update={"transfer": None}), lines
+
+
 def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_dir: Path | None = None,
                  whole_store: bool = False) -> Path:
     """Write ``<run_dir>/report/summary.md`` and its PNG plots; returns the summary's path.
@@ -384,6 +412,7 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
     its reader reads them all).
     """
     t0 = time.perf_counter()
+    campaign, left_out = readable_sources(campaign)
     out_dir = out_dir or campaign.run_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     state = jn.replay(campaign.run_dir / "journal.jsonl")
@@ -394,7 +423,9 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
 
     # the cross-validation (torch, a GP fit) runs beside the other plots where it can
     # (``keep_in_background``); the parity plot waits for it below
-    cross_validated = (keep_in_background(campaign, data) if frame is None and campaign.transfer is None
+    # a campaign read without a source is not the one a lab batch keeps predictions for: kept none
+    remember = frame is None and not left_out
+    cross_validated = (keep_in_background(campaign, data) if remember and campaign.transfer is None
                        else lambda: None)
     plots: list[tuple[str, Path]] = []
     notes: list[str] = [store_note] if store_note else []
@@ -424,7 +455,7 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
     cross_validated()
     try:
         # a report on a reader's scoped view (``frame``) leaves the whole campaign's kept predictions be
-        parity_png, r2, cals = plot_parity(campaign, data, out_dir / "parity.png", remember=frame is None,
+        parity_png, r2, cals = plot_parity(campaign, data, out_dir / "parity.png", remember=remember,
                                            fitted=fitted)
     except Exception as exc:  # a failed fit must not cost the rest of the report
         parity_png = None
@@ -461,6 +492,7 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
             f"{o.goal.value} {o.property} [{o.shown_unit}]" for o in campaign.objectives),
         f"- state: {phase_for_reader(campaign, state, None if frame is None or whole_store else own_best)}",
         *[f"- {why}" for why in stopped_fidelities(campaign, state).values()],
+        *[f"- **left out**: {line}" for line in left_out],
         "",
         "## Calculations",
         "",

@@ -119,16 +119,17 @@ def scaffold(text: str, name: str, source_dir: Path, out_dir: Path, run_dir: Pat
     return "\n".join(lines) + "\n"
 
 
-def _preflight(c, origin: Path, check_codes: bool = False, reading: bool = False) -> None:
+def _preflight(c, origin: Path, check_codes: bool = False, reading: bool = False, sources: bool = True) -> None:
     """Fail with every problem of ``c`` (``preflight.check``); ``reading``: a command that only
     reads the campaign (report, design, transfer) asks only for the files it reads
-    (``preflight.check_inputs``), not for what only a run needs."""
+    (``preflight.check_inputs``), not for what only a run needs; ``sources`` false: nor for the
+    transfer sources (the report leaves out one it cannot read)."""
     from dm_hpc.campaign import CampaignError
     from dm_hpc.campaign.preflight import check, check_inputs, transfer_warnings
 
     try:
         if reading:
-            check_inputs(c, str(origin))
+            check_inputs(c, str(origin), sources=sources)
         else:
             check(c, str(origin), check_codes=check_codes)
     except CampaignError as exc:
@@ -406,11 +407,15 @@ def record_id_lines(ids: dict[str, str], c, queued: bool = False) -> list[str]:
 
 
 def report(campaign: CampaignFile) -> None:
-    """Write the summary (markdown) and plots (PNG) of a campaign."""
-    from dm_hpc.campaign.report import write_report
+    """Write the summary (markdown) and plots (PNG) of a campaign. A transfer source whose file is
+    gone is left out, and the report says so; a missing pool (it says which records are the
+    campaign's) is refused."""
+    from dm_hpc.campaign.report import readable_sources, write_report
 
     c = _load(campaign)
-    _preflight(c, campaign, reading=True)  # a missing pool or source file named, not a traceback
+    for line in readable_sources(c)[1]:  # said before a refusal too: every missing file at once
+        console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
+    _preflight(c, campaign, reading=True, sources=False)  # a missing pool named, not a traceback
     path = write_report(c)
     console.print(f"wrote {shown(path)}")
 

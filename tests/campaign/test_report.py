@@ -290,3 +290,63 @@ def test_a_reader_of_every_record_is_told_the_journals_counts_as_they_are(tmp_pa
     assert "| ingested, readable at your clearance | 1 |" in whole or "| ingested | 1 |" in whole, whole
     scoped = write_report(c, frame=frame, out_dir=tmp_path / "scoped").read_text()
     assert "| ingested, readable at your clearance | 0 |" in scoped
+
+
+def test_a_report_whose_transfer_source_file_is_gone_is_written_and_says_what_it_left_out(tmp_path):
+    """A campaign ran with a transfer table that was removed afterwards: `dm-hpc report` refused the
+    whole report ("campaign cannot be read: transfer.from.0.table: no such file"), though the
+    journal and the store hold everything it reports but the source's part. Only the pool, which
+    says which records are the campaign's, is a file the report cannot do without."""
+    from typer.testing import CliRunner
+
+    from dm_hpc.campaign import load_campaign
+    from dm_hpc.cli import app
+    from dm_hpc.data import Store
+
+    from .helpers import write_campaign
+
+    screen = tmp_path / "screen.csv"
+    pd.DataFrame({"composition:Cu [at_frac]": [0.5, 0.3, 0.2], "composition:Ni [at_frac]": [0.5, 0.7, 0.8],
+                  "property:mixing_energy [eV/atom]": [-0.01, -0.02, -0.03]}).to_csv(screen, index=False)
+    path = write_campaign(tmp_path, lab=False, transfer={"from": [{"table": str(screen), "label": "screen"}]})
+    c = load_campaign(path)
+    with Store.open(c.store, "a") as store:
+        store.ingest([{"composition": {"Cu": cu, "Ni": 1 - cu}, "properties": [{"name": "mixing_energy", "value": -v}],
+                       "provenance": {"source": "computed", "method": "emt", "campaign": c.name}}
+                      for cu, v in ((0.4, 0.02), (0.6, 0.01))])
+    screen.unlink()
+    res = CliRunner().invoke(app, ["report", str(path)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    said = " ".join(res.output.split())
+    assert f"transfer.from.0.table: no such file: {screen}" in said, said
+    assert "the report leaves out source screen" in said and "no transfer section" in said, said
+    text = (c.run_dir / "report" / "summary.md").read_text()
+    assert f"transfer.from.0.table: no such file: {screen}" in text and "no transfer section" in text, text
+    assert "| mixing_energy (min) | emt |" in text  # the campaign's own records are reported
+    # the pool is what the report cannot do without: it says which records are the campaign's
+    pool = tmp_path / "pool.csv"
+    pool.write_text("composition:Cu [at_frac],composition:Ni [at_frac]\n0.5,0.5\n")
+    pooled = write_campaign(tmp_path, name="pooled", lab=False, space={"pool": str(pool)})
+    pool.unlink()
+    res = CliRunner().invoke(app, ["report", str(pooled)], env={"COLUMNS": "300"})
+    assert res.exit_code != 0 and f"space.pool: no such file: {pool}" in res.output, res.output
+
+
+def test_of_two_sources_the_report_leaves_out_only_the_one_it_cannot_read(tmp_path):
+    from dm_hpc.campaign import load_campaign
+    from dm_hpc.campaign.report import readable_sources
+
+    from .helpers import write_campaign
+
+    tables = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    for t in tables:
+        pd.DataFrame({"composition:Cu [at_frac]": [0.5], "composition:Ni [at_frac]": [0.5],
+                      "property:mixing_energy [eV/atom]": [-0.01]}).to_csv(t, index=False)
+    c = load_campaign(write_campaign(tmp_path, lab=False, transfer={"from": [
+        {"table": str(tables[0]), "label": "gone"}, {"table": str(tables[1]), "label": "kept"}]}))
+    assert readable_sources(c) == (c, [])
+    tables[0].unlink()
+    read, lines = readable_sources(c)
+    assert [s.name for s in read.transfer.from_] == ["kept"] and c.transfer is not None
+    assert lines[0] == f"transfer.from.0.table: no such file: {tables[0]}: the report leaves out source gone"
+    assert "of the other source(s) (kept), not the model the campaign ran with" in lines[1]
