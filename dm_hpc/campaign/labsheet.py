@@ -105,11 +105,12 @@ def suggestion_rows(campaign: CampaignSpec, state: jn.State, include_measured: b
     return rows
 
 
-def write_suggestions(campaign: CampaignSpec, out: Path) -> int:
-    """Write the pending experiments to ``out`` (.csv or .xlsx); returns how many."""
+def write_suggestions(campaign: CampaignSpec, out: Path, state: jn.State | None = None) -> int:
+    """Write the pending experiments to ``out`` (.csv or .xlsx); returns how many. ``state``: the
+    journal's, when the caller has replayed it (default: replayed here)."""
     from dm_hpc.data.sheetfiles import write_rows
 
-    rows = suggestion_rows(campaign, jn.replay(campaign.run_dir / "journal.jsonl"))
+    rows = suggestion_rows(campaign, state if state is not None else jn.replay(campaign.run_dir / "journal.jsonl"))
     header = list(dict.fromkeys(k for row in rows for k in row)) or ["sample_id"]
     if Path(out).suffix.lower() == ".xlsx":
         import pandas as pd

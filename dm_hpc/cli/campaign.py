@@ -298,15 +298,16 @@ def suggest(
     if c.lab is None:
         fail(f"campaign {c.name!r} has no experiment fidelity, so nothing is suggested to a lab")
     if n is None:
+        from dm_hpc.campaign import journal as jn
+
+        state = jn.replay(c.run_dir / "journal.jsonl")  # once: the sheet and the budget's line below both read it
         try:
-            k = write_suggestions(c, out)
+            k = write_suggestions(c, out, state)
         except (ValueError, OSError) as exc:
             fail(str(exc))
         console.print(f"wrote {experiments(k)} to {out}")
         if k == 0:
-            from dm_hpc.campaign import journal as jn
-
-            done = len(jn.replay(c.run_dir / "journal.jsonl").lab)
+            done = len(state.lab)
             if c.budget.lab_experiments is not None and done >= c.budget.lab_experiments:
                 # `-n N` would only refuse: say what would let it suggest more
                 console.print(f"  every suggested experiment is answered and the lab budget is used up ({done} of "

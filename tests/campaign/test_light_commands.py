@@ -266,3 +266,25 @@ def test_a_report_that_must_cross_validate_does_it_beside_its_plots(batched_camp
     assert plots[0].endswith("`best_vs_evaluations.png`") and plots[1].endswith("`parity.png`"), plots
     (camp.spec.run_dir / FILE_NAME).unlink()
     assert _quality_table(write_report(camp.spec).read_text()) == forked
+
+
+def test_listing_pending_experiments_replays_the_journal_once(tmp_path, monkeypatch):
+    """`dm-hpc suggest` with nothing pending replayed the whole journal twice: once to write the
+    (empty) sheet, once more to say whether the lab budget was used up."""
+    from typer.testing import CliRunner
+
+    from dm_hpc.campaign import journal as jn
+    from dm_hpc.cli import app
+    from tests.campaign.helpers import hardness_density_lab
+
+    api = hardness_density_lab(tmp_path, ["S0"])
+    journal = jn.Journal(api.spec.run_dir / "journal.jsonl")
+    journal.write("lab_ingested", records={}, not_made=["S0"])
+    journal.close()
+    replays = []
+    replay = jn.replay
+    monkeypatch.setattr(jn, "replay", lambda path: replays.append(path) or replay(path))
+    res = CliRunner().invoke(app, ["suggest", str(tmp_path / "two.yaml"), "--out", str(tmp_path / "pending.csv")])
+    assert res.exit_code == 0 and "wrote 0 suggested experiments" in res.output, res.output
+    assert "every suggested experiment is measured" in " ".join(res.output.split())
+    assert len(replays) == 1, replays
