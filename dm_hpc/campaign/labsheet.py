@@ -27,6 +27,15 @@ if TYPE_CHECKING:
 PROCESS_STEP = "treatment"
 #: The word a lab writes in a measurement cell of a sample it did not make.
 NOT_MADE = "not made"
+#: The lab sheet of every pending experiment in the run folder (``dm-hpc run``, ``dm-hpc suggest``).
+PENDING_SHEET = "lab-suggestions.xlsx"
+
+
+def default_sheet(campaign: CampaignSpec, batch: int | None = None) -> Path:
+    """Where a lab sheet goes when no file is named: ``RUN/lab-suggestions.xlsx`` for the pending
+    experiments, ``RUN/lab-batch-NNN.xlsx`` for new batch ``batch`` alone (its sample ids read
+    ``NAME-LNNN-kk``); the report lists the run folder's sheets."""
+    return campaign.run_dir / (PENDING_SHEET if batch is None else f"lab-batch-{batch:03d}.xlsx")
 
 
 def lab_properties(campaign: CampaignSpec) -> list[str]:

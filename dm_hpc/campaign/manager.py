@@ -529,7 +529,7 @@ class CampaignManager:
             self.notes.append(
                 f"final lab batch not planned: it takes about {need:.0f} s and {max(left, 0):.0f} s of the "
                 f"wall-time budget are left (budget.wall_time = {self.c.budget.wall_time:.0f} s); "
-                f"`dm-hpc suggest CAMPAIGN -n {lab.batch_size} --out SHEET` plans it now")
+                f"`dm-hpc suggest CAMPAIGN -n {lab.batch_size}` plans it now")
             return
         # planned, timed, journalled and cross-validated for the report as ``dm-hpc suggest`` does
         batch = journal_batch(self.c, self.store, self.journal, self.state, lab.batch_size)

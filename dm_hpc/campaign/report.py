@@ -97,10 +97,12 @@ def _sheets_line(campaign: CampaignSpec, sheets: list[Path], batches: int) -> st
     (``suggest --out``) are not "none yet", and the pending ones can be written again."""
     if sheets:
         return ", ".join(f"`{p}`" for p in sheets)
+    from dm_hpc.campaign.labsheet import default_sheet
+
     if batches:
         return (f"none in the run folder; {batches} batch(es) were written where `dm-hpc suggest --out` was told "
-                "(`dm-hpc suggest CAMPAIGN_FILE --out FILE` writes the pending ones again)")
-    return f"none yet (`dm-hpc suggest` writes `{campaign.run_dir / 'lab-suggestions.xlsx'}`)"
+                f"(`dm-hpc suggest CAMPAIGN_FILE` writes the pending ones again, to `{default_sheet(campaign)}`)")
+    return f"none yet (`dm-hpc suggest` writes `{default_sheet(campaign)}`)"
 
 
 def best_so_far(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:

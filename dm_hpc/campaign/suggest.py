@@ -29,10 +29,12 @@ from dm_hpc.data import StoreLockedError
 
 @dataclass
 class LabBatch:
-    """A planned lab batch: journal-ready samples, and why there are fewer than asked (if so)."""
+    """A planned lab batch: journal-ready samples, why there are fewer than asked (if so), and the
+    batch's number once journalled (None: not journalled, nothing to journal)."""
 
     samples: list[dict[str, Any]] = field(default_factory=list)
     why_empty: str | None = None
+    batch: int | None = None
 
 
 def seen_points(c: CampaignSpec, state: jn.State, df: pd.DataFrame) -> dict[str, set[PointKey]]:
@@ -94,6 +96,7 @@ def journal_batch(c: CampaignSpec, store, journal: jn.Journal, state: jn.State, 
         keep_for_report(c, training_set(c, df))
         jn.apply(state, journal.write("lab_suggested", batch=state.lab_batches + 1, samples=batch.samples,
                                       seconds=round(time.perf_counter() - t, 3)))
+        batch.batch = state.lab_batches
     return batch
 
 
@@ -116,12 +119,12 @@ def request_lab_batch(c: CampaignSpec, n: int, timeout_s: float = 300.0) -> LabB
         if reply.exists():
             data = json.loads(reply.read_text())
             reply.unlink()
-            return LabBatch(data["samples"], data["why_empty"])
+            return LabBatch(data["samples"], data["why_empty"], data.get("batch"))
         time.sleep(0.2)
     # an empty sheet and success would read as "nothing to do": it is a failure to say
     raise StoreLockedError(f"campaign {c.name!r}: the running manager did not answer within {timeout_s:.0f} s; "
                            f"nothing was suggested here (it may still journal the batch when it answers: "
-                           f"`dm-hpc status` shows it, `dm-hpc suggest FILE --out SHEET` writes the pending ones)")
+                           f"`dm-hpc status` shows it, `dm-hpc suggest FILE` writes the pending ones)")
 
 
 def answer_request(c: CampaignSpec, path, store, journal: jn.Journal, state: jn.State) -> LabBatch:
@@ -133,7 +136,7 @@ def answer_request(c: CampaignSpec, path, store, journal: jn.Journal, state: jn.
     batch = journal_batch(c, store, journal, state, int(req["n"]))
     reply = path.parent / str(req["reply"])
     tmp = path.parent / f".{reply.name}.tmp"
-    tmp.write_text(json.dumps({"samples": batch.samples, "why_empty": batch.why_empty}))
+    tmp.write_text(json.dumps({"samples": batch.samples, "why_empty": batch.why_empty, "batch": batch.batch}))
     os.replace(tmp, reply)
     path.unlink()
     return batch

@@ -173,6 +173,7 @@ def run(
 ) -> None:
     """Run a campaign, or resume an interrupted one; ends with a report and the lab sheet."""
     from dm_hpc.campaign.lab import write_suggestions
+    from dm_hpc.campaign.labsheet import default_sheet
     from dm_hpc.campaign.manager import STOP_FILE, STOPPED_BY_REQUEST, CampaignBusyError, CampaignManager
     from dm_hpc.campaign.ownership import manager_running
 
@@ -200,7 +201,7 @@ def run(
         raise typer.Exit(130)
     from dm_hpc.campaign.report import write_report
 
-    sheet = c.run_dir / "lab-suggestions.xlsx"
+    sheet = default_sheet(c)
     n_lab = write_suggestions(c, sheet) if c.lab is not None else 0
     report_path = write_report(c)
     console.print(f"[bold]{c.name}[/]: {summary.reason}", soft_wrap=True)
@@ -285,27 +286,34 @@ def status(campaign: CampaignFile) -> None:
 
 def suggest(
     campaign: CampaignFile,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Sheet to write (.xlsx or .csv).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sheet to write (.xlsx or .csv; default: "
+                                                "lab-suggestions.xlsx in the run folder, with -n N "
+                                                "lab-batch-NNN.xlsx there, NNN the batch's number).")] = None,
     n: Annotated[Optional[int], typer.Option("-n", min=1, help="Propose N new experiments from the current "
                                                            "model and journal them (default: write the "
                                                            "pending ones).")] = None,
 ) -> None:
     """Write suggested experiments as a lab sheet in the standard template: the pending ones, or
-    with -n N, N new ones from the current model (running or finished campaign)."""
-    from dm_hpc.campaign.labsheet import write_suggestions
+    with -n N, N new ones from the current model (running or finished campaign). Without --out
+    the sheet goes to the campaign's run folder, where the report lists it."""
+    from dm_hpc.campaign.labsheet import default_sheet
 
     c = _load(campaign)
     if c.lab is None:
         fail(f"campaign {c.name!r} has no experiment fidelity, so nothing is suggested to a lab")
     if n is None:
         from dm_hpc.campaign import journal as jn
+        from dm_hpc.campaign.labsheet import write_suggestions
 
         state = jn.replay(c.run_dir / "journal.jsonl")  # once: the sheet and the budget's line below both read it
+        sheet = out or default_sheet(c)
         try:
-            k = write_suggestions(c, out, state)
+            if out is None:
+                sheet.parent.mkdir(parents=True, exist_ok=True)
+            k = write_suggestions(c, sheet, state)
         except (ValueError, OSError) as exc:
             fail(str(exc))
-        console.print(f"wrote {experiments(k)} to {out}")
+        console.print(f"wrote {experiments(k)} to {shown(sheet)}", highlight=False, soft_wrap=True)
         if k == 0:
             done = len(state.lab)
             if c.budget.lab_experiments is not None and done >= c.budget.lab_experiments:
@@ -314,8 +322,9 @@ def suggest(
                               f"{c.budget.lab_experiments}); raise budget.lab_experiments in {shlex.quote(str(campaign))} "
                               f"for more", highlight=False, markup=False, soft_wrap=True)
             else:
+                more = f"dm-hpc suggest {shlex.quote(str(campaign))} -n N" + (f" --out {shlex.quote(str(out))}" if out else "")
                 console.print(f"  every suggested experiment is measured (or none was suggested yet); ask for new ones "
-                              f"with `dm-hpc suggest {shlex.quote(str(campaign))} -n N --out {shlex.quote(str(out))}`",
+                              f"with `{more}`",
                               highlight=False, markup=False, soft_wrap=True)
         return
     from dm_hpc.campaign.suggest import batch_table, request_lab_batch
@@ -325,16 +334,23 @@ def suggest(
 
     _preflight(c, campaign, check_codes=False)
     try:
-        check_writable(out)  # before the batch is journalled: a failed write must not spend the lab budget
+        if out is None:  # named by the batch's number, known once journalled: its folder is checked
+            c.run_dir.mkdir(parents=True, exist_ok=True)
+        check_writable(out or default_sheet(c))  # before the batch is journalled: a failed write must not spend the lab budget
         batch = request_lab_batch(c, n)
-    except (ValueError, StoreError) as exc:
+    except (ValueError, OSError, StoreError) as exc:
         fail(str(exc))
+    if out is None and not batch.samples:  # no batch, no number: an empty sheet would only mislead
+        console.print(f"no new suggested experiment: {batch.why_empty}", highlight=False, markup=False, soft_wrap=True)
+        _model_warning(c)
+        return
+    sheet = out or default_sheet(c, batch.batch)
     try:
-        write_lab_sheet(c, batch_table(c, batch.samples), out)
+        write_lab_sheet(c, batch_table(c, batch.samples), sheet)
     except (ValueError, OSError) as exc:
-        fail(f"{exc}\n{len(batch.samples)} experiment(s) were suggested and journalled; write them with "
-             f"`dm-hpc suggest {shlex.quote(str(campaign))} --out FILE`")
-    console.print(f"wrote {experiments(len(batch.samples), 'new ')} to {out}")
+        fail(f"{exc}\n{len(batch.samples)} experiment(s) were suggested and journalled; `dm-hpc suggest "
+             f"{shlex.quote(str(campaign))}` writes them, with the other pending ones, to {shown(default_sheet(c))}")
+    console.print(f"wrote {experiments(len(batch.samples), 'new ')} to {shown(sheet)}", highlight=False, soft_wrap=True)
     if batch.why_empty:
         console.print(f"  {'none' if not batch.samples else f'only {len(batch.samples)} of {n}'}: "
                       f"{batch.why_empty}", highlight=False)

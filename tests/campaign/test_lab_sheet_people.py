@@ -113,3 +113,34 @@ def test_the_instructions_say_how_a_spread_a_blank_and_a_partly_measured_row_are
     said = dict(instructions(plain, ["mixing_energy"]))
     assert "uncertainty:<name>" in said["One number a cell"] and "'n/a'" in said["One number a cell"]
     assert "learns from those" in said["Partly measured"] and "--replace" in said["Partly measured"]
+
+
+def test_suggest_without_out_writes_into_the_run_folder_where_the_report_finds_it(tmp_path):
+    """`dm-hpc suggest FILE` ended with "Missing option '--out'", while the report's "lab sheets:
+    none yet (`dm-hpc suggest` writes RUN/lab-suggestions.xlsx)" promised that file."""
+    from typer.testing import CliRunner
+
+    from dm_hpc.campaign.report import write_report
+    from dm_hpc.cli import app
+    from tests.campaign.helpers import hardness_density_lab
+
+    api = hardness_density_lab(tmp_path, ["S0"])
+    path, run = str(tmp_path / "two.yaml"), api.spec.run_dir
+
+    def said(*args: str) -> str:
+        res = CliRunner().invoke(app, ["suggest", path, *args], env={"COLUMNS": "300"})
+        assert res.exit_code == 0, res.output
+        return " ".join(res.output.split())
+
+    pending = run / "lab-suggestions.xlsx"  # what `dm-hpc run` writes for the lab, and the report names
+    assert f"wrote 1 suggested experiment to {pending}" in said()
+    assert [r[0] for r in openpyxl.load_workbook(pending)["samples"].iter_rows(min_row=2, values_only=True)] == ["S0"]
+    batch = run / "lab-batch-002.xlsx"  # the new batch on its own, named by its number (its sample ids' L002)
+    assert f"wrote 2 new suggested experiments to {batch}" in said("-n", "2")
+    ids = [r[0] for r in openpyxl.load_workbook(batch)["samples"].iter_rows(min_row=2, values_only=True)]
+    assert len(ids) == 2 and all("-L002-" in i for i in ids), ids
+    assert "wrote 3 suggested experiments to" in said()  # the pending sheet now holds both batches
+    elsewhere = tmp_path / "mine.csv"
+    assert f"wrote 3 suggested experiments to {elsewhere}" in said("--out", str(elsewhere)) and elsewhere.exists()
+    line = next(ln for ln in write_report(api.spec).read_text().splitlines() if ln.startswith("- lab sheets:"))
+    assert f"`{batch}`" in line and f"`{pending}`" in line, line
