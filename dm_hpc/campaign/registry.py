@@ -17,7 +17,10 @@ The held-out records are not trained on, so the metrics describe the registered 
 worse than the current one beyond noise on the same held-out records (``promotion``: a paired
 bootstrap); otherwise it is registered as a candidate, and its ``meta.json`` says why
 (``promotion``). ``promote`` and ``rollback`` move ``CURRENT`` by hand and say what they did.
-Versions are never overwritten.
+Versions are never overwritten, and never repeated: a training whose records and settings
+(``settings_sha256``: kind, ranks, epochs, clearance, code version and the campaign fields the
+model is built from) are those of the latest version registers nothing (``Unchanged``) unless
+forced, so every version differs from the one before it in something a reader can trace.
 
 The kind of model is the campaign's (or ``--surrogate``), resolved by the data for "auto"; the
 number of ranks never changes it: an exact GP does not split across ranks, so it trains on one
@@ -82,6 +85,14 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
+class Unchanged:
+    """What ``train`` returns instead of registering a duplicate: ``version``, the latest one, was
+    trained on the same records with the same settings (``TrainOptions.force`` registers anyway)."""
+
+    version: ModelVersion
+
+
+@dataclass(frozen=True)
 class TrainOptions:
     """Settings of one retraining.
 
@@ -90,7 +101,9 @@ class TrainOptions:
             ``learning.surrogate``. Ranks never change it (see the module docstring).
         checkpoint_every: optimiser steps between checkpoints of an ensemble training.
         register: register a new version (else only report).
-        if_new_data: do nothing when the records are those of the latest version.
+        if_new_data: do nothing when the records are those of the latest version (whatever the
+            settings: the scheduled job's rule).
+        force: register a new version even when the latest one holds the same records and settings.
         epochs: passes over the data of an ensemble training (default: ``EnsembleConfig``'s).
         clearance: train only on records readable at this access level (``data.access``); the
             default reads every record. Recorded in ``meta.json``: a version is served only to
@@ -101,6 +114,7 @@ class TrainOptions:
     checkpoint_every: int = 200
     register: bool = True
     if_new_data: bool = False
+    force: bool = False
     epochs: int | None = None
     clearance: AccessLevel = AccessLevel.embargoed
 
@@ -309,6 +323,33 @@ def _train_ensemble(campaign: CampaignSpec, snap: Snapshot, options: TrainOption
     return result, surrogate_state(result.model, "ensemble", None, None)
 
 
+def settings_sha256(campaign: CampaignSpec, options: TrainOptions, kind: str, ranks: int, code_version: str) -> str:
+    """SHA-256 of what a version's model depends on beside its records: the kind, the ranks that
+    train it, the epochs of an ensemble, the clearance, the code, and the campaign fields it is
+    built from (design space, properties, fidelities and the one predicted, seed)."""
+    body = {"surrogate": kind, "ranks": ranks, "epochs": options.epochs if kind == "ensemble" else None,
+            "clearance": options.clearance.value, "code_version": code_version,
+            "space": campaign.space.model_dump(mode="json"), "properties": campaign.properties,
+            "fidelities": [[f.name, f.kind.value, f.record_method] for f in campaign.fidelities],
+            "target": target_index(campaign), "seed": campaign.seed}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _unchanged(campaign: CampaignSpec, snap: Snapshot, options: TrainOptions, settings: str
+               ) -> ModelVersion | Unchanged | None:
+    """The latest version when training would add nothing to the registry: returned as itself when
+    ``if_new_data`` finds its records unchanged, as ``Unchanged`` when its records and settings are
+    these (a duplicate; not when forced, or when nothing is to be registered); else None."""
+    last = latest(campaign)
+    if last is None or last.meta.get("records_sha256") != snap.sha256:
+        return None
+    if options.if_new_data:
+        return last
+    if options.register and not options.force and last.meta.get("settings_sha256") == settings:
+        return Unchanged(last)
+    return None
+
+
 def latest(campaign: CampaignSpec) -> ModelVersion | None:
     found = versions(campaign)
     return found[-1] if found else None
@@ -323,17 +364,15 @@ def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=Non
 
     Returns:
         the new ``ModelVersion`` (current or a candidate: ``meta["promotion"]``); its meta dict
-        when ``register`` is off; None on ranks other than 0 and when ``if_new_data`` finds the
-        records of the latest version unchanged.
+        when ``register`` is off; ``Unchanged`` when the latest version holds the same records
+        and settings (not with ``force``); None on ranks other than 0 and when ``if_new_data``
+        finds the records of the latest version unchanged.
     """
     from dm_hpc.learn.distributed import World
 
     options = options or TrainOptions()
     world = world or World()
     snap = snapshot(campaign, options.clearance)
-    last = latest(campaign)
-    if options.if_new_data and last is not None and last.meta.get("records_sha256") == snap.sha256:
-        return None
     kind = _resolve_kind(campaign, snap, options)
     if kind == "ensemble" and _ensemble_rows(snap) < MIN_TRAIN_RECORDS:
         # the snapshot counts each property's values (a GP learns each from the records holding
@@ -343,6 +382,11 @@ def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=Non
                             f"among its training rows, it needs {MIN_TRAIN_RECORDS} (a GP kind learns each property "
                             "from the records holding it)")
     used, notes = _layout(kind, snap, requested_ranks or world.size)
+    code = _code_version()
+    settings = settings_sha256(campaign, options, kind, used, code)
+    same = _unchanged(campaign, snap, options, settings)
+    if same is not None:  # on every rank alike: each read the same snapshot
+        return same if isinstance(same, Unchanged) else None
     if world.size > used:
         if world.rank >= used:
             return None  # rank 0 reports the fallback
@@ -380,7 +424,9 @@ def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=Non
         "multi_fidelity": len(snap.fidelities) > 1,
         "world_size": world.size,
         "device": device,
-        "code_version": _code_version(),
+        "code_version": code,
+        "settings_sha256": settings,
+        "epochs": options.epochs if kind == "ensemble" else None,
         "fit_seconds": fit_seconds,
         "requested_ranks": requested_ranks or world.size,
         "notes": notes,
@@ -445,7 +491,7 @@ def _spawned_rank(world, campaign: CampaignSpec, options: TrainOptions, out: str
         payload = None
         if isinstance(result, ModelVersion):
             payload = {"version": result.version, "path": str(result.path), "meta": result.meta}
-        elif result is not None:
+        elif isinstance(result, dict):  # not registered (an ``Unchanged`` was caught before the ranks were spawned)
             payload = {"meta": result}
         Path(out).write_text(json.dumps(payload))
 
@@ -460,10 +506,11 @@ def train_local_ranks(campaign: CampaignSpec, ranks: int, options: TrainOptions 
 
     options = options or TrainOptions()
     snap = snapshot(campaign, options.clearance)  # fail early, in this process, on a store with too little data
-    last = latest(campaign)
-    if options.if_new_data and last is not None and last.meta.get("records_sha256") == snap.sha256:
-        return None
-    used, _ = _layout(_resolve_kind(campaign, snap, options), snap, ranks)
+    kind = _resolve_kind(campaign, snap, options)
+    used, _ = _layout(kind, snap, ranks)
+    same = _unchanged(campaign, snap, options, settings_sha256(campaign, options, kind, used, _code_version()))
+    if same is not None:  # before any rank is spawned
+        return same if isinstance(same, Unchanged) else None
     if used == 1:
         return train(campaign, options, None, requested_ranks=ranks)
     with tempfile.TemporaryDirectory() as tmp:

@@ -38,8 +38,11 @@ def train(
     surrogate: Annotated[Optional[str], typer.Option(help=f"One of {', '.join(SURROGATES)} (default: the campaign's).")] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Passes over the data (ensemble; default 20).")] = None,
     register: Annotated[bool, typer.Option("--register/--no-register", help="Register a new model version.")] = True,
+    force: Annotated[bool, typer.Option("--force", help="Register a new version even when the latest one was trained "
+                                        "on the same records with the same settings.")] = False,
 ) -> None:
-    """Retrain the campaign's surrogate on the store (the periodic retraining job), optionally on N ranks."""
+    """Retrain the campaign's surrogate on the store (the periodic retraining job), optionally on N ranks.
+    When the latest version holds the same records and settings nothing is registered (exit 0)."""
     from dm_hpc.campaign import registry
     from dm_hpc.learn.distributed import exit_rank, world_from_env
 
@@ -48,7 +51,8 @@ def train(
     c = load_campaign_or_fail(campaign)
     world = world_from_env()
     _train(c, ranks, world, registry.TrainOptions(kind=surrogate, checkpoint_every=checkpoint_every,
-                                                  register=register, if_new_data=if_new_data, epochs=epochs), campaign)
+                                                  register=register, if_new_data=if_new_data, force=force,
+                                                  epochs=epochs), campaign)
     if world is not None:  # a rank of srun or torchrun: see exit_rank for why not a plain return
         exit_rank(0)
 
@@ -75,6 +79,15 @@ def _train(c, ranks: int, world, options, path: Path) -> None:
     if result is None:
         last = registry.latest(c)
         console.print(f"{c.name}: no new records since {last.version if last else 'the last version'}; nothing trained")
+        return
+    if isinstance(result, registry.Unchanged):  # the scheduled job's answer too: exit 0
+        v, cur = result.version, registry.current(c)
+        status = "" if v.version == cur else (f"; it is a candidate, the current model is {cur or 'none'} "
+                                              f"(`dm-hpc models {shlex.quote(str(path))} --promote {v.version}` switches)")
+        console.print(f"{c.name}: unchanged: {v.version} holds the model of these {v.meta['records']} records with the "
+                      f"same settings ({v.meta.get('surrogate')}, {v.meta.get('world_size', 1)} rank(s)){status}; "
+                      f"nothing registered (`dm-hpc train {shlex.quote(str(path))} --force` registers another "
+                      "version anyway)", markup=False, highlight=False, soft_wrap=True)
         return
     meta = result.meta if isinstance(result, registry.ModelVersion) else result
     resumed = f", resumed at step {meta['resumed_from_step']}" if meta.get("resumed_from_step") else ""

@@ -112,7 +112,7 @@ def test_models_switches_refuse_contradictions_and_a_rollback_forward(tmp_path):
     sheet["property:mixing_energy [eV/atom]"] = [-0.05, -0.02, -0.03, 0.01]
     api.add_measurements(sheet)
     registry.train(api.spec)
-    registry.train(api.spec)
+    registry.train(api.spec, registry.TrainOptions(force=True))  # the same records: a second version only when forced
     assert registry.promote(api.spec, "v0001").startswith(f"{api.name}: v0001 is now")
     for args, said in ((["--promote", "v0002", "--rollback", "v0001"], "give one"),
                        (["--rollback", "v0002"], "newer than the current v0001"),

@@ -409,3 +409,34 @@ def test_held_out_errors_carry_their_unit(tmp_path):
                      r"\[[-+0-9.e]+ eV/atom, [-+0-9.e]+ eV/atom\]\)", second), second
     listed = " ".join(dm("models", str(path)).stdout.split())
     assert len(re.findall(r"mixing_energy [0-9.e-]+ eV/atom", listed)) == 2, listed
+
+
+def test_training_again_on_the_same_records_and_settings_registers_no_duplicate(tmp_path):
+    """`dm-hpc train` without --if-new-data registered v0002, v0003, ... of the same records with the
+    same settings: identical versions filled the registry. Now nothing is registered, the reply
+    names the version that holds that model (exit 0: a cron job running `train` has nothing to do);
+    --force registers one anyway, and other settings are a new version."""
+    from typer.testing import CliRunner
+
+    from dm_hpc.cli import app
+
+    path = write_campaign(tmp_path, lab=False)
+    campaign = load_campaign(path)
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(20, 0))
+
+    def train(*args: str) -> str:
+        res = CliRunner().invoke(app, ["train", str(path), *args], env={"COLUMNS": "300"})
+        assert res.exit_code == 0, res.output
+        return " ".join(res.output.split())
+
+    assert "registered v0001" in train()
+    again = train()
+    assert "unchanged: v0001 holds the model of these 20 records with the same settings" in again, again
+    assert "nothing registered" in again and "--force" in again and "registered v0002" not in again
+    assert [v.version for v in registry.versions(campaign)] == ["v0001"]
+    assert isinstance(registry.train(campaign), registry.Unchanged)
+    assert "registered v0002" in train("--force")
+    assert "registered v0003" in train("--surrogate", "gp")  # other settings: another model
+    assert "unchanged: v0003" in train("--surrogate", "gp")
+    assert [v.version for v in registry.versions(campaign)] == ["v0001", "v0002", "v0003"]
