@@ -18,7 +18,9 @@ Public interface (stable; other concerns call these):
   -> list[Candidate]`` ranked by the probability of meeting all targets.
 - ``select_from_pool(model, X_baseline, X_cand, objectives, q)``: indices into a feature pool.
 - Planners (``planner.py``, protocol ``propose(PlanRequest) -> list[ProposedPoint]``), among them
-  ``GapFilling(space, outputs, costs)``: calculations where the data is thinnest.
+  ``RandomStart(space, separation)`` (before any model, and the fallback: random points as far apart
+  as a model's batch, ``points.may_take``) and ``GapFilling(space, outputs, costs)``: calculations
+  where the data is thinnest.
 
 Depends on ``dm_hpc.learn`` (features) and ``dm_hpc.data`` (units).
 """

@@ -15,6 +15,8 @@ from functools import cache
 import torch
 from torch import Tensor
 
+from dm_hpc.acquire.points import may_take
+
 
 #: single-objective acquisition used by ``propose`` and the ``default`` strategy: "ucb" (batch
 #: confidence bound, qUCB, mean + 2 std) or "nei" (qLogNEI). Outcome constraints always use qLogNEI
@@ -401,19 +403,6 @@ def _shortlist_ucb(acq, X_cand: Tensor, rows: Tensor, pending: Tensor | None):
     return set_acq, X_index, pending_index
 
 
-#: Candidates closer than this to a running point (``greedy_select``'s coordinates) are that point
-#: again: it adds nothing to the joint batch value but ties with near-worthless candidates, so it
-#: is never picked, whatever the separation.
-DUPLICATE_DISTANCE = 1e-5
-
-
-def _near(X: Tensor, running: Tensor | None, distance: float) -> Tensor:
-    """``n`` bool: rows of ``n x c`` X closer than ``distance`` to a row of ``r x c`` ``running``."""
-    if running is None:
-        return torch.zeros(X.shape[0], dtype=torch.bool)
-    return (torch.cdist(X, running.to(X)) < distance).any(-1)
-
-
 def greedy_select(
     acq,
     X_cand: Tensor,
@@ -449,7 +438,7 @@ def greedy_select(
         separation: no pick closer than this to another pick or a row of ``X_pending``, measured
             on ``coordinate_columns`` (Euclidean), while any candidate is that far; then the best
             of the rest (the space is exhausted at this separation). A pick never repeats a
-            running point (``DUPLICATE_DISTANCE``).
+            running point (``points.DUPLICATE_DISTANCE``).
         coordinate_columns: the columns of ``X_cand`` the separation is measured on (default all).
 
     Returns:
@@ -468,15 +457,12 @@ def greedy_select(
     joint = None  # qUCB on a GP: the joint posterior of the shortlist and the running points (_shortlist_ucb)
 
     def blocked_by(running: Tensor | None) -> Tensor:
-        """Candidates that may not be picked next: excluded, picked, a running point again, or
-        closer than ``separation`` to one while some candidate is not."""
+        """Candidates that may not be picked next (``points.may_take``): excluded, picked, a
+        running point again, or closer than ``separation`` to one while some candidate is not."""
         if running is None:
             return mask.clone()
-        same = mask | _near(X_cand[:, cols], running[:, cols], DUPLICATE_DISTANCE)
-        if separation <= DUPLICATE_DISTANCE:
-            return same
-        near = mask | _near(X_cand[:, cols], running[:, cols], separation)
-        return same if bool(near.all()) else near
+        nearest = torch.cdist(X_cand[:, cols], running[:, cols].to(X_cand)).amin(-1)
+        return ~may_take(nearest, mask, separation)
 
     for k in range(q):
         sel = X_cand[chosen] if chosen else None

@@ -23,13 +23,15 @@ import torch
 
 from dm_hpc.acquire.acquisition import Objective, OutcomeConstraint
 from dm_hpc.acquire.fidelity import Fidelity
-from dm_hpc.acquire.points import MIN_SEPARATION, PointKey, ProposedPoint
+from dm_hpc.acquire.points import DUPLICATE_DISTANCE, MIN_SEPARATION, PointKey, ProposedPoint, may_take
 from dm_hpc.acquire.space import DesignSpace
 
 #: Rounds of re-proposal (each with the rejected points pending) before the random fallback.
 PLAN_ROUNDS = 3
 #: Random candidates drawn by the fallback; none of them new means the space is exhausted.
 FALLBACK_CANDIDATES = 4096
+#: Random candidates a ``RandomStart`` batch is chosen from, at the least (room to keep its separation).
+START_CANDIDATES = 1024
 
 
 @dataclass
@@ -83,19 +85,54 @@ class Planner(Protocol):
 
 @dataclass
 class RandomStart:
-    """Uniform feasible points of the space (a pool: distinct pool entries), first allowed fidelity."""
+    """Uniform feasible points of the space (a pool: distinct pool entries), first allowed fidelity.
+
+    On a continuous space the points keep ``separation`` from each other and from the pending
+    points, as a model's batch does (``points.may_take``): of ``START_CANDIDATES`` random draws
+    (more when more points are asked), realised and new where the request says which are, the
+    batch takes in the order drawn those that far from every point taken or pending, then, the
+    space being exhausted at that distance, the rest that repeat none. So the first lab batch and
+    the fallback are random but not clustered.
+
+    Attributes:
+        separation: on ``DesignSpace.coordinates`` (fractions, process scaled to [0, 1]); a
+            campaign's ``learning.batch_separation``.
+    """
 
     space: DesignSpace
+    separation: float = MIN_SEPARATION
 
     def propose(self, request: PlanRequest) -> list[ProposedPoint]:
         rng = np.random.default_rng(request.seed)
         fid = request.allowed[0]
-        if self.space.pool is not None:
-            frac, proc = self.space.pool
+        space = self.space
+        if space.pool is not None:
+            frac, proc = space.pool
             pick = rng.permutation(len(frac))[:request.q]
-            return [ProposedPoint(fid, c, p) for c, p in self.space.to_dicts(frac[pick], proc[pick])]
-        frac, proc = self.space.sample(request.q, rng)
-        return [ProposedPoint(fid, c, p) for c, p in self.space.to_dicts(frac, proc)]
+            return [ProposedPoint(fid, c, p) for c, p in space.to_dicts(frac[pick], proc[pick])]
+        frac, proc = space.sample(max(request.q, START_CANDIDATES), rng)
+        if request.admissible is not None:
+            frac, proc = admissible_rows(space, request.admissible, fid)(frac, proc)
+        coords = space.coordinates(frac, proc)
+        taken = space.coordinates(*space.from_dicts([(p.composition, p.process) for p in request.pending]))
+        nearest = (np.linalg.norm(coords[:, None] - taken[None], axis=-1).min(1) if len(taken)
+                   else np.full(len(coords), np.inf))
+        chosen = np.zeros(len(coords), bool)
+        picks: list[int] = []
+        while len(picks) < request.q:
+            may = may_take(nearest, chosen, self.separation)
+            if not may.any():
+                break
+            if self.separation <= DUPLICATE_DISTANCE or nearest[may].min() < self.separation:
+                # none is that far (nor ever will be: distances only shrink): the rest in the order
+                # drawn, at once, since they are distinct already (random draws; realised rows are)
+                picks += np.flatnonzero(may)[:request.q - len(picks)].tolist()
+                break
+            j = int(np.argmax(may))  # the first drawn of those it may take
+            picks.append(j)
+            chosen[j] = True
+            nearest = np.minimum(nearest, np.linalg.norm(coords - coords[j], axis=1))
+        return [ProposedPoint(fid, c, p) for c, p in space.to_dicts(frac[picks], proc[picks])]
 
 
 @dataclass

@@ -21,8 +21,32 @@ KEY_DECIMALS = 6
 #: so Pd and Pd0.94Cu0.06 are far apart for a GP but next to each other for a chemist. A campaign
 #: may set its own (``learning.batch_separation``).
 MIN_SEPARATION = 0.1
+#: Candidates closer than this to a running point (same coordinates) are that point again: it adds
+#: nothing to a batch (a model's joint batch value ties it with near-worthless candidates), so a
+#: batch never takes one, whatever the separation.
+DUPLICATE_DISTANCE = 1e-5
 
 PointKey = tuple[tuple[tuple[str, float], ...], tuple[tuple[str, float], ...]]
+
+
+def may_take(nearest, excluded, separation: float):
+    """Which candidates a batch may take next: those at least ``separation`` from every running
+    point (the batch so far, the pending points) while any is; then, the space being exhausted at
+    this separation, any that is not a running point again (``DUPLICATE_DISTANCE``). Every batch
+    planner relaxes the separation this way, model or none.
+
+    Args:
+        nearest: ``n`` distances from each candidate to its nearest running point (inf where none
+            runs), a numpy array or a torch tensor.
+        excluded: ``n`` bool of the same kind: candidates never to take (taken, measured).
+        separation: the smallest distance (``MIN_SEPARATION`` or the campaign's).
+
+    Returns:
+        ``n`` bool of the same kind.
+    """
+    new = ~excluded & (nearest >= DUPLICATE_DISTANCE)
+    far = new & (nearest >= separation)
+    return far if bool(far.any()) else new
 
 
 def point_key(composition: Mapping[str, float], process: Mapping[str, float]) -> PointKey:

@@ -8,15 +8,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dm_hpc.acquire.acquisition import (
-    DUPLICATE_DISTANCE,
-    Objective,
-    OutcomeConstraint,
-    build_acquisition,
-    greedy_select,
-)
+from dm_hpc.acquire.acquisition import Objective, OutcomeConstraint, build_acquisition, greedy_select
 from dm_hpc.acquire.fidelity import Fidelity, choose_fidelity
-from dm_hpc.acquire.points import MIN_SEPARATION, ProposedPoint
+from dm_hpc.acquire.points import DUPLICATE_DISTANCE, MIN_SEPARATION, ProposedPoint
 from dm_hpc.acquire.space import DesignSpace
 
 

@@ -19,13 +19,13 @@ from typing import Any
 
 import pandas as pd
 
-from dm_hpc.acquire.planner import PlanRequest, RandomStart, fresh_points
+from dm_hpc.acquire.planner import PlanRequest, fresh_points
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.dataset import best_rows, fidelity_of, training_set
 from dm_hpc.campaign.realise import realiser
 from dm_hpc.campaign.spec import CampaignSpec
-from dm_hpc.campaign.strategy import LabSeeding, choose_planner, design_space, fit_model, optimiser
+from dm_hpc.campaign.strategy import LabSeeding, choose_planner, fit_model, optimiser, random_start
 
 
 @dataclass
@@ -142,5 +142,5 @@ class CampaignPlanner:
         allowed = snap.allowed if fitted is not None and fitted.multi_fidelity else snap.allowed[:1]
         planner = choose_planner(self.c, fitted, seed_lab=False)
         got = fresh_points(planner, PlanRequest(q, fitted, pending, allowed, snap.seed), self.realise, seen,
-                           fallback=RandomStart(design_space(self.c)))
+                           fallback=random_start(self.c))
         return Plan(points + got.points, refit, got.shortfall, skipped)

@@ -231,6 +231,12 @@ def optimiser(campaign: CampaignSpec) -> BoTorchOptimisation:
     )
 
 
+def random_start(campaign: CampaignSpec) -> RandomStart:
+    """The random start (before a model, and the fallback of every planner), spread as a model's
+    batch is (``learning.batch_separation``)."""
+    return RandomStart(design_space(campaign), separation=campaign.learning.batch_separation)
+
+
 def gap_filling(campaign: CampaignSpec) -> GapFilling:
     """The gap-filling planner for the campaign: its properties on its design space, every
     proposal at the cheapest calculation fidelity still allowed (a single-task model cannot tell
@@ -246,7 +252,7 @@ def choose_planner(campaign: CampaignSpec, fitted, seed_lab: bool) -> Planner:
     if campaign.mode == "gaps":
         return gap_filling(campaign)
     if fitted is None:
-        return RandomStart(design_space(campaign))
+        return random_start(campaign)
     if seed_lab and campaign.lab is not None and campaign.calculations:
         return LabSeeding(optimiser(campaign), campaign.lab.name, campaign.calculations[0].name)
     return optimiser(campaign)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dm_hpc.acquire.planner import PlanRequest, RandomStart, fresh_points
+from dm_hpc.acquire.planner import PlanRequest, fresh_points
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.crossval import keep_for_report
@@ -23,7 +23,7 @@ from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, training_set
 from dm_hpc.campaign.journal_repair import reserve_ids
 from dm_hpc.campaign.realise import realiser, stored_keys
 from dm_hpc.campaign.spec import CampaignSpec
-from dm_hpc.campaign.strategy import LabSeeding, design_space, fit_model, optimiser
+from dm_hpc.campaign.strategy import LabSeeding, fit_model, optimiser, random_start
 from dm_hpc.data import StoreLockedError
 
 
@@ -65,13 +65,13 @@ def lab_batch(c: CampaignSpec, state: jn.State, df: pd.DataFrame, n: int, fitted
     pending = [ProposedPoint(t.fidelity, t.composition, t.process) for t in state.in_flight]
     pending += [ProposedPoint(lab.name, e.composition, e.process) for e in state.lab.values() if e.awaited]
     if fitted is None:
-        planner = RandomStart(design_space(c))
+        planner = random_start(c)
     elif fitted.multi_fidelity or not c.calculations:
         planner = optimiser(c)
     else:
         planner = LabSeeding(optimiser(c), lab.name, c.calculations[0].name)
     got = fresh_points(planner, PlanRequest(n, fitted, pending, [lab.name], seed), realiser(c),
-                       seen_points(c, state, df), fallback=RandomStart(design_space(c)))
+                       seen_points(c, state, df), fallback=random_start(c))
     batch = state.lab_batches + 1
     samples = [{"sample_id": f"{c.name}-L{batch:03d}-{k + 1:02d}", "composition": p.composition,
                 "process": p.process, "predicted": p.predicted} for k, p in enumerate(got.points)]

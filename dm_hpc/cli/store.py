@@ -88,7 +88,7 @@ def import_(
 ) -> None:
     """Import a sheet, all or nothing; prints `ingested N records (M new)` once durable."""
     from dm_hpc.data import Source
-    from dm_hpc.data.resend import resolve_resent_columns
+    from dm_hpc.data.resend import resolve_resent_columns, retyped_columns
     from dm_hpc.data.sheets import SheetDefaults, SheetError, read_sheet_columns
 
     try:
@@ -108,12 +108,16 @@ def import_(
     _give_back_freed_memory()
     with store_errors(), _open(store, "a") as s:
         try:
-            columns = resolve_resent_columns(s, contents.columns, contents.lines, str(sheet), replace)
+            # a value typed in another unit is the stored one at the digits typed, as at every door
+            columns, said = retyped_columns(s, contents)
+            columns = resolve_resent_columns(s, columns, contents.lines, str(sheet), replace, contents.units)
             result = s.ingest_columns(columns)
         except SheetError as exc:
             fail(str(exc))
         except ValueError as exc:
             fail(str(exc))
+    for line in said:
+        err.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     say(f"ingested {result.n} records ({result.new} new)")
 
 

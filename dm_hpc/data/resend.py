@@ -14,8 +14,11 @@ Unchanged, for a value typed in another unit than the store's (``retyped_as_stor
 value, said in that unit, rounds to the number typed at its last typed digit (lies within half a
 unit of it: 510 HV says a stored 5.0 GPa, 509.858 HV; 193.7 HV a stored 1900 MPa, 193.746 HV). A
 conversion never gives the stored number to the last bit, and the lab typed only so many digits;
-more than half a digit away is a change. In the store's own unit a value is compared as stored
-(the lab can type, and exports write, the stored number itself).
+more than half a digit away is a change (``at_digits_typed``). An uncertainty typed in another unit
+is judged alike, said in that unit as a difference (scale, no offset). In the store's own unit a
+number is compared as stored (the lab can type, and exports write, the stored number itself). Every
+door reads re-sent numbers by this one rule: a lab sheet (``dm-hpc ingest``, the Python API, the
+portal) through ``campaign.lab``, a table through ``dm-hpc store import`` (``retyped_columns``).
 """
 from __future__ import annotations
 
@@ -28,10 +31,10 @@ import pandas as pd
 
 from dm_hpc.data.records import MaterialRecord
 from dm_hpc.data.shards import RecordColumns
-from dm_hpc.data.sheetfiles import SheetError, typed_number
-from dm_hpc.data.sheets import parse_header
+from dm_hpc.data.sheetfiles import SheetError, blank, typed_number
+from dm_hpc.data.sheets import SheetColumns, parse_header
 from dm_hpc.data.store import RETRACTION_METHOD, Store
-from dm_hpc.data.verdicts import Decision, Verdict
+from dm_hpc.data.verdicts import Decision, Verdict, converted_cell
 from dm_hpc.data.vocabulary import canonical_unit, from_canonical, property_names, same_unit
 
 
@@ -66,14 +69,26 @@ def completes(store: Store, rec: MaterialRecord, old_ids: Sequence[str]) -> bool
     return True
 
 
+def at_digits_typed(shown: float, cell) -> tuple[float, float] | None:
+    """The typed-precision rule (the module docstring): the cell as typed, ``(value, step)``
+    (``sheetfiles.typed_number``), when ``shown`` (a stored number said in the unit the cell was
+    typed in) rounds to it at its last typed digit, i.e. lies within half a ``step`` of it; else None."""
+    typed = typed_number(cell)
+    if typed is None:
+        return None
+    value, step = typed
+    # the 1e-9: conversion noise at an exact half
+    return typed if abs(shown - value) <= step / 2 + 1e-9 * abs(shown) else None
+
+
 def retyped_as_stored(records: Sequence[MaterialRecord], lines: Sequence[int], verdicts: Sequence[Verdict],
                       stored: Mapping[str, MaterialRecord]) -> tuple[list[MaterialRecord], list[str]]:
-    """``records`` (their sheet ``lines``) with each value typed in another unit than the store's
-    that is its sample's stored value at the digits typed (the module docstring) given the stored
-    value itself, so the row reads as the record it repeats (same id: nothing new is stored) or
-    completes; and one line per value so taken, for the reply. ``verdicts``: the reading's (its
-    converted cells give each value as typed and its unit); ``stored``: sample id -> the sample's
-    current record."""
+    """``records`` (their sheet ``lines``) with each value or uncertainty typed in another unit
+    than the store's that is its sample's stored one at the digits typed (``at_digits_typed``)
+    given the stored one itself, so the row reads as the record it repeats (same id: nothing new
+    is stored) or completes; and one line per number so taken, for the reply. ``verdicts``: the
+    reading's (its converted cells, ``verdicts.converted_cell``, give each number as typed and
+    its unit); ``stored``: sample id -> the sample's current record."""
     at = {line: i for i, line in enumerate(lines)}
     out, said = list(records), []
     for v in verdicts:
@@ -81,26 +96,63 @@ def retyped_as_stored(records: Sequence[MaterialRecord], lines: Sequence[int], v
         if (v.decision is not Decision.accepted or not v.converted_from or not v.column or i is None
                 or v.sample_id not in stored):
             continue
-        name = parse_header(v.column).name
+        head, unit = parse_header(v.column), v.converted_from
+        name, field = head.name, "uncertainty" if head.kind == "uncertainty" else "value"
         old, new = stored[v.sample_id].get_property(name), out[i].get_property(name)
-        typed = typed_number(v.value)
-        if old is None or new is None or old.value == new.value or typed is None:
+        if old is None or new is None or getattr(old, field) is None or getattr(new, field) is None:
             continue
+        held = getattr(old, field)
+        if held == getattr(new, field):
+            continue
+        show = from_canonical(name, unit)
+        # an uncertainty is a difference: said in another unit by its scale, no offset (as the sheet reads it)
+        shown = (float(show(held)) if field == "value"
+                 else abs(float(show(old.value + held)) - float(show(old.value))))
+        typed = at_digits_typed(shown, v.value)
+        if typed is None:
+            continue
+        out[i] = _with(out[i], name, field, held)
         value, step = typed
-        shown = float(from_canonical(name, v.converted_from)(old.value))
-        if abs(shown - value) > step / 2 + 1e-9 * abs(shown):  # the 1e-9: conversion noise at an exact half
-            continue
-        out[i] = _with_value(out[i], name, old.value)
         digits = max(0, -round(math.log10(step)))
-        said.append(f"sample {v.sample_id!r}: {name} {value:.{digits}f} {v.converted_from} is the stored "
-                    f"{shown:.{digits + 1}f} {v.converted_from} ({old.value:g} {canonical_unit(name)}) at the digits "
-                    f"typed ({value:.{digits}f} +- {step / 2:g} {v.converted_from}): unchanged")
+        what = name if field == "value" else f"uncertainty of {name}"
+        said.append(f"sample {v.sample_id!r}: {what} {value:.{digits}f} {unit} is the stored "
+                    f"{shown:.{digits + 1}f} {unit} ({held:g} {canonical_unit(name)}) at the digits "
+                    f"typed ({value:.{digits}f} +- {step / 2:g} {unit}): unchanged")
     return out, said
 
 
-def _with_value(rec: MaterialRecord, name: str, value: float) -> MaterialRecord:
-    """``rec`` with property ``name`` at ``value`` (canonical), validated anew: its id is its content's."""
-    props = [p.model_copy(update={"value": value}) if p.name == name else p for p in rec.properties]
+def retyped_columns(store: Store | None, sheet: SheetColumns) -> tuple[RecordColumns, list[str]]:
+    """``retyped_as_stored`` for a sheet read in column form (``dm-hpc store import``): the rows
+    of samples the store holds are read back as records (from their JSON, exactly), their cells
+    typed in another unit (``SheetColumns.typed``) judged against the sample's one current record
+    of the row's campaign and source, and the rows so taken replaced. Returns the columns and the
+    lines said."""
+    columns, typed = sheet.columns, sheet.typed
+    if store is None or typed is None or len(store) == 0:
+        return columns, []
+    stored, superseded = _stored_for(store, set(_sample_ids(columns)) - {""})
+    again = _rows_of(columns, stored)
+    if not again.size:
+        return columns, []
+    current = _current(stored, superseded)
+    records = [MaterialRecord.from_json(columns.json[i].decode()) for i in again.tolist()]
+    lines = [sheet.lines[i] for i in again.tolist()]
+    held: dict[str, MaterialRecord] = {}
+    for rec in records:
+        ids = _same_sample(current, rec)["record_id"]
+        if len(ids) == 1:  # several current records of a sample: resolve_resends refuses the row
+            held[rec.sample_id] = store.get(ids.iloc[0])
+    cells = [converted_cell(line, rec.sample_id, header, typed.at[line, header], parse_header(header).unit)
+             for line, rec in zip(lines, records) for header in typed.columns if not blank(typed.at[line, header])]
+    taken, said = retyped_as_stored(records, lines, cells, held)
+    changed = [k for k, (a, b) in enumerate(zip(records, taken)) if a is not b]
+    return columns.with_records(again[changed], [taken[k] for k in changed]), said
+
+
+def _with(rec: MaterialRecord, name: str, field: str, number: float) -> MaterialRecord:
+    """``rec`` with the ``field`` (value or uncertainty) of property ``name`` at ``number``
+    (canonical), validated anew: its id is its content's."""
+    props = [p.model_copy(update={field: number}) if p.name == name else p for p in rec.properties]
     return MaterialRecord.model_validate({**{k: getattr(rec, k) for k in MaterialRecord.model_fields},
                                           "properties": props})
 
@@ -137,9 +189,7 @@ def resolve_resends(
     if stored.empty:
         return list(records)
     known = set(stored["record_id"])
-    # a retraction record carries the withdrawn values but is no measurement: after a retract the
-    # sample is awaited again, and its new value was refused as "already stored" (the retraction's)
-    current = stored[~stored["record_id"].isin(superseded) & (stored["method"] != RETRACTION_METHOD)]
+    current = _current(stored, superseded)
     props = [p for p in property_names() if p in stored.columns]
     problems: list[tuple[int, str]] = []
     out: list[MaterialRecord] = []
@@ -152,8 +202,7 @@ def resolve_resends(
             problems.append((line, f"sample {sid!r}: these values were stored before and later corrected; "
                                    "a correction cannot be undone by re-sending the old values"))
             continue
-        same = current[(current["sample_id"] == sid) & (current["campaign"] == (rec.provenance.campaign or ""))
-                       & (current["source"] == rec.source.value)]
+        same = _same_sample(current, rec)
         clash = [p.name for p in rec.properties if p.name in props and same[p.name].notna().any()]
         if not clash:
             out.append(rec)
@@ -189,6 +238,19 @@ def resolve_resends(
     return out
 
 
+def _current(stored: pd.DataFrame, superseded: set[str]) -> pd.DataFrame:
+    """The stored records that are current measurements: not superseded, and no retraction (it
+    carries the withdrawn values but is no measurement: after a retract the sample is awaited
+    again, and its new value was refused as "already stored", the retraction's)."""
+    return stored[~stored["record_id"].isin(superseded) & (stored["method"] != RETRACTION_METHOD)]
+
+
+def _same_sample(current: pd.DataFrame, rec: MaterialRecord) -> pd.DataFrame:
+    """The rows of ``current`` that ``rec`` sends again: its sample id, campaign and source."""
+    return current[(current["sample_id"] == rec.sample_id) & (current["campaign"] == (rec.provenance.campaign or ""))
+                   & (current["source"] == rec.source.value)]
+
+
 def _refused(name: str, old: pd.DataFrame, rec: MaterialRecord, unit: str | None) -> str:
     """What a changed value's refusal says of ``name``: both values in the sheet's ``unit``
     (``_two_values``), and the stored one as the store holds it where that unit is another."""
@@ -204,22 +266,33 @@ def _refused(name: str, old: pd.DataFrame, rec: MaterialRecord, unit: str | None
 
 def resolve_resent_columns(
     store: Store | None, columns: RecordColumns, lines: Sequence[int], origin: str, replace: bool = False,
+    units: Mapping[str, str] | None = None,
 ) -> RecordColumns:
     """``resolve_resends`` for records in column form (``sheets.read_sheet_columns``): only the
     rows whose sample id the store already holds are read back as records (from their JSON,
     exactly) and resolved; a correction changes only a record's JSON (``supersedes`` is not
-    content, so its id and numbers stay)."""
+    content, so its id and numbers stay). ``units``: as ``resolve_resends``'s (``SheetColumns.units``)."""
     if store is None or len(store) == 0:
         return columns
-    stored = store.to_dataframe(superseded=True)
-    held = np.array(sorted(set(stored["sample_id"]) - {""}), dtype=object)
-    sample_ids = np.char.decode(columns.fixed["sample_id"], "utf-8")
-    again = np.flatnonzero(np.isin(sample_ids, held) & (sample_ids != ""))
+    again = _rows_of(columns, store.to_dataframe(superseded=True))
     if not again.size:
         return columns
     records = [MaterialRecord.from_json(columns.json[i].decode()) for i in again.tolist()]
-    resolved = resolve_resends(store, records, [lines[i] for i in again.tolist()], origin, replace)
+    resolved = resolve_resends(store, records, [lines[i] for i in again.tolist()], origin, replace, units)
     json = list(columns.json)
     for i, rec in zip(again.tolist(), resolved):
         json[i] = rec.to_json().encode()
     return dataclasses.replace(columns, json=json)
+
+
+def _sample_ids(columns: RecordColumns) -> np.ndarray:
+    return np.char.decode(columns.fixed["sample_id"], "utf-8")
+
+
+def _rows_of(columns: RecordColumns, stored: pd.DataFrame) -> np.ndarray:
+    """Positions of the records in ``columns`` whose sample id ``stored`` holds (ascending)."""
+    if stored.empty:
+        return np.zeros(0, dtype=np.int64)
+    sample_ids = _sample_ids(columns)
+    held = np.array(sorted(set(stored["sample_id"]) - {""}), dtype=object)
+    return np.flatnonzero(np.isin(sample_ids, held) & (sample_ids != ""))

@@ -100,6 +100,27 @@ class RecordColumns:
         return RecordColumns([self.ids[i] for i in index.tolist()], {k: v[index] for k, v in self.fixed.items()},
                              cells, [self.json[i] for i in index.tolist()])
 
+    def with_records(self, at: Sequence[int], records: Sequence[MaterialRecord]) -> RecordColumns:
+        """These records with those at positions ``at`` replaced by ``records`` (validated: their
+        ids and JSON are their content's), each in its place."""
+        if not len(at):
+            return self
+        at = np.asarray(at, dtype=np.int64)
+        new = columns_from_records(records, [r.record_id for r in records], [r.to_json() for r in records])
+        cells = {}
+        for group, (rows, names, values) in self.cells.items():
+            kept = ~np.isin(rows, at)
+            add_rows, add_names, add_values = new.cells[group]
+            cells[group] = (np.concatenate([rows[kept], at[add_rows]]), np.concatenate([names[kept], add_names]),
+                            np.concatenate([values[kept], add_values]))
+        fixed = {k: v.copy() for k, v in self.fixed.items()}
+        for k in fixed:
+            fixed[k][at] = new.fixed[k]
+        ids, json = list(self.ids), list(self.json)
+        for k, i in enumerate(at.tolist()):
+            ids[i], json[i] = new.ids[k], new.json[k]
+        return RecordColumns(ids, fixed, cells, json)
+
     def rows(self) -> Rows:
         """The shard columns of these records (sparse columns: only names some record has)."""
         fixed = {"record_id": np.array(self.ids, dtype=layout.ID_DTYPE), **self.fixed}

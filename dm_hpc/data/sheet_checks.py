@@ -48,7 +48,7 @@ from dm_hpc.data.records import (
 from dm_hpc.data.rounding import round_significant
 from dm_hpc.data.columns import property_column
 from dm_hpc.data.sheetfiles import VALUELESS_CELL, SheetError, ascii_minus, describe_error
-from dm_hpc.data.verdicts import Decision, Verdict, refused
+from dm_hpc.data.verdicts import Decision, Verdict, converted_cell, refused
 from dm_hpc.data.vocabulary import converter, same_unit, term
 
 #: What a lab writes in a measurement cell of a sample it did not make (the one explicit marker).
@@ -569,6 +569,7 @@ def build_records(checked: CheckedColumns) -> CheckedRows:
     rounded = {h: np.array(round_as_records(np.nan_to_num(v, nan=0.0))) for h, v in checked.canonical.items()}
     unc_rounded = {name: np.array(round_as_records(np.nan_to_num(u, nan=0.0))) for name, u in checked.uncertainty.items()}
     converted = {c.header: not same_unit(c.name, c.unit) for c in props}  # once per column
+    unc_headers = {c.name: c.header for c in checked.of_kind("uncertainty")}
     units = {c.header: term(c.name).unit for c in props}
     steps: dict[str | None, int] = {}
     for c in procs:
@@ -590,9 +591,13 @@ def build_records(checked: CheckedColumns) -> CheckedRows:
                 uncertainty=None if unc is None or np.isnan(unc[i]) else float(unc_rounded[c.name][i]),
                 conditions={}))  # every field given: a default factory costs model_construct a signature look-up
             if converted[c.header]:
-                verdicts.append(Verdict(Decision.accepted, lines[i], f"converted from [{c.unit}]", sid, c.header,
-                                        None if table is None else table[c.header].iloc[i], c.unit,
-                                        float(checked.canonical[c.header][i])))
+                cell = None if table is None else table[c.header].iloc[i]
+                verdicts.append(converted_cell(lines[i], sid, c.header, cell, c.unit,
+                                               float(checked.canonical[c.header][i])))
+                if unc is not None and not np.isnan(unc[i]):  # its uncertainty, in the same unit (checked)
+                    head = unc_headers[c.name]
+                    cell = None if table is None else table[head].iloc[i]
+                    verdicts.append(converted_cell(lines[i], sid, head, cell, c.unit, float(unc[i])))
         process: dict[str | None, dict[str, float]] = {}
         for c in procs:
             if not np.isnan(checked.canonical[c.header][i]):

@@ -61,7 +61,14 @@ from dm_hpc.data.shards import RecordColumns
 from dm_hpc.data.sheetfiles import SheetError, describe_error, load_table, parse_number, write_frame
 from dm_hpc.data.sheetfiles import blank as _blank
 from dm_hpc.data.verdicts import Decision, Verdict
-from dm_hpc.data.vocabulary import UnknownPropertyError, canonical_unit, closest_name, converter, property_names
+from dm_hpc.data.vocabulary import (
+    UnknownPropertyError,
+    canonical_unit,
+    closest_name,
+    converter,
+    property_names,
+    same_unit,
+)
 
 __all__ = ["SheetError", "SheetContents", "SheetColumns", "SheetDefaults", "read_sheet", "read_sheet_contents",
            "read_sheet_columns", "write_sheet",
@@ -160,7 +167,8 @@ def unit_conversions(verdicts: Sequence[Verdict]) -> list[str]:
     the annotated copy says it on every cell."""
     said: dict[str, str] = {}
     for v in verdicts:
-        if v.decision is Decision.accepted and v.converted_from and v.column and v.column not in said:
+        if (v.decision is Decision.accepted and v.converted_from and v.column and v.column not in said
+                and parse_header(v.column).kind == "property"):  # its uncertainty column goes with it
             name = parse_header(v.column).name
             said[v.column] = f"{name}: {v.converted_from} converted to {canonical_unit(name)} for the store"
     return list(said.values())
@@ -339,9 +347,8 @@ def records_from_table(
     warnings += record_id_warnings(checked, built.lines, [r.record_id for r in built.records])
     confirm = ({str(sid).strip(): cell for sid, cell in zip(table["sample_id"], table["confirm"])}
                if "confirm" in table.columns and "sample_id" in table.columns else {})
-    units = {c.name: c.unit for c in checked.columns if c.kind == "property" and c.unit}
     return SheetContents(built.records, built.lines, built.not_made, warnings, built.pending, built.verdicts,
-                         confirm, units)
+                         confirm, property_units(checked))
 
 
 @dataclass(frozen=True)
@@ -355,6 +362,10 @@ class SheetColumns:
     not_made: list[tuple[int, str | None]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     pending: list[tuple[int, str | None]] = field(default_factory=list)
+    units: dict[str, str] = field(default_factory=dict)
+    #: the cells as typed (index: sheet line) of the property and uncertainty columns in another unit
+    #: than the store's, what ``resend.retyped_columns`` judges a re-sent value by; None: no such column
+    typed: pd.DataFrame | None = None
 
 
 def read_sheet_columns(
@@ -372,11 +383,27 @@ def read_sheet_columns(
     if cmap is not None:
         table = apply_column_map(table, cmap, str(column_map) if not isinstance(column_map, Mapping) else "column map")
     checked, warnings = _checked(table, shown or str(path), defaults or SheetDefaults(), None, loaded.decimal)
+    typed = typed_in_other_units(checked)
     del loaded, table  # the cells as read (a Python object each): freed before the records are written
     columns, lines = record_columns(dataclasses.replace(checked, table=None))
     warnings += record_id_warnings(checked, lines, columns.ids)
     not_made, pending = not_made_and_pending(checked)
-    return SheetColumns(columns, lines, not_made, warnings, pending)
+    return SheetColumns(columns, lines, not_made, warnings, pending, property_units(checked), typed)
+
+
+def property_units(checked: CheckedColumns) -> dict[str, str]:
+    """Property -> the unit its column states (``SheetContents.units``)."""
+    return {c.name: c.unit for c in checked.columns if c.kind == "property" and c.unit}
+
+
+def typed_in_other_units(checked: CheckedColumns) -> pd.DataFrame | None:
+    """The cells as typed, indexed by sheet line, of the property and uncertainty columns in
+    another unit than the store's (None when there is none): ``SheetColumns.typed``."""
+    headers = [c.header for c in checked.columns
+               if c.kind in ("property", "uncertainty") and not same_unit(c.name, c.unit)]
+    if not headers or checked.table is None:
+        return None
+    return checked.table[headers].set_axis(list(checked.lines))
 
 
 def _checked(

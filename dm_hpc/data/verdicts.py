@@ -70,6 +70,12 @@ def refused(line: int, reason: str, **where: Any) -> Verdict:
     return Verdict(Decision.refused, line, reason, **where)
 
 
+def converted_cell(line: int, sample_id: str | None, column: str, value: Any, unit: str,
+                   canonical: float | None = None) -> Verdict:
+    """An accepted cell whose ``value`` (as written) was converted from ``unit`` to the vocabulary's."""
+    return Verdict(Decision.accepted, line, f"converted from [{unit}]", sample_id, column, value, unit, canonical)
+
+
 def problems_of(verdicts: Iterable[Verdict]) -> list[tuple[int, str]]:
     """The refused verdicts as ``(line, message)``, in sheet order."""
     return [v.problem() for v in sorted((v for v in verdicts if v.decision is Decision.refused),

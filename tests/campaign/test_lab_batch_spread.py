@@ -10,8 +10,11 @@ import pytest
 import yaml
 
 from dm_hpc import Campaign
-from dm_hpc.acquire.points import MIN_SEPARATION
+from dm_hpc.acquire.planner import PlanRequest, RandomStart, fresh_points
+from dm_hpc.acquire.points import MIN_SEPARATION, ProposedPoint
 from dm_hpc.campaign import CampaignError, load_campaign
+from dm_hpc.campaign.realise import realiser
+from dm_hpc.campaign.strategy import design_space
 
 from .helpers import write_campaign
 
@@ -109,3 +112,56 @@ def test_a_separation_out_of_range_is_refused_naming_the_field(tmp_path, value, 
     path.write_text(yaml.safe_dump(anneal_file(batch_separation=value)))
     with pytest.raises(CampaignError, match=f"learning.batch_separation: .*{says}"):
         load_campaign(path)
+
+
+def first_batch(tmp_path, seed: int, n: int, **learning) -> np.ndarray:
+    """The coordinates of a lab-only campaign's first batch: no measurement, no model, so the
+    random start chooses it."""
+    path = tmp_path / f"anneal-{seed}.yaml"
+    path.write_text(yaml.safe_dump({**anneal_file(**learning), "seed": seed, "store": str(tmp_path / f"store-{seed}"),
+                                    "workdir": str(tmp_path / f"run-{seed}")}))
+    return coordinates(Campaign.load(path).suggest(n))
+
+
+def test_the_first_lab_batch_before_any_model_keeps_the_separation(tmp_path):
+    """The first batch of ten was random draws: closest pairs below 0.1 for 6 of 20 seeds, down to
+    0.0004 (two near-replicates on one sheet)."""
+    closest = [pairwise(first_batch(tmp_path, seed, 10)).min() for seed in range(10)]
+    assert min(closest) >= MIN_SEPARATION - SHEET_ROUNDING, np.round(closest, 3)
+    wider = [pairwise(first_batch(tmp_path, seed, 6, batch_separation=0.3)).min() for seed in (20, 21, 22)]
+    assert min(wider) >= 0.3 - SHEET_ROUNDING, np.round(wider, 3)  # the campaign's own setting, too
+
+
+def test_a_first_batch_in_a_narrow_space_is_filled_closer(tmp_path):
+    """Cu with at most 10 % Ni, no process: two points 0.1 apart at most, yet ten are asked; the batch
+    is filled with closer points (as a model's batch is), not cut to the two the separation allows."""
+    path = tmp_path / "doped.yaml"
+    path.write_text(yaml.safe_dump({**anneal_file(), "space": {"elements": {"Cu": [0.9, 1.0], "Ni": [0.0, 0.1]}}}))
+    sheet = Campaign.load(path).suggest(10)
+    ni = sheet[next(c for c in sheet.columns if c.startswith("composition:Ni "))].fillna(0.0).astype(float)
+    assert len(sheet) == 10 and ni.between(0.0, 0.1).all()
+
+
+def test_the_random_fallback_keeps_the_separation_from_the_batch_and_the_pending_points(tmp_path):
+    """When the planner finds no new point, the fallback's random candidates fill the batch: they
+    were taken in the order drawn, as close to each other and to the lab's awaited samples as chance
+    put them."""
+    path = tmp_path / "anneal.yaml"
+    path.write_text(yaml.safe_dump(anneal_file()))
+    c = load_campaign(path)
+    space = design_space(c)
+    awaited = [ProposedPoint("lab", comp, {"annealing_temperature": kelvin})  # canonical: 400, 900, 650 degC
+               for comp, kelvin in [({"Cu": 1.0}, 673.15), ({"Cu": 0.5, "Ni": 0.5}, 1173.15),
+                                    ({"Co": 0.5, "Fe": 0.5}, 923.15)]]
+    taken = space.coordinates(*space.from_dicts([(p.composition, p.process) for p in awaited]))
+    closest, to_awaited = [], []
+    for seed in range(10):
+        # no planning round: the fallback alone answers, as after three rounds without a new point
+        got = fresh_points(RandomStart(space), PlanRequest(8, None, awaited, ["lab"], seed), realiser(c), {},
+                           fallback=RandomStart(space), rounds=0)
+        x = space.coordinates(*space.from_dicts([(p.composition, p.process) for p in got.points]))
+        assert len(x) == 8
+        closest.append(pairwise(x).min())
+        to_awaited.append(np.linalg.norm(x[:, None] - taken[None], axis=-1).min())
+    assert min(closest) >= MIN_SEPARATION, np.round(closest, 3)
+    assert min(to_awaited) >= MIN_SEPARATION, np.round(to_awaited, 3)

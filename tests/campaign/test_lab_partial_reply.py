@@ -164,3 +164,31 @@ def test_the_annotated_copy_marks_a_stored_rows_blank_property_as_owed(tmp_path)
     assert s0[density].comment is not None and "stored without density" in s0[density].comment.text
     assert s0[header.index("verdict")].value == "stored without density (send it once measured)"
     assert s1[density].comment is None and s1[header.index("verdict")].value == "pending"  # nothing of it stored
+
+
+def test_an_uncertainty_sent_again_in_another_unit_is_unchanged_at_the_digits_it_was_typed_with(tmp_path):
+    """Stored from 5.0 +- 0.1 GPa, the row sent again from the campaign's HV sheet as 510 +- 10 HV
+    (0.1 GPa is 10.197 HV): the value was taken at the digits typed, the uncertainty compared
+    exactly, so the sheet was refused ('differs from this row in composition, process or an
+    uncertainty'). The uncertainty is now judged by the same rule: nothing new is stored, the reply
+    says so; 12 HV is still a change. A completion of a stored sample alike."""
+    unc = "uncertainty:hardness [HV]"
+    api = _campaign(tmp_path)
+    [rid] = api.add_measurements(_row("S1", 5.0, 8.4, unit="GPa").assign(**{"uncertainty:hardness [GPa]": [0.1]}))[
+        "record_id"]
+    again = api.add_measurements(_row("S1", 510.0, 8.4).assign(**{unc: [10.0]}))
+    assert again["record_id"].tolist() == [rid]
+    assert len(Store.open(api.spec.store).to_dataframe()) == 1
+    said = ("sample 'S1': uncertainty of hardness 10 HV is the stored 10.2 HV (0.1 GPa) at the digits typed "
+            "(10 +- 0.5 HV): unchanged")
+    assert said in again.attrs["warnings"], again.attrs["warnings"]
+    with pytest.raises(SheetError, match="differs from this row in composition, process or an uncertainty"):
+        api.add_measurements(_row("S1", 510.0, 8.4).assign(**{unc: [12.0]}))
+    # a stored sample completed from the HV sheet, its uncertainty re-typed: no replace needed
+    api.add_measurements(_row("S2", 2.5, None, unit="GPa").assign(**{"uncertainty:hardness [GPa]": [0.05]}))
+    done = api.add_measurements(_row("S2", 254.9, 8.9).assign(**{unc: [5.1]}))  # 0.05 GPa is 5.099 HV
+    df = Store.open(api.spec.store).to_dataframe()
+    assert len(df) == 2 and df.set_index("sample_id").loc["S2", "density"] == 8.9, df
+    assert done["property:density [g/cm**3]"].tolist() == [8.9]
+    rec = Store.open(api.spec.store).get(df.set_index("sample_id").loc["S2", "record_id"]).get_property("hardness")
+    assert (rec.value, rec.uncertainty) == (2.5, 0.05)

@@ -38,3 +38,48 @@ def test_bad_sheet_is_reported_without_traceback(tmp_path):
     assert not (tmp_path / "s" / "shards").exists() or not any((tmp_path / "s" / "shards").iterdir())
     res = dm("store", "info", "--store", str(tmp_path / "nowhere"))
     assert res.returncode == 2 and "no store at" in res.stderr
+
+
+def test_store_import_takes_a_value_sent_again_in_another_unit_at_the_digits_typed(tmp_path):
+    """A sample imported from 5.0 +- 0.1 GPa, imported again from a sheet in HV (510 +- 10 HV; the
+    stored values are 509.858 and 10.197 HV): refused as a change ('already stored as 509.858 HV,
+    this sheet says 510 HV'), where a lab sheet through `dm-hpc ingest` is unchanged at the digits
+    typed. `store import` now reads it by the same rule: nothing new, and it says why. A value more
+    than half its last digit off is still a change; in the store's own unit, compared as stored."""
+    store, sheet = str(tmp_path / "s"), tmp_path / "sheet.csv"
+    head = "sample_id,composition:Cu [at_frac],composition:Ni [at_frac]"
+
+    def send(unit: str, hardness: str, uncertainty: str) -> subprocess.CompletedProcess:
+        sheet.write_text(f"{head},property:hardness [{unit}],uncertainty:hardness [{unit}]\n"
+                         f"S1,0.5,0.5,{hardness},{uncertainty}\n")
+        return dm("store", "import", str(sheet), "--store", store, "--campaign", "c")
+
+    first = send("GPa", "5.0", "0.1")
+    assert first.returncode == 0 and first.stdout.strip() == "ingested 1 records (1 new)", first.stderr
+    again = send("HV", "510", "10")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "ingested 1 records (0 new)", again.stdout
+    said = "hardness 510 HV is the stored 509.9 HV (5 GPa) at the digits typed (510 +- 0.5 HV): unchanged"
+    assert said in again.stderr, again.stderr
+    assert "uncertainty of hardness 10 HV is the stored 10.2 HV (0.1 GPa)" in again.stderr, again.stderr
+    changed = send("HV", "512", "10")
+    assert changed.returncode == 2 and "already stored as 509.858 HV" in changed.stderr, changed.stderr
+    assert "says 512 HV" in changed.stderr and "Traceback" not in changed.stderr
+    assert send("HV", "510", "12").returncode == 2  # the uncertainty more than half a digit off
+    assert send("GPa", "5.001", "0.1").returncode == 2  # the store's unit: as stored
+    from dm_hpc.data import Store
+
+    with Store.open(store) as s:  # one record, as first stored: no copy, no correction
+        [rec] = [s.get(rid) for rid in s.to_dataframe(superseded=True)["record_id"]]
+    assert (rec.get_property("hardness").value, rec.get_property("hardness").uncertainty) == (5.0, 0.1)
+    # the sample completed from the HV sheet (density measured since): its stored hardness stays
+    sheet.write_text(f"{head},property:hardness [HV],uncertainty:hardness [HV],property:density [g/cm3]\n"
+                     "S1,0.5,0.5,510,10,8.9\n")
+    done = dm("store", "import", str(sheet), "--store", store, "--campaign", "c")
+    assert done.returncode == 0 and done.stdout.strip() == "ingested 1 records (1 new)", done.stderr
+    with Store.open(store) as s:
+        assert s.check().ok  # the numbers stored beside each record's JSON agree with it
+        current = s.to_dataframe()
+        [new] = [s.get(rid) for rid in current["record_id"]]
+    assert current[["hardness", "density"]].values.tolist() == [[5.0, 8.9]]  # the columns a query reads
+    assert (new.get_property("hardness").uncertainty, new.provenance.supersedes) == (0.1, [rec.record_id])

@@ -101,3 +101,23 @@ def test_a_value_retyped_in_another_unit_is_the_stored_one_within_half_its_last_
     # the store's unit: no converted verdict, nothing taken
     [out], said = retyped_as_stored([_rec(hardness=2.49)], [2], [], {"S1": stored})
     assert out.get_property("hardness").value == 2.49 and not said
+
+
+def test_an_uncertainty_retyped_in_another_unit_is_judged_by_the_same_rule():
+    """0.05 GPa is 5.099 HV (a difference: scale only): 5.1 and 5 say it, 5.2 and 5.09 do not."""
+    from dm_hpc.data import to_canonical
+    from dm_hpc.data.resend import retyped_as_stored
+    from dm_hpc.data.verdicts import converted_cell
+
+    def with_unc(rec, unc):
+        return MaterialRecord.model_validate({**rec.model_dump(mode="json"), "properties": [
+            {**p.model_dump(mode="json"), "uncertainty": unc} for p in rec.properties]})
+
+    stored = with_unc(_rec(hardness=2.5), 0.05)
+    scale = to_canonical("hardness", 1.0, "HV")
+    for cell, alike in (("5.1", True), ("5", True), ("5.2", False), ("5.09", False)):
+        sent = with_unc(_rec(hardness=2.5), float(cell) * scale)
+        cells = [converted_cell(2, "S1", "uncertainty:hardness [HV]", cell, "HV")]
+        [out], said = retyped_as_stored([sent], [2], cells, {"S1": stored})
+        assert (out.record_id == stored.record_id) is alike and bool(said) is alike, cell
+        assert not said or said[0].startswith(f"sample 'S1': uncertainty of hardness {cell} HV is the stored 5.1")
