@@ -38,6 +38,39 @@ def default_sheet(campaign: CampaignSpec, batch: int | None = None) -> Path:
     return campaign.run_dir / (PENDING_SHEET if batch is None else f"lab-batch-{batch:03d}.xlsx")
 
 
+def typed_by_the_lab(path: Path, state: jn.State) -> list[str]:
+    """Sample ids of the lab sheet ``path`` with a measurement cell filled in (a value, an
+    uncertainty, "not made") whose sample is still awaited: what the lab typed and nobody has
+    ingested yet, lost if the sheet is written again. Empty when ``path`` is not there, cannot
+    be read, or holds nothing typed for an awaited sample."""
+    from dm_hpc.data.sheetfiles import blank, load_table
+    from dm_hpc.data.sheets import parse_header
+
+    if not Path(path).is_file():
+        return []
+    try:
+        frame = load_table(path).frame
+    except (ValueError, OSError):
+        return []
+
+    def measured(header) -> bool:
+        try:
+            return parse_header(str(header)).kind in ("property", "uncertainty")
+        except ValueError:
+            return False
+
+    cols = [h for h in frame.columns if measured(h)]
+    if "sample_id" not in frame.columns or not cols:
+        return []
+    out = []
+    for sid, cells in zip(frame["sample_id"], frame[cols].itertuples(index=False)):
+        sid = "" if blank(sid) else str(sid).strip()
+        entry = state.lab.get(sid)
+        if entry is not None and entry.awaited and not all(blank(v) for v in cells) and sid not in out:
+            out.append(sid)
+    return out
+
+
 def lab_properties(campaign: CampaignSpec) -> list[str]:
     """The properties the lab is asked to measure."""
     lab = campaign.lab

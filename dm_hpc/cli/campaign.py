@@ -172,8 +172,9 @@ def run(
     clear_stop: Annotated[bool, typer.Option("--clear-stop", help="Drop a pending stop request first.")] = False,
 ) -> None:
     """Run a campaign, or resume an interrupted one; ends with a report and the lab sheet."""
+    from dm_hpc.campaign import journal as jn
     from dm_hpc.campaign.lab import write_suggestions
-    from dm_hpc.campaign.labsheet import default_sheet
+    from dm_hpc.campaign.labsheet import default_sheet, typed_by_the_lab
     from dm_hpc.campaign.manager import STOP_FILE, STOPPED_BY_REQUEST, CampaignBusyError, CampaignManager
     from dm_hpc.campaign.ownership import manager_running
 
@@ -202,7 +203,8 @@ def run(
     from dm_hpc.campaign.report import write_report
 
     sheet = default_sheet(c)
-    n_lab = write_suggestions(c, sheet) if c.lab is not None else 0
+    kept = typed_by_the_lab(sheet, jn.replay(c.run_dir / "journal.jsonl")) if c.lab is not None else []
+    n_lab = write_suggestions(c, sheet) if c.lab is not None and not kept else 0
     report_path = write_report(c)
     console.print(f"[bold]{c.name}[/]: {summary.reason}", soft_wrap=True)
     if summary.reason.startswith(STOPPED_BY_REQUEST):
@@ -219,7 +221,11 @@ def run(
                       soft_wrap=True, highlight=False, markup=False)
     console.print(f"  HDF5 store:  {shown(c.store)}", soft_wrap=True, highlight=False)
     console.print(f"  report:      {shown(report_path)} (plots beside it)", soft_wrap=True, highlight=False)
-    if c.lab is not None:
+    if kept:
+        console.print(f"  lab sheet:   {shown(sheet)} kept: {_typed_text(kept)}; `dm-hpc ingest "
+                      f"{shlex.quote(str(campaign))} {shlex.quote(str(sheet))}` takes them", soft_wrap=True,
+                      highlight=False, markup=False)
+    elif c.lab is not None:
         console.print(f"  lab sheet:   {shown(sheet)} ({experiments(n_lab)})", soft_wrap=True, highlight=False)
     _model_warning(c)
     if summary.failed and not summary.ingested:
@@ -284,6 +290,22 @@ def status(campaign: CampaignFile) -> None:
             console.print(f"warning: {state.unfit}", markup=False, highlight=False, soft_wrap=True)
 
 
+def _typed_text(samples: list[str]) -> str:
+    shown_ids = ", ".join(samples[:5]) + (f" and {len(samples) - 5} more" if len(samples) > 5 else "")
+    return f"it holds what the lab typed for {len(samples)} sample(s) not yet ingested ({shown_ids})"
+
+
+def _keep_typed_sheet(sheet: Path, state, campaign: Path) -> None:
+    """Fail, writing nothing, when the default pending sheet holds values the lab typed and nobody
+    ingested (``labsheet.typed_by_the_lab``): writing it again would blank them."""
+    from dm_hpc.campaign.labsheet import typed_by_the_lab
+
+    typed = typed_by_the_lab(sheet, state)
+    if typed:
+        fail(f"{shown(sheet)} not written: {_typed_text(typed)}; `dm-hpc ingest {shlex.quote(str(campaign))} "
+             f"{shlex.quote(str(sheet))}` takes them, or --out FILE writes the pending experiments elsewhere")
+
+
 def suggest(
     campaign: CampaignFile,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sheet to write (.xlsx or .csv; default: "
@@ -307,6 +329,8 @@ def suggest(
 
         state = jn.replay(c.run_dir / "journal.jsonl")  # once: the sheet and the budget's line below both read it
         sheet = out or default_sheet(c)
+        if out is None:  # the copy the report points the lab at: not written over what it typed
+            _keep_typed_sheet(sheet, state, campaign)
         try:
             if out is None:
                 sheet.parent.mkdir(parents=True, exist_ok=True)

@@ -144,3 +144,34 @@ def test_suggest_without_out_writes_into_the_run_folder_where_the_report_finds_i
     assert f"wrote 3 suggested experiments to {elsewhere}" in said("--out", str(elsewhere)) and elsewhere.exists()
     line = next(ln for ln in write_report(api.spec).read_text().splitlines() if ln.startswith("- lab sheets:"))
     assert f"`{batch}`" in line and f"`{pending}`" in line, line
+
+
+def test_suggest_without_out_keeps_a_pending_sheet_the_lab_has_typed_values_into(tmp_path):
+    """`dm-hpc suggest FILE` wrote RUN/lab-suggestions.xlsx over the copy the lab was filling in
+    (the report points the lab at that file): hardness typed for S0, not yet ingested, was gone,
+    the sheet blank again. Now the sheet is kept and the reply says why and what to do; once its
+    values are ingested (or with --out) a sheet is written as before."""
+    from typer.testing import CliRunner
+
+    from dm_hpc.cli import app
+    from tests.campaign.helpers import hardness_density_lab
+
+    api = hardness_density_lab(tmp_path, ["S0", "S1"])
+    path, pending = str(tmp_path / "two.yaml"), api.spec.run_dir / "lab-suggestions.xlsx"
+
+    def suggest(*args: str):
+        res = CliRunner().invoke(app, ["suggest", path, *args], env={"COLUMNS": "300"})
+        return res.exit_code, " ".join(res.output.split())
+
+    assert suggest()[0] == 0
+    book = openpyxl.load_workbook(pending)
+    rows = book["samples"]
+    header = [c.value for c in rows[1]]
+    rows.cell(row=2, column=header.index("property:hardness [GPa]") + 1, value=5.1)  # S0, typed by the lab
+    book.save(pending)
+    code, said = suggest()
+    assert code != 0 and "S0" in said and "not yet ingested" in said and "--out" in said, said
+    kept = openpyxl.load_workbook(pending)["samples"]
+    assert kept.cell(row=2, column=header.index("property:hardness [GPa]") + 1).value == 5.1
+    code, said = suggest("--out", str(tmp_path / "mine.xlsx"))
+    assert code == 0 and "wrote 2 suggested experiments" in said, said
