@@ -18,9 +18,10 @@ worse than the current one beyond noise on the same held-out records (``promotio
 bootstrap); otherwise it is registered as a candidate, and its ``meta.json`` says why
 (``promotion``). ``promote`` and ``rollback`` move ``CURRENT`` by hand and say what they did.
 Versions are never overwritten, and never repeated: a training whose records and settings
-(``settings_sha256``: kind, ranks, epochs, clearance, code version and the campaign fields the
-model is built from) are those of the latest version registers nothing (``Unchanged``) unless
-forced, so every version differs from the one before it in something a reader can trace.
+(``settings_sha256``: kind, ranks, epochs, clearance, the code that builds the model, not the
+checkout's commit, and the campaign fields the model is built from) are those of the latest
+version registers nothing (``Unchanged``) unless forced, so every version differs from the one
+before it in something a reader can trace.
 
 The kind of model is the campaign's (or ``--surrogate``), resolved by the data for "auto"; the
 number of ranks never changes it: an exact GP does not split across ranks, so it trains on one
@@ -323,12 +324,42 @@ def _train_ensemble(campaign: CampaignSpec, snap: Snapshot, options: TrainOption
     return result, surrogate_state(result.model, "ensemble", None, None)
 
 
-def settings_sha256(campaign: CampaignSpec, options: TrainOptions, kind: str, ranks: int, code_version: str) -> str:
+#: The code a version's model is built by beside ``dm_hpc.learn`` (its rows, features and split) and
+#: the libraries it fits with: what ``model_code`` fingerprints. Not the checkout's commit
+#: (``_code_version``, recorded in meta.json): a commit to the docs, CLI or portal is the same model.
+MODEL_MODULES = ("dm_hpc.campaign.registry", "dm_hpc.campaign.dataset", "dm_hpc.acquire.space",
+                 "dm_hpc.data.descriptors")
+MODEL_LIBRARIES = ("torch", "gpytorch", "botorch")
+
+
+def model_code() -> str:
+    """SHA-256 of the source of ``dm_hpc.learn`` and ``MODEL_MODULES`` and the versions of
+    ``MODEL_LIBRARIES``: a change there may change the model of the same records."""
+    import importlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    import dm_hpc.learn
+
+    files = sorted(Path(dm_hpc.learn.__file__).parent.rglob("*.py"))
+    files += [Path(importlib.import_module(m).__file__) for m in MODEL_MODULES]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    for lib in MODEL_LIBRARIES:
+        try:
+            digest.update(f"{lib}=={version(lib)}".encode())
+        except PackageNotFoundError:
+            digest.update(f"{lib} absent".encode())
+    return digest.hexdigest()
+
+
+def settings_sha256(campaign: CampaignSpec, options: TrainOptions, kind: str, ranks: int, code: str) -> str:
     """SHA-256 of what a version's model depends on beside its records: the kind, the ranks that
-    train it, the epochs of an ensemble, the clearance, the code, and the campaign fields it is
-    built from (design space, properties, fidelities and the one predicted, seed)."""
+    train it, the epochs of an ensemble, the clearance, the code that builds it (``model_code``),
+    and the campaign fields it is built from (design space, properties, fidelities and the one
+    predicted, seed)."""
     body = {"surrogate": kind, "ranks": ranks, "epochs": options.epochs if kind == "ensemble" else None,
-            "clearance": options.clearance.value, "code_version": code_version,
+            "clearance": options.clearance.value, "model_code": code,
             "space": campaign.space.model_dump(mode="json"), "properties": campaign.properties,
             "fidelities": [[f.name, f.kind.value, f.record_method] for f in campaign.fidelities],
             "target": target_index(campaign), "seed": campaign.seed}
@@ -383,7 +414,7 @@ def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=Non
                             "from the records holding it)")
     used, notes = _layout(kind, snap, requested_ranks or world.size)
     code = _code_version()
-    settings = settings_sha256(campaign, options, kind, used, code)
+    settings = settings_sha256(campaign, options, kind, used, model_code())
     same = _unchanged(campaign, snap, options, settings)
     if same is not None:  # on every rank alike: each read the same snapshot
         return same if isinstance(same, Unchanged) else None
@@ -508,7 +539,7 @@ def train_local_ranks(campaign: CampaignSpec, ranks: int, options: TrainOptions 
     snap = snapshot(campaign, options.clearance)  # fail early, in this process, on a store with too little data
     kind = _resolve_kind(campaign, snap, options)
     used, _ = _layout(kind, snap, ranks)
-    same = _unchanged(campaign, snap, options, settings_sha256(campaign, options, kind, used, _code_version()))
+    same = _unchanged(campaign, snap, options, settings_sha256(campaign, options, kind, used, model_code()))
     if same is not None:  # before any rank is spawned
         return same if isinstance(same, Unchanged) else None
     if used == 1:

@@ -440,3 +440,20 @@ def test_training_again_on_the_same_records_and_settings_registers_no_duplicate(
     assert "registered v0003" in train("--surrogate", "gp")  # other settings: another model
     assert "unchanged: v0003" in train("--surrogate", "gp")
     assert [v.version for v in registry.versions(campaign)] == ["v0001", "v0002", "v0003"]
+
+
+def test_a_commit_that_does_not_touch_the_model_code_registers_no_duplicate(tmp_path, monkeypatch):
+    """The settings fingerprint held the checkout's commit (``_code_version``: 0.x+abc1234), so a
+    `dm-hpc train` cron job on a git checkout registered another version of the same records after
+    every `git pull`, a docs or CLI commit too. Now it holds the code that builds the model (the
+    learn package, the modules that shape its data, torch/gpytorch/botorch versions): a commit
+    elsewhere is unchanged, a change to that code is a new model."""
+    path = write_campaign(tmp_path, lab=False)
+    campaign = load_campaign(path)
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(20, 0))
+    assert isinstance(registry.train(campaign), registry.ModelVersion)
+    monkeypatch.setattr(registry, "_code_version", lambda: "9.9.9+0123abc")  # another commit, elsewhere
+    assert isinstance(registry.train(campaign), registry.Unchanged)
+    monkeypatch.setattr(registry, "model_code", lambda: "another learn package")
+    assert isinstance(registry.train(campaign), registry.ModelVersion)
