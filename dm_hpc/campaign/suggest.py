@@ -119,7 +119,11 @@ def request_lab_batch(c: CampaignSpec, n: int, timeout_s: float = 300.0) -> LabB
         if reply.exists():
             data = json.loads(reply.read_text())
             reply.unlink()
-            return LabBatch(data["samples"], data["why_empty"], data.get("batch"))
+            number = data.get("batch")
+            if number is None and data["samples"]:  # a manager started before replies said it: its journal does
+                entry = jn.replay(c.run_dir / "journal.jsonl").lab.get(data["samples"][0]["sample_id"])
+                number = None if entry is None else entry.batch
+            return LabBatch(data["samples"], data["why_empty"], number)
         time.sleep(0.2)
     # an empty sheet and success would read as "nothing to do": it is a failure to say
     raise StoreLockedError(f"campaign {c.name!r}: the running manager did not answer within {timeout_s:.0f} s; "

@@ -175,3 +175,39 @@ def test_suggest_without_out_keeps_a_pending_sheet_the_lab_has_typed_values_into
     assert kept.cell(row=2, column=header.index("property:hardness [GPa]") + 1).value == 5.1
     code, said = suggest("--out", str(tmp_path / "mine.xlsx"))
     assert code == 0 and "wrote 2 suggested experiments" in said, said
+
+
+def test_a_batch_from_a_manager_that_does_not_give_its_number_goes_to_its_own_sheet(tmp_path, monkeypatch):
+    """A manager started before `suggest` wrote RUN/lab-batch-NNN.xlsx answers without the batch's
+    number; `dm-hpc suggest -n 1` then wrote the new batch alone to RUN/lab-suggestions.xlsx, over
+    the sheet of every pending experiment (S0 gone from it). Now the number is read from the
+    journal the manager wrote: RUN/lab-batch-002.xlsx, the pending sheet untouched."""
+    import contextlib
+    import json
+
+    from typer.testing import CliRunner
+
+    from dm_hpc.campaign import ownership
+    from dm_hpc.cli import app
+    from tests.campaign.helpers import hardness_density_lab
+
+    api = hardness_density_lab(tmp_path, ["S0"])
+    path, run = str(tmp_path / "two.yaml"), api.spec.run_dir
+    assert CliRunner().invoke(app, ["suggest", path]).exit_code == 0
+    pending = (run / "lab-suggestions.xlsx").read_bytes()
+
+    def old_manager(run_dir, text, name=None):  # journals batch 2 and answers as before the change
+        request = json.loads(text)
+        sample = {"sample_id": "two-L002-01", "composition": {"Cu": 0.3, "Ni": 0.7}, "process": {}, "predicted": {}}
+        journal = jn.Journal(run_dir / "journal.jsonl")
+        journal.write("lab_suggested", batch=2, samples=[sample])
+        journal.close()
+        (run_dir / "inbox").mkdir(exist_ok=True)
+        (run_dir / "inbox" / request["reply"]).write_text(json.dumps({"samples": [sample], "why_empty": None}))
+
+    monkeypatch.setattr(ownership, "exclusive", lambda c: contextlib.nullcontext(None))  # a manager holds it
+    monkeypatch.setattr(ownership, "drop_in_inbox", old_manager)
+    res = CliRunner().invoke(app, ["suggest", path, "-n", "1"], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    assert "lab-batch-002.xlsx" in " ".join(res.output.split()), res.output
+    assert (run / "lab-suggestions.xlsx").read_bytes() == pending
