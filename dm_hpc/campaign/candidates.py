@@ -1,4 +1,4 @@
-"""The candidate pool of a pool campaign (``space.pool``), read once per process.
+"""The candidate pool of a pool campaign (``space.pool``), read once per version of the file.
 
 Apart from ``strategy`` so that ``dm-hpc validate`` can list a pool's elements without importing
 the acquisition (BoTorch, torch: seconds of CPU).
@@ -11,10 +11,27 @@ from pathlib import Path
 from dm_hpc.campaign.spec import CampaignSpec
 
 
-@lru_cache(maxsize=4)
 def pool_table(path: Path, column_map: Path | None) -> tuple[tuple[tuple[tuple[str, float], ...], ...], tuple[str, ...]]:
     """``(compositions, elements)`` of a pool sheet: unique compositions in sheet order (each
-    as sorted ``(element, atomic fraction)`` pairs) and the sorted elements they use."""
+    as sorted ``(element, atomic fraction)`` pairs) and the sorted elements they use. Read once
+    per version of the pool and its map: an edited pool is read again (a new model version)."""
+    stamps = tuple(_stamp(p) for p in (path, column_map))
+    return _pool_table(Path(path), column_map, stamps)
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """A file's version as (modification time in ns, size); None for no or a missing file."""
+    if path is None:
+        return None
+    try:
+        st = Path(path).stat()
+    except OSError:  # read_sheet says what is wrong with it
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+@lru_cache(maxsize=4)
+def _pool_table(path: Path, column_map: Path | None, stamps: tuple) -> tuple[tuple[tuple[tuple[str, float], ...], ...], tuple[str, ...]]:
     from dm_hpc.data.sheets import read_sheet
 
     records = read_sheet(path, column_map=column_map)

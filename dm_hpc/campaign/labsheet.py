@@ -12,6 +12,7 @@ widths to read by, and number validation on the cells the lab fills.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,42 @@ def default_sheet(campaign: CampaignSpec, batch: int | None = None) -> Path:
     experiments, ``RUN/lab-batch-NNN.xlsx`` for new batch ``batch`` alone (its sample ids read
     ``NAME-LNNN-kk``); the report lists the run folder's sheets."""
     return campaign.run_dir / (PENDING_SHEET if batch is None else f"lab-batch-{batch:03d}.xlsx")
+
+
+@dataclass(frozen=True)
+class SuggestionSheet:
+    """Where ``dm-hpc suggest`` writes a lab sheet: ``out`` (``--out``) when named, else the run
+    folder's ``default_sheet``, the pending experiments' or a new batch's own. A run-folder sheet
+    is the lab's copy, which the report points it at: it is not written over values typed into it
+    (``typed``), and an empty batch gets none (no number to name it by)."""
+
+    campaign: CampaignSpec
+    out: Path | None = None
+
+    @property
+    def in_run_folder(self) -> bool:
+        return self.out is None
+
+    def path(self, batch: int | None = None) -> Path:
+        """The sheet of the pending experiments, or of new batch ``batch`` alone."""
+        return self.out or default_sheet(self.campaign, batch)
+
+    def prepared(self, batch: int | None = None) -> Path:
+        """``path``, with the run folder made when the sheet goes there (none before a first run)."""
+        if self.out is None:
+            self.campaign.run_dir.mkdir(parents=True, exist_ok=True)
+        return self.path(batch)
+
+    def next_batch(self) -> Path:
+        """``prepared`` for the batch journalled next (the journal's last number + 1): the file to
+        check before a batch is journalled. A manager journalling a batch of its own meanwhile
+        takes that number; its successor's sheet is then the one written, in the same folder."""
+        upcoming = None if self.out else jn.replay(self.campaign.run_dir / "journal.jsonl").lab_batches + 1
+        return self.prepared(upcoming)
+
+    def typed(self, state: jn.State) -> list[str]:
+        """``typed_by_the_lab`` of the run folder's pending sheet; none for a file named."""
+        return typed_by_the_lab(self.path(), state) if self.out is None else []
 
 
 def typed_by_the_lab(path: Path, state: jn.State) -> list[str]:

@@ -19,7 +19,8 @@ bootstrap); otherwise it is registered as a candidate, and its ``meta.json`` say
 (``promotion``). ``promote`` and ``rollback`` move ``CURRENT`` by hand and say what they did.
 Versions are never overwritten, and never repeated: a training whose records and settings
 (``settings_sha256``: kind, ranks, epochs, clearance, the code that builds the model, not the
-checkout's commit, and the campaign fields the model is built from) are those of the latest
+checkout's commit, the campaign fields the model is built from and the contents of the files
+among them, ``MODEL_FILES``) are those of the latest
 version registers nothing (``Unchanged``) unless forced, so every version differs from the one
 before it in something a reader can trace.
 
@@ -55,6 +56,7 @@ from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.campaign.strategy import design_space, target_index
 from dm_hpc.data import Store
 from dm_hpc.data.access import AccessLevel, AccessMap
+from dm_hpc.data.integrity import sha256_file
 
 #: Records whose id hash (0-99) is below this are held out to measure every registered model.
 TEST_PERCENT = 20
@@ -353,13 +355,34 @@ def model_code() -> str:
     return digest.hexdigest()
 
 
-def settings_sha256(campaign: CampaignSpec, options: TrainOptions, kind: str, ranks: int, code: str) -> str:
+#: The campaign's files whose contents shape a version's rows and features, as (section, field):
+#: a pool's candidates give the features' elements and say which records are the campaign's.
+#: The campaign file holds only their paths, so an edited pool would read as the same settings.
+#: Not transfer sources, lab emulators or the site: a version is fitted on the campaign's own
+#: records alone (``_train_gp``, ``_train_ensemble``), and a store-query source's records, left
+#: out of those, change ``records_sha256``.
+MODEL_FILES = (("space", "pool"), ("space", "pool_map"))
+
+
+def model_files(campaign: CampaignSpec) -> dict[str, str]:
+    """SHA-256 of the bytes of each file of ``MODEL_FILES`` that ``campaign`` names, by field
+    (``space.pool``); "absent" for a file not there (training then fails where it reads it)."""
+    out = {}
+    for section, name in MODEL_FILES:
+        path = getattr(getattr(campaign, section), name)
+        if path is not None:
+            out[f"{section}.{name}"] = sha256_file(path) if Path(path).is_file() else "absent"
+    return out
+
+
+def settings_sha256(campaign: CampaignSpec, options: TrainOptions, kind: str, ranks: int, code: str,
+                    files: dict[str, str]) -> str:
     """SHA-256 of what a version's model depends on beside its records: the kind, the ranks that
     train it, the epochs of an ensemble, the clearance, the code that builds it (``model_code``),
-    and the campaign fields it is built from (design space, properties, fidelities and the one
-    predicted, seed)."""
+    the campaign fields it is built from (design space, properties, fidelities and the one
+    predicted, seed) and the contents of the files among them (``model_files``)."""
     body = {"surrogate": kind, "ranks": ranks, "epochs": options.epochs if kind == "ensemble" else None,
-            "clearance": options.clearance.value, "model_code": code,
+            "clearance": options.clearance.value, "model_code": code, "files": files,
             "space": campaign.space.model_dump(mode="json"), "properties": campaign.properties,
             "fidelities": [[f.name, f.kind.value, f.record_method] for f in campaign.fidelities],
             "target": target_index(campaign), "seed": campaign.seed}
@@ -414,7 +437,8 @@ def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=Non
                             "from the records holding it)")
     used, notes = _layout(kind, snap, requested_ranks or world.size)
     code = _code_version()
-    settings = settings_sha256(campaign, options, kind, used, model_code())
+    files = model_files(campaign)
+    settings = settings_sha256(campaign, options, kind, used, model_code(), files)
     same = _unchanged(campaign, snap, options, settings)
     if same is not None:  # on every rank alike: each read the same snapshot
         return same if isinstance(same, Unchanged) else None
@@ -457,6 +481,7 @@ def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=Non
         "device": device,
         "code_version": code,
         "settings_sha256": settings,
+        "files_sha256": files,
         "epochs": options.epochs if kind == "ensemble" else None,
         "fit_seconds": fit_seconds,
         "requested_ranks": requested_ranks or world.size,
@@ -539,7 +564,8 @@ def train_local_ranks(campaign: CampaignSpec, ranks: int, options: TrainOptions 
     snap = snapshot(campaign, options.clearance)  # fail early, in this process, on a store with too little data
     kind = _resolve_kind(campaign, snap, options)
     used, _ = _layout(kind, snap, ranks)
-    same = _unchanged(campaign, snap, options, settings_sha256(campaign, options, kind, used, model_code()))
+    same = _unchanged(campaign, snap, options,
+                      settings_sha256(campaign, options, kind, used, model_code(), model_files(campaign)))
     if same is not None:  # before any rank is spawned
         return same if isinstance(same, Unchanged) else None
     if used == 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import shlex
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -12,6 +12,9 @@ from rich.table import Table
 from rich.text import Text
 
 from dm_hpc.cli.store import fail
+
+if TYPE_CHECKING:
+    from dm_hpc.campaign.labsheet import SuggestionSheet
 
 console = Console()
 CampaignFile = Annotated[Path, typer.Argument(help="Campaign YAML file (see campaigns/).")]
@@ -295,13 +298,12 @@ def _typed_text(samples: list[str]) -> str:
     return f"it holds what the lab typed for {len(samples)} sample(s) not yet ingested ({shown_ids})"
 
 
-def _keep_typed_sheet(sheet: Path, state, campaign: Path) -> None:
-    """Fail, writing nothing, when the default pending sheet holds values the lab typed and nobody
-    ingested (``labsheet.typed_by_the_lab``): writing it again would blank them."""
-    from dm_hpc.campaign.labsheet import typed_by_the_lab
-
-    typed = typed_by_the_lab(sheet, state)
+def _keep_typed_sheet(target: SuggestionSheet, state, campaign: Path) -> None:
+    """Fail, writing nothing, when the run folder's pending sheet holds values the lab typed and
+    nobody ingested (``SuggestionSheet.typed``): writing it again would blank them."""
+    typed = target.typed(state)
     if typed:
+        sheet = target.path()
         fail(f"{shown(sheet)} not written: {_typed_text(typed)}; `dm-hpc ingest {shlex.quote(str(campaign))} "
              f"{shlex.quote(str(sheet))}` takes them, or --out FILE writes the pending experiments elsewhere")
 
@@ -318,22 +320,20 @@ def suggest(
     """Write suggested experiments as a lab sheet in the standard template: the pending ones, or
     with -n N, N new ones from the current model (running or finished campaign). Without --out
     the sheet goes to the campaign's run folder, where the report lists it."""
-    from dm_hpc.campaign.labsheet import default_sheet
+    from dm_hpc.campaign.labsheet import SuggestionSheet, default_sheet
 
     c = _load(campaign)
     if c.lab is None:
         fail(f"campaign {c.name!r} has no experiment fidelity, so nothing is suggested to a lab")
+    target = SuggestionSheet(c, out)
     if n is None:
         from dm_hpc.campaign import journal as jn
         from dm_hpc.campaign.labsheet import write_suggestions
 
         state = jn.replay(c.run_dir / "journal.jsonl")  # once: the sheet and the budget's line below both read it
-        sheet = out or default_sheet(c)
-        if out is None:  # the copy the report points the lab at: not written over what it typed
-            _keep_typed_sheet(sheet, state, campaign)
+        _keep_typed_sheet(target, state, campaign)  # the copy the report points the lab at: not written over what it typed
         try:
-            if out is None:
-                sheet.parent.mkdir(parents=True, exist_ok=True)
+            sheet = target.prepared()
             k = write_suggestions(c, sheet, state)
         except (ValueError, OSError) as exc:
             fail(str(exc))
@@ -358,17 +358,15 @@ def suggest(
 
     _preflight(c, campaign, check_codes=False)
     try:
-        if out is None:  # named by the batch's number, known once journalled: its folder is checked
-            c.run_dir.mkdir(parents=True, exist_ok=True)
-        check_writable(out or default_sheet(c))  # before the batch is journalled: a failed write must not spend the lab budget
+        check_writable(target.next_batch())  # before the batch is journalled: a failed write must not spend the lab budget
         batch = request_lab_batch(c, n)
     except (ValueError, OSError, StoreError) as exc:
         fail(str(exc))
-    if out is None and not batch.samples:  # no batch, no number: an empty sheet would only mislead
+    if target.in_run_folder and not batch.samples:  # no batch, no number: an empty sheet would only mislead
         console.print(f"no new suggested experiment: {batch.why_empty}", highlight=False, markup=False, soft_wrap=True)
         _model_warning(c)
         return
-    sheet = out or default_sheet(c, batch.batch)
+    sheet = target.path(batch.batch)
     try:
         write_lab_sheet(c, batch_table(c, batch.samples), sheet)
     except (ValueError, OSError) as exc:

@@ -108,9 +108,11 @@ def import_(
     _give_back_freed_memory()
     with store_errors(), _open(store, "a") as s:
         try:
-            # a value typed in another unit is the stored one at the digits typed, as at every door
-            columns, said = retyped_columns(s, contents)
-            columns = resolve_resent_columns(s, columns, contents.lines, str(sheet), replace, contents.units)
+            # a value typed in another unit is the stored one at the digits typed, as at every door;
+            # the store's table read once for both steps (each read is all of it)
+            table = s.to_dataframe(superseded=True) if len(s) else None
+            columns, said = retyped_columns(s, contents, table)
+            columns = resolve_resent_columns(s, columns, contents.lines, str(sheet), replace, contents.units, table)
             result = s.ingest_columns(columns)
         except SheetError as exc:
             fail(str(exc))

@@ -38,9 +38,12 @@ from dm_hpc.data.verdicts import Decision, Verdict, converted_cell
 from dm_hpc.data.vocabulary import canonical_unit, from_canonical, property_names, same_unit
 
 
-def _stored_for(store: Store, sample_ids: set[str]) -> tuple[pd.DataFrame, set[str]]:
-    """Every stored record (current or superseded) of these samples, and the superseded ids."""
-    df = store.to_dataframe(superseded=True)
+def _stored_for(store: Store, sample_ids: set[str], table: pd.DataFrame | None = None
+                ) -> tuple[pd.DataFrame, set[str]]:
+    """Every stored record (current or superseded) of these samples, and the superseded ids.
+    ``table``: the store's ``to_dataframe(superseded=True)`` where the caller has read it (one read
+    for every step of an import: on a large store each read is the whole table)."""
+    df = store.to_dataframe(superseded=True) if table is None else table
     if df.empty:
         return df, set()
     return df[df["sample_id"].isin(sample_ids)], store.superseded_ids()
@@ -121,16 +124,17 @@ def retyped_as_stored(records: Sequence[MaterialRecord], lines: Sequence[int], v
     return out, said
 
 
-def retyped_columns(store: Store | None, sheet: SheetColumns) -> tuple[RecordColumns, list[str]]:
+def retyped_columns(store: Store | None, sheet: SheetColumns, table: pd.DataFrame | None = None
+                    ) -> tuple[RecordColumns, list[str]]:
     """``retyped_as_stored`` for a sheet read in column form (``dm-hpc store import``): the rows
     of samples the store holds are read back as records (from their JSON, exactly), their cells
     typed in another unit (``SheetColumns.typed``) judged against the sample's one current record
     of the row's campaign and source, and the rows so taken replaced. Returns the columns and the
-    lines said."""
+    lines said. ``table``: as ``_stored_for``'s."""
     columns, typed = sheet.columns, sheet.typed
     if store is None or typed is None or len(store) == 0:
         return columns, []
-    stored, superseded = _stored_for(store, set(_sample_ids(columns)) - {""})
+    stored, superseded = _stored_for(store, set(_sample_ids(columns)) - {""}, table)
     again = _rows_of(columns, stored)
     if not again.size:
         return columns, []
@@ -172,20 +176,20 @@ def _two_values(name: str, stored: float, sent: float, unit: str | None) -> tupl
 
 def resolve_resends(
     store: Store | None, records: Sequence[MaterialRecord], lines: Sequence[int], origin: str, replace: bool = False,
-    units: Mapping[str, str] | None = None,
+    units: Mapping[str, str] | None = None, table: pd.DataFrame | None = None,
 ) -> list[MaterialRecord]:
     """The records to ingest: unchanged, or (``replace``) naming the records they supersede.
 
     Raises ``SheetError`` listing, by sheet line, every re-sent value when ``replace`` is False,
     and (also with ``replace``) a correction that would hide other properties of the old record.
     ``units``: property -> the unit of the sheet's column (``SheetContents.units``), in which a
-    refused value and the stored one are said (default: the store's).
+    refused value and the stored one are said (default: the store's). ``table``: as ``_stored_for``'s.
     """
     units = units or {}
     sample_ids = {r.sample_id for r in records if r.sample_id}
     if store is None or not sample_ids or len(store) == 0:
         return list(records)
-    stored, superseded = _stored_for(store, sample_ids)
+    stored, superseded = _stored_for(store, sample_ids, table)
     if stored.empty:
         return list(records)
     known = set(stored["record_id"])
@@ -266,19 +270,21 @@ def _refused(name: str, old: pd.DataFrame, rec: MaterialRecord, unit: str | None
 
 def resolve_resent_columns(
     store: Store | None, columns: RecordColumns, lines: Sequence[int], origin: str, replace: bool = False,
-    units: Mapping[str, str] | None = None,
+    units: Mapping[str, str] | None = None, table: pd.DataFrame | None = None,
 ) -> RecordColumns:
     """``resolve_resends`` for records in column form (``sheets.read_sheet_columns``): only the
     rows whose sample id the store already holds are read back as records (from their JSON,
     exactly) and resolved; a correction changes only a record's JSON (``supersedes`` is not
-    content, so its id and numbers stay). ``units``: as ``resolve_resends``'s (``SheetColumns.units``)."""
+    content, so its id and numbers stay). ``units``: as ``resolve_resends``'s (``SheetColumns.units``);
+    ``table``: as ``_stored_for``'s."""
     if store is None or len(store) == 0:
         return columns
-    again = _rows_of(columns, store.to_dataframe(superseded=True))
+    table = store.to_dataframe(superseded=True) if table is None else table
+    again = _rows_of(columns, table)
     if not again.size:
         return columns
     records = [MaterialRecord.from_json(columns.json[i].decode()) for i in again.tolist()]
-    resolved = resolve_resends(store, records, [lines[i] for i in again.tolist()], origin, replace, units)
+    resolved = resolve_resends(store, records, [lines[i] for i in again.tolist()], origin, replace, units, table)
     json = list(columns.json)
     for i, rec in zip(again.tolist(), resolved):
         json[i] = rec.to_json().encode()

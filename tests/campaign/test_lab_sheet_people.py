@@ -211,3 +211,30 @@ def test_a_batch_from_a_manager_that_does_not_give_its_number_goes_to_its_own_sh
     assert res.exit_code == 0, res.output
     assert "lab-batch-002.xlsx" in " ".join(res.output.split()), res.output
     assert (run / "lab-suggestions.xlsx").read_bytes() == pending
+
+
+def test_suggest_n_checks_the_batch_sheet_it_will_write_before_journalling_it(tmp_path):
+    """`dm-hpc suggest -n N` without --out checked RUN/lab-suggestions.xlsx, the pending sheet, before
+    journalling the batch, not RUN/lab-batch-NNN.xlsx, the file it writes: a folder by the pending
+    sheet's name refused the batch ('is a folder'), and one by the batch sheet's name was found
+    only after the batch was journalled (the lab budget spent, no sheet). Now the batch's own
+    sheet is checked: the first writes lab-batch-002.xlsx, the second is refused, nothing journalled."""
+    from typer.testing import CliRunner
+
+    from dm_hpc.cli import app
+    from tests.campaign.helpers import hardness_density_lab
+
+    api = hardness_density_lab(tmp_path, ["S0"])
+    path, run = str(tmp_path / "two.yaml"), api.spec.run_dir
+
+    def suggest(*args: str):
+        res = CliRunner().invoke(app, ["suggest", path, *args], env={"COLUMNS": "300"})
+        return res.exit_code, " ".join(res.output.split())
+
+    (run / "lab-suggestions.xlsx").mkdir()
+    code, said = suggest("-n", "1")
+    assert code == 0 and f"to {run / 'lab-batch-002.xlsx'}" in said, said
+    (run / "lab-batch-003.xlsx").mkdir()
+    code, said = suggest("-n", "1")
+    assert code != 0 and "lab-batch-003.xlsx: is a folder" in said, said
+    assert jn.replay(run / "journal.jsonl").lab_batches == 2  # batch 3 not journalled

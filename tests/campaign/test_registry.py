@@ -457,3 +457,30 @@ def test_a_commit_that_does_not_touch_the_model_code_registers_no_duplicate(tmp_
     assert isinstance(registry.train(campaign), registry.Unchanged)
     monkeypatch.setattr(registry, "model_code", lambda: "another learn package")
     assert isinstance(registry.train(campaign), registry.ModelVersion)
+
+
+def test_an_edited_pool_file_is_a_new_model_version(tmp_path):
+    """The settings fingerprint held the pool file's path, not its contents, so `dm-hpc train` after
+    the pool was edited (a row with Ag: another feature) said 'unchanged' and registered nothing.
+    Now it holds the bytes of the pool and its map (``model_files``): an edited pool is a new
+    version, built on the edited pool; the same bytes written again are still unchanged."""
+    pool = tmp_path / "pool.csv"
+    header = "property:mixing_energy [eV/atom],composition:Cu [at_frac],composition:Ni [at_frac],composition:Pd [at_frac]\n"
+    rows = "".join(f"0,{a:.2f},{b:.2f},{1 - a - b:.2f}\n" for a in (0.2, 0.4, 0.6) for b in (0.1, 0.3))
+    pool.write_text(header + rows)
+    campaign = load_campaign(write_campaign(tmp_path, lab=False, space={"pool": str(pool)}))
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(20, 0))
+    first = registry.train(campaign)
+    assert isinstance(first, registry.ModelVersion)
+    pool.write_text(header + rows)  # written again, the same bytes
+    assert isinstance(registry.train(campaign), registry.Unchanged)
+    pool.write_text(header.replace("\n", ",composition:Ag [at_frac]\n")
+                    + rows.replace("\n", ",0\n") + "0,0.40,0.30,0.20,0.10\n")
+    second = registry.train(campaign)
+    assert isinstance(second, registry.ModelVersion), second
+    assert second.meta["files_sha256"]["space.pool"] != first.meta["files_sha256"]["space.pool"]
+    before, _, _ = registry.load(campaign, first.version)
+    model, space, _ = registry.load(campaign, second.version)
+    assert "Ag" in space.element_names  # the edited pool's elements are the new model's features
+    assert model.train_inputs[0].shape[-1] > before.train_inputs[0].shape[-1]

@@ -83,3 +83,37 @@ def test_store_import_takes_a_value_sent_again_in_another_unit_at_the_digits_typ
         [new] = [s.get(rid) for rid in current["record_id"]]
     assert current[["hardness", "density"]].values.tolist() == [[5.0, 8.9]]  # the columns a query reads
     assert (new.get_property("hardness").uncertainty, new.provenance.supersedes) == (0.1, [rec.record_id])
+
+
+def test_store_import_of_a_sheet_typed_in_another_unit_reads_the_store_table_once(tmp_path, monkeypatch):
+    """`dm-hpc store import` of a sheet with a column typed in another unit than the store's read
+    the whole store table three times (once to judge the retyped cells, once to find the samples
+    sent again, once more to resolve them): on a store of millions of records, minutes each. Now
+    it reads it once and hands it to each step; the sample is still unchanged at the digits typed."""
+    from typer.testing import CliRunner
+
+    from dm_hpc.cli import app
+    from dm_hpc.data import Store
+
+    store, sheet = str(tmp_path / "s"), tmp_path / "sheet.csv"
+    head = "sample_id,composition:Cu [at_frac],composition:Ni [at_frac]"
+
+    def send(unit: str, hardness: str) -> str:
+        sheet.write_text(f"{head},property:hardness [{unit}]\nS1,0.5,0.5,{hardness}\nS2,0.4,0.6,{hardness}\n")
+        res = CliRunner().invoke(app, ["store", "import", str(sheet), "--store", store, "--campaign", "c"],
+                                 env={"COLUMNS": "300"})
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    send("GPa", "5.0")
+    reads = []
+    table = Store.to_dataframe
+
+    def counted(self, **filters):
+        reads.append(filters)
+        return table(self, **filters)
+
+    monkeypatch.setattr(Store, "to_dataframe", counted)
+    out = send("HV", "510")
+    assert "ingested 2 records (0 new)" in out and "at the digits typed" in out, out
+    assert len(reads) == 1, reads
