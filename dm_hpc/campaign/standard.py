@@ -25,7 +25,6 @@ model file carries its training values, so export only what may be shared.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 import re
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from dm_hpc.campaign.spec import CampaignError
+from dm_hpc.data.integrity import sha256_file
 
 FORMAT = "dm-hpc-model"
 FORMAT_VERSION = 1
@@ -183,14 +183,6 @@ class _Mean:
 
 # --- saving (the exports are ``model_export``'s) ------------------------------------------------------------------------------------
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _save(path: Path, provenance: dict, features: dict, surrogate: dict) -> Path:
     import os
     import tempfile
@@ -287,4 +279,4 @@ def _load_cached(path: Path, mtime_ns: int, size: int) -> ModelFile:
             first = f"it holds {found.group(1) if found else 'a Python object'}, which is never unpickled"
         raise ModelFileError(f"{path} cannot be read as a model file: damaged, or not a dm-hpc model file "
                              f"(only tensors and plain values are read: {first[:200]})") from exc
-    return _from_payload(payload, path, _sha256_file(path))
+    return _from_payload(payload, path, sha256_file(path))
