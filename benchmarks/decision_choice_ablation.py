@@ -1,6 +1,6 @@
 """Ablation (issue 22 item 6): the decision model chosen at every step by leave-one-out.
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/decision_choice_ablation.py [--only griewank8-simplex] [--seeds 10]
+Usage: OMP_NUM_THREADS=1 python benchmarks/decision_choice_ablation.py [--rule loo|mean] [--only griewank8-simplex] [--seeds 10]
            [--first-seed 10]
        then python benchmarks/pool_bench.py --compare --variant loo-choice (the folder it names)
 
@@ -12,7 +12,8 @@ simplex for the default). A campaign cannot know its set, but it can measure on 
 which model predicts them better: here both are fitted at every step on the same warped values and
 the pick is taken on the one with the higher leave-one-out log predictive density (closed form for
 an exact GP, Rasmussen & Williams 2006, eq. 5.10-5.12; no refits), as the multi-fidelity choice is
-made by cross-validation. One global rule, no per-set switch.
+made by cross-validation. ``--rule mean`` hedges instead: both models decide together, the pick
+the largest average of their two bounds. One global rule, no per-set switch.
 """
 from __future__ import annotations
 
@@ -51,8 +52,9 @@ def loo_log_density(model) -> float:
 class LooChoice(Strategy):
     """Two decision models on warped values, the pick on the one that predicts its rows better."""
 
-    def __init__(self, X, seed):
+    def __init__(self, X, seed, rule="loo"):
         super().__init__("default", X, seed)
+        self.rule = rule
         self.stock = None
         self.chose_stock: list[bool] = []
 
@@ -67,20 +69,28 @@ class LooChoice(Strategy):
         self.model = fit_decision_model(Xo, Yo, [0], kind="auto", bounds=self.bounds, warm_start=self.model, seed=self.seed)
         self.stock = fit_surrogate(Xo, warped(Yo, [0]), kind="auto", bounds=self.bounds, warm_start=self.stock,
                                    seed=self.seed, settings=GPSettings(full_fit_points=500))
+        Xr = self.X[torch.as_tensor(remaining)]
+        if self.rule == "mean":  # both bounds, on the same warped scale, averaged
+            with torch.no_grad():
+                bound = sum(p.mean[:, 0] + 2 * p.variance[:, 0].clamp_min(0).sqrt()
+                            for p in (m.posterior(Xr) for m in (self.model, self.stock)))
+            return int(remaining[int(torch.argmax(bound))])
         use_stock = loo_log_density(self.stock) > loo_log_density(self.model)
         self.chose_stock.append(use_stock)
         decider = self.stock if use_stock else self.model
-        idx = select_from_pool(decider, Xo, self.X[torch.as_tensor(remaining)], [Objective(0, True)], q=1, kind=self.kind)
+        idx = select_from_pool(decider, Xo, Xr, [Objective(0, True)], q=1, kind=self.kind)
         return int(remaining[idx[0]])
 
 
 def main() -> None:
     ap = pb.ablation_args(__doc__.split("\n\n")[0])
+    ap.add_argument("--rule", choices=("loo", "mean"), default="loo",
+                    help="loo: the model with the better leave-one-out density decides; mean: both bounds averaged")
     a = ap.parse_args()
     made: list[LooChoice] = []  # this set's strategies, one per seed
 
     def make(X, s):
-        made.append(LooChoice(X, s))
+        made.append(LooChoice(X, s, a.rule))
         return made[-1]
 
     def note() -> str:
@@ -88,7 +98,7 @@ def main() -> None:
         made.clear()
         return f"stock chosen {sum(steps) / max(len(steps), 1):.0%} of steps"
 
-    pb.run_ablation(a, "loo-choice", make, note=note)
+    pb.run_ablation(a, "loo-choice" if a.rule == "loo" else "mean-of-two", make, note=note if a.rule == "loo" else None)
 
 
 if __name__ == "__main__":
