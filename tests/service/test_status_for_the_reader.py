@@ -58,17 +58,20 @@ def test_best_so_far_is_in_the_files_unit_meets_the_constraints_and_is_the_reade
              constraints=[f"mixing_energy >= {bound * 1000:.6f} meV/atom"])
     AccessMap(_store(portal)).set([energies[1][1]], new_rule("restricted"))
     expected = {"admin": energies[1], "scientist": energies[2]}
-    for who, (value, record_id) in expected.items():
+    hidden = {"admin": set(), "scientist": {energies[1][1]}}
+    for who, (value, _) in expected.items():
         with _client(portal, who) as c:
             r = c.get(f"/api/v1/campaigns/{CAMPAIGN}")
             assert r.status_code == 200, r.text
             [best] = r.json()["best"]
-            assert best["record_id"] == record_id, (who, best, energies[:3])
+            # records of equal value (pure elements all mix at 0) are equally the best
+            tied = {rid for v, rid in energies if v == value} - hidden[who]
+            assert best["record_id"] in tied, (who, best, energies[:4])
             assert best["unit"] == "meV/atom" and best["value"] == pytest.approx(1000 * value), (who, best)
             page = c.get(f"/campaigns/{CAMPAIGN}")
             assert page.status_code == 200
             table = page.text.split('<table id="best">')[1].split("</table>")[0]
-            assert f"{1000 * value:.5g} meV/atom" in table and record_id in table, (who, table)
+            assert f"{1000 * value:.5g} meV/atom" in table and best["record_id"] in table, (who, table)
     schema = TestClient(portal.app()).get("/openapi.json").json()["components"]["schemas"]["Best"]
     assert "unit" in schema["required"] and "unit" in schema["properties"]["value"]["description"]
 
