@@ -72,40 +72,54 @@ class SuggestionSheet:
 
     def typed(self, state: jn.State) -> list[str]:
         """``typed_by_the_lab`` of the run folder's pending sheet; none for a file named."""
-        return typed_by_the_lab(self.path(), state) if self.out is None else []
+        return typed_by_the_lab(self.path(), state, self.campaign) if self.out is None else []
 
 
-def typed_by_the_lab(path: Path, state: jn.State) -> list[str]:
-    """Sample ids of the lab sheet ``path`` with a measurement cell filled in (a value, an
-    uncertainty, "not made") whose sample is still awaited: what the lab typed and nobody has
-    ingested yet, lost if the sheet is written again. Empty when ``path`` is not there, cannot
-    be read, or holds nothing typed for an awaited sample."""
-    from dm_hpc.data.sheetfiles import blank, load_table
-    from dm_hpc.data.sheets import parse_header
+def typed_by_the_lab(path: Path, state: jn.State, campaign: CampaignSpec) -> list[str]:
+    """Sample ids of the lab sheet ``path`` with a cell that differs from what the engine wrote
+    for it (``suggestion_rows``) whose sample is still awaited: a value, an uncertainty, "not
+    made", the composition the lab made, a note in a column of its own, a value under a header
+    the lab renamed. That is what the lab typed and nobody has ingested yet, lost if the sheet is
+    written again. Empty when ``path`` is not there, is not a readable workbook, or holds nothing
+    typed for an awaited sample (a sheet opened and saved unchanged)."""
+    from dm_hpc.data.sheetfiles import SheetError, blank, workbook_cells
 
     if not Path(path).is_file():
         return []
     try:
-        frame = load_table(path).frame
-    except (ValueError, OSError):
+        rows = workbook_cells(path)
+    except SheetError:
         return []
-
-    def measured(header) -> bool:
-        try:
-            return parse_header(str(header)).kind in ("property", "uncertainty")
-        except ValueError:
-            return False
-
-    cols = [h for h in frame.columns if measured(h)]
-    if "sample_id" not in frame.columns or not cols:
+    if not rows:
         return []
+    header = ["" if h is None else str(h).strip() for h in rows[0]]
+    if "sample_id" not in header:
+        return []
+    at = header.index("sample_id")
+    written = {row["sample_id"]: row for row in suggestion_rows(campaign, state, include_measured=True)}
     out = []
-    for sid, cells in zip(frame["sample_id"], frame[cols].itertuples(index=False)):
-        sid = "" if blank(sid) else str(sid).strip()
+    for cells in rows[1:]:
+        sid = "" if at >= len(cells) or blank(cells[at]) else str(cells[at]).strip()
         entry = state.lab.get(sid)
-        if entry is not None and entry.awaited and not all(blank(v) for v in cells) and sid not in out:
+        if entry is None or not entry.awaited or sid in out:
+            continue
+        engine = written.get(sid, {})
+        if any(not _same_cell(cell, engine.get(name)) for name, cell in zip(header, cells)):
             out.append(sid)
     return out
+
+
+def _same_cell(cell: object, wrote: object) -> bool:
+    """Whether a workbook cell still holds what the engine wrote there (blank for a column it
+    did not write): numbers to float noise, text without surrounding spaces."""
+    from dm_hpc.data.sheetfiles import blank
+
+    if blank(cell) or blank(wrote):
+        return blank(cell) and blank(wrote)
+    numbers = (int, float)
+    if isinstance(cell, numbers) and isinstance(wrote, numbers) and not isinstance(cell, bool):
+        return math.isclose(cell, wrote, rel_tol=1e-9, abs_tol=1e-12)
+    return str(cell).strip() == str(wrote).strip()
 
 
 def lab_properties(campaign: CampaignSpec) -> list[str]:

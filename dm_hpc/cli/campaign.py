@@ -206,7 +206,7 @@ def run(
     from dm_hpc.campaign.report import write_report
 
     sheet = default_sheet(c)
-    kept = typed_by_the_lab(sheet, jn.replay(c.run_dir / "journal.jsonl")) if c.lab is not None else []
+    kept = typed_by_the_lab(sheet, jn.replay(c.run_dir / "journal.jsonl"), c) if c.lab is not None else []
     n_lab = write_suggestions(c, sheet) if c.lab is not None and not kept else 0
     report_path = write_report(c)
     console.print(f"[bold]{c.name}[/]: {summary.reason}", soft_wrap=True)

@@ -411,6 +411,13 @@ def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[
         wb.close()
 
 
+def workbook_cells(path: str | Path) -> list[tuple[Any, ...]]:
+    """The first worksheet's cells as typed, row by row (a formula as its text, not its result):
+    what a person put in a workbook, for telling whether it differs from what was written.
+    Raises ``SheetError`` for a file that is not a readable workbook."""
+    return _sheet_values(Path(path), None, data_only=False)
+
+
 #: A number cell whose value element is present but empty: what openpyxl and pandas write for
 #: inf and NaN. openpyxl reads it as an empty cell; it is a value the sheet holds.
 _VALUELESS = re.compile(rb'<c r="([A-Z]+)([0-9]+)"(?:(?!/>)[^>])*>\s*<v\s*(?:/>|>\s*</v>)')

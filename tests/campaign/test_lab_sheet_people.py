@@ -238,3 +238,43 @@ def test_suggest_n_checks_the_batch_sheet_it_will_write_before_journalling_it(tm
     code, said = suggest("-n", "1")
     assert code != 0 and "lab-batch-003.xlsx: is a folder" in said, said
     assert jn.replay(run / "journal.jsonl").lab_batches == 2  # batch 3 not journalled
+
+
+def test_suggest_keeps_a_pending_sheet_whose_composition_notes_or_renamed_columns_the_lab_filled(tmp_path):
+    """The pending sheet was kept only for a value under a template property or uncertainty
+    header: `dm-hpc suggest` wrote it again over the composition the lab made (the Instructions
+    say to overwrite it), over a notes column, and over values typed under a header the lab
+    renamed ('Hardness (GPa)'), all blank again. Now any cell of a sample still awaited that
+    differs from what the engine wrote keeps the sheet; a sheet opened and saved unchanged, or
+    one whose samples are all answered, is written as before."""
+    from typer.testing import CliRunner
+
+    from dm_hpc.cli import app
+    from tests.campaign.helpers import hardness_density_lab
+
+    api = hardness_density_lab(tmp_path, ["S0", "S1"])
+    path, pending = str(tmp_path / "two.yaml"), api.spec.run_dir / "lab-suggestions.xlsx"
+
+    def suggest():
+        res = CliRunner().invoke(app, ["suggest", path], env={"COLUMNS": "300"})
+        return res.exit_code, " ".join(res.output.split())
+
+    assert suggest()[0] == 0
+    written = openpyxl.load_workbook(pending)
+    header = [c.value for c in written["samples"][1]]
+    written.save(pending)  # opened and saved, nothing typed: written again
+    assert suggest()[0] == 0
+    edits = {"made": lambda ws: ws.cell(row=3, column=header.index("composition:Cu [at_frac]") + 1, value=0.52),
+             "notes": lambda ws: ws.cell(row=2, column=len(header) + 1, value="furnace booked for Monday"),
+             "renamed": lambda ws: (ws.cell(row=1, column=header.index("property:hardness [GPa]") + 1, value="Hardness (GPa)"),
+                                    ws.cell(row=2, column=header.index("property:hardness [GPa]") + 1, value=5.1))}
+    for what, edit in edits.items():
+        assert suggest()[0] == 0, what
+        book = openpyxl.load_workbook(pending)
+        edit(book["samples"])
+        book.save(pending)
+        typed = [[c.value for c in row] for row in openpyxl.load_workbook(pending)["samples"].iter_rows()]
+        code, said = suggest()
+        assert code != 0 and "not yet ingested" in said and ("S1" if what == "made" else "S0") in said, (what, said)
+        assert [[c.value for c in row] for row in openpyxl.load_workbook(pending)["samples"].iter_rows()] == typed, what
+        pending.unlink()
