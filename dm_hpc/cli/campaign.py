@@ -379,6 +379,28 @@ def suggest(
     _model_warning(c)
 
 
+def _file_stamp(path: Path | None) -> tuple[int, int] | None:
+    """(modification time in ns, size) of ``path``; None when there is no such file."""
+    try:
+        st = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return None if st is None else (st.st_mtime_ns, st.st_size)
+
+
+def _annotated_line(annotated: Path | None, earlier: tuple[int, int] | None) -> str:
+    """The refusal's last line about ``--annotated``: the copy when this ingest wrote it; a file
+    refused before its cells were read gets none, and a file already at that path (``earlier``:
+    its stamp before) is an older sheet's copy, whose green cells would contradict the refusal."""
+    if annotated is None:
+        return ""
+    now = _file_stamp(annotated)
+    if now is not None and now != earlier:
+        return f"\nannotated copy: {annotated}"
+    older = f" ({annotated} is from an earlier ingest)" if now is not None else ""
+    return f"\nno annotated copy written: the file was refused before its cells were read{older}"
+
+
 def ingest(
     campaign: CampaignFile,
     sheet: Annotated[Path, typer.Argument(help="The filled lab sheet (.xlsx or .csv).")],
@@ -396,10 +418,11 @@ def ingest(
     c = _load(campaign)
     if not sheet.exists():
         fail(f"{sheet}: no such file")
+    earlier = _file_stamp(annotated)
     try:
         result = take_and_annotate(c, sheet, annotated, replace=replace, sheet=sheet_name, confirm=tuple(confirm or ()))
     except (SheetError, StoreError) as exc:
-        fail(str(exc) + (f"\nannotated copy: {annotated}" if annotated and annotated.exists() else ""))
+        fail(str(exc) + _annotated_line(annotated, earlier))
     for warning in result.warnings:
         console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if result.not_made:

@@ -211,6 +211,28 @@ def test_a_renamed_sample_id_header_is_one_error(tmp_path):
     assert "sample_id is empty" not in res.stderr and not campaign.store.exists()
 
 
+def test_a_sheet_refused_before_its_cells_are_read_does_not_point_at_an_older_annotated_copy(tmp_path):
+    """Found by the lab trial: a sheet whose formula had no saved result was refused before any
+    copy was written, yet the reply ended 'annotated copy: checked.xlsx', the copy of the sheet
+    ingested before, every cell green. Now the reply says no copy was written and that the file
+    at that path is an older one; a copy written by this ingest is named as before."""
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
+    checked = tmp_path / "checked.xlsx"
+    res = dm("ingest", str(path), str(fill(sheet, tmp_path / "good.xlsx", {"L1-0": -0.09})), "--annotated", str(checked))
+    assert res.returncode == 0 and "annotated copy:" in res.stdout, res.stdout + res.stderr
+    earlier = checked.read_bytes()
+    formula = fill(sheet, tmp_path / "formula.xlsx", {"L1-0": -0.09, "L1-1": "=-0.05-0.02"})
+    res = dm("ingest", str(path), str(formula), "--annotated", str(checked))
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "without a saved result" in said and "Traceback" not in said, said
+    assert "annotated copy:" not in said and "no annotated copy written" in said, said
+    assert "from an earlier" in said and checked.read_bytes() == earlier, said
+    res = dm("ingest", str(path), str(fill(sheet, tmp_path / "bad.xlsx", {"L1-1": "lots"})), "--annotated", str(checked))
+    assert res.returncode == 2 and "annotated copy:" in res.stderr and checked.read_bytes() != earlier
+
+
 def test_the_annotated_copy_can_be_sent_back(tmp_path):
     """Found by QA (r1-checked.xlsx): labs fix the red cells of the annotated copy and send it back,
     which was refused: "column 'predicted:mixing_energy [eV/atom]' appears twice"."""
