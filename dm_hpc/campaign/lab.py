@@ -90,11 +90,29 @@ def _lab_contents(campaign: CampaignSpec, read, origin: str, contributor: str | 
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     lab_name = campaign.lab.name if campaign.lab else "lab"
     defaults = SheetDefaults(source=Source.experimental, method=lab_name, campaign=campaign.name, contributor=contributor)
-    contents = read(defaults, set(state.lab))
+    try:
+        contents = read(defaults, set(state.lab))
+    except SheetError as exc:
+        raise _naming_its_campaign(campaign, exc) from None
     bad = [r.sample_id for r in contents.records if r.source is not Source.experimental]
     if bad:
         raise SheetError(origin, [(0, f"rows {bad} say source=computed; a lab sheet holds measurements")])
     return _as_stored(campaign, state, contents)
+
+
+def _naming_its_campaign(campaign: CampaignSpec, exc: SheetError) -> SheetError:
+    """``exc`` with a first line naming the campaign a sheet is of, when every sample id it
+    refused as unknown carries another campaign's name (``labsheet.sample_id``): a sheet sent to
+    the wrong campaign, which the row-by-row refusals alone do not say."""
+    from dm_hpc.campaign.labsheet import campaign_of_sample
+
+    unknown = [str(v.value) for v in exc.verdicts if v.column == "sample_id" and "unknown sample_id" in v.reason]
+    names = {campaign_of_sample(sid) for sid in unknown}
+    if not unknown or None in names or campaign.name in names:
+        return exc
+    theirs = ", ".join(repr(n) for n in sorted(names))
+    return SheetError(exc.path, [(0, f"its sample ids are of campaign {theirs}, not of campaign {campaign.name!r}: "
+                                     "a sheet of another campaign? ingest it with that campaign's file"), *exc.verdicts])
 
 
 def _as_stored(campaign: CampaignSpec, state: jn.State, contents: SheetContents) -> SheetContents:

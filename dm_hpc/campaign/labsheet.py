@@ -12,6 +12,7 @@ widths to read by, and number validation on the cells the lab fills.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,21 @@ PROCESS_STEP = "treatment"
 NOT_MADE = "not made"
 #: The lab sheet of every pending experiment in the run folder (``dm-hpc run``, ``dm-hpc suggest``).
 PENDING_SHEET = "lab-suggestions.xlsx"
+
+
+#: A suggested experiment's id: the campaign's name, its batch, its place in the batch.
+_SAMPLE_ID = re.compile(r"^(?P<campaign>.+)-L(?P<batch>[0-9]{3,})-(?P<k>[0-9]{2,})$")
+
+
+def sample_id(campaign_name: str, batch: int, k: int) -> str:
+    """The id of the ``k``-th experiment (from 1) of lab batch ``batch``: ``NAME-LNNN-kk``."""
+    return f"{campaign_name}-L{batch:03d}-{k:02d}"
+
+
+def campaign_of_sample(sid: str) -> str | None:
+    """The campaign name a suggested experiment's id carries (``sample_id``), if it has that shape."""
+    m = _SAMPLE_ID.match(sid.strip())
+    return m["campaign"] if m else None
 
 
 def default_sheet(campaign: CampaignSpec, batch: int | None = None) -> Path:

@@ -30,6 +30,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.journal_repair import reserve_ids
+from dm_hpc.campaign.labsheet import sample_id
 from dm_hpc.campaign.lock import LOCK_NAME, CampaignBusyError, check_run_folder, take_manager_lock
 from dm_hpc.campaign import stopping
 from dm_hpc.campaign.planning import CampaignPlanner, Plan, Snapshot, best_records, best_values, seen_points
@@ -505,7 +506,7 @@ class CampaignManager:
         if not new:
             return
         batch = self.state.lab_batches + 1
-        samples = [{"sample_id": f"{self.c.name}-L{batch:03d}-{k + 1:02d}", "composition": p.composition,
+        samples = [{"sample_id": sample_id(self.c.name, batch, k + 1), "composition": p.composition,
                     "process": p.process, "predicted": p.predicted} for k, p in enumerate(new)]
         self._log("lab_suggested", batch=batch, samples=samples)
         if lab.emulate_from is not None:

@@ -21,6 +21,7 @@ from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.crossval import keep_for_report
 from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, training_set
 from dm_hpc.campaign.journal_repair import reserve_ids
+from dm_hpc.campaign.labsheet import sample_id
 from dm_hpc.campaign.realise import realiser, stored_keys
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.campaign.strategy import LabSeeding, fit_model, optimiser, random_start
@@ -73,7 +74,7 @@ def lab_batch(c: CampaignSpec, state: jn.State, df: pd.DataFrame, n: int, fitted
     got = fresh_points(planner, PlanRequest(n, fitted, pending, [lab.name], seed), realiser(c),
                        seen_points(c, state, df), fallback=random_start(c))
     batch = state.lab_batches + 1
-    samples = [{"sample_id": f"{c.name}-L{batch:03d}-{k + 1:02d}", "composition": p.composition,
+    samples = [{"sample_id": sample_id(c.name, batch, k + 1), "composition": p.composition,
                 "process": p.process, "predicted": p.predicted} for k, p in enumerate(got.points)]
     why = got.shortfall
     if why is None and n < asked:

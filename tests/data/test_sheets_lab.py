@@ -233,6 +233,33 @@ def test_a_sheet_refused_before_its_cells_are_read_does_not_point_at_an_older_an
     assert res.returncode == 2 and "annotated copy:" in res.stderr and checked.read_bytes() != earlier
 
 
+def test_a_sheet_of_another_campaign_is_named_as_such(tmp_path):
+    """Found by the lab trial: a sheet of campaign 'other' sent to this one was refused row by row,
+    'unknown sample_id 'other-L001-01': not a suggested experiment', never saying whose sheet it
+    is. Now the refusal says first that its sample ids are campaign 'other''s, not this one's,
+    and to ingest it with that campaign's file; nothing is stored, as before. A typo in one id
+    of this campaign's own sheet is refused without that line."""
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -0.09, "L1-1": -0.08, "L1-2": -0.07})
+    wb = openpyxl.load_workbook(filled)
+    for k, row in enumerate(range(2, 5), start=1):
+        wb.worksheets[0].cell(row, 1).value = f"other-L001-{k:02d}"
+    wb.save(tmp_path / "other.xlsx")
+    res = dm("ingest", str(path), str(tmp_path / "other.xlsx"))
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "Traceback" not in said, said
+    assert "campaign 'other'" in said and "not of campaign 'labsheet'" in said, said
+    assert said.index("campaign 'other'") < said.index("unknown sample_id"), said
+    assert not campaign.store.exists()
+    wb.worksheets[0].cell(2, 1).value, wb.worksheets[0].cell(3, 1).value = "L1-0", "L1-1"
+    wb.worksheets[0].cell(4, 1).value = "L1-9"
+    wb.save(tmp_path / "typo.xlsx")
+    said = " ".join(dm("ingest", str(path), str(tmp_path / "typo.xlsx")).stderr.split())
+    assert "unknown sample_id 'L1-9'" in said and "campaign '" not in said, said
+
+
 def test_the_annotated_copy_can_be_sent_back(tmp_path):
     """Found by QA (r1-checked.xlsx): labs fix the red cells of the annotated copy and send it back,
     which was refused: "column 'predicted:mixing_energy [eV/atom]' appears twice"."""
