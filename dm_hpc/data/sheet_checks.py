@@ -381,7 +381,7 @@ def check_columns(
             with np.errstate(invalid="ignore"):
                 out = sel & ((canon < low) | (canon > high) | ((canon <= 0) if t.positive else False) | ~np.isfinite(canon))
             for i in np.flatnonzero(out):
-                hint = f"; {t.hint}" if t.hint else ""
+                hint = t.hint_for(float(canon[i]), low, high)
                 raw = float(cells.values[i])
                 if converted and low <= raw <= high and (raw > 0 or not t.positive):
                     # the number itself fits the canonical unit: the header's unit is what is wrong

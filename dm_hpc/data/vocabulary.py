@@ -81,8 +81,15 @@ class Term:
         low, high = self.bounds()
         if (self.positive and not value > 0) or not low <= value <= high:
             raise RangeError(f"{self.name} {value:g} {self.unit} is outside the physical range "
-                             f"({self.range_text()})" + (f"; {self.hint}" if self.hint else ""))
+                             f"({self.range_text()})" + self.hint_for(value, low, high))
         return value
+
+    def hint_for(self, value: float, low: float, high: float) -> str:
+        """``"; " + hint`` for a ``value`` outside ``[low, high]`` that a unit slip explains, else
+        "": a slip (kg/m3 for g/cm3, HV for GPa) makes a number larger, never negative, so a value
+        below a range that starts at or above 0 gets no hint."""
+        slip = value > high or (low < 0 and value < low)
+        return f"; {self.hint}" if self.hint and slip else ""
 
 
 def _entry(name: str, v: dict) -> Term:
