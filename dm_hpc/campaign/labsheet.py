@@ -268,7 +268,8 @@ def instructions(campaign: CampaignSpec, props: list[str]) -> list[tuple[str, st
                               "value) and send the sheet again."),
         ("Corrections", "Send the corrected sheet with 'dm-hpc ingest --replace'; a wrong value can be withdrawn with "
                         "'dm-hpc retract RECORD_ID --reason ...'. Nothing is erased: history is kept."),
-        ("Do not change", "sample_id, the column headers, predicted:* columns (they are for your information)."),
+        ("Do not change", "sample_id, the column names (only a unit in [..] may change, see Units), predicted:* "
+                          "columns (they are for your information)."),
         ("Questions", "Ask whoever sent you this sheet; send the annotated copy along (it says what the engine "
                       "saw of every cell)."),
     ]

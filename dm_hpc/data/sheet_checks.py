@@ -139,7 +139,11 @@ def why_not_a_measurement(text: str, kind: str, uncertainty: str, has_uncertaint
                 f"is, or write {NOT_MADE!r} if the sample was not made")
     spread = _SPREAD.fullmatch(ascii_minus(text))
     if spread is None:
-        return why_not_a_number(text)
+        why = why_not_a_number(text)
+        if kind == "property" and why == "not a number" and any(ch.isalpha() for ch in text):
+            # a word where a value goes is most often a sample that failed ("failed", "not  made")
+            return f"not a number: type the measured value, or write {NOT_MADE!r} if the sample was not made"
+        return why
     sign = re.sub(r"\s", "", spread["sign"])
     if kind == "uncertainty":
         return f"write the spread without {sign!r}" + (f" ({spread['spread']})" if spread["spread"] else "")

@@ -113,6 +113,8 @@ def test_the_instructions_say_how_a_spread_a_blank_and_a_partly_measured_row_are
     said = dict(instructions(plain, ["mixing_energy"]))
     assert "uncertainty:<name>" in said["One number a cell"] and "'n/a'" in said["One number a cell"]
     assert "learns from those" in said["Partly measured"] and "--replace" in said["Partly measured"]
+    # Units invites another unit in the header; "Do not change" had forbidden every header change
+    assert "change the header" in said["Units"] and "only a unit in [..] may change" in said["Do not change"]
 
 
 def test_suggest_without_out_writes_into_the_run_folder_where_the_report_finds_it(tmp_path):

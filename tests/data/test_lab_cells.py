@@ -92,6 +92,18 @@ def test_no_value_words_are_refused_saying_leave_it_blank_or_not_made(doors, tmp
     assert "leave the cell blank while it is not measured yet" in msg and "write 'not made'" in msg, msg
 
 
+@pytest.mark.parametrize("cell", ["failed", "not  made", "cracked"])
+def test_a_word_in_a_value_cell_is_told_about_not_made(doors, tmp_path, cell):
+    """A user trial: 'failed' or a misspelt 'not  made' got only 'not a number'; the lab did not
+    learn that the sheet has a word for a sample it could not make."""
+    body = rows()
+    body[2][5] = cell
+    o = every_door(doors, write_csv(tmp_path / "word.csv", HEADER, body))
+    assert o.refused and not o.stored
+    ((line, msg),) = o.problems
+    assert line == 4 and "type the measured value, or write 'not made'" in msg, msg
+
+
 def test_no_value_words_in_an_uncertainty_cell_say_leave_it_blank(doors, tmp_path):
     header = HEADER + ["uncertainty:hardness [GPa]"]
     body = [r + [None] for r in rows()]

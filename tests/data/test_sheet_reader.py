@@ -222,7 +222,8 @@ def test_errors_name_the_sheet_row_sample_column_and_value_never_a_temporary_pat
     (verdict,) = info.value.verdicts
     assert (verdict.line, verdict.sample_id, verdict.column, verdict.value) == (3, "A1", "property:hardness [GPa]", "abc")
     assert str(info.value) == ("measurements: 1 problem(s), nothing imported:\n  line 3: sample 'A1', column "
-                               "'property:hardness [GPa]', value 'abc': not a number")
+                               "'property:hardness [GPa]', value 'abc': not a number: type the measured value, "
+                               "or write 'not made' if the sample was not made")
 
 
 def test_a_value_unit_changed_with_its_uncertainty_column_left_empty_is_read(tmp_path):
