@@ -108,3 +108,43 @@ def test_a_version_folder_is_readable_like_the_rest_of_the_run_folder(tmp_path):
         os.umask(old)
     assert oct(v.path.stat().st_mode & 0o777) == oct(0o755)
 
+
+def _in_read_only(folder, *args: str) -> subprocess.CompletedProcess:
+    """`dm-hpc ARGS` with ``folder`` read-only: its mode 0555 for a user, a read-only bind mount in a
+    mount namespace of its own for root (whom modes do not stop); skipped where neither can be had."""
+    import shutil
+
+    import pytest
+
+    cmd = [sys.executable, "-m", "dm_hpc", *args]
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+        finally:
+            folder.chmod(0o755)
+    if shutil.which("unshare") is None:
+        pytest.skip("root without unshare: no way to make a folder read-only here")
+    script = ('mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" || exit 99; shift; exec "$@"')
+    res = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(folder), *cmd], cwd=REPO,
+                         capture_output=True, text=True, timeout=600)
+    if res.returncode == 99 or "unshare failed" in res.stderr:
+        pytest.skip(f"no read-only bind mount here: {res.stderr.strip()}")
+    return res
+
+
+def test_a_read_only_run_folder_is_named_not_a_traceback(tmp_path):
+    """A run folder on a file system mounted read-only (or another account's, or a full disk) ended
+    `train`, `models --promote`, `run` and `journal repair` in an OSError traceback. Now each says in
+    one line which file it could not write and why (exit 2), and the registry is as it was."""
+    path, campaign = _campaign(tmp_path)
+    assert _cli("train", str(path))[0] == 0 and _cli("train", str(path), "--force")[0] == 0
+    for args in (("train", str(path), "--force"), ("models", str(path), "--promote", "v0001"),
+                 ("run", str(path), "--quiet"), ("journal", "repair", str(path))):
+        res = _in_read_only(campaign.run_dir, *args)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, (args, res.stderr)
+        said = " ".join(res.stderr.split())
+        assert said.startswith("error: ") and str(campaign.run_dir) in said, (args, said)
+        assert "Read-only file system" in said or "Permission denied" in said, (args, said)
+    assert [v.version for v in registry.versions(campaign)] == ["v0001", "v0002"]
+    assert registry.current(campaign) == "v0002"
