@@ -22,7 +22,11 @@ Versions are never overwritten, and never repeated: a training whose records and
 checkout's commit, the campaign fields the model is built from and the contents of the files
 among them, ``MODEL_FILES``) are those of the latest
 version registers nothing (``Unchanged``) unless forced, so every version differs from the one
-before it in something a reader can trace.
+before it in something a reader can trace. Two trainings of one campaign take turns
+(``training_turn``: a ``flock`` on ``models/.train.lock`` from the look at the latest version to
+the registration), so two jobs started together register one version, not the same model twice;
+ranks of one srun job do not take it (rank 0 registers under a number no other job can take).
+A version folder whose ``meta.json`` is damaged is left out of ``versions`` and named by ``damaged``.
 
 The kind of model is the campaign's (or ``--surrogate``), resolved by the data for "auto"; the
 number of ranks never changes it: an exact GP does not split across ranks, so it trains on one
@@ -37,14 +41,19 @@ and rank 0 registers. The only thing taken from the campaign's own model fitting
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import pickle
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -56,7 +65,7 @@ from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.campaign.strategy import design_space, target_index
 from dm_hpc.data import Store
 from dm_hpc.data.access import AccessLevel, AccessMap
-from dm_hpc.data.integrity import sha256_file
+from dm_hpc.data.integrity import fsync_dir, sha256_file
 
 #: Records whose id hash (0-99) is below this are held out to measure every registered model.
 TEST_PERCENT = 20
@@ -142,9 +151,47 @@ def registry_dir(campaign: CampaignSpec) -> Path:
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
-    with open(tmp) as fh:
-        os.fsync(fh.fileno())
+    _fsync_file(tmp)
     os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path) as fh:
+        os.fsync(fh.fileno())
+
+
+#: ``RUN_DIR/models/TRAIN_LOCK``: held by one training at a time, from its look at the latest version
+#: to its registration, so two retraining jobs started together do not both register the same model.
+TRAIN_LOCK = ".train.lock"
+_turns = threading.local()  # ``.held``: registries whose lock this thread holds (``train_local_ranks`` -> ``train``)
+
+
+@contextmanager
+def training_turn(campaign: CampaignSpec) -> Iterator[None]:
+    """Hold the campaign's registry for one training: wait (saying so) for another one to register.
+    The kernel drops the lock when its holder dies (``kill -9``), so a killed training blocks nothing."""
+    root = registry_dir(campaign)
+    held = _turns.__dict__.setdefault("held", set())
+    if root in held:
+        yield
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / TRAIN_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{campaign.name}: waiting for another training of this campaign to register its version ...",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        held.add(root)
+        try:
+            yield
+        finally:
+            held.discard(root)
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _bucket(record_id: str) -> int:
@@ -155,6 +202,11 @@ def snapshot(campaign: CampaignSpec, clearance: AccessLevel = AccessLevel.embarg
     """Read the store's records readable at ``clearance`` and split the usable ones into train /
     calibration / test rows."""
     if not Path(campaign.store).exists():
+        last = latest(campaign)
+        if last is not None:  # not "no data yet": the store that trained it is gone (unmounted, moved)
+            raise RegistryError(f"{campaign.name}: no store at {campaign.store}, but model version {last.version} was "
+                                f"trained on {last.meta.get('records', '?')} records of it: is its filesystem "
+                                "mounted? (nothing trained)")
         raise NotEnoughData(f"{campaign.name}: no store at {campaign.store} yet (no records to train on)")
     with Store.open(campaign.store, "r") as store:
         df = AccessMap(campaign.store).scope(store.to_dataframe(), clearance)
@@ -426,6 +478,16 @@ def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=Non
 
     options = options or TrainOptions()
     world = world or World()
+    if world.size > 1 or not options.register:  # the ranks of one job (rank 0 registers), or nothing to register
+        return _train(campaign, options, world, requested_ranks)
+    with training_turn(campaign):
+        return _train(campaign, options, world, requested_ranks)
+
+
+def _train(campaign: CampaignSpec, options: TrainOptions, world, requested_ranks: int | None
+           ) -> ModelVersion | dict[str, Any] | None:
+    from dm_hpc.learn.distributed import World
+
     snap = snapshot(campaign, options.clearance)
     kind = _resolve_kind(campaign, snap, options)
     if kind == "ensemble" and _ensemble_rows(snap) < MIN_TRAIN_RECORDS:
@@ -506,7 +568,11 @@ def _decide(campaign: CampaignSpec, snap: Snapshot, model, kind: str):
             cur_model = load(campaign, cur)[0]
         except RegistryError:
             cur_model = None
-        found = (cur, json.loads((registry_dir(campaign) / cur / "meta.json").read_text()).get("surrogate"), cur_model)
+        try:
+            cur_kind = _meta(registry_dir(campaign) / cur).get("surrogate")
+        except RegistryError:
+            cur_kind = None
+        found = (cur, cur_kind, cur_model)
     rows = _comparison_rows(campaign, snap)
     return promotion.decide(model, kind, found, _features(campaign, snap, rows, False), _targets(snap, rows),
                             campaign.properties, seed=campaign.seed)
@@ -523,14 +589,22 @@ def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: boo
     root = registry_dir(campaign)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".new-version.", dir=root))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 hid the version from the portal's and colleagues' accounts
     save_surrogate(state, tmp / "model.pt")
     (tmp / RECORDS_FILE).write_text("".join(f"{rid}\n" for rid in sorted(record_ids)))
+    _fsync_file(tmp / "model.pt")
+    _fsync_file(tmp / RECORDS_FILE)
     number = 1 + max((int(p.name[1:]) for p in root.glob("v[0-9]*") if p.name[1:].isdigit()), default=0)
     while True:  # renaming onto an existing version fails: a concurrent training took the number
         version = f"v{number:04d}"
         (tmp / "meta.json").write_text(json.dumps({"version": version, **meta}, indent=1))
+        _fsync_file(tmp / "meta.json")
+        fsync_dir(tmp)
         try:
             os.rename(tmp, root / version)
+            fsync_dir(root)
             break
         except OSError:
             number += 1
@@ -558,9 +632,16 @@ def train_local_ranks(campaign: CampaignSpec, ranks: int, options: TrainOptions 
     Fewer ranks are started when the model or the data call for fewer (``_layout``); one rank
     trains here, in this process.
     """
+    options = options or TrainOptions()
+    if not options.register:
+        return _train_local_ranks(campaign, ranks, options)
+    with training_turn(campaign):  # the spawned ranks register under this process's turn
+        return _train_local_ranks(campaign, ranks, options)
+
+
+def _train_local_ranks(campaign: CampaignSpec, ranks: int, options: TrainOptions):
     from dm_hpc.learn.distributed import spawn_local
 
-    options = options or TrainOptions()
     snap = snapshot(campaign, options.clearance)  # fail early, in this process, on a store with too little data
     kind = _resolve_kind(campaign, snap, options)
     used, _ = _layout(kind, snap, ranks)
@@ -581,12 +662,38 @@ def train_local_ranks(campaign: CampaignSpec, ranks: int, options: TrainOptions 
     return payload["meta"]
 
 
+def _meta(path: Path) -> dict[str, Any]:
+    """The ``meta.json`` of the version folder ``path``; RegistryError naming it when it is unreadable."""
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        why = "missing" if isinstance(exc, FileNotFoundError) else f"unreadable: {exc}"
+        raise RegistryError(f"model version {path.name}: {path / 'meta.json'} is {why}") from None
+    if not isinstance(meta, dict):
+        raise RegistryError(f"model version {path.name}: {path / 'meta.json'} is not a JSON object")
+    return meta
+
+
 def versions(campaign: CampaignSpec) -> list[ModelVersion]:
-    """Registered versions, oldest first."""
-    root = registry_dir(campaign)
+    """Registered versions, oldest first; a version folder whose ``meta.json`` is damaged is left out
+    (``damaged`` names it; its number is never issued again)."""
     out = []
-    for path in sorted(root.glob("v[0-9]*")):
-        out.append(ModelVersion(path.name, path, json.loads((path / "meta.json").read_text())))
+    for path in sorted(registry_dir(campaign).glob("v[0-9]*")):
+        try:
+            out.append(ModelVersion(path.name, path, _meta(path)))
+        except RegistryError:
+            continue
+    return out
+
+
+def damaged(campaign: CampaignSpec) -> list[str]:
+    """One sentence for each version folder that ``versions`` leaves out, and why."""
+    out = []
+    for path in sorted(registry_dir(campaign).glob("v[0-9]*")):
+        try:
+            _meta(path)
+        except RegistryError as exc:
+            out.append(f"{exc}; it is left out of the versions (restore it from a backup, or move the folder aside)")
     return out
 
 
@@ -603,11 +710,11 @@ def promote(campaign: CampaignSpec, version: str) -> str:
     if not (registry_dir(campaign) / version / "model.pt").exists():
         known = ", ".join(v.version for v in versions(campaign)) or "none"
         raise RegistryError(f"{campaign.name}: no model version {version!r} (registered: {known})")
+    meta = _meta(registry_dir(campaign) / version)  # a damaged version is refused before CURRENT names it
     was = current(campaign)
     if was == version:
         return f"{campaign.name}: {version} is already the current model version; nothing changed"
     _atomic_write(registry_dir(campaign) / "CURRENT", version + "\n")
-    meta = json.loads((registry_dir(campaign) / version / "meta.json").read_text())
     held = (meta.get("promotion") or {})
     note = "" if held.get("promoted", True) else f" (registered as a candidate because: {held.get('reason')})"
     return f"{campaign.name}: {version} is now the current model version, was {was or 'none'}{note}"
@@ -643,7 +750,7 @@ def load(campaign: CampaignSpec, version: str | None = None, clearance: AccessLe
     path = registry_dir(campaign) / version
     if not (path / "model.pt").exists():
         raise RegistryError(f"{campaign.name}: no model version {version!r}")
-    meta = json.loads((path / "meta.json").read_text())
+    meta = _meta(path)
     trained_at = AccessLevel(meta.get("clearance", AccessLevel.embargoed.value))
     if clearance is not None and trained_at.rank > clearance.rank:
         raise RegistryError(f"{campaign.name}: model version {version} was trained on records up to "

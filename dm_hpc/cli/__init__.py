@@ -5,6 +5,7 @@ atomate2) are imported inside the commands, never at start-up, so `dm-hpc --help
 """
 from __future__ import annotations
 
+import errno
 import importlib
 
 import typer
@@ -44,9 +45,14 @@ for _name in _COMMAND_MODULES:
     _module.register(app)
 
 
+#: OS errors that are the disk's or the permissions' (not the code's): said in one line, not a traceback
+_DISK_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+
+
 def main() -> None:
     """Console-script entry point. A damaged campaign journal, whichever command read it, ends
-    in its message (which lines, what is wrong, what to run), never a traceback."""
+    in its message (which lines, what is wrong, what to run), never a traceback; so does a file
+    the command may not write (a read-only run folder, no permission, a full disk or quota)."""
     try:
         app()
     except RuntimeError as exc:
@@ -54,9 +60,18 @@ def main() -> None:
 
         if not isinstance(exc, JournalError):
             raise
-        from dm_hpc.cli.store import fail
+        _fail(str(exc))
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRNOS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror} (check the folder's file system, permissions and free space)")
 
-        try:
-            fail(str(exc))
-        except typer.Exit as done:
-            raise SystemExit(done.exit_code) from None
+
+def _fail(message: str) -> None:
+    from dm_hpc.cli.store import fail
+
+    try:
+        fail(message)
+    except typer.Exit as done:
+        raise SystemExit(done.exit_code) from None

@@ -145,6 +145,8 @@ def models(
             console.print(said, markup=False)
     cur = registry.current(c)
     found = registry.versions(c)
+    for problem in registry.damaged(c):  # on stderr: --json stays one document
+        Console(stderr=True).print(f"warning: {c.name}: {problem}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
         rows = [{**v.meta, "version": v.version, "current": v.version == cur} for v in found]
         print(json.dumps(_json_safe(rows), indent=1, allow_nan=False))  # NaN is not JSON: null instead

@@ -1,0 +1,150 @@
+"""What a trial as a cluster admin and a periodic retraining job found in the model registry: two
+`dm-hpc train` at once, a store that went missing under a registry, a damaged version folder,
+version folders no other account could read. Each test fails on the code before its fix. Real
+campaign files, stores and registries."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from dm_hpc.campaign import load_campaign, registry
+from dm_hpc.cli import app
+from dm_hpc.data import Store
+
+from .helpers import REPO, dm, write_campaign
+from .test_registry import _records
+
+
+def _campaign(tmp_path, n: int = 20):
+    path = write_campaign(tmp_path, lab=False)
+    campaign = load_campaign(path)
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(n, 0))
+    return path, campaign
+
+
+def _cli(*args: str):
+    res = CliRunner().invoke(app, list(args), env={"COLUMNS": "300"})
+    return res.exit_code, " ".join(res.output.split())
+
+
+def test_two_trainings_started_together_register_one_version(tmp_path):
+    """Two `dm-hpc train` at once (a cron job and an admin's run) each found no version of these
+    records and both registered one: v0001 and v0002, the same records and settings, and the later
+    one made current over a decision taken against the state before the other. Now the second waits
+    for the first to register, then says "unchanged: v0001" (exit 0)."""
+    path, campaign = _campaign(tmp_path)
+    cmd = [sys.executable, "-m", "dm_hpc", "train", str(path)]
+    env = {**os.environ, "COLUMNS": "300"}
+    jobs = [subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for _ in range(2)]
+    outs = [j.communicate(timeout=600) for j in jobs]
+    assert [j.returncode for j in jobs] == [0, 0], outs
+    said = " ".join(" ".join(o) for o in outs)
+    assert [v.version for v in registry.versions(campaign)] == ["v0001"], said
+    assert said.count("registered v0001") == 1 and "unchanged: v0001" in " ".join(said.split()), said
+    assert registry.current(campaign) == "v0001"
+
+
+def test_a_missing_store_under_a_trained_registry_fails_the_scheduled_job(tmp_path):
+    """The store of a campaign with registered versions went missing (its filesystem not mounted, the
+    folder moved): `train --if-new-data` said "nothing to train yet" and exited 0, so the nightly job
+    reported success every night while nothing was trained. Now it fails (exit 2) with one line that
+    names the store and the version trained on it; before any version it is still "nothing yet"."""
+    path, campaign = _campaign(tmp_path)
+    assert _cli("train", str(path))[0] == 0
+    campaign.store.rename(campaign.store.with_name("store.unmounted"))
+    res = dm("train", str(path), "--if-new-data")
+    assert res.returncode != 0, res.stdout + res.stderr
+    said = " ".join((res.stdout + res.stderr).split())
+    assert "no store at" in said and "v0001 was trained on 20 records of it" in said and "mounted" in said, said
+    assert "nothing to train yet" not in said and "Traceback" not in res.stderr
+    (tmp_path / "new").mkdir()
+    fresh = write_campaign(tmp_path / "new", lab=False)  # no version and no store yet: nothing to do
+    code, said = _cli("train", str(fresh), "--if-new-data")
+    assert code == 0 and "nothing to train yet" in said, said
+
+
+def test_a_damaged_version_folder_is_named_not_a_traceback(tmp_path):
+    """A version folder whose meta.json was lost or cut (a crash before the disk held it: it was not
+    fsynced before the folder was renamed into place) made `models`, `train` and `--promote` end in
+    a FileNotFoundError / JSONDecodeError traceback, every night. Now `models` lists the intact
+    versions and names the damaged one on stderr, `train` registers the next number (never the
+    damaged one's), and promoting the damaged one is refused with its reason, CURRENT unchanged."""
+    path, campaign = _campaign(tmp_path)
+    assert _cli("train", str(path))[0] == 0
+    assert _cli("train", str(path), "--force")[0] == 0
+    (registry.registry_dir(campaign) / "v0002" / "meta.json").write_text('{"version": "v0002", "campa')  # cut short
+    res = dm("models", str(path), "--json")
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert [v["version"] for v in json.loads(res.stdout)] == ["v0001"]
+    assert "v0002" in res.stderr and "meta.json is unreadable" in res.stderr, res.stderr
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(6, 9))
+    code, said = _cli("train", str(path))
+    assert code == 0 and "registered v0003" in said, said
+    # CURRENT still names the damaged v0002: the new one is a candidate, and the job says why
+    assert "current v0002 cannot be rebuilt" in said and registry.current(campaign) == "v0002", said
+    assert _cli("models", str(path), "--promote", "v0003")[0] == 0
+    bad = dm("models", str(path), "--promote", "v0002")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr, bad.stderr
+    assert "v0002" in bad.stderr and "meta.json" in bad.stderr
+    assert registry.current(campaign) == "v0003"
+
+
+def test_a_version_folder_is_readable_like_the_rest_of_the_run_folder(tmp_path):
+    """Versions were registered with mkdtemp's mode 0700: the portal's service account and a
+    colleague in the project group could read the run folder but not one model (`Permission
+    denied` loading it). Now a version folder takes the umask's mode, like every other folder."""
+    path, campaign = _campaign(tmp_path)
+    old = os.umask(0o022)
+    try:
+        v = registry.train(campaign)
+    finally:
+        os.umask(old)
+    assert oct(v.path.stat().st_mode & 0o777) == oct(0o755)
+
+
+def _in_read_only(folder, *args: str) -> subprocess.CompletedProcess:
+    """`dm-hpc ARGS` with ``folder`` read-only: its mode 0555 for a user, a read-only bind mount in a
+    mount namespace of its own for root (whom modes do not stop); skipped where neither can be had."""
+    import shutil
+
+    import pytest
+
+    cmd = [sys.executable, "-m", "dm_hpc", *args]
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+        finally:
+            folder.chmod(0o755)
+    if shutil.which("unshare") is None:
+        pytest.skip("root without unshare: no way to make a folder read-only here")
+    script = ('mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" || exit 99; shift; exec "$@"')
+    res = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(folder), *cmd], cwd=REPO,
+                         capture_output=True, text=True, timeout=600)
+    if res.returncode == 99 or "unshare failed" in res.stderr:
+        pytest.skip(f"no read-only bind mount here: {res.stderr.strip()}")
+    return res
+
+
+def test_a_read_only_run_folder_is_named_not_a_traceback(tmp_path):
+    """A run folder on a file system mounted read-only (or another account's, or a full disk) ended
+    `train`, `models --promote`, `run` and `journal repair` in an OSError traceback. Now each says in
+    one line which file it could not write and why (exit 2), and the registry is as it was."""
+    path, campaign = _campaign(tmp_path)
+    assert _cli("train", str(path))[0] == 0 and _cli("train", str(path), "--force")[0] == 0
+    for args in (("train", str(path), "--force"), ("models", str(path), "--promote", "v0001"),
+                 ("run", str(path), "--quiet"), ("journal", "repair", str(path))):
+        res = _in_read_only(campaign.run_dir, *args)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, (args, res.stderr)
+        said = " ".join(res.stderr.split())
+        assert said.startswith("error: ") and str(campaign.run_dir) in said, (args, said)
+        assert "Read-only file system" in said or "Permission denied" in said, (args, said)
+    assert [v.version for v in registry.versions(campaign)] == ["v0001", "v0002"]
+    assert registry.current(campaign) == "v0002"
