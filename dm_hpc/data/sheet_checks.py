@@ -49,7 +49,7 @@ from dm_hpc.data.rounding import round_significant
 from dm_hpc.data.columns import property_column
 from dm_hpc.data.sheetfiles import VALUELESS_CELL, SheetError, ascii_minus, describe_error
 from dm_hpc.data.verdicts import Decision, Verdict, converted_cell, refused
-from dm_hpc.data.vocabulary import converter, same_unit, term
+from dm_hpc.data.vocabulary import closest_name, converter, same_unit, term
 
 #: What a lab writes in a measurement cell of a sample it did not make (the one explicit marker).
 NOT_MADE = "not made"
@@ -103,6 +103,15 @@ class Cells:
     blank: np.ndarray
     marked: np.ndarray
     bad: dict[int, str]
+
+
+def _meant_id(sid: Any, known_ids: Collection[str]) -> str:
+    """"; did you mean ..." for a sample id typed in other case or with a slip ("hea-demo-l002-01")."""
+    if not isinstance(sid, str):
+        return ""
+    by_case = {k.casefold(): k for k in known_ids}
+    meant = by_case.get(sid.strip().casefold()) or closest_name(sid, list(known_ids), 0.9)
+    return f" (did you mean {meant!r}?)" if meant else ""
 
 
 def why_not_a_number(text: str) -> str:
@@ -447,7 +456,8 @@ def check_columns(
             continue
         seen[sid] = lines[i]
         if known_ids is not None and sid not in known_ids:
-            rows.refuse(int(i), f"unknown sample_id {sid!r}: not a suggested experiment", "sample_id", sid)
+            rows.refuse(int(i), f"unknown sample_id {sid!r}: not a suggested experiment{_meant_id(sid, known_ids)}",
+                        "sample_id", sid)
     if rows.bad_rows:
         raise SheetError(origin, sorted(rows.verdicts, key=lambda v: v.line))
     return CheckedColumns(table, columns, lines, defaults, origin, keep, has_value, has_marker, meta, classes,

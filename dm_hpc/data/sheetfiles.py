@@ -220,6 +220,8 @@ def check_file(path: str | Path, shown: str | None = None) -> str:
     suffix = path.suffix.lower()
     if suffix in _REFUSED_TYPES:
         raise SheetError(shown, [(0, _REFUSED_TYPES[suffix])])
+    if path.is_dir():
+        raise SheetError(shown, [(0, "is a folder, not a sheet: give the .xlsx or .csv file in it")])
     if suffix not in CSV_SUFFIXES + XLSX_SUFFIXES:
         raise SheetError(shown, [(0, f"unsupported sheet type {path.suffix or '(none)'!r} (use .csv or .xlsx)")])
     try:

@@ -260,6 +260,25 @@ def test_a_sheet_of_another_campaign_is_named_as_such(tmp_path):
     assert "unknown sample_id 'L1-9'" in said and "campaign '" not in said, said
 
 
+def test_a_sample_id_in_other_case_is_offered_and_a_folder_is_named_as_one(tmp_path):
+    """Found by the lab trial: 'l1-1' for the sheet's 'L1-1' got 'unknown sample_id' with no hint,
+    and `ingest CAMPAIGN run/` (a folder) got "unsupported sheet type '(none)'"."""
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -0.09, "L1-1": -0.08})
+    wb = openpyxl.load_workbook(filled)
+    wb.worksheets[0].cell(3, 1).value = "l1-1"
+    wb.save(tmp_path / "case.xlsx")
+    res = dm("ingest", str(path), str(tmp_path / "case.xlsx"))
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "unknown sample_id 'l1-1'" in said and "did you mean 'L1-1'?" in said, said
+    assert not campaign.store.exists()
+    res = dm("ingest", str(path), str(tmp_path))
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "is a folder, not a sheet" in said and "Traceback" not in said, said
+
+
 def test_the_annotated_copy_can_be_sent_back(tmp_path):
     """Found by QA (r1-checked.xlsx): labs fix the red cells of the annotated copy and send it back,
     which was refused: "column 'predicted:mixing_energy [eV/atom]' appears twice"."""
