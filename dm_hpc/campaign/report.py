@@ -524,6 +524,11 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
         f"- experiments suggested: {len(state.lab)} in {state.lab_batches} batch(es)"
         + (f" (budget {campaign.budget.lab_experiments})" if campaign.budget.lab_experiments is not None else ""),
         f"- experiments measured{'' if frame is None else ', readable at your clearance'}: {measured}",
+        # as `dm-hpc status` counts them; not in the portal's view, where a reader's "measured"
+        # leaves out what it may not read and the rest would count the hidden ones
+        *([f"- not made: {sum(e.not_made for e in state.lab.values())}; still at the lab: "
+           f"{sum(e.awaited for e in state.lab.values())} (of which held for a confirmation: "
+           f"{sum(bool(e.held) for e in state.lab.values())})"] if frame is None else []),
         "",
         "## Best records",
         "",

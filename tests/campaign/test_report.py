@@ -350,3 +350,19 @@ def test_of_two_sources_the_report_leaves_out_only_the_one_it_cannot_read(tmp_pa
     assert [s.name for s in read.transfer.from_] == ["kept"] and c.transfer is not None
     assert lines[0] == f"transfer.from.0.table: no such file: {tables[0]}: the report leaves out source gone"
     assert "of the other source(s) (kept), not the model the campaign ran with" in lines[1]
+
+
+def test_the_reports_lab_section_counts_what_was_not_made_and_what_is_still_at_the_lab(tmp_path):
+    """A lab trial: the report's Lab section gave suggested and measured only, while `dm-hpc
+    status` also counted samples not made and the rest; a reader of the report could not tell a
+    sample that failed from one still awaited."""
+    from tests.campaign.helpers import hardness_density_lab
+
+    api = hardness_density_lab(tmp_path, ["S1", "S2", "S3"], name="counts")
+    rows = pd.DataFrame({"sample_id": ["S1", "S2"], "composition:Cu [at_frac]": [0.5, 0.5],
+                         "composition:Ni [at_frac]": [0.5, 0.5], "property:hardness [GPa]": [2.1, "not made"],
+                         "property:density [g/cm**3]": [8.6, None]})
+    api.add_measurements(rows)
+    text = write_report(api.spec).read_text()
+    assert "experiments suggested: 3" in text and "experiments measured: 1" in text, text
+    assert "- not made: 1; still at the lab: 1 (of which held for a confirmation: 0)" in text, text
