@@ -26,6 +26,7 @@ before it in something a reader can trace. Two trainings of one campaign take tu
 (``training_turn``: a ``flock`` on ``models/.train.lock`` from the look at the latest version to
 the registration), so two jobs started together register one version, not the same model twice;
 ranks of one srun job do not take it (rank 0 registers under a number no other job can take).
+A promotion or rollback does not wait for a training: it is refused while one holds the turn.
 A version folder whose ``meta.json`` is damaged is left out of ``versions`` and named by ``damaged``.
 
 The kind of model is the campaign's (or ``--surrogate``), resolved by the data for "auto"; the
@@ -168,8 +169,9 @@ _turns = threading.local()  # ``.held``: registries whose lock this thread holds
 
 
 @contextmanager
-def training_turn(campaign: CampaignSpec) -> Iterator[None]:
-    """Hold the campaign's registry for one training: wait (saying so) for another one to register.
+def training_turn(campaign: CampaignSpec, busy: str | None = None) -> Iterator[None]:
+    """Hold the campaign's registry for one training: wait (saying so) for another one to register;
+    with ``busy``, do not wait: raise ``RegistryError(busy)`` while a training holds it.
     The kernel drops the lock when its holder dies (``kill -9``), so a killed training blocks nothing."""
     root = registry_dir(campaign)
     held = _turns.__dict__.setdefault("held", set())
@@ -182,6 +184,8 @@ def training_turn(campaign: CampaignSpec) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if busy is not None:
+                raise RegistryError(busy) from None
             print(f"{campaign.name}: waiting for another training of this campaign to register its version ...",
                   file=sys.stderr, flush=True)
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -711,10 +715,14 @@ def promote(campaign: CampaignSpec, version: str) -> str:
         known = ", ".join(v.version for v in versions(campaign)) or "none"
         raise RegistryError(f"{campaign.name}: no model version {version!r} (registered: {known})")
     meta = _meta(registry_dir(campaign) / version)  # a damaged version is refused before CURRENT names it
-    was = current(campaign)
-    if was == version:
-        return f"{campaign.name}: {version} is already the current model version; nothing changed"
-    _atomic_write(registry_dir(campaign) / "CURRENT", version + "\n")
+    # a running training compares its model with the current one and may make itself current at
+    # the end: a promotion in between would be overwritten by a decision taken before it
+    with training_turn(campaign, busy=f"{campaign.name}: a training of this campaign is running and decides at its "
+                                      "end which version is current; promote or roll back once it has registered"):
+        was = current(campaign)
+        if was == version:
+            return f"{campaign.name}: {version} is already the current model version; nothing changed"
+        _atomic_write(registry_dir(campaign) / "CURRENT", version + "\n")
     held = (meta.get("promotion") or {})
     note = "" if held.get("promoted", True) else f" (registered as a candidate because: {held.get('reason')})"
     return f"{campaign.name}: {version} is now the current model version, was {was or 'none'}{note}"

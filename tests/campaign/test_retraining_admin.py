@@ -50,6 +50,27 @@ def test_two_trainings_started_together_register_one_version(tmp_path):
     assert registry.current(campaign) == "v0001"
 
 
+def test_a_promotion_during_a_training_is_refused_not_overwritten(tmp_path):
+    """An admin's `models --promote v0001` while a training ran was overwritten when the training
+    made its own version current, on a comparison taken before the promotion. Now the promotion is
+    refused while a training holds the registry (exit 2, saying why), and works once it is done."""
+    import fcntl
+
+    path, campaign = _campaign(tmp_path)
+    assert _cli("train", str(path))[0] == 0 and _cli("train", str(path), "--force")[0] == 0
+    assert registry.current(campaign) == "v0002"
+    fd = os.open(registry.registry_dir(campaign) / registry.TRAIN_LOCK, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a training of this campaign, running
+        code, said = _cli("models", str(path), "--promote", "v0001")
+        assert code == 2 and "a training of this campaign is running" in said, said
+        assert registry.current(campaign) == "v0002"
+    finally:
+        os.close(fd)
+    code, said = _cli("models", str(path), "--promote", "v0001")
+    assert code == 0 and registry.current(campaign) == "v0001", said
+
+
 def test_a_missing_store_under_a_trained_registry_fails_the_scheduled_job(tmp_path):
     """The store of a campaign with registered versions went missing (its filesystem not mounted, the
     folder moved): `train --if-new-data` said "nothing to train yet" and exited 0, so the nightly job
