@@ -47,7 +47,7 @@ from dm_hpc.data.records import (
 )
 from dm_hpc.data.rounding import round_significant
 from dm_hpc.data.columns import property_column
-from dm_hpc.data.sheetfiles import VALUELESS_CELL, SheetError, ascii_minus, describe_error
+from dm_hpc.data.sheetfiles import MERGED_CELL, VALUELESS_CELL, SheetError, ascii_minus, describe_error
 from dm_hpc.data.verdicts import Decision, Verdict, converted_cell, refused
 from dm_hpc.data.vocabulary import closest_name, converter, same_unit, term
 
@@ -105,6 +105,9 @@ class Cells:
     bad: dict[int, str]
 
 
+_MERGED = re.compile(re.escape(MERGED_CELL).replace(re.escape("{}"), "[A-Z]+[0-9]+"))
+
+
 def _meant_id(sid: Any, known_ids: Collection[str]) -> str:
     """"; did you mean ..." for a sample id typed in other case or with a slip ("hea-demo-l002-01")."""
     if not isinstance(sid, str):
@@ -117,6 +120,8 @@ def _meant_id(sid: Any, known_ids: Collection[str]) -> str:
 def why_not_a_number(text: str) -> str:
     """What is wrong with a text that is not a number, in the lab's words."""
     low = text.strip().lower()
+    if _MERGED.fullmatch(text):
+        return f"{text[1:-1]}: the value shown is that cell's; unmerge the cells and type this row's own value, or leave it blank"
     if text == VALUELESS_CELL:
         return "a number cell without a value (inf or NaN saved by a program): type the measured value, or clear the cell"
     if low in _NON_FINITE:

@@ -404,6 +404,7 @@ def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[
         rows = list(ws.iter_rows(values_only=True))
         if data_only:
             rows = _mark_valueless_numbers(path, getattr(ws, "_worksheet_path", None), rows)
+            rows = _mark_merged(path, getattr(ws, "_worksheet_path", None), rows)
         return rows
     except SheetError:
         raise
@@ -444,6 +445,40 @@ def _mark_valueless_numbers(path: Path, part: str | None, rows: list[tuple[Any, 
             out[r] += [None] * (c + 1 - len(out[r]))
             if out[r][c] is None:
                 out[r][c] = VALUELESS_CELL
+    return [tuple(r) for r in out]
+
+
+#: A cell covered by a merge below the header (not the merge's first cell): openpyxl reads it as
+#: empty, while the lab sees the merged value in its row. Refused, named, never read as blank.
+MERGED_CELL = "(merged into the cell {})"
+_MERGE = re.compile(rb'<mergeCell\s+ref="([A-Z]+[0-9]+):([A-Z]+[0-9]+)"')
+
+
+def _mark_merged(path: Path, part: str | None, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``rows`` with each cell that a merge covers (all but its top-left cell) set to ``MERGED_CELL``
+    naming the merge's first cell; only in rows after the first non-empty one (the header's
+    merges stay as they are) and in rows holding some other value (a merge spilling into an empty
+    row below the table adds no row)."""
+    if part is None:
+        return rows
+    with zipfile.ZipFile(path) as zf:
+        merges = _MERGE.findall(zf.read(part))
+    if not merges:
+        return rows
+    from openpyxl.utils.cell import coordinate_from_string, column_index_from_string
+
+    first = next((i for i, r in enumerate(rows) if any(v is not None for v in r)), len(rows))
+    out = [list(r) for r in rows]
+    for a, b in merges:
+        (ca, ra), (cb, rb) = coordinate_from_string(a.decode()), coordinate_from_string(b.decode())
+        c0, c1 = column_index_from_string(ca) - 1, column_index_from_string(cb) - 1
+        for r in range(max(ra - 1, first + 1), min(rb, len(out))):
+            for c in range(c0, c1 + 1):
+                if (r, c) == (ra - 1, c0) or not any(v is not None for v in out[r]):
+                    continue
+                out[r] += [None] * (c + 1 - len(out[r]))
+                if out[r][c] is None:
+                    out[r][c] = MERGED_CELL.format(a.decode())
     return [tuple(r) for r in out]
 
 

@@ -279,6 +279,35 @@ def test_a_sample_id_in_other_case_is_offered_and_a_folder_is_named_as_one(tmp_p
     assert res.returncode == 2 and "is a folder, not a sheet" in said and "Traceback" not in said, said
 
 
+def test_a_value_cell_merged_over_two_rows_is_refused_not_read_as_blank(tmp_path):
+    """Found by the lab trial: a value merged over the rows of L1-0 and L1-1 (one measurement typed
+    once for two samples) stored L1-0 and left L1-1 pending with 'blank', while the lab saw a value
+    in both rows. Now the covered cell is refused, naming the merge, and nothing is stored; a note
+    merged into an empty row below the table adds no row."""
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -0.09, "L1-2": -0.07})
+    wb = openpyxl.load_workbook(filled)
+    ws = wb.worksheets[0]
+    col = [c.value for c in ws[1]].index(PROP) + 1
+    letter = openpyxl.utils.get_column_letter(col)
+    ws.merge_cells(f"{letter}2:{letter}3")
+    wb.save(tmp_path / "merged.xlsx")
+    res = dm("ingest", str(path), str(tmp_path / "merged.xlsx"))
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "Traceback" not in said, said
+    assert f"merged into the cell {letter}2" in said and "unmerge the cells" in said and "L1-1" in said, said
+    assert not campaign.store.exists()
+    wb = openpyxl.load_workbook(fill(sheet, tmp_path / "noted.xlsx", {"L1-0": -0.09, "L1-1": -0.08, "L1-2": -0.07}))
+    ws = wb.worksheets[0]
+    ws.cell(4, ws.max_column + 1).value = "all three from one furnace run"
+    ws.merge_cells(start_row=4, start_column=ws.max_column, end_row=6, end_column=ws.max_column)
+    wb.save(tmp_path / "noted.xlsx")
+    res = dm("ingest", str(path), str(tmp_path / "noted.xlsx"))
+    assert res.returncode == 0, res.stderr
+
+
 def test_the_annotated_copy_can_be_sent_back(tmp_path):
     """Found by QA (r1-checked.xlsx): labs fix the red cells of the annotated copy and send it back,
     which was refused: "column 'predicted:mixing_energy [eV/atom]' appears twice"."""
