@@ -177,7 +177,7 @@ def run(
     """Run a campaign, or resume an interrupted one; ends with a report and the lab sheet."""
     from dm_hpc.campaign import journal as jn
     from dm_hpc.campaign.lab import write_suggestions
-    from dm_hpc.campaign.labsheet import default_sheet, typed_by_the_lab
+    from dm_hpc.campaign.labsheet import SuggestionSheet
     from dm_hpc.campaign.manager import STOP_FILE, STOPPED_BY_REQUEST, CampaignBusyError, CampaignManager
     from dm_hpc.campaign.ownership import manager_running
 
@@ -205,9 +205,12 @@ def run(
         raise typer.Exit(130)
     from dm_hpc.campaign.report import write_report
 
-    sheet = default_sheet(c)
-    kept = typed_by_the_lab(sheet, jn.replay(c.run_dir / "journal.jsonl"), c) if c.lab is not None else []
-    n_lab = write_suggestions(c, sheet) if c.lab is not None and not kept else 0
+    target = SuggestionSheet(c)  # the run folder's pending sheet, as `suggest` writes it
+    sheet, kept, n_lab = target.path(), [], 0
+    if c.lab is not None:
+        state = jn.replay(c.run_dir / "journal.jsonl")  # once, for the check and the sheet
+        kept = target.typed(state)
+        n_lab = 0 if kept else write_suggestions(c, sheet, state)
     report_path = write_report(c)
     console.print(f"[bold]{c.name}[/]: {summary.reason}", soft_wrap=True)
     if summary.reason.startswith(STOPPED_BY_REQUEST):
