@@ -24,10 +24,16 @@ among them, ``MODEL_FILES``) are those of the latest
 version registers nothing (``Unchanged``) unless forced, so every version differs from the one
 before it in something a reader can trace. Two trainings of one campaign take turns
 (``training_turn``: a ``flock`` on ``models/.train.lock`` from the look at the latest version to
-the registration), so two jobs started together register one version, not the same model twice;
-ranks of one srun job do not take it (rank 0 registers under a number no other job can take).
+the registration), so two jobs started together register one version, not the same model twice.
+The ranks of a job launched by srun or torchrun train without it (none can wait on a flock while
+the others wait for it in a collective); rank 0 takes it once they have trained, looks at the
+latest version again and decides and registers under it.
 A promotion or rollback does not wait for a training: it is refused while one holds the turn.
 A version folder whose ``meta.json`` is damaged is left out of ``versions`` and named by ``damaged``.
+A training killed inside the registration leaves its ``.new-version.*`` folder, and, killed between
+the rename of its version and the write of ``CURRENT``, a version meant to be current that is not
+(``PENDING_CURRENT`` names it): the next training, in its turn, removes the one and makes the
+other current (``_recover``); until then ``interrupted`` names it.
 
 The kind of model is the campaign's (or ``--surrogate``), resolved by the data for "auto"; the
 number of ranks never changes it: an exact GP does not split across ranks, so it trains on one
@@ -47,6 +53,7 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -165,14 +172,23 @@ def _fsync_file(path: Path) -> None:
 #: ``RUN_DIR/models/TRAIN_LOCK``: held by one training at a time, from its look at the latest version
 #: to its registration, so two retraining jobs started together do not both register the same model.
 TRAIN_LOCK = ".train.lock"
-_turns = threading.local()  # ``.held``: registries whose lock this thread holds (``train_local_ranks`` -> ``train``)
+#: Prefix of the folder a version is written in before it is renamed to ``vNNNN`` (``_register``).
+NEW_VERSION = ".new-version."
+#: ``RUN_DIR/models/PENDING_CURRENT``: the version a registration is making current, written before
+#: its folder is renamed into place and removed once ``CURRENT`` names it (``_register``).
+PENDING_CURRENT = ".pending-current"
+# ``.held``: registries whose lock this thread holds (``train_local_ranks`` -> ``train``), or its
+# parent process does (``_spawned_rank``)
+_turns = threading.local()
 
 
 @contextmanager
 def training_turn(campaign: CampaignSpec, busy: str | None = None) -> Iterator[None]:
     """Hold the campaign's registry for one training: wait (saying so) for another one to register;
-    with ``busy``, do not wait: raise ``RegistryError(busy)`` while a training holds it.
-    The kernel drops the lock when its holder dies (``kill -9``), so a killed training blocks nothing."""
+    with ``busy`` (a promotion or rollback), do not wait: raise ``RegistryError(busy)`` while a
+    training holds it. The kernel drops the lock when its holder dies (``kill -9``), so a killed
+    training blocks nothing; a training that takes the turn finishes what one killed inside
+    ``_register`` left (``_recover``)."""
     root = registry_dir(campaign)
     held = _turns.__dict__.setdefault("held", set())
     if root in held:
@@ -191,11 +207,68 @@ def training_turn(campaign: CampaignSpec, busy: str | None = None) -> Iterator[N
             fcntl.flock(fd, fcntl.LOCK_EX)
         held.add(root)
         try:
+            if busy is None:  # not for a promotion or rollback: it decides CURRENT itself (``promote``)
+                _recover(campaign)
             yield
         finally:
             held.discard(root)
     finally:
         os.close(fd)  # releases the lock
+
+
+def _pending(root: Path) -> str | None:
+    """The version ``PENDING_CURRENT`` names in the registry ``root`` (None: no registration is
+    making one current, or none was killed doing it)."""
+    try:
+        return (root / PENDING_CURRENT).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _drop_pending(root: Path) -> None:
+    if (root / PENDING_CURRENT).exists():  # else no write: a registry on a read-only mount stays readable
+        (root / PENDING_CURRENT).unlink()
+        fsync_dir(root)  # a power cut must not bring back an intent that promote or a training settled
+
+
+def _recover(campaign: CampaignSpec) -> None:
+    """Finish what trainings killed inside ``_register`` left; the caller holds the turn, and every
+    registration runs in one, so no live training is registering now.
+
+    Its ``NEW_VERSION`` folder is removed. A version ``PENDING_CURRENT`` names that is in place
+    was meant to be current (its comparison promoted it, against the ``CURRENT`` that is still
+    there: a promotion or rollback by hand drops the intent) and is made current, as the killed
+    training would have; one that is not in place (killed before the rename) leaves its number free.
+    """
+    root = registry_dir(campaign)
+    for left in root.glob(f"{NEW_VERSION}*"):
+        shutil.rmtree(left, ignore_errors=True)  # one this account may not remove must not stop a training
+    version = _pending(root)
+    if version is None:
+        return
+    try:
+        _meta(root / version)
+    except RegistryError:  # not renamed into place: nothing to finish
+        pass
+    else:
+        if current(campaign) != version:
+            _atomic_write(root / "CURRENT", version + "\n")
+            print(f"{campaign.name}: {version} is now the current model version: the training that registered it "
+                  "was killed before it made it current, as its comparison had decided", file=sys.stderr, flush=True)
+    _drop_pending(root)
+
+
+def interrupted(campaign: CampaignSpec) -> str | None:
+    """The version a killed training registered to be current and did not make current (``_recover``
+    makes it current at the next training), or None."""
+    version = _pending(registry_dir(campaign))
+    if version is None or version == current(campaign):
+        return None
+    try:
+        _meta(registry_dir(campaign) / version)
+    except RegistryError:
+        return None
+    return version
 
 
 def _bucket(record_id: str) -> int:
@@ -482,7 +555,9 @@ def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=Non
 
     options = options or TrainOptions()
     world = world or World()
-    if world.size > 1 or not options.register:  # the ranks of one job (rank 0 registers), or nothing to register
+    if world.size > 1 or not options.register:
+        # the ranks of one job, or nothing to register: no rank waits for the turn before training,
+        # as the others would wait for it in the training's collectives; rank 0 takes it to register
         return _train(campaign, options, world, requested_ranks)
     with training_turn(campaign):
         return _train(campaign, options, world, requested_ranks)
@@ -524,7 +599,6 @@ def _train(campaign: CampaignSpec, options: TrainOptions, world, requested_ranks
     if world.rank != 0:
         return None
     fit_seconds = round(time.perf_counter() - t0, 3)
-    decision = _decide(campaign, snap, model, kind)
     props = campaign.properties
     rmse = held.get("rmse")
     meta = {
@@ -552,13 +626,21 @@ def _train(campaign: CampaignSpec, options: TrainOptions, world, requested_ranks
         "fit_seconds": fit_seconds,
         "requested_ranks": requested_ranks or world.size,
         "notes": notes,
-        "promotion": decision.as_dict(),
         **extra,
     }
     if not options.register:
-        return meta
-    trained = [snap.data.record_ids[i] for i in snap.train]
-    return _register(campaign, state, meta, decision.promote, trained)
+        return {**meta, "promotion": _decide(campaign, snap, model, kind).as_dict()}
+    # Rank 0 of a job launched by srun or torchrun has trained outside the turn (``train``): it takes
+    # it now and looks again, as another job may have registered these records meanwhile, then
+    # compares and registers under it. A single process holds it already: the look finds what the
+    # first one found.
+    with training_turn(campaign):
+        same = _unchanged(campaign, snap, options, settings)
+        if same is not None:
+            return same if isinstance(same, Unchanged) else None
+        decision = _decide(campaign, snap, model, kind)
+        trained = [snap.data.record_ids[i] for i in snap.train]
+        return _register(campaign, state, {**meta, "promotion": decision.as_dict()}, decision.promote, trained)
 
 
 def _decide(campaign: CampaignSpec, snap: Snapshot, model, kind: str):
@@ -592,7 +674,7 @@ def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: boo
 
     root = registry_dir(campaign)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".new-version.", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=NEW_VERSION, dir=root))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 hid the version from the portal's and colleagues' accounts
@@ -606,6 +688,10 @@ def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: boo
         (tmp / "meta.json").write_text(json.dumps({"version": version, **meta}, indent=1))
         _fsync_file(tmp / "meta.json")
         fsync_dir(tmp)
+        if make_current:
+            # the intent first: a kill between the rename and CURRENT would otherwise leave a version
+            # its comparison promoted that nothing tells from one a user rolled back from (``_recover``)
+            _atomic_write(root / PENDING_CURRENT, version + "\n")
         try:
             os.rename(tmp, root / version)
             fsync_dir(root)
@@ -616,10 +702,14 @@ def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: boo
         stale.unlink(missing_ok=True)
     if make_current:
         _atomic_write(root / "CURRENT", version + "\n")
+        _drop_pending(root)
     return ModelVersion(version, root / version, {"version": version, **meta})
 
 
 def _spawned_rank(world, campaign: CampaignSpec, options: TrainOptions, out: str, requested: int) -> None:
+    # ``train_local_ranks``, this rank's parent, holds the turn until the ranks are done: a flock
+    # taken here, by another process, would wait for it for ever
+    _turns.__dict__.setdefault("held", set()).add(registry_dir(campaign))
     result = train(campaign, options, world, requested)
     if world.rank == 0:
         payload = None
@@ -720,6 +810,8 @@ def promote(campaign: CampaignSpec, version: str) -> str:
     with training_turn(campaign, busy=f"{campaign.name}: a training of this campaign is running and decides at its "
                                       "end which version is current; promote or roll back once it has registered"):
         was = current(campaign)
+        # the user's choice, made after it, replaces what a killed training meant to make current
+        _drop_pending(registry_dir(campaign))
         if was == version:
             return f"{campaign.name}: {version} is already the current model version; nothing changed"
         _atomic_write(registry_dir(campaign) / "CURRENT", version + "\n")

@@ -145,7 +145,13 @@ def models(
             console.print(said, markup=False)
     cur = registry.current(c)
     found = registry.versions(c)
-    for problem in registry.damaged(c):  # on stderr: --json stays one document
+    problems = registry.damaged(c)
+    left = registry.interrupted(c)
+    if left is not None:
+        problems.append(f"{left}: registered, not made current: its training was interrupted before it made it "
+                        "current, as its comparison had decided; the next training makes it current, or now: "
+                        f"dm-hpc models {shlex.quote(str(campaign))} --promote {left}")
+    for problem in problems:  # on stderr: --json stays one document
         Console(stderr=True).print(f"warning: {c.name}: {problem}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
         rows = [{**v.meta, "version": v.version, "current": v.version == cur} for v in found]
@@ -165,7 +171,7 @@ def models(
         trained = f" ({m['trained_on']})" if m.get("trained_on") not in (None, m["records"]) else ""
         table.add_row(v.version, m["created"], f"{m['records']}{trained}", str(m.get("surrogate", "-")),
                       str(m.get("world_size", 1)), str(m.get("device", "cpu")), rmse, cov,
-                      _status(v, cur))
+                      _status(v, cur, left))
     from dm_hpc.cli.tables import fitted
 
     console.print(fitted(table, console))
@@ -227,8 +233,10 @@ def _json_safe(value):
     return value
 
 
-def _status(v, cur: str | None) -> str:
+def _status(v, cur: str | None, interrupted: str | None) -> str:
     if v.version == cur:
         return "current"
+    if v.version == interrupted:
+        return "not made current (training interrupted)"
     promotion = v.meta.get("promotion") or {}
     return "" if promotion.get("promoted", True) else "candidate (not promoted)"

@@ -169,3 +169,125 @@ def test_a_read_only_run_folder_is_named_not_a_traceback(tmp_path):
         assert "Read-only file system" in said or "Permission denied" in said, (args, said)
     assert [v.version for v in registry.versions(campaign)] == ["v0001", "v0002"]
     assert registry.current(campaign) == "v0002"
+
+
+def _killed_training(path, at: str) -> None:
+    """`registry.train` of the campaign file ``path`` in a process that dies at ``at`` as by kill -9
+    (``os._exit``: nothing after it runs, no ``finally``): "rename" (before the version folder is
+    renamed into place) or "CURRENT" (after it, before CURRENT is written)."""
+    code = ("import os, sys\n"
+            "from pathlib import Path\n"
+            "from dm_hpc.campaign import load_campaign, registry\n"
+            "at, write, rename = sys.argv[2], registry._atomic_write, os.rename\n"
+            "def dying_write(p, text):\n"
+            "    if at == 'CURRENT' and p.name == 'CURRENT':\n"
+            "        os._exit(9)\n"
+            "    write(p, text)\n"
+            "def dying_rename(src, dst):\n"
+            "    if at == 'rename' and Path(dst).name.startswith('v0'):\n"
+            "        os._exit(9)\n"
+            "    rename(src, dst)\n"
+            "registry._atomic_write, os.rename = dying_write, dying_rename\n"
+            "registry.train(load_campaign(sys.argv[1]))\n")
+    res = subprocess.run([sys.executable, "-c", code, str(path), at], cwd=REPO, capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert res.returncode == 9, res.stdout + res.stderr  # it died there, not before
+
+
+def test_a_training_killed_while_registering_leaves_no_temporary_folder_for_ever(tmp_path):
+    """A training killed (kill -9) inside the registration left its `models/.new-version.XXXX`
+    folder (mkdtemp's, a whole model in it) for ever: nothing removed it, a folder per kill. Now
+    the next training removes such folders once it holds the registry's turn (no live training is
+    registering then), and no listing shows one."""
+    path, campaign = _campaign(tmp_path)
+    root = registry.registry_dir(campaign)
+    root.mkdir(parents=True)
+    left = root / ".new-version.k9x2p1"  # as a kill between mkdtemp and the rename leaves it
+    left.mkdir()
+    (left / "model.pt").write_bytes(b"\0" * 64)
+    code, said = _cli("models", str(path))
+    assert code == 0 and "new-version" not in said, said
+    assert registry.versions(campaign) == [] and registry.damaged(campaign) == []
+    code, said = _cli("train", str(path))
+    assert code == 0 and "registered v0001" in said, said
+    assert not list(root.glob(".new-version.*"))
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(6, 9))
+    _killed_training(path, "rename")  # a real kill, one step before the version is in place
+    assert len(list(root.glob(".new-version.*"))) == 1
+    code, said = _cli("models", str(path))
+    assert code == 0 and "new-version" not in said and "v0002" not in said, said
+    code, said = _cli("train", str(path), "--if-new-data")
+    assert code == 0 and "registered v0002" in said and "interrupted" not in said, said
+    assert not list(root.glob(".new-version.*")) and registry.current(campaign) == "v0002"
+
+
+def test_a_training_killed_before_it_made_its_version_current_is_finished_or_named(tmp_path):
+    """A training killed between renaming its version into place and writing CURRENT left a whole
+    version that its comparison had made current, and the older CURRENT, without a word: `models`
+    listed it as any other version, and the campaign went on with the older model. Now `models`
+    names it (registered, not made current: its training was interrupted) with the command that
+    makes it current, and the next training makes it current and says so; a promotion or a
+    rollback by hand before that is the user's choice, and stays."""
+    path, campaign = _campaign(tmp_path)
+    assert _cli("train", str(path))[0] == 0
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(6, 9))
+    _killed_training(path, "CURRENT")
+    assert [v.version for v in registry.versions(campaign)] == ["v0001", "v0002"]
+    assert registry.current(campaign) == "v0001"
+    code, said = _cli("models", str(path))
+    assert code == 0 and "not made current" in said and "training was interrupted" in said, said
+    assert f"dm-hpc models {path} --promote v0002" in said, said
+    code, said = _cli("train", str(path), "--if-new-data")  # the nightly job: no new records
+    assert code == 0 and "v0002 is now the current model version" in said, said
+    assert registry.current(campaign) == "v0002"
+    assert "not made current" not in _cli("models", str(path))[1]
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(6, 10))
+    _killed_training(path, "CURRENT")
+    assert "v0003" in _cli("models", str(path))[1]
+    code, said = _cli("models", str(path), "--rollback", "v0001")
+    assert code == 0 and "not made current" not in said, said
+    code, said = _cli("train", str(path), "--if-new-data")
+    assert code == 0 and "current model version" not in said and registry.current(campaign) == "v0001", said
+
+
+def test_the_rank_0_of_an_externally_launched_training_registers_in_its_turn(tmp_path):
+    """The ranks of a training launched by srun or torchrun took no turn: rank 0 looked at the
+    latest version and registered while another training of the campaign held the registry, so two
+    jobs started together registered the same model twice, and a promotion by hand could be
+    overwritten. Now rank 0 takes the turn once the ranks have trained (the other ranks never take
+    it: they are done, nothing waits for them), and registers when the other training has."""
+    import fcntl
+    import socket
+    import time
+
+    path, campaign = _campaign(tmp_path, 60)
+    root = registry.registry_dir(campaign)
+    root.mkdir(parents=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    logs = [tmp_path / f"rank{r}.log" for r in (0, 1)]
+    fd = os.open(root / registry.TRAIN_LOCK, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another training of this campaign, running
+        procs = [subprocess.Popen([sys.executable, "-m", "dm_hpc", "train", str(path), "--surrogate", "ensemble",
+                                   "--epochs", "2"], cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                  env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "RANK": str(r),
+                                       "WORLD_SIZE": "2", "LOCAL_RANK": str(r), "MASTER_ADDR": "127.0.0.1",
+                                       "MASTER_PORT": str(port), "COLUMNS": "300"})
+                 for r, log in zip((0, 1), logs)]
+        assert procs[1].wait(timeout=300) == 0, logs[1].read_text()  # rank 1 is not held up
+        deadline = time.monotonic() + 120
+        while "waiting for another training" not in logs[0].read_text() and procs[0].poll() is None:
+            assert time.monotonic() < deadline, logs[0].read_text()
+            time.sleep(0.2)
+        assert procs[0].poll() is None and registry.versions(campaign) == [], logs[0].read_text()
+    finally:
+        os.close(fd)
+    assert procs[0].wait(timeout=300) == 0, logs[0].read_text()
+    said = " ".join(logs[0].read_text().split())
+    assert "2 rank(s) on cpu" in said and "registered v0001" in said, said
+    assert [v.version for v in registry.versions(campaign)] == ["v0001"]
