@@ -48,6 +48,7 @@ and rank 0 registers. The only thing taken from the campaign's own model fitting
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -696,7 +697,11 @@ def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: boo
             os.rename(tmp, root / version)
             fsync_dir(root)
             break
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):  # not a taken number: a full disk, a lost folder
+                _drop_pending(root)
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise RegistryError(f"model version {version} could not be put in place in {root}: {exc.strerror}") from None
             number += 1
     for stale in root.glob(".checkpoint-*.pt"):  # checkpoints of earlier snapshots are of no use now
         stale.unlink(missing_ok=True)

@@ -291,3 +291,27 @@ def test_the_rank_0_of_an_externally_launched_training_registers_in_its_turn(tmp
     said = " ".join(logs[0].read_text().split())
     assert "2 rank(s) on cpu" in said and "registered v0001" in said, said
     assert [v.version for v in registry.versions(campaign)] == ["v0001"]
+
+
+def test_a_registration_that_cannot_put_its_version_in_place_fails_once(tmp_path, monkeypatch):
+    """The rename that puts a version in place was retried under the next number on any OSError,
+    meant for a number another training took: a full disk or a folder removed under it retried
+    for ever. Now any other error ends the training with one line naming it, and leaves neither
+    its temporary folder nor an intent to make a missing version current."""
+    import errno
+
+    path, campaign = _campaign(tmp_path)
+    real = os.rename
+
+    def no_space(src, dst, *a, **k):
+        if ".new-version." in str(src):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(registry.os, "rename", no_space)
+    code, said = _cli("train", str(path))
+    assert code != 0 and "could not be put in place" in said and "No space left" in said, said
+    assert "Traceback" not in said
+    root = registry.registry_dir(campaign)
+    assert not list(root.glob(".new-version.*")) and not (root / registry.PENDING_CURRENT).exists()
+    assert registry.versions(campaign) == [] and registry.current(campaign) is None
