@@ -154,7 +154,8 @@ def models(
     for problem in problems:  # on stderr: --json stays one document
         Console(stderr=True).print(f"warning: {c.name}: {problem}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
-        rows = [{**v.meta, "version": v.version, "current": v.version == cur} for v in found]
+        rows = [{**v.meta, "version": v.version, "current": v.version == cur, "interrupted": v.version == left}
+                for v in found]
         print(json.dumps(_json_safe(rows), indent=1, allow_nan=False))  # NaN is not JSON: null instead
         return
     table = Table(title=f"{c.name}: model versions")

@@ -239,6 +239,9 @@ def test_a_training_killed_before_it_made_its_version_current_is_finished_or_nam
     code, said = _cli("models", str(path))
     assert code == 0 and "not made current" in said and "training was interrupted" in said, said
     assert f"dm-hpc models {path} --promote v0002" in said, said
+    rows = json.loads(dm("models", str(path), "--json").stdout)  # a dashboard reads the same
+    assert [(r["version"], r["current"], r["interrupted"]) for r in rows] == [("v0001", True, False),
+                                                                                ("v0002", False, True)]
     code, said = _cli("train", str(path), "--if-new-data")  # the nightly job: no new records
     assert code == 0 and "v0002 is now the current model version" in said, said
     assert registry.current(campaign) == "v0002"
