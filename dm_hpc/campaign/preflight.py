@@ -223,15 +223,8 @@ def _store_problems(c: CampaignSpec) -> list[str]:
     (validate stays light; a damaged store is ``store check``'s to judge)."""
     from dm_hpc.data import layout
 
-    store = Path(c.store)
-    if not store.exists() or (store.is_dir() and not any(store.iterdir())):
-        return []
-    if not store.is_dir():
-        return [f"store: {store} is a file, not a store folder"]
-    if not (store / layout.MANIFEST).exists() and not (store / layout.MARKER).exists():
-        return [f"store: {store} holds other files and no store (no {layout.MANIFEST}): "
-                "name a new or empty folder, or the folder of an existing store"]
-    return []
+    problem = layout.store_folder_problem(Path(c.store))
+    return [f"store: {problem}"] if problem else []
 
 
 def _site_file(c: CampaignSpec) -> Path:

@@ -74,7 +74,7 @@ MEANING: dict[str, str] = {
     "FidelitySpec.method": "Calculation method: `emt`, `gpaw`, `qe`, `chgnet` (see `configs/calculators.yaml`).",
     "FidelitySpec.maker": "A jobflow/atomate2 Maker that calculates instead of the built-in recipe: `{maker: \"package.module:Class\", kwargs: {...}, outputs: {property: {path, unit}}}` (see docs/makers.md).",
     "FidelitySpec.settings": "Method settings over the method's defaults, e.g. `{ecut_ev: 450}`.",
-    "FidelitySpec.cost": "Core-hours per calculation (`auto`: the method's own estimate) or lab-days per experiment (`auto`: one).",
+    "FidelitySpec.cost": "Core-hours per calculation (`auto`: the method's own estimate) or lab-days per experiment (`auto`: one); a number > 0 without a unit (the kind gives it).",
     "FidelitySpec.measures": "Experiment only: the properties the lab measures (default: every objective and constraint); validate checks each is delivered.",
     "FidelitySpec.runner": "Reserved: the campaign's runner is used.",
     "FidelitySpec.cores": "Cores per calculation.",

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from dm_hpc.acquire.points import MIN_SEPARATION
 from dm_hpc.data import canonical_unit, is_element, to_canonical
@@ -310,6 +311,24 @@ class FidelitySpec(Strict):
         from dm_hpc.compute.makers import MakerSpec
 
         return v if isinstance(v, MakerSpec) else MakerSpec.model_validate(v)
+
+    @field_validator("cost", mode="before")
+    @classmethod
+    def _cost(cls, v: Any, info: ValidationInfo) -> Any:
+        # the fidelity choice divides information gain by this cost: 0 or below breaks it, and the
+        # unit is the kind's, so "2 h" is said so here, not as pydantic's errors for each union member
+        if v == "auto":
+            return v
+        try:
+            cost = float(v) if not isinstance(v, bool) else math.nan
+        except (TypeError, ValueError):
+            cost = math.nan
+        if not (math.isfinite(cost) and cost > 0):
+            unit = {FidelityKind.calculation: "core-hours per calculation",
+                    FidelityKind.experiment: "lab-days per experiment"}.get(
+                info.data.get("kind"), "core-hours per calculation, lab-days per experiment")
+            raise ValueError(f"a number > 0 without a unit ({unit}) or 'auto', not {v!r}")
+        return cost
 
     @field_validator("walltime", "turnaround", mode="before")
     @classmethod
@@ -841,6 +860,30 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: 
         return super().construct_mapping(node, deep)
 
 
+def _campaign_files(folder: Path) -> list[Path]:
+    """The campaign files (``*.yaml``, ``*.yml``) directly in ``folder``, by name; [] for no folder."""
+    try:
+        return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    except OSError:
+        return []
+
+
+def _not_a_campaign_file(path: Path) -> str:
+    """What to give instead of ``path``, a folder or nothing: the campaign files of the folder, or
+    the one meant by a misspelt name or by the campaign's bare name (``hea-demo`` for
+    ``campaigns/hea-demo.yaml``), looked for beside it and in ``campaigns/``."""
+    if path.is_dir():
+        files = _campaign_files(path)
+        listed = ", ".join(str(p) for p in files[:6]) + (", ..." if len(files) > 6 else "")
+        return (f"{path} is a folder: give one campaign file in it ({listed})" if files
+                else f"{path} is a folder with no campaign file (*.yaml) in it: give the path of a campaign file")
+    near = _campaign_files(path.parent) + (_campaign_files(path.parent / "campaigns") if path.suffix == "" else [])
+    close = vocabulary.closest_name(path.stem, [p.stem for p in near], 0.6)
+    if close:
+        return f"{path}: no such campaign file (did you mean {next(p for p in near if p.stem == close)}?)"
+    return f"{path}: no such campaign file: give the path of a campaign YAML file (`dm-hpc init NAME` writes one)"
+
+
 def load_campaign(path: str | Path) -> CampaignSpec:
     """Read and validate a campaign YAML file; raises ``CampaignError`` naming file and field.
 
@@ -850,6 +893,8 @@ def load_campaign(path: str | Path) -> CampaignSpec:
     path = Path(path)
     try:
         text = path.read_text()
+    except (FileNotFoundError, IsADirectoryError):
+        raise CampaignError(_not_a_campaign_file(path)) from None
     except OSError as exc:
         raise CampaignError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:

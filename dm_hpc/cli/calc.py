@@ -57,6 +57,12 @@ def run(
         get_method(method)
     except UnknownMethodError as exc:
         _fail(str(exc.args[0]))
+    if store is not None:
+        from dm_hpc.data import layout
+
+        problem = layout.store_folder_problem(store)
+        if problem:  # before the calculation: a DFT run's result would be lost at the end
+            _fail(problem)
     names = [p.strip() for p in properties.split(",") if p.strip()] if properties else None
     outcome = calculate(comp, method, _parse_settings(settings), names, seed=seed, workdir=workdir, cores=cores)
     if not outcome.ok:
@@ -70,9 +76,10 @@ def run(
     record = result_to_record(outcome)
     stored = None
     if store is not None:
+        from dm_hpc.cli.store import store_errors
         from dm_hpc.data import Store
 
-        with Store.open(store, mode="a") as s:
+        with store_errors(), Store.open(store, mode="a") as s:  # locked, damaged, disk full: one line
             stored = s.ingest([record])
     if as_json:
         payload = json.loads(outcome.model_dump_json(exclude={"structure"}))

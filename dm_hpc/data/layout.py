@@ -58,6 +58,7 @@ Each shard ``/records`` group holds, per record (row):
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -107,3 +108,27 @@ def shard_number(name: str) -> int | None:
 
 
 SHARD_NAME = re.compile(r"s(\d{6,})\.h5")
+
+
+def store_folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a store, judged from what is there without opening anything, or None
+    (a store, or a missing or empty folder, where a writer creates one). One wording for the doors
+    a store path comes through: ``Store.open`` given a file (``--store``, ``gaps STORE``),
+    ``validate``'s preflight of a campaign's ``store:``, and ``calc run``, which checks before
+    it calculates."""
+    path = Path(path)
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return None
+    if not path.is_dir():
+        if path.name == VIEW and ((path.parent / MANIFEST).exists() or (path.parent / MARKER).exists()):
+            # README points readers at store.h5, so it is the file people paste as the store
+            return (f"{path} is the table view inside a store (one file, for h5py readers), not the store: "
+                    f"name the store's folder, {path.parent}")
+        return (f"{path} is a file, not a store folder: a store is a folder (it holds {MANIFEST}, "
+                f"{SHARD_DIR}/ and {VIEW}); name a new or empty folder, or the folder of an existing store")
+    if not (path / MANIFEST).exists() and not (path / MARKER).exists():
+        lost = (f"; if it is a store whose {MANIFEST} and {MARKER} were lost, run `dm-hpc store recover "
+                f"--store {path}`") if (path / SHARD_DIR).is_dir() else ""
+        return (f"{path} holds other files and no store (no {MANIFEST}): "
+                f"name a new or empty folder, or the folder of an existing store{lost}")
+    return None

@@ -124,6 +124,10 @@ class Store:
         self._ids: set[bytes] | None = None
         self._rows_cache: dict[str, Rows] = {}
         self._superseded_at: tuple[int, set[str]] | None = None
+        # a file (the store's store.h5, a sheet): the writer's mkdir said only "File exists", the
+        # reader "missing manifest.json", which sends the user to `store recover`
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{layout.store_folder_problem(self.root)}. Nothing was read or written.")
         if mode == "a":
             self._open_writer()
         elif mode == "r":
@@ -286,7 +290,8 @@ class Store:
         vanished_at = None  # generation at which a shard was found missing
         for _ in range(SNAPSHOT_TRIES):
             if not (self.root / layout.MANIFEST).exists() and read_marker(self.root) is None:
-                raise StoreError(f"no store at {self.root} (missing {layout.MANIFEST})")
+                why = f"the folder has no {layout.MANIFEST}" if self.root.exists() else "no such folder (check the path)"
+                raise StoreError(f"no store at {self.root}: {why}")
             self._load_manifest(create=False)
             generation, vanished = self._manifest["generation"], False
             for entry in self._manifest["shards"]:

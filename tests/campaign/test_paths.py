@@ -160,3 +160,26 @@ def test_report_reads_a_campaign_that_could_not_run_here(tmp_path, change):
     out = dm(tmp_path, "report", str(path))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "cannot run" not in out.stdout + out.stderr
+
+
+def test_a_campaign_file_that_is_not_there_names_the_one_meant(tmp_path, monkeypatch):
+    """``dm-hpc status campaigns/hea-dmeo.yaml``, ``dm-hpc status hea-demo`` (the campaign's name)
+    and ``dm-hpc status campaigns`` said only 'cannot read: No such file or directory' (or 'Is a
+    directory'), with the file meant one folder listing away."""
+    from dm_hpc.campaign import CampaignError
+
+    folder = tmp_path / "campaigns"
+    folder.mkdir()
+    (folder / "hea-demo.yaml").write_text(yaml.safe_dump(ALLOYS))
+    (folder / "oer.yaml").write_text(yaml.safe_dump(ALLOYS))
+    monkeypatch.chdir(tmp_path)
+    said = {}
+    for given in ("campaigns/hea-dmeo.yaml", "hea-demo", "campaigns", "campaigns/zzz.yaml"):
+        with pytest.raises(CampaignError) as err:
+            load_campaign(given)
+        said[given] = str(err.value)
+    assert said["campaigns/hea-dmeo.yaml"].startswith("campaigns/hea-dmeo.yaml: no such campaign file")
+    assert "(did you mean campaigns/hea-demo.yaml?)" in said["campaigns/hea-dmeo.yaml"]
+    assert "(did you mean campaigns/hea-demo.yaml?)" in said["hea-demo"]
+    assert "is a folder: give one campaign file in it (campaigns/hea-demo.yaml, campaigns/oer.yaml)" in said["campaigns"]
+    assert "no such campaign file" in said["campaigns/zzz.yaml"] and "did you mean" not in said["campaigns/zzz.yaml"]

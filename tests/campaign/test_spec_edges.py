@@ -70,7 +70,8 @@ def test_a_store_path_holding_something_else_is_refused_at_validate(tmp_path):
     (tmp_path / "empty").mkdir()
     got = {name: problems(load_campaign(write_campaign(tmp_path, name=name.replace("a", "b"), store=str(tmp_path / name))))
            for name in ("afile", "other", "empty", "missing")}
-    assert got["afile"] == [f"store: {tmp_path / 'afile'} is a file, not a store folder"]
+    assert len(got["afile"]) == 1
+    assert got["afile"][0].startswith(f"store: {tmp_path / 'afile'} is a file, not a store folder: a store is a folder")
     assert len(got["other"]) == 1 and "holds other files and no store" in got["other"][0]
     assert got["empty"] == [] and got["missing"] == []
 
@@ -155,3 +156,28 @@ def test_init_hints_a_command_that_can_be_pasted(tmp_path):
     res = dm("init", "alloys", "--out", str(out))
     assert res.returncode == 0, res.stderr
     assert f"`dm-hpc validate '{out}'`" in res.stdout
+
+
+def test_a_fidelity_cost_is_a_positive_number_without_a_unit(tmp_path):
+    """``cost: 0`` and ``cost: -1`` validated, and the fidelity choice divides information gain by
+    the cost (0: infinite, or nan where the gain is 0; below 0: never chosen). ``cost: 2 h`` (a
+    unit, which the kind fixes) came back as pydantic's two union errors ('cost.float: Input
+    should be a valid number', "cost.literal['auto']: Input should be 'auto'")."""
+    def lab(cost):
+        return [{"name": "emt", "kind": "calculation", "method": "emt", "walltime": "5m"},
+                {"name": "lab", "kind": "experiment", "cost": cost, "batch_size": 2}]
+
+    for i, cost in enumerate((0, -1, ".inf")):
+        path = write_campaign(tmp_path, name=f"c{i}", lab=False, fidelities=lab(cost))
+        path.write_text(path.read_text().replace("'.inf'", ".inf"))  # YAML's infinity, not the text
+        _refused(path, "fidelities.1.cost: a number > 0", "lab-days per experiment", "or 'auto'")
+    with pytest.raises(CampaignError) as exc:
+        load_campaign(write_campaign(tmp_path, name="unit", lab=False, fidelities=lab("2 h")))
+    said = str(exc.value)
+    assert "fidelities.1.cost: a number > 0 without a unit (lab-days per experiment) or 'auto', not '2 h'" in said
+    assert "literal" not in said and "cost.float" not in said, said
+    calc = [{"name": "emt", "kind": "calculation", "method": "emt", "walltime": "5m", "cost": "0.5 core-h"}]
+    _refused(write_campaign(tmp_path, name="calc", lab=False, fidelities=calc),
+             "fidelities.0.cost: a number > 0 without a unit (core-hours per calculation) or 'auto'")
+    fine = load_campaign(write_campaign(tmp_path, name="fine", lab=False, fidelities=lab("2")))
+    assert fine.fidelities[1].cost == 2.0 and fine.fidelities[1].lab_days == 2.0

@@ -44,3 +44,26 @@ def test_calc_run_errors_exit_without_traceback():
 def test_calc_methods_lists_registry():
     out = runner.invoke(app, ["calc", "methods"])
     assert out.exit_code == 0 and "emt" in out.output and "qe" in out.output
+
+
+def test_calc_run_into_what_is_not_a_store_folder_fails_before_calculating(tmp_path, monkeypatch):
+    """``--store runs/x/store/store.h5`` (the store's table view, a file), a CSV or a folder of
+    other files: the calculation ran, then a StoreError traceback ('could not open it for
+    writing: File exists') lost its result. Now it is refused first, naming what to give."""
+    import dm_hpc.compute
+
+    def no_calculation(*args, **kwargs):
+        raise AssertionError("the calculation ran although its result could not be stored")
+
+    monkeypatch.setattr(dm_hpc.compute, "calculate", no_calculation)
+    store = tmp_path / "store"
+    with Store.open(store, mode="a"):
+        pass  # a real store: its folder holds store.h5
+    (tmp_path / "table.csv").write_text("a,b\n")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("x")
+    for given, words in ((store / "store.h5", f"name the store's folder, {store}"),
+                         (tmp_path / "table.csv", "is a file, not a store folder"),
+                         (tmp_path / "other", "holds other files and no store")):
+        out = runner.invoke(app, ["calc", "run", "-c", "Cu", "--store", str(given)])
+        assert out.exit_code == 2 and words in out.output, (out.exception, out.output)

@@ -117,3 +117,21 @@ def test_store_import_of_a_sheet_typed_in_another_unit_reads_the_store_table_onc
     out = send("HV", "510")
     assert "ingested 2 records (0 new)" in out and "at the digits typed" in out, out
     assert len(reads) == 1, reads
+
+
+def test_a_store_path_that_is_a_file_is_named_so(tmp_path):
+    """``store info --store runs/x/store/store.h5`` said 'no store at ... (missing manifest.json)',
+    and README says a missing manifest is `store recover`'s to rebuild: the user was sent to
+    repair a store that is fine. A file is now called a file, and store.h5 names its folder."""
+    store = tmp_path / "s"
+    sheet = tmp_path / "one.csv"
+    sheet.write_text("sample_id,composition:Cu [at_frac],property:density [g/cm^3]\nA,1,8.9\n")
+    assert dm("store", "import", str(sheet), "--store", str(store)).returncode == 0
+    for command in ("info", "check", "compact"):
+        res = dm("store", command, "--store", str(store / "store.h5"))
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert f"name the store's folder, {store}" in res.stderr and "missing manifest" not in res.stderr, res.stderr
+    res = dm("store", "import", str(sheet), "--store", str(sheet))
+    assert res.returncode == 2 and "is a file, not a store folder" in res.stderr, res.stderr
+    res = dm("store", "info", "--store", str(tmp_path / "nowhere"))
+    assert res.returncode == 2 and "no store at" in res.stderr and "no such folder" in res.stderr, res.stderr
