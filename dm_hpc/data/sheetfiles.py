@@ -391,7 +391,8 @@ def _plain_header(header: list[str]) -> list[str] | None:
 
 
 def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[Any, ...]]:
-    """Raw cell values of one sheet, row by row (formulas' saved results with ``data_only``)."""
+    """Cell values of one sheet, row by row (formulas' saved results with ``data_only``), text
+    ``unneutralise``d."""
     from openpyxl import load_workbook
 
     try:
@@ -405,7 +406,9 @@ def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[
         if not wb.worksheets:
             raise SheetError(str(path), [(0, "the workbook has no sheets")])
         ws = wb[sheet] if sheet is not None else wb.worksheets[0]
-        rows = list(ws.iter_rows(values_only=True))
+        # text as the engine wrote it: ``unneutralise`` here, where every read of a workbook passes,
+        # so no reader compares the quoted cell with the text (a lab named "=..." read as retyped)
+        rows = [tuple(unneutralise(v) if isinstance(v, str) else v for v in r) for r in ws.iter_rows(values_only=True)]
         if data_only:
             rows = _mark_valueless_numbers(path, getattr(ws, "_worksheet_path", None), rows)
             rows = _mark_merged(path, getattr(ws, "_worksheet_path", None), rows)
@@ -419,8 +422,9 @@ def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[
 
 
 def workbook_cells(path: str | Path) -> list[tuple[Any, ...]]:
-    """The first worksheet's cells as typed, row by row (a formula as its text, not its result):
-    what a person put in a workbook, for telling whether it differs from what was written.
+    """The first worksheet's cells as typed, row by row (a formula as its text, not its result,
+    text ``unneutralise``d as on ingest): what a person put in a workbook, for telling whether it
+    differs from what was written (before ``neutralise``).
     Raises ``SheetError`` for a file that is not a readable workbook."""
     return _sheet_values(Path(path), None, data_only=False)
 
@@ -453,7 +457,8 @@ def _mark_valueless_numbers(path: Path, part: str | None, rows: list[tuple[Any, 
 
 
 #: A cell covered by a merge below the header (not the merge's first cell): openpyxl reads it as
-#: empty, while the lab sees the merged value in its row. Refused, named, never read as blank.
+#: empty, while the lab sees the merged value in its row. Never read as blank: a free-text column
+#: takes the merged text, any other refuses it, named (``sheet_checks.SHARED_WHEN_MERGED``).
 MERGED_CELL = "(merged into the cell {})"
 _MERGE = re.compile(rb'<mergeCell\s+ref="([A-Z]+[0-9]+):([A-Z]+[0-9]+)"')
 
@@ -493,8 +498,7 @@ def _xlsx_table(path: Path, sheet: str | None) -> LoadedTable:
     for line, values in enumerate(_sheet_values(path, sheet, data_only=True), start=1):
         # a number cell holding inf or NaN is a value the lab wrote, not an empty cell: keep it
         # as text, which the checks refuse with a message instead of reading it as blank
-        cells = [unneutralise(v) if isinstance(v, str) else repr(v) if isinstance(v, float) and not math.isfinite(v)
-                 else v for v in values]
+        cells = [repr(v) if isinstance(v, float) and not math.isfinite(v) else v for v in values]
         cells = [None if isinstance(v, str) and not v.strip() else v for v in cells]
         if all(v is None for v in cells):
             continue

@@ -318,6 +318,55 @@ def test_a_value_cell_merged_over_two_rows_is_refused_not_read_as_blank(tmp_path
     assert res.returncode == 0, res.stderr
 
 
+def test_a_pending_sheet_of_a_lab_named_like_a_formula_is_not_taken_for_typed(tmp_path):
+    """A lab named '=cmd...' is written with a leading quote (no cell a formula); the check for
+    values typed into the pending sheet compared the quoted cell with the name and took every row
+    for typed by the lab, so `dm-hpc suggest`/`run` never wrote that campaign's sheet again. Now
+    a sheet as written holds nothing typed; a value typed into it still keeps it."""
+    from dm_hpc.campaign.labsheet import SuggestionSheet, sample_ids_of
+
+    path, campaign = lab_campaign(tmp_path)
+    state = jn.replay(campaign.run_dir / "journal.jsonl")
+    sheet = SuggestionSheet(campaign)
+    assert write_suggestions(campaign, sheet.prepared(), state) == 3
+    assert openpyxl.load_workbook(sheet.path())["samples"].cell(2, 3).value == "'" + LAB  # still escaped
+    assert sheet.typed(state) == [] and sample_ids_of(sheet.path()) == ["L1-0", "L1-1", "L1-2"]
+    res = dm("suggest", str(path))
+    assert res.returncode == 0 and "wrote 3 suggested experiments" in res.stdout, res.stdout + res.stderr
+    fill(sheet.path(), sheet.path(), {"L1-1": -0.07})
+    assert sheet.typed(state) == ["L1-1"]
+
+
+def test_a_text_cell_merged_over_two_rows_is_each_rows_and_the_marker_is_never_stored(tmp_path):
+    """A note (or method) merged over the rows of L1-0 and L1-1 was stored for L1-1 as
+    '(merged into the cell ...)', the reader's marker for a covered cell. A lab sees the note in
+    both rows: it is now stored for both. A merge over cells that name or measure a sample (a
+    sample id, a formula) is refused naming the merge, as a value cell is."""
+    from dm_hpc.data.sheets import SheetError, read_sheet_contents
+
+    note = "-furnace B, one run"  # escaped as written, like the lab's name
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["sample_id", "method", "composition:Cu [at_frac]", "composition:Ni [at_frac]", PROP, "notes"])
+    for sid, cu in (("L1-0", 0.5), ("L1-1", 0.25), ("L1-2", 0.4)):
+        ws.append([sid, "'" + LAB, cu, 1 - cu, -0.05, None])
+    ws["F2"].value = "'" + note
+    ws.merge_cells("F2:F3")
+    ws.merge_cells("B3:B4")
+    wb.save(tmp_path / "noted.xlsx")
+    records = read_sheet_contents(tmp_path / "noted.xlsx").records
+    assert [r.provenance.method for r in records] == [LAB] * 3
+    assert [r.provenance.extra.get("notes") for r in records] == [note, note, None]
+    ws.unmerge_cells("F2:F3")
+    ws.merge_cells("A3:A4")
+    wb.save(tmp_path / "ids.xlsx")
+    with pytest.raises(SheetError) as err:
+        read_sheet_contents(tmp_path / "ids.xlsx")
+    said = " ".join(str(err.value).split())
+    assert "merged into the cell A3" in said and "unmerge the cells" in said, said
+    assert [v.column for v in err.value.verdicts] == ["sample_id"], said
+
+
 def test_the_annotated_copy_can_be_sent_back(tmp_path):
     """Found by QA (r1-checked.xlsx): labs fix the red cells of the annotated copy and send it back,
     which was refused: "column 'predicted:mixing_energy [eV/atom]' appears twice"."""
