@@ -69,7 +69,8 @@ def read_lab_loaded(campaign: CampaignSpec, loaded: LoadedTable, origin: str,
     messages): a door that also annotates the sheet reads the file once and hands the same
     cells to the checks and to ``annotate.write_annotated``."""
     return _lab_contents(campaign, lambda defaults, ids: records_from_table(
-        loaded.frame, origin, defaults, ids, loaded.decimal, expected_properties(campaign)), origin, contributor)
+        loaded.frame, origin, defaults, ids, loaded.decimal, expected_properties(campaign), loaded.refused),
+        origin, contributor)
 
 
 def read_lab_table(campaign: CampaignSpec, table: pd.DataFrame, origin: str = "measurements") -> SheetContents:

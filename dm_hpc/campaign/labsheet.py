@@ -98,24 +98,10 @@ def typed_by_the_lab(path: Path, state: jn.State, campaign: CampaignSpec) -> lis
     the lab renamed. That is what the lab typed and nobody has ingested yet, lost if the sheet is
     written again. Empty when ``path`` is not there, is not a readable workbook, or holds nothing
     typed for an awaited sample (a sheet opened and saved unchanged)."""
-    from dm_hpc.data.sheetfiles import SheetError, blank, workbook_cells
-
-    if not Path(path).is_file():
-        return []
-    try:
-        rows = workbook_cells(path)
-    except SheetError:
-        return []
-    if not rows:
-        return []
-    header = ["" if h is None else str(h).strip() for h in rows[0]]
-    if "sample_id" not in header:
-        return []
-    at = header.index("sample_id")
-    written = {row["sample_id"]: row for row in suggestion_rows(campaign, state, include_measured=True)}
+    header, rows = _sheet_rows(path)
+    written = {row["sample_id"]: row for row in suggestion_rows(campaign, state, include_measured=True)} if rows else {}
     out = []
-    for cells in rows[1:]:
-        sid = "" if at >= len(cells) or blank(cells[at]) else str(cells[at]).strip()
+    for sid, cells in rows:
         entry = state.lab.get(sid)
         if entry is None or not entry.awaited or sid in out:
             continue
@@ -123,6 +109,32 @@ def typed_by_the_lab(path: Path, state: jn.State, campaign: CampaignSpec) -> lis
         if any(not _same_cell(cell, engine.get(name)) for name, cell in zip(header, cells)):
             out.append(sid)
     return out
+
+
+def sample_ids_of(path: Path) -> list[str]:
+    """The sample ids of the lab sheet ``path``'s rows, each once, in sheet order; none where
+    ``typed_by_the_lab`` finds none (no such file, not a readable workbook, no sample_id column)."""
+    return list(dict.fromkeys(sid for sid, _ in _sheet_rows(path)[1] if sid))
+
+
+def _sheet_rows(path: Path) -> tuple[list[str], list[tuple[str, tuple]]]:
+    """The header of a lab sheet's first worksheet and its rows as typed, each with its sample id
+    ("" when blank); no rows when ``path`` is not there, not a readable workbook or has no
+    sample_id column."""
+    from dm_hpc.data.sheetfiles import SheetError, blank, workbook_cells
+
+    if not Path(path).is_file():
+        return [], []
+    try:
+        rows = workbook_cells(path)
+    except SheetError:
+        return [], []
+    header = ["" if h is None else str(h).strip() for h in rows[0]] if rows else []
+    if "sample_id" not in header:
+        return header, []
+    at = header.index("sample_id")
+    return header, [("" if at >= len(cells) or blank(cells[at]) else str(cells[at]).strip(), cells)
+                    for cells in rows[1:]]
 
 
 def _same_cell(cell: object, wrote: object) -> bool:

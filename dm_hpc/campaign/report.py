@@ -92,17 +92,42 @@ def _fidelity_names(campaign: CampaignSpec, df: pd.DataFrame) -> list[str | None
 PLOT_LAYOUT = "tight"
 
 
-def _sheets_line(campaign: CampaignSpec, sheets: list[Path], batches: int) -> str:
-    """Where the lab sheets are: those in the run folder; batches suggested to a file elsewhere
-    (``suggest --out``) are not "none yet", and the pending ones can be written again."""
+def _sheets_line(campaign: CampaignSpec, sheets: list[Path], state: jn.State) -> str:
+    """Where the lab sheets are: those in the run folder, each with where it stands
+    (``_sheet_progress``); batches suggested to a file elsewhere (``suggest --out``) are not
+    "none yet", and the pending ones can be written again."""
     if sheets:
-        return ", ".join(f"`{p}`" for p in sheets)
+        return "; ".join(f"`{p}`{_sheet_progress(campaign, state, p)}" for p in sheets)
     from dm_hpc.campaign.labsheet import default_sheet
 
+    batches = state.lab_batches
     if batches:
         return (f"none in the run folder; {batches} batch(es) were written where `dm-hpc suggest --out` was told "
                 f"(`dm-hpc suggest CAMPAIGN_FILE` writes the pending ones again, to `{default_sheet(campaign)}`)")
     return f"none yet (`dm-hpc suggest` writes `{default_sheet(campaign)}`)"
+
+
+def _sheet_progress(campaign: CampaignSpec, state: jn.State, path: Path) -> str:
+    """Where a run folder's sheet of the campaign's suggestions stands, to follow its name: a sheet
+    the lab has not filled yet is not one to read results from ("waiting at the lab"); a sheet
+    with values typed but not ingested says so. "" for a file that holds none of its samples."""
+    from dm_hpc.campaign.labsheet import sample_ids_of, typed_by_the_lab
+
+    ids = [sid for sid in sample_ids_of(path) if sid in state.lab]
+    if not ids:
+        return ""
+    n = len(ids)
+    returned = sum(not state.lab[sid].awaited for sid in ids)
+    typed = typed_by_the_lab(path, state, campaign) if returned < n else []
+    if not returned and not typed:
+        return f": waiting at the lab ({n} row{'s' if n != 1 else ''}, none returned yet)"
+    said = [f"{returned} of its {n} rows returned"] if returned else []
+    if typed:
+        said.append(f"values typed for {len(typed)} of its {n} rows, not ingested yet "
+                    f"(`dm-hpc ingest CAMPAIGN_FILE {path}`)")
+    if n - returned - len(typed):
+        said.append(f"{n - returned - len(typed)} still at the lab")
+    return ": " + ", ".join(said)
 
 
 def best_so_far(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -565,7 +590,7 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
             f"- HDF5 store: `{campaign.store}` ({len(df)} records of this campaign, {len(df_all)} in all; "
             f"{len(data)} used for learning)",
             f"- journal: `{campaign.run_dir / 'journal.jsonl'}`",
-            "- lab sheets: " + _sheets_line(campaign, sheets, state.lab_batches),
+            "- lab sheets: " + _sheets_line(campaign, sheets, state),
             "",
         ]
     else:  # the portal's view: the server's folders are not the reader's business

@@ -105,7 +105,8 @@ class Cells:
     bad: dict[int, str]
 
 
-_MERGED = re.compile(re.escape(MERGED_CELL).replace(re.escape("{}"), "[A-Z]+[0-9]+"))
+#: ``MERGED_CELL`` as the reader writes it; group 1: the row (sheet line) of the merge's first cell.
+_MERGED = re.compile(re.escape(MERGED_CELL).replace(re.escape("{}"), "[A-Z]+([0-9]+)"))
 
 
 def _meant_id(sid: Any, known_ids: Collection[str]) -> str:
@@ -117,11 +118,16 @@ def _meant_id(sid: Any, known_ids: Collection[str]) -> str:
     return f" (did you mean {meant!r}?)" if meant else ""
 
 
+def why_merged(text: str) -> str:
+    """What is wrong with a cell a merge covers (``MERGED_CELL``), in the lab's words."""
+    return f"{text[1:-1]}: the value shown is that cell's; unmerge the cells and type this row's own value"
+
+
 def why_not_a_number(text: str) -> str:
     """What is wrong with a text that is not a number, in the lab's words."""
     low = text.strip().lower()
     if _MERGED.fullmatch(text):
-        return f"{text[1:-1]}: the value shown is that cell's; unmerge the cells and type this row's own value, or leave it blank"
+        return f"{why_merged(text)}, or leave it blank"
     if text == VALUELESS_CELL:
         return "a number cell without a value (inf or NaN saved by a program): type the measured value, or clear the cell"
     if low in _NON_FINITE:
@@ -267,15 +273,27 @@ class CheckedRows:
     verdicts: list[Verdict]
 
 
-def _meta(table: pd.DataFrame, columns: Sequence[ColumnLike], name: str) -> list[str | None]:
-    """A meta column's cells as stripped text (None when blank or absent)."""
-    header = next((c.header for c in columns if c.kind == "meta" and c.name == name), None)
+def _meta_header(columns: Sequence[ColumnLike], name: str) -> str | None:
+    return next((c.header for c in columns if c.kind == "meta" and c.name == name), None)
+
+
+def _meta(table: pd.DataFrame, columns: Sequence[ColumnLike], name: str, lines: Sequence[int]) -> list[str | None]:
+    """A meta column's cells as stripped text (None when blank or absent); in a column of
+    ``SHARED_WHEN_MERGED``, a cell a merge covers holds the merge's first cell's text."""
+    header = _meta_header(columns, name)
     if header is None:
         return [None] * len(table)
+    cells = table[header].tolist()
+    if name in SHARED_WHEN_MERGED:
+        at = {line: i for i, line in enumerate(lines)}
+        # the cell of this column in the merge's first row: the merged text when the merge
+        # starts in this column; else a covered cell itself (still the marker: refused)
+        cells = [cells[at[int(m[1])]] if isinstance(v, str) and (m := _MERGED.fullmatch(v)) and int(m[1]) in at
+                 else v for v in cells]
     # spaces around a cell are typing noise; a tab or CR that begins a text is content (it was
     # written, neutralised, by an export and must read back unchanged)
     out = []
-    for v in table[header].tolist():
+    for v in cells:
         if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
             out.append(None)
         else:
@@ -332,10 +350,19 @@ def check_columns(
     """Every check of ``check_table``, without building records: the table in canonical form
     (for ``dm_hpc.data.sheet_columns``, which turns it into store columns directly)."""
     n = len(table)
-    meta = {name: _meta(table, columns, name) for name in
+    meta = {name: _meta(table, columns, name, lines) for name in
             ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes",
              "record_id")}
+    # a covered cell left in a meta column (one that names a sample, or a merge from another
+    # column) is refused, never stored as text; a sample id it stood for is none (no "unknown id")
+    merged = [(name, i, v) for name, cells in meta.items() for i, v in enumerate(cells)
+              if v is not None and _MERGED.fullmatch(v)]
+    merged_ids = {i for name, i, _ in merged if name == "sample_id"}
+    for i in merged_ids:
+        meta["sample_id"][i] = None
     rows = RowChecks(lines, meta["sample_id"])
+    for name, i, v in merged:
+        rows.refuse(i, why_merged(v), _meta_header(columns, name), v)
     parsed: dict[str, Cells] = {}
     uncertainties = {c.name: c.header for c in columns if c.kind == "uncertainty"}
     units = {c.name: c.unit for c in columns if c.kind == "property"}
@@ -453,7 +480,7 @@ def check_columns(
         if not comp_given[i] and meta["formula"][i] is None and not raw_given[i]:
             rows.refuse(int(i), "no composition given (all composition cells empty)")
         if sid is None:
-            if known_ids is not None:
+            if known_ids is not None and i not in merged_ids:
                 rows.refuse(int(i), "sample_id is empty; every row must answer a suggestion id", "sample_id")
             continue
         if sid in seen:
@@ -524,6 +551,11 @@ def _compositions(table: pd.DataFrame, columns: Sequence[ColumnLike], parsed: di
 
 #: The meta columns a record's provenance is made of (one ``Provenance`` per distinct tuple).
 PROVENANCE_COLUMNS = ("source", "method", "contributor", "institution", "notes")
+#: Meta columns whose cell merged over several rows is each row's: a lab sees the merged text in
+#: every row it covers, and a note, a method or an institution typed once over two samples is
+#: said of both (refusing would ask the lab to retype what it plainly meant). A cell that names
+#: or measures one sample (sample_id, formula, record_id, a value) is refused when covered.
+SHARED_WHEN_MERGED = (*PROVENANCE_COLUMNS, "material_class")
 
 
 def provenance_of(checked: CheckedColumns, i: int, cache: dict[tuple, Provenance]) -> Provenance:

@@ -200,10 +200,14 @@ class LoadedTable:
     """Cells of a sheet (text, numbers or None), indexed by their line in the file (header: 1).
 
     ``decimal`` is the sheet's decimal mark: ``","`` for a CSV from a decimal-comma locale.
+    ``refused``: cells refused as they were read (a formula without a saved result, which
+    ``frame`` holds as ``formula_cell``): said together with the problems the checks find
+    (``sheets.records_from_table``), not before them, so a lab learns every problem at once.
     """
 
     frame: pd.DataFrame
     decimal: str = "."
+    refused: tuple[Verdict, ...] = ()
 
 
 def check_file(path: str | Path, shown: str | None = None) -> str:
@@ -272,7 +276,7 @@ def load_table(path: str | Path, sheet: str | None = None, shown: str | None = N
     shown = shown or str(path)
     try:
         if check_file(path, shown) == "xlsx":
-            return LoadedTable(_xlsx_frame(path, sheet))
+            return _xlsx_table(path, sheet)
         if sheet is not None:
             raise SheetError(shown, [(0, f"--sheet {sheet!r}: a CSV file has no sheets")])
         return _csv_table(path)
@@ -387,7 +391,8 @@ def _plain_header(header: list[str]) -> list[str] | None:
 
 
 def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[Any, ...]]:
-    """Raw cell values of one sheet, row by row (formulas' saved results with ``data_only``)."""
+    """Cell values of one sheet, row by row (formulas' saved results with ``data_only``), text
+    ``unneutralise``d."""
     from openpyxl import load_workbook
 
     try:
@@ -401,7 +406,9 @@ def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[
         if not wb.worksheets:
             raise SheetError(str(path), [(0, "the workbook has no sheets")])
         ws = wb[sheet] if sheet is not None else wb.worksheets[0]
-        rows = list(ws.iter_rows(values_only=True))
+        # text as the engine wrote it: ``unneutralise`` here, where every read of a workbook passes,
+        # so no reader compares the quoted cell with the text (a lab named "=..." read as retyped)
+        rows = [tuple(unneutralise(v) if isinstance(v, str) else v for v in r) for r in ws.iter_rows(values_only=True)]
         if data_only:
             rows = _mark_valueless_numbers(path, getattr(ws, "_worksheet_path", None), rows)
             rows = _mark_merged(path, getattr(ws, "_worksheet_path", None), rows)
@@ -415,8 +422,9 @@ def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[
 
 
 def workbook_cells(path: str | Path) -> list[tuple[Any, ...]]:
-    """The first worksheet's cells as typed, row by row (a formula as its text, not its result):
-    what a person put in a workbook, for telling whether it differs from what was written.
+    """The first worksheet's cells as typed, row by row (a formula as its text, not its result,
+    text ``unneutralise``d as on ingest): what a person put in a workbook, for telling whether it
+    differs from what was written (before ``neutralise``).
     Raises ``SheetError`` for a file that is not a readable workbook."""
     return _sheet_values(Path(path), None, data_only=False)
 
@@ -449,7 +457,8 @@ def _mark_valueless_numbers(path: Path, part: str | None, rows: list[tuple[Any, 
 
 
 #: A cell covered by a merge below the header (not the merge's first cell): openpyxl reads it as
-#: empty, while the lab sees the merged value in its row. Refused, named, never read as blank.
+#: empty, while the lab sees the merged value in its row. Never read as blank: a free-text column
+#: takes the merged text, any other refuses it, named (``sheet_checks.SHARED_WHEN_MERGED``).
 MERGED_CELL = "(merged into the cell {})"
 _MERGE = re.compile(rb'<mergeCell\s+ref="([A-Z]+[0-9]+):([A-Z]+[0-9]+)"')
 
@@ -482,15 +491,14 @@ def _mark_merged(path: Path, part: str | None, rows: list[tuple[Any, ...]]) -> l
     return [tuple(r) for r in out]
 
 
-def _xlsx_frame(path: Path, sheet: str | None) -> pd.DataFrame:
+def _xlsx_table(path: Path, sheet: str | None) -> LoadedTable:
     header: list[Any] | None = None
     rows: list[tuple[int, list[Any]]] = []
     width = 0
     for line, values in enumerate(_sheet_values(path, sheet, data_only=True), start=1):
         # a number cell holding inf or NaN is a value the lab wrote, not an empty cell: keep it
         # as text, which the checks refuse with a message instead of reading it as blank
-        cells = [unneutralise(v) if isinstance(v, str) else repr(v) if isinstance(v, float) and not math.isfinite(v)
-                 else v for v in values]
+        cells = [repr(v) if isinstance(v, float) and not math.isfinite(v) else v for v in values]
         cells = [None if isinstance(v, str) and not v.strip() else v for v in cells]
         if all(v is None for v in cells):
             continue
@@ -501,11 +509,15 @@ def _xlsx_frame(path: Path, sheet: str | None) -> pd.DataFrame:
             width = max(width, len(cells))
     if header is None:
         raise SheetError(str(path), [(0, "the sheet is empty (no header row)")])
-    _no_saved_results(path, sheet, rows)
+    unsaved = _formulas_without_results(path, sheet, header, rows)
     # cells are on a grid: a note right of the table is an unnamed column, not a shifted row
     width = max(width, len(header))
-    return _frame([(line, cells + [None] * (width - len(cells))) for line, cells in rows],
-                  header + [None] * (width - len(header)), path)
+    try:
+        frame = _frame([(line, cells + [None] * (width - len(cells))) for line, cells in rows],
+                       header + [None] * (width - len(header)), path)
+    except SheetError as exc:
+        raise SheetError(str(path), sorted([*exc.verdicts, *unsaved], key=lambda v: v.line)) from None
+    return LoadedTable(frame, refused=tuple(unsaved))
 
 
 #: A formula element (``<f>``, ``<f t="shared" .../>``, ``<x:f>``) in a workbook part; ``<font>``
@@ -524,21 +536,31 @@ def _may_hold_formulas(path: Path) -> bool:
         return True
 
 
-def _no_saved_results(path: Path, sheet: str | None, rows: list[tuple[int, list[Any]]]) -> None:
-    """A formula whose result was never saved (a workbook written by a program, not a
-    spreadsheet) reads as an empty cell, which would pass for "not made": refuse it instead."""
+def formula_cell(formula: str) -> str:
+    """What a sheet's cell reads as when it holds ``formula`` without a saved result: text, so that
+    no check takes the cell for a blank one (a blank value would pass for "not measured yet")."""
+    return f"(the formula {formula} without a saved result)"
+
+
+def _formulas_without_results(path: Path, sheet: str | None, header: list[Any],
+                              rows: list[tuple[int, list[Any]]]) -> list[Verdict]:
+    """A refusal for each formula whose result was never saved (a workbook written by a program,
+    not a spreadsheet), in any column; each such cell of ``rows`` is set to ``formula_cell``."""
     empty = {(line, col) for line, cells in rows for col, v in enumerate(cells) if v is None}
     if not empty or not _may_hold_formulas(path):
-        return
+        return []
     formulas = _sheet_values(path, sheet, data_only=False)
-    problems = [
-        (line, f"column {col + 1} holds the formula {v!r} without a saved result; open and save the "
-               "file in a spreadsheet program, or type the value")
-        for line, col in sorted(empty)
-        if col < len(formulas[line - 1]) and isinstance(v := formulas[line - 1][col], str) and v.startswith("=")
-    ]
-    if problems:
-        raise SheetError(str(path), problems)
+    at = {line: cells for line, cells in rows}
+    out = []
+    for line, col in sorted(empty):
+        v = formulas[line - 1][col] if col < len(formulas[line - 1]) else None
+        if not (isinstance(v, str) and v.startswith("=")):
+            continue
+        at[line][col] = formula_cell(v)
+        name = "" if col >= len(header) or header[col] is None else str(header[col]).strip()
+        out.append(refused(line, "a formula without a saved result: open and save the file in a spreadsheet "
+                                 "program, or type the value", column=name or f"Unnamed: {col}", value=v))
+    return out
 
 
 def ascii_minus(text: str) -> str:

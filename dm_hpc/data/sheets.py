@@ -58,7 +58,7 @@ from dm_hpc.data.sheet_checks import (
 )
 from dm_hpc.data.sheet_columns import record_columns
 from dm_hpc.data.shards import RecordColumns
-from dm_hpc.data.sheetfiles import SheetError, describe_error, load_table, parse_number, write_frame
+from dm_hpc.data.sheetfiles import SheetError, describe_error, formula_cell, load_table, parse_number, write_frame
 from dm_hpc.data.sheetfiles import blank as _blank
 from dm_hpc.data.verdicts import Decision, Verdict
 from dm_hpc.data.vocabulary import (
@@ -193,7 +193,8 @@ def read_sheet_contents(
     table = loaded.frame
     if cmap is not None:
         table = apply_column_map(table, cmap, str(column_map) if not isinstance(column_map, Mapping) else "column map")
-    return records_from_table(table, shown or str(path), defaults or SheetDefaults(), known_ids, loaded.decimal)
+    return records_from_table(table, shown or str(path), defaults or SheetDefaults(), known_ids, loaded.decimal,
+                              unread=loaded.refused)
 
 
 def read_sheet(
@@ -333,16 +334,17 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()
 
 def records_from_table(
     table: pd.DataFrame, origin: str, defaults: SheetDefaults, known_ids: Collection[str] | None = None,
-    decimal: str = ".", properties: Collection[str] = (),
+    decimal: str = ".", properties: Collection[str] = (), unread: Sequence[Verdict] = (),
 ) -> SheetContents:
     """Check a template table column by column and build its records (see ``sheet_checks``).
 
     Lines are the table's index when it is named ``line`` (``load_table`` sets it), else the
     row's position + 2 (the header is line 1). ``properties``: the names the sheet is expected
     to measure; a foreign column with values that holds one of them is refused as a renamed
-    property column. Raises ``SheetError`` with every problem.
+    property column; ``unread``: cells the reader refused (``LoadedTable.refused``). Raises
+    ``SheetError`` with every problem.
     """
-    checked, warnings = _checked(table, origin, defaults, known_ids, decimal, properties)
+    checked, warnings = _checked(table, origin, defaults, known_ids, decimal, properties, unread)
     built = build_records(checked)
     warnings += record_id_warnings(checked, built.lines, [r.record_id for r in built.records])
     confirm = ({str(sid).strip(): cell for sid, cell in zip(table["sample_id"], table["confirm"])}
@@ -382,7 +384,8 @@ def read_sheet_columns(
     table = loaded.frame
     if cmap is not None:
         table = apply_column_map(table, cmap, str(column_map) if not isinstance(column_map, Mapping) else "column map")
-    checked, warnings = _checked(table, shown or str(path), defaults or SheetDefaults(), None, loaded.decimal)
+    checked, warnings = _checked(table, shown or str(path), defaults or SheetDefaults(), None, loaded.decimal,
+                                 unread=loaded.refused)
     typed = typed_in_other_units(checked)
     del loaded, table  # the cells as read (a Python object each): freed before the records are written
     columns, lines = record_columns(dataclasses.replace(checked, table=None))
@@ -408,9 +411,11 @@ def typed_in_other_units(checked: CheckedColumns) -> pd.DataFrame | None:
 
 def _checked(
     table: pd.DataFrame, origin: str, defaults: SheetDefaults, known_ids: Collection[str] | None, decimal: str,
-    properties: Collection[str] = (),
+    properties: Collection[str] = (), unread: Sequence[Verdict] = (),
 ) -> tuple[CheckedColumns, list[str]]:
-    """The table's header checks, then every column check; the warnings to show."""
+    """The table's header checks, then every column check; the warnings to show. ``unread``: cells
+    the reader refused, said with the problems found here (one refusal names them all)."""
+    unread = _of_their_rows(unread, table)
     columns, problems, warnings = _columns(table, properties)
     if known_ids is not None and not any(c.kind == "meta" and c.name == "sample_id" for c in columns):
         # a renamed header would otherwise read as every row's sample_id left empty, one error a row
@@ -436,20 +441,59 @@ def _checked(
         shown = ", ".join(guesses[:12]) + (f" and {len(guesses) - 12} more" if len(guesses) > 12 else "")
         problems.append((1, "no property:<name> [unit] column, so no measurement can be read"
                             + (f"; columns not recognised: {shown}" if guesses else "")))
-    if problems:
-        raise SheetError(origin, problems)
+    if problems:  # the header's problems (line 0 or 1) come before the cells' (line 2 on)
+        raise SheetError(origin, [*problems, *unread])
     basis = next(iter(bases)) if bases else Basis.atomic_fraction
     lines = [int(i) for i in table.index] if table.index.name == "line" else list(range(2, len(table) + 2))
-    checked = check_columns(table, columns, basis, defaults, lines, origin, decimal, known_ids)
+    try:
+        checked = check_columns(table, columns, basis, defaults, lines, origin, decimal, known_ids)
+    except SheetError as exc:
+        # a check's word on a cell the reader refused (its stand-in text "not a number", an
+        # "unknown sample_id") would say that cell's problem twice, the second time wrongly
+        marks = {formula_cell(v.value) for v in unread}
+        said = [v for v in exc.verdicts if not (isinstance(v.value, str) and v.value in marks)]
+        raise SheetError(origin, sorted([*unread, *said], key=lambda v: v.line)) from None
+    if unread:
+        raise SheetError(origin, list(unread))
     not_made, pending = not_made_and_pending(checked)
     if known_ids is None:
         warnings += [f"line {line}: no measurement in this row ({NOT_MADE}); skipped" for line, _ in not_made]
     if pending:
-        warnings.append(f"{len(pending)} row(s) with blank measurement cells left pending (lines "
-                        f"{', '.join(str(line) for line, _ in pending[:20])}"
-                        f"{', ...' if len(pending) > 20 else ''}); write {NOT_MADE!r} in a measurement "
-                        "cell of a sample that was not made")
+        warnings.append(_pending_warning(checked, pending, measured=bool(not_made) or checked.has_value.any()))
     return checked, warnings
+
+
+def _of_their_rows(unread: Sequence[Verdict], table: pd.DataFrame) -> list[Verdict]:
+    """``unread`` with the sample id of each one's row: the reader, which refused them, reads cells
+    without knowing which column is the sample id."""
+    if not unread or "sample_id" not in table.columns or table.index.name != "line":
+        return list(unread)
+    marks = {formula_cell(v.value) for v in unread}
+    ids = table["sample_id"]
+    out = []
+    for v in unread:
+        sid = ids.get(v.line)
+        sid = None if _blank(sid) or str(sid).strip() in marks else str(sid).strip()
+        out.append(dataclasses.replace(v, sample_id=sid))
+    return out
+
+
+def _pending_warning(checked: CheckedColumns, pending: list[tuple[int, str | None]], measured: bool) -> str:
+    """What the rows left pending are told. A sheet without one measured value (``measured``
+    False: none, and no row ``not made``) stores nothing, however much else was typed into it (the
+    composition made, a note): said as that, not as a few blank rows, or a lab that typed
+    compositions reads its sheet as taken."""
+    lines = f"lines {', '.join(str(line) for line, _ in pending[:20])}{', ...' if len(pending) > 20 else ''}"
+    if measured:
+        return (f"{len(pending)} row(s) with blank measurement cells left pending ({lines}); write {NOT_MADE!r} "
+                "in a measurement cell of a sample that was not made")
+    values = [c.header for c in checked.of_kind("property")]
+    named = (f"the column {values[0]!r} is" if len(values) == 1
+             else f"the columns {', '.join(repr(h) for h in values)} are")
+    return (f"no measured value was found in the sheet: {named} blank in every row, so nothing was stored and "
+            f"the {len(pending)} row(s) stay pending ({lines}); a composition or a note is stored only with a "
+            f"value: type each measured value (or {NOT_MADE!r} for a sample that was not made) and send the "
+            "sheet again")
 
 
 def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Basis.atomic_fraction) -> pd.DataFrame:

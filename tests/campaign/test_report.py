@@ -366,3 +366,37 @@ def test_the_reports_lab_section_counts_what_was_not_made_and_what_is_still_at_t
     text = write_report(api.spec).read_text()
     assert "experiments suggested: 3" in text and "experiments measured: 1" in text, text
     assert "- not made: 1; still at the lab: 1 (of which held for a confirmation: 0)" in text, text
+
+
+def test_the_report_says_a_pending_lab_sheet_nobody_filled_is_waiting_at_the_lab(tmp_path):
+    """The report's 'lab sheets:' listed the run folder's lab-suggestions.xlsx like any other
+    file, the same whether the lab had returned it or not opened it yet: a reader looked for
+    results in an empty sheet. Now a sheet of the campaign's suggestions says where it stands:
+    waiting at the lab (rows, none returned yet), values typed into it not yet ingested, or how
+    many of its rows came back."""
+    import openpyxl
+    from typer.testing import CliRunner
+
+    from dm_hpc.cli import app
+    from tests.campaign.helpers import hardness_density_lab
+
+    api = hardness_density_lab(tmp_path, ["S0", "S1"])
+    res = CliRunner().invoke(app, ["suggest", str(tmp_path / "two.yaml")], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    pending = api.spec.run_dir / "lab-suggestions.xlsx"
+
+    def line() -> str:
+        text = write_report(api.spec).read_text()
+        return next(ln for ln in text.splitlines() if ln.startswith("- lab sheets:"))
+
+    assert line() == f"- lab sheets: `{pending}`: waiting at the lab (2 rows, none returned yet)", line()
+    wb = openpyxl.load_workbook(pending)
+    ws = wb["samples"]
+    header = [c.value for c in ws[1]]
+    ws.cell(2, header.index("property:hardness [GPa]") + 1).value = 2.4  # S0, typed, not yet ingested
+    wb.save(pending)
+    assert "values typed for 1 of its 2 rows, not ingested yet (`dm-hpc ingest CAMPAIGN_FILE" in line(), line()
+    assert api.add_measurements(pd.DataFrame({"sample_id": ["S0"], "composition:Cu [at_frac]": [0.5],
+                                              "composition:Ni [at_frac]": [0.5],
+                                              "property:hardness [GPa]": [2.4]})) is not None
+    assert line() == f"- lab sheets: `{pending}`: 1 of its 2 rows returned, 1 still at the lab", line()

@@ -181,14 +181,26 @@ def test_sheet_option_and_wrong_file_types(tmp_path):
     assert "not a readable XLSX workbook" in problems(broken)
 
 
+FORMULA = "value '=8.8+0.1': a formula without a saved result"
+
+
 def test_formula_without_a_saved_result_is_not_read_as_empty(tmp_path):
-    """A workbook written by a program holds formulas without results: not "not made"."""
+    """A workbook written by a program holds formulas without results: not "not made". Refused in
+    any column (a note's too), together with the sheet's other problems, each formula by its
+    column's name: it once refused the sheet alone, before any other cell was checked."""
     wb = openpyxl.Workbook()
-    wb.active.append(HEADER.split(","))
-    wb.active.append(["A", 0.5, 0.5, "=8.8+0.1"])
-    wb.active.append(["B", 0.5, 0.5, 8.9])
+    wb.active.append(HEADER.split(",") + ["notes"])
+    wb.active.append(["A", 0.5, 0.5, "=8.8+0.1", None])
+    wb.active.append(["B", 0.5, 0.97, 8.9, "=CONCAT(\"furnace \", 2)"])
+    wb.active.append(["C", "=1-B4", 0.5, 8.9, None])
     wb.save(tmp_path / "f.xlsx")
-    assert "line 2: column 4 holds the formula '=8.8+0.1' without a saved result" in problems(tmp_path / "f.xlsx")
+    text = problems(tmp_path / "f.xlsx")
+    assert "4 problem(s)" in text, text
+    assert f"line 2: sample 'A', column 'property:density [g/cm^3]', {FORMULA}" in text, text
+    assert "line 3: sample 'B', column 'notes', value '=CONCAT(\"furnace \", 2)': a formula without" in text, text
+    assert "line 3: sample 'B'" in text and "composition sums to 1.47" in text, text
+    # the formula's amount unread, C's sum is not checked: no "sums to 0.5" beside it
+    assert "line 4: sample 'C', column 'composition:Cu [at_frac]', value '=1-B4'" in text and "0.5 at_frac" not in text
 
 
 def _rewrite_part(path, name, change, rename=None):
@@ -240,9 +252,9 @@ def test_formula_without_a_saved_result_is_found_however_the_workbook_writes_it(
     elif variant == "shared":
         _rewrite_part(path, SHEET_XML, _shared)
     text = problems(path)
-    assert "line 2: column 4 holds the formula '=8.8+0.1' without a saved result" in text, text
+    assert f"line 2: sample 'A', column 'property:density [g/cm^3]', {FORMULA}" in text, text
     if variant == "shared":
-        assert "line 3: column 4 holds the formula" in text, text
+        assert "line 3: sample 'B', column 'property:density [g/cm^3]', value '=" in text, text
 
 
 def test_a_workbook_without_formulas_is_read_in_one_pass(tmp_path, monkeypatch):

@@ -215,7 +215,8 @@ def test_a_sheet_refused_before_its_cells_are_read_does_not_point_at_an_older_an
     """Found by the lab trial: a sheet whose formula had no saved result was refused before any
     copy was written, yet the reply ended 'annotated copy: checked.xlsx', the copy of the sheet
     ingested before, every cell green. Now the reply says no copy was written and that the file
-    at that path is an older one; a copy written by this ingest is named as before."""
+    at that path is an older one; a copy written by this ingest is named as before. (A formula
+    without a saved result is now refused with the sheet's other cells, which get their copy.)"""
     path, campaign = lab_campaign(tmp_path)
     sheet = tmp_path / "suggest.xlsx"
     assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
@@ -223,12 +224,21 @@ def test_a_sheet_refused_before_its_cells_are_read_does_not_point_at_an_older_an
     res = dm("ingest", str(path), str(fill(sheet, tmp_path / "good.xlsx", {"L1-0": -0.09})), "--annotated", str(checked))
     assert res.returncode == 0 and "annotated copy:" in res.stdout, res.stdout + res.stderr
     earlier = checked.read_bytes()
+    damaged = tmp_path / "damaged.xlsx"
+    damaged.write_bytes(fill(sheet, tmp_path / "whole.xlsx", {"L1-1": -0.07}).read_bytes()[:900])  # cut short
+    res = dm("ingest", str(path), str(damaged), "--annotated", str(checked))
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "not a readable XLSX workbook" in said and "Traceback" not in said, said
+    assert "annotated copy:" not in said and "no annotated copy written" in said, said
+    assert "from an earlier" in said and checked.read_bytes() == earlier, said
     formula = fill(sheet, tmp_path / "formula.xlsx", {"L1-0": -0.09, "L1-1": "=-0.05-0.02"})
     res = dm("ingest", str(path), str(formula), "--annotated", str(checked))
     said = " ".join(res.stderr.split())
-    assert res.returncode == 2 and "without a saved result" in said and "Traceback" not in said, said
-    assert "annotated copy:" not in said and "no annotated copy written" in said, said
-    assert "from an earlier" in said and checked.read_bytes() == earlier, said
+    assert res.returncode == 2 and "without a saved result" in said and "annotated copy:" in said, said
+    copy = openpyxl.load_workbook(checked).worksheets[0]
+    notes = [copy.cell(r, copy.max_column).comment for r in range(2, copy.max_row + 1)]
+    assert any(n is not None and "without a saved result" in n.text for n in notes)  # L1-1's verdict says why
+    earlier = checked.read_bytes()
     res = dm("ingest", str(path), str(fill(sheet, tmp_path / "bad.xlsx", {"L1-1": "lots"})), "--annotated", str(checked))
     assert res.returncode == 2 and "annotated copy:" in res.stderr and checked.read_bytes() != earlier
 
@@ -308,6 +318,55 @@ def test_a_value_cell_merged_over_two_rows_is_refused_not_read_as_blank(tmp_path
     assert res.returncode == 0, res.stderr
 
 
+def test_a_pending_sheet_of_a_lab_named_like_a_formula_is_not_taken_for_typed(tmp_path):
+    """A lab named '=cmd...' is written with a leading quote (no cell a formula); the check for
+    values typed into the pending sheet compared the quoted cell with the name and took every row
+    for typed by the lab, so `dm-hpc suggest`/`run` never wrote that campaign's sheet again. Now
+    a sheet as written holds nothing typed; a value typed into it still keeps it."""
+    from dm_hpc.campaign.labsheet import SuggestionSheet, sample_ids_of
+
+    path, campaign = lab_campaign(tmp_path)
+    state = jn.replay(campaign.run_dir / "journal.jsonl")
+    sheet = SuggestionSheet(campaign)
+    assert write_suggestions(campaign, sheet.prepared(), state) == 3
+    assert openpyxl.load_workbook(sheet.path())["samples"].cell(2, 3).value == "'" + LAB  # still escaped
+    assert sheet.typed(state) == [] and sample_ids_of(sheet.path()) == ["L1-0", "L1-1", "L1-2"]
+    res = dm("suggest", str(path))
+    assert res.returncode == 0 and "wrote 3 suggested experiments" in res.stdout, res.stdout + res.stderr
+    fill(sheet.path(), sheet.path(), {"L1-1": -0.07})
+    assert sheet.typed(state) == ["L1-1"]
+
+
+def test_a_text_cell_merged_over_two_rows_is_each_rows_and_the_marker_is_never_stored(tmp_path):
+    """A note (or method) merged over the rows of L1-0 and L1-1 was stored for L1-1 as
+    '(merged into the cell ...)', the reader's marker for a covered cell. A lab sees the note in
+    both rows: it is now stored for both. A merge over cells that name or measure a sample (a
+    sample id, a formula) is refused naming the merge, as a value cell is."""
+    from dm_hpc.data.sheets import SheetError, read_sheet_contents
+
+    note = "-furnace B, one run"  # escaped as written, like the lab's name
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["sample_id", "method", "composition:Cu [at_frac]", "composition:Ni [at_frac]", PROP, "notes"])
+    for sid, cu in (("L1-0", 0.5), ("L1-1", 0.25), ("L1-2", 0.4)):
+        ws.append([sid, "'" + LAB, cu, 1 - cu, -0.05, None])
+    ws["F2"].value = "'" + note
+    ws.merge_cells("F2:F3")
+    ws.merge_cells("B3:B4")
+    wb.save(tmp_path / "noted.xlsx")
+    records = read_sheet_contents(tmp_path / "noted.xlsx").records
+    assert [r.provenance.method for r in records] == [LAB] * 3
+    assert [r.provenance.extra.get("notes") for r in records] == [note, note, None]
+    ws.unmerge_cells("F2:F3")
+    ws.merge_cells("A3:A4")
+    wb.save(tmp_path / "ids.xlsx")
+    with pytest.raises(SheetError) as err:
+        read_sheet_contents(tmp_path / "ids.xlsx")
+    said = " ".join(str(err.value).split())
+    assert "merged into the cell A3" in said and "unmerge the cells" in said, said
+    assert [v.column for v in err.value.verdicts] == ["sample_id"], said
+
+
 def test_the_annotated_copy_can_be_sent_back(tmp_path):
     """Found by QA (r1-checked.xlsx): labs fix the red cells of the annotated copy and send it back,
     which was refused: "column 'predicted:mixing_energy [eV/atom]' appears twice"."""
@@ -335,3 +394,58 @@ def test_the_annotated_copy_can_be_sent_back(tmp_path):
     assert len(header) == len(set(header)), header
     res = dm("ingest", str(path), str(again))
     assert res.returncode == 0 and "ingested 2 records (0 new)" in res.stdout, res.stdout + res.stderr
+
+
+def test_a_formula_without_a_saved_result_is_said_with_the_sheets_other_problems(tmp_path):
+    """A formula without a saved result refused the sheet before its cells were checked: the lab
+    fixed the formula, sent the sheet back and only then learnt of the impossible value and the
+    mistyped sample id beside it. Now one refusal names every problem, the formula among them (its
+    column by name), in the form of the other problems; nothing is stored. A header whose unit
+    does not convert is said together with the formula as well."""
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": "=-0.05-0.02", "L1-1": 50.0, "L1-2": -0.07})
+    wb = openpyxl.load_workbook(filled)
+    wb.worksheets[0].cell(4, 1).value = "L1-9"  # L1-2 mistyped
+    wb.save(filled)
+    res = dm("ingest", str(path), str(filled))
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "Traceback" not in said, said
+    assert "3 problem(s), nothing imported" in said, said
+    assert (f"line 2: sample 'L1-0', column '{PROP}', value '=-0.05-0.02': a formula without a saved result"
+            in said), said
+    assert "line 3: sample 'L1-1'" in said and "outside the physical range" in said, said
+    assert "line 4: sample 'L1-9'" in said and "unknown sample_id 'L1-9'" in said, said
+    assert not campaign.store.exists()
+    unit = rename(filled, tmp_path / "unit.xlsx", PROP, "property:mixing_energy [eV/furlong]")
+    said = " ".join(dm("ingest", str(path), str(unit)).stderr.split())
+    assert "2 problem(s), nothing imported" in said and "eV/furlong" in said, said
+    assert "value '=-0.05-0.02': a formula without a saved result" in said, said
+    assert not campaign.store.exists()
+
+
+def test_a_sheet_with_compositions_or_notes_but_no_value_says_nothing_was_stored(tmp_path):
+    """A lab typed the composition it made (or a note) and no measured value: the sheet counts as
+    typed by the lab (``typed_by_the_lab``), yet the ingest's reply was 'ingested 0 records (0 new)'
+    after a warning about blank rows that advised writing 'not made', as if the samples had
+    failed. Now the reply says plainly that no measured value was found, in which column(s),
+    that nothing was stored and that the rows stay pending."""
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
+    made = fill(sheet, tmp_path / "made.xlsx", {"L1-0": 0.45}, column="composition:Cu [at_frac]")
+    made = fill(made, made, {"L1-0": 0.55}, column="composition:Ni [at_frac]")
+    noted = openpyxl.load_workbook(sheet)
+    ws = noted.worksheets[0]
+    ws.cell(1, ws.max_column + 1).value = "notes"
+    ws.cell(3, ws.max_column).value = "furnace down until Monday"
+    noted.save(tmp_path / "noted.xlsx")
+    for filled in (made, tmp_path / "noted.xlsx"):
+        res = dm("ingest", str(path), str(filled))
+        said = " ".join(res.stdout.split())
+        assert res.returncode == 0 and "Traceback" not in said + res.stderr, said + res.stderr
+        assert f"no measured value was found in the sheet: the column '{PROP}' is blank in every row" in said, said
+        assert "nothing was stored" in said and "3 row(s) stay pending" in said, said
+        assert "write 'not made' in a measurement cell" not in said, said  # the samples may well be made
+        assert all(e.awaited for e in jn.replay(campaign.run_dir / "journal.jsonl").lab.values())
