@@ -7,16 +7,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dm_hpc.cli.output import cli_console
 from dm_hpc.cli.store import fail
 
 if TYPE_CHECKING:
     from dm_hpc.campaign.labsheet import SuggestionSheet
 
-console = Console()
+console = cli_console()
 CampaignFile = Annotated[Path, typer.Argument(help="Campaign YAML file (see campaigns/).")]
 TEMPLATES = {"demo": "hea-demo.yaml", "turbine": "hea-turbine.yaml", "pool": "oer-catalyst.yaml"}
 

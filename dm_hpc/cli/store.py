@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dm_hpc.cli.output import cli_console
+
 store_app = typer.Typer(help="Inspect, import into and export from an HDF5 record store.", no_args_is_help=True)
 StorePath = Annotated[Path, typer.Option("--store", "-s", help="Store folder (created on import).")]
-console = Console()
-err = Console(stderr=True)
+console = cli_console()
+err = cli_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
