@@ -195,8 +195,9 @@ def query(
     superseded: Annotated[bool, typer.Option("--superseded", help="Also the records withdrawn by a correction "
                                              "or a retraction (kept in the store).")] = False,
 ) -> None:
-    """Filter records (--out: every matching row as CSV, in the lab sheets' column names and
-    canonical units: composition:<El> [at_frac], process:<step>:<param> [unit], property:<name> [unit])."""
+    r"""Filter records (--out: every matching row as CSV, in the lab sheets' column names and
+    canonical units: composition:<El> \[at_frac], process:<step>:<param> \[unit], property:<name> \[unit])."""
+    # `\[`: typer shows this docstring as rich markup, where a bare `[unit]` is a style tag and vanishes
     with store_errors(), _open(store) as s:
         try:
             df = s.to_dataframe(**_filters(source, method, campaign, elements, prop), superseded=superseded)

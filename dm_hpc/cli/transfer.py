@@ -12,7 +12,7 @@ from dm_hpc.cli.output import cli_console
 from dm_hpc.cli.store import fail
 
 console = cli_console()
-transfer_app = typer.Typer(help="Related data a campaign can learn from (issue 22).", no_args_is_help=True)
+transfer_app = typer.Typer(help="Related data a campaign can learn from.", no_args_is_help=True)
 
 
 @transfer_app.command("suggest")
