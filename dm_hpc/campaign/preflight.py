@@ -104,7 +104,6 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
     if c.runner.site is not None and Path(c.runner.site).suffix:
         files.append(("runner.site", c.runner.site))
     out = input_problems(c, files)
-    out += _store_problems(c)
     if c.runner.site is not None and not Path(c.runner.site).suffix and not _site_file(c).is_file():
         out.append(f"runner.site: no site profile '{c.runner.site}' in {_site_file(c).parent}")
     out += delivery_problems(c)
@@ -310,9 +309,10 @@ def _resource_problems(c: CampaignSpec) -> list[str]:
 
 
 def input_problems(c: CampaignSpec, files: Sequence[tuple[str, Any]] = (), sources: bool = True) -> list[str]:
-    """The files a command that only reads the campaign needs (``report``, ``design --campaign``,
-    ``transfer``): the pool and the transfer sources, each there and readable, and ``files``
-    (field, path) there. What only a run needs (cores of this machine, a site profile, a fidelity
+    """The files a command that only reads the campaign needs (``report``, ``suggest``, ``design
+    --campaign``, ``transfer``): the pool and the transfer sources, each there and readable,
+    ``files`` (field, path) there, and a store path that holds a store or nothing yet (a file
+    there would read as a store without records). What only a run needs (cores of this machine, a site profile, a fidelity
     for each process parameter) is not asked: a campaign that ran elsewhere, or before a check was
     added, is still read. ``sources`` false: the transfer sources are not asked (``report`` leaves
     out one it cannot read, and says so: ``report.readable_sources``)."""
@@ -320,7 +320,7 @@ def input_problems(c: CampaignSpec, files: Sequence[tuple[str, Any]] = (), sourc
     for field, path in [("space.pool", c.space.pool), ("space.pool_map", c.space.pool_map), *files]:
         if path is not None and not Path(path).is_file():
             out.append(f"{field}: no such file: {path}")
-    return out + _pool_problems(c) + (transfer_problems(c) if sources else [])
+    return out + _store_problems(c) + _pool_problems(c) + (transfer_problems(c) if sources else [])
 
 
 def check_inputs(c: CampaignSpec, origin: str, sources: bool = True) -> None:

@@ -124,7 +124,7 @@ def scaffold(text: str, name: str, source_dir: Path, out_dir: Path, run_dir: Pat
 
 def _preflight(c, origin: Path, check_codes: bool = False, reading: bool = False, sources: bool = True) -> None:
     """Fail with every problem of ``c`` (``preflight.check``); ``reading``: a command that only
-    reads the campaign (report, design, transfer) asks only for the files it reads
+    reads the campaign (report, suggest, design, transfer) asks only for the files it reads
     (``preflight.check_inputs``), not for what only a run needs; ``sources`` false: nor for the
     transfer sources (the report leaves out one it cannot read)."""
     from dm_hpc.campaign import CampaignError
@@ -330,6 +330,7 @@ def suggest(
         fail(f"campaign {c.name!r} has no experiment fidelity, so nothing is suggested to a lab")
     target = SuggestionSheet(c, out)
     if n is None:
+        _preflight(c, campaign, reading=True, sources=False)  # the store path and the pool, as `report` asks
         from dm_hpc.campaign import journal as jn
         from dm_hpc.campaign.labsheet import write_suggestions
 
