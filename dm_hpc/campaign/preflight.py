@@ -46,6 +46,7 @@ def delivery_problems(c: CampaignSpec) -> list[str]:
         except UnknownMethodError:
             unknown = True  # reported with the method checks
     lab = c.lab
+    own = list(dict.fromkeys(f.method for f in c.calculations if f.method))
     out = []
     for prop in c.properties:
         role = _role(c, prop)
@@ -53,23 +54,30 @@ def delivery_problems(c: CampaignSpec) -> list[str]:
         if lab is not None and (lab.measures is None or prop in lab.measures):
             by.append(lab.name)
         methods = [m for m in method_names() if prop in get_method(m).properties]
-        could = (f"methods that derive it: {', '.join(methods)}" if methods
-                 else "no calculation method derives it (a lab-only property)")
+        # none computes it here, which is not to say no one could (a formation energy is no lab-only
+        # property to a computational scientist): name the campaign's methods, then the registry
+        none = (f"none of this campaign's methods ({', '.join(own)}) computes {prop}, nor does any other "
+                "registered method" if own else f"no registered calculation method computes {prop}")
         if not by and unknown:
             continue  # a misspelt method (`emtt`) is the one problem to name: it may well deliver it
         if not by:
             lab_hint = (f"list it in fidelities.{lab.name}.measures" if lab is not None
                         else f"add an experiment fidelity (kind: experiment, measures: [{prop}])")
-            out.append(f"{role} {prop}: no fidelity of this campaign delivers it ({could}); {lab_hint}")
+            could = (f" (methods that derive it: {', '.join(methods)})" if methods
+                     else f"; {none}, so only a lab can measure it")
+            out.append(f"{role} {prop}: no fidelity of this campaign delivers it{could}; {lab_hint}")
             continue
         for f in c.calculations:
             if f.name in derives and prop not in derives[f.name] and f.maker is not None:
                 out.append(f"fidelities.{f.name}.maker.outputs: no path for {prop} ({role}; mapped: "
                            f"{', '.join(f.maker.outputs)}): its calculations would not deliver it; map it")
+            elif f.name in derives and prop not in derives[f.name] and not methods:  # only the lab delivers it
+                out.append(f"fidelities.{f.name}: {none}: the {role} can come from the lab only, and the "
+                           f"{f.name} calculations would fail; remove the fidelity (a lab-only campaign) or drop {prop}")
             elif f.name in derives and prop not in derives[f.name]:
                 out.append(f"fidelities.{f.name}: method {f.method} cannot derive {prop} ({role}; delivered "
-                           f"by {', '.join(by)}; {could}): its calculations would fail; remove the fidelity "
-                           f"(a lab-only campaign) or drop {prop}")
+                           f"by {', '.join(by)}; methods that derive it: {', '.join(methods)}): its calculations "
+                           f"would fail; remove the fidelity (a lab-only campaign) or drop {prop}")
         if lab is not None and lab.measures is not None and prop not in lab.measures:
             out.append(f"fidelities.{lab.name}: measures does not list {prop} ({role}; delivered by "
                        f"{', '.join(by)}): the lab's records could not train the model; add it to measures")
@@ -104,7 +112,6 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
     if c.runner.site is not None and Path(c.runner.site).suffix:
         files.append(("runner.site", c.runner.site))
     out = input_problems(c, files)
-    out += _store_problems(c)
     if c.runner.site is not None and not Path(c.runner.site).suffix and not _site_file(c).is_file():
         out.append(f"runner.site: no site profile '{c.runner.site}' in {_site_file(c).parent}")
     out += delivery_problems(c)
@@ -310,9 +317,10 @@ def _resource_problems(c: CampaignSpec) -> list[str]:
 
 
 def input_problems(c: CampaignSpec, files: Sequence[tuple[str, Any]] = (), sources: bool = True) -> list[str]:
-    """The files a command that only reads the campaign needs (``report``, ``design --campaign``,
-    ``transfer``): the pool and the transfer sources, each there and readable, and ``files``
-    (field, path) there. What only a run needs (cores of this machine, a site profile, a fidelity
+    """The files a command that only reads the campaign needs (``report``, ``suggest``, ``design
+    --campaign``, ``transfer``): the pool and the transfer sources, each there and readable,
+    ``files`` (field, path) there, and a store path that holds a store or nothing yet (a file
+    there would read as a store without records). What only a run needs (cores of this machine, a site profile, a fidelity
     for each process parameter) is not asked: a campaign that ran elsewhere, or before a check was
     added, is still read. ``sources`` false: the transfer sources are not asked (``report`` leaves
     out one it cannot read, and says so: ``report.readable_sources``)."""
@@ -320,7 +328,7 @@ def input_problems(c: CampaignSpec, files: Sequence[tuple[str, Any]] = (), sourc
     for field, path in [("space.pool", c.space.pool), ("space.pool_map", c.space.pool_map), *files]:
         if path is not None and not Path(path).is_file():
             out.append(f"{field}: no such file: {path}")
-    return out + _pool_problems(c) + (transfer_problems(c) if sources else [])
+    return out + _store_problems(c) + _pool_problems(c) + (transfer_problems(c) if sources else [])
 
 
 def check_inputs(c: CampaignSpec, origin: str, sources: bool = True) -> None:

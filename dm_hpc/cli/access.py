@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dm_hpc.cli.output import cli_console
 from dm_hpc.cli.store import fail
 
-console = Console()
+console = cli_console()
 StateDir = Annotated[Path, typer.Option("--state-dir", help="The portal's state folder (users, grants, audit log).")]
 Campaigns = Annotated[Path, typer.Option("--campaigns", help="Folder of campaign files (*.yaml) the portal serves.")]
 By = Annotated[str, typer.Option("--by", help="The approver (a portal user of role approver or admin).")]

@@ -42,9 +42,9 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Compute the properties of one composition and print them with the record id."""
-    from rich.console import Console
     from rich.table import Table
 
+    from dm_hpc.cli.output import cli_console
     from dm_hpc.compute import calculate, get_method, result_to_record
     from dm_hpc.compute.methods import UnknownMethodError
     from dm_hpc.data import Composition, CompositionError, canonical_unit
@@ -86,7 +86,7 @@ def run(
         payload["record_id"] = record.record_id
         typer.echo(json.dumps(payload, indent=1))
         return
-    console = Console()
+    console = cli_console()
     table = Table(title=f"{comp.formula} · {outcome.method} ({outcome.fidelity}) · "
                         f"{outcome.n_atoms}-atom {outcome.lattice} cell · {outcome.wall_time_s:.2f} s")
     table.add_column("property")
@@ -105,11 +105,10 @@ def run(
 @calc_app.command("methods")
 def methods() -> None:
     """List the registered methods, their fidelity, availability and elements."""
-    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    from rich.markup import escape
-
+    from dm_hpc.cli.output import cli_console
     from dm_hpc.compute import get_method, method_names, unavailable_reason
 
     table = Table()
@@ -122,7 +121,7 @@ def methods() -> None:
         table.add_row(name, m.fidelity, m.code, "yes" if why is None else escape(f"no: {why}"),
                       f"{m.cost_core_seconds(4):.3g} / {m.cost_core_seconds(32):.3g}",
                       " ".join(els) if len(els) <= 16 else f"{len(els)} elements")
-    Console().print(table)
+    cli_console().print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,16 +7,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dm_hpc.cli.output import cli_console
 from dm_hpc.cli.store import fail
 
 if TYPE_CHECKING:
     from dm_hpc.campaign.labsheet import SuggestionSheet
 
-console = Console()
+console = cli_console()
 CampaignFile = Annotated[Path, typer.Argument(help="Campaign YAML file (see campaigns/).")]
 TEMPLATES = {"demo": "hea-demo.yaml", "turbine": "hea-turbine.yaml", "pool": "oer-catalyst.yaml"}
 
@@ -124,7 +124,7 @@ def scaffold(text: str, name: str, source_dir: Path, out_dir: Path, run_dir: Pat
 
 def _preflight(c, origin: Path, check_codes: bool = False, reading: bool = False, sources: bool = True) -> None:
     """Fail with every problem of ``c`` (``preflight.check``); ``reading``: a command that only
-    reads the campaign (report, design, transfer) asks only for the files it reads
+    reads the campaign (report, suggest, design, transfer) asks only for the files it reads
     (``preflight.check_inputs``), not for what only a run needs; ``sources`` false: nor for the
     transfer sources (the report leaves out one it cannot read)."""
     from dm_hpc.campaign import CampaignError
@@ -330,6 +330,7 @@ def suggest(
         fail(f"campaign {c.name!r} has no experiment fidelity, so nothing is suggested to a lab")
     target = SuggestionSheet(c, out)
     if n is None:
+        _preflight(c, campaign, reading=True, sources=False)  # the store path and the pool, as `report` asks
         from dm_hpc.campaign import journal as jn
         from dm_hpc.campaign.labsheet import write_suggestions
 

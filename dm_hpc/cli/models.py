@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from dm_hpc.cli.output import cli_console
 from dm_hpc.cli.store import fail, load_campaign_or_fail
 
-console = Console()
+console = cli_console()
 CampaignFile = Annotated[Path, typer.Argument(help="Campaign YAML file (see campaigns/).")]
 SURROGATES = ("auto", "gp", "multitask", "ensemble")
 
@@ -152,7 +152,7 @@ def models(
                         "current, as its comparison had decided; the next training makes it current, or now: "
                         f"dm-hpc models {shlex.quote(str(campaign))} --promote {left}")
     for problem in problems:  # on stderr: --json stays one document
-        Console(stderr=True).print(f"warning: {c.name}: {problem}", markup=False, highlight=False, soft_wrap=True)
+        cli_console(stderr=True).print(f"warning: {c.name}: {problem}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
         rows = [{**v.meta, "version": v.version, "current": v.version == cur, "interrupted": v.version == left}
                 for v in found]

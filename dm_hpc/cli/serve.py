@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from dm_hpc.cli.access import portal_state
+from dm_hpc.cli.output import cli_console
 from dm_hpc.cli.store import fail
 
-console = Console()
+console = cli_console()
 users_app = typer.Typer(help="Users of the portal: add (prints a token once), list, revoke.", no_args_is_help=True)
 access_app = typer.Typer(help="Access levels of records (public, consortium, restricted, embargoed) and "
                               "export requests (requests, approve, deny).",

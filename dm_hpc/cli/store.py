@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dm_hpc.cli.output import cli_console
+
 store_app = typer.Typer(help="Inspect, import into and export from an HDF5 record store.", no_args_is_help=True)
 StorePath = Annotated[Path, typer.Option("--store", "-s", help="Store folder (created on import).")]
-console = Console()
-err = Console(stderr=True)
+console = cli_console()
+err = cli_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -194,8 +195,9 @@ def query(
     superseded: Annotated[bool, typer.Option("--superseded", help="Also the records withdrawn by a correction "
                                              "or a retraction (kept in the store).")] = False,
 ) -> None:
-    """Filter records (--out: every matching row as CSV, in the lab sheets' column names and
-    canonical units: composition:<El> [at_frac], process:<step>:<param> [unit], property:<name> [unit])."""
+    r"""Filter records (--out: every matching row as CSV, in the lab sheets' column names and
+    canonical units: composition:<El> \[at_frac], process:<step>:<param> \[unit], property:<name> \[unit])."""
+    # `\[`: typer shows this docstring as rich markup, where a bare `[unit]` is a style tag and vanishes
     with store_errors(), _open(store) as s:
         try:
             df = s.to_dataframe(**_filters(source, method, campaign, elements, prop), superseded=superseded)

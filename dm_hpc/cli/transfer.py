@@ -4,15 +4,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from dm_hpc.cli.campaign import CampaignFile, _load, _preflight
+from dm_hpc.cli.output import cli_console
 from dm_hpc.cli.store import fail
 
-console = Console()
-transfer_app = typer.Typer(help="Related data a campaign can learn from (issue 22).", no_args_is_help=True)
+console = cli_console()
+transfer_app = typer.Typer(help="Related data a campaign can learn from.", no_args_is_help=True)
 
 
 @transfer_app.command("suggest")

@@ -113,9 +113,9 @@ SHARD_NAME = re.compile(r"s(\d{6,})\.h5")
 def store_folder_problem(path: Path) -> str | None:
     """Why ``path`` cannot be a store, judged from what is there without opening anything, or None
     (a store, or a missing or empty folder, where a writer creates one). One wording for the doors
-    a store path comes through: ``Store.open`` given a file (``--store``, ``gaps STORE``),
-    ``validate``'s preflight of a campaign's ``store:``, and ``calc run``, which checks before
-    it calculates."""
+    a store path comes through: ``Store.open`` given a file (``--store``, ``gaps STORE``), the
+    campaign commands' preflight of its ``store:`` (``validate``, ``run``, ``report``, ``suggest``),
+    and ``calc run``, which checks before it calculates."""
     path = Path(path)
     if not path.exists() or (path.is_dir() and not any(path.iterdir())):
         return None

@@ -66,6 +66,7 @@ from dm_hpc.data.vocabulary import (
     canonical_unit,
     closest_name,
     converter,
+    process_parameter_names,
     property_names,
     same_unit,
 )
@@ -214,12 +215,32 @@ def did_you_mean(header: str) -> str | None:
     m = _HEADER.match(str(header))
     if not m:
         return None
-    key = m.group("key").split(":")[-1].strip().lower().replace(" ", "_").replace("-", "_")
-    names = property_names()
-    match = key if key in names else closest_name(key, names, 0.8)
+    match = _meant_name(m.group("key").split(":")[-1], property_names())
     if match is None:
         return None
     return f"property:{match} [{m.group('unit') or canonical_unit(match)}]"
+
+
+def _meant_name(word: str, names: Sequence[str]) -> str | None:
+    """The name of ``names`` that ``word`` probably means, case, spaces and hyphens aside
+    ('Mixing Energy' -> mixing_energy), or None."""
+    key = word.strip().lower().replace(" ", "_").replace("-", "_")
+    return key if key in names else closest_name(key, names, 0.8)
+
+
+def _unknown_term(header: str, exc: UnknownPropertyError) -> tuple[str, str | None]:
+    """The problem of a template column naming a term the vocabulary lacks, and the known name it
+    probably meant (or None). With such a name the problem is the header to write instead, once;
+    the known names are listed only when none is close."""
+    names = process_parameter_names() if exc.kind == "process_parameter" else property_names()
+    meant = exc.close or _meant_name(exc.name or "", names)
+    if meant is None:
+        return f"column {header!r}: {exc}", None
+    m = _HEADER.match(str(header))
+    kind, *step = m.group("key").split(":")[:-1]
+    fixed = (process_column(step[0], meant, m.group("unit")) if kind == "process"
+             else property_column(meant, m.group("unit"), kind=kind))
+    return f"column {header!r}: unknown {exc.kind.replace('_', ' ')} {exc.name!r}; did you mean {fixed!r}?", meant
 
 
 def _squeezed(text: str) -> str:
@@ -267,6 +288,7 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()
     problems: list[tuple[int, str]] = []
     warnings: list[str] = []
     columns: list[Column] = []
+    misspelt: set[str] = set()  # the properties that refused property columns probably meant
     for header in table.columns:
         if is_annotation(header):  # the annotated copy's information, sent back with the lab's corrections
             continue
@@ -285,8 +307,10 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()
         try:
             columns.append(parse_header(header))
         except UnknownPropertyError as exc:
-            guess = did_you_mean(str(header).split(":", 1)[-1])
-            problems.append((1, f"column {header!r}: {exc}" + (f"; did you mean {guess!r}?" if guess else "")))
+            problem, meant = _unknown_term(header, exc)
+            problems.append((1, problem))
+            if meant and str(header).strip().lower().startswith("property:"):
+                misspelt.add(meant)
         except (ValueError, KeyError) as exc:
             problems.append((1, str(exc)))
     for c in columns:
@@ -315,6 +339,8 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()
         seen.setdefault(key, c.header)
     props = {c.name: c for c in columns if c.kind == "property"}
     for c in columns:
+        if c.kind == "uncertainty" and c.name not in props and c.name in misspelt:
+            continue  # its property column is there, misspelt, and said so: one problem, not two
         if c.kind == "uncertainty" and c.name not in props:
             # its property column is most often there, typed over: name it, or the lab looks for a missing one
             renamed = [h for h in table.columns if not is_template_header(h) and names_property(h, [c.name])]
@@ -433,7 +459,8 @@ def _checked(
         problems.append((1, "no composition:<El> columns, no raw:<name> columns and no formula column"))
     if table.empty:
         problems.append((0, "the sheet has a header but no rows"))
-    if not any(c.kind == "property" for c in columns):
+    if not any(c.kind == "property" for c in columns) and not any(
+            str(h).strip().lower().startswith("property:") for h in table.columns):  # else that column said why
         unknown = [h for h in table.columns if not is_template_header(h) and not is_annotation(h)]
         guesses = [f"{h!r} (did you mean {g!r}?)" if (g := did_you_mean(h) or names_property(h, properties)) else repr(h)
                    for h in unknown]

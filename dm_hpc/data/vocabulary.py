@@ -25,7 +25,13 @@ class UnitError(ValueError):
 
 
 class UnknownPropertyError(KeyError, ValueError):
-    """A property or process-parameter name that is not in the vocabulary."""
+    """A property or process-parameter name that is not in the vocabulary: ``name``, its
+    ``kind`` (property, process_parameter) and ``close``, the known name it probably meant (or
+    None), so a caller can word the hint in its own terms (a sheet names the column it meant)."""
+
+    def __init__(self, message: str, name: str | None = None, kind: str = "property", close: str | None = None):
+        super().__init__(message)
+        self.name, self.kind, self.close = name, kind, close
 
     def __str__(self) -> str:  # KeyError quotes its message; say it plainly
         return str(self.args[0])
@@ -135,7 +141,7 @@ def _term(name: str, kind: str) -> Term:
         close = closest_name(name, [*table, *_DECLARED[kind]], 0.75)
         meant = f" (did you mean {close!r}?)" if close else ""
         raise UnknownPropertyError(f"unknown {kind} {name!r}{meant}; known: {known} (or declare it in the "
-                                   f"campaign's vocabulary with a unit)") from None
+                                   f"campaign's vocabulary with a unit)", name, kind, close) from None
 
 
 def term(name: str, kind: str = "property") -> Term:

@@ -20,8 +20,8 @@ def test_emt_with_a_hardness_objective_is_refused_at_validate_and_run(tmp_path):
     for cmd in ("validate", "run"):
         res = dm(cmd, str(path))
         assert res.returncode == 2, (cmd, res.stdout, res.stderr)
-        assert "fidelities.emt: method emt cannot derive hardness" in res.stderr, res.stderr
-        assert "delivered by lab" in res.stderr and "Traceback" not in res.stderr
+        assert "fidelities.emt: none of this campaign's methods (emt) computes hardness" in res.stderr, res.stderr
+        assert "can come from the lab only" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "store").exists()  # nothing was spent
 
 
@@ -30,7 +30,8 @@ def test_a_property_nobody_delivers_names_who_could(tmp_path):
                                      objectives=[{"property": "hardness", "goal": "max"}]))
     [why] = problems(c)
     assert why.startswith("objective hardness: no fidelity of this campaign delivers it")
-    assert "lab-only property" in why and "measures: [hardness]" in why
+    assert "none of this campaign's methods (emt) computes hardness, nor does any other registered method" in why
+    assert "so only a lab can measure it" in why and "measures: [hardness]" in why
     # the lab measures hardness only: the density constraint names the methods that derive it
     c = load_campaign(write_campaign(tmp_path, name="lab2", fidelities=[{**LAB, "measures": ["hardness"]}],
                                      objectives=[{"property": "hardness", "goal": "max"}],
@@ -43,6 +44,17 @@ def test_a_property_nobody_delivers_names_who_could(tmp_path):
                                      constraints=["density <= 9"]))
     [why] = problems(c)
     assert why.startswith("fidelities.lab: measures does not list density (constraint; delivered by emt")
+
+
+def test_a_property_no_method_computes_is_said_to_come_from_the_lab(tmp_path):
+    """First-hour review: formation energy with EMT was "(delivered by lab; no calculation method
+    derives it (a lab-only property))": nested parentheses, and formation energy is no lab-only
+    property to a computational scientist; no method of this campaign (or registered) computes it."""
+    c = load_campaign(write_campaign(tmp_path, name="fe", objectives=[{"property": "formation_energy", "goal": "min"}]))
+    [why] = problems(c)
+    assert why == ("fidelities.emt: none of this campaign's methods (emt) computes formation_energy, nor does any "
+                   "other registered method: the objective can come from the lab only, and the emt calculations "
+                   "would fail; remove the fidelity (a lab-only campaign) or drop formation_energy"), why
 
 
 def test_a_lab_only_property_validates_on_a_lab_only_campaign(tmp_path):

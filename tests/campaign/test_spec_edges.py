@@ -76,6 +76,18 @@ def test_a_store_path_holding_something_else_is_refused_at_validate(tmp_path):
     assert got["empty"] == [] and got["missing"] == []
 
 
+def test_every_campaign_command_refuses_a_store_path_that_is_a_file(tmp_path):
+    """First-hour review: `report` and `suggest` wrote their output (exit 0) where `validate`,
+    `run` and `train` refused such a store."""
+    (tmp_path / "afile").write_text("x")
+    path = str(write_campaign(tmp_path, name="f", store=str(tmp_path / "afile")))
+    said = f"store: {tmp_path / 'afile'} is a file, not a store folder"
+    for args in (["validate", path], ["report", path], ["suggest", path], ["suggest", path, "-n", "1"]):
+        res = dm(*args)
+        assert res.returncode == 2 and said in res.stderr, (args, res.stdout, res.stderr)
+    assert not [p for p in (tmp_path / "run").rglob("*") if p.suffix in (".md", ".xlsx")]  # no report, no sheet
+
+
 def test_store_compact_on_a_mistyped_path_creates_nothing(tmp_path):
     """It printed 'compacted TYPO', exit 0, and left a new empty store there."""
     res = dm("store", "compact", "--store", str(tmp_path / "TYPO"))

@@ -283,6 +283,24 @@ def test_extra_columns_are_ignored_with_a_warning_template_typos_are_errors(tmp_
     assert "appears twice" in problems(sheet(tmp_path, f"{HEADER},sample_id\nA,0.5,0.5,8.9,B\n"))
 
 
+def test_a_misspelt_property_column_is_one_problem_with_one_guess(tmp_path):
+    """First-hour review: 'property:mixing_enrgy' said "did you mean" twice, listed the whole
+    vocabulary, and added the errors it caused (an orphan uncertainty, no property column)."""
+    header = "sample_id,composition:Cu [at_frac],composition:Ni [at_frac],"
+    with pytest.raises(SheetError) as info:
+        read_sheet(sheet(tmp_path, f"{header}property:mixing_enrgy [meV/atom],uncertainty:mixing_energy [meV/atom]\n"
+                                   "A,0.5,0.5,10,1\n"))
+    assert info.value.problems == [
+        (1, "column 'property:mixing_enrgy [meV/atom]': unknown property 'mixing_enrgy'; "
+            "did you mean 'property:mixing_energy [meV/atom]'?")], info.value.problems
+    # a process parameter is guessed as one, in its step; with no close name the known ones are listed
+    text = problems(sheet(tmp_path, f"{header}process:anneal:temprature [K],property:density [g/cm^3]\nA,0.5,0.5,900,8.9\n"))
+    assert "did you mean 'process:anneal:temperature [K]'?" in text and text.count("did you mean") == 1, text
+    text = problems(sheet(tmp_path, f"{header}property:colour [nm]\nA,0.5,0.5,2\n"))
+    assert "unknown property 'colour'; known: " in text and "did you mean" not in text, text
+    assert "1 problem(s)" in text, text  # not also "no property:<name> [unit] column"
+
+
 def test_blank_measurement_row_is_pending_not_a_value_and_not_made_only_when_marked(tmp_path):
     """Issue 21: blank cells were read as "not made" and cleared the queue; absence infers nothing."""
     contents = read_sheet_contents(sheet(tmp_path, f"{HEADER},uncertainty:density [g/cm^3]\nA,0.5,0.5,8.9,\nB,0.5,0.5,,\n"
