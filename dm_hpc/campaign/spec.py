@@ -22,7 +22,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
                       model_validator)
 
 from dm_hpc.acquire.points import MIN_SEPARATION
-from dm_hpc.data import canonical_unit, is_element, to_canonical
+from dm_hpc.data import canonical_unit, is_element, readable_unit, to_canonical
 from dm_hpc.data import vocabulary
 from dm_hpc.data.vocabulary import UnitError, UnknownPropertyError
 
@@ -170,8 +170,9 @@ class ObjectiveSpec(Strict):
     @property
     def shown_unit(self) -> str:
         """The unit people read this objective's values in: the one the author wrote, else the
-        canonical one (the store, the model and the journal stay canonical)."""
-        return self.unit or canonical_unit(self.property)
+        canonical one (the store, the model and the journal stay canonical); in the readable
+        form (``readable_unit``: g/cm^3 for a file's g/cm**3)."""
+        return readable_unit(self.unit or canonical_unit(self.property))
 
     def shown(self, canonical: Any) -> Any:
         """Values in the canonical unit (a float or a numpy array, shape kept) in ``shown_unit``."""
@@ -640,15 +641,16 @@ class CampaignSpec(Strict):
         parameter's as the file wrote its range (``degC``), an objective's as the file writes it
         (``ObjectiveSpec.shown_unit``), any other property's as the file wrote its first constraint
         that gives a unit other than the canonical one (``density <= 7000 kg/m3``: kg/m3); else
-        canonical. The store, the model and the journal stay canonical."""
+        canonical. The store, the model and the journal stay canonical. In the readable form
+        (``readable_unit``)."""
         if kind == "process_parameter":
             bound = self.space.process.get(name)
-            return (bound.written_unit if bound else None) or canonical_unit(name, kind=kind)
+            return readable_unit((bound.written_unit if bound else None) or canonical_unit(name, kind=kind))
         o = self.objective(name)
         if o is not None:
             return o.shown_unit
         written = next((c.written_unit for c in self.constraints if c.property == name and c.written_unit), None)
-        return written or canonical_unit(name)
+        return readable_unit(written or canonical_unit(name))
 
     def shown(self, name: str, canonical: Any, kind: str = "property") -> Any:
         """Values of ``name`` in its canonical unit (a float or a numpy array, shape kept) in

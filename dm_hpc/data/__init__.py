@@ -6,6 +6,7 @@ Public face::
     MaterialRecord, PropertyValue, ProcessStep, RawMaterial, Provenance, Source, MaterialClass
     Store, open_store, IngestResult, CheckReport, StoreError, StoreLockedError, StoreCorruptError
     canonical_unit, to_canonical, with_unit, property_names, UnitError, UnknownPropertyError, RangeError
+    readable_unit                          the one form a unit is shown to people in (g/cm^3)
     ELEMENTS, is_element
     descriptors.composition_descriptors      alloy descriptors (entropy, size mismatch, VEC...), one definition
     read_sheet, write_sheet, SheetError      lab sheets (CSV/XLSX) in the standard template
@@ -47,6 +48,7 @@ _WHERE = {
     "property_names": "dm_hpc.data.vocabulary",
     "to_canonical": "dm_hpc.data.vocabulary",
     "with_unit": "dm_hpc.data.vocabulary",
+    "readable_unit": "dm_hpc.data.units",
     "Decision": "dm_hpc.data.verdicts",
     "Verdict": "dm_hpc.data.verdicts",
 }
@@ -56,7 +58,7 @@ __all__ = [
     "MaterialClass", "MaterialRecord", "ProcessStep", "PropertyValue", "Provenance", "Quantity",
     "RangeError", "RawMaterial", "Source", "Store", "StoreCorruptError", "StoreError", "StoreLockedError",
     "UnitError", "UnknownPropertyError", "Verdict", "atomic_mass", "canonical_unit", "is_element",
-    "open_store", "process_parameter_names", "property_names", "to_canonical", "with_unit",
+    "open_store", "process_parameter_names", "property_names", "readable_unit", "to_canonical", "with_unit",
 ]
 
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from dm_hpc.data.layout import FIXED_COLUMNS
-from dm_hpc.data.units import affine
+from dm_hpc.data.units import affine, readable_unit
 from dm_hpc.data.vocabulary import UnknownPropertyError, canonical_unit
 
 if TYPE_CHECKING:
@@ -39,7 +39,8 @@ IDENTIFIERS = ("sample_id", "record_id", "source", "method", "campaign", "task_i
 
 
 def _bracket(unit: str | None) -> str:
-    return f" [{unit}]" if unit is not None else ""
+    # every header names its unit as people read it (g/cm^3); the header grammar reads it back
+    return f" [{readable_unit(unit)}]" if unit is not None else ""
 
 
 def composition_column(element: str, basis: str = ATOMIC_FRACTION) -> str:

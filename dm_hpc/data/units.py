@@ -59,6 +59,14 @@ def parse_unit(text: str) -> pint.Unit:
         raise ValueError(f"unknown unit {text!r}") from exc
 
 
+def readable_unit(text: str) -> str:
+    """``text`` as people write a unit, exponents after ``^`` (``g/cm**3`` -> ``g/cm^3``): the one
+    form shown wherever a person reads a unit (sheet headers, Instructions, report, CLI), not
+    pint's Python syntax. ``parse_unit`` reads it back to the same unit, as it reads ``g/cm**3``
+    and ``g/cm3``, so a header written in it survives the trip through a lab."""
+    return re.sub(r"\s*\*\*\s*", "^", text)
+
+
 def case_spellings(text: str) -> list[str]:
     """Units pint knows that ``text`` spells but for letter case, word by word (``Gpa`` -> ``GPa``,
     ``mev/atom`` -> ``meV/atom``, ``degc`` -> ``degC``): what a "did you mean" offers for a unit

@@ -17,7 +17,7 @@ from importlib import resources
 
 import yaml
 
-from dm_hpc.data.units import affine
+from dm_hpc.data.units import affine, readable_unit
 
 
 class UnitError(ValueError):
@@ -60,6 +60,11 @@ class Term:
     classes: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
     hint: str = ""
     computed_only: bool = False
+
+    def __post_init__(self) -> None:
+        # the canonical unit is shown to people (headers, reports) and stored: in the readable
+        # form (g/cm^3, not pint's g/cm**3), which every unit reader takes as the same unit
+        object.__setattr__(self, "unit", readable_unit(self.unit))
 
     def bounds(self, material_class: str | None = None) -> tuple[float, float]:
         """``(low, high)`` inclusive bounds in the canonical unit (-inf/inf when open), for

@@ -92,7 +92,7 @@ def test_a_campaign_declares_its_own_terms_and_the_store_keeps_their_unit(tmp_pa
 
 
 @pytest.mark.parametrize("vocabulary, message", [
-    ({"properties": {"density": {"unit": "kg/m**3"}}}, "property 'density' is a standard name (unit g/cm**3)"),
+    ({"properties": {"density": {"unit": "kg/m**3"}}}, "property 'density' is a standard name (unit g/cm^3)"),
     ({"properties": {"sparkle": {"unit": "blorp"}}}, "property 'sparkle': unknown unit 'blorp'"),
     ({"process_parameters": {"dwell": {"unit": "s", "min": 5, "max": 1}}}, "process_parameter 'dwell': min 5 > max 1"),
     ({"properties": {"bad name!": {"unit": "s"}}}, "use 1-48 letters"),

@@ -12,7 +12,7 @@ from dm_hpc.data.sheetfiles import SheetError
 from tests.campaign.helpers import hardness_density_lab
 
 HV = "property:hardness [HV]"
-DENSITY = "property:density [g/cm**3]"
+DENSITY = "property:density [g/cm^3]"
 
 
 def _campaign(tmp_path, predicted: dict | None = None) -> Campaign:
@@ -106,7 +106,7 @@ def test_a_value_sent_again_in_another_unit_is_unchanged_at_the_digits_it_was_ty
     done = api.add_measurements(_row("S2", 254.9, 8.9))
     df = Store.open(api.spec.store).to_dataframe()
     assert len(df) == 2 and df.set_index("sample_id").loc["S2", "hardness"] == 2.5, df
-    assert done["property:density [g/cm**3]"].tolist() == [8.9]
+    assert done["property:density [g/cm^3]"].tolist() == [8.9]
 
 
 def test_the_reply_counts_one_completion_in_the_singular(tmp_path):
@@ -189,6 +189,6 @@ def test_an_uncertainty_sent_again_in_another_unit_is_unchanged_at_the_digits_it
     done = api.add_measurements(_row("S2", 254.9, 8.9).assign(**{unc: [5.1]}))  # 0.05 GPa is 5.099 HV
     df = Store.open(api.spec.store).to_dataframe()
     assert len(df) == 2 and df.set_index("sample_id").loc["S2", "density"] == 8.9, df
-    assert done["property:density [g/cm**3]"].tolist() == [8.9]
+    assert done["property:density [g/cm^3]"].tolist() == [8.9]
     rec = Store.open(api.spec.store).get(df.set_index("sample_id").loc["S2", "record_id"]).get_property("hardness")
     assert (rec.value, rec.uncertainty) == (2.5, 0.05)

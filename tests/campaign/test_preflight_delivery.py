@@ -75,7 +75,7 @@ def test_calculation_fidelities_cannot_declare_measures(tmp_path):
 
 
 @pytest.mark.parametrize("constraint, message", [
-    ("density <= -1 g/cm3", "density <= -1 g/cm**3 cannot be met: density is > 0"),
+    ("density <= -1 g/cm3", "density <= -1 g/cm^3 cannot be met: density is > 0"),
     ("density <= 0", "cannot be met: density is > 0"),
     ("yield_strength <= -5 MPa", "cannot be met: yield_strength is >= 0 MPa"),
 ])

@@ -88,7 +88,7 @@ def test_a_constraint_on_another_property_reads_in_the_unit_the_file_wrote(tmp_p
     assert sorted(records["property:density [kg/m3]"]) == pytest.approx(sorted(KG))
     # a constraint written in the store's unit keeps the store's spelling everywhere (no churn)
     plain = Campaign.from_dict({**DENSE, "name": "plain", "constraints": ["density <= 7 g/cm3"]}, base_dir=tmp_path)
-    assert plain.spec.shown_unit("density") == "g/cm**3" and plain.spec.constraints[0].written_unit is None
+    assert plain.spec.shown_unit("density") == "g/cm^3" and plain.spec.constraints[0].written_unit is None
 
 
 @pytest.mark.parametrize("unit", ["eV", "parsec", "]"])
@@ -104,3 +104,32 @@ def test_a_written_unit_that_is_no_unit_of_the_property_is_refused_by_the_file(t
     assert "Traceback" not in str(info.value)
     ok = {**CAMPAIGN, "constraints": [{"property": "density", "op": "<=", "value": 9, "written_unit": "kg/m3"}]}
     assert Campaign.from_dict(ok, base_dir=tmp_path).spec.shown("density", 9.0) == pytest.approx(9000.0)
+
+
+def test_units_read_as_people_write_them_and_read_back(tmp_path):
+    """A file wrote 'density <= 12 g/cm3' and the lab sheet's header, its Instructions and the
+    report said g/cm**3 (pint's Python syntax). Everything shown says g/cm^3 (``readable_unit``);
+    a sheet headed so reads back to the same unit, and an older sheet headed [g/cm**3] still reads."""
+    from dm_hpc.campaign.lab import write_suggestions
+    import openpyxl
+
+    from dm_hpc.data import with_unit  # what the CLI prints a value in its canonical unit with
+
+    camp = Campaign.from_dict({**CAMPAIGN, "name": "grams", "constraints": ["density <= 12 g/cm3"]}, base_dir=tmp_path)
+    assert camp.spec.shown_unit("density") == "g/cm^3"
+    sheet = camp.suggest(4)
+    assert "property:density [g/cm^3]" in sheet.columns, list(sheet.columns)
+    write_suggestions(camp.spec, tmp_path / "s.xlsx")
+    book = openpyxl.load_workbook(tmp_path / "s.xlsx")
+    instructions = " ".join(str(c.value) for r in book["Instructions"].iter_rows() for c in r)
+    shown = [str(c.value) for c in book["samples"][1]] + [instructions]
+    assert "density in g/cm^3" in instructions and not [s for s in shown if "**" in s], shown
+    assert with_unit("density", 7.5, ".3g") == "7.5 g/cm^3"
+    sheet["property:hardness [HV]"] = HV
+    sheet["property:density [g/cm^3]"] = [8.0, 6.0, 6.5, 13.0]
+    camp.add_measurements(sheet.iloc[:2])
+    old = sheet.iloc[2:].rename(columns={"property:density [g/cm^3]": "property:density [g/cm**3]"})
+    camp.add_measurements(old)  # a sheet written before: the header still reads as g/cm3
+    assert sorted(camp.records()["property:density [g/cm^3]"]) == pytest.approx([6.0, 6.5, 8.0, 13.0])
+    text = write_report(camp.spec).read_text()
+    assert "they do not meet, or have no value for, density <= 12 g/cm^3." in text and "g/cm**" not in text, text

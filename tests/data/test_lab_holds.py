@@ -188,7 +188,7 @@ def test_holds_of_a_sheet_queued_for_a_running_manager_reach_the_journal(tmp_pat
 
     path, campaign = lab_campaign(tmp_path)
     held = [Hold(2, "L1-1", "mixing_energy", 1.7, -0.15, -0.05, "eV/atom", "meV/atom"),
-            Hold(2, "L1-1", "density", 30.0, 8.0, 9.0, "g/cm**3")]
+            Hold(2, "L1-1", "density", 30.0, 8.0, 9.0, "g/cm^3")]
     inbox = tmp_path / "inbox.json"
     inbox.write_text(json.dumps({"records": [], "not_made": [], **_audit(held, ["L1-0"])}))
     journal = jn.Journal(campaign.run_dir / "journal.jsonl")
@@ -197,9 +197,9 @@ def test_holds_of_a_sheet_queued_for_a_running_manager_reach_the_journal(tmp_pat
     journal.close()
     assert event["held"] == ["L1-1"] and event["confirmed"] == ["L1-0"]
     entry = jn.replay(campaign.run_dir / "journal.jsonl").lab["L1-1"]
-    assert "mixing_energy 1700 meV/atom held" in entry.held and "density 30 g/cm**3 held" in entry.held
+    assert "mixing_energy 1700 meV/atom held" in entry.held and "density 30 g/cm^3 held" in entry.held
     # the units travel too: the portal's note rebuilds the interval in the unit typed
-    assert entry.held_units == {"mixing_energy": "meV/atom", "density": "g/cm**3"}
+    assert entry.held_units == {"mixing_energy": "meV/atom", "density": "g/cm^3"}
 
 
 MEV = "property:mixing_energy [meV/atom]"

@@ -56,7 +56,7 @@ def test_bad_compositions_are_named(amounts, message):
 
 
 def test_units_convert_to_canonical_and_bad_units_are_rejected():
-    assert canonical_unit("density") == "g/cm**3"
+    assert canonical_unit("density") == "g/cm^3"
     assert to_canonical("density", 7800, "kg/m^3") == pytest.approx(7.8)
     assert to_canonical("mixing_energy", -50, "meV/atom") == pytest.approx(-0.05)
     assert to_canonical("temperature", 900, "degC", kind="process_parameter") == pytest.approx(1173.15)
@@ -71,7 +71,7 @@ def test_units_convert_to_canonical_and_bad_units_are_rejected():
 def test_record_converts_units_and_uncertainty():
     rec = record()
     density = rec.get_property("density")
-    assert density.unit == "g/cm**3"
+    assert density.unit == "g/cm^3"
     assert density.value == pytest.approx(7.8)
     assert density.uncertainty == pytest.approx(0.01)
 

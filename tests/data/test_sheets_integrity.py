@@ -126,7 +126,7 @@ def test_values_outside_the_physical_range_are_errors(tmp_path):
                            "property:elongation [%],property:bandgap [eV]\n"
                            "A,1,10,-8.9,5,1\nB,1,150,8.9,5,1\nC,1,10,8.9,-5,1\nD,1,10,8.9,5,-0.1\nE,1,10,8.9,5,0\n")
     text = problems(path)
-    assert "line 2" in text and "density -8.9 g/cm**3 is outside the physical range (0.5 to 23 g/cm**3 for a metal)" in text
+    assert "line 2" in text and "density -8.9 g/cm^3 is outside the physical range (0.5 to 23 g/cm^3 for a metal)" in text
     assert "line 3" in text and "reduction 150 percent is outside the physical range (0 to 100 percent)" in text
     assert "line 4" in text and "elongation -5" in text
     assert "line 5" in text and "bandgap -0.1" in text
@@ -344,7 +344,7 @@ def test_resent_measurement_needs_replace_and_keeps_the_old_one(tmp_path):
         c = read_sheet_contents(corrected)
         with pytest.raises(SheetError) as info:
             resolve_resends(store, c.records, c.lines, str(corrected))
-        assert "line 2: sample 'S1': density is already stored as 8.9 g/cm**3" in str(info.value)
+        assert "line 2: sample 'S1': density is already stored as 8.9 g/cm^3" in str(info.value)
         assert "this sheet says 8.95" in str(info.value) and "--replace" in str(info.value)
         partial = sheet(tmp_path, f"{HEADER}\nS1,0.5,0.5,8.95\n", name="partial.csv")
         c = read_sheet_contents(partial)

@@ -139,19 +139,19 @@ def density_campaign(tmp_path):
     header = [c.value for c in ws[1]]
     for row in (2, 3):
         ws.cell(row, header.index(PROP) + 1).value = -0.09
-        ws.cell(row, header.index("property:density [g/cm**3]") + 1).value = 8.8
+        ws.cell(row, header.index("property:density [g/cm^3]") + 1).value = 8.8
     wb.save(tmp_path / "filled.xlsx")
     return path, campaign, tmp_path / "filled.xlsx"
 
 
 def test_a_renamed_property_column_with_values_refuses_the_sheet(tmp_path):
-    """Found by QA (r2-renA2.xlsx): 'property:density [g/cm**3]' typed over as 'Density (g/cm3)' was
+    """Found by QA (r2-renA2.xlsx): 'property:density [g/cm^3]' typed over as 'Density (g/cm3)' was
     warned as 'not a template column; ignored' and the densities were lost while the rest was stored."""
     path, campaign, filled = density_campaign(tmp_path)
-    renamed = rename(filled, tmp_path / "renamed.xlsx", "property:density [g/cm**3]", "Density (g/cm3)")
+    renamed = rename(filled, tmp_path / "renamed.xlsx", "property:density [g/cm^3]", "Density (g/cm3)")
     wb = openpyxl.load_workbook(renamed)
     ws = wb.worksheets[0]
-    ws.delete_cols([c.value for c in ws[1]].index("uncertainty:density [g/cm**3]") + 1)  # as QA's sheet
+    ws.delete_cols([c.value for c in ws[1]].index("uncertainty:density [g/cm^3]") + 1)  # as QA's sheet
     wb.save(tmp_path / "alone.xlsx")
     # the unit the renamed column states is kept (a review: kg/m3 relabelled g/cm**3 would be 1000x off)
     told = "column 'Density (g/cm3)' is not a template column; did you mean 'property:density [g/cm3]'?"
@@ -173,7 +173,7 @@ def test_a_renamed_property_column_with_values_refuses_the_sheet(tmp_path):
     wb.save(tmp_path / "empty.xlsx")
     res = dm("ingest", str(path), str(tmp_path / "empty.xlsx"))
     assert res.returncode == 2 and "an uncertainty without a property:density column" in res.stderr
-    assert "'Density (g/cm3)'" in res.stderr and "'property:density [g/cm**3]'" in res.stderr, res.stderr  # its uncertainty's unit
+    assert "'Density (g/cm3)'" in res.stderr and "'property:density [g/cm^3]'" in res.stderr, res.stderr  # its uncertainty's unit
     assert not campaign.store.exists()
 
 
@@ -187,7 +187,7 @@ def test_a_column_named_after_a_property_keeps_its_unit_and_a_note_is_not_a_meas
 
     assert names_property("Formation energy (meV/atom)", ["formation_energy"]) == "property:formation_energy [meV/atom]"
     assert names_property("Density [kg/m3]", ["density"]) == "property:density [kg/m3]"
-    assert names_property("Density", ["density"]) == "property:density [g/cm**3]"
+    assert names_property("Density", ["density"]) == "property:density [g/cm^3]"
     base = {"sample_id": ["S1"], "material_class": ["metal"], "source": ["experimental"], "method": ["lab"],
             "composition:Cu [at_frac]": [0.5], "composition:Ni [at_frac]": [0.5],
             "property:mixing_energy [eV/atom]": [-0.02]}

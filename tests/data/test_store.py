@@ -95,7 +95,7 @@ def test_store_h5_is_one_table_for_plain_h5py(tmp_path):
         assert len(ids) == 8 and len(set(ids)) == 8
         al = f["records/composition/Al"][()]
         assert (al[:5] == 0).all() and (al[5:] > 0).all()  # filled where a shard has no Al
-        assert f["records/properties/density"].attrs["unit"] == "g/cm**3"
+        assert f["records/properties/density"].attrs["unit"] == "g/cm^3"
         assert h5py.check_enum_dtype(f["records/source"].dtype) == {"computed": 0, "experimental": 1}
         # every shard is reachable by an external link too
         assert sum(f[f"shards/{name}/records"].attrs["n"] for name in f["shards"]) == 8
