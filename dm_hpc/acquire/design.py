@@ -226,11 +226,11 @@ def design(
 
     tg = [parse_target(t) if isinstance(t, str) else t for t in targets]
     check_targets(tg)
-    from dm_hpc.data.elements import ELEMENTS
+    from dm_hpc.data.elements import ELEMENTS, unknown_element
 
     unknown = sorted(set(excluded) - set(ELEMENTS))
     if unknown:  # a typo would exclude nothing without a word
-        raise TargetError(f"excluded: unknown element{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
+        raise TargetError("excluded: " + "; ".join(unknown_element(el) for el in unknown))
     banned = np.zeros(0, int)
     if space is None:
         space = _space(df, max_elements, excluded)

@@ -22,7 +22,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
                       model_validator)
 
 from dm_hpc.acquire.points import MIN_SEPARATION
-from dm_hpc.data import canonical_unit, is_element, readable_unit, to_canonical
+from dm_hpc.data import canonical_unit, is_element, readable_unit, to_canonical, unknown_element
 from dm_hpc.data import vocabulary
 from dm_hpc.data.vocabulary import UnitError, UnknownPropertyError
 
@@ -93,7 +93,7 @@ class SpaceSpec(Strict):
     def _elements(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
         for el, (lo, hi) in v.items():
             if not is_element(el):
-                raise ValueError(f"unknown element {el!r}")
+                raise ValueError(unknown_element(el))
             if not 0 <= lo <= hi <= 1:
                 raise ValueError(f"{el}: bounds must satisfy 0 <= low <= high <= 1, got [{lo}, {hi}]")
         return v
@@ -117,7 +117,7 @@ class SpaceSpec(Strict):
     def _excluded(cls, v: list[str]) -> list[str]:
         unknown = [el for el in v if not is_element(el)]
         if unknown:
-            raise ValueError(f"unknown element {unknown[0]!r} in excluded")
+            raise ValueError(unknown_element(unknown[0]))  # the location says excluded
         return v
 
     @model_validator(mode="after")
@@ -455,7 +455,7 @@ class TransferSourceSpec(Strict):
     def _elements(cls, v: list[str] | None) -> list[str] | None:
         for el in v or ():
             if not is_element(el):
-                raise ValueError(f"unknown element {el!r}")
+                raise ValueError(unknown_element(el))
         return v
 
     @field_validator("label", "campaign")

@@ -7,7 +7,7 @@ Public face::
     Store, open_store, IngestResult, CheckReport, StoreError, StoreLockedError, StoreCorruptError
     canonical_unit, to_canonical, with_unit, property_names, UnitError, UnknownPropertyError, RangeError
     readable_unit                          the one form a unit is shown to people in (g/cm^3)
-    ELEMENTS, is_element
+    ELEMENTS, is_element, unknown_element  element symbols; the refusal of one (with the symbol meant: pt -> Pt)
     descriptors.composition_descriptors      alloy descriptors (entropy, size mismatch, VEC...), one definition
     read_sheet, write_sheet, SheetError      lab sheets (CSV/XLSX) in the standard template
     Verdict, Decision                        per-cell/row decisions on a returned sheet (accepted/held/refused)
@@ -25,6 +25,7 @@ _WHERE = {
     "ELEMENTS": "dm_hpc.data.elements",
     "atomic_mass": "dm_hpc.data.elements",
     "is_element": "dm_hpc.data.elements",
+    "unknown_element": "dm_hpc.data.elements",
     "MaterialClass": "dm_hpc.data.records",
     "MaterialRecord": "dm_hpc.data.records",
     "ProcessStep": "dm_hpc.data.records",
@@ -58,7 +59,7 @@ __all__ = [
     "MaterialClass", "MaterialRecord", "ProcessStep", "PropertyValue", "Provenance", "Quantity",
     "RangeError", "RawMaterial", "Source", "Store", "StoreCorruptError", "StoreError", "StoreLockedError",
     "UnitError", "UnknownPropertyError", "Verdict", "atomic_mass", "canonical_unit", "is_element",
-    "open_store", "process_parameter_names", "property_names", "readable_unit", "to_canonical", "with_unit",
+    "open_store", "process_parameter_names", "property_names", "readable_unit", "to_canonical", "unknown_element", "with_unit",
 ]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from dm_hpc.data.elements import atomic_mass, is_element
+from dm_hpc.data.elements import atomic_mass, is_element, unknown_element
 from dm_hpc.data.rounding import round_decimals
 
 BALANCE = "bal"
@@ -83,7 +83,7 @@ def to_atomic_fractions(amounts: Mapping[str, Any], basis: Basis | str = Basis.a
     values = _resolve_balance(amounts, basis)
     for el, v in values.items():
         if not is_element(el):
-            raise CompositionError(f"unknown element {el!r}")
+            raise CompositionError(unknown_element(el))
         if not math.isfinite(v):
             raise CompositionError(f"amount of {el} is not finite: {v!r}")
         if v < 0:

@@ -17,10 +17,21 @@ def is_element(symbol: str) -> bool:
     return symbol in _ELEMENT_SET
 
 
+#: lower-cased symbol -> symbol: a symbol typed in the wrong case (pt, PT) is one to suggest
+_BY_LOWER = {el.lower(): el for el in ELEMENTS}
+
+
+def unknown_element(symbol: object) -> str:
+    """What every refusal of a symbol that is no element says: the symbol, and the element it
+    spells but for letter case ('pt' -> "unknown element 'pt' (did you mean 'Pt'?)")."""
+    meant = _BY_LOWER.get(str(symbol).strip().lower())
+    return f"unknown element {symbol!r}" + (f" (did you mean {meant!r}?)" if meant else "")
+
+
 def atomic_number(symbol: str) -> int:
     """Atomic number Z of ``symbol`` (raises KeyError for an unknown symbol)."""
     if symbol not in _ELEMENT_SET:
-        raise KeyError(f"unknown element {symbol!r}")
+        raise KeyError(unknown_element(symbol))
     return int(atomic_numbers[symbol])
 
 

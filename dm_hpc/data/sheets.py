@@ -44,7 +44,7 @@ import pandas as pd
 from dm_hpc.data.column_map import ColumnMap, apply_column_map, load_column_map
 from dm_hpc.data.columns import composition_column, is_annotation, process_column, property_column, raw_column
 from dm_hpc.data.composition import Basis
-from dm_hpc.data.elements import is_element
+from dm_hpc.data.elements import is_element, unknown_element
 from dm_hpc.data.records import MaterialRecord, ProcessStep, Source
 from dm_hpc.data.sheet_checks import (
     BASIS_LABEL,
@@ -315,7 +315,7 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()
             problems.append((1, str(exc)))
     for c in columns:
         if c.kind == "composition" and not is_element(c.name):
-            problems.append((1, f"column {c.header!r}: unknown element {c.name!r}"))
+            problems.append((1, f"column {c.header!r}: {unknown_element(c.name)}"))
         if c.kind == "process":
             try:
                 ProcessStep(name=c.step)

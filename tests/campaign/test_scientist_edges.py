@@ -327,8 +327,10 @@ def test_design_exclusions_that_exclude_nothing_or_everything_are_named(tmp_path
     from dm_hpc.data import Store
 
     df = Store.open(Campaign.load(_process_campaign(tmp_path)).spec.store).to_dataframe()
-    with pytest.raises(TargetError, match="unknown element Xx"):
+    with pytest.raises(TargetError, match="excluded: unknown element 'Xx'"):
         design(df, ["hardness>=2 GPa"], n=2, excluded=["Xx"])
+    with pytest.raises(TargetError, match=r"unknown element 'cu' \(did you mean 'Cu'\?\)"):  # `--exclude cu`
+        design(df, ["hardness>=2 GPa"], n=2, excluded=["cu"])
     with pytest.raises(TargetError, match="every element of the records is excluded"):
         design(df, ["hardness>=2 GPa"], n=2, excluded=["Cu", "Ni"])
 

@@ -23,6 +23,9 @@ CASES = [  # (where in the file, the typo, the error's words)
     (("objectives", 0), {"property": "bulk_modulos"}, "unknown property 'bulk_modulos' (did you mean 'bulk_modulus'?)"),
     (("space", "process"), {"anealing_temperature": {"low": 400, "high": 900, "unit": "degC"}},
      "unknown process_parameter 'anealing_temperature' (did you mean 'annealing_temperature'?)"),
+    # a symbol in the wrong case said only "unknown element 'pt'"
+    (("space", "elements"), {"pt": [0, 0.3]}, "unknown element 'pt' (did you mean 'Pt'?)"),
+    (("space",), {"excluded": ["FE"]}, "unknown element 'FE' (did you mean 'Fe'?)"),
 ]
 
 

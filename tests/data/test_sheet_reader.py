@@ -240,3 +240,10 @@ def test_a_value_unit_changed_with_its_uncertainty_column_left_empty_is_read(tmp
     (tmp_path / "filled.csv").write_text(head + "0.5,0.5,8900,0.1\n")
     with pytest.raises(SheetError, match="differs from the value's"):
         read_sheet(tmp_path / "filled.csv")
+
+
+def test_a_composition_header_in_the_wrong_case_names_the_symbol_meant(tmp_path):
+    """'composition:cu [at_frac]' was refused as "unknown element 'cu'" with no word of Cu."""
+    header = [h.replace("composition:Cu", "composition:cu") for h in HEADER]
+    with pytest.raises(SheetError, match=r"unknown element 'cu' \(did you mean 'Cu'\?\)"):
+        read_sheet_contents(write_csv(tmp_path / "lower.csv", header, rows()))
