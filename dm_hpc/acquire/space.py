@@ -56,8 +56,16 @@ class DesignSpace:
             k = self.max_elements or len(lo)
             if int((lo > 0).sum()) > k:
                 raise DesignSpaceError(f"{int((lo > 0).sum())} elements have a lower bound > 0 but max_elements = {k}")
-            if np.sort(hi)[::-1][:k].sum() < 1 - 1e-12:
-                raise DesignSpaceError("upper bounds of the allowed elements cannot reach a sum of one")
+            reach = np.cumsum(np.sort(hi)[::-1])  # the largest sum of fractions with 1, 2, ... elements
+            if reach[-1] < 1 - 1e-12:
+                raise DesignSpaceError(f"upper bounds of the allowed elements sum to {reach[-1]:.3g} < 1: "
+                                       "no composition reaches a sum of one")
+            if reach[k - 1] < 1 - 1e-12:  # the bounds reach one, but only with more elements than allowed
+                need = int(np.argmax(reach >= 1 - 1e-12)) + 1
+                kept = (f"the largest upper bound {reach[0]:.3g} is" if k == 1
+                        else f"the {k} largest upper bounds sum to {reach[k - 1]:.3g}, which is")
+                raise DesignSpaceError(f"max_elements = {k} allows a composition {k} element(s), and {kept} "
+                                       f"below one: raise max_elements to {need} or the upper bounds")
         for name, (a, b) in self.process.items():
             if a > b:
                 raise DesignSpaceError(f"process parameter {name!r}: low {a} > high {b}")

@@ -40,6 +40,20 @@ def test_excluding_every_element_or_an_unknown_one_is_refused(tmp_path):
     assert load_campaign(write_campaign(tmp_path, name="one", space={**base, "excluded": ["Ni"]})).space.excluded == ["Ni"]
 
 
+def test_a_space_that_max_elements_keeps_from_summing_to_one_names_max_elements(tmp_path):
+    """max_elements: 1 with every upper bound 0.5 said only 'upper bounds of the allowed elements
+    cannot reach a sum of one', though the bounds reach one and max_elements is what stops them."""
+    elements = {"Cu": [0, 0.5], "Ni": [0, 0.5], "Pd": [0, 0.4]}
+    _refused(write_campaign(tmp_path, name="one", space={"elements": elements, "max_elements": 1}),
+             "max_elements = 1", "upper bound 0.5", "raise max_elements to 2")
+    # bounds that reach no sum of one with any number of elements say so, without max_elements
+    low = {"Cu": [0, 0.3], "Ni": [0, 0.3]}
+    with pytest.raises(CampaignError) as exc:
+        load_campaign(write_campaign(tmp_path, name="low", space={"elements": low, "max_elements": 1}))
+    said = str(exc.value).split("invalid campaign:")[-1]  # the file's path names the test
+    assert "upper bounds of the allowed elements sum to 0.6 < 1" in said and "max_elements" not in said, said
+
+
 def test_an_objective_target_outside_the_physical_range_is_refused(tmp_path):
     """5000 g/cm3 (a value in kg/m3) validated and the run stopped at once, 'objective targets met'."""
     for target in (5000, -5):
