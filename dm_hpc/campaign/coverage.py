@@ -169,13 +169,13 @@ def gaps_command(store_path: str | Path, campaign_path: str | Path, n: int, out_
     from dm_hpc.campaign.strategy import fit_model, gap_filling
     from dm_hpc.data import Store, StoreError
 
+    if n < 1:  # the count is no fact of the campaign file: the error names no file
+        raise CampaignError(f"n must be at least 1, got {n}")
     campaign = load_campaign(campaign_path)
-    if n < 1:
-        raise CampaignError(f"{campaign_path}: -n must be at least 1, got {n}")
     try:
         store = Store.open(store_path, "r")
-    except StoreError as exc:
-        raise CampaignError(f"{store_path}: {exc}") from None
+    except StoreError as exc:  # a StoreError names its store already
+        raise CampaignError(str(exc)) from None
     try:
         df = store.to_dataframe()
     finally:

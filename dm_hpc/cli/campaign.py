@@ -512,7 +512,7 @@ def stop(campaign: CampaignFile) -> None:
 def gaps(
     store: Annotated[Path, typer.Argument(help="The store holding existing (e.g. experimental) data.")],
     space: Annotated[Path, typer.Option("--space", help="Campaign file giving the space, properties and fidelities.")],
-    n: Annotated[int, typer.Option("-n", help="Calculations to propose.")] = 8,
+    n: Annotated[int, typer.Option("-n", min=1, help="Calculations to propose.")] = 8,
     out: Annotated[Optional[Path], typer.Option(help="Folder for the coverage map (default: the campaign's run folder).")] = None,
 ) -> None:
     """Propose calculations where the data is thinnest; draws a coverage map before/after."""

@@ -385,6 +385,25 @@ def test_gaps_without_a_model_says_why_its_std_column_is_empty(tmp_path):
     assert "no model yet" in " ".join(res.output.split()), res.output
 
 
+def test_gaps_says_each_path_once_and_an_option_error_without_the_campaign_file(tmp_path):
+    """`gaps X/store.h5 --space C` printed 'error: X/store.h5: X/store.h5 is the table view ...',
+    and `gaps -n 0` prefixed the campaign file to an error about a command-line option."""
+    from typer.testing import CliRunner
+
+    from dm_hpc.cli import app
+    from dm_hpc.data import Store
+
+    path = write_campaign(tmp_path)
+    Store.open(tmp_path / "store", "a").close()
+    view = tmp_path / "store" / "store.h5"
+    res = CliRunner().invoke(app, ["gaps", str(view), "--space", str(path), "--out", str(tmp_path / "out")])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "is the table view inside a store" in said, res.output
+    assert said.count(str(view)) == 1, res.output
+    res = CliRunner().invoke(app, ["gaps", str(tmp_path / "store"), "--space", str(path), "-n", "0"])
+    assert res.exit_code == 2 and "-n" in res.output and str(path) not in " ".join(res.output.split()), res.output
+
+
 def test_a_lab_records_derived_cost_counts_in_best_values_and_best_as_in_training(tmp_path):
     """The review of the analytic fill: the model trained on a lab record's derived cost while
     best values, reports and `best()` read the raw frame (lab records never among the best)."""
