@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from dm_hpc.cli.output import cli_console
+from dm_hpc.cli.output import cli_console, shown
 from dm_hpc.cli.store import fail
 
 if TYPE_CHECKING:
@@ -51,16 +51,6 @@ def _load(path: Path):
 def experiments(n: int, new: str = "") -> str:
     """``n`` suggested experiments, in the singular for one ('wrote 1 suggested experiments')."""
     return f"{n} {new}suggested experiment{'' if n == 1 else 's'}"
-
-
-def shown(path: Path | str) -> str:
-    """A path as the user reads it: relative to the working folder when it lies below it
-    (campaign paths are resolved against the campaign file, so they arrive absolute)."""
-    path = Path(path)
-    try:
-        return str(path.absolute().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def init(

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from dm_hpc.cli.output import cli_console
+from dm_hpc.cli.output import cli_console, shown
 from dm_hpc.cli.store import fail, load_campaign_or_fail
 
 console = cli_console()
@@ -101,10 +101,10 @@ def _train(c, ranks: int, world, options, path: Path) -> None:
         verdict = "would be promoted" if decision.get("promoted") else "would not be promoted"
         console.print(f"not registered; it {verdict}: {decision.get('reason')}", markup=False)
     elif decision.get("promoted", True):
-        console.print(f"registered {result.version} at {result.path}")
+        console.print(f"registered {result.version} at {shown(result.path)}", highlight=False)
         console.print(f"promoted: {result.version} is now current ({decision.get('reason')})", markup=False)
     else:  # the scheduled job's answer: a clear line, and exit status 0 (nothing failed)
-        console.print(f"registered {result.version} at {result.path}")
+        console.print(f"registered {result.version} at {shown(result.path)}", highlight=False)
         console.print(f"NOT PROMOTED: {result.version} is a candidate; the current model stays "
                       f"{decision.get('compared_with')}: {decision.get('reason')}. "
                       f"To use it anyway: dm-hpc models {shlex.quote(str(path))} --promote {result.version}",

@@ -9,6 +9,8 @@ not fold table cells, and ``tables.fitted`` turns a table too wide for 80 column
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 
 
@@ -18,3 +20,13 @@ def cli_console(stderr: bool = False) -> Console:
     console = Console(stderr=stderr)
     console.soft_wrap = not console.is_terminal
     return console
+
+
+def shown(path: Path | str) -> str:
+    """A path as the user reads it, in every command's output: relative to the working folder when
+    it lies below it (campaign paths are resolved against the campaign file, so they arrive absolute)."""
+    path = Path(path)
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dm_hpc.cli.campaign import shown
+from dm_hpc.cli.output import shown
 from dm_hpc.cli.store import fail, load_campaign_or_fail
 
 

@@ -442,6 +442,25 @@ def test_training_again_on_the_same_records_and_settings_registers_no_duplicate(
     assert [v.version for v in registry.versions(campaign)] == ["v0001", "v0002", "v0003"]
 
 
+def test_train_says_where_it_registered_relative_to_the_working_folder(tmp_path, monkeypatch):
+    """`train` printed 'registered v0001 at /tmp/.../models/v0001' where run, suggest and report
+    print paths relative to the working folder (``cli.output.shown``)."""
+    from typer.testing import CliRunner
+
+    from dm_hpc.cli import app
+
+    path = write_campaign(tmp_path, lab=False)
+    campaign = load_campaign(path)
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(20, 0))
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["train", path.name], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    [version] = registry.versions(campaign)
+    said = " ".join(res.output.split())
+    assert f"registered v0001 at {version.path.relative_to(tmp_path)}" in said and str(tmp_path) not in said, said
+
+
 def test_a_commit_that_does_not_touch_the_model_code_registers_no_duplicate(tmp_path, monkeypatch):
     """The settings fingerprint held the checkout's commit (``_code_version``: 0.x+abc1234), so a
     `dm-hpc train` cron job on a git checkout registered another version of the same records after
