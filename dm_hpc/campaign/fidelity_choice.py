@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from dm_hpc.campaign.dataset import TrainingSet
+from dm_hpc.campaign.labsheet import lab_properties
 from dm_hpc.campaign.spec import CampaignSpec, FidelityKind
 
 
@@ -69,7 +70,10 @@ def fidelity_choice_lines(campaign: CampaignSpec, data: TrainingSet) -> list[str
           "error of the best (`dm_hpc.learn.multifidelity`). This is evidence, not the proposals' model: proposals "
           "come from the campaign's multi-task GP over all fidelities (the `multitask` row is that model family), "
           "since choosing which fidelity to run next needs predictions where no value is computed yet.", ""]
-    for o in campaign.objectives:
+    asked = set(lab_properties(campaign))
+    # an objective the lab never measures (a cost computed from the composition) has no measured
+    # value to predict: no number of samples would make its choice
+    for o in (o for o in campaign.objectives if o.property in asked):
         j = campaign.properties.index(o.property)
         unit = o.shown_unit  # as the campaign file writes it, as every other table of the report; fits stay canonical
         for calc in calcs:

@@ -94,3 +94,19 @@ def test_report_quotes_the_cv_rmse_in_the_unit_the_campaign_file_writes(tmp_path
     # measured = computed is off by the offset alone: 10 meV/atom, not 0.01
     computed_row = next(ln for ln in section.splitlines() if ln.startswith("| computed |"))
     assert float(computed_row.split("|")[2]) == pytest.approx(10, rel=1e-3), computed_row
+
+
+@pytest.mark.parametrize("measures", [None, ["mixing_energy"]])
+def test_the_section_leaves_out_a_property_the_lab_never_measures(tmp_path, measures):
+    """'raw_material_cost from emt: 0 composition(s) with both values; the choice needs 10' stood in
+    the section, though a cost is calculated from the composition and never measured: no number
+    of lab samples would ever pair with it. The section lists what the lab measures."""
+    lab = {"name": "lab", "kind": "experiment", "cost": 2, **({"measures": measures} if measures else {})}
+    spec = {**SPEC, "objectives": [*SPEC["objectives"], {"property": "raw_material_cost", "goal": "min"}],
+            "fidelities": [SPEC["fidelities"][0], lab], "store": str(tmp_path / "s"), "workdir": str(tmp_path / "w")}
+    campaign = parse_campaign(spec, "mf.yaml")
+    data = _training_set(6, 0)
+    data = TrainingSet(data.compositions, data.process, np.hstack([data.Y, data.Y]), data.fidelity, data.record_ids,
+                       data.sources)
+    md = "\n".join(fidelity_choice_lines(campaign, data))
+    assert "mixing_energy from emt: 0 composition(s) with both values" in md and "raw_material_cost" not in md, md
