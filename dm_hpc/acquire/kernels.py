@@ -7,13 +7,26 @@ that happens in its planner thread, and the calculation slots sit idle meanwhile
 ``make demo``) constructs one through the public API, so the build lands in the environment's
 cache folder (``TORCH_EXTENSIONS_DIR``, per environment: ``use_environment_cache``) beforehand.
 Without a compiler BoTorch falls back to its Python path; that is reported, not an error.
+
+The build is kept only if the next process runs the same ``ninja`` (torch runs the one PATH
+finds): Debian's ninja 1.11 and the 1.13 of the ``ninja`` wheel BoTorch requires (in the
+environment's scripts folder) hash command lines differently, so each takes the other's build
+for a changed command and compiles it again. ``make venv`` (venv not on PATH: Debian's ninja)
+built it; the first demo run from an activated venv rebuilt it in its planner thread for 35 s,
+and no calculation ran for the last 27 s of its 40 s (utilisation 29 %); the next ``make demo``
+would have rebuilt it back. ``use_environment_ninja`` gives every process the environment's.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import sysconfig
 import time
 import warnings
+
+#: The folder, inside the extensions cache, whose only file is a link to the environment's ninja.
+NINJA_FOLDER = ".ninja"
 
 
 def use_environment_cache() -> None:
@@ -23,10 +36,43 @@ def use_environment_cache() -> None:
     paths, so two environments (a CI clone's venv, the project's) evict each other's build and
     the next multi-objective plan stalls on a rebuild. Called where the kernel is built: here
     and before every qLogNEHVI (``acquisition.build_acquisition``); torch reads the variable
-    when it builds, not when it is imported.
+    when it builds, not when it is imported. The ninja that builds there is the environment's
+    (``use_environment_ninja``).
     """
     if "TORCH_EXTENSIONS_DIR" not in os.environ and os.access(sys.prefix, os.W_OK):
         os.environ["TORCH_EXTENSIONS_DIR"] = os.path.join(sys.prefix, "torch_extensions")
+    use_environment_ninja()
+
+
+def use_environment_ninja() -> None:
+    """Make ``ninja`` on PATH the environment's own (the ``ninja`` wheel's, in its scripts folder),
+    whether the environment is activated or not, so that no process rebuilds another's kernel.
+
+    torch runs ``ninja`` from PATH. PATH gets one folder in front, in the extensions cache
+    (``TORCH_EXTENSIONS_DIR``), holding only a link named ``ninja``: which ``python``, ``mpirun``
+    or anything else a task starts is unchanged. Nothing is done when the environment has no
+    ninja, when PATH finds it first already, or when no cache folder is set.
+    """
+    own = os.path.join(sysconfig.get_path("scripts"), "ninja")
+    cache = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if not cache or not os.access(own, os.X_OK):
+        return
+    found = shutil.which("ninja")
+    if found is not None and os.path.realpath(found) == os.path.realpath(own):
+        return
+    folder = os.path.join(cache, NINJA_FOLDER)
+    link = os.path.join(folder, "ninja")
+    try:
+        if not (os.path.islink(link) and os.readlink(link) == own):
+            os.makedirs(folder, exist_ok=True)
+            tmp = f"{link}.{os.getpid()}"  # another process may be writing the same link
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            os.symlink(own, tmp)
+            os.replace(tmp, link)
+    except OSError:
+        return  # a read-only cache: PATH's ninja it is, as before
+    os.environ["PATH"] = folder + os.pathsep + os.environ.get("PATH", "")
 
 
 def build() -> tuple[float, list[str]]:

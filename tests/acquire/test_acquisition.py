@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 MULTI_OBJECTIVE = (
     "import os, sys, torch, dm_hpc; before = os.environ.get('TORCH_EXTENSIONS_DIR'); "
     "from botorch.models import SingleTaskGP; "
@@ -31,6 +33,45 @@ def test_kernel_cache_folder_is_the_environments_and_set_only_where_the_kernel_i
     kept = _last_line("import os; from dm_hpc.acquire.kernels import use_environment_cache; use_environment_cache(); "
                       "print(os.environ['TORCH_EXTENSIONS_DIR'])", {**env, "TORCH_EXTENSIONS_DIR": "/tmp/mine"})
     assert kept == ["/tmp/mine"]
+
+
+NINJA_ON_PATH = (
+    "import os, shutil; from dm_hpc.acquire.kernels import use_environment_cache; before = os.environ['PATH']; "
+    "use_environment_cache(); use_environment_cache(); "
+    "print(os.path.realpath(shutil.which('ninja')), shutil.which('python'), "
+    "os.environ['PATH'] == before, "
+    "os.environ['PATH'].split(os.pathsep).count(os.path.dirname(shutil.which('ninja'))), "
+    "sep='|')"
+)
+
+
+def test_the_kernel_is_built_by_the_environments_ninja_whatever_path_finds_first(tmp_path):
+    """Debian's ninja 1.11 and the ninja wheel's 1.13 each took the other's kernel build for a
+    changed command and compiled it again (35 s in the demo's planner thread, no calculation in
+    flight): ``make venv`` builds with the venv off PATH, a user runs with it activated. Where the
+    kernel is built, ``ninja`` is the environment's own whatever PATH has first; nothing else on
+    PATH changes, a second call adds nothing, and an activated environment's PATH is left alone."""
+    import sysconfig
+
+    own = os.path.join(sysconfig.get_path("scripts"), "ninja")
+    if not os.access(own, os.X_OK):
+        pytest.skip("this environment has no ninja of its own")
+    other = tmp_path / "system-bin"  # another ninja (and python) ahead of the environment's
+    other.mkdir()
+    for name in ("ninja", "python"):
+        (other / name).write_text("#!/bin/sh\nexit 0\n")
+        (other / name).chmod(0o755)
+    scripts = os.path.dirname(own)
+    rest = [d for d in os.environ.get("PATH", "").split(os.pathsep)
+            if d and os.path.realpath(d) != os.path.realpath(scripts)]
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext"), "PATH": os.pathsep.join([str(other), *rest])}
+    ninja, python, unchanged, entries = _last_line(NINJA_ON_PATH, env)
+    assert ninja == os.path.realpath(own)
+    assert python == str(other / "python")  # only ninja is pinned: what tasks start stays as it was
+    assert unchanged == "False" and entries == "1"
+    activated = {**env, "PATH": os.pathsep.join([scripts, str(other), *rest])}
+    ninja, _, unchanged, _ = _last_line(NINJA_ON_PATH, activated)
+    assert ninja == os.path.realpath(own) and unchanged == "True"
 
 
 def _gp_and_candidates(n: int, m: int, seed: int = 0):
