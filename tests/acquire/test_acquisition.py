@@ -246,5 +246,8 @@ def test_greedy_batch_from_the_shortlists_joint_posterior_takes_repeated_candida
             acq = build_acquisition(model, X, [Objective(0, True)], X_pending=pending)
             picks[reuse] = greedy_select(acq, candidates, 4, X_pending=pending, reuse_posterior=reuse)[:2]
         (idx_model, val_model), (idx_set, val_set) = picks[False], picks[True]
-        assert idx_set == idx_model and len({i % len(grid) for i in idx_set}) == 4
+        # the same compositions: which of a composition's four copies wins a tie is floating-point
+        # noise (it differed between two CPUs), not a choice
+        same = [i % len(grid) for i in idx_set]
+        assert same == [i % len(grid) for i in idx_model] and len(set(same)) == 4
         assert torch.allclose(torch.tensor(val_set), torch.tensor(val_model), rtol=1e-6)
