@@ -20,7 +20,7 @@ from dm_hpc.data.sheets import SheetError
 from dm_hpc.service import exports as ex
 from dm_hpc.service import schemas as s
 from dm_hpc.service.auth import LAB, SCIENCE, Service, api_user, check_campaign, require_admin, service
-from dm_hpc.service.campaigns import NotReady
+from dm_hpc.service.campaigns import ModelWithheld, NotReady, UnknownModel
 from dm_hpc.service.records import cite, contributor_report, export_rows, readable_records
 from dm_hpc.service.state import User
 
@@ -161,13 +161,18 @@ def _annotated_url(name: str, token: str | None) -> str | None:
 @router.post("/campaigns/{name}/predict", response_model=list[s.Prediction], responses={409: _ERR})
 def predict(name: Name, body: s.PredictRequest, user: User = Depends(api_user), svc: Service = Depends(service)):
     """Predicted properties with one-sigma uncertainty at posted compositions, in the units the
-    campaign file writes (named in ``units``)."""
+    campaign file writes (named in ``units``), each naming the model that made it (``model``)."""
     check_campaign(user, svc, name, SCIENCE)
     try:
-        out = svc.desk.shown_predictions(name, body.compositions, body.process, user.clearance)
+        out = svc.desk.shown_predictions(name, body.compositions, body.process, user.clearance, body.model)
     except NotReady as exc:
         raise HTTPException(409, str(exc)) from None
-    svc.state.audit(user.name, "predict", name, compositions=len(body.compositions))
+    except UnknownModel as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ModelWithheld as exc:
+        svc.state.audit(user.name, "predict_refused", name, model=body.model)
+        raise HTTPException(403, str(exc)) from None
+    svc.state.audit(user.name, "predict", name, compositions=len(body.compositions), model=out[0]["model"]["name"])
     return out
 
 

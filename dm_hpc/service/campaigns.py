@@ -9,7 +9,8 @@ inverse design, records, report) goes through ``CampaignDesk``; the routes never
 - ``pending`` / ``lab_sheet``  <- ``journal.replay`` + ``lab.write_suggestions``  (then ``Campaign.suggest``)
 - ``ingest``                   <- ``lab.read_lab_loaded`` + ``lab.take_lab_contents`` (then ``Campaign.add_measurements``)
 - ``records``                  <- ``Store.records``                              (then ``Campaign.records``)
-- ``predict``                  <- ``strategy.fit_model`` + ``learn.predict`` (``shown_predictions``: in the campaign's units)
+- ``predict``                  <- ``strategy.fit_model`` (or ``registry.load``: a version asked for) + ``learn.predict``
+                                  (``shown_predictions``: in the campaign's units)
 - ``design``                   <- ``acquire.design.design_from_dataframe``
 - ``status`` / ``report``      <- ``journal.replay`` / ``report.write_report``
 
@@ -58,6 +59,14 @@ class NotReady(ValueError):
     """The campaign cannot answer yet (no store, too few records to fit a model); says why."""
 
 
+class UnknownModel(LookupError):
+    """No registered model version of that name; says which there are."""
+
+
+class ModelWithheld(PermissionError):
+    """A registered version trained on records the caller may not read (its predictions carry them)."""
+
+
 @dataclass(frozen=True)
 class Upload:
     """What a lab upload did: ``records`` validated, ``new`` stored (0 when only queued), the
@@ -102,6 +111,15 @@ class _Fitted:
     model: Any
     space: Any
     transfer: bool = False  # transfer sources entered the model (``FittedSurrogate.transfer``)
+    #: what a prediction says made it (``schemas.ModelUsed``): a registered version, or "fit-" and
+    #: the sha256 of the ids the portal's own fit was trained on, which also keys ``_Slot.models``
+    name: str = ""
+    registered: bool = False
+    records: int = 0
+    properties: tuple[str, ...] = ()  # its outputs, in order
+
+    def used(self) -> dict[str, Any]:
+        return {"name": self.name, "registered": self.registered, "records": self.records}
 
 
 @dataclass
@@ -114,6 +132,7 @@ class _Slot:
     status: dict[AccessLevel, tuple[tuple, dict[str, Any]]] = field(default_factory=dict)
     fitted: dict[AccessLevel, _Fitted] = field(default_factory=dict)
     models: dict[str, _Fitted] = field(default_factory=dict)  # by the sha256 of the ids trained on
+    versions: dict[str, _Fitted] = field(default_factory=dict)  # registered versions loaded (never rewritten)
 
 
 def _outside(c: CampaignSpec, composition: dict[str, float], process: dict[str, float]) -> list[str]:
@@ -570,7 +589,9 @@ class CampaignDesk:
             fitted = slot.models.get(trained_on)
             if fitted is None:  # clearances that see the same records share one model
                 model = fit_model(c, data)  # a learn.fitted.FittedSurrogate
-                fitted = slot.models[trained_on] = _Fitted(view, model.model, model.space, bool(model.transfer))
+                fitted = slot.models[trained_on] = _Fitted(view, model.model, model.space, bool(model.transfer),
+                                                           f"fit-{trained_on[:12]}", False, len(data.record_ids),
+                                                           tuple(c.properties))
             slot.fitted[clearance] = replace(fitted, view=view)
             served = {id(f.model) for f in slot.fitted.values()}  # forget models no clearance is served
             slot.models = {k: f for k, f in slot.models.items() if id(f.model) in served}
@@ -578,16 +599,54 @@ class CampaignDesk:
         finally:
             slot.fit.release()
 
+    def _registered(self, name: str, version: str, clearance: AccessLevel) -> _Fitted:
+        """Registered model ``version`` of the campaign, for a caller with ``clearance``: refused
+        (``ModelWithheld``) unless it was trained at that clearance or below (``registry.load``'s
+        rule) and the caller reads every record it was trained on today (an access change since
+        the training counts; a version that kept no ids counts as trained on every record);
+        ``UnknownModel`` when there is no such version."""
+        from dm_hpc.campaign import registry
+
+        c, slot = self.get(name), self._slots[name]
+        found = {v.version: v for v in registry.versions(c)}
+        if version not in found:
+            raise UnknownModel(f"campaign {name!r} has no model version {version!r} "
+                               f"(registered: {', '.join(found) or 'none yet'})")
+        v = found[version]
+        ids = sorted(registry.trained_on(v))
+        trained_at = AccessLevel(v.meta.get("clearance", AccessLevel.embargoed.value))
+        if trained_at.rank > clearance.rank:
+            why = f"was trained on records up to clearance {trained_at.value}"
+        elif not (all(self.access(name).readable(ids, clearance)) if ids else self.sees_everything(name, clearance)):
+            why = "was trained on records that are now above your clearance"
+        else:
+            why = None
+        if why:
+            raise ModelWithheld(f"model version {version} of campaign {name!r} {why}, and your clearance is "
+                                f"{clearance.value}: ask without 'model' for the model of the records you read")
+        if version not in slot.versions:
+            try:
+                model, space, _ = registry.load(c, version, clearance)
+            except registry.RegistryError as exc:
+                raise NotReady(str(exc)) from None
+            slot.versions[version] = _Fitted((), model, space, False, version, True,
+                                             int(v.meta.get("trained_on") or len(ids)),
+                                             tuple(v.meta.get("properties") or c.properties))
+        return slot.versions[version]
+
     def predict(self, name: str, compositions: list[dict[str, float]],
-                process: list[dict[str, float]] | None, clearance: AccessLevel) -> list[dict[str, Any]]:
+                process: list[dict[str, float]] | None, clearance: AccessLevel,
+                model: str | None = None) -> list[dict[str, Any]]:
         """Predicted mean and standard deviation (canonical units) of the campaign's properties
         at each composition (atomic fractions, normalised here), by the model trained on the
-        records ``clearance`` reads; ``process`` defaults to the middle of the campaign's process box."""
+        records ``clearance`` reads, or by registered version ``model`` (``_registered``); each
+        row names the model (``model``: ``_Fitted.used``). ``process`` defaults to the middle of
+        the campaign's process box."""
         from dm_hpc.learn import predict
         from dm_hpc.learn.features import composition_matrix
 
         c = self.get(name)
-        fitted = self._fitted(name, clearance)
+        fitted = self._fitted(name, clearance) if model is None else self._registered(name, model, clearance)
         space = fitted.space
         unknown = sorted({el for comp in compositions for el in comp} - set(space.element_names))
         if unknown:
@@ -614,14 +673,16 @@ class CampaignDesk:
                          for i in range(len(comps))], dtype=float).reshape(len(comps), len(pnames))
         X = space.featurize(composition_matrix(comps, space.element_names), proc if pnames else None)
         mean, std = predict(fitted.model, X)
-        props = c.properties
+        props = fitted.properties
         return [{"composition": comp,
                  "mean": {p: _finite(mean[i, j]) for j, p in enumerate(props)},
                  "std": {p: _finite(std[i, j]) for j, p in enumerate(props)},
-                 "outside": _outside(c, comp, dict(zip(pnames, proc[i])))} for i, comp in enumerate(comps)]
+                 "outside": _outside(c, comp, dict(zip(pnames, proc[i]))), "model": fitted.used()}
+                for i, comp in enumerate(comps)]
 
     def shown_predictions(self, name: str, compositions: list[dict[str, float]],
-                          process: list[dict[str, float]] | None, clearance: AccessLevel) -> list[dict[str, Any]]:
+                          process: list[dict[str, float]] | None, clearance: AccessLevel,
+                          model: str | None = None) -> list[dict[str, Any]]:
         """``predict`` for a reader: each mean and std in the unit the campaign shows the property
         in (``CampaignSpec.shown_unit``: an objective as the file writes it, as the status's ``best``
         gives it), named in ``units``."""
@@ -632,7 +693,7 @@ class CampaignDesk:
 
         return [{**row, "mean": shown(c.shown, row["mean"]), "std": shown(c.shown_spread, row["std"]),
                  "units": {p: c.shown_unit(p) for p in row["mean"]}}
-                for row in self.predict(name, compositions, process, clearance)]
+                for row in self.predict(name, compositions, process, clearance, model)]
 
     def design(self, name: str, targets: list[str], n: int, clearance: AccessLevel) -> list[dict[str, Any]]:
         """Compositions most likely to meet every target (``acquire.design``), learned from the
