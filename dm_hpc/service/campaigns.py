@@ -59,6 +59,54 @@ class NotReady(ValueError):
     """The campaign cannot answer yet (no store, too few records to fit a model); says why."""
 
 
+class BadInput(ValueError):
+    """A request the campaign cannot read (an element outside its design space, a process parameter
+    it lacks): the caller's to fix, unlike ``NotReady``. ``problems``: (where in the request body,
+    why) pairs, as a validation error names them."""
+
+    def __init__(self, problems: list[tuple[tuple, str]]) -> None:
+        super().__init__("; ".join(msg for _, msg in problems))
+        self.problems = problems
+
+
+#: Most names one refusal lists, and most compositions it names (a body of 20,000 made-up symbols
+#: came back whole in the refusal).
+NAMES_SHOWN = 10
+
+
+def _named(names: list[str]) -> str:
+    more = len(names) - NAMES_SHOWN
+    return ", ".join(names[:NAMES_SHOWN]) + (f" and {more} more" if more > 0 else "")
+
+
+def composition_problems(campaign: str, elements: list[str], compositions: list[dict[str, float]]
+                         ) -> list[tuple[tuple, str]]:
+    """Where ``compositions`` name a symbol that is no element, or an element outside ``elements``
+    (the design space's): one problem per composition, for the first ``NAMES_SHOWN`` of them."""
+    from dm_hpc.data.elements import is_element
+
+    problems = []
+    for i, comp in enumerate(compositions):
+        stray = sorted(set(comp) - set(elements))
+        if not stray:
+            continue
+        said = []
+        wrong = [el for el in stray if not is_element(el)]
+        if wrong:
+            fixed = [el.capitalize() for el in wrong if is_element(el.capitalize())]
+            said.append(f"{_named(wrong)} {'is not an element symbol' if len(wrong) == 1 else 'are not element symbols'}"
+                        + (f" (did you mean {_named(fixed)}?)" if fixed else ""))
+        outside = [el for el in stray if is_element(el)]
+        if outside:
+            said.append(f"{'element' if len(outside) == 1 else 'elements'} {_named(outside)} "
+                        f"{'is' if len(outside) == 1 else 'are'} outside the design space of campaign {campaign!r} "
+                        f"({', '.join(elements)})")
+        problems.append((("compositions", i), "; ".join(said)))
+        if len(problems) == NAMES_SHOWN:
+            break
+    return problems
+
+
 class UnknownModel(LookupError):
     """No registered model version of that name; says which there are."""
 
@@ -316,7 +364,7 @@ class CampaignDesk:
             try:
                 again = self.predict(name, [state.lab[k].composition for k in waiting],
                                      [state.lab[k].process for k in waiting], clearance) if waiting else []
-            except NotReady:
+            except (NotReady, BadInput):  # BadInput: a sample of a space the campaign file has since narrowed
                 again = [{"mean": {}, "std": {}} for _ in waiting]
             predicted = {k: {"mean": {p: v for p, v in a["mean"].items() if v is not None},
                              "std": {p: v for p, v in a["std"].items() if v is not None}}
@@ -634,6 +682,31 @@ class CampaignDesk:
                                              tuple(v.meta.get("properties") or c.properties))
         return slot.versions[version]
 
+    @staticmethod
+    def _check_request(c: CampaignSpec, elements: list[str], compositions: list[dict[str, float]],
+                       process: list[dict[str, float]] | None) -> None:
+        """Raise ``BadInput`` naming each part of a prediction request the campaign cannot read:
+        an element outside its design space, fractions that do not normalise, a process parameter
+        it lacks or a process list of another length (both were ignored once)."""
+        problems = composition_problems(c.name, list(elements), compositions)
+        for i, comp in enumerate(compositions):
+            if not (sum(comp.values()) > 0 and all(v >= 0 for v in comp.values())):
+                problems.append((("compositions", i), "fractions must be >= 0 with a positive sum"))
+        pnames = list(c.space.process)
+        if process is not None:
+            if len(process) != len(compositions):
+                problems.append((("process",), f"process: {len(process)} entries for {len(compositions)} compositions "
+                                               "(one per composition, or leave it out for the middle of the process box)"))
+            for i, p in enumerate(process):
+                stray = sorted(set(p) - set(pnames))
+                if stray:
+                    problems.append((("process", i, stray[0]),
+                                     f"process: {_named(stray)} {'is' if len(stray) == 1 else 'are'} not a process "
+                                     f"parameter of campaign {c.name!r} ({', '.join(pnames) or 'it has none'})"))
+                    break
+        if problems:
+            raise BadInput(problems)
+
     def predict(self, name: str, compositions: list[dict[str, float]],
                 process: list[dict[str, float]] | None, clearance: AccessLevel,
                 model: str | None = None) -> list[dict[str, Any]]:
@@ -642,32 +715,18 @@ class CampaignDesk:
         records ``clearance`` reads, or by registered version ``model`` (``_registered``); each
         row names the model (``model``: ``_Fitted.used``). ``process`` defaults to the middle of
         the campaign's process box."""
+        from dm_hpc.campaign.strategy import design_space
         from dm_hpc.learn import predict
         from dm_hpc.learn.features import composition_matrix
 
         c = self.get(name)
+        # the request first: a caller whose clearance reads too few records for a model is told to
+        # fix a wrong request, not to wait for data (every model here is fitted on this space)
+        self._check_request(c, design_space(c).element_names, compositions, process)
         fitted = self._fitted(name, clearance) if model is None else self._registered(name, model, clearance)
         space = fitted.space
-        unknown = sorted({el for comp in compositions for el in comp} - set(space.element_names))
-        if unknown:
-            raise NotReady(f"{'element' if len(unknown) == 1 else 'elements'} {', '.join(unknown)} "
-                           f"{'is' if len(unknown) == 1 else 'are'} outside the design space of campaign {name!r} "
-                           f"({', '.join(space.element_names)})")
-        comps = []
-        for i, comp in enumerate(compositions):
-            total = sum(comp.values())
-            if total <= 0 or any(v < 0 for v in comp.values()):
-                raise NotReady(f"composition {i}: fractions must be >= 0 with a positive sum")
-            comps.append({el: v / total for el, v in comp.items()})
+        comps = [{el: v / sum(comp.values()) for el, v in comp.items()} for comp in compositions]
         pnames = list(c.space.process)
-        if process is not None:  # a parameter the model has no input for, or a list of another length, was ignored
-            if len(process) != len(comps):
-                raise NotReady(f"process: {len(process)} entries for {len(comps)} compositions (one per composition, "
-                               "or leave it out for the middle of the process box)")
-            stray = sorted({k for p in process for k in p} - set(pnames))
-            if stray:
-                raise NotReady(f"process: {', '.join(stray)} {'is' if len(stray) == 1 else 'are'} not a process "
-                               f"parameter of campaign {name!r} ({', '.join(pnames) or 'it has none'})")
         mid = {k: 0.5 * (b.low + b.high) for k, b in c.space.process.items()}
         proc = np.array([[{**mid, **(process[i] if process and i < len(process) else {})}[p] for p in pnames]
                          for i in range(len(comps))], dtype=float).reshape(len(comps), len(pnames))

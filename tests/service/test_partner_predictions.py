@@ -105,3 +105,56 @@ def test_a_field_the_api_does_not_know_is_refused_not_ignored(versions, extra):
         assert problem["loc"] == ["body", next(iter(extra))] and problem["type"] == "extra_forbidden"
         r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/design", json={"targets": ["mixing_energy<=0 eV/atom"], **extra})
         assert r.status_code == 422 and r.json()["detail"][0]["type"] == "extra_forbidden", r.text
+
+
+def _problems(r) -> list[dict]:
+    assert r.status_code == 422, r.text
+    return r.json()["detail"]
+
+
+def test_a_composition_the_campaign_cannot_read_is_a_422_naming_where_not_a_409(versions):
+    """An unknown element, a lowercase symbol or a stray process parameter was answered 409
+    Conflict ("try again when the state changes") with the whole list of names echoed back (a
+    body of 20,000 made-up symbols came back whole), and only after a model was fitted: a caller
+    whose clearance reads too few records was told to wait for data instead of to fix the request."""
+    from dm_hpc.service import Role, ServiceState
+
+    portal, _ = versions
+    portal.tokens["outsider"] = ServiceState(portal.state_dir).add_user("outsider", Role.scientist, [CAMPAIGN],
+                                                                       AccessLevel.public)
+    with _client(portal, "scientist") as c:
+        [p] = _problems(c.post(URL, json={"compositions": [COMP, {"Fe": 0.5, "Cu": 0.5}]}))
+        assert p["loc"] == ["body", "compositions", 1] and p["type"] == "value_error"
+        assert p["msg"].startswith("element Fe is outside the design space of campaign 'alloy' (Cu, Ni, Pd)"), p
+        [p] = _problems(c.post(URL, json={"compositions": [{"cu": 0.5, "ni": 0.5}]}))
+        assert "cu, ni are not element symbols" in p["msg"] and "did you mean Cu, Ni?" in p["msg"], p
+        [p] = _problems(c.post(URL, json={"compositions": [{"Xx": 1}]}))
+        assert "Xx is not an element symbol" in p["msg"], p
+        r = c.post(URL, json={"compositions": [{f"E{i}": 1 for i in range(20_000)}]})
+        [p] = _problems(r)
+        assert len(r.text) < 2000 and "and 19990 more" in p["msg"], r.text[:300]
+        [p] = _problems(c.post(URL, json={"compositions": [COMP], "process": [{"foo": 3}]}))
+        assert p["loc"] == ["body", "process", 0, "foo"] and "foo is not a process parameter" in p["msg"], p
+        [p] = _problems(c.post(URL, json={"compositions": [COMP, COMP], "process": [{}]}))
+        assert p["loc"] == ["body", "process"] and "1 entries for 2 compositions" in p["msg"], p
+    with _client(portal, "outsider") as c:  # reads no record: no model, but the request is wrong first
+        assert c.post(URL, json={"compositions": [COMP]}).status_code == 409
+        [p] = _problems(c.post(URL, json={"compositions": [{"Fe": 1}]}))
+        assert p["msg"].startswith("element Fe is outside"), p
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+def test_a_body_that_is_not_json_is_a_415_saying_so(versions, content_type):
+    """JSON sent as text/plain was refused with 'Input should be a valid dictionary or object to
+    extract fields from' (422), which sends a partner looking for a fault in a body that is right."""
+    import json
+
+    portal, _ = versions
+    with _client(portal, "scientist") as c:
+        r = c.post(URL, content=json.dumps({"compositions": [COMP]}), headers={"Content-Type": content_type})
+        assert r.status_code == 415, r.text
+        assert "application/json" in r.json()["detail"] and content_type in r.json()["detail"]
+        # a JSON media type with a charset, or a +json one, is JSON
+        r = c.post(URL, content=json.dumps({"compositions": [COMP]}),
+                   headers={"Content-Type": "application/json; charset=utf-8"})
+        assert r.status_code == 200, r.text
