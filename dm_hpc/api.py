@@ -62,6 +62,29 @@ def _count(n) -> int:
         raise ValueError(f"n must be at least 1, got {n}")
     return int(n)
 
+
+def _seconds(max_seconds) -> float | None:
+    """A run's time: None (until a stopping rule) or a number of seconds above 0 (``run("5")``
+    failed inside the manager's loop, after it had journalled a resume; ``run(-1)`` ran)."""
+    import math
+    import numbers
+
+    if max_seconds is None:
+        return None
+    if isinstance(max_seconds, bool) or not isinstance(max_seconds, numbers.Real):
+        raise TypeError(f"max_seconds must be a number of seconds or None, got {max_seconds!r}")
+    if not (max_seconds > 0 and math.isfinite(max_seconds)):  # nan and inf fail too
+        raise ValueError(f"max_seconds must be a finite number of seconds above 0 (or None: until a stopping "
+                         f"rule ends the run), got {max_seconds!r}")
+    return float(max_seconds)
+
+
+def _text(name: str, value) -> str:
+    """A text argument (``retract(None, ...)`` was an AttributeError from deep in the store)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a text, got {value!r}")
+    return value
+
 class Campaign:
     """One campaign: its validated file, its journal (``run_dir``) and its store."""
 
@@ -92,6 +115,12 @@ class Campaign:
     @classmethod
     def load(cls, path: str | Path) -> Campaign:
         """From a campaign YAML file (paths in it relative to the file's folder, as for the CLI)."""
+        if not isinstance(path, (str, Path)):  # os.PathLike too; a TypeError from pathlib named neither
+            import os
+
+            if not isinstance(path, os.PathLike):
+                raise TypeError(f"Campaign.load takes the path of a campaign file (str or Path), not "
+                                f"{type(path).__name__}: {path!r}")
         return cls(load_campaign(path), str(path), path)
 
     @classmethod
@@ -175,6 +204,8 @@ class Campaign:
         with who, when and why; its lab sample is awaited again). Returns the ``Retraction``."""
         from dm_hpc.campaign.lab import retract_record
 
+        _text("record_id", record_id)
+        _text("reason", reason)
         try:
             return retract_record(self.spec, record_id, reason, by)
         except KeyError:
@@ -311,6 +342,7 @@ class Campaign:
         from dm_hpc.campaign.manager import CampaignManager
         from dm_hpc.campaign.preflight import check
 
+        max_seconds = _seconds(max_seconds)
         check(self.spec, self.origin, check_codes=True)
         return CampaignManager(self.spec, quiet=quiet).run(max_seconds=max_seconds)
 
