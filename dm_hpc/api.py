@@ -20,6 +20,7 @@ Every call goes through the same functions as the CLI (``campaign.suggest``, ``c
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -34,6 +35,21 @@ class BudgetExhausted(CampaignError):
     """No new suggestion can be made: the budget (or the design space) is used up; says which."""
 
 
+class CampaignMoved(CampaignError):
+    """A file a ``Campaign`` was seen with (its campaign file, journal or store) is no longer where
+    it was: moved or deleted since. The object holds the old absolute paths, so reading on would
+    see an empty campaign and writing would start a new one at the old place."""
+
+
+def _in_place(method):
+    """A call that reads or writes the campaign: first ``Campaign._here``."""
+    @functools.wraps(method)
+    def checked(self: Campaign, *args, **kwargs):
+        self._here()
+        return method(self, *args, **kwargs)
+    return checked
+
+
 
 def _count(n) -> int:
     """A number of rows asked for: a whole number of at least 1 (``best("3")`` reached pandas,
@@ -46,18 +62,66 @@ def _count(n) -> int:
         raise ValueError(f"n must be at least 1, got {n}")
     return int(n)
 
+
+def _seconds(max_seconds) -> float | None:
+    """A run's time: None (until a stopping rule) or a number of seconds above 0 (``run("5")``
+    failed inside the manager's loop, after it had journalled a resume; ``run(-1)`` ran)."""
+    import math
+    import numbers
+
+    if max_seconds is None:
+        return None
+    if isinstance(max_seconds, bool) or not isinstance(max_seconds, numbers.Real):
+        raise TypeError(f"max_seconds must be a number of seconds or None, got {max_seconds!r}")
+    if not (max_seconds > 0 and math.isfinite(max_seconds)):  # nan and inf fail too
+        raise ValueError(f"max_seconds must be a finite number of seconds above 0 (or None: until a stopping "
+                         f"rule ends the run), got {max_seconds!r}")
+    return float(max_seconds)
+
+
+def _text(name: str, value) -> str:
+    """A text argument (``retract(None, ...)`` was an AttributeError from deep in the store)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a text, got {value!r}")
+    return value
+
 class Campaign:
     """One campaign: its validated file, its journal (``run_dir``) and its store."""
 
-    def __init__(self, spec: CampaignSpec, origin: str = "<campaign>") -> None:
+    def __init__(self, spec: CampaignSpec, origin: str = "<campaign>", path: str | Path | None = None) -> None:
         self.spec = spec
         self.origin = origin
+        # the files this object works on (``path``: the campaign file it was loaded from): each
+        # call finds those it has seen where they were, or refuses (``_here``)
+        self._path = None if path is None else Path(path).absolute()
+        self._files = [*([self._path] if self._path else []), spec.run_dir / "journal.jsonl", Path(spec.store)]
+        self._seen: set[Path] = set()
+        self._here()
+
+    def _here(self) -> None:
+        """Raise ``CampaignMoved`` when a file this campaign was seen with is gone; note the ones
+        there now (a journal or store the first ``suggest`` or ``run`` makes)."""
+        gone = [f for f in self._files if f in self._seen and not f.exists()]
+        if gone:
+            loaded = f" (this one was loaded from {self._path})" if self._path else ""
+            raise CampaignMoved(f"campaign {self.name!r}: {', '.join(map(str, gone))} "
+                                f"{'is' if len(gone) == 1 else 'are'} gone since this object last saw "
+                                f"{'it' if len(gone) == 1 else 'them'} (moved or deleted?); nothing was read or "
+                                f"written. If the campaign's folder moved, Campaign.load its file where it is now"
+                                + loaded)
+        self._seen.update(f for f in self._files if f.exists())
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def load(cls, path: str | Path) -> Campaign:
         """From a campaign YAML file (paths in it relative to the file's folder, as for the CLI)."""
-        return cls(load_campaign(path), str(path))
+        if not isinstance(path, (str, Path)):  # os.PathLike too; a TypeError from pathlib named neither
+            import os
+
+            if not isinstance(path, os.PathLike):
+                raise TypeError(f"Campaign.load takes the path of a campaign file (str or Path), not "
+                                f"{type(path).__name__}: {path!r}")
+        return cls(load_campaign(path), str(path), path)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], base_dir: str | Path = ".") -> Campaign:
@@ -71,6 +135,7 @@ class Campaign:
         return self.spec.name
 
     # ------------------------------------------------------------------ ask / tell
+    @_in_place
     def suggest(self, n: int) -> pd.DataFrame:
         """``n`` new lab experiments from the current model, journalled as one lab batch.
 
@@ -94,6 +159,7 @@ class Campaign:
         table.attrs["why_empty"] = batch.why_empty
         return table
 
+    @_in_place
     def add_measurements(self, df: pd.DataFrame | str | Path, replace: bool = False,
                          confirm: Iterable[str] = ()) -> pd.DataFrame:
         """Take filled lab-sheet rows back (checked as ``dm-hpc ingest``: all or nothing, by
@@ -132,17 +198,21 @@ class Campaign:
         out.attrs["conversions"] = list(taken.conversions)  # 'hardness: HV converted to GPa for the store'
         return out
 
+    @_in_place
     def retract(self, record_id: str, reason: str, by: str | None = None):
         """Withdraw a stored record from queries, training and exports (it stays in the store
         with who, when and why; its lab sample is awaited again). Returns the ``Retraction``."""
         from dm_hpc.campaign.lab import retract_record
 
+        _text("record_id", record_id)
+        _text("reason", reason)
         try:
             return retract_record(self.spec, record_id, reason, by)
         except KeyError:
             raise CampaignError(f"campaign {self.name!r}: no record {record_id!r} in {self.spec.store} "
                                 "(`records()` lists them)") from None
 
+    @_in_place
     def records(self) -> pd.DataFrame:
         """The campaign's records in the store, one row each, in the lab sheet's columns
         (``dm_hpc.data.columns``): ``sample_id``, ``record_id``, ``source``, ``method``,
@@ -191,6 +261,7 @@ class Campaign:
         # as the file writes it: ``CampaignSpec.shown_unit``), as ``suggest`` and the lab sheet head them
         return sheet_frame(df, written_units(self.spec), {p: self.spec.shown_unit(p) for p in self.spec.properties})
 
+    @_in_place
     def pending(self) -> pd.DataFrame:
         """Experiments suggested to the lab and not measured yet (nor returned as not made), as
         lab-sheet rows (the columns of ``suggest``)."""
@@ -201,6 +272,7 @@ class Campaign:
         table = suggestion_table(self.spec, jn.replay(self.spec.run_dir / "journal.jsonl"))
         return batch_table(self.spec, []) if table.empty else table
 
+    @_in_place
     def best(self, n: int = 1, property: str | None = None) -> pd.DataFrame:
         """The ``n`` best records for ``property`` (default: the first objective) among the
         campaign's records that meet every constraint, best first: ``sample_id``, ``record_id``,
@@ -228,6 +300,7 @@ class Campaign:
         cols = [c for c in ids if c in top.columns] + comp + proc + props
         return self._sheet_frame(top[cols].reset_index(drop=True))
 
+    @_in_place
     def summary(self) -> pd.Series:
         """Where the campaign stands: lab experiments and calculations, refits, budget used,
         the best value per objective among the records that meet every constraint (in the unit the
@@ -262,12 +335,14 @@ class Campaign:
         out["model"] = (unfit_reason(c, df) or "can be fitted") if len(mine) else "no records yet"
         return pd.Series(out, dtype=object, name=self.name)
 
+    @_in_place
     def run(self, max_seconds: float | None = None, quiet: bool = True):
         """The asynchronous loop (as ``dm-hpc run``, after the same preflight); returns its
         ``Summary``. Interrupted or paused, ``run`` again resumes."""
         from dm_hpc.campaign.manager import CampaignManager
         from dm_hpc.campaign.preflight import check
 
+        max_seconds = _seconds(max_seconds)
         check(self.spec, self.origin, check_codes=True)
         return CampaignManager(self.spec, quiet=quiet).run(max_seconds=max_seconds)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 
 from dm_hpc.data import StoreLockedError
@@ -20,12 +21,14 @@ from dm_hpc.data.sheets import SheetError
 from dm_hpc.service import exports as ex
 from dm_hpc.service import schemas as s
 from dm_hpc.service.auth import LAB, SCIENCE, Service, api_user, check_campaign, require_admin, service
-from dm_hpc.service.campaigns import NotReady
+from dm_hpc.service.campaigns import BadInput, ModelWithheld, NotReady, UnknownModel
 from dm_hpc.service.records import cite, contributor_report, export_rows, readable_records
 from dm_hpc.service.state import User
 
 _ERR = {"model": dict[str, str]}
 COMMON = {401: _ERR, 403: _ERR, 404: _ERR}
+#: A route that reads a JSON body answers another media type with 415 (``app._invalid``).
+JSON_BODY = {415: _ERR}
 router = APIRouter(prefix="/api/v1", responses=COMMON)
 Name = str
 SHEET_TYPES = {"csv": "text/csv",
@@ -158,20 +161,28 @@ def _annotated_url(name: str, token: str | None) -> str | None:
     return None if token is None else f"/campaigns/{name}/lab/annotated/{token}.xlsx"
 
 
-@router.post("/campaigns/{name}/predict", response_model=list[s.Prediction], responses={409: _ERR})
+@router.post("/campaigns/{name}/predict", response_model=list[s.Prediction], responses={409: _ERR, **JSON_BODY})
 def predict(name: Name, body: s.PredictRequest, user: User = Depends(api_user), svc: Service = Depends(service)):
     """Predicted properties with one-sigma uncertainty at posted compositions, in the units the
-    campaign file writes (named in ``units``)."""
+    campaign file writes (named in ``units``), each naming the model that made it (``model``)."""
     check_campaign(user, svc, name, SCIENCE)
     try:
-        out = svc.desk.shown_predictions(name, body.compositions, body.process, user.clearance)
+        out = svc.desk.shown_predictions(name, body.compositions, body.process, user.clearance, body.model)
+    except BadInput as exc:  # answered as the schema's own refusals are: 422, each problem where it is
+        raise RequestValidationError([{"loc": ("body", *loc), "msg": msg, "type": "value_error"}
+                                      for loc, msg in exc.problems]) from None
     except NotReady as exc:
         raise HTTPException(409, str(exc)) from None
-    svc.state.audit(user.name, "predict", name, compositions=len(body.compositions))
+    except UnknownModel as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ModelWithheld as exc:
+        svc.state.audit(user.name, "predict_refused", name, model=body.model)
+        raise HTTPException(403, str(exc)) from None
+    svc.state.audit(user.name, "predict", name, compositions=len(body.compositions), model=out[0]["model"]["name"])
     return out
 
 
-@router.post("/campaigns/{name}/design", response_model=list[s.DesignCandidate], responses={400: _ERR, 409: _ERR})
+@router.post("/campaigns/{name}/design", response_model=list[s.DesignCandidate], responses={400: _ERR, 409: _ERR, **JSON_BODY})
 def design(name: Name, body: s.DesignRequest, user: User = Depends(api_user), svc: Service = Depends(service)):
     """Inverse design: compositions most likely to meet every posted target."""
     from dm_hpc.acquire.inverse import TargetError
@@ -224,7 +235,7 @@ def requestable(svc: Service, user: User, name: str, wanted: list[str] | None) -
     return sorted(set(wanted))
 
 
-@router.post("/campaigns/{name}/exports", response_model=s.ExportRequestOut, responses={400: _ERR})
+@router.post("/campaigns/{name}/exports", response_model=s.ExportRequestOut, responses={400: _ERR, **JSON_BODY})
 def request_export(name: Name, body: s.ExportRequestBody, user: User = Depends(api_user),
                    svc: Service = Depends(service)):
     """Ask an approver to let records above the public level leave in your exports."""
@@ -264,14 +275,14 @@ def decide(svc: Service, user: User, request_id: int, grant: bool, days: int, no
         raise HTTPException(400, str(exc)) from None
 
 
-@router.post("/exports/{request_id}/approve", response_model=s.ExportRequestOut, responses={400: _ERR})
+@router.post("/exports/{request_id}/approve", response_model=s.ExportRequestOut, responses={400: _ERR, **JSON_BODY})
 def approve(request_id: int, body: s.ExportDecision, user: User = Depends(api_user), svc: Service = Depends(service)):
     """Approvers: let the request's records leave in its requester's exports for ``days``."""
     req = decide(svc, user, request_id, True, body.days, body.note)
     return ex.as_json(req, visible_ids(svc, user, req))
 
 
-@router.post("/exports/{request_id}/deny", response_model=s.ExportRequestOut, responses={400: _ERR})
+@router.post("/exports/{request_id}/deny", response_model=s.ExportRequestOut, responses={400: _ERR, **JSON_BODY})
 def deny(request_id: int, body: s.ExportDecision, user: User = Depends(api_user), svc: Service = Depends(service)):
     """Approvers: refuse the request."""
     req = decide(svc, user, request_id, False, body.days, body.note)
@@ -290,7 +301,7 @@ def citation(name: Name, record_id: str, user: User = Depends(api_user), svc: Se
     return found.to_json()
 
 
-@router.put("/campaigns/{name}/records/{record_id}/access", response_model=s.AccessChange, responses={400: _ERR})
+@router.put("/campaigns/{name}/records/{record_id}/access", response_model=s.AccessChange, responses={400: _ERR, **JSON_BODY})
 def set_access(name: Name, record_id: str, body: s.AccessChange, user: User = Depends(api_user),
                svc: Service = Depends(service)):
     """Admins: set one record's access level (and an embargo's end)."""

@@ -135,9 +135,26 @@ async def _access_damaged(request: Request, exc: AccessMapError) -> JSONResponse
                         status_code=503)
 
 
+def _not_json(request: Request, exc: RequestValidationError) -> str | None:
+    """The media type of a body sent as something else to a route that reads JSON (its whole body
+    refused as "not a dictionary"), else None. A form or an upload route names its fields instead."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not media or media == "application/json" or media.endswith("+json"):
+        return None
+    whole_body = any(tuple(e.get("loc", ())) == ("body",) and e.get("type") == "model_attributes_type"
+                     for e in exc.errors())
+    return media if whole_body else None
+
+
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     """422 naming each bad field (``loc``) and why, without echoing the input: a non-finite
-    number (``Infinity``) cannot be written as JSON, and a body is not repeated back."""
+    number (``Infinity``) cannot be written as JSON, and a body is not repeated back. A JSON body
+    sent under another media type is a 415 that says so: its fields were never read, and a 422
+    saying it is not an object sent the caller looking for a fault in a body that is right."""
+    media = _not_json(request, exc)
+    if media is not None:
+        return JSONResponse({"detail": f"send the body as JSON (Content-Type: application/json), not {media}"},
+                            status_code=415)
     return JSONResponse({"detail": [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
                                     for e in exc.errors()]}, status_code=422)
 

@@ -9,7 +9,8 @@ inverse design, records, report) goes through ``CampaignDesk``; the routes never
 - ``pending`` / ``lab_sheet``  <- ``journal.replay`` + ``lab.write_suggestions``  (then ``Campaign.suggest``)
 - ``ingest``                   <- ``lab.read_lab_loaded`` + ``lab.take_lab_contents`` (then ``Campaign.add_measurements``)
 - ``records``                  <- ``Store.records``                              (then ``Campaign.records``)
-- ``predict``                  <- ``strategy.fit_model`` + ``learn.predict`` (``shown_predictions``: in the campaign's units)
+- ``predict``                  <- ``strategy.fit_model`` (or ``registry.load``: a version asked for) + ``learn.predict``
+                                  (``shown_predictions``: in the campaign's units)
 - ``design``                   <- ``acquire.design.design_from_dataframe``
 - ``status`` / ``report``      <- ``journal.replay`` / ``report.write_report``
 
@@ -58,6 +59,62 @@ class NotReady(ValueError):
     """The campaign cannot answer yet (no store, too few records to fit a model); says why."""
 
 
+class BadInput(ValueError):
+    """A request the campaign cannot read (an element outside its design space, a process parameter
+    it lacks): the caller's to fix, unlike ``NotReady``. ``problems``: (where in the request body,
+    why) pairs, as a validation error names them."""
+
+    def __init__(self, problems: list[tuple[tuple, str]]) -> None:
+        super().__init__("; ".join(msg for _, msg in problems))
+        self.problems = problems
+
+
+#: Most names one refusal lists, and most compositions it names (a body of 20,000 made-up symbols
+#: came back whole in the refusal).
+NAMES_SHOWN = 10
+
+
+def _named(names: list[str]) -> str:
+    more = len(names) - NAMES_SHOWN
+    return ", ".join(names[:NAMES_SHOWN]) + (f" and {more} more" if more > 0 else "")
+
+
+def composition_problems(campaign: str, elements: list[str], compositions: list[dict[str, float]]
+                         ) -> list[tuple[tuple, str]]:
+    """Where ``compositions`` name a symbol that is no element, or an element outside ``elements``
+    (the design space's): one problem per composition, for the first ``NAMES_SHOWN`` of them."""
+    from dm_hpc.data.elements import is_element
+
+    problems = []
+    for i, comp in enumerate(compositions):
+        stray = sorted(set(comp) - set(elements))
+        if not stray:
+            continue
+        said = []
+        wrong = [el for el in stray if not is_element(el)]
+        if wrong:
+            fixed = [el.capitalize() for el in wrong if is_element(el.capitalize())]
+            said.append(f"{_named(wrong)} {'is not an element symbol' if len(wrong) == 1 else 'are not element symbols'}"
+                        + (f" (did you mean {_named(fixed)}?)" if fixed else ""))
+        outside = [el for el in stray if is_element(el)]
+        if outside:
+            said.append(f"{'element' if len(outside) == 1 else 'elements'} {_named(outside)} "
+                        f"{'is' if len(outside) == 1 else 'are'} outside the design space of campaign {campaign!r} "
+                        f"({', '.join(elements)})")
+        problems.append((("compositions", i), "; ".join(said)))
+        if len(problems) == NAMES_SHOWN:
+            break
+    return problems
+
+
+class UnknownModel(LookupError):
+    """No registered model version of that name; says which there are."""
+
+
+class ModelWithheld(PermissionError):
+    """A registered version trained on records the caller may not read (its predictions carry them)."""
+
+
 @dataclass(frozen=True)
 class Upload:
     """What a lab upload did: ``records`` validated, ``new`` stored (0 when only queued), the
@@ -102,6 +159,15 @@ class _Fitted:
     model: Any
     space: Any
     transfer: bool = False  # transfer sources entered the model (``FittedSurrogate.transfer``)
+    #: what a prediction says made it (``schemas.ModelUsed``): a registered version, or "fit-" and
+    #: the sha256 of the ids the portal's own fit was trained on, which also keys ``_Slot.models``
+    name: str = ""
+    registered: bool = False
+    records: int = 0
+    properties: tuple[str, ...] = ()  # its outputs, in order
+
+    def used(self) -> dict[str, Any]:
+        return {"name": self.name, "registered": self.registered, "records": self.records}
 
 
 @dataclass
@@ -114,6 +180,7 @@ class _Slot:
     status: dict[AccessLevel, tuple[tuple, dict[str, Any]]] = field(default_factory=dict)
     fitted: dict[AccessLevel, _Fitted] = field(default_factory=dict)
     models: dict[str, _Fitted] = field(default_factory=dict)  # by the sha256 of the ids trained on
+    versions: dict[str, _Fitted] = field(default_factory=dict)  # registered versions loaded (never rewritten)
 
 
 def _outside(c: CampaignSpec, composition: dict[str, float], process: dict[str, float]) -> list[str]:
@@ -297,7 +364,7 @@ class CampaignDesk:
             try:
                 again = self.predict(name, [state.lab[k].composition for k in waiting],
                                      [state.lab[k].process for k in waiting], clearance) if waiting else []
-            except NotReady:
+            except (NotReady, BadInput):  # BadInput: a sample of a space the campaign file has since narrowed
                 again = [{"mean": {}, "std": {}} for _ in waiting]
             predicted = {k: {"mean": {p: v for p, v in a["mean"].items() if v is not None},
                              "std": {p: v for p, v in a["std"].items() if v is not None}}
@@ -570,7 +637,9 @@ class CampaignDesk:
             fitted = slot.models.get(trained_on)
             if fitted is None:  # clearances that see the same records share one model
                 model = fit_model(c, data)  # a learn.fitted.FittedSurrogate
-                fitted = slot.models[trained_on] = _Fitted(view, model.model, model.space, bool(model.transfer))
+                fitted = slot.models[trained_on] = _Fitted(view, model.model, model.space, bool(model.transfer),
+                                                           f"fit-{trained_on[:12]}", False, len(data.record_ids),
+                                                           tuple(c.properties))
             slot.fitted[clearance] = replace(fitted, view=view)
             served = {id(f.model) for f in slot.fitted.values()}  # forget models no clearance is served
             slot.models = {k: f for k, f in slot.models.items() if id(f.model) in served}
@@ -578,50 +647,101 @@ class CampaignDesk:
         finally:
             slot.fit.release()
 
+    def _registered(self, name: str, version: str, clearance: AccessLevel) -> _Fitted:
+        """Registered model ``version`` of the campaign, for a caller with ``clearance``: refused
+        (``ModelWithheld``) unless it was trained at that clearance or below (``registry.load``'s
+        rule) and the caller reads every record it was trained on today (an access change since
+        the training counts; a version that kept no ids counts as trained on every record);
+        ``UnknownModel`` when there is no such version."""
+        from dm_hpc.campaign import registry
+
+        c, slot = self.get(name), self._slots[name]
+        found = {v.version: v for v in registry.versions(c)}
+        if version not in found:
+            raise UnknownModel(f"campaign {name!r} has no model version {version!r} "
+                               f"(registered: {', '.join(found) or 'none yet'})")
+        v = found[version]
+        ids = sorted(registry.trained_on(v))
+        trained_at = AccessLevel(v.meta.get("clearance", AccessLevel.embargoed.value))
+        if trained_at.rank > clearance.rank:
+            why = f"was trained on records up to clearance {trained_at.value}"
+        elif not (all(self.access(name).readable(ids, clearance)) if ids else self.sees_everything(name, clearance)):
+            why = "was trained on records that are now above your clearance"
+        else:
+            why = None
+        if why:
+            raise ModelWithheld(f"model version {version} of campaign {name!r} {why}, and your clearance is "
+                                f"{clearance.value}: ask without 'model' for the model of the records you read")
+        if version not in slot.versions:
+            try:
+                model, space, _ = registry.load(c, version, clearance)
+            except registry.RegistryError as exc:
+                raise NotReady(str(exc)) from None
+            slot.versions[version] = _Fitted((), model, space, False, version, True,
+                                             int(v.meta.get("trained_on") or len(ids)),
+                                             tuple(v.meta.get("properties") or c.properties))
+        return slot.versions[version]
+
+    @staticmethod
+    def _check_request(c: CampaignSpec, elements: list[str], compositions: list[dict[str, float]],
+                       process: list[dict[str, float]] | None) -> None:
+        """Raise ``BadInput`` naming each part of a prediction request the campaign cannot read:
+        an element outside its design space, fractions that do not normalise, a process parameter
+        it lacks or a process list of another length (both were ignored once)."""
+        problems = composition_problems(c.name, list(elements), compositions)
+        for i, comp in enumerate(compositions):
+            if not (sum(comp.values()) > 0 and all(v >= 0 for v in comp.values())):
+                problems.append((("compositions", i), "fractions must be >= 0 with a positive sum"))
+        pnames = list(c.space.process)
+        if process is not None:
+            if len(process) != len(compositions):
+                problems.append((("process",), f"process: {len(process)} entries for {len(compositions)} compositions "
+                                               "(one per composition, or leave it out for the middle of the process box)"))
+            for i, p in enumerate(process):
+                stray = sorted(set(p) - set(pnames))
+                if stray:
+                    problems.append((("process", i, stray[0]),
+                                     f"process: {_named(stray)} {'is' if len(stray) == 1 else 'are'} not a process "
+                                     f"parameter of campaign {c.name!r} ({', '.join(pnames) or 'it has none'})"))
+                    break
+        if problems:
+            raise BadInput(problems)
+
     def predict(self, name: str, compositions: list[dict[str, float]],
-                process: list[dict[str, float]] | None, clearance: AccessLevel) -> list[dict[str, Any]]:
+                process: list[dict[str, float]] | None, clearance: AccessLevel,
+                model: str | None = None) -> list[dict[str, Any]]:
         """Predicted mean and standard deviation (canonical units) of the campaign's properties
         at each composition (atomic fractions, normalised here), by the model trained on the
-        records ``clearance`` reads; ``process`` defaults to the middle of the campaign's process box."""
+        records ``clearance`` reads, or by registered version ``model`` (``_registered``); each
+        row names the model (``model``: ``_Fitted.used``). ``process`` defaults to the middle of
+        the campaign's process box."""
+        from dm_hpc.campaign.strategy import design_space
         from dm_hpc.learn import predict
         from dm_hpc.learn.features import composition_matrix
 
         c = self.get(name)
-        fitted = self._fitted(name, clearance)
+        # the request first: a caller whose clearance reads too few records for a model is told to
+        # fix a wrong request, not to wait for data (every model here is fitted on this space)
+        self._check_request(c, design_space(c).element_names, compositions, process)
+        fitted = self._fitted(name, clearance) if model is None else self._registered(name, model, clearance)
         space = fitted.space
-        unknown = sorted({el for comp in compositions for el in comp} - set(space.element_names))
-        if unknown:
-            raise NotReady(f"{'element' if len(unknown) == 1 else 'elements'} {', '.join(unknown)} "
-                           f"{'is' if len(unknown) == 1 else 'are'} outside the design space of campaign {name!r} "
-                           f"({', '.join(space.element_names)})")
-        comps = []
-        for i, comp in enumerate(compositions):
-            total = sum(comp.values())
-            if total <= 0 or any(v < 0 for v in comp.values()):
-                raise NotReady(f"composition {i}: fractions must be >= 0 with a positive sum")
-            comps.append({el: v / total for el, v in comp.items()})
+        comps = [{el: v / sum(comp.values()) for el, v in comp.items()} for comp in compositions]
         pnames = list(c.space.process)
-        if process is not None:  # a parameter the model has no input for, or a list of another length, was ignored
-            if len(process) != len(comps):
-                raise NotReady(f"process: {len(process)} entries for {len(comps)} compositions (one per composition, "
-                               "or leave it out for the middle of the process box)")
-            stray = sorted({k for p in process for k in p} - set(pnames))
-            if stray:
-                raise NotReady(f"process: {', '.join(stray)} {'is' if len(stray) == 1 else 'are'} not a process "
-                               f"parameter of campaign {name!r} ({', '.join(pnames) or 'it has none'})")
         mid = {k: 0.5 * (b.low + b.high) for k, b in c.space.process.items()}
         proc = np.array([[{**mid, **(process[i] if process and i < len(process) else {})}[p] for p in pnames]
                          for i in range(len(comps))], dtype=float).reshape(len(comps), len(pnames))
         X = space.featurize(composition_matrix(comps, space.element_names), proc if pnames else None)
         mean, std = predict(fitted.model, X)
-        props = c.properties
+        props = fitted.properties
         return [{"composition": comp,
                  "mean": {p: _finite(mean[i, j]) for j, p in enumerate(props)},
                  "std": {p: _finite(std[i, j]) for j, p in enumerate(props)},
-                 "outside": _outside(c, comp, dict(zip(pnames, proc[i])))} for i, comp in enumerate(comps)]
+                 "outside": _outside(c, comp, dict(zip(pnames, proc[i]))), "model": fitted.used()}
+                for i, comp in enumerate(comps)]
 
     def shown_predictions(self, name: str, compositions: list[dict[str, float]],
-                          process: list[dict[str, float]] | None, clearance: AccessLevel) -> list[dict[str, Any]]:
+                          process: list[dict[str, float]] | None, clearance: AccessLevel,
+                          model: str | None = None) -> list[dict[str, Any]]:
         """``predict`` for a reader: each mean and std in the unit the campaign shows the property
         in (``CampaignSpec.shown_unit``: an objective as the file writes it, as the status's ``best``
         gives it), named in ``units``."""
@@ -632,7 +752,7 @@ class CampaignDesk:
 
         return [{**row, "mean": shown(c.shown, row["mean"]), "std": shown(c.shown_spread, row["std"]),
                  "units": {p: c.shown_unit(p) for p in row["mean"]}}
-                for row in self.predict(name, compositions, process, clearance)]
+                for row in self.predict(name, compositions, process, clearance, model)]
 
     def design(self, name: str, targets: list[str], n: int, clearance: AccessLevel) -> list[dict[str, Any]]:
         """Compositions most likely to meet every target (``acquire.design``), learned from the

@@ -70,7 +70,13 @@ def request_export(state: ServiceState, user: User, campaign: str, record_ids: l
     return get(state, rid)
 
 
+#: SQLite's INTEGER range: an id beyond it names no request (and cannot be bound to a query at all).
+_SQLITE_INTEGERS = range(-(2**63), 2**63)
+
+
 def get(state: ServiceState, request_id: int) -> ExportRequest:
+    if request_id not in _SQLITE_INTEGERS:
+        raise ExportDecisionError(f"no export request {request_id}")
     with state._db() as db:
         row = db.execute(f"SELECT {_COLUMNS} FROM export_requests WHERE id = ?", (request_id,)).fetchone()
     if row is None:

@@ -5,7 +5,7 @@ import math
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dm_hpc.data.access import AccessLevel
 
@@ -15,6 +15,15 @@ MAX_TARGETS = 8
 MAX_DESIGN = 50
 
 ElementFractions = dict[str, float]
+#: How the registry names a version (``campaign.registry``: v0001, v0002, ...).
+VERSION_PATTERN = r"^v[0-9]{4,}$"
+
+
+class RequestBody(BaseModel):
+    """A body a caller posts: a field it does not define is refused (422 naming it), never
+    ignored: ``{"units": "wt_frac"}`` beside atomic fractions was answered as if not sent."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class Me(BaseModel):
@@ -131,10 +140,14 @@ class UploadRejected(BaseModel):
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
-class PredictRequest(BaseModel):
+class PredictRequest(RequestBody):
     compositions: list[dict[str, Finite]] = Field(min_length=1, max_length=MAX_COMPOSITIONS,
                                                    description="Atomic fractions per element (normalised).")
     process: list[dict[str, Finite]] | None = Field(default=None, max_length=MAX_COMPOSITIONS)
+    model: str | None = Field(default=None, pattern=VERSION_PATTERN,
+                              description="A registered model version (`dm-hpc models`: v0001, ...); default: the "
+                                          "portal's own fit of the records the caller reads. A version is served "
+                                          "only to a caller who reads every record it was trained on.")
 
     @field_validator("compositions")
     @classmethod
@@ -152,6 +165,16 @@ class PredictRequest(BaseModel):
         return compositions
 
 
+class ModelUsed(BaseModel):
+    """The model a prediction came from."""
+
+    name: str = Field(description="A registered version (`v0002`, as `dm-hpc models` lists it), or the portal's "
+                                  "own fit of the records the caller reads: `fit-` and the first 12 hex digits of the "
+                                  "SHA-256 of their sorted ids (the same records, the same name).")
+    registered: bool
+    records: int = Field(description="Records it was trained on.")
+
+
 class Prediction(BaseModel):
     composition: ElementFractions
     mean: dict[str, float | None] = Field(description="Each property in `units`: the unit the campaign file writes "
@@ -160,9 +183,10 @@ class Prediction(BaseModel):
     units: dict[str, str] = Field(default_factory=dict, description="Unit of each predicted property.")
     outside: list[str] = Field(default_factory=list, description="Where the composition or process lies outside the "
                                "campaign's design space (the model extrapolates there: read the uncertainty with care).")
+    model: ModelUsed
 
 
-class DesignRequest(BaseModel):
+class DesignRequest(RequestBody):
     targets: list[str] = Field(min_length=1, max_length=MAX_TARGETS, description='e.g. "mixing_energy<=-0.05 eV/atom"')
     n: int = Field(default=10, ge=1, le=MAX_DESIGN)
 
@@ -190,14 +214,14 @@ class Export(BaseModel):
                                                   "level and in no granted export request (POST .../exports).")
 
 
-class ExportRequestBody(BaseModel):
+class ExportRequestBody(RequestBody):
     record_ids: list[str] | None = Field(default=None, max_length=100_000,
                                          description="Records to export; default: every one above the public "
                                                      "level that the caller may read.")
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class ExportDecision(BaseModel):
+class ExportDecision(RequestBody):
     days: int = Field(default=30, ge=1, le=90, description="How long a grant runs.")
     note: str = Field(default="", max_length=2000)
 
@@ -216,7 +240,7 @@ class ExportRequestOut(BaseModel):
     note: str | None
 
 
-class AccessChange(BaseModel):
+class AccessChange(RequestBody):
     level: AccessLevel
     until: date | None = Field(default=None, description="Last day of an embargo (UTC); only with level embargoed.")
 

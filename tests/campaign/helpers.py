@@ -33,6 +33,23 @@ def write_campaign(tmp: Path, name: str = "t", calculations: int = 8, lab: bool 
     return path
 
 
+def lab_project(folder: Path):
+    """A lab-only campaign (``dm_hpc.api.Campaign``) whose store and run folder sit beside its file
+    (relative paths, so the folder moves whole), with two experiments suggested and one measured
+    (hardness 2 GPa). Returns the file's path and the campaign."""
+    from dm_hpc.api import Campaign
+
+    folder.mkdir()
+    lab = {"name": "lab", "kind": "experiment", "batch_size": 2}
+    path = write_campaign(folder, name="moved", fidelities=[lab], budget={"lab_experiments": 8},
+                          objectives=[{"property": "hardness", "goal": "max"}], store="store", workdir="run")
+    camp = Campaign.load(path)
+    sheet = camp.suggest(2)
+    sheet["property:hardness [GPa]"] = [2.0, None]
+    camp.add_measurements(sheet.iloc[:1])
+    return path, camp
+
+
 def hardness_density_lab(tmp: Path, samples: list[str], name: str = "two", unit: str = "GPa", lab_experiments: int = 20,
                          predicted: dict | None = None):
     """A lab-only campaign (``dm_hpc.api.Campaign``) whose lab measures hardness (the objective,

@@ -212,9 +212,9 @@ def test_predict_names_stray_process_inputs_and_says_where_it_extrapolates(porta
     with TestClient(portal.app()) as c:
         inside = {el: high / 2, other: 1 - high / 2}
         r = c.post(url, json={"compositions": [inside], "process": [{"foo": 3}]}, headers=auth)
-        assert r.status_code == 409 and "foo is not a process parameter" in r.json()["detail"], r.text
+        assert r.status_code == 422 and "foo is not a process parameter" in r.json()["detail"][0]["msg"], r.text
         r = c.post(url, json={"compositions": [inside, inside], "process": [{}]}, headers=auth)
-        assert r.status_code == 409 and "1 entries for 2 compositions" in r.json()["detail"], r.text
+        assert r.status_code == 422 and "1 entries for 2 compositions" in r.json()["detail"][0]["msg"], r.text
         beyond = {el: min(1.0, high + 0.1), other: 1 - min(1.0, high + 0.1)}
         r = c.post(url, json={"compositions": [inside, beyond]}, headers=auth)
         assert r.status_code == 200, r.text

@@ -179,6 +179,7 @@ def test_predict_gives_each_value_with_the_unit_the_campaign_shows_it_in(built_c
         [best] = c.get(f"/api/v1/campaigns/{CAMPAIGN}").json()["best"]
         assert best["unit"] == got["units"]["mixing_energy"]  # as the status's best carries it
         r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/predict", json={"compositions": [{"Fe": 0.5, "Cu": 0.5}]})
-        assert r.status_code == 409, r.text
-        assert r.json()["detail"].startswith("element Fe is outside the design space of campaign 'alloy' (Cu, Ni, Pd)"), r.text
-        assert "''" not in r.json()["detail"]
+        assert r.status_code == 422, r.text
+        [problem] = r.json()["detail"]
+        assert problem["msg"].startswith("element Fe is outside the design space of campaign 'alloy' (Cu, Ni, Pd)"), r.text
+        assert "''" not in problem["msg"]
