@@ -90,6 +90,11 @@ def held_out_quality(model, X: Tensor, Y: Tensor) -> HeldOutQuality:
 NOMINAL = 0.90
 
 
+#: Relative RMSE difference below which two models are the same model (floating-point rounding
+#: of one fit, far below any difference a person would act on).
+RMSE_RESOLUTION = 1e-9
+
+
 @dataclass(frozen=True)
 class PairedComparison:
     """Candidate against current model on the same ``n`` held-out points.
@@ -108,8 +113,12 @@ class PairedComparison:
     miscalibration_interval: tuple[float, float]
 
     def worse_rmse(self) -> list[int]:
-        """Outputs whose RMSE is worse beyond noise (the whole interval above zero)."""
-        return [j for j, (low, _) in enumerate(self.rmse_interval) if low > 0]
+        """Outputs whose RMSE is worse beyond noise: the whole interval above zero by more than
+        ``RMSE_RESOLUTION`` of the current RMSE. A model refitted on the same records differs from
+        the current one by rounding alone, and a bootstrap of differences that are all rounding
+        (1e-15 g/cm^3) lies wholly on one side of zero: that was read as worse."""
+        return [j for j, (low, _) in enumerate(self.rmse_interval)
+                if low > RMSE_RESOLUTION * abs(self.rmse_current[j])]
 
     def worse_coverage(self) -> bool:
         """Whether the candidate's coverage is further from 90 % beyond noise."""

@@ -246,3 +246,41 @@ def test_the_best_so_far_curve_takes_the_records_that_meet_the_constraints(tmp_p
     with Store.open(api.spec.store, "r") as store:  # as stored (S7 within the limit), the table's record
         _, stored = best_so_far(api.spec, store.to_dataframe())["hardness"]["lab"]
     assert stored[-1] == api.best()["property:hardness [GPa]"].iloc[0]
+
+
+def test_a_model_that_differs_from_the_current_by_rounding_alone_is_not_worse():
+    """Found by a partner trial: `dm-hpc train --force` on unchanged records registered the refit
+    as 'worse than current v0001 beyond noise in RMSE of density' with a difference interval of
+    [+2.05e-15, +4.75e-15] g/cm**3: when every held-out error is larger by rounding, the bootstrap
+    of the differences lies wholly above zero. Rounding is not a difference; a real one (errors
+    larger by a tenth) still is."""
+    from dm_hpc.campaign.promotion import decide
+    from dm_hpc.learn.gp import fit_gp
+    from dm_hpc.learn.quality import compare_held_out
+
+    def truth(X):
+        return (torch.sin(3 * X[:, 0]) + X[:, 1]).unsqueeze(-1)
+
+    class Off:  # the current model with each error scaled by (1 + by): worse at every point, by ``by``
+        def __init__(self, model, by):
+            self.model, self.by = model, by
+
+        def posterior(self, X):
+            post, by = self.model.posterior(X), self.by
+
+            class P:
+                mean = post.mean + by * (post.mean - truth(X))
+                variance = post.variance
+
+            return P()
+
+    g = torch.Generator().manual_seed(2)
+    X = torch.rand(40, 2, generator=g, dtype=torch.double)
+    current = fit_gp(X[:20], truth(X[:20]))
+    rounding = compare_held_out(Off(current, 1e-13), current, X[20:], truth(X[20:]))
+    assert 0 < rounding.rmse_interval[0][0] < 1e-12  # wholly above zero, by rounding
+    assert rounding.worse_rmse() == []
+    d = decide(Off(current, 1e-13), "gp", ("v0001", "gp", current), X[20:], truth(X[20:]), ["density"])
+    assert d.promote, d.reason
+    real = compare_held_out(Off(current, 0.1), current, X[20:], truth(X[20:]))
+    assert real.worse_rmse() == [0], real
