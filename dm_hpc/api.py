@@ -141,7 +141,8 @@ class Campaign:
 
         Returns the lab sheet's rows (``sample_id``, composition and process columns, predictions,
         empty ``property:<name> [unit]`` columns). Raises ``BudgetExhausted`` when none can be
-        made; warns (``UserWarning``, with the reason) when fewer than ``n`` can."""
+        made; warns (``UserWarning``, with the reason) when fewer than ``n`` can, and when the
+        campaign has no record yet (the points are then a random start, without predictions)."""
         from dm_hpc.campaign.preflight import check
         from dm_hpc.campaign.suggest import batch_table, request_lab_batch
 
@@ -155,6 +156,8 @@ class Campaign:
         if batch.why_empty:
             warnings.warn(f"campaign {self.name!r}: {len(batch.samples)} of {n} experiments: {batch.why_empty}",
                           stacklevel=2)
+        if batch.random_start:  # not raised: a lab-only campaign starts this way
+            warnings.warn(f"campaign {self.name!r}: {batch.random_start}", stacklevel=2)
         table = batch_table(self.spec, batch.samples)
         table.attrs["why_empty"] = batch.why_empty
         return table

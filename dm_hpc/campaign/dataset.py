@@ -357,11 +357,16 @@ def source_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[SourceRows]:
 MIN_TRAINING_RECORDS = 2
 
 
+def own_records(campaign: CampaignSpec, df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``df`` (``Store.to_dataframe`` columns) filed under ``campaign``."""
+    return df[df["campaign"] == campaign.name] if "campaign" in df.columns else df.iloc[0:0]
+
+
 def unfit_reason(campaign: CampaignSpec, df: pd.DataFrame) -> str | None:
     """Why no model can be fitted on the campaign's records in ``df`` (None: one can, or the
     campaign has no records yet). Without a model, suggestions carry no predictions, ``predict``
     refuses and the acquisition draws at random: say so, and which property is missing."""
-    mine = df[df["campaign"] == campaign.name] if "campaign" in df.columns else df.iloc[0:0]
+    mine = own_records(campaign, df)
     if mine.empty:
         return None
     data = training_set(campaign, df)

@@ -254,8 +254,10 @@ def write_lab_sheet(campaign: CampaignSpec, table: pd.DataFrame, out: Path) -> P
     return write_table(table, out)
 
 
-def instructions(campaign: CampaignSpec, props: list[str]) -> list[tuple[str, str]]:
-    """The Instructions worksheet: what to fill, units, "not made", confirmations, whom to ask."""
+def instructions(campaign: CampaignSpec, props: list[str], unpredicted: bool = False) -> list[tuple[str, str]]:
+    """The Instructions worksheet: what to fill, units, "not made", confirmations, whom to ask;
+    ``unpredicted``: some sample has no predicted value, which the sheet then explains (a missing
+    column or an empty cell otherwise reads as a fault, or a random pick as the model's)."""
     units = ", ".join(f"{p} in {campaign.shown_unit(p)}" for p in props)
     # the description under its own heading, whole: its first line once stood where the owner
     # belongs ("Ask the campaign's owner: Low mixing energy, ..."); a campaign file names no owner
@@ -280,6 +282,10 @@ def instructions(campaign: CampaignSpec, props: list[str]) -> list[tuple[str, st
                               "value) and send the sheet again."),
         ("Corrections", "Send the corrected sheet with 'dm-hpc ingest --replace'; a wrong value can be withdrawn with "
                         "'dm-hpc retract RECORD_ID --reason ...'. Nothing is erased: history is kept."),
+        *([("Predictions", "A sample without predicted:* values (no such column, or an empty cell) was drawn at "
+                           "random, spread over the design space: the campaign had no model yet (no results, or too "
+                           "few). It is a starting point, not a model's pick; the model predicts for the samples "
+                           "suggested once results come in.")] if unpredicted else []),
         ("Do not change", "sample_id, the column names (only a unit in [..] may change, see Units), predicted:* "
                           "columns (they are for your information)."),
         ("Questions", "Ask whoever sent you this sheet; send the annotated copy along (it says what the engine "
@@ -316,5 +322,7 @@ def write_lab_workbook(campaign: CampaignSpec, table: pd.DataFrame, out: Path) -
             number_validation(ws, j, len(table), 0.0, 1e300, "a non-negative number")
         elif h.startswith("property:"):
             number_or_word_validation(ws, j, len(table), NOT_MADE)
-    instructions_sheet(wb, instructions(campaign, props))
+    predicted = [h for h in header if h.startswith("predicted:")]
+    unpredicted = len(table) > 0 and (not predicted or bool(table[predicted].isna().any(axis=None)))
+    instructions_sheet(wb, instructions(campaign, props, unpredicted))
     return save_atomically(wb, out)

@@ -19,7 +19,7 @@ from dm_hpc.acquire.planner import PlanRequest, fresh_points
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.crossval import keep_for_report
-from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, training_set
+from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, own_records, training_set
 from dm_hpc.campaign.journal_repair import reserve_ids
 from dm_hpc.campaign.labsheet import sample_id
 from dm_hpc.campaign.realise import realiser, stored_keys
@@ -28,14 +28,23 @@ from dm_hpc.campaign.strategy import LabSeeding, fit_model, optimiser, random_st
 from dm_hpc.data import StoreLockedError
 
 
+#: What a batch planned before the campaign has any record is (the CLI's line, the notebook's
+#: warning): random points without predictions read as a model's picks otherwise.
+RANDOM_START = ("no measured or computed record yet, so these are a spread-out random start, not model "
+                "predictions; the model takes over once results come in")
+
+
 @dataclass
 class LabBatch:
-    """A planned lab batch: journal-ready samples, why there are fewer than asked (if so), and the
-    batch's number once journalled (None: not journalled, nothing to journal)."""
+    """A planned lab batch: journal-ready samples, why there are fewer than asked (if so), the
+    batch's number once journalled (None: not journalled, nothing to journal), and
+    ``random_start`` (``RANDOM_START``) when its points are random because the campaign has no
+    record yet (too few records to fit a model: ``dataset.unfit_reason`` says so instead)."""
 
     samples: list[dict[str, Any]] = field(default_factory=list)
     why_empty: str | None = None
     batch: int | None = None
+    random_start: str | None = None
 
 
 def seen_points(c: CampaignSpec, state: jn.State, df: pd.DataFrame) -> dict[str, set[PointKey]]:
@@ -79,7 +88,8 @@ def lab_batch(c: CampaignSpec, state: jn.State, df: pd.DataFrame, n: int, fitted
     why = got.shortfall
     if why is None and n < asked:
         why = f"the lab budget allows {n} more (budget.lab_experiments = {c.budget.lab_experiments})"
-    return LabBatch(samples, why)
+    start = RANDOM_START if fitted is None and samples and own_records(c, df).empty else None
+    return LabBatch(samples, why, random_start=start)
 
 
 REQUEST_SUFFIX = ".request.json"
@@ -124,7 +134,7 @@ def request_lab_batch(c: CampaignSpec, n: int, timeout_s: float = 300.0) -> LabB
             if number is None and data["samples"]:  # a manager started before replies said it: its journal does
                 entry = jn.replay(c.run_dir / "journal.jsonl").lab.get(data["samples"][0]["sample_id"])
                 number = None if entry is None else entry.batch
-            return LabBatch(data["samples"], data["why_empty"], number)
+            return LabBatch(data["samples"], data["why_empty"], number, data.get("random_start"))
         time.sleep(0.2)
     # an empty sheet and success would read as "nothing to do": it is a failure to say
     raise StoreLockedError(f"campaign {c.name!r}: the running manager did not answer within {timeout_s:.0f} s; "
@@ -141,7 +151,8 @@ def answer_request(c: CampaignSpec, path, store, journal: jn.Journal, state: jn.
     batch = journal_batch(c, store, journal, state, int(req["n"]))
     reply = path.parent / str(req["reply"])
     tmp = path.parent / f".{reply.name}.tmp"
-    tmp.write_text(json.dumps({"samples": batch.samples, "why_empty": batch.why_empty, "batch": batch.batch}))
+    tmp.write_text(json.dumps({"samples": batch.samples, "why_empty": batch.why_empty, "batch": batch.batch,
+                               "random_start": batch.random_start}))
     os.replace(tmp, reply)
     path.unlink()
     return batch

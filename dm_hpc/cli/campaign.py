@@ -367,6 +367,8 @@ def suggest(
         fail(f"{exc}\n{len(batch.samples)} experiment(s) were suggested and journalled; `dm-hpc suggest "
              f"{shlex.quote(str(campaign))}` writes them, with the other pending ones, to {shown(default_sheet(c))}")
     console.print(f"wrote {experiments(len(batch.samples), 'new ')} to {shown(sheet)}", highlight=False, soft_wrap=True)
+    if batch.random_start:
+        console.print(f"  {batch.random_start}", highlight=False, markup=False, soft_wrap=True)
     if batch.why_empty:
         console.print(f"  {'none' if not batch.samples else f'only {len(batch.samples)} of {n}'}: "
                       f"{batch.why_empty}", highlight=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import h5py
 import pytest
@@ -52,6 +53,40 @@ def test_a_model_that_cannot_be_fitted_says_why(tmp_path):
 
     with pytest.raises(NotReady, match=r"0 usable records .*2 lack density.*measure density"):
         CampaignDesk(path.parent).predict("unfit", [{"Cu": 1.0}], None, AccessLevel.embargoed)
+
+
+def test_a_first_batch_before_any_record_says_it_is_a_random_start(tmp_path):
+    """User trial: `suggest -n 2` on a fresh campaign wrote random points without predictions and
+    said only "wrote 2 new suggested experiments", as if they were the model's picks."""
+    from openpyxl import load_workbook
+
+    path = write_campaign(tmp_path, name="fresh", fidelities=[LAB], budget={"lab_experiments": 8},
+                          objectives=[{"property": "hardness", "goal": "max"}])
+    res = dm("suggest", str(path), "-n", "2")
+    assert res.returncode == 0, res.stderr
+    said = [ln.strip() for ln in res.stdout.splitlines()]
+    assert said[1] == ("no measured or computed record yet, so these are a spread-out random start, not model "
+                       "predictions; the model takes over once results come in"), res.stdout
+    # the sheet says why it has no predicted:* column
+    book = load_workbook(tmp_path / "run" / "lab-batch-001.xlsx")
+    assert not [c.value for c in book["samples"][1] if str(c.value).startswith("predicted:")]
+    notes = dict(book["Instructions"].iter_rows(values_only=True))
+    assert notes["Predictions"].startswith("A sample without predicted:* values (no such column, or an empty cell) "
+                                           "was drawn at random"), notes
+    camp = Campaign.load(path)  # the notebook: warned, not raised (a lab-only campaign starts this way)
+    with pytest.warns(UserWarning, match=r"'fresh': no measured or computed record yet, so these are a spread-out "
+                                         r"random start, not model predictions"):
+        sheet = camp.suggest(2)
+    assert len(sheet) == 2 and not sheet.filter(like="predicted:").columns.size
+    sheet["property:hardness [GPa]"] = [2.0, 2.5]
+    camp.add_measurements(sheet)
+    with warnings.catch_warnings():  # with records, the model picks: nothing to say
+        warnings.simplefilter("error")
+        assert camp.suggest(1).filter(like="predicted:").notna().all(axis=None)
+    res = dm("suggest", str(path), "-n", "1")
+    assert res.returncode == 0 and "random start" not in res.stdout, res.stdout
+    book = load_workbook(tmp_path / "run" / "lab-batch-004.xlsx")
+    assert "Predictions" not in dict(book["Instructions"].iter_rows(values_only=True))
 
 
 VOCABULARY = {"properties": {"microhardness": {"unit": "HV", "min": 0, "description": "Vickers HV0.1"}},
