@@ -63,6 +63,9 @@ class Summary:
     core_hours: float
     #: the best value per objective among the records that meet every constraint, in ``best_unit``
     best: dict[str, float]
+    #: the share (>= 0) of the worker slots' time (``runner.max_in_flight`` x this run's duration)
+    #: spent running calculations; None when this run gave the workers no time: it stopped as it
+    #: started (a budget already used up) and nothing was running
     utilisation: float | None
     notes: list[str] = field(default_factory=list)  # what the run chose not to do, and why
     best_fidelity: dict[str, str | None] = field(default_factory=dict)  # the fidelity of each best record
@@ -211,6 +214,7 @@ class CampaignManager:
         paused = False
         info = ""
         since_fit = 0
+        slots_open = False  # whether a free slot could take a calculation at some point of this run
         plain = not self.console.is_terminal  # a log file or cron: timestamped lines, not a bar
         progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                             TimeElapsedColumn(), console=self.console, disable=self.quiet or plain)
@@ -221,6 +225,7 @@ class CampaignManager:
                 if max_seconds is not None and time.time() - t0 > max_seconds:
                     reason, paused = reason or "paused (time given to this run used up)", reason is None
                     break
+                slots_open = slots_open or reason is None
                 # 1. fill free slots from the queue (never waits for the model)
                 self._fill_slots(reason)
                 if reason is None and not self.c.calculations:
@@ -279,7 +284,7 @@ class CampaignManager:
             lab_suggested=len(self.state.lab),
             core_hours=self.state.core_hours,
             best={o.property: float(o.shown(best[o.property][0])) for o in shown},
-            utilisation=self.busy_s / slots if slots > 0 else None,
+            utilisation=self.busy_s / slots if slots > 0 and (slots_open or self.busy_s > 0) else None,
             notes=list(self.notes),
             best_fidelity={k: f for k, (_, f) in best.items()},
             best_unit={o.property: o.shown_unit for o in shown},
@@ -340,7 +345,11 @@ class CampaignManager:
         """Ingest a finished task's result (or journal its typed failure)."""
         from dm_hpc.compute import read_result, result_to_record
 
-        self.busy_s += time.time() - self._busy_since.pop(task.task_id, time.time())
+        # one clock reading: the default read after it made a task whose start was not seen (one
+        # collected on resume) count a few microseconds below zero, shown as "-0%"; a clock set
+        # back counts nothing
+        now = time.time()
+        self.busy_s += max(0.0, now - self._busy_since.pop(task.task_id, now))
         result = read_result(self.task_dir(task.task_id))
         state_name = outcome.state.name if outcome is not None else "COMPLETED"
         cores = next((f.cores for f in self.c.fidelities if f.name == task.fidelity), 1)

@@ -209,8 +209,11 @@ def run(
         console.print(f"  note: {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"  calculations: {summary.ingested} ingested, {summary.failed} failed, "
                   f"{summary.submitted} submissions; {summary.core_hours:.3f} core-hours", soft_wrap=True)
-    if summary.utilisation is not None:
-        console.print(f"  worker utilisation: {summary.utilisation:.0%}")
+    if summary.utilisation is None:  # a share of no time is no number (it printed "-0%")
+        console.print("  worker utilisation: none (the run stopped as it started: no time for calculations)",
+                      highlight=False)
+    else:
+        console.print(f"  worker utilisation: {summary.utilisation:.0%}", highlight=False)
     for prop, value in summary.best.items():  # in the unit the campaign file wrote for it (summary.best_unit)
         fid = summary.best_fidelity.get(prop)
         console.print(f"  best {prop}: {value:.6g} {summary.best_unit[prop]}{f' ({fid})' if fid else ''}",

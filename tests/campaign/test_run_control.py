@@ -97,6 +97,36 @@ def test_the_final_lab_batch_is_not_started_when_it_cannot_finish_in_the_wall_ti
     assert 0 <= ev["seconds"] <= time.time() - t
 
 
+def test_a_run_whose_wall_time_was_spent_before_it_began_shows_no_negative_utilisation(tmp_path):
+    """User trial: `worker utilisation: -0%` when the wall-time budget was already spent at start.
+    A task found finished on resume was counted busy from a clock read after the collect's own
+    (a few microseconds below zero), over a run that gave the workers no time at all."""
+    from dm_hpc.compute import CalcFailure, FailureKind, write_result
+
+    from .simulation import EmulatedCluster
+
+    path = write_campaign(tmp_path, name="spent", lab=False, budget={"calculations": 8, "wall_time": "170s"})
+    c = load_campaign(path)
+    journal = jn.Journal(c.run_dir / "journal.jsonl")
+    t = time.time() - 3600  # started an hour ago: the 170 s are long spent
+    task = {"task_id": "spent-c00001", "fidelity": "emt", "composition": {"Cu": 0.5, "Ni": 0.5}, "process": {}}
+    journal.write_many([{"t": t, "event": "start", "campaign": "spent"}, {"t": t + 1, "event": "planned", **task},
+                        {"t": t + 2, "event": "submitted", "task_id": "spent-c00001"}])
+    journal.close()
+    # the killed manager's task finished meanwhile: this run collects it without having seen it start
+    (c.run_dir / "tasks" / "spent-c00001").mkdir(parents=True)
+    write_result(c.run_dir / "tasks" / "spent-c00001", CalcFailure(kind=FailureKind.scf_not_converged, reason="test",
+                                                                  method="emt", composition=task["composition"]))
+    summary = CampaignManager(c, quiet=True, runner=EmulatedCluster(seed=0)).run()
+    assert summary.reason.startswith("wall-time budget reached") and summary.failed == 1
+    assert summary.utilisation is None  # no slot was open and nothing ran: no share to give
+    res = dm("run", str(path))  # again, on the CLI: it says so rather than a number
+    assert "wall-time budget reached" in res.stdout, res.stdout + res.stderr
+    assert "  worker utilisation: none (the run stopped as it started: no time for calculations)" in \
+        res.stdout.splitlines(), res.stdout
+    assert "-0%" not in res.stdout
+
+
 def _console(width: int) -> Console:
     return Console(file=io.StringIO(), width=width, color_system=None)
 
