@@ -15,7 +15,7 @@ poll interval.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,17 +68,13 @@ def read_lab_loaded(campaign: CampaignSpec, loaded: LoadedTable, origin: str,
     """``read_lab_sheet`` for a file already read (``load_table``; ``origin``: its name in
     messages): a door that also annotates the sheet reads the file once and hands the same
     cells to the checks and to ``annotate.write_annotated``."""
-    return _lab_contents(campaign, lambda defaults, ids: records_from_table(
-        loaded.frame, origin, defaults, ids, loaded.decimal, expected_properties(campaign), loaded.refused),
-        origin, contributor)
+    return _lab_contents(campaign, loaded.frame, origin, contributor, loaded.decimal, loaded.refused)
 
 
 def read_lab_table(campaign: CampaignSpec, table: pd.DataFrame, origin: str = "measurements") -> SheetContents:
     """``read_lab_sheet`` for rows already in a DataFrame (``Campaign.add_measurements``): the
     same checks and verdicts; lines count as in a sheet (header 1, first row 2)."""
-    frame = table.reset_index(drop=True).astype(object)
-    return _lab_contents(campaign, lambda defaults, ids: records_from_table(
-        frame, origin, defaults, ids, properties=expected_properties(campaign)), origin)
+    return _lab_contents(campaign, table.reset_index(drop=True).astype(object), origin)
 
 
 def expected_properties(campaign: CampaignSpec) -> list[str]:
@@ -87,18 +83,45 @@ def expected_properties(campaign: CampaignSpec) -> list[str]:
     return list(dict.fromkeys([*lab_properties(campaign), *campaign.properties]))
 
 
-def _lab_contents(campaign: CampaignSpec, read, origin: str, contributor: str | None = None) -> SheetContents:
+def _lab_contents(campaign: CampaignSpec, frame: pd.DataFrame, origin: str, contributor: str | None = None,
+                  decimal: str = ".", unread: Sequence[Verdict] = ()) -> SheetContents:
+    """Every door's reading of a lab table (``frame``: its cells, ``decimal``: its decimal mark,
+    ``unread``: cells its reader refused), checked against the journal's suggestions."""
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     lab_name = campaign.lab.name if campaign.lab else "lab"
     defaults = SheetDefaults(source=Source.experimental, method=lab_name, campaign=campaign.name, contributor=contributor)
     try:
-        contents = read(defaults, set(state.lab))
+        contents = records_from_table(as_ordered(campaign, state, frame), origin, defaults, set(state.lab), decimal,
+                                      expected_properties(campaign), unread)
     except SheetError as exc:
         raise _naming_its_campaign(campaign, exc) from None
     bad = [r.sample_id for r in contents.records if r.source is not Source.experimental]
     if bad:
         raise SheetError(origin, [(0, f"rows {bad} say source=computed; a lab sheet holds measurements")])
     return _as_stored(campaign, state, contents)
+
+
+def as_ordered(campaign: CampaignSpec, state: jn.State, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the composition and process columns its suggested samples have on their lab
+    sheet (what was ordered, ``labsheet.suggestion_rows``) when it has no composition of its own:
+    a table of ``sample_id`` and measurements answers its suggestions by id, as a returned sheet
+    whose composition was left as sent does (it was refused for lacking composition columns,
+    before its ids were read). A row whose id is no suggestion gets none: its id is refused."""
+    keys = [str(h).strip() for h in frame.columns]  # as the template reads a header (``sheets.parse_header``)
+    if "sample_id" not in keys or any(k.startswith(("composition:", "raw:")) or k == "formula" for k in keys):
+        return frame
+    from dm_hpc.data.columns import composition_column
+
+    ordered = {row["sample_id"]: row for row in suggestion_rows(campaign, state, include_measured=True)}
+    ids = [str(sid).strip() for sid in frame.iloc[:, keys.index("sample_id")]]
+    # the campaign's elements too: with no suggestion yet, every row is refused by its id alone
+    headers = dict.fromkeys([*map(composition_column, campaign.space.elements),
+                             *(h for row in ordered.values() for h in row
+                               if h.startswith(("composition:", "process:")))])
+    named = {k.partition("[")[0].strip() for k in keys}  # a process parameter the table gives, in any unit
+    added = {h: [ordered[sid].get(h) if sid in ordered else None for sid in ids]
+             for h in headers if h.partition("[")[0].strip() not in named}
+    return frame.assign(**{h: pd.Series(v, index=frame.index, dtype=object) for h, v in added.items()})
 
 
 def _naming_its_campaign(campaign: CampaignSpec, exc: SheetError) -> SheetError:

@@ -477,7 +477,10 @@ def check_columns(
     seen: dict[str, int] = {}
     for i in np.flatnonzero(keep).tolist():
         sid = meta["sample_id"][i]
-        if not comp_given[i] and meta["formula"][i] is None and not raw_given[i]:
+        unknown = known_ids is not None and sid is not None and sid not in known_ids
+        # a row of an unknown id is refused by its id: its empty composition follows from it (a
+        # lab's table of ids and values takes each composition from the id's suggestion)
+        if not comp_given[i] and meta["formula"][i] is None and not raw_given[i] and not unknown:
             rows.refuse(int(i), "no composition given (all composition cells empty)")
         if sid is None:
             if known_ids is not None and i not in merged_ids:
@@ -487,7 +490,7 @@ def check_columns(
             rows.refuse(int(i), f"duplicate sample_id {sid!r} (first on line {seen[sid]})", "sample_id", sid)
             continue
         seen[sid] = lines[i]
-        if known_ids is not None and sid not in known_ids:
+        if unknown:
             rows.refuse(int(i), f"unknown sample_id {sid!r}: not a suggested experiment{_meant_id(sid, known_ids)}",
                         "sample_id", sid)
     if rows.bad_rows:
