@@ -153,11 +153,12 @@ class Campaign:
         batch = request_lab_batch(self.spec, n)
         if not batch.samples:
             raise BudgetExhausted(f"campaign {self.name!r}: no new experiment: {batch.why_empty}")
+        # stacklevel 3: the caller's line, past ``_in_place``'s wrapper (2 named api.py's)
         if batch.why_empty:
             warnings.warn(f"campaign {self.name!r}: {len(batch.samples)} of {n} experiments: {batch.why_empty}",
-                          stacklevel=2)
+                          stacklevel=3)
         if batch.random_start:  # not raised: a lab-only campaign starts this way
-            warnings.warn(f"campaign {self.name!r}: {batch.random_start}", stacklevel=2)
+            warnings.warn(f"campaign {self.name!r}: {batch.random_start}", stacklevel=3)
         table = batch_table(self.spec, batch.samples)
         table.attrs["why_empty"] = batch.why_empty
         return table
