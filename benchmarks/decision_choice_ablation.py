@@ -1,6 +1,6 @@
 """Ablation (issue 22 item 6): the decision model chosen at every step by leave-one-out.
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/decision_choice_ablation.py [--rule loo|mean] [--only griewank8-simplex] [--seeds 10]
+Usage: OMP_NUM_THREADS=1 python benchmarks/decision_choice_ablation.py [--rule loo|rank|mean] [--only griewank8-simplex] [--seeds 10]
            [--first-seed 10]
        then python benchmarks/pool_bench.py --compare --variant loo-choice (the folder it names)
 
@@ -13,7 +13,10 @@ which model predicts them better: here both are fitted at every step on the same
 the pick is taken on the one with the higher leave-one-out log predictive density (closed form for
 an exact GP, Rasmussen & Williams 2006, eq. 5.10-5.12; no refits), as the multi-fidelity choice is
 made by cross-validation. ``--rule mean`` hedges instead: both models decide together, the pick
-the largest average of their two bounds. One global rule, no per-set switch.
+the largest average of their two bounds. ``--rule rank`` chooses as ``loo`` does but on how well each
+model's leave-one-out means order the measured rows (Spearman's rank correlation): a density
+rewards a model that predicts the plateau well, the pick needs one that ranks the best rows first.
+One global rule, no per-set switch.
 """
 from __future__ import annotations
 
@@ -34,9 +37,9 @@ import pool_bench as pb  # noqa: E402
 from dm_hpc.bench.strategies import Strategy  # noqa: E402
 
 
-def loo_log_density(model) -> float:
-    """Mean leave-one-out log predictive density of an exact single-output GP on its own
-    training rows, in its standardised outcome space (closed form, no refit)."""
+def _loo(model) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Closed-form leave-one-out means, variances and targets of an exact single-output GP on its
+    own training rows, in its standardised outcome space (Rasmussen & Williams 2006, eq. 5.12)."""
     model.eval()
     X = model.train_inputs[0]
     y = model.train_targets
@@ -44,9 +47,24 @@ def loo_log_density(model) -> float:
         K = model.covar_module(X).to_dense() + model.likelihood.noise.reshape(-1)[0] * torch.eye(len(y), dtype=X.dtype)
         Kinv = torch.cholesky_inverse(torch.linalg.cholesky(K))
         d = Kinv.diagonal()
-        resid = (Kinv @ y) / d  # y_i - mu_-i
-        var = 1.0 / d
-        return float((-0.5 * torch.log(2 * math.pi * var) - 0.5 * resid**2 / var).mean())
+        r = y - model.mean_module(X)  # the formula is for a zero prior mean
+        return y - (Kinv @ r) / d, 1.0 / d, y
+
+
+def loo_rank(model) -> float:
+    """Spearman's rank correlation between a GP's leave-one-out means and its measured rows."""
+    from scipy.stats import spearmanr
+
+    mean, _, y = _loo(model)
+    r = spearmanr(mean.numpy(), y.numpy()).statistic
+    return float(r) if np.isfinite(r) else -1.0
+
+
+def loo_log_density(model) -> float:
+    """Mean leave-one-out log predictive density of an exact single-output GP on its own
+    training rows, in its standardised outcome space (closed form, no refit)."""
+    mean, var, y = _loo(model)
+    return float((-0.5 * torch.log(2 * math.pi * var) - 0.5 * (y - mean) ** 2 / var).mean())
 
 
 class LooChoice(Strategy):
@@ -75,7 +93,8 @@ class LooChoice(Strategy):
                 bound = sum(p.mean[:, 0] + 2 * p.variance[:, 0].clamp_min(0).sqrt()
                             for p in (m.posterior(Xr) for m in (self.model, self.stock)))
             return int(remaining[int(torch.argmax(bound))])
-        use_stock = loo_log_density(self.stock) > loo_log_density(self.model)
+        score = loo_rank if self.rule == "rank" else loo_log_density
+        use_stock = score(self.stock) > score(self.model)
         self.chose_stock.append(use_stock)
         decider = self.stock if use_stock else self.model
         idx = select_from_pool(decider, Xo, Xr, [Objective(0, True)], q=1, kind=self.kind)
@@ -84,8 +103,9 @@ class LooChoice(Strategy):
 
 def main() -> None:
     ap = pb.ablation_args(__doc__.split("\n\n")[0])
-    ap.add_argument("--rule", choices=("loo", "mean"), default="loo",
-                    help="loo: the model with the better leave-one-out density decides; mean: both bounds averaged")
+    ap.add_argument("--rule", choices=("loo", "mean", "rank"), default="loo",
+                    help="loo: the model with the better leave-one-out density decides; rank: the one whose "
+                         "leave-one-out means order the rows better; mean: both bounds averaged")
     a = ap.parse_args()
     made: list[LooChoice] = []  # this set's strategies, one per seed
 
@@ -98,7 +118,8 @@ def main() -> None:
         made.clear()
         return f"stock chosen {sum(steps) / max(len(steps), 1):.0%} of steps"
 
-    pb.run_ablation(a, "loo-choice" if a.rule == "loo" else "mean-of-two", make, note=note if a.rule == "loo" else None)
+    tag = {"loo": "loo-choice", "rank": "rank-choice", "mean": "mean-of-two"}[a.rule]
+    pb.run_ablation(a, tag, make, note=note if a.rule != "mean" else None)
 
 
 if __name__ == "__main__":
