@@ -6,7 +6,8 @@ and lab uploads for 60 s against a real `dm-hpc serve` (uvicorn) on a real campa
 It runs a small EMT campaign first (about 10 s) so that the lab has pending experiments and the
 surrogate has data, starts the server, asks one untimed prediction (the first fit), and lets
 every client loop: 60 % status, 30 % predictions
-(1-5 random compositions), 10 % uploads of a random subset of the pending experiments. Uploads
+(1-5 random compositions, atomic fractions summing to 1), 10 % uploads of a random subset of the
+pending experiments. Uploads
 of one sample always carry the same measured value, so concurrent and repeated uploads must
 store each sample exactly once. Prints p50/p95/max latency per kind, the error count (any
 non-2xx answer or failed connection), and the exactly-once check; exits 1 when either fails.
@@ -73,6 +74,14 @@ def measured(sample_id: str) -> float:
     return -0.01 - int(hashlib.sha256(sample_id.encode()).hexdigest()[:6], 16) / 16**6 * 0.05
 
 
+def fractions(rng: random.Random) -> dict[str, float]:
+    """A random Cu-Ni-Pd composition as atomic fractions summing to 1 (/predict refuses any other
+    sum, as a lab sheet does, rather than rescale it)."""
+    amounts = {el: rng.random() for el in ("Cu", "Ni", "Pd")}
+    total = sum(amounts.values())
+    return {el: v / total for el, v in amounts.items()}
+
+
 async def client_loop(i: int, url: str, tokens: dict[str, str], sheet: pd.DataFrame, until: float,
                       latencies: dict[str, list[float]], errors: list[str], uploaded: set[str]) -> None:
     rng = random.Random(i)
@@ -85,7 +94,7 @@ async def client_loop(i: int, url: str, tokens: dict[str, str], sheet: pd.DataFr
                 if kind == "status":
                     r = await http.get(f"/api/v1/campaigns/{CAMPAIGN}", headers=tokens["scientist"])
                 elif kind == "predict":
-                    comps = [{el: rng.random() for el in ("Cu", "Ni", "Pd")} for _ in range(rng.randint(1, 5))]
+                    comps = [fractions(rng) for _ in range(rng.randint(1, 5))]
                     r = await http.post(f"/api/v1/campaigns/{CAMPAIGN}/predict", headers=tokens["scientist"],
                                         json={"compositions": comps})
                 else:

@@ -43,6 +43,20 @@ class CompositionError(ValueError):
     """A composition that cannot be understood (unknown element, negative amount, ...)."""
 
 
+#: A composition without a balance element must sum to 1 (fractions) or 100 (percent) within
+#: this share: sheets round (0.333 x 3), but 1.47 is a typing error, not something to rescale.
+#: A lab sheet and the portal's ``/predict`` both hold compositions to it (``sums_to_total``).
+COMPOSITION_TOLERANCE = 0.01
+
+
+def sums_to_total(total: float | np.ndarray, basis: Basis | str = Basis.atomic_fraction) -> bool | np.ndarray:
+    """Whether amounts summing to ``total`` (one sum, or an array of row sums, any shape) make a
+    complete composition on ``basis``: within ``COMPOSITION_TOLERANCE`` of its total (1 or 100),
+    bound included (the ``1 + 1e-9``: 0.505 + 0.505 - 1 is a hair above 0.01 in floating point)."""
+    scale = Basis(basis).scale
+    return np.abs(np.asarray(total, dtype=float) - scale) <= COMPOSITION_TOLERANCE * scale * (1 + 1e-9)
+
+
 def _sum(values: Iterable[float]) -> float:
     """Left to right, as Python 3.11's ``sum``: the order of additions sets the last bit of a
     total, hence the rounded fractions and the record id; ``atomic_fractions_table`` adds the

@@ -31,7 +31,14 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from dm_hpc.data.composition import Basis, Composition, CompositionError, atomic_fractions_table
+from dm_hpc.data.composition import (
+    COMPOSITION_TOLERANCE,
+    Basis,
+    Composition,
+    CompositionError,
+    atomic_fractions_table,
+    sums_to_total,
+)
 from dm_hpc.data.records import (
     MAX_LABEL,
     MAX_METHOD,
@@ -72,9 +79,6 @@ _NO_VALUE = frozenset({"n/a", "na", "n.a.", "n/d", "nd", "n.d.", "none", "-", "-
 # the value: anything but a space, '±' or a '+' that is not an exponent's sign ("1.2e+3 ± 0.1")
 _SPREAD = re.compile(r"\s*(?P<value>(?:[^\s±+]|(?<=[eE])\+)*)\s*(?P<sign>±|\+\s*/\s*-|\+-)\s*(?P<spread>.*?)\s*")
 _SIG_DIGITS = 12  # as records._round: a record built here has the validated record's id
-#: A composition without a balance element must sum to 1 (fractions) or 100 (percent) within
-#: this share: sheets round (0.333 x 3), but 1.47 is a typing error, not something to rescale.
-COMPOSITION_TOLERANCE = 0.01
 #: How a sheet header names each basis (``composition:Cu [at%]``).
 BASIS_LABEL = {Basis.atomic_fraction: "at_frac", Basis.atomic_percent: "at%",
                Basis.weight_fraction: "wt_frac", Basis.weight_percent: "wt%"}
@@ -531,7 +535,7 @@ def _compositions(table: pd.DataFrame, columns: Sequence[ColumnLike], parsed: di
     negative = np.nan_to_num(amounts, nan=0.0) < 0
     for i, j in zip(*np.nonzero(negative)):
         rows.refuse(int(i), f"negative amount of {comp[j].name}", comp[j].header, table[comp[j].header].iloc[i])
-    tol = COMPOSITION_TOLERANCE * basis.scale * (1 + 1e-9)
+    complete = sums_to_total(total, basis)
     candidates = keep & given.any(axis=1) & (n_bal <= 1)
     candidates[list(rows.bad_rows)] = False
     names = [c.name for c in comp]
@@ -542,7 +546,7 @@ def _compositions(table: pd.DataFrame, columns: Sequence[ColumnLike], parsed: di
             continue
         if n_bal[i] > 1:
             rows.refuse(i, "more than one balance element: " + ", ".join(c.name for c, b in zip(comp, balance[i]) if b))
-        elif n_bal[i] == 0 and not abs(total[i] - basis.scale) <= tol:
+        elif n_bal[i] == 0 and not complete[i]:
             rows.refuse(i, f"composition sums to {total[i]:.6g} {BASIS_LABEL[basis]}, not {basis.scale:g} "
                            f"(tolerance {COMPOSITION_TOLERANCE * basis.scale:g}); correct the amounts or "
                            "write 'bal' for the balance element")

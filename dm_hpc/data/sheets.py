@@ -43,12 +43,11 @@ import pandas as pd
 
 from dm_hpc.data.column_map import ColumnMap, apply_column_map, load_column_map
 from dm_hpc.data.columns import composition_column, is_annotation, process_column, property_column, raw_column
-from dm_hpc.data.composition import Basis
+from dm_hpc.data.composition import COMPOSITION_TOLERANCE, Basis
 from dm_hpc.data.elements import is_element, unknown_element
 from dm_hpc.data.records import MaterialRecord, ProcessStep, Source
 from dm_hpc.data.sheet_checks import (
     BASIS_LABEL,
-    COMPOSITION_TOLERANCE,
     NOT_MADE,
     CheckedColumns,
     build_records,

@@ -711,7 +711,9 @@ class CampaignDesk:
                 process: list[dict[str, float]] | None, clearance: AccessLevel,
                 model: str | None = None) -> list[dict[str, Any]]:
         """Predicted mean and standard deviation (canonical units) of the campaign's properties
-        at each composition (atomic fractions, normalised here), by the model trained on the
+        at each composition (atomic fractions that sum to 1 within ``COMPOSITION_TOLERANCE``, as
+        ``schemas.PredictRequest`` refuses any other sum; divided by their sum here, so the rounding
+        a sheet also takes is answered at fractions summing to 1 exactly), by the model trained on the
         records ``clearance`` reads, or by registered version ``model`` (``_registered``); each
         row names the model (``model``: ``_Fitted.used``). ``process`` defaults to the middle of
         the campaign's process box."""

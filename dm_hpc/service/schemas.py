@@ -5,9 +5,10 @@ import math
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from dm_hpc.data.access import AccessLevel
+from dm_hpc.data.composition import COMPOSITION_TOLERANCE, Basis, sums_to_total
 
 #: Bounds that keep one request cheap (a prediction batch, an inverse-design list).
 MAX_COMPOSITIONS = 500
@@ -140,29 +141,38 @@ class UploadRejected(BaseModel):
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
+def _atomic_fractions(composition: dict[str, float]) -> dict[str, float]:
+    """One posted composition: fractions >= 0 that sum to 1 as a lab sheet's at_frac columns must
+    (``sums_to_total``: within ``COMPOSITION_TOLERANCE``), else refused, never rescaled:
+    {"Cu": 0.25, "Ni": 0.25} was answered as Cu0.5Ni0.5, another alloy than the one typed. A sheet
+    says percent in its header; a request cannot, so 100 is refused as well, with the fix named."""
+    bad = [el for el, v in composition.items() if v < 0]
+    if bad:
+        raise ValueError(f"{bad[0]}: fractions must be >= 0")
+    total = sum(composition.values())
+    if not sums_to_total(total):
+        percent = sums_to_total(total, Basis.atomic_percent)
+        said = f"{total:.6g}" if math.isfinite(total) else "more than a finite number"  # 1e308 twice
+        raise ValueError(f"fractions sum to {said}, not 1 (tolerance {COMPOSITION_TOLERANCE:g}): send atomic "
+                         "fractions that sum to 1" + ("; these look like atomic percent: divide each by 100" if percent
+                                                      else "; a composition is not rescaled"))
+    return composition
+
+
+#: A composition a caller posts (loc: its place in the list).
+AtomicFractions = Annotated[dict[str, Finite], AfterValidator(_atomic_fractions)]
+
+
 class PredictRequest(RequestBody):
-    compositions: list[dict[str, Finite]] = Field(min_length=1, max_length=MAX_COMPOSITIONS,
-                                                   description="Atomic fractions per element (normalised).")
+    compositions: list[AtomicFractions] = Field(
+        min_length=1, max_length=MAX_COMPOSITIONS,
+        description=f"Atomic fractions per element, each composition summing to 1 within {COMPOSITION_TOLERANCE:g} "
+                    "(a lab sheet's rule; answered normalised to 1 exactly); any other sum, 100 included, is a 422.")
     process: list[dict[str, Finite]] | None = Field(default=None, max_length=MAX_COMPOSITIONS)
     model: str | None = Field(default=None, pattern=VERSION_PATTERN,
                               description="A registered model version (`dm-hpc models`: v0001, ...); default: the "
                                           "portal's own fit of the records the caller reads. A version is served "
                                           "only to a caller who reads every record it was trained on.")
-
-    @field_validator("compositions")
-    @classmethod
-    def _normalisable(cls, compositions: list[dict[str, float]]) -> list[dict[str, float]]:
-        """Each composition must be normalisable: fractions >= 0 whose sum is positive and finite
-        (``1e308`` twice overflows the sum to infinity and every fraction to 0)."""
-        for i, comp in enumerate(compositions):
-            bad = [el for el, v in comp.items() if v < 0]
-            if bad:
-                raise ValueError(f"compositions[{i}].{bad[0]}: fractions must be >= 0")
-            total = sum(comp.values())
-            if not (0 < total and math.isfinite(total)):
-                raise ValueError(f"compositions[{i}]: the fractions must have a positive, finite sum "
-                                 f"(got {total:g})")
-        return compositions
 
 
 class ModelUsed(BaseModel):

@@ -130,7 +130,7 @@ def test_a_composition_the_campaign_cannot_read_is_a_422_naming_where_not_a_409(
         assert "cu, ni are not element symbols" in p["msg"] and "did you mean Cu, Ni?" in p["msg"], p
         [p] = _problems(c.post(URL, json={"compositions": [{"Xx": 1}]}))
         assert "Xx is not an element symbol" in p["msg"], p
-        r = c.post(URL, json={"compositions": [{f"E{i}": 1 for i in range(20_000)}]})
+        r = c.post(URL, json={"compositions": [{f"E{i}": 1 / 20_000 for i in range(20_000)}]})
         [p] = _problems(r)
         assert len(r.text) < 2000 and "and 19990 more" in p["msg"], r.text[:300]
         [p] = _problems(c.post(URL, json={"compositions": [COMP], "process": [{"foo": 3}]}))
@@ -141,6 +141,65 @@ def test_a_composition_the_campaign_cannot_read_is_a_422_naming_where_not_a_409(
         assert c.post(URL, json={"compositions": [COMP]}).status_code == 409
         [p] = _problems(c.post(URL, json={"compositions": [{"Fe": 1}]}))
         assert p["msg"].startswith("element Fe is outside"), p
+
+
+@pytest.mark.parametrize("composition, total", [({"Cu": 0.8, "Ni": 0.5}, "1.3"), ({"Cu": 0.25, "Ni": 0.25}, "0.5"),
+                                                ({"Cu": 1, "Ni": 1}, "2"), ({"Cu": 0.51, "Ni": 0.51}, "1.02"),
+                                                ({"Cu": 50, "Ni": 50}, "100")])
+def test_fractions_that_do_not_sum_to_one_are_refused_not_rescaled(versions, composition, total):
+    """A partner trial: {"Cu": 0.25, "Ni": 0.25} was answered 200 as Cu0.5Ni0.5, {"Cu": 0.8, "Ni":
+    0.5} as Cu0.615Ni0.385 and {"Cu": 50, "Ni": 50} as fractions, without a word: an answer for
+    another alloy than the one typed. The lab sheet refuses such sums (``COMPOSITION_TOLERANCE``:
+    1.47 is a typing error, not something to rescale); so does /predict now, naming the sum, the
+    composition (``loc``) and what to send. A sheet says percent in its header; a request cannot,
+    so 100 is refused as the sheet's at_frac columns refuse it, with the fix named."""
+    portal, _ = versions
+    with _client(portal, "scientist") as c:
+        [p] = _problems(c.post(URL, json={"compositions": [COMP, composition]}))
+        assert p["loc"] == ["body", "compositions", 1] and p["type"] == "value_error", p
+        assert f"fractions sum to {total}, not 1 (tolerance 0.01)" in p["msg"], p
+        assert "send atomic fractions that sum to 1" in p["msg"], p
+        assert ("divide each by 100" in p["msg"]) == (total == "100"), p
+        assert "mean" not in c.post(URL, json={"compositions": [composition]}).text
+
+
+def test_fractions_that_sum_to_one_within_the_sheet_tolerance_are_taken_normalised(versions):
+    """0.333 x 3 (0.999) and 0.505 + 0.505 (1.01, the bound, inclusive as on a sheet) are rounding:
+    taken, and answered at the composition normalised to sum to 1 exactly."""
+    portal, _ = versions
+    with _client(portal, "scientist") as c:
+        r = c.post(URL, json={"compositions": [{"Cu": 0.333, "Ni": 0.333, "Pd": 0.333}, {"Cu": 0.505, "Ni": 0.505}]})
+        assert r.status_code == 200, r.text
+        thirds, halves = (got["composition"] for got in r.json())
+        assert thirds == pytest.approx({"Cu": 1 / 3, "Ni": 1 / 3, "Pd": 1 / 3})
+        assert sum(thirds.values()) == pytest.approx(1, abs=1e-12)
+        assert halves == pytest.approx({"Cu": 0.5, "Ni": 0.5})
+
+
+@pytest.mark.parametrize("amounts", [(0.333, 0.333), (0.495, 0.495), (0.505, 0.505), (0.51, 0.51), (0.6, 0.4),
+                                     (0.25, 0.25), (0.8, 0.5), (50, 50), (1.47, 0)])
+def test_predict_takes_a_composition_exactly_when_a_lab_sheet_would(tmp_path, amounts):
+    """One rule for the two doors that take compositions: a sheet's at_frac columns and /predict's
+    body accept and refuse the same sums (the tolerance is the sheet's, not a copy of it)."""
+    from pydantic import ValidationError
+
+    from dm_hpc.data.sheets import SheetError, read_sheet
+    from dm_hpc.service.schemas import PredictRequest
+
+    path = tmp_path / "lab.csv"
+    path.write_text("sample_id,composition:Cu [at_frac],composition:Ni [at_frac],property:density [g/cm^3]\n"
+                    f"A,{amounts[0]},{amounts[1]},8.9\n")
+    try:
+        read_sheet(path)
+        sheet_takes = True
+    except SheetError:
+        sheet_takes = False
+    try:
+        PredictRequest.model_validate({"compositions": [{"Cu": amounts[0], "Ni": amounts[1]}]})
+        api_takes = True
+    except ValidationError:
+        api_takes = False
+    assert api_takes == sheet_takes, (amounts, sheet_takes)
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
