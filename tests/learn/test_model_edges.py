@@ -75,9 +75,9 @@ def test_one_lab_record_does_not_become_the_prediction_everywhere():
     assert sd.min() > 0.01 * truth.std()
     at_record = predict(model, X[40:])[0][0, 0]
     assert abs(at_record - y[40, 0]) < 0.05 * truth.std()
-    # the old layout (a mean per task) is what a model saved before is rebuilt with
-    old = fit_multitask(X, y, task, own_mean_points=0, task_offsets=False)
-    assert predict(old, Xt)[0][:, 0].std() < 0.1 * truth.std()
+    # Not asserted: that the old layout (a mean per task) still collapses here. It did on the Intel
+    # Xeon this was found on and does not on an AMD EPYC (same code and libraries): where its fit
+    # ends is floating-point path. Rebuilding that layout for models saved with it is tested below.
 
 
 def test_a_saved_multitask_model_is_rebuilt_with_its_own_mean_layout():
