@@ -43,8 +43,10 @@ prints.
 
 The large-data surrogate trains data-parallel (``dm_hpc.learn.distributed``): every rank calls
 ``train`` with its ``World``, reads the store, featurises only its slice of the training rows,
-and rank 0 registers. The only thing taken from the campaign's own model fitting is
-``design_space`` (features) and ``target_index`` (which fidelity a multi-fidelity model predicts).
+and rank 0 registers. The ranks first agree on what they read (``_agreed_snapshot``): a campaign
+may write the store between two ranks' reads, and ranks that read different records decide apart.
+The only thing taken from the campaign's own model fitting is ``design_space`` (features) and
+``target_index`` (which fidelity a multi-fidelity model predicts).
 """
 from __future__ import annotations
 
@@ -72,7 +74,7 @@ import numpy as np
 from dm_hpc.campaign.dataset import TrainingSet, training_set
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.campaign.strategy import design_space, target_index
-from dm_hpc.data import Store
+from dm_hpc.data import Store, StoreError
 from dm_hpc.data.access import AccessLevel, AccessMap
 from dm_hpc.data.integrity import fsync_dir, sha256_file
 
@@ -159,9 +161,13 @@ def registry_dir(campaign: CampaignSpec) -> Path:
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    _fsync_file(tmp)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave it behind
+        raise
     fsync_dir(path.parent)
 
 
@@ -568,7 +574,9 @@ def _train(campaign: CampaignSpec, options: TrainOptions, world, requested_ranks
            ) -> ModelVersion | dict[str, Any] | None:
     from dm_hpc.learn.distributed import World
 
-    snap = snapshot(campaign, options.clearance)
+    # the ranks of one job train on one snapshot, whatever a campaign writes between their reads
+    clearance = options.clearance
+    snap = _agreed_snapshot(campaign, clearance, world) if world.size > 1 else snapshot(campaign, clearance)
     kind = _resolve_kind(campaign, snap, options)
     if kind == "ensemble" and _ensemble_rows(snap) < MIN_TRAIN_RECORDS:
         # the snapshot counts each property's values (a GP learns each from the records holding
@@ -644,6 +652,42 @@ def _train(campaign: CampaignSpec, options: TrainOptions, world, requested_ranks
         return _register(campaign, state, {**meta, "promotion": decision.as_dict()}, decision.promote, trained)
 
 
+#: Reads of the store by the ranks of one job before they give up agreeing on its records.
+AGREE_TRIES = 5
+
+
+def _agreed_snapshot(campaign: CampaignSpec, clearance: AccessLevel, world) -> Snapshot:
+    """``snapshot`` as every rank of ``world`` read it: the ranks compare what they read (the ids'
+    sha256, or the error) and read again until they agree, at most ``AGREE_TRIES`` times.
+
+    Each rank reads the store itself, and a campaign may write records between two ranks' reads:
+    the ranks then decided apart (one found nothing new and left while another waited for it in the
+    rendezvous) or trained one model on slices of two snapshots. An error every rank met is raised
+    on each (the CLI prints rank 0's); ranks still apart after the last read raise on each a
+    ``RegistryError`` that says what each read.
+    """
+    from dm_hpc.learn.distributed import all_gather_text
+
+    read: list[dict[str, Any]] = []
+    for attempt in range(AGREE_TRIES):
+        try:
+            snap, failed = snapshot(campaign, clearance), None
+            mine = {"sha256": snap.sha256, "records": len(snap.data)}
+        except (RegistryError, StoreError) as exc:
+            snap, failed = None, exc
+            mine = {"error": str(exc)}
+        read = [json.loads(t) for t in all_gather_text(world, f"snapshot-{attempt}", json.dumps(mine))]
+        if all("error" in r for r in read) and failed is not None:
+            raise failed
+        if snap is not None and all(r.get("sha256") == snap.sha256 for r in read):
+            return snap
+    said = "; ".join(f"rank {r}: " + (f"{x['records']} records (ids sha256 {x['sha256'][:12]})" if "sha256" in x
+                                      else x["error"]) for r, x in enumerate(read))
+    raise RegistryError(f"{campaign.name}: the {world.size} ranks of this job read different records from the store "
+                        f"{AGREE_TRIES} times (is a campaign writing it fast, or does a node see another store?): "
+                        f"{said}; nothing trained")
+
+
 def _decide(campaign: CampaignSpec, snap: Snapshot, model, kind: str):
     """The promotion decision for ``model`` against the current version (``promotion.decide``)."""
     from dm_hpc.campaign import promotion
@@ -671,38 +715,53 @@ RECORDS_FILE = "records.txt"
 
 def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: bool = True,
               record_ids: list[str] = ()) -> ModelVersion:  # type: ignore[assignment]
+    """Write the version in a ``NEW_VERSION`` folder and rename it to the next free ``vNNNN``.
+    A write or rename that fails (a full disk, a spent quota, a folder removed under it) removes
+    the folder and the intent to make it current, and raises ``RegistryError`` saying so: the
+    registry is as it was."""
     from dm_hpc.learn.persist import save_surrogate
 
     root = registry_dir(campaign)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=NEW_VERSION, dir=root))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 hid the version from the portal's and colleagues' accounts
-    save_surrogate(state, tmp / "model.pt")
-    (tmp / RECORDS_FILE).write_text("".join(f"{rid}\n" for rid in sorted(record_ids)))
-    _fsync_file(tmp / "model.pt")
-    _fsync_file(tmp / RECORDS_FILE)
-    number = 1 + max((int(p.name[1:]) for p in root.glob("v[0-9]*") if p.name[1:].isdigit()), default=0)
-    while True:  # renaming onto an existing version fails: a concurrent training took the number
-        version = f"v{number:04d}"
-        (tmp / "meta.json").write_text(json.dumps({"version": version, **meta}, indent=1))
-        _fsync_file(tmp / "meta.json")
-        fsync_dir(tmp)
-        if make_current:
-            # the intent first: a kill between the rename and CURRENT would otherwise leave a version
-            # its comparison promoted that nothing tells from one a user rolled back from (``_recover``)
-            _atomic_write(root / PENDING_CURRENT, version + "\n")
-        try:
-            os.rename(tmp, root / version)
+    tmp, placed = None, False
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=NEW_VERSION, dir=root))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 hid the version from the portal's and colleagues' accounts
+        save_surrogate(state, tmp / "model.pt")
+        (tmp / RECORDS_FILE).write_text("".join(f"{rid}\n" for rid in sorted(record_ids)))
+        _fsync_file(tmp / "model.pt")
+        _fsync_file(tmp / RECORDS_FILE)
+        number = 1 + max((int(p.name[1:]) for p in root.glob("v[0-9]*") if p.name[1:].isdigit()), default=0)
+        while True:  # renaming onto an existing version fails: a concurrent training took the number
+            version = f"v{number:04d}"
+            (tmp / "meta.json").write_text(json.dumps({"version": version, **meta}, indent=1))
+            _fsync_file(tmp / "meta.json")
+            fsync_dir(tmp)
+            if make_current:
+                # the intent first: a kill between the rename and CURRENT would otherwise leave a version
+                # its comparison promoted that nothing tells from one a user rolled back from (``_recover``)
+                _atomic_write(root / PENDING_CURRENT, version + "\n")
+            try:
+                os.rename(tmp, root / version)
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):  # not a taken number
+                    raise
+                number += 1
+                continue
+            placed = True
             fsync_dir(root)
             break
-        except OSError as exc:
-            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):  # not a taken number: a full disk, a lost folder
-                _drop_pending(root)
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise RegistryError(f"model version {version} could not be put in place in {root}: {exc.strerror}") from None
-            number += 1
+    except OSError as exc:
+        if placed:  # in place, and meant to be current if PENDING_CURRENT says so: ``_recover`` finishes it
+            raise
+        _drop_pending(root)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise RegistryError(f"{campaign.name}: the new model version could not be put in place in {root}: "
+                            f"{exc.strerror} (check the folder's free space or quota and permissions); nothing "
+                            f"registered, the current model stays {current(campaign) or 'none'}") from None
     for stale in root.glob(".checkpoint-*.pt"):  # checkpoints of earlier snapshots are of no use now
         stale.unlink(missing_ok=True)
     if make_current:

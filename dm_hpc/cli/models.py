@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -50,11 +55,49 @@ def train(
         fail(f"--surrogate must be one of {', '.join(SURROGATES)}, not {surrogate!r}")
     c = load_campaign_or_fail(campaign)
     world = world_from_env()
-    _train(c, ranks, world, registry.TrainOptions(kind=surrogate, checkpoint_every=checkpoint_every,
-                                                  register=register, if_new_data=if_new_data, force=force,
-                                                  epochs=epochs), campaign)
+    options = registry.TrainOptions(kind=surrogate, checkpoint_every=checkpoint_every, register=register,
+                                    if_new_data=if_new_data, force=force, epochs=epochs)
+    speaks = world is None or world.rank == 0  # rank 0 speaks for the job: one line per failure, not one per rank
+    with _said_on_sigterm(c.name, speaks):
+        if speaks:
+            _train(c, ranks, world, options, campaign)
+        else:
+            try:
+                _train(c, ranks, world, options, campaign)
+            except typer.Exit:
+                raise
+            except Exception as exc:  # e.g. a collective whose peer is gone: rank 0's line says why
+                first = (str(exc).strip().splitlines() or [""])[0]
+                try:
+                    fail(f"rank {world.rank} of {world.size} stopped: {type(exc).__name__}: {first}", code=1)
+                except typer.Exit:
+                    exit_rank(1)  # gloo's threads may still run (see exit_rank)
     if world is not None:  # a rank of srun or torchrun: see exit_rank for why not a plain return
         exit_rank(0)
+
+
+@contextmanager
+def _said_on_sigterm(name: str, speaks: bool) -> Iterator[None]:
+    """While a training runs, SIGTERM (Slurm's time limit, scancel, timeout) ends it as its default
+    would, at once and with nothing else run, but with one line first (``speaks``: rank 0, or the
+    only process) and exit 143 (128 + SIGTERM, as a shell reports the signal): the job's log said
+    nothing. A kill leaves nothing to clean: a version half-registered is completed or removed by
+    the next training (``registry._recover``), an ensemble resumes from its checkpoint."""
+    def stop(signum, frame) -> None:
+        if speaks:
+            os.write(2, (f"error: {name}: training stopped by SIGTERM (a time limit, scancel or timeout) before it "
+                         "finished; the next `dm-hpc train` trains again (an ensemble from its last checkpoint) and "
+                         "completes or removes what this one left half-done\n").encode())
+        os._exit(128 + signal.SIGTERM)
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set a handler
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _train(c, ranks: int, world, options, path: Path) -> None:
@@ -67,12 +110,16 @@ def _train(c, ranks: int, world, options, path: Path) -> None:
         else:
             result = registry.train(c, options, world)
     except registry.NotEnoughData as exc:
+        if world is not None and world.rank != 0:  # every rank read the same records (``registry``):
+            raise typer.Exit(0 if options.if_new_data else 2)  # rank 0 says it, once for the job
         if not options.if_new_data:
             fail(str(exc))
         # the scheduled job's answer before any data: nothing to do, not a failure every night
         console.print(f"nothing to train yet: {exc}", markup=False, highlight=False)
         return
     except (registry.RegistryError, StoreError) as exc:
+        if world is not None and world.rank != 0:
+            raise typer.Exit(2)
         fail(str(exc))
     if world is not None and world.rank != 0:
         return  # rank 0 reports for the job

@@ -216,33 +216,79 @@ def fingerprint(config: EnsembleConfig, data_id: str, n_total: int) -> str:
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
+    """Write ``obj`` to ``path`` by a temporary file and a rename. A failed write (a full disk, a
+    spent quota) removes the temporary file and raises the ``OSError`` with ``path`` named: the
+    file object's error carries no name, and the temporary file was left for ever."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
-def join_group(world: World) -> None:
-    """Create this rank's process group for ``world`` (nothing for a world of one).
+#: How long a rank waits for the others to meet (rendezvous, ``all_gather_text``, collectives).
+RENDEZVOUS_TIMEOUT = timedelta(minutes=10)
+# The job's key-value store, by (address, port): one connection per process, kept until it exits,
+# so that what the ranks exchange before training (``all_gather_text``) and the process group meet
+# on one server (rank 0's, or the parent's of ``spawn_local``, or torchrun's agent's)
+_job_stores: dict[tuple[str, int], Any] = {}
+_groups_joined = 0
 
-    The rendezvous follows the launcher: ``spawn_local``'s parent holds a TCP store; srun and
-    torchrun ranks meet at ``master_addr:master_port``. CUDA ranks select their device first.
+
+def job_store(world: World):
+    """The rendezvous key-value store (``torch.distributed.TCPStore``) of ``world``'s job.
+
+    ``spawn_local``'s parent hosts it; under srun rank 0 does; under torchrun its agent does when it
+    says so (``TORCHELASTIC_USE_AGENT_STORE``), else rank 0. A client waits up to
+    ``RENDEZVOUS_TIMEOUT`` for the server.
     """
     import torch.distributed as dist
 
+    key = (world.master_addr, world.master_port)
+    if key not in _job_stores:
+        hosts = (world.launcher != "spawn" and world.rank == 0
+                 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True")
+        _job_stores[key] = dist.TCPStore(world.master_addr, world.master_port, world.size, is_master=hosts,
+                                         timeout=RENDEZVOUS_TIMEOUT, wait_for_workers=False)
+    return _job_stores[key]
+
+
+def all_gather_text(world: World, name: str, text: str) -> list[str]:
+    """Every rank's ``text`` in rank order (all ranks of ``world`` call it with the same ``name``,
+    once per ``name``), exchanged through ``job_store``: no process group, so ranks that then go
+    separate ways (some train, some leave) can first agree on what they read.
+    The store's host returns only once every rank has its answer: it may leave right after."""
+    store = job_store(world)
+    prefix = f"dm-hpc/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{name}/"
+    store.set(f"{prefix}{world.rank}", text)
+    out = [store.get(f"{prefix}{r}").decode() for r in range(world.size)]  # ``get`` waits for the key
+    store.add(f"{prefix}done", 1)
+    if world.rank == 0:
+        deadline = time.monotonic() + RENDEZVOUS_TIMEOUT.total_seconds()
+        while store.add(f"{prefix}done", 0) < world.size and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return out
+
+
+def join_group(world: World) -> None:
+    """Create this rank's process group for ``world`` (nothing for a world of one), on ``job_store``.
+    CUDA ranks select their device first."""
+    import torch.distributed as dist
+
+    global _groups_joined
     if not world.grouped:
         return
     if world.device.type == "cuda":
         torch.cuda.set_device(world.device)
-    timeout = timedelta(minutes=10)
-    if world.launcher == "spawn":
-        store = dist.TCPStore(world.master_addr, world.master_port, is_master=False, timeout=timeout)
-        dist.init_process_group(world.backend, store=store, rank=world.rank, world_size=world.size, timeout=timeout)
-    else:
-        dist.init_process_group(world.backend, init_method=f"tcp://{world.master_addr}:{world.master_port}",
-                                rank=world.rank, world_size=world.size, timeout=timeout)
+    _groups_joined += 1  # every rank joins as many groups: the same prefix on each, none reused
+    store = dist.PrefixStore(f"dm-hpc-group-{_groups_joined}", job_store(world))
+    dist.init_process_group(world.backend, store=store, rank=world.rank, world_size=world.size,
+                            timeout=RENDEZVOUS_TIMEOUT)
 
 
 def data_parallel(net: torch.nn.Module, world: World) -> torch.nn.Module:

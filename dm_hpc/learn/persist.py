@@ -110,7 +110,11 @@ def rebuild_surrogate(state: dict[str, Any]):
 
 
 def save_surrogate(state: dict[str, Any], path: Path) -> None:
-    torch.save(state, path)
+    """Write ``state`` (``surrogate_state``) to ``path``. Through a Python file: torch.save given a
+    path writes with its own C++ stream, and a full disk there is a RuntimeError ("unexpected pos
+    64 vs 0") instead of the ``OSError`` (ENOSPC, EDQUOT) a caller can name."""
+    with open(path, "wb") as fh:
+        torch.save(state, fh)
 
 
 def load_surrogate(path: Path):

@@ -1,7 +1,8 @@
 """What a trial as a cluster admin and a periodic retraining job found in the model registry: two
 `dm-hpc train` at once, a store that went missing under a registry, a damaged version folder,
-version folders no other account could read. Each test fails on the code before its fix. Real
-campaign files, stores and registries."""
+version folders no other account could read, a full disk, the ranks of one job reading the store
+at different moments, SIGTERM at a time limit, one error printed by every rank. Each test fails
+on the code before its fix. Real campaign files, stores and registries."""
 from __future__ import annotations
 
 import json
@@ -318,3 +319,165 @@ def test_a_registration_that_cannot_put_its_version_in_place_fails_once(tmp_path
     root = registry.registry_dir(campaign)
     assert not list(root.glob(".new-version.*")) and not (root / registry.PENDING_CURRENT).exists()
     assert registry.versions(campaign) == [] and registry.current(campaign) is None
+
+
+def _on_full_disk(folder, *args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """`dm-hpc ARGS` with ``folder`` on a full file system (a 256 KiB tmpfs filled up, in a mount
+    namespace of its own), and the names left in ``folder`` after it; skipped where no tmpfs can be
+    mounted (not root, no unshare)."""
+    import shutil
+
+    import pytest
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a full file system needs root (a tmpfs in a mount namespace of its own)")
+    folder.mkdir(parents=True, exist_ok=True)
+    script = ('mount -t tmpfs -o size=256k tmpfs "$1" || exit 99; '
+              'dd if=/dev/zero of="$1/filler" bs=4k >/dev/null 2>&1; folder=$1; shift; '
+              '"$@"; rc=$?; echo "left: $(ls -A "$folder" | tr "\\n" " ")" >&2; exit $rc')
+    res = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(folder), sys.executable, "-m", "dm_hpc",
+                          *args], cwd=REPO, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "COLUMNS": "300"})
+    if res.returncode == 99 or "unshare failed" in res.stderr:
+        pytest.skip(f"no tmpfs here: {res.stderr.strip()}")
+    said, _, left = res.stderr.rpartition("left: ")
+    return subprocess.CompletedProcess(res.args, res.returncode, res.stdout, said), left.split()
+
+
+def test_a_full_disk_ends_the_training_in_one_line_and_leaves_nothing_behind(tmp_path):
+    """On a full disk (or a spent quota) a training ended in a traceback (exit 1): torch.save wrote
+    the model through its own C++ stream, whose failure is a RuntimeError ('unexpected pos 64 vs 0'),
+    not the OSError the command turns into a line; its `.new-version.*` folder stayed until the next
+    training. An ensemble's checkpoint said only 'No space left on device', without the file, and
+    left its `..checkpoint-*.tmp` for ever. Now each is one line naming the folder or the file and
+    the reason (exit 2), and the registry holds nothing new: no version, no temporary file."""
+    path, campaign = _campaign(tmp_path)
+    root = registry.registry_dir(campaign)
+    for args in (("train", str(path)),
+                 ("train", str(path), "--surrogate", "ensemble", "--epochs", "2", "--checkpoint-every", "1")):
+        res, left = _on_full_disk(root, *args)
+        assert res.returncode == 2, (args, res.stdout, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in res.stderr, (args, lines)
+        assert "No space left on device" in lines[0] and str(root) in lines[0], (args, lines)
+        assert sorted(left) == [registry.TRAIN_LOCK, "filler"], (args, left)
+
+
+def test_ranks_that_read_the_store_at_different_moments_train_on_one_snapshot(tmp_path):
+    """Each rank of an srun or torchrun job read the store itself. A campaign writing records beside
+    the nightly job (which the registry allows: training only reads) could land between two ranks'
+    reads: rank 0 found the records of the latest version and left ("no new records"), rank 1 found
+    new ones and waited for rank 0 in the rendezvous until its timeout (10 minutes, then a traceback);
+    or both trained, one model on slices of two different snapshots. Now the ranks compare what they
+    read and read again until they agree: here both train on the 80 records, rank 0 registers."""
+    import socket
+    import time
+
+    path, campaign = _campaign(tmp_path, 60)
+    registry.train(campaign, registry.TrainOptions(kind="ensemble", epochs=2))  # v0001: the 60 records
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    read, go = tmp_path / "rank0-read", tmp_path / "go"
+    # rank 0 reads the store, then waits (its first read only) until the campaign has written more
+    rank0 = ("import sys, time\n"
+             "from pathlib import Path\n"
+             "from dm_hpc.campaign import registry\n"
+             "from dm_hpc.cli import main\n"
+             "real, calls = registry.snapshot, []\n"
+             "def snapshot(*a, **k):\n"
+             "    snap = real(*a, **k)\n"
+             "    calls.append(1)\n"
+             "    if len(calls) == 1:\n"
+             f"        Path({str(read)!r}).touch()\n"
+             f"        while not Path({str(go)!r}).exists():\n"
+             "            time.sleep(0.05)\n"
+             "    return snap\n"
+             "registry.snapshot = snapshot\n"
+             "sys.argv = ['dm-hpc', *sys.argv[1:]]\n"
+             "main()\n")
+    args = ["train", str(path), "--if-new-data", "--surrogate", "ensemble", "--epochs", "2"]
+    logs = [tmp_path / f"rank{r}.log" for r in (0, 1)]
+
+    def start(rank: int, argv: list[str]) -> subprocess.Popen:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "RANK": str(rank), "WORLD_SIZE": "2",
+               "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "COLUMNS": "300"}
+        return subprocess.Popen(argv, cwd=REPO, stdout=logs[rank].open("w"), stderr=subprocess.STDOUT, env=env)
+
+    procs = [start(0, [sys.executable, "-c", rank0, *args])]
+    try:
+        deadline = time.monotonic() + 120
+        while not read.exists():
+            assert procs[0].poll() is None and time.monotonic() < deadline, logs[0].read_text()
+            time.sleep(0.1)
+        with Store.open(campaign.store, "a") as store:  # the campaign ingests 20 records meanwhile
+            store.ingest(_records(20, 1))
+        go.touch()
+        procs.append(start(1, [sys.executable, "-m", "dm_hpc", *args]))
+        codes = [p.wait(timeout=180) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    said = [" ".join(log.read_text().split()) for log in logs]
+    assert codes == [0, 0], said
+    assert "registered v0002" in said[0] and "of 80 records" in said[0], said
+    assert said[1] == "", said  # rank 0 speaks for the job
+    assert [v.version for v in registry.versions(campaign)] == ["v0001", "v0002"]
+    assert registry.versions(campaign)[-1].meta["records"] == 80
+
+
+def test_a_training_stopped_by_sigterm_says_so_and_the_next_one_resumes(tmp_path):
+    """Slurm ends a job at its time limit with SIGTERM (so do scancel and `timeout`): the training
+    died without a word, so the job's log ended after its last line of the previous night's kind and
+    the admin read nothing. Now it says in one line that SIGTERM stopped it and what the next run
+    does (exit 143, as a shell reports SIGTERM); nothing half-written is left, and the next
+    training resumes from the checkpoint and registers."""
+    import signal
+    import time
+
+    path, campaign = _campaign(tmp_path, 60)
+    root = registry.registry_dir(campaign)
+    args = [sys.executable, "-m", "dm_hpc", "train", str(path), "--if-new-data", "--surrogate", "ensemble",
+            "--epochs", "400", "--checkpoint-every", "20"]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "300"})
+    deadline = time.monotonic() + 300
+    while not list(root.glob(".checkpoint-*.pt")):  # training is under way
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "SIGTERM" in lines[0], err
+    assert registry.versions(campaign) == [] and registry.current(campaign) is None
+    assert not list(root.glob(f"{registry.NEW_VERSION}*"))
+    code, said = _cli("train", str(path), "--if-new-data", "--surrogate", "ensemble", "--epochs", "400",
+                      "--checkpoint-every", "20")
+    assert code == 0 and "resumed at step" in said and "registered v0001" in said, said
+
+
+def test_a_failure_every_rank_meets_is_one_line_in_the_jobs_log(tmp_path):
+    """Every rank of the nightly job printed the same error: `--ntasks=4` wrote four identical lines
+    into the job's log for one missing store. Now rank 0 says it and the others only exit with it."""
+    import socket
+
+    path, campaign = _campaign(tmp_path)
+    registry.train(campaign)
+    os.rename(campaign.store, tmp_path / "store-elsewhere")  # its file system not mounted tonight
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [subprocess.Popen([sys.executable, "-m", "dm_hpc", "train", str(path), "--if-new-data"], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "RANK": str(r),
+                                   "WORLD_SIZE": "2", "LOCAL_RANK": str(r), "MASTER_ADDR": "127.0.0.1",
+                                   "MASTER_PORT": str(port), "COLUMNS": "300"})
+             for r in (0, 1)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [2, 2], outs
+    said = [" ".join((o + e).split()) for o, e in outs]
+    assert said[0].startswith("error: ") and said[0].count("error: ") == 1 and "no store at" in said[0], said
+    assert said[1] == "", said
