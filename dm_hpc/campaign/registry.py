@@ -250,24 +250,18 @@ def _recover(campaign: CampaignSpec) -> None:
     root = registry_dir(campaign)
     for left in root.glob(f"{NEW_VERSION}*"):
         shutil.rmtree(left, ignore_errors=True)  # one this account may not remove must not stop a training
-    version = _pending(root)
-    if version is None:
-        return
-    try:
-        _meta(root / version)
-    except RegistryError:  # not renamed into place: nothing to finish
-        pass
-    else:
-        if current(campaign) != version:
-            _atomic_write(root / "CURRENT", version + "\n")
-            print(f"{campaign.name}: {version} is now the current model version: the training that registered it "
-                  "was killed before it made it current, as its comparison had decided", file=sys.stderr, flush=True)
+    version = interrupted(campaign)
+    if version is not None:
+        _atomic_write(root / "CURRENT", version + "\n")
+        print(f"{campaign.name}: {version} is now the current model version: the training that registered it "
+              "was killed before it made it current, as its comparison had decided", file=sys.stderr, flush=True)
     _drop_pending(root)
 
 
 def interrupted(campaign: CampaignSpec) -> str | None:
     """The version a killed training registered to be current and did not make current (``_recover``
-    makes it current at the next training), or None."""
+    makes it current at the next training), or None: no intent, one already settled, or a version
+    that never reached its place (killed before the rename)."""
     version = _pending(registry_dir(campaign))
     if version is None or version == current(campaign):
         return None
