@@ -21,6 +21,7 @@ Every call goes through the same functions as the CLI (``campaign.suggest``, ``c
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -115,11 +116,8 @@ class Campaign:
     @classmethod
     def load(cls, path: str | Path) -> Campaign:
         """From a campaign YAML file (paths in it relative to the file's folder, as for the CLI)."""
-        if not isinstance(path, (str, Path)):  # os.PathLike too; a TypeError from pathlib named neither
-            import os
-
-            if not isinstance(path, os.PathLike):
-                raise TypeError(f"Campaign.load takes the path of a campaign file (str or Path), not "
+        if not isinstance(path, (str, os.PathLike)):  # a TypeError from pathlib named neither
+            raise TypeError(f"Campaign.load takes the path of a campaign file (str or Path), not "
                                 f"{type(path).__name__}: {path!r}")
         return cls(load_campaign(path), str(path), path)
 

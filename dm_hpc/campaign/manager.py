@@ -33,6 +33,7 @@ from dm_hpc.campaign.journal_repair import reserve_ids
 from dm_hpc.campaign.labsheet import sample_id
 from dm_hpc.campaign.lock import LOCK_NAME, CampaignBusyError, check_run_folder, take_manager_lock
 from dm_hpc.campaign import stopping
+from dm_hpc.campaign.dataset import own_records
 from dm_hpc.campaign.planning import CampaignPlanner, Plan, Snapshot, best_records, best_values, seen_points
 from dm_hpc.campaign.realise import stored_keys
 from dm_hpc.campaign.spec import CampaignSpec
@@ -169,8 +170,7 @@ class CampaignManager:
         """Read the store: best values and the realised points stored per fidelity."""
         df = self.store.to_dataframe()
         self._stored = stored_keys(self.c, df)
-        mine = df[df["campaign"] == self.c.name] if "campaign" in df.columns else df.iloc[0:0]
-        self._best_cache = best_values(self.c, mine)
+        self._best_cache = best_values(self.c, own_records(self.c, df))
         return df
 
     # ------------------------------------------------------------------ main loop

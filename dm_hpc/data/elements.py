@@ -21,10 +21,15 @@ def is_element(symbol: str) -> bool:
 _BY_LOWER = {el.lower(): el for el in ELEMENTS}
 
 
+def meant_element(symbol: object) -> str | None:
+    """The element symbol ``symbol`` spells but for letter case and spaces ('pt' -> 'Pt'), or None."""
+    return _BY_LOWER.get(str(symbol).strip().lower())
+
+
 def unknown_element(symbol: object) -> str:
     """What every refusal of a symbol that is no element says: the symbol, and the element it
     spells but for letter case ('pt' -> "unknown element 'pt' (did you mean 'Pt'?)")."""
-    meant = _BY_LOWER.get(str(symbol).strip().lower())
+    meant = meant_element(symbol)
     return f"unknown element {symbol!r}" + (f" (did you mean {meant!r}?)" if meant else "")
 
 

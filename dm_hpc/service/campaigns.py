@@ -83,7 +83,7 @@ def composition_problems(campaign: str, elements: list[str], compositions: list[
                          ) -> list[tuple[tuple, str]]:
     """Where ``compositions`` name a symbol that is no element, or an element outside ``elements``
     (the design space's): one problem per composition, for the first ``NAMES_SHOWN`` of them."""
-    from dm_hpc.data.elements import is_element
+    from dm_hpc.data.elements import is_element, meant_element
 
     problems = []
     for i, comp in enumerate(compositions):
@@ -93,7 +93,7 @@ def composition_problems(campaign: str, elements: list[str], compositions: list[
         said = []
         wrong = [el for el in stray if not is_element(el)]
         if wrong:
-            fixed = [el.capitalize() for el in wrong if is_element(el.capitalize())]
+            fixed = [m for m in map(meant_element, wrong) if m is not None]
             said.append(f"{_named(wrong)} {'is not an element symbol' if len(wrong) == 1 else 'are not element symbols'}"
                         + (f" (did you mean {_named(fixed)}?)" if fixed else ""))
         outside = [el for el in stray if is_element(el)]
@@ -727,7 +727,8 @@ class CampaignDesk:
         self._check_request(c, design_space(c).element_names, compositions, process)
         fitted = self._fitted(name, clearance) if model is None else self._registered(name, model, clearance)
         space = fitted.space
-        comps = [{el: v / sum(comp.values()) for el, v in comp.items()} for comp in compositions]
+        totals = [sum(comp.values()) for comp in compositions]
+        comps = [{el: v / total for el, v in comp.items()} for comp, total in zip(compositions, totals)]
         pnames = list(c.space.process)
         mid = {k: 0.5 * (b.low + b.high) for k, b in c.space.process.items()}
         proc = np.array([[{**mid, **(process[i] if process and i < len(process) else {})}[p] for p in pnames]
