@@ -22,7 +22,7 @@ import pandas as pd
 from dm_hpc.acquire.planner import PlanRequest, fresh_points
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.dataset import best_rows, fidelity_of, training_set
+from dm_hpc.campaign.dataset import best_rows, fidelity_of, own_records, training_set
 from dm_hpc.campaign.realise import realiser
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.campaign.strategy import LabSeeding, choose_planner, fit_model, optimiser, random_start
@@ -117,7 +117,7 @@ class CampaignPlanner:
             if data.fewest >= max(2, self.c.learning.initial_points):
                 t = time.perf_counter()
                 self.fitted = fit_model(self.c, data, for_decisions=self.c.mode != "gaps")
-                mine = snap.data[snap.data["campaign"] == self.c.name]
+                mine = own_records(self.c, snap.data)
                 info = self.fitted.transfer  # the run's model with sources: which kind, how much each weighed
                 extra = {"transfer": {"kind": info["kind"], "weights": info["weights"]}} if info else {}
                 # ``constrained``: these best values meet the constraints (refits journalled before

@@ -208,7 +208,8 @@ def campaign_file_page() -> str:
           "as in compose files, so a campaign means the same from any working folder (cron, "
           "scrontab, a notebook).",
           "- **Durations** (`walltime`, `turnaround`, `wall_time`) are `90s`, `30m`, `6h`, `2d` or a "
-          "number of seconds.",
+          "number of seconds (not minutes, as Slurm reads a bare `--time`: `dm-hpc validate` warns "
+          "about each bare number, so write the unit).",
           "- **Units**: every value with a unit is converted to the property's canonical unit "
           "([vocabulary](vocabulary.md)) once, when the file is read.", ""]
     for heading, model, prefix in SECTIONS:

@@ -39,6 +39,10 @@ class CampaignPathWarning(UserWarning):
     """A relative path found only where the working folder, not the campaign file, puts it."""
 
 
+class CampaignDurationWarning(UserWarning):
+    """A duration written in a campaign file as a bare number (read as seconds)."""
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -911,7 +915,34 @@ def load_campaign(path: str | Path) -> CampaignSpec:
         raise CampaignError(f"{path}: not valid YAML: {exc}") from None
     if isinstance(data, dict):
         data = resolve_paths(data, path.absolute().parent, legacy_base=Path.cwd())
+        _warn_bare_durations(data)
     return parse_campaign(data, str(path))
+
+
+def _warn_bare_durations(data: dict) -> None:
+    """Warn for each duration a campaign file gives as a bare number. It is read as seconds (as
+    the Python API takes it), where an sbatch ``--time=300`` or a site's habit means minutes:
+    ``walltime: 300`` meant as five hours would kill every calculation after five minutes. Only
+    the file is warned about; a notebook passing numbers means seconds."""
+    fidelities = data.get("fidelities")
+    places = [(f"fidelities[{i}]" + (f" ({f['name']})" if isinstance(f.get("name"), str) else ""), f, key)
+              for i, f in enumerate(fidelities if isinstance(fidelities, list) else ()) if isinstance(f, dict)
+              for key in ("walltime", "turnaround")]
+    if isinstance(data.get("budget"), dict):
+        places.append(("budget", data["budget"], "wall_time"))
+    for where, fields, key in places:
+        v = fields.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
+            warnings.warn(CampaignDurationWarning(
+                f"{where}.{key}: {v:g} is read as seconds ({_readable_seconds(v)}), not minutes as "
+                f"Slurm reads a bare number; write {v:g}s, {v:g}m or {v:g}h to say which"), stacklevel=3)
+
+
+def _readable_seconds(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
 
 
 def json_schema() -> str:

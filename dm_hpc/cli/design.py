@@ -63,12 +63,13 @@ def design(
     try:
         lent = {}
         if spec is not None:
+            from dm_hpc.campaign.dataset import own_records
             from dm_hpc.campaign.transfer import design_inputs
 
             got = design_inputs(spec, df)
             if got is not None:
                 lent = {"space": got[0], "models": got[1]}
-                mine = df[df["campaign"] == spec.name] if "campaign" in df.columns else df
+                mine = own_records(spec, df)
                 fidelity = fidelity or default_target(fidelity_labels(mine if len(mine) else df))
                 typer.echo(f"{spec.name}'s model with its transfer sources predicts {', '.join(got[1])}", err=True)
             else:  # the campaign's own design space (a pool campaign's candidates are its pool), its model fitted here

@@ -91,3 +91,19 @@ def test_a_strict_constraint_is_read_as_its_inclusive_form_and_said(tmp_path):
     assert "write <=" in out.stdout
     out = dm("validate", str(_alloy(tmp_path, (), {"constraints": ["density <= 11 g/cm3"]})))
     assert "warning" not in out.stdout, out.stdout
+
+
+def test_a_bare_number_for_a_duration_is_said_to_be_seconds(tmp_path):
+    """`walltime: 300` is read as 300 s, where Slurm reads a bare --time as minutes: a campaign meant
+    to give each calculation five hours killed it after five minutes, and validate said "ok"."""
+    path = _alloy(tmp_path, ("fidelities", 0), {"walltime": 300})
+    data = yaml.safe_load(path.read_text())
+    data["budget"] = {**data.get("budget", {}), "wall_time": 7200}
+    path.write_text(yaml.safe_dump(data))
+    out = dm("validate", str(path))
+    assert out.returncode == 0, out.stderr
+    assert ("warning: fidelities[0] (emt).walltime: 300 is read as seconds (5 min), not minutes as Slurm "
+            "reads a bare number; write 300s, 300m or 300h to say which") in out.stdout, out.stdout
+    assert "warning: budget.wall_time: 7200 is read as seconds (2 h)" in out.stdout, out.stdout
+    out = dm("validate", str(_alloy(tmp_path, ("fidelities", 0), {"walltime": "5h"})))
+    assert out.returncode == 0 and "warning" not in out.stdout, out.stdout
