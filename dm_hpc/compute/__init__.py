@@ -23,7 +23,7 @@ Public face (what the campaign and the CLI use)::
     analytic_properties(composition) -> {name: value}   cost, mixing entropy, delta, VEC
 
 Units: energies eV/atom, lengths angstrom, volumes angstrom**3/atom, density g/cm**3, bulk
-modulus GPa, cost USD/kg, entropy J/(mol*K), size mismatch percent (the data vocabulary's).
+modulus GPa, cost USD/kg, entropy J/(mol K), size mismatch percent (the data vocabulary's).
 Computed values are rounded to 8 significant digits so float noise never changes a record id.
 """
 from __future__ import annotations

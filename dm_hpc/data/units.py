@@ -60,11 +60,13 @@ def parse_unit(text: str) -> pint.Unit:
 
 
 def readable_unit(text: str) -> str:
-    """``text`` as people write a unit, exponents after ``^`` (``g/cm**3`` -> ``g/cm^3``): the one
-    form shown wherever a person reads a unit (sheet headers, Instructions, report, CLI), not
-    pint's Python syntax. ``parse_unit`` reads it back to the same unit, as it reads ``g/cm**3``
-    and ``g/cm3``, so a header written in it survives the trip through a lab."""
-    return re.sub(r"\s*\*\*\s*", "^", text)
+    """``text`` as people write a unit, exponents after ``^`` and a product as a space
+    (``g/cm**3`` -> ``g/cm^3``, ``J/(mol*K)`` -> ``J/(mol K)``): the one form shown wherever a person
+    reads a unit (sheet headers, Instructions, report, CLI), not pint's Python syntax. ``parse_unit``
+    reads it back to the same unit, as it reads ``g/cm**3`` and ``g/cm3``, so a header written in it
+    survives the trip through a lab. (A space, not a middle dot: a CSV sheet opened in another
+    encoding would turn the dot into letters its header no longer parses as.)"""
+    return re.sub(r"\s*\*\s*", " ", re.sub(r"\s*\*\*\s*", "^", text))
 
 
 def case_spellings(text: str) -> list[str]:

@@ -133,3 +133,16 @@ def test_units_read_as_people_write_them_and_read_back(tmp_path):
     assert sorted(camp.records()["property:density [g/cm^3]"]) == pytest.approx([6.0, 6.5, 8.0, 13.0])
     text = write_report(camp.spec).read_text()
     assert "they do not meet, or have no value for, density <= 12 g/cm^3." in text and "g/cm**" not in text, text
+
+
+@pytest.mark.parametrize("unit,shown", [("J/(mol*K)", "J/(mol K)"), ("kg*m/s**2", "kg m/s^2"),
+                                        ("angstrom**3/atom", "angstrom^3/atom")])
+def test_a_product_of_units_is_shown_as_people_write_it_and_reads_back(unit, shown):
+    """The mixing entropy was shown in J/(mol*K) (pint's Python syntax, as g/cm**3 was)."""
+    from dm_hpc.data import with_unit
+    from dm_hpc.data.units import parse_unit, readable_unit
+
+    assert readable_unit(unit) == shown
+    assert parse_unit(shown) == parse_unit(unit)
+    if unit == "J/(mol*K)":
+        assert with_unit("mixing_entropy", 11.5, ".3g") == "11.5 J/(mol K)"
