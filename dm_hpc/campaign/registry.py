@@ -849,6 +849,21 @@ def damaged(campaign: CampaignSpec) -> list[str]:
     return out
 
 
+def stamp(campaign: CampaignSpec) -> tuple[int, tuple[str, ...]] | None:
+    """What identifies the registry as it is now, from one ``stat`` and one listing: the models
+    folder's modification time (ns) and its version folders' names; None without a registry. A
+    version is never rewritten once in place (``_register`` renames a finished folder in), so what
+    ``versions`` and ``trained_on`` read may be kept while this is unchanged: a version registered,
+    moved aside or put back, or ``CURRENT`` moved, changes it (the names alone catch a version
+    registered within the folder's timestamp resolution). A ``meta.json`` repaired in place does
+    not: it is seen once the registry next changes."""
+    root = registry_dir(campaign)
+    try:
+        return root.stat().st_mtime_ns, tuple(sorted(p.name for p in root.glob("v[0-9]*")))
+    except OSError:
+        return None
+
+
 def current(campaign: CampaignSpec) -> str | None:
     path = registry_dir(campaign) / "CURRENT"
     return path.read_text().strip() if path.exists() else None
@@ -895,6 +910,19 @@ def trained_on(version: ModelVersion) -> set[str]:
     return set(path.read_text().split()) if path.exists() else set()
 
 
+def trained_clearance(meta: dict[str, Any]) -> AccessLevel:
+    """The clearance a version was trained at (``TrainOptions.clearance``, kept in its ``meta``);
+    a version from before clearances were recorded counts as trained on every record."""
+    return AccessLevel(meta.get("clearance", AccessLevel.embargoed.value))
+
+
+def may_use(meta: dict[str, Any], clearance: AccessLevel) -> bool:
+    """Whether a caller with ``clearance`` may use the version of ``meta``: not one trained at a
+    higher clearance (its predictions carry records the caller may not read). The one rule of
+    ``load`` and of the portal's registered versions."""
+    return trained_clearance(meta).rank <= clearance.rank
+
+
 def load(campaign: CampaignSpec, version: str | None = None, clearance: AccessLevel | None = None):
     """The registered ``(model, space, multi_fidelity)`` of ``version`` (default: current).
     With ``clearance`` (a caller's), a version trained at a higher clearance is refused: its
@@ -909,10 +937,9 @@ def load(campaign: CampaignSpec, version: str | None = None, clearance: AccessLe
     if not (path / "model.pt").exists():
         raise RegistryError(f"{campaign.name}: no model version {version!r}")
     meta = _meta(path)
-    trained_at = AccessLevel(meta.get("clearance", AccessLevel.embargoed.value))
-    if clearance is not None and trained_at.rank > clearance.rank:
+    if clearance is not None and not may_use(meta, clearance):
         raise RegistryError(f"{campaign.name}: model version {version} was trained on records up to "
-                            f"{trained_at.value}; clearance {clearance.value} may not use it")
+                            f"{trained_clearance(meta).value}; clearance {clearance.value} may not use it")
     try:
         model = load_surrogate(path / "model.pt")
     except (pickle.UnpicklingError, KeyError, ValueError) as exc:

@@ -57,6 +57,26 @@ def sums_to_total(total: float | np.ndarray, basis: Basis | str = Basis.atomic_f
     return np.abs(np.asarray(total, dtype=float) - scale) <= COMPOSITION_TOLERANCE * scale * (1 + 1e-9)
 
 
+def fractions_problem(fractions: Mapping[str, float]) -> str | None:
+    """Why ``fractions`` (element -> atomic fraction, as a caller posts a composition to predict)
+    are no composition to answer for, else None: a negative fraction, or a sum that is not 1 as a
+    lab sheet's at_frac columns must make it (``sums_to_total``). Such a sum is refused, never
+    rescaled: {"Cu": 0.25, "Ni": 0.25} rescaled is Cu0.5Ni0.5, another alloy than the one typed.
+    A sheet says percent in its header; a bare mapping cannot, so 100 is refused too, with the fix
+    named. The one rule of the portal's request schema and of ``CampaignDesk.predict``."""
+    bad = [el for el, v in fractions.items() if v < 0]
+    if bad:
+        return f"{bad[0]}: fractions must be >= 0"
+    total = sum(fractions.values())
+    if sums_to_total(total):
+        return None
+    percent = sums_to_total(total, Basis.atomic_percent)
+    said = f"{total:.6g}" if math.isfinite(total) else "more than a finite number"  # 1e308 twice
+    return (f"fractions sum to {said}, not 1 (tolerance {COMPOSITION_TOLERANCE:g}): send atomic fractions that "
+            "sum to 1" + ("; these look like atomic percent: divide each by 100" if percent
+                         else "; a composition is not rescaled"))
+
+
 def _sum(values: Iterable[float]) -> float:
     """Left to right, as Python 3.11's ``sum``: the order of additions sets the last bit of a
     total, hence the rounded fractions and the record id; ``atomic_fractions_table`` adds the

@@ -161,6 +161,13 @@ def _annotated_url(name: str, token: str | None) -> str | None:
     return None if token is None else f"/campaigns/{name}/lab/annotated/{token}.xlsx"
 
 
+def refused(exc: BadInput) -> RequestValidationError:
+    """A body the campaign cannot read, answered as the schema's own refusals are (``app._invalid``):
+    a 422 naming each problem where it is in the body (``loc``), by /predict and /design alike."""
+    return RequestValidationError([{"loc": ("body", *loc), "msg": msg, "type": "value_error"}
+                                   for loc, msg in exc.problems])
+
+
 @router.post("/campaigns/{name}/predict", response_model=list[s.Prediction], responses={409: _ERR, **JSON_BODY})
 def predict(name: Name, body: s.PredictRequest, user: User = Depends(api_user), svc: Service = Depends(service)):
     """Predicted properties with one-sigma uncertainty at posted compositions, in the units the
@@ -168,9 +175,8 @@ def predict(name: Name, body: s.PredictRequest, user: User = Depends(api_user), 
     check_campaign(user, svc, name, SCIENCE)
     try:
         out = svc.desk.shown_predictions(name, body.compositions, body.process, user.clearance, body.model)
-    except BadInput as exc:  # answered as the schema's own refusals are: 422, each problem where it is
-        raise RequestValidationError([{"loc": ("body", *loc), "msg": msg, "type": "value_error"}
-                                      for loc, msg in exc.problems]) from None
+    except BadInput as exc:
+        raise refused(exc) from None
     except NotReady as exc:
         raise HTTPException(409, str(exc)) from None
     except UnknownModel as exc:
@@ -182,18 +188,18 @@ def predict(name: Name, body: s.PredictRequest, user: User = Depends(api_user), 
     return out
 
 
-@router.post("/campaigns/{name}/design", response_model=list[s.DesignCandidate], responses={400: _ERR, 409: _ERR, **JSON_BODY})
+@router.post("/campaigns/{name}/design", response_model=list[s.DesignCandidate], responses={409: _ERR, **JSON_BODY})
 def design(name: Name, body: s.DesignRequest, user: User = Depends(api_user), svc: Service = Depends(service)):
-    """Inverse design: compositions most likely to meet every posted target."""
-    from dm_hpc.acquire.inverse import TargetError
-
+    """Inverse design: compositions most likely to meet every posted target. A target it cannot
+    read is a 422 naming it, as /predict names a composition; too few records of a target's
+    property among those the caller reads is a 409, as /predict says too few records."""
     check_campaign(user, svc, name, SCIENCE)
     try:
         out = svc.desk.design(name, body.targets, body.n, user.clearance)
+    except BadInput as exc:
+        raise refused(exc) from None
     except NotReady as exc:
         raise HTTPException(409, str(exc)) from None
-    except (TargetError, ValueError) as exc:
-        raise HTTPException(400, str(exc)) from None
     svc.state.audit(user.name, "design", name, targets=body.targets)
     return out
 

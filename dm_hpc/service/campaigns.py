@@ -37,7 +37,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,9 @@ from dm_hpc.data import MaterialRecord, Store, StoreError
 from dm_hpc.data.access import AccessLevel, AccessMap, AccessRule
 from dm_hpc.data.sheetfiles import load_table
 from dm_hpc.data.sheets import SheetContents, SheetError
+
+if TYPE_CHECKING:
+    from dm_hpc.acquire.inverse import Target
 
 
 class UnknownCampaign(KeyError):
@@ -105,6 +108,27 @@ def composition_problems(campaign: str, elements: list[str], compositions: list[
         if len(problems) == NAMES_SHOWN:
             break
     return problems
+
+
+def _parsed_targets(targets: list[str]) -> list[Target]:
+    """The ``Target`` of each target text; ``BadInput`` naming each one that cannot be
+    read (syntax, property, unit), or all of them where they cannot all be met."""
+    from dm_hpc.acquire.inverse import TargetError, check_targets, parse_target
+
+    parsed, problems = [], []
+    for i, text in enumerate(targets):
+        try:
+            parsed.append(parse_target(text))
+        except TargetError as exc:
+            problems.append((("targets", i), str(exc)))
+    if not problems:
+        try:
+            check_targets(parsed)
+        except TargetError as exc:
+            problems.append((("targets",), str(exc)))
+    if problems:
+        raise BadInput(problems)
+    return parsed
 
 
 class UnknownModel(LookupError):
@@ -171,6 +195,25 @@ class _Fitted:
 
 
 @dataclass
+class _Registry:
+    """What the portal read of a campaign's model registry, kept while ``registry.stamp`` is
+    ``stamp`` (a version is never rewritten, so only a change of the registry makes it stale):
+    the versions (``meta.json`` each), and as asked for, a version's record ids and its model."""
+
+    stamp: Any
+    versions: dict[str, Any]  # version -> registry.ModelVersion, oldest first
+    ids: dict[str, list[str]] = field(default_factory=dict)
+    loaded: dict[str, _Fitted] = field(default_factory=dict)
+
+    def trained_on(self, version: str) -> list[str]:
+        from dm_hpc.campaign import registry
+
+        if version not in self.ids:
+            self.ids[version] = sorted(registry.trained_on(self.versions[version]))
+        return self.ids[version]
+
+
+@dataclass
 class _Slot:
     """Per-campaign locks and caches (status, surrogates) per clearance."""
 
@@ -180,7 +223,7 @@ class _Slot:
     status: dict[AccessLevel, tuple[tuple, dict[str, Any]]] = field(default_factory=dict)
     fitted: dict[AccessLevel, _Fitted] = field(default_factory=dict)
     models: dict[str, _Fitted] = field(default_factory=dict)  # by the sha256 of the ids trained on
-    versions: dict[str, _Fitted] = field(default_factory=dict)  # registered versions loaded (never rewritten)
+    registry: _Registry | None = None  # what was read of the campaign's model registry
 
 
 def _outside(c: CampaignSpec, composition: dict[str, float], process: dict[str, float]) -> list[str]:
@@ -318,7 +361,7 @@ class CampaignDesk:
         the journal would tell them how many records are withheld) and a stop judged on values only
         as their records show it (``stopping.phase_for_reader``). Work that made no record (tasks
         planned, in flight or failed, suggestions, core-hours) is the campaign's and is counted whole."""
-        from dm_hpc.campaign.dataset import best_rows
+        from dm_hpc.campaign.dataset import best_rows, own_records
         from dm_hpc.campaign.stopping import phase_for_reader
 
         state = jn.replay(c.run_dir / "journal.jsonl")
@@ -327,7 +370,7 @@ class CampaignDesk:
         counts = {k: 0 for k in (jn.PLANNED, jn.SUBMITTED, jn.INGESTED, jn.FAILED)}
         for t in state.tasks_seen(readable):
             counts[t.status] = counts.get(t.status, 0) + 1
-        mine = df[df["campaign"] == c.name] if not df.empty else df
+        mine = own_records(c, df)  # none from a frame without a campaign column: no store, or an empty one
         best = []
         # the rule of Campaign.best, the run's best lines and the report (constraints met, analytic
         # properties derived), in the unit the campaign file writes, as Campaign.summary() gives it
@@ -480,8 +523,9 @@ class CampaignDesk:
         trained on), oldest first (``campaign.registry``)."""
         from dm_hpc.campaign import registry
 
-        return [(v.version, v.meta.get("clearance", "embargoed"), registry.trained_on(v))
-                for v in registry.versions(self.get(name))]
+        found = self._registry(self.get(name))
+        return [(v.version, registry.trained_clearance(v.meta).value, set(found.trained_on(v.version)))
+                for v in found.versions.values()]
 
     # ------------------------------------------------------------------ writing
     def annotated(self, name: str, token: str, reader: str | None = None) -> Path | None:
@@ -647,24 +691,35 @@ class CampaignDesk:
         finally:
             slot.fit.release()
 
-    def _registered(self, name: str, version: str, clearance: AccessLevel) -> _Fitted:
-        """Registered model ``version`` of the campaign, for a caller with ``clearance``: refused
-        (``ModelWithheld``) unless it was trained at that clearance or below (``registry.load``'s
-        rule) and the caller reads every record it was trained on today (an access change since
-        the training counts; a version that kept no ids counts as trained on every record);
-        ``UnknownModel`` when there is no such version."""
+    def _registry(self, c: CampaignSpec) -> _Registry:
+        """The campaign's registry as last read, read again only when ``registry.stamp`` changed
+        (one ``stat`` and one listing a request, where every version's ``meta.json`` was read). The
+        stamp is taken before the read: a version registered during it makes the next request read
+        again, never a stale read kept under a new stamp."""
         from dm_hpc.campaign import registry
 
-        c, slot = self.get(name), self._slots[name]
-        found = {v.version: v for v in registry.versions(c)}
-        if version not in found:
+        slot, now = self._slots[c.name], registry.stamp(c)
+        if slot.registry is None or slot.registry.stamp != now:
+            slot.registry = _Registry(now, {v.version: v for v in registry.versions(c)})
+        return slot.registry
+
+    def _registered(self, name: str, version: str, clearance: AccessLevel) -> _Fitted:
+        """Registered model ``version`` of the campaign, for a caller with ``clearance``: refused
+        (``ModelWithheld``) unless it was trained at that clearance or below (``registry.may_use``,
+        ``registry.load``'s rule) and the caller reads every record it was trained on today (an
+        access change since the training counts; a version that kept no ids counts as trained on
+        every record); ``UnknownModel`` when there is no such version."""
+        from dm_hpc.campaign import registry
+
+        c = self.get(name)
+        found = self._registry(c)
+        if version not in found.versions:
             raise UnknownModel(f"campaign {name!r} has no model version {version!r} "
-                               f"(registered: {', '.join(found) or 'none yet'})")
-        v = found[version]
-        ids = sorted(registry.trained_on(v))
-        trained_at = AccessLevel(v.meta.get("clearance", AccessLevel.embargoed.value))
-        if trained_at.rank > clearance.rank:
-            why = f"was trained on records up to clearance {trained_at.value}"
+                               f"(registered: {', '.join(found.versions) or 'none yet'})")
+        v = found.versions[version]
+        ids = found.trained_on(version)
+        if not registry.may_use(v.meta, clearance):
+            why = f"was trained on records up to clearance {registry.trained_clearance(v.meta).value}"
         elif not (all(self.access(name).readable(ids, clearance)) if ids else self.sees_everything(name, clearance)):
             why = "was trained on records that are now above your clearance"
         else:
@@ -672,26 +727,30 @@ class CampaignDesk:
         if why:
             raise ModelWithheld(f"model version {version} of campaign {name!r} {why}, and your clearance is "
                                 f"{clearance.value}: ask without 'model' for the model of the records you read")
-        if version not in slot.versions:
+        if version not in found.loaded:
             try:
                 model, space, _ = registry.load(c, version, clearance)
             except registry.RegistryError as exc:
                 raise NotReady(str(exc)) from None
-            slot.versions[version] = _Fitted((), model, space, False, version, True,
-                                             int(v.meta.get("trained_on") or len(ids)),
-                                             tuple(v.meta.get("properties") or c.properties))
-        return slot.versions[version]
+            found.loaded[version] = _Fitted((), model, space, False, version, True,
+                                            int(v.meta.get("trained_on") or len(ids)),
+                                            tuple(v.meta.get("properties") or c.properties))
+        return found.loaded[version]
 
     @staticmethod
     def _check_request(c: CampaignSpec, elements: list[str], compositions: list[dict[str, float]],
                        process: list[dict[str, float]] | None) -> None:
         """Raise ``BadInput`` naming each part of a prediction request the campaign cannot read:
-        an element outside its design space, fractions that do not normalise, a process parameter
-        it lacks or a process list of another length (both were ignored once)."""
+        an element outside its design space, fractions that do not sum to 1 (``fractions_problem``,
+        the request schema's rule: a direct call rescaled them once), a process parameter it lacks
+        or a process list of another length (both were ignored once)."""
+        from dm_hpc.data.composition import fractions_problem
+
         problems = composition_problems(c.name, list(elements), compositions)
         for i, comp in enumerate(compositions):
-            if not (sum(comp.values()) > 0 and all(v >= 0 for v in comp.values())):
-                problems.append((("compositions", i), "fractions must be >= 0 with a positive sum"))
+            why = fractions_problem(comp)
+            if why is not None:
+                problems.append((("compositions", i), why))
         pnames = list(c.space.process)
         if process is not None:
             if len(process) != len(compositions):
@@ -711,20 +770,24 @@ class CampaignDesk:
                 process: list[dict[str, float]] | None, clearance: AccessLevel,
                 model: str | None = None) -> list[dict[str, Any]]:
         """Predicted mean and standard deviation (canonical units) of the campaign's properties
-        at each composition (atomic fractions that sum to 1 within ``COMPOSITION_TOLERANCE``, as
-        ``schemas.PredictRequest`` refuses any other sum; divided by their sum here, so the rounding
-        a sheet also takes is answered at fractions summing to 1 exactly), by the model trained on the
-        records ``clearance`` reads, or by registered version ``model`` (``_registered``); each
-        row names the model (``model``: ``_Fitted.used``). ``process`` defaults to the middle of
-        the campaign's process box."""
-        from dm_hpc.campaign.strategy import design_space
+        at each composition (atomic fractions that sum to 1 within ``COMPOSITION_TOLERANCE``; any
+        other sum is refused, ``BadInput``, as the route refuses it; divided by their sum here, so the
+        rounding a sheet also takes is answered at fractions summing to 1 exactly), by the model
+        trained on the records ``clearance`` reads, or by registered version ``model``
+        (``_registered``); each row names the model (``model``: ``_Fitted.used``). ``process``
+        defaults to the middle of the campaign's process box."""
+        from dm_hpc.campaign.dataset import design_elements
         from dm_hpc.learn import predict
         from dm_hpc.learn.features import composition_matrix
 
         c = self.get(name)
+        elements = design_elements(c)  # the space's, or its pool's (every model here is fitted on them)
+        if not elements:  # a pool file gone or damaged since the portal started; its path is the server's
+            raise NotReady(f"campaign {name!r} cannot answer: its candidate pool cannot be read "
+                           "(`dm-hpc validate` on the campaign file says why)")
         # the request first: a caller whose clearance reads too few records for a model is told to
-        # fix a wrong request, not to wait for data (every model here is fitted on this space)
-        self._check_request(c, design_space(c).element_names, compositions, process)
+        # fix a wrong request, not to wait for data
+        self._check_request(c, elements, compositions, process)
         fitted = self._fitted(name, clearance) if model is None else self._registered(name, model, clearance)
         space = fitted.space
         totals = [sum(comp.values()) for comp in compositions]
@@ -760,10 +823,14 @@ class CampaignDesk:
     def design(self, name: str, targets: list[str], n: int, clearance: AccessLevel) -> list[dict[str, Any]]:
         """Compositions most likely to meet every target (``acquire.design``), learned from the
         campaign store's records ``clearance`` reads. A campaign that transfers lends its model
-        (sources included, trained on the same view) and design space for its objective."""
+        (sources included, trained on the same view) and design space for its objective. A target
+        it cannot read is ``BadInput`` (checked first, as ``predict`` checks its request); what the
+        records ``clearance`` reads cannot answer (too few of a target's property) is ``NotReady``."""
         from dm_hpc.acquire.design import design_from_dataframe
+        from dm_hpc.acquire.inverse import TargetError
 
         c = self.get(name)
+        parsed = _parsed_targets(targets)
         df, _ = self._view(c, clearance)
         if df.empty:
             raise NotReady(f"campaign {name!r} has no records at clearance {clearance.value} yet")
@@ -775,7 +842,10 @@ class CampaignDesk:
                 fitted = None
             if fitted is not None and fitted.transfer:
                 lent = {"space": fitted.space, "models": {c.objectives[0].property: fitted.model}}
-        cands, _ = design_from_dataframe(df, targets, n=n, n_candidates=2000, **lent)
+        try:
+            cands, _ = design_from_dataframe(df, parsed, n=n, n_candidates=2000, **lent)
+        except TargetError as exc:  # the targets were read above: what is left is about the records
+            raise NotReady(f"campaign {name!r} at clearance {clearance.value}: {exc}") from None
         return [{"composition": cd.composition, "process": cd.process, "probability": _finite(cd.probability),
                  "mean": {k: _finite(v) for k, v in cd.mean.items()},
                  "std": {k: _finite(v) for k, v in cd.std.items()}} for cd in cands]

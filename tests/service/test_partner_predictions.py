@@ -217,3 +217,133 @@ def test_a_body_that_is_not_json_is_a_415_saying_so(versions, content_type):
         r = c.post(URL, content=json.dumps({"compositions": [COMP]}),
                    headers={"Content-Type": "application/json; charset=utf-8"})
         assert r.status_code == 200, r.text
+
+
+def test_a_direct_call_of_the_desk_refuses_the_sums_the_route_refuses(versions):
+    """``CampaignDesk.predict`` (what the lab queue and any Python caller use) still answered
+    {"Cu": 0.25, "Ni": 0.25} as Cu0.5Ni0.5 after the route had stopped rescaling: the rule lived in
+    the request schema only. Now both doors apply one rule (``fractions_problem``), with one message."""
+    from dm_hpc.service.campaigns import BadInput, CampaignDesk
+
+    portal, _ = versions
+    desk = CampaignDesk(portal.campaigns)
+    with _client(portal, "admin") as c:
+        for composition in ({"Cu": 0.25, "Ni": 0.25}, {"Cu": 50, "Ni": 50}, {"Cu": 1.2, "Ni": -0.2}):
+            [route] = _problems(c.post(URL, json={"compositions": [COMP, composition]}))
+            for call in (desk.predict, desk.shown_predictions):
+                with pytest.raises(BadInput) as refused:
+                    call(CAMPAIGN, [COMP, composition], None, AccessLevel.embargoed)
+                [(where, why)] = refused.value.problems
+                assert where == ("compositions", 1) and why in route["msg"], (why, route)
+    [row] = desk.predict(CAMPAIGN, [{"Cu": 0.505, "Ni": 0.505}], None, AccessLevel.embargoed)
+    assert row["composition"] == pytest.approx({"Cu": 0.5, "Ni": 0.5})  # rounding: taken, normalised
+
+
+@pytest.mark.parametrize(("targets", "where", "said"), [
+    (["mixing_energy<= banana"], ["body", "targets", 0], "cannot parse target"),
+    (["mixing_energy<=0 eV/atom", "mixing_energy<=0 furlongs"], ["body", "targets", 1], "furlongs"),
+    (["mixing_energy<=-1 eV/atom", "mixing_energy>=0 eV/atom"], ["body", "targets"], "cannot all be met"),
+])
+def test_design_refuses_a_target_it_cannot_read_as_predict_refuses_a_composition(versions, targets, where, said):
+    """/design answered a target it could not read with a 400 and a bare string, /predict a
+    composition it could not read with a 422 naming where: now both are 422s in the shape of the
+    schema's own refusals (``loc``, ``msg``, ``type``), checked before any record is read, so a
+    caller whose clearance reads nothing is told to fix the request first."""
+    from dm_hpc.service import Role, ServiceState
+
+    portal, _ = versions
+    if "outsider" not in portal.tokens:  # reads no record (added by an earlier test of the module, or here)
+        portal.tokens["outsider"] = ServiceState(portal.state_dir).add_user("outsider", Role.scientist, [CAMPAIGN],
+                                                                           AccessLevel.public)
+    for who in ("scientist", "outsider"):
+        with _client(portal, who) as c:
+            [p] = _problems(c.post(f"/api/v1/campaigns/{CAMPAIGN}/design", json={"targets": targets}))
+            [q] = _problems(c.post(URL, json={"compositions": [{"Fe": 1}]}))
+            assert set(p) == set(q) == {"loc", "msg", "type"} and p["type"] == q["type"] == "value_error", (p, q)
+            assert p["loc"] == where and said in p["msg"], p
+
+
+def test_design_on_a_property_the_readers_records_do_not_hold_is_a_409_as_predict_says_it(versions):
+    """What the caller's records cannot answer is not the request's fault: a 409 saying why, as
+    /predict says it of too few records (it was a 400, as a typing error is)."""
+    portal, _ = versions
+    with _client(portal, "scientist") as c:
+        r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/design", json={"targets": ["hardness>=1 GPa"]})
+        assert r.status_code == 409, r.text
+        assert "hardness" in r.json()["detail"] and "consortium" in r.json()["detail"], r.text
+
+
+def _pool_campaign(portal, name: str = "pooled"):
+    """A pool campaign beside the session's (no store yet), its pool of Cu-Ni-Pd compositions."""
+    import yaml
+
+    pool = portal.campaigns.parent / f"{name}-pool.csv"
+    pool.write_text("composition:Cu [at_frac],composition:Ni [at_frac],composition:Pd [at_frac],"
+                    "property:mixing_energy [eV/atom]\n0.5,0.5,0,0\n0.2,0.3,0.5,0\n0.7,0.1,0.2,0\n")
+    data = yaml.safe_load((portal.campaigns / f"{CAMPAIGN}.yaml").read_text())
+    data.update(name=name, space={"pool": str(pool)}, store=str(portal.campaigns.parent / f"{name}-store"),
+                workdir=str(portal.campaigns.parent / f"{name}-run"))
+    (portal.campaigns / f"{name}.yaml").write_text(yaml.safe_dump(data))
+    return pool
+
+
+def test_a_pool_campaign_whose_pool_cannot_be_read_is_not_ready_not_a_server_error(built_campaign, tmp_path):
+    """/predict built the campaign's whole design space on every request for its element names; a
+    pool file gone or damaged since the portal started made that a 500. The elements now come from
+    ``dataset.design_elements``, and a pool it cannot read is a 409 that names no server path."""
+    portal = make_portal(built_campaign, tmp_path)
+    pool = _pool_campaign(portal)
+    url = "/api/v1/campaigns/pooled/predict"
+    with _client(portal, "admin") as c:
+        [p] = _problems(c.post(url, json={"compositions": [{"Fe": 1}]}))
+        assert "outside the design space of campaign 'pooled' (Cu, Ni, Pd)" in p["msg"], p
+        r = c.post(url, json={"compositions": [{"Cu": 0.5, "Ni": 0.5}]})
+        assert r.status_code == 409 and "usable records" in r.json()["detail"], r.text  # no store yet
+        for damage in (lambda: pool.write_bytes(b"\xff\xfe\x00garbage"), pool.unlink):
+            damage()
+            r = c.post(url, json={"compositions": [{"Cu": 0.5, "Ni": 0.5}]})
+            assert r.status_code == 409, r.text
+            assert "candidate pool" in r.json()["detail"] and str(tmp_path) not in r.text, r.text
+
+
+def test_a_registered_version_is_looked_up_without_reading_the_registry_again(built_campaign, tmp_path):
+    """Every request for a registered version read every version's meta.json and its record ids,
+    even with the model loaded. Now what was read is kept while the registry is unchanged (counted
+    here with an audit hook on every file the process opens), and a version registered, promoted or
+    moved aside is seen by the next request."""
+    import shutil
+    import sys
+
+    portal = make_portal(built_campaign, tmp_path)
+    campaign = load_campaign(portal.campaigns / f"{CAMPAIGN}.yaml")
+    registry.train(campaign)
+    models = registry.registry_dir(campaign)
+    opened: list[str] = []
+    watching = [False]
+    sys.addaudithook(lambda event, args: opened.append(str(args[0])) if watching[0] and event == "open" else None)
+
+    def ask(c, version: str):
+        opened.clear()
+        watching[0] = True
+        try:
+            r = c.post(URL, json={"compositions": [COMP], "model": version})
+        finally:
+            watching[0] = False
+        return r, [p for p in opened if p.startswith(str(models))]
+
+    with _client(portal, "admin") as c:
+        r, read = ask(c, "v0001")
+        assert r.status_code == 200 and any(p.endswith("meta.json") for p in read), (r.text, read)
+        first = r.json()
+        r, read = ask(c, "v0001")
+        assert r.status_code == 200 and r.json() == first and read == [], read  # nothing of the registry read
+        registry.train(campaign, registry.TrainOptions(force=True))  # v0002, current
+        r, _ = ask(c, "v0002")
+        assert r.status_code == 200 and r.json()[0]["model"]["name"] == "v0002", r.text
+        registry.promote(campaign, "v0001")
+        assert registry.current(campaign) == "v0001"
+        r, _ = ask(c, "v0001")
+        assert r.status_code == 200 and r.json()[0]["model"]["name"] == "v0001", r.text
+        shutil.move(models / "v0002", tmp_path / "v0002-aside")
+        r, _ = ask(c, "v0002")
+        assert r.status_code == 404 and "registered: v0001)" in r.json()["detail"], r.text

@@ -143,3 +143,20 @@ def test_counts_and_the_stop_reason_tell_a_reader_nothing_of_records_above_their
     tasks = [t for t in state.tasks.values() if t.record_id != restricted]
     assert f"| submitted (distinct tasks) | {sum(t.submissions > 0 for t in tasks)} |" in report, report[:2500]
     assert f"{value:.6g}" not in report and f"{value:.6g}" not in page
+
+
+def test_a_campaign_counts_only_its_own_records_and_none_without_a_store(built_campaign, tmp_path):
+    """The status's records and best are the campaign's own (``dataset.own_records``, the rule the
+    manager and the suggestions use): a campaign sharing the store with another counts none of the
+    other's, and one whose store does not exist yet (a frame without a campaign column) none at all."""
+    portal = make_portal(built_campaign, tmp_path)
+    data = yaml.safe_load((portal.campaigns / f"{CAMPAIGN}.yaml").read_text())
+    (portal.campaigns / "beside.yaml").write_text(yaml.safe_dump({**data, "name": "beside"}))
+    (portal.campaigns / "unstarted.yaml").write_text(yaml.safe_dump(
+        {**data, "name": "unstarted", "store": str(tmp_path / "no-store"), "workdir": str(tmp_path / "no-run")}))
+    with TestClient(portal.app(), headers={"Authorization": f"Bearer {portal.tokens['admin']}"}) as c:
+        own = c.get(f"/api/v1/campaigns/{CAMPAIGN}").json()
+        assert own["records"] > 0 and own["best"], own
+        for name in ("beside", "unstarted"):
+            r = c.get(f"/api/v1/campaigns/{name}")
+            assert r.status_code == 200 and r.json()["records"] == 0 and r.json()["best"] == [], r.text
