@@ -57,6 +57,25 @@ def sums_to_total(total: float | np.ndarray, basis: Basis | str = Basis.atomic_f
     return np.abs(np.asarray(total, dtype=float) - scale) <= COMPOSITION_TOLERANCE * scale * (1 + 1e-9)
 
 
+def fractions_problem(composition: Mapping[str, float]) -> str | None:
+    """Why ``composition`` (element -> atomic fraction, as a person typed it) is no complete
+    composition, or None: an amount below 0, or a sum that is not 1 within ``COMPOSITION_TOLERANCE``
+    (``sums_to_total``, a lab sheet's rule). Never rescaled: {"Cu": 0.25, "Ni": 0.25} is not
+    Cu0.5Ni0.5. A sum of 100 is named as atomic percent. The portal's ``/predict`` and
+    ``Campaign.predict`` say this."""
+    bad = [el for el, v in composition.items() if v < 0]
+    if bad:
+        return f"{bad[0]}: fractions must be >= 0"
+    total = sum(composition.values())
+    if sums_to_total(total):
+        return None
+    percent = sums_to_total(total, Basis.atomic_percent)
+    said = f"{total:.6g}" if math.isfinite(total) else "more than a finite number"  # 1e308 twice
+    return (f"fractions sum to {said}, not 1 (tolerance {COMPOSITION_TOLERANCE:g}): send atomic fractions that sum "
+            "to 1" + ("; these look like atomic percent: divide each by 100" if percent
+                      else "; a composition is not rescaled"))
+
+
 def _sum(values: Iterable[float]) -> float:
     """Left to right, as Python 3.11's ``sum``: the order of additions sets the last bit of a
     total, hence the rounded fractions and the record id; ``atomic_fractions_table`` adds the

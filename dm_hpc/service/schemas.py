@@ -1,14 +1,13 @@
 """Request and response bodies of the API (validated at the edge; the OpenAPI is drawn from them)."""
 from __future__ import annotations
 
-import math
 from datetime import date
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from dm_hpc.data.access import AccessLevel
-from dm_hpc.data.composition import COMPOSITION_TOLERANCE, Basis, sums_to_total
+from dm_hpc.data.composition import COMPOSITION_TOLERANCE, fractions_problem
 
 #: Bounds that keep one request cheap (a prediction batch, an inverse-design list).
 MAX_COMPOSITIONS = 500
@@ -143,19 +142,10 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 def _atomic_fractions(composition: dict[str, float]) -> dict[str, float]:
     """One posted composition: fractions >= 0 that sum to 1 as a lab sheet's at_frac columns must
-    (``sums_to_total``: within ``COMPOSITION_TOLERANCE``), else refused, never rescaled:
-    {"Cu": 0.25, "Ni": 0.25} was answered as Cu0.5Ni0.5, another alloy than the one typed. A sheet
-    says percent in its header; a request cannot, so 100 is refused as well, with the fix named."""
-    bad = [el for el, v in composition.items() if v < 0]
-    if bad:
-        raise ValueError(f"{bad[0]}: fractions must be >= 0")
-    total = sum(composition.values())
-    if not sums_to_total(total):
-        percent = sums_to_total(total, Basis.atomic_percent)
-        said = f"{total:.6g}" if math.isfinite(total) else "more than a finite number"  # 1e308 twice
-        raise ValueError(f"fractions sum to {said}, not 1 (tolerance {COMPOSITION_TOLERANCE:g}): send atomic "
-                         "fractions that sum to 1" + ("; these look like atomic percent: divide each by 100" if percent
-                                                      else "; a composition is not rescaled"))
+    (``composition.fractions_problem``), else refused, never rescaled."""
+    problem = fractions_problem(composition)
+    if problem:
+        raise ValueError(problem)
     return composition
 
 
