@@ -7,12 +7,12 @@ benchmarks), ``campaign`` (the loop), ``cli``.
 """
 __version__ = "0.1.0"
 
-__all__ = ["BudgetExhausted", "Campaign", "CampaignMoved", "__version__"]
+__all__ = ["BudgetExhausted", "Campaign", "CampaignMoved", "InputError", "NoModel", "RandomSuggestions", "__version__"]
 
 
 def __getattr__(name: str):
     # ``from dm_hpc import Campaign`` without importing the engine on ``import dm_hpc``
-    if name in ("Campaign", "BudgetExhausted", "CampaignMoved"):
+    if name in ("Campaign", "BudgetExhausted", "CampaignMoved", "InputError", "NoModel", "RandomSuggestions"):
         from dm_hpc import api
 
         return getattr(api, name)

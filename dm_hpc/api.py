@@ -10,13 +10,19 @@ In the style of BayBE's ``Campaign`` and Ax's ``Client``::
     camp.best(3)                   # the best records, in the lab sheet's columns
     camp.pending()                 # experiments suggested and not measured yet (sheet rows)
     camp.summary()                 # counts, budget, best values with units, why no model
+    camp.predict(["Cu0.5Ni0.5"])   # the model's mean, std and 90 % interval at chosen compositions
+    camp.train()                   # the periodic retraining, as `dm-hpc train`: a model version
+    camp.report()                  # summary.md and plots, as `dm-hpc report` (shows as markdown)
     camp.run(max_seconds=None)     # the asynchronous loop, as `dm-hpc run`
 
 A used-up budget raises ``BudgetExhausted`` (fewer suggestions than asked: a warning), never an
-empty frame with the reason out of sight.
+empty frame with the reason out of sight; suggestions drawn at random, not by a model, warn
+(``RandomSuggestions``, with the reason). Input the campaign cannot read raises ``InputError``,
+a prediction or training without enough records ``NoModel``, each one line naming the problem.
 
 Every call goes through the same functions as the CLI (``campaign.suggest``, ``campaign.lab``,
-``campaign.manager``), so a notebook and ``dm-hpc`` see one journal and one store.
+``campaign.manager``, ``campaign.registry``, ``campaign.report``) and the portal
+(``campaign.prediction``), so a notebook and ``dm-hpc`` see one journal and one store.
 """
 from __future__ import annotations
 
@@ -24,16 +30,73 @@ import functools
 import os
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from dm_hpc.campaign.spec import CampaignError, CampaignSpec, load_campaign, parse_campaign
 
+if TYPE_CHECKING:
+    from dm_hpc.campaign.report import Report
+
 
 class BudgetExhausted(CampaignError):
     """No new suggestion can be made: the budget (or the design space) is used up; says which."""
+
+
+class InputError(CampaignError):
+    """An argument the campaign cannot read (a symbol that is no element, an element outside its
+    design space, fractions that do not sum to 1, a process parameter it lacks); the message names
+    each, where it is (``compositions[2]``) and what is wrong."""
+
+
+class NoModel(CampaignError):
+    """No model to predict with or to register: too few usable records (the message says why, as
+    ``dm-hpc status`` does), or no registered version of the name asked for."""
+
+
+class RandomSuggestions(UserWarning):
+    """Suggestions drawn at random, not picked by a model: the campaign has no record yet, or too
+    few to fit one (the message says which property is missing, as ``dm-hpc suggest`` does)."""
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What ``Campaign.train`` did.
+
+    Attributes:
+        status: "promoted" (``version`` is the current model now), "candidate" (registered; the
+            current model stays ``current``, and ``reason`` says why) or "unchanged" (``version``,
+            the latest, holds the model of these records with the same settings: nothing registered).
+        version: the version registered (or found unchanged), e.g. ``v0003``.
+        current: the version in use after the call.
+        records: records in the training snapshot; ``trained_on``: those trained on (the rest held out).
+        held_out: ``n`` (records held out; 0: too few to split), ``rmse`` (property with its unit,
+            as the campaign shows it, e.g. ``"hardness [HV]"`` -> RMSE; None where none was
+            held out) and ``coverage90`` (share of held-out values inside the 90 % interval).
+        reason: the comparison with the model current before (``promotion``), if any.
+        path: the version's folder.
+    """
+
+    status: str
+    version: str
+    current: str | None
+    records: int
+    trained_on: int
+    held_out: dict[str, Any]
+    reason: str | None
+    path: Path
+
+    def __str__(self) -> str:
+        if self.status == "unchanged":
+            return (f"unchanged: {self.version} holds the model of these {self.records} records with the same "
+                    "settings; nothing registered (train(force=True) registers another version anyway)")
+        if self.status == "promoted":
+            return f"registered {self.version}, now the current model ({self.reason})"
+        return (f"registered {self.version} as a candidate; the current model stays {self.current}: {self.reason} "
+                f"(`dm-hpc models FILE --promote {self.version}` switches)")
 
 
 class CampaignMoved(CampaignError):
@@ -85,6 +148,154 @@ def _text(name: str, value) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a text, got {value!r}")
     return value
+
+def _prediction_inputs(c: CampaignSpec, compositions, process
+                       ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """``Campaign.predict``'s arguments as the portal's request has them: compositions as
+    ``{symbol: amount}`` and process values in canonical units (a value that is no number is kept
+    as it is, for ``prediction.request_problems`` to name). Raises ``TypeError`` for an argument
+    of the wrong kind, ``InputError`` for a column or formula it cannot read."""
+    if process is not None:
+        if isinstance(process, dict):
+            process = [process]
+        if not isinstance(process, (list, tuple)) or not all(isinstance(p, dict) for p in process):
+            raise TypeError(f"process must be a dict or a list of dicts (parameter -> value), not {process!r}")
+        process = [{str(k): _canonical_process(c, str(k), v) for k, v in p.items()} for p in process]
+    one_process = process is not None and len(process) == 1
+    if isinstance(compositions, (dict, str)):
+        compositions = [compositions]
+    if isinstance(compositions, pd.DataFrame):
+        comps, from_columns = _frame_inputs(c, compositions)
+        if from_columns is not None:
+            if process is not None:
+                raise InputError(f"campaign {c.name!r}: the frame has process columns and process= is given too: "
+                                 "give the process one way")
+            process = from_columns
+    elif isinstance(compositions, (list, tuple)):
+        comps = [_composition(c, i, comp) for i, comp in enumerate(compositions)]
+    else:
+        raise TypeError("compositions must be a list of {element: fraction} dicts or formula strings, or a "
+                        f"DataFrame with composition columns, not {type(compositions).__name__}")
+    if not comps:
+        raise InputError(f"campaign {c.name!r}: no composition to predict at")
+    return comps, (process * len(comps) if one_process else process)
+
+
+def _composition(c: CampaignSpec, i: int, comp) -> dict[str, Any]:
+    """One composition of a list: a dict as it is, a formula string as its amounts normalised."""
+    if isinstance(comp, str):
+        from dm_hpc.data.composition import CompositionError, parse_formula, to_atomic_fractions
+
+        try:
+            return to_atomic_fractions(parse_formula(comp))
+        except CompositionError as exc:
+            raise InputError(f"campaign {c.name!r}: cannot predict: compositions[{i}]: {exc}") from None
+    if isinstance(comp, dict):
+        return {str(el): v for el, v in comp.items()}
+    raise TypeError(f"compositions[{i}] must be a dict {{element: fraction}} or a formula string, not "
+                    f"{type(comp).__name__}: {comp!r}")
+
+
+def _frame_inputs(c: CampaignSpec, frame: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """A frame's compositions (its ``composition:<El> [at_frac]`` columns, else every column an
+    element symbol; an empty cell is 0, a real element at 0 absent) and its process columns'
+    values (canonical units; None: it has none)."""
+    from dm_hpc.campaign.prediction import is_finite_number
+    from dm_hpc.data.elements import is_element
+    from dm_hpc.data.sheets import parse_header
+
+    headers = [str(h) for h in frame.columns]
+    sheet = [h for h in headers if h.startswith("composition:")]
+    elements, process = {}, {}
+    for h in sheet or headers:
+        try:
+            col = parse_header(h) if sheet else None
+        except ValueError as exc:
+            raise InputError(f"campaign {c.name!r}: cannot predict: {exc}") from None
+        if col is not None and col.unit != "at_frac":
+            raise InputError(f"campaign {c.name!r}: cannot predict: column {h!r}: predict takes atomic fractions, "
+                             "composition:<El> [at_frac]")
+        elements[h] = h if col is None else col.name
+    for h in (h for h in headers if sheet and h.startswith("process:")):
+        try:
+            col = parse_header(h)
+        except ValueError as exc:
+            raise InputError(f"campaign {c.name!r}: cannot predict: {exc}") from None
+        process[h] = col
+    comps = []
+    for _, row in frame.iterrows():
+        comp = {el: (0.0 if pd.isna(row[h]) else row[h]) for h, el in elements.items()}
+        comps.append({el: v for el, v in comp.items() if not (is_element(el) and v == 0)})
+    if not process:
+        return comps, None
+    from dm_hpc.data.vocabulary import to_canonical
+
+    values = []
+    for _, row in frame.iterrows():
+        given = {h: row[h] for h in process if not pd.isna(row[h])}  # empty: the middle of the box
+        try:
+            values.append({process[h].name: to_canonical(process[h].name, v, process[h].unit, kind="process_parameter")
+                           if is_finite_number(v) else v for h, v in given.items()})
+        except ValueError as exc:  # a unit that is not one of the parameter's
+            raise InputError(f"campaign {c.name!r}: cannot predict: {exc}") from None
+    return comps, values
+
+
+def _canonical_process(c: CampaignSpec, name: str, value):
+    """A process value in the unit the campaign file writes its range in, canonical (a name the
+    campaign lacks, or a value that is no number, is kept for the request's checks to name)."""
+    from dm_hpc.campaign.prediction import is_finite_number
+
+    if name not in c.space.process or not is_finite_number(value):
+        return value
+    from dm_hpc.data.vocabulary import to_canonical
+
+    return to_canonical(name, value, c.shown_unit(name, kind="process_parameter"), kind="process_parameter")
+
+
+def _said(problems: list[tuple[tuple, str]]) -> str:
+    """``prediction.request_problems`` in one line, each where it is (``compositions[2]: ...``)."""
+    from dm_hpc.campaign.prediction import NAMES_SHOWN
+
+    lines = []
+    for loc, msg in problems:
+        if loc[0] == "compositions":
+            lines.append(f"compositions[{loc[1]}]: {msg}")
+        elif len(loc) > 1:
+            lines.append(f"process[{loc[1]}]: {msg.removeprefix('process: ')}")
+        else:
+            lines.append(msg)
+    more = len(lines) - NAMES_SHOWN
+    return "; ".join(lines[:NAMES_SHOWN]) + (f"; and {more} more" if more > 0 else "")
+
+
+def _prediction_frame(c: CampaignSpec, elements: list[str], rows: list[dict[str, Any]],
+                      used: dict[str, Any]) -> pd.DataFrame:
+    """``Campaign.predict``'s frame of ``prediction.in_shown_units`` rows (see its docstring)."""
+    from dm_hpc.campaign.labsheet import PROCESS_STEP
+    from dm_hpc.data.columns import composition_column, process_column, property_column
+    from dm_hpc.learn.intervals import Z90
+
+    order = [el for el in c.space.elements if el in elements] + [el for el in elements if el not in c.space.elements]
+    out = []
+    for row in rows:
+        line: dict[str, Any] = {composition_column(el): row["composition"].get(el, 0.0) for el in order}
+        for name, value in row["process"].items():
+            unit = c.shown_unit(name, kind="process_parameter")
+            line[process_column(PROCESS_STEP, name, unit)] = float(c.shown(name, value, kind="process_parameter"))
+        for p, mean in row["mean"].items():
+            std, unit = row["std"][p], row["units"][p]
+            line[property_column(p, unit, "predicted")] = mean
+            line[property_column(p, unit, "predicted_std")] = std
+            line[property_column(p, unit, "90 % low")] = None if mean is None or std is None else mean - Z90 * std
+            line[property_column(p, unit, "90 % high")] = None if mean is None or std is None else mean + Z90 * std
+        line["outside"] = "; ".join(row["outside"])
+        line["model"] = used["name"]
+        out.append(line)
+    frame = pd.DataFrame(out)
+    frame.attrs["model"] = used
+    return frame
+
 
 class Campaign:
     """One campaign: its validated file, its journal (``run_dir``) and its store."""
@@ -139,8 +350,10 @@ class Campaign:
 
         Returns the lab sheet's rows (``sample_id``, composition and process columns, predictions,
         empty ``property:<name> [unit]`` columns). Raises ``BudgetExhausted`` when none can be
-        made; warns (``UserWarning``, with the reason) when fewer than ``n`` can, and when the
-        campaign has no record yet (the points are then a random start, without predictions)."""
+        made; warns (``UserWarning``, with the reason) when fewer than ``n`` can, and
+        (``RandomSuggestions``) when the points are random draws without predictions: the campaign
+        has no record yet, or too few to fit a model (``dataset.unfit_reason`` says which property)."""
+        from dm_hpc.campaign.dataset import unfit_reason
         from dm_hpc.campaign.preflight import check
         from dm_hpc.campaign.suggest import batch_table, request_lab_batch
 
@@ -155,8 +368,10 @@ class Campaign:
         if batch.why_empty:
             warnings.warn(f"campaign {self.name!r}: {len(batch.samples)} of {n} experiments: {batch.why_empty}",
                           stacklevel=3)
-        if batch.random_start:  # not raised: a lab-only campaign starts this way
-            warnings.warn(f"campaign {self.name!r}: {batch.random_start}", stacklevel=3)
+        # random draws, not a model's picks: no record yet, or too few to fit (what `dm-hpc suggest` says)
+        why = batch.random_start or unfit_reason(self.spec, self._store_frame(whole=True))
+        if why:  # not raised: a lab-only campaign starts this way
+            warnings.warn(RandomSuggestions(f"campaign {self.name!r}: {why}"), stacklevel=3)
         table = batch_table(self.spec, batch.samples)
         table.attrs["why_empty"] = batch.why_empty
         return table
@@ -242,14 +457,16 @@ class Campaign:
         sheet = [c for c in batch_table(self.spec, []).columns if c.startswith(("composition:", "process:", "property:"))]
         return pd.DataFrame(columns=["sample_id", "record_id", "source", "method", "campaign", *sheet])
 
-    def _store_frame(self) -> pd.DataFrame:
-        """The campaign's records as ``Store.to_dataframe`` names them (what learning reads)."""
+    def _store_frame(self, whole: bool = False) -> pd.DataFrame:
+        """The campaign's records as ``Store.to_dataframe`` names them; ``whole``: every record of
+        its store, what its model learns from (``dataset.training_set``: records of its fidelities,
+        whichever campaign filed them). No store yet: an empty frame without columns."""
         from dm_hpc.data import Store
 
         if not Path(self.spec.store).exists():
             return pd.DataFrame()
         with Store.open(self.spec.store, "r") as store:
-            return store.to_dataframe(campaign=self.name)
+            return store.to_dataframe() if whole else store.to_dataframe(campaign=self.name)
 
     def _sheet_frame(self, df: pd.DataFrame) -> pd.DataFrame:
         from dm_hpc.campaign.labsheet import written_units
@@ -309,13 +526,13 @@ class Campaign:
         campaign file writes, named in the key: ``best hardness [HV]``, as records() and best() give
         it) and why no model can be fitted, if so."""
         from dm_hpc.campaign import journal as jn
-        from dm_hpc.campaign.dataset import unfit_reason
+        from dm_hpc.campaign.dataset import own_records, unfit_reason
         from dm_hpc.campaign.planning import best_values
 
         c = self.spec
         state = jn.replay(c.run_dir / "journal.jsonl")
-        df = self._store_frame()
-        mine = df[df["campaign"] == self.name] if "campaign" in df.columns else df
+        df = self._store_frame(whole=True)  # a model is judged on every record, as `dm-hpc status` judges it
+        mine = own_records(c, df)  # no store yet: no rows
         out: dict[str, Any] = {
             "campaign": self.name,
             "state": state.stopped or ("not started" if state.started_at is None and not state.lab else "open"),
@@ -336,6 +553,133 @@ class Campaign:
             out[f"best {prop} [{o.shown_unit}]"] = float(o.shown(value))
         out["model"] = (unfit_reason(c, df) or "can be fitted") if len(mine) else "no records yet"
         return pd.Series(out, dtype=object, name=self.name)
+
+    # ------------------------------------------------------------------ model and report
+    @_in_place
+    def predict(self, compositions, process=None, model: str | None = None) -> pd.DataFrame:
+        """The model's prediction of every objective and constraint at chosen compositions.
+
+        ``compositions``: a list of ``{element: atomic fraction}`` dicts or formula strings
+        (``"Cu0.5Ni0.5"``, ``"CuNi"``: amounts, normalised as a lab sheet's ``formula`` column),
+        one of them alone, or a DataFrame whose ``composition:<El> [at_frac]`` columns (the
+        frames of ``records``, ``pending``, ``suggest``) or element-symbol columns hold atomic
+        fractions, with any ``process:<step>:<parameter> [unit]`` columns as process values.
+        Fractions must sum to 1 within ``data.composition.COMPOSITION_TOLERANCE`` (a lab sheet's
+        rule, as the portal's ``/predict``), and every element be in the campaign's design space.
+        ``process``: a dict (for every composition) or a list of dicts, parameter -> value in the
+        unit the campaign file writes its range in; default: the middle of the process box.
+        ``model``: None (fitted now on every record of the store, as ``suggest`` and the portal
+        fit it), a registered version (``"v0002"``) or ``"current"`` (``train`` registers them).
+
+        Returns one row per composition: ``composition:<El> [at_frac]`` (normalised to sum to 1),
+        ``process:...`` (used), and per property ``predicted:<name> [unit]`` (mean),
+        ``predicted_std:<name> [unit]`` (one standard deviation) and ``90 % low:<name> [unit]``,
+        ``90 % high:<name> [unit]`` (mean -+ 1.645 std), each in the unit the campaign shows it
+        in (``CampaignSpec.shown_unit``, as ``suggest`` heads it); ``outside`` (where the input
+        lies outside the campaign's bounds: the model extrapolates there) and ``model`` (what
+        predicted: ``"fitted now on N records"`` or the version). ``attrs["model"]`` says the same.
+
+        Raises ``InputError`` naming each composition or process value it cannot read, before
+        anything is fitted; ``NoModel`` when too few records hold a property to fit a model
+        (why, as ``dm-hpc status`` says it) or there is no such registered version."""
+        from dm_hpc.campaign.prediction import in_shown_units, predict_at, request_problems
+        from dm_hpc.campaign.strategy import design_space
+
+        c = self.spec
+        space = design_space(c)
+        comps, proc = _prediction_inputs(c, compositions, process)
+        problems = request_problems(c, space.element_names, comps, proc)
+        if problems:
+            raise InputError(f"campaign {self.name!r}: cannot predict: {_said(problems)}")
+        fitted_model, fitted_space, properties, used = self._predictor(model)
+        rows = in_shown_units(c, predict_at(c, fitted_model, fitted_space, properties, comps, proc))
+        return _prediction_frame(c, space.element_names, rows, used)
+
+    def _predictor(self, model: str | None) -> tuple[Any, Any, tuple[str, ...], dict[str, Any]]:
+        """(model, its design space, its outputs, what it is) for ``predict``."""
+        from dm_hpc.campaign import registry
+
+        c = self.spec
+        if model is None:
+            from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, training_set, unfit_reason
+            from dm_hpc.campaign.strategy import fit_model
+
+            df = self._store_frame(whole=True)
+            data = training_set(c, df)
+            if data.fewest < MIN_TRAINING_RECORDS:
+                why = unfit_reason(c, df) or (f"{data.fewest} usable records in {c.store} (a model needs "
+                                              f"{MIN_TRAINING_RECORDS}): the campaign has no record yet")
+                raise NoModel(f"campaign {self.name!r}: no model to predict with: {why}")
+            fitted = fit_model(c, data)
+            return (fitted.model, fitted.space, tuple(c.properties),
+                    {"name": f"fitted now on {len(data)} records", "registered": False, "records": len(data)})
+        _text("model", model)
+        version = registry.current(c) if model == "current" else model
+        found = {v.version: v for v in registry.versions(c)}
+        if version not in found:
+            asked = "no current model version" if version is None else f"no model version {version!r}"
+            raise NoModel(f"campaign {self.name!r}: {asked} (registered: {', '.join(found) or 'none yet'}; "
+                          "Campaign.train() registers one, model=None fits one now)")
+        try:
+            fitted_model, fitted_space, _ = registry.load(c, version)
+        except registry.RegistryError as exc:
+            raise NoModel(str(exc)) from None
+        meta = found[version].meta
+        current = " (current)" if version == registry.current(c) else ""
+        return (fitted_model, fitted_space, tuple(meta.get("properties") or c.properties),
+                {"name": f"{version}{current}", "registered": True, "records": meta.get("trained_on")})
+
+    @_in_place
+    def train(self, force: bool = False) -> Trained:
+        """The periodic retraining (as ``dm-hpc train``, in this process): fit the campaign's
+        surrogate on the whole store and register it as a new model version, current when it is
+        no worse than the current one on the same held-out records, else a candidate. When the
+        latest version holds these records with the same settings nothing is registered
+        (``force``: register anyway). Returns ``Trained`` (what was registered, its held-out
+        quality, whether it was promoted; its text says it in one line).
+
+        Raises ``NoModel`` when too few records to train on, ``CampaignError`` when the registry
+        or the store cannot be used (each one line; nothing is half-registered)."""
+        from dm_hpc.campaign import registry
+        from dm_hpc.campaign.prediction import is_finite_number
+        from dm_hpc.data import StoreError
+
+        if not isinstance(force, bool):
+            raise TypeError(f"force must be True or False, got {force!r}")
+        c = self.spec
+        try:
+            result = registry.train(c, registry.TrainOptions(force=force))
+        except registry.NotEnoughData as exc:
+            raise NoModel(f"nothing trained: {exc}") from None
+        except (registry.RegistryError, StoreError) as exc:
+            raise CampaignError(str(exc)) from None
+        unchanged = isinstance(result, registry.Unchanged)
+        v = result.version if unchanged else result
+        decision = v.meta.get("promotion") or {}
+        status = "unchanged" if unchanged else "promoted" if decision.get("promoted", True) else "candidate"
+        held = v.meta.get("held_out") or {}
+        # RMSEs in the unit the campaign shows each property in; NaN (none of it held out): None
+        rmse = {f"{p} [{c.shown_unit(p)}]": float(c.shown_spread(p, x)) if is_finite_number(x) else None
+                for p, x in (held.get("rmse") or {}).items()}
+        return Trained(status, v.version, registry.current(c), int(v.meta["records"]),
+                       int(v.meta.get("trained_on", v.meta["records"])),
+                       {"n": int(held.get("n") or 0), "rmse": rmse,
+                        "coverage90": float(held["coverage90"]) if is_finite_number(held.get("coverage90")) else None},
+                       None if unchanged else decision.get("reason"), v.path)
+
+    @_in_place
+    def report(self) -> Report:
+        """Write the campaign report (as ``dm-hpc report``): ``summary.md`` and its PNG plots in
+        the run folder's ``report/``. Returns a ``Report``: ``summary`` (the markdown file's path),
+        ``plots`` (the PNG paths it lists) and ``markdown`` (its text); a notebook shows it as
+        markdown. A transfer source whose file is gone is left out, with a warning."""
+        from dm_hpc.campaign.preflight import check_inputs
+        from dm_hpc.campaign.report import draw_report, readable_sources
+
+        for line in readable_sources(self.spec)[1]:  # what `dm-hpc report` prints as warnings
+            warnings.warn(f"campaign {self.name!r}: {line}", stacklevel=3)
+        check_inputs(self.spec, self.origin, sources=False)  # a missing pool named, not a traceback
+        return draw_report(self.spec)
 
     @_in_place
     def run(self, max_seconds: float | None = None, quiet: bool = True):

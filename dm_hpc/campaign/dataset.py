@@ -387,5 +387,7 @@ def unfit_reason(campaign: CampaignSpec, df: pd.DataFrame) -> str | None:
     if any(n for _, n in short):
         props = ", ".join(p for p, n in short if n)
         hint = f" ({need}: measure {props}, or drop it from the campaign)"
+    # no record lacks a property and none was left out: there are only too few yet (a "; ." said nothing)
+    missing = f"; {missing}" if missing else ""
     return (f"the model cannot be fitted: {data.fewest} usable records of {len(mine)} (needs "
-            f"{MIN_TRAINING_RECORDS}); {missing}{hint}. Suggestions are random and carry no predictions")
+            f"{MIN_TRAINING_RECORDS}){missing}{hint}. Suggestions are random and carry no predictions")

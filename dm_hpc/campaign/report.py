@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -425,9 +426,32 @@ def readable_sources(campaign: CampaignSpec) -> tuple[CampaignSpec, list[str]]:
     return campaign.model_copy(update={"transfer": None}), lines
 
 
+@dataclass(frozen=True)
+class Report:
+    """A written report: ``summary`` (``summary.md``) and the ``plots`` it lists (PNG files, in
+    its order; a plot an earlier report drew and this one did not is not among them). In a
+    notebook it shows as its markdown."""
+
+    summary: Path
+    plots: tuple[Path, ...]
+
+    @property
+    def markdown(self) -> str:
+        return self.summary.read_text()
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown
+
+
 def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_dir: Path | None = None,
                  whole_store: bool = False) -> Path:
-    """Write ``<run_dir>/report/summary.md`` and its PNG plots; returns the summary's path.
+    """``draw_report``, returning the summary's path."""
+    return draw_report(campaign, frame, out_dir, whole_store).summary
+
+
+def draw_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_dir: Path | None = None,
+                whole_store: bool = False) -> Report:
+    """Write ``<run_dir>/report/summary.md`` and its PNG plots; returns both (``Report``).
 
     Works on an empty or tiny campaign (it says what is missing instead of plotting it).
     ``frame``: the records to report on (default: the whole store); the portal passes the view
@@ -609,4 +633,4 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
     md.append(f"_Report drawn in {time.perf_counter() - t0:.1f} s._")
     path = out_dir / "summary.md"
     path.write_text("\n".join(md) + "\n")
-    return path
+    return Report(path, tuple(p for _, p in plots))

@@ -9,8 +9,9 @@ inverse design, records, report) goes through ``CampaignDesk``; the routes never
 - ``pending`` / ``lab_sheet``  <- ``journal.replay`` + ``lab.write_suggestions``  (then ``Campaign.suggest``)
 - ``ingest``                   <- ``lab.read_lab_loaded`` + ``lab.take_lab_contents`` (then ``Campaign.add_measurements``)
 - ``records``                  <- ``Store.records``                              (then ``Campaign.records``)
-- ``predict``                  <- ``strategy.fit_model`` (or ``registry.load``: a version asked for) + ``learn.predict``
-                                  (``shown_predictions``: in the campaign's units)
+- ``predict``                  <- ``strategy.fit_model`` (or ``registry.load``: a version asked for) +
+                                  ``prediction.predict_at`` (``shown_predictions``: in the campaign's units), as
+                                  ``Campaign.predict``
 - ``design``                   <- ``acquire.design.design_from_dataframe``
 - ``status`` / ``report``      <- ``journal.replay`` / ``report.write_report``
 
@@ -30,7 +31,6 @@ same kind of lock, so fifty clients asking for predictions cause one fit.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import tempfile
 import threading
@@ -39,11 +39,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from dm_hpc.campaign import CampaignError, load_campaign
 from dm_hpc.campaign import journal as jn
+from dm_hpc.campaign.prediction import finite_or_none, in_shown_units, predict_at, request_problems
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import MaterialRecord, Store, StoreError
 from dm_hpc.data.access import AccessLevel, AccessMap, AccessRule
@@ -70,44 +70,6 @@ class BadInput(ValueError):
     def __init__(self, problems: list[tuple[tuple, str]]) -> None:
         super().__init__("; ".join(msg for _, msg in problems))
         self.problems = problems
-
-
-#: Most names one refusal lists, and most compositions it names (a body of 20,000 made-up symbols
-#: came back whole in the refusal).
-NAMES_SHOWN = 10
-
-
-def _named(names: list[str]) -> str:
-    more = len(names) - NAMES_SHOWN
-    return ", ".join(names[:NAMES_SHOWN]) + (f" and {more} more" if more > 0 else "")
-
-
-def composition_problems(campaign: str, elements: list[str], compositions: list[dict[str, float]]
-                         ) -> list[tuple[tuple, str]]:
-    """Where ``compositions`` name a symbol that is no element, or an element outside ``elements``
-    (the design space's): one problem per composition, for the first ``NAMES_SHOWN`` of them."""
-    from dm_hpc.data.elements import is_element, meant_element
-
-    problems = []
-    for i, comp in enumerate(compositions):
-        stray = sorted(set(comp) - set(elements))
-        if not stray:
-            continue
-        said = []
-        wrong = [el for el in stray if not is_element(el)]
-        if wrong:
-            fixed = [m for m in map(meant_element, wrong) if m is not None]
-            said.append(f"{_named(wrong)} {'is not an element symbol' if len(wrong) == 1 else 'are not element symbols'}"
-                        + (f" (did you mean {_named(fixed)}?)" if fixed else ""))
-        outside = [el for el in stray if is_element(el)]
-        if outside:
-            said.append(f"{'element' if len(outside) == 1 else 'elements'} {_named(outside)} "
-                        f"{'is' if len(outside) == 1 else 'are'} outside the design space of campaign {campaign!r} "
-                        f"({', '.join(elements)})")
-        problems.append((("compositions", i), "; ".join(said)))
-        if len(problems) == NAMES_SHOWN:
-            break
-    return problems
 
 
 def _parsed_targets(targets: list[str]) -> list[Target]:
@@ -226,21 +188,6 @@ class _Slot:
     registry: _Registry | None = None  # what was read of the campaign's model registry
 
 
-def _outside(c: CampaignSpec, composition: dict[str, float], process: dict[str, float]) -> list[str]:
-    """Where a prediction's input lies outside the campaign's bounds (a partner asking for Al 0.5
-    where the space stops at 0.35 got a number with no word that the model extrapolates)."""
-    out = []
-    for el, (low, high) in c.space.elements.items():
-        x = composition.get(el, 0.0)
-        if x < low - 1e-9 or x > high + 1e-9:
-            out.append(f"{el} {x:.4g} outside {low:g}-{high:g}")
-    for name, b in c.space.process.items():
-        v = process.get(name)
-        if v is not None and not b.low - 1e-9 <= v <= b.high + 1e-9:
-            out.append(f"{name} {v:.4g} outside {b.low:g}-{b.high:g}")
-    return out
-
-
 #: What of a journalled lab entry (``journal.LabEntry``) the portal passes on. An allow-list: a
 #: field the journal gains later stays out until someone decides what a reader may see of it, as
 #: ``held`` (why a value is held: the value sent and the model's interval) is kept out and
@@ -279,10 +226,6 @@ def held_note(c: CampaignSpec, entry: jn.LabEntry, full: bool) -> str | None:
 
 def _rule_text(rule: AccessRule) -> str:
     return rule.level.value + (f" until {rule.until.isoformat()}" if rule.until else "")
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if x is not None and math.isfinite(float(x)) else None
 
 
 class CampaignDesk:
@@ -740,29 +683,10 @@ class CampaignDesk:
     @staticmethod
     def _check_request(c: CampaignSpec, elements: list[str], compositions: list[dict[str, float]],
                        process: list[dict[str, float]] | None) -> None:
-        """Raise ``BadInput`` naming each part of a prediction request the campaign cannot read:
-        an element outside its design space, fractions that do not sum to 1 (``fractions_problem``,
-        the request schema's rule: a direct call rescaled them once), a process parameter it lacks
-        or a process list of another length (both were ignored once)."""
-        from dm_hpc.data.composition import fractions_problem
-
-        problems = composition_problems(c.name, list(elements), compositions)
-        for i, comp in enumerate(compositions):
-            why = fractions_problem(comp)
-            if why is not None:
-                problems.append((("compositions", i), why))
-        pnames = list(c.space.process)
-        if process is not None:
-            if len(process) != len(compositions):
-                problems.append((("process",), f"process: {len(process)} entries for {len(compositions)} compositions "
-                                               "(one per composition, or leave it out for the middle of the process box)"))
-            for i, p in enumerate(process):
-                stray = sorted(set(p) - set(pnames))
-                if stray:
-                    problems.append((("process", i, stray[0]),
-                                     f"process: {_named(stray)} {'is' if len(stray) == 1 else 'are'} not a process "
-                                     f"parameter of campaign {c.name!r} ({', '.join(pnames) or 'it has none'})"))
-                    break
+        """Raise ``BadInput`` naming each part of a prediction request the campaign cannot read
+        (``prediction.request_problems``: an element outside its design space, fractions that do
+        not sum to 1, a process parameter it lacks or a process list of another length)."""
+        problems = request_problems(c, list(elements), compositions, process)
         if problems:
             raise BadInput(problems)
 
@@ -777,8 +701,6 @@ class CampaignDesk:
         (``_registered``); each row names the model (``model``: ``_Fitted.used``). ``process``
         defaults to the middle of the campaign's process box."""
         from dm_hpc.campaign.dataset import design_elements
-        from dm_hpc.learn import predict
-        from dm_hpc.learn.features import composition_matrix
 
         c = self.get(name)
         elements = design_elements(c)  # the space's, or its pool's (every model here is fitted on them)
@@ -789,21 +711,9 @@ class CampaignDesk:
         # fix a wrong request, not to wait for data
         self._check_request(c, elements, compositions, process)
         fitted = self._fitted(name, clearance) if model is None else self._registered(name, model, clearance)
-        space = fitted.space
-        totals = [sum(comp.values()) for comp in compositions]
-        comps = [{el: v / total for el, v in comp.items()} for comp, total in zip(compositions, totals)]
-        pnames = list(c.space.process)
-        mid = {k: 0.5 * (b.low + b.high) for k, b in c.space.process.items()}
-        proc = np.array([[{**mid, **(process[i] if process and i < len(process) else {})}[p] for p in pnames]
-                         for i in range(len(comps))], dtype=float).reshape(len(comps), len(pnames))
-        X = space.featurize(composition_matrix(comps, space.element_names), proc if pnames else None)
-        mean, std = predict(fitted.model, X)
-        props = fitted.properties
-        return [{"composition": comp,
-                 "mean": {p: _finite(mean[i, j]) for j, p in enumerate(props)},
-                 "std": {p: _finite(std[i, j]) for j, p in enumerate(props)},
-                 "outside": _outside(c, comp, dict(zip(pnames, proc[i]))), "model": fitted.used()}
-                for i, comp in enumerate(comps)]
+        rows = predict_at(c, fitted.model, fitted.space, fitted.properties, compositions, process)
+        return [{**{k: row[k] for k in ("composition", "mean", "std", "outside")}, "model": fitted.used()}
+                for row in rows]
 
     def shown_predictions(self, name: str, compositions: list[dict[str, float]],
                           process: list[dict[str, float]] | None, clearance: AccessLevel,
@@ -811,14 +721,7 @@ class CampaignDesk:
         """``predict`` for a reader: each mean and std in the unit the campaign shows the property
         in (``CampaignSpec.shown_unit``: an objective as the file writes it, as the status's ``best``
         gives it), named in ``units``."""
-        c = self.get(name)
-
-        def shown(convert, values: dict[str, Any]) -> dict[str, float | None]:
-            return {p: None if v is None else float(convert(p, v)) for p, v in values.items()}
-
-        return [{**row, "mean": shown(c.shown, row["mean"]), "std": shown(c.shown_spread, row["std"]),
-                 "units": {p: c.shown_unit(p) for p in row["mean"]}}
-                for row in self.predict(name, compositions, process, clearance, model)]
+        return in_shown_units(self.get(name), self.predict(name, compositions, process, clearance, model))
 
     def design(self, name: str, targets: list[str], n: int, clearance: AccessLevel) -> list[dict[str, Any]]:
         """Compositions most likely to meet every target (``acquire.design``), learned from the
@@ -846,6 +749,6 @@ class CampaignDesk:
             cands, _ = design_from_dataframe(df, parsed, n=n, n_candidates=2000, **lent)
         except TargetError as exc:  # the targets were read above: what is left is about the records
             raise NotReady(f"campaign {name!r} at clearance {clearance.value}: {exc}") from None
-        return [{"composition": cd.composition, "process": cd.process, "probability": _finite(cd.probability),
-                 "mean": {k: _finite(v) for k, v in cd.mean.items()},
-                 "std": {k: _finite(v) for k, v in cd.std.items()}} for cd in cands]
+        return [{"composition": cd.composition, "process": cd.process, "probability": finite_or_none(cd.probability),
+                 "mean": {k: finite_or_none(v) for k, v in cd.mean.items()},
+                 "std": {k: finite_or_none(v) for k, v in cd.std.items()}} for cd in cands]

@@ -89,6 +89,62 @@ def test_a_first_batch_before_any_record_says_it_is_a_random_start(tmp_path):
     assert "Predictions" not in dict(book["Instructions"].iter_rows(values_only=True))
 
 
+def test_suggestions_drawn_at_random_for_too_few_records_warn_why_as_the_cli_says_it(tmp_path):
+    """The notebook warned only before the first record; with one record (a model needs two) its
+    suggestions were random draws too, while `dm-hpc suggest` said why in a warning line."""
+    from dm_hpc.api import RandomSuggestions
+
+    path = write_campaign(tmp_path, name="one", fidelities=[LAB], budget={"lab_experiments": 8},
+                          objectives=[{"property": "hardness", "goal": "max"}])
+    camp = Campaign.load(path)
+    with pytest.warns(RandomSuggestions, match="random start"):
+        sheet = camp.suggest(2)
+    sheet["property:hardness [GPa]"] = [2.0, None]
+    camp.add_measurements(sheet.iloc[:1])
+    with pytest.warns(RandomSuggestions) as said:
+        sheet = camp.suggest(1)
+    assert not sheet.filter(like="predicted:").columns.size  # what the warning explains
+    why = "the model cannot be fitted: 1 usable records of 1 (needs 2). Suggestions are random and carry no predictions"
+    assert [str(w.message) for w in said] == [f"campaign 'one': {why}"]
+    res = dm("suggest", str(path), "-n", "1", "--out", str(tmp_path / "s.csv"))
+    assert res.returncode == 0 and f"warning: {why}" in " ".join(res.stdout.split()), res.stdout
+    sheet = camp.pending().iloc[:1]
+    sheet["property:hardness [GPa]"] = [2.5]
+    camp.add_measurements(sheet)
+    with warnings.catch_warnings():  # two records: the model picks, nothing to say
+        warnings.simplefilter("error")
+        assert camp.suggest(1).filter(like="predicted:").notna().all(axis=None)
+
+
+def test_summary_counts_its_own_records_and_judges_the_model_as_suggest_fits_it(tmp_path):
+    """summary() took its records with a copy of ``dataset.own_records`` and judged the model on
+    them alone, while suggest fits on every record of the store (another campaign's lab records
+    on the same elements count): it said "cannot be fitted" beside suggestions with predictions."""
+    objectives = [{"property": "hardness", "goal": "max"}]
+    first = Campaign.load(write_campaign(tmp_path, name="first", fidelities=[LAB], objectives=objectives,
+                                         budget={"lab_experiments": 8}, workdir=str(tmp_path / "run-first")))
+    second = Campaign.load(write_campaign(tmp_path, name="second", fidelities=[LAB], objectives=objectives,
+                                          budget={"lab_experiments": 8}, workdir=str(tmp_path / "run-second")))
+    assert first.spec.store == second.spec.store  # one store, two campaigns
+    assert second.summary()[["records", "model"]].tolist() == [0, "no records yet"]  # no store yet
+    with pytest.warns(UserWarning):
+        sheet = first.suggest(2)
+    sheet["property:hardness [GPa]"] = [2.0, 2.5]
+    first.add_measurements(sheet)
+    assert second.summary()[["records", "model"]].tolist() == [0, "no records yet"]  # the first's, not its own
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the first campaign's records on its elements fit its model
+        sheet = second.suggest(2)
+    assert sheet.filter(like="predicted:").notna().all(axis=None)
+    sheet["property:hardness [GPa]"] = [3.0, None]
+    second.add_measurements(sheet.iloc[:1])
+    summary = second.summary()  # it said "cannot be fitted: 1 usable records of 1" here
+    assert (summary["records"], summary["best hardness [GPa]"], summary["model"]) == (1, 3.0, "can be fitted")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert second.suggest(1).filter(like="predicted:").notna().all(axis=None)  # as the summary says
+
+
 VOCABULARY = {"properties": {"microhardness": {"unit": "HV", "min": 0, "description": "Vickers HV0.1"}},
               "process_parameters": {"peening_intensity": {"unit": "mm", "min": 0}}}
 

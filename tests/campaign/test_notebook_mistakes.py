@@ -25,7 +25,8 @@ def test_a_campaign_whose_folder_was_moved_says_so_and_starts_nothing_at_the_old
     calls = {"records": camp.records, "pending": camp.pending, "summary": camp.summary, "best": camp.best,
              "suggest": lambda: camp.suggest(1), "run": lambda: camp.run(max_seconds=1),
              "add_measurements": lambda: camp.add_measurements(pd.DataFrame({"sample_id": ["x"]})),
-             "retract": lambda: camp.retract("dm-0", "wrong")}
+             "retract": lambda: camp.retract("dm-0", "wrong"), "predict": lambda: camp.predict(["CuNi"]),
+             "train": camp.train, "report": camp.report}
     for name, call in calls.items():
         with pytest.raises(CampaignError) as caught:
             call()

@@ -1,0 +1,189 @@
+"""The model from a notebook, as the CLI and the portal give it: ``Campaign.predict`` at chosen
+compositions, ``Campaign.train`` (the periodic retraining, `dm-hpc train`) and ``Campaign.report``
+(`dm-hpc report`). Lab-only campaigns (no calculations); real store, real BoTorch fits, real
+registry."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from dm_hpc import Campaign
+from dm_hpc.api import InputError, NoModel, RandomSuggestions
+from dm_hpc.campaign import CampaignError
+
+from .helpers import write_campaign
+
+LAB = {"name": "lab", "kind": "experiment", "batch_size": 2, "measures": ["hardness", "density"]}
+HV, GCM3 = "predicted:hardness [HV]", "predicted:density [g/cm^3]"
+
+
+def _lab_campaign(folder, name: str, **overrides) -> Campaign:
+    """A lab-only campaign on Cu-Ni-Pd: hardness (max, in HV) under ``density <= 9 g/cm3``."""
+    fields = {"fidelities": [LAB], "budget": {"lab_experiments": 40}, "constraints": ["density <= 9 g/cm3"],
+              "objectives": [{"property": "hardness", "goal": "max", "unit": "HV"}], **overrides}
+    return Campaign.load(write_campaign(folder, name=name, **fields))
+
+
+def _measure(camp: Campaign, n: int) -> pd.DataFrame:
+    """``n`` suggested experiments, measured (hardness 150-250 HV, density 8.5-9 g/cm3) and stored."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a random start says so (tested elsewhere)
+        sheet = camp.suggest(n)
+    cu = sheet["composition:Cu [at_frac]"].astype(float)
+    sheet["property:hardness [HV]"] = 150 + 100 * cu
+    sheet["property:density [g/cm^3]"] = 8.5 + 0.5 * cu
+    return camp.add_measurements(sheet)
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("predict")
+    camp = _lab_campaign(folder, "pred")
+    _measure(camp, 4)
+    return folder, camp
+
+
+def test_predict_gives_each_property_with_its_interval_in_the_campaigns_units_and_names_the_model(measured):
+    folder, camp = measured
+    got = camp.predict([{"Cu": 0.5, "Ni": 0.5}, "Cu0.3Ni0.6Pd0.1", "CuNi"])
+    assert list(got.columns[:3]) == ["composition:Cu [at_frac]", "composition:Ni [at_frac]", "composition:Pd [at_frac]"]
+    assert got["composition:Pd [at_frac]"].tolist() == pytest.approx([0, 0.1, 0])
+    for prop, unit in (("hardness", "HV"), ("density", "g/cm^3")):
+        mean, std = got[f"predicted:{prop} [{unit}]"], got[f"predicted_std:{prop} [{unit}]"]
+        low, high = got[f"90 % low:{prop} [{unit}]"], got[f"90 % high:{prop} [{unit}]"]
+        assert (std > 0).all() and (low < mean).all() and (mean < high).all()
+        assert (high - low).tolist() == pytest.approx((2 * 1.6448536269514722 * std).tolist())
+    assert got[HV].between(100, 300).all()  # HV, as the file writes it (the store keeps GPa: about 2)
+    assert got.loc[0, HV] == pytest.approx(got.loc[2, HV])  # the formula "CuNi" is Cu0.5Ni0.5
+    assert set(got["model"]) == {"fitted now on 4 records"} and got.attrs["model"]["registered"] is False
+    # the portal's /predict answers the same at the same composition (one fit, one prediction)
+    from dm_hpc.data.access import AccessLevel
+    from dm_hpc.service.campaigns import CampaignDesk
+
+    [portal] = CampaignDesk(folder).shown_predictions("pred", [{"Cu": 0.5, "Ni": 0.5}], None, AccessLevel.embargoed)
+    assert portal["units"] == {"hardness": "HV", "density": "g/cm^3"}
+    assert got.loc[0, HV] == pytest.approx(portal["mean"]["hardness"], rel=1e-6)
+    assert got.loc[0, GCM3] == pytest.approx(portal["mean"]["density"], rel=1e-6)
+
+
+def test_predict_takes_the_frames_of_records_and_pending_and_says_where_it_extrapolates(measured):
+    _, camp = measured
+    records = camp.records()
+    got = camp.predict(records)
+    comp = [c for c in records.columns if c.startswith("composition:")]
+    assert len(got) == len(records) and got[comp].to_numpy() == pytest.approx(records[comp].to_numpy())
+    bare = camp.predict(pd.DataFrame({"Cu": [0.2], "Pd": [0.8]}))  # element columns; Pd stops at 0.5
+    assert bare.loc[0, "outside"] == "Pd 0.8 outside 0-0.5" and bare[HV].notna().all()
+    assert camp.predict([{"Cu": 0.5, "Ni": 0.5}])["outside"].tolist() == [""]
+
+
+def test_predict_refuses_what_it_cannot_read_naming_each_and_changes_nothing(measured):
+    _, camp = measured
+    journal = camp.spec.run_dir / "journal.jsonl"
+    before = journal.read_bytes()
+    for bad, said in (
+        ([{"Cu": 0.5, "pd": 0.5}], r"compositions\[0\]: pd is not an element symbol \(did you mean Pd\?\)"),
+        ([{"Cu": 0.5, "Ni": 0.5}, {"Fe": 0.5, "Ni": 0.5}],
+         r"compositions\[1\]: element Fe is outside the design space of campaign 'pred' \(Cu, Ni, Pd\)"),
+        ([{"Cu": 0.25, "Ni": 0.25}], r"compositions\[0\]: fractions sum to 0.5, not 1 \(tolerance 0.01\)"),
+        ([{"Cu": 50, "Ni": 50}], r"these look like atomic percent: divide each by 100"),
+        ([{"Cu": -0.5, "Ni": 1.5}], r"Cu: fractions must be >= 0"),
+        ([{"Cu": "half", "Ni": 0.5}], r"compositions\[0\]: Cu = 'half' is not a finite number"),
+        (["CuNi", "Cu0.5Xx0.5"], r"compositions\[1\]: unknown element 'Xx'"),
+        (["Cu0.5Ni)"], r"compositions\[0\]: cannot parse formula 'Cu0.5Ni\)'"),
+        (pd.DataFrame({"sample_id": ["a"], "Cu": [1.0]}), r"sample_id is not an element symbol"),
+        ([{"Cu": 1.0}], None),  # sound: the process below is what is wrong
+        ([], r"no composition to predict at"),
+    ):
+        if said is None:
+            with pytest.raises(InputError, match=r"process\[0\]: foo is not a process parameter of campaign 'pred' "
+                                                 r"\(it has none\)"):
+                camp.predict(bad, process={"foo": 3})
+            continue
+        with pytest.raises(InputError, match=said) as caught:
+            camp.predict(bad)
+        assert isinstance(caught.value, CampaignError) and "\n" not in str(caught.value)
+    for bad in (3, [3], None):
+        with pytest.raises(TypeError, match="compositions"):
+            camp.predict(bad)
+    with pytest.raises(TypeError, match="model"):
+        camp.predict(["CuNi"], model=2)
+    assert journal.read_bytes() == before
+
+
+def test_predict_takes_a_process_in_the_unit_the_campaign_file_writes(tmp_path):
+    space = {"elements": {"Cu": [0, 1], "Ni": [0, 1]},
+             "process": {"annealing_temperature": {"low": 400, "high": 900, "unit": "degC"}}}
+    camp = _lab_campaign(tmp_path, "proc", space=space, constraints=[],
+                         fidelities=[{**LAB, "measures": ["hardness"]}])
+    with pytest.warns(RandomSuggestions, match="random start"):
+        sheet = camp.suggest(3)
+    sheet["property:hardness [HV]"] = [150.0, 210.0, 180.0]
+    camp.add_measurements(sheet)
+    column = "process:treatment:annealing_temperature [degC]"
+    got = camp.predict(["CuNi", "CuNi"], process=[{"annealing_temperature": 450}, {}])
+    assert got[column].tolist() == pytest.approx([450, 650])  # the second: the middle of the box
+    again = camp.predict(got[["composition:Cu [at_frac]", "composition:Ni [at_frac]", column]])
+    assert again[column].tolist() == pytest.approx([450, 650])  # a frame's process column, read in its unit
+    assert again[HV].tolist() == pytest.approx(got[HV].tolist())
+    far = camp.predict(["CuNi"], process={"annealing_temperature": 1000})
+    assert far.loc[0, "outside"] == "annealing_temperature 1000 outside 400-900 degC"  # as the file writes it
+    with pytest.raises(InputError, match="the frame has process columns and process= is given too"):
+        camp.predict(got[["composition:Cu [at_frac]", column]], process={"annealing_temperature": 450})
+
+
+def test_predict_without_enough_records_says_why(tmp_path):
+    camp = _lab_campaign(tmp_path, "few")
+    with pytest.raises(NoModel, match=r"'few': no model to predict with: 0 usable records .*no record yet"):
+        camp.predict(["CuNi"])
+    with pytest.warns(RandomSuggestions, match="random start"):
+        sheet = camp.suggest(2)
+    sheet["property:hardness [HV]"] = [200.0, 220.0]  # density left empty: nobody measured it
+    camp.add_measurements(sheet)
+    with pytest.raises(NoModel) as caught:
+        camp.predict(["CuNi"])
+    assert str(caught.value) == f"campaign 'few': no model to predict with: {camp.summary()['model']}"
+    assert "2 lack density" in str(caught.value)
+    with pytest.raises(NoModel, match=r"no current model version \(registered: none yet; Campaign.train\(\)"):
+        camp.predict(["CuNi"], model="current")
+
+
+def test_train_registers_a_version_then_says_nothing_changed_and_predict_names_it(tmp_path):
+    from dm_hpc.campaign import registry
+
+    camp = _lab_campaign(tmp_path, "tr")
+    with pytest.raises(NoModel, match=r"nothing trained: tr: no store at"):
+        camp.train()
+    _measure(camp, 4)
+    first = camp.train()
+    assert (first.status, first.version, first.current, first.records) == ("promoted", "v0001", "v0001", 4)
+    assert first.path == registry.registry_dir(camp.spec) / "v0001" and (first.path / "model.pt").exists()
+    assert set(first.held_out) == {"n", "rmse", "coverage90"} and "hardness [HV]" in first.held_out["rmse"]
+    assert str(first).startswith("registered v0001, now the current model")
+    same = camp.train()
+    assert (same.status, same.version) == ("unchanged", "v0001") and "nothing registered" in str(same)
+    assert [v.version for v in registry.versions(camp.spec)] == ["v0001"]
+    forced = camp.train(force=True)
+    assert forced.status in ("promoted", "candidate") and forced.version == "v0002"
+    assert forced.current == registry.current(camp.spec)
+    got = camp.predict(["CuNi"], model="v0001")
+    assert got.loc[0, "model"] == "v0001" + (" (current)" if forced.current == "v0001" else "")
+    assert got.attrs["model"] == {"name": got.loc[0, "model"], "registered": True, "records": 4}
+    fitted_now = camp.predict(["CuNi"])
+    assert got.loc[0, HV] == pytest.approx(fitted_now.loc[0, HV], rel=1e-3)  # the same records, the same model
+    with pytest.raises(NoModel, match=r"no model version 'v0009' \(registered: v0001, v0002;"):
+        camp.predict(["CuNi"], model="v0009")
+    with pytest.raises(TypeError, match="force"):
+        camp.train(force="yes")
+
+
+def test_report_writes_the_summary_and_plots_and_shows_as_markdown(measured):
+    _, camp = measured
+    report = camp.report()
+    assert report.summary == camp.spec.run_dir / "report" / "summary.md"
+    assert report.markdown == report.summary.read_text() == report._repr_markdown_()
+    assert report.markdown.startswith("# Campaign report: pred")
+    assert report.plots and all(p.exists() and p.suffix == ".png" for p in report.plots)
+    assert all(f"`{p.name}`" in report.markdown for p in report.plots)  # each plot it returns, the summary lists
