@@ -13,6 +13,9 @@ from dm_hpc.data.composition import COMPOSITION_TOLERANCE, fractions_problem
 MAX_COMPOSITIONS = 500
 MAX_TARGETS = 8
 MAX_DESIGN = 50
+#: Longest target text: "raw_material_cost <= 20 USD/kg" is 30 characters; a refusal quotes what it
+#: cannot read, so a megabyte-long target came back whole in the 422.
+MAX_TARGET_CHARS = 200
 
 ElementFractions = dict[str, float]
 #: How the registry names a version (``campaign.registry``: v0001, v0002, ...).
@@ -187,7 +190,8 @@ class Prediction(BaseModel):
 
 
 class DesignRequest(RequestBody):
-    targets: list[str] = Field(min_length=1, max_length=MAX_TARGETS, description='e.g. "mixing_energy<=-0.05 eV/atom"')
+    targets: list[Annotated[str, Field(max_length=MAX_TARGET_CHARS)]] = Field(
+        min_length=1, max_length=MAX_TARGETS, description='e.g. "mixing_energy<=-0.05 eV/atom"')
     n: int = Field(default=10, ge=1, le=MAX_DESIGN)
 
 

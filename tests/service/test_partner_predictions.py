@@ -263,6 +263,16 @@ def test_design_refuses_a_target_it_cannot_read_as_predict_refuses_a_composition
             assert p["loc"] == where and said in p["msg"], p
 
 
+def test_a_target_too_long_to_be_one_is_refused_without_quoting_it_back(versions):
+    """A refusal quotes the target it cannot read: a target of 100,000 characters came back whole."""
+    portal, _ = versions
+    with _client(portal, "scientist") as c:
+        r = c.post(f"/api/v1/campaigns/{CAMPAIGN}/design", json={"targets": ["density<=" + "9" * 100_000]})
+        [p] = _problems(r)
+        assert p["loc"] == ["body", "targets", 0] and "200 characters" in p["msg"], p
+        assert len(r.content) < 2000, len(r.content)
+
+
 def test_design_on_a_property_the_readers_records_do_not_hold_is_a_409_as_predict_says_it(versions):
     """What the caller's records cannot answer is not the request's fault: a 409 saying why, as
     /predict says it of too few records (it was a 400, as a typing error is)."""
