@@ -27,11 +27,11 @@ def _pca(coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _fit(campaign: CampaignSpec, df: pd.DataFrame):
     """``(model or None, training set)`` of ``df`` (None: fewer than two usable records)."""
-    from dm_hpc.campaign.dataset import training_set
+    from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, training_set
     from dm_hpc.campaign.strategy import fit_model
 
     data = training_set(campaign, df)
-    return (fit_model(campaign, data).model if data.fewest >= 2 else None), data
+    return (fit_model(campaign, data).model if data.fewest >= MIN_TRAINING_RECORDS else None), data
 
 
 def _coverage_std(model, X_grid, extra=None) -> np.ndarray:
@@ -163,7 +163,7 @@ def gaps_command(store_path: str | Path, campaign_path: str | Path, n: int, out_
     Raises:
         CampaignError: bad campaign file, missing store, or ``n < 1``.
     """
-    from dm_hpc.campaign.dataset import training_set
+    from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, training_set
     from dm_hpc.campaign.realise import realiser, stored_keys
     from dm_hpc.campaign.spec import load_campaign
     from dm_hpc.campaign.strategy import fit_model, gap_filling
@@ -183,7 +183,7 @@ def gaps_command(store_path: str | Path, campaign_path: str | Path, n: int, out_
     data = training_set(campaign, df)
     planner = gap_filling(campaign)
     space = planner.space
-    fitted = fit_model(campaign, data) if data.fewest >= 2 else None
+    fitted = fit_model(campaign, data) if data.fewest >= MIN_TRAINING_RECORDS else None
     seed = campaign.seed if seed is None else seed
     # realised cells not yet in the store: a suggestion is a calculation that would add data
     suggestions = fresh_points(planner, PlanRequest(n, fitted, [], list(planner.costs), seed), realiser(campaign),

@@ -389,5 +389,5 @@ def unfit_reason(campaign: CampaignSpec, df: pd.DataFrame) -> str | None:
         hint = f" ({need}: measure {props}, or drop it from the campaign)"
     # no record lacks a property and none was left out: there are only too few yet (a "; ." said nothing)
     missing = f"; {missing}" if missing else ""
-    return (f"the model cannot be fitted: {data.fewest} usable records of {len(mine)} (needs "
+    return (f"the model cannot be fitted: {data.fewest} usable record{'' if data.fewest == 1 else 's'} of {len(mine)} (needs "
             f"{MIN_TRAINING_RECORDS}){missing}{hint}. Suggestions are random and carry no predictions")

@@ -111,7 +111,7 @@ def export_campaign_model(campaign: CampaignSpec, out: Path, contributors: list[
     cross-validated gain and ``derived_from``: the provenance of each model file among the sources."""
     import torch
 
-    from dm_hpc.campaign.dataset import training_set
+    from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, training_set
     from dm_hpc.campaign.registry import _code_version
     from dm_hpc.campaign.strategy import design_space, fit_model
     from dm_hpc.data import Store
@@ -121,8 +121,9 @@ def export_campaign_model(campaign: CampaignSpec, out: Path, contributors: list[
         df = store.to_dataframe()
         generation = store.info()["generation"]
     data = training_set(campaign, df)
-    if data.fewest < 2:
-        raise ModelFileError(f"{campaign.name}: {data.fewest} usable record(s) in {campaign.store}; a model needs 2")
+    if data.fewest < MIN_TRAINING_RECORDS:
+        raise ModelFileError(f"{campaign.name}: {data.fewest} usable record(s) in {campaign.store}; "
+                             f"a model needs {MIN_TRAINING_RECORDS}")
     fitted = fit_model(campaign, data)
     info = getattr(fitted, "transfer", None)
     if info is None or "fit" not in info:

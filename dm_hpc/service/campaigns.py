@@ -599,7 +599,7 @@ class CampaignDesk:
         one thread refits after new data, the others answer with the previous fit of the same
         clearance (trained on a view it could read then) instead of queueing behind it; an
         access change (a record made more restricted) forces waiting for the refit."""
-        from dm_hpc.campaign.dataset import training_set, unfit_reason
+        from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, training_set, unfit_reason
         from dm_hpc.campaign.strategy import fit_model
 
         c, slot = self.get(name), self._slots[name]
@@ -615,10 +615,11 @@ class CampaignDesk:
         try:
             df, _ = self._view(c, clearance)
             data = training_set(c, df) if not df.empty else None
-            if data is None or data.fewest < 3:
+            if data is None or data.fewest < MIN_TRAINING_RECORDS:  # where suggest and Campaign.predict fit
                 why = unfit_reason(c, df) if not df.empty else None  # e.g. which property the records lack
-                raise NotReady(f"campaign {name!r} has {0 if data is None else data.fewest} usable records "
-                               f"at clearance {clearance.value}; a model needs at least 3"
+                n = 0 if data is None else data.fewest
+                raise NotReady(f"campaign {name!r} has {n} usable record{'' if n == 1 else 's'} "
+                               f"at clearance {clearance.value}; a model needs at least {MIN_TRAINING_RECORDS}"
                                + (f" ({why})" if why else ""))
             trained_on = hashlib.sha256("\n".join(sorted(data.record_ids)).encode()).hexdigest()
             fitted = slot.models.get(trained_on)

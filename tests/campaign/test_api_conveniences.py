@@ -104,7 +104,7 @@ def test_suggestions_drawn_at_random_for_too_few_records_warn_why_as_the_cli_say
     with pytest.warns(RandomSuggestions) as said:
         sheet = camp.suggest(1)
     assert not sheet.filter(like="predicted:").columns.size  # what the warning explains
-    why = "the model cannot be fitted: 1 usable records of 1 (needs 2). Suggestions are random and carry no predictions"
+    why = "the model cannot be fitted: 1 usable record of 1 (needs 2). Suggestions are random and carry no predictions"
     assert [str(w.message) for w in said] == [f"campaign 'one': {why}"]
     res = dm("suggest", str(path), "-n", "1", "--out", str(tmp_path / "s.csv"))
     assert res.returncode == 0 and f"warning: {why}" in " ".join(res.stdout.split()), res.stdout
@@ -138,7 +138,7 @@ def test_summary_counts_its_own_records_and_judges_the_model_as_suggest_fits_it(
     assert sheet.filter(like="predicted:").notna().all(axis=None)
     sheet["property:hardness [GPa]"] = [3.0, None]
     second.add_measurements(sheet.iloc[:1])
-    summary = second.summary()  # it said "cannot be fitted: 1 usable records of 1" here
+    summary = second.summary()  # it said "cannot be fitted: 1 usable record of 1" here
     assert (summary["records"], summary["best hardness [GPa]"], summary["model"]) == (1, 3.0, "can be fitted")
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -187,3 +187,17 @@ def test_report_writes_the_summary_and_plots_and_shows_as_markdown(measured):
     assert report.markdown.startswith("# Campaign report: pred")
     assert report.plots and all(p.exists() and p.suffix == ".png" for p in report.plots)
     assert all(f"`{p.name}`" in report.markdown for p in report.plots)  # each plot it returns, the summary lists
+
+
+def test_the_portal_predicts_from_as_few_records_as_the_notebook_does(tmp_path):
+    """Two records fit the notebook's model (``MIN_TRAINING_RECORDS``, as ``suggest`` fits), while
+    the portal answered the same campaign "a model needs at least 3": one campaign, two answers."""
+    from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS
+    from dm_hpc.data.access import AccessLevel
+    from dm_hpc.service.campaigns import CampaignDesk
+
+    camp = _lab_campaign(tmp_path, "two")
+    _measure(camp, MIN_TRAINING_RECORDS)
+    mine = camp.predict([{"Cu": 0.5, "Ni": 0.5}])
+    [portal] = CampaignDesk(tmp_path).shown_predictions("two", [{"Cu": 0.5, "Ni": 0.5}], None, AccessLevel.embargoed)
+    assert mine.loc[0, HV] == pytest.approx(portal["mean"]["hardness"], rel=1e-6)

@@ -106,7 +106,7 @@ def test_a_property_too_few_records_hold_still_says_which(tmp_path):
     data = training_set(api.spec, df)
     assert len(data) == len(CU) and data.fewest == 1
     why = unfit_reason(api.spec, df)
-    assert why.startswith(f"the model cannot be fitted: 1 usable records of {len(CU)} (needs 2); 7 lack density"), why
+    assert why.startswith(f"the model cannot be fitted: 1 usable record of {len(CU)} (needs 2); 7 lack density"), why
     assert "hardness" not in why.split("(every")[0]
 
 
