@@ -41,6 +41,7 @@ from dm_hpc.data.sheets import (
     SheetContents,
     SheetDefaults,
     SheetError,
+    header_key,
     records_from_table,
     unit_conversions,
 )
@@ -107,7 +108,7 @@ def as_ordered(campaign: CampaignSpec, state: jn.State, frame: pd.DataFrame) -> 
     a table of ``sample_id`` and measurements answers its suggestions by id, as a returned sheet
     whose composition was left as sent does (it was refused for lacking composition columns,
     before its ids were read). A row whose id is no suggestion gets none: its id is refused."""
-    keys = [str(h).strip() for h in frame.columns]  # as the template reads a header (``sheets.parse_header``)
+    keys = [header_key(h) for h in frame.columns]  # a header's name, its [unit] aside, as the template reads it
     if "sample_id" not in keys or any(k.startswith(("composition:", "raw:")) or k == "formula" for k in keys):
         return frame
     from dm_hpc.data.columns import composition_column
@@ -118,9 +119,9 @@ def as_ordered(campaign: CampaignSpec, state: jn.State, frame: pd.DataFrame) -> 
     headers = dict.fromkeys([*map(composition_column, campaign.space.elements),
                              *(h for row in ordered.values() for h in row
                                if h.startswith(("composition:", "process:")))])
-    named = {k.partition("[")[0].strip() for k in keys}  # a process parameter the table gives, in any unit
+    named = set(keys)  # a process parameter the table gives, in any unit
     added = {h: [ordered[sid].get(h) if sid in ordered else None for sid in ids]
-             for h in headers if h.partition("[")[0].strip() not in named}
+             for h in headers if header_key(h) not in named}
     return frame.assign(**{h: pd.Series(v, index=frame.index, dtype=object) for h, v in added.items()})
 
 

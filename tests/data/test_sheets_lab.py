@@ -401,7 +401,8 @@ def test_a_formula_without_a_saved_result_is_said_with_the_sheets_other_problems
     fixed the formula, sent the sheet back and only then learnt of the impossible value and the
     mistyped sample id beside it. Now one refusal names every problem, the formula among them (its
     column by name), in the form of the other problems; nothing is stored. A header whose unit
-    does not convert is said together with the formula as well."""
+    does not convert is said together with the formula and the mistyped id as well (the value
+    under that header is not read: no unit to read it in)."""
     path, campaign = lab_campaign(tmp_path)
     sheet = tmp_path / "suggest.xlsx"
     assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
@@ -420,8 +421,9 @@ def test_a_formula_without_a_saved_result_is_said_with_the_sheets_other_problems
     assert not campaign.store.exists()
     unit = rename(filled, tmp_path / "unit.xlsx", PROP, "property:mixing_energy [eV/furlong]")
     said = " ".join(dm("ingest", str(path), str(unit)).stderr.split())
-    assert "2 problem(s), nothing imported" in said and "eV/furlong" in said, said
+    assert "3 problem(s), nothing imported" in said and "eV/furlong" in said, said
     assert "value '=-0.05-0.02': a formula without a saved result" in said, said
+    assert "unknown sample_id 'L1-9'" in said and "outside the physical range" not in said, said
     assert not campaign.store.exists()
 
 
@@ -449,3 +451,40 @@ def test_a_sheet_with_compositions_or_notes_but_no_value_says_nothing_was_stored
         assert "nothing was stored" in said and "3 row(s) stay pending" in said, said
         assert "write 'not made' in a measurement cell" not in said, said  # the samples may well be made
         assert all(e.awaited for e in jn.replay(campaign.run_dir / "journal.jsonl").lab.values())
+
+
+def test_a_header_problem_is_said_with_the_rows_problems_where_the_rows_can_be_read(tmp_path):
+    """A sheet with a header problem (a column named 'Hardness' holding numbers, a sample_id header
+    typed over) was refused for the header alone; once the lab had fixed it, the bad value and the
+    composition that does not sum beside it came back in a second refusal. Now one refusal says
+    them all; a header whose composition cannot be read (a unit no basis has) still stops there,
+    as its rows' sums would be judged on the wrong basis."""
+    from dm_hpc.campaign.lab import read_lab_sheet
+    from dm_hpc.data.sheets import SheetError
+
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    write_suggestions(campaign, sheet)
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -0.09, "L1-1": "abc", "L1-2": -0.07})
+    filled = fill(filled, filled, {"L1-2": 0.9}, column="composition:Ni [at_frac]")  # 0.9 + 0.4
+    wb = openpyxl.load_workbook(filled)
+    ws = wb.worksheets[0]
+    ws.cell(1, ws.max_column + 1).value = "Hardness"
+    ws.cell(2, ws.max_column).value = 2.5
+    wb.save(tmp_path / "hardness.xlsx")
+
+    def refusal(sheet_file) -> list[tuple[int, str]]:
+        with pytest.raises(SheetError) as err:
+            read_lab_sheet(campaign, sheet_file)
+        return err.value.problems
+
+    said = refusal(tmp_path / "hardness.xlsx")
+    assert said[0] == (1, "column 'Hardness' is not a template column; did you mean 'property:hardness [GPa]'?"), said
+    assert [line for line, _ in said] == [1, 3, 4], said
+    assert "not a number" in said[1][1] and "composition sums to 1.3" in said[2][1], said
+    said = refusal(rename(tmp_path / "hardness.xlsx", tmp_path / "ids.xlsx", "sample_id", "Sample ID"))
+    assert said[:2] == [(1, "column 'Hardness' is not a template column; did you mean 'property:hardness [GPa]'?"),
+                        (1, "no sample_id column; did you mean 'Sample ID'?")], said
+    assert [line for line, _ in said[2:]] == [3, 4] and "sample_id" not in " ".join(m for _, m in said[2:]), said
+    said = refusal(rename(filled, tmp_path / "basis.xlsx", "composition:Cu [at_frac]", "composition:Cu [ppm]"))
+    assert [line for line, _ in said] == [1], said
