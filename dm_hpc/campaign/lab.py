@@ -45,6 +45,7 @@ from dm_hpc.data.sheets import (
     records_from_table,
     unit_conversions,
 )
+from dm_hpc.data.sheet_checks import merged_into
 from dm_hpc.data.sheetfiles import LoadedTable, load_table
 from dm_hpc.data.verdicts import Verdict
 
@@ -301,10 +302,18 @@ def unknown_confirmations(contents: SheetContents, confirm: Collection[str]) -> 
 
 
 def confirm_warnings(contents: SheetContents) -> list[str]:
-    """A ``confirm`` cell that is filled but not a yes ("maybe"): the value it meant stays held,
-    so the user is told instead of nothing."""
-    return [f"sample {sid}: its confirm cell says {str(cell).strip()!r}, which is not a yes (write yes to confirm)"
-            for sid, cell in contents.confirm.items() if not says_yes(cell) and not says_no(cell)]
+    """A ``confirm`` cell that is filled but not a yes ("maybe"), or that a merge from another
+    column covers (a merge down the confirm column is each row's yes: ``SHARED_WHEN_MERGED``):
+    the value it meant stays held, so the user is told instead of nothing."""
+    out = []
+    for sid, cell in contents.confirm.items():
+        if (anchor := merged_into(cell)) is not None:
+            out.append(f"sample {sid}: its confirm cell is merged into the cell {anchor}, which is no row's confirm "
+                       "cell: unmerge the cells and write yes in the row's own confirm cell to confirm")
+        elif not says_yes(cell) and not says_no(cell):
+            out.append(f"sample {sid}: its confirm cell says {str(cell).strip()!r}, which is not a yes "
+                       "(write yes to confirm)")
+    return out
 
 
 def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: str, replace: bool = False,

@@ -54,6 +54,7 @@ from dm_hpc.data.sheet_checks import (
     check_columns,
     not_made_and_pending,
     record_id_warnings,
+    shared_when_merged,
 )
 from dm_hpc.data.sheet_columns import record_columns
 from dm_hpc.data.shards import RecordColumns
@@ -417,7 +418,9 @@ def records_from_table(
     checked, warnings = _checked(table, origin, defaults, known_ids, decimal, properties, unread)
     built = build_records(checked)
     warnings += record_id_warnings(checked, built.lines, [r.record_id for r in built.records])
-    confirm = ({str(sid).strip(): cell for sid, cell in zip(table["sample_id"], table["confirm"])}
+    # a "yes" merged over the confirm cells of several rows is each row's (``SHARED_WHEN_MERGED``)
+    confirm = ({str(sid).strip(): cell for sid, cell in
+                zip(table["sample_id"], shared_when_merged(table["confirm"].tolist(), checked.lines))}
                if "confirm" in table.columns and "sample_id" in table.columns else {})
     return SheetContents(built.records, built.lines, built.not_made, warnings, built.pending, built.verdicts,
                          confirm, property_units(checked))

@@ -405,3 +405,23 @@ def test_cli_import_replace_sheet_and_errors_without_traceback(tmp_path):
     res = dm("store", "import", str(bad_unit), "--store", store)
     assert "column 'property:mixing_energy [eV/atom]', value 'x': not a number" in res.stderr  # brackets are not markup
 
+
+def test_a_workbooks_sheet_part_is_read_once_for_its_merges_and_its_valueless_cells(tmp_path, monkeypatch):
+    """The reader looked for number cells without a value in the worksheet's XML, then unzipped
+    and read the same part again for its merges."""
+    wb = openpyxl.Workbook()
+    wb.active.append(HEADER.split(",") + ["notes"])
+    wb.active.append(["A", 0.5, 0.5, 8.9, "one furnace run"])
+    wb.active.append(["B", 0.5, 0.5, 8.8, None])
+    wb.active.merge_cells("E2:E3")
+    wb.save(tmp_path / "merged.xlsx")
+    reads, real = [], zipfile.ZipFile.read
+
+    def counted(self, name, pwd=None):
+        reads.append(getattr(name, "filename", name))
+        return real(self, name, pwd)
+
+    monkeypatch.setattr(zipfile.ZipFile, "read", counted)
+    records = read_sheet(tmp_path / "merged.xlsx")
+    assert [r.provenance.extra.get("notes") for r in records] == ["one furnace run"] * 2
+    assert reads.count("xl/worksheets/sheet1.xml") == 1, reads
