@@ -55,9 +55,10 @@ def take_and_annotate(campaign: CampaignSpec, path: Path, out: Path | None, repl
 
 def write_annotated(campaign: CampaignSpec, loaded: LoadedTable, out: Path, result: LabIngest | None = None,
                     refused: Sequence[tuple[int, str]] = (), predictions: bool = True) -> Path:
-    """Write the annotated copy of a sheet, its cells as ``load_table`` read them, to ``out``
-    (.xlsx). ``predictions=False`` leaves the predicted values and intervals out (a reader
-    without clearance for every record the model learnt from)."""
+    """Write the annotated copy of a sheet, its cells as ``load_table`` read them (a cell read as a
+    stand-in as the lab's spreadsheet showed it: ``LoadedTable.shown``), to ``out`` (.xlsx).
+    ``predictions=False`` leaves the predicted values and intervals out (a reader without
+    clearance for every record the model learnt from)."""
     # a copy sent back is annotated anew: its old annotations would come twice
     frame = loaded.frame[[c for c in loaded.frame.columns if not is_annotation(c)]]
     # a suggestion sheet already shows the prediction: a second column of that name is refused on return
@@ -95,7 +96,8 @@ def write_annotated(campaign: CampaignSpec, loaded: LoadedTable, out: Path, resu
         measured = False
         owed = []  # properties a stored row left blank: the lab owes them (the row is learnt from without)
         for col in frame.columns:
-            value = row[col]
+            # a cell the reader holds a stand-in text for is shown as the lab's spreadsheet showed it
+            value = loaded.shown.get((line, col), row[col])
             kind, name = _kind(col)
             fill, note = None, None
             if kind == "property" and not blank(value):

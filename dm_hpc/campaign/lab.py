@@ -41,9 +41,11 @@ from dm_hpc.data.sheets import (
     SheetContents,
     SheetDefaults,
     SheetError,
+    header_key,
     records_from_table,
     unit_conversions,
 )
+from dm_hpc.data.sheet_checks import merged_into
 from dm_hpc.data.sheetfiles import LoadedTable, load_table
 from dm_hpc.data.verdicts import Verdict
 
@@ -107,7 +109,7 @@ def as_ordered(campaign: CampaignSpec, state: jn.State, frame: pd.DataFrame) -> 
     a table of ``sample_id`` and measurements answers its suggestions by id, as a returned sheet
     whose composition was left as sent does (it was refused for lacking composition columns,
     before its ids were read). A row whose id is no suggestion gets none: its id is refused."""
-    keys = [str(h).strip() for h in frame.columns]  # as the template reads a header (``sheets.parse_header``)
+    keys = [header_key(h) for h in frame.columns]  # a header's name, its [unit] aside, as the template reads it
     if "sample_id" not in keys or any(k.startswith(("composition:", "raw:")) or k == "formula" for k in keys):
         return frame
     from dm_hpc.data.columns import composition_column
@@ -118,9 +120,9 @@ def as_ordered(campaign: CampaignSpec, state: jn.State, frame: pd.DataFrame) -> 
     headers = dict.fromkeys([*map(composition_column, campaign.space.elements),
                              *(h for row in ordered.values() for h in row
                                if h.startswith(("composition:", "process:")))])
-    named = {k.partition("[")[0].strip() for k in keys}  # a process parameter the table gives, in any unit
+    named = set(keys)  # a process parameter the table gives, in any unit
     added = {h: [ordered[sid].get(h) if sid in ordered else None for sid in ids]
-             for h in headers if h.partition("[")[0].strip() not in named}
+             for h in headers if header_key(h) not in named}
     return frame.assign(**{h: pd.Series(v, index=frame.index, dtype=object) for h, v in added.items()})
 
 
@@ -300,10 +302,18 @@ def unknown_confirmations(contents: SheetContents, confirm: Collection[str]) -> 
 
 
 def confirm_warnings(contents: SheetContents) -> list[str]:
-    """A ``confirm`` cell that is filled but not a yes ("maybe"): the value it meant stays held,
-    so the user is told instead of nothing."""
-    return [f"sample {sid}: its confirm cell says {str(cell).strip()!r}, which is not a yes (write yes to confirm)"
-            for sid, cell in contents.confirm.items() if not says_yes(cell) and not says_no(cell)]
+    """A ``confirm`` cell that is filled but not a yes ("maybe"), or that a merge from another
+    column covers (a merge down the confirm column is each row's yes: ``SHARED_WHEN_MERGED``):
+    the value it meant stays held, so the user is told instead of nothing."""
+    out = []
+    for sid, cell in contents.confirm.items():
+        if (anchor := merged_into(cell)) is not None:
+            out.append(f"sample {sid}: its confirm cell is merged into the cell {anchor}, which is no row's confirm "
+                       "cell: unmerge the cells and write yes in the row's own confirm cell to confirm")
+        elif not says_yes(cell) and not says_no(cell):
+            out.append(f"sample {sid}: its confirm cell says {str(cell).strip()!r}, which is not a yes "
+                       "(write yes to confirm)")
+    return out
 
 
 def take_lab_contents(campaign: CampaignSpec, contents: SheetContents, origin: str, replace: bool = False,

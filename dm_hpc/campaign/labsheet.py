@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,49 +93,69 @@ class SuggestionSheet:
 
 
 def typed_by_the_lab(path: Path, state: jn.State, campaign: CampaignSpec) -> list[str]:
-    """Sample ids of the lab sheet ``path`` with a cell that differs from what the engine wrote
-    for it (``suggestion_rows``) whose sample is still awaited: a value, an uncertainty, "not
-    made", the composition the lab made, a note in a column of its own, a value under a header
-    the lab renamed. That is what the lab typed and nobody has ingested yet, lost if the sheet is
-    written again. Empty when ``path`` is not there, is not a readable workbook, or holds nothing
-    typed for an awaited sample (a sheet opened and saved unchanged)."""
-    header, rows = _sheet_rows(path)
-    written = {row["sample_id"]: row for row in suggestion_rows(campaign, state, include_measured=True)} if rows else {}
-    out = []
-    for sid, cells in rows:
-        entry = state.lab.get(sid)
-        if entry is None or not entry.awaited or sid in out:
-            continue
-        engine = written.get(sid, {})
-        if any(not _same_cell(cell, engine.get(name)) for name, cell in zip(header, cells)):
-            out.append(sid)
-    return out
+    """``TypedSheet.typed`` of the lab sheet ``path``."""
+    sheet = TypedSheet.read(path)
+    return sheet.typed(state, written_rows(campaign, state) if sheet.rows else {})
 
 
 def sample_ids_of(path: Path) -> list[str]:
-    """The sample ids of the lab sheet ``path``'s rows, each once, in sheet order; none where
-    ``typed_by_the_lab`` finds none (no such file, not a readable workbook, no sample_id column)."""
-    return list(dict.fromkeys(sid for sid, _ in _sheet_rows(path)[1] if sid))
+    """``TypedSheet.sample_ids`` of the lab sheet ``path``."""
+    return TypedSheet.read(path).sample_ids()
 
 
-def _sheet_rows(path: Path) -> tuple[list[str], list[tuple[str, tuple]]]:
-    """The header of a lab sheet's first worksheet and its rows as typed, each with its sample id
-    ("" when blank); no rows when ``path`` is not there, not a readable workbook or has no
-    sample_id column."""
-    from dm_hpc.data.sheetfiles import SheetError, blank, workbook_cells
+def written_rows(campaign: CampaignSpec, state: jn.State) -> dict[str, dict]:
+    """Sample id -> what the engine writes on a lab sheet for it (``suggestion_rows``, measured
+    samples too): what ``TypedSheet.typed`` tells a typed cell from."""
+    return {row["sample_id"]: row for row in suggestion_rows(campaign, state, include_measured=True)}
 
-    if not Path(path).is_file():
-        return [], []
-    try:
-        rows = workbook_cells(path)
-    except SheetError:
-        return [], []
-    header = ["" if h is None else str(h).strip() for h in rows[0]] if rows else []
-    if "sample_id" not in header:
-        return header, []
-    at = header.index("sample_id")
-    return header, [("" if at >= len(cells) or blank(cells[at]) else str(cells[at]).strip(), cells)
-                    for cells in rows[1:]]
+
+@dataclass(frozen=True)
+class TypedSheet:
+    """A lab sheet's first worksheet as typed (a formula as its text, ``sheetfiles.workbook_cells``):
+    its ``header`` and its ``rows``, each with its sample id ("" when blank); no rows when the
+    file is not there, is not a readable workbook or has no sample_id column. Read once, it
+    answers both what the sheet holds and what the lab typed into it."""
+
+    header: list[str]
+    rows: list[tuple[str, tuple]]
+
+    @classmethod
+    def read(cls, path: Path) -> TypedSheet:
+        from dm_hpc.data.sheetfiles import SheetError, blank, workbook_cells
+
+        if not Path(path).is_file():
+            return cls([], [])
+        try:
+            rows = workbook_cells(path)
+        except SheetError:
+            return cls([], [])
+        header = ["" if h is None else str(h).strip() for h in rows[0]] if rows else []
+        if "sample_id" not in header:
+            return cls(header, [])
+        at = header.index("sample_id")
+        return cls(header, [("" if at >= len(cells) or blank(cells[at]) else str(cells[at]).strip(), cells)
+                            for cells in rows[1:]])
+
+    def sample_ids(self) -> list[str]:
+        """The sample ids of the rows, each once, in sheet order."""
+        return list(dict.fromkeys(sid for sid, _ in self.rows if sid))
+
+    def typed(self, state: jn.State, written: Mapping[str, Mapping[str, object]]) -> list[str]:
+        """Sample ids with a cell that differs from what the engine wrote for it (``written``:
+        ``written_rows``) whose sample is still awaited: a value, an uncertainty, "not made", the
+        composition the lab made, a note in a column of its own, a value under a header the lab
+        renamed. That is what the lab typed and nobody has ingested yet, lost if the sheet is
+        written again. Empty when the sheet holds nothing typed for an awaited sample (one opened
+        and saved unchanged)."""
+        out = []
+        for sid, cells in self.rows:
+            entry = state.lab.get(sid)
+            if entry is None or not entry.awaited or sid in out:
+                continue
+            engine = written.get(sid, {})
+            if any(not _same_cell(cell, engine.get(name)) for name, cell in zip(self.header, cells)):
+                out.append(sid)
+        return out
 
 
 def _same_cell(cell: object, wrote: object) -> bool:

@@ -25,7 +25,9 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +36,8 @@ import pandas as pd
 from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.calibration import PropertyCalibration, calibration, calibration_lines, quality_verdict
 from dm_hpc.campaign.crossval import CV_FOLDS, MIN_POINTS, cross_validation, keep_in_background
-from dm_hpc.campaign.dataset import (TrainingSet, best_rows, fidelity_of, meets_constraints, process_values,
-                                     training_set, with_analytic)
+from dm_hpc.campaign.dataset import (TrainingSet, best_rows, fidelity_of, meets_constraints, own_records,
+                                     process_values, training_set, with_analytic)
 from dm_hpc.campaign.fidelity_choice import fidelity_choice_lines
 from dm_hpc.campaign.spec import CampaignSpec, Goal
 from dm_hpc.campaign.stopping import phase_for_reader, stopped_fidelities
@@ -98,7 +100,11 @@ def _sheets_line(campaign: CampaignSpec, sheets: list[Path], state: jn.State) ->
     (``_sheet_progress``); batches suggested to a file elsewhere (``suggest --out``) are not
     "none yet", and the pending ones can be written again."""
     if sheets:
-        return "; ".join(f"`{p}`{_sheet_progress(campaign, state, p)}" for p in sheets)
+        from dm_hpc.campaign.labsheet import written_rows
+
+        # what the engine wrote is the same for every sheet: built once, when a sheet first needs it
+        written = cache(lambda: written_rows(campaign, state))
+        return "; ".join(f"`{p}`{_sheet_progress(state, p, written)}" for p in sheets)
     from dm_hpc.campaign.labsheet import default_sheet
 
     batches = state.lab_batches
@@ -108,18 +114,20 @@ def _sheets_line(campaign: CampaignSpec, sheets: list[Path], state: jn.State) ->
     return f"none yet (`dm-hpc suggest` writes `{default_sheet(campaign)}`)"
 
 
-def _sheet_progress(campaign: CampaignSpec, state: jn.State, path: Path) -> str:
+def _sheet_progress(state: jn.State, path: Path, written: Callable[[], Mapping[str, Mapping[str, object]]]) -> str:
     """Where a run folder's sheet of the campaign's suggestions stands, to follow its name: a sheet
     the lab has not filled yet is not one to read results from ("waiting at the lab"); a sheet
-    with values typed but not ingested says so. "" for a file that holds none of its samples."""
-    from dm_hpc.campaign.labsheet import sample_ids_of, typed_by_the_lab
+    with values typed but not ingested says so. "" for a file that holds none of its samples.
+    The sheet is read once; ``written()``: ``labsheet.written_rows``, asked only when needed."""
+    from dm_hpc.campaign.labsheet import TypedSheet
 
-    ids = [sid for sid in sample_ids_of(path) if sid in state.lab]
+    sheet = TypedSheet.read(path)
+    ids = [sid for sid in sheet.sample_ids() if sid in state.lab]
     if not ids:
         return ""
     n = len(ids)
     returned = sum(not state.lab[sid].awaited for sid in ids)
-    typed = typed_by_the_lab(path, state, campaign) if returned < n else []
+    typed = sheet.typed(state, written()) if returned < n else []
     if not returned and not typed:
         return f": waiting at the lab ({n} row{'s' if n != 1 else ''}, none returned yet)"
     said = [f"{returned} of its {n} rows returned"] if returned else []
@@ -469,7 +477,7 @@ def draw_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_d
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     df_all, store_note = (frame, None) if frame is not None else _store_frame(campaign)
     df_all = with_analytic(campaign, df_all)  # a lab record's cost, derived as training derives it
-    df = df_all[df_all["campaign"] == campaign.name] if not df_all.empty else df_all
+    df = own_records(campaign, df_all)
     data = training_set(campaign, df_all)
 
     # the cross-validation (torch, a GP fit) runs beside the other plots where it can

@@ -109,8 +109,8 @@ class Cells:
     bad: dict[int, str]
 
 
-#: ``MERGED_CELL`` as the reader writes it; group 1: the row (sheet line) of the merge's first cell.
-_MERGED = re.compile(re.escape(MERGED_CELL).replace(re.escape("{}"), "[A-Z]+([0-9]+)"))
+#: ``MERGED_CELL`` as the reader writes it; groups: the merge's first ``cell`` and its ``row`` (sheet line).
+_MERGED = re.compile(re.escape(MERGED_CELL).replace(re.escape("{}"), "(?P<cell>[A-Z]+(?P<row>[0-9]+))"))
 
 
 def _meant_id(sid: Any, known_ids: Collection[str]) -> str:
@@ -120,6 +120,23 @@ def _meant_id(sid: Any, known_ids: Collection[str]) -> str:
     by_case = {k.casefold(): k for k in known_ids}
     meant = by_case.get(sid.strip().casefold()) or closest_name(sid, list(known_ids), 0.9)
     return f" (did you mean {meant!r}?)" if meant else ""
+
+
+def merged_into(value: Any) -> str | None:
+    """The merge's first cell ('K2') when ``value`` is the reader's text for a cell a merge covers
+    (``MERGED_CELL``), else None."""
+    m = _MERGED.fullmatch(value) if isinstance(value, str) else None
+    return m["cell"] if m else None
+
+
+def shared_when_merged(cells: Sequence[Any], lines: Sequence[int]) -> list[Any]:
+    """A column's ``cells`` (one per sheet line of ``lines``) with each cell a merge covers holding
+    the cell of this column in the merge's first row: the merged text when the merge starts in
+    this column; else (a merge from another column, or from the header) the covered cell itself,
+    still ``MERGED_CELL`` (refused, or no yes). For the columns of ``SHARED_WHEN_MERGED``."""
+    at = {line: i for i, line in enumerate(lines)}
+    return [cells[at[int(m["row"])]] if isinstance(v, str) and (m := _MERGED.fullmatch(v)) and int(m["row"]) in at
+            else v for v in cells]
 
 
 def why_merged(text: str) -> str:
@@ -289,11 +306,7 @@ def _meta(table: pd.DataFrame, columns: Sequence[ColumnLike], name: str, lines: 
         return [None] * len(table)
     cells = table[header].tolist()
     if name in SHARED_WHEN_MERGED:
-        at = {line: i for i, line in enumerate(lines)}
-        # the cell of this column in the merge's first row: the merged text when the merge
-        # starts in this column; else a covered cell itself (still the marker: refused)
-        cells = [cells[at[int(m[1])]] if isinstance(v, str) and (m := _MERGED.fullmatch(v)) and int(m[1]) in at
-                 else v for v in cells]
+        cells = shared_when_merged(cells, lines)
     # spaces around a cell are typing noise; a tab or CR that begins a text is content (it was
     # written, neutralised, by an export and must read back unchanged)
     out = []
@@ -560,9 +573,11 @@ def _compositions(table: pd.DataFrame, columns: Sequence[ColumnLike], parsed: di
 PROVENANCE_COLUMNS = ("source", "method", "contributor", "institution", "notes")
 #: Meta columns whose cell merged over several rows is each row's: a lab sees the merged text in
 #: every row it covers, and a note, a method or an institution typed once over two samples is
-#: said of both (refusing would ask the lab to retype what it plainly meant). A cell that names
-#: or measures one sample (sample_id, formula, record_id, a value) is refused when covered.
-SHARED_WHEN_MERGED = (*PROVENANCE_COLUMNS, "material_class")
+#: said of both (refusing would ask the lab to retype what it plainly meant); so is a "yes" typed
+#: once over the confirm cells of two held samples (``sheets.records_from_table``): the lab reads
+#: yes in both rows, and each confirmation is journalled by sample. A cell that names or measures
+#: one sample (sample_id, formula, record_id, a value) is refused when covered.
+SHARED_WHEN_MERGED = (*PROVENANCE_COLUMNS, "material_class", "confirm")
 
 
 def provenance_of(checked: CheckedColumns, i: int, cache: dict[tuple, Provenance]) -> Provenance:

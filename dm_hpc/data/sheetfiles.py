@@ -24,7 +24,8 @@ import re
 import sys
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -203,11 +204,15 @@ class LoadedTable:
     ``refused``: cells refused as they were read (a formula without a saved result, which
     ``frame`` holds as ``formula_cell``): said together with the problems the checks find
     (``sheets.records_from_table``), not before them, so a lab learns every problem at once.
+    ``shown``: (line, column) -> what the sender's spreadsheet shows in a cell that ``frame``
+    holds a stand-in text for (``formula_cell``, ``VALUELESS_CELL``, ``MERGED_CELL``): the checks
+    read the stand-in, which no check takes for a blank cell, and the annotated copy shows this.
     """
 
     frame: pd.DataFrame
     decimal: str = "."
     refused: tuple[Verdict, ...] = ()
+    shown: Mapping[tuple[int, str], Any] = field(default_factory=dict)
 
 
 def check_file(path: str | Path, shown: str | None = None) -> str:
@@ -390,9 +395,10 @@ def _plain_header(header: list[str]) -> list[str] | None:
     return names if all(names) and len(set(names)) == len(names) else None
 
 
-def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[Any, ...]]:
+def _sheet_values(path: Path, sheet: str | None, data_only: bool
+                  ) -> tuple[list[tuple[Any, ...]], dict[tuple[int, int], Any]]:
     """Cell values of one sheet, row by row (formulas' saved results with ``data_only``), text
-    ``unneutralise``d."""
+    ``unneutralise``d; with ``data_only``, the stand-ins of ``_mark_unread_cells`` too, else none."""
     from openpyxl import load_workbook
 
     try:
@@ -409,10 +415,8 @@ def _sheet_values(path: Path, sheet: str | None, data_only: bool) -> list[tuple[
         # text as the engine wrote it: ``unneutralise`` here, where every read of a workbook passes,
         # so no reader compares the quoted cell with the text (a lab named "=..." read as retyped)
         rows = [tuple(unneutralise(v) if isinstance(v, str) else v for v in r) for r in ws.iter_rows(values_only=True)]
-        if data_only:
-            rows = _mark_valueless_numbers(path, getattr(ws, "_worksheet_path", None), rows)
-            rows = _mark_merged(path, getattr(ws, "_worksheet_path", None), rows)
-        return rows
+        part = getattr(ws, "_worksheet_path", None)
+        return _mark_unread_cells(path, part, rows) if data_only and part is not None else (rows, {})
     except SheetError:
         raise
     except Exception as exc:  # noqa: BLE001 -- as above: parts of the zip are read lazily
@@ -426,7 +430,7 @@ def workbook_cells(path: str | Path) -> list[tuple[Any, ...]]:
     text ``unneutralise``d as on ingest): what a person put in a workbook, for telling whether it
     differs from what was written (before ``neutralise``).
     Raises ``SheetError`` for a file that is not a readable workbook."""
-    return _sheet_values(Path(path), None, data_only=False)
+    return _sheet_values(Path(path), None, data_only=False)[0]
 
 
 #: A number cell whose value element is present but empty: what openpyxl and pandas write for
@@ -435,12 +439,23 @@ _VALUELESS = re.compile(rb'<c r="([A-Z]+)([0-9]+)"(?:(?!/>)[^>])*>\s*<v\s*(?:/>|
 VALUELESS_CELL = "(number cell without a value)"
 
 
-def _mark_valueless_numbers(path: Path, part: str | None, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """``rows`` with every value-less number cell set to ``VALUELESS_CELL`` (refused, named)."""
-    if part is None:
-        return rows
+def _mark_unread_cells(path: Path, part: str, rows: list[tuple[Any, ...]]
+                       ) -> tuple[list[tuple[Any, ...]], dict[tuple[int, int], Any]]:
+    """``rows`` with the cells openpyxl reads as empty though the sheet shows something there
+    given a stand-in text (``_mark_valueless_numbers``, ``_mark_merged``), and (row, column) ->
+    what the sheet shows in each (0-based); the worksheet's XML, where both are found (openpyxl's
+    read-only mode gives neither), is read once."""
     with zipfile.ZipFile(path) as zf:
         xml = zf.read(part)
+    shown: dict[tuple[int, int], Any] = {}
+    rows = _mark_valueless_numbers(xml, rows, shown)
+    return _mark_merged(xml, rows, shown), shown
+
+
+def _mark_valueless_numbers(xml: bytes, rows: list[tuple[Any, ...]], shown: dict[tuple[int, int], Any]
+                            ) -> list[tuple[Any, ...]]:
+    """``rows`` with every value-less number cell of the worksheet ``xml`` set to ``VALUELESS_CELL``
+    (refused, named); each is added to ``shown`` as a blank (what a spreadsheet shows there)."""
     hits = _VALUELESS.findall(xml)
     if not hits:
         return rows
@@ -453,6 +468,7 @@ def _mark_valueless_numbers(path: Path, part: str | None, rows: list[tuple[Any, 
             out[r] += [None] * (c + 1 - len(out[r]))
             if out[r][c] is None:
                 out[r][c] = VALUELESS_CELL
+                shown[r, c] = None
     return [tuple(r) for r in out]
 
 
@@ -463,15 +479,14 @@ MERGED_CELL = "(merged into the cell {})"
 _MERGE = re.compile(rb'<mergeCell\s+ref="([A-Z]+[0-9]+):([A-Z]+[0-9]+)"')
 
 
-def _mark_merged(path: Path, part: str | None, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """``rows`` with each cell that a merge covers (all but its top-left cell) set to ``MERGED_CELL``
-    naming the merge's first cell; only in rows after the first non-empty one (the header's
-    merges stay as they are) and in rows holding some other value (a merge spilling into an empty
-    row below the table adds no row)."""
-    if part is None:
-        return rows
-    with zipfile.ZipFile(path) as zf:
-        merges = _MERGE.findall(zf.read(part))
+def _mark_merged(xml: bytes, rows: list[tuple[Any, ...]], shown: dict[tuple[int, int], Any]
+                 ) -> list[tuple[Any, ...]]:
+    """``rows`` with each cell that a merge of the worksheet ``xml`` covers (all but its top-left
+    cell) set to ``MERGED_CELL`` naming the merge's first cell; only in rows after the first
+    non-empty one (the header's merges stay as they are) and in rows holding some other value (a
+    merge spilling into an empty row below the table adds no row). Each is added to ``shown``
+    with the merge's first cell's value: what the sheet shows across the merge."""
+    merges = _MERGE.findall(xml)
     if not merges:
         return rows
     from openpyxl.utils.cell import coordinate_from_string, column_index_from_string
@@ -481,6 +496,8 @@ def _mark_merged(path: Path, part: str | None, rows: list[tuple[Any, ...]]) -> l
     for a, b in merges:
         (ca, ra), (cb, rb) = coordinate_from_string(a.decode()), coordinate_from_string(b.decode())
         c0, c1 = column_index_from_string(ca) - 1, column_index_from_string(cb) - 1
+        first_row = out[ra - 1] if ra - 1 < len(out) else []
+        anchor = shown.get((ra - 1, c0), first_row[c0] if c0 < len(first_row) else None)
         for r in range(max(ra - 1, first + 1), min(rb, len(out))):
             for c in range(c0, c1 + 1):
                 if (r, c) == (ra - 1, c0) or not any(v is not None for v in out[r]):
@@ -488,6 +505,7 @@ def _mark_merged(path: Path, part: str | None, rows: list[tuple[Any, ...]]) -> l
                 out[r] += [None] * (c + 1 - len(out[r]))
                 if out[r][c] is None:
                     out[r][c] = MERGED_CELL.format(a.decode())
+                    shown[r, c] = anchor
     return [tuple(r) for r in out]
 
 
@@ -495,7 +513,8 @@ def _xlsx_table(path: Path, sheet: str | None) -> LoadedTable:
     header: list[Any] | None = None
     rows: list[tuple[int, list[Any]]] = []
     width = 0
-    for line, values in enumerate(_sheet_values(path, sheet, data_only=True), start=1):
+    values_by_row, stand_ins = _sheet_values(path, sheet, data_only=True)
+    for line, values in enumerate(values_by_row, start=1):
         # a number cell holding inf or NaN is a value the lab wrote, not an empty cell: keep it
         # as text, which the checks refuse with a message instead of reading it as blank
         cells = [repr(v) if isinstance(v, float) and not math.isfinite(v) else v for v in values]
@@ -509,7 +528,8 @@ def _xlsx_table(path: Path, sheet: str | None) -> LoadedTable:
             width = max(width, len(cells))
     if header is None:
         raise SheetError(str(path), [(0, "the sheet is empty (no header row)")])
-    unsaved = _formulas_without_results(path, sheet, header, rows)
+    shown = {(r + 1, c): v for (r, c), v in stand_ins.items()}  # by line, as the rows below
+    unsaved = _formulas_without_results(path, sheet, header, rows, shown)
     # cells are on a grid: a note right of the table is an unnamed column, not a shifted row
     width = max(width, len(header))
     try:
@@ -517,7 +537,9 @@ def _xlsx_table(path: Path, sheet: str | None) -> LoadedTable:
                        header + [None] * (width - len(header)), path)
     except SheetError as exc:
         raise SheetError(str(path), sorted([*exc.verdicts, *unsaved], key=lambda v: v.line)) from None
-    return LoadedTable(frame, refused=tuple(unsaved))
+    names = list(frame.columns)
+    return LoadedTable(frame, refused=tuple(unsaved),
+                       shown={(line, names[c]): v for (line, c), v in shown.items() if c < len(names)})
 
 
 #: A formula element (``<f>``, ``<f t="shared" .../>``, ``<x:f>``) in a workbook part; ``<font>``
@@ -543,13 +565,14 @@ def formula_cell(formula: str) -> str:
 
 
 def _formulas_without_results(path: Path, sheet: str | None, header: list[Any],
-                              rows: list[tuple[int, list[Any]]]) -> list[Verdict]:
+                              rows: list[tuple[int, list[Any]]], shown: dict[tuple[int, int], Any]) -> list[Verdict]:
     """A refusal for each formula whose result was never saved (a workbook written by a program,
-    not a spreadsheet), in any column; each such cell of ``rows`` is set to ``formula_cell``."""
+    not a spreadsheet), in any column; each such cell of ``rows`` is set to ``formula_cell`` and
+    added to ``shown`` (line, column) as the formula, what was typed there."""
     empty = {(line, col) for line, cells in rows for col, v in enumerate(cells) if v is None}
     if not empty or not _may_hold_formulas(path):
         return []
-    formulas = _sheet_values(path, sheet, data_only=False)
+    formulas = _sheet_values(path, sheet, data_only=False)[0]
     at = {line: cells for line, cells in rows}
     out = []
     for line, col in sorted(empty):
@@ -557,6 +580,7 @@ def _formulas_without_results(path: Path, sheet: str | None, header: list[Any],
         if not (isinstance(v, str) and v.startswith("=")):
             continue
         at[line][col] = formula_cell(v)
+        shown[line, col] = v
         name = "" if col >= len(header) or header[col] is None else str(header[col]).strip()
         out.append(refused(line, "a formula without a saved result: open and save the file in a spreadsheet "
                                  "program, or type the value", column=name or f"Unnamed: {col}", value=v))

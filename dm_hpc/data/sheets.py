@@ -54,6 +54,7 @@ from dm_hpc.data.sheet_checks import (
     check_columns,
     not_made_and_pending,
     record_id_warnings,
+    shared_when_merged,
 )
 from dm_hpc.data.sheet_columns import record_columns
 from dm_hpc.data.shards import RecordColumns
@@ -96,6 +97,14 @@ class Column:
     name: str
     unit: str | None = None
     step: str | None = None
+
+
+def header_key(header: object) -> str:
+    """A header's name without its unit, as the template reads it (``_HEADER``):
+    'process:treatment:temperature [degC]' -> 'process:treatment:temperature'; a header outside
+    that grammar (a bracket inside the name) whole, stripped."""
+    m = _HEADER.match(str(header))
+    return m.group("key") if m else str(header).strip()
 
 
 def is_template_header(header: str) -> bool:
@@ -280,25 +289,62 @@ def _numbers_in(table: pd.DataFrame, header: str) -> bool:
     return bool(table[header].map(number).any())
 
 
-def _columns(table: pd.DataFrame, properties: Collection[str] = ()
-             ) -> tuple[list[Column], list[tuple[int, str]], list[str]]:
-    """The template columns of a table, the header problems and the warnings (``properties``:
-    the names a column the template does not know may be a renamed measurement of)."""
+@dataclass(frozen=True)
+class Headers:
+    """What a table's header row says (``_columns``): its template ``columns``, the header
+    ``problems`` (line 1) and ``warnings``; ``unchecked``: the headers a problem names, whose cells
+    are not checked (an unknown term or unit, a column given twice); ``foreign``: the headers
+    outside the template, annotations aside, in sheet order; ``claims_property``: some header
+    starts ``property:``, read or not (one that does not read says why itself)."""
+
+    columns: list[Column]
+    problems: list[tuple[int, str]]
+    warnings: list[str]
+    unchecked: set[object]
+    foreign: list[object]
+    claims_property: bool
+
+    def readable(self) -> list[Column]:
+        """The columns whose cells can be checked: those no problem names, an uncertainty only
+        beside its property's column (its unit and its value are that column's)."""
+        ok = [c for c in self.columns if c.header not in self.unchecked]
+        props = {c.name for c in ok if c.kind == "property"}
+        return [c for c in ok if c.kind != "uncertainty" or c.name in props]
+
+    def amounts_unchecked(self) -> bool:
+        """Whether a problem names a composition or raw-material column: the rows' sums and
+        whether a row gives a composition at all are then judged without it."""
+        return any(str(h).strip().lower().startswith(("composition:", "raw:")) for h in self.unchecked)
+
+
+def _columns(table: pd.DataFrame, properties: Collection[str] = ()) -> Headers:
+    """The header row of a table, read once (``properties``: the names a column the template
+    does not know may be a renamed measurement of)."""
     problems: list[tuple[int, str]] = []
     warnings: list[str] = []
     columns: list[Column] = []
+    unchecked: set[object] = set()
+    foreign: list[object] = []
+    claims_property = False
     misspelt: set[str] = set()  # the properties that refused property columns probably meant
+
+    def refuse(problem: str, *headers: object) -> None:
+        problems.append((1, problem))
+        unchecked.update(headers)
+
     for header in table.columns:
         if is_annotation(header):  # the annotated copy's information, sent back with the lab's corrections
             continue
+        claims_property = claims_property or str(header).strip().lower().startswith("property:")
         if not is_template_header(header):
+            foreign.append(header)
             by_name = names_property(header, properties)
             guess = did_you_mean(header) or by_name
             # a column named after a property refuses the sheet only when it holds numbers
             filled = _filled(table, header) and (by_name is None or did_you_mean(header) is not None
                                                  or _numbers_in(table, header))
             if guess and filled:  # a measurement under a wrong name would be lost: refuse
-                problems.append((1, f"column {header!r} is not a template column; did you mean {guess!r}?"))
+                refuse(f"column {header!r} is not a template column; did you mean {guess!r}?", header)
             else:
                 warnings.append(f"column {header!r} is not a template column; ignored"
                                 + (f" (did you mean {guess!r}?)" if guess else ""))
@@ -307,34 +353,34 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()
             columns.append(parse_header(header))
         except UnknownPropertyError as exc:
             problem, meant = _unknown_term(header, exc)
-            problems.append((1, problem))
+            refuse(problem, header)
             if meant and str(header).strip().lower().startswith("property:"):
                 misspelt.add(meant)
         except (ValueError, KeyError) as exc:
-            problems.append((1, str(exc)))
+            refuse(str(exc), header)
     for c in columns:
         if c.kind == "composition" and not is_element(c.name):
-            problems.append((1, f"column {c.header!r}: {unknown_element(c.name)}"))
+            refuse(f"column {c.header!r}: {unknown_element(c.name)}", c.header)
         if c.kind == "process":
             try:
                 ProcessStep(name=c.step)
             except ValueError as exc:
-                problems.append((1, f"column {c.header!r}: {describe_error(exc)}"))
+                refuse(f"column {c.header!r}: {describe_error(exc)}", c.header)
         if c.kind in ("property", "uncertainty", "process"):
             kind = "process_parameter" if c.kind == "process" else "property"
             if c.unit is None:
-                problems.append((1, f"column {c.header!r}: header has no [unit]"))
+                refuse(f"column {c.header!r}: header has no [unit]", c.header)
                 continue
             try:
                 converter(c.name, c.unit, kind)
             except ValueError as exc:
-                problems.append((1, f"column {c.header!r}: {exc}"))
+                refuse(f"column {c.header!r}: {exc}", c.header)
     seen: dict[tuple, str] = {}
     for c in columns:  # two columns for one quantity: which one holds the value is a guess
         key = (c.kind, c.step, c.name)
         if c.kind in ("composition", "raw", "process", "property", "uncertainty") and key in seen:
-            problems.append((1, f"columns {seen[key]!r} and {c.header!r} both give "
-                                f"{c.kind} {c.name if c.step is None else f'{c.step}:{c.name}'}; keep one"))
+            refuse(f"columns {seen[key]!r} and {c.header!r} both give "
+                   f"{c.kind} {c.name if c.step is None else f'{c.step}:{c.name}'}; keep one", seen[key], c.header)
         seen.setdefault(key, c.header)
     props = {c.name: c for c in columns if c.kind == "property"}
     for c in columns:
@@ -342,9 +388,9 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()
             continue  # its property column is there, misspelt, and said so: one problem, not two
         if c.kind == "uncertainty" and c.name not in props:
             # its property column is most often there, typed over: name it, or the lab looks for a missing one
-            renamed = [h for h in table.columns if not is_template_header(h) and names_property(h, [c.name])]
-            problems.append((1, f"column {c.header!r}: an uncertainty without a property:{c.name} column"
-                                + (f" (is {renamed[0]!r} it? name it {property_column(c.name)!r})" if renamed else "")))
+            renamed = [h for h in foreign if names_property(h, [c.name])]
+            refuse(f"column {c.header!r}: an uncertainty without a property:{c.name} column"
+                   + (f" (is {renamed[0]!r} it? name it {property_column(c.name)!r})" if renamed else ""), c.header)
         elif c.kind == "uncertainty" and c.unit != props[c.name].unit:
             if not _filled(table, c.header):
                 # a lab that changed the value's unit (as docs/labs.md says) and sent no uncertainty:
@@ -353,8 +399,8 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()
                                 f"{props[c.name].unit!r}; ignored")
                 columns = [k for k in columns if k is not c]
                 continue
-            problems.append((1, f"column {c.header!r}: unit {c.unit!r} differs from the value's {props[c.name].unit!r}"))
-    return columns, problems, warnings
+            refuse(f"column {c.header!r}: unit {c.unit!r} differs from the value's {props[c.name].unit!r}", c.header)
+    return Headers(columns, problems, warnings, unchecked, foreign, claims_property)
 
 
 def records_from_table(
@@ -372,7 +418,9 @@ def records_from_table(
     checked, warnings = _checked(table, origin, defaults, known_ids, decimal, properties, unread)
     built = build_records(checked)
     warnings += record_id_warnings(checked, built.lines, [r.record_id for r in built.records])
-    confirm = ({str(sid).strip(): cell for sid, cell in zip(table["sample_id"], table["confirm"])}
+    # a "yes" merged over the confirm cells of several rows is each row's (``SHARED_WHEN_MERGED``)
+    confirm = ({str(sid).strip(): cell for sid, cell in
+                zip(table["sample_id"], shared_when_merged(table["confirm"].tolist(), checked.lines))}
                if "confirm" in table.columns and "sample_id" in table.columns else {})
     return SheetContents(built.records, built.lines, built.not_made, warnings, built.pending, built.verdicts,
                          confirm, property_units(checked))
@@ -439,48 +487,56 @@ def _checked(
     properties: Collection[str] = (), unread: Sequence[Verdict] = (),
 ) -> tuple[CheckedColumns, list[str]]:
     """The table's header checks, then every column check; the warnings to show. ``unread``: cells
-    the reader refused, said with the problems found here (one refusal names them all)."""
+    the reader refused, said with the problems found here (one refusal names them all).
+
+    A header problem does not hide the rows' problems: the cells of the columns that read
+    (``Headers.readable``) are checked too and said in the same refusal, unless the rows'
+    compositions cannot be judged (a composition column unread, no basis or no composition), where
+    a sum taken without a column or on the wrong basis would refuse rows that are right."""
     unread = _of_their_rows(unread, table)
-    columns, problems, warnings = _columns(table, properties)
+    heads = _columns(table, properties)
+    columns, problems, warnings = heads.columns, list(heads.problems), list(heads.warnings)
+    ids = known_ids
     if known_ids is not None and not any(c.kind == "meta" and c.name == "sample_id" for c in columns):
         # a renamed header would otherwise read as every row's sample_id left empty, one error a row
-        like = [h for h in table.columns if not is_template_header(h)
-                and closest_name(_squeezed(h), ["sampleid"], 0.8) is not None]
+        like = [h for h in heads.foreign if closest_name(_squeezed(h), ["sampleid"], 0.8) is not None]
         problems.append((1, "no sample_id column" + (f"; did you mean {like[0]!r}?" if like
                                                      else ": every row must answer a suggestion id")))
+        ids = None  # the rows' other cells are still checked; their ids are what this problem says
     bases = {_BASIS_UNITS.get(c.unit or "", None) for c in columns if c.kind == "composition"}
     if None in bases:
         bad = [c.header for c in columns if c.kind == "composition" and (c.unit or "") not in _BASIS_UNITS]
         problems.append((1, f"composition unit of {bad} must be one of {sorted(k for k in _BASIS_UNITS if k)}"))
     elif len(bases) > 1:
         problems.append((1, "composition columns mix bases; use one of at_frac, at%, wt_frac, wt% for all"))
-    if not any(c.kind in ("composition", "raw") for c in columns) and not any(c.name == "formula" for c in columns):
+    amounts = any(c.kind in ("composition", "raw") for c in columns) or any(c.name == "formula" for c in columns)
+    if not amounts:
         problems.append((1, "no composition:<El> columns, no raw:<name> columns and no formula column"))
     if table.empty:
         problems.append((0, "the sheet has a header but no rows"))
-    if not any(c.kind == "property" for c in columns) and not any(
-            str(h).strip().lower().startswith("property:") for h in table.columns):  # else that column said why
-        unknown = [h for h in table.columns if not is_template_header(h) and not is_annotation(h)]
+    if not any(c.kind == "property" for c in columns) and not heads.claims_property:  # else that column said why
         guesses = [f"{h!r} (did you mean {g!r}?)" if (g := did_you_mean(h) or names_property(h, properties)) else repr(h)
-                   for h in unknown]
+                   for h in heads.foreign]
         guesses.sort(key=lambda g: "did you mean" not in g)  # the likely fixes first
         shown = ", ".join(guesses[:12]) + (f" and {len(guesses) - 12} more" if len(guesses) > 12 else "")
         problems.append((1, "no property:<name> [unit] column, so no measurement can be read"
                             + (f"; columns not recognised: {shown}" if guesses else "")))
-    if problems:  # the header's problems (line 0 or 1) come before the cells' (line 2 on)
+    # the header's problems (line 0 or 1) come before the cells' (line 2 on)
+    judged = amounts and None not in bases and len(bases) <= 1 and not heads.amounts_unchecked()
+    if problems and (not judged or table.empty):  # no cell of a row whose composition cannot be judged
         raise SheetError(origin, [*problems, *unread])
     basis = next(iter(bases)) if bases else Basis.atomic_fraction
     lines = [int(i) for i in table.index] if table.index.name == "line" else list(range(2, len(table) + 2))
     try:
-        checked = check_columns(table, columns, basis, defaults, lines, origin, decimal, known_ids)
+        checked = check_columns(table, heads.readable(), basis, defaults, lines, origin, decimal, ids)
     except SheetError as exc:
         # a check's word on a cell the reader refused (its stand-in text "not a number", an
         # "unknown sample_id") would say that cell's problem twice, the second time wrongly
         marks = {formula_cell(v.value) for v in unread}
         said = [v for v in exc.verdicts if not (isinstance(v.value, str) and v.value in marks)]
-        raise SheetError(origin, sorted([*unread, *said], key=lambda v: v.line)) from None
-    if unread:
-        raise SheetError(origin, list(unread))
+        raise SheetError(origin, [*problems, *sorted([*unread, *said], key=lambda v: v.line)]) from None
+    if problems or unread:
+        raise SheetError(origin, [*problems, *unread])
     not_made, pending = not_made_and_pending(checked)
     if known_ids is None:
         warnings += [f"line {line}: no measurement in this row ({NOT_MADE}); skipped" for line, _ in not_made]

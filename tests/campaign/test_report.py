@@ -400,3 +400,36 @@ def test_the_report_says_a_pending_lab_sheet_nobody_filled_is_waiting_at_the_lab
                                               "composition:Ni [at_frac]": [0.5],
                                               "property:hardness [GPa]": [2.4]})) is not None
     assert line() == f"- lab sheets: `{pending}`: 1 of its 2 rows returned, 1 still at the lab", line()
+
+
+def test_the_report_reads_each_lab_sheet_once_and_what_the_engine_wrote_once(tmp_path, monkeypatch):
+    """Where each run folder's lab sheet stands was found by reading the sheet twice (its sample
+    ids, then what was typed) and by building what the engine wrote for every suggestion once per
+    sheet. Now each sheet is read once, the written rows built once for all; the lines are as before."""
+    import shutil
+
+    import openpyxl
+    from typer.testing import CliRunner
+
+    import dm_hpc.campaign.labsheet as labsheet
+    import dm_hpc.data.sheetfiles as sheetfiles
+    from dm_hpc.cli import app
+    from tests.campaign.helpers import hardness_density_lab
+
+    api = hardness_density_lab(tmp_path, ["S0", "S1"])
+    assert CliRunner().invoke(app, ["suggest", str(tmp_path / "two.yaml")]).exit_code == 0
+    sheets = [api.spec.run_dir / "lab-suggestions.xlsx", api.spec.run_dir / "lab-copy.xlsx"]
+    shutil.copy(sheets[0], sheets[1])
+    for k, sheet in enumerate(sheets):  # S0 typed in one, S1 in the other
+        wb = openpyxl.load_workbook(sheet)
+        ws = wb["samples"]
+        ws.cell(2 + k, [c.value for c in ws[1]].index("property:hardness [GPa]") + 1).value = 2.4
+        wb.save(sheet)
+    reads, builds = [], []
+    cells, rows = sheetfiles.workbook_cells, labsheet.suggestion_rows
+    monkeypatch.setattr(sheetfiles, "workbook_cells", lambda path: reads.append(path) or cells(path))
+    monkeypatch.setattr(labsheet, "suggestion_rows", lambda *a, **k: builds.append(a) or rows(*a, **k))
+    text = write_report(api.spec).read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("- lab sheets:"))
+    assert line.count("values typed for 1 of its 2 rows, not ingested yet") == 2, line
+    assert sorted(reads) == sorted(sheets) and len(builds) == 1, (reads, builds)

@@ -285,14 +285,23 @@ def test_extra_columns_are_ignored_with_a_warning_template_typos_are_errors(tmp_
 
 def test_a_misspelt_property_column_is_one_problem_with_one_guess(tmp_path):
     """First-hour review: 'property:mixing_enrgy' said "did you mean" twice, listed the whole
-    vocabulary, and added the errors it caused (an orphan uncertainty, no property column)."""
+    vocabulary, and added the errors it caused (an orphan uncertainty, no property column).
+    The header problem no longer hides the bad cells of the columns that read (a lab that fixed
+    the header learnt of a bad density beside it from a second refusal); the uncertainty of the
+    misspelt property is not read (no property column to read it with) and says nothing."""
     header = "sample_id,composition:Cu [at_frac],composition:Ni [at_frac],"
+    misspelt = (1, "column 'property:mixing_enrgy [meV/atom]': unknown property 'mixing_enrgy'; "
+                   "did you mean 'property:mixing_energy [meV/atom]'?")
     with pytest.raises(SheetError) as info:
         read_sheet(sheet(tmp_path, f"{header}property:mixing_enrgy [meV/atom],uncertainty:mixing_energy [meV/atom]\n"
                                    "A,0.5,0.5,10,1\n"))
-    assert info.value.problems == [
-        (1, "column 'property:mixing_enrgy [meV/atom]': unknown property 'mixing_enrgy'; "
-            "did you mean 'property:mixing_energy [meV/atom]'?")], info.value.problems
+    assert info.value.problems == [misspelt], info.value.problems
+    with pytest.raises(SheetError) as info:
+        read_sheet(sheet(tmp_path, f"{header}property:mixing_enrgy [meV/atom],uncertainty:mixing_energy [meV/atom],"
+                                   "property:density [g/cm^3]\nA,0.5,0.5,10,1,abc\nB,0.5,0.5,10,-1,8.9\n"))
+    assert info.value.problems == [misspelt, (
+        2, "sample 'A', column 'property:density [g/cm^3]', value 'abc': not a number: type the measured value, "
+           "or write 'not made' if the sample was not made")], info.value.problems
     # a process parameter is guessed as one, in its step; with no close name the known ones are listed
     text = problems(sheet(tmp_path, f"{header}process:anneal:temprature [K],property:density [g/cm^3]\nA,0.5,0.5,900,8.9\n"))
     assert "did you mean 'process:anneal:temperature [K]'?" in text and text.count("did you mean") == 1, text
@@ -395,3 +404,24 @@ def test_cli_import_replace_sheet_and_errors_without_traceback(tmp_path):
     bad_unit = sheet(tmp_path, "sample_id,composition:Cu [at_frac],property:mixing_energy [eV/atom]\nA,1,x\n", name="u.csv")
     res = dm("store", "import", str(bad_unit), "--store", store)
     assert "column 'property:mixing_energy [eV/atom]', value 'x': not a number" in res.stderr  # brackets are not markup
+
+
+def test_a_workbooks_sheet_part_is_read_once_for_its_merges_and_its_valueless_cells(tmp_path, monkeypatch):
+    """The reader looked for number cells without a value in the worksheet's XML, then unzipped
+    and read the same part again for its merges."""
+    wb = openpyxl.Workbook()
+    wb.active.append(HEADER.split(",") + ["notes"])
+    wb.active.append(["A", 0.5, 0.5, 8.9, "one furnace run"])
+    wb.active.append(["B", 0.5, 0.5, 8.8, None])
+    wb.active.merge_cells("E2:E3")
+    wb.save(tmp_path / "merged.xlsx")
+    reads, real = [], zipfile.ZipFile.read
+
+    def counted(self, name, pwd=None):
+        reads.append(getattr(name, "filename", name))
+        return real(self, name, pwd)
+
+    monkeypatch.setattr(zipfile.ZipFile, "read", counted)
+    records = read_sheet(tmp_path / "merged.xlsx")
+    assert [r.provenance.extra.get("notes") for r in records] == ["one furnace run"] * 2
+    assert reads.count("xl/worksheets/sheet1.xml") == 1, reads

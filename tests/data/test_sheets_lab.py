@@ -401,7 +401,8 @@ def test_a_formula_without_a_saved_result_is_said_with_the_sheets_other_problems
     fixed the formula, sent the sheet back and only then learnt of the impossible value and the
     mistyped sample id beside it. Now one refusal names every problem, the formula among them (its
     column by name), in the form of the other problems; nothing is stored. A header whose unit
-    does not convert is said together with the formula as well."""
+    does not convert is said together with the formula and the mistyped id as well (the value
+    under that header is not read: no unit to read it in)."""
     path, campaign = lab_campaign(tmp_path)
     sheet = tmp_path / "suggest.xlsx"
     assert dm("suggest", str(path), "--out", str(sheet)).returncode == 0
@@ -420,8 +421,9 @@ def test_a_formula_without_a_saved_result_is_said_with_the_sheets_other_problems
     assert not campaign.store.exists()
     unit = rename(filled, tmp_path / "unit.xlsx", PROP, "property:mixing_energy [eV/furlong]")
     said = " ".join(dm("ingest", str(path), str(unit)).stderr.split())
-    assert "2 problem(s), nothing imported" in said and "eV/furlong" in said, said
+    assert "3 problem(s), nothing imported" in said and "eV/furlong" in said, said
     assert "value '=-0.05-0.02': a formula without a saved result" in said, said
+    assert "unknown sample_id 'L1-9'" in said and "outside the physical range" not in said, said
     assert not campaign.store.exists()
 
 
@@ -449,3 +451,132 @@ def test_a_sheet_with_compositions_or_notes_but_no_value_says_nothing_was_stored
         assert "nothing was stored" in said and "3 row(s) stay pending" in said, said
         assert "write 'not made' in a measurement cell" not in said, said  # the samples may well be made
         assert all(e.awaited for e in jn.replay(campaign.run_dir / "journal.jsonl").lab.values())
+
+
+def _merged(path, out, cells: dict[str, object], merges: list[str]):
+    """What a lab does in Excel: type into cells (by coordinate), merge ranges, save."""
+    wb = openpyxl.load_workbook(path)
+    ws = wb.worksheets[0]
+    for at, value in cells.items():
+        ws[at].value = value
+    for span in merges:
+        ws.merge_cells(span)
+    wb.save(out)
+    return out
+
+
+def test_a_confirm_cell_merged_over_two_held_rows_confirms_both(tmp_path):
+    """A lab confirmed two held values with one 'yes' merged over both rows' confirm cells: the
+    first was stored, the second stayed held with "its confirm cell says '(merged into the cell
+    K2)', which is not a yes" (the reader's stand-in, in words the lab never typed). The lab sees
+    yes in both rows, as it sees a merged note: it confirms both (``SHARED_WHEN_MERGED``). A
+    confirm cell covered by a merge from another column is no yes of its own: said, naming the
+    merge and the sample; the value stays held."""
+    from dm_hpc.campaign.annotate import take_and_annotate
+
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    write_suggestions(campaign, sheet)
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": 1.7, "L1-1": 1.8, "L1-2": -0.1})
+    at = [c.value for c in openpyxl.load_workbook(filled).worksheets[0][1]].index("confirm") + 1
+    confirm = openpyxl.utils.get_column_letter(at)
+    down = _merged(filled, tmp_path / "down.xlsx", {f"{confirm}2": "yes"}, [f"{confirm}2:{confirm}3"])
+    wb = openpyxl.load_workbook(filled)
+    wb.worksheets[0].insert_cols(at)  # a notes column typed in before the confirm column
+    wb.save(tmp_path / "across.xlsx")
+    notes, moved = confirm, openpyxl.utils.get_column_letter(at + 1)
+    # L1-1's confirm cell under a note merged from the left of it
+    across = _merged(tmp_path / "across.xlsx", tmp_path / "across.xlsx",
+                     {f"{notes}1": "notes", f"{notes}3": "checked twice", f"{moved}2": "yes"}, [f"{notes}3:{moved}3"])
+
+    result = take_and_annotate(campaign, down, tmp_path / "annotated.xlsx")
+    assert sorted(result.confirmed) == ["L1-0", "L1-1"] and not result.held, result.warnings
+    assert not any("confirm cell" in w for w in result.warnings), result.warnings
+    assert sorted(Store.open(campaign.store).to_dataframe()["sample_id"]) == ["L1-0", "L1-1", "L1-2"]
+    ws = openpyxl.load_workbook(tmp_path / "annotated.xlsx")["annotated"]
+    head = [c.value for c in ws[1]]
+    assert [ws.cell(r, head.index("confirm") + 1).value for r in (2, 3)] == ["yes", "yes"]
+
+    (tmp_path / "fresh").mkdir()
+    _, campaign = lab_campaign(tmp_path / "fresh")  # nothing stored: both values held again
+    result = take_and_annotate(campaign, across, None)
+    assert result.confirmed == ["L1-0"] and [h.sample_id for h in result.held] == ["L1-1"]
+    said = " ".join(result.warnings)
+    assert f"sample L1-1: its confirm cell is merged into the cell {notes}3" in said, said
+    assert "unmerge the cells" in said and "(merged" not in said, said
+
+
+def test_the_annotated_copy_of_a_refused_sheet_shows_what_the_lab_saw_never_a_stand_in(tmp_path):
+    """The annotated copy of a refused sheet showed '(merged into the cell L2)' in a notes cell a
+    merge covered, though the note itself is what is stored; likewise '(number cell without a
+    value)' and '(the formula =1/0 without a saved result)': the reader's stand-ins, which keep a
+    cell from reading as blank. The copy now shows each cell as the lab's spreadsheet showed it
+    (the merged text, a blank, the formula typed), with the refusal in the comments."""
+    from dm_hpc.campaign.annotate import take_and_annotate
+    from dm_hpc.data.sheets import SheetError
+
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    write_suggestions(campaign, sheet)
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -0.09, "L1-1": -0.08, "L1-2": -0.07})
+    header = [c.value for c in openpyxl.load_workbook(filled).worksheets[0][1]]
+    letter = {h: openpyxl.utils.get_column_letter(header.index(h) + 1) for h in header}
+    unc = letter["uncertainty:mixing_energy [eV/atom]"]
+    notes = openpyxl.utils.get_column_letter(len(header) + 1)
+    _merged(filled, filled, {f"{notes}1": "notes", f"{notes}2": "furnace B", f"{unc}2": float("nan"),
+                             f"{unc}3": "=1/0"}, [f"{notes}2:{notes}3", f"{letter[PROP]}3:{letter[PROP]}4"])
+    out = tmp_path / "annotated.xlsx"
+    with pytest.raises(SheetError) as err:
+        take_and_annotate(campaign, filled, out)
+    said = " ".join(str(err.value).split())
+    assert f"merged into the cell {letter[PROP]}3" in said and "without a saved result" in said, said
+    ws = openpyxl.load_workbook(out)["annotated"]
+    shown = [[c.value for c in row] for row in ws.iter_rows()]
+    head = shown[0]
+    cells = [str(v) for row in shown for v in row if v is not None]
+    assert not [v for v in cells if v.startswith("(")], cells  # no stand-in text anywhere
+    by_sid = {row[0]: dict(zip(head, row)) for row in shown[1:]}
+    assert by_sid["L1-0"]["notes"] == by_sid["L1-1"]["notes"] == "furnace B"  # what is stored for both
+    assert by_sid["L1-2"][PROP] == -0.08  # the merged value, as the lab saw it, refused
+    assert by_sid["L1-0"]["uncertainty:mixing_energy [eV/atom]"] is None
+    assert by_sid["L1-1"]["uncertainty:mixing_energy [eV/atom]"] == "'=1/0"  # the formula, as text
+    row = next(r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == "L1-2")
+    comment = ws.cell(row, head.index(PROP) + 1).comment.text
+    assert comment.startswith("refused") and f"merged into the cell {letter[PROP]}3" in comment, comment
+
+
+def test_a_header_problem_is_said_with_the_rows_problems_where_the_rows_can_be_read(tmp_path):
+    """A sheet with a header problem (a column named 'Hardness' holding numbers, a sample_id header
+    typed over) was refused for the header alone; once the lab had fixed it, the bad value and the
+    composition that does not sum beside it came back in a second refusal. Now one refusal says
+    them all; a header whose composition cannot be read (a unit no basis has) still stops there,
+    as its rows' sums would be judged on the wrong basis."""
+    from dm_hpc.campaign.lab import read_lab_sheet
+    from dm_hpc.data.sheets import SheetError
+
+    path, campaign = lab_campaign(tmp_path)
+    sheet = tmp_path / "suggest.xlsx"
+    write_suggestions(campaign, sheet)
+    filled = fill(sheet, tmp_path / "filled.xlsx", {"L1-0": -0.09, "L1-1": "abc", "L1-2": -0.07})
+    filled = fill(filled, filled, {"L1-2": 0.9}, column="composition:Ni [at_frac]")  # 0.9 + 0.4
+    wb = openpyxl.load_workbook(filled)
+    ws = wb.worksheets[0]
+    ws.cell(1, ws.max_column + 1).value = "Hardness"
+    ws.cell(2, ws.max_column).value = 2.5
+    wb.save(tmp_path / "hardness.xlsx")
+
+    def refusal(sheet_file) -> list[tuple[int, str]]:
+        with pytest.raises(SheetError) as err:
+            read_lab_sheet(campaign, sheet_file)
+        return err.value.problems
+
+    said = refusal(tmp_path / "hardness.xlsx")
+    assert said[0] == (1, "column 'Hardness' is not a template column; did you mean 'property:hardness [GPa]'?"), said
+    assert [line for line, _ in said] == [1, 3, 4], said
+    assert "not a number" in said[1][1] and "composition sums to 1.3" in said[2][1], said
+    said = refusal(rename(tmp_path / "hardness.xlsx", tmp_path / "ids.xlsx", "sample_id", "Sample ID"))
+    assert said[:2] == [(1, "column 'Hardness' is not a template column; did you mean 'property:hardness [GPa]'?"),
+                        (1, "no sample_id column; did you mean 'Sample ID'?")], said
+    assert [line for line, _ in said[2:]] == [3, 4] and "sample_id" not in " ".join(m for _, m in said[2:]), said
+    said = refusal(rename(filled, tmp_path / "basis.xlsx", "composition:Cu [at_frac]", "composition:Cu [ppm]"))
+    assert [line for line, _ in said] == [1], said
