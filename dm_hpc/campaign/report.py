@@ -457,6 +457,13 @@ def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_
     return draw_report(campaign, frame, out_dir, whole_store).summary
 
 
+#: The report's plots by what they show, as files in its folder. A redraw first removes each, so a
+#: plot this drawing leaves out (a parity plot once a record became unreadable at a portal reader's
+#: clearance, a transfer replay once the source is gone) is not listed or served from before.
+PLOT_FILES = {"best": "best_vs_evaluations.png", "pareto": "pareto.png", "process": "objectives_vs_process.png",
+              "parity": "parity.png", "transfer": "transfer_replay.png"}
+
+
 def draw_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_dir: Path | None = None,
                 whole_store: bool = False) -> Report:
     """Write ``<run_dir>/report/summary.md`` and its PNG plots; returns both (``Report``).
@@ -474,6 +481,8 @@ def draw_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_d
     campaign, left_out = readable_sources(campaign)
     out_dir = out_dir or campaign.run_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
+    for name in PLOT_FILES.values():
+        (out_dir / name).unlink(missing_ok=True)
     state = jn.replay(campaign.run_dir / "journal.jsonl")
     df_all, store_note = (frame, None) if frame is not None else _store_frame(campaign)
     df_all = with_analytic(campaign, df_all)  # a lab record's cost, derived as training derives it
@@ -488,7 +497,7 @@ def draw_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_d
                        else lambda: None)
     plots: list[tuple[str, Path]] = []
     notes: list[str] = [store_note] if store_note else []
-    best_png = plot_best(campaign, df, out_dir / "best_vs_evaluations.png")
+    best_png = plot_best(campaign, df, out_dir / PLOT_FILES["best"])
     if best_png:
         plots.append(("best value vs evaluations, per fidelity", best_png))
     else:
@@ -503,18 +512,18 @@ def draw_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_d
             fitted = transfer_model(campaign, data)
         except Exception as exc:  # a failed fit must not cost the rest of the report
             notes.append(f"transfer model failed: {type(exc).__name__}: {exc}")
-    pareto_png, front = plot_pareto(campaign, df, out_dir / "pareto.png")
+    pareto_png, front = plot_pareto(campaign, df, out_dir / PLOT_FILES["pareto"])
     if pareto_png:
         plots.append(("Pareto front of each fidelity (non-dominated records highlighted)", pareto_png))
     elif len(campaign.objectives) > 1:
         notes.append("no records with all objectives yet: no Pareto plot")
-    process_png = plot_process(campaign, df, out_dir / "objectives_vs_process.png")
+    process_png = plot_process(campaign, df, out_dir / PLOT_FILES["process"])
     if process_png:
         plots.append(("objectives against each process parameter", process_png))
     cross_validated()
     try:
         # a report on a reader's scoped view (``frame``) leaves the whole campaign's kept predictions be
-        parity_png, r2, cals = plot_parity(campaign, data, out_dir / "parity.png", remember=remember,
+        parity_png, r2, cals = plot_parity(campaign, data, out_dir / PLOT_FILES["parity"], remember=remember,
                                            fitted=fitted)
     except Exception as exc:  # a failed fit must not cost the rest of the report
         parity_png = None
@@ -610,7 +619,7 @@ def draw_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_d
             if fitted is not None:
                 curves = replay(campaign, data, fitted)
                 plots.append(("best-so-far with and without transfer (replayed on the campaign's own records)",
-                              plot_replay(campaign, curves, out_dir / "transfer_replay.png")))
+                              plot_replay(campaign, curves, out_dir / PLOT_FILES["transfer"])))
                 md += replay_lines(campaign, curves)
         except Exception as exc:  # a failed fit must not cost the rest of the report
             notes.append(f"transfer section failed: {type(exc).__name__}: {exc}")

@@ -256,3 +256,27 @@ def test_an_upload_while_another_command_holds_the_campaign_is_a_409_not_a_500(b
                    headers={"Authorization": f"Bearer {portal.tokens['lab']}"},
                    files={"file": ("busy.csv", table.to_csv(index=False).encode())})
     assert r.status_code == 409 and "busy with another command" in r.json()["detail"], r.text
+
+
+def test_a_plot_a_redrawn_report_leaves_out_is_neither_listed_nor_served(built_campaign, tmp_path):
+    """A partner's report folder kept the parity plot drawn while the records were public: once they
+    were restricted and the redraw had too few records for it, the old plot (every restricted value
+    on it) was still listed and served."""
+    from .conftest import make_portal
+
+    portal = make_portal(built_campaign, tmp_path)
+    store = _store(portal)
+    ids = sorted(r.record_id for r in Store.open(store).records())
+    AccessMap(store).set(ids[1:], new_rule("public"))
+    AccessMap(store).set(ids[:1], new_rule("restricted"))  # the partner reads not all: a report of its own
+    token = ServiceState(portal.state_dir).add_user("partner", Role.scientist, [CAMPAIGN], AccessLevel.public)
+    auth = {"Authorization": f"Bearer {token}"}
+    report, plot = f"/api/v1/campaigns/{CAMPAIGN}/report", f"/api/v1/campaigns/{CAMPAIGN}/report/parity.png"
+    with TestClient(portal.app()) as c:
+        assert "parity.png" in c.get(report, headers=auth).json()["plots"]
+        assert c.get(plot, headers=auth).status_code == 200
+        AccessMap(store).set(ids[2:], new_rule("restricted"))  # one record left to read: no parity plot
+        r = c.get(report, headers=auth)
+        assert r.status_code == 200 and "parity.png" not in r.json()["plots"], r.json()["plots"]
+        assert "no surrogate model yet" in r.json()["summary_markdown"]
+        assert c.get(plot, headers=auth).status_code == 404
