@@ -74,3 +74,13 @@ def test_an_exhausted_budget_is_said_not_hidden(executed):
     _, outputs = executed
     assert ("budget: campaign 'ageing-demo': no new experiment: the lab budget is used up (8 of 8 "
             "experiments suggested); raise budget.lab_experiments") in "\n".join(outputs.values())
+
+
+def test_the_notebook_predicts_where_nobody_measured_and_shows_the_report(executed):
+    """The notebook had no call to predict at chosen compositions or to read the report."""
+    folder, outputs = executed
+    text = "\n".join(outputs.values())
+    assert "model: fitted now on 8 records" in text, text
+    assert "outside: ['', '', 'Cu 0.7 outside 0.8-1; Ni 0.3 outside 0-0.15']" in text, text
+    assert "plots: ['best_vs_evaluations.png'" in text, text
+    assert (folder / "runs" / "ageing-demo" / "report" / "summary.md").is_file()
