@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -189,7 +190,16 @@ def parse_formula(formula: str) -> dict[str, float]:
     try:
         comp = PmgComposition(formula)
     except Exception as exc:  # pymatgen raises ValueError/KeyError/... for bad formulas
-        raise CompositionError(f"cannot parse formula {formula!r}: {exc}") from None
+        # a symbol typed in lower case ("cuNi", "Cu0.5ni0.5") reads as no formula: say the one meant
+        meant = re.sub(r"(?<![A-Za-z])[a-z]", lambda m: m.group().upper(), formula)
+        hint = ""
+        if meant != formula:
+            try:
+                PmgComposition(meant)
+                hint = f" (did you mean {meant!r}? element symbols start with a capital letter)"
+            except Exception:  # noqa: BLE001 -- not that either: pymatgen's words alone
+                pass
+        raise CompositionError(f"cannot parse formula {formula!r}: {exc}{hint}") from None
     return {str(el): float(amt) for el, amt in comp.get_el_amt_dict().items()}
 
 

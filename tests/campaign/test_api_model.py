@@ -93,6 +93,9 @@ def test_predict_refuses_what_it_cannot_read_naming_each_and_changes_nothing(mea
         ([{"Cu": "half", "Ni": 0.5}], r"compositions\[0\]: Cu = 'half' is not a finite number"),
         (["CuNi", "Cu0.5Xx0.5"], r"compositions\[1\]: unknown element 'Xx'"),
         (["Cu0.5Ni)"], r"compositions\[0\]: cannot parse formula 'Cu0.5Ni\)'"),
+        # a symbol in lower case: pymatgen's "ni0.5 is an invalid formula!" alone named no fix
+        (["Cu0.5ni0.5"], r"compositions\[0\]: cannot parse formula 'Cu0.5ni0.5'.*\(did you mean 'Cu0.5Ni0.5'\? "
+                         r"element symbols start with a capital letter\)"),
         (pd.DataFrame({"sample_id": ["a"], "Cu": [1.0]}), r"sample_id is not an element symbol"),
         ([{"Cu": 1.0}], None),  # sound: the process below is what is wrong
         ([], r"no composition to predict at"),
