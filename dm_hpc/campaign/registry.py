@@ -179,6 +179,9 @@ def _fsync_file(path: Path) -> None:
 #: ``RUN_DIR/models/TRAIN_LOCK``: held by one training at a time, from its look at the latest version
 #: to its registration, so two retraining jobs started together do not both register the same model.
 TRAIN_LOCK = ".train.lock"
+#: ``RUN_DIR/models/CHECKPOINTS``: an ensemble training's checkpoints, ``*`` the records' sha256 (16
+#: digits): a training of the same records resumes from it (``dm_hpc.learn.distributed``).
+CHECKPOINTS = ".checkpoint-*.pt"
 #: Prefix of the folder a version is written in before it is renamed to ``vNNNN`` (``_register``).
 NEW_VERSION = ".new-version."
 #: ``RUN_DIR/models/PENDING_CURRENT``: the version a registration is making current, written before
@@ -451,7 +454,7 @@ def _train_ensemble(campaign: CampaignSpec, snap: Snapshot, options: TrainOption
     root = registry_dir(campaign)
     root.mkdir(parents=True, exist_ok=True)
     result = train_ensemble(_rank_data(campaign, snap, world, multi), config, world,
-                            checkpoint=root / f".checkpoint-{snap.sha256[:16]}.pt",
+                            checkpoint=root / CHECKPOINTS.replace("*", snap.sha256[:16]),
                             checkpoint_every=options.checkpoint_every, data_id=snap.sha256, fixed_columns=fixed)
     return result, surrogate_state(result.model, "ensemble", None, None)
 
@@ -713,6 +716,7 @@ def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: boo
     A write or rename that fails (a full disk, a spent quota, a folder removed under it) removes
     the folder and the intent to make it current, and raises ``RegistryError`` saying so: the
     registry is as it was."""
+    from dm_hpc.learn.distributed import remove_dead_checkpoints
     from dm_hpc.learn.persist import save_surrogate
 
     root = registry_dir(campaign)
@@ -756,8 +760,8 @@ def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: boo
         raise RegistryError(f"{campaign.name}: the new model version could not be put in place in {root}: "
                             f"{exc.strerror} (check the folder's free space or quota and permissions); nothing "
                             f"registered, the current model stays {current(campaign) or 'none'}") from None
-    for stale in root.glob(".checkpoint-*.pt"):  # checkpoints of earlier snapshots are of no use now
-        stale.unlink(missing_ok=True)
+    # checkpoints of earlier snapshots are of no use now; one another job is training from stays
+    remove_dead_checkpoints(root, CHECKPOINTS)
     if make_current:
         _atomic_write(root / "CURRENT", version + "\n")
         _drop_pending(root)

@@ -481,3 +481,32 @@ def test_a_failure_every_rank_meets_is_one_line_in_the_jobs_log(tmp_path):
     said = [" ".join((o + e).split()) for o, e in outs]
     assert said[0].startswith("error: ") and said[0].count("error: ") == 1 and "no store at" in said[0], said
     assert said[1] == "", said
+
+
+def test_a_registration_removes_only_the_checkpoints_of_dead_trainings(tmp_path):
+    """`train` removed every `.checkpoint-*.pt` of the registry once it had registered, that of
+    another srun job training beside it too (the ranks of a job train outside the registry's turn):
+    stopped at its time limit later, that job started again from step 0. Now a registration removes
+    the checkpoints whose training is dead (their lock free: ``distributed.checkpoint_lock``), with
+    their temporary files and one left by a training killed in its first write; a live one's stay."""
+    import fcntl
+
+    from dm_hpc.learn.distributed import checkpoint_lock
+
+    path, campaign = _campaign(tmp_path)
+    root = registry.registry_dir(campaign)
+    root.mkdir(parents=True)
+    live, dead = root / ".checkpoint-1111111111111111.pt", root / ".checkpoint-2222222222222222.pt"
+    for ckpt in (live, dead):
+        ckpt.write_bytes(b"a checkpoint")
+        ckpt.with_name(f".{ckpt.name}.4242.tmp").write_bytes(b"the next one, half written")
+    (root / "..checkpoint-3333333333333333.pt.4343.tmp").write_bytes(b"a first one, half written")
+    fd = os.open(checkpoint_lock(live), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the other job, training
+        code, said = _cli("train", str(path))
+        assert code == 0 and "registered v0001" in said, said
+        left = sorted(p.name for p in root.glob("*checkpoint*"))
+        assert left == sorted([live.name, f".{live.name}.4242.tmp", checkpoint_lock(live).name]), left
+    finally:
+        os.close(fd)
