@@ -510,3 +510,26 @@ def test_a_registration_removes_only_the_checkpoints_of_dead_trainings(tmp_path)
         assert left == sorted([live.name, f".{live.name}.4242.tmp", checkpoint_lock(live).name]), left
     finally:
         os.close(fd)
+
+
+def test_rank_0_alone_says_why_a_job_ended_and_every_rank_leaves_by_exit_rank(tmp_path):
+    """Every rank of the job printed an error in its campaign file or options (`--ntasks=4`: four
+    lines), and a rank that ended with an exit status (an error, nothing to train) left through
+    Python's finalisation beside gloo's threads, which `exit_rank` is there to avoid. Now rank 0
+    says it once, and every rank leaves by `exit_rank` with the job's status."""
+    from .train_ranks import FINALISED, run
+
+    path, campaign = _campaign(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(path.read_text().replace("seed: 3", "seed: three"))
+    (tmp_path / "new").mkdir()
+    empty = write_campaign(tmp_path / "new", lab=False)  # no store yet
+    for args, code in ((("train", str(bad)), 2), (("train", str(tmp_path / "missing.yaml")), 2),
+                       (("train", str(path), "--surrogate", "nosuch"), 2), (("train", str(empty)), 2),
+                       (("train", str(empty), "--if-new-data"), 0)):
+        ranks = run(list(args))
+        assert [r[0] for r in ranks] == [code, code], (args, ranks)
+        assert not any(FINALISED in out for _, out, _ in ranks), (args, ranks)
+        said = " ".join((ranks[0][1] + ranks[0][2]).split())
+        assert said.count("error: ") == (code != 0) and "Traceback" not in said and said, (args, said)
+        assert ranks[1][1:] == ("", ""), (args, ranks)
