@@ -131,14 +131,17 @@ def test_a_version_folder_is_readable_like_the_rest_of_the_run_folder(tmp_path):
     assert oct(v.path.stat().st_mode & 0o777) == oct(0o755)
 
 
-def _in_read_only(folder, *args: str) -> subprocess.CompletedProcess:
+def _in_read_only(folder, *args: str, job: bool = False) -> subprocess.CompletedProcess:
     """`dm-hpc ARGS` with ``folder`` read-only: its mode 0555 for a user, a read-only bind mount in a
-    mount namespace of its own for root (whom modes do not stop); skipped where neither can be had."""
+    mount namespace of its own for root (whom modes do not stop); skipped where neither can be had.
+    ``job``: as the two ranks of a torchrun job (``train_ranks``: their JSON is the stdout)."""
     import shutil
 
     import pytest
 
-    cmd = [sys.executable, "-m", "dm_hpc", *args]
+    from . import train_ranks
+
+    cmd = [sys.executable, *((train_ranks.__file__,) if job else ("-m", "dm_hpc")), *args]
     if os.geteuid() != 0:
         folder.chmod(0o555)
         try:
@@ -533,3 +536,28 @@ def test_rank_0_alone_says_why_a_job_ended_and_every_rank_leaves_by_exit_rank(tm
         said = " ".join((ranks[0][1] + ranks[0][2]).split())
         assert said.count("error: ") == (code != 0) and "Traceback" not in said and said, (args, said)
         assert ranks[1][1:] == ("", ""), (args, ranks)
+
+
+def test_a_read_only_run_folder_with_nothing_new_is_no_error_in_one_process_or_a_job(tmp_path):
+    """A read-only run folder (a read-only mount, another account's folder) and no new records: one
+    `dm-hpc train` process failed (exit 2: it opens models/.train.lock for writing, to look at the
+    latest version in its turn), the ranks of an srun job answered "unchanged" (exit 0: they look
+    without the turn). Now a process that cannot take the turn looks as the ranks do: nothing to
+    write, no error, either way; what must be written (--force) is one line and exit 2 either way."""
+    path, campaign = _campaign(tmp_path)
+    assert _cli("train", str(path))[0] == 0
+    for args, answer in ((("train", str(path)), "unchanged: v0001"),
+                         (("train", str(path), "--if-new-data"), "no new records since v0001")):
+        one = _in_read_only(campaign.run_dir, *args)
+        assert one.returncode == 0 and answer in " ".join(one.stdout.split()) and one.stderr == "", (args, one)
+        job = _in_read_only(campaign.run_dir, *args, job=True)
+        ranks = json.loads(job.stdout)
+        assert [r[0] for r in ranks] == [0, 0] and answer in " ".join(ranks[0][1].split()), (args, ranks)
+        assert ranks[0][2] == "" and ranks[1][1:] == ["", ""], (args, ranks)
+    one = _in_read_only(campaign.run_dir, "train", str(path), "--force")
+    job = json.loads(_in_read_only(campaign.run_dir, "train", str(path), "--force", job=True).stdout)
+    for code, err in ((one.returncode, one.stderr), (max(r[0] for r in job), job[0][2])):
+        said = err.strip().splitlines()
+        assert code == 2 and len(said) == 1 and said[0].startswith("error: "), (code, err)
+        assert "Read-only file system" in said[0] or "Permission denied" in said[0], said
+    assert [v.version for v in registry.versions(campaign)] == ["v0001"]
