@@ -82,14 +82,15 @@ def _as_rank(world, run: Callable[[], None]) -> NoReturn:
 
 def _rank_failed(world, exc: Exception) -> int:
     """Say why ``exc`` stopped this rank, and return the exit status: rank 0 as ``main`` would (a
-    file it may not write: one line, exit 2; a bug: its traceback, exit 1); another rank in one line
-    that it stopped (a rank it trained with ended, say: exit 1)."""
+    file it may not write: one line, exit 2; a bug: its traceback, exit 1); another rank, or rank 0
+    when the others did not meet it (``TimeoutError``), in one line that it stopped (a rank it
+    trained with ended, say: exit 1)."""
     from dm_hpc.cli import error_line
 
     line = error_line(exc) if world.rank == 0 else None
     code = 2
     if line is None:
-        if world.rank == 0:
+        if world.rank == 0 and not isinstance(exc, TimeoutError):
             traceback.print_exc()
             return 1
         first = (str(exc).strip().splitlines() or [""])[0]

@@ -366,17 +366,31 @@ def all_gather_text(world: World, name: str, text: str) -> list[str]:
     """Every rank's ``text`` in rank order (all ranks of ``world`` call it with the same ``name``,
     once per ``name``), exchanged through ``job_store``: no process group, so ranks that then go
     separate ways (some train, some leave) can first agree on what they read.
-    The store's host returns only once every rank has its answer: it may leave right after."""
+    Rank 0 (the store's host under srun) returns only once every rank has its answer: it may leave
+    right after. Raises TimeoutError when ranks do not answer, or read, within ``RENDEZVOUS_TIMEOUT``."""
     store = job_store(world)
     prefix = f"dm-hpc/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{name}/"
     store.set(f"{prefix}{world.rank}", text)
-    out = [store.get(f"{prefix}{r}").decode() for r in range(world.size)]  # ``get`` waits for the key
-    store.add(f"{prefix}done", 1)
+    _wait(store, world, name, "answer", [f"{prefix}{r}" for r in range(world.size)])
+    out = [store.get(f"{prefix}{r}").decode() for r in range(world.size)]
+    store.set(f"{prefix}read/{world.rank}", "")
     if world.rank == 0:
-        deadline = time.monotonic() + RENDEZVOUS_TIMEOUT.total_seconds()
-        while store.add(f"{prefix}done", 0) < world.size and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _wait(store, world, name, "read the answers", [f"{prefix}read/{r}" for r in range(world.size)])
     return out
+
+
+def _wait(store, world: World, name: str, what: str, keys: list[str]) -> None:
+    """Wait for ``keys`` (one a rank, the rank last in each) to be in ``store``; a TimeoutError that
+    names the ranks whose key is not there after ``RENDEZVOUS_TIMEOUT``."""
+    import torch.distributed as dist
+
+    try:
+        store.wait(keys, RENDEZVOUS_TIMEOUT)
+    except dist.DistStoreError:
+        missing = [k.rsplit("/", 1)[1] for k in keys if not store.check([k])]
+        ranks = f"rank{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+        raise TimeoutError(f"{ranks} of {world.size} did not {what} in the exchange {name!r} within "
+                           f"{RENDEZVOUS_TIMEOUT.total_seconds():.0f} s (stopped? their log says why)") from None
 
 
 def join_group(world: World) -> None:

@@ -561,3 +561,30 @@ def test_a_read_only_run_folder_with_nothing_new_is_no_error_in_one_process_or_a
         assert code == 2 and len(said) == 1 and said[0].startswith("error: "), (code, err)
         assert "Read-only file system" in said[0] or "Permission denied" in said[0], said
     assert [v.version for v in registry.versions(campaign)] == ["v0001"]
+
+
+def test_rank_0_says_in_one_line_that_the_other_ranks_did_not_come(tmp_path):
+    """Rank 0 of a job whose other rank never came (it died at start) waited the rendezvous timeout,
+    then ended in a traceback of torch's DistStoreError. Now it says in one line that it stopped
+    and which ranks did not answer (exit 1): the other ranks' logs say why. The timeout is cut to
+    3 s here (the job's is 10 minutes)."""
+    import socket
+
+    path, campaign = _campaign(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = ("import sys\n"
+            "from datetime import timedelta\n"
+            "from dm_hpc.cli import main\n"
+            "from dm_hpc.learn import distributed\n"
+            "distributed.RENDEZVOUS_TIMEOUT = timedelta(seconds=3)\n"
+            "sys.argv = ['dm-hpc', *sys.argv[1:]]\n"
+            "main()\n")
+    res = subprocess.run([sys.executable, "-c", code, "train", str(path)], cwd=REPO, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "PYTHONPATH": str(REPO), "RANK": "0", "WORLD_SIZE": "2",
+                                           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "COLUMNS": "300"})
+    said = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
+    assert res.returncode == 1 and "Traceback" not in res.stderr and len(said) == 1, res.stderr
+    assert "rank 0 of 2 stopped: TimeoutError: rank 1 of 2 did not answer" in said[0], said
+    assert registry.versions(campaign) == []

@@ -170,3 +170,23 @@ def test_a_checkpoint_write_that_fails_leaves_no_temporary_file(tmp_path):
     with pytest.raises(TypeError, match="cannot be saved"):
         _save_atomic({"net": Unsaveable()}, tmp_path / "ckpt.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rank_that_never_answers_ends_the_exchange_in_a_clear_error(monkeypatch):
+    """A rank that did not come to ``all_gather_text`` (dead before it) left the others in torch's
+    'wait timeout after 600000ms, keys: /dm-hpc/0/snapshot-0/1' (a DistStoreError) after the
+    rendezvous timeout, and rank 0, waiting for every rank to have read, gave up in silence and
+    went on. Now the exchange waits on the store (``wait``) and ends in a TimeoutError that names
+    the exchange and the ranks that did not answer."""
+    import socket
+    from datetime import timedelta
+
+    from dm_hpc.learn import distributed
+
+    monkeypatch.setattr(distributed, "RENDEZVOUS_TIMEOUT", timedelta(seconds=2))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    world = World(0, 3, 0, "127.0.0.1", port, "torchrun")  # ranks 1 and 2 never come
+    with pytest.raises(TimeoutError, match=r"ranks 1, 2 of 3 did not answer .*snapshot-0.* 2 s"):
+        distributed.all_gather_text(world, "snapshot-0", "what rank 0 read")
