@@ -27,7 +27,8 @@ before it in something a reader can trace. Two trainings of one campaign take tu
 the registration), so two jobs started together register one version, not the same model twice.
 The ranks of a job launched by srun or torchrun train without it (none can wait on a flock while
 the others wait for it in a collective); rank 0 takes it once they have trained, looks at the
-latest version again and decides and registers under it.
+latest version again and decides and registers under it. So does a training in a registry this
+account cannot write (a read-only mount): a look writes nothing, so finding nothing new is no error.
 A promotion or rollback does not wait for a training: it is refused while one holds the turn.
 A version folder whose ``meta.json`` is damaged is left out of ``versions`` and named by ``damaged``.
 A training killed inside the registration leaves its ``.new-version.*`` folder, and, killed between
@@ -64,7 +65,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,9 @@ def _fsync_file(path: Path) -> None:
 #: ``RUN_DIR/models/TRAIN_LOCK``: held by one training at a time, from its look at the latest version
 #: to its registration, so two retraining jobs started together do not both register the same model.
 TRAIN_LOCK = ".train.lock"
+#: ``RUN_DIR/models/CHECKPOINTS``: an ensemble training's checkpoints, ``*`` the records' sha256 (16
+#: digits): a training of the same records resumes from it (``dm_hpc.learn.distributed``).
+CHECKPOINTS = ".checkpoint-*.pt"
 #: Prefix of the folder a version is written in before it is renamed to ``vNNNN`` (``_register``).
 NEW_VERSION = ".new-version."
 #: ``RUN_DIR/models/PENDING_CURRENT``: the version a registration is making current, written before
@@ -190,16 +194,17 @@ _turns = threading.local()
 
 
 @contextmanager
-def training_turn(campaign: CampaignSpec, busy: str | None = None) -> Iterator[None]:
+def training_turn(campaign: CampaignSpec, busy: str | None = None) -> Iterator[bool]:
     """Hold the campaign's registry for one training: wait (saying so) for another one to register;
     with ``busy`` (a promotion or rollback), do not wait: raise ``RegistryError(busy)`` while a
     training holds it. The kernel drops the lock when its holder dies (``kill -9``), so a killed
     training blocks nothing; a training that takes the turn finishes what one killed inside
-    ``_register`` left (``_recover``)."""
+    ``_register`` left (``_recover``). Yields whether it took the turn now (False: this thread, or
+    the parent process of a spawned rank, held it already)."""
     root = registry_dir(campaign)
     held = _turns.__dict__.setdefault("held", set())
     if root in held:
-        yield
+        yield False
         return
     root.mkdir(parents=True, exist_ok=True)
     fd = os.open(root / TRAIN_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -216,7 +221,7 @@ def training_turn(campaign: CampaignSpec, busy: str | None = None) -> Iterator[N
         try:
             if busy is None:  # not for a promotion or rollback: it decides CURRENT itself (``promote``)
                 _recover(campaign)
-            yield
+            yield True
         finally:
             held.discard(root)
     finally:
@@ -451,7 +456,7 @@ def _train_ensemble(campaign: CampaignSpec, snap: Snapshot, options: TrainOption
     root = registry_dir(campaign)
     root.mkdir(parents=True, exist_ok=True)
     result = train_ensemble(_rank_data(campaign, snap, world, multi), config, world,
-                            checkpoint=root / f".checkpoint-{snap.sha256[:16]}.pt",
+                            checkpoint=root / CHECKPOINTS.replace("*", snap.sha256[:16]),
                             checkpoint_every=options.checkpoint_every, data_id=snap.sha256, fixed_columns=fixed)
     return result, surrogate_state(result.model, "ensemble", None, None)
 
@@ -556,12 +561,32 @@ def train(campaign: CampaignSpec, options: TrainOptions | None = None, world=Non
 
     options = options or TrainOptions()
     world = world or World()
-    if world.size > 1 or not options.register:
-        # the ranks of one job, or nothing to register: no rank waits for the turn before training,
-        # as the others would wait for it in the training's collectives; rank 0 takes it to register
+    if world.size > 1:
+        # the ranks of one job: no rank waits for the turn before training, as the others would
+        # wait for it in the training's collectives; rank 0 takes it to register
         return _train(campaign, options, world, requested_ranks)
-    with training_turn(campaign):
+    with _turn_to_look(campaign, options):
         return _train(campaign, options, world, requested_ranks)
+
+
+def _turn_to_look(campaign: CampaignSpec, options: TrainOptions):
+    """The turn a training in one process holds from its look at the latest version to its
+    registration (``training_turn``), so that of two started together the second finds the first's
+    version instead of training it again; none when it registers nothing, or where this account
+    cannot write the registry (a read-only mount, another account's folder). A look writes nothing,
+    so there it looks as the ranks of a job do, without the turn, and takes it to register, which
+    then says in one line why it cannot."""
+    root = registry_dir(campaign)
+    if not options.register or not _writable(root / TRAIN_LOCK):
+        return nullcontext()
+    return training_turn(campaign)
+
+
+def _writable(path: Path) -> bool:
+    """Whether this account may write ``path``, or make it (and the folders above it) where it is not."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return os.access(path, os.W_OK)
 
 
 def _train(campaign: CampaignSpec, options: TrainOptions, world, requested_ranks: int | None
@@ -635,10 +660,9 @@ def _train(campaign: CampaignSpec, options: TrainOptions, world, requested_ranks
         return {**meta, "promotion": _decide(campaign, snap, model, kind).as_dict()}
     # Rank 0 of a job launched by srun or torchrun has trained outside the turn (``train``): it takes
     # it now and looks again, as another job may have registered these records meanwhile, then
-    # compares and registers under it. A single process holds it already: the look finds what the
-    # first one found.
-    with training_turn(campaign):
-        same = _unchanged(campaign, snap, options, settings)
+    # compares and registers under it. A process that held it since its look has nothing to look at again.
+    with training_turn(campaign) as fresh:
+        same = _unchanged(campaign, snap, options, settings) if fresh else None
         if same is not None:
             return same if isinstance(same, Unchanged) else None
         decision = _decide(campaign, snap, model, kind)
@@ -713,6 +737,7 @@ def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: boo
     A write or rename that fails (a full disk, a spent quota, a folder removed under it) removes
     the folder and the intent to make it current, and raises ``RegistryError`` saying so: the
     registry is as it was."""
+    from dm_hpc.learn.distributed import remove_dead_checkpoints
     from dm_hpc.learn.persist import save_surrogate
 
     root = registry_dir(campaign)
@@ -756,8 +781,8 @@ def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: boo
         raise RegistryError(f"{campaign.name}: the new model version could not be put in place in {root}: "
                             f"{exc.strerror} (check the folder's free space or quota and permissions); nothing "
                             f"registered, the current model stays {current(campaign) or 'none'}") from None
-    for stale in root.glob(".checkpoint-*.pt"):  # checkpoints of earlier snapshots are of no use now
-        stale.unlink(missing_ok=True)
+    # checkpoints of earlier snapshots are of no use now; one another job is training from stays
+    remove_dead_checkpoints(root, CHECKPOINTS)
     if make_current:
         _atomic_write(root / "CURRENT", version + "\n")
         _drop_pending(root)
@@ -765,9 +790,10 @@ def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: boo
 
 
 def _spawned_rank(world, campaign: CampaignSpec, options: TrainOptions, out: str, requested: int) -> None:
-    # ``train_local_ranks``, this rank's parent, holds the turn until the ranks are done: a flock
-    # taken here, by another process, would wait for it for ever
-    _turns.__dict__.setdefault("held", set()).add(registry_dir(campaign))
+    # ``train_local_ranks``, this rank's parent, holds the turn when registering, until the ranks
+    # are done: a flock taken here, by another process, would wait for it for ever
+    if options.register:
+        _turns.__dict__.setdefault("held", set()).add(registry_dir(campaign))
     result = train(campaign, options, world, requested)
     if world.rank == 0:
         payload = None
@@ -785,9 +811,7 @@ def train_local_ranks(campaign: CampaignSpec, ranks: int, options: TrainOptions 
     trains here, in this process.
     """
     options = options or TrainOptions()
-    if not options.register:
-        return _train_local_ranks(campaign, ranks, options)
-    with training_turn(campaign):  # the spawned ranks register under this process's turn
+    with _turn_to_look(campaign, options):
         return _train_local_ranks(campaign, ranks, options)
 
 
@@ -797,13 +821,16 @@ def _train_local_ranks(campaign: CampaignSpec, ranks: int, options: TrainOptions
     snap = snapshot(campaign, options.clearance)  # fail early, in this process, on a store with too little data
     kind = _resolve_kind(campaign, snap, options)
     used, _ = _layout(kind, snap, ranks)
+    if used == 1:
+        return train(campaign, options, None, requested_ranks=ranks)  # it looks itself
     same = _unchanged(campaign, snap, options,
                       settings_sha256(campaign, options, kind, used, model_code(), model_files(campaign)))
     if same is not None:  # before any rank is spawned
         return same if isinstance(same, Unchanged) else None
-    if used == 1:
-        return train(campaign, options, None, requested_ranks=ranks)
-    with tempfile.TemporaryDirectory() as tmp:
+    # the spawned ranks register in this process's turn: held since the look, or taken now where the
+    # look could take none (``_turn_to_look``), which then says why in one line, before any rank trains
+    turn = training_turn(campaign) if options.register else nullcontext()
+    with turn, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         spawn_local(_spawned_rank, used, campaign, options, str(out), ranks)
         payload = json.loads(out.read_text())

@@ -50,22 +50,29 @@ _DISK_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, 
 
 
 def main() -> None:
-    """Console-script entry point. A damaged campaign journal, whichever command read it, ends
-    in its message (which lines, what is wrong, what to run), never a traceback; so does a file
-    the command may not write (a read-only run folder, no permission, a full disk or quota)."""
+    """Console-script entry point: an error that ``error_line`` says ends in that line, never a
+    traceback."""
     try:
         app()
-    except RuntimeError as exc:
-        from dm_hpc.campaign.journal import JournalError
+    except (RuntimeError, OSError) as exc:
+        line = error_line(exc)
+        if line is None:
+            raise
+        _fail(line)
 
-        if not isinstance(exc, JournalError):
-            raise
-        _fail(str(exc))
-    except OSError as exc:
-        if exc.errno not in _DISK_ERRNOS:
-            raise
+
+def error_line(exc: BaseException) -> str | None:
+    """What the CLI says for ``exc`` in place of a traceback, whichever command met it: a damaged
+    campaign journal's message (which lines, what is wrong, what to run), or a file the command may
+    not write (a read-only run folder, no permission, a full disk or quota); None for another error."""
+    from dm_hpc.campaign.journal import JournalError
+
+    if isinstance(exc, JournalError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
         where = f"{exc.filename}: " if exc.filename else ""
-        _fail(f"{where}{exc.strerror} (check the folder's file system, permissions and free space)")
+        return f"{where}{exc.strerror} (check the folder's file system, permissions and free space)"
+    return None
 
 
 def _fail(message: str) -> None:

@@ -6,10 +6,11 @@ import os
 import shlex
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.table import Table
@@ -49,31 +50,71 @@ def train(
     """Retrain the campaign's surrogate on the store (the periodic retraining job), optionally on N ranks.
     When the latest version holds the same records and settings nothing is registered (exit 0)."""
     from dm_hpc.campaign import registry
-    from dm_hpc.learn.distributed import exit_rank, world_from_env
+    from dm_hpc.learn.distributed import world_from_env
 
-    if surrogate is not None and surrogate not in SURROGATES:
-        fail(f"--surrogate must be one of {', '.join(SURROGATES)}, not {surrogate!r}")
-    c = load_campaign_or_fail(campaign)
-    world = world_from_env()
     options = registry.TrainOptions(kind=surrogate, checkpoint_every=checkpoint_every, register=register,
                                     if_new_data=if_new_data, force=force, epochs=epochs)
-    speaks = world is None or world.rank == 0  # rank 0 speaks for the job: one line per failure, not one per rank
-    with _said_on_sigterm(c.name, speaks):
-        if speaks:
-            _train(c, ranks, world, options, campaign)
-        else:
-            try:
-                _train(c, ranks, world, options, campaign)
-            except typer.Exit:
-                raise
-            except Exception as exc:  # e.g. a collective whose peer is gone: rank 0's line says why
-                first = (str(exc).strip().splitlines() or [""])[0]
-                try:
-                    fail(f"rank {world.rank} of {world.size} stopped: {type(exc).__name__}: {first}", code=1)
-                except typer.Exit:
-                    exit_rank(1)  # gloo's threads may still run (see exit_rank)
-    if world is not None:  # a rank of srun or torchrun: see exit_rank for why not a plain return
-        exit_rank(0)
+    world = world_from_env()
+    if world is None:
+        _run_train(campaign, ranks, None, options)
+    else:
+        _as_rank(world, lambda: _run_train(campaign, ranks, world, options))
+
+
+def _as_rank(world, run: Callable[[], None]) -> NoReturn:
+    """``run`` the command as rank ``world.rank`` of an srun or torchrun job, and end the process by
+    ``exit_rank`` (see it for why not by Python's finalisation) with the status it would have had,
+    however it ends. Rank 0 speaks for the job: another rank prints nothing of what it met, which
+    rank 0 met too (every rank reads the same campaign and records: ``registry``), but one line
+    when something stopped it alone (``_rank_failed``)."""
+    from dm_hpc.learn.distributed import exit_rank
+
+    try:
+        with _quiet(world.rank != 0):
+            run()
+        code = 0
+    except typer.Exit as done:
+        code = done.exit_code
+    except Exception as exc:
+        code = _rank_failed(world, exc)
+    exit_rank(code)
+
+
+def _rank_failed(world, exc: Exception) -> int:
+    """Say why ``exc`` stopped this rank, and return the exit status: rank 0 as ``main`` would (a
+    file it may not write: one line, exit 2; a bug: its traceback, exit 1); another rank, or rank 0
+    when the others did not meet it (``TimeoutError``), in one line that it stopped (a rank it
+    trained with ended, say: exit 1)."""
+    from dm_hpc.cli import error_line
+
+    line = error_line(exc) if world.rank == 0 else None
+    code = 2
+    if line is None:
+        if world.rank == 0 and not isinstance(exc, TimeoutError):
+            traceback.print_exc()
+            return 1
+        first = (str(exc).strip().splitlines() or [""])[0]
+        line, code = f"rank {world.rank} of {world.size} stopped: {type(exc).__name__}: {first}", 1
+    with suppress(typer.Exit):  # said; the status is returned
+        fail(line, code)
+    return code
+
+
+@contextmanager
+def _quiet(quiet: bool) -> Iterator[None]:
+    """While it runs, with ``quiet``, nothing is printed through the consoles ``train`` prints its
+    lines and ``fail`` its errors through."""
+    from dm_hpc.cli import store
+
+    consoles = (console, store.err)
+    before = [c.quiet for c in consoles]
+    for c in consoles:
+        c.quiet = c.quiet or quiet
+    try:
+        yield
+    finally:
+        for c, was in zip(consoles, before):
+            c.quiet = was
 
 
 @contextmanager
@@ -100,6 +141,14 @@ def _said_on_sigterm(name: str, speaks: bool) -> Iterator[None]:
         signal.signal(signal.SIGTERM, before)
 
 
+def _run_train(path: Path, ranks: int, world, options) -> None:
+    if options.kind is not None and options.kind not in SURROGATES:
+        fail(f"--surrogate must be one of {', '.join(SURROGATES)}, not {options.kind!r}")
+    c = load_campaign_or_fail(path)
+    with _said_on_sigterm(c.name, world is None or world.rank == 0):
+        _train(c, ranks, world, options, path)
+
+
 def _train(c, ranks: int, world, options, path: Path) -> None:
     from dm_hpc.campaign import registry
     from dm_hpc.data import StoreError
@@ -110,16 +159,12 @@ def _train(c, ranks: int, world, options, path: Path) -> None:
         else:
             result = registry.train(c, options, world)
     except registry.NotEnoughData as exc:
-        if world is not None and world.rank != 0:  # every rank read the same records (``registry``):
-            raise typer.Exit(0 if options.if_new_data else 2)  # rank 0 says it, once for the job
         if not options.if_new_data:
             fail(str(exc))
         # the scheduled job's answer before any data: nothing to do, not a failure every night
         console.print(f"nothing to train yet: {exc}", markup=False, highlight=False)
         return
     except (registry.RegistryError, StoreError) as exc:
-        if world is not None and world.rank != 0:
-            raise typer.Exit(2)
         fail(str(exc))
     if world is not None and world.rank != 0:
         return  # rank 0 reports for the job

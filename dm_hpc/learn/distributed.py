@@ -18,17 +18,24 @@ Ranks come from the launcher:
 Checkpoints (rank 0, every ``checkpoint_every`` steps, written to a temporary file and renamed:
 a kill never leaves half a checkpoint) hold the weights, the optimiser and the scheduler; a
 training started again with the same data and settings resumes from the last one and ends with
-the same weights as an uninterrupted run.
+the same weights as an uninterrupted run. A checkpoint is the training's whose rank 0 holds its
+lock (``checkpoint_lock``): two jobs training on the same data at once do not resume from,
+overwrite or remove each other's, and what a dead training left is removed only once its lock is
+free (``remove_dead_checkpoints``).
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -217,18 +224,115 @@ def fingerprint(config: EnsembleConfig, data_id: str, n_total: int) -> str:
 
 def _save_atomic(obj: dict, path: Path) -> None:
     """Write ``obj`` to ``path`` by a temporary file and a rename. A failed write (a full disk, a
-    spent quota) removes the temporary file and raises the ``OSError`` with ``path`` named: the
-    file object's error carries no name, and the temporary file was left for ever."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    spent quota) raises the ``OSError`` with ``path`` named: the file object's error carries no
+    name. The temporary file goes with any failure, and with SIGTERM (a time limit lands mid-write
+    as readily as anywhere); one a kill -9 left is removed by the next owner of ``path``."""
+    tmp = _temporary(path, str(os.getpid()))
     try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
+        with _removed_on_sigterm(tmp):
+            with open(tmp, "wb") as fh:
+                torch.save(obj, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
+
+
+@contextmanager
+def _removed_on_sigterm(path: Path) -> Iterator[None]:
+    """While it runs, SIGTERM removes ``path`` before the process's own handling of it (``dm-hpc
+    train``'s line and exit, or death by the signal) ends the process, which runs no ``finally``."""
+    before = signal.getsignal(signal.SIGTERM)
+    # only the main thread may set a handler; an ignored signal, or a handler not set from Python
+    # (None), ends nothing
+    if threading.current_thread() is not threading.main_thread() or before in (signal.SIG_IGN, None):
+        yield
+        return
+
+    def remove(signum, frame) -> None:
+        path.unlink(missing_ok=True)
+        signal.signal(signal.SIGTERM, before)
+        if callable(before):
+            before(signum, frame)
+        else:  # SIG_DFL: die by the signal, as without this handler
+            os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, remove)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def checkpoint_lock(checkpoint: Path) -> Path:
+    """The file whose ``flock`` the training that owns ``checkpoint`` holds while it trains (its rank
+    0): the checkpoint and its temporary files are that training's alone (``_own_checkpoint``)."""
+    return checkpoint.with_name(f"{checkpoint.name}.lock")
+
+
+def _temporary(path: Path, writer: str) -> Path:
+    """The file through which the process ``writer`` (its pid; "*": any) writes ``path`` (``_save_atomic``)."""
+    return path.with_name(f".{path.name}.{writer}.tmp")
+
+
+def _lock_free(path: Path) -> int | None:
+    """A descriptor holding the ``flock`` of the file ``path`` (made when missing), or None when
+    another process holds it. The lock is on the file at ``path`` now: a holder removes it before
+    it lets go (``_release_checkpoint``), and one locked after that is removed is locked again."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _own_checkpoint(checkpoint: Path) -> int | None:
+    """Take ``checkpoint`` for this training: the descriptor holding its lock, or None while another
+    live training holds it (two jobs on the same data: this one then trains without checkpoints).
+    Temporary files found beside it are a dead writer's (no one else may write it) and go."""
+    fd = _lock_free(checkpoint_lock(checkpoint))
+    if fd is not None:
+        for tmp in checkpoint.parent.glob(_temporary(checkpoint, "*").name):
+            tmp.unlink(missing_ok=True)
+    return fd
+
+
+def _release_checkpoint(checkpoint: Path, fd: int, done: bool) -> None:
+    """Let go of ``checkpoint`` (``fd`` holds its lock): ``done``, it goes with its temporary files.
+    The lock file goes when no checkpoint is left to guard, before the lock is let go."""
+    if done:
+        for f in [checkpoint, *checkpoint.parent.glob(_temporary(checkpoint, "*").name)]:
+            f.unlink(missing_ok=True)
+    try:
+        if not checkpoint.exists():
+            checkpoint_lock(checkpoint).unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
+def remove_dead_checkpoints(folder: Path, pattern: str) -> None:
+    """Remove the checkpoints in ``folder`` named by the glob ``pattern`` whose training is dead (their
+    lock free), with their temporary files and lock files; a live training's stay."""
+    names = {p.name for p in folder.glob(pattern)}
+    names |= {p.name[:-len(".lock")] for p in folder.glob(f"{pattern}.lock")}
+    # a training killed in its first write left only a temporary file: ``_temporary``'s name, read back
+    names |= {p.name[1:].rsplit(".", 2)[0] for p in folder.glob(_temporary(folder / pattern, "*").name)}
+    for name in sorted(names):
+        fd = _lock_free(checkpoint_lock(folder / name))
+        if fd is not None:
+            _release_checkpoint(folder / name, fd, done=True)
 
 
 #: How long a rank waits for the others to meet (rendezvous, ``all_gather_text``, collectives).
@@ -262,17 +366,31 @@ def all_gather_text(world: World, name: str, text: str) -> list[str]:
     """Every rank's ``text`` in rank order (all ranks of ``world`` call it with the same ``name``,
     once per ``name``), exchanged through ``job_store``: no process group, so ranks that then go
     separate ways (some train, some leave) can first agree on what they read.
-    The store's host returns only once every rank has its answer: it may leave right after."""
+    Rank 0 (the store's host under srun) returns only once every rank has its answer: it may leave
+    right after. Raises TimeoutError when ranks do not answer, or read, within ``RENDEZVOUS_TIMEOUT``."""
     store = job_store(world)
     prefix = f"dm-hpc/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{name}/"
     store.set(f"{prefix}{world.rank}", text)
-    out = [store.get(f"{prefix}{r}").decode() for r in range(world.size)]  # ``get`` waits for the key
-    store.add(f"{prefix}done", 1)
+    _wait(store, world, name, "answer", [f"{prefix}{r}" for r in range(world.size)])
+    out = [store.get(f"{prefix}{r}").decode() for r in range(world.size)]
+    store.set(f"{prefix}read/{world.rank}", "")
     if world.rank == 0:
-        deadline = time.monotonic() + RENDEZVOUS_TIMEOUT.total_seconds()
-        while store.add(f"{prefix}done", 0) < world.size and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _wait(store, world, name, "read the answers", [f"{prefix}read/{r}" for r in range(world.size)])
     return out
+
+
+def _wait(store, world: World, name: str, what: str, keys: list[str]) -> None:
+    """Wait for ``keys`` (one a rank, the rank last in each) to be in ``store``; a TimeoutError that
+    names the ranks whose key is not there after ``RENDEZVOUS_TIMEOUT``."""
+    import torch.distributed as dist
+
+    try:
+        store.wait(keys, RENDEZVOUS_TIMEOUT)
+    except dist.DistStoreError:
+        missing = [k.rsplit("/", 1)[1] for k in keys if not store.check([k])]
+        ranks = f"rank{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+        raise TimeoutError(f"{ranks} of {world.size} did not {what} in the exchange {name!r} within "
+                           f"{RENDEZVOUS_TIMEOUT.total_seconds():.0f} s (stopped? their log says why)") from None
 
 
 def join_group(world: World) -> None:
@@ -326,6 +444,7 @@ def train_ensemble(
     Args:
         checkpoint: file for checkpoints (rank 0 writes; every rank resumes from it when its
             fingerprint, ``config`` + ``data_id`` + ``n_total``, matches); removed on success.
+            While another live training holds it (``checkpoint_lock``) this one trains without.
         data_id: identity of the data (e.g. the hash of the record ids).
     """
     import torch.distributed as dist
@@ -333,7 +452,15 @@ def train_ensemble(
     world = world or World()
     dev = world.device
     join_group(world)
+    owner = None  # rank 0's hold on ``checkpoint`` (``_own_checkpoint``)
     try:
+        if checkpoint is not None and world.rank == 0:
+            owner = _own_checkpoint(checkpoint)
+        # every rank resumes from it, or none: only rank 0 can tell whether it is this training's
+        said = [owner is not None]
+        if world.size > 1:
+            dist.broadcast_object_list(said, src=0)
+        owned = said[0]
         d, m = data.X.shape[-1], data.Y.shape[-1]
         moments_sum = torch.cat([data.X.sum(0), (data.X**2).sum(0), data.Y.sum(0), (data.Y**2).sum(0)]).double()
         moments_sum = _all_sum(moments_sum.to(dev), world).cpu()
@@ -343,7 +470,7 @@ def train_ensemble(
         net = GaussianMembers(d, m, config.members, config.width, config.seed).to(dev)
         tag = fingerprint(config, data_id, data.n_total)
         start, opt_state = 0, None
-        if checkpoint is not None and checkpoint.exists():
+        if owned and checkpoint.exists():
             saved = torch.load(checkpoint, map_location=dev, weights_only=True)
             if saved.get("fingerprint") == tag:
                 net.load_state_dict(saved["net"])
@@ -351,7 +478,7 @@ def train_ensemble(
         wrapped = data_parallel(net, world)
 
         def save(step: int, _net, opt, sched) -> None:
-            if checkpoint is not None and world.rank == 0 and (step % checkpoint_every == 0):
+            if owner is not None and (step % checkpoint_every == 0):
                 _save_atomic({"fingerprint": tag, "step": step, "net": net.state_dict(),
                               "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, checkpoint)
 
@@ -385,11 +512,14 @@ def train_ensemble(
         steps = config.steps(data.n_total)
         if world.grouped:
             dist.barrier()
-        if checkpoint is not None and world.rank == 0:
-            checkpoint.unlink(missing_ok=True)
+        if owner is not None:
+            _release_checkpoint(checkpoint, owner, done=True)
+            owner = None
         samples = (steps - start) * config.members * config.batch(data.n_total)  # global rows seen
         return TrainResult(model, steps, start, world.size, str(dev), metrics, train_s, samples)
     finally:
+        if owner is not None:  # a failure: the checkpoint stays for the next training to resume from
+            _release_checkpoint(checkpoint, owner, done=False)
         if world.grouped and dist.is_initialized():
             dist.destroy_process_group()
 

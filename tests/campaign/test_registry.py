@@ -503,3 +503,25 @@ def test_an_edited_pool_file_is_a_new_model_version(tmp_path):
     model, space, _ = registry.load(campaign, second.version)
     assert "Ag" in space.element_names  # the edited pool's elements are the new model's features
     assert model.train_inputs[0].shape[-1] > before.train_inputs[0].shape[-1]
+
+
+def test_a_training_that_holds_the_turn_looks_at_the_latest_version_once(tmp_path, monkeypatch):
+    """A training in one process, and `train_local_ranks` (its ranks register in its turn), looked
+    again at the latest version before registering, reading every version's meta.json once more,
+    though it had held the registry's turn since its first look, so nothing could have changed.
+    Now only a training that takes the turn after training (rank 0 of an srun job) looks again."""
+    campaign = load_campaign(write_campaign(tmp_path, lab=False))
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(20, 0))
+    looks, look = [], registry._unchanged
+
+    def counted(*args, **kwargs):
+        looks.append(1)
+        return look(*args, **kwargs)
+
+    monkeypatch.setattr(registry, "_unchanged", counted)
+    assert isinstance(registry.train(campaign), registry.ModelVersion) and len(looks) == 1
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(6, 9))
+    looks.clear()
+    assert registry.train_local_ranks(campaign, 2).version == "v0002" and len(looks) == 1  # an exact GP: one rank

@@ -131,14 +131,17 @@ def test_a_version_folder_is_readable_like_the_rest_of_the_run_folder(tmp_path):
     assert oct(v.path.stat().st_mode & 0o777) == oct(0o755)
 
 
-def _in_read_only(folder, *args: str) -> subprocess.CompletedProcess:
+def _in_read_only(folder, *args: str, job: bool = False) -> subprocess.CompletedProcess:
     """`dm-hpc ARGS` with ``folder`` read-only: its mode 0555 for a user, a read-only bind mount in a
-    mount namespace of its own for root (whom modes do not stop); skipped where neither can be had."""
+    mount namespace of its own for root (whom modes do not stop); skipped where neither can be had.
+    ``job``: as the two ranks of a torchrun job (``train_ranks``: their JSON is the stdout)."""
     import shutil
 
     import pytest
 
-    cmd = [sys.executable, "-m", "dm_hpc", *args]
+    from . import train_ranks
+
+    cmd = [sys.executable, *((train_ranks.__file__,) if job else ("-m", "dm_hpc")), *args]
     if os.geteuid() != 0:
         folder.chmod(0o555)
         try:
@@ -481,3 +484,107 @@ def test_a_failure_every_rank_meets_is_one_line_in_the_jobs_log(tmp_path):
     said = [" ".join((o + e).split()) for o, e in outs]
     assert said[0].startswith("error: ") and said[0].count("error: ") == 1 and "no store at" in said[0], said
     assert said[1] == "", said
+
+
+def test_a_registration_removes_only_the_checkpoints_of_dead_trainings(tmp_path):
+    """`train` removed every `.checkpoint-*.pt` of the registry once it had registered, that of
+    another srun job training beside it too (the ranks of a job train outside the registry's turn):
+    stopped at its time limit later, that job started again from step 0. Now a registration removes
+    the checkpoints whose training is dead (their lock free: ``distributed.checkpoint_lock``), with
+    their temporary files and one left by a training killed in its first write; a live one's stay."""
+    import fcntl
+
+    from dm_hpc.learn.distributed import checkpoint_lock
+
+    path, campaign = _campaign(tmp_path)
+    root = registry.registry_dir(campaign)
+    root.mkdir(parents=True)
+    live, dead = root / ".checkpoint-1111111111111111.pt", root / ".checkpoint-2222222222222222.pt"
+    for ckpt in (live, dead):
+        ckpt.write_bytes(b"a checkpoint")
+        ckpt.with_name(f".{ckpt.name}.4242.tmp").write_bytes(b"the next one, half written")
+    (root / "..checkpoint-3333333333333333.pt.4343.tmp").write_bytes(b"a first one, half written")
+    fd = os.open(checkpoint_lock(live), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the other job, training
+        code, said = _cli("train", str(path))
+        assert code == 0 and "registered v0001" in said, said
+        left = sorted(p.name for p in root.glob("*checkpoint*"))
+        assert left == sorted([live.name, f".{live.name}.4242.tmp", checkpoint_lock(live).name]), left
+    finally:
+        os.close(fd)
+
+
+def test_rank_0_alone_says_why_a_job_ended_and_every_rank_leaves_by_exit_rank(tmp_path):
+    """Every rank of the job printed an error in its campaign file or options (`--ntasks=4`: four
+    lines), and a rank that ended with an exit status (an error, nothing to train) left through
+    Python's finalisation beside gloo's threads, which `exit_rank` is there to avoid. Now rank 0
+    says it once, and every rank leaves by `exit_rank` with the job's status."""
+    from .train_ranks import FINALISED, run
+
+    path, campaign = _campaign(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(path.read_text().replace("seed: 3", "seed: three"))
+    (tmp_path / "new").mkdir()
+    empty = write_campaign(tmp_path / "new", lab=False)  # no store yet
+    for args, code in ((("train", str(bad)), 2), (("train", str(tmp_path / "missing.yaml")), 2),
+                       (("train", str(path), "--surrogate", "nosuch"), 2), (("train", str(empty)), 2),
+                       (("train", str(empty), "--if-new-data"), 0)):
+        ranks = run(list(args))
+        assert [r[0] for r in ranks] == [code, code], (args, ranks)
+        assert not any(FINALISED in out for _, out, _ in ranks), (args, ranks)
+        said = " ".join((ranks[0][1] + ranks[0][2]).split())
+        assert said.count("error: ") == (code != 0) and "Traceback" not in said and said, (args, said)
+        assert ranks[1][1:] == ("", ""), (args, ranks)
+
+
+def test_a_read_only_run_folder_with_nothing_new_is_no_error_in_one_process_or_a_job(tmp_path):
+    """A read-only run folder (a read-only mount, another account's folder) and no new records: one
+    `dm-hpc train` process failed (exit 2: it opens models/.train.lock for writing, to look at the
+    latest version in its turn), the ranks of an srun job answered "unchanged" (exit 0: they look
+    without the turn). Now a process that cannot take the turn looks as the ranks do: nothing to
+    write, no error, either way; what must be written (--force) is one line and exit 2 either way."""
+    path, campaign = _campaign(tmp_path)
+    assert _cli("train", str(path))[0] == 0
+    for args, answer in ((("train", str(path)), "unchanged: v0001"),
+                         (("train", str(path), "--if-new-data"), "no new records since v0001")):
+        one = _in_read_only(campaign.run_dir, *args)
+        assert one.returncode == 0 and answer in " ".join(one.stdout.split()) and one.stderr == "", (args, one)
+        job = _in_read_only(campaign.run_dir, *args, job=True)
+        ranks = json.loads(job.stdout)
+        assert [r[0] for r in ranks] == [0, 0] and answer in " ".join(ranks[0][1].split()), (args, ranks)
+        assert ranks[0][2] == "" and ranks[1][1:] == ["", ""], (args, ranks)
+    one = _in_read_only(campaign.run_dir, "train", str(path), "--force")
+    job = json.loads(_in_read_only(campaign.run_dir, "train", str(path), "--force", job=True).stdout)
+    for code, err in ((one.returncode, one.stderr), (max(r[0] for r in job), job[0][2])):
+        said = err.strip().splitlines()
+        assert code == 2 and len(said) == 1 and said[0].startswith("error: "), (code, err)
+        assert "Read-only file system" in said[0] or "Permission denied" in said[0], said
+    assert [v.version for v in registry.versions(campaign)] == ["v0001"]
+
+
+def test_rank_0_says_in_one_line_that_the_other_ranks_did_not_come(tmp_path):
+    """Rank 0 of a job whose other rank never came (it died at start) waited the rendezvous timeout,
+    then ended in a traceback of torch's DistStoreError. Now it says in one line that it stopped
+    and which ranks did not answer (exit 1): the other ranks' logs say why. The timeout is cut to
+    3 s here (the job's is 10 minutes)."""
+    import socket
+
+    path, campaign = _campaign(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = ("import sys\n"
+            "from datetime import timedelta\n"
+            "from dm_hpc.cli import main\n"
+            "from dm_hpc.learn import distributed\n"
+            "distributed.RENDEZVOUS_TIMEOUT = timedelta(seconds=3)\n"
+            "sys.argv = ['dm-hpc', *sys.argv[1:]]\n"
+            "main()\n")
+    res = subprocess.run([sys.executable, "-c", code, "train", str(path)], cwd=REPO, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "PYTHONPATH": str(REPO), "RANK": "0", "WORLD_SIZE": "2",
+                                           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "COLUMNS": "300"})
+    said = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
+    assert res.returncode == 1 and "Traceback" not in res.stderr and len(said) == 1, res.stderr
+    assert "rank 0 of 2 stopped: TimeoutError: rank 1 of 2 did not answer" in said[0], said
+    assert registry.versions(campaign) == []

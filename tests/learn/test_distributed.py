@@ -82,3 +82,111 @@ def test_first_host_of_a_slurm_node_list():
     from dm_hpc.learn.distributed import first_slurm_host
 
     assert first_slurm_host("node[03-05]") == "node03"
+
+
+def test_a_checkpoint_held_by_a_live_training_is_left_to_it(tmp_path):
+    """Two trainings of the same data (two jobs started together) shared one checkpoint file: each
+    resumed from, overwrote and at its end removed the other's. Now the checkpoint is the training's
+    that holds its lock (``checkpoint_lock``): another one, meanwhile, trains without checkpoints
+    and leaves the file and its temporary files alone; once the holder is gone (its lock free), the
+    next training takes the checkpoint over and clears what it left."""
+    import fcntl
+
+    from dm_hpc.learn.distributed import checkpoint_lock
+
+    ckpt, out = tmp_path / "ckpt.pt", str(tmp_path / "out.pt")
+    torch.save({"fingerprint": "another training's", "step": 7}, ckpt)
+    writing = ckpt.with_name(f".{ckpt.name}.4242.tmp")  # that training's next checkpoint, half written
+    writing.write_bytes(b"half a checkpoint")
+    before = ckpt.read_bytes()
+    fd = os.open(checkpoint_lock(ckpt), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # that training, alive
+        worker.train_and_save(World(), 2000, out, str(ckpt), 10)
+        assert ckpt.read_bytes() == before and writing.exists()
+        assert _weights(Path(out))["resumed_from"] == 0
+    finally:
+        os.close(fd)
+    worker.train_and_save(World(), 2000, out, str(ckpt), 10)  # it is dead now: its files go
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.pt"]
+
+
+_WRITER = ("import signal, sys, time\n"
+           "from pathlib import Path\n"
+           "from dm_hpc.learn.distributed import _save_atomic\n"
+           "class Slow:  # pickled slowly: a large model on a slow file system\n"
+           "    def __reduce__(self):\n"
+           "        Path(sys.argv[2]).touch()\n"
+           "        time.sleep(300)\n"
+           "        return (int, ())\n"
+           "if sys.argv[3] == 'cli':  # under `dm-hpc train`'s own SIGTERM handler\n"
+           "    from dm_hpc.cli.models import _said_on_sigterm\n"
+           "    held = _said_on_sigterm('t', True)\n"
+           "    held.__enter__()\n"
+           "_save_atomic({'net': Slow()}, Path(sys.argv[1]))\n")
+
+
+def _stopped_mid_write(tmp_path, handler: str, how: signal.Signals) -> tuple[int, list[str]]:
+    """A checkpoint write (``_save_atomic``) in its own process, sent ``how`` once its temporary file
+    is open; its exit status and the names left in its folder."""
+    folder = tmp_path / handler
+    folder.mkdir()
+    started = tmp_path / f"{handler}-started"
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(folder / "ckpt.pt"), str(started), handler],
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not started.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    assert [p.name for p in folder.iterdir()] == [".ckpt.pt.{}.tmp".format(proc.pid)]
+    proc.send_signal(how)
+    proc.communicate(timeout=60)
+    return proc.returncode, sorted(p.name for p in folder.iterdir())
+
+
+def test_a_checkpoint_write_stopped_by_sigterm_leaves_no_temporary_file(tmp_path):
+    """Slurm's time limit (SIGTERM) during a checkpoint write left `..checkpoint-*.pt.PID.tmp` in the
+    registry for ever. Now the writer removes it, then the signal ends the process as it would have
+    (`dm-hpc train`'s handler: exit 143; none: killed by the signal). A kill -9 leaves it: the next
+    training that takes the checkpoint removes it, as no one writes it then."""
+    assert _stopped_mid_write(tmp_path, "cli", signal.SIGTERM) == (128 + signal.SIGTERM, [])
+    assert _stopped_mid_write(tmp_path, "default", signal.SIGTERM) == (-signal.SIGTERM, [])
+    code, left = _stopped_mid_write(tmp_path, "killed", signal.SIGKILL)
+    assert code == -signal.SIGKILL and len(left) == 1, left
+    ckpt = tmp_path / "killed" / "ckpt.pt"
+    worker.train_and_save(World(), 2000, str(tmp_path / "out.pt"), str(ckpt), 10)
+    assert list(ckpt.parent.iterdir()) == []
+
+
+def test_a_checkpoint_write_that_fails_leaves_no_temporary_file(tmp_path):
+    """A checkpoint write that failed other than by an OSError (an object that cannot be saved, an
+    interrupt) left its temporary file. Now any failure removes it, and is raised as it was."""
+    from dm_hpc.learn.distributed import _save_atomic
+
+    class Unsaveable:
+        def __reduce__(self):
+            raise TypeError("cannot be saved")
+
+    with pytest.raises(TypeError, match="cannot be saved"):
+        _save_atomic({"net": Unsaveable()}, tmp_path / "ckpt.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rank_that_never_answers_ends_the_exchange_in_a_clear_error(monkeypatch):
+    """A rank that did not come to ``all_gather_text`` (dead before it) left the others in torch's
+    'wait timeout after 600000ms, keys: /dm-hpc/0/snapshot-0/1' (a DistStoreError) after the
+    rendezvous timeout, and rank 0, waiting for every rank to have read, gave up in silence and
+    went on. Now the exchange waits on the store (``wait``) and ends in a TimeoutError that names
+    the exchange and the ranks that did not answer."""
+    import socket
+    from datetime import timedelta
+
+    from dm_hpc.learn import distributed
+
+    monkeypatch.setattr(distributed, "RENDEZVOUS_TIMEOUT", timedelta(seconds=2))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    world = World(0, 3, 0, "127.0.0.1", port, "torchrun")  # ranks 1 and 2 never come
+    with pytest.raises(TimeoutError, match=r"ranks 1, 2 of 3 did not answer .*snapshot-0.* 2 s"):
+        distributed.all_gather_text(world, "snapshot-0", "what rank 0 read")
