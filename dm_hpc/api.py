@@ -643,6 +643,7 @@ class Campaign:
         from dm_hpc.campaign import registry
         from dm_hpc.campaign.prediction import is_finite_number
         from dm_hpc.data import StoreError
+        from dm_hpc.data.integrity import disk_problem
 
         if not isinstance(force, bool):
             raise TypeError(f"force must be True or False, got {force!r}")
@@ -653,6 +654,11 @@ class Campaign:
             raise NoModel(f"nothing trained: {exc}") from None
         except (registry.RegistryError, StoreError) as exc:
             raise CampaignError(str(exc)) from None
+        except OSError as exc:  # a registry this account may not write (read-only, another's, full)
+            said = disk_problem(exc)
+            if said is None:
+                raise
+            raise CampaignError(f"campaign {self.name!r}: nothing registered: {said}") from None
         unchanged = isinstance(result, registry.Unchanged)
         v = result.version if unchanged else result
         decision = v.meta.get("promotion") or {}

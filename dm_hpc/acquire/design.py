@@ -39,6 +39,11 @@ class DesignModels:
     target: str
 
 
+#: Fewest records of a property a design fits it on: the probability of meeting a target rests on
+#: that property's model alone (a campaign's model may start from 2, ``dataset.MIN_TRAINING_RECORDS``,
+#: beside its other properties and the acquisition's exploration).
+MIN_RECORDS = 3
+
 def fidelity_labels(df: pd.DataFrame) -> np.ndarray:
     """``source:method`` per row (``source`` alone where the method is missing)."""
     src = df["source"].astype(str) if "source" in df else pd.Series(["experimental"] * len(df), index=df.index)
@@ -97,8 +102,8 @@ def fit_design_models(
             raise TargetError(f"no records of property {prop!r} in the store")
         has = df[prop].notna().to_numpy()
         rows, labels = df[has], labels_all[has]
-        if len(rows) < 3:
-            raise TargetError(f"only {len(rows)} records of {prop!r}; need at least 3")
+        if len(rows) < MIN_RECORDS:
+            raise TargetError(f"only {len(rows)} records of {prop!r}; need at least {MIN_RECORDS}")
         f = rows.reindex(columns=cols).fillna(0.0).to_numpy(float)
         f = f / np.where(f.sum(1, keepdims=True) > 0, f.sum(1, keepdims=True), 1.0)
         Y = torch.tensor(rows[prop].to_numpy(float)).unsqueeze(-1)

@@ -69,11 +69,14 @@ def fidelity_of(campaign: CampaignSpec, source: str, method: str) -> int | None:
 
 
 def design_elements(campaign: CampaignSpec) -> list[str]:
-    """The elements a campaign's candidates may hold: its space's, or for a pool campaign those of
-    its pool (empty when the pool file cannot be read: then nothing is filtered). A store record with another element is not the campaign's data (its model has no
-    input for that element; a pool campaign sharing a store with other campaigns failed on one)."""
+    """The elements a campaign's candidates may hold: its space's less those ``excluded`` (as
+    ``DesignSpace`` drops them), or for a pool campaign those of its pool (empty when the pool file
+    cannot be read: then nothing is filtered). A store record with another element is not the
+    campaign's data: its model has no input for that element (a pool campaign sharing a store with
+    other campaigns failed on one; an element excluded after records holding it were stored made
+    every fit fail)."""
     if campaign.space.elements:
-        return list(campaign.space.elements)
+        return [el for el in campaign.space.elements if el not in campaign.space.excluded]
     from dm_hpc.campaign.candidates import pool_compositions
 
     try:

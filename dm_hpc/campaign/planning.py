@@ -22,7 +22,7 @@ import pandas as pd
 from dm_hpc.acquire.planner import PlanRequest, fresh_points
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.dataset import best_rows, fidelity_of, own_records, training_set
+from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, best_rows, fidelity_of, own_records, training_set
 from dm_hpc.campaign.realise import realiser
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.campaign.strategy import LabSeeding, choose_planner, fit_model, optimiser, random_start
@@ -114,7 +114,7 @@ class CampaignPlanner:
         refit, skipped = None, False
         if snap.data is not None:
             data = training_set(self.c, snap.data)
-            if data.fewest >= max(2, self.c.learning.initial_points):
+            if data.fewest >= max(MIN_TRAINING_RECORDS, self.c.learning.initial_points):
                 t = time.perf_counter()
                 self.fitted = fit_model(self.c, data, for_decisions=self.c.mode != "gaps")
                 mine = own_records(self.c, snap.data)

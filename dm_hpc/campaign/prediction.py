@@ -66,7 +66,8 @@ def composition_problems(campaign: str, elements: list[str], compositions: list[
 def request_problems(c: CampaignSpec, elements: list[str], compositions: list[dict[str, float]],
                      process: list[dict[str, float]] | None) -> list[tuple[tuple, str]]:
     """Each part of a prediction request the campaign cannot read (see the module docstring);
-    ``elements``: the design space's (``DesignSpace.element_names``). Empty: the request is sound."""
+    ``elements``: the design space's (``dataset.design_elements``, the model's inputs: excluded
+    elements are not among them). Empty: the request is sound."""
     from dm_hpc.data.composition import fractions_problem
 
     problems = composition_problems(c.name, list(elements), compositions)

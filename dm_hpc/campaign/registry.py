@@ -84,7 +84,8 @@ TEST_PERCENT = 20
 #: The next buckets calibrate the ensemble's intervals (``dm_hpc.learn.ensemble``).
 CALIBRATION_PERCENT = 10
 #: Fewest values of each property a version is trained on (an ensemble: fewest records holding
-#: every property, since it learns all at once).
+#: every property, since it learns all at once). One more than a campaign's own fit needs
+#: (``dataset.MIN_TRAINING_RECORDS``): a registered version is kept to be compared and served.
 MIN_TRAIN_RECORDS = 3
 #: Below this many usable records nothing is held out (metrics would be noise); n/a is recorded.
 MIN_RECORDS_FOR_TEST = 10
@@ -641,6 +642,7 @@ def _train(campaign: CampaignSpec, options: TrainOptions, world, requested_ranks
         "by_fidelity": {campaign.fidelities[int(i)].name: int(n)
                         for i, n in zip(*np.unique(snap.data.fidelity, return_counts=True))},
         "properties": props,
+        "inputs": model_inputs(design_space(campaign)),
         "held_out": {"n": held["n"], "rmse": dict(zip(props, rmse)) if rmse else None,
                      "coverage90": held.get("coverage90")},
         "surrogate": kind,
@@ -950,11 +952,20 @@ def may_use(meta: dict[str, Any], clearance: AccessLevel) -> bool:
     return trained_clearance(meta).rank <= clearance.rank
 
 
+def model_inputs(space) -> dict[str, list[str]]:
+    """The inputs a model on ``space`` (a campaign's ``design_space``) takes, in order: its elements
+    and process parameters; recorded in a version's meta.json as ``inputs``."""
+    return {"elements": list(space.element_names), "process": list(space.process)}
+
+
 def load(campaign: CampaignSpec, version: str | None = None, clearance: AccessLevel | None = None):
     """The registered ``(model, space, multi_fidelity)`` of ``version`` (default: current).
     With ``clearance`` (a caller's), a version trained at a higher clearance is refused: its
     predictions would carry records the caller may not read. Versions from before clearances
-    were recorded count as trained on every record."""
+    were recorded count as trained on every record. A version whose inputs (``model_inputs``) are
+    not the campaign's today is refused: the space is rebuilt from the campaign, and a model fed
+    another element's fraction in a column answers for another alloy (or fails on the width).
+    Versions from before inputs were recorded are taken as they are."""
     from dm_hpc.learn.persist import load_surrogate
 
     version = version or current(campaign)
@@ -967,10 +978,18 @@ def load(campaign: CampaignSpec, version: str | None = None, clearance: AccessLe
     if clearance is not None and not may_use(meta, clearance):
         raise RegistryError(f"{campaign.name}: model version {version} was trained on records up to "
                             f"{trained_clearance(meta).value}; clearance {clearance.value} may not use it")
+    space = design_space(campaign)
+    inputs, now = meta.get("inputs"), model_inputs(space)
+    if inputs is not None and inputs != now:
+        def said(x: dict[str, list[str]]) -> str:
+            return ", ".join(x["elements"]) + (f"; process {', '.join(x['process'])}" if x["process"] else "")
+
+        raise RegistryError(f"{campaign.name}: model version {version} was trained on inputs {said(inputs)}; the "
+                            f"campaign's design space is now {said(now)}: train a version on it (`dm-hpc train`)")
     try:
         model = load_surrogate(path / "model.pt")
     except (pickle.UnpicklingError, KeyError, ValueError) as exc:
         raise RegistryError(f"{campaign.name}: model version {version} cannot be rebuilt ({type(exc).__name__}); "
                             "versions saved before the tensor-only format hold pickled models: retrain "
                             "with `dm-hpc train`") from exc
-    return model, design_space(campaign), bool(meta.get("multi_fidelity"))
+    return model, space, bool(meta.get("multi_fidelity"))

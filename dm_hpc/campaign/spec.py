@@ -29,6 +29,9 @@ from dm_hpc.data.vocabulary import UnitError, UnknownPropertyError
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")  # use fullmatch: "$" passes a final newline
 _LAB_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")  # a lab's name: any one line of text
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
+#: The durations of a fidelity and of the budget (``parse_duration``), by field name.
+FIDELITY_DURATIONS = ("walltime", "turnaround")
+BUDGET_DURATIONS = ("wall_time",)
 
 
 class CampaignError(ValueError):
@@ -335,7 +338,7 @@ class FidelitySpec(Strict):
             raise ValueError(f"a number > 0 without a unit ({unit}) or 'auto', not {v!r}")
         return cost
 
-    @field_validator("walltime", "turnaround", mode="before")
+    @field_validator(*FIDELITY_DURATIONS, mode="before")
     @classmethod
     def _duration(cls, v: Any) -> float:
         return parse_duration(v)
@@ -380,7 +383,7 @@ class BudgetSpec(Strict):
     wall_time: float | None = None
     core_hours_per_lab_day: float = Field(default=1000.0, gt=0)
 
-    @field_validator("wall_time", mode="before")
+    @field_validator(*BUDGET_DURATIONS, mode="before")
     @classmethod
     def _duration(cls, v: Any) -> float | None:
         return None if v is None else parse_duration(v)
@@ -927,11 +930,14 @@ def _warn_bare_durations(data: dict) -> None:
     fidelities = data.get("fidelities")
     places = [(f"fidelities[{i}]" + (f" ({f['name']})" if isinstance(f.get("name"), str) else ""), f, key)
               for i, f in enumerate(fidelities if isinstance(fidelities, list) else ()) if isinstance(f, dict)
-              for key in ("walltime", "turnaround")]
+              for key in FIDELITY_DURATIONS]
     if isinstance(data.get("budget"), dict):
-        places.append(("budget", data["budget"], "wall_time"))
+        places += [("budget", data["budget"], key) for key in BUDGET_DURATIONS]
     for where, fields, key in places:
         v = fields.get(key)
+        bare = _DURATION.match(v) if isinstance(v, str) else None  # "300", quoted: as bare (no unit)
+        if bare is not None and bare.group(2) is None:
+            v = float(bare.group(1))
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
             warnings.warn(CampaignDurationWarning(
                 f"{where}.{key}: {v:g} is read as seconds ({_readable_seconds(v)}), not minutes as "

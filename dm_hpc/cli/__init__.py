@@ -5,7 +5,6 @@ atomate2) are imported inside the commands, never at start-up, so `dm-hpc --help
 """
 from __future__ import annotations
 
-import errno
 import importlib
 
 import typer
@@ -45,8 +44,6 @@ for _name in _COMMAND_MODULES:
     _module.register(app)
 
 
-#: OS errors that are the disk's or the permissions' (not the code's): said in one line, not a traceback
-_DISK_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
 
 
 def main() -> None:
@@ -66,13 +63,11 @@ def error_line(exc: BaseException) -> str | None:
     campaign journal's message (which lines, what is wrong, what to run), or a file the command may
     not write (a read-only run folder, no permission, a full disk or quota); None for another error."""
     from dm_hpc.campaign.journal import JournalError
+    from dm_hpc.data.integrity import disk_problem
 
     if isinstance(exc, JournalError):
         return str(exc)
-    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
-        where = f"{exc.filename}: " if exc.filename else ""
-        return f"{where}{exc.strerror} (check the folder's file system, permissions and free space)"
-    return None
+    return disk_problem(exc)
 
 
 def _fail(message: str) -> None:

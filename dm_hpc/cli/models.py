@@ -75,6 +75,10 @@ def _as_rank(world, run: Callable[[], None]) -> NoReturn:
         code = 0
     except typer.Exit as done:
         code = done.exit_code
+    except SystemExit as done:  # sys.exit below: its status, still by exit_rank
+        code = done.code if isinstance(done.code, int) else 1
+    except KeyboardInterrupt:  # Ctrl-C on an interactive job: the shell's status for it
+        code = 130
     except Exception as exc:
         code = _rank_failed(world, exc)
     exit_rank(code)

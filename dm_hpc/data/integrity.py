@@ -58,6 +58,19 @@ def damaged(root: Path, what: str, detail: str) -> StoreCorruptError:
     return error
 
 
+#: OS errors that are the disk's or the permissions' (not the code's): said in one line, not a traceback
+DISK_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+
+
+def disk_problem(exc: BaseException) -> str | None:
+    """The one line for a file a command may not write (a read-only folder, no permission, a full
+    disk or quota), whichever command met it (the CLI's, ``Campaign.train``); None for another error."""
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror} (check the folder's file system, permissions and free space)"
+    return None
+
+
 def os_failure(root: Path, doing: str, exc: OSError) -> StoreError:
     """A clear error for a write the file system refused (full disk, read-only, permissions)."""
     reason = {

@@ -229,12 +229,18 @@ def _save_atomic(obj: dict, path: Path) -> None:
     as readily as anywhere); one a kill -9 left is removed by the next owner of ``path``."""
     tmp = _temporary(path, str(os.getpid()))
     try:
-        with _removed_on_sigterm(tmp):
+        with _removed_on_sigterm(tmp) as removed:
             with open(tmp, "wb") as fh:
                 torch.save(obj, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except FileNotFoundError:
+                if not removed:
+                    raise
+                # SIGTERM took the file and the process's handler let it go on: this write is given
+                # up (the file at ``path`` is the one before it), the next one is made whole
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
@@ -243,18 +249,22 @@ def _save_atomic(obj: dict, path: Path) -> None:
 
 
 @contextmanager
-def _removed_on_sigterm(path: Path) -> Iterator[None]:
+def _removed_on_sigterm(path: Path) -> Iterator[list[int]]:
     """While it runs, SIGTERM removes ``path`` before the process's own handling of it (``dm-hpc
-    train``'s line and exit, or death by the signal) ends the process, which runs no ``finally``."""
+    train``'s line and exit, or death by the signal) ends the process, which runs no ``finally``.
+    Yields a list that holds the signal once it removed ``path`` (a handler that returns lets the
+    process go on without the file)."""
     before = signal.getsignal(signal.SIGTERM)
+    removed: list[int] = []
     # only the main thread may set a handler; an ignored signal, or a handler not set from Python
     # (None), ends nothing
     if threading.current_thread() is not threading.main_thread() or before in (signal.SIG_IGN, None):
-        yield
+        yield removed
         return
 
     def remove(signum, frame) -> None:
         path.unlink(missing_ok=True)
+        removed.append(signum)
         signal.signal(signal.SIGTERM, before)
         if callable(before):
             before(signum, frame)
@@ -263,7 +273,7 @@ def _removed_on_sigterm(path: Path) -> Iterator[None]:
 
     signal.signal(signal.SIGTERM, remove)
     try:
-        yield
+        yield removed
     finally:
         signal.signal(signal.SIGTERM, before)
 
@@ -300,9 +310,14 @@ def _lock_free(path: Path) -> int | None:
 
 def _own_checkpoint(checkpoint: Path) -> int | None:
     """Take ``checkpoint`` for this training: the descriptor holding its lock, or None while another
-    live training holds it (two jobs on the same data: this one then trains without checkpoints).
-    Temporary files found beside it are a dead writer's (no one else may write it) and go."""
-    fd = _lock_free(checkpoint_lock(checkpoint))
+    live training holds it (two jobs on the same data: this one then trains without checkpoints), or
+    the folder cannot be written (a read-only mount: a `--no-register` trial trains without them;
+    rank 0 failing here would leave the other ranks waiting in its broadcast). Temporary files found
+    beside it are a dead writer's (no one else may write it) and go."""
+    try:
+        fd = _lock_free(checkpoint_lock(checkpoint))
+    except OSError:
+        return None
     if fd is not None:
         for tmp in checkpoint.parent.glob(_temporary(checkpoint, "*").name):
             tmp.unlink(missing_ok=True)

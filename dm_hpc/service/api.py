@@ -5,7 +5,6 @@ never blocks the event loop. Every read of records, sheet, prediction or design 
 """
 from __future__ import annotations
 
-import re
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -33,7 +32,16 @@ router = APIRouter(prefix="/api/v1", responses=COMMON)
 Name = str
 SHEET_TYPES = {"csv": "text/csv",
                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-PLOT_NAME = re.compile(r"^[A-Za-z0-9_]+\.png$")
+
+
+def report_plots(folder) -> list[str]:
+    """The plots of the report drawn in ``folder`` that a reader may be listed and served: the
+    report's own (``report.PLOT_FILES``, which each redraw removes first), never any other PNG
+    found there, so nothing drawn for another view or left from before is served."""
+    from dm_hpc.campaign.report import PLOT_FILES
+
+    return [name for name in PLOT_FILES.values() if (folder / name).is_file()]
+
 #: Largest sheet accepted (bytes); the app's body limit is a little above it.
 MAX_SHEET_BYTES = 4 * 2**20
 
@@ -65,17 +73,17 @@ def report(name: Name, user: User = Depends(api_user), svc: Service = Depends(se
     folder = svc.desk.report(name, user.clearance)
     svc.state.audit(user.name, "report", name)
     return s.Report(summary_markdown=(folder / "summary.md").read_text(),
-                    plots=sorted(p.name for p in folder.glob("*.png")))
+                    plots=report_plots(folder))
 
 
 @router.get("/campaigns/{name}/report/{plot}", response_class=FileResponse,
             responses={200: {"content": {"image/png": {}}}})
 def plot(name: Name, plot: str, user: User = Depends(api_user), svc: Service = Depends(service)):
     check_campaign(user, svc, name, SCIENCE)
-    path = svc.desk.report(name, user.clearance) / plot
-    if not PLOT_NAME.fullmatch(plot) or not path.is_file():
+    folder = svc.desk.report(name, user.clearance)
+    if plot not in report_plots(folder):
         raise HTTPException(404, "no such plot")
-    return FileResponse(path, media_type="image/png")
+    return FileResponse(folder / plot, media_type="image/png")
 
 
 @router.get("/campaigns/{name}/lab/pending", response_model=list[s.PendingExperiment])

@@ -731,7 +731,6 @@ class CampaignDesk:
         it cannot read is ``BadInput`` (checked first, as ``predict`` checks its request); what the
         records ``clearance`` reads cannot answer (too few of a target's property) is ``NotReady``."""
         from dm_hpc.acquire.design import design_from_dataframe
-        from dm_hpc.acquire.inverse import TargetError
 
         c = self.get(name)
         parsed = _parsed_targets(targets)
@@ -748,7 +747,7 @@ class CampaignDesk:
                 lent = {"space": fitted.space, "models": {c.objectives[0].property: fitted.model}}
         try:
             cands, _ = design_from_dataframe(df, parsed, n=n, n_candidates=2000, **lent)
-        except TargetError as exc:  # the targets were read above: what is left is about the records
+        except ValueError as exc:  # a TargetError or the like: the targets were read above, so it is the records'
             raise NotReady(f"campaign {name!r} at clearance {clearance.value}: {exc}") from None
         return [{"composition": cd.composition, "process": cd.process, "probability": finite_or_none(cd.probability),
                  "mean": {k: finite_or_none(v) for k, v in cd.mean.items()},

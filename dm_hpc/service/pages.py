@@ -18,7 +18,8 @@ from fastapi.templating import Jinja2Templates
 from dm_hpc.data.access import AccessLevel
 from dm_hpc.service import schemas as s
 from dm_hpc.service import exports as ex
-from dm_hpc.service.api import MAX_SHEET_BYTES, PLOT_NAME, SHEET_TYPES, decide, receive_sheet, requestable, visible_ids
+from dm_hpc.service.api import (MAX_SHEET_BYTES, SHEET_TYPES, decide, receive_sheet, report_plots, requestable,
+                                visible_ids)
 from dm_hpc.service.auth import COOKIE, LAB, SCIENCE, Service, check_campaign, page_user, service
 from dm_hpc.service.forms import FIELD, form_problem, form_token, secure, set_presession
 from dm_hpc.service.state import Role, User
@@ -105,7 +106,7 @@ def campaign_page(request: Request, name: str, user: User | None = Depends(page_
     folder = svc.desk.report(name, user.clearance)
     svc.state.audit(user.name, "status", name)
     return _page(request, "campaign.html", user=user, s=svc.desk.status(name, user.clearance),
-                 plots=sorted(p.name for p in folder.glob("*.png")))
+                 plots=report_plots(folder))
 
 
 @router.post("/campaigns/{name}/report")
@@ -123,10 +124,10 @@ def plot_file(request: Request, name: str, plot: str, user: User | None = Depend
               svc: Service = Depends(service)):
     if (denied := _guard(request, user, svc, name, SCIENCE)) is not None:
         return denied
-    path = svc.desk.report(name, user.clearance) / plot
-    if not PLOT_NAME.fullmatch(plot) or not path.is_file():
+    folder = svc.desk.report(name, user.clearance)
+    if plot not in report_plots(folder):
         return _page(request, "message.html", 404, user=user, title="Not found", message="no such plot")
-    return FileResponse(path, media_type="image/png")
+    return FileResponse(folder / plot, media_type="image/png")
 
 
 def _lab_page(request: Request, user: User, svc: Service, name: str, status_code: int = 200, **extra) -> HTMLResponse:

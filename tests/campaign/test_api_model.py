@@ -204,3 +204,36 @@ def test_the_portal_predicts_from_as_few_records_as_the_notebook_does(tmp_path):
     mine = camp.predict([{"Cu": 0.5, "Ni": 0.5}])
     [portal] = CampaignDesk(tmp_path).shown_predictions("two", [{"Cu": 0.5, "Ni": 0.5}], None, AccessLevel.embargoed)
     assert mine.loc[0, HV] == pytest.approx(portal["mean"]["hardness"], rel=1e-6)
+
+
+def test_an_element_excluded_after_records_holding_it_were_stored_leaves_them_out(tmp_path):
+    """A campaign that excluded Al after Al-bearing samples were stored failed at every fit (a
+    ValueError from the features: 'Al is not in [Cu, Ni]'), and the portal answered /predict of an
+    Al composition with a 500. Such records are now not the campaign's data, as any element outside
+    its space; and a version trained with Al is refused by name, not fed Cu-Ni inputs."""
+    from dm_hpc.data.access import AccessLevel
+    from dm_hpc.service.campaigns import BadInput, CampaignDesk
+
+    space = {"elements": {"Cu": [0.5, 1.0], "Ni": [0, 0.5], "Al": [0, 0.1]}}
+    camp = _lab_campaign(tmp_path, "noal", space=space, constraints=[], fidelities=[{**LAB, "measures": ["hardness"]}])
+    with pytest.warns(RandomSuggestions):
+        sheet = camp.suggest(6)
+    sheet["property:hardness [HV]"] = 150 + 100 * sheet["composition:Cu [at_frac]"].astype(float)
+    camp.add_measurements(sheet)
+    assert camp.train().status == "promoted"
+    with_al = int((sheet["composition:Al [at_frac]"].astype(float) > 0).sum())
+    assert 0 < with_al <= 4, sheet  # two Cu-Ni records at least, some with Al
+    path = write_campaign(tmp_path, name="noal", constraints=[], fidelities=[{**LAB, "measures": ["hardness"]}],
+                          objectives=[{"property": "hardness", "goal": "max", "unit": "HV"}],
+                          budget={"lab_experiments": 40}, space={**space, "excluded": ["Al"]})
+    camp = Campaign.load(path)
+    got = camp.predict(["Cu0.7Ni0.3"])
+    assert got.loc[0, "model"] == f"fitted now on {len(sheet) - with_al} records", got.loc[0, "model"]
+    assert "composition:Al [at_frac]" not in got.columns
+    assert camp.suggest(2)[HV].notna().all()  # from the model, no ValueError
+    with pytest.raises(NoModel, match=r"model version v0001 was trained on inputs Al, Cu, Ni; the campaign's "
+                                      r"design space is now Cu, Ni: train a version on it"):
+        camp.predict(["Cu0.7Ni0.3"], model="v0001")
+    desk = CampaignDesk(tmp_path)
+    with pytest.raises(BadInput, match="element Al is outside the design space of campaign 'noal' \\(Cu, Ni\\)"):
+        desk.predict("noal", [{"Al": 0.1, "Cu": 0.9}], None, AccessLevel.embargoed)

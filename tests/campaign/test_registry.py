@@ -499,10 +499,13 @@ def test_an_edited_pool_file_is_a_new_model_version(tmp_path):
     second = registry.train(campaign)
     assert isinstance(second, registry.ModelVersion), second
     assert second.meta["files_sha256"]["space.pool"] != first.meta["files_sha256"]["space.pool"]
-    before, _, _ = registry.load(campaign, first.version)
     model, space, _ = registry.load(campaign, second.version)
     assert "Ag" in space.element_names  # the edited pool's elements are the new model's features
-    assert model.train_inputs[0].shape[-1] > before.train_inputs[0].shape[-1]
+    assert second.meta["inputs"]["elements"] == ["Ag", "Cu", "Ni", "Pd"] and first.meta["inputs"]["elements"] == ["Cu", "Ni", "Pd"]
+    # the first version takes no Ag input: loaded on today's space it was fed a column too many
+    with pytest.raises(registry.RegistryError, match=r"v0001 was trained on inputs Cu, Ni, Pd; the campaign's "
+                                                     r"design space is now Ag, Cu, Ni, Pd"):
+        registry.load(campaign, first.version)
 
 
 def test_a_training_that_holds_the_turn_looks_at_the_latest_version_once(tmp_path, monkeypatch):

@@ -131,17 +131,18 @@ def test_a_version_folder_is_readable_like_the_rest_of_the_run_folder(tmp_path):
     assert oct(v.path.stat().st_mode & 0o777) == oct(0o755)
 
 
-def _in_read_only(folder, *args: str, job: bool = False) -> subprocess.CompletedProcess:
+def _in_read_only(folder, *args: str, job: bool = False, code: str | None = None) -> subprocess.CompletedProcess:
     """`dm-hpc ARGS` with ``folder`` read-only: its mode 0555 for a user, a read-only bind mount in a
     mount namespace of its own for root (whom modes do not stop); skipped where neither can be had.
-    ``job``: as the two ranks of a torchrun job (``train_ranks``: their JSON is the stdout)."""
+    ``job``: as the two ranks of a torchrun job (``train_ranks``: their JSON is the stdout);
+    ``code``: that Python program, with ARGS, in place of the CLI."""
     import shutil
 
     import pytest
 
     from . import train_ranks
 
-    cmd = [sys.executable, *((train_ranks.__file__,) if job else ("-m", "dm_hpc")), *args]
+    cmd = [sys.executable, *((train_ranks.__file__,) if job else ("-c", code) if code else ("-m", "dm_hpc")), *args]
     if os.geteuid() != 0:
         folder.chmod(0o555)
         try:
@@ -560,6 +561,27 @@ def test_a_read_only_run_folder_with_nothing_new_is_no_error_in_one_process_or_a
         said = err.strip().splitlines()
         assert code == 2 and len(said) == 1 and said[0].startswith("error: "), (code, err)
         assert "Read-only file system" in said[0] or "Permission denied" in said[0], said
+    assert [v.version for v in registry.versions(campaign)] == ["v0001"]
+
+
+def test_a_notebooks_train_in_a_read_only_run_folder_is_one_line_and_registers_nothing(tmp_path):
+    """``Campaign.train`` where the registry cannot be written ended in a PermissionError (or
+    EROFS) traceback from the training lock, where its docstring promises one CampaignError line."""
+    path, campaign = _campaign(tmp_path)
+    assert _cli("train", str(path))[0] == 0
+    code = ("import sys\n"
+            "from dm_hpc import Campaign\n"
+            "from dm_hpc.campaign import CampaignError\n"
+            "try:\n"
+            "    Campaign.load(sys.argv[1]).train(force=True)\n"
+            "except CampaignError as exc:\n"
+            "    print(exc)\n"
+            "    sys.exit(3)\n")
+    res = _in_read_only(campaign.run_dir, str(path), code=code)
+    said = res.stdout.strip().splitlines()
+    assert res.returncode == 3 and "Traceback" not in res.stderr and len(said) == 1, (res.stdout, res.stderr)
+    assert said[0].startswith(f"campaign {campaign.name!r}: nothing registered: "), said
+    assert "Read-only file system" in said[0] or "Permission denied" in said[0], said
     assert [v.version for v in registry.versions(campaign)] == ["v0001"]
 
 

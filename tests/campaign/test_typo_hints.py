@@ -105,5 +105,7 @@ def test_a_bare_number_for_a_duration_is_said_to_be_seconds(tmp_path):
     assert ("warning: fidelities[0] (emt).walltime: 300 is read as seconds (5 min), not minutes as Slurm "
             "reads a bare number; write 300s, 300m or 300h to say which") in out.stdout, out.stdout
     assert "warning: budget.wall_time: 7200 is read as seconds (2 h)" in out.stdout, out.stdout
+    out = dm("validate", str(_alloy(tmp_path, ("fidelities", 0), {"walltime": "90"})))  # quoted, still no unit
+    assert "warning: fidelities[0] (emt).walltime: 90 is read as seconds (1.5 min)" in out.stdout, out.stdout
     out = dm("validate", str(_alloy(tmp_path, ("fidelities", 0), {"walltime": "5h"})))
     assert out.returncode == 0 and "warning" not in out.stdout, out.stdout

@@ -172,6 +172,44 @@ def test_a_checkpoint_write_that_fails_leaves_no_temporary_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_sigterm_handler_that_lets_the_process_go_on_gives_up_that_write_alone(tmp_path):
+    """SIGTERM during a checkpoint write removes the temporary file before the process's own
+    handler runs (it may end the process, which runs no ``finally``). A handler that returns (a
+    notebook's, a scheduler's that only sets a flag) let the write go on without its file, and
+    the rename then failed: training died of "No such file or directory" naming the checkpoint.
+    Now that write is given up, the checkpoint before it stays, and the next write is whole."""
+    from dm_hpc.learn.distributed import _save_atomic
+
+    path = tmp_path / "ckpt.pt"
+    _save_atomic({"step": 1}, path)
+    seen = []
+
+    class SignalledWhileSaved:  # SIGTERM arrives while torch.save pickles the checkpoint
+        def __reduce__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return (int, (7,))
+
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        _save_atomic({"step": 2, "x": SignalledWhileSaved()}, path)
+        assert seen == [signal.SIGTERM] and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+        assert torch.load(path)["step"] == 1  # the one before it
+        _save_atomic({"step": 3}, path)
+        assert torch.load(path)["step"] == 3 and signal.getsignal(signal.SIGTERM) is not None
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_a_checkpoint_in_a_folder_it_cannot_write_is_trained_without(tmp_path):
+    """Rank 0 taking the checkpoint's lock in a folder it may not write (a `--no-register` trial on
+    a read-only mount) raised there, while the other ranks waited in its broadcast."""
+    from dm_hpc.learn.distributed import _own_checkpoint
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    assert _own_checkpoint(blocked / "ckpt.pt") is None  # ENOTDIR, as EROFS or EACCES would be
+
+
 def test_a_rank_that_never_answers_ends_the_exchange_in_a_clear_error(monkeypatch):
     """A rank that did not come to ``all_gather_text`` (dead before it) left the others in torch's
     'wait timeout after 600000ms, keys: /dm-hpc/0/snapshot-0/1' (a DistStoreError) after the

@@ -70,6 +70,20 @@ def test_a_version_that_does_not_exist_is_a_404_naming_those_that_do(versions):
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "model"], r.text
 
 
+def test_a_version_loaded_for_a_cleared_caller_is_still_refused_to_one_below(versions):
+    """The portal keeps a registered version it loaded (``_registered``): the clearance of each
+    caller is judged on every request, so one served to an embargoed reader is not then served, from
+    the same process's cache, to a consortium reader."""
+    portal, _ = versions
+    auth = {who: {"Authorization": f"Bearer {portal.tokens[who]}"} for who in ("admin", "scientist")}
+    with TestClient(portal.app()) as c:  # one app: one desk and its cache for both callers
+        for _ in range(2):
+            r = c.post(URL, json={"compositions": [COMP], "model": "v0001"}, headers=auth["admin"])
+            assert r.status_code == 200 and r.json()[0]["model"]["name"] == "v0001", r.text
+            r = c.post(URL, json={"compositions": [COMP], "model": "v0001"}, headers=auth["scientist"])
+            assert r.status_code == 403 and "mean" not in r.text, r.text
+
+
 def test_a_version_trained_on_records_the_caller_may_not_read_is_refused(versions):
     """v0001 was trained at clearance embargoed; v0002 at consortium, but one of its records has
     since been embargoed: neither may answer a consortium reader (its predictions carry the record)."""

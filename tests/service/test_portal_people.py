@@ -280,3 +280,10 @@ def test_a_plot_a_redrawn_report_leaves_out_is_neither_listed_nor_served(built_c
         assert r.status_code == 200 and "parity.png" not in r.json()["plots"], r.json()["plots"]
         assert "no surrogate model yet" in r.json()["summary_markdown"]
         assert c.get(plot, headers=auth).status_code == 404
+        # a PNG the report did not draw (another tool's, or a plot name the report dropped) is not the reader's
+        from dm_hpc.service.campaigns import CampaignDesk
+
+        folder = CampaignDesk(portal.campaigns).report_dir(CAMPAIGN, AccessLevel.public)
+        (folder / "parity_old.png").write_bytes((folder / "best_vs_evaluations.png").read_bytes())
+        assert "parity_old.png" not in c.get(report, headers=auth).json()["plots"]
+        assert c.get(f"/api/v1/campaigns/{CAMPAIGN}/report/parity_old.png", headers=auth).status_code == 404
