@@ -526,7 +526,7 @@ class Campaign:
         campaign file writes, named in the key: ``best hardness [HV]``, as records() and best() give
         it) and why no model can be fitted, if so."""
         from dm_hpc.campaign import journal as jn
-        from dm_hpc.campaign.dataset import own_records, unfit_reason
+        from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, own_records, training_set, unfit_reason
         from dm_hpc.campaign.planning import best_values
 
         c = self.spec
@@ -551,7 +551,12 @@ class Campaign:
         for prop, value in best_values(c, mine).items():  # as records() and best() give it
             o = c.objective(prop)
             out[f"best {prop} [{o.shown_unit}]"] = float(o.shown(value))
-        out["model"] = (unfit_reason(c, df) or "can be fitted") if len(mine) else "no records yet"
+        if len(mine):
+            out["model"] = unfit_reason(c, df) or "can be fitted"
+        else:  # the store's other records may fit it (a shared store, an import): suggest fits on them
+            others = training_set(c, df).fewest if not df.empty else 0
+            out["model"] = (f"can be fitted on {others} records of the store (none of this campaign's yet)"
+                            if others >= MIN_TRAINING_RECORDS else "no records yet")
         return pd.Series(out, dtype=object, name=self.name)
 
     # ------------------------------------------------------------------ model and report

@@ -131,7 +131,10 @@ def test_summary_counts_its_own_records_and_judges_the_model_as_suggest_fits_it(
         sheet = first.suggest(2)
     sheet["property:hardness [GPa]"] = [2.0, 2.5]
     first.add_measurements(sheet)
-    assert second.summary()[["records", "model"]].tolist() == [0, "no records yet"]  # the first's, not its own
+    # the first's records, not its own; but its model fits on them, as its suggestions below show
+    # (it said "no records yet" beside suggestions with predictions)
+    assert second.summary()[["records", "model"]].tolist() == [
+        0, "can be fitted on 2 records of the store (none of this campaign's yet)"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the first campaign's records on its elements fit its model
         sheet = second.suggest(2)
