@@ -54,7 +54,12 @@ def train(
 
     options = registry.TrainOptions(kind=surrogate, checkpoint_every=checkpoint_every, register=register,
                                     if_new_data=if_new_data, force=force, epochs=epochs)
-    world = world_from_env()
+    try:
+        world = world_from_env()
+    except RuntimeError as exc:  # every rank meets it: rank 0 alone says so
+        if os.environ.get("SLURM_PROCID", "0") == "0":
+            fail(str(exc))
+        raise typer.Exit(2) from None
     if world is None:
         _run_train(campaign, ranks, None, options)
     else:

@@ -84,11 +84,18 @@ class World:
 
 
 def first_slurm_host(nodelist: str) -> str:
-    """The first host of a Slurm node list (``node[01-04]`` -> ``node01``), via ``scontrol``."""
-    out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
-                         check=True, timeout=30).stdout.split()
+    """The first host of a Slurm node list (``node[01-04]`` -> ``node01``), via ``scontrol``;
+    ``RuntimeError`` saying what failed and what to set instead (every rank of a job meets it)."""
+    fix = "set MASTER_ADDR to the first node's host name in the job script"
+    try:
+        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
+                             check=True, timeout=30).stdout.split()
+    except (OSError, subprocess.SubprocessError) as exc:  # no scontrol on the node, slurmctld away
+        said = exc.stderr.strip() if isinstance(exc, subprocess.CalledProcessError) and exc.stderr else exc
+        raise RuntimeError(f"cannot find the rendezvous host: scontrol show hostnames {nodelist!r}: {said}; "
+                           f"{fix}") from None
     if not out:
-        raise RuntimeError(f"scontrol show hostnames {nodelist!r} printed no host")
+        raise RuntimeError(f"scontrol show hostnames {nodelist!r} printed no host; {fix}")
     return out[0]
 
 

@@ -610,3 +610,25 @@ def test_rank_0_says_in_one_line_that_the_other_ranks_did_not_come(tmp_path):
     assert res.returncode == 1 and "Traceback" not in res.stderr and len(said) == 1, res.stderr
     assert "rank 0 of 2 stopped: TimeoutError: rank 1 of 2 did not answer" in said[0], said
     assert registry.versions(campaign) == []
+
+
+def test_a_job_whose_node_has_no_scontrol_is_one_line_from_rank_0(tmp_path):
+    """Under srun every rank asks `scontrol show hostnames` for the rendezvous host; on a node
+    without scontrol each rank printed a FileNotFoundError traceback. Now rank 0 says in one line
+    what failed and what to set (MASTER_ADDR), the other ranks nothing, and all exit 2."""
+    path, campaign = _campaign(tmp_path)
+    bare = tmp_path / "bin"  # a PATH with python and no scontrol
+    bare.mkdir()
+    env = {**os.environ, "PATH": str(bare), "COLUMNS": "300", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "2",
+           "SLURM_NODELIST": "vm", "SLURM_JOB_ID": "7"}
+    env.pop("MASTER_ADDR", None)
+    said = {}
+    for rank in ("0", "1"):
+        res = subprocess.run([sys.executable, "-m", "dm_hpc", "train", str(path)], cwd=REPO, capture_output=True,
+                             text=True, timeout=600, env={**env, "SLURM_PROCID": rank})
+        said[rank] = (res.returncode, res.stdout + res.stderr)
+    code, text = said["0"]
+    assert code == 2 and "Traceback" not in text and len(text.strip().splitlines()) == 1, text
+    assert "cannot find the rendezvous host: scontrol show hostnames 'vm'" in text and "set MASTER_ADDR" in text, text
+    assert said["1"] == (2, ""), said["1"]
+    assert registry.versions(campaign) == []
