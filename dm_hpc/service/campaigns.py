@@ -657,6 +657,8 @@ class CampaignDesk:
 
         c = self.get(name)
         found = self._registry(c)
+        if version == "current":  # the promoted version, as the notebook's predict(model="current") asks it
+            version = registry.current(c) or "current"
         if version not in found.versions:
             raise UnknownModel(f"campaign {name!r} has no model version {version!r} "
                                f"(registered: {', '.join(found.versions) or 'none yet'})")

@@ -19,7 +19,7 @@ MAX_TARGET_CHARS = 200
 
 ElementFractions = dict[str, float]
 #: How the registry names a version (``campaign.registry``: v0001, v0002, ...).
-VERSION_PATTERN = r"^v[0-9]{4,}$"
+VERSION_PATTERN = r"^(v[0-9]{4,}|current)$"
 
 
 class RequestBody(BaseModel):
@@ -162,10 +162,11 @@ class PredictRequest(RequestBody):
                     "(a lab sheet's rule; answered normalised to 1 exactly); any other sum, 100 included, is a 422.")
     process: list[dict[str, Finite]] | None = Field(default=None, max_length=MAX_COMPOSITIONS)
     model: str | None = Field(default=None, pattern=VERSION_PATTERN,
-                              description="A registered model version (`dm-hpc models`: v0001, ...); default: the "
-                                          "portal's own fit of the records the caller reads, never the registry's "
-                                          "current version (`dm-hpc models --promote` does not change it). A version "
-                                          "is served only to a caller who reads every record it was trained on.")
+                              description="A registered model version (`dm-hpc models`: v0001, ...), or `current` "
+                                          "(the one `dm-hpc models --promote` made current); default: the portal's "
+                                          "own fit of the records the caller reads, never the registry's current "
+                                          "version. A version is served only to a caller who reads every record it "
+                                          "was trained on.")
 
 
 class ModelUsed(BaseModel):

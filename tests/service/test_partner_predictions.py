@@ -59,6 +59,18 @@ def test_a_registered_version_is_served_on_request_and_named(versions):
         assert got["std"]["mixing_energy"] > 0 and got["units"]["mixing_energy"] == "eV/atom"
 
 
+def test_the_current_version_is_asked_for_by_that_name_as_a_notebook_asks_it(versions):
+    """The portal served a registered version only by its number, so a partner who wanted the model
+    an admin promoted had to learn its name first; `Campaign.predict(model="current")` took it."""
+    portal, campaign = versions
+    with _client(portal, "admin") as c:
+        r = c.post(URL, json={"compositions": [COMP], "model": "current"})
+        assert r.status_code == 200, r.text
+        assert r.json()[0]["model"]["name"] == registry.current(campaign) and r.json()[0]["model"]["registered"]
+        same = c.post(URL, json={"compositions": [COMP], "model": registry.current(campaign)}).json()
+        assert same[0]["mean"] == r.json()[0]["mean"]
+
+
 def test_a_version_that_does_not_exist_is_a_404_naming_those_that_do(versions):
     portal, _ = versions
     with _client(portal, "scientist") as c:
