@@ -18,7 +18,7 @@ from pathlib import Path
 import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, settings
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import dm_hpc.campaign.manager as manager_module
 from dm_hpc.acquire.points import point_key
@@ -85,11 +85,16 @@ class CampaignHistory(RuleBasedStateMachine):
         self.cluster.fail_rate = fail_rate
         self._life(LIFE_S)
 
-    @precondition(lambda self: bool(self._unmeasured_batches()))
-    @rule(data=st.data())
-    def lab_returns_a_sheet(self, data):
+    @rule(pick=st.integers(0, 2**16))
+    def lab_returns_a_sheet(self, pick):
+        # no precondition and no draw shaped by the state: a manager's life is cut by wall time, so
+        # which batches wait differs from run to run, and hypothesis, replaying a history whose
+        # rules to choose from (or whose draw's range) had changed, failed it as "inconsistent data
+        # generation" (FlakyStrategyDefinition) though nothing was wrong
         batches = self._unmeasured_batches()
-        batch = data.draw(st.sampled_from(sorted(batches)))  # any batch: out of order
+        if not batches:
+            return
+        batch = sorted(batches)[pick % len(batches)]  # any batch: out of order
         state = jn.State()
         for e in batches[batch]:
             state.lab[e.sample_id] = e
