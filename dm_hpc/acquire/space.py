@@ -60,7 +60,8 @@ class DesignSpace:
             if reach[-1] < 1 - 1e-12:
                 raise DesignSpaceError(f"upper bounds of the allowed elements sum to {reach[-1]:.3g} < 1: "
                                        "no composition reaches a sum of one")
-            if reach[k - 1] < 1 - 1e-12:  # the bounds reach one, but only with more elements than allowed
+            # max_elements above the elements left (some excluded) allows them all: no index past the end
+            if k < len(reach) and reach[k - 1] < 1 - 1e-12:  # the bounds reach one, but only with more elements than allowed
                 need = int(np.argmax(reach >= 1 - 1e-12)) + 1
                 kept = (f"the largest upper bound {reach[0]:.3g} is" if k == 1
                         else f"the {k} largest upper bounds sum to {reach[k - 1]:.3g}, which is")

@@ -65,3 +65,18 @@ def test_from_dicts_reverses_to_dicts_and_tolerates_other_points():
         space.from_dicts([({"Fe": 1.0}, {})], strict=True)
     f4, p4 = space.from_dicts([({"Fe": 0.25, "Co": 0.75}, {"temperature": 1000.0})], strict=True)
     assert f4.tolist() == [[0.25, 0.0, 0.75]] and p4.tolist() == [[1000.0]]
+
+
+def test_an_exclusion_that_leaves_fewer_elements_than_max_elements_is_a_valid_space():
+    """Excluding Pd from a Cu-Ni-Pd space with max_elements 3 made every campaign file of it
+    "invalid campaign: IndexError: index 2 is out of bounds": the bounds check indexed the sums of
+    the largest upper bounds past the two elements left. Two elements under a cap of three are
+    simply all allowed."""
+    space = DesignSpace(elements={"Cu": (0.0, 1.0), "Ni": (0.0, 1.0), "Pd": (0.0, 1.0)}, max_elements=3,
+                        excluded=frozenset({"Pd"}))
+    assert space.element_names == ["Cu", "Ni"]
+    x, _ = space.sample(20, np.random.default_rng(0))
+    assert np.allclose(x.sum(axis=1), 1.0) and x.shape == (20, 2)
+    with pytest.raises(DesignSpaceError, match="upper bounds of the allowed elements sum to 0.8 < 1"):
+        DesignSpace(elements={"Cu": (0.0, 0.4), "Ni": (0.0, 0.4), "Pd": (0.0, 1.0)}, max_elements=3,
+                    excluded=frozenset({"Pd"}))
