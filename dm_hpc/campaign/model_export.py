@@ -66,7 +66,8 @@ def export_version(campaign: CampaignSpec, version: str | None, out: Path,
                    contributors: list[str] | None = None) -> Path:
     """Write registered model ``version`` (default: current) of ``campaign`` to ``out`` with its
     training provenance (module docstring). ``contributors``: names credited beyond those the
-    records carry. Raises ``registry.RegistryError`` for an unknown version."""
+    records carry. Raises ``registry.RegistryError`` for an unknown version, or one trained on
+    other inputs than the campaign's design space has today (``registry.inputs_problem``)."""
     import torch
 
     from dm_hpc.campaign import registry
@@ -82,6 +83,10 @@ def export_version(campaign: CampaignSpec, version: str | None, out: Path,
         raise registry.RegistryError(f"{campaign.name}: no model version {version!r} "
                                      f"(registered: {', '.join(found) or 'none'})")
     v = found[version]
+    space = design_space(campaign)
+    other_inputs = registry.inputs_problem(campaign, version, v.meta, space)
+    if other_inputs:  # its file would name today's elements as the inputs of a model trained on others
+        raise registry.RegistryError(other_inputs)
     state = torch.load(v.path / "model.pt", weights_only=True, map_location="cpu")
     ids = sorted(registry.trained_on(v))
     meta = v.meta
@@ -93,7 +98,7 @@ def export_version(campaign: CampaignSpec, version: str | None, out: Path,
         "store": {"path": meta.get("store"), "generation": meta.get("store_generation")},
         "records": {"count": meta.get("records"), "trained_on": meta.get("trained_on"),
                     "sha256": meta.get("records_sha256"), "ids": ids},
-        "clearance": meta.get("clearance"),
+        "clearance": registry.trained_clearance(meta).value,  # a version from before: every record
         "access_levels": _access_levels(campaign, ids),
         "metrics": {"held_out": meta.get("held_out")},
         "hyper_parameters": _hyper_parameters(state.get("state_dict", {})) if "state_dict" in state else {},
@@ -101,7 +106,7 @@ def export_version(campaign: CampaignSpec, version: str | None, out: Path,
         "contributors": _credit(campaign, set(ids)) + [{"contributor": c, "records": 0} for c in contributors or ()],
         "derived_from": [m.summary() for m in _model_sources(campaign)],
     }
-    return _save(out, provenance, _features_of(design_space(campaign), list(meta.get("properties") or campaign.properties)), state)
+    return _save(out, provenance, _features_of(space, list(meta.get("properties") or campaign.properties)), state)
 
 
 def export_campaign_model(campaign: CampaignSpec, out: Path, contributors: list[str] | None = None) -> Path:

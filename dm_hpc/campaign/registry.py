@@ -155,6 +155,10 @@ class Snapshot:
     calibration: np.ndarray
     test: np.ndarray
     fidelities: list[int] = field(default_factory=list)
+    #: The campaign's ``design_space``, built once for the whole training (``snapshot``): every
+    #: feature matrix, the recorded inputs and the comparison's load use it (a pool campaign's
+    #: space is a candidate matrix, and a pool edited mid-training gave rows of two pools).
+    space: Any = None
 
 
 def registry_dir(campaign: CampaignSpec) -> Path:
@@ -307,7 +311,8 @@ def snapshot(campaign: CampaignSpec, clearance: AccessLevel = AccessLevel.embarg
     train = np.setdiff1d(order, test, assume_unique=True)
     train = train[np.argsort(np.asarray(data.record_ids)[train])]  # by id: the same slices on every rank
     sha = hashlib.sha256("\n".join(sorted(data.record_ids)).encode()).hexdigest()
-    return Snapshot(data, generation, sha, train, cal, test, sorted(int(f) for f in np.unique(data.fidelity)))
+    return Snapshot(data, generation, sha, train, cal, test, sorted(int(f) for f in np.unique(data.fidelity)),
+                    design_space(campaign))
 
 
 def _features(campaign: CampaignSpec, snap: Snapshot, rows: np.ndarray, fidelity_column: bool):
@@ -316,7 +321,7 @@ def _features(campaign: CampaignSpec, snap: Snapshot, rows: np.ndarray, fidelity
 
     from dm_hpc.learn.features import composition_matrix
 
-    space = design_space(campaign)
+    space = snap.space
     data = snap.data
     X = space.featurize(composition_matrix([data.compositions[i] for i in rows], space.element_names),
                         data.process[rows])
@@ -642,7 +647,7 @@ def _train(campaign: CampaignSpec, options: TrainOptions, world, requested_ranks
         "by_fidelity": {campaign.fidelities[int(i)].name: int(n)
                         for i, n in zip(*np.unique(snap.data.fidelity, return_counts=True))},
         "properties": props,
-        "inputs": model_inputs(design_space(campaign)),
+        "inputs": model_inputs(snap.space),
         "held_out": {"n": held["n"], "rmse": dict(zip(props, rmse)) if rmse else None,
                      "coverage90": held.get("coverage90")},
         "surrogate": kind,
@@ -716,7 +721,7 @@ def _decide(campaign: CampaignSpec, snap: Snapshot, model, kind: str):
     found = None
     if cur is not None:
         try:
-            cur_model = load(campaign, cur)[0]
+            cur_model = load(campaign, cur, space=snap.space)[0]
         except RegistryError:
             cur_model = None
         try:
@@ -958,14 +963,32 @@ def model_inputs(space) -> dict[str, list[str]]:
     return {"elements": list(space.element_names), "process": list(space.process)}
 
 
-def load(campaign: CampaignSpec, version: str | None = None, clearance: AccessLevel | None = None):
+def inputs_problem(campaign: CampaignSpec, version: str, meta: dict[str, Any], space) -> str | None:
+    """Why ``version`` (its ``meta``) cannot be used on ``space``, the campaign's ``design_space``
+    today: it was trained on other inputs (``model_inputs``: an element excluded or a pool edited
+    since), so a model fed another element's fraction in a column would answer for another alloy.
+    None: the same inputs, or a version from before inputs were recorded. The one rule of ``load``
+    and of ``model_export.export_version``."""
+    inputs, now = meta.get("inputs"), model_inputs(space)
+    if inputs is None or inputs == now:
+        return None
+
+    def said(x: dict[str, list[str]]) -> str:
+        return ", ".join(x["elements"]) + (f"; process {', '.join(x['process'])}" if x["process"] else "")
+
+    return (f"{campaign.name}: model version {version} was trained on inputs {said(inputs)}; the campaign's "
+            f"design space is now {said(now)}: train a version on it (`dm-hpc train`)")
+
+
+def load(campaign: CampaignSpec, version: str | None = None, clearance: AccessLevel | None = None, space=None):
     """The registered ``(model, space, multi_fidelity)`` of ``version`` (default: current).
     With ``clearance`` (a caller's), a version trained at a higher clearance is refused: its
     predictions would carry records the caller may not read. Versions from before clearances
     were recorded count as trained on every record. A version whose inputs (``model_inputs``) are
     not the campaign's today is refused: the space is rebuilt from the campaign, and a model fed
     another element's fraction in a column answers for another alloy (or fails on the width).
-    Versions from before inputs were recorded are taken as they are."""
+    Versions from before inputs were recorded are taken as they are. ``space``: the campaign's
+    ``design_space`` when the caller holds it already (default: built here)."""
     from dm_hpc.learn.persist import load_surrogate
 
     version = version or current(campaign)
@@ -978,14 +1001,10 @@ def load(campaign: CampaignSpec, version: str | None = None, clearance: AccessLe
     if clearance is not None and not may_use(meta, clearance):
         raise RegistryError(f"{campaign.name}: model version {version} was trained on records up to "
                             f"{trained_clearance(meta).value}; clearance {clearance.value} may not use it")
-    space = design_space(campaign)
-    inputs, now = meta.get("inputs"), model_inputs(space)
-    if inputs is not None and inputs != now:
-        def said(x: dict[str, list[str]]) -> str:
-            return ", ".join(x["elements"]) + (f"; process {', '.join(x['process'])}" if x["process"] else "")
-
-        raise RegistryError(f"{campaign.name}: model version {version} was trained on inputs {said(inputs)}; the "
-                            f"campaign's design space is now {said(now)}: train a version on it (`dm-hpc train`)")
+    space = space if space is not None else design_space(campaign)
+    other_inputs = inputs_problem(campaign, version, meta, space)
+    if other_inputs:
+        raise RegistryError(other_inputs)
     try:
         model = load_surrogate(path / "model.pt")
     except (pickle.UnpicklingError, KeyError, ValueError) as exc:

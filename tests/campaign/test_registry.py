@@ -478,6 +478,30 @@ def test_a_commit_that_does_not_touch_the_model_code_registers_no_duplicate(tmp_
     assert isinstance(registry.train(campaign), registry.ModelVersion)
 
 
+def test_a_training_builds_the_campaigns_design_space_once(tmp_path, monkeypatch):
+    """Every feature matrix of a training (train, held-out, comparison rows), the recorded inputs
+    and the current version's load for the comparison each built the design space anew: a pool
+    campaign's from its pool (a 100,000-row pool is a candidate matrix each time), and a pool edited
+    while a version trained gave its rows features on two pools. One space per training now."""
+    pool = tmp_path / "pool.csv"
+    pool.write_text("property:mixing_energy [eV/atom],composition:Cu [at_frac],composition:Ni [at_frac],"
+                    "composition:Pd [at_frac]\n"
+                    + "".join(f"0,{a:.2f},{b:.2f},{1 - a - b:.2f}\n" for a in (0.2, 0.4, 0.6) for b in (0.1, 0.3)))
+    campaign = load_campaign(write_campaign(tmp_path, lab=False, space={"pool": str(pool)}))
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(20, 0))
+    assert isinstance(registry.train(campaign), registry.ModelVersion)
+    built = []
+    real = registry.design_space
+    monkeypatch.setattr(registry, "design_space", lambda c: built.append(c.name) or real(c))
+    with Store.open(campaign.store, "a") as store:
+        store.ingest(_records(6, 1))
+    second = registry.train(campaign)  # compared with the current version: it is loaded too
+    assert isinstance(second, registry.ModelVersion), second
+    assert second.meta["inputs"]["elements"] == ["Cu", "Ni", "Pd"]
+    assert built == [campaign.name], built
+
+
 def test_an_edited_pool_file_is_a_new_model_version(tmp_path):
     """The settings fingerprint held the pool file's path, not its contents, so `dm-hpc train` after
     the pool was edited (a row with Ag: another feature) said 'unchanged' and registered nothing.

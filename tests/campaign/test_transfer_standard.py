@@ -277,3 +277,31 @@ def test_an_exported_file_says_which_access_levels_its_training_records_hold(tmp
     assert "warning" in res.output and "restricted" in res.output
     out = " ".join(res.output.split())
     assert "by access level" in out
+
+
+def test_an_exported_version_says_its_clearance_and_is_refused_on_other_inputs(tmp_path):
+    """The exported file copied ``clearance`` from meta.json raw: a version from before clearances
+    were recorded went out as ``None``, which the registry reads as trained on every record
+    (``registry.trained_clearance``). And a version trained before an element was excluded was
+    exported with today's elements as its inputs, so the partner's campaign fed it a column short."""
+    import json
+
+    path, std = _campaign(tmp_path, "older", lab=False)
+    with Store.open(std.store, "a") as store:
+        store.ingest(_records(12, 0, "computed", "emt"))
+    v = registry.train(std)
+    assert v.meta["clearance"] == "embargoed"
+    meta = json.loads((v.path / "meta.json").read_text())
+    meta.pop("clearance")  # as versions registered before clearances were recorded
+    (v.path / "meta.json").write_text(json.dumps(meta))
+    res = CliRunner().invoke(app, ["models", str(path), "--export", str(tmp_path / "o.pt")])
+    assert res.exit_code == 0, res.output
+    assert standard.load_model_file(tmp_path / "o.pt").provenance["clearance"] == "embargoed"
+    data = yaml.safe_load(path.read_text())
+    data["space"]["excluded"] = ["Pd"]
+    path.write_text(yaml.safe_dump(data))
+    res = CliRunner().invoke(app, ["models", str(path), "--export", str(tmp_path / "p.pt")])
+    assert res.exit_code == 2, res.output
+    assert ("model version v0001 was trained on inputs Cu, Ni, Pd; the campaign's design space is now Cu, Ni"
+            in " ".join(res.output.split())), res.output
+    assert not (tmp_path / "p.pt").exists()
