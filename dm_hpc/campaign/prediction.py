@@ -10,7 +10,11 @@
   campaign's process box), and where the input lies outside the campaign's bounds (``outside``:
   the model extrapolates there);
 - ``in_shown_units``: the same rows in the units the campaign shows each property in
-  (``CampaignSpec.shown_unit``).
+  (``CampaignSpec.shown_unit``);
+- ``read_request``, ``said``, ``prediction_frame``: a notebook's arguments (dicts, formula
+  strings, the frames ``Campaign.records``/``pending``/``suggest`` give) read into the request the
+  portal takes, its problems in one line, and the answer as a frame in lab-sheet columns
+  (``Campaign.predict``).
 
 Which model predicts (fitted on the records a caller reads, or a registered version) is the
 caller's: the portal keeps one fit per clearance, the Python API fits on the whole store.
@@ -21,8 +25,15 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from dm_hpc.campaign.spec import CampaignSpec
+from dm_hpc.campaign.spec import CampaignError, CampaignSpec
+
+class InputError(CampaignError):
+    """An argument the campaign cannot read (a symbol that is no element, an element outside its
+    design space, fractions that do not sum to 1, a process parameter it lacks); the message names
+    each, where it is (``compositions[2]``) and what is wrong."""
+
 
 #: Most names one refusal lists, and most compositions it names (a body of 20,000 made-up symbols
 #: came back whole in the refusal).
@@ -164,3 +175,148 @@ def in_shown_units(c: CampaignSpec, rows: list[dict[str, Any]]) -> list[dict[str
 
     return [{**row, "mean": shown(c.shown, row["mean"]), "std": shown(c.shown_spread, row["std"]),
              "units": {p: c.shown_unit(p) for p in row["mean"]}} for row in rows]
+
+
+def read_request(c: CampaignSpec, compositions, process
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """``Campaign.predict``'s arguments as the portal's request has them: compositions as
+    ``{symbol: amount}`` and process values in canonical units (a value that is no number is kept
+    as it is, for ``request_problems`` to name). Raises ``TypeError`` for an argument
+    of the wrong kind, ``InputError`` for a column or formula it cannot read."""
+    if process is not None:
+        if isinstance(process, dict):
+            process = [process]
+        if not isinstance(process, (list, tuple)) or not all(isinstance(p, dict) for p in process):
+            raise TypeError(f"process must be a dict or a list of dicts (parameter -> value), not {process!r}")
+        process = [{str(k): _canonical_process(c, str(k), v) for k, v in p.items()} for p in process]
+    one_process = process is not None and len(process) == 1
+    if isinstance(compositions, (dict, str)):
+        compositions = [compositions]
+    if isinstance(compositions, pd.DataFrame):
+        comps, from_columns = _frame_inputs(c, compositions)
+        if from_columns is not None:
+            if process is not None:
+                raise InputError(f"campaign {c.name!r}: the frame has process columns and process= is given too: "
+                                 "give the process one way")
+            process = from_columns
+    elif isinstance(compositions, (list, tuple)):
+        comps = [_composition(c, i, comp) for i, comp in enumerate(compositions)]
+    else:
+        raise TypeError("compositions must be a list of {element: fraction} dicts or formula strings, or a "
+                        f"DataFrame with composition columns, not {type(compositions).__name__}")
+    if not comps:
+        raise InputError(f"campaign {c.name!r}: no composition to predict at")
+    return comps, (process * len(comps) if one_process else process)
+
+
+def _composition(c: CampaignSpec, i: int, comp) -> dict[str, Any]:
+    """One composition of a list: a dict as it is, a formula string as its amounts normalised."""
+    if isinstance(comp, str):
+        from dm_hpc.data.composition import CompositionError, parse_formula, to_atomic_fractions
+
+        try:
+            return to_atomic_fractions(parse_formula(comp))
+        except CompositionError as exc:
+            raise InputError(f"campaign {c.name!r}: cannot predict: compositions[{i}]: {exc}") from None
+    if isinstance(comp, dict):
+        return {str(el): v for el, v in comp.items()}
+    raise TypeError(f"compositions[{i}] must be a dict {{element: fraction}} or a formula string, not "
+                    f"{type(comp).__name__}: {comp!r}")
+
+
+def _frame_inputs(c: CampaignSpec, frame: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """A frame's compositions (its ``composition:<El> [at_frac]`` columns, else every column an
+    element symbol; an empty cell is 0, a real element at 0 absent) and its process columns'
+    values (canonical units; None: it has none)."""
+    from dm_hpc.data.elements import is_element
+    from dm_hpc.data.sheets import parse_header
+
+    headers = [str(h) for h in frame.columns]
+    sheet = [h for h in headers if h.startswith("composition:")]
+    elements, process = {}, {}
+    for h in sheet or headers:
+        try:
+            col = parse_header(h) if sheet else None
+        except ValueError as exc:
+            raise InputError(f"campaign {c.name!r}: cannot predict: {exc}") from None
+        if col is not None and col.unit != "at_frac":
+            raise InputError(f"campaign {c.name!r}: cannot predict: column {h!r}: predict takes atomic fractions, "
+                             "composition:<El> [at_frac]")
+        elements[h] = h if col is None else col.name
+    for h in (h for h in headers if sheet and h.startswith("process:")):
+        try:
+            col = parse_header(h)
+        except ValueError as exc:
+            raise InputError(f"campaign {c.name!r}: cannot predict: {exc}") from None
+        process[h] = col
+    comps = []
+    for _, row in frame.iterrows():
+        comp = {el: (0.0 if pd.isna(row[h]) else row[h]) for h, el in elements.items()}
+        comps.append({el: v for el, v in comp.items() if not (is_element(el) and v == 0)})
+    if not process:
+        return comps, None
+    from dm_hpc.data.vocabulary import to_canonical
+
+    values = []
+    for _, row in frame.iterrows():
+        given = {h: row[h] for h in process if not pd.isna(row[h])}  # empty: the middle of the box
+        try:
+            values.append({process[h].name: to_canonical(process[h].name, v, process[h].unit, kind="process_parameter")
+                           if is_finite_number(v) else v for h, v in given.items()})
+        except ValueError as exc:  # a unit that is not one of the parameter's
+            raise InputError(f"campaign {c.name!r}: cannot predict: {exc}") from None
+    return comps, values
+
+
+def _canonical_process(c: CampaignSpec, name: str, value):
+    """A process value in the unit the campaign file writes its range in, canonical (a name the
+    campaign lacks, or a value that is no number, is kept for the request's checks to name)."""
+
+    if name not in c.space.process or not is_finite_number(value):
+        return value
+    from dm_hpc.data.vocabulary import to_canonical
+
+    return to_canonical(name, value, c.shown_unit(name, kind="process_parameter"), kind="process_parameter")
+
+
+def said(problems: list[tuple[tuple, str]]) -> str:
+    """``request_problems`` in one line, each where it is (``compositions[2]: ...``)."""
+    lines = []
+    for loc, msg in problems:
+        if loc[0] == "compositions":
+            lines.append(f"compositions[{loc[1]}]: {msg}")
+        elif len(loc) > 1:
+            lines.append(f"process[{loc[1]}]: {msg.removeprefix('process: ')}")
+        else:
+            lines.append(msg)
+    more = len(lines) - NAMES_SHOWN
+    return "; ".join(lines[:NAMES_SHOWN]) + (f"; and {more} more" if more > 0 else "")
+
+
+def prediction_frame(c: CampaignSpec, elements: list[str], rows: list[dict[str, Any]],
+                     used: dict[str, Any]) -> pd.DataFrame:
+    """``Campaign.predict``'s frame of ``in_shown_units`` rows (see its docstring); ``elements``:
+    the design space's (``dataset.design_elements``), each a composition column."""
+    from dm_hpc.campaign.labsheet import PROCESS_STEP
+    from dm_hpc.data.columns import composition_column, process_column, property_column
+    from dm_hpc.learn.intervals import Z90
+
+    order = [el for el in c.space.elements if el in elements] + [el for el in elements if el not in c.space.elements]
+    out = []
+    for row in rows:
+        line: dict[str, Any] = {composition_column(el): row["composition"].get(el, 0.0) for el in order}
+        for name, value in row["process"].items():
+            unit = c.shown_unit(name, kind="process_parameter")
+            line[process_column(PROCESS_STEP, name, unit)] = float(c.shown(name, value, kind="process_parameter"))
+        for p, mean in row["mean"].items():
+            std, unit = row["std"][p], row["units"][p]
+            line[property_column(p, unit, "predicted")] = mean
+            line[property_column(p, unit, "predicted_std")] = std
+            line[property_column(p, unit, "90 % low")] = None if mean is None or std is None else mean - Z90 * std
+            line[property_column(p, unit, "90 % high")] = None if mean is None or std is None else mean + Z90 * std
+        line["outside"] = "; ".join(row["outside"])
+        line["model"] = used["name"]
+        out.append(line)
+    frame = pd.DataFrame(out)
+    frame.attrs["model"] = used
+    return frame

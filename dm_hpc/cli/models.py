@@ -154,8 +154,22 @@ def _run_train(path: Path, ranks: int, world, options) -> None:
     if options.kind is not None and options.kind not in SURROGATES:
         fail(f"--surrogate must be one of {', '.join(SURROGATES)}, not {options.kind!r}")
     c = load_campaign_or_fail(path)
+    _inputs_or_fail(c, path)
     with _said_on_sigterm(c.name, world is None or world.rank == 0):
         _train(c, ranks, world, options, path)
+
+
+def _inputs_or_fail(c, path: Path) -> None:
+    """Fail naming a file the training reads that is gone or damaged (a pool campaign's pool was a
+    SheetError traceback); the transfer sources are not asked: a version is fitted on the
+    campaign's own records."""
+    from dm_hpc.campaign import CampaignError
+    from dm_hpc.campaign.preflight import check_inputs
+
+    try:
+        check_inputs(c, str(path), sources=False)
+    except CampaignError as exc:
+        fail(str(exc))
 
 
 def _train(c, ranks: int, world, options, path: Path) -> None:

@@ -237,3 +237,36 @@ def test_an_element_excluded_after_records_holding_it_were_stored_leaves_them_ou
     desk = CampaignDesk(tmp_path)
     with pytest.raises(BadInput, match="element Al is outside the design space of campaign 'noal' \\(Cu, Ni\\)"):
         desk.predict("noal", [{"Al": 0.1, "Cu": 0.9}], None, AccessLevel.embargoed)
+
+
+def test_a_pool_campaign_whose_pool_cannot_be_read_predicts_and_trains_nothing_and_says_why(tmp_path):
+    """``Campaign.predict`` built the whole design space for its element names, as /predict once
+    did, and ``train`` and `dm-hpc train` read the pool for the features: a pool file gone or
+    damaged since the campaign was loaded was a SheetError traceback from deep in the pool reader.
+    Each now names the file first, as ``report`` and `dm-hpc suggest` do, and predict takes the
+    elements as the portal does (``dataset.design_elements``)."""
+    from typer.testing import CliRunner
+
+    from dm_hpc.cli import app
+
+    pool = tmp_path / "pool.csv"
+    pool.write_text("composition:Cu [at_frac],composition:Ni [at_frac],composition:Pd [at_frac],"
+                    "property:mixing_energy [eV/atom]\n0.5,0.5,0,0\n0.2,0.3,0.5,0\n0.7,0.1,0.2,0\n0.4,0.4,0.2,0\n")
+    camp = _lab_campaign(tmp_path, "pooled", space={"pool": str(pool)}, constraints=[],
+                         fidelities=[{**LAB, "measures": ["hardness"]}])
+    with pytest.raises(InputError, match=r"element Fe is outside the design space of campaign 'pooled' \(Cu, Ni, Pd\)"):
+        camp.predict([{"Fe": 1.0}])
+    with pytest.warns(RandomSuggestions):
+        sheet = camp.suggest(4)
+    sheet["property:hardness [HV]"] = 150 + 100 * sheet["composition:Cu [at_frac]"].astype(float)
+    camp.add_measurements(sheet)
+    assert camp.predict(["CuNi"])[HV].notna().all()
+    for damage, said in ((lambda: pool.write_bytes(b"\xff\xfe\x00garbage"), "space.pool"),
+                         (pool.unlink, "space.pool: no such file")):
+        damage()
+        for call in (lambda: camp.predict(["CuNi"]), camp.train):
+            with pytest.raises(CampaignError, match=f"campaign cannot be read:\n  {said}"):
+                call()
+        res = CliRunner().invoke(app, ["train", camp.origin])
+        assert res.exit_code == 2 and f"campaign cannot be read:\n  {said}" in res.output, res.output
+        assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
