@@ -486,12 +486,14 @@ class Campaign:
                 {"name": f"{version}{current}", "registered": True, "records": meta.get("trained_on")})
 
     @_in_place
-    def train(self, force: bool = False) -> Trained:
+    def train(self, force: bool = False, surrogate: str | None = None) -> Trained:
         """The periodic retraining (as ``dm-hpc train``, in this process): fit the campaign's
         surrogate on the whole store and register it as a new model version, current when it is
         no worse than the current one on the same held-out records, else a candidate. When the
         latest version holds these records with the same settings nothing is registered
-        (``force``: register anyway). Returns ``Trained`` (what was registered, its held-out
+        (``force``: register anyway). ``surrogate``: the kind to train, one that the campaign
+        file's ``learning.surrogate`` takes (default: the campaign's), as `dm-hpc train
+        --surrogate`. Returns ``Trained`` (what was registered, its held-out
         quality, whether it was promoted; its text says it in one line).
 
         Raises ``NoModel`` when too few records to train on, ``CampaignError`` when the registry,
@@ -500,15 +502,19 @@ class Campaign:
         from dm_hpc.campaign import registry
         from dm_hpc.campaign.preflight import check_inputs
         from dm_hpc.campaign.prediction import is_finite_number
+        from dm_hpc.campaign.spec import SURROGATE_KINDS
         from dm_hpc.data import StoreError
         from dm_hpc.data.integrity import disk_problem
 
         if not isinstance(force, bool):
             raise TypeError(f"force must be True or False, got {force!r}")
+        if surrogate is not None and surrogate not in SURROGATE_KINDS:
+            raise InputError(f"campaign {self.name!r}: surrogate must be one of {', '.join(SURROGATE_KINDS)} "
+                             f"(or None: the campaign's {self.spec.learning.surrogate!r}), got {surrogate!r}")
         c = self.spec
         check_inputs(c, self.origin, sources=False)  # a version is fitted on the campaign's own records
         try:
-            result = registry.train(c, registry.TrainOptions(force=force))
+            result = registry.train(c, registry.TrainOptions(kind=surrogate, force=force))
         except registry.NotEnoughData as exc:
             raise NoModel(f"nothing trained: {exc}") from None
         except (registry.RegistryError, StoreError) as exc:

@@ -415,13 +415,18 @@ class RunnerSpec(Strict):
     retries: int = Field(default=1, ge=0)
 
 
+#: Surrogate kinds a campaign, `dm-hpc train --surrogate` and ``Campaign.train(surrogate=)`` name.
+SurrogateKind = Literal["auto", "gp", "multitask", "ensemble"]
+SURROGATE_KINDS: tuple[str, ...] = typing.get_args(SurrogateKind)
+
+
 class LearningSpec(Strict):
     """Surrogate and acquisition settings (defaults are what the benchmarks support). With one
     objective the next points are chosen by the same surrogate fitted on the objective's
     Yeo-Johnson-warped values (an exact GP, one fidelity); predictions and intervals stay in the
     property's units."""
 
-    surrogate: Literal["auto", "gp", "multitask", "ensemble"] = "auto"
+    surrogate: SurrogateKind = "auto"
     initial_points: int = Field(default=6, ge=1)
     refit_every: int = Field(default=4, ge=1)
     batch_size: int = Field(default=4, ge=1)

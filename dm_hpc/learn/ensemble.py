@@ -260,7 +260,9 @@ def moments(net: GaussianMembers, std: Standardiser, X: Tensor) -> tuple[Tensor,
     mean, var = mean.to(X), var.to(X)
     ys = std.y_std.to(X)
     mu = mean.mean(0) * ys + std.y_mean.to(X)
-    epistemic = mean.var(0, unbiased=False) * ys**2
+    # the members' spread, written out: torch's var warns "degrees of freedom <= 0" on no rows (a
+    # rank or a small training with no calibration rows), though the answer, empty, is right
+    epistemic = (mean - mean.mean(0)).pow(2).mean(0) * ys**2
     aleatoric = var.mean(0) * ys**2
     return mu, epistemic, aleatoric
 

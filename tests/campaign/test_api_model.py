@@ -180,6 +180,16 @@ def test_train_registers_a_version_then_says_nothing_changed_and_predict_names_i
         camp.predict(["CuNi"], model="v0009")
     with pytest.raises(TypeError, match="force"):
         camp.train(force="yes")
+    # the kind, as `dm-hpc train --surrogate` takes it (the notebook could not ask for one)
+    with pytest.raises(InputError, match=r"surrogate must be one of auto, gp, multitask, ensemble \(or None: the "
+                                         r"campaign's 'auto'\), got 'forest'"):
+        camp.train(surrogate="forest")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warned "degrees of freedom <= 0" with no calibration rows
+        ensemble = camp.train(surrogate="ensemble")
+    assert ensemble.version == "v0003" and registry.versions(camp.spec)[-1].meta["surrogate"] == "ensemble"
 
 
 def test_report_writes_the_summary_and_plots_and_shows_as_markdown(measured):
