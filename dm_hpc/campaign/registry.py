@@ -470,14 +470,32 @@ def _train_ensemble(campaign: CampaignSpec, snap: Snapshot, options: TrainOption
 #: The code a version's model is built by beside ``dm_hpc.learn`` (its rows, features and split) and
 #: the libraries it fits with: what ``model_code`` fingerprints. Not the checkout's commit
 #: (``_code_version``, recorded in meta.json): a commit to the docs, CLI or portal is the same model.
-MODEL_MODULES = ("dm_hpc.campaign.registry", "dm_hpc.campaign.dataset", "dm_hpc.acquire.space",
-                 "dm_hpc.data.descriptors")
+MODEL_MODULES = ("dm_hpc.campaign.registry", "dm_hpc.campaign.dataset", "dm_hpc.campaign.strategy",
+                 "dm_hpc.campaign.candidates", "dm_hpc.acquire.space", "dm_hpc.data.descriptors",
+                 "dm_hpc.compute.descriptors")
+#: Data files that shape a version's targets: the element prices of an analytic raw-material cost.
+#: As (module, attribute holding the path), read when fingerprinted (a test may point it elsewhere).
+MODEL_DATA = (("dm_hpc.compute.descriptors", "PRICE_FILE"),)
+#: The dm_hpc modules a training loads that do not shape its model: package faces, the store and
+#: the vocabulary that read the records (``records_sha256`` names them; values are canonical when
+#: stored), the campaign file (its settings are fingerprinted as values, ``settings_sha256``), the
+#: acquisitions ``strategy`` imports, costs, and the promotion decision (which compares models, it
+#: fits none). A test loads a training and asks every other module to be in ``MODEL_MODULES``.
+NOT_MODEL_MODULES = (
+    "dm_hpc._lazy", "dm_hpc.acquire", "dm_hpc.acquire.acquisition", "dm_hpc.acquire.fidelity",
+    "dm_hpc.acquire.gaps", "dm_hpc.acquire.planner", "dm_hpc.acquire.points", "dm_hpc.campaign",
+    "dm_hpc.campaign.spec", "dm_hpc.campaign.promotion", "dm_hpc.compute", "dm_hpc.compute.methods",
+    "dm_hpc.data", "dm_hpc.data.access", "dm_hpc.data.columns", "dm_hpc.data.composition",
+    "dm_hpc.data.elements", "dm_hpc.data.integrity", "dm_hpc.data.layout", "dm_hpc.data.records",
+    "dm_hpc.data.recovery", "dm_hpc.data.rounding", "dm_hpc.data.shards", "dm_hpc.data.store",
+    "dm_hpc.data.units", "dm_hpc.data.view", "dm_hpc.data.vocabulary",
+)
 MODEL_LIBRARIES = ("torch", "gpytorch", "botorch")
 
 
 def model_code() -> str:
-    """SHA-256 of the source of ``dm_hpc.learn`` and ``MODEL_MODULES`` and the versions of
-    ``MODEL_LIBRARIES``: a change there may change the model of the same records."""
+    """SHA-256 of the source of ``dm_hpc.learn`` and ``MODEL_MODULES``, the files of ``MODEL_DATA``
+    and the versions of ``MODEL_LIBRARIES``: a change there may change the model of the same records."""
     import importlib
     from importlib.metadata import PackageNotFoundError, version
 
@@ -485,6 +503,7 @@ def model_code() -> str:
 
     files = sorted(Path(dm_hpc.learn.__file__).parent.rglob("*.py"))
     files += [Path(importlib.import_module(m).__file__) for m in MODEL_MODULES]
+    files += [Path(getattr(importlib.import_module(m), attr)) for m, attr in MODEL_DATA]
     digest = hashlib.sha256()
     for f in files:
         digest.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")

@@ -17,7 +17,9 @@ import yaml
 from dm_hpc.data import Composition
 from dm_hpc.data.descriptors import descriptors
 
-_PRICES = Path(__file__).with_name("element_prices.yaml")
+#: The element prices a raw-material cost is computed from (a model's targets: ``registry.model_code``
+#: fingerprints the file).
+PRICE_FILE = Path(__file__).with_name("element_prices.yaml")
 ANALYTIC_PROPERTIES = ("raw_material_cost", "mixing_entropy", "size_mismatch", "valence_electron_concentration")
 #: Stored property name -> descriptor name (``data.descriptors.DESCRIPTOR_NAMES``).
 DESCRIPTOR_PROPERTIES = {"mixing_entropy": "mixing_entropy", "size_mismatch": "size_mismatch",
@@ -27,7 +29,7 @@ DESCRIPTOR_PROPERTIES = {"mixing_entropy": "mixing_entropy", "size_mismatch": "s
 @cache
 def price_table() -> dict[str, Any]:
     """The element price file: ``{"source", "date", "unit", "prices": {El: USD/kg}}``."""
-    return yaml.safe_load(_PRICES.read_text())
+    return yaml.safe_load(PRICE_FILE.read_text())
 
 
 def raw_material_cost(composition: Composition) -> float | None:

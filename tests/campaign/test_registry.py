@@ -552,3 +552,40 @@ def test_a_training_that_holds_the_turn_looks_at_the_latest_version_once(tmp_pat
         store.ingest(_records(6, 9))
     looks.clear()
     assert registry.train_local_ranks(campaign, 2).version == "v0002" and len(looks) == 1  # an exact GP: one rank
+
+
+def test_the_model_fingerprint_holds_every_module_and_file_a_training_reads(tmp_path, monkeypatch):
+    """``model_code`` fingerprinted the learn package and four modules named by hand. A training
+    also derives analytic targets (a raw-material cost from ``compute/element_prices.yaml``) and
+    builds features by ``strategy.design_space`` from the pool ``candidates`` reads: a new price
+    table changed every cost-campaign's model while `dm-hpc train` said "unchanged". Every dm_hpc
+    module a training has loaded is now fingerprinted or named as one that does not shape it."""
+    import subprocess
+    import sys
+
+    from dm_hpc.compute import descriptors
+    from tests.conftest import REPO
+
+    script = (
+        "import sys\n"
+        "from tests.campaign.helpers import write_campaign\n"
+        "from tests.campaign.test_registry import _records\n"
+        "from dm_hpc.campaign import load_campaign, registry\n"
+        "from dm_hpc.data import Store\n"
+        f"c = load_campaign(write_campaign(__import__('pathlib').Path({str(tmp_path)!r}), lab=False))\n"
+        "with Store.open(c.store, 'a') as s:\n"
+        "    s.ingest(_records(20, 0))\n"
+        "registry.train(c)\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('dm_hpc.'))))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True)
+    loaded = set(out.stdout.split())
+    known = set(registry.MODEL_MODULES) | set(registry.NOT_MODEL_MODULES)
+    stray = sorted(m for m in loaded - known if not m.startswith("dm_hpc.learn"))
+    assert not stray, f"fingerprint these in MODEL_MODULES or name them in NOT_MODEL_MODULES: {stray}"
+    assert "dm_hpc.compute.descriptors" in registry.MODEL_MODULES
+    # the price table is data, not code: a new one is a new fingerprint
+    before = registry.model_code()
+    prices = tmp_path / "element_prices.yaml"
+    prices.write_text(descriptors.PRICE_FILE.read_text().replace("source:", "source: (revised)", 1))
+    monkeypatch.setattr(descriptors, "PRICE_FILE", prices)
+    assert registry.model_code() != before
