@@ -502,8 +502,8 @@ class Campaign:
         from dm_hpc.campaign import registry
         from dm_hpc.campaign.preflight import check_inputs
         from dm_hpc.campaign.prediction import is_finite_number
-        from dm_hpc.campaign.spec import SURROGATE_KINDS
         from dm_hpc.data import StoreError
+        from dm_hpc.learn import SURROGATE_KINDS
         from dm_hpc.data.integrity import disk_problem
 
         if not isinstance(force, bool):

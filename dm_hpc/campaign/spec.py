@@ -25,6 +25,7 @@ from dm_hpc.acquire.points import MIN_SEPARATION
 from dm_hpc.data import canonical_unit, is_element, readable_unit, to_canonical, unknown_element
 from dm_hpc.data import vocabulary
 from dm_hpc.data.vocabulary import UnitError, UnknownPropertyError
+from dm_hpc.learn import SURROGATE_KINDS
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")  # use fullmatch: "$" passes a final newline
 _LAB_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")  # a lab's name: any one line of text
@@ -415,9 +416,7 @@ class RunnerSpec(Strict):
     retries: int = Field(default=1, ge=0)
 
 
-#: Surrogate kinds a campaign, `dm-hpc train --surrogate` and ``Campaign.train(surrogate=)`` name.
-SurrogateKind = Literal["auto", "gp", "multitask", "ensemble"]
-SURROGATE_KINDS: tuple[str, ...] = typing.get_args(SurrogateKind)
+SurrogateKind = Literal[SURROGATE_KINDS]  # the campaign file's learning.surrogate
 
 
 class LearningSpec(Strict):

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from dm_hpc.cli.output import cli_console, shown
 from dm_hpc.cli.store import fail, load_campaign_or_fail
+from dm_hpc.learn import SURROGATE_KINDS
 
 console = cli_console()
 CampaignFile = Annotated[Path, typer.Argument(help="Campaign YAML file (see campaigns/).")]
@@ -40,7 +41,7 @@ def train(
     ranks: Annotated[int, typer.Option(min=1, help="Data-parallel ranks spawned here (under srun or torchrun the launcher sets them).")] = 1,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Optimiser steps between checkpoints (ensemble).")] = 200,
     if_new_data: Annotated[bool, typer.Option("--if-new-data", help="Do nothing when the records are those of the latest version.")] = False,
-    surrogate: Annotated[Optional[str], typer.Option(help="The surrogate kind, one that the campaign file's learning.surrogate takes (default: the campaign's).")] = None,
+    surrogate: Annotated[Optional[str], typer.Option(help=f"One of {', '.join(SURROGATE_KINDS)} (default: the campaign's).")] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Passes over the data (ensemble; default 20).")] = None,
     register: Annotated[bool, typer.Option("--register/--no-register", help="Register a new model version.")] = True,
     force: Annotated[bool, typer.Option("--force", help="Register a new version even when the latest one was trained "
@@ -150,8 +151,6 @@ def _said_on_sigterm(name: str, speaks: bool) -> Iterator[None]:
 
 
 def _run_train(path: Path, ranks: int, world, options) -> None:
-    from dm_hpc.campaign.spec import SURROGATE_KINDS
-
     if options.kind is not None and options.kind not in SURROGATE_KINDS:
         fail(f"--surrogate must be one of {', '.join(SURROGATE_KINDS)}, not {options.kind!r}")
     c = load_campaign_or_fail(path)

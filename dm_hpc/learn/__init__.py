@@ -27,6 +27,11 @@ from __future__ import annotations
 
 from dm_hpc._lazy import lazy_exports
 
+#: The surrogate kinds a campaign names (``learning.surrogate``, `dm-hpc train --surrogate`,
+#: ``Campaign.train(surrogate=)``); ``fit_surrogate`` also takes "subset-gp", which "auto" chooses
+#: by size. Here, not in a module with torch: the CLI lists them in its help.
+SURROGATE_KINDS: tuple[str, ...] = ("auto", "gp", "multitask", "ensemble")
+
 #: Public name -> the module that defines it, imported on first use (PEP 562): a module of this
 #: package that needs no torch (``quality.interval_coverage`` for a report's kept predictions)
 #: must not import torch through the package.
@@ -42,6 +47,7 @@ _WHERE = {
 __all__ = [
     "DESCRIPTOR_NAMES",
     "GP_MAX_POINTS",
+    "SURROGATE_KINDS",
     "auto_kind",
     "feature_names",
     "featurize",
