@@ -20,7 +20,8 @@ bootstrap); otherwise it is registered as a candidate, and its ``meta.json`` say
 Versions are never overwritten, and never repeated: a training whose records and settings
 (``settings_sha256``: kind, ranks, epochs, clearance, the code that builds the model, not the
 checkout's commit, the campaign fields the model is built from and the contents of the files
-among them, ``MODEL_FILES``) are those of the latest
+among them, ``MODEL_FILES``, and the data files the targets are derived from, ``MODEL_DATA``) are
+those of the latest
 version registers nothing (``Unchanged``) unless forced, so every version differs from the one
 before it in something a reader can trace. Two trainings of one campaign take turns
 (``training_turn``: a ``flock`` on ``models/.train.lock`` from the look at the latest version to
@@ -154,11 +155,12 @@ class Snapshot:
     train: np.ndarray
     calibration: np.ndarray
     test: np.ndarray
-    fidelities: list[int] = field(default_factory=list)
     #: The campaign's ``design_space``, built once for the whole training (``snapshot``): every
     #: feature matrix, the recorded inputs and the comparison's load use it (a pool campaign's
-    #: space is a candidate matrix, and a pool edited mid-training gave rows of two pools).
-    space: Any = None
+    #: space is a candidate matrix, and a pool edited mid-training gave rows of two pools; the
+    #: ranks of a job also compare its inputs, ``_agreed_snapshot``).
+    space: Any
+    fidelities: list[int] = field(default_factory=list)
 
 
 def registry_dir(campaign: CampaignSpec) -> Path:
@@ -311,8 +313,12 @@ def snapshot(campaign: CampaignSpec, clearance: AccessLevel = AccessLevel.embarg
     train = np.setdiff1d(order, test, assume_unique=True)
     train = train[np.argsort(np.asarray(data.record_ids)[train])]  # by id: the same slices on every rank
     sha = hashlib.sha256("\n".join(sorted(data.record_ids)).encode()).hexdigest()
-    return Snapshot(data, generation, sha, train, cal, test, sorted(int(f) for f in np.unique(data.fidelity)),
-                    design_space(campaign))
+    try:
+        space = design_space(campaign)
+    except (OSError, ValueError) as exc:  # a pool gone or damaged since the command checked it (SheetError)
+        raise RegistryError(f"{campaign.name}: the candidate pool cannot be read ({str(exc).splitlines()[0]}); "
+                            "nothing trained") from None
+    return Snapshot(data, generation, sha, train, cal, test, space, sorted(int(f) for f in np.unique(data.fidelity)))
 
 
 def _features(campaign: CampaignSpec, snap: Snapshot, rows: np.ndarray, fidelity_column: bool):
@@ -479,8 +485,11 @@ MODEL_DATA = (("dm_hpc.compute.descriptors", "PRICE_FILE"),)
 #: The dm_hpc modules a training loads that do not shape its model: package faces, the store and
 #: the vocabulary that read the records (``records_sha256`` names them; values are canonical when
 #: stored), the campaign file (its settings are fingerprinted as values, ``settings_sha256``), the
-#: acquisitions ``strategy`` imports, costs, and the promotion decision (which compares models, it
-#: fits none). A test loads a training and asks every other module to be in ``MODEL_MODULES``.
+#: acquisitions ``strategy`` imports, costs, the promotion decision (which compares models, it
+#: fits none), and the sheet reader a pool is read by (the pool's bytes are fingerprinted,
+#: ``MODEL_FILES``, and what it yields, the elements, is the version's recorded ``inputs``; lab
+#: sheet fixes land there often and are not a new model). A test trains a campaign of each kind
+#: and asks every other module it loaded to be in ``MODEL_MODULES``.
 NOT_MODEL_MODULES = (
     "dm_hpc._lazy", "dm_hpc.acquire", "dm_hpc.acquire.acquisition", "dm_hpc.acquire.fidelity",
     "dm_hpc.acquire.gaps", "dm_hpc.acquire.planner", "dm_hpc.acquire.points", "dm_hpc.campaign",
@@ -489,6 +498,8 @@ NOT_MODEL_MODULES = (
     "dm_hpc.data.elements", "dm_hpc.data.integrity", "dm_hpc.data.layout", "dm_hpc.data.records",
     "dm_hpc.data.recovery", "dm_hpc.data.rounding", "dm_hpc.data.shards", "dm_hpc.data.store",
     "dm_hpc.data.units", "dm_hpc.data.view", "dm_hpc.data.vocabulary",
+    "dm_hpc.data.column_map", "dm_hpc.data.csv_columns", "dm_hpc.data.sheet_checks", "dm_hpc.data.sheet_columns",
+    "dm_hpc.data.sheetfiles", "dm_hpc.data.sheets", "dm_hpc.data.verdicts",
 )
 MODEL_LIBRARIES = ("torch", "gpytorch", "botorch")
 
@@ -716,20 +727,21 @@ def _agreed_snapshot(campaign: CampaignSpec, clearance: AccessLevel, world) -> S
     for attempt in range(AGREE_TRIES):
         try:
             snap, failed = snapshot(campaign, clearance), None
-            mine = {"sha256": snap.sha256, "records": len(snap.data)}
+            mine = {"sha256": snap.sha256, "records": len(snap.data), "inputs": model_inputs(snap.space)}
         except (RegistryError, StoreError) as exc:
             snap, failed = None, exc
             mine = {"error": str(exc)}
         read = [json.loads(t) for t in all_gather_text(world, f"snapshot-{attempt}", json.dumps(mine))]
         if all("error" in r for r in read) and failed is not None:
             raise failed
-        if snap is not None and all(r.get("sha256") == snap.sha256 for r in read):
+        if snap is not None and all(r.get("sha256") == snap.sha256 and r.get("inputs") == mine["inputs"] for r in read):
             return snap
-    said = "; ".join(f"rank {r}: " + (f"{x['records']} records (ids sha256 {x['sha256'][:12]})" if "sha256" in x
+    said = "; ".join(f"rank {r}: " + (f"{x['records']} records (ids sha256 {x['sha256'][:12]}) on "
+                                      f"{', '.join(x['inputs']['elements'])}" if "sha256" in x
                                       else x["error"]) for r, x in enumerate(read))
-    raise RegistryError(f"{campaign.name}: the {world.size} ranks of this job read different records from the store "
-                        f"{AGREE_TRIES} times (is a campaign writing it fast, or does a node see another store?): "
-                        f"{said}; nothing trained")
+    raise RegistryError(f"{campaign.name}: the {world.size} ranks of this job read different records from the store, "
+                        f"or another design space, {AGREE_TRIES} times (is a campaign writing it fast, is its pool "
+                        f"being edited, or does a node see another store?): {said}; nothing trained")
 
 
 def _decide(campaign: CampaignSpec, snap: Snapshot, model, kind: str):
@@ -965,8 +977,12 @@ def trained_on(version: ModelVersion) -> set[str]:
 
 def trained_clearance(meta: dict[str, Any]) -> AccessLevel:
     """The clearance a version was trained at (``TrainOptions.clearance``, kept in its ``meta``);
-    a version from before clearances were recorded counts as trained on every record."""
-    return AccessLevel(meta.get("clearance", AccessLevel.embargoed.value))
+    a version from before clearances were recorded, or whose value is not a level (a hand-edited
+    meta.json), counts as trained on every record: the reading that serves it to the fewest."""
+    try:
+        return AccessLevel(meta.get("clearance", AccessLevel.embargoed.value))
+    except ValueError:
+        return AccessLevel.embargoed
 
 
 def may_use(meta: dict[str, Any], clearance: AccessLevel) -> bool:

@@ -187,7 +187,7 @@ def test_train_registers_a_version_then_says_nothing_changed_and_predict_names_i
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # torch warned "degrees of freedom <= 0" with no calibration rows
+        warnings.filterwarnings("error", message=".*degrees of freedom")  # torch's, with no calibration rows
         ensemble = camp.train(surrogate="ensemble")
     assert ensemble.version == "v0003" and registry.versions(camp.spec)[-1].meta["surrogate"] == "ensemble"
 
