@@ -56,14 +56,26 @@ class DesignSpace:
             k = self.max_elements or len(lo)
             if int((lo > 0).sum()) > k:
                 raise DesignSpaceError(f"{int((lo > 0).sum())} elements have a lower bound > 0 but max_elements = {k}")
-            reach = np.cumsum(np.sort(hi)[::-1])  # the largest sum of fractions with 1, 2, ... elements
+            # the largest sum of fractions with 1, 2, ... elements: those with a lower bound > 0 are in
+            # every composition, so they take the first places whatever their upper bounds (Cu and Ni
+            # at [0.1, 0.2] under max_elements 2 passed on Pd's upper bound 1, and every point drawn
+            # broke the bounds); then the others, largest first
+            required = lo > 0
+            n = int(required.sum())
+            others = np.cumsum(np.sort(hi[~required])[::-1])
+            reach = hi[required].sum() + np.concatenate([np.zeros(n), others])  # fewer than n: refused above
             if reach[-1] < 1 - 1e-12:
                 raise DesignSpaceError(f"upper bounds of the allowed elements sum to {reach[-1]:.3g} < 1: "
                                        "no composition reaches a sum of one")
             # max_elements above the elements left (some excluded) allows them all: no index past the end
             if k < len(reach) and reach[k - 1] < 1 - 1e-12:  # the bounds reach one, but only with more elements than allowed
                 need = int(np.argmax(reach >= 1 - 1e-12)) + 1
-                kept = (f"the largest upper bound {reach[0]:.3g} is" if k == 1
+                names = list(self.elements)
+                present = ", ".join(names[i] for i in np.flatnonzero(required))
+                kept = (f"the upper bounds of {present} (a lower bound > 0: in every composition)"
+                        + (f" and the {k - n} largest others" if k > n else "")
+                        + f" sum to {reach[k - 1]:.3g}, which is" if n
+                        else f"the largest upper bound {reach[0]:.3g} is" if k == 1
                         else f"the {k} largest upper bounds sum to {reach[k - 1]:.3g}, which is")
                 raise DesignSpaceError(f"max_elements = {k} allows a composition {k} element(s), and {kept} "
                                        f"below one: raise max_elements to {need} or the upper bounds")

@@ -132,6 +132,14 @@ class SpaceSpec(Strict):
     def _something(self) -> SpaceSpec:
         if not self.elements and self.pool is None:
             raise ValueError("give elements with bounds, or a candidate pool file")
+        # a pool's rows are the candidates as they are (strategy.design_space reads nothing else):
+        # an exclusion or a process box beside one validated, and the lab got Ni and no temperature
+        beside = [f for f in ("elements", "max_elements", "min_elements", "excluded", "process") if self.pool is not None
+                  and getattr(self, f) != type(self).model_fields[f].get_default(call_default_factory=True)]
+        if beside:
+            raise ValueError(f"{', '.join(beside)}: a candidate pool gives the candidates as "
+                             "they are, and these shape an element space; remove them (and the rows you do not want "
+                             "from the pool file), or the pool")
         if self.elements:
             from dm_hpc.acquire.space import DesignSpace  # the one feasibility check of a space
 

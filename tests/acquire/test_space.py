@@ -80,3 +80,17 @@ def test_an_exclusion_that_leaves_fewer_elements_than_max_elements_is_a_valid_sp
     with pytest.raises(DesignSpaceError, match="upper bounds of the allowed elements sum to 0.8 < 1"):
         DesignSpace(elements={"Cu": (0.0, 0.4), "Ni": (0.0, 0.4), "Pd": (0.0, 1.0)}, max_elements=3,
                     excluded=frozenset({"Pd"}))
+
+
+def test_elements_that_must_be_present_but_cannot_reach_one_under_max_elements_are_refused():
+    """Cu and Ni at 0.1-0.2 each (a lower bound > 0: in every composition) under max_elements 2
+    validated, since the two largest upper bounds (Pd's 1 and 0.2) reach one, and every random
+    point was Cu0.5Ni0.5, outside both bounds (found by the semantic campaign fuzz, with Al at
+    [1e-9, 1e-9] under max_elements 1). The elements that must be present take their places first."""
+    with pytest.raises(DesignSpaceError, match=r"Cu, Ni.* sum to 0\.4.*raise max_elements to 3"):
+        DesignSpace(elements={"Cu": (0.1, 0.2), "Ni": (0.1, 0.2), "Pd": (0.0, 1.0)}, max_elements=2)
+    with pytest.raises(DesignSpaceError, match=r"Al.* 1e-09.*raise max_elements to 2"):
+        DesignSpace(elements={"Al": (1e-9, 1e-9), "Cu": (0.0, 1.0)}, max_elements=1)
+    space = DesignSpace(elements={"Cu": (0.1, 0.2), "Ni": (0.1, 0.2), "Pd": (0.0, 1.0)}, max_elements=3)
+    x, _ = space.sample(20, np.random.default_rng(0))
+    assert space.violations(x) == []

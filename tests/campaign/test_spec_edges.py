@@ -207,3 +207,21 @@ def test_a_fidelity_cost_is_a_positive_number_without_a_unit(tmp_path):
              "fidelities.0.cost: a number > 0 without a unit (core-hours per calculation) or 'auto'")
     fine = load_campaign(write_campaign(tmp_path, name="fine", lab=False, fidelities=lab("2")))
     assert fine.fidelities[1].cost == 2.0 and fine.fidelities[1].lab_days == 2.0
+
+
+def test_element_space_fields_beside_a_pool_are_refused(tmp_path):
+    """Found by the semantic campaign fuzz: an oer-catalyst pool with ``excluded: [Ni]`` and an
+    annealing_temperature box validated, and ``suggest`` sent the lab Ni-bearing samples and a
+    sheet without the temperature: a pool's rows are the candidates as they are, and every field
+    of an element space was silently dropped."""
+    lab = {"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2}
+    pool = {"pool": str(tmp_path / "pool.csv")}
+    for field, value in (("excluded", ["Ni"]), ("max_elements", 3), ("min_elements", 2),
+                         ("elements", {"Cu": [0, 1], "Ni": [0, 1]}),
+                         ("process", {"annealing_temperature": {"low": 300, "high": 600, "unit": "degC"}})):
+        _refused(write_campaign(tmp_path, name=f"pool-{field}", space={**pool, field: value}, fidelities=[lab],
+                                objectives=[{"property": "hardness", "goal": "max"}], budget={"lab_experiments": 4}),
+                 f"space: {field}: a candidate pool")
+    assert load_campaign(write_campaign(tmp_path, name="pool", space=pool, fidelities=[lab],
+                                        objectives=[{"property": "hardness", "goal": "max"}],
+                                        budget={"lab_experiments": 4})).space.pool is not None
