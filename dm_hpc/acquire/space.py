@@ -15,6 +15,11 @@ if TYPE_CHECKING:  # torch is imported where features are built: a feasibility c
     from torch import Tensor
 
 
+#: A fraction above this counts as the element being present (``violations``' default tolerance):
+#: an element whose upper bound is not above it can never count towards ``min_elements``.
+PRESENT = 1e-6
+
+
 class DesignSpaceError(ValueError):
     """The bounds admit no composition (e.g. lower bounds sum above one)."""
 
@@ -31,6 +36,8 @@ class DesignSpace:
         pool: optional discrete candidates ``(n x E fractions, n x P process)``; when set, proposals
             come only from it.
         descriptors: whether features include the physical descriptors (must match the model).
+        min_elements: at least this many elements with a non-zero fraction (a campaign's
+            ``space.min_elements``: an alloy family of at least three principal elements).
     """
 
     elements: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -39,12 +46,14 @@ class DesignSpace:
     process: dict[str, tuple[float, float]] = field(default_factory=dict)
     pool: tuple[np.ndarray, np.ndarray] | None = None
     descriptors: bool = True
+    min_elements: int = 1
 
     def __post_init__(self) -> None:
         self.excluded = frozenset(self.excluded)
         if self.elements and set(self.elements) <= self.excluded:
             raise DesignSpaceError(f"every element of the space is excluded ({', '.join(self.elements)}): "
                                    "no composition is left to suggest")
+        gone = sorted(set(self.elements) & self.excluded)
         self.elements = {e: (float(lo), float(hi)) for e, (lo, hi) in self.elements.items() if e not in self.excluded}
         self.process = {k: (float(lo), float(hi)) for k, (lo, hi) in self.process.items()}
         lo, hi = self.lower, self.upper
@@ -54,6 +63,16 @@ class DesignSpace:
             if lo.sum() > 1 + 1e-12:
                 raise DesignSpaceError(f"element lower bounds sum to {lo.sum():.3f} > 1")
             k = self.max_elements or len(lo)
+            if self.min_elements > len(lo):
+                raise DesignSpaceError(f"min_elements = {self.min_elements}, but only {len(lo)} elements are left "
+                                       f"({', '.join(self.elements)})" + (f" once {', '.join(gone)} "
+                                       f"{'is' if len(gone) == 1 else 'are'} excluded" if gone else ""))
+            can = [el for el, (_, b) in self.elements.items() if b > PRESENT]
+            if self.min_elements > len(can):
+                raise DesignSpaceError(f"min_elements = {self.min_elements}, but only {len(can)} element(s) can be "
+                                       f"present ({', '.join(can)}): the others' upper bound is 0")
+            if self.min_elements > k:
+                raise DesignSpaceError(f"min_elements = {self.min_elements} is above max_elements = {k}")
             if int((lo > 0).sum()) > k:
                 raise DesignSpaceError(f"{int((lo > 0).sum())} elements have a lower bound > 0 but max_elements = {k}")
             # the largest sum of fractions with 1, 2, ... elements: those with a lower bound > 0 are in
@@ -77,7 +96,7 @@ class DesignSpace:
                         + f" sum to {reach[k - 1]:.3g}, which is" if n
                         else f"the largest upper bound {reach[0]:.3g} is" if k == 1
                         else f"the {k} largest upper bounds sum to {reach[k - 1]:.3g}, which is")
-                raise DesignSpaceError(f"max_elements = {k} allows a composition {k} element(s), and {kept} "
+                raise DesignSpaceError(f"max_elements = {k} allows a composition of {k} element(s), and {kept} "
                                        f"below one: raise max_elements to {need} or the upper bounds")
         for name, (a, b) in self.process.items():
             if a > b:
@@ -180,7 +199,7 @@ class DesignSpace:
                          for _, pr in items]).reshape(len(items), len(self.process))
         return frac, proc
 
-    def violations(self, fractions: np.ndarray, process: np.ndarray | None = None, tol: float = 1e-6) -> list[str]:
+    def violations(self, fractions: np.ndarray, process: np.ndarray | None = None, tol: float = PRESENT) -> list[str]:
         """Human-readable list of broken constraints of the rows (empty when all hold)."""
         bad = []
         f = np.atleast_2d(fractions)
@@ -191,6 +210,8 @@ class DesignSpace:
                 bad.append("element bounds violated")
             if self.max_elements is not None and np.any((f > tol).sum(1) > self.max_elements):
                 bad.append(f"more than {self.max_elements} elements")
+            if self.min_elements > 1 and np.any((f > tol).sum(1) < self.min_elements):
+                bad.append(f"fewer than {self.min_elements} elements")
         if process is not None and process.size and self.process:
             lo = np.array([b[0] for b in self.process.values()])
             hi = np.array([b[1] for b in self.process.values()])
@@ -202,8 +223,8 @@ class DesignSpace:
     def sample(self, n: int, rng: np.random.Generator, active: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``n`` random feasible points: (``n x E`` fractions, ``n x P`` process).
 
-        Compositions: a random subset of at most ``max_elements`` elements (always containing the
-        elements with a lower bound > 0), a uniform Dirichlet draw above the lower bounds, then the
+        Compositions: a random subset of ``min_elements`` to ``max_elements`` elements (always
+        containing the elements with a lower bound > 0), a uniform Dirichlet draw above the lower bounds, then the
         excess over upper bounds moved to elements with room, in proportion to their room (one pass
         keeps every bound because the room covers the excess). ``active`` (``n x E`` bool) fixes
         the element subsets instead.
@@ -238,14 +259,16 @@ class DesignSpace:
         E = len(lo)
         kmax = min(self.max_elements or E, E)
         required = lo > 0
+        absent = hi <= PRESENT  # never counted present: drawn last, so min_elements counts elements that can be
         active = np.zeros((n, E), dtype=bool)
         todo = np.arange(n)
         for _ in range(50):  # redraw subsets whose upper bounds cannot reach one
             m = len(todo)
-            kmin = max(int(required.sum()), 1)
+            kmin = max(int(required.sum()), self.min_elements, 1)
             k = rng.integers(kmin, kmax + 1, size=m)
             keys = rng.random((m, E))
             keys[:, required] = -1.0
+            keys[:, absent & ~required] = 2.0
             ranks = np.argsort(np.argsort(keys, axis=1), axis=1)
             act = ranks < k[:, None]
             ok = (hi * act).sum(1) >= 1 - 1e-12

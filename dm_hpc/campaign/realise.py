@@ -5,7 +5,9 @@ smallest fitting fcc/bcc supercell. Two compositions that round to one cell are 
 so a calculation's realised composition is the cell's own (iterated to a fixed point: the cell
 of the cell composition is the same cell), and its process is the middle of the box (calculators
 do not model the process route, as ``dataset.training_set`` assumes too). A lab makes a
-composition at its stated ``precision`` (atomic fraction step); without one, as proposed.
+composition at its stated ``precision`` (atomic fraction step); without one, as proposed. A point
+whose realisation has fewer elements than ``space.min_elements`` (a cell or a step too coarse for
+a small fraction) cannot be made as asked: None, as for a cell that cannot be built.
 """
 from __future__ import annotations
 
@@ -48,15 +50,21 @@ def realiser(campaign: CampaignSpec) -> Callable[[ProposedPoint], ProposedPoint 
             fractions = nxt
         return None  # no fixed point: the cell would change with every build
 
+    least = campaign.space.min_elements
+
     def realise(p: ProposedPoint) -> ProposedPoint | None:
         if p.fidelity in settings:
             comp = cell(p.fidelity, point_key(p.composition, {})[0])
-            return None if comp is None else ProposedPoint(p.fidelity, dict(comp), dict(mid), p.predicted)
+            if comp is None or sum(1 for _, x in comp if x > 0) < least:  # a small cell dropped an element
+                return None
+            return ProposedPoint(p.fidelity, dict(comp), dict(mid), p.predicted)
         step = precision.get(p.fidelity)
         if step:
             n = max(1, round(1.0 / step))
             counts = atom_counts(p.composition, n)
             comp = {el: c / n for el, c in counts.items() if c > 0}
+            if len(comp) < least:  # an element below half the lab's step is not made: not this point
+                return None
             return ProposedPoint(p.fidelity, comp, dict(p.process), p.predicted)
         return ProposedPoint(p.fidelity, dict(p.composition), dict(p.process), p.predicted)
 

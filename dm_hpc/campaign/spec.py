@@ -145,10 +145,8 @@ class SpaceSpec(Strict):
 
             DesignSpace(elements=dict(self.elements), max_elements=self.max_elements,
                         excluded=frozenset(self.excluded),
-                        process={k: (b.low, b.high) for k, b in self.process.items()})
-            k = self.max_elements or len(self.elements)
-            if self.min_elements > k:
-                raise ValueError(f"min_elements {self.min_elements} > max_elements {k}")
+                        process={k: (b.low, b.high) for k, b in self.process.items()},
+                        min_elements=self.min_elements)
         return self
 
 

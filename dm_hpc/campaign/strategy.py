@@ -33,6 +33,7 @@ def design_space(campaign: CampaignSpec):
         max_elements=sp.max_elements,
         excluded=frozenset(sp.excluded),
         process={k: (b.low, b.high) for k, b in sp.process.items()},
+        min_elements=sp.min_elements,
     )
 
 

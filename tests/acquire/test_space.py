@@ -94,3 +94,24 @@ def test_elements_that_must_be_present_but_cannot_reach_one_under_max_elements_a
     space = DesignSpace(elements={"Cu": (0.1, 0.2), "Ni": (0.1, 0.2), "Pd": (0.0, 1.0)}, max_elements=3)
     x, _ = space.sample(20, np.random.default_rng(0))
     assert space.violations(x) == []
+
+
+def test_min_elements_is_honoured_by_every_draw_and_checked():
+    """``space.min_elements`` was validated and documented ("at least this many elements in one
+    suggestion") but never reached the design space: a campaign asking for at least three of five
+    elements was sent binaries and pure metals. Random draws and their neighbours now keep to it,
+    ``violations`` names a row below it, and a minimum the space cannot hold is refused."""
+    bounds = {el: (0.0, 1.0) for el in ("Co", "Cr", "Fe", "Mn", "Ni")}
+    space = DesignSpace(elements=bounds, max_elements=4, min_elements=3)
+    rng = np.random.default_rng(0)
+    frac, proc = space.sample(500, rng)
+    counts = (frac > 1e-6).sum(1)
+    assert counts.min() == 3 and counts.max() == 4, np.bincount(counts)
+    near, _ = space.neighbours(frac[:50], proc[:50], 8, rng)
+    assert ((near > 1e-6).sum(1) >= 3).all() and not space.violations(near)
+    assert space.violations(np.array([[0.5, 0.5, 0, 0, 0]])) == ["fewer than 3 elements"]
+    with pytest.raises(DesignSpaceError, match="min_elements = 5 is above max_elements = 4"):
+        DesignSpace(elements=bounds, max_elements=4, min_elements=5)
+    with pytest.raises(DesignSpaceError, match=r"min_elements = 5, but only 4 elements are left \(Co, Cr, Fe, Mn\) "
+                                               r"once Ni is excluded"):
+        DesignSpace(elements=bounds, min_elements=5, excluded=frozenset({"Ni"}))

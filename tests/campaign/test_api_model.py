@@ -280,3 +280,20 @@ def test_a_pool_campaign_whose_pool_cannot_be_read_predicts_and_trains_nothing_a
         res = CliRunner().invoke(app, ["train", camp.origin])
         assert res.exit_code == 2 and f"campaign cannot be read:\n  {said}" in res.output, res.output
         assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+
+
+def test_suggestions_keep_to_min_elements_from_the_random_start_and_from_the_model(tmp_path):
+    """A campaign asking for at least three of five elements (``space.min_elements``) was sent
+    binaries and pure metals: the field was checked and documented, never used."""
+    space = {"elements": {el: [0, 1] for el in ("Co", "Cr", "Fe", "Mn", "Ni")}, "min_elements": 3, "max_elements": 4}
+    camp = _lab_campaign(tmp_path, "hea", space=space, constraints=[], fidelities=[{**LAB, "measures": ["hardness"]}])
+    with pytest.warns(RandomSuggestions):
+        first = camp.suggest(6)
+    columns = [c for c in first.columns if c.startswith("composition:")]
+    first["property:hardness [HV]"] = 150 + 100 * first["composition:Co [at_frac]"].astype(float)
+    camp.add_measurements(first)
+    second = camp.suggest(6)  # from the model
+    assert second[HV].notna().all()
+    for sheet in (first, second):
+        present = (sheet[columns].astype(float) > 1e-6).sum(axis=1)
+        assert present.between(3, 4).all(), sheet[columns]

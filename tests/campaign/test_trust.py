@@ -171,3 +171,17 @@ def test_a_best_journalled_before_the_constraints_applied_does_not_stop_a_resume
     assert not no_improvement(c, state)  # improving among the comparable values
     state.best += [{"n": n, "constrained": True, "mixing_energy": -0.07} for n in (12, 14)]
     assert no_improvement(c, state)  # and the rule still fires when they stop improving
+
+
+def test_a_point_whose_cell_or_lab_step_drops_an_element_below_min_elements_is_not_made(tmp_path):
+    """A 4-atom cell cannot hold a ternary with 10 % Pd, nor a lab working to 0.05 a fraction of
+    0.02: realised, such a point had fewer elements than ``space.min_elements`` asked for. It now
+    cannot be made as asked (None), as a cell that cannot be built."""
+    space = {"elements": {"Cu": [0, 1], "Ni": [0, 1], "Pd": [0, 1]}, "min_elements": 3}
+    lab = {"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2, "precision": 0.05}
+    c = load_campaign(write_campaign(tmp_path, fidelities=[CELL4, lab], space=space))
+    realise = realiser(c)
+    assert realise(ProposedPoint("emt", {"Cu": 0.45, "Ni": 0.45, "Pd": 0.1})) is None
+    assert realise(ProposedPoint("emt", {"Cu": 0.5, "Ni": 0.25, "Pd": 0.25})).composition == {"Cu": 0.5, "Ni": 0.25, "Pd": 0.25}
+    assert realise(ProposedPoint("lab", {"Cu": 0.49, "Ni": 0.49, "Pd": 0.02})) is None
+    assert realise(ProposedPoint("lab", {"Cu": 0.44, "Ni": 0.46, "Pd": 0.1})).composition == {"Cu": 0.45, "Ni": 0.45, "Pd": 0.1}
