@@ -179,8 +179,13 @@ def declare(name: str, unit: str, kind: str = "property", description: str = "",
     new = Term(name, unit, description, minimum, maximum, positive)
     old = _DECLARED[kind].get(name)
     if old is not None and old != new:
-        raise ValueError(f"{kind} {name!r} is already declared as {old.unit} "
-                         f"[{old.minimum}, {old.maximum}]; one name, one definition")
+        # one process serves every campaign it loaded (the portal, a notebook): a second meaning of
+        # the name would change the first campaign's checks too. A notebook whose file was edited
+        # after loading met this with no word of why or what to do.
+        raise ValueError(f"{kind} {name!r} is already declared in this Python process as {old.unit} "
+                         f"[{old.minimum}, {old.maximum}] (by an earlier campaign file, or an earlier version of "
+                         "this one); one name, one definition: give it the same declaration, or load the changed "
+                         "file in a new Python session")
     _DECLARED[kind][name] = new
     return new
 

@@ -198,6 +198,22 @@ def test_a_declaration_that_cannot_hold_is_refused_naming_it(tmp_path, vocabular
     assert message in str(err.value)
 
 
+def test_a_term_declared_again_otherwise_in_one_session_says_why_and_what_to_do(tmp_path):
+    """A notebook loaded a campaign, its author changed the declaration's range in the file and
+    loaded it again: "already declared ...; one name, one definition", with no word that the first
+    load is what declared it, nor how to load the change."""
+    vocabulary = {"properties": {"ageing_ratio_s41": {"unit": "dimensionless", "min": 0}}}
+    path = write_campaign(tmp_path, name="v", fidelities=[LAB], budget={"lab_experiments": 4}, vocabulary=vocabulary)
+    load_campaign(path)
+    load_campaign(path)  # the same declaration again: fine
+    vocabulary["properties"]["ageing_ratio_s41"]["max"] = 1
+    path = write_campaign(tmp_path, name="v", fidelities=[LAB], budget={"lab_experiments": 4}, vocabulary=vocabulary)
+    with pytest.raises(CampaignError, match=r"property 'ageing_ratio_s41' is already declared in this Python process "
+                                            r"as dimensionless \[0.0, None\] \(by an earlier campaign file, or an "
+                                            r"earlier version of this one\).*load the changed file in a new Python session"):
+        load_campaign(path)
+
+
 def test_records_and_pending_have_the_same_composition_and_process_columns(tmp_path):
     """A user trial: records() listed the elements alphabetically and had no process column (its
     records were calculations, which carry no process), while pending() kept the campaign's element
