@@ -475,7 +475,7 @@ class Campaign:
         if version not in found:
             asked = "no current model version" if version is None else f"no model version {version!r}"
             raise NoModel(f"campaign {self.name!r}: {asked} (registered: {', '.join(found) or 'none yet'}; "
-                          "Campaign.train() registers one, model=None fits one now)")
+                          "Campaign.train() or `dm-hpc train` registers one; without a model named, one is fitted now)")
         try:
             fitted_model, fitted_space, _ = registry.load(c, version)
         except registry.RegistryError as exc:

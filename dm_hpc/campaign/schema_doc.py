@@ -119,7 +119,7 @@ MEANING: dict[str, str] = {
     "TransferSourceSpec.elements": "Records containing every one of these elements.",
     "TransferSourceSpec.table": "A table file (CSV/XLSX) read as the sheet reader reads it, instead of the store; relative to this file.",
     "TransferSourceSpec.table_map": "Column map of the table (`configs/sheets/*.yaml`; relative to this file).",
-    "TransferSourceSpec.model": "A model file exported by `dm-hpc models export` (a standard model): its predictions are the source; relative to this file.",
+    "TransferSourceSpec.model": "A model file exported by `dm-hpc models CAMPAIGN --export FILE` (a standard model): its predictions are the source; relative to this file.",
     "TransferSourceSpec.property": "The source's property that informs the campaign's first objective (default: that objective).",
     "TransferSourceSpec.label": "The source's name in the report (default: its filters).",
 }

@@ -443,7 +443,7 @@ class LearningSpec(Strict):
 class TransferSourceSpec(Strict):
     """One source of related data: a store query (records matching every filter given), a table
     file read through the sheet reader and filtered alike, or a model file (``model``: a standard
-    model exported by ``dm-hpc models export``, whose predictions are the source)."""
+    model exported by ``dm-hpc models CAMPAIGN --export FILE``, whose predictions are the source)."""
 
     @property  # before the field ``property`` below, which hides the builtin in this class body
     def name(self) -> str:

@@ -234,7 +234,7 @@ def _from_payload(payload: Any, path: Path, sha: str) -> ModelFile:
     where = str(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{where} is not a dm-hpc model file (no {FORMAT!r} format tag); export one with "
-                             "`dm-hpc models export`")
+                             "`dm-hpc models CAMPAIGN --export FILE`")
     if payload.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(f"{where}: model file format {payload.get('format_version')!r}; this dm-hpc reads "
                              f"{FORMAT_VERSION}")

@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "dm_hpc.cli.lab",
     "dm_hpc.cli.crosscheck",
     "dm_hpc.cli.models",
+    "dm_hpc.cli.predict",
     "dm_hpc.cli.runners",
     "dm_hpc.cli.plan",
     "dm_hpc.cli.serve",

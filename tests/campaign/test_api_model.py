@@ -297,3 +297,41 @@ def test_suggestions_keep_to_min_elements_from_the_random_start_and_from_the_mod
     for sheet in (first, second):
         present = (sheet[columns].astype(float) > 1e-6).sum(axis=1)
         assert present.between(3, 4).all(), sheet[columns]
+
+
+def test_dm_hpc_predict_answers_as_campaign_predict_does(measured, tmp_path):
+    """The CLI had no predict: a computational scientist at a terminal had to open a notebook or
+    the portal for the model's value at one composition. `dm-hpc predict` answers from the same
+    function, as a table, as JSON, or into a sheet, and refuses what it cannot read in one line."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from dm_hpc.cli import app
+
+    folder, camp = measured
+    run = CliRunner().invoke
+    expected = camp.predict(["Cu0.5Ni0.5", "Cu0.8Ni0.1Pd0.1"])
+    res = run(app, ["predict", camp.origin, "Cu0.5Ni0.5", "Cu0.8Ni0.1Pd0.1"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "hardness [HV]" in res.output and "density [g/cm^3]" in res.output  # the unit is no rich markup
+    assert f"{expected.loc[0, HV]:.4g} ± " in res.output and "model: fitted now on 4 records" in res.output
+    res = run(app, ["predict", camp.origin, "Cu0.5Ni0.5", "--json"])
+    got = json.loads(res.output)
+    assert got["model"]["records"] == 4 and got["rows"][0][HV] == pytest.approx(expected.loc[0, HV])
+    camp.records().to_csv(tmp_path / "records.csv", index=False)  # sheet rows, as a lab or an export has them
+    out = tmp_path / "predicted.xlsx"
+    res = run(app, ["predict", camp.origin, "--from", str(tmp_path / "records.csv"), "--out", str(out)])
+    assert res.exit_code == 0 and out.exists(), res.output
+    written = pd.read_excel(out)
+    assert len(written) == len(camp.records()) == 4 and written[HV].notna().all()
+    assert written[HV].tolist() == pytest.approx(camp.predict(camp.records())[HV].tolist(), rel=1e-6)
+    for args, said in ((["Cu0.5Xx0.5"], "compositions[0]: unknown element 'Xx'"),
+                       ([], "give the compositions as formulas or --from a sheet"),
+                       (["CuNi", "--process", "900"], "--process '900': give NAME=VALUE"),
+                       (["CuNi", "--process", "foo=3"], "foo is not a process parameter of campaign 'pred'"),
+                       (["CuNi", "--model", "v0042"], "no model version 'v0042'"),
+                       (["CuNi", "--out", str(tmp_path / "p.txt")], "write a .csv or .xlsx file")):
+        res = run(app, ["predict", camp.origin, *args])
+        assert res.exit_code == 2 and said in " ".join(res.output.split()), (args, res.output)
+        assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
