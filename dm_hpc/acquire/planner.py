@@ -231,7 +231,7 @@ def fresh_points(
     seen = {f: set(keys) for f, keys in seen.items()}
     out: list[ProposedPoint] = []
     pending = list(request.pending)
-    rejected = 0
+    rejected = unmade = 0
 
     def admissible(p: ProposedPoint) -> ProposedPoint | None:
         real = realise(p)
@@ -251,6 +251,7 @@ def fresh_points(
             real = realise(p)
             if real is None or real.key in seen.setdefault(real.fidelity, set()):
                 rejected += 1
+                unmade += real is None
                 if real is not None:
                     pending.append(real)
                 continue
@@ -261,6 +262,14 @@ def fresh_points(
                 break
     shortfall = None
     if len(out) < request.q:
-        shortfall = (f"no new point found: {rejected} proposals realised to points already stored, "
-                     f"in flight, queued or sent to the lab (the space is exhausted at this precision)")
+        # proposals no fidelity can make are named apart: "the space is exhausted" read as the end
+        # of a campaign whose first plan found nothing its cells or the lab's step could make
+        unmade_why = (f"; {unmade} could not be made as proposed (a cell or the lab's step would drop an element "
+                      f"the space requires, or leave its bounds)" if unmade else "")
+        shortfall = (f"no new point found: {rejected - unmade} proposals realised to points already stored, "
+                     f"in flight, queued or sent to the lab (the space is exhausted at this precision){unmade_why}")
+        if not rejected:  # the planners filtered their candidates (``admissible``): none was left to propose
+            shortfall = ("no new point found: no candidate drawn can be made as proposed and is new (a cell or the "
+                         "lab's step would drop an element the space requires or leave its bounds, or the point is "
+                         "already stored, in flight, queued or sent to the lab)")
     return PlanOutcome(out, shortfall, rejected)

@@ -149,7 +149,10 @@ class DesignSpace:
     def coordinates(self, fractions: np.ndarray, process: np.ndarray | None) -> np.ndarray:
         """``n x (E + P)`` plain coordinates, in which distances between points are measured
         (``points.MIN_SEPARATION``): the fractions, and the process scaled to [0, 1] by its bounds."""
-        if not self.process or process is None or not process.size:
+        # ``shape[-1]``, not ``size``: no candidate left (0 x P) has the process columns all the
+        # same, and 0 x E against the pending points' n x (E + P) failed to broadcast once a tiny
+        # space (pure Cu and Ni under max_elements 1) was used up within the first plan
+        if not self.process or process is None or np.shape(process)[-1] == 0:
             return np.asarray(fractions, float)
         lo = np.array([b[0] for b in self.process.values()])
         hi = np.array([b[1] for b in self.process.values()])

@@ -97,6 +97,51 @@ def process_problems(c: CampaignSpec) -> list[str]:
             f"samples, or remove {name} from space.process" for name in c.space.process]
 
 
+def realisation_problems(c: CampaignSpec) -> list[str]:
+    """An element the space requires (lower bound above 0) that no fidelity's realisation can
+    hold (``realise.realiser``): below half an atom of the largest cell a calculation builds
+    (Al at [1e-9, 0.001] in cells of up to 256 atoms), or bounds that no composition at the
+    lab's ``precision`` meets (Au at [0.05, 0.2] at a step of 0.5; sums and element counts as
+    ``DesignSpace`` checks them, on the bounds rounded inward to the step). Such a campaign
+    validated, then its first plan or ``suggest`` found no point it could make."""
+    if c.space.pool is not None or not c.space.elements:
+        return []  # a pool's rows are taken as they are
+    import math
+
+    from dm_hpc.acquire.space import DesignSpace, DesignSpaceError
+    from dm_hpc.compute import UnknownMethodError, get_method
+    from dm_hpc.compute.structures import CELL_SIZES
+
+    bounds = {el: b for el, b in c.space.elements.items() if el not in c.space.excluded}
+    out = []
+    for f in c.calculations:
+        try:
+            n = get_method(f.method).merged_settings(f.settings).get("n_atoms", "auto")
+            n = max(max(sizes) for sizes in CELL_SIZES.values()) if n == "auto" else int(n)
+        except (UnknownMethodError, ValueError, TypeError):
+            continue  # reported by ``problems`` itself
+        small = [f"{el} [{lo:g}, {hi:g}]" for el, (lo, hi) in bounds.items() if lo > 0 and hi * n < 0.5]
+        if small:
+            out.append(f"fidelities.{f.name}: {', '.join(small)} must be present (a lower bound above 0) but "
+                       f"stays below one atom of a {n}-atom cell, the largest {f.method} builds here, so no "
+                       f"calculation can hold it; raise its upper bound to at least {1 / n:.3g} or its lower bound to 0")
+    lab = c.lab
+    if lab is not None and lab.precision:
+        n = max(1, round(1.0 / lab.precision))
+        rounded = {el: (math.ceil(lo * n - 1e-9) / n, math.floor(hi * n + 1e-9) / n)
+                   for el, (lo, hi) in bounds.items()}
+        try:
+            for el, (lo, hi) in rounded.items():
+                if lo > hi:
+                    raise DesignSpaceError(f"{el} [{bounds[el][0]:g}, {bounds[el][1]:g}] holds no multiple of it")
+            DesignSpace(elements=rounded, max_elements=c.space.max_elements, min_elements=c.space.min_elements)
+        except DesignSpaceError as exc:
+            out.append(f"fidelities.{lab.name}: no composition at its precision {lab.precision:g} (the atomic-fraction "
+                       f"step the lab makes) lies inside space.elements' bounds: {exc}; widen the bounds or refine "
+                       f"the precision")
+    return out
+
+
 def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
     """Everything that would make the campaign fail once started (empty: none).
 
@@ -118,6 +163,7 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
     out += process_problems(c)
     out += emulation_problems(c)
     out += _resource_problems(c)
+    out += realisation_problems(c)
     elements = _space_elements(c)
     for f in c.calculations:
         try:

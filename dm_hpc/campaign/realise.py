@@ -6,8 +6,13 @@ so a calculation's realised composition is the cell's own (iterated to a fixed p
 of the cell composition is the same cell), and its process is the middle of the box (calculators
 do not model the process route, as ``dataset.training_set`` assumes too). A lab makes a
 composition at its stated ``precision`` (atomic fraction step); without one, as proposed. A point
-whose realisation has fewer elements than ``space.min_elements`` (a cell or a step too coarse for
-a small fraction) cannot be made as asked: None, as for a cell that cannot be built.
+whose realisation has fewer elements than ``space.min_elements``, or lacks an element whose lower
+bound is above 0 (a cell or a step too coarse for a small fraction), cannot be made as asked:
+None, as for a cell that cannot be built. A lab step that would take a fraction past its bounds
+(Au at most 0.35, made to 0.5) is not this point either: the lab's sheet is what it makes, and
+it must lie in the space. A cell's fractions may stand off the bounds by its rounding (at most
+``composition_tolerance``, or half an atom of the largest cell): the calculation is an
+approximation of the proposal, and the realised composition is what the record says.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
+from dm_hpc.acquire.space import PRESENT
 from dm_hpc.campaign.spec import CampaignSpec, FidelityKind
 
 #: A cell size chain never takes more steps than there are cell sizes.
@@ -51,11 +57,16 @@ def realiser(campaign: CampaignSpec) -> Callable[[ProposedPoint], ProposedPoint 
         return None  # no fixed point: the cell would change with every build
 
     least = campaign.space.min_elements
+    bounds = {el: (lo, hi) for el, (lo, hi) in campaign.space.elements.items() if el not in campaign.space.excluded}
+    required = {el for el, (lo, _) in bounds.items() if lo > 0}
 
     def realise(p: ProposedPoint) -> ProposedPoint | None:
         if p.fidelity in settings:
             comp = cell(p.fidelity, point_key(p.composition, {})[0])
-            if comp is None or sum(1 for _, x in comp if x > 0) < least:  # a small cell dropped an element
+            # a small cell dropped an element: below min_elements, or one that must be present (Al at
+            # [1e-9, 0.001] is in no cell of up to 256 atoms: every "Al alloy" was calculated without Al)
+            present = {el for el, x in comp if x > 0} if comp is not None else set()
+            if comp is None or len(present) < least or not required <= present:
                 return None
             return ProposedPoint(p.fidelity, dict(comp), dict(mid), p.predicted)
         step = precision.get(p.fidelity)
@@ -64,6 +75,10 @@ def realiser(campaign: CampaignSpec) -> Callable[[ProposedPoint], ProposedPoint 
             counts = atom_counts(p.composition, n)
             comp = {el: c / n for el, c in counts.items() if c > 0}
             if len(comp) < least:  # an element below half the lab's step is not made: not this point
+                return None
+            # rounded past a bound (Au at most 0.35 to 0.5 at a step of 0.5, Al at least 0.05 to 0 at
+            # 0.1): the sheet asked the lab for an alloy outside the space the campaign file set
+            if any(not lo - PRESENT <= comp.get(el, 0.0) <= hi + PRESENT for el, (lo, hi) in bounds.items()):
                 return None
             return ProposedPoint(p.fidelity, comp, dict(p.process), p.predicted)
         return ProposedPoint(p.fidelity, dict(p.composition), dict(p.process), p.predicted)

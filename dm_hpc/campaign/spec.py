@@ -598,6 +598,11 @@ class CampaignSpec(Strict):
             raise ValueError("at least one fidelity is needed: a calculation or the lab")
         if sum(f.kind == FidelityKind.experiment for f in self.fidelities) > 1:
             raise ValueError("at most one experiment fidelity (the lab)")
+        if self.mode == "gaps" and not self.calculations:
+            # gap filling proposes calculations only (``strategy.gap_filling``): a lab-only one
+            # validated, then its first plan failed with "min() arg is an empty sequence"
+            raise ValueError("mode: gaps fills the thin regions of the data with calculations, and this campaign has "
+                             "none (only the lab): add a calculation fidelity, or use mode: optimise")
         props = [o.property for o in self.objectives]
         if len(set(props)) != len(props):
             raise ValueError(f"objective given twice: {props}")

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.build import bulk
 from ase.data import atomic_numbers, covalent_radii, reference_states
 
 from dm_hpc.data import Composition
@@ -131,6 +130,8 @@ def build_structure(composition: Composition, settings: Mapping[str, Any], seed:
 
     Same composition, settings and seed -> the same structure, atom for atom.
     """
+    from ase.build import bulk  # here: preflight reads CELL_SIZES, and validate imports no ASE builder
+
     plan = plan_structure(composition, settings)
     if plan.n_atoms == 1:
         atoms = bulk("X", plan.lattice, a=plan.a_guess)
@@ -146,6 +147,8 @@ def build_structure(composition: Composition, settings: Mapping[str, Any], seed:
 
 def element_structure(element: str, settings: Mapping[str, Any]) -> Atoms:
     """The one-atom primitive cell of ``element`` in its preferred lattice (mixing-energy reference)."""
+    from ase.build import bulk
+
     lattice = ground_state_lattice(element)
     comp = Composition({element: 1.0})
     return bulk(element, lattice, a=lattice_guess(comp, lattice))
