@@ -414,8 +414,8 @@ class Campaign:
         ``compositions``: a list of ``{element: atomic fraction}`` dicts or formula strings
         (``"Cu0.5Ni0.5"``, ``"CuNi"``: amounts, normalised as a lab sheet's ``formula`` column),
         one of them alone, or a DataFrame whose ``composition:<El> [at_frac]`` columns (the
-        frames of ``records``, ``pending``, ``suggest``) or element-symbol columns hold atomic
-        fractions, with any ``process:<step>:<parameter> [unit]`` columns as process values.
+        frames of ``records``, ``pending``, ``suggest``; ``[at%]`` too) or element-symbol columns
+        hold atomic fractions, with any ``process:<step>:<parameter> [unit]`` columns as process values.
         Fractions must sum to 1 within ``data.composition.COMPOSITION_TOLERANCE`` (a lab sheet's
         rule, as the portal's ``/predict``), and every element be in the campaign's design space.
         ``process``: a dict (for every composition) or a list of dicts, parameter -> value in the
@@ -423,7 +423,8 @@ class Campaign:
         ``model``: None (fitted now on every record of the store, as ``suggest`` and the portal
         fit it), a registered version (``"v0002"``) or ``"current"`` (``train`` registers them).
 
-        Returns one row per composition: ``composition:<El> [at_frac]`` (normalised to sum to 1),
+        Returns one row per composition (first its ``sample_id`` where a frame gave one):
+        ``composition:<El> [at_frac]`` (normalised to sum to 1),
         ``process:...`` (used), and per property ``predicted:<name> [unit]`` (mean),
         ``predicted_std:<name> [unit]`` (one standard deviation) and ``90 % low:<name> [unit]``,
         ``90 % high:<name> [unit]`` (mean -+ 1.645 std), each in the unit the campaign shows it
@@ -449,7 +450,10 @@ class Campaign:
             raise InputError(f"campaign {self.name!r}: cannot predict: {said(problems)}")
         fitted_model, fitted_space, properties, used = self._predictor(model)
         rows = in_shown_units(c, predict_at(c, fitted_model, fitted_space, properties, comps, proc))
-        return prediction_frame(c, elements, rows, used)
+        frame = prediction_frame(c, elements, rows, used)
+        if isinstance(compositions, pd.DataFrame) and "sample_id" in compositions.columns:
+            frame.insert(0, "sample_id", compositions["sample_id"].to_numpy())  # one row each, in order: matched back
+        return frame
 
     def _predictor(self, model: str | None) -> tuple[Any, Any, tuple[str, ...], dict[str, Any]]:
         """(model, its design space, its outputs, what it is) for ``predict``."""

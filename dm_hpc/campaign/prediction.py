@@ -224,25 +224,31 @@ def _composition(c: CampaignSpec, i: int, comp) -> dict[str, Any]:
                     f"{type(comp).__name__}: {comp!r}")
 
 
+#: Composition column units a prediction's frame may use, and the factor to an atomic fraction (a
+#: lab's sheet in at% is read as the lab sheet reader reads it; a weight basis needs the masses).
+AT_FRACTION_UNITS = {"at_frac": 1.0, "at%": 0.01, "at_percent": 0.01}
+
+
 def _frame_inputs(c: CampaignSpec, frame: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
-    """A frame's compositions (its ``composition:<El> [at_frac]`` columns, else every column an
-    element symbol; an empty cell is 0, a real element at 0 absent) and its process columns'
+    """A frame's compositions (its ``composition:<El> [at_frac]`` or ``[at%]`` columns, else every
+    column an element symbol; an empty cell is 0, a real element at 0 absent) and its process columns'
     values (canonical units; None: it has none)."""
     from dm_hpc.data.elements import is_element
     from dm_hpc.data.sheets import parse_header
 
     headers = [str(h) for h in frame.columns]
     sheet = [h for h in headers if h.startswith("composition:")]
-    elements, process = {}, {}
+    elements, process, scale = {}, {}, {}
     for h in sheet or headers:
         try:
             col = parse_header(h) if sheet else None
         except ValueError as exc:
             raise InputError(f"campaign {c.name!r}: cannot predict: {exc}") from None
-        if col is not None and col.unit != "at_frac":
-            raise InputError(f"campaign {c.name!r}: cannot predict: column {h!r}: predict takes atomic fractions, "
-                             "composition:<El> [at_frac]")
+        if col is not None and col.unit not in AT_FRACTION_UNITS:
+            raise InputError(f"campaign {c.name!r}: cannot predict: column {h!r}: predict takes atomic amounts, "
+                             "composition:<El> [at_frac] or [at%]")
         elements[h] = h if col is None else col.name
+        scale[h] = AT_FRACTION_UNITS[col.unit] if col is not None else 1.0
     for h in (h for h in headers if sheet and h.startswith("process:")):
         try:
             col = parse_header(h)
@@ -251,7 +257,8 @@ def _frame_inputs(c: CampaignSpec, frame: pd.DataFrame) -> tuple[list[dict[str, 
         process[h] = col
     comps = []
     for _, row in frame.iterrows():
-        comp = {el: (0.0 if pd.isna(row[h]) else row[h]) for h, el in elements.items()}
+        comp = {el: (0.0 if pd.isna(row[h]) else row[h] * scale[h] if is_finite_number(row[h]) else row[h])
+                for h, el in elements.items()}
         comps.append({el: v for el, v in comp.items() if not (is_element(el) and v == 0)})
     if not process:
         return comps, None

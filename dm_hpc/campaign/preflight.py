@@ -102,8 +102,10 @@ def realisation_problems(c: CampaignSpec) -> list[str]:
     hold (``realise.realiser``): below half an atom of the largest cell a calculation builds
     (Al at [1e-9, 0.001] in cells of up to 256 atoms), or bounds that no composition at the
     lab's ``precision`` meets (Au at [0.05, 0.2] at a step of 0.5; sums and element counts as
-    ``DesignSpace`` checks them, on the bounds rounded inward to the step). Such a campaign
-    validated, then its first plan or ``suggest`` found no point it could make."""
+    ``DesignSpace`` checks them, on the bounds rounded inward to the step); ``space.min_elements``
+    above the atoms of the largest cell or the lab's steps; a cell setting (``lattice``,
+    ``n_atoms``) no cell has. Such a campaign validated, then its first plan or ``suggest`` found no
+    point it could make."""
     if c.space.pool is not None or not c.space.elements:
         return []  # a pool's rows are taken as they are
     import math
@@ -114,20 +116,45 @@ def realisation_problems(c: CampaignSpec) -> list[str]:
 
     bounds = {el: b for el, b in c.space.elements.items() if el not in c.space.excluded}
     out = []
+    least = c.space.min_elements
     for f in c.calculations:
         try:
-            n = get_method(f.method).merged_settings(f.settings).get("n_atoms", "auto")
-            n = max(max(sizes) for sizes in CELL_SIZES.values()) if n == "auto" else int(n)
-        except (UnknownMethodError, ValueError, TypeError):
+            settings = get_method(f.method).merged_settings(f.settings)
+        except UnknownMethodError:
             continue  # reported by ``problems`` itself
+        lattice, n = str(settings.get("lattice", "auto")), settings.get("n_atoms", "auto")
+        sizes = CELL_SIZES.get(lattice) or (() if lattice != "auto" else tuple(k for v in CELL_SIZES.values() for k in v))
+        if not sizes:
+            out.append(f"fidelities.{f.name}: settings.lattice must be fcc, bcc or auto, not {lattice!r}")
+            continue
+        if n != "auto":
+            try:
+                n = int(n) if float(n) == int(float(n)) else n
+            except (TypeError, ValueError, OverflowError):
+                pass
+            if n not in sizes:  # every point failed to build, with nothing said before the run
+                out.append(f"fidelities.{f.name}: settings.n_atoms must be auto or one of "
+                           f"{', '.join(map(str, sorted(set(sizes))))}{f' ({lattice})' if lattice != 'auto' else ''}, "
+                           f"not {n!r}")
+                continue
+        n = max(sizes) if n == "auto" else n
         small = [f"{el} [{lo:g}, {hi:g}]" for el, (lo, hi) in bounds.items() if lo > 0 and hi * n < 0.5]
         if small:
             out.append(f"fidelities.{f.name}: {', '.join(small)} must be present (a lower bound above 0) but "
                        f"stays below one atom of a {n}-atom cell, the largest {f.method} builds here, so no "
                        f"calculation can hold it; raise its upper bound to at least {1 / n:.3g} or its lower bound to 0")
+        if least > n:
+            out.append(f"fidelities.{f.name}: space.min_elements = {least}, but its largest cell has {n} atoms: no "
+                       f"calculation holds {least} elements; lower min_elements or raise settings.n_atoms")
     lab = c.lab
     if lab is not None and lab.precision:
         n = max(1, round(1.0 / lab.precision))
+        required = [max(math.ceil(lo * n - 1e-9), 1) for el, (lo, _) in bounds.items() if lo > 0]
+        if sum(required) + max(0, least - len(required)) > n:  # each element present takes a step at least
+            out.append(f"fidelities.{lab.name}: at its precision {lab.precision:g} a composition has {n} steps, too "
+                       f"few for {max(least, len(required))} elements of at least one step each (space.min_elements "
+                       "and the elements with a lower bound above 0); refine the precision or ask for fewer elements")
+            return out
         rounded = {el: (math.ceil(lo * n - 1e-9) / n, math.floor(hi * n + 1e-9) / n)
                    for el, (lo, hi) in bounds.items()}
         try:

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
-from dm_hpc.acquire.space import PRESENT
 from dm_hpc.campaign.spec import CampaignSpec, FidelityKind
 
 #: A cell size chain never takes more steps than there are cell sizes.
@@ -34,7 +33,7 @@ def _midpoint(campaign: CampaignSpec) -> dict[str, float]:
 def realiser(campaign: CampaignSpec) -> Callable[[ProposedPoint], ProposedPoint | None]:
     """The campaign's realisation function: a point -> its realised point (None: cannot be made)."""
     from dm_hpc.compute import get_method
-    from dm_hpc.compute.structures import StructureError, atom_counts, plan_structure
+    from dm_hpc.compute.structures import StructureError, plan_structure
     from dm_hpc.data import Composition
 
     settings = {f.name: get_method(f.method).merged_settings(f.settings) for f in campaign.calculations}
@@ -72,18 +71,47 @@ def realiser(campaign: CampaignSpec) -> Callable[[ProposedPoint], ProposedPoint 
         step = precision.get(p.fidelity)
         if step:
             n = max(1, round(1.0 / step))
-            counts = atom_counts(p.composition, n)
+            counts = bounded_counts(p.composition, n, bounds)
+            if counts is None:  # no multiple of the step near it lies inside the bounds
+                return None
             comp = {el: c / n for el, c in counts.items() if c > 0}
             if len(comp) < least:  # an element below half the lab's step is not made: not this point
-                return None
-            # rounded past a bound (Au at most 0.35 to 0.5 at a step of 0.5, Al at least 0.05 to 0 at
-            # 0.1): the sheet asked the lab for an alloy outside the space the campaign file set
-            if any(not lo - PRESENT <= comp.get(el, 0.0) <= hi + PRESENT for el, (lo, hi) in bounds.items()):
                 return None
             return ProposedPoint(p.fidelity, comp, dict(p.process), p.predicted)
         return ProposedPoint(p.fidelity, dict(p.composition), dict(p.process), p.predicted)
 
     return realise
+
+
+def bounded_counts(fractions: dict[str, float], n: int, bounds: dict[str, tuple[float, float]]
+                   ) -> dict[str, int] | None:
+    """Counts of ``n`` steps (summing to ``n``) nearest ``n x fraction`` by largest remainder, each
+    within its element's bounds rounded inward to the step (``[ceil(lo n), floor(hi n)]``; an
+    element the proposal lacks and the bounds do not require stays absent); None when no counts
+    fit. Plain rounding took Au at most 0.35 to 0.5 at a step of 0.5 (a sheet outside the space),
+    and a refusal of every such point threw away most draws on a bound (the sampler and the
+    optimiser put many there): a proposal on a bound is made at the nearest step inside it."""
+    import math
+
+    eps = 1e-9
+    names = sorted(set(fractions) | {el for el, (lo, _) in bounds.items() if lo > 0})
+    raw = {el: fractions.get(el, 0.0) * n for el in names}
+    low = {el: math.ceil(bounds.get(el, (0.0, 1.0))[0] * n - eps) for el in names}
+    high = {el: math.floor(bounds.get(el, (0.0, 1.0))[1] * n + eps) if raw[el] > 0 or low[el] > 0 else 0
+            for el in names}
+    if any(low[el] > high[el] for el in names):
+        return None
+    counts = {el: min(max(math.floor(raw[el] + eps), low[el]), high[el]) for el in names}
+    left = n - sum(counts.values())
+    while left:
+        up = left > 0  # add to the largest remainder with room, or take from the most over
+        room = [el for el in names if (counts[el] < high[el] if up else counts[el] > low[el])]
+        if not room:
+            return None
+        el = min(room, key=lambda e: (-(raw[e] - counts[e] if up else counts[e] - raw[e]), e))  # ties: by name
+        counts[el] += 1 if up else -1
+        left += -1 if up else 1
+    return counts
 
 
 def stored_keys(campaign: CampaignSpec, df) -> dict[str, set[PointKey]]:

@@ -42,13 +42,21 @@ def predict(
     90 % interval in the campaign's units, where the model extrapolates, and which model answered."""
     from dm_hpc.api import Campaign
     from dm_hpc.campaign import CampaignError
+    from dm_hpc.cli.store import store_errors
+    from dm_hpc.data.sheetfiles import check_writable
 
     if bool(formulas) == (sheet is not None):
         fail("give the compositions as formulas or --from a sheet (one of the two)")
+    if out is not None:
+        try:  # before the fit: a folder that is not there is said at once, not after the model
+            check_writable(out)
+        except ValueError as exc:
+            fail(f"--out {exc}")
     spec = _load(campaign)
     asked = _sheet_frame(sheet) if sheet is not None else list(formulas or [])
     try:
-        rows = Campaign(spec, str(campaign)).predict(asked, _process(process) if process else None, model)
+        with store_errors():  # a damaged or locked store: its paragraph, not a traceback
+            rows = Campaign(spec, str(campaign)).predict(asked, _process(process) if process else None, model)
     except CampaignError as exc:  # InputError, NoModel, a pool gone: one line each
         fail(str(exc))
     if out is not None:
@@ -83,8 +91,8 @@ def _sheet_frame(path: Path):
 
     try:
         table = load_table(path)
-    except SheetError as exc:
-        fail(str(exc))
+    except SheetError as exc:  # its problems, without the importer's "nothing imported"
+        fail(f"--from {path}: " + "; ".join(message for _, message in exc.problems))
 
     def number(value):
         if value is None:
@@ -112,6 +120,9 @@ def _table(rows) -> Table:
 
     means = [c for c in rows.columns if c.startswith("predicted:")]
     table = Table(title=None, show_lines=False)
+    ids = "sample_id" in rows.columns  # rows from a sheet: matched back to its samples
+    if ids:
+        table.add_column("sample_id")
     table.add_column("composition")
     process = [c for c in rows.columns if c.startswith("process:")]
     for col in process:  # Text: a unit in brackets ([g/cm^3]) is not rich markup
@@ -123,7 +134,7 @@ def _table(rows) -> Table:
         table.add_column("90 % interval", justify="right")
     table.add_column("outside the campaign's bounds")
     for _, row in rows.iterrows():
-        cells = [_formula(row)] + [f"{row[c]:.4g}" for c in process]
+        cells = ([str(row["sample_id"])] if ids else []) + [_formula(row)] + [f"{row[c]:.4g}" for c in process]
         for col in means:
             mean, std = row[col], row[col.replace("predicted:", "predicted_std:", 1)]
             low, high = row[col.replace("predicted:", "90 % low:", 1)], row[col.replace("predicted:", "90 % high:", 1)]
@@ -143,8 +154,6 @@ def _plain(rows) -> list[dict]:
 def _write(rows, out: Path) -> None:
     from dm_hpc.data.sheetfiles import write_frame
 
-    if out.suffix.lower() not in (".csv", ".xlsx"):
-        fail(f"--out {out}: write a .csv or .xlsx file")
     try:
         write_frame(rows, out)  # text cells escaped for a spreadsheet (a formula is never written)
     except OSError as exc:

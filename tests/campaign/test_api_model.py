@@ -326,12 +326,21 @@ def test_dm_hpc_predict_answers_as_campaign_predict_does(measured, tmp_path):
     written = pd.read_excel(out)
     assert len(written) == len(camp.records()) == 4 and written[HV].notna().all()
     assert written[HV].tolist() == pytest.approx(camp.predict(camp.records())[HV].tolist(), rel=1e-6)
+    assert written["sample_id"].tolist() == camp.records()["sample_id"].tolist()  # matched back to the sheet's rows
+    # a lab's sheet in atomic percent, as the lab sheet reader takes it
+    percent = camp.records().rename(columns=lambda h: h.replace("[at_frac]", "[at%]"))
+    percent[[h for h in percent.columns if h.endswith("[at%]")]] *= 100
+    percent.to_csv(tmp_path / "percent.csv", index=False)
+    res = run(app, ["predict", camp.origin, "--from", str(tmp_path / "percent.csv"), "--json"])
+    assert [r[HV] for r in json.loads(res.output)["rows"]] == pytest.approx(written[HV].tolist(), rel=1e-6)
     for args, said in ((["Cu0.5Xx0.5"], "compositions[0]: unknown element 'Xx'"),
                        ([], "give the compositions as formulas or --from a sheet"),
                        (["CuNi", "--process", "900"], "--process '900': give NAME=VALUE"),
                        (["CuNi", "--process", "foo=3"], "foo is not a process parameter of campaign 'pred'"),
                        (["CuNi", "--model", "v0042"], "no model version 'v0042'"),
-                       (["CuNi", "--out", str(tmp_path / "p.txt")], "write a .csv or .xlsx file")):
+                       (["CuNi", "--out", str(tmp_path / "p.txt")], "unsupported sheet type '.txt'"),
+                       (["CuNi", "--out", str(tmp_path / "no" / "p.csv")], "does not exist"),
+                       (["--from", str(tmp_path / "absent.csv")], "--from")):
         res = run(app, ["predict", camp.origin, *args])
         assert res.exit_code == 2 and said in " ".join(res.output.split()), (args, res.output)
         assert res.exception is None or isinstance(res.exception, SystemExit), res.exception

@@ -17,13 +17,26 @@ from .helpers import write_campaign
 LAB = {"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2}
 
 
-def test_a_lab_step_that_rounds_past_a_bound_is_not_suggested(tmp_path):
-    """At a precision of 0.5, Au at most 0.35 was sent to the lab as Au0.5Cu0.5."""
+def test_a_lab_step_is_taken_inside_the_bounds(tmp_path):
+    """At a precision of 0.5, Au at most 0.35 was sent to the lab as Au0.5Cu0.5. Refusing every
+    such point instead threw away most proposals on a bound (at 0.05 with Au at most 0.33 and Ni
+    at most 0.48, 172 of 200): each is now made at the nearest steps inside its bounds."""
     space = {"elements": {"Au": [0, 0.35], "Cu": [0, 0.5], "Ni": [0, 0.5]}}
     c = load_campaign(write_campaign(tmp_path, fidelities=[{**LAB, "precision": 0.5}], space=space,
                                      budget={"lab_experiments": 4}))
-    assert realiser(c)(ProposedPoint("lab", {"Au": 0.3, "Cu": 0.3, "Ni": 0.4})) is None
-    assert realiser(c)(ProposedPoint("lab", {"Au": 0.1, "Cu": 0.45, "Ni": 0.45})).composition == {"Cu": 0.5, "Ni": 0.5}
+    realise = realiser(c)
+    assert realise(ProposedPoint("lab", {"Au": 0.3, "Cu": 0.3, "Ni": 0.4})).composition == {"Cu": 0.5, "Ni": 0.5}
+    assert realise(ProposedPoint("lab", {"Au": 0.1, "Cu": 0.45, "Ni": 0.45})).composition == {"Cu": 0.5, "Ni": 0.5}
+    space = {"elements": {"Au": [0, 0.33], "Cu": [0, 1], "Ni": [0, 0.48]}}
+    c = load_campaign(write_campaign(tmp_path, fidelities=[{**LAB, "precision": 0.05}], space=space,
+                                     budget={"lab_experiments": 4}))
+    realise, ds = realiser(c), design_space(c)
+    frac, _ = ds.sample(200, np.random.default_rng(0))
+    made = [realise(ProposedPoint("lab", dict(zip(ds.element_names, row)))) for row in frac]
+    assert all(m is not None for m in made)
+    got = np.array([[m.composition.get(el, 0.0) for el in ds.element_names] for m in made])
+    assert not ds.violations(got) and np.allclose(got * 20, np.round(got * 20))  # steps of 0.05, inside
+    assert np.abs(got - frac).max() <= 0.1
 
 
 def test_a_lab_precision_no_composition_of_the_space_meets_is_refused_at_validate(tmp_path):
@@ -84,3 +97,34 @@ def test_a_space_used_up_within_the_first_plan_gives_what_it_has(tmp_path):
         journal.close()
     assert sorted(str(p.composition) for p in plan.points) == ["{'Cu': 1.0}", "{'Ni': 1.0}"] and plan.shortfall
     assert design_space(c).coordinates(np.zeros((0, 3)), np.zeros((0, 1))).shape == (0, 4)
+
+
+@pytest.mark.parametrize("fidelity, space_extra, said", [
+    ({"name": "emt", "kind": "calculation", "method": "emt", "walltime": "5m", "settings": {"n_atoms": 4}},
+     {"min_elements": 5}, "space.min_elements = 5, but its largest cell has 4 atoms"),
+    ({**LAB, "precision": 0.25}, {"min_elements": 5}, "at its precision 0.25 a composition has 4 steps, too few for 5"),
+    ({"name": "emt", "kind": "calculation", "method": "emt", "walltime": "5m", "settings": {"n_atoms": "big"}},
+     {}, "settings.n_atoms must be auto or one of"),
+    ({"name": "emt", "kind": "calculation", "method": "emt", "walltime": "5m", "settings": {"lattice": "bcc"}},
+     {"elements": {"Al": [1e-9, 0.003], "Cu": [0, 1], "Ni": [0, 1], "Pd": [0, 1], "Pt": [0, 1]}},
+     "stays below one atom of a 128-atom cell"),
+])
+def test_a_campaign_no_realised_point_can_satisfy_is_refused_at_validate(tmp_path, fidelity, space_extra, said):
+    """Five elements with min_elements 5 in 4-atom cells or at a lab step of 0.25, n_atoms "big",
+    or Al below one atom of the largest bcc cell (the check took fcc's 256): each validated, then
+    every proposal was refused (or failed to build) and the first plan found nothing."""
+    space = {"elements": {el: [0, 1] for el in ("Cu", "Ni", "Pd", "Pt", "Au")}, **space_extra}
+    c = load_campaign(write_campaign(tmp_path, fidelities=[fidelity], space=space, lab=False,
+                                     budget={"calculations": 4, "lab_experiments": 4}))
+    assert any(said in p for p in problems(c)), problems(c)
+
+
+def test_a_cell_that_loses_a_required_element_to_rounding_is_not_made(tmp_path):
+    """Al at [1e-9, 0.3]: a proposal with Al at 1e-7 is a CuNi cell once its key is rounded, and
+    was calculated as the Al alloy without Al. It is not made; one with Al 0.25 is."""
+    space = {"elements": {"Al": [1e-9, 0.3], "Cu": [0, 1], "Ni": [0, 1]}}
+    cell4 = {"name": "emt", "kind": "calculation", "method": "emt", "walltime": "5m", "settings": {"n_atoms": 4}}
+    c = load_campaign(write_campaign(tmp_path, fidelities=[cell4], space=space, lab=False))
+    realise = realiser(c)
+    assert realise(ProposedPoint("emt", {"Al": 1e-7, "Cu": 0.5 - 5e-8, "Ni": 0.5 - 5e-8})) is None
+    assert realise(ProposedPoint("emt", {"Al": 0.25, "Cu": 0.5, "Ni": 0.25})).composition == {"Al": 0.25, "Cu": 0.5, "Ni": 0.25}
