@@ -138,8 +138,8 @@ def _table(rows) -> Table:
         for col in means:
             mean, std = row[col], row[col.replace("predicted:", "predicted_std:", 1)]
             low, high = row[col.replace("predicted:", "90 % low:", 1)], row[col.replace("predicted:", "90 % high:", 1)]
-            cells += ["n/a", ""] if mean is None or mean != mean else [
-                f"{mean:.4g} ± {std:.2g}", f"{low:.4g} to {high:.4g}"]
+            cells += (["n/a", ""] if mean is None or mean != mean else [f"{mean:.4g} (exact)", ""] if std == 0 else
+                      [f"{mean:.4g} ± {std:.2g}", f"{low:.4g} to {high:.4g}"])  # exact: an analytic property
         cells.append(row["outside"] or "")
         table.add_row(*(Text(c) for c in cells))
     return table

@@ -344,3 +344,33 @@ def test_dm_hpc_predict_answers_as_campaign_predict_does(measured, tmp_path):
         res = run(app, ["predict", camp.origin, *args])
         assert res.exit_code == 2 and said in " ".join(res.output.split()), (args, res.output)
         assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+
+
+def test_an_analytic_property_is_predicted_exactly_not_guessed(tmp_path):
+    """A raw-material cost is a function of the composition (the price table), and the records'
+    values of it are derived by that function; the model's guess from a few records put AlCuNi at
+    633 +- 800 USD/kg in the demo (90 % interval down to -678). ``predict`` (and the portal's and
+    the CLI's, through ``prediction.predict_at``) now gives the exact value, standard deviation 0."""
+    from typer.testing import CliRunner
+
+    from dm_hpc.cli import app
+    from dm_hpc.compute.descriptors import raw_material_cost
+    from dm_hpc.data import Composition
+
+    from dm_hpc.data import Store
+    from tests.campaign.test_registry import _records
+
+    path = write_campaign(tmp_path, name="cost", objectives=[{"property": "mixing_energy", "goal": "min"},
+                                                              {"property": "raw_material_cost", "goal": "min"}])
+    camp = Campaign.load(path)
+    with Store.open(camp.spec.store, "a") as store:  # computed Cu-Ni-Pd mixing energies
+        store.ingest(_records(12, 0))
+    got = camp.predict(["CuNi", "Cu0.5Pd0.5"])
+    cost = "predicted:raw_material_cost [USD/kg]"
+    for i, formula in enumerate(({"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.5, "Pd": 0.5})):
+        assert got.loc[i, cost] == pytest.approx(raw_material_cost(Composition(formula)))
+        assert got.loc[i, cost.replace("predicted:", "predicted_std:")] == 0.0
+        assert got.loc[i, cost.replace("predicted:", "90 % low:")] == got.loc[i, cost]
+    assert got.loc[0, "predicted_std:mixing_energy [eV/atom]"] > 0  # a calculated property stays the model's
+    res = CliRunner().invoke(app, ["predict", camp.origin, "CuNi"], env={"COLUMNS": "200"})
+    assert f"{got.loc[0, cost]:.4g} (exact)" in res.output, res.output
