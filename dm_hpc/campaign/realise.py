@@ -67,7 +67,7 @@ def realiser(campaign: CampaignSpec) -> Callable[[ProposedPoint], ProposedPoint 
             present = {el for el, x in comp if x > 0} if comp is not None else set()
             if comp is None or len(present) < least or not required <= present:
                 return None
-            return ProposedPoint(p.fidelity, dict(comp), dict(mid), p.predicted)
+            return ProposedPoint(p.fidelity, dict(comp), dict(mid), exactly(p.predicted, dict(comp)))
         step = precision.get(p.fidelity)
         if step:
             n = max(1, round(1.0 / step))
@@ -77,10 +77,26 @@ def realiser(campaign: CampaignSpec) -> Callable[[ProposedPoint], ProposedPoint 
             comp = {el: c / n for el, c in counts.items() if c > 0}
             if len(comp) < least:  # an element below half the lab's step is not made: not this point
                 return None
-            return ProposedPoint(p.fidelity, comp, dict(p.process), p.predicted)
-        return ProposedPoint(p.fidelity, dict(p.composition), dict(p.process), p.predicted)
+            return ProposedPoint(p.fidelity, comp, dict(p.process), exactly(p.predicted, comp))
+        return ProposedPoint(p.fidelity, dict(p.composition), dict(p.process), exactly(p.predicted, p.composition))
 
     return realise
+
+
+def exactly(predicted: dict, composition: dict[str, float]) -> dict:
+    """``predicted`` (a proposal's ``{"mean": ..., "std": ...}``) with each analytic property (a
+    raw-material cost, a mixing entropy: ``compute.descriptors``) at its exact value for the
+    realised ``composition``, standard deviation 0: the lab sheet's predicted cost was the model's
+    guess at the proposal, where the price table gives it for what is made."""
+    from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES, analytic_properties
+    from dm_hpc.data import Composition
+
+    means = predicted.get("mean") or {}
+    names = [n for n in means if n in ANALYTIC_PROPERTIES]
+    exact = analytic_properties(Composition(composition), names) if names else {}
+    if not exact:
+        return predicted
+    return {**predicted, "mean": {**means, **exact}, "std": {**(predicted.get("std") or {}), **dict.fromkeys(exact, 0.0)}}
 
 
 def bounded_counts(fractions: dict[str, float], n: int, bounds: dict[str, tuple[float, float]]

@@ -374,3 +374,12 @@ def test_an_analytic_property_is_predicted_exactly_not_guessed(tmp_path):
     assert got.loc[0, "predicted_std:mixing_energy [eV/atom]"] > 0  # a calculated property stays the model's
     res = CliRunner().invoke(app, ["predict", camp.origin, "CuNi"], env={"COLUMNS": "200"})
     assert f"{got.loc[0, cost]:.4g} (exact)" in res.output, res.output
+    # what the journal keeps of a suggestion (the portal's pending rows): the cost of what is made
+    from dm_hpc.acquire.points import ProposedPoint
+    from dm_hpc.campaign.realise import realiser
+
+    guess = {"mean": {"mixing_energy": -0.01, "raw_material_cost": 600.0},
+             "std": {"mixing_energy": 0.01, "raw_material_cost": 800.0}}
+    made = realiser(camp.spec)(ProposedPoint("emt", {"Cu": 0.5, "Ni": 0.26, "Pd": 0.24}, {}, guess))
+    assert made.predicted["mean"]["raw_material_cost"] == pytest.approx(raw_material_cost(Composition(made.composition)))
+    assert made.predicted["std"]["raw_material_cost"] == 0.0 and made.predicted["mean"]["mixing_energy"] == -0.01
