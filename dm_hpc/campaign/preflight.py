@@ -47,8 +47,15 @@ def delivery_problems(c: CampaignSpec) -> list[str]:
             unknown = True  # reported with the method checks
     lab = c.lab
     own = list(dict.fromkeys(f.method for f in c.calculations if f.method))
+    from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES
+
     out = []
     for prop in c.properties:
+        if prop in ANALYTIC_PROPERTIES:
+            # a function of the composition (``dataset`` derives it for every record): a lab that
+            # measures hardness under a cost cap was told to list raw_material_cost in its measures,
+            # which would have asked the lab to fill in the price of its alloy
+            continue
         role = _role(c, prop)
         by = [name for name, props in derives.items() if prop in props]
         if lab is not None and (lab.measures is None or prop in lab.measures):

@@ -383,3 +383,22 @@ def test_an_analytic_property_is_predicted_exactly_not_guessed(tmp_path):
     made = realiser(camp.spec)(ProposedPoint("emt", {"Cu": 0.5, "Ni": 0.26, "Pd": 0.24}, {}, guess))
     assert made.predicted["mean"]["raw_material_cost"] == pytest.approx(raw_material_cost(Composition(made.composition)))
     assert made.predicted["std"]["raw_material_cost"] == 0.0 and made.predicted["mean"]["mixing_energy"] == -0.01
+
+
+def test_a_lab_campaign_under_a_cost_cap_runs_without_the_lab_pricing_its_alloys(tmp_path):
+    """A lab measuring hardness under ``raw_material_cost <= 20000 USD/kg`` was refused: "no fidelity
+    of this campaign delivers it ...; list it in fidelities.lab.measures", which would have put a
+    cost column on the lab's sheet. The cost is a function of the composition (derived for every
+    record): the campaign validates, the sheet asks for hardness alone, and the model fits."""
+    from dm_hpc.campaign.preflight import problems
+
+    camp = _lab_campaign(tmp_path, "capped", constraints=["raw_material_cost <= 20000 USD/kg"],
+                         fidelities=[{**LAB, "measures": ["hardness"]}])
+    assert problems(camp.spec) == []
+    with pytest.warns(RandomSuggestions):
+        sheet = camp.suggest(4)
+    assert not [c for c in sheet.columns if "raw_material_cost" in c and c.startswith("property:")]
+    sheet["property:hardness [HV]"] = 150 + 100 * sheet["composition:Cu [at_frac]"].astype(float)
+    camp.add_measurements(sheet)
+    assert camp.predict(["CuNi"])["predicted_std:raw_material_cost [USD/kg]"].tolist() == [0.0]
+    assert camp.suggest(2)[HV].notna().all()  # from the model, the cap among its outputs
