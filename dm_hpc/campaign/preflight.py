@@ -55,6 +55,15 @@ def delivery_problems(c: CampaignSpec) -> list[str]:
             # a function of the composition (``dataset`` derives it for every record): a lab that
             # measures hardness under a cost cap was told to list raw_material_cost in its measures,
             # which would have asked the lab to fill in the price of its alloy
+            if prop == "raw_material_cost":  # but only where every element has a price
+                from dm_hpc.compute.descriptors import PRICE_FILE, price_table
+
+                unpriced = [el for el in _space_elements(c) if el not in c.space.excluded
+                            and el not in price_table()["prices"]]
+                if unpriced:
+                    out.append(f"{_role(c, prop)} {prop}: {PRICE_FILE.name} has no price for {', '.join(unpriced)}, so "
+                               f"no record holding {'it' if len(unpriced) == 1 else 'them'} has a cost and the model "
+                               "never fits; add the price to that file or leave the element out of the space")
             continue
         role = _role(c, prop)
         by = [name for name, props in derives.items() if prop in props]
@@ -119,7 +128,7 @@ def realisation_problems(c: CampaignSpec) -> list[str]:
 
     from dm_hpc.acquire.space import DesignSpace, DesignSpaceError
     from dm_hpc.compute import UnknownMethodError, get_method
-    from dm_hpc.compute.structures import CELL_SIZES
+    from dm_hpc.compute.structures import CELL_SIZES, ground_state_lattice
 
     bounds = {el: b for el, b in c.space.elements.items() if el not in c.space.excluded}
     out = []
@@ -130,10 +139,15 @@ def realisation_problems(c: CampaignSpec) -> list[str]:
         except UnknownMethodError:
             continue  # reported by ``problems`` itself
         lattice, n = str(settings.get("lattice", "auto")), settings.get("n_atoms", "auto")
-        sizes = CELL_SIZES.get(lattice) or (() if lattice != "auto" else tuple(k for v in CELL_SIZES.values() for k in v))
-        if not sizes:
+        if lattice != "auto" and lattice not in CELL_SIZES:
             out.append(f"fidelities.{f.name}: settings.lattice must be fcc, bcc or auto, not {lattice!r}")
             continue
+        # auto: each composition takes the lattice most of it prefers, so a fixed n_atoms must be a
+        # cell of every lattice the space's elements prefer (16 atoms is bcc's alone: a Cu-Ni-Pd space
+        # validated and no point could be built), and the largest cell is the largest of those
+        lattices = [lattice] if lattice != "auto" else sorted({ground_state_lattice(el) for el in bounds} or {"fcc"})
+        sizes = tuple(sorted(set.intersection(*(set(CELL_SIZES[name]) for name in lattices))))
+        largest = max(max(CELL_SIZES[name]) for name in lattices)
         if n != "auto":
             try:
                 n = int(n) if float(n) == int(float(n)) else n
@@ -141,10 +155,10 @@ def realisation_problems(c: CampaignSpec) -> list[str]:
                 pass
             if n not in sizes:  # every point failed to build, with nothing said before the run
                 out.append(f"fidelities.{f.name}: settings.n_atoms must be auto or one of "
-                           f"{', '.join(map(str, sorted(set(sizes))))}{f' ({lattice})' if lattice != 'auto' else ''}, "
-                           f"not {n!r}")
+                           f"{', '.join(map(str, sizes))} ({' and '.join(lattices)} cells"
+                           f"{', the lattices of this space' if lattice == 'auto' else ''}), not {n!r}")
                 continue
-        n = max(sizes) if n == "auto" else n
+        n = largest if n == "auto" else n
         small = [f"{el} [{lo:g}, {hi:g}]" for el, (lo, hi) in bounds.items() if lo > 0 and hi * n < 0.5]
         if small:
             out.append(f"fidelities.{f.name}: {', '.join(small)} must be present (a lower bound above 0) but "

@@ -116,6 +116,7 @@ def _formula(row) -> str:
 
 
 def _table(rows) -> Table:
+    from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES
     from dm_hpc.data.sheets import parse_header
 
     means = [c for c in rows.columns if c.startswith("predicted:")]
@@ -138,7 +139,8 @@ def _table(rows) -> Table:
         for col in means:
             mean, std = row[col], row[col.replace("predicted:", "predicted_std:", 1)]
             low, high = row[col.replace("predicted:", "90 % low:", 1)], row[col.replace("predicted:", "90 % high:", 1)]
-            cells += (["n/a", ""] if mean is None or mean != mean else [f"{mean:.4g} (exact)", ""] if std == 0 else
+            exact = std == 0 and parse_header(col).name in ANALYTIC_PROPERTIES  # from the composition, not the model
+            cells += (["n/a", ""] if mean is None or mean != mean else [f"{mean:.4g} (exact)", ""] if exact else
                       [f"{mean:.4g} ± {std:.2g}", f"{low:.4g} to {high:.4g}"])  # exact: an analytic property
         cells.append(row["outside"] or "")
         table.add_row(*(Text(c) for c in cells))

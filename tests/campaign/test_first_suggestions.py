@@ -128,3 +128,32 @@ def test_a_cell_that_loses_a_required_element_to_rounding_is_not_made(tmp_path):
     realise = realiser(c)
     assert realise(ProposedPoint("emt", {"Al": 1e-7, "Cu": 0.5 - 5e-8, "Ni": 0.5 - 5e-8})) is None
     assert realise(ProposedPoint("emt", {"Al": 0.25, "Cu": 0.5, "Ni": 0.25})).composition == {"Al": 0.25, "Cu": 0.5, "Ni": 0.25}
+
+
+def test_a_cost_campaign_with_an_unpriced_element_is_refused_at_validate(tmp_path):
+    """Ga has no price: a lab campaign under a cost cap on Cu-Ni-Ga validated, then no record ever
+    had a cost and the model never fitted ("measure raw_material_cost", which no sheet asks)."""
+    space = {"elements": {"Cu": [0, 1], "Ni": [0, 1], "Ga": [0.05, 0.3]}}
+    lab = {**LAB, "measures": ["hardness"]}
+    c = load_campaign(write_campaign(tmp_path, name="ga", fidelities=[lab], space=space,
+                                     objectives=[{"property": "hardness", "goal": "max"}],
+                                     constraints=["raw_material_cost <= 20 USD/kg"], budget={"lab_experiments": 4}))
+    assert any("element_prices.yaml has no price for Ga" in p for p in problems(c)), problems(c)
+    space["elements"].pop("Ga")
+    c = load_campaign(write_campaign(tmp_path, name="cu", fidelities=[lab], space=space,
+                                     objectives=[{"property": "hardness", "goal": "max"}],
+                                     constraints=["raw_material_cost <= 20 USD/kg"], budget={"lab_experiments": 4}))
+    assert problems(c) == []
+
+
+@pytest.mark.parametrize("settings, ok", [({"n_atoms": 16}, False), ({"n_atoms": 2}, False),
+                                          ({"n_atoms": 4}, True), ({"n_atoms": 16, "lattice": "bcc"}, True)])
+def test_a_fixed_cell_size_the_spaces_lattice_lacks_is_refused_at_validate(tmp_path, settings, ok):
+    """Cu-Ni-Pd prefers fcc: with lattice auto, 16 atoms (a bcc cell) validated and no point of
+    the space could be built."""
+    emt = {"name": "emt", "kind": "calculation", "method": "emt", "walltime": "5m", "settings": settings}
+    c = load_campaign(write_campaign(tmp_path, fidelities=[emt], lab=False))
+    said = [p for p in problems(c) if "settings.n_atoms" in p]
+    assert (not said) == ok, said
+    if ok:
+        assert realiser(c)(ProposedPoint("emt", {"Cu": 0.5, "Ni": 0.5})) is not None
