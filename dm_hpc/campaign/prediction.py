@@ -148,6 +148,7 @@ def predict_at(c: CampaignSpec, model: Any, space: Any, properties: tuple[str, .
 
     Returns one dict per composition: ``composition``, ``process`` (canonical, every parameter),
     ``mean``, ``std`` (property -> value) and ``outside`` (``outside``)."""
+    from dm_hpc.campaign.realise import exactly
     from dm_hpc.learn import predict
     from dm_hpc.learn.features import composition_matrix
 
@@ -159,33 +160,13 @@ def predict_at(c: CampaignSpec, model: Any, space: Any, properties: tuple[str, .
                      for i in range(len(comps))], dtype=float).reshape(len(comps), len(pnames))
     X = space.featurize(composition_matrix(comps, space.element_names), proc if pnames else None)
     mean, std = predict(model, X)
-    mean, std = (t.detach().cpu().numpy().astype(float) for t in (mean, std))  # n x m tensors, written below
-    _exact(comps, list(properties), mean, std)
+    # an analytic property (a raw-material cost) exactly, as a realised suggestion carries it: the
+    # demo's model put AlCuNi at 633 +- 800 USD/kg where the price table gives 12.7
     return [{"composition": comp, "process": dict(zip(pnames, map(float, proc[i]))),
-             "mean": {p: finite_or_none(mean[i, j]) for j, p in enumerate(properties)},
-             "std": {p: finite_or_none(std[i, j]) for j, p in enumerate(properties)},
+             **exactly({"mean": {p: finite_or_none(mean[i, j]) for j, p in enumerate(properties)},
+                        "std": {p: finite_or_none(std[i, j]) for j, p in enumerate(properties)}}, comp),
              "outside": outside(c, comp, dict(zip(pnames, proc[i])))}
             for i, comp in enumerate(comps)]
-
-
-def _exact(comps: list[dict[str, float]], properties: list[str], mean: np.ndarray, std: np.ndarray) -> None:
-    """Put the exact value (standard deviation 0) in ``mean`` and ``std`` (``n x m``, in place) of
-    each analytic property among ``properties`` (``compute.descriptors``: a raw-material cost, a
-    mixing entropy, a function of the composition alone): the records' values of it are derived
-    by that function (``dataset``), so the model's guess could only be worse. On 40 Al-Cu-Ni-Pd-Pt-
-    Ag-Au records the demo's model answered AlCuNi's cost as 633 +- 800 USD/kg, 90 % interval
-    down to -678, where the price table gives about 10. A composition with an unpriced element
-    keeps the model's answer."""
-    from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES, analytic_properties
-    from dm_hpc.data import Composition
-
-    names = [p for p in properties if p in ANALYTIC_PROPERTIES]
-    if not names:
-        return
-    for i, comp in enumerate(comps):
-        for name, value in analytic_properties(Composition(comp), names).items():
-            j = properties.index(name)
-            mean[i, j], std[i, j] = value, 0.0
 
 
 def in_shown_units(c: CampaignSpec, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -128,7 +128,7 @@ def realisation_problems(c: CampaignSpec) -> list[str]:
 
     from dm_hpc.acquire.space import DesignSpace, DesignSpaceError
     from dm_hpc.compute import UnknownMethodError, get_method
-    from dm_hpc.compute.structures import CELL_SIZES, ground_state_lattice
+    from dm_hpc.compute.structures import CELL_SIZES, cell_count, ground_state_lattice
 
     bounds = {el: b for el, b in c.space.elements.items() if el not in c.space.excluded}
     out = []
@@ -149,10 +149,7 @@ def realisation_problems(c: CampaignSpec) -> list[str]:
         sizes = tuple(sorted(set.intersection(*(set(CELL_SIZES[name]) for name in lattices))))
         largest = max(max(CELL_SIZES[name]) for name in lattices)
         if n != "auto":
-            try:
-                n = int(n) if float(n) == int(float(n)) else n
-            except (TypeError, ValueError, OverflowError):
-                pass
+            n = cell_count(n)
             if n not in sizes:  # every point failed to build, with nothing said before the run
                 out.append(f"fidelities.{f.name}: settings.n_atoms must be auto or one of "
                            f"{', '.join(map(str, sizes))} ({' and '.join(lattices)} cells"

@@ -87,7 +87,8 @@ def exactly(predicted: dict, composition: dict[str, float]) -> dict:
     """``predicted`` (a proposal's ``{"mean": ..., "std": ...}``) with each analytic property (a
     raw-material cost, a mixing entropy: ``compute.descriptors``) at its exact value for the
     realised ``composition``, standard deviation 0: the lab sheet's predicted cost was the model's
-    guess at the proposal, where the price table gives it for what is made."""
+    guess at the proposal, where the price table gives it for what is made. Predictions at chosen
+    compositions take it too (``prediction.predict_at``)."""
     from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES, analytic_properties
     from dm_hpc.data import Composition
 

@@ -42,6 +42,15 @@ def reference_volume(element: str) -> float:
     return 4 / 3 * math.pi * r**3 / 0.74
 
 
+def cell_count(n: Any) -> Any:
+    """A settings' ``n_atoms`` as an int where it is a whole number (16, 16.0, "16"), else as given
+    (text, an infinite count: the caller names it as no cell size)."""
+    try:
+        return int(n) if float(n) == int(float(n)) else n
+    except (TypeError, ValueError, OverflowError):
+        return n
+
+
 def ground_state_lattice(element: str) -> str:
     """'fcc' or 'bcc' for ``element``: bcc where ASE's reference state is bcc, else fcc."""
     ref = reference_states[atomic_numbers[element]] or {}
@@ -108,10 +117,7 @@ def plan_structure(composition: Composition, settings: Mapping[str, Any]) -> Str
     n = settings.get("n_atoms", "auto")
     if n == "auto":
         n = choose_n_atoms(composition, lattice, float(settings.get("composition_tolerance", 0.02)))
-    try:
-        n = int(n) if float(n) == int(float(n)) else n
-    except (TypeError, ValueError, OverflowError):  # text, or an infinite count: named below
-        pass
+    n = cell_count(n)
     if n not in CELL_SIZES[lattice]:
         raise StructureError(f"n_atoms for {lattice} must be one of {CELL_SIZES[lattice]}, not {n}")
     counts = atom_counts(composition.fractions, n)
