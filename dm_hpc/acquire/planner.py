@@ -265,12 +265,13 @@ def fresh_points(
         # proposals no fidelity can make are named apart: "the space is exhausted" read as the end
         # of a campaign whose first plan found nothing its cells or the lab's step could make
         unmade_why = (f"; {unmade} could not be made as proposed (a cell or the lab's step would drop an element "
-                      f"the space requires, fall below its min_elements or leave its bounds)" if unmade else "")
+                      f"the space requires, fall below its min_elements or leave its bounds, or what is made would break a "
+                      f"constraint its composition decides, such as a cost cap)" if unmade else "")
         shortfall = (f"no new point found: {rejected - unmade} proposals realised to points already stored, "
                      f"in flight, queued or sent to the lab (the space is exhausted at this precision){unmade_why}")
         if not rejected:  # the planners filtered their candidates (``admissible``): none was left to propose
             shortfall = ("no new point found: no candidate drawn can be made as proposed and is new (a cell or the "
                          "lab's step would drop an element the space requires, fall below its min_elements or leave "
-                         "its bounds, or the point is "
-                         "already stored, in flight, queued or sent to the lab)")
+                         "its bounds, what is made would break a constraint its composition decides, such as a cost "
+                         "cap, or the point is already stored, in flight, queued or sent to the lab)")
     return PlanOutcome(out, shortfall, rejected)

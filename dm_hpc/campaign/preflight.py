@@ -124,11 +124,10 @@ def realisation_problems(c: CampaignSpec) -> list[str]:
     point it could make."""
     if c.space.pool is not None or not c.space.elements:
         return []  # a pool's rows are taken as they are
-    import math
 
     from dm_hpc.acquire.space import DesignSpace, DesignSpaceError
     from dm_hpc.compute import UnknownMethodError, get_method
-    from dm_hpc.compute.structures import CELL_SIZES, cell_count, ground_state_lattice
+    from dm_hpc.compute.structures import CELL_SIZES, cell_count, ground_state_lattice, step_range
 
     bounds = {el: b for el, b in c.space.elements.items() if el not in c.space.excluded}
     out = []
@@ -167,14 +166,14 @@ def realisation_problems(c: CampaignSpec) -> list[str]:
     lab = c.lab
     if lab is not None and lab.precision:
         n = max(1, round(1.0 / lab.precision))
-        required = [max(math.ceil(lo * n - 1e-9), 1) for el, (lo, _) in bounds.items() if lo > 0]
+        steps = {el: step_range(lo, hi, n) for el, (lo, hi) in bounds.items()}
+        required = [max(steps[el][0], 1) for el, (lo, _) in bounds.items() if lo > 0]
         if sum(required) + max(0, least - len(required)) > n:  # each element present takes a step at least
             out.append(f"fidelities.{lab.name}: at its precision {lab.precision:g} a composition has {n} steps, too "
                        f"few for {max(least, len(required))} elements of at least one step each (space.min_elements "
                        "and the elements with a lower bound above 0); refine the precision or ask for fewer elements")
             return out
-        rounded = {el: (math.ceil(lo * n - 1e-9) / n, math.floor(hi * n + 1e-9) / n)
-                   for el, (lo, hi) in bounds.items()}
+        rounded = {el: (lo / n, hi / n) for el, (lo, hi) in steps.items()}
         try:
             for el, (lo, hi) in rounded.items():
                 if lo > hi:
@@ -184,6 +183,71 @@ def realisation_problems(c: CampaignSpec) -> list[str]:
             out.append(f"fidelities.{lab.name}: no composition at its precision {lab.precision:g} (the atomic-fraction "
                        f"step the lab makes) lies inside space.elements' bounds: {exc}; widen the bounds or refine "
                        f"the precision")
+    return out
+
+
+#: Compositions drawn from the space to find one that meets the analytic constraints (twice a
+#: random start's candidates: a rule the start could still meet is not refused).
+RULE_DRAWS = 2048
+
+
+def rule_problems(c: CampaignSpec) -> list[str]:
+    """Constraints on a property the composition decides (``raw_material_cost <= 3 USD/kg``,
+    ``valence_electron_concentration >= 11.5``) that no composition drawn from the space meets,
+    alone or together. Every point that breaks one is not made (``realise.realiser``), so such a
+    campaign validated and then planned nothing. A pool's rows are filtered as they are."""
+    from dm_hpc.campaign.realise import analytic_rules, breaking
+
+    rules = analytic_rules(c)
+    if not rules or c.space.pool is not None or not c.space.elements:
+        return []
+    import numpy as np
+
+    from dm_hpc.acquire.space import DesignSpaceError
+    from dm_hpc.campaign.strategy import design_space
+    from dm_hpc.compute.descriptors import analytic_properties
+    from dm_hpc.data import Composition
+
+    try:
+        space = design_space(c)
+    except DesignSpaceError:
+        return []  # said by the space's own check
+    names = sorted({name for name, _, _ in rules})
+    rng = np.random.default_rng(0)
+    met = dict.fromkeys(rules, False)
+    extreme: dict[tuple, float] = {}
+    for _ in range(0, RULE_DRAWS, 256):  # in chunks: a rule most of the space meets is settled at once
+        frac, proc = space.sample(256, rng)
+        for comp, _ in space.to_dicts(frac, proc):
+            values = analytic_properties(Composition({el: x for el, x in comp.items() if x > 0}), names)
+            fails = breaking(rules, values)
+            if not fails:
+                return []  # one composition meets every rule
+            for rule in rules:
+                name, op, _ = rule
+                met[rule] = met[rule] or rule not in fails
+                if name in values:
+                    best = min if op == "<=" else max
+                    extreme[rule] = best(extreme.get(rule, values[name]), values[name])
+
+    def written(rule: tuple, value: float | None = None) -> str:
+        name, op, bound = rule
+        unit = c.shown_unit(name)
+        unit = "" if unit in ("", "1", "dimensionless") else f" {unit}"
+        shown = c.shown(name, bound if value is None else value)
+        return f"{name} {op} {shown:g}{unit}" if value is None else f"{shown:.4g}{unit}"
+
+    out = []
+    for rule in rules:
+        if not met[rule] and rule in extreme:
+            word = "lowest" if rule[1] == "<=" else "highest"
+            out.append(f"constraints: {written(rule)}: no composition of the space meets it (the {word} of "
+                       f"{RULE_DRAWS} compositions drawn from it is {written(rule, extreme[rule])}); every "
+                       f"point would be refused: relax the bound or widen space.elements")
+    if not out and all(met.values()):
+        out.append(f"constraints: {' and '.join(written(r) for r in rules)}: no composition of the space drawn "
+                   f"({RULE_DRAWS}) meets them together; every point would be refused: relax a bound or widen "
+                   f"space.elements")
     return out
 
 
@@ -209,6 +273,7 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
     out += emulation_problems(c)
     out += _resource_problems(c)
     out += realisation_problems(c)
+    out += rule_problems(c)
     elements = _space_elements(c)
     for f in c.calculations:
         try:

@@ -33,7 +33,7 @@ def _midpoint(campaign: CampaignSpec) -> dict[str, float]:
 def realiser(campaign: CampaignSpec) -> Callable[[ProposedPoint], ProposedPoint | None]:
     """The campaign's realisation function: a point -> its realised point (None: cannot be made)."""
     from dm_hpc.compute import get_method
-    from dm_hpc.compute.structures import StructureError, plan_structure
+    from dm_hpc.compute.structures import StructureError, bounded_counts, plan_structure
     from dm_hpc.data import Composition
 
     settings = {f.name: get_method(f.method).merged_settings(f.settings) for f in campaign.calculations}
@@ -59,7 +59,16 @@ def realiser(campaign: CampaignSpec) -> Callable[[ProposedPoint], ProposedPoint 
     bounds = {el: (lo, hi) for el, (lo, hi) in campaign.space.elements.items() if el not in campaign.space.excluded}
     required = {el for el, (lo, _) in bounds.items() if lo > 0}
 
+    rules = analytic_rules(campaign)
+
     def realise(p: ProposedPoint) -> ProposedPoint | None:
+        made = _realise(p)
+        # a cost cap or a descriptor rule is known exactly for what is made: a point that breaks
+        # one is not made (the model learns the cost, so its proposals met a cap in probability
+        # only, and the random start not at all: gold alloys went to a lab capped at 30 USD/kg)
+        return made if made is None or not rules or not broken(rules, made.composition) else None
+
+    def _realise(p: ProposedPoint) -> ProposedPoint | None:
         if p.fidelity in settings:
             comp = cell(p.fidelity, point_key(p.composition, {})[0])
             # a small cell dropped an element: below min_elements, or one that must be present (Al at
@@ -83,6 +92,37 @@ def realiser(campaign: CampaignSpec) -> Callable[[ProposedPoint], ProposedPoint 
     return realise
 
 
+#: An analytic constraint: (property, "<=" or ">=", bound in the canonical unit).
+Rule = tuple[str, str, float]
+
+
+def analytic_rules(campaign: CampaignSpec) -> list[Rule]:
+    """The campaign's constraints on properties the composition decides (``ANALYTIC_PROPERTIES``)."""
+    from dm_hpc.compute.descriptors import ANALYTIC_PROPERTIES
+
+    return [(c.property, c.op, c.value) for c in campaign.constraints if c.property in ANALYTIC_PROPERTIES]
+
+
+def broken(rules: list[Rule], composition: dict[str, float]) -> list[Rule]:
+    """The ``rules`` ``composition`` breaks, each computed exactly (``breaking``)."""
+    from dm_hpc.compute.descriptors import analytic_properties
+    from dm_hpc.data import Composition
+
+    return breaking(rules, analytic_properties(Composition({el: x for el, x in composition.items() if x > 0}),
+                                               [r[0] for r in rules]))
+
+
+def breaking(rules: list[Rule], values: dict[str, float]) -> list[Rule]:
+    """The ``rules`` the analytic ``values`` (property -> canonical value) break; a relative 1e-9 is
+    forgiven (a point made at a cap is on it). A value not given (a cost the price table cannot
+    give) breaks nothing here: validate refuses a capped space with an unpriced element."""
+    def over(value: float, op: str, bound: float) -> bool:
+        slack = 1e-9 * max(1.0, abs(bound))
+        return value > bound + slack if op == "<=" else value < bound - slack
+
+    return [rule for rule in rules if rule[0] in values and over(values[rule[0]], rule[1], rule[2])]
+
+
 def exactly(predicted: dict, composition: dict[str, float]) -> dict:
     """``predicted`` (a proposal's ``{"mean": ..., "std": ...}``) with each analytic property (a
     raw-material cost, a mixing entropy: ``compute.descriptors``) at its exact value for the
@@ -98,37 +138,6 @@ def exactly(predicted: dict, composition: dict[str, float]) -> dict:
     if not exact:
         return predicted
     return {**predicted, "mean": {**means, **exact}, "std": {**(predicted.get("std") or {}), **dict.fromkeys(exact, 0.0)}}
-
-
-def bounded_counts(fractions: dict[str, float], n: int, bounds: dict[str, tuple[float, float]]
-                   ) -> dict[str, int] | None:
-    """Counts of ``n`` steps (summing to ``n``) nearest ``n x fraction`` by largest remainder, each
-    within its element's bounds rounded inward to the step (``[ceil(lo n), floor(hi n)]``; an
-    element the proposal lacks and the bounds do not require stays absent); None when no counts
-    fit. Plain rounding took Au at most 0.35 to 0.5 at a step of 0.5 (a sheet outside the space),
-    and a refusal of every such point threw away most draws on a bound (the sampler and the
-    optimiser put many there): a proposal on a bound is made at the nearest step inside it."""
-    import math
-
-    eps = 1e-9
-    names = sorted(set(fractions) | {el for el, (lo, _) in bounds.items() if lo > 0})
-    raw = {el: fractions.get(el, 0.0) * n for el in names}
-    low = {el: math.ceil(bounds.get(el, (0.0, 1.0))[0] * n - eps) for el in names}
-    high = {el: math.floor(bounds.get(el, (0.0, 1.0))[1] * n + eps) if raw[el] > 0 or low[el] > 0 else 0
-            for el in names}
-    if any(low[el] > high[el] for el in names):
-        return None
-    counts = {el: min(max(math.floor(raw[el] + eps), low[el]), high[el]) for el in names}
-    left = n - sum(counts.values())
-    while left:
-        up = left > 0  # add to the largest remainder with room, or take from the most over
-        room = [el for el in names if (counts[el] < high[el] if up else counts[el] > low[el])]
-        if not room:
-            return None
-        el = min(room, key=lambda e: (-(raw[e] - counts[e] if up else counts[e] - raw[e]), e))  # ties: by name
-        counts[el] += 1 if up else -1
-        left += -1 if up else 1
-    return counts
 
 
 def stored_keys(campaign: CampaignSpec, df) -> dict[str, set[PointKey]]:

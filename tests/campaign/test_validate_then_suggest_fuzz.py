@@ -48,7 +48,11 @@ def emt_campaigns(draw) -> dict:
     data = copy.deepcopy(TEMPLATES["demo"])
     data["space"] = draw(element_space(data["space"], how=draw(st.sampled_from(["new bounds", "same bounds"]))))
     data["objectives"] = draw(objectives(EMT_PROPERTIES))
-    data["constraints"] = []
+    # a rule the composition decides (a cost cap, a VEC or size-mismatch bound) holds exactly for what is made
+    data["constraints"] = draw(st.lists(st.sampled_from([
+        "raw_material_cost <= 30 USD/kg", "raw_material_cost <= 5000 USD/kg", "raw_material_cost >= 20000 USD/kg",
+        "valence_electron_concentration >= 10.5", "valence_electron_concentration <= 8",
+        "size_mismatch <= 3 percent"]), max_size=2, unique=True))
     fids = [{"name": name, "kind": "calculation", "method": "emt", "walltime": "5m"}
             for name in draw(st.lists(st.sampled_from(["emt", "emt-2"]), max_size=2, unique=True))]
     if not fids or draw(st.booleans()):
@@ -78,6 +82,11 @@ def _outside(c: CampaignSpec, points: list[tuple[dict, dict]], cell: float = 0.0
     bad += [f"{comp}: lacks {el}, whose lower bound is {lo:g}" for comp, _ in points
             for el, (lo, _) in space.elements.items() if lo > 0 and comp.get(el, 0.0) <= 0]
     bad += [f"{proc}: lacks {name}" for _, proc in points for name in space.process if name not in proc]
+    if bad:
+        return bad
+    from dm_hpc.campaign.realise import analytic_rules, broken
+
+    bad += [f"{comp}: breaks {rule}" for comp, _ in points for rule in broken(analytic_rules(c), comp)]
     if bad:
         return bad
     fractions, process = space.from_dicts(points)
