@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dm_hpc.acquire.inverse import Candidate, Target, TargetError, check_targets, inverse_design, parse_target
+from dm_hpc.acquire.inverse import (Candidate, Exact, ExactProperty, Target, TargetError, check_targets, inverse_design,
+                                    parse_target)
 from dm_hpc.acquire.space import DesignSpace
 from dm_hpc.acquire.validity import charge_balanced, formula, integer_formulas, known_index, mostly_balanced
 from dm_hpc.data.columns import process_values
@@ -199,6 +200,7 @@ def design(
     progress: Callable[[str], None] | None = None,
     space: DesignSpace | None = None,
     models: dict | None = None,
+    exact: Mapping[str, Exact] | None = None,
 ) -> DesignResult:
     """New candidates most likely to meet every target, and the known materials that do.
 
@@ -213,6 +215,9 @@ def design(
         space / models: a caller's design space and its models per property on that space's features
             (a campaign's model with its transfer sources); properties without a model are fitted here
             on ``space``. Default: the space of the data and a model per property fitted here.
+        exact: property -> its value computed from compositions (``ExactProperty``: a raw-material
+            cost from a price table), taken in place of a model wherever it is defined for every
+            element of the space (a price the table lacks leaves the model).
 
     The design space is the data's elements with bounds up to the largest fraction seen (no
     extrapolation in range). Compositions already in the store are listed apart as known
@@ -248,7 +253,18 @@ def design(
     ionic = mostly_balanced(store_formulas)
     say(f"fitting {', '.join(dict.fromkeys(t.property for t in tg))} on {len(df)} records"
         f" ({len(els)} elements{'; ionic: charge balance required' if ionic else ''})")
-    fitted = fit_design_models(df, [t.property for t in tg], target_fidelity, space=space, seed=seed, prefit=models)
+    computed = {}
+    for prop, values in (exact or {}).items():
+        if prop not in {t.property for t in tg}:
+            continue
+        if np.isnan(values(np.eye(len(els)), els)).any():  # an element it is not defined for: learned instead
+            say(f"{prop} is not defined for every element of the space: predicted by a model")
+            continue
+        computed[prop] = ExactProperty(values, els)
+    if computed:
+        say(f"{', '.join(computed)}: computed from the composition, exactly")
+    fitted = fit_design_models(df, [t.property for t in tg], target_fidelity, space=space, seed=seed,
+                               prefit={**(models or {}), **computed})
     say("fitted")
     pool_space = space
     if ionic and space.pool is None:

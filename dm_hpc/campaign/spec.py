@@ -210,7 +210,10 @@ class ConstraintSpec(Strict):
     A constraint no value in the property's physical range can meet (``density <= -1 g/cm3``) is
     refused: the campaign would spend its budget on a model that can never be satisfied. A strict
     ``<`` or ``>`` in the string form is read as ``<=`` or ``>=`` (a constraint includes its bound),
-    with a warning that says so."""
+    with a warning that says so. A constraint on a property the composition decides
+    (``raw_material_cost``, ``mixing_entropy``, ``size_mismatch``, ``valence_electron_concentration``)
+    holds exactly: no point that breaks it is calculated or sent to the lab, and one no composition
+    of the space meets is refused at validate."""
 
     property: str
     op: Literal["<=", ">="]

@@ -54,6 +54,7 @@ def design(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
     from dm_hpc.acquire.design import default_target, fidelity_labels
+    from dm_hpc.compute.descriptors import analytic_functions
     from dm_hpc.acquire.design import design as run_design
 
     if df.empty:
@@ -79,6 +80,7 @@ def design(
         fidelity = fidelity or default_target(fidelity_labels(df))
         res = run_design(df, targets, n=n, max_elements=max_elements or None, excluded=excluded, seed=seed,
                          target_fidelity=fidelity, max_seconds=max_seconds,
+                         exact=analytic_functions(t.property for t in targets),
                          progress=lambda line: typer.echo(line, err=True), **lent)
     except (TargetError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -733,6 +733,7 @@ class CampaignDesk:
         it cannot read is ``BadInput`` (checked first, as ``predict`` checks its request); what the
         records ``clearance`` reads cannot answer (too few of a target's property) is ``NotReady``."""
         from dm_hpc.acquire.design import design_from_dataframe
+        from dm_hpc.compute.descriptors import analytic_functions
 
         c = self.get(name)
         parsed = _parsed_targets(targets)
@@ -748,7 +749,8 @@ class CampaignDesk:
             if fitted is not None and fitted.transfer:
                 lent = {"space": fitted.space, "models": {c.objectives[0].property: fitted.model}}
         try:
-            cands, _ = design_from_dataframe(df, parsed, n=n, n_candidates=2000, **lent)
+            cands, _ = design_from_dataframe(df, parsed, n=n, n_candidates=2000,
+                                             exact=analytic_functions(t.property for t in parsed), **lent)
         except ValueError as exc:  # a TargetError or the like: the targets were read above, so it is the records'
             raise NotReady(f"campaign {name!r} at clearance {clearance.value}: {exc}") from None
         return [{"composition": cd.composition, "process": cd.process, "probability": finite_or_none(cd.probability),

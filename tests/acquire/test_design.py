@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from dm_hpc.acquire.design import design_from_dataframe
@@ -175,3 +176,52 @@ def test_design_reports_known_compounds_apart_and_only_balanced_new_ones(tmp_pat
     known = {reduced(k.composition): k for k in res.known}
     assert set(known) <= {f for f, g in _IONIC.items() if g >= 2} and len(known) == 5
     assert known["LiF"].measured["bandgap"] == 13.6 and known["LiF"].records == 1
+
+
+def _priced_store(tmp_path):
+    """Computed records of Al-Cu-Ni with gold and platinum: costs from 3 to 60,000 USD/kg, the
+    mixing energy lowest where aluminium meets nickel (a made-up but smooth rule)."""
+    from dm_hpc.compute.descriptors import analytic_properties
+    from dm_hpc.data import Composition, Store
+
+    rng = np.random.default_rng(2)
+    els = ["Al", "Cu", "Ni", "Au", "Pt"]
+    recs = []
+    for f in rng.dirichlet(np.full(len(els), 0.5), size=40):
+        comp = {el: float(x) for el, x in zip(els, f) if x > 1e-3}
+        total = sum(comp.values())
+        comp = {el: x / total for el, x in comp.items()}
+        cost = analytic_properties(Composition(comp), ["raw_material_cost"])["raw_material_cost"]
+        energy = -0.4 * comp.get("Al", 0) * comp.get("Ni", 0) - 0.02 * comp.get("Cu", 0)
+        recs.append({"composition": comp,
+                     "properties": [{"name": "mixing_energy", "value": energy, "unit": "eV/atom"},
+                                    {"name": "raw_material_cost", "value": cost, "unit": "USD/kg"}],
+                     "provenance": {"source": "computed", "method": "emt"}})
+    path = tmp_path / "store"
+    with Store.open(path, mode="a") as st:
+        st.ingest(recs)
+    return path
+
+
+def test_design_takes_a_cost_target_exactly_from_the_price_table(tmp_path):
+    """`design --target "raw_material_cost<=30 USD/kg"` ranked by a GP of the cost: Al0.34Cu0.36Ni0.30
+    (about 11 USD/kg by the price table) was predicted at 635 +- 843 USD/kg and listed with a
+    probability of 2e-12. The price table gives the cost of every candidate: exactly, std 0."""
+    from dm_hpc.cli import app
+    from dm_hpc.compute.descriptors import analytic_properties
+    from dm_hpc.data import Composition
+
+    out = tmp_path / "c.csv"
+    res = CliRunner().invoke(app, ["design", "--store", str(_priced_store(tmp_path)), "--target",
+                                   "raw_material_cost<=30 USD/kg", "--target", "mixing_energy<=-0.03 eV/atom",
+                                   "-n", "4", "--max-seconds", "900", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    got = pd.read_csv(out)
+    got = got[got["status"] == "new"]
+    assert len(got) == 4
+    for _, row in got.iterrows():
+        comp = Composition(row["composition"].replace(" ", ""))
+        exact = analytic_properties(comp, ["raw_material_cost"])["raw_material_cost"]
+        assert exact <= 30.0 and row["predicted:raw_material_cost [USD/kg]"] == pytest.approx(exact, rel=1e-3)
+        assert row["predicted_std:raw_material_cost [USD/kg]"] == 0
+    assert got["probability"].min() > 0.2  # the energy target's probability alone: the cost is certain
