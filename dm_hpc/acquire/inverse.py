@@ -50,13 +50,18 @@ class Target:
         return f"{self.property}{self.op}{self.value:g} {self.unit}".strip()
 
     def probability(self, mean: Tensor, std: Tensor) -> Tensor:
-        """Probability that a Gaussian prediction meets the target (elementwise)."""
+        """Probability that a Gaussian prediction meets the target (elementwise); an exact value
+        (std 0: ``ExactProperty``) meets it or not, one on the bound included (a relative 1e-9
+        forgiven, as a campaign's rule: VEC 8.0 meets ``>= 8``, where z = 0 gave 0.5)."""
+        import torch
+
         z = (mean - self.value) / std.clamp_min(1e-12)
         if self.op in ("<=", "<"):
             z = -z
-        import torch
-
-        return 0.5 * torch.erfc(-z / math.sqrt(2.0))
+        p = 0.5 * torch.erfc(-z / math.sqrt(2.0))
+        slack = 1e-9 * max(1.0, abs(self.value))
+        exact = (mean >= self.value - slack) if self.op in (">=", ">") else (mean <= self.value + slack)
+        return torch.where(std > 0, p, exact.to(p.dtype))
 
     def met(self, value: float) -> bool:
         return value >= self.value if self.op in (">=", ">") else value <= self.value

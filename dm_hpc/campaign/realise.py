@@ -32,6 +32,7 @@ def _midpoint(campaign: CampaignSpec) -> dict[str, float]:
 
 def realiser(campaign: CampaignSpec) -> Callable[[ProposedPoint], ProposedPoint | None]:
     """The campaign's realisation function: a point -> its realised point (None: cannot be made)."""
+    from dm_hpc.campaign.labsheet import composition_step, rounded_to
     from dm_hpc.compute import get_method
     from dm_hpc.compute.structures import StructureError, bounded_counts, plan_structure
     from dm_hpc.data import Composition
@@ -60,13 +61,24 @@ def realiser(campaign: CampaignSpec) -> Callable[[ProposedPoint], ProposedPoint 
     required = {el for el, (lo, _) in bounds.items() if lo > 0}
 
     rules = analytic_rules(campaign)
+    sheet_step = {f.name: composition_step(campaign) for f in campaign.fidelities
+                  if f.kind == FidelityKind.experiment and not f.precision}
 
     def realise(p: ProposedPoint) -> ProposedPoint | None:
         made = _realise(p)
         # a cost cap or a descriptor rule is known exactly for what is made: a point that breaks
         # one is not made (the model learns the cost, so its proposals met a cap in probability
         # only, and the random start not at all: gold alloys went to a lab capped at 30 USD/kg)
-        return made if made is None or not rules or not broken(rules, made.composition) else None
+        if made is None or not rules:
+            return made
+        if broken(rules, made.composition):
+            return None
+        step = sheet_step.get(made.fidelity)
+        if step:  # the lab weighs what its sheet says: Au 0.00062 (138 USD/kg) is written 0.001 (214)
+            shown = {el: rounded_to(x, step) for el, x in made.composition.items()}
+            if broken(rules, shown):
+                return None
+        return made
 
     def _realise(p: ProposedPoint) -> ProposedPoint | None:
         if p.fidelity in settings:

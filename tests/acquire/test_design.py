@@ -225,3 +225,33 @@ def test_design_takes_a_cost_target_exactly_from_the_price_table(tmp_path):
         assert exact <= 30.0 and row["predicted:raw_material_cost [USD/kg]"] == pytest.approx(exact, rel=1e-3)
         assert row["predicted_std:raw_material_cost [USD/kg]"] == 0
     assert got["probability"].min() > 0.2  # the energy target's probability alone: the cost is certain
+
+
+def test_an_exact_target_lists_known_materials_and_meets_its_bound():
+    """Lab-like rows hold no cost: a stored composition meeting both targets was listed nowhere
+    (known materials need the value, new candidates are never in the store). And a value exactly
+    on the bound (VEC 8.0 of Cr0.25Fe0.5Ni0.25 for ``>= 8``) scored 0.5, not 1."""
+    from dm_hpc.acquire.design import design
+    from dm_hpc.acquire.inverse import ExactProperty, parse_target
+    from dm_hpc.compute.descriptors import analytic_functions, analytic_values
+
+    rng = np.random.default_rng(2)
+    f = rng.dirichlet(np.full(3, 0.5), size=30)
+    df = pd.DataFrame({"x_Al": f[:, 0], "x_Cu": f[:, 1], "x_Ni": f[:, 2], "source": "computed", "method": "emt"})
+    df["mixing_energy"] = -0.4 * f[:, 0] * f[:, 2] - 0.02 * f[:, 1]
+    targets = ["mixing_energy<=-0.03 eV/atom", "raw_material_cost<=12 USD/kg"]
+    res = design(df, targets, n=3, n_candidates=500, seed=0, max_seconds=600,
+                 exact=analytic_functions(["mixing_energy", "raw_material_cost"]))
+    cost = analytic_values("raw_material_cost", f, ["Al", "Cu", "Ni"])
+    meeting = int(((df["mixing_energy"] <= -0.03) & (cost <= 12)).sum())
+    assert meeting >= 1 and len(res.known) == min(meeting, 3)
+    assert all(k.measured["raw_material_cost"] <= 12 for k in res.known)
+
+    import torch
+
+    vec = ExactProperty(analytic_functions(["valence_electron_concentration"])["valence_electron_concentration"],
+                        ["Cr", "Fe", "Ni"])
+    post = vec.posterior(torch.tensor([[0.25, 0.5, 0.25], [0.3, 0.5, 0.2]], dtype=torch.double))
+    assert post.mean[:, 0].tolist() == pytest.approx([8.0, 7.8])
+    at_least_8 = parse_target("valence_electron_concentration>=8")
+    assert at_least_8.probability(post.mean[:, 0], post.variance[:, 0]).tolist() == [1.0, 0.0]

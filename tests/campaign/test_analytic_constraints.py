@@ -86,3 +86,18 @@ def test_a_rule_no_composition_of_the_space_meets_is_refused_at_validate(tmp_pat
         check(Campaign.load(path).spec, str(path))
     said = " ".join(str(err.value).split())
     assert words in said and "no composition" in said, said
+
+
+def test_a_lab_without_a_step_is_not_sent_a_sheet_row_over_the_cap(tmp_path):
+    """The lab's sheet writes fractions to 0.001: Au0.00062 Cu0.49969 Ni0.49969 (139 USD/kg)
+    was made as proposed under a cap of 150 and written Au0.001 Cu0.5 Ni0.5 (214 USD/kg)."""
+    from dm_hpc.acquire.points import ProposedPoint
+    from dm_hpc.campaign.realise import realiser
+
+    path = write_campaign(tmp_path, space={"elements": {"Cu": [0, 1], "Ni": [0, 1], "Au": [0, 0.35]}, "max_elements": 3},
+                          constraints=["raw_material_cost <= 150 USD/kg"], budget={"lab_experiments": 8},
+                          fidelities=[{"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2}])
+    realise = realiser(Campaign.load(path).spec)
+    assert _exact({"Au": 0.00062, "Cu": 0.49969, "Ni": 0.49969}, "raw_material_cost") < 150
+    assert realise(ProposedPoint("lab", {"Au": 0.00062, "Cu": 0.49969, "Ni": 0.49969}, {})) is None
+    assert realise(ProposedPoint("lab", {"Au": 0.0003, "Cu": 0.4999, "Ni": 0.4998}, {})) is not None  # written Au0
