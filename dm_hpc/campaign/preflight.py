@@ -191,15 +191,62 @@ def realisation_problems(c: CampaignSpec) -> list[str]:
 RULE_DRAWS = 2048
 
 
+def _rule_words(c: CampaignSpec, rule: tuple[str, str, float], value: float | None = None) -> str:
+    """A rule as the author reads it (``raw_material_cost <= 30 USD/kg``, in the unit the campaign
+    shows the property in), or ``value`` in that unit."""
+    name, op, bound = rule
+    unit = c.shown_unit(name)
+    unit = "" if unit in ("", "1", "dimensionless") else f" {unit}"
+    shown = c.shown(name, bound if value is None else value)
+    return f"{name} {op} {shown:g}{unit}" if value is None else f"{shown:.4g}{unit}"
+
+
+def _corner(c: CampaignSpec, rule: tuple[str, str, float]) -> dict[str, float] | None:
+    """The composition of ``c``'s element space where ``rule`` is most easily met, for a property
+    that is a weighted mean of per-element values (a VEC by atomic fraction, a cost by mass
+    fraction: moving a fraction to a higher-valued element raises either): the fewest elements
+    ``max_elements`` and ``min_elements`` allow, the best-valued filled to their upper bounds, the
+    others present at 0.001. None for another property, or where the bounds leave no such point."""
+    from dm_hpc.compute.descriptors import price_table
+    from dm_hpc.data.descriptors import element_data
+
+    name, op, _ = rule
+    sp = c.space
+    bounds = {el: b for el, b in sp.elements.items() if el not in sp.excluded and b[1] > 0}
+    if name == "valence_electron_concentration":
+        value = {el: element_data(el).valence_electrons for el in bounds}
+    elif name == "raw_material_cost":
+        prices = price_table()["prices"]
+        if any(el not in prices for el in bounds):
+            return None
+        value = {el: float(prices[el]) for el in bounds}
+    else:
+        return None
+    order = sorted(bounds, key=lambda el: (value[el] if op == ">=" else -value[el], el), reverse=True)
+    chosen = [el for el in order if bounds[el][0] > 0]
+    for el in order:
+        if len(chosen) >= max(sp.min_elements, 1) and sum(bounds[e][1] for e in chosen) >= 1:
+            break
+        if el not in chosen and len(chosen) < (sp.max_elements or len(bounds)):
+            chosen.append(el)
+    x = {el: max(bounds[el][0], 1e-3) for el in chosen}
+    left = 1.0 - sum(x.values())
+    for el in sorted(chosen, key=order.index):
+        add = max(0.0, min(bounds[el][1] - x[el], left))
+        x[el] += add
+        left -= add
+    return x if abs(left) < 1e-9 and all(bounds[el][0] <= v <= bounds[el][1] for el, v in x.items()) else None
+
+
 def rule_problems(c: CampaignSpec) -> list[str]:
     """Constraints on a property the composition decides (``raw_material_cost <= 3 USD/kg``,
     ``valence_electron_concentration >= 11.5``) that no composition drawn from the space meets,
     alone or together. Every point that breaks one is not made (``realise.realiser``), so such a
     campaign validated and then planned nothing. A pool's rows are filtered as they are."""
-    from dm_hpc.campaign.realise import analytic_rules, breaking
+    from dm_hpc.campaign.realise import analytic_rules, breaking, meeting
 
     rules = analytic_rules(c)
-    if not rules or c.space.pool is not None or not c.space.elements:
+    if not rules:
         return []
     import numpy as np
 
@@ -210,15 +257,35 @@ def rule_problems(c: CampaignSpec) -> list[str]:
 
     try:
         space = design_space(c)
-    except DesignSpaceError:
-        return []  # said by the space's own check
+    except (DesignSpaceError, OSError, ValueError):
+        return []  # said by the space's own check, or the pool's reading (``input_problems``)
+    if space.pool is not None:  # every row, exactly
+        frac = space.pool[0]
+        if len(frac) and not meeting(rules, frac, space.element_names).any():
+            alone = [r for r in rules if not meeting([r], frac, space.element_names).any()]
+            said = " and ".join(_rule_words(c, r) for r in alone or rules)
+            return [f"constraints: {said}: none of the pool's {len(frac)} candidates meets "
+                    f"{'it' if len(alone or rules) == 1 else 'them together'}; every one would be refused: relax the "
+                    f"bound or add candidates to the pool"]
+        return []
+    if not c.space.elements:
+        return []
     names = sorted({name for name, _, _ in rules})
     rng = np.random.default_rng(0)
     met = dict.fromkeys(rules, False)
     extreme: dict[tuple, float] = {}
-    for _ in range(0, RULE_DRAWS, 256):  # in chunks: a rule most of the space meets is settled at once
-        frac, proc = space.sample(256, rng)
-        for comp, _ in space.to_dicts(frac, proc):
+
+    def batches():
+        # the corners where a rule linear in the fractions is most easily met first (a VEC of
+        # Cu0.99 with five elements at 0.002 each is in no random draw of six), then draws in chunks
+        # of 256: a rule most of the space meets is settled at once
+        yield [comp for rule in rules if (comp := _corner(c, rule)) is not None]
+        for _ in range(0, RULE_DRAWS, 256):
+            frac, proc = space.sample(256, rng)
+            yield [comp for comp, _ in space.to_dicts(frac, proc)]
+
+    for batch in batches():
+        for comp in batch:
             values = analytic_properties(Composition({el: x for el, x in comp.items() if x > 0}), names)
             fails = breaking(rules, values)
             if not fails:
@@ -230,22 +297,15 @@ def rule_problems(c: CampaignSpec) -> list[str]:
                     best = min if op == "<=" else max
                     extreme[rule] = best(extreme.get(rule, values[name]), values[name])
 
-    def written(rule: tuple, value: float | None = None) -> str:
-        name, op, bound = rule
-        unit = c.shown_unit(name)
-        unit = "" if unit in ("", "1", "dimensionless") else f" {unit}"
-        shown = c.shown(name, bound if value is None else value)
-        return f"{name} {op} {shown:g}{unit}" if value is None else f"{shown:.4g}{unit}"
-
     out = []
     for rule in rules:
         if not met[rule] and rule in extreme:
             word = "lowest" if rule[1] == "<=" else "highest"
-            out.append(f"constraints: {written(rule)}: no composition of the space meets it (the {word} of "
-                       f"{RULE_DRAWS} compositions drawn from it is {written(rule, extreme[rule])}); every "
+            out.append(f"constraints: {_rule_words(c, rule)}: no composition of the space meets it (the {word} of "
+                       f"{RULE_DRAWS} compositions drawn from it is {_rule_words(c, rule, extreme[rule])}); every "
                        f"point would be refused: relax the bound or widen space.elements")
     if not out and all(met.values()):
-        out.append(f"constraints: {' and '.join(written(r) for r in rules)}: no composition of the space drawn "
+        out.append(f"constraints: {' and '.join(_rule_words(c, r) for r in rules)}: no composition of the space drawn "
                    f"({RULE_DRAWS}) meets them together; every point would be refused: relax a bound or widen "
                    f"space.elements")
     return out

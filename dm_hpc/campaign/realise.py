@@ -135,6 +135,21 @@ def breaking(rules: list[Rule], values: dict[str, float]) -> list[Rule]:
     return [rule for rule in rules if rule[0] in values and over(values[rule[0]], rule[1], rule[2])]
 
 
+def meeting(rules: list[Rule], fractions, elements: list[str]):
+    """Which of ``n`` compositions (``n x E`` atomic fractions, columns ``elements``) meet every
+    rule (``breaking``'s slack), at once: a pool's rows. Returns a boolean array of ``n``."""
+    import numpy as np
+
+    from dm_hpc.compute.descriptors import analytic_values
+
+    ok = np.ones(len(fractions), bool)
+    for name, op, bound in rules:
+        values = analytic_values(name, fractions, elements)
+        slack = 1e-9 * max(1.0, abs(bound))
+        ok &= np.isnan(values) | ((values <= bound + slack) if op == "<=" else (values >= bound - slack))
+    return ok
+
+
 def exactly(predicted: dict, composition: dict[str, float]) -> dict:
     """``predicted`` (a proposal's ``{"mean": ..., "std": ...}``) with each analytic property (a
     raw-material cost, a mixing entropy: ``compute.descriptors``) at its exact value for the

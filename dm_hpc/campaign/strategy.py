@@ -63,6 +63,24 @@ def target_index(campaign: CampaignSpec) -> int:
     return len(campaign.fidelities) - 1
 
 
+def candidate_space(campaign: CampaignSpec):
+    """``design_space`` as the planners draw from it: a pool without the rows that break a rule the
+    composition decides (``raw_material_cost <= 200 USD/kg``; the realiser would not make them).
+    Left in, the optimiser proposed the same over-cap rows round after round and the batch came
+    from the random fallback, or the pool read as exhausted with cheap rows never proposed."""
+    import dataclasses
+
+    from dm_hpc.campaign.realise import analytic_rules, meeting
+
+    space = design_space(campaign)
+    rules = analytic_rules(campaign)
+    if space.pool is None or not rules:
+        return space
+    frac, proc = space.pool
+    keep = meeting(rules, frac, space.element_names)
+    return dataclasses.replace(space, pool=(frac[keep], proc[keep]))
+
+
 def fit_model(campaign: CampaignSpec, data: TrainingSet, for_decisions: bool = False):
     """Fit the campaign's surrogate on ``data``; returns a ``learn.fitted.FittedSurrogate`` whose
     fidelities are the campaign's fidelity names (task id = position in the campaign file).
@@ -222,7 +240,7 @@ def optimiser(campaign: CampaignSpec) -> BoTorchOptimisation:
 
     props = campaign.properties
     return BoTorchOptimisation(
-        space=design_space(campaign),
+        space=candidate_space(campaign),
         objectives=[Objective(props.index(o.property), o.goal == Goal.max, o.property) for o in campaign.objectives],
         constraints=[OutcomeConstraint(props.index(c.property), c.op, c.value, c.property)
                      for c in campaign.constraints],
@@ -235,7 +253,7 @@ def optimiser(campaign: CampaignSpec) -> BoTorchOptimisation:
 def random_start(campaign: CampaignSpec) -> RandomStart:
     """The random start (before a model, and the fallback of every planner), spread as a model's
     batch is (``learning.batch_separation``)."""
-    return RandomStart(design_space(campaign), separation=campaign.learning.batch_separation)
+    return RandomStart(candidate_space(campaign), separation=campaign.learning.batch_separation)
 
 
 def gap_filling(campaign: CampaignSpec) -> GapFilling:
@@ -243,7 +261,7 @@ def gap_filling(campaign: CampaignSpec) -> GapFilling:
     proposal at the cheapest calculation fidelity still allowed (a single-task model cannot tell
     fidelities apart, so the cheapest wins)."""
     costs = fidelity_costs(campaign)
-    return GapFilling(design_space(campaign), campaign.properties, {f.name: costs[f.name] for f in campaign.calculations},
+    return GapFilling(candidate_space(campaign), campaign.properties, {f.name: costs[f.name] for f in campaign.calculations},
                       separation=campaign.learning.batch_separation)
 
 

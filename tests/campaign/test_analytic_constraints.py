@@ -101,3 +101,61 @@ def test_a_lab_without_a_step_is_not_sent_a_sheet_row_over_the_cap(tmp_path):
     assert _exact({"Au": 0.00062, "Cu": 0.49969, "Ni": 0.49969}, "raw_material_cost") < 150
     assert realise(ProposedPoint("lab", {"Au": 0.00062, "Cu": 0.49969, "Ni": 0.49969}, {})) is None
     assert realise(ProposedPoint("lab", {"Au": 0.0003, "Cu": 0.4999, "Ni": 0.4998}, {})) is not None  # written Au0
+
+
+def test_a_rule_met_only_near_a_corner_of_the_space_validates():
+    """Six of ten elements, VEC >= 10.9: Cu0.99 with five others at 0.002 meets it, and no random
+    draw of six elements comes close (the highest of 2048 was 10.87): validate refused it."""
+    from dm_hpc.campaign import parse_campaign
+    from dm_hpc.campaign.preflight import rule_problems
+
+    elements = {el: [0, 1] for el in ("Cu", "Ni", "Al", "Fe", "Co", "Cr", "Ti", "V", "Mn", "Mo")}
+    spec = parse_campaign({"name": "corner", "space": {"elements": elements, "max_elements": 6, "min_elements": 6},
+                           "objectives": [{"property": "hardness", "goal": "max"}],
+                           "constraints": ["valence_electron_concentration >= 10.9"],
+                           "fidelities": [{"name": "lab", "kind": "experiment", "batch_size": 2}],
+                           "budget": {"lab_experiments": 8}})
+    assert rule_problems(spec) == []
+    higher = spec.model_copy(update={"constraints": parse_campaign({
+        **spec.model_dump(exclude={"constraints"}, by_alias=True), "constraints": ["valence_electron_concentration >= 11"]
+    }).constraints})
+    assert "no composition of the space meets it" in " ".join(rule_problems(higher))  # Cu's 11 with five others: below
+
+
+def _pool_campaign(tmp_path, rows: list[tuple[float, float]], cap: float):
+    """A lab campaign on a Cu-Ni-Pd pool (hardness measured), capped at ``cap`` USD/kg."""
+    pool = tmp_path / "pool.csv"
+    lines = ["composition:Cu [at_frac],composition:Ni [at_frac],composition:Pd [at_frac],property:hardness [HV]"]
+    pool.write_text("\n".join(lines + [f"{a:.4f},{b:.4f},{1 - a - b:.4f},100" for a, b in rows]) + "\n")
+    lab = {"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 4, "measures": ["hardness"]}
+    return write_campaign(tmp_path, space={"pool": str(pool)}, fidelities=[lab], budget={"lab_experiments": 40},
+                          objectives=[{"property": "hardness", "goal": "max", "unit": "HV"}],
+                          constraints=[f"raw_material_cost <= {cap} USD/kg"])
+
+
+def test_a_pool_none_of_whose_rows_meets_the_cap_is_refused_at_validate(tmp_path):
+    import numpy as np
+
+    from dm_hpc.campaign.preflight import problems
+
+    share = np.random.default_rng(0).random(30)
+    path = _pool_campaign(tmp_path, [(0.7 * a, 0.7 * (1 - a)) for a in share], cap=200)  # Pd 0.3 in every row
+    said = " ".join(problems(Campaign.load(path).spec))
+    assert "raw_material_cost <= 200 USD/kg: none of the pool's 30 candidates meets it" in said, said
+
+
+def test_a_pool_campaign_proposes_only_rows_under_the_cap(tmp_path):
+    """300 rows, 12 under the cap: the optimiser proposed over-cap rows round after round (each
+    refused) and the batch came from the random fallback, without predictions."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    cheap = [(a, 1 - a) for a in rng.random(12)]  # no Pd
+    dear = [(0.8 * a, 0.8 * (1 - a)) for a in rng.random(288)]  # Pd 0.2
+    api = Campaign.load(_pool_campaign(tmp_path, cheap + dear, cap=100))
+    sheet = api.suggest(4)
+    sheet["property:hardness [HV]"] = [100.0 + 10 * i for i in range(len(sheet))]
+    api.add_measurements(sheet)
+    sheet = api.suggest(4)
+    assert len(sheet) == 4 and all("Pd" not in comp for comp in _compositions(sheet))
+    assert any(c.startswith("predicted:") for c in sheet.columns), sheet.columns  # the model's picks
