@@ -267,10 +267,11 @@ def fresh_points(
         unmade_why = (f"; {unmade} could not be made as proposed (a cell or the lab's step would drop an element "
                       f"the space requires, fall below its min_elements or leave its bounds, or what is made would break a "
                       f"constraint its composition decides, such as a cost cap)" if unmade else "")
-        shortfall = (f"no new point found: {rejected - unmade} proposals realised to points already stored, "
+        found = f"only {len(out)} of {request.q} new points found" if out else "no new point found"
+        shortfall = (f"{found}: {rejected - unmade} proposals realised to points already stored, "
                      f"in flight, queued or sent to the lab (the space is exhausted at this precision){unmade_why}")
         if not rejected:  # the planners filtered their candidates (``admissible``): none was left to propose
-            shortfall = ("no new point found: no candidate drawn can be made as proposed and is new (a cell or the "
+            shortfall = (f"{found}: no candidate drawn can be made as proposed and is new (a cell or the "
                          "lab's step would drop an element the space requires, fall below its min_elements or leave "
                          "its bounds, what is made would break a constraint its composition decides, such as a cost "
                          "cap, or the point is already stored, in flight, queued or sent to the lab)")

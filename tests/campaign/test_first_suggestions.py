@@ -95,7 +95,9 @@ def test_a_space_used_up_within_the_first_plan_gives_what_it_has(tmp_path):
         plan = CampaignPlanner(c, journal).plan(Snapshot(None, 0, [], {}, ["emt", "lab"], True))
     finally:
         journal.close()
-    assert sorted(str(p.composition) for p in plan.points) == ["{'Cu': 1.0}", "{'Ni': 1.0}"] and plan.shortfall
+    assert sorted(str(p.composition) for p in plan.points) == ["{'Cu': 1.0}", "{'Ni': 1.0}"]
+    # two points were found: the reason says how many of the batch, not "no new point found"
+    assert plan.shortfall.startswith("only 2 of 13 new points found"), plan.shortfall
     assert design_space(c).coordinates(np.zeros((0, 3)), np.zeros((0, 1))).shape == (0, 4)
 
 
