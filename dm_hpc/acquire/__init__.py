@@ -12,7 +12,9 @@ Public interface (stable; other concerns call these):
   gain about the target per unit cost (``Fidelity(name, task, cost, target)``); on a continuous
   space no two proposals, nor a proposal and a pending point, closer than ``min_separation``
   (default ``points.MIN_SEPARATION``, on ``DesignSpace.coordinates``) while the space has room.
-- ``Objective(output, maximize, name)``, ``OutcomeConstraint(output, op, value, name)``.
+- ``Objective(output, maximize, name, exact)``, ``OutcomeConstraint(output, op, value, name, exact)``;
+  ``exact`` (``features -> values``, e.g. an ``inverse.ExactProperty`` of a raw-material cost):
+  the output is computed, not taken from the model (a rule then filters the candidates).
 - ``parse_target("bulk_modulus>=150 GPa") -> Target`` (canonical units via
   ``dm_hpc.data.vocabulary``); ``inverse_design(model_or_{property: model}, space, targets, n)
   -> list[Candidate]`` ranked by the probability of meeting all targets.

@@ -9,13 +9,14 @@ acquisition integrates over their unknown outcomes, so they are never proposed a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import torch
 from torch import Tensor
 
 from dm_hpc.acquire.points import may_take
+from dm_hpc.data.rules import within
 
 
 #: single-objective acquisition used by ``propose`` and the ``default`` strategy: "ucb" (batch
@@ -28,13 +29,24 @@ DEFAULT_ACQUISITION = "ucb"
 UCB_BETA = 4.0
 
 
+#: ``... x d`` features -> ``...`` values of an output the inputs decide (canonical unit): a
+#: raw-material cost or a descriptor of the composition (``inverse.ExactProperty``), computed where
+#: a model would only guess it.
+ExactOutput = Callable[[Tensor], Tensor]
+
+
 @dataclass(frozen=True)
 class Objective:
-    """One objective: model output ``output`` is maximised (or minimised)."""
+    """One objective: model output ``output`` is maximised (or minimised).
+
+    ``exact``: when the inputs decide the output (``ExactOutput``), the acquisition takes its values
+    from it instead of the model's samples (the model may still hold the output: it is not used).
+    """
 
     output: int = 0
     maximize: bool = True
     name: str = ""
+    exact: ExactOutput | None = field(default=None, compare=False, repr=False)
 
     @property
     def sign(self) -> float:
@@ -44,16 +56,28 @@ class Objective:
 @dataclass(frozen=True)
 class OutcomeConstraint:
     """Model output ``output`` must satisfy ``op value`` (``op`` is ``"<="`` or ``">="``),
-    in the output's canonical unit, e.g. density <= 7 g/cm3."""
+    in the output's canonical unit, e.g. density <= 7 g/cm3.
+
+    ``exact``: when the inputs decide the output (``ExactOutput``), the constraint is not weighed in
+    probability: candidates that break it are never ranked (``propose``), and the acquisition
+    leaves it out."""
 
     output: int
     op: str
     value: float
     name: str = ""
+    exact: ExactOutput | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.op not in ("<=", ">="):
             raise ValueError(f"constraint operator must be '<=' or '>=', got {self.op!r}")
+
+    def met(self, X: Tensor) -> Tensor:
+        """``n x d`` features -> ``n`` booleans: the exact constraint holds (``data.rules.within``:
+        a value on the bound meets it). Only for a constraint with ``exact``."""
+        if self.exact is None:
+            raise ValueError(f"constraint on {self.name or self.output!r} has no exact form")
+        return within(self.exact(X), self.op, self.value)
 
     def as_callable(self) -> Callable[[Tensor], Tensor]:
         """BoTorch constraint ``samples (... x q x m) -> ... x q``, feasible where <= 0."""
@@ -63,23 +87,38 @@ class OutcomeConstraint:
         return lambda Z: v - Z[..., i]
 
 
+def _column(Z: Tensor, X: Tensor | None, ob: Objective) -> Tensor:
+    """An objective's values oriented to be maximised: ``Z`` (``... x m`` model samples or means)
+    at output ``ob.output``, or its exact values at ``X`` (``batch x n x d``, broadcast over the
+    samples' leading dimensions)."""
+    if ob.exact is None or X is None:
+        return ob.sign * Z[..., ob.output]
+    return (ob.sign * ob.exact(X).to(Z)).expand(Z.shape[:-1])
+
+
 def _objective_transform(objectives: Sequence[Objective], num_outputs: int):
-    from botorch.acquisition.multi_objective.objective import WeightedMCMultiOutputObjective
+    from botorch.acquisition.multi_objective.objective import (
+        GenericMCMultiOutputObjective,
+        WeightedMCMultiOutputObjective,
+    )
     from botorch.acquisition.objective import GenericMCObjective
 
+    exact = any(ob.exact is not None for ob in objectives)
     if len(objectives) == 1:
         ob = objectives[0]
-        if num_outputs == 1 and ob.maximize:
+        if num_outputs == 1 and ob.maximize and not exact:
             return None
-        i, s = ob.output, ob.sign
-        return GenericMCObjective(lambda Z, X=None: s * Z[..., i])
+        return GenericMCObjective(lambda Z, X=None: _column(Z, X, ob))
+    if exact:  # BoTorch passes the inputs with the samples (``objective(samples, X=X)``)
+        return GenericMCMultiOutputObjective(lambda Z, X=None: objective_values(Z, objectives, X))
     weights = torch.tensor([ob.sign for ob in objectives], dtype=torch.double)
     return WeightedMCMultiOutputObjective(weights=weights, outcomes=[ob.output for ob in objectives], num_outcomes=num_outputs)
 
 
-def objective_values(Y: Tensor, objectives: Sequence[Objective]) -> Tensor:
-    """``n x m`` outcomes -> ``n x k`` objective values, all oriented to be maximised."""
-    return torch.stack([ob.sign * Y[..., ob.output] for ob in objectives], dim=-1)
+def objective_values(Y: Tensor, objectives: Sequence[Objective], X: Tensor | None = None) -> Tensor:
+    """``n x m`` outcomes -> ``n x k`` objective values, all oriented to be maximised (an exact
+    objective's computed at ``X``, the ``n x d`` inputs, when given)."""
+    return torch.stack([_column(Y, X, ob) for ob in objectives], dim=-1)
 
 
 def prune_baseline_by_mean(model, X_baseline: Tensor, objectives: Sequence[Objective], keep: int) -> Tensor:
@@ -93,7 +132,7 @@ def prune_baseline_by_mean(model, X_baseline: Tensor, objectives: Sequence[Objec
     if X_baseline.shape[0] <= keep:
         return X_baseline
     means = moments(model, X_baseline, 1024, variances=False)[0]
-    obj = objective_values(means, objectives)
+    obj = objective_values(means, objectives, X_baseline)
     if obj.shape[-1] == 1:
         return X_baseline[obj[:, 0].topk(keep).indices]
     nd = is_non_dominated(obj)
@@ -140,14 +179,17 @@ def build_acquisition(
         raise ValueError("at least one objective is needed")
     obj = _objective_transform(objectives, model.num_outputs)
     kind = kind or DEFAULT_ACQUISITION
-    if len(objectives) == 1 and kind == "ucb" and not constraints:  # needs no baseline (nor its pruning,
+    learned = [c for c in constraints if c.exact is None]
+    if len(objectives) == 1 and kind == "ucb" and not learned and objectives[0].exact is None:  # needs no baseline (nor its pruning,
         # a posterior at every training input: 40 % of proposing 16 with a 2,500-point GP)
         return _objective_ucb_class()(model=model, beta=UCB_BETA, objective=obj, X_pending=X_pending,
                                       output=objectives[0].output, sign=objectives[0].sign)
     X_baseline = prune_baseline_by_mean(model, X_baseline.to(torch.double), objectives, max_baseline)
     # cached Cholesky of the baseline covariance: exact GPs only (ensembles have no covariance)
     cache_root = _is_gp(model)
-    cons = [c.as_callable() for c in constraints] or None
+    # an exact constraint is met by every candidate ranked (``propose`` filters them): weighing
+    # it in probability as well would only discount points that meet it
+    cons = [c.as_callable() for c in constraints if c.exact is None] or None
     if len(objectives) == 1:
         return qLogNoisyExpectedImprovement(
             model=model, X_baseline=X_baseline, objective=obj, constraints=cons, X_pending=X_pending,
@@ -155,7 +197,7 @@ def build_acquisition(
         )
     if ref_point is None:
         with torch.no_grad():
-            means = objective_values(model.posterior(X_baseline).mean, objectives)
+            means = objective_values(model.posterior(X_baseline).mean, objectives, X_baseline)
         ref_point = infer_reference_point(means).tolist()
     use_environment_cache()  # the first qLogNEHVI of a process builds BoTorch's fused kernel (kernels.py)
     return qLogNoisyExpectedHypervolumeImprovement(

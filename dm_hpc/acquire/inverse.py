@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dm_hpc.acquire.points import MIN_SEPARATION
+from dm_hpc.acquire.space import DesignSpace
+from dm_hpc.data.rules import within
 
 #: Candidates closer than this (fractions, scaled process) are one alloy for a lab: the spacing of
 #: a design list is halved down to it when the space holds too few candidates farther apart.
 SAME_ALLOY = 1e-3
-from dm_hpc.acquire.space import DesignSpace
 
 if TYPE_CHECKING:  # torch is imported where predictions are ranked: parsing a target needs none
     from torch import Tensor
@@ -51,17 +52,15 @@ class Target:
 
     def probability(self, mean: Tensor, std: Tensor) -> Tensor:
         """Probability that a Gaussian prediction meets the target (elementwise); an exact value
-        (std 0: ``ExactProperty``) meets it or not, one on the bound included (a relative 1e-9
-        forgiven, as a campaign's rule: VEC 8.0 meets ``>= 8``, where z = 0 gave 0.5)."""
+        (std 0: ``ExactProperty``) meets it or not, one on the bound included (``data.rules.within``,
+        as a campaign's rule: VEC 8.0 meets ``>= 8``, where z = 0 gave 0.5)."""
         import torch
 
         z = (mean - self.value) / std.clamp_min(1e-12)
         if self.op in ("<=", "<"):
             z = -z
         p = 0.5 * torch.erfc(-z / math.sqrt(2.0))
-        slack = 1e-9 * max(1.0, abs(self.value))
-        exact = (mean >= self.value - slack) if self.op in (">=", ">") else (mean <= self.value + slack)
-        return torch.where(std > 0, p, exact.to(p.dtype))
+        return torch.where(std > 0, p, within(mean, self.op, self.value).to(p.dtype))
 
     def met(self, value: float) -> bool:
         return value >= self.value if self.op in (">=", ">") else value <= self.value
@@ -323,10 +322,17 @@ class ExactProperty:
     def __init__(self, values: Exact, elements: Sequence[str]):
         self.values, self.elements = values, list(elements)
 
-    def posterior(self, X: Tensor, observation_noise: bool = False) -> _Slice:
+    def __call__(self, X: Tensor) -> Tensor:
+        """``... x d`` features -> ``...`` values (an ``acquisition.ExactOutput``: what the campaign's
+        planner ranks an exact objective or rule with)."""
         import torch
 
         E = len(self.elements)
         rows = X[..., :E].detach().cpu().numpy().reshape(-1, E)
-        mean = torch.as_tensor(self.values(rows, self.elements), dtype=X.dtype).reshape(*X.shape[:-1], 1)
+        return torch.as_tensor(self.values(rows, self.elements), dtype=X.dtype).reshape(X.shape[:-1])
+
+    def posterior(self, X: Tensor, observation_noise: bool = False) -> _Slice:
+        import torch
+
+        mean = self(X).unsqueeze(-1)
         return _Slice(mean, torch.zeros_like(mean))

@@ -50,6 +50,14 @@ def _pending_features(space: DesignSpace, pending) -> Tensor | None:
     return space.featurize(*space.from_dicts(pairs, strict=True))
 
 
+def _meeting(X: Tensor, rules: Sequence[OutcomeConstraint]) -> Tensor:
+    """``n`` booleans: the ``n x d`` features meet every exact rule."""
+    ok = torch.ones(X.shape[0], dtype=torch.bool)
+    for rule in rules:
+        ok &= rule.met(X)
+    return ok
+
+
 def propose(
     model,
     space: DesignSpace,
@@ -117,6 +125,12 @@ def propose(
         if not len(frac):
             return []
     X_cand = space.featurize(frac, proc)
+    exact_rules = [c for c in constraints if c.exact is not None]
+    if exact_rules and space.pool is None:  # a rule the inputs decide: what breaks it is never ranked
+        keep = _meeting(X_cand, exact_rules).numpy()
+        frac, proc, X_cand = frac[keep], proc[keep], X_cand[torch.from_numpy(keep)]
+        if not len(frac):
+            return []
     X_pend = _pending_features(space, pending)
     X_base = training_inputs(model) if X_baseline is None else X_baseline
     acq = build_acquisition(model, X_base, objectives, constraints, X_pending=X_pend, kind=kind)
@@ -127,6 +141,8 @@ def propose(
         exclude[list(exclude_pool)] = True
         if X_pend is not None:  # a pool point that is pending is excluded outright
             exclude |= (torch.cdist(X_cand, X_pend) < DUPLICATE_DISTANCE).any(-1)  # round-off of re-featurised dicts
+        if exact_rules:
+            exclude |= ~_meeting(X_cand, exact_rules)
 
     state = {"frac": frac, "proc": proc}
 
@@ -135,6 +151,11 @@ def propose(
         f2, p2 = space.neighbours(state["frac"][top], state["proc"][top], 8, rng)
         if snap is not None:
             f2, p2 = snap(f2, p2)
+            if not len(f2):
+                return None
+        if exact_rules:
+            keep = _meeting(space.featurize(f2, p2), exact_rules).numpy()
+            f2, p2 = f2[keep], p2[keep]
             if not len(f2):
                 return None
         state["frac"] = np.concatenate([state["frac"], f2])
@@ -153,7 +174,10 @@ def propose(
     names = list(outputs) if outputs is not None else [f"y{i}" for i in range(model.num_outputs)]
     with torch.no_grad():
         post = reporter.posterior(X_sel)
-        mean, std = post.mean, post.variance.clamp_min(0).sqrt()
+        mean, std = post.mean.clone(), post.variance.clamp_min(0).sqrt()
+        for exact in {o.output: o.exact for o in [*objectives, *constraints] if o.exact is not None}.items():
+            i, f = exact  # what the inputs decide is reported as computed: no spread
+            mean[..., i], std[..., i] = f(X_sel).to(mean), 0.0
     chosen_fid: list[Fidelity | None] = [None] * len(idx)
     scores = None
     if fidelities:

@@ -21,6 +21,7 @@ from functools import lru_cache
 
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign.spec import CampaignSpec, FidelityKind
+from dm_hpc.data.rules import within
 
 #: A cell size chain never takes more steps than there are cell sizes.
 _MAX_STEPS = 6
@@ -124,23 +125,16 @@ def broken(rules: list[Rule], composition: dict[str, float]) -> list[Rule]:
                                                [r[0] for r in rules]))
 
 
-def _within(value, op: str, bound: float):
-    """``value`` (a float or an array) on the allowed side of ``bound``, a relative 1e-9 forgiven
-    (a point made at a cap is on it): the one comparison of the rules, one point or a pool."""
-    slack = 1e-9 * max(1.0, abs(bound))
-    return value <= bound + slack if op == "<=" else value >= bound - slack
-
-
 def breaking(rules: list[Rule], values: dict[str, float]) -> list[Rule]:
-    """The ``rules`` the analytic ``values`` (property -> canonical value) break (``_within``). A value
+    """The ``rules`` the analytic ``values`` (property -> canonical value) break (``data.rules.within``). A value
     not given (a cost the price table cannot give) breaks nothing here: validate refuses a capped
     space with an unpriced element."""
-    return [rule for rule in rules if rule[0] in values and not _within(values[rule[0]], rule[1], rule[2])]
+    return [rule for rule in rules if rule[0] in values and not within(values[rule[0]], rule[1], rule[2])]
 
 
 def meeting(rules: list[Rule], fractions, elements: list[str]):
     """Which of ``n`` compositions (``n x E`` atomic fractions, columns ``elements``) meet every
-    rule (``_within``; NaN, undefined, meets), at once: a pool's rows. Returns a boolean array of ``n``."""
+    rule (``data.rules.within``; NaN, undefined, meets), at once: a pool's rows. Returns a boolean array of ``n``."""
     import numpy as np
 
     from dm_hpc.compute.descriptors import analytic_values
@@ -148,7 +142,7 @@ def meeting(rules: list[Rule], fractions, elements: list[str]):
     ok = np.ones(len(fractions), bool)
     for name, op, bound in rules:
         values = analytic_values(name, fractions, elements)
-        ok &= np.isnan(values) | _within(values, op, bound)
+        ok &= np.isnan(values) | within(values, op, bound)
     return ok
 
 

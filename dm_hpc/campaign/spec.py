@@ -156,7 +156,12 @@ class Goal(str, enum.Enum):
 
 
 class ObjectiveSpec(Strict):
-    """A property to minimise or maximise (values in ``unit`` or the canonical unit)."""
+    """A property to minimise or maximise (values in ``unit`` or the canonical unit).
+
+    An objective the composition decides (``raw_material_cost``, ``mixing_entropy``,
+    ``size_mismatch``, ``valence_electron_concentration``) is ranked by its computed value at every
+    candidate (the price table, the element data), not by a model's guess of it; where an element
+    of the space has no value (no price), the model's."""
 
     property: str
     goal: Goal
@@ -212,8 +217,8 @@ class ConstraintSpec(Strict):
     ``<`` or ``>`` in the string form is read as ``<=`` or ``>=`` (a constraint includes its bound),
     with a warning that says so. A constraint on a property the composition decides
     (``raw_material_cost``, ``mixing_entropy``, ``size_mismatch``, ``valence_electron_concentration``)
-    holds exactly: no point that breaks it is calculated or sent to the lab, and one no composition
-    of the space meets is refused at validate."""
+    holds exactly: no point that breaks it is ranked, calculated or sent to the lab, and one no
+    composition of the space meets is refused at validate."""
 
     property: str
     op: Literal["<=", ">="]

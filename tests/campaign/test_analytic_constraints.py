@@ -159,3 +159,45 @@ def test_a_pool_campaign_proposes_only_rows_under_the_cap(tmp_path):
     sheet = api.suggest(4)
     assert len(sheet) == 4 and all("Pd" not in comp for comp in _compositions(sheet))
     assert any(c.startswith("predicted:") for c in sheet.columns), sheet.columns  # the model's picks
+
+
+def test_the_planner_ranks_a_cost_objective_and_a_cost_cap_by_the_price_table(tmp_path):
+    """The demo's objectives (mixing energy and raw-material cost, both minimised): the planner
+    ranked the cost by the GP of the records' costs, which put a 12 USD/kg alloy at 635 +- 843.
+    Now an objective or a rule the composition decides is computed at every candidate, the same
+    numbers as the records'; a density cap (a property that is measured) stays the model's."""
+    import numpy as np
+
+    from dm_hpc.campaign.strategy import optimiser
+
+    lab = {"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 4}
+    path = write_campaign(tmp_path, fidelities=[lab], budget={"lab_experiments": 16},
+                          space={"elements": {"Cu": [0, 1], "Ni": [0, 1], "Au": [0, 0.35]}, "max_elements": 3},
+                          objectives=[{"property": "mixing_energy", "goal": "min", "unit": "eV/atom"},
+                                      {"property": "raw_material_cost", "goal": "min", "unit": "USD/kg"}],
+                          constraints=["density <= 12 g/cm3", "valence_electron_concentration >= 10.2"])
+    api = Campaign.load(path)
+    planner = optimiser(api.spec)
+    assert [o.exact is not None for o in planner.objectives] == [False, True]
+    assert [c.exact is not None for c in planner.constraints] == [False, True]
+    comps = [{"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.2, "Ni": 0.5, "Au": 0.3}, {"Au": 0.35, "Ni": 0.65}]
+    X = planner.space.featurize(np.array([[c.get(el, 0.0) for el in planner.space.element_names] for c in comps]))
+    assert planner.objectives[1].exact(X).tolist() == pytest.approx([_exact(c, "raw_material_cost") for c in comps])
+    assert planner.constraints[1].exact(X).tolist() == pytest.approx(
+        [_exact(c, "valence_electron_concentration") for c in comps])
+    for _ in range(2):  # measured, then the model decides with the exact cost beside the learned energy
+        sheet = api.suggest(4)
+        got = _compositions(sheet)
+        sheet[PROP] = [-0.3 * c.get("Ni", 0.0) * c.get("Cu", 0.0) - 0.1 * c.get("Au", 0.0) for c in got]
+        sheet["property:density [g/cm^3]"] = 9.0
+        api.add_measurements(sheet)
+    got = _compositions(api.suggest(4))
+    assert len(got) == 4 and min(_exact(c, "valence_electron_concentration") for c in got) >= 10.2 - 1e-9, got
+
+
+def test_an_element_without_a_price_leaves_the_cost_to_the_model(tmp_path):
+    from dm_hpc.campaign.strategy import optimiser
+
+    path = write_campaign(tmp_path, space={"elements": {"Cu": [0, 1], "Ni": [0, 1], "Ga": [0, 0.2]}},
+                          objectives=[{"property": "raw_material_cost", "goal": "min", "unit": "USD/kg"}])
+    assert optimiser(Campaign.load(path).spec).objectives[0].exact is None
