@@ -243,7 +243,7 @@ def rule_problems(c: CampaignSpec) -> list[str]:
     ``valence_electron_concentration >= 11.5``) that no composition drawn from the space meets,
     alone or together. Every point that breaks one is not made (``realise.realiser``), so such a
     campaign validated and then planned nothing. A pool's rows are filtered as they are."""
-    from dm_hpc.campaign.realise import analytic_rules, breaking, meeting
+    from dm_hpc.campaign.realise import analytic_rules, meeting
 
     rules = analytic_rules(c)
     if not rules:
@@ -252,8 +252,8 @@ def rule_problems(c: CampaignSpec) -> list[str]:
 
     from dm_hpc.acquire.space import DesignSpaceError
     from dm_hpc.campaign.strategy import design_space
-    from dm_hpc.compute.descriptors import analytic_properties
-    from dm_hpc.data import Composition
+    from dm_hpc.compute.descriptors import analytic_values
+    from dm_hpc.data.rules import within
 
     try:
         space = design_space(c)
@@ -270,8 +270,8 @@ def rule_problems(c: CampaignSpec) -> list[str]:
         return []
     if not c.space.elements:
         return []
-    names = sorted({name for name, _, _ in rules})
     rng = np.random.default_rng(0)
+    elements = space.element_names
     met = dict.fromkeys(rules, False)
     extreme: dict[tuple, float] = {}
 
@@ -279,23 +279,26 @@ def rule_problems(c: CampaignSpec) -> list[str]:
         # the corners where a rule linear in the fractions is most easily met first (a VEC of
         # Cu0.99 with five elements at 0.002 each is in no random draw of six), then draws in chunks
         # of 256: a rule most of the space meets is settled at once
-        yield [comp for rule in rules if (comp := _corner(c, rule)) is not None]
+        corners = [comp for rule in rules if (comp := _corner(c, rule)) is not None]
+        if corners:
+            yield np.array([[comp.get(el, 0.0) for el in elements] for comp in corners])
         for _ in range(0, RULE_DRAWS, 256):
-            frac, proc = space.sample(256, rng)
-            yield [comp for comp, _ in space.to_dicts(frac, proc)]
+            yield space.sample(256, rng)[0]
 
-    for batch in batches():
-        for comp in batch:
-            values = analytic_properties(Composition({el: x for el, x in comp.items() if x > 0}), names)
-            fails = breaking(rules, values)
-            if not fails:
-                return []  # one composition meets every rule
-            for rule in rules:
-                name, op, _ = rule
-                met[rule] = met[rule] or rule not in fails
-                if name in values:
-                    best = min if op == "<=" else max
-                    extreme[rule] = best(extreme.get(rule, values[name]), values[name])
+    for frac in batches():  # each chunk's values at once (``analytic_values``), as a pool's rows
+        together = np.ones(len(frac), bool)
+        for rule in rules:
+            name, op, bound = rule
+            values = analytic_values(name, frac, elements)
+            ok = np.isnan(values) | within(values, op, bound)  # undefined (no price) breaks nothing
+            together &= ok
+            met[rule] = met[rule] or bool(ok.any())
+            known = values[~np.isnan(values)]
+            if known.size:
+                here = float(known.min() if op == "<=" else known.max())
+                extreme[rule] = (min if op == "<=" else max)(extreme.get(rule, here), here)
+        if together.any():
+            return []  # one composition meets every rule
 
     out = []
     for rule in rules:
