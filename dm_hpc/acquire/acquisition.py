@@ -87,6 +87,18 @@ class OutcomeConstraint:
         return lambda Z: v - Z[..., i]
 
 
+def rules_met(X: Tensor, constraints: Sequence[OutcomeConstraint]) -> Tensor | None:
+    """``n`` booleans: the ``n x d`` features meet every exact constraint (``OutcomeConstraint.exact``);
+    None when no constraint is exact. What is never ranked (``propose``, ``select_from_pool``)."""
+    rules = [c for c in constraints if c.exact is not None]
+    if not rules:
+        return None
+    ok = torch.ones(X.shape[0], dtype=torch.bool)
+    for rule in rules:
+        ok &= rule.met(X)
+    return ok
+
+
 def _column(Z: Tensor, X: Tensor | None, ob: Objective) -> Tensor:
     """An objective's values oriented to be maximised: ``Z`` (``... x m`` model samples or means)
     at output ``ob.output``, or its exact values at ``X`` (``batch x n x d``, broadcast over the
@@ -184,6 +196,9 @@ def build_acquisition(
         # a posterior at every training input: 40 % of proposing 16 with a 2,500-point GP)
         return _objective_ucb_class()(model=model, beta=UCB_BETA, objective=obj, X_pending=X_pending,
                                       output=objectives[0].output, sign=objectives[0].sign)
+    met = rules_met(X_baseline, constraints)
+    if met is not None and met.any():  # the incumbent to beat is one that meets the exact rules
+        X_baseline = X_baseline[met]
     X_baseline = prune_baseline_by_mean(model, X_baseline.to(torch.double), objectives, max_baseline)
     # cached Cholesky of the baseline covariance: exact GPs only (ensembles have no covariance)
     cache_root = _is_gp(model)

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from dm_hpc.acquire.acquisition import Objective, OutcomeConstraint, build_acquisition, greedy_select
+from dm_hpc.acquire.acquisition import Objective, OutcomeConstraint, build_acquisition, greedy_select, rules_met
 
 
 def select_from_pool(
@@ -19,7 +19,9 @@ def select_from_pool(
     kind: str | None = None,
 ) -> list[int]:
     """Indices (into ``X_cand``, ``n x d``) of a batch of ``q`` candidates chosen greedily by
-    qLogNEI / qLogNEHVI, taking ``X_pending`` (``p x d``) as running."""
+    qLogNEI / qLogNEHVI, taking ``X_pending`` (``p x d``) as running; a candidate that breaks an
+    exact constraint (``OutcomeConstraint.exact``) is never chosen."""
     acq = build_acquisition(model, X_baseline, objectives, constraints, X_pending=X_pending, kind=kind)
-    idx, _, _ = greedy_select(acq, X_cand, q, X_pending=X_pending)
+    met = rules_met(X_cand, constraints)
+    idx, _, _ = greedy_select(acq, X_cand, q, X_pending=X_pending, exclude=None if met is None else ~met)
     return idx

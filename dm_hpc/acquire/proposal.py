@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dm_hpc.acquire.acquisition import Objective, OutcomeConstraint, build_acquisition, greedy_select
+from dm_hpc.acquire.acquisition import Objective, OutcomeConstraint, build_acquisition, greedy_select, rules_met
 from dm_hpc.acquire.fidelity import Fidelity, choose_fidelity
 from dm_hpc.acquire.points import DUPLICATE_DISTANCE, MIN_SEPARATION, ProposedPoint
 from dm_hpc.acquire.space import DesignSpace
@@ -48,14 +48,6 @@ def _pending_features(space: DesignSpace, pending) -> Tensor | None:
     pairs = [(p.composition, p.process) if isinstance(p, ProposedPoint) else (p if isinstance(p, tuple) else (p, {}))
              for p in items]
     return space.featurize(*space.from_dicts(pairs, strict=True))
-
-
-def _meeting(X: Tensor, rules: Sequence[OutcomeConstraint]) -> Tensor:
-    """``n`` booleans: the ``n x d`` features meet every exact rule."""
-    ok = torch.ones(X.shape[0], dtype=torch.bool)
-    for rule in rules:
-        ok &= rule.met(X)
-    return ok
 
 
 def propose(
@@ -125,9 +117,9 @@ def propose(
         if not len(frac):
             return []
     X_cand = space.featurize(frac, proc)
-    exact_rules = [c for c in constraints if c.exact is not None]
+    exact_rules = any(c.exact is not None for c in constraints)
     if exact_rules and space.pool is None:  # a rule the inputs decide: what breaks it is never ranked
-        keep = _meeting(X_cand, exact_rules).numpy()
+        keep = rules_met(X_cand, constraints).numpy()
         frac, proc, X_cand = frac[keep], proc[keep], X_cand[torch.from_numpy(keep)]
         if not len(frac):
             return []
@@ -142,7 +134,7 @@ def propose(
         if X_pend is not None:  # a pool point that is pending is excluded outright
             exclude |= (torch.cdist(X_cand, X_pend) < DUPLICATE_DISTANCE).any(-1)  # round-off of re-featurised dicts
         if exact_rules:
-            exclude |= ~_meeting(X_cand, exact_rules)
+            exclude |= ~rules_met(X_cand, constraints)
 
     state = {"frac": frac, "proc": proc}
 
@@ -154,7 +146,7 @@ def propose(
             if not len(f2):
                 return None
         if exact_rules:
-            keep = _meeting(space.featurize(f2, p2), exact_rules).numpy()
+            keep = rules_met(space.featurize(f2, p2), constraints).numpy()
             f2, p2 = f2[keep], p2[keep]
             if not len(f2):
                 return None

@@ -109,11 +109,14 @@ def fit_model(campaign: CampaignSpec, data: TrainingSet, for_decisions: bool = F
 
 def decision_outputs(campaign: CampaignSpec) -> tuple[int, ...]:
     """The output a decision model is fitted on warped values of (``learn.decision``): the one
-    objective's, unless a constraint bounds that property too (bounds are in its raw units)."""
+    objective's, unless a constraint bounds that property too (bounds are in its raw units) or the
+    composition decides it (ranked by its computed value: no model decides)."""
     if len(campaign.objectives) != 1:
         return ()
     prop = campaign.objectives[0].property
     if any(c.property == prop for c in campaign.constraints):
+        return ()
+    if prop in exact_outputs(campaign, design_space(campaign)):  # computed, not modelled (``optimiser``)
         return ()
     return (campaign.properties.index(prop),)
 

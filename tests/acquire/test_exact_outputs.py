@@ -80,6 +80,44 @@ def test_an_exact_rule_excludes_pool_rows():
     assert (density(X[[p.predicted["pool_index"] for p in picks]]) <= 7.0).all()
 
 
+def test_select_from_pool_keeps_an_exact_rule():
+    """``select_from_pool`` (public, the benchmark's path) left the rule out of the acquisition
+    without filtering: picks at density 8.14 and 7.91 under a cap of 7 (found by review)."""
+    from dm_hpc.acquire import select_from_pool
+
+    f, p = SPACE.sample(300, np.random.default_rng(3))
+    X = SPACE.featurize(f, p)
+    model = fit_gp(X[:30], torch.tensor(100 + 300 * f[:30, 3:4]))  # strength only: the rule is computed
+    idx = select_from_pool(model, X[:30], X[30:], [Objective(0, True)], q=5,
+                           constraints=[OutcomeConstraint(1, "<=", 7.0, "density", density)])
+    assert len(idx) == 5 and (density(X[30:][idx]) <= 7.0).all(), density(X[30:][idx])
+
+
+def test_the_incumbent_to_beat_meets_the_exact_rule():
+    """A stored record that breaks a rule (a strong alloy too dense for a cap added later) set the
+    bar every allowed candidate had to beat (found by review: log-acquisition +4 -> -58)."""
+    from dm_hpc.acquire.acquisition import build_acquisition
+
+    f, p = SPACE.sample(40, np.random.default_rng(0))
+    X = SPACE.featurize(f, p)
+    y = strength(f)
+    y[int(np.flatnonzero(density(X).numpy() > 7.6)[0])] = 1500.0
+    model = fit_gp(X, torch.tensor(np.column_stack([y, np.ones(len(y))])))
+    learned = OutcomeConstraint(1, "<=", 10.0, "always met")  # keeps the path qLogNEI's
+    rule = OutcomeConstraint(2, "<=", 7.0, "density", density)
+    fc, pc = SPACE.sample(500, np.random.default_rng(5))
+    Xc = SPACE.featurize(fc, pc)
+    Xc = Xc[density(Xc) <= 7.0].unsqueeze(1)
+
+    def values(baseline, constraints):
+        torch.manual_seed(0)
+        return build_acquisition(model, baseline, [Objective(0, True)], constraints)(Xc).detach()
+
+    got = values(X, [learned, rule])
+    assert torch.allclose(got, values(X[density(X) <= 7.0], [learned]))
+    assert got.max() > values(X, [learned]).max() + 10  # the dense record's 1500 left out of the bar
+
+
 def test_several_objectives_take_the_exact_column(misled):
     model, X = misled
     objectives = [Objective(0, True, "strength"), Objective(1, False, "density", density)]
