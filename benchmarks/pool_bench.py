@@ -17,7 +17,7 @@ points from default_rng(s) in both), same pool file. Per-seed curves go to
 
 ``--variant`` switches the engine's GP settings for ablations (fields of
 ``dm_hpc.learn.gp.GPSettings``: prior=botorch|matern,
-full_fit_points=N, warp=0|1), ``acq=ucb|nei`` (``dm_hpc.acquire.acquisition.DEFAULT_ACQUISITION``) and
+full_fit_points=N, warp=0|1, iso_points_per_dim=N), ``acq=ucb|nei`` (``dm_hpc.acquire.acquisition.DEFAULT_ACQUISITION``) and
 ``beta=B`` (its ``UCB_BETA``).
 """
 from __future__ import annotations
@@ -434,7 +434,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--only", default="", help="dev sets (default: all of DEV_SUITE)")
     ap.add_argument("--strategies", default="default,reference-gp-ei,reference-gp-lcb")
-    ap.add_argument("--variant", default="", help="ablation: prior=..,full_fit_points=..,warp=0|1,acq=..,beta=..")
+    ap.add_argument("--variant", default="", help="ablation: prior=..,full_fit_points=..,warp=0|1,iso_points_per_dim=..,acq=..,beta=..")
     ap.add_argument("--compare", action="store_true")
     ap.add_argument("--against", default="", help="with --compare: a folder of engine runs to set the variant against, seed by seed")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))

@@ -48,11 +48,17 @@ class GPSettings:
         the log-normal priors of BoTorch's warping tutorial (``WARP_PRIOR``: median 1 = identity).
         Lets a stationary kernel follow a function whose roughness changes across the box. An
         ablation (benchmarks/README.md, "Input warping"); not the default.
+    iso_points_per_dim: with the Matern prior, a GP on fewer than this many points per input
+        (``n < iso_points_per_dim * d``) shares one length-scale across the inputs (isotropic, one
+        hyper-parameter in place of ``d``; same log-normal prior and output-scale prior), ARD from
+        there on; 0 = ARD at every size (the default). 10 is Loeppky et al. (2009)'s rule of thumb
+        for the size of a GP design. An ablation (``pool_bench --variant iso_points_per_dim=10``).
     """
 
     prior: str = "botorch"
     full_fit_points: int = GP_FULL_FIT_POINTS
     warp: bool = False
+    iso_points_per_dim: int = 0
 
 
 #: What campaigns use, chosen by the dev-suite protocol of benchmarks/README.md (issue 10): Matern
@@ -101,15 +107,16 @@ def _as_xy(X, Y) -> tuple[Tensor, Tensor]:
     return X, (Y.unsqueeze(-1) if Y.dim() == 1 else Y)
 
 
-def _matern_ard(d: int, batch_shape: torch.Size = torch.Size()):
+def _matern_ard(d: int, batch_shape: torch.Size = torch.Size(), ard: bool = True):
     """ARD Matern-5/2 with the dimension-scaled log-normal length-scale prior (Hvarfner et al. 2024),
-    which keeps the prior sensible whatever the number of inputs."""
+    which keeps the prior sensible whatever the number of inputs; ``ard`` False: one length-scale
+    shared by the ``d`` inputs, under the same prior (``GPSettings.iso_points_per_dim``)."""
     from gpytorch.kernels import MaternKernel, ScaleKernel
     from gpytorch.priors import GammaPrior, LogNormalPrior
 
     base = MaternKernel(
         nu=2.5,
-        ard_num_dims=d,
+        ard_num_dims=d if ard else None,
         batch_shape=batch_shape,
         lengthscale_prior=LogNormalPrior(math.sqrt(2.0) + 0.5 * math.log(d), math.sqrt(3.0)),
     )
@@ -142,8 +149,19 @@ def _input_transform(d: int, bounds: Tensor, warp: bool):
 
 
 def _load_hypers(model, state: dict[str, Tensor]) -> bool:
+    """Load the hyper-parameters of ``state`` (``_hyper_state``) that ``model`` has, of the same shape.
+    A length-scale of an isotropic kernel warm-starts an ARD one (the single value on every input)
+    and back (the mean of the raw values): ``GPSettings.iso_points_per_dim`` switches at a size."""
     own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    usable = {}
+    for k, v in state.items():
+        if k not in own:
+            continue
+        if own[k].shape == v.shape:
+            usable[k] = v
+        elif (k.endswith("raw_lengthscale") and own[k].shape[:-1] == v.shape[:-1]
+              and 1 in (own[k].shape[-1], v.shape[-1])):
+            usable[k] = v.expand(own[k].shape).clone() if v.shape[-1] == 1 else v.mean(-1, keepdim=True)
     if not usable:
         return False
     model.load_state_dict(usable, strict=False)
@@ -185,6 +203,15 @@ def _fit_mll(model, maxiter: int | None, seed: int = 0) -> None:
     model.eval()
 
 
+def _is_ard(model, otherwise: bool) -> bool:
+    """Whether ``model``'s Matern kernel has a length-scale per input; ``otherwise`` without one."""
+    from gpytorch.kernels import MaternKernel
+
+    covar = getattr(model, "covar_module", None)
+    kernels = [k for k in covar.modules() if isinstance(k, MaternKernel)] if covar is not None else []
+    return kernels[0].ard_num_dims is not None if kernels else otherwise
+
+
 def fit_gp(
     X: Tensor,
     Y: Tensor,
@@ -204,7 +231,8 @@ def fit_gp(
     iteration cap; ``warm_start`` and the caps are ignored). Beyond, hyper-parameters come from at
     most ``max_fit_points`` points (a random subset), warm-started from ``warm_start`` when given,
     at most ``warm_maxiter`` / ``maxiter`` L-BFGS iterations. The default (``GP_DEFAULTS``) is the
-    latter at every size, with the Matern prior.
+    latter at every size, with the Matern prior. With ``settings.iso_points_per_dim``, the Matern
+    kernel is isotropic below that many points per input (with ``warm_maxiter=0``: as the warm start's).
 
     Args:
         X: ``n x d`` inputs. Y: ``n x m`` outcomes (m independent outputs). Yvar: optional
@@ -233,13 +261,17 @@ def fit_gp(
         hi = torch.where(hi > lo, hi, lo + 1.0)
         bounds = torch.stack([lo, hi])
 
+    ard = not 0 < n < settings.iso_points_per_dim * d
+    if warm_start is not None and warm_maxiter == 0 and settings.prior == "matern":
+        ard = _is_ard(warm_start, ard)  # the warm start's hyper-parameters kept: its kernel too
+
     def build(Xs, Ys, Yv):
         batch = torch.Size([m]) if m > 1 else torch.Size()
         return (model_class or SingleTaskGP)(
             Xs,
             Ys,
             train_Yvar=Yv,
-            covar_module=_matern_ard(d, batch) if settings.prior == "matern" else None,
+            covar_module=_matern_ard(d, batch, ard) if settings.prior == "matern" else None,
             input_transform=_input_transform(d, bounds.to(X), settings.warp),
             outcome_transform=Standardize(m),
         )

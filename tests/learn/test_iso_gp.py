@@ -1,0 +1,53 @@
+"""GPSettings.iso_points_per_dim: one shared length-scale below that many points per input, ARD from
+there on (an ablation, benchmarks/README.md); the default is ARD at every size."""
+import dataclasses
+
+import torch
+
+from dm_hpc.learn.gp import GP_DEFAULTS, GPSettings, fit_gp
+
+
+def _data(n: int, d: int = 3):
+    g = torch.Generator().manual_seed(1)
+    X = torch.rand(n, d, generator=g, dtype=torch.double)
+    return X, torch.sin(3 * X[:, :1]) + X[:, 1:2] ** 2
+
+
+def _lengthscales(model) -> int:
+    return model.covar_module.base_kernel.lengthscale.shape[-1]
+
+
+ISO = dataclasses.replace(GP_DEFAULTS, iso_points_per_dim=10)
+
+
+def test_isotropic_below_the_threshold_ard_from_it_on():
+    X, Y = _data(40)
+    assert _lengthscales(fit_gp(X[:5], Y[:5], settings=ISO)) == 1
+    assert _lengthscales(fit_gp(X[:29], Y[:29], settings=ISO)) == 1
+    assert _lengthscales(fit_gp(X[:30], Y[:30], settings=ISO)) == 3
+    # the same prior on the single length-scale as on each of the ARD ones (its loc uses d)
+    iso, ard = (fit_gp(X[:n], Y[:n], settings=ISO).covar_module.base_kernel.lengthscale_prior for n in (29, 30))
+    assert torch.equal(iso.loc, ard.loc) and torch.equal(iso.scale, ard.scale)
+
+
+def test_the_default_is_ard_at_every_size():
+    assert GP_DEFAULTS.iso_points_per_dim == 0 and GPSettings().iso_points_per_dim == 0
+    X, Y = _data(40)
+    for n in (3, 10, 29, 40):
+        assert _lengthscales(fit_gp(X[:n], Y[:n])) == 3
+
+
+def test_warm_starts_across_the_switch():
+    """An isotropic fit warm-starts an ARD one (its length-scale on every input) and back; with the
+    warm start's hyper-parameters kept (``warm_maxiter=0``) the kernel is the warm start's."""
+    X, Y = _data(40)
+    iso = fit_gp(X[:29], Y[:29], settings=ISO)
+    kept = fit_gp(X[:30], Y[:30], settings=ISO, warm_start=iso, warm_maxiter=0)
+    assert _lengthscales(kept) == 1
+    torch.testing.assert_close(kept.covar_module.base_kernel.lengthscale, iso.covar_module.base_kernel.lengthscale)
+    ard = fit_gp(X[:30], Y[:30], settings=ISO, warm_start=iso)
+    assert _lengthscales(ard) == 3
+    back = fit_gp(X[:20], Y[:20], settings=ISO, warm_start=ard)
+    assert _lengthscales(back) == 1
+    # an ARD warm start kept as it is below the threshold
+    assert _lengthscales(fit_gp(X[:20], Y[:20], settings=ISO, warm_start=ard, warm_maxiter=0)) == 3
