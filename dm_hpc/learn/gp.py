@@ -51,8 +51,9 @@ class GPSettings:
     iso_points_per_dim: with the Matern prior, a GP on fewer than this many points per input
         (``n < iso_points_per_dim * d``) shares one length-scale across the inputs (isotropic, one
         hyper-parameter in place of ``d``; same log-normal prior and output-scale prior), ARD from
-        there on; 0 = ARD at every size (the default). 10 is Loeppky et al. (2009)'s rule of thumb
-        for the size of a GP design. An ablation (``pool_bench --variant iso_points_per_dim=10``).
+        there on; 0 = ARD at every size. 10 is Loeppky et al. (2009)'s rule of thumb for the size
+        of a GP design; the decision model's setting (``learn.decision.DECISION_SETTINGS``), measured
+        on the dev suite (benchmarks/README.md); the reporting model keeps ARD (``GP_DEFAULTS``).
     """
 
     prior: str = "botorch"

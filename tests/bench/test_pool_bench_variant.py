@@ -48,7 +48,10 @@ def test_variant_switches_the_fit_that_fit_gp_uses(restore_defaults, pool_bench)
 
     pb = pool_bench
     pb.apply_variant("prior=matern,full_fit_points=0")
-    assert decision.DECISION_SETTINGS == gp.GPSettings(prior="matern", full_fit_points=0)  # the pick's model too
+    # the pick's model too, on its own settings (one length-scale below 10 points per input)
+    assert decision.DECISION_SETTINGS == gp.GPSettings(prior="matern", full_fit_points=0, iso_points_per_dim=10)
+    pb.apply_variant("iso_points_per_dim=0")  # the earlier default: ARD at every size
+    assert decision.DECISION_SETTINGS == gp.GPSettings(prior="matern", full_fit_points=0)
     pb.apply_variant("prior=botorch,full_fit_points=500")
     assert gp.GP_DEFAULTS == gp.GPSettings(prior="botorch", full_fit_points=500)
     X = torch.rand(20, 2, dtype=torch.double, generator=torch.Generator().manual_seed(1))
