@@ -41,6 +41,20 @@ def test_intervals_are_paired_over_seeds_and_say_how_firm_a_ratio_is(tmp_path, p
     assert lo < float(mixed[2]) < hi and 0 < int(mixed[4].rstrip("%")) < 100
 
 
+def test_the_af_ratio_to_the_better_reference_takes_the_faster_one(tmp_path, pool_bench):
+    """Item 6 asks for AF(0.5) over the better stock reference: where EI reaches half the top set
+    twice as fast as LCB, an engine level with EI is at 1.0 there and at 2.0 over LCB."""
+    pb = pool_bench
+    slow, fast = _curves([20, 24, 16, 22, 18, 20, 20, 26, 14, 20]), _curves([10, 12, 8, 11, 9, 10, 10, 13, 7, 10])
+    _write(tmp_path / "default", "s", "reference-gp-lcb", slow)
+    _write(tmp_path / "default", "s", "reference-gp-ei", fast)
+    _write(tmp_path / "default", "s", "default", fast)
+    table = pb.seed_intervals(tmp_path / "default", resamples=300)
+    row = _row(table, "s")
+    assert float(row[5]) == 2.0 and row[8:11] == ["1.00", "1.00-1.00", "100%"], row
+    assert "AF(0.5) / better reference over 1 sets: mean 1.000" in table, table
+
+
 def test_target_power_grows_with_the_true_ratio_and_falls_with_seed_noise(tmp_path, pool_bench):
     pb = pool_bench
     ref = _curves([20, 25, 15, 22, 18, 30, 12, 26, 21, 19])
