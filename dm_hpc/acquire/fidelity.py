@@ -45,14 +45,18 @@ def target_fidelity(fidelities: Sequence[Fidelity]) -> Fidelity:
     return flagged[0] if flagged else max(fidelities, key=lambda f: f.cost)
 
 
-def information_gain(model, X: Tensor, fidelities: Sequence[Fidelity]) -> Tensor:
+def information_gain(model, X: Tensor, fidelities: Sequence[Fidelity], outputs: Sequence[int] | None = None) -> Tensor:
     """Information (nats) about the target task at each of ``n x d`` points ``X`` from one
     evaluation at each fidelity: returns ``n x F``. ``model`` is a multi-task GP whose inputs
-    are ``d`` features plus a trailing task column."""
+    are ``d`` features plus a trailing task column, or a ``ModelListGP`` of them (one per
+    property: their information adds up, over ``outputs`` when given: a property the
+    composition decides, computed and not learned, is not worth a measurement)."""
     from botorch.models import ModelListGP
 
     if isinstance(model, ModelListGP):  # independent properties: their information adds up
-        return sum(information_gain(m, X, fidelities) for m in model.models)
+        models = model.models if outputs is None else [model.models[i] for i in outputs]
+        return sum((information_gain(m, X, fidelities) for m in models),
+                   torch.zeros(X.shape[0], len(fidelities), dtype=torch.double))
     tgt = target_fidelity(fidelities)
     n = X.shape[0]
     out = torch.zeros(n, len(fidelities), dtype=torch.double)
@@ -69,12 +73,14 @@ def information_gain(model, X: Tensor, fidelities: Sequence[Fidelity]) -> Tensor
     return out
 
 
-def choose_fidelity(model, X: Tensor, fidelities: Sequence[Fidelity]) -> tuple[list[Fidelity], Tensor]:
-    """Best fidelity per point by information gain per unit cost.
+def choose_fidelity(model, X: Tensor, fidelities: Sequence[Fidelity],
+                    outputs: Sequence[int] | None = None) -> tuple[list[Fidelity], Tensor]:
+    """Best fidelity per point by information gain per unit cost (about ``outputs`` of a
+    ``ModelListGP``, default all: ``information_gain``).
 
     Returns (one ``Fidelity`` per row of ``n x d`` X, ``n x F`` gain-per-cost scores).
     """
-    ig = information_gain(model, X, fidelities)
+    ig = information_gain(model, X, fidelities, outputs)
     cost = torch.tensor([f.cost for f in fidelities], dtype=torch.double)
     score = ig / cost
     best = score.argmax(-1).tolist()

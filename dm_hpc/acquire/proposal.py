@@ -173,7 +173,9 @@ def propose(
     chosen_fid: list[Fidelity | None] = [None] * len(idx)
     scores = None
     if fidelities:
-        chosen_fid, scores = choose_fidelity(reporter, X_sel, fidelities)
+        computed = {o.output for o in [*objectives, *constraints] if o.exact is not None}
+        learned = [i for i in range(len(names)) if i not in computed]
+        chosen_fid, scores = choose_fidelity(reporter, X_sel, fidelities, learned if computed and learned else None)
     dicts = space.to_dicts(frac_all[idx], proc_all[idx])
     out = []
     for k, (comp, pr) in enumerate(dicts):

@@ -139,3 +139,27 @@ def test_several_objectives_take_the_exact_column(misled):
 def _true_density_of_draws() -> np.ndarray:
     f, p = SPACE.sample(2000, np.random.default_rng(9))
     return density(SPACE.featurize(f, p)).numpy()
+
+
+def test_the_fidelity_is_chosen_for_what_is_learned_not_for_a_computed_output():
+    """Two properties on a calculation and the lab (a ``ModelListGP`` of multi-task GPs): a cost
+    the price table gives is the same at both fidelities, so its model says a cheap calculation
+    tells everything about the lab's cost; that information added to the learned property's."""
+    from botorch.models import ModelListGP
+
+    from dm_hpc.acquire import Fidelity, information_gain
+    from dm_hpc.learn import fit_multitask
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(30, 2, generator=g, dtype=torch.double)
+    task = torch.tensor([0] * 24 + [1] * 6)
+    learned = torch.sin(6 * X[:, :1]) + torch.where(task[:, None] == 1, 0.5 * X[:, 1:2], 0.0)
+    cost = 3 * X[:, :1] + X[:, 1:2]  # identical at both fidelities
+    bounds = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.double)
+    models = [fit_multitask(X, y, task, target_task=1, bounds=bounds) for y in (learned, cost)]
+    both = ModelListGP(*models)
+    fids = [Fidelity("calc", 0, 1.0), Fidelity("lab", 1, 20.0, target=True)]
+    at = torch.rand(5, 2, generator=g, dtype=torch.double)
+    alone = information_gain(models[0], at, fids)
+    assert torch.allclose(information_gain(both, at, fids, outputs=[0]), alone)
+    assert (information_gain(both, at, fids)[:, 0] > alone[:, 0]).all()  # the cost's share, now left out
