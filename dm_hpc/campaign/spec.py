@@ -436,8 +436,9 @@ SurrogateKind = Literal[SURROGATE_KINDS]  # the campaign file's learning.surroga
 class LearningSpec(Strict):
     """Surrogate and acquisition settings (defaults are what the benchmarks support). With one
     objective the next points are chosen by the same surrogate fitted on the objective's
-    Yeo-Johnson-warped values (an exact GP, one fidelity); predictions and intervals stay in the
-    property's units."""
+    Yeo-Johnson-warped values (an exact GP, one fidelity), with one length-scale shared by the
+    inputs while the campaign has fewer than 10 points per input; predictions and intervals stay
+    the reporting model's, in the property's units."""
 
     surrogate: SurrogateKind = "auto"
     initial_points: int = Field(default=6, ge=1)
