@@ -285,22 +285,24 @@ def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, se
             "resamples >= 1 | AF(0.5) / better ref | 90 % interval | resamples >= 1 |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     points: dict[int, list[float]] = {0: [], 2: []}
-    # per set, its resampled ratios (draw k of every set makes mean k); AF(0.5) where it is reached
-    # in the point estimate and in most resamples (a resample without it repeats the point)
+    # per set, its resampled ratios (draw k of every set makes mean k); AF(0.5) censored at the
+    # budget for a side that misses half the top set (``ratios``)
     set_draws: dict[int, list[list[float]]] = {0: [], 2: []}
     behind: list[str] = []
     for name, n_pool, curves in paired_curves(out, engine):
-        n_seeds = len(curves[engine])
+        n_seeds, budget = curves[engine].shape
 
         def ratios(idx):
             m = {k: curve_metrics(c[idx], n_pool) for k, c in curves.items()}
             ef = m[engine]["ef_peak"] / max(m["reference-gp-ei"]["ef_peak"], m["reference-gp-lcb"]["ef_peak"])
-            a = m[engine]["af"]["0.5"]
-            refs = [m[k]["af"]["0.5"] for k in ("reference-gp-lcb", "reference-gp-ei")]
-            lcb = a / refs[0] if a is not None and refs[0] is not None else None
-            known = [r for r in refs if r is not None]
-            better = a / max(known) if a is not None and known else None  # the reference that got there faster
-            return ef, lcb, better
+            raw = [m[k]["af"]["0.5"] for k in (engine, "reference-gp-lcb", "reference-gp-ei")]
+            if all(v is None for v in raw):
+                return ef, None, None  # none got to half the top set: no AF to compare
+            # a curve that has not reached half the top set by the budget gets there at the earliest one
+            # step after it: its AF at most 0.5 N / (budget + 1) (censored), so a side that misses counts
+            # against it instead of leaving the resample out
+            a, lcb_af, ei_af = (0.5 * n_pool / (budget + 1) if v is None else v for v in raw)
+            return ef, a / lcb_af, a / max(lcb_af, ei_af)  # AF: higher is faster; the better reference's
 
         point = ratios(np.arange(n_seeds))
         draws = [ratios(rng.integers(0, n_seeds, n_seeds)) for _ in range(resamples)]
@@ -309,10 +311,9 @@ def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, se
             cells += interval_cells(point[j], [d[j] for d in draws], resamples)
         rows.append(f"| {name} | {n_seeds} | " + " | ".join(cells) + " |")
         for j in (0, 2):
-            got = [d[j] for d in draws if d[j] is not None]
-            if point[j] is not None and len(got) >= resamples // 2:
+            if point[j] is not None:  # a resample where nobody got to half the top set: level
                 points[j].append(point[j])
-                set_draws[j].append([point[j] if d[j] is None else d[j] for d in draws])
+                set_draws[j].append([1.0 if d[j] is None else d[j] for d in draws])
         if any(point[j] is not None and np.mean([d[j] >= 1.0 for d in draws if d[j] is not None]) <= 0.05 for j in (0, 2)):
             behind.append(name)
     rows.append("")

@@ -55,6 +55,21 @@ def test_the_af_ratio_to_the_better_reference_takes_the_faster_one(tmp_path, poo
     assert "AF(0.5) / better reference over 1 sets: mean 1.000" in table, table
 
 
+def test_an_engine_that_never_reaches_half_the_top_set_counts_as_behind(tmp_path, pool_bench):
+    """Found by review: an engine stalled below half the top set while both references got there
+    had "-" for AF(0.5), was left out of the mean and was never firmly behind. A miss now counts
+    as reaching half one step after the budget (AF censored at 0.5 N / (budget + 1))."""
+    pb = pool_bench
+    ref = _curves([10, 12, 8, 11, 9, 10, 10, 13, 7, 10])
+    _write(tmp_path / "default", "s", "reference-gp-lcb", ref)
+    _write(tmp_path / "default", "s", "reference-gp-ei", ref)
+    _write(tmp_path / "default", "s", "default", _curves([99] * 10))  # never within the budget of 30
+    table = pb.seed_intervals(tmp_path / "default", resamples=300)
+    row = _row(table, "s")
+    assert float(row[8]) < 0.5 and row[10] == "0%", row
+    assert "AF(0.5) / better reference over 1 sets" in table and table.rstrip().endswith(": s."), table
+
+
 def test_target_power_grows_with_the_true_ratio_and_falls_with_seed_noise(tmp_path, pool_bench):
     pb = pool_bench
     ref = _curves([20, 25, 15, 22, 18, 30, 12, 26, 21, 19])

@@ -64,3 +64,16 @@ def test_a_campaign_decides_with_one_length_scale_and_reports_with_ard():
         fitted = fit_fidelity_surrogate(X[:n], Y[:n], ["lab"] * n, outputs=["y"], target="lab", space=None,
                                         decision_outputs=(0,))
         assert _lengthscales(fitted.decision_model) == decided and _lengthscales(fitted.model) == 3
+
+
+def test_a_decision_model_with_a_constraint_keeps_ard():
+    """One objective and a constraint: the decision model also gives the rule's probability, and
+    one length-scale was measured for an objective alone (review: the rule's Brier score 30-70x
+    the ARD model's)."""
+    from dm_hpc.learn.fitted import fit_fidelity_surrogate
+
+    X, Y = _data(12)
+    Y2 = torch.cat([Y, torch.sin(6 * X[:, 1:2])], -1)
+    fitted = fit_fidelity_surrogate(X, Y2, ["lab"] * 12, outputs=["y", "rule"], target="lab", space=None,
+                                    decision_outputs=(0,))
+    assert fitted.decision_model.covar_module.base_kernel.lengthscale.shape[-1] == 3
