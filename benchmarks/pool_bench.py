@@ -6,6 +6,9 @@ Usage: python benchmarks/pool_bench.py [--seeds 10] [--only p3ht,branin2] [--str
                                                           # then how often issue 10's target would pass (target_power)
        python benchmarks/pool_bench.py --compare --variant warp=1 --against DIR/suite/default
                                                           # ... and the variant over the runs in that folder, seed by seed
+       python benchmarks/pool_bench.py --seeds 10 --first-seed 10 ...   # seeds 10-19 into DIR/suite/<variant>-seeds10-19/
+       python benchmarks/pool_bench.py --compare --variant warp=1 --also-seeds 10-19 --against DIR/suite/default
+                                                          # ... pooling seeds 0-9 and 10-19 (every folder and its -seeds10-19)
        python benchmarks/pool_bench.py --mode multiobjective|multifidelity
        python benchmarks/pool_bench.py --table            # legacy per-strategy table of DIR/*/summary.json
 
@@ -27,6 +30,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -63,6 +67,12 @@ def reference_module():
 def variant_tag(text: str) -> str:
     """Folder name of a ``--variant`` (``default`` for none)."""
     return text.replace("=", "-").replace(",", "_") if text else "default"
+
+
+def seeds_suffix(first_seed: int, seeds: int) -> str:
+    """``-seedsA-B`` for a run of seeds A .. B other than the first chunk (``""`` when A is 0): the
+    folder of such a run is ``DIR/suite/<variant>-seedsA-B/``, its references ``default-seedsA-B/``."""
+    return f"-seeds{first_seed}-{first_seed + seeds - 1}" if first_seed else ""
 
 
 def apply_variant(text: str) -> str:
@@ -191,32 +201,62 @@ def run_ablation(a: argparse.Namespace, tag: str, make, note=None) -> None:
         print(f"{name} [{tag}]: AF={r['af']} EF_peak={r['ef_peak']:.2f}{extra} ({time.time() - t:.0f} s)", flush=True)
 
 
-def runs_by_set(out: Path) -> dict[str, dict[str, dict]]:
-    """Saved runs of ``DIR/suite/<variant>/`` as set -> strategy -> run. References do not depend
-    on the engine's variant: they come from the default run unless the variant has its own."""
+def _folder_runs(out: Path) -> dict[str, dict[str, dict]]:
+    """One folder's runs as set -> strategy -> run, references from the default folder of the same
+    seeds (``default/`` or ``default-seedsA-B/``) unless the folder has its own."""
+    seeds = re.search(r"-seeds\d+-\d+$", out.name)
+    refs = out.parent / ("default" + (seeds.group(0) if seeds else ""))
     by_set: dict[str, dict] = {}
-    for p in sorted(out.parent.glob("default/*-reference-*.json")) + sorted(out.glob("*.json")):
+    for p in sorted(refs.glob("*-reference-*.json")) + sorted(out.glob("*.json")):
         r = json.loads(p.read_text())
         by_set.setdefault(r["set"], {})[r["strategy"]] = r
     return by_set
 
 
-def paired_curves(out: Path, engine: str):
+def runs_by_set(out: Path, chunks: tuple[str, ...] = ()) -> dict[str, dict[str, dict]]:
+    """Saved runs of ``DIR/suite/<variant>/`` as set -> strategy -> run. References do not depend
+    on the engine's variant: they come from the default run of the same seeds unless the variant
+    has its own.
+
+    ``chunks``: seed suffixes (``("-seeds10-19",)``, see ``seeds_suffix``) of further folders
+    ``<variant>-seedsA-B/`` whose seeds are appended to ``out``'s, the metrics recomputed over all
+    of them (``--compare --also-seeds 10-19``); a run missing from any chunk is left out."""
+    parts = [_folder_runs(out)] + [_folder_runs(out.parent / (out.name + c)) for c in chunks]
+    if not chunks:
+        return parts[0]
+    merged: dict[str, dict] = {}
+    for name, runs in parts[0].items():
+        for strat, r in runs.items():
+            rs = [part.get(name, {}).get(strat) for part in parts]
+            if any(x is None or x["n_pool"] != r["n_pool"] or len(x["found"][0]) != len(r["found"][0]) for x in rs):
+                continue
+            found = np.concatenate([np.asarray(x["found"]) for x in rs])
+            merged.setdefault(name, {})[strat] = {**r, **curve_metrics(found, r["n_pool"]), "seeds": len(found), "found": found,
+                                                  "seconds_per_step": float(np.mean([x["seconds_per_step"] for x in rs]))}
+    return merged
+
+
+def chunk_suffixes(text: str) -> tuple[str, ...]:
+    """``--also-seeds 10-19,20-29`` as folder suffixes ``("-seeds10-19", "-seeds20-29")``."""
+    return tuple(f"-seeds{c.strip()}" for c in text.split(",") if c.strip())
+
+
+def paired_curves(out: Path, engine: str, chunks: tuple[str, ...] = ()):
     """``(set, n_pool, {strategy: seeds x budget found shares})`` for every set of ``out`` that has
     the engine and both references (the same seeds: seed s starts every strategy from the same points)."""
-    for name, runs in sorted(runs_by_set(out).items()):
+    for name, runs in sorted(runs_by_set(out, chunks).items()):
         if engine in runs and {"reference-gp-ei", "reference-gp-lcb"} <= set(runs):
             yield name, runs[engine]["n_pool"], {k: np.asarray(runs[k]["found"])
                                                  for k in (engine, "reference-gp-ei", "reference-gp-lcb")}
 
 
-def compare(out: Path, engine: str = "default") -> str:
+def compare(out: Path, engine: str = "default", chunks: tuple[str, ...] = ()) -> str:
     """Markdown: per set, engine strategy vs the better and each reference, and the averages."""
     f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     rows = ["| set | N | seeds | budget | strategy | AF(0.5) | AF(0.8) | EF peak | Top% at budget | s/step | AF(0.5) / ref-EI | AF(0.5) / ref-LCB | EF peak / best ref |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ratios = {"ei": [], "lcb": [], "ef": []}
-    by_set = runs_by_set(out)
+    by_set = runs_by_set(out, chunks)
     for name, runs in by_set.items():
         ei, lcb = runs.get("reference-gp-ei"), runs.get("reference-gp-lcb")
         for strat, r in sorted(runs.items()):
@@ -273,12 +313,14 @@ def interval_cells(point: float | None, draws: list[float | None], resamples: in
     return [f"{point:.2f}", f"{lo:.2f}-{hi:.2f}", f"{np.mean(got >= 1.0):.0%}"]
 
 
-def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, seed: int = 0) -> str:
+def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, seed: int = 0,
+                   chunks: tuple[str, ...] = ()) -> str:
     """Markdown: per set, the engine/reference ratios with 90 % intervals from resampling seeds.
 
     Seeds are paired (seed s starts every strategy from the same two points), so one resample of
     seed indices is applied to the engine and to both references alike. The share of resamples
     in which the ratio is >= 1 says how firmly 10 seeds place a set above or below the reference.
+    The last columns set AF(0.5) against the better of the two references' (censored at the budget).
     """
     rng = np.random.default_rng(seed)
     rows = ["| set | seeds | EF peak / best ref | 90 % interval | resamples >= 1 | AF(0.5) / ref-LCB | 90 % interval | "
@@ -289,7 +331,7 @@ def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, se
     # budget for a side that misses half the top set (``ratios``)
     set_draws: dict[int, list[list[float]]] = {0: [], 2: []}
     behind: list[str] = []
-    for name, n_pool, curves in paired_curves(out, engine):
+    for name, n_pool, curves in paired_curves(out, engine, chunks):
         n_seeds, budget = curves[engine].shape
 
         def ratios(idx):
@@ -328,16 +370,19 @@ def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, se
     return "\n".join(rows)
 
 
-def variant_intervals(out: Path, against: Path, engine: str = "default", resamples: int = 2000, seed: int = 0) -> str:
+def variant_intervals(out: Path, against: Path, engine: str = "default", resamples: int = 2000, seed: int = 0,
+                      chunks: tuple[str, ...] = ()) -> str:
     """Markdown: per set in both folders, the engine's run in ``out`` over the one in ``against``
     (an ablation against the default, side by side), EF peak and AF(0.5) ratios with 90 % intervals
-    from resampling the seeds both have (paired: seed s starts both from the same two points)."""
+    from resampling the seeds both have (paired: seed s starts both from the same two points);
+    ``chunks``: both folders' further seed folders, pooled (``runs_by_set``)."""
     rng = np.random.default_rng(seed)
-    mine, theirs = runs_by_set(out), runs_by_set(against)
+    mine, theirs = runs_by_set(out, chunks), runs_by_set(against, chunks)
     f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     rows = [f"`{out.name}` over `{against.name}`:", "",
             "| set | seeds | EF peak | vs | ratio | 90 % interval | resamples >= 1 | AF(0.5) | vs | ratio | 90 % interval | resamples >= 1 |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    ef_points, ef_draws, ahead, behind = [], [], [], []
     for name in sorted(set(mine) & set(theirs)):
         if engine not in mine[name] or engine not in theirs[name]:
             continue
@@ -358,11 +403,20 @@ def variant_intervals(out: Path, against: Path, engine: str = "default", resampl
             vb = point[3][key] if key == "ef_peak" else point[3]["af"]["0.5"]
             cells += [f(va), f(vb)] + interval_cells(point[j], [d[j] for d in draws], resamples)
         rows.append(f"| {name} | {k} | " + " | ".join(cells) + " |")
+        ef_points.append(point[0])
+        ef_draws.append([d[0] for d in draws])
+        share = np.mean([d[0] >= 1.0 for d in draws])
+        (ahead if share >= 0.95 else behind if share <= 0.05 else []).append(name)
+    if ef_points:  # draw k of every set makes mean k, as in seed_intervals
+        lo, hi = np.quantile(np.mean(np.array(ef_draws), axis=0), [0.05, 0.95])
+        rows += ["", f"EF peak ratio over {len(ef_points)} sets: mean {np.mean(ef_points):.3f}, 90 % interval of the mean "
+                 f"{lo:.3f}-{hi:.3f}; EF ratio >= 1 in at least 95 % of resamples: {', '.join(ahead) or 'none'}; "
+                 f"in at most 5 %: {', '.join(behind) or 'none'}."]
     return "\n".join(rows)
 
 
 def target_power(out: Path, engine: str = "default", resamples: int = 2000, seed: int = 0,
-                 true_ratios: tuple[float, ...] = (1.0, 1.1, 1.2, 1.3)) -> str:
+                 true_ratios: tuple[float, ...] = (1.0, 1.1, 1.2, 1.3), chunks: tuple[str, ...] = ()) -> str:
     """Markdown: how often issue 10's target would be met by a method that is truly ``r`` times the
     best reference's EF peak on every set, given the seed noise these runs show.
 
@@ -373,7 +427,7 @@ def target_power(out: Path, engine: str = "default", resamples: int = 2000, seed
     """
     rng = np.random.default_rng(seed)
     devs = []
-    for _, n_pool, curves in paired_curves(out, engine):
+    for _, n_pool, curves in paired_curves(out, engine, chunks):
         n_seeds = len(curves[engine])
 
         def log_ratio(idx):
@@ -451,9 +505,13 @@ def main() -> None:
     ap.add_argument("--variant", default="", help="ablation: prior=..,full_fit_points=..,warp=0|1,iso_points_per_dim=..,acq=..,beta=..")
     ap.add_argument("--compare", action="store_true")
     ap.add_argument("--against", default="", help="with --compare: a folder of engine runs to set the variant against, seed by seed")
+    ap.add_argument("--also-seeds", default="", help="with --compare: pool the seeds of the folders <variant>-seedsA-B "
+                    "(and their references' default-seedsA-B, --against's AGAINST-seedsA-B) for each A-B given, e.g. 10-19")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     ap.add_argument("--mode", default="suite", help="suite, single (legacy p3ht/oer), multiobjective, multifidelity")
     ap.add_argument("--budget", type=int, default=0)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="run seeds FIRST .. FIRST + seeds - 1; other than 0, the folder's name says so (TAG-seedsA-B)")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--hindsight", action="store_true", help="every complete variant's ratios and the per-set best of them")
     a = ap.parse_args()
@@ -464,26 +522,27 @@ def main() -> None:
     if a.hindsight:
         print(hindsight(out / "suite"))
         return
-    if a.compare:
-        print(compare(out / "suite" / variant_tag(a.variant)))
+    if a.compare:  # DIR/suite/<variant>[-seedsA-B with --first-seed A], pooled with --also-seeds' folders
+        folder, chunks = out / "suite" / (variant_tag(a.variant) + seeds_suffix(a.first_seed, a.seeds)), chunk_suffixes(a.also_seeds)
+        print(compare(folder, chunks=chunks))
         print()
-        print(seed_intervals(out / "suite" / variant_tag(a.variant)))
+        print(seed_intervals(folder, chunks=chunks))
         print()
-        print(target_power(out / "suite" / variant_tag(a.variant)))
+        print(target_power(folder, chunks=chunks))
         if a.against:
             print()
-            print(variant_intervals(out / "suite" / variant_tag(a.variant), Path(a.against)))
+            print(variant_intervals(folder, Path(a.against), chunks=chunks))
         return
     if a.mode == "suite":
         from dm_hpc.bench.suite import DEV_SUITE
 
-        tag = apply_variant(a.variant)
+        tag = apply_variant(a.variant) + seeds_suffix(a.first_seed, a.seeds)
         dest = out / "suite" / tag
         dest.mkdir(parents=True, exist_ok=True)
         for name in (a.only.split(",") if a.only else list(DEV_SUITE)):
             for strat in a.strategies.split(","):
                 t = time.time()
-                r = save_run(dest, name, strat, tag, *run_set(name, strat, a.seeds, a.budget, DEVSETS))
+                r = save_run(dest, name, strat, tag, *run_set(name, strat, a.seeds, a.budget, DEVSETS, first_seed=a.first_seed))
                 print(f"{name} {strat} [{tag}]: AF={r['af']} EF_peak={r['ef_peak']:.2f} s/step={r['seconds_per_step']:.3f} "
                       f"({time.time() - t:.0f} s)", flush=True)
         return

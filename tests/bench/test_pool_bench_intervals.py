@@ -125,3 +125,25 @@ def test_hindsight_takes_each_sets_best_variant_and_skips_incomplete_ones(tmp_pa
     assert ef["default"] == 1.0 and ef["a"] == ef["b"] < ef["best in hindsight (per set)"]
     # each set's best is the variant that found the top set early there: a on x, b on y
     assert ef["best in hindsight (per set)"] > 1.5
+
+
+def test_seed_folders_pool_with_their_own_references(tmp_path, pool_bench):
+    """``--first-seed 10`` folders (``<variant>-seeds10-19``) take the references of the same seeds,
+    and ``--also-seeds 10-19`` appends their seeds to the first chunk's (metrics over all of them)."""
+    suite = tmp_path / "suite"
+    first, second = _curves([20] * 10), _curves([10] * 10)
+    for tag, found in (("default", first), ("default-seeds10-19", second)):
+        for strategy in ("reference-gp-ei", "reference-gp-lcb", "default"):
+            pool_bench.save_run(suite / tag, "x", strategy, tag, found, 0.1, 100)
+    pool_bench.save_run(suite / "warp-1", "x", "default", "warp-1", first, 0.1, 100)
+    pool_bench.save_run(suite / "warp-1-seeds10-19", "x", "default", "warp-1-seeds10-19", _curves([5] * 10), 0.1, 100)
+    # seeds 10-19 alone: the references are default-seeds10-19's (found at 10), not default/'s (at 20)
+    alone = pool_bench.runs_by_set(suite / "warp-1-seeds10-19")["x"]
+    assert alone["reference-gp-lcb"]["found"] == second.tolist()
+    pooled = pool_bench.runs_by_set(suite / "warp-1", pool_bench.chunk_suffixes("10-19"))["x"]
+    assert pooled["default"]["seeds"] == 20 and len(pooled["reference-gp-ei"]["found"]) == 20
+    assert np.array_equal(pooled["default"]["found"], np.concatenate([first, _curves([5] * 10)]))
+    assert pooled["reference-gp-ei"]["ef_peak"] == pool_bench.curve_metrics(np.concatenate([first, second]), 100)["ef_peak"]
+    table = pool_bench.variant_intervals(suite / "warp-1", suite / "default", resamples=200, chunks=("-seeds10-19",))
+    assert _row(table, "x")[1] == "20"
+    assert "| x | 20 |" in pool_bench.seed_intervals(suite / "warp-1", resamples=200, chunks=("-seeds10-19",))
