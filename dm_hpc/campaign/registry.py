@@ -500,6 +500,7 @@ NOT_MODEL_MODULES = (
     "dm_hpc.data.units", "dm_hpc.data.view", "dm_hpc.data.vocabulary",
     "dm_hpc.data.column_map", "dm_hpc.data.csv_columns", "dm_hpc.data.sheet_checks", "dm_hpc.data.sheet_columns",
     "dm_hpc.data.sheetfiles", "dm_hpc.data.sheets", "dm_hpc.data.verdicts",
+    "dm_hpc.data.rules",  # a rule's comparison with its bound: which candidates are ranked, not the model
 )
 MODEL_LIBRARIES = ("torch", "gpytorch", "botorch")
 
