@@ -164,16 +164,15 @@ def propose(
     X_sel = X_all[idx]
     reporter = model if predict_with is None else predict_with
     names = list(outputs) if outputs is not None else [f"y{i}" for i in range(model.num_outputs)]
+    computed = {o.output: o.exact for o in [*objectives, *constraints] if o.exact is not None}
     with torch.no_grad():
         post = reporter.posterior(X_sel)
         mean, std = post.mean.clone(), post.variance.clamp_min(0).sqrt()
-        for exact in {o.output: o.exact for o in [*objectives, *constraints] if o.exact is not None}.items():
-            i, f = exact  # what the inputs decide is reported as computed: no spread
+        for i, f in computed.items():  # what the inputs decide is reported as computed: no spread
             mean[..., i], std[..., i] = f(X_sel).to(mean), 0.0
     chosen_fid: list[Fidelity | None] = [None] * len(idx)
     scores = None
     if fidelities:
-        computed = {o.output for o in [*objectives, *constraints] if o.exact is not None}
         learned = [i for i in range(len(names)) if i not in computed]
         chosen_fid, scores = choose_fidelity(reporter, X_sel, fidelities, learned if computed and learned else None)
     dicts = space.to_dicts(frac_all[idx], proc_all[idx])
