@@ -9,8 +9,10 @@ for steps that will not come: here beta falls linearly from 4 at the first pick 
 last one (``beta_t = floor + (4 - floor) (T - t) / (T - n0)``, t the evaluations so far, T the
 budget, n0 the initial points). Early picks explore as the default does (the steels' top family is
 found by exploring; a greedy beta = 1 throughout lost it, "Ablations"), late ones exploit the region
-found. The GP is the default's (``fit_surrogate``, warm-started); the bound is its closed form at
-every unmeasured pool point (``learn.moments``), as ``exact_ucb`` computes the default's. One global
+found. The GP is the default's decision model (``Strategy.refit_decision``: warped values, one
+length-scale below ten points per input, warm-started; the 2026-12-03 run used the raw-values model
+of that day's default); the bound is its closed form at every unmeasured pool point
+(``learn.moments``), as ``exact_ucb`` computes the default's. One global
 setting, no per-set switch; results go where ``pool_bench.py`` keeps a variant, beside the same
 reference rows.
 """
@@ -50,7 +52,8 @@ class BetaSchedule(Strategy):
     def select(self, observed: list[int], y: torch.Tensor) -> int:
         from dm_hpc.learn.moments import moments
 
-        remaining = self.refit_default(observed, y)[0]
+        remaining = np.setdiff1d(np.arange(self.X.shape[0]), np.asarray(observed))
+        self.refit_decision(observed, y)  # the default's decision model (warped values, one length-scale)
         mean, var = moments(self.model, self.X[torch.as_tensor(remaining)], 256)
         beta = beta_at(len(observed), self.budget, self.n0, self.floor)
         return int(remaining[int(torch.argmax(mean[:, 0] + beta ** 0.5 * var[:, 0].sqrt()))])

@@ -313,6 +313,13 @@ def interval_cells(point: float | None, draws: list[float | None], resamples: in
     return [f"{point:.2f}", f"{lo:.2f}-{hi:.2f}", f"{np.mean(got >= 1.0):.0%}"]
 
 
+def mean_over_sets(points: list[float], draws: list[list[float]], what: str) -> str:
+    """The sentence for the mean of per-set ratios and its 90 % interval: draw ``k`` of every set
+    (``draws[set][k]``, each set's seeds resampled alone) makes mean ``k``."""
+    lo, hi = np.quantile(np.mean(np.array(draws), axis=0), [0.05, 0.95])
+    return f"{what} over {len(points)} sets: mean {np.mean(points):.3f}, 90 % interval of the mean {lo:.3f}-{hi:.3f}"
+
+
 def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, seed: int = 0,
                    chunks: tuple[str, ...] = ()) -> str:
     """Markdown: per set, the engine/reference ratios with 90 % intervals from resampling seeds.
@@ -361,9 +368,7 @@ def seed_intervals(out: Path, engine: str = "default", resamples: int = 2000, se
     rows.append("")
     for j, what in ((0, "EF peak"), (2, "AF(0.5)")):
         if points[j]:
-            lo, hi = np.quantile(np.mean(np.array(set_draws[j]), axis=0), [0.05, 0.95])
-            rows.append(f"{what} / better reference over {len(points[j])} sets: mean {np.mean(points[j]):.3f}, 90 % "
-                        f"interval of the mean {lo:.3f}-{hi:.3f} (each set's seeds resampled).")
+            rows.append(mean_over_sets(points[j], set_draws[j], f"{what} / better reference") + " (each set's seeds resampled).")
     if points[0]:
         rows.append(f"Firmly behind (EF peak or AF(0.5) / better reference >= 1 in at most 5 % of resamples): "
                     f"{', '.join(behind) or 'none'}.")
@@ -407,11 +412,9 @@ def variant_intervals(out: Path, against: Path, engine: str = "default", resampl
         ef_draws.append([d[0] for d in draws])
         share = np.mean([d[0] >= 1.0 for d in draws])
         (ahead if share >= 0.95 else behind if share <= 0.05 else []).append(name)
-    if ef_points:  # draw k of every set makes mean k, as in seed_intervals
-        lo, hi = np.quantile(np.mean(np.array(ef_draws), axis=0), [0.05, 0.95])
-        rows += ["", f"EF peak ratio over {len(ef_points)} sets: mean {np.mean(ef_points):.3f}, 90 % interval of the mean "
-                 f"{lo:.3f}-{hi:.3f}; EF ratio >= 1 in at least 95 % of resamples: {', '.join(ahead) or 'none'}; "
-                 f"in at most 5 %: {', '.join(behind) or 'none'}."]
+    if ef_points:
+        rows += ["", mean_over_sets(ef_points, ef_draws, "EF peak ratio") + "; EF ratio >= 1 in at least 95 % of "
+                 f"resamples: {', '.join(ahead) or 'none'}; in at most 5 %: {', '.join(behind) or 'none'}."]
     return "\n".join(rows)
 
 
@@ -502,7 +505,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--only", default="", help="dev sets (default: all of DEV_SUITE)")
     ap.add_argument("--strategies", default="default,reference-gp-ei,reference-gp-lcb")
-    ap.add_argument("--variant", default="", help="ablation: prior=..,full_fit_points=..,warp=0|1,iso_points_per_dim=..,acq=..,beta=..")
+    ap.add_argument("--variant", default="", help="ablation: prior=..,full_fit_points=..,warp=0|1,iso_points_per_dim=..,iso_by_evidence=0|1,acq=..,beta=..")
     ap.add_argument("--compare", action="store_true")
     ap.add_argument("--against", default="", help="with --compare: a folder of engine runs to set the variant against, seed by seed")
     ap.add_argument("--also-seeds", default="", help="with --compare: pool the seeds of the folders <variant>-seedsA-B "

@@ -8,6 +8,7 @@ on a subset of a large table) build on this module; it imports neither.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -54,12 +55,18 @@ class GPSettings:
         there on; 0 = ARD at every size. 10 is Loeppky et al. (2009)'s rule of thumb for the size
         of a GP design; the decision model's setting (``learn.decision.DECISION_SETTINGS``), measured
         on the dev suite (benchmarks/README.md); the reporting model keeps ARD (``GP_DEFAULTS``).
+    iso_by_evidence: with the Matern prior and one output, fit both kernels at every size and keep
+        the one with the better Bayesian information criterion (the data's log marginal likelihood
+        at the fitted hyper-parameters less ``k/2 log n`` for ``k`` length-scales): ARD only where
+        the data pay for its ``d - 1`` extra hyper-parameters. Overrides ``iso_points_per_dim``.
+        An ablation (benchmarks/README.md); not the default.
     """
 
     prior: str = "botorch"
     full_fit_points: int = GP_FULL_FIT_POINTS
     warp: bool = False
     iso_points_per_dim: int = 0
+    iso_by_evidence: bool = False
 
 
 #: What campaigns use, chosen by the dev-suite protocol of benchmarks/README.md (issue 10): Matern
@@ -204,6 +211,20 @@ def _fit_mll(model, maxiter: int | None, seed: int = 0) -> None:
     model.eval()
 
 
+def _bic(model, lengthscales: int) -> float:
+    """The data's log marginal likelihood under ``model``'s fitted hyper-parameters (no prior
+    terms: the ARD kernel has ``d`` length-scale priors, the isotropic one) less the BIC penalty
+    for its ``lengthscales``; the other hyper-parameters are common to both kernels."""
+    model.train()
+    try:
+        with torch.no_grad():
+            marginal = model.likelihood(model(*model.train_inputs))
+            loglik = float(marginal.log_prob(model.train_targets))
+    finally:
+        model.eval()
+    return loglik - 0.5 * lengthscales * math.log(model.train_targets.shape[-1])
+
+
 def _is_ard(model, otherwise: bool) -> bool:
     """Whether ``model``'s Matern kernel has a length-scale per input; ``otherwise`` without one."""
     from gpytorch.kernels import MaternKernel
@@ -263,8 +284,14 @@ def fit_gp(
         bounds = torch.stack([lo, hi])
 
     ard = not 0 < n < settings.iso_points_per_dim * d
-    if warm_start is not None and warm_maxiter == 0 and settings.prior == "matern":
+    keep = warm_start is not None and warm_maxiter == 0 and settings.prior == "matern"
+    if keep:
         ard = _is_ard(warm_start, ard)  # the warm start's hyper-parameters kept: its kernel too
+    elif settings.iso_by_evidence and settings.prior == "matern" and m == 1 and d > 1 and n > 2:
+        both = [fit_gp(X, Y, Yvar, bounds, warm_start, max_fit_points, maxiter, warm_maxiter, seed,
+                       dataclasses.replace(settings, iso_by_evidence=False, iso_points_per_dim=k), model_class)
+                for k in (0, n + 1)]  # ARD, isotropic
+        return max(zip(both, (d, 1)), key=lambda mk: _bic(*mk))[0]
 
     def build(Xs, Ys, Yv):
         batch = torch.Size([m]) if m > 1 else torch.Size()

@@ -13,13 +13,10 @@ def test_the_width_falls_from_the_defaults_to_the_floor_over_the_budget():
     assert all(a > b for a, b in zip(mid, mid[1:]))
 
 
-def test_at_a_constant_width_of_four_it_picks_what_the_default_picks(monkeypatch):
+def test_at_a_constant_width_of_four_it_picks_what_the_default_picks():
     """The closed-form bound over the pool is the default's acquisition for one pick: with the
-    floor at the default's beta every pick is the default strategy's on raw values, the default
-    the ablation was run beside (so the ablation changes the width alone)."""
-    from dm_hpc.learn import decision
-
-    monkeypatch.setattr(decision, "OUTCOME_WARP", False)
+    floor at the default's beta every pick is the default strategy's (its decision model: warped
+    values, one length-scale), so the ablation changes the width alone."""
     mod = load_benchmark("beta_schedule_ablation")
     g = torch.Generator().manual_seed(3)
     X = torch.rand(150, 3, dtype=torch.double, generator=g)

@@ -77,3 +77,16 @@ def test_a_decision_model_with_a_constraint_keeps_ard():
     fitted = fit_fidelity_surrogate(X, Y2, ["lab"] * 12, outputs=["y", "rule"], target="lab", space=None,
                                     decision_outputs=(0,))
     assert fitted.decision_model.covar_module.base_kernel.lengthscale.shape[-1] == 3
+
+
+def test_the_kernel_chosen_by_evidence_follows_which_inputs_matter():
+    """``iso_by_evidence`` (an ablation): ARD where one of five inputs carries the signal (the data
+    pay for four more length-scales), one length-scale where all five matter alike."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(20, 5, generator=g, dtype=torch.double)
+    by_evidence = dataclasses.replace(GP_DEFAULTS, iso_by_evidence=True)
+    one = fit_gp(X, torch.sin(6 * X[:, :1]), settings=by_evidence)
+    alike = fit_gp(X, torch.sin(3 * X).sum(-1, keepdim=True), settings=by_evidence)
+    assert _lengthscales(one) == 5 and _lengthscales(alike) == 1
+    ls = one.covar_module.base_kernel.lengthscale[0]
+    assert ls[0] < ls[1:].min() / 5  # the active input's length-scale is the short one
