@@ -88,12 +88,12 @@ class OutcomeConstraint:
 
 
 def rules_met(X: Tensor, constraints: Sequence[OutcomeConstraint]) -> Tensor | None:
-    """``n`` booleans: the ``n x d`` features meet every exact constraint (``OutcomeConstraint.exact``);
+    """``n`` booleans (``batch x n``): the ``n x d`` (``batch x n x d``) features meet every exact constraint (``OutcomeConstraint.exact``);
     None when no constraint is exact. What is never ranked (``propose``, ``select_from_pool``)."""
     rules = [c for c in constraints if c.exact is not None]
     if not rules:
         return None
-    ok = torch.ones(X.shape[0], dtype=torch.bool)
+    ok = torch.ones(X.shape[:-1], dtype=torch.bool)  # ``batch x n x d`` inputs too (an MC objective's)
     for rule in rules:
         ok &= rule.met(X)
     return ok
@@ -108,13 +108,27 @@ def _column(Z: Tensor, X: Tensor | None, ob: Objective) -> Tensor:
     return (ob.sign * ob.exact(X).to(Z)).expand(Z.shape[:-1])
 
 
-def _objective_transform(objectives: Sequence[Objective], num_outputs: int):
+def _objective_transform(objectives: Sequence[Objective], num_outputs: int,
+                         rules: Sequence[OutcomeConstraint] = (), floor: Tensor | None = None):
+    """The MC objective of ``objectives`` (None: the model's one output, maximised). With ``rules``
+    (exact constraints) and ``floor`` (``k`` values, one per objective), an input that breaks a
+    rule takes ``floor``: below anything the model expects, so such a record sets no bar."""
     from botorch.acquisition.multi_objective.objective import (
         GenericMCMultiOutputObjective,
         WeightedMCMultiOutputObjective,
     )
     from botorch.acquisition.objective import GenericMCObjective
 
+    if rules and floor is not None:
+        def values(Z: Tensor, X: Tensor | None = None) -> Tensor:
+            v = objective_values(Z, objectives, X)  # sample x batch x n x k
+            if X is None:
+                return v
+            return torch.where(rules_met(X, rules).unsqueeze(-1), v, floor.to(v))  # X: batch x n x d
+
+        if len(objectives) == 1:
+            return GenericMCObjective(lambda Z, X=None: values(Z, X)[..., 0])
+        return GenericMCMultiOutputObjective(values)
     exact = any(ob.exact is not None for ob in objectives)
     if len(objectives) == 1:
         ob = objectives[0]
@@ -150,6 +164,19 @@ def prune_baseline_by_mean(model, X_baseline: Tensor, objectives: Sequence[Objec
     nd = is_non_dominated(obj)
     order = torch.argsort(obj.sum(-1) + 1e9 * nd.double(), descending=True)
     return X_baseline[order[:keep]]
+
+
+def _below_expected(model, X: Tensor, objectives: Sequence[Objective]) -> Tensor:
+    """``k`` objective values below what ``model`` expects anywhere in ``X`` (``n x d``): per
+    objective the least of mean - 6 sd (an exact objective: its value), less its size again, as
+    BoTorch's ``get_infeasible_cost`` bounds an infeasible point's objective."""
+    from dm_hpc.learn.moments import moments
+
+    mean, var = moments(model, X, 1024)
+    sd = torch.stack([torch.zeros(len(X), dtype=mean.dtype) if ob.exact is not None else var[:, ob.output].clamp_min(0).sqrt()
+                      for ob in objectives], -1)
+    lower = (objective_values(mean, objectives, X) - 6 * sd).min(0).values
+    return lower - lower.abs().clamp_min(1.0)
 
 
 def _is_gp(model) -> bool:
@@ -190,6 +217,7 @@ def build_acquisition(
     if not objectives:
         raise ValueError("at least one objective is needed")
     obj = _objective_transform(objectives, model.num_outputs)
+    X_baseline = X_baseline.to(torch.double)
     kind = kind or DEFAULT_ACQUISITION
     learned = [c for c in constraints if c.exact is None]
     if len(objectives) == 1 and kind == "ucb" and not learned and objectives[0].exact is None:  # needs no baseline (nor its pruning,
@@ -199,7 +227,12 @@ def build_acquisition(
     met = rules_met(X_baseline, constraints)
     if met is not None and met.any():  # the incumbent to beat is one that meets the exact rules
         X_baseline = X_baseline[met]
-    X_baseline = prune_baseline_by_mean(model, X_baseline.to(torch.double), objectives, max_baseline)
+    elif met is not None:  # none does (a cap added after the records): none is an incumbent; a
+        # rule-breaking record's value would set a bar no allowed candidate reaches (the acquisition
+        # went flat: log-values -58 where +4 without that record; found by review)
+        obj = _objective_transform(objectives, model.num_outputs, [c for c in constraints if c.exact is not None],
+                                   _below_expected(model, X_baseline, objectives))
+    X_baseline = prune_baseline_by_mean(model, X_baseline, objectives, max_baseline)
     # cached Cholesky of the baseline covariance: exact GPs only (ensembles have no covariance)
     cache_root = _is_gp(model)
     # an exact constraint is met by every candidate ranked (``propose`` filters them): weighing

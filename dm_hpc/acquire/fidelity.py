@@ -76,12 +76,13 @@ def information_gain(model, X: Tensor, fidelities: Sequence[Fidelity], outputs: 
 def choose_fidelity(model, X: Tensor, fidelities: Sequence[Fidelity],
                     outputs: Sequence[int] | None = None) -> tuple[list[Fidelity], Tensor]:
     """Best fidelity per point by information gain per unit cost (about ``outputs`` of a
-    ``ModelListGP``, default all: ``information_gain``).
+    ``ModelListGP``, default all: ``information_gain``); where no fidelity gives any, the cheapest.
 
     Returns (one ``Fidelity`` per row of ``n x d`` X, ``n x F`` gain-per-cost scores).
     """
     ig = information_gain(model, X, fidelities, outputs)
     cost = torch.tensor([f.cost for f in fidelities], dtype=torch.double)
     score = ig / cost
-    best = score.argmax(-1).tolist()
+    # nothing to learn at a point (every output computed): the cheapest, not the first listed
+    best = torch.where((ig > 0).any(-1), score.argmax(-1), cost.argmin()).tolist()
     return [fidelities[i] for i in best], score

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,8 @@ class GapFilling:
         n_candidates: random candidates scored per call (or a random subset of a larger pool).
         separation: smallest distance between two proposals, or a proposal and a pending point
             (``DesignSpace.coordinates``; on a pool at most half its typical spacing).
+        computed: outputs the inputs decide (name -> ``ExactOutput`` on features: a raw-material
+            cost): not a gap to fill, and reported at their computed value, std 0.
     """
 
     space: DesignSpace
@@ -64,6 +66,7 @@ class GapFilling:
     costs: Mapping[str, float]
     n_candidates: int = N_CANDIDATES
     separation: float = MIN_SEPARATION
+    computed: Mapping[str, Any] = field(default_factory=dict)
 
     def fidelity_for(self, allowed: Sequence[str]) -> str:
         """The cheapest fidelity of ``costs`` in ``allowed`` (all of ``costs`` when none is)."""
@@ -93,8 +96,14 @@ class GapFilling:
             return [ProposedPoint(fidelity, c, p, {"mean": {}, "std": {}})
                     for c, p in space.to_dicts(frac[idx], proc[idx])]
 
+        learned = [i for i, name in enumerate(self.outputs) if name not in self.computed]
+        if not learned:  # every output computed: nothing to learn, only to spread
+            idx = _farthest_points(coords, taken, q, rng)
+            return self._points(model, fidelity, frac[idx], proc[idx], [0.0] * len(idx))
         X_all = space.featurize(np.vstack([pend_frac, frac]), np.vstack([pend_proc, proc]) if proc.size else None)
         C, noise = posterior_covariance(model, X_all)
+        if len(learned) < len(self.outputs) and C.shape[0] == len(self.outputs):  # a computed output's
+            C, noise = C[learned], noise[learned]  # model says nothing worth a calculation (found by review)
         n_pend = len(pend_frac)
         for j in range(n_pend):  # in-flight points will remove their share of uncertainty anyway
             C = condition_on(C, noise, j)
@@ -106,7 +115,11 @@ class GapFilling:
                 gains: list[float]) -> list[ProposedPoint]:
         from dm_hpc.learn import predict
 
-        mean, std = predict(model, self.space.featurize(frac, proc if proc.size else None))
+        X = self.space.featurize(frac, proc if proc.size else None)
+        mean, std = (t.detach().numpy().copy() for t in predict(model, X))
+        for i, name in enumerate(self.outputs):  # what the inputs decide is reported as computed
+            if name in self.computed and i < mean.shape[-1]:
+                mean[:, i], std[:, i] = self.computed[name](X).detach().numpy(), 0.0
         cost = max(self.costs[fidelity], 1e-12)
         return [ProposedPoint(fidelity, comp, pr, {
                     "mean": {p: float(mean[k, i]) for i, p in enumerate(self.outputs)},
@@ -242,7 +255,7 @@ def condition_on(C: np.ndarray, noise: np.ndarray, j: int) -> np.ndarray:
 def gap_candidates(space: DesignSpace, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random feasible points, or (a random subset of at most ``n`` of) the pool."""
     frac, proc = space.candidates(n, rng)
-    if len(frac) > n:  # a large pool: the covariance is N x N, so score a random subset
+    if space.pool is not None and len(frac) > n:  # a large pool: the covariance is N x N, so score a random subset
         keep = np.sort(rng.choice(len(frac), n, replace=False))
         frac, proc = frac[keep], proc[keep]
     return frac, proc

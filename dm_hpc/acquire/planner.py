@@ -110,7 +110,7 @@ class RandomStart:
             frac, proc = space.pool
             pick = rng.permutation(len(frac))[:request.q]
             return [ProposedPoint(fid, c, p) for c, p in space.to_dicts(frac[pick], proc[pick])]
-        frac, proc = space.sample(max(request.q, START_CANDIDATES), rng)
+        frac, proc = space.candidates(max(request.q, START_CANDIDATES), rng)  # its anchors first
         if request.admissible is not None:
             frac, proc = admissible_rows(space, request.admissible, fid)(frac, proc)
         coords = space.coordinates(frac, proc)

@@ -111,18 +111,24 @@ def propose(
         ``pool_index``.
     """
     rng = np.random.default_rng(seed)
+    exact_rules = any(c.exact is not None for c in constraints)
+
+    def admit(f: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Continuous candidates as they would be made (``snap``), less those that break a rule the
+        inputs decide: what is never ranked (a pool's are ``exclude``d below)."""
+        if snap is not None:
+            f, p = snap(f, p)
+        if exact_rules and len(f):
+            keep = rules_met(space.featurize(f, p), constraints).numpy()
+            f, p = f[keep], p[keep]
+        return f, p
+
     frac, proc = space.candidates(n_candidates, rng)
-    if snap is not None and space.pool is None:
-        frac, proc = snap(frac, proc)
+    if space.pool is None:
+        frac, proc = admit(frac, proc)
         if not len(frac):
             return []
     X_cand = space.featurize(frac, proc)
-    exact_rules = any(c.exact is not None for c in constraints)
-    if exact_rules and space.pool is None:  # a rule the inputs decide: what breaks it is never ranked
-        keep = rules_met(X_cand, constraints).numpy()
-        frac, proc, X_cand = frac[keep], proc[keep], X_cand[torch.from_numpy(keep)]
-        if not len(frac):
-            return []
     X_pend = _pending_features(space, pending)
     X_base = training_inputs(model) if X_baseline is None else X_baseline
     acq = build_acquisition(model, X_base, objectives, constraints, X_pending=X_pend, kind=kind)
@@ -140,16 +146,9 @@ def propose(
 
     def refine_fn(vals: Tensor, Xc: Tensor) -> Tensor | None:
         top = torch.topk(vals, min(32, len(vals))).indices.numpy()
-        f2, p2 = space.neighbours(state["frac"][top], state["proc"][top], 8, rng)
-        if snap is not None:
-            f2, p2 = snap(f2, p2)
-            if not len(f2):
-                return None
-        if exact_rules:
-            keep = rules_met(space.featurize(f2, p2), constraints).numpy()
-            f2, p2 = f2[keep], p2[keep]
-            if not len(f2):
-                return None
+        f2, p2 = admit(*space.neighbours(state["frac"][top], state["proc"][top], 8, rng))
+        if not len(f2):
+            return None
         state["frac"] = np.concatenate([state["frac"], f2])
         state["proc"] = np.concatenate([state["proc"], p2])
         return space.featurize(f2, p2)
@@ -163,18 +162,21 @@ def propose(
 
     X_sel = X_all[idx]
     reporter = model if predict_with is None else predict_with
-    names = list(outputs) if outputs is not None else [f"y{i}" for i in range(model.num_outputs)]
     computed = {o.output: o.exact for o in [*objectives, *constraints] if o.exact is not None}
     with torch.no_grad():
         post = reporter.posterior(X_sel)
-        mean, std = post.mean.clone(), post.variance.clamp_min(0).sqrt()
+        mean, std = post.mean, post.variance.clamp_min(0).sqrt()
+        # an output the inputs decide need not be one of the model's (``Objective.exact``): its column is added
+        width = max(mean.shape[-1], max(computed, default=-1) + 1, len(outputs or ()))
+        mean, std = (torch.cat([t, t.new_full((*t.shape[:-1], width - t.shape[-1]), float("nan"))], -1) for t in (mean, std))
         for i, f in computed.items():  # what the inputs decide is reported as computed: no spread
             mean[..., i], std[..., i] = f(X_sel).to(mean), 0.0
+    names = list(outputs) if outputs is not None else [f"y{i}" for i in range(width)]
     chosen_fid: list[Fidelity | None] = [None] * len(idx)
     scores = None
-    if fidelities:
-        learned = [i for i in range(len(names)) if i not in computed]
-        chosen_fid, scores = choose_fidelity(reporter, X_sel, fidelities, learned if computed and learned else None)
+    if fidelities:  # information about what is learned, not about what the inputs decide
+        learned = [i for i in range(reporter.num_outputs) if i not in computed]
+        chosen_fid, scores = choose_fidelity(reporter, X_sel, fidelities, learned if computed else None)
     dicts = space.to_dicts(frac_all[idx], proc_all[idx])
     out = []
     for k, (comp, pr) in enumerate(dicts):

@@ -20,6 +20,10 @@ if TYPE_CHECKING:  # torch is imported where features are built: a feasibility c
 PRESENT = 1e-6
 
 
+#: Points drawn close around each of a space's ``anchors`` among its candidates.
+ANCHOR_NEIGHBOURS = 32
+
+
 class DesignSpaceError(ValueError):
     """The bounds admit no composition (e.g. lower bounds sum above one)."""
 
@@ -38,6 +42,9 @@ class DesignSpace:
         descriptors: whether features include the physical descriptors (must match the model).
         min_elements: at least this many elements with a non-zero fraction (a campaign's
             ``space.min_elements``: an alloy family of at least three principal elements).
+        anchors: ``k x E`` fractions always among a continuous space's ``candidates`` (a
+            campaign's corners where a rule the composition decides is most easily met,
+            ``campaign.realise.rule_corner``: a VEC met only near Cu0.99 is met by no random draw).
     """
 
     elements: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -47,6 +54,7 @@ class DesignSpace:
     pool: tuple[np.ndarray, np.ndarray] | None = None
     descriptors: bool = True
     min_elements: int = 1
+    anchors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.excluded = frozenset(self.excluded)
@@ -304,7 +312,15 @@ class DesignSpace:
         return f, p
 
     def candidates(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """The pool, or ``n`` random feasible points."""
+        """The pool, or ``n`` random feasible points; first the ``anchors`` (random process values)
+        and ``ANCHOR_NEIGHBOURS`` points close around each (mixed 0.3-3 % with a random point of its
+        elements): once an anchor is measured, what is near it is still there to choose."""
         if self.pool is not None:
             return self.pool
-        return self.sample(n, rng)
+        frac, proc = self.sample(n, rng)
+        if self.anchors is not None and len(self.anchors):
+            af = np.asarray(self.anchors, dtype=float)
+            ap = self.sample(len(af), rng)[1]
+            nf, np_ = self.neighbours(af, ap, ANCHOR_NEIGHBOURS, rng, steps=(0.003, 0.01, 0.03))
+            frac, proc = np.concatenate([af, nf, frac]), np.concatenate([ap, np_, proc])
+        return frac, proc

@@ -201,49 +201,12 @@ def _rule_words(c: CampaignSpec, rule: tuple[str, str, float], value: float | No
     return f"{name} {op} {shown:g}{unit}" if value is None else f"{shown:.4g}{unit}"
 
 
-def _corner(c: CampaignSpec, rule: tuple[str, str, float]) -> dict[str, float] | None:
-    """The composition of ``c``'s element space where ``rule`` is most easily met, for a property
-    that is a weighted mean of per-element values (a VEC by atomic fraction, a cost by mass
-    fraction: moving a fraction to a higher-valued element raises either): the fewest elements
-    ``max_elements`` and ``min_elements`` allow, the best-valued filled to their upper bounds, the
-    others present at 0.001. None for another property, or where the bounds leave no such point."""
-    from dm_hpc.compute.descriptors import price_table
-    from dm_hpc.data.descriptors import element_data
-
-    name, op, _ = rule
-    sp = c.space
-    bounds = {el: b for el, b in sp.elements.items() if el not in sp.excluded and b[1] > 0}
-    if name == "valence_electron_concentration":
-        value = {el: element_data(el).valence_electrons for el in bounds}
-    elif name == "raw_material_cost":
-        prices = price_table()["prices"]
-        if any(el not in prices for el in bounds):
-            return None
-        value = {el: float(prices[el]) for el in bounds}
-    else:
-        return None
-    order = sorted(bounds, key=lambda el: (value[el] if op == ">=" else -value[el], el), reverse=True)
-    chosen = [el for el in order if bounds[el][0] > 0]
-    for el in order:
-        if len(chosen) >= max(sp.min_elements, 1) and sum(bounds[e][1] for e in chosen) >= 1:
-            break
-        if el not in chosen and len(chosen) < (sp.max_elements or len(bounds)):
-            chosen.append(el)
-    x = {el: max(bounds[el][0], 1e-3) for el in chosen}
-    left = 1.0 - sum(x.values())
-    for el in sorted(chosen, key=order.index):
-        add = max(0.0, min(bounds[el][1] - x[el], left))
-        x[el] += add
-        left -= add
-    return x if abs(left) < 1e-9 and all(bounds[el][0] <= v <= bounds[el][1] for el, v in x.items()) else None
-
-
 def rule_problems(c: CampaignSpec) -> list[str]:
     """Constraints on a property the composition decides (``raw_material_cost <= 3 USD/kg``,
     ``valence_electron_concentration >= 11.5``) that no composition drawn from the space meets,
     alone or together. Every point that breaks one is not made (``realise.realiser``), so such a
     campaign validated and then planned nothing. A pool's rows are filtered as they are."""
-    from dm_hpc.campaign.realise import analytic_rules, meeting
+    from dm_hpc.campaign.realise import analytic_rules, meeting, rule_corner
 
     rules = analytic_rules(c)
     if not rules:
@@ -279,7 +242,7 @@ def rule_problems(c: CampaignSpec) -> list[str]:
         # the corners where a rule linear in the fractions is most easily met first (a VEC of
         # Cu0.99 with five elements at 0.002 each is in no random draw of six), then draws in chunks
         # of 256: a rule most of the space meets is settled at once
-        corners = [comp for rule in rules if (comp := _corner(c, rule)) is not None]
+        corners = [comp for rule in rules if (comp := rule_corner(c, rule)) is not None]
         if corners:
             yield np.array([[comp.get(el, 0.0) for el in elements] for comp in corners])
         for _ in range(0, RULE_DRAWS, 256):

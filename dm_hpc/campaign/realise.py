@@ -194,3 +194,40 @@ def stored_keys(campaign: CampaignSpec, df) -> dict[str, set[PointKey]]:
                 proc[name] = float(vals[0]) if vals else mid[name]
         out[fid.name].add(point_key(comp, proc))
     return out
+
+
+def rule_corner(c: CampaignSpec, rule: tuple[str, str, float]) -> dict[str, float] | None:
+    """The composition of ``c``'s element space where ``rule`` is most easily met, for a property
+    that is a weighted mean of per-element values (a VEC by atomic fraction, a cost by mass
+    fraction: moving a fraction to a higher-valued element raises either): the fewest elements
+    ``max_elements`` and ``min_elements`` allow, the best-valued filled to their upper bounds, the
+    others present at 0.001. None for another property, or where the bounds leave no such point."""
+    from dm_hpc.compute.descriptors import price_table
+    from dm_hpc.data.descriptors import element_data
+
+    name, op, _ = rule
+    sp = c.space
+    bounds = {el: b for el, b in sp.elements.items() if el not in sp.excluded and b[1] > 0}
+    if name == "valence_electron_concentration":
+        value = {el: element_data(el).valence_electrons for el in bounds}
+    elif name == "raw_material_cost":
+        prices = price_table()["prices"]
+        if any(el not in prices for el in bounds):
+            return None
+        value = {el: float(prices[el]) for el in bounds}
+    else:
+        return None
+    order = sorted(bounds, key=lambda el: (value[el] if op == ">=" else -value[el], el), reverse=True)
+    chosen = [el for el in order if bounds[el][0] > 0]
+    for el in order:
+        if len(chosen) >= max(sp.min_elements, 1) and sum(bounds[e][1] for e in chosen) >= 1:
+            break
+        if el not in chosen and len(chosen) < (sp.max_elements or len(bounds)):
+            chosen.append(el)
+    x = {el: max(bounds[el][0], 1e-3) for el in chosen}
+    left = 1.0 - sum(x.values())
+    for el in sorted(chosen, key=order.index):
+        add = max(0.0, min(bounds[el][1] - x[el], left))
+        x[el] += add
+        left -= add
+    return x if abs(left) < 1e-9 and all(bounds[el][0] <= v <= bounds[el][1] for el, v in x.items()) else None

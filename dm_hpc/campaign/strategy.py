@@ -65,17 +65,26 @@ def target_index(campaign: CampaignSpec) -> int:
 
 def candidate_space(campaign: CampaignSpec):
     """``design_space`` as the planners draw from it: a pool without the rows that break a rule the
-    composition decides (``raw_material_cost <= 200 USD/kg``; the realiser would not make them).
+    composition decides (``raw_material_cost <= 200 USD/kg``; the realiser would not make them); a
+    continuous space with the points where each such rule is most easily met among its
+    candidates (``DesignSpace.anchors``: a rule validate found met only there was met by no draw,
+    and the campaign suggested nothing).
     Left in, the optimiser proposed the same over-cap rows round after round and the batch came
     from the random fallback, or the pool read as exhausted with cheap rows never proposed."""
     import dataclasses
 
-    from dm_hpc.campaign.realise import analytic_rules, meeting
+    from dm_hpc.campaign.realise import analytic_rules, meeting, rule_corner
 
     space = design_space(campaign)
     rules = analytic_rules(campaign)
-    if space.pool is None or not rules:
+    if not rules:
         return space
+    if space.pool is None:  # where each rule is most easily met: drawn first, as validate drew them
+        corners = [comp for rule in rules if (comp := rule_corner(campaign, rule)) is not None]
+        if not corners:
+            return space
+        anchors = np.array([[comp.get(el, 0.0) for el in space.element_names] for comp in corners])
+        return dataclasses.replace(space, anchors=anchors)
     frac, proc = space.pool
     keep = meeting(rules, frac, space.element_names)
     return dataclasses.replace(space, pool=(frac[keep], proc[keep]))
@@ -101,10 +110,12 @@ def fit_model(campaign: CampaignSpec, data: TrainingSet, for_decisions: bool = F
     sources = [s for s in data.transfer if len(s.y) or s.model is not None]
     if sources and len(campaign.properties) == 1 and len(set(data.fidelity.tolist())) == 1:
         return _fit_with_sources(campaign, space, X, Y, names[int(data.fidelity[0])], sources)
+    decides = decision_outputs(campaign) if for_decisions else ()
+    computed = tuple(campaign.properties.index(p) for p in exact_outputs(campaign, space)) if decides else ()
     return fit_fidelity_surrogate(X, Y, [names[i] for i in data.fidelity], outputs=campaign.properties,
                                   target=names[target], space=space,
                                   kind=campaign.learning.surrogate, all_fidelities=names, seed=campaign.seed,
-                                  decision_outputs=decision_outputs(campaign) if for_decisions else ())
+                                  decision_outputs=decides, computed_outputs=computed)
 
 
 def decision_outputs(campaign: CampaignSpec) -> tuple[int, ...]:
@@ -116,7 +127,11 @@ def decision_outputs(campaign: CampaignSpec) -> tuple[int, ...]:
     prop = campaign.objectives[0].property
     if any(c.property == prop for c in campaign.constraints):
         return ()
-    if prop in exact_outputs(campaign, design_space(campaign)):  # computed, not modelled (``optimiser``)
+    from dm_hpc.compute.descriptors import analytic_functions
+
+    # computed, not modelled (``optimiser``); the space (a pool campaign reads its pool for it)
+    # only for a property the composition can decide
+    if analytic_functions([prop]) and prop in exact_outputs(campaign, design_space(campaign)):
         return ()
     return (campaign.properties.index(prop),)
 
@@ -282,10 +297,12 @@ def random_start(campaign: CampaignSpec) -> RandomStart:
 def gap_filling(campaign: CampaignSpec) -> GapFilling:
     """The gap-filling planner for the campaign: its properties on its design space, every
     proposal at the cheapest calculation fidelity still allowed (a single-task model cannot tell
-    fidelities apart, so the cheapest wins)."""
+    fidelities apart, so the cheapest wins); the properties the composition decides computed,
+    not gaps (``exact_outputs``)."""
     costs = fidelity_costs(campaign)
-    return GapFilling(candidate_space(campaign), campaign.properties, {f.name: costs[f.name] for f in campaign.calculations},
-                      separation=campaign.learning.batch_separation)
+    space = candidate_space(campaign)
+    return GapFilling(space, campaign.properties, {f.name: costs[f.name] for f in campaign.calculations},
+                      separation=campaign.learning.batch_separation, computed=exact_outputs(campaign, space))
 
 
 def choose_planner(campaign: CampaignSpec, fitted, seed_lab: bool) -> Planner:

@@ -82,7 +82,8 @@ def warps(kind: str, rows: int, outputs: Sequence[int]) -> bool:
     return OUTCOME_WARP and len(outputs) == 1 and kind in ("auto", "gp", "subset-gp") and rows <= GP_MAX_POINTS
 
 
-def fit_decision_model(X: Tensor, Y: Tensor, outputs: Sequence[int], kind: str = "auto", **kwargs):
+def fit_decision_model(X: Tensor, Y: Tensor, outputs: Sequence[int], kind: str = "auto",
+                       computed: Sequence[int] = (), **kwargs):
     """The surrogate ``fit_surrogate(X, warped(Y, outputs), kind, settings=DECISION_SETTINGS, **kwargs)``
     that decisions are taken on, or None where ``warps`` says the reporting model decides (several objectives, a multi-task
     or large-data surrogate).
@@ -91,6 +92,8 @@ def fit_decision_model(X: Tensor, Y: Tensor, outputs: Sequence[int], kind: str =
         X: ``n x d`` features. Y: ``n x m`` outcomes (NaN = not measured).
         outputs: the objective's output index (one; constraints stay on raw values, so an output
             that a constraint bounds must not be listed).
+        computed: outputs the inputs decide (a raw-material cost cap): modelled with the others,
+            but no decision weighs them, so they are not constraints here.
         kwargs: passed to ``fit_surrogate`` (``bounds``, ``warm_start`` of the last decision model, ``seed``).
     """
     from dm_hpc.learn.surrogates import fit_surrogate
@@ -98,7 +101,8 @@ def fit_decision_model(X: Tensor, Y: Tensor, outputs: Sequence[int], kind: str =
     if not warps(kind, len(X), outputs):
         return None
     settings = DECISION_SETTINGS
-    if Y.shape[-1] > 1 and settings is not None:  # the other columns are constraints, weighed by this
+    weighed = Y.shape[-1] - len(set(computed) - set(outputs))
+    if weighed > 1 and settings is not None:  # the other columns are constraints, weighed by this
         # model too: one length-scale was measured for the objective alone (found by review: a rule's
         # probability from it had 30-70x the Brier score of the ARD reporting model's)
         settings = dataclasses.replace(settings, iso_points_per_dim=0)

@@ -74,6 +74,7 @@ def fit_fidelity_surrogate(
     seed: int = 0,
     multitask_options: dict | None = None,
     decision_outputs: Sequence[int] = (),
+    computed_outputs: Sequence[int] = (),
 ) -> FittedSurrogate:
     """Fit one surrogate over rows that each belong to a named fidelity.
 
@@ -90,6 +91,8 @@ def fit_fidelity_surrogate(
         multitask_options: passed to ``fit_multitask`` (e.g. ``settings``, ``maxiter``).
         decision_outputs: the objective's output index when the model will choose points: with one
             fidelity, a second fit on its warped values decides (``learn.decision``; empty: none).
+        computed_outputs: outputs the inputs decide (``acquire.ExactOutput``): no decision weighs
+            their model (``fit_decision_model``).
     """
     from dm_hpc.learn.decision import fit_decision_model
     from dm_hpc.learn.surrogates import fit_surrogate
@@ -112,6 +115,7 @@ def fit_fidelity_surrogate(
         model = fit_surrogate(X, Y, kind=single, seed=seed)
         # rows of several fidelities in one single-task model (kind gp/ensemble asked): the warp was
         # measured on one fidelity's values only, so the reporting model decides
-        decision = fit_decision_model(X, Y, decision_outputs, kind=single, seed=seed) if len(observed) <= 1 else None
+        decision = (fit_decision_model(X, Y, decision_outputs, kind=single, computed=computed_outputs, seed=seed)
+                    if len(observed) <= 1 else None)
     only = observed[0] if observed else target
     return FittedSurrogate(model, tuple(outputs), (only,), only, space, X, decision_model=decision)

@@ -163,3 +163,60 @@ def test_the_fidelity_is_chosen_for_what_is_learned_not_for_a_computed_output():
     alone = information_gain(models[0], at, fids)
     assert torch.allclose(information_gain(both, at, fids, outputs=[0]), alone)
     assert (information_gain(both, at, fids)[:, 0] > alone[:, 0]).all()  # the cost's share, now left out
+    # nothing learned at all (every output computed): the cheapest fidelity, not the first listed
+    from dm_hpc.acquire.fidelity import choose_fidelity
+
+    assert {f.name for f in choose_fidelity(both, at, fids[::-1], outputs=[])[0]} == {"calc"}
+
+
+def test_when_no_record_meets_the_rule_none_sets_the_bar():
+    """A cap no record meets (added after them): the strongest record, too dense, was still the
+    incumbent and every allowed candidate's improvement over it was nil (found by review: qLogNEI
+    -58 where +6). Now a record that breaks the rule counts as below anything expected, for one
+    objective and for several."""
+    from dm_hpc.acquire.acquisition import build_acquisition
+
+    f, p = SPACE.sample(40, np.random.default_rng(0))
+    X = SPACE.featurize(f, p)
+    d = density(X)
+    cap = float(d.min()) - 0.05
+    y = strength(f)
+    densest = int(torch.argmax(d))
+    y[densest] = 1500.0
+    model = fit_gp(X, torch.tensor(np.column_stack([y, d.numpy()])))
+    rule = OutcomeConstraint(1, "<=", cap, "density", density)
+    fc, pc = SPACE.sample(4000, np.random.default_rng(5))
+    Xc = SPACE.featurize(fc, pc)
+    Xc = Xc[density(Xc) <= cap].unsqueeze(1)
+    others = torch.arange(len(X)) != densest
+
+    def values(baseline, objectives, kind=None):
+        torch.manual_seed(0)
+        return build_acquisition(model, baseline, objectives, [rule], kind=kind)(Xc).detach()
+
+    one = [Objective(0, True)]
+    got = values(X, one, "nei")
+    assert got.max() > 0  # an improvement, not a bar out of reach (log-values -58 before)
+    assert torch.allclose(got, values(X[others], one, "nei"))  # the 1500 record changes nothing
+    two = [Objective(0, True), Objective(1, False, "density", density)]
+    ehvi = values(X, two)
+    with torch.no_grad():
+        strong = model.posterior(Xc[:, 0]).mean[:, 0]
+    # the dense records span no front: the first pick is among the strongest allowed (before: a
+    # light one, 0.81 of the strongest, that only added to the dense records' front)
+    assert strong[ehvi.argmax()] >= 0.95 * strong.max()
+
+
+def test_the_model_need_not_hold_the_computed_output():
+    """A model of the strength alone, the density computed: proposals report the density as
+    computed (an IndexError after the choice before, found by review)."""
+    f, p = SPACE.sample(30, np.random.default_rng(0))
+    model = fit_gp(SPACE.featurize(f, p), torch.tensor(strength(f)[:, None]))
+    for objectives, constraints in (([Objective(0, True)], [OutcomeConstraint(1, "<=", 7.5, "density", density)]),
+                                    ([Objective(0, True), Objective(1, False, "density", density)], [])):
+        points = propose(model, SPACE, objectives, constraints, q=2, n_candidates=256, outputs=["strength", "density"])
+        assert len(points) == 2
+        for pt, true in zip(points, _true_density(points)):
+            assert pt.predicted["std"]["density"] == 0.0
+            assert abs(pt.predicted["mean"]["density"] - true) < 1e-9
+            assert pt.predicted["std"]["strength"] > 0

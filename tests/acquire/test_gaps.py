@@ -139,3 +139,35 @@ def test_calibrated_ensemble_with_two_outputs():
     assert pairwise(x).min() >= MIN_SEPARATION
     gains = [s.predicted["variance_reduction"] for s in props]
     assert all(g > 0 for g in gains) and gains == sorted(gains, reverse=True)
+
+
+def test_a_computed_output_is_no_gap_to_fill():
+    """A model of (strength, density) where the density is computed from the composition: the
+    picks are the strength model's alone, and the density is reported computed, std 0 (its model
+    steered the picks and showed a spread before, found by review)."""
+    import numpy as np
+    import torch
+    from botorch.models import ModelListGP
+
+    from dm_hpc.acquire.gaps import GapFilling
+    from dm_hpc.acquire.planner import PlanRequest
+    from dm_hpc.learn import fit_gp
+    from dm_hpc.learn.fitted import FittedSurrogate
+    from tests.acquire.test_exact_outputs import SPACE, density, strength
+
+    f, p = SPACE.sample(25, np.random.default_rng(0))
+    X = SPACE.featurize(f, p)
+    alone = fit_gp(X, torch.tensor(strength(f)[:, None]))
+    both = ModelListGP(alone, fit_gp(X, density(X)[:, None]))
+
+    def picks(model, outs, computed):
+        fitted = FittedSurrogate(model, outs, ("emt",), "emt", SPACE, X)
+        return GapFilling(SPACE, list(outs), {"emt": 1.0}, computed=computed).propose(PlanRequest(4, fitted, [], ["emt"], 0))
+
+    want = picks(alone, ("strength",), {})
+    got = picks(both, ("strength", "density"), {"density": density})
+    assert [pt.composition for pt in got] == [pt.composition for pt in want]
+    for pt in got:
+        feats = SPACE.featurize(*SPACE.from_dicts([(pt.composition, pt.process)]))
+        assert pt.predicted["std"]["density"] == 0.0
+        assert abs(pt.predicted["mean"]["density"] - float(density(feats)[0])) < 1e-9

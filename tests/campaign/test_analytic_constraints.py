@@ -122,6 +122,33 @@ def test_a_rule_met_only_near_a_corner_of_the_space_validates():
     assert "no composition of the space meets it" in " ".join(rule_problems(higher))  # Cu's 11 with five others: below
 
 
+def test_a_rule_met_only_near_a_corner_is_met_by_what_is_suggested(tmp_path):
+    """The campaign that validates above suggested nothing ("no new point found", found by
+    review): no random draw meets the rule. The corner and points close around it are among the
+    candidates (``DesignSpace.anchors``), before a model and for the planner after one."""
+    import numpy as np
+
+    from dm_hpc.campaign.strategy import candidate_space
+    from dm_hpc.compute.descriptors import analytic_values
+
+    elements = {el: [0, 1] for el in ("Cu", "Ni", "Al", "Fe", "Co", "Cr", "Ti", "V", "Mn", "Mo")}
+    path = write_campaign(tmp_path, space={"elements": elements, "max_elements": 6, "min_elements": 6},
+                          objectives=[{"property": "hardness", "goal": "max"}],
+                          constraints=["valence_electron_concentration >= 10.9"],
+                          fidelities=[{"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2}],
+                          budget={"lab_experiments": 8})
+    camp = Campaign.load(path)
+    sheet = camp.suggest(4)
+    assert len(sheet) == 4
+    comps = _compositions(sheet)
+    assert all(_exact(c, "valence_electron_concentration") >= 10.9 - 1e-9 for c in comps), comps
+    assert all(len(c) == 6 for c in comps)
+    space = candidate_space(camp.spec)
+    frac = space.candidates(256, np.random.default_rng(1))[0]
+    met = analytic_values("valence_electron_concentration", frac, space.element_names) >= 10.9
+    assert met.sum() > 8  # more than the corner: its neighbours, for the planner once it is measured
+
+
 def _pool_campaign(tmp_path, rows: list[tuple[float, float]], cap: float):
     """A lab campaign on a Cu-Ni-Pd pool (hardness measured), capped at ``cap`` USD/kg."""
     pool = tmp_path / "pool.csv"

@@ -105,3 +105,17 @@ def test_rows_of_several_fidelities_in_one_single_task_model_get_no_decision_mod
     assert mixed.decision_model is None and mixed.decider is mixed.model
     one = fit_fidelity_surrogate(X, Y, ["lab"] * 12, outputs=["y"], target="lab", space=None, kind="gp", decision_outputs=(0,))
     assert one.decision_model is not None
+
+
+def test_no_decision_model_for_an_objective_the_composition_decides(tmp_path):
+    """A raw-material cost objective is ranked by its computed value (``strategy.exact_outputs``):
+    no warped model of it is fitted; an objective with no formula keeps its decision model."""
+    from dm_hpc.campaign import load_campaign
+    from dm_hpc.campaign.strategy import decision_outputs
+    from tests.campaign.helpers import write_campaign
+
+    cost = load_campaign(write_campaign(tmp_path, name="cost", objectives=[
+        {"property": "raw_material_cost", "goal": "min", "unit": "USD/kg"}]))
+    assert decision_outputs(cost) == ()
+    energy = load_campaign(write_campaign(tmp_path, name="energy"))
+    assert decision_outputs(energy) == (energy.properties.index("mixing_energy"),)

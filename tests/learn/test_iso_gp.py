@@ -90,3 +90,16 @@ def test_the_kernel_chosen_by_evidence_follows_which_inputs_matter():
     assert _lengthscales(one) == 5 and _lengthscales(alike) == 1
     ls = one.covar_module.base_kernel.lengthscale[0]
     assert ls[0] < ls[1:].min() / 5  # the active input's length-scale is the short one
+
+
+def test_a_computed_column_leaves_the_decision_model_one_length_scale():
+    """One objective and a rule the inputs decide (a raw-material cost cap): the rule is met by
+    every candidate ranked, not weighed by the model, so the decision model is the objective's
+    (found by review: the cost's column switched it to ARD)."""
+    from dm_hpc.learn.fitted import fit_fidelity_surrogate
+
+    X, Y = _data(12)
+    Y2 = torch.cat([Y, X[:, :1] * 30.0], -1)
+    fitted = fit_fidelity_surrogate(X, Y2, ["lab"] * 12, outputs=["y", "cost"], target="lab", space=None,
+                                    decision_outputs=(0,), computed_outputs=(1,))
+    assert fitted.decision_model.covar_module.base_kernel.lengthscale.shape[-1] == 1
