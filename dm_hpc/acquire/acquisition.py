@@ -230,8 +230,10 @@ def build_acquisition(
     elif met is not None:  # none does (a cap added after the records): none is an incumbent; a
         # rule-breaking record's value would set a bar no allowed candidate reaches (the acquisition
         # went flat: log-values -58 where +4 without that record; found by review)
-        obj = _objective_transform(objectives, model.num_outputs, [c for c in constraints if c.exact is not None],
-                                   _below_expected(model, X_baseline, objectives))
+        floor = _below_expected(model, X_baseline, objectives)
+        obj = _objective_transform(objectives, model.num_outputs, [c for c in constraints if c.exact is not None], floor)
+        if ref_point is None:  # nor a hypervolume reference inferred from them (a second review)
+            ref_point = floor.tolist()
     X_baseline = prune_baseline_by_mean(model, X_baseline, objectives, max_baseline)
     # cached Cholesky of the baseline covariance: exact GPs only (ensembles have no covariance)
     cache_root = _is_gp(model)

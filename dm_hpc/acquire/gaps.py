@@ -116,9 +116,11 @@ class GapFilling:
         from dm_hpc.learn import predict
 
         X = self.space.featurize(frac, proc if proc.size else None)
-        mean, std = (t.detach().numpy().copy() for t in predict(model, X))
+        # a computed output need not be one of the model's: its column is added (NaN until computed)
+        mean, std = (np.pad(t.detach().numpy(), ((0, 0), (0, max(0, len(self.outputs) - t.shape[-1]))),
+                            constant_values=np.nan) for t in predict(model, X))
         for i, name in enumerate(self.outputs):  # what the inputs decide is reported as computed
-            if name in self.computed and i < mean.shape[-1]:
+            if name in self.computed:
                 mean[:, i], std[:, i] = self.computed[name](X).detach().numpy(), 0.0
         cost = max(self.costs[fidelity], 1e-12)
         return [ProposedPoint(fidelity, comp, pr, {

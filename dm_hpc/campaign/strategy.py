@@ -63,12 +63,16 @@ def target_index(campaign: CampaignSpec) -> int:
     return len(campaign.fidelities) - 1
 
 
+#: Random compositions drawn to see whether a space's rules are met without its corners (``candidate_space``).
+ANCHOR_CHECK_DRAWS = 256
+
+
 def candidate_space(campaign: CampaignSpec):
     """``design_space`` as the planners draw from it: a pool without the rows that break a rule the
     composition decides (``raw_material_cost <= 200 USD/kg``; the realiser would not make them); a
-    continuous space with the points where each such rule is most easily met among its
-    candidates (``DesignSpace.anchors``: a rule validate found met only there was met by no draw,
-    and the campaign suggested nothing).
+    continuous space whose random draws rarely meet the rules with the points where each is most
+    easily met among its candidates (``DesignSpace.anchors``: a rule validate found met only
+    there was met by no draw, and the campaign suggested nothing).
     Left in, the optimiser proposed the same over-cap rows round after round and the batch came
     from the random fallback, or the pool read as exhausted with cheap rows never proposed."""
     import dataclasses
@@ -79,7 +83,10 @@ def candidate_space(campaign: CampaignSpec):
     rules = analytic_rules(campaign)
     if not rules:
         return space
-    if space.pool is None:  # where each rule is most easily met: drawn first, as validate drew them
+    if space.pool is None:  # where each rule is most easily met, drawn first as validate drew them,
+        # when random draws rarely meet the rules (else every random start began at one corner: review)
+        if meeting(rules, space.sample(ANCHOR_CHECK_DRAWS, np.random.default_rng(0))[0], space.element_names).any():
+            return space
         corners = [comp for rule in rules if (comp := rule_corner(campaign, rule)) is not None]
         if not corners:
             return space

@@ -220,3 +220,29 @@ def test_the_model_need_not_hold_the_computed_output():
             assert pt.predicted["std"]["density"] == 0.0
             assert abs(pt.predicted["mean"]["density"] - true) < 1e-9
             assert pt.predicted["std"]["strength"] > 0
+
+
+def test_when_no_record_meets_the_rule_none_sets_the_hypervolume_reference():
+    """Two objectives, a rule on neither (iron at least half) that no record meets: the reference
+    point was inferred from those records, and no allowed candidate could reach it (found by a
+    second review: every candidate's mean below it, log-values down to -95)."""
+    from dm_hpc.acquire.acquisition import build_acquisition
+
+    def iron(X):
+        return X[..., 0]
+
+    f, p = SPACE.sample(20000, np.random.default_rng(0))
+    strong = (f[:, 4] > 0.22) & (f[:, 3] > 0.3)  # strong, light, little iron
+    f, p = f[strong][:30], p[strong][:30]
+    X = SPACE.featurize(f, p)
+    model = fit_gp(X, torch.tensor(np.column_stack([strength(f), density(X).numpy(), X[:, 0].numpy()])))
+    rule = OutcomeConstraint(2, ">=", 0.5, "iron", iron)
+    assert not (iron(X) >= 0.5).any()
+    fc, pc = SPACE.sample(4000, np.random.default_rng(5))
+    Xc = SPACE.featurize(fc, pc)
+    Xc = Xc[iron(Xc) >= 0.5]
+    two = [Objective(0, True), Objective(1, False, "density", density)]
+    acq = build_acquisition(model, X, two, [rule])
+    with torch.no_grad():
+        means = objective_values(model.posterior(Xc).mean, two, Xc)
+    assert (means > acq.ref_point).all(-1).all()  # every allowed candidate adds hypervolume

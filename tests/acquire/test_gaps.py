@@ -167,7 +167,10 @@ def test_a_computed_output_is_no_gap_to_fill():
     want = picks(alone, ("strength",), {})
     got = picks(both, ("strength", "density"), {"density": density})
     assert [pt.composition for pt in got] == [pt.composition for pt in want]
-    for pt in got:
+    lacking = picks(alone, ("strength", "density"), {"density": density})  # the model need not hold it
+    assert [pt.composition for pt in lacking] == [pt.composition for pt in want]
+    for pt in got + lacking:
         feats = SPACE.featurize(*SPACE.from_dicts([(pt.composition, pt.process)]))
         assert pt.predicted["std"]["density"] == 0.0
         assert abs(pt.predicted["mean"]["density"] - float(density(feats)[0])) < 1e-9
+        assert pt.predicted["std"]["strength"] > 0

@@ -147,6 +147,13 @@ def test_a_rule_met_only_near_a_corner_is_met_by_what_is_suggested(tmp_path):
     frac = space.candidates(256, np.random.default_rng(1))[0]
     met = analytic_values("valence_electron_concentration", frac, space.element_names) >= 10.9
     assert met.sum() > 8  # more than the corner: its neighbours, for the planner once it is measured
+    # a rule random draws meet adds no corner: every random start began there (a second review)
+    loose = write_campaign(tmp_path, name="loose", space={"elements": elements, "max_elements": 6, "min_elements": 6},
+                           objectives=[{"property": "hardness", "goal": "max"}],
+                           constraints=["valence_electron_concentration >= 7"],
+                           fidelities=[{"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2}],
+                           budget={"lab_experiments": 8})
+    assert candidate_space(Campaign.load(loose).spec).anchors is None
 
 
 def _pool_campaign(tmp_path, rows: list[tuple[float, float]], cap: float):
