@@ -60,6 +60,8 @@ def information_gain(model, X: Tensor, fidelities: Sequence[Fidelity], outputs: 
     tgt = target_fidelity(fidelities)
     n = X.shape[0]
     out = torch.zeros(n, len(fidelities), dtype=torch.double)
+    if outputs is not None and not len(outputs):  # one model of one output, and that output computed
+        return out
     with torch.no_grad():
         for j, fid in enumerate(fidelities):
             t_col = torch.full((n, 1), float(tgt.task), dtype=X.dtype)

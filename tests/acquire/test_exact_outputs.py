@@ -167,6 +167,7 @@ def test_the_fidelity_is_chosen_for_what_is_learned_not_for_a_computed_output():
     from dm_hpc.acquire.fidelity import choose_fidelity
 
     assert {f.name for f in choose_fidelity(both, at, fids[::-1], outputs=[])[0]} == {"calc"}
+    assert not information_gain(models[1], at, fids, outputs=[]).any()  # one multi-task GP, its output computed
 
 
 def test_when_no_record_meets_the_rule_none_sets_the_bar():
