@@ -218,7 +218,9 @@ class ConstraintSpec(Strict):
     with a warning that says so. A constraint on a property the composition decides
     (``raw_material_cost``, ``mixing_entropy``, ``size_mismatch``, ``valence_electron_concentration``)
     holds exactly: no point that breaks it is ranked, calculated or sent to the lab, and one no
-    composition of the space meets is refused at validate."""
+    composition of the space meets is refused at validate. One met only near a corner of the space
+    (``valence_electron_concentration >= 10.9`` with six of ten elements: Cu0.99, five others at
+    0.002) is planned there: the corner and points close around it are among the candidates."""
 
     property: str
     op: Literal["<=", ">="]
