@@ -64,6 +64,9 @@ class DesignSpace:
         gone = sorted(set(self.elements) & self.excluded)
         self.elements = {e: (float(lo), float(hi)) for e, (lo, hi) in self.elements.items() if e not in self.excluded}
         self.process = {k: (float(lo), float(hi)) for k, (lo, hi) in self.process.items()}
+        if self.anchors is not None and (np.ndim(self.anchors) != 2 or np.shape(self.anchors)[1] != len(self.elements)):
+            raise DesignSpaceError(f"anchors: a table of fractions with one column per element ({len(self.elements)}), "
+                                   f"got shape {np.shape(self.anchors)}")
         lo, hi = self.lower, self.upper
         if self.elements:
             if np.any(lo < 0) or np.any(hi > 1) or np.any(lo > hi):

@@ -115,3 +115,22 @@ def test_min_elements_is_honoured_by_every_draw_and_checked():
     with pytest.raises(DesignSpaceError, match=r"min_elements = 5, but only 4 elements are left \(Co, Cr, Fe, Mn\) "
                                                r"once Ni is excluded"):
         DesignSpace(elements=bounds, min_elements=5, excluded=frozenset({"Ni"}))
+
+
+def test_anchors_come_first_among_the_candidates_and_are_checked():
+    """``DesignSpace.anchors``: first among a continuous space's candidates, with points close
+    around them; a table of the wrong width is refused where it is made, not at the first draw."""
+    import numpy as np
+    import pytest
+
+    from dm_hpc.acquire import DesignSpace
+    from dm_hpc.acquire.space import ANCHOR_NEIGHBOURS, DesignSpaceError
+
+    corner = np.array([[0.98, 0.01, 0.01]])
+    space = DesignSpace(elements={"Cu": (0, 1), "Ni": (0, 1), "Pd": (0, 1)}, anchors=corner)
+    frac, _ = space.candidates(64, np.random.default_rng(0))
+    assert len(frac) == 1 + ANCHOR_NEIGHBOURS + 64
+    assert np.allclose(frac[0], corner[0])
+    assert np.abs(frac[1:1 + ANCHOR_NEIGHBOURS] - corner).max() <= 0.03 + 1e-9  # mixed at most 3 % with a random point
+    with pytest.raises(DesignSpaceError, match="one column per element"):
+        DesignSpace(elements={"Cu": (0, 1), "Ni": (0, 1)}, anchors=np.array([[1.0]]))
