@@ -8,7 +8,7 @@ acquisition integrates over their unknown outcomes, so they are never proposed a
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -164,6 +164,18 @@ def prune_baseline_by_mean(model, X_baseline: Tensor, objectives: Sequence[Objec
     nd = is_non_dominated(obj)
     order = torch.argsort(obj.sum(-1) + 1e9 * nd.double(), descending=True)
     return X_baseline[order[:keep]]
+
+
+def with_computed(mean: Tensor, std: Tensor, computed: Mapping[int, ExactOutput], X: Tensor,
+                  width: int = 0) -> tuple[Tensor, Tensor]:
+    """A model's ``n x m`` mean and std at ``X`` (``n x d``) as reported: widened with NaN columns to
+    ``width`` and to every ``computed`` output (an output the inputs decide need not be one of the
+    model's), each computed output at its value with std 0 (``propose``, ``GapFilling``)."""
+    width = max(mean.shape[-1], max(computed, default=-1) + 1, width)
+    mean, std = (torch.cat([t, t.new_full((*t.shape[:-1], width - t.shape[-1]), float("nan"))], -1) for t in (mean, std))
+    for i, f in computed.items():
+        mean[..., i], std[..., i] = f(X).to(mean), 0.0
+    return mean, std
 
 
 def _below_expected(model, X: Tensor, objectives: Sequence[Objective]) -> Tensor:

@@ -113,15 +113,12 @@ class GapFilling:
 
     def _points(self, model, fidelity: str, frac: np.ndarray, proc: np.ndarray,
                 gains: list[float]) -> list[ProposedPoint]:
+        from dm_hpc.acquire.acquisition import with_computed
         from dm_hpc.learn import predict
 
         X = self.space.featurize(frac, proc if proc.size else None)
-        # a computed output need not be one of the model's: its column is added (NaN until computed)
-        mean, std = (np.pad(t.detach().numpy(), ((0, 0), (0, max(0, len(self.outputs) - t.shape[-1]))),
-                            constant_values=np.nan) for t in predict(model, X))
-        for i, name in enumerate(self.outputs):  # what the inputs decide is reported as computed
-            if name in self.computed:
-                mean[:, i], std[:, i] = self.computed[name](X).detach().numpy(), 0.0
+        computed = {i: self.computed[name] for i, name in enumerate(self.outputs) if name in self.computed}
+        mean, std = with_computed(*predict(model, X), computed, X, len(self.outputs))
         cost = max(self.costs[fidelity], 1e-12)
         return [ProposedPoint(fidelity, comp, pr, {
                     "mean": {p: float(mean[k, i]) for i, p in enumerate(self.outputs)},

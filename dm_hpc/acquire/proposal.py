@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dm_hpc.acquire.acquisition import Objective, OutcomeConstraint, build_acquisition, greedy_select, rules_met
+from dm_hpc.acquire.acquisition import (Objective, OutcomeConstraint, build_acquisition, greedy_select, rules_met,
+                                        with_computed)
 from dm_hpc.acquire.fidelity import Fidelity, choose_fidelity
 from dm_hpc.acquire.points import DUPLICATE_DISTANCE, MIN_SEPARATION, ProposedPoint
 from dm_hpc.acquire.space import DesignSpace
@@ -165,13 +166,9 @@ def propose(
     computed = {o.output: o.exact for o in [*objectives, *constraints] if o.exact is not None}
     with torch.no_grad():
         post = reporter.posterior(X_sel)
-        mean, std = post.mean, post.variance.clamp_min(0).sqrt()
-        # an output the inputs decide need not be one of the model's (``Objective.exact``): its column is added
-        width = max(mean.shape[-1], max(computed, default=-1) + 1, len(outputs or ()))
-        mean, std = (torch.cat([t, t.new_full((*t.shape[:-1], width - t.shape[-1]), float("nan"))], -1) for t in (mean, std))
-        for i, f in computed.items():  # what the inputs decide is reported as computed: no spread
-            mean[..., i], std[..., i] = f(X_sel).to(mean), 0.0
-    names = list(outputs) if outputs is not None else [f"y{i}" for i in range(width)]
+        # what the inputs decide is reported as computed, no spread (need not be one of the model's outputs)
+        mean, std = with_computed(post.mean, post.variance.clamp_min(0).sqrt(), computed, X_sel, len(outputs or ()))
+    names = list(outputs) if outputs is not None else [f"y{i}" for i in range(mean.shape[-1])]
     chosen_fid: list[Fidelity | None] = [None] * len(idx)
     scores = None
     if fidelities:  # information about what is learned, not about what the inputs decide
