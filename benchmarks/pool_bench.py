@@ -112,6 +112,11 @@ def apply_variant(text: str) -> str:
             if raw.lower() not in ("0", "1", "true", "false"):
                 raise SystemExit(f"--variant {key}={raw!r}: give 0 or 1")
             return raw.lower() in ("1", "true")
+        if fields[key] == "float":
+            try:
+                return float(raw)
+            except ValueError:
+                raise SystemExit(f"--variant {key}={raw!r}: give a number") from None
         return raw
 
     from dm_hpc.learn import decision

@@ -93,7 +93,7 @@ def rules_met(X: Tensor, constraints: Sequence[OutcomeConstraint]) -> Tensor | N
     rules = [c for c in constraints if c.exact is not None]
     if not rules:
         return None
-    ok = torch.ones(X.shape[:-1], dtype=torch.bool)  # ``batch x n x d`` inputs too (an MC objective's)
+    ok = torch.ones(X.shape[:-1], dtype=torch.bool, device=X.device)  # ``batch x n x d`` inputs too (an MC objective's)
     for rule in rules:
         ok &= rule.met(X)
     return ok
@@ -185,7 +185,7 @@ def _below_expected(model, X: Tensor, objectives: Sequence[Objective]) -> Tensor
     from dm_hpc.learn.moments import moments
 
     mean, var = moments(model, X, 1024)
-    sd = torch.stack([torch.zeros(len(X), dtype=mean.dtype) if ob.exact is not None else var[:, ob.output].clamp_min(0).sqrt()
+    sd = torch.stack([torch.zeros(len(X), dtype=mean.dtype, device=mean.device) if ob.exact is not None else var[:, ob.output].clamp_min(0).sqrt()
                       for ob in objectives], -1)
     lower = (objective_values(mean, objectives, X) - 6 * sd).min(0).values
     return lower - lower.abs().clamp_min(1.0)

@@ -60,6 +60,12 @@ class GPSettings:
         at the fitted hyper-parameters less ``k/2 log n`` for ``k`` length-scales): ARD only where
         the data pay for its ``d - 1`` extra hyper-parameters. Overrides ``iso_points_per_dim``.
         An ablation (benchmarks/README.md); not the default.
+    ard_spread: with the Matern prior, an ARD kernel's length-scales share one prior centre: their
+        geometric mean has the dimension-scaled log-normal prior of one length-scale, and each
+        log length-scale departs from that mean by ``Normal(0, ard_spread)`` (a hierarchical,
+        shrinkage prior). Small values tie the inputs together as the isotropic kernel does, large
+        ones leave them free; the data move them apart only as far as they pay for it, at every
+        size (in place of a switch at ``iso_points_per_dim``). 0 = independent priors. An ablation.
     """
 
     prior: str = "botorch"
@@ -67,6 +73,7 @@ class GPSettings:
     warp: bool = False
     iso_points_per_dim: int = 0
     iso_by_evidence: bool = False
+    ard_spread: float = 0.0
 
 
 #: What campaigns use, chosen by the dev-suite protocol of benchmarks/README.md (issue 10): Matern
@@ -115,19 +122,31 @@ def _as_xy(X, Y) -> tuple[Tensor, Tensor]:
     return X, (Y.unsqueeze(-1) if Y.dim() == 1 else Y)
 
 
-def _matern_ard(d: int, batch_shape: torch.Size = torch.Size(), ard: bool = True):
+def _matern_ard(d: int, batch_shape: torch.Size = torch.Size(), ard: bool = True, spread: float = 0.0):
     """ARD Matern-5/2 with the dimension-scaled log-normal length-scale prior (Hvarfner et al. 2024),
     which keeps the prior sensible whatever the number of inputs; ``ard`` False: one length-scale
-    shared by the ``d`` inputs, under the same prior (``GPSettings.iso_points_per_dim``)."""
+    shared by the ``d`` inputs, under the same prior (``GPSettings.iso_points_per_dim``);
+    ``spread`` > 0 (ARD only): that prior on the length-scales' geometric mean and ``Normal(0,
+    spread)`` on each log length-scale's departure from it (``GPSettings.ard_spread``)."""
     from gpytorch.kernels import MaternKernel, ScaleKernel
-    from gpytorch.priors import GammaPrior, LogNormalPrior
+    from gpytorch.priors import GammaPrior, LogNormalPrior, NormalPrior
 
-    base = MaternKernel(
-        nu=2.5,
-        ard_num_dims=d if ard else None,
-        batch_shape=batch_shape,
-        lengthscale_prior=LogNormalPrior(math.sqrt(2.0) + 0.5 * math.log(d), math.sqrt(3.0)),
-    )
+    one = LogNormalPrior(math.sqrt(2.0) + 0.5 * math.log(d), math.sqrt(3.0))
+    shrink = ard and spread > 0 and d > 1
+    base = MaternKernel(nu=2.5, ard_num_dims=d if ard else None, batch_shape=batch_shape,
+                        lengthscale_prior=None if shrink else one)
+    if shrink:
+        def logs(k):
+            return k.lengthscale.log()
+
+        def centre(k):
+            return logs(k).mean(-1, keepdim=True)
+
+        # setting closures keep the other part: BoTorch's retry after a failed fit samples each prior
+        base.register_prior("lengthscale_centre_prior", one, lambda k: centre(k).exp(),
+                            lambda k, v: k.initialize(lengthscale=(logs(k) - centre(k) + torch.as_tensor(v).log()).exp()))
+        base.register_prior("lengthscale_spread_prior", NormalPrior(0.0, spread), lambda k: logs(k) - centre(k),
+                            lambda k, v: k.initialize(lengthscale=(centre(k) + v - v.mean(-1, keepdim=True)).exp()))
     return ScaleKernel(base, batch_shape=batch_shape, outputscale_prior=GammaPrior(2.0, 0.15))
 
 
@@ -299,7 +318,7 @@ def fit_gp(
             Xs,
             Ys,
             train_Yvar=Yv,
-            covar_module=_matern_ard(d, batch, ard) if settings.prior == "matern" else None,
+            covar_module=_matern_ard(d, batch, ard, settings.ard_spread) if settings.prior == "matern" else None,
             input_transform=_input_transform(d, bounds.to(X), settings.warp),
             outcome_transform=Standardize(m),
         )

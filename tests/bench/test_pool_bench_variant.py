@@ -52,14 +52,16 @@ def test_variant_switches_the_fit_that_fit_gp_uses(restore_defaults, pool_bench)
     assert decision.DECISION_SETTINGS == gp.GPSettings(prior="matern", full_fit_points=0, iso_points_per_dim=10)
     pb.apply_variant("iso_points_per_dim=0")  # the earlier default: ARD at every size
     assert decision.DECISION_SETTINGS == gp.GPSettings(prior="matern", full_fit_points=0)
-    pb.apply_variant("prior=botorch,full_fit_points=500")
+    pb.apply_variant("iso_points_per_dim=0,ard_spread=0.5")  # a float setting is read as one
+    assert decision.DECISION_SETTINGS.ard_spread == 0.5 and gp.GP_DEFAULTS.ard_spread == 0.5
+    pb.apply_variant("prior=botorch,full_fit_points=500,ard_spread=0")
     assert gp.GP_DEFAULTS == gp.GPSettings(prior="botorch", full_fit_points=500)
     X = torch.rand(20, 2, dtype=torch.double, generator=torch.Generator().manual_seed(1))
     model = gp.fit_gp(X, X.sum(-1, keepdim=True))
     assert type(model.covar_module).__name__ != "ScaleKernel"  # BoTorch's own RBF, not the Matern default
 
 
-@pytest.mark.parametrize("text", ["warp=maybe", "nonsense=1", "warp"])
+@pytest.mark.parametrize("text", ["warp=maybe", "nonsense=1", "warp", "ard_spread=wide"])
 def test_a_bad_variant_is_named(restore_defaults, pool_bench, text):
     pb = pool_bench
     with pytest.raises(SystemExit, match="variant"):

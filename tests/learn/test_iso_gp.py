@@ -103,3 +103,30 @@ def test_a_computed_column_leaves_the_decision_model_one_length_scale():
     fitted = fit_fidelity_surrogate(X, Y2, ["lab"] * 12, outputs=["y", "cost"], target="lab", space=None,
                                     decision_outputs=(0,), computed_outputs=(1,))
     assert fitted.decision_model.covar_module.base_kernel.lengthscale.shape[-1] == 1
+
+
+def test_a_shared_prior_centre_ties_the_length_scales_as_tightly_as_its_spread():
+    """``GPSettings.ard_spread``: an ARD kernel whose log length-scales depart from their common mean
+    under ``Normal(0, spread)``. Tight, the inputs read nearly alike (as one length-scale); loose,
+    the input that matters gets the shortest; BoTorch can draw restarts from the two priors."""
+    from botorch.optim.utils import sample_all_priors
+
+    g = torch.Generator().manual_seed(3)
+    X = torch.rand(30, 4, generator=g, dtype=torch.double)
+    Y = torch.sin(6 * X[:, :1])  # only the first input matters
+
+    def spread_of_logs(spread):
+        model = fit_gp(X, Y, settings=dataclasses.replace(GP_DEFAULTS, ard_spread=spread))
+        logs = model.covar_module.base_kernel.lengthscale.log()[0]
+        return model, logs, float(logs.max() - logs.min())
+
+    _, tight, tight_range = spread_of_logs(0.05)
+    model, loose, loose_range = spread_of_logs(2.0)
+    assert tight.shape == (4,) and tight_range < 0.5 < loose_range
+    assert int(loose.argmin()) == 0
+    names = [name for name, *_ in model.named_priors()]
+    assert any("lengthscale_centre_prior" in n for n in names) and any("lengthscale_spread_prior" in n for n in names)
+    before = model.covar_module.base_kernel.lengthscale.clone()
+    sample_all_priors(model)
+    after = model.covar_module.base_kernel.lengthscale
+    assert after.shape == before.shape and torch.isfinite(after).all() and not torch.equal(after, before)
