@@ -375,6 +375,7 @@ class Campaign:
         from dm_hpc.campaign import journal as jn
         from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, own_records, training_set, unfit_reason
         from dm_hpc.campaign.planning import best_values
+        from dm_hpc.campaign.suggest import targets_reached
 
         c = self.spec
         state = jn.replay(c.run_dir / "journal.jsonl")
@@ -382,7 +383,8 @@ class Campaign:
         mine = own_records(c, df)  # no store yet: no rows
         out: dict[str, Any] = {
             "campaign": self.name,
-            "state": state.stopped or ("not started" if state.started_at is None and not state.lab else "open"),
+            "state": state.stopped or ("not started" if state.started_at is None and not state.lab else
+                                       f"done: objective targets met ({met})" if (met := targets_reached(c, df)) else "open"),
             "records": len(mine),
             "lab experiments suggested": len(state.lab),
             "lab experiments measured": sum(e.record_id is not None for e in state.lab.values()),

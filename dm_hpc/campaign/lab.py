@@ -75,7 +75,17 @@ def read_lab_loaded(campaign: CampaignSpec, loaded: LoadedTable, origin: str,
 
 def read_lab_table(campaign: CampaignSpec, table: pd.DataFrame, origin: str = "measurements") -> SheetContents:
     """``read_lab_sheet`` for rows already in a DataFrame (``Campaign.add_measurements``): the
-    same checks and verdicts; lines count as in a sheet (header 1, first row 2)."""
+    same checks and verdicts; lines count as in a sheet (header 1, first row 2). A column name
+    given twice (``pd.concat([sheet, results], axis=1)``) is refused as a file's is, not a traceback."""
+    names = [str(c).strip() for c in table.columns]
+    seen: dict[str, int] = {}
+    twice = []
+    for i, name in enumerate(names):
+        if name in seen:
+            twice.append((1, f"column {name!r} appears twice (columns {seen[name] + 1} and {i + 1})"))
+        seen.setdefault(name, i)
+    if twice:
+        raise SheetError(origin, twice)
     return _lab_contents(campaign, table.reset_index(drop=True).astype(object), origin)
 
 

@@ -186,12 +186,22 @@ def significant(value: float, digits: int = 4) -> float:
     return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
 
 
-def rounded_to(value: float, step: float | None, digits: int = 4) -> float:
-    """``value`` on a grid of ``step`` (printed without float noise), else significant digits."""
+def rounded_to(value: float, step: float | None, digits: int = 4,
+               low: float | None = None, high: float | None = None) -> float:
+    """``value`` on a grid of ``step`` (printed without float noise), else significant digits.
+    With ``low``/``high``, the nearest grid point inside them (a box of 425-875 degC on a 50-degree
+    grid wrote 425 as 400 on the sheet, and 400 came back and was stored: review); none inside (the
+    spec refuses such a step), the value itself."""
     if step is None:
         return significant(value, digits)
     decimals = max(0, -int(math.floor(math.log10(step))) + 1)
-    return round(round(value / step) * step, decimals)
+    k = round(value / step)
+    if low is None and high is None:
+        return round(k * step, decimals)
+    slack = 1e-9 * max(1.0, abs(step))
+    inside = [j for j in sorted((k - 1, k, k + 1), key=lambda j: (abs(j * step - value), j))
+              if (low is None or j * step >= low - slack) and (high is None or j * step <= high + slack)]
+    return round(inside[0] * step, decimals) if inside else significant(value, digits)
 
 
 def shown_process(campaign: CampaignSpec, name: str, canonical: float) -> tuple[str, float]:
@@ -200,7 +210,10 @@ def shown_process(campaign: CampaignSpec, name: str, canonical: float) -> tuple[
     bound = campaign.space.process.get(name)
     unit = campaign.shown_unit(name, kind="process_parameter")
     value = campaign.shown(name, canonical, kind="process_parameter")
-    return process_column(PROCESS_STEP, name, unit), rounded_to(value, bound.precision if bound else None)
+    if bound is None:
+        return process_column(PROCESS_STEP, name, unit), rounded_to(value, None)
+    low, high = (campaign.shown(name, b, kind="process_parameter") for b in (bound.low, bound.high))
+    return process_column(PROCESS_STEP, name, unit), rounded_to(value, bound.precision, low=low, high=high)
 
 
 def written_units(campaign: CampaignSpec) -> dict[str, str]:

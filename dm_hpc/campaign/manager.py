@@ -34,7 +34,15 @@ from dm_hpc.campaign.labsheet import sample_id
 from dm_hpc.campaign.lock import LOCK_NAME, CampaignBusyError, check_run_folder, take_manager_lock
 from dm_hpc.campaign import stopping
 from dm_hpc.campaign.dataset import own_records
-from dm_hpc.campaign.planning import CampaignPlanner, Plan, Snapshot, best_records, best_values, seen_points
+from dm_hpc.campaign.planning import (
+    CampaignPlanner,
+    Plan,
+    Snapshot,
+    best_records,
+    best_values,
+    seen_points,
+    target_best_values,
+)
 from dm_hpc.campaign.realise import stored_keys
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import Store, StoreLockedError
@@ -136,6 +144,7 @@ class CampaignManager:
         self._plan: Future | None = None
         self._refit_due = True
         self._best_cache: dict[str, float] = {}
+        self._target_best: dict[str, float] = {}
         self._stored: dict[str, set[PointKey]] = {}
         self._exhausted: str | None = None
         self._data_version = 0  # results ingested so far in this run
@@ -159,7 +168,7 @@ class CampaignManager:
 
     def _stop_reason(self) -> str | None:
         """The stopping rules (pure functions of the journal state), a stop request, exhaustion."""
-        reason = stopping.stop_reason(self.c, self.state, time.time(), self._best_cache, len(self.lab_pending))
+        reason = stopping.stop_reason(self.c, self.state, time.time(), self._target_best, len(self.lab_pending))
         if reason is None and (self.run_dir / STOP_FILE).exists():
             reason = f"{STOPPED_BY_REQUEST} (dm-hpc stop)"
         if reason is None and self._exhausted and not self.queue:
@@ -170,7 +179,9 @@ class CampaignManager:
         """Read the store: best values and the realised points stored per fidelity."""
         df = self.store.to_dataframe()
         self._stored = stored_keys(self.c, df)
-        self._best_cache = best_values(self.c, own_records(self.c, df))
+        own = own_records(self.c, df)
+        self._best_cache = best_values(self.c, own)  # shown in the progress line, every fidelity's
+        self._target_best = target_best_values(self.c, own)  # what a target is met by
         return df
 
     # ------------------------------------------------------------------ main loop

@@ -104,7 +104,9 @@ def export_version(campaign: CampaignSpec, version: str | None, out: Path,
         "hyper_parameters": _hyper_parameters(state.get("state_dict", {})) if "state_dict" in state else {},
         "engine_version": meta.get("code_version"),
         "contributors": _credit(campaign, set(ids)) + [{"contributor": c, "records": 0} for c in contributors or ()],
-        "derived_from": [m.summary() for m in _model_sources(campaign)],
+        # a registered version learns from the campaign's own records alone (``registry.train``), whatever
+        # model files the campaign file names today (review: it claimed a file it never read)
+        "derived_from": [],
     }
     return _save(out, provenance, _features_of(space, list(meta.get("properties") or campaign.properties)), state)
 
@@ -137,6 +139,12 @@ def export_campaign_model(campaign: CampaignSpec, out: Path, contributors: list[
     fit = info["fit"]
     state = transfer_state(fit, _source_state)
     ids = sorted(data.record_ids)
+    # a source's records travel in the file too (a store source's GP conditions on them, the multi-task
+    # GP holds them as rows): they count in what the file holds and in its credit (review: another
+    # campaign's embargoed records left unreported)
+    held = sorted({rid for s in data.transfer if s.model is None for rid in s.record_ids} - set(ids)) \
+        if fit.kind != "cold" else []
+    in_store = set(df["record_id"]) if "record_id" in df.columns else set()
     provenance = {
         "kind": "campaign model with transfer", "campaign": campaign.name, "material_class": campaign.material_class,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "model_kind": f"transfer:{fit.kind}",
@@ -144,12 +152,14 @@ def export_campaign_model(campaign: CampaignSpec, out: Path, contributors: list[
         "store": {"path": str(campaign.store), "generation": generation},
         "records": {"count": len(ids), "trained_on": len(ids),
                     "sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(), "ids": ids},
-        "access_levels": _access_levels(campaign, ids),
+        # a table source's rows are not the store's: no access level of its own to count them at
+        "source_records": {"count": len(held), "ids": held, "from_tables": len(set(held) - in_store)},
+        "access_levels": _access_levels(campaign, ids + sorted(set(held) & in_store)),
         "metrics": {"loo_log_density": fit.loo, "loo_rmse": fit.loo_rmse},
         "weights": dict(fit.weights),
         "hyper_parameters": _hyper_parameters(fit.model.state_dict()),
         "engine_version": _code_version(),
-        "contributors": _credit(campaign, set(ids)) + [{"contributor": c, "records": 0} for c in contributors or ()],
+        "contributors": _credit(campaign, set(ids) | set(held)) + [{"contributor": c, "records": 0} for c in contributors or ()],
         "derived_from": [m.summary() for m in _model_sources(campaign)],
     }
     return _save(out, provenance, _features_of(design_space(campaign), list(campaign.properties)), state)

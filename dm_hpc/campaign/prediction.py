@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from dm_hpc.campaign.spec import CampaignError, CampaignSpec
+from dm_hpc.data.vocabulary import RangeError, check_range
+
 
 class InputError(CampaignError):
     """An argument the campaign cannot read (a symbol that is no element, an element outside its
@@ -105,6 +107,13 @@ def request_problems(c: CampaignSpec, elements: list[str], compositions: list[di
             bad = [k for k, v in p.items() if not is_finite_number(v)]
             if bad:
                 problems.append((("process", i, bad[0]), f"process: {bad[0]} = {p[bad[0]]!r} is not a finite number"))
+                continue
+            for k, v in p.items():  # canonical here; -500 degC or -5 h was answered, flagged only "outside"
+                try:
+                    check_range(k, v, kind="process_parameter")
+                except RangeError as exc:
+                    problems.append((("process", i, k), f"process: {k}: {exc}"))
+                    break
     return problems
 
 
@@ -191,7 +200,7 @@ def read_request(c: CampaignSpec, compositions, process
             process = [process]
         if not isinstance(process, (list, tuple)) or not all(isinstance(p, dict) for p in process):
             raise TypeError(f"process must be a dict or a list of dicts (parameter -> value), not {process!r}")
-        process = [{str(k): _canonical_process(c, str(k), v) for k, v in p.items()} for p in process]
+        process = canonical_process(c, process)
     one_process = process is not None and len(process) == 1
     if isinstance(compositions, (dict, str)):
         compositions = [compositions]
@@ -276,6 +285,12 @@ def _frame_inputs(c: CampaignSpec, frame: pd.DataFrame) -> tuple[list[dict[str, 
         except ValueError as exc:  # a unit that is not one of the parameter's
             raise InputError(f"campaign {c.name!r}: cannot predict: {exc}") from None
     return comps, values
+
+
+def canonical_process(c: CampaignSpec, process: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Process values per composition (parameter -> value in the unit the campaign file writes the
+    parameter's range in, as its lab sheet and ``Campaign.predict`` say them) in canonical units."""
+    return [{str(k): _canonical_process(c, str(k), v) for k, v in p.items()} for p in process]
 
 
 def _canonical_process(c: CampaignSpec, name: str, value):

@@ -354,7 +354,30 @@ def source_problems(c: CampaignSpec, k: int) -> list[str]:
         if prop not in file.properties:
             out.append(f"transfer.from.{k}.model: {s.model} predicts {', '.join(file.properties)}, not {prop} "
                        "(set property: to the one it is to inform)")
+        seen = _own_records_in(c, file)
+        if seen:
+            out.append(f"transfer.from.{k}.model: {s.model} was trained on {seen} of this campaign's own records "
+                       "(its provenance or a model it derives from lists them): a source must be related data, "
+                       "not the campaign's own seen twice, or the guard scores it on records it has seen; name a "
+                       "model trained on other records")
     return out
+
+
+def _own_records_in(c: CampaignSpec, file) -> int:
+    """How many of ``c``'s training records (its store's, as ``dataset.training_set`` selects them)
+    the model ``file`` learned from (``dataset.own_in_model``); 0 without a readable store."""
+    ids = file.record_ids()
+    if not ids or not (Path(c.store).is_dir() and any(Path(c.store).iterdir())):
+        return 0
+    from dm_hpc.campaign.dataset import own_in_model, training_set
+    from dm_hpc.data import Store, StoreError
+
+    try:
+        with Store.open(c.store, "r") as store:
+            df = store.to_dataframe()
+    except (StoreError, OSError):
+        return 0  # a damaged store is `dm-hpc store check`'s to judge
+    return own_in_model(file, training_set(c, df).record_ids)
 
 
 def transfer_warnings(c: CampaignSpec) -> list[str]:

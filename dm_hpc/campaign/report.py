@@ -549,7 +549,9 @@ def draw_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_d
         if t.status == jn.FAILED:
             examples.setdefault(failure_type(t.error), (t.task_id, (t.error or "").splitlines()[0][:160]))
     measured = state.measured(readable)
-    own_best = {p: float(row[p]) for p, row in best_rows(campaign, df).items()}  # the reader's, for the stop
+    from dm_hpc.campaign.planning import target_best_values
+
+    own_best = target_best_values(campaign, df)  # the reader's, at the target fidelity: what a stop is judged by
 
     md = [f"# Campaign report: {campaign.name}", ""]
     if campaign.description:

@@ -111,6 +111,11 @@ class SpaceSpec(Strict):
     def _process(cls, v: dict[str, BoundSpec]) -> dict[str, BoundSpec]:
         out = {}
         for name, b in v.items():
+            step = b.precision
+            if step is not None and math.ceil(b.low / step - 1e-9) * step > b.high + 1e-9 * max(1.0, step):
+                # a sheet could then only show a value outside the box (review: precision 300 on 425-875)
+                raise ValueError(f"{name}: precision {step:g} leaves no value on its grid between low {b.low:g} and "
+                                 f"high {b.high:g}{' ' + b.unit if b.unit else ''}: give a step that fits the box")
             unit = canonical_unit(name, kind="process_parameter")
             lo = to_canonical(name, b.low, b.unit, kind="process_parameter")
             hi = to_canonical(name, b.high, b.unit, kind="process_parameter")
@@ -642,6 +647,13 @@ class CampaignSpec(Strict):
             raise ValueError(f"transfer: sources inform a campaign of one property (objectives and constraints "
                              f"together); this one has {len(self.properties)} ({', '.join(self.properties)}): "
                              f"remove the transfer block, or {extra}")
+        if self.transfer is not None and self.learning.surrogate not in ("auto", "gp") and len(self.fidelities) == 1:
+            # (with several fidelities the kind is used once two are measured and the sources stay out)
+            # the guard chooses among exact GPs (cold, multi-task, source as prior mean): another kind
+            # validated and was then silently replaced (review)
+            raise ValueError(f"transfer: the sources enter an exact GP that the guard chooses (cold, multi-task or "
+                             f"a source as its prior mean); learning.surrogate: {self.learning.surrogate} would not "
+                             "be used: remove it (auto) or the transfer block")
         for i, src in enumerate(self.transfer.from_ if self.transfer is not None else ()):
             if src.campaign == self.name:  # it would find nothing: a campaign's own records are its data
                 raise ValueError(f"transfer.from[{i}]: campaign {self.name!r} is this campaign; its own records "

@@ -68,6 +68,19 @@ class ModelFile:
         """The provenance a model trained with this one records (``derived_from``)."""
         return {"file": self.path.name, "sha256": self.sha256, **self.provenance}
 
+    def record_ids(self) -> set[str]:
+        """Every record id the file's model learned from: its own training records, its sources'
+        (``source_records``) and, down the ``derived_from`` chain, those of each model it derives from."""
+        return _chain_ids(self.provenance)
+
+
+def _chain_ids(provenance: dict[str, Any]) -> set[str]:
+    ids = {str(i) for key in ("records", "source_records") for i in ((provenance.get(key) or {}).get("ids") or ())}
+    for parent in provenance.get("derived_from") or ():
+        if isinstance(parent, dict):
+            ids |= _chain_ids(parent)
+    return ids
+
 
 # --- features: the model's inputs, rebuilt from compositions -------------------------------------
 

@@ -14,7 +14,7 @@ import numpy as np
 from dm_hpc.acquire.gaps import GapFilling
 from dm_hpc.acquire.planner import BoTorchOptimisation, LabSeeding, Planner, PlanRequest, RandomStart
 from dm_hpc.campaign.candidates import pool_compositions, pool_table  # noqa: F401 -- pool_compositions: this module's face too
-from dm_hpc.campaign.dataset import TrainingSet
+from dm_hpc.campaign.dataset import TrainingSet, own_in_model, sources_enter
 from dm_hpc.campaign.spec import CampaignSpec, FidelityKind, Goal
 
 from dm_hpc.compute.methods import TYPICAL_ATOMS  # noqa: E402 -- one size for cost and duration
@@ -114,8 +114,9 @@ def fit_model(campaign: CampaignSpec, data: TrainingSet, for_decisions: bool = F
     target = target_index(campaign)
     if target not in set(data.fidelity.tolist()):  # predict what was measured, not an empty task
         target = int(data.fidelity.max())
-    sources = [s for s in data.transfer if len(s.y) or s.model is not None]
-    if sources and len(campaign.properties) == 1 and len(set(data.fidelity.tolist())) == 1:
+    # a model file trained on the campaign's own records is not related data (validate refuses it)
+    sources = [s for s in data.transfer if len(s.y) or (s.model is not None and not own_in_model(s.model, data.record_ids))]
+    if sources and len(data) and sources_enter(campaign, data.fidelity):
         return _fit_with_sources(campaign, space, X, Y, names[int(data.fidelity[0])], sources)
     decides = decision_outputs(campaign) if for_decisions else ()
     computed = tuple(campaign.properties.index(p) for p in exact_outputs(campaign, space)) if decides else ()
@@ -224,7 +225,10 @@ def _records_source(campaign: CampaignSpec, space, X, rows, inside: np.ndarray):
     if inside.sum() >= 2:  # rows of its own (a spread to standardise by); else its model's predictions
         comps = [c for c, ok in zip(rows.compositions, inside) if ok]
         Xs = space.featurize(composition_matrix(comps, space.element_names), rows.process[inside])
-        return Source(rows.name, Xs, y[torch.as_tensor(inside)], model=model)
+        # the prior kind scales the GP by the records it was fitted on, not the few inside (review: two
+        # equal rows inside switched a 100-record source off)
+        scale = (float(y.mean()), float(y.std())) if len(y) > 1 else None
+        return Source(rows.name, Xs, y[torch.as_tensor(inside)], model=model, scale=scale)
     Xs = torch.cat([_design_draws(campaign, space), X])
     with torch.no_grad():
         return Source(rows.name, Xs, model.posterior(Xs).mean[:, 0], model=model)

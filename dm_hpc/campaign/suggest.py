@@ -57,6 +57,21 @@ def seen_points(c: CampaignSpec, state: jn.State, df: pd.DataFrame) -> dict[str,
     return seen
 
 
+def targets_reached(c: CampaignSpec, df: pd.DataFrame) -> str:
+    """Each objective's best value on the target fidelity, in the author's unit, when every target is
+    met (``stopping.targets_met``, the manager's rule); "" otherwise."""
+    from dm_hpc.campaign.planning import target_best_values
+    from dm_hpc.campaign.stopping import targets_met
+
+    if not any(o.target is not None for o in c.objectives) or df.empty:
+        return ""
+    best = target_best_values(c, own_records(c, df))
+    if not targets_met(c, best):
+        return ""
+    return ", ".join(f"{o.property} {o.shown(best[o.property]):.4g} {o.shown_unit}, target {o.target:g}"
+                     for o in c.objectives if o.target is not None)
+
+
 def lab_batch(c: CampaignSpec, state: jn.State, df: pd.DataFrame, n: int, fitted=None) -> LabBatch:
     """Plan ``n`` new lab experiments (``fitted``: a model to reuse, else fitted on ``df``)."""
     lab = c.lab
@@ -66,6 +81,10 @@ def lab_batch(c: CampaignSpec, state: jn.State, df: pd.DataFrame, n: int, fitted
     if left is not None and left <= 0:
         return LabBatch(why_empty=f"the lab budget is used up ({len(state.lab)} of "
                                   f"{c.budget.lab_experiments} experiments suggested); raise budget.lab_experiments")
+    met = targets_reached(c, df)
+    if met:  # the manager stops a run on it; the lab-only flow suggested on regardless (review)
+        return LabBatch(why_empty=f"the objective targets are met ({met}); raise the target, or set "
+                                  "stopping.targets_met: false to go on")
     asked = n
     n = n if left is None else min(n, left)
     if fitted is None:

@@ -122,7 +122,7 @@ def transfer_lines(campaign: CampaignSpec, data, fitted=_UNFITTED) -> list[str]:
     ``fitted``: ``transfer_model``'s answer, when the caller has it (None included)."""
     if campaign.transfer is None:
         return []
-    from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS
+    from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, own_in_model
 
     md = ["## Transfer", ""]
     fitted = transfer_model(campaign, data) if fitted is _UNFITTED else fitted
@@ -133,10 +133,20 @@ def transfer_lines(campaign: CampaignSpec, data, fitted=_UNFITTED) -> list[str]:
         # records with elements outside the design space enter the source's own model (the prior
         # kind's); only the multi-task GP, on the campaign's features, has no column for them
         outside = info.get("outside_space", {}).get(s.name, 0) if info.get("kind") == "multitask" else 0
-        skipped = {**s.skipped, "elements outside the design space": outside}
-        left = ", ".join(f"{k}: {v}" for k, v in skipped.items() if v) or "-"
+        skipped = {**s.skipped, "elements outside the design space": outside,
+                   "trained on the campaign's own records": own_in_model(s.model, data.record_ids) if s.model is not None else 0}
         w = f"{weights[s.name]:.3f}" if s.name in weights else "-"
-        used = "model" if s.model is not None else len(s.y) - outside
+        # the rows the chosen model learns from (a subsample of a large source); none without a model
+        points = info.get("source_points", {})
+        inside = len(s.y) - outside
+        # a multi-task source with fewer than two records inside the space learns from its model's
+        # predictions at design draws (``strategy._records_source``): those are no records
+        real = not (info.get("kind") == "multitask" and inside < 2)
+        used = ("-" if not info else "model" if s.model is not None
+                else points[s.name] if points.get(s.name) is not None and real else inside)
+        if info.get("kind") not in (None, "cold") and s.model is None and isinstance(used, int) and used < inside:
+            skipped["subsampled away"] = inside - used
+        left = ", ".join(f"{k}: {v}" for k, v in skipped.items() if v) or "-"
         md.append(f"| {s.name} ({s.property}) | {used} | {left} | {w} |")
     md.append("")
     models = model_source_lines(data)
@@ -150,9 +160,14 @@ def transfer_lines(campaign: CampaignSpec, data, fitted=_UNFITTED) -> list[str]:
                + (" The model learns from the campaign's own records alone." if alone else ""), ""]
         if alone:
             return md
+    if not info and all(s.model is not None and own_in_model(s.model, data.record_ids) for s in data.transfer):
+        md += ["No source enters the model: each was trained on the campaign's own records (`dm-hpc validate` "
+               "names them).", ""]
+        return md
     if not info and data.fewest >= MIN_TRAINING_RECORDS:
         md += ["The sources do not enter the model: transfer needs a campaign with one property measured at "
-               "one fidelity.", ""]
+               "one fidelity. A store source's records then count as the campaign's own where their method is "
+               "one of its fidelities', as without the transfer block.", ""]
         return md
     if not info:
         md += [f"No model with sources yet ({len(data)} own record(s); transfer starts at {MIN_TRAINING_RECORDS}, for a "

@@ -73,10 +73,17 @@ def design(
                 mine = own_records(spec, df)
                 fidelity = fidelity or default_target(fidelity_labels(mine if len(mine) else df))
                 typer.echo(f"{spec.name}'s model with its transfer sources predicts {', '.join(got[1])}", err=True)
-            else:  # the campaign's own design space (a pool campaign's candidates are its pool), its model fitted here
+            else:  # the campaign's own design space (a pool campaign's candidates are its pool), its model fitted
+                # here on the records on its elements (another element's record would be read renormalised)
+                from dm_hpc.campaign.dataset import within_elements
                 from dm_hpc.campaign.strategy import design_space
 
                 lent = {"space": design_space(spec)}
+                df = df[within_elements(df, lent["space"].element_names)]
+                if df.empty:
+                    typer.echo(f"error: store {store} holds no records on {spec.name}'s elements "
+                               f"({', '.join(lent['space'].element_names)})", err=True)
+                    raise typer.Exit(2)
         fidelity = fidelity or default_target(fidelity_labels(df))
         res = run_design(df, targets, n=n, max_elements=max_elements or None, excluded=excluded, seed=seed,
                          target_fidelity=fidelity, max_seconds=max_seconds,

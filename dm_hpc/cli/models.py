@@ -248,7 +248,15 @@ def models(
     if "" in (promote, rollback):
         fail(f"--{'promote' if promote == '' else 'rollback'} needs a version, e.g. v0002 (`dm-hpc models "
              f"{shlex.quote(str(campaign))}` lists them)")
-    if export is not None:
+    if export is None:  # options of --export alone were accepted and did nothing (review)
+        alone = [name for name, given in (("--version", version is not None), ("--with-transfer", with_transfer),
+                                          ("--contributor", bool(contributor))) if given]
+        if alone:
+            fail(f"{', '.join(alone)} {'goes' if len(alone) == 1 else 'go'} with --export FILE: give the file to write")
+    elif promote is not None or rollback is not None:
+        fail("--export writes a model file; --promote / --rollback switch the current version: run them one "
+             "after the other (the export then takes the new current version)")
+    else:
         _export(c, export, version, with_transfer, contributor)
         return
     for version, move in ((promote, registry.promote), (rollback, registry.rollback)):
@@ -326,7 +334,9 @@ def _export(c, out: Path, version: str | None, with_transfer: bool, contributors
     above = {k: n for k, n in levels.items() if k in ("restricted", "embargoed") and n}
     if levels:
         # the file carries its training inputs and values: say what it holds before it is shared
-        console.print("its training records (inside the file) by access level: "
+        held = (p.get("source_records") or {}).get("count", 0)
+        whose = f" ({rec['trained_on']} its own, {held} its sources')" if held else ""
+        console.print(f"the records inside the file{whose} by access level: "
                       + ", ".join(f"{n} {k}" for k, n in sorted(levels.items())), markup=False, highlight=False)
     if above:
         console.print(f"[yellow]warning[/]: it holds {', '.join(f'{n} {k}' for k, n in above.items())} record(s); "

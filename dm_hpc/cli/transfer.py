@@ -18,7 +18,7 @@ transfer_app = typer.Typer(help="Related data a campaign can learn from.", no_ar
 @transfer_app.command("suggest")
 def suggest(
     campaign: CampaignFile,
-    limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+    limit: Annotated[int, typer.Option(min=0, help="Rows to print.")] = 20,
 ) -> None:
     """List store records (by campaign, else by method) that hold the campaign's objective property
     and share elements or process parameters with it, with their overlap; each row's first column

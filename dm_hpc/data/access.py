@@ -183,6 +183,31 @@ class AccessMap:
             os.replace(tmp, self.path)
         return len(ids)
 
+    def inherit(self, successors: Mapping[str, Iterable[str]]) -> int:
+        """Label each new record (id -> the ids it supersedes: a correction, a completion) at the
+        strictest rule among those it supersedes where that is stricter than its own: a corrected
+        or completed value is the same measurement, and the default level of a new id opened an
+        embargoed value to the consortium (review: a completion through ``dm-hpc ingest``). The
+        stricter of two embargoes is the one that ends later. Returns how many were labelled."""
+        if not successors:
+            return 0
+        rules = self.rules()
+
+        def strictness(rule: AccessRule) -> tuple[int, date]:
+            return rule.effective().rank, rule.until or date.min
+
+        changed: dict[AccessRule, list[str]] = {}
+        for rid, older in successors.items():
+            found = [rules[o] for o in older if o in rules]
+            if not found:
+                continue
+            strictest = max(found, key=strictness)
+            if strictness(strictest) > strictness(rules.get(rid, AccessRule())):
+                changed.setdefault(strictest, []).append(rid)
+        for rule, ids in changed.items():
+            self.set(ids, rule, by="supersedes")
+        return sum(len(ids) for ids in changed.values())
+
     def history(self) -> list[dict]:
         """Every logged change, oldest first (a damaged line, e.g. from a crash mid-write, is skipped)."""
         out = []

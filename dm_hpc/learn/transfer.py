@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -87,6 +87,10 @@ class Source:
     #: a GP on ``X, y`` (which are then its predictions, for the multitask kind). A model that
     #: conditions on rows of its own may say how many by an int ``n_conditioned`` (``source_points``)
     model: object | None = field(default=None, compare=False)
+    #: ``(mean, standard deviation)`` of the values ``model`` was fitted on, where ``y`` is not all of
+    #: them (a store source's GP sees every record, ``y`` only those inside the target's space): the
+    #: prior kind scales the model's predictions by these. Default: ``y``'s own.
+    scale: tuple[float, float] | None = None
 
     def columns(self) -> list[int]:
         return list(self.measured) or list(range(self.X.shape[-1]))
@@ -118,7 +122,7 @@ def subsample(source: Source, k: int, seed: int) -> Source:
     if n <= k:
         return source
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k]
-    return Source(source.name, source.X[idx], source.y[idx], source.measured, source.simplex, source.model)
+    return replace(source, X=source.X[idx], y=source.y[idx])
 
 
 #: the most rows a source's joint posterior is taken over to be kept for later blocks: the mean
@@ -486,7 +490,9 @@ def fit_transfer(
                              "columns": [s.columns() for s in sources],
                              "simplex": [s.simplex_positions() for s in sources],
                              "source_covariance": source_covariance}
-            stats = torch.stack([torch.stack([s.y.double().mean(), s.y.double().std().clamp_min(1e-12)]) for s in sources])
+            stats = torch.stack([torch.tensor(s.scale, dtype=torch.double).clamp_min(torch.tensor([-math.inf, 1e-12]))
+                                 if s.scale is not None else torch.stack([s.y.double().mean(), _spread(s.y.double())])
+                                 for s in sources])
             fits["prior"] = _fit_prior(X, y, sources, source_models, stats, bounds, prev.candidates.get("prior") if prev else None, seed,
                                        source_covariance)
     loo, rmse = _score(fits, len(y), len(sources), y)
@@ -514,9 +520,15 @@ def _rows_used(source: Source, kind: str) -> int | None:
 
 def _on_scale_of(source: Tensor, target: Tensor) -> Tensor:
     """Source outcomes shifted and scaled to the target's mean and standard deviation (1 below 2 points)."""
-    z = (source - source.mean()) / source.std().clamp_min(1e-12)
-    spread = target.std().clamp_min(1e-12) if len(target) > 1 else torch.ones((), dtype=target.dtype)
-    return target.mean() + spread * z
+    return target.mean() + _spread(target) * (source - source.mean()) / _spread(source)
+
+
+def _spread(values: Tensor) -> Tensor:
+    """The standard deviation of ``values`` to scale by: 1 below two values (a one-row source made
+    every input NaN and the fit end in a traceback: review), at least 1e-12."""
+    if len(values) < 2:
+        return torch.ones((), dtype=values.dtype)
+    return values.std().clamp_min(1e-12)
 
 
 def _score(fits: dict, n: int, n_sources: int, y: Tensor) -> tuple[dict[str, float], dict[str, float]]:

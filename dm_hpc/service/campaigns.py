@@ -43,7 +43,13 @@ import pandas as pd
 
 from dm_hpc.campaign import CampaignError, load_campaign
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.prediction import finite_or_none, in_shown_units, predict_at, request_problems
+from dm_hpc.campaign.prediction import (
+    canonical_process,
+    finite_or_none,
+    in_shown_units,
+    predict_at,
+    request_problems,
+)
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import MaterialRecord, Store, StoreError
 from dm_hpc.data.access import AccessLevel, AccessMap, AccessRule
@@ -305,6 +311,7 @@ class CampaignDesk:
         as their records show it (``stopping.phase_for_reader``). Work that made no record (tasks
         planned, in flight or failed, suggestions, core-hours) is the campaign's and is counted whole."""
         from dm_hpc.campaign.dataset import best_rows, own_records
+        from dm_hpc.campaign.planning import target_best_values
         from dm_hpc.campaign.stopping import phase_for_reader
 
         state = jn.replay(c.run_dir / "journal.jsonl")
@@ -324,7 +331,9 @@ class CampaignDesk:
             best.append({"property": prop, "goal": o.goal.value, "value": float(o.shown(row[prop])),
                          "unit": o.shown_unit, "record_id": row["record_id"], "source": row["source"],
                          "composition": comp})
-        own = {prop: float(row[prop]) for prop, row in rows.items()}  # the reader's best, canonical
+        # what a stop on targets is judged by: the reader's best at the target fidelity (the manager's rule);
+        # every fidelity's told a reader of computed values that an embargoed lab value met the target (review)
+        own = target_best_values(c, mine)
         return {
             "name": c.name, "description": (c.description or "").strip(),
             "state": phase_for_reader(c, state, None if readable is None else own),
@@ -553,23 +562,43 @@ class CampaignDesk:
         shown = dict(zip((r.sample_id for r in measured),
                          self.access(c.name).readable([before[r.sample_id] for r in measured], clearance)))
         own = self._contributed(c, [before[r.sample_id] for r in measured if not shown[r.sample_id]], by)
+        # a row that only fills blanks of a stored record the sender may read (or sent) completes it,
+        # as the sheet's instructions say; it keeps that record's level (``AccessMap.inherit``)
+        completing = self._completing(c, [r for r in measured if before[r.sample_id] != r.record_id
+                                          and (shown[r.sample_id] or before[r.sample_id] in own)], before)
         changed = [(0, f"sample {r.sample_id!r} is already measured"
                        + (f" (record {before[r.sample_id]}); a different value needs a new suggestion"
                           if shown[r.sample_id] else
                           " (a record you may not read); another measurement of it needs a new suggestion"))
-                   for r in measured
+                   for r in measured if r.sample_id not in completing
                    if before[r.sample_id] != r.record_id or not (shown[r.sample_id] or before[r.sample_id] in own)]
         if changed:
             raise SheetError(origin, changed)
         fresh = [r.record_id for r in records if before[r.sample_id] is None]
-        if not fresh and not contents.not_made:
+        if not fresh and not completing and not contents.not_made:
             return LabIngest(len(records), 0, False, warnings=list(contents.warnings), stored=list(records),
                              conversions=unit_conversions(contents.verdicts)), []
         # labelled before they are stored: no reader ever sees them at the default level
-        if fresh:
-            self.access(c.name).set(fresh, rule, by=f"portal:{by}" if by else None)
+        # a completion is a new record too: the form's level, or the stricter one of the record it
+        # completes (``AccessMap.inherit`` at ingest; a second review: it ignored the form's level)
+        completed = [r.record_id for r in records if r.sample_id in completing]
+        if fresh or completed:
+            store_dir = Path(c.store)
+            if not store_dir.exists() or not any(store_dir.iterdir()):  # the labels sit beside the records: a
+                Store.open(c.store, "a").close()  # folder of only them is no store, and every ingest refused it
+            self.access(c.name).set(fresh + completed, rule, by=f"portal:{by}" if by else None)
         confirm = {r.sample_id for r in records} if confirm_held else confirmations(contents)
         return take_lab_contents(c, contents, origin, confirm=confirm, by=by), fresh
+
+    def _completing(self, c: CampaignSpec, records: list, before: dict[str, str | None]) -> set[str]:
+        """Sample ids of ``records`` that only add properties to their stored record (``before``:
+        sample id -> its record id; ``data.resend.completes``)."""
+        if not records:
+            return set()
+        from dm_hpc.data.resend import completes
+
+        with Store.open(c.store, "r") as store:
+            return {r.sample_id for r in records if completes(store, r, [before[r.sample_id]])}
 
     def _contributed(self, c: CampaignSpec, record_ids: list[str], by: str | None) -> set[str]:
         """Those of ``record_ids`` whose provenance names ``by`` as their contributor (a lab that
@@ -723,8 +752,12 @@ class CampaignDesk:
                           model: str | None = None) -> list[dict[str, Any]]:
         """``predict`` for a reader: each mean and std in the unit the campaign shows the property
         in (``CampaignSpec.shown_unit``: an objective as the file writes it, as the status's ``best``
-        gives it), named in ``units``."""
-        return in_shown_units(self.get(name), self.predict(name, compositions, process, clearance, model))
+        gives it), named in ``units``. ``process`` values are read in the campaign's units too (as its
+        lab sheet and ``Campaign.predict`` write them: 450 is 450 degC where the file's box is in degC;
+        read as 450 K they were answered at another temperature: review)."""
+        c = self.get(name)
+        process = canonical_process(c, process) if process is not None else None
+        return in_shown_units(c, self.predict(name, compositions, process, clearance, model))
 
     def design(self, name: str, targets: list[str], n: int, clearance: AccessLevel) -> list[dict[str, Any]]:
         """Compositions most likely to meet every target (``acquire.design``), learned from the
@@ -748,11 +781,29 @@ class CampaignDesk:
                 fitted = None
             if fitted is not None and fitted.transfer:
                 lent = {"space": fitted.space, "models": {c.objectives[0].property: fitted.model}}
+        if not lent:  # the campaign's own design space (its process box, its pool), as `dm-hpc design --campaign`,
+            # learned from the records on its elements
+            from dm_hpc.campaign.dataset import within_elements
+            from dm_hpc.campaign.strategy import design_space
+
+            try:
+                space = design_space(c)
+            except CampaignError as exc:  # a pool file gone or damaged since the portal started
+                raise NotReady(f"campaign {name!r} cannot answer: {exc}") from None
+            lent = {"space": space}
+            df = df[within_elements(df, space.element_names)]
+            if df.empty:
+                raise NotReady(f"campaign {name!r} has no records on its design space's elements at clearance "
+                               f"{clearance.value} yet")
         try:
             cands, _ = design_from_dataframe(df, parsed, n=n, n_candidates=2000,
                                              exact=analytic_functions(t.property for t in parsed), **lent)
         except ValueError as exc:  # a TargetError or the like: the targets were read above, so it is the records'
             raise NotReady(f"campaign {name!r} at clearance {clearance.value}: {exc}") from None
+        from dm_hpc.data import canonical_unit
+
         return [{"composition": cd.composition, "process": cd.process, "probability": finite_or_none(cd.probability),
                  "mean": {k: finite_or_none(v) for k, v in cd.mean.items()},
-                 "std": {k: finite_or_none(v) for k, v in cd.std.items()}} for cd in cands]
+                 "std": {k: finite_or_none(v) for k, v in cd.std.items()},
+                 "units": {k: canonical_unit(k) for k in cd.mean},
+                 "process_units": {k: canonical_unit(k, kind="process_parameter") for k in cd.process}} for cd in cands]

@@ -75,7 +75,9 @@ class Status(BaseModel):
 class PendingExperiment(BaseModel):
     sample_id: str
     composition: ElementFractions
-    process: dict[str, float]
+    process: dict[str, float] = Field(description="Process values in canonical units (K, s, ...), as the journal holds them.")
+    process_shown: dict[str, str] = Field(default_factory=dict, description="Each process value as the lab sheet "
+                                          "shows it: rounded, in the campaign file's unit, with the unit (`762 degC`).")
     predicted: dict[str, float | None]
     predicted_std: dict[str, float | None]
     units: dict[str, str] = Field(default_factory=dict, description="Unit of each predicted property.")
@@ -160,7 +162,11 @@ class PredictRequest(RequestBody):
         min_length=1, max_length=MAX_COMPOSITIONS,
         description=f"Atomic fractions per element, each composition summing to 1 within {COMPOSITION_TOLERANCE:g} "
                     "(a lab sheet's rule; answered normalised to 1 exactly); any other sum, 100 included, is a 422.")
-    process: list[dict[str, Finite]] | None = Field(default=None, max_length=MAX_COMPOSITIONS)
+    process: list[dict[str, Finite]] | None = Field(
+        default=None, max_length=MAX_COMPOSITIONS,
+        description="Process values, one entry per composition, each in the unit "
+                    "the campaign file writes the parameter in, as its lab sheet does (e.g. degC); default: the "
+                    "middle of the campaign's process box.")
     model: str | None = Field(default=None, pattern=VERSION_PATTERN,
                               description="A registered model version (`dm-hpc models`: v0001, ...), or `current` "
                                           "(the one `dm-hpc models --promote` made current); default: the portal's "
@@ -198,10 +204,12 @@ class DesignRequest(RequestBody):
 
 class DesignCandidate(BaseModel):
     composition: ElementFractions
-    process: dict[str, float]
+    process: dict[str, float] = Field(description="Process values in canonical units (`process_units`).")
     probability: float | None
     mean: dict[str, float | None]
     std: dict[str, float | None]
+    units: dict[str, str] = Field(default_factory=dict, description="Unit of each predicted property (canonical).")
+    process_units: dict[str, str] = Field(default_factory=dict, description="Unit of each process value (canonical).")
 
 
 class ExportedRecord(BaseModel):

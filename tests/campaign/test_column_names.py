@@ -78,3 +78,19 @@ def test_store_export_and_the_portal_queue_use_the_same_names(measured, tmp_path
     header, rows = CampaignDesk(Path(camp.origin).parent).lab_queue("names", AccessLevel.embargoed)
     assert header == [c for c in camp.pending().columns if not c.startswith(("property:", "uncertainty:", "confirm"))]
     assert len(rows) == 3 and "process:treatment:annealing_temperature [degC]" in header
+
+
+def test_a_frame_with_a_column_twice_is_refused_as_a_file_is(tmp_path):
+    """A review: the notebook's ``pd.concat([sheet, results], axis=1)`` gives two ``sample_id``
+    columns; ``add_measurements`` ended in AttributeError where a CSV with them is refused by name."""
+    from dm_hpc.data.sheetfiles import SheetError
+
+    path = tmp_path / "names.yaml"
+    path.write_text(yaml.safe_dump(CAMPAIGN))
+    camp = Campaign.load(path)
+    sheet = camp.suggest(2)
+    measured = pd.DataFrame({"sample_id": sheet["sample_id"], "property:hardness [GPa]": [2.0, 2.5]})
+    filled = pd.concat([sheet.drop(columns=["property:hardness [GPa]"]), measured], axis=1)
+    with pytest.raises(SheetError, match="column 'sample_id' appears twice"):
+        camp.add_measurements(filled)
+    assert camp.records().empty  # nothing stored

@@ -280,3 +280,22 @@ def test_suggest_keeps_a_pending_sheet_whose_composition_notes_or_renamed_column
         assert code != 0 and "not yet ingested" in said and ("S1" if what == "made" else "S0") in said, (what, said)
         assert [[c.value for c in row] for row in openpyxl.load_workbook(pending)["samples"].iter_rows()] == typed, what
         pending.unlink()
+
+
+def test_a_process_step_keeps_the_sheet_inside_the_box(tmp_path):
+    """A review: a box of 425-875 degC on a 50-degree step wrote a suggestion at 425 as 400 on the
+    sheet (round half to even), and 400 came back and was stored; a step wider than the box
+    validated and put 0 or 1000 on the sheets."""
+    from dm_hpc.campaign.labsheet import shown_process
+
+    path = write_campaign(tmp_path, name="step", space={"elements": {"Cu": [0, 1], "Ni": [0, 1]},
+                          "process": {"annealing_temperature": {"low": 425, "high": 875, "unit": "degC",
+                                                                "precision": 50}}})
+    campaign = load_campaign(path)
+    for written, shown in ((425, 450), (875, 850), (600, 600), (612, 600), (440, 450)):
+        assert shown_process(campaign, "annealing_temperature", written + 273.15)[1] == shown
+    data = yaml.safe_load(path.read_text())
+    data["space"]["process"]["annealing_temperature"]["precision"] = 1000
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(CampaignError, match="precision 1000 leaves no value on its grid"):
+        load_campaign(path)
