@@ -99,6 +99,28 @@ def training_set(campaign: CampaignSpec, df: pd.DataFrame) -> TrainingSet:
     return data
 
 
+def target_index(campaign: CampaignSpec) -> int:
+    """The fidelity the campaign optimises: flagged ``target``, else the lab, else the last."""
+    for i, fid in enumerate(campaign.fidelities):
+        if fid.target:
+            return i
+    for i, fid in enumerate(campaign.fidelities):
+        if fid.kind == FidelityKind.experiment:
+            return i
+    return len(campaign.fidelities) - 1
+
+
+def target_best_values(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, float]:
+    """Best value per objective (``best_rows``: constraints met) over the records of the fidelity
+    whose values are the answer (``target_index``): what an objective's ``target`` is met by. A
+    computed energy below a lab target stopped a campaign whose lab had measured nothing (review)."""
+    if df.empty:
+        return {}
+    t = target_index(campaign)
+    at = [fidelity_of(campaign, s, m) == t for s, m in zip(df["source"], df["method"])]
+    return {prop: float(row[prop]) for prop, row in best_rows(campaign, df[at]).items()}
+
+
 def within_elements(df: pd.DataFrame, elements) -> np.ndarray:
     """Rows of ``df`` (``Store.to_dataframe`` columns) holding no element but ``elements``: a record
     with another is not a point of the design space (read on its elements, a Zn-rich alloy would be

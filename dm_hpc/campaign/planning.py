@@ -25,7 +25,7 @@ from dm_hpc.campaign import journal as jn
 from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, best_rows, fidelity_of, own_records, training_set
 from dm_hpc.campaign.realise import realiser
 from dm_hpc.campaign.spec import CampaignSpec
-from dm_hpc.campaign.strategy import LabSeeding, choose_planner, fit_model, optimiser, random_start, target_index
+from dm_hpc.campaign.strategy import LabSeeding, choose_planner, fit_model, optimiser, random_start
 
 
 @dataclass
@@ -63,17 +63,6 @@ def best_values(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, float]:
     """Best value so far per objective over ``df``'s records that meet every constraint (any
     fidelity; analytic properties derived where a record lacks them, as training sees them)."""
     return {prop: value for prop, (value, _) in best_records(campaign, df).items()}
-
-
-def target_best_values(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, float]:
-    """``best_values`` over the records of the fidelity whose values are the answer
-    (``strategy.target_index``): what an objective's ``target`` is met by. A computed energy
-    below a lab target stopped a campaign whose lab had measured nothing (review)."""
-    if df.empty:
-        return {}
-    t = target_index(campaign)
-    at = [fidelity_of(campaign, s, m) == t for s, m in zip(df["source"], df["method"])]
-    return best_values(campaign, df[at])
 
 
 def best_records(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, tuple[float, str | None]]:

@@ -549,7 +549,7 @@ def draw_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_d
         if t.status == jn.FAILED:
             examples.setdefault(failure_type(t.error), (t.task_id, (t.error or "").splitlines()[0][:160]))
     measured = state.measured(readable)
-    from dm_hpc.campaign.planning import target_best_values
+    from dm_hpc.campaign.dataset import target_best_values
 
     own_best = target_best_values(campaign, df)  # the reader's, at the target fidelity: what a stop is judged by
 

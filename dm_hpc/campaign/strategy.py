@@ -14,7 +14,7 @@ import numpy as np
 from dm_hpc.acquire.gaps import GapFilling
 from dm_hpc.acquire.planner import BoTorchOptimisation, LabSeeding, Planner, PlanRequest, RandomStart
 from dm_hpc.campaign.candidates import pool_compositions, pool_table  # noqa: F401 -- pool_compositions: this module's face too
-from dm_hpc.campaign.dataset import TrainingSet, own_in_model, sources_enter
+from dm_hpc.campaign.dataset import TrainingSet, own_in_model, sources_enter, target_index  # noqa: F401 -- target_index: this module's face too
 from dm_hpc.campaign.spec import CampaignSpec, FidelityKind, Goal
 
 from dm_hpc.compute.methods import TYPICAL_ATOMS  # noqa: E402 -- one size for cost and duration
@@ -50,17 +50,6 @@ def fidelity_costs(campaign: CampaignSpec) -> dict[str, float]:
         else:
             costs[fid.name] = float(fid.cost)
     return costs
-
-
-def target_index(campaign: CampaignSpec) -> int:
-    """The fidelity the campaign optimises: flagged ``target``, else the lab, else the last."""
-    for i, fid in enumerate(campaign.fidelities):
-        if fid.target:
-            return i
-    for i, fid in enumerate(campaign.fidelities):
-        if fid.kind == FidelityKind.experiment:
-            return i
-    return len(campaign.fidelities) - 1
 
 
 #: Random compositions drawn to see whether a space's rules are met without its corners (``candidate_space``).

@@ -60,7 +60,7 @@ def seen_points(c: CampaignSpec, state: jn.State, df: pd.DataFrame) -> dict[str,
 def targets_reached(c: CampaignSpec, df: pd.DataFrame) -> str:
     """Each objective's best value on the target fidelity, in the author's unit, when every target is
     met (``stopping.targets_met``, the manager's rule); "" otherwise."""
-    from dm_hpc.campaign.planning import target_best_values
+    from dm_hpc.campaign.dataset import target_best_values
     from dm_hpc.campaign.stopping import targets_met
 
     if not any(o.target is not None for o in c.objectives) or df.empty:

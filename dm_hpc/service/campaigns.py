@@ -311,7 +311,7 @@ class CampaignDesk:
         as their records show it (``stopping.phase_for_reader``). Work that made no record (tasks
         planned, in flight or failed, suggestions, core-hours) is the campaign's and is counted whole."""
         from dm_hpc.campaign.dataset import best_rows, own_records
-        from dm_hpc.campaign.planning import target_best_values
+        from dm_hpc.campaign.dataset import target_best_values
         from dm_hpc.campaign.stopping import phase_for_reader
 
         state = jn.replay(c.run_dir / "journal.jsonl")

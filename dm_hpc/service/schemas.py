@@ -204,7 +204,9 @@ class DesignRequest(RequestBody):
 
 class DesignCandidate(BaseModel):
     composition: ElementFractions
-    process: dict[str, float] = Field(description="Process values in canonical units (`process_units`).")
+    process: dict[str, float] = Field(description="Process values in canonical units (`process_units`); "
+                                      "`/predict` reads process values in the campaign file's units (degC where "
+                                      "it writes degC): convert before asking it about a candidate.")
     probability: float | None
     mean: dict[str, float | None]
     std: dict[str, float | None]
