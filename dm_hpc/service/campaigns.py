@@ -806,4 +806,7 @@ class CampaignDesk:
                  "mean": {k: finite_or_none(v) for k, v in cd.mean.items()},
                  "std": {k: finite_or_none(v) for k, v in cd.std.items()},
                  "units": {k: canonical_unit(k) for k in cd.mean},
-                 "process_units": {k: canonical_unit(k, kind="process_parameter") for k in cd.process}} for cd in cands]
+                 "process_units": {k: canonical_unit(k, kind="process_parameter") for k in cd.process},
+                 # as `/predict` reads them (the campaign file's unit): a candidate asked about as it is given
+                 "process_in_file_units": {k: c.shown(k, v, kind="process_parameter") for k, v in cd.process.items()
+                                           if k in c.space.process}} for cd in cands]

@@ -204,9 +204,10 @@ class DesignRequest(RequestBody):
 
 class DesignCandidate(BaseModel):
     composition: ElementFractions
-    process: dict[str, float] = Field(description="Process values in canonical units (`process_units`); "
-                                      "`/predict` reads process values in the campaign file's units (degC where "
-                                      "it writes degC): convert before asking it about a candidate.")
+    process: dict[str, float] = Field(description="Process values in canonical units (`process_units`).")
+    process_in_file_units: dict[str, float] = Field(
+        default_factory=dict, description="The same process values in the campaign file's units, as `/predict` "
+                                          "reads them (degC where the file writes degC): send these to ask about a candidate.")
     probability: float | None
     mean: dict[str, float | None]
     std: dict[str, float | None]

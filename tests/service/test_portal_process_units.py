@@ -100,3 +100,17 @@ def test_design_learns_only_from_records_on_the_campaigns_elements(portal):
     assert res.status_code == 200, res.text
     for cand in res.json():
         assert set(cand["composition"]) <= {"Cu", "Ni"} and cand["mean"]["hardness"] < 5.0  # GPa
+
+
+def test_a_design_candidate_asked_about_as_given_is_predicted_where_it_was_designed(portal):
+    """`/design` answers process values canonical (K) and `/predict` reads the file's unit (degC): a
+    candidate sent back as it came would be predicted 273 degrees away; its `process_in_file_units` is not."""
+    _, client = portal
+    [cand] = client.post("/api/v1/campaigns/proc/design", json={"targets": ["hardness>=100 HV"], "n": 1}).json()
+    shown = cand["process_in_file_units"]["annealing_temperature"]
+    assert shown == pytest.approx(cand["process"]["annealing_temperature"] - 273.15)
+    res = client.post("/api/v1/campaigns/proc/predict", json={"compositions": [cand["composition"]],
+                                                            "process": [cand["process_in_file_units"]]})
+    assert res.status_code == 200, res.text
+    [row] = res.json()
+    assert row["outside"] == []  # inside the box it was designed in
