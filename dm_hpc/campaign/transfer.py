@@ -129,12 +129,14 @@ def transfer_lines(campaign: CampaignSpec, data, fitted=_UNFITTED) -> list[str]:
     info = getattr(fitted, "transfer", None) or {}
     weights = info.get("weights", {})
     md += ["| source | records used | left out | weight |", "|---|---:|---|---:|"]
+    # a model file trained on the campaign's own records is left out of its model (``strategy.fit_model``)
+    seen = {s.name: own_in_model(s.model, data.record_ids) if s.model is not None else 0 for s in data.transfer}
     for s in data.transfer:
         # records with elements outside the design space enter the source's own model (the prior
         # kind's); only the multi-task GP, on the campaign's features, has no column for them
         outside = info.get("outside_space", {}).get(s.name, 0) if info.get("kind") == "multitask" else 0
         skipped = {**s.skipped, "elements outside the design space": outside,
-                   "trained on the campaign's own records": own_in_model(s.model, data.record_ids) if s.model is not None else 0}
+                   "trained on the campaign's own records": seen[s.name]}
         w = f"{weights[s.name]:.3f}" if s.name in weights else "-"
         # the rows the chosen model learns from (a subsample of a large source); none without a model
         points = info.get("source_points", {})
@@ -160,7 +162,7 @@ def transfer_lines(campaign: CampaignSpec, data, fitted=_UNFITTED) -> list[str]:
                + (" The model learns from the campaign's own records alone." if alone else ""), ""]
         if alone:
             return md
-    if not info and all(s.model is not None and own_in_model(s.model, data.record_ids) for s in data.transfer):
+    if not info and all(seen[s.name] for s in data.transfer):
         md += ["No source enters the model: each was trained on the campaign's own records (`dm-hpc validate` "
                "names them).", ""]
         return md

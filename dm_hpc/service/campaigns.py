@@ -310,8 +310,7 @@ class CampaignDesk:
         the journal would tell them how many records are withheld) and a stop judged on values only
         as their records show it (``stopping.phase_for_reader``). Work that made no record (tasks
         planned, in flight or failed, suggestions, core-hours) is the campaign's and is counted whole."""
-        from dm_hpc.campaign.dataset import best_rows, own_records
-        from dm_hpc.campaign.dataset import target_best_values
+        from dm_hpc.campaign.dataset import best_rows, own_records, target_best_values
         from dm_hpc.campaign.stopping import phase_for_reader
 
         state = jn.replay(c.run_dir / "journal.jsonl")
