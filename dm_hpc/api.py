@@ -373,8 +373,7 @@ class Campaign:
         campaign file writes, named in the key: ``best hardness [HV]``, as records() and best() give
         it) and why no model can be fitted, if so."""
         from dm_hpc.campaign import journal as jn
-        from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, own_records, training_set, unfit_reason
-        from dm_hpc.campaign.planning import best_values
+        from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, best_values, own_records, training_set, unfit_reason
         from dm_hpc.campaign.suggest import targets_reached
 
         c = self.spec

@@ -118,7 +118,25 @@ def target_best_values(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, fl
         return {}
     t = target_index(campaign)
     at = [fidelity_of(campaign, s, m) == t for s, m in zip(df["source"], df["method"])]
-    return {prop: float(row[prop]) for prop, row in best_rows(campaign, df[at]).items()}
+    return best_values(campaign, df[at])
+
+
+def best_values(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, float]:
+    """Best value so far per objective over ``df``'s records that meet every constraint (any
+    fidelity; analytic properties derived where a record lacks them, as training sees them)."""
+    return {prop: value for prop, (value, _) in best_records(campaign, df).items()}
+
+
+def best_records(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, tuple[float, str | None]]:
+    """Per objective, ``(best value, fidelity name of its record)`` over ``df``'s records that meet
+    every constraint (``dataset.best_rows``; an alloy over the density limit was reported the
+    best, and a target met by it would have stopped the campaign). The fidelity is named because
+    an EMT energy and a measured one are different quantities."""
+    out = {}
+    for prop, row in best_rows(campaign, df).items():
+        fid = fidelity_of(campaign, row["source"], row["method"]) if "source" in row.index else None
+        out[prop] = (float(row[prop]), campaign.fidelities[fid].name if fid is not None else None)
+    return out
 
 
 def within_elements(df: pd.DataFrame, elements) -> np.ndarray:

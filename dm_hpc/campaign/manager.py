@@ -33,8 +33,8 @@ from dm_hpc.campaign.journal_repair import reserve_ids
 from dm_hpc.campaign.labsheet import sample_id
 from dm_hpc.campaign.lock import LOCK_NAME, CampaignBusyError, check_run_folder, take_manager_lock
 from dm_hpc.campaign import stopping
-from dm_hpc.campaign.dataset import own_records, target_best_values
-from dm_hpc.campaign.planning import CampaignPlanner, Plan, Snapshot, best_records, best_values, seen_points
+from dm_hpc.campaign.dataset import best_records, best_values, own_records, target_best_values
+from dm_hpc.campaign.planning import CampaignPlanner, Plan, Snapshot, seen_points
 from dm_hpc.campaign.realise import stored_keys
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.data import Store, StoreLockedError

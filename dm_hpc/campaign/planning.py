@@ -22,7 +22,7 @@ import pandas as pd
 from dm_hpc.acquire.planner import PlanRequest, fresh_points
 from dm_hpc.acquire.points import PointKey, ProposedPoint, point_key
 from dm_hpc.campaign import journal as jn
-from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, best_rows, fidelity_of, own_records, training_set
+from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, best_values, own_records, training_set
 from dm_hpc.campaign.realise import realiser
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.campaign.strategy import LabSeeding, choose_planner, fit_model, optimiser, random_start
@@ -57,24 +57,6 @@ class Plan:
     refit: dict[str, Any] | None  # the journalled refit event, applied by the loop
     shortfall: str | None  # why fewer points than asked were found (None: all found)
     refit_skipped: bool = False  # asked to refit, but too few records yet
-
-
-def best_values(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, float]:
-    """Best value so far per objective over ``df``'s records that meet every constraint (any
-    fidelity; analytic properties derived where a record lacks them, as training sees them)."""
-    return {prop: value for prop, (value, _) in best_records(campaign, df).items()}
-
-
-def best_records(campaign: CampaignSpec, df: pd.DataFrame) -> dict[str, tuple[float, str | None]]:
-    """Per objective, ``(best value, fidelity name of its record)`` over ``df``'s records that meet
-    every constraint (``dataset.best_rows``; an alloy over the density limit was reported the
-    best, and a target met by it would have stopped the campaign). The fidelity is named because
-    an EMT energy and a measured one are different quantities."""
-    out = {}
-    for prop, row in best_rows(campaign, df).items():
-        fid = fidelity_of(campaign, row["source"], row["method"]) if "source" in row.index else None
-        out[prop] = (float(row[prop]), campaign.fidelities[fid].name if fid is not None else None)
-    return out
 
 
 def seen_points(campaign: CampaignSpec, stored: dict[str, set[PointKey]], state: jn.State,

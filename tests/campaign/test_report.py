@@ -249,7 +249,7 @@ def test_best_values_and_the_best_records_table_keep_to_the_constraints(tmp_path
     value was derived."""
     import pandas as pd
 
-    from dm_hpc.campaign.planning import best_records, best_values
+    from dm_hpc.campaign.dataset import best_records, best_values
     from dm_hpc.campaign.report import _best_rows
 
     c = _campaign(tmp_path, constraints=["density <= 9 g/cm3"])

@@ -407,7 +407,7 @@ def test_gaps_says_each_path_once_and_an_option_error_without_the_campaign_file(
 def test_a_lab_records_derived_cost_counts_in_best_values_and_best_as_in_training(tmp_path):
     """The review of the analytic fill: the model trained on a lab record's derived cost while
     best values, reports and `best()` read the raw frame (lab records never among the best)."""
-    from dm_hpc.campaign.planning import best_values
+    from dm_hpc.campaign.dataset import best_values
 
     path = write_campaign(tmp_path, fidelities=[{"name": "lab", "kind": "experiment", "cost": 1, "batch_size": 2}],
                           budget={"lab_experiments": 4},

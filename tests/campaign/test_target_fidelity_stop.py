@@ -4,8 +4,7 @@ by a computed energy while the lab had measured nothing. Real local runner, real
 import pytest
 
 from dm_hpc import Campaign
-from dm_hpc.campaign.dataset import target_best_values
-from dm_hpc.campaign.planning import best_values
+from dm_hpc.campaign.dataset import best_values, target_best_values
 from dm_hpc.data import Store
 from tests.campaign.helpers import write_campaign
 
