@@ -66,6 +66,12 @@ class GPSettings:
         shrinkage prior). Small values tie the inputs together as the isotropic kernel does, large
         ones leave them free; the data move them apart only as far as they pay for it, at every
         size (in place of a switch at ``iso_points_per_dim``). 0 = independent priors. An ablation.
+    trend: with the Matern prior, a linear kernel on the inputs centred in the unit cube is added to
+        the Matern one (Bayesian linear regression beside the GP; universal kriging): away from the
+        data the model follows the measured rows' trend instead of falling back to their mean, so a
+        strength that rises with two elements points past the best alloy measured so far. One
+        hyper-parameter, the slopes' variance, under a log-normal prior whose median gives the
+        trend a quarter of the outcomes' variance over a uniform design. An ablation.
     """
 
     prior: str = "botorch"
@@ -74,6 +80,7 @@ class GPSettings:
     iso_points_per_dim: int = 0
     iso_by_evidence: bool = False
     ard_spread: float = 0.0
+    trend: bool = False
 
 
 #: What campaigns use, chosen by the dev-suite protocol of benchmarks/README.md (issue 10): Matern
@@ -122,12 +129,14 @@ def _as_xy(X, Y) -> tuple[Tensor, Tensor]:
     return X, (Y.unsqueeze(-1) if Y.dim() == 1 else Y)
 
 
-def _matern_ard(d: int, batch_shape: torch.Size = torch.Size(), ard: bool = True, spread: float = 0.0):
+def _matern_ard(d: int, batch_shape: torch.Size = torch.Size(), ard: bool = True, spread: float = 0.0,
+                trend: bool = False):
     """ARD Matern-5/2 with the dimension-scaled log-normal length-scale prior (Hvarfner et al. 2024),
     which keeps the prior sensible whatever the number of inputs; ``ard`` False: one length-scale
     shared by the ``d`` inputs, under the same prior (``GPSettings.iso_points_per_dim``);
     ``spread`` > 0 (ARD only): that prior on the length-scales' geometric mean and ``Normal(0,
-    spread)`` on each log length-scale's departure from it (``GPSettings.ard_spread``)."""
+    spread)`` on each log length-scale's departure from it (``GPSettings.ard_spread``); ``trend``:
+    plus a linear kernel on the centred inputs (``GPSettings.trend``)."""
     from gpytorch.kernels import MaternKernel, ScaleKernel
     from gpytorch.priors import GammaPrior, LogNormalPrior, NormalPrior
 
@@ -147,7 +156,15 @@ def _matern_ard(d: int, batch_shape: torch.Size = torch.Size(), ard: bool = True
                             lambda k, v: k.initialize(lengthscale=(logs(k) - centre(k) + torch.as_tensor(v).log()).exp()))
         base.register_prior("lengthscale_spread_prior", NormalPrior(0.0, spread), lambda k: logs(k) - centre(k),
                             lambda k, v: k.initialize(lengthscale=(centre(k) + v - v.mean(-1, keepdim=True)).exp()))
-    return ScaleKernel(base, batch_shape=batch_shape, outputscale_prior=GammaPrior(2.0, 0.15))
+    matern = ScaleKernel(base, batch_shape=batch_shape, outputscale_prior=GammaPrior(2.0, 0.15))
+    if not trend:
+        return matern
+    # slopes w ~ N(0, v I) on inputs centred in the unit cube: Var(w.x) = v d / 12 over a uniform
+    # design, so v = 3 / d gives the trend a quarter of the standardised outcomes' unit variance
+    from dm_hpc.learn.kernels import CentredLinearKernel
+
+    return matern + CentredLinearKernel(batch_shape=batch_shape,
+                                        variance_prior=LogNormalPrior(math.log(3.0 / d), math.sqrt(3.0)))
 
 
 def _hyper_state(model) -> dict[str, Tensor]:
@@ -318,7 +335,7 @@ def fit_gp(
             Xs,
             Ys,
             train_Yvar=Yv,
-            covar_module=_matern_ard(d, batch, ard, settings.ard_spread) if settings.prior == "matern" else None,
+            covar_module=_matern_ard(d, batch, ard, settings.ard_spread, settings.trend) if settings.prior == "matern" else None,
             input_transform=_input_transform(d, bounds.to(X), settings.warp),
             outcome_transform=Standardize(m),
         )

@@ -130,3 +130,27 @@ def test_a_shared_prior_centre_ties_the_length_scales_as_tightly_as_its_spread()
     sample_all_priors(model)
     after = model.covar_module.base_kernel.lengthscale
     assert after.shape == before.shape and torch.isfinite(after).all() and not torch.equal(after, before)
+
+
+def test_a_trend_kernel_is_centred_in_the_box_and_warm_starts():
+    """``GPSettings.trend`` (an ablation): a linear kernel on the inputs centred in the unit cube
+    beside the Matern. Its prior variance is least at the box's centre (no corner favoured), and
+    its variance is carried by a warm start like the other hyper-parameters."""
+    from dm_hpc.learn.kernels import CentredLinearKernel
+
+    k = CentredLinearKernel()
+    pts = torch.tensor([[0.5, 0.5], [0.0, 0.0], [1.0, 1.0], [0.0, 1.0]], dtype=torch.double)
+    var = k(pts, diag=True).detach()
+    assert float(var[0]) == 0.0 and torch.allclose(var[1:], var[1].expand(3))
+
+    X, Y = _data(12)
+    settings = dataclasses.replace(ISO, trend=True)
+    first = fit_gp(X, Y, settings=settings)
+    linear = [m for m in first.covar_module.modules() if isinstance(m, CentredLinearKernel)]
+    from gpytorch.kernels import MaternKernel
+
+    matern = [m for m in first.covar_module.modules() if isinstance(m, MaternKernel)]
+    assert len(linear) == 1 and matern[0].lengthscale.shape[-1] == 1  # 12 points in 3 inputs: one length-scale
+    kept = fit_gp(X, Y, settings=settings, warm_start=first, warm_maxiter=0)
+    again = [m for m in kept.covar_module.modules() if isinstance(m, CentredLinearKernel)]
+    assert torch.equal(again[0].variance, linear[0].variance)
