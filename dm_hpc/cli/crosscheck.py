@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dm_hpc.cli.store import StorePath, _open, say, store_app, store_errors
+from dm_hpc.cli.store import AccessLevel_, StorePath, _clearance, _open, _scoped, fail, say, store_app, store_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -21,6 +21,7 @@ def crosscheck(
     threshold: Annotated[float, typer.Option("--z", help="Disagreement beyond this many combined standard uncertainties.")] = 3.0,
     prop: Annotated[Optional[list[str]], typer.Option("--property", help="Only this property (repeatable).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Also write the table (.csv).")] = None,
+    access_level: AccessLevel_ = "restricted",
 ) -> None:
     """Find materials that two labs, or a calculation and a lab, give different values for."""
     from rich.console import Console
@@ -31,8 +32,12 @@ def crosscheck(
 
     from dm_hpc.data.crosscheck import bias_by_origin, draw_map, find_disagreements
 
+    clearance = _clearance(access_level)
     with store_errors(), _open(store) as opened:
         df = opened.to_dataframe()
+    df, withheld = _scoped(store, df, clearance)  # an embargoed value must not show in a disagreement
+    if withheld:
+        say(f"{withheld} record(s) above access level {clearance.value} left out")
     found = find_disagreements(df, list(prop) if prop else None, threshold)
     if found.empty:
         say(f"no disagreements beyond {threshold:g} standard uncertainties in {len(df)} records")
@@ -48,7 +53,12 @@ def crosscheck(
         for r in bias_by_origin(found).itertuples():
             say(f"bias: {r.origin_b} minus {r.origin_a} on {r.property}: mean {r.mean_difference:+.4g} over {r.n} material(s)")
     if out is not None:
-        write_frame(found, out)  # lab names neutralised: no cell is a formula
+        try:
+            write_frame(found, out)  # lab names neutralised: no cell is a formula
+        except ValueError as exc:
+            fail(str(exc))
+        except OSError as exc:
+            fail(f"{out}: cannot write: {exc.strerror}")
         say(f"wrote {out}")
     if png is not None:
         draw_map(df, found, png)

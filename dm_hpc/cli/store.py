@@ -148,6 +148,49 @@ Method_ = Annotated[Optional[str], typer.Option("--method")]
 Campaign_ = Annotated[Optional[str], typer.Option("--campaign")]
 Elements_ = Annotated[Optional[str], typer.Option("--elements", help="Comma-separated; all must be present.")]
 Property_ = Annotated[Optional[str], typer.Option("--property", help="Only records that have this property.")]
+AccessLevel_ = Annotated[str, typer.Option(help="Your clearance: public, consortium, restricted, or embargoed (all); "
+                                                "records above it are left out.")]
+
+
+def _clearance(access_level: str):
+    """``--access-level`` as an ``AccessLevel``, or ``fail`` naming the levels."""
+    from dm_hpc.data.access import AccessLevel
+
+    try:
+        return AccessLevel(access_level)
+    except ValueError:
+        fail(f"--access-level must be one of {', '.join(a.value for a in AccessLevel)}, not {access_level!r}")
+
+
+def _scoped(store: Path, df, clearance):
+    """``(rows of df that clearance may read, how many were withheld)``: what query and
+    crosscheck show, as export does (an embargoed value must not leak through a table)."""
+    from dm_hpc.data.access import AccessError, AccessMap
+
+    try:
+        shown = AccessMap(store).scope(df, clearance)
+    except AccessError as exc:
+        fail(str(exc))
+    return shown, len(df) - len(shown)
+
+
+def _withheld(n: int, clearance) -> str:
+    return f" ({n} above access level {clearance.value} withheld)" if n else ""
+
+
+def _check_property(s, prop: str | None) -> None:
+    """Refuse a ``--property`` that is neither a known property nor a column of the store: a
+    misspelt filter matched nothing and exported an empty sheet with exit 0."""
+    if prop is None:
+        return
+    from dm_hpc.data.vocabulary import closest_name, property_names
+
+    columns = list(s.to_dataframe().columns)
+    known = [*property_names(), *(c for c in columns if c not in property_names())]
+    if prop in property_names() or prop in columns:
+        return
+    close = closest_name(prop, known, 0.75)
+    fail(f"--property {prop!r}: no such property" + (f" (did you mean {close!r}?)" if close else ""))
 
 
 @store_app.command("export")
@@ -157,17 +200,15 @@ def export(
     source: Source_ = None, method: Method_ = None, campaign: Campaign_ = None,
     elements: Elements_ = None, prop: Property_ = None,
     basis: Annotated[str, typer.Option(help="Composition basis: atomic_fraction, atomic_percent, weight_fraction, weight_percent.")] = "atomic_fraction",
-    access_level: Annotated[str, typer.Option(help="Your clearance: public, consortium, restricted, or embargoed (all); records above it are left out.")] = "restricted",
+    access_level: AccessLevel_ = "restricted",
 ) -> None:
     """Export matching records to a template sheet (re-importable unchanged)."""
-    from dm_hpc.data.access import AccessError, AccessMap, AccessLevel
+    from dm_hpc.data.access import AccessError, AccessMap
     from dm_hpc.data.sheets import write_sheet
 
-    try:
-        clearance = AccessLevel(access_level)
-    except ValueError:
-        fail(f"--access-level must be one of {', '.join(a.value for a in AccessLevel)}, not {access_level!r}")
+    clearance = _clearance(access_level)
     with store_errors(), _open(store) as s:
+        _check_property(s, prop)
         try:
             records = list(s.records(**_filters(source, method, campaign, elements, prop)))
             readable = AccessMap(store).readable([r.record_id for r in records], clearance)
@@ -181,8 +222,7 @@ def export(
         fail(str(exc))
     except OSError as exc:
         fail(f"{out}: cannot write: {exc.strerror}")
-    say(f"exported {len(records)} records to {out}"
-        + (f" ({withheld} above access level {clearance.value} withheld)" if withheld else ""))
+    say(f"exported {len(records)} records to {out}" + _withheld(withheld, clearance))
 
 
 @store_app.command("query")
@@ -190,19 +230,23 @@ def query(
     store: StorePath,
     source: Source_ = None, method: Method_ = None, campaign: Campaign_ = None,
     elements: Elements_ = None, prop: Property_ = None,
-    limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+    limit: Annotated[int, typer.Option(min=0, help="Rows to print.")] = 20,
     out: Annotated[Optional[Path], typer.Option(help="Write all matching rows as CSV.")] = None,
     superseded: Annotated[bool, typer.Option("--superseded", help="Also the records withdrawn by a correction "
                                              "or a retraction (kept in the store).")] = False,
+    access_level: AccessLevel_ = "restricted",
 ) -> None:
     r"""Filter records (--out: every matching row as CSV, in the lab sheets' column names and
     canonical units: composition:<El> \[at_frac], process:<step>:<param> \[unit], property:<name> \[unit])."""
     # `\[`: typer shows this docstring as rich markup, where a bare `[unit]` is a style tag and vanishes
+    clearance = _clearance(access_level)
     with store_errors(), _open(store) as s:
+        _check_property(s, prop)
         try:
             df = s.to_dataframe(**_filters(source, method, campaign, elements, prop), superseded=superseded)
         except (ValueError, KeyError) as exc:
             fail(str(exc))
+    df, withheld = _scoped(store, df, clearance)
     if out is not None:
         from dm_hpc.data.columns import sheet_frame
         from dm_hpc.data.sheetfiles import write_frame
@@ -213,9 +257,9 @@ def query(
             fail(str(exc))
         except OSError as exc:
             fail(f"{out}: cannot write: {exc.strerror}")
-        say(f"wrote {len(df)} rows to {out}")
+        say(f"wrote {len(df)} rows to {out}" + _withheld(withheld, clearance))
         return
-    table = Table(title=f"{len(df)} records (first {min(limit, len(df))}; canonical units)")
+    table = Table(title=f"{len(df)} records (first {min(limit, len(df))}; canonical units)" + _withheld(withheld, clearance))
     head = df.head(limit)
     x_cols = [c for c in df.columns if c.startswith("x_")]
     skip = {"campaign", "task_id", "sample_id", "time", *x_cols}

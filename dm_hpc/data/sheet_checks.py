@@ -476,7 +476,13 @@ def check_columns(
         conv = converter(name, pc.unit, "property")
         v = parsed[pc.header].values
         # an uncertainty converts like a difference: scale only, no offset (as PropertyValue)
-        uncertainty[name] = u if same_unit(name, pc.unit) else np.abs(conv(v + u) - conv(v))
+        with np.errstate(over="ignore", invalid="ignore"):
+            uncertainty[name] = u if same_unit(name, pc.unit) else np.abs(conv(v + u) - conv(v))
+        # 1e306 GPa is finite, 1e309 MPa is not: an infinite uncertainty stored would make every
+        # later read of the record fail validation (and a store is never rewritten)
+        for i in np.flatnonzero(keep & np.isfinite(u) & ~np.isfinite(uncertainty[name])):
+            rows.refuse(int(i), f"the uncertainty of {name} is out of range once converted to "
+                        f"{term(name).unit}", uc.header, table[uc.header].iloc[i])
 
     compositions = _compositions(table, columns, parsed, basis, rows, keep)
     comp_given = np.zeros(n, dtype=bool)

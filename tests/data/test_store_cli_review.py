@@ -1,0 +1,88 @@
+"""`dm-hpc store query / crosscheck / export / import` at the edges a review found (stop 46):
+embargoed values shown by query and crosscheck, an uncertainty that overflows on conversion
+stored and then unreadable, a misspelt --property that exported nothing with exit 0, a
+crosscheck --out that ended in a traceback. Real CLI in a subprocess, real HDF5 store."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from dm_hpc.data import Store
+from dm_hpc.data.access import AccessMap, new_rule
+from tests.conftest import REPO
+
+
+def dm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dm_hpc", *args], capture_output=True, text=True, cwd=REPO)
+
+
+def _store(tmp_path, rows: str, header: str = "sample_id,composition:Cu [at_frac],composition:Ni [at_frac],property:hardness [GPa]"):
+    sheet = tmp_path / "s.csv"
+    sheet.write_text(header + "\n" + rows)
+    store = tmp_path / "store"
+    res = dm("store", "import", str(sheet), "--store", str(store))
+    assert res.returncode == 0, res.stderr
+    return store
+
+
+def _embargo(store, ids=None):
+    ids = ids or list(Store.open(store).to_dataframe()["record_id"])
+    AccessMap(store).set(ids, new_rule("embargoed", "2099-01-01"))
+
+
+def test_query_withholds_what_the_clearance_may_not_read(tmp_path):
+    store = _store(tmp_path, "SECRET1,0.5,0.5,7.77\nOPEN1,0.4,0.6,3.33\n")
+    secret = Store.open(store).to_dataframe().set_index("sample_id").loc["SECRET1", "record_id"]
+    _embargo(store, [secret])
+    out = tmp_path / "q.csv"
+    res = dm("store", "query", "--store", str(store), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "7.77" not in out.read_text() and "3.33" in out.read_text()
+    assert "1 above access level restricted withheld" in res.stdout
+    res = dm("store", "query", "--store", str(store))
+    assert "7.77" not in res.stdout and "3.33" in res.stdout
+    res = dm("store", "query", "--store", str(store), "--access-level", "embargoed", "--out", str(out))
+    assert "7.77" in out.read_text()
+    res = dm("store", "query", "--store", str(store), "--access-level", "secret")
+    assert res.returncode == 2 and "--access-level must be one of" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_crosscheck_leaves_out_embargoed_values_and_names_a_bad_out_path(tmp_path):
+    store = _store(tmp_path, "A,0.5,0.5,7.77,labA,experimental\nB,0.5,0.5,1.11,emt,computed\n",
+                   "sample_id,composition:Cu [at_frac],composition:Ni [at_frac],property:hardness [GPa],method,source")
+    res = dm("store", "crosscheck", "--store", str(store), "--access-level", "embargoed")
+    assert res.returncode == 0 and "7.77" in res.stdout  # the two disagree: shown with full clearance
+    _embargo(store)
+    res = dm("store", "crosscheck", "--store", str(store))
+    assert res.returncode == 0 and "7.77" not in res.stdout and "1.11" not in res.stdout
+    assert "2 record(s) above access level restricted left out" in res.stdout
+    for bad in (tmp_path / "report.txt", tmp_path / "nofolder" / "r.csv"):
+        res = dm("store", "crosscheck", "--store", str(store), "--access-level", "embargoed", "--out", str(bad))
+        assert res.returncode == 2 and "Traceback" not in res.stderr and str(bad.name) in res.stderr
+
+
+def test_a_misspelt_property_filter_is_named_and_a_negative_limit_refused(tmp_path):
+    store = _store(tmp_path, "A,0.5,0.5,7.77\n")
+    for command in (("export", str(tmp_path / "x.csv")), ("query",)):
+        res = dm("store", *command, "--store", str(store), "--property", "hardnes")
+        assert res.returncode == 2 and "'hardnes': no such property (did you mean 'hardness'?)" in res.stderr
+    assert not (tmp_path / "x.csv").exists()
+    res = dm("store", "export", str(tmp_path / "x.csv"), "--store", str(store), "--property", "hardness")
+    assert res.returncode == 0 and "exported 1 records" in res.stdout
+    res = dm("store", "query", "--store", str(store), "--limit", "-1")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_an_uncertainty_that_overflows_once_converted_is_refused_and_the_store_stays_readable(tmp_path):
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("sample_id,composition:Cu [at_frac],composition:Ni [at_frac],property:yield_strength [GPa],"
+                     "uncertainty:yield_strength [GPa]\nA,0.5,0.5,1.0,1e306\nB,0.4,0.6,1.0,0.1\n")
+    store = tmp_path / "store"
+    res = dm("store", "import", str(sheet), "--store", str(store))
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "nothing imported" in res.stderr
+    assert "'1e306': the uncertainty of yield_strength is out of range once converted to MPa" in res.stderr
+    sheet.write_text(sheet.read_text().replace("1e306", "0.2"))  # the lab's correction goes in
+    assert dm("store", "import", str(sheet), "--store", str(store)).returncode == 0
+    s = Store.open(store)
+    assert s.check().ok and sorted(r.sample_id for r in s.records()) == ["A", "B"]
+    assert dm("store", "export", str(tmp_path / "x.csv"), "--store", str(store)).returncode == 0
