@@ -371,9 +371,10 @@ class Campaign:
         """Where the campaign stands: lab experiments and calculations, refits, budget used,
         the best value per objective among the records that meet every constraint (in the unit the
         campaign file writes, named in the key: ``best hardness [HV]``, as records() and best() give
-        it) and why no model can be fitted, if so."""
+        it) with the fidelity whose record it is (``best hardness from``: a calculation's value is not
+        a measurement's) and why no model can be fitted, if so."""
         from dm_hpc.campaign import journal as jn
-        from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, best_values, own_records, training_set, unfit_reason
+        from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, best_records, own_records, training_set, unfit_reason
         from dm_hpc.campaign.suggest import targets_reached
 
         c = self.spec
@@ -396,9 +397,11 @@ class Campaign:
         }
         if c.budget.lab_experiments is not None:
             out["lab budget left"] = max(0, c.budget.lab_experiments - len(state.lab))
-        for prop, value in best_values(c, mine).items():  # as records() and best() give it
+        for prop, (value, fidelity) in best_records(c, mine).items():  # as records() and best() give it
             o = c.objective(prop)
             out[f"best {prop} [{o.shown_unit}]"] = float(o.shown(value))
+            # named: an EMT energy read as the campaign's measured best (the run summary names it too)
+            out[f"best {prop} from"] = fidelity or "-"
         if len(mine):
             out["model"] = unfit_reason(c, df) or "can be fitted"
         else:  # the store's other records may fit it (a shared store, an import): suggest fits on them

@@ -21,6 +21,10 @@ def test_a_computed_value_does_not_meet_a_lab_target(tmp_path):
     assert len(records) and set(records["method"]) == {"emt"}  # every EMT value meets a target of 1 eV/atom
     assert best_values(c.spec, records)["mixing_energy"] < 1.0 and target_best_values(c.spec, records) == {}
     assert "target" not in summary.reason and "calculation budget" in summary.reason
+    # summary() names whose value its best is: an EMT energy is not the lab's (review, stop 46)
+    shown = c.summary()
+    assert shown["best mixing_energy from"] == "emt"
+    assert shown["best mixing_energy [eV/atom]"] == pytest.approx(best_values(c.spec, records)["mixing_energy"])
 
 
 def test_the_lab_only_flow_stops_suggesting_once_the_targets_are_met(tmp_path):
