@@ -210,7 +210,13 @@ def _coerce(data: Any) -> dict[str, dict[str, float]]:
         return {"fractions": to_atomic_fractions(parse_formula(data))}
     if isinstance(data, Mapping):
         if "fractions" in data:
-            return {"fractions": to_atomic_fractions(data["fractions"])}
+            fractions = to_atomic_fractions(data["fractions"])  # element, number and sign checks first
+            # fractions are said to be complete: a sum of 0.6 is refused, never rescaled into
+            # another alloy (amounts, a formula, a sheet's "bal" are what get normalised)
+            total = _sum(_resolve_balance(data["fractions"], Basis.atomic_fraction).values())
+            if not sums_to_total(total):
+                raise CompositionError(fractions_problem(dict(data["fractions"])) or f"fractions sum to {total:g}, not 1")
+            return {"fractions": fractions}
         if "amounts" in data:
             return {"fractions": to_atomic_fractions(data["amounts"], data.get("basis", Basis.atomic_fraction))}
         return {"fractions": to_atomic_fractions(data)}

@@ -118,3 +118,20 @@ def test_a_per_mole_energy_is_refused_saying_what_to_do():
     with pytest.raises(UnitError) as other:  # no per-mole hint where it does not apply
         vocabulary.converter("density", "MPa")
     assert "per-mole" not in str(other.value)
+
+
+def test_explicit_fractions_that_do_not_sum_to_one_are_refused_not_rescaled():
+    """A review (stop 46): ``{"fractions": {"Cu": 0.3, "Ni": 0.3}}`` was stored as Cu0.5Ni0.5, another
+    alloy than the one given, though ``fractions_problem`` says such a sum is never rescaled.
+    Amounts and formulas are still normalised; fractions within the tolerance are kept."""
+    from dm_hpc.data.composition import Composition
+
+    with pytest.raises(ValueError, match="fractions sum to 0.6, not 1"):
+        MaterialRecord.model_validate({"composition": {"fractions": {"Cu": 0.3, "Ni": 0.3}},
+                                       "properties": [{"name": "hardness", "value": 1}],
+                                       "provenance": {"source": "experimental", "method": "lab"}})
+    with pytest.raises(ValueError, match="look like atomic percent"):
+        Composition(fractions={"Cu": 50, "Ni": 50})
+    assert Composition(fractions={"Cu": 0.5, "Ni": "bal"}).fractions == {"Cu": 0.5, "Ni": 0.5}
+    assert Composition({"Cu": 3, "Ni": 3}).fractions == {"Cu": 0.5, "Ni": 0.5}  # amounts: normalised
+    assert Composition(fractions={"Cu": 0.499, "Ni": 0.499}).fractions == pytest.approx({"Cu": 0.5, "Ni": 0.5})
