@@ -86,3 +86,14 @@ def test_an_uncertainty_that_overflows_once_converted_is_refused_and_the_store_s
     s = Store.open(store)
     assert s.check().ok and sorted(r.sample_id for r in s.records()) == ["A", "B"]
     assert dm("store", "export", str(tmp_path / "x.csv"), "--store", str(store)).returncode == 0
+
+
+def test_absolute_zero_is_no_process_temperature(tmp_path):
+    """-273.15 degC (0 K) typed for 0 degC was stored: process temperatures are > 0 K."""
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("sample_id,composition:Cu [at_frac],process:a:annealing_temperature [degC],"
+                     "process:a:annealing_time [h],property:hardness [GPa]\nA,1,-273.15,1,1\n")
+    res = dm("store", "import", str(sheet), "--store", str(tmp_path / "store"))
+    assert res.returncode == 2 and "annealing_temperature 0 K (converted from [degC]) is outside the physical range (> 0" in res.stderr
+    sheet.write_text(sheet.read_text().replace("-273.15", "0"))  # 0 degC is a temperature
+    assert dm("store", "import", str(sheet), "--store", str(tmp_path / "store")).returncode == 0
