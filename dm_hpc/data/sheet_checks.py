@@ -69,6 +69,9 @@ _NUMBER = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 #: can be written with them), so a column of them is read without a test per cell.
 _NUMBER_CHARS = re.compile(r"[0-9.eE+\-\n]*")
 _COMMA_NUMBER = r"[+-]?(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]*),[0-9]+(?:[eE][+-]?[0-9]+)?"
+#: A number of dot-separated groups of three and no comma: in a sheet whose decimal mark is ','
+#: it may be a thousands group (1.234 = 1234) or a decimal point (1.234); refused, never guessed.
+_DOT_GROUPS = r"[+-]?[0-9]{1,3}(?:\.[0-9]{3})+"
 _NON_FINITE = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity",
                          "#num!", "#div/0!", "#value!", "#n/a", VALUELESS_CELL.lower()})
 #: What labs write in a measurement cell for "no value" (any ``MINUS_SIGNS`` dash counts as "-"):
@@ -142,6 +145,12 @@ def shared_when_merged(cells: Sequence[Any], lines: Sequence[int]) -> list[Any]:
 def why_merged(text: str) -> str:
     """What is wrong with a cell a merge covers (``MERGED_CELL``), in the lab's words."""
     return f"{text[1:-1]}: the value shown is that cell's; unmerge the cells and type this row's own value"
+
+
+def _why_dot_groups(text: str) -> str:
+    whole, comma = text.replace(".", ""), text.replace(".", ",")
+    return (f"{text!r} in a sheet that writes ',' as its decimal mark: is it {whole} (a thousands mark) or "
+            f"{comma}? write {whole}, or {comma} with the decimal comma")
 
 
 def why_not_a_number(text: str) -> str:
@@ -249,16 +258,21 @@ def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = 
         word = text.str.lower().isin(words).to_numpy() if words else np.zeros(len(at), dtype=bool)
         marked[at[word]] = True
         text = text.map(ascii_minus)  # "−0.05" as Word and Excel autocorrect it
+        ambiguous = np.zeros(len(at), dtype=bool)
         if decimal == ",":
+            # "1.234" where "1.234,5" is 1234.5: a thousands group or a decimal point? Read either
+            # way, one of them is off by 1000 (it was read as 1.234, silently)
+            ambiguous = text.str.fullmatch(_DOT_GROUPS).to_numpy(dtype=bool)
             comma = text.str.fullmatch(_COMMA_NUMBER).to_numpy(dtype=bool)
             text[comma] = text[comma].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-        number = text.str.fullmatch(_NUMBER).to_numpy(dtype=bool)
+        number = text.str.fullmatch(_NUMBER).to_numpy(dtype=bool) & ~ambiguous
         # Python's float: correctly rounded, as the fast path above and pydantic's validation
         parsed = np.array([float(t) if ok else np.nan for t, ok in zip(text.tolist(), number.tolist())], dtype=float)
         finite = np.isfinite(parsed)
         values[at[number & finite]] = parsed[number & finite]
         for j in np.flatnonzero(~empty & ~word & ~(number & finite)):
-            bad[int(at[j])] = why_not_a_number("inf") if number[j] else why(str(obj[at[j]]))
+            bad[int(at[j])] = (why_not_a_number("inf") if number[j] else _why_dot_groups(text.iloc[j]) if ambiguous[j]
+                               else why(str(obj[at[j]])))
     return Cells(values, blank, marked, bad)
 
 

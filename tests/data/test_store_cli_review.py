@@ -97,3 +97,18 @@ def test_absolute_zero_is_no_process_temperature(tmp_path):
     assert res.returncode == 2 and "annealing_temperature 0 K (converted from [degC]) is outside the physical range (> 0" in res.stderr
     sheet.write_text(sheet.read_text().replace("-273.15", "0"))  # 0 degC is a temperature
     assert dm("store", "import", str(sheet), "--store", str(tmp_path / "store")).returncode == 0
+
+
+def test_a_dot_group_in_a_decimal_comma_sheet_is_asked_about_not_read_as_a_decimal(tmp_path):
+    """In a sheet whose decimal mark is ',', "1.234,5" is 1234.5, and "1.234" was read as 1.234:
+    a thousands group or a decimal point, one reading is off by 1000; refused with both named."""
+    header = "sample_id;composition:Cu [at_frac];composition:Ni [at_frac];property:yield_strength [MPa]\n"
+    sheet = tmp_path / "s.csv"
+    sheet.write_text(header + "A;0,5;0,5;1.234\nB;0,6;0,4;987,5\n")
+    res = dm("store", "import", str(sheet), "--store", str(tmp_path / "store"))
+    assert res.returncode == 2 and "nothing imported" in res.stderr
+    assert "'1.234' in a sheet that writes ',' as its decimal mark: is it 1234 (a thousands mark) or 1,234?" in res.stderr
+    sheet.write_text(header + "A;0,5;0,5;1.234,5\nB;0,6;0,4;987,5\n")
+    assert dm("store", "import", str(sheet), "--store", str(tmp_path / "store")).returncode == 0
+    got = Store.open(tmp_path / "store").to_dataframe().set_index("sample_id")["yield_strength"]
+    assert got.to_dict() == {"A": 1234.5, "B": 987.5}
