@@ -147,6 +147,31 @@ def why_merged(text: str) -> str:
     return f"{text[1:-1]}: the value shown is that cell's; unmerge the cells and type this row's own value"
 
 
+#: Raw-material amounts given as shares of the sample: the unit's total (a row's amounts in such
+#: columns add up to at most it; the list need not be complete, a dopant alone is fine).
+RAW_SHARE_UNITS = {"%": 100.0, "wt%": 100.0, "at%": 100.0, "mol%": 100.0, "vol%": 100.0,
+                   "wt_frac": 1.0, "at_frac": 1.0, "mol_frac": 1.0, "vol_frac": 1.0}
+_RAW_DIMENSIONS = ("[mass]", "[length] ** 3", "[substance]")
+
+
+def raw_unit_problem(unit: str) -> str | None:
+    """Why ``unit`` is no unit of a raw material's amount, else None: a share of the sample
+    (``RAW_SHARE_UNITS``), none (parts), or a mass, volume or amount of substance ("12 bananas"
+    and "[MPa]" were stored as amounts)."""
+    from dm_hpc.data.units import parse_unit
+
+    if unit in RAW_SHARE_UNITS or unit == "dimensionless":
+        return None
+    try:
+        dim = str(parse_unit(unit).dimensionality)
+    except ValueError:
+        return f"{unit!r} is not a unit"
+    if dim in _RAW_DIMENSIONS:
+        return None
+    return (f"[{unit}] is not an amount: give a mass (g, kg), a volume (mL, L), moles (mol) or a share "
+            f"({', '.join(sorted(RAW_SHARE_UNITS))})")
+
+
 def _why_dot_groups(text: str) -> str:
     whole, comma = text.replace(".", ""), text.replace(".", ",")
     return (f"{text!r} in a sheet that writes ',' as its decimal mark: is it {whole} (a thousands mark) or "
@@ -507,6 +532,20 @@ def check_columns(
     for c in raw_cols:
         for i in np.flatnonzero(parsed[c.header].values < 0):
             rows.refuse(int(i), f"negative amount of {c.name}", c.header, table[c.header].iloc[i])
+        total = RAW_SHARE_UNITS.get(c.unit)
+        for i in np.flatnonzero(parsed[c.header].values > (total or np.inf) * (1 + 1e-9)):
+            rows.refuse(int(i), f"{c.name} is more than the whole sample ({total:g} {c.unit})", c.header,
+                        table[c.header].iloc[i])
+    by_basis: dict[str, list] = {}  # wt% and wt_frac are shares of one whole; at% of another
+    for c in raw_cols:
+        if c.unit in RAW_SHARE_UNITS:
+            by_basis.setdefault(c.unit.replace("%", "_").split("_")[0], []).append(c)
+    for shares in by_basis.values():
+        whole = np.column_stack([np.clip(parsed[c.header].values, 0, None) / RAW_SHARE_UNITS[c.unit] for c in shares])
+        summed = np.nansum(whole, axis=1)
+        for i in np.flatnonzero(keep & (summed > 1 + COMPOSITION_TOLERANCE) & ~(whole > 1 + 1e-9).any(axis=1)):
+            rows.refuse(int(i), f"raw-material shares ({', '.join(c.header for c in shares)}) make "
+                        f"{100 * summed[i]:.4g} % of the sample")
 
     raw_given = np.zeros(n, dtype=bool)
     for c in raw_cols:

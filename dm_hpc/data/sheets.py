@@ -53,6 +53,7 @@ from dm_hpc.data.sheet_checks import (
     build_records,
     check_columns,
     not_made_and_pending,
+    raw_unit_problem,
     record_id_warnings,
     shared_when_merged,
 )
@@ -366,6 +367,8 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()) -> Headers:
                 ProcessStep(name=c.step)
             except ValueError as exc:
                 refuse(f"column {c.header!r}: {describe_error(exc)}", c.header)
+        if c.kind == "raw" and (why := raw_unit_problem(c.unit)):
+            refuse(f"column {c.header!r}: {why}", c.header)
         if c.kind in ("property", "uncertainty", "process"):
             kind = "process_parameter" if c.kind == "process" else "property"
             if c.unit is None:

@@ -112,3 +112,25 @@ def test_a_dot_group_in_a_decimal_comma_sheet_is_asked_about_not_read_as_a_decim
     assert dm("store", "import", str(sheet), "--store", str(tmp_path / "store")).returncode == 0
     got = Store.open(tmp_path / "store").to_dataframe().set_index("sample_id")["yield_strength"]
     assert got.to_dict() == {"A": 1234.5, "B": 987.5}
+
+
+def test_raw_material_amounts_need_a_unit_of_amount_and_shares_of_one_sample_at_most(tmp_path):
+    """``raw:`` columns had no unit check and no bounds: PLA 80 wt% + PBAT 70 wt%, talc 3.5 wt_frac
+    and "12 bananas" of dye were stored (review, stop 46)."""
+    head = "sample_id,material_class,raw:PLA [wt%],raw:PBAT [wt%],raw:talc [wt_frac],raw:dye [{dye}],property:tensile_strength [MPa]\n"
+    sheet, store = tmp_path / "s.csv", str(tmp_path / "store")
+    for unit, why in (("bananas", "'bananas' is not a unit"), ("MPa", "[MPa] is not an amount")):
+        sheet.write_text(head.format(dye=unit) + "F1,fibre,80,10,0.05,12,55\n")
+        res = dm("store", "import", str(sheet), "--store", store)
+        assert res.returncode == 2 and f"column 'raw:dye [{unit}]': {why}" in res.stderr
+    sheet.write_text(head.format(dye="g") + "F1,fibre,80,70,0.05,12,55\nF2,fibre,80,21,0.01,12,55\nF3,fibre,20,10,3.5,12,55\n")
+    res = dm("store", "import", str(sheet), "--store", store)
+    assert res.returncode == 2 and "3 problem(s), nothing imported" in res.stderr
+    assert "sample 'F1': raw-material shares (raw:PLA [wt%], raw:PBAT [wt%], raw:talc [wt_frac]) make 155 % of the sample" in res.stderr
+    assert "sample 'F2': raw-material shares" in res.stderr and "make 102 % of the sample" in res.stderr
+    assert "value '3.5': talc is more than the whole sample (1 wt_frac)" in res.stderr
+    sheet.write_text(head.format(dye="g") + "F1,fibre,80,19.5,0.005,12,55\nF2,fibre,,,,0.4,40\n")  # a dopant alone: fine
+    res = dm("store", "import", str(sheet), "--store", store)
+    assert res.returncode == 0, res.stderr
+    amounts = {r.sample_id: {m.name: (m.amount.value, m.amount.unit) for m in r.raw_materials} for r in Store.open(store).records()}
+    assert amounts["F1"]["talc"] == (0.005, "wt_frac") and amounts["F2"] == {"dye": (0.4, "g")}
