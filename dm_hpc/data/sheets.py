@@ -4,7 +4,7 @@ Header grammar (one column each; units in square brackets)::
 
     sample_id                                   the specimen or suggestion id
     composition:<El> [at_frac|at%|wt_frac|wt%]  amount of an element; "bal" for the balance element
-    raw:<name> [unit]                           amount of a raw material (e.g. a polymer, a dopant)
+    raw:<name> [unit]                           amount of a raw material (e.g. a polymer, a dopant): g, mL, mol, ..., or a share (wt%, wt_frac, ...)
     process:<step>:<parameter> [unit]           a process parameter (vocabulary term)
     property:<name> [unit]                      a measured or computed value (vocabulary term)
     uncertainty:<name> [unit]                   its standard uncertainty
