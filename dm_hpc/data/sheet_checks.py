@@ -408,7 +408,7 @@ def check_columns(
     n = len(table)
     meta = {name: _meta(table, columns, name, lines) for name in
             ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes",
-             "record_id")}
+             "input_hash", "record_id")}
     # a covered cell left in a meta column (one that names a sample, or a merge from another
     # column) is refused, never stored as text; a sample id it stood for is none (no "unknown id")
     merged = [(name, i, v) for name, cells in meta.items() for i, v in enumerate(cells)
@@ -629,14 +629,14 @@ def _compositions(table: pd.DataFrame, columns: Sequence[ColumnLike], parsed: di
 
 
 #: The meta columns a record's provenance is made of (one ``Provenance`` per distinct tuple).
-PROVENANCE_COLUMNS = ("source", "method", "contributor", "institution", "notes")
+PROVENANCE_COLUMNS = ("source", "method", "contributor", "institution", "notes", "input_hash")
 #: Meta columns whose cell merged over several rows is each row's: a lab sees the merged text in
 #: every row it covers, and a note, a method or an institution typed once over two samples is
 #: said of both (refusing would ask the lab to retype what it plainly meant); so is a "yes" typed
 #: once over the confirm cells of two held samples (``sheets.records_from_table``): the lab reads
 #: yes in both rows, and each confirmation is journalled by sample. A cell that names or measures
-#: one sample (sample_id, formula, record_id, a value) is refused when covered.
-SHARED_WHEN_MERGED = (*PROVENANCE_COLUMNS, "material_class", "confirm")
+#: one sample (sample_id, formula, record_id, input_hash, a value) is refused when covered.
+SHARED_WHEN_MERGED = ("source", "method", "contributor", "institution", "notes", "material_class", "confirm")
 
 
 def provenance_of(checked: CheckedColumns, i: int, cache: dict[tuple, Provenance]) -> Provenance:
@@ -651,7 +651,8 @@ def provenance_of(checked: CheckedColumns, i: int, cache: dict[tuple, Provenance
                 "source": key[0] or defaults.source.value, "method": key[1] or defaults.method,
                 "campaign": defaults.campaign, "contributor": key[2] or defaults.contributor,
                 "institution": key[3] or defaults.institution,
-                "extra": {**defaults.extra, **({"notes": key[4]} if key[4] is not None else {})}})
+                "extra": {**defaults.extra, **({"notes": key[4]} if key[4] is not None else {})},
+                **({"input_hash": key[5]} if key[5] is not None else {})})
         except ValueError as exc:
             raise SheetError(checked.origin, [refused(checked.lines[i], describe_error(exc),
                                                       sample_id=meta["sample_id"][i])]) from None

@@ -12,6 +12,7 @@ Header grammar (one column each; units in square brackets)::
     ordered:<El> [at_frac], 99 % interval:<name> [unit], verdict   added by the annotated copy, ignored on import
     formula                                     a formula instead of composition columns
     material_class, source, method, contributor, institution, notes
+    input_hash                                  a calculation's input hash (part of its record id; exports write it)
     record_id                                   an exported record's id; a row whose values are not its record's is said
 
 A sheet with any bad row stores nothing: ``read_sheet`` raises ``SheetError`` listing every bad
@@ -84,8 +85,8 @@ _BASIS_UNITS = {
     "wt_frac": Basis.weight_fraction, "wt%": Basis.weight_percent, "wt_percent": Basis.weight_percent,
 }
 _BASIS_LABEL = BASIS_LABEL
-META = ("sample_id", "formula", "material_class", "source", "method", "contributor", "institution", "notes",
-        "confirm", "record_id")
+META = ("sample_id", "formula", "material_class", "source", "method", "input_hash", "contributor", "institution",
+        "notes", "confirm", "record_id")
 _TEMPLATE_PREFIXES = ("composition:", "raw:", "process:", "property:", "uncertainty:", "predicted:", "predicted_std:")
 
 
@@ -594,6 +595,8 @@ def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Bas
             "source": rec.provenance.source.value,
             "method": rec.provenance.method,
         }
+        if rec.provenance.input_hash:  # part of the record id: without it an export re-imported is another record
+            row["input_hash"] = rec.provenance.input_hash
         if rec.provenance.contributor:
             row["contributor"] = rec.provenance.contributor
         if rec.provenance.institution:

@@ -134,3 +134,25 @@ def test_raw_material_amounts_need_a_unit_of_amount_and_shares_of_one_sample_at_
     assert res.returncode == 0, res.stderr
     amounts = {r.sample_id: {m.name: (m.amount.value, m.amount.unit) for m in r.raw_materials} for r in Store.open(store).records()}
     assert amounts["F1"]["talc"] == (0.005, "wt_frac") and amounts["F2"] == {"dye": (0.4, "g")}
+
+
+def test_an_exported_calculation_read_back_into_its_store_is_the_same_record(tmp_path):
+    """Every calculation the engine stores has an ``input_hash``, part of its record id; the export
+    left it out, so an unedited export imported into its own store added each calculation again
+    under a new id, and the user was told the rows had been edited (review, stop 46)."""
+    from dm_hpc.data import MaterialRecord
+
+    store = tmp_path / "s"
+    recs = [MaterialRecord.model_validate({"composition": {"Cu": x, "Ni": 1 - x},
+                                           "properties": [{"name": "mixing_energy", "value": -0.01 * (i + 1)}],
+                                           "provenance": {"source": "computed", "method": "emt", "input_hash": f"h{i}abc"}})
+            for i, x in enumerate((0.25, 0.5))]
+    with Store.open(store, "a") as s:
+        s.ingest(recs)
+    out = tmp_path / "x.csv"
+    assert dm("store", "export", str(out), "--store", str(store)).returncode == 0
+    assert "input_hash" in out.read_text().splitlines()[0]
+    res = dm("store", "import", str(out), "--store", str(store))
+    assert res.returncode == 0 and res.stdout.strip() == "ingested 2 records (0 new)", res.stdout + res.stderr
+    assert "edited since it was exported" not in res.stderr
+    assert sorted(Store.open(store).to_dataframe()["record_id"]) == sorted(r.record_id for r in recs)
