@@ -172,6 +172,14 @@ def raw_unit_problem(unit: str) -> str | None:
             f"({', '.join(sorted(RAW_SHARE_UNITS))})")
 
 
+def _invisible_problem(text: str) -> str | None:
+    """Why a sample id typed on a sheet would not read as what it is: a Unicode format or control
+    character (a right-to-left override shows "S1\u202e2S" as another id; a zero-width space makes
+    two ids that look alike). Asked of what a lab types; records already stored are not re-judged."""
+    bad = next((ch for ch in text if unicodedata.category(ch) in ("Cc", "Cf")), None)
+    return None if bad is None else f"must not contain invisible characters (U+{ord(bad):04X} {unicodedata.name(bad, '')})".replace(" )", ")")
+
+
 def _why_dot_groups(text: str) -> str:
     whole, comma = text.replace(".", ""), text.replace(".", ",")
     return (f"{text!r} in a sheet that writes ',' as its decimal mark: is it {whole} (a thousands mark) or "
@@ -460,7 +468,7 @@ def check_columns(
             rows.refuse(i, f"method {method_problems[method]}", "method", method)
         sid = meta["sample_id"][i]
         plain = sid is None or (sid.isascii() and sid.isprintable() and len(sid) <= MAX_LABEL)
-        problem = None if plain else label_problem(sid, MAX_LABEL)  # the same question, asked in full
+        problem = None if plain else label_problem(sid, MAX_LABEL) or _invisible_problem(sid)  # asked in full
         if problem is not None:
             rows.refuse(i, f"a sample id {problem}", "sample_id", sid)
     class_array = np.array(classes, dtype=object)

@@ -156,3 +156,17 @@ def test_an_exported_calculation_read_back_into_its_store_is_the_same_record(tmp
     assert res.returncode == 0 and res.stdout.strip() == "ingested 2 records (0 new)", res.stdout + res.stderr
     assert "edited since it was exported" not in res.stderr
     assert sorted(Store.open(store).to_dataframe()["record_id"]) == sorted(r.record_id for r in recs)
+
+
+def test_a_sample_id_with_an_invisible_character_is_refused(tmp_path):
+    """A right-to-left override or a zero-width space in a sample id makes it look like another
+    (review, stop 46): refused on the sheet, with the character named."""
+    sheet = tmp_path / "s.csv"
+    for ch, name in (("\u202e", "U+202E RIGHT-TO-LEFT OVERRIDE"), ("\u200b", "U+200B ZERO WIDTH SPACE")):
+        sheet.write_text(f"sample_id,composition:Cu [at_frac],composition:Ni [at_frac],property:hardness [GPa]\nS1{ch}2,0.5,0.5,1\n",
+                         encoding="utf-8")
+        res = dm("store", "import", str(sheet), "--store", str(tmp_path / "store"))
+        assert res.returncode == 2 and f"a sample id must not contain invisible characters ({name})" in res.stderr
+    sheet.write_text("sample_id,composition:Cu [at_frac],composition:Ni [at_frac],property:hardness [GPa]\nProbe-Ä1,0.5,0.5,1\n",
+                     encoding="utf-8")
+    assert dm("store", "import", str(sheet), "--store", str(tmp_path / "store")).returncode == 0  # letters are fine
