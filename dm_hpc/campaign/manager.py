@@ -241,6 +241,8 @@ class CampaignManager:
                     if task is not None:
                         self._collect(task, outcome)
                         finished += 1
+                for note in self.runner.take_notices() if hasattr(self.runner, "take_notices") else []:
+                    self._notice(note)  # what the runner put up with (a scheduler outage)
                 finished += self._follow_orphans()
                 finished += self._ingest_inbox()
                 if finished:
@@ -303,6 +305,16 @@ class CampaignManager:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
         self.console.print(f"{stamp} {self.c.name}: {text}", soft_wrap=True, markup=False, highlight=False)
 
+    def _notice(self, text: str) -> None:
+        """One line the runner asked to be shown (not journalled: it changes no task)."""
+        if self.quiet:
+            return
+        if not self.console.is_terminal:
+            self._log_line(text, force=True)
+        else:
+            self.console.print(text, soft_wrap=True, markup=False, highlight=False,
+                               style="yellow" if text.startswith("warning") else None)
+
     def _fill_slots(self, reason: str | None) -> None:
         """Submit queued points while a slot is free and no budget or stop reason forbids it."""
         while reason is None and len(self.state.in_flight) < self.c.runner.max_in_flight:
@@ -355,6 +367,10 @@ class CampaignManager:
         self.busy_s += max(0.0, now - self._busy_since.pop(task.task_id, now))
         result = read_result(self.task_dir(task.task_id))
         state_name = outcome.state.name if outcome is not None else "COMPLETED"
+        if state_name == "LOST" and self._ended_with_result(task.task_id, outcome):
+            # the job left the queue before anyone saw how it ended (no accounting, sacct
+            # lagging): its run folder says, as on resume, and its result is not thrown away
+            state_name = "COMPLETED"
         cores = next((f.cores for f in self.c.fidelities if f.name == task.fidelity), 1)
         if outcome is not None and outcome.started and outcome.ended:
             core_hours = (outcome.ended - outcome.started) * cores / 3600
@@ -378,6 +394,17 @@ class CampaignManager:
         else:
             error, kind = f"{result.kind.value}: {result.reason}", result.kind.value
         self._log("failed", task_id=task.task_id, error=error, kind=kind, core_hours=core_hours)
+
+    def _ended_with_result(self, task_id: str, outcome) -> bool:
+        """Did the task's run end well although its job was LOST: a result file there, and no
+        failing exit code in its times file (``dm-task.times``, rewritten for each attempt)?"""
+        from dm_hpc.runners.spec import read_times
+
+        workdir = self.task_dir(task_id)
+        if not (workdir / "result.json").exists():
+            return False
+        rc = outcome.exit_code if outcome.exit_code is not None else read_times(workdir)[2]
+        return rc in (None, 0)
 
     def _resubmit(self, task: jn.TaskEntry, why: str) -> None:
         """Run a task again under the same id (its folder is rewritten)."""

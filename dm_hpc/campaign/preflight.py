@@ -294,6 +294,8 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
     out = input_problems(c, files)
     if c.runner.site is not None and not Path(c.runner.site).suffix and not _site_file(c).is_file():
         out.append(f"runner.site: no site profile '{c.runner.site}' in {_site_file(c).parent}")
+    if check_codes:
+        out += _scheduler_problems(c)
     out += delivery_problems(c)
     out += process_problems(c)
     out += emulation_problems(c)
@@ -317,6 +319,21 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
             if why:
                 out.append(f"fidelities.{f.name}: method {f.method} cannot run here: {why}")
     return out
+
+
+def _scheduler_problems(c: CampaignSpec) -> list[str]:
+    """The Slurm commands a cluster runner submits with, where the run starts (a login node
+    without the Slurm module loaded would fail at the first submission, mid-run)."""
+    import shutil
+
+    if c.runner.kind == RunnerKind.local:
+        return []
+    missing = [cmd for cmd in ("sbatch", "squeue") if shutil.which(cmd) is None]
+    if not missing:
+        return []
+    return [f"runner.kind: {c.runner.kind.value} needs the Slurm commands, and {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not on PATH here (load the site's Slurm module, or "
+            f"run where `sbatch --version` works)"]
 
 
 def transfer_problems(c: CampaignSpec) -> list[str]:

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
     def jobs(campaign: str = typer.Argument(..., help="campaign YAML file, or campaign name"),
              state_dir: Optional[Path] = typer.Option(
                  None, help="the runner's folder (default: the campaign's runs/<name>/slurm)")) -> None:
-        """Table of the campaign's jobs that Slurm still holds (found by their comment), with
+        """Table of your jobs of the campaign that Slurm still holds (found by their comment), with
         the task ids of each job (from its batch manifest)."""
         from dm_hpc.runners import slurmcli
         from dm_hpc.runners.sbatch import batch_of
@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
     @group.command("cancel")
     def cancel(campaign: str = typer.Argument(..., help="campaign YAML file, or campaign name"),
                yes: bool = typer.Option(False, "--yes", help="cancel without listing first")) -> None:
-        """Cancel every pending or running job of the campaign (found by their comment).
+        """Cancel every pending or running job of yours of the campaign (found by their comment).
         Stop the manager first (`dm-hpc stop CAMPAIGN.yaml`), or it resubmits what it follows."""
         from dm_hpc.runners import slurmcli
         from dm_hpc.runners.sbatch import batch_of
@@ -106,7 +106,13 @@ def register(app: typer.Typer) -> None:
         if not yes:
             typer.echo(f"would cancel {len(live)} job(s) of {campaign}: {' '.join(live)} (add --yes)")
             return
-        slurmcli.cancel(live)
+        try:
+            slurmcli.cancel(live)
+        except (OSError, slurmcli.SlurmError) as exc:  # refused (not ours, already gone): its words
+            why = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            print(f"error: cannot cancel the jobs of {campaign} ({' '.join(live)}): {why}; "
+                  f"`dm-hpc runners jobs {campaign}` shows which are still there", file=sys.stderr)
+            raise typer.Exit(1)
         typer.echo(f"cancelled {len(live)} job(s) of {campaign}: {' '.join(live)}")
 
     app.add_typer(group, name="runners")

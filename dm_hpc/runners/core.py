@@ -31,6 +31,9 @@ class Runner:
         self._active: dict[str, TaskRecord] = {}
         self._ready: list[Outcome] = []
         self._last_launch = 0.0
+        #: one-line messages for whoever drives the runner (the campaign manager prints them):
+        #: what the runner put up with rather than raise (a scheduler that does not answer)
+        self.notices: list[str] = []
 
     # -- protocol --------------------------------------------------------------------------
     def submit(self, tasks: Sequence[TaskSpec]) -> list[str]:
@@ -98,6 +101,11 @@ class Runner:
     def in_flight(self) -> int:
         """Tasks submitted and not yet reported by ``poll``."""
         return len(self._backlog) + len(self._active)
+
+    def take_notices(self) -> list[str]:
+        """The notices since the last call (each handed out once)."""
+        out, self.notices = self.notices, []
+        return out
 
     def close(self) -> None:
         """Release backend resources (running tasks are left alone unless the backend owns them)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -56,7 +57,9 @@ class MpiFarmRunner(Runner):
         script = folder / "job.sbatch"
         script.write_text(sbatch.render_farm(
             self.site, spec, ranks=ranks, walltime_s=min(walltime, self.site.max_walltime_s),
-            job_name=f"dm-{spec.campaign}-farm", job_comment=sbatch.comment(spec.campaign, farm_id, self.site.site_comment()),
+            # unique (the farm id): after a lost sbatch reply, sbatch finds the job by its name
+            job_name=sbatch.job_name(f"dm-{spec.campaign}-farm", farm_id),
+            job_comment=sbatch.comment(spec.campaign, farm_id, self.site.site_comment()),
             manifest=str(tasks), results=str(folder / "results.jsonl")))
         job = slurmcli.sbatch(script, [f"--output={folder / 'slurm-%j.out'}", f"--chdir={folder}"])
         for rec in batch:
@@ -65,7 +68,13 @@ class MpiFarmRunner(Runner):
     def _check(self, active: list[TaskRecord]) -> dict[str, tuple[JobState, int | None]]:
         ids = {r.job_id for r in active if r.job_id}
         if self.clock.due() or not ids <= self._jobs.keys():  # one squeue per poll interval
-            jobs = slurmcli.states(ids)  # before reading results: a state never postdates them
+            try:
+                jobs = slurmcli.states(ids)  # before reading results: a state never postdates them
+            except (slurmcli.SlurmError, subprocess.TimeoutExpired) as exc:
+                # a controller outage is no news about the farms: asked again later
+                self.notices += filter(None, [self.clock.unanswered(exc)])
+                return {}
+            self.notices += filter(None, [self.clock.answered()])
             self.clock.queried(any(self._jobs.get(j, (None,))[0] != s for j, (s, _) in jobs.items()))
             self._jobs = jobs
         jobs = self._jobs

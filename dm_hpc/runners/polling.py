@@ -23,6 +23,7 @@ class PollClock:
         self.clock = clock
         self.interval_s = interval_s
         self._next = clock()  # the first query is due at once
+        self._outage_since: float | None = None  # when the scheduler stopped answering
 
     def due(self) -> bool:
         return self.clock() >= self._next
@@ -34,3 +35,23 @@ class PollClock:
         else:
             self.interval_s = min(self.max_interval_s, self.interval_s * self.backoff)
         self._next = self.clock() + self.interval_s
+
+    def unanswered(self, exc: BaseException) -> str | None:
+        """The scheduler did not answer (a controller restart or overload): that is no news
+        about the jobs, which go on without us. Backs off as if nothing changed; returns a
+        warning line at the start of an outage (None while it lasts)."""
+        self.queried(False)
+        if self._outage_since is not None:
+            return None
+        self._outage_since = self.clock()
+        lines = str(exc).strip().splitlines()
+        why = lines[-1][:300] if lines else type(exc).__name__
+        return (f"warning: Slurm does not answer about the jobs ({why}); asked again in "
+                f"{self.interval_s:.0f} s, less often while it lasts (up to every {self.max_interval_s:.0f} s)")
+
+    def answered(self) -> str | None:
+        """The scheduler answered; a line saying so when it ends an outage."""
+        if self._outage_since is None:
+            return None
+        since, self._outage_since = self._outage_since, None
+        return f"Slurm answers again (after {self.clock() - since:.0f} s without an answer)"

@@ -7,6 +7,7 @@ free text (environment values, container images) are shell-quoted when rendered.
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -18,8 +19,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dm_hpc.runners.spec import ENV_KEY, Throttle
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SITES_DIR = REPO_ROOT / "configs" / "sites"
+#: Environment variables naming the folders when the package is installed away from its checkout
+#: (``pip install .`` in a container image: the repository's folders are not beside it).
+#: ``DM_HPC_CONFIG_DIR`` is the one the calculator registry reads (``compute.methods``).
+CONFIG_DIR_ENV = "DM_HPC_CONFIG_DIR"
+TEMPLATES_DIR_ENV = "DM_HPC_TEMPLATES_DIR"
+SITES_DIR = REPO_ROOT / "configs" / "sites"  # the checkout's; sites_dir() is what is read
 TEMPLATES_DIR = REPO_ROOT / "slurm" / "templates"
+
+
+def sites_dir() -> Path:
+    """``configs/sites``: under ``$DM_HPC_CONFIG_DIR`` when set, else the checkout's."""
+    root = os.environ.get(CONFIG_DIR_ENV)
+    return Path(root) / "sites" if root else SITES_DIR
+
+
+def default_templates_dir() -> Path:
+    """The sbatch templates: ``$DM_HPC_TEMPLATES_DIR`` when set, else the checkout's ``slurm/templates``."""
+    return Path(os.environ.get(TEMPLATES_DIR_ENV) or TEMPLATES_DIR)
 
 _WORD = r"^[A-Za-z0-9_.,+-]*$"  # partition, account, qos: plain words, never shell text
 _MODULE = re.compile(r"^[A-Za-z0-9_./+-]+$")
@@ -153,9 +170,9 @@ class MethodResources(JobSetup):
 
 def profile_path(name_or_path: str | Path) -> Path:
     """The file a site profile is read from: a path as given (it has a suffix), else
-    ``configs/sites/<name>.yaml``."""
+    ``configs/sites/<name>.yaml`` (:func:`sites_dir`)."""
     path = Path(name_or_path)
-    return path if path.suffix else SITES_DIR / f"{name_or_path}.yaml"
+    return path if path.suffix else sites_dir() / f"{name_or_path}.yaml"
 
 
 class SiteProfile(JobSetup):
@@ -196,7 +213,7 @@ class SiteProfile(JobSetup):
     extra_sbatch: list[str] = Field(default_factory=list)
     python: str = Field(default_factory=lambda: sys.executable)
     dask_interface: str | None = None
-    templates_dir: Path = TEMPLATES_DIR
+    templates_dir: Path = Field(default_factory=default_templates_dir)
 
 
     @field_validator("extra_sbatch")

@@ -21,6 +21,7 @@ import dataclasses
 import itertools
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -28,8 +29,8 @@ from dm_hpc.runners import costs, sbatch, slurmcli, stream
 from dm_hpc.runners.core import Runner
 from dm_hpc.runners.polling import PollClock
 from dm_hpc.runners.site import SiteProfile
-from dm_hpc.runners.spec import (Outcome, RetryPolicy, TaskRecord, TaskSpec, Throttle, read_times,
-                                 safe_text, tail)
+from dm_hpc.runners.spec import (Outcome, RetryPolicy, TaskRecord, TaskSpec, Throttle, clear_run_files,
+                                 read_times, safe_text, tail)
 from dm_hpc.runners.states import JobState, refine_oom
 from dm_hpc.runners.submissions import Submission, SubmissionLog, append_line
 
@@ -140,7 +141,10 @@ class SlurmRunner(Runner):
             text, array = self.script(specs, batch_id)
         script = folder / "job.sbatch"
         script.write_text(text)
+        for rec in batch:
+            clear_run_files(rec.spec.workdir)
         out = folder / ("slurm-%A_%a.out" if array else "slurm-%j.out")
+        # the job name carries the batch id: after a lost sbatch reply, sbatch finds the job by it
         job = slurmcli.sbatch(script, [f"--output={out}", f"--chdir={folder}"])
         self._log(campaign).append(Submission(job, batch_id, array is not None, tuple(
             (i, r.spec.task_id, r.attempts) for i, r in enumerate(batch))))
@@ -212,7 +216,14 @@ class SlurmRunner(Runner):
         for rec in active:
             if rec.job_id:
                 by_job.setdefault(rec.job_id, []).append(rec)
-        found = {j: st for j, st in slurmcli.states(by_job).items() if j in by_job}
+        try:
+            found = {j: st for j, st in slurmcli.states(by_job).items() if j in by_job}
+        except (slurmcli.SlurmError, subprocess.TimeoutExpired) as exc:
+            # a controller outage (restart, overload) is no news about the jobs: they go on
+            # without us; asked again later, less often while it lasts
+            self.notices += filter(None, [self.clock.unanswered(exc)])
+            return {}
+        self.notices += filter(None, [self.clock.answered()])
         got = []  # (record, state, exit code)
         for job, (state, rc) in found.items():
             for rec in by_job[job]:

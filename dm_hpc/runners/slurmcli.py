@@ -20,23 +20,99 @@ class SlurmError(RuntimeError):
     """A Slurm command failed (not a transient hiccup)."""
 
 
+def _not_found(argv: list[str]) -> SlurmError:
+    return SlurmError(f"{argv[0]} not found on PATH: the Slurm commands are missing here (load the "
+                      f"site's Slurm module, or run on a node where `{argv[0]}` works)")
+
+
 def call(argv: list[str], timeout_s: float = 60, tries: int = 4) -> str:
-    """Run a Slurm command; retries transient controller errors with a growing pause."""
+    """Run a Slurm command; retries transient controller errors with a growing pause. Never
+    use it with ``tries > 1`` for a command that changes something (``sbatch``): a transient
+    error can come after the controller already acted."""
     for attempt in range(tries):
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+        except FileNotFoundError:
+            raise _not_found(argv) from None
         if proc.returncode == 0:
             return proc.stdout
-        if attempt + 1 < tries and any(t.lower() in proc.stderr.lower() for t in _TRANSIENT):
+        if attempt + 1 < tries and _is_transient(proc.stderr):
             time.sleep(0.5 * 2**attempt)
             continue
         raise SlurmError(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.strip()}")
     raise AssertionError("unreachable")
 
 
-def sbatch(script: Path, options: list[str]) -> str:
-    """Submit ``script``; returns the job id (the array's id for an array)."""
-    out = call(["sbatch", "--parsable", *options, str(script)])
-    return out.strip().split(";")[0]
+def _is_transient(text: str) -> bool:
+    return any(t.lower() in text.lower() for t in _TRANSIENT)
+
+
+def unique_job_name(script: Path) -> str | None:
+    """The ``#SBATCH --job-name=`` of a job script when it is unique: a dm-hpc name carrying its
+    batch id (``<name>--<batch id>``, :func:`sbatch.job_name`). None otherwise: another job may
+    share the name, so finding one by it would prove nothing."""
+    from dm_hpc.runners.sbatch import batch_of_name
+
+    try:
+        text = script.read_text()
+    except OSError:
+        return None
+    m = re.search(r"^#SBATCH\s+--job-name=(\S+)\s*$", text, flags=re.M)
+    return m.group(1) if m and batch_of_name(m.group(1)) else None
+
+
+def job_named(name: str) -> str | None:
+    """The id of this user's job called ``name`` that slurmctld holds (any state: a short job
+    may have finished already), None if it holds none. Raises SlurmError when it cannot tell."""
+    out = call(["squeue", "--me", "-h", "-t", "all", "-n", name, "-o", "%i"], timeout_s=30, tries=1)
+    ids = [line.strip().split("_")[0] for line in out.splitlines() if line.strip()]
+    return ids[0] if ids else None
+
+
+def sbatch(script: Path, options: list[str], job_name: str | None = None, tries: int = 4,
+           timeout_s: float = 60) -> str:
+    """Submit ``script``; returns the job id (the array's id for an array).
+
+    sbatch is never retried blindly: a "Socket timed out" reply (or an sbatch that hangs) can
+    come after slurmctld queued the job, and a second sbatch would run the tasks twice. After
+    such an error the job is looked up by ``job_name`` (unique: dm-hpc names carry their batch
+    id; by default read from the script) and submitted again only once squeue answered that it
+    is not there. SlurmError when that cannot be settled (the message says the job may be
+    queued) or sbatch keeps failing."""
+    if job_name is None:
+        job_name = unique_job_name(script)
+    argv = ["sbatch", "--parsable", *options, str(script)]
+    unsure = ""  # why the last sbatch may have queued the job although it reported no id
+    last = ""
+    for attempt in range(tries + 1):  # the extra round only looks the last attempt up
+        if attempt:
+            time.sleep(0.5 * 2 ** (attempt - 1))
+        if unsure:
+            if not job_name:
+                break  # nothing to look it up by: submitting again could queue it twice
+            try:
+                found = job_named(job_name)
+            except (SlurmError, subprocess.TimeoutExpired):
+                continue  # no answer yet: ask again, never submit on a guess
+            if found:
+                return found
+            unsure = ""  # slurmctld answered and holds no such job: safe to submit again
+        if attempt == tries:
+            break
+        try:
+            return call(argv, timeout_s=timeout_s, tries=1).strip().split(";")[0]
+        except subprocess.TimeoutExpired:
+            unsure = last = f"sbatch gave no answer within {timeout_s:g} s"
+        except SlurmError as exc:
+            if not _is_transient(str(exc)):
+                raise
+            unsure = last = str(exc)
+    if unsure:
+        where = (f"`squeue --me -n {job_name}` shows whether it is there" if job_name
+                 else "check `squeue --me` before submitting it again")
+        raise SlurmError(f"{unsure}; slurmctld may have queued {script} all the same ({where}); "
+                         f"it was not submitted again, so that it cannot run twice")
+    raise SlurmError(f"{last} (sbatch tried {tries} times)")
 
 
 def cancel(job_ids: Iterable[str]) -> None:
@@ -85,8 +161,10 @@ def squeue(job_ids: Iterable[str]) -> dict[str, tuple[JobState, int | None, str]
 
 
 def squeue_all() -> dict[str, tuple[JobState, int | None, str]]:
-    """Every job slurmctld holds (finished ones for MinJobAge), with comments."""
-    return parse_squeue(call(["squeue", *SQUEUE_ARGS]))
+    """Every job of this user that slurmctld holds (finished ones for MinJobAge), with comments.
+    ``--me``: a campaign's comment is no proof of ownership (another user may run the same
+    shipped campaign file), and their jobs are not ours to list or cancel."""
+    return parse_squeue(call(["squeue", "--me", *SQUEUE_ARGS]))
 
 
 def squeue_names() -> dict[str, str]:

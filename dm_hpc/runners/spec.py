@@ -118,6 +118,15 @@ def write_ended(workdir: Path, exit_code: int) -> None:
         fh.write(f"ended {time.time():.6f} {exit_code}\n")
 
 
+def clear_run_files(workdir: Path) -> None:
+    """Remove what an earlier attempt's wrapper left in the run folder (times file, output).
+    A runner reads a task's state from ``dm-task.times`` (a streamed job's tasks, a job that
+    left the queue): left from the attempt before, it would report the new attempt ended
+    while its job still waits, and an outcome's tails would show the old attempt's output."""
+    for name in (TIMES_FILE, STDOUT_FILE, STDERR_FILE):
+        (workdir / name).unlink(missing_ok=True)
+
+
 def read_times(workdir: Path) -> tuple[float | None, float | None, int | None]:
     """(started, ended, exit code) from the run folder's times file; None where absent."""
     started = ended = None

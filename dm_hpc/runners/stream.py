@@ -43,6 +43,12 @@ def task_state(spec: TaskSpec, job_state: JobState) -> tuple[JobState, int | Non
     if ended is not None:
         return (JobState.COMPLETED if rc == 0 else JobState.FAILED), rc
     if job_state.is_final:  # the job ended before this task did (TIMEOUT, CANCELLED, ...)
+        if started is None and job_state in (JobState.TIMEOUT, JobState.OUT_OF_MEMORY):
+            # the job ran out of time or memory on the tasks before this one, which never ran:
+            # it goes again as a preempted task does, with its own walltime and memory, and
+            # nothing for the cost model (a TIMEOUT would double its walltime and write a
+            # censored run time of its full walltime, for a task that ran no second)
+            return JobState.PREEMPTED, None
         return (JobState.LOST if job_state is JobState.COMPLETED else job_state), None
     return (JobState.RUNNING if started is not None and job_state is JobState.RUNNING
             else JobState.PENDING), None

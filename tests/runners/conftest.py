@@ -23,6 +23,19 @@ def slurm_site() -> SiteProfile:
     return SiteProfile.load("local")
 
 
+def fake_commands(folder: Path, monkeypatch: pytest.MonkeyPatch, scripts: dict[str, str]) -> Path:
+    """Fake Slurm commands (``name -> bash script``) in ``folder``, first on PATH: for what a real
+    controller cannot be made to do on demand (time out after queueing, refuse another user's job)."""
+    import os
+
+    folder.mkdir()
+    for name, text in scripts.items():
+        (folder / name).write_text(text)
+        (folder / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return folder
+
+
 def task_maker(tmp_path: Path) -> Callable[..., TaskSpec]:
     """``make(i, argv, **fields)``: a task in its own run folder under ``tmp_path``."""
     campaign = f"test-{uuid.uuid4().hex[:10]}"  # unique: finished jobs stay in squeue for a day
