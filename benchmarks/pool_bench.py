@@ -49,9 +49,6 @@ SETS = {
 }
 DEVSETS = ROOT / "out" / "devsets"
 STEEL_INPUTS = ["c", "mn", "si", "cr", "ni", "mo", "v", "n", "nb", "co", "w", "al", "ti"]
-#: EF peak is taken over i >= EF_FROM evaluations (as reference_bo.py does): at i < 10 one lucky
-#: initial hit dominates it.
-EF_FROM = 10
 
 
 def reference_module():
@@ -131,6 +128,8 @@ def apply_variant(text: str) -> str:
 
 def curve_metrics(found: np.ndarray, n_pool: int) -> dict:
     """AF(0.5/0.8/0.9), EF peak (i >= EF_FROM) and Top% at budget from ``seeds x budget`` found shares."""
+    from dm_hpc.bench.pool import EF_FROM
+
     top = np.concatenate([[0.0], found.mean(0)])
     i = np.arange(len(top))
     ef = top[1:] / (i[1:] / n_pool)

@@ -63,6 +63,9 @@ def bench_pool_multiobjective(
     Y = (Yraw - lo) / (hi - lo)  # pool range -> [0, 1]; ref point 0
     ref = torch.zeros(Y.shape[1], dtype=torch.double)
     hv_pool = _hv(Y, ref)
+    if hv_pool <= 0:  # every point is the worst in some objective (two rows, each best in one): nothing to find
+        raise ValueError(f"{data}: the pool's Pareto front has no volume above the worst value of each objective "
+                         f"({', '.join(objectives)}): too few points to benchmark the multi-objective search on")
     n = X.shape[0]
     budget = cap_budget(budget, n)
     bounds = torch.stack([X.min(0).values, torch.where(X.max(0).values > X.min(0).values, X.max(0).values, X.min(0).values + 1)])

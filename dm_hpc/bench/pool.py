@@ -61,6 +61,19 @@ def check_out(out: str | Path) -> Path:
     return out
 
 
+#: EF peak is taken over i >= EF_FROM evaluations (as ``reference_bo.py`` does): at i < 10 one
+#: lucky hit among the random starting points dominates it (10.0 from the 2nd point of 5,000).
+EF_FROM = 10
+
+
+def ef_peak(ef: Sequence[float | None], n_init: int = 2) -> float:
+    """The largest enrichment factor from the ``EF_FROM``-th evaluation on (``ef[k]``: after ``k``
+    evaluations, ``metrics``); in a shorter run, over the picks after the ``n_init`` random points
+    (0 when there are none)."""
+    late = [v for v in ef[EF_FROM:] if v is not None] or [v for v in ef[n_init + 1:] if v is not None]
+    return max(late or [0.0])
+
+
 def cap_budget(budget: int, n: int) -> int:
     """Evaluations per campaign on a pool of ``n`` points: at most ``n``, as each point is evaluated
     once; a ``PoolWarning`` when that cuts ``budget``, as the figures then end earlier than asked."""
@@ -80,16 +93,52 @@ def load_pool(path: str | Path, inputs: Sequence[str], objectives: Sequence[str]
     if missing:
         raise ValueError(f"columns not in {path}: {missing}; available: {list(df.columns)}")
     df = numeric_columns(df[list(inputs) + list(objectives)], inputs, str(path), hint)
-    df = numeric_columns(df, objectives, str(path)).dropna()
+    df = numeric_columns(df, objectives, str(path))
+    filled = ~df.isna().all(axis=1)  # an empty line is no row
+    complete = df.notna().all(axis=1)
+    if (gaps := int((filled & ~complete).sum())):
+        # said, not silent: a composition table that writes 0 as a blank shrank from 94 points to 53
+        counts = df[filled & ~complete].isna().sum()
+        where = ", ".join(f"{c!r} ({int(k)})" for c, k in counts.items() if k)
+        warnings.warn(PoolWarning(f"{path}: {gaps} of {int(filled.sum())} rows left out for an empty cell in "
+                                  f"{where}; write 0 where a blank means none"), stacklevel=3)
+    df = df[complete]
     if df.empty:
         raise ValueError(f"{path}: no row has a number in every one of {[*inputs, *objectives]}")
     return df.groupby(list(inputs), as_index=False)[list(objectives)].mean()
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
     """A CSV with blank lines kept as empty rows, so that row ``i`` is line ``i + 2`` of the file
-    (the header is line 1) in ``numeric_columns``' messages; the callers leave empty rows out."""
-    return pd.read_csv(path, skip_blank_lines=False)
+    (the header is line 1) in ``numeric_columns``' messages; the callers leave empty rows out.
+    An ``.xlsx`` sheet's first worksheet (row ``i`` is its row ``i + 2``). Raises ValueError for a
+    file that is not UTF-8 text, and for a header that names one column twice (pandas would read
+    the second as "y.1": the objective or an input silently another column)."""
+    path = Path(path)
+    excel = path.suffix.lower() in (".xlsx", ".xlsm")
+    try:
+        if excel:
+            df = pd.read_excel(path, nrows=nrows)
+            head = pd.read_excel(path, header=None, nrows=1)
+        else:
+            # index_col=False: a trailing comma on the data rows made pandas take the first column
+            # for an index, every other one shifted left (the objective read as blank)
+            df = pd.read_csv(path, skip_blank_lines=False, nrows=nrows, index_col=False)
+            head = pd.read_csv(path, header=None, nrows=1)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}): save the table as CSV UTF-8 or as .xlsx") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: an empty file") from None
+    head = list(head.iloc[0]) if len(head) else list(df.columns)  # as written: pandas renames a repeat "y.1"
+    names = [str(h).strip() for h in head if not (isinstance(h, float) and np.isnan(h))]  # a blank header: "Unnamed"
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"{path}: the header names {', '.join(map(repr, twice))} more than once; give each column its own name")
+    if len(df.columns) == 1 and any(sep in str(df.columns[0]) for sep in (";", "\t")):
+        sep = "';'" if ";" in str(df.columns[0]) else "tabs"
+        raise ValueError(f"{path}: one column {str(df.columns[0])[:60]!r}: the file separates its columns with {sep}; "
+                         "save it with commas (and '.' as the decimal mark)")
+    return df
 
 
 def numeric_columns(df: pd.DataFrame, columns: Sequence[str], where: str, hint: str = "") -> pd.DataFrame:
@@ -100,10 +149,15 @@ def numeric_columns(df: pd.DataFrame, columns: Sequence[str], where: str, hint: 
     out = df.copy()
     for c in columns:
         num = pd.to_numeric(df[c], errors="coerce")
-        bad = (num.isna() & df[c].notna()).to_numpy()
+        # "inf" reads as a number to pandas: an infinite input broke the GP fit with a traceback, an
+        # infinite objective became the whole top set
+        bad = ((num.isna() & df[c].notna()) | np.isinf(num)).to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"{where}: column {c!r} holds {df[c].iloc[i]!r} on line {i + 2}, not a number "
+            cell = df[c].iloc[i]
+            what = "not a finite number" if np.isinf(num.iloc[i]) else "not a number"
+            raise ValueError(f"{where}: column {c!r} holds {cell if isinstance(cell, float) else repr(cell)} on line "
+                             f"{i + 2}, {what} "
                              f"({int(bad.sum())} such cell{'s' if bad.sum() > 1 else ''} in it){'; ' + hint if hint else ''}")
         out[c] = num
     return out
@@ -119,14 +173,29 @@ def load_sources(paths: Sequence[str | Path], inputs: Sequence[str], objective: 
     from dm_hpc.learn.transfer import Source, on_columns, union_columns
 
     tables = []
-    for path in paths:
-        head = pd.read_csv(path, nrows=0).columns
+    names = [Path(p).name for p in paths]
+    if len(set(names)) < len(names):  # two src.csv in two folders: told apart by their paths
+        names = [str(p) for p in paths]
+    for name, path in zip(names, paths):
+        head = read_table(path, nrows=0).columns
         if objective not in head:
             raise ValueError(f"source {path}: no column {objective!r} (the objective); columns: {list(head)}")
-        cols = [c for c in head if c != objective]
+        index = [c for c in head if str(c).startswith("Unnamed: ")]
+        if index:  # a DataFrame saved with its index: a row number is no input
+            warnings.warn(PoolWarning(f"source {path}: column(s) {index} have no name (a saved row index?): left out"),
+                          stacklevel=3)
+        cols = [c for c in head if c != objective and c not in index]
         if not cols:
             raise ValueError(f"source {path}: no input columns besides {objective!r}")
-        tables.append((Path(path).name, cols, load_pool(path, cols, [objective], hint=(
+        if not set(cols) & set(inputs):
+            raise ValueError(f"source {path}: none of its columns {cols} is an input of the target {list(inputs)}; "
+                             "columns are matched by name (case and spaces count)")
+        extra = [c for c in cols if c not in inputs]
+        if extra:  # the union is the rule; a measured output among them is a common slip
+            warnings.warn(PoolWarning(f"source {path}: {len(extra)} column(s) the target does not have enter as inputs "
+                                      f"(0 on the target's rows): {extra}; leave out any that is not an input "
+                                      "(another measured property, a sample name)"), stacklevel=3)
+        tables.append((name, cols, load_pool(path, cols, [objective], hint=(
             "a source's columns other than the objective are its inputs: leave a column that is not one "
             "(a sample name, a date) out of the table"))))
     columns = union_columns(inputs, [cols for _, cols, _ in tables])
@@ -328,7 +397,7 @@ def bench_pool(
         **metrics(orders, top, len(y)),
         "seconds_per_step": sps,
     }
-    summary["ef_peak"] = max(v for v in summary["ef"] if v is not None)
+    summary["ef_peak"] = ef_peak(summary["ef"], n_init)
     if srcs:
         summary["transfer"] = transfer_summary(columns, srcs, [m.history for m in made])
     out.mkdir(parents=True, exist_ok=True)

@@ -107,6 +107,8 @@ def pool(
     goals = _split(goal)
     if any(g not in ("max", "min") for g in goals):
         _fail(f"--goal must be max or min, got {goal!r}")
+    if mode != "multiobjective" and len(goals) > 1:
+        _fail(f"--goal {goal!r}: one goal for --mode {mode} (one objective); several are for --mode multiobjective")
     from rich.progress import Progress
 
     from dm_hpc.bench import bench_pool
