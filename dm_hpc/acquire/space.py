@@ -92,6 +92,15 @@ class DesignSpace:
             # broke the bounds); then the others, largest first
             required = lo > 0
             n = int(required.sum())
+            # the elements with a lower bound take it from every composition: what is left must hold
+            # the min_elements - n others, each above PRESENT (Al and Pd at [0.5, 0.5] under
+            # min_elements 3 left nothing for a third, and every point drawn broke the rule)
+            room = 1.0 - lo[required].sum()
+            if self.min_elements > n and room <= (self.min_elements - n) * PRESENT + 1e-12:
+                fixed = ", ".join(el for el, r in zip(self.elements, required) if r)
+                raise DesignSpaceError(f"min_elements = {self.min_elements}, but the lower bounds of {fixed} sum to "
+                                       f"{lo[required].sum():.6g}: every composition is theirs alone, with no room for "
+                                       f"{self.min_elements - n} more element(s)")
             others = np.cumsum(np.sort(hi[~required])[::-1])
             reach = hi[required].sum() + np.concatenate([np.zeros(n), others])  # fewer than n: refused above
             if reach[-1] < 1 - 1e-12:

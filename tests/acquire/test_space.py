@@ -115,6 +115,13 @@ def test_min_elements_is_honoured_by_every_draw_and_checked():
     with pytest.raises(DesignSpaceError, match=r"min_elements = 5, but only 4 elements are left \(Co, Cr, Fe, Mn\) "
                                                r"once Ni is excluded"):
         DesignSpace(elements=bounds, min_elements=5, excluded=frozenset({"Ni"}))
+    # lower bounds that fill every composition leave no room for the others the minimum needs (a
+    # fuzzed space: Al and Pd at 0.5 each, min_elements 3, parsed, and every draw broke the rule)
+    with pytest.raises(DesignSpaceError, match=r"min_elements = 3, but the lower bounds of Al, Pd sum to 1"):
+        DesignSpace(elements={"Al": (0.5, 0.5), "Cu": (0.0, 1.0), "Ni": (0.0, 0.0), "Pd": (0.5, 0.5)},
+                    max_elements=3, min_elements=3)
+    fits = DesignSpace(elements={"Al": (0.45, 0.45), "Cu": (0.0, 1.0), "Pd": (0.45, 0.45)}, min_elements=3)
+    assert not fits.violations(fits.sample(20, rng)[0])
 
 
 def test_anchors_come_first_among_the_candidates_and_are_checked():
