@@ -142,6 +142,7 @@ class CampaignManager:
         self._data_version = 0  # results ingested so far in this run
         self._plan_version = 0  # ... when the plan in progress was snapshotted
         self._lab = None
+        self._site = None  # the runner's site profile (read when a task's cores are charged)
         self.planning: CampaignPlanner | None = None  # made in run(): it journals refits
         self.notes: list[str] = []
         self._logged = (0.0, "")  # (time, text) of the last plain progress line
@@ -336,17 +337,38 @@ class CampaignManager:
     # ------------------------------------------------------------------ tasks
     def _task_spec(self, task_id: str, fidelity: str, composition: dict[str, float]):
         from dm_hpc.compute import worker_argv, write_task
-        from dm_hpc.runners import TaskSpec
 
         fid = next(f for f in self.c.fidelities if f.name == fidelity)
-        workdir = self.task_dir(task_id)
-        path = write_task(workdir, composition, method=fid.method, settings=fid.settings,
+        path = write_task(self.task_dir(task_id), composition, method=fid.method, settings=fid.settings,
                           properties=self.c.properties, seed=self.c.seed, cores=fid.cores,
                           task_id=task_id, campaign=self.c.name,
                           maker=fid.maker.model_dump(mode="json") if fid.maker is not None else None)
-        return TaskSpec(task_id=task_id, name=f"{self.c.name} {fid.name} {task_id}", argv=worker_argv(path),
-                        workdir=workdir, cores=fid.cores, walltime_s=int(fid.walltime), campaign=self.c.name,
-                        method=fid.method, env={"OMP_NUM_THREADS": "1"}, group=fid.name)
+        return self._runner_spec(task_id, fid, worker_argv(path))
+
+    def _runner_spec(self, task_id: str, fid, argv: list[str]):
+        """The task the runner is given for ``fid`` (its run folder is not written here)."""
+        from dm_hpc.runners import TaskSpec
+
+        return TaskSpec(task_id=task_id, name=f"{self.c.name} {fid.name} {task_id}", argv=argv,
+                        workdir=self.task_dir(task_id), cores=fid.cores, walltime_s=int(fid.walltime),
+                        campaign=self.c.name, method=fid.method, env={"OMP_NUM_THREADS": "1"}, group=fid.name)
+
+    def _cores_held(self, task: jn.TaskEntry) -> int:
+        """The cores ``task``'s job holds while it runs, which its run time is charged at: on a
+        site, the job shape the runner submits (``resolve``: a layout's ranks x threads, what
+        ``dm-hpc plan`` charges); on this machine (runner: local), the fidelity's cores."""
+        from dm_hpc.runners import SiteProfile
+        from dm_hpc.runners.sbatch import resolve
+
+        fid = next((f for f in self.c.fidelities if f.name == task.fidelity), None)
+        if fid is None:
+            return 1
+        if self.c.runner.kind.value == "local":
+            return fid.cores
+        if self._site is None:  # the runner's own profile, else the file make_runner reads
+            site = getattr(self.runner, "site", None)
+            self._site = site if isinstance(site, SiteProfile) else SiteProfile.load(self.c.runner.site or "local")
+        return resolve(self._site, self._runner_spec(task.task_id, fid, ["true"])).total_cores
 
     def _submit(self, task_id: str, point: ProposedPoint) -> None:
         # write-ahead: the plan is durable before anything runs
@@ -371,11 +393,13 @@ class CampaignManager:
             # the job left the queue before anyone saw how it ended (no accounting, sacct
             # lagging): its run folder says, as on resume, and its result is not thrown away
             state_name = "COMPLETED"
-        cores = next((f.cores for f in self.c.fidelities if f.name == task.fidelity), 1)
         if outcome is not None and outcome.started and outcome.ended:
-            core_hours = (outcome.ended - outcome.started) * cores / 3600
+            seconds = outcome.ended - outcome.started
         else:
-            core_hours = (getattr(result, "wall_time_s", 0.0) or 0.0) * cores / 3600
+            seconds = getattr(result, "wall_time_s", 0.0) or 0.0
+        # every attempt held the job's cores: those the runner retried count too
+        seconds += getattr(outcome, "earlier_s", 0.0) or 0.0
+        core_hours = seconds * self._cores_held(task) / 3600
         if getattr(result, "ok", False) and state_name == "COMPLETED":
             record = result_to_record(result, campaign=self.c.name, task_id=task.task_id,
                                       job_id=getattr(outcome, "job_id", None))

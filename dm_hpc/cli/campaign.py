@@ -1,6 +1,7 @@
 """Campaign commands: init, validate, run, resume, status, suggest, ingest, report, stop, gaps."""
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from pathlib import Path
@@ -19,6 +20,15 @@ if TYPE_CHECKING:
 console = cli_console()
 CampaignFile = Annotated[Path, typer.Argument(help="Campaign YAML file (see campaigns/).")]
 TEMPLATES = {"demo": "hea-demo.yaml", "turbine": "hea-turbine.yaml", "pool": "oer-catalyst.yaml"}
+#: The folder of the templates `dm-hpc init` copies when the package is installed away from its
+#: checkout (``pip install .`` in a container image: no ``campaigns/`` beside it); the images set
+#: it to their copy of the repository's ``campaigns/``, as DM_HPC_CONFIG_DIR (runners.site).
+CAMPAIGNS_DIR_ENV = "DM_HPC_CAMPAIGNS_DIR"
+
+
+def campaigns_dir() -> Path:
+    """The campaign templates: ``$DM_HPC_CAMPAIGNS_DIR`` when set, else the checkout's ``campaigns/``."""
+    return Path(os.environ.get(CAMPAIGNS_DIR_ENV) or Path(__file__).resolve().parents[2] / "campaigns")
 
 
 def register(app: typer.Typer) -> None:
@@ -66,7 +76,13 @@ def init(
 
     if template not in TEMPLATES:
         fail(f"--template must be one of {', '.join(TEMPLATES)}")
-    source = Path(__file__).resolve().parents[2] / "campaigns" / TEMPLATES[template]
+    source = campaigns_dir() / TEMPLATES[template]
+    if not source.is_file():
+        where = (f"${CAMPAIGNS_DIR_ENV} is {os.environ[CAMPAIGNS_DIR_ENV]}" if os.environ.get(CAMPAIGNS_DIR_ENV)
+                 else f"{CAMPAIGNS_DIR_ENV} is not set and the package has no campaigns/ folder beside it "
+                      f"(an installed package)")
+        fail(f"template {template!r} not found: no {source} ({where}); set {CAMPAIGNS_DIR_ENV} to a folder "
+             f"holding the repository's campaign templates ({', '.join(TEMPLATES.values())})")
     out = out or Path("campaigns") / f"{name}.yaml"
     if out.exists():
         fail(f"{out} exists; choose another --out")

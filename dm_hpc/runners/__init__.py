@@ -12,7 +12,8 @@ Stable interface, used by the campaign manager and the calculation recipes:
   streamed jobs are named after: the fidelity). The task writes its results in ``workdir``;
   runners add ``dm-task.out``, ``dm-task.err`` and ``dm-task.times`` there.
 - :class:`Outcome`: ``task_id``, ``state``, ``exit_code``, ``job_id``, ``attempts``,
-  ``stdout_tail``/``stderr_tail`` (last 4 KB), ``started``/``ended`` (epoch s), ``workdir``.
+  ``stdout_tail``/``stderr_tail`` (last 4 KB), ``started``/``ended`` (epoch s, the last attempt),
+  ``earlier_s`` (run seconds of the attempts retried before it), ``workdir``.
 - :class:`Runner` protocol: ``submit(tasks) -> list[handle]`` (handles are task ids),
   ``poll() -> list[Outcome]`` (final outcomes since the last poll, after retries),
   ``states()``, ``cancel(task_ids)``, ``reattach(campaign) -> list[task_id]``, ``in_flight()``,

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from dm_hpc.runners.spec import NO_RETRY, Outcome, RetryPolicy, TaskRecord, TaskSpec, Throttle
+from dm_hpc.runners.spec import NO_RETRY, Outcome, RetryPolicy, TaskRecord, TaskSpec, Throttle, ran_seconds
 from dm_hpc.runners.states import JobState
 
 Finish = tuple[JobState, int | None]  # (state, exit code) reported by a backend
@@ -62,8 +62,12 @@ class Runner:
                 policy = NO_RETRY if rec.cancel_requested else self.retry
                 again = policy.next_spec(rec.spec, state, rec.retried)
                 if again is None:
-                    self._deliver(Outcome.collect(rec.spec, state, rc, rec.job_id, rec.attempts), rec.spec)
+                    self._deliver(Outcome.collect(rec.spec, state, rc, rec.job_id, rec.attempts,
+                                                  rec.earlier_s), rec.spec)
                 else:
+                    # read before the next attempt clears the run folder: the outcome charges
+                    # the task's cores for every attempt, not the last one only
+                    rec.earlier_s += ran_seconds(rec.spec, state)
                     rec.retried[state] = rec.retried.get(state, 0) + 1
                     rec.spec, rec.state = again, JobState.PENDING
                     self._backlog.appendleft(rec)
@@ -86,8 +90,8 @@ class Runner:
         wanted = set(task_ids)
         for rec in [r for r in self._backlog if r.spec.task_id in wanted]:
             self._backlog.remove(rec)
-            self._deliver(Outcome.collect(rec.spec, JobState.CANCELLED, None, rec.job_id, rec.attempts),
-                          rec.spec)
+            self._deliver(Outcome.collect(rec.spec, JobState.CANCELLED, None, rec.job_id, rec.attempts,
+                                          rec.earlier_s), rec.spec)
         victims = [r for t, r in self._active.items() if t in wanted]
         for rec in victims:
             rec.cancel_requested = True

@@ -180,25 +180,33 @@ def command(site: SiteProfile, shape: JobShape, spec: TaskSpec) -> list[str]:
     """The task's argv, inside the shape's container when there is one (the host's Python
     interpreter is replaced by the image's), started as the shape's MPI ranks when the worker
     itself is parallel."""
-    launch = (mpi_launcher(site, shape.ranks, shape.cores, shape.gpus_per_rank)
-              if shape.ranks > 1 and shape.launch == "worker" else [])
-    return launch + _in_container(site, shape, spec)
+    if not (shape.ranks > 1 and shape.launch == "worker"):
+        return _in_container(site, shape, spec)
+    pyxis = shape.container is not None and shape.container.runtime == "pyxis"
+    # pyxis is an option of srun, so mpirun cannot start its ranks in the image
+    launch = mpi_launcher(site.model_copy(update={"mpi_launcher": "srun"}) if pyxis else site,
+                          shape.ranks, shape.cores, shape.gpus_per_rank)
+    return _in_container(site, shape, spec, launch)
 
 
-def _in_container(site: SiteProfile, shape: JobShape, spec: TaskSpec) -> list[str]:
+def _in_container(site: SiteProfile, shape: JobShape, spec: TaskSpec,
+                  launch: Sequence[str] = ()) -> list[str]:
+    """``spec``'s argv in the shape's image, started by ``launch`` (the MPI launcher's words)."""
     box = shape.container
     if box is None:
-        return list(spec.argv)
+        return [*launch, *spec.argv]
     argv = list(spec.argv)
     if argv[0] == site.python or Path(argv[0]).name.startswith("python"):
         argv[0] = box.python
     workdir = str(spec.workdir)
     if box.runtime == "pyxis":
+        # one srun starts the ranks and enters the image: an srun nested in the MPI srun found
+        # every CPU of the job held by the outer step and waited for one until the walltime
         mounts = ",".join([workdir, *box.binds])
-        return ["srun", "--ntasks=1", f"--container-image={box.image}",
+        return [*(launch or ["srun", "--ntasks=1"]), f"--container-image={box.image}",
                 f"--container-mounts={mounts}", f"--container-workdir={workdir}", *argv]
     binds = [w for b in [workdir, *box.binds] for w in ("--bind", b)]
-    return ["apptainer", "exec", *(["--nv"] if shape.gpus else []), *binds, box.image, *argv]
+    return [*launch, "apptainer", "exec", *(["--nv"] if shape.gpus else []), *binds, box.image, *argv]
 
 
 def _sbatch_option(option: str) -> str:

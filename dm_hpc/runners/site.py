@@ -119,7 +119,9 @@ class Stream(BaseModel):
 
 class Container(BaseModel):
     """An image the task runs in. ``apptainer``: ``apptainer exec [--nv] IMAGE python -m ...``;
-    ``pyxis``: ``srun --container-image=IMAGE python -m ...`` (NVIDIA enroot/pyxis sites).
+    ``pyxis``: ``srun --container-image=IMAGE python -m ...`` (NVIDIA enroot/pyxis sites; an
+    MPI layout's ranks start from that same srun, ``srun --mpi=PLUGIN --ntasks=R
+    --container-image=IMAGE``, even where ``mpi_launcher`` is ``mpirun``).
     ``python`` is the interpreter inside the image (replaces the host's interpreter in argv)."""
 
     model_config = ConfigDict(extra="forbid")

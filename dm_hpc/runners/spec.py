@@ -73,6 +73,8 @@ class Outcome:
     """How a task ended. The runner does not parse scientific results: they lie in ``workdir``.
 
     Times are seconds since the epoch (None where unknown); ``attempts`` counts submissions.
+    ``started``/``ended`` are the last attempt's; ``earlier_s`` sums the run time of the attempts
+    the runner retried before it (what they held the task's cores for).
     """
 
     task_id: str
@@ -85,17 +87,18 @@ class Outcome:
     stderr_tail: str = ""
     started: float | None = None
     ended: float | None = None
+    earlier_s: float = 0.0
 
     @staticmethod
     def collect(spec: TaskSpec, state: JobState, exit_code: int | None, job_id: str | None,
-                attempts: int) -> "Outcome":
+                attempts: int, earlier_s: float = 0.0) -> "Outcome":
         """Build an outcome, reading output tails and times from the run folder."""
         started, ended, file_rc = read_times(spec.workdir)
         if exit_code is None:
             exit_code = file_rc
         return Outcome(spec.task_id, state, exit_code, job_id, attempts, spec.workdir,
                        tail(spec.workdir / STDOUT_FILE), tail(spec.workdir / STDERR_FILE),
-                       started, ended)
+                       started, ended, earlier_s)
 
 
 def tail(path: Path, nbytes: int = TAIL_BYTES) -> str:
@@ -141,6 +144,15 @@ def read_times(workdir: Path) -> tuple[float | None, float | None, int | None]:
     except (OSError, ValueError):
         pass
     return started, ended, rc
+
+
+def ran_seconds(spec: TaskSpec, state: JobState) -> float:
+    """How long the attempt of ``spec`` that ended ``state`` ran, from its run folder's times
+    file: a TIMEOUT killed before its wrapper wrote the end ran its walltime; 0 if it never started."""
+    started, ended, _ = read_times(spec.workdir)
+    if started and ended:
+        return max(0.0, ended - started)
+    return float(spec.walltime_s) if started and state is JobState.TIMEOUT else 0.0
 
 
 @dataclass(frozen=True)
@@ -206,3 +218,4 @@ class TaskRecord:
     cancel_requested: bool = False
     handle: object = None  # backend-private (a Popen, a future, a farm id)
     queued_at: float = field(default_factory=time.monotonic)  # entered the backlog (packing)
+    earlier_s: float = 0.0  # run seconds of the attempts retried so far (Outcome.earlier_s)
