@@ -190,14 +190,17 @@ def load_sources(paths: Sequence[str | Path], inputs: Sequence[str], objective: 
         if not set(cols) & set(inputs):
             raise ValueError(f"source {path}: none of its columns {cols} is an input of the target {list(inputs)}; "
                              "columns are matched by name (case and spaces count)")
+        table = load_pool(path, cols, [objective], hint=(
+            "a source's columns other than the objective are its inputs: leave a column that is not one "
+            "(a sample name, a date) out of the table"))
         extra = [c for c in cols if c not in inputs]
-        if extra:  # the union is the rule; a measured output among them is a common slip
+        if extra and not _is_composition(table[cols].to_numpy(float)):
+            # the union is the rule (a composition's other elements are normal); a measured output
+            # among a table's columns (yield strength beside tensile strength) is a common slip
             warnings.warn(PoolWarning(f"source {path}: {len(extra)} column(s) the target does not have enter as inputs "
                                       f"(0 on the target's rows): {extra}; leave out any that is not an input "
                                       "(another measured property, a sample name)"), stacklevel=3)
-        tables.append((name, cols, load_pool(path, cols, [objective], hint=(
-            "a source's columns other than the objective are its inputs: leave a column that is not one "
-            "(a sample name, a date) out of the table"))))
+        tables.append((name, cols, table))
     columns = union_columns(inputs, [cols for _, cols, _ in tables])
     sign = 1.0 if goal == "max" else -1.0
     sources = []

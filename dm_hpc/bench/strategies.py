@@ -39,10 +39,8 @@ class Strategy:
         self.sources = list(sources)
         self.transfer = None  # the last TransferFit (weights, chosen kind) when sources are given
         self.history: list[tuple[str, dict[str, float]]] = []  # per step: chosen kind, source weights
-        if self.sources:
-            every = torch.cat([X, *[s.X for s in self.sources]])
-            lo, hi = every.min(0).values, every.max(0).values
-            self.bounds = torch.stack([lo, torch.where(hi > lo, hi, lo + 1)])
+        # with sources too, the pool's bounds: fit_transfer widens them for the models that read the
+        # sources and keeps them for the cold one (a source in percent squashed it into 1 % of its cube)
 
     def refit_default(self, observed: list[int], y: Tensor) -> tuple[np.ndarray, Tensor, Tensor]:
         """The default strategy's model refitted on the measured points without sources

@@ -430,7 +430,10 @@ def fit_transfer(
         X: ``n x d`` target inputs (union columns). y: ``n`` target outcomes (to model; any units).
         sources: related data on the same ``d`` columns; names unique.
         kind: ``"auto"`` (the guard of the module docstring), or one of ``KINDS`` to force it.
-        bounds: ``2 x d`` input bounds (default: the range of target and source inputs).
+        bounds: ``2 x d`` bounds of the target's space (default: the range of ``X``): the cold
+            candidate normalises by them, the others by their union with the sources' range (a
+            source in percent against target fractions must not squash the cold model that the
+            guard falls back to into 1 % of its unit cube).
         warm_start: the previous ``TransferFit`` on the same sources: hyper-parameters of each
             candidate start from it, and the source GPs of the prior kind are reused.
         seed: subsampling of sources and the fits' restarts.
@@ -453,8 +456,8 @@ def fit_transfer(
     for s in sources:
         if s.X.shape[-1] != X.shape[-1]:
             raise ValueError(f"source {s.name!r} has {s.X.shape[-1]} input columns, the target {X.shape[-1]}")
-    if bounds is None:
-        bounds = _bounds(X, *[torch.as_tensor(s.X, dtype=torch.double) for s in sources])
+    bounds = _bounds(X) if bounds is None else torch.as_tensor(bounds, dtype=torch.double)
+    wide = _bounds(bounds, *[torch.as_tensor(s.X, dtype=torch.double) for s in sources])
     key = tuple((s.name, id(s.X), len(s.y)) for s in sources)
     prev = warm_start if warm_start is not None and warm_start.sources_key == key else None
     wanted = KINDS if kind == "auto" else (kind,)
@@ -475,7 +478,7 @@ def fit_transfer(
             ya = torch.cat([*[_on_scale_of(torch.as_tensor(s.y, dtype=torch.double), y) for s in sub], y])
             task = torch.cat([torch.full((len(s.y),), k) for k, s in enumerate(sub)] + [torch.full((len(y),), len(sub))])
             data["multitask"] = {"X": Xa, "y": ya, "task": task}
-            fits["multitask"] = fit_multitask(Xa, ya.unsqueeze(-1), task, target_task=len(sub), bounds=bounds,
+            fits["multitask"] = fit_multitask(Xa, ya.unsqueeze(-1), task, target_task=len(sub), bounds=wide,
                                               all_tasks=list(range(len(sub) + 1)), settings=_MULTITASK_FIT, seed=seed,
                                               maxiter=60, warm_start=prev.candidates.get("multitask") if prev else None)
         source_models, stats = (prev.source_models if prev else ()), None
@@ -493,7 +496,7 @@ def fit_transfer(
             stats = torch.stack([torch.tensor(s.scale, dtype=torch.double).clamp_min(torch.tensor([-math.inf, 1e-12]))
                                  if s.scale is not None else torch.stack([s.y.double().mean(), _spread(s.y.double())])
                                  for s in sources])
-            fits["prior"] = _fit_prior(X, y, sources, source_models, stats, bounds, prev.candidates.get("prior") if prev else None, seed,
+            fits["prior"] = _fit_prior(X, y, sources, source_models, stats, wide, prev.candidates.get("prior") if prev else None, seed,
                                        source_covariance)
     loo, rmse = _score(fits, len(y), len(sources), y)
     chosen = _choose(loo, len(y)) if kind == "auto" else kind
@@ -501,7 +504,7 @@ def fit_transfer(
     model = fits[chosen]
     points = {s.name: _rows_used(s, chosen) for s in sources}
     return TransferFit(chosen, model, weights, loo, points, fits, tuple(source_models), key, rmse,
-                       {**data, "target": {"X": X, "y": y, "bounds": bounds, "seed": seed}})
+                       {**data, "target": {"X": X, "y": y, "bounds": bounds, "wide": wide, "seed": seed}})
 
 
 def _rows_used(source: Source, kind: str) -> int | None:
@@ -574,7 +577,9 @@ def transfer_state(fit: TransferFit, source_state: Callable[[object], dict], col
     same kind of values); and each source's input columns (``columns``, default as fitted)."""
     target = fit.fit_data["target"]
     state: dict = {"format": STATE_FORMAT, "kind": "transfer", "transfer_kind": fit.kind, "X": target["X"].cpu(),
-                   "y": target["y"].cpu(), "bounds": target["bounds"].cpu(), "seed": int(target["seed"]),
+                   "y": target["y"].cpu(), "seed": int(target["seed"]),
+                   # the bounds the chosen model normalises by (``fit_transfer``: the cold one the target's)
+                   "bounds": (target["bounds"] if fit.kind == "cold" else target.get("wide", target["bounds"])).cpu(),
                    "weights": {k: float(v) for k, v in fit.weights.items()},
                    "state_dict": {k: v.detach().cpu() for k, v in fit.model.state_dict().items()}}
     if fit.kind == "multitask":

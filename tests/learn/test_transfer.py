@@ -274,3 +274,22 @@ def test_a_batch_gets_the_same_source_covariance_as_each_element_alone():
             alone = mean.source_covariances(batch[b], other)[0]
             assert torch.allclose(joint[b], alone, atol=1e-9)
             assert torch.allclose(square[b], mean.source_covariances(batch[b], batch[b])[0], atol=1e-9)
+
+
+def test_a_source_on_another_input_scale_leaves_the_cold_candidate_the_targets_own():
+    """A review (stop 46): the cold candidate, what the guard falls back to, was normalised by the
+    union of target and source ranges, so a source in percent against target fractions squashed
+    the target into 1 % of the unit cube and the fallback was no longer the cold model. The cold
+    candidate reads the target's bounds; the models that read the sources, their union."""
+    from dm_hpc.learn.gp import GP_DEFAULTS, fit_gp
+
+    Xs = _rand(100, seed=1) * 100.0  # percent where the target has fractions
+    source = Source("percent", Xs, f(Xs / 100.0))
+    X, Xt = _rand(8, seed=2), _rand(50, seed=3)
+    box = torch.stack([torch.zeros(3), torch.ones(3)]).double()
+    fit = fit_transfer(X, f(X), [source], bounds=box)
+    plain = fit_gp(X, f(X).unsqueeze(-1), bounds=box, settings=GP_DEFAULTS)
+    with torch.no_grad():
+        assert torch.allclose(fit.candidates["cold"].posterior(Xt).mean, plain.posterior(Xt).mean, atol=1e-10)
+    assert torch.equal(fit.candidates["cold"].input_transform.bounds, box)
+    assert torch.equal(fit.candidates["multitask"].input_transform.bounds[1], Xs.max(0).values)  # the union: the source's range
