@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from dm_hpc.data.composition import Composition
 from dm_hpc.data.vocabulary import canonical_unit, check_range, to_canonical
@@ -33,6 +33,16 @@ _NAME = re.compile(r"^[A-Za-z0-9_.+ -]{1,64}$")
 #: Field length limits (UTF-8 bytes) follow the fixed-width columns of the HDF5 store.
 MAX_METHOD = 40
 MAX_LABEL = 64
+
+
+#: Validation context of a record read back from a store (``MaterialRecord.from_json``): the
+#: physical ranges are rules of intake, and a store is never rewritten, so a range tightened
+#: later (process temperatures > 0 K) must not make a record stored before it unreadable.
+STORED = {"stored": True}
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("stored"))
 
 
 def label_problem(v: str, limit: int) -> str | None:
@@ -139,15 +149,17 @@ class ProcessStep(BaseModel):
 
     @field_validator("parameters", mode="before")
     @classmethod
-    def _parameters(cls, v: Any) -> dict[str, float]:
+    def _parameters(cls, v: Any, info: ValidationInfo) -> dict[str, float]:
         out: dict[str, float] = {}
+        checked = not _stored(info)
         for key, val in dict(v or {}).items():
             if isinstance(val, dict):
                 number = to_canonical(key, float(val["value"]), val.get("unit"), kind="process_parameter")
             else:
                 canonical_unit(key, kind="process_parameter")  # unknown names are rejected
                 number = float(val)
-            out[key] = check_range(key, _finite(f"process parameter {key}", number), kind="process_parameter")
+            number = _finite(f"process parameter {key}", number)
+            out[key] = check_range(key, number, kind="process_parameter") if checked else number
         return dict(sorted(out.items()))
 
     @field_validator("settings")
@@ -194,8 +206,9 @@ class PropertyValue(BaseModel):
         return _finite("property value", v)
 
     @model_validator(mode="after")
-    def _in_range(self) -> PropertyValue:
-        check_range(self.name, self.value)  # e.g. a negative density: refused, never stored
+    def _in_range(self, info: ValidationInfo) -> PropertyValue:
+        if not _stored(info):
+            check_range(self.name, self.value)  # e.g. a negative density: refused, never stored
         return self
 
     @field_validator("uncertainty")
@@ -327,7 +340,7 @@ class MaterialRecord(BaseModel):
         content["provenance"].update(extra.get("provenance", {}))
         if "structure" in extra:
             content["structure"] = extra["structure"]
-        return cls.model_validate(content)
+        return cls.model_validate(content, context=STORED)
 
     @cached_property
     def record_id(self) -> str:

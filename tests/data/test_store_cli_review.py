@@ -7,6 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from dm_hpc.data import Store
 from dm_hpc.data.access import AccessMap, new_rule
 from tests.conftest import REPO
@@ -170,3 +172,27 @@ def test_a_sample_id_with_an_invisible_character_is_refused(tmp_path):
     sheet.write_text("sample_id,composition:Cu [at_frac],composition:Ni [at_frac],property:hardness [GPa]\nProbe-Ä1,0.5,0.5,1\n",
                      encoding="utf-8")
     assert dm("store", "import", str(sheet), "--store", str(tmp_path / "store")).returncode == 0  # letters are fine
+
+
+def test_a_record_stored_before_a_range_was_tightened_still_reads_back(tmp_path, monkeypatch):
+    """Ranges are rules of intake, and a store is never rewritten: a 0 K annealing temperature
+    stored before process temperatures had to be > 0 K (stop 46) must not make the store's
+    records, export or check fail. Stored under the old range, read under the new one."""
+    import dataclasses
+
+    from dm_hpc.data import MaterialRecord, vocabulary
+
+    table = vocabulary._vocabulary()[1]
+    old = dataclasses.replace(table["annealing_temperature"], positive=False, minimum=0.0)
+    record = {"composition": {"Cu": 1.0}, "process": [{"name": "a", "parameters": {"annealing_temperature": 0.0}}],
+              "properties": [{"name": "hardness", "value": 1.0}], "provenance": {"source": "experimental", "method": "lab"}}
+    with monkeypatch.context() as m:
+        m.setitem(table, "annealing_temperature", old)
+        with Store.open(tmp_path / "s", "a") as s:
+            s.ingest([MaterialRecord.model_validate(record)])
+    s = Store.open(tmp_path / "s")
+    assert [r.process[0].parameters for r in s.records()] == [{"annealing_temperature": 0.0}]
+    assert s.check().ok
+    assert dm("store", "export", str(tmp_path / "x.csv"), "--store", str(tmp_path / "s")).returncode == 0
+    with pytest.raises(ValueError, match="annealing_temperature 0 K"):  # a new record of it is still refused
+        MaterialRecord.model_validate(record)
