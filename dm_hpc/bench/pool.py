@@ -121,9 +121,18 @@ def read_table(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
             df = pd.read_excel(path, nrows=nrows)
             head = pd.read_excel(path, header=None, nrows=1)
         else:
-            # index_col=False: a trailing comma on the data rows made pandas take the first column
-            # for an index, every other one shifted left (the objective read as blank)
-            df = pd.read_csv(path, skip_blank_lines=False, nrows=nrows, index_col=False)
+            df = pd.read_csv(path, skip_blank_lines=False, nrows=nrows)
+            _one_column_check(path, df)
+            if not df.index.equals(pd.RangeIndex(len(df))):  # row names 1, 2, ... make a RangeIndex too
+                # data rows of one field more than the header: pandas took the first field for an
+                # index. A trailing comma (an empty last field) is read as written; row names (R's
+                # write.table) would shift every column if the last field were dropped: refused
+                last = pd.read_csv(path, header=None, skiprows=1, skip_blank_lines=False, nrows=nrows).iloc[:, -1]
+                if not last.isna().all():
+                    raise ValueError(f"{path}: the data rows hold one field more than the header (row names, as R "
+                                     "writes a table?): name that first column in the header, or write the table "
+                                     "without row names")
+                df = pd.read_csv(path, skip_blank_lines=False, nrows=nrows, index_col=False)
             head = pd.read_csv(path, header=None, nrows=1)
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}): save the table as CSV UTF-8 or as .xlsx") from None
@@ -134,11 +143,16 @@ def read_table(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ValueError(f"{path}: the header names {', '.join(map(repr, twice))} more than once; give each column its own name")
+    _one_column_check(path, df)
+    return df
+
+
+def _one_column_check(path: Path, df: pd.DataFrame) -> None:
+    """A header read as one column that holds ';' or tabs: another separator than ','."""
     if len(df.columns) == 1 and any(sep in str(df.columns[0]) for sep in (";", "\t")):
         sep = "';'" if ";" in str(df.columns[0]) else "tabs"
         raise ValueError(f"{path}: one column {str(df.columns[0])[:60]!r}: the file separates its columns with {sep}; "
                          "save it with commas (and '.' as the decimal mark)")
-    return df
 
 
 def numeric_columns(df: pd.DataFrame, columns: Sequence[str], where: str, hint: str = "") -> pd.DataFrame:
@@ -194,7 +208,7 @@ def load_sources(paths: Sequence[str | Path], inputs: Sequence[str], objective: 
             "a source's columns other than the objective are its inputs: leave a column that is not one "
             "(a sample name, a date) out of the table"))
         extra = [c for c in cols if c not in inputs]
-        if extra and not _is_composition(table[cols].to_numpy(float)):
+        if extra and not _is_shares(table[cols].to_numpy(float)):
             # the union is the rule (a composition's other elements are normal); a measured output
             # among a table's columns (yield strength beside tensile strength) is a common slip
             warnings.warn(PoolWarning(f"source {path}: {len(extra)} column(s) the target does not have enter as inputs "
@@ -215,6 +229,11 @@ def load_sources(paths: Sequence[str | Path], inputs: Sequence[str], objective: 
 def _is_composition(X: np.ndarray) -> bool:
     """``n x c`` table inputs are fractions of one whole: each in [0, 1], each row summing to 1."""
     return X.shape[1] > 1 and bool(np.all((X >= 0) & (X <= 1)) and np.allclose(X.sum(1), 1.0, atol=1e-6))
+
+
+def _is_shares(X: np.ndarray) -> bool:
+    """``_is_composition`` in fractions or in percent (rows summing to 100)."""
+    return _is_composition(X) or _is_composition(X / 100.0)
 
 
 def source_overlap(X: np.ndarray, sources: Sequence) -> tuple[np.ndarray, dict[str, int]]:

@@ -179,16 +179,17 @@ def _withheld(n: int, clearance) -> str:
 
 
 def _check_property(s, prop: str | None) -> None:
-    """Refuse a ``--property`` that is neither a known property nor a column of the store: a
-    misspelt filter matched nothing and exported an empty sheet with exit 0."""
+    """Refuse a ``--property`` that is neither a known property nor one the store holds (not any
+    column: ``x_Cu`` or ``method`` matched nothing either): a misspelt filter matched nothing and
+    exported an empty sheet with exit 0."""
     if prop is None:
         return
     from dm_hpc.data.vocabulary import closest_name, property_names
 
-    columns = list(s.to_dataframe().columns)
-    known = [*property_names(), *(c for c in columns if c not in property_names())]
-    if prop in property_names() or prop in columns:
+    stored = s.property_names()
+    if prop in property_names() or prop in stored:
         return
+    known = [*property_names(), *(c for c in stored if c not in property_names())]
     close = closest_name(prop, known, 0.75)
     fail(f"--property {prop!r}: no such property" + (f" (did you mean {close!r}?)" if close else ""))
 

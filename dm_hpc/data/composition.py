@@ -215,7 +215,8 @@ def _coerce(data: Any) -> dict[str, dict[str, float]]:
             # another alloy (amounts, a formula, a sheet's "bal" are what get normalised)
             total = _sum(_resolve_balance(data["fractions"], Basis.atomic_fraction).values())
             if not sums_to_total(total):
-                raise CompositionError(fractions_problem(dict(data["fractions"])) or f"fractions sum to {total:g}, not 1")
+                given = _resolve_balance(data["fractions"], Basis.atomic_fraction)  # numbers ("0.3" read)
+                raise CompositionError(fractions_problem(given) or f"fractions sum to {total:g}, not 1")
             return {"fractions": fractions}
         if "amounts" in data:
             return {"fractions": to_atomic_fractions(data["amounts"], data.get("basis", Basis.atomic_fraction))}

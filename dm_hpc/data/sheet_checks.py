@@ -54,7 +54,8 @@ from dm_hpc.data.records import (
 )
 from dm_hpc.data.rounding import round_significant
 from dm_hpc.data.columns import property_column
-from dm_hpc.data.sheetfiles import MERGED_CELL, VALUELESS_CELL, SheetError, ascii_minus, describe_error
+from dm_hpc.data.sheetfiles import (DOT_GROUPS, MERGED_CELL, VALUELESS_CELL, SheetError, ascii_minus, describe_error,
+                                     why_dot_groups)
 from dm_hpc.data.verdicts import Decision, Verdict, converted_cell, refused
 from dm_hpc.data.vocabulary import closest_name, converter, same_unit, term
 
@@ -69,9 +70,6 @@ _NUMBER = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 #: can be written with them), so a column of them is read without a test per cell.
 _NUMBER_CHARS = re.compile(r"[0-9.eE+\-\n]*")
 _COMMA_NUMBER = r"[+-]?(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]*),[0-9]+(?:[eE][+-]?[0-9]+)?"
-#: A number of dot-separated groups of three and no comma: in a sheet whose decimal mark is ','
-#: it may be a thousands group (1.234 = 1234) or a decimal point (1.234); refused, never guessed.
-_DOT_GROUPS = r"[+-]?[0-9]{1,3}(?:\.[0-9]{3})+"
 _NON_FINITE = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity",
                          "#num!", "#div/0!", "#value!", "#n/a", VALUELESS_CELL.lower()})
 #: What labs write in a measurement cell for "no value" (any ``MINUS_SIGNS`` dash counts as "-"):
@@ -178,12 +176,6 @@ def _invisible_problem(text: str) -> str | None:
     two ids that look alike). Asked of what a lab types; records already stored are not re-judged."""
     bad = next((ch for ch in text if unicodedata.category(ch) in ("Cc", "Cf")), None)
     return None if bad is None else f"must not contain invisible characters (U+{ord(bad):04X} {unicodedata.name(bad, '')})".replace(" )", ")")
-
-
-def _why_dot_groups(text: str) -> str:
-    whole, comma = text.replace(".", ""), text.replace(".", ",")
-    return (f"{text!r} in a sheet that writes ',' as its decimal mark: is it {whole} (a thousands mark) or "
-            f"{comma}? write {whole}, or {comma} with the decimal comma")
 
 
 def why_not_a_number(text: str) -> str:
@@ -295,7 +287,7 @@ def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = 
         if decimal == ",":
             # "1.234" where "1.234,5" is 1234.5: a thousands group or a decimal point? Read either
             # way, one of them is off by 1000 (it was read as 1.234, silently)
-            ambiguous = text.str.fullmatch(_DOT_GROUPS).to_numpy(dtype=bool)
+            ambiguous = text.str.fullmatch(DOT_GROUPS.pattern).to_numpy(dtype=bool)
             comma = text.str.fullmatch(_COMMA_NUMBER).to_numpy(dtype=bool)
             text[comma] = text[comma].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
         number = text.str.fullmatch(_NUMBER).to_numpy(dtype=bool) & ~ambiguous
@@ -304,7 +296,7 @@ def parse_cells(column: pd.Series, decimal: str = ".", words: Collection[str] = 
         finite = np.isfinite(parsed)
         values[at[number & finite]] = parsed[number & finite]
         for j in np.flatnonzero(~empty & ~word & ~(number & finite)):
-            bad[int(at[j])] = (why_not_a_number("inf") if number[j] else _why_dot_groups(text.iloc[j]) if ambiguous[j]
+            bad[int(at[j])] = (why_not_a_number("inf") if number[j] else why_dot_groups(text.iloc[j]) if ambiguous[j]
                                else why(str(obj[at[j]])))
     return Cells(values, blank, marked, bad)
 
@@ -527,7 +519,7 @@ def check_columns(
             uncertainty[name] = u if same_unit(name, pc.unit) else np.abs(conv(v + u) - conv(v))
         # 1e306 GPa is finite, 1e309 MPa is not: an infinite uncertainty stored would make every
         # later read of the record fail validation (and a store is never rewritten)
-        for i in np.flatnonzero(keep & np.isfinite(u) & ~np.isfinite(uncertainty[name])):
+        for i in np.flatnonzero(keep & np.isfinite(u) & np.isfinite(v) & ~np.isfinite(uncertainty[name])):
             rows.refuse(int(i), f"the uncertainty of {name} is out of range once converted to "
                         f"{term(name).unit}", uc.header, table[uc.header].iloc[i])
 

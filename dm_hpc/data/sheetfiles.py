@@ -39,6 +39,21 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 QUOTE = "'"
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _COMMA_NUMBER = re.compile(r"^\s*[+-]?(\d{1,3}(\.\d{3})+|\d*),\d+([eE][+-]?\d+)?\s*$")
+
+#: A number of dot-separated groups of three and no comma: in a sheet whose decimal mark is ','
+#: it may be a thousands group (1.234 = 1234) or a decimal point (1.234); refused, never guessed.
+#: A first group of 0 is never a thousands group (0.125 is a decimal).
+DOT_GROUPS = re.compile(r"[+-]?[1-9][0-9]{0,2}(?:\.[0-9]{3})+")
+
+
+def why_dot_groups(text: str) -> str:
+    """What to ask of a ``DOT_GROUPS`` cell in a decimal-comma sheet."""
+    whole = text.replace(".", "")
+    if text.count(".") > 1:  # 1.234.567: only a thousands reading makes a number
+        return f"{text!r} in a sheet that writes ',' as its decimal mark: write {whole} (no thousands mark)"
+    comma = text.replace(".", ",")
+    return (f"{text!r} in a sheet that writes ',' as its decimal mark: is it {whole} (a thousands mark) or "
+            f"{comma}? write {whole}, or {comma} with the decimal comma")
 #: What a lab's software writes for the minus of a number: U+2212 MINUS SIGN (Word's and Excel's
 #: autocorrect, and text pasted from a paper), U+2012 FIGURE DASH, U+2013 EN DASH (autocorrect of a
 #: spaced hyphen), the small and fullwidth hyphen-minus (CJK input) and the two Unicode hyphens.
@@ -612,6 +627,8 @@ def parse_number(value: Any, decimal: str = ".") -> float:
 def _number_text(text: str, decimal: str = ".") -> str:
     """A number cell's text as Python reads numbers: ASCII minus, '.' as the decimal mark."""
     text = ascii_minus(text.strip())
+    if decimal == "," and DOT_GROUPS.fullmatch(text):
+        raise ValueError(why_dot_groups(text))
     if decimal == "," and _COMMA_NUMBER.match(text):
         text = text.replace(".", "").replace(",", ".")
     return text

@@ -629,6 +629,10 @@ class Store:
                 return MaterialRecord.from_json(shard.json(hit[:1])[0])
         raise KeyError(f"no record {record_id!r} in store {self.root}")
 
+    def property_names(self) -> list[str]:
+        """The properties some record of the store holds (its shards' property columns, sorted)."""
+        return sorted({name for shard in self._iter_shards() for name in shard.columns("properties")})
+
     def to_dataframe(self, **filters: Any) -> pd.DataFrame:
         """One row per matching record, columns: ``record_id, source, method, campaign, task_id,
         sample_id, time`` (UTC), ``x_<El>`` (atomic fraction), ``<property>`` (canonical unit),

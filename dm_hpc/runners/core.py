@@ -34,6 +34,7 @@ class Runner:
         #: one-line messages for whoever drives the runner (the campaign manager prints them):
         #: what the runner put up with rather than raise (a scheduler that does not answer)
         self.notices: list[str] = []
+        self._launch_blocked = False  # the last launch found the scheduler unreachable (noticed once)
 
     # -- protocol --------------------------------------------------------------------------
     def submit(self, tasks: Sequence[TaskSpec]) -> list[str]:
@@ -162,13 +163,19 @@ class Runner:
             self._last_launch = time.monotonic()
             try:
                 self._launch(batch)
-            except Exception:
+            except Exception as exc:
                 for rec in batch:
                     del self._active[rec.spec.task_id]
                     rec.attempts -= 1
                 self._backlog.extendleft(reversed(batch))
                 self._backlog.extendleft(reversed(skipped))
+                if getattr(exc, "retry_later", False):  # the scheduler did not answer: nothing went
+                    if not self._launch_blocked:  # once per outage, not at every poll
+                        self.notices.append(f"warning: {exc}; the task(s) stay queued and go at a later poll")
+                    self._launch_blocked = True
+                    return
                 raise
+            self._launch_blocked = False
         self._backlog.extendleft(reversed(skipped))
 
     def _fits(self, rec: TaskRecord, batch: list[TaskRecord]) -> bool:

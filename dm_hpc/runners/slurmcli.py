@@ -16,8 +16,19 @@ _TRANSIENT = ("Socket timed out", "temporarily unavailable", "Resource temporari
               "try again", "Unable to contact")
 
 
+#: Replies that say slurmctld was never reached: nothing was queued, so sbatch may go again.
+_UNREACHED = ("Unable to contact slurm controller", "connect failure", "Connection refused")
+
+
 class SlurmError(RuntimeError):
     """A Slurm command failed (not a transient hiccup)."""
+
+
+class SchedulerUnavailable(SlurmError):
+    """slurmctld could not be reached and nothing was submitted: the batch stays queued in the
+    runner and goes at a later poll (``Runner._fill`` reads ``retry_later``), the campaign goes on."""
+
+    retry_later = True
 
 
 def _not_found(argv: list[str]) -> SlurmError:
@@ -106,13 +117,16 @@ def sbatch(script: Path, options: list[str], job_name: str | None = None, tries:
         except SlurmError as exc:
             if not _is_transient(str(exc)):
                 raise
-            unsure = last = str(exc)
+            last = str(exc)
+            # a connect failure queued nothing: go again; any other transient reply may have come
+            # after slurmctld queued the job
+            unsure = "" if any(t.lower() in last.lower() for t in _UNREACHED) else last
     if unsure:
         where = (f"`squeue --me -n {job_name}` shows whether it is there" if job_name
                  else "check `squeue --me` before submitting it again")
         raise SlurmError(f"{unsure}; slurmctld may have queued {script} all the same ({where}); "
                          f"it was not submitted again, so that it cannot run twice")
-    raise SlurmError(f"{last} (sbatch tried {tries} times)")
+    raise SchedulerUnavailable(f"{last} (sbatch tried {tries} times; nothing was queued)")
 
 
 def cancel(job_ids: Iterable[str]) -> None:

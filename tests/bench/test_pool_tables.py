@@ -101,3 +101,20 @@ def test_the_ef_peak_leaves_out_the_random_start():
     assert ef_peak(lucky) == 0.0  # a short run: the picks after the two random points only
     long = [None, 0.0, 10.0] + [1.0] * (EF_FROM - 3) + [2.5, 3.0]
     assert ef_peak(long) == 3.0
+
+
+def test_row_names_are_refused_and_a_percent_composition_source_adds_elements_quietly(tmp_path, frame):
+    """Today's review: reading a trailing comma as written must not read R's row names (one field
+    more than the header, not empty) by dropping the last field: every column moved one place.
+    And a composition source in percent is a composition: its other elements are no slip."""
+    (tmp_path / "r.csv").write_text('"x0","x1","y"\n"1",0.1,0.2,30\n"2",0.3,0.4,50\n"3",0.5,0.6,70\n')
+    assert_one_line_error(run(tmp_path, "--data", str(tmp_path / "r.csv"), "--inputs", "x0,x1", "--objective", "y"),
+                          "the data rows hold one field more than the header (row names")
+    X = np.random.default_rng(2).dirichlet(np.ones(3), 30)
+    target = pd.DataFrame({"Cu": X[:, 0] + X[:, 2], "Fe": X[:, 1], "y": X[:, 0]})
+    target.to_csv(tmp_path / "t.csv", index=False)
+    pd.DataFrame({"Cu": 100 * X[:, 0], "Fe": 100 * X[:, 1], "Ni": 100 * X[:, 2], "y": X[:, 0] + 0.1}).to_csv(
+        tmp_path / "pct.csv", index=False)
+    res = run(tmp_path, "--data", str(tmp_path / "t.csv"), "--inputs", "Cu,Fe", "--objective", "y",
+              "--source", str(tmp_path / "pct.csv"))
+    assert res.exit_code == 0 and "enter as inputs" not in res.stderr, res.output

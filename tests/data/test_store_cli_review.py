@@ -196,3 +196,28 @@ def test_a_record_stored_before_a_range_was_tightened_still_reads_back(tmp_path,
     assert dm("store", "export", str(tmp_path / "x.csv"), "--store", str(tmp_path / "s")).returncode == 0
     with pytest.raises(ValueError, match="annealing_temperature 0 K"):  # a new record of it is still refused
         MaterialRecord.model_validate(record)
+
+
+def test_todays_checks_leave_what_they_should_alone(tmp_path):
+    """Today's own review: the overflow check refused an uncertainty beside 'not made' in a
+    converted unit; the dot-group rule refused 0.125; string fractions raised a TypeError; any
+    frame column passed as a --property; ``dm-hpc predict --from`` read '1.050' as 1.05."""
+    from dm_hpc.data import MaterialRecord
+    from dm_hpc.data.sheetfiles import parse_number
+
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("sample_id;composition:Cu [at_frac];composition:Ni [at_frac];property:yield_strength [GPa];"
+                     "uncertainty:yield_strength [GPa]\nS1;0,5;0,5;not made;0,01\nS2;0,125;0,875;0,3;0,01\n")
+    res = dm("store", "import", str(sheet), "--store", str(tmp_path / "store"))
+    assert res.returncode == 0, res.stderr
+    assert sorted(r.sample_id for r in Store.open(tmp_path / "store").records()) == ["S2"]
+    with pytest.raises(ValueError, match="is it 1050 \\(a thousands mark\\) or 1,050"):
+        parse_number("1.050", ",")
+    assert parse_number("0.125", ",") == 0.125
+    with pytest.raises(ValueError, match="fractions sum to 0.6, not 1"):
+        MaterialRecord.model_validate({"composition": {"fractions": {"Cu": "0.3", "Ni": "0.3"}},
+                                       "properties": [{"name": "hardness", "value": 1}],
+                                       "provenance": {"source": "experimental", "method": "lab"}})
+    for column in ("x_Cu", "method", "yield_strength_std"):
+        res = dm("store", "query", "--store", str(tmp_path / "store"), "--property", column)
+        assert res.returncode == 2 and "no such property" in res.stderr

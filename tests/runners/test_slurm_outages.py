@@ -159,3 +159,27 @@ def test_missing_slurm_commands_are_named_not_a_traceback(tmp_path: Path, monkey
         slurmcli.sbatch(script, [])
     with pytest.raises(slurmcli.SlurmError, match="squeue not found on PATH"):
         slurmcli.squeue(["1"])
+
+
+def test_a_task_waiting_for_its_launch_during_an_outage_stays_queued_and_goes_later(fake_slurm, tmp_path: Path):
+    """A review (stop 46): squeue's outage was no news, but a task held back by the submit rate met
+    the outage at its sbatch, and poll() raised: the run ended with "fix the site profile". A
+    connect failure queued nothing (fake controller): the task stays queued, one notice says so,
+    and it goes at the first poll after slurmctld answers again."""
+    site = SiteProfile.model_validate({"packing": "none", "poll_interval_s": 0.1, "poll_max_interval_s": 0.2,
+                                       "submit_rate_per_s": 1.0})
+    runner = SlurmRunner(site, tmp_path / "slurm", own_folder=True)
+    specs = [TaskSpec(task_id=f"t{i}", argv=["true"], workdir=tmp_path / f"t{i}", walltime_s=60 * i, campaign="c")
+             for i in (1, 2)]
+    runner.submit(specs)  # two shapes: t2 waits for the next submit-rate slot
+    assert len(queued(fake_slurm)) == 1 and len(runner._backlog) == 1
+    (fake_slurm / "down").touch()
+    for _ in range(2):
+        time.sleep(1.1)
+        runner.poll()  # no SlurmError
+    notes = runner.take_notices()
+    assert sum("stay queued" in n for n in notes) == 1 and len(runner._backlog) == 1
+    (fake_slurm / "down").unlink()
+    time.sleep(1.1)
+    runner.poll()
+    assert len(queued(fake_slurm)) == 2 and not runner._backlog
