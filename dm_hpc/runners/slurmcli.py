@@ -92,7 +92,10 @@ def sbatch(script: Path, options: list[str], job_name: str | None = None, tries:
     queued) or sbatch keeps failing."""
     if job_name is None:
         job_name = unique_job_name(script)
-    argv = ["sbatch", "--parsable", *options, str(script)]
+    # on the command line too: a SBATCH_JOB_NAME in the user's environment overrides the script's
+    # directive, and the lookup after a lost reply would then find nothing and submit again
+    named = [f"--job-name={job_name}"] if job_name else []
+    argv = ["sbatch", "--parsable", *named, *options, str(script)]
     unsure = ""  # why the last sbatch may have queued the job although it reported no id
     last = ""
     for attempt in range(tries + 1):  # the extra round only looks the last attempt up

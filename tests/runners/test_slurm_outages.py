@@ -27,6 +27,8 @@ here=$(dirname "$0")
 [ -e "$here/down" ] && {{ {UNREACHABLE}; }}
 script="${{@: -1}}"
 name=$(sed -n 's/^#SBATCH --job-name=//p' "$script" | head -1)
+[ -n "$SBATCH_JOB_NAME" ] && name="$SBATCH_JOB_NAME"  # as Slurm: the command line, the environment, the script
+for a in "$@"; do case "$a" in --job-name=*) name="${{a#--job-name=}}";; esac; done
 id=$(( 1001 + $(wc -l < "$here/queue") ))
 left=$(cat "$here/sbatch-timeouts" 2>/dev/null || echo 0)
 if [ "$left" -gt 0 ]; then
@@ -91,6 +93,16 @@ def test_an_sbatch_whose_reply_timed_out_is_found_by_its_name_not_queued_twice(f
     assert queued(fake_slurm) == ["1001"]  # one job, not a second copy of the task
     assert journalled_jobs(tmp_path / "slurm") == ["1001"] and runner.job_ids() == {"t1": "1001"}
     assert any(" -n dm-c-t1--" in line for line in (fake_slurm / "squeue.log").read_text().splitlines())
+
+
+def test_a_job_name_in_the_users_environment_does_not_hide_the_job(fake_slurm, tmp_path: Path, monkeypatch):
+    """SBATCH_JOB_NAME overrides a script's --job-name directive (the command line overrides both):
+    the lookup by name after a lost reply found nothing and the task was queued twice (review)."""
+    monkeypatch.setenv("SBATCH_JOB_NAME", "my-session")
+    (fake_slurm / "sbatch-timeouts").write_text("1")
+    runner = SlurmRunner(site(), tmp_path / "slurm", own_folder=True)
+    runner.submit([task(tmp_path)])
+    assert queued(fake_slurm) == ["1001"] and runner.job_ids() == {"t1": "1001"}
 
 
 def test_an_sbatch_the_controller_never_queued_is_submitted_again(fake_slurm, tmp_path: Path):
