@@ -615,6 +615,8 @@ def parse_number(value: Any, decimal: str = ".") -> float:
     Raises ValueError for text that is not a number and for NaN or infinity.
     """
     if isinstance(value, str):
+        if decimal == "," and DOT_GROUPS.fullmatch(ascii_minus(value.strip())):
+            raise ValueError(why_dot_groups(value.strip()))  # 1.234: a thousands group or a decimal point?
         value = _number_text(value, decimal)
     if isinstance(value, bool):
         raise ValueError(f"not a number: {value!r}")
@@ -627,8 +629,6 @@ def parse_number(value: Any, decimal: str = ".") -> float:
 def _number_text(text: str, decimal: str = ".") -> str:
     """A number cell's text as Python reads numbers: ASCII minus, '.' as the decimal mark."""
     text = ascii_minus(text.strip())
-    if decimal == "," and DOT_GROUPS.fullmatch(text):
-        raise ValueError(why_dot_groups(text))
     if decimal == "," and _COMMA_NUMBER.match(text):
         text = text.replace(".", "").replace(",", ".")
     return text

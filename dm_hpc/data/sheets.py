@@ -282,11 +282,13 @@ def _numbers_in(table: pd.DataFrame, header: str) -> bool:
     'pycnometer' under 'Density method'), by the reader's own rule (``parse_number``, either
     decimal mark)."""
     def number(v) -> bool:
-        try:
-            parse_number(v, ",")
-            return True
-        except (TypeError, ValueError):
-            return False
+        for mark in (".", ","):  # "1.234" is a number under either mark, only ambiguous under ','
+            try:
+                parse_number(v, mark)
+                return True
+            except (TypeError, ValueError):
+                pass
+        return False
 
     return bool(table[header].map(number).any())
 

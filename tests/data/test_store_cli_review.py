@@ -214,6 +214,10 @@ def test_todays_checks_leave_what_they_should_alone(tmp_path):
     with pytest.raises(ValueError, match="is it 1050 \\(a thousands mark\\) or 1,050"):
         parse_number("1.050", ",")
     assert parse_number("0.125", ",") == 0.125
+    from dm_hpc.data.sheets import _numbers_in  # a column named after a property holds numbers: "1.234" is one
+    import pandas as pd
+
+    assert _numbers_in(pd.DataFrame({"h": ["1.234"]}), "h") and not _numbers_in(pd.DataFrame({"h": ["pycnometer"]}), "h")
     with pytest.raises(ValueError, match="fractions sum to 0.6, not 1"):
         MaterialRecord.model_validate({"composition": {"fractions": {"Cu": "0.3", "Ni": "0.3"}},
                                        "properties": [{"name": "hardness", "value": 1}],
