@@ -186,10 +186,10 @@ def _check_property(s, prop: str | None) -> None:
         return
     from dm_hpc.data.vocabulary import closest_name, property_names
 
-    stored = s.property_names()
-    if prop in property_names() or prop in stored:
+    vocabulary, stored = property_names(), s.property_names()
+    if prop in vocabulary or prop in stored:
         return
-    known = [*property_names(), *(c for c in stored if c not in property_names())]
+    known = [*vocabulary, *(c for c in stored if c not in vocabulary)]
     close = closest_name(prop, known, 0.75)
     fail(f"--property {prop!r}: no such property" + (f" (did you mean {close!r}?)" if close else ""))
 
