@@ -509,7 +509,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--only", default="", help="dev sets (default: all of DEV_SUITE)")
     ap.add_argument("--strategies", default="default,reference-gp-ei,reference-gp-lcb")
-    ap.add_argument("--variant", default="", help="ablation: prior=..,full_fit_points=..,warp=0|1,iso_points_per_dim=..,iso_by_evidence=0|1,acq=..,beta=..")
+    ap.add_argument("--variant", default="", help="ablation: prior=..,full_fit_points=..,warp=0|1,iso_points_per_dim=..,iso_by_evidence=0|1,iso_by_loo=0|1,acq=..,beta=..")
     ap.add_argument("--compare", action="store_true")
     ap.add_argument("--against", default="", help="with --compare: a folder of engine runs to set the variant against, seed by seed")
     ap.add_argument("--also-seeds", default="", help="with --compare: pool the seeds of the folders <variant>-seedsA-B "

@@ -60,6 +60,11 @@ class GPSettings:
         at the fitted hyper-parameters less ``k/2 log n`` for ``k`` length-scales): ARD only where
         the data pay for its ``d - 1`` extra hyper-parameters. Overrides ``iso_points_per_dim``.
         An ablation (benchmarks/README.md); not the default.
+    iso_by_loo: as ``iso_by_evidence``, the kernel kept being the one whose leave-one-out
+        predictions of the outcomes have the higher log density (closed form, Rasmussen & Williams
+        2006 eq. 5.10, at the fitted hyper-parameters): the criterion asks how well each point is
+        predicted from the others, not how many hyper-parameters a kernel has, so ARD is kept as
+        soon as telling the inputs apart predicts better. An ablation; not the default.
     ard_spread: with the Matern prior, an ARD kernel's length-scales share one prior centre: their
         geometric mean has the dimension-scaled log-normal prior of one length-scale, and each
         log length-scale departs from that mean by ``Normal(0, ard_spread)`` (a hierarchical,
@@ -79,6 +84,7 @@ class GPSettings:
     warp: bool = False
     iso_points_per_dim: int = 0
     iso_by_evidence: bool = False
+    iso_by_loo: bool = False
     ard_spread: float = 0.0
     trend: bool = False
 
@@ -261,6 +267,23 @@ def _bic(model, lengthscales: int) -> float:
     return loglik - 0.5 * lengthscales * math.log(model.train_targets.shape[-1])
 
 
+def _loo(model, lengthscales: int) -> float:
+    """The summed log density of each training outcome under ``model``'s prediction from the
+    others (gpytorch's ``LeaveOneOutPseudoLikelihood``, times ``n``); ``lengthscales`` unused
+    (the criterion needs no penalty), taken so that it reads as ``_bic``."""
+    from gpytorch.mlls import LeaveOneOutPseudoLikelihood
+
+    del lengthscales
+    model.train()
+    try:
+        with torch.no_grad():
+            loo = LeaveOneOutPseudoLikelihood(model.likelihood, model)
+            value = float(loo(model(*model.train_inputs), model.train_targets))
+    finally:
+        model.eval()
+    return value * model.train_targets.shape[-1]
+
+
 def _is_ard(model, otherwise: bool) -> bool:
     """Whether ``model``'s Matern kernel has a length-scale per input; ``otherwise`` without one."""
     from gpytorch.kernels import MaternKernel
@@ -323,11 +346,13 @@ def fit_gp(
     keep = warm_start is not None and warm_maxiter == 0 and settings.prior == "matern"
     if keep:
         ard = _is_ard(warm_start, ard)  # the warm start's hyper-parameters kept: its kernel too
-    elif settings.iso_by_evidence and settings.prior == "matern" and m == 1 and d > 1 and n > 2:
+    elif (settings.iso_by_evidence or settings.iso_by_loo) and settings.prior == "matern" and m == 1 and d > 1 and n > 2:
         both = [fit_gp(X, Y, Yvar, bounds, warm_start, max_fit_points, maxiter, warm_maxiter, seed,
-                       dataclasses.replace(settings, iso_by_evidence=False, iso_points_per_dim=k), model_class)
+                       dataclasses.replace(settings, iso_by_evidence=False, iso_by_loo=False, iso_points_per_dim=k),
+                       model_class)
                 for k in (0, n + 1)]  # ARD, isotropic
-        return max(zip(both, (d, 1)), key=lambda mk: _bic(*mk))[0]
+        score = _loo if settings.iso_by_loo else _bic
+        return max(zip(both, (d, 1)), key=lambda mk: score(*mk))[0]
 
     def build(Xs, Ys, Yv):
         batch = torch.Size([m]) if m > 1 else torch.Size()

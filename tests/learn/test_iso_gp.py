@@ -92,6 +92,17 @@ def test_the_kernel_chosen_by_evidence_follows_which_inputs_matter():
     assert ls[0] < ls[1:].min() / 5  # the active input's length-scale is the short one
 
 
+def test_the_kernel_chosen_by_leave_one_out_follows_which_inputs_matter():
+    """``iso_by_loo`` (an ablation): the kernel whose leave-one-out predictions are better kept,
+    ARD where one of five inputs carries the signal, one length-scale where all five matter alike."""
+    by_loo = dataclasses.replace(GP_DEFAULTS, iso_by_loo=True)
+    for seed in range(3):
+        X = torch.rand(20, 5, generator=torch.Generator().manual_seed(seed), dtype=torch.double)
+        one = fit_gp(X, torch.sin(6 * X[:, :1]), settings=by_loo)
+        alike = fit_gp(X, torch.sin(3 * X).sum(-1, keepdim=True), settings=by_loo)
+        assert _lengthscales(one) == 5 and _lengthscales(alike) == 1
+
+
 def test_a_computed_column_leaves_the_decision_model_one_length_scale():
     """One objective and a rule the inputs decide (a raw-material cost cap): the rule is met by
     every candidate ranked, not weighed by the model, so the decision model is the objective's
