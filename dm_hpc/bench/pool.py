@@ -12,6 +12,7 @@ is the best 5 % of the pool (``n_top = ceil(0.05 N)``). Reported, as means over 
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
@@ -25,6 +26,7 @@ import torch
 from torch import Tensor
 
 from dm_hpc.bench.strategies import Strategy
+from dm_hpc.data.composition import Basis, sums_to_total
 
 AF_LEVELS = ("0.5", "0.8", "0.9")
 
@@ -113,29 +115,36 @@ def read_table(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
     (the header is line 1) in ``numeric_columns``' messages; the callers leave empty rows out.
     An ``.xlsx`` sheet's first worksheet (row ``i`` is its row ``i + 2``). Raises ValueError for a
     file that is not UTF-8 text, and for a header that names one column twice (pandas would read
-    the second as "y.1": the objective or an input silently another column)."""
+    the second as "y.1": the objective or an input silently another column).
+
+    The file is read once: a CSV's bytes (``_FileBytes``), a workbook as one ``ExcelFile``; the
+    table and its header row as written are parsed from that (the header apart, as a row of its
+    own: pandas types a column over its data rows only, which the table's numbers rely on)."""
     path = Path(path)
     excel = path.suffix.lower() in (".xlsx", ".xlsm")
     try:
         if excel:
-            df = pd.read_excel(path, nrows=nrows)
-            head = pd.read_excel(path, header=None, nrows=1)
+            with pd.ExcelFile(path) as book:
+                df = pd.read_excel(book, nrows=nrows)
+                head = pd.read_excel(book, header=None, nrows=1)
         else:
-            df = pd.read_csv(path, skip_blank_lines=False, nrows=nrows)
+            data = _FileBytes(path)
+            df = pd.read_csv(data.start(), skip_blank_lines=False, nrows=nrows)
             _one_column_check(path, df)
             if not df.index.equals(pd.RangeIndex(len(df))):  # row names 1, 2, ... make a RangeIndex too
                 # data rows of one field more than the header: pandas took the first field for an
                 # index. A trailing comma (an empty last field) is read as written; row names (R's
                 # write.table) would shift every column if the last field were dropped: refused
-                last = pd.read_csv(path, header=None, skiprows=1, skip_blank_lines=False, nrows=nrows).iloc[:, -1]
+                last = df.iloc[:, -1] if len(df.columns) else df.index.get_level_values(-1)  # a header of no field
                 if not last.isna().all():
                     raise ValueError(f"{path}: the data rows hold one field more than the header (row names, as R "
                                      "writes a table?): name that first column in the header, or write the table "
                                      "without row names")
-                df = pd.read_csv(path, skip_blank_lines=False, nrows=nrows, index_col=False)
-            head = pd.read_csv(path, header=None, nrows=1)
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}): save the table as CSV UTF-8 or as .xlsx") from None
+                df = pd.read_csv(data.start(), skip_blank_lines=False, nrows=nrows, index_col=False)
+            head = pd.read_csv(data.start(), header=None, nrows=1)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text{_where_not_utf8(data.getvalue())}: save the table as CSV UTF-8 or "
+                         "as .xlsx") from None
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: an empty file") from None
     head = list(head.iloc[0]) if len(head) else list(df.columns)  # as written: pandas renames a repeat "y.1"
@@ -145,6 +154,36 @@ def read_table(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
         raise ValueError(f"{path}: the header names {', '.join(map(repr, twice))} more than once; give each column its own name")
     _one_column_check(path, df)
     return df
+
+
+def _where_not_utf8(raw: bytes) -> str:
+    """`` (line L, byte B)``: where ``raw`` first fails to decode, counted in the file (pandas'
+    own error counts in the chunk it was decoding); empty for a compressed file, whose bytes on disk
+    are not the text."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return f" (line {line}, byte {exc.start})"
+    return ""
+
+
+class _FileBytes(io.BytesIO):
+    """A CSV file's bytes, read once, for each of ``read_table``'s parses of it (``start``).
+    Path-like (``os.fspath`` is the file's path) so that pandas infers a compression from the
+    suffix (``t.csv.gz``), as it does when given the path, and decodes the text as it does then."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path.read_bytes())
+        self._path = str(path)
+
+    def __fspath__(self) -> str:
+        return self._path
+
+    def start(self) -> _FileBytes:
+        """This buffer, rewound for one more parse (pandas leaves it open after one)."""
+        self.seek(0)
+        return self
 
 
 def _one_column_check(path: Path, df: pd.DataFrame) -> None:
@@ -226,14 +265,17 @@ def load_sources(paths: Sequence[str | Path], inputs: Sequence[str], objective: 
     return columns, sources
 
 
-def _is_composition(X: np.ndarray) -> bool:
-    """``n x c`` table inputs are fractions of one whole: each in [0, 1], each row summing to 1."""
-    return X.shape[1] > 1 and bool(np.all((X >= 0) & (X <= 1)) and np.allclose(X.sum(1), 1.0, atol=1e-6))
+def _is_composition(X: np.ndarray, basis: Basis = Basis.atomic_fraction) -> bool:
+    """``n x c`` table inputs are shares of one whole on ``basis``: each in [0, total] and each row
+    summing to the total (1, or 100 in percent) as a lab sheet's composition must: within
+    ``COMPOSITION_TOLERANCE`` (``sums_to_total``), so that a table rounded as sheets round
+    (0.333 x 3) is the composition it is."""
+    return X.shape[1] > 1 and bool(np.all((X >= 0) & (X <= basis.scale)) and np.all(sums_to_total(X.sum(1), basis)))
 
 
 def _is_shares(X: np.ndarray) -> bool:
     """``_is_composition`` in fractions or in percent (rows summing to 100)."""
-    return _is_composition(X) or _is_composition(X / 100.0)
+    return _is_composition(X) or _is_composition(X, Basis.atomic_percent)
 
 
 def source_overlap(X: np.ndarray, sources: Sequence) -> tuple[np.ndarray, dict[str, int]]:

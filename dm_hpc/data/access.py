@@ -91,12 +91,18 @@ class AccessRule:
         return {"level": self.level.value, **({"until": self.until.isoformat()} if self.until else {})}
 
 
-def parse_rule(level: str, until: str | date | None = None) -> AccessRule:
-    """An ``AccessRule`` from user input; raises ``AccessError`` naming the bad value."""
+def parse_level(level: str) -> AccessLevel:
+    """A record's level or a caller's clearance from user input (``parse_rule``, a command's
+    ``--access-level``); raises ``AccessError`` naming the bad value and the levels."""
     try:
-        lvl = AccessLevel(level)
+        return AccessLevel(level)
     except ValueError:
         raise AccessError(f"access level {level!r}: expected one of {', '.join(a.value for a in AccessLevel)}") from None
+
+
+def parse_rule(level: str, until: str | date | None = None) -> AccessRule:
+    """An ``AccessRule`` from user input; raises ``AccessError`` naming the bad value."""
+    lvl = parse_level(level)
     if isinstance(until, str):
         try:
             until = date.fromisoformat(until.strip()) if until.strip() else None

@@ -106,6 +106,24 @@ def test_a_source_of_compositions_is_read_as_one(tmp_path):
     assert [s.simplex for s in sources] == [(1, 2, 3), (), ()]
 
 
+def test_a_source_composition_is_held_to_the_lab_sheets_tolerance(tmp_path):
+    """Whether a source's rows sum to 1 (or 100) is ``data.composition.sums_to_total``'s rule, a lab
+    sheet's: fractions rounded to 3 decimals (rows 0.9985 to 1.0015) and percent to 1 decimal are a
+    composition, with no word on the elements they add; rows summing to 1.05 are not."""
+    from dm_hpc.bench.pool import PoolWarning, load_sources
+
+    rng = np.random.default_rng(3)
+    frac = rng.dirichlet(np.ones(3), 30)
+    tables = {"rounded.csv": np.round(frac, 3), "percent.csv": np.round(100 * frac, 1), "off.csv": 1.05 * frac}
+    assert not np.allclose(tables["rounded.csv"].sum(1), 1.0, atol=1e-6)  # what the tolerance is for
+    for name, X in tables.items():
+        pd.DataFrame(X, columns=["b", "c", "d"]).assign(y=rng.random(30)).to_csv(tmp_path / name, index=False)
+    with pytest.warns(PoolWarning) as said:
+        _, sources = load_sources([tmp_path / n for n in tables], ["a", "b", "c"], "y", "max")
+    assert sources[0].simplex == (1, 2, 3) and sources[2].simplex == ()
+    added = [str(w.message) for w in said if "enter as inputs" in str(w.message)]
+    assert len(added) == 1 and "off.csv" in added[0]
+
 def test_cli_source_without_the_objective_is_one_line_error(synthetic_csv, tmp_path):
     from dm_hpc.cli import app
 

@@ -54,6 +54,16 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path):
                           "not UTF-8 text", "save the table as CSV UTF-8 or as .xlsx")
 
 
+def test_a_byte_that_is_not_utf8_is_placed_in_the_file(tmp_path):
+    """Past pandas' first chunk of text its error counts bytes from the chunk, not the file: the
+    message named byte 0 for a bad byte on line 3,001 (found by review)."""
+    rows = "".join(f"{i},{i + 1},{i + 2}\n" for i in range(3000))
+    (tmp_path / "t.csv").write_bytes(("x0,x1,y\n" + rows + "1,2,\xb53\n").encode("latin-1"))
+    where = f"(line 3002, byte {len(('x0,x1,y' + chr(10) + rows + '1,2,').encode())})"
+    assert_one_line_error(run(tmp_path, "--data", str(tmp_path / "t.csv"), "--inputs", "x0", "--objective", "y"),
+                          "not UTF-8 text", where)
+
+
 def test_xlsx_tables_and_trailing_commas_are_read_as_written(tmp_path, frame):
     frame.to_excel(tmp_path / "t.xlsx", index=False)
     res = run(tmp_path, "--data", str(tmp_path / "t.xlsx"), "--inputs", "x0,x1,x2", "--objective", "y")
@@ -118,3 +128,41 @@ def test_row_names_are_refused_and_a_percent_composition_source_adds_elements_qu
     res = run(tmp_path, "--data", str(tmp_path / "t.csv"), "--inputs", "Cu,Fe", "--objective", "y",
               "--source", str(tmp_path / "pct.csv"))
     assert res.exit_code == 0 and "enter as inputs" not in res.stderr, res.output
+
+
+def test_a_table_is_read_once_as_pandas_reads_its_path(tmp_path, frame):
+    """``read_table`` reads the file once and parses the table and its header row from those
+    bytes: a named pipe (which gives its text once) is read; a ``.csv.gz`` is decompressed as pandas
+    does for a path; the row-names check takes each row's last field from the table's own parse
+    (a probe that skipped the file's first line misread a header cell quoted over two lines)."""
+    import gzip
+    import io
+    import os
+    import threading
+
+    from dm_hpc.bench.pool import read_table
+
+    text = frame.to_csv(index=False)
+    expected = pd.read_csv(io.StringIO(text))
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.csv")
+        got: dict = {}
+
+        def read():
+            try:
+                got["df"] = read_table(tmp_path / "pipe.csv")
+            except Exception as exc:  # noqa: BLE001 -- said by the assertion below
+                got["error"] = exc
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        (tmp_path / "pipe.csv").write_text(text)  # returns once the reader has opened the pipe and taken it
+        reader.join(timeout=60)
+        assert "df" in got, got.get("error", "read_table opened the pipe again after reading it")
+        pd.testing.assert_frame_equal(got["df"], expected)
+    with gzip.open(tmp_path / "t.csv.gz", "wt") as fh:
+        fh.write(text)
+    pd.testing.assert_frame_equal(read_table(tmp_path / "t.csv.gz"), expected)
+    (tmp_path / "q.csv").write_text('"x\n0",x1,y\n1,2,3,\n2,3,4,\n')
+    table = read_table(tmp_path / "q.csv")
+    assert list(table.columns) == ["x\n0", "x1", "y"] and table.to_numpy().tolist() == [[1, 2, 3], [2, 3, 4]]
