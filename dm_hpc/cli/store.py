@@ -153,12 +153,13 @@ AccessLevel_ = Annotated[str, typer.Option(help="Your clearance: public, consort
 
 
 def _clearance(access_level: str):
-    """``--access-level`` as an ``AccessLevel``, or ``fail`` naming the levels."""
-    from dm_hpc.data.access import AccessLevel
+    """``--access-level`` as an ``AccessLevel`` (``data.access.parse_level``), or ``fail`` naming
+    the option and the levels."""
+    from dm_hpc.data.access import AccessError, AccessLevel, parse_level
 
     try:
-        return AccessLevel(access_level)
-    except ValueError:
+        return parse_level(access_level)
+    except AccessError:
         fail(f"--access-level must be one of {', '.join(a.value for a in AccessLevel)}, not {access_level!r}")
 
 
@@ -224,6 +225,23 @@ def export(
     except OSError as exc:
         fail(f"{out}: cannot write: {exc.strerror}")
     say(f"exported {len(records)} records to {out}" + _withheld(withheld, clearance))
+    _say_inexact(records, basis)
+
+
+def _say_inexact(records, basis: str) -> None:
+    """Warn of the records whose composition ``basis`` cannot write exactly (by weight: fractions
+    stored further from summing to 1 than the 12th decimal's rounding), which a re-import would
+    store as other records: an export's promise is that its rows are the records they name."""
+    from dm_hpc.data.composition import Basis
+
+    if not Basis(basis).by_weight:
+        return
+    off = [r.record_id for r in records if r.composition is not None and not r.composition.written_exactly(basis)]
+    if off:
+        err.print(f"warning: {len(off)} composition(s) cannot be written exactly by weight (their atomic fractions, "
+                  f"as stored, do not sum to 1 at the 12th decimal), so imported back they are other records: "
+                  f"{', '.join(off[:10])}{', ...' if len(off) > 10 else ''}; --basis atomic_fraction writes every "
+                  "composition exactly", markup=False, highlight=False, soft_wrap=True)
 
 
 @store_app.command("query")

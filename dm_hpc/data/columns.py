@@ -9,8 +9,10 @@ alike, so a frame read from one door can be handed to another unchanged::
     composition:<El> [at_frac]                   an element's amount (the basis in brackets)
     raw:<name> [unit]                            a raw material's amount
     process:<step>:<parameter> [unit]            a process parameter
+    process:<step>:equipment|settings|order      a process step's own fields (``STEP_FIELDS``)
     property:<name> [unit]                       a measured or computed value
     uncertainty:<name> [unit]                    its standard uncertainty
+    conditions:<name>                            its conditions (a JSON object)
     predicted:<name> [unit], predicted_std:<name> [unit]   a model's prediction (sheets out)
     ordered:<El> [at_frac], 99 % interval:<name> [unit], verdict   the annotated copy's additions
 
@@ -60,6 +62,24 @@ def property_column(name: str, unit: str | None = None, kind: str = "property") 
     """``<kind>:<name> [unit]`` for kind property, uncertainty, predicted or predicted_std
     (default unit: the property's canonical one)."""
     return f"{kind}:{name}" + _bracket(unit or canonical_unit(name))
+
+
+#: A process step's fields other than its parameters, each a column ``process:<step>:<field>``
+#: without a unit: its equipment (a text), its settings (a JSON object of texts) and its place in
+#: the route (a whole number; without it, a step's place among the steps its row gives).
+STEP_FIELDS = ("equipment", "settings", "order")
+
+
+def step_column(step: str, field: str) -> str:
+    """``process:<step>:<field>`` for a field of ``STEP_FIELDS``."""
+    return f"process:{step}:{field}"
+
+
+def conditions_column(name: str) -> str:
+    """``conditions:<name>``: the conditions of property ``name``'s value (a JSON object of
+    names and numbers or texts, ``{"temperature": 298.0}``; no [unit]: conditions are stored as
+    written, unconverted)."""
+    return f"conditions:{name}"
 
 
 #: What the annotated copy of a returned sheet adds beside the lab's own columns

@@ -183,6 +183,26 @@ def atomic_fractions_table(
     return fractions, present, problems
 
 
+def _weight_fractions(fractions: Mapping[str, float]) -> dict[str, float]:
+    """Mass fractions (sum to one) of atomic ``fractions``."""
+    masses = {el: x * atomic_mass(el) for el, x in fractions.items()}
+    total = sum(masses.values())
+    return {el: m / total for el, m in masses.items()}
+
+
+def _closed(fractions: Mapping[str, float]) -> dict[str, float]:
+    """Canonical ``fractions`` moved to sum to one, the gap shared evenly.
+
+    Fractions rounded to 12 decimals sum to 1 + m * 1e-12 with |m| < k/2 (k elements, each off by
+    less than half a unit): shared evenly, the gap moves each by less than half a unit, so each
+    rounds back to itself once a reader has normalised the sum to one. (Spread in proportion, as a
+    plain normalisation spreads it, a fraction near 1 takes nearly all of it and rounds elsewhere.)
+    A composition stored unnormalised (atomic fractions that summed to 1 within 1e-9 are kept as
+    given) can be off by more, and no weights read back as it."""
+    gap = (_sum(fractions.values()) - 1.0) / len(fractions)
+    return {el: x - gap for el, x in fractions.items()}
+
+
 def parse_formula(formula: str) -> dict[str, float]:
     """Amounts of a formula string such as ``"Al0.25Cu0.25Ni0.5"`` or ``"NiCo2O4"``."""
     from pymatgen.core import Composition as PmgComposition  # heavy import, only when needed
@@ -256,15 +276,25 @@ class Composition(BaseModel):
 
     def weight_fractions(self) -> dict[str, float]:
         """Mass fractions (sum to one)."""
-        masses = {el: x * atomic_mass(el) for el, x in self.fractions.items()}
-        total = sum(masses.values())
-        return {el: m / total for el, m in masses.items()}
+        return _weight_fractions(self.fractions)
 
     def amounts(self, basis: Basis | str) -> dict[str, float]:
-        """Amounts on ``basis`` (e.g. weight_percent for a steel sheet)."""
+        """Amounts on ``basis`` (e.g. weight_percent for a steel sheet), which
+        ``to_atomic_fractions`` reads back as exactly these fractions (the same record id).
+
+        By weight, those of the fractions closed to sum to one (``_closed``): a reader of weights
+        divides by their atomic sum, which for fractions rounded to 12 decimals is 1 only to about
+        a unit of the 12th decimal, and that division moved a large fraction across its rounding
+        (one composition in 17 of a weight_percent export read back as another record)."""
         basis = Basis(basis)
-        base = self.weight_fractions() if basis.by_weight else dict(self.fractions)
+        base = _weight_fractions(_closed(self.fractions)) if basis.by_weight else dict(self.fractions)
         return {el: v * basis.scale for el, v in base.items()}
+
+    def written_exactly(self, basis: Basis | str) -> bool:
+        """Whether ``amounts(basis)`` read back (``to_atomic_fractions``) are these fractions to
+        the last bit, the same record id: on an atomic basis always; by weight, unless the fractions
+        as stored are further from summing to 1 than ``_closed`` can make up for."""
+        return to_atomic_fractions(self.amounts(basis), basis) == self.fractions
 
     @property
     def formula(self) -> str:

@@ -278,6 +278,17 @@ class MaterialRecord(BaseModel):
     provenance: Provenance
 
     @model_validator(mode="after")
+    def _in_class_range(self, info: ValidationInfo) -> MaterialRecord:
+        # A measurement outside its material class's range (a metal of density 0.3 g/cm3) is refused
+        # here as a lab sheet's row is, whichever way it comes in (``Store.ingest``, the Python API).
+        # A computed value is not held to it: a calculation's cell may be unstable (a negative bulk
+        # modulus) and the general range admits that; a computed record's class is not the lab's word.
+        if not _stored(info) and self.provenance.source is Source.experimental:
+            for p in self.properties:
+                check_range(p.name, p.value, material_class=self.material_class.value)
+        return self
+
+    @model_validator(mode="after")
     def _made_of_something(self) -> MaterialRecord:
         if self.composition is None and not any(rm.amount is not None for rm in self.raw_materials):
             raise ValueError("a record needs a composition (elements) or raw materials with amounts")

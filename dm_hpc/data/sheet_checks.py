@@ -21,6 +21,8 @@ marker ``not made``.
 """
 from __future__ import annotations
 
+import json
+import math
 import re
 import unicodedata
 from collections.abc import Callable, Collection, Sequence
@@ -54,8 +56,8 @@ from dm_hpc.data.records import (
 )
 from dm_hpc.data.rounding import round_significant
 from dm_hpc.data.columns import property_column
-from dm_hpc.data.sheetfiles import (DOT_GROUPS, MERGED_CELL, VALUELESS_CELL, SheetError, ascii_minus, describe_error,
-                                     why_dot_groups)
+from dm_hpc.data.sheetfiles import (DOT_GROUPS, MERGED_CELL, VALUELESS_CELL, SheetError, ascii_minus, blank,
+                                     describe_error, why_dot_groups)
 from dm_hpc.data.verdicts import Decision, Verdict, converted_cell, refused
 from dm_hpc.data.vocabulary import closest_name, converter, same_unit, term
 
@@ -346,6 +348,11 @@ def _meta(table: pd.DataFrame, columns: Sequence[ColumnLike], name: str, lines: 
     cells = table[header].tolist()
     if name in SHARED_WHEN_MERGED:
         cells = shared_when_merged(cells, lines)
+    return _texts(cells)
+
+
+def _texts(cells: Sequence[Any]) -> list[str | None]:
+    """Cells as stripped text, None when blank."""
     # spaces around a cell are typing noise; a tab or CR that begins a text is content (it was
     # written, neutralised, by an export and must read back unchanged)
     out = []
@@ -365,7 +372,9 @@ class CheckedColumns:
     ``keep``: rows that are not wholly empty; ``has_value``: rows with a measurement (records);
     ``has_marker``: rows marked ``not made``; ``meta``: meta column -> texts (None when blank);
     ``classes``: material class per row; ``parsed``: header -> cells; ``canonical``: header of a
-    property or process column -> values; ``uncertainty``: property name -> values.
+    property or process column -> values; ``uncertainty``: property name -> values; ``details``:
+    header of a conditions or step column (equipment, settings, order) -> each row's value as the
+    record holds it (a dict, a text or an int; None where blank).
     """
 
     table: pd.DataFrame | None  # None once the cells are no longer needed (then verdicts hold no value)
@@ -382,9 +391,14 @@ class CheckedColumns:
     canonical: dict[str, np.ndarray]
     uncertainty: dict[str, np.ndarray]
     composition: CompositionTable
+    details: dict[str, list[Any]] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[ColumnLike]:
         return [c for c in self.columns if c.kind == kind]
+
+    def has_details(self) -> bool:
+        """Whether a row gives a property's conditions or a step's equipment, settings or order."""
+        return any(v is not None for values in self.details.values() for v in values)
 
 
 def check_table(
@@ -433,6 +447,7 @@ def check_columns(
             parsed[c.header] = cells = parse_cells(table[c.header], decimal, words, why)
             for i, why in cells.bad.items():
                 rows.refuse(i, why, c.header, table[c.header].iloc[i])
+    details = _details(table, columns, rows, decimal)
     meta_blank = np.ones(n, dtype=bool)
     for c in columns:
         if c.kind == "meta" and c.name in meta:  # "confirm" is read by the campaign's model check
@@ -440,6 +455,8 @@ def check_columns(
     template_blank = meta_blank.copy()
     for header, cells in parsed.items():
         template_blank &= cells.blank
+    for header in details:
+        template_blank &= table[header].map(blank).to_numpy(dtype=bool)
     keep = ~template_blank  # a wholly empty row is no row
 
     classes = [m or "metal" for m in meta["material_class"]]
@@ -463,7 +480,10 @@ def check_columns(
         problem = None if plain else label_problem(sid, MAX_LABEL) or _invisible_problem(sid)  # asked in full
         if problem is not None:
             rows.refuse(i, f"a sample id {problem}", "sample_id", sid)
-    class_array = np.array(classes, dtype=object)
+    # a class's tighter range is for measurements (``MaterialRecord._in_class_range``): a computed
+    # row keeps the general one ("" names no class), so an export of what the store holds reads back
+    class_array = np.array([cls if (meta["source"][i] or defaults.source.value) == Source.experimental.value else ""
+                            for i, cls in enumerate(classes)], dtype=object)
 
     canonical: dict[str, np.ndarray] = {}
     for c in columns:  # units, then physical ranges per material class
@@ -502,6 +522,11 @@ def check_columns(
         has_marker |= parsed[c.header].marked
     for i in np.flatnonzero(keep & has_value & has_marker):
         rows.refuse(int(i), f"the row says {NOT_MADE!r} but also holds a measurement; keep one")
+    for c in (c for c in columns if c.kind == "conditions"):
+        value = parsed[next(pc.header for pc in prop_cols if pc.name == c.name)]
+        for i in np.flatnonzero(keep & np.isnan(value.values) & ~value.marked).tolist():
+            if details[c.header][i] is not None and i not in value.bad:
+                rows.refuse(i, f"conditions without a value of {c.name}", c.header, table[c.header].iloc[i])
     uncertainty: dict[str, np.ndarray] = {}
     for name, uc in unc_cols.items():
         pc = next(c for c in prop_cols if c.name == name)
@@ -572,7 +597,87 @@ def check_columns(
     if rows.bad_rows:
         raise SheetError(origin, sorted(rows.verdicts, key=lambda v: v.line))
     return CheckedColumns(table, columns, lines, defaults, origin, keep, has_value, has_marker, meta, classes,
-                          parsed, canonical, uncertainty, compositions)
+                          parsed, canonical, uncertainty, compositions, details)
+
+
+#: What the JSON cell of a property's conditions or a step's settings holds, said to a cell that does not.
+_CONDITIONS_EXAMPLE = '{"temperature": 298.0, "load": "HV10"}'
+_SETTINGS_EXAMPLE = '{"atmosphere": "Ar"}'
+
+
+def _no_key_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    twice = next((k for k in keys if keys.count(k) > 1), None)
+    if twice is not None:
+        raise ValueError(f"{twice!r} given twice")
+    return dict(pairs)
+
+
+def _json_object(text: str, texts_only: bool = False) -> tuple[dict[str, float | str] | None, str | None]:
+    """A cell of a property's conditions (numbers or texts) or, ``texts_only``, of a step's
+    settings, as the record holds it (names sorted, numbers as floats), and None; or None and why
+    it is not one. JSON, so a number stays a number and a text a text ("10" is not 10.0)."""
+    example = _SETTINGS_EXAMPLE if texts_only else _CONDITIONS_EXAMPLE
+    try:
+        obj = json.loads(text, object_pairs_hook=_no_key_twice)
+    except (ValueError, RecursionError) as exc:
+        obj = exc
+    if not isinstance(obj, dict):
+        why = f" ({obj})" if isinstance(obj, ValueError) else ""
+        return None, f"not a JSON object of names and {'texts' if texts_only else 'values'}, e.g. {example}{why}"
+    out: dict[str, float | str] = {}
+    for key, v in sorted(obj.items()):
+        if isinstance(v, str):
+            out[key] = v
+        elif texts_only:
+            return None, f"setting {key!r}: {json.dumps(v)} is not a text; a step's settings are texts (in quotes)"
+        elif (number := _finite_number(v)) is not None:
+            out[key] = number
+        else:
+            return None, (f"condition {key!r}: {json.dumps(v)} is not a number or a text (a finite number, or a text "
+                          "in quotes)")
+    return out, None
+
+
+def _finite_number(v: Any) -> float | None:
+    """A JSON number as a float; None for anything else (true, null, a list, NaN, an integer beyond any float)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        number = float(v)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _details(table: pd.DataFrame, columns: Sequence[ColumnLike], rows: RowChecks, decimal: str) -> dict[str, list[Any]]:
+    """``CheckedColumns.details``: the cells of the conditions and step columns as the records hold
+    them (None where blank or refused); each cell that is none is refused in ``rows``."""
+    out: dict[str, list[Any]] = {}
+    for c in columns:
+        if c.kind == "step" and c.name == "order":
+            cells = parse_cells(table[c.header], decimal)
+            for i, why in cells.bad.items():
+                rows.refuse(i, why, c.header, table[c.header].iloc[i])
+            values: list[Any] = [None if math.isnan(v) else int(v) if v == int(v) else None
+                                 for v in cells.values.tolist()]
+            for i in np.flatnonzero(~np.isnan(cells.values)).tolist():
+                if values[i] is None:
+                    rows.refuse(i, "a step's order is a whole number (its place in the route: 0, 1, 2, ...)",
+                                c.header, table[c.header].iloc[i])
+        elif c.kind in ("step", "conditions"):
+            values = _texts(table[c.header].tolist())
+            for i, text in enumerate(values):
+                why = None if text is None else why_merged(text) if merged_into(text) else None
+                if text is not None and why is None and (c.kind == "conditions" or c.name == "settings"):
+                    values[i], why = _json_object(text, texts_only=c.kind == "step")
+                if why is not None:
+                    values[i] = None
+                    rows.refuse(i, why, c.header, table[c.header].iloc[i])
+        else:
+            continue
+        out[c.header] = values
+    return out
 
 
 @dataclass(frozen=True)
@@ -695,6 +800,20 @@ def not_made_and_pending(checked: CheckedColumns) -> tuple[list[tuple[int, str |
     return [(line, sid) for line, sid, marked in pairs if marked], [(line, sid) for line, sid, marked in pairs if not marked]
 
 
+def _route(parameters: dict[str | None, dict[str, float]], fields: dict[str | None, dict[str, Any]],
+           steps: dict[str | None, int]) -> list[ProcessStep]:
+    """A row's process steps, from each step's ``parameters`` (canonical, rounded) and ``fields``
+    (``columns.STEP_FIELDS``), in route order: a step's ``order`` where the row gives it, else its
+    place among the steps the row gives, in the order of the steps' first columns (``steps``);
+    steps at one order keep that order (as the validated path sorts them)."""
+    given = [s for s in steps if s in parameters or s in fields]
+    route = [ProcessStep.model_construct(
+        name=step, order=fields.get(step, {}).get("order", place), equipment=fields.get(step, {}).get("equipment"),
+        parameters=dict(sorted(parameters.get(step, {}).items())), settings=fields.get(step, {}).get("settings", {}))
+        for place, step in enumerate(given)]
+    return sorted(route, key=lambda s: s.order)
+
+
 def build_records(checked: CheckedColumns) -> CheckedRows:
     """Records of the rows that passed, built from canonical values (see the module docstring)."""
     table, lines, meta, parsed = checked.table, checked.lines, checked.meta, checked.parsed
@@ -704,9 +823,12 @@ def build_records(checked: CheckedColumns) -> CheckedRows:
     converted = {c.header: not same_unit(c.name, c.unit) for c in props}  # once per column
     unc_headers = {c.name: c.header for c in checked.of_kind("uncertainty")}
     units = {c.header: term(c.name).unit for c in props}
+    conditions = {c.name: checked.details[c.header] for c in checked.of_kind("conditions")}
+    step_fields = [(c.step, c.name, checked.details[c.header]) for c in checked.of_kind("step")]
     steps: dict[str | None, int] = {}
-    for c in procs:
-        steps.setdefault(c.step, len(steps))
+    for c in checked.columns:
+        if c.kind in ("process", "step"):
+            steps.setdefault(c.step, len(steps))
     provenance: dict[tuple, Provenance] = {}
     records: list[MaterialRecord] = []
     record_lines: list[int] = []
@@ -722,7 +844,8 @@ def build_records(checked: CheckedColumns) -> CheckedRows:
             properties.append(PropertyValue.model_construct(
                 name=c.name, value=float(rounded[c.header][i]), unit=units[c.header],
                 uncertainty=None if unc is None or np.isnan(unc[i]) else float(unc_rounded[c.name][i]),
-                conditions={}))  # every field given: a default factory costs model_construct a signature look-up
+                # every field given: a default factory costs model_construct a signature look-up
+                conditions=(conditions[c.name][i] or {}) if c.name in conditions else {}))
             if converted[c.header]:
                 cell = None if table is None else table[c.header].iloc[i]
                 verdicts.append(converted_cell(lines[i], sid, c.header, cell, c.unit,
@@ -735,6 +858,10 @@ def build_records(checked: CheckedColumns) -> CheckedRows:
         for c in procs:
             if not np.isnan(checked.canonical[c.header][i]):
                 process.setdefault(c.step, {})[c.name] = float(rounded[c.header][i])
+        fields: dict[str | None, dict[str, Any]] = {}
+        for step, name, values in step_fields:
+            if values[i] is not None:
+                fields.setdefault(step, {})[name] = values[i]
         composition = checked.composition.of_row(i)
         if composition is None and meta["formula"][i] is not None:
             composition = formula_composition(checked, i)
@@ -744,10 +871,7 @@ def build_records(checked: CheckedColumns) -> CheckedRows:
             raw_materials=sorted((RawMaterial.model_construct(name=c.name, amount=Quantity.model_construct(
                 value=float(parsed[c.header].values[i]), unit=c.unit)) for c in raws
                 if parsed[c.header].values[i] > 0), key=lambda rm: rm.name),
-            # a step's order is its place among the steps this row gives (as the validated path)
-            process=[ProcessStep.model_construct(name=step, order=order, parameters=dict(sorted(process[step].items())),
-                                                 settings={})
-                     for order, step in enumerate(s for s in steps if s in process)],
+            process=_route(process, fields, steps),
             properties=sorted(properties, key=lambda p: p.name),
             sample_id=sid,
             structure=None,

@@ -21,7 +21,10 @@ Nones left out::
      "sample_id":..,"provenance":{"source":..,"method":..}}
 
 A sheet whose rows give a ``formula`` instead of composition cells is built record by record
-(``sheet_checks.build_records``): formulas are parsed one at a time anyway.
+(``sheet_checks.build_records``): formulas are parsed one at a time anyway. So is one whose rows
+give a property's conditions or a step's equipment, settings or order (``CheckedColumns.details``,
+most often an export of records made through the Python API): a JSON object per cell, rare enough
+that one path for them is worth more than speed.
 """
 from __future__ import annotations
 
@@ -81,7 +84,7 @@ def record_columns(checked: CheckedColumns) -> tuple[RecordColumns, list[int]]:
     lines = [checked.lines[i] for i in at.tolist()]
     meta = checked.meta
     no_comp = ~checked.composition.present[at].any(axis=1) if len(checked.composition.elements) else np.ones(len(at), bool)
-    if any(meta["formula"][i] is not None for i in at[no_comp].tolist()):
+    if checked.has_details() or any(meta["formula"][i] is not None for i in at[no_comp].tolist()):
         records = build_records(checked).records
         return columns_from_records(records, [r.record_id for r in records], [r.to_json() for r in records]), lines
     cache: dict[tuple, Provenance] = {}

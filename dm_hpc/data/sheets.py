@@ -6,8 +6,12 @@ Header grammar (one column each; units in square brackets)::
     composition:<El> [at_frac|at%|wt_frac|wt%]  amount of an element; "bal" for the balance element
     raw:<name> [unit]                           amount of a raw material (e.g. a polymer, a dopant): g, mL, mol, ..., or a share (wt%, wt_frac, ...)
     process:<step>:<parameter> [unit]           a process parameter (vocabulary term)
+    process:<step>:equipment                    the step's equipment (text)
+    process:<step>:settings                     its settings, a JSON object of texts: {"atmosphere": "Ar"}
+    process:<step>:order                        its place in the route (default: its place among the row's steps)
     property:<name> [unit]                      a measured or computed value (vocabulary term)
     uncertainty:<name> [unit]                   its standard uncertainty
+    conditions:<name>                           its conditions, a JSON object: {"temperature": 298.0, "load": "HV10"}
     predicted:<name> [unit], predicted_std:<name> [unit]   written on suggestion sheets, ignored on import
     ordered:<El> [at_frac], 99 % interval:<name> [unit], verdict   added by the annotated copy, ignored on import
     formula                                     a formula instead of composition columns
@@ -34,6 +38,7 @@ Files that do not follow the template (public data sets) are read through a colu
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +48,16 @@ from typing import Any
 import pandas as pd
 
 from dm_hpc.data.column_map import ColumnMap, apply_column_map, load_column_map
-from dm_hpc.data.columns import composition_column, is_annotation, process_column, property_column, raw_column
+from dm_hpc.data.columns import (
+    STEP_FIELDS,
+    composition_column,
+    conditions_column,
+    is_annotation,
+    process_column,
+    property_column,
+    raw_column,
+    step_column,
+)
 from dm_hpc.data.composition import COMPOSITION_TOLERANCE, Basis
 from dm_hpc.data.elements import is_element, unknown_element
 from dm_hpc.data.records import MaterialRecord, ProcessStep, Source
@@ -87,7 +101,8 @@ _BASIS_UNITS = {
 _BASIS_LABEL = BASIS_LABEL
 META = ("sample_id", "formula", "material_class", "source", "method", "input_hash", "contributor", "institution",
         "notes", "confirm", "record_id")
-_TEMPLATE_PREFIXES = ("composition:", "raw:", "process:", "property:", "uncertainty:", "predicted:", "predicted_std:")
+_TEMPLATE_PREFIXES = ("composition:", "raw:", "process:", "property:", "uncertainty:", "conditions:", "predicted:",
+                      "predicted_std:")
 
 
 @dataclass(frozen=True)
@@ -95,7 +110,9 @@ class Column:
     """A parsed template header."""
 
     header: str
-    kind: str  # composition | process | property | uncertainty | predicted | predicted_std | meta
+    # composition | raw | process | step (a step's field) | property | uncertainty | conditions | predicted
+    # | predicted_std | meta
+    kind: str
     name: str
     unit: str | None = None
     step: str | None = None
@@ -128,15 +145,18 @@ def parse_header(header: str) -> Column:
         return Column(header, "composition", parts[1], unit or "")
     if parts[0] == "raw" and len(parts) == 2 and parts[1].strip():
         return Column(header, "raw", parts[1].strip(), unit or "dimensionless")
+    if parts[0] == "process" and len(parts) == 3 and parts[2] in STEP_FIELDS:
+        return Column(header, "step", parts[2], unit, step=parts[1])
     if parts[0] == "process" and len(parts) == 3:
         canonical_unit(parts[2], kind="process_parameter")
         return Column(header, "process", parts[2], unit, step=parts[1])
-    if parts[0] in ("property", "uncertainty", "predicted", "predicted_std") and len(parts) == 2:
+    if parts[0] in ("property", "uncertainty", "conditions", "predicted", "predicted_std") and len(parts) == 2:
         canonical_unit(parts[1])
         return Column(header, parts[0], parts[1], unit)
     raise ValueError(
         f"column {header!r}: expected sample_id, composition:<El> [basis], process:<step>:<param> [unit], "
-        f"property:<name> [unit], uncertainty:<name> [unit] or one of {', '.join(META)}"
+        f"process:<step>:{'|'.join(STEP_FIELDS)}, property:<name> [unit], uncertainty:<name> [unit], conditions:<name> "
+        f"or one of {', '.join(META)}"
     )
 
 
@@ -249,6 +269,7 @@ def _unknown_term(header: str, exc: UnknownPropertyError) -> tuple[str, str | No
     m = _HEADER.match(str(header))
     kind, *step = m.group("key").split(":")[:-1]
     fixed = (process_column(step[0], meant, m.group("unit")) if kind == "process"
+             else conditions_column(meant) if kind == "conditions"
              else property_column(meant, m.group("unit"), kind=kind))
     return f"column {header!r}: unknown {exc.kind.replace('_', ' ')} {exc.name!r}; did you mean {fixed!r}?", meant
 
@@ -313,7 +334,7 @@ class Headers:
         beside its property's column (its unit and its value are that column's)."""
         ok = [c for c in self.columns if c.header not in self.unchecked]
         props = {c.name for c in ok if c.kind == "property"}
-        return [c for c in ok if c.kind != "uncertainty" or c.name in props]
+        return [c for c in ok if c.kind not in ("uncertainty", "conditions") or c.name in props]
 
     def amounts_unchecked(self) -> bool:
         """Whether a problem names a composition or raw-material column: the rows' sums and
@@ -365,11 +386,14 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()) -> Headers:
     for c in columns:
         if c.kind == "composition" and not is_element(c.name):
             refuse(f"column {c.header!r}: {unknown_element(c.name)}", c.header)
-        if c.kind == "process":
+        if c.kind in ("process", "step"):
             try:
                 ProcessStep(name=c.step)
             except ValueError as exc:
                 refuse(f"column {c.header!r}: {describe_error(exc)}", c.header)
+        if c.kind in ("step", "conditions") and c.unit is not None:
+            bare = step_column(c.step, c.name) if c.kind == "step" else conditions_column(c.name)
+            refuse(f"column {c.header!r} takes no [unit]; write {bare!r}", c.header)
         if c.kind == "raw" and (why := raw_unit_problem(c.unit)):
             refuse(f"column {c.header!r}: {why}", c.header)
         if c.kind in ("property", "uncertainty", "process"):
@@ -384,14 +408,16 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()) -> Headers:
     seen: dict[tuple, str] = {}
     for c in columns:  # two columns for one quantity: which one holds the value is a guess
         key = (c.kind, c.step, c.name)
-        if c.kind in ("composition", "raw", "process", "property", "uncertainty") and key in seen:
+        if c.kind in ("composition", "raw", "process", "step", "property", "uncertainty", "conditions") and key in seen:
             refuse(f"columns {seen[key]!r} and {c.header!r} both give "
                    f"{c.kind} {c.name if c.step is None else f'{c.step}:{c.name}'}; keep one", seen[key], c.header)
         seen.setdefault(key, c.header)
     props = {c.name: c for c in columns if c.kind == "property"}
     for c in columns:
-        if c.kind == "uncertainty" and c.name not in props and c.name in misspelt:
+        if c.kind in ("uncertainty", "conditions") and c.name not in props and c.name in misspelt:
             continue  # its property column is there, misspelt, and said so: one problem, not two
+        if c.kind == "conditions" and c.name not in props:
+            refuse(f"column {c.header!r}: conditions without a property:{c.name} column", c.header)
         if c.kind == "uncertainty" and c.name not in props:
             # its property column is most often there, typed over: name it, or the lab looks for a missing one
             renamed = [h for h in foreign if names_property(h, [c.name])]
@@ -586,9 +612,16 @@ def _pending_warning(checked: CheckedColumns, pending: list[tuple[int, str | Non
 
 def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Basis.atomic_fraction) -> pd.DataFrame:
     """Records as a template table (canonical units; column names from ``columns``), the
-    inverse of ``records_from_table``; the first column is each record's ``record_id``."""
+    inverse of ``records_from_table``: every part of a record's content is written, so a row
+    read back is the same record (same id); the first column is each record's ``record_id``.
+
+    A step's ``order`` is written only where the steps' places in their rows would not give it
+    (some record with more than one step, a step at another place than 0, or one with nothing
+    else to write): one step at 0, the usual route of a lab sheet, reads back without it."""
     basis = Basis(basis)
-    rows = []
+    orders = any(len(rec.process) > 1 or any(s.order or not (s.parameters or s.equipment is not None or s.settings)
+                                             for s in rec.process) for rec in records)
+    rows, order_columns = [], set()
     for rec in records:
         row: dict[str, Any] = {
             "record_id": rec.record_id,  # first: what a row is cited by (read back, checked: ``record_id_warnings``)
@@ -612,12 +645,23 @@ def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Bas
         for step in rec.process:
             for key, val in step.parameters.items():
                 row[process_column(step.name, key)] = val
+            if step.equipment is not None:
+                row[step_column(step.name, "equipment")] = step.equipment
+            if step.settings:
+                row[step_column(step.name, "settings")] = json.dumps(step.settings, ensure_ascii=False)
+            if orders:
+                row[step_column(step.name, "order")] = step.order
+                order_columns.add(step_column(step.name, "order"))
         for p in rec.properties:
             row[property_column(p.name, p.unit)] = p.value
             if p.uncertainty is not None:
                 row[property_column(p.name, p.unit, kind="uncertainty")] = p.uncertainty
+            if p.conditions:  # JSON: a number stays a number and a text a text ("10" is not 10.0)
+                row[conditions_column(p.name)] = json.dumps(p.conditions, ensure_ascii=False)
         rows.append(row)
     table = pd.DataFrame(rows)
+    for c in order_columns:
+        table[c] = table[c].astype("Int64")  # a place in the route is written 1, not 1.0
     comp = sorted(c for c in table.columns if c.startswith(("composition:", "raw:")))
     rest = [c for c in table.columns if c not in comp and c not in META]
     meta = [c for c in ("record_id", *META) if c in table.columns]

@@ -87,12 +87,13 @@ class Term:
             text = f"{low:g} to {high:g} {self.unit}"
         return text + (f" for a {material_class}" if material_class in self.classes else "")
 
-    def check(self, value: float) -> float:
-        """``value`` (canonical unit) when inside the range; raises RangeError naming it."""
-        low, high = self.bounds()
+    def check(self, value: float, material_class: str | None = None) -> float:
+        """``value`` (canonical unit) when inside the range (``material_class``'s when given);
+        raises RangeError naming it."""
+        low, high = self.bounds(material_class)
         if (self.positive and not value > 0) or not low <= value <= high:
             raise RangeError(f"{self.name} {value:g} {self.unit} is outside the physical range "
-                             f"({self.range_text()})" + self.hint_for(value, low, high))
+                             f"({self.range_text(material_class)})" + self.hint_for(value, low, high))
         return value
 
     def hint_for(self, value: float, low: float, high: float) -> str:
@@ -190,9 +191,10 @@ def declare(name: str, unit: str, kind: str = "property", description: str = "",
     return new
 
 
-def check_range(name: str, value: float, kind: str = "property") -> float:
-    """``value`` (in the canonical unit) if it is inside the term's physical range, else RangeError."""
-    return _term(name, kind).check(value)
+def check_range(name: str, value: float, kind: str = "property", material_class: str | None = None) -> float:
+    """``value`` (in the canonical unit) if it is inside the term's physical range (for
+    ``material_class`` when the vocabulary gives it a tighter one), else RangeError."""
+    return _term(name, kind).check(value, material_class)
 
 
 def canonical_unit(name: str, kind: str = "property") -> str:

@@ -1,6 +1,8 @@
 """The data standard: compositions, units, record ids."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -135,3 +137,22 @@ def test_explicit_fractions_that_do_not_sum_to_one_are_refused_not_rescaled():
     assert Composition(fractions={"Cu": 0.5, "Ni": "bal"}).fractions == {"Cu": 0.5, "Ni": 0.5}
     assert Composition({"Cu": 3, "Ni": 3}).fractions == {"Cu": 0.5, "Ni": 0.5}  # amounts: normalised
     assert Composition(fractions={"Cu": 0.499, "Ni": 0.499}).fractions == pytest.approx({"Cu": 0.5, "Ni": 0.5})
+
+
+def test_a_measurement_outside_its_material_class_range_is_refused_however_it_comes_in():
+    """A lab sheet refused a metal of density 0.3 g/cm3, ``Store.ingest`` (the engine's and the
+    Python API's door) stored it, and a re-import of its export was then refused (found by review).
+    The class range now holds for every experimental record; a computed one keeps the general
+    range (an unstable cell's negative bulk modulus), and a stored record is read as it was."""
+    light = [{"name": "density", "value": 0.3, "unit": "g/cm^3"}]
+    with pytest.raises(ValidationError, match=r"0.5 to 23 g/cm\^3 for a metal"):
+        record(properties=light)
+    assert record(properties=light, material_class="ceramic").get_property("density").value == 0.3
+    computed = {"source": "computed", "method": "dft"}
+    unstable = [{"name": "bulk_modulus", "value": -5.0, "unit": "GPa"}]
+    assert record(properties=unstable, provenance=computed).get_property("bulk_modulus").value == -5.0
+    with pytest.raises(ValidationError, match="for a metal"):
+        record(properties=unstable)
+    stored = json.loads(record(properties=light, material_class="ceramic").to_json())
+    stored["content"]["material_class"] = "metal"  # as written before the check: read back, never refused
+    assert MaterialRecord.from_json(json.dumps(stored)).material_class.value == "metal"

@@ -86,12 +86,13 @@ def test_an_impossible_process_value_is_refused_not_predicted(portal):
 
 def test_design_learns_only_from_records_on_the_campaigns_elements(portal):
     """A second review: with the campaign's space lent, a Zn-rich record of the same store was read
-    renormalised as a Cu-Ni alloy and lifted every Cu-Ni prediction."""
+    renormalised as a Cu-Ni alloy and lifted every Cu-Ni prediction. (Its hardness 27-29 GPa: the
+    hardest metals' range, 30 GPa at most for a measured metal, is held at ingest.)"""
     from dm_hpc.data import MaterialRecord, Store
 
     camp, client = portal
     foreign = [MaterialRecord.model_validate({"composition": {"Zn": 0.8, "Cu": 0.1, "Ni": 0.1},
-                                              "properties": [{"name": "hardness", "value": 30.0 + k}],
+                                              "properties": [{"name": "hardness", "value": 27.0 + k}],
                                               "provenance": {"source": "experimental", "method": "lab"}})
                for k in range(3)]
     with Store.open(camp.spec.store, "a") as store:
