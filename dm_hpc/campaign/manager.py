@@ -402,7 +402,7 @@ class CampaignManager:
         core_hours = seconds * self._cores_held(task) / 3600
         if getattr(result, "ok", False) and state_name == "COMPLETED":
             record = result_to_record(result, campaign=self.c.name, task_id=task.task_id,
-                                      job_id=getattr(outcome, "job_id", None))
+                                      job_id=getattr(outcome, "job_id", None), material_class=self.c.material_class)
             self.store.ingest([record])  # idempotent: a re-collected result is stored once
             self._data_version += 1
             self._log("ingested", task_id=task.task_id, record_id=record.record_id, core_hours=core_hours)

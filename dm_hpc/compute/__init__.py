@@ -13,7 +13,7 @@ Public face (what the campaign and the CLI use)::
     CalcResult     properties (list[PropertyValue], canonical units), settings, input_hash,
                    structure (pymatgen dict), code/version, host, cores, wall_time_s, ...
     CalcFailure    kind (FailureKind), reason, output_tail, exit_code
-    result_to_record(result, campaign=None, task_id=None, job_id=None) -> MaterialRecord
+    result_to_record(result, campaign=None, task_id=None, job_id=None, material_class=None) -> MaterialRecord
         source=computed; same composition + method + settings + seed -> same record_id
     write_task(workdir, composition, method, settings, properties, seed, cores, task_id,
                campaign) -> Path to task.json

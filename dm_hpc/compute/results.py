@@ -82,9 +82,11 @@ class CalcResult(BaseModel):
 
 
 def result_to_record(result: CalcResult, campaign: str | None = None, task_id: str | None = None,
-                     job_id: str | None = None) -> MaterialRecord:
-    """The ``computed`` record of ``result`` (same result -> same ``record_id``)."""
+                     job_id: str | None = None, material_class: str | None = None) -> MaterialRecord:
+    """The ``computed`` record of ``result`` (same result -> same ``record_id``), of the campaign's
+    ``material_class`` (the record's default, metal, when not given)."""
     return MaterialRecord(
+        **({"material_class": material_class} if material_class else {}),
         composition=Composition(result.cell_composition),
         properties=list(result.properties),
         structure=result.structure,

@@ -96,6 +96,18 @@ def test_cli_run_status_report_and_errors(tmp_path):
     assert "Traceback" not in res.stderr
 
 
+def test_computed_records_carry_the_campaigns_material_class(tmp_path):
+    """A ceramic campaign's calculations were stored as metals (the record's default): the class
+    of the standard's record is the campaign's, as its lab rows' are (found by review)."""
+    path = write_campaign(tmp_path, name="oxide", calculations=2, lab=False, material_class="ceramic",
+                          learning={"initial_points": 2, "refit_every": 2, "batch_size": 2})
+    campaign = load_campaign(path)
+    summary = CampaignManager(campaign, quiet=True).run()
+    assert summary.ingested >= 1
+    with Store.open(campaign.store) as store:
+        assert {r.material_class.value for r in store.records()} == {"ceramic"}
+
+
 def _ingested(journal_path) -> int:
     return sum(ev["event"] == "ingested" for ev in jn.Journal.events(journal_path))
 
