@@ -218,8 +218,8 @@ def access_set(
         AccessMap(store).set(ids, rule)
     except AccessError as exc:  # a damaged access.json: named, nothing logged or changed
         fail(str(exc))
-    console.print(f"{len(ids)} record(s) now {rule.level.value}" + (f" until {rule.until}" if rule.until else "")
-                  + f" (logged in {AccessMap(store).log_path})", markup=False, highlight=False)
+    console.print(f"{len(ids)} record(s) now {rule.text()} (logged in {AccessMap(store).log_path})",
+                  markup=False, highlight=False)
 
 
 @access_app.command("history")

@@ -6,7 +6,8 @@ against unauthorised export. Each record has one level:
 - ``public``: anyone;
 - ``consortium``: members of the consortium (scientists by default);
 - ``restricted``: only callers cleared for restricted data (admins, or as granted);
-- ``embargoed``: as ``restricted`` until its ``until`` date (UTC, inclusive), then public.
+- ``embargoed``: as ``restricted`` until its ``until`` date (UTC, inclusive), then public (or
+  ``then``: a record that merges an embargoed measurement with a restricted one stays restricted).
 
 A caller's *clearance* is a level too; a record is readable when its effective level ranks at or
 below the clearance. Clearance ``embargoed`` reads everything, embargoes included.
@@ -14,7 +15,7 @@ below the clearance. Clearance ``embargoed`` reads everything, embargoes include
 Why a sidecar and not a column of the HDF5 shards: shards are immutable and hashed, while a
 level changes (an embargo ends, an admin opens a record), and access is policy about a record,
 not its content. The sidecar is ``<store>/access.json`` (``{record_id: {"level": ..,
-"until": ..}}``), replaced atomically under a file lock so concurrent writers lose nothing.
+"until": .., "then": ..}}``, the last two for an embargo), replaced atomically under a file lock so concurrent writers lose nothing.
 Records missing from it have ``DEFAULT_LEVEL``. Every change is also appended, under the same
 lock, to ``<store>/access-log.jsonl`` (time, who, which records, the rule): from the shell
 (``dm-hpc access set``, the login name) as from the portal (``portal:<user>``), so that a record
@@ -22,11 +23,12 @@ opened by mistake can be traced whichever door it went through (``AccessMap.hist
 """
 from __future__ import annotations
 
+
 import enum
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,27 +70,43 @@ class AccessMapError(AccessError):
 
 @dataclass(frozen=True)
 class AccessRule:
-    """One record's level; ``until`` is the last day of an embargo (UTC)."""
+    """One record's level; ``until`` is the last day of an embargo (UTC), ``then`` the level it
+    falls to after (public, unless the record also holds data that is never to open: ``inherit``)."""
 
     level: AccessLevel = DEFAULT_LEVEL
     until: date | None = None
+    then: AccessLevel = AccessLevel.public
 
     def __post_init__(self) -> None:
         if (self.level is AccessLevel.embargoed) != (self.until is not None):
             raise AccessError("an embargo needs its end date (until), and only an embargo has one")
+        if self.then is not AccessLevel.public and (self.level is not AccessLevel.embargoed
+                                                    or self.then is AccessLevel.embargoed):
+            raise AccessError("only an embargo falls to another level when it ends, and not to an embargo")
 
     def effective(self, today: date | None = None) -> AccessLevel:
-        """The level that applies on ``today`` (an ended embargo is public)."""
+        """The level that applies on ``today`` (an ended embargo is ``then``, public by default)."""
         today = today or datetime.now(UTC).date()
         if self.level is AccessLevel.embargoed and self.until is not None and today > self.until:
-            return AccessLevel.public
+            return self.then
         return self.level
+
+    @property
+    def lasting(self) -> AccessLevel:
+        """The level once any embargo has ended (what the record is for good)."""
+        return self.then if self.level is AccessLevel.embargoed else self.level
 
     def readable_by(self, clearance: AccessLevel, today: date | None = None) -> bool:
         return self.effective(today).rank <= clearance.rank
 
+    def text(self) -> str:
+        """The rule in words: ``embargoed until 2027-06-30, then restricted``."""
+        return (self.level.value + (f" until {self.until.isoformat()}" if self.until else "")
+                + (f", then {self.then.value}" if self.then is not AccessLevel.public else ""))
+
     def to_json(self) -> dict[str, str]:
-        return {"level": self.level.value, **({"until": self.until.isoformat()} if self.until else {})}
+        return {"level": self.level.value, **({"until": self.until.isoformat()} if self.until else {}),
+                **({"then": self.then.value} if self.then is not AccessLevel.public else {})}
 
 
 def parse_level(level: str) -> AccessLevel:
@@ -100,7 +118,7 @@ def parse_level(level: str) -> AccessLevel:
         raise AccessError(f"access level {level!r}: expected one of {', '.join(a.value for a in AccessLevel)}") from None
 
 
-def parse_rule(level: str, until: str | date | None = None) -> AccessRule:
+def parse_rule(level: str, until: str | date | None = None, then: str | None = None) -> AccessRule:
     """An ``AccessRule`` from user input; raises ``AccessError`` naming the bad value."""
     lvl = parse_level(level)
     if isinstance(until, str):
@@ -108,7 +126,7 @@ def parse_rule(level: str, until: str | date | None = None) -> AccessRule:
             until = date.fromisoformat(until.strip()) if until.strip() else None
         except ValueError:
             raise AccessError(f"embargo end {until!r}: expected a date YYYY-MM-DD") from None
-    return AccessRule(lvl, until)
+    return AccessRule(lvl, until, parse_level(then) if then else AccessLevel.public)
 
 
 def new_rule(level: str | AccessLevel, until: str | date | None = None, today: date | None = None) -> AccessRule:
@@ -148,7 +166,7 @@ class AccessMap:
         out = {}
         for rid, r in self._read().items():
             try:
-                out[rid] = parse_rule(r["level"], r.get("until"))
+                out[rid] = parse_rule(r["level"], r.get("until"), r.get("then"))
             except (AccessError, KeyError, TypeError, AttributeError) as exc:
                 why = str(exc) if isinstance(exc, AccessError) else 'expected {"level": ...}'
                 raise AccessMapError(f"{self.path}: entry {rid!r} ({json.dumps(r)[:200]}): {why}") from None
@@ -194,7 +212,10 @@ class AccessMap:
         strictest rule among those it supersedes where that is stricter than its own: a corrected
         or completed value is the same measurement, and the default level of a new id opened an
         embargoed value to the consortium (review: a completion through ``dm-hpc ingest``). The
-        stricter of two embargoes is the one that ends later. Returns how many were labelled."""
+        stricter of two embargoes is the one that ends later; an embargo taken over falls, when it
+        ends, to the strictest lasting level among the rules weighed (``then``): a record that
+        merges an embargoed value with a restricted one must not open to the public with the
+        embargo. Returns how many were labelled."""
         if not successors:
             return 0
         rules = self.rules()
@@ -207,8 +228,15 @@ class AccessMap:
             found = [rules[o] for o in older if o in rules]
             if not found:
                 continue
+            own = rules.get(rid, AccessRule())
             strictest = max(found, key=strictness)
-            if strictness(strictest) > strictness(rules.get(rid, AccessRule())):
+            if strictest.effective() is AccessLevel.embargoed:
+                weighed = [*found, own] if rid in rules else found  # an unlabelled id's default is no decision
+                lasting = max((r.lasting for r in weighed), key=lambda level: level.rank)
+                if lasting.rank > strictest.then.rank:
+                    strictest = replace(strictest, then=lasting)
+            if strictness(strictest) > strictness(own) or (strictness(strictest) == strictness(own)
+                                                            and strictest.lasting.rank > own.lasting.rank):
                 changed.setdefault(strictest, []).append(rid)
         for rule, ids in changed.items():
             self.set(ids, rule, by="supersedes")

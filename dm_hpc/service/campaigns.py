@@ -230,10 +230,6 @@ def held_note(c: CampaignSpec, entry: jn.LabEntry, full: bool) -> str | None:
             "otherwise correct it and send the sheet again")
 
 
-def _rule_text(rule: AccessRule) -> str:
-    return rule.level.value + (f" until {rule.until.isoformat()}" if rule.until else "")
-
-
 class CampaignDesk:
     """The campaigns of one folder (``*.yaml``), as the service sees them."""
 
@@ -532,8 +528,8 @@ class CampaignDesk:
             write_annotated(c, loaded, copy, result=done, predictions=full)
             rules = self.access(name).rules()
             levels = {r.record_id: rules.get(r.record_id, AccessRule()) for r in done.stored}
-            kept = [f"sample {r.sample_id!r} was stored before, at level {_rule_text(levels[r.record_id])}: "
-                    f"its level is unchanged, not {_rule_text(rule)} as the form asked (after ingest only an "
+            kept = [f"sample {r.sample_id!r} was stored before, at level {levels[r.record_id].text()}: "
+                    f"its level is unchanged, not {rule.text()} as the form asked (after ingest only an "
                     "admin changes a record's level)" for r in done.stored if levels[r.record_id] != rule]
             return Upload(done.records, done.new, done.queued, [r.record_id for r in done.stored], done.held,
                           done.confirmed, done.stored, token, full, [*done.warnings, *kept], labelled, levels,

@@ -64,3 +64,21 @@ def test_a_completion_through_store_import_keeps_the_embargo(tmp_path):
     current = list(Store.open(store, "r").to_dataframe()["record_id"])
     assert current and first not in current
     assert not any(AccessMap(store).readable(current, AccessLevel.consortium))
+
+
+def test_a_record_merging_restricted_and_embargoed_data_stays_restricted_after_the_embargo(tmp_path):
+    """It took the embargo (the stricter today), and on the embargo's last day + 1 the restricted
+    record's content was public (found by review). The rule now says where an embargo falls to:
+    embargoed until its end, restricted after; read by its level's names in the access file."""
+    amap = AccessMap(tmp_path / "s")
+    with Store.open(tmp_path / "s", "a") as store:
+        a, b = store.ingest([_record(1.0), _record(2.0)]).ids
+        amap.set([a], AccessRule(AccessLevel.restricted))
+        amap.set([b], AccessRule(AccessLevel.embargoed, date(2099, 1, 1)))
+        merged = store.ingest([_record(1.5, [a, b])]).ids[0]
+    rule = AccessMap(tmp_path / "s").rules()[merged]
+    assert rule.effective(date(2098, 12, 31)) is AccessLevel.embargoed
+    assert rule.effective(date(2099, 1, 2)) is AccessLevel.restricted
+    assert not AccessMap(tmp_path / "s").readable([merged], AccessLevel.consortium, today=date(2100, 1, 1))[0]
+    ended = AccessRule(AccessLevel.embargoed, date(2099, 1, 1))
+    assert ended.effective(date(2099, 1, 2)) is AccessLevel.public  # a plain embargo opens, as before
