@@ -8,6 +8,7 @@ alike, so a frame read from one door can be handed to another unchanged::
     sample_id, record_id, source, method, ...    identifiers and provenance, as named
     composition:<El> [at_frac]                   an element's amount (the basis in brackets)
     raw:<name> [unit]                            a raw material's amount
+    raw:<name>:<field>                           a raw material's details (``RAW_FIELDS``, ``RAW_USED``)
     process:<step>:<parameter> [unit]            a process parameter
     process:<step>:equipment|settings|order      a process step's own fields (``STEP_FIELDS``)
     property:<name> [unit]                       a measured or computed value
@@ -51,6 +52,20 @@ def composition_column(element: str, basis: str = ATOMIC_FRACTION) -> str:
 
 def raw_column(name: str, unit: str) -> str:
     return f"raw:{name} [{unit}]"
+
+
+#: A raw material's fields other than its amount, each a column ``raw:<name>:<field>`` without a
+#: unit: texts, and its purity a number. A row gives a raw material when its amount is more than 0
+#: or one of these is given (then an amount of 0 is its amount; 0 alone is a lab's "not used").
+RAW_FIELDS = ("material_class", "manufacturer", "formula", "purity", "purchase_date")
+#: ``raw:<name>:used``, "yes": a raw material the row gives with neither an amount above 0 nor a
+#: detail (a name alone, or an amount of 0 alone), as an export writes it.
+RAW_USED = "used"
+
+
+def raw_field_column(name: str, field: str) -> str:
+    """``raw:<name>:<field>`` for a field of ``RAW_FIELDS`` or ``RAW_USED``."""
+    return f"raw:{name}:{field}"
 
 
 def process_column(step: str, parameter: str, unit: str | None = None) -> str:

@@ -55,7 +55,7 @@ from dm_hpc.data.records import (
     label_problem,
 )
 from dm_hpc.data.rounding import round_significant
-from dm_hpc.data.columns import property_column
+from dm_hpc.data.columns import RAW_FIELDS, RAW_USED, property_column
 from dm_hpc.data.sheetfiles import (DOT_GROUPS, MERGED_CELL, VALUELESS_CELL, SheetError, ascii_minus, blank,
                                      describe_error, why_dot_groups)
 from dm_hpc.data.verdicts import Decision, Verdict, converted_cell, refused
@@ -572,9 +572,14 @@ def check_columns(
             rows.refuse(int(i), f"raw-material shares ({', '.join(c.header for c in shares)}) make "
                         f"{100 * summed[i]:.4g} % of the sample")
 
-    raw_given = np.zeros(n, dtype=bool)
+    raw_given = np.zeros(n, dtype=bool)  # an amount of a raw material the row gives (``_raw_in_rows``)
     for c in raw_cols:
-        raw_given |= np.nan_to_num(parsed[c.header].values, nan=0.0) > 0
+        amount = parsed[c.header].values
+        detailed = np.zeros(n, dtype=bool)
+        for f in columns:
+            if f.kind == "raw_field" and f.step == c.name:
+                detailed |= np.array([v is not None for v in details[f.header]], dtype=bool)
+        raw_given |= (np.nan_to_num(amount, nan=0.0) > 0) | (detailed & ~np.isnan(amount))
     seen: dict[str, int] = {}
     for i in np.flatnonzero(keep).tolist():
         sid = meta["sample_id"][i]
@@ -639,6 +644,43 @@ def _json_object(text: str, texts_only: bool = False) -> tuple[dict[str, float |
     return out, None
 
 
+def _raw_in_rows(amounts: ColumnLike | None, name: str, parsed: dict[str, Cells],
+                 details: dict[str, list[Any]], fields: Sequence[ColumnLike], n: int) -> list[RawMaterial | None]:
+    """Raw material ``name`` of each row (None where the row does not give it), from its amount
+    column (``amounts``, or None) and its detail columns (``fields``, ``columns.RAW_FIELDS`` and
+    ``RAW_USED``): a row gives it when its amount is above 0 or a detail is given; then a given
+    amount, 0 too, is its amount. An amount of 0 alone is a lab's "not used", as ever."""
+    values = parsed[amounts.header].values if amounts is not None else np.full(n, np.nan)
+    out: list[RawMaterial | None] = []
+    for i in range(n):
+        given = {f.name: details[f.header][i] for f in fields if details[f.header][i] is not None}
+        if not given and not values[i] > 0:
+            out.append(None)
+            continue
+        given.pop(RAW_USED, None)
+        amount = None if np.isnan(values[i]) else Quantity.model_construct(value=float(values[i]), unit=amounts.unit)
+        # every field given: a default costs model_construct a signature look-up
+        out.append(RawMaterial.model_construct(name=name, amount=amount,
+                                               **{f: given.get(f) for f in RAW_FIELDS}))
+    return out
+
+
+def _raw_materials_by_row(columns: Sequence[ColumnLike], parsed: dict[str, Cells],
+                         details: dict[str, list[Any]], n: int) -> list[list[RawMaterial]]:
+    """Each row's raw materials, by name (``_raw_in_rows``)."""
+    amounts = {c.name: c for c in columns if c.kind == "raw"}
+    fields: dict[str, list[ColumnLike]] = {}
+    for c in columns:
+        if c.kind == "raw_field":
+            fields.setdefault(c.step, []).append(c)
+    out: list[list[RawMaterial]] = [[] for _ in range(n)]
+    for name in sorted({*amounts, *fields}):
+        for i, rm in enumerate(_raw_in_rows(amounts.get(name), name, parsed, details, fields.get(name, []), n)):
+            if rm is not None:
+                out[i].append(rm)
+    return out
+
+
 def _finite_number(v: Any) -> float | None:
     """A JSON number as a float; None for anything else (true, null, a list, NaN, an integer beyond any float)."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -651,11 +693,23 @@ def _finite_number(v: Any) -> float | None:
 
 
 def _details(table: pd.DataFrame, columns: Sequence[ColumnLike], rows: RowChecks, decimal: str) -> dict[str, list[Any]]:
-    """``CheckedColumns.details``: the cells of the conditions and step columns as the records hold
-    them (None where blank or refused); each cell that is none is refused in ``rows``."""
+    """``CheckedColumns.details``: the cells of the conditions, step and raw-material detail columns
+    as the records hold them (None where blank or refused); each cell that is none is refused in ``rows``."""
     out: dict[str, list[Any]] = {}
     for c in columns:
-        if c.kind == "step" and c.name == "order":
+        if c.kind == "raw_field" and c.name == "purity":
+            cells = parse_cells(table[c.header], decimal)
+            for i, why in cells.bad.items():
+                rows.refuse(i, why, c.header, table[c.header].iloc[i])
+            values = [None if math.isnan(v) else v for v in cells.values.tolist()]
+        elif c.kind == "raw_field" and c.name == RAW_USED:
+            values = _texts(table[c.header].tolist())
+            for i, text in enumerate(values):
+                if text is not None and text.lower() != "yes":
+                    values[i] = None
+                    rows.refuse(i, f"write 'yes' (the row gives {c.step} without an amount above 0 or a detail) "
+                                "or leave it blank", c.header, table[c.header].iloc[i])
+        elif c.kind == "step" and c.name == "order":
             cells = parse_cells(table[c.header], decimal)
             for i, why in cells.bad.items():
                 rows.refuse(i, why, c.header, table[c.header].iloc[i])
@@ -665,7 +719,7 @@ def _details(table: pd.DataFrame, columns: Sequence[ColumnLike], rows: RowChecks
                 if values[i] is None:
                     rows.refuse(i, "a step's order is a whole number (its place in the route: 0, 1, 2, ...)",
                                 c.header, table[c.header].iloc[i])
-        elif c.kind in ("step", "conditions"):
+        elif c.kind in ("step", "raw_field", "conditions"):
             values = _texts(table[c.header].tolist())
             for i, text in enumerate(values):
                 why = None if text is None else why_merged(text) if merged_into(text) else None
@@ -817,13 +871,14 @@ def _route(parameters: dict[str | None, dict[str, float]], fields: dict[str | No
 def build_records(checked: CheckedColumns) -> CheckedRows:
     """Records of the rows that passed, built from canonical values (see the module docstring)."""
     table, lines, meta, parsed = checked.table, checked.lines, checked.meta, checked.parsed
-    props, procs, raws = checked.of_kind("property"), checked.of_kind("process"), checked.of_kind("raw")
+    props, procs = checked.of_kind("property"), checked.of_kind("process")
     rounded = {h: np.array(round_as_records(np.nan_to_num(v, nan=0.0))) for h, v in checked.canonical.items()}
     unc_rounded = {name: np.array(round_as_records(np.nan_to_num(u, nan=0.0))) for name, u in checked.uncertainty.items()}
     converted = {c.header: not same_unit(c.name, c.unit) for c in props}  # once per column
     unc_headers = {c.name: c.header for c in checked.of_kind("uncertainty")}
     units = {c.header: term(c.name).unit for c in props}
     conditions = {c.name: checked.details[c.header] for c in checked.of_kind("conditions")}
+    raw_materials = _raw_materials_by_row(checked.columns, parsed, checked.details, len(checked.keep))
     step_fields = [(c.step, c.name, checked.details[c.header]) for c in checked.of_kind("step")]
     steps: dict[str | None, int] = {}
     for c in checked.columns:
@@ -868,9 +923,7 @@ def build_records(checked: CheckedColumns) -> CheckedRows:
         records.append(MaterialRecord.model_construct(
             material_class=MaterialClass(checked.classes[i]),
             composition=composition,
-            raw_materials=sorted((RawMaterial.model_construct(name=c.name, amount=Quantity.model_construct(
-                value=float(parsed[c.header].values[i]), unit=c.unit)) for c in raws
-                if parsed[c.header].values[i] > 0), key=lambda rm: rm.name),
+            raw_materials=raw_materials[i],
             process=_route(process, fields, steps),
             properties=sorted(properties, key=lambda p: p.name),
             sample_id=sid,

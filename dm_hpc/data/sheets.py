@@ -5,6 +5,9 @@ Header grammar (one column each; units in square brackets)::
     sample_id                                   the specimen or suggestion id
     composition:<El> [at_frac|at%|wt_frac|wt%]  amount of an element; "bal" for the balance element
     raw:<name> [unit]                           amount of a raw material (e.g. a polymer, a dopant): g, mL, mol, ..., or a share (wt%, wt_frac, ...)
+    raw:<name>:material_class|manufacturer|formula|purchase_date   its details (texts)
+    raw:<name>:purity                           its purity (a number)
+    raw:<name>:used                             "yes": given with no amount above 0 and no detail (0 alone: not used)
     process:<step>:<parameter> [unit]           a process parameter (vocabulary term)
     process:<step>:equipment                    the step's equipment (text)
     process:<step>:settings                     its settings, a JSON object of texts: {"atmosphere": "Ar"}
@@ -49,6 +52,8 @@ import pandas as pd
 
 from dm_hpc.data.column_map import ColumnMap, apply_column_map, load_column_map
 from dm_hpc.data.columns import (
+    RAW_FIELDS,
+    RAW_USED,
     STEP_FIELDS,
     composition_column,
     conditions_column,
@@ -56,6 +61,7 @@ from dm_hpc.data.columns import (
     process_column,
     property_column,
     raw_column,
+    raw_field_column,
     step_column,
 )
 from dm_hpc.data.composition import COMPOSITION_TOLERANCE, Basis
@@ -110,12 +116,12 @@ class Column:
     """A parsed template header."""
 
     header: str
-    # composition | raw | process | step (a step's field) | property | uncertainty | conditions | predicted
-    # | predicted_std | meta
+    # composition | raw | raw_field (a raw material's field) | process | step (a step's field) | property
+    # | uncertainty | conditions | predicted | predicted_std | meta
     kind: str
-    name: str
+    name: str  # a step's or a raw material's field for those kinds
     unit: str | None = None
-    step: str | None = None
+    step: str | None = None  # the step of a process or step column; the raw material of a raw_field column
 
 
 def header_key(header: object) -> str:
@@ -143,6 +149,8 @@ def parse_header(header: str) -> Column:
         return Column(header, "meta", key)
     if parts[0] == "composition" and len(parts) == 2:
         return Column(header, "composition", parts[1], unit or "")
+    if parts[0] == "raw" and len(parts) == 3 and parts[1].strip() and parts[2] in (*RAW_FIELDS, RAW_USED):
+        return Column(header, "raw_field", parts[2], unit, step=parts[1].strip())
     if parts[0] == "raw" and len(parts) == 2 and parts[1].strip():
         return Column(header, "raw", parts[1].strip(), unit or "dimensionless")
     if parts[0] == "process" and len(parts) == 3 and parts[2] in STEP_FIELDS:
@@ -154,7 +162,8 @@ def parse_header(header: str) -> Column:
         canonical_unit(parts[1])
         return Column(header, parts[0], parts[1], unit)
     raise ValueError(
-        f"column {header!r}: expected sample_id, composition:<El> [basis], process:<step>:<param> [unit], "
+        f"column {header!r}: expected sample_id, composition:<El> [basis], raw:<name> [unit], "
+        f"raw:<name>:{'|'.join((*RAW_FIELDS, RAW_USED))}, process:<step>:<param> [unit], "
         f"process:<step>:{'|'.join(STEP_FIELDS)}, property:<name> [unit], uncertainty:<name> [unit], conditions:<name> "
         f"or one of {', '.join(META)}"
     )
@@ -391,8 +400,9 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()) -> Headers:
                 ProcessStep(name=c.step)
             except ValueError as exc:
                 refuse(f"column {c.header!r}: {describe_error(exc)}", c.header)
-        if c.kind in ("step", "conditions") and c.unit is not None:
-            bare = step_column(c.step, c.name) if c.kind == "step" else conditions_column(c.name)
+        if c.kind in ("step", "raw_field", "conditions") and c.unit is not None:
+            bare = (step_column(c.step, c.name) if c.kind == "step" else raw_field_column(c.step, c.name)
+                    if c.kind == "raw_field" else conditions_column(c.name))
             refuse(f"column {c.header!r} takes no [unit]; write {bare!r}", c.header)
         if c.kind == "raw" and (why := raw_unit_problem(c.unit)):
             refuse(f"column {c.header!r}: {why}", c.header)
@@ -408,7 +418,8 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()) -> Headers:
     seen: dict[tuple, str] = {}
     for c in columns:  # two columns for one quantity: which one holds the value is a guess
         key = (c.kind, c.step, c.name)
-        if c.kind in ("composition", "raw", "process", "step", "property", "uncertainty", "conditions") and key in seen:
+        if c.kind in ("composition", "raw", "raw_field", "process", "step", "property", "uncertainty",
+                      "conditions") and key in seen:
             refuse(f"columns {seen[key]!r} and {c.header!r} both give "
                    f"{c.kind} {c.name if c.step is None else f'{c.step}:{c.name}'}; keep one", seen[key], c.header)
         seen.setdefault(key, c.header)
@@ -610,6 +621,13 @@ def _pending_warning(checked: CheckedColumns, pending: list[tuple[int, str | Non
             "sheet again")
 
 
+def _exact(value: float) -> float | str:
+    """A number no record rounds (a raw material's amount, its purity) as a cell that reads back
+    as it: itself, or its shortest text where it has more than 15 significant digits (an XLSX
+    cell keeps 15: 0.1 + 0.2 would read back as 0.3, another record id)."""
+    return value if float(f"{value:.15g}") == value else repr(value)
+
+
 def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Basis.atomic_fraction) -> pd.DataFrame:
     """Records as a template table (canonical units; column names from ``columns``), the
     inverse of ``records_from_table``: every part of a record's content is written, so a row
@@ -641,7 +659,12 @@ def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Bas
                 row[composition_column(el, _BASIS_LABEL[basis])] = amount
         for rm in rec.raw_materials:
             if rm.amount is not None:
-                row[raw_column(rm.name, rm.amount.unit)] = rm.amount.value
+                row[raw_column(rm.name, rm.amount.unit)] = _exact(rm.amount.value)
+            details = {f: getattr(rm, f) for f in RAW_FIELDS if getattr(rm, f) is not None}
+            for f, value in details.items():
+                row[raw_field_column(rm.name, f)] = _exact(value) if f == "purity" else value
+            if not details and (rm.amount is None or rm.amount.value <= 0):  # else it would read back as not used
+                row[raw_field_column(rm.name, RAW_USED)] = "yes"
         for step in rec.process:
             for key, val in step.parameters.items():
                 row[process_column(step.name, key)] = val

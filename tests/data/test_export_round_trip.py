@@ -75,11 +75,18 @@ CONDITIONS = [
 def test_conditions_equipment_and_settings_survive_an_export_under_the_same_ids(tmp_path, suffix):
     """On main: the export wrote neither a property's conditions nor a step's equipment and
     settings, so S1 and S2 came back as other records ('edited since it was exported?')."""
-    ids, res = _round_trip(tmp_path, CONDITIONS, suffix)
-    assert ids == {r.sample_id: r.record_id for r in CONDITIONS}
-    assert res.stdout.strip() == "ingested 3 records (3 new)" and "record" not in res.stderr, (res.stdout, res.stderr)
+    _same_records_back(tmp_path, CONDITIONS, suffix)
+
+
+def _same_records_back(tmp_path, records: list[MaterialRecord], suffix: str) -> None:
+    """``records`` exported and imported come back as themselves, by every door, no cell a formula."""
+    n = len(records)
+    ids, res = _round_trip(tmp_path, records, suffix)
+    assert ids == {r.sample_id: r.record_id for r in records}, res.stderr
+    assert res.stdout.strip() == f"ingested {n} records ({n} new)" and "record" not in res.stderr, \
+        (res.stdout, res.stderr)
     with Store.open(tmp_path / "copy") as s:  # the values themselves, types included ("10" is text)
-        assert {r.record_id: r.content_json for r in s.records()} == {r.record_id: r.content_json for r in CONDITIONS}
+        assert {r.record_id: r.content_json for r in s.records()} == {r.record_id: r.content_json for r in records}
     out = tmp_path / f"export{suffix}"
     # the object door (lab sheets, the Python API) reads the same records as the column door
     assert sorted(r.record_id for r in read_sheet(out)) == sorted(ids.values())
@@ -87,7 +94,7 @@ def test_conditions_equipment_and_settings_survive_an_export_under_the_same_ids(
     assert not [cell for row in _rows(out) for cell in row if cell.startswith(FORMULA_START) and not _number(cell)]
     # into the store it came from: nothing new
     res = _cli("store", "import", str(out), "--store", str(tmp_path / "s"))
-    assert res.exit_code == 0 and res.stdout.strip() == "ingested 3 records (0 new)", (res.stdout, res.stderr)
+    assert res.exit_code == 0 and res.stdout.strip() == f"ingested {n} records (0 new)", (res.stdout, res.stderr)
 
 
 ROUTES = [
@@ -153,18 +160,22 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("header", "cell", "named", "why"), BAD)
-def test_a_bad_conditions_or_step_cell_is_refused_with_what_is_wrong(tmp_path, header, cell, named, why):
+def _refused(tmp_path, rows: list[list[str]], named: str, why: str) -> None:
+    """A sheet of ``rows`` is refused, with one error naming ``named`` and saying ``why``."""
     sheet = tmp_path / "lab.csv"
     with sheet.open("w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh).writerows([
-            ["sample_id", "composition:Cu [at_frac]", "composition:Ni [at_frac]",
-             "process:anneal:annealing_temperature [K]", "property:hardness [GPa]", header],
-            ["S1", "0.5", "0.5", "1173", "2.5", cell]])
+        csv.writer(fh).writerows(rows)
     res = _cli("store", "import", str(sheet), "--store", str(tmp_path / "s"))
     assert res.exit_code == 2, (res.stdout, res.stderr)
     assert res.stderr.startswith("error:") and "Traceback" not in res.stderr, res.stderr
     assert named in res.stderr and why in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize(("header", "cell", "named", "why"), BAD)
+def test_a_bad_conditions_or_step_cell_is_refused_with_what_is_wrong(tmp_path, header, cell, named, why):
+    _refused(tmp_path, [["sample_id", "composition:Cu [at_frac]", "composition:Ni [at_frac]",
+                         "process:anneal:annealing_temperature [K]", "property:hardness [GPa]", header],
+                        ["S1", "0.5", "0.5", "1173", "2.5", cell]], named, why)
 
 
 def test_conditions_without_a_value_in_their_row_are_refused(tmp_path):
@@ -192,3 +203,67 @@ def test_an_export_by_weight_names_the_compositions_it_cannot_write_exactly(tmp_
     assert not any(r.record_id in res.stderr for r in records[:-1])
     res = _cli("store", "export", str(out), "--store", str(tmp_path / "s"))  # atomic fractions: exact
     assert res.exit_code == 0 and not res.stderr, res.stderr
+
+
+def _made_of(sample_id: str, raw_materials: list[dict], composition=None) -> MaterialRecord:
+    data = {"raw_materials": raw_materials, "properties": [{"name": "hardness", "value": 2.5}],
+            "sample_id": sample_id, "provenance": PROVENANCE}
+    if composition is not None:
+        data["composition"] = composition
+    return MaterialRecord.model_validate(data)
+
+
+RAWS = [
+    # every detail, a manufacturer that is a spreadsheet formula, a purity that is no short decimal
+    _made_of("M1", [{"name": "PLA", "amount": {"value": 80.0, "unit": "wt%"}, "manufacturer": "=cmd|' /C calc'!A0",
+                     "formula": "C3H4O2", "purity": 0.1 + 0.2, "purchase_date": "2024-03-01",
+                     "material_class": "polymer"},
+                    {"name": "talc", "manufacturer": "-Imerys", "formula": "1234"}],  # no amount, details only
+             composition={"Cu": 0.5, "Ni": 0.5}),
+    # an amount of 0 (kept by the Python API: part of the id), a raw material that is a name alone
+    _made_of("M2", [{"name": "PLA", "amount": {"value": 100.0, "unit": "wt%"}},
+                    {"name": "dye", "amount": {"value": 0.0, "unit": "g"}}, {"name": "talc"}]),
+    # an amount of 0 with a detail
+    _made_of("M3", [{"name": "dye", "amount": {"value": 0.0, "unit": "g"}, "purity": 99.9}],
+             composition={"Cu": 0.7, "Ni": 0.3}),
+    # amounts alone, as a lab sheet gives them
+    _made_of("M4", [{"name": "PLA", "amount": {"value": 55.5, "unit": "wt%"}}]),
+]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_raw_material_details_survive_an_export_under_the_same_ids(tmp_path, suffix):
+    """On main: the export wrote a raw material's amount only (and only a non-zero one), so its
+    manufacturer, formula, purity, purchase date and class were lost, and a raw material without
+    an amount, or with 0, left the record: M1-M3 came back as other records."""
+    _same_records_back(tmp_path, RAWS, suffix)
+    with Store.open(tmp_path / "copy") as s:  # the formula-like manufacturer, as it was
+        assert {rm.manufacturer for r in s.records() for rm in r.raw_materials} >= {"=cmd|' /C calc'!A0", "-Imerys"}
+
+
+def test_a_zero_amount_alone_still_means_not_used_on_a_lab_sheet(tmp_path):
+    """A lab's template lists every raw material it might use, 0 where it did not: such a row's
+    record (and id) has no such raw material, as before; with a detail beside it, 0 is its amount."""
+    sheet = tmp_path / "lab.csv"
+    sheet.write_text("sample_id,composition:Cu [at_frac],raw:dye [g],raw:dye:manufacturer,property:hardness [GPa]\n"
+                     "S1,1,0,,2.5\nS2,1,0,Acme,2.5\n")
+    res = _cli("store", "import", str(sheet), "--store", str(tmp_path / "s"))
+    assert res.exit_code == 0, res.stderr
+    with Store.open(tmp_path / "s") as s:
+        raws = {r.sample_id: [rm.model_dump(exclude_none=True) for rm in r.raw_materials] for r in s.records()}
+    assert raws == {"S1": [], "S2": [{"name": "dye", "manufacturer": "Acme", "amount": {"value": 0.0, "unit": "g"}}]}
+
+
+BAD_RAW = [
+    ("raw:PLA:purity", "pure", "raw:PLA:purity", "not a number"),
+    ("raw:PLA:purity", "inf", "raw:PLA:purity", "raw:PLA:purity"),
+    ("raw:PLA:purity [%]", "99", "raw:PLA:purity [%]", "no [unit]"),
+    ("raw:PLA:used", "maybe", "raw:PLA:used", "yes"),
+    ("raw:PLA:colour", "red", "raw:PLA:colour", "raw:<name>:"),
+]
+
+
+@pytest.mark.parametrize(("header", "cell", "named", "why"), BAD_RAW)
+def test_a_bad_raw_material_detail_is_refused_with_what_is_wrong(tmp_path, header, cell, named, why):
+    _refused(tmp_path, [["sample_id", "composition:Cu [at_frac]", "raw:PLA [g]", "property:hardness [GPa]", header],
+                        ["S1", "1", "5", "2.5", cell]], named, why)
