@@ -8,11 +8,21 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
+from dm_hpc.runners.polling import PollClock
 from dm_hpc.runners.spec import NO_RETRY, Outcome, RetryPolicy, TaskRecord, TaskSpec, Throttle, ran_seconds
 from dm_hpc.runners.states import JobState
 
 Finish = tuple[JobState, int | None]  # (state, exit code) reported by a backend
+
+
+@runtime_checkable
+class LostReply(Protocol):
+    """What a launch raises when its reply was lost and the job may be queued all the same
+    (``slurmcli.SubmissionUnsure``): ``find`` says which job it became, if any."""
+
+    def find(self) -> str | None: ...
 
 
 class Runner:
@@ -34,7 +44,11 @@ class Runner:
         #: one-line messages for whoever drives the runner (the campaign manager prints them):
         #: what the runner put up with rather than raise (a scheduler that does not answer)
         self.notices: list[str] = []
-        self._launch_blocked = False  # the last launch found the scheduler unreachable (noticed once)
+        #: when to ask the scheduler next; set by backends that talk to one, which may then raise
+        #: ``retry_later`` from a launch and must report unanswered queries (``_unanswered``)
+        self.clock: PollClock | None = None
+        #: launched batches whose reply was lost: active, job id unknown, until ``_settle``
+        self._unsure: list[tuple[list[TaskRecord], LostReply]] = []
 
     # -- protocol --------------------------------------------------------------------------
     def submit(self, tasks: Sequence[TaskSpec]) -> list[str]:
@@ -51,8 +65,11 @@ class Runner:
 
     def poll(self) -> list[Outcome]:
         """Outcomes that became final since the last call (retries are handled inside)."""
-        if self._active:
-            for task_id, (state, rc) in self._check(list(self._active.values())).items():
+        self._settle()
+        unsure = self._unsure_ids()
+        active = [r for t, r in self._active.items() if t not in unsure]
+        if active:
+            for task_id, (state, rc) in self._check(active).items():
                 rec = self._active.get(task_id)
                 if rec is None:
                     continue
@@ -96,6 +113,8 @@ class Runner:
         victims = [r for t, r in self._active.items() if t in wanted]
         for rec in victims:
             rec.cancel_requested = True
+        unsure = self._unsure_ids()  # no job id to kill yet: settled by the look-up (_settle)
+        victims = [r for r in victims if r.spec.task_id not in unsure]
         if victims:
             self._kill(victims)
 
@@ -136,6 +155,8 @@ class Runner:
 
     def _fill(self) -> None:
         """Launch backlog batches while the throttle allows (cap per campaign, rate, size)."""
+        if self.clock is not None and self.clock.outage and not self.clock.due():
+            return  # the scheduler does not answer: asked again when the poll clock says
         skipped: list[TaskRecord] = []
         held = self._gathering()
         while self._backlog:
@@ -151,32 +172,78 @@ class Runner:
                 continue
             batch, key = [head], self._batch_key(head.spec)
             for rec in list(self._backlog):  # batch-mates anywhere in the backlog, in order
-                if len(batch) >= self._batch_limit():
+                if len(batch) >= self._batch_limit(head.spec):
                     break
                 if self._batch_key(rec.spec) == key and self._fits(rec, batch):
                     self._backlog.remove(rec)
                     batch.append(rec)
             for rec in batch:
                 rec.attempts += 1
-                rec.state = JobState.PENDING
+                rec.state, rec.job_id = JobState.PENDING, None  # the last attempt's job is no more
                 self._active[rec.spec.task_id] = rec
             self._last_launch = time.monotonic()
             try:
                 self._launch(batch)
             except Exception as exc:
-                for rec in batch:
-                    del self._active[rec.spec.task_id]
-                    rec.attempts -= 1
-                self._backlog.extendleft(reversed(batch))
+                if not (getattr(exc, "retry_later", False) and self.clock is not None):
+                    self._requeue(batch)
+                    self._backlog.extendleft(reversed(skipped))
+                    raise
+                if isinstance(exc, LostReply):  # may be queued: launched again only once a look-up
+                    self._unsure.append((batch, exc))  # says it is not there, never on a guess
+                else:  # the scheduler was not reached: nothing went
+                    self._requeue(batch)
                 self._backlog.extendleft(reversed(skipped))
-                if getattr(exc, "retry_later", False):  # the scheduler did not answer: nothing went
-                    if not self._launch_blocked:  # once per outage, not at every poll
-                        self.notices.append(f"warning: {exc}; the task(s) stay queued and go at a later poll")
-                    self._launch_blocked = True
-                    return
-                raise
-            self._launch_blocked = False
+                self._unanswered(exc)
+                return
+            self._answered()
         self._backlog.extendleft(reversed(skipped))
+
+    def _requeue(self, batch: list[TaskRecord]) -> None:
+        """A launch that queued nothing: its tasks go back to the head of the backlog, in order."""
+        for rec in batch:
+            del self._active[rec.spec.task_id]
+            rec.attempts -= 1
+        self._backlog.extendleft(reversed(batch))
+
+    def _settle(self) -> None:
+        """Look up the batches whose launch reply was lost, when the poll clock says: a job that
+        showed up is adopted (and killed if its tasks were cancelled meanwhile); a batch that no
+        source knows goes back to the backlog (cancelled tasks: delivered); while the scheduler
+        does not answer, nothing is decided."""
+        while self._unsure and self.clock is not None and self.clock.due():
+            batch, lost = self._unsure[0]
+            try:
+                job = lost.find()
+            except Exception as exc:
+                if not getattr(exc, "retry_later", False):
+                    raise
+                self._unanswered(exc)
+                return
+            self._answered()
+            del self._unsure[0]
+            if job is not None:
+                self._adopt(batch, job)
+                stopped = [r for r in batch if r.cancel_requested]
+                if stopped:
+                    self._kill(stopped)
+                continue
+            self._requeue(batch)
+            self.cancel([r.spec.task_id for r in batch if r.cancel_requested])
+
+    def _unsure_ids(self) -> set[str]:
+        return {r.spec.task_id for batch, _ in self._unsure for r in batch}
+
+    def _unanswered(self, exc: BaseException) -> None:
+        """The scheduler did not answer (squeue, sbatch, a look-up): no news about the jobs; one
+        notice per outage; launches and queries wait for the poll clock, which backs off."""
+        assert self.clock is not None, "a runner that asks a scheduler has a poll clock"
+        self.notices += filter(None, [self.clock.unanswered(exc)])
+
+    def _answered(self) -> None:
+        """The scheduler answered: a notice if that ends an outage."""
+        if self.clock is not None:
+            self.notices += filter(None, [self.clock.answered()])
 
     def _fits(self, rec: TaskRecord, batch: list[TaskRecord]) -> bool:
         """Per-campaign cap on tasks submitted and not finished (plus those in ``batch``)."""
@@ -184,7 +251,8 @@ class Runner:
         queued = sum(1 for r in self._active.values() if r.spec.campaign == campaign)
         return queued + len(batch) < self.throttle.max_in_queue
 
-    def _batch_limit(self) -> int:
+    def _batch_limit(self, spec: TaskSpec) -> int:
+        """Most tasks like ``spec`` in one launch (one submission)."""
         return self.throttle.max_batch
 
     def _gathering(self) -> set[tuple]:
@@ -197,7 +265,11 @@ class Runner:
 
     # -- backend hooks ---------------------------------------------------------------------
     def _launch(self, batch: list[TaskRecord]) -> None:
-        """Start the batch; set each record's ``job_id`` (and ``handle``)."""
+        """Start the batch (one submission); set each record's ``job_id`` (and ``handle``)."""
+        raise NotImplementedError
+
+    def _adopt(self, batch: list[TaskRecord], job_id: str) -> None:
+        """A launch whose reply was lost did queue ``job_id``: follow it as if it had returned it."""
         raise NotImplementedError
 
     def _check(self, active: list[TaskRecord]) -> dict[str, tuple[JobState, int | None]]:

@@ -61,20 +61,26 @@ class MpiFarmRunner(Runner):
             job_name=sbatch.job_name(f"dm-{spec.campaign}-farm", farm_id),
             job_comment=sbatch.comment(spec.campaign, farm_id, self.site.site_comment()),
             manifest=str(tasks), results=str(folder / "results.jsonl")))
-        job = slurmcli.sbatch(script, [f"--output={folder / 'slurm-%j.out'}", f"--chdir={folder}"])
         for rec in batch:
-            rec.job_id, rec.handle = job, folder
+            rec.handle = folder  # before sbatch: a job found after a lost reply is adopted from it
+        self._adopt(batch, slurmcli.sbatch(script, [f"--output={folder / 'slurm-%j.out'}",
+                                                    f"--chdir={folder}"]))
+
+    def _adopt(self, batch: list[TaskRecord], job_id: str) -> None:
+        """Follow the farm ``job_id`` (its folder is the records' handle already)."""
+        for rec in batch:
+            rec.job_id = job_id
 
     def _check(self, active: list[TaskRecord]) -> dict[str, tuple[JobState, int | None]]:
         ids = {r.job_id for r in active if r.job_id}
-        if self.clock.due() or not ids <= self._jobs.keys():  # one squeue per poll interval
+        if self.clock.due():  # one squeue per poll interval, backing off while Slurm does not answer
             try:
                 jobs = slurmcli.states(ids)  # before reading results: a state never postdates them
             except (slurmcli.SlurmError, subprocess.TimeoutExpired) as exc:
                 # a controller outage is no news about the farms: asked again later
-                self.notices += filter(None, [self.clock.unanswered(exc)])
+                self._unanswered(exc)
                 return {}
-            self.notices += filter(None, [self.clock.answered()])
+            self._answered()
             self.clock.queried(any(self._jobs.get(j, (None,))[0] != s for j, (s, _) in jobs.items()))
             self._jobs = jobs
         jobs = self._jobs
@@ -85,6 +91,8 @@ class MpiFarmRunner(Runner):
             job_state, job_rc = jobs.get(rec.job_id or "", (JobState.LOST, None))
             if line is not None:
                 got[rec.spec.task_id] = (JobState(line["state"]), line.get("exit_code"))
+            elif rec.job_id not in jobs:
+                continue  # launched since Slurm last answered: no news until the next query
             elif job_state.is_final:
                 lost = job_state in (JobState.COMPLETED, JobState.FAILED)
                 got[rec.spec.task_id] = (JobState.LOST, None) if lost else (job_state, job_rc)

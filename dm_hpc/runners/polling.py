@@ -28,6 +28,11 @@ class PollClock:
     def due(self) -> bool:
         return self.clock() >= self._next
 
+    @property
+    def outage(self) -> bool:
+        """The scheduler's last answer was none (``unanswered`` since the last ``answered``)."""
+        return self._outage_since is not None
+
     def queried(self, changed: bool) -> None:
         """A query was made; ``changed``: some job's state differed from the last answer."""
         if changed:
@@ -37,17 +42,18 @@ class PollClock:
         self._next = self.clock() + self.interval_s
 
     def unanswered(self, exc: BaseException) -> str | None:
-        """The scheduler did not answer (a controller restart or overload): that is no news
-        about the jobs, which go on without us. Backs off as if nothing changed; returns a
-        warning line at the start of an outage (None while it lasts)."""
+        """The scheduler did not answer (a controller restart or overload) about the jobs or a
+        submission: that is no news about the jobs, which go on without us. Backs off as if
+        nothing changed; returns a warning line at the start of an outage (None while it lasts)."""
         self.queried(False)
         if self._outage_since is not None:
             return None
         self._outage_since = self.clock()
         lines = str(exc).strip().splitlines()
         why = lines[-1][:300] if lines else type(exc).__name__
-        return (f"warning: Slurm does not answer about the jobs ({why}); asked again in "
-                f"{self.interval_s:.0f} s, less often while it lasts (up to every {self.max_interval_s:.0f} s)")
+        return (f"warning: Slurm does not answer ({why}); asked again in {self.interval_s:.0f} s, less "
+                f"often while it lasts (up to every {self.max_interval_s:.0f} s); tasks not yet submitted "
+                f"stay queued")
 
     def answered(self) -> str | None:
         """The scheduler answered; a line saying so when it ends an outage."""

@@ -86,8 +86,12 @@ class SlurmRunner(Runner):
         self._keys: dict[tuple, tuple] = {}
 
     # -- backend hooks ---------------------------------------------------------------------
-    def _batch_limit(self) -> int:
-        return self.throttle.max_batch if self.use_arrays else 1
+    def _batch_limit(self, spec: TaskSpec) -> int:
+        """One job array, or one streamed job (its tasks per job): a launch is one sbatch, so a
+        lost reply concerns the whole batch and nothing else."""
+        if not self.use_arrays:
+            return 1
+        return min(self.throttle.max_batch, self._stream_size(spec) or self.throttle.max_batch)
 
     def _batch_key(self, spec: TaskSpec) -> tuple:
         """Tasks of one job array share campaign and job shape (resources, modules, image)."""
@@ -111,18 +115,11 @@ class SlurmRunner(Runner):
             if self.packs(rec.spec):
                 groups.setdefault(self._batch_key(rec.spec), []).append(rec)
         now = time.monotonic()
-        return {key for key, recs in groups.items() if len(recs) < self._batch_limit()
+        return {key for key, recs in groups.items() if len(recs) < self._batch_limit(recs[0].spec)
                 and now - min(r.queued_at for r in recs) < self.site.pack_window_s}
 
     def _launch(self, batch: list[TaskRecord]) -> None:
-        n = self._stream_size(batch[0].spec)
-        if n:
-            for i in range(0, len(batch), n):
-                self._launch_one(batch[i:i + n], streamed=True)
-            return
-        self._launch_one(batch)
-
-    def _launch_one(self, batch: list[TaskRecord], streamed: bool = False) -> None:
+        streamed = self._stream_size(batch[0].spec) is not None
         shape = sbatch.resolve(self.site, batch[0].spec)
         for rec in batch:  # the memory asked for is the base of an OUT_OF_MEMORY retry
             if rec.spec.memory_mb is None and shape.memory_mb:
@@ -132,8 +129,9 @@ class SlurmRunner(Runner):
         batch_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{next(_counter)}"
         folder = self._campaign_dir(campaign) / "batches" / batch_id
         folder.mkdir(parents=True, exist_ok=True)
-        manifest = [{"index": i, "attempt": r.attempts, "spec": r.spec.model_dump(mode="json")}
-                    for i, r in enumerate(batch)]
+        # earlier_s too: a re-attached task is still charged for the attempts retried before it
+        manifest = [{"index": i, "attempt": r.attempts, "earlier_s": r.earlier_s,
+                     "spec": r.spec.model_dump(mode="json")} for i, r in enumerate(batch)]
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
         if streamed:
             text, array = self._stream_script(specs, batch_id, str(folder / "manifest.json")), None
@@ -143,15 +141,24 @@ class SlurmRunner(Runner):
         script.write_text(text)
         for rec in batch:
             clear_run_files(rec.spec.workdir)
+            rec.handle = folder  # before sbatch: a job found after a lost reply is adopted from it
         out = folder / ("slurm-%A_%a.out" if array else "slurm-%j.out")
         # the job name carries the batch id: after a lost sbatch reply, sbatch finds the job by it
-        job = slurmcli.sbatch(script, [f"--output={out}", f"--chdir={folder}"])
-        self._log(campaign).append(Submission(job, batch_id, array is not None, tuple(
+        self._adopt(batch, slurmcli.sbatch(script, [f"--output={out}", f"--chdir={folder}"]))
+
+    def _adopt(self, batch: list[TaskRecord], job_id: str) -> None:
+        """Follow ``job_id``, submitted for ``batch`` from its folder (the records' handle):
+        journalled before it is used."""
+        folder: Path = batch[0].handle  # type: ignore[assignment]
+        campaign = batch[0].spec.campaign
+        streamed = self._is_streamed(campaign, folder.name)
+        array = len(batch) > 1 and not streamed  # as ``script`` made it
+        self._log(campaign).append(Submission(job_id, folder.name, array, tuple(
             (i, r.spec.task_id, r.attempts) for i, r in enumerate(batch))))
         if streamed:
-            self._streamed.add(job)
+            self._streamed.add(job_id)
         for i, rec in enumerate(batch):
-            rec.job_id, rec.handle = (f"{job}_{i}" if array else job), folder
+            rec.job_id = f"{job_id}_{i}" if array else job_id
 
     def script(self, specs: list[TaskSpec], batch_id: str) -> tuple[str, str | None]:
         """The job script for one batch (an array when it holds several tasks) and its
@@ -177,10 +184,9 @@ class SlurmRunner(Runner):
         groups: dict[tuple, list[TaskSpec]] = {}
         for spec in map(self.sized, specs):
             groups.setdefault(self._batch_key(spec), []).append(spec)
-        limit = self._batch_limit()
         out = []
         for n, group in enumerate(groups.values()):
-            chunk = self._stream_size(group[0]) or limit
+            chunk = self._batch_limit(group[0])
             for i in range(0, len(group), chunk):
                 part, batch_id = group[i:i + chunk], f"dry-run-{n}-{i // chunk}"
                 manifest = campaign_folder(self.state_dir, part[0].campaign, self.own_folder) \
@@ -221,9 +227,9 @@ class SlurmRunner(Runner):
         except (slurmcli.SlurmError, subprocess.TimeoutExpired) as exc:
             # a controller outage (restart, overload) is no news about the jobs: they go on
             # without us; asked again later, less often while it lasts
-            self.notices += filter(None, [self.clock.unanswered(exc)])
+            self._unanswered(exc)
             return {}
-        self.notices += filter(None, [self.clock.answered()])
+        self._answered()
         got = []  # (record, state, exit code)
         for job, (state, rc) in found.items():
             for rec in by_job[job]:
@@ -352,7 +358,8 @@ class SlurmRunner(Runner):
             if entry is None:
                 continue
             self._active[task_id] = TaskRecord(TaskSpec.model_validate(entry["spec"]), attempts=attempt,
-                                               job_id=job, state=state, handle=manifests[batch_id].parent)
+                                               job_id=job, state=state, handle=manifests[batch_id].parent,
+                                               earlier_s=float(entry.get("earlier_s", 0.0)))
             followed.append(task_id)
         return followed
 

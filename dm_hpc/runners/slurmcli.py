@@ -25,10 +25,32 @@ class SlurmError(RuntimeError):
 
 
 class SchedulerUnavailable(SlurmError):
-    """slurmctld could not be reached and nothing was submitted: the batch stays queued in the
-    runner and goes at a later poll (``Runner._fill`` reads ``retry_later``), the campaign goes on."""
+    """slurmctld could not be reached and nothing was submitted (or learnt, by a look-up): the
+    batch stays queued in the runner and goes at a later poll (``Runner._fill`` reads
+    ``retry_later``), the campaign goes on."""
 
     retry_later = True
+
+
+class SubmissionUnsure(SlurmError):
+    """sbatch gave no reply and the job did not show up under its (unique) name within the
+    look-up window: slurmctld may still be processing it. It is not submitted again in the same
+    breath: the runner keeps the batch, its job id unknown, and asks :meth:`find` at a later poll
+    before it submits the batch again (``Runner._settle``)."""
+
+    retry_later = True
+
+    def __init__(self, message: str, job_name: str) -> None:
+        super().__init__(message)
+        self.job_name = job_name
+
+    def find(self) -> str | None:
+        """The job's id when some source knows it now, None when they answered that none does;
+        SchedulerUnavailable when they cannot tell (asked again later)."""
+        try:
+            return job_named(self.job_name)
+        except (SlurmError, subprocess.TimeoutExpired) as exc:
+            raise SchedulerUnavailable(f"looking up job {self.job_name}: {exc}") from exc
 
 
 def _not_found(argv: list[str]) -> SlurmError:
@@ -74,10 +96,19 @@ def unique_job_name(script: Path) -> str | None:
 
 def job_named(name: str) -> str | None:
     """The id of this user's job called ``name`` that slurmctld holds (any state: a short job
-    may have finished already), None if it holds none. Raises SlurmError when it cannot tell."""
+    may have finished already) or, where accounting is on, that sacct knows (purged from
+    slurmctld after MinJobAge); None if none does. Raises SlurmError when it cannot tell."""
     out = call(["squeue", "--me", "-h", "-t", "all", "-n", name, "-o", "%i"], timeout_s=30, tries=1)
+    if not out.strip() and accounting_enabled():  # without -S, sacct looks from midnight only
+        out = call(["sacct", "-X", "-n", "-P", "--name", name, "-S", "now-1days", "-o", "JobID"],
+                   timeout_s=30, tries=1)
     ids = [line.strip().split("_")[0] for line in out.splitlines() if line.strip()]
     return ids[0] if ids else None
+
+
+#: Pauses (s) before each look-up of a job whose sbatch reply was lost: slurmctld may still be
+#: processing the submission, and one early "not there" is no proof that it will not appear.
+LOOKUP_PAUSES_S = (0.5, 1.0, 2.0, 4.0)
 
 
 def sbatch(script: Path, options: list[str], job_name: str | None = None, tries: int = 4,
@@ -87,49 +118,54 @@ def sbatch(script: Path, options: list[str], job_name: str | None = None, tries:
     sbatch is never retried blindly: a "Socket timed out" reply (or an sbatch that hangs) can
     come after slurmctld queued the job, and a second sbatch would run the tasks twice. After
     such an error the job is looked up by ``job_name`` (unique: dm-hpc names carry their batch
-    id; by default read from the script) and submitted again only once squeue answered that it
-    is not there. SlurmError when that cannot be settled (the message says the job may be
-    queued) or sbatch keeps failing."""
+    id; by default read from the script) over ``LOOKUP_PAUSES_S``; SubmissionUnsure when it
+    did not show up (the runner looks again later before it submits again), SlurmError when
+    there is no unique name to look it up by, SchedulerUnavailable when sbatch never reached
+    slurmctld ``tries`` times."""
     if job_name is None:
         job_name = unique_job_name(script)
     # on the command line too: a SBATCH_JOB_NAME in the user's environment overrides the script's
     # directive, and the lookup after a lost reply would then find nothing and submit again
     named = [f"--job-name={job_name}"] if job_name else []
     argv = ["sbatch", "--parsable", *named, *options, str(script)]
-    unsure = ""  # why the last sbatch may have queued the job although it reported no id
     last = ""
-    for attempt in range(tries + 1):  # the extra round only looks the last attempt up
+    for attempt in range(tries):
         if attempt:
             time.sleep(0.5 * 2 ** (attempt - 1))
-        if unsure:
-            if not job_name:
-                break  # nothing to look it up by: submitting again could queue it twice
-            try:
-                found = job_named(job_name)
-            except (SlurmError, subprocess.TimeoutExpired):
-                continue  # no answer yet: ask again, never submit on a guess
-            if found:
-                return found
-            unsure = ""  # slurmctld answered and holds no such job: safe to submit again
-        if attempt == tries:
-            break
         try:
             return call(argv, timeout_s=timeout_s, tries=1).strip().split(";")[0]
         except subprocess.TimeoutExpired:
-            unsure = last = f"sbatch gave no answer within {timeout_s:g} s"
+            last = f"sbatch gave no answer within {timeout_s:g} s"
         except SlurmError as exc:
             if not _is_transient(str(exc)):
                 raise
             last = str(exc)
-            # a connect failure queued nothing: go again; any other transient reply may have come
-            # after slurmctld queued the job
-            unsure = "" if any(t.lower() in last.lower() for t in _UNREACHED) else last
-    if unsure:
-        where = (f"`squeue --me -n {job_name}` shows whether it is there" if job_name
-                 else "check `squeue --me` before submitting it again")
-        raise SlurmError(f"{unsure}; slurmctld may have queued {script} all the same ({where}); "
-                         f"it was not submitted again, so that it cannot run twice")
+            if any(t.lower() in last.lower() for t in _UNREACHED):
+                continue  # a connect failure queued nothing: go again
+        # any other transient reply may have come after slurmctld queued the job
+        if not job_name:
+            raise SlurmError(f"{last}; slurmctld may have queued {script} all the same (check `squeue "
+                             f"--me` before submitting it again); it was not submitted again, so that "
+                             f"it cannot run twice")
+        return _await_job(job_name, last)
     raise SchedulerUnavailable(f"{last} (sbatch tried {tries} times; nothing was queued)")
+
+
+def _await_job(job_name: str, why: str) -> str:
+    """The id of the job ``job_name`` once it shows up within ``LOOKUP_PAUSES_S``;
+    SubmissionUnsure when it does not (or nobody answers)."""
+    for pause in LOOKUP_PAUSES_S:
+        time.sleep(pause)
+        try:
+            found = job_named(job_name)
+        except (SlurmError, subprocess.TimeoutExpired):
+            continue  # no answer yet: ask again, never submit on a guess
+        if found:
+            return found
+    raise SubmissionUnsure(
+        f"{why}; `squeue --me -n {job_name}` did not show the job within {sum(LOOKUP_PAUSES_S):g} s, "
+        f"but slurmctld may have queued it: not submitted again until a look-up says it is not there",
+        job_name)
 
 
 def cancel(job_ids: Iterable[str]) -> None:

@@ -3,11 +3,12 @@ them (``started``/``ended`` are the last attempt's), so the manager charges the 
 every attempt. Before, nothing of an earlier attempt reached the outcome."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from dm_hpc.runners import JobState, LocalRunner, RetryPolicy, TaskSpec
+from dm_hpc.runners import JobState, LocalRunner, RetryPolicy, SiteProfile, TaskSpec
 from dm_hpc.runners.slurm import SlurmRunner
 from dm_hpc.runners.spec import ran_seconds, write_ended, write_started
 
@@ -46,3 +47,30 @@ def test_a_timeout_killed_before_its_end_was_written_ran_its_walltime(tmp_path: 
     assert ran_seconds(spec, JobState.NODE_FAIL) == 0.0  # no end, no limit reached: unknown
     (tmp_path / "dm-task.times").write_text("started 100.0\nended 130.5 1\n")
     assert ran_seconds(spec, JobState.FAILED) == 30.5
+
+
+def test_a_reattached_task_keeps_the_time_of_its_earlier_attempts(monkeypatch, tmp_path: Path):
+    """A review: a manager restart re-attached a retried task with ``earlier_s`` 0, so its first
+    attempt was charged nothing. FAKE: the in-process scheduler of ``test_stream_attempts``."""
+    from tests.runners.test_stream_attempts import FakeScheduler
+
+    slurm = FakeScheduler(monkeypatch)
+    site = SiteProfile.model_validate({"packing": "none", "poll_interval_s": 0.1, "poll_max_interval_s": 0.1})
+    spec = TaskSpec(task_id="t1", argv=["true"], workdir=tmp_path / "t1", walltime_s=60, campaign="c")
+
+    def runner() -> SlurmRunner:
+        return SlurmRunner(site, tmp_path / "slurm", own_folder=True, retry=RetryPolicy(max_failed=1))
+
+    first = runner()
+    first.submit([spec])
+    (spec.workdir / "dm-task.times").write_text("started 100.0\nended 130.5 1\n")
+    slurm.jobs["100"] = (JobState.FAILED, 1)
+    time.sleep(0.15)  # past the poll interval
+    assert first.poll() == [] and slurm.submitted == ["100", "101"]  # retried
+    again = runner()  # the manager restarts
+    assert again.reattach("c") == ["t1"] and again.job_ids() == {"t1": "101"}
+    (spec.workdir / "dm-task.times").write_text("started 200.0\nended 210.0 0\n")
+    slurm.jobs["101"] = (JobState.COMPLETED, 0)
+    time.sleep(0.15)
+    [out] = again.poll()
+    assert (out.state, out.attempts, out.earlier_s) == (JobState.COMPLETED, 2, 30.5)

@@ -7,7 +7,11 @@ FAKES: ``sbatch`` and ``squeue`` below are bash scripts put first on PATH (writt
 be made to be on demand. They keep their "queue" in a file: one line ``ID NAME STATE`` per job
 that the fake controller accepted. A ``down`` file beside them makes every call fail as an
 unreachable controller does; ``sbatch-timeouts`` holds how many of the next sbatch calls get
-no reply (the job is queued all the same unless ``sbatch-drops`` exists)."""
+no reply (the job is queued all the same unless ``sbatch-drops`` exists); ``name-hidden`` holds
+how many of the next look-ups by job name (``squeue -n``) see nothing, as while slurmctld is still
+processing a submission; ``squeue-fails`` how many of the next squeue calls fail. ``scontrol``
+says accounting is on when an ``accounting`` file exists; ``sacct`` then knows the queue's jobs.
+The look-up window after a lost sbatch reply is shortened to 0.15 s."""
 from __future__ import annotations
 
 import subprocess
@@ -45,11 +49,22 @@ FAKE_SQUEUE = f"""#!/bin/bash
 here=$(dirname "$0")
 echo "squeue $*" >> "$here/squeue.log"
 [ -e "$here/down" ] && {{ {UNREACHABLE}; }}
+fails=$(cat "$here/squeue-fails" 2>/dev/null || echo 0)
+if [ "$fails" -gt 0 ]; then
+  echo $((fails - 1)) > "$here/squeue-fails"
+  echo "squeue: error: slurm_load_jobs error: Unexpected message received" >&2
+  exit 1
+fi
 name=""
 while [ $# -gt 0 ]; do
   case "$1" in -n) name="$2"; shift;; esac
   shift
 done
+hidden=$(cat "$here/name-hidden" 2>/dev/null || echo 0)
+if [ -n "$name" ] && [ "$hidden" -gt 0 ]; then
+  echo $((hidden - 1)) > "$here/name-hidden"
+  exit 0
+fi
 while read -r id jobname state; do
   if [ -n "$name" ]; then
     [ "$jobname" = "$name" ] && echo "$id"
@@ -60,12 +75,37 @@ done < "$here/queue"
 """
 
 
+FAKE_SCONTROL = """#!/bin/bash
+here=$(dirname "$0")
+if [ -e "$here/accounting" ]; then echo "AccountingStorageType = accounting_storage/slurmdbd"
+else echo "AccountingStorageType = accounting_storage/none"; fi
+"""
+
+FAKE_SACCT = """#!/bin/bash
+here=$(dirname "$0")
+echo "sacct $*" >> "$here/sacct.log"
+name=""
+while [ $# -gt 0 ]; do
+  case "$1" in --name) name="$2"; shift;; esac
+  shift
+done
+while read -r id jobname state; do
+  [ "$jobname" = "$name" ] && echo "$id"
+done < "$here/queue"
+"""
+
+
 @pytest.fixture
-def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The folder of the fake ``sbatch``/``squeue`` (first on PATH) and their queue file."""
-    folder = fake_commands(tmp_path / "fake-slurm", monkeypatch, {"sbatch": FAKE_SBATCH, "squeue": FAKE_SQUEUE})
+def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The folder of the fake ``sbatch``/``squeue``/``scontrol``/``sacct`` (first on PATH) and
+    their queue file."""
+    folder = fake_commands(tmp_path / "fake-slurm", monkeypatch, {
+        "sbatch": FAKE_SBATCH, "squeue": FAKE_SQUEUE, "scontrol": FAKE_SCONTROL, "sacct": FAKE_SACCT})
     (folder / "queue").write_text("")
-    return folder
+    monkeypatch.setattr(slurmcli, "LOOKUP_PAUSES_S", (0.01, 0.02, 0.04, 0.08))
+    slurmcli.config.cache_clear()  # the fake scontrol's, not a real cluster's read earlier
+    yield folder
+    slurmcli.config.cache_clear()
 
 
 def queued(folder: Path) -> list[str]:
@@ -106,24 +146,103 @@ def test_a_job_name_in_the_users_environment_does_not_hide_the_job(fake_slurm, t
 
 
 def test_an_sbatch_the_controller_never_queued_is_submitted_again(fake_slurm, tmp_path: Path):
+    """Not in the same breath: after the look-up window the batch waits, its job id unknown, and
+    goes again only once the look-up at the next poll says that no such job is there."""
     (fake_slurm / "sbatch-timeouts").write_text("1")
     (fake_slurm / "sbatch-drops").touch()  # the timed-out call queued nothing
     runner = SlurmRunner(site(), tmp_path / "slurm", own_folder=True)
     runner.submit([task(tmp_path)])
+    assert queued(fake_slurm) == [] and runner.job_ids() == {"t1": None}
+    time.sleep(0.25)  # past the poll interval
+    assert runner.poll() == []
     assert queued(fake_slurm) == ["1001"] and runner.job_ids() == {"t1": "1001"}
+    assert lookups(fake_slurm) == len(slurmcli.LOOKUP_PAUSES_S) + 1
 
 
 def test_sbatch_is_not_repeated_while_nobody_can_say_whether_it_was_queued(fake_slurm, tmp_path: Path):
     """The controller took the job, lost the reply, then stopped answering squeue too: sbatch is
-    not called again (the job is there), and the error says the job may be queued."""
+    not called again (the job is there), one notice says that the job may be queued, the campaign
+    goes on, and the job is followed once squeue answers again."""
     (fake_slurm / "sbatch-timeouts").write_text("1")
     squeue = fake_slurm / "squeue"
     squeue.write_text(f"#!/bin/bash\n{UNREACHABLE}\n")
     runner = SlurmRunner(site(), tmp_path / "slurm", own_folder=True)
-    with pytest.raises(slurmcli.SlurmError, match="may have queued") as err:
-        runner.submit([task(tmp_path)])
-    assert "squeue --me -n dm-c-t1--" in str(err.value)
-    assert queued(fake_slurm) == ["1001"]  # still the one job: no second sbatch
+    runner.submit([task(tmp_path)])
+    [note] = runner.take_notices()
+    assert "may have queued" in note and "squeue --me -n dm-c-t1--" in note
+    for _ in range(2):
+        time.sleep(0.25)
+        assert runner.poll() == [] and runner.states() == {"t1": JobState.PENDING}
+    assert queued(fake_slurm) == ["1001"] and runner.job_ids() == {"t1": None}  # no second sbatch
+    squeue.write_text(FAKE_SQUEUE)
+    time.sleep(0.25)
+    runner.poll()
+    assert runner.job_ids() == {"t1": "1001"} and journalled_jobs(tmp_path / "slurm") == ["1001"]
+
+
+def lookups(folder: Path) -> int:
+    """squeue calls that looked a job up by its name."""
+    return sum(" -n " in line for line in (folder / "squeue.log").read_text().splitlines())
+
+
+def test_a_job_slurmctld_shows_late_is_found_within_the_look_up_window(fake_slurm, tmp_path: Path):
+    """A review: after a lost sbatch reply squeue was asked once, 0.5 s later; a job slurmctld was
+    still processing was not there yet, so the task was queued twice. Now the look-up goes on over
+    a window, backing off (``LOOKUP_PAUSES_S``): here the job shows at the third look-up."""
+    (fake_slurm / "sbatch-timeouts").write_text("1")
+    (fake_slurm / "name-hidden").write_text("2")
+    runner = SlurmRunner(site(), tmp_path / "slurm", own_folder=True)
+    runner.submit([task(tmp_path)])
+    assert queued(fake_slurm) == ["1001"] and runner.job_ids() == {"t1": "1001"}
+    assert journalled_jobs(tmp_path / "slurm") == ["1001"] and lookups(fake_slurm) == 3
+
+
+def test_a_job_that_shows_only_after_the_window_is_adopted_not_queued_again(fake_slurm, tmp_path: Path):
+    """Past the window the batch is not submitted again in the same breath: it stays in flight with
+    no job id, and the look-up at the next poll (before any sbatch) finds the job and follows it."""
+    (fake_slurm / "sbatch-timeouts").write_text("1")
+    (fake_slurm / "name-hidden").write_text(str(len(slurmcli.LOOKUP_PAUSES_S)))
+    runner = SlurmRunner(site(), tmp_path / "slurm", own_folder=True)
+    runner.submit([task(tmp_path)])
+    assert runner.job_ids() == {"t1": None} and runner.states() == {"t1": JobState.PENDING}
+    time.sleep(0.25)
+    assert runner.poll() == []
+    assert queued(fake_slurm) == ["1001"] and runner.job_ids() == {"t1": "1001"}
+    assert journalled_jobs(tmp_path / "slurm") == ["1001"]
+    (fake_slurm / "queue").write_text("1001 x COMPLETED\n")
+    time.sleep(0.25)
+    [out] = runner.poll()
+    assert (out.task_id, out.state, out.job_id, out.attempts) == ("t1", JobState.COMPLETED, "1001", 1)
+
+
+def test_the_look_up_asks_sacct_where_accounting_is_on(fake_slurm, tmp_path: Path):
+    """A short job may have left slurmctld (MinJobAge) before the look-up: sacct still knows it."""
+    (fake_slurm / "accounting").touch()
+    (fake_slurm / "sbatch-timeouts").write_text("1")
+    (fake_slurm / "name-hidden").write_text("100")  # squeue never shows it
+    runner = SlurmRunner(site(), tmp_path / "slurm", own_folder=True)
+    runner.submit([task(tmp_path)])
+    assert queued(fake_slurm) == ["1001"] and runner.job_ids() == {"t1": "1001"}
+    assert "--name dm-c-t1--" in (fake_slurm / "sacct.log").read_text()
+
+
+def test_a_task_cancelled_while_its_job_is_unknown_is_cancelled_when_the_job_shows(fake_slurm, tmp_path: Path):
+    """Its job id unknown, there is nothing to scancel: the job the look-up then finds is."""
+    (fake_slurm / "sbatch-timeouts").write_text("1")
+    (fake_slurm / "name-hidden").write_text(str(len(slurmcli.LOOKUP_PAUSES_S)))
+    (fake_slurm / "scancel").write_text('#!/bin/bash\necho "$*" >> "$(dirname "$0")/scancel.log"\n')
+    (fake_slurm / "scancel").chmod(0o755)
+    runner = SlurmRunner(site(), tmp_path / "slurm", own_folder=True)
+    runner.submit([task(tmp_path)])
+    runner.cancel(["t1"])  # nothing to scancel yet
+    assert not (fake_slurm / "scancel.log").exists()
+    time.sleep(0.25)
+    assert runner.poll() == []
+    assert (fake_slurm / "scancel.log").read_text().split() == ["1001"]
+    (fake_slurm / "queue").write_text("1001 x CANCELLED\n")
+    time.sleep(0.25)
+    [out] = runner.poll()
+    assert (out.state, out.job_id) == (JobState.CANCELLED, "1001") and queued(fake_slurm) == ["1001"]
 
 
 def test_a_poll_during_a_controller_outage_is_no_news_and_warns_once(fake_slurm, tmp_path: Path):
@@ -195,3 +314,33 @@ def test_a_task_waiting_for_its_launch_during_an_outage_stays_queued_and_goes_la
     time.sleep(1.1)
     runner.poll()
     assert len(queued(fake_slurm)) == 2 and not runner._backlog
+
+
+def squeue_calls(folder: Path) -> int:
+    return len((folder / "squeue.log").read_text().splitlines()) if (folder / "squeue.log").exists() else 0
+
+
+@pytest.mark.parametrize("backend", ["slurm", "farm"])
+def test_polls_back_off_alike_while_squeue_fails(fake_slurm, tmp_path: Path, backend: str):
+    """A review: the MPI farm runner asked squeue at every poll while its new farm's state was
+    unknown, so during an outage it asked with no back-off. Both runners now ask when their poll
+    clock says (a fake clock here: 20 polls 0.5 s apart, an interval of 1 s doubling to 8 s):
+    at 0.5, 2.5 and 6.5 s, and the farm's task is no news (PENDING, not LOST) meanwhile."""
+    from dm_hpc.runners.mpi_farm import MpiFarmRunner
+    from dm_hpc.runners.polling import PollClock
+
+    now = [0.0]
+    runner = (SlurmRunner(site(), tmp_path / "slurm", own_folder=True) if backend == "slurm"
+              else MpiFarmRunner(site(), tmp_path / "farm"))
+    runner.clock = PollClock(1.0, 2.0, 8.0, clock=lambda: now[0])
+    runner.submit([task(tmp_path)])
+    (fake_slurm / "squeue-fails").write_text("100")
+    for _ in range(20):
+        now[0] += 0.5
+        assert runner.poll() == [] and runner.states() == {"t1": JobState.PENDING}
+    assert squeue_calls(fake_slurm) == 3
+    assert [n.split(" (")[0] for n in runner.take_notices()] == ["warning: Slurm does not answer"]
+    (fake_slurm / "squeue-fails").write_text("0")
+    now[0] += 8
+    runner.poll()
+    assert squeue_calls(fake_slurm) == 4 and runner.states() == {"t1": JobState.PENDING}
