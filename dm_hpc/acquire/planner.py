@@ -184,8 +184,10 @@ class BoTorchOptimisation:
 
 @dataclass
 class LabSeeding:
-    """A first lab batch before any measurement: the best-predicted points of ``inner``
-    (a single-fidelity model cannot weigh the lab yet; the lab's answers seed the multi-task one)."""
+    """A first batch at a fidelity with no record yet (the lab before any measurement, a second
+    calculation method): the best-predicted points of ``inner`` under the ``calculation``
+    fidelity's model (a single-fidelity model cannot weigh ``lab`` yet; its answers seed the
+    multi-task one)."""
 
     inner: Planner
     lab: str

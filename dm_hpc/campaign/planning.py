@@ -121,6 +121,16 @@ class CampaignPlanner:
                                self.realise, seen)
             points += got.points
             pending += got.points
+        if fitted is not None and not fitted.multi_fidelity and self.c.mode != "gaps":
+            # so too another calculation fidelity (CHGNet first, DFT second): the single-fidelity
+            # model plans only the first, and nothing else would ever give the second a record
+            # (review: DFT never ran). One batch at it, once: nothing planned or stored there yet
+            others = [f.name for f in self.c.calculations[1:] if f.name in snap.allowed and not snap.seen.get(f.name)]
+            for i, name in enumerate(others):
+                seeding = LabSeeding(optimiser(self.c), name, snap.allowed[0])
+                got = fresh_points(seeding, PlanRequest(q, fitted, pending, [name], snap.seed + 2 + i), self.realise, seen)
+                points += got.points
+                pending += got.points
         allowed = snap.allowed if fitted is not None and fitted.multi_fidelity else snap.allowed[:1]
         planner = choose_planner(self.c, fitted, seed_lab=False)
         got = fresh_points(planner, PlanRequest(q, fitted, pending, allowed, snap.seed), self.realise, seen,
