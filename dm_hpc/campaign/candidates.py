@@ -13,7 +13,8 @@ from dm_hpc.campaign.spec import CampaignSpec
 
 def pool_table(path: Path, column_map: Path | None) -> tuple[tuple[tuple[tuple[str, float], ...], ...], tuple[str, ...]]:
     """``(compositions, elements)`` of a pool sheet: unique compositions in sheet order (each
-    as sorted ``(element, atomic fraction)`` pairs) and the sorted elements they use. Read once
+    as sorted ``(element, atomic fraction)`` pairs; property columns are optional and not read)
+    and the sorted elements they use. Read once
     per version of the pool and its map: an edited pool is read again (a new model version)."""
     stamps = tuple(_stamp(p) for p in (path, column_map))
     return _pool_table(Path(path), column_map, stamps)
@@ -32,11 +33,11 @@ def _stamp(path: Path | None) -> tuple[int, int] | None:
 
 @lru_cache(maxsize=4)
 def _pool_table(path: Path, column_map: Path | None, stamps: tuple) -> tuple[tuple[tuple[tuple[str, float], ...], ...], tuple[str, ...]]:
-    from dm_hpc.data.sheets import read_sheet
+    from dm_hpc.data.sheets import read_candidates
 
-    records = read_sheet(path, column_map=column_map)
-    comps = list(dict.fromkeys(tuple(r.composition.fractions.items()) for r in records
-                               if r.composition is not None))  # unique, in order
+    # every row a candidate, measured or not (read as measurements, rows without a value were left out)
+    comps = list(dict.fromkeys(tuple(c.fractions.items())  # unique, in order
+                               for c in read_candidates(path, column_map)))
     elements = tuple(sorted({el for c in comps for el, _ in c}))
     return tuple(comps), elements
 

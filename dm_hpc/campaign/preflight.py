@@ -21,8 +21,10 @@ from dm_hpc.runners.site import profile_path
 
 
 def _space_elements(c: CampaignSpec) -> list[str]:
-    if c.space.elements:
-        return sorted(c.space.elements)  # without pandas: validate stays light
+    """The elements a candidate may hold (``dataset.design_elements``): an ``excluded`` one needs
+    no method able to calculate it, nor a price."""
+    if c.space.elements:  # without pandas: validate stays light
+        return sorted(el for el in c.space.elements if el not in c.space.excluded)
     from dm_hpc.campaign.dataset import design_elements  # empty for a pool that cannot be read (reported apart)
 
     return sorted(design_elements(c))
@@ -58,8 +60,7 @@ def delivery_problems(c: CampaignSpec) -> list[str]:
             if prop == "raw_material_cost":  # but only where every element has a price
                 from dm_hpc.compute.descriptors import PRICE_FILE, price_table
 
-                unpriced = [el for el in _space_elements(c) if el not in c.space.excluded
-                            and el not in price_table()["prices"]]
+                unpriced = [el for el in _space_elements(c) if el not in price_table()["prices"]]
                 if unpriced:
                     out.append(f"{_role(c, prop)} {prop}: {PRICE_FILE.name} has no price for {', '.join(unpriced)}, so "
                                f"no record holding {'it' if len(unpriced) == 1 else 'them'} has a cost and the model "
@@ -135,8 +136,8 @@ def realisation_problems(c: CampaignSpec) -> list[str]:
     for f in c.calculations:
         try:
             settings = get_method(f.method).merged_settings(f.settings)
-        except UnknownMethodError:
-            continue  # reported by ``problems`` itself
+        except (UnknownMethodError, ValueError):
+            continue  # reported by ``problems`` itself (a setting of the wrong kind was a traceback here)
         lattice, n = str(settings.get("lattice", "auto")), settings.get("n_atoms", "auto")
         if lattice != "auto" and lattice not in CELL_SIZES:
             out.append(f"fidelities.{f.name}: settings.lattice must be fcc, bcc or auto, not {lattice!r}")
@@ -284,6 +285,7 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
     the local runner; a cluster campaign is validated on a login node without the codes).
     """
     from dm_hpc.compute import UnknownMethodError, get_method, unavailable_reason
+    from dm_hpc.compute.methods import SettingError
 
     files = []
     for f in c.fidelities:
@@ -307,6 +309,9 @@ def problems(c: CampaignSpec, check_codes: bool = False) -> list[str]:
         try:
             method = get_method(f.method)
             settings = method.merged_settings(f.settings)
+        except SettingError as exc:  # out of range: one line naming the setting, its value and range
+            out.append(f"fidelities.{f.name}.settings.{exc.key}: {exc.detail}")
+            continue
         except (UnknownMethodError, ValueError) as exc:
             out.append(f"fidelities.{f.name}: {str(exc).strip(chr(34))}")
             continue
@@ -431,7 +436,8 @@ def transfer_warnings(c: CampaignSpec) -> list[str]:
 
 def _pool_problems(c: CampaignSpec) -> list[str]:
     """A pool table that cannot be read as candidates (no pool_map for a table whose columns are not
-    the template's, a damaged map): ``run`` would fail on its first suggestion."""
+    the template's, a damaged map), or gives none: ``run`` would fail on its first suggestion, or
+    find nothing to suggest."""
     if c.space.pool is None or not Path(c.space.pool).is_file():
         return []  # no pool, or a missing file (reported with the other files)
     if c.space.pool_map is not None and not Path(c.space.pool_map).is_file():
@@ -439,9 +445,13 @@ def _pool_problems(c: CampaignSpec) -> list[str]:
     from dm_hpc.campaign.candidates import pool_compositions
 
     try:
-        pool_compositions(c)
+        candidates = pool_compositions(c)
     except (ValueError, OSError) as exc:  # SheetError is a ValueError
         return [_unreadable("space.pool", exc, None if c.space.pool_map is not None else "pool_map")]
+    if not candidates:  # the run would find no point to suggest, and end at once
+        return [f"space.pool: {Path(c.space.pool).name} has no candidate: no row gives a composition "
+                "(composition:<El> [at_frac] columns or a formula)"
+                + ("" if c.space.pool_map is not None else "; name a pool_map if its columns are not the template's")]
     return []
 
 

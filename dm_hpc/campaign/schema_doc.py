@@ -47,7 +47,7 @@ MEANING: dict[str, str] = {
     "SpaceSpec.min_elements": "At least this many elements in one suggestion (a point a calculation's cell or the lab's precision would make with fewer is not suggested).",
     "SpaceSpec.excluded": "Elements never to use.",
     "SpaceSpec.process": "Process parameters with their range, e.g. `annealing_temperature: {low: 400, high: 900, unit: degC}`; names from the vocabulary.",
-    "SpaceSpec.pool": "A CSV of candidate compositions: suggestions come only from it, as they are (relative to this file); elements, max_elements, min_elements, excluded and process are then refused.",
+    "SpaceSpec.pool": "A CSV of candidate compositions (composition columns or a formula; property columns may be there, and are not read): suggestions come only from it, as they are (relative to this file); elements, max_elements, min_elements, excluded and process are then refused.",
     "SpaceSpec.pool_map": "Column map of the pool file (`configs/sheets/*.yaml`; relative to this file).",
     "BoundSpec.low": "Lower end of the range, in `unit`.",
     "BoundSpec.high": "Upper end of the range, in `unit`.",
@@ -204,7 +204,7 @@ def campaign_file_page() -> str:
           "against it). What each field means:", "",
           "- **Paths** (`store`, `workdir`, `space.pool`, `space.pool_map`, `runner.site`, "
           "`fidelities[].emulate_from`, `emulate_map`, `transfer.from[].table`, `table_map`, `model`) are relative "
-          "to the campaign file's folder, "
+          "to the campaign file's folder (a leading `~` is the home folder), "
           "as in compose files, so a campaign means the same from any working folder (cron, "
           "scrontab, a notebook).",
           "- **Durations** (`walltime`, `turnaround`, `wall_time`) are `90s`, `30m`, `6h`, `2d` or a "

@@ -571,7 +571,8 @@ class CampaignSpec(Strict):
     #: None in the file: ``store`` in the run folder (filled in by ``_declare_and_default``)
     store: Path = Field(default=None, description="HDF5 store folder (default: the run folder's store)")
     workdir: Path | None = None
-    seed: int = 0
+    #: numpy's random generator takes no negative seed: -1 validated, then run/suggest failed (review)
+    seed: int = Field(default=0, ge=0)
     space: SpaceSpec
     objectives: Annotated[list[ObjectiveSpec], Field(min_length=1)]
     constraints: list[ConstraintSpec] = Field(default_factory=list)
@@ -609,6 +610,14 @@ class CampaignSpec(Strict):
         names = [f.name for f in self.fidelities]
         if len(set(names)) != len(names):
             raise ValueError(f"fidelity names must be unique: {names}")
+        recorded: dict[str | None, str] = {}
+        for f in self.calculations:  # a fidelity's records are known by their method alone (``record_method``)
+            if (first := recorded.setdefault(f.record_method, f.name)) != f.name:
+                raise ValueError(
+                    f"fidelities {first!r} and {f.name!r} both store their records as method {f.record_method}, "
+                    "so they could not be told apart (the run would compute one, and read the other's records as "
+                    "its own); settings do not change the recorded method: keep one fidelity per method, or compute "
+                    "the other with another method or Maker class")
         lab = self.lab
         if not self.calculations and lab is None:
             raise ValueError("at least one fidelity is needed: a calculation or the lab")
@@ -659,6 +668,9 @@ class CampaignSpec(Strict):
                 raise ValueError(f"transfer.from[{i}]: campaign {self.name!r} is this campaign; its own records "
                                  "are its data already, a source is another campaign's (or a table, or a model)")
         b = self.budget
+        if not self.calculations and b.lab_experiments == 0:  # "needs core_hours..." misled a lab-only one (review)
+            raise ValueError("budget.lab_experiments: a lab-only campaign needs lab_experiments >= 1 "
+                             "(0 would end it before its first experiment)")
         if b.core_hours is None and b.calculations is None and b.wall_time is None and not (
                 not self.calculations and b.lab_experiments):
             raise ValueError("budget needs core_hours, calculations or wall_time (a campaign must end)")
@@ -831,7 +843,8 @@ def _holders(data: dict, path: tuple[str, ...]) -> list[tuple[dict, str]]:
 
 def resolve_paths(data: Any, base: Path, legacy_base: Path | None = None) -> Any:
     """``data`` (a copy) with every relative path field taken from ``base``, the campaign
-    file's folder, as compose files do; a missing ``workdir`` becomes ``base/runs/<name>``.
+    file's folder, as compose files do; a missing ``workdir`` becomes ``base/runs/<name>``; a
+    leading ``~`` is the home folder.
 
     ``legacy_base`` (the working folder): campaigns written before paths followed the file
     meant it. A relative path that exists only from there is kept there, with a
@@ -845,6 +858,9 @@ def resolve_paths(data: Any, base: Path, legacy_base: Path | None = None) -> Any
     for path in PATH_FIELDS:
         for holder, key in _holders(out, path):
             value = holder.get(key)
+            if isinstance(value, str) and value.startswith("~") and (key != "site" or Path(value).suffix):
+                # "~/x" landed in a folder named "~" beside the file (review)
+                value = holder[key] = os.path.expanduser(value)
             if not isinstance(value, str) or not value or Path(value).is_absolute() or (
                     key == "site" and not Path(value).suffix):
                 continue

@@ -168,8 +168,12 @@ def validate(campaign: CampaignFile) -> None:
     the field and what was expected."""
     c = _load(campaign)
     _preflight(c, campaign, check_codes=False)
-    space = (f"{len(c.space.elements)} elements" if c.space.elements
-             else f"candidates from {Path(c.space.pool).name}")  # a pool campaign has no element list
+    if c.space.elements:
+        space = f"{len(c.space.elements)} elements"
+    else:  # a pool campaign has no element list; its candidates were read by the preflight (cached)
+        from dm_hpc.campaign.candidates import pool_compositions
+
+        space = f"{len(pool_compositions(c))} candidates from {Path(c.space.pool).name}"
     console.print(f"ok: {c.name}: {space}, {len(c.objectives)} objective(s), "
                   f"fidelities {', '.join(f.name for f in c.fidelities)}, runner {c.runner.kind.value}")
 
@@ -375,7 +379,7 @@ def suggest(
         batch = request_lab_batch(c, n)
     except (ValueError, OSError, StoreError) as exc:
         fail(str(exc))
-    if target.in_run_folder and not batch.samples:  # no batch, no number: an empty sheet would only mislead
+    if not batch.samples:  # no batch, no number: an empty sheet (--out's too) would only mislead
         console.print(f"no new suggested experiment: {batch.why_empty}", highlight=False, markup=False, soft_wrap=True)
         _model_warning(c)
         return

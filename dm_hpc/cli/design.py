@@ -27,6 +27,9 @@ def design(
 
     from dm_hpc.acquire.inverse import TargetError, parse_target
 
+    if seed < 0:  # numpy's generator refused it with a traceback, after the store was read and the model fitted
+        typer.echo(f"error: --seed {seed}: a seed is 0 or more", err=True)
+        raise typer.Exit(2)
     try:
         targets = [parse_target(t) for t in target]
     except TargetError as exc:

@@ -147,12 +147,91 @@ class Method:
                 raise ValueError(f"method {self.name} has no setting {key!r} "
                                  f"(known: {', '.join(sorted(out))})")
             out[key] = _typed_like(self.name, key, out[key], value)
+        for key, value in out.items():  # the registry's own defaults too (a site's calculators.yaml)
+            _in_range(self.name, key, value)
         return out
 
 
+class SettingError(ValueError):
+    """A method setting outside its range (``SETTING_RANGES``): ``key`` and ``detail`` let the
+    campaign check write ``fidelities.<name>.settings.<key>: <detail>``."""
+
+    def __init__(self, method: str, key: str, detail: str):
+        super().__init__(f"method {method}: setting {key}: {detail}")
+        self.method, self.key, self.detail = method, key, detail
+
+
+@dataclass(frozen=True)
+class SettingRange:
+    """Valid values of a numeric setting: from ``low`` (excluded when ``low_open``) to ``high``
+    (None: no bound), a whole number when ``whole``; ``why`` says what a value outside breaks."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    whole: bool = False
+    why: str = ""
+
+    def __str__(self) -> str:
+        parts = [] if self.low is None else [f"{'above' if self.low_open else 'at least'} {self.low:g}"]
+        parts += [] if self.high is None else [f"at most {self.high:g}"]
+        return ", ".join((["a whole number"] if self.whole else []) + parts)
+
+    def problem(self, value: float) -> str | None:
+        """Why ``value`` is out of range (None: it is in range)."""
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            said = f"is not above {self.low:g}" if self.low_open else f"is below {self.low:g}"
+        elif self.high is not None and value > self.high:
+            said = f"is above {self.high:g}"
+        else:
+            return None
+        return f"{value!r} {said} ({self.why}; allowed: {self})"
+
+
+#: The valid range of every numeric setting of the registry's methods, by name (the same setting
+#: means the same thing in every method; defaults are in ``configs/calculators.yaml``). Checked by
+#: ``Method.merged_settings``: at ``validate`` (``preflight.problems``), in ``calculate()`` and in
+#: a worker's Maker task, so an out-of-range value is refused before any calculation is spent.
+#: ``n_atoms`` (text ``auto`` or a cell size) is checked against the cell sizes where it is used.
+SETTING_RANGES: dict[str, SettingRange] = {
+    # structure and relaxation (common to every method)
+    "composition_tolerance": SettingRange(0, 1, why="a difference of atomic fractions lies between 0 and 1"),
+    "relax_fmax": SettingRange(0, low_open=True, why="no relaxation reaches a force threshold of 0 eV/A or less"),
+    "relax_steps": SettingRange(1, whole=True, why="0 steps ends every relaxation unconverged"),
+    "eos_points": SettingRange(4, whole=True, why="an equation-of-state fit has 4 parameters, so it needs "
+                                                  "at least 4 volumes"),
+    "eos_strain": SettingRange(0, 0.2, low_open=True,
+                               why="a strain of 0 repeats one volume and fits a nonsense bulk modulus; beyond 0.2 "
+                                   "in lattice parameter the cells lie too far from equilibrium to fit"),
+    "round_digits": SettingRange(1, 15, whole=True, why="0 digits rounds every value to its power of ten; a float "
+                                                        "holds no more than 15 significant digits"),
+    # electronic structure (gpaw, qe)
+    "scf_max_iter": SettingRange(1, whole=True, why="an SCF cycle needs at least one iteration"),
+    "ecut_ev": SettingRange(0, low_open=True, why="a plane-wave cutoff of 0 eV or less holds no plane wave"),
+    "ecutwfc_ry": SettingRange(0, low_open=True, why="a plane-wave cutoff of 0 Ry or less holds no plane wave"),
+    "ecutrho_ry": SettingRange(0, low_open=True, why="a density cutoff of 0 Ry or less holds no plane wave"),
+    "kpoint_density": SettingRange(0, why="0 is the Gamma point alone; a density cannot be negative"),
+    "smearing_ev": SettingRange(0, why="a negative Fermi-Dirac width means nothing; 0 is fixed occupations"),
+    "degauss_ry": SettingRange(0, low_open=True, why="pw.x is always asked for smearing occupations, which need a "
+                                                     "width above 0"),
+    "conv_thr_ry": SettingRange(0, low_open=True, why="no SCF reaches an energy threshold of 0 or less"),
+    "press_conv_thr_kbar": SettingRange(0, low_open=True, why="no vc-relax reaches a pressure threshold of 0 or "
+                                                              "less"),
+}
+
 #: settings that count something (steps, points, digits): whole numbers whatever their default
 #: looks like; other numeric settings (a cutoff of 350 eV) take any number
-COUNT_SETTINGS = frozenset({"relax_steps", "eos_points", "round_digits", "scf_max_iter"})
+COUNT_SETTINGS = frozenset(key for key, rule in SETTING_RANGES.items() if rule.whole)
+
+
+def _in_range(method: str, key: str, value: Any) -> None:
+    """Raise ``SettingError`` when ``value`` of ``key`` lies outside ``SETTING_RANGES``."""
+    rule = SETTING_RANGES.get(key)
+    if rule is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    said = rule.problem(value)
+    if said:
+        raise SettingError(method, key, said)
 
 
 def _typed_like(method: str, key: str, default: Any, value: Any) -> Any:

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dm_hpc.data.column_map import ColumnMap, apply_column_map, load_column_map
@@ -64,7 +65,7 @@ from dm_hpc.data.columns import (
     raw_field_column,
     step_column,
 )
-from dm_hpc.data.composition import COMPOSITION_TOLERANCE, Basis
+from dm_hpc.data.composition import COMPOSITION_TOLERANCE, Basis, Composition
 from dm_hpc.data.elements import is_element, unknown_element
 from dm_hpc.data.records import MaterialRecord, ProcessStep, Source
 from dm_hpc.data.sheet_checks import (
@@ -73,6 +74,7 @@ from dm_hpc.data.sheet_checks import (
     CheckedColumns,
     build_records,
     check_columns,
+    formula_composition,
     not_made_and_pending,
     raw_unit_problem,
     record_id_warnings,
@@ -246,6 +248,34 @@ def read_sheet(
 ) -> list[MaterialRecord]:
     """The records of a sheet (see ``read_sheet_contents``; rows not made are left out)."""
     return read_sheet_contents(path, defaults, column_map, known_ids, sheet).records
+
+
+#: Header prefixes of what was measured: a table of candidates (``read_candidates``) does not read them.
+MEASURED_PREFIXES = ("property:", "uncertainty:", "conditions:")
+
+
+def read_candidates(path: str | Path, column_map: Mapping[str, Any] | str | Path | None = None,
+                    sheet: str | None = None) -> list[Composition]:
+    """The compositions of a table of candidates (a campaign's ``space.pool``), in sheet order, one
+    per row that gives one (composition columns or a formula), measured or not: its property,
+    uncertainty and conditions columns may be there or not, and are not read (a candidate is where
+    to look, not a value). Every other check of ``read_sheet_contents`` holds; raises ``SheetError``."""
+    cmap = load_column_map(column_map) if column_map is not None else None
+    loaded = load_table(path, sheet, None)
+    table = loaded.frame
+    if cmap is not None:
+        table = apply_column_map(table, cmap, str(column_map) if not isinstance(column_map, Mapping) else "column map")
+    table = table.drop(columns=[h for h in table.columns if str(h).strip().lower().startswith(MEASURED_PREFIXES)])
+    checked, _ = _checked(table, str(path), SheetDefaults(), None, loaded.decimal, unread=loaded.refused,
+                          measured=False)
+    out = []
+    for i in np.flatnonzero(checked.keep).tolist():
+        comp = checked.composition.of_row(i)
+        if comp is None and checked.meta["formula"][i] is not None:
+            comp = formula_composition(checked, i)
+        if comp is not None:
+            out.append(comp)
+    return out
 
 
 def did_you_mean(header: str) -> str | None:
@@ -527,10 +557,11 @@ def typed_in_other_units(checked: CheckedColumns) -> pd.DataFrame | None:
 
 def _checked(
     table: pd.DataFrame, origin: str, defaults: SheetDefaults, known_ids: Collection[str] | None, decimal: str,
-    properties: Collection[str] = (), unread: Sequence[Verdict] = (),
+    properties: Collection[str] = (), unread: Sequence[Verdict] = (), measured: bool = True,
 ) -> tuple[CheckedColumns, list[str]]:
     """The table's header checks, then every column check; the warnings to show. ``unread``: cells
-    the reader refused, said with the problems found here (one refusal names them all).
+    the reader refused, said with the problems found here (one refusal names them all);
+    ``measured``: False for a table of candidates (``read_candidates``), which needs no property column.
 
     A header problem does not hide the rows' problems: the cells of the columns that read
     (``Headers.readable``) are checked too and said in the same refusal, unless the rows'
@@ -557,7 +588,7 @@ def _checked(
         problems.append((1, "no composition:<El> columns, no raw:<name> columns and no formula column"))
     if table.empty:
         problems.append((0, "the sheet has a header but no rows"))
-    if not any(c.kind == "property" for c in columns) and not heads.claims_property:  # else that column said why
+    if measured and not any(c.kind == "property" for c in columns) and not heads.claims_property:  # else that column said why
         guesses = [f"{h!r} (did you mean {g!r}?)" if (g := did_you_mean(h) or names_property(h, properties)) else repr(h)
                    for h in heads.foreign]
         guesses.sort(key=lambda g: "did you mean" not in g)  # the likely fixes first
@@ -583,7 +614,7 @@ def _checked(
     not_made, pending = not_made_and_pending(checked)
     if known_ids is None:
         warnings += [f"line {line}: no measurement in this row ({NOT_MADE}); skipped" for line, _ in not_made]
-    if pending:
+    if pending and measured:
         warnings.append(_pending_warning(checked, pending, measured=bool(not_made) or checked.has_value.any()))
     return checked, warnings
 

@@ -50,7 +50,9 @@ def test_an_empty_sheet_is_explained(finished, tmp_path):
     capped = tmp_path / "capped.yaml"
     capped.write_text(yaml.safe_dump(data))
     res = dm("suggest", str(capped), "-n", "2", "--out", str(tmp_path / "none.csv"))
-    assert res.returncode == 0 and "wrote 0 new" in res.stdout and "lab budget is used up" in res.stdout
+    # no header-only sheet: as without --out (review)
+    assert res.returncode == 0 and "no new suggested experiment: the lab budget is used up" in res.stdout, res.stdout
+    assert not (tmp_path / "none.csv").exists()
 
 
 def test_the_same_journal_gives_the_same_lab_batch(finished, tmp_path):

@@ -278,7 +278,7 @@ def test_a_fraction_too_small_for_the_largest_cell_is_explained():
     emt = get_method("emt")
     assert emt.merged_settings({"relax_steps": "1e3"})["relax_steps"] == 1000  # YAML reads 1e3 as text
     # a number given as a number is kept (the settings hash of existing campaigns stays the same)
-    assert type(emt.merged_settings({"eos_strain": 1})["eos_strain"]) is int
+    assert type(emt.merged_settings({"relax_fmax": 1})["relax_fmax"]) is int
     assert get_method("gpaw").merged_settings({"ecut_ev": 420.5})["ecut_ev"] == 420.5  # a cutoff is not a count
 
 
