@@ -129,8 +129,10 @@ class SlurmRunner(Runner):
         batch_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{next(_counter)}"
         folder = self._campaign_dir(campaign) / "batches" / batch_id
         folder.mkdir(parents=True, exist_ok=True)
-        # earlier_s too: a re-attached task is still charged for the attempts retried before it
+        # earlier_s and retried too: a re-attached task is still charged for the attempts retried
+        # before it, and its retry policy goes on from the retries it has used, not from none
         manifest = [{"index": i, "attempt": r.attempts, "earlier_s": r.earlier_s,
+                     "retried": {state.name: n for state, n in r.retried.items()},
                      "spec": r.spec.model_dump(mode="json")} for i, r in enumerate(batch)]
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
         if streamed:
@@ -357,9 +359,10 @@ class SlurmRunner(Runner):
             entry = next((e for e in entries if e["spec"]["task_id"] == task_id), None)
             if entry is None:
                 continue
+            retried = {JobState[k]: int(n) for k, n in entry.get("retried", {}).items()}  # {} before they were kept
             self._active[task_id] = TaskRecord(TaskSpec.model_validate(entry["spec"]), attempts=attempt,
                                                job_id=job, state=state, handle=manifests[batch_id].parent,
-                                               earlier_s=float(entry.get("earlier_s", 0.0)))
+                                               earlier_s=float(entry.get("earlier_s", 0.0)), retried=retried)
             followed.append(task_id)
         return followed
 

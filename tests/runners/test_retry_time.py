@@ -74,3 +74,29 @@ def test_a_reattached_task_keeps_the_time_of_its_earlier_attempts(monkeypatch, t
     time.sleep(0.15)
     [out] = again.poll()
     assert (out.state, out.attempts, out.earlier_s) == (JobState.COMPLETED, 2, 30.5)
+
+
+def test_a_reattached_task_keeps_the_retries_it_has_used(monkeypatch, tmp_path: Path):
+    """A manager restart re-attached a retried task with no retries counted, so its policy
+    (one retry of a failure) began again: the task ran a third time. FAKE: the in-process scheduler
+    of ``test_stream_attempts``."""
+    from tests.runners.test_stream_attempts import FakeScheduler
+
+    slurm = FakeScheduler(monkeypatch)
+    site = SiteProfile.model_validate({"packing": "none", "poll_interval_s": 0.1, "poll_max_interval_s": 0.1})
+    spec = TaskSpec(task_id="t1", argv=["true"], workdir=tmp_path / "t1", walltime_s=60, campaign="c")
+
+    def runner() -> SlurmRunner:
+        return SlurmRunner(site, tmp_path / "slurm", own_folder=True, retry=RetryPolicy(max_failed=1))
+
+    first = runner()
+    first.submit([spec])
+    slurm.jobs["100"] = (JobState.FAILED, 1)
+    time.sleep(0.15)
+    assert first.poll() == [] and slurm.submitted == ["100", "101"]  # its one retry
+    again = runner()  # the manager restarts
+    assert again.reattach("c") == ["t1"]
+    slurm.jobs["101"] = (JobState.FAILED, 1)
+    time.sleep(0.15)
+    [out] = again.poll()
+    assert out.state is JobState.FAILED and slurm.submitted == ["100", "101"]
