@@ -49,9 +49,9 @@ def test_a_timeout_killed_before_its_end_was_written_ran_its_walltime(tmp_path: 
     assert ran_seconds(spec, JobState.FAILED) == 30.5
 
 
-def test_a_reattached_task_keeps_the_time_of_its_earlier_attempts(monkeypatch, tmp_path: Path):
-    """A review: a manager restart re-attached a retried task with ``earlier_s`` 0, so its first
-    attempt was charged nothing. FAKE: the in-process scheduler of ``test_stream_attempts``."""
+def _one_task_and_restarts(monkeypatch, tmp_path: Path):
+    """The in-process fake scheduler, one task, and a maker of runners on one state folder (each
+    call: the manager started again), retrying a failure once."""
     from tests.runners.test_stream_attempts import FakeScheduler
 
     slurm = FakeScheduler(monkeypatch)
@@ -61,6 +61,13 @@ def test_a_reattached_task_keeps_the_time_of_its_earlier_attempts(monkeypatch, t
     def runner() -> SlurmRunner:
         return SlurmRunner(site, tmp_path / "slurm", own_folder=True, retry=RetryPolicy(max_failed=1))
 
+    return slurm, spec, runner
+
+
+def test_a_reattached_task_keeps_the_time_of_its_earlier_attempts(monkeypatch, tmp_path: Path):
+    """A review: a manager restart re-attached a retried task with ``earlier_s`` 0, so its first
+    attempt was charged nothing. FAKE: the in-process scheduler of ``test_stream_attempts``."""
+    slurm, spec, runner = _one_task_and_restarts(monkeypatch, tmp_path)
     first = runner()
     first.submit([spec])
     (spec.workdir / "dm-task.times").write_text("started 100.0\nended 130.5 1\n")
@@ -80,15 +87,7 @@ def test_a_reattached_task_keeps_the_retries_it_has_used(monkeypatch, tmp_path: 
     """A manager restart re-attached a retried task with no retries counted, so its policy
     (one retry of a failure) began again: the task ran a third time. FAKE: the in-process scheduler
     of ``test_stream_attempts``."""
-    from tests.runners.test_stream_attempts import FakeScheduler
-
-    slurm = FakeScheduler(monkeypatch)
-    site = SiteProfile.model_validate({"packing": "none", "poll_interval_s": 0.1, "poll_max_interval_s": 0.1})
-    spec = TaskSpec(task_id="t1", argv=["true"], workdir=tmp_path / "t1", walltime_s=60, campaign="c")
-
-    def runner() -> SlurmRunner:
-        return SlurmRunner(site, tmp_path / "slurm", own_folder=True, retry=RetryPolicy(max_failed=1))
-
+    slurm, spec, runner = _one_task_and_restarts(monkeypatch, tmp_path)
     first = runner()
     first.submit([spec])
     slurm.jobs["100"] = (JobState.FAILED, 1)
