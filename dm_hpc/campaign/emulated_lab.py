@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from dm_hpc.acquire.points import point_key
 from dm_hpc.data import MaterialRecord
@@ -19,10 +20,15 @@ from dm_hpc.data import MaterialRecord
 class EmulatedLab:
     """Measurements of ``table`` (read with ``column_map``), by composition."""
 
-    def __init__(self, lab_name: str, campaign: str, table: Path, column_map: Path | None = None) -> None:
+    def __init__(self, lab_name: str, campaign: str, table: Path, column_map: Path | None = None,
+                 material_class: str = "metal") -> None:
         from dm_hpc.data.sheets import read_sheet
 
         self.lab_name, self.campaign, self.table = lab_name, campaign, table
+        self.material_class = material_class  # the campaign's: its answers are its measurements
+        #: one line per sample whose table value its class's range refuses (a computed ceramic
+        #: table answering for a metal campaign): not answered, as a real lab's impossible value is
+        self.refused: list[str] = []
         self._by_key: dict[tuple, list[MaterialRecord]] = {}
         records = read_sheet(table, column_map=column_map)
         # a table of computed and measured rows (band gaps: DFT and experiment) answers as a lab
@@ -43,10 +49,15 @@ class EmulatedLab:
             for rec in hits:
                 for p in rec.properties:
                     props.setdefault(p.name, []).append(p.value)
-            out.append(MaterialRecord.model_validate({
-                "composition": sample["composition"], "sample_id": sample["sample_id"],
-                "properties": [{"name": k, "value": float(np.mean(v))} for k, v in props.items()],
-                "provenance": {"source": "experimental", "method": self.lab_name, "campaign": self.campaign,
-                               "extra": {"emulated_from": str(self.table)}},
-            }))
+            try:
+                out.append(MaterialRecord.model_validate({
+                    "material_class": self.material_class,
+                    "composition": sample["composition"], "sample_id": sample["sample_id"],
+                    "properties": [{"name": k, "value": float(np.mean(v))} for k, v in props.items()],
+                    "provenance": {"source": "experimental", "method": self.lab_name, "campaign": self.campaign,
+                                   "extra": {"emulated_from": str(self.table)}},
+                }))
+            except ValidationError as exc:
+                why = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+                self.refused.append(f"warning: emulated lab: sample {sample['sample_id']!r} not answered: {why}")
         return out

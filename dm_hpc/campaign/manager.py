@@ -614,8 +614,11 @@ class CampaignManager:
 
         lab = self.c.lab
         if self._lab is None:
-            self._lab = EmulatedLab(lab.name, self.c.name, lab.emulate_from, lab.emulate_map)
+            self._lab = EmulatedLab(lab.name, self.c.name, lab.emulate_from, lab.emulate_map, self.c.material_class)
         records = self._lab.answer(samples)
+        for line in self._lab.refused:
+            self._notice(line)
+        self._lab.refused.clear()
         if records:
             jn.apply(self.state, store_lab_results(records, self.store, self.journal,
                                                    f"emulated from {lab.emulate_from}"))

@@ -230,14 +230,14 @@ class AccessMap:
                 continue
             own = rules.get(rid, AccessRule())
             strictest = max(found, key=strictness)
-            if strictest.effective() is AccessLevel.embargoed:
+            rule = strictest if strictness(strictest) > strictness(own) else own
+            if rule.effective() is AccessLevel.embargoed:  # its own embargo too (a portal completion's)
                 weighed = [*found, own] if rid in rules else found  # an unlabelled id's default is no decision
                 lasting = max((r.lasting for r in weighed), key=lambda level: level.rank)
-                if lasting.rank > strictest.then.rank:
-                    strictest = replace(strictest, then=lasting)
-            if strictness(strictest) > strictness(own) or (strictness(strictest) == strictness(own)
-                                                            and strictest.lasting.rank > own.lasting.rank):
-                changed.setdefault(strictest, []).append(rid)
+                if lasting.rank > rule.then.rank:
+                    rule = replace(rule, then=lasting)
+            if rule != own:
+                changed.setdefault(rule, []).append(rid)
         for rule, ids in changed.items():
             self.set(ids, rule, by="supersedes")
         return sum(len(ids) for ids in changed.values())

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dm_hpc.data.records import MaterialRecord
+from dm_hpc.data.records import STORED, MaterialRecord
 from dm_hpc.data.store import RETRACTION_METHOD, Store
 from dm_hpc.data.vocabulary import canonical_unit, property_names
 
@@ -58,8 +58,9 @@ def retract(store: Store, record_id: str, reason: str, by: str | None = None) ->
     data = old.model_dump()
     data["provenance"].update(method=RETRACTION_METHOD, supersedes=[record_id], extra=extra, timestamp=done.at,
                               contributor=done.by)
-    # validated anew, not model_copy: the copy would keep the old record's cached id
-    store.ingest([MaterialRecord.model_validate(data)])
+    # validated anew, not model_copy: the copy would keep the old record's cached id; as stored (its
+    # values are the stored record's: a range tightened since must not make a record unretractable)
+    store.ingest([MaterialRecord.model_validate(data, context=STORED)])
     return done
 
 

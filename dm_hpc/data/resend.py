@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from dm_hpc.data.records import MaterialRecord
+from dm_hpc.data.records import STORED, MaterialRecord
 from dm_hpc.data.shards import RecordColumns
 from dm_hpc.data.sheetfiles import SheetError, blank, typed_number
 from dm_hpc.data.sheets import SheetColumns, parse_header
@@ -155,10 +155,12 @@ def retyped_columns(store: Store | None, sheet: SheetColumns, table: pd.DataFram
 
 def _with(rec: MaterialRecord, name: str, field: str, number: float) -> MaterialRecord:
     """``rec`` with the ``field`` (value or uncertainty) of property ``name`` at ``number``
-    (canonical), validated anew: its id is its content's."""
+    (canonical), validated anew: its id is its content's. As stored: the number is the stored
+    record's and the rest the sheet's, each checked where it came in (a range tightened since the
+    value was stored must not refuse the lab's re-sent sheet)."""
     props = [p.model_copy(update={field: number}) if p.name == name else p for p in rec.properties]
     return MaterialRecord.model_validate({**{k: getattr(rec, k) for k in MaterialRecord.model_fields},
-                                          "properties": props})
+                                          "properties": props}, context=STORED)
 
 
 def _two_values(name: str, stored: float, sent: float, unit: str | None) -> tuple[str, str]:

@@ -82,3 +82,17 @@ def test_a_record_merging_restricted_and_embargoed_data_stays_restricted_after_t
     assert not AccessMap(tmp_path / "s").readable([merged], AccessLevel.consortium, today=date(2100, 1, 1))[0]
     ended = AccessRule(AccessLevel.embargoed, date(2099, 1, 1))
     assert ended.effective(date(2099, 1, 2)) is AccessLevel.public  # a plain embargo opens, as before
+
+
+def test_a_record_with_its_own_embargo_falls_to_what_it_supersedes(tmp_path):
+    """The portal labels a completion with the form's embargo before ``inherit`` runs: a later
+    embargo of its own kept ``then`` public, over a restricted record it completed (second review)."""
+    amap = AccessMap(tmp_path / "s")
+    with Store.open(tmp_path / "s", "a") as store:
+        old = store.ingest([_record(1.0)]).ids[0]
+        amap.set([old], AccessRule(AccessLevel.restricted))
+        new = store.ingest([_record(1.1)]).ids[0]
+        amap.set([new], AccessRule(AccessLevel.embargoed, date(2099, 1, 1)))
+        assert amap.inherit({new: [old]}) == 1
+    rule = AccessMap(tmp_path / "s").rules()[new]
+    assert (rule.until, rule.effective(date(2099, 1, 2))) == (date(2099, 1, 1), AccessLevel.restricted)
