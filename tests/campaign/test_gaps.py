@@ -100,7 +100,7 @@ def test_a_gaps_campaign_plans_new_realised_calculations_at_the_cheapest_fidelit
     from dm_hpc.campaign.realise import realiser
 
     root, _, _, fitted = lab_store
-    fine = {"name": "emt-fine", "kind": "calculation", "method": "emt", "cost": 50}
+    fine = {"name": "emt-fine", "kind": "calculation", "method": "chgnet", "cost": 50}
     campaign = parse_campaign({**SPEC, "fidelities": [fine, *SPEC["fidelities"]], "store": str(root / "store"),
                                "workdir": str(tmp_path / "run")}, "gaps.yaml")
     planner = choose_planner(campaign, fitted, seed_lab=False)
