@@ -112,23 +112,17 @@ class CampaignPlanner:
         points: list[ProposedPoint] = []
         seen, pending = snap.seen, list(snap.pending)
         lab = self.c.lab
-        if (snap.seed_lab and fitted is not None and not fitted.multi_fidelity and self.c.mode != "gaps"
-                and self.c.calculations):
-            # no measurement yet, so no multi-fidelity model can weigh the lab: send the lab a
-            # first batch of the best-predicted candidates; its answers seed the multi-task model
-            seeding = LabSeeding(optimiser(self.c), lab.name, snap.allowed[0])
-            got = fresh_points(seeding, PlanRequest(lab.batch_size, fitted, pending, [lab.name], snap.seed + 1),
-                               self.realise, seen)
-            points += got.points
-            pending += got.points
         if fitted is not None and not fitted.multi_fidelity and self.c.mode != "gaps":
-            # so too another calculation fidelity (CHGNet first, DFT second): the single-fidelity
-            # model plans only the first, and nothing else would ever give the second a record
-            # (review: DFT never ran). One batch at it, once: nothing planned or stored there yet
+            # no record at a fidelity yet, so no multi-fidelity model can weigh it: the lab (no
+            # measurement yet) and any further calculation method (CHGNet first, DFT second: review,
+            # DFT never ran) get one first batch of the best-predicted candidates, whose answers
+            # seed the multi-task model; a calculation fidelity once, while nothing is planned there
+            firsts = [(lab.name, lab.batch_size, snap.seed + 1)] if snap.seed_lab and self.c.calculations else []
             others = [f.name for f in self.c.calculations[1:] if f.name in snap.allowed and not snap.seen.get(f.name)]
-            for i, name in enumerate(others):
+            firsts += [(name, q, snap.seed + 2 + i) for i, name in enumerate(others)]
+            for name, size, seed in firsts:
                 seeding = LabSeeding(optimiser(self.c), name, snap.allowed[0])
-                got = fresh_points(seeding, PlanRequest(q, fitted, pending, [name], snap.seed + 2 + i), self.realise, seen)
+                got = fresh_points(seeding, PlanRequest(size, fitted, pending, [name], seed), self.realise, seen)
                 points += got.points
                 pending += got.points
         allowed = snap.allowed if fitted is not None and fitted.multi_fidelity else snap.allowed[:1]
