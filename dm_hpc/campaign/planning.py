@@ -121,7 +121,9 @@ class CampaignPlanner:
             others = [f.name for f in self.c.calculations[1:] if f.name in snap.allowed and not snap.seen.get(f.name)]
             firsts += [(name, q, snap.seed + 2 + i) for i, name in enumerate(others)]
             for name, size, seed in firsts:
-                seeding = LabSeeding(optimiser(self.c), name, snap.allowed[0])
+                # ranked by the fidelity the single-fidelity model was fitted on: the first
+                # allowed one may be another once a budget or a circuit breaker took the first
+                seeding = LabSeeding(optimiser(self.c), name, fitted.target)
                 got = fresh_points(seeding, PlanRequest(size, fitted, pending, [name], seed), self.realise, seen)
                 points += got.points
                 pending += got.points

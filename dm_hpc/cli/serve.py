@@ -13,7 +13,7 @@ from rich.text import Text
 
 from dm_hpc.cli.access import portal_state
 from dm_hpc.cli.output import cli_console
-from dm_hpc.cli.store import fail
+from dm_hpc.cli.store import _clearance, fail
 
 console = cli_console()
 users_app = typer.Typer(help="Users of the portal: add (prints a token once), list, revoke.", no_args_is_help=True)
@@ -95,17 +95,13 @@ def add(
                                                           "(public, consortium, restricted, embargoed); default by role.")] = None,
 ) -> None:
     """Add a user and print its bearer token (shown once; only its hash is kept)."""
-    from dm_hpc.data.access import AccessLevel
     from dm_hpc.service import Role, UserError
 
     try:
         r = Role(role)
     except ValueError:
         fail(f"--role must be one of {', '.join(r.value for r in Role)}, not {role!r}")
-    try:
-        level = AccessLevel(clearance) if clearance else None
-    except ValueError:
-        fail(f"--clearance must be one of {', '.join(a.value for a in AccessLevel)}, not {clearance!r}")
+    level = _clearance(clearance, "--clearance") if clearance else None
     try:
         token = portal_state(state_dir, create=True).add_user(name, r, campaign or [], level)
     except UserError as exc:

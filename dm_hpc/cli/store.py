@@ -152,15 +152,15 @@ AccessLevel_ = Annotated[str, typer.Option(help="Your clearance: public, consort
                                                 "records above it are left out.")]
 
 
-def _clearance(access_level: str):
-    """``--access-level`` as an ``AccessLevel`` (``data.access.parse_level``), or ``fail`` naming
+def _clearance(access_level: str, option: str = "--access-level"):
+    """``option``'s value as an ``AccessLevel`` (``data.access.parse_level``), or ``fail`` naming
     the option and the levels."""
     from dm_hpc.data.access import AccessError, AccessLevel, parse_level
 
     try:
         return parse_level(access_level)
     except AccessError:
-        fail(f"--access-level must be one of {', '.join(a.value for a in AccessLevel)}, not {access_level!r}")
+        fail(f"{option} must be one of {', '.join(a.value for a in AccessLevel)}, not {access_level!r}")
 
 
 def _scoped(store: Path, df, clearance):

@@ -266,7 +266,13 @@ def read_candidates(path: str | Path, column_map: Mapping[str, Any] | str | Path
     if cmap is not None:
         table = apply_column_map(table, cmap, str(column_map) if not isinstance(column_map, Mapping) else "column map")
     table = table.drop(columns=[h for h in table.columns if str(h).strip().lower().startswith(MEASURED_PREFIXES)])
-    checked, _ = _checked(table, str(path), SheetDefaults(), None, loaded.decimal, unread=loaded.refused,
+    # a refused cell (a formula without a saved result) counts only in a column that is read: a
+    # pool's property column is not, nor is one its column map leaves out
+    read = {str(h).strip() for h in table.columns}
+    if cmap is not None:
+        read = {str(o).strip() for o, t in cmap.columns.items() if getattr(t, "to", t) in table.columns}
+    unread = tuple(v for v in loaded.refused if v.column is None or v.column in read)
+    checked, _ = _checked(table, str(path), SheetDefaults(), None, loaded.decimal, unread=unread,
                           measured=False)
     out = []
     for i in np.flatnonzero(checked.keep).tolist():

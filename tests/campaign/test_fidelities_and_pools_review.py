@@ -82,3 +82,29 @@ def test_a_pool_with_a_bad_composition_is_still_refused(tmp_path):
     c = load_campaign(_pool_campaign(tmp_path, [HEADER, "0.5,0.6,0", "0.5,0.5,0"], name="bad"))
     [why] = problems(c)
     assert why.startswith("space.pool: ") and "sums to 1.1" in why, why
+
+
+def _xlsx_pool(tmp_path, formula_column: int):
+    """A pool workbook written by a program (openpyxl saves a formula without its result)."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append((HEADER + PROPERTY).split(","))
+    for row in ROWS:
+        ws.append([float(v) for v in row.split(",")] + [None])
+    ws.cell(2, formula_column).value = "=-0.05-0.02"
+    path = tmp_path / "pool.xlsx"
+    wb.save(path)
+    return write_campaign(tmp_path, name="xpool", lab=False, space={"pool": str(path)})
+
+
+def test_a_formula_in_a_pools_property_column_is_not_read_so_not_refused(tmp_path):
+    """A pool's property column is not read (a candidate is where to look), yet an unsaved formula
+    there refused the whole pool at validate; in a composition column it still is refused."""
+    c = load_campaign(_xlsx_pool(tmp_path, formula_column=4))
+    assert problems(c) == []
+    assert len(pool_compositions(c)) == 3
+    c = load_campaign(_xlsx_pool(tmp_path, formula_column=1))
+    [why] = problems(c)
+    assert "without a saved result" in why and "composition:Cu" in why, why

@@ -287,3 +287,15 @@ def test_a_plot_a_redrawn_report_leaves_out_is_neither_listed_nor_served(built_c
         (folder / "parity_old.png").write_bytes((folder / "best_vs_evaluations.png").read_bytes())
         assert "parity_old.png" not in c.get(report, headers=auth).json()["plots"]
         assert c.get(f"/api/v1/campaigns/{CAMPAIGN}/report/parity_old.png", headers=auth).status_code == 404
+
+
+def test_a_clearance_is_read_as_every_other_access_level(portal):
+    """``users add --clearance`` parsed the level with its own code (one reading of a level:
+    ``data.access.parse_level``); a bad value is refused naming the option, a good one is kept."""
+    res = run("users", "add", "clr-bad", "--role", "scientist", "--clearance", "secret", "--state-dir", portal.state_dir)
+    assert res.exit_code != 0 and "--clearance must be one of" in res.output and "'secret'" in res.output, res.output
+    assert "Traceback" not in res.output
+    res = run("users", "add", "clr-ok", "--role", "scientist", "--clearance", "consortium", "--state-dir", portal.state_dir)
+    assert res.exit_code == 0, res.output
+    user = next(u for u in ServiceState(portal.state_dir).users() if u.name == "clr-ok")
+    assert user.clearance is AccessLevel.consortium
