@@ -226,6 +226,7 @@ def export(
         fail(f"{out}: cannot write: {exc.strerror}")
     say(f"exported {len(records)} records to {out}" + _withheld(withheld, clearance))
     _say_inexact(records, basis)
+    _say_untrimmed(records)
 
 
 def _say_inexact(records, basis: str) -> None:
@@ -242,6 +243,18 @@ def _say_inexact(records, basis: str) -> None:
                   f"as stored, do not sum to 1 at the 12th decimal), so imported back they are other records: "
                   f"{', '.join(off[:10])}{', ...' if len(off) > 10 else ''}; --basis atomic_fraction writes every "
                   "composition exactly", markup=False, highlight=False, soft_wrap=True)
+
+
+def _say_untrimmed(records) -> None:
+    """Warn of the records stored with spaces around a text of their content (before intake
+    trimmed them, ``records.trimmed``): the sheet reader trims them, so imported back they are
+    other records. Their ids stay theirs: a stored record is never rewritten."""
+    off = [(r.record_id, texts) for r in records if (texts := r.untrimmed_texts())]
+    if off:
+        shown = "; ".join(f"{rid} ({', '.join(texts)})" for rid, texts in off[:10])
+        err.print(f"warning: {len(off)} record(s) hold texts with spaces around them (stored before such spaces were "
+                  f"trimmed on intake), which a sheet's reader trims, so imported back they are other records: "
+                  f"{shown}{'; ...' if len(off) > 10 else ''}", markup=False, highlight=False, soft_wrap=True)
 
 
 @store_app.command("query")

@@ -17,6 +17,12 @@ alike, so a frame read from one door can be handed to another unchanged::
     predicted:<name> [unit], predicted_std:<name> [unit]   a model's prediction (sheets out)
     ordered:<El> [at_frac], 99 % interval:<name> [unit], verdict   the annotated copy's additions
 
+A record's second raw material or process step of one name (two anneals, one powder from two
+makers) is written under ``<name>:<k>`` (``occurrence_name``): ``raw:Fe powder:2 [g]``,
+``process:anneal:2:annealing_temperature [K]``, ``process:anneal:2:order``. A raw material given
+in other units by other records has a column per unit (``raw:Fe [g]``, ``raw:Fe [kg]``), and a
+row fills one of them: the unit is part of a record's content (and id), so it is not converted.
+
 The store's own frame (``Store.to_dataframe``: ``x_<El>``, ``<property>``, ``<property>_std``,
 ``process.<step>:<parameter>``, ``raw.<name> [unit]``) is the learning code's matrix, not a table
 for people; ``sheet_frame`` renames it into this scheme. The grammar that reads headers back is
@@ -48,6 +54,14 @@ def _bracket(unit: str | None) -> str:
 
 def composition_column(element: str, basis: str = ATOMIC_FRACTION) -> str:
     return f"composition:{element} [{basis}]"
+
+
+def occurrence_name(name: str, occurrence: int) -> str:
+    """The name a record's ``occurrence``-th raw material or process step called ``name`` (from 1,
+    in the record's order) is written under in a header: ``name`` for the first, ``name:<k>`` for
+    the k-th. A name in a header cannot hold ':', so no name reads as another's occurrence, and a
+    header without one means what it always did."""
+    return name if occurrence == 1 else f"{name}:{occurrence}"
 
 
 def raw_column(name: str, unit: str) -> str:

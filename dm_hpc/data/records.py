@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from typing import Annotated, Any
 
@@ -43,6 +43,23 @@ STORED = {"stored": True}
 
 def _stored(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get("stored"))
+
+
+def trimmed(text: str) -> str | None:
+    """``text`` without the spaces around it, None when it is blank: what the sheet reader makes of
+    a text cell (spaces around a cell are typing noise). Intake applies the same rule to a
+    record's texts, so a record's id never depends on them and its export reads back as itself.
+    Only spaces: a tab or CR that begins a text is content (an export writes it neutralised)."""
+    return None if not text.strip() else text.strip(" ")
+
+
+def _trim(v: Any, info: ValidationInfo, blank: Any = None) -> Any:
+    """A text field's input ``trimmed`` (``blank`` for a blank one, None for an optional field);
+    as stored when read from a store: its id is the hash of the text as it was stored then."""
+    if _stored(info) or not isinstance(v, str):
+        return v
+    out = trimmed(v)
+    return blank if out is None else out
 
 
 def label_problem(v: str, limit: int) -> str | None:
@@ -113,8 +130,44 @@ class Quantity(BaseModel):
     unit: str = "dimensionless"
 
 
+#: A raw material's purity is a percentage of the material (99.5 for 99.5 %), bounds inclusive:
+#: the one range the Python API and the sheet reader check it against (``purity_problem``).
+PURITY_RANGE = (0.0, 100.0)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def purity_problem(value: float) -> str | None:
+    """Why ``value`` is no purity (outside ``PURITY_RANGE``, or not a number), or None."""
+    low, high = PURITY_RANGE
+    if low <= value <= high:  # NaN is in no range
+        return None
+    return f"purity {value!r} is outside {low:g}-{high:g} (%)"
+
+
+def purchase_date_problem(text: str, today: date | None = None) -> str | None:
+    """Why ``text`` is no purchase date, or None: a calendar date written YYYY-MM-DD (one form, so
+    one day is one text and one record id), not after ``today`` (default: today in UTC) by more
+    than a day (a lab east of Greenwich is a day ahead of UTC for hours)."""
+    try:
+        day = date.fromisoformat(text) if _ISO_DATE.fullmatch(text) else None
+    except ValueError:  # 2024-02-30
+        day = None
+    if day is None:
+        return f"purchase_date {text!r} is not a date written YYYY-MM-DD (e.g. 2024-03-01)"
+    if day > (today or datetime.now(UTC).date()) + timedelta(days=1):
+        return f"purchase_date {text!r} is in the future"
+    return None
+
+
+#: A raw material's texts, trimmed on intake (``trimmed``).
+_RAW_TEXTS = ("name", "material_class", "manufacturer", "formula", "purchase_date")
+
+
 class RawMaterial(BaseModel):
-    """A raw material used to make the sample (the plan's first stage)."""
+    """A raw material used to make the sample (the plan's first stage). ``purity`` in percent.
+
+    Purity and purchase date are checked on intake, not when read from a store (``STORED``), as
+    the physical ranges: a record stored before the checks stays readable under its id."""
 
     model_config = ConfigDict(frozen=True)
     name: str
@@ -124,6 +177,19 @@ class RawMaterial(BaseModel):
     purity: float | None = None
     amount: Quantity | None = None
     purchase_date: str | None = None
+
+    @field_validator(*_RAW_TEXTS, mode="before")
+    @classmethod
+    def _texts(cls, v: Any, info: ValidationInfo) -> Any:
+        return _trim(v, info, blank=v if info.field_name == "name" else None)  # a name stays a name
+
+    @field_validator("purity", "purchase_date")
+    @classmethod
+    def _checked(cls, v: Any, info: ValidationInfo) -> Any:
+        check = purity_problem if info.field_name == "purity" else purchase_date_problem
+        if v is not None and not _stored(info) and (problem := check(v)) is not None:
+            raise ValueError(problem)
+        return v
 
 
 class ProcessStep(BaseModel):
@@ -139,6 +205,11 @@ class ProcessStep(BaseModel):
     equipment: str | None = None
     parameters: dict[str, float] = Field(default_factory=dict)
     settings: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("equipment", mode="before")
+    @classmethod
+    def _equipment(cls, v: Any, info: ValidationInfo) -> Any:
+        return _trim(v, info)
 
     @field_validator("name")
     @classmethod
@@ -252,6 +323,12 @@ class Provenance(BaseModel):
     #: stay in the store, and queries show only the current one unless asked.
     supersedes: list[str] | None = None
 
+    @field_validator("method", "input_hash", "contributor", "institution", mode="before")
+    @classmethod
+    def _texts(cls, v: Any, info: ValidationInfo) -> Any:
+        # a blank method stays itself, for ``_method`` to refuse by name
+        return _trim(v, info, blank=v if info.field_name == "method" else None)
+
     @field_validator("method")
     @classmethod
     def _method(cls, v: str) -> str:
@@ -276,6 +353,11 @@ class MaterialRecord(BaseModel):
     sample_id: Annotated[str | None, _fits(MAX_LABEL)] = None
     structure: dict[str, Any] | None = None
     provenance: Provenance
+
+    @field_validator("sample_id", mode="before")
+    @classmethod
+    def _sample_id(cls, v: Any, info: ValidationInfo) -> Any:
+        return _trim(v, info)
 
     @model_validator(mode="after")
     def _in_class_range(self, info: ValidationInfo) -> MaterialRecord:
@@ -357,6 +439,16 @@ class MaterialRecord(BaseModel):
     def record_id(self) -> str:
         """Stable content hash, e.g. ``dm-3f2a...`` (23 characters)."""
         return record_id_of(self.content_json)
+
+    def untrimmed_texts(self) -> list[str]:
+        """The texts of the content that hold spaces intake now trims (``trimmed``), each as
+        ``where 'text'``: a record stored before the trimming. The sheet reader trims them, so
+        an export of such a record reads back as another record (``store export`` says which)."""
+        texts = [("sample_id", self.sample_id), ("method", self.provenance.method),
+                 ("input_hash", self.provenance.input_hash)]
+        texts += [(f"raw material {rm.name!r} {f}", getattr(rm, f)) for rm in self.raw_materials for f in _RAW_TEXTS]
+        texts += [(f"step {st.name!r} equipment", st.equipment) for st in self.process]
+        return [f"{where} {text!r}" for where, text in texts if text is not None and trimmed(text) != text]
 
 
 def provenance_json(provenance: Provenance) -> tuple[str, str]:

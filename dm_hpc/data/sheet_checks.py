@@ -25,6 +25,7 @@ import json
 import math
 import re
 import unicodedata
+from datetime import date, datetime, time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -53,6 +54,9 @@ from dm_hpc.data.records import (
     RawMaterial,
     Source,
     label_problem,
+    purchase_date_problem,
+    purity_problem,
+    trimmed,
 )
 from dm_hpc.data.rounding import round_significant
 from dm_hpc.data.columns import RAW_FIELDS, RAW_USED, property_column
@@ -95,6 +99,7 @@ class ColumnLike(Protocol):
     name: str
     unit: str | None
     step: str | None
+    occurrence: int
 
 
 @dataclass(frozen=True)
@@ -352,16 +357,16 @@ def _meta(table: pd.DataFrame, columns: Sequence[ColumnLike], name: str, lines: 
 
 
 def _texts(cells: Sequence[Any]) -> list[str | None]:
-    """Cells as stripped text, None when blank."""
-    # spaces around a cell are typing noise; a tab or CR that begins a text is content (it was
-    # written, neutralised, by an export and must read back unchanged)
-    out = []
-    for v in cells:
-        if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
-            out.append(None)
-        else:
-            out.append(str(v).strip(" "))
-    return out
+    """Cells as text without the spaces around them, None when blank (``records.trimmed``: the
+    rule intake applies to a record's texts, so a record made in Python reads back as itself)."""
+    return [None if v is None or (isinstance(v, float) and np.isnan(v)) else trimmed(str(v)) for v in cells]
+
+
+def _calendar_dates(cells: Sequence[Any]) -> list[Any]:
+    """Cells with a workbook's date cell (a datetime at midnight: Excel turns a typed 2024-03-01
+    into one) as the date it shows, YYYY-MM-DD; any other cell as it is."""
+    return [v.date().isoformat() if isinstance(v, datetime) and v.time() == time() and v.tzinfo is None
+            else v.isoformat() if isinstance(v, date) and not isinstance(v, datetime) else v for v in cells]
 
 
 @dataclass(frozen=True)
@@ -572,12 +577,18 @@ def check_columns(
             rows.refuse(int(i), f"raw-material shares ({', '.join(c.header for c in shares)}) make "
                         f"{100 * summed[i]:.4g} % of the sample")
 
+    for same in _amount_columns(columns).values():  # one raw material in columns of other units
+        given = np.column_stack([~np.isnan(parsed[c.header].values) for c in same])
+        for i in np.flatnonzero(keep & (given.sum(axis=1) > 1)).tolist():
+            twice = [c.header for c, g in zip(same, given[i]) if g]
+            rows.refuse(i, f"{same[0].name} is given in {' and '.join(twice)}: give its amount in one of them")
+
     raw_given = np.zeros(n, dtype=bool)  # an amount of a raw material the row gives (``_raw_in_rows``)
     for c in raw_cols:
         amount = parsed[c.header].values
         detailed = np.zeros(n, dtype=bool)
         for f in columns:
-            if f.kind == "raw_field" and f.step == c.name:
+            if f.kind == "raw_field" and f.step == c.name and f.occurrence == c.occurrence:
                 detailed |= np.array([v is not None for v in details[f.header]], dtype=bool)
         raw_given |= (np.nan_to_num(amount, nan=0.0) > 0) | (detailed & ~np.isnan(amount))
     seen: dict[str, int] = {}
@@ -644,13 +655,28 @@ def _json_object(text: str, texts_only: bool = False) -> tuple[dict[str, float |
     return out, None
 
 
-def _raw_in_rows(amounts: ColumnLike | None, name: str, parsed: dict[str, Cells],
+def _amount_columns(columns: Sequence[ColumnLike]) -> dict[tuple[str, int], list[ColumnLike]]:
+    """The amount columns of each raw material (name, occurrence), one per unit the sheet gives it in."""
+    out: dict[tuple[str, int], list[ColumnLike]] = {}
+    for c in columns:
+        if c.kind == "raw":
+            out.setdefault((c.name, c.occurrence), []).append(c)
+    return out
+
+
+def _raw_in_rows(amounts: Sequence[ColumnLike], name: str, parsed: dict[str, Cells],
                  details: dict[str, list[Any]], fields: Sequence[ColumnLike], n: int) -> list[RawMaterial | None]:
     """Raw material ``name`` of each row (None where the row does not give it), from its amount
-    column (``amounts``, or None) and its detail columns (``fields``, ``columns.RAW_FIELDS`` and
-    ``RAW_USED``): a row gives it when its amount is above 0 or a detail is given; then a given
-    amount, 0 too, is its amount. An amount of 0 alone is a lab's "not used", as ever."""
-    values = parsed[amounts.header].values if amounts is not None else np.full(n, np.nan)
+    columns (``amounts``, one per unit; a row fills one, checked) and its detail columns
+    (``fields``, ``columns.RAW_FIELDS`` and ``RAW_USED``): a row gives it when its amount is above 0
+    or a detail is given; then a given amount, 0 too, is its amount. An amount of 0 alone is a
+    lab's "not used", as ever."""
+    values = np.full(n, np.nan)
+    units: list[str | None] = [None] * n
+    for c in amounts:
+        cells = parsed[c.header].values
+        for i in np.flatnonzero(~np.isnan(cells) & np.isnan(values)).tolist():
+            values[i], units[i] = cells[i], c.unit
     out: list[RawMaterial | None] = []
     for i in range(n):
         given = {f.name: details[f.header][i] for f in fields if details[f.header][i] is not None}
@@ -658,7 +684,7 @@ def _raw_in_rows(amounts: ColumnLike | None, name: str, parsed: dict[str, Cells]
             out.append(None)
             continue
         given.pop(RAW_USED, None)
-        amount = None if np.isnan(values[i]) else Quantity.model_construct(value=float(values[i]), unit=amounts.unit)
+        amount = None if np.isnan(values[i]) else Quantity.model_construct(value=float(values[i]), unit=units[i])
         # every field given: a default costs model_construct a signature look-up
         out.append(RawMaterial.model_construct(name=name, amount=amount,
                                                **{f: given.get(f) for f in RAW_FIELDS}))
@@ -667,15 +693,16 @@ def _raw_in_rows(amounts: ColumnLike | None, name: str, parsed: dict[str, Cells]
 
 def _raw_materials_by_row(columns: Sequence[ColumnLike], parsed: dict[str, Cells],
                          details: dict[str, list[Any]], n: int) -> list[list[RawMaterial]]:
-    """Each row's raw materials, by name (``_raw_in_rows``)."""
-    amounts = {c.name: c for c in columns if c.kind == "raw"}
-    fields: dict[str, list[ColumnLike]] = {}
+    """Each row's raw materials, by name, those of one name by occurrence (``_raw_in_rows``)."""
+    amounts = _amount_columns(columns)
+    fields: dict[tuple[str, int], list[ColumnLike]] = {}
     for c in columns:
         if c.kind == "raw_field":
-            fields.setdefault(c.step, []).append(c)
+            fields.setdefault((c.step, c.occurrence), []).append(c)
     out: list[list[RawMaterial]] = [[] for _ in range(n)]
-    for name in sorted({*amounts, *fields}):
-        for i, rm in enumerate(_raw_in_rows(amounts.get(name), name, parsed, details, fields.get(name, []), n)):
+    for key in sorted({*amounts, *fields}):
+        name = key[0]
+        for i, rm in enumerate(_raw_in_rows(amounts.get(key, []), name, parsed, details, fields.get(key, []), n)):
             if rm is not None:
                 out[i].append(rm)
     return out
@@ -702,6 +729,10 @@ def _details(table: pd.DataFrame, columns: Sequence[ColumnLike], rows: RowChecks
             for i, why in cells.bad.items():
                 rows.refuse(i, why, c.header, table[c.header].iloc[i])
             values = [None if math.isnan(v) else v for v in cells.values.tolist()]
+            for i, v in enumerate(values):
+                if v is not None and (why := purity_problem(v)) is not None:
+                    values[i] = None
+                    rows.refuse(i, why, c.header, table[c.header].iloc[i])
         elif c.kind == "raw_field" and c.name == RAW_USED:
             values = _texts(table[c.header].tolist())
             for i, text in enumerate(values):
@@ -720,11 +751,15 @@ def _details(table: pd.DataFrame, columns: Sequence[ColumnLike], rows: RowChecks
                     rows.refuse(i, "a step's order is a whole number (its place in the route: 0, 1, 2, ...)",
                                 c.header, table[c.header].iloc[i])
         elif c.kind in ("step", "raw_field", "conditions"):
-            values = _texts(table[c.header].tolist())
+            dated = c.kind == "raw_field" and c.name == "purchase_date"
+            cells = table[c.header].tolist()
+            values = _texts(_calendar_dates(cells) if dated else cells)
             for i, text in enumerate(values):
                 why = None if text is None else why_merged(text) if merged_into(text) else None
                 if text is not None and why is None and (c.kind == "conditions" or c.name == "settings"):
                     values[i], why = _json_object(text, texts_only=c.kind == "step")
+                elif text is not None and why is None and dated:
+                    why = purchase_date_problem(text)
                 if why is not None:
                     values[i] = None
                     rows.refuse(i, why, c.header, table[c.header].iloc[i])
@@ -854,15 +889,19 @@ def not_made_and_pending(checked: CheckedColumns) -> tuple[list[tuple[int, str |
     return [(line, sid) for line, sid, marked in pairs if marked], [(line, sid) for line, sid, marked in pairs if not marked]
 
 
-def _route(parameters: dict[str | None, dict[str, float]], fields: dict[str | None, dict[str, Any]],
-           steps: dict[str | None, int]) -> list[ProcessStep]:
+#: A step of a row: its name and its occurrence among the row's steps of that name (1, 2, ...).
+StepKey = tuple[str | None, int]
+
+
+def _route(parameters: dict[StepKey, dict[str, float]], fields: dict[StepKey, dict[str, Any]],
+           steps: dict[StepKey, int]) -> list[ProcessStep]:
     """A row's process steps, from each step's ``parameters`` (canonical, rounded) and ``fields``
     (``columns.STEP_FIELDS``), in route order: a step's ``order`` where the row gives it, else its
     place among the steps the row gives, in the order of the steps' first columns (``steps``);
     steps at one order keep that order (as the validated path sorts them)."""
     given = [s for s in steps if s in parameters or s in fields]
     route = [ProcessStep.model_construct(
-        name=step, order=fields.get(step, {}).get("order", place), equipment=fields.get(step, {}).get("equipment"),
+        name=step[0], order=fields.get(step, {}).get("order", place), equipment=fields.get(step, {}).get("equipment"),
         parameters=dict(sorted(parameters.get(step, {}).items())), settings=fields.get(step, {}).get("settings", {}))
         for place, step in enumerate(given)]
     return sorted(route, key=lambda s: s.order)
@@ -879,11 +918,11 @@ def build_records(checked: CheckedColumns) -> CheckedRows:
     units = {c.header: term(c.name).unit for c in props}
     conditions = {c.name: checked.details[c.header] for c in checked.of_kind("conditions")}
     raw_materials = _raw_materials_by_row(checked.columns, parsed, checked.details, len(checked.keep))
-    step_fields = [(c.step, c.name, checked.details[c.header]) for c in checked.of_kind("step")]
-    steps: dict[str | None, int] = {}
+    step_fields = [((c.step, c.occurrence), c.name, checked.details[c.header]) for c in checked.of_kind("step")]
+    steps: dict[StepKey, int] = {}
     for c in checked.columns:
         if c.kind in ("process", "step"):
-            steps.setdefault(c.step, len(steps))
+            steps.setdefault((c.step, c.occurrence), len(steps))
     provenance: dict[tuple, Provenance] = {}
     records: list[MaterialRecord] = []
     record_lines: list[int] = []
@@ -909,11 +948,11 @@ def build_records(checked: CheckedColumns) -> CheckedRows:
                     head = unc_headers[c.name]
                     cell = None if table is None else table[head].iloc[i]
                     verdicts.append(converted_cell(lines[i], sid, head, cell, c.unit, float(unc[i])))
-        process: dict[str | None, dict[str, float]] = {}
+        process: dict[StepKey, dict[str, float]] = {}
         for c in procs:
             if not np.isnan(checked.canonical[c.header][i]):
-                process.setdefault(c.step, {})[c.name] = float(rounded[c.header][i])
-        fields: dict[str | None, dict[str, Any]] = {}
+                process.setdefault((c.step, c.occurrence), {})[c.name] = float(rounded[c.header][i])
+        fields: dict[StepKey, dict[str, Any]] = {}
         for step, name, values in step_fields:
             if values[i] is not None:
                 fields.setdefault(step, {})[name] = values[i]

@@ -188,15 +188,15 @@ def _process(checked: CheckedColumns, at: np.ndarray):
     n = len(at)
     if not cols:
         return [""] * n, _empty_triples()
-    steps: list[str] = []
+    steps: list[tuple[str, int]] = []  # (name, occurrence): a second anneal is a step of its own
     for c in cols:
-        if c.step not in steps:
-            steps.append(c.step)
-    per_step = [sorted((c for c in cols if c.step == s), key=lambda c: c.name) for s in steps]
+        if (c.step, c.occurrence) not in steps:
+            steps.append((c.step, c.occurrence))
+    per_step = [sorted((c for c in cols if (c.step, c.occurrence) == s), key=lambda c: c.name) for s in steps]
     items: list[list[str]] = [[] for _ in range(n)]
     order = np.zeros(n, dtype=np.int64)
     cells = []
-    for step, scols in zip(steps, per_step):
+    for (step, _), scols in zip(steps, per_step):
         value = np.column_stack([checked.canonical[c.header][at] for c in scols])
         present = ~np.isnan(value)
         r, j = np.nonzero(present)
@@ -216,8 +216,9 @@ def _process(checked: CheckedColumns, at: np.ndarray):
 
 
 def _raw_materials(checked: CheckedColumns, at: np.ndarray):
-    """Per record: the ``raw_materials`` list's members (by name, amounts > 0); raw triples."""
-    cols = sorted(checked.of_kind("raw"), key=lambda c: c.name)
+    """Per record: the ``raw_materials`` list's members (by name, those of one name by occurrence;
+    amounts > 0; a row fills one unit's column of each, checked); raw triples."""
+    cols = sorted(checked.of_kind("raw"), key=lambda c: (c.name, c.occurrence))
     n = len(at)
     if not cols:
         return [""] * n, _empty_triples()

@@ -8,10 +8,12 @@ Header grammar (one column each; units in square brackets)::
     raw:<name>:material_class|manufacturer|formula|purchase_date   its details (texts)
     raw:<name>:purity                           its purity (a number)
     raw:<name>:used                             "yes": given with no amount above 0 and no detail (0 alone: not used)
+    raw:<name>:<k> [unit], raw:<name>:<k>:<field>   the row's k-th raw material of that name (k = 2, 3, ...)
     process:<step>:<parameter> [unit]           a process parameter (vocabulary term)
     process:<step>:equipment                    the step's equipment (text)
     process:<step>:settings                     its settings, a JSON object of texts: {"atmosphere": "Ar"}
     process:<step>:order                        its place in the route (default: its place among the row's steps)
+    process:<step>:<k>:<parameter> [unit], process:<step>:<k>:<field>   the row's k-th step of that name
     property:<name> [unit]                      a measured or computed value (vocabulary term)
     uncertainty:<name> [unit]                   its standard uncertainty
     conditions:<name>                           its conditions, a JSON object: {"temperature": 298.0, "load": "HV10"}
@@ -59,6 +61,7 @@ from dm_hpc.data.columns import (
     composition_column,
     conditions_column,
     is_annotation,
+    occurrence_name,
     process_column,
     property_column,
     raw_column,
@@ -101,6 +104,8 @@ __all__ = ["SheetError", "SheetContents", "SheetColumns", "SheetDefaults", "read
            "COMPOSITION_TOLERANCE", "NOT_MADE", "did_you_mean", "unit_conversions"]
 
 _HEADER = re.compile(r"^\s*(?P<key>[^\[\]]+?)\s*(?:\[(?P<unit>[^\]]*)\])?\s*$")
+#: The occurrence segment of a raw or process header (``columns.occurrence_name``): 1, 2, ...
+_OCCURRENCE = re.compile(r"[1-9][0-9]*")
 _BASIS_UNITS = {
     "at_frac": Basis.atomic_fraction, "at. frac": Basis.atomic_fraction, "": Basis.atomic_fraction,
     "at%": Basis.atomic_percent, "at_percent": Basis.atomic_percent,
@@ -124,6 +129,7 @@ class Column:
     name: str  # a step's or a raw material's field for those kinds
     unit: str | None = None
     step: str | None = None  # the step of a process or step column; the raw material of a raw_field column
+    occurrence: int = 1  # which of the row's raw materials or steps of that name (``columns.occurrence_name``)
 
 
 def header_key(header: object) -> str:
@@ -147,19 +153,22 @@ def parse_header(header: str) -> Column:
         raise ValueError(f"column {header!r}: not a template header")
     key, unit = m.group("key"), m.group("unit")
     parts = key.split(":")
+    nth = 1
+    if parts[0] in ("raw", "process") and len(parts) in (3, 4) and _OCCURRENCE.fullmatch(parts[2]):
+        nth, parts = int(parts[2]), [*parts[:2], *parts[3:]]
     if len(parts) == 1 and key in META:
         return Column(header, "meta", key)
     if parts[0] == "composition" and len(parts) == 2:
         return Column(header, "composition", parts[1], unit or "")
     if parts[0] == "raw" and len(parts) == 3 and parts[1].strip() and parts[2] in (*RAW_FIELDS, RAW_USED):
-        return Column(header, "raw_field", parts[2], unit, step=parts[1].strip())
+        return Column(header, "raw_field", parts[2], unit, step=parts[1].strip(), occurrence=nth)
     if parts[0] == "raw" and len(parts) == 2 and parts[1].strip():
-        return Column(header, "raw", parts[1].strip(), unit or "dimensionless")
+        return Column(header, "raw", parts[1].strip(), unit or "dimensionless", occurrence=nth)
     if parts[0] == "process" and len(parts) == 3 and parts[2] in STEP_FIELDS:
-        return Column(header, "step", parts[2], unit, step=parts[1])
+        return Column(header, "step", parts[2], unit, step=parts[1], occurrence=nth)
     if parts[0] == "process" and len(parts) == 3:
         canonical_unit(parts[2], kind="process_parameter")
-        return Column(header, "process", parts[2], unit, step=parts[1])
+        return Column(header, "process", parts[2], unit, step=parts[1], occurrence=nth)
     if parts[0] in ("property", "uncertainty", "conditions", "predicted", "predicted_std") and len(parts) == 2:
         canonical_unit(parts[1])
         return Column(header, parts[0], parts[1], unit)
@@ -167,7 +176,8 @@ def parse_header(header: str) -> Column:
         f"column {header!r}: expected sample_id, composition:<El> [basis], raw:<name> [unit], "
         f"raw:<name>:{'|'.join((*RAW_FIELDS, RAW_USED))}, process:<step>:<param> [unit], "
         f"process:<step>:{'|'.join(STEP_FIELDS)}, property:<name> [unit], uncertainty:<name> [unit], conditions:<name> "
-        f"or one of {', '.join(META)}"
+        f"or one of {', '.join(META)} (a row's second raw material or step of one name: raw:<name>:2 [unit], "
+        "process:<step>:2:<param> [unit], and so on)"
     )
 
 
@@ -313,7 +323,7 @@ def _unknown_term(header: str, exc: UnknownPropertyError) -> tuple[str, str | No
         return f"column {header!r}: {exc}", None
     m = _HEADER.match(str(header))
     kind, *step = m.group("key").split(":")[:-1]
-    fixed = (process_column(step[0], meant, m.group("unit")) if kind == "process"
+    fixed = (process_column(":".join(step), meant, m.group("unit")) if kind == "process"
              else conditions_column(meant) if kind == "conditions"
              else property_column(meant, m.group("unit"), kind=kind))
     return f"column {header!r}: unknown {exc.kind.replace('_', ' ')} {exc.name!r}; did you mean {fixed!r}?", meant
@@ -437,7 +447,8 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()) -> Headers:
             except ValueError as exc:
                 refuse(f"column {c.header!r}: {describe_error(exc)}", c.header)
         if c.kind in ("step", "raw_field", "conditions") and c.unit is not None:
-            bare = (step_column(c.step, c.name) if c.kind == "step" else raw_field_column(c.step, c.name)
+            named = occurrence_name(c.step, c.occurrence) if c.step is not None else None
+            bare = (step_column(named, c.name) if c.kind == "step" else raw_field_column(named, c.name)
                     if c.kind == "raw_field" else conditions_column(c.name))
             refuse(f"column {c.header!r} takes no [unit]; write {bare!r}", c.header)
         if c.kind == "raw" and (why := raw_unit_problem(c.unit)):
@@ -453,7 +464,8 @@ def _columns(table: pd.DataFrame, properties: Collection[str] = ()) -> Headers:
                 refuse(f"column {c.header!r}: {exc}", c.header)
     seen: dict[tuple, str] = {}
     for c in columns:  # two columns for one quantity: which one holds the value is a guess
-        key = (c.kind, c.step, c.name)
+        # a raw material's amount in two units is two columns, one per record's unit (a row fills one)
+        key = (c.kind, c.step, c.name, c.occurrence, c.unit if c.kind == "raw" else None)
         if c.kind in ("composition", "raw", "raw_field", "process", "step", "property", "uncertainty",
                       "conditions") and key in seen:
             refuse(f"columns {seen[key]!r} and {c.header!r} both give "
@@ -665,6 +677,18 @@ def _exact(value: float) -> float | str:
     return value if float(f"{value:.15g}") == value else repr(value)
 
 
+def _occurrence_names(names: Sequence[str]) -> list[str]:
+    """Each of a record's raw-material or step ``names`` (in the record's order) as its columns
+    name it: the second of one name ``<name>:2`` (``columns.occurrence_name``), so two anneals
+    are two column sets and read back as two steps, in this order."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(occurrence_name(name, seen[name]))
+    return out
+
+
 def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Basis.atomic_fraction) -> pd.DataFrame:
     """Records as a template table (canonical units; column names from ``columns``), the
     inverse of ``records_from_table``: every part of a record's content is written, so a row
@@ -672,7 +696,11 @@ def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Bas
 
     A step's ``order`` is written only where the steps' places in their rows would not give it
     (some record with more than one step, a step at another place than 0, or one with nothing
-    else to write): one step at 0, the usual route of a lab sheet, reads back without it."""
+    else to write): one step at 0, the usual route of a lab sheet, reads back without it.
+
+    A record's second step or raw material of one name is written under ``<name>:2``
+    (``_occurrence_names``); a raw material's amount in the unit the record holds it in (a column
+    per unit where records differ: the unit is part of the id, so converting would change it)."""
     basis = Basis(basis)
     orders = any(len(rec.process) > 1 or any(s.order or not (s.parameters or s.equipment is not None or s.settings)
                                              for s in rec.process) for rec in records)
@@ -694,24 +722,24 @@ def records_to_table(records: Sequence[MaterialRecord], basis: Basis | str = Bas
         if rec.composition is not None:
             for el, amount in rec.composition.amounts(basis).items():
                 row[composition_column(el, _BASIS_LABEL[basis])] = amount
-        for rm in rec.raw_materials:
+        for rm, name in zip(rec.raw_materials, _occurrence_names([rm.name for rm in rec.raw_materials])):
             if rm.amount is not None:
-                row[raw_column(rm.name, rm.amount.unit)] = _exact(rm.amount.value)
+                row[raw_column(name, rm.amount.unit)] = _exact(rm.amount.value)
             details = {f: getattr(rm, f) for f in RAW_FIELDS if getattr(rm, f) is not None}
             for f, value in details.items():
-                row[raw_field_column(rm.name, f)] = _exact(value) if f == "purity" else value
+                row[raw_field_column(name, f)] = _exact(value) if f == "purity" else value
             if not details and (rm.amount is None or rm.amount.value <= 0):  # else it would read back as not used
-                row[raw_field_column(rm.name, RAW_USED)] = "yes"
-        for step in rec.process:
+                row[raw_field_column(name, RAW_USED)] = "yes"
+        for step, name in zip(rec.process, _occurrence_names([s.name for s in rec.process])):
             for key, val in step.parameters.items():
-                row[process_column(step.name, key)] = val
+                row[process_column(name, key)] = val
             if step.equipment is not None:
-                row[step_column(step.name, "equipment")] = step.equipment
+                row[step_column(name, "equipment")] = step.equipment
             if step.settings:
-                row[step_column(step.name, "settings")] = json.dumps(step.settings, ensure_ascii=False)
+                row[step_column(name, "settings")] = json.dumps(step.settings, ensure_ascii=False)
             if orders:
-                row[step_column(step.name, "order")] = step.order
-                order_columns.add(step_column(step.name, "order"))
+                row[step_column(name, "order")] = step.order
+                order_columns.add(step_column(name, "order"))
         for p in rec.properties:
             row[property_column(p.name, p.unit)] = p.value
             if p.uncertainty is not None:
