@@ -320,6 +320,9 @@ class SourceRows:
     #: a model source's loaded file (``campaign.standard.ModelFile``; no records: its predictions
     #: on the campaign's design space are the source)
     model: object | None = None
+    #: the record sources (``computed``, ``experimental``) of the rows: two is one task of both,
+    #: which the campaign's fidelities keep apart (``mixed_sources`` says so)
+    kinds: tuple[str, ...] = ()
 
 
 def table_frame(path: Path, column_map: Path | None) -> pd.DataFrame:
@@ -404,10 +407,69 @@ def own_in_model(model, own_ids) -> int:
     return len(model.record_ids() & set(own_ids))
 
 
+#: ``SourceRows.skipped``'s reason for rows that are the campaign's own answers (``own_answers``)
+OWN_ANSWERS = "the campaign's own answers"
+
+
+def _row_keys(frame: pd.DataFrame, prop: str) -> list[tuple]:
+    """(record source, composition, value of ``prop``) of each row of ``frame`` (``Store.to_dataframe``
+    columns): a record's identity whatever its id (a table row and the store record made from it
+    share none). The source counts: a calculation that gives a measured value (a metal's band gap of
+    0) is not the measurement. A row without the value has None for it."""
+    from dm_hpc.acquire.points import point_key
+
+    if not len(frame):
+        return []
+    x_cols = [c for c in frame.columns if c.startswith("x_")]
+    values = frame[prop].to_numpy(float) if prop in frame.columns else np.full(len(frame), np.nan)
+    kinds = frame["source"].astype(str).to_numpy() if "source" in frame.columns else np.full(len(frame), "")
+    return [(kind, point_key({c[2:]: v for c, v in zip(x_cols, row) if v > 0}, {})[0],
+             float(f"{value:.9g}") if np.isfinite(value) else None)
+            for kind, row, value in zip(kinds, frame[x_cols].fillna(0).to_numpy(), values)]
+
+
+def _answer_keys(frame: pd.DataFrame, prop: str) -> set[tuple]:
+    return {k for k in _row_keys(frame, prop) if k[2] is not None}
+
+
+def lab_answers(campaign: CampaignSpec, prop: str, df: pd.DataFrame, emulated: bool = True) -> set[tuple]:
+    """The campaign's own answers for ``prop`` as ``_answer_keys``: its records in ``df`` (the store's)
+    and, with ``emulated``, every row its emulated lab answers from (``emulate_from``: its measured
+    rows, or all where it has none, as ``EmulatedLab`` reads it; a table that cannot be read gives
+    none here, preflight names it). A table source is checked against both; a store source against
+    the records (another campaign's records of the same literature are that campaign's data)."""
+    keys = _answer_keys(own_records(campaign, df), prop)
+    for fid in (campaign.fidelities if emulated else ()):
+        if fid.kind == FidelityKind.experiment and fid.emulate_from is not None:
+            try:
+                table = table_frame(fid.emulate_from, fid.emulate_map)
+            except (OSError, ValueError):
+                continue
+            if "source" in table.columns and (table["source"] == "experimental").any():
+                table = table[table["source"] == "experimental"]
+            keys |= _answer_keys(table, prop)
+    return keys
+
+
+def own_answers(rows: pd.DataFrame, prop: str, answers: set[tuple]) -> np.ndarray:
+    """Mask of a source's ``rows`` that are the campaign's own answers (``lab_answers``): the same
+    record source, composition and value of ``prop`` as one of its records or of the rows its
+    emulated lab answers from. Such a
+    source is the campaign's own data seen twice, as a model file trained on its records is
+    (``own_in_model``): its gain is the campaign fitting itself (review: the lab's own table as a
+    source, 40.8x "better")."""
+    if not answers:
+        return np.zeros(len(rows), bool)
+    return np.array([k in answers for k in _row_keys(rows, prop)], bool)
+
+
 def source_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[SourceRows]:
     """Each transfer source's records that hold its property (``df``: the store's records), whatever
-    their elements: the source's model is fitted on its own elements (``strategy.source_tables``)."""
+    their elements: the source's model is fitted on its own elements (``strategy.source_tables``).
+    Rows that are the campaign's own answers (``own_answers``) are left out, counted in ``skipped``
+    (``OWN_ANSWERS``; ``dm-hpc validate`` refuses such a source)."""
     out = []
+    answers: dict[tuple, set[tuple]] = {}  # per (property, table source), read once (the emulated lab's table)
     for spec in (campaign.transfer.from_ if campaign.transfer is not None else ()):
         if spec.model is not None:
             from dm_hpc.campaign.standard import load_model_file
@@ -427,15 +489,31 @@ def source_rows(campaign: CampaignSpec, df: pd.DataFrame) -> list[SourceRows]:
         skipped[f"no {prop}"] = int((~has).sum())
         x_cols = [c for c in sub.columns if c.startswith("x_")]
         sub = sub[has]
+        key = (prop, spec.table is not None)
+        if key not in answers:
+            answers[key] = lab_answers(campaign, prop, df, emulated=spec.table is not None)
+        seen = own_answers(sub, prop, answers[key])
+        skipped[OWN_ANSWERS] = int(seen.sum())
+        sub = sub[~seen]
         comps = [{c[2:]: float(v) for c, v in zip(x_cols, row) if v > 0} for row in sub[x_cols].to_numpy()]
         proc = np.zeros((len(sub), len(campaign.space.process)))
         for j, (name, bound) in enumerate(campaign.space.process.items()):
             values = process_values(sub, name)
             proc[:, j] = np.where(np.isnan(values), 0.5 * (bound.low + bound.high), values)
         values = sub[prop].to_numpy(float) if prop in sub.columns else np.zeros(0)  # a source without it: no rows
-        out.append(SourceRows(spec.name, prop, comps, proc, values, list(sub["record_id"]),
-                              {k: v for k, v in skipped.items() if v}))
+        # an empty frame (no store yet: ``report._store_frame``) has no columns: a query that matches nothing
+        ids = list(sub["record_id"]) if "record_id" in sub.columns else []
+        kinds = tuple(sorted(set(sub["source"].dropna().astype(str)))) if "source" in sub.columns else ()
+        out.append(SourceRows(spec.name, prop, comps, proc, values, ids,
+                              {k: v for k, v in skipped.items() if v}, kinds=kinds))
     return out
+
+
+def mixed_sources(sources: list[SourceRows]) -> list[str]:
+    """Names of the sources (``source_rows``) whose rows are computed and experimental records in one
+    task: the campaign's fidelities keep the two apart (a calculation and a measurement are different
+    quantities), a source without a ``source:`` filter mixes them; said, never done silently."""
+    return [s.name for s in sources if len(s.kinds) > 1]
 
 
 #: Fewest usable records a surrogate is fitted on (below it, suggestions are random draws).

@@ -12,12 +12,14 @@ from typing import Any
 
 from dm_hpc.campaign.spec import CampaignSpec
 from dm_hpc.campaign.standard import (
+    LEVELS_WITH_MODEL_SOURCES,
     ModelFile,
     ModelFileError,
     ModelOnSpace,
     RecordsOnOwnElements,
     _features_of,
     _save,
+    held_levels,
     load_model_file,
 )
 
@@ -145,6 +147,14 @@ def export_campaign_model(campaign: CampaignSpec, out: Path, contributors: list[
     held = sorted({rid for s in data.transfer if s.model is None for rid in s.record_ids} - set(ids)) \
         if fit.kind != "cold" else []
     in_store = set(df["record_id"]) if "record_id" in df.columns else set()
+    models = _model_sources(campaign)
+    levels = _access_levels(campaign, ids + sorted(set(held) & in_store))
+    if fit.kind != "cold":  # a model source travels whole inside the file, its training rows with it
+        for m in models:
+            nested = held_levels(m.provenance)
+            # a file that does not say: its records are at a level nobody can tell (counted as unknown)
+            for k, n in (nested if nested is not None else {"unknown": len(m.record_ids()) or 1}).items():
+                levels[k] = levels.get(k, 0) + n
     provenance = {
         "kind": "campaign model with transfer", "campaign": campaign.name, "material_class": campaign.material_class,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "model_kind": f"transfer:{fit.kind}",
@@ -154,13 +164,14 @@ def export_campaign_model(campaign: CampaignSpec, out: Path, contributors: list[
                     "sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(), "ids": ids},
         # a table source's rows are not the store's: no access level of its own to count them at
         "source_records": {"count": len(held), "ids": held, "from_tables": len(set(held) - in_store)},
-        "access_levels": _access_levels(campaign, ids + sorted(set(held) & in_store)),
+        # every record inside the file: its own, its store sources' and its model sources' (``held_levels``)
+        "access_levels": levels, LEVELS_WITH_MODEL_SOURCES: True,
         "metrics": {"loo_log_density": fit.loo, "loo_rmse": fit.loo_rmse},
         "weights": dict(fit.weights),
         "hyper_parameters": _hyper_parameters(fit.model.state_dict()),
         "engine_version": _code_version(),
         "contributors": _credit(campaign, set(ids) | set(held)) + [{"contributor": c, "records": 0} for c in contributors or ()],
-        "derived_from": [m.summary() for m in _model_sources(campaign)],
+        "derived_from": [m.summary() for m in models],
     }
     return _save(out, provenance, _features_of(design_space(campaign), list(campaign.properties)), state)
 

@@ -366,6 +366,15 @@ def source_problems(c: CampaignSpec, k: int) -> list[str]:
             out.append(f"transfer.from.{k}.table: {s.table} holds no {prop} value"
                        f"{' among the rows it selects' if len(rows) < len(frame) else ''}: the source could "
                        f"not inform the model (set property: to the column it measures, or drop the source)")
+        else:
+            out += _own_answers_problem(c, k, rows[rows[prop].notna()], prop)
+    if s.table is None and s.model is None:
+        from dm_hpc.campaign.dataset import _store_selection
+
+        df = _store_df(c)
+        rows = _store_selection(c, s, df)
+        if prop in rows.columns:
+            out += _own_answers_problem(c, k, rows[rows[prop].notna()], prop, df)
     if s.model is not None and Path(s.model).is_file():
         from dm_hpc.campaign.standard import ModelFileError, load_model_file
 
@@ -385,43 +394,113 @@ def source_problems(c: CampaignSpec, k: int) -> list[str]:
     return out
 
 
+def _store_df(c: CampaignSpec):
+    """The campaign store's records (``Store.to_dataframe``); empty without a readable store (a
+    damaged one is `dm-hpc store check`'s to judge)."""
+    import pandas as pd
+
+    from dm_hpc.data import Store, StoreError
+
+    if not (Path(c.store).is_dir() and any(Path(c.store).iterdir())):
+        return pd.DataFrame()
+    try:
+        with Store.open(c.store, "r") as store:
+            return store.to_dataframe()
+    except (StoreError, OSError):
+        return pd.DataFrame()
+
+
+def _own_answers_problem(c: CampaignSpec, k: int, rows, prop: str, df=None) -> list[str]:
+    """A table or store source whose ``rows`` (those it selects holding ``prop``) are the campaign's
+    own answers (``dataset.own_answers``: its records, or the table its lab emulates from): refused as
+    a model file trained on its records is (``_own_records_in``); a run leaves those rows out."""
+    from dm_hpc.campaign.dataset import lab_answers, own_answers
+
+    s = c.transfer.from_[k]
+    answers = lab_answers(c, prop, _store_df(c) if df is None else df, emulated=s.table is not None)
+    seen = int(own_answers(rows, prop, answers).sum())
+    if not seen:
+        return []
+    where = f"{s.table}" if s.table is not None else "the store records it selects"
+    emulated = [f.name for f in c.fidelities if f.emulate_from is not None and s.table is not None
+                and Path(f.emulate_from).resolve() == Path(s.table).resolve()]
+    why = (f" (fidelities.{emulated[0]}.emulate_from answers the lab from the same table)" if emulated else "")
+    return [f"transfer.from.{k}.{'table' if s.table is not None else 'from'}: {seen} of the rows of {where} holding "
+            f"{prop} are this campaign's own answers (the source, composition and value of its records or of its "
+            f"lab's table){why}: a source must be related data, not the campaign's own seen twice, or the guard scores "
+            "it on the answers it is to predict; select other rows (a source: filter) or name other data"]
+
+
 def _own_records_in(c: CampaignSpec, file) -> int:
     """How many of ``c``'s training records (its store's, as ``dataset.training_set`` selects them)
     the model ``file`` learned from (``dataset.own_in_model``); 0 without a readable store."""
-    ids = file.record_ids()
-    if not ids or not (Path(c.store).is_dir() and any(Path(c.store).iterdir())):
+    if not file.record_ids():
         return 0
     from dm_hpc.campaign.dataset import own_in_model, training_set
-    from dm_hpc.data import Store, StoreError
 
-    try:
-        with Store.open(c.store, "r") as store:
-            df = store.to_dataframe()
-    except (StoreError, OSError):
-        return 0  # a damaged store is `dm-hpc store check`'s to judge
-    return own_in_model(file, training_set(c, df).record_ids)
+    df = _store_df(c)
+    return own_in_model(file, training_set(c, df).record_ids) if len(df) else 0
 
 
 def transfer_warnings(c: CampaignSpec) -> list[str]:
     """Store-query sources that select no record of the store holding their property: not a reason
     to refuse the run (another campaign or an import may fill the store first), but a misspelt
-    filter validated silently and the campaign then learnt without the source it was written for."""
+    filter validated silently and the campaign then learnt without the source it was written for.
+    Also a source that mixes computed and experimental records in one task (``dataset.mixed_sources``)
+    and a model file that holds restricted or embargoed records (``access_warnings``)."""
+    return _query_warnings(c) + _mixed_warnings(c) + access_warnings(c)
+
+
+def access_warnings(c: CampaignSpec) -> list[str]:
+    """Model-file sources holding restricted or embargoed records (``standard.held_levels``, down the
+    file's chain): the campaign's own model learns from them, and the portal serves a model with the
+    source only to readers cleared for them (``transfer.withheld_sources``); others get one without."""
+    from dm_hpc.campaign.standard import ModelFileError, held_levels, load_model_file
+
+    out = []
+    for k, s in enumerate(c.transfer.from_ if c.transfer is not None else ()):
+        if s.model is None or not Path(s.model).is_file():
+            continue
+        try:
+            levels = held_levels(load_model_file(s.model).provenance)
+        except ModelFileError:
+            continue  # ``source_problems`` names it
+        above = ("its provenance does not say which access levels its records are at" if levels is None else
+                 ", ".join(f"{levels[x]} {x}" for x in ("restricted", "embargoed") if levels.get(x)))
+        if above:
+            out.append(f"transfer.from.{k} ({s.name}): the model file {s.model} holds {above} record(s) "
+                       "(they travel inside it): the portal serves a model with this source only to readers "
+                       "cleared for them, others a model without it; reports and exported models of this "
+                       "campaign hold them too")
+    return out
+
+
+def _mixed_warnings(c: CampaignSpec) -> list[str]:
+    """Table and store sources whose rows are computed and experimental records in one task."""
+    from dm_hpc.campaign.dataset import mixed_sources, source_rows
+
+    if c.transfer is None or all(s.model is not None for s in c.transfer.from_):
+        return []
+    readable = [s for s in c.transfer.from_ if s.model is None and (s.table is None or (
+        Path(s.table).is_file() and (s.table_map is None or Path(s.table_map).is_file())))]
+    try:
+        rows = source_rows(c.model_copy(update={"transfer": c.transfer.model_copy(update={"from_": readable})}),
+                           _store_df(c)) if readable else []
+    except (OSError, ValueError):
+        return []  # an unreadable table is ``source_problems``'s to name
+    return [f"transfer.from ({name}): its rows mix computed and experimental records in one source task; the "
+            "campaign's fidelities keep calculations and measurements apart: add `source: computed` or `source: "
+            "experimental` (one source each) unless one task of both is meant" for name in mixed_sources(rows)]
+
+
+def _query_warnings(c: CampaignSpec) -> list[str]:
     queries = [(k, s) for k, s in enumerate(c.transfer.from_ if c.transfer is not None else ())
                if s.table is None and s.model is None]
     if not queries:
         return []
-    import pandas as pd
-
     from dm_hpc.campaign.dataset import query_source_count
-    from dm_hpc.data import Store, StoreError
 
-    df = pd.DataFrame()
-    if Path(c.store).is_dir() and any(Path(c.store).iterdir()):
-        try:
-            with Store.open(c.store, "r") as store:
-                df = store.to_dataframe()
-        except (StoreError, OSError):
-            pass  # a damaged store is `dm-hpc store check`'s to judge; every source then matches nothing
+    df = _store_df(c)  # a damaged store is `dm-hpc store check`'s to judge; every source then matches nothing
     out = []
     for k, s in queries:
         if query_source_count(c, s, df):

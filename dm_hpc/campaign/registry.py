@@ -990,7 +990,14 @@ def may_use(meta: dict[str, Any], clearance: AccessLevel) -> bool:
     """Whether a caller with ``clearance`` may use the version of ``meta``: not one trained at a
     higher clearance (its predictions carry records the caller may not read). The one rule of
     ``load`` and of the portal's registered versions."""
-    return trained_clearance(meta).rank <= clearance.rank
+    return may_read(trained_clearance(meta), clearance)
+
+
+def may_read(level: AccessLevel, clearance: AccessLevel) -> bool:
+    """Whether a caller with ``clearance`` may be served what was learned from records up to
+    ``level``: the rank order of ``AccessRule.readable_by``, the one rule of a store record, a
+    registered version (``may_use``) and a model-file transfer source (``dataset.withheld_sources``)."""
+    return level.rank <= clearance.rank
 
 
 def model_inputs(space) -> dict[str, list[str]]:

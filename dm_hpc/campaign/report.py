@@ -42,6 +42,7 @@ from dm_hpc.campaign.fidelity_choice import fidelity_choice_lines
 from dm_hpc.campaign.spec import CampaignSpec, Goal
 from dm_hpc.campaign.stopping import phase_for_reader, stopped_fidelities
 from dm_hpc.data import Store, StoreError
+from dm_hpc.data.access import AccessLevel
 
 
 #: process parameters are shown as the lab sheet writes them (``CampaignSpec.shown``: degC where the file wrote degC)
@@ -452,9 +453,9 @@ class Report:
 
 
 def write_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_dir: Path | None = None,
-                 whole_store: bool = False) -> Path:
+                 whole_store: bool = False, clearance: AccessLevel | None = None) -> Path:
     """``draw_report``, returning the summary's path."""
-    return draw_report(campaign, frame, out_dir, whole_store).summary
+    return draw_report(campaign, frame, out_dir, whole_store, clearance).summary
 
 
 #: The report's plots by what they show, as files in its folder. A redraw first removes each, so a
@@ -465,7 +466,7 @@ PLOT_FILES = {"best": "best_vs_evaluations.png", "pareto": "pareto.png", "proces
 
 
 def draw_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_dir: Path | None = None,
-                whole_store: bool = False) -> Report:
+                whole_store: bool = False, clearance: AccessLevel | None = None) -> Report:
     """Write ``<run_dir>/report/summary.md`` and its PNG plots; returns both (``Report``).
 
     Works on an empty or tiny campaign (it says what is missing instead of plotting it).
@@ -475,10 +476,17 @@ def draw_report(campaign: CampaignSpec, frame: pd.DataFrame | None = None, out_d
     lab experiments are those whose record is in ``frame`` (``State.tasks_seen``, ``measured``),
     and a stop judged on values is said only as ``frame`` shows it (``stopping.phase_for_reader``);
     both as the journal has them when ``whole_store`` (``frame`` holds every record of the store:
-    its reader reads them all).
+    its reader reads them all). ``clearance``: the reader's (the portal's); a model-file source
+    holding records above it is left out, and said to be without naming it
+    (``transfer.withheld_sources``). None: the campaign's own report, every source.
     """
     t0 = time.perf_counter()
     campaign, left_out = readable_sources(campaign)
+    from dm_hpc.campaign.transfer import withheld_line, withheld_sources
+
+    campaign, withheld = withheld_sources(campaign, clearance)
+    if withheld:
+        left_out.append(withheld_line(len(withheld)))
     out_dir = out_dir or campaign.run_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in PLOT_FILES.values():

@@ -74,6 +74,48 @@ class ModelFile:
         return _chain_ids(self.provenance)
 
 
+#: a provenance key set by exports that count their model sources' records in ``access_levels``
+#: (files written before count their own and their store sources' only: ``held_levels`` adds the chain's)
+LEVELS_WITH_MODEL_SOURCES = "access_levels_with_model_sources"
+
+
+def held_levels(provenance: dict[str, Any]) -> dict[str, int] | None:
+    """How many records at each access level a model file holds, down its ``derived_from`` chain
+    (a nested model file travels whole inside the file that learned from it, with its training
+    rows); None when the file (or a model in its chain) does not say (a file from before levels
+    were recorded): nobody can tell what it holds."""
+    levels = provenance.get("access_levels")
+    if not isinstance(levels, dict):
+        return None
+    out = {str(k): int(n) for k, n in levels.items()}
+    if provenance.get(LEVELS_WITH_MODEL_SOURCES):
+        return out
+    for parent in provenance.get("derived_from") or ():
+        nested = held_levels(parent) if isinstance(parent, dict) else None
+        if nested is None:
+            return None
+        for k, n in nested.items():
+            out[k] = out.get(k, 0) + n
+    return out
+
+
+def highest_level(provenance: dict[str, Any]):
+    """The highest access level among the records a model file holds (``held_levels``): the
+    clearance a reader needs to be served its predictions (``registry.may_read``). Unknown levels
+    count as embargoed (the reading that serves the file to the fewest, as ``registry.trained_clearance``
+    reads a version that recorded none)."""
+    from dm_hpc.data.access import AccessLevel
+
+    levels = held_levels(provenance)
+    if levels is None:
+        return AccessLevel.embargoed
+    try:
+        held = [AccessLevel(k) for k, n in levels.items() if n]
+    except ValueError:  # a hand-edited level: not one a reader can be cleared for
+        return AccessLevel.embargoed
+    return max(held, key=lambda level: level.rank, default=AccessLevel.public)
+
+
 def _chain_ids(provenance: dict[str, Any]) -> set[str]:
     ids = {str(i) for key in ("records", "source_records") for i in ((provenance.get(key) or {}).get("ids") or ())}
     for parent in provenance.get("derived_from") or ():

@@ -45,6 +45,43 @@ def suggest_sources(campaign: CampaignSpec, df: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns="_n_shared").reset_index(drop=True)
 
 
+def withheld_sources(campaign: CampaignSpec, clearance) -> tuple[CampaignSpec, list[str]]:
+    """``campaign`` as a caller with ``clearance`` (``data.access.AccessLevel``) may be served it,
+    and the names of the transfer sources left out for access: a model file holding records above
+    the clearance (``standard.highest_level`` of its provenance, its chain included; one that cannot
+    be read counts as holding embargoed ones). The decision is ``registry.may_read``, the rank rule
+    by which the portal scopes store records (``AccessMap.scope``) and serves registered versions,
+    so a reader is never served a model that learned from records they may not read. A store
+    source's records are scoped with the store's (the portal's view); a table's rows carry no level."""
+    from dm_hpc.campaign.registry import may_read
+    from dm_hpc.campaign.standard import ModelFileError, highest_level, load_model_file
+
+    if campaign.transfer is None or clearance is None:
+        return campaign, []
+    kept, withheld = [], []
+    for s in campaign.transfer.from_:
+        if s.model is not None:
+            try:
+                level = highest_level(load_model_file(s.model).provenance)
+            except ModelFileError:
+                level = None
+            if level is None or not may_read(level, clearance):
+                withheld.append(s.name)
+                continue
+        kept.append(s)
+    if not withheld:
+        return campaign, []
+    transfer = campaign.transfer.model_copy(update={"from_": kept}) if kept else None
+    return campaign.model_copy(update={"transfer": transfer}), withheld
+
+
+def withheld_line(n: int) -> str:
+    """What a reader is told of ``n`` sources left out for access (``withheld_sources``): that they
+    were, never which file or what it holds."""
+    return (f"{n} transfer source{'s' if n != 1 else ''} left out: {'they hold' if n != 1 else 'it holds'} "
+            "records above your clearance; the model here learns without " + ("them" if n != 1 else "it"))
+
+
 def transfer_model(campaign: CampaignSpec, data):
     """The campaign's model when transfer sources enter it (a ``learn.fitted.FittedSurrogate`` whose
     ``transfer`` holds the ``TransferFit``); None without sources or with too few own records."""
@@ -151,6 +188,12 @@ def transfer_lines(campaign: CampaignSpec, data, fitted=_UNFITTED) -> list[str]:
         left = ", ".join(f"{k}: {v}" for k, v in skipped.items() if v) or "-"
         md.append(f"| {s.name} ({s.property}) | {used} | {left} | {w} |")
     md.append("")
+    from dm_hpc.campaign.dataset import mixed_sources
+
+    mixed = mixed_sources(data.transfer)
+    if mixed:  # the fidelities keep calculations and measurements apart: a source that mixes them is said
+        md += [f"Source(s) mixing computed and experimental records in one task: {', '.join(mixed)} (no `source:` "
+               "filter): the campaign's fidelities keep calculations and measurements apart, this source does not.", ""]
     models = model_source_lines(data)
     if models:
         md += ["Model sources (standard models):", "", *models, ""]
@@ -254,6 +297,8 @@ def replay_lines(campaign: CampaignSpec, curves: dict[str, np.ndarray]) -> list[
 
     r = {k: reached(v) for k, v in curves.items()}
     said = {k: (f"{v}" if v is not None else f"not within {len(curves[k])}") for k, v in r.items()}
+    o = campaign.objectives[0]  # the fits are canonical; said in the campaign file's unit, as the plot draws it
     return [f"Replay on the campaign's own {len(curves['cold'])} records (plot `transfer_replay.png`): the best of "
-            f"them ({best:.4g}) is reached after {said['transfer']} experiments with transfer and {said['cold']} "
+            f"them ({float(o.shown(best)):.4g} {o.shown_unit}) is reached after {said['transfer']} experiments with "
+            f"transfer and {said['cold']} "
             "without (same first records; each step takes the record the model predicts best).", ""]

@@ -330,12 +330,18 @@ def _export(c, out: Path, version: str | None, with_transfer: bool, contributors
     console.print(f"wrote {path}: {p['kind']} of {c.name}{' ' + p['version'] if p.get('version') else ''} "
                   f"({p['model_kind']}, {rec['trained_on']} records, ids sha256 {str(rec['sha256'])[:12]}; "
                   f"file sha256 {file.sha256[:12]})", markup=False, highlight=False, soft_wrap=True)
-    levels = p.get("access_levels") or {}
-    above = {k: n for k, n in levels.items() if k in ("restricted", "embargoed") and n}
+    # every record inside the file, its model sources' included (``standard.held_levels``)
+    levels = standard.held_levels(p) or {}
+    above = {k: n for k, n in levels.items() if k in ("restricted", "embargoed", "unknown") and n}
     if levels:
         # the file carries its training inputs and values: say what it holds before it is shared
         held = (p.get("source_records") or {}).get("count", 0)
-        whose = f" ({rec['trained_on']} its own, {held} its sources')" if held else ""
+        # a cold model holds no source; a file from before the flag is read as holding its chain's
+        inside = not p.get(standard.LEVELS_WITH_MODEL_SOURCES) or p.get("model_kind") != "transfer:cold"
+        nested = sum(sum((standard.held_levels(d) or {}).values()) for d in p.get("derived_from") or ()) if inside else 0
+        parts = [f"{rec['trained_on']} its own"] + ([f"{held} its sources'"] if held else []) + (
+            [f"{nested} inside its model sources"] if nested > 0 else [])
+        whose = f" ({', '.join(parts)})" if len(parts) > 1 else ""
         console.print(f"the records inside the file{whose} by access level: "
                       + ", ".join(f"{n} {k}" for k, n in sorted(levels.items())), markup=False, highlight=False)
     if above:

@@ -20,7 +20,9 @@ plots, predictions, inverse design, the lab queue's predictions) is computed fro
 store's records scoped to the caller's clearance (``AccessMap.scope``), never from the whole store
 filtered afterwards; the status's counts and stop reason too (``_status``). Models are fitted per view: a caller is served a surrogate trained only on
 records at or below their clearance (one per distinct view, fitted lazily, cached by store
-generation, access sidecar and date).
+generation, access sidecar and date); a model-file transfer source holding records above the
+clearance (its provenance's access levels) is left out of that caller's model and report by the
+same rank rule (``transfer.withheld_sources``), and they are told one was, not which.
 
 Concurrency: uvicorn serves requests from several threads. Uploads to one campaign are
 serialised by a per-campaign lock (the engine's own manager lock is a ``flock`` that two threads
@@ -157,9 +159,12 @@ class _Fitted:
     registered: bool = False
     records: int = 0
     properties: tuple[str, ...] = ()  # its outputs, in order
+    #: transfer sources left out at the caller's clearance (``transfer.withheld_sources``): counted, not named
+    withheld: int = 0
 
     def used(self) -> dict[str, Any]:
-        return {"name": self.name, "registered": self.registered, "records": self.records}
+        return {"name": self.name, "registered": self.registered, "records": self.records,
+                "sources_withheld": self.withheld}
 
 
 @dataclass
@@ -282,10 +287,13 @@ class CampaignDesk:
         return view, len(view) == len(whole)
 
     def sees_everything(self, name: str, clearance: AccessLevel) -> bool:
-        """Whether ``clearance`` reads every record of the campaign's store (then what the
-        campaign itself computed, such as the lab queue's predictions, may be shown as it is)."""
+        """Whether ``clearance`` reads every record of the campaign's store and every record its
+        model-file transfer sources hold (``transfer.withheld_sources``): then what the campaign
+        itself computed, such as the lab queue's predictions and its own report, may be shown as it is."""
+        from dm_hpc.campaign.transfer import withheld_sources
+
         ids = [r.record_id for r in self.records(name)]
-        return all(self.access(name).readable(ids, clearance))
+        return all(self.access(name).readable(ids, clearance)) and not withheld_sources(self.get(name), clearance)[1]
 
     def status(self, name: str, clearance: AccessLevel) -> dict[str, Any]:
         """Tasks, lab experiments, budget use and best-so-far per objective among the records
@@ -454,7 +462,7 @@ class CampaignDesk:
                 # always the scoped view: should an access change come between report_dir's check
                 # and this, the campaign's own report is drawn without the newly hidden record
                 view, everything = self._scoped(c, clearance)
-                write_report(c, frame=view, out_dir=folder, whole_store=everything)
+                write_report(c, frame=view, out_dir=folder, whole_store=everything, clearance=clearance)
         return folder
 
     def used_record_ids(self, name: str) -> list[str]:
@@ -625,6 +633,7 @@ class CampaignDesk:
         access change (a record made more restricted) forces waiting for the refit."""
         from dm_hpc.campaign.dataset import MIN_TRAINING_RECORDS, training_set, unfit_reason
         from dm_hpc.campaign.strategy import fit_model
+        from dm_hpc.campaign.transfer import withheld_sources
 
         c, slot = self.get(name), self._slots[name]
         view = self._view_key(c)
@@ -638,20 +647,26 @@ class CampaignDesk:
             slot.fit.acquire()
         try:
             df, _ = self._view(c, clearance)
-            data = training_set(c, df) if not df.empty else None
+            # the sources the caller may be served: a model file holding records above the clearance
+            # is left out, as a store record above it is (the same rank rule, ``registry.may_read``)
+            for_caller, withheld = withheld_sources(c, clearance)
+            data = training_set(for_caller, df) if not df.empty else None
             if data is None or data.fewest < MIN_TRAINING_RECORDS:  # where suggest and Campaign.predict fit
                 why = unfit_reason(c, df) if not df.empty else None  # e.g. which property the records lack
                 n = 0 if data is None else data.fewest
                 raise NotReady(f"campaign {name!r} has {n} usable record{'' if n == 1 else 's'} "
                                f"at clearance {clearance.value}; a model needs at least {MIN_TRAINING_RECORDS}"
                                + (f" ({why})" if why else ""))
-            trained_on = hashlib.sha256("\n".join(sorted(data.record_ids)).encode()).hexdigest()
+            # the sources left out are part of what the model learned from: two clearances reading the
+            # same records but not the same model files are served two models, of two names
+            trained_on = hashlib.sha256("\n".join(sorted(data.record_ids) + [f"without source {n}" for n in withheld])
+                                        .encode()).hexdigest()
             fitted = slot.models.get(trained_on)
             if fitted is None:  # clearances that see the same records share one model
-                model = fit_model(c, data)  # a learn.fitted.FittedSurrogate
+                model = fit_model(for_caller, data)  # a learn.fitted.FittedSurrogate
                 fitted = slot.models[trained_on] = _Fitted(view, model.model, model.space, bool(model.transfer),
                                                            f"fit-{trained_on[:12]}", False, len(data.record_ids),
-                                                           tuple(c.properties))
+                                                           tuple(c.properties), len(withheld))
             slot.fitted[clearance] = replace(fitted, view=view)
             served = {id(f.model) for f in slot.fitted.values()}  # forget models no clearance is served
             slot.models = {k: f for k, f in slot.models.items() if id(f.model) in served}

@@ -180,9 +180,12 @@ class ModelUsed(BaseModel):
 
     name: str = Field(description="A registered version (`v0002`, as `dm-hpc models` lists it), or the portal's "
                                   "own fit of the records the caller reads: `fit-` and the first 12 hex digits of the "
-                                  "SHA-256 of their sorted ids (the same records, the same name).")
+                                  "SHA-256 of their sorted ids (and of the sources withheld, when any: the same "
+                                  "records and sources, the same name).")
     registered: bool
     records: int = Field(description="Records it was trained on.")
+    sources_withheld: int = Field(0, description="Transfer sources of the campaign left out of this model because "
+                                                 "they hold records above the caller's clearance (not named).")
 
 
 class Prediction(BaseModel):
