@@ -26,7 +26,9 @@ Stable interface, used by the campaign manager and the calculation recipes:
 Backends (thin; the shared machinery is in ``core.py``):
 :class:`LocalRunner` (subprocesses sized to given cores), :class:`SlurmRunner` (sbatch; short
 tasks packed into arrays with ``%N``; one squeue per poll interval, sacct/job-completion log for
-jobs that left the queue; re-attach from its own journal of job ids, comments as fallback;
+jobs that left the queue; re-attach from its own journal of job ids, job names (never comments)
+for batches missing from it; a journal line that cannot be written raises :class:`UnrecordedLaunch`
+while the job is followed;
 MPI layouts per method rendered as ``--ntasks``/``--cpus-per-task``/``srun``; methods with
 ``stream`` run many tasks per job in one process (``stream.py``); walltime and memory requests
 from the learned cost model, ``costs.py``),
@@ -39,7 +41,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dm_hpc.runners.core import Runner
+from dm_hpc.runners.core import Runner, UnrecordedLaunch
 from dm_hpc.runners.local import LocalRunner
 from dm_hpc.runners.site import SiteProfile
 from dm_hpc.runners.spec import NO_RETRY, Outcome, RetryPolicy, TaskSpec, Throttle
@@ -59,7 +61,7 @@ _LAZY = {
 }
 
 __all__ = ["JobState", "TaskSpec", "Outcome", "RetryPolicy", "NO_RETRY", "Throttle", "Runner",
-           "LocalRunner", "SiteProfile", *_LAZY]
+           "UnrecordedLaunch", "LocalRunner", "SiteProfile", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

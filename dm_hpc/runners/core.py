@@ -25,6 +25,13 @@ class LostReply(Protocol):
     def find(self) -> str | None: ...
 
 
+class UnrecordedLaunch(RuntimeError):
+    """A launch queued its jobs, and the runner follows them by the ids it set on the records,
+    but the backend could not record them (its submissions journal could not be written: disk
+    full, permission). Raised on to the caller, who must hear of it; never a reason to launch the
+    tasks again (that would run them twice)."""
+
+
 class Runner:
     """Runner protocol (Ax-style) with the shared machinery; subclass and fill the hooks.
 
@@ -184,6 +191,10 @@ class Runner:
             self._last_launch = time.monotonic()
             try:
                 self._launch(batch)
+            except UnrecordedLaunch:  # queued: followed by its job ids, never launched again
+                self._backlog.extendleft(reversed(skipped))
+                self._answered()
+                raise
             except Exception as exc:
                 if not (getattr(exc, "retry_later", False) and self.clock is not None):
                     self._requeue(batch)
@@ -223,11 +234,17 @@ class Runner:
             self._answered()
             del self._unsure[0]
             if job is not None:
-                self._adopt(batch, job)
-                stopped = [r for r in batch if r.cancel_requested]
-                if stopped:
-                    self._kill(stopped)
+                self.notices.append(f"the submission whose reply was lost did queue job {job}: followed, "
+                                    f"not submitted again")
+                try:
+                    self._adopt(batch, job)  # UnrecordedLaunch: followed all the same, raised on
+                finally:
+                    stopped = [r for r in batch if r.cancel_requested and r.job_id]
+                    if stopped:
+                        self._kill(stopped)
                 continue
+            self.notices.append("the submission whose reply was lost queued nothing (no source knows its "
+                                "job name): its tasks are submitted again")
             self._requeue(batch)
             self.cancel([r.spec.task_id for r in batch if r.cancel_requested])
 
@@ -235,10 +252,12 @@ class Runner:
         return {r.spec.task_id for batch, _ in self._unsure for r in batch}
 
     def _unanswered(self, exc: BaseException) -> None:
-        """The scheduler did not answer (squeue, sbatch, a look-up): no news about the jobs; one
-        notice per outage; launches and queries wait for the poll clock, which backs off."""
+        """The scheduler did not answer (squeue, sbatch, a look-up) or its reply to a submission
+        was lost: no news about the jobs; one notice per outage, and one per lost reply (that
+        job is looked up by its name, never submitted again on a guess); launches and queries
+        wait for the poll clock, which backs off."""
         assert self.clock is not None, "a runner that asks a scheduler has a poll clock"
-        self.notices += filter(None, [self.clock.unanswered(exc)])
+        self.notices += filter(None, [self.clock.unanswered(exc, lost_reply=isinstance(exc, LostReply))])
 
     def _answered(self) -> None:
         """The scheduler answered: a notice if that ends an outage."""
@@ -265,11 +284,14 @@ class Runner:
 
     # -- backend hooks ---------------------------------------------------------------------
     def _launch(self, batch: list[TaskRecord]) -> None:
-        """Start the batch (one submission); set each record's ``job_id`` (and ``handle``)."""
+        """Start the batch (one submission); set each record's ``job_id`` (and ``handle``). An
+        error before anything was queued: the batch goes back to the backlog; after: raise
+        UnrecordedLaunch, with the job ids set."""
         raise NotImplementedError
 
     def _adopt(self, batch: list[TaskRecord], job_id: str) -> None:
-        """A launch whose reply was lost did queue ``job_id``: follow it as if it had returned it."""
+        """Follow ``job_id``, queued for ``batch`` (a launch's reply, or the look-up after a lost
+        one): set the job ids first, then record them; UnrecordedLaunch if that fails."""
         raise NotImplementedError
 
     def _check(self, active: list[TaskRecord]) -> dict[str, tuple[JobState, int | None]]:

@@ -5,9 +5,12 @@ Every batch gets a folder ``<campaign folder>/batches/<batch id>/`` holding the 
 own output. The job ids ``sbatch --parsable`` returns are appended (fsynced) to
 ``<campaign folder>/submissions.jsonl``; a restarted manager re-attaches from that file and
 uses the job name ``<name>--<batch id>`` (set only by dm-hpc; never the comment, which a site
-can write) only for a batch whose line is missing. Tasks are journalled in ``accepted.jsonl`` when submitted to the runner (they
-may wait for batch-mates before sbatch); outcomes already handed out in ``delivered.txt``, so a
-restart neither loses a waiting task nor reports an outcome twice.
+can write) only for a batch whose line is missing: in squeue, then (a job that finished while
+the manager was away) in sacct or the job-completion log. A batch no source knows is LOST, as
+a journalled job no source knows: the manager takes its result file or submits it again.
+Tasks are journalled in ``accepted.jsonl`` when submitted to the runner (they may wait for
+batch-mates before sbatch); outcomes already handed out in ``delivered.txt``, so a restart
+neither loses a waiting task nor reports an outcome twice.
 
 Scheduler etiquette: one ``squeue`` per poll interval for all of the runner's jobs (``sacct`` or
 the job-completion log only for jobs that left the queue), the interval backing off while
@@ -26,7 +29,7 @@ import time
 from pathlib import Path
 
 from dm_hpc.runners import costs, sbatch, slurmcli, stream
-from dm_hpc.runners.core import Runner
+from dm_hpc.runners.core import Runner, UnrecordedLaunch
 from dm_hpc.runners.polling import PollClock
 from dm_hpc.runners.site import SiteProfile
 from dm_hpc.runners.spec import (Outcome, RetryPolicy, TaskRecord, TaskSpec, Throttle, clear_run_files,
@@ -149,18 +152,30 @@ class SlurmRunner(Runner):
         self._adopt(batch, slurmcli.sbatch(script, [f"--output={out}", f"--chdir={folder}"]))
 
     def _adopt(self, batch: list[TaskRecord], job_id: str) -> None:
-        """Follow ``job_id``, submitted for ``batch`` from its folder (the records' handle):
-        journalled before it is used."""
+        """Follow ``job_id``, submitted for ``batch`` from its folder (the records' handle), and
+        journal it (``submissions.jsonl``) before the caller hears of it. The job is queued
+        whatever happens to the journal: when its line cannot be written it is followed all the
+        same (UnrecordedLaunch names the file), and a restart finds it by its job name."""
         folder: Path = batch[0].handle  # type: ignore[assignment]
         campaign = batch[0].spec.campaign
         streamed = self._is_streamed(campaign, folder.name)
         array = len(batch) > 1 and not streamed  # as ``script`` made it
-        self._log(campaign).append(Submission(job_id, folder.name, array, tuple(
-            (i, r.spec.task_id, r.attempts) for i, r in enumerate(batch))))
         if streamed:
             self._streamed.add(job_id)
         for i, rec in enumerate(batch):
             rec.job_id = f"{job_id}_{i}" if array else job_id
+        log = self._log(campaign)
+        try:
+            log.append(Submission(job_id, folder.name, array, tuple(
+                (i, r.spec.task_id, r.attempts) for i, r in enumerate(batch))))
+        except OSError as exc:
+            name = slurmcli.unique_job_name(folder / "job.sbatch") or folder.name
+            raise UnrecordedLaunch(
+                f"Slurm queued job {job_id} (tasks {', '.join(r.spec.task_id for r in batch)}), but its line "
+                f"could not be written to the submissions journal {log.path} ({exc}); the job is followed "
+                f"by its id and not submitted again. Make {log.path.parent} writable (disk space, "
+                f"permissions): until then a restarted manager can find the job only by its name "
+                f"{name} (squeue, sacct or the job-completion log)") from exc
 
     def script(self, specs: list[TaskSpec], batch_id: str) -> tuple[str, str | None]:
         """The job script for one batch (an array when it holds several tasks) and its
@@ -332,25 +347,36 @@ class SlurmRunner(Runner):
                 consider(task_id, attempt, job, sub.batch)
         manifests = {p.parent.name: p for p in
                      (self._campaign_dir(campaign) / "batches").glob("*/manifest.json")}
-        unjournalled = set(manifests) - {s.batch for s in subs}
-        if unjournalled:  # the manager died between sbatch and the journal line: our job names
-            for job, name in slurmcli.squeue_names().items():  # (never a comment: a site sets those)
-                batch_id = sbatch.batch_of_name(name)
-                if batch_id in unjournalled:
-                    index = int(job.split("_")[1]) if "_" in job else 0
-                    entries = json.loads(manifests[batch_id].read_text())
-                    if self._is_streamed(campaign, batch_id):  # one job, every task of the manifest
-                        self._streamed.add(job)
-                        for e in entries:
-                            consider(e["spec"]["task_id"], e["attempt"], job, batch_id)
-                    elif index < len(entries):
-                        consider(entries[index]["spec"]["task_id"], entries[index]["attempt"], job,
-                                 batch_id)
+        unjournalled = {b: manifests[b] for b in set(manifests) - {s.batch for s in subs}}
+        unfound: dict[str, int] = {}  # task id -> latest attempt in a batch whose job no source knows
+        found = self._find_unjournalled(unjournalled)
+        for batch_id, manifest in unjournalled.items():
+            entries = json.loads(manifest.read_text())
+            job = found.get(batch_id)
+            if job is None:
+                for e in entries:
+                    unfound[e["spec"]["task_id"]] = max(unfound.get(e["spec"]["task_id"], 0), e["attempt"])
+                continue
+            streamed = self._is_streamed(campaign, batch_id)
+            if streamed:  # one job, every task of the manifest
+                self._streamed.add(job)
+            array = len(entries) > 1 and not streamed  # as ``_adopt`` journals it
+            for e in entries:
+                consider(e["spec"]["task_id"], e["attempt"], f"{job}_{e['index']}" if array else job,
+                         batch_id)
+        # a task whose last attempt is in an unjournalled batch that no source knows may have
+        # reached sbatch (its reply lost, or the manager killed before the journal line) and run
+        # (an earlier attempt's job, if any, is over): as a journalled job no source knows, it is
+        # LOST, and the manager decides (result file or resubmit). It never goes back to the
+        # backlog here, where its relaunch would clear a finished result.
+        lost = {t for t, attempt in unfound.items() if t not in latest or latest[t][0] < attempt}
+        for task_id in lost:
+            latest.pop(task_id, None)
         done = set(self._delivered_pairs(campaign))  # (job, task): a streamed job has several
         queued = {r.spec.task_id for r in self._backlog} | set(self._active)
         wanted = {t: v for t, v in latest.items() if (v[1], t) not in done and t not in queued}
         known = slurmcli.states(v[1] for v in wanted.values()) if wanted else {}
-        followed = self._requeue_accepted(campaign, set(latest) | queued)
+        followed = self._requeue_accepted(campaign, set(latest) | queued | lost)
         for task_id, (attempt, job, batch_id) in sorted(wanted.items()):
             state, _ = known.get(job, (JobState.LOST, None))
             if state is JobState.LOST:
@@ -365,6 +391,24 @@ class SlurmRunner(Runner):
                                                earlier_s=float(entry.get("earlier_s", 0.0)), retried=retried)
             followed.append(task_id)
         return followed
+
+    @staticmethod
+    def _find_unjournalled(manifests: dict[str, Path]) -> dict[str, str]:
+        """Batch id -> job id of batches missing from the submissions journal (the sbatch reply was
+        lost, or the manager died between sbatch and the line), found by their job names (never a
+        comment: a site sets those) in squeue or, for a job that left it while the manager was
+        away, in sacct or the job-completion log (``slurmcli.jobs_named``, the look-up after a
+        lost reply too). A batch without a job script never reached sbatch."""
+        names = {}
+        for batch_id, manifest in manifests.items():
+            name = slurmcli.unique_job_name(manifest.parent / "job.sbatch")
+            if name and sbatch.batch_of_name(name) == safe_text(batch_id, 80):
+                names[name] = batch_id
+        if not names:
+            return {}
+        # the manifest is written just before sbatch; a minute of slack for slurmctld's clock
+        since = min(manifests[b].stat().st_mtime for b in names.values()) - 60
+        return {names[name]: job for name, job in slurmcli.jobs_named(names, since).items()}
 
     def _is_streamed(self, campaign: str, batch_id: str) -> bool:
         """Was this batch submitted as one streamed job (its script says so)?"""

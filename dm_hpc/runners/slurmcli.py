@@ -1,6 +1,7 @@
 """Talking to Slurm through its commands (sbatch, squeue, sacct, scontrol, scancel): argv lists,
 never a shell. Final states come from ``squeue -t all`` (finished jobs stay for MinJobAge), then
-from ``sacct`` where accounting is on, else from the job-completion log."""
+from ``sacct`` where accounting is on, else from the job-completion log; a job whose id is not
+known is looked up by its (unique) name in the same sources, in the same order (``jobs_named``)."""
 from __future__ import annotations
 
 import functools
@@ -40,15 +41,16 @@ class SubmissionUnsure(SlurmError):
 
     retry_later = True
 
-    def __init__(self, message: str, job_name: str) -> None:
+    def __init__(self, message: str, job_name: str, since: float) -> None:
         super().__init__(message)
         self.job_name = job_name
+        self.since = since  #: when the submission was made (epoch s): sacct is asked from then on
 
     def find(self) -> str | None:
         """The job's id when some source knows it now, None when they answered that none does;
         SchedulerUnavailable when they cannot tell (asked again later)."""
         try:
-            return job_named(self.job_name)
+            return job_named(self.job_name, self.since)
         except (SlurmError, subprocess.TimeoutExpired) as exc:
             raise SchedulerUnavailable(f"looking up job {self.job_name}: {exc}") from exc
 
@@ -94,16 +96,56 @@ def unique_job_name(script: Path) -> str | None:
     return m.group(1) if m and batch_of_name(m.group(1)) else None
 
 
-def job_named(name: str) -> str | None:
-    """The id of this user's job called ``name`` that slurmctld holds (any state: a short job
-    may have finished already) or, where accounting is on, that sacct knows (purged from
-    slurmctld after MinJobAge); None if none does. Raises SlurmError when it cannot tell."""
-    out = call(["squeue", "--me", "-h", "-t", "all", "-n", name, "-o", "%i"], timeout_s=30, tries=1)
-    if not out.strip() and accounting_enabled():  # without -S, sacct looks from midnight only
-        out = call(["sacct", "-X", "-n", "-P", "--name", name, "-S", "now-1days", "-o", "JobID"],
-                   timeout_s=30, tries=1)
-    ids = [line.strip().split("_")[0] for line in out.splitlines() if line.strip()]
-    return ids[0] if ids else None
+def job_named(name: str, since: float | None = None) -> str | None:
+    """The id of this user's job called ``name`` (see :func:`jobs_named`); None if no source
+    knows one. Raises SlurmError when it cannot tell."""
+    return jobs_named([name], since).get(name)
+
+
+#: Job names per squeue/sacct call (dm-hpc names are at most ~150 characters).
+NAMES_PER_CALL = 100
+
+
+def jobs_named(names: Iterable[str], since: float | None = None) -> dict[str, str]:
+    """Job name -> job id (an array's own id) of this user's jobs called one of ``names`` that
+    slurmctld holds (any state: a short job may have finished already) or, once purged from it
+    (MinJobAge; a job that finished while the manager was away), that sacct knows where
+    accounting is on, else the job-completion log: the sources of :func:`states`, in its order.
+    Names no source knows are left out. The one look-up by name: after a lost sbatch
+    reply (:func:`sbatch`, :meth:`SubmissionUnsure.find`) and for a restart's batches missing from
+    the submissions journal. ``since``: when the jobs were submitted at the earliest (epoch s;
+    sacct looks no further back, a day when None: without ``-S`` it looks from midnight only).
+    Raises SlurmError (or TimeoutExpired) when a source cannot tell."""
+    wanted = sorted(set(names))
+    got: dict[str, str] = {}
+    for i in range(0, len(wanted), NAMES_PER_CALL):
+        chunk = ",".join(wanted[i:i + NAMES_PER_CALL])
+        # -o: fields without a size are printed whole (-O cuts them at 20 characters by default)
+        got.update(_named(call(["squeue", "--me", "-h", "-t", "all", "-n", chunk, "-o", "%i|%j"],
+                               timeout_s=30, tries=1), got))
+    missing = [n for n in wanted if n not in got]
+    if missing and accounting_enabled():
+        start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since)) if since is not None \
+            else "now-1days"
+        for i in range(0, len(missing), NAMES_PER_CALL):
+            chunk = ",".join(missing[i:i + NAMES_PER_CALL])
+            got.update(_named(call(["sacct", "-X", "-n", "-P", "--name", chunk, "-S", start,
+                                    "-o", "JobID,JobName"], timeout_s=30, tries=1), got))
+    elif missing:  # no accounting: the job-completion log, as for a job's final state (``states``)
+        got.update(parse_jobcomp_names(_jobcomp_lines(), set(missing)))
+    return {n: j for n, j in got.items() if n in wanted}
+
+
+def _named(out: str, known: dict[str, str]) -> dict[str, str]:
+    """``JOBID|NAME`` lines -> name -> the array's own id (``123`` of ``123_4``, ``123_[0-3]``);
+    the first line of a name wins, and a name already in ``known`` keeps its id."""
+    got: dict[str, str] = {}
+    for line in out.splitlines():
+        job, sep, name = line.partition("|")
+        name = name.strip().rstrip("|").strip()
+        if sep and job.strip() and name and name not in known and name not in got:
+            got[name] = job.strip().split("_")[0]
+    return got
 
 
 #: Pauses (s) before each look-up of a job whose sbatch reply was lost: slurmctld may still be
@@ -128,7 +170,7 @@ def sbatch(script: Path, options: list[str], job_name: str | None = None, tries:
     # directive, and the lookup after a lost reply would then find nothing and submit again
     named = [f"--job-name={job_name}"] if job_name else []
     argv = ["sbatch", "--parsable", *named, *options, str(script)]
-    last = ""
+    last, since = "", time.time() - 60  # a minute of slack: slurmctld's clock may differ from ours
     for attempt in range(tries):
         if attempt:
             time.sleep(0.5 * 2 ** (attempt - 1))
@@ -147,25 +189,26 @@ def sbatch(script: Path, options: list[str], job_name: str | None = None, tries:
             raise SlurmError(f"{last}; slurmctld may have queued {script} all the same (check `squeue "
                              f"--me` before submitting it again); it was not submitted again, so that "
                              f"it cannot run twice")
-        return _await_job(job_name, last)
+        return _await_job(job_name, last, since)
     raise SchedulerUnavailable(f"{last} (sbatch tried {tries} times; nothing was queued)")
 
 
-def _await_job(job_name: str, why: str) -> str:
-    """The id of the job ``job_name`` once it shows up within ``LOOKUP_PAUSES_S``;
-    SubmissionUnsure when it does not (or nobody answers)."""
+def _await_job(job_name: str, why: str, since: float) -> str:
+    """The id of the job ``job_name`` (submitted at ``since``, epoch s) once it shows up within
+    ``LOOKUP_PAUSES_S``; SubmissionUnsure when it does not (or nobody answers)."""
     for pause in LOOKUP_PAUSES_S:
         time.sleep(pause)
         try:
-            found = job_named(job_name)
+            found = job_named(job_name, since)
         except (SlurmError, subprocess.TimeoutExpired):
             continue  # no answer yet: ask again, never submit on a guess
         if found:
             return found
     raise SubmissionUnsure(
-        f"{why}; `squeue --me -n {job_name}` did not show the job within {sum(LOOKUP_PAUSES_S):g} s, "
+        f"{why}; `squeue --me -n {job_name}` (nor sacct, where accounting is on) did not show the job "
+        f"within {sum(LOOKUP_PAUSES_S):g} s, "
         f"but slurmctld may have queued it: not submitted again until a look-up says it is not there",
-        job_name)
+        job_name, since)
 
 
 def cancel(job_ids: Iterable[str]) -> None:
@@ -218,16 +261,6 @@ def squeue_all() -> dict[str, tuple[JobState, int | None, str]]:
     ``--me``: a campaign's comment is no proof of ownership (another user may run the same
     shipped campaign file), and their jobs are not ours to list or cancel."""
     return parse_squeue(call(["squeue", "--me", *SQUEUE_ARGS]))
-
-
-def squeue_names() -> dict[str, str]:
-    """Job (array element) id -> job name, of this user's jobs that slurmctld holds."""
-    got = {}
-    for line in call(["squeue", "--me", "-h", "-t", "all", "-r", "-O", "JobArrayID:|,Name:"]).splitlines():
-        job, sep, name = line.partition("|")
-        if sep:
-            got[job.strip()] = name.strip()
-    return got
 
 
 def parse_squeue(out: str) -> dict[str, tuple[JobState, int | None, str]]:
@@ -310,21 +343,41 @@ def parse_sacct(out: str) -> dict[str, tuple[JobState, int | None]]:
 def jobcomp(job_ids: Iterable[str]) -> dict[str, tuple[JobState, int | None]]:
     """Final states from the job-completion log (``JobCompType=jobcomp/filetxt``)."""
     wanted = set(job_ids)
+    return parse_jobcomp(_jobcomp_lines(), wanted) if wanted else {}
+
+
+def _jobcomp_lines() -> list[str]:
+    """The lines of the job-completion log; [] where there is none (``jobcomp/filetxt`` only)."""
     cfg = config()
-    if not wanted or cfg.get("JobCompType") != "jobcomp/filetxt":
-        return {}
+    if cfg.get("JobCompType") != "jobcomp/filetxt":
+        return []
     try:
-        lines = Path(cfg.get("JobCompLoc", "")).read_text(errors="replace").splitlines()
+        return Path(cfg.get("JobCompLoc", "")).read_text(errors="replace").splitlines()
     except OSError:
-        return {}
-    return parse_jobcomp(lines, wanted)
+        return []
+
+
+def _jobcomp_fields(line: str) -> dict[str, str]:
+    return dict(w.split("=", 1) for w in line.split() if "=" in w)
+
+
+def parse_jobcomp_names(lines: Iterable[str], names: set[str]) -> dict[str, str]:
+    """Lines of a ``jobcomp/filetxt`` log -> job name -> job id (an array's own id) of the jobs
+    called one of ``names`` (the first record of a name wins)."""
+    got: dict[str, str] = {}
+    for line in lines:
+        fields = _jobcomp_fields(line)
+        name = fields.get("Name", "")
+        if name in names and name not in got:
+            got[name] = fields.get("ArrayJobId") or fields.get("JobId", "")
+    return {n: j for n, j in got.items() if j}
 
 
 def parse_jobcomp(lines: Iterable[str], wanted: set[str]) -> dict[str, tuple[JobState, int | None]]:
     """Lines of a ``jobcomp/filetxt`` log -> (state, exit code) of the ``wanted`` job ids."""
     got = {}
     for line in lines:
-        fields = dict(w.split("=", 1) for w in line.split() if "=" in w)
+        fields = _jobcomp_fields(line)
         job = fields.get("JobId", "")
         if fields.get("ArrayJobId") and fields.get("ArrayTaskId"):
             job = f"{fields['ArrayJobId']}_{fields['ArrayTaskId']}"

@@ -10,7 +10,9 @@ unreachable controller does; ``sbatch-timeouts`` holds how many of the next sbat
 no reply (the job is queued all the same unless ``sbatch-drops`` exists); ``name-hidden`` holds
 how many of the next look-ups by job name (``squeue -n``) see nothing, as while slurmctld is still
 processing a submission; ``squeue-fails`` how many of the next squeue calls fail. ``scontrol``
-says accounting is on when an ``accounting`` file exists; ``sacct`` then knows the queue's jobs.
+says accounting is on when an ``accounting`` file exists; ``sacct`` then knows the queue's jobs
+and those in ``purged`` (same lines: jobs slurmctld forgot after MinJobAge, which squeue no
+longer shows); a ``jobcomp.log`` file makes it the job-completion log (``jobcomp/filetxt``).
 The look-up window after a lost sbatch reply is shortened to 0.15 s."""
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ script="${{@: -1}}"
 name=$(sed -n 's/^#SBATCH --job-name=//p' "$script" | head -1)
 [ -n "$SBATCH_JOB_NAME" ] && name="$SBATCH_JOB_NAME"  # as Slurm: the command line, the environment, the script
 for a in "$@"; do case "$a" in --job-name=*) name="${{a#--job-name=}}";; esac; done
-id=$(( 1001 + $(wc -l < "$here/queue") ))
+id=$(( 1001 + $(cat "$here/queue" "$here/purged" 2>/dev/null | wc -l) ))
 left=$(cat "$here/sbatch-timeouts" 2>/dev/null || echo 0)
 if [ "$left" -gt 0 ]; then
   echo $((left - 1)) > "$here/sbatch-timeouts"
@@ -55,9 +57,9 @@ if [ "$fails" -gt 0 ]; then
   echo "squeue: error: slurm_load_jobs error: Unexpected message received" >&2
   exit 1
 fi
-name=""
+name=""; format=""
 while [ $# -gt 0 ]; do
-  case "$1" in -n) name="$2"; shift;; esac
+  case "$1" in -n) name="$2"; shift;; -o) format="$2"; shift;; esac
   shift
 done
 hidden=$(cat "$here/name-hidden" 2>/dev/null || echo 0)
@@ -66,8 +68,8 @@ if [ -n "$name" ] && [ "$hidden" -gt 0 ]; then
   exit 0
 fi
 while read -r id jobname state; do
-  if [ -n "$name" ]; then
-    [ "$jobname" = "$name" ] && echo "$id"
+  if [ -n "$name" ]; then  # -o %i: the id; -o %i|%j: the id and the name
+    case ",$name," in *",$jobname,"*) if [ "$format" = "%i|%j" ]; then echo "$id|$jobname"; else echo "$id"; fi;; esac
   else
     echo "$id|$state|0|"
   fi
@@ -79,19 +81,25 @@ FAKE_SCONTROL = """#!/bin/bash
 here=$(dirname "$0")
 if [ -e "$here/accounting" ]; then echo "AccountingStorageType = accounting_storage/slurmdbd"
 else echo "AccountingStorageType = accounting_storage/none"; fi
+if [ -e "$here/jobcomp.log" ]; then echo "JobCompType = jobcomp/filetxt"; echo "JobCompLoc = $here/jobcomp.log"; fi
 """
 
 FAKE_SACCT = """#!/bin/bash
 here=$(dirname "$0")
 echo "sacct $*" >> "$here/sacct.log"
-name=""
+name=""; jobs=""; fields=""
 while [ $# -gt 0 ]; do
-  case "$1" in --name) name="$2"; shift;; esac
+  case "$1" in --name) name="$2"; shift;; -j) jobs="$2"; shift;; -o) fields="$2"; shift;; esac
   shift
 done
-while read -r id jobname state; do
-  [ "$jobname" = "$name" ] && echo "$id"
-done < "$here/queue"
+touch "$here/purged"
+cat "$here/queue" "$here/purged" | while read -r id jobname state; do
+  if [ -n "$name" ]; then  # -o JobID or -o JobID,JobName
+    case ",$name," in *",$jobname,"*) if [ "$fields" = JobID ]; then echo "$id"; else echo "$id|$jobname"; fi;; esac
+  else
+    case ",$jobs," in *",$id,"*) echo "$id|$state|0:0";; esac
+  fi
+done
 """
 
 
@@ -344,3 +352,20 @@ def test_polls_back_off_alike_while_squeue_fails(fake_slurm, tmp_path: Path, bac
     now[0] += 8
     runner.poll()
     assert squeue_calls(fake_slurm) == 4 and runner.states() == {"t1": JobState.PENDING}
+
+
+def test_a_lost_reply_is_told_as_such_not_as_a_silent_controller(fake_slurm, tmp_path: Path):
+    """A review: after a lost sbatch reply the notice said "Slurm does not answer", though sbatch
+    may well have queued the job. It says what happened now, and what the look-up then found."""
+    (fake_slurm / "sbatch-timeouts").write_text("1")
+    (fake_slurm / "name-hidden").write_text(str(len(slurmcli.LOOKUP_PAUSES_S)))
+    runner = SlurmRunner(site(), tmp_path / "slurm", own_folder=True)
+    runner.submit([task(tmp_path)])
+    [note] = runner.take_notices()
+    assert note.startswith("warning: the reply to a submission was lost (") and "does not answer" not in note
+    assert "looked up by its name" in note and "never submitted again on a guess" in note
+    assert "Socket timed out" in note and "squeue --me -n dm-c-t1--" in note
+    time.sleep(0.25)
+    runner.poll()
+    assert [n.split(":")[0] for n in runner.take_notices()] == [
+        "the submission whose reply was lost did queue job 1001"]  # not "Slurm answers again"
