@@ -25,18 +25,36 @@ from dm_hpc.campaign.standard import (
 
 
 def _credit(campaign: CampaignSpec, record_ids: set[str]) -> list[dict[str, Any]]:
-    """Contributors and institutions of ``record_ids`` with their record counts (the plan's credit)."""
+    """Contributors and institutions of ``record_ids`` with their record counts (the plan's credit).
+    Every one of ``record_ids`` counts, a record retracted or corrected since among them: the model
+    learned from it (so the counts add up to the records it was trained on; ``withdrawn_since`` says
+    how many of them are withdrawn now)."""
     from dm_hpc.data import Store
 
     counts: dict[tuple, int] = {}
     with Store.open(campaign.store, "r") as store:
-        for r in store.records():
+        for r in store.records(superseded=True):
             if r.record_id in record_ids:
                 p = r.provenance
                 key = (p.contributor or "", p.institution or "", p.source.value, p.method)
                 counts[key] = counts.get(key, 0) + 1
     return [{"contributor": c or None, "institution": i or None, "source": s, "method": m, "records": n}
             for (c, i, s, m), n in sorted(counts.items())]
+
+
+def withdrawn_since(campaign: CampaignSpec, record_ids: set[str]) -> dict[str, int]:
+    """How many of ``record_ids`` (those a version was trained on) were retracted, and how many
+    corrected (replaced by a later record), since: ``{"retracted": n, "corrected": m}``."""
+    from dm_hpc.data import Store
+    from dm_hpc.data.store import RETRACTION_METHOD
+
+    with Store.open(campaign.store, "r") as store:
+        gone = store.superseded_ids() & record_ids
+        retracted: set[str] = set()
+        if gone:
+            for r in store.records(method=RETRACTION_METHOD, superseded=True):
+                retracted.update(r.provenance.supersedes or ())
+    return {"retracted": len(gone & retracted), "corrected": len(gone - retracted)}
 
 
 def _hyper_parameters(state_dict: dict) -> dict[str, Any]:
@@ -74,6 +92,7 @@ def export_version(campaign: CampaignSpec, version: str | None, out: Path,
 
     from dm_hpc.campaign import registry
     from dm_hpc.campaign.strategy import design_space
+    from dm_hpc.learn.persist import LOAD_ERRORS
 
     version = version or registry.current(campaign)
     found = {v.version: v for v in registry.versions(campaign)}
@@ -82,6 +101,11 @@ def export_version(campaign: CampaignSpec, version: str | None, out: Path,
                                      f"(dm-hpc train CAMPAIGN), or export the campaign's model with its "
                                      "sources (--with-transfer)")
     if version not in found:
+        path = registry.registry_dir(campaign) / version
+        if registry.VERSION_NAME.fullmatch(version) and (path.is_dir() or version == registry.current(campaign)):
+            # a damaged or vanished version: what is wrong, not a raw Errno of its model.pt
+            raise registry.RegistryError(f"{campaign.name}: {registry.version_problem(path)}; nothing exported "
+                                         f"(registered: {', '.join(found) or 'none usable'})")
         raise registry.RegistryError(f"{campaign.name}: no model version {version!r} "
                                      f"(registered: {', '.join(found) or 'none'})")
     v = found[version]
@@ -89,7 +113,12 @@ def export_version(campaign: CampaignSpec, version: str | None, out: Path,
     other_inputs = registry.inputs_problem(campaign, version, v.meta, space)
     if other_inputs:  # its file would name today's elements as the inputs of a model trained on others
         raise registry.RegistryError(other_inputs)
-    state = torch.load(v.path / "model.pt", weights_only=True, map_location="cpu")
+    space = registry.version_space(v.meta, space)  # its features on the process ranges it was trained on
+    try:
+        state = torch.load(v.path / "model.pt", weights_only=True, map_location="cpu")
+    except LOAD_ERRORS as exc:
+        raise registry.RegistryError(f"{campaign.name}: model version {version}: {v.path / 'model.pt'} cannot be "
+                                     f"read ({type(exc).__name__}); nothing exported") from None
     ids = sorted(registry.trained_on(v))
     meta = v.meta
     provenance = {
@@ -99,7 +128,9 @@ def export_version(campaign: CampaignSpec, version: str | None, out: Path,
         "model_kind": meta.get("surrogate"), "properties": meta.get("properties"),
         "store": {"path": meta.get("store"), "generation": meta.get("store_generation")},
         "records": {"count": meta.get("records"), "trained_on": meta.get("trained_on"),
-                    "sha256": meta.get("records_sha256"), "ids": ids},
+                    "sha256": meta.get("records_sha256"), "ids": ids,
+                    # records it learned from that the store withdrew since (the CLI warns)
+                    "withdrawn_since": withdrawn_since(campaign, set(ids))},
         "clearance": registry.trained_clearance(meta).value,  # a version from before: every record
         "access_levels": _access_levels(campaign, ids),
         "metrics": {"held_out": meta.get("held_out")},

@@ -266,6 +266,11 @@ def _frame_inputs(c: CampaignSpec, frame: pd.DataFrame) -> tuple[list[dict[str, 
             col = parse_header(h)
         except ValueError as exc:
             raise InputError(f"campaign {c.name!r}: cannot predict: {exc}") from None
+        if col.kind == "step":  # a step's equipment, settings or order: what it was done with, no model input
+            continue
+        why = _process_column_problem(c, col)
+        if why:
+            raise InputError(f"campaign {c.name!r}: cannot predict: column {h!r}: {why}")
         process[h] = col
     comps = []
     for _, row in frame.iterrows():
@@ -285,6 +290,28 @@ def _frame_inputs(c: CampaignSpec, frame: pd.DataFrame) -> tuple[list[dict[str, 
         except ValueError as exc:  # a unit that is not one of the parameter's
             raise InputError(f"campaign {c.name!r}: cannot predict: {exc}") from None
     return comps, values
+
+
+def _process_column_problem(c: CampaignSpec, col) -> str | None:
+    """Why a frame's process column ``col`` (``parse_header``'s) cannot be read as the lab sheet's
+    ``process:treatment:<parameter> [unit]``, as ``add_measurements`` reads it: no unit (a bare
+    number would be read as canonical, kelvin for a temperature the file writes in degC), or a
+    step or parameter the campaign does not have (it was left out, or the middle of the range
+    taken). None: it is one of the campaign's parameters, with a unit."""
+    from dm_hpc.campaign.labsheet import PROCESS_STEP
+    from dm_hpc.data.columns import process_column
+
+    def head(name: str) -> str:
+        return process_column(PROCESS_STEP, name, c.shown_unit(name, kind="process_parameter"))
+
+    if col.name not in c.space.process:
+        heads = ", ".join(repr(head(k)) for k in c.space.process) or "none: it has no process parameters"
+        return f"{col.name!r} is not a process parameter of the campaign (its process columns: {heads})"
+    if col.step != PROCESS_STEP:
+        return f"step {col.step!r} is not the campaign's; its process columns are headed {head(col.name)!r}"
+    if not col.unit:
+        return f"header has no [unit], as on a lab sheet: write it {head(col.name)!r} (values in that unit)"
+    return None
 
 
 def canonical_process(c: CampaignSpec, process: list[dict[str, Any]]) -> list[dict[str, Any]]:

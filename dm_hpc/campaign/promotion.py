@@ -16,6 +16,11 @@ candidate minus current lies above zero.
 When there is too little to compare (fewer than ``MIN_PAIRED`` held-out points, or a current
 version that cannot be rebuilt): the same kind of model on more data is promoted (nothing says
 it is worse, and it has seen more); a different kind is not — a change of kind needs evidence.
+
+Outputs are lined up by property name (the current version's ``meta["properties"]``), not by
+position: a campaign whose properties changed since compares each property with the same one.
+A current version that lacks a property the campaign now needs is a change of outputs: it cannot
+answer for the campaign, so the new version is promoted, and the reason says so.
 """
 from __future__ import annotations
 
@@ -40,16 +45,23 @@ class Decision:
                 "comparison": self.comparison}
 
 
-def _kinds(kind: str, current_kind: str) -> str:
+def _kinds(kind: str, current_kind: str | None) -> str:
+    if current_kind is None:  # its meta.json gone or damaged
+        return f"{kind} (the current version's kind is unknown)"
     return kind if kind == current_kind else f"{kind} (a change of kind from the current {current_kind})"
 
 
-def decide(candidate, kind: str, current, X, Y, properties: list[str], seed: int = 0) -> Decision:
+def decide(candidate, kind: str, current, X, Y, properties: list[str], seed: int = 0,
+           current_properties: list[str] | None = None, X_current=None) -> Decision:
     """The promotion of a ``kind`` ``candidate`` model over ``current`` on held-out ``n x d`` X, ``n x m`` Y.
 
     Args:
         current: ``(version, kind, model)`` of the current version; None when there is none,
             ``model`` None when it cannot be rebuilt.
+        properties: the candidate's outputs (Y's columns), in order.
+        current_properties: the current version's outputs, in order (default: ``properties``).
+        X_current: the held-out points as the current version's features (its process ranges;
+            default X).
     """
     from dm_hpc.learn.quality import compare_held_out
 
@@ -57,13 +69,20 @@ def decide(candidate, kind: str, current, X, Y, properties: list[str], seed: int
         return Decision(True, "the first version: nothing to compare with")
     version, current_kind, model = current
     what = _kinds(kind, current_kind)
+    outputs = list(properties) if current_properties is None else list(current_properties)
+    lacking = [p for p in properties if p not in outputs]
+    if lacking:
+        return Decision(True, f"a change of outputs: current {version} predicts {', '.join(outputs) or 'nothing'}, "
+                              f"not {', '.join(lacking)}, which the campaign now needs; the new {what}, which does, "
+                              "is promoted without a comparison", version)
     if model is None or len(Y) < MIN_PAIRED:
         why = (f"current {version} cannot be rebuilt" if model is None
                else f"only {len(Y)} held-out records (a comparison needs {MIN_PAIRED})")
         if kind == current_kind:
             return Decision(True, f"{why}; the same kind ({kind}), retrained on the store as it is now, is promoted", version)
         return Decision(False, f"{why}: the new {what} is not promoted without evidence that it is no worse", version)
-    c = compare_held_out(candidate, model, X, Y, seed=seed)
+    c = compare_held_out(candidate, model, X, Y, seed=seed, X_current=X_current,
+                         current_columns=[outputs.index(p) for p in properties])
     if c.n < MIN_PAIRED:
         return Decision(kind == current_kind, f"only {c.n} usable held-out records against {version}", version,
                         c.as_dict())

@@ -31,7 +31,13 @@ the others wait for it in a collective); rank 0 takes it once they have trained,
 latest version again and decides and registers under it. So does a training in a registry this
 account cannot write (a read-only mount): a look writes nothing, so finding nothing new is no error.
 A promotion or rollback does not wait for a training: it is refused while one holds the turn.
-A version folder whose ``meta.json`` is damaged is left out of ``versions`` and named by ``damaged``.
+A version folder whose ``meta.json`` is damaged or not what a training writes (``meta_problems``), or
+whose ``model.pt`` is missing or cut short, is left out of ``versions`` and named by ``damaged``.
+A version number is never issued twice: ``models/LAST_VERSION`` keeps the highest one given, so a
+version folder deleted or moved aside does not free its number (a registry from before the file:
+the highest of its folders and of what ``CURRENT`` names). A version records the process ranges
+its features were scaled by (``model_inputs``), and is loaded, compared and exported on them
+(``version_space``), so a range widened in the campaign file since does not change its answers.
 A training killed inside the registration leaves its ``.new-version.*`` folder, and, killed between
 the rename of its version and the write of ``CURRENT``, a version meant to be current that is not
 (``PENDING_CURRENT`` names it): the next training, in its turn, removes the one and makes the
@@ -57,7 +63,7 @@ import fcntl
 import hashlib
 import json
 import os
-import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -65,9 +71,11 @@ import tempfile
 import threading
 import time
 import warnings
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +203,11 @@ NEW_VERSION = ".new-version."
 #: ``RUN_DIR/models/PENDING_CURRENT``: the version a registration is making current, written before
 #: its folder is renamed into place and removed once ``CURRENT`` names it (``_register``).
 PENDING_CURRENT = ".pending-current"
+#: ``RUN_DIR/models/LAST_VERSION``: the highest version number ever issued (``_register``), the
+#: source of truth for the next one: a version folder deleted since does not give its number back.
+LAST_VERSION = ".last-version"
+#: What a version is named: ``v`` and at least four digits (``_register``).
+VERSION_NAME = re.compile(r"v\d{4,}")
 # ``.held``: registries whose lock this thread holds (``train_local_ranks`` -> ``train``), or its
 # parent process does (``_spawned_rank``)
 _turns = threading.local()
@@ -321,13 +334,15 @@ def snapshot(campaign: CampaignSpec, clearance: AccessLevel = AccessLevel.embarg
     return Snapshot(data, generation, sha, train, cal, test, space, sorted(int(f) for f in np.unique(data.fidelity)))
 
 
-def _features(campaign: CampaignSpec, snap: Snapshot, rows: np.ndarray, fidelity_column: bool):
-    """``len(rows) x d`` features (plus the fidelity scaled to [0, 1] as a last column when asked)."""
+def _features(campaign: CampaignSpec, snap: Snapshot, rows: np.ndarray, fidelity_column: bool, space=None):
+    """``len(rows) x d`` features (plus the fidelity scaled to [0, 1] as a last column when asked);
+    ``space``: another design space to featurise on (a version's own process ranges; default the
+    snapshot's)."""
     import torch
 
     from dm_hpc.learn.features import composition_matrix
 
-    space = snap.space
+    space = snap.space if space is None else space
     data = snap.data
     X = space.featurize(composition_matrix([data.compositions[i] for i in rows], space.element_names),
                         data.process[rows])
@@ -569,6 +584,11 @@ def _unchanged(campaign: CampaignSpec, snap: Snapshot, options: TrainOptions, se
     last = latest(campaign)
     if last is None or last.meta.get("records_sha256") != snap.sha256:
         return None
+    if inputs_problem(campaign, last.version, last.meta, snap.space):
+        return None  # it no longer fits the campaign's design space: no usable model until one is trained
+    cur = current(campaign)
+    if cur is not None and version_problem(registry_dir(campaign) / cur) is not None:
+        return None  # the current version is gone or damaged: the next one replaces it (``_decide``)
     if options.if_new_data:
         return last
     if options.register and not options.force and last.meta.get("settings_sha256") == settings:
@@ -750,20 +770,25 @@ def _decide(campaign: CampaignSpec, snap: Snapshot, model, kind: str):
     from dm_hpc.campaign import promotion
 
     cur = current(campaign)
-    found = None
+    found, cur_space, cur_properties = None, None, None
     if cur is not None:
         try:
-            cur_model = load(campaign, cur, space=snap.space)[0]
+            cur_model, cur_space, _ = load(campaign, cur, space=snap.space)
         except RegistryError:
             cur_model = None
-        try:
-            cur_kind = _meta(registry_dir(campaign) / cur).get("surrogate")
+        try:  # its kind and outputs, also when its model.pt is what is damaged
+            cur_meta = _meta(registry_dir(campaign) / cur)
         except RegistryError:
-            cur_kind = None
-        found = (cur, cur_kind, cur_model)
+            cur_meta = {}
+        # a version from before properties were recorded: the campaign's, as it was always read
+        cur_properties = cur_meta.get("properties") or list(campaign.properties)
+        found = (cur, cur_meta.get("surrogate"), cur_model)
     rows = _comparison_rows(campaign, snap)
-    return promotion.decide(model, kind, found, _features(campaign, snap, rows, False), _targets(snap, rows),
-                            campaign.properties, seed=campaign.seed)
+    X = _features(campaign, snap, rows, False)
+    # the current version answers on the process ranges it was trained on (``version_space``)
+    X_cur = None if cur_space is None or cur_space is snap.space else _features(campaign, snap, rows, False, cur_space)
+    return promotion.decide(model, kind, found, X, _targets(snap, rows), campaign.properties, seed=campaign.seed,
+                            current_properties=cur_properties, X_current=X_cur)
 
 
 #: Beside ``meta.json``: the ids of the records a version was trained on, one a line (citations).
@@ -791,7 +816,7 @@ def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: boo
         (tmp / RECORDS_FILE).write_text("".join(f"{rid}\n" for rid in sorted(record_ids)))
         _fsync_file(tmp / "model.pt")
         _fsync_file(tmp / RECORDS_FILE)
-        number = 1 + max((int(p.name[1:]) for p in root.glob("v[0-9]*") if p.name[1:].isdigit()), default=0)
+        number = 1 + highest_issued(root)
         while True:  # renaming onto an existing version fails: a concurrent training took the number
             version = f"v{number:04d}"
             (tmp / "meta.json").write_text(json.dumps({"version": version, **meta}, indent=1))
@@ -811,6 +836,7 @@ def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: boo
             placed = True
             fsync_dir(root)
             break
+        _issued(root, number)
     except OSError as exc:
         if placed:  # in place, and meant to be current if PENDING_CURRENT says so: ``_recover`` finishes it
             raise
@@ -826,6 +852,41 @@ def _register(campaign: CampaignSpec, state: dict, meta: dict, make_current: boo
         _atomic_write(root / "CURRENT", version + "\n")
         _drop_pending(root)
     return ModelVersion(version, root / version, {"version": version, **meta})
+
+
+def _number(name: str | None) -> int:
+    """The number of version ``name`` (``v0003``: 3); 0 for anything that is not a version name."""
+    return int(name[1:]) if name is not None and VERSION_NAME.fullmatch(name) else 0
+
+
+def highest_issued(root: Path) -> int:
+    """The highest version number ever issued in the registry ``root``: ``LAST_VERSION``, or where it
+    is behind or absent (a registry from before it) the highest of the version folders and of the
+    versions ``CURRENT`` and ``PENDING_CURRENT`` name (a current version's folder deleted: its
+    number was issued all the same, and the next training must not reuse it: ``CURRENT`` would name
+    the new version, made current whatever its comparison decided)."""
+    try:
+        kept = _number((root / LAST_VERSION).read_text().strip())
+    except OSError:
+        kept = 0
+    names = [p.name for p in root.glob("v[0-9]*")] + [_read_name(root / "CURRENT"), _pending(root)]
+    return max([kept, *(_number(n) for n in names)])
+
+
+def _read_name(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _issued(root: Path, number: int) -> None:
+    """Record ``number`` as issued (``LAST_VERSION``). Its folder is in place already and counts
+    too (``highest_issued``): a disk that refuses this small write does not fail the registration."""
+    try:
+        _atomic_write(root / LAST_VERSION, f"v{number:04d}\n")
+    except OSError:
+        pass
 
 
 def _spawned_rank(world, campaign: CampaignSpec, options: TrainOptions, out: str, requested: int) -> None:
@@ -881,7 +942,8 @@ def _train_local_ranks(campaign: CampaignSpec, ranks: int, options: TrainOptions
 
 
 def _meta(path: Path) -> dict[str, Any]:
-    """The ``meta.json`` of the version folder ``path``; RegistryError naming it when it is unreadable."""
+    """The ``meta.json`` of the version folder ``path``; RegistryError naming it when it is
+    unreadable or not what a training writes (``meta_problems``: a hand-edited file)."""
     try:
         meta = json.loads((path / "meta.json").read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -889,29 +951,150 @@ def _meta(path: Path) -> dict[str, Any]:
         raise RegistryError(f"model version {path.name}: {path / 'meta.json'} is {why}") from None
     if not isinstance(meta, dict):
         raise RegistryError(f"model version {path.name}: {path / 'meta.json'} is not a JSON object")
+    wrong = meta_problems(meta)
+    if wrong:
+        raise RegistryError(f"model version {path.name}: {path / 'meta.json'} is not as a training writes it: "
+                            + "; ".join(wrong))
     return meta
 
 
-def versions(campaign: CampaignSpec) -> list[ModelVersion]:
-    """Registered versions, oldest first; a version folder whose ``meta.json`` is damaged is left out
-    (``damaged`` names it; its number is never issued again)."""
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _names(x: Any) -> bool:
+    return isinstance(x, list) and all(isinstance(v, str) for v in x)
+
+
+def meta_problems(meta: dict[str, Any]) -> list[str]:
+    """What is wrong in a version's ``meta.json`` (a hand-edited one: ``"coverage90": "n/a"``, no
+    ``created``, ``"records": "eleven"``), each naming the field; empty when its readers (``dm-hpc
+    models``, ``Campaign.train``, the export, the promotion) can take it. The one check of
+    ``damaged``, ``versions`` and every reader of a version (``_meta``). Fields a version from
+    before them lacks (``inputs``, ``clearance``, ...) may be absent; those every training wrote
+    may not."""
     out = []
-    for path in sorted(registry_dir(campaign).glob("v[0-9]*")):
-        try:
-            out.append(ModelVersion(path.name, path, _meta(path)))
-        except RegistryError:
-            continue
+
+    def need(name: str, ok, what: str, optional: bool = False) -> None:
+        if name not in meta:
+            if not optional:
+                out.append(f"{name} is missing")
+        elif not ok(meta[name]):
+            out.append(f"{name} is {meta[name]!r}, not {what}")
+
+    need("created", lambda x: isinstance(x, str) and x.strip() != "", "a time")
+    need("records", _is_int, "a count of records")
+    need("trained_on", _is_int, "a count of records", optional=True)
+    need("properties", lambda x: _names(x) and len(x) > 0, "a list of property names", optional=True)
+    need("surrogate", lambda x: isinstance(x, str), "a model kind", optional=True)
+    need("world_size", lambda x: _is_int(x) and x > 0, "a number of ranks", optional=True)
+    need("multi_fidelity", lambda x: isinstance(x, bool), "true or false", optional=True)
+    need("promotion", lambda x: x is None or isinstance(x, dict), "a JSON object", optional=True)
+    held = meta.get("held_out")
+    if not isinstance(held, dict):
+        out.append("held_out is missing" if held is None else f"held_out is {held!r}, not a JSON object")
+    else:
+        if not (held.get("n") is None or _is_int(held.get("n"))):
+            out.append(f"held_out.n is {held.get('n')!r}, not a count of records")
+        if not (held.get("coverage90") is None or _is_number(held.get("coverage90"))):
+            out.append(f"held_out.coverage90 is {held.get('coverage90')!r}, not a number or null")
+        rmse = held.get("rmse")
+        if not (rmse is None or (isinstance(rmse, dict) and all(v is None or _is_number(v) for v in rmse.values()))):
+            out.append(f"held_out.rmse is {rmse!r}, not numbers by property")
+    inputs = meta.get("inputs")
+    if inputs is not None:
+        bounds = inputs.get("process_bounds") if isinstance(inputs, dict) else None
+        if not (isinstance(inputs, dict) and _names(inputs.get("elements")) and _names(inputs.get("process"))):
+            out.append(f"inputs is {inputs!r}, not lists of element and process parameter names")
+        elif bounds is not None and not (
+                isinstance(bounds, dict) and set(bounds) == set(inputs["process"])
+                and all(isinstance(b, list) and len(b) == 2 and all(_is_number(v) for v in b) for b in bounds.values())):
+            out.append(f"inputs.process_bounds is {bounds!r}, not [low, high] for each process parameter")
+    return out
+
+
+def model_problem(path: Path) -> str | None:
+    """Why the ``model.pt`` of the version folder ``path`` cannot be loaded, from a look at the file
+    (missing, unreadable, cut short: its zip directory or a checksum fails); None: it looks whole
+    (``load`` may still find it is no model). Checked once per file state (size, mtime)."""
+    file = path / "model.pt"
+    try:
+        st = file.stat()
+    except FileNotFoundError:
+        return f"model version {path.name}: {file} is missing"
+    except OSError as exc:
+        return f"model version {path.name}: {file} cannot be read ({exc.strerror})"
+    why = _zip_problem(str(file), st.st_mtime_ns, st.st_size)
+    return None if why is None else f"model version {path.name}: {file} is damaged ({why})"
+
+
+@lru_cache(maxsize=256)
+def _zip_problem(file: str, mtime_ns: int, size: int) -> str | None:
+    """Why the zip that ``torch.save`` writes is not whole at ``file``; None when it is (or when the
+    file is in torch's older, not zipped, format: ``load`` reads it and names what it finds)."""
+    try:
+        with open(file, "rb") as fh:
+            if fh.read(2) != b"PK":
+                return None if size > 2 else "empty or cut short"
+        with zipfile.ZipFile(file) as z:
+            bad = z.testzip()
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+        return f"cut short or overwritten: {exc}"
+    return None if bad is None else f"its part {bad} fails its checksum"
+
+
+def _read_version(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(meta, None)`` for a usable version folder ``path``, ``(None, why)`` for one that is not:
+    the one rule of ``versions``, ``damaged`` and ``promote`` (``version_problem``)."""
+    if not path.is_dir():
+        return None, f"model version {path.name}: its folder {path} is missing"
+    try:
+        meta = _meta(path)
+    except RegistryError as exc:
+        return None, str(exc)
+    why = model_problem(path)
+    return (None, why) if why is not None else (meta, None)
+
+
+def version_problem(path: Path) -> str | None:
+    """Why the version folder ``path`` is left out of ``versions`` (its ``meta.json`` or its
+    ``model.pt``), or None."""
+    return _read_version(path)[1]
+
+
+def versions(campaign: CampaignSpec) -> list[ModelVersion]:
+    """Registered versions, oldest first; a version folder whose ``meta.json`` or ``model.pt`` is
+    damaged is left out (``damaged`` names it; its number is never issued again)."""
+    out = []
+    for path in sorted(registry_dir(campaign).glob("v[0-9]*"), key=lambda p: (_number(p.name), p.name)):
+        meta = _read_version(path)[0] if VERSION_NAME.fullmatch(path.name) else None
+        if meta is not None:
+            out.append(ModelVersion(path.name, path, meta))
     return out
 
 
 def damaged(campaign: CampaignSpec) -> list[str]:
-    """One sentence for each version folder that ``versions`` leaves out, and why."""
+    """One sentence for each version folder that ``versions`` leaves out, and why; the version
+    ``CURRENT`` names is said to be current (it cannot serve, and the next training replaces it)."""
     out = []
-    for path in sorted(registry_dir(campaign).glob("v[0-9]*")):
-        try:
-            _meta(path)
-        except RegistryError as exc:
-            out.append(f"{exc}; it is left out of the versions (restore it from a backup, or move the folder aside)")
+    cur = current(campaign)
+    for path in sorted(registry_dir(campaign).glob("v[0-9]*"), key=lambda p: (_number(p.name), p.name)):
+        if not VERSION_NAME.fullmatch(path.name):
+            continue
+        why = version_problem(path)
+        if why is not None:
+            role = (" It is the current version: predictions with --model current fail until another is promoted, "
+                    "and the next training replaces it (current cannot be rebuilt)." if path.name == cur else "")
+            out.append(f"{why}; it is left out of the versions (restore it from a backup, or move the folder "
+                       f"aside).{role}")
+    if cur is not None and not (registry_dir(campaign) / cur).is_dir():
+        out.append(f"CURRENT names {cur}, whose folder {registry_dir(campaign) / cur} is missing: predictions with "
+                   "--model current fail until another version is promoted, and the next training replaces it "
+                   "(current cannot be rebuilt); its number is never issued again")
     return out
 
 
@@ -931,19 +1114,26 @@ def stamp(campaign: CampaignSpec) -> tuple[int, tuple[str, ...]] | None:
 
 
 def current(campaign: CampaignSpec) -> str | None:
-    path = registry_dir(campaign) / "CURRENT"
-    return path.read_text().strip() if path.exists() else None
+    """The version ``CURRENT`` names (which may be one ``versions`` leaves out: ``damaged`` says so)."""
+    return _read_name(registry_dir(campaign) / "CURRENT")
 
 
 def promote(campaign: CampaignSpec, version: str) -> str:
     """Make ``version`` the one in use (any registered version; the others stay registered).
 
-    Returns the sentence that says what was done (also when nothing was: already current).
+    Returns the sentence that says what was done (also when nothing was: already current). Only a
+    version name of this campaign's registry is taken (``VERSION_NAME``: ``v0001/`` or a path to
+    another campaign's version is refused), and only a usable version (``version_problem``).
     """
-    if not (registry_dir(campaign) / version / "model.pt").exists():
+    path = registry_dir(campaign) / str(version)
+    if not isinstance(version, str) or not VERSION_NAME.fullmatch(version) or not path.is_dir():
         known = ", ".join(v.version for v in versions(campaign)) or "none"
-        raise RegistryError(f"{campaign.name}: no model version {version!r} (registered: {known})")
-    meta = _meta(registry_dir(campaign) / version)  # a damaged version is refused before CURRENT names it
+        what = "no model version" if isinstance(version, str) and VERSION_NAME.fullmatch(version) else \
+            "not a model version name (vNNNN, as `dm-hpc models` lists them):"
+        raise RegistryError(f"{campaign.name}: {what} {version!r} (registered: {known})")
+    meta, why = _read_version(path)
+    if meta is None:  # a damaged version is refused before CURRENT names it
+        raise RegistryError(f"{campaign.name}: {why}; CURRENT not changed")
     # a running training compares its model with the current one and may make itself current at
     # the end: a promotion in between would be overwritten by a decision taken before it
     with training_turn(campaign, busy=f"{campaign.name}: a training of this campaign is running and decides at its "
@@ -963,8 +1153,8 @@ def rollback(campaign: CampaignSpec, version: str) -> str:
     """Point ``CURRENT`` back at an earlier version (the later ones stay registered); says what was
     done. A version after the current one is not a rollback (``promote`` is the word for it)."""
     was = current(campaign)
-    order = [v.version for v in versions(campaign)]
-    if was in order and version in order and order.index(version) > order.index(was):
+    # by number: a current version whose folder is gone still says where "earlier" ends
+    if _number(was) and _number(version) > _number(was) and (registry_dir(campaign) / version).is_dir():
         raise RegistryError(f"{campaign.name}: {version} is newer than the current {was}; a rollback goes to an "
                             f"earlier version (to use a newer one: --promote {version})")
     return promote(campaign, version)
@@ -1000,20 +1190,40 @@ def may_read(level: AccessLevel, clearance: AccessLevel) -> bool:
     return level.rank <= clearance.rank
 
 
-def model_inputs(space) -> dict[str, list[str]]:
+def model_inputs(space) -> dict[str, Any]:
     """The inputs a model on ``space`` (a campaign's ``design_space``) takes, in order: its elements
-    and process parameters; recorded in a version's meta.json as ``inputs``."""
-    return {"elements": list(space.element_names), "process": list(space.process)}
+    and process parameters, and the range each process parameter is scaled by (``process_bounds``:
+    ``[low, high]`` in canonical units; the features are ``(value - low) / (high - low)``, so a
+    model answers for other settings on other bounds); recorded in a version's meta.json as ``inputs``."""
+    return {"elements": list(space.element_names), "process": list(space.process),
+            "process_bounds": {k: [float(lo), float(hi)] for k, (lo, hi) in space.process.items()}}
+
+
+def version_space(meta: dict[str, Any], space):
+    """The design space the version of ``meta`` was trained on: ``space`` (the campaign's today,
+    with the same inputs: ``inputs_problem``) with the process ranges the version's features were
+    scaled by. A version from before the ranges were recorded is taken on today's ranges, the
+    only ones known (as it always was: retrain it after changing a range)."""
+    bounds = (meta.get("inputs") or {}).get("process_bounds")
+    if not bounds or not space.process:
+        return space
+    kept = {k: (float(bounds[k][0]), float(bounds[k][1])) for k in space.process if k in bounds}
+    if len(kept) != len(space.process) or kept == dict(space.process):
+        return space
+    return replace(space, process=kept)
 
 
 def inputs_problem(campaign: CampaignSpec, version: str, meta: dict[str, Any], space) -> str | None:
     """Why ``version`` (its ``meta``) cannot be used on ``space``, the campaign's ``design_space``
-    today: it was trained on other inputs (``model_inputs``: an element excluded or a pool edited
-    since), so a model fed another element's fraction in a column would answer for another alloy.
-    None: the same inputs, or a version from before inputs were recorded. The one rule of ``load``
-    and of ``model_export.export_version``."""
+    today: it was trained on other inputs (``model_inputs``: an element added or excluded, a process
+    parameter added or removed, a pool edited since), so a model fed another element's fraction in a
+    column would answer for another alloy. A process range changed since is no problem: the version
+    is used on its own ranges (``version_space``). None: the same inputs, or a version from before
+    inputs were recorded. The one rule of ``load``, of ``model_export.export_version``, of a
+    scheduled training (``_unchanged``: such a version is no reason to train nothing) and of
+    ``dm-hpc models``' warning."""
     inputs, now = meta.get("inputs"), model_inputs(space)
-    if inputs is None or inputs == now:
+    if inputs is None or all(inputs.get(k) == now[k] for k in ("elements", "process")):
         return None
 
     def said(x: dict[str, list[str]]) -> str:
@@ -1024,23 +1234,28 @@ def inputs_problem(campaign: CampaignSpec, version: str, meta: dict[str, Any], s
 
 
 def load(campaign: CampaignSpec, version: str | None = None, clearance: AccessLevel | None = None, space=None):
-    """The registered ``(model, space, multi_fidelity)`` of ``version`` (default: current).
-    With ``clearance`` (a caller's), a version trained at a higher clearance is refused: its
-    predictions would carry records the caller may not read. Versions from before clearances
-    were recorded count as trained on every record. A version whose inputs (``model_inputs``) are
-    not the campaign's today is refused: the space is rebuilt from the campaign, and a model fed
-    another element's fraction in a column answers for another alloy (or fails on the width).
-    Versions from before inputs were recorded are taken as they are. ``space``: the campaign's
-    ``design_space`` when the caller holds it already (default: built here)."""
-    from dm_hpc.learn.persist import load_surrogate
+    """The registered ``(model, space, multi_fidelity)`` of ``version`` (default: current); ``space``
+    is the one the version was trained on (``version_space``: its process ranges), to featurise
+    what it is asked with. With ``clearance`` (a caller's), a version trained at a higher clearance
+    is refused: its predictions would carry records the caller may not read. Versions from before
+    clearances were recorded count as trained on every record. A version whose inputs
+    (``model_inputs``) are not the campaign's today is refused: a model fed another element's
+    fraction in a column answers for another alloy (or fails on the width). Versions from before
+    inputs were recorded are taken as they are. A version folder that is gone, or whose
+    ``meta.json`` or ``model.pt`` is damaged, is a ``RegistryError`` naming the file (``_decide``:
+    "current cannot be rebuilt"). ``space``: the campaign's ``design_space`` when the caller holds
+    it already (default: built here)."""
+    from dm_hpc.learn.persist import LOAD_ERRORS, load_surrogate
 
     version = version or current(campaign)
     if version is None:
         raise RegistryError(f"{campaign.name}: no model registered yet (run `dm-hpc train`)")
+    if not VERSION_NAME.fullmatch(version):
+        raise RegistryError(f"{campaign.name}: {version!r} is not a model version name (vNNNN)")
     path = registry_dir(campaign) / version
-    if not (path / "model.pt").exists():
-        raise RegistryError(f"{campaign.name}: no model version {version!r}")
-    meta = _meta(path)
+    meta, why = _read_version(path)
+    if meta is None:
+        raise RegistryError(f"{campaign.name}: {why}")
     if clearance is not None and not may_use(meta, clearance):
         raise RegistryError(f"{campaign.name}: model version {version} was trained on records up to "
                             f"{trained_clearance(meta).value}; clearance {clearance.value} may not use it")
@@ -1049,9 +1264,14 @@ def load(campaign: CampaignSpec, version: str | None = None, clearance: AccessLe
     if other_inputs:
         raise RegistryError(other_inputs)
     try:
-        model = load_surrogate(path / "model.pt")
-    except (pickle.UnpicklingError, KeyError, ValueError) as exc:
-        raise RegistryError(f"{campaign.name}: model version {version} cannot be rebuilt ({type(exc).__name__}); "
-                            "versions saved before the tensor-only format hold pickled models: retrain "
-                            "with `dm-hpc train`") from exc
-    return model, space, bool(meta.get("multi_fidelity"))
+        with warnings.catch_warnings():  # torch's own advice on a file it cannot read: the error says it
+            warnings.simplefilter("ignore")
+            model = load_surrogate(path / "model.pt")
+    except LOAD_ERRORS as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        if "Weights only load failed" in str(exc):
+            first = "it holds a pickled object: versions saved before the tensor-only format hold pickled models"
+        raise RegistryError(f"{campaign.name}: model version {version} cannot be rebuilt: {path / 'model.pt'} is "
+                            f"damaged or not a model file ({type(exc).__name__}: {first}); retrain with "
+                            "`dm-hpc train`") from exc
+    return model, version_space(meta, space), bool(meta.get("multi_fidelity"))

@@ -26,9 +26,7 @@ model file carries its training values, so export only what may be shared.
 from __future__ import annotations
 
 import json
-import pickle
 import re
-import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -320,12 +318,13 @@ def _load_cached(path: Path, mtime_ns: int, size: int) -> ModelFile:
 
     import torch
 
+    from dm_hpc.learn.persist import LOAD_ERRORS
+
     try:
         with warnings.catch_warnings():  # a foreign pickle's protocol warning: the error below says it
             warnings.simplefilter("ignore")
             payload = torch.load(path, weights_only=True, map_location="cpu")
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
-            AttributeError, KeyError, TypeError) as exc:
+    except LOAD_ERRORS as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "Weights only load failed" in str(exc):
             # PyTorch's message goes on to advise loading the file with weights_only=False, i.e.

@@ -201,12 +201,15 @@ def run(
         else:  # left by a run that was killed before it could serve it
             console.print(f"a stop request is pending ({stop_file}): this run stops at once; "
                           f"`dm-hpc resume {campaign}` drops it and continues", highlight=False, soft_wrap=True)
+    from dm_hpc.runners import UnrecordedLaunch
     from dm_hpc.runners.slurmcli import SlurmError
 
     try:
         summary = CampaignManager(c, console=console, quiet=quiet).run(max_seconds=max_seconds)
     except CampaignBusyError as exc:
         fail(str(exc))
+    except UnrecordedLaunch as exc:  # queued, but its journal line could not be written: the fix is the user's
+        fail(f"{exc}; `dm-hpc run {shlex.quote(str(campaign))}` then re-attaches it by its name", code=1)
     except SlurmError as exc:  # the scheduler refused (a partition it does not know, ...): its words, no traceback
         fail(f"{exc}; everything up to here is journalled: fix the site profile "
              f"({c.runner.site or 'local'}) and `dm-hpc run {shlex.quote(str(campaign))}` resumes", code=1)

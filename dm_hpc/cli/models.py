@@ -33,7 +33,7 @@ def _held_out(meta: dict) -> str:
     if not held.get("n"):
         return "no held-out records (too few to split)"
     rmse = ", ".join(f"{k} {_figure(v, '.4g', k)}" for k, v in (held.get("rmse") or {}).items())
-    return f"held-out {held['n']} records: RMSE {rmse}; 90 %-interval coverage {held['coverage90']:.0%}"
+    return f"held-out {held['n']} records: RMSE {rmse}; 90 %-interval coverage {_figure(held.get('coverage90'), '.0%')}"
 
 
 def train(
@@ -269,6 +269,7 @@ def models(
     cur = registry.current(c)
     found = registry.versions(c)
     problems = registry.damaged(c)
+    problems += _unfit_current(c, cur, found)
     left = registry.interrupted(c)
     if left is not None:
         problems.append(f"{left}: registered, not made current: its training was interrupted before it made it "
@@ -299,6 +300,26 @@ def models(
     from dm_hpc.cli.tables import fitted
 
     console.print(fitted(table, console))
+
+
+def _unfit_current(c, cur: str | None, found) -> list[str]:
+    """The warning that the current version no longer fits the campaign file's design space (an
+    element or process parameter added or removed since: ``registry.inputs_problem``), so no
+    prediction with it can be made until a version is trained on it; empty when it fits."""
+    from dm_hpc.campaign import CampaignError, registry
+    from dm_hpc.campaign.strategy import design_space
+
+    version = next((v for v in found if v.version == cur), None)
+    if version is None or version.meta.get("inputs") is None:
+        return []
+    try:
+        space = design_space(c)
+    except (CampaignError, OSError, ValueError):  # a pool gone: `dm-hpc validate` names it
+        return []
+    why = registry.inputs_problem(c, cur, version.meta, space)
+    if why is None:
+        return []
+    return [f"the current version does not fit the campaign file: {why.removeprefix(c.name + ': ')}"]
 
 
 def _figure(x, spec: str, prop: str | None = None) -> str:
@@ -344,6 +365,12 @@ def _export(c, out: Path, version: str | None, with_transfer: bool, contributors
         whose = f" ({', '.join(parts)})" if len(parts) > 1 else ""
         console.print(f"the records inside the file{whose} by access level: "
                       + ", ".join(f"{n} {k}" for k, n in sorted(levels.items())), markup=False, highlight=False)
+    withdrawn = rec.get("withdrawn_since") or {}
+    if any(withdrawn.values()):
+        said = " and ".join(f"{n} {how}" for how, n in withdrawn.items() if n)
+        console.print(f"[yellow]warning[/]: of the {rec['trained_on']} records it was trained on, {said} since "
+                      "(it still carries them, and credits their contributors); train a new version to leave "
+                      "them out (dm-hpc train)", highlight=False)
     if above:
         console.print(f"[yellow]warning[/]: it holds {', '.join(f'{n} {k}' for k, n in above.items())} record(s); "
                       "share the file only with people cleared for them", highlight=False)

@@ -9,6 +9,8 @@ loads the saved parameters over it. ``torch.load(..., weights_only=True)`` reads
 """
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,13 @@ import torch
 from torch import Tensor
 
 FORMAT = 1
+#: What reading a saved model raises when its file is damaged, cut short or not a model file
+#: (``torch.load``: RuntimeError, OSError, EOFError, BadZipFile, UnpicklingError for a pickled
+#: object, ``rebuild_surrogate``: KeyError, ValueError, TypeError, AttributeError): the one list a
+#: caller catches to name the file instead of a traceback (``registry.load``, ``standard``).
+LOAD_ERRORS: tuple[type[BaseException], ...] = (
+    pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
+    AttributeError, KeyError, TypeError)
 
 
 def surrogate_state(

@@ -133,8 +133,14 @@ class PairedComparison:
                 "miscalibration_interval": [r(v) for v in self.miscalibration_interval]}
 
 
-def compare_held_out(candidate, current, X: Tensor, Y: Tensor, draws: int = 2000, seed: int = 0) -> PairedComparison:
+def compare_held_out(candidate, current, X: Tensor, Y: Tensor, draws: int = 2000, seed: int = 0,
+                     X_current: Tensor | None = None, current_columns: list[int] | None = None) -> PairedComparison:
     """Paired comparison of two models on the same held-out ``n x d`` X, ``n x m`` Y.
+
+    ``X_current``: the same points as the current model's features (``n x d'``), where it scales
+    them otherwise (a version trained on other process ranges; default X). ``current_columns``: which
+    of the current model's outputs are Y's ``m`` columns, in order (a version whose outputs are in
+    another order, or more; default: the first ``m``, in order).
 
     "Beyond noise" is decided by a paired bootstrap over the held-out points: ``draws``
     resamples of the ``n`` points (the same resample for both models, so what the two share —
@@ -149,7 +155,9 @@ def compare_held_out(candidate, current, X: Tensor, Y: Tensor, draws: int = 2000
 
     Y = torch.as_tensor(Y, dtype=torch.double)
     Y = Y.unsqueeze(-1) if Y.dim() == 1 else Y
-    (mu_a, sd_a), (mu_b, sd_b) = predictive(candidate, X), predictive(current, X)
+    (mu_a, sd_a), (mu_b, sd_b) = predictive(candidate, X), predictive(current, X if X_current is None else X_current)
+    if current_columns is not None:
+        mu_b, sd_b = mu_b[:, current_columns], sd_b[:, current_columns]
     ok = ~(mu_a.isnan() | mu_b.isnan() | sd_a.isnan() | sd_b.isnan()).any(-1) & ~Y.isnan().all(-1)
     Y, mu_a, sd_a, mu_b, sd_b = (t[ok].numpy() for t in (Y, mu_a, sd_a, mu_b, sd_b))
     have = ~np.isnan(Y)

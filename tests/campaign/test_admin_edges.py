@@ -161,3 +161,31 @@ def test_plan_shows_the_walltime_the_job_script_asks(tmp_path):
     asked = re.search(r"requests --time=(\S+)", res.output).group(1)
     script = re.search(r"#SBATCH --time=(\S+)", res.output).group(1)
     assert asked == script and "capped at the site's max_walltime_s" in res.output, res.output
+
+
+@pytest.mark.slurm
+def test_a_submission_the_runner_cannot_journal_ends_the_run_with_its_words_not_a_traceback(tmp_path):
+    """The runner's submissions journal cannot be written (here: a folder where the file goes; on a
+    cluster a full disk): the job Slurm queued is followed, not submitted again, and `dm-hpc run`
+    ends naming the journal file and how the run goes on (real local Slurm)."""
+    from dm_hpc.runners import slurmcli
+    from tests.conftest import REPO
+
+    path = write_campaign(tmp_path, name="nojournal", lab=False, calculations=2,
+                          runner={"kind": "slurm", "site": str(REPO / "configs/sites/local.yaml")})
+    c = load_campaign(path)
+    (c.run_dir / "slurm" / "submissions.jsonl").mkdir(parents=True)
+    try:
+        res = CliRunner().invoke(app, ["run", str(path), "--quiet"])
+        said = " ".join(res.output.split())
+        assert res.exit_code == 1 and "Traceback" not in said, said
+        assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+        assert "could not be written to the submissions journal" in said and "submissions.jsonl" in said, said
+        assert "not submitted again" in said and "re-attaches it by its name" in said, said
+        mine = [name for name in slurmcli.call(["squeue", "--me", "-h", "-t", "all", "-o", "%j"]).split()
+                if name.startswith("dm-nojournal-")]
+        assert len(mine) == 1, mine  # one submission, queued once
+    finally:
+        slurmcli.call(["scancel", "--me", "-n", ",".join(
+            n for n in slurmcli.call(["squeue", "--me", "-h", "-o", "%j"]).split() if n.startswith("dm-nojournal-"))
+            or "dm-nojournal-none"])
