@@ -269,6 +269,10 @@ def _frame_inputs(c: CampaignSpec, frame: pd.DataFrame) -> tuple[list[dict[str, 
         if col.kind == "step":  # a step's equipment, settings or order: what it was done with, no model input
             continue
         why = _process_column_problem(c, col)
+        twice = next((g for g, other in process.items() if other.name == col.name), None)
+        if why is None and twice is not None:  # read one after the other, the last would win unsaid
+            why = (f"{col.name!r} is given by column {twice!r} already: a prediction takes one value per "
+                   "process parameter")
         if why:
             raise InputError(f"campaign {c.name!r}: cannot predict: column {h!r}: {why}")
         process[h] = col
@@ -309,6 +313,9 @@ def _process_column_problem(c: CampaignSpec, col) -> str | None:
         return f"{col.name!r} is not a process parameter of the campaign (its process columns: {heads})"
     if col.step != PROCESS_STEP:
         return f"step {col.step!r} is not the campaign's; its process columns are headed {head(col.name)!r}"
+    if col.occurrence != 1:  # an export's second step of one name: the campaign's route has one
+        return (f"a second {PROCESS_STEP!r} step (occurrence {col.occurrence}) is not the campaign's: its process "
+                f"columns are headed {head(col.name)!r}")
     if not col.unit:
         return f"header has no [unit], as on a lab sheet: write it {head(col.name)!r} (values in that unit)"
     return None

@@ -587,8 +587,11 @@ def _unchanged(campaign: CampaignSpec, snap: Snapshot, options: TrainOptions, se
     if inputs_problem(campaign, last.version, last.meta, snap.space):
         return None  # it no longer fits the campaign's design space: no usable model until one is trained
     cur = current(campaign)
-    if cur is not None and version_problem(registry_dir(campaign) / cur) is not None:
-        return None  # the current version is gone or damaged: the next one replaces it (``_decide``)
+    if cur is not None and _number(last.version) < _number(cur) and version_problem(registry_dir(campaign) / cur):
+        # the current version is gone or damaged and no later one holds these records: the next
+        # training registers its replacement (``_decide``). Once one does, it is that replacement
+        # (current, or a candidate to promote by hand): a nightly job does not register another
+        return None
     if options.if_new_data:
         return last
     if options.register and not options.force and last.meta.get("settings_sha256") == settings:
@@ -1077,6 +1080,11 @@ def versions(campaign: CampaignSpec) -> list[ModelVersion]:
     return out
 
 
+#: What the next training does about a current version that cannot serve (``promotion.decide``).
+_REPLACED = ("the next training registers a replacement, made current when the current version's kind is known "
+             "and the same, else a candidate: `dm-hpc models --promote vNNNN`")
+
+
 def damaged(campaign: CampaignSpec) -> list[str]:
     """One sentence for each version folder that ``versions`` leaves out, and why; the version
     ``CURRENT`` names is said to be current (it cannot serve, and the next training replaces it)."""
@@ -1087,14 +1095,14 @@ def damaged(campaign: CampaignSpec) -> list[str]:
             continue
         why = version_problem(path)
         if why is not None:
-            role = (" It is the current version: predictions with --model current fail until another is promoted, "
-                    "and the next training replaces it (current cannot be rebuilt)." if path.name == cur else "")
+            role = (f" It is the current version: predictions with --model current fail until another is promoted "
+                    f"({_REPLACED})." if path.name == cur else "")
             out.append(f"{why}; it is left out of the versions (restore it from a backup, or move the folder "
                        f"aside).{role}")
     if cur is not None and not (registry_dir(campaign) / cur).is_dir():
         out.append(f"CURRENT names {cur}, whose folder {registry_dir(campaign) / cur} is missing: predictions with "
-                   "--model current fail until another version is promoted, and the next training replaces it "
-                   "(current cannot be rebuilt); its number is never issued again")
+                   f"--model current fail until another version is promoted ({_REPLACED}); its number is never "
+                   "issued again")
     return out
 
 

@@ -226,7 +226,7 @@ def export(
         fail(f"{out}: cannot write: {exc.strerror}")
     say(f"exported {len(records)} records to {out}" + _withheld(withheld, clearance))
     _say_inexact(records, basis)
-    _say_untrimmed(records)
+    _say_not_as_intake_takes(records)
 
 
 def _say_inexact(records, basis: str) -> None:
@@ -245,16 +245,16 @@ def _say_inexact(records, basis: str) -> None:
                   "composition exactly", markup=False, highlight=False, soft_wrap=True)
 
 
-def _say_untrimmed(records) -> None:
-    """Warn of the records stored with spaces around a text of their content (before intake
-    trimmed them, ``records.trimmed``): the sheet reader trims them, so imported back they are
-    other records. Their ids stay theirs: a stored record is never rewritten."""
-    off = [(r.record_id, texts) for r in records if (texts := r.untrimmed_texts())]
+def _say_not_as_intake_takes(records) -> None:
+    """Warn of the records whose content intake would not take as stored (stored before its
+    trimming and raw-material checks: ``MaterialRecord.not_as_intake_takes``): imported back they
+    are other records, or refused. Their ids stay theirs: a stored record is never rewritten."""
+    off = [(r.record_id, what) for r in records if (what := r.not_as_intake_takes())]
     if off:
-        shown = "; ".join(f"{rid} ({', '.join(texts)})" for rid, texts in off[:10])
-        err.print(f"warning: {len(off)} record(s) hold texts with spaces around them (stored before such spaces were "
-                  f"trimmed on intake), which a sheet's reader trims, so imported back they are other records: "
-                  f"{shown}{'; ...' if len(off) > 10 else ''}", markup=False, highlight=False, soft_wrap=True)
+        shown = "; ".join(f"{rid}: {', '.join(what)}" for rid, what in off[:10])
+        err.print(f"warning: {len(off)} record(s) were stored before intake trimmed texts and checked raw materials, "
+                  f"and hold what it would not take as written; imported back they are other records (trimmed) or "
+                  f"refused: {shown}{'; ...' if len(off) > 10 else ''}", markup=False, highlight=False, soft_wrap=True)
 
 
 @store_app.command("query")

@@ -440,15 +440,22 @@ class MaterialRecord(BaseModel):
         """Stable content hash, e.g. ``dm-3f2a...`` (23 characters)."""
         return record_id_of(self.content_json)
 
-    def untrimmed_texts(self) -> list[str]:
-        """The texts of the content that hold spaces intake now trims (``trimmed``), each as
-        ``where 'text'``: a record stored before the trimming. The sheet reader trims them, so
-        an export of such a record reads back as another record (``store export`` says which)."""
+    def not_as_intake_takes(self) -> list[str]:
+        """What of the content intake would not take as stored, each as ``where 'text' (why)``: a
+        text with spaces around it (intake trims them, ``trimmed``), a raw material's purity or
+        purchase date that its checks refuse (``purity_problem``, ``purchase_date_problem``): a
+        record stored before them. An export of such a record reads back as another record, or is
+        refused (``store export`` says which)."""
         texts = [("sample_id", self.sample_id), ("method", self.provenance.method),
                  ("input_hash", self.provenance.input_hash)]
         texts += [(f"raw material {rm.name!r} {f}", getattr(rm, f)) for rm in self.raw_materials for f in _RAW_TEXTS]
         texts += [(f"step {st.name!r} equipment", st.equipment) for st in self.process]
-        return [f"{where} {text!r}" for where, text in texts if text is not None and trimmed(text) != text]
+        out = [f"{where} {text!r} (spaces around it)" for where, text in texts if text is not None and trimmed(text) != text]
+        for rm in self.raw_materials:
+            out += [f"raw material {rm.name!r} ({why})" for why in (
+                rm.purity is not None and purity_problem(rm.purity),
+                rm.purchase_date is not None and purchase_date_problem(rm.purchase_date)) if why]
+        return out
 
 
 def provenance_json(provenance: Provenance) -> tuple[str, str]:

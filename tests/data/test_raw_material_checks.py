@@ -61,6 +61,15 @@ def test_a_record_stored_before_the_checks_still_reads_under_its_id(tmp_path):
     with Store.open(tmp_path / "s") as s:
         assert [r.record_id for r in s.records()] == [old.record_id]
         assert s.check().ok
+    # review: its export said nothing, and the file was then refused on import
+    from typer.testing import CliRunner
+
+    from dm_hpc.cli import app
+
+    res = CliRunner().invoke(app, ["store", "export", str(tmp_path / "e.csv"), "--store", str(tmp_path / "s")])
+    said = " ".join(res.stderr.split())
+    assert res.exit_code == 0 and old.record_id in said and "purity 150.0 is outside 0-100" in said, said
+    assert "purchase_date 'March 2024' is not a date" in said and "refused" in said, said
 
 
 @pytest.mark.parametrize(("header", "cell", "why"), [
