@@ -477,10 +477,10 @@ def access_warnings(c: CampaignSpec) -> list[str]:
 
 def _mixed_warnings(c: CampaignSpec) -> list[str]:
     """Table and store sources whose rows are computed and experimental records in one task."""
+    if c.transfer is None or all(s.model is not None for s in c.transfer.from_):
+        return []  # before the import: validate of a campaign without sources reads no table library
     from dm_hpc.campaign.dataset import mixed_sources, source_rows
 
-    if c.transfer is None or all(s.model is not None for s in c.transfer.from_):
-        return []
     readable = [s for s in c.transfer.from_ if s.model is None and (s.table is None or (
         Path(s.table).is_file() and (s.table_map is None or Path(s.table_map).is_file())))]
     try:

@@ -53,11 +53,11 @@ def withheld_sources(campaign: CampaignSpec, clearance) -> tuple[CampaignSpec, l
     by which the portal scopes store records (``AccessMap.scope``) and serves registered versions,
     so a reader is never served a model that learned from records they may not read. A store
     source's records are scoped with the store's (the portal's view); a table's rows carry no level."""
+    if campaign.transfer is None or clearance is None or all(s.model is None for s in campaign.transfer.from_):
+        return campaign, []  # before the imports: a report without model sources fits and imports no model
     from dm_hpc.campaign.registry import may_read
     from dm_hpc.campaign.standard import ModelFileError, highest_level, load_model_file
 
-    if campaign.transfer is None or clearance is None:
-        return campaign, []
     kept, withheld = [], []
     for s in campaign.transfer.from_:
         if s.model is not None:

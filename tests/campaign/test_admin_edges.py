@@ -168,10 +168,13 @@ def test_a_submission_the_runner_cannot_journal_ends_the_run_with_its_words_not_
     """The runner's submissions journal cannot be written (here: a folder where the file goes; on a
     cluster a full disk): the job Slurm queued is followed, not submitted again, and `dm-hpc run`
     ends naming the journal file and how the run goes on (real local Slurm)."""
+    import uuid
+
     from dm_hpc.runners import slurmcli
     from tests.conftest import REPO
 
-    path = write_campaign(tmp_path, name="nojournal", lab=False, calculations=2,
+    name = f"nojournal{uuid.uuid4().hex[:8]}"  # its own jobs only: the local Slurm is shared by earlier runs
+    path = write_campaign(tmp_path, name=name, lab=False, calculations=2,
                           runner={"kind": "slurm", "site": str(REPO / "configs/sites/local.yaml")})
     c = load_campaign(path)
     (c.run_dir / "slurm" / "submissions.jsonl").mkdir(parents=True)
@@ -182,10 +185,10 @@ def test_a_submission_the_runner_cannot_journal_ends_the_run_with_its_words_not_
         assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
         assert "could not be written to the submissions journal" in said and "submissions.jsonl" in said, said
         assert "not submitted again" in said and "re-attaches it by its name" in said, said
-        mine = [name for name in slurmcli.call(["squeue", "--me", "-h", "-t", "all", "-o", "%j"]).split()
-                if name.startswith("dm-nojournal-")]
+        mine = [job for job in slurmcli.call(["squeue", "--me", "-h", "-t", "all", "-o", "%j"]).split()
+                if job.startswith(f"dm-{name}-")]
         assert len(mine) == 1, mine  # one submission, queued once
     finally:
         slurmcli.call(["scancel", "--me", "-n", ",".join(
-            n for n in slurmcli.call(["squeue", "--me", "-h", "-o", "%j"]).split() if n.startswith("dm-nojournal-"))
-            or "dm-nojournal-none"])
+            n for n in slurmcli.call(["squeue", "--me", "-h", "-o", "%j"]).split() if n.startswith(f"dm-{name}-"))
+            or f"dm-{name}-none"])
