@@ -481,9 +481,8 @@ class Campaign:
         version = registry.current(c) if model == "current" else model
         found = {v.version: v for v in registry.versions(c)}
         if version not in found:
-            named = version is not None and registry.VERSION_NAME.fullmatch(version)
-            damaged = registry.version_problem(registry.registry_dir(c) / version) if named else None
-            if damaged is not None and (version == registry.current(c) or (registry.registry_dir(c) / version).is_dir()):
+            damaged = registry.unusable(c, version)
+            if damaged is not None:
                 raise NoModel(f"campaign {self.name!r}: {damaged} (registered: {', '.join(found) or 'none usable'}; "
                               "`dm-hpc train` registers a new version, `dm-hpc models` lists them)")
             asked = "no current model version" if version is None else f"no model version {version!r}"

@@ -92,7 +92,7 @@ def export_version(campaign: CampaignSpec, version: str | None, out: Path,
 
     from dm_hpc.campaign import registry
     from dm_hpc.campaign.strategy import design_space
-    from dm_hpc.learn.persist import LOAD_ERRORS
+    from dm_hpc.learn.persist import LOAD_ERRORS, load_error_text
 
     version = version or registry.current(campaign)
     found = {v.version: v for v in registry.versions(campaign)}
@@ -101,10 +101,9 @@ def export_version(campaign: CampaignSpec, version: str | None, out: Path,
                                      f"(dm-hpc train CAMPAIGN), or export the campaign's model with its "
                                      "sources (--with-transfer)")
     if version not in found:
-        path = registry.registry_dir(campaign) / version
-        if registry.VERSION_NAME.fullmatch(version) and (path.is_dir() or version == registry.current(campaign)):
-            # a damaged or vanished version: what is wrong, not a raw Errno of its model.pt
-            raise registry.RegistryError(f"{campaign.name}: {registry.version_problem(path)}; nothing exported "
+        damaged = registry.unusable(campaign, version)
+        if damaged is not None:  # a damaged or vanished version: what is wrong, not a raw Errno of its model.pt
+            raise registry.RegistryError(f"{campaign.name}: {damaged}; nothing exported "
                                          f"(registered: {', '.join(found) or 'none usable'})")
         raise registry.RegistryError(f"{campaign.name}: no model version {version!r} "
                                      f"(registered: {', '.join(found) or 'none'})")
@@ -118,7 +117,7 @@ def export_version(campaign: CampaignSpec, version: str | None, out: Path,
         state = torch.load(v.path / "model.pt", weights_only=True, map_location="cpu")
     except LOAD_ERRORS as exc:
         raise registry.RegistryError(f"{campaign.name}: model version {version}: {v.path / 'model.pt'} cannot be "
-                                     f"read ({type(exc).__name__}); nothing exported") from None
+                                     f"read ({type(exc).__name__}: {load_error_text(exc)}); nothing exported") from None
     ids = sorted(registry.trained_on(v))
     meta = v.meta
     provenance = {

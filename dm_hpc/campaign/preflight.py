@@ -13,6 +13,7 @@ sources that select no record yet (said, not refused: the store may fill before 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -396,16 +397,31 @@ def source_problems(c: CampaignSpec, k: int) -> list[str]:
 
 def _store_df(c: CampaignSpec):
     """The campaign store's records (``Store.to_dataframe``); empty without a readable store (a
-    damaged one is `dm-hpc store check`'s to judge)."""
+    damaged one is `dm-hpc store check`'s to judge). Read once per committed state of the store
+    (its manifest): validate asks for each source's own-answers check and for its warnings."""
+    import pandas as pd
+
+    from dm_hpc.data.layout import MANIFEST
+
+    try:
+        st = (Path(c.store) / MANIFEST).stat()
+    except OSError:
+        st = None
+    if st is None and not (Path(c.store).is_dir() and any(Path(c.store).iterdir())):
+        return pd.DataFrame()
+    stamp = None if st is None else (st.st_ino, st.st_mtime_ns, st.st_size)
+    return _read_store(str(Path(c.store).resolve()), stamp).copy(deep=False)
+
+
+@lru_cache(maxsize=2)
+def _read_store(store: str, stamp: tuple | None):
     import pandas as pd
 
     from dm_hpc.data import Store, StoreError
 
-    if not (Path(c.store).is_dir() and any(Path(c.store).iterdir())):
-        return pd.DataFrame()
     try:
-        with Store.open(c.store, "r") as store:
-            return store.to_dataframe()
+        with Store.open(store, "r") as opened:
+            return opened.to_dataframe()
     except (StoreError, OSError):
         return pd.DataFrame()
 

@@ -1063,6 +1063,16 @@ def _read_version(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     return (None, why) if why is not None else (meta, None)
 
 
+def unusable(campaign: CampaignSpec, version: str | None) -> str | None:
+    """Why ``version``, one ``versions`` leaves out, is there all the same but cannot serve (its
+    folder damaged, or the current version's folder gone: ``version_problem``); None for a name
+    that was never a version of this registry (the caller says "no model version")."""
+    if version is None or not VERSION_NAME.fullmatch(version):
+        return None
+    path = registry_dir(campaign) / version
+    return version_problem(path) if path.is_dir() or version == current(campaign) else None
+
+
 def version_problem(path: Path) -> str | None:
     """Why the version folder ``path`` is left out of ``versions`` (its ``meta.json`` or its
     ``model.pt``), or None."""
@@ -1253,7 +1263,7 @@ def load(campaign: CampaignSpec, version: str | None = None, clearance: AccessLe
     ``meta.json`` or ``model.pt`` is damaged, is a ``RegistryError`` naming the file (``_decide``:
     "current cannot be rebuilt"). ``space``: the campaign's ``design_space`` when the caller holds
     it already (default: built here)."""
-    from dm_hpc.learn.persist import LOAD_ERRORS, load_surrogate
+    from dm_hpc.learn.persist import LOAD_ERRORS, load_error_text, load_surrogate
 
     version = version or current(campaign)
     if version is None:
@@ -1276,10 +1286,11 @@ def load(campaign: CampaignSpec, version: str | None = None, clearance: AccessLe
             warnings.simplefilter("ignore")
             model = load_surrogate(path / "model.pt")
     except LOAD_ERRORS as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        if "Weights only load failed" in str(exc):
-            first = "it holds a pickled object: versions saved before the tensor-only format hold pickled models"
+        import pickle
+
+        old = ("; versions saved before the tensor-only format hold pickled models"
+               if isinstance(exc, pickle.UnpicklingError) else "")
         raise RegistryError(f"{campaign.name}: model version {version} cannot be rebuilt: {path / 'model.pt'} is "
-                            f"damaged or not a model file ({type(exc).__name__}: {first}); retrain with "
-                            "`dm-hpc train`") from exc
+                            f"damaged or not a model file ({type(exc).__name__}: {load_error_text(exc)}{old}); "
+                            "retrain with `dm-hpc train`") from exc
     return model, version_space(meta, space), bool(meta.get("multi_fidelity"))

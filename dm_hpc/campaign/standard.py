@@ -318,19 +318,13 @@ def _load_cached(path: Path, mtime_ns: int, size: int) -> ModelFile:
 
     import torch
 
-    from dm_hpc.learn.persist import LOAD_ERRORS
+    from dm_hpc.learn.persist import LOAD_ERRORS, load_error_text
 
     try:
         with warnings.catch_warnings():  # a foreign pickle's protocol warning: the error below says it
             warnings.simplefilter("ignore")
             payload = torch.load(path, weights_only=True, map_location="cpu")
     except LOAD_ERRORS as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "Weights only load failed" in str(exc):
-            # PyTorch's message goes on to advise loading the file with weights_only=False, i.e.
-            # running whatever code a partner's file carries: never repeated to the user
-            found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-            first = f"it holds {found.group(1) if found else 'a Python object'}, which is never unpickled"
         raise ModelFileError(f"{path} cannot be read as a model file: damaged, or not a dm-hpc model file "
-                             f"(only tensors and plain values are read: {first[:200]})") from exc
+                             f"(only tensors and plain values are read: {load_error_text(exc)})") from exc
     return _from_payload(payload, path, sha256_file(path))

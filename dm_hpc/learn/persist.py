@@ -10,6 +10,7 @@ loads the saved parameters over it. ``torch.load(..., weights_only=True)`` reads
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,17 @@ FORMAT = 1
 LOAD_ERRORS: tuple[type[BaseException], ...] = (
     pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
     AttributeError, KeyError, TypeError)
+
+
+def load_error_text(exc: BaseException) -> str:
+    """The first line of a ``LOAD_ERRORS`` error, at most 200 characters, for a message that names
+    the file. PyTorch's weights-only refusal goes on to advise loading the file with
+    ``weights_only=False``, i.e. running whatever code it carries: never repeated to the user."""
+    text = str(exc).strip()
+    if "Weights only load failed" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        return f"it holds {found.group(1) if found else 'a Python object'}, which is never unpickled"
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def surrogate_state(

@@ -406,8 +406,7 @@ class SlurmRunner(Runner):
                 names[name] = batch_id
         if not names:
             return {}
-        # the manifest is written just before sbatch; a minute of slack for slurmctld's clock
-        since = min(manifests[b].stat().st_mtime for b in names.values()) - 60
+        since = min(manifests[b].stat().st_mtime for b in names.values())  # written just before sbatch
         return {names[name]: job for name, job in slurmcli.jobs_named(names, since).items()}
 
     def _is_streamed(self, campaign: str, batch_id: str) -> bool:

@@ -104,6 +104,8 @@ def job_named(name: str, since: float | None = None) -> str | None:
 
 #: Job names per squeue/sacct call (dm-hpc names are at most ~150 characters).
 NAMES_PER_CALL = 100
+#: How far before a submission ``jobs_named`` asks sacct from: slurmctld's clock may differ from ours.
+CLOCK_SLACK_S = 60
 
 
 def jobs_named(names: Iterable[str], since: float | None = None) -> dict[str, str]:
@@ -114,23 +116,23 @@ def jobs_named(names: Iterable[str], since: float | None = None) -> dict[str, st
     Names no source knows are left out. The one look-up by name: after a lost sbatch
     reply (:func:`sbatch`, :meth:`SubmissionUnsure.find`) and for a restart's batches missing from
     the submissions journal. ``since``: when the jobs were submitted at the earliest (epoch s;
-    sacct looks no further back, a day when None: without ``-S`` it looks from midnight only).
+    sacct looks no further back than ``CLOCK_SLACK_S`` before it, a day when None: without ``-S``
+    it looks from midnight only).
     Raises SlurmError (or TimeoutExpired) when a source cannot tell."""
     wanted = sorted(set(names))
     got: dict[str, str] = {}
-    for i in range(0, len(wanted), NAMES_PER_CALL):
-        chunk = ",".join(wanted[i:i + NAMES_PER_CALL])
-        # -o: fields without a size are printed whole (-O cuts them at 20 characters by default)
-        got.update(_named(call(["squeue", "--me", "-h", "-t", "all", "-n", chunk, "-o", "%i|%j"],
-                               timeout_s=30, tries=1), got))
+
+    def ask(names: list[str], argv) -> None:  # ``argv(comma-separated names)``, NAMES_PER_CALL at a time
+        for i in range(0, len(names), NAMES_PER_CALL):
+            got.update(_named(call(argv(",".join(names[i:i + NAMES_PER_CALL])), timeout_s=30, tries=1), got))
+
+    # -o: fields without a size are printed whole (-O cuts them at 20 characters by default)
+    ask(wanted, lambda chunk: ["squeue", "--me", "-h", "-t", "all", "-n", chunk, "-o", "%i|%j"])
     missing = [n for n in wanted if n not in got]
     if missing and accounting_enabled():
-        start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since)) if since is not None \
-            else "now-1days"
-        for i in range(0, len(missing), NAMES_PER_CALL):
-            chunk = ",".join(missing[i:i + NAMES_PER_CALL])
-            got.update(_named(call(["sacct", "-X", "-n", "-P", "--name", chunk, "-S", start,
-                                    "-o", "JobID,JobName"], timeout_s=30, tries=1), got))
+        start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - CLOCK_SLACK_S)) \
+            if since is not None else "now-1days"
+        ask(missing, lambda chunk: ["sacct", "-X", "-n", "-P", "--name", chunk, "-S", start, "-o", "JobID,JobName"])
     elif missing:  # no accounting: the job-completion log, as for a job's final state (``states``)
         got.update(parse_jobcomp_names(_jobcomp_lines(), set(missing)))
     return {n: j for n, j in got.items() if n in wanted}
@@ -170,7 +172,7 @@ def sbatch(script: Path, options: list[str], job_name: str | None = None, tries:
     # directive, and the lookup after a lost reply would then find nothing and submit again
     named = [f"--job-name={job_name}"] if job_name else []
     argv = ["sbatch", "--parsable", *named, *options, str(script)]
-    last, since = "", time.time() - 60  # a minute of slack: slurmctld's clock may differ from ours
+    last, since = "", time.time()
     for attempt in range(tries):
         if attempt:
             time.sleep(0.5 * 2 ** (attempt - 1))
